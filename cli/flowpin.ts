@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+// flowpin command line: one entry, a subcommand per task.
+
+import { decodeCommand } from './decode.js';
+import { receiveCommand } from './receive.js';
+
+const USAGE = `usage: flowpin <command> [options]
+
+commands:
+  start              run flowpin (for now: the mirror receiver, as 'receive')
+  receive [--host H] [--port P] [--raw]
+                     listen for mirrored frames and print decoded TCP segments
+  decode FILE|-      decode a pcap of mirrored frames, one JSON line per TCP segment
+  help               this text
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'decode':
+      return decodeCommand(rest);
+    case 'receive':
+    case 'start':
+      return receiveCommand(rest);
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return 0;
+    default:
+      process.stderr.write(command === undefined ? USAGE : `flowpin: unknown command '${command}'\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`flowpin: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,193 @@
+// FlowTable: the TCP flows flowpin has seen, keyed by switch + flow tuple, bounded in count
+// and in age by an LRU cache, with an index from nexthop id to its live flows. The clock is
+// injected; the table never reads the wall clock itself.
+//
+// Memory per flow is kept small on purpose: the key is a short latin1 string (2 characters
+// of switch id + the binary tuple), the value is a plain number (the nexthop id, 0 while
+// unresolved), and the index holds the same key strings.
+
+import { LRUCache } from 'lru-cache';
+import { parseTuple, type FlowTuple } from '../mirror-receiver/tuple.js';
+
+export interface FlowTableOptions {
+  /** Most flows kept; the least recently seen is evicted past it. */
+  maxFlows: number;
+  /** A flow not seen for this long is gone. */
+  maxAgeMs: number;
+  /** Milliseconds, monotonic. */
+  now: () => number;
+}
+
+export interface FlowEntry extends FlowTuple {
+  switchId: number;
+  /** Nexthop id from the NexthopRegistry, 0 while unresolved. */
+  nexthopId: number;
+  /** When the flow was last seen, in the clock of `now`. */
+  lastSeen: number;
+}
+
+export const UNRESOLVED = 0;
+const MAX_SWITCH_ID = 0xffff;
+
+/** The key of a flow: switch id as two latin1 characters, then the tuple. */
+export function flowKey(switchId: number, tuple: string): string {
+  if (!Number.isInteger(switchId) || switchId < 0 || switchId > MAX_SWITCH_ID) throw new RangeError(`switch id out of range: ${switchId}`);
+  return String.fromCharCode(switchId >> 8, switchId & 0xff) + tuple;
+}
+
+export function switchIdOfKey(key: string): number {
+  return (key.charCodeAt(0) << 8) | key.charCodeAt(1);
+}
+
+export class FlowTable {
+  private readonly lru: LRUCache<string, number>;
+  private readonly byNexthop = new Map<number, Set<string>>();
+  private readonly maxAgeMs: number;
+  private evictions = 0;
+
+  constructor(options: FlowTableOptions) {
+    if (!(options.maxFlows > 0)) throw new RangeError('maxFlows must be positive');
+    if (!(options.maxAgeMs > 0)) throw new RangeError('maxAgeMs must be positive');
+    this.maxAgeMs = options.maxAgeMs;
+    this.lru = new LRUCache<string, number>({
+      max: options.maxFlows,
+      ttl: options.maxAgeMs,
+      ttlResolution: 0,
+      ttlAutopurge: false,
+      updateAgeOnGet: false,
+      allowStale: false,
+      perf: { now: options.now },
+      noDisposeOnSet: true,
+      dispose: (nexthopId, key, reason) => {
+        if (reason === 'evict' || reason === 'expire') this.evictions++;
+        this.unindex(key, nexthopId);
+      },
+    });
+  }
+
+  get size(): number {
+    return this.lru.size;
+  }
+
+  /** Flows dropped for count or age since the table was made. */
+  get evicted(): number {
+    return this.evictions;
+  }
+
+  /**
+   * Records that a flow was seen (a SYN, or any later segment) and refreshes its age.
+   * Returns true for a flow the table did not hold.
+   */
+  touch(key: string): boolean {
+    const current = this.lru.get(key);
+    if (current === undefined) {
+      this.lru.set(key, UNRESOLVED);
+      return true;
+    }
+    this.lru.set(key, current);
+    return false;
+  }
+
+  /** Sets a live flow's nexthop; returns false if the flow is no longer in the table. */
+  resolve(key: string, nexthopId: number): boolean {
+    const current = this.lru.get(key);
+    if (current === undefined) return false;
+    if (current === nexthopId) return true;
+    this.unindex(key, current);
+    this.lru.set(key, nexthopId, { noUpdateTTL: true });
+    if (nexthopId !== UNRESOLVED) {
+      let set = this.byNexthop.get(nexthopId);
+      if (set === undefined) {
+        set = new Set();
+        this.byNexthop.set(nexthopId, set);
+      }
+      set.add(key);
+    }
+    return true;
+  }
+
+  /** Ends a flow (FIN or RST seen); returns true if it was live. */
+  end(key: string): boolean {
+    return this.lru.delete(key);
+  }
+
+  /** The nexthop id of a live flow (0 while unresolved), or undefined if not live. */
+  nexthopOf(key: string): number | undefined {
+    return this.lru.get(key);
+  }
+
+  has(key: string): boolean {
+    return this.lru.has(key);
+  }
+
+  /** Live flows on a nexthop; stale ones met on the way are removed. */
+  flowsOn(nexthopId: number): string[] {
+    const set = this.byNexthop.get(nexthopId);
+    if (set === undefined) return [];
+    const out: string[] = [];
+    for (const key of set) {
+      // has() is false for an expired flow, which get() would then purge (and unindex).
+      if (this.lru.has(key)) out.push(key);
+      else this.lru.get(key);
+    }
+    return out;
+  }
+
+  /** Number of flows indexed on a nexthop (may include flows past their age until purged). */
+  countOn(nexthopId: number): number {
+    return this.byNexthop.get(nexthopId)?.size ?? 0;
+  }
+
+  /** Removes every flow past its age; returns how many went. */
+  purgeStale(): number {
+    const before = this.lru.size;
+    this.lru.purgeStale();
+    return before - this.lru.size;
+  }
+
+  /** A live flow in readable form. */
+  entry(key: string): FlowEntry | undefined {
+    const nexthopId = this.lru.get(key);
+    if (nexthopId === undefined) return undefined;
+    const remaining = this.lru.getRemainingTTL(key);
+    return { switchId: switchIdOfKey(key), ...parseTuple(key, 2), nexthopId, lastSeen: this.lruNow() - (this.maxAgeMs - remaining) };
+  }
+
+  /** Keys of live flows, most recently seen first. */
+  *keys(): IterableIterator<string> {
+    yield* this.lru.keys();
+  }
+
+  /** Checks that the nexthop index and the table agree; returns the problems found. */
+  checkIndex(): string[] {
+    const problems: string[] = [];
+    let indexed = 0;
+    for (const [nh, set] of this.byNexthop) {
+      for (const key of set) {
+        indexed++;
+        const v = this.lru.peek(key, { allowStale: true });
+        if (v !== nh) problems.push(`key indexed on ${nh} has nexthop ${String(v)}`);
+      }
+    }
+    let resolved = 0;
+    for (const [key, v] of this.lru.entries()) {
+      if (v === UNRESOLVED) continue;
+      resolved++;
+      if (!this.byNexthop.get(v)?.has(key)) problems.push(`resolved flow missing from index of ${v}`);
+    }
+    if (indexed < resolved) problems.push(`index holds ${indexed} keys, table ${resolved} resolved flows`);
+    return problems;
+  }
+
+  private lruNow(): number {
+    return this.lru.perf.now();
+  }
+
+  private unindex(key: string, nexthopId: number): void {
+    if (nexthopId === UNRESOLVED) return;
+    const set = this.byNexthop.get(nexthopId);
+    if (set === undefined) return;
+    set.delete(key);
+    if (set.size === 0) this.byNexthop.delete(nexthopId);
+  }
+}
