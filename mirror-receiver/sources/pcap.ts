@@ -35,7 +35,9 @@ export function readPcap(input: string | Readable, onFrame: PcapFrameHandler): P
     });
     parser.on('error', fail);
     parser.on('end', () => {
-      if (!failed) resolve({ linkType, frames });
+      if (failed) return;
+      if (linkType < 0) fail(new Error('input ended before a complete pcap header'));
+      else resolve({ linkType, frames });
     });
   });
 }
