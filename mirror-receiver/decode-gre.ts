@@ -1,7 +1,7 @@
 // GRE, ERSPAN I/II/III and the mirrored Ethernet frame (802.1Q/802.1ad tags, Arista's
 // timestamp header). Entry point: decodeGre, given the offset of the GRE header.
 
-import { drop, OK, type DecodeResult } from './drop-reasons.js';
+import { drop, type DecodeResult } from './drop-reasons.js';
 import { Encap, type FrameView } from './frame-view.js';
 import { decodeInnerIp } from './decode-ip.js';
 
