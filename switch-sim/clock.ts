@@ -1,0 +1,103 @@
+// Simulated time: a clock with a queue of timed callbacks. VirtualClock advances only when
+// told to, so hours of traffic run in seconds; RealTimeDriver advances it with wall time.
+
+interface Timer {
+  at: number;
+  seq: number;
+  fn: () => void;
+}
+
+export class VirtualClock {
+  private t: number;
+  private seq = 0;
+  private readonly heap: Timer[] = [];
+
+  constructor(startMs = 0) {
+    this.t = startMs;
+  }
+
+  now = (): number => this.t;
+
+  get pending(): number {
+    return this.heap.length;
+  }
+
+  /** Runs `fn` when the clock reaches `at` (ms); same-time callbacks run in the order given. */
+  at(at: number, fn: () => void): void {
+    this.push({ at: Math.max(at, this.t), seq: this.seq++, fn });
+  }
+
+  after(ms: number, fn: () => void): void {
+    this.at(this.t + ms, fn);
+  }
+
+  /** Advances to `until`, running every callback due on the way, in time order. */
+  advanceTo(until: number): void {
+    for (;;) {
+      const top = this.heap[0];
+      if (top === undefined || top.at > until) break;
+      this.pop();
+      this.t = top.at;
+      top.fn();
+    }
+    if (until > this.t) this.t = until;
+  }
+
+  advance(ms: number): void {
+    this.advanceTo(this.t + ms);
+  }
+
+  private push(timer: Timer): void {
+    const h = this.heap;
+    h.push(timer);
+    let i = h.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!before(h[i] as Timer, h[parent] as Timer)) break;
+      [h[i], h[parent]] = [h[parent] as Timer, h[i] as Timer];
+      i = parent;
+    }
+  }
+
+  private pop(): void {
+    const h = this.heap;
+    const last = h.pop();
+    if (last === undefined || h.length === 0) return;
+    h[0] = last;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < h.length && before(h[l] as Timer, h[m] as Timer)) m = l;
+      if (r < h.length && before(h[r] as Timer, h[m] as Timer)) m = r;
+      if (m === i) break;
+      [h[i], h[m]] = [h[m] as Timer, h[i] as Timer];
+      i = m;
+    }
+  }
+}
+
+function before(a: Timer, b: Timer): boolean {
+  return a.at < b.at || (a.at === b.at && a.seq < b.seq);
+}
+
+/** Drives a VirtualClock in step with wall time (the demo), every `tickMs`. */
+export class RealTimeDriver {
+  private timer: NodeJS.Timeout | undefined;
+  private readonly wallStart = Date.now();
+  private readonly simStart: number;
+
+  constructor(private readonly clock: VirtualClock, private readonly tickMs = 20) {
+    this.simStart = clock.now();
+  }
+
+  start(): void {
+    this.timer ??= setInterval(() => this.clock.advanceTo(this.simStart + (Date.now() - this.wallStart)), this.tickMs);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}

@@ -1,0 +1,182 @@
+// The simulated switch's pin table, modelled on DirectFlow: named flows with match fields,
+// an output nexthop, idle and hard timeouts, counters, and a hardware table of fixed
+// capacity. A flow that does not fit, or that timed out, stays configured but not
+// programmed, with the reason, until it is removed or configured again.
+
+export interface PinMatch {
+  /** Address family when `ethertype ip`/`ipv6` was matched. */
+  family?: 4 | 6;
+  src?: string;
+  dst?: string;
+  protocol?: number;
+  sport?: number;
+  dport?: number;
+}
+
+export interface PinSpec {
+  match: PinMatch;
+  /** Output nexthop; undefined means drop (a flow with no output action). */
+  nexthop?: string;
+  idleTimeoutS: number;
+  hardTimeoutS: number;
+  persistent: boolean;
+  priority: number;
+}
+
+export type PinStatus = 'programmed' | 'table-full' | 'idle-timeout' | 'hard-timeout';
+
+export interface PinEntry extends PinSpec {
+  readonly name: string;
+  status: PinStatus;
+  packets: number;
+  bytes: number;
+  /** Simulated milliseconds. */
+  createdAt: number;
+  lastMatchAt: number;
+}
+
+/** Key of an exact 5-tuple match in the fast index. */
+export const exactKey = (src: string, dst: string, protocol: number, sport: number, dport: number): string => `${src}|${dst}|${protocol}|${sport}|${dport}`;
+
+function exactKeyOf(m: PinMatch): string | undefined {
+  if (m.src === undefined || m.dst === undefined || m.protocol === undefined || m.sport === undefined || m.dport === undefined) return undefined;
+  return exactKey(m.src, m.dst, m.protocol, m.sport, m.dport);
+}
+
+export interface PinLookup {
+  src: string;
+  dst: string;
+  protocol: number;
+  sport: number;
+  dport: number;
+}
+
+export class PinTable {
+  private readonly entries = new Map<string, PinEntry>();
+  /** Programmed flows with an exact 5-tuple match, by key; several names may share one. */
+  private readonly exact = new Map<string, PinEntry[]>();
+  /** Programmed flows with wildcards, scanned in priority order. */
+  private wildcard: PinEntry[] = [];
+  private programmedCount = 0;
+  /** Configuration changes since start, for ON_CHANGE subscribers. */
+  revision = 0;
+
+  constructor(public capacity: number) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  get programmed(): number {
+    return this.programmedCount;
+  }
+
+  get(name: string): PinEntry | undefined {
+    return this.entries.get(name);
+  }
+
+  all(): PinEntry[] {
+    return [...this.entries.values()];
+  }
+
+  /** Adds or replaces a named flow; it is programmed if the hardware table has room. */
+  upsert(name: string, spec: PinSpec, now: number): PinEntry {
+    this.remove(name);
+    const entry: PinEntry = { ...spec, match: { ...spec.match }, name, status: 'table-full', packets: 0, bytes: 0, createdAt: now, lastMatchAt: now };
+    this.entries.set(name, entry);
+    if (this.programmedCount < this.capacity) this.program(entry);
+    this.revision++;
+    return entry;
+  }
+
+  remove(name: string): boolean {
+    const entry = this.entries.get(name);
+    if (entry === undefined) return false;
+    this.unprogram(entry, entry.status);
+    this.entries.delete(name);
+    this.revision++;
+    return true;
+  }
+
+  /** Marks programmed flows past their idle or hard timeout as not programmed. */
+  expire(now: number): number {
+    let n = 0;
+    for (const e of this.entries.values()) if (e.status === 'programmed' && this.checkTimeouts(e, now)) n++;
+    return n;
+  }
+
+  /** The programmed flow a packet matches, refreshing its idle timer and counters. */
+  match(p: PinLookup, bytes: number, now: number): PinEntry | undefined {
+    let hit: PinEntry | undefined;
+    const list = this.exact.get(exactKey(p.src, p.dst, p.protocol, p.sport, p.dport));
+    if (list !== undefined) {
+      for (const e of list) if (!this.checkTimeouts(e, now) && (hit === undefined || e.priority > hit.priority)) hit = e;
+    }
+    for (const e of this.wildcard) {
+      if (hit !== undefined && e.priority <= hit.priority) break;
+      if (matches(e.match, p) && !this.checkTimeouts(e, now)) {
+        hit = e;
+        break;
+      }
+    }
+    if (hit === undefined) return undefined;
+    hit.packets++;
+    hit.bytes += bytes;
+    hit.lastMatchAt = now;
+    return hit;
+  }
+
+  private checkTimeouts(e: PinEntry, now: number): boolean {
+    if (e.status !== 'programmed' || e.persistent) return false;
+    if (e.hardTimeoutS > 0 && now - e.createdAt >= e.hardTimeoutS * 1000) {
+      this.unprogram(e, 'hard-timeout');
+      return true;
+    }
+    if (e.idleTimeoutS > 0 && now - e.lastMatchAt >= e.idleTimeoutS * 1000) {
+      this.unprogram(e, 'idle-timeout');
+      return true;
+    }
+    return false;
+  }
+
+  private program(e: PinEntry): void {
+    e.status = 'programmed';
+    this.programmedCount++;
+    const key = exactKeyOf(e.match);
+    if (key !== undefined) {
+      const list = this.exact.get(key);
+      if (list) list.push(e);
+      else this.exact.set(key, [e]);
+    } else {
+      this.wildcard.push(e);
+      this.wildcard.sort((a, b) => b.priority - a.priority);
+    }
+  }
+
+  private unprogram(e: PinEntry, status: PinStatus): void {
+    if (e.status === 'programmed') {
+      this.programmedCount--;
+      const key = exactKeyOf(e.match);
+      if (key !== undefined) {
+        const list = (this.exact.get(key) ?? []).filter((x) => x !== e);
+        if (list.length > 0) this.exact.set(key, list);
+        else this.exact.delete(key);
+      } else {
+        this.wildcard = this.wildcard.filter((x) => x !== e);
+      }
+      this.revision++;
+    }
+    e.status = status;
+  }
+}
+
+function matches(m: PinMatch, p: PinLookup): boolean {
+  return (
+    (m.src === undefined || m.src === p.src) &&
+    (m.dst === undefined || m.dst === p.dst) &&
+    (m.protocol === undefined || m.protocol === p.protocol) &&
+    (m.sport === undefined || m.sport === p.sport) &&
+    (m.dport === undefined || m.dport === p.dport) &&
+    (m.family === undefined || m.family === (p.src.includes(':') ? 6 : 4))
+  );
+}

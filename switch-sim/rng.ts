@@ -1,0 +1,56 @@
+// Seeded pseudo-random numbers (mulberry32) and the lifetime distributions of simulated
+// connections, so that a scenario replays identically for a seed.
+
+export class Rng {
+  private s: number;
+
+  constructor(seed: number) {
+    this.s = seed >>> 0;
+  }
+
+  /** Uniform in [0, 1). */
+  next(): number {
+    this.s = (this.s + 0x6d2b79f5) >>> 0;
+    let t = this.s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+
+  int(min: number, maxInclusive: number): number {
+    return min + Math.floor(this.next() * (maxInclusive - min + 1));
+  }
+
+  /** Standard normal (Box-Muller). */
+  normal(): number {
+    const u = 1 - this.next();
+    const v = this.next();
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+  }
+}
+
+export type LifetimeDistribution =
+  | { kind: 'lognormal'; medianS: number; sigma: number; maxS: number }
+  | { kind: 'pareto'; minS: number; alpha: number; maxS: number }
+  | { kind: 'exponential'; meanS: number; maxS: number }
+  | { kind: 'fixed'; s: number };
+
+/** A connection lifetime in milliseconds. */
+export function sampleLifetimeMs(d: LifetimeDistribution, rng: Rng): number {
+  let s: number;
+  switch (d.kind) {
+    case 'lognormal':
+      s = Math.min(d.maxS, d.medianS * Math.exp(d.sigma * rng.normal()));
+      break;
+    case 'pareto':
+      s = Math.min(d.maxS, d.minS / Math.pow(1 - rng.next(), 1 / d.alpha));
+      break;
+    case 'exponential':
+      s = Math.min(d.maxS, -d.meanS * Math.log(1 - rng.next()));
+      break;
+    case 'fixed':
+      s = d.s;
+      break;
+  }
+  return Math.max(1, Math.round(s * 1000));
+}

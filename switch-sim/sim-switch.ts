@@ -1,0 +1,199 @@
+// SimSwitch: the behavioural model of one switch. Each VIP is routed over an ECMP group of
+// server nexthops; a pin table (DirectFlow-like) takes priority over ECMP; packets are
+// delivered to simulated servers, which reset connections they do not hold. SYNs (and
+// optionally FIN/RST) are handed to the mirror hook, as a switch's mirror session would.
+
+import { canonicalIp } from '../mirror-receiver/addr.js';
+import { tupleOf } from '../mirror-receiver/tuple.js';
+import { ModNGroup, ResilientGroup, type EcmpGroup } from './ecmp-group.js';
+import { flowHash } from './hash.js';
+import { PinTable, type PinEntry } from './pin-table.js';
+import { parsePrefix, prefixContains, type Prefix } from './prefix.js';
+import { SimServer, type SegmentOutcome } from './servers.js';
+
+export const TCP = 6;
+const FIN = 0x01;
+const SYN = 0x02;
+const RST = 0x04;
+
+export interface SimPacket {
+  src: string;
+  dst: string;
+  sport: number;
+  dport: number;
+  protocol: number;
+  flags: number;
+  bytes: number;
+}
+
+export interface SimSwitchOptions {
+  hostname: string;
+  /** Seed of the ECMP hash. */
+  hashSeed: number;
+  /** 'resilient' (bucket table) or 'mod-n'. */
+  ecmpMode: 'resilient' | 'mod-n';
+  /** Buckets per resilient group unless a VIP sets its own (capacity x redundancy). */
+  bucketCount: number;
+  /** Hardware pin table entries. */
+  pinCapacity: number;
+  /** Client-facing interface and the prefixes of clients routed through it. */
+  uplink: { interface: string; nexthop: string; prefixes: string[] };
+  /** Mirror FIN and RST segments too, not only SYNs. */
+  mirrorFinRst: boolean;
+  now: () => number;
+}
+
+export interface Vip {
+  readonly address: string;
+  readonly prefix: Prefix;
+  readonly group: EcmpGroup;
+}
+
+export interface Delivery {
+  nexthop: string | undefined;
+  via: 'pin' | 'ecmp' | 'drop' | 'no-route';
+  outcome: SegmentOutcome | 'lost';
+  pin?: PinEntry;
+}
+
+export interface SwitchCounters {
+  packets: number;
+  viaPin: number;
+  viaEcmp: number;
+  dropped: number;
+  mirrored: number;
+}
+
+export class SimSwitch {
+  readonly pins: PinTable;
+  readonly vips = new Map<string, Vip>();
+  readonly servers = new Map<string, SimServer>();
+  /** Nexthop address -> interface name. */
+  readonly interfaces = new Map<string, string>();
+  /** Configuration revision of the VIP groups, for ON_CHANGE subscribers. */
+  groupRevision = 0;
+  directflowEnabled = false;
+  mirror: ((pkt: SimPacket) => void) | undefined;
+  readonly counters: SwitchCounters = { packets: 0, viaPin: 0, viaEcmp: 0, dropped: 0, mirrored: 0 };
+  private readonly uplinkPrefixes: Prefix[];
+  private nextPort = 1;
+
+  constructor(readonly options: SimSwitchOptions) {
+    this.pins = new PinTable(options.pinCapacity);
+    this.uplinkPrefixes = options.uplink.prefixes.map(parsePrefix);
+  }
+
+  get now(): () => number {
+    return this.options.now;
+  }
+
+  /** Attaches a server (a nexthop) on the next free interface; returns the interface. */
+  addServer(address: string): string {
+    const a = canonicalIp(address);
+    const existing = this.interfaces.get(a);
+    if (existing !== undefined) return existing;
+    if (this.nextPort === Number(this.options.uplink.interface.replace(/\D+/g, ''))) this.nextPort++;
+    const ifname = `Ethernet${this.nextPort++}`;
+    this.interfaces.set(a, ifname);
+    this.servers.set(a, new SimServer(a));
+    return ifname;
+  }
+
+  /** Creates a VIP routed over `members` (attached as servers if new). */
+  addVip(address: string, members: string[], bucketCount = this.options.bucketCount): Vip {
+    const a = canonicalIp(address);
+    if (this.vips.has(a)) throw new Error(`VIP ${a} exists`);
+    const ms = members.map((m) => canonicalIp(m));
+    for (const m of ms) this.addServer(m);
+    const group = this.options.ecmpMode === 'resilient' ? new ResilientGroup(bucketCount, ms) : new ModNGroup(ms);
+    const vip: Vip = { address: a, prefix: parsePrefix(a), group };
+    this.vips.set(a, vip);
+    this.groupRevision++;
+    return vip;
+  }
+
+  removeVip(address: string): boolean {
+    const ok = this.vips.delete(canonicalIp(address));
+    if (ok) this.groupRevision++;
+    return ok;
+  }
+
+  /** Adds a nexthop to a VIP's group (creating the VIP if needed). */
+  groupAdd(vipAddress: string, nexthop: string): void {
+    const a = canonicalIp(vipAddress);
+    const nh = canonicalIp(nexthop);
+    const vip = this.vips.get(a);
+    if (vip === undefined) {
+      this.addVip(a, [nh]);
+      return;
+    }
+    this.addServer(nh);
+    vip.group.add(nh);
+    this.groupRevision++;
+  }
+
+  groupRemove(vipAddress: string, nexthop: string): void {
+    const vip = this.vips.get(canonicalIp(vipAddress));
+    if (vip === undefined) return;
+    vip.group.remove(canonicalIp(nexthop));
+    this.groupRevision++;
+    if (vip.group.members().length === 0) this.removeVip(vip.address);
+  }
+
+  /** The VIP a destination address belongs to. */
+  vipFor(dst: string): Vip | undefined {
+    return this.vips.get(dst);
+  }
+
+  /** The nexthop ECMP picks for a flow, ignoring pins (what `show load-balance destination` answers). */
+  ecmpNexthop(src: string, dst: string, protocol: number, sport: number, dport: number): string | undefined {
+    const vip = this.vips.get(dst);
+    if (vip === undefined) return undefined;
+    return vip.group.pick(flowHash(tupleOf({ family: src.includes(':') ? 6 : 4, src, dst, sport, dport }), protocol, this.options.hashSeed));
+  }
+
+  /** The hash of a flow, as the ECMP groups see it. */
+  hashOf(src: string, dst: string, protocol: number, sport: number, dport: number): number {
+    return flowHash(tupleOf({ family: src.includes(':') ? 6 : 4, src, dst, sport, dport }), protocol, this.options.hashSeed);
+  }
+
+  /** Whether a client address is routed through the uplink. */
+  isClient(address: string): boolean {
+    return this.uplinkPrefixes.some((p) => prefixContains(p, address));
+  }
+
+  uplinkPrefixFor(address: string): Prefix | undefined {
+    return this.uplinkPrefixes.find((p) => prefixContains(p, address));
+  }
+
+  /** Forwards a client packet toward the VIP and delivers it to the server it reaches. */
+  deliver(pkt: SimPacket): Delivery {
+    this.counters.packets++;
+    const now = this.options.now();
+    const isSyn = (pkt.flags & SYN) !== 0 && (pkt.flags & 0x10) === 0;
+    if (this.mirror !== undefined && (isSyn || (this.options.mirrorFinRst && (pkt.flags & (FIN | RST)) !== 0))) {
+      this.counters.mirrored++;
+      this.mirror(pkt);
+    }
+    let nexthop: string | undefined;
+    let via: Delivery['via'];
+    let pin: PinEntry | undefined;
+    if (this.directflowEnabled) pin = this.pins.match(pkt, pkt.bytes, now);
+    if (pin !== undefined) {
+      nexthop = pin.nexthop;
+      via = nexthop === undefined ? 'drop' : 'pin';
+      this.counters.viaPin++;
+    } else {
+      nexthop = this.ecmpNexthop(pkt.src, pkt.dst, pkt.protocol, pkt.sport, pkt.dport);
+      via = nexthop === undefined ? 'no-route' : 'ecmp';
+      if (nexthop !== undefined) this.counters.viaEcmp++;
+    }
+    const server = nexthop === undefined ? undefined : this.servers.get(nexthop);
+    if (server === undefined) {
+      this.counters.dropped++;
+      return { nexthop, via: nexthop === undefined ? via : 'drop', outcome: 'lost', pin };
+    }
+    const conn = `${pkt.src}|${pkt.sport}|${pkt.dst}|${pkt.dport}`;
+    return { nexthop, via, outcome: server.receive(conn, isSyn, (pkt.flags & FIN) !== 0), pin };
+  }
+}
