@@ -1,0 +1,133 @@
+// eAPI conformance of the simulator: hand-built JSON-RPC requests over real HTTP, including
+// auth, eAPI's error shape (stop at the first failing command), text-only commands, and
+// injected faults.
+
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { EapiServer } from '../switch-sim/eapi/server.js';
+import { testSwitch, VIP, NEXTHOPS } from './helpers/sim.js';
+
+const { sw } = testSwitch();
+const server = new EapiServer(sw, { host: '127.0.0.1', port: 0, username: 'admin', password: 's3cret' });
+let url = '';
+const AUTH = `Basic ${Buffer.from('admin:s3cret').toString('base64')}`;
+
+async function post(body: unknown, auth = AUTH, signal?: AbortSignal): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(url, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body), signal });
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+}
+
+const runCmds = (cmds: unknown[], format = 'json', id: unknown = 1) => post({ jsonrpc: '2.0', method: 'runCmds', params: { version: 1, cmds, format }, id });
+
+before(async () => {
+  url = (await server.start()).url;
+});
+after(async () => {
+  await server.stop();
+});
+
+describe('eAPI of the simulator', () => {
+  test('rejects missing or wrong credentials with 401', async () => {
+    assert.equal((await post({}, '')).status, 401);
+    assert.equal((await post({}, `Basic ${Buffer.from('admin:nope').toString('base64')}`)).status, 401);
+  });
+
+  test('show version answers in JSON with the request id', async () => {
+    const { status, json } = await runCmds(['show version'], 'json', 'abc');
+    assert.equal(status, 200);
+    assert.equal(json['id'], 'abc');
+    const [v] = json['result'] as Record<string, unknown>[];
+    assert.equal(v?.['modelName'], 'flowpin-sim');
+  });
+
+  test('DirectFlow flows configured over eAPI are listed and steer packets', async () => {
+    const flow = { src: '10.100.0.7', sport: 40001, dport: 443 };
+    const ecmp = sw.ecmpNexthop(flow.src, VIP, 6, flow.sport, flow.dport);
+    const target = NEXTHOPS.find((n) => n !== ecmp) as string;
+    const { json } = await runCmds(['enable', 'configure', 'directflow', 'no shutdown', 'flow fp-1', 'match ethertype ip', `match source ip ${flow.src}`, `match destination ip ${VIP}`, 'match ip protocol tcp', `match source port ${flow.sport}`, `match destination port ${flow.dport}`, 'no persistent', 'timeout idle 300', `action output nexthop ${target}`]);
+    assert.equal((json['result'] as unknown[]).length, 14);
+    const shown = await runCmds(['enable', 'show directflow flows']);
+    const flows = ((shown.json['result'] as Record<string, unknown>[])[1]?.['flows'] ?? []) as Record<string, unknown>[];
+    assert.equal(flows.length, 1);
+    assert.deepEqual(flows[0]?.['match'], { ethType: 2048, ipSrc: { ip: flow.src, mask: '255.255.255.255' }, ipDst: { ip: VIP, mask: '255.255.255.255' }, ipProto: 6, srcPort: 40001, dstPort: 443 });
+    assert.deepEqual(flows[0]?.['action'], { outputNexthops: [target] });
+    assert.equal(flows[0]?.['idleTimeout'], 300);
+    assert.equal(flows[0]?.['persistent'], false);
+    assert.equal(flows[0]?.['status'], 'programmed');
+    const d = sw.deliver({ src: flow.src, dst: VIP, sport: flow.sport, dport: flow.dport, protocol: 6, flags: 0x10, bytes: 100 });
+    assert.equal(d.nexthop, target);
+    const detail = await runCmds(['show directflow detail']);
+    const r = (detail.json['result'] as Record<string, unknown>[])[0] as Record<string, unknown>;
+    assert.deepEqual(r['table'], { capacity: 1500, programmed: 1, configured: 1, enabled: true });
+    assert.equal(((r['flows'] as Record<string, unknown>[])[0] as Record<string, unknown>)['matchPackets'], 1);
+    // Removal.
+    await runCmds(['enable', 'configure', 'directflow', 'no flow fp-1']);
+    assert.equal(sw.pins.size, 0);
+  });
+
+  test('a failing command stops the request: error 1002 with earlier results and the CLI error', async () => {
+    const { status, json } = await runCmds(['enable', 'configure', 'frobnicate now', 'directflow', 'flow never']);
+    assert.equal(status, 200);
+    assert.equal(json['result'], undefined);
+    const err = json['error'] as { code: number; message: string; data: unknown[] };
+    assert.equal(err.code, 1002);
+    assert.equal(err.message, "CLI command 3 of 5 'frobnicate now' failed: invalid command");
+    assert.deepEqual(err.data, [{}, {}, { errors: ["Invalid input (at token 0: 'frobnicate')"] }]);
+    assert.equal(sw.pins.get('never'), undefined, 'commands after the failure did not run');
+  });
+
+  test('configure needs enable', async () => {
+    const { json } = await runCmds(['configure']);
+    assert.equal((json['error'] as { code: number }).code, 1002);
+    assert.match(JSON.stringify(json['error']), /privileged mode required/);
+  });
+
+  test('show load-balance destination is text only and names the ECMP interface', async () => {
+    const asJson = await runCmds(['enable', `show load-balance destination ip ingress-interface Et47 src-ipv4-address 10.100.0.9 dst-ipv4-address ${VIP} ip-protocol 6 src-l4-port 5555 dst-l4-port 443`]);
+    assert.equal((asJson.json['error'] as { code: number }).code, 1003);
+    const { json } = await runCmds(['enable', `show load-balance destination ip ingress-interface Et47 src-ipv4-address 10.100.0.9 dst-ipv4-address ${VIP} ip-protocol 6 src-l4-port 5555 dst-l4-port 443`], 'text');
+    const out = ((json['result'] as Record<string, string>[])[1] as Record<string, string>)['output'] as string;
+    const nh = sw.ecmpNexthop('10.100.0.9', VIP, 6, 5555, 443) as string;
+    assert.equal(out, `Output Interface: ${sw.interfaces.get(nh)}\n`);
+    const none = await runCmds([`show load-balance destination ip ingress-interface Et47 src-ipv4-address 10.100.0.9 dst-ipv4-address 198.51.100.1 ip-protocol 6 src-l4-port 1 dst-l4-port 2`], 'text');
+    assert.match(((none.json['result'] as Record<string, string>[])[0] as Record<string, string>)['output'] as string, /Unable/);
+  });
+
+  test('show ip route gives the VIP vias and the client ingress route', async () => {
+    const { json } = await runCmds([`show ip route ${VIP}`, 'show ip route 10.100.3.4', 'show ip route 198.51.100.1']);
+    const [vip, client, none] = json['result'] as { vrfs: { default: { routes: Record<string, { vias: { nexthopAddr: string; interface: string }[] }> } } }[];
+    assert.deepEqual(vip?.vrfs.default.routes[`${VIP}/32`]?.vias.map((v) => v.nexthopAddr), NEXTHOPS);
+    assert.deepEqual(vip?.vrfs.default.routes[`${VIP}/32`]?.vias.map((v) => v.interface), ['Ethernet1', 'Ethernet2', 'Ethernet3', 'Ethernet4']);
+    assert.deepEqual(client?.vrfs.default.routes['10.100.0.0/16']?.vias, [{ nexthopAddr: '10.0.0.254', interface: 'Ethernet47' }]);
+    assert.deepEqual(none?.vrfs.default.routes, {});
+  });
+
+  test('ip route lines change the VIP group', async () => {
+    await runCmds(['enable', 'configure', `no ip route ${VIP}/32 ${NEXTHOPS[1]}`]);
+    assert.deepEqual(sw.vips.get(VIP)?.group.members(), [NEXTHOPS[0], NEXTHOPS[2], NEXTHOPS[3]]);
+    await runCmds(['enable', 'configure', `ip route ${VIP}/32 ${NEXTHOPS[1]}`, `ip route ${VIP}/32 10.0.1.5`]);
+    assert.deepEqual(sw.vips.get(VIP)?.group.members(), [NEXTHOPS[0], NEXTHOPS[2], NEXTHOPS[3], NEXTHOPS[1], '10.0.1.5']);
+    assert.equal(sw.interfaces.get('10.0.1.5'), 'Ethernet5');
+    await runCmds(['enable', 'configure', `no ip route ${VIP}/32 10.0.1.5`]);
+  });
+
+  test('JSON-RPC errors: parse error, unknown method, bad params', async () => {
+    assert.equal(((await post('{nope')).json['error'] as { code: number }).code, -32700);
+    assert.equal(((await post({ jsonrpc: '2.0', method: 'runCommands', params: {}, id: 1 })).json['error'] as { code: number }).code, -32601);
+    assert.equal(((await post({ jsonrpc: '2.0', method: 'runCmds', params: { version: 1, cmds: [] }, id: 1 })).json['error'] as { code: number }).code, -32602);
+    assert.equal(((await post({ jsonrpc: '2.0', method: 'runCmds', params: { version: 1, cmds: ['show version'], format: 'xml' }, id: 1 })).json['error'] as { code: number }).code, -32602);
+  });
+
+  test('injected faults: error replies, dropped connections, unanswered requests', async () => {
+    server.faults.set({ failNext: 1 });
+    const failed = await runCmds(['show version']);
+    assert.equal((failed.json['error'] as { code: number }).code, 1000);
+    server.faults.set({ dropNext: 1 });
+    await assert.rejects(runCmds(['show version']), /fetch failed/);
+    server.faults.set({ hangNext: 1, hangMs: 5_000 });
+    await assert.rejects(post({ jsonrpc: '2.0', method: 'runCmds', params: { version: 1, cmds: ['show version'] }, id: 1 }, AUTH, AbortSignal.timeout(300)), /aborted|timeout/i);
+    const ok = await runCmds(['show version']);
+    assert.ok(Array.isArray(ok.json['result']), 'recovers after the faults');
+    assert.deepEqual(server.faults.injected, { fail: 1, hang: 1, drop: 1 });
+  });
+});
