@@ -14,6 +14,8 @@ export interface PinMatch {
 }
 
 export interface PinSpec {
+  /** Who configured it: DirectFlow (eAPI) flows act only while DirectFlow is enabled. */
+  source: 'directflow' | 'openconfig';
   match: PinMatch;
   /** Output nexthop; undefined means drop (a flow with no output action). */
   nexthop?: string;
@@ -105,16 +107,20 @@ export class PinTable {
     return n;
   }
 
-  /** The programmed flow a packet matches, refreshing its idle timer and counters. */
-  match(p: PinLookup, bytes: number, now: number): PinEntry | undefined {
+  /**
+   * The programmed flow a packet matches, refreshing its idle timer and counters.
+   * DirectFlow flows are skipped while `directflowEnabled` is false.
+   */
+  match(p: PinLookup, bytes: number, now: number, directflowEnabled: boolean): PinEntry | undefined {
     let hit: PinEntry | undefined;
+    const active = (e: PinEntry): boolean => (directflowEnabled || e.source !== 'directflow') && !this.checkTimeouts(e, now);
     const list = this.exact.get(exactKey(p.src, p.dst, p.protocol, p.sport, p.dport));
     if (list !== undefined) {
-      for (const e of list) if (!this.checkTimeouts(e, now) && (hit === undefined || e.priority > hit.priority)) hit = e;
+      for (const e of list) if ((hit === undefined || e.priority > hit.priority) && active(e)) hit = e;
     }
     for (const e of this.wildcard) {
       if (hit !== undefined && e.priority <= hit.priority) break;
-      if (matches(e.match, p) && !this.checkTimeouts(e, now)) {
+      if (matches(e.match, p) && active(e)) {
         hit = e;
         break;
       }

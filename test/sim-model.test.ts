@@ -124,6 +124,7 @@ describe('the problem, without flowpin', () => {
 
 describe('pin table', () => {
   const pinFor = (c: { src: string; dst: string; sport: number; dport: number }, nexthop: string, idle = 300) => ({
+    source: 'directflow' as const,
     match: { family: 4 as const, src: c.src, dst: c.dst, protocol: 6, sport: c.sport, dport: c.dport }, nexthop, idleTimeoutS: idle, hardTimeoutS: 0, persistent: false, priority: 0,
   });
 

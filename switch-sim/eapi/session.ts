@@ -17,7 +17,7 @@ interface FlowDraft {
   spec: PinSpec;
 }
 
-const DEFAULT_SPEC = (): PinSpec => ({ match: {}, idleTimeoutS: 0, hardTimeoutS: 0, persistent: true, priority: 0 });
+const DEFAULT_SPEC = (): PinSpec => ({ source: 'directflow', match: {}, idleTimeoutS: 0, hardTimeoutS: 0, persistent: true, priority: 0 });
 
 export class CliSession {
   private mode: Mode = 'exec';

@@ -120,7 +120,7 @@ export function showDirectflow(sw: SimSwitch, tokens: string[], format: Format):
   sw.pins.expire(now);
   const detail = what === 'detail';
   const name = what === 'flows' ? tokens[3] : undefined;
-  const entries = sw.pins.all().filter((e) => name === undefined || e.name === name);
+  const entries = sw.pins.all().filter((e) => e.source === 'directflow' && (name === undefined || e.name === name));
   if (format === 'json') {
     const flows = entries.map((e) => flowJson(sw, e, detail, now));
     const out: Result = { flows };

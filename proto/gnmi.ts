@@ -1,0 +1,170 @@
+// Loads proto/gnmi.proto for @grpc/grpc-js and gives TypeScript shapes to the messages, as
+// proto-loader decodes them (keepCase field names, 64-bit integers as strings, enums as
+// names, the set oneof member named in a virtual field).
+
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadSync } from '@grpc/proto-loader';
+import { loadPackageDefinition, type ServiceClientConstructor, type ServiceDefinition } from '@grpc/grpc-js';
+
+export interface PathElem {
+  name: string;
+  key?: Record<string, string>;
+}
+
+export interface Path {
+  origin?: string;
+  elem?: PathElem[];
+  target?: string;
+}
+
+export interface TypedValue {
+  value?: 'string_val' | 'int_val' | 'uint_val' | 'bool_val' | 'bytes_val' | 'json_val' | 'json_ietf_val' | 'ascii_val' | 'float_val' | 'decimal_val' | 'leaflist_val' | 'any_val' | 'proto_bytes';
+  string_val?: string;
+  int_val?: string | number;
+  uint_val?: string | number;
+  bool_val?: boolean;
+  bytes_val?: Buffer;
+  json_val?: Buffer;
+  json_ietf_val?: Buffer;
+  ascii_val?: string;
+  float_val?: number;
+}
+
+export interface Update {
+  path?: Path;
+  val?: TypedValue;
+  duplicates?: number;
+}
+
+export interface Notification {
+  timestamp?: string | number;
+  prefix?: Path;
+  alias?: string;
+  update?: Update[];
+  delete?: Path[];
+  atomic?: boolean;
+}
+
+export type Encoding = 'JSON' | 'BYTES' | 'PROTO' | 'ASCII' | 'JSON_IETF';
+
+export interface CapabilityResponse {
+  supported_models: { name: string; organization: string; version: string }[];
+  supported_encodings: Encoding[];
+  gNMI_version: string;
+}
+
+export interface GetRequest {
+  prefix?: Path;
+  path?: Path[];
+  type?: 'ALL' | 'CONFIG' | 'STATE' | 'OPERATIONAL';
+  encoding?: Encoding;
+}
+
+export interface GetResponse {
+  notification: Notification[];
+}
+
+export interface SetRequest {
+  prefix?: Path;
+  delete?: Path[];
+  replace?: Update[];
+  update?: Update[];
+}
+
+export interface UpdateResult {
+  path?: Path;
+  op: 'INVALID' | 'DELETE' | 'REPLACE' | 'UPDATE';
+}
+
+export interface SetResponse {
+  prefix?: Path;
+  response: UpdateResult[];
+  timestamp: string | number;
+}
+
+export type SubscriptionMode = 'TARGET_DEFINED' | 'ON_CHANGE' | 'SAMPLE';
+
+export interface Subscription {
+  path?: Path;
+  mode?: SubscriptionMode;
+  /** Nanoseconds. */
+  sample_interval?: string | number;
+  suppress_redundant?: boolean;
+  heartbeat_interval?: string | number;
+}
+
+export interface SubscriptionList {
+  prefix?: Path;
+  subscription?: Subscription[];
+  mode?: 'STREAM' | 'ONCE' | 'POLL';
+  encoding?: Encoding;
+  updates_only?: boolean;
+}
+
+export interface SubscribeRequest {
+  request?: 'subscribe' | 'poll' | 'aliases';
+  subscribe?: SubscriptionList;
+  poll?: Record<string, never>;
+}
+
+export interface SubscribeResponse {
+  update?: Notification;
+  sync_response?: boolean;
+}
+
+const protoPath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../proto/gnmi.proto');
+
+export const PROTO_LOADER_OPTIONS = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true } as const;
+
+let cached: { service: ServiceDefinition; Client: ServiceClientConstructor } | undefined;
+
+/** The gNMI service definition (for servers) and client constructor. */
+export function gnmiProto(): { service: ServiceDefinition; Client: ServiceClientConstructor } {
+  if (cached) return cached;
+  const def = loadSync(protoPath, PROTO_LOADER_OPTIONS);
+  const pkg = loadPackageDefinition(def) as unknown as { gnmi: { gNMI: ServiceClientConstructor } };
+  cached = { service: pkg.gnmi.gNMI.service, Client: pkg.gnmi.gNMI };
+  return cached;
+}
+
+/** "/a/b[k=v]/c" form of a path, for messages and logs. */
+export function pathToString(p: Path | undefined): string {
+  const elems = p?.elem ?? [];
+  if (elems.length === 0) return '/';
+  return elems
+    .map((e) => e.name + Object.entries(e.key ?? {}).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `[${k}=${v}]`).join(''))
+    .map((s) => `/${s}`)
+    .join('');
+}
+
+/** Parses "/a/b[k=v]/c" into a Path; key values may contain '/' but not ']'. */
+export function parsePath(text: string): Path {
+  const parts: string[] = [];
+  let cur = '';
+  let depth = 0;
+  for (const ch of text) {
+    if (ch === '[') depth++;
+    else if (ch === ']') depth--;
+    if (ch === '/' && depth === 0) {
+      if (cur !== '') parts.push(cur);
+      cur = '';
+    } else cur += ch;
+  }
+  if (depth !== 0) throw new Error(`unbalanced brackets in path ${text}`);
+  if (cur !== '') parts.push(cur);
+  const elem: PathElem[] = [];
+  for (const part of parts) {
+    const m = /^([^[]+)((?:\[[^=\]]+=[^\]]*\])*)$/.exec(part);
+    if (!m) throw new Error(`bad path element '${part}' in ${text}`);
+    const key: Record<string, string> = {};
+    for (const km of (m[2] ?? '').matchAll(/\[([^=\]]+)=([^\]]*)\]/g)) key[km[1] as string] = km[2] as string;
+    elem.push(Object.keys(key).length > 0 ? { name: m[1] as string, key } : { name: m[1] as string });
+  }
+  return { elem };
+}
+
+/** Prefix and path joined into one list of elements. */
+export function joinPath(prefix: Path | undefined, p: Path | undefined): PathElem[] {
+  return [...(prefix?.elem ?? []), ...(p?.elem ?? [])];
+}
