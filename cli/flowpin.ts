@@ -3,15 +3,21 @@
 
 import { decodeCommand } from './decode.js';
 import { receiveCommand } from './receive.js';
+import { SIM_USAGE, simCommand } from './sim.js';
+import { startCommand } from './start.js';
+import { ConfigError } from '../controller/validate.js';
 
 const USAGE = `usage: flowpin <command> [options]
 
 commands:
-  start              run flowpin (for now: the mirror receiver, as 'receive')
+  start [sim options] run flowpin with the built-in switch simulator and live traffic
+  sim [options]      run the switch simulator alone (eAPI, gNMI, counters, mirror)
   receive [--host H] [--port P] [--raw]
                      listen for mirrored frames and print decoded TCP segments
   decode FILE|-      decode a pcap of mirrored frames, one JSON line per TCP segment
   help               this text
+
+${SIM_USAGE}
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -20,8 +26,11 @@ async function main(argv: string[]): Promise<number> {
     case 'decode':
       return decodeCommand(rest);
     case 'receive':
-    case 'start':
       return receiveCommand(rest);
+    case 'start':
+      return startCommand(rest);
+    case 'sim':
+      return simCommand(rest);
     case 'help':
     case '--help':
     case '-h':
@@ -39,6 +48,6 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     process.stderr.write(`flowpin: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
+    process.exitCode = err instanceof ConfigError ? 2 : 1;
   },
 );

@@ -177,8 +177,7 @@ export class SimSwitch {
     }
     let nexthop: string | undefined;
     let via: Delivery['via'];
-    let pin: PinEntry | undefined;
-    pin = this.pins.match(pkt, pkt.bytes, now, this.directflowEnabled);
+    const pin = this.pins.match(pkt, pkt.bytes, now, this.directflowEnabled);
     if (pin !== undefined) {
       nexthop = pin.nexthop;
       via = nexthop === undefined ? 'drop' : 'pin';

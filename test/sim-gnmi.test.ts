@@ -4,7 +4,7 @@
 
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { credentials, Metadata, type Client, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import { credentials, Metadata, status, type Client, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { gnmiProto, parsePath, type GetResponse, type SetRequest, type SetResponse, type SubscribeRequest, type SubscribeResponse, type CapabilityResponse, type Update } from '../proto/gnmi.js';
 import { GnmiServer } from '../switch-sim/gnmi/server.js';
 import { testSwitch, VIP, NEXTHOPS } from './helpers/sim.js';
@@ -78,7 +78,7 @@ describe('gNMI of the simulator', () => {
   });
 
   test('missing credentials are UNAUTHENTICATED', async () => {
-    await assert.rejects(unary('Capabilities', {}, new Metadata()), (e: ServiceError) => e.code === 16);
+    await assert.rejects(unary('Capabilities', {}, new Metadata()), (e: ServiceError) => e.code === status.UNAUTHENTICATED);
   });
 
   test('Set installs rules as pins in one transaction; Get reads them back', async () => {
@@ -97,14 +97,14 @@ describe('gNMI of the simulator', () => {
     const before = sw.pins.all().map((e) => e.name).sort();
     await assert.rejects(
       unary('Set', { update: [rule(20, '10.100.0.20', 1, NEXTHOPS[0] as string), rule(21, '10.100.0.21', 1, NEXTHOPS[0] as string)] }),
-      (e: ServiceError) => e.code === 8 && /pin table full/.test(e.details),
+      (e: ServiceError) => e.code === status.RESOURCE_EXHAUSTED && /pin table full/.test(e.details),
     );
     assert.deepEqual(sw.pins.all().map((e) => e.name).sort(), before);
   });
 
   test('an invalid update anywhere in a SetRequest changes nothing (INVALID_ARGUMENT)', async () => {
     const req: SetRequest = { delete: [rulePath(10)], update: [{ path: parsePath(`${RULES}/rule[sequence-id=30]/action/config/next-hop`), val: { string_val: 'not-an-address' } }] };
-    await assert.rejects(unary('Set', req), (e: ServiceError) => e.code === 3 && /not an IP address/.test(e.details));
+    await assert.rejects(unary('Set', req), (e: ServiceError) => e.code === status.INVALID_ARGUMENT && /not an IP address/.test(e.details));
     assert.ok(sw.pins.get('oc/flowpin/10'), 'the delete in the failed request was not applied');
   });
 
@@ -160,8 +160,8 @@ describe('gNMI of the simulator', () => {
 
   test('injected faults surface as UNAVAILABLE, then the target recovers', async () => {
     server.faults.set({ failNext: 1, dropNext: 1 });
-    await assert.rejects(unary('Capabilities', {}), (e: ServiceError) => e.code === 14);
-    await assert.rejects(unary('Capabilities', {}), (e: ServiceError) => e.code === 14);
+    await assert.rejects(unary('Capabilities', {}), (e: ServiceError) => e.code === status.UNAVAILABLE);
+    await assert.rejects(unary('Capabilities', {}), (e: ServiceError) => e.code === status.UNAVAILABLE);
     assert.equal((await unary<object, CapabilityResponse>('Capabilities', {})).gNMI_version, '0.7.0');
   });
 });

@@ -10,7 +10,7 @@ import type { SimSwitch } from '../sim-switch.js';
 import { delay, FaultInjector } from '../faults.js';
 import { CommandError } from './errors.js';
 import { CliSession } from './session.js';
-import type { Format, Result } from './show.js';
+import type { Result } from './show.js';
 
 export interface EapiServerOptions {
   host: string;
@@ -125,9 +125,9 @@ export class EapiServer {
     if (!Array.isArray(cmdsRaw) || cmdsRaw.length === 0) return rpcError(id, -32602, 'invalid params: cmds must be a non-empty list');
     const cmds: string[] = [];
     for (const c of cmdsRaw) {
-      if (typeof c === 'string') cmds.push(c);
-      else if (typeof c === 'object' && c !== null && typeof (c as Record<string, unknown>)['cmd'] === 'string') cmds.push((c as Record<string, string>)['cmd'] as string);
-      else return rpcError(id, -32602, 'invalid params: each command is a string or {"cmd": string}');
+      const cmd: unknown = typeof c === 'object' && c !== null ? (c as Record<string, unknown>)['cmd'] : c;
+      if (typeof cmd !== 'string') return rpcError(id, -32602, 'invalid params: each command is a string or {"cmd": string}');
+      cmds.push(cmd);
     }
     const session = new CliSession(this.sw);
     const results: Json[] = [];
@@ -135,7 +135,7 @@ export class EapiServer {
       const cmd = cmds[i] as string;
       this.stats.commands++;
       try {
-        results.push(session.run(cmd, format as Format) as Json & Result);
+        results.push(session.run(cmd, format) as Json & Result);
       } catch (err) {
         session.finish();
         this.stats.errors++;

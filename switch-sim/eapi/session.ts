@@ -176,7 +176,7 @@ export class CliSession {
     const addr = (i: number): string => {
       if (t[i] === undefined) throw incomplete();
       try {
-        return canonicalIp((t[i] as string).split('/')[0] ?? '');
+        return canonicalIp((t[i] ?? '').split('/')[0] ?? '');
       } catch {
         throw invalidInput(t, i);
       }

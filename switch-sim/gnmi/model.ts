@@ -4,7 +4,7 @@
 // copy and then applied, so one SetRequest is one transaction.
 
 import { canonicalIp } from '../../mirror-receiver/addr.js';
-import { joinPath, pathToString, type Path, type PathElem, type SetRequest, type TypedValue, type Update, type UpdateResult } from '../../proto/gnmi.js';
+import { joinPath, pathToString, type PathElem, type SetRequest, type TypedValue, type Update, type UpdateResult } from '../../proto/gnmi.js';
 import type { PinEntry, PinSpec } from '../pin-table.js';
 import type { SimSwitch } from '../sim-switch.js';
 

@@ -1,0 +1,112 @@
+// Assembles a running simulator from a scenario: the switch model, its traffic, the mirror
+// session toward flowpin, and the eAPI, gNMI and status endpoints. Real time by default;
+// with a VirtualClock the caller advances time itself.
+
+import { RealTimeDriver, VirtualClock } from './clock.js';
+import { EapiServer } from './eapi/server.js';
+import type { FaultInjector } from './faults.js';
+import { GnmiServer } from './gnmi/server.js';
+import { MirrorSender } from './mirror.js';
+import type { Scenario } from './scenario.js';
+import { SimSwitch } from './sim-switch.js';
+import { StatusServer } from './status-server.js';
+import { TrafficGenerator } from './traffic.js';
+
+export interface RunningSimulator {
+  readonly sw: SimSwitch;
+  readonly clock: VirtualClock;
+  readonly traffic: TrafficGenerator | undefined;
+  readonly mirror: MirrorSender | undefined;
+  readonly eapi: EapiServer | undefined;
+  readonly gnmi: GnmiServer | undefined;
+  readonly endpoints: { eapi?: string; gnmi?: string; status?: string; mirror?: string };
+  counters(): SimCounters;
+  stop(): Promise<void>;
+}
+
+export interface SimCounters {
+  connections: { opened: number; closedCleanly: number; reset: number; failed: number; active: number };
+  pins: { capacity: number; programmed: number; configured: number; directflowEnabled: boolean };
+  switch: { packets: number; viaPin: number; viaEcmp: number; dropped: number; mirrored: number };
+  mirror: { sent: number; errors: number };
+  vips: { address: string; members: string[]; kind: string }[];
+  servers: { address: string; interface: string; connections: number; resetsSent: number }[];
+}
+
+export async function startSimulator(scenario: Scenario, opts: { clock?: VirtualClock; realTime?: boolean } = {}): Promise<RunningSimulator> {
+  const clock = opts.clock ?? new VirtualClock(Date.now());
+  const sw = new SimSwitch({ ...scenario.switch, uplink: { ...scenario.switch.uplink, prefixes: [...scenario.switch.uplink.prefixes] }, now: clock.now });
+  for (const v of scenario.vips) sw.addVip(v.address, [...v.nexthops]);
+  for (const s of scenario.spareServers) sw.addServer(s);
+  const endpoints: RunningSimulator['endpoints'] = {};
+  const stops: (() => Promise<void> | void)[] = [];
+
+  let mirror: MirrorSender | undefined;
+  let eapi: EapiServer | undefined;
+  let gnmi: GnmiServer | undefined;
+  let traffic: TrafficGenerator | undefined;
+  try {
+    if (scenario.mirror.enabled) {
+      const m = new MirrorSender(scenario.mirror);
+      await m.start();
+      mirror = m;
+      sw.mirror = (pkt) => m.send(pkt);
+      stops.push(() => m.stop());
+      endpoints.mirror = `${scenario.mirror.transport === 'udp' ? 'gre-in-udp' : 'raw gre'} to ${scenario.mirror.host}${scenario.mirror.transport === 'udp' ? `:${scenario.mirror.port}` : ''}`;
+    }
+    if (scenario.eapi.enabled) {
+      const e = new EapiServer(sw, scenario.eapi);
+      endpoints.eapi = (await e.start()).url;
+      eapi = e;
+      stops.push(() => e.stop());
+    }
+    if (scenario.gnmi.enabled) {
+      const g = new GnmiServer(sw, { host: scenario.gnmi.host, port: scenario.gnmi.port, ...(scenario.gnmi.username === undefined ? {} : { username: scenario.gnmi.username, password: scenario.gnmi.password ?? '' }) });
+      endpoints.gnmi = (await g.start()).address;
+      gnmi = g;
+      stops.push(() => g.stop());
+    }
+    if (scenario.traffic.enabled) {
+      traffic = new TrafficGenerator(sw, clock, { ...scenario.traffic, targets: scenario.vips.map((v) => ({ vip: v.address, port: v.port })) });
+      traffic.start();
+      const t = traffic;
+      stops.push(() => t.stop());
+    }
+  } catch (err) {
+    for (const s of stops.reverse()) await s();
+    throw err;
+  }
+  const counters = (): SimCounters => ({
+    connections: { opened: traffic?.counters.opened ?? 0, closedCleanly: traffic?.counters.closedCleanly ?? 0, reset: traffic?.counters.reset ?? 0, failed: traffic?.counters.failed ?? 0, active: traffic?.counters.active ?? 0 },
+    pins: { capacity: sw.pins.capacity, programmed: sw.pins.programmed, configured: sw.pins.size, directflowEnabled: sw.directflowEnabled },
+    switch: { ...sw.counters },
+    mirror: { sent: mirror?.sent ?? 0, errors: mirror?.errors ?? 0 },
+    vips: [...sw.vips.values()].map((v) => ({ address: v.address, members: [...v.group.members()], kind: v.group.kind })),
+    servers: [...sw.servers.values()].map((s) => ({ address: s.address, interface: sw.interfaces.get(s.address) ?? '', connections: s.connectionCount, resetsSent: s.resetsSent })),
+  });
+  if (scenario.status.enabled) {
+    const faults: Record<string, FaultInjector> = {};
+    if (eapi) faults['eapi'] = eapi.faults;
+    if (gnmi) faults['gnmi'] = gnmi.faults;
+    const st = new StatusServer({ counters, faults });
+    try {
+      endpoints.status = await st.start(scenario.status.host, scenario.status.port);
+    } catch (err) {
+      for (const s of stops.reverse()) await s();
+      throw err;
+    }
+    stops.push(() => st.stop());
+  }
+  let driver: RealTimeDriver | undefined;
+  if (opts.realTime ?? opts.clock === undefined) {
+    driver = new RealTimeDriver(clock);
+    driver.start();
+  }
+  return {
+    sw, clock, traffic, mirror, eapi, gnmi, endpoints, counters,
+    async stop() {
+      driver?.stop();
+      for (const s of stops.reverse()) await s();
+    },
+  };
+}

@@ -1,0 +1,152 @@
+// A simulator scenario: the switch, its VIPs and servers, the traffic, where mirrored SYNs
+// go and where the management interfaces listen. Loaded from YAML (every key optional,
+// validated with errors that name the key), then frozen.
+
+import { isIP } from 'node:net';
+import { canonicalIp } from '../mirror-receiver/addr.js';
+import { ConfigError, Reader } from '../controller/validate.js';
+import { parsePrefix } from './prefix.js';
+import type { LifetimeDistribution } from './rng.js';
+
+export interface Scenario {
+  switch: {
+    hostname: string;
+    hashSeed: number;
+    ecmpMode: 'resilient' | 'mod-n';
+    bucketCount: number;
+    pinCapacity: number;
+    uplink: { interface: string; nexthop: string; prefixes: string[] };
+    mirrorFinRst: boolean;
+  };
+  vips: { address: string; nexthops: string[]; port: number }[];
+  /** Servers attached but in no group yet (to add later). */
+  spareServers: string[];
+  traffic: {
+    enabled: boolean;
+    connectionsPerSecond: number;
+    lifetime: LifetimeDistribution;
+    packetIntervalMs: number;
+    clientBase: string;
+    clientCount: number;
+    maxConcurrent: number;
+    seed: number;
+  };
+  mirror: { enabled: boolean; host: string; port: number; transport: 'udp' | 'raw'; /** The switch's address as the collector sees it. */ sourceAddress: string };
+  eapi: { enabled: boolean; host: string; port: number; username: string; password: string };
+  gnmi: { enabled: boolean; host: string; port: number; username: string | undefined; password: string | undefined };
+  status: { enabled: boolean; host: string; port: number };
+}
+
+const ipCheck = (v: string): string | undefined => (isIP(v) === 0 ? `'${v}' is not an IP address` : undefined);
+const prefixCheck = (v: string): string | undefined => {
+  try {
+    parsePrefix(v);
+    return undefined;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+};
+
+function readLifetime(r: Reader): LifetimeDistribution {
+  const kind = r.oneOf('kind', ['lognormal', 'pareto', 'exponential', 'fixed'] as const, 'lognormal');
+  let d: LifetimeDistribution;
+  switch (kind) {
+    case 'lognormal':
+      d = { kind, medianS: r.number('medianS', 30, { min: 0.001 }), sigma: r.number('sigma', 1.2, { min: 0 }), maxS: r.number('maxS', 3600, { min: 0.001 }) };
+      break;
+    case 'pareto':
+      d = { kind, minS: r.number('minS', 5, { min: 0.001 }), alpha: r.number('alpha', 1.2, { min: 0.01 }), maxS: r.number('maxS', 3600, { min: 0.001 }) };
+      break;
+    case 'exponential':
+      d = { kind, meanS: r.number('meanS', 30, { min: 0.001 }), maxS: r.number('maxS', 3600, { min: 0.001 }) };
+      break;
+    case 'fixed':
+      d = { kind, s: r.number('s', 30, { min: 0.001 }) };
+      break;
+  }
+  r.done();
+  return d;
+}
+
+/** Reads a scenario; `r` may be empty (all defaults). */
+export function readScenario(r: Reader): Scenario {
+  const sw = r.object('switch');
+  const uplink = sw.object('uplink');
+  const s: Scenario['switch'] = {
+    hostname: sw.string('hostname', 'sim1'),
+    hashSeed: sw.number('hashSeed', 0x5eed, { min: 0, max: 0xffffffff, integer: true }),
+    ecmpMode: sw.oneOf('ecmpMode', ['resilient', 'mod-n'] as const, 'resilient'),
+    bucketCount: sw.number('bucketCount', 64, { min: 1, max: 65536, integer: true }),
+    pinCapacity: sw.number('pinCapacity', 1500, { min: 0, max: 1_000_000, integer: true }),
+    uplink: {
+      interface: uplink.checked('interface', 'Ethernet47', (v) => (/^Ethernet\d+$/.test(v) ? undefined : `must be an Ethernet interface name like Ethernet47, got '${v}'`)),
+      nexthop: uplink.checked('nexthop', '10.0.0.254', ipCheck),
+      prefixes: uplink.list('prefixes', ['10.100.0.0/16', '2001:db8:100::/48'], (v, at) => {
+        if (typeof v !== 'string' || prefixCheck(v) !== undefined) throw new ConfigError(r.file, at, `must be an IP prefix, got ${JSON.stringify(v)}`);
+        return v;
+      }),
+    },
+    mirrorFinRst: sw.boolean('mirrorFinRst', false),
+  };
+  uplink.done();
+  sw.done();
+  const vips = r.list('vips', [{ address: '192.0.2.80', nexthops: ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4'] }], (_v, _at, reader) => {
+    const v = reader();
+    const out = {
+      address: canonicalIp(v.checked('address', undefined, ipCheck)),
+      nexthops: v.list('nexthops', undefined, (n, at) => {
+        if (typeof n !== 'string' || isIP(n) === 0) throw new ConfigError(r.file, at, `must be an IP address, got ${JSON.stringify(n)}`);
+        return canonicalIp(n);
+      }),
+      port: v.port('port', 443),
+    };
+    v.done();
+    if (out.nexthops.length === 0) v.fail('nexthops', 'needs at least one nexthop');
+    return out;
+  });
+  const spareServers = r.list('spareServers', ['10.0.1.5'], (n, at) => {
+    if (typeof n !== 'string' || isIP(n) === 0) throw new ConfigError(r.file, at, `must be an IP address, got ${JSON.stringify(n)}`);
+    return canonicalIp(n);
+  });
+  const t = r.object('traffic');
+  const traffic: Scenario['traffic'] = {
+    enabled: t.boolean('enabled', true),
+    connectionsPerSecond: t.number('connectionsPerSecond', 20, { min: 0.001, max: 1_000_000 }),
+    lifetime: readLifetime(t.object('lifetime')),
+    packetIntervalMs: t.number('packetIntervalMs', 1000, { min: 1 }),
+    clientBase: t.checked('clientBase', '10.100.0.1', ipCheck),
+    clientCount: t.number('clientCount', 10_000, { min: 1, max: 16_000_000, integer: true }),
+    maxConcurrent: t.number('maxConcurrent', 100_000, { min: 1, integer: true }),
+    seed: t.number('seed', 1, { min: 0, max: 0xffffffff, integer: true }),
+  };
+  t.done();
+  const m = r.object('mirror');
+  const mirror: Scenario['mirror'] = {
+    enabled: m.boolean('enabled', true),
+    host: m.checked('host', '127.0.0.1', ipCheck),
+    port: m.port('port', 4754),
+    transport: m.oneOf('transport', ['udp', 'raw'] as const, 'udp'),
+    sourceAddress: m.checked('sourceAddress', '127.0.0.2', ipCheck),
+  };
+  m.done();
+  const e = r.object('eapi');
+  const eapi: Scenario['eapi'] = { enabled: e.boolean('enabled', true), host: e.checked('host', '127.0.0.1', ipCheck), port: e.port('port', 8880), username: e.string('username', 'admin'), password: e.string('password', process.env['FLOWPIN_SIM_PASSWORD'] ?? 'flowpin') };
+  e.done();
+  const g = r.object('gnmi');
+  const gnmi: Scenario['gnmi'] = { enabled: g.boolean('enabled', true), host: g.checked('host', '127.0.0.1', ipCheck), port: g.port('port', 6030), username: g.optionalString('username'), password: g.optionalString('password') };
+  g.done();
+  const st = r.object('status');
+  const status: Scenario['status'] = { enabled: st.boolean('enabled', true), host: st.checked('host', '127.0.0.1', ipCheck), port: st.port('port', 8881) };
+  st.done();
+  r.done();
+  for (const v of vips) for (const n of v.nexthops) if (spareServers.includes(n)) throw new ConfigError(r.file, 'spareServers', `${n} is already a nexthop of ${v.address}`);
+  return deepFreeze({ switch: s, vips, spareServers, traffic, mirror, eapi, gnmi, status });
+}
+
+function deepFreeze<T>(o: T): T {
+  if (typeof o === 'object' && o !== null) {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}
