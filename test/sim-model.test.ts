@@ -122,6 +122,24 @@ describe('the problem, without flowpin', () => {
   });
 });
 
+describe('mirror session', () => {
+  test('SYNs are mirrored; FIN and RST only when mirrorFinRst is set; data never', () => {
+    for (const mirrorFinRst of [false, true]) {
+      const clock = new VirtualClock();
+      const sw = makeSwitch(clock, { mirrorFinRst });
+      const seen: number[] = [];
+      sw.mirror = (p) => seen.push(p.flags);
+      const gen = new TrafficGenerator(sw, clock, { ...trafficOptions, lifetime: { kind: 'fixed', s: 10 } });
+      for (let i = 0; i < 20; i++) gen.open();
+      clock.advance(20_000);
+      assert.equal(gen.counters.closedCleanly, 20);
+      assert.equal(seen.filter((f) => f === 0x02).length, 20, 'every SYN');
+      assert.equal(seen.filter((f) => (f & 0x01) !== 0).length, mirrorFinRst ? 20 : 0, 'FINs');
+      assert.equal(seen.length, mirrorFinRst ? 40 : 20, 'no data segments');
+    }
+  });
+});
+
 describe('pin table', () => {
   const pinFor = (c: { src: string; dst: string; sport: number; dport: number }, nexthop: string, idle = 300) => ({
     source: 'directflow' as const,
