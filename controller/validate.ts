@@ -17,6 +17,14 @@ export class ConfigError extends Error {
 }
 
 type Obj = Record<string, unknown>;
+
+function parseText(file: string, text: string): unknown {
+  try {
+    return parseYaml(text) as unknown;
+  } catch (err) {
+    throw new ConfigError(file, '', `not valid YAML: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
 const show = (v: unknown): string => (typeof v === 'string' ? `'${v}'` : JSON.stringify(v) ?? String(v));
 
 export class Reader {
@@ -30,13 +38,7 @@ export class Reader {
 
   /** Reads a YAML or JSON file into a Reader over its top-level object. */
   static fromFile(file: string): Reader {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (err) {
-      throw new ConfigError(file, '', `cannot read: ${err instanceof Error ? err.message : String(err)}`);
-    }
-    return Reader.fromText(file, text);
+    return Reader.fromObject(file, Reader.parseFile(file));
   }
 
   /** A Reader over an already parsed document (e.g. a file's YAML with command-line overrides applied). */
@@ -54,23 +56,11 @@ export class Reader {
     } catch (err) {
       throw new ConfigError(file, '', `cannot read: ${err instanceof Error ? err.message : String(err)}`);
     }
-    try {
-      return parseYaml(text) as unknown;
-    } catch (err) {
-      throw new ConfigError(file, '', `not valid YAML: ${err instanceof Error ? err.message : String(err)}`);
-    }
+    return parseText(file, text);
   }
 
   static fromText(file: string, text: string): Reader {
-    let doc: unknown;
-    try {
-      doc = parseYaml(text);
-    } catch (err) {
-      throw new ConfigError(file, '', `not valid YAML: ${err instanceof Error ? err.message : String(err)}`);
-    }
-    if (doc === null || doc === undefined) doc = {};
-    if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(file, '', 'the top level must be a mapping');
-    return new Reader(file, '', doc as Obj);
+    return Reader.fromObject(file, parseText(file, text));
   }
 
   private key(k: string): string {

@@ -7,17 +7,10 @@ import { canonicalIp } from '../mirror-receiver/addr.js';
 import { ConfigError, Reader } from '../controller/validate.js';
 import { parsePrefix } from './prefix.js';
 import type { LifetimeDistribution } from './rng.js';
+import type { SimSwitchOptions } from './sim-switch.js';
 
 export interface Scenario {
-  switch: {
-    hostname: string;
-    hashSeed: number;
-    ecmpMode: 'resilient' | 'mod-n';
-    bucketCount: number;
-    pinCapacity: number;
-    uplink: { interface: string; nexthop: string; prefixes: string[] };
-    mirrorFinRst: boolean;
-  };
+  switch: Omit<SimSwitchOptions, 'now'>;
   vips: { address: string; nexthops: string[]; port: number }[];
   /** Servers attached but in no group yet (to add later). */
   spareServers: string[];

@@ -5,7 +5,7 @@
 
 import { canonicalIp } from '../../mirror-receiver/addr.js';
 import { joinPath, pathToString, type PathElem, type SetRequest, type TypedValue, type Update, type UpdateResult } from '../../proto/gnmi.js';
-import type { PinEntry, PinSpec } from '../pin-table.js';
+import type { PinEntry, PinMatch, PinSpec } from '../pin-table.js';
 import type { SimSwitch } from '../sim-switch.js';
 
 export type Scalar = string | number | boolean;
@@ -35,12 +35,7 @@ export const ruleName = (policy: string, seq: number): string => `${PIN_PREFIX}$
 interface Rule {
   policy: string;
   seq: number;
-  family?: 4 | 6;
-  src?: string;
-  dst?: string;
-  protocol?: number;
-  sport?: number;
-  dport?: number;
+  match: PinMatch;
   nexthop?: string;
 }
 
@@ -48,17 +43,12 @@ function ruleOf(e: PinEntry): Rule | undefined {
   if (e.source !== 'openconfig' || !e.name.startsWith(PIN_PREFIX)) return undefined;
   const rest = e.name.slice(PIN_PREFIX.length);
   const at = rest.lastIndexOf('/');
-  const m = e.match;
-  const r: Rule = { policy: rest.slice(0, at), seq: Number(rest.slice(at + 1)) };
-  if (m.family !== undefined) r.family = m.family;
-  if (m.src !== undefined) r.src = m.src;
-  if (m.dst !== undefined) r.dst = m.dst;
-  if (m.protocol !== undefined) r.protocol = m.protocol;
-  if (m.sport !== undefined) r.sport = m.sport;
-  if (m.dport !== undefined) r.dport = m.dport;
+  const r: Rule = { policy: rest.slice(0, at), seq: Number(rest.slice(at + 1)), match: { ...e.match } };
   if (e.nexthop !== undefined) r.nexthop = e.nexthop;
   return r;
 }
+
+const copyRule = (r: Rule): Rule => ({ ...r, match: { ...r.match } });
 
 const hostPrefix = (a: string): string => `${a}/${a.includes(':') ? 128 : 32}`;
 
@@ -72,13 +62,14 @@ export function leaves(sw: SimSwitch, networkInstance = 'default'): Leaf[] {
     const add = (rel: string[], value: Scalar | undefined): void => {
       if (value !== undefined) out.push({ elems: [...base, ...rel.map((name) => ({ name }))], value });
     };
-    const af = r.family === 6 ? 'ipv6' : 'ipv4';
+    const m = r.match;
+    const af = m.family === 6 ? 'ipv6' : 'ipv4';
     add(['config', 'sequence-id'], r.seq);
-    add([af, 'config', 'source-address'], r.src === undefined ? undefined : hostPrefix(r.src));
-    add([af, 'config', 'destination-address'], r.dst === undefined ? undefined : hostPrefix(r.dst));
-    add([af, 'config', 'protocol'], r.protocol);
-    add(['transport', 'config', 'source-port'], r.sport);
-    add(['transport', 'config', 'destination-port'], r.dport);
+    add([af, 'config', 'source-address'], m.src === undefined ? undefined : hostPrefix(m.src));
+    add([af, 'config', 'destination-address'], m.dst === undefined ? undefined : hostPrefix(m.dst));
+    add([af, 'config', 'protocol'], m.protocol);
+    add(['transport', 'config', 'source-port'], m.sport);
+    add(['transport', 'config', 'destination-port'], m.dport);
     add(['action', 'config', 'next-hop'], r.nexthop);
     add(['state', 'matched-pkts'], e.packets);
     add(['state', 'matched-octets'], e.bytes);
@@ -198,25 +189,25 @@ function applyToRule(rule: Rule, rel: string[], value: unknown, where: string): 
       return;
     case 'ipv4/config/source-address':
     case 'ipv6/config/source-address':
-      rule.src = hostAddress(v, where);
-      rule.family = rel[0] === 'ipv6' ? 6 : 4;
+      rule.match.src = hostAddress(v, where);
+      rule.match.family = rel[0] === 'ipv6' ? 6 : 4;
       return;
     case 'ipv4/config/destination-address':
     case 'ipv6/config/destination-address':
-      rule.dst = hostAddress(v, where);
-      rule.family = rel[0] === 'ipv6' ? 6 : 4;
+      rule.match.dst = hostAddress(v, where);
+      rule.match.family = rel[0] === 'ipv6' ? 6 : 4;
       return;
     case 'ipv4/config/protocol':
     case 'ipv6/config/protocol': {
       const ident = typeof v === 'string' ? PROTOCOL_IDENTITIES[v.replace(/^.*:/, '')] : undefined;
-      rule.protocol = ident ?? uintField(v, 255, where);
+      rule.match.protocol = ident ?? uintField(v, 255, where);
       return;
     }
     case 'transport/config/source-port':
-      rule.sport = uintField(v, 65535, where);
+      rule.match.sport = uintField(v, 65535, where);
       return;
     case 'transport/config/destination-port':
-      rule.dport = uintField(v, 65535, where);
+      rule.match.dport = uintField(v, 65535, where);
       return;
     case 'action/config/next-hop':
       rule.nexthop = hostAddress(v, where);
@@ -265,7 +256,7 @@ export function applySet(sw: SimSwitch, req: SetRequest): UpdateResult[] {
   for (const e of sw.pins.all()) {
     const r = ruleOf(e);
     if (r) {
-      rules.set(ruleName(r.policy, r.seq), { ...r });
+      rules.set(ruleName(r.policy, r.seq), r);
       current.set(e.name, e);
     }
   }
@@ -299,7 +290,8 @@ export function applySet(sw: SimSwitch, req: SetRequest): UpdateResult[] {
     const value = typedToValue(u.val);
     if (t.kind === 'rule') {
       const name = ruleName(t.policy, t.seq);
-      const base: Rule = op === 'REPLACE' && t.rel.length === 0 ? { policy: t.policy, seq: t.seq } : { ...(rules.get(name) ?? { policy: t.policy, seq: t.seq }) };
+      const existing = rules.get(name);
+      const base: Rule = op === 'REPLACE' && t.rel.length === 0 ? { policy: t.policy, seq: t.seq, match: {} } : existing ? copyRule(existing) : { policy: t.policy, seq: t.seq, match: {} };
       applyToRule(base, t.rel, value, where);
       rules.set(name, base);
     } else if (t.kind === 'nexthop') {
@@ -327,7 +319,7 @@ export function applySet(sw: SimSwitch, req: SetRequest): UpdateResult[] {
   // Validate the staged state, then apply it.
   for (const [name, r] of rules) {
     if (r.nexthop === undefined) throw new GnmiError('INVALID_ARGUMENT', `rule ${name.slice(PIN_PREFIX.length)} has no action/config/next-hop`);
-    if (r.src !== undefined && r.dst !== undefined && r.src.includes(':') !== r.dst.includes(':')) throw new GnmiError('INVALID_ARGUMENT', `rule ${name.slice(PIN_PREFIX.length)} mixes IPv4 and IPv6`);
+    if (r.match.src !== undefined && r.match.dst !== undefined && r.match.src.includes(':') !== r.match.dst.includes(':')) throw new GnmiError('INVALID_ARGUMENT', `rule ${name.slice(PIN_PREFIX.length)} mixes IPv4 and IPv6`);
   }
   const changed = [...rules].filter(([name, r]) => !sameRule(current.get(name), r));
   const removed = [...current.keys()].filter((name) => !rules.has(name));
@@ -347,20 +339,14 @@ export function applySet(sw: SimSwitch, req: SetRequest): UpdateResult[] {
 }
 
 function specOf(r: Rule): PinSpec {
-  const match: PinSpec['match'] = {};
-  if (r.family !== undefined) match.family = r.family;
-  if (r.src !== undefined) match.src = r.src;
-  if (r.dst !== undefined) match.dst = r.dst;
-  if (r.protocol !== undefined) match.protocol = r.protocol;
-  if (r.sport !== undefined) match.sport = r.sport;
-  if (r.dport !== undefined) match.dport = r.dport;
-  const spec: PinSpec = { source: 'openconfig', match, idleTimeoutS: 0, hardTimeoutS: 0, persistent: true, priority: 0 };
+  const spec: PinSpec = { source: 'openconfig', match: { ...r.match }, idleTimeoutS: 0, hardTimeoutS: 0, persistent: true, priority: 0 };
   if (r.nexthop !== undefined) spec.nexthop = r.nexthop;
   return spec;
 }
 
 function sameRule(e: PinEntry | undefined, r: Rule): boolean {
   if (e === undefined) return false;
-  const m = e.match;
-  return m.family === r.family && m.src === r.src && m.dst === r.dst && m.protocol === r.protocol && m.sport === r.sport && m.dport === r.dport && e.nexthop === r.nexthop;
+  const a = e.match;
+  const b = r.match;
+  return a.family === b.family && a.src === b.src && a.dst === b.dst && a.protocol === b.protocol && a.sport === b.sport && a.dport === b.dport && e.nexthop === r.nexthop;
 }
