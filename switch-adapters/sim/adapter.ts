@@ -1,0 +1,91 @@
+// The in-process adapter for the built-in switch simulator: the same contract, answered
+// directly from the SimSwitch model (DirectFlow-style pins with native idle timeouts), and
+// able to predict which flows an added member takes over (it can see the bucket table).
+
+import { canonicalIp } from '../../mirror-receiver/addr.js';
+import { ResilientGroup } from '../../switch-sim/ecmp-group.js';
+import type { SimSwitch } from '../../switch-sim/sim-switch.js';
+import type { AdapterCapabilities, FlowSpec, InstalledPin, PinOutcome, PinRule, SwitchAdapter } from '../contract.js';
+import { SwitchCommandError } from '../errors.js';
+import { flowOfPinName, pinName } from '../arista-eapi/directflow.js';
+
+export class SimAdapter implements SwitchAdapter {
+  readonly kind = 'sim';
+  readonly capabilities: AdapterCapabilities;
+
+  constructor(private readonly sw: SimSwitch) {
+    this.capabilities = {
+      resolvesNexthop: true,
+      resolveBatchSize: 1000,
+      pinBatchSize: 500,
+      nativeIdleTimeout: true,
+      pinTableSize: sw.pins.capacity,
+      changesGroups: true,
+      predictsMovedFlows: sw.options.ecmpMode === 'resilient',
+    };
+  }
+
+  connect(): Promise<void> {
+    this.sw.directflowEnabled = true;
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  resolve(flows: FlowSpec[]): Promise<(string | undefined)[]> {
+    return Promise.resolve(flows.map((f) => this.sw.ecmpNexthop(f.src, f.dst, 6, f.sport, f.dport)));
+  }
+
+  installPins(pins: PinRule[]): Promise<PinOutcome[]> {
+    const now = this.sw.now();
+    return Promise.resolve(
+      pins.map((p) => {
+        const f = p.flow;
+        this.sw.pins.upsert(pinName(f), { source: 'directflow', match: { family: f.family, src: f.src, dst: f.dst, protocol: 6, sport: f.sport, dport: f.dport }, nexthop: canonicalIp(p.nexthop), idleTimeoutS: p.idleTimeoutS, hardTimeoutS: 0, persistent: false, priority: 0 }, now);
+        return { flow: f, ok: true };
+      }),
+    );
+  }
+
+  removePins(flows: FlowSpec[]): Promise<void> {
+    for (const f of flows) this.sw.pins.remove(pinName(f));
+    return Promise.resolve();
+  }
+
+  listPins(): Promise<InstalledPin[]> {
+    this.sw.pins.expire(this.sw.now());
+    const out: InstalledPin[] = [];
+    for (const e of this.sw.pins.all()) {
+      const flow = flowOfPinName(e.name);
+      if (flow === undefined || e.nexthop === undefined) continue;
+      const pin: InstalledPin = { name: e.name, flow, nexthop: e.nexthop, programmed: e.status === 'programmed', packets: e.packets, bytes: e.bytes };
+      if (e.status !== 'programmed') pin.reason = e.status;
+      out.push(pin);
+    }
+    return Promise.resolve(out);
+  }
+
+  groupMembers(vip: string): Promise<string[]> {
+    return Promise.resolve([...(this.sw.vips.get(canonicalIp(vip))?.group.members() ?? [])]);
+  }
+
+  addGroupMember(vip: string, nexthop: string): Promise<void> {
+    this.sw.groupAdd(vip, nexthop);
+    return Promise.resolve();
+  }
+
+  removeGroupMember(vip: string, nexthop: string): Promise<void> {
+    if (!this.sw.vips.has(canonicalIp(vip))) return Promise.reject(new SwitchCommandError('sim', `no ip route ${vip}`, 'no such VIP', 1000));
+    this.sw.groupRemove(vip, nexthop);
+    return Promise.resolve();
+  }
+
+  movedByAdd(vip: string, nexthop: string, flows: FlowSpec[]): Promise<boolean[]> {
+    const group = this.sw.vips.get(canonicalIp(vip))?.group;
+    if (!(group instanceof ResilientGroup)) return Promise.resolve(flows.map(() => true));
+    const moved = new Set(group.previewAdd(canonicalIp(nexthop)));
+    return Promise.resolve(flows.map((f) => moved.has(group.bucketOf(this.sw.hashOf(f.src, f.dst, 6, f.sport, f.dport)))));
+  }
+}
