@@ -111,9 +111,12 @@ export class FlowTable {
     return this.lru.delete(key);
   }
 
-  /** The nexthop id of a live flow (0 while unresolved), or undefined if not live. */
+  /**
+   * The nexthop id of a live flow (0 while unresolved), or undefined if not live. A read:
+   * it does not count as seeing the flow, so it is safe while walking keys().
+   */
   nexthopOf(key: string): number | undefined {
-    return this.lru.get(key);
+    return this.lru.peek(key);
   }
 
   has(key: string): boolean {
@@ -145,15 +148,15 @@ export class FlowTable {
     return before - this.lru.size;
   }
 
-  /** A live flow in readable form. */
+  /** A live flow in readable form (a read, like nexthopOf). */
   entry(key: string): FlowEntry | undefined {
-    const nexthopId = this.lru.get(key);
+    const nexthopId = this.lru.peek(key);
     if (nexthopId === undefined) return undefined;
     const remaining = this.lru.getRemainingTTL(key);
     return { switchId: switchIdOfKey(key), ...parseTuple(key, 2), nexthopId, lastSeen: this.lruNow() - (this.maxAgeMs - remaining) };
   }
 
-  /** Keys of live flows, most recently seen first. */
+  /** Keys of live flows, most recently seen first. Only reads (nexthopOf, entry, has) may run while walking it. */
   *keys(): IterableIterator<string> {
     yield* this.lru.keys();
   }

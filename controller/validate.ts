@@ -150,3 +150,12 @@ export class Reader {
     for (const k of Object.keys(this.obj)) if (!this.seen.has(k)) this.fail(k, 'is not a known setting');
   }
 }
+
+/** Freezes an object and everything in it: configuration is read once, then never changed. */
+export function deepFreeze<T>(o: T): T {
+  if (typeof o === 'object' && o !== null) {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}

@@ -4,7 +4,7 @@
 
 import { isIP } from 'node:net';
 import { canonicalIp } from '../mirror-receiver/addr.js';
-import { ConfigError, Reader } from '../controller/validate.js';
+import { ConfigError, deepFreeze, Reader } from '../controller/validate.js';
 import { parsePrefix } from './prefix.js';
 import type { LifetimeDistribution } from './rng.js';
 import type { SimSwitchOptions } from './sim-switch.js';
@@ -134,12 +134,4 @@ export function readScenario(r: Reader): Scenario {
   r.done();
   for (const v of vips) for (const n of v.nexthops) if (spareServers.includes(n)) throw new ConfigError(r.file, 'spareServers', `${n} is already a nexthop of ${v.address}`);
   return deepFreeze({ switch: s, vips, spareServers, traffic, mirror, eapi, gnmi, status });
-}
-
-function deepFreeze<T>(o: T): T {
-  if (typeof o === 'object' && o !== null) {
-    for (const v of Object.values(o)) deepFreeze(v);
-    Object.freeze(o);
-  }
-  return o;
 }

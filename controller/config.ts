@@ -1,0 +1,183 @@
+// flowpin's configuration: one YAML file, validated once at load with errors that name the
+// file and key, secrets taken from the environment (`env:NAME`) or a file (`file:/path`),
+// then frozen. Runtime state lives elsewhere.
+
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { canonicalIp } from '../mirror-receiver/addr.js';
+import { ConfigError, deepFreeze, Reader } from './validate.js';
+import type { PinMode } from './pin-policy.js';
+import type { GroupCommandTemplates } from '../switch-adapters/arista-eapi/adapter.js';
+
+export interface VipConfig {
+  address: string;
+  nexthops: string[];
+}
+
+export interface EapiConfig {
+  url: string;
+  username: string;
+  password: string;
+  timeoutMs: number;
+  maxConcurrent: number;
+  caFile: string | undefined;
+  insecureSkipVerify: boolean;
+  resolveBatchSize: number;
+  pinBatchSize: number;
+  groupCommands: GroupCommandTemplates | undefined;
+}
+
+export interface SwitchConfig {
+  name: string;
+  adapter: 'arista-eapi' | 'sim';
+  /** Outer source addresses of this switch's mirror frames. */
+  mirrorSources: string[];
+  /** GRE key or ERSPAN session id that identify this switch's frames (instead of the address). */
+  greKey: number | undefined;
+  sessionId: number | undefined;
+  pinTableSize: number;
+  eapi: EapiConfig | undefined;
+  vips: VipConfig[];
+}
+
+export interface FlowpinConfig {
+  file: string;
+  api: { host: string; port: number; token: string | undefined };
+  mirror: { udp: { host: string; port: number }[]; raw: boolean };
+  pinMode: PinMode;
+  pinIdleTimeoutS: number;
+  flowTable: { maxFlows: number; maxAgeS: number };
+  resolveQueue: number;
+  settleMs: number;
+  barrierTimeoutMs: number;
+  resyncIntervalS: number;
+  stateFile: string | undefined;
+  persistIntervalS: number;
+  switches: SwitchConfig[];
+}
+
+/** Resolves `env:NAME` and `file:/path` secret references; other text is the value itself. */
+export function secret(r: Reader, key: string, def?: string): string {
+  const v = r.string(key, def);
+  if (v.startsWith('env:')) {
+    const name = v.slice(4);
+    const val = process.env[name];
+    if (val === undefined || val === '') r.fail(key, `environment variable ${name} is not set`);
+    return val;
+  }
+  if (v.startsWith('file:')) {
+    try {
+      return readFileSync(v.slice(5), 'utf8').trim();
+    } catch (err) {
+      r.fail(key, `cannot read secret file ${v.slice(5)}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  return v;
+}
+
+const ipCheck = (v: string): string | undefined => (isIP(v) === 0 ? `'${v}' is not an IP address` : undefined);
+const ipList = (r: Reader, key: string, def: unknown[] | undefined): string[] =>
+  r.list(key, def, (v, at) => {
+    if (typeof v !== 'string' || isIP(v) === 0) throw new ConfigError(r.file, at, `must be an IP address, got ${JSON.stringify(v)}`);
+    return canonicalIp(v);
+  });
+
+function readSwitch(r: Reader): SwitchConfig {
+  const adapter = r.oneOf('adapter', ['arista-eapi', 'sim'] as const, 'arista-eapi');
+  let eapi: EapiConfig | undefined;
+  if (adapter === 'arista-eapi') {
+    const e = r.object('eapi');
+    const url = e.checked('url', undefined, (v) => (/^https?:\/\/[^/]+/.test(v) ? undefined : `must be an http:// or https:// URL, got '${v}'`));
+    let groupCommands: GroupCommandTemplates | undefined;
+    if (e.has('groupCommands')) {
+      const g = e.object('groupCommands');
+      const lines = (k: string): string[] =>
+        g.list(k, undefined, (v, at) => {
+          if (typeof v !== 'string' || v === '') throw new ConfigError(r.file, at, 'must be a command line');
+          return v;
+        });
+      groupCommands = { add: lines('add'), remove: lines('remove') };
+      g.done();
+    }
+    eapi = {
+      url: url.endsWith('/command-api') ? url : `${url.replace(/\/$/, '')}/command-api`,
+      username: e.string('username', 'admin'),
+      password: secret(e, 'password'),
+      timeoutMs: e.number('timeoutMs', 10_000, { min: 1, integer: true }),
+      maxConcurrent: e.number('maxConcurrent', 4, { min: 1, max: 64, integer: true }),
+      caFile: e.optionalString('caFile'),
+      insecureSkipVerify: e.boolean('insecureSkipVerify', false),
+      resolveBatchSize: e.number('resolveBatchSize', 200, { min: 1, max: 5000, integer: true }),
+      pinBatchSize: e.number('pinBatchSize', 100, { min: 1, max: 1000, integer: true }),
+      groupCommands,
+    };
+    e.done();
+  }
+  const vips = r.list('vips', undefined, (_v, _at, reader) => {
+    const v = reader();
+    const out = { address: canonicalIp(v.checked('address', undefined, ipCheck)), nexthops: ipList(v, 'nexthops', []) };
+    v.done();
+    return out;
+  });
+  if (vips.length === 0) r.fail('vips', 'needs at least one VIP');
+  const defaultSource = eapi ? new URL(eapi.url).hostname.replace(/^\[|\]$/g, '') : undefined;
+  const cfg: SwitchConfig = {
+    name: r.checked('name', undefined, (v) => (/^[A-Za-z0-9_.-]+$/.test(v) ? undefined : `may hold letters, digits, '.', '_' and '-' only, got '${v}'`)),
+    adapter,
+    mirrorSources: ipList(r, 'mirrorSources', defaultSource !== undefined && isIP(defaultSource) ? [defaultSource] : []),
+    greKey: r.has('greKey') ? r.number('greKey', undefined, { min: 0, max: 0xffffffff, integer: true }) : (r.optionalString('greKey'), undefined),
+    sessionId: r.has('sessionId') ? r.number('sessionId', undefined, { min: 0, max: 1023, integer: true }) : (r.optionalString('sessionId'), undefined),
+    pinTableSize: r.number('pinTableSize', 1500, { min: 1, integer: true }),
+    eapi,
+    vips,
+  };
+  r.done();
+  if (cfg.mirrorSources.length === 0 && cfg.greKey === undefined && cfg.sessionId === undefined) r.fail('mirrorSources', 'needed: the address the switch mirrors from (or a greKey / sessionId)');
+  return cfg;
+}
+
+/** Reads and validates a configuration document; the result is frozen. */
+export function readConfig(r: Reader): FlowpinConfig {
+  const api = r.object('api');
+  const apiCfg = { host: api.checked('host', '127.0.0.1', ipCheck), port: api.port('port', 8080), token: api.has('token') ? secret(api, 'token') : (api.optionalString('token'), undefined) };
+  api.done();
+  const m = r.object('mirror');
+  const udp = m.list('udp', [{ host: '127.0.0.1', port: 4754 }], (_v, _at, reader) => {
+    const u = reader();
+    const out = { host: u.checked('host', '0.0.0.0', ipCheck), port: u.port('port', 4754) };
+    u.done();
+    return out;
+  });
+  const mirror = { udp, raw: m.boolean('raw', false) };
+  m.done();
+  const ft = r.object('flowTable');
+  const flowTable = { maxFlows: ft.number('maxFlows', 1_000_000, { min: 1, integer: true }), maxAgeS: ft.number('maxAgeS', 3600, { min: 1 }) };
+  ft.done();
+  const cfg: FlowpinConfig = {
+    file: r.file,
+    api: apiCfg,
+    mirror,
+    pinMode: r.oneOf('pinMode', ['on-change', 'always'] as const, 'on-change'),
+    pinIdleTimeoutS: r.number('pinIdleTimeoutS', 300, { min: 1, max: 86400, integer: true }),
+    flowTable,
+    resolveQueue: r.number('resolveQueue', 100_000, { min: 1, integer: true }),
+    settleMs: r.number('settleMs', 200, { min: 0 }),
+    barrierTimeoutMs: r.number('barrierTimeoutMs', 30_000, { min: 1 }),
+    resyncIntervalS: r.number('resyncIntervalS', 30, { min: 0.05 }),
+    stateFile: r.optionalString('stateFile'),
+    persistIntervalS: r.number('persistIntervalS', 10, { min: 0.05 }),
+    switches: r.list('switches', undefined, (_v, _at, reader) => readSwitch(reader())),
+  };
+  r.done();
+  const names = new Set<string>();
+  for (const s of cfg.switches) {
+    if (names.has(s.name)) throw new ConfigError(r.file, 'switches', `switch name '${s.name}' appears twice`);
+    names.add(s.name);
+  }
+  if (cfg.switches.length === 0) throw new ConfigError(r.file, 'switches', 'needs at least one switch');
+  return deepFreeze(cfg);
+}
+
+export function loadConfig(file: string): FlowpinConfig {
+  return readConfig(Reader.fromFile(file));
+}

@@ -1,0 +1,346 @@
+// The controller: mirror events in, pins out. It owns the flow table and the nexthop
+// registry, one SwitchRuntime and ChangeManager per switch, the mirror receiver, the
+// periodic work (resync and drain tracking, purging aged flows, persisting state), and the
+// read models the API serves. Time comes from the injected clock.
+
+import type { Logger } from 'pino';
+import { MirrorReceiver } from '../mirror-receiver/receiver.js';
+import type { FlowEvent } from '../mirror-receiver/flow-event.js';
+import { parseTuple } from '../mirror-receiver/tuple.js';
+import type { SwitchAdapter } from '../switch-adapters/contract.js';
+import { ChangeManager, type ChangeRecord } from './changes.js';
+import type { FlowpinConfig } from './config.js';
+import { notFound } from './errors.js';
+import { FlowTable, switchIdOfKey, UNRESOLVED } from './flow-table.js';
+import { controllerMetrics, type ControllerMetrics } from './metrics.js';
+import { NexthopRegistry } from './nexthop-registry.js';
+import { decodeKey, encodeKey, loadState, saveState, type SavedState } from './state-store.js';
+import { SwitchRuntime } from './switch-runtime.js';
+
+export interface ControllerDeps {
+  config: FlowpinConfig;
+  adapters: ReadonlyMap<string, SwitchAdapter>;
+  logger: Logger;
+  now?: () => number;
+  /** Start the mirror sources of the configuration (off in tests that feed events directly). */
+  listen?: boolean;
+}
+
+export interface SwitchStatus {
+  name: string;
+  adapter: string;
+  connected: boolean;
+  inSync: boolean;
+  reconcileFailures: number;
+  lastError: string | null;
+  queue: number;
+  flows: number;
+  pins: { desired: number; installed: number; failed: number; capacity: number };
+}
+
+export interface FlowView {
+  switch: string;
+  src: string;
+  dst: string;
+  sport: number;
+  dport: number;
+  nexthop: string | null;
+  pinned: boolean;
+  lastSeen: number;
+}
+
+export class Controller {
+  readonly metrics: ControllerMetrics = controllerMetrics();
+  readonly flowTable: FlowTable;
+  readonly registry = new NexthopRegistry();
+  readonly runtimes = new Map<string, SwitchRuntime>();
+  readonly changes = new Map<string, ChangeManager>();
+  readonly receiver: MirrorReceiver;
+  readonly now: () => number;
+  private readonly bySource = new Map<string, SwitchRuntime>();
+  private readonly byGreKey = new Map<number, SwitchRuntime>();
+  private readonly bySession = new Map<number, SwitchRuntime>();
+  private readonly byId = new Map<number, SwitchRuntime>();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly log: Logger;
+  private unknownSwitch = 0;
+  private stateDirty = false;
+  private stopped = false;
+
+  constructor(private readonly deps: ControllerDeps) {
+    const cfg = deps.config;
+    this.now = deps.now ?? Date.now;
+    this.log = deps.logger;
+    this.flowTable = new FlowTable({ maxFlows: cfg.flowTable.maxFlows, maxAgeMs: cfg.flowTable.maxAgeS * 1000, now: this.now });
+    this.receiver = new MirrorReceiver((ev) => this.onEvent(ev), this.now, (err) => this.log.warn({ err }, 'mirror source error'));
+    cfg.switches.forEach((s, i) => {
+      const adapter = deps.adapters.get(s.name);
+      if (adapter === undefined) throw new Error(`no adapter for switch ${s.name}`);
+      const rt = new SwitchRuntime({
+        name: s.name, id: i + 1, adapter, vips: s.vips.map((v) => ({ address: v.address, nexthops: [...v.nexthops] })),
+        flowTable: this.flowTable, registry: this.registry, metrics: this.metrics, pinMode: cfg.pinMode, pinIdleTimeoutS: cfg.pinIdleTimeoutS, queueCapacity: cfg.resolveQueue, now: this.now,
+      });
+      this.runtimes.set(s.name, rt);
+      this.byId.set(rt.id, rt);
+      this.changes.set(s.name, new ChangeManager(rt, { settleMs: cfg.settleMs, barrierTimeoutMs: cfg.barrierTimeoutMs, now: this.now, onChange: () => (this.stateDirty = true) }));
+      for (const a of s.mirrorSources) this.bySource.set(a, rt);
+      if (s.greKey !== undefined) this.byGreKey.set(s.greKey, rt);
+      if (s.sessionId !== undefined) this.bySession.set(s.sessionId, rt);
+    });
+    this.metrics.flows.collect(() => [...this.runtimes.values()].map((rt) => ({ labels: { switch: rt.name }, value: this.countFlows(rt) })));
+    this.metrics.pins.collect(() => [...this.runtimes.values()].flatMap((rt) => [
+      { labels: { switch: rt.name, state: 'desired' }, value: rt.reconciler.desired.size },
+      { labels: { switch: rt.name, state: 'installed' }, value: rt.reconciler.programmedCount() },
+      { labels: { switch: rt.name, state: 'failed' }, value: rt.reconciler.failed.size },
+    ]));
+  }
+
+  /** Loads saved state, connects to the switches (retrying in the background), starts listening and the periodic work. */
+  async start(): Promise<void> {
+    const cfg = this.deps.config;
+    const saved = cfg.stateFile === undefined ? undefined : loadState(cfg.stateFile);
+    if (saved) this.restoreFlows(saved);
+    await Promise.all([...this.runtimes.values()].map((rt) => this.connect(rt, saved?.changes[rt.name] ?? [])));
+    if (this.deps.listen ?? true) {
+      for (const u of cfg.mirror.udp) {
+        const b = await this.receiver.listenUdp({ host: u.host, port: u.port });
+        this.log.info({ address: b.address, port: b.port }, 'listening for GRE-in-UDP mirror frames');
+      }
+      if (cfg.mirror.raw) {
+        this.receiver.listenRaw({ family: 4 });
+        this.log.info('listening for GRE on a raw socket');
+      }
+    }
+    this.every(cfg.resyncIntervalS * 1000, () => void this.periodic());
+    if (cfg.stateFile !== undefined) this.every(cfg.persistIntervalS * 1000, () => this.persistIfDirty());
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    await this.receiver.stop();
+    this.persist();
+    for (const rt of this.runtimes.values()) rt.stop();
+    await Promise.all([...this.runtimes.values()].map((rt) => rt.adapter.close()));
+  }
+
+  /** One resync and tracking pass over every switch (also run periodically). */
+  async periodic(): Promise<void> {
+    this.flowTable.purgeStale();
+    for (const [name, rt] of this.runtimes) {
+      if (!rt.connected) continue;
+      try {
+        await rt.reconciler.resync();
+      } catch (err) {
+        this.log.warn({ err, switch: name }, 'resync failed');
+      }
+      this.changes.get(name)?.track();
+    }
+    this.stateDirty = true;
+  }
+
+  /** A decoded mirror event: find its switch, hand it over, count what happened. */
+  onEvent(ev: FlowEvent): void {
+    const rt = (ev.greKey !== null ? this.byGreKey.get(ev.greKey) : undefined) ?? (ev.sessionId !== null ? this.bySession.get(ev.sessionId) : undefined) ?? this.bySource.get(ev.outerSrc);
+    if (rt === undefined) {
+      this.unknownSwitch++;
+      this.metrics.events.inc({ switch: 'unknown', kind: 'unknown-switch' });
+      return;
+    }
+    const what = rt.onSegment(ev.tuple, ev.dst, ev.flags);
+    this.metrics.events.inc({ switch: rt.name, kind: what });
+    if (what === 'shed') this.metrics.shed.inc({ switch: rt.name });
+    if (what === 'syn' || what === 'end') this.stateDirty = true;
+  }
+
+  runtime(name: string): SwitchRuntime {
+    const rt = this.runtimes.get(name);
+    if (rt === undefined) throw notFound(`no switch named '${name}'`, { switch: name });
+    return rt;
+  }
+
+  changeManager(name: string): ChangeManager {
+    this.runtime(name);
+    return this.changes.get(name) as ChangeManager;
+  }
+
+  readiness(): { ready: boolean; switches: SwitchStatus[] } {
+    const switches = [...this.runtimes.values()].map((rt) => this.status(rt));
+    return { ready: !this.stopped && switches.every((s) => s.connected && s.inSync && s.reconcileFailures === 0), switches };
+  }
+
+  status(rt: SwitchRuntime): SwitchStatus {
+    const r = rt.reconciler;
+    return {
+      name: rt.name, adapter: rt.adapter.kind, connected: rt.connected, inSync: r.inSync && rt.lastResolveError === undefined, reconcileFailures: r.failures,
+      lastError: r.lastError ?? rt.lastResolveError ?? null, queue: rt.queue.length, flows: this.countFlows(rt),
+      pins: { desired: r.desired.size, installed: r.programmedCount(), failed: r.failed.size, capacity: rt.adapter.capabilities.pinTableSize },
+    };
+  }
+
+  /** Flows, newest first, filtered and paged. */
+  flows(filter: { switch?: string; vip?: string; nexthop?: string; client?: string }, offset: number, limit: number): { total: number; items: FlowView[] } {
+    const rts = filter.switch === undefined ? [...this.runtimes.values()] : [this.runtime(filter.switch)];
+    const ids = new Set(rts.map((r) => r.id));
+    let keys: Iterable<string>;
+    if (filter.nexthop !== undefined && filter.vip !== undefined) keys = rts.flatMap((r) => r.flowsOn(filter.vip as string, filter.nexthop as string));
+    else keys = this.flowTable.keys();
+    const items: FlowView[] = [];
+    let total = 0;
+    for (const key of keys) {
+      const rt = this.byId.get(switchIdOfKey(key));
+      if (rt === undefined || !ids.has(rt.id)) continue;
+      const e = this.flowTable.entry(key);
+      if (e === undefined) continue;
+      const ref = e.nexthopId === UNRESOLVED ? undefined : this.registry.ref(e.nexthopId);
+      if (filter.vip !== undefined && e.dst !== filter.vip) continue;
+      if (filter.nexthop !== undefined && ref?.nexthop !== filter.nexthop) continue;
+      if (filter.client !== undefined && e.src !== filter.client) continue;
+      total++;
+      if (total <= offset || items.length >= limit) continue;
+      items.push({ switch: rt.name, src: e.src, dst: e.dst, sport: e.sport, dport: e.dport, nexthop: ref?.nexthop ?? null, pinned: rt.reconciler.has(e), lastSeen: e.lastSeen });
+    }
+    return { total, items };
+  }
+
+  /** Pins wanted, installed or failed, filtered and paged. */
+  pins(filter: { switch?: string; vip?: string; nexthop?: string; client?: string; state?: 'desired' | 'installed' | 'failed' }, offset: number, limit: number) {
+    const rts = filter.switch === undefined ? [...this.runtimes.values()] : [this.runtime(filter.switch)];
+    const rows: { switch: string; src: string; dst: string; sport: number; dport: number; nexthop: string; state: 'pending' | 'installed' | 'failed'; reason: string }[] = [];
+    for (const rt of rts) {
+      const r = rt.reconciler;
+      const add = (f: { src: string; dst: string; sport: number; dport: number }, nexthop: string, state: 'pending' | 'installed' | 'failed', reason: string): void => {
+        if (filter.vip !== undefined && f.dst !== filter.vip) return;
+        if (filter.nexthop !== undefined && nexthop !== filter.nexthop) return;
+        if (filter.client !== undefined && f.src !== filter.client) return;
+        rows.push({ switch: rt.name, src: f.src, dst: f.dst, sport: f.sport, dport: f.dport, nexthop, state, reason });
+      };
+      if (filter.state !== 'failed') {
+        for (const [id, p] of r.desired) {
+          const inst = r.installed.get(id);
+          const state = inst?.programmed && inst.nexthop === p.nexthop ? 'installed' : 'pending';
+          if (filter.state === 'installed' && state !== 'installed') continue;
+          add(p.flow, p.nexthop, state, p.reason);
+        }
+      }
+      if (filter.state === undefined || filter.state === 'failed') for (const f of r.failed.values()) add(f.flow, f.nexthop, 'failed', f.why);
+    }
+    return { total: rows.length, items: rows.slice(offset, offset + limit) };
+  }
+
+  /** Writes the state file now (periodically, on SIGTERM, and on stop). */
+  persist(): void {
+    const file = this.deps.config.stateFile;
+    if (file === undefined) return;
+    const nexthopIndex = new Map<number, number>();
+    const nexthops: string[] = [];
+    const flows: [string, number][] = [];
+    for (const key of this.flowTable.keys()) {
+      const nh = this.flowTable.nexthopOf(key);
+      if (nh === undefined || nh === UNRESOLVED) continue;
+      let idx = nexthopIndex.get(nh);
+      if (idx === undefined) {
+        const ref = this.registry.ref(nh);
+        if (ref === undefined) continue;
+        idx = nexthops.length;
+        nexthops.push(`${ref.switchName} ${ref.vip} ${ref.nexthop}`);
+        nexthopIndex.set(nh, idx);
+      }
+      flows.push([encodeKey(key), idx]);
+    }
+    const changes: Record<string, ChangeRecord[]> = {};
+    for (const [name, cm] of this.changes) changes[name] = cm.records;
+    saveState(file, { version: 1, savedAt: this.now(), changes, nexthops, flows });
+    this.stateDirty = false;
+  }
+
+  private persistIfDirty(): void {
+    if (!this.stateDirty) return;
+    try {
+      this.persist();
+    } catch (err) {
+      this.log.error({ err }, 'cannot write the state file');
+    }
+  }
+
+  private restoreFlows(saved: SavedState): void {
+    const ids = saved.nexthops.map((ref) => {
+      const [sw = '', vip = '', nh = ''] = ref.split(' ');
+      return this.runtimes.has(sw) ? this.registry.intern(sw, vip, nh) : undefined;
+    });
+    let n = 0;
+    // Oldest first, so the LRU order ends as it was.
+    for (let i = saved.flows.length - 1; i >= 0; i--) {
+      const [b64, idx] = saved.flows[i] as [string, number];
+      const id = ids[idx];
+      if (id === undefined) continue;
+      const key = decodeKey(b64);
+      if (!this.byId.has(switchIdOfKey(key))) continue;
+      this.flowTable.touch(key);
+      this.flowTable.resolve(key, id);
+      n++;
+    }
+    this.log.info({ flows: n }, 'restored tracked flows');
+  }
+
+  /** Connects a switch; if it does not answer, keeps trying in the background (the controller reports not ready). */
+  private async connect(rt: SwitchRuntime, saved: ChangeRecord[]): Promise<void> {
+    try {
+      await this.bringUp(rt, saved);
+    } catch (err) {
+      rt.lastResolveError = err instanceof Error ? err.message : String(err);
+      this.log.warn({ switch: rt.name, err: rt.lastResolveError }, 'switch not reachable; retrying in the background');
+      void this.connectLater(rt, saved);
+    }
+  }
+
+  private async connectLater(rt: SwitchRuntime, saved: ChangeRecord[]): Promise<void> {
+    for (let attempt = 2; !this.stopped && !rt.connected; attempt++) {
+      await new Promise((r) => setTimeout(r, Math.min(30_000, 250 * 2 ** Math.min(attempt, 7))));
+      if (this.stopped) return;
+      try {
+        await this.bringUp(rt, saved);
+      } catch (err) {
+        rt.lastResolveError = err instanceof Error ? err.message : String(err);
+      }
+    }
+  }
+
+  private async bringUp(rt: SwitchRuntime, saved: ChangeRecord[]): Promise<void> {
+    await rt.start();
+    rt.lastResolveError = undefined;
+    this.log.info({ switch: rt.name, adapter: rt.adapter.kind }, 'switch connected');
+    if (this.deps.config.pinMode === 'always') this.pinAllResolved(rt);
+    await (this.changes.get(rt.name) as ChangeManager).resume(saved);
+  }
+
+  /** After a restart in `always` mode: every tracked flow gets its pin back. */
+  private pinAllResolved(rt: SwitchRuntime): void {
+    const now = this.now();
+    for (const key of this.flowTable.keys()) {
+      if (switchIdOfKey(key) !== rt.id) continue;
+      const ref = this.registry.ref(this.flowTable.nexthopOf(key) ?? UNRESOLVED);
+      if (ref === undefined) continue;
+      const t = parseTuple(key, 2);
+      rt.reconciler.want({ flow: { family: t.family, src: t.src, dst: t.dst, sport: t.sport, dport: t.dport }, nexthop: ref.nexthop, reason: 'always', since: now });
+    }
+  }
+
+  /** Resolved flows of a switch, from the nexthop index (cheap: no walk over the flows). */
+  private countFlows(rt: SwitchRuntime): number {
+    let n = 0;
+    for (const v of rt.vips.values()) {
+      for (const nh of v.nexthops) {
+        const id = this.registry.find(rt.name, v.address, nh);
+        if (id !== undefined) n += this.flowTable.countOn(id);
+      }
+    }
+    return n;
+  }
+
+  private every(ms: number, fn: () => void): void {
+    const t = setInterval(fn, ms);
+    t.unref();
+    this.timers.push(t);
+  }
+}

@@ -1,0 +1,60 @@
+// The bounded queue of flows waiting for their nexthop. Each entry carries the sequence
+// number of the mirror event that brought it, so a change can wait for every event received
+// before it ("the barrier"). Full means shed: the caller counts it; memory never grows past
+// the bound.
+
+export interface Pending {
+  key: string;
+  seq: number;
+  /** When the SYN arrived (controller clock, ms). */
+  at: number;
+}
+
+export class ResolveQueue {
+  private items: Pending[] = [];
+  private head = 0;
+  /** Sequence numbers taken but not yet finished (in flight at the switch). */
+  private readonly inFlight = new Set<number>();
+
+  constructor(readonly capacity: number) {}
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  /** Adds a flow; false when full (shed). */
+  push(p: Pending): boolean {
+    if (this.length >= this.capacity) return false;
+    this.items.push(p);
+    return true;
+  }
+
+  /** Takes up to `n` flows for resolution; call finish() with them when done. */
+  take(n: number): Pending[] {
+    const out = this.items.slice(this.head, this.head + n);
+    this.head += out.length;
+    if (this.head > 4096 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    for (const p of out) this.inFlight.add(p.seq);
+    return out;
+  }
+
+  /** Puts flows back at the front (their resolution failed and will be retried). */
+  requeue(ps: Pending[]): void {
+    for (const p of ps) this.inFlight.delete(p.seq);
+    this.items.splice(this.head, 0, ...ps);
+  }
+
+  finish(ps: Pending[]): void {
+    for (const p of ps) this.inFlight.delete(p.seq);
+  }
+
+  /** True when no flow with sequence number <= `seq` is queued or in flight. */
+  doneThrough(seq: number): boolean {
+    for (const s of this.inFlight) if (s <= seq) return false;
+    const first = this.items[this.head];
+    return first === undefined || first.seq > seq;
+  }
+}

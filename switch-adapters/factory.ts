@@ -1,0 +1,32 @@
+// Builds the adapter a switch's configuration asks for. The simulator adapter needs the
+// in-process simulated switch, which only the embedded mode (`flowpin start`) has.
+
+import type { SwitchConfig } from '../controller/config.js';
+import type { SimSwitch } from '../switch-sim/sim-switch.js';
+import { AristaEapiAdapter } from './arista-eapi/adapter.js';
+import type { SwitchAdapter } from './contract.js';
+import { SimAdapter } from './sim/adapter.js';
+
+export function createAdapter(cfg: SwitchConfig, sims: ReadonlyMap<string, SimSwitch> = new Map()): SwitchAdapter {
+  if (cfg.adapter === 'sim') {
+    const sw = sims.get(cfg.name);
+    if (sw === undefined) throw new Error(`switch ${cfg.name}: adapter 'sim' needs the built-in simulator (flowpin start)`);
+    return new SimAdapter(sw);
+  }
+  const e = cfg.eapi;
+  if (e === undefined) throw new Error(`switch ${cfg.name}: adapter 'arista-eapi' needs an eapi section`);
+  return new AristaEapiAdapter({
+    switchName: cfg.name,
+    url: e.url,
+    username: e.username,
+    password: e.password,
+    timeoutMs: e.timeoutMs,
+    maxConcurrent: e.maxConcurrent,
+    insecureSkipVerify: e.insecureSkipVerify,
+    resolveBatchSize: e.resolveBatchSize,
+    pinBatchSize: e.pinBatchSize,
+    pinTableSize: cfg.pinTableSize,
+    ...(e.caFile === undefined ? {} : { caFile: e.caFile }),
+    ...(e.groupCommands === undefined ? {} : { groupCommands: e.groupCommands }),
+  });
+}
