@@ -51,6 +51,8 @@ export interface FlowpinConfig {
   settleMs: number;
   barrierTimeoutMs: number;
   resyncIntervalS: number;
+  /** Longest wait between retries toward a failing switch, ms. */
+  retryMaxMs: number;
   stateFile: string | undefined;
   persistIntervalS: number;
   switches: SwitchConfig[];
@@ -164,6 +166,7 @@ export function readConfig(r: Reader): FlowpinConfig {
     settleMs: r.number('settleMs', 200, { min: 0 }),
     barrierTimeoutMs: r.number('barrierTimeoutMs', 30_000, { min: 1 }),
     resyncIntervalS: r.number('resyncIntervalS', 30, { min: 0.05 }),
+    retryMaxMs: r.number('retryMaxMs', 30_000, { min: 10 }),
     stateFile: r.optionalString('stateFile'),
     persistIntervalS: r.number('persistIntervalS', 10, { min: 0.05 }),
     switches: r.list('switches', undefined, (_v, _at, reader) => readSwitch(reader())),

@@ -78,7 +78,7 @@ export class Controller {
       if (adapter === undefined) throw new Error(`no adapter for switch ${s.name}`);
       const rt = new SwitchRuntime({
         name: s.name, id: i + 1, adapter, vips: s.vips.map((v) => ({ address: v.address, nexthops: [...v.nexthops] })),
-        flowTable: this.flowTable, registry: this.registry, metrics: this.metrics, pinMode: cfg.pinMode, pinIdleTimeoutS: cfg.pinIdleTimeoutS, queueCapacity: cfg.resolveQueue, now: this.now,
+        flowTable: this.flowTable, registry: this.registry, metrics: this.metrics, pinMode: cfg.pinMode, pinIdleTimeoutS: cfg.pinIdleTimeoutS, queueCapacity: cfg.resolveQueue, retryMaxMs: cfg.retryMaxMs, now: this.now,
       });
       this.runtimes.set(s.name, rt);
       this.byId.set(rt.id, rt);
@@ -296,7 +296,7 @@ export class Controller {
 
   private async connectLater(rt: SwitchRuntime, saved: ChangeRecord[]): Promise<void> {
     for (let attempt = 2; !this.stopped && !rt.connected; attempt++) {
-      await new Promise((r) => setTimeout(r, Math.min(30_000, 250 * 2 ** Math.min(attempt, 7))));
+      await new Promise((r) => setTimeout(r, Math.min(this.deps.config.retryMaxMs, 250 * 2 ** Math.min(attempt, 7))));
       if (this.stopped) return;
       try {
         await this.bringUp(rt, saved);

@@ -27,6 +27,7 @@ export interface SwitchRuntimeOptions {
   pinIdleTimeoutS: number;
   queueCapacity: number;
   resolveConcurrency?: number;
+  retryMaxMs: number;
   now: () => number;
 }
 
@@ -68,7 +69,7 @@ export class SwitchRuntime {
     this.adapter = o.adapter;
     this.queue = new ResolveQueue(o.queueCapacity);
     for (const v of o.vips) this.vips.set(v.address, { address: v.address, nexthops: new Set(v.nexthops), members: new Set() });
-    this.reconciler = new Reconciler({ switchName: o.name, adapter: o.adapter, metrics: o.metrics, idleTimeoutS: o.pinIdleTimeoutS, now: o.now });
+    this.reconciler = new Reconciler({ switchName: o.name, adapter: o.adapter, metrics: o.metrics, idleTimeoutS: o.pinIdleTimeoutS, now: o.now, backoffMaxMs: o.retryMaxMs });
   }
 
   /** Connects, reads the VIP groups and lists the pins on the switch. */
@@ -194,7 +195,7 @@ export class SwitchRuntime {
       this.lastResolveError = err instanceof Error ? err.message : String(err);
       this.queue.requeue(batch);
       this.o.metrics.resolved.inc({ switch: this.name, result: 'error' }, batch.length);
-      const delay = Math.min(30_000, 100 * 2 ** Math.min(this.resolveFailures - 1, 16));
+      const delay = Math.min(this.o.retryMaxMs, 100 * 2 ** Math.min(this.resolveFailures - 1, 16));
       this.retryTimer = setTimeout(() => {
         this.retryTimer = undefined;
         this.pump();

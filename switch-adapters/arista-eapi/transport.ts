@@ -6,7 +6,7 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { readFileSync } from 'node:fs';
-import { SwitchAuthError, SwitchProtocolError, SwitchTimeoutError, SwitchTransportError } from '../errors.js';
+import { SwitchAuthError, SwitchCommandError, SwitchProtocolError, SwitchTimeoutError, SwitchTransportError } from '../errors.js';
 
 export interface EapiTransportOptions {
   switchName: string;
@@ -34,7 +34,7 @@ export type RunResult =
       message: string;
       /** Results of the commands before the failing one. */
       results: CommandResult[];
-      /** Index of the failing command in the request. */
+      /** Index of the failing command in the request (a failure of the whole request throws instead). */
       failedIndex: number;
       /** What the CLI said about the failing command. */
       errors: string[];
@@ -85,9 +85,12 @@ export class EapiTransport {
       const code = typeof r.error.code === 'number' ? r.error.code : -1;
       const message = typeof r.error.message === 'string' ? r.error.message : 'unknown error';
       const data = Array.isArray(r.error.data) ? (r.error.data as CommandResult[]) : [];
+      this.stats.failures++;
+      // A command that fails comes with `data` (the results before it and its errors); an
+      // error without it is about the whole request, and the request may be sent again.
+      if (data.length === 0) throw new SwitchCommandError(name, '(request)', message, code, { retryable: true });
       const last = data[data.length - 1];
       const errors = Array.isArray(last?.['errors']) ? (last['errors'] as unknown[]).map(String) : [message];
-      this.stats.failures++;
       return { ok: false, code, message, results: data.slice(0, Math.max(0, data.length - 1)), failedIndex: Math.max(0, data.length - 1), errors };
     }
     throw new SwitchProtocolError(name, 'eAPI answer has neither result nor error');

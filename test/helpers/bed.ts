@@ -71,7 +71,7 @@ export class Bed {
   async startController(): Promise<Controller> {
     const o = this.opts;
     this.config = readConfig(Reader.fromObject('bed', {
-      pinMode: o.pinMode, settleMs: 20, barrierTimeoutMs: 10_000, resyncIntervalS: 3600, persistIntervalS: 3600,
+      pinMode: o.pinMode, settleMs: 20, barrierTimeoutMs: 10_000, resyncIntervalS: 3600, persistIntervalS: 3600, retryMaxMs: 400,
       ...(o.stateFile === undefined ? {} : { stateFile: o.stateFile }),
       mirror: { udp: [] },
       switches: [{ name: 'sw1', adapter: o.adapter ?? 'arista-eapi', mirrorSources: ['127.0.0.2'], pinTableSize: o.pinCapacity ?? 1500, eapi: { url: this.sim.endpoints.eapi ?? 'http://unset', username: 'admin', password: 'flowpin', timeoutMs: 2000 }, vips: [{ address: VIP, nexthops: NH }] }],
