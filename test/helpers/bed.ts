@@ -74,7 +74,10 @@ export class Bed {
       pinMode: o.pinMode, settleMs: 20, barrierTimeoutMs: 10_000, resyncIntervalS: 3600, persistIntervalS: 3600, retryMaxMs: 400,
       ...(o.stateFile === undefined ? {} : { stateFile: o.stateFile }),
       mirror: { udp: [] },
-      switches: [{ name: 'sw1', adapter: o.adapter ?? 'arista-eapi', mirrorSources: ['127.0.0.2'], pinTableSize: o.pinCapacity ?? 1500, eapi: { url: this.sim.endpoints.eapi ?? 'http://unset', username: 'admin', password: 'flowpin', timeoutMs: 2000 }, vips: [{ address: VIP, nexthops: NH }] }],
+      switches: [{
+        name: 'sw1', adapter: o.adapter ?? 'arista-eapi', mirrorSources: ['127.0.0.2'], pinTableSize: o.pinCapacity ?? 1500, vips: [{ address: VIP, nexthops: NH }],
+        ...(o.adapter === 'sim' ? {} : { eapi: { url: this.sim.endpoints.eapi ?? 'http://unset', username: 'admin', password: 'flowpin', timeoutMs: 2000 } }),
+      }],
     }));
     const sw = this.config.switches[0];
     if (sw === undefined) throw new Error('no switch');
