@@ -5,12 +5,15 @@ import { decodeCommand } from './decode.js';
 import { receiveCommand } from './receive.js';
 import { SIM_USAGE, simCommand } from './sim.js';
 import { startCommand } from './start.js';
+import { runCommand } from './run.js';
 import { ConfigError } from '../controller/validate.js';
 
 const USAGE = `usage: flowpin <command> [options]
 
 commands:
-  start [sim options] run flowpin with the built-in switch simulator and live traffic
+  start [--api-port N] [--pin-mode on-change|always] [--state-file F] [sim options]
+                     flowpin with the built-in switch simulator and live traffic
+  run --config FILE  flowpin against the switches of a configuration file
   sim [options]      run the switch simulator alone (eAPI, gNMI, counters, mirror)
   receive [--host H] [--port P] [--raw]
                      listen for mirrored frames and print decoded TCP segments
@@ -29,6 +32,8 @@ async function main(argv: string[]): Promise<number> {
       return receiveCommand(rest);
     case 'start':
       return startCommand(rest);
+    case 'run':
+      return runCommand(rest);
     case 'sim':
       return simCommand(rest);
     case 'help':

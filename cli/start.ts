@@ -1,33 +1,62 @@
-// `flowpin start`: the embedded default. Runs the switch simulator with live traffic and
-// flowpin's mirror receiver, the simulator mirroring SYNs to it over GRE-in-UDP, and prints
-// a status line every few seconds.
+// `flowpin start`: the embedded default. Runs the switch simulator with live traffic and a
+// flowpin controller that manages it the way it manages a real switch: through the
+// simulator's eAPI (the Arista adapter), with mirrored SYNs arriving as GRE-in-UDP frames.
+// The API listens on 127.0.0.1:8080 unless told otherwise.
 
-import { MirrorReceiver } from '../mirror-receiver/receiver.js';
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { readConfig } from '../controller/config.js';
+import { Reader } from '../controller/validate.js';
+import { createAdapter } from '../switch-adapters/factory.js';
 import { startSimulator } from '../switch-sim/run.js';
+import { makeLogger, serve } from './serve.js';
 import { describeSimulator, scenarioFromArgs, untilSignal } from './sim.js';
 
 export async function startCommand(args: string[]): Promise<number> {
-  const { scenario } = scenarioFromArgs(args, 'start');
-  let synsSeen = 0;
-  const receiver = new MirrorReceiver(
-    (ev) => {
-      if ((ev.flags & 0x02) !== 0) synsSeen++;
-    },
-    Date.now,
-    (err) => process.stderr.write(`flowpin: ${err.message}\n`),
-  );
-  const bound = await receiver.listenUdp({ host: scenario.mirror.host, port: scenario.mirror.port });
-  const sim = await startSimulator({ ...scenario, mirror: { ...scenario.mirror, port: bound.port } });
-  process.stdout.write(`flowpin: mirror receiver on GRE-in-UDP ${bound.address}:${bound.port}\n`);
+  const own = parseArgs({ args, strict: false, options: { 'api-port': { type: 'string' }, 'pin-mode': { type: 'string' }, 'state-file': { type: 'string' } } }).values;
+  const simArgs = args.filter((a, i) => !['--api-port', '--pin-mode', '--state-file'].includes(a) && !['--api-port', '--pin-mode', '--state-file'].includes(args[i - 1] ?? ''));
+  const { scenario } = scenarioFromArgs(simArgs, 'start');
+  const token = process.env['FLOWPIN_TOKEN'] ?? randomBytes(12).toString('hex');
+  // Traffic waits until flowpin listens: a SYN it never saw is a connection it cannot keep.
+  const sim = await startSimulator(scenario, { holdTraffic: true });
+  const config = readConfig(Reader.fromObject('(flowpin start)', {
+    api: { port: own['api-port'] === undefined ? 8080 : Number(own['api-port']), token },
+    mirror: { udp: [{ host: scenario.mirror.host, port: scenario.mirror.port }] },
+    pinMode: own['pin-mode'] ?? 'on-change',
+    ...(typeof own['state-file'] === 'string' ? { stateFile: own['state-file'] } : {}),
+    switches: [{
+      name: scenario.switch.hostname,
+      adapter: 'arista-eapi',
+      mirrorSources: [scenario.mirror.sourceAddress],
+      pinTableSize: scenario.switch.pinCapacity,
+      eapi: { url: sim.endpoints.eapi, username: scenario.eapi.username, password: scenario.eapi.password },
+      vips: scenario.vips.map((v) => ({ address: v.address, nexthops: [...v.nexthops] })),
+    }],
+  }));
+  const logger = makeLogger();
+  let served;
+  try {
+    served = await serve(config, new Map(config.switches.map((s) => [s.name, createAdapter(s)])), logger);
+  } catch (err) {
+    await sim.stop();
+    throw err;
+  }
+  sim.traffic?.start();
+  const sw = scenario.switch.hostname;
+  const vip = scenario.vips[0];
+  process.stdout.write(`flowpin: API ${served.apiUrl} (token ${process.env['FLOWPIN_TOKEN'] === undefined ? `${token}; set FLOWPIN_TOKEN to choose it` : 'from FLOWPIN_TOKEN'})\n`);
   process.stdout.write(`flowpin: simulator ${describeSimulator(sim, scenario)}`);
+  if (vip !== undefined) {
+    process.stdout.write(`flowpin: try\n  curl -s ${served.apiUrl}/api/v1/switches/${sw}/vips\n  curl -s -X POST -H "Authorization: Bearer $FLOWPIN_TOKEN" -H 'content-type: application/json' -d '{}' ${served.apiUrl}/api/v1/switches/${sw}/vips/${vip.address}/nexthops/${vip.nexthops[1] ?? vip.nexthops[0]}/drain\n`);
+  }
   const timer = setInterval(() => {
     const c = sim.counters();
-    const r = receiver.status();
-    process.stdout.write(`flowpin: connections active ${c.connections.active}, opened ${c.connections.opened}, reset ${c.connections.reset} | mirrored SYNs decoded ${synsSeen}, dropped ${r.frames - r.decoded}\n`);
-  }, 5000);
+    const s = served.controller.readiness().switches[0];
+    process.stdout.write(`flowpin: connections active ${c.connections.active}, opened ${c.connections.opened}, reset ${c.connections.reset} | flows ${s?.flows ?? 0}, pins ${s?.pins.installed ?? 0}/${s?.pins.capacity ?? 0} | ${served.controller.readiness().ready ? 'ready' : `not ready: ${s?.lastError ?? ''}`}\n`);
+  }, 10_000);
   await untilSignal();
   clearInterval(timer);
+  await served.close();
   await sim.stop();
-  await receiver.stop();
   return 0;
 }

@@ -268,7 +268,11 @@ export class ChangeManager {
     const failedBefore = this.rt.reconciler.failed.size;
     try {
       await this.rt.barrier(this.o.settleMs, this.o.barrierTimeoutMs);
-      await apply();
+      try {
+        await apply();
+      } finally {
+        this.rt.release();
+      }
     } catch (err) {
       this.finish(rec, 'failed', err instanceof Error ? err.message : String(err));
       if (err instanceof BarrierTimeout || isSwitchError(err)) throw new FlowpinError('switch-unavailable', `${rec.kind} of ${rec.nexthop} on ${rec.switch} not applied: ${err.message}`, { change: rec.id }, { cause: err });

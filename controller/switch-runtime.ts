@@ -58,6 +58,8 @@ export class SwitchRuntime {
   connected = false;
   lastResolveError: string | undefined;
   private inFlight = 0;
+  /** While true, no resolve batch starts (a group change is being applied). */
+  private held = false;
   private resolveFailures = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -132,17 +134,38 @@ export class SwitchRuntime {
   }
 
   /**
-   * Waits until every event accepted up to now is resolved and its pins installed, then
-   * `settleMs` more for frames in flight, then the same again. Throws on timeout.
+   * The barrier before a group change: waits until every event accepted up to now is
+   * resolved and its pins installed, then `settleMs` for frames in flight, then until the
+   * resolver is idle with every pin flushed. It returns holding new resolutions, so that no
+   * flow is resolved while the group changes (its answer would be ambiguous); the caller
+   * applies the change and then calls release(). Throws on timeout, holding nothing.
    */
   async barrier(settleMs: number, timeoutMs: number): Promise<void> {
     const deadline = this.o.now() + timeoutMs;
-    for (let round = 0; round < 2; round++) {
-      const mark = this.seq;
-      await this.until(() => this.queue.doneThrough(mark), deadline, `resolving the flows seen before the change (${this.queue.length} queued)`);
-      await withDeadline(this.reconciler.flush(), deadline - this.o.now(), () => `installing pins (${this.reconciler.lastError ?? 'switch busy'})`);
-      if (round === 0 && settleMs > 0) await sleep(settleMs);
+    const mark = this.seq;
+    await this.until(() => this.queue.doneThrough(mark), deadline, `resolving the flows seen before the change (${this.queue.length} queued)`);
+    await this.flushBy(deadline);
+    if (settleMs > 0) await sleep(settleMs);
+    for (;;) {
+      await this.until(() => this.idle(), deadline, `waiting for the resolver to be idle (${this.queue.length} queued)`);
+      await this.flushBy(deadline);
+      if (this.idle()) break;
     }
+    this.held = true;
+  }
+
+  /** Lets resolution go on after a group change (see barrier()). */
+  release(): void {
+    this.held = false;
+    this.pump();
+  }
+
+  private idle(): boolean {
+    return this.queue.length === 0 && this.inFlight === 0;
+  }
+
+  private flushBy(deadline: number): Promise<void> {
+    return withDeadline(this.reconciler.flush(), deadline - this.o.now(), () => `installing pins (${this.reconciler.lastError ?? 'switch busy'})`);
   }
 
   private until(cond: () => boolean, deadline: number, what: string): Promise<void> {
@@ -173,7 +196,7 @@ export class SwitchRuntime {
   /** Starts resolve batches while there is work and room in flight. */
   private pump(): void {
     const max = this.o.resolveConcurrency ?? 2;
-    while (!this.stopped && this.retryTimer === undefined && this.inFlight < max && this.queue.length > 0) {
+    while (!this.stopped && !this.held && this.retryTimer === undefined && this.inFlight < max && this.queue.length > 0) {
       const batch = this.queue.take(this.adapter.capabilities.resolveBatchSize);
       this.inFlight++;
       void this.resolveBatch(batch).finally(() => {

@@ -10,7 +10,7 @@ import { MirrorSender } from './mirror.js';
 import type { Scenario } from './scenario.js';
 import { SimSwitch } from './sim-switch.js';
 import { StatusServer } from './status-server.js';
-import { TrafficGenerator } from './traffic.js';
+import { TrafficGenerator, type ResetRecord } from './traffic.js';
 
 export interface RunningSimulator {
   readonly sw: SimSwitch;
@@ -26,6 +26,7 @@ export interface RunningSimulator {
 
 export interface SimCounters {
   connections: { opened: number; closedCleanly: number; reset: number; failed: number; active: number };
+  recentResets: ResetRecord[];
   pins: { capacity: number; programmed: number; configured: number; directflowEnabled: boolean };
   switch: { packets: number; viaPin: number; viaEcmp: number; dropped: number; mirrored: number };
   mirror: { sent: number; errors: number };
@@ -33,7 +34,11 @@ export interface SimCounters {
   servers: { address: string; interface: string; connections: number; resetsSent: number }[];
 }
 
-export async function startSimulator(scenario: Scenario, opts: { clock?: VirtualClock; realTime?: boolean } = {}): Promise<RunningSimulator> {
+/**
+ * Starts a simulator. `holdTraffic` leaves the traffic generator stopped (start it with
+ * `traffic.start()`), e.g. until the collector of the mirrored SYNs listens.
+ */
+export async function startSimulator(scenario: Scenario, opts: { clock?: VirtualClock; realTime?: boolean; holdTraffic?: boolean } = {}): Promise<RunningSimulator> {
   const clock = opts.clock ?? new VirtualClock(Date.now());
   const sw = new SimSwitch({ ...scenario.switch, uplink: { ...scenario.switch.uplink, prefixes: [...scenario.switch.uplink.prefixes] }, now: clock.now });
   for (const v of scenario.vips) sw.addVip(v.address, [...v.nexthops]);
@@ -68,7 +73,7 @@ export async function startSimulator(scenario: Scenario, opts: { clock?: Virtual
     }
     if (scenario.traffic.enabled) {
       traffic = new TrafficGenerator(sw, clock, { ...scenario.traffic, targets: scenario.vips.map((v) => ({ vip: v.address, port: v.port })) });
-      traffic.start();
+      if (!opts.holdTraffic) traffic.start();
       const t = traffic;
       stops.push(() => t.stop());
     }
@@ -78,6 +83,7 @@ export async function startSimulator(scenario: Scenario, opts: { clock?: Virtual
   }
   const counters = (): SimCounters => ({
     connections: { opened: traffic?.counters.opened ?? 0, closedCleanly: traffic?.counters.closedCleanly ?? 0, reset: traffic?.counters.reset ?? 0, failed: traffic?.counters.failed ?? 0, active: traffic?.counters.active ?? 0 },
+    recentResets: [...(traffic?.recentResets ?? [])],
     pins: { capacity: sw.pins.capacity, programmed: sw.pins.programmed, configured: sw.pins.size, directflowEnabled: sw.directflowEnabled },
     switch: { ...sw.counters },
     mirror: { sent: mirror?.sent ?? 0, errors: mirror?.errors ?? 0 },

@@ -27,6 +27,7 @@ export interface TrafficOptions {
 interface Conn {
   readonly id: number;
   readonly pkt: SimPacket;
+  readonly openedAt: number;
   readonly endAt: number;
   /** The server that accepted the SYN. */
   server: string | undefined;
@@ -52,7 +53,22 @@ export interface LiveConnection {
   server: string;
 }
 
+export interface ResetRecord {
+  src: string;
+  sport: number;
+  dst: string;
+  dport: number;
+  /** The server that accepted the SYN, and where the packet that broke it went. */
+  server: string;
+  reached: string | null;
+  /** Simulated time of the reset, and of the SYN. */
+  at: number;
+  openedAt: number;
+}
+
 export class TrafficGenerator {
+  /** The last resets, oldest first (at most 100). */
+  readonly recentResets: ResetRecord[] = [];
   readonly counters: TrafficCounters = { opened: 0, closedCleanly: 0, reset: 0, failed: 0, refused: 0, active: 0, packets: 0 };
   private readonly live = new Map<number, Conn>();
   private readonly rng: Rng;
@@ -101,7 +117,7 @@ export class TrafficGenerator {
     const key = `${src}|${sport}|${dst}|${target.port}`;
     const pkt: SimPacket = { src, dst, sport, dport: target.port, protocol: TCP, flags: 0x02, bytes: 74 };
     const now = this.clock.now();
-    const conn: Conn = { id: this.nextId++, pkt, endAt: now + sampleLifetimeMs(this.options.lifetime, this.rng), server: undefined, done: false };
+    const conn: Conn = { id: this.nextId++, pkt, openedAt: now, endAt: now + sampleLifetimeMs(this.options.lifetime, this.rng), server: undefined, done: false };
     const d = this.sw.deliver(pkt);
     this.counters.packets++;
     if (d.outcome !== 'opened') {
@@ -159,6 +175,8 @@ export class TrafficGenerator {
       // The client sees a RST (or its packets vanish and it times out): the connection is broken.
       if (conn.server !== undefined) this.sw.servers.get(conn.server)?.forget(`${pkt.src}|${pkt.sport}|${pkt.dst}|${pkt.dport}`);
       this.counters.reset++;
+      this.recentResets.push({ src: pkt.src, sport: pkt.sport, dst: pkt.dst, dport: pkt.dport, server: conn.server ?? '', reached: d.nexthop ?? null, at: this.clock.now(), openedAt: conn.openedAt });
+      if (this.recentResets.length > 100) this.recentResets.shift();
       this.finish(conn);
       return;
     }

@@ -1,0 +1,24 @@
+// `flowpin run --config FILE`: flowpin against the switches of a configuration file.
+
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../controller/config.js';
+import { createAdapter } from '../switch-adapters/factory.js';
+import { makeLogger, serve } from './serve.js';
+import { untilSignal } from './sim.js';
+
+export async function runCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } } });
+  if (values.config === undefined) {
+    process.stderr.write('usage: flowpin run --config FILE   (see docs/flowpin.example.yaml)\n');
+    return 2;
+  }
+  const config = loadConfig(values.config);
+  const adapters = new Map(config.switches.map((s) => [s.name, createAdapter(s)]));
+  const logger = makeLogger();
+  const served = await serve(config, adapters, logger);
+  process.stdout.write(`flowpin: API ${served.apiUrl}, ${config.switches.length} switch(es), pin mode ${config.pinMode}\n`);
+  const signal = await untilSignal();
+  logger.info({ signal }, 'stopping: saving state');
+  await served.close();
+  return 0;
+}
