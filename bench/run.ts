@@ -2,10 +2,12 @@
 // figures, and records them in bench/results.json and the README's table.
 
 import { decodeBench } from './decode.bench.js';
+import { pinningBench } from './pinning.bench.js';
 import { printFigures, recordFigures, type Figure } from './results.js';
 
 const BENCHES: Record<string, () => Promise<Figure[]>> = {
   decode: decodeBench,
+  pinning: pinningBench,
 };
 
 async function main(): Promise<void> {

@@ -33,6 +33,8 @@ export interface FailedPin {
   at: number;
 }
 
+const INSTALL_PARALLELISM = 2;
+
 export interface ReconcilerOptions {
   switchName: string;
   adapter: SwitchAdapter;
@@ -43,6 +45,8 @@ export interface ReconcilerOptions {
   backoffMaxMs?: number;
   /** Called when a desired pin is dropped (timed out, refused, no room). */
   onDropped?: (id: string, pin: DesiredPin, why: string) => void;
+  /** Called with each batch of pins the switch accepted, and when. */
+  onInstalled?: (pins: DesiredPin[], at: number) => void;
 }
 
 export class Reconciler {
@@ -53,6 +57,8 @@ export class Reconciler {
   failures = 0;
   lastError: string | undefined;
   private needResync = true;
+  /** Flows whose desired or installed state changed since the last round (all of them after a resync). */
+  private readonly touched = new Set<string>();
   private adoptOnResync = true;
   private gen = 0;
   private appliedGen = -1;
@@ -74,11 +80,16 @@ export class Reconciler {
     if (cur && cur.nexthop === pin.nexthop) return;
     this.desired.set(id, pin);
     this.failed.delete(id);
+    this.touched.add(id);
     this.touch();
   }
 
   unwant(flow: FlowSpec): void {
-    if (this.desired.delete(flowId(flow))) this.touch();
+    const id = flowId(flow);
+    if (this.desired.delete(id)) {
+      this.touched.add(id);
+      this.touch();
+    }
   }
 
   has(flow: FlowSpec): boolean {
@@ -203,22 +214,28 @@ export class Reconciler {
       this.o.metrics.pinsRemoved.inc({ switch: this.o.switchName, why: 'gc' }, garbage.length);
     }
     this.needResync = false;
+    for (const id of this.desired.keys()) this.touched.add(id);
+    for (const id of this.installed.keys()) this.touched.add(id);
   }
 
   private async round(): Promise<void> {
     if (this.needResync) await this.fullResync();
     const name = this.o.switchName;
+    const ids = [...this.touched];
+    this.touched.clear();
     const toRemove: FlowSpec[] = [];
-    for (const [id, v] of this.installed) if (!this.desired.has(id)) toRemove.push(v.flow);
+    const toInstall: [string, DesiredPin][] = [];
+    for (const id of ids) {
+      const d = this.desired.get(id);
+      const i = this.installed.get(id);
+      if (d === undefined) {
+        if (i !== undefined) toRemove.push(i.flow);
+      } else if (i === undefined || i.nexthop !== d.nexthop || !i.programmed) toInstall.push([id, d]);
+    }
     if (toRemove.length > 0) {
       await this.o.adapter.removePins(toRemove);
       for (const f of toRemove) this.installed.delete(flowId(f));
       this.o.metrics.pinsRemoved.inc({ switch: name, why: 'unwanted' }, toRemove.length);
-    }
-    const toInstall: [string, DesiredPin][] = [];
-    for (const [id, p] of this.desired) {
-      const i = this.installed.get(id);
-      if (i === undefined || i.nexthop !== p.nexthop || !i.programmed) toInstall.push([id, p]);
     }
     if (toInstall.length === 0) return;
     let free = this.o.adapter.capabilities.pinTableSize - this.programmedCount();
@@ -231,21 +248,31 @@ export class Reconciler {
       } else this.drop(entry[0], entry[1], 'table-full', true);
     }
     const size = this.o.adapter.capabilities.pinBatchSize;
-    for (let at = 0; at < fits.length; at += size) {
-      const chunk = fits.slice(at, at + size);
-      const outcomes = await this.o.adapter.installPins(chunk.map(([, p]) => ({ flow: p.flow, nexthop: p.nexthop, idleTimeoutS: this.o.idleTimeoutS })));
-      const now = this.o.now();
-      outcomes.forEach((o, k) => {
-        const [id, p] = chunk[k] as [string, DesiredPin];
-        if (o.ok) {
-          this.installed.set(id, { flow: p.flow, nexthop: p.nexthop, programmed: true, packets: 0, lastActive: now });
-          this.o.metrics.pinsInstalled.inc({ switch: name });
-          if (p.reason !== 'adopted') this.o.metrics.synToPin.observe({ switch: name }, Math.max(0, now - p.since) / 1000);
-        } else {
-          this.o.metrics.pinFailures.inc({ switch: name, reason: 'refused' });
-          this.drop(id, p, `refused: ${o.error ?? 'unknown'}`, true);
-        }
-      });
+    const chunks: [string, DesiredPin][][] = [];
+    for (let at = 0; at < fits.length; at += size) chunks.push(fits.slice(at, at + size));
+    // Two requests in flight: one is built and sent while the switch works on the other.
+    for (let at = 0; at < chunks.length; at += INSTALL_PARALLELISM) {
+      await Promise.all(chunks.slice(at, at + INSTALL_PARALLELISM).map((c) => this.installChunk(c)));
     }
+  }
+
+  private async installChunk(chunk: [string, DesiredPin][]): Promise<void> {
+    const name = this.o.switchName;
+    const outcomes = await this.o.adapter.installPins(chunk.map(([, p]) => ({ flow: p.flow, nexthop: p.nexthop, idleTimeoutS: this.o.idleTimeoutS })));
+    const now = this.o.now();
+    const landed: DesiredPin[] = [];
+    outcomes.forEach((o, k) => {
+      const [id, p] = chunk[k] as [string, DesiredPin];
+      if (o.ok) {
+        this.installed.set(id, { flow: p.flow, nexthop: p.nexthop, programmed: true, packets: 0, lastActive: now });
+        this.o.metrics.pinsInstalled.inc({ switch: name });
+        landed.push(p);
+        if (p.reason !== 'adopted') this.o.metrics.synToPin.observe({ switch: name }, Math.max(0, now - p.since) / 1000);
+      } else {
+        this.o.metrics.pinFailures.inc({ switch: name, reason: 'refused' });
+        this.drop(id, p, `refused: ${o.error ?? 'unknown'}`, true);
+      }
+    });
+    if (landed.length > 0) this.o.onInstalled?.(landed, now);
   }
 }
