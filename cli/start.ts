@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { readConfig } from '../controller/config.js';
 import { Reader } from '../controller/validate.js';
 import { createAdapter } from '../switch-adapters/factory.js';
+import { MirrorSender } from '../switch-sim/mirror.js';
 import { startSimulator } from '../switch-sim/run.js';
 import { makeLogger, serve } from './serve.js';
 import { describeSimulator, scenarioFromArgs, untilSignal } from './sim.js';
@@ -18,7 +19,7 @@ export async function startCommand(args: string[]): Promise<number> {
   const { scenario } = scenarioFromArgs(simArgs, 'start');
   const token = process.env['FLOWPIN_TOKEN'] ?? randomBytes(12).toString('hex');
   // Traffic waits until flowpin listens: a SYN it never saw is a connection it cannot keep.
-  const sim = await startSimulator(scenario, { holdTraffic: true });
+  const sim = await startSimulator({ ...scenario, mirror: { ...scenario.mirror, enabled: false } }, { holdTraffic: true });
   const config = readConfig(Reader.fromObject('(flowpin start)', {
     api: { port: own['api-port'] === undefined ? 8080 : Number(own['api-port']), token },
     mirror: { udp: [{ host: scenario.mirror.host, port: scenario.mirror.port }] },
@@ -41,10 +42,17 @@ export async function startCommand(args: string[]): Promise<number> {
     await sim.stop();
     throw err;
   }
+  // The simulator's mirror session points at the receiver's bound port (the port may be 0).
+  const bound = served.controller.listening[0];
+  if (bound === undefined) throw new Error('the mirror receiver is not listening');
+  const mirror = new MirrorSender({ ...scenario.mirror, port: bound.port });
+  await mirror.start();
+  sim.sw.mirror = (p) => mirror.send(p);
   sim.traffic?.start();
   const sw = scenario.switch.hostname;
   const vip = scenario.vips[0];
   process.stdout.write(`flowpin: API ${served.apiUrl} (token ${process.env['FLOWPIN_TOKEN'] === undefined ? `${token}; set FLOWPIN_TOKEN to choose it` : 'from FLOWPIN_TOKEN'})\n`);
+  process.stdout.write(`flowpin: mirror receiver on GRE-in-UDP ${bound.address}:${bound.port}\n`);
   process.stdout.write(`flowpin: simulator ${describeSimulator(sim, scenario)}`);
   if (vip !== undefined) {
     process.stdout.write(`flowpin: try\n  curl -s ${served.apiUrl}/api/v1/switches/${sw}/vips\n  curl -s -X POST -H "Authorization: Bearer $FLOWPIN_TOKEN" -H 'content-type: application/json' -d '{}' ${served.apiUrl}/api/v1/switches/${sw}/vips/${vip.address}/nexthops/${vip.nexthops[1] ?? vip.nexthops[0]}/drain\n`);
@@ -56,6 +64,8 @@ export async function startCommand(args: string[]): Promise<number> {
   }, 10_000);
   await untilSignal();
   clearInterval(timer);
+  sim.traffic?.stop();
+  mirror.stop();
   await served.close();
   await sim.stop();
   return 0;

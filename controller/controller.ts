@@ -57,6 +57,8 @@ export class Controller {
   readonly changes = new Map<string, ChangeManager>();
   readonly receiver: MirrorReceiver;
   readonly now: () => number;
+  /** Where the mirror receiver listens (GRE-in-UDP), once started. */
+  readonly listening: { address: string; port: number }[] = [];
   private readonly bySource = new Map<string, SwitchRuntime>();
   private readonly byGreKey = new Map<number, SwitchRuntime>();
   private readonly bySession = new Map<number, SwitchRuntime>();
@@ -103,7 +105,8 @@ export class Controller {
     await Promise.all([...this.runtimes.values()].map((rt) => this.connect(rt, saved?.changes[rt.name] ?? [])));
     if (this.deps.listen ?? true) {
       for (const u of cfg.mirror.udp) {
-        const b = await this.receiver.listenUdp({ host: u.host, port: u.port });
+        const b = await this.receiver.listenUdp({ host: u.host, port: u.port, receiveBufferBytes: 4 * 1024 * 1024 });
+        this.listening.push(b);
         this.log.info({ address: b.address, port: b.port }, 'listening for GRE-in-UDP mirror frames');
       }
       if (cfg.mirror.raw) {
