@@ -11,7 +11,7 @@ import { ConfigError } from '../controller/validate.js';
 const USAGE = `usage: flowpin <command> [options]
 
 commands:
-  start [--api-port N] [--pin-mode on-change|always] [--state-file F] [sim options]
+  start [--api-host H] [--api-port N] [--pin-mode on-change|always] [--state-file F] [sim options]
                      flowpin with the built-in switch simulator and live traffic
   run --config FILE  flowpin against the switches of a configuration file
   sim [options]      run the switch simulator alone (eAPI, gNMI, counters, mirror)

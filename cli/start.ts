@@ -14,14 +14,15 @@ import { makeLogger, serve } from './serve.js';
 import { describeSimulator, scenarioFromArgs, untilSignal } from './sim.js';
 
 export async function startCommand(args: string[]): Promise<number> {
-  const own = parseArgs({ args, strict: false, options: { 'api-port': { type: 'string' }, 'pin-mode': { type: 'string' }, 'state-file': { type: 'string' } } }).values;
-  const simArgs = args.filter((a, i) => !['--api-port', '--pin-mode', '--state-file'].includes(a) && !['--api-port', '--pin-mode', '--state-file'].includes(args[i - 1] ?? ''));
+  const OWN = ['--api-host', '--api-port', '--pin-mode', '--state-file'];
+  const own = parseArgs({ args, strict: false, options: { 'api-host': { type: 'string' }, 'api-port': { type: 'string' }, 'pin-mode': { type: 'string' }, 'state-file': { type: 'string' } } }).values;
+  const simArgs = args.filter((a, i) => !OWN.includes(a) && !OWN.includes(args[i - 1] ?? ''));
   const { scenario } = scenarioFromArgs(simArgs, 'start');
   const token = process.env['FLOWPIN_TOKEN'] ?? randomBytes(12).toString('hex');
   // Traffic waits until flowpin listens: a SYN it never saw is a connection it cannot keep.
   const sim = await startSimulator({ ...scenario, mirror: { ...scenario.mirror, enabled: false } }, { holdTraffic: true });
   const config = readConfig(Reader.fromObject('(flowpin start)', {
-    api: { port: own['api-port'] === undefined ? 8080 : Number(own['api-port']), token },
+    api: { host: typeof own['api-host'] === 'string' ? own['api-host'] : '127.0.0.1', port: own['api-port'] === undefined ? 8080 : Number(own['api-port']), token },
     mirror: { udp: [{ host: scenario.mirror.host, port: scenario.mirror.port }] },
     pinMode: own['pin-mode'] ?? 'on-change',
     ...(typeof own['state-file'] === 'string' ? { stateFile: own['state-file'] } : {}),
