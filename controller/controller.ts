@@ -167,15 +167,19 @@ export class Controller {
     return this.changes.get(name) as ChangeManager;
   }
 
+  /**
+   * Ready: every switch connected, its last writes and look-ups succeeded. (Work in progress
+   * is not a failure: `inSync` says whether every wanted pin is written yet.)
+   */
   readiness(): { ready: boolean; switches: SwitchStatus[] } {
     const switches = [...this.runtimes.values()].map((rt) => this.status(rt));
-    return { ready: !this.stopped && switches.every((s) => s.connected && s.inSync && s.reconcileFailures === 0), switches };
+    return { ready: !this.stopped && switches.every((s) => s.connected && s.reconcileFailures === 0 && s.lastError === null), switches };
   }
 
   status(rt: SwitchRuntime): SwitchStatus {
     const r = rt.reconciler;
     return {
-      name: rt.name, adapter: rt.adapter.kind, connected: rt.connected, inSync: r.inSync && rt.lastResolveError === undefined, reconcileFailures: r.failures,
+      name: rt.name, adapter: rt.adapter.kind, connected: rt.connected, inSync: r.inSync, reconcileFailures: r.failures,
       lastError: r.lastError ?? rt.lastResolveError ?? null, queue: rt.queue.length, flows: this.countFlows(rt),
       pins: { desired: r.desired.size, installed: r.programmedCount(), failed: r.failed.size, capacity: rt.adapter.capabilities.pinTableSize },
     };

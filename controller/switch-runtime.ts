@@ -4,7 +4,6 @@
 // reconciler that owns every write to the switch. The barrier lets a change wait until
 // every event received before it is resolved and its pins are installed.
 
-import { canonicalIp } from '../mirror-receiver/addr.js';
 import { parseTuple } from '../mirror-receiver/tuple.js';
 import type { FlowSpec, SwitchAdapter } from '../switch-adapters/contract.js';
 import { flowId } from '../switch-adapters/contract.js';
@@ -257,7 +256,9 @@ export class SwitchRuntime {
       try {
         const r = await this.adapter.movedByAdd(c.vip, c.nexthop, idx.map((i) => flows[i] as FlowSpec));
         idx.forEach((i, k) => (out[i] = (out[i] ?? false) || (r[k] ?? true)));
-      } catch {
+      } catch (err) {
+        // Cannot tell which flows move: pin them all (safe, costs table entries).
+        this.lastResolveError = `predicting moved flows: ${err instanceof Error ? err.message : String(err)}`;
         idx.forEach((i) => (out[i] = true));
       }
     }
@@ -276,7 +277,6 @@ export function specOf(key: string): FlowSpec {
 }
 
 export const idOfKey = (key: string): string => flowId(specOf(key));
-export const canonicalVip = canonicalIp;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

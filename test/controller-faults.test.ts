@@ -39,9 +39,13 @@ test('eAPI slow, erroring and unreachable: degraded, then recovered without losi
     // Errors: the next requests fail; the controller notices, retries and recovers.
     eapi.faults.set({ latencyMs: 0, failNext: 4 });
     bed.clock.advance(2000);
-    await waitFor(() => !c.readiness().ready, 'degraded readiness');
-    const degraded = c.readiness().switches[0];
-    assert.match(degraded?.lastError ?? '', /Internal error \(injected fault\)|injected/);
+    let degraded: ReturnType<typeof c.readiness> | undefined;
+    await waitFor(() => {
+      const r = c.readiness();
+      if (!r.ready) degraded = r;
+      return !r.ready;
+    }, 'degraded readiness');
+    assert.match(degraded?.switches[0]?.lastError ?? '', /Internal error \(injected fault\)/);
     await bed.settle();
     assert.ok(c.readiness().ready, 'ready again after the errors');
     assert.ok(c.metrics.reconcileFailures.get({ switch: 'sw1', error: 'SwitchCommandError' }) + c.metrics.resolved.get({ switch: 'sw1', result: 'error' }) > 0);
@@ -52,8 +56,9 @@ test('eAPI slow, erroring and unreachable: degraded, then recovered without losi
       bed.clock.advance(1000);
       await new Promise((r) => setTimeout(r, 20));
     }
-    assert.equal(c.readiness().ready, false);
-    assert.match(c.readiness().switches[0]?.lastError ?? '', /eAPI request .* failed|socket hang up|other side closed/);
+    const down = c.readiness();
+    assert.equal(down.ready, false);
+    assert.match(down.switches[0]?.lastError ?? '', /eAPI request .* failed|socket hang up|other side closed/);
     eapi.faults.clear();
     await bed.settle();
     await c.periodic();
