@@ -12,7 +12,7 @@ export const SIM_USAGE = `usage: flowpin sim [--config FILE] [--eapi-port N] [--
 type Doc = Record<string, Record<string, unknown>>;
 
 /** Reads the scenario file (if any) with the flags laid over it. */
-export function scenarioFromArgs(args: string[], name = 'sim'): { scenario: Scenario; rest: Record<string, unknown> } {
+export function scenarioFromArgs(args: string[], name = 'sim'): { scenario: Scenario } {
   const { values } = parseArgs({
     args,
     strict: true,
@@ -55,7 +55,7 @@ export function scenarioFromArgs(args: string[], name = 'sim'): { scenario: Scen
   if (values.rate !== undefined) section('traffic')['connectionsPerSecond'] = num('rate', values.rate);
   if (values['no-traffic']) section('traffic')['enabled'] = false;
   if (values.seed !== undefined) section('traffic')['seed'] = num('seed', values.seed);
-  return { scenario: readScenario(Reader.fromObject(file, doc)), rest: {} };
+  return { scenario: readScenario(Reader.fromObject(file, doc)) };
 }
 
 export function describeSimulator(sim: RunningSimulator, scenario: Scenario): string {

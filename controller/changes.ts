@@ -238,12 +238,10 @@ export class ChangeManager {
     return keys.filter((_, i) => moved[i] !== false);
   }
 
+  /** Pins the flows the addition would move, each to the member it is on now. */
   private async pinForAdd(vip: VipState, nh: string): Promise<void> {
-    for (const m of vip.members) {
-      const onM = new Set(this.rt.flowsOn(vip.address, m));
-      const moved = (await this.movedFlows(vip, nh)).filter((k) => onM.has(k));
-      this.rt.pinFlows(moved, m, 'add');
-    }
+    const moved = new Set(await this.movedFlows(vip, nh));
+    for (const m of vip.members) this.rt.pinFlows(this.rt.flowsOn(vip.address, m).filter((k) => moved.has(k)), m, 'add');
   }
 
   private noConflict(vip: string, nh: string, except?: ChangeKind): void {
