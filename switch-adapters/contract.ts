@@ -25,16 +25,36 @@ export interface InstalledPin {
   nexthop: string;
   /** Programmed in hardware, or configured but not programmed (with the reason). */
   programmed: boolean;
-  reason?: 'table-full' | 'idle-timeout' | 'hard-timeout' | 'disabled' | 'unknown';
+  reason?: NotProgrammedReason;
   packets: number;
   bytes: number;
 }
 
+/**
+ * Why a configured pin is not programmed. `pending`: accepted, the switch is still
+ * programming it (read it back later); every other reason means it will not forward.
+ */
+export type NotProgrammedReason = 'pending' | 'table-full' | 'rejected' | 'idle-timeout' | 'hard-timeout' | 'disabled' | 'unknown';
+
 export interface PinOutcome {
   flow: FlowSpec;
+  /** The switch accepted the pin as configuration (not the same as programmed). */
   ok: boolean;
   /** Why the switch refused it, when not ok. */
   error?: string;
+  /**
+   * Programming state where the adapter read it back with the write: true programmed, false
+   * not (with `reason`); absent when unknown yet (the controller reads it back with listPins).
+   */
+  programmed?: boolean;
+  reason?: NotProgrammedReason;
+}
+
+/** The switch's pin table as the switch reports it (shared with entries flowpin does not own). */
+export interface PinTableUsage {
+  capacity: number;
+  /** Programmed entries of every owner. */
+  used: number;
 }
 
 export interface AdapterCapabilities {
@@ -52,6 +72,12 @@ export interface AdapterCapabilities {
   changesGroups: boolean;
   /** The adapter can tell which flows an added member would take over. */
   predictsMovedFlows: boolean;
+  /**
+   * Upper bound (ms) for a group change to take effect in forwarding after the switch
+   * accepted it, used where the adapter cannot read the programmed group back (no
+   * groupProgrammed). 0 or absent: effective when accepted.
+   */
+  groupProgramDelayMs?: number;
 }
 
 export interface SwitchAdapter {
@@ -63,10 +89,14 @@ export interface SwitchAdapter {
   resolve(flows: FlowSpec[]): Promise<(string | undefined)[]>;
   installPins(pins: PinRule[]): Promise<PinOutcome[]>;
   removePins(flows: FlowSpec[]): Promise<void>;
-  /** Every pin flowpin owns on the switch. */
+  /** Every pin flowpin owns on the switch, with its programming state. */
   listPins(): Promise<InstalledPin[]>;
-  /** Members of a VIP's ECMP group. */
+  /** The pin table's capacity and programmed entries of every owner, where the switch reports them. */
+  pinTableUsage?(): Promise<PinTableUsage>;
+  /** Members of a VIP's ECMP group, as configured. */
   groupMembers(vip: string): Promise<string[]>;
+  /** Members forwarding uses now (programmed in hardware), where the switch can tell. */
+  groupProgrammed?(vip: string): Promise<string[]>;
   addGroupMember(vip: string, nexthop: string): Promise<void>;
   removeGroupMember(vip: string, nexthop: string): Promise<void>;
   /** For each flow, whether adding `nexthop` to the VIP's group would move it (predictsMovedFlows only). */
