@@ -1,7 +1,9 @@
 // The simulated switch's pin table, modelled on DirectFlow: named flows with match fields,
 // an output nexthop, idle and hard timeouts, counters, and a hardware table of fixed
-// capacity. A flow that does not fit, or that timed out, stays configured but not
-// programmed, with the reason, until it is removed or configured again.
+// capacity shared with entries of other owners (`reserved`). A flow that does not fit, or
+// that timed out, stays configured but not programmed, with the reason, until it is removed
+// or configured again. With a programming delay a configured flow is `pending` (accepted,
+// not forwarding) until the delay has passed, then programmed if the table has room.
 
 export interface PinMatch {
   /** Address family when `ethertype ip`/`ipv6` was matched. */
@@ -25,7 +27,7 @@ export interface PinSpec {
   priority: number;
 }
 
-export type PinStatus = 'programmed' | 'table-full' | 'idle-timeout' | 'hard-timeout';
+export type PinStatus = 'pending' | 'programmed' | 'table-full' | 'idle-timeout' | 'hard-timeout';
 
 export interface PinEntry extends PinSpec {
   readonly name: string;
@@ -35,6 +37,17 @@ export interface PinEntry extends PinSpec {
   /** Simulated milliseconds. */
   createdAt: number;
   lastMatchAt: number;
+  /** When a pending entry is due to be programmed. */
+  programAt: number;
+}
+
+export interface PinTableOptions {
+  /** Accepted entries reach hardware after this long (ms); 0: at once. */
+  programDelayMs?: number;
+  /** Hardware entries held by other owners (other DirectFlow or ACL users of the table). */
+  reserved?: number;
+  /** Clock for reads that settle pending entries. */
+  now?: () => number;
 }
 
 /** Key of an exact 5-tuple match in the fast index. */
@@ -60,35 +73,81 @@ export class PinTable {
   /** Programmed flows with wildcards, scanned in priority order. */
   private wildcard: PinEntry[] = [];
   private programmedCount = 0;
+  /** Entries waiting for their programming time, in the order they were accepted. */
+  private pendingQueue: PinEntry[] = [];
   /** Configuration changes since start, for ON_CHANGE subscribers. */
   revision = 0;
+  programDelayMs: number;
+  reserved: number;
+  private readonly clock: (() => number) | undefined;
 
-  constructor(public capacity: number) {}
+  constructor(public capacity: number, options: PinTableOptions = {}) {
+    this.programDelayMs = options.programDelayMs ?? 0;
+    this.reserved = options.reserved ?? 0;
+    this.clock = options.now;
+  }
 
   get size(): number {
     return this.entries.size;
   }
 
+  /** Entries flowpin-visible as programmed (of any source), not counting `reserved`. */
   get programmed(): number {
+    this.settleNow();
     return this.programmedCount;
   }
 
+  /** Hardware entries left for new flows. */
+  get free(): number {
+    this.settleNow();
+    return Math.max(0, this.capacity - this.reserved - this.programmedCount);
+  }
+
   get(name: string): PinEntry | undefined {
+    this.settleNow();
     return this.entries.get(name);
   }
 
   all(): PinEntry[] {
+    this.settleNow();
     return [...this.entries.values()];
   }
 
-  /** Adds or replaces a named flow; it is programmed if the hardware table has room. */
+  /** Adds or replaces a named flow; it is programmed (now, or after the delay) if the hardware table has room. */
   upsert(name: string, spec: PinSpec, now: number): PinEntry {
+    this.settle(now);
     this.remove(name);
-    const entry: PinEntry = { ...spec, match: { ...spec.match }, name, status: 'table-full', packets: 0, bytes: 0, createdAt: now, lastMatchAt: now };
+    const entry: PinEntry = { ...spec, match: { ...spec.match }, name, status: 'pending', packets: 0, bytes: 0, createdAt: now, lastMatchAt: now, programAt: now + this.programDelayMs };
     this.entries.set(name, entry);
-    if (this.programmedCount < this.capacity) this.program(entry);
+    if (this.programDelayMs > 0) this.pendingQueue.push(entry);
+    else this.programOrReject(entry);
     this.revision++;
     return entry;
+  }
+
+  /** Programs the pending entries whose time has come (in the order they were accepted). */
+  settle(now: number): void {
+    if (this.pendingQueue.length === 0) return;
+    let i = 0;
+    for (; i < this.pendingQueue.length; i++) {
+      const e = this.pendingQueue[i] as PinEntry;
+      if (e.programAt > now) break;
+      if (e.status !== 'pending' || this.entries.get(e.name) !== e) continue;
+      // Its idle timer starts when it reaches hardware.
+      e.lastMatchAt = e.programAt;
+      this.programOrReject(e);
+      this.revision++;
+    }
+    if (i > 0) this.pendingQueue = this.pendingQueue.slice(i);
+  }
+
+  private settleNow(): void {
+    if (this.clock !== undefined) this.settle(this.clock());
+  }
+
+  private programOrReject(e: PinEntry): void {
+    if (this.programmedCount + this.reserved < this.capacity) this.program(e);
+    else e.status = 'table-full';
   }
 
   remove(name: string): boolean {
@@ -102,6 +161,7 @@ export class PinTable {
 
   /** Marks programmed flows past their idle or hard timeout as not programmed. */
   expire(now: number): number {
+    this.settle(now);
     let n = 0;
     for (const e of this.entries.values()) if (e.status === 'programmed' && this.checkTimeouts(e, now)) n++;
     return n;
@@ -112,6 +172,7 @@ export class PinTable {
    * DirectFlow flows are skipped while `directflowEnabled` is false.
    */
   match(p: PinLookup, bytes: number, now: number, directflowEnabled: boolean): PinEntry | undefined {
+    this.settle(now);
     let hit: PinEntry | undefined;
     const active = (e: PinEntry): boolean => (directflowEnabled || e.source !== 'directflow') && !this.checkTimeouts(e, now);
     const list = this.exact.get(exactKey(p.src, p.dst, p.protocol, p.sport, p.dport));

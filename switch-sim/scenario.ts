@@ -80,6 +80,8 @@ export function readScenario(r: Reader): Scenario {
       }),
     },
     mirrorFinRst: sw.boolean('mirrorFinRst', false),
+    programDelayMs: sw.number('programDelayMs', 0, { min: 0, max: 600_000 }),
+    reservedPinEntries: sw.number('reservedPinEntries', 0, { min: 0, max: 1_000_000, integer: true }),
   };
   uplink.done();
   sw.done();

@@ -2,6 +2,9 @@
 // server nexthops; a pin table (DirectFlow-like) takes priority over ECMP; packets are
 // delivered to simulated servers, which reset connections they do not hold. SYNs (and
 // optionally FIN/RST) are handed to the mirror hook, as a switch's mirror session would.
+// With a programming delay, configuration (group changes, pins) is accepted at once but
+// reaches forwarding only after the delay, in the order it was accepted, as on hardware
+// where the agent programs the ASIC after the configuration is committed.
 
 import { canonicalIp } from '../mirror-receiver/addr.js';
 import { tupleOf } from '../mirror-receiver/tuple.js';
@@ -40,13 +43,27 @@ export interface SimSwitchOptions {
   uplink: { interface: string; nexthop: string; prefixes: string[] };
   /** Mirror FIN and RST segments too, not only SYNs. */
   mirrorFinRst: boolean;
+  /** Time from accepting a group change or a pin to its effect in forwarding (ms). */
+  programDelayMs?: number;
+  /** Pin table entries held by other owners (the table is shared). */
+  reservedPinEntries?: number;
   now: () => number;
 }
 
 export interface Vip {
   readonly address: string;
   readonly prefix: Prefix;
+  /** The group as configured (what `show ip route` lists). */
   readonly group: EcmpGroup;
+  /** The group forwarding uses: the configured one once programming has caught up. */
+  readonly fwd: EcmpGroup;
+}
+
+interface GroupOp {
+  at: number;
+  vip: string;
+  op: 'add' | 'remove';
+  nexthop: string;
 }
 
 export interface Delivery {
@@ -77,10 +94,20 @@ export class SimSwitch {
   readonly counters: SwitchCounters = { packets: 0, viaPin: 0, viaEcmp: 0, dropped: 0, mirrored: 0 };
   private readonly uplinkPrefixes: Prefix[];
   private nextPort = 1;
+  private groupOps: GroupOp[] = [];
 
   constructor(readonly options: SimSwitchOptions) {
-    this.pins = new PinTable(options.pinCapacity);
+    this.pins = new PinTable(options.pinCapacity, { programDelayMs: options.programDelayMs ?? 0, reserved: options.reservedPinEntries ?? 0, now: options.now });
     this.uplinkPrefixes = options.uplink.prefixes.map(parsePrefix);
+  }
+
+  get programDelayMs(): number {
+    return this.pins.programDelayMs;
+  }
+
+  /** Sets the programming delay of group changes and pins (takes effect for later changes). */
+  set programDelayMs(ms: number) {
+    this.pins.programDelayMs = ms;
   }
 
   get now(): () => number {
@@ -105,8 +132,8 @@ export class SimSwitch {
     if (this.vips.has(a)) throw new Error(`VIP ${a} exists`);
     const ms = members.map((m) => canonicalIp(m));
     for (const m of ms) this.addServer(m);
-    const group = this.options.ecmpMode === 'resilient' ? new ResilientGroup(bucketCount, ms) : new ModNGroup(ms);
-    const vip: Vip = { address: a, prefix: parsePrefix(a), group };
+    const make = (): EcmpGroup => (this.options.ecmpMode === 'resilient' ? new ResilientGroup(bucketCount, ms) : new ModNGroup(ms));
+    const vip: Vip = { address: a, prefix: parsePrefix(a), group: make(), fwd: make() };
     this.vips.set(a, vip);
     this.groupRevision++;
     return vip;
@@ -130,14 +157,48 @@ export class SimSwitch {
     this.addServer(nh);
     vip.group.add(nh);
     this.groupRevision++;
+    this.program({ at: this.options.now() + this.programDelayMs, vip: a, op: 'add', nexthop: nh });
   }
 
   groupRemove(vipAddress: string, nexthop: string): void {
     const vip = this.vips.get(canonicalIp(vipAddress));
     if (vip === undefined) return;
-    vip.group.remove(canonicalIp(nexthop));
+    const nh = canonicalIp(nexthop);
+    vip.group.remove(nh);
     this.groupRevision++;
+    this.program({ at: this.options.now() + this.programDelayMs, vip: vip.address, op: 'remove', nexthop: nh });
     if (vip.group.members().length === 0) this.removeVip(vip.address);
+  }
+
+  /** Members forwarding uses now (the configured ones once programming has caught up). */
+  programmedMembers(vipAddress: string): readonly string[] {
+    this.settle(this.options.now());
+    return this.vips.get(canonicalIp(vipAddress))?.fwd.members() ?? [];
+  }
+
+  /** Group changes not yet in forwarding. */
+  get pendingGroupChanges(): number {
+    this.settle(this.options.now());
+    return this.groupOps.length;
+  }
+
+  private program(op: GroupOp): void {
+    this.groupOps.push(op);
+    this.settle(this.options.now());
+  }
+
+  /** Applies the group changes whose programming time has come to forwarding, in order. */
+  private settle(now: number): void {
+    let i = 0;
+    for (; i < this.groupOps.length; i++) {
+      const op = this.groupOps[i] as GroupOp;
+      if (op.at > now) break;
+      const vip = this.vips.get(op.vip);
+      if (vip === undefined) continue;
+      if (op.op === 'add') vip.fwd.add(op.nexthop);
+      else vip.fwd.remove(op.nexthop);
+    }
+    if (i > 0) this.groupOps = this.groupOps.slice(i);
   }
 
   /** The VIP a destination address belongs to. */
@@ -145,11 +206,12 @@ export class SimSwitch {
     return this.vips.get(dst);
   }
 
-  /** The nexthop ECMP picks for a flow, ignoring pins (what `show load-balance destination` answers). */
+  /** The nexthop forwarding picks for a flow, ignoring pins (what `show load-balance destination` answers). */
   ecmpNexthop(src: string, dst: string, protocol: number, sport: number, dport: number): string | undefined {
+    this.settle(this.options.now());
     const vip = this.vips.get(dst);
     if (vip === undefined) return undefined;
-    return vip.group.pick(flowHash(tupleOf({ family: src.includes(':') ? 6 : 4, src, dst, sport, dport }), protocol, this.options.hashSeed));
+    return vip.fwd.pick(flowHash(tupleOf({ family: src.includes(':') ? 6 : 4, src, dst, sport, dport }), protocol, this.options.hashSeed));
   }
 
   /** The hash of a flow, as the ECMP groups see it. */

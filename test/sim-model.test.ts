@@ -205,4 +205,37 @@ describe('pin table', () => {
     sw.directflowEnabled = true;
     assert.equal(sw.deliver({ ...flow, protocol: 6, flags: 0x10, bytes: 1 }).nexthop, other);
   });
+
+  test('with a programming delay, pins and group changes reach forwarding only after it, in order', () => {
+    const clock = new VirtualClock();
+    const sw = makeSwitch(clock, { programDelayMs: 50 });
+    sw.directflowEnabled = true;
+    const flow = { src: '10.100.0.9', dst: VIP, sport: 5555, dport: 443 };
+    const pkt = { ...flow, protocol: 6, flags: 0x10, bytes: 1 };
+    const first = sw.ecmpNexthop(flow.src, flow.dst, 6, flow.sport, flow.dport) as string;
+    sw.pins.upsert('p', pinFor(flow, first), clock.now());
+    sw.groupRemove(VIP, first);
+    assert.equal(sw.pins.get('p')?.status, 'pending');
+    assert.deepEqual(sw.programmedMembers(VIP), NH, 'the removal is configured, not yet programmed');
+    assert.ok(!sw.vips.get(VIP)?.group.members().includes(first));
+    clock.advance(49);
+    assert.equal(sw.deliver(pkt).via, 'ecmp', 'the pending pin does not forward');
+    assert.equal(sw.deliver(pkt).nexthop, first, 'the old group still forwards');
+    clock.advance(1);
+    assert.equal(sw.pins.get('p')?.status, 'programmed');
+    assert.ok(!sw.programmedMembers(VIP).includes(first));
+    assert.equal(sw.deliver(pkt).via, 'pin');
+    assert.equal(sw.deliver(pkt).nexthop, first);
+  });
+
+  test('entries of other owners share the table', () => {
+    const clock = new VirtualClock();
+    const sw = makeSwitch(clock, { pinCapacity: 3, reservedPinEntries: 2 });
+    assert.equal(sw.pins.free, 1);
+    sw.pins.upsert('a', pinFor({ src: '10.100.0.1', dst: VIP, sport: 1, dport: 443 }, NH[0] as string), clock.now());
+    sw.pins.upsert('b', pinFor({ src: '10.100.0.1', dst: VIP, sport: 2, dport: 443 }, NH[0] as string), clock.now());
+    assert.equal(sw.pins.get('a')?.status, 'programmed');
+    assert.equal(sw.pins.get('b')?.status, 'table-full');
+    assert.equal(sw.pins.free, 0);
+  });
 });

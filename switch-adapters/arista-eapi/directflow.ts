@@ -90,7 +90,7 @@ export function parseRoutes(result: unknown): Map<string, Via[]> {
   return out;
 }
 
-const REASONS: Record<string, InstalledPin['reason']> = { tableFull: 'table-full', idleTimeout: 'idle-timeout', hardTimeout: 'hard-timeout', directflowShutdown: 'disabled' };
+const REASONS: Record<string, InstalledPin['reason']> = { pending: 'pending', tableFull: 'table-full', idleTimeout: 'idle-timeout', hardTimeout: 'hard-timeout', directflowShutdown: 'disabled' };
 
 /** flowpin's pins in a `show directflow detail` (or `flows`) JSON answer. */
 export function parsePins(result: unknown): InstalledPin[] {

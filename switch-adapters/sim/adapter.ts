@@ -1,11 +1,13 @@
 // The in-process adapter for the built-in switch simulator: the same contract, answered
 // directly from the SimSwitch model (DirectFlow-style pins with native idle timeouts), and
-// able to predict which flows an added member takes over (it can see the bucket table).
+// able to predict which flows an added member takes over (it can see the bucket table). It
+// reports programming state as the model has it: a pin or group change accepted during the
+// switch's programming delay is not yet in forwarding.
 
 import { canonicalIp } from '../../mirror-receiver/addr.js';
 import { ResilientGroup } from '../../switch-sim/ecmp-group.js';
 import type { SimSwitch } from '../../switch-sim/sim-switch.js';
-import type { AdapterCapabilities, FlowSpec, InstalledPin, PinOutcome, PinRule, SwitchAdapter } from '../contract.js';
+import type { AdapterCapabilities, FlowSpec, InstalledPin, PinOutcome, PinRule, PinTableUsage, SwitchAdapter } from '../contract.js';
 import { SwitchCommandError } from '../errors.js';
 import { flowOfPinName, pinName } from '../arista-eapi/directflow.js';
 
@@ -41,12 +43,23 @@ export class SimAdapter implements SwitchAdapter {
   installPins(pins: PinRule[]): Promise<PinOutcome[]> {
     const now = this.sw.now();
     return Promise.resolve(
-      pins.map((p) => {
+      pins.map((p): PinOutcome => {
         const f = p.flow;
-        this.sw.pins.upsert(pinName(f), { source: 'directflow', match: { family: f.family, src: f.src, dst: f.dst, protocol: 6, sport: f.sport, dport: f.dport }, nexthop: canonicalIp(p.nexthop), idleTimeoutS: p.idleTimeoutS, hardTimeoutS: 0, persistent: false, priority: 0 }, now);
-        return { flow: f, ok: true };
+        const e = this.sw.pins.upsert(pinName(f), { source: 'directflow', match: { family: f.family, src: f.src, dst: f.dst, protocol: 6, sport: f.sport, dport: f.dport }, nexthop: canonicalIp(p.nexthop), idleTimeoutS: p.idleTimeoutS, hardTimeoutS: 0, persistent: false, priority: 0 }, now);
+        if (e.status === 'programmed') return { flow: f, ok: true, programmed: true };
+        if (e.status === 'pending') return { flow: f, ok: true };
+        return { flow: f, ok: true, programmed: false, reason: e.status };
       }),
     );
+  }
+
+  pinTableUsage(): Promise<PinTableUsage> {
+    const t = this.sw.pins;
+    return Promise.resolve({ capacity: t.capacity, used: t.programmed + t.reserved });
+  }
+
+  groupProgrammed(vip: string): Promise<string[]> {
+    return Promise.resolve([...this.sw.programmedMembers(vip)]);
   }
 
   removePins(flows: FlowSpec[]): Promise<void> {
@@ -83,7 +96,7 @@ export class SimAdapter implements SwitchAdapter {
   }
 
   movedByAdd(vip: string, nexthop: string, flows: FlowSpec[]): Promise<boolean[]> {
-    const group = this.sw.vips.get(canonicalIp(vip))?.group;
+    const group = this.sw.vips.get(canonicalIp(vip))?.fwd;
     if (!(group instanceof ResilientGroup)) return Promise.resolve(flows.map(() => true));
     const moved = new Set(group.previewAdd(canonicalIp(nexthop)));
     return Promise.resolve(flows.map((f) => moved.has(group.bucketOf(this.sw.hashOf(f.src, f.dst, 6, f.sport, f.dport)))));

@@ -78,7 +78,7 @@ export function normalizeInterface(name: string): string | undefined {
   return m ? `Ethernet${m[1]}` : undefined;
 }
 
-const REASONS: Record<Exclude<PinEntry['status'], 'programmed'>, string> = { 'table-full': 'tableFull', 'idle-timeout': 'idleTimeout', 'hard-timeout': 'hardTimeout' };
+const REASONS: Record<Exclude<PinEntry['status'], 'programmed'>, string> = { pending: 'pending', 'table-full': 'tableFull', 'idle-timeout': 'idleTimeout', 'hard-timeout': 'hardTimeout' };
 
 function flowJson(sw: SimSwitch, e: PinEntry, detail: boolean, now: number): Result {
   const m = e.match;
