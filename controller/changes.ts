@@ -1,22 +1,35 @@
-// Drains and additions, following DESIGN.md's protocol for per-connection consistency:
-//   1. the change is marked pending: from now on every newly resolved flow it affects is
-//      pinned at once, and the live flows it affects are pinned now;
-//   2. barrier: every mirror event received before the change is resolved and its pins are
-//      installed, plus a settle time for frames still in flight;
-//   3. the group change is applied on the switch;
-//   4. a drain is tracked until no pinned flow is left on the nexthop (pins end when their
-//      flows end or go idle), or until the caller's deadline, reporting what is left.
-// A dry run reports, changing nothing, how many flows would need pins, how many entries are
-// free, and how many flows would be at risk.
+// Drains and additions, following DESIGN.md's protocol for per-connection consistency.
+// Changes on one switch run one at a time (later ones wait, `queued`); a VIP has at most one
+// change queued or in progress. Each change:
+//   1. is written durably (write-ahead), then marked pending: every newly resolved flow it
+//      affects is pinned at once, and the live flows it affects are pinned now;
+//   2. barrier by marks: after the settle time (frames in flight), a mark is taken; every
+//      event up to the mark is resolved and every pin wanted for the VIP read back as
+//      programmed (or dropped and counted at risk, by reason). Events after the mark are not
+//      waited for;
+//   3. holds new look-ups, writes the group change through the switch's write point
+//      (`sentAt`, `appliedAt` when accepted), waits until the switch reports it in forwarding
+//      (`effectiveAt`) and the settle time, then releases. Flows whose SYN arrived after the
+//      mark and whose server is not certain, or whose pin was not programmed before the
+//      change took effect, are the change window: counted in `windowFlows`;
+//   4. a drain is tracked until no pin is left on the nexthop (or the caller's deadline).
+// A change that fails before its group change removes the pins it added and restores the
+// desired group. A change resumed after a restart reads the switch's group and completes
+// what is missing. A dry run reports, changing nothing, the flows to pin, the programmable
+// room the switch reports, the flows at risk by reason and the expected window flows.
 
 import { canonicalIp } from '../mirror-receiver/addr.js';
 import { isSwitchError } from '../switch-adapters/errors.js';
+import { DeadlineError, sleep, until, withDeadline } from './clock.js';
 import { badRequest, conflict, FlowpinError, notFound } from './errors.js';
+import type { ControllerMetrics } from './metrics.js';
 import type { ChangeView } from './pin-policy.js';
-import { BarrierTimeout, idOfKey as idOf, specOf as specOfKey, type SwitchRuntime, type VipState } from './switch-runtime.js';
+import type { AtRiskReason } from './reconciler.js';
+import { idOfKey, specOf as specOfKey, type Resolution, type SwitchRuntime, type VipState } from './switch-runtime.js';
 
 export type ChangeKind = 'drain' | 'add';
-export type ChangePhase = 'pending' | 'applied' | 'complete' | 'failed';
+export type ChangePhase = 'queued' | 'pending' | 'applied' | 'complete' | 'failed';
+export type AtRiskCounts = Record<AtRiskReason, number>;
 
 export interface ChangeRecord {
   id: string;
@@ -25,19 +38,31 @@ export interface ChangeRecord {
   vip: string;
   nexthop: string;
   phase: ChangePhase;
+  /** When the call was made (queued), and when its protocol started. */
+  queuedAt: number;
   startedAt: number;
+  /** Barrier: hold time, after which the mark was taken. */
+  heldAt?: number;
+  /** The group change was sent, accepted by the switch, and reported in forwarding. */
+  sentAt?: number;
   appliedAt?: number;
+  effectiveAt?: number;
   completedAt?: number;
   /** Drain: complete at this time even with pinned flows left (ms). */
   deadlineAt?: number;
-  /** Flows pinned for the change when it was applied. */
+  /** Flows with a programmed pin for the change when it took effect. */
   pinned: number;
-  /** Flows that needed a pin and got none (table full, refused). */
+  /** Flows that needed a pin and have none programmed, in all and by reason. */
   atRisk: number;
+  atRiskBy: AtRiskCounts;
+  /** Flows whose SYN arrived in the change window, with no certain, programmed pin. */
+  windowFlows: number;
   /** Pinned flows left on the nexthop (drain). */
   remaining: number;
   deadlineReached?: boolean;
   error?: string;
+  /** Resumed after a restart. */
+  resumed?: boolean;
 }
 
 export interface DryRunReport {
@@ -45,35 +70,53 @@ export interface DryRunReport {
   switch: string;
   vip: string;
   nexthop: string;
-  /** Live flows the change would move that have no pin yet. */
+  /** Live flows the change would move that have no programmed pin yet. */
   flowsToPin: number;
   alreadyPinned: number;
+  /** Free pin table entries as the switch reports them (shared with other owners). */
   freeEntries: number;
   atRisk: number;
+  atRiskBy: AtRiskCounts;
   /** Flows seen but not yet resolved (their nexthop is unknown until they are). */
   unresolved: number;
+  /** Mirror traffic seen for the VIP: SYNs in all, and per second lately. */
+  synsSeen: number;
+  synRate: number;
+  /** Expected change window (ms) and the flows expected to arrive in it. */
+  expectedWindowMs: number;
+  expectedWindowFlows: number;
+  /** Where the switch cannot tell which flows an addition moves, every live flow is pinned. */
+  movedFlowsKnown: boolean;
 }
 
 export interface ChangeOptions {
   settleMs: number;
   barrierTimeoutMs: number;
-  now: () => number;
-  /** Called whenever change state moves (for persistence). */
-  onChange: () => void;
+  /** Writes the change records durably; resolves once they are on disk. */
+  persist: () => Promise<void>;
+  metrics: ControllerMetrics;
+  /** Called with every flow (by flow id) counted at risk or in a change window, for tests and the scenario runner. */
+  onCounted?: (rec: ChangeRecord, id: string, why: AtRiskReason | 'window') => void;
 }
 
 export type NexthopState = 'active' | 'draining' | 'drained';
 
+const zeroRisk = (): AtRiskCounts => ({ 'table-full': 0, refused: 0, 'not-programmed': 0, shed: 0, unresolved: 0 });
 let nextId = 1;
 
 export class ChangeManager {
-  /** Changes in progress and the last completed ones, newest last. */
+  /** Changes queued, in progress and the last completed ones, oldest first. */
   readonly records: ChangeRecord[] = [];
+  private tail: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly rt: SwitchRuntime,
     private readonly o: ChangeOptions,
   ) {}
+
+  private get now(): number {
+    return this.rt.clock.now();
+  }
 
   vip(address: string): VipState {
     let a: string;
@@ -99,7 +142,7 @@ export class ChangeManager {
   }
 
   active(): ChangeRecord[] {
-    return this.records.filter((r) => r.phase === 'pending' || r.phase === 'applied');
+    return this.records.filter((r) => r.phase === 'queued' || r.phase === 'pending' || r.phase === 'applied');
   }
 
   stateOf(vip: VipState, nexthop: string): NexthopState {
@@ -113,13 +156,11 @@ export class ChangeManager {
     const nh = this.nexthopOf(vip, nhAddr);
     if (!vip.members.has(nh) && !this.active().some((r) => r.vip === vip.address && r.nexthop === nh)) throw conflict(`${nh} is not in the ECMP group of ${vip.address}: nothing to drain`, { state: 'drained' });
     this.noConflict(vip.address, nh);
-    const keys = this.rt.flowsOn(vip.address, nh);
-    if (opts.dryRun) return this.dryRun(vip.address, nh, keys);
+    if (opts.dryRun) return this.dryRun('drain', vip, nh);
     if (vip.members.size <= 1) throw conflict(`${nh} is the last member of ${vip.address}; add another before draining it`);
     const rec = this.begin('drain', vip.address, nh);
-    if (opts.deadlineSeconds !== undefined) rec.deadlineAt = rec.startedAt + opts.deadlineSeconds * 1000;
-    this.rt.pinFlows(keys, nh, 'drain');
-    await this.runProtocol(rec, () => this.rt.adapter.removeGroupMember(vip.address, nh), () => vip.members.delete(nh));
+    if (opts.deadlineSeconds !== undefined) rec.deadlineAt = rec.queuedAt + opts.deadlineSeconds * 1000;
+    await this.serialised(() => this.runProtocol(rec));
     return rec;
   }
 
@@ -128,17 +169,15 @@ export class ChangeManager {
     const vip = this.vip(vipAddr);
     const nh = this.nexthopOf(vip, nhAddr);
     const drains = this.active().filter((r) => r.kind === 'drain' && r.vip === vip.address && r.nexthop === nh);
-    if (drains.some((r) => r.phase === 'pending')) throw conflict(`the drain of ${nh} is still being applied; try again in a moment`);
+    if (drains.some((r) => r.phase !== 'applied')) throw conflict(`the drain of ${nh} is still being applied; try again in a moment`);
     if (drains.length === 0 && vip.members.has(nh)) return { switch: this.rt.name, vip: vip.address, nexthop: nh, state: 'active' };
     this.noConflict(vip.address, nh, 'drain');
     // Re-adding a member moves flows onto it like any addition: run it through the protocol.
     const rec = this.begin('add', vip.address, nh);
-    await this.pinForAdd(vip, nh);
-    await this.runProtocol(rec, () => this.rt.adapter.addGroupMember(vip.address, nh), () => vip.members.add(nh));
-    for (const d of drains) this.finish(d, 'complete');
-    rec.phase = 'complete';
-    rec.completedAt = this.o.now();
-    this.sync();
+    await this.serialised(async () => {
+      await this.runProtocol(rec);
+      for (const d of drains) this.finish(d, 'complete');
+    });
     return { switch: this.rt.name, vip: vip.address, nexthop: nh, state: 'active' };
   }
 
@@ -153,14 +192,10 @@ export class ChangeManager {
     }
     if (vip.members.has(nh)) throw conflict(`${nh} is already in the ECMP group of ${vip.address}`, { state: 'active' });
     this.noConflict(vip.address, nh);
-    if (opts.dryRun) return this.dryRun(vip.address, nh, await this.movedFlows(vip, nh));
+    if (opts.dryRun) return this.dryRun('add', vip, nh);
     const rec = this.begin('add', vip.address, nh);
     vip.nexthops.add(nh);
-    await this.pinForAdd(vip, nh);
-    await this.runProtocol(rec, () => this.rt.adapter.addGroupMember(vip.address, nh), () => vip.members.add(nh));
-    rec.phase = 'complete';
-    rec.completedAt = this.o.now();
-    this.sync();
+    await this.serialised(() => this.runProtocol(rec));
     return rec;
   }
 
@@ -168,8 +203,8 @@ export class ChangeManager {
   remove(vipAddr: string, nhAddr: string, force: boolean): { switch: string; vip: string; nexthop: string; removed: true; pinnedLeft: number } {
     const vip = this.vip(vipAddr);
     const nh = this.nexthopOf(vip, nhAddr);
-    if (this.active().some((r) => r.vip === vip.address && r.nexthop === nh && r.phase === 'pending')) throw conflict(`a change of ${nh} is being applied`);
-    if (vip.members.has(nh) && !force) throw conflict(`${nh} is still in the ECMP group of ${vip.address}: drain it first (or force)`, { state: 'active' });
+    if (this.active().some((r) => r.vip === vip.address && r.nexthop === nh && r.phase !== 'applied')) throw conflict(`a change of ${nh} is being applied`);
+    if (vip.members.has(nh)) throw conflict(`${nh} is still in the ECMP group of ${vip.address}: drain it first`, { state: 'active' });
     const pinned = this.rt.pinnedOn(vip.address, nh);
     if (pinned > 0 && !force) throw conflict(`${pinned} pinned flows remain on ${nh}; wait for the drain to complete (or force)`, { pinned });
     for (const r of this.active()) if (r.vip === vip.address && r.nexthop === nh) this.finish(r, 'complete');
@@ -180,7 +215,7 @@ export class ChangeManager {
 
   /** Updates tracked drains: complete at zero pinned flows or at the deadline. */
   track(): void {
-    const now = this.o.now();
+    const now = this.now;
     let changed = false;
     for (const r of this.active()) {
       if (r.kind !== 'drain' || r.phase !== 'applied') continue;
@@ -197,37 +232,88 @@ export class ChangeManager {
     if (changed) this.sync();
   }
 
-  /** Restores persisted records after a restart and resumes what was in progress. */
+  /**
+   * Restores persisted records after a restart and completes what was in progress: the
+   * switch's group says whether a change's group write happened before the restart.
+   */
   async resume(saved: ChangeRecord[]): Promise<void> {
-    for (const r of saved) this.records.push({ ...r });
+    for (const r of saved) if (!this.records.some((x) => x.id === r.id)) this.records.push({ ...r, atRiskBy: { ...zeroRisk(), ...r.atRiskBy }, windowFlows: r.windowFlows ?? 0 });
     this.sync();
+    const work: Promise<void>[] = [];
     for (const r of this.active()) {
       const vip = this.rt.vips.get(r.vip);
       if (vip === undefined) {
         this.finish(r, 'failed', `VIP ${r.vip} is no longer configured`);
         continue;
       }
+      r.resumed = true;
       vip.nexthops.add(r.nexthop);
-      if (r.kind === 'drain') this.rt.pinFlows(this.rt.flowsOn(r.vip, r.nexthop), r.nexthop, 'drain');
-      else await this.pinForAdd(vip, r.nexthop);
-      if (r.phase === 'pending') {
-        const drop = r.kind === 'drain';
-        // A failure is recorded on the change itself (phase failed, error); resuming goes on with the others.
-        await this.runProtocol(r, () => (drop ? this.rt.adapter.removeGroupMember(r.vip, r.nexthop) : this.rt.adapter.addGroupMember(r.vip, r.nexthop)), () => (drop ? vip.members.delete(r.nexthop) : vip.members.add(r.nexthop))).catch((err: unknown) => {
-          r.error ??= err instanceof Error ? err.message : String(err);
-        });
-        if (r.kind === 'add' && (r.phase as ChangePhase) === 'applied') this.finish(r, 'complete');
+      const done = r.kind === 'drain' ? !vip.members.has(r.nexthop) : vip.members.has(r.nexthop);
+      if (r.phase === 'applied' || done) {
+        // The group write happened: keep the flows of the change pinned and complete it.
+        if (r.phase !== 'applied') {
+          r.phase = 'applied';
+          r.appliedAt ??= this.now;
+          r.effectiveAt ??= this.now;
+        }
+        this.rt.reconciler.setGroup(r.vip, vip.members);
+        if (r.kind === 'drain') this.rt.pinFlows(this.rt.flowsOn(r.vip, r.nexthop), r.nexthop, r.id);
+        else this.finish(r, 'complete');
+        continue;
       }
+      // Not written yet: run the protocol from the start, in turn with any new change.
+      r.phase = 'queued';
+      work.push(this.serialised(() => this.runProtocol(r)).catch((err: unknown) => {
+        r.error ??= err instanceof Error ? err.message : String(err);
+      }));
     }
     this.sync();
+    await this.o.persist();
+    await Promise.all(work);
   }
 
-  private dryRun(vip: string, nh: string, keys: string[]): DryRunReport {
+  private async dryRun(kind: ChangeKind, vip: VipState, nh: string): Promise<DryRunReport> {
+    const keys = kind === 'drain' ? this.rt.flowsOn(vip.address, nh) : await this.movedFlows(vip, nh);
+    const r = this.rt.reconciler;
     let pinned = 0;
-    for (const k of keys) if (this.rt.reconciler.desired.has(idOf(k))) pinned++;
+    for (const k of keys) {
+      const id = idOfKey(k);
+      if (r.isProgrammed(id, r.desired.get(id)?.nexthop)) pinned++;
+    }
     const toPin = keys.length - pinned;
-    const free = Math.max(0, this.rt.adapter.capabilities.pinTableSize - this.rt.reconciler.programmedCount());
-    return { dryRun: true, switch: this.rt.name, vip, nexthop: nh, flowsToPin: toPin, alreadyPinned: pinned, freeEntries: free, atRisk: Math.max(0, toPin - free), unresolved: this.rt.queue.length };
+    let free = r.freeEntries();
+    if (this.rt.adapter.pinTableUsage !== undefined) {
+      try {
+        const u = await this.rt.adapter.pinTableUsage();
+        free = Math.max(0, Math.min(u.capacity, this.rt.adapter.capabilities.pinTableSize) - u.used - this.pendingPins());
+      } catch (err) {
+        throw new FlowpinError('switch-unavailable', `dry run on ${this.rt.name}: cannot read the pin table: ${err instanceof Error ? err.message : String(err)}`, undefined, { cause: err });
+      }
+    }
+    const unresolved = this.rt.queuedOn(vip.address, 0, Number.MAX_SAFE_INTEGER).length;
+    const atRiskBy = zeroRisk();
+    atRiskBy['table-full'] = Math.max(0, toPin - free);
+    atRiskBy.unresolved = unresolved;
+    const expectedWindowMs = this.expectedWindowMs();
+    return {
+      dryRun: true, switch: this.rt.name, vip: vip.address, nexthop: nh, flowsToPin: toPin, alreadyPinned: pinned, freeEntries: free,
+      atRisk: atRiskBy['table-full'] + atRiskBy.unresolved, atRiskBy, unresolved, synsSeen: vip.syns, synRate: Math.round(vip.synRate * 10) / 10,
+      expectedWindowMs, expectedWindowFlows: Math.ceil((vip.synRate * expectedWindowMs) / 1000),
+      movedFlowsKnown: kind === 'drain' || (this.rt.adapter.capabilities.predictsMovedFlows && this.rt.adapter.movedByAdd !== undefined),
+    };
+  }
+
+  private pendingPins(): number {
+    let n = 0;
+    for (const v of this.rt.reconciler.installed.values()) if (!v.programmed && v.reason === 'pending') n++;
+    return n;
+  }
+
+  /** The change window to expect: the group write, its programming, and the settle time. */
+  private expectedWindowMs(): number {
+    const effective = this.records.filter((r) => r.effectiveAt !== undefined && r.sentAt !== undefined).slice(-5);
+    const measured = effective.length === 0 ? 0 : Math.max(...effective.map((r) => (r.effectiveAt as number) - (r.sentAt as number)));
+    return Math.round(Math.max(measured, this.rt.adapter.capabilities.groupProgramDelayMs ?? 0) + this.o.settleMs);
   }
 
   /** Live flows of the VIP that adding `nh` would move (all of them where the switch cannot tell). */
@@ -238,19 +324,30 @@ export class ChangeManager {
     return keys.filter((_, i) => moved[i] !== false);
   }
 
-  /** Pins the flows the addition would move, each to the member it is on now. */
-  private async pinForAdd(vip: VipState, nh: string): Promise<void> {
-    const moved = new Set(await this.movedFlows(vip, nh));
-    for (const m of vip.members) this.rt.pinFlows(this.rt.flowsOn(vip.address, m).filter((k) => moved.has(k)), m, 'add');
+  /** Pins the live flows the change would move, each to the member it is on now. */
+  private async pinAffected(rec: ChangeRecord, vip: VipState): Promise<void> {
+    if (rec.kind === 'drain') {
+      this.rt.pinFlows(this.rt.flowsOn(vip.address, rec.nexthop), rec.nexthop, rec.id);
+      return;
+    }
+    const moved = new Set(await this.movedFlows(vip, rec.nexthop));
+    for (const m of vip.members) this.rt.pinFlows(this.rt.flowsOn(vip.address, m).filter((k) => moved.has(k)), m, rec.id);
   }
 
+  /** At most one change queued or in progress per VIP, and none on a nexthop with a change still tracked. */
   private noConflict(vip: string, nh: string, except?: ChangeKind): void {
-    const other = this.active().find((r) => r.vip === vip && (r.phase === 'pending' || r.nexthop === nh) && r.kind !== except);
-    if (other) throw conflict(`a ${other.kind} of ${other.nexthop} on ${vip} is in progress (${other.phase})`, { change: other.id });
+    const other = this.active().find((r) => r.vip === vip && (r.phase !== 'applied' || r.nexthop === nh) && r.kind !== except);
+    if (other) throw conflict(`a ${other.kind} of ${other.nexthop} on ${vip} is ${other.phase === 'queued' ? 'queued' : 'in progress'}`, { change: other.id });
+    const tracked = this.active().find((r) => r.vip === vip && r.phase === 'applied' && r.kind === 'add');
+    if (tracked) throw conflict(`an addition of ${tracked.nexthop} on ${vip} is being applied`, { change: tracked.id });
   }
 
   private begin(kind: ChangeKind, vip: string, nh: string): ChangeRecord {
-    const rec: ChangeRecord = { id: `${this.rt.name}-${kind}-${Date.now().toString(36)}-${nextId++}`, kind, switch: this.rt.name, vip, nexthop: nh, phase: 'pending', startedAt: this.o.now(), pinned: 0, atRisk: 0, remaining: 0 };
+    const now = this.now;
+    const rec: ChangeRecord = {
+      id: `${this.rt.name}-${kind}-${Date.now().toString(36)}-${nextId++}`, kind, switch: this.rt.name, vip, nexthop: nh, phase: 'queued',
+      queuedAt: now, startedAt: now, pinned: 0, atRisk: 0, atRiskBy: zeroRisk(), windowFlows: 0, remaining: 0,
+    };
     this.records.push(rec);
     while (this.records.length > 200) {
       const i = this.records.findIndex((r) => r.phase === 'complete' || r.phase === 'failed');
@@ -261,42 +358,207 @@ export class ChangeManager {
     return rec;
   }
 
-  /** Barrier, then the group change; on failure nothing changed on the switch and the record says why. */
-  private async runProtocol(rec: ChangeRecord, apply: () => Promise<void>, applied: () => void): Promise<void> {
-    const failedBefore = this.rt.reconciler.failed.size;
+  /** Runs `fn` after every change queued before it on this switch. */
+  private serialised(fn: () => Promise<void>): Promise<void> {
+    const run = this.tail.then(fn);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Counts one flow (by flow id; '' where it is not known) at risk or in the window. */
+  private count(rec: ChangeRecord, id: string, why: AtRiskReason | 'window'): void {
+    if (why === 'window') {
+      rec.windowFlows++;
+      this.o.metrics.windowFlows.inc({ switch: rec.switch });
+    } else {
+      rec.atRisk++;
+      rec.atRiskBy[why]++;
+      // Pins the reconciler dropped are in the metric already; these are not.
+      if (why === 'shed' || why === 'unresolved' || why === 'not-programmed') this.o.metrics.connectionsAtRisk.inc({ switch: rec.switch, why });
+    }
+    this.o.onCounted?.(rec, id, why);
+  }
+
+  /** The protocol for one change; on failure before the group write, nothing stays changed and the record says why. */
+  private async runProtocol(rec: ChangeRecord): Promise<void> {
+    const rt = this.rt;
+    const vip = rt.vips.get(rec.vip) as VipState;
+    const before = new Set(vip.members);
+    const target = new Set(vip.members);
+    if (rec.kind === 'drain') target.delete(rec.nexthop);
+    else target.add(rec.nexthop);
+    rec.phase = 'pending';
+    rec.startedAt = this.now;
+    const deadline = rec.startedAt + this.o.barrierTimeoutMs;
+    const start = { shed: vip.shed, unresolved: vip.unresolved };
+    const hold = `${rec.id}`;
+    let held = false;
+    let sent = false;
+    // Resolutions after the mark: certain (resolved before the group write) or not.
+    const afterMark = new Map<string, Resolution>();
+    let mark = Number.MAX_SAFE_INTEGER;
+    const watching = rt.watch((r) => {
+      if (r.vip === rec.vip && r.seq > mark && !sent) afterMark.set(r.key, r);
+    });
+    // Pins of the change the switch refused or had no room for, until it takes effect.
+    const dropped = new Map<string, AtRiskReason>();
+    const dropping = rt.reconciler.onDropped((id, p, why) => {
+      if (why !== 'idle-timeout' && rec.effectiveAt === undefined && p.flow.dst === rec.vip && (rec.kind === 'add' || p.nexthop === rec.nexthop)) dropped.set(id, why);
+    });
+    const unwatch = (): void => {
+      watching();
+      dropping();
+    };
     try {
-      await this.rt.barrier(this.o.settleMs, this.o.barrierTimeoutMs);
-      try {
-        await apply();
-      } finally {
-        this.rt.release();
-      }
+      this.sync();
+      await this.o.persist();
+      await this.pinAffected(rec, vip);
+      // 2. barrier by marks.
+      rec.heldAt = this.now;
+      if (this.o.settleMs > 0) await sleep(rt.clock, this.o.settleMs);
+      mark = rt.mark();
+      const wake = (fn: () => void): (() => void) => rt.onProgress(fn);
+      await until(rt.clock, () => rt.resolvedThrough(mark), wake, deadline, () => `resolving the flows seen before the change (${rt.queue.length} queued)`);
+      const needed = this.pinsOf(rec);
+      await until(rt.clock, () => rt.reconciler.settled(needed), wake, deadline, () => `programming the pins of the change (${rt.reconciler.lastError ?? 'switch busy'})`);
+      // 3. the group write, with look-ups held.
+      held = true;
+      await withDeadline(rt.clock, rt.hold(hold), Math.max(0, deadline - this.now), () => 'waiting for look-ups in flight');
+      sent = true;
+      const sentSeq = rt.mark();
+      rec.sentAt = this.now;
+      rt.reconciler.setGroup(rec.vip, target);
+      await withDeadline(rt.clock, rt.reconciler.flush(), Math.max(0, deadline - this.now), () => `writing the group change (${rt.reconciler.lastError ?? 'switch busy'})`);
+      if (!sameSet(rt.reconciler.groups.get(rec.vip), target)) throw new FlowpinError('switch-unavailable', `the group change of ${rec.vip} was not applied: ${rt.reconciler.lastError ?? rt.reconciler.blocked ?? 'unknown'}`);
+      rec.appliedAt = this.now;
+      vip.members = new Set(target);
+      rec.phase = 'applied';
+      await this.untilEffective(rec, target);
+      rec.effectiveAt = this.now;
+      // Pins that the change needed and that were not programmed when it took effect: at risk or window.
+      const effectiveProgrammed = new Set<string>();
+      for (const id of needed) if (rt.reconciler.isProgrammed(id)) effectiveProgrammed.add(id);
+      if (this.o.settleMs > 0) await sleep(rt.clock, this.o.settleMs);
+      const releaseSeq = rt.mark();
+      rt.release(hold);
+      held = false;
+      this.account(rec, vip, { needed, dropped, programmedAtEffect: effectiveProgrammed, afterMark }, { mark, sentSeq, releaseSeq }, start);
     } catch (err) {
+      unwatch();
+      if (held) rt.release(hold);
+      if (rec.appliedAt === undefined) {
+        // Nothing changed on the switch: drop the change's pins and the desired group write.
+        rt.reconciler.unwantReason(rec.id);
+        if (sent) rt.reconciler.setGroup(rec.vip, before);
+        vip.members = before;
+      }
       this.finish(rec, 'failed', err instanceof Error ? err.message : String(err));
-      if (err instanceof BarrierTimeout || isSwitchError(err)) throw new FlowpinError('switch-unavailable', `${rec.kind} of ${rec.nexthop} on ${rec.switch} not applied: ${err.message}`, { change: rec.id }, { cause: err });
+      await this.o.persist().catch(() => undefined);
+      if (err instanceof DeadlineError || isSwitchError(err)) throw new FlowpinError('switch-unavailable', `${rec.kind} of ${rec.nexthop} on ${rec.switch} not applied: ${err.message}`, { change: rec.id }, { cause: err });
       throw err;
     }
-    applied();
-    rec.phase = 'applied';
-    rec.appliedAt = this.o.now();
-    rec.pinned = this.rt.pinnedOn(rec.vip, rec.nexthop);
-    rec.atRisk = Math.max(0, this.rt.reconciler.failed.size - failedBefore);
-    rec.remaining = rec.pinned;
+    unwatch();
+    if (rec.kind === 'add') this.finish(rec, 'complete');
     this.sync();
+    await this.o.persist();
     this.track();
+  }
+
+  /** Desired pins the change relies on, by flow id: a drain's on its nexthop, an addition's on every member. */
+  private pinsOf(rec: ChangeRecord): Set<string> {
+    const ids = new Set<string>();
+    for (const [id, p] of this.rt.reconciler.desired) if (p.flow.dst === rec.vip && (rec.kind === 'add' || p.nexthop === rec.nexthop)) ids.add(id);
+    return ids;
+  }
+
+  /** Waits until the switch reports the group change in forwarding (or its declared programming delay). */
+  private async untilEffective(rec: ChangeRecord, target: Set<string>): Promise<void> {
+    const a = this.rt.adapter;
+    const clock = this.rt.clock;
+    if (a.groupProgrammed === undefined) {
+      const delay = a.capabilities.groupProgramDelayMs ?? 0;
+      if (delay > 0) await sleep(clock, delay);
+      return;
+    }
+    const deadline = this.now + Math.max(this.o.barrierTimeoutMs, (a.capabilities.groupProgramDelayMs ?? 0) * 4);
+    for (let wait = 1; ; wait = Math.min(wait * 2, 50)) {
+      let members: string[];
+      try {
+        members = await a.groupProgrammed(rec.vip);
+      } catch (err) {
+        rec.error = `reading the programmed group: ${err instanceof Error ? err.message : String(err)}`;
+        members = [];
+      }
+      if (sameSet(new Set(members), target)) return;
+      if (this.now >= deadline) {
+        rec.error = `the switch did not report the group change in forwarding within ${deadline - (rec.appliedAt ?? 0)} ms`;
+        return;
+      }
+      await sleep(clock, wait);
+    }
+  }
+
+  /** The change's figures: programmed pins, flows at risk by reason, window flows. */
+  private account(
+    rec: ChangeRecord,
+    vip: VipState,
+    seen: { needed: Set<string>; dropped: Map<string, AtRiskReason>; programmedAtEffect: Set<string>; afterMark: Map<string, Resolution> },
+    marks: { mark: number; sentSeq: number; releaseSeq: number },
+    start: { shed: number; unresolved: number },
+  ): void {
+    const r = this.rt.reconciler;
+    const { needed, dropped, programmedAtEffect, afterMark } = seen;
+    const { mark, sentSeq, releaseSeq } = marks;
+    const counted = new Set<string>(programmedAtEffect);
+    rec.pinned = programmedAtEffect.size;
+    for (const [id, why] of dropped) {
+      if (counted.has(id)) continue;
+      counted.add(id);
+      this.count(rec, id, why);
+    }
+    for (const id of needed) {
+      if (counted.has(id)) continue;
+      counted.add(id);
+      const failed = r.failed.get(id);
+      if (failed !== undefined && failed.why !== 'idle-timeout') this.count(rec, id, failed.why);
+      else if (r.desired.has(id)) this.count(rec, id, 'not-programmed');
+      // Otherwise the flow ended (FIN/RST) before the change: nothing to protect.
+    }
+    // Resolved after the mark and before the group write: the server is certain; protected only if its pin was programmed in time.
+    for (const res of afterMark.values()) {
+      const id = idOfKey(res.key);
+      if (res.seq > sentSeq || res.nexthop === undefined || res.pinOwner === undefined || counted.has(id)) continue;
+      if (rec.kind === 'drain' && res.nexthop !== rec.nexthop) continue;
+      counted.add(id);
+      if (!r.isProgrammed(id, res.nexthop) || !programmedAtEffect.has(id)) this.count(rec, id, 'window');
+    }
+    // Not resolved before the group write: the switch may have sent the SYN to either group.
+    for (const key of this.rt.queuedOn(rec.vip, mark, releaseSeq)) this.count(rec, idOfKey(key), 'window');
+    const shed = vip.shed - start.shed;
+    const unresolved = vip.unresolved - start.unresolved;
+    for (let i = 0; i < shed; i++) this.count(rec, '', 'shed');
+    for (let i = 0; i < unresolved; i++) this.count(rec, '', 'unresolved');
+    rec.remaining = rec.kind === 'drain' ? this.rt.pinnedOn(rec.vip, rec.nexthop) : 0;
   }
 
   private finish(rec: ChangeRecord, phase: 'complete' | 'failed', error?: string): void {
     rec.phase = phase;
-    rec.completedAt = this.o.now();
+    rec.completedAt = this.now;
     if (error !== undefined) rec.error = error;
     this.sync();
   }
 
-  /** Publishes the changes whose pins are wanted to the runtime, and persists. */
+  /** Publishes the changes whose pins are wanted to the runtime. */
   private sync(): void {
-    const views: ChangeView[] = this.active().map((r) => ({ kind: r.kind, vip: r.vip, nexthop: r.nexthop, active: r.kind === 'drain' || r.phase === 'pending' }));
+    const views: ChangeView[] = this.active()
+      .filter((r) => r.phase !== 'queued')
+      .map((r) => ({ id: r.id, kind: r.kind, vip: r.vip, nexthop: r.nexthop, active: r.kind === 'drain' || r.phase === 'pending' }));
     this.rt.changes = views;
-    this.o.onChange();
   }
+}
+
+function sameSet(a: Set<string> | undefined, b: Set<string>): boolean {
+  if (a === undefined || a.size !== b.size) return false;
+  for (const x of a) if (!b.has(x)) return false;
+  return true;
 }

@@ -1,29 +1,39 @@
 // The controller: mirror events in, pins out. It owns the flow table and the nexthop
 // registry, one SwitchRuntime and ChangeManager per switch, the mirror receiver, the
-// periodic work (resync and drain tracking, purging aged flows, persisting state), and the
-// read models the API serves. Time comes from the injected clock.
+// periodic work (each switch's resync and drain tracking on its own loop with a deadline,
+// so a switch that is down or slow never delays another; purging aged flows; persisting
+// state through the state store), and the read models the API serves. Time and timers come
+// from the injected clock.
 
 import type { Logger } from 'pino';
 import { MirrorReceiver } from '../mirror-receiver/receiver.js';
 import type { FlowEvent } from '../mirror-receiver/flow-event.js';
 import { parseTuple } from '../mirror-receiver/tuple.js';
 import type { SwitchAdapter } from '../switch-adapters/contract.js';
-import { ChangeManager, type ChangeRecord } from './changes.js';
+import { ChangeManager, type ChangeOptions, type ChangeRecord } from './changes.js';
+import { systemClock, withDeadline, type Clock } from './clock.js';
 import type { FlowpinConfig } from './config.js';
 import { notFound } from './errors.js';
 import { FlowTable, switchIdOfKey, UNRESOLVED } from './flow-table.js';
 import { controllerMetrics, type ControllerMetrics } from './metrics.js';
 import { NexthopRegistry } from './nexthop-registry.js';
-import { decodeKey, encodeKey, loadState, saveState, type SavedState } from './state-store.js';
+import { FileStateStore, type LoadedState, type StateStore } from './state-store.js';
 import { SwitchRuntime } from './switch-runtime.js';
 
 export interface ControllerDeps {
   config: FlowpinConfig;
   adapters: ReadonlyMap<string, SwitchAdapter>;
   logger: Logger;
-  now?: () => number;
+  /** Time and timers; wall time unless given (the scenario runner passes a virtual clock). */
+  clock?: Clock;
+  /** Where state goes; a file store at `config.stateFile` unless given. */
+  store?: StateStore;
   /** Start the mirror sources of the configuration (off in tests that feed events directly). */
   listen?: boolean;
+  /** Start the periodic loops (off where the caller drives periodic() itself). */
+  loops?: boolean;
+  /** Called with every flow counted at risk or in a change window. */
+  onCounted?: ChangeOptions['onCounted'];
 }
 
 export interface SwitchStatus {
@@ -32,10 +42,12 @@ export interface SwitchStatus {
   connected: boolean;
   inSync: boolean;
   reconcileFailures: number;
+  /** An error retrying cannot mend (auth, refused configuration): writes stop until the next resync. */
+  blocked: string | null;
   lastError: string | null;
   queue: number;
   flows: number;
-  pins: { desired: number; installed: number; failed: number; capacity: number };
+  pins: { desired: number; installed: number; failed: number; capacity: number; free: number };
 }
 
 export interface FlowView {
@@ -57,21 +69,28 @@ export class Controller {
   readonly changes = new Map<string, ChangeManager>();
   readonly receiver: MirrorReceiver;
   readonly now: () => number;
+  readonly clock: Clock;
+  readonly store: StateStore | undefined;
   /** Where the mirror receiver listens (GRE-in-UDP), once started. */
   readonly listening: { address: string; port: number }[] = [];
   private readonly bySource = new Map<string, SwitchRuntime>();
   private readonly byGreKey = new Map<number, SwitchRuntime>();
   private readonly bySession = new Map<number, SwitchRuntime>();
   private readonly byId = new Map<number, SwitchRuntime>();
-  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly timers: unknown[] = [];
   private readonly log: Logger;
   private unknownSwitch = 0;
   private stateDirty = false;
   private stopped = false;
+  private readonly periodicRunning = new Set<string>();
+  private flowSave: Promise<unknown> | undefined;
 
   constructor(private readonly deps: ControllerDeps) {
     const cfg = deps.config;
-    this.now = deps.now ?? Date.now;
+    this.clock = deps.clock ?? systemClock;
+    const clock = this.clock;
+    this.now = () => clock.now();
+    this.store = deps.store ?? (cfg.stateFile === undefined ? undefined : new FileStateStore(cfg.stateFile));
     this.log = deps.logger;
     this.flowTable = new FlowTable({ maxFlows: cfg.flowTable.maxFlows, maxAgeMs: cfg.flowTable.maxAgeS * 1000, now: this.now });
     this.receiver = new MirrorReceiver((ev) => this.onEvent(ev), this.now, (err) => this.log.warn({ err }, 'mirror source error'));
@@ -80,11 +99,11 @@ export class Controller {
       if (adapter === undefined) throw new Error(`no adapter for switch ${s.name}`);
       const rt = new SwitchRuntime({
         name: s.name, id: i + 1, adapter, vips: s.vips.map((v) => ({ address: v.address, nexthops: [...v.nexthops] })),
-        flowTable: this.flowTable, registry: this.registry, metrics: this.metrics, pinMode: cfg.pinMode, pinIdleTimeoutS: cfg.pinIdleTimeoutS, queueCapacity: cfg.resolveQueue, retryMaxMs: cfg.retryMaxMs, now: this.now,
+        flowTable: this.flowTable, registry: this.registry, metrics: this.metrics, pinMode: cfg.pinMode, pinIdleTimeoutS: cfg.pinIdleTimeoutS, queueCapacity: cfg.resolveQueue, retryMaxMs: cfg.retryMaxMs, clock,
       });
       this.runtimes.set(s.name, rt);
       this.byId.set(rt.id, rt);
-      this.changes.set(s.name, new ChangeManager(rt, { settleMs: cfg.settleMs, barrierTimeoutMs: cfg.barrierTimeoutMs, now: this.now, onChange: () => (this.stateDirty = true) }));
+      this.changes.set(s.name, new ChangeManager(rt, { settleMs: cfg.settleMs, barrierTimeoutMs: cfg.barrierTimeoutMs, metrics: this.metrics, persist: () => this.persistChanges(), ...(deps.onCounted ? { onCounted: deps.onCounted } : {}) }));
       for (const a of s.mirrorSources) this.bySource.set(a, rt);
       if (s.greKey !== undefined) this.byGreKey.set(s.greKey, rt);
       if (s.sessionId !== undefined) this.bySession.set(s.sessionId, rt);
@@ -100,7 +119,7 @@ export class Controller {
   /** Loads saved state, connects to the switches (retrying in the background), starts listening and the periodic work. */
   async start(): Promise<void> {
     const cfg = this.deps.config;
-    const saved = cfg.stateFile === undefined ? undefined : loadState(cfg.stateFile);
+    const saved = this.store?.load();
     if (saved) this.restoreFlows(saved);
     await Promise.all([...this.runtimes.values()].map((rt) => this.connect(rt, saved?.changes[rt.name] ?? [])));
     if (this.deps.listen ?? true) {
@@ -114,31 +133,51 @@ export class Controller {
         this.log.info('listening for GRE on a raw socket');
       }
     }
-    this.every(cfg.resyncIntervalS * 1000, () => void this.periodic());
-    if (cfg.stateFile !== undefined) this.every(cfg.persistIntervalS * 1000, () => this.persistIfDirty());
+    if (this.deps.loops ?? true) {
+      for (const rt of this.runtimes.values()) this.every(cfg.resyncIntervalS * 1000, () => void this.periodicSwitch(rt));
+      this.every(cfg.resyncIntervalS * 1000, () => this.flowTable.purgeStale());
+      if (this.store !== undefined) this.every(cfg.persistIntervalS * 1000, () => this.persistIfDirty());
+    }
   }
 
+  /** Stops: writes the state (changes and tracked flows) and closes the switches; without a kill, nothing is lost. */
   async stop(): Promise<void> {
+    if (this.stopped) return;
     this.stopped = true;
-    for (const t of this.timers) clearInterval(t);
+    for (const t of this.timers) this.clock.cancel(t);
     await this.receiver.stop();
-    this.persist();
     for (const rt of this.runtimes.values()) rt.stop();
-    await Promise.all([...this.runtimes.values()].map((rt) => rt.adapter.close()));
+    try {
+      await this.persist();
+    } finally {
+      await Promise.all([...this.runtimes.values()].map((rt) => rt.adapter.close()));
+    }
   }
 
-  /** One resync and tracking pass over every switch (also run periodically). */
+  /** One resync and tracking pass over every switch at once, each with its own deadline. */
   async periodic(): Promise<void> {
     this.flowTable.purgeStale();
-    for (const [name, rt] of this.runtimes) {
-      if (!rt.connected) continue;
-      try {
-        await rt.reconciler.resync();
-      } catch (err) {
-        this.log.warn({ err, switch: name }, 'resync failed');
+    await Promise.all([...this.runtimes.values()].map((rt) => this.periodicSwitch(rt)));
+    this.stateDirty = true;
+  }
+
+  /** A switch's resync and drain tracking; bounded by a deadline, never waits on another switch. */
+  private async periodicSwitch(rt: SwitchRuntime): Promise<void> {
+    if (!rt.connected || this.periodicRunning.has(rt.name) || this.stopped) return;
+    this.periodicRunning.add(rt.name);
+    try {
+      await withDeadline(this.clock, rt.reconciler.resync(), this.deps.config.barrierTimeoutMs, () => `resyncing ${rt.name}`);
+      for (const v of rt.vips.values()) {
+        const m = rt.reconciler.groups.get(v.address);
+        const changing = this.changes.get(rt.name)?.active().some((r) => r.vip === v.address && r.phase === 'pending');
+        if (m !== undefined && !changing) v.members = new Set(m);
       }
-      this.changes.get(name)?.track();
+    } catch (err) {
+      this.log.warn({ err: err instanceof Error ? err.message : String(err), switch: rt.name }, 'resync failed');
+    } finally {
+      this.periodicRunning.delete(rt.name);
     }
+    this.changes.get(rt.name)?.track();
     this.stateDirty = true;
   }
 
@@ -173,15 +212,15 @@ export class Controller {
    */
   readiness(): { ready: boolean; switches: SwitchStatus[] } {
     const switches = [...this.runtimes.values()].map((rt) => this.status(rt));
-    return { ready: !this.stopped && switches.every((s) => s.connected && s.reconcileFailures === 0 && s.lastError === null), switches };
+    return { ready: !this.stopped && switches.every((s) => s.connected && s.reconcileFailures === 0 && s.blocked === null && s.lastError === null), switches };
   }
 
   status(rt: SwitchRuntime): SwitchStatus {
     const r = rt.reconciler;
     return {
-      name: rt.name, adapter: rt.adapter.kind, connected: rt.connected, inSync: r.inSync, reconcileFailures: r.failures,
+      name: rt.name, adapter: rt.adapter.kind, connected: rt.connected, inSync: r.inSync, reconcileFailures: r.failures, blocked: r.blocked ?? null,
       lastError: r.lastError ?? rt.lastResolveError ?? null, queue: rt.queue.length, flows: this.countFlows(rt),
-      pins: { desired: r.desired.size, installed: r.programmedCount(), failed: r.failed.size, capacity: rt.adapter.capabilities.pinTableSize },
+      pins: { desired: r.desired.size, installed: r.programmedCount(), failed: r.failed.size, capacity: r.tableCapacity, free: r.freeEntries() },
     };
   }
 
@@ -230,62 +269,66 @@ export class Controller {
           add(p.flow, p.nexthop, state, p.reason);
         }
       }
-      if (filter.state === undefined || filter.state === 'failed') for (const f of r.failed.values()) add(f.flow, f.nexthop, 'failed', f.why);
+      if (filter.state === undefined || filter.state === 'failed') for (const f of r.failed.values()) add(f.flow, f.nexthop, 'failed', `${f.why}: ${f.detail}`);
     }
     return { total: rows.length, items: rows.slice(offset, offset + limit) };
   }
 
-  /** Writes the state file now (periodically, on SIGTERM, and on stop). */
-  persist(): void {
-    const file = this.deps.config.stateFile;
-    if (file === undefined) return;
-    const nexthopIndex = new Map<number, number>();
-    const nexthops: string[] = [];
-    const flows: [string, number][] = [];
-    for (const key of this.flowTable.keys()) {
-      const nh = this.flowTable.nexthopOf(key);
-      if (nh === undefined || nh === UNRESOLVED) continue;
-      let idx = nexthopIndex.get(nh);
-      if (idx === undefined) {
-        const ref = this.registry.ref(nh);
-        if (ref === undefined) continue;
-        idx = nexthops.length;
-        nexthops.push(`${ref.switchName} ${ref.vip} ${ref.nexthop}`);
-        nexthopIndex.set(nh, idx);
-      }
-      flows.push([encodeKey(key), idx]);
-    }
+  /** Writes the change records durably (write-ahead: before any group change is sent). */
+  persistChanges(): Promise<void> {
+    this.stateDirty = true;
+    if (this.store === undefined) return Promise.resolve();
     const changes: Record<string, ChangeRecord[]> = {};
-    for (const [name, cm] of this.changes) changes[name] = cm.records;
-    saveState(file, { version: 1, savedAt: this.now(), changes, nexthops, flows });
+    for (const [name, cm] of this.changes) changes[name] = cm.records.map((r) => ({ ...r, atRiskBy: { ...r.atRiskBy } }));
+    return this.store.saveChanges(changes);
+  }
+
+  /** Writes the change records and the tracked flows (periodically, on SIGTERM, and on stop). */
+  async persist(): Promise<void> {
+    const store = this.store;
+    if (store === undefined) return;
     this.stateDirty = false;
+    const started = this.clock.now();
+    const t0 = performance.now();
+    await this.persistChanges();
+    const table = this.flowTable;
+    const registry = this.registry;
+    const n = await store.saveFlows({
+      *groups() {
+        for (const [id, keys] of table.indexed()) {
+          const ref = registry.ref(id);
+          if (ref !== undefined) yield { switchName: ref.switchName, vip: ref.vip, nexthop: ref.nexthop, keys };
+        }
+      },
+      live: (key) => table.has(key),
+    }, started);
+    this.metrics.persistSeconds.observe({}, (performance.now() - t0) / 1000);
+    this.log.debug({ flows: n }, 'state written');
   }
 
   private persistIfDirty(): void {
-    if (!this.stateDirty) return;
-    try {
-      this.persist();
-    } catch (err) {
-      this.log.error({ err }, 'cannot write the state file');
-    }
+    if (!this.stateDirty || this.flowSave !== undefined) return;
+    this.flowSave = this.persist()
+      .catch((err: unknown) => {
+        this.stateDirty = true;
+        this.log.error({ err: err instanceof Error ? err.message : String(err) }, 'cannot write the state file');
+      })
+      .finally(() => (this.flowSave = undefined));
   }
 
-  private restoreFlows(saved: SavedState): void {
-    const ids = saved.nexthops.map((ref) => {
-      const [sw = '', vip = '', nh = ''] = ref.split(' ');
-      return this.runtimes.has(sw) ? this.registry.intern(sw, vip, nh) : undefined;
-    });
+  private restoreFlows(saved: LoadedState): void {
     let n = 0;
-    // Oldest first, so the LRU order ends as it was.
-    for (let i = saved.flows.length - 1; i >= 0; i--) {
-      const [b64, idx] = saved.flows[i] as [string, number];
-      const id = ids[idx];
-      if (id === undefined) continue;
-      const key = decodeKey(b64);
-      if (!this.byId.has(switchIdOfKey(key))) continue;
-      this.flowTable.touch(key);
-      this.flowTable.resolve(key, id);
-      n++;
+    // Saved newest first per nexthop: restore oldest first, so the LRU order ends as it was.
+    for (const g of saved.flows) {
+      const rt = this.runtimes.get(g.switchName);
+      if (rt === undefined) continue;
+      const id = this.registry.intern(g.switchName, g.vip, g.nexthop);
+      for (const key of g.keys) {
+        if (switchIdOfKey(key) !== rt.id) continue;
+        this.flowTable.touch(key);
+        this.flowTable.resolve(key, id);
+        n++;
+      }
     }
     this.log.info({ flows: n }, 'restored tracked flows');
   }
@@ -346,8 +389,18 @@ export class Controller {
   }
 
   private every(ms: number, fn: () => void): void {
-    const t = setInterval(fn, ms);
-    t.unref();
-    this.timers.push(t);
+    const tick = (): void => {
+      if (this.stopped) return;
+      fn();
+      this.timers.push(unref(this.clock.schedule(ms, tick)));
+      if (this.timers.length > 64) this.timers.splice(0, this.timers.length - 64);
+    };
+    this.timers.push(unref(this.clock.schedule(ms, tick)));
   }
+}
+
+/** Periodic timers do not keep the process alive. */
+function unref(handle: unknown): unknown {
+  (handle as { unref?: () => void } | undefined)?.unref?.();
+  return handle;
 }

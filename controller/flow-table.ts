@@ -136,6 +136,11 @@ export class FlowTable {
     return out;
   }
 
+  /** The nexthop index: each resolved nexthop id with its flow keys (live sets: safe to read across awaits). */
+  indexed(): IterableIterator<[number, ReadonlySet<string>]> {
+    return this.byNexthop.entries();
+  }
+
   /** Number of flows indexed on a nexthop (may include flows past their age until purged). */
   countOn(nexthopId: number): number {
     return this.byNexthop.get(nexthopId)?.size ?? 0;

@@ -121,6 +121,8 @@ export function controllerMetrics(): {
   pins: Gauge;
   ready: Gauge;
   connectionsAtRisk: Counter;
+  windowFlows: Counter;
+  persistSeconds: Histogram;
 } {
   const r = new Registry();
   return {
@@ -137,7 +139,9 @@ export function controllerMetrics(): {
     flows: r.gauge('flowpin_flows', 'Tracked flows by switch'),
     pins: r.gauge('flowpin_pins', 'Pins by switch and state (desired, installed, not_programmed)'),
     ready: r.gauge('flowpin_switch_ready', '1 when the switch answers and its pins are in sync'),
-    connectionsAtRisk: r.counter('flowpin_connections_at_risk_total', 'Flows that needed a pin for a change but got none (table full or refused)'),
+    connectionsAtRisk: r.counter('flowpin_connections_at_risk_total', 'Flows that needed a pin and have none programmed, by switch and reason (table-full, refused, not-programmed, shed, unresolved)'),
+    windowFlows: r.counter('flowpin_change_window_flows_total', 'Flows whose SYN arrived in a change window with no certain, programmed pin'),
+    persistSeconds: r.histogram('flowpin_persist_seconds', 'Time to write the tracked flows to the state store', [0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30]),
   };
 }
 

@@ -7,10 +7,11 @@
 export type PinMode = 'always' | 'on-change';
 
 export interface ChangeView {
+  id: string;
   kind: 'drain' | 'add';
   vip: string;
   nexthop: string;
-  /** Pins are wanted until the change is done (drain complete, or add applied and settled). */
+  /** Pins are wanted until the change is done (drain complete, or add applied). */
   active: boolean;
 }
 
@@ -21,13 +22,13 @@ export interface PinQuestion {
   movedByAdd: boolean | undefined;
 }
 
-/** Why a flow needs a pin, or undefined if it does not. */
-export function pinReason(mode: PinMode, changes: readonly ChangeView[], q: PinQuestion): 'always' | 'drain' | 'add' | undefined {
+/** Who wants a pin on the flow: 'always', the id of the change that needs it, or undefined if none. */
+export function pinReason(mode: PinMode, changes: readonly ChangeView[], q: PinQuestion): string | undefined {
   if (mode === 'always') return 'always';
   for (const c of changes) {
     if (!c.active || c.vip !== q.vip) continue;
-    if (c.kind === 'drain' && c.nexthop === q.nexthop) return 'drain';
-    if (c.kind === 'add' && c.nexthop !== q.nexthop && q.movedByAdd !== false) return 'add';
+    if (c.kind === 'drain' && c.nexthop === q.nexthop) return c.id;
+    if (c.kind === 'add' && c.nexthop !== q.nexthop && q.movedByAdd !== false) return c.id;
   }
   return undefined;
 }

@@ -1,17 +1,27 @@
-// The per-switch reconciler: the only writer of pins to a switch. It holds what the switch
-// should have (desired pins) and what it has (installed, from installs and from listing the
-// switch), and applies the difference in batches. On a failed round it marks itself for a
-// full resync, backs off and counts the failure; flush() tells a caller when everything
-// asked before it has been applied. Pins the switch timed out or could not program are
-// garbage-collected; after a restart, pins found on the switch are adopted.
+// The per-switch reconciler: the one write point of a switch. It holds what the switch
+// should have (desired pins, desired group members per VIP) and what it has (installed pins
+// with their programming state, as the switch reports it), and applies the difference in
+// batches. A pin counts as installed only once the switch reports it programmed: accepted
+// pins whose state is not known yet are read back until they are programmed or refused.
+// On a failed round it marks itself for a full resync, backs off (retryable errors) or stops
+// until the next resync (errors retrying cannot mend: auth, refused configuration), and
+// counts the failure. Failed-pin records are bounded and aged. Pins the switch timed out or
+// could not program are garbage-collected; after a restart, pins found are adopted.
 
-import type { FlowSpec, InstalledPin, SwitchAdapter } from '../switch-adapters/contract.js';
+import { LRUCache } from 'lru-cache';
+import type { FlowSpec, InstalledPin, NotProgrammedReason, SwitchAdapter } from '../switch-adapters/contract.js';
 import { flowId } from '../switch-adapters/contract.js';
+import { isSwitchError } from '../switch-adapters/errors.js';
+import type { Clock } from './clock.js';
 import type { ControllerMetrics } from './metrics.js';
+
+/** Why a flow that needed a pin has none programmed (closed set: metric labels). */
+export type AtRiskReason = 'table-full' | 'refused' | 'not-programmed' | 'shed' | 'unresolved';
 
 export interface DesiredPin {
   flow: FlowSpec;
   nexthop: string;
+  /** Why it is wanted: 'always', 'adopted', or the id of the change that wants it. */
   reason: string;
   /** When the SYN that led to this pin arrived (controller clock, ms), for latency. */
   since: number;
@@ -21,6 +31,8 @@ export interface InstalledView {
   flow: FlowSpec;
   nexthop: string;
   programmed: boolean;
+  /** Why not programmed: `pending` while the switch is still programming it. */
+  reason?: NotProgrammedReason;
   packets: number;
   /** When the packet counter last moved (controller clock), for controller-side aging. */
   lastActive: number;
@@ -29,49 +41,80 @@ export interface InstalledView {
 export interface FailedPin {
   flow: FlowSpec;
   nexthop: string;
-  why: string;
+  why: AtRiskReason | 'idle-timeout';
+  detail: string;
   at: number;
 }
 
 const INSTALL_PARALLELISM = 2;
+const FAILED_MAX = 10_000;
+const FAILED_TTL_MS = 15 * 60_000;
 
 export interface ReconcilerOptions {
   switchName: string;
   adapter: SwitchAdapter;
   metrics: ControllerMetrics;
   idleTimeoutS: number;
-  now: () => number;
+  clock: Clock;
   backoffMinMs?: number;
   backoffMaxMs?: number;
-  /** Called when a desired pin is dropped (timed out, refused, no room). */
-  onDropped?: (id: string, pin: DesiredPin, why: string) => void;
-  /** Called with each batch of pins the switch accepted, and when. */
-  onInstalled?: (pins: DesiredPin[], at: number) => void;
+  /** How often accepted pins whose programming state is unknown are read back (ms). */
+  readbackMs?: number;
 }
+
+export type DropListener = (id: string, pin: DesiredPin, why: AtRiskReason | 'idle-timeout') => void;
 
 export class Reconciler {
   readonly desired = new Map<string, DesiredPin>();
   readonly installed = new Map<string, InstalledView>();
-  readonly failed = new Map<string, FailedPin>();
+  readonly failed: LRUCache<string, FailedPin>;
+  /** Desired members per VIP; a VIP absent here is left as the switch has it. */
+  readonly desiredGroups = new Map<string, Set<string>>();
+  /** Members per VIP as last read from or written to the switch. */
+  readonly groups = new Map<string, Set<string>>();
   /** Consecutive failed rounds; 0 when in sync. */
   failures = 0;
   lastError: string | undefined;
+  /** Set by an error retrying cannot mend; cleared by the next resync(). */
+  blocked: string | undefined;
   private needResync = true;
   /** Flows whose desired or installed state changed since the last round (all of them after a resync). */
   private readonly touched = new Set<string>();
+  private readonly touchedGroups = new Set<string>();
   private adoptOnResync = true;
   private gen = 0;
   private appliedGen = -1;
   private running = false;
   private dirty = false;
   private stopped = false;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: unknown;
+  private readbackTimer: unknown;
+  /** Installed pins accepted but not yet reported programmed. */
+  private pendingIds = new Set<string>();
+  /** Entries of other owners in the switch's table, as of the last resync. */
+  private othersUsed = 0;
+  private capacity: number;
   private readonly waiters: { target: number; resolve: () => void }[] = [];
+  private readonly listeners = new Set<() => void>();
+  private readonly dropListeners = new Set<DropListener>();
 
-  constructor(private readonly o: ReconcilerOptions) {}
+  constructor(private readonly o: ReconcilerOptions) {
+    this.capacity = o.adapter.capabilities.pinTableSize;
+    this.failed = new LRUCache<string, FailedPin>({ max: FAILED_MAX, ttl: FAILED_TTL_MS, perf: { now: () => o.clock.now() } });
+  }
 
   get inSync(): boolean {
-    return this.failures === 0 && !this.needResync && this.appliedGen >= this.gen;
+    return this.failures === 0 && this.blocked === undefined && !this.needResync && this.appliedGen >= this.gen && this.pendingIds.size === 0;
+  }
+
+  /** Pin table entries the switch reports (or is configured to have) for all owners. */
+  get tableCapacity(): number {
+    return this.capacity;
+  }
+
+  /** Entries free for new pins: capacity less other owners' entries and flowpin's programmed and pending ones. */
+  freeEntries(): number {
+    return Math.max(0, this.capacity - this.othersUsed - this.programmedCount() - this.pendingIds.size);
   }
 
   want(pin: DesiredPin): void {
@@ -92,25 +135,76 @@ export class Reconciler {
     }
   }
 
+  /** Drops every desired pin wanted for `reason` (a change that failed before its group change). */
+  unwantReason(reason: string): number {
+    let n = 0;
+    for (const [id, p] of this.desired) {
+      if (p.reason !== reason) continue;
+      this.desired.delete(id);
+      this.touched.add(id);
+      n++;
+    }
+    if (n > 0) this.touch();
+    return n;
+  }
+
   has(flow: FlowSpec): boolean {
     return this.desired.has(flowId(flow));
   }
 
-  /** Asks for a full resync (list the switch) at the next round. */
+  /** The pin of a flow is on the switch and programmed toward `nexthop`. */
+  isProgrammed(id: string, nexthop?: string): boolean {
+    const i = this.installed.get(id);
+    return i !== undefined && i.programmed && (nexthop === undefined || i.nexthop === nexthop);
+  }
+
+  /** Sets a VIP's desired members; applied by the next round like pins. */
+  setGroup(vip: string, members: Iterable<string>): void {
+    this.desiredGroups.set(vip, new Set(members));
+    this.touchedGroups.add(vip);
+    this.touch();
+  }
+
+  /** Asks for a full resync (list the switch) at the next round; clears a block. */
   resync(): Promise<void> {
     this.needResync = true;
+    this.blocked = undefined;
     this.touch();
     return this.flush();
   }
 
-  /** Resolves when every change asked for before the call has been applied. */
+  /** Resolves when every change asked for before the call has been applied (not necessarily programmed). */
   flush(): Promise<void> {
     const target = this.gen;
     if (this.appliedGen >= target && !this.dirty && !this.running) return Promise.resolve();
     return new Promise((resolve) => this.waiters.push({ target, resolve }));
   }
 
-  /** Installed and programmed pins, for capacity accounting. */
+  /** Registers a progress listener (a round ended, a pin was read back); returns its removal. */
+  onProgress(fn: () => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** Registers a listener for desired pins dropped (refused, no room, not programmed, idled out); returns its removal. */
+  onDropped(fn: DropListener): () => void {
+    this.dropListeners.add(fn);
+    return () => this.dropListeners.delete(fn);
+  }
+
+  /**
+   * Whether every pin in `ids` is settled: programmed on the switch as desired, or no longer
+   * desired (dropped as at risk, or unwanted).
+   */
+  settled(ids: Iterable<string>): boolean {
+    for (const id of ids) {
+      const d = this.desired.get(id);
+      if (d !== undefined && !this.isProgrammed(id, d.nexthop)) return false;
+    }
+    return true;
+  }
+
+  /** Installed and programmed pins. */
   programmedCount(): number {
     let n = 0;
     for (const v of this.installed.values()) if (v.programmed) n++;
@@ -119,17 +213,24 @@ export class Reconciler {
 
   stop(): void {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer !== undefined) this.o.clock.cancel(this.timer);
+    if (this.readbackTimer !== undefined) this.o.clock.cancel(this.readbackTimer);
+    this.timer = undefined;
+    this.readbackTimer = undefined;
   }
 
   private touch(): void {
     this.gen++;
     this.dirty = true;
-    if (!this.running && this.timer === undefined && !this.stopped) setImmediate(() => void this.run());
+    if (!this.running && this.timer === undefined && !this.stopped && this.blocked === undefined) setImmediate(() => void this.run());
+  }
+
+  private notify(): void {
+    for (const fn of [...this.listeners]) fn();
   }
 
   private async run(): Promise<void> {
-    if (this.running || this.stopped) return;
+    if (this.running || this.stopped || this.blocked !== undefined) return;
     this.running = true;
     try {
       while (this.dirty && !this.stopped) {
@@ -147,17 +248,24 @@ export class Reconciler {
           this.lastError = err instanceof Error ? err.message : String(err);
           this.needResync = true;
           this.dirty = true;
-          this.o.metrics.reconcileFailures.inc({ switch: this.o.switchName, error: err instanceof Error ? err.name : 'Error' });
+          this.o.metrics.reconcileFailures.inc({ switch: this.o.switchName, error: errorKind(err) });
           this.o.metrics.ready.set({ switch: this.o.switchName }, 0);
-          const min = this.o.backoffMinMs ?? 100;
-          const delay = Math.min(this.o.backoffMaxMs ?? 30_000, min * 2 ** Math.min(this.failures - 1, 16));
           this.running = false;
-          this.timer = setTimeout(() => {
-            this.timer = undefined;
-            void this.run();
-          }, delay);
+          if (isSwitchError(err) && !err.retryable) {
+            // Retrying cannot mend it: stop until the next resync (periodic, or an operator's).
+            this.blocked = this.lastError;
+          } else {
+            const min = this.o.backoffMinMs ?? 100;
+            const delay = Math.min(this.o.backoffMaxMs ?? 30_000, min * 2 ** Math.min(this.failures - 1, 16));
+            this.timer = this.o.clock.schedule(delay, () => {
+              this.timer = undefined;
+              void this.run();
+            });
+          }
+          this.notify();
           return;
         }
+        this.notify();
       }
     } finally {
       this.running = false;
@@ -174,48 +282,79 @@ export class Reconciler {
     }
   }
 
-  private drop(id: string, pin: DesiredPin, why: string, atRisk: boolean): void {
+  private drop(id: string, pin: DesiredPin, why: AtRiskReason | 'idle-timeout', detail: string): void {
     this.desired.delete(id);
-    this.failed.set(id, { flow: pin.flow, nexthop: pin.nexthop, why, at: this.o.now() });
-    if (atRisk) this.o.metrics.connectionsAtRisk.inc({ switch: this.o.switchName, why });
-    this.o.onDropped?.(id, pin, why);
+    this.failed.set(id, { flow: pin.flow, nexthop: pin.nexthop, why, detail, at: this.o.clock.now() });
+    if (why !== 'idle-timeout') this.o.metrics.connectionsAtRisk.inc({ switch: this.o.switchName, why });
+    for (const fn of this.dropListeners) fn(id, pin, why);
+  }
+
+  /** Takes the switch's report of one pin into the installed view; returns true if it is garbage to remove. */
+  private take(p: InstalledPin, now: number, previous: InstalledView | undefined): boolean {
+    const id = flowId(p.flow);
+    const want = this.desired.get(id);
+    const pending = !p.programmed && p.reason === 'pending';
+    if (!p.programmed && !pending && p.reason !== 'disabled') {
+      // Configured but not forwarding (rejected, timed out, unknown state): remove it; a pin still needed is re-added whole.
+      this.installed.delete(id);
+      this.pendingIds.delete(id);
+      if (want && want.nexthop === p.nexthop) this.drop(id, want, p.reason === 'table-full' ? 'table-full' : p.reason === 'idle-timeout' || p.reason === 'hard-timeout' ? 'idle-timeout' : 'not-programmed', p.reason ?? 'not programmed');
+      return true;
+    }
+    const lastActive = previous && previous.packets === p.packets ? previous.lastActive : now;
+    const view: InstalledView = { flow: p.flow, nexthop: p.nexthop, programmed: p.programmed, packets: p.packets, lastActive };
+    if (!p.programmed) view.reason = p.reason;
+    this.installed.set(id, view);
+    if (pending) this.pendingIds.add(id);
+    else this.pendingIds.delete(id);
+    return false;
   }
 
   private async fullResync(): Promise<void> {
-    const listed: InstalledPin[] = await this.o.adapter.listPins();
+    const a = this.o.adapter;
+    const listed: InstalledPin[] = await a.listPins();
     this.o.metrics.resyncs.inc({ switch: this.o.switchName });
-    const now = this.o.now();
+    const now = this.o.clock.now();
     const previous = new Map(this.installed);
     this.installed.clear();
+    this.pendingIds.clear();
     const garbage: FlowSpec[] = [];
     for (const p of listed) {
-      const id = flowId(p.flow);
-      const want = this.desired.get(id);
-      if (!p.programmed && p.reason !== 'disabled') {
-        garbage.push(p.flow);
-        if (want && want.nexthop === p.nexthop) this.drop(id, want, p.reason ?? 'not programmed', p.reason === 'table-full');
-        continue;
-      }
-      const prev = previous.get(id);
-      const lastActive = prev && prev.packets === p.packets ? prev.lastActive : now;
-      this.installed.set(id, { flow: p.flow, nexthop: p.nexthop, programmed: p.programmed, packets: p.packets, lastActive });
-      if (this.adoptOnResync && want === undefined && p.programmed) this.desired.set(id, { flow: p.flow, nexthop: p.nexthop, reason: 'adopted', since: now });
+      if (this.take(p, now, previous.get(flowId(p.flow)))) garbage.push(p.flow);
+      else if (this.adoptOnResync && p.programmed && !this.desired.has(flowId(p.flow))) this.desired.set(flowId(p.flow), { flow: p.flow, nexthop: p.nexthop, reason: 'adopted', since: now });
     }
     this.adoptOnResync = false;
+    await this.readUsage();
     // Switches without native idle timeouts: the controller ages pins from their counters.
-    if (!this.o.adapter.capabilities.nativeIdleTimeout) {
+    if (!a.capabilities.nativeIdleTimeout) {
       for (const [id, v] of this.installed) {
         const want = this.desired.get(id);
-        if (want && now - v.lastActive >= this.o.idleTimeoutS * 1000) this.drop(id, want, 'idle-timeout', false);
+        if (want && now - v.lastActive >= this.o.idleTimeoutS * 1000) this.drop(id, want, 'idle-timeout', 'idle');
       }
     }
     if (garbage.length > 0) {
-      await this.o.adapter.removePins(garbage);
+      await a.removePins(garbage);
       this.o.metrics.pinsRemoved.inc({ switch: this.o.switchName, why: 'gc' }, garbage.length);
+    }
+    for (const vip of new Set([...this.desiredGroups.keys(), ...this.groups.keys()])) {
+      this.groups.set(vip, new Set(await a.groupMembers(vip)));
+      this.touchedGroups.add(vip);
     }
     this.needResync = false;
     for (const id of this.desired.keys()) this.touched.add(id);
     for (const id of this.installed.keys()) this.touched.add(id);
+  }
+
+  private async readUsage(): Promise<void> {
+    const a = this.o.adapter;
+    if (a.pinTableUsage === undefined) {
+      this.capacity = a.capabilities.pinTableSize;
+      this.othersUsed = 0;
+      return;
+    }
+    const u = await a.pinTableUsage();
+    this.capacity = Math.min(u.capacity, a.capabilities.pinTableSize);
+    this.othersUsed = Math.max(0, u.used - this.programmedCount());
   }
 
   private async round(): Promise<void> {
@@ -230,22 +369,31 @@ export class Reconciler {
       const i = this.installed.get(id);
       if (d === undefined) {
         if (i !== undefined) toRemove.push(i.flow);
-      } else if (i === undefined || i.nexthop !== d.nexthop || !i.programmed) toInstall.push([id, d]);
+      } else if (i === undefined || i.nexthop !== d.nexthop || (!i.programmed && i.reason !== 'pending')) toInstall.push([id, d]);
     }
     if (toRemove.length > 0) {
       await this.o.adapter.removePins(toRemove);
-      for (const f of toRemove) this.installed.delete(flowId(f));
+      for (const f of toRemove) {
+        const id = flowId(f);
+        this.installed.delete(id);
+        this.pendingIds.delete(id);
+      }
       this.o.metrics.pinsRemoved.inc({ switch: name, why: 'unwanted' }, toRemove.length);
     }
-    if (toInstall.length === 0) return;
-    let free = this.o.adapter.capabilities.pinTableSize - this.programmedCount();
+    if (toInstall.length > 0) await this.install(toInstall);
+    await this.applyGroups();
+    if (this.pendingIds.size > 0) this.scheduleReadback();
+  }
+
+  private async install(toInstall: [string, DesiredPin][]): Promise<void> {
+    let free = this.freeEntries();
     const fits: [string, DesiredPin][] = [];
     for (const entry of toInstall) {
       const replacing = this.installed.get(entry[0])?.programmed === true;
       if (replacing || free > 0) {
         fits.push(entry);
         if (!replacing) free--;
-      } else this.drop(entry[0], entry[1], 'table-full', true);
+      } else this.drop(entry[0], entry[1], 'table-full', 'no free entry');
     }
     const size = this.o.adapter.capabilities.pinBatchSize;
     const chunks: [string, DesiredPin][][] = [];
@@ -259,20 +407,122 @@ export class Reconciler {
   private async installChunk(chunk: [string, DesiredPin][]): Promise<void> {
     const name = this.o.switchName;
     const outcomes = await this.o.adapter.installPins(chunk.map(([, p]) => ({ flow: p.flow, nexthop: p.nexthop, idleTimeoutS: this.o.idleTimeoutS })));
-    const now = this.o.now();
-    const landed: DesiredPin[] = [];
+    const now = this.o.clock.now();
+    const garbage: FlowSpec[] = [];
     outcomes.forEach((o, k) => {
       const [id, p] = chunk[k] as [string, DesiredPin];
-      if (o.ok) {
-        this.installed.set(id, { flow: p.flow, nexthop: p.nexthop, programmed: true, packets: 0, lastActive: now });
-        this.o.metrics.pinsInstalled.inc({ switch: name });
-        landed.push(p);
-        if (p.reason !== 'adopted') this.o.metrics.synToPin.observe({ switch: name }, Math.max(0, now - p.since) / 1000);
-      } else {
+      if (this.desired.get(id) !== p) return;
+      if (!o.ok) {
         this.o.metrics.pinFailures.inc({ switch: name, reason: 'refused' });
-        this.drop(id, p, `refused: ${o.error ?? 'unknown'}`, true);
+        this.drop(id, p, 'refused', o.error ?? 'refused');
+        return;
       }
+      if (o.programmed === false && o.reason !== 'pending') {
+        this.o.metrics.pinFailures.inc({ switch: name, reason: o.reason === 'table-full' ? 'table-full' : 'not-programmed' });
+        this.drop(id, p, o.reason === 'table-full' ? 'table-full' : 'not-programmed', o.reason ?? 'not programmed');
+        this.installed.delete(id);
+        this.pendingIds.delete(id);
+        garbage.push(p.flow);
+        return;
+      }
+      const programmed = o.programmed === true;
+      const view: InstalledView = { flow: p.flow, nexthop: p.nexthop, programmed, packets: 0, lastActive: now };
+      if (!programmed) {
+        view.reason = 'pending';
+        this.pendingIds.add(id);
+      } else {
+        this.pendingIds.delete(id);
+        this.landed(p, now);
+      }
+      this.installed.set(id, view);
     });
-    if (landed.length > 0) this.o.onInstalled?.(landed, now);
+    if (garbage.length > 0) {
+      await this.o.adapter.removePins(garbage);
+      this.o.metrics.pinsRemoved.inc({ switch: name, why: 'gc' }, garbage.length);
+    }
   }
+
+  private landed(p: DesiredPin, now: number): void {
+    const name = this.o.switchName;
+    this.o.metrics.pinsInstalled.inc({ switch: name });
+    if (p.reason !== 'adopted') this.o.metrics.synToPin.observe({ switch: name }, Math.max(0, now - p.since) / 1000);
+  }
+
+  private async applyGroups(): Promise<void> {
+    const a = this.o.adapter;
+    for (const vip of [...this.touchedGroups]) {
+      const want = this.desiredGroups.get(vip);
+      if (want === undefined) {
+        this.touchedGroups.delete(vip);
+        continue;
+      }
+      let have = this.groups.get(vip);
+      if (have === undefined) {
+        have = new Set(await a.groupMembers(vip));
+        this.groups.set(vip, have);
+      }
+      // Additions first: a group is never left with fewer members than either end state.
+      for (const m of want) {
+        if (have.has(m)) continue;
+        await a.addGroupMember(vip, m);
+        have.add(m);
+      }
+      for (const m of [...have]) {
+        if (want.has(m)) continue;
+        await a.removeGroupMember(vip, m);
+        have.delete(m);
+      }
+      this.touchedGroups.delete(vip);
+    }
+  }
+
+  /** Reads back accepted pins whose programming state is unknown, until they are programmed or refused. */
+  private scheduleReadback(): void {
+    if (this.readbackTimer !== undefined || this.stopped) return;
+    this.readbackTimer = this.o.clock.schedule(this.o.readbackMs ?? 10, () => {
+      this.readbackTimer = undefined;
+      void this.readback();
+    });
+  }
+
+  private async readback(): Promise<void> {
+    if (this.pendingIds.size === 0 || this.stopped) return;
+    try {
+      const listed = await this.o.adapter.listPins();
+      const now = this.o.clock.now();
+      const byId = new Map(listed.map((p) => [flowId(p.flow), p]));
+      const garbage: FlowSpec[] = [];
+      for (const id of [...this.pendingIds]) {
+        const p = byId.get(id);
+        const prev = this.installed.get(id);
+        if (p === undefined) {
+          // Gone from the switch: install it again.
+          this.installed.delete(id);
+          this.pendingIds.delete(id);
+          this.touched.add(id);
+          continue;
+        }
+        if (this.take(p, now, prev)) garbage.push(p.flow);
+        else if (p.programmed) {
+          const d = this.desired.get(id);
+          if (d !== undefined) this.landed(d, now);
+        }
+      }
+      if (garbage.length > 0) {
+        await this.o.adapter.removePins(garbage);
+        this.o.metrics.pinsRemoved.inc({ switch: this.o.switchName, why: 'gc' }, garbage.length);
+      }
+      if (this.touched.size > 0) this.touch();
+    } catch (err) {
+      this.lastError = `reading back pins: ${err instanceof Error ? err.message : String(err)}`;
+    }
+    this.notify();
+    if (this.pendingIds.size > 0) this.scheduleReadback();
+  }
+}
+
+/** A closed set of error kinds for metric labels. */
+export function errorKind(err: unknown): string {
+  if (isSwitchError(err)) return err.name;
+  return 'Error';
 }

@@ -51,6 +51,16 @@ export class ResolveQueue {
     for (const p of ps) this.inFlight.delete(p.seq);
   }
 
+  /** Queued (not in flight) flows with `after` < seq <= `through`, in order. */
+  between(after: number, through: number): Pending[] {
+    const out: Pending[] = [];
+    for (let i = this.head; i < this.items.length; i++) {
+      const p = this.items[i] as Pending;
+      if (p.seq > after && p.seq <= through) out.push(p);
+    }
+    return out;
+  }
+
   /** True when no flow with sequence number <= `seq` is queued or in flight. */
   doneThrough(seq: number): boolean {
     for (const s of this.inFlight) if (s <= seq) return false;

@@ -1,17 +1,21 @@
-// One switch inside the controller: its VIPs and nexthop states, the queue of flows
-// waiting for their nexthop, the resolver loop (batched look-ups through the adapter, a
-// bounded number in flight), the pin policy applied to each resolved flow, and the
-// reconciler that owns every write to the switch. The barrier lets a change wait until
-// every event received before it is resolved and its pins are installed.
+// One switch inside the controller: its VIPs, the queue of flows waiting for their nexthop,
+// the resolver loop (batched look-ups through the adapter, a bounded number in flight), the
+// pin policy applied to each resolved flow, and the reconciler that owns every write to the
+// switch. Every accepted SYN gets a sequence number: a change takes a mark and waits until
+// every event up to it is resolved (never until the resolver is idle). Holds pause the start
+// of new look-ups while a group change is being applied; each change holds with its own
+// token, so one change's release never ends another's hold. Resolution watchers let a
+// change see the flows resolved after its mark (its change window).
 
 import { parseTuple } from '../mirror-receiver/tuple.js';
 import type { FlowSpec, SwitchAdapter } from '../switch-adapters/contract.js';
 import { flowId } from '../switch-adapters/contract.js';
+import type { Clock } from './clock.js';
 import { flowKey, type FlowTable, UNRESOLVED } from './flow-table.js';
 import type { ControllerMetrics } from './metrics.js';
 import type { NexthopRegistry } from './nexthop-registry.js';
 import { pinReason, type ChangeView, type PinMode } from './pin-policy.js';
-import { Reconciler } from './reconciler.js';
+import { Reconciler, type AtRiskReason } from './reconciler.js';
 import { ResolveQueue, type Pending } from './resolve-queue.js';
 
 export interface SwitchRuntimeOptions {
@@ -27,7 +31,7 @@ export interface SwitchRuntimeOptions {
   queueCapacity: number;
   resolveConcurrency?: number;
   retryMaxMs: number;
-  now: () => number;
+  clock: Clock;
 }
 
 export interface VipState {
@@ -36,12 +40,30 @@ export interface VipState {
   nexthops: Set<string>;
   /** Members of the switch's ECMP group, as last read or changed. */
   members: Set<string>;
+  /** Mirror counters for the VIP: SYNs accepted, shed (queue full), unresolved (switch could not tell). */
+  syns: number;
+  shed: number;
+  unresolved: number;
+  /** SYNs per second over the last full rate window, and the count when that window began. */
+  synRate: number;
+  synsAtWindow: number;
+}
+
+/** A flow resolved by the resolver, as change watchers see it. */
+export interface Resolution {
+  key: string;
+  seq: number;
+  vip: string;
+  nexthop: string | undefined;
+  /** Who wants its pin, if anyone. */
+  pinOwner: string | undefined;
 }
 
 const FIN = 0x01;
 const SYN = 0x02;
 const RST = 0x04;
 const ACK = 0x10;
+const RATE_WINDOW_MS = 10_000;
 
 export class SwitchRuntime {
   readonly name: string;
@@ -57,20 +79,31 @@ export class SwitchRuntime {
   connected = false;
   lastResolveError: string | undefined;
   private inFlight = 0;
-  /** While true, no resolve batch starts (a group change is being applied). */
-  private held = false;
+  /** Changes holding resolution while their group change is applied. */
+  private readonly holds = new Set<string>();
   private resolveFailures = 0;
-  private retryTimer: NodeJS.Timeout | undefined;
+  private retryTimer: unknown;
   private stopped = false;
   private readonly progress = new Set<() => void>();
+  private readonly watchers = new Set<(r: Resolution) => void>();
+  private rateStart = 0;
 
   constructor(private readonly o: SwitchRuntimeOptions) {
     this.name = o.name;
     this.id = o.id;
     this.adapter = o.adapter;
     this.queue = new ResolveQueue(o.queueCapacity);
-    for (const v of o.vips) this.vips.set(v.address, { address: v.address, nexthops: new Set(v.nexthops), members: new Set() });
-    this.reconciler = new Reconciler({ switchName: o.name, adapter: o.adapter, metrics: o.metrics, idleTimeoutS: o.pinIdleTimeoutS, now: o.now, backoffMaxMs: o.retryMaxMs });
+    for (const v of o.vips) this.vips.set(v.address, { address: v.address, nexthops: new Set(v.nexthops), members: new Set(), syns: 0, shed: 0, unresolved: 0, synRate: 0, synsAtWindow: 0 });
+    this.reconciler = new Reconciler({ switchName: o.name, adapter: o.adapter, metrics: o.metrics, idleTimeoutS: o.pinIdleTimeoutS, clock: o.clock, backoffMaxMs: o.retryMaxMs });
+    this.rateStart = o.clock.now();
+  }
+
+  get clock(): Clock {
+    return this.o.clock;
+  }
+
+  get pinMode(): PinMode {
+    return this.o.pinMode;
   }
 
   /** Connects, reads the VIP groups and lists the pins on the switch. */
@@ -80,6 +113,7 @@ export class SwitchRuntime {
       const members = await this.adapter.groupMembers(v.address);
       v.members = new Set(members);
       for (const m of members) v.nexthops.add(m);
+      this.reconciler.groups.set(v.address, new Set(members));
     }
     this.connected = true;
     await this.reconciler.resync();
@@ -88,12 +122,13 @@ export class SwitchRuntime {
   stop(): void {
     this.stopped = true;
     this.reconciler.stop();
-    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.retryTimer !== undefined) this.o.clock.cancel(this.retryTimer);
   }
 
   /** A decoded mirror event for this switch. Returns what it did, for counters. */
   onSegment(tuple: string, dst: string, flags: number): 'syn' | 'end' | 'ignored' | 'shed' | 'unknown-vip' {
-    if (!this.vips.has(dst)) return 'unknown-vip';
+    const vip = this.vips.get(dst);
+    if (vip === undefined) return 'unknown-vip';
     const key = flowKey(this.id, tuple);
     if ((flags & (FIN | RST)) !== 0) {
       if (!this.o.flowTable.end(key)) return 'ignored';
@@ -102,11 +137,28 @@ export class SwitchRuntime {
     }
     if ((flags & SYN) === 0 || (flags & ACK) !== 0) return 'ignored';
     if (this.o.flowTable.has(key)) return 'ignored';
+    const now = this.o.clock.now();
+    this.countSyn(vip, now);
     const seq = ++this.seq;
-    if (!this.queue.push({ key, seq, at: this.o.now() })) return 'shed';
+    if (!this.queue.push({ key, seq, at: now })) {
+      vip.shed++;
+      return 'shed';
+    }
     this.o.flowTable.touch(key);
     this.pump();
     return 'syn';
+  }
+
+  private countSyn(vip: VipState, now: number): void {
+    vip.syns++;
+    const elapsed = now - this.rateStart;
+    if (elapsed >= RATE_WINDOW_MS) {
+      for (const v of this.vips.values()) {
+        v.synRate = ((v.syns - v.synsAtWindow) * 1000) / elapsed;
+        v.synsAtWindow = v.syns;
+      }
+      this.rateStart = now;
+    }
   }
 
   /** Live flows resolved to a nexthop of a VIP. */
@@ -115,10 +167,14 @@ export class SwitchRuntime {
     return id === undefined ? [] : this.o.flowTable.flowsOn(id);
   }
 
-  /** Flows with a pin (wanted and kept) on a nexthop of a VIP. */
-  pinnedOn(vip: string, nexthop: string): number {
+  /** Flows with a pin wanted on a nexthop of a VIP. */
+  pinnedOn(vip: string, nexthop: string, programmedOnly = false): number {
     let n = 0;
-    for (const p of this.reconciler.desired.values()) if (p.nexthop === nexthop && p.flow.dst === vip) n++;
+    for (const [id, p] of this.reconciler.desired) {
+      if (p.nexthop !== nexthop || p.flow.dst !== vip) continue;
+      if (programmedOnly && !this.reconciler.isProgrammed(id, nexthop)) continue;
+      n++;
+    }
     return n;
   }
 
@@ -126,66 +182,67 @@ export class SwitchRuntime {
    * Asks for pins on these flows (live and resolved to `nexthop`), most recently seen
    * first: where the table cannot hold them all, those are the likeliest to be still alive.
    */
-  pinFlows(keys: string[], nexthop: string, reason: string): void {
-    const now = this.o.now();
+  pinFlows(keys: string[], nexthop: string, owner: string): void {
+    const now = this.o.clock.now();
     const seen = keys.map((key) => ({ key, at: this.o.flowTable.entry(key)?.lastSeen ?? 0 })).sort((a, b) => b.at - a.at);
-    for (const { key } of seen) this.reconciler.want({ flow: specOf(key), nexthop, reason, since: now });
-  }
-
-  /**
-   * The barrier before a group change: waits until every event accepted up to now is
-   * resolved and its pins installed, then `settleMs` for frames in flight, then until the
-   * resolver is idle with every pin flushed. It returns holding new resolutions, so that no
-   * flow is resolved while the group changes (its answer would be ambiguous); the caller
-   * applies the change and then calls release(). Throws on timeout, holding nothing.
-   */
-  async barrier(settleMs: number, timeoutMs: number): Promise<void> {
-    const deadline = this.o.now() + timeoutMs;
-    const mark = this.seq;
-    await this.until(() => this.queue.doneThrough(mark), deadline, `resolving the flows seen before the change (${this.queue.length} queued)`);
-    await this.flushBy(deadline);
-    if (settleMs > 0) await sleep(settleMs);
-    for (;;) {
-      await this.until(() => this.idle(), deadline, `waiting for the resolver to be idle (${this.queue.length} queued)`);
-      await this.flushBy(deadline);
-      if (this.idle()) break;
+    for (const { key } of seen) {
+      const flow = specOf(key);
+      if (this.reconciler.desired.get(flowId(flow))?.nexthop === nexthop) continue;
+      this.reconciler.want({ flow, nexthop, reason: owner, since: now });
     }
-    this.held = true;
   }
 
-  /** Lets resolution go on after a group change (see barrier()). */
-  release(): void {
-    this.held = false;
+  /** Sequence number of the last accepted event: a change's mark. */
+  mark(): number {
+    return this.seq;
+  }
+
+  /** Every event up to `mark` is resolved (or dropped) and its pin decision made. */
+  resolvedThrough(mark: number): boolean {
+    return this.queue.doneThrough(mark);
+  }
+
+  /** Registers a progress listener (a resolve batch ended); returns its removal. */
+  onProgress(fn: () => void): () => void {
+    this.progress.add(fn);
+    const off = this.reconciler.onProgress(fn);
+    return () => {
+      this.progress.delete(fn);
+      off();
+    };
+  }
+
+  /** Watches every flow resolved from now on; returns the removal. */
+  watch(fn: (r: Resolution) => void): () => void {
+    this.watchers.add(fn);
+    return () => this.watchers.delete(fn);
+  }
+
+  /** Holds the start of new look-ups for `token`; resolves once none is in flight. */
+  hold(token: string): Promise<void> {
+    this.holds.add(token);
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const off = this.onProgress(() => {
+        if (this.inFlight !== 0) return;
+        off();
+        resolve();
+      });
+    });
+  }
+
+  release(token: string): void {
+    this.holds.delete(token);
     this.pump();
   }
 
-  private idle(): boolean {
-    return this.queue.length === 0 && this.inFlight === 0;
+  get held(): boolean {
+    return this.holds.size > 0;
   }
 
-  private flushBy(deadline: number): Promise<void> {
-    return withDeadline(this.reconciler.flush(), deadline - this.o.now(), () => `installing pins (${this.reconciler.lastError ?? 'switch busy'})`);
-  }
-
-  private until(cond: () => boolean, deadline: number, what: string): Promise<void> {
-    if (cond()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        if (cond()) {
-          cleanup();
-          resolve();
-        }
-      };
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(new BarrierTimeout(`${this.name}: timed out ${what}`));
-      }, Math.max(0, deadline - this.o.now()));
-      const cleanup = (): void => {
-        clearTimeout(timer);
-        this.progress.delete(check);
-      };
-      this.progress.add(check);
-    });
+  /** Queued flows of a VIP accepted after `after` and up to `through` (their nexthop is not known yet). */
+  queuedOn(vip: string, after: number, through: number): string[] {
+    return this.queue.between(after, through).filter((p) => specOf(p.key).dst === vip).map((p) => p.key);
   }
 
   private notifyProgress(): void {
@@ -195,7 +252,7 @@ export class SwitchRuntime {
   /** Starts resolve batches while there is work and room in flight. */
   private pump(): void {
     const max = this.o.resolveConcurrency ?? 2;
-    while (!this.stopped && !this.held && this.retryTimer === undefined && this.inFlight < max && this.queue.length > 0) {
+    while (!this.stopped && this.holds.size === 0 && this.retryTimer === undefined && this.inFlight < max && this.queue.length > 0) {
       const batch = this.queue.take(this.adapter.capabilities.resolveBatchSize);
       this.inFlight++;
       void this.resolveBatch(batch).finally(() => {
@@ -218,10 +275,10 @@ export class SwitchRuntime {
       this.queue.requeue(batch);
       this.o.metrics.resolved.inc({ switch: this.name, result: 'error' }, batch.length);
       const delay = Math.min(this.o.retryMaxMs, 100 * 2 ** Math.min(this.resolveFailures - 1, 16));
-      this.retryTimer = setTimeout(() => {
+      this.retryTimer = this.o.clock.schedule(delay, () => {
         this.retryTimer = undefined;
         this.pump();
-      }, delay);
+      });
       return;
     }
     this.resolveFailures = 0;
@@ -230,19 +287,25 @@ export class SwitchRuntime {
     live.forEach((p, i) => {
       const nh = nexthops[i];
       const f = flows[i] as FlowSpec;
+      const vip = this.vips.get(f.dst);
       if (nh === undefined) {
         this.o.metrics.resolved.inc({ switch: this.name, result: 'unknown' });
+        if (vip) vip.unresolved++;
+        this.emit({ key: p.key, seq: p.seq, vip: f.dst, nexthop: undefined, pinOwner: undefined });
         return;
       }
       this.o.metrics.resolved.inc({ switch: this.name, result: 'ok' });
-      const vip = this.vips.get(f.dst);
       vip?.nexthops.add(nh);
       if (!this.o.flowTable.resolve(p.key, this.o.registry.intern(this.name, f.dst, nh))) return;
-      if (pinReason(this.o.pinMode, this.changes, { vip: f.dst, nexthop: nh, movedByAdd: moved[i] }) !== undefined) {
-        this.reconciler.want({ flow: f, nexthop: nh, reason: this.o.pinMode === 'always' ? 'always' : 'change', since: p.at });
-      }
+      const owner = pinReason(this.o.pinMode, this.changes, { vip: f.dst, nexthop: nh, movedByAdd: moved[i] });
+      if (owner !== undefined) this.reconciler.want({ flow: f, nexthop: nh, reason: owner, since: p.at });
+      this.emit({ key: p.key, seq: p.seq, vip: f.dst, nexthop: nh, pinOwner: owner });
     });
     this.queue.finish(batch);
+  }
+
+  private emit(r: Resolution): void {
+    for (const fn of this.watchers) fn(r);
   }
 
   /** Where an addition is pending on a flow's VIP and the adapter can tell, whether it moves the flow. */
@@ -266,9 +329,7 @@ export class SwitchRuntime {
   }
 }
 
-export class BarrierTimeout extends Error {
-  override readonly name = 'BarrierTimeout';
-}
+export type { AtRiskReason };
 
 /** The flow a flow-table key stands for. */
 export function specOf(key: string): FlowSpec {
@@ -277,19 +338,3 @@ export function specOf(key: string): FlowSpec {
 }
 
 export const idOfKey = (key: string): string => flowId(specOf(key));
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function withDeadline(p: Promise<void>, ms: number, what: () => string): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new BarrierTimeout(`timed out ${what()}`)), Math.max(0, ms));
-      }),
-    ]);
-  } finally {
-    if (timer) clearTimeout(timer);
-  }
-}

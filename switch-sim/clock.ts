@@ -1,10 +1,11 @@
 // Simulated time: a clock with a queue of timed callbacks. VirtualClock advances only when
 // told to, so hours of traffic run in seconds; RealTimeDriver advances it with wall time.
 
-interface Timer {
+export interface Timer {
   at: number;
   seq: number;
   fn: () => void;
+  cancelled?: boolean;
 }
 
 export class VirtualClock {
@@ -23,12 +24,24 @@ export class VirtualClock {
   }
 
   /** Runs `fn` when the clock reaches `at` (ms); same-time callbacks run in the order given. */
-  at(at: number, fn: () => void): void {
-    this.push({ at: Math.max(at, this.t), seq: this.seq++, fn });
+  at(at: number, fn: () => void): Timer {
+    const timer: Timer = { at: Math.max(at, this.t), seq: this.seq++, fn };
+    this.push(timer);
+    return timer;
   }
 
-  after(ms: number, fn: () => void): void {
-    this.at(this.t + ms, fn);
+  after(ms: number, fn: () => void): Timer {
+    return this.at(this.t + ms, fn);
+  }
+
+  /** A cancelled timer stays in the queue but does not run. */
+  cancel(timer: Timer): void {
+    timer.cancelled = true;
+  }
+
+  /** When the next timer is due, or undefined if none is queued. */
+  nextAt(): number | undefined {
+    return this.heap[0]?.at;
   }
 
   /** Advances to `until`, running every callback due on the way, in time order. */
@@ -38,7 +51,7 @@ export class VirtualClock {
       if (top === undefined || top.at > until) break;
       this.pop();
       this.t = top.at;
-      top.fn();
+      if (!top.cancelled) top.fn();
     }
     if (until > this.t) this.t = until;
   }
