@@ -3,6 +3,7 @@
 
 import { decodeCommand } from './decode.js';
 import { receiveCommand } from './receive.js';
+import { SCENARIO_USAGE, scenarioCommand } from './scenario.js';
 import { SIM_USAGE, simCommand } from './sim.js';
 import { startCommand } from './start.js';
 import { runCommand } from './run.js';
@@ -18,9 +19,13 @@ commands:
   receive [--host H] [--port P] [--raw]
                      listen for mirrored frames and print decoded TCP segments
   decode FILE|-      decode a pcap of mirrored frames, one JSON line per TCP segment
+  scenario [options] one traffic pattern, a drain and an add, against the switch alone,
+                     the prototype and flowpin's pin modes, on a virtual clock
   help               this text
 
 ${SIM_USAGE}
+
+${SCENARIO_USAGE}
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -36,6 +41,8 @@ async function main(argv: string[]): Promise<number> {
       return runCommand(rest);
     case 'sim':
       return simCommand(rest);
+    case 'scenario':
+      return scenarioCommand(rest);
     case 'help':
     case '--help':
     case '-h':

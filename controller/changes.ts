@@ -439,10 +439,11 @@ export class ChangeManager {
       const effectiveProgrammed = new Set<string>();
       for (const id of needed) if (rt.reconciler.isProgrammed(id)) effectiveProgrammed.add(id);
       if (this.o.settleMs > 0) await sleep(rt.clock, this.o.settleMs);
-      const releaseSeq = rt.mark();
+      // Flows accepted after the mark and not resolved before the group write: their server is not certain.
+      const uncertain = rt.queuedOn(rec.vip, mark, rt.mark());
       rt.release(hold);
       held = false;
-      this.account(rec, vip, { needed, dropped, programmedAtEffect: effectiveProgrammed, afterMark }, { mark, sentSeq, releaseSeq }, start);
+      this.account(rec, vip, { needed, dropped, programmedAtEffect: effectiveProgrammed, afterMark, uncertain }, sentSeq, start);
     } catch (err) {
       unwatch();
       if (held) rt.release(hold);
@@ -502,13 +503,12 @@ export class ChangeManager {
   private account(
     rec: ChangeRecord,
     vip: VipState,
-    seen: { needed: Set<string>; dropped: Map<string, AtRiskReason>; programmedAtEffect: Set<string>; afterMark: Map<string, Resolution> },
-    marks: { mark: number; sentSeq: number; releaseSeq: number },
+    seen: { needed: Set<string>; dropped: Map<string, AtRiskReason>; programmedAtEffect: Set<string>; afterMark: Map<string, Resolution>; uncertain: string[] },
+    sentSeq: number,
     start: { shed: number; unresolved: number },
   ): void {
     const r = this.rt.reconciler;
-    const { needed, dropped, programmedAtEffect, afterMark } = seen;
-    const { mark, sentSeq, releaseSeq } = marks;
+    const { needed, dropped, programmedAtEffect, afterMark, uncertain } = seen;
     const counted = new Set<string>(programmedAtEffect);
     rec.pinned = programmedAtEffect.size;
     for (const [id, why] of dropped) {
@@ -533,7 +533,7 @@ export class ChangeManager {
       if (!r.isProgrammed(id, res.nexthop) || !programmedAtEffect.has(id)) this.count(rec, id, 'window');
     }
     // Not resolved before the group write: the switch may have sent the SYN to either group.
-    for (const key of this.rt.queuedOn(rec.vip, mark, releaseSeq)) this.count(rec, idOfKey(key), 'window');
+    for (const key of uncertain) this.count(rec, idOfKey(key), 'window');
     const shed = vip.shed - start.shed;
     const unresolved = vip.unresolved - start.unresolved;
     for (let i = 0; i < shed; i++) this.count(rec, '', 'shed');

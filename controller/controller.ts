@@ -82,6 +82,8 @@ export class Controller {
   private unknownSwitch = 0;
   private stateDirty = false;
   private stopped = false;
+  /** Killed: nothing more is written anywhere. */
+  private killed = false;
   private readonly periodicRunning = new Set<string>();
   private flowSave: Promise<unknown> | undefined;
 
@@ -152,6 +154,15 @@ export class Controller {
     } finally {
       await Promise.all([...this.runtimes.values()].map((rt) => rt.adapter.close()));
     }
+  }
+
+  /** Stops at once, writing nothing (as a killed process would); for crash tests. */
+  kill(): void {
+    this.killed = true;
+    this.stopped = true;
+    for (const t of this.timers) this.clock.cancel(t);
+    void this.receiver.stop();
+    for (const rt of this.runtimes.values()) rt.stop();
   }
 
   /** One resync and tracking pass over every switch at once, each with its own deadline. */
@@ -277,7 +288,7 @@ export class Controller {
   /** Writes the change records durably (write-ahead: before any group change is sent). */
   persistChanges(): Promise<void> {
     this.stateDirty = true;
-    if (this.store === undefined) return Promise.resolve();
+    if (this.store === undefined || this.killed) return Promise.resolve();
     const changes: Record<string, ChangeRecord[]> = {};
     for (const [name, cm] of this.changes) changes[name] = cm.records.map((r) => ({ ...r, atRiskBy: { ...r.atRiskBy } }));
     return this.store.saveChanges(changes);
@@ -286,7 +297,7 @@ export class Controller {
   /** Writes the change records and the tracked flows (periodically, on SIGTERM, and on stop). */
   async persist(): Promise<void> {
     const store = this.store;
-    if (store === undefined) return;
+    if (store === undefined || this.killed) return;
     this.stateDirty = false;
     const started = this.clock.now();
     const t0 = performance.now();

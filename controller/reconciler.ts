@@ -488,11 +488,21 @@ export class Reconciler {
   private async readback(): Promise<void> {
     if (this.pendingIds.size === 0 || this.stopped) return;
     try {
-      const listed = await this.o.adapter.listPins();
+      const a = this.o.adapter;
+      const ids = [...this.pendingIds];
+      let byId: Map<string, InstalledPin>;
+      if (a.readPins !== undefined) {
+        const flows = ids.map((id) => this.installed.get(id)?.flow).filter((f): f is FlowSpec => f !== undefined);
+        const read = await a.readPins(flows);
+        byId = new Map();
+        read.forEach((p) => {
+          if (p !== undefined) byId.set(flowId(p.flow), p);
+        });
+      } else byId = new Map((await a.listPins()).map((p) => [flowId(p.flow), p]));
       const now = this.o.clock.now();
-      const byId = new Map(listed.map((p) => [flowId(p.flow), p]));
       const garbage: FlowSpec[] = [];
-      for (const id of [...this.pendingIds]) {
+      for (const id of ids) {
+        if (!this.pendingIds.has(id)) continue;
         const p = byId.get(id);
         const prev = this.installed.get(id);
         if (p === undefined) {

@@ -91,6 +91,8 @@ export interface SwitchAdapter {
   removePins(flows: FlowSpec[]): Promise<void>;
   /** Every pin flowpin owns on the switch, with its programming state. */
   listPins(): Promise<InstalledPin[]>;
+  /** The state of these flows' pins (undefined where the switch has none), where the switch can read a few cheaply; else listPins is used. */
+  readPins?(flows: FlowSpec[]): Promise<(InstalledPin | undefined)[]>;
   /** The pin table's capacity and programmed entries of every owner, where the switch reports them. */
   pinTableUsage?(): Promise<PinTableUsage>;
   /** Members of a VIP's ECMP group, as configured. */

@@ -22,6 +22,8 @@ export interface TrafficOptions {
   /** Most connections alive at once; new ones are refused past it (counted). */
   maxConcurrent: number;
   seed: number;
+  /** Called with every reset connection (the recent list keeps only the last ones). */
+  onReset?: (r: ResetRecord) => void;
 }
 
 interface Conn {
@@ -103,8 +105,8 @@ export class TrafficGenerator {
     this.running = false;
   }
 
-  /** Opens one connection now; returns it as seen by the server, or undefined if it failed. */
-  open(): LiveConnection | undefined {
+  /** Opens one connection now (with its own lifetime, if given); returns it as seen by the server, or undefined if it failed. */
+  open(lifetime?: LifetimeDistribution): LiveConnection | undefined {
     if (this.live.size >= this.options.maxConcurrent) {
       this.counters.refused++;
       return undefined;
@@ -117,7 +119,7 @@ export class TrafficGenerator {
     const key = `${src}|${sport}|${dst}|${target.port}`;
     const pkt: SimPacket = { src, dst, sport, dport: target.port, protocol: TCP, flags: 0x02, bytes: 74 };
     const now = this.clock.now();
-    const conn: Conn = { id: this.nextId++, pkt, openedAt: now, endAt: now + sampleLifetimeMs(this.options.lifetime, this.rng), server: undefined, done: false };
+    const conn: Conn = { id: this.nextId++, pkt, openedAt: now, endAt: now + sampleLifetimeMs(lifetime ?? this.options.lifetime, this.rng), server: undefined, done: false };
     const d = this.sw.deliver(pkt);
     this.counters.packets++;
     if (d.outcome !== 'opened') {
@@ -175,7 +177,9 @@ export class TrafficGenerator {
       // The client sees a RST (or its packets vanish and it times out): the connection is broken.
       if (conn.server !== undefined) this.sw.servers.get(conn.server)?.forget(`${pkt.src}|${pkt.sport}|${pkt.dst}|${pkt.dport}`);
       this.counters.reset++;
-      this.recentResets.push({ src: pkt.src, sport: pkt.sport, dst: pkt.dst, dport: pkt.dport, server: conn.server ?? '', reached: d.nexthop ?? null, at: this.clock.now(), openedAt: conn.openedAt });
+      const record: ResetRecord = { src: pkt.src, sport: pkt.sport, dst: pkt.dst, dport: pkt.dport, server: conn.server ?? '', reached: d.nexthop ?? null, at: this.clock.now(), openedAt: conn.openedAt };
+      this.recentResets.push(record);
+      this.options.onReset?.(record);
       if (this.recentResets.length > 100) this.recentResets.shift();
       this.finish(conn);
       return;

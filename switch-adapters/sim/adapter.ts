@@ -6,6 +6,7 @@
 
 import { canonicalIp } from '../../mirror-receiver/addr.js';
 import { ResilientGroup } from '../../switch-sim/ecmp-group.js';
+import type { PinEntry } from '../../switch-sim/pin-table.js';
 import type { SimSwitch } from '../../switch-sim/sim-switch.js';
 import type { AdapterCapabilities, FlowSpec, InstalledPin, PinOutcome, PinRule, PinTableUsage, SwitchAdapter } from '../contract.js';
 import { SwitchCommandError } from '../errors.js';
@@ -71,13 +72,26 @@ export class SimAdapter implements SwitchAdapter {
     this.sw.pins.expire(this.sw.now());
     const out: InstalledPin[] = [];
     for (const e of this.sw.pins.all()) {
-      const flow = flowOfPinName(e.name);
-      if (flow === undefined || e.nexthop === undefined) continue;
-      const pin: InstalledPin = { name: e.name, flow, nexthop: e.nexthop, programmed: e.status === 'programmed', packets: e.packets, bytes: e.bytes };
-      if (e.status !== 'programmed') pin.reason = e.status;
-      out.push(pin);
+      const pin = this.view(e);
+      if (pin !== undefined) out.push(pin);
     }
     return Promise.resolve(out);
+  }
+
+  readPins(flows: FlowSpec[]): Promise<(InstalledPin | undefined)[]> {
+    this.sw.pins.settle(this.sw.now());
+    return Promise.resolve(flows.map((f) => {
+      const e = this.sw.pins.get(pinName(f));
+      return e === undefined ? undefined : this.view(e);
+    }));
+  }
+
+  private view(e: PinEntry): InstalledPin | undefined {
+    const flow = flowOfPinName(e.name);
+    if (flow === undefined || e.nexthop === undefined) return undefined;
+    const pin: InstalledPin = { name: e.name, flow, nexthop: e.nexthop, programmed: e.status === 'programmed', packets: e.packets, bytes: e.bytes };
+    if (e.status !== 'programmed') pin.reason = e.status;
+    return pin;
   }
 
   groupMembers(vip: string): Promise<string[]> {

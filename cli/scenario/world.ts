@@ -1,0 +1,279 @@
+// A simulated world on one virtual clock: switches (the simulator's model) with live
+// traffic, their mirror sessions feeding a flowpin controller (mirror latency included),
+// switch APIs that take time and fail on demand (SlowAdapter), and a driver that moves time
+// in small steps while the controller works, so that latency, programming delays and
+// traffic during a change all happen as they would. It restarts the controller gracefully or
+// as a kill (no shutdown hook), and keeps the accounting that proves the promise: every
+// reset connection is either counted by flowpin (at risk, or in a change window) or was
+// never seen by it.
+
+import pino from 'pino';
+import { Controller } from '../../controller/controller.js';
+import type { ChangeRecord } from '../../controller/changes.js';
+import type { Clock } from '../../controller/clock.js';
+import { readConfig, type FlowpinConfig } from '../../controller/config.js';
+import type { StateStore } from '../../controller/state-store.js';
+import { Reader } from '../../controller/validate.js';
+import type { FlowEvent } from '../../mirror-receiver/flow-event.js';
+import { tupleOf } from '../../mirror-receiver/tuple.js';
+import { flowId } from '../../switch-adapters/contract.js';
+import { SimAdapter } from '../../switch-adapters/sim/adapter.js';
+import { SlowAdapter } from '../../switch-adapters/sim/slow-adapter.js';
+import { VirtualClock, type Timer } from '../../switch-sim/clock.js';
+import type { LifetimeDistribution } from '../../switch-sim/rng.js';
+import { SimSwitch, type SimPacket } from '../../switch-sim/sim-switch.js';
+import { TrafficGenerator, type ResetRecord } from '../../switch-sim/traffic.js';
+
+export interface WorldSwitchOptions {
+  name: string;
+  vips: { address: string; nexthops: string[]; port: number }[];
+  spares: string[];
+  ecmpMode: 'resilient' | 'mod-n';
+  pinCapacity: number;
+  programDelayMs: number;
+  reservedPinEntries?: number;
+  /** New connections per second, over the switch's VIPs. */
+  rate: number;
+  lifetime: LifetimeDistribution;
+  mirrorFinRst?: boolean;
+}
+
+export interface WorldOptions {
+  switches: WorldSwitchOptions[];
+  latencyMs: number;
+  /** Switch to flowpin, for a mirrored SYN (ms). */
+  mirrorDelayMs: number;
+  packetIntervalMs: number;
+  seed: number;
+  /** No controller: the switches alone (the baselines). */
+  controller?: {
+    pinMode: 'always' | 'on-change';
+    settleMs: number;
+    barrierTimeoutMs: number;
+    /** Where state goes across restarts (none: a restart forgets). */
+    store?: () => StateStore;
+    persistIntervalS?: number;
+  };
+  /** Driver step (ms of virtual time between chances for the controller to run). */
+  stepMs?: number;
+}
+
+interface WorldSwitch {
+  opts: WorldSwitchOptions;
+  sw: SimSwitch;
+  traffic: TrafficGenerator;
+  source: string;
+  resets: ResetRecord[];
+}
+
+/** Why a counted flow was counted, by switch and flow id. */
+export type Counted = Map<string, { change: string; why: string }>;
+
+export const clockOf = (c: VirtualClock): Clock => ({ now: c.now, schedule: (ms, fn) => c.after(ms, fn), cancel: (h) => c.cancel(h as Timer) });
+
+export class World {
+  readonly clock = new VirtualClock(1_000_000);
+  readonly switches: WorldSwitch[] = [];
+  controller: Controller | undefined;
+  adapters = new Map<string, SlowAdapter>();
+  /** Every change record seen, by id, as last seen. */
+  readonly changes = new Map<string, ChangeRecord>();
+  readonly counted: Counted = new Map();
+  /** Intervals (clock ms) when no controller was running: SYNs then are not seen. */
+  readonly downtime: { from: number; to: number }[] = [];
+  pinPeak = 0;
+  private readonly vclock: Clock;
+
+  constructor(readonly o: WorldOptions) {
+    this.vclock = clockOf(this.clock);
+    o.switches.forEach((s, i) => {
+      const sw = new SimSwitch({
+        hostname: s.name, hashSeed: 0x5eed + i, ecmpMode: s.ecmpMode, bucketCount: 64, pinCapacity: s.pinCapacity,
+        uplink: { interface: 'Ethernet47', nexthop: '10.0.0.254', prefixes: ['10.100.0.0/16', '10.101.0.0/16'] }, mirrorFinRst: s.mirrorFinRst ?? false,
+        programDelayMs: s.programDelayMs, reservedPinEntries: s.reservedPinEntries ?? 0, now: this.clock.now,
+      });
+      for (const v of s.vips) sw.addVip(v.address, v.nexthops);
+      for (const sp of s.spares) sw.addServer(sp);
+      const resets: ResetRecord[] = [];
+      const traffic = new TrafficGenerator(sw, this.clock, {
+        connectionsPerSecond: s.rate, lifetime: s.lifetime, packetIntervalMs: o.packetIntervalMs, targets: s.vips.map((v) => ({ vip: v.address, port: v.port })),
+        clientBase: i === 0 ? '10.100.0.1' : '10.101.0.1', clientCount: 60_000, maxConcurrent: 2_000_000, seed: o.seed + i * 7919, onReset: (r) => resets.push(r),
+      });
+      const ws: WorldSwitch = { opts: s, sw, traffic, source: `127.0.0.${i + 2}`, resets };
+      sw.directflowEnabled = true;
+      sw.mirror = (p) => this.mirror(ws, p);
+      this.switches.push(ws);
+    });
+  }
+
+  get now(): number {
+    return this.clock.now();
+  }
+
+  sw(name: string): WorldSwitch {
+    const s = this.switches.find((x) => x.opts.name === name);
+    if (s === undefined) throw new Error(`no switch ${name}`);
+    return s;
+  }
+
+  private mirror(ws: WorldSwitch, p: SimPacket): void {
+    const ev: FlowEvent = {
+      outerSrc: ws.source, outerDst: '127.0.0.1', encap: 'erspan1', greKey: null, sessionId: null, vlan: null, family: p.src.includes(':') ? 6 : 4,
+      src: p.src, dst: p.dst, sport: p.sport, dport: p.dport, flags: p.flags, tuple: tupleOf({ family: p.src.includes(':') ? 6 : 4, src: p.src, dst: p.dst, sport: p.sport, dport: p.dport }), at: this.clock.now(),
+    };
+    this.clock.after(this.o.mirrorDelayMs, () => this.controller?.onEvent(ev));
+  }
+
+  /** Opens `n` long-lived connections now (before any change). */
+  openLive(n: number, lifetime: LifetimeDistribution): void {
+    for (let i = 0; i < n; i++) {
+      const s = this.switches[i % this.switches.length] as WorldSwitch;
+      s.traffic.open(lifetime);
+    }
+  }
+
+  startTraffic(): void {
+    for (const s of this.switches) s.traffic.start();
+  }
+
+  stopTraffic(): void {
+    for (const s of this.switches) s.traffic.stop();
+  }
+
+  config(): FlowpinConfig {
+    const c = this.o.controller;
+    if (c === undefined) throw new Error('this world has no controller');
+    return readConfig(Reader.fromObject('scenario', {
+      pinMode: c.pinMode, settleMs: c.settleMs, barrierTimeoutMs: c.barrierTimeoutMs, resyncIntervalS: 5, retryMaxMs: 2000, persistIntervalS: c.persistIntervalS ?? 1,
+      resolveQueue: 500_000, flowTable: { maxFlows: 4_000_000, maxAgeS: 7200 },
+      mirror: { udp: [] },
+      switches: this.switches.map((s) => ({ name: s.opts.name, adapter: 'sim', mirrorSources: [s.source], pinTableSize: s.opts.pinCapacity, vips: s.opts.vips.map((v) => ({ address: v.address, nexthops: v.nexthops })) })),
+    }));
+  }
+
+  /** Starts a controller (a new process, as far as flowpin can tell: only the store is shared). */
+  async startController(): Promise<Controller> {
+    const c = this.o.controller;
+    if (c === undefined) throw new Error('this world has no controller');
+    this.adapters = new Map(this.switches.map((s) => [s.opts.name, new SlowAdapter(new SimAdapter(s.sw), { name: s.opts.name, now: this.clock.now, schedule: (ms, fn) => this.clock.after(ms, fn), latencyMs: this.o.latencyMs })]));
+    const controller = new Controller({
+      config: this.config(), adapters: this.adapters, logger: pino({ level: 'silent' }), clock: this.vclock, listen: false,
+      ...(c.store ? { store: c.store() } : {}),
+      onCounted: (rec, id, why) => {
+        if (id !== '') this.counted.set(`${rec.switch}|${id}`, { change: rec.id, why });
+        this.changes.set(rec.id, rec);
+      },
+    });
+    const down = this.downtime.at(-1);
+    if (down !== undefined && down.to === Infinity) down.to = this.now;
+    await this.settle(controller.start(), 60_000);
+    this.controller = controller;
+    return controller;
+  }
+
+  /** Stops the controller; a kill leaves no chance to write state, and its switch calls never complete. */
+  async stopController(kind: 'graceful' | 'kill'): Promise<void> {
+    const c = this.controller;
+    if (c === undefined) return;
+    this.snapshotChanges();
+    this.controller = undefined;
+    this.downtime.push({ from: this.now, to: Infinity });
+    if (kind === 'graceful') await this.settle(c.stop(), 60_000);
+    else {
+      for (const a of this.adapters.values()) a.kill();
+      c.kill();
+    }
+  }
+
+  private snapshotChanges(): void {
+    for (const cm of this.controller?.changes.values() ?? []) for (const r of cm.records) this.changes.set(r.id, { ...r });
+  }
+
+  /** Lets the controller run: a few turns of the event loop with time standing still. */
+  private async turn(): Promise<void> {
+    for (let i = 0; i < 4; i++) await new Promise((r) => setImmediate(r));
+  }
+
+  /** Moves time forward by `ms`, in steps, letting the controller work between them. */
+  async advance(ms: number): Promise<void> {
+    const end = this.now + ms;
+    const step = this.o.stepMs ?? 1;
+    let sample = 0;
+    while (this.now < end) {
+      this.clock.advanceTo(Math.min(end, this.now + step));
+      await this.turn();
+      if (++sample % 10 === 0) this.samplePins();
+    }
+    this.samplePins();
+    this.snapshotChanges();
+  }
+
+  /** Moves time until `p` settles (or `maxMs` passes: then it throws). */
+  async settle<T>(p: Promise<T>, maxMs: number): Promise<T> {
+    let done = false;
+    const out = p.finally(() => (done = true));
+    out.catch(() => undefined);
+    const end = this.now + maxMs;
+    await this.turn();
+    while (!done) {
+      if (this.now >= end) throw new Error(`still waiting after ${maxMs} ms of simulated time`);
+      this.clock.advanceTo(this.now + (this.o.stepMs ?? 1));
+      await this.turn();
+      this.samplePins();
+    }
+    this.snapshotChanges();
+    return out;
+  }
+
+  private samplePins(): void {
+    let n = 0;
+    for (const s of this.switches) n += s.sw.pins.programmed;
+    if (n > this.pinPeak) this.pinPeak = n;
+  }
+
+  /** Whether flowpin could have seen a SYN sent at `at` (a controller ran when it arrived). */
+  seen(at: number): boolean {
+    const arrives = at + this.o.mirrorDelayMs;
+    if (this.o.controller === undefined) return false;
+    return !this.downtime.some((d) => arrives >= d.from && arrives <= d.to);
+  }
+
+  /**
+   * The promise, checked: each reset connection is counted by flowpin, or unseen (its SYN
+   * arrived while no controller ran), or it broke although protected.
+   */
+  audit(): { broken: number; brokenProtected: number; uncounted: number; unseen: number; counted: number; details: string[] } {
+    this.snapshotChanges();
+    const out = { broken: 0, brokenProtected: 0, uncounted: 0, unseen: 0, counted: 0, details: [] as string[] };
+    const changes = [...this.changes.values()].filter((c) => c.sentAt !== undefined);
+    for (const s of this.switches) {
+      for (const r of s.resets) {
+        out.broken++;
+        const id = flowId({ family: r.src.includes(':') ? 6 : 4, src: r.src, dst: r.dst, sport: r.sport, dport: r.dport });
+        if (!this.seen(r.openedAt)) {
+          out.unseen++;
+          continue;
+        }
+        if (this.counted.has(`${s.opts.name}|${id}`)) {
+          out.counted++;
+          continue;
+        }
+        out.uncounted++;
+        // The change that moved it: the last one on its VIP whose group write came before the reset.
+        const c = changes.filter((x) => x.switch === s.opts.name && x.vip === r.dst && (x.sentAt as number) <= r.at).sort((a, b) => (b.sentAt as number) - (a.sentAt as number))[0];
+        if (c !== undefined && c.heldAt !== undefined && r.openedAt + this.o.mirrorDelayMs < c.heldAt) {
+          out.brokenProtected++;
+          if (out.details.length < 10) out.details.push(`${id} opened ${r.openedAt} on ${r.server}, reset ${r.at} at ${r.reached ?? 'nowhere'}; change ${c.id} held ${c.heldAt}, sent ${c.sentAt}`);
+        } else if (out.details.length < 10) out.details.push(`uncounted ${id} opened ${r.openedAt} on ${r.server}, reset ${r.at} at ${r.reached ?? 'nowhere'}; change ${c?.id ?? 'none'} held ${c?.heldAt ?? '-'} sent ${c?.sentAt ?? '-'} effective ${c?.effectiveAt ?? '-'}`);
+      }
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    this.stopTraffic();
+    const c = this.controller;
+    this.controller = undefined;
+    if (c) await this.settle(c.stop(), 60_000).catch(() => undefined);
+  }
+}

@@ -1,0 +1,141 @@
+// A switch adapter that takes time and fails like a remote switch: it wraps another adapter
+// (the in-process simulator's) and delivers every call after a latency on the caller's
+// clock (the simulator's virtual clock in the scenario runner and tests), applying the
+// operation on the switch half-way through, as a request that travels, runs and answers.
+// Faults are injected through `faults`: latency spikes, errors, a pin batch that fails
+// part-way (what ran before the failing item stays), the switch down until a time.
+
+import type { FlowSpec, InstalledPin, PinOutcome, PinRule, PinTableUsage, SwitchAdapter } from '../contract.js';
+import { SwitchCommandError, SwitchTimeoutError, SwitchTransportError } from '../errors.js';
+
+export interface SlowFaults {
+  /** Round-trip time of every call (ms). */
+  latencyMs: number;
+  /** Extra latency for calls started before this time (clock ms). */
+  spikeUntil: number;
+  spikeMs: number;
+  /** Calls fail (transport error) until this time (clock ms): the switch is down. */
+  downUntil: number;
+  /** The next N calls fail with a transport error. */
+  failNext: number;
+  /** The next install batch fails after this many of its pins were applied (-1: off). */
+  partialInstallAt: number;
+}
+
+export interface SlowAdapterOptions {
+  name: string;
+  now: () => number;
+  schedule: (ms: number, fn: () => void) => void;
+  latencyMs: number;
+}
+
+export class SlowAdapter implements SwitchAdapter {
+  readonly kind: string;
+  readonly faults: SlowFaults;
+  /** Calls and pin rules written, for figures. */
+  readonly stats = { calls: 0, pinWrites: 0, failures: 0 };
+  private dead = false;
+
+  constructor(private readonly inner: SwitchAdapter, private readonly o: SlowAdapterOptions) {
+    this.kind = inner.kind;
+    this.faults = { latencyMs: o.latencyMs, spikeUntil: 0, spikeMs: 0, downUntil: 0, failNext: 0, partialInstallAt: -1 };
+    if (inner.movedByAdd === undefined) this.movedByAdd = undefined;
+    if (inner.groupProgrammed === undefined) this.groupProgrammed = undefined;
+    if (inner.pinTableUsage === undefined) this.pinTableUsage = undefined;
+    if (inner.readPins === undefined) this.readPins = undefined;
+  }
+
+  get capabilities(): SwitchAdapter['capabilities'] {
+    return this.inner.capabilities;
+  }
+
+  /** The process that used this adapter is gone: calls in flight and later ones never complete. */
+  kill(): void {
+    this.dead = true;
+  }
+
+  /** Runs `op` half-way through a round trip; fails as the faults say. */
+  private call<T>(what: string, op: () => Promise<T>): Promise<T> {
+    if (this.dead) return new Promise<T>(() => undefined);
+    this.stats.calls++;
+    const f = this.faults;
+    const now = this.o.now();
+    const rtt = f.latencyMs + (now < f.spikeUntil ? f.spikeMs : 0);
+    return new Promise<T>((resolve, reject) => {
+      this.o.schedule(rtt / 2, () => {
+        if (this.dead) return;
+        const at = this.o.now();
+        let failure: Error | undefined;
+        if (at < f.downUntil) failure = new SwitchTransportError(this.o.name, `${what}: connection refused`);
+        else if (f.failNext > 0) {
+          f.failNext--;
+          failure = new SwitchTimeoutError(this.o.name, `${what}: no answer in time`);
+        }
+        if (failure !== undefined) {
+          this.stats.failures++;
+          this.o.schedule(rtt / 2, () => reject(failure));
+          return;
+        }
+        op().then(
+          (v) => this.o.schedule(rtt / 2, () => resolve(v)),
+          (err: unknown) => this.o.schedule(rtt / 2, () => reject(err instanceof Error ? err : new Error(String(err)))),
+        );
+      });
+    });
+  }
+
+  connect(): Promise<void> {
+    return this.call('connect', () => this.inner.connect());
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+
+  resolve(flows: FlowSpec[]): Promise<(string | undefined)[]> {
+    return this.call('resolve', () => this.inner.resolve(flows));
+  }
+
+  installPins(pins: PinRule[]): Promise<PinOutcome[]> {
+    return this.call('install', async () => {
+      const cut = this.faults.partialInstallAt;
+      if (cut >= 0 && cut < pins.length) {
+        this.faults.partialInstallAt = -1;
+        const done = await this.inner.installPins(pins.slice(0, cut));
+        this.stats.pinWrites += done.length;
+        throw new SwitchCommandError(this.o.name, 'flow', 'batch failed part-way', 1002, { retryable: true });
+      }
+      this.stats.pinWrites += pins.length;
+      return this.inner.installPins(pins);
+    });
+  }
+
+  removePins(flows: FlowSpec[]): Promise<void> {
+    return this.call('remove', () => this.inner.removePins(flows));
+  }
+
+  listPins(): Promise<InstalledPin[]> {
+    return this.call('list', () => this.inner.listPins());
+  }
+
+  readPins: ((flows: FlowSpec[]) => Promise<(InstalledPin | undefined)[]>) | undefined = (flows) => this.call('read', () => (this.inner.readPins as (f: FlowSpec[]) => Promise<(InstalledPin | undefined)[]>)(flows));
+
+  pinTableUsage: (() => Promise<PinTableUsage>) | undefined = () => this.call('usage', () => (this.inner.pinTableUsage as () => Promise<PinTableUsage>)());
+
+  groupMembers(vip: string): Promise<string[]> {
+    return this.call('group', () => this.inner.groupMembers(vip));
+  }
+
+  groupProgrammed: ((vip: string) => Promise<string[]>) | undefined = (vip) => this.call('group-programmed', () => (this.inner.groupProgrammed as (v: string) => Promise<string[]>)(vip));
+
+  addGroupMember(vip: string, nexthop: string): Promise<void> {
+    return this.call('group-add', () => this.inner.addGroupMember(vip, nexthop));
+  }
+
+  removeGroupMember(vip: string, nexthop: string): Promise<void> {
+    return this.call('group-remove', () => this.inner.removeGroupMember(vip, nexthop));
+  }
+
+  movedByAdd: ((vip: string, nexthop: string, flows: FlowSpec[]) => Promise<boolean[]>) | undefined = (vip, nexthop, flows) =>
+    this.call('moved', () => (this.inner.movedByAdd as (v: string, n: string, f: FlowSpec[]) => Promise<boolean[]>)(vip, nexthop, flows));
+}
