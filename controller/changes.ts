@@ -94,6 +94,8 @@ export interface ChangeOptions {
   barrierTimeoutMs: number;
   /** Writes the change records durably; resolves once they are on disk. */
   persist: () => Promise<void>;
+  /** Resolves once every flow resolved so far is durable (the flow journal), so a restart knows them. */
+  flowsDurable: () => Promise<void>;
   metrics: ControllerMetrics;
   /** Called with every flow (by flow id) counted at risk or in a change window, for tests and the scenario runner. */
   onCounted?: (rec: ChangeRecord, id: string, why: AtRiskReason | 'window') => void;
@@ -419,6 +421,7 @@ export class ChangeManager {
       mark = rt.mark();
       const wake = (fn: () => void): (() => void) => rt.onProgress(fn);
       await until(rt.clock, () => rt.resolvedThrough(mark), wake, deadline, () => `resolving the flows seen before the change (${rt.queue.length} queued)`);
+      await withDeadline(rt.clock, this.o.flowsDurable(), Math.max(0, deadline - this.now), () => 'writing the flow journal');
       const needed = this.pinsOf(rec);
       await until(rt.clock, () => rt.reconciler.settled(needed), wake, deadline, () => `programming the pins of the change (${rt.reconciler.lastError ?? 'switch busy'})`);
       // 3. the group write, with look-ups held.

@@ -86,6 +86,10 @@ export class Controller {
   private killed = false;
   private readonly periodicRunning = new Set<string>();
   private flowSave: Promise<unknown> | undefined;
+  /** Resolved flows not yet in the store's journal. */
+  private journal: { switchName: string; vip: string; nexthop: string; key: string }[] = [];
+  private journalTimer: unknown;
+  private journalWrite: Promise<void> = Promise.resolve();
 
   constructor(private readonly deps: ControllerDeps) {
     const cfg = deps.config;
@@ -105,7 +109,12 @@ export class Controller {
       });
       this.runtimes.set(s.name, rt);
       this.byId.set(rt.id, rt);
-      this.changes.set(s.name, new ChangeManager(rt, { settleMs: cfg.settleMs, barrierTimeoutMs: cfg.barrierTimeoutMs, metrics: this.metrics, persist: () => this.persistChanges(), ...(deps.onCounted ? { onCounted: deps.onCounted } : {}) }));
+      this.changes.set(s.name, new ChangeManager(rt, { settleMs: cfg.settleMs, barrierTimeoutMs: cfg.barrierTimeoutMs, metrics: this.metrics, persist: () => this.persistChanges(), flowsDurable: () => this.syncJournal(), ...(deps.onCounted ? { onCounted: deps.onCounted } : {}) }));
+      rt.watch((r) => {
+        if (r.nexthop === undefined || this.store === undefined) return;
+        this.journal.push({ switchName: rt.name, vip: r.vip, nexthop: r.nexthop, key: r.key });
+        this.journalSoon();
+      });
       for (const a of s.mirrorSources) this.bySource.set(a, rt);
       if (s.greKey !== undefined) this.byGreKey.set(s.greKey, rt);
       if (s.sessionId !== undefined) this.bySession.set(s.sessionId, rt);
@@ -147,6 +156,7 @@ export class Controller {
     if (this.stopped) return;
     this.stopped = true;
     for (const t of this.timers) this.clock.cancel(t);
+    if (this.journalTimer !== undefined) this.clock.cancel(this.journalTimer);
     await this.receiver.stop();
     for (const rt of this.runtimes.values()) rt.stop();
     try {
@@ -160,6 +170,7 @@ export class Controller {
   kill(): void {
     this.killed = true;
     this.stopped = true;
+    if (this.journalTimer !== undefined) this.clock.cancel(this.journalTimer);
     for (const t of this.timers) this.clock.cancel(t);
     void this.receiver.stop();
     for (const rt of this.runtimes.values()) rt.stop();
@@ -283,6 +294,25 @@ export class Controller {
       if (filter.state === undefined || filter.state === 'failed') for (const f of r.failed.values()) add(f.flow, f.nexthop, 'failed', `${f.why}: ${f.detail}`);
     }
     return { total: rows.length, items: rows.slice(offset, offset + limit) };
+  }
+
+  private journalSoon(): void {
+    if (this.journalTimer !== undefined || this.killed) return;
+    this.journalTimer = this.clock.schedule(JOURNAL_MS, () => {
+      this.journalTimer = undefined;
+      void this.syncJournal().catch((err: unknown) => this.log.error({ err: err instanceof Error ? err.message : String(err) }, 'cannot write the flow journal'));
+    });
+  }
+
+  /** Writes the resolved flows not yet journaled; resolves once every flow resolved before the call is durable. */
+  syncJournal(): Promise<void> {
+    const store = this.store;
+    if (store === undefined || this.killed) return Promise.resolve();
+    const batch = this.journal;
+    this.journal = [];
+    const run = this.journalWrite.then(() => (batch.length === 0 ? undefined : store.appendFlows(batch)));
+    this.journalWrite = run.catch(() => undefined);
+    return run;
   }
 
   /** Writes the change records durably (write-ahead: before any group change is sent). */
@@ -409,6 +439,9 @@ export class Controller {
     this.timers.push(unref(this.clock.schedule(ms, tick)));
   }
 }
+
+/** Resolved flows reach the journal within this time (a group commit). */
+const JOURNAL_MS = 20;
 
 /** Periodic timers do not keep the process alive. */
 function unref(handle: unknown): unknown {

@@ -4,16 +4,19 @@
 // they live on the switch, and the controller lists them on start.
 //
 // The file store keeps change records in `<file>.changes` (small; written and fsynced on
-// every phase of a change, atomically: temporary file, fsync, rename) and the flows in
-// `<file>` as text lines written in the background, a slice at a time, so that the event
-// loop never stalls however many flows there are:
+// every phase of a change, atomically: temporary file, fsync, rename), the flows in `<file>`
+// as text lines written in the background, a slice at a time, so that the event loop never
+// stalls however many flows there are:
 //   {"version":2,"savedAt":...}      header
 //   @switch vip nexthop              the nexthop of the keys that follow
 //   <flow key, base64>               one per line
-// A crash leaves either the old file or the new one.
+// and the flows resolved since that snapshot in `<file>.journal` (same lines, appended and
+// fsynced in small groups), so that a kill loses no flow whose journal write completed. A
+// snapshot starts a new journal; the previous one is removed once the snapshot is durable.
+// A crash leaves either the old snapshot or the new one, and the journals to replay.
 
 import { createWriteStream, existsSync, readFileSync } from 'node:fs';
-import { open, rename, unlink } from 'node:fs/promises';
+import { appendFile, open, rename, unlink } from 'node:fs/promises';
 import type { ChangeRecord } from './changes.js';
 
 /** Tracked flows grouped by their nexthop, read while the controller runs. */
@@ -36,6 +39,8 @@ export interface StateStore {
   saveChanges(changes: Record<string, ChangeRecord[]>): Promise<void>;
   /** Writes the tracked flows without blocking the caller's thread for long; resolves once durable. */
   saveFlows(source: FlowSource, savedAt: number): Promise<number>;
+  /** Appends resolved flows to the journal; resolves once durable. */
+  appendFlows(flows: { switchName: string; vip: string; nexthop: string; key: string }[]): Promise<void>;
   load(): LoadedState | undefined;
   readonly where: string;
 }
@@ -62,6 +67,9 @@ export async function writeAtomic(file: string, text: string): Promise<void> {
 
 export class FileStateStore implements StateStore {
   private changesChain: Promise<void> = Promise.resolve();
+  private journalChain: Promise<void> = Promise.resolve();
+  private journalNext: Promise<void> | undefined;
+  private journalPending: { switchName: string; vip: string; nexthop: string; key: string }[] = [];
   private flowsChain: Promise<number> = Promise.resolve(0);
 
   constructor(readonly where: string) {}
@@ -76,9 +84,41 @@ export class FileStateStore implements StateStore {
 
   /** One flow snapshot at a time: a call while one runs starts after it. */
   saveFlows(source: FlowSource, savedAt: number): Promise<number> {
-    const run = this.flowsChain.then(() => this.writeFlows(source, savedAt));
+    const run = this.flowsChain.then(async () => {
+      // Journal entries from now on go to a new journal; the old one goes once the snapshot holds its flows.
+      await this.journalChain;
+      if (existsSync(this.journal)) await rename(this.journal, `${this.journal}.prev`);
+      const n = await this.writeFlows(source, savedAt);
+      await unlink(`${this.journal}.prev`).catch(() => undefined);
+      return n;
+    });
     this.flowsChain = run.catch(() => 0);
     return run;
+  }
+
+  /** Group commit: entries given while a write is in flight go out together in the next one. */
+  appendFlows(flows: { switchName: string; vip: string; nexthop: string; key: string }[]): Promise<void> {
+    this.journalPending.push(...flows);
+    this.journalNext ??= this.journalChain.then(async () => {
+      this.journalNext = undefined;
+      const batch = this.journalPending;
+      this.journalPending = [];
+      if (batch.length === 0) return;
+      await appendFile(this.journal, journalText(batch), 'latin1');
+      const fh = await open(this.journal, 'r+');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    });
+    const run = this.journalNext;
+    this.journalChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private get journal(): string {
+    return `${this.where}.journal`;
   }
 
   private async writeFlows(source: FlowSource, savedAt: number): Promise<number> {
@@ -124,7 +164,8 @@ export class FileStateStore implements StateStore {
   load(): LoadedState | undefined {
     const changesFile = `${this.where}.changes`;
     const hasFlows = existsSync(this.where);
-    if (!hasFlows && !existsSync(changesFile)) return undefined;
+    const journals = [`${this.journal}.prev`, this.journal].filter((f) => existsSync(f));
+    if (!hasFlows && !existsSync(changesFile) && journals.length === 0) return undefined;
     const state: LoadedState = { changes: {}, flows: [], savedAt: undefined };
     if (existsSync(changesFile)) {
       const parsed = JSON.parse(readFileSync(changesFile, 'utf8')) as { version?: number; changes?: Record<string, ChangeRecord[]> };
@@ -132,8 +173,22 @@ export class FileStateStore implements StateStore {
       state.changes = parsed.changes;
     }
     if (hasFlows) readFlows(this.where, readFileSync(this.where, 'latin1'), state);
+    for (const j of journals) readLines(readFileSync(j, 'latin1').split('\n'), 0, state);
     return state;
   }
+}
+
+/** Journal lines for flows: a `@switch vip nexthop` line wherever the nexthop changes, then keys. */
+export function journalText(flows: { switchName: string; vip: string; nexthop: string; key: string }[]): string {
+  let last = '';
+  const lines: string[] = [];
+  for (const f of flows) {
+    const ref = `@${f.switchName} ${f.vip} ${f.nexthop}`;
+    if (ref !== last) lines.push(ref);
+    last = ref;
+    lines.push(encodeKey(f.key));
+  }
+  return lines.join('\n') + '\n';
 }
 
 function readFlows(file: string, text: string, state: LoadedState): void {
@@ -154,14 +209,19 @@ function readFlows(file: string, text: string, state: LoadedState): void {
   const header = JSON.parse(lines[0] ?? '') as { version?: number; savedAt?: number };
   if (header.version !== 2) throw new Error(`${file} is not a flowpin state file (version 2)`);
   state.savedAt = header.savedAt;
+  readLines(lines, 1, state);
+}
+
+/** Reads `@switch vip nexthop` groups of base64 keys; a torn last line (a crash mid-append) is skipped. */
+function readLines(lines: string[], from: number, state: LoadedState): void {
   let group: LoadedState['flows'][number] | undefined;
-  for (let i = 1; i < lines.length; i++) {
+  for (let i = from; i < lines.length; i++) {
     const line = lines[i] as string;
     if (line === '') continue;
     if (line.startsWith('@')) {
       const [switchName = '', vip = '', nexthop = ''] = line.slice(1).split(' ');
       group = { switchName, vip, nexthop, keys: [] };
       state.flows.push(group);
-    } else group?.keys.push(decodeKey(line));
+    } else if (i < lines.length - 1 || /^[A-Za-z0-9+/]+=*$/.test(line)) group?.keys.push(decodeKey(line));
   }
 }

@@ -45,6 +45,8 @@ export interface SimSwitchOptions {
   mirrorFinRst: boolean;
   /** Time from accepting a group change or a pin to its effect in forwarding (ms). */
   programDelayMs?: number;
+  /** Pins only, where they take longer than group changes (a TCAM entry per flow); default programDelayMs. */
+  pinProgramDelayMs?: number;
   /** Pin table entries held by other owners (the table is shared). */
   reservedPinEntries?: number;
   now: () => number;
@@ -95,18 +97,22 @@ export class SimSwitch {
   private readonly uplinkPrefixes: Prefix[];
   private nextPort = 1;
   private groupOps: GroupOp[] = [];
+  /** Time from accepting a group change to its effect in forwarding. */
+  groupDelayMs: number;
 
   constructor(readonly options: SimSwitchOptions) {
-    this.pins = new PinTable(options.pinCapacity, { programDelayMs: options.programDelayMs ?? 0, reserved: options.reservedPinEntries ?? 0, now: options.now });
+    this.pins = new PinTable(options.pinCapacity, { programDelayMs: options.pinProgramDelayMs ?? options.programDelayMs ?? 0, reserved: options.reservedPinEntries ?? 0, now: options.now });
+    this.groupDelayMs = options.programDelayMs ?? 0;
     this.uplinkPrefixes = options.uplink.prefixes.map(parsePrefix);
   }
 
   get programDelayMs(): number {
-    return this.pins.programDelayMs;
+    return this.groupDelayMs;
   }
 
   /** Sets the programming delay of group changes and pins (takes effect for later changes). */
   set programDelayMs(ms: number) {
+    this.groupDelayMs = ms;
     this.pins.programDelayMs = ms;
   }
 
@@ -157,7 +163,7 @@ export class SimSwitch {
     this.addServer(nh);
     vip.group.add(nh);
     this.groupRevision++;
-    this.program({ at: this.options.now() + this.programDelayMs, vip: a, op: 'add', nexthop: nh });
+    this.program({ at: this.options.now() + this.groupDelayMs, vip: a, op: 'add', nexthop: nh });
   }
 
   groupRemove(vipAddress: string, nexthop: string): void {
@@ -166,7 +172,7 @@ export class SimSwitch {
     const nh = canonicalIp(nexthop);
     vip.group.remove(nh);
     this.groupRevision++;
-    this.program({ at: this.options.now() + this.programDelayMs, vip: vip.address, op: 'remove', nexthop: nh });
+    this.program({ at: this.options.now() + this.groupDelayMs, vip: vip.address, op: 'remove', nexthop: nh });
     if (vip.group.members().length === 0) this.removeVip(vip.address);
   }
 

@@ -12,6 +12,7 @@ import { Controller } from '../../controller/controller.js';
 import type { ChangeRecord } from '../../controller/changes.js';
 import type { Clock } from '../../controller/clock.js';
 import { readConfig, type FlowpinConfig } from '../../controller/config.js';
+import { MemoryDisk, MemoryStateStore } from '../../controller/memory-store.js';
 import type { StateStore } from '../../controller/state-store.js';
 import { Reader } from '../../controller/validate.js';
 import type { FlowEvent } from '../../mirror-receiver/flow-event.js';
@@ -31,6 +32,8 @@ export interface WorldSwitchOptions {
   ecmpMode: 'resilient' | 'mod-n';
   pinCapacity: number;
   programDelayMs: number;
+  /** Pins only, where they take longer than group changes; default programDelayMs. */
+  pinProgramDelayMs?: number;
   reservedPinEntries?: number;
   /** New connections per second, over the switch's VIPs. */
   rate: number;
@@ -50,8 +53,8 @@ export interface WorldOptions {
     pinMode: 'always' | 'on-change';
     settleMs: number;
     barrierTimeoutMs: number;
-    /** Where state goes across restarts (none: a restart forgets). */
-    store?: () => StateStore;
+    /** Where state goes across restarts: 'memory' (writes take 2 ms of simulated time), a store of the caller's, or none (a restart forgets). */
+    store?: 'memory' | (() => StateStore);
     persistIntervalS?: number;
   };
   /** Driver step (ms of virtual time between chances for the controller to run). */
@@ -81,8 +84,18 @@ export class World {
   readonly counted: Counted = new Map();
   /** Intervals (clock ms) when no controller was running: SYNs then are not seen. */
   readonly downtime: { from: number; to: number }[] = [];
+  /**
+   * A kill loses what the controller had not written yet: flows resolved since its last
+   * journal write (every 20 ms) and flows still waiting for their look-up. SYNs that arrived
+   * this long before a kill count as not seen.
+   */
+  get killGraceMs(): number {
+    return 60 + 6 * this.o.latencyMs;
+  }
   pinPeak = 0;
   private readonly vclock: Clock;
+  private readonly disk = new MemoryDisk();
+  private store: StateStore | undefined;
 
   constructor(readonly o: WorldOptions) {
     this.vclock = clockOf(this.clock);
@@ -90,7 +103,7 @@ export class World {
       const sw = new SimSwitch({
         hostname: s.name, hashSeed: 0x5eed + i, ecmpMode: s.ecmpMode, bucketCount: 64, pinCapacity: s.pinCapacity,
         uplink: { interface: 'Ethernet47', nexthop: '10.0.0.254', prefixes: ['10.100.0.0/16', '10.101.0.0/16'] }, mirrorFinRst: s.mirrorFinRst ?? false,
-        programDelayMs: s.programDelayMs, reservedPinEntries: s.reservedPinEntries ?? 0, now: this.clock.now,
+        programDelayMs: s.programDelayMs, ...(s.pinProgramDelayMs === undefined ? {} : { pinProgramDelayMs: s.pinProgramDelayMs }), reservedPinEntries: s.reservedPinEntries ?? 0, now: this.clock.now,
       });
       for (const v of s.vips) sw.addVip(v.address, v.nexthops);
       for (const sp of s.spares) sw.addServer(sp);
@@ -156,18 +169,20 @@ export class World {
     const c = this.o.controller;
     if (c === undefined) throw new Error('this world has no controller');
     this.adapters = new Map(this.switches.map((s) => [s.opts.name, new SlowAdapter(new SimAdapter(s.sw), { name: s.opts.name, now: this.clock.now, schedule: (ms, fn) => this.clock.after(ms, fn), latencyMs: this.o.latencyMs })]));
+    this.store = c.store === 'memory' ? new MemoryStateStore(this.disk, (ms, fn) => this.clock.after(ms, fn)) : c.store?.();
     const controller = new Controller({
       config: this.config(), adapters: this.adapters, logger: pino({ level: 'silent' }), clock: this.vclock, listen: false,
-      ...(c.store ? { store: c.store() } : {}),
+      ...(this.store ? { store: this.store } : {}),
       onCounted: (rec, id, why) => {
         if (id !== '') this.counted.set(`${rec.switch}|${id}`, { change: rec.id, why });
         this.changes.set(rec.id, rec);
       },
     });
+    await this.settle(controller.start(), 60_000);
+    // Mirrored frames reach the controller from here on (it listens once its switches are connected).
+    this.controller = controller;
     const down = this.downtime.at(-1);
     if (down !== undefined && down.to === Infinity) down.to = this.now;
-    await this.settle(controller.start(), 60_000);
-    this.controller = controller;
     return controller;
   }
 
@@ -177,10 +192,11 @@ export class World {
     if (c === undefined) return;
     this.snapshotChanges();
     this.controller = undefined;
-    this.downtime.push({ from: this.now, to: Infinity });
+    this.downtime.push({ from: kind === 'kill' ? this.now - this.killGraceMs : this.now, to: Infinity });
     if (kind === 'graceful') await this.settle(c.stop(), 60_000);
     else {
       for (const a of this.adapters.values()) a.kill();
+      if (this.store instanceof MemoryStateStore) this.store.kill();
       c.kill();
     }
   }

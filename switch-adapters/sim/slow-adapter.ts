@@ -20,6 +20,8 @@ export interface SlowFaults {
   failNext: number;
   /** The next install batch fails after this many of its pins were applied (-1: off). */
   partialInstallAt: number;
+  /** The next N pins written are refused by the switch (a rejected command, per pin). */
+  refuseNext: number;
 }
 
 export interface SlowAdapterOptions {
@@ -38,7 +40,7 @@ export class SlowAdapter implements SwitchAdapter {
 
   constructor(private readonly inner: SwitchAdapter, private readonly o: SlowAdapterOptions) {
     this.kind = inner.kind;
-    this.faults = { latencyMs: o.latencyMs, spikeUntil: 0, spikeMs: 0, downUntil: 0, failNext: 0, partialInstallAt: -1 };
+    this.faults = { latencyMs: o.latencyMs, spikeUntil: 0, spikeMs: 0, downUntil: 0, failNext: 0, partialInstallAt: -1, refuseNext: 0 };
     if (inner.movedByAdd === undefined) this.movedByAdd = undefined;
     if (inner.groupProgrammed === undefined) this.groupProgrammed = undefined;
     if (inner.pinTableUsage === undefined) this.pinTableUsage = undefined;
@@ -105,8 +107,11 @@ export class SlowAdapter implements SwitchAdapter {
         this.stats.pinWrites += done.length;
         throw new SwitchCommandError(this.o.name, 'flow', 'batch failed part-way', 1002, { retryable: true });
       }
-      this.stats.pinWrites += pins.length;
-      return this.inner.installPins(pins);
+      const refused = Math.min(this.faults.refuseNext, pins.length);
+      this.faults.refuseNext -= refused;
+      this.stats.pinWrites += pins.length - refused;
+      const out = await this.inner.installPins(pins.slice(refused));
+      return [...pins.slice(0, refused).map((p): PinOutcome => ({ flow: p.flow, ok: false, error: '% Invalid input (refused by the switch)' })), ...out];
     });
   }
 
