@@ -322,8 +322,14 @@ export class ChangeManager {
   private async movedFlows(vip: VipState, nh: string): Promise<string[]> {
     const keys = [...vip.members].flatMap((m) => this.rt.flowsOn(vip.address, m));
     if (!this.rt.adapter.capabilities.predictsMovedFlows || this.rt.adapter.movedByAdd === undefined || keys.length === 0) return keys;
-    const moved = await this.rt.adapter.movedByAdd(vip.address, nh, keys.map(specOfKey));
-    return keys.filter((_, i) => moved[i] !== false);
+    try {
+      const moved = await this.rt.adapter.movedByAdd(vip.address, nh, keys.map(specOfKey));
+      return keys.filter((_, i) => moved[i] !== false);
+    } catch (err) {
+      // The switch cannot tell now: every live flow may move (safe; costs table entries).
+      this.rt.lastResolveError = `predicting moved flows: ${err instanceof Error ? err.message : String(err)}`;
+      return keys;
+    }
   }
 
   /** Pins the live flows the change would move, each to the member it is on now. */
@@ -432,7 +438,7 @@ export class ChangeManager {
       rec.sentAt = this.now;
       rt.reconciler.setGroup(rec.vip, target);
       await withDeadline(rt.clock, rt.reconciler.flush(), Math.max(0, deadline - this.now), () => `writing the group change (${rt.reconciler.lastError ?? 'switch busy'})`);
-      if (!sameSet(rt.reconciler.groups.get(rec.vip), target)) throw new FlowpinError('switch-unavailable', `the group change of ${rec.vip} was not applied: ${rt.reconciler.lastError ?? rt.reconciler.blocked ?? 'unknown'}`);
+      if (!sameSet(rt.reconciler.groups.get(rec.vip), target)) throw new FlowpinError('switch-unavailable', `${rec.kind} of ${rec.nexthop} on ${rec.switch} not applied: the switch refused the group change: ${rt.reconciler.blocked ?? rt.reconciler.lastError ?? 'unknown'}`, { change: rec.id });
       rec.appliedAt = this.now;
       vip.members = new Set(target);
       rec.phase = 'applied';

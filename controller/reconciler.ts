@@ -253,7 +253,9 @@ export class Reconciler {
           this.running = false;
           if (isSwitchError(err) && !err.retryable) {
             // Retrying cannot mend it: stop until the next resync (periodic, or an operator's).
+            // Whoever waits for a flush is told now (it reads `blocked`), not at its deadline.
             this.blocked = this.lastError;
+            for (const w of this.waiters.splice(0)) w.resolve();
           } else {
             const min = this.o.backoffMinMs ?? 100;
             const delay = Math.min(this.o.backoffMaxMs ?? 30_000, min * 2 ** Math.min(this.failures - 1, 16));

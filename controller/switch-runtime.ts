@@ -10,6 +10,7 @@
 import { parseTuple } from '../mirror-receiver/tuple.js';
 import type { FlowSpec, SwitchAdapter } from '../switch-adapters/contract.js';
 import { flowId } from '../switch-adapters/contract.js';
+import { isSwitchError } from '../switch-adapters/errors.js';
 import type { Clock } from './clock.js';
 import { flowKey, type FlowTable, UNRESOLVED } from './flow-table.js';
 import type { ControllerMetrics } from './metrics.js';
@@ -274,7 +275,9 @@ export class SwitchRuntime {
       this.lastResolveError = err instanceof Error ? err.message : String(err);
       this.queue.requeue(batch);
       this.o.metrics.resolved.inc({ switch: this.name, result: 'error' }, batch.length);
-      const delay = Math.min(this.o.retryMaxMs, 100 * 2 ** Math.min(this.resolveFailures - 1, 16));
+      // Retrying soon cannot mend refused credentials or a refused command: wait the longest.
+      const hopeless = isSwitchError(err) && !err.retryable;
+      const delay = hopeless ? this.o.retryMaxMs : Math.min(this.o.retryMaxMs, 100 * 2 ** Math.min(this.resolveFailures - 1, 16));
       this.retryTimer = this.o.clock.schedule(delay, () => {
         this.retryTimer = undefined;
         this.pump();

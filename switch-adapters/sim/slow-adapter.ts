@@ -6,7 +6,7 @@
 // part-way (what ran before the failing item stays), the switch down until a time.
 
 import type { FlowSpec, InstalledPin, PinOutcome, PinRule, PinTableUsage, SwitchAdapter } from '../contract.js';
-import { SwitchCommandError, SwitchTimeoutError, SwitchTransportError } from '../errors.js';
+import { SwitchAuthError, SwitchCommandError, SwitchTimeoutError, SwitchTransportError } from '../errors.js';
 
 export interface SlowFaults {
   /** Round-trip time of every call (ms). */
@@ -22,6 +22,10 @@ export interface SlowFaults {
   partialInstallAt: number;
   /** The next N pins written are refused by the switch (a rejected command, per pin). */
   refuseNext: number;
+  /** Group writes are refused (a rejected command: retrying will not help). */
+  refuseGroupWrites: boolean;
+  /** Credentials are refused until this time (clock ms). */
+  authFailUntil: number;
 }
 
 export interface SlowAdapterOptions {
@@ -40,7 +44,7 @@ export class SlowAdapter implements SwitchAdapter {
 
   constructor(private readonly inner: SwitchAdapter, private readonly o: SlowAdapterOptions) {
     this.kind = inner.kind;
-    this.faults = { latencyMs: o.latencyMs, spikeUntil: 0, spikeMs: 0, downUntil: 0, failNext: 0, partialInstallAt: -1, refuseNext: 0 };
+    this.faults = { latencyMs: o.latencyMs, spikeUntil: 0, spikeMs: 0, downUntil: 0, failNext: 0, partialInstallAt: -1, refuseNext: 0, refuseGroupWrites: false, authFailUntil: 0 };
     if (inner.movedByAdd === undefined) this.movedByAdd = undefined;
     if (inner.groupProgrammed === undefined) this.groupProgrammed = undefined;
     if (inner.pinTableUsage === undefined) this.pinTableUsage = undefined;
@@ -69,6 +73,8 @@ export class SlowAdapter implements SwitchAdapter {
         const at = this.o.now();
         let failure: Error | undefined;
         if (at < f.downUntil) failure = new SwitchTransportError(this.o.name, `${what}: connection refused`);
+        else if (at < f.authFailUntil) failure = new SwitchAuthError(this.o.name, `${what}: 401 Unauthorized`);
+        else if (f.refuseGroupWrites && what.startsWith('group-') && what !== 'group-programmed') failure = new SwitchCommandError(this.o.name, what, '% Unavailable command', 1002);
         else if (f.failNext > 0) {
           f.failNext--;
           failure = new SwitchTimeoutError(this.o.name, `${what}: no answer in time`);
