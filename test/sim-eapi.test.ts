@@ -37,7 +37,9 @@ describe('eAPI of the simulator', () => {
     assert.equal(status, 200);
     assert.equal(json['id'], 'abc');
     const [v] = json['result'] as Record<string, unknown>[];
-    assert.equal(v?.['modelName'], 'flowpin-sim');
+    assert.equal(v?.['modelName'], 'DCS-7050SX-64');
+    assert.equal(v?.['mfgName'], 'Arista');
+    assert.equal(typeof v?.['version'], 'string');
   });
 
   test('DirectFlow flows configured over eAPI are listed and steer packets', async () => {
@@ -49,17 +51,28 @@ describe('eAPI of the simulator', () => {
     const shown = await runCmds(['enable', 'show directflow flows']);
     const flows = ((shown.json['result'] as Record<string, unknown>[])[1]?.['flows'] ?? []) as Record<string, unknown>[];
     assert.equal(flows.length, 1);
-    assert.deepEqual(flows[0]?.['match'], { ethType: 2048, ipSrc: { ip: flow.src, mask: '255.255.255.255' }, ipDst: { ip: VIP, mask: '255.255.255.255' }, ipProto: 6, srcPort: 40001, dstPort: 443 });
-    assert.deepEqual(flows[0]?.['action'], { outputNexthops: [target] });
+    // DirectFlowAssist's capture: ipSrc/ipDst objects, ipPortSrc/ipPortDst, the action's flags; no nexthop key, no status.
+    const match = flows[0]?.['match'] as Record<string, unknown>;
+    assert.deepEqual([match['ethType'], match['ethTypeMask'], match['ipSrc'], match['ipDst'], match['ipProto'], match['ipPortSrc'], match['ipPortDst']], [2048, 65535, { mask: '255.255.255.255', ip: flow.src }, { mask: '255.255.255.255', ip: VIP }, 6, 40001, 443]);
+    const action = flows[0]?.['action'] as Record<string, unknown>;
+    assert.deepEqual([action['outputDrop'], action['outInterfaces']], [false, []]);
+    assert.ok(!JSON.stringify(action).includes(target), 'the nexthop is not in the JSON');
     assert.equal(flows[0]?.['idleTimeout'], 300);
     assert.equal(flows[0]?.['persistent'], false);
-    assert.equal(flows[0]?.['status'], 'programmed');
+    assert.equal(flows[0]?.['status'], undefined);
     const d = sw.deliver({ src: flow.src, dst: VIP, sport: flow.sport, dport: flow.dport, protocol: 6, flags: 0x10, bytes: 100 });
     assert.equal(d.nexthop, target);
     const detail = await runCmds(['show directflow detail']);
     const r = (detail.json['result'] as Record<string, unknown>[])[0] as Record<string, unknown>;
-    assert.deepEqual(r['table'], { capacity: 1500, programmed: 1, configured: 1, enabled: true });
+    assert.deepEqual(r['details'], { status: { 'fp-1': 'Flow programmed' }, numFlowsProgrammed: 1 });
     assert.equal(((r['flows'] as Record<string, unknown>[])[0] as Record<string, unknown>)['matchPackets'], 1);
+    const txt = await runCmds(['show directflow detail'], 'text');
+    const out = ((txt.json['result'] as Record<string, string>[])[0] as Record<string, string>)['output'] as string;
+    assert.match(out, /^Flow fp-1:\n  persistent: False\n/);
+    assert.match(out, new RegExp(`\\n    source IPv4 address: ${flow.src.replace(/\./g, '\\.')}/255\\.255\\.255\\.255\\n`));
+    assert.match(out, /\n    IPv4 protocol: TCP\n/);
+    assert.match(out, new RegExp(`\\n  actions:\\n    output nexthop: ${target.replace(/\./g, '\\.')}\\n  source: config\\n  matched: 1 packets, 100 bytes\\n`));
+    assert.match(out, /\nFlows: 1 programmed, 0 rejected\n$/);
     // Removal.
     await runCmds(['enable', 'configure', 'directflow', 'no flow fp-1']);
     assert.equal(sw.pins.size, 0);
@@ -82,15 +95,25 @@ describe('eAPI of the simulator', () => {
     assert.match(JSON.stringify(json['error']), /privileged mode required/);
   });
 
-  test('show load-balance destination is text only and names the ECMP interface', async () => {
-    const asJson = await runCmds(['enable', `show load-balance destination ip ingress-interface Et47 src-ipv4-address 10.100.0.9 dst-ipv4-address ${VIP} ip-protocol 6 src-l4-port 5555 dst-l4-port 443`]);
-    assert.equal((asJson.json['error'] as { code: number }).code, 1003);
-    const { json } = await runCmds(['enable', `show load-balance destination ip ingress-interface Et47 src-ipv4-address 10.100.0.9 dst-ipv4-address ${VIP} ip-protocol 6 src-l4-port 5555 dst-l4-port 443`], 'text');
-    const out = ((json['result'] as Record<string, string>[])[1] as Record<string, string>)['output'] as string;
+  test('show load-balance destination needs enable and names the port in JSON (outputIntf) and text', async () => {
+    const cmd = `show load-balance destination ip ingress-interface Et47 src-ipv4-address 10.100.0.9 dst-ipv4-address ${VIP} ip-protocol 6 src-l4-port 5555 dst-l4-port 443`;
+    const unprivileged = await runCmds([cmd]);
+    assert.equal((unprivileged.json['error'] as { code: number }).code, 1002);
+    assert.match(JSON.stringify(unprivileged.json['error']), /privileged mode required/);
     const nh = sw.ecmpNexthop('10.100.0.9', VIP, 6, 5555, 443) as string;
+    const asJson = await runCmds(['enable', cmd]);
+    assert.deepEqual((asJson.json['result'] as unknown[])[1], { outputIntf: sw.interfaces.get(nh) });
+    const { json } = await runCmds(['enable', cmd], 'text');
+    const out = ((json['result'] as Record<string, string>[])[1] as Record<string, string>)['output'] as string;
     assert.equal(out, `Output Interface: ${sw.interfaces.get(nh)}\n`);
-    const none = await runCmds([`show load-balance destination ip ingress-interface Et47 src-ipv4-address 10.100.0.9 dst-ipv4-address 198.51.100.1 ip-protocol 6 src-l4-port 1 dst-l4-port 2`], 'text');
-    assert.match(((none.json['result'] as Record<string, string>[])[0] as Record<string, string>)['output'] as string, /Unable/);
+    server.profile.loadBalanceJson = false;
+    try {
+      assert.equal(((await runCmds(['enable', cmd])).json['error'] as { code: number }).code, 1003);
+    } finally {
+      server.profile.loadBalanceJson = true;
+    }
+    const none = await runCmds(['enable', `show load-balance destination ip ingress-interface Et47 src-ipv4-address 10.100.0.9 dst-ipv4-address 198.51.100.1 ip-protocol 6 src-l4-port 1 dst-l4-port 2`], 'text');
+    assert.match(((none.json['result'] as Record<string, string>[])[1] as Record<string, string>)['output'] as string, /Unable/);
   });
 
   test('show ip route gives the VIP vias and the client ingress route', async () => {
@@ -99,6 +122,7 @@ describe('eAPI of the simulator', () => {
     assert.deepEqual(vip?.vrfs.default.routes[`${VIP}/32`]?.vias.map((v) => v.nexthopAddr), NEXTHOPS);
     assert.deepEqual(vip?.vrfs.default.routes[`${VIP}/32`]?.vias.map((v) => v.interface), ['Ethernet1', 'Ethernet2', 'Ethernet3', 'Ethernet4']);
     assert.deepEqual(client?.vrfs.default.routes['10.100.0.0/16']?.vias, [{ nexthopAddr: '10.0.0.254', interface: 'Ethernet47' }]);
+    assert.equal((vip?.vrfs.default.routes[`${VIP}/32`] as unknown as { routeType: string }).routeType, 'static');
     assert.deepEqual(none?.vrfs.default.routes, {});
   });
 
