@@ -135,6 +135,58 @@ describe('eAPI of the simulator', () => {
     await runCmds(['enable', 'configure', `no ip route ${VIP}/32 10.0.1.5`]);
   });
 
+  test('configuration sessions: nothing applies before commit, a session stays pending across requests, abort discards', async () => {
+    const flowLines = ['flow fp-s', 'match ethertype ip', 'match source ip 10.100.9.9', 'action output nexthop 10.0.1.1', 'exit'];
+    await runCmds(['enable', 'configure session s1', 'directflow', 'no shutdown', ...flowLines]);
+    assert.equal(sw.pins.get('fp-s'), undefined, 'not applied before commit');
+    assert.equal(server.configSessions.size, 1);
+    await runCmds(['enable', 'configure session s1', 'commit']);
+    assert.equal(sw.pins.get('fp-s')?.nexthop, '10.0.1.1');
+    await runCmds(['enable', 'configure session s2', 'directflow', 'no flow fp-s']);
+    await runCmds(['enable', 'configure session s2 abort']);
+    assert.ok(sw.pins.get('fp-s') !== undefined, 'aborted removal did not happen');
+    assert.equal(server.configSessions.size, 0);
+    const failed = await runCmds(['enable', 'configure session s3', 'directflow', 'no flow fp-s', 'bogus line', 'commit']);
+    assert.equal((failed.json['error'] as { code: number }).code, 1002);
+    assert.ok(sw.pins.get('fp-s') !== undefined, 'a failed request commits nothing');
+    await runCmds(['enable', 'configure session s3 abort']);
+    await runCmds(['enable', 'configure', 'directflow', 'no flow fp-s']);
+  });
+
+  test('rejected flows: JSON lists them with the table-full prose or omits them (4.35.4M); text marks them and counts them', async () => {
+    const small = testSwitch({ pinCapacity: 1 }).sw;
+    for (const jsonListsRejected of [true, false]) {
+      const s2 = new EapiServer(small, { host: '127.0.0.1', port: 0, username: 'admin', password: 's3cret', eos: { jsonListsRejected } });
+      const u = (await s2.start()).url;
+      try {
+        const call = async (cmds: string[], format: string): Promise<Record<string, unknown>[]> => {
+          const res = await fetch(u, { method: 'POST', headers: { authorization: AUTH }, body: JSON.stringify({ jsonrpc: '2.0', method: 'runCmds', params: { version: 1, cmds, format }, id: 1 }) });
+          return ((await res.json()) as { result: Record<string, unknown>[] }).result;
+        };
+        await call(['enable', 'configure', 'directflow', 'no shutdown', 'flow a', 'match source ip 10.1.1.1', 'action output nexthop 10.0.1.1', 'exit', 'flow b', 'match source ip 10.1.1.2', 'action output nexthop 10.0.1.1', 'exit'], 'json');
+        const [, j] = await call(['enable', 'show directflow detail'], 'json');
+        const details = j?.['details'] as { status: Record<string, string>; numFlowsProgrammed: number };
+        assert.equal(details.numFlowsProgrammed, 1);
+        assert.deepEqual(details.status, jsonListsRejected ? { a: 'Flow programmed', b: 'Flow rejected due to insufficient resources' } : { a: 'Flow programmed' });
+        const [, t] = await call(['enable', 'show directflow detail'], 'text');
+        assert.match(t?.['output'] as string, /^Flow b: \(Waiting for a resource to be allocated\)$/m);
+        assert.match(t?.['output'] as string, /^Flows: 1 programmed, 1 rejected$/m);
+        await call(['enable', 'configure', 'directflow', 'no flow a', 'no flow b'], 'json');
+      } finally {
+        await s2.stop();
+      }
+    }
+  });
+
+  test('family-correct routes: show ipv6 route, ipv6 route; the IPv4 forms refuse IPv6 addresses', async () => {
+    const bad = await runCmds(['show ip route 2001:db8:100::1']);
+    assert.equal((bad.json['error'] as { code: number }).code, 1002);
+    const { json } = await runCmds(['show ipv6 route 2001:db8:100::1']);
+    assert.deepEqual(Object.keys((json['result'] as { vrfs: { default: { routes: object } } }[])[0]?.vrfs.default.routes ?? {}), ['2001:db8:100::/48']);
+    const badRoute = await runCmds(['enable', 'configure', 'ip route 2001:db8:80::9/128 2001:db8:1::1']);
+    assert.equal((badRoute.json['error'] as { code: number }).code, 1002);
+  });
+
   test('JSON-RPC errors: parse error, unknown method, bad params', async () => {
     assert.equal(((await post('{nope')).json['error'] as { code: number }).code, -32700);
     assert.equal(((await post({ jsonrpc: '2.0', method: 'runCommands', params: {}, id: 1 })).json['error'] as { code: number }).code, -32601);
