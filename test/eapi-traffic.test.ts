@@ -43,6 +43,8 @@ interface RunResult {
   resetTotal: number;
   adapter: AristaEapiAdapter;
   sw: SimSwitch;
+  /** pinTableUsage() after the pins were written and rejected ones removed. */
+  usage: { capacity: number; used: number } | undefined;
 }
 
 const key = (c: { src: string; sport: number }): string => `${c.src}|${c.sport}`;
@@ -93,11 +95,12 @@ async function drainUnderTraffic(o: RunOptions): Promise<RunResult> {
       else atRisk.set(key(out.flow), out.reason ?? out.error ?? 'not programmed');
     });
     assert.equal([...sw.pins.all()].filter((e) => e.name.startsWith('fp-') && e.status === 'table-full').length, 0, 'rejected flows do not stay configured');
+    const usage = await adapter.pinTableUsage();
     await adapter.removeGroupMember(vip, o.drain);
     assert.ok(!(await adapter.groupMembers(vip)).includes(o.drain));
     advance(clock, 120_000);
     const resets = traffic.recentResets.map(key);
-    return { protectedFlows, atRisk, resets, resetTotal: traffic.counters.reset, adapter, sw };
+    return { protectedFlows, atRisk, resets, resetTotal: traffic.counters.reset, adapter, sw, usage };
   } finally {
     await adapter.close();
     await server.stop();
@@ -177,6 +180,7 @@ describe('eAPI adapter under traffic', { timeout: 120_000 }, () => {
       assert.ok(r.resetTotal > 0);
       assertKept(r, `full table (json lists rejected: ${jsonListsRejected})`);
       assert.ok(r.adapter.garbageCollected.rejected > 10);
+      assert.deepEqual(r.usage, { capacity: 35, used: 35 }, 'entries the switch does not list (5 reserved) are inferred from the rejections: no free entry is claimed');
       assert.equal(r.sw.pins.get('STATIC_THRU_FIREWALL_1')?.status, 'programmed', 'other owners\' flows are left alone');
     }
   });

@@ -68,6 +68,8 @@ export class AristaEapiAdapter implements SwitchAdapter {
   /** When flowpin last wrote each of its flows (adapter clock), to tell pending from expired. */
   private readonly written = new Map<string, number>();
   private lastState: DirectflowState | undefined;
+  /** Programmed entries (every owner) when the switch last rejected a flow for lack of space. */
+  private fullAt: number | undefined;
 
   constructor(private readonly options: AristaEapiOptions) {
     this.transport = new EapiTransport(options);
@@ -245,10 +247,11 @@ export class AristaEapiAdapter implements SwitchAdapter {
   /** Capacity and programmed entries of every owner. Where any flow waits for space the table is full, whatever the numbers say. */
   async pinTableUsage(): Promise<PinTableUsage> {
     const state = await this.readDirectflow();
-    let used = state.programmed ?? [...state.flows.values()].filter((f) => f.state.programmed).length;
-    const capacity = this.capabilities.pinTableSize;
-    if (state.rejected > 0) used = Math.max(used, capacity);
-    return { capacity, used };
+    const used = state.programmed ?? [...state.flows.values()].filter((f) => f.state.programmed).length;
+    // Entries the switch does not list (other features sharing the TCAM) show only as rejections:
+    // the table held no more than what was programmed when the switch last rejected a flow.
+    const capacity = Math.min(this.capabilities.pinTableSize, this.fullAt ?? Infinity);
+    return { capacity, used: state.rejected > 0 ? Math.max(used, capacity) : used };
   }
 
   private async removeNames(names: string[], why: 'expired' | 'rejected' | 'halfBuilt'): Promise<void> {
@@ -266,6 +269,10 @@ export class AristaEapiAdapter implements SwitchAdapter {
     const [json, text] = await Promise.all([this.runner.run(['enable', 'show directflow detail'], 'json', 1), this.runner.run(['enable', 'show directflow detail'], 'text', 1)]);
     const state = mergeDirectflow(parseDirectflowJson(json[0]), parseDirectflowText(text[0]?.['output']));
     this.lastState = state;
+    if (state.programmed !== undefined) {
+      if (state.rejected > 0) this.fullAt = state.programmed;
+      else if (this.fullAt !== undefined && state.programmed > this.fullAt) this.fullAt = undefined;
+    }
     return state;
   }
 
