@@ -1,5 +1,5 @@
 // The Arista eAPI adapter: DirectFlow pins and `show load-balance destination` look-ups over
-// JSON-RPC, built to real EOS output (docs/eos-evidence.md).
+// JSON-RPC, built to real EOS output (docs/eapi.md).
 //  - connect() reads `show version`: refuses platforms without DirectFlow, takes the table size
 //    per platform unless configured, and checks that the group template matches how each VIP's
 //    route is built (static routes vs BGP).

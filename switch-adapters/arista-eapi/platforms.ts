@@ -1,5 +1,5 @@
 // Which Arista platforms have DirectFlow and how many flows their table holds, as data.
-// Sources (docs/eos-evidence.md): DirectFlowAssist persist_pan/README.txt ("7050X (Trident2)
+// Sources (docs/eapi.md): DirectFlowAssist persist_pan/README.txt ("7050X (Trident2)
 // ~1500 L3/4 flow entries", "7050 (Trident+) ~750"); ANTA sa_142.py (DirectFlow as a live
 // redirection path on EOS 4.32-4.36 for 720XP, 755/758, 7010X, 7050X3, 7050X4, 7060X5,
 // 7060X6, 7250X, 7260X, 7260X3, 7300X, 7300X3, 7320X, 7368X4, and no Sand platform: 7280,

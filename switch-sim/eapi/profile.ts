@@ -1,5 +1,5 @@
 // What the simulated EOS switch is and how it answers where real EOS releases differ or the
-// public evidence is silent (docs/eos-evidence.md). Every choice that is not proven one way
+// public evidence is silent (docs/eapi.md). Every choice that is not proven one way
 // is a setting here, so the adapter is tested against both.
 
 export interface EosProfile {

@@ -1,5 +1,5 @@
 // `show` commands of the simulated switch, in eAPI's JSON and text forms, shaped after real
-// EOS output (sources in docs/eos-evidence.md): `show directflow detail` as DirectFlowAssist's
+// EOS output (sources in docs/eapi.md): `show directflow detail` as DirectFlowAssist's
 // capture (JSON: details.status prose, numFlowsProgrammed, flows with match/action objects and
 // no nexthop key) and ANTA's 4.35 text (header annotation, `Flows: N programmed, M rejected`);
 // `show ip route` as NAPALM/batfish captures (connected vias without nexthopAddr); ARP as
