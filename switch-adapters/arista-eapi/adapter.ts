@@ -145,7 +145,9 @@ export class AristaEapiAdapter implements SwitchAdapter {
 
   /** Reads the programming state of what was written; rejected flows are removed and reported table-full. */
   private async readBack(outcomes: PinOutcome[]): Promise<PinOutcome[]> {
-    const state = await this.readDirectflow();
+    // The JSON alone where it names every written flow (4.14/4.15); the text too where it omits some (4.35.4M).
+    const written = outcomes.filter((o) => o.ok).map((o) => pinName(o.flow));
+    const state = await this.readDirectflow(written);
     const rejected: string[] = [];
     const out = outcomes.map((o): PinOutcome => {
       if (!o.ok) return o;
@@ -264,10 +266,26 @@ export class AristaEapiAdapter implements SwitchAdapter {
     }
   }
 
-  /** `show directflow detail` in both forms (two requests: one runCmds has one format). */
-  private async readDirectflow(): Promise<DirectflowState> {
-    const [json, text] = await Promise.all([this.runner.run(['enable', 'show directflow detail'], 'json', 1), this.runner.run(['enable', 'show directflow detail'], 'text', 1)]);
-    const state = mergeDirectflow(parseDirectflowJson(json[0]), parseDirectflowText(text[0]?.['output']));
+  /**
+   * `show directflow detail` in both forms (two requests: one runCmds has one format). With
+   * `needed`, the text is read only if the JSON lacks the status of one of those flows.
+   */
+  private async readDirectflow(needed?: string[]): Promise<DirectflowState> {
+    const readText = async (): Promise<string | undefined> => {
+      const [t] = await this.runner.run(['enable', 'show directflow detail'], 'text', 1);
+      return typeof t?.['output'] === 'string' ? t['output'] : undefined;
+    };
+    let json: ReturnType<typeof parseDirectflowJson>;
+    let text: string | undefined;
+    if (needed === undefined) {
+      const [j, t] = await Promise.all([this.runner.run(['enable', 'show directflow detail'], 'json', 1), readText()]);
+      json = parseDirectflowJson(j[0]);
+      text = t;
+    } else {
+      json = parseDirectflowJson((await this.runner.run(['enable', 'show directflow detail'], 'json', 1))[0]);
+      if (needed.some((n) => !json.status.has(n))) text = await readText();
+    }
+    const state = mergeDirectflow(json, parseDirectflowText(text));
     this.lastState = state;
     if (state.programmed !== undefined) {
       if (state.rejected > 0) this.fullAt = state.programmed;
