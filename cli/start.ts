@@ -31,7 +31,7 @@ export async function startCommand(args: string[]): Promise<number> {
       adapter: 'arista-eapi',
       mirrorSources: [scenario.mirror.sourceAddress],
       pinTableSize: scenario.switch.pinCapacity,
-      eapi: { url: sim.endpoints.eapi, username: scenario.eapi.username, password: scenario.eapi.password },
+      eapi: { url: sim.endpoints.eapi, username: scenario.eapi.username, password: scenario.eapi.password, groupTemplate: 'static-ecmp' },
       vips: scenario.vips.map((v) => ({ address: v.address, nexthops: [...v.nexthops] })),
     }],
   }));

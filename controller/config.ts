@@ -7,7 +7,7 @@ import { isIP } from 'node:net';
 import { canonicalIp } from '../mirror-receiver/addr.js';
 import { ConfigError, deepFreeze, Reader } from './validate.js';
 import type { PinMode } from './pin-policy.js';
-import type { GroupCommandTemplates } from '../switch-adapters/arista-eapi/adapter.js';
+import type { GroupCommandTemplates, GroupTemplate } from '../switch-adapters/arista-eapi/adapter.js';
 
 export interface VipConfig {
   address: string;
@@ -25,6 +25,11 @@ export interface EapiConfig {
   resolveBatchSize: number;
   pinBatchSize: number;
   groupCommands: GroupCommandTemplates | undefined;
+  /** How VIP groups are changed: static-ecmp, bgp-route-map (with its names), or none. */
+  groupTemplate: GroupTemplate | undefined;
+  enableSecret: string | undefined;
+  /** 'session' (configuration session, committed whole) or 'cleanup' (line by line, half-built flows removed). */
+  atomicity: 'session' | 'cleanup';
 }
 
 export interface SwitchConfig {
@@ -36,6 +41,8 @@ export interface SwitchConfig {
   greKey: number | undefined;
   sessionId: number | undefined;
   pinTableSize: number;
+  /** Whether pinTableSize was set (otherwise the eAPI adapter takes the platform's size). */
+  pinTableSizeSet: boolean;
   eapi: EapiConfig | undefined;
   vips: VipConfig[];
 }
@@ -101,6 +108,17 @@ function readSwitch(r: Reader): SwitchConfig {
       groupCommands = { add: lines('add'), remove: lines('remove') };
       g.done();
     }
+    let groupTemplate: GroupTemplate | undefined;
+    if (e.has('groupTemplate')) {
+      const kind = e.oneOf('groupTemplate', ['static-ecmp', 'bgp-route-map'] as const, 'static-ecmp');
+      if (kind === 'static-ecmp') groupTemplate = { kind };
+      else {
+        const b = e.object('bgp');
+        groupTemplate = { kind, asn: b.number('asn', undefined, { min: 1, max: 4294967295, integer: true }), peerGroup: b.string('peerGroup'), routeMap: b.string('routeMap', 'FLOWPIN-DRAIN-IN'), ...(b.has('prefixList') ? { prefixList: b.string('prefixList') } : {}) };
+        b.done();
+      }
+      if (groupCommands !== undefined) e.fail('groupCommands', 'give either groupTemplate or groupCommands');
+    }
     eapi = {
       url: url.endsWith('/command-api') ? url : `${url.replace(/\/$/, '')}/command-api`,
       username: e.string('username', 'admin'),
@@ -112,6 +130,9 @@ function readSwitch(r: Reader): SwitchConfig {
       resolveBatchSize: e.number('resolveBatchSize', 200, { min: 1, max: 5000, integer: true }),
       pinBatchSize: e.number('pinBatchSize', 100, { min: 1, max: 1000, integer: true }),
       groupCommands,
+      groupTemplate,
+      enableSecret: e.has('enableSecret') ? secret(e, 'enableSecret') : undefined,
+      atomicity: e.oneOf('atomicity', ['session', 'cleanup'] as const, 'session'),
     };
     e.done();
   }
@@ -129,6 +150,7 @@ function readSwitch(r: Reader): SwitchConfig {
     mirrorSources: ipList(r, 'mirrorSources', defaultSource !== undefined && isIP(defaultSource) ? [defaultSource] : []),
     greKey: r.has('greKey') ? r.number('greKey', undefined, { min: 0, max: 0xffffffff, integer: true }) : (r.optionalString('greKey'), undefined),
     sessionId: r.has('sessionId') ? r.number('sessionId', undefined, { min: 0, max: 1023, integer: true }) : (r.optionalString('sessionId'), undefined),
+    pinTableSizeSet: r.has('pinTableSize'),
     pinTableSize: r.number('pinTableSize', 1500, { min: 1, integer: true }),
     eapi,
     vips,

@@ -53,3 +53,12 @@ export class SwitchProtocolError extends SwitchError {
 }
 
 export const isSwitchError = (e: unknown): e is SwitchError => e instanceof SwitchError;
+
+/**
+ * The switch cannot do what flowpin is configured to do with it (no DirectFlow on its
+ * platform, a group template that does not match how the VIP's group is built).
+ */
+export class SwitchUnsupportedError extends SwitchError {
+  override readonly name = 'SwitchUnsupportedError';
+  readonly retryable = false;
+}

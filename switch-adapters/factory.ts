@@ -25,8 +25,12 @@ export function createAdapter(cfg: SwitchConfig, sims: ReadonlyMap<string, SimSw
     insecureSkipVerify: e.insecureSkipVerify,
     resolveBatchSize: e.resolveBatchSize,
     pinBatchSize: e.pinBatchSize,
-    pinTableSize: cfg.pinTableSize,
+    ...(cfg.pinTableSizeSet ? { pinTableSize: cfg.pinTableSize } : {}),
+    vips: cfg.vips.map((v) => v.address),
+    atomicity: e.atomicity,
     ...(e.caFile === undefined ? {} : { caFile: e.caFile }),
     ...(e.groupCommands === undefined ? {} : { groupCommands: e.groupCommands }),
+    ...(e.groupTemplate === undefined ? {} : { groupTemplate: e.groupTemplate }),
+    ...(e.enableSecret === undefined ? {} : { enableSecret: e.enableSecret }),
   });
 }

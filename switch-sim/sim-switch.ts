@@ -49,7 +49,31 @@ export interface SimSwitchOptions {
   pinProgramDelayMs?: number;
   /** Pin table entries held by other owners (the table is shared). */
   reservedPinEntries?: number;
+  /**
+   * Client routes other than the uplink, checked first: connected subnets (vias without a
+   * nexthop address) and ECMP routes toward clients (several vias).
+   */
+  clientRoutes?: ClientRoute[];
   now: () => number;
+}
+
+export interface ClientRoute {
+  prefix: string;
+  /** `port`: where clients of a connected subnet on an SVI are learnt (for ARP answers). */
+  vias: { interface: string; nexthopAddr?: string; port?: string }[];
+}
+
+/** How a server is reached: its routed interface and the physical ports behind it. */
+export interface ServerAttachment {
+  /** The interface the VIP route's via names: EthernetN, VlanN or Port-ChannelN. */
+  via: string;
+  /** VLAN of an SVI-attached server. */
+  vlan?: number;
+  /** Where the server's MAC is learnt on an SVI: a port or a port-channel. */
+  l2?: string;
+  /** Physical ports packets to the server leave on (a port-channel's members). */
+  ports: string[];
+  mac: string;
 }
 
 export interface Vip {
@@ -87,8 +111,12 @@ export class SimSwitch {
   readonly pins: PinTable;
   readonly vips = new Map<string, Vip>();
   readonly servers = new Map<string, SimServer>();
-  /** Nexthop address -> interface name. */
+  /** Nexthop address -> interface name (the routed interface of the VIP route's via). */
   readonly interfaces = new Map<string, string>();
+  /** Nexthop address -> how the server is attached (ports, VLAN, MAC). */
+  readonly attachments = new Map<string, ServerAttachment>();
+  /** Port-channel name -> member ports. */
+  readonly portChannels = new Map<string, string[]>();
   /** Configuration revision of the VIP groups, for ON_CHANGE subscribers. */
   groupRevision = 0;
   directflowEnabled = false;
@@ -128,8 +156,51 @@ export class SimSwitch {
     if (this.nextPort === Number(this.options.uplink.interface.replace(/\D+/g, ''))) this.nextPort++;
     const ifname = `Ethernet${this.nextPort++}`;
     this.interfaces.set(a, ifname);
+    this.attachments.set(a, { via: ifname, ports: [ifname], mac: macOf(a) });
     this.servers.set(a, new SimServer(a));
     return ifname;
+  }
+
+  /** Creates (or replaces) a port-channel with its member ports. */
+  addPortChannel(name: string, members: string[]): void {
+    this.portChannels.set(name, [...members]);
+  }
+
+  /**
+   * Attaches a server behind a routed port-channel (`via: 'Port-Channel1'`), or behind an SVI
+   * (`via: 'Vlan10'`) with its MAC learnt on `l2` (a port or a port-channel). Several servers
+   * may share one interface; the physical port a packet leaves on is picked by the LAG hash.
+   */
+  attachServer(address: string, at: { via: string; vlan?: number; l2?: string }): ServerAttachment {
+    const a = canonicalIp(address);
+    const behind = at.l2 ?? at.via;
+    const members = this.portChannels.get(behind);
+    if (/^Port-Channel/i.test(behind) && members === undefined) throw new Error(`${behind} is not configured`);
+    const att: ServerAttachment = { via: at.via, ports: members ?? [behind], mac: macOf(a), ...(at.vlan === undefined ? {} : { vlan: at.vlan }), ...(at.l2 === undefined ? {} : { l2: at.l2 }) };
+    this.attachments.set(a, att);
+    this.interfaces.set(a, at.via);
+    if (!this.servers.has(a)) this.servers.set(a, new SimServer(a));
+    return att;
+  }
+
+  /** The physical port a flow to `nexthop` leaves on (a port-channel member by the LAG hash). */
+  egressPort(nexthop: string, hash: number): string | undefined {
+    const att = this.attachments.get(nexthop);
+    if (att === undefined) return undefined;
+    return att.ports[(hash >>> 8) % att.ports.length];
+  }
+
+  /** The client route covering an address: a configured client route first, then the uplink. */
+  clientRouteFor(address: string): { prefix: Prefix; route: ClientRoute } | undefined {
+    let best: { prefix: Prefix; route: ClientRoute } | undefined;
+    for (const r of this.options.clientRoutes ?? []) {
+      const p = parsePrefix(r.prefix);
+      if (prefixContains(p, address) && (best === undefined || p.length > best.prefix.length)) best = { prefix: p, route: r };
+    }
+    if (best !== undefined) return best;
+    const up = this.uplinkPrefixFor(address);
+    if (up === undefined) return undefined;
+    return { prefix: up, route: { prefix: up.text, vias: [{ interface: this.options.uplink.interface, nexthopAddr: this.options.uplink.nexthop }] } };
   }
 
   /** Creates a VIP routed over `members` (attached as servers if new). */
@@ -263,4 +334,12 @@ export class SimSwitch {
     const conn = `${pkt.src}|${pkt.sport}|${pkt.dst}|${pkt.dport}`;
     return { nexthop, via, outcome: server.receive(conn, isSyn, (pkt.flags & FIN) !== 0), pin };
   }
+}
+
+/** A stable locally administered MAC for a simulated host address. */
+export function macOf(address: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < address.length; i++) h = Math.imul(h ^ address.charCodeAt(i), 0x01000193) >>> 0;
+  const b = [0x02, 0x00, (h >>> 24) & 255, (h >>> 16) & 255, (h >>> 8) & 255, h & 255];
+  return b.map((x) => x.toString(16).padStart(2, '0')).join(':');
 }

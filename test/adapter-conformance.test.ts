@@ -45,7 +45,7 @@ const ADAPTERS: AdapterUnderTest[] = [
       sw.addVip(VIP6, NEXTHOPS);
       const server = new EapiServer(sw, { host: '127.0.0.1', port: 0, username: 'admin', password: 'pw' });
       const { url } = await server.start();
-      const adapter = new AristaEapiAdapter({ switchName: 'sim1', url, username: 'admin', password: 'pw', resolveBatchSize: 50, pinBatchSize: 20, now: clock.now });
+      const adapter = new AristaEapiAdapter({ switchName: 'sim1', url, username: 'admin', password: 'pw', resolveBatchSize: 50, pinBatchSize: 20, pinTableSize: capacity, groupTemplate: { kind: 'static-ecmp' }, vips: [VIP, VIP6], now: clock.now });
       return { adapter, sw, clock, teardown: async () => {
         await adapter.close();
         await server.stop();
@@ -110,14 +110,56 @@ for (const a of ADAPTERS) {
       await bed.adapter.removePins([flow(700)]);
     });
 
-    test('pins past the table capacity are reported as not programmed, table full', async () => {
+    test('installing reports accepted and programmed apart: past the capacity, accepted but not programmed (table full)', async () => {
       const rules = Array.from({ length: 45 }, (_, i) => ({ flow: flow(800 + i), nexthop: NEXTHOPS[1] as string, idleTimeoutS: 300 }));
-      await bed.adapter.installPins(rules);
+      const out = await bed.adapter.installPins(rules);
+      assert.ok(out.every((o) => o.ok), 'the switch accepts every flow as configuration');
+      assert.equal(out.filter((o) => o.programmed === true).length, 40);
+      const refused = out.filter((o) => o.programmed !== true);
+      assert.equal(refused.length, 5);
+      assert.deepEqual(new Set(refused.map((o) => [o.programmed, o.reason].join())), new Set(['false,table-full']));
       const listed = await bed.adapter.listPins();
       assert.equal(listed.filter((p) => p.programmed).length, 40);
-      assert.deepEqual(new Set(listed.filter((p) => !p.programmed).map((p) => p.reason)), new Set(['table-full']));
+      assert.ok(listed.filter((p) => !p.programmed).every((p) => p.reason === 'table-full'), 'not programmed only for lack of space');
+      const usage = await bed.adapter.pinTableUsage?.();
+      assert.deepEqual(usage, { capacity: 40, used: 40 });
       assert.ok(bed.adapter.capabilities.pinTableSize > 0);
       await bed.adapter.removePins(rules.map((r) => r.flow));
+      assert.deepEqual(await bed.adapter.pinTableUsage?.(), { capacity: 40, used: 0 });
+    });
+
+    test('a pin the switch has not programmed yet is reported pending, then programmed', async () => {
+      bed.sw.programDelayMs = 2_000;
+      try {
+        const rule = { flow: flow(900), nexthop: NEXTHOPS[2] as string, idleTimeoutS: 300 };
+        try {
+          const [o] = await bed.adapter.installPins([rule]);
+          assert.equal(o?.ok, true);
+          assert.notEqual(o?.programmed, true, 'accepted is not programmed');
+          if (o?.programmed === false) assert.equal(o.reason, 'pending');
+          const [before] = await bed.adapter.listPins();
+          assert.deepEqual([before?.programmed, before?.reason], [false, 'pending']);
+          bed.clock.advance(2_500);
+          const [after] = await bed.adapter.listPins();
+          assert.equal(after?.programmed, true);
+        } finally {
+          await bed.adapter.removePins([rule.flow]);
+        }
+      } finally {
+        bed.sw.programDelayMs = 0;
+      }
+    });
+
+    test('IPv6 pins are installed, steer packets and are listed', async () => {
+      const f = { ...flow(950, true), dst: VIP6 };
+      const [nh] = await bed.adapter.resolve([f]);
+      const target = NEXTHOPS.find((n) => n !== nh) as string;
+      const [o] = await bed.adapter.installPins([{ flow: f, nexthop: target, idleTimeoutS: 300 }]);
+      assert.deepEqual([o?.ok, o?.programmed], [true, true]);
+      assert.equal(bed.sw.deliver({ src: f.src, dst: f.dst, sport: f.sport, dport: f.dport, protocol: 6, flags: 0x10, bytes: 60 }).nexthop, target);
+      const listed = await bed.adapter.listPins();
+      assert.deepEqual(listed.map((p) => [p.flow, p.nexthop, p.programmed]), [[f, target, true]]);
+      await bed.adapter.removePins([f]);
     });
 
     test('group members are read and changed, and resolve follows the change', async () => {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { AristaEapiAdapter } from '../switch-adapters/arista-eapi/adapter.js';
 import { flowOfPinName, loadBalanceCommand, parseOutputInterface, pinCommands, pinName } from '../switch-adapters/arista-eapi/directflow.js';
-import { SwitchAuthError, SwitchCommandError, SwitchTimeoutError, SwitchTransportError } from '../switch-adapters/errors.js';
+import { SwitchAuthError, SwitchCommandError, SwitchTimeoutError, SwitchTransportError, SwitchUnsupportedError } from '../switch-adapters/errors.js';
 import { EapiServer } from '../switch-sim/eapi/server.js';
 import { testSwitch, VIP, NEXTHOPS } from './helpers/sim.js';
 
@@ -110,6 +110,137 @@ describe('eAPI adapter failures', () => {
     } finally {
       await a.close();
       await server.stop();
+    }
+  });
+});
+
+describe('eAPI adapter against real EOS behaviour', () => {
+  const start = async (eos: ConstructorParameters<typeof EapiServer>[1]['eos'] = {}, over: Partial<ConstructorParameters<typeof AristaEapiAdapter>[0]> = {}, sw = testSwitch().sw) => {
+    const server = new EapiServer(sw, { host: '127.0.0.1', port: 0, username: 'admin', password: 'pw', eos });
+    const { url } = await server.start();
+    const a = new AristaEapiAdapter({ switchName: 'sw1', url, username: 'admin', password: 'pw', ...over });
+    return { a, server, sw, async stop() { await a.close(); await server.stop(); } };
+  };
+
+  test('connect() reads show version: table size per platform, refusal without DirectFlow or a known size', async () => {
+    const cases: [string, number | undefined, RegExp | number][] = [
+      ['DCS-7050SX-64', undefined, 1500],
+      ['DCS-7050S-64', undefined, 750],
+      ['DCS-7050S-64', 600, 600],
+      ['DCS-7280SR3-48YC8', undefined, /has no DirectFlow/],
+      ['DCS-7280SR3-48YC8', 1000, /has no DirectFlow/],
+      ['DCS-7050SX3-48YC12-F', undefined, /table size .* not known; set pinTableSize/],
+      ['cEOSLab', undefined, /nor whether it has DirectFlow/],
+      ['cEOSLab', 100, 100],
+    ];
+    for (const [modelName, size, want] of cases) {
+      const b = await start({ modelName }, size === undefined ? {} : { pinTableSize: size });
+      try {
+        if (typeof want === 'number') {
+          await b.a.connect();
+          assert.equal(b.a.capabilities.pinTableSize, want, modelName);
+          assert.equal(b.a.info?.modelName, modelName);
+        } else {
+          await assert.rejects(b.a.connect(), (e: Error) => e instanceof SwitchUnsupportedError && want.test(e.message), modelName);
+        }
+      } finally {
+        await b.stop();
+      }
+    }
+  });
+
+  test('connect() refuses a group template that does not match the VIP route; no template, no group change', async () => {
+    const bgp = await start({ vipRouteType: 'eBGP' }, { groupTemplate: { kind: 'static-ecmp' }, vips: [VIP] });
+    try {
+      await assert.rejects(bgp.a.connect(), (e: Error) => e instanceof SwitchUnsupportedError && /VIP 192\.0\.2\.80 is a eBGP route; the 'static-ecmp' group template/.test(e.message));
+    } finally {
+      await bgp.stop();
+    }
+    const st = await start({ vipRouteType: 'static' }, { groupTemplate: { kind: 'bgp-route-map', asn: 65000, peerGroup: 'TRAEFIK', routeMap: 'RM' }, vips: [VIP] });
+    try {
+      await assert.rejects(st.a.connect(), /is a static route; the 'bgp-route-map' group template/);
+    } finally {
+      await st.stop();
+    }
+    const none = await start();
+    try {
+      await none.a.connect();
+      assert.equal(none.a.capabilities.changesGroups, false);
+      await assert.rejects(none.a.removeGroupMember(VIP, NEXTHOPS[0] as string), (e: Error) => e instanceof SwitchUnsupportedError && /no group template configured/.test(e.message));
+      assert.deepEqual(none.sw.vips.get(VIP)?.group.members(), NEXTHOPS, 'nothing changed');
+    } finally {
+      await none.stop();
+    }
+  });
+
+  for (const atomicity of ['session', 'cleanup'] as const) {
+    test(`a batch failing part-way leaves no half-built flow (${atomicity})`, async () => {
+      const b = await start({}, { atomicity, pinBatchSize: 10 });
+      try {
+        await b.a.connect();
+        const rules = Array.from({ length: 6 }, (_, i) => ({ flow: { ...F, dst: VIP, sport: 2000 + i }, nexthop: NEXTHOPS[0] as string, idleTimeoutS: 300 }));
+        (rules[2] as { idleTimeoutS: number }).idleTimeoutS = 99_999_999;
+        const out = await b.a.installPins(rules);
+        assert.deepEqual(out.map((o) => [o.ok, o.programmed]), [[true, true], [true, true], [false, undefined], [true, true], [true, true], [true, true]]);
+        assert.equal(b.sw.pins.get(pinName(rules[2]?.flow ?? F)), undefined, 'the refused flow is not configured, not even in part');
+        assert.equal(b.server.configSessions.size, 0, 'no configuration session is left pending');
+        assert.ok(b.sw.pins.all().every((e) => e.nexthop !== undefined), 'every flow has its action');
+      } finally {
+        await b.stop();
+      }
+    });
+  }
+
+  test('listPins removes flowpin\'s half-built flows (no action) and leaves other owners\' flows', async () => {
+    const b = await start();
+    try {
+      await b.a.connect();
+      await b.a.runner.run(['enable', 'configure', 'directflow', 'no shutdown', `flow ${pinName(F)}`, 'match ethertype ip', `match source ip ${F.src}`, 'exit', 'flow OTHER_OWNER', 'match ethertype ip', 'action drop', 'exit'], 'json');
+      assert.deepEqual(await b.a.listPins(), []);
+      assert.equal(b.sw.pins.get(pinName(F)), undefined);
+      assert.ok(b.sw.pins.get('OTHER_OWNER') !== undefined);
+      assert.equal(b.a.garbageCollected.halfBuilt, 1);
+    } finally {
+      await b.stop();
+    }
+  });
+
+  test('privileged shows work after enable (with its secret); a wrong secret is an error', async () => {
+    const b = await start({ privilegedShows: ['load-balance', 'directflow'], enableSecret: 'en4ble' }, { enableSecret: 'en4ble' });
+    try {
+      await b.a.connect();
+      const f = { ...F, src: '10.100.0.9', dst: VIP, sport: 5555, dport: 443 };
+      assert.deepEqual(await b.a.resolve([f]), [b.sw.ecmpNexthop(f.src, VIP, 6, f.sport, f.dport)]);
+      const [o] = await b.a.installPins([{ flow: f, nexthop: NEXTHOPS[0] as string, idleTimeoutS: 300 }]);
+      assert.equal(o?.programmed, true);
+      assert.equal((await b.a.listPins()).length, 1);
+    } finally {
+      await b.stop();
+    }
+    const wrong = await start({ enableSecret: 'en4ble' }, { enableSecret: 'nope' });
+    try {
+      await assert.rejects(wrong.a.connect(), (e: Error) => e instanceof SwitchCommandError && /Bad secret/.test(e.message));
+    } finally {
+      await wrong.stop();
+    }
+  });
+
+  test('clients on a connected subnet resolve; an ECMP route toward the client is refused by name', async () => {
+    const { sw } = testSwitch({ clientRoutes: [
+      { prefix: '10.200.0.0/16', vias: [{ interface: 'Vlan30', port: 'Ethernet40' }] },
+      { prefix: '10.201.0.0/16', vias: [{ interface: 'Ethernet45', nexthopAddr: '10.0.0.1' }, { interface: 'Ethernet46', nexthopAddr: '10.0.0.2' }] },
+    ] });
+    const b = await start({}, {}, sw);
+    try {
+      await b.a.connect();
+      const connected = Array.from({ length: 20 }, (_, i) => ({ ...F, src: `10.200.1.${i + 1}`, dst: VIP, sport: 3000 + i, dport: 443 }));
+      const ecmp = { ...F, src: '10.201.1.1', dst: VIP, sport: 4000, dport: 443 };
+      const got = await b.a.resolveDetailed([...connected, ecmp]);
+      assert.deepEqual(got.slice(0, 20).map((r) => r.nexthop), connected.map((f) => sw.ecmpNexthop(f.src, VIP, 6, f.sport, f.dport)));
+      assert.deepEqual(got[20], { nexthop: undefined, failure: 'ecmp-client-route' });
+      assert.equal(b.a.resolver.failures['ecmp-client-route'], 1);
+    } finally {
+      await b.stop();
     }
   });
 });

@@ -1,69 +1,119 @@
-// The Arista eAPI adapter: DirectFlow pins and `show load-balance destination` look-ups
-// over JSON-RPC. Resolution is batched (one runCmds with many look-ups) with caches for the
-// client -> ingress interface and VIP -> (interface -> nexthop) look-ups; pins go many per
-// runCmds. eAPI stops at the first failing command, so a batch that fails part-way is split:
-// what ran before stands, the failing item is reported, the rest is sent again.
+// The Arista eAPI adapter: DirectFlow pins and `show load-balance destination` look-ups over
+// JSON-RPC, built to real EOS output (docs/eapi.md).
+//  - connect() reads `show version`: refuses platforms without DirectFlow, takes the table size
+//    per platform unless configured, and checks that the group template matches how each VIP's
+//    route is built (static routes vs BGP).
+//  - Pins are written in batches inside a configuration session that is committed whole, or
+//    aborted on any failure (or, with atomicity 'cleanup', every half-built flow is removed),
+//    then their programming state is read back: programmed, pending, or rejected for lack of
+//    TCAM space (removed again with `no flow`, reported table-full).
+//  - listPins() reads `show directflow detail` in JSON (status, counters) and text (nexthop,
+//    flows the JSON omits) and removes flowpin's expired, rejected and half-built flows.
 
 import { canonicalIp } from '../../mirror-receiver/addr.js';
-import { parsePrefix, prefixContains, type Prefix } from '../../switch-sim/prefix.js';
-import type { AdapterCapabilities, FlowSpec, InstalledPin, PinOutcome, PinRule, SwitchAdapter } from '../contract.js';
-import { SwitchCommandError, SwitchProtocolError } from '../errors.js';
-import { DIRECTFLOW_PREAMBLE, loadBalanceCommand, parseOutputInterface, parsePins, parseRoutes, PIN_LINES, pinCommands, removeCommand } from './directflow.js';
-import { EapiTransport, type CommandResult, type EapiTransportOptions } from './transport.js';
+import type { AdapterCapabilities, FlowSpec, InstalledPin, PinOutcome, PinRule, PinTableUsage, SwitchAdapter } from '../contract.js';
+import { SwitchCommandError, SwitchUnsupportedError } from '../errors.js';
+import { flowOfPinName, pinCommands, pinName, removeByName } from './directflow.js';
+import { mergeDirectflow, notProgrammedReason, parseDirectflowJson, parseDirectflowText, type DirectflowState } from './directflow-state.js';
+import { platformOf, type Platform } from './platforms.js';
+import { EapiResolver, type Resolution } from './resolver.js';
+import { EapiRunner } from './runner.js';
+import { fillTemplate, templatesFor, type GroupCommandTemplates, type GroupTemplate } from './templates.js';
+import { parseRoutes } from './topology.js';
+import { commandText, EapiTransport, type EapiTransportOptions } from './transport.js';
 
-export interface GroupCommandTemplates {
-  /** Lines run to add a member; {vip}, {nexthop} and {len} (32 or 128) are filled in. */
-  add: string[];
-  remove: string[];
-}
-
-export const DEFAULT_GROUP_COMMANDS: GroupCommandTemplates = {
-  add: ['enable', 'configure', 'ip route {vip}/{len} {nexthop}'],
-  remove: ['enable', 'configure', 'no ip route {vip}/{len} {nexthop}'],
-};
+export type { GroupCommandTemplates, GroupTemplate } from './templates.js';
 
 export interface AristaEapiOptions extends EapiTransportOptions {
+  /** DirectFlow entries of the switch; default: the platform's size from `show version`. */
   pinTableSize?: number;
   resolveBatchSize?: number;
   pinBatchSize?: number;
+  /** How the VIP groups are changed; none: group changes are refused. */
+  groupTemplate?: GroupTemplate;
+  /** Custom group lines (same as groupTemplate {kind: 'custom'}). */
   groupCommands?: GroupCommandTemplates;
-  /** How long a VIP's vias are trusted before they are read again, ms. */
+  /** Secret for `enable`, where privileged mode has one. */
+  enableSecret?: string;
+  /** VIPs whose routes connect() checks against the group template. */
+  vips?: string[];
+  /** 'session' (default): pins in a configuration session committed whole; 'cleanup': line by line, half-built flows removed. */
+  atomicity?: 'session' | 'cleanup';
+  /** How long routes and the ARP/MAC/port-channel tables are trusted, ms. */
   viaCacheMs?: number;
   now?: () => number;
 }
 
-interface ViaCache {
-  at: number;
-  byInterface: Map<string, string>;
-  members: string[];
+export interface SwitchInfo {
+  modelName: string;
+  version: string;
+  platform: Platform;
 }
+
+let sessionCounter = 0;
 
 export class AristaEapiAdapter implements SwitchAdapter {
   readonly kind = 'arista-eapi';
   readonly capabilities: AdapterCapabilities;
   readonly transport: EapiTransport;
-  private readonly vias = new Map<string, ViaCache>();
-  private readonly ingress: { prefix: Prefix; iface: string }[] = [];
+  readonly runner: EapiRunner;
+  readonly resolver: EapiResolver;
+  /** What connect() read of the switch. */
+  info: SwitchInfo | undefined;
+  /** Flows removed because they expired, were rejected, or were left without their action. */
+  readonly garbageCollected = { expired: 0, rejected: 0, halfBuilt: 0 };
   private readonly now: () => number;
   private readonly name: string;
+  private readonly template: GroupTemplate | undefined;
+  /** When flowpin last wrote each of its flows (adapter clock), to tell pending from expired. */
+  private readonly written = new Map<string, number>();
+  private lastState: DirectflowState | undefined;
+  /** Programmed entries (every owner) when the switch last rejected a flow for lack of space. */
+  private fullAt: number | undefined;
 
   constructor(private readonly options: AristaEapiOptions) {
     this.transport = new EapiTransport(options);
     this.now = options.now ?? Date.now;
     this.name = options.switchName;
+    this.runner = new EapiRunner(this.transport, this.name, options.enableSecret);
+    this.template = options.groupTemplate ?? (options.groupCommands === undefined ? undefined : { kind: 'custom', ...options.groupCommands });
     this.capabilities = {
       resolvesNexthop: true,
       resolveBatchSize: options.resolveBatchSize ?? 200,
       pinBatchSize: options.pinBatchSize ?? 100,
       nativeIdleTimeout: true,
-      pinTableSize: options.pinTableSize ?? 1500,
-      changesGroups: true,
+      pinTableSize: options.pinTableSize ?? 0,
+      changesGroups: this.template !== undefined,
       predictsMovedFlows: false,
     };
+    this.resolver = new EapiResolver(this.runner, { batchSize: this.capabilities.resolveBatchSize, cacheMs: options.viaCacheMs ?? 30_000, now: this.now });
   }
 
   async connect(): Promise<void> {
-    await this.run(['show version'], 'json');
+    const [v] = await this.runner.run(['enable', 'show version'], 'json', 1);
+    const modelName = typeof v?.['modelName'] === 'string' ? v['modelName'] : '';
+    const version = typeof v?.['version'] === 'string' ? v['version'] : '';
+    const platform = platformOf(modelName);
+    this.info = { modelName, version, platform };
+    if (platform.directflow === false) throw new SwitchUnsupportedError(this.name, `${modelName} (${platform.family}, EOS ${version}) has no DirectFlow; use the gNMI adapter (OpenConfig policy-forwarding)`);
+    const size = this.options.pinTableSize ?? platform.tableSize;
+    if (size === undefined) {
+      throw new SwitchUnsupportedError(this.name, `the DirectFlow table size of ${modelName} (${platform.family}) is not known${platform.directflow === 'unknown' ? ', nor whether it has DirectFlow' : ''}; set pinTableSize for this switch`);
+    }
+    this.capabilities.pinTableSize = size;
+    const t = this.template;
+    if (t !== undefined) {
+      for (const vip of this.options.vips ?? []) {
+        const a = canonicalIp(vip);
+        const wanted = templatesFor(t, a.includes(':') ? 6 : 4).routeTypes;
+        if (wanted === undefined) continue;
+        const [r] = await this.runner.run([`show ${a.includes(':') ? 'ipv6' : 'ip'} route ${a}`], 'json');
+        const route = parseRoutes(r)[0];
+        if (route !== undefined && route.routeType !== undefined && !wanted.includes(route.routeType)) {
+          throw new SwitchUnsupportedError(this.name, `VIP ${a} is a ${route.routeType} route; the '${t.kind}' group template changes ${wanted.join('/')} routes only (a static route would shadow a BGP group)`);
+        }
+      }
+    }
   }
 
   async close(): Promise<void> {
@@ -72,158 +122,199 @@ export class AristaEapiAdapter implements SwitchAdapter {
   }
 
   async resolve(flows: FlowSpec[]): Promise<(string | undefined)[]> {
-    const out = new Array<string | undefined>(flows.length).fill(undefined);
-    if (flows.length === 0) return out;
-    await this.learnIngress(flows.map((f) => f.src));
-    for (const vip of new Set(flows.map((f) => f.dst))) await this.viasOf(vip);
-    const jobs: { i: number; cmd: string }[] = [];
-    flows.forEach((f, i) => {
-      const iface = this.ingressOf(f.src);
-      if (iface !== undefined) jobs.push({ i, cmd: loadBalanceCommand(f, iface) });
-    });
-    const size = this.capabilities.resolveBatchSize;
-    for (let at = 0; at < jobs.length; at += size) {
-      const chunk = jobs.slice(at, at + size);
-      const results = await this.runEach(chunk.map((j) => j.cmd), 'text');
-      for (let k = 0; k < chunk.length; k++) {
-        const r = results[k];
-        const job = chunk[k] as { i: number };
-        const iface = r instanceof Error ? undefined : parseOutputInterface(r?.['output']);
-        if (iface === undefined) continue;
-        out[job.i] = await this.nexthopOf((flows[job.i] as FlowSpec).dst, iface);
-      }
-    }
-    return out;
+    return (await this.resolver.resolve(flows)).map((r) => r.nexthop);
+  }
+
+  /** resolve() with the reason of every flow left without an answer. */
+  resolveDetailed(flows: FlowSpec[]): Promise<Resolution[]> {
+    return this.resolver.resolve(flows);
   }
 
   async installPins(pins: PinRule[]): Promise<PinOutcome[]> {
+    if (pins.length === 0) return [];
+    // Flows known expired or rejected are deleted first: re-sending an unchanged block may not program them again.
+    const stale = pins.map((p) => pinName(p.flow)).filter((n) => { const f = this.lastState?.flows.get(n); return f !== undefined && !f.state.programmed; });
+    if (stale.length > 0) await this.runner.run(['enable', 'configure', 'directflow', ...stale.map(removeByName)], 'json');
     const outcomes: PinOutcome[] = [];
     const size = this.capabilities.pinBatchSize;
     for (let at = 0; at < pins.length; at += size) outcomes.push(...(await this.installChunk(pins.slice(at, at + size))));
-    return outcomes;
+    const written = this.now();
+    for (const o of outcomes) if (o.ok) this.written.set(pinName(o.flow), written);
+    return this.readBack(outcomes);
   }
 
-  async removePins(flows: FlowSpec[]): Promise<void> {
-    const size = this.capabilities.pinBatchSize * 4;
-    for (let at = 0; at < flows.length; at += size) {
-      await this.run(['enable', 'configure', 'directflow', ...flows.slice(at, at + size).map(removeCommand)], 'json');
-    }
-  }
-
-  async listPins(): Promise<InstalledPin[]> {
-    const [r] = await this.run(['enable', 'show directflow detail'], 'json', 1);
-    return parsePins(r);
-  }
-
-  async groupMembers(vip: string): Promise<string[]> {
-    this.vias.delete(canonicalIp(vip));
-    return [...(await this.viasOf(vip)).members];
-  }
-
-  addGroupMember(vip: string, nexthop: string): Promise<void> {
-    return this.changeGroup(this.options.groupCommands?.add ?? DEFAULT_GROUP_COMMANDS.add, vip, nexthop);
-  }
-
-  removeGroupMember(vip: string, nexthop: string): Promise<void> {
-    return this.changeGroup(this.options.groupCommands?.remove ?? DEFAULT_GROUP_COMMANDS.remove, vip, nexthop);
-  }
-
-  private async changeGroup(templates: string[], vip: string, nexthop: string): Promise<void> {
-    const v = canonicalIp(vip);
-    const fill = (t: string): string => t.replaceAll('{vip}', v).replaceAll('{nexthop}', canonicalIp(nexthop)).replaceAll('{len}', v.includes(':') ? '128' : '32');
-    try {
-      await this.run(templates.map(fill), 'json');
-    } finally {
-      this.vias.delete(v);
-    }
+  /** Reads the programming state of what was written; rejected flows are removed and reported table-full. */
+  private async readBack(outcomes: PinOutcome[]): Promise<PinOutcome[]> {
+    // The JSON alone where it names every written flow (4.14/4.15); the text too where it omits some (4.35.4M).
+    const written = outcomes.filter((o) => o.ok).map((o) => pinName(o.flow));
+    const state = await this.readDirectflow(written);
+    const rejected: string[] = [];
+    const out = outcomes.map((o): PinOutcome => {
+      if (!o.ok) return o;
+      const name = pinName(o.flow);
+      const f = state.flows.get(name);
+      if (f === undefined) return { ...o, programmed: false, reason: 'unknown' };
+      if (f.state.programmed) return { ...o, programmed: true };
+      const reason = notProgrammedReason(f.state.why, 0, f.idleTimeoutS);
+      if (reason === 'table-full') rejected.push(name);
+      return { ...o, programmed: false, reason };
+    });
+    await this.removeNames(rejected, 'rejected');
+    return out;
   }
 
   private async installChunk(pins: PinRule[]): Promise<PinOutcome[]> {
     if (pins.length === 0) return [];
-    const cmds = [...DIRECTFLOW_PREAMBLE, ...pins.flatMap(pinCommands)];
-    const r = await this.transport.runCmds(cmds, 'json');
-    if (r.ok) return pins.map((p) => ({ flow: p.flow, ok: true }));
-    const pinIndex = Math.floor((r.failedIndex - DIRECTFLOW_PREAMBLE.length) / PIN_LINES);
-    if (r.failedIndex < DIRECTFLOW_PREAMBLE.length || pinIndex >= pins.length) {
-      throw new SwitchCommandError(this.name, cmds[r.failedIndex] ?? '?', r.errors.join('; '), r.code);
+    const session = this.options.atomicity !== 'cleanup';
+    const sessionName = `flowpin-${process.pid}-${++sessionCounter}`;
+    const head = ['enable', session ? `configure session ${sessionName}` : 'configure', 'directflow', 'no shutdown'];
+    const blocks = pins.map(pinCommands);
+    const cmds = [...head, ...blocks.flat(), ...(session ? ['commit'] : [])];
+    let r;
+    try {
+      r = await this.transport.runCmds(this.withEnable(cmds), 'json');
+    } catch (err) {
+      if (session) await this.abortSession(sessionName);
+      throw err;
     }
-    const failed = pins[pinIndex] as PinRule;
-    const done = pins.slice(0, pinIndex).map((p) => ({ flow: p.flow, ok: true }));
-    const rest = await this.installChunk(pins.slice(pinIndex + 1));
-    return [...done, { flow: failed.flow, ok: false, error: `'${cmds[r.failedIndex] ?? ''}': ${r.errors.join('; ')}` }, ...rest];
-  }
-
-  /** Runs commands that must all succeed; returns the results from index `from` on. */
-  private async run(cmds: string[], format: 'json' | 'text', from = 0): Promise<CommandResult[]> {
-    const r = await this.transport.runCmds(cmds, format);
-    if (!r.ok) throw new SwitchCommandError(this.name, cmds[r.failedIndex] ?? '?', r.errors.join('; '), r.code);
-    return r.results.slice(from);
-  }
-
-  /** Runs independent commands; a failing one yields its error and the rest still run. */
-  private async runEach(cmds: string[], format: 'json' | 'text'): Promise<(CommandResult | Error)[]> {
-    const out: (CommandResult | Error)[] = [];
-    let rest = cmds;
-    while (rest.length > 0) {
-      const r = await this.transport.runCmds(rest, format);
-      if (r.ok) {
-        out.push(...r.results);
+    if (r.ok) return pins.map((p) => ({ flow: p.flow, ok: true }));
+    if (session) await this.abortSession(sessionName);
+    // Which pin's block holds the failing line.
+    let line = r.failedIndex - head.length;
+    let pinIndex = -1;
+    for (let i = 0; i < blocks.length && line >= 0; i++) {
+      const n = (blocks[i] as string[]).length;
+      if (line < n) {
+        pinIndex = i;
         break;
       }
-      out.push(...r.results, new SwitchCommandError(this.name, rest[r.failedIndex] ?? '?', r.errors.join('; '), r.code));
-      rest = rest.slice(r.failedIndex + 1);
+      line -= n;
     }
+    if (pinIndex < 0) throw new SwitchCommandError(this.name, commandText(cmds[r.failedIndex]), r.errors.join('; '), r.code);
+    const failed = pins[pinIndex] as PinRule;
+    const failure: PinOutcome = { flow: failed.flow, ok: false, error: `'${commandText(cmds[r.failedIndex])}': ${r.errors.join('; ')}` };
+    if (session) {
+      // Nothing of the batch was applied: send it again without the refused pin.
+      const rest = await this.installChunk(pins.filter((_, i) => i !== pinIndex));
+      return [...rest.slice(0, pinIndex), failure, ...rest.slice(pinIndex)];
+    }
+    // Line by line: what ran before stands; the refused flow is half-built and is removed.
+    await this.removeNames([pinName(failed.flow)], 'halfBuilt');
+    const done = pins.slice(0, pinIndex).map((p) => ({ flow: p.flow, ok: true }));
+    return [...done, failure, ...(await this.installChunk(pins.slice(pinIndex + 1)))];
+  }
+
+  private withEnable(cmds: string[]): (string | { cmd: string; input: string })[] {
+    return cmds.map((c, i) => (i === 0 && c === 'enable' ? this.runner.enable : c));
+  }
+
+  private async abortSession(name: string): Promise<void> {
+    await this.runner.run(['enable', `configure session ${name}`, 'abort'], 'json');
+  }
+
+  async removePins(flows: FlowSpec[]): Promise<void> {
+    const names = flows.map(pinName);
+    const size = this.capabilities.pinBatchSize * 4;
+    for (let at = 0; at < names.length; at += size) await this.runner.run(['enable', 'configure', 'directflow', ...names.slice(at, at + size).map(removeByName)], 'json');
+    for (const n of names) this.written.delete(n);
+  }
+
+  async listPins(): Promise<InstalledPin[]> {
+    const state = await this.readDirectflow();
+    const out: InstalledPin[] = [];
+    const gc: { expired: string[]; rejected: string[]; halfBuilt: string[] } = { expired: [], rejected: [], halfBuilt: [] };
+    const now = this.now();
+    for (const f of state.flows.values()) {
+      const flow = flowOfPinName(f.name);
+      if (flow === undefined) continue;
+      if (f.nexthop === undefined) {
+        gc.halfBuilt.push(f.name);
+        continue;
+      }
+      const pin: InstalledPin = { name: f.name, flow, nexthop: f.nexthop, programmed: f.state.programmed, packets: f.packets, bytes: f.bytes };
+      if (!f.state.programmed) {
+        const at = this.written.get(f.name);
+        pin.reason = notProgrammedReason(f.state.why, at === undefined ? undefined : now - at, f.idleTimeoutS);
+        if (pin.reason === 'table-full') gc.rejected.push(f.name);
+        if (pin.reason === 'idle-timeout') gc.expired.push(f.name);
+      }
+      out.push(pin);
+    }
+    await this.removeNames(gc.rejected, 'rejected');
+    await this.removeNames(gc.expired, 'expired');
+    await this.removeNames(gc.halfBuilt, 'halfBuilt');
     return out;
   }
 
-  private ingressOf(client: string): string | undefined {
-    let best: { prefix: Prefix; iface: string } | undefined;
-    for (const e of this.ingress) if (prefixContains(e.prefix, client) && (best === undefined || e.prefix.length > best.prefix.length)) best = e;
-    return best?.iface;
+  /** Capacity and programmed entries of every owner. Where any flow waits for space the table is full, whatever the numbers say. */
+  async pinTableUsage(): Promise<PinTableUsage> {
+    const state = await this.readDirectflow();
+    const used = state.programmed ?? [...state.flows.values()].filter((f) => f.state.programmed).length;
+    // Entries the switch does not list (other features sharing the TCAM) show only as rejections:
+    // the table held no more than what was programmed when the switch last rejected a flow.
+    const capacity = Math.min(this.capabilities.pinTableSize, this.fullAt ?? Infinity);
+    return { capacity, used: state.rejected > 0 ? Math.max(used, capacity) : used };
   }
 
-  /** Looks up the ingress interface of clients not covered by a cached route. */
-  private async learnIngress(clients: string[]): Promise<void> {
-    const missing: string[] = [];
-    for (const c of new Set(clients)) if (this.ingressOf(c) === undefined && !missing.some((m) => m === c)) missing.push(c);
-    // One look-up per client not covered yet; a learned prefix covers the clients after it.
-    const size = this.capabilities.resolveBatchSize;
-    for (let at = 0; at < missing.length; at += size) {
-      const chunk = missing.slice(at, at + size).filter((c) => this.ingressOf(c) === undefined);
-      if (chunk.length === 0) continue;
-      const results = await this.runEach(chunk.map((c) => `show ip route ${c}`), 'json');
-      for (const r of results) {
-        if (r instanceof Error) continue;
-        for (const [prefix, vias] of parseRoutes(r)) {
-          const via = vias[0];
-          if (via === undefined) continue;
-          try {
-            this.ingress.push({ prefix: parsePrefix(prefix), iface: via.interface });
-          } catch (err) {
-            throw new SwitchProtocolError(this.name, `unreadable route prefix '${prefix}'`, { cause: err });
-          }
-        }
-      }
+  private async removeNames(names: string[], why: 'expired' | 'rejected' | 'halfBuilt'): Promise<void> {
+    if (names.length === 0) return;
+    await this.runner.run(['enable', 'configure', 'directflow', ...names.map(removeByName)], 'json');
+    this.garbageCollected[why] += names.length;
+    for (const n of names) {
+      this.written.delete(n);
+      this.lastState?.flows.delete(n);
     }
   }
 
-  private async viasOf(vip: string): Promise<ViaCache> {
-    const v = canonicalIp(vip);
-    const cached = this.vias.get(v);
-    if (cached && this.now() - cached.at < (this.options.viaCacheMs ?? 30_000)) return cached;
-    const [r] = await this.run([`show ip route ${v}`], 'json');
-    const routes = parseRoutes(r);
-    const vias = [...routes.values()][0] ?? [];
-    const entry: ViaCache = { at: this.now(), byInterface: new Map(vias.map((x) => [x.interface, x.nexthopAddr])), members: vias.map((x) => x.nexthopAddr) };
-    this.vias.set(v, entry);
-    return entry;
+  /**
+   * `show directflow detail` in both forms (two requests: one runCmds has one format). With
+   * `needed`, the text is read only if the JSON lacks the status of one of those flows.
+   */
+  private async readDirectflow(needed?: string[]): Promise<DirectflowState> {
+    const readText = async (): Promise<string | undefined> => {
+      const [t] = await this.runner.run(['enable', 'show directflow detail'], 'text', 1);
+      return typeof t?.['output'] === 'string' ? t['output'] : undefined;
+    };
+    let json: ReturnType<typeof parseDirectflowJson>;
+    let text: string | undefined;
+    if (needed === undefined) {
+      const [j, t] = await Promise.all([this.runner.run(['enable', 'show directflow detail'], 'json', 1), readText()]);
+      json = parseDirectflowJson(j[0]);
+      text = t;
+    } else {
+      json = parseDirectflowJson((await this.runner.run(['enable', 'show directflow detail'], 'json', 1))[0]);
+      if (needed.some((n) => !json.status.has(n))) text = await readText();
+    }
+    const state = mergeDirectflow(json, parseDirectflowText(text));
+    this.lastState = state;
+    if (state.programmed !== undefined) {
+      if (state.rejected > 0) this.fullAt = state.programmed;
+      else if (this.fullAt !== undefined && state.programmed > this.fullAt) this.fullAt = undefined;
+    }
+    return state;
   }
 
-  /** Maps an output interface to the VIP's nexthop, reading the vias again once if unknown. */
-  private async nexthopOf(vip: string, iface: string): Promise<string | undefined> {
-    const nh = (await this.viasOf(vip)).byInterface.get(iface);
-    if (nh !== undefined) return nh;
-    this.vias.delete(canonicalIp(vip));
-    return (await this.viasOf(vip)).byInterface.get(iface);
+  async groupMembers(vip: string): Promise<string[]> {
+    const e = await this.resolver.vip(vip, true);
+    return (e.route?.vias ?? []).flatMap((v) => (v.nexthopAddr === undefined ? [] : [v.nexthopAddr]));
+  }
+
+  addGroupMember(vip: string, nexthop: string): Promise<void> {
+    return this.changeGroup('add', vip, nexthop);
+  }
+
+  removeGroupMember(vip: string, nexthop: string): Promise<void> {
+    return this.changeGroup('remove', vip, nexthop);
+  }
+
+  private async changeGroup(op: 'add' | 'remove', vip: string, nexthop: string): Promise<void> {
+    const t = this.template;
+    if (t === undefined) throw new SwitchUnsupportedError(this.name, `no group template configured (eapi.groupTemplate: static-ecmp or bgp-route-map); flowpin does not guess how VIP ${vip} is built`);
+    const lines = templatesFor(t, canonicalIp(vip).includes(':') ? 6 : 4)[op];
+    try {
+      await this.runner.run(lines.map((l) => fillTemplate(l, vip, nexthop)), 'json');
+    } finally {
+      this.resolver.forgetVip(vip);
+    }
   }
 }

@@ -3,7 +3,7 @@
 // functions: no I/O, so the wire format is checked against golden text in tests.
 
 import { canonicalIp } from '../../mirror-receiver/addr.js';
-import type { FlowSpec, InstalledPin, PinRule } from '../contract.js';
+import type { FlowSpec, PinRule } from '../contract.js';
 
 export const PIN_NAME_PREFIX = 'fp-';
 
@@ -31,18 +31,23 @@ export function flowOfPinName(name: string): FlowSpec | undefined {
   return { family: src.includes(':') ? 6 : 4, src, dst, sport: Number(m[2]), dport: Number(m[4]) };
 }
 
-/** Enters DirectFlow configuration (and enables it) at the start of a pin request. */
+/** Enters DirectFlow configuration (and enables it) after `enable` and `configure [session]`. */
 export const DIRECTFLOW_PREAMBLE = ['enable', 'configure', 'directflow', 'no shutdown'];
 
-/** The configuration lines of one pin (DirectFlow mode). */
+/**
+ * The configuration lines of one pin (DirectFlow mode), the prototype's lines for IPv4
+ * (networkop/ecmp-conntrack agent.py). IPv6 matches `ethertype 34525` with `source ipv6` /
+ * `destination ipv6`, the only IPv6 form seen on a switch (grf5/arista_f5_directflow, EOS
+ * 4.15.0F); the `ethertype ipv6` keyword is not evidenced.
+ */
 export function pinCommands(p: PinRule): string[] {
   const f = p.flow;
-  const ip = f.family === 6 ? 'ipv6' : 'ip';
+  const six = f.family === 6;
   return [
     `flow ${pinName(f)}`,
-    `match ethertype ${f.family === 6 ? 'ipv6' : 'ip'}`,
-    `match source ${ip} ${f.src}`,
-    `match destination ${ip} ${f.dst}`,
+    `match ethertype ${six ? '34525' : 'ip'}`,
+    `match source ${six ? 'ipv6' : 'ip'} ${f.src}`,
+    `match destination ${six ? 'ipv6' : 'ip'} ${f.dst}`,
     'match ip protocol tcp',
     `match source port ${f.sport}`,
     `match destination port ${f.dport}`,
@@ -53,59 +58,16 @@ export function pinCommands(p: PinRule): string[] {
   ];
 }
 
-export const PIN_LINES = 11;
-
 export const removeCommand = (f: FlowSpec): string => `no flow ${pinName(f)}`;
+export const removeByName = (name: string): string => `no flow ${name}`;
 
-/** `show load-balance destination` for a flow arriving on `ingress`. */
+/**
+ * `show load-balance destination` for a flow arriving on `ingress` (prototype syntax for
+ * IPv4; the `ipv6 ... src-ipv6-address` form follows it and is not evidenced).
+ */
 export function loadBalanceCommand(f: FlowSpec, ingress: string): string {
   const v = f.family === 6 ? 'ipv6' : 'ipv4';
   return `show load-balance destination ${f.family === 6 ? 'ipv6' : 'ip'} ingress-interface ${ingress} src-${v}-address ${f.src} dst-${v}-address ${f.dst} ip-protocol 6 src-l4-port ${f.sport} dst-l4-port ${f.dport}`;
 }
 
-/** The interface in `Output Interface: Ethernet43`, or undefined ("Unable to ..."). */
-export function parseOutputInterface(output: unknown): string | undefined {
-  if (typeof output !== 'string') return undefined;
-  const m = /Output Interface:\s*(\S+)/i.exec(output);
-  return m?.[1];
-}
-
-export interface Via {
-  nexthopAddr: string;
-  interface: string;
-}
-
-/** The routes of a `show ip route A` JSON answer: prefix -> vias. */
-export function parseRoutes(result: unknown): Map<string, Via[]> {
-  const out = new Map<string, Via[]>();
-  const routes = (result as { vrfs?: { default?: { routes?: Record<string, { vias?: unknown[] }> } } } | undefined)?.vrfs?.default?.routes ?? {};
-  for (const [prefix, r] of Object.entries(routes)) {
-    const vias: Via[] = [];
-    for (const v of r.vias ?? []) {
-      const via = v as Partial<Via>;
-      if (typeof via.nexthopAddr === 'string' && typeof via.interface === 'string') vias.push({ nexthopAddr: canonicalIp(via.nexthopAddr), interface: via.interface });
-    }
-    out.set(prefix, vias);
-  }
-  return out;
-}
-
-const REASONS: Record<string, InstalledPin['reason']> = { pending: 'pending', tableFull: 'table-full', idleTimeout: 'idle-timeout', hardTimeout: 'hard-timeout', directflowShutdown: 'disabled' };
-
-/** flowpin's pins in a `show directflow detail` (or `flows`) JSON answer. */
-export function parsePins(result: unknown): InstalledPin[] {
-  const flows = (result as { flows?: unknown[] } | undefined)?.flows ?? [];
-  const out: InstalledPin[] = [];
-  for (const raw of flows) {
-    const f = raw as { name?: unknown; action?: { outputNexthops?: unknown[] }; matchPackets?: unknown; matchBytes?: unknown; status?: unknown; reason?: unknown };
-    if (typeof f.name !== 'string') continue;
-    const flow = flowOfPinName(f.name);
-    const nh = f.action?.outputNexthops?.[0];
-    if (flow === undefined || typeof nh !== 'string') continue;
-    const programmed = f.status === undefined || f.status === 'programmed';
-    const pin: InstalledPin = { name: f.name, flow, nexthop: canonicalIp(nh), programmed, packets: Number(f.matchPackets ?? 0), bytes: Number(f.matchBytes ?? 0) };
-    if (!programmed) pin.reason = REASONS[String(f.reason)] ?? 'unknown';
-    out.push(pin);
-  }
-  return out;
-}
+export { parseOutputInterface } from './topology.js';

@@ -25,6 +25,15 @@ export interface EapiTransportOptions {
 
 export type CommandResult = Record<string, unknown>;
 
+/**
+ * A command as eAPI takes it: a line, or a line with input for its prompt (`enable` with the
+ * enable secret, as pyeapi sends it: `{"cmd": "enable", "input": SECRET}`).
+ */
+export type EapiCommand = string | { cmd: string; input: string };
+
+/** The text of a command, for messages. */
+export const commandText = (c: EapiCommand | undefined): string => (c === undefined ? '?' : typeof c === 'string' ? c : c.cmd);
+
 export type RunResult =
   | { ok: true; results: CommandResult[] }
   | {
@@ -61,7 +70,7 @@ export class EapiTransport {
   }
 
   /** Runs commands in one request; eAPI command failures come back as a value, transport failures throw. */
-  async runCmds(cmds: string[], format: 'json' | 'text' = 'json'): Promise<RunResult> {
+  async runCmds(cmds: readonly EapiCommand[], format: 'json' | 'text' = 'json'): Promise<RunResult> {
     const id = this.nextId++;
     const body = JSON.stringify({ jsonrpc: '2.0', method: 'runCmds', params: { version: 1, cmds, format }, id });
     this.stats.requests++;

@@ -9,7 +9,8 @@ import { timingSafeEqual } from 'node:crypto';
 import type { SimSwitch } from '../sim-switch.js';
 import { delay, FaultInjector } from '../faults.js';
 import { CommandError } from './errors.js';
-import { CliSession } from './session.js';
+import { DEFAULT_PROFILE, type EosProfile } from './profile.js';
+import { CliSession, type ConfigSession } from './session.js';
 import type { Result } from './show.js';
 
 export interface EapiServerOptions {
@@ -20,6 +21,8 @@ export interface EapiServerOptions {
   tls?: { key: string | Buffer; cert: string | Buffer };
   /** Largest request body accepted, bytes. */
   maxBodyBytes?: number;
+  /** What the simulated EOS is and how it answers where releases differ (defaults: DEFAULT_PROFILE). */
+  eos?: Partial<EosProfile>;
 }
 
 export interface EapiStats {
@@ -40,6 +43,10 @@ function rpcError(id: Json, code: number, message: string, data?: Json): Json {
 export class EapiServer {
   readonly faults = new FaultInjector(11);
   readonly stats: EapiStats = { requests: 0, commands: 0, errors: 0, authFailures: 0 };
+  /** The simulated EOS; tests may change it between requests. */
+  readonly profile: EosProfile;
+  /** Configuration sessions pending commit (kept across requests, as EOS keeps them). */
+  readonly configSessions = new Map<string, ConfigSession>();
   private server: Server | undefined;
   private readonly expectedAuth: Buffer;
 
@@ -48,6 +55,7 @@ export class EapiServer {
     private readonly options: EapiServerOptions,
   ) {
     this.expectedAuth = Buffer.from(`Basic ${Buffer.from(`${options.username}:${options.password}`).toString('base64')}`);
+    this.profile = { ...DEFAULT_PROFILE, privilegedShows: [...DEFAULT_PROFILE.privilegedShows], ...options.eos };
   }
 
   async start(): Promise<{ url: string; port: number }> {
@@ -123,19 +131,21 @@ export class EapiServer {
     if (format !== 'json' && format !== 'text') return rpcError(id, -32602, 'invalid params: format must be "json" or "text"');
     const cmdsRaw = p['cmds'];
     if (!Array.isArray(cmdsRaw) || cmdsRaw.length === 0) return rpcError(id, -32602, 'invalid params: cmds must be a non-empty list');
-    const cmds: string[] = [];
+    const cmds: { cmd: string; input: string | undefined }[] = [];
     for (const c of cmdsRaw) {
-      const cmd: unknown = typeof c === 'object' && c !== null ? (c as Record<string, unknown>)['cmd'] : c;
-      if (typeof cmd !== 'string') return rpcError(id, -32602, 'invalid params: each command is a string or {"cmd": string}');
-      cmds.push(cmd);
+      const obj = typeof c === 'object' && c !== null ? (c as Record<string, unknown>) : undefined;
+      const cmd: unknown = obj !== undefined ? obj['cmd'] : c;
+      const input: unknown = obj?.['input'];
+      if (typeof cmd !== 'string' || (input !== undefined && typeof input !== 'string')) return rpcError(id, -32602, 'invalid params: each command is a string or {"cmd": string, "input"?: string}');
+      cmds.push({ cmd, input });
     }
-    const session = new CliSession(this.sw);
+    const session = new CliSession(this.sw, this.profile, this.configSessions);
     const results: Json[] = [];
     for (let i = 0; i < cmds.length; i++) {
-      const cmd = cmds[i] as string;
+      const { cmd, input } = cmds[i] as { cmd: string; input: string | undefined };
       this.stats.commands++;
       try {
-        results.push(session.run(cmd, format) as Json & Result);
+        results.push(session.run(cmd, format, input) as Json & Result);
       } catch (err) {
         session.finish();
         this.stats.errors++;

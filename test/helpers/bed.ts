@@ -76,7 +76,7 @@ export class Bed {
       mirror: { udp: [] },
       switches: [{
         name: 'sw1', adapter: o.adapter ?? 'arista-eapi', mirrorSources: ['127.0.0.2'], pinTableSize: o.pinCapacity ?? 1500, vips: [{ address: VIP, nexthops: NH }],
-        ...(o.adapter === 'sim' ? {} : { eapi: { url: this.sim.endpoints.eapi ?? 'http://unset', username: 'admin', password: 'flowpin', timeoutMs: 2000 } }),
+        ...(o.adapter === 'sim' ? {} : { eapi: { url: this.sim.endpoints.eapi ?? 'http://unset', username: 'admin', password: 'flowpin', timeoutMs: 2000, groupTemplate: 'static-ecmp' } }),
       }],
     }));
     const sw = this.config.switches[0];
