@@ -63,6 +63,10 @@ before(async () => {
   const { address } = await server.start();
   const { Client: Ctor } = gnmiProto();
   client = new Ctor(address, credentials.createInsecure()) as typeof client;
+  await unary('Set', { update: [
+    { path: parsePath('/network-instances/network-instance[name=default]/policy-forwarding/policies/policy[policy-id=flowpin]/config'), val: json({ 'policy-id': 'flowpin', type: 'PBR_POLICY' }) },
+    { path: parsePath('/network-instances/network-instance[name=default]/policy-forwarding/interfaces/interface[interface-id=Ethernet47]/config'), val: json({ 'interface-id': 'Ethernet47', 'apply-forwarding-policy': 'flowpin' }) },
+  ] });
 });
 after(async () => {
   client.close();
