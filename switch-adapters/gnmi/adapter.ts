@@ -4,8 +4,8 @@
 // applied. A batch refused for capacity (RESOURCE_EXHAUSTED) is split until what fits is
 // installed; the rest is reported `table-full`. Rule sequence ids are recovered from the
 // device at connect. A rule is programmed when its applied state (`state/sequence-id`) is
-// present; counters come from the SAMPLE stream (counters.ts), or from a Get when the stream
-// is not current. gNMI has no "which nexthop does this flow take" call: resolvesNexthop is
+// present; counters come from the SAMPLE stream (counters.ts) where it has sent a sample since
+// the previous listing, within two sample intervals, else from a Get of the rules' state. gNMI has no "which nexthop does this flow take" call: resolvesNexthop is
 // false and the controller pins in its safe mode. Group members are list entries under a
 // configurable path (static-route next-hops by default).
 
@@ -58,6 +58,8 @@ export class GnmiAdapter implements SwitchAdapter {
   private readonly byFlow = new Map<string, Known>();
   private readonly bySeq = new Map<number, Known>();
   private nextSeq = 1;
+  /** Stream tick at the previous listPins: only samples after it are news. */
+  private listedTick = -1;
   private readonly sampleIntervalMs: number;
   private readonly name: string;
   capabilityResponse: CapabilityResponse | undefined;
@@ -161,8 +163,9 @@ export class GnmiAdapter implements SwitchAdapter {
     const fresh = (seq: number): RuleState | undefined => {
       const s = this.counters.sample(seq);
       const k = this.bySeq.get(seq);
-      return s !== undefined && now - s.at <= maxAge && (k === undefined || s.at >= k.writtenAt) ? s : undefined;
+      return s !== undefined && s.tick > this.listedTick && now - s.at <= maxAge && (k === undefined || s.at >= k.writtenAt) ? s : undefined;
     };
+    const tick = this.counters.tick;
     // Rules the stream has no current sample of are read directly (one Get of their state).
     let state = new Map<number, RuleState>();
     if ([...rules.keys()].some((seq) => fresh(seq) === undefined)) state = await this.readState();
@@ -180,6 +183,7 @@ export class GnmiAdapter implements SwitchAdapter {
       }
       out.push(pin);
     }
+    this.listedTick = tick;
     return out;
   }
 

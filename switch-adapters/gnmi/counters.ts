@@ -13,6 +13,8 @@ import type { GnmiTransport } from './transport.js';
 export interface RuleSample extends RuleState {
   /** When the sample arrived (the adapter's clock). */
   at: number;
+  /** Number of the stream message that carried it (increasing). */
+  tick: number;
 }
 
 export interface CounterStreamOptions {
@@ -28,6 +30,8 @@ export class CounterStream {
   private stream: ClientDuplexStream<SubscribeRequest, SubscribeResponse> | undefined;
   private readonly samples = new Map<number, RuleSample>();
   private synced = false;
+  /** Messages received, over all streams: a sample with a higher tick is newer. */
+  tick = 0;
   private closed = true;
   private backoffMs = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -94,10 +98,11 @@ export class CounterStream {
       }
       if (m.update === undefined || m.update === null) return;
       const at = this.o.now();
+      const tick = ++this.tick;
       for (const r of parseRules(flatten([m.update]), this.rules).values()) {
         const prev = this.samples.get(r.seq);
         if (prev?.packets !== undefined && r.packets !== undefined && r.packets < prev.packets) this.stats.backwards++;
-        this.samples.set(r.seq, { ...prev, ...r, applied: r.applied || (prev?.applied ?? false), at });
+        this.samples.set(r.seq, { ...prev, ...r, applied: r.applied, at, tick });
         this.stats.samples++;
       }
     });
