@@ -118,7 +118,7 @@ describe('gNMI wire contract against protoc --decode_raw', { skip }, () => {
   test('CapabilityRequest extension 1; CapabilityResponse models 1, encodings 2 (packed), version 3, extension 4', () => {
     assert.deepEqual(decode('Capabilities', 'request', { extension: [{ master_arbitration: { role: { id: 'r' } } }] }), sorted(['1:len', '1.2:len', '1.2.1:len', '1.2.1.1:len']));
     const def = gnmiProto().service['Capabilities'];
-    const text = run('protoc', ['--decode_raw'], def?.responseSerialize({ supported_models: [{ name: 'm', organization: 'o', version: 'v' }], supported_encodings: ['JSON', 'JSON_IETF'], gNMI_version: '0.10.0', extension: [{ history: { snapshot_time: '1' } }] }) as Buffer);
+    const text = run('protoc', ['--decode_raw'], def?.responseSerialize({ supported_models: [{ name: 'm', organization: 'o', version: 'v' }], supported_encodings: ['JSON', 'JSON_IETF'], gNMI_version: '0.10.0', extension: [{ history: { snapshot_time: '1' } }] }));
     assert.deepEqual(signature(parseRaw(text)), sorted(['1:len', '1.1:len', '1.2:len', '1.3:len', '2:len', '3:len', '4:len', '4.3:len', '4.3.1:varint']));
     assert.match(text, /^3: "0\.10\.0"$/m);
   });

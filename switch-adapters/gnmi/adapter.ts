@@ -11,7 +11,7 @@
 
 import { status } from '@grpc/grpc-js';
 import { canonicalIp } from '../../mirror-receiver/addr.js';
-import { parsePath, type CapabilityResponse, type Encoding, type Path, type PathElem, type SetRequest, type Update } from '../../proto/gnmi.js';
+import { parsePath, type CapabilityResponse, type Encoding, type Path, type PathElem, type Update } from '../../proto/gnmi.js';
 import { flowId, type AdapterCapabilities, type FlowSpec, type InstalledPin, type PinOutcome, type PinRule, type PinTableUsage, type SwitchAdapter } from '../contract.js';
 import { SwitchCommandError, SwitchProtocolError } from '../errors.js';
 import { CounterStream } from './counters.js';
@@ -129,7 +129,7 @@ export class GnmiAdapter implements SwitchAdapter {
     try {
       await this.transport.set({ replace: planned.map(({ pin, seq }) => ruleUpdate(this.loc, seq, pin)) });
     } catch (err) {
-      if (!(err instanceof SwitchCommandError) || err.code !== status.RESOURCE_EXHAUSTED) {
+      if (!(err instanceof SwitchCommandError) || err.code !== Number(status.RESOURCE_EXHAUSTED)) {
         this.release(planned.map((p) => p.seq));
         throw err;
       }
@@ -272,7 +272,7 @@ export class GnmiAdapter implements SwitchAdapter {
       const res = await this.transport.get({ path: [path], type, encoding: ENCODING });
       return flatten(res.notification);
     } catch (err) {
-      if (err instanceof SwitchCommandError && err.code === status.NOT_FOUND) return [];
+      if (err instanceof SwitchCommandError && err.code === Number(status.NOT_FOUND)) return [];
       throw err;
     }
   }

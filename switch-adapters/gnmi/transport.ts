@@ -39,7 +39,7 @@ export class GnmiTransport {
     const { Client: Ctor } = gnmiProto();
     const channelOptions: Record<string, string | number> = { 'grpc.initial_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': 5000, 'grpc.max_receive_message_length': 64 * 1024 * 1024 };
     if (options.tlsServerName !== undefined) channelOptions['grpc.ssl_target_name_override'] = options.tlsServerName;
-    this.client = new Ctor(options.address, creds, channelOptions) as Client & Record<string, unknown>;
+    this.client = new Ctor(options.address, creds, channelOptions);
     this.timeoutMs = options.timeoutMs ?? 10_000;
   }
 
