@@ -301,9 +301,11 @@ describe('gNMI of the simulator, to the 0.10.0 specification', () => {
     await unary('Set', { update: [{ path: parsePath(`${P}/config`), val: json({ 'policy-id': 'other', type: 'PBR_POLICY' }) }, { path: parsePath(`${P}/rules/rule[sequence-id=1]`), val: rule(1, f.src, f.sport, target).val }] });
     assert.equal(deliver(), ecmp, 'a policy applied nowhere does not forward');
     await assert.rejects(unary('Set', { update: [{ path: parsePath('/network-instances/network-instance[name=default]/policy-forwarding/interfaces/interface[interface-id=Ethernet48]/config'), val: json({ 'interface-id': 'Ethernet48', 'apply-forwarding-policy': 'missing' }) }] }), code(status.INVALID_ARGUMENT));
+    await unary('Set', { update: [{ path: parsePath('/network-instances/network-instance[name=default]/policy-forwarding/interfaces/interface[interface-id=Ethernet48]/config'), val: json({ 'interface-id': 'Ethernet48', 'apply-forwarding-policy': 'other' }) }] });
+    assert.equal(deliver(), ecmp, 'applied to an interface client traffic does not enter on, it does not forward');
     await unary('Set', { update: [{ path: parsePath('/network-instances/network-instance[name=default]/policy-forwarding/interfaces/interface[interface-id=Ethernet47]/config/apply-forwarding-policy'), val: json('other') }] });
     assert.equal(deliver(), target, 'applied to the ingress interface, it forwards');
-    await unary('Set', { update: [{ path: parsePath('/network-instances/network-instance[name=default]/policy-forwarding/interfaces/interface[interface-id=Ethernet47]/config/apply-forwarding-policy'), val: json('flowpin') }], delete: [parsePath(P)] });
+    await unary('Set', { update: [{ path: parsePath('/network-instances/network-instance[name=default]/policy-forwarding/interfaces/interface[interface-id=Ethernet47]/config/apply-forwarding-policy'), val: json('flowpin') }], delete: [parsePath(P), parsePath('/network-instances/network-instance[name=default]/policy-forwarding/interfaces/interface[interface-id=Ethernet48]')] });
     assert.equal(deliver(), ecmp);
   });
 
