@@ -104,7 +104,9 @@ for (const a of ADAPTERS) {
       assert.ok((await bed.adapter.installPins(rules)).every((o) => o.ok));
       assert.ok((await bed.adapter.installPins(rules.slice(0, 5))).every((o) => o.ok), 'idempotent');
       for (const r of rules) assert.equal(bed.sw.deliver({ src: r.flow.src, dst: r.flow.dst, sport: r.flow.sport, dport: r.flow.dport, protocol: 6, flags: 0x10, bytes: 100 }).nexthop, r.nexthop);
-      const listed = await bed.adapter.listPins();
+      // Counters may arrive by a sampled stream, one interval late: read until they show the packets.
+      let listed = await bed.adapter.listPins();
+      for (const deadline = Date.now() + 3000; listed.some((p) => p.packets < 1) && Date.now() < deadline; listed = await bed.adapter.listPins()) await new Promise((r) => setTimeout(r, 20));
       assert.equal(listed.length, 30);
       const byName = new Map(listed.map((p) => [`${p.flow.src}:${p.flow.sport}`, p]));
       for (const r of rules) {

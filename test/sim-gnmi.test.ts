@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { credentials, Metadata, status, type Client, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { gnmiProto, parsePath, type GetResponse, type SetRequest, type SetResponse, type SubscribeRequest, type SubscribeResponse, type CapabilityResponse, type Update } from '../proto/gnmi.js';
 import { GnmiServer } from '../switch-sim/gnmi/server.js';
+import { flatten } from '../switch-adapters/gnmi/openconfig.js';
 import { testSwitch, VIP, NEXTHOPS } from './helpers/sim.js';
 
 const { sw, clock } = testSwitch({ pinCapacity: 3 });
@@ -97,8 +98,12 @@ describe('gNMI of the simulator', () => {
     assert.equal(sw.pins.programmed, 2);
     flows.forEach((f, i) => assert.equal(sw.deliver({ src: f.src, dst: VIP, sport: f.sport, dport: 443, protocol: 6, flags: 0x10, bytes: 100 }).nexthop, targets[i]));
     const got = await unary<object, GetResponse>('Get', { path: [rulePath(10)], encoding: 'JSON_IETF' });
-    const byLeaf = Object.fromEntries((got.notification[0]?.update ?? []).map((u) => [lastName(u), leafValue(u)]));
-    const cfg = Object.fromEntries((got.notification[0]?.update ?? []).filter((u) => !(u.path?.elem ?? []).some((e) => e.name === 'state')).map((u) => [lastName(u), leafValue(u)]));
+    // A rule is a node with children: one update, its JSON subtree (gNMI 2.3.1).
+    assert.equal(got.notification[0]?.update?.length, 1);
+    const flat = flatten(got.notification);
+    const last2 = (l: { elems: { name: string }[] }): string => l.elems.map((e) => e.name).slice(-2).join('/');
+    const byLeaf = Object.fromEntries(flat.map((l) => [last2(l), l.value]));
+    const cfg = Object.fromEntries(flat.filter((l) => !l.elems.some((e) => e.name === 'state')).map((l) => [last2(l), l.value]));
     assert.deepEqual(cfg, { 'rule/sequence-id': 10, 'config/sequence-id': 10, 'config/source-address': '10.100.0.1/32', 'config/destination-address': `${VIP}/32`, 'config/protocol': 6, 'config/source-port': 30000, 'config/destination-port': 443, 'config/next-hop': targets[0] });
     // Applied state mirrors the configuration; counter64 is a JSON string in JSON_IETF (RFC 7951 6.1).
     assert.equal(byLeaf['state/sequence-id'], 10);
@@ -182,7 +187,7 @@ describe('gNMI of the simulator', () => {
 const POLICIES = '/network-instances/network-instance[name=default]/policy-forwarding/policies';
 const STATIC = `/network-instances/network-instance[name=default]/protocols/protocol[identifier=STATIC][name=STATIC]/static-routes/static[prefix=${VIP}/32]`;
 const code = (c: status) => (e: ServiceError) => e.code === c;
-const leavesOf = (r: GetResponse): Map<string, unknown> => new Map((r.notification[0]?.update ?? []).map((u) => [(u.path?.elem ?? []).map((e) => e.name + Object.entries(e.key ?? {}).map(([k, v]) => `[${k}=${v}]`).join('')).join('/'), leafValue(u)]));
+const leavesOf = (r: GetResponse): Map<string, unknown> => new Map(flatten(r.notification.slice(0, 1)).map((l) => [l.elems.map((e) => e.name + Object.entries(e.key ?? {}).map(([k, v]) => `[${k}=${v}]`).join('')).join('/'), l.value]));
 
 describe('gNMI of the simulator, to the 0.10.0 specification', () => {
   test('Get errors follow the behaviour table: NOT_FOUND, UNIMPLEMENTED, INVALID_ARGUMENT', async () => {

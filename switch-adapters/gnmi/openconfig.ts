@@ -93,12 +93,30 @@ export interface FlatLeaf {
   value: unknown;
 }
 
-/** Flattens notifications (prefix joined, JSON subtrees expanded to leaves) into leaves. */
-export function flatten(notifications: readonly Notification[]): FlatLeaf[] {
+/** Keys of the OpenConfig lists flowpin reads, to name list entries found in JSON arrays (RFC 7951 5.4). */
+export const LIST_KEYS: Readonly<Record<string, readonly string[]>> = {
+  'network-instance': ['name'], policy: ['policy-id'], rule: ['sequence-id'], interface: ['interface-id'], protocol: ['identifier', 'name'],
+  static: ['prefix'], 'next-hop': ['index'], component: ['name'], resource: ['name'], neighbor: ['neighbor-address'],
+};
+
+const bare = (k: string): string => (k.includes(':') ? k.slice(k.indexOf(':') + 1) : k);
+
+/** Flattens notifications (prefix joined, JSON subtrees and list arrays expanded) into leaves. */
+export function flatten(notifications: readonly Notification[], listKeys: Readonly<Record<string, readonly string[]>> = LIST_KEYS): FlatLeaf[] {
   const out: FlatLeaf[] = [];
   const walk = (elems: PathElem[], v: unknown): void => {
     if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
-      for (const [k, sub] of Object.entries(v)) walk([...elems, { name: k.includes(':') ? k.slice(k.indexOf(':') + 1) : k }], sub);
+      for (const [k, sub] of Object.entries(v)) {
+        const name = bare(k);
+        if (Array.isArray(sub) && listKeys[name] !== undefined) {
+          for (const entry of sub) {
+            if (typeof entry !== 'object' || entry === null) continue;
+            const o = Object.fromEntries(Object.entries(entry as Record<string, unknown>).map(([ek, ev]) => [bare(ek), ev]));
+            const key = Object.fromEntries((listKeys[name] ?? []).map((kn) => [kn, typeof o[kn] === 'string' ? bare(o[kn]) : String(o[kn])]));
+            walk([...elems, { name, key }], o);
+          }
+        } else walk([...elems, { name }], sub);
+      }
     } else out.push({ elems, value: v });
   };
   for (const n of notifications) {

@@ -10,7 +10,7 @@ import { canonicalIp } from '../../mirror-receiver/addr.js';
 import { joinPath, pathToString, type DataType, type Path, type PathElem, type SetRequest, type TypedValue, type Update, type UpdateResult } from '../../proto/gnmi.js';
 import type { PinEntry, PinSpec } from '../pin-table.js';
 import type { SimSwitch } from '../sim-switch.js';
-import { checkValue, GnmiError, protocolNumber, resolve, unqualified, type Scalar, type SchemaNode } from './schema.js';
+import { checkValue, GnmiError, nodeByNames, protocolNumber, resolve, unqualified, type Scalar, type SchemaNode } from './schema.js';
 
 export { GnmiError, type Scalar } from './schema.js';
 
@@ -128,14 +128,14 @@ export class OpenConfigModel {
       const entry = l.elems.at(-3);
       if (l.elems.at(-2)?.name !== 'config' || entry?.key?.[l.node.name] === undefined) continue;
       const elems = [...l.elems.slice(0, -2), { name: l.node.name }];
-      push({ elems, value: l.value, node: resolve(elems, '').nodes.at(-1) as SchemaNode });
+      push({ elems, value: l.value, node: nodeByNames(elems.map((e) => e.name)) as SchemaNode });
     }
     // Applied state: config mirrored under state once in effect.
     for (const l of cfg) {
       const i = l.elems.map((e) => e.name).lastIndexOf('config');
       if (i < 0 || !this.applied(l.elems)) continue;
       const elems = [...l.elems.slice(0, i), { name: 'state' }, ...l.elems.slice(i + 1)];
-      push({ elems, value: l.value, node: resolve(elems, '').nodes.at(-1) as SchemaNode });
+      push({ elems, value: l.value, node: nodeByNames(elems.map((e) => e.name)) as SchemaNode });
     }
     for (const r of this.rules(this.store)) {
       const e = this.sw.pins.get(ruleName(r.policy, r.seq));
@@ -143,7 +143,7 @@ export class OpenConfigModel {
       const base = [...this.ruleElems(r.policy, r.seq), { name: 'state' }];
       for (const [name, value] of [['matched-pkts', e.packets], ['matched-octets', e.bytes]] as const) {
         const elems = [...base, { name }];
-        push({ elems, value, node: resolve(elems, '').nodes.at(-1) as SchemaNode });
+        push({ elems, value, node: nodeByNames(elems.map((e) => e.name)) as SchemaNode });
       }
     }
     // The pin table's utilization (openconfig-platform resource utilization).
@@ -159,7 +159,7 @@ export class OpenConfigModel {
       [[...res, { name: 'state' }, { name: 'free' }], t.free],
       [[...res, { name: 'state' }, { name: 'max-limit' }], t.capacity],
     ] as [PathElem[], Scalar][]) {
-      const node = resolve(elems, '').nodes.at(-1) as SchemaNode;
+      const node = nodeByNames(elems.map((e) => e.name)) as SchemaNode;
       // The component's own config/name is config: served as state only.
       push({ elems, value, node });
     }
@@ -215,8 +215,10 @@ export class OpenConfigModel {
     for (const p of staticPrefixes) if (!vipPrefixes.has(p)) this.removeUnder(store, [...base, { name: 'static', key: { prefix: p } }]);
   }
 
+  /** Removes every leaf at or under `elems` (every key of every list named). */
   private removeUnder(store: Store, elems: PathElem[]): void {
-    for (const [k, l] of store) if (under(l.elems, elems)) store.delete(k);
+    const at = keyOf(elems);
+    for (const k of store.keys()) if (k === at || k.startsWith(`${at}/`) || k.startsWith(`${at}[`)) store.delete(k);
   }
 
   /** Stores a config leaf, with the config key leaves of every list entry on its path. */

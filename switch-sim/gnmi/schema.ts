@@ -250,3 +250,15 @@ export function resolve(elems: readonly PathElem[], where: string): Resolved {
   }
   return { nodes, elems: out, wildcard };
 }
+
+const byNames = new Map<string, SchemaNode | undefined>();
+
+/** The schema node at a path of element names (cached; no key checks). */
+export function nodeByNames(names: readonly string[]): SchemaNode | undefined {
+  const k = names.join('/');
+  if (byNames.has(k)) return byNames.get(k);
+  let node: SchemaNode | undefined = ROOT;
+  for (const n of names) node = node?.children.get(n);
+  byNames.set(k, node);
+  return node;
+}

@@ -1,7 +1,8 @@
 // The simulator's gNMI target over @grpc/grpc-js, to the gNMI 0.10.0 specification
 // (openconfig/reference rpc/gnmi/gnmi-specification.md): Capabilities; Get with data types
 // and encodings, NOT_FOUND / UNIMPLEMENTED / INVALID_ARGUMENT as its behaviour table says;
-// Set as one transaction (union_replace included); Subscribe ONCE, POLL and STREAM (SAMPLE
+// Get answers a node with children as one JSON subtree per node (2.3.1); Subscribe sends
+// leaves. Set as one transaction (union_replace included); Subscribe ONCE, POLL and STREAM (SAMPLE
 // with suppress_redundant and heartbeat_interval, ON_CHANGE with heartbeat). prefix.target
 // is reflected in responses (2.2.2.1); extensions the target does not support are refused,
 // never ignored. Optional username/password metadata, TLS, injected faults, and a device
@@ -12,7 +13,7 @@ import { GNMI_VERSION, gnmiProto, joinPath, pathToString, type CapabilityRequest
 import { delay, FaultInjector } from '../faults.js';
 import type { SimSwitch } from '../sim-switch.js';
 import { checkOrigin, GnmiError, OpenConfigModel, under, type Leaf } from './model.js';
-import { resolve } from './schema.js';
+import { nodeByNames, resolve } from './schema.js';
 
 export interface GnmiServerOptions {
   host: string;
@@ -66,6 +67,74 @@ export function encodeValue(l: Leaf, enc: Encoding): TypedValue {
     if (t === 'ip-protocol' && typeof v === 'string') json = `openconfig-packet-match-types:${v}`;
   }
   return enc === 'JSON' ? { json_val: Buffer.from(JSON.stringify(json)) } : { json_ietf_val: Buffer.from(JSON.stringify(json)) };
+}
+
+/** The JSON value of a leaf in the encoding (bare, RFC 7951 conventions for JSON_IETF). */
+function jsonOf(l: Leaf, enc: Encoding): unknown {
+  const v = encodeValue(l, enc);
+  return JSON.parse(Buffer.from(v.json_ietf_val ?? v.json_val ?? '').toString('utf8')) as unknown;
+}
+
+/**
+ * Leaves under one data node as its JSON subtree (gNMI 2.3.1: a node with children is sent as
+ * one serialised JSON entity), lists as arrays of entries with their keys (RFC 7951 5.4),
+ * member names module-qualified where the module changes (JSON_IETF, RFC 7951 4).
+ */
+function subtree(leaves: Leaf[], depth: number, enc: Encoding, parentModule: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const groups = new Map<string, Leaf[]>();
+  for (const l of leaves) {
+    const name = l.elems[depth]?.name ?? '';
+    const g = groups.get(name);
+    if (g) g.push(l);
+    else groups.set(name, [l]);
+  }
+  for (const [name, group] of groups) {
+    const node = nodeByNames((group[0] as Leaf).elems.slice(0, depth + 1).map((e) => e.name));
+    if (node === undefined) continue;
+    const member = enc === 'JSON_IETF' && node.module !== parentModule ? `${node.module}:${name}` : name;
+    if (node.kind === 'leaf') {
+      out[member] = jsonOf(group[0] as Leaf, enc);
+    } else if (node.kind === 'list') {
+      const entries = new Map<string, Leaf[]>();
+      for (const l of group) {
+        const k = JSON.stringify(l.elems[depth]?.key ?? {});
+        const e = entries.get(k);
+        if (e) e.push(l);
+        else entries.set(k, [l]);
+      }
+      out[member] = [...entries].map(([k, ls]) => {
+        const entry = subtree(ls.filter((l) => l.elems.length > depth + 1), depth + 1, enc, node.module);
+        for (const [kn, kv] of Object.entries(JSON.parse(k) as Record<string, string>)) {
+          if (entry[kn] === undefined) entry[kn] = node.keys.find((x) => x.name === kn)?.type.t === 'uint' ? Number(kv) : kv;
+        }
+        return entry;
+      });
+    } else {
+      out[member] = subtree(group, depth + 1, enc, node.module);
+    }
+  }
+  return out;
+}
+
+/** Updates for the leaves matching one query: leaves as they are; JSON encodings one subtree per matched node. */
+function updatesFor(matching: Leaf[], q: PathElem[], enc: Encoding, strip: number): Update[] {
+  const node = nodeByNames(q.map((e) => e.name));
+  if (enc === 'PROTO' || node === undefined || node.kind === 'leaf') return matching.map((l) => ({ path: { elem: l.elems.slice(strip) }, val: encodeValue(l, enc) }));
+  // One update per concrete node the query names (wildcard keys filled in from the data).
+  const byNode = new Map<string, Leaf[]>();
+  for (const l of matching) {
+    const k = leafKey(l.elems.slice(0, q.length));
+    const g = byNode.get(k);
+    if (g) g.push(l);
+    else byNode.set(k, [l]);
+  }
+  return [...byNode.values()].map((ls) => {
+    const at = (ls[0] as Leaf).elems.slice(0, q.length);
+    const value = subtree(ls, q.length, enc, node.module);
+    const buf = Buffer.from(JSON.stringify(value));
+    return { path: { elem: at.slice(strip) }, val: enc === 'JSON' ? { json_val: buf } : { json_ietf_val: buf } };
+  });
 }
 
 /** Refuses every extension: this target implements none (gnmi-extensions.md: an extension may fail the RPC). */
@@ -218,8 +287,7 @@ export class GnmiServer {
     const notification: Notification[] = queries.map((q) => {
       const matching = all.filter((l) => under(l.elems, q));
       if (matching.length === 0) throw new GnmiError('NOT_FOUND', `${pathToString({ elem: q })}: no data`);
-      const update: Update[] = matching.map((l) => ({ path: { elem: l.elems.slice(strip) }, val: encodeValue(l, enc) }));
-      return { timestamp: nowNs(), ...(prefix ? { prefix } : {}), update };
+      return { timestamp: nowNs(), ...(prefix ? { prefix } : {}), update: updatesFor(matching, q, enc, strip) };
     });
     return { notification };
   }
