@@ -8,6 +8,7 @@ import { canonicalIp } from '../mirror-receiver/addr.js';
 import { ConfigError, deepFreeze, Reader } from './validate.js';
 import type { PinMode } from './pin-policy.js';
 import type { GroupCommandTemplates, GroupTemplate } from '../switch-adapters/arista-eapi/adapter.js';
+import type { GroupPaths } from '../switch-adapters/gnmi/openconfig.js';
 
 export interface VipConfig {
   address: string;
@@ -32,9 +33,28 @@ export interface EapiConfig {
   atomicity: 'session' | 'cleanup';
 }
 
+export interface GnmiConfig {
+  /** host:port of the gNMI target. */
+  address: string;
+  username: string | undefined;
+  password: string | undefined;
+  timeoutMs: number;
+  caFile: string | undefined;
+  insecure: boolean;
+  tlsServerName: string | undefined;
+  networkInstance: string;
+  policyId: string;
+  ingressInterfaces: string[];
+  pinBatchSize: number;
+  sampleIntervalMs: number;
+  requiredModels: string[] | undefined;
+  pinTable: { component: string; resource: string } | undefined;
+  group: GroupPaths | undefined;
+}
+
 export interface SwitchConfig {
   name: string;
-  adapter: 'arista-eapi' | 'sim';
+  adapter: 'arista-eapi' | 'gnmi' | 'sim';
   /** Outer source addresses of this switch's mirror frames. */
   mirrorSources: string[];
   /** GRE key or ERSPAN session id that identify this switch's frames (instead of the address). */
@@ -44,6 +64,7 @@ export interface SwitchConfig {
   /** Whether pinTableSize was set (otherwise the eAPI adapter takes the platform's size). */
   pinTableSizeSet: boolean;
   eapi: EapiConfig | undefined;
+  gnmi: GnmiConfig | undefined;
   vips: VipConfig[];
 }
 
@@ -92,7 +113,8 @@ const ipList = (r: Reader, key: string, def: unknown[] | undefined): string[] =>
   });
 
 function readSwitch(r: Reader): SwitchConfig {
-  const adapter = r.oneOf('adapter', ['arista-eapi', 'sim'] as const, 'arista-eapi');
+  const adapter = r.oneOf('adapter', ['arista-eapi', 'gnmi', 'sim'] as const, 'arista-eapi');
+  const gnmi = adapter === 'gnmi' ? readGnmi(r) : undefined;
   let eapi: EapiConfig | undefined;
   if (adapter === 'arista-eapi') {
     const e = r.object('eapi');
@@ -143,7 +165,7 @@ function readSwitch(r: Reader): SwitchConfig {
     return out;
   });
   if (vips.length === 0) r.fail('vips', 'needs at least one VIP');
-  const defaultSource = eapi ? new URL(eapi.url).hostname.replace(/^\[|\]$/g, '') : undefined;
+  const defaultSource = eapi ? new URL(eapi.url).hostname.replace(/^\[|\]$/g, '') : gnmi ? gnmi.address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '') : undefined;
   const cfg: SwitchConfig = {
     name: r.checked('name', undefined, (v) => (/^[A-Za-z0-9_.-]+$/.test(v) ? undefined : `may hold letters, digits, '.', '_' and '-' only, got '${v}'`)),
     adapter,
@@ -153,10 +175,65 @@ function readSwitch(r: Reader): SwitchConfig {
     pinTableSizeSet: r.has('pinTableSize'),
     pinTableSize: r.number('pinTableSize', 1500, { min: 1, integer: true }),
     eapi,
+    gnmi,
     vips,
   };
   r.done();
   if (cfg.mirrorSources.length === 0 && cfg.greKey === undefined && cfg.sessionId === undefined) r.fail('mirrorSources', 'needed: the address the switch mirrors from (or a greKey / sessionId)');
+  return cfg;
+}
+
+/** The `gnmi` section of a switch (adapter: gnmi). */
+function readGnmi(r: Reader): GnmiConfig {
+  const g = r.object('gnmi');
+  const address = g.checked('address', undefined, (v) => (/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(v) && Number(v.slice(v.lastIndexOf(':') + 1)) <= 65535 ? undefined : `must be host:port (IPv6 in brackets), got '${v}'`));
+  const strings = (k: string, def: unknown[] | undefined): string[] =>
+    g.list(k, def, (v, at) => {
+      if (typeof v !== 'string' || v === '') throw new ConfigError(r.file, at, 'must be a non-empty string');
+      return v;
+    });
+  const caFile = g.optionalString('caFile');
+  const insecure = g.boolean('insecure', false);
+  if (caFile === undefined && !insecure) g.fail('caFile', 'needed for TLS (or set insecure: true for plaintext gRPC)');
+  if (caFile !== undefined && insecure) g.fail('insecure', 'cannot be true together with caFile');
+  const username = g.optionalString('username');
+  const password = g.has('password') ? secret(g, 'password') : (g.optionalString('password'), undefined);
+  let pinTable: GnmiConfig['pinTable'];
+  if (g.has('pinTable')) {
+    const p = g.object('pinTable');
+    pinTable = { component: p.string('component'), resource: p.string('resource') };
+    p.done();
+  }
+  let group: GroupPaths | undefined;
+  if (g.has('group')) {
+    const p = g.object('group');
+    group = {
+      list: p.checked('list', undefined, (v) => (v.startsWith('/') && v.includes('{vip}') ? undefined : `must be an absolute path with {vip}, got '${v}'`)),
+      key: p.string('key'),
+      addressLeaf: p.string('addressLeaf'),
+      programmedLeaf: p.string('programmedLeaf'),
+    };
+    p.done();
+  }
+  const cfg: GnmiConfig = {
+    address,
+    username,
+    password,
+    timeoutMs: g.number('timeoutMs', 10_000, { min: 1, integer: true }),
+    caFile,
+    insecure,
+    tlsServerName: g.optionalString('tlsServerName'),
+    networkInstance: g.string('networkInstance', 'default'),
+    policyId: g.string('policyId', 'flowpin'),
+    ingressInterfaces: strings('ingressInterfaces', undefined),
+    pinBatchSize: g.number('pinBatchSize', 200, { min: 1, max: 5000, integer: true }),
+    sampleIntervalMs: g.number('sampleIntervalMs', 10_000, { min: 10, integer: true }),
+    requiredModels: g.has('requiredModels') ? strings('requiredModels', undefined) : undefined,
+    pinTable,
+    group,
+  };
+  if (cfg.ingressInterfaces.length === 0) g.fail('ingressInterfaces', 'needs at least one interface to apply the policy to');
+  g.done();
   return cfg;
 }
 

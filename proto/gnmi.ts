@@ -1,6 +1,6 @@
-// Loads proto/gnmi.proto for @grpc/grpc-js and gives TypeScript shapes to the messages, as
-// proto-loader decodes them (keepCase field names, 64-bit integers as strings, enums as
-// names, the set oneof member named in a virtual field).
+// Loads proto/gnmi.proto (gNMI 0.10.0, with gnmi_ext.proto) for @grpc/grpc-js and gives
+// TypeScript shapes to the messages, as proto-loader decodes them (keepCase field names,
+// 64-bit integers as strings, enums as names, the set oneof member named in a virtual field).
 
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,13 +13,26 @@ export interface PathElem {
 }
 
 export interface Path {
+  /** Deprecated string path (field 1); a target refuses it. */
+  element?: string[];
   origin?: string;
   elem?: PathElem[];
   target?: string;
 }
 
+/** The gNMI release proto/ implements, as Capabilities announces it. */
+export const GNMI_VERSION = '0.10.0';
+
+/** gnmi_ext.Extension; `ext` names the member set, absent for an extension of a later release. */
+export interface Extension {
+  ext?: 'registered_ext' | 'master_arbitration' | 'history';
+  registered_ext?: { id?: string; msg?: Buffer };
+  master_arbitration?: { role?: { id?: string }; election_id?: { high?: string | number; low?: string | number } };
+  history?: Record<string, unknown>;
+}
+
 export interface TypedValue {
-  value?: 'string_val' | 'int_val' | 'uint_val' | 'bool_val' | 'bytes_val' | 'json_val' | 'json_ietf_val' | 'ascii_val' | 'float_val' | 'decimal_val' | 'leaflist_val' | 'any_val' | 'proto_bytes';
+  value?: 'string_val' | 'int_val' | 'uint_val' | 'bool_val' | 'bytes_val' | 'json_val' | 'json_ietf_val' | 'ascii_val' | 'float_val' | 'double_val' | 'decimal_val' | 'leaflist_val' | 'any_val' | 'proto_bytes';
   string_val?: string;
   int_val?: string | number;
   uint_val?: string | number;
@@ -29,6 +42,9 @@ export interface TypedValue {
   json_ietf_val?: Buffer;
   ascii_val?: string;
   float_val?: number;
+  double_val?: number;
+  decimal_val?: { digits?: string | number; precision?: number };
+  leaflist_val?: { element?: TypedValue[] };
 }
 
 export interface Update {
@@ -40,7 +56,6 @@ export interface Update {
 export interface Notification {
   timestamp?: string | number;
   prefix?: Path;
-  alias?: string;
   update?: Update[];
   delete?: Path[];
   atomic?: boolean;
@@ -48,21 +63,37 @@ export interface Notification {
 
 export type Encoding = 'JSON' | 'BYTES' | 'PROTO' | 'ASCII' | 'JSON_IETF';
 
+export interface ModelData {
+  name: string;
+  organization: string;
+  version: string;
+}
+
+export interface CapabilityRequest {
+  extension?: Extension[];
+}
+
 export interface CapabilityResponse {
-  supported_models: { name: string; organization: string; version: string }[];
+  supported_models: ModelData[];
   supported_encodings: Encoding[];
   gNMI_version: string;
+  extension?: Extension[];
 }
+
+export type DataType = 'ALL' | 'CONFIG' | 'STATE' | 'OPERATIONAL';
 
 export interface GetRequest {
   prefix?: Path;
   path?: Path[];
-  type?: 'ALL' | 'CONFIG' | 'STATE' | 'OPERATIONAL';
+  type?: DataType;
   encoding?: Encoding;
+  use_models?: ModelData[];
+  extension?: Extension[];
 }
 
 export interface GetResponse {
   notification: Notification[];
+  extension?: Extension[];
 }
 
 export interface SetRequest {
@@ -70,17 +101,22 @@ export interface SetRequest {
   delete?: Path[];
   replace?: Update[];
   update?: Update[];
+  union_replace?: Update[];
+  extension?: Extension[];
 }
+
+export type Operation = 'INVALID' | 'DELETE' | 'REPLACE' | 'UPDATE' | 'UNION_REPLACE';
 
 export interface UpdateResult {
   path?: Path;
-  op: 'INVALID' | 'DELETE' | 'REPLACE' | 'UPDATE';
+  op: Operation;
 }
 
 export interface SetResponse {
   prefix?: Path;
   response: UpdateResult[];
   timestamp: string | number;
+  extension?: Extension[];
 }
 
 export type SubscriptionMode = 'TARGET_DEFINED' | 'ON_CHANGE' | 'SAMPLE';
@@ -100,22 +136,28 @@ export interface SubscriptionList {
   mode?: 'STREAM' | 'ONCE' | 'POLL';
   encoding?: Encoding;
   updates_only?: boolean;
+  use_models?: ModelData[];
+  allow_aggregation?: boolean;
 }
 
 export interface SubscribeRequest {
-  request?: 'subscribe' | 'poll' | 'aliases';
+  request?: 'subscribe' | 'poll';
   subscribe?: SubscriptionList;
   poll?: Record<string, never>;
+  extension?: Extension[];
 }
 
 export interface SubscribeResponse {
+  response?: 'update' | 'sync_response' | 'error';
   update?: Notification;
   sync_response?: boolean;
+  extension?: Extension[];
 }
 
-const protoPath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../proto/gnmi.proto');
+const protoDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../proto');
+const protoPath = path.join(protoDir, 'gnmi.proto');
 
-export const PROTO_LOADER_OPTIONS = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true } as const;
+export const PROTO_LOADER_OPTIONS = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true, includeDirs: [protoDir] };
 
 let cached: { service: ServiceDefinition; Client: ServiceClientConstructor } | undefined;
 

@@ -5,6 +5,7 @@ import type { SwitchConfig } from '../controller/config.js';
 import type { SimSwitch } from '../switch-sim/sim-switch.js';
 import { AristaEapiAdapter } from './arista-eapi/adapter.js';
 import type { SwitchAdapter } from './contract.js';
+import { GnmiAdapter } from './gnmi/adapter.js';
 import { SimAdapter } from './sim/adapter.js';
 
 export function createAdapter(cfg: SwitchConfig, sims: ReadonlyMap<string, SimSwitch> = new Map()): SwitchAdapter {
@@ -12,6 +13,29 @@ export function createAdapter(cfg: SwitchConfig, sims: ReadonlyMap<string, SimSw
     const sw = sims.get(cfg.name);
     if (sw === undefined) throw new Error(`switch ${cfg.name}: adapter 'sim' needs the built-in simulator (flowpin start)`);
     return new SimAdapter(sw);
+  }
+  if (cfg.adapter === 'gnmi') {
+    const g = cfg.gnmi;
+    if (g === undefined) throw new Error(`switch ${cfg.name}: adapter 'gnmi' needs a gnmi section`);
+    return new GnmiAdapter({
+      switchName: cfg.name,
+      address: g.address,
+      timeoutMs: g.timeoutMs,
+      insecure: g.insecure,
+      networkInstance: g.networkInstance,
+      policyId: g.policyId,
+      ingressInterfaces: g.ingressInterfaces,
+      pinBatchSize: g.pinBatchSize,
+      pinTableSize: cfg.pinTableSize,
+      sampleIntervalMs: g.sampleIntervalMs,
+      ...(g.username === undefined ? {} : { username: g.username }),
+      ...(g.password === undefined ? {} : { password: g.password }),
+      ...(g.caFile === undefined ? {} : { caFile: g.caFile }),
+      ...(g.tlsServerName === undefined ? {} : { tlsServerName: g.tlsServerName }),
+      ...(g.requiredModels === undefined ? {} : { requiredModels: g.requiredModels }),
+      ...(g.pinTable === undefined ? {} : { pinTable: g.pinTable }),
+      ...(g.group === undefined ? {} : { group: g.group }),
+    });
   }
   const e = cfg.eapi;
   if (e === undefined) throw new Error(`switch ${cfg.name}: adapter 'arista-eapi' needs an eapi section`);

@@ -1,5 +1,6 @@
 // One conformance suite for every switch adapter, run against the built-in simulator
-// in-process and through its eAPI. Each case an adapter cannot run names its reason.
+// in-process, through its eAPI and through its gNMI target. Each case an adapter cannot run
+// names its reason.
 
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -7,6 +8,8 @@ import type { FlowSpec, SwitchAdapter } from '../switch-adapters/contract.js';
 import { SimAdapter } from '../switch-adapters/sim/adapter.js';
 import { AristaEapiAdapter } from '../switch-adapters/arista-eapi/adapter.js';
 import { EapiServer } from '../switch-sim/eapi/server.js';
+import { GnmiAdapter } from '../switch-adapters/gnmi/adapter.js';
+import { GnmiServer } from '../switch-sim/gnmi/server.js';
 import type { SimSwitch } from '../switch-sim/sim-switch.js';
 import type { VirtualClock } from '../switch-sim/clock.js';
 import { testSwitch, VIP, NEXTHOPS } from './helpers/sim.js';
@@ -53,6 +56,25 @@ const ADAPTERS: AdapterUnderTest[] = [
     },
     skip: { movedByAdd: 'eAPI does not expose the resilient ECMP bucket table; the controller pins every live flow of the group before an add' },
   },
+  {
+    name: 'gnmi (against the simulator gNMI target)',
+    async make(capacity) {
+      const { sw, clock } = testSwitch({ pinCapacity: capacity });
+      sw.addVip(VIP6, NEXTHOPS);
+      const server = new GnmiServer(sw, { host: '127.0.0.1', port: 0, username: 'admin', password: 'pw' });
+      const { address } = await server.start();
+      const adapter = new GnmiAdapter({ switchName: 'sim1', address, insecure: true, username: 'admin', password: 'pw', ingressInterfaces: ['Ethernet47'], pinBatchSize: 20, sampleIntervalMs: 50, pinTable: { component: 'Chip0', resource: 'policy-forwarding-rules' }, timeoutMs: 5000 });
+      return { adapter, sw, clock, teardown: async () => {
+        await adapter.close();
+        await server.stop();
+      } };
+    },
+    skip: {
+      resolve: 'gNMI has no call that tells which path a flow takes (resolvesNexthop: false); the controller pins in its safe mode',
+      idleTimeout: 'OpenConfig policy-forwarding rules have no idle timeout (nativeIdleTimeout: false); the controller ages pins from matched-pkts',
+      movedByAdd: 'gNMI does not expose the ECMP bucket table',
+    },
+  },
 ];
 
 for (const a of ADAPTERS) {
@@ -64,7 +86,7 @@ for (const a of ADAPTERS) {
     });
     after(async () => bed.teardown());
 
-    test('resolve gives the nexthop ECMP picks, IPv4 and IPv6, in batches', async () => {
+    test('resolve gives the nexthop ECMP picks, IPv4 and IPv6, in batches', { skip: a.skip['resolve'] ?? false }, async () => {
       const flows = [...Array.from({ length: 120 }, (_, i) => flow(i)), ...Array.from({ length: 10 }, (_, i) => ({ ...flow(i, true), dst: VIP6 }))];
       const got = await bed.adapter.resolve(flows);
       assert.deepEqual(got, flows.map((f) => bed.sw.ecmpNexthop(f.src, f.dst, 6, f.sport, f.dport)));
@@ -77,12 +99,14 @@ for (const a of ADAPTERS) {
 
     test('installed pins override ECMP, are listed with counters, and installing again is harmless', async () => {
       const flows = Array.from({ length: 30 }, (_, i) => flow(500 + i));
-      const ecmp = await bed.adapter.resolve(flows);
+      const ecmp = flows.map((f) => bed.sw.ecmpNexthop(f.src, f.dst, 6, f.sport, f.dport));
       const rules = flows.map((f, i) => ({ flow: f, nexthop: NEXTHOPS.find((n) => n !== ecmp[i]) as string, idleTimeoutS: 300 }));
       assert.ok((await bed.adapter.installPins(rules)).every((o) => o.ok));
       assert.ok((await bed.adapter.installPins(rules.slice(0, 5))).every((o) => o.ok), 'idempotent');
       for (const r of rules) assert.equal(bed.sw.deliver({ src: r.flow.src, dst: r.flow.dst, sport: r.flow.sport, dport: r.flow.dport, protocol: 6, flags: 0x10, bytes: 100 }).nexthop, r.nexthop);
-      const listed = await bed.adapter.listPins();
+      // Counters may arrive by a sampled stream, one interval late: read until they show the packets.
+      let listed = await bed.adapter.listPins();
+      for (const deadline = Date.now() + 3000; listed.some((p) => p.packets < 1) && Date.now() < deadline; listed = await bed.adapter.listPins()) await new Promise((r) => setTimeout(r, 20));
       assert.equal(listed.length, 30);
       const byName = new Map(listed.map((p) => [`${p.flow.src}:${p.flow.sport}`, p]));
       for (const r of rules) {
@@ -101,7 +125,7 @@ for (const a of ADAPTERS) {
       for (const f of flows) assert.equal(bed.sw.deliver({ src: f.src, dst: f.dst, sport: f.sport, dport: f.dport, protocol: 6, flags: 0x10, bytes: 1 }).via, 'ecmp');
     });
 
-    test('pins time out on the switch when idle and are listed as not programmed', async () => {
+    test('pins time out on the switch when idle and are listed as not programmed', { skip: a.skip['idleTimeout'] ?? false }, async () => {
       await bed.adapter.installPins([{ flow: flow(700), nexthop: NEXTHOPS[0] as string, idleTimeoutS: 5 }]);
       bed.clock.advance(6_000);
       const [p] = await bed.adapter.listPins();
@@ -112,20 +136,23 @@ for (const a of ADAPTERS) {
 
     test('installing reports accepted and programmed apart: past the capacity, accepted but not programmed (table full)', async () => {
       const rules = Array.from({ length: 45 }, (_, i) => ({ flow: flow(800 + i), nexthop: NEXTHOPS[1] as string, idleTimeoutS: 300 }));
-      const out = await bed.adapter.installPins(rules);
-      assert.ok(out.every((o) => o.ok), 'the switch accepts every flow as configuration');
-      assert.equal(out.filter((o) => o.programmed === true).length, 40);
-      const refused = out.filter((o) => o.programmed !== true);
-      assert.equal(refused.length, 5);
-      assert.deepEqual(new Set(refused.map((o) => [o.programmed, o.reason].join())), new Set(['false,table-full']));
+      const outcomes = await bed.adapter.installPins(rules);
       const listed = await bed.adapter.listPins();
       assert.equal(listed.filter((p) => p.programmed).length, 40);
-      assert.ok(listed.filter((p) => !p.programmed).every((p) => p.reason === 'table-full'), 'not programmed only for lack of space');
+      // Either refused at the write (a transactional Set), or configured and listed as not programmed.
+      const refused = outcomes.filter((o) => !o.ok);
+      for (const o of refused) assert.equal(o.reason, 'table-full', `refused for ${String(o.error)}`);
+      const notProgrammed = listed.filter((p) => !p.programmed);
+      assert.equal(refused.length + notProgrammed.length, 5);
+      for (const p of notProgrammed) assert.equal(p.reason, 'table-full');
+      // Accepted is not programmed: whatever the switch accepted past its room is not forwarding.
+      assert.ok(outcomes.filter((o) => o.programmed === true).length <= 40);
       const usage = await bed.adapter.pinTableUsage?.();
-      assert.deepEqual(usage, { capacity: 40, used: 40 });
+      if (usage !== undefined) assert.deepEqual(usage, { capacity: 40, used: 40 });
       assert.ok(bed.adapter.capabilities.pinTableSize > 0);
       await bed.adapter.removePins(rules.map((r) => r.flow));
-      assert.deepEqual(await bed.adapter.pinTableUsage?.(), { capacity: 40, used: 0 });
+      const after = await bed.adapter.pinTableUsage?.();
+      if (after !== undefined) assert.deepEqual(after, { capacity: 40, used: 0 });
     });
 
     test('a pin the switch has not programmed yet is reported pending, then programmed', async () => {
@@ -167,9 +194,9 @@ for (const a of ADAPTERS) {
       await bed.adapter.removeGroupMember(VIP, NEXTHOPS[2] as string);
       assert.deepEqual(await bed.adapter.groupMembers(VIP), [NEXTHOPS[0], NEXTHOPS[1], NEXTHOPS[3]]);
       const flows = Array.from({ length: 60 }, (_, i) => flow(i));
-      const got = await bed.adapter.resolve(flows);
-      assert.ok(!got.includes(NEXTHOPS[2]), 'nothing resolves to the removed member');
-      assert.deepEqual(got, flows.map((f) => bed.sw.ecmpNexthop(f.src, f.dst, 6, f.sport, f.dport)));
+      const ecmp = flows.map((f) => bed.sw.ecmpNexthop(f.src, f.dst, 6, f.sport, f.dport));
+      assert.ok(!ecmp.includes(NEXTHOPS[2]), 'nothing is forwarded to the removed member');
+      if (bed.adapter.capabilities.resolvesNexthop) assert.deepEqual(await bed.adapter.resolve(flows), ecmp);
       await bed.adapter.addGroupMember(VIP, NEXTHOPS[2] as string);
       assert.deepEqual(new Set(await bed.adapter.groupMembers(VIP)), new Set(NEXTHOPS));
     });

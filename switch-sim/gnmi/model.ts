@@ -1,118 +1,71 @@
-// The simulated switch seen through OpenConfig: policy-forwarding rules (the pins a gNMI
-// client installs) with matched-packet counters, and each VIP's static route next-hops
-// (its ECMP group). Reads produce leaves; a SetRequest is validated whole against a staged
-// copy and then applied, so one SetRequest is one transaction.
+// The simulated switch seen through OpenConfig: a configuration datastore of leaves checked
+// against schema.ts, and the state derived from the switch. Policy-forwarding rules take
+// effect (become pins in the switch's pin table) only in a policy applied to the interface
+// client traffic enters on, as on a device; each VIP's static route next-hops are its ECMP
+// group. A rule's or next-hop's `state` mirrors its `config` once it is programmed (the
+// OpenConfig convention that state reports the applied configuration); counters appear there.
+// A SetRequest is applied to a staged copy and committed whole, or not at all (gNMI 3.4.3).
 
 import { canonicalIp } from '../../mirror-receiver/addr.js';
-import { joinPath, pathToString, type PathElem, type SetRequest, type TypedValue, type Update, type UpdateResult } from '../../proto/gnmi.js';
-import type { PinEntry, PinMatch, PinSpec } from '../pin-table.js';
+import { joinPath, pathToString, type DataType, type Path, type PathElem, type SetRequest, type TypedValue, type Update, type UpdateResult } from '../../proto/gnmi.js';
+import type { PinEntry, PinSpec } from '../pin-table.js';
 import type { SimSwitch } from '../sim-switch.js';
+import { checkValue, GnmiError, nodeByNames, protocolNumber, resolve, unqualified, type Scalar, type SchemaNode } from './schema.js';
 
-export type Scalar = string | number | boolean;
+export { GnmiError, type Scalar } from './schema.js';
 
 export interface Leaf {
   elems: PathElem[];
   value: Scalar;
+  node: SchemaNode;
 }
 
-/** An error that maps to a gRPC status code. */
-export class GnmiError extends Error {
-  override readonly name = 'GnmiError';
-  constructor(
-    readonly status: 'INVALID_ARGUMENT' | 'NOT_FOUND' | 'RESOURCE_EXHAUSTED' | 'UNIMPLEMENTED',
-    message: string,
-  ) {
-    super(message);
-  }
+export interface ModelOptions {
+  /** The network instance the switch's routes and policies live in. */
+  networkInstance: string;
+  /** Name of the STATIC protocol instance holding the VIP routes. */
+  staticProtocol: string;
+  /** Component and resource that report the pin table's utilization. */
+  pinTableComponent: string;
+  pinTableResource: string;
 }
 
-const NI = (name: string): PathElem[] => [{ name: 'network-instances' }, { name: 'network-instance', key: { name } }];
 const PIN_PREFIX = 'oc/';
-
 /** Pin name of an OpenConfig rule. */
 export const ruleName = (policy: string, seq: number): string => `${PIN_PREFIX}${policy}/${seq}`;
 
-interface Rule {
-  policy: string;
-  seq: number;
-  match: PinMatch;
-  nexthop?: string;
-}
-
-function ruleOf(e: PinEntry): Rule | undefined {
-  if (e.source !== 'openconfig' || !e.name.startsWith(PIN_PREFIX)) return undefined;
-  const rest = e.name.slice(PIN_PREFIX.length);
-  const at = rest.lastIndexOf('/');
-  const r: Rule = { policy: rest.slice(0, at), seq: Number(rest.slice(at + 1)), match: { ...e.match } };
-  if (e.nexthop !== undefined) r.nexthop = e.nexthop;
-  return r;
-}
-
-const copyRule = (r: Rule): Rule => ({ ...r, match: { ...r.match } });
-
-const hostPrefix = (a: string): string => `${a}/${a.includes(':') ? 128 : 32}`;
-
-/** Every leaf of the modelled state. */
-export function leaves(sw: SimSwitch, networkInstance = 'default'): Leaf[] {
-  const out: Leaf[] = [];
-  for (const e of sw.pins.all()) {
-    const r = ruleOf(e);
-    if (r === undefined) continue;
-    const base: PathElem[] = [...NI(networkInstance), { name: 'policy-forwarding' }, { name: 'policies' }, { name: 'policy', key: { 'policy-id': r.policy } }, { name: 'rules' }, { name: 'rule', key: { 'sequence-id': String(r.seq) } }];
-    const add = (rel: string[], value: Scalar | undefined): void => {
-      if (value !== undefined) out.push({ elems: [...base, ...rel.map((name) => ({ name }))], value });
-    };
-    const m = r.match;
-    const af = m.family === 6 ? 'ipv6' : 'ipv4';
-    add(['config', 'sequence-id'], r.seq);
-    add([af, 'config', 'source-address'], m.src === undefined ? undefined : hostPrefix(m.src));
-    add([af, 'config', 'destination-address'], m.dst === undefined ? undefined : hostPrefix(m.dst));
-    add([af, 'config', 'protocol'], m.protocol);
-    add(['transport', 'config', 'source-port'], m.sport);
-    add(['transport', 'config', 'destination-port'], m.dport);
-    add(['action', 'config', 'next-hop'], r.nexthop);
-    add(['state', 'matched-pkts'], e.packets);
-    add(['state', 'matched-octets'], e.bytes);
-  }
-  for (const vip of sw.vips.values()) {
-    const base: PathElem[] = [...NI(networkInstance), { name: 'protocols' }, { name: 'protocol', key: { identifier: 'STATIC', name: 'STATIC' } }, { name: 'static-routes' }, { name: 'static', key: { prefix: vip.prefix.text } }];
-    out.push({ elems: [...base, { name: 'config' }, { name: 'prefix' }], value: vip.prefix.text });
-    for (const m of vip.group.members()) {
-      const nh: PathElem[] = [...base, { name: 'next-hops' }, { name: 'next-hop', key: { index: m } }, { name: 'config' }];
-      out.push({ elems: [...nh, { name: 'index' }], value: m });
-      out.push({ elems: [...nh, { name: 'next-hop' }], value: m });
-    }
-  }
-  return out;
-}
+const keyOf = (elems: readonly PathElem[]): string => pathToString({ elem: [...elems] });
 
 /** Whether `elems` lies under `query` (keys in the query must match; '*' or no key matches any). */
-export function under(elems: PathElem[], query: PathElem[]): boolean {
+export function under(elems: readonly PathElem[], query: readonly PathElem[]): boolean {
   if (query.length > elems.length) return false;
   for (let i = 0; i < query.length; i++) {
     const q = query[i] as PathElem;
     const e = elems[i] as PathElem;
-    if (q.name !== '*' && q.name !== e.name) return false;
+    if (q.name !== e.name) return false;
     for (const [k, v] of Object.entries(q.key ?? {})) if (v !== '*' && e.key?.[k] !== v) return false;
   }
   return true;
 }
 
-export function scalarToTyped(v: Scalar): TypedValue {
-  if (typeof v === 'number') return Number.isInteger(v) && v >= 0 ? { uint_val: String(v) } : { int_val: String(v) };
-  if (typeof v === 'boolean') return { bool_val: v };
-  return { string_val: v };
-}
+/** The configuration datastore: leaves by their path text. */
+type Store = Map<string, Leaf>;
+
+/** Configuration survives a restart of the target's server (a device keeps its saved configuration). */
+const stores = new WeakMap<SimSwitch, Store>();
 
 /** The value of a TypedValue as a plain JS value (JSON parsed). */
-export function typedToValue(t: TypedValue | undefined): unknown {
-  if (t === undefined) return undefined;
-  const which = t.value;
+export function typedToValue(t: TypedValue | undefined, where: string): unknown {
+  const which = t?.value;
+  if (t === undefined || t === null || which === undefined) throw new GnmiError('INVALID_ARGUMENT', `${where}: no value`);
   switch (which) {
     case 'json_ietf_val':
     case 'json_val': {
-      const raw = t[which];
-      return raw === undefined ? undefined : JSON.parse(Buffer.from(raw).toString('utf8')) as unknown;
+      try {
+        return JSON.parse(Buffer.from(t[which] ?? '').toString('utf8')) as unknown;
+      } catch {
+        throw new GnmiError('INVALID_ARGUMENT', `${where}: value is not valid JSON`);
+      }
     }
     case 'uint_val':
     case 'int_val':
@@ -122,231 +75,415 @@ export function typedToValue(t: TypedValue | undefined): unknown {
       return t[which];
     case 'bool_val':
       return t.bool_val;
+    case 'double_val':
     case 'float_val':
-      return t.float_val;
+      return t[which];
     default:
-      throw new GnmiError('INVALID_ARGUMENT', `unsupported value type ${String(which)}`);
+      throw new GnmiError('UNIMPLEMENTED', `${where}: value type ${which} is not supported`);
   }
 }
 
-/** Drops RFC 7951 module qualifiers ("openconfig-x:config" -> "config") from object keys. */
-function unqualify(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(unqualify);
-  if (typeof v !== 'object' || v === null) return v;
-  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k.includes(':') ? k.slice(k.indexOf(':') + 1) : k, unqualify(x)]));
+interface RuleView {
+  policy: string;
+  seq: number;
+  spec: PinSpec | undefined;
+  family: 4 | 6 | undefined;
 }
 
-const asObject = (v: unknown, where: string): Record<string, unknown> => {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new GnmiError('INVALID_ARGUMENT', `${where}: expected a JSON object`);
-  return v as Record<string, unknown>;
-};
+export class OpenConfigModel {
+  private store: Store;
 
-function hostAddress(v: unknown, where: string): string {
-  if (typeof v !== 'string') throw new GnmiError('INVALID_ARGUMENT', `${where}: expected an address string`);
-  const [a = '', len] = v.split('/');
-  let c: string;
-  try {
-    c = canonicalIp(a);
-  } catch {
-    throw new GnmiError('INVALID_ARGUMENT', `${where}: '${v}' is not an IP address`);
-  }
-  if (len !== undefined && len !== (c.includes(':') ? '128' : '32')) throw new GnmiError('INVALID_ARGUMENT', `${where}: only host prefixes are supported, got '${v}'`);
-  return c;
-}
-
-function uintField(v: unknown, max: number, where: string): number {
-  const n = typeof v === 'string' ? Number(v) : v;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > max) throw new GnmiError('INVALID_ARGUMENT', `${where}: expected an integer 0-${max}`);
-  return n;
-}
-
-const PROTOCOL_IDENTITIES: Record<string, number> = { IP_TCP: 6, IP_UDP: 17 };
-
-/** Applies a leaf or container value at `rel` (relative to the rule) to a staged rule. */
-function applyToRule(rule: Rule, rel: string[], value: unknown, where: string): void {
-  const key = rel.join('/');
-  const v = unqualify(value);
-  switch (key) {
-    case '':
-      for (const [k, sub] of Object.entries(asObject(v, where))) if (k !== 'sequence-id') applyToRule(rule, [k], sub, `${where}/${k}`);
-      return;
-    case 'config':
-    case 'state':
-      return;
-    case 'ipv4':
-    case 'ipv6':
-    case 'transport':
-    case 'action': {
-      const cfg = asObject(asObject(v, where)['config'] ?? {}, `${where}/config`);
-      for (const [k, sub] of Object.entries(cfg)) applyToRule(rule, [rel[0] as string, 'config', k], sub, `${where}/config/${k}`);
-      return;
+  constructor(
+    readonly sw: SimSwitch,
+    readonly options: ModelOptions,
+  ) {
+    let s = stores.get(sw);
+    if (s === undefined) {
+      s = new Map();
+      stores.set(sw, s);
     }
-    case 'ipv4/config':
-    case 'ipv6/config':
-    case 'transport/config':
-    case 'action/config':
-      for (const [k, sub] of Object.entries(asObject(v, where))) applyToRule(rule, [rel[0] as string, 'config', k], sub, `${where}/${k}`);
-      return;
-    case 'ipv4/config/source-address':
-    case 'ipv6/config/source-address':
-      rule.match.src = hostAddress(v, where);
-      rule.match.family = rel[0] === 'ipv6' ? 6 : 4;
-      return;
-    case 'ipv4/config/destination-address':
-    case 'ipv6/config/destination-address':
-      rule.match.dst = hostAddress(v, where);
-      rule.match.family = rel[0] === 'ipv6' ? 6 : 4;
-      return;
-    case 'ipv4/config/protocol':
-    case 'ipv6/config/protocol': {
-      const ident = typeof v === 'string' ? PROTOCOL_IDENTITIES[v.replace(/^.*:/, '')] : undefined;
-      rule.match.protocol = ident ?? uintField(v, 255, where);
-      return;
+    this.store = s;
+  }
+
+  private get ni(): PathElem[] {
+    return [{ name: 'network-instances' }, { name: 'network-instance', key: { name: this.options.networkInstance } }];
+  }
+
+  private get staticBase(): PathElem[] {
+    return [...this.ni, { name: 'protocols' }, { name: 'protocol', key: { identifier: 'STATIC', name: this.options.staticProtocol } }, { name: 'static-routes' }];
+  }
+
+  /** Every leaf, configuration and state, optionally of one data type. */
+  leaves(type: DataType = 'ALL'): Leaf[] {
+    this.importGroups(this.store);
+    const cfg = [...this.store.values()];
+    const out: Leaf[] = [];
+    const want = (l: Leaf): boolean => type === 'ALL' || (type === 'CONFIG' ? l.node.config : type === 'STATE' ? !l.node.config : l.node.counter);
+    const push = (l: Leaf): void => {
+      if (want(l)) out.push(l);
+    };
+    // List key leaves directly under each entry (leafrefs to config/<key>).
+    for (const l of cfg) {
+      push(l);
+      const entry = l.elems.at(-3);
+      if (l.elems.at(-2)?.name !== 'config' || entry?.key?.[l.node.name] === undefined) continue;
+      const elems = [...l.elems.slice(0, -2), { name: l.node.name }];
+      push({ elems, value: l.value, node: nodeByNames(elems.map((e) => e.name)) as SchemaNode });
     }
-    case 'transport/config/source-port':
-      rule.match.sport = uintField(v, 65535, where);
-      return;
-    case 'transport/config/destination-port':
-      rule.match.dport = uintField(v, 65535, where);
-      return;
-    case 'action/config/next-hop':
-      rule.nexthop = hostAddress(v, where);
-      return;
-    default:
-      throw new GnmiError('INVALID_ARGUMENT', `${where}: unsupported leaf '${key}'`);
-  }
-}
-
-type Target =
-  | { kind: 'rule'; policy: string; seq: number; rel: string[] }
-  | { kind: 'policy'; policy: string }
-  | { kind: 'nexthop'; vip: string; index: string; rel: string[] }
-  | { kind: 'static'; vip: string };
-
-function targetOf(elems: PathElem[], where: string): Target {
-  const names = elems.map((e) => e.name);
-  const ni = elems[1]?.key?.['name'];
-  if (names[0] !== 'network-instances' || names[1] !== 'network-instance' || ni === undefined) throw new GnmiError('INVALID_ARGUMENT', `${where}: paths start at /network-instances/network-instance[name]`);
-  if (names[2] === 'policy-forwarding' && names[3] === 'policies' && names[4] === 'policy') {
-    const policy = elems[4]?.key?.['policy-id'];
-    if (policy === undefined) throw new GnmiError('INVALID_ARGUMENT', `${where}: policy needs its policy-id key`);
-    if (names.length === 5) return { kind: 'policy', policy };
-    const seqText = elems[6]?.key?.['sequence-id'];
-    if (names[5] !== 'rules' || names[6] !== 'rule' || seqText === undefined) throw new GnmiError('INVALID_ARGUMENT', `${where}: expected rules/rule[sequence-id]`);
-    return { kind: 'rule', policy, seq: uintField(seqText, 0xffffffff, `${where} sequence-id`), rel: names.slice(7) };
-  }
-  if (names[2] === 'protocols' && names[3] === 'protocol' && names[4] === 'static-routes' && names[5] === 'static') {
-    const prefix = elems[5]?.key?.['prefix'];
-    if (prefix === undefined) throw new GnmiError('INVALID_ARGUMENT', `${where}: static needs its prefix key`);
-    const vip = hostAddress(prefix, `${where} prefix`);
-    if (names.length === 6) return { kind: 'static', vip };
-    const index = elems[7]?.key?.['index'];
-    if (names[6] !== 'next-hops' || names[7] !== 'next-hop' || index === undefined) throw new GnmiError('INVALID_ARGUMENT', `${where}: expected next-hops/next-hop[index]`);
-    return { kind: 'nexthop', vip, index, rel: names.slice(8) };
-  }
-  throw new GnmiError('INVALID_ARGUMENT', `${where}: unsupported path`);
-}
-
-/** Applies a SetRequest as one transaction; throws GnmiError and changes nothing on failure. */
-export function applySet(sw: SimSwitch, req: SetRequest): UpdateResult[] {
-  const now = sw.now();
-  // Stage the current rules and groups.
-  const rules = new Map<string, Rule>();
-  const current = new Map<string, PinEntry>();
-  for (const e of sw.pins.all()) {
-    const r = ruleOf(e);
-    if (r) {
-      rules.set(ruleName(r.policy, r.seq), r);
-      current.set(e.name, e);
+    // Applied state: config mirrored under state once in effect.
+    for (const l of cfg) {
+      const i = l.elems.map((e) => e.name).lastIndexOf('config');
+      if (i < 0 || !this.applied(l.elems)) continue;
+      const elems = [...l.elems.slice(0, i), { name: 'state' }, ...l.elems.slice(i + 1)];
+      push({ elems, value: l.value, node: nodeByNames(elems.map((e) => e.name)) as SchemaNode });
     }
-  }
-  const groups = new Map<string, { members: string[]; byIndex: Map<string, string> }>();
-  for (const v of sw.vips.values()) groups.set(v.address, { members: [...v.group.members()], byIndex: new Map(v.group.members().map((m) => [m, m])) });
-  const results: UpdateResult[] = [];
-
-  for (const p of req.delete ?? []) {
-    const where = pathToString({ elem: joinPath(req.prefix, p) });
-    const t = targetOf(joinPath(req.prefix, p), where);
-    if (t.kind === 'policy') for (const k of [...rules.keys()]) if (k.startsWith(`${PIN_PREFIX}${t.policy}/`)) rules.delete(k);
-    if (t.kind === 'rule') {
-      if (t.rel.length > 0) throw new GnmiError('INVALID_ARGUMENT', `${where}: delete a whole rule, not its leaves`);
-      rules.delete(ruleName(t.policy, t.seq));
-    }
-    if (t.kind === 'nexthop') {
-      const g = groups.get(t.vip);
-      const addr = g?.byIndex.get(t.index);
-      if (g && addr !== undefined) {
-        g.members = g.members.filter((m) => m !== addr);
-        g.byIndex.delete(t.index);
+    for (const r of this.rules(this.store)) {
+      const e = this.sw.pins.get(ruleName(r.policy, r.seq));
+      if (e?.status !== 'programmed') continue;
+      const base = [...this.ruleElems(r.policy, r.seq), { name: 'state' }];
+      for (const [name, value] of [['matched-pkts', e.packets], ['matched-octets', e.bytes]] as const) {
+        const elems = [...base, { name }];
+        push({ elems, value, node: nodeByNames(elems.map((e) => e.name)) as SchemaNode });
       }
     }
-    if (t.kind === 'static') groups.delete(t.vip);
-    results.push({ path: p, op: 'DELETE' });
-  }
-  const write = (u: Update, op: 'REPLACE' | 'UPDATE'): void => {
-    const elems = joinPath(req.prefix, u.path);
-    const where = pathToString({ elem: elems });
-    const t = targetOf(elems, where);
-    const value = typedToValue(u.val);
-    if (t.kind === 'rule') {
-      const name = ruleName(t.policy, t.seq);
-      const existing = rules.get(name);
-      const base: Rule = op === 'REPLACE' && t.rel.length === 0 ? { policy: t.policy, seq: t.seq, match: {} } : existing ? copyRule(existing) : { policy: t.policy, seq: t.seq, match: {} };
-      applyToRule(base, t.rel, value, where);
-      rules.set(name, base);
-    } else if (t.kind === 'nexthop') {
-      let addr: string | undefined;
-      const v = unqualify(value);
-      if (t.rel.length === 0) addr = (asObject(asObject(v, where)['config'] ?? {}, where)['next-hop'] as string | undefined) ?? t.index;
-      else if (t.rel.join('/') === 'config/next-hop') addr = v as string;
-      else if (t.rel.join('/') === 'config/index' || t.rel.join('/') === 'config') addr = t.rel.length === 1 ? ((asObject(v, where)['next-hop'] as string | undefined) ?? t.index) : t.index;
-      else throw new GnmiError('INVALID_ARGUMENT', `${where}: unsupported leaf`);
-      const a = hostAddress(addr, where);
-      const g = groups.get(t.vip) ?? { members: [], byIndex: new Map<string, string>() };
-      const old = g.byIndex.get(t.index);
-      if (old !== undefined && old !== a) g.members = g.members.filter((m) => m !== old);
-      if (!g.members.includes(a)) g.members.push(a);
-      g.byIndex.set(t.index, a);
-      groups.set(t.vip, g);
-    } else {
-      throw new GnmiError('INVALID_ARGUMENT', `${where}: ${op.toLowerCase()} of a whole ${t.kind} is not supported`);
+    // The pin table's utilization (openconfig-platform resource utilization).
+    const t = this.sw.pins;
+    const used = t.capacity - t.free;
+    const res: PathElem[] = [{ name: 'components' }, { name: 'component', key: { name: this.options.pinTableComponent } }, { name: 'integrated-circuit' }, { name: 'utilization' }, { name: 'resources' }, { name: 'resource', key: { name: this.options.pinTableResource } }];
+    for (const [elems, value] of [
+      [[{ name: 'components' }, { name: 'component', key: { name: this.options.pinTableComponent } }, { name: 'name' }], this.options.pinTableComponent],
+      [[{ name: 'components' }, { name: 'component', key: { name: this.options.pinTableComponent } }, { name: 'state' }, { name: 'name' }], this.options.pinTableComponent],
+      [[...res, { name: 'name' }], this.options.pinTableResource],
+      [[...res, { name: 'state' }, { name: 'name' }], this.options.pinTableResource],
+      [[...res, { name: 'state' }, { name: 'used' }], used],
+      [[...res, { name: 'state' }, { name: 'free' }], t.free],
+      [[...res, { name: 'state' }, { name: 'max-limit' }], t.capacity],
+    ] as [PathElem[], Scalar][]) {
+      const node = nodeByNames(elems.map((e) => e.name)) as SchemaNode;
+      // The component's own config/name is config: served as state only.
+      push({ elems, value, node });
     }
+    return out;
+  }
+
+  /** Whether the configuration at `elems` is in effect. */
+  private applied(elems: PathElem[]): boolean {
+    const names = elems.map((e) => e.name);
+    const ruleAt = names.indexOf('rule');
+    if (ruleAt >= 0) {
+      const policy = elems[ruleAt - 2]?.key?.['policy-id'] ?? '';
+      const seq = Number(elems[ruleAt]?.key?.['sequence-id']);
+      return this.sw.pins.get(ruleName(policy, seq))?.status === 'programmed';
+    }
+    const nhAt = names.indexOf('next-hop');
+    if (nhAt >= 0 && names[nhAt - 1] === 'next-hops') {
+      const prefix = elems[nhAt - 2]?.key?.['prefix'] ?? '';
+      const addr = this.store.get(keyOf([...elems.slice(0, nhAt + 1), { name: 'config' }, { name: 'next-hop' }]))?.value;
+      return typeof addr === 'string' && this.sw.programmedMembers(prefix.split('/')[0] ?? '').includes(addr);
+    }
+    return true;
+  }
+
+  private ruleElems(policy: string, seq: number): PathElem[] {
+    return [...this.ni, { name: 'policy-forwarding' }, { name: 'policies' }, { name: 'policy', key: { 'policy-id': policy } }, { name: 'rules' }, { name: 'rule', key: { 'sequence-id': String(seq) } }];
+  }
+
+  /** Brings the static routes in `store` in line with the switch's groups (changed by other means too). */
+  private importGroups(store: Store): void {
+    const base = this.staticBase;
+    const hostLen = (a: string): number => (a.includes(':') ? 128 : 32);
+    const present = new Map<string, Map<string, string>>(); // prefix -> index -> address
+    for (const l of store.values()) {
+      if (!under(l.elems, base) || l.elems.at(-1)?.name !== 'next-hop' || l.elems.at(-2)?.name !== 'config') continue;
+      const prefix = l.elems[base.length]?.key?.['prefix'] ?? '';
+      const index = l.elems[base.length + 2]?.key?.['index'] ?? '';
+      if (!present.has(prefix)) present.set(prefix, new Map());
+      present.get(prefix)?.set(index, String(l.value));
+    }
+    const staticPrefixes = new Set([...store.values()].filter((l) => under(l.elems, base) && l.elems.length > base.length).map((l) => l.elems[base.length]?.key?.['prefix'] ?? ''));
+    const vipPrefixes = new Set<string>();
+    for (const vip of this.sw.vips.values()) {
+      const prefix = `${vip.address}/${hostLen(vip.address)}`;
+      vipPrefixes.add(prefix);
+      const members = vip.group.members();
+      const have = present.get(prefix) ?? new Map<string, string>();
+      for (const [index, addr] of have) if (!members.includes(addr)) this.removeUnder(store, [...base, { name: 'static', key: { prefix } }, { name: 'next-hops' }, { name: 'next-hop', key: { index } }]);
+      const haveAddrs = new Set(have.values());
+      for (const m of members) if (!haveAddrs.has(m)) this.put(store, [...base, { name: 'static', key: { prefix } }, { name: 'next-hops' }, { name: 'next-hop', key: { index: m } }, { name: 'config' }, { name: 'next-hop' }], m);
+      if (!staticPrefixes.has(prefix)) this.put(store, [...base, { name: 'static', key: { prefix } }, { name: 'config' }, { name: 'prefix' }], prefix);
+    }
+    for (const p of staticPrefixes) if (!vipPrefixes.has(p)) this.removeUnder(store, [...base, { name: 'static', key: { prefix: p } }]);
+  }
+
+  /** Removes every leaf at or under `elems` (every key of every list named). */
+  private removeUnder(store: Store, elems: PathElem[]): void {
+    const at = keyOf(elems);
+    for (const k of store.keys()) if (k === at || k.startsWith(`${at}/`) || k.startsWith(`${at}[`)) store.delete(k);
+  }
+
+  /** Stores a config leaf, with the config key leaves of every list entry on its path. */
+  private put(store: Store, elems: PathElem[], value: Scalar): void {
+    const { nodes } = resolve(elems, '');
+    nodes.forEach((n, i) => {
+      if (n.kind !== 'list') return;
+      const cfg = n.children.get('config');
+      for (const k of n.keys) {
+        const kn = cfg?.children.get(k.name);
+        const kv = elems[i]?.key?.[k.name];
+        if (kn === undefined || kv === undefined) continue;
+        const ke = [...elems.slice(0, i + 1), { name: 'config' }, { name: k.name }];
+        const kk = keyOf(ke);
+        if (!store.has(kk)) store.set(kk, { elems: ke, value: checkValue(kn.type ?? { t: 'string' }, kv, ''), node: kn });
+      }
+    });
+    store.set(keyOf(elems), { elems, value, node: nodes.at(-1) as SchemaNode });
+  }
+
+  /** Applies a SetRequest as one transaction; throws GnmiError and changes nothing on failure. */
+  applySet(req: SetRequest): UpdateResult[] {
+    const unionReplace = req.union_replace ?? [];
+    if (unionReplace.length > 0 && ((req.delete ?? []).length > 0 || (req.replace ?? []).length > 0 || (req.update ?? []).length > 0)) {
+      throw new GnmiError('INVALID_ARGUMENT', 'a SetRequest with union_replace must not carry delete, replace or update (gNMI 3.4)');
+    }
+    this.importGroups(this.store);
+    const staged: Store = new Map(this.store);
+    const results: UpdateResult[] = [];
+    for (const p of req.delete ?? []) {
+      const { elems, nodes, where } = this.target(req.prefix, p);
+      const last = nodes.at(-1);
+      const parentList = nodes.at(-3);
+      if (last?.kind === 'leaf' && ((nodes.at(-2)?.kind === 'list') || (nodes.at(-2)?.name === 'config' && parentList?.kind === 'list' && parentList.keys.some((k) => k.name === last.name)))) {
+        throw new GnmiError('INVALID_ARGUMENT', `${where}: a list key cannot be deleted on its own; delete the list entry`);
+      }
+      this.removeUnder(staged, elems);
+      results.push({ path: p, op: 'DELETE' });
+    }
+    // union_replace with one origin (OpenConfig) is a replace of the union of its updates
+    // (gnmi-union_replace.md); CLI and native origins are refused in target().
+    for (const u of unionReplace) this.write(staged, req.prefix, u, true, 'UNION_REPLACE', results);
+    for (const u of req.replace ?? []) this.write(staged, req.prefix, u, true, 'REPLACE', results);
+    for (const u of req.update ?? []) this.write(staged, req.prefix, u, false, 'UPDATE', results);
+    this.commit(staged);
+    return results;
+  }
+
+  private target(prefix: Path | undefined, p: Path | undefined): { elems: PathElem[]; nodes: SchemaNode[]; where: string } {
+    const joined = joinPath(prefix, p);
+    const where = pathToString({ elem: joined });
+    checkOrigin(prefix, p, where);
+    const r = resolve(joined, where);
+    if (r.wildcard) throw new GnmiError('INVALID_ARGUMENT', `${where}: Set paths name every key, without wildcards`);
+    if (r.nodes.length === 0) throw new GnmiError('UNIMPLEMENTED', `${where}: a Set of the whole tree is not implemented`);
+    if (r.nodes.some((n) => !n.config)) throw new GnmiError('INVALID_ARGUMENT', `${where}: state data is read-only`);
+    if (r.elems[0]?.name === 'components') throw new GnmiError('UNIMPLEMENTED', `${where}: component configuration is not implemented`);
+    const ni = r.elems[1]?.key?.['name'];
+    if (ni !== undefined && ni !== this.options.networkInstance) throw new GnmiError('UNIMPLEMENTED', `${where}: this target has one network instance, '${this.options.networkInstance}'`);
+    const proto = r.elems[3];
+    if (r.elems[2]?.name === 'protocols' && proto?.key !== undefined) {
+      if (proto.key['identifier'] !== 'STATIC' || proto.key['name'] !== this.options.staticProtocol) {
+        throw new GnmiError('UNIMPLEMENTED', `${where}: this target configures one routing protocol instance, STATIC '${this.options.staticProtocol}'`);
+      }
+    }
+    return { elems: r.elems, nodes: r.nodes, where };
+  }
+
+  private write(store: Store, prefix: Path | undefined, u: Update, replace: boolean, op: UpdateResult['op'], results: UpdateResult[]): void {
+    const { elems, nodes, where } = this.target(prefix, u.path);
+    const value = typedToValue(u.val, where);
+    if (replace) {
+      const last = nodes.at(-1) as SchemaNode;
+      if (last.kind === 'list' && elems.at(-1)?.key !== undefined && isObject(value) && Object.keys(value).length === 0) {
+        throw new GnmiError('INVALID_ARGUMENT', `${where}: replacing a list entry with {} would leave it keyless (gNMI 3.4.4)`);
+      }
+      if (value === null) throw new GnmiError('INVALID_ARGUMENT', `${where}: replace with a null value`);
+      this.removeUnder(store, elems);
+    }
+    this.writeValue(store, elems, nodes.at(-1) as SchemaNode, value, where);
     results.push({ path: u.path ?? {}, op });
-  };
-  for (const u of req.replace ?? []) write(u, 'REPLACE');
-  for (const u of req.update ?? []) write(u, 'UPDATE');
+  }
 
-  // Validate the staged state, then apply it.
-  for (const [name, r] of rules) {
-    if (r.nexthop === undefined) throw new GnmiError('INVALID_ARGUMENT', `rule ${name.slice(PIN_PREFIX.length)} has no action/config/next-hop`);
-    if (r.match.src !== undefined && r.match.dst !== undefined && r.match.src.includes(':') !== r.match.dst.includes(':')) throw new GnmiError('INVALID_ARGUMENT', `rule ${name.slice(PIN_PREFIX.length)} mixes IPv4 and IPv6`);
+  private writeValue(store: Store, elems: PathElem[], node: SchemaNode, value: unknown, where: string): void {
+    if (node.kind === 'leaf') {
+      const v = checkValue(node.type ?? { t: 'string' }, value, where);
+      // A key leaf must agree with the key in the path.
+      const parent = elems.at(-2);
+      const entry = parent?.name === 'config' ? elems.at(-3) : parent;
+      const keyVal = entry?.key?.[node.name];
+      if (keyVal !== undefined && keyVal !== String(v)) throw new GnmiError('INVALID_ARGUMENT', `${where}: '${String(v)}' does not match the list key ${node.name}=${keyVal}`);
+      // The key leaf under the entry itself refers to config/<key>.
+      if (parent?.key !== undefined && keyVal !== undefined) this.put(store, [...elems.slice(0, -1), { name: 'config' }, { name: node.name }], v);
+      else this.put(store, elems, v);
+      return;
+    }
+    if (node.kind === 'list' && elems.at(-1)?.key === undefined) {
+      if (!Array.isArray(value)) throw new GnmiError('INVALID_ARGUMENT', `${where}: expected a JSON array of ${node.name} entries`);
+      for (const item of value) {
+        if (!isObject(item)) throw new GnmiError('INVALID_ARGUMENT', `${where}: expected JSON objects in the list`);
+        const o = unqualifyKeys(item);
+        const key: Record<string, string> = {};
+        for (const k of node.keys) {
+          const kv = o[k.name] ?? (isObject(o['config']) ? unqualifyKeys(o['config'])[k.name] : undefined);
+          if (kv === undefined) throw new GnmiError('INVALID_ARGUMENT', `${where}: list entry without its key '${k.name}'`);
+          key[k.name] = String(checkValue(k.type, kv, `${where} key ${k.name}`));
+        }
+        const entry = [...elems.slice(0, -1), { name: node.name, key }];
+        this.writeValue(store, entry, node, o, `${where}[${Object.values(key).join(',')}]`);
+      }
+      return;
+    }
+    if (!isObject(value)) throw new GnmiError('INVALID_ARGUMENT', `${where}: expected a JSON object for ${node.kind} '${node.name}'`);
+    const o = unqualifyKeys(value);
+    if (node.kind === 'list') this.put(store, [...elems, { name: 'config' }, { name: node.keys[0]?.name ?? '' }], checkValue(node.keys[0]?.type ?? { t: 'string' }, elems.at(-1)?.key?.[node.keys[0]?.name ?? ''] ?? '', where));
+    for (const [name, sub] of Object.entries(o)) {
+      const child = node.children.get(name);
+      if (child === undefined) throw new GnmiError('UNIMPLEMENTED', `${where}/${name}: not implemented`);
+      if (!child.config) throw new GnmiError('INVALID_ARGUMENT', `${where}/${name}: state data is read-only`);
+      this.writeValue(store, [...elems, { name }], child, sub, `${where}/${name}`);
+    }
   }
-  const changed = [...rules].filter(([name, r]) => !sameRule(current.get(name), r));
-  const removed = [...current.keys()].filter((name) => !rules.has(name));
-  const programmedOthers = sw.pins.programmed - [...current.values()].filter((e) => e.status === 'programmed' && (removed.includes(e.name) || changed.some(([n]) => n === e.name))).length;
-  if (programmedOthers + changed.length > sw.pins.capacity) {
-    throw new GnmiError('RESOURCE_EXHAUSTED', `pin table full: ${changed.length} rules to program, ${sw.pins.capacity - programmedOthers} entries free`);
+
+  /** The rules of the configuration, with the pin each would program. */
+  private rules(store: Store): RuleView[] {
+    const byRule = new Map<string, { policy: string; seq: number; leaves: Map<string, Scalar> }>();
+    const pf = [...this.ni, { name: 'policy-forwarding' }, { name: 'policies' }];
+    for (const l of store.values()) {
+      if (!under(l.elems, pf) || l.elems[pf.length + 2]?.name !== 'rule') continue;
+      const policy = l.elems[pf.length]?.key?.['policy-id'] ?? '';
+      const seq = Number(l.elems[pf.length + 2]?.key?.['sequence-id']);
+      const k = ruleName(policy, seq);
+      if (!byRule.has(k)) byRule.set(k, { policy, seq, leaves: new Map() });
+      byRule.get(k)?.leaves.set(l.elems.slice(pf.length + 3).map((e) => e.name).join('/'), l.value);
+    }
+    return [...byRule.values()].map(({ policy, seq, leaves }) => {
+      const has4 = [...leaves.keys()].some((k) => k.startsWith('ipv4/'));
+      const has6 = [...leaves.keys()].some((k) => k.startsWith('ipv6/'));
+      if (has4 && has6) throw new GnmiError('INVALID_ARGUMENT', `rule ${policy}/${seq}: matches both ipv4 and ipv6`);
+      const af = has6 ? 'ipv6' : 'ipv4';
+      const host = (k: string): string | undefined => {
+        const v = leaves.get(`${af}/config/${k}`);
+        if (v === undefined) return undefined;
+        const [a = '', len] = String(v).split('/');
+        if (len !== (af === 'ipv6' ? '128' : '32')) throw new GnmiError('UNIMPLEMENTED', `rule ${policy}/${seq}: ${af}/config/${k} '${String(v)}': this target matches host prefixes only`);
+        return canonicalIp(a);
+      };
+      const nexthop = leaves.get('action/config/next-hop');
+      const discard = leaves.get('action/config/discard') === true;
+      const family = has4 ? 4 : has6 ? 6 : undefined;
+      const match: PinSpec['match'] = {};
+      if (family !== undefined) match.family = family;
+      const src = host('source-address');
+      const dst = host('destination-address');
+      const proto = leaves.get(`${af}/config/protocol`);
+      const sport = leaves.get('transport/config/source-port');
+      const dport = leaves.get('transport/config/destination-port');
+      if (src !== undefined) match.src = src;
+      if (dst !== undefined) match.dst = dst;
+      if (proto !== undefined) match.protocol = protocolNumber(proto);
+      if (sport !== undefined) match.sport = Number(sport);
+      if (dport !== undefined) match.dport = Number(dport);
+      if (typeof nexthop === 'string' && nexthop.includes(':') !== (family === 6) && family !== undefined) throw new GnmiError('INVALID_ARGUMENT', `rule ${policy}/${seq}: next-hop ${nexthop} is not of the rule's address family`);
+      const spec: PinSpec | undefined = nexthop !== undefined || discard ? { source: 'openconfig', match, idleTimeoutS: 0, hardTimeoutS: 0, persistent: true, priority: 0, ...(nexthop === undefined || discard ? {} : { nexthop: String(nexthop) }) } : undefined;
+      return { policy, seq, spec, family };
+    });
   }
-  for (const name of removed) sw.pins.remove(name);
-  for (const [name, r] of changed) sw.pins.upsert(name, specOf(r), now);
-  for (const [vip, g] of groups) {
-    const live = sw.vips.get(vip)?.group.members() ?? [];
-    for (const m of live) if (!g.members.includes(m)) sw.groupRemove(vip, m);
-    for (const m of g.members) if (!live.includes(m)) sw.groupAdd(vip, m);
+
+  /** Validates the staged configuration, checks capacity, then makes it the running one. */
+  private commit(staged: Store): void {
+    const pf = [...this.ni, { name: 'policy-forwarding' }];
+    const policies = new Map<string, Scalar | undefined>();
+    const applied = new Set<string>();
+    for (const l of staged.values()) {
+      if (!under(l.elems, pf)) continue;
+      const rest = l.elems.slice(pf.length).map((e) => e.name).join('/');
+      if (rest.startsWith('policies/policy')) {
+        const id = l.elems[pf.length + 1]?.key?.['policy-id'] ?? '';
+        if (!policies.has(id)) policies.set(id, undefined);
+        if (rest === 'policies/policy/config/type') policies.set(id, l.value);
+      }
+    }
+    for (const l of staged.values()) {
+      if (!under(l.elems, pf) || l.elems.at(-1)?.name !== 'apply-forwarding-policy') continue;
+      const id = String(l.value);
+      const iface = l.elems[pf.length + 1]?.key?.['interface-id'] ?? '';
+      // A leafref: the policy must exist, and be usable for forwarding actions.
+      if (!policies.has(id)) throw new GnmiError('INVALID_ARGUMENT', `interface ${iface}: apply-forwarding-policy '${id}' names no policy`);
+      if (policies.get(id) === 'VRF_SELECTION_POLICY') throw new GnmiError('INVALID_ARGUMENT', `interface ${iface}: policy '${id}' is a VRF_SELECTION_POLICY`);
+      if (iface === this.sw.options.uplink.interface) applied.add(id);
+    }
+    const rules = this.rules(staged);
+    const desired = new Map<string, PinSpec>();
+    for (const r of rules) if (r.spec !== undefined && applied.has(r.policy)) desired.set(ruleName(r.policy, r.seq), r.spec);
+    const groups = this.groupsOf(staged);
+
+    // Capacity: new entries must fit in what is free, counting entries still being programmed.
+    const current = new Map<string, PinEntry>();
+    for (const e of this.sw.pins.all()) if (e.source === 'openconfig' && e.name.startsWith(PIN_PREFIX)) current.set(e.name, e);
+    const removed = [...current.values()].filter((e) => !desired.has(e.name) || !sameSpec(e, desired.get(e.name) as PinSpec));
+    const added = [...desired].filter(([name, spec]) => !current.has(name) || !sameSpec(current.get(name) as PinEntry, spec));
+    const removedNames = new Set(removed.map((e) => e.name));
+    const pendingOthers = this.sw.pins.all().filter((e) => e.status === 'pending' && !removedNames.has(e.name)).length;
+    const room = this.sw.pins.free + removed.filter((e) => e.status === 'programmed').length - pendingOthers;
+    if (added.length > room) throw new GnmiError('RESOURCE_EXHAUSTED', `pin table full: ${added.length} rules to program, ${Math.max(0, room)} entries free`);
+
+    this.store = staged;
+    stores.set(this.sw, staged);
+    const now = this.sw.now();
+    for (const e of removed) this.sw.pins.remove(e.name);
+    for (const [name, spec] of added) this.sw.pins.upsert(name, spec, now);
+    for (const [vip, members] of groups) {
+      const live = this.sw.vips.get(vip)?.group.members() ?? [];
+      for (const m of live) if (!members.includes(m)) this.sw.groupRemove(vip, m);
+      for (const m of members) if (!live.includes(m)) this.sw.groupAdd(vip, m);
+    }
+    for (const v of [...this.sw.vips.keys()]) if (!groups.has(v)) for (const m of this.sw.vips.get(v)?.group.members() ?? []) this.sw.groupRemove(v, m);
   }
-  for (const v of [...sw.vips.keys()]) if (!groups.has(v)) sw.removeVip(v);
-  return results;
+
+  /** VIP -> next-hop addresses of the STATIC routes in `store`. */
+  private groupsOf(store: Store): Map<string, string[]> {
+    const base = this.staticBase;
+    const out = new Map<string, string[]>();
+    for (const l of store.values()) {
+      if (!under(l.elems, base) || l.elems.length <= base.length) continue;
+      const prefix = l.elems[base.length]?.key?.['prefix'] ?? '';
+      const [addr = '', len] = prefix.split('/');
+      if (len !== (addr.includes(':') ? '128' : '32')) throw new GnmiError('UNIMPLEMENTED', `static route ${prefix}: this target routes host prefixes (VIPs) only`);
+      const list = out.get(addr) ?? [];
+      out.set(addr, list);
+      if (l.elems.at(-1)?.name === 'next-hop' && l.elems.at(-2)?.name === 'config' && !list.includes(String(l.value))) list.push(String(l.value));
+    }
+    return out;
+  }
+
+  /** A device restart: pins are programmed again from the saved configuration, counters start at zero. */
+  restart(): void {
+    const now = this.sw.now();
+    for (const e of this.sw.pins.all()) {
+      if (e.source !== 'openconfig' || !e.name.startsWith(PIN_PREFIX)) continue;
+      const { name, status: _s, packets: _p, bytes: _b, createdAt: _c, lastMatchAt: _l, programAt: _a, ...spec } = e;
+      this.sw.pins.upsert(name, spec, now);
+    }
+  }
 }
 
-function specOf(r: Rule): PinSpec {
-  const spec: PinSpec = { source: 'openconfig', match: { ...r.match }, idleTimeoutS: 0, hardTimeoutS: 0, persistent: true, priority: 0 };
-  if (r.nexthop !== undefined) spec.nexthop = r.nexthop;
-  return spec;
+function checkOrigin(prefix: Path | undefined, p: Path | undefined, where: string): void {
+  for (const x of [prefix, p]) {
+    if ((x?.element ?? []).length > 0) throw new GnmiError('INVALID_ARGUMENT', `${where}: the deprecated 'element' path field is not supported; use 'elem'`);
+  }
+  const origin = p?.origin || prefix?.origin || '';
+  if (origin !== '' && origin !== 'openconfig') throw new GnmiError('UNIMPLEMENTED', `${where}: origin '${origin}' is not implemented (only OpenConfig)`);
 }
 
-function sameRule(e: PinEntry | undefined, r: Rule): boolean {
-  if (e === undefined) return false;
+export { checkOrigin };
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Drops RFC 7951 module qualifiers from member names. */
+function unqualifyKeys(o: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).map(([k, v]) => [unqualified(k), v]));
+}
+
+function sameSpec(e: PinEntry, s: PinSpec): boolean {
   const a = e.match;
-  const b = r.match;
-  return a.family === b.family && a.src === b.src && a.dst === b.dst && a.protocol === b.protocol && a.sport === b.sport && a.dport === b.dport && e.nexthop === r.nexthop;
+  const b = s.match;
+  return a.family === b.family && a.src === b.src && a.dst === b.dst && a.protocol === b.protocol && a.sport === b.sport && a.dport === b.dport && e.nexthop === s.nexthop;
 }

@@ -1,13 +1,19 @@
-// The simulator's gNMI target over @grpc/grpc-js: Capabilities, Get, Set (one SetRequest is
-// one transaction) and Subscribe (ONCE, POLL, and STREAM with SAMPLE or ON_CHANGE) on the
-// OpenConfig paths of model.ts. Optional username/password metadata, TLS, injected faults
-// (a dropped connection is reported as UNAVAILABLE, which is what a client sees).
+// The simulator's gNMI target over @grpc/grpc-js, to the gNMI 0.10.0 specification
+// (openconfig/reference rpc/gnmi/gnmi-specification.md): Capabilities; Get with data types
+// and encodings, NOT_FOUND / UNIMPLEMENTED / INVALID_ARGUMENT as its behaviour table says;
+// Get answers a node with children as one JSON subtree per node (2.3.1); Subscribe sends
+// leaves. Set as one transaction (union_replace included); Subscribe ONCE, POLL and STREAM (SAMPLE
+// with suppress_redundant and heartbeat_interval, ON_CHANGE with heartbeat). prefix.target
+// is reflected in responses (2.2.2.1); extensions the target does not support are refused,
+// never ignored. Optional username/password metadata, TLS, injected faults, and a device
+// restart (counters reset, streams cut).
 
 import { Server, ServerCredentials, status, type Metadata, type ServerDuplexStream, type ServerUnaryCall, type sendUnaryData, type UntypedServiceImplementation } from '@grpc/grpc-js';
-import { gnmiProto, joinPath, pathToString, type CapabilityResponse, type GetRequest, type GetResponse, type Notification, type PathElem, type SetRequest, type SetResponse, type SubscribeRequest, type SubscribeResponse, type Subscription, type Update } from '../../proto/gnmi.js';
+import { GNMI_VERSION, gnmiProto, joinPath, pathToString, type CapabilityRequest, type CapabilityResponse, type Encoding, type Extension, type GetRequest, type GetResponse, type Notification, type Path, type PathElem, type SetRequest, type SetResponse, type SubscribeRequest, type SubscribeResponse, type Subscription, type SubscriptionList, type TypedValue, type Update } from '../../proto/gnmi.js';
 import { delay, FaultInjector } from '../faults.js';
 import type { SimSwitch } from '../sim-switch.js';
-import { applySet, GnmiError, leaves, scalarToTyped, under, type Leaf } from './model.js';
+import { checkOrigin, GnmiError, OpenConfigModel, under, type Leaf } from './model.js';
+import { nodeByNames, resolve } from './schema.js';
 
 export interface GnmiServerOptions {
   host: string;
@@ -16,12 +22,27 @@ export interface GnmiServerOptions {
   password?: string;
   tls?: { key: Buffer; cert: Buffer };
   networkInstance?: string;
+  staticProtocol?: string;
+  pinTableComponent?: string;
+  pinTableResource?: string;
   /** How often ON_CHANGE subscriptions look for changes, ms. */
   changeScanMs?: number;
+  /** Shortest SAMPLE interval the target supports, ms (also used for sample_interval 0). */
+  minSampleMs?: number;
 }
 
 const nowNs = (): string => (BigInt(Date.now()) * 1_000_000n).toString();
 const leafKey = (elems: PathElem[]): string => pathToString({ elem: elems });
+const ENCODINGS: readonly Encoding[] = ['JSON', 'JSON_IETF', 'PROTO'];
+
+/** Models the target announces (name, organization, version as in openconfig/public). */
+export const SUPPORTED_MODELS = [
+  { name: 'openconfig-network-instance', organization: 'OpenConfig working group', version: '4.7.0' },
+  { name: 'openconfig-policy-forwarding', organization: 'OpenConfig working group', version: '1.2.0' },
+  { name: 'openconfig-packet-match', organization: 'OpenConfig working group', version: '2.3.0' },
+  { name: 'openconfig-local-routing', organization: 'OpenConfig working group', version: '4.1.0' },
+  { name: 'openconfig-platform', organization: 'OpenConfig working group', version: '0.32.0' },
+];
 
 class RpcFailure extends Error {
   constructor(readonly code: status, message: string) {
@@ -29,21 +50,142 @@ class RpcFailure extends Error {
   }
 }
 
+/** A value in the requested encoding (gNMI 2.3): RFC 7951 for JSON_IETF, scalar TypedValues for PROTO. */
+export function encodeValue(l: Leaf, enc: Encoding): TypedValue {
+  const t = l.node.type?.t;
+  const v = l.value;
+  if (enc === 'PROTO') {
+    if (typeof v === 'boolean') return { bool_val: v };
+    if (typeof v === 'number' && (t === 'uint' || t === 'uint64' || t === 'port' || t === 'ip-protocol')) return { uint_val: String(v) };
+    return { string_val: String(v) };
+  }
+  let json: unknown = v;
+  if (enc === 'JSON_IETF') {
+    // RFC 7951 6.1: 64-bit integers (counter64, uint64) as strings; 6.8: identities with their module.
+    if (t === 'uint64' && typeof v === 'number') json = String(v);
+    if (l.node.type?.t === 'identity' && typeof v === 'string') json = `${l.node.type.module}:${v}`;
+    if (t === 'ip-protocol' && typeof v === 'string') json = `openconfig-packet-match-types:${v}`;
+  }
+  return enc === 'JSON' ? { json_val: Buffer.from(JSON.stringify(json)) } : { json_ietf_val: Buffer.from(JSON.stringify(json)) };
+}
+
+/** The JSON value of a leaf in the encoding (bare, RFC 7951 conventions for JSON_IETF). */
+function jsonOf(l: Leaf, enc: Encoding): unknown {
+  const v = encodeValue(l, enc);
+  return JSON.parse(Buffer.from(v.json_ietf_val ?? v.json_val ?? '').toString('utf8')) as unknown;
+}
+
+/**
+ * Leaves under one data node as its JSON subtree (gNMI 2.3.1: a node with children is sent as
+ * one serialised JSON entity), lists as arrays of entries with their keys (RFC 7951 5.4),
+ * member names module-qualified where the module changes (JSON_IETF, RFC 7951 4).
+ */
+function subtree(leaves: Leaf[], depth: number, enc: Encoding, parentModule: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const groups = new Map<string, Leaf[]>();
+  for (const l of leaves) {
+    const name = l.elems[depth]?.name ?? '';
+    const g = groups.get(name);
+    if (g) g.push(l);
+    else groups.set(name, [l]);
+  }
+  for (const [name, group] of groups) {
+    const node = nodeByNames((group[0] as Leaf).elems.slice(0, depth + 1).map((e) => e.name));
+    if (node === undefined) continue;
+    const member = enc === 'JSON_IETF' && node.module !== parentModule ? `${node.module}:${name}` : name;
+    if (node.kind === 'leaf') {
+      out[member] = jsonOf(group[0] as Leaf, enc);
+    } else if (node.kind === 'list') {
+      const entries = new Map<string, Leaf[]>();
+      for (const l of group) {
+        const k = JSON.stringify(l.elems[depth]?.key ?? {});
+        const e = entries.get(k);
+        if (e) e.push(l);
+        else entries.set(k, [l]);
+      }
+      out[member] = [...entries].map(([k, ls]) => {
+        const entry = subtree(ls.filter((l) => l.elems.length > depth + 1), depth + 1, enc, node.module);
+        for (const [kn, kv] of Object.entries(JSON.parse(k) as Record<string, string>)) {
+          if (entry[kn] === undefined) entry[kn] = node.keys.find((x) => x.name === kn)?.type.t === 'uint' ? Number(kv) : kv;
+        }
+        return entry;
+      });
+    } else {
+      out[member] = subtree(group, depth + 1, enc, node.module);
+    }
+  }
+  return out;
+}
+
+/** Updates for the leaves matching one query: leaves as they are; JSON encodings one subtree per matched node. */
+function updatesFor(matching: Leaf[], q: PathElem[], enc: Encoding, strip: number): Update[] {
+  const node = nodeByNames(q.map((e) => e.name));
+  if (enc === 'PROTO' || node === undefined || node.kind === 'leaf') return matching.map((l) => ({ path: { elem: l.elems.slice(strip) }, val: encodeValue(l, enc) }));
+  // One update per concrete node the query names (wildcard keys filled in from the data).
+  const byNode = new Map<string, Leaf[]>();
+  for (const l of matching) {
+    const k = leafKey(l.elems.slice(0, q.length));
+    const g = byNode.get(k);
+    if (g) g.push(l);
+    else byNode.set(k, [l]);
+  }
+  return [...byNode.values()].map((ls) => {
+    const at = (ls[0] as Leaf).elems.slice(0, q.length);
+    const value = subtree(ls, q.length, enc, node.module);
+    const buf = Buffer.from(JSON.stringify(value));
+    return { path: { elem: at.slice(strip) }, val: enc === 'JSON' ? { json_val: buf } : { json_ietf_val: buf } };
+  });
+}
+
+/** Refuses every extension: this target implements none (gnmi-extensions.md: an extension may fail the RPC). */
+function refuseExtensions(ext: Extension[] | undefined): void {
+  const first = (ext ?? [])[0];
+  if (first === undefined) return;
+  const what = first.ext ?? 'of a gNMI release after 0.10.0 (for example commit confirmed)';
+  throw new RpcFailure(status.UNIMPLEMENTED, `extension ${what} is not supported by this target`);
+}
+
+function checkEncoding(enc: Encoding | undefined): Encoding {
+  const e = enc ?? 'JSON';
+  if (!ENCODINGS.includes(e)) throw new GnmiError('UNIMPLEMENTED', `encoding ${e} is unsupported; supported: ${ENCODINGS.join(', ')}`);
+  return e;
+}
+
+/** The prefix of a response: the request's prefix when it has no wildcards (paths are then relative to it), else only its target. */
+function responsePrefix(prefix: Path | null | undefined): { prefix?: Path; strip: number } {
+  if (prefix === undefined || prefix === null) return { strip: 0 };
+  const elems = prefix.elem ?? [];
+  const wild = elems.some((e) => Object.values(e.key ?? {}).includes('*'));
+  const out: Path = {};
+  if (prefix.target) out.target = prefix.target;
+  if (prefix.origin) out.origin = prefix.origin;
+  if (!wild && elems.length > 0) out.elem = elems;
+  return { prefix: out, strip: wild ? 0 : elems.length };
+}
+
 export class GnmiServer {
   readonly faults = new FaultInjector(13);
   readonly stats = { get: 0, set: 0, subscribe: 0, capabilities: 0, errors: 0 };
+  readonly model: OpenConfigModel;
   private server: Server | undefined;
-  private readonly streams = new Set<() => void>();
+  private readonly streams = new Set<(err?: unknown) => void>();
 
   constructor(
     private readonly sw: SimSwitch,
     private readonly options: GnmiServerOptions,
-  ) {}
+  ) {
+    this.model = new OpenConfigModel(sw, {
+      networkInstance: options.networkInstance ?? 'default',
+      staticProtocol: options.staticProtocol ?? 'STATIC',
+      pinTableComponent: options.pinTableComponent ?? 'Chip0',
+      pinTableResource: options.pinTableResource ?? 'policy-forwarding-rules',
+    });
+  }
 
   async start(): Promise<{ address: string; port: number }> {
     const server = new Server();
     const impl: UntypedServiceImplementation = {
-      Capabilities: (call: ServerUnaryCall<unknown, CapabilityResponse>, cb: sendUnaryData<CapabilityResponse>) => this.unary('capabilities', call, cb, () => this.capabilities()),
+      Capabilities: (call: ServerUnaryCall<CapabilityRequest, CapabilityResponse>, cb: sendUnaryData<CapabilityResponse>) => this.unary('capabilities', call, cb, () => this.capabilities(call.request)),
       Get: (call: ServerUnaryCall<GetRequest, GetResponse>, cb: sendUnaryData<GetResponse>) => this.unary('get', call, cb, () => this.get(call.request)),
       Set: (call: ServerUnaryCall<SetRequest, SetResponse>, cb: sendUnaryData<SetResponse>) => this.unary('set', call, cb, () => this.set(call.request)),
       Subscribe: (call: ServerDuplexStream<SubscribeRequest, SubscribeResponse>) => this.subscribe(call),
@@ -57,10 +199,38 @@ export class GnmiServer {
   }
 
   async stop(): Promise<void> {
-    for (const end of [...this.streams]) end();
+    for (const end of [...this.streams]) end(new RpcFailure(status.UNAVAILABLE, 'target shutting down'));
     const server = this.server;
     this.server = undefined;
-    if (server) await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+    if (server) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 500);
+        server.tryShutdown(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Cuts every Subscribe stream (UNAVAILABLE), as a broken connection would. */
+  dropStreams(): number {
+    const n = this.streams.size;
+    for (const end of [...this.streams]) end(new RpcFailure(status.UNAVAILABLE, 'stream dropped (injected)'));
+    return n;
+  }
+
+  /** A device restart: streams cut, pins programmed again from configuration with counters at zero. */
+  restartDevice(): void {
+    this.dropStreams();
+    this.model.restart();
+  }
+
+  get streamCount(): number {
+    return this.streams.size;
   }
 
   private authorize(md: Metadata): void {
@@ -94,33 +264,40 @@ export class GnmiServer {
     );
   }
 
-  private capabilities(): CapabilityResponse {
-    return {
-      supported_models: [
-        { name: 'openconfig-network-instance', organization: 'OpenConfig working group', version: '4.4.0' },
-        { name: 'openconfig-policy-forwarding', organization: 'OpenConfig working group', version: '0.7.0' },
-      ],
-      supported_encodings: ['JSON', 'JSON_IETF'],
-      gNMI_version: '0.7.0',
-    };
+  private capabilities(req: CapabilityRequest): CapabilityResponse {
+    refuseExtensions(req.extension);
+    return { supported_models: SUPPORTED_MODELS, supported_encodings: [...ENCODINGS], gNMI_version: GNMI_VERSION };
+  }
+
+  /** Resolves a Get/Subscribe path: syntax and schema errors throw; returns the query elements. */
+  private query(prefix: Path | undefined, p: Path | undefined): PathElem[] {
+    const joined = joinPath(prefix, p);
+    const where = pathToString({ elem: joined });
+    checkOrigin(prefix, p, where);
+    return resolve(joined, where).elems;
   }
 
   private get(req: GetRequest): GetResponse {
-    const enc = req.encoding ?? 'JSON';
-    if (enc !== 'JSON' && enc !== 'JSON_IETF') throw new GnmiError('UNIMPLEMENTED', `encoding ${enc} is not supported; use JSON or JSON_IETF`);
-    const all = leaves(this.sw, this.options.networkInstance);
+    refuseExtensions(req.extension);
+    const enc = checkEncoding(req.encoding);
     const paths = (req.path ?? []).length > 0 ? (req.path ?? []) : [{}];
-    const notification: Notification[] = paths.map((p) => {
-      const q = joinPath(req.prefix, p);
-      const update: Update[] = all.filter((l) => under(l.elems, q)).map((l) => ({ path: { elem: l.elems }, val: { [enc === 'JSON' ? 'json_val' : 'json_ietf_val']: Buffer.from(JSON.stringify(l.value)) } }));
-      return { timestamp: nowNs(), update };
+    const queries = paths.map((p) => this.query(req.prefix, p));
+    const all = this.model.leaves(req.type ?? 'ALL');
+    const { prefix, strip } = responsePrefix(req.prefix);
+    const notification: Notification[] = queries.map((q) => {
+      const matching = all.filter((l) => under(l.elems, q));
+      if (matching.length === 0) throw new GnmiError('NOT_FOUND', `${pathToString({ elem: q })}: no data`);
+      return { timestamp: nowNs(), ...(prefix ? { prefix } : {}), update: updatesFor(matching, q, enc, strip) };
     });
     return { notification };
   }
 
   private set(req: SetRequest): SetResponse {
-    const response = applySet(this.sw, req);
-    return { prefix: req.prefix ?? {}, response, timestamp: nowNs() };
+    refuseExtensions(req.extension);
+    const response = this.model.applySet(req);
+    const out: SetResponse = { response, timestamp: nowNs() };
+    if (req.prefix !== undefined && req.prefix !== null) out.prefix = req.prefix;
+    return out;
   }
 
   private subscribe(call: ServerDuplexStream<SubscribeRequest, SubscribeResponse>): void {
@@ -141,34 +318,41 @@ export class GnmiServer {
     call.on('cancelled', () => end());
     call.on('error', () => end());
     call.on('end', () => end());
-    let subs: { list: Required<Pick<SubscribeRequest, 'subscribe'>>['subscribe']; queries: { sub: Subscription; q: PathElem[] }[] } | undefined;
-    const send = (q: PathElem[], only?: Set<string>, deleted?: PathElem[][]): void => {
-      const matching = leaves(this.sw, this.options.networkInstance).filter((l) => under(l.elems, q) && (only === undefined || only.has(leafKey(l.elems))));
-      if (matching.length === 0 && (deleted ?? []).length === 0) return;
-      call.write({ update: { timestamp: nowNs(), update: matching.map((l) => ({ path: { elem: l.elems }, val: scalarToTyped(l.value) })), delete: (deleted ?? []).map((elem) => ({ elem })) } });
+    let list: SubscriptionList | undefined;
+    let queries: { sub: Subscription; q: PathElem[] }[] = [];
+    let enc: Encoding = 'JSON';
+    let respPrefix: { prefix?: Path; strip: number } = { strip: 0 };
+    const matching = (q: PathElem[]): Leaf[] => this.model.leaves().filter((l) => under(l.elems, q));
+    const send = (ls: Leaf[], deleted: PathElem[][] = []): void => {
+      if (ended || (ls.length === 0 && deleted.length === 0)) return;
+      const { prefix, strip } = respPrefix;
+      call.write({ update: { timestamp: nowNs(), ...(prefix ? { prefix } : {}), update: ls.map((l) => ({ path: { elem: l.elems.slice(strip) }, val: encodeValue(l, enc) })), delete: deleted.map((elem) => ({ elem: elem.slice(strip) })) } });
     };
-    const snapshot = (q: PathElem[]): Map<string, Leaf> => new Map(leaves(this.sw, this.options.networkInstance).filter((l) => under(l.elems, q)).map((l) => [leafKey(l.elems), l]));
 
     call.on('data', (req: SubscribeRequest) => {
       try {
         if (ended) return;
-        if (req.subscribe !== undefined && subs === undefined) {
+        refuseExtensions(req.extension);
+        if (req.subscribe !== undefined && req.subscribe !== null && list === undefined) {
           this.authorize(call.metadata);
-          const list = req.subscribe;
-          const queries = (list.subscription ?? []).map((sub) => ({ sub, q: joinPath(list.prefix, sub.path) }));
+          const l = req.subscribe;
+          enc = checkEncoding(l.encoding);
+          queries = (l.subscription ?? []).map((sub) => ({ sub, q: this.query(l.prefix, sub.path) }));
           if (queries.length === 0) throw new GnmiError('INVALID_ARGUMENT', 'a subscription list needs at least one subscription');
-          subs = { list, queries };
-          const mode = list.mode ?? 'STREAM';
-          if (!list.updates_only) for (const { q } of queries) send(q);
+          const mode = l.mode ?? 'STREAM';
+          if (mode === 'STREAM') for (const { sub } of queries) this.checkStreamSub(sub);
+          list = l;
+          respPrefix = responsePrefix(l.prefix);
+          if (!l.updates_only) for (const { q } of queries) send(matching(q));
           call.write({ sync_response: true });
           if (mode === 'ONCE') return end();
-          if (mode === 'STREAM') for (const { sub, q } of queries) this.stream(sub, q, send, snapshot, timers);
-        } else if (req.poll !== undefined || req.request === 'poll') {
-          if (subs === undefined || subs.list.mode !== 'POLL') throw new GnmiError('INVALID_ARGUMENT', 'poll without a POLL subscription');
-          for (const { q } of subs.queries) send(q);
+          if (mode === 'STREAM') for (const { sub, q } of queries) this.stream(sub, q, matching, send, timers);
+        } else if (req.poll !== undefined && req.poll !== null) {
+          if (list === undefined || list.mode !== 'POLL') throw new GnmiError('INVALID_ARGUMENT', 'poll without a POLL subscription');
+          for (const { q } of queries) send(matching(q));
           call.write({ sync_response: true });
         } else {
-          throw new GnmiError('INVALID_ARGUMENT', subs === undefined ? 'the first message must be a subscription list' : 'only polls may follow the subscription list');
+          throw new GnmiError('INVALID_ARGUMENT', list === undefined ? 'the first message must be a subscription list' : 'only polls may follow the subscription list');
         }
       } catch (err) {
         end(err);
@@ -176,25 +360,49 @@ export class GnmiServer {
     });
   }
 
-  private stream(sub: Subscription, q: PathElem[], send: (q: PathElem[], only?: Set<string>, deleted?: PathElem[][]) => void, snapshot: (q: PathElem[]) => Map<string, Leaf>, timers: NodeJS.Timeout[]): void {
+  private minSampleNs(): bigint {
+    return BigInt(this.options.minSampleMs ?? 10) * 1_000_000n;
+  }
+
+  /** Refuses stream subscriptions the target cannot honour (gNMI 3.5.1.5.2). */
+  private checkStreamSub(sub: Subscription): void {
     const mode = sub.mode ?? 'TARGET_DEFINED';
+    const interval = BigInt(sub.sample_interval ?? 0);
+    if (mode === 'SAMPLE' && interval !== 0n && interval < this.minSampleNs()) throw new GnmiError('INVALID_ARGUMENT', `sample_interval ${interval} ns is below the target's minimum ${this.minSampleNs()} ns`);
+    if (mode === 'TARGET_DEFINED' && interval !== 0n) throw new GnmiError('INVALID_ARGUMENT', 'TARGET_DEFINED subscriptions take no sample_interval');
+  }
+
+  private stream(sub: Subscription, q: PathElem[], matching: (q: PathElem[]) => Leaf[], send: (ls: Leaf[], deleted?: PathElem[][]) => void, timers: NodeJS.Timeout[]): void {
+    const mode = sub.mode ?? 'TARGET_DEFINED';
+    const toMs = (ns: bigint): number => Number(ns / 1_000_000n);
+    const heartbeatMs = toMs(BigInt(sub.heartbeat_interval ?? 0));
+    let last = new Map<string, Leaf>(matching(q).map((l) => [leafKey(l.elems), l]));
+    let lastFull = Date.now();
+    const tick = (changedOnly: boolean): void => {
+      const cur = new Map(matching(q).map((l) => [leafKey(l.elems), l]));
+      const deleted = [...last.keys()].filter((k) => !cur.has(k)).map((k) => (last.get(k) as Leaf).elems);
+      const heartbeat = heartbeatMs > 0 && Date.now() - lastFull >= heartbeatMs;
+      last = new Map([...cur].map(([k, l]) => [k, l]));
+      const prev = new Map(lastSeen);
+      for (const [k, l] of cur) lastSeen.set(k, l.value);
+      if (!changedOnly || heartbeat) {
+        lastFull = Date.now();
+        send([...cur.values()], deleted);
+        return;
+      }
+      send([...cur].filter(([k, l]) => prev.get(k) !== l.value).map(([, l]) => l), deleted);
+    };
+    const lastSeen = new Map<string, unknown>([...last].map(([k, l]) => [k, l.value]));
     if (mode === 'SAMPLE') {
-      const ms = Math.max(10, Number(BigInt(sub.sample_interval ?? 0) / 1_000_000n) || 1000);
-      timers.push(setInterval(() => send(q), ms));
+      const interval = BigInt(sub.sample_interval ?? 0);
+      const ms = interval === 0n ? toMs(this.minSampleNs()) : Math.max(1, toMs(interval));
+      // suppress_redundant: only leaves that changed, except once per heartbeat interval (3.5.1.5.2).
+      timers.push(setInterval(() => tick(sub.suppress_redundant === true), ms));
       return;
     }
-    // ON_CHANGE (and TARGET_DEFINED): scan for changed and deleted leaves.
-    let last = snapshot(q);
-    timers.push(
-      setInterval(() => {
-        const cur = snapshot(q);
-        const changed = new Set<string>();
-        for (const [k, l] of cur) if (last.get(k)?.value !== l.value) changed.add(k);
-        const deleted = [...last.keys()].filter((k) => !cur.has(k)).map((k) => (last.get(k) as Leaf).elems);
-        last = cur;
-        if (changed.size > 0 || deleted.length > 0) send(q, changed, deleted);
-      }, this.options.changeScanMs ?? 50),
-    );
+    // ON_CHANGE (and TARGET_DEFINED, where every leaf is reported on change): scan for
+    // changed and deleted leaves; with a heartbeat, everything again once per interval.
+    timers.push(setInterval(() => tick(true), Math.min(this.options.changeScanMs ?? 50, heartbeatMs > 0 ? heartbeatMs : Infinity)));
   }
 }
 

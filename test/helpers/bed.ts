@@ -15,6 +15,7 @@ import { startSimulator, type RunningSimulator } from '../../switch-sim/run.js';
 import { TrafficGenerator } from '../../switch-sim/traffic.js';
 import { SimAdapter } from '../../switch-adapters/sim/adapter.js';
 import { createAdapter } from '../../switch-adapters/factory.js';
+import { withObservedResolution } from './observed.js';
 
 export const VIP = '192.0.2.80';
 export const NH = ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4'];
@@ -26,7 +27,11 @@ export interface BedOptions {
   connectionsPerSecond?: number;
   mirrorFinRst?: boolean;
   stateFile?: string;
-  adapter?: 'arista-eapi' | 'sim';
+  adapter?: 'arista-eapi' | 'gnmi' | 'sim';
+  /** Resolve nexthops by observation of the simulated switch (for adapters that cannot resolve). */
+  observedResolution?: boolean;
+  /** Simulated time from accepting a pin or group change to its effect in forwarding, ms. */
+  programDelayMs?: number;
   /** Run without flowpin: no controller, group changes made on the switch directly. */
   withoutFlowpin?: boolean;
   seed?: number;
@@ -53,10 +58,11 @@ export class Bed {
       traffic: { enabled: false },
       mirror: { enabled: false },
       eapi: { port: 0 },
-      gnmi: { enabled: false },
+      gnmi: opts.adapter === 'gnmi' ? { enabled: true, port: 0, username: 'admin', password: 'flowpin' } : { enabled: false },
       status: { enabled: false },
     }));
     const sim = await startSimulator(scenario, { clock });
+    if (opts.programDelayMs !== undefined) sim.sw.programDelayMs = opts.programDelayMs;
     const traffic = new TrafficGenerator(sim.sw, clock, {
       connectionsPerSecond: opts.connectionsPerSecond ?? 10, lifetime: { kind: 'lognormal', medianS: 60, sigma: 1, maxS: 1200 }, packetIntervalMs: 2000,
       targets: [{ vip: VIP, port: 443 }], clientBase: '10.100.0.1', clientCount: 20_000, maxConcurrent: 100_000, seed: opts.seed ?? 7,
@@ -76,12 +82,14 @@ export class Bed {
       mirror: { udp: [] },
       switches: [{
         name: 'sw1', adapter: o.adapter ?? 'arista-eapi', mirrorSources: ['127.0.0.2'], pinTableSize: o.pinCapacity ?? 1500, vips: [{ address: VIP, nexthops: NH }],
-        ...(o.adapter === 'sim' ? {} : { eapi: { url: this.sim.endpoints.eapi ?? 'http://unset', username: 'admin', password: 'flowpin', timeoutMs: 2000, groupTemplate: 'static-ecmp' } }),
+        ...(o.adapter === 'sim' || o.adapter === 'gnmi' ? {} : { eapi: { url: this.sim.endpoints.eapi ?? 'http://unset', username: 'admin', password: 'flowpin', timeoutMs: 2000, groupTemplate: 'static-ecmp' } }),
+        ...(o.adapter === 'gnmi' ? { gnmi: { address: this.sim.endpoints.gnmi ?? 'unset:0', insecure: true, username: 'admin', password: 'flowpin', timeoutMs: 10_000, ingressInterfaces: ['Ethernet47'], sampleIntervalMs: 100 } } : {}),
       }],
     }));
     const sw = this.config.switches[0];
     if (sw === undefined) throw new Error('no switch');
-    const adapter = sw.adapter === 'sim' ? new SimAdapter(this.sim.sw) : createAdapter(sw);
+    const made = sw.adapter === 'sim' ? new SimAdapter(this.sim.sw) : createAdapter(sw);
+    const adapter = o.observedResolution === true ? withObservedResolution(made, this.sim.sw) : made;
     const controller = new Controller({ config: this.config, adapters: new Map([['sw1', adapter]]), logger: pino({ level: 'silent' }), listen: false });
     await controller.start();
     const { port } = await controller.receiver.listenUdp({ host: '127.0.0.1', port: 0, receiveBufferBytes: 8 * 1024 * 1024 });

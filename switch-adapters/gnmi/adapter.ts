@@ -1,0 +1,320 @@
+// The gNMI / OpenConfig adapter. Pins are policy-forwarding rules of flowpin's own policy,
+// applied to the configured ingress interfaces; many rules go in one SetRequest, which the
+// target applies as one transaction (gNMI 3.4.3), so a refused batch leaves nothing half
+// applied. A batch refused for capacity (RESOURCE_EXHAUSTED) is split until what fits is
+// installed; the rest is reported `table-full`. Rule sequence ids are recovered from the
+// device at connect. A rule is programmed when its applied state (`state/sequence-id`) is
+// present; counters come from the SAMPLE stream (counters.ts) where it has sent a sample since
+// the previous listing, within two sample intervals, else from a Get of the rules' state. gNMI has no "which nexthop does this flow take" call: resolvesNexthop is
+// false and the controller pins in its safe mode. Group members are list entries under a
+// configurable path (static-route next-hops by default).
+
+import { status } from '@grpc/grpc-js';
+import { canonicalIp } from '../../mirror-receiver/addr.js';
+import { parsePath, type CapabilityResponse, type Encoding, type Path, type PathElem, type Update } from '../../proto/gnmi.js';
+import { flowId, type AdapterCapabilities, type FlowSpec, type InstalledPin, type PinOutcome, type PinRule, type PinTableUsage, type SwitchAdapter } from '../contract.js';
+import { SwitchCommandError, SwitchProtocolError } from '../errors.js';
+import { CounterStream } from './counters.js';
+import { flatten, groupListPath, interfacePath, jsonIetf, parseRules, policyPath, ruleUpdate, rulePath, rulesPath, STATIC_ROUTE_GROUP, type GroupPaths, type PolicyLocation, type RuleState } from './openconfig.js';
+import { GnmiTransport, type GnmiTransportOptions } from './transport.js';
+
+export interface GnmiAdapterOptions extends GnmiTransportOptions {
+  networkInstance?: string;
+  /** flowpin's policy-forwarding policy id. */
+  policyId?: string;
+  /** Interfaces client traffic enters on; the policy is applied to each. */
+  ingressInterfaces: string[];
+  pinTableSize?: number;
+  pinBatchSize?: number;
+  group?: GroupPaths;
+  /** Component and resource reporting the pin table's utilization (openconfig-platform); absent: not read. */
+  pinTable?: { component: string; resource: string };
+  /** Models the target must announce in Capabilities. */
+  requiredModels?: string[];
+  sampleIntervalMs?: number;
+  now?: () => number;
+}
+
+export const DEFAULT_REQUIRED_MODELS = ['openconfig-network-instance', 'openconfig-policy-forwarding'];
+const ENCODING: Encoding = 'JSON_IETF';
+
+interface Known {
+  seq: number;
+  flow: FlowSpec;
+  nexthop: string;
+  /** When it was last written (adapter clock): samples older than this say nothing of it. */
+  writtenAt: number;
+}
+
+export class GnmiAdapter implements SwitchAdapter {
+  readonly kind = 'gnmi';
+  readonly capabilities: AdapterCapabilities;
+  readonly transport: GnmiTransport;
+  readonly counters: CounterStream;
+  readonly pinTableUsage?: () => Promise<PinTableUsage>;
+  private readonly loc: PolicyLocation;
+  private readonly now: () => number;
+  private readonly group: GroupPaths;
+  private readonly byFlow = new Map<string, Known>();
+  private readonly bySeq = new Map<number, Known>();
+  private nextSeq = 1;
+  /** Stream tick at the previous listPins: only samples after it are news. */
+  private listedTick = -1;
+  private readonly sampleIntervalMs: number;
+  private readonly name: string;
+  capabilityResponse: CapabilityResponse | undefined;
+
+  constructor(private readonly options: GnmiAdapterOptions) {
+    this.transport = new GnmiTransport(options);
+    this.name = options.switchName;
+    this.now = options.now ?? Date.now;
+    this.loc = { networkInstance: options.networkInstance ?? 'default', policyId: options.policyId ?? 'flowpin' };
+    this.group = options.group ?? STATIC_ROUTE_GROUP;
+    this.sampleIntervalMs = options.sampleIntervalMs ?? 10_000;
+    this.counters = new CounterStream(this.transport, rulesPath(this.loc), { sampleIntervalMs: this.sampleIntervalMs, now: this.now });
+    this.capabilities = {
+      resolvesNexthop: false,
+      resolveBatchSize: 1,
+      pinBatchSize: options.pinBatchSize ?? 200,
+      nativeIdleTimeout: false,
+      pinTableSize: options.pinTableSize ?? 1500,
+      changesGroups: true,
+      predictsMovedFlows: false,
+    };
+    const pt = options.pinTable;
+    if (pt !== undefined) this.pinTableUsage = () => this.readUsage(pt);
+  }
+
+  /** Checks Capabilities, creates and applies flowpin's policy, recovers its rules, starts the counter stream. */
+  async connect(): Promise<void> {
+    const caps = await this.transport.capabilities();
+    this.capabilityResponse = caps;
+    const models = new Set(caps.supported_models.map((m) => m.name));
+    const missing = (this.options.requiredModels ?? DEFAULT_REQUIRED_MODELS).filter((m) => !models.has(m));
+    const noEncoding = !caps.supported_encodings.includes(ENCODING);
+    if (missing.length > 0 || noEncoding) {
+      const what = [...missing.map((m) => `model ${m}`), ...(noEncoding ? [`encoding ${ENCODING}`] : [])];
+      throw new SwitchProtocolError(this.name, `gNMI target lacks what flowpin needs: ${what.join(', ')} (announces ${[...models].join(', ') || 'no models'}; encodings ${caps.supported_encodings.join(', ')})`);
+    }
+    const update: Update[] = [
+      { path: { elem: [...policyPath(this.loc), { name: 'config' }] }, val: jsonIetf({ 'policy-id': this.loc.policyId, type: 'PBR_POLICY' }) },
+      ...this.options.ingressInterfaces.map((i) => ({ path: { elem: [...interfacePath(this.loc, i), { name: 'config' }] }, val: jsonIetf({ 'interface-id': i, 'apply-forwarding-policy': this.loc.policyId }) })),
+    ];
+    await this.transport.set({ update });
+    await this.readRules();
+    this.counters.start();
+  }
+
+  async close(): Promise<void> {
+    this.counters.close();
+    this.transport.close();
+    return Promise.resolve();
+  }
+
+  resolve(flows: FlowSpec[]): Promise<(string | undefined)[]> {
+    return Promise.resolve(flows.map(() => undefined));
+  }
+
+  async installPins(pins: PinRule[]): Promise<PinOutcome[]> {
+    const out: PinOutcome[] = [];
+    const size = this.capabilities.pinBatchSize;
+    for (let at = 0; at < pins.length; at += size) out.push(...(await this.installBatch(pins.slice(at, at + size))));
+    return out;
+  }
+
+  /** One SetRequest; on RESOURCE_EXHAUSTED the halves are tried, down to single rules. */
+  private async installBatch(pins: PinRule[]): Promise<PinOutcome[]> {
+    if (pins.length === 0) return [];
+    const planned = pins.map((p) => ({ pin: p, seq: this.byFlow.get(flowId(p.flow))?.seq ?? this.allocate() }));
+    try {
+      await this.transport.set({ replace: planned.map(({ pin, seq }) => ruleUpdate(this.loc, seq, pin)) });
+    } catch (err) {
+      if (!(err instanceof SwitchCommandError) || err.code !== Number(status.RESOURCE_EXHAUSTED)) {
+        this.release(planned.map((p) => p.seq));
+        throw err;
+      }
+      if (pins.length === 1) {
+        this.release(planned.map((p) => p.seq));
+        return [{ flow: (pins[0] as PinRule).flow, ok: false, error: `table-full: ${err.detail}`, programmed: false, reason: 'table-full' }];
+      }
+      this.release(planned.map((p) => p.seq));
+      const half = Math.ceil(pins.length / 2);
+      return [...(await this.installBatch(pins.slice(0, half))), ...(await this.installBatch(pins.slice(half)))];
+    }
+    const now = this.now();
+    for (const { pin, seq } of planned) this.remember({ seq, flow: { ...pin.flow, src: canonicalIp(pin.flow.src), dst: canonicalIp(pin.flow.dst) }, nexthop: canonicalIp(pin.nexthop), writtenAt: now });
+    return planned.map(({ pin }) => ({ flow: pin.flow, ok: true }));
+  }
+
+  async removePins(flows: FlowSpec[]): Promise<void> {
+    const known = flows.map((f) => this.byFlow.get(flowId({ ...f, src: canonicalIp(f.src), dst: canonicalIp(f.dst) }))).filter((k): k is Known => k !== undefined);
+    const size = this.capabilities.pinBatchSize * 4;
+    for (let at = 0; at < known.length; at += size) {
+      const chunk = known.slice(at, at + size);
+      await this.transport.set({ delete: chunk.map((k) => ({ elem: rulePath(this.loc, k.seq) })) });
+      for (const k of chunk) this.forget(k);
+    }
+  }
+
+  async listPins(): Promise<InstalledPin[]> {
+    const rules = await this.readRules();
+    const maxAge = 2 * this.sampleIntervalMs;
+    const now = this.now();
+    const fresh = (seq: number): RuleState | undefined => {
+      const s = this.counters.sample(seq);
+      const k = this.bySeq.get(seq);
+      return s !== undefined && s.tick > this.listedTick && now - s.at <= maxAge && (k === undefined || s.at >= k.writtenAt) ? s : undefined;
+    };
+    const tick = this.counters.tick;
+    // Rules the stream has no current sample of are read directly (one Get of their state).
+    let state = new Map<number, RuleState>();
+    if ([...rules.keys()].some((seq) => fresh(seq) === undefined)) state = await this.readState();
+    let tableFull: boolean | undefined;
+    const out: InstalledPin[] = [];
+    for (const r of rules.values()) {
+      const k = this.bySeq.get(r.seq);
+      if (k === undefined) continue;
+      const s = fresh(r.seq) ?? state.get(r.seq);
+      const pin: InstalledPin = { name: `${this.loc.policyId}/${r.seq}`, flow: k.flow, nexthop: k.nexthop, programmed: s?.applied === true, packets: s?.packets ?? 0, bytes: s?.octets ?? 0 };
+      if (!pin.programmed) {
+        // Configured without applied state: still being programmed, unless the table reports no room.
+        tableFull ??= this.pinTableUsage === undefined ? false : await this.pinTableUsage().then((u) => u.used >= u.capacity);
+        pin.reason = tableFull ? 'table-full' : 'pending';
+      }
+      out.push(pin);
+    }
+    this.listedTick = tick;
+    return out;
+  }
+
+  async groupMembers(vip: string): Promise<string[]> {
+    return (await this.readGroup(vip)).map((m) => m.address);
+  }
+
+  async groupProgrammed(vip: string): Promise<string[]> {
+    return (await this.readGroup(vip)).filter((m) => m.programmed).map((m) => m.address);
+  }
+
+  async addGroupMember(vip: string, nexthop: string): Promise<void> {
+    const nh = canonicalIp(nexthop);
+    if ((await this.readGroup(vip)).some((m) => m.address === nh)) return;
+    const list = groupListPath(this.group, vip);
+    const entry = withKey(list, this.group.key, nh);
+    const [container, leaf] = splitLeaf(this.group.addressLeaf);
+    const cfg: Record<string, unknown> = { [leaf]: nh };
+    if (container === 'config') cfg[this.group.key] = nh;
+    await this.transport.set({ update: [{ path: { elem: [...entry, ...(container === '' ? [] : [{ name: container }])] }, val: jsonIetf(cfg) }] });
+  }
+
+  async removeGroupMember(vip: string, nexthop: string): Promise<void> {
+    const nh = canonicalIp(nexthop);
+    const entries = (await this.readGroup(vip)).filter((m) => m.address === nh);
+    if (entries.length === 0) return;
+    const list = groupListPath(this.group, vip);
+    await this.transport.set({ delete: entries.map((e) => ({ elem: withKey(list, this.group.key, e.key) })) });
+  }
+
+  private async readGroup(vip: string): Promise<{ key: string; address: string; programmed: boolean }[]> {
+    const list = groupListPath(this.group, vip);
+    const elems = withKey(list, this.group.key, '*');
+    const leaves = await this.getLeaves({ elem: elems }, 'ALL');
+    const byKey = new Map<string, { address?: string; programmed: boolean }>();
+    const n = elems.length;
+    for (const l of leaves) {
+      const key = l.elems[n - 1]?.key?.[this.group.key];
+      if (key === undefined) continue;
+      const rel = l.elems.slice(n).map((e) => e.name).join('/');
+      const e = byKey.get(key) ?? { programmed: false };
+      byKey.set(key, e);
+      if (rel === this.group.addressLeaf && typeof l.value === 'string') e.address = canonicalIp(l.value);
+      if (rel === this.group.programmedLeaf) e.programmed = true;
+    }
+    return [...byKey].filter(([, e]) => e.address !== undefined).map(([key, e]) => ({ key, address: e.address as string, programmed: e.programmed }));
+  }
+
+  /** Reads the rules of flowpin's policy (configuration), rebuilding the sequence id map. */
+  private async readRules(): Promise<Map<number, RuleState>> {
+    const base = rulesPath(this.loc);
+    const rules = parseRules(await this.getLeaves({ elem: base }, 'CONFIG'), base);
+    for (const k of [...this.bySeq.values()]) if (!rules.has(k.seq)) this.forget(k);
+    for (const r of rules.values()) {
+      const k = this.bySeq.get(r.seq);
+      if (r.flow === undefined || r.nexthop === undefined) continue;
+      if (k === undefined || flowId(k.flow) !== flowId(r.flow) || k.nexthop !== r.nexthop) this.remember({ seq: r.seq, flow: r.flow, nexthop: r.nexthop, writtenAt: k?.writtenAt ?? 0 });
+      if (r.seq >= this.nextSeq) this.nextSeq = r.seq + 1;
+    }
+    return rules;
+  }
+
+  private async readState(): Promise<Map<number, RuleState>> {
+    const base = rulesPath(this.loc);
+    return parseRules(await this.getLeaves({ elem: [...base, { name: 'rule', key: { 'sequence-id': '*' } }, { name: 'state' }] }, 'STATE'), base);
+  }
+
+  private async readUsage(pt: { component: string; resource: string }): Promise<PinTableUsage> {
+    const p = parsePath(`/components/component[name=${pt.component}]/integrated-circuit/utilization/resources/resource[name=${pt.resource}]/state`);
+    const leaves = await this.getLeaves(p, 'STATE');
+    const val = (name: string): number | undefined => {
+      const v = leaves.find((l) => l.elems.at(-1)?.name === name)?.value;
+      return typeof v === 'number' ? v : typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : undefined;
+    };
+    const used = val('used');
+    const max = val('max-limit');
+    const free = val('free');
+    const capacity = max ?? (used !== undefined && free !== undefined ? used + free : undefined);
+    if (used === undefined || capacity === undefined) throw new SwitchProtocolError(this.name, `no utilization of ${pt.component}/${pt.resource} (used, max-limit or free missing)`);
+    return { capacity, used };
+  }
+
+  /** A Get of one path as leaves; NOT_FOUND (no data there yet) is an empty answer. */
+  private async getLeaves(path: Path, type: 'ALL' | 'CONFIG' | 'STATE'): Promise<ReturnType<typeof flatten>> {
+    try {
+      const res = await this.transport.get({ path: [path], type, encoding: ENCODING });
+      return flatten(res.notification);
+    } catch (err) {
+      if (err instanceof SwitchCommandError && err.code === Number(status.NOT_FOUND)) return [];
+      throw err;
+    }
+  }
+
+  private allocate(): number {
+    while (this.bySeq.has(this.nextSeq)) this.nextSeq++;
+    const seq = this.nextSeq++;
+    this.bySeq.set(seq, { seq, flow: { family: 4, src: '', dst: '', sport: 0, dport: 0 }, nexthop: '', writtenAt: Number.POSITIVE_INFINITY });
+    return seq;
+  }
+
+  private release(seqs: number[]): void {
+    for (const s of seqs) {
+      const k = this.bySeq.get(s);
+      if (k !== undefined && k.nexthop === '') this.bySeq.delete(s);
+      if (s < this.nextSeq && !this.bySeq.has(s)) this.nextSeq = Math.min(this.nextSeq, s);
+    }
+  }
+
+  private remember(k: Known): void {
+    const old = this.byFlow.get(flowId(k.flow));
+    if (old !== undefined && old.seq !== k.seq) this.bySeq.delete(old.seq);
+    this.byFlow.set(flowId(k.flow), k);
+    this.bySeq.set(k.seq, k);
+  }
+
+  private forget(k: Known): void {
+    this.byFlow.delete(flowId(k.flow));
+    this.bySeq.delete(k.seq);
+    this.counters.forget(k.seq);
+    if (k.seq < this.nextSeq) this.nextSeq = k.seq;
+  }
+}
+
+function withKey(list: Path, key: string, value: string): PathElem[] {
+  const elems = [...(list.elem ?? [])];
+  const last = elems.pop();
+  if (last === undefined) throw new TypeError('empty group list path');
+  return [...elems, { name: last.name, key: { ...(last.key ?? {}), [key]: value } }];
+}
+
+function splitLeaf(rel: string): [string, string] {
+  const i = rel.lastIndexOf('/');
+  return i < 0 ? ['', rel] : [rel.slice(0, i), rel.slice(i + 1)];
+}

@@ -1,0 +1,178 @@
+// Translation between flowpin's pins and group members and OpenConfig data, from the YANG of
+// openconfig/public: a pin is a policy-forwarding rule
+// (.../policy-forwarding/policies/policy[policy-id]/rules/rule[sequence-id]) matching
+// `ipv4|ipv6/config/{source-address,destination-address,protocol}` (host prefixes) and
+// `transport/config/{source-port,destination-port}`, with `action/config/next-hop`
+// (openconfig-pf-forwarding-policies, openconfig-packet-match); the policy is applied with
+// `.../policy-forwarding/interfaces/interface[interface-id]/config/apply-forwarding-policy`
+// (openconfig-pf-interfaces). Group members are list entries found by a configurable
+// template (static-route next-hops of openconfig-local-routing by default).
+
+import { canonicalIp } from '../../mirror-receiver/addr.js';
+import { parsePath, type Notification, type Path, type PathElem, type TypedValue, type Update } from '../../proto/gnmi.js';
+import type { FlowSpec, PinRule } from '../contract.js';
+
+export interface PolicyLocation {
+  networkInstance: string;
+  policyId: string;
+}
+
+/** Where a VIP's group members live: a list whose entries carry the member address. */
+export interface GroupPaths {
+  /** Path of the member list, `{vip}` and `{len}` filled in; ends with the list name. */
+  list: string;
+  /** The list's key. */
+  key: string;
+  /** Leaf (relative to an entry) holding the member address. */
+  addressLeaf: string;
+  /** Leaf (relative to an entry) present once the member is in forwarding (applied state). */
+  programmedLeaf: string;
+}
+
+export const STATIC_ROUTE_GROUP: GroupPaths = {
+  list: '/network-instances/network-instance[name=default]/protocols/protocol[identifier=STATIC][name=STATIC]/static-routes/static[prefix={vip}/{len}]/next-hops/next-hop',
+  key: 'index',
+  addressLeaf: 'config/next-hop',
+  programmedLeaf: 'state/next-hop',
+};
+
+export const policyPath = (p: PolicyLocation): PathElem[] => [
+  { name: 'network-instances' }, { name: 'network-instance', key: { name: p.networkInstance } }, { name: 'policy-forwarding' }, { name: 'policies' }, { name: 'policy', key: { 'policy-id': p.policyId } },
+];
+
+export const rulesPath = (p: PolicyLocation): PathElem[] => [...policyPath(p), { name: 'rules' }];
+export const rulePath = (p: PolicyLocation, seq: number): PathElem[] => [...rulesPath(p), { name: 'rule', key: { 'sequence-id': String(seq) } }];
+export const interfacePath = (p: PolicyLocation, iface: string): PathElem[] => [
+  { name: 'network-instances' }, { name: 'network-instance', key: { name: p.networkInstance } }, { name: 'policy-forwarding' }, { name: 'interfaces' }, { name: 'interface', key: { 'interface-id': iface } },
+];
+
+export const jsonIetf = (v: unknown): TypedValue => ({ json_ietf_val: Buffer.from(JSON.stringify(v)) });
+
+/** The rule of a pin, as one JSON_IETF value for a replace of the whole rule. */
+export function ruleUpdate(p: PolicyLocation, seq: number, pin: PinRule): Update {
+  const f = pin.flow;
+  const af = f.family === 6 ? 'ipv6' : 'ipv4';
+  const len = f.family === 6 ? 128 : 32;
+  return {
+    path: { elem: rulePath(p, seq) },
+    val: jsonIetf({
+      'sequence-id': seq,
+      config: { 'sequence-id': seq },
+      [af]: { config: { 'source-address': `${canonicalIp(f.src)}/${len}`, 'destination-address': `${canonicalIp(f.dst)}/${len}`, protocol: 'openconfig-packet-match-types:IP_TCP' } },
+      transport: { config: { 'source-port': f.sport, 'destination-port': f.dport } },
+      action: { config: { 'next-hop': canonicalIp(pin.nexthop) } },
+    }),
+  };
+}
+
+/** A decoded leaf value: JSON (either flavour) or a scalar TypedValue. */
+export function leafValue(v: TypedValue | null | undefined): unknown {
+  if (v === undefined || v === null) return undefined;
+  switch (v.value) {
+    case 'json_ietf_val':
+    case 'json_val':
+      return JSON.parse(Buffer.from(v[v.value] ?? '').toString('utf8')) as unknown;
+    case 'uint_val':
+    case 'int_val':
+      return Number(v[v.value]);
+    case 'string_val':
+    case 'ascii_val':
+      return v[v.value];
+    case 'bool_val':
+      return v.bool_val;
+    case 'double_val':
+    case 'float_val':
+      return v[v.value];
+    default:
+      return undefined;
+  }
+}
+
+export interface FlatLeaf {
+  elems: PathElem[];
+  value: unknown;
+}
+
+/** Keys of the OpenConfig lists flowpin reads, to name list entries found in JSON arrays (RFC 7951 5.4). */
+export const LIST_KEYS: Readonly<Record<string, readonly string[]>> = {
+  'network-instance': ['name'], policy: ['policy-id'], rule: ['sequence-id'], interface: ['interface-id'], protocol: ['identifier', 'name'],
+  static: ['prefix'], 'next-hop': ['index'], component: ['name'], resource: ['name'], neighbor: ['neighbor-address'],
+};
+
+const bare = (k: string): string => (k.includes(':') ? k.slice(k.indexOf(':') + 1) : k);
+
+/** Flattens notifications (prefix joined, JSON subtrees and list arrays expanded) into leaves. */
+export function flatten(notifications: readonly Notification[], listKeys: Readonly<Record<string, readonly string[]>> = LIST_KEYS): FlatLeaf[] {
+  const out: FlatLeaf[] = [];
+  const walk = (elems: PathElem[], v: unknown): void => {
+    if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
+      for (const [k, sub] of Object.entries(v)) {
+        const name = bare(k);
+        if (Array.isArray(sub) && listKeys[name] !== undefined) {
+          for (const entry of sub) {
+            if (typeof entry !== 'object' || entry === null) continue;
+            const o = Object.fromEntries(Object.entries(entry as Record<string, unknown>).map(([ek, ev]) => [bare(ek), ev]));
+            const key = Object.fromEntries((listKeys[name] ?? []).map((kn) => [kn, typeof o[kn] === 'string' ? bare(o[kn]) : String(o[kn])]));
+            walk([...elems, { name, key }], o);
+          }
+        } else walk([...elems, { name }], sub);
+      }
+    } else out.push({ elems, value: v });
+  };
+  for (const n of notifications) {
+    const prefix = n.prefix?.elem ?? [];
+    for (const u of n.update ?? []) walk([...prefix, ...(u.path?.elem ?? [])], leafValue(u.val));
+  }
+  return out;
+}
+
+export interface RuleState {
+  seq: number;
+  flow?: FlowSpec;
+  nexthop?: string;
+  /** The rule's applied state is present (programmed). */
+  applied: boolean;
+  packets?: number;
+  octets?: number;
+}
+
+const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : undefined);
+const host = (v: unknown): string | undefined => (typeof v === 'string' ? canonicalIp(v.split('/')[0] ?? '') : undefined);
+
+/** Rules by sequence id from leaves under the policy's rules (paths relative to `rulesPath`). */
+export function parseRules(leaves: readonly FlatLeaf[], base: readonly PathElem[]): Map<number, RuleState> {
+  const byRule = new Map<number, Map<string, unknown>>();
+  for (const l of leaves) {
+    if (l.elems.length <= base.length + 1 || l.elems[base.length]?.name !== 'rule') continue;
+    if (!base.every((b, i) => l.elems[i]?.name === b.name && Object.entries(b.key ?? {}).every(([k, v]) => l.elems[i]?.key?.[k] === v))) continue;
+    const seq = num(l.elems[base.length]?.key?.['sequence-id']);
+    if (seq === undefined) continue;
+    const m = byRule.get(seq) ?? new Map<string, unknown>();
+    byRule.set(seq, m);
+    m.set(l.elems.slice(base.length + 1).map((e) => e.name).join('/'), l.value);
+  }
+  const out = new Map<number, RuleState>();
+  for (const [seq, m] of byRule) {
+    const r: RuleState = { seq, applied: m.has('state/sequence-id') };
+    const af = m.has('ipv6/config/source-address') ? 'ipv6' : 'ipv4';
+    const src = host(m.get(`${af}/config/source-address`));
+    const dst = host(m.get(`${af}/config/destination-address`));
+    const sport = num(m.get('transport/config/source-port'));
+    const dport = num(m.get('transport/config/destination-port'));
+    if (src !== undefined && dst !== undefined && sport !== undefined && dport !== undefined) r.flow = { family: af === 'ipv6' ? 6 : 4, src, dst, sport, dport };
+    const nh = m.get('action/config/next-hop');
+    if (typeof nh === 'string') r.nexthop = canonicalIp(nh);
+    const pk = num(m.get('state/matched-pkts'));
+    const oc = num(m.get('state/matched-octets'));
+    if (pk !== undefined) r.packets = pk;
+    if (oc !== undefined) r.octets = oc;
+    out.set(seq, r);
+  }
+  return out;
+}
+
+/** The group list path of a VIP. */
+export function groupListPath(g: GroupPaths, vip: string): Path {
+  const v = canonicalIp(vip);
+  return parsePath(g.list.replaceAll('{vip}', v).replaceAll('{len}', v.includes(':') ? '128' : '32'));
+}

@@ -1,0 +1,264 @@
+// The part of the OpenConfig schema the simulator's gNMI target implements, as a tree of
+// containers, keyed lists and typed leaves, written from the YANG of openconfig/public:
+// openconfig-network-instance (4.7.0), openconfig-policy-forwarding with
+// openconfig-pf-forwarding-policies and openconfig-pf-interfaces (1.2.0),
+// openconfig-packet-match (2.3.0, with openconfig-packet-match-types),
+// openconfig-local-routing (4.1.0) and the resource utilization of openconfig-platform
+// (0.32.0). Paths are checked against it: an element it does not have is not implemented
+// (UNIMPLEMENTED), a key of the wrong name or type is invalid (INVALID_ARGUMENT), as the
+// gNMI specification's Get and Subscribe behaviour tables (3.3.4, 3.5.2.4) ask.
+
+import { isIP } from 'node:net';
+import { canonicalIp } from '../../mirror-receiver/addr.js';
+import type { PathElem } from '../../proto/gnmi.js';
+
+export type GrpcCode = 'INVALID_ARGUMENT' | 'NOT_FOUND' | 'RESOURCE_EXHAUSTED' | 'UNIMPLEMENTED' | 'FAILED_PRECONDITION';
+
+/** An error that maps to a gRPC status code. */
+export class GnmiError extends Error {
+  override readonly name = 'GnmiError';
+  constructor(
+    readonly status: GrpcCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export type Scalar = string | number | boolean;
+
+/** YANG types of the implemented leaves; `uint64` also stands for counter64 (RFC 7951: JSON string). */
+export type LeafType =
+  | { t: 'string' }
+  | { t: 'bool' }
+  | { t: 'uint'; max: number }
+  | { t: 'uint64' }
+  | { t: 'enum'; values: readonly string[] }
+  | { t: 'identity'; module: string; values: readonly string[] }
+  | { t: 'ip-prefix'; family?: 4 | 6 }
+  | { t: 'ip-address' }
+  | { t: 'ip-protocol' }
+  | { t: 'port' };
+
+export interface SchemaNode {
+  readonly name: string;
+  readonly kind: 'container' | 'list' | 'leaf';
+  /** List keys in order. */
+  readonly keys: readonly { name: string; type: LeafType }[];
+  readonly type?: LeafType;
+  /** config true (read-write) or config false (state). */
+  readonly config: boolean;
+  /** A counter (OPERATIONAL data in a Get by type). */
+  readonly counter: boolean;
+  readonly children: ReadonlyMap<string, SchemaNode>;
+  /** Module that defines the node (for RFC 7951 qualified names). */
+  readonly module: string;
+}
+
+/** IANA protocol numbers of the IP_PROTOCOL identities (openconfig-packet-match-types). */
+export const IP_PROTOCOLS: Readonly<Record<string, number>> = { IP_ICMP: 1, IP_IGMP: 2, IP_IN_IP: 4, IP_TCP: 6, IP_UDP: 17, IP_RSVP: 46, IP_GRE: 47, IP_AUTH: 51, IP_PIM: 103, IP_L2TP: 115 };
+/** INSTALL_PROTOCOL_TYPE identities (openconfig-policy-types). */
+const INSTALL_PROTOCOLS = ['BGP', 'ISIS', 'OSPF', 'OSPF3', 'STATIC', 'DIRECTLY_CONNECTED', 'LOCAL_AGGREGATE', 'PIM', 'IGMP', 'GRIBI', 'PCEP', 'LOCAL'] as const;
+
+type Child = SchemaNode | ((config: boolean, module: string) => SchemaNode);
+
+const build = (c: Child, config: boolean, module: string): SchemaNode => (typeof c === 'function' ? c(config, module) : c);
+
+function container(name: string, children: Child[], opts: { config?: boolean; module?: string } = {}): (config: boolean, module: string) => SchemaNode {
+  return (cfg, mod) => {
+    const config = opts.config ?? cfg;
+    const module = opts.module ?? mod;
+    return { name, kind: 'container', keys: [], config, counter: false, module, children: new Map(children.map((c) => build(c, config, module)).map((n) => [n.name, n])) };
+  };
+}
+
+function list(name: string, keys: { name: string; type: LeafType }[], children: Child[]): (config: boolean, module: string) => SchemaNode {
+  return (config, module) => {
+    const kids = [...keys.map((k) => leaf(k.name, k.type)), ...children].map((c) => build(c, config, module));
+    return { name, kind: 'list', keys, config, counter: false, module, children: new Map(kids.map((n) => [n.name, n])) };
+  };
+}
+
+function leaf(name: string, type: LeafType, opts: { counter?: boolean } = {}): (config: boolean, module: string) => SchemaNode {
+  return (config, module) => ({ name, kind: 'leaf', keys: [], type, config, counter: opts.counter ?? false, module, children: new Map() });
+}
+
+type LeafMaker = ReturnType<typeof leaf>;
+
+/** The OpenConfig pattern: a `config` container and a `state` container with the same leaves (and more). */
+const configState = (leaves: LeafMaker[], stateOnly: LeafMaker[] = []): Child[] => [container('config', leaves), container('state', [...leaves, ...stateOnly], { config: false })];
+
+const STRING: LeafType = { t: 'string' };
+const COUNTER = (name: string): LeafMaker => leaf(name, { t: 'uint64' }, { counter: true });
+
+const ruleNode = list('rule', [{ name: 'sequence-id', type: { t: 'uint', max: 0xffffffff } }], [
+  ...configState([leaf('sequence-id', { t: 'uint', max: 0xffffffff }), leaf('description', STRING)], [COUNTER('matched-pkts'), COUNTER('matched-octets')]),
+  container('ipv4', configState([leaf('source-address', { t: 'ip-prefix', family: 4 }), leaf('destination-address', { t: 'ip-prefix', family: 4 }), leaf('protocol', { t: 'ip-protocol' })]), { module: 'openconfig-packet-match' }),
+  container('ipv6', configState([leaf('source-address', { t: 'ip-prefix', family: 6 }), leaf('destination-address', { t: 'ip-prefix', family: 6 }), leaf('protocol', { t: 'ip-protocol' })]), { module: 'openconfig-packet-match' }),
+  container('transport', configState([leaf('source-port', { t: 'port' }), leaf('destination-port', { t: 'port' })]), { module: 'openconfig-packet-match' }),
+  container('action', configState([leaf('next-hop', { t: 'ip-address' }), leaf('discard', { t: 'bool' })])),
+]);
+
+const policyForwarding = container('policy-forwarding', [
+  container('policies', [
+    list('policy', [{ name: 'policy-id', type: STRING }], [
+      ...configState([leaf('policy-id', STRING), leaf('type', { t: 'enum', values: ['PBR_POLICY', 'VRF_SELECTION_POLICY'] })]),
+      container('rules', [ruleNode]),
+    ]),
+  ]),
+  container('interfaces', [
+    list('interface', [{ name: 'interface-id', type: STRING }], configState([leaf('interface-id', STRING), leaf('apply-forwarding-policy', STRING)])),
+  ]),
+], { module: 'openconfig-policy-forwarding' });
+
+const protocols = container('protocols', [
+  list('protocol', [{ name: 'identifier', type: { t: 'identity', module: 'openconfig-policy-types', values: INSTALL_PROTOCOLS } }, { name: 'name', type: STRING }], [
+    ...configState([leaf('identifier', { t: 'identity', module: 'openconfig-policy-types', values: INSTALL_PROTOCOLS }), leaf('name', STRING)]),
+    container('static-routes', [
+      list('static', [{ name: 'prefix', type: { t: 'ip-prefix' } }], [
+        ...configState([leaf('prefix', { t: 'ip-prefix' })]),
+        container('next-hops', [list('next-hop', [{ name: 'index', type: STRING }], configState([leaf('index', STRING), leaf('next-hop', { t: 'ip-address' })]))]),
+      ]),
+    ], { module: 'openconfig-local-routing' }),
+  ]),
+]);
+
+const components = container('components', [
+  list('component', [{ name: 'name', type: STRING }], [
+    ...configState([leaf('name', STRING)]),
+    container('integrated-circuit', [
+      container('utilization', [
+        container('resources', [
+          list('resource', [{ name: 'name', type: STRING }], configState([leaf('name', STRING)], [leaf('used', { t: 'uint64' }), leaf('free', { t: 'uint64' }), leaf('max-limit', { t: 'uint64' })])),
+        ]),
+      ]),
+    ]),
+  ]),
+], { module: 'openconfig-platform' });
+
+/** The schema root: its children are the top-level containers. */
+export const ROOT: SchemaNode = container('', [
+  container('network-instances', [list('network-instance', [{ name: 'name', type: STRING }], [...configState([leaf('name', STRING)]), policyForwarding, protocols])], { module: 'openconfig-network-instance' }),
+  components,
+])(true, '');
+
+/** Strips an RFC 7951 module qualifier ("openconfig-x:name" -> "name"). */
+export const unqualified = (s: string): string => (s.includes(':') && !isIP(s.split('/')[0] ?? '') ? s.slice(s.indexOf(':') + 1) : s);
+
+const bad = (where: string, what: string): GnmiError => new GnmiError('INVALID_ARGUMENT', `${where}: ${what}`);
+
+function ipPrefix(v: string, family: 4 | 6 | undefined, where: string): string {
+  const [addr = '', len, extra] = v.split('/');
+  const fam = isIP(addr);
+  if (fam === 0 || len === undefined || extra !== undefined || !/^\d{1,3}$/.test(len) || Number(len) > (fam === 4 ? 32 : 128)) throw bad(where, `'${v}' is not an IP prefix`);
+  if (family !== undefined && fam !== family) throw bad(where, `'${v}' is not an IPv${family} prefix`);
+  return `${canonicalIp(addr)}/${Number(len)}`;
+}
+
+/** Checks a value against a leaf type and returns its canonical form; throws INVALID_ARGUMENT. */
+export function checkValue(type: LeafType, raw: unknown, where: string): Scalar {
+  switch (type.t) {
+    case 'string':
+      if (typeof raw !== 'string') throw bad(where, `expected a string, got ${JSON.stringify(raw)}`);
+      return raw;
+    case 'bool':
+      if (typeof raw !== 'boolean') throw bad(where, `expected a boolean, got ${JSON.stringify(raw)}`);
+      return raw;
+    case 'uint':
+    case 'port': {
+      const max = type.t === 'port' ? 65535 : type.max;
+      const n = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : raw;
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > max) throw bad(where, `expected an integer 0..${max}, got ${JSON.stringify(raw)}`);
+      return n;
+    }
+    case 'uint64': {
+      const n = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : raw;
+      if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw bad(where, `expected an unsigned integer, got ${JSON.stringify(raw)}`);
+      return n;
+    }
+    case 'enum':
+      if (typeof raw !== 'string' || !type.values.includes(raw)) throw bad(where, `expected one of ${type.values.join(', ')}, got ${JSON.stringify(raw)}`);
+      return raw;
+    case 'identity': {
+      const name = typeof raw === 'string' ? unqualified(raw) : undefined;
+      if (name === undefined || !type.values.includes(name)) throw bad(where, `expected an identity of ${type.module} (${type.values.join(', ')}), got ${JSON.stringify(raw)}`);
+      return name;
+    }
+    case 'ip-prefix':
+      if (typeof raw !== 'string') throw bad(where, `expected an IP prefix string, got ${JSON.stringify(raw)}`);
+      return ipPrefix(raw, type.family, where);
+    case 'ip-address':
+      if (typeof raw !== 'string' || isIP(raw) === 0) throw bad(where, `'${String(raw)}' is not an IP address`);
+      return canonicalIp(raw);
+    case 'ip-protocol': {
+      // openconfig-packet-match-types ip-protocol-type: uint8 0..254, or an IP_PROTOCOL identity.
+      if (typeof raw === 'string' && !/^\d+$/.test(raw)) {
+        const name = unqualified(raw);
+        if (IP_PROTOCOLS[name] === undefined) throw bad(where, `expected a protocol number 0..254 or an IP_PROTOCOL identity, got ${JSON.stringify(raw)}`);
+        return name;
+      }
+      const n = typeof raw === 'string' ? Number(raw) : raw;
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 254) throw bad(where, `expected a protocol number 0..254 or an IP_PROTOCOL identity, got ${JSON.stringify(raw)}`);
+      return n;
+    }
+  }
+}
+
+/** The protocol number of a stored ip-protocol value. */
+export const protocolNumber = (v: Scalar): number => (typeof v === 'number' ? v : (IP_PROTOCOLS[String(v)] ?? -1));
+
+export interface Resolved {
+  /** The schema node of each element. */
+  nodes: SchemaNode[];
+  /** Elements with canonical key values ('*' kept). */
+  elems: PathElem[];
+  /** Some key or name is a wildcard. */
+  wildcard: boolean;
+}
+
+/**
+ * Resolves elements against the schema. Unknown names are UNIMPLEMENTED; keys on a node
+ * that has none, unknown key names, key values of the wrong type are INVALID_ARGUMENT.
+ */
+export function resolve(elems: readonly PathElem[], where: string): Resolved {
+  let node = ROOT;
+  const nodes: SchemaNode[] = [];
+  const out: PathElem[] = [];
+  let wildcard = false;
+  for (const e of elems) {
+    if (e.name === '' ) throw bad(where, 'empty path element');
+    if (e.name === '*' || e.name === '...') throw new GnmiError('UNIMPLEMENTED', `${where}: wildcard path element '${e.name}' is not implemented; use key wildcards`);
+    const child = node.children.get(unqualified(e.name));
+    if (child === undefined) throw new GnmiError('UNIMPLEMENTED', `${where}: '${e.name}' is not implemented under /${nodes.map((n) => n.name).join('/')}`);
+    const keys = e.key ?? {};
+    const names = Object.keys(keys);
+    if (child.kind !== 'list' && names.length > 0) throw bad(where, `'${child.name}' is not a list and takes no keys`);
+    const canon: Record<string, string> = {};
+    for (const k of names) {
+      const spec = child.keys.find((x) => x.name === k);
+      if (spec === undefined) throw bad(where, `'${child.name}' has no key '${k}' (keys: ${child.keys.map((x) => x.name).join(', ')})`);
+      const v = keys[k] as string;
+      if (v === '*') {
+        wildcard = true;
+        canon[k] = v;
+      } else canon[k] = String(checkValue(spec.type, v, `${where} key ${k}`));
+    }
+    if (child.kind === 'list' && names.length < child.keys.length) wildcard = true;
+    out.push(names.length > 0 ? { name: child.name, key: canon } : { name: child.name });
+    nodes.push(child);
+    node = child;
+  }
+  return { nodes, elems: out, wildcard };
+}
+
+const byNames = new Map<string, SchemaNode | undefined>();
+
+/** The schema node at a path of element names (cached; no key checks). */
+export function nodeByNames(names: readonly string[]): SchemaNode | undefined {
+  const k = names.join('/');
+  if (byNames.has(k)) return byNames.get(k);
+  let node: SchemaNode | undefined = ROOT;
+  for (const n of names) node = node?.children.get(n);
+  byNames.set(k, node);
+  return node;
+}

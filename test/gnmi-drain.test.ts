@@ -1,0 +1,48 @@
+// Drain and add under live traffic through the gNMI adapter against the simulator's gNMI
+// target (pins as OpenConfig policy-forwarding rules, group changes as static-route
+// next-hops, idle aging by the controller from matched-pkts): zero resets of the
+// connections flowpin protects, with and without a programming delay on the switch. gNMI
+// cannot tell which server a flow takes; resolution here is by observation of the switch
+// (helpers/observed.ts), as where the servers' SYN-ACKs are mirrored.
+
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { Bed, FIFTH, NH, VIP } from './helpers/bed.js';
+import type { ChangeRecord } from '../controller/changes.js';
+
+describe('drain and add under traffic through the gNMI adapter', () => {
+  for (const programDelayMs of [0, 300]) {
+    test(`zero resets (programming delay ${programDelayMs} ms)`, { timeout: 240_000 }, async () => {
+      const bed = await Bed.create({ pinMode: 'on-change', mirrorFinRst: true, adapter: 'gnmi', observedResolution: true, programDelayMs });
+      try {
+        const adapter = bed.controller?.runtimes.get('sw1')?.adapter;
+        assert.equal(adapter?.kind, 'gnmi');
+        await bed.run(150);
+        const cm = bed.controller?.changeManager('sw1');
+        assert.ok(cm);
+        const drain = (await cm.drain(VIP, NH[1] as string, {})) as ChangeRecord;
+        assert.equal(drain.phase, 'applied');
+        assert.ok(drain.pinned > 100, `only ${drain.pinned} flows pinned for the drain`);
+        assert.deepEqual(bed.sim.sw.vips.get(VIP)?.group.members(), [NH[0], NH[2], NH[3]]);
+        // The pins are OpenConfig rules on the switch.
+        assert.ok(bed.sim.sw.pins.all().filter((e) => e.source === 'openconfig').length >= drain.pinned);
+        await bed.run(120);
+        const add = (await cm.add(VIP, FIFTH, {})) as ChangeRecord;
+        assert.equal(add.phase, 'complete');
+        assert.deepEqual(new Set(bed.sim.sw.vips.get(VIP)?.group.members()), new Set([NH[0], NH[2], NH[3], FIFTH]));
+        await bed.drainTraffic();
+        const c = bed.traffic.counters;
+        assert.equal(c.reset, 0, `${c.reset} connections reset`);
+        assert.equal(c.closedCleanly, c.opened);
+        assert.ok(c.opened > 2500, `only ${c.opened} connections ran`);
+        // Idle pins are aged out by the controller from the counters: none is left once traffic ended.
+        await bed.controller?.periodic();
+        await bed.run(700, 5000);
+        const left = bed.sim.sw.pins.all().filter((e) => e.source === 'openconfig').length;
+        assert.equal(left, 0, `${left} rules left after every connection ended`);
+      } finally {
+        await bed.close();
+      }
+    });
+  }
+});
