@@ -2,12 +2,16 @@
 // figures, and records them in bench/results.json and the README's table.
 
 import { decodeBench } from './decode.bench.js';
+import { persistBench } from './persist.bench.js';
 import { pinningBench } from './pinning.bench.js';
+import { scenarioBench } from './scenario.bench.js';
 import { printFigures, recordFigures, type Figure } from './results.js';
 
 const BENCHES: Record<string, () => Promise<Figure[]>> = {
   decode: decodeBench,
   pinning: pinningBench,
+  scenario: scenarioBench,
+  persist: persistBench,
 };
 
 async function main(): Promise<void> {

@@ -9,6 +9,7 @@ import { Controller } from '../../controller/controller.js';
 import { readConfig, type FlowpinConfig } from '../../controller/config.js';
 import { Reader } from '../../controller/validate.js';
 import { VirtualClock } from '../../switch-sim/clock.js';
+import { clockOf } from '../../cli/scenario/world.js';
 import { MirrorSender } from '../../switch-sim/mirror.js';
 import { readScenario } from '../../switch-sim/scenario.js';
 import { startSimulator, type RunningSimulator } from '../../switch-sim/run.js';
@@ -23,6 +24,8 @@ export const FIFTH = '10.0.1.5';
 
 export interface BedOptions {
   pinMode: 'always' | 'on-change';
+  /** The controller runs on the simulator's clock (changes then need bed.during(), which moves it). */
+  virtualController?: boolean;
   pinCapacity?: number;
   connectionsPerSecond?: number;
   mirrorFinRst?: boolean;
@@ -90,8 +93,8 @@ export class Bed {
     if (sw === undefined) throw new Error('no switch');
     const made = sw.adapter === 'sim' ? new SimAdapter(this.sim.sw) : createAdapter(sw);
     const adapter = o.observedResolution === true ? withObservedResolution(made, this.sim.sw) : made;
-    const controller = new Controller({ config: this.config, adapters: new Map([['sw1', adapter]]), logger: pino({ level: 'silent' }), listen: false });
-    await controller.start();
+    const controller = new Controller({ config: this.config, adapters: new Map([['sw1', adapter]]), logger: pino({ level: 'silent' }), listen: false, ...(o.virtualController ? { clock: clockOf(this.clock) } : {}) });
+    await (o.virtualController ? this.during(controller.start()) : controller.start());
     const { port } = await controller.receiver.listenUdp({ host: '127.0.0.1', port: 0, receiveBufferBytes: 8 * 1024 * 1024 });
     this.mirroredBefore = this.sim.sw.counters.mirrored;
     this.sender?.stop();
@@ -108,6 +111,22 @@ export class Bed {
     this.sim.sw.mirror = undefined;
     await this.controller?.stop();
     this.controller = undefined;
+  }
+
+  /**
+   * Waits for `p` (a change, say) while simulated time moves on in `stepMs` steps, a step
+   * per few real milliseconds: the switch programs pins and group changes and traffic goes
+   * on while the controller waits on the switch.
+   */
+  async during<T>(p: Promise<T>, stepMs = 5, maxSteps = 20_000): Promise<T> {
+    let done = false;
+    const out = p.finally(() => (done = true));
+    out.catch(() => undefined);
+    for (let i = 0; !done && i < maxSteps; i++) {
+      this.clock.advance(stepMs);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    return out;
   }
 
   /** Waits until every mirrored frame arrived and every queue and pin write is done. */
