@@ -6,12 +6,35 @@ import type { SimSwitch } from '../switch-sim/sim-switch.js';
 import { AristaEapiAdapter } from './arista-eapi/adapter.js';
 import type { SwitchAdapter } from './contract.js';
 import { SimAdapter } from './sim/adapter.js';
+import { LinuxRouterAdapter } from './linux/adapter.js';
 
-export function createAdapter(cfg: SwitchConfig, sims: ReadonlyMap<string, SimSwitch> = new Map()): SwitchAdapter {
+/** `idleTimeoutS`: the pins' idle timeout, for adapters that set it per table (linux). */
+export function createAdapter(cfg: SwitchConfig, sims: ReadonlyMap<string, SimSwitch> = new Map(), idleTimeoutS = 300): SwitchAdapter {
   if (cfg.adapter === 'sim') {
     const sw = sims.get(cfg.name);
     if (sw === undefined) throw new Error(`switch ${cfg.name}: adapter 'sim' needs the built-in simulator (flowpin start)`);
     return new SimAdapter(sw);
+  }
+  if (cfg.adapter === 'linux') {
+    const l = cfg.linux;
+    if (l === undefined) throw new Error(`switch ${cfg.name}: adapter 'linux' needs a linux section`);
+    return new LinuxRouterAdapter({
+      switchName: cfg.name,
+      prefix: [...l.prefix],
+      vips: cfg.vips.map((v) => ({ address: v.address, nexthops: [...v.nexthops] })),
+      clientInterfaces: [...l.clientInterfaces],
+      ...(l.mirrorDevice === undefined ? {} : { mirrorDevice: l.mirrorDevice }),
+      buckets: l.buckets,
+      idBase: l.idBase,
+      tableBase: l.tableBase,
+      pinTableSize: cfg.pinTableSize,
+      idleTimeoutS: idleTimeoutS,
+      timeoutMs: l.timeoutMs,
+      resolveBatchSize: l.resolveBatchSize,
+      pinBatchSize: l.pinBatchSize,
+      probeFlows: l.probeFlows,
+      probeTimeoutMs: l.probeTimeoutMs,
+    });
   }
   const e = cfg.eapi;
   if (e === undefined) throw new Error(`switch ${cfg.name}: adapter 'arista-eapi' needs an eapi section`);
