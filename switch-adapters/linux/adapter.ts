@@ -397,7 +397,9 @@ export class LinuxRouterAdapter implements SwitchAdapter {
         return [{ flow: p.flow, ok: true, programmed: true }];
       }
     }
-    const full = /No space left|table full|ENOSPC/i.test(why);
+    // A full set answers ENFILE (net/netfilter/nf_tables_api.c, nft_add_set_elem), which nft
+    // prints as strerror: "Too many open files in system".
+    const full = /Too many open files in system/.test(why);
     return [{ flow: p.flow, ok: false, error: `nft -f -: ${why}`, programmed: false, reason: full ? 'table-full' : 'rejected' }];
   }
 
