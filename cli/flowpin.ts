@@ -6,6 +6,7 @@ import { receiveCommand } from './receive.js';
 import { SIM_USAGE, simCommand } from './sim.js';
 import { startCommand } from './start.js';
 import { runCommand } from './run.js';
+import { labCommand } from './lab.js';
 import { ConfigError } from '../controller/validate.js';
 
 const USAGE = `usage: flowpin <command> [options]
@@ -14,6 +15,8 @@ commands:
   start [--api-host H] [--api-port N] [--pin-mode on-change|always] [--state-file F] [sim options]
                      flowpin with the built-in switch simulator and live traffic
   run --config FILE  flowpin against the switches of a configuration file
+  lab [--api-port N] [--connections N]
+                     (root) a Linux router in network namespaces, driven by flowpin, live TCP
   sim [options]      run the switch simulator alone (eAPI, gNMI, counters, mirror)
   receive [--host H] [--port P] [--raw]
                      listen for mirrored frames and print decoded TCP segments
@@ -36,6 +39,8 @@ async function main(argv: string[]): Promise<number> {
       return runCommand(rest);
     case 'sim':
       return simCommand(rest);
+    case 'lab':
+      return labCommand(rest);
     case 'help':
     case '--help':
     case '-h':
