@@ -3,11 +3,13 @@
 
 import { decodeBench } from './decode.bench.js';
 import { pinningBench } from './pinning.bench.js';
+import { linuxBench } from './linux.bench.js';
 import { printFigures, recordFigures, type Figure } from './results.js';
 
 const BENCHES: Record<string, () => Promise<Figure[]>> = {
   decode: decodeBench,
   pinning: pinningBench,
+  linux: linuxBench,
 };
 
 async function main(): Promise<void> {

@@ -66,6 +66,8 @@ export class LinuxRouterAdapter implements SwitchAdapter {
   /** Pins as last written or listed: flow id -> mark. */
   private readonly written = new Map<string, number>();
   private probeDummy = new Map<string, number>();
+  /** Nexthops whose pin table and rule were checked by this process. */
+  private readonly routed = new Set<string>();
 
   constructor(options: LinuxRouterOptions) {
     this.o = {
@@ -129,7 +131,7 @@ export class LinuxRouterAdapter implements SwitchAdapter {
     const a = checkIp(addr);
     const known = this.nhIds.get(a);
     if (known !== undefined) {
-      await this.ensurePinRoutes(a);
+      if (!this.routed.has(a)) await this.ensurePinRoutes(a);
       return known;
     }
     let id = this.o.idBase;
@@ -154,6 +156,7 @@ export class LinuxRouterAdapter implements SwitchAdapter {
     const lines = this.o.vips.filter((v) => familyOf(v.address) === fam).map((v) => `route replace ${v.address}/${fam === 4 ? 32 : 128} nhid ${id} table ${table}`);
     await this.run.ok(['ip', '-batch', '-'], lines.join('\n') + '\n');
     await this.ensureRule(fam, mark, table);
+    this.routed.add(addr);
   }
 
   private async ensureRule(fam: 4 | 6, mark: number, table: number): Promise<void> {
@@ -286,7 +289,7 @@ export class LinuxRouterAdapter implements SwitchAdapter {
       const gw = answers[i]?.gateway;
       // A family whose hashing is not checked yet gets no answer: never pin from a guess.
       if (gw === undefined || !this.hash.verified(f.family)) return undefined;
-      const a = canonicalIp(gw);
+      const a = checkIp(gw);
       return this.nhAddr.has(this.nhIds.get(a) ?? -1) ? a : undefined;
     });
   }
@@ -336,7 +339,7 @@ export class LinuxRouterAdapter implements SwitchAdapter {
     const answers = await this.lookups(flows, PROBE_MARK);
     return flows.map((f, i) => {
       const gw = answers[i]?.gateway;
-      const dummy = gw === undefined ? undefined : this.probeDummy.get(canonicalIp(gw));
+      const dummy = gw === undefined ? undefined : this.probeDummy.get(checkIp(gw));
       const bucket = dummy === undefined ? undefined : bucketOfDummy.get(dummy);
       // A flow whose bucket cannot be told is counted as moved (it gets a pin).
       return bucket === undefined || !this.hash.verified(f.family) ? true : movedSet.has(bucket);

@@ -115,8 +115,8 @@ export function parsePinMap(doc: unknown, family: 4 | 6): ListedElement[] {
   const out: ListedElement[] = [];
   for (const item of (body['elem'] as unknown[] | undefined) ?? []) {
     if (!Array.isArray(item) || item.length !== 2) continue;
-    const k = keyOf(item[0]);
-    const mark = item[1];
+    const k = keyOf((item as unknown[])[0]);
+    const mark: unknown = (item as unknown[])[1];
     if (k === undefined || typeof mark !== 'number') continue;
     const [src, dst, sport, dport] = k.parts;
     if (typeof src !== 'string' || typeof dst !== 'string' || typeof sport !== 'number' || typeof dport !== 'number') continue;

@@ -20,10 +20,17 @@ export function checkNftName(name: string): string {
   return name;
 }
 
-/** A canonical IP address, or an error naming the value. */
+const canonical = new Map<string, string>();
+
+/** A canonical IP address, or an error naming the value. (Remembered: look-ups check every flow's two.) */
 export function checkIp(addr: string): string {
+  const known = canonical.get(addr);
+  if (known !== undefined) return known;
   if (isIP(addr) === 0) throw new Error(`'${addr}' is not an IP address`);
-  return canonicalIp(addr);
+  const c = canonicalIp(addr);
+  if (canonical.size >= 200_000) canonical.clear();
+  canonical.set(addr, c);
+  return c;
 }
 
 export function checkPort(p: number): number {

@@ -75,7 +75,8 @@ export function removeNamespace(ns: string): void {
   try {
     ip(['netns', 'del', ns]);
   } catch (err) {
-    if (!String((err as { stderr?: unknown }).stderr ?? '').includes('No such file')) throw err;
+    const stderr = (err as { stderr?: Buffer }).stderr;
+    if (!(stderr?.toString() ?? '').includes('No such file')) throw err;
   }
 }
 
