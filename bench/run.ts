@@ -5,6 +5,7 @@ import { decodeBench } from './decode.bench.js';
 import { persistBench } from './persist.bench.js';
 import { pinningBench } from './pinning.bench.js';
 import { scenarioBench } from './scenario.bench.js';
+import { linuxBench } from './linux.bench.js';
 import { printFigures, recordFigures, type Figure } from './results.js';
 
 const BENCHES: Record<string, () => Promise<Figure[]>> = {
@@ -12,6 +13,7 @@ const BENCHES: Record<string, () => Promise<Figure[]>> = {
   pinning: pinningBench,
   scenario: scenarioBench,
   persist: persistBench,
+  linux: linuxBench,
 };
 
 async function main(): Promise<void> {

@@ -7,6 +7,7 @@ import { SCENARIO_USAGE, scenarioCommand } from './scenario.js';
 import { SIM_USAGE, simCommand } from './sim.js';
 import { startCommand } from './start.js';
 import { runCommand } from './run.js';
+import { labCommand } from './lab.js';
 import { ConfigError } from '../controller/validate.js';
 
 const USAGE = `usage: flowpin <command> [options]
@@ -15,6 +16,8 @@ commands:
   start [--api-host H] [--api-port N] [--pin-mode on-change|always] [--state-file F] [sim options]
                      flowpin with the built-in switch simulator and live traffic
   run --config FILE  flowpin against the switches of a configuration file
+  lab [--api-port N] [--connections N]
+                     (root) a Linux router in network namespaces, driven by flowpin, live TCP
   sim [options]      run the switch simulator alone (eAPI, gNMI, counters, mirror)
   receive [--host H] [--port P] [--raw]
                      listen for mirrored frames and print decoded TCP segments
@@ -43,6 +46,8 @@ async function main(argv: string[]): Promise<number> {
       return simCommand(rest);
     case 'scenario':
       return scenarioCommand(rest);
+    case 'lab':
+      return labCommand(rest);
     case 'help':
     case '--help':
     case '-h':

@@ -9,6 +9,7 @@ import { ConfigError, deepFreeze, Reader } from './validate.js';
 import type { PinMode } from './pin-policy.js';
 import type { GroupCommandTemplates, GroupTemplate } from '../switch-adapters/arista-eapi/adapter.js';
 import type { GroupPaths } from '../switch-adapters/gnmi/openconfig.js';
+import { checkPrefix } from '../switch-adapters/linux/exec.js';
 
 export interface VipConfig {
   address: string;
@@ -52,9 +53,25 @@ export interface GnmiConfig {
   group: GroupPaths | undefined;
 }
 
+/** The Linux router adapter's settings (switch-adapters/linux, docs/linux.md). */
+export interface LinuxConfig {
+  /** Words before every `ip`/`nft` command, e.g. [ip, netns, exec, router1] or [ssh, router1]. */
+  prefix: string[];
+  clientInterfaces: string[];
+  mirrorDevice: string | undefined;
+  buckets: number;
+  idBase: number;
+  tableBase: number;
+  timeoutMs: number;
+  resolveBatchSize: number;
+  pinBatchSize: number;
+  probeFlows: number;
+  probeTimeoutMs: number;
+}
+
 export interface SwitchConfig {
   name: string;
-  adapter: 'arista-eapi' | 'gnmi' | 'sim';
+  adapter: 'arista-eapi' | 'gnmi' | 'sim' | 'linux';
   /** Outer source addresses of this switch's mirror frames. */
   mirrorSources: string[];
   /** GRE key or ERSPAN session id that identify this switch's frames (instead of the address). */
@@ -65,6 +82,7 @@ export interface SwitchConfig {
   pinTableSizeSet: boolean;
   eapi: EapiConfig | undefined;
   gnmi: GnmiConfig | undefined;
+  linux?: LinuxConfig | undefined;
   vips: VipConfig[];
 }
 
@@ -113,8 +131,9 @@ const ipList = (r: Reader, key: string, def: unknown[] | undefined): string[] =>
   });
 
 function readSwitch(r: Reader): SwitchConfig {
-  const adapter = r.oneOf('adapter', ['arista-eapi', 'gnmi', 'sim'] as const, 'arista-eapi');
+  const adapter = r.oneOf('adapter', ['arista-eapi', 'gnmi', 'sim', 'linux'] as const, 'arista-eapi');
   const gnmi = adapter === 'gnmi' ? readGnmi(r) : undefined;
+  const linux = adapter === 'linux' ? readLinux(r) : undefined;
   let eapi: EapiConfig | undefined;
   if (adapter === 'arista-eapi') {
     const e = r.object('eapi');
@@ -176,6 +195,7 @@ function readSwitch(r: Reader): SwitchConfig {
     pinTableSize: r.number('pinTableSize', 1500, { min: 1, integer: true }),
     eapi,
     gnmi,
+    ...(linux === undefined ? {} : { linux }),
     vips,
   };
   r.done();
@@ -235,6 +255,35 @@ function readGnmi(r: Reader): GnmiConfig {
   if (cfg.ingressInterfaces.length === 0) g.fail('ingressInterfaces', 'needs at least one interface to apply the policy to');
   g.done();
   return cfg;
+}
+
+const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
+
+function readLinux(r: Reader): LinuxConfig {
+  const l = r.object('linux');
+  const words = (k: string, def: unknown[] | undefined, check: (w: string) => string | undefined): string[] =>
+    l.list(k, def, (v, at) => {
+      const problem = typeof v !== 'string' || v === '' ? 'must be a non-empty string' : check(v);
+      if (problem !== undefined) throw new ConfigError(r.file, at, problem);
+      return v as string;
+    });
+  const ifname = (w: string): string | undefined => (IFNAME.test(w) ? undefined : `'${w}' is not an interface name`);
+  const out: LinuxConfig = {
+    prefix: words('prefix', [], (w) => checkPrefix([w])),
+    clientInterfaces: words('clientInterfaces', undefined, ifname),
+    mirrorDevice: l.has('mirrorDevice') ? l.checked('mirrorDevice', undefined, ifname) : (l.optionalString('mirrorDevice'), undefined),
+    buckets: l.number('buckets', 64, { min: 2, max: 4096, integer: true }),
+    idBase: l.number('idBase', 7000, { min: 1, max: 0x7fffffff - 10_000, integer: true }),
+    tableBase: l.number('tableBase', 7000, { min: 256, max: 0x7fffffff - 300, integer: true }),
+    timeoutMs: l.number('timeoutMs', 30_000, { min: 1, integer: true }),
+    resolveBatchSize: l.number('resolveBatchSize', 10_000, { min: 1, max: 100_000, integer: true }),
+    pinBatchSize: l.number('pinBatchSize', 5000, { min: 1, max: 100_000, integer: true }),
+    probeFlows: l.number('probeFlows', 8, { min: 1, max: 256, integer: true }),
+    probeTimeoutMs: l.number('probeTimeoutMs', 10_000, { min: 1, integer: true }),
+  };
+  if (out.clientInterfaces.length === 0) l.fail('clientInterfaces', 'needs at least one interface');
+  l.done();
+  return out;
 }
 
 /** Reads and validates a configuration document; the result is frozen. */

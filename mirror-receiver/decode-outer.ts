@@ -4,6 +4,7 @@
 import { drop, OK, type DecodeResult } from './drop-reasons.js';
 import type { FrameView } from './frame-view.js';
 import { ipResult, parseIpv4, parseIpv6, PROTO_GRE, PROTO_UDP } from './decode-ip.js';
+import { decodeVxlan, VXLAN_PORT } from './decode-vxlan.js';
 import { decodeGre, ETH_8021AD, ETH_8021Q, ETH_IPV4, ETH_IPV6, ETH_QINQ_OLD } from './decode-gre.js';
 
 const R_TRUNCATED_LINK = drop('truncated-link');
@@ -88,6 +89,7 @@ export function decodeOuterIp(view: FrameView, buf: Buffer, off: number, end: nu
   if (ipResult.protocol === PROTO_GRE) return decodeGre(view, buf, payload, pktEnd);
   if (ipResult.protocol === PROTO_UDP) {
     if (pktEnd - payload < 8) return R_TRUNCATED_UDP;
+    if (buf.readUInt16BE(payload + 2) === VXLAN_PORT) return decodeVxlan(view, buf, payload + 8, pktEnd);
     if (buf.readUInt16BE(payload + 2) !== GRE_IN_UDP_PORT) return R_NOT_GRE;
     return decodeGre(view, buf, payload + 8, pktEnd);
   }

@@ -5,6 +5,7 @@ import { DecodeCounters, type DecodeResult } from './drop-reasons.js';
 import { FrameView } from './frame-view.js';
 import { decodeLink, decodeOuterIp } from './decode-outer.js';
 import { decodeGre } from './decode-gre.js';
+import { decodeVxlan } from './decode-vxlan.js';
 
 export class MirrorDecoder {
   readonly view = new FrameView();
@@ -37,6 +38,17 @@ export class MirrorDecoder {
     view.outerSrcText = outerSrc;
     view.outerDstText = outerDst;
     const r = decodeGre(view, buf, off, end);
+    this.counters.count(r);
+    return r;
+  }
+
+  /** A VXLAN header and the frame inside, with the outer addresses given by the UDP socket. */
+  decodeVxlanPayload(buf: Buffer, outerSrc: string, outerDst: string, off = 0, end = buf.length): DecodeResult {
+    const view = this.view;
+    view.reset(buf);
+    view.outerSrcText = outerSrc;
+    view.outerDstText = outerDst;
+    const r = decodeVxlan(view, buf, off, end);
     this.counters.count(r);
     return r;
   }

@@ -26,6 +26,8 @@ export const DROP_REASONS = [
   'not-tcp',
   'truncated-tcp',
   'bad-tcp-header',
+  'truncated-vxlan',
+  'bad-vxlan-header',
 ] as const;
 
 export type DropReason = (typeof DROP_REASONS)[number];

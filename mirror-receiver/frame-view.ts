@@ -9,9 +9,10 @@ export const Encap = {
   erspan3: 3,
   teb: 4,
   ip: 5,
+  vxlan: 6,
 } as const;
 export type EncapCode = (typeof Encap)[keyof typeof Encap];
-export const ENCAP_NAMES = ['none', 'erspan1', 'erspan2', 'erspan3', 'teb', 'ip'] as const;
+export const ENCAP_NAMES = ['none', 'erspan1', 'erspan2', 'erspan3', 'teb', 'ip', 'vxlan'] as const;
 export type EncapName = Exclude<(typeof ENCAP_NAMES)[number], 'none'>;
 
 export const TcpFlag = {
@@ -43,6 +44,8 @@ export class FrameView {
   greKey = -1;
   /** ERSPAN II/III session id, or -1. */
   sessionId = -1;
+  /** VXLAN network identifier, or -1. */
+  vni = -1;
   /** Outermost 802.1Q/802.1ad VLAN id of the mirrored frame, or -1. */
   vlan = -1;
   /** Inner (mirrored) packet. */
@@ -59,6 +62,7 @@ export class FrameView {
     this.encap = Encap.none;
     this.greKey = -1;
     this.sessionId = -1;
+    this.vni = -1;
     this.vlan = -1;
     this.flags = 0;
   }

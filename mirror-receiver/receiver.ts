@@ -8,6 +8,8 @@ import { toFlowEvent, type FlowEvent } from './flow-event.js';
 import { GreUdpSource, type GreUdpOptions } from './sources/gre-udp.js';
 import { RawGreSource, type RawGreOptions } from './sources/raw-gre.js';
 import { readPcap } from './sources/pcap.js';
+import { VxlanSource, type VxlanOptions } from './sources/vxlan-udp.js';
+import { VXLAN_PORT } from './decode-vxlan.js';
 import type { Readable } from 'node:stream';
 
 export type FlowEventSink = (event: FlowEvent) => void;
@@ -33,13 +35,26 @@ export class MirrorReceiver {
   ) {}
 
   /** Listens for GRE-in-UDP; resolves with the bound address. */
-  async listenUdp(options: GreUdpOptions): Promise<{ address: string; port: number }> {
+  async listenUdp(options: GreUdpOptions & { encap?: 'gre' | 'vxlan' }): Promise<{ address: string; port: number }> {
+    // UDP 4789 is VXLAN's port (RFC 7348): a configured listener there reads VXLAN.
+    if ((options.encap ?? (options.port === VXLAN_PORT ? 'vxlan' : 'gre')) === 'vxlan') return this.listenVxlan(options);
     const source = new GreUdpSource(options, (payload, outerSrc, outerDst) => {
       this.emitIf(this.decoder.decodeGrePayload(payload, outerSrc, outerDst), this.now());
     });
     const bound = await source.start();
     this.sources.push(source);
     this.listening.push(`gre-udp:${bound.address}:${bound.port}`);
+    return bound;
+  }
+
+  /** Listens for VXLAN (or reads a given bound socket); resolves with the bound address. */
+  async listenVxlan(options: VxlanOptions): Promise<{ address: string; port: number }> {
+    const source = new VxlanSource(options, (payload, outerSrc, outerDst) => {
+      this.emitIf(this.decoder.decodeVxlanPayload(payload, outerSrc, outerDst), this.now());
+    });
+    const bound = await source.start();
+    this.sources.push(source);
+    this.listening.push(`vxlan:${bound.address}:${bound.port}`);
     return bound;
   }
 

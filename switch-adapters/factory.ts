@@ -7,8 +7,10 @@ import { AristaEapiAdapter } from './arista-eapi/adapter.js';
 import type { SwitchAdapter } from './contract.js';
 import { GnmiAdapter } from './gnmi/adapter.js';
 import { SimAdapter } from './sim/adapter.js';
+import { LinuxRouterAdapter } from './linux/adapter.js';
 
-export function createAdapter(cfg: SwitchConfig, sims: ReadonlyMap<string, SimSwitch> = new Map()): SwitchAdapter {
+/** `idleTimeoutS`: the pins' idle timeout, for adapters that set it per table (linux). */
+export function createAdapter(cfg: SwitchConfig, sims: ReadonlyMap<string, SimSwitch> = new Map(), idleTimeoutS = 300): SwitchAdapter {
   if (cfg.adapter === 'sim') {
     const sw = sims.get(cfg.name);
     if (sw === undefined) throw new Error(`switch ${cfg.name}: adapter 'sim' needs the built-in simulator (flowpin start)`);
@@ -35,6 +37,27 @@ export function createAdapter(cfg: SwitchConfig, sims: ReadonlyMap<string, SimSw
       ...(g.requiredModels === undefined ? {} : { requiredModels: g.requiredModels }),
       ...(g.pinTable === undefined ? {} : { pinTable: g.pinTable }),
       ...(g.group === undefined ? {} : { group: g.group }),
+    });
+  }
+  if (cfg.adapter === 'linux') {
+    const l = cfg.linux;
+    if (l === undefined) throw new Error(`switch ${cfg.name}: adapter 'linux' needs a linux section`);
+    return new LinuxRouterAdapter({
+      switchName: cfg.name,
+      prefix: [...l.prefix],
+      vips: cfg.vips.map((v) => ({ address: v.address, nexthops: [...v.nexthops] })),
+      clientInterfaces: [...l.clientInterfaces],
+      ...(l.mirrorDevice === undefined ? {} : { mirrorDevice: l.mirrorDevice }),
+      buckets: l.buckets,
+      idBase: l.idBase,
+      tableBase: l.tableBase,
+      pinTableSize: cfg.pinTableSize,
+      idleTimeoutS: idleTimeoutS,
+      timeoutMs: l.timeoutMs,
+      resolveBatchSize: l.resolveBatchSize,
+      pinBatchSize: l.pinBatchSize,
+      probeFlows: l.probeFlows,
+      probeTimeoutMs: l.probeTimeoutMs,
     });
   }
   const e = cfg.eapi;

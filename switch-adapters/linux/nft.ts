@@ -1,0 +1,138 @@
+// The adapter's nftables text: the pin table (maps keyed by the 5-tuple giving a mark), the
+// forwarding witness used to check hashing, the SYN mirror, element lines for `nft -f -`
+// transactions, and reading `nft -j list map` back. Syntax and behaviour: nft(8) (maps,
+// `flags timeout`, `counter` on sets, `update @set`, `dup to` in the netdev family), checked
+// against nftables 1.0.6 here; see docs/linux.md.
+//
+// Idle timeouts: an IPv4 pin is refreshed by the packet path (`update @pins4 { key timeout T :
+// meta mark }`) and the kernel removes it after T idle. nft 1.0.6 cannot do that for an IPv6
+// key in a map, so IPv6 pins live in pins6 with a long timeout and each packet refreshes the
+// same key in the timed set seen6; a pin whose seen6 entry expired is idle (the adapter
+// removes it when it lists pins).
+
+import type { FlowSpec } from '../contract.js';
+import { checkNftName } from './validate.js';
+
+export const TABLE = 'flowpin';
+export const MIRROR_TABLE = 'flowpin_mirror';
+/** IPv6 pins' map timeout: long; their idle timeout is seen6's. */
+export const PIN6_HOLD_S = 7 * 86400;
+
+export interface NftLayout {
+  pinTableSize: number;
+  idleTimeoutS: number;
+}
+
+/** Creates (or keeps) the table, its maps and sets, and rewrites its chains. One transaction. */
+export function baseRuleset(l: NftLayout): string {
+  const t = `inet ${TABLE}`;
+  const k4 = 'ip saddr . ip daddr . tcp sport . tcp dport';
+  const k6 = 'ip6 saddr . ip6 daddr . tcp sport . tcp dport';
+  return [
+    `add table ${t}`,
+    `add map ${t} pins4 { type ipv4_addr . ipv4_addr . inet_service . inet_service : mark; flags timeout; timeout ${l.idleTimeoutS}s; size ${l.pinTableSize}; counter; }`,
+    `add map ${t} pins6 { type ipv6_addr . ipv6_addr . inet_service . inet_service : mark; flags timeout; timeout ${PIN6_HOLD_S}s; size ${l.pinTableSize}; counter; }`,
+    `add set ${t} seen6 { type ipv6_addr . ipv6_addr . inet_service . inet_service; flags dynamic,timeout; timeout ${l.idleTimeoutS}s; size ${l.pinTableSize}; }`,
+    `add set ${t} witness4 { type ipv4_addr . ipv4_addr . inet_service . inet_service . iface_index; flags dynamic,timeout; timeout 120s; size 4096; }`,
+    `add set ${t} witness6 { type ipv6_addr . ipv6_addr . inet_service . inet_service . iface_index; flags dynamic,timeout; timeout 120s; size 4096; }`,
+    `add chain ${t} pin { type filter hook prerouting priority mangle; policy accept; }`,
+    `flush chain ${t} pin`,
+    `add rule ${t} pin meta l4proto tcp meta mark set ${k4} map @pins4 update @pins4 { ${k4} timeout ${l.idleTimeoutS}s : meta mark }`,
+    `add rule ${t} pin meta l4proto tcp meta mark set ${k6} map @pins6 update @seen6 { ${k6} }`,
+    `add chain ${t} witness { type filter hook forward priority filter; policy accept; }`,
+    `flush chain ${t} witness`,
+    `add rule ${t} witness tcp flags & (syn | ack) == syn add @witness4 { ${k4} . meta oif }`,
+    `add rule ${t} witness tcp flags & (syn | ack) == syn add @witness6 { ${k6} . meta oif }`,
+  ].join('\n') + '\n';
+}
+
+/** Copies SYNs, FINs and RSTs arriving on the client-facing devices to the mirror device. */
+export function mirrorRuleset(device: string, interfaces: string[]): string {
+  const t = `netdev ${MIRROR_TABLE}`;
+  const lines = [`add table ${t}`, `delete table ${t}`, `add table ${t}`];
+  interfaces.forEach((dev, i) => {
+    const chain = checkNftName(`in${i}`);
+    lines.push(`add chain ${t} ${chain} { type filter hook ingress device "${dev}" priority 0; policy accept; }`);
+    lines.push(`add rule ${t} ${chain} tcp flags & (syn | ack) == syn dup to "${device}"`);
+    lines.push(`add rule ${t} ${chain} tcp flags & (fin | rst) != 0 dup to "${device}"`);
+  });
+  return lines.join('\n') + '\n';
+}
+
+export const pinKey = (f: FlowSpec): string => `${f.src} . ${f.dst} . ${f.sport} . ${f.dport}`;
+export const pinMap = (f: FlowSpec): string => (f.family === 6 ? 'pins6' : 'pins4');
+
+export function addPinLines(f: FlowSpec, mark: number, idleTimeoutS: number, replace: boolean): string[] {
+  const out: string[] = [];
+  const map = `inet ${TABLE} ${pinMap(f)}`;
+  if (replace) out.push(`delete element ${map} { ${pinKey(f)} }`);
+  if (f.family === 4) out.push(`add element ${map} { ${pinKey(f)} timeout ${idleTimeoutS}s : ${mark} }`);
+  else {
+    out.push(`add element ${map} { ${pinKey(f)} : ${mark} }`);
+    // A fresh pin counts as used now: seen6 holds it for one idle period.
+    out.push(`add element inet ${TABLE} seen6 { ${pinKey(f)} timeout ${idleTimeoutS}s }`);
+  }
+  return out;
+}
+
+export const deletePinLine = (f: FlowSpec): string => `delete element inet ${TABLE} ${pinMap(f)} { ${pinKey(f)} }`;
+
+export interface ListedElement {
+  flow: FlowSpec;
+  mark: number;
+  packets: number;
+  bytes: number;
+}
+
+type Json = Record<string, unknown>;
+const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function setBody(doc: unknown): Json | undefined {
+  if (!isObj(doc) || !Array.isArray(doc['nftables'])) return undefined;
+  for (const item of doc['nftables'] as unknown[]) {
+    if (isObj(item) && isObj(item['map'])) return item['map'];
+    if (isObj(item) && isObj(item['set'])) return item['set'];
+  }
+  return undefined;
+}
+
+/** The key parts of one element of `nft -j list map|set` output (a concatenation). */
+function keyOf(e: unknown): { parts: unknown[]; counter: Json | undefined } | undefined {
+  // Shapes: {"concat": [...]}, or {"elem": {"val": {"concat": [...]}, "counter": {...}, "expires": N}}.
+  if (isObj(e) && Array.isArray(e['concat'])) return { parts: e['concat'] as unknown[], counter: undefined };
+  if (isObj(e) && isObj(e['elem'])) {
+    const inner = e['elem'];
+    const val = inner['val'];
+    if (isObj(val) && Array.isArray(val['concat'])) return { parts: val['concat'] as unknown[], counter: isObj(inner['counter']) ? inner['counter'] : undefined };
+  }
+  return undefined;
+}
+
+/** Elements of a pins map from `nft -j list map inet flowpin pinsN`. */
+export function parsePinMap(doc: unknown, family: 4 | 6): ListedElement[] {
+  const body = setBody(doc);
+  if (body === undefined) throw new Error('no map in nft output');
+  const out: ListedElement[] = [];
+  for (const item of (body['elem'] as unknown[] | undefined) ?? []) {
+    if (!Array.isArray(item) || item.length !== 2) continue;
+    const k = keyOf((item as unknown[])[0]);
+    const mark: unknown = (item as unknown[])[1];
+    if (k === undefined || typeof mark !== 'number') continue;
+    const [src, dst, sport, dport] = k.parts;
+    if (typeof src !== 'string' || typeof dst !== 'string' || typeof sport !== 'number' || typeof dport !== 'number') continue;
+    out.push({ flow: { family, src, dst, sport, dport }, mark, packets: Number(k.counter?.['packets'] ?? 0), bytes: Number(k.counter?.['bytes'] ?? 0) });
+  }
+  return out;
+}
+
+/** Keys of a set (seen6, witnessN) as arrays of their parts. */
+export function parseSetKeys(doc: unknown): unknown[][] {
+  const body = setBody(doc);
+  if (body === undefined) throw new Error('no set in nft output');
+  const out: unknown[][] = [];
+  for (const item of (body['elem'] as unknown[] | undefined) ?? []) {
+    const k = keyOf(item);
+    if (k !== undefined) out.push(k.parts);
+  }
+  return out;
+}

@@ -1,0 +1,83 @@
+// Shared by the Linux router tests and benchmark: a lab topology with flowpin's controller
+// driving its router through the Linux adapter, mirror frames read from the lab's collector
+// socket, and helpers to wait on state with a deadline.
+
+import pino from 'pino';
+import { Controller } from '../../controller/controller.js';
+import { readConfig } from '../../controller/config.js';
+import { Reader } from '../../controller/validate.js';
+import { createAdapter } from '../../switch-adapters/factory.js';
+import { LinuxRouterAdapter } from '../../switch-adapters/linux/adapter.js';
+import { LAB_VIP4, LAB_VIP6, type LabTopology } from '../../switch-adapters/linux/lab/topology.js';
+import { LabTraffic } from '../../switch-adapters/linux/lab/traffic.js';
+
+export const SWITCH = 'lab-router';
+
+/** The adapter for a lab router, without a controller. */
+export function labAdapter(lab: LabTopology, extra: { probeTimeoutMs?: number; pinTableSize?: number } = {}): LinuxRouterAdapter {
+  return new LinuxRouterAdapter({
+    switchName: SWITCH,
+    prefix: lab.routerPrefix,
+    vips: [{ address: LAB_VIP4, nexthops: lab.members4 }, { address: LAB_VIP6, nexthops: lab.members6 }],
+    clientInterfaces: [lab.clientDev],
+    mirrorDevice: lab.mirrorDev,
+    probeTimeoutMs: extra.probeTimeoutMs ?? 20_000,
+    ...(extra.pinTableSize === undefined ? {} : { pinTableSize: extra.pinTableSize }),
+  });
+}
+
+/** A controller for the lab router, built from a configuration document like `flowpin run` reads. */
+export async function labController(lab: LabTopology, pinMode: 'on-change' | 'always' = 'on-change'): Promise<Controller> {
+  const config = readConfig(Reader.fromObject('(linux lab)', {
+    api: { port: 0 },
+    pinMode,
+    settleMs: 300,
+    resyncIntervalS: 0.5,
+    pinIdleTimeoutS: 300,
+    switches: [{
+      name: SWITCH,
+      adapter: 'linux',
+      mirrorSources: ['192.0.2.1'],
+      pinTableSize: 65535,
+      linux: { prefix: lab.routerPrefix, clientInterfaces: [lab.clientDev], mirrorDevice: lab.mirrorDev, probeTimeoutMs: 5000 },
+      vips: [{ address: LAB_VIP4, nexthops: lab.members4 }, { address: LAB_VIP6, nexthops: lab.members6 }],
+    }],
+  }));
+  const adapters = new Map(config.switches.map((s) => [s.name, createAdapter(s, new Map(), config.pinIdleTimeoutS)]));
+  const controller = new Controller({ config, adapters, logger: pino({ level: 'silent' }), listen: false });
+  await controller.receiver.listenVxlan({ socket: await lab.collectorSocket() });
+  await controller.start();
+  return controller;
+}
+
+/** Polls `cond` every 100 ms until it holds or the deadline passes (then throws `what`). */
+export async function until(what: string, timeoutMs: number, cond: () => boolean | Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await cond()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * Opens a few connections every 300 ms until `work` settles: the adapter checks hashing on
+ * SYNs the router really forwards, so connecting needs some.
+ */
+export async function withWarmTraffic<T>(lab: LabTopology, work: Promise<T>): Promise<T> {
+  const warm = new LabTraffic(lab);
+  let done = false;
+  const loop = (async () => {
+    for (let i = 0; i < 200 && !done; i++) {
+      await warm.open(lab, 2, 2).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  })();
+  try {
+    return await work;
+  } finally {
+    done = true;
+    await loop;
+    warm.stop();
+  }
+}
