@@ -48,8 +48,8 @@ async function streamRate(pcap: Buffer): Promise<number> {
   const chunks: Buffer[] = [];
   for (let off = 0; off < pcap.length; off += 65536) chunks.push(pcap.subarray(off, Math.min(pcap.length, off + 65536)));
   const t0 = process.hrtime.bigint();
-  await readPcap(Readable.from(chunks), (frame, linkType) => {
-    d.decodeLink(linkType, frame);
+  await readPcap(Readable.from(chunks), (buf, off, end, linkType) => {
+    d.decodeLink(linkType, buf, off, end);
   });
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
   if (d.counters.decoded !== FRAMES) throw new Error(`stream decoded ${d.counters.decoded}`);

@@ -57,7 +57,7 @@ export class MirrorReceiver {
 
   /** Reads a pcap file or stream to its end, with capture timestamps as event times. */
   async readPcap(input: string | Readable): Promise<void> {
-    await readPcap(input, (frame, linkType, at) => this.emitIf(this.decoder.decodeLink(linkType, frame), at));
+    await readPcap(input, (buf, off, end, linkType, at) => this.emitIf(this.decoder.decodeLink(linkType, buf, off, end), at));
   }
 
   status(): ReceiverStatus {
