@@ -64,6 +64,11 @@ export class DecodeCounters {
     else this.dropped[result] = (this.dropped[result] ?? 0) + 1;
   }
 
+  /** Drop counts indexed by result code (index 0 unused); the live array, not a copy. */
+  droppedByCode(): Float64Array {
+    return this.dropped;
+  }
+
   droppedTotal(): number {
     let sum = 0;
     for (let i = 1; i < this.dropped.length; i++) sum += this.dropped[i] ?? 0;

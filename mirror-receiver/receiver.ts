@@ -1,18 +1,37 @@
-// MirrorReceiver: runs the configured sources through one decoder and hands each decoded
-// TCP segment to the sink as a FlowEvent. Nothing a frame contains can stop it: every frame
-// is decoded or counted under a drop reason, and a sink that throws is counted too.
+// MirrorReceiver: runs the configured sources through the decoder and hands each decoded TCP
+// segment to the sink as a FlowEvent. GRE-in-UDP sockets are read and decoded in a worker
+// thread (receiver-worker.ts), so that nothing the controller does on the main thread delays a
+// socket read; events come back in batches. Captures (readPcap), the raw GRE socket (see
+// listenRaw) and VXLAN sockets (listenVxlan, which may be handed a socket bound in another
+// network namespace) are decoded on the calling thread. Nothing a frame contains can stop it: every frame is decoded or counted
+// under a drop reason, a sink that throws is counted, and so are the datagrams the kernel
+// dropped for a full socket buffer (socket-drops.ts).
 
+import type { Readable } from 'node:stream';
+import { Worker } from 'node:worker_threads';
 import { MirrorDecoder } from './decoder.js';
-import { OK } from './drop-reasons.js';
+import { DROP_REASONS, OK, reasonName } from './drop-reasons.js';
+import { MirrorSourceError } from './errors.js';
+import { readBatch, type BatchMessage } from './event-batch.js';
 import { toFlowEvent, type FlowEvent } from './flow-event.js';
-import { GreUdpSource, type GreUdpOptions } from './sources/gre-udp.js';
+import { udpRcvbufErrors, udpSocketDrops } from './socket-drops.js';
+import type { GreUdpOptions } from './sources/gre-udp.js';
 import { RawGreSource, type RawGreOptions } from './sources/raw-gre.js';
-import { readPcap } from './sources/pcap.js';
+import { readPcap, type PcapResult } from './sources/pcap.js';
 import { VxlanSource, type VxlanOptions } from './sources/vxlan-udp.js';
 import { VXLAN_PORT } from './decode-vxlan.js';
-import type { Readable } from 'node:stream';
+import type { SourceErrorMessage, WorkerReply, WorkerRequest } from './worker-protocol.js';
 
 export type FlowEventSink = (event: FlowEvent) => void;
+
+export interface SocketStatus {
+  /** As in `listening`, e.g. gre-udp:127.0.0.1:4754. */
+  source: string;
+  /** Datagrams the kernel dropped for this socket (receive buffer full); null where unknown. */
+  drops: number | null;
+  /** The socket's receive buffer as the kernel set it. */
+  receiveBufferBytes: number;
+}
 
 export interface ReceiverStatus {
   frames: number;
@@ -20,45 +39,89 @@ export interface ReceiverStatus {
   dropped: Record<string, number>;
   sinkErrors: number;
   listening: string[];
+  /** Kernel drops over this receiver's UDP sockets (null when no socket's count is known). */
+  socketDrops: number | null;
+  /** Decoded events not delivered because the main thread was that far behind (bounded queue). */
+  backlogDrops: number;
+  sockets: SocketStatus[];
+  /** Host-wide UDP RcvbufErrors (every socket of every process), for context; null where unknown. */
+  hostUdpRcvbufErrors: number | null;
+}
+
+/** Worker counter snapshot: frames, decoded, backlog drops, then drops by result code. */
+const COUNTERS = 3 + DROP_REASONS.length + 1;
+const SOCKET_DROPS_CACHE_MS = 20;
+
+interface UdpSocketInfo {
+  source: string;
+  address: string;
+  port: number;
+  receiveBufferBytes: number;
+  /** The last count read while open, kept after stop. */
+  drops: number | null;
+  open: boolean;
 }
 
 export class MirrorReceiver {
+  /** Decodes captures given to readPcap and raw GRE frames, on the calling thread. */
   private readonly decoder = new MirrorDecoder();
-  private readonly sources: { stop(): void | Promise<void> }[] = [];
+  private readonly inThread: { stop(): void | Promise<void> }[] = [];
   private readonly listening: string[] = [];
   private sinkErrors = 0;
+  private worker: Worker | undefined;
+  private consumed: Int32Array | undefined;
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (r: WorkerReply) => void; reject: (e: Error) => void }>();
+  /** Counters of stopped workers, and the latest snapshot of the running one. */
+  private readonly retired: Float64Array = new Float64Array(COUNTERS);
+  private current: Float64Array = new Float64Array(COUNTERS);
+  private readonly udp: UdpSocketInfo[] = [];
+  private dropsReadAt = 0;
+  private readonly atOf: (wallMs: number) => number;
 
   constructor(
     private readonly sink: FlowEventSink,
     private readonly now: () => number = Date.now,
     private readonly onSourceError: (err: Error) => void = () => undefined,
-  ) {}
+  ) {
+    // The worker stamps frames with the wall clock as they arrive; with another clock (a
+    // simulated one) an event carries that clock's time when it is delivered.
+    this.atOf = now === Date.now ? (wall) => wall : () => this.now();
+  }
 
-  /** Listens for GRE-in-UDP; resolves with the bound address. */
+  /** Listens for GRE-in-UDP in the worker (VXLAN on its port 4789); resolves with the bound address. */
   async listenUdp(options: GreUdpOptions & { encap?: 'gre' | 'vxlan' }): Promise<{ address: string; port: number }> {
     // UDP 4789 is VXLAN's port (RFC 7348): a configured listener there reads VXLAN.
     if ((options.encap ?? (options.port === VXLAN_PORT ? 'vxlan' : 'gre')) === 'vxlan') return this.listenVxlan(options);
-    const source = new GreUdpSource(options, (payload, outerSrc, outerDst) => {
-      this.emitIf(this.decoder.decodeGrePayload(payload, outerSrc, outerDst), this.now());
-    });
-    const bound = await source.start();
-    this.sources.push(source);
-    this.listening.push(`gre-udp:${bound.address}:${bound.port}`);
+    const r = await this.request({ type: 'listen-udp', id: 0, options });
+    if (!r.ok) {
+      // A worker with nothing to read would keep the process alive for nothing.
+      if (this.listening.length === 0) await this.stop();
+      throw new MirrorSourceError(r.message);
+    }
+    const bound = r.bound ?? { address: options.host ?? '0.0.0.0', port: options.port ?? 0 };
+    const source = `gre-udp:${bound.address}:${bound.port}`;
+    this.listening.push(source);
+    this.udp.push({ source, address: bound.address, port: bound.port, receiveBufferBytes: r.receiveBufferBytes ?? 0, drops: null, open: true });
     return bound;
   }
 
-  /** Listens for VXLAN (or reads a given bound socket); resolves with the bound address. */
+  /** Listens for VXLAN (or reads a given bound socket) on this thread; resolves with the bound address. */
   async listenVxlan(options: VxlanOptions): Promise<{ address: string; port: number }> {
     const source = new VxlanSource(options, (payload, outerSrc, outerDst) => {
       this.emitIf(this.decoder.decodeVxlanPayload(payload, outerSrc, outerDst), this.now());
     });
     const bound = await source.start();
-    this.sources.push(source);
+    this.inThread.push(source);
     this.listening.push(`vxlan:${bound.address}:${bound.port}`);
     return bound;
   }
 
-  /** Opens a raw GRE socket (root or CAP_NET_RAW). */
+  /**
+   * Opens a raw GRE socket (root or CAP_NET_RAW). It is read on this thread, not the worker:
+   * the raw-socket addon polls its socket on the process's default (main) event loop, so it
+   * cannot serve a worker thread.
+   */
   listenRaw(options: RawGreOptions): void {
     const source = new RawGreSource(options, {
       onIpPacket: (packet) => this.emitIf(this.decoder.decodeIpPacket(packet), this.now()),
@@ -66,31 +129,128 @@ export class MirrorReceiver {
       onError: this.onSourceError,
     });
     source.start();
-    this.sources.push(source);
+    this.inThread.push(source);
     this.listening.push(`raw-gre:ipv${options.family ?? 4}`);
   }
 
-  /** Reads a pcap file or stream to its end, with capture timestamps as event times. */
-  async readPcap(input: string | Readable): Promise<void> {
-    await readPcap(input, (frame, linkType, at) => this.emitIf(this.decoder.decodeLink(linkType, frame), at));
+  /** Reads a pcap or pcapng file or stream to its end, with capture timestamps as event times. */
+  async readPcap(input: string | Readable): Promise<PcapResult> {
+    return readPcap(input, (buf, off, end, linkType, at) => this.emitIf(this.decoder.decodeLink(linkType, buf, off, end), at));
   }
 
   status(): ReceiverStatus {
-    return { ...this.decoder.counters.summary(), sinkErrors: this.sinkErrors, listening: [...this.listening] };
+    const c = this.decoder.counters;
+    const w = (i: number): number => (this.retired[i] ?? 0) + (this.current[i] ?? 0);
+    const dropped: Record<string, number> = c.droppedByReason();
+    for (let code = 1; code <= DROP_REASONS.length; code++) {
+      const n = w(3 + code);
+      if (n > 0) dropped[reasonName(code)] = (dropped[reasonName(code)] ?? 0) + n;
+    }
+    const sockets = this.socketStatus();
+    const known = sockets.filter((s) => s.drops !== null);
+    return {
+      frames: c.frames + w(0),
+      decoded: c.decoded + w(1),
+      dropped,
+      sinkErrors: this.sinkErrors,
+      listening: [...this.listening],
+      socketDrops: known.length === 0 ? null : known.reduce((a, s) => a + (s.drops ?? 0), 0),
+      backlogDrops: w(2),
+      sockets,
+      hostUdpRcvbufErrors: udpRcvbufErrors(),
+    };
   }
 
+  /** Closes every source; the events decoded before are delivered first. */
   async stop(): Promise<void> {
-    for (const source of this.sources.splice(0)) await source.stop();
+    await Promise.all(this.inThread.splice(0).map(async (s) => s.stop()));
+    const worker = this.worker;
+    if (worker !== undefined) {
+      this.readSocketDrops(true);
+      await this.request({ type: 'stop', id: 0 });
+      this.worker = undefined;
+      for (let i = 0; i < COUNTERS; i++) this.retired[i] = (this.retired[i] ?? 0) + (this.current[i] ?? 0);
+      this.current = new Float64Array(COUNTERS);
+      for (const u of this.udp) u.open = false;
+      await worker.terminate();
+    }
     this.listening.length = 0;
   }
 
+  private socketStatus(): SocketStatus[] {
+    this.readSocketDrops(false);
+    return this.udp.map((u) => ({ source: u.source, drops: u.drops, receiveBufferBytes: u.receiveBufferBytes }));
+  }
+
+  private readSocketDrops(force: boolean): void {
+    const t = Date.now();
+    if (!force && t - this.dropsReadAt < SOCKET_DROPS_CACHE_MS) return;
+    this.dropsReadAt = t;
+    for (const u of this.udp) if (u.open) u.drops = udpSocketDrops(u.address, u.port);
+  }
+
+  private sourceFailed(source: string, message: string): void {
+    const i = this.listening.indexOf(source);
+    if (i >= 0) this.listening.splice(i, 1);
+    this.onSourceError(new MirrorSourceError(message));
+    if (this.listening.length === 0) this.stop().catch((err: unknown) => this.onSourceError(err instanceof Error ? err : new Error(String(err))));
+  }
+
   private emitIf(result: number, at: number): void {
-    if (result !== OK) return;
+    if (result === OK) this.deliver(toFlowEvent(this.decoder.view, at));
+  }
+
+  private deliver(ev: FlowEvent): void {
     try {
-      this.sink(toFlowEvent(this.decoder.view, at));
+      this.sink(ev);
     } catch (err) {
       this.sinkErrors++;
       this.onSourceError(err instanceof Error ? err : new Error(String(err)));
     }
+  }
+
+  private startWorker(): Worker {
+    const consumed = new SharedArrayBuffer(4);
+    this.consumed = new Int32Array(consumed);
+    const worker = new Worker(new URL('./receiver-worker.js', import.meta.url), { workerData: { consumed } });
+    worker.on('message', (msg: BatchMessage | WorkerReply | SourceErrorMessage) => {
+      if (msg.type === 'batch') {
+        readBatch(msg, this.atOf, (ev) => this.deliver(ev));
+        this.current = msg.counters;
+        if (this.consumed !== undefined) Atomics.add(this.consumed, 0, 1);
+      } else if (msg.type === 'reply') {
+        const p = this.pending.get(msg.id);
+        this.pending.delete(msg.id);
+        p?.resolve(msg);
+      } else {
+        this.onSourceError(new MirrorSourceError(msg.message));
+      }
+    });
+    const failAll = (err: Error): void => {
+      for (const p of this.pending.values()) p.reject(err);
+      this.pending.clear();
+    };
+    worker.on('error', (err) => {
+      this.onSourceError(new MirrorSourceError(`mirror receiver worker failed: ${err.message}`, { cause: err }));
+      failAll(err);
+    });
+    worker.on('exit', (code) => {
+      if (this.worker === worker) {
+        this.worker = undefined;
+        failAll(new MirrorSourceError(`mirror receiver worker exited (${code})`));
+      }
+    });
+    this.worker = worker;
+    return worker;
+  }
+
+  private request(req: WorkerRequest): Promise<WorkerReply> {
+    if (req.type === 'stop' && this.worker === undefined) return Promise.resolve({ type: 'reply', id: 0, ok: true });
+    const worker = this.worker ?? this.startWorker();
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      worker.postMessage({ ...req, id });
+    });
   }
 }

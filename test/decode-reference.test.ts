@@ -98,10 +98,15 @@ test('flowpin decode exits non-zero only when the file cannot be read', () => {
   const missing = spawnSync(process.execPath, [flowpinBin, 'decode', '/nonexistent/x.pcap']);
   assert.notEqual(missing.status, 0);
   assert.match(missing.stderr.toString(), /cannot read pcap/);
+  // A pcapng section header with no interfaces or packets is a capture of nothing.
   const pcapng = Buffer.from('0a0d0d0a1c0000004d3c2b1a01000000ffffffffffffffff1c000000', 'hex');
-  const notPcap = spawnSync(process.execPath, [flowpinBin, 'decode', '-'], { input: pcapng });
+  const emptyNg = spawnSync(process.execPath, [flowpinBin, 'decode', '-'], { input: pcapng });
+  assert.equal(emptyNg.status, 0, emptyNg.stderr.toString());
+  assert.equal(emptyNg.stdout.toString(), '');
+  assert.match(emptyNg.stderr.toString(), /"frames":0,.*"format":"pcapng"/);
+  const notPcap = spawnSync(process.execPath, [flowpinBin, 'decode', '-'], { input: Buffer.from('this is not a capture') });
   assert.notEqual(notPcap.status, 0);
-  assert.match(notPcap.stderr.toString(), /pcapng/);
+  assert.match(notPcap.stderr.toString(), /not a pcap or pcapng capture/);
   const short = spawnSync(process.execPath, [flowpinBin, 'decode', '-'], { input: Buffer.from('d4c3b2a1', 'hex') });
   assert.notEqual(short.status, 0);
   assert.match(short.stderr.toString(), /before a complete pcap header/);

@@ -38,6 +38,11 @@ export class GreUdpSource {
     return { address: addr.address, port: addr.port };
   }
 
+  /** The socket's receive buffer as the kernel set it (Linux doubles the request, capped by rmem_max). */
+  receiveBufferBytes(): number {
+    return this.socket?.getRecvBufferSize() ?? 0;
+  }
+
   async stop(): Promise<void> {
     const socket = this.socket;
     this.socket = undefined;

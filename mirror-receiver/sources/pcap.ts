@@ -1,43 +1,68 @@
-// pcap source: a classic pcap file or stream (`-` for stdin), read with pcap-parser, each
-// frame handed over with the file's link type and its capture time.
+// pcap source: a classic pcap or pcapng capture from a file, stdin (`-`) or a stream, read
+// with flowpin's own CaptureReader; every packet record is handed over in place (buffer and
+// offsets) with its link type and capture time. Files are read in large chunks with no copy
+// of whole records; the event loop gets a turn between chunks.
 
-import { createReadStream } from 'node:fs';
+import { openSync, readSync, closeSync } from 'node:fs';
 import type { Readable } from 'node:stream';
-import pcapParser from 'pcap-parser';
+import { setImmediate as yieldLoop } from 'node:timers/promises';
 import { MirrorSourceError } from '../errors.js';
+import { CaptureReader, type CaptureFrameHandler, type CaptureStats } from './capture-reader.js';
 
-export interface PcapFrameHandler {
-  (frame: Buffer, linkType: number, capturedAtMs: number): void;
+export type { CaptureFrameHandler, CaptureStats } from './capture-reader.js';
+
+/** Bytes read from a file at a time. */
+const FILE_CHUNK = 4 * 1024 * 1024;
+
+export interface PcapResult extends CaptureStats {
+  /** Link type of the classic pcap or of the first pcapng interface. */
+  linkType: number;
+  frames: number;
 }
 
-/** Reads every frame of a pcap file (path, or `-` for stdin) or stream; resolves at its end. */
-export function readPcap(input: string | Readable, onFrame: PcapFrameHandler): Promise<{ linkType: number; frames: number }> {
-  const stream: Readable = typeof input !== 'string' ? input : input === '-' ? process.stdin : createReadStream(input);
+/**
+ * Reads every packet of a capture (path, `-` for stdin, or a stream); resolves at its end.
+ * Rejects when the input cannot be opened or read, is not a capture, or ends before its
+ * header; a capture cut inside a record resolves with `truncated: 1`.
+ */
+export async function readPcap(input: string | Readable, onFrame: CaptureFrameHandler): Promise<PcapResult> {
+  const reader = new CaptureReader(onFrame);
   const name = typeof input === 'string' ? (input === '-' ? 'stdin' : input) : 'stream';
-  return new Promise((resolve, reject) => {
-    let linkType = -1;
-    let frames = 0;
-    let failed = false;
-    const fail = (err: Error): void => {
-      if (failed) return;
-      failed = true;
-      const hint = /unknown magic number: 0a0d0d0a/.test(err.message) ? ' (a pcapng file: write classic pcap, e.g. tcpdump -w or tshark -F pcap)' : '';
-      reject(new MirrorSourceError(`cannot read pcap from ${name}: ${err.message}${hint}`, { cause: err }));
-    };
-    stream.on('error', fail);
-    const parser = pcapParser.parse(stream);
-    parser.on('globalHeader', (header: { linkLayerType: number }) => {
-      linkType = header.linkLayerType;
-    });
-    parser.on('packet', (packet: { header: { timestampSeconds: number; timestampMicroseconds: number }; data: Buffer }) => {
-      frames++;
-      onFrame(packet.data, linkType, packet.header.timestampSeconds * 1000 + packet.header.timestampMicroseconds / 1000);
-    });
-    parser.on('error', fail);
-    parser.on('end', () => {
-      if (failed) return;
-      if (linkType < 0) fail(new Error('input ended before a complete pcap header'));
-      else resolve({ linkType, frames });
-    });
-  });
+  try {
+    if (typeof input === 'string' && input !== '-') await readFile(input, reader);
+    else await readStream(typeof input === 'string' ? process.stdin : input, reader);
+  } catch (err) {
+    throw new MirrorSourceError(`cannot read pcap from ${name}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  const stats = reader.end();
+  if (stats.error !== undefined) throw new MirrorSourceError(`cannot read pcap from ${name}: ${stats.error}`);
+  if (!reader.headerSeen) throw new MirrorSourceError(`cannot read pcap from ${name}: input ended before a complete pcap header`);
+  return { ...stats, linkType: reader.firstLinkType, frames: stats.records };
+}
+
+async function readFile(path: string, reader: CaptureReader): Promise<void> {
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(FILE_CHUNK);
+    for (;;) {
+      const n = readSync(fd, buf, 0, FILE_CHUNK, null);
+      if (n === 0) return;
+      // Records are handed out in place; the reader copies only a record cut by the chunk end.
+      reader.push(n === FILE_CHUNK ? buf : buf.subarray(0, n));
+      if (reader.stats.error !== undefined) return;
+      await yieldLoop();
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function readStream(stream: Readable, reader: CaptureReader): Promise<void> {
+  for await (const chunk of stream) {
+    reader.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array));
+    if (reader.stats.error !== undefined) {
+      stream.destroy();
+      return;
+    }
+  }
 }

@@ -1,0 +1,66 @@
+// The benchmarks keep working: `bench/run.js --tiny` runs small versions of the decode and
+// receive benchmarks (tcpdump and tshark included) into a scratch directory, and the generated
+// results.json, BENCHMARKS.md and README table hold every figure with its baseline. No timing
+// is asserted; frame accounting is.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { renderBenchmarks, recordResults, type Figure, type Section } from '../bench/results.js';
+import { have, repoRoot, skipUnless } from './helpers/tools.js';
+
+const skip = skipUnless(have('tcpdump') && have('tshark') && have('/usr/bin/time', ['true']), 'tcpdump, tshark or GNU time');
+
+test('tiny decode and receive benchmarks run and regenerate their tables', { skip, timeout: 180_000 }, () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'flowpin-bench-smoke-'));
+  try {
+    writeFileSync(path.join(dir, 'README.md'), '# x\n\n<!-- bench:start -->\nold\n<!-- bench:end -->\n\nrest\n');
+    const res = spawnSync(process.execPath, ['--expose-gc', path.join(repoRoot, 'dist/bench/run.js'), '--tiny', '--out', dir, 'decode', 'receive'], { encoding: 'utf8', timeout: 170_000 });
+    assert.equal(res.status, 0, res.stderr + res.stdout);
+    const results = JSON.parse(readFileSync(path.join(dir, 'results.json'), 'utf8')) as { figures: Figure[]; sections: Section[] };
+    const byId = new Map(results.figures.map((f) => [f.id, f]));
+    assert.deepEqual(results.sections.map((s) => s.key), ['decode', 'receive']);
+    for (const id of ['decode.flowpin_s', 'decode.tcpdump_s', 'decode.tshark_s', 'decode.frames_per_s', 'receive.paced.decoded_per_s', 'receive.flood.decoded_per_cpu_s']) {
+      const f = byId.get(id);
+      assert.ok(f !== undefined && Number.isFinite(f.value) && f.value > 0, `${id}: ${JSON.stringify(f)}`);
+    }
+    assert.equal(byId.get('decode.flowpin_s')?.baseline, 'decode.tcpdump_s');
+    assert.equal(byId.get('receive.unexplained')?.value, 0, 'every frame sent was received or counted as a kernel drop');
+    for (const s of results.sections) {
+      assert.ok(s.measured !== undefined && s.measured.loadAverage.length === 3);
+      assert.ok(s.about.length > 200, 'each section explains its baselines');
+    }
+    const md = readFileSync(path.join(dir, 'BENCHMARKS.md'), 'utf8');
+    assert.match(md, /## Decoding a capture/);
+    assert.match(md, /## Receiving mirrored frames/);
+    assert.match(md, /\| `flowpin decode`, 2,000 frames, whole process \| [^|]+ \| `tcpdump -nr`: [^|]+ \| [\d.,]+ x \|/);
+    assert.match(md, /load average at the start/);
+    const readme = readFileSync(path.join(dir, 'README.md'), 'utf8');
+    assert.match(readme, /<!-- bench:start -->\nMeasured on .*\[BENCHMARKS\.md\]\(BENCHMARKS\.md\)/);
+    assert.match(readme, /\n\nrest\n$/);
+    assert.doesNotMatch(readme, /\| `tcpdump -nr` \|/, 'the README table leaves baselines to BENCHMARKS.md');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a benchmark adds its own section without touching the others', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'flowpin-bench-sections-'));
+  try {
+    const paths = { results: path.join(dir, 'r.json'), readme: path.join(dir, 'README.md'), benchmarks: path.join(dir, 'B.md') };
+    const fig = (id: string, value: number, extra: Partial<Figure> = {}): Figure => ({ id, what: id, value, unit: 'ms', target: '', met: true, ...extra });
+    recordResults({ figures: [fig('a.x', 2, { baseline: 'a.base', runs: [1, 2, 9] }), fig('a.base', 4, { isBaseline: true })], section: { key: 'a', title: 'A', about: 'about a', figures: ['a.x'] } }, paths);
+    recordResults({ figures: [fig('b.y', 5)], section: { key: 'b', title: 'B', about: 'about b', figures: ['b.y'] } }, paths);
+    recordResults({ figures: [fig('a.x', 3, { baseline: 'a.base' })], section: { key: 'a', title: 'A again', about: 'about a', figures: ['a.x'] } }, paths);
+    const md = readFileSync(paths.benchmarks, 'utf8');
+    assert.deepEqual([...md.matchAll(/^## (.*)$/gm)].map((m) => m[1]), ['A again', 'B']);
+    assert.match(md, /\| a\.x \| 3 ms \| a\.base: 4 ms \| 0\.75 x \|/);
+    const file = JSON.parse(readFileSync(paths.results, 'utf8')) as Parameters<typeof renderBenchmarks>[0];
+    assert.equal(renderBenchmarks(file), md);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
