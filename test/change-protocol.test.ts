@@ -154,8 +154,8 @@ describe('change protocol', () => {
   });
 
   test('a switch that lost its pins while unreachable gets them back (a failed round resyncs)', { timeout: 60_000 }, async () => {
-    // Catches: no full resync after a failed round.
-    const w = await world();
+    // Catches: no full resync after a failed round (the periodic resync is far off here).
+    const w = await world({ controller: { pinMode: 'on-change', settleMs: 20, barrierTimeoutMs: 5000, store: 'memory', resyncIntervalS: 3600 } });
     try {
       const rec = (await w.settle(cm(w).drain(VIP, NH[1] as string, {}), 10_000)) as ChangeRecord;
       assert.equal(rec.phase, 'applied');

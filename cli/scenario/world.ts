@@ -53,6 +53,8 @@ export interface WorldOptions {
     pinMode: 'always' | 'on-change';
     settleMs: number;
     barrierTimeoutMs: number;
+    /** Periodic resync of each switch (s); 5 unless given. */
+    resyncIntervalS?: number;
     /** Where state goes across restarts: 'memory' (writes take 2 ms of simulated time), a store of the caller's, or none (a restart forgets). */
     store?: 'memory' | (() => StateStore);
     persistIntervalS?: number;
@@ -157,7 +159,7 @@ export class World {
     const c = this.o.controller;
     if (c === undefined) throw new Error('this world has no controller');
     return readConfig(Reader.fromObject('scenario', {
-      pinMode: c.pinMode, settleMs: c.settleMs, barrierTimeoutMs: c.barrierTimeoutMs, resyncIntervalS: 5, retryMaxMs: 2000, persistIntervalS: c.persistIntervalS ?? 1,
+      pinMode: c.pinMode, settleMs: c.settleMs, barrierTimeoutMs: c.barrierTimeoutMs, resyncIntervalS: c.resyncIntervalS ?? 5, retryMaxMs: 2000, persistIntervalS: c.persistIntervalS ?? 1,
       resolveQueue: 500_000, flowTable: { maxFlows: 4_000_000, maxAgeS: 7200 },
       mirror: { udp: [] },
       switches: this.switches.map((s) => ({ name: s.opts.name, adapter: 'sim', mirrorSources: [s.source], pinTableSize: s.opts.pinCapacity, vips: s.opts.vips.map((v) => ({ address: v.address, nexthops: v.nexthops })) })),
