@@ -122,6 +122,7 @@ export function controllerMetrics(): {
   ready: Gauge;
   connectionsAtRisk: Counter;
   windowFlows: Counter;
+  groupDrift: Counter;
   persistSeconds: Histogram;
 } {
   const r = new Registry();
@@ -141,6 +142,7 @@ export function controllerMetrics(): {
     ready: r.gauge('flowpin_switch_ready', '1 when the switch answers and its pins are in sync'),
     connectionsAtRisk: r.counter('flowpin_connections_at_risk_total', 'Flows that needed a pin and have none programmed, by switch and reason (table-full, refused, not-programmed, shed, unresolved)'),
     windowFlows: r.counter('flowpin_change_window_flows_total', 'Flows whose SYN arrived in a change window with no certain, programmed pin'),
+    groupDrift: r.counter('flowpin_group_drift_total', 'ECMP groups found changed on the switch by someone else (taken as they are)'),
     persistSeconds: r.histogram('flowpin_persist_seconds', 'Time to write the tracked flows to the state store', [0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30]),
   };
 }

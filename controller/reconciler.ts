@@ -339,8 +339,15 @@ export class Reconciler {
       this.o.metrics.pinsRemoved.inc({ switch: this.o.switchName, why: 'gc' }, garbage.length);
     }
     for (const vip of new Set([...this.desiredGroups.keys(), ...this.groups.keys()])) {
-      this.groups.set(vip, new Set(await a.groupMembers(vip)));
-      this.touchedGroups.add(vip);
+      const read = new Set(await a.groupMembers(vip));
+      this.groups.set(vip, read);
+      const want = this.desiredGroups.get(vip);
+      if (want !== undefined && !this.touchedGroups.has(vip) && !sameMembers(want, read)) {
+        // Changed on the switch by someone else, with no write of flowpin's pending: take the
+        // switch's group as it is. Writing ours back would move flows outside any change.
+        this.desiredGroups.set(vip, new Set(read));
+        this.o.metrics.groupDrift.inc({ switch: this.o.switchName });
+      }
     }
     this.needResync = false;
     for (const id of this.desired.keys()) this.touched.add(id);
@@ -531,6 +538,12 @@ export class Reconciler {
     this.notify();
     if (this.pendingIds.size > 0) this.scheduleReadback();
   }
+}
+
+function sameMembers(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const x of a) if (!b.has(x)) return false;
+  return true;
 }
 
 /** A closed set of error kinds for metric labels. */

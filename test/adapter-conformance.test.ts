@@ -78,7 +78,7 @@ const ADAPTERS: AdapterUnderTest[] = [
       } };
     },
     skip: {
-      resolve: 'gNMI has no call that tells which path a flow takes (resolvesNexthop: false); the controller pins in its safe mode',
+      resolve: 'gNMI has no call that tells which path a flow takes (resolvesNexthop: false)',
       idleTimeout: 'OpenConfig policy-forwarding rules have no idle timeout (nativeIdleTimeout: false); the controller ages pins from matched-pkts',
       movedByAdd: 'gNMI does not expose the ECMP bucket table',
       ipv6Pins: 'this suite serves its IPv6 VIP from IPv4 servers; the target refuses a next-hop of the other address family in an ipv6 rule',

@@ -299,3 +299,19 @@ test('the dry run counts the pins already programmed (always mode pins every flo
     await w.close();
   }
 });
+
+test('a group changed on the switch by someone else is taken as it is, never written back outside a change', { timeout: 60_000 }, async () => {
+  const w = await world();
+  try {
+    const rec = (await w.settle(cm(w).drain(VIP, NH[1] as string, {}), 10_000)) as ChangeRecord;
+    assert.equal(rec.phase, 'applied');
+    // An operator puts the server back by hand.
+    w.sw('sw1').sw.groupAdd(VIP, NH[1] as string);
+    await w.advance(6000);
+    assert.ok(w.sw('sw1').sw.vips.get(VIP)?.group.members().includes(NH[1] as string), 'flowpin did not remove it again');
+    assert.ok(w.controller?.runtime('sw1').vips.get(VIP)?.members.has(NH[1] as string), 'flowpin sees it in the group');
+    assert.match(w.controller?.metrics.registry.render() ?? '', /flowpin_group_drift_total\{switch="sw1"\} 1/);
+  } finally {
+    await w.close();
+  }
+});
