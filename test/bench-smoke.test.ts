@@ -64,3 +64,23 @@ test('a benchmark adds its own section without touching the others', () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('tiny connection-safety and persistence benchmarks run and record their sections', { timeout: 180_000 }, () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'flowpin-bench-scenario-'));
+  try {
+    writeFileSync(path.join(dir, 'README.md'), '# x\n\n<!-- bench:start -->\nold\n<!-- bench:end -->\n');
+    const res = spawnSync(process.execPath, ['--expose-gc', path.join(repoRoot, 'dist/bench/run.js'), '--tiny', '--out', dir, 'scenario', 'persist'], { encoding: 'utf8', timeout: 170_000 });
+    assert.equal(res.status, 0, res.stderr + res.stdout);
+    const results = JSON.parse(readFileSync(path.join(dir, 'results.json'), 'utf8')) as { figures: Figure[]; sections: Section[] };
+    const byId = new Map(results.figures.map((f) => [f.id, f]));
+    assert.deepEqual(results.sections.map((s) => s.key), ['scenario', 'persist']);
+    for (const config of ['mod-n', 'resilient', 'prototype', 'always', 'on-change']) assert.ok(Number.isFinite(byId.get(`scenario.${config}.broken`)?.value), config);
+    assert.equal(byId.get('scenario.on-change.broken_protected')?.value, 0);
+    assert.equal(byId.get('scenario.always.broken_protected')?.value, 0);
+    assert.ok((byId.get('scenario.resilient.broken')?.value ?? 0) > (byId.get('scenario.on-change.broken')?.value ?? Infinity), 'the switch alone breaks more than flowpin');
+    assert.ok((byId.get('persist.loop_delay_p99_ms')?.value ?? -1) >= 0);
+    assert.match(readFileSync(path.join(dir, 'BENCHMARKS.md'), 'utf8'), /## Connection safety/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
