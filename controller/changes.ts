@@ -292,7 +292,7 @@ export class ChangeManager {
         throw new FlowpinError('switch-unavailable', `dry run on ${this.rt.name}: cannot read the pin table: ${err instanceof Error ? err.message : String(err)}`, undefined, { cause: err });
       }
     }
-    const unresolved = this.rt.queuedOn(vip.address, 0, Number.MAX_SAFE_INTEGER).length;
+    const unresolved = this.rt.queuedOn(vip.address, 0, Number.MAX_SAFE_INTEGER).length + this.rt.unresolvedOn(vip.address).length;
     const atRiskBy = zeroRisk();
     atRiskBy['table-full'] = Math.max(0, toPin - free);
     atRiskBy.unresolved = unresolved;
@@ -398,7 +398,7 @@ export class ChangeManager {
     rec.phase = 'pending';
     rec.startedAt = this.now;
     const deadline = rec.startedAt + this.o.barrierTimeoutMs;
-    const start = { shed: vip.shed, unresolved: vip.unresolved };
+    const start = { shed: vip.shed };
     const hold = `${rec.id}`;
     let held = false;
     let sent = false;
@@ -514,7 +514,7 @@ export class ChangeManager {
     vip: VipState,
     seen: { needed: Set<string>; dropped: Map<string, AtRiskReason>; programmedAtEffect: Set<string>; afterMark: Map<string, Resolution>; uncertain: string[] },
     sentSeq: number,
-    start: { shed: number; unresolved: number },
+    start: { shed: number },
   ): void {
     const r = this.rt.reconciler;
     const { needed, dropped, programmedAtEffect, afterMark, uncertain } = seen;
@@ -544,9 +544,15 @@ export class ChangeManager {
     // Not resolved before the group write: the switch may have sent the SYN to either group.
     for (const key of uncertain) this.count(rec, idOfKey(key), 'window');
     const shed = vip.shed - start.shed;
-    const unresolved = vip.unresolved - start.unresolved;
     for (let i = 0; i < shed; i++) this.count(rec, '', 'shed');
-    for (let i = 0; i < unresolved; i++) this.count(rec, '', 'unresolved');
+    // Flows the switch could not resolve: wherever they go, nothing pinned them.
+    for (const key of this.rt.unresolvedOn(rec.vip)) {
+      const id = idOfKey(key);
+      if (!counted.has(id)) {
+        counted.add(id);
+        this.count(rec, id, 'unresolved');
+      }
+    }
     rec.remaining = rec.kind === 'drain' ? this.rt.pinnedOn(rec.vip, rec.nexthop) : 0;
   }
 

@@ -87,6 +87,8 @@ export class SwitchRuntime {
   private stopped = false;
   private readonly progress = new Set<() => void>();
   private readonly watchers = new Set<(r: Resolution) => void>();
+  /** Flows the switch could not resolve, per VIP (pruned when read: ended or aged flows drop out). */
+  private readonly unresolvedKeys = new Map<string, Set<string>>();
   private rateStart = 0;
 
   constructor(private readonly o: SwitchRuntimeOptions) {
@@ -241,6 +243,18 @@ export class SwitchRuntime {
     return this.holds.size > 0;
   }
 
+  /** Live flows of a VIP whose nexthop the switch could not tell: any change of the VIP may move them. */
+  unresolvedOn(vip: string): string[] {
+    const set = this.unresolvedKeys.get(vip);
+    if (set === undefined) return [];
+    const out: string[] = [];
+    for (const key of set) {
+      if (this.o.flowTable.nexthopOf(key) === UNRESOLVED) out.push(key);
+      else set.delete(key);
+    }
+    return out;
+  }
+
   /** Queued flows of a VIP accepted after `after` and up to `through` (their nexthop is not known yet). */
   queuedOn(vip: string, after: number, through: number): string[] {
     return this.queue.between(after, through).filter((p) => specOf(p.key).dst === vip).map((p) => p.key);
@@ -294,6 +308,9 @@ export class SwitchRuntime {
       if (nh === undefined) {
         this.o.metrics.resolved.inc({ switch: this.name, result: 'unknown' });
         if (vip) vip.unresolved++;
+        let set = this.unresolvedKeys.get(f.dst);
+        if (set === undefined) this.unresolvedKeys.set(f.dst, (set = new Set()));
+        set.add(p.key);
         this.emit({ key: p.key, seq: p.seq, vip: f.dst, nexthop: undefined, pinOwner: undefined });
         return;
       }

@@ -9,11 +9,12 @@ import { Controller } from '../../controller/controller.js';
 import { readConfig, type FlowpinConfig } from '../../controller/config.js';
 import { Reader } from '../../controller/validate.js';
 import { VirtualClock } from '../../switch-sim/clock.js';
+import type { SimSwitch } from '../../switch-sim/sim-switch.js';
 import { clockOf } from '../../cli/scenario/world.js';
 import { MirrorSender } from '../../switch-sim/mirror.js';
 import { readScenario } from '../../switch-sim/scenario.js';
 import { startSimulator, type RunningSimulator } from '../../switch-sim/run.js';
-import { TrafficGenerator } from '../../switch-sim/traffic.js';
+import { TrafficGenerator, type ResetRecord } from '../../switch-sim/traffic.js';
 import { SimAdapter } from '../../switch-adapters/sim/adapter.js';
 import { createAdapter } from '../../switch-adapters/factory.js';
 import { withObservedResolution } from './observed.js';
@@ -33,6 +34,8 @@ export interface BedOptions {
   adapter?: 'arista-eapi' | 'gnmi' | 'sim';
   /** Resolve nexthops by observation of the simulated switch (for adapters that cannot resolve). */
   observedResolution?: boolean;
+  /** Lays out the simulated switch (servers behind SVIs, port-channels) before traffic starts. */
+  topology?: (sw: SimSwitch) => void;
   /** Simulated time from accepting a pin or group change to its effect in forwarding, ms. */
   programDelayMs?: number;
   /** Run without flowpin: no controller, group changes made on the switch directly. */
@@ -46,12 +49,16 @@ export class Bed {
   /** Frames the switch had mirrored before the current controller listened. */
   private mirroredBefore = 0;
   config: FlowpinConfig | undefined;
+  /** Flows the controller counted at risk or in a change window, by flow id. */
+  readonly counted = new Map<string, string>();
 
   private constructor(
     readonly opts: BedOptions,
     readonly clock: VirtualClock,
     readonly sim: RunningSimulator,
     readonly traffic: TrafficGenerator,
+    /** Every reset connection, in order. */
+    readonly resets: ResetRecord[],
   ) {}
 
   static async create(opts: BedOptions): Promise<Bed> {
@@ -65,12 +72,14 @@ export class Bed {
       status: { enabled: false },
     }));
     const sim = await startSimulator(scenario, { clock });
+    opts.topology?.(sim.sw);
     if (opts.programDelayMs !== undefined) sim.sw.programDelayMs = opts.programDelayMs;
+    const resets: ResetRecord[] = [];
     const traffic = new TrafficGenerator(sim.sw, clock, {
       connectionsPerSecond: opts.connectionsPerSecond ?? 10, lifetime: { kind: 'lognormal', medianS: 60, sigma: 1, maxS: 1200 }, packetIntervalMs: 2000,
-      targets: [{ vip: VIP, port: 443 }], clientBase: '10.100.0.1', clientCount: 20_000, maxConcurrent: 100_000, seed: opts.seed ?? 7,
+      targets: [{ vip: VIP, port: 443 }], clientBase: '10.100.0.1', clientCount: 20_000, maxConcurrent: 100_000, seed: opts.seed ?? 7, onReset: (r) => resets.push(r),
     });
-    const bed = new Bed(opts, clock, sim, traffic);
+    const bed = new Bed(opts, clock, sim, traffic, resets);
     if (!opts.withoutFlowpin) await bed.startController();
     traffic.start();
     return bed;
@@ -93,7 +102,7 @@ export class Bed {
     if (sw === undefined) throw new Error('no switch');
     const made = sw.adapter === 'sim' ? new SimAdapter(this.sim.sw) : createAdapter(sw);
     const adapter = o.observedResolution === true ? withObservedResolution(made, this.sim.sw) : made;
-    const controller = new Controller({ config: this.config, adapters: new Map([['sw1', adapter]]), logger: pino({ level: 'silent' }), listen: false, ...(o.virtualController ? { clock: clockOf(this.clock) } : {}) });
+    const controller = new Controller({ config: this.config, adapters: new Map([['sw1', adapter]]), logger: pino({ level: 'silent' }), listen: false, onCounted: (_rec, id, why) => this.counted.set(id, why), ...(o.virtualController ? { clock: clockOf(this.clock) } : {}) });
     await (o.virtualController ? this.during(controller.start()) : controller.start());
     const { port } = await controller.receiver.listenUdp({ host: '127.0.0.1', port: 0, receiveBufferBytes: 8 * 1024 * 1024 });
     this.mirroredBefore = this.sim.sw.counters.mirrored;
