@@ -18,8 +18,8 @@
 // what is missing. A dry run reports, changing nothing, the flows to pin, the programmable
 // room the switch reports, the flows at risk by reason and the expected window flows.
 
-import { canonicalIp } from '../mirror-receiver/addr.js';
 import { isSwitchError } from '../switch-adapters/errors.js';
+import { AddressError, familyOf, hostAddress } from './address.js';
 import { DeadlineError, sleep, until, withDeadline } from './clock.js';
 import { badRequest, conflict, FlowpinError, notFound } from './errors.js';
 import type { ControllerMetrics } from './metrics.js';
@@ -121,24 +121,14 @@ export class ChangeManager {
   }
 
   vip(address: string): VipState {
-    let a: string;
-    try {
-      a = canonicalIp(address);
-    } catch {
-      throw badRequest(`'${address}' is not an IP address`, 'vip');
-    }
+    const a = parsed(address, 'vip');
     const v = this.rt.vips.get(a);
     if (v === undefined) throw notFound(`switch ${this.rt.name} has no VIP ${a}`, { switch: this.rt.name, vip: a });
     return v;
   }
 
   private nexthopOf(v: VipState, address: string): string {
-    let a: string;
-    try {
-      a = canonicalIp(address);
-    } catch {
-      throw badRequest(`'${address}' is not an IP address`, 'nexthop');
-    }
+    const a = parsed(address, 'nexthop');
     if (!v.nexthops.has(a)) throw notFound(`VIP ${v.address} on ${this.rt.name} has no nexthop ${a}`, { switch: this.rt.name, vip: v.address, nexthop: a });
     return a;
   }
@@ -186,12 +176,9 @@ export class ChangeManager {
   /** Adds a nexthop to a VIP's group without moving any pinned connection. */
   async add(vipAddr: string, nhAddr: string, opts: { dryRun?: boolean }): Promise<ChangeRecord | DryRunReport> {
     const vip = this.vip(vipAddr);
-    let nh: string;
-    try {
-      nh = canonicalIp(nhAddr);
-    } catch {
-      throw badRequest(`'${nhAddr}' is not an IP address`, 'address');
-    }
+    const nh = parsed(nhAddr, 'address');
+    if (familyOf(nh) !== familyOf(vip.address)) throw badRequest(`${nh} is an IPv${familyOf(nh)} address; ${vip.address} is an IPv${familyOf(vip.address)} VIP`, 'address');
+    if (nh === vip.address) throw badRequest(`${nh} is the VIP itself`, 'address');
     if (vip.members.has(nh)) throw conflict(`${nh} is already in the ECMP group of ${vip.address}`, { state: 'active' });
     this.noConflict(vip.address, nh);
     if (opts.dryRun) return this.dryRun('add', vip, nh);
@@ -569,6 +556,15 @@ export class ChangeManager {
       .filter((r) => r.phase !== 'queued')
       .map((r) => ({ id: r.id, kind: r.kind, vip: r.vip, nexthop: r.nexthop, active: r.kind === 'drain' || r.phase === 'pending' }));
     this.rt.changes = views;
+  }
+}
+
+/** An address from a request, canonical, or a 400 naming the field. */
+function parsed(text: string, field: string): string {
+  try {
+    return hostAddress(text);
+  } catch (err) {
+    throw badRequest(err instanceof AddressError ? err.message : `'${String(text).slice(0, 64)}' is not an IP address`, field);
   }
 }
 

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { canonicalIp } from '../mirror-receiver/addr.js';
+import { AddressError, familyOf, hostAddress } from './address.js';
 import { ConfigError, deepFreeze, Reader } from './validate.js';
 import type { PinMode } from './pin-policy.js';
 import type { GroupCommandTemplates, GroupTemplate } from '../switch-adapters/arista-eapi/adapter.js';
@@ -124,6 +125,15 @@ export function secret(r: Reader, key: string, def?: string): string {
 }
 
 const ipCheck = (v: string): string | undefined => (isIP(v) === 0 ? `'${v}' is not an IP address` : undefined);
+/** A unicast host address for a switch (see address.ts), or what is wrong with it. */
+const hostCheck = (v: string): string | undefined => {
+  try {
+    hostAddress(v);
+    return undefined;
+  } catch (err) {
+    return err instanceof AddressError ? err.message : `'${v}' is not an IP address`;
+  }
+};
 const ipList = (r: Reader, key: string, def: unknown[] | undefined): string[] =>
   r.list(key, def, (v, at) => {
     if (typeof v !== 'string' || isIP(v) === 0) throw new ConfigError(r.file, at, `must be an IP address, got ${JSON.stringify(v)}`);
@@ -177,11 +187,25 @@ function readSwitch(r: Reader): SwitchConfig {
     };
     e.done();
   }
-  const vips = r.list('vips', undefined, (_v, _at, reader) => {
+  const seenVips = new Set<string>();
+  const vips = r.list('vips', undefined, (_v, at, reader) => {
     const v = reader();
-    const out = { address: canonicalIp(v.checked('address', undefined, ipCheck)), nexthops: ipList(v, 'nexthops', []) };
+    const address = hostAddress(v.checked('address', undefined, hostCheck));
+    if (seenVips.has(address)) throw new ConfigError(r.file, `${at}.address`, `VIP ${address} appears twice`);
+    seenVips.add(address);
+    const seenNh = new Set<string>();
+    const nexthops = v.list('nexthops', [], (n, nat) => {
+      const problem = typeof n !== 'string' || isIP(n.split('%')[0] ?? '') === 0 ? `must be an IP address, got ${JSON.stringify(n)}` : hostCheck(n);
+      if (problem !== undefined) throw new ConfigError(r.file, nat, problem);
+      const nh = hostAddress(n as string);
+      if (familyOf(nh) !== familyOf(address)) throw new ConfigError(r.file, nat, `${nh} is an IPv${familyOf(nh)} address; the VIP ${address} is IPv${familyOf(address)}`);
+      if (nh === address) throw new ConfigError(r.file, nat, `${nh} is the VIP itself`);
+      if (seenNh.has(nh)) throw new ConfigError(r.file, nat, `nexthop ${nh} appears twice`);
+      seenNh.add(nh);
+      return nh;
+    });
     v.done();
-    return out;
+    return { address, nexthops };
   });
   if (vips.length === 0) r.fail('vips', 'needs at least one VIP');
   const defaultSource = eapi ? new URL(eapi.url).hostname.replace(/^\[|\]$/g, '') : gnmi ? gnmi.address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '') : undefined;
@@ -321,9 +345,16 @@ export function readConfig(r: Reader): FlowpinConfig {
   };
   r.done();
   const names = new Set<string>();
+  const sources = new Map<string, string>();
   for (const s of cfg.switches) {
     if (names.has(s.name)) throw new ConfigError(r.file, 'switches', `switch name '${s.name}' appears twice`);
     names.add(s.name);
+    for (const m of s.mirrorSources) {
+      const other = sources.get(m);
+      // Frames are told apart by their source: one address cannot name two switches.
+      if (other !== undefined) throw new ConfigError(r.file, 'switches', `mirror source ${m} is given for both ${other} and ${s.name}`);
+      sources.set(m, s.name);
+    }
   }
   if (cfg.switches.length === 0) throw new ConfigError(r.file, 'switches', 'needs at least one switch');
   return deepFreeze(cfg);

@@ -52,7 +52,8 @@ export function parseIp(text: string): { family: 4 | 6; bytes: Uint8Array } {
   if (isIPv4(text)) {
     return { family: 4, bytes: Uint8Array.from(text.split('.').map((p) => Number(p))) };
   }
-  if (!isIPv6(text)) throw new Error(`not an IP address: ${text}`);
+  // Node's isIPv6 accepts a zone id (fe80::1%eth0); its text is not part of the address.
+  if (!isIPv6(text) || text.includes('%')) throw new Error(`not an IP address: ${text}`);
   const bytes = new Uint8Array(16);
   let head = text;
   let tail = '';
