@@ -25,7 +25,7 @@ import { badRequest, conflict, FlowpinError, notFound } from './errors.js';
 import type { ControllerMetrics } from './metrics.js';
 import type { ChangeView } from './pin-policy.js';
 import type { AtRiskReason } from './reconciler.js';
-import { idOfKey, specOf as specOfKey, type Resolution, type SwitchRuntime, type VipState } from './switch-runtime.js';
+import { idOfKey, specOf as specOfKey, type MirrorHealth, type Resolution, type SwitchRuntime, type VipState } from './switch-runtime.js';
 
 export type ChangeKind = 'drain' | 'add';
 export type ChangePhase = 'queued' | 'pending' | 'applied' | 'complete' | 'failed';
@@ -87,6 +87,8 @@ export interface DryRunReport {
   expectedWindowFlows: number;
   /** Where the switch cannot tell which flows an addition moves, every live flow is pinned. */
   movedFlowsKnown: boolean;
+  /** The switch's mirror as flowpin sees it; a change needs acceptRisk unless it is ok. */
+  mirror: MirrorHealth;
 }
 
 export interface ChangeOptions {
@@ -143,13 +145,14 @@ export class ChangeManager {
   }
 
   /** Drains a nexthop (or reports what a drain would do). */
-  async drain(vipAddr: string, nhAddr: string, opts: { dryRun?: boolean; deadlineSeconds?: number }): Promise<ChangeRecord | DryRunReport> {
+  async drain(vipAddr: string, nhAddr: string, opts: { dryRun?: boolean; deadlineSeconds?: number; acceptRisk?: boolean }): Promise<ChangeRecord | DryRunReport> {
     const vip = this.vip(vipAddr);
     const nh = this.nexthopOf(vip, nhAddr);
     if (!vip.members.has(nh) && !this.active().some((r) => r.vip === vip.address && r.nexthop === nh)) throw conflict(`${nh} is not in the ECMP group of ${vip.address}: nothing to drain`, { state: 'drained' });
     this.noConflict(vip.address, nh);
     if (opts.dryRun) return this.dryRun('drain', vip, nh);
     if (vip.members.size <= 1) throw conflict(`${nh} is the last member of ${vip.address}; add another before draining it`);
+    this.mirrorTrusted(opts.acceptRisk);
     const rec = this.begin('drain', vip.address, nh);
     if (opts.deadlineSeconds !== undefined) rec.deadlineAt = rec.queuedAt + opts.deadlineSeconds * 1000;
     await this.serialised(() => this.runProtocol(rec));
@@ -157,13 +160,14 @@ export class ChangeManager {
   }
 
   /** Puts a drained or draining nexthop back into the group. */
-  async undrain(vipAddr: string, nhAddr: string): Promise<{ switch: string; vip: string; nexthop: string; state: NexthopState }> {
+  async undrain(vipAddr: string, nhAddr: string, opts: { acceptRisk?: boolean } = {}): Promise<{ switch: string; vip: string; nexthop: string; state: NexthopState }> {
     const vip = this.vip(vipAddr);
     const nh = this.nexthopOf(vip, nhAddr);
     const drains = this.active().filter((r) => r.kind === 'drain' && r.vip === vip.address && r.nexthop === nh);
     if (drains.some((r) => r.phase !== 'applied')) throw conflict(`the drain of ${nh} is still being applied; try again in a moment`);
     if (drains.length === 0 && vip.members.has(nh)) return { switch: this.rt.name, vip: vip.address, nexthop: nh, state: 'active' };
     this.noConflict(vip.address, nh, 'drain');
+    this.mirrorTrusted(opts.acceptRisk);
     // Re-adding a member moves flows onto it like any addition: run it through the protocol.
     const rec = this.begin('add', vip.address, nh);
     await this.serialised(async () => {
@@ -174,7 +178,7 @@ export class ChangeManager {
   }
 
   /** Adds a nexthop to a VIP's group without moving any pinned connection. */
-  async add(vipAddr: string, nhAddr: string, opts: { dryRun?: boolean }): Promise<ChangeRecord | DryRunReport> {
+  async add(vipAddr: string, nhAddr: string, opts: { dryRun?: boolean; acceptRisk?: boolean }): Promise<ChangeRecord | DryRunReport> {
     const vip = this.vip(vipAddr);
     const nh = parsed(nhAddr, 'address');
     if (familyOf(nh) !== familyOf(vip.address)) throw badRequest(`${nh} is an IPv${familyOf(nh)} address; ${vip.address} is an IPv${familyOf(vip.address)} VIP`, 'address');
@@ -182,6 +186,7 @@ export class ChangeManager {
     if (vip.members.has(nh)) throw conflict(`${nh} is already in the ECMP group of ${vip.address}`, { state: 'active' });
     this.noConflict(vip.address, nh);
     if (opts.dryRun) return this.dryRun('add', vip, nh);
+    this.mirrorTrusted(opts.acceptRisk);
     const rec = this.begin('add', vip.address, nh);
     vip.nexthops.add(nh);
     await this.serialised(() => this.runProtocol(rec));
@@ -289,6 +294,7 @@ export class ChangeManager {
       atRisk: atRiskBy['table-full'] + atRiskBy.unresolved, atRiskBy, unresolved, synsSeen: vip.syns, synRate: Math.round(vip.synRate * 10) / 10,
       expectedWindowMs, expectedWindowFlows: Math.ceil((vip.synRate * expectedWindowMs) / 1000),
       movedFlowsKnown: kind === 'drain' || (this.rt.adapter.capabilities.predictsMovedFlows && this.rt.adapter.movedByAdd !== undefined),
+      mirror: this.rt.mirrorHealth(),
     };
   }
 
@@ -327,6 +333,16 @@ export class ChangeManager {
     }
     const moved = new Set(await this.movedFlows(vip, rec.nexthop));
     for (const m of vip.members) this.rt.pinFlows(this.rt.flowsOn(vip.address, m).filter((k) => moved.has(k)), m, rec.id);
+  }
+
+  /**
+   * flowpin pins only what its mirror shows: with the mirror silent or collapsed it would pin
+   * nothing with confidence. Such a change goes ahead only with the caller's explicit consent.
+   */
+  private mirrorTrusted(acceptRisk: boolean | undefined): void {
+    const m = this.rt.mirrorHealth();
+    if (m.state === 'ok' || acceptRisk === true) return;
+    throw conflict(`the mirror of ${this.rt.name} is ${m.state} (${m.why ?? ''}); flowpin cannot see the connections this change would move. Fix the mirror, or accept the risk (acceptRisk: true)`, { mirror: m });
   }
 
   /** At most one change queued or in progress per VIP, and none on a nexthop with a change still tracked. */

@@ -90,7 +90,14 @@ export interface SwitchConfig {
 export interface FlowpinConfig {
   file: string;
   api: { host: string; port: number; token: string | undefined };
-  mirror: { udp: { host: string; port: number }[]; raw: boolean };
+  mirror: {
+    udp: { host: string; port: number }[];
+    raw: boolean;
+    /** A switch with no mirrored SYN for this long is silent: not ready, changes need consent. */
+    silenceS: number;
+    /** A switch whose SYN rate fell below this share of its usual rate has a collapsed mirror. */
+    collapseRatio: number;
+  };
   pinMode: PinMode;
   pinIdleTimeoutS: number;
   flowTable: { maxFlows: number; maxAgeS: number };
@@ -322,7 +329,7 @@ export function readConfig(r: Reader): FlowpinConfig {
     u.done();
     return out;
   });
-  const mirror = { udp, raw: m.boolean('raw', false) };
+  const mirror = { udp, raw: m.boolean('raw', false), silenceS: m.number('silenceS', 60, { min: 1 }), collapseRatio: m.number('collapseRatio', 0.1, { min: 0, max: 1 }) };
   m.done();
   const ft = r.object('flowTable');
   const flowTable = { maxFlows: ft.number('maxFlows', 1_000_000, { min: 1, integer: true }), maxAgeS: ft.number('maxAgeS', 3600, { min: 1 }) };

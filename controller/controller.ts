@@ -18,7 +18,7 @@ import { FlowTable, switchIdOfKey, UNRESOLVED } from './flow-table.js';
 import { controllerMetrics, type ControllerMetrics } from './metrics.js';
 import { NexthopRegistry } from './nexthop-registry.js';
 import { FileStateStore, type LoadedState, type StateStore } from './state-store.js';
-import { SwitchRuntime } from './switch-runtime.js';
+import { SwitchRuntime, type MirrorHealth } from './switch-runtime.js';
 
 export interface ControllerDeps {
   config: FlowpinConfig;
@@ -44,6 +44,8 @@ export interface SwitchStatus {
   reconcileFailures: number;
   /** An error retrying cannot mend (auth, refused configuration): writes stop until the next resync. */
   blocked: string | null;
+  /** The switch's mirror: flowpin protects only what it sees. */
+  mirror: MirrorHealth;
   lastError: string | null;
   queue: number;
   flows: number;
@@ -106,6 +108,7 @@ export class Controller {
       const rt = new SwitchRuntime({
         name: s.name, id: i + 1, adapter, vips: s.vips.map((v) => ({ address: v.address, nexthops: [...v.nexthops] })),
         flowTable: this.flowTable, registry: this.registry, metrics: this.metrics, pinMode: cfg.pinMode, pinIdleTimeoutS: cfg.pinIdleTimeoutS, queueCapacity: cfg.resolveQueue, retryMaxMs: cfg.retryMaxMs, clock,
+        mirrorSilenceS: cfg.mirror.silenceS, mirrorCollapseRatio: cfg.mirror.collapseRatio,
       });
       this.runtimes.set(s.name, rt);
       this.byId.set(rt.id, rt);
@@ -234,13 +237,13 @@ export class Controller {
    */
   readiness(): { ready: boolean; switches: SwitchStatus[] } {
     const switches = [...this.runtimes.values()].map((rt) => this.status(rt));
-    return { ready: !this.stopped && switches.every((s) => s.connected && s.reconcileFailures === 0 && s.blocked === null && s.lastError === null), switches };
+    return { ready: !this.stopped && switches.every((s) => s.connected && s.reconcileFailures === 0 && s.blocked === null && s.lastError === null && s.mirror.state === 'ok'), switches };
   }
 
   status(rt: SwitchRuntime): SwitchStatus {
     const r = rt.reconciler;
     return {
-      name: rt.name, adapter: rt.adapter.kind, connected: rt.connected, inSync: r.inSync, reconcileFailures: r.failures, blocked: r.blocked ?? null,
+      name: rt.name, adapter: rt.adapter.kind, connected: rt.connected, inSync: r.inSync, reconcileFailures: r.failures, blocked: r.blocked ?? null, mirror: rt.mirrorHealth(),
       lastError: r.lastError ?? rt.lastResolveError ?? null, queue: rt.queue.length, flows: this.countFlows(rt),
       pins: { desired: r.desired.size, installed: r.programmedCount(), failed: r.failed.size, capacity: r.tableCapacity, free: r.freeEntries() },
     };

@@ -33,6 +33,21 @@ export interface SwitchRuntimeOptions {
   resolveConcurrency?: number;
   retryMaxMs: number;
   clock: Clock;
+  /** Mirror health thresholds (config.mirror). */
+  mirrorSilenceS?: number;
+  mirrorCollapseRatio?: number;
+}
+
+/** What the switch's mirror tells flowpin, and whether it can be trusted. */
+export interface MirrorHealth {
+  state: 'ok' | 'silent' | 'collapsed';
+  syns: number;
+  /** SYNs per second over the last window, and the switch's usual rate (slow average). */
+  synRate: number;
+  usualRate: number;
+  /** Seconds since the last mirrored SYN; null before the first. */
+  lastSynAgoS: number | null;
+  why: string | null;
 }
 
 export interface VipState {
@@ -90,6 +105,12 @@ export class SwitchRuntime {
   /** Flows the switch could not resolve, per VIP (pruned when read: ended or aged flows drop out). */
   private readonly unresolvedKeys = new Map<string, Set<string>>();
   private rateStart = 0;
+  private syns = 0;
+  private synsAtWindow = 0;
+  private synRate = 0;
+  private usualRate = 0;
+  private lastSynAt: number | undefined;
+  private readonly startedAt: number;
 
   constructor(private readonly o: SwitchRuntimeOptions) {
     this.name = o.name;
@@ -99,6 +120,7 @@ export class SwitchRuntime {
     for (const v of o.vips) this.vips.set(v.address, { address: v.address, nexthops: new Set(v.nexthops), members: new Set(), syns: 0, shed: 0, unresolved: 0, synRate: 0, synsAtWindow: 0 });
     this.reconciler = new Reconciler({ switchName: o.name, adapter: o.adapter, metrics: o.metrics, idleTimeoutS: o.pinIdleTimeoutS, clock: o.clock, backoffMaxMs: o.retryMaxMs });
     this.rateStart = o.clock.now();
+    this.startedAt = this.rateStart;
   }
 
   get clock(): Clock {
@@ -154,14 +176,41 @@ export class SwitchRuntime {
 
   private countSyn(vip: VipState, now: number): void {
     vip.syns++;
+    this.syns++;
+    this.lastSynAt = now;
+    this.rollRates(now);
+  }
+
+  /** Closes the rate window if it is over (also when no SYN comes: a silent mirror's rate is 0). */
+  private rollRates(now: number): void {
     const elapsed = now - this.rateStart;
-    if (elapsed >= RATE_WINDOW_MS) {
-      for (const v of this.vips.values()) {
-        v.synRate = ((v.syns - v.synsAtWindow) * 1000) / elapsed;
-        v.synsAtWindow = v.syns;
-      }
-      this.rateStart = now;
+    if (elapsed < RATE_WINDOW_MS) return;
+    for (const v of this.vips.values()) {
+      v.synRate = ((v.syns - v.synsAtWindow) * 1000) / elapsed;
+      v.synsAtWindow = v.syns;
     }
+    this.synRate = ((this.syns - this.synsAtWindow) * 1000) / elapsed;
+    this.synsAtWindow = this.syns;
+    // The usual rate follows slowly (a few minutes), so a collapse shows against it.
+    this.usualRate = this.usualRate === 0 ? this.synRate : this.usualRate * 0.95 + this.synRate * 0.05;
+    this.rateStart = now;
+  }
+
+  /** The mirror's health: silent (no SYN for silenceS), collapsed (rate far below usual), or ok. */
+  mirrorHealth(): MirrorHealth {
+    const now = this.o.clock.now();
+    this.rollRates(now);
+    const silenceMs = (this.o.mirrorSilenceS ?? 60) * 1000;
+    const since = this.lastSynAt ?? this.startedAt;
+    const h: MirrorHealth = { state: 'ok', syns: this.syns, synRate: round1(this.synRate), usualRate: round1(this.usualRate), lastSynAgoS: this.lastSynAt === undefined ? null : round1((now - this.lastSynAt) / 1000), why: null };
+    if (now - since >= silenceMs) {
+      h.state = 'silent';
+      h.why = this.lastSynAt === undefined ? `no mirrored SYN since flowpin started ${Math.round((now - this.startedAt) / 1000)} s ago: check the switch's mirror session and mirrorSources` : `no mirrored SYN for ${Math.round((now - since) / 1000)} s`;
+    } else if (this.usualRate >= 5 && this.synRate < this.usualRate * (this.o.mirrorCollapseRatio ?? 0.1)) {
+      h.state = 'collapsed';
+      h.why = `mirrored SYNs fell to ${round1(this.synRate)}/s from a usual ${round1(this.usualRate)}/s`;
+    }
+    return h;
   }
 
   /** Live flows resolved to a nexthop of a VIP. */
@@ -350,6 +399,8 @@ export class SwitchRuntime {
 }
 
 export type { AtRiskReason };
+
+const round1 = (x: number): number => Math.round(x * 10) / 10;
 
 /** The flow a flow-table key stands for. */
 export function specOf(key: string): FlowSpec {

@@ -50,41 +50,41 @@ export const switchRoutes = (controller: Controller, token: string | undefined):
       return { changes: controller.changeManager(req.params.switch).records };
     });
 
-    app.post<{ Params: NhParams; Body: { dryRun?: boolean; deadlineSeconds?: number } }>(
+    app.post<{ Params: NhParams; Body: { dryRun?: boolean; deadlineSeconds?: number; acceptRisk?: boolean } }>(
       '/api/v1/switches/:switch/vips/:vip/nexthops/:nexthop/drain',
       {
         preHandler: auth,
         schema: {
           summary: 'Drain a nexthop: pin its live flows, take it out of the ECMP group, track its pinned flows to zero (dryRun: report only)',
           params: nhParams,
-          body: { type: 'object', additionalProperties: false, properties: { dryRun: { type: 'boolean', default: false }, deadlineSeconds: { type: 'number', minimum: 0 } } },
+          body: { type: 'object', additionalProperties: false, properties: { dryRun: { type: 'boolean', default: false }, deadlineSeconds: { type: 'number', minimum: 0 }, acceptRisk: { type: 'boolean', default: false } } },
           response: { 200: { type: 'object', additionalProperties: true }, 202: changeView, ...errors },
         },
       },
       async (req, reply) => {
         const body = req.body ?? {};
-        const r = await controller.changeManager(req.params.switch).drain(req.params.vip, req.params.nexthop, { dryRun: body.dryRun ?? false, ...(body.deadlineSeconds === undefined ? {} : { deadlineSeconds: body.deadlineSeconds }) });
+        const r = await controller.changeManager(req.params.switch).drain(req.params.vip, req.params.nexthop, { dryRun: body.dryRun ?? false, acceptRisk: body.acceptRisk ?? false, ...(body.deadlineSeconds === undefined ? {} : { deadlineSeconds: body.deadlineSeconds }) });
         return reply.status('dryRun' in r ? 200 : 202).send(r);
       },
     );
 
-    app.post<{ Params: NhParams }>('/api/v1/switches/:switch/vips/:vip/nexthops/:nexthop/undrain', { preHandler: auth, schema: { summary: 'Put a drained nexthop back into the ECMP group', params: nhParams, response: { 200: nexthopView, ...errors } } }, (req) =>
-      controller.changeManager(req.params.switch).undrain(req.params.vip, req.params.nexthop).then((r) => ({ address: r.nexthop, state: r.state })),
+    app.post<{ Params: NhParams; Body: { acceptRisk?: boolean } | undefined }>('/api/v1/switches/:switch/vips/:vip/nexthops/:nexthop/undrain', { preHandler: auth, schema: { summary: 'Put a drained nexthop back into the ECMP group', params: nhParams, body: { type: 'object', additionalProperties: false, properties: { acceptRisk: { type: 'boolean', default: false } } }, response: { 200: nexthopView, ...errors } } }, (req) =>
+      controller.changeManager(req.params.switch).undrain(req.params.vip, req.params.nexthop, { acceptRisk: req.body?.acceptRisk ?? false }).then((r) => ({ address: r.nexthop, state: r.state })),
     );
 
-    app.post<{ Params: { switch: string; vip: string }; Body: { address: string; dryRun?: boolean } }>(
+    app.post<{ Params: { switch: string; vip: string }; Body: { address: string; dryRun?: boolean; acceptRisk?: boolean } }>(
       '/api/v1/switches/:switch/vips/:vip/nexthops',
       {
         preHandler: auth,
         schema: {
           summary: 'Add a nexthop to the VIP\'s ECMP group without moving any pinned connection (dryRun: report only)',
           params: vipParams,
-          body: { type: 'object', additionalProperties: false, required: ['address'], properties: { address: { type: 'string', minLength: 1 }, dryRun: { type: 'boolean', default: false } } },
+          body: { type: 'object', additionalProperties: false, required: ['address'], properties: { address: { type: 'string', minLength: 1 }, dryRun: { type: 'boolean', default: false }, acceptRisk: { type: 'boolean', default: false } } },
           response: { 200: { type: 'object', additionalProperties: true }, 201: changeView, ...errors },
         },
       },
       async (req, reply) => {
-        const r = await controller.changeManager(req.params.switch).add(req.params.vip, req.body.address, { dryRun: req.body.dryRun ?? false });
+        const r = await controller.changeManager(req.params.switch).add(req.params.vip, req.body.address, { dryRun: req.body.dryRun ?? false, acceptRisk: req.body.acceptRisk ?? false });
         return reply.status('dryRun' in r ? 200 : 201).send(r);
       },
     );
