@@ -5,6 +5,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { Controller } from '../controller.js';
 import { requireToken } from './auth.js';
 import { errorSchema } from './errors.js';
+import { badRequest } from '../errors.js';
 
 const nexthopView = {
   type: 'object',
@@ -68,9 +69,16 @@ export const switchRoutes = (controller: Controller, token: string | undefined):
       },
     );
 
-    app.post<{ Params: NhParams; Body: { acceptRisk?: boolean } | undefined }>('/api/v1/switches/:switch/vips/:vip/nexthops/:nexthop/undrain', { preHandler: auth, schema: { summary: 'Put a drained nexthop back into the ECMP group', params: nhParams, body: { type: 'object', additionalProperties: false, properties: { acceptRisk: { type: 'boolean', default: false } } }, response: { 200: nexthopView, ...errors } } }, (req) =>
-      controller.changeManager(req.params.switch).undrain(req.params.vip, req.params.nexthop, { acceptRisk: req.body?.acceptRisk ?? false }).then((r) => ({ address: r.nexthop, state: r.state })),
-    );
+    // The body is optional here (`{"acceptRisk": true}` at most), so it is checked by hand.
+    app.post<{ Params: NhParams; Body: unknown }>('/api/v1/switches/:switch/vips/:vip/nexthops/:nexthop/undrain', { preHandler: auth, schema: { summary: 'Put a drained nexthop back into the ECMP group (optional body {"acceptRisk": bool})', params: nhParams, response: { 200: nexthopView, ...errors } } }, (req) => {
+      const body = req.body ?? {};
+      if (typeof body !== 'object' || Array.isArray(body)) throw badRequest('the body must be an object', 'body');
+      const extra = Object.keys(body).filter((k) => k !== 'acceptRisk');
+      if (extra.length > 0) throw badRequest(`unknown property '${(extra[0] ?? '').slice(0, 64)}'`, `body.${(extra[0] ?? '').slice(0, 64)}`);
+      const accept = (body as { acceptRisk?: unknown }).acceptRisk;
+      if (accept !== undefined && typeof accept !== 'boolean') throw badRequest('must be a boolean', 'body.acceptRisk');
+      return controller.changeManager(req.params.switch).undrain(req.params.vip, req.params.nexthop, { acceptRisk: accept === true }).then((r) => ({ address: r.nexthop, state: r.state }));
+    });
 
     app.post<{ Params: { switch: string; vip: string }; Body: { address: string; dryRun?: boolean; acceptRisk?: boolean } }>(
       '/api/v1/switches/:switch/vips/:vip/nexthops',
