@@ -1,0 +1,80 @@
+// Review: Controller.start() awaits every switch's first resync and every resumed change
+// before it listens to the mirror (and, in `serve`, before the API is up). So (1) one switch
+// whose resync keeps failing keeps the whole controller, every other switch included, from
+// starting; (2) a change resumed after a restart writes its group change while flowpin is
+// not listening to the mirror: connections opened meanwhile on the drained nexthop are
+// broken, and the change record counts none of them.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ChangeRecord } from '../controller/changes.js';
+import { World } from '../cli/scenario/world.js';
+import { SwitchTimeoutError } from '../switch-adapters/errors.js';
+import type { InstalledPin } from '../switch-adapters/contract.js';
+import { flowId } from '../switch-adapters/contract.js';
+
+const VIP = '192.0.2.80';
+const NH = ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4'];
+const VIP3 = '198.51.100.10';
+const NH3 = ['10.0.3.1', '10.0.3.2', '10.0.3.3', '10.0.3.4'];
+
+test('a switch whose pin listing times out at start keeps the whole controller (and every other switch) from starting', { timeout: 120_000 }, async () => {
+  const w = new World({
+    switches: [
+      { name: 'sw1', vips: [{ address: VIP, nexthops: NH, port: 443 }], spares: [], ecmpMode: 'resilient', pinCapacity: 10_000, programDelayMs: 5, rate: 1, lifetime: { kind: 'fixed', s: 3600 } },
+      { name: 'sw2', vips: [{ address: VIP3, nexthops: NH3, port: 443 }], spares: [], ecmpMode: 'resilient', pinCapacity: 10_000, programDelayMs: 5, rate: 1, lifetime: { kind: 'fixed', s: 3600 } },
+    ],
+    latencyMs: 5, mirrorDelayMs: 1, packetIntervalMs: 1000, seed: 9,
+    controller: { pinMode: 'on-change', settleMs: 20, barrierTimeoutMs: 3000, store: 'memory' },
+  });
+  try {
+    const t0 = w.now;
+    const starting = w.startController();
+    // sw1 accepts the connection and answers group reads, but listing its pins times out (a busy switch).
+    const a = w.adapters.get('sw1');
+    assert.ok(a);
+    a.listPins = () => new Promise<InstalledPin[]>((_, reject) => w.clock.after(5, () => reject(new SwitchTimeoutError('sw1', 'list: no answer in time'))));
+    let failure: unknown;
+    await starting.catch((err: unknown) => (failure = err));
+    assert.equal(failure, undefined, `the controller did not start within ${w.now - t0} ms of simulated time: ${String(failure)}`);
+    assert.ok(w.now - t0 < 5000, `start took ${w.now - t0} ms`);
+  } finally {
+    await w.close();
+  }
+});
+
+test('a drain resumed after a kill writes its group change before flowpin listens again, and counts none of what it breaks', { timeout: 120_000 }, async () => {
+  const w = new World({
+    switches: [{ name: 'sw1', vips: [{ address: VIP, nexthops: NH, port: 443 }], spares: [], ecmpMode: 'resilient', pinCapacity: 100_000, programDelayMs: 10, pinProgramDelayMs: 200, rate: 3000, lifetime: { kind: 'fixed', s: 3600 } }],
+    latencyMs: 5, mirrorDelayMs: 1, packetIntervalMs: 1000, seed: 13,
+    controller: { pinMode: 'on-change', settleMs: 20, barrierTimeoutMs: 5000, store: 'memory' },
+  });
+  try {
+    await w.startController();
+    w.openLive(2000, { kind: 'fixed', s: 3600 });
+    w.startTraffic();
+    await w.advance(1500);
+    const cm = w.controller?.changeManager('sw1');
+    assert.ok(cm);
+    const p = cm.drain(VIP, NH[1] as string, {});
+    p.catch(() => undefined);
+    await w.advance(60);
+    const id = cm.records.at(-1)?.id;
+    assert.equal(cm.records.at(-1)?.sentAt, undefined, 'killed before the group write');
+    await w.stopController('kill');
+    await w.advance(200);
+    const processStarted = w.now;
+    await w.startController();
+    const listening = w.now;
+    const resumed = w.controller?.changeManager('sw1').records.find((r) => r.id === id) as ChangeRecord;
+    assert.ok(resumed?.sentAt !== undefined, 'the resumed drain was applied during start()');
+    await w.advance(3000);
+    // Connections opened on the drained nexthop after the new process started and before the group write.
+    const broken = w.sw('sw1').resets.filter((r) => r.server === NH[1] && r.openedAt >= processStarted && r.openedAt + 1 < (resumed.sentAt as number));
+    const counted = broken.filter((r) => w.counted.has(`sw1|${flowId({ family: 4, src: r.src, dst: r.dst, sport: r.sport, dport: r.dport })}`)).length;
+    assert.equal(counted, broken.length, `resumed drain: process started ${processStarted}, group write sent ${resumed.sentAt}, mirror listened from ${listening}; ` +
+      `${broken.length} connections opened in between on ${NH[1]} were reset, ${counted} counted (record: windowFlows ${resumed.windowFlows}, atRisk ${resumed.atRisk})`);
+  } finally {
+    await w.close();
+  }
+});
