@@ -1,0 +1,71 @@
+// Review: before the group change, the pins a change relies on are taken from the
+// controller's cached view, not read back from the switch. A pin the switch no longer has
+// programmed (its native idle timeout fired; the switch reloaded its table) still counts as
+// programmed until the next periodic resync: the change counts it in `pinned`, and the
+// connection it no longer protects breaks uncounted.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ChangeRecord } from '../controller/changes.js';
+import type { FlowpinConfig } from '../controller/config.js';
+import { World } from '../cli/scenario/world.js';
+
+const VIP = '192.0.2.80';
+const NH = ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4'];
+
+/** The test bed with a short pin idle timeout (the switch's native DirectFlow `timeout idle`). */
+class ShortIdleWorld extends World {
+  override config(): FlowpinConfig {
+    return { ...super.config(), pinIdleTimeoutS: 2 };
+  }
+}
+
+test('a drain counts as pinned the connections whose pin the switch has already idled out', { timeout: 60_000 }, async () => {
+  const w = new ShortIdleWorld({
+    switches: [{ name: 'sw1', vips: [{ address: VIP, nexthops: NH, port: 443 }], spares: [], ecmpMode: 'resilient', pinCapacity: 100_000, programDelayMs: 5, pinProgramDelayMs: 5, rate: 20, lifetime: { kind: 'fixed', s: 3600 } }],
+    // Connections send a packet every 1.5-4.5 s: some pins idle out between packets, and the connection goes on.
+    latencyMs: 5, mirrorDelayMs: 1, packetIntervalMs: 3000, seed: 17,
+    controller: { pinMode: 'always', settleMs: 20, barrierTimeoutMs: 5000, store: 'memory', resyncIntervalS: 3600 },
+  });
+  try {
+    await w.startController();
+    w.openLive(400, { kind: 'fixed', s: 3600 });
+    w.startTraffic();
+    await w.advance(8000);
+    const s = w.sw('sw1').sw;
+    const rt = w.controller?.runtime('sw1');
+    assert.ok(rt);
+    const onNh = rt.flowsOn(VIP, NH[1] as string).length;
+    const programmedOnSwitch = s.pins.all().filter((e) => e.status === 'programmed' && e.nexthop === NH[1]).length;
+    const rec = (await w.settle(rt && (w.controller?.changeManager('sw1').drain(VIP, NH[1] as string, {}) as Promise<ChangeRecord>), 10_000));
+    assert.equal(rec.phase, 'applied');
+    // `pinned` counts programmed pins (issue 7, Build 10); these were not programmed when the change was applied.
+    assert.ok(rec.pinned <= programmedOnSwitch + 5, `record: pinned ${rec.pinned} of ${onNh} flows on the nexthop; the switch had ${programmedOnSwitch} of them programmed`);
+  } finally {
+    await w.close();
+  }
+});
+
+test('a drain right after the switch lost its pins (table reloaded, API up) trusts its cache: the flows break, counted as pinned', { timeout: 60_000 }, async () => {
+  const w = new World({
+    switches: [{ name: 'sw1', vips: [{ address: VIP, nexthops: NH, port: 443 }], spares: [], ecmpMode: 'resilient', pinCapacity: 100_000, programDelayMs: 5, pinProgramDelayMs: 5, rate: 20, lifetime: { kind: 'fixed', s: 3600 } }],
+    latencyMs: 5, mirrorDelayMs: 1, packetIntervalMs: 1000, seed: 19,
+    controller: { pinMode: 'always', settleMs: 20, barrierTimeoutMs: 5000, store: 'memory', resyncIntervalS: 30 },
+  });
+  try {
+    await w.startController();
+    w.openLive(400, { kind: 'fixed', s: 3600 });
+    w.startTraffic();
+    await w.advance(3000);
+    const s = w.sw('sw1').sw;
+    // The switch's flow table is reloaded (an agent restart): its pins are gone; its API answers all along.
+    for (const e of s.pins.all()) s.pins.remove(e.name);
+    const rec = (await w.settle(w.controller?.changeManager('sw1').drain(VIP, NH[1] as string, {}) as Promise<ChangeRecord>, 10_000));
+    assert.equal(rec.phase, 'applied');
+    await w.advance(2500);
+    const a = w.audit();
+    assert.equal(a.uncounted, 0, `${a.broken} resets, ${a.uncounted} uncounted (record: pinned ${rec.pinned}, atRisk ${rec.atRisk}, windowFlows ${rec.windowFlows}); ${a.details.slice(0, 2).join('\n')}`);
+  } finally {
+    await w.close();
+  }
+});
