@@ -316,7 +316,8 @@ export class ChangeManager {
     const keys = [...vip.members].flatMap((m) => this.rt.flowsOn(vip.address, m));
     if (!this.rt.adapter.capabilities.predictsMovedFlows || this.rt.adapter.movedByAdd === undefined || keys.length === 0) return keys;
     try {
-      const moved = await this.rt.adapter.movedByAdd(vip.address, nh, keys.map(specOfKey));
+      const ask = this.rt.adapter.movedByAdd(vip.address, nh, keys.map(specOfKey));
+      const moved = await withDeadline(this.rt.clock, ask, this.o.barrierTimeoutMs, () => `asking ${this.rt.name} which flows the addition of ${nh} moves`);
       return keys.filter((_, i) => moved[i] !== false);
     } catch (err) {
       // The switch cannot tell now: every live flow may move (safe; costs table entries).

@@ -11,7 +11,7 @@ import type { FlowEvent } from '../mirror-receiver/flow-event.js';
 import { parseTuple } from '../mirror-receiver/tuple.js';
 import type { SwitchAdapter } from '../switch-adapters/contract.js';
 import { ChangeManager, type ChangeOptions, type ChangeRecord } from './changes.js';
-import { systemClock, withDeadline, type Clock } from './clock.js';
+import { sleep, systemClock, withDeadline, type Clock } from './clock.js';
 import type { FlowpinConfig } from './config.js';
 import { notFound } from './errors.js';
 import { FlowTable, switchIdOfKey, UNRESOLVED } from './flow-table.js';
@@ -88,6 +88,9 @@ export class Controller {
   private killed = false;
   private readonly periodicRunning = new Set<string>();
   private flowSave: Promise<unknown> | undefined;
+  /** Changes to resume once the mirror is listened to. */
+  private readonly toResume: [SwitchRuntime, ChangeRecord[]][] = [];
+  private listeningNow = false;
   /** Resolved flows not yet in the store's journal. */
   private journal: { switchName: string; vip: string; nexthop: string; key: string }[] = [];
   private journalTimer: unknown;
@@ -135,6 +138,7 @@ export class Controller {
     const cfg = this.deps.config;
     const saved = this.store?.load();
     if (saved) this.restoreFlows(saved);
+    // Each switch is brought up within its own deadline: one that is slow or down never holds the others.
     await Promise.all([...this.runtimes.values()].map((rt) => this.connect(rt, saved?.changes[rt.name] ?? [])));
     if (this.deps.listen ?? true) {
       for (const u of cfg.mirror.udp) {
@@ -152,6 +156,14 @@ export class Controller {
       this.every(cfg.resyncIntervalS * 1000, () => this.flowTable.purgeStale());
       if (this.store !== undefined) this.every(cfg.persistIntervalS * 1000, () => this.persistIfDirty());
     }
+    // Changes left in progress resume only now, with the mirror listened to: a resumed change
+    // must see the SYNs that arrive while it runs.
+    this.listeningNow = true;
+    for (const [rt, changes] of this.toResume.splice(0)) this.resume(rt, changes);
+  }
+
+  private resume(rt: SwitchRuntime, saved: ChangeRecord[]): void {
+    (this.changes.get(rt.name) as ChangeManager).resume(saved).catch((err: unknown) => this.log.error({ switch: rt.name, err: err instanceof Error ? err.message : String(err) }, 'resuming changes failed'));
   }
 
   /** Stops: writes the state (changes and tracked flows) and closes the switches; without a kill, nothing is lost. */
@@ -380,8 +392,13 @@ export class Controller {
   /** Connects a switch; if it does not answer, keeps trying in the background (the controller reports not ready). */
   private async connect(rt: SwitchRuntime, saved: ChangeRecord[]): Promise<void> {
     try {
-      await this.bringUp(rt, saved);
+      await withDeadline(this.clock, this.bringUp(rt, saved), this.deps.config.barrierTimeoutMs, () => `connecting to ${rt.name}`);
     } catch (err) {
+      if (rt.connected) {
+        // Connected, but its first resync is slow: it goes on in the background.
+        this.log.warn({ switch: rt.name, err: err instanceof Error ? err.message : String(err) }, 'switch slow to list its pins; going on');
+        return;
+      }
       rt.lastResolveError = err instanceof Error ? err.message : String(err);
       this.log.warn({ switch: rt.name, err: rt.lastResolveError }, 'switch not reachable; retrying in the background');
       void this.connectLater(rt, saved);
@@ -390,7 +407,7 @@ export class Controller {
 
   private async connectLater(rt: SwitchRuntime, saved: ChangeRecord[]): Promise<void> {
     for (let attempt = 2; !this.stopped && !rt.connected; attempt++) {
-      await new Promise((r) => setTimeout(r, Math.min(this.deps.config.retryMaxMs, 250 * 2 ** Math.min(attempt, 7))));
+      await sleep(this.clock, Math.min(this.deps.config.retryMaxMs, 250 * 2 ** Math.min(attempt, 7)));
       if (this.stopped) return;
       try {
         await this.bringUp(rt, saved);
@@ -401,11 +418,15 @@ export class Controller {
   }
 
   private async bringUp(rt: SwitchRuntime, saved: ChangeRecord[]): Promise<void> {
-    await rt.start();
+    // The changes are handed over first: whatever happens to the first resync, they resume.
+    const resume = (): void => {
+      if (this.listeningNow) this.resume(rt, saved);
+      else this.toResume.push([rt, saved]);
+    };
+    await rt.start(resume);
     rt.lastResolveError = undefined;
     this.log.info({ switch: rt.name, adapter: rt.adapter.kind }, 'switch connected');
     if (this.deps.config.pinMode === 'always') this.pinAllResolved(rt);
-    await (this.changes.get(rt.name) as ChangeManager).resume(saved);
   }
 
   /** After a restart in `always` mode: every tracked flow gets its pin back. */

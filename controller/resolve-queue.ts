@@ -41,10 +41,31 @@ export class ResolveQueue {
     return out;
   }
 
-  /** Puts flows back at the front (their resolution failed and will be retried). */
+  /**
+   * Puts flows back (their resolution failed and will be retried), in sequence order with
+   * what is queued: batches can fail in any order, and the barrier reads the queue's head as
+   * its oldest event.
+   */
   requeue(ps: Pending[]): void {
     for (const p of ps) this.inFlight.delete(p.seq);
-    this.items.splice(this.head, 0, ...ps);
+    const queued = this.items.slice(this.head);
+    const back = [...ps].sort((a, b) => a.seq - b.seq);
+    const merged: Pending[] = [];
+    let i = 0;
+    let j = 0;
+    while (i < back.length || j < queued.length) {
+      const a = back[i];
+      const b = queued[j];
+      if (b === undefined || (a !== undefined && a.seq <= b.seq)) {
+        merged.push(a as Pending);
+        i++;
+      } else {
+        merged.push(b);
+        j++;
+      }
+    }
+    this.items = merged;
+    this.head = 0;
   }
 
   finish(ps: Pending[]): void {

@@ -131,8 +131,12 @@ export class SwitchRuntime {
     return this.o.pinMode;
   }
 
-  /** Connects, reads the VIP groups and lists the pins on the switch. */
-  async start(): Promise<void> {
+  /**
+   * Connects, reads the VIP groups, then lists the pins on the switch (the first resync).
+   * `connectedHook` runs once the groups are read, before that resync completes (a slow
+   * listing goes on in the background and must not hold up what depends on the groups).
+   */
+  async start(connectedHook?: () => void): Promise<void> {
     await this.adapter.connect();
     for (const v of this.vips.values()) {
       const members = await this.adapter.groupMembers(v.address);
@@ -141,7 +145,9 @@ export class SwitchRuntime {
       this.reconciler.groups.set(v.address, new Set(members));
     }
     this.connected = true;
-    await this.reconciler.resync();
+    const synced = this.reconciler.resync();
+    connectedHook?.();
+    await synced;
   }
 
   stop(): void {
