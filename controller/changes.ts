@@ -433,7 +433,12 @@ export class ChangeManager {
       await until(rt.clock, () => rt.resolvedThrough(mark), wake, deadline, () => `resolving the flows seen before the change (${rt.queue.length} queued)`);
       await withDeadline(rt.clock, this.o.flowsDurable(), Math.max(0, deadline - this.now), () => 'writing the flow journal');
       const needed = this.pinsOf(rec);
-      await until(rt.clock, () => rt.reconciler.settled(needed), wake, deadline, () => `programming the pins of the change (${rt.reconciler.lastError ?? 'switch busy'})`);
+      // Programmed as the switch reports it now, not as last seen: read back, until it holds.
+      for (;;) {
+        await until(rt.clock, () => rt.reconciler.settled(needed), wake, deadline, () => `programming the pins of the change (${rt.reconciler.lastError ?? 'switch busy'})`);
+        await withDeadline(rt.clock, rt.reconciler.verify([...needed]), Math.max(0, deadline - this.now), () => 'reading back the pins of the change');
+        if (rt.reconciler.settled(needed)) break;
+      }
       // 3. the group write, with look-ups held.
       held = true;
       await withDeadline(rt.clock, rt.hold(hold), Math.max(0, deadline - this.now), () => 'waiting for look-ups in flight');

@@ -497,46 +497,57 @@ export class Reconciler {
   private async readback(): Promise<void> {
     if (this.pendingIds.size === 0 || this.stopped) return;
     try {
-      const a = this.o.adapter;
-      const ids = [...this.pendingIds];
-      let byId: Map<string, InstalledPin>;
-      if (a.readPins !== undefined) {
-        const flows = ids.map((id) => this.installed.get(id)?.flow).filter((f): f is FlowSpec => f !== undefined);
-        const read = await a.readPins(flows);
-        byId = new Map();
-        read.forEach((p) => {
-          if (p !== undefined) byId.set(flowId(p.flow), p);
-        });
-      } else byId = new Map((await a.listPins()).map((p) => [flowId(p.flow), p]));
-      const now = this.o.clock.now();
-      const garbage: FlowSpec[] = [];
-      for (const id of ids) {
-        if (!this.pendingIds.has(id)) continue;
-        const p = byId.get(id);
-        const prev = this.installed.get(id);
-        if (p === undefined) {
-          // Gone from the switch: install it again.
-          this.installed.delete(id);
-          this.pendingIds.delete(id);
-          this.touched.add(id);
-          continue;
-        }
-        if (this.take(p, now, prev)) garbage.push(p.flow);
-        else if (p.programmed) {
-          const d = this.desired.get(id);
-          if (d !== undefined) this.landed(d, now);
-        }
-      }
-      if (garbage.length > 0) {
-        await this.o.adapter.removePins(garbage);
-        this.o.metrics.pinsRemoved.inc({ switch: this.o.switchName, why: 'gc' }, garbage.length);
-      }
-      if (this.touched.size > 0) this.touch();
+      await this.verify([...this.pendingIds]);
     } catch (err) {
       this.lastError = `reading back pins: ${err instanceof Error ? err.message : String(err)}`;
     }
-    this.notify();
     if (this.pendingIds.size > 0) this.scheduleReadback();
+  }
+
+  /**
+   * Reads these pins back from the switch and takes its word for them: programmed, still
+   * being programmed, gone or timed out (installed again, where still wanted), or refused
+   * (dropped and counted at risk). It only reads; what must be written is left to the next
+   * round, so the round stays the one writer.
+   */
+  async verify(ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    const a = this.o.adapter;
+    let byId: Map<string, InstalledPin>;
+    if (a.readPins !== undefined) {
+      const flows = ids.map((id) => this.installed.get(id)?.flow ?? this.desired.get(id)?.flow).filter((f): f is FlowSpec => f !== undefined);
+      byId = new Map();
+      for (const p of await a.readPins(flows)) if (p !== undefined) byId.set(flowId(p.flow), p);
+    } else byId = new Map((await a.listPins()).map((p) => [flowId(p.flow), p]));
+    const now = this.o.clock.now();
+    for (const id of ids) {
+      const p = byId.get(id);
+      const d = this.desired.get(id);
+      const prev = this.installed.get(id);
+      if (p === undefined) {
+        // Not on the switch (lost, or never written): written again by the next round if wanted.
+        this.installed.delete(id);
+        this.pendingIds.delete(id);
+        if (d !== undefined) this.touched.add(id);
+        continue;
+      }
+      const expired = !p.programmed && (p.reason === 'idle-timeout' || p.reason === 'hard-timeout');
+      if (expired && d !== undefined && d.nexthop === p.nexthop) {
+        // Timed out on the switch while its flow is still tracked: install it again, whole.
+        this.installed.set(id, { flow: p.flow, nexthop: p.nexthop, programmed: false, reason: p.reason, packets: p.packets, lastActive: now });
+        this.pendingIds.delete(id);
+        this.touched.add(id);
+        continue;
+      }
+      const wasPending = this.pendingIds.has(id);
+      if (this.take(p, now, prev)) {
+        // Refused or not programmed for good: kept as installed-not-programmed so the round removes it.
+        this.installed.set(id, { flow: p.flow, nexthop: p.nexthop, programmed: false, reason: p.reason ?? 'unknown', packets: p.packets, lastActive: now });
+        this.touched.add(id);
+      } else if (p.programmed && wasPending && d !== undefined) this.landed(d, now);
+    }
+    if (this.touched.size > 0) this.touch();
+    this.notify();
   }
 }
 
