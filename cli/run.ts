@@ -20,5 +20,7 @@ export async function runCommand(args: string[]): Promise<number> {
   const signal = await untilSignal();
   logger.info({ signal }, 'stopping: saving state');
   await served.close();
+  // State is written: leave promptly even if a change's wait on a switch is still scheduled.
+  setTimeout(() => process.exit(process.exitCode ?? 0), 500).unref();
   return 0;
 }

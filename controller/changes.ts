@@ -112,6 +112,8 @@ export class ChangeManager {
   /** Changes queued, in progress and the last completed ones, oldest first. */
   readonly records: ChangeRecord[] = [];
   private tail: Promise<void> = Promise.resolve();
+  private stopped = false;
+  private readonly aborts = new Set<(err: Error) => void>();
 
   constructor(
     private readonly rt: SwitchRuntime,
@@ -120,6 +122,25 @@ export class ChangeManager {
 
   private get now(): number {
     return this.rt.clock.now();
+  }
+
+  /**
+   * The controller is stopping: changes in progress stop where they are, their records left
+   * as they were written (they resume at the next start), nothing undone or marked failed.
+   */
+  stop(): void {
+    this.stopped = true;
+    const err = new FlowpinError('switch-unavailable', 'flowpin is stopping; changes in progress resume when it starts again');
+    for (const abort of [...this.aborts]) abort(err);
+  }
+
+  /** Waits for `p`, or ends at once when the controller stops. */
+  private guard<T>(p: Promise<T>): Promise<T> {
+    if (this.stopped) return Promise.reject(new FlowpinError('switch-unavailable', 'flowpin is stopping'));
+    let abort: (err: Error) => void = () => undefined;
+    const stop = new Promise<never>((_, reject) => (abort = reject));
+    this.aborts.add(abort);
+    return Promise.race([p, stop]).finally(() => this.aborts.delete(abort));
   }
 
   vip(address: string): VipState {
@@ -288,10 +309,11 @@ export class ChangeManager {
     const atRiskBy = zeroRisk();
     atRiskBy['table-full'] = Math.max(0, toPin - free);
     atRiskBy.unresolved = unresolved;
+    atRiskBy.shed = this.rt.shedOn(vip.address).length;
     const expectedWindowMs = this.expectedWindowMs();
     return {
       dryRun: true, switch: this.rt.name, vip: vip.address, nexthop: nh, flowsToPin: toPin, alreadyPinned: pinned, freeEntries: free,
-      atRisk: atRiskBy['table-full'] + atRiskBy.unresolved, atRiskBy, unresolved, synsSeen: vip.syns, synRate: Math.round(vip.synRate * 10) / 10,
+      atRisk: atRiskBy['table-full'] + atRiskBy.unresolved + atRiskBy.shed, atRiskBy, unresolved, synsSeen: vip.syns, synRate: Math.round(vip.synRate * 10) / 10,
       expectedWindowMs, expectedWindowFlows: Math.ceil((vip.synRate * expectedWindowMs) / 1000),
       movedFlowsKnown: kind === 'drain' || (this.rt.adapter.capabilities.predictsMovedFlows && this.rt.adapter.movedByAdd !== undefined),
       mirror: this.rt.mirrorHealth(),
@@ -402,7 +424,6 @@ export class ChangeManager {
     rec.phase = 'pending';
     rec.startedAt = this.now;
     const deadline = rec.startedAt + this.o.barrierTimeoutMs;
-    const start = { shed: vip.shed };
     const hold = `${rec.id}`;
     let held = false;
     let sent = false;
@@ -423,48 +444,54 @@ export class ChangeManager {
     };
     try {
       this.sync();
-      await this.o.persist();
-      await this.pinAffected(rec, vip);
+      await this.guard(this.o.persist());
+      await this.guard(this.pinAffected(rec, vip));
       // 2. barrier by marks.
       rec.heldAt = this.now;
-      if (this.o.settleMs > 0) await sleep(rt.clock, this.o.settleMs);
+      if (this.o.settleMs > 0) await this.guard(sleep(rt.clock, this.o.settleMs));
       mark = rt.mark();
       const wake = (fn: () => void): (() => void) => rt.onProgress(fn);
-      await until(rt.clock, () => rt.resolvedThrough(mark), wake, deadline, () => `resolving the flows seen before the change (${rt.queue.length} queued)`);
-      await withDeadline(rt.clock, this.o.flowsDurable(), Math.max(0, deadline - this.now), () => 'writing the flow journal');
+      await this.guard(until(rt.clock, () => rt.resolvedThrough(mark), wake, deadline, () => `resolving the flows seen before the change (${rt.queue.length} queued)`));
+      await this.guard(withDeadline(rt.clock, this.o.flowsDurable(), Math.max(0, deadline - this.now), () => 'writing the flow journal'));
       const needed = this.pinsOf(rec);
       // Programmed as the switch reports it now, not as last seen: read back, until it holds.
       for (;;) {
-        await until(rt.clock, () => rt.reconciler.settled(needed), wake, deadline, () => `programming the pins of the change (${rt.reconciler.lastError ?? 'switch busy'})`);
-        await withDeadline(rt.clock, rt.reconciler.verify([...needed]), Math.max(0, deadline - this.now), () => 'reading back the pins of the change');
+        await this.guard(until(rt.clock, () => rt.reconciler.settled(needed), wake, deadline, () => `programming the pins of the change (${rt.reconciler.lastError ?? 'switch busy'})`));
+        await this.guard(withDeadline(rt.clock, rt.reconciler.verify([...needed]), Math.max(0, deadline - this.now), () => 'reading back the pins of the change'));
         if (rt.reconciler.settled(needed)) break;
       }
       // 3. the group write, with look-ups held.
       held = true;
-      await withDeadline(rt.clock, rt.hold(hold), Math.max(0, deadline - this.now), () => 'waiting for look-ups in flight');
+      await this.guard(withDeadline(rt.clock, rt.hold(hold), Math.max(0, deadline - this.now), () => 'waiting for look-ups in flight'));
       sent = true;
       const sentSeq = rt.mark();
       rec.sentAt = this.now;
       rt.reconciler.setGroup(rec.vip, target);
-      await withDeadline(rt.clock, rt.reconciler.flush(), Math.max(0, deadline - this.now), () => `writing the group change (${rt.reconciler.lastError ?? 'switch busy'})`);
+      this.sync();
+      // No deadline from here: once the write is on its way its outcome must be known before
+      // anything is undone (a write that lands after a rollback would move unpinned flows).
+      // The write point retries what can be retried; a refusal ends the wait (blocked).
+      await this.guard(rt.reconciler.flush());
       if (!sameSet(rt.reconciler.groups.get(rec.vip), target)) throw new FlowpinError('switch-unavailable', `${rec.kind} of ${rec.nexthop} on ${rec.switch} not applied: the switch refused the group change: ${rt.reconciler.blocked ?? rt.reconciler.lastError ?? 'unknown'}`, { change: rec.id });
       rec.appliedAt = this.now;
       vip.members = new Set(target);
       rec.phase = 'applied';
-      await this.untilEffective(rec, target);
+      await this.guard(this.untilEffective(rec, target));
       rec.effectiveAt = this.now;
       // Pins that the change needed and that were not programmed when it took effect: at risk or window.
       const effectiveProgrammed = new Set<string>();
       for (const id of needed) if (rt.reconciler.isProgrammed(id)) effectiveProgrammed.add(id);
-      if (this.o.settleMs > 0) await sleep(rt.clock, this.o.settleMs);
+      if (this.o.settleMs > 0) await this.guard(sleep(rt.clock, this.o.settleMs));
       // Flows accepted after the mark and not resolved before the group write: their server is not certain.
       const uncertain = rt.queuedOn(rec.vip, mark, rt.mark());
       rt.release(hold);
       held = false;
-      this.account(rec, vip, { needed, dropped, programmedAtEffect: effectiveProgrammed, afterMark, uncertain }, sentSeq, start);
+      this.account(rec, { needed, dropped, programmedAtEffect: effectiveProgrammed, afterMark, uncertain }, sentSeq);
     } catch (err) {
       unwatch();
       if (held) rt.release(hold);
+      // Stopping: the record stays as last written (pending), the change resumes at the next start.
+      if (this.stopped) throw err;
       if (rec.appliedAt === undefined) {
         // Nothing changed on the switch: drop the change's pins and the desired group write.
         rt.reconciler.unwantReason(rec.id);
@@ -520,10 +547,8 @@ export class ChangeManager {
   /** The change's figures: programmed pins, flows at risk by reason, window flows. */
   private account(
     rec: ChangeRecord,
-    vip: VipState,
     seen: { needed: Set<string>; dropped: Map<string, AtRiskReason>; programmedAtEffect: Set<string>; afterMark: Map<string, Resolution>; uncertain: string[] },
     sentSeq: number,
-    start: { shed: number },
   ): void {
     const r = this.rt.reconciler;
     const { needed, dropped, programmedAtEffect, afterMark, uncertain } = seen;
@@ -552,8 +577,14 @@ export class ChangeManager {
     }
     // Not resolved before the group write: the switch may have sent the SYN to either group.
     for (const key of uncertain) this.count(rec, idOfKey(key), 'window');
-    const shed = vip.shed - start.shed;
-    for (let i = 0; i < shed; i++) this.count(rec, '', 'shed');
+    // SYNs shed (the resolve queue was full): flowpin never learned where those flows go.
+    for (const key of this.rt.shedOn(rec.vip)) {
+      const id = idOfKey(key);
+      if (!counted.has(id)) {
+        counted.add(id);
+        this.count(rec, id, 'shed');
+      }
+    }
     // Flows the switch could not resolve: wherever they go, nothing pinned them.
     for (const key of this.rt.unresolvedOn(rec.vip)) {
       const id = idOfKey(key);

@@ -173,9 +173,11 @@ export class Controller {
     for (const t of this.timers) this.clock.cancel(t);
     if (this.journalTimer !== undefined) this.clock.cancel(this.journalTimer);
     await this.receiver.stop();
+    for (const cm of this.changes.values()) cm.stop();
     for (const rt of this.runtimes.values()) rt.stop();
     try {
-      await this.persist();
+      // Nothing moves the flow table now: flows still waiting for their look-up are written too.
+      await this.persist(true);
     } finally {
       await Promise.all([...this.runtimes.values()].map((rt) => rt.adapter.close()));
     }
@@ -339,8 +341,12 @@ export class Controller {
     return this.store.saveChanges(changes);
   }
 
-  /** Writes the change records and the tracked flows (periodically, on SIGTERM, and on stop). */
-  async persist(): Promise<void> {
+  /**
+   * Writes the change records and the tracked flows (periodically, on SIGTERM, and on stop).
+   * `withUnresolved`: also the flows still waiting for their look-up (only once nothing moves
+   * the flow table: the walk over it is not safe across turns of the event loop otherwise).
+   */
+  async persist(withUnresolved = false): Promise<void> {
     const store = this.store;
     if (store === undefined || this.killed) return;
     this.stateDirty = false;
@@ -349,12 +355,25 @@ export class Controller {
     await this.persistChanges();
     const table = this.flowTable;
     const registry = this.registry;
+    const unresolved = new Map<number, string[]>();
+    if (withUnresolved) {
+      for (const key of table.keys()) {
+        if (table.nexthopOf(key) !== UNRESOLVED) continue;
+        const sw = switchIdOfKey(key);
+        const list = unresolved.get(sw);
+        if (list) list.push(key);
+        else unresolved.set(sw, [key]);
+      }
+    }
+    const names = new Map([...this.runtimes.values()].map((rt) => [rt.id, rt.name]));
     const n = await store.saveFlows({
       *groups() {
         for (const [id, keys] of table.indexed()) {
           const ref = registry.ref(id);
           if (ref !== undefined) yield { switchName: ref.switchName, vip: ref.vip, nexthop: ref.nexthop, keys };
         }
+        // Seen, not resolved yet: no VIP or nexthop; looked up again after the restart.
+        for (const [sw, keys] of unresolved) yield { switchName: names.get(sw) ?? '', vip: '', nexthop: '', keys };
       },
       live: (key) => table.has(key),
     }, started);
@@ -378,11 +397,12 @@ export class Controller {
     for (const g of saved.flows) {
       const rt = this.runtimes.get(g.switchName);
       if (rt === undefined) continue;
-      const id = this.registry.intern(g.switchName, g.vip, g.nexthop);
+      const id = g.nexthop === '' ? UNRESOLVED : this.registry.intern(g.switchName, g.vip, g.nexthop);
       for (const key of g.keys) {
         if (switchIdOfKey(key) !== rt.id) continue;
         this.flowTable.touch(key);
-        this.flowTable.resolve(key, id);
+        if (id === UNRESOLVED) rt.lookUpAgain(key);
+        else this.flowTable.resolve(key, id);
         n++;
       }
     }

@@ -481,7 +481,9 @@ export class Reconciler {
         await a.removeGroupMember(vip, m);
         have.delete(m);
       }
-      this.touchedGroups.delete(vip);
+      // A newer desired group (a rollback, say) set while this one was written is written next.
+      if (this.desiredGroups.get(vip) === want) this.touchedGroups.delete(vip);
+      else this.dirty = true;
     }
   }
 

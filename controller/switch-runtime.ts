@@ -7,6 +7,7 @@
 // token, so one change's release never ends another's hold. Resolution watchers let a
 // change see the flows resolved after its mark (its change window).
 
+import { LRUCache } from 'lru-cache';
 import { parseTuple } from '../mirror-receiver/tuple.js';
 import type { FlowSpec, SwitchAdapter } from '../switch-adapters/contract.js';
 import { flowId } from '../switch-adapters/contract.js';
@@ -102,6 +103,8 @@ export class SwitchRuntime {
   private stopped = false;
   private readonly progress = new Set<() => void>();
   private readonly watchers = new Set<(r: Resolution) => void>();
+  /** SYNs shed (queue full) and not seen again, by flow key -> VIP: every change of the VIP counts them at risk. */
+  private readonly shedKeys = new LRUCache<string, string>({ max: 100_000, ttl: 3_600_000 });
   /** Flows the switch could not resolve, per VIP (pruned when read: ended or aged flows drop out). */
   private readonly unresolvedKeys = new Map<string, Set<string>>();
   private rateStart = 0;
@@ -147,6 +150,7 @@ export class SwitchRuntime {
     this.connected = true;
     const synced = this.reconciler.resync();
     connectedHook?.();
+    this.pump();
     await synced;
   }
 
@@ -162,6 +166,7 @@ export class SwitchRuntime {
     if (vip === undefined) return 'unknown-vip';
     const key = flowKey(this.id, tuple);
     if ((flags & (FIN | RST)) !== 0) {
+      this.shedKeys.delete(key);
       if (!this.o.flowTable.end(key)) return 'ignored';
       this.reconciler.unwant(specOf(key));
       return 'end';
@@ -173,8 +178,10 @@ export class SwitchRuntime {
     const seq = ++this.seq;
     if (!this.queue.push({ key, seq, at: now })) {
       vip.shed++;
+      this.shedKeys.set(key, dst);
       return 'shed';
     }
+    this.shedKeys.delete(key);
     this.o.flowTable.touch(key);
     this.pump();
     return 'syn';
@@ -217,6 +224,11 @@ export class SwitchRuntime {
       h.why = `mirrored SYNs fell to ${round1(this.synRate)}/s from a usual ${round1(this.usualRate)}/s`;
     }
     return h;
+  }
+
+  /** A flow restored unresolved (seen before a stop, not looked up yet): queued for its look-up. */
+  lookUpAgain(key: string): void {
+    if (this.queue.push({ key, seq: ++this.seq, at: this.o.clock.now() })) this.pump();
   }
 
   /** Live flows resolved to a nexthop of a VIP. */
@@ -296,6 +308,13 @@ export class SwitchRuntime {
 
   get held(): boolean {
     return this.holds.size > 0;
+  }
+
+  /** Flows of a VIP whose SYN was shed (the resolve queue was full) and not seen since. */
+  shedOn(vip: string): string[] {
+    const out: string[] = [];
+    for (const [key, v] of this.shedKeys.entries()) if (v === vip) out.push(key);
+    return out;
   }
 
   /** Live flows of a VIP whose nexthop the switch could not tell: any change of the VIP may move them. */
