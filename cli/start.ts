@@ -68,8 +68,8 @@ export async function startCommand(args: string[]): Promise<number> {
   sim.traffic?.stop();
   mirror.stop();
   await served.close();
+  await sim.stop();
   // State is written: leave promptly even if a change's wait on a switch is still scheduled.
   setTimeout(() => process.exit(process.exitCode ?? 0), 500).unref();
-  await sim.stop();
   return 0;
 }
