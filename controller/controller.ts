@@ -14,7 +14,7 @@ import { ChangeManager, type ChangeOptions, type ChangeRecord } from './changes.
 import { sleep, systemClock, withDeadline, type Clock } from './clock.js';
 import type { FlowpinConfig } from './config.js';
 import { notFound } from './errors.js';
-import { FlowTable, switchIdOfKey, UNRESOLVED } from './flow-table.js';
+import { FlowTable, flowKey, switchIdOfKey, UNRESOLVED } from './flow-table.js';
 import { controllerMetrics, type ControllerMetrics } from './metrics.js';
 import { NexthopRegistry } from './nexthop-registry.js';
 import { FileStateStore, type LoadedState, type StateStore } from './state-store.js';
@@ -232,6 +232,11 @@ export class Controller {
     this.metrics.events.inc({ switch: rt.name, kind: what });
     if (what === 'shed') this.metrics.shed.inc({ switch: rt.name });
     if (what === 'syn' || what === 'end') this.stateDirty = true;
+    if (what === 'syn' && this.store !== undefined) {
+      // Journaled when seen, before its look-up: a kill loses only the last group commit.
+      this.journal.push({ switchName: rt.name, vip: '', nexthop: '', key: flowKey(rt.id, ev.tuple) });
+      this.journalSoon();
+    }
   }
 
   runtime(name: string): SwitchRuntime {
@@ -400,10 +405,12 @@ export class Controller {
       const id = g.nexthop === '' ? UNRESOLVED : this.registry.intern(g.switchName, g.vip, g.nexthop);
       for (const key of g.keys) {
         if (switchIdOfKey(key) !== rt.id) continue;
-        this.flowTable.touch(key);
-        if (id === UNRESOLVED) rt.lookUpAgain(key);
-        else this.flowTable.resolve(key, id);
-        n++;
+        const fresh = this.flowTable.touch(key);
+        // Seen, not resolved when written: looked up again (once; a later line may resolve it).
+        if (id === UNRESOLVED) {
+          if (fresh) rt.lookUpAgain(key);
+        } else this.flowTable.resolve(key, id);
+        if (fresh) n++;
       }
     }
     this.log.info({ flows: n }, 'restored tracked flows');

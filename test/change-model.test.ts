@@ -32,7 +32,7 @@ function check(r: Real, where: string): void {
     assert.equal(c.atRiskBy['not-programmed'], 0, `change ${c.id} took effect with pins not programmed (after ${where})`);
     assert.equal(c.atRiskBy.refused + c.atRiskBy.shed + c.atRiskBy.unresolved, 0, `change ${c.id} counted ${JSON.stringify(c.atRiskBy)} (after ${where})`);
   }
-  assert.equal(a.brokenProtected, 0, `protected connections reset after ${where}: ${a.details.join('; ')}`);
+  assert.equal(a.brokenProtected, 0, `protected connections reset after ${where}: ${a.details.join('; ')} (controller down: ${JSON.stringify(r.world.downtime)})`);
   assert.equal(a.uncounted, 0, `resets neither counted nor unseen after ${where}: ${a.details.join('; ')}`);
 }
 

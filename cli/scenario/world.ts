@@ -87,12 +87,12 @@ export class World {
   /** Intervals (clock ms) when no controller was running: SYNs then are not seen. */
   readonly downtime: { from: number; to: number }[] = [];
   /**
-   * A kill loses what the controller had not written yet: flows resolved since its last
-   * journal write (every 20 ms) and flows still waiting for their look-up. SYNs that arrived
-   * this long before a kill count as not seen.
+   * A kill loses what the controller had not written yet: the SYNs since its last journal
+   * write (a group commit every 20 ms, each taking a few ms). SYNs that reached it this long
+   * before a kill count as not seen.
    */
   get killGraceMs(): number {
-    return 60 + 6 * this.o.latencyMs;
+    return 50;
   }
   pinPeak = 0;
   private readonly vclock: Clock;

@@ -1,9 +1,7 @@
-// Review: a graceful stop ("without a kill, nothing is lost") loses the flows whose SYN
-// flowpin saw but whose look-up was queued or in flight: they are not in the flow table's
-// resolved index that persist() writes, and look-ups finishing after the snapshot go to a
-// journal write nobody waits for. The change resumed after the restart does not know them
-// and breaks them, uncounted. Found by change-model seed 777 (FLOWPIN_SEED=777, run 7);
-// the first test replays it, the second shows it at load.
+// A graceful stop loses nothing flowpin saw: flows whose look-up was queued or in flight are
+// written too and looked up again after the restart, so the change resumed then knows them
+// (change-model seed 777, FLOWPIN_SEED=777, found the loss; the first test replays it, the
+// second shows it at load). A change pending at the stop stays pending and resumes.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -54,7 +52,7 @@ test('change-model seed 777, replayed: an addition resumed after a graceful rest
   }
 });
 
-test('a graceful restart during a drain at 3,000 SYN/s: connections seen before the stop are broken by the resumed drain', { timeout: 120_000 }, async () => {
+test('a graceful restart during a drain at 3,000 SYN/s: no connection seen before the stop is broken by the resumed drain', { timeout: 120_000 }, async () => {
   const VIP = '192.0.2.80';
   const NH = ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4'];
   const w = new World({

@@ -1,7 +1,6 @@
-// Review: the barrier by marks must not pass while an event accepted before the mark is
-// still waiting for its look-up. Two failed look-up batches are put back at the head of the
-// queue in the order they failed, so the later batch (events after the mark) ends up in
-// front of the earlier one, and `doneThrough(mark)` looks only at the head.
+// The barrier by marks does not pass while an event accepted before the mark is still waiting
+// for its look-up: failed look-up batches go back in sequence order, whatever order they
+// failed in, because `doneThrough(mark)` reads the oldest queued event.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -28,7 +27,7 @@ test('doneThrough(mark) is false while an event before the mark is queued again 
 const VIP = '192.0.2.80';
 const NH = ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4'];
 
-test('a drain whose barrier meets two failed look-ups breaks a connection seen before the hold, uncounted', { timeout: 60_000 }, async () => {
+test('a drain whose barrier meets two failed look-ups breaks no connection seen before the hold', { timeout: 60_000 }, async () => {
   const w = new World({
     switches: [{
       name: 'sw1', vips: [{ address: VIP, nexthops: NH, port: 443 }], spares: [], ecmpMode: 'resilient', pinCapacity: 100_000,

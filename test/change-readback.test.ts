@@ -19,7 +19,7 @@ class ShortIdleWorld extends World {
   }
 }
 
-test('a drain counts as pinned the connections whose pin the switch has already idled out', { timeout: 60_000 }, async () => {
+test('a drain installs again the pins the switch has idled out, and counts as pinned only what is programmed', { timeout: 60_000 }, async () => {
   const w = new ShortIdleWorld({
     switches: [{ name: 'sw1', vips: [{ address: VIP, nexthops: NH, port: 443 }], spares: [], ecmpMode: 'resilient', pinCapacity: 100_000, programDelayMs: 5, pinProgramDelayMs: 5, rate: 20, lifetime: { kind: 'fixed', s: 3600 } }],
     // Connections send a packet every 1.5-4.5 s: some pins idle out between packets, and the connection goes on.
@@ -49,7 +49,7 @@ test('a drain counts as pinned the connections whose pin the switch has already 
   }
 });
 
-test('a drain right after the switch lost its pins (table reloaded, API up) trusts its cache: the flows break, counted as pinned', { timeout: 60_000 }, async () => {
+test('a drain right after the switch lost its pins (table reloaded, API up) reads them back and installs them again', { timeout: 60_000 }, async () => {
   const w = new World({
     switches: [{ name: 'sw1', vips: [{ address: VIP, nexthops: NH, port: 443 }], spares: [], ecmpMode: 'resilient', pinCapacity: 100_000, programDelayMs: 5, pinProgramDelayMs: 5, rate: 20, lifetime: { kind: 'fixed', s: 3600 } }],
     latencyMs: 5, mirrorDelayMs: 1, packetIntervalMs: 1000, seed: 19,

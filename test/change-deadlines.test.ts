@@ -1,6 +1,6 @@
-// Review: an addition's first step (which flows will move: movedByAdd at the switch) runs
-// before the barrier's deadline is armed and has no deadline of its own, so one slow answer
-// holds the change, and every change queued behind it on the switch, past barrierTimeoutMs.
+// An addition's first step (which flows will move: movedByAdd at the switch) has a deadline
+// of its own: one slow answer never holds the change, and every change queued behind it on
+// the switch, past barrierTimeoutMs.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

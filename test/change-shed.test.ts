@@ -1,6 +1,5 @@
-// Review: SYNs shed (resolve queue full) before a change are seen by flowpin and then
-// forgotten: the dry run reports no shed flow at risk, the change counts only the SYNs shed
-// while it runs, and the live connections that were shed earlier break uncounted.
+// SYNs shed (resolve queue full) before a change are counted at risk by the dry run and by
+// the change: flowpin never learned where those flows go, and says so.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,7 +16,7 @@ class SmallQueueWorld extends World {
   }
 }
 
-test('SYNs shed before a drain: the dry run and the change count none, the connections break', { timeout: 60_000 }, async () => {
+test('SYNs shed before a drain are counted at risk by the dry run and the change', { timeout: 60_000 }, async () => {
   const w = new SmallQueueWorld({
     switches: [{ name: 'sw1', vips: [{ address: VIP, nexthops: NH, port: 443 }], spares: [], ecmpMode: 'resilient', pinCapacity: 100_000, programDelayMs: 5, pinProgramDelayMs: 20, rate: 400, lifetime: { kind: 'fixed', s: 3600 } }],
     latencyMs: 5, mirrorDelayMs: 1, packetIntervalMs: 1000, seed: 23,
