@@ -406,12 +406,15 @@ export class Controller {
       for (const key of g.keys) {
         if (switchIdOfKey(key) !== rt.id) continue;
         const fresh = this.flowTable.touch(key);
-        // Seen, not resolved when written: looked up again (once; a later line may resolve it).
-        if (id === UNRESOLVED) {
-          if (fresh) rt.lookUpAgain(key);
-        } else this.flowTable.resolve(key, id);
+        if (id !== UNRESOLVED) this.flowTable.resolve(key, id);
         if (fresh) n++;
       }
+    }
+    // Seen but not resolved when written (no later line resolved them): looked up again.
+    for (const g of saved.flows) {
+      const rt = this.runtimes.get(g.switchName);
+      if (rt === undefined || g.nexthop !== '') continue;
+      for (const key of g.keys) if (switchIdOfKey(key) === rt.id && this.flowTable.nexthopOf(key) === UNRESOLVED) rt.lookUpAgain(key);
     }
     this.log.info({ flows: n }, 'restored tracked flows');
   }

@@ -388,6 +388,9 @@ export class SwitchRuntime {
         this.emit({ key: p.key, seq: p.seq, vip: f.dst, nexthop: undefined, pinOwner: undefined });
         return;
       }
+      // Resolved meanwhile by something surer (a restored record): an answer given now may
+      // reflect a group that changed since the SYN, so it never overwrites.
+      if (this.o.flowTable.nexthopOf(p.key) !== UNRESOLVED) return;
       this.o.metrics.resolved.inc({ switch: this.name, result: 'ok' });
       vip?.nexthops.add(nh);
       if (!this.o.flowTable.resolve(p.key, this.o.registry.intern(this.name, f.dst, nh))) return;

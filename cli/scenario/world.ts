@@ -18,6 +18,8 @@ import { Reader } from '../../controller/validate.js';
 import type { FlowEvent } from '../../mirror-receiver/flow-event.js';
 import { tupleOf } from '../../mirror-receiver/tuple.js';
 import { flowId } from '../../switch-adapters/contract.js';
+import { pinName } from '../../switch-adapters/arista-eapi/directflow.js';
+import { flowKey } from '../../controller/flow-table.js';
 import { SimAdapter } from '../../switch-adapters/sim/adapter.js';
 import { SlowAdapter } from '../../switch-adapters/sim/slow-adapter.js';
 import { VirtualClock, type Timer } from '../../switch-sim/clock.js';
@@ -281,11 +283,24 @@ export class World {
         const c = changes.filter((x) => x.switch === s.opts.name && x.vip === r.dst && (x.sentAt as number) <= r.at).sort((a, b) => (b.sentAt as number) - (a.sentAt as number))[0];
         if (c !== undefined && c.heldAt !== undefined && r.openedAt + this.o.mirrorDelayMs < c.heldAt) {
           out.brokenProtected++;
-          if (out.details.length < 10) out.details.push(`${id} opened ${r.openedAt} on ${r.server}, reset ${r.at} at ${r.reached ?? 'nowhere'}; change ${c.id} held ${c.heldAt}, sent ${c.sentAt}`);
+          if (out.details.length < 10) out.details.push(`${id} opened ${r.openedAt} on ${r.server}, reset ${r.at} at ${r.reached ?? 'nowhere'}; change ${c.id} held ${c.heldAt}, sent ${c.sentAt}; ${this.knowledge(s, r)}`);
         } else if (out.details.length < 10) out.details.push(`uncounted ${id} opened ${r.openedAt} on ${r.server}, reset ${r.at} at ${r.reached ?? 'nowhere'}; change ${c?.id ?? 'none'} held ${c?.heldAt ?? '-'} sent ${c?.sentAt ?? '-'} effective ${c?.effectiveAt ?? '-'}`);
       }
     }
     return out;
+  }
+
+  /** What the running controller and the switch know of a flow (for failure messages). */
+  private knowledge(s: WorldSwitch, r: ResetRecord): string {
+    const c = this.controller;
+    const f = { family: (r.src.includes(':') ? 6 : 4) as 4 | 6, src: r.src, dst: r.dst, sport: r.sport, dport: r.dport };
+    const rt = c?.runtimes.get(s.opts.name);
+    if (c === undefined || rt === undefined) return 'no controller';
+    const key = flowKey(rt.id, tupleOf(f));
+    const nh = c.flowTable.nexthopOf(key);
+    const want = rt.reconciler.desired.get(flowId(f));
+    const pin = s.sw.pins.get(pinName(f));
+    return `controller: flow ${nh === undefined ? 'unknown' : nh === 0 ? 'unresolved' : (c.registry.ref(nh)?.nexthop ?? '?')}, pin wanted ${want ? `${want.nexthop} (${want.reason})` : 'no'}; switch pin ${pin ? `${pin.nexthop ?? '-'} ${pin.status}` : 'none'}`;
   }
 
   async close(): Promise<void> {
