@@ -293,7 +293,8 @@ export class World {
   /** What the running controller and the switch know of a flow (for failure messages). */
   private knowledge(s: WorldSwitch, r: ResetRecord): string {
     const c = this.controller;
-    const f = { family: (r.src.includes(':') ? 6 : 4), src: r.src, dst: r.dst, sport: r.sport, dport: r.dport };
+    const family: 4 | 6 = r.src.includes(':') ? 6 : 4;
+    const f = { family, src: r.src, dst: r.dst, sport: r.sport, dport: r.dport };
     const rt = c?.runtimes.get(s.opts.name);
     if (c === undefined || rt === undefined) return 'no controller';
     const key = flowKey(rt.id, tupleOf(f));
