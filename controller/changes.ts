@@ -526,7 +526,11 @@ export class ChangeManager {
       if (delay > 0) await sleep(clock, delay);
       return;
     }
+    // Read back from forwarding, and never sooner than the switch's declared bound (where a
+    // removal cannot be read back, the bound is what there is).
+    const bound = (rec.appliedAt ?? this.now) + (a.capabilities.groupProgramDelayMs ?? 0);
     const deadline = this.now + Math.max(this.o.barrierTimeoutMs, (a.capabilities.groupProgramDelayMs ?? 0) * 4);
+    if (bound > this.now) await sleep(clock, bound - this.now);
     for (let wait = 1; ; wait = Math.min(wait * 2, 50)) {
       let members: string[];
       try {

@@ -49,6 +49,8 @@ export interface GnmiConfig {
   ingressInterfaces: string[];
   pinBatchSize: number;
   sampleIntervalMs: number;
+  /** Bound on a group change reaching forwarding (a removal cannot be read back over gNMI). */
+  groupProgramDelayMs: number;
   requiredModels: string[] | undefined;
   pinTable: { component: string; resource: string } | undefined;
   group: GroupPaths | undefined;
@@ -279,6 +281,7 @@ function readGnmi(r: Reader): GnmiConfig {
     ingressInterfaces: strings('ingressInterfaces', undefined),
     pinBatchSize: g.number('pinBatchSize', 200, { min: 1, max: 5000, integer: true }),
     sampleIntervalMs: g.number('sampleIntervalMs', 10_000, { min: 10, integer: true }),
+    groupProgramDelayMs: g.number('groupProgramDelayMs', 500, { min: 0, max: 600_000 }),
     requiredModels: g.has('requiredModels') ? strings('requiredModels', undefined) : undefined,
     pinTable,
     group,

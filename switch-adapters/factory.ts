@@ -30,6 +30,7 @@ export function createAdapter(cfg: SwitchConfig, sims: ReadonlyMap<string, SimSw
       pinBatchSize: g.pinBatchSize,
       pinTableSize: cfg.pinTableSize,
       sampleIntervalMs: g.sampleIntervalMs,
+      groupProgramDelayMs: g.groupProgramDelayMs,
       ...(g.username === undefined ? {} : { username: g.username }),
       ...(g.password === undefined ? {} : { password: g.password }),
       ...(g.caFile === undefined ? {} : { caFile: g.caFile }),

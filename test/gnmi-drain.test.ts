@@ -36,7 +36,10 @@ describe('drain and add under traffic through the gNMI adapter', () => {
         const c = bed.traffic.counters;
         // Time moves during the changes: connections opened in a change window may break, and
         // are counted; none opened before a change's hold does.
-        assert.ok(c.reset <= drain.windowFlows + add.windowFlows, `${c.reset} connections reset, ${drain.windowFlows + add.windowFlows} window flows counted`);
+        const counted = drain.windowFlows + add.windowFlows + drain.atRisk + add.atRisk;
+        assert.ok(c.reset <= counted, `${c.reset} connections reset, ${counted} counted (window ${drain.windowFlows} + ${add.windowFlows}, at risk ${JSON.stringify(drain.atRiskBy)} ${JSON.stringify(add.atRiskBy)})`);
+        const uncounted = bed.resets.filter((r) => !bed.counted.has(`${r.src}|${r.sport}|${r.dst}|${r.dport}`));
+        assert.deepEqual(uncounted, [], 'every reset connection was counted by a change');
         for (const r of bed.traffic.recentResets) assert.ok(r.openedAt >= Math.min(drain.heldAt ?? Infinity, add.heldAt ?? Infinity), `a connection opened before the hold was reset: ${JSON.stringify(r)}`);
         assert.equal(c.closedCleanly + c.reset, c.opened);
         assert.ok(c.opened > 2500, `only ${c.opened} connections ran`);

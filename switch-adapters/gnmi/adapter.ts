@@ -32,6 +32,12 @@ export interface GnmiAdapterOptions extends GnmiTransportOptions {
   /** Models the target must announce in Capabilities. */
   requiredModels?: string[];
   sampleIntervalMs?: number;
+  /**
+   * Bound on the time a group change takes to reach forwarding once accepted. A deleted
+   * next-hop's state goes with its configuration, so a removal cannot be read back in
+   * forwarding; the controller waits at least this long (default 500 ms).
+   */
+  groupProgramDelayMs?: number;
   now?: () => number;
 }
 
@@ -80,6 +86,7 @@ export class GnmiAdapter implements SwitchAdapter {
       pinTableSize: options.pinTableSize ?? 1500,
       changesGroups: true,
       predictsMovedFlows: false,
+      groupProgramDelayMs: options.groupProgramDelayMs ?? 500,
     };
     const pt = options.pinTable;
     if (pt !== undefined) this.pinTableUsage = () => this.readUsage(pt);

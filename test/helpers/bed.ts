@@ -95,7 +95,7 @@ export class Bed {
       switches: [{
         name: 'sw1', adapter: o.adapter ?? 'arista-eapi', mirrorSources: ['127.0.0.2'], pinTableSize: o.pinCapacity ?? 1500, vips: [{ address: VIP, nexthops: NH }],
         ...(o.adapter === 'sim' || o.adapter === 'gnmi' ? {} : { eapi: { url: this.sim.endpoints.eapi ?? 'http://unset', username: 'admin', password: 'flowpin', timeoutMs: 2000, groupTemplate: 'static-ecmp' } }),
-        ...(o.adapter === 'gnmi' ? { gnmi: { address: this.sim.endpoints.gnmi ?? 'unset:0', insecure: true, username: 'admin', password: 'flowpin', timeoutMs: 10_000, ingressInterfaces: ['Ethernet47'], sampleIntervalMs: 100 } } : {}),
+        ...(o.adapter === 'gnmi' ? { gnmi: { address: this.sim.endpoints.gnmi ?? 'unset:0', insecure: true, username: 'admin', password: 'flowpin', timeoutMs: 10_000, ingressInterfaces: ['Ethernet47'], sampleIntervalMs: 100, groupProgramDelayMs: (o.programDelayMs ?? 0) + 50 } } : {}),
       }],
     }));
     const sw = this.config.switches[0];
@@ -134,8 +134,18 @@ export class Bed {
     for (let i = 0; !done && i < maxSteps; i++) {
       this.clock.advance(stepMs);
       await new Promise((r) => setTimeout(r, 2));
+      // The mirror is real UDP: time waits for frames in flight, so a SYN reaches flowpin
+      // within a step of reaching the switch however loaded the machine is.
+      await this.mirrorCaughtUp(200);
     }
     return out;
+  }
+
+  private async mirrorCaughtUp(maxMs: number): Promise<void> {
+    const c = this.controller;
+    if (c === undefined) return;
+    const end = Date.now() + maxMs;
+    while (c.receiver.status().frames < this.sim.sw.counters.mirrored - this.mirroredBefore && Date.now() < end) await new Promise((r) => setTimeout(r, 1));
   }
 
   /** Waits until every mirrored frame arrived and every queue and pin write is done. */
