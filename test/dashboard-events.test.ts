@@ -18,6 +18,9 @@ interface Snap {
   simulator: { opened: number; closed: number; reset: number; active: number } | null;
 }
 
+const withTimeout = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
+  Promise.race([p, new Promise<never>((_r, reject) => setTimeout(() => reject(new Error(`timed out: ${what}`)), ms).unref())]);
+
 /** Reads server-sent snapshots from a stream until aborted. */
 function reader(url: string, into: Snap[]): AbortController {
   const ac = new AbortController();
@@ -45,6 +48,7 @@ function reader(url: string, into: Snap[]): AbortController {
 test('dashboard files and server-sent snapshots from one timer', { timeout: 60_000 }, async () => {
   const bed = await Bed.create({ pinMode: 'on-change', adapter: 'sim' });
   let hub: EventHub | undefined;
+  let streams: AbortController[] = [];
   const counters = { opened: 10, closed: 2, reset: 0, active: 8 };
   const app = await buildApp({ controller: bed.controller as NonNullable<Bed['controller']>, token: 't', eventIntervalMs: 100, simulator: () => counters, onEventHub: (h) => (hub = h) });
   try {
@@ -66,7 +70,7 @@ test('dashboard files and server-sent snapshots from one timer', { timeout: 60_0
     // Three pages open: each gets the same snapshots, built once per tick.
     const pages: Snap[][] = [[], [], []];
     assert.equal(hub?.clients, 0);
-    const streams = pages.map((p) => reader(`${base}/api/v1/events`, p));
+    streams = pages.map((p) => reader(`${base}/api/v1/events`, p));
     await until(() => hub?.clients === 3, 5000, 'three pages connected');
     const builtAt = hub?.built ?? 0;
     const t0 = Date.now();
@@ -98,7 +102,15 @@ test('dashboard files and server-sent snapshots from one timer', { timeout: 60_0
     const after = hub?.built ?? 0;
     await new Promise((r) => setTimeout(r, 400));
     assert.equal(hub?.built, after, 'no snapshot built with no page open');
+
+    // A page still open does not keep the server from closing.
+    const late: Snap[] = [];
+    streams = [reader(`${base}/api/v1/events`, late)];
+    await until(() => late.length > 0, 5000, 'a late page');
+    await withTimeout(app.close(), 5000, 'closing with a page open');
+    assert.equal(hub?.clients, 0);
   } finally {
+    for (const a of streams) a.abort();
     await app.close();
     await bed.close();
   }

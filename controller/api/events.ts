@@ -62,7 +62,8 @@ export function eventRoutes(controller: Controller, opts: EventOptions, expose: 
       },
     };
     expose(hub);
-    app.addHook('onClose', (_app, done) => {
+    // Before the server closes: open streams would otherwise keep it from closing.
+    app.addHook('preClose', (done) => {
       hub.close();
       done();
     });
