@@ -12,6 +12,7 @@ COPY switch-sim switch-sim
 COPY proto proto
 COPY test test
 COPY bench bench
+COPY dashboard dashboard
 RUN npm ci && npm prune --omit=dev
 
 FROM node:20-bookworm-slim

@@ -8,6 +8,7 @@ import { SIM_USAGE, simCommand } from './sim.js';
 import { startCommand } from './start.js';
 import { runCommand } from './run.js';
 import { labCommand } from './lab.js';
+import { OPS_USAGE, opsCommand } from './ops.js';
 import { ConfigError } from '../controller/validate.js';
 
 const USAGE = `usage: flowpin <command> [options]
@@ -25,6 +26,8 @@ commands:
   scenario [options] one traffic pattern, a drain and an add, against the switch alone,
                      the prototype and flowpin's pin modes, on a virtual clock
   help               this text
+
+${OPS_USAGE}
 
 ${SIM_USAGE}
 
@@ -48,6 +51,15 @@ async function main(argv: string[]): Promise<number> {
       return scenarioCommand(rest);
     case 'lab':
       return labCommand(rest);
+    case 'status':
+    case 'drain':
+    case 'undrain':
+    case 'add':
+    case 'remove':
+    case 'flows':
+    case 'pins':
+    case 'changes':
+      return opsCommand(command, rest);
     case 'help':
     case '--help':
     case '-h':

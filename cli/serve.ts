@@ -3,7 +3,7 @@
 // `flowpin start` (the built-in simulator).
 
 import pino, { type Logger } from 'pino';
-import { buildApp } from '../controller/api/app.js';
+import { buildApp, type AppDeps } from '../controller/api/app.js';
 import { listen } from '../controller/api/listen.js';
 import type { FlowpinConfig } from '../controller/config.js';
 import { Controller } from '../controller/controller.js';
@@ -20,13 +20,13 @@ export function makeLogger(): Logger {
   return pino({ level: process.env['FLOWPIN_LOG_LEVEL'] ?? 'info', base: undefined }, pino.destination(2));
 }
 
-export async function serve(config: FlowpinConfig, adapters: ReadonlyMap<string, SwitchAdapter>, logger: Logger): Promise<Served> {
+export async function serve(config: FlowpinConfig, adapters: ReadonlyMap<string, SwitchAdapter>, logger: Logger, app?: Pick<AppDeps, 'simulator'>): Promise<Served> {
   const controller = new Controller({ config, adapters, logger });
   await controller.start();
-  const app = await buildApp({ controller, token: config.api.token, logger });
+  const api = await buildApp({ controller, token: config.api.token, logger, ...app });
   let apiUrl: string;
   try {
-    apiUrl = await listen(app, config.api.host, config.api.port);
+    apiUrl = await listen(api, config.api.host, config.api.port);
   } catch (err) {
     await controller.stop();
     throw err;
@@ -37,7 +37,7 @@ export async function serve(config: FlowpinConfig, adapters: ReadonlyMap<string,
     apiUrl,
     logger,
     async close() {
-      await app.close();
+      await api.close();
       await controller.stop();
     },
   };

@@ -5,6 +5,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
+import type { SimulatorCounters } from '../controller/api/snapshot.js';
 import { readConfig } from '../controller/config.js';
 import { Reader } from '../controller/validate.js';
 import { createAdapter } from '../switch-adapters/factory.js';
@@ -38,7 +39,11 @@ export async function startCommand(args: string[]): Promise<number> {
   const logger = makeLogger();
   let served;
   try {
-    served = await serve(config, new Map(config.switches.map((s) => [s.name, createAdapter(s)])), logger);
+    const simulator = (): SimulatorCounters => {
+      const c = sim.counters().connections;
+      return { opened: c.opened, closed: c.closedCleanly, reset: c.reset, active: c.active };
+    };
+    served = await serve(config, new Map(config.switches.map((s) => [s.name, createAdapter(s)])), logger, { simulator });
   } catch (err) {
     await sim.stop();
     throw err;
@@ -52,6 +57,7 @@ export async function startCommand(args: string[]): Promise<number> {
   sim.traffic?.start();
   const sw = scenario.switch.hostname;
   const vip = scenario.vips[0];
+  process.stdout.write(`flowpin: dashboard ${served.apiUrl}/\n`);
   process.stdout.write(`flowpin: API ${served.apiUrl} (token ${process.env['FLOWPIN_TOKEN'] === undefined ? `${token}; set FLOWPIN_TOKEN to choose it` : 'from FLOWPIN_TOKEN'})\n`);
   process.stdout.write(`flowpin: mirror receiver on GRE-in-UDP ${bound.address}:${bound.port}\n`);
   process.stdout.write(`flowpin: simulator ${describeSimulator(sim, scenario)}`);

@@ -1,0 +1,113 @@
+// flowpin's dashboard: overview of switches, VIPs and nexthops, changes with a dry run and
+// live progress, the change history and a paged flow search. State arrives as one snapshot a
+// second over server-sent events (GET /api/v1/events); flows are paged by the server.
+
+import { html } from 'htm/preact';
+import { render, type VNode } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+import { token } from './api.js';
+import { ChangePanel, History, type Intent } from './changes.js';
+import { Flows } from './flows.js';
+import type { Snapshot, SwitchSnap } from './types.js';
+
+function TokenBar(): VNode {
+  const [value, setValue] = useState(token.get());
+  const [saved, setSaved] = useState(token.get() !== '');
+  const save = (e: Event): void => {
+    e.preventDefault();
+    token.set(value.trim());
+    setSaved(value.trim() !== '');
+  };
+  return html`<form class="token" onSubmit=${save}>
+    <label for="token">API token (kept in this tab only)</label>
+    <input id="token" type="password" autocomplete="off" value=${value} onInput=${(e: Event) => setValue((e.target as HTMLInputElement).value)} data-testid="token" />
+    <button type="submit">${saved ? 'Replace token' : 'Use token'}</button>
+    <span role="status">${saved ? 'token set: changes allowed' : 'no token: read only'}</span>
+  </form>`;
+}
+
+const pct = (n: number, of: number): number => (of === 0 ? 0 : Math.round((n / of) * 100));
+
+function SwitchCard({ sw, act }: { sw: SwitchSnap; act: (i: Intent) => void }): VNode {
+  const health = sw.blocked !== null ? `blocked: ${sw.blocked}` : !sw.connected ? 'not connected' : sw.lastError !== null ? `error: ${sw.lastError}` : sw.reconcileFailures > 0 ? `${sw.reconcileFailures} failed writes` : 'healthy';
+  const [addr, setAddr] = useState('');
+  return html`<section class="panel switch" aria-labelledby=${`sw-${sw.name}`} data-testid=${`switch-${sw.name}`}>
+    <h2 id=${`sw-${sw.name}`}>Switch ${sw.name} <small>${sw.adapter}</small></h2>
+    <dl class="figures">
+      <dt>Adapter</dt><dd class=${health === 'healthy' ? 'good' : 'bad'} data-testid="health">${health}</dd>
+      <dt>Pins</dt><dd>${sw.inSync ? 'in sync' : 'being written'}; ${sw.pins.failed} failed</dd>
+      <dt>Pin table</dt>
+      <dd>
+        <meter min="0" max=${sw.pins.capacity} value=${sw.pins.installed} aria-label="programmed pin entries"></meter>
+        <span data-testid="pin-table">${sw.pins.installed} programmed, ${sw.pins.free} free of ${sw.pins.capacity}</span> (${pct(sw.pins.installed, sw.pins.capacity)}%)
+      </dd>
+      <dt>Tracked flows</dt><dd>${sw.flows}</dd>
+      <dt>Resolve queue</dt><dd>${sw.queue}</dd>
+    </dl>
+    ${sw.vips.map((v) => html`<div class="vip" key=${v.address}>
+      <h3>VIP ${v.address}</h3>
+      <table data-testid=${`vip-${v.address}`}>
+        <thead><tr><th scope="col">Nexthop</th><th scope="col">State</th><th scope="col">In group</th><th scope="col">Tracked</th><th scope="col">Pinned</th><th scope="col">Actions</th></tr></thead>
+        <tbody>
+          ${v.nexthops.map((n) => html`<tr key=${n.address} data-nexthop=${n.address}>
+            <th scope="row">${n.address}</th>
+            <td class=${`state-${n.state}`}>${n.state}</td>
+            <td>${n.inGroup ? 'yes' : 'no'}</td>
+            <td class="num">${n.tracked}</td>
+            <td class="num">${n.pinned}</td>
+            <td>
+              ${n.inGroup && n.state === 'active' ? html`<button type="button" onClick=${() => act({ kind: 'drain', switch: sw.name, vip: v.address, nexthop: n.address })} aria-label=${`Drain ${n.address}`}>Drain</button>` : null}
+              ${n.state === 'draining' || n.state === 'drained' ? html`<button type="button" onClick=${() => act({ kind: 'undrain', switch: sw.name, vip: v.address, nexthop: n.address })} aria-label=${`Undrain ${n.address}`}>Undrain</button>` : null}
+              ${!n.inGroup && n.state !== 'draining' ? html`<button type="button" onClick=${() => act({ kind: 'remove', switch: sw.name, vip: v.address, nexthop: n.address })} aria-label=${`Remove ${n.address}`}>Remove</button>` : null}
+            </td>
+          </tr>`)}
+        </tbody>
+      </table>
+      <form class="inline" onSubmit=${(e: Event) => {
+        e.preventDefault();
+        if (addr.trim() !== '') act({ kind: 'add', switch: sw.name, vip: v.address, nexthop: addr.trim() });
+      }}>
+        <label>Add a nexthop to ${v.address}: <input value=${addr} onInput=${(e: Event) => setAddr((e.target as HTMLInputElement).value)} placeholder="10.0.1.5" /></label>
+        <button type="submit">Add…</button>
+      </form>
+    </div>`)}
+  </section>`;
+}
+
+function App(): VNode {
+  const [snap, setSnap] = useState<Snapshot | null>(null);
+  const [live, setLive] = useState(false);
+  const [intent, setIntent] = useState<Intent | null>(null);
+  useEffect(() => {
+    const es = new EventSource('/api/v1/events');
+    es.addEventListener('snapshot', (e) => {
+      setSnap(JSON.parse((e as MessageEvent<string>).data) as Snapshot);
+      setLive(true);
+    });
+    es.onerror = () => setLive(false);
+    return () => es.close();
+  }, []);
+  const sim = snap?.simulator;
+  return html`<div>
+    <header>
+      <h1>flowpin</h1>
+      <p role="status" class=${live ? 'good' : 'bad'} data-testid="live">${live ? (snap?.ready ? 'live · ready' : 'live · not ready') : 'connecting…'}</p>
+      <${TokenBar} />
+    </header>
+    <main>
+      ${sim === null || sim === undefined
+        ? null
+        : html`<section class="panel" aria-labelledby="sim-title" data-testid="simulator">
+            <h2 id="sim-title">Simulator connections</h2>
+            <dl class="figures counters"><dt>Opened</dt><dd data-testid="sim-opened">${sim.opened}</dd><dt>Closed</dt><dd>${sim.closed}</dd><dt>Reset</dt><dd data-testid="sim-reset" class=${sim.reset === 0 ? 'good' : 'bad'}>${sim.reset}</dd><dt>Active</dt><dd>${sim.active}</dd></dl>
+          </section>`}
+      ${intent === null ? null : html`<${ChangePanel} key=${`${intent.kind}${intent.switch}${intent.vip}${intent.nexthop}`} intent=${intent} snap=${snap} onClose=${() => setIntent(null)} />`}
+      ${snap === null ? html`<p>Waiting for the controller…</p>` : snap.switches.map((sw) => html`<${SwitchCard} key=${sw.name} sw=${sw} act=${setIntent} />`)}
+      ${snap === null ? null : html`<${History} snap=${snap} />`}
+      <${Flows} snap=${snap} />
+    </main>
+  </div>`;
+}
+
+const root = document.getElementById('app');
+if (root !== null) render(html`<${App} />`, root);

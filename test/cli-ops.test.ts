@@ -1,0 +1,146 @@
+// The operator CLI against a running `flowpin start`: status, a dry run that changes nothing,
+// a refused change without the token, `drain --wait` followed through to drained, a --timeout
+// that exits non-zero and leaves the drain running, an interrupted --wait likewise, undrain,
+// flows, pins and changes, with -o json.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { startDemo, until } from './helpers/demo.js';
+import { flowpinBin } from './helpers/tools.js';
+
+interface Ran {
+  code: number | null;
+  out: string;
+  err: string;
+}
+
+function cli(args: string[], env: Record<string, string | undefined>, onStart?: (kill: () => void, err: () => string) => void): Promise<Ran> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [flowpinBin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FLOWPIN_TOKEN: undefined, FLOWPIN_URL: undefined, ...env } });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const t = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      clearTimeout(t);
+      resolve({ code, out, err });
+    });
+    onStart?.(() => child.kill('SIGINT'), () => err);
+  });
+}
+
+interface Nh {
+  address: string;
+  state: string;
+  inGroup: boolean;
+  pinned: number;
+}
+
+test('operator CLI against a running controller', { timeout: 180_000 }, async () => {
+  const demo = await startDemo('cli-test');
+  const dir = mkdtempSync(path.join(tmpdir(), 'flowpin-cli-'));
+  const tokenFile = path.join(dir, 'token');
+  writeFileSync(tokenFile, 'cli-test\n');
+  const ro = { FLOWPIN_URL: demo.api };
+  const op = { FLOWPIN_URL: demo.api, FLOWPIN_TOKEN: 'cli-test' };
+  const nh = async (a: string): Promise<Nh | undefined> => ((await (await fetch(`${demo.api}/api/v1/switches/sim1/vips`)).json()) as { vips: { nexthops: Nh[] }[] }).vips[0]?.nexthops.find((n) => n.address === a);
+  try {
+    // status: text and JSON, the same figures the API has.
+    const st = await cli(['status'], ro);
+    assert.equal(st.code, 0, st.err);
+    assert.match(st.out, /: ready\n/);
+    assert.match(st.out, /switch sim1 \(arista-eapi\): healthy; pins in sync; pin table \d+ programmed, \d+ free of 1500/);
+    assert.match(st.out, /10\.0\.1\.2\s+active\s+yes\s+\d+\s+0/);
+    const sj = JSON.parse((await cli(['status', '-o', 'json', '--url', demo.api], {})).out) as { ready: boolean; switches: { name: string; vips: { nexthops: Nh[] }[] }[] };
+    assert.equal(sj.ready, true);
+    assert.deepEqual(sj.switches[0]?.vips[0]?.nexthops.map((n) => n.address), ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4']);
+
+    // Usage errors and a change without the token.
+    assert.equal((await cli(['drain'], ro)).code, 2);
+    assert.equal((await cli(['drain', '10.0.1.2', '--bogus'], ro)).code, 2);
+    const noToken = await cli(['drain', '10.0.1.2'], ro);
+    assert.equal(noToken.code, 1);
+    assert.match(noToken.err, /bearer token.*FLOWPIN_TOKEN/);
+    assert.equal((await nh('10.0.1.2'))?.inGroup, true);
+    const unreachable = await cli(['status', '--url', 'http://127.0.0.1:1'], {});
+    assert.equal(unreachable.code, 1);
+    assert.match(unreachable.err, /cannot reach flowpin at http:\/\/127\.0\.0\.1:1/);
+
+    // A dry run (token from a file): the report, nothing changed.
+    const dry = await cli(['drain', '10.0.1.2', '--dry-run', '-o', 'json', '--token-file', tokenFile], ro);
+    assert.equal(dry.code, 0, dry.err);
+    const report = JSON.parse(dry.out) as { dryRun: boolean; flowsToPin: number; freeEntries: number; atRisk: number };
+    assert.equal(report.dryRun, true);
+    assert.ok(report.flowsToPin > 0 && report.freeEntries > 0 && report.atRisk === 0, dry.out);
+    assert.equal((await nh('10.0.1.2'))?.inGroup, true);
+    assert.match((await cli(['drain', '10.0.1.2', '--dry-run'], op)).out, /dry run: drain 10\.0\.1\.2 on 192\.0\.2\.80 \(sim1\); nothing changed\n\s+flows to pin\s+\d+/);
+
+    // drain --wait: followed to the end (here the deadline), then drained.
+    const waited = await cli(['drain', '10.0.1.2', '--wait', '--deadline', '3', '--interval', '0.3', '-o', 'json'], op);
+    assert.equal(waited.code, 0, waited.err);
+    const rec = JSON.parse(waited.out) as { phase: string; kind: string; pinned: number; deadlineReached?: boolean; remaining: number };
+    assert.equal(rec.phase, 'complete');
+    assert.equal(rec.kind, 'drain');
+    assert.ok(rec.pinned > 0);
+    assert.match(waited.err, /draining 10\.0\.1\.2: \d+ pinned flows left/);
+    assert.equal((await nh('10.0.1.2'))?.state, 'drained');
+    assert.match((await cli(['status'], ro)).out, /10\.0\.1\.2\s+drained\s+no/);
+
+    // --timeout: exits 3, says how to follow, the drain goes on.
+    const timedOut = await cli(['drain', '10.0.1.3', '--wait', '--timeout', '1', '--interval', '0.3'], op);
+    assert.equal(timedOut.code, 3, timedOut.err);
+    assert.match(timedOut.err, /not complete after 1 s; the drain goes on; follow it with: flowpin changes --switch sim1 --url http/);
+    assert.equal((await nh('10.0.1.3'))?.state, 'draining');
+    const ch = await cli(['changes'], ro);
+    assert.match(ch.out, /drain\s+sim1\s+192\.0\.2\.80\s+10\.0\.1\.3\s+applied/);
+    assert.match(ch.out, /drain\s+sim1\s+192\.0\.2\.80\s+10\.0\.1\.2\s+complete \(deadline\)/);
+
+    // An interrupted --wait: exits 130, the change goes on.
+    const interrupted = await cli(['drain', '10.0.1.4', '--wait', '--interval', '0.3'], op, (kill, err) => {
+      void until(() => /draining 10\.0\.1\.4/.test(err()), 30_000, 'the wait to start').then(kill, () => kill());
+    });
+    assert.equal(interrupted.code, 130, interrupted.err);
+    assert.match(interrupted.err, /interrupted; the drain goes on; follow it with/);
+    assert.equal((await nh('10.0.1.4'))?.state, 'draining');
+
+    // undrain puts them back.
+    for (const a of ['10.0.1.2', '10.0.1.3', '10.0.1.4']) {
+      const u = await cli(['undrain', a], op);
+      assert.equal(u.code, 0, u.err);
+      assert.match(u.out, new RegExp(`${a.replace(/\./g, '\\.')} on 192\\.0\\.2\\.80 \\(sim1\\): active`));
+    }
+    assert.equal((await nh('10.0.1.4'))?.inGroup, true);
+
+    // add with a dry run, then for real; remove refuses a member.
+    const addDry = await cli(['add', '10.0.1.5', '--dry-run', '-o', 'json'], op);
+    assert.equal(addDry.code, 0, addDry.err + addDry.out);
+    assert.equal((JSON.parse(addDry.out) as { dryRun: boolean }).dryRun, true);
+    const add = await cli(['add', '10.0.1.5'], op);
+    assert.equal(add.code, 0, add.err);
+    assert.match(add.out, /add 10\.0\.1\.5 on 192\.0\.2\.80 \(sim1\), change \S+: complete/);
+    const rm = await cli(['remove', '10.0.1.5'], op);
+    assert.equal(rm.code, 1);
+    assert.match(rm.err, /still in the ECMP group/);
+
+    // flows and pins: a known client is found; pins after the drains.
+    const flows = JSON.parse((await cli(['flows', '--limit', '1', '-o', 'json'], ro)).out) as { total: number; flows: { src: string; sport: number }[] };
+    const known = flows.flows[0];
+    assert.ok(known !== undefined && flows.total > 1);
+    const found = await cli(['flows', '--client', known.src], ro);
+    assert.equal(found.code, 0);
+    assert.ok(found.out.includes(`${known.src}:${known.sport}`), found.out);
+    for (const line of found.out.trim().split('\n').slice(1, -1)) assert.match(line, new RegExp(`^sim1\\s+${known.src.replace(/\./g, '\\.')}:`));
+    const pins = JSON.parse((await cli(['pins', '--state', 'installed', '--limit', '5', '-o', 'json'], ro)).out) as { total: number; pins: { state: string }[] };
+    assert.ok(pins.total > 0 && pins.pins.every((p) => p.state === 'installed'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    const code = await demo.stop();
+    assert.equal(code, 0, demo.output());
+  }
+});

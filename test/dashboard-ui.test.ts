@@ -1,0 +1,115 @@
+// The dashboard in a real browser (Debian's chromium through playwright-core) against a
+// running `flowpin start`: the overview shows the controller's data, a drain started from the
+// page shows its dry run, then its progress, then the drained state, and a flow search finds a
+// known client. Screenshots go to test-results/.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_ARGS, haveChromium, startDemo, until, type Demo } from './helpers/demo.js';
+import { repoRoot, skipUnless } from './helpers/tools.js';
+
+const shots = path.join(repoRoot, 'test-results');
+const VIP = '192.0.2.80';
+
+interface Nh {
+  address: string;
+  state: string;
+  tracked: number;
+  pinned: number;
+  inGroup: boolean;
+}
+
+async function nexthops(demo: Demo): Promise<Nh[]> {
+  const v = (await (await fetch(`${demo.api}/api/v1/switches/sim1/vips`)).json()) as { vips: { nexthops: Nh[] }[] };
+  return v.vips[0]?.nexthops ?? [];
+}
+
+const cell = (page: Page, nh: string, col: number) => page.locator(`[data-testid="vip-${VIP}"] tr[data-nexthop="${nh}"] td`).nth(col);
+
+test('dashboard in chromium: overview, a drain from the page, flow search', { skip: skipUnless(haveChromium(), 'chromium'), timeout: 180_000 }, async () => {
+  mkdirSync(shots, { recursive: true });
+  const demo = await startDemo('ui-test');
+  let browser: Browser | undefined;
+  try {
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${demo.api}/`);
+
+    // Overview: the switch, its adapter health, the pin table, every nexthop with its state
+    // and flows as the API reports them, and the simulator's counters.
+    await page.getByTestId('live').filter({ hasText: 'live · ready' }).waitFor({ timeout: 15_000 });
+    const card = page.getByTestId('switch-sim1');
+    assert.match(await card.locator('h2').innerText(), /sim1\s+arista-eapi/);
+    assert.equal(await card.getByTestId('health').innerText(), 'healthy');
+    assert.match(await card.getByTestId('pin-table').innerText(), /^\d+ programmed, \d+ free of 1500$/);
+    const api = await nexthops(demo);
+    assert.equal(api.length, 4);
+    for (const n of api) {
+      assert.equal(await cell(page, n.address, 0).innerText(), n.state);
+      const shown = Number(await cell(page, n.address, 2).innerText());
+      // The page updates every second: its count is within a few seconds' flows of the API's.
+      assert.ok(shown > 0 && Math.abs(shown - n.tracked) < n.tracked, `${n.address}: page ${shown}, API ${n.tracked}`);
+    }
+    const opened = await until(async () => {
+      const v = Number(await page.getByTestId('sim-opened').innerText());
+      return v > 0 ? v : undefined;
+    }, 10_000, 'simulator counters');
+    assert.ok(opened > 0);
+    await page.screenshot({ path: path.join(shots, 'dashboard-overview.png'), fullPage: true });
+
+    // A drain: read-only without the token; with it, the dry run first, then confirmation.
+    await page.getByTestId('token').fill(demo.token);
+    await page.getByRole('button', { name: 'Use token' }).click();
+    assert.equal(await page.evaluate('sessionStorage.getItem("flowpin.token")'), 'ui-test');
+    assert.equal(await page.evaluate('localStorage.length + document.cookie.length'), 0);
+    await page.getByRole('button', { name: 'Drain 10.0.1.2' }).click();
+    const dry = page.getByTestId('dry-run');
+    await dry.waitFor({ timeout: 10_000 });
+    const dryText = await dry.innerText();
+    assert.match(dryText, /Flows to pin\s+\d+/);
+    assert.match(dryText, /Programmable room\s+\d+ free entries/);
+    assert.match(dryText, /Flows at risk\s+\d+/);
+    // Nothing changed yet: the dry run left the nexthop in the group.
+    assert.equal((await nexthops(demo)).find((n) => n.address === '10.0.1.2')?.inGroup, true);
+    await page.screenshot({ path: path.join(shots, 'dashboard-dry-run.png'), fullPage: true });
+
+    await page.getByTestId('deadline').fill('6');
+    await page.getByTestId('confirm').click();
+    await page.getByTestId('change-status').waitFor({ timeout: 30_000 });
+    await until(async () => (await page.getByTestId('nexthop-state').innerText()) === 'draining', 10_000, 'draining on the page');
+    const left = Number(await page.getByTestId('progress-left').innerText());
+    const nowApi = (await nexthops(demo)).find((n) => n.address === '10.0.1.2');
+    assert.equal(nowApi?.inGroup, false);
+    assert.ok(left > 0, 'the drain pinned the live flows of 10.0.1.2');
+    await until(async () => ((await page.locator('.chart polyline').getAttribute('points'))?.split(' ').length ?? 0) >= 3, 10_000, 'a progress line of three samples');
+    await page.screenshot({ path: path.join(shots, 'dashboard-drain-progress.png'), fullPage: true });
+    await until(async () => (await page.getByTestId('nexthop-state').innerText()) === 'drained', 30_000, 'drained on the page');
+    assert.equal((await nexthops(demo)).find((n) => n.address === '10.0.1.2')?.state, 'drained');
+    assert.equal(await cell(page, '10.0.1.2', 0).innerText(), 'drained');
+    const history = await page.getByTestId('history').innerText();
+    assert.match(history, /drain \S+\s+sim1\s+192\.0\.2\.80\s+10\.0\.1\.2\s+complete/);
+    await page.screenshot({ path: path.join(shots, 'dashboard-drained.png'), fullPage: true });
+
+    // Flow search: a client the controller tracks is found, and only its flows are listed.
+    const known = ((await (await fetch(`${demo.api}/api/v1/flows?limit=1&vip=${VIP}`)).json()) as { flows: { src: string; sport: number }[] }).flows[0];
+    assert.ok(known !== undefined);
+    await page.getByTestId('flows-client').fill(known.src);
+    await page.getByTestId('flows-search').click();
+    await page.getByTestId('flows-total').waitFor({ timeout: 10_000 });
+    const rows = await page.getByTestId('flows-table').locator('tbody tr td:nth-child(2)').allInnerTexts();
+    assert.ok(rows.length >= 1, 'the known client is listed');
+    for (const r of rows) assert.equal(r.split(':')[0], known.src);
+    assert.ok(rows.includes(`${known.src}:${known.sport}`) || Number((await page.getByTestId('flows-total').innerText()).split(' ')[0]) > rows.length);
+    await page.screenshot({ path: path.join(shots, 'dashboard-flows.png'), fullPage: true });
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser?.close();
+    const code = await demo.stop();
+    assert.equal(code, 0, demo.output());
+  }
+});
