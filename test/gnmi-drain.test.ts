@@ -26,8 +26,8 @@ describe('drain and add under traffic through the gNMI adapter', () => {
         assert.equal(drain.phase, 'applied');
         assert.ok(drain.pinned > 100, `only ${drain.pinned} flows pinned for the drain`);
         assert.deepEqual(bed.sim.sw.vips.get(VIP)?.group.members(), [NH[0], NH[2], NH[3]]);
-        // The pins are OpenConfig rules on the switch.
-        assert.ok(bed.sim.sw.pins.all().filter((e) => e.source === 'openconfig').length >= drain.pinned);
+        // The pins are OpenConfig rules on the switch (some of their flows may have ended since).
+        assert.ok(bed.sim.sw.pins.all().filter((e) => e.source === 'openconfig' && e.nexthop === NH[1]).length > drain.pinned / 2);
         await bed.run(120);
         const add = (await bed.during(cm.add(VIP, FIFTH, {}))) as ChangeRecord;
         assert.equal(add.phase, 'complete');
