@@ -57,10 +57,8 @@ export interface VipState {
   nexthops: Set<string>;
   /** Members of the switch's ECMP group, as last read or changed. */
   members: Set<string>;
-  /** Mirror counters for the VIP: SYNs accepted, shed (queue full), unresolved (switch could not tell). */
+  /** SYNs accepted for the VIP. */
   syns: number;
-  shed: number;
-  unresolved: number;
   /** SYNs per second over the last full rate window, and the count when that window began. */
   synRate: number;
   synsAtWindow: number;
@@ -120,7 +118,7 @@ export class SwitchRuntime {
     this.id = o.id;
     this.adapter = o.adapter;
     this.queue = new ResolveQueue(o.queueCapacity);
-    for (const v of o.vips) this.vips.set(v.address, { address: v.address, nexthops: new Set(v.nexthops), members: new Set(), syns: 0, shed: 0, unresolved: 0, synRate: 0, synsAtWindow: 0 });
+    for (const v of o.vips) this.vips.set(v.address, { address: v.address, nexthops: new Set(v.nexthops), members: new Set(), syns: 0, synRate: 0, synsAtWindow: 0 });
     this.reconciler = new Reconciler({ switchName: o.name, adapter: o.adapter, metrics: o.metrics, idleTimeoutS: o.pinIdleTimeoutS, clock: o.clock, backoffMaxMs: o.retryMaxMs });
     this.rateStart = o.clock.now();
     this.startedAt = this.rateStart;
@@ -177,7 +175,6 @@ export class SwitchRuntime {
     this.countSyn(vip, now);
     const seq = ++this.seq;
     if (!this.queue.push({ key, seq, at: now })) {
-      vip.shed++;
       this.shedKeys.set(key, dst);
       return 'shed';
     }
@@ -381,7 +378,6 @@ export class SwitchRuntime {
       const vip = this.vips.get(f.dst);
       if (nh === undefined) {
         this.o.metrics.resolved.inc({ switch: this.name, result: 'unknown' });
-        if (vip) vip.unresolved++;
         let set = this.unresolvedKeys.get(f.dst);
         if (set === undefined) this.unresolvedKeys.set(f.dst, (set = new Set()));
         set.add(p.key);

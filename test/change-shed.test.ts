@@ -32,7 +32,7 @@ test('SYNs shed before a drain are counted at risk by the dry run and the change
     a.faults.downUntil = w.now + 1000;
     await w.advance(3000);
     const rt = w.controller?.runtime('sw1');
-    const shed = rt?.vips.get(VIP)?.shed ?? 0;
+    const shed = rt?.shedOn(VIP).length ?? 0;
     assert.ok(shed > 100, `${shed} SYNs shed`);
     const cm = w.controller?.changeManager('sw1');
     assert.ok(cm);
