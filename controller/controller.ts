@@ -49,7 +49,8 @@ export interface SwitchStatus {
   lastError: string | null;
   queue: number;
   flows: number;
-  pins: { desired: number; installed: number; failed: number; capacity: number; free: number };
+  /** `table`: `full` (no free entry: a new pin cannot be programmed), `nearly-full` (under 5 % free), or `ok`. */
+  pins: { desired: number; installed: number; failed: number; capacity: number; free: number; table: 'ok' | 'nearly-full' | 'full' };
 }
 
 export interface FlowView {
@@ -91,6 +92,8 @@ export class Controller {
   /** Changes to resume once the mirror is listened to. */
   private readonly toResume: [SwitchRuntime, ChangeRecord[]][] = [];
   private listeningNow = false;
+  /** Why state cannot be written (checked at start, and on every failed write); null when it can. */
+  private stateError: string | null = null;
   /** Resolved flows not yet in the store's journal. */
   private journal: { switchName: string; vip: string; nexthop: string; key: string }[] = [];
   private journalTimer: unknown;
@@ -138,6 +141,14 @@ export class Controller {
     const cfg = this.deps.config;
     const saved = this.store?.load();
     if (saved) this.restoreFlows(saved);
+    // The state must be writable before flowpin promises anything across a restart.
+    await this.persistChanges().then(
+      () => (this.stateError = null),
+      (err: unknown) => {
+        this.stateError = `cannot write the state (${this.store?.where ?? ''}): ${err instanceof Error ? err.message : String(err)}`;
+        this.log.error({ err: this.stateError }, 'state not writable: not ready');
+      },
+    );
     // Each switch is brought up within its own deadline: one that is slow or down never holds the others.
     await Promise.all([...this.runtimes.values()].map((rt) => this.connect(rt, saved?.changes[rt.name] ?? [])));
     if (this.deps.listen ?? true) {
@@ -254,17 +265,20 @@ export class Controller {
    * Ready: every switch connected, its last writes and look-ups succeeded. (Work in progress
    * is not a failure: `inSync` says whether every wanted pin is written yet.)
    */
-  readiness(): { ready: boolean; switches: SwitchStatus[] } {
+  readiness(): { ready: boolean; switches: SwitchStatus[]; stateError: string | null } {
     const switches = [...this.runtimes.values()].map((rt) => this.status(rt));
-    return { ready: !this.stopped && switches.every((s) => s.connected && s.reconcileFailures === 0 && s.blocked === null && s.lastError === null && s.mirror.state === 'ok'), switches };
+    // A full pin table cannot protect the next connection; state that cannot be written is lost at the next restart.
+    const ok = (s: SwitchStatus): boolean => s.connected && s.reconcileFailures === 0 && s.blocked === null && s.lastError === null && s.mirror.state === 'ok' && s.pins.table !== 'full';
+    return { ready: !this.stopped && this.stateError === null && switches.every(ok), switches, stateError: this.stateError };
   }
 
   status(rt: SwitchRuntime): SwitchStatus {
     const r = rt.reconciler;
+    const free = r.freeEntries();
     return {
       name: rt.name, adapter: rt.adapter.kind, connected: rt.connected, inSync: r.inSync, reconcileFailures: r.failures, blocked: r.blocked ?? null, mirror: rt.mirrorHealth(),
       lastError: r.lastError ?? rt.lastResolveError ?? null, queue: rt.queue.length, flows: this.countFlows(rt),
-      pins: { desired: r.desired.size, installed: r.programmedCount(), failed: r.failed.size, capacity: r.tableCapacity, free: r.freeEntries() },
+      pins: { desired: r.desired.size, installed: r.programmedCount(), failed: r.failed.size, capacity: r.tableCapacity, free, table: free === 0 ? 'full' : free < r.tableCapacity * 0.05 ? 'nearly-full' : 'ok' },
     };
   }
 
@@ -389,9 +403,11 @@ export class Controller {
   private persistIfDirty(): void {
     if (!this.stateDirty || this.flowSave !== undefined) return;
     this.flowSave = this.persist()
+      .then(() => (this.stateError = null))
       .catch((err: unknown) => {
         this.stateDirty = true;
-        this.log.error({ err: err instanceof Error ? err.message : String(err) }, 'cannot write the state file');
+        this.stateError = `cannot write the state (${this.store?.where ?? ''}): ${err instanceof Error ? err.message : String(err)}`;
+        this.log.error({ err: this.stateError }, 'cannot write the state file');
       })
       .finally(() => (this.flowSave = undefined));
   }
