@@ -62,7 +62,7 @@ export async function startCommand(args: string[]): Promise<number> {
   process.stdout.write(`flowpin: mirror receiver on GRE-in-UDP ${bound.address}:${bound.port}\n`);
   process.stdout.write(`flowpin: simulator ${describeSimulator(sim, scenario)}`);
   if (vip !== undefined) {
-    process.stdout.write(`flowpin: try\n  curl -s ${served.apiUrl}/api/v1/switches/${sw}/vips\n  curl -s -X POST -H "Authorization: Bearer $FLOWPIN_TOKEN" -H 'content-type: application/json' -d '{}' ${served.apiUrl}/api/v1/switches/${sw}/vips/${vip.address}/nexthops/${vip.nexthops[1] ?? vip.nexthops[0]}/drain\n`);
+    process.stdout.write(`flowpin: try\n  curl -s ${served.apiUrl}/api/v1/switches/${sw}/vips\n  curl -s -X POST -H "Authorization: Bearer $FLOWPIN_TOKEN" -H 'content-type: application/json' -d '{"acceptRisk":true}' ${served.apiUrl}/api/v1/switches/${sw}/vips/${vip.address}/nexthops/${vip.nexthops[1] ?? vip.nexthops[0]}/drain\n`);
   }
   const timer = setInterval(() => {
     const c = sim.counters();

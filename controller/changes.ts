@@ -311,10 +311,11 @@ export class ChangeManager {
     atRiskBy.unresolved = unresolved;
     atRiskBy.shed = this.rt.shedOn(vip.address).length;
     const expectedWindowMs = this.expectedWindowMs();
+    const rate = this.rt.synRateOf(vip);
     return {
       dryRun: true, switch: this.rt.name, vip: vip.address, nexthop: nh, flowsToPin: toPin, alreadyPinned: pinned, freeEntries: free,
-      atRisk: atRiskBy['table-full'] + atRiskBy.unresolved + atRiskBy.shed, atRiskBy, unresolved, synsSeen: vip.syns, synRate: Math.round(vip.synRate * 10) / 10,
-      expectedWindowMs, expectedWindowFlows: Math.ceil((vip.synRate * expectedWindowMs) / 1000),
+      atRisk: atRiskBy['table-full'] + atRiskBy.unresolved + atRiskBy.shed, atRiskBy, unresolved, synsSeen: vip.syns, synRate: Math.round(rate * 10) / 10,
+      expectedWindowMs, expectedWindowFlows: Math.ceil((rate * expectedWindowMs) / 1000),
       movedFlowsKnown: kind === 'drain' || (this.rt.adapter.capabilities.predictsMovedFlows && this.rt.adapter.movedByAdd !== undefined),
       mirror: this.rt.mirrorHealth(),
     };

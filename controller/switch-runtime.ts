@@ -206,6 +206,18 @@ export class SwitchRuntime {
     this.rateStart = now;
   }
 
+  /**
+   * A VIP's SYN rate: the last full window's, or, before one has closed (or when the current
+   * one already runs higher), the current window's once it is a second old.
+   */
+  synRateOf(vip: VipState): number {
+    const now = this.o.clock.now();
+    this.rollRates(now);
+    const elapsed = now - this.rateStart;
+    const current = elapsed >= 1000 ? ((vip.syns - vip.synsAtWindow) * 1000) / elapsed : 0;
+    return Math.max(vip.synRate, current);
+  }
+
   /** The mirror's health: silent (no SYN for silenceS), collapsed (rate far below usual), or ok. */
   mirrorHealth(): MirrorHealth {
     const now = this.o.clock.now();

