@@ -24,7 +24,7 @@ import { DeadlineError, sleep, until, withDeadline } from './clock.js';
 import { badRequest, conflict, FlowpinError, notFound } from './errors.js';
 import type { ControllerMetrics } from './metrics.js';
 import type { ChangeView } from './pin-policy.js';
-import type { AtRiskReason } from './reconciler.js';
+import { sameMembers, type AtRiskReason } from './reconciler.js';
 import { idOfKey, specOf as specOfKey, type MirrorHealth, type Resolution, type SwitchRuntime, type VipState } from './switch-runtime.js';
 
 export type ChangeKind = 'drain' | 'add';
@@ -300,7 +300,7 @@ export class ChangeManager {
     if (this.rt.adapter.pinTableUsage !== undefined) {
       try {
         const u = await this.rt.adapter.pinTableUsage();
-        free = Math.max(0, Math.min(u.capacity, this.rt.adapter.capabilities.pinTableSize) - u.used - this.pendingPins());
+        free = Math.max(0, Math.min(u.capacity, this.rt.adapter.capabilities.pinTableSize) - u.used - this.rt.reconciler.pendingCount);
       } catch (err) {
         throw new FlowpinError('switch-unavailable', `dry run on ${this.rt.name}: cannot read the pin table: ${err instanceof Error ? err.message : String(err)}`, undefined, { cause: err });
       }
@@ -319,12 +319,6 @@ export class ChangeManager {
       movedFlowsKnown: kind === 'drain' || (this.rt.adapter.capabilities.predictsMovedFlows && this.rt.adapter.movedByAdd !== undefined),
       mirror: this.rt.mirrorHealth(),
     };
-  }
-
-  private pendingPins(): number {
-    let n = 0;
-    for (const v of this.rt.reconciler.installed.values()) if (!v.programmed && v.reason === 'pending') n++;
-    return n;
   }
 
   /** The change window to expect: the group write, its programming, and the settle time. */
@@ -473,7 +467,7 @@ export class ChangeManager {
       // anything is undone (a write that lands after a rollback would move unpinned flows).
       // The write point retries what can be retried; a refusal ends the wait (blocked).
       await this.guard(rt.reconciler.flush());
-      if (!sameSet(rt.reconciler.groups.get(rec.vip), target)) throw new FlowpinError('switch-unavailable', `${rec.kind} of ${rec.nexthop} on ${rec.switch} not applied: the switch refused the group change: ${rt.reconciler.blocked ?? rt.reconciler.lastError ?? 'unknown'}`, { change: rec.id });
+      if (!sameMembers(rt.reconciler.groups.get(rec.vip), target)) throw new FlowpinError('switch-unavailable', `${rec.kind} of ${rec.nexthop} on ${rec.switch} not applied: the switch refused the group change: ${rt.reconciler.blocked ?? rt.reconciler.lastError ?? 'unknown'}`, { change: rec.id });
       rec.appliedAt = this.now;
       vip.members = new Set(target);
       rec.phase = 'applied';
@@ -540,7 +534,7 @@ export class ChangeManager {
         rec.error = `reading the programmed group: ${err instanceof Error ? err.message : String(err)}`;
         members = [];
       }
-      if (sameSet(new Set(members), target)) return;
+      if (sameMembers(new Set(members), target)) return;
       if (this.now >= deadline) {
         rec.error = `the switch did not report the group change in forwarding within ${deadline - (rec.appliedAt ?? 0)} ms`;
         return;
@@ -626,8 +620,3 @@ function parsed(text: string, field: string): string {
   }
 }
 
-function sameSet(a: Set<string> | undefined, b: Set<string>): boolean {
-  if (a === undefined || a.size !== b.size) return false;
-  for (const x of a) if (!b.has(x)) return false;
-  return true;
-}

@@ -204,6 +204,11 @@ export class Reconciler {
     return true;
   }
 
+  /** Pins the switch accepted and is still programming. */
+  get pendingCount(): number {
+    return this.pendingIds.size;
+  }
+
   /** Installed and programmed pins. */
   programmedCount(): number {
     let n = 0;
@@ -553,8 +558,9 @@ export class Reconciler {
   }
 }
 
-function sameMembers(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
-  if (a.size !== b.size) return false;
+/** Whether two groups have the same members (`a` absent: not the same). */
+export function sameMembers(a: ReadonlySet<string> | undefined, b: ReadonlySet<string>): boolean {
+  if (a === undefined || a.size !== b.size) return false;
   for (const x of a) if (!b.has(x)) return false;
   return true;
 }
