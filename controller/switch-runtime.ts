@@ -164,6 +164,10 @@ export class SwitchRuntime {
     if (this.resolution !== 'lookup' && o.identity === undefined) throw new Error(`switch ${o.name}: resolution ${this.resolution} needs a server identity map`);
   }
 
+  get replyTimeoutMs(): number {
+    return this.o.replyTimeoutMs ?? 1000;
+  }
+
   /** The server identity map (observe/both). */
   get identity(): ServerIdentityMap | undefined {
     return this.o.identity;
@@ -491,6 +495,12 @@ export class SwitchRuntime {
     if (!this.queue.doneThrough(mark)) return false;
     const first = this.awaiting.values().next();
     return first.done || first.value.seq > mark;
+  }
+
+  /** No SYN up to `seq` is waiting for its reply (it was seen, or timed out and was handed on). */
+  repliesThrough(seq: number): boolean {
+    const first = this.awaiting.values().next();
+    return first.done || first.value.seq > seq;
   }
 
   /** SYNs waiting for their reply (observe/both). */
