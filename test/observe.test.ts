@@ -119,4 +119,74 @@ describe('resolution by observation', () => {
       await w.close();
     }
   });
+
+  test('observe on a switch that can look up: SYNs whose reply never comes are looked up after the reply timeout; the barrier stays bounded', { timeout: 90_000 }, async () => {
+    // Catches: a fallback that never fires (flows stay unresolved, the drain's barrier waits
+    // for ever or its flows are unprotected); a barrier that ignores flows awaiting replies.
+    const w = await world({ lookup: 'exact', replyTimeoutMs: 200 });
+    try {
+      const rt = w.controller?.runtime('sw1');
+      assert.ok(rt);
+      assert.equal(w.adapters.get('sw1')?.stats.byCall['resolve'] ?? 0, 0, 'no look-up while replies come');
+      w.sw('sw1').sw.replyMirror = undefined;
+      await w.advance(1000);
+      assert.ok((w.adapters.get('sw1')?.stats.byCall['resolve'] ?? 0) > 0, 'looked up once the replies stopped');
+      assert.ok(metric(w, 'flowpin_reply_timeouts_total', 'then="lookup"') > 100);
+      assert.equal(rt.unresolvedOn(VIP).length, 0);
+      const started = w.now;
+      const drain = (await w.settle(cm(w).drain(VIP, NH[1] as string, {}), 20_000)) as ChangeRecord;
+      assert.equal(drain.phase, 'applied', drain.error);
+      assert.equal(drain.atRisk, 0, JSON.stringify(drain.atRiskBy));
+      assert.ok((drain.appliedAt as number) - started < 1000, `applied ${(drain.appliedAt as number) - started} ms after the call`);
+      await assertPromiseKept(w);
+    } finally {
+      await w.close();
+    }
+  });
+
+  test('observe with no look-up: SYNs whose reply never comes are counted unresolved, at risk in a change, never guessed', { timeout: 90_000 }, async () => {
+    // Catches: a reply timeout that drops the flow silently (its reset would go uncounted).
+    const w = await world({ replyTimeoutMs: 200 });
+    try {
+      const rt = w.controller?.runtime('sw1');
+      assert.ok(rt);
+      w.sw('sw1').sw.replyMirror = undefined;
+      await w.advance(1000);
+      const unresolved = rt.unresolvedOn(VIP).length;
+      assert.ok(unresolved > 100, `${unresolved} flows counted unresolved`);
+      assert.ok(metric(w, 'flowpin_reply_timeouts_total', 'then="unresolved"') >= unresolved);
+      const drain = (await w.settle(cm(w).drain(VIP, NH[1] as string, {}), 20_000)) as ChangeRecord;
+      assert.equal(drain.phase, 'applied', drain.error);
+      assert.ok(drain.atRiskBy.unresolved >= unresolved, JSON.stringify(drain.atRiskBy));
+      const a = await assertPromiseKept(w);
+      assert.ok(a.broken > 0, 'flows with unknown servers on the drained nexthop were reset (and counted)');
+    } finally {
+      await w.close();
+    }
+  });
+
+  test('a server whose MAC changes: its replies are counted unknown, the map is read again, and its flows are learnt again', { timeout: 90_000 }, async () => {
+    // Catches: a stale identity map (never re-read: every later flow of that server unresolved)
+    // and an unknown MAC guessed instead of counted.
+    const w = await world({ replyTimeoutMs: 500, replyEncap: 'erspan1' });
+    try {
+      const rt = w.controller?.runtime('sw1');
+      assert.ok(rt);
+      w.sw('sw1').sw.setServerMac(NH[0] as string, '02:aa:bb:cc:dd:01');
+      await w.advance(300);
+      const unknown = metric(w, 'flowpin_reply_unknown_server_total', 'reason="unknown-mac"');
+      assert.ok(unknown > 0, 'replies from the new MAC counted unknown');
+      await w.advance(2000);
+      const later = metric(w, 'flowpin_reply_unknown_server_total', 'reason="unknown-mac"');
+      await w.advance(1000);
+      assert.equal(metric(w, 'flowpin_reply_unknown_server_total', 'reason="unknown-mac"'), later, 'no unknown MAC once the map was read again');
+      assert.equal(rt.identity?.lookup('02:aa:bb:cc:dd:01', undefined).nexthop, NH[0]);
+      // Flows opened since are resolved: nothing new is left unresolved.
+      const before = rt.unresolvedOn(VIP).length;
+      await w.advance(1000);
+      assert.equal(rt.unresolvedOn(VIP).length, before);
+    } finally {
+      await w.close();
+    }
+  });
 });
