@@ -148,6 +148,12 @@ export class SwitchRuntime {
   private identityTimer: unknown;
   private identityRefreshing = false;
   private identityAskedAt = -Infinity;
+  /**
+   * both: look-up answers given while the flow's reply is still awaited. The flow is resolved,
+   * but its pin waits for the reply (which wins) or the reply timeout: a pin on a wrong answer
+   * would itself move the connection.
+   */
+  private readonly lookedUp = new Map<string, { nexthop: string; id: number; movedByAdd: boolean | undefined }>();
   /** Flows resolved by observation lately (both: a later look-up answer is compared, never applied). */
   private readonly observedKeys = new LRUCache<string, true>({ max: 200_000 });
 
@@ -250,6 +256,7 @@ export class SwitchRuntime {
     if ((flags & (FIN | RST)) !== 0) {
       this.shedKeys.delete(key);
       this.awaiting.delete(key);
+      this.lookedUp.delete(key);
       if (!this.o.flowTable.end(key)) return 'ignored';
       this.reconciler.unwant(specOf(key));
       return 'end';
@@ -301,6 +308,12 @@ export class SwitchRuntime {
       changed = true;
       if (this.o.flowTable.nexthopOf(key) !== UNRESOLVED) {
         this.o.metrics.replyTimeouts.inc({ switch: this.name, then: 'resolved' });
+        // both: no reply came; the look-up's answer stands, and its pin is decided now.
+        const l = this.lookedUp.get(key);
+        if (l !== undefined) {
+          this.lookedUp.delete(key);
+          this.apply(key, p.seq, p.at, l.nexthop, l.id, l.movedByAdd, false);
+        }
         continue;
       }
       if (this.resolution === 'both' || this.adapter.capabilities.resolvesNexthop) {
@@ -359,9 +372,13 @@ export class SwitchRuntime {
     }
     const id = this.o.registry.intern(this.name, vipAddr, nh);
     vip.nexthops.add(nh);
+    const looked = this.lookedUp.get(key);
+    this.lookedUp.delete(key);
     if (current === id) {
       this.o.metrics.replies.inc({ switch: this.name, result: this.observedKeys.has(key) ? 'duplicate' : 'agree' });
       this.observedKeys.set(key, true);
+      // The look-up's pin decision waited for this reply.
+      if (looked !== undefined) this.apply(key, p?.seq ?? this.seq, p?.at ?? this.o.clock.now(), nh, id, looked.movedByAdd, true);
       if (p !== undefined) this.notifyProgress();
       return 'reply';
     }
@@ -637,7 +654,13 @@ export class SwitchRuntime {
       this.o.metrics.resolved.inc({ switch: this.name, result: 'ok' });
       this.o.metrics.synToServer.observe({ switch: this.name, source: 'lookup' }, (this.o.clock.now() - p.at) / 1000);
       vip?.nexthops.add(nh);
-      this.apply(p.key, p.seq, p.at, nh, this.o.registry.intern(this.name, f.dst, nh), moved[i], false);
+      const id = this.o.registry.intern(this.name, f.dst, nh);
+      if (this.awaiting.has(p.key)) {
+        // both: the reply is still to come and wins; the pin waits for it (or its timeout).
+        if (this.o.flowTable.resolve(p.key, id)) this.lookedUp.set(p.key, { nexthop: nh, id, movedByAdd: moved[i] });
+        return;
+      }
+      this.apply(p.key, p.seq, p.at, nh, id, moved[i], false);
     });
     this.queue.finish(batch);
   }

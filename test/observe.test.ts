@@ -87,10 +87,10 @@ describe('resolution by observation', () => {
     });
   }
 
-  test('both, with a wrong hash model in the look-up: every disagreement counted, the observation wins, nothing breaks', { timeout: 90_000 }, async () => {
+  for (const replyDelayMs of [0.2, 20]) test(`both, with a wrong hash model in the look-up, replies ${replyDelayMs < 5 ? 'before' : 'after'} the look-up answers: every disagreement counted, the observation wins, nothing breaks`, { timeout: 90_000 }, async () => {
     // Catches: a look-up answer that overrides the observation, or an observation that does not
     // override an earlier look-up answer (the drain then pins the wrong flows: resets).
-    const w = await world({ resolution: 'both', lookup: 'wrong-hash', rate: 1500 });
+    const w = await world({ resolution: 'both', lookup: 'wrong-hash', rate: 1500, replyDelayMs });
     try {
       const rt = w.controller?.runtime('sw1');
       assert.ok(rt);
