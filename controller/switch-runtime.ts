@@ -96,6 +96,8 @@ export interface Resolution {
   nexthop: string | undefined;
   /** Who wants its pin, if anyone. */
   pinOwner: string | undefined;
+  /** When its SYN arrived (controller clock, ms). */
+  synAt?: number;
   /** Learnt from the server's mirrored reply (exact), not from a look-up. */
   observed?: boolean;
 }
@@ -409,7 +411,7 @@ export class SwitchRuntime {
     if (!this.o.flowTable.resolve(key, id)) return;
     const owner = pinReason(this.o.pinMode, this.changes, { vip: f.dst, nexthop: nh, movedByAdd });
     if (owner !== undefined) this.reconciler.want({ flow: f, nexthop: nh, reason: owner, since: at });
-    this.emit({ key, seq, vip: f.dst, nexthop: nh, pinOwner: owner, ...(observed ? { observed: true } : {}) });
+    this.emit({ key, seq, vip: f.dst, nexthop: nh, pinOwner: owner, synAt: at, ...(observed ? { observed: true } : {}) });
   }
 
   private countSyn(vip: VipState, now: number): void {
