@@ -11,6 +11,7 @@ import { OK } from '../mirror-receiver/drop-reasons.js';
 import { BatchWriter, readBatch } from '../mirror-receiver/event-batch.js';
 import { isSynAck, toFlowEvent, type FlowEvent } from '../mirror-receiver/flow-event.js';
 import { reverseTuple, tupleOf } from '../mirror-receiver/tuple.js';
+import { erspanType1, erspanType2 } from '../switch-sim/mirror.js';
 import { erspan2, ethernet, gre, tcpPacket } from './helpers/frames.js';
 import { haveScapy, skipUnless, systemPython } from './helpers/tools.js';
 
@@ -89,6 +90,20 @@ describe('mirrored server replies', () => {
     assert.equal(out[0]?.flags, SYN_ACK);
     assert.equal(out[1]?.srcMac, undefined);
     assert.equal(out[1]?.port, undefined);
+  });
+
+  test('the simulator\'s reply session frames (ERSPAN II with the port index, type I) decode to the server\'s MAC and port', { timeout: 10_000 }, () => {
+    const pkt = { src: '192.0.2.80', dst: '10.20.0.1', sport: 443, dport: 40000, protocol: 6, flags: SYN_ACK, bytes: 74 };
+    const ev2 = decode(erspanType2(pkt, { srcMac: '02:00:0a:00:01:03', portIndex: 0x54321, sessionId: 2, seq: 9 }));
+    assert.equal(ev2.encap, 'erspan2');
+    assert.equal(ev2.sessionId, 2);
+    assert.equal(ev2.srcMac, '02:00:0a:00:01:03');
+    assert.equal(ev2.port, 0x54321);
+    assert.ok(isSynAck(ev2.flags));
+    const ev1 = decode(erspanType1(pkt, '02:00:0a:00:01:03'));
+    assert.equal(ev1.encap, 'erspan1');
+    assert.equal(ev1.srcMac, '02:00:0a:00:01:03');
+    assert.equal(ev1.port, undefined);
   });
 
   test('IPv6: the reverse tuple of a reply is the client-to-VIP flow', { timeout: 10_000 }, () => {
