@@ -1,10 +1,13 @@
 // Server identities as each adapter reads them from its switch: eAPI from the ARP/ND tables
-// (served by the simulator's eAPI endpoint), Linux from `ip -j neigh show` (a capture of real
+// (served by the simulator's eAPI endpoint), gNMI from the OpenConfig neighbour tables (the
+// simulator's gNMI target), Linux from `ip -j neigh show` (a capture of real
 // iproute2 output), the simulator from its attachments.
 
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { AristaEapiAdapter } from '../switch-adapters/arista-eapi/adapter.js';
+import { GnmiAdapter } from '../switch-adapters/gnmi/adapter.js';
+import { GnmiServer } from '../switch-sim/gnmi/server.js';
 import { parseNeighbours } from '../switch-adapters/linux/iproute.js';
 import { SimAdapter } from '../switch-adapters/sim/adapter.js';
 import { EapiServer } from '../switch-sim/eapi/server.js';
@@ -26,6 +29,27 @@ describe('server identities from the switch', () => {
       // A MAC that changes on the switch is read again (nothing cached).
       sw.setServerMac(NEXTHOPS[0] as string, '02:aa:bb:cc:dd:01');
       assert.equal((await a.serverIdentities()).find((i) => i.nexthop === NEXTHOPS[0])?.mac, '02:aa:bb:cc:dd:01');
+    } finally {
+      await a.close();
+      await server.stop();
+    }
+  });
+
+  test('gNMI: every server nexthop with its link-layer-address from the openconfig-if-ip neighbour state', { timeout: 20_000 }, async () => {
+    const { sw } = testSwitch();
+    const server = new GnmiServer(sw, { host: '127.0.0.1', port: 0, username: 'admin', password: 'pw', minSampleMs: 10 });
+    const { address } = await server.start();
+    const a = new GnmiAdapter({ switchName: 'sw1', address, insecure: true, username: 'admin', password: 'pw', ingressInterfaces: ['Ethernet47'], sampleIntervalMs: 30, timeoutMs: 1000 });
+    try {
+      const ids = await a.serverIdentities();
+      for (const nh of NEXTHOPS) {
+        const id = ids.find((i) => i.nexthop === nh);
+        assert.ok(id, `${nh} missing from ${JSON.stringify(ids)}`);
+        assert.equal(id.mac, sw.attachments.get(nh)?.mac);
+        assert.equal(id.interface, sw.attachments.get(nh)?.via);
+      }
+      sw.setServerMac(NEXTHOPS[1] as string, '02:aa:bb:cc:dd:02');
+      assert.equal((await a.serverIdentities()).find((i) => i.nexthop === NEXTHOPS[1])?.mac, '02:aa:bb:cc:dd:02');
     } finally {
       await a.close();
       await server.stop();
