@@ -9,6 +9,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DECODE_FULL, DECODE_TINY, decodeBench } from './decode.bench.js';
 import { linuxBench } from './linux.bench.js';
+import { observeBench } from './observe.bench.js';
 import { persistBench } from './persist.bench.js';
 import { pinningBench } from './pinning.bench.js';
 import { scenarioBench } from './scenario.bench.js';
@@ -60,6 +61,18 @@ change record (window flows, at risk). Time is simulated, so the figures do not 
 machine; \`wallS\` does.
 `;
 
+const OBSERVE_ABOUT = `
+**What runs.** \`flowpin scenario --configs on-change --live 20000 --rate 2000 --latency-ms 5
+--program-delay-ms 50 --client-rtt-ms 30 --changes drain,add\` three times, same traffic and
+seed: \`--resolution lookup\` (the baseline: one batched look-up per new flow),
+\`--resolution observe --lookup none\` (the servers' SYN-ACKs mirrored from the server-facing
+ports, on a switch with no look-up call) and \`--resolution both --lookup wrong-hash\` (a look-up
+with a deliberately wrong hash model, which the observation corrects). SYN-to-server runs from
+the SYN reaching flowpin to the flow's server being known; replies reach the switch 0.2 ms after
+the SYN in the simulator (a server on the same switch). Window flows are SYNs that arrived
+during a change whose pin was not programmed when it took effect. Time is simulated.
+`;
+
 const PERSIST_ABOUT = `
 **What runs.** 1,000,000 tracked flows are written to the file state store while the event loop's
 delay is sampled (\`monitorEventLoopDelay\`, 10 ms resolution). The store writes a slice of
@@ -83,6 +96,10 @@ const BENCHES: Record<string, Bench> = {
   scenario: {
     tiny: section('scenario', 'Connection safety: a drain and an add under load', SCENARIO_ABOUT, () => withEnv('FLOWPIN_BENCH_SCALE', '0.01', scenarioBench)),
     full: section('scenario', 'Connection safety: a drain and an add under load', SCENARIO_ABOUT, scenarioBench),
+  },
+  observe: {
+    tiny: section('observe', 'Resolution by observation: mirrored replies against look-ups', OBSERVE_ABOUT, () => withEnv('FLOWPIN_BENCH_SCALE', '0.02', observeBench)),
+    full: section('observe', 'Resolution by observation: mirrored replies against look-ups', OBSERVE_ABOUT, observeBench),
   },
   persist: {
     tiny: section('persist', 'Persistence at scale', PERSIST_ABOUT, () => withEnv('FLOWPIN_BENCH_FLOWS', '20000', persistBench)),

@@ -11,7 +11,12 @@
 //      (`sentAt`, `appliedAt` when accepted), waits until the switch reports it in forwarding
 //      (`effectiveAt`) and the settle time, then releases. Flows whose SYN arrived after the
 //      mark and whose server is not certain, or whose pin was not programmed before the
-//      change took effect, are the change window: counted in `windowFlows`;
+//      change took effect, are the change window: counted in `windowFlows`. Where the switch
+//      mirrors the servers' replies (resolution observe/both), a flow whose SYN arrived in the
+//      window is pinned to the server that answered as soon as the reply is seen: before the
+//      release, the replies of the SYNs up to the settle are waited for (bounded by the reply
+//      timeout), and only flows whose pin was not programmed when the change took effect, or
+//      whose server stayed unknown, count in `windowFlows`;
 //   4. a drain is tracked until no pin is left on the nexthop (or the caller's deadline).
 // A change that fails before its group change removes the pins it added and restores the
 // desired group. A change resumed after a restart reads the switch's group and completes
@@ -426,7 +431,8 @@ export class ChangeManager {
     const afterMark = new Map<string, Resolution>();
     let mark = Number.MAX_SAFE_INTEGER;
     const watching = rt.watch((r) => {
-      if (r.vip === rec.vip && r.seq > mark && !sent) afterMark.set(r.key, r);
+      // Observed servers are certain whenever they come: recorded until the accounting.
+      if (r.vip === rec.vip && r.seq > mark && (!sent || r.observed === true)) afterMark.set(r.key, r);
     });
     // Pins of the change the switch refused or had no room for, until it takes effect.
     const dropped = new Map<string, AtRiskReason>();
@@ -474,14 +480,25 @@ export class ChangeManager {
       await this.guard(this.untilEffective(rec, target));
       rec.effectiveAt = this.now;
       // Pins that the change needed and that were not programmed when it took effect: at risk or window.
+      // (Including pins wanted since the barrier: flows observed in the window.)
       const effectiveProgrammed = new Set<string>();
-      for (const id of needed) if (rt.reconciler.isProgrammed(id)) effectiveProgrammed.add(id);
+      for (const id of [...needed, ...this.pinsOf(rec)]) if (rt.reconciler.isProgrammed(id)) effectiveProgrammed.add(id);
       if (this.o.settleMs > 0) await this.guard(sleep(rt.clock, this.o.settleMs));
+      const settledSeq = rt.mark();
+      if (rt.resolution !== 'lookup') {
+        // The replies of the SYNs in the window name their servers: wait for them (each SYN's
+        // reply timeout bounds this), look-ups still held.
+        // Past that bound (not expected: the timeouts hand every SYN on), the flows still
+        // waiting count as uncertain below.
+        await this.guard(until(rt.clock, () => rt.repliesThrough(settledSeq), wake, this.now + rt.replyTimeoutMs * 2, () => 'waiting for the replies of the change window')).catch((err: unknown) => {
+          if (!(err instanceof DeadlineError)) throw err;
+        });
+      }
       // Flows accepted after the mark and not resolved before the group write: their server is not certain.
-      const uncertain = rt.queuedOn(rec.vip, mark, rt.mark());
+      const uncertain = rt.queuedOn(rec.vip, mark, settledSeq);
       rt.release(hold);
       held = false;
-      this.account(rec, { needed, dropped, programmedAtEffect: effectiveProgrammed, afterMark, uncertain }, sentSeq);
+      this.account(rec, { needed, dropped, programmedAtEffect: effectiveProgrammed, afterMark, uncertain }, sentSeq, settledSeq);
     } catch (err) {
       unwatch();
       if (held) rt.release(hold);
@@ -548,6 +565,7 @@ export class ChangeManager {
     rec: ChangeRecord,
     seen: { needed: Set<string>; dropped: Map<string, AtRiskReason>; programmedAtEffect: Set<string>; afterMark: Map<string, Resolution>; uncertain: string[] },
     sentSeq: number,
+    settledSeq: number,
   ): void {
     const r = this.rt.reconciler;
     const { needed, dropped, programmedAtEffect, afterMark, uncertain } = seen;
@@ -566,10 +584,12 @@ export class ChangeManager {
       else if (r.desired.has(id)) this.count(rec, id, 'not-programmed');
       // Otherwise the flow ended (FIN/RST) before the change: nothing to protect.
     }
-    // Resolved after the mark and before the group write: the server is certain; protected only if its pin was programmed in time.
+    // Resolved after the mark and before the group write, or observed (the server that
+    // answered) for a SYN up to the settle: the server is certain; protected only if its pin
+    // was programmed when the change took effect.
     for (const res of afterMark.values()) {
       const id = idOfKey(res.key);
-      if (res.seq > sentSeq || res.nexthop === undefined || res.pinOwner === undefined || counted.has(id)) continue;
+      if (res.seq > (res.observed === true ? settledSeq : sentSeq) || res.nexthop === undefined || res.pinOwner === undefined || counted.has(id)) continue;
       if (rec.kind === 'drain' && res.nexthop !== rec.nexthop) continue;
       counted.add(id);
       if (!r.isProgrammed(id, res.nexthop) || !programmedAtEffect.has(id)) this.count(rec, id, 'window');
@@ -606,7 +626,8 @@ export class ChangeManager {
   private sync(): void {
     const views: ChangeView[] = this.active()
       .filter((r) => r.phase !== 'queued')
-      .map((r) => ({ id: r.id, kind: r.kind, vip: r.vip, nexthop: r.nexthop, active: r.kind === 'drain' || r.phase === 'pending' }));
+      // An addition's pins are wanted until it is accounted (complete): flows observed while it takes effect are pinned too.
+      .map((r) => ({ id: r.id, kind: r.kind, vip: r.vip, nexthop: r.nexthop, active: r.kind === 'drain' || r.phase === 'pending' || r.phase === 'applied' }));
     this.rt.changes = views;
   }
 }

@@ -8,6 +8,8 @@ import { canonicalIp } from '../mirror-receiver/addr.js';
 import { AddressError, familyOf, hostAddress } from './address.js';
 import { ConfigError, deepFreeze, Reader } from './validate.js';
 import type { PinMode } from './pin-policy.js';
+import { normalMac, type StaticServer } from './server-identity.js';
+import type { ResolutionMode } from './switch-runtime.js';
 import type { GroupCommandTemplates, GroupTemplate } from '../switch-adapters/arista-eapi/adapter.js';
 import type { GroupPaths } from '../switch-adapters/gnmi/openconfig.js';
 import { checkPrefix } from '../switch-adapters/linux/exec.js';
@@ -87,6 +89,16 @@ export interface SwitchConfig {
   gnmi: GnmiConfig | undefined;
   linux?: LinuxConfig | undefined;
   vips: VipConfig[];
+  /** The switch also mirrors the servers' replies (SYN-ACK from a VIP, on the server-facing ports). */
+  mirrorReplies: boolean;
+  /** How a flow's nexthop is learnt: both where replies are mirrored, lookup otherwise. */
+  resolution: ResolutionMode;
+  /** How long a SYN waits for its reply before the look-up fallback (or being counted unresolved), ms. */
+  replyTimeoutMs: number;
+  /** Re-read the switch's server MACs and ports this often, s. */
+  identityRefreshS: number;
+  /** Static server identities (MAC and/or mirror port index per nexthop), over what the switch reports. */
+  servers: StaticServer[];
 }
 
 export interface FlowpinConfig {
@@ -230,10 +242,38 @@ function readSwitch(r: Reader): SwitchConfig {
     gnmi,
     ...(linux === undefined ? {} : { linux }),
     vips,
+    ...readResolution(r),
   };
   r.done();
   if (cfg.mirrorSources.length === 0 && cfg.greKey === undefined && cfg.sessionId === undefined) r.fail('mirrorSources', 'needed: the address the switch mirrors from (or a greKey / sessionId)');
   return cfg;
+}
+
+/** A switch's resolution keys: mirrorReplies, resolution, replyTimeoutMs, identityRefreshS, servers. */
+function readResolution(r: Reader): Pick<SwitchConfig, 'mirrorReplies' | 'resolution' | 'replyTimeoutMs' | 'identityRefreshS' | 'servers'> {
+  const mirrorReplies = r.boolean('mirrorReplies', false);
+  const resolution = r.oneOf('resolution', ['both', 'observe', 'lookup'] as const, mirrorReplies ? 'both' : 'lookup');
+  if (resolution !== 'lookup' && !mirrorReplies) r.fail('resolution', `${resolution} needs the servers' replies mirrored: set mirrorReplies: true (and configure the reply mirror on the switch)`);
+  const replyTimeoutMs = r.number('replyTimeoutMs', 1000, { min: 1, max: 60_000, integer: true });
+  const identityRefreshS = r.number('identityRefreshS', 30, { min: 1, integer: true });
+  const servers = r.list('servers', [], (_v, at, reader) => {
+    const v = reader();
+    const nexthop = hostAddress(v.checked('nexthop', undefined, hostCheck));
+    const macText = v.optionalString('mac');
+    let mac: string | undefined;
+    if (macText !== undefined) {
+      try {
+        mac = normalMac(macText);
+      } catch (err) {
+        throw new ConfigError(r.file, `${at}.mac`, `must be a MAC address (aa:bb:cc:dd:ee:ff): ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    const port = v.has('port') ? v.number('port', undefined, { min: 0, max: 0xffffffff, integer: true }) : (v.optionalString('port'), undefined);
+    v.done();
+    if (mac === undefined && port === undefined) throw new ConfigError(r.file, at, 'needs a mac or a port (the mirror port index)');
+    return { nexthop, ...(mac === undefined ? {} : { mac }), ...(port === undefined ? {} : { port }) };
+  });
+  return { mirrorReplies, resolution, replyTimeoutMs, identityRefreshS, servers };
 }
 
 /** The `gnmi` section of a switch (adapter: gnmi). */

@@ -10,6 +10,7 @@ import { MirrorReceiver } from '../mirror-receiver/receiver.js';
 import type { FlowEvent } from '../mirror-receiver/flow-event.js';
 import { parseTuple } from '../mirror-receiver/tuple.js';
 import type { SwitchAdapter } from '../switch-adapters/contract.js';
+import { ServerIdentityMap } from './server-identity.js';
 import { ChangeManager, type ChangeOptions, type ChangeRecord } from './changes.js';
 import { sleep, systemClock, withDeadline, type Clock } from './clock.js';
 import type { FlowpinConfig } from './config.js';
@@ -115,6 +116,8 @@ export class Controller {
         name: s.name, id: i + 1, adapter, vips: s.vips.map((v) => ({ address: v.address, nexthops: [...v.nexthops] })),
         flowTable: this.flowTable, registry: this.registry, metrics: this.metrics, pinMode: cfg.pinMode, pinIdleTimeoutS: cfg.pinIdleTimeoutS, queueCapacity: cfg.resolveQueue, retryMaxMs: cfg.retryMaxMs, clock,
         mirrorSilenceS: cfg.mirror.silenceS, mirrorCollapseRatio: cfg.mirror.collapseRatio,
+        resolution: s.resolution, replyTimeoutMs: s.replyTimeoutMs, identityRefreshS: s.identityRefreshS, log: this.log,
+        ...(s.resolution === 'lookup' ? {} : { identity: new ServerIdentityMap(s.servers) }),
       });
       this.runtimes.set(s.name, rt);
       this.byId.set(rt.id, rt);
@@ -239,7 +242,7 @@ export class Controller {
       this.metrics.events.inc({ switch: 'unknown', kind: 'unknown-switch' });
       return;
     }
-    const what = rt.onSegment(ev.tuple, ev.dst, ev.flags);
+    const what = rt.onSegment(ev.tuple, ev.dst, ev.flags, { src: ev.src, srcMac: ev.srcMac, port: ev.port });
     this.metrics.events.inc({ switch: rt.name, kind: what });
     if (what === 'shed') this.metrics.shed.inc({ switch: rt.name });
     if (what === 'syn' || what === 'end') this.stateDirty = true;

@@ -124,6 +124,11 @@ export function controllerMetrics(): {
   windowFlows: Counter;
   groupDrift: Counter;
   persistSeconds: Histogram;
+  replies: Counter;
+  unknownServer: Counter;
+  disagreements: Counter;
+  replyTimeouts: Counter;
+  synToServer: Histogram;
 } {
   const r = new Registry();
   return {
@@ -144,6 +149,11 @@ export function controllerMetrics(): {
     windowFlows: r.counter('flowpin_change_window_flows_total', 'Flows whose SYN arrived in a change window with no certain, programmed pin'),
     groupDrift: r.counter('flowpin_group_drift_total', 'ECMP groups found changed on the switch by someone else (taken as they are)'),
     persistSeconds: r.histogram('flowpin_persist_seconds', 'Time to write the tracked flows to the state store', [0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30]),
+    replies: r.counter('flowpin_replies_observed_total', 'Mirrored server replies (SYN-ACK from a VIP) by switch and result (resolved, agree, disagree, duplicate, unknown-server, no-syn)'),
+    unknownServer: r.counter('flowpin_reply_unknown_server_total', 'Mirrored replies whose server flowpin could not tell, by switch and reason (no-identity, unknown-mac, ambiguous-mac, unknown-port, ambiguous-port, not-a-nexthop)'),
+    disagreements: r.counter('flowpin_resolution_disagreements_total', 'Flows whose look-up answer differed from the server that answered (the observation wins), by switch'),
+    replyTimeouts: r.counter('flowpin_reply_timeouts_total', 'SYNs whose reply was not seen in time, by switch and what followed (lookup, unresolved, resolved)'),
+    synToServer: r.histogram('flowpin_syn_to_server_seconds', 'Time from a SYN arriving to its server being known, by switch and source (observe, lookup)', [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]),
   };
 }
 

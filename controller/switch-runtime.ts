@@ -6,9 +6,16 @@
 // of new look-ups while a group change is being applied; each change holds with its own
 // token, so one change's release never ends another's hold. Resolution watchers let a
 // change see the flows resolved after its mark (its change window).
+// Resolution (config `resolution`): `lookup` asks the adapter for every new flow; `observe`
+// waits for the server's mirrored reply (SYN-ACK from the VIP), whose source MAC or mirror port
+// names the server (server-identity.ts), and asks nothing; `both` does both, counts where they
+// disagree, and lets the observation win. A SYN whose reply is not seen within replyTimeoutMs
+// falls back to a look-up (where the adapter can) or is counted unresolved, so the barrier
+// (every SYN up to a mark answered, fallen back, or counted) stays bounded.
 
 import { LRUCache } from 'lru-cache';
-import { parseTuple } from '../mirror-receiver/tuple.js';
+import { isSynAck } from '../mirror-receiver/flow-event.js';
+import { parseTuple, reverseTuple } from '../mirror-receiver/tuple.js';
 import type { FlowSpec, SwitchAdapter } from '../switch-adapters/contract.js';
 import { flowId } from '../switch-adapters/contract.js';
 import { isSwitchError } from '../switch-adapters/errors.js';
@@ -19,6 +26,14 @@ import type { NexthopRegistry } from './nexthop-registry.js';
 import { pinReason, type ChangeView, type PinMode } from './pin-policy.js';
 import { Reconciler, type AtRiskReason } from './reconciler.js';
 import { ResolveQueue, type Pending } from './resolve-queue.js';
+import type { ServerIdentityMap, UnknownServerReason } from './server-identity.js';
+
+export type ResolutionMode = 'lookup' | 'observe' | 'both';
+
+/** Where a runtime logs what an operator should see (a pino logger fits). */
+export interface RuntimeLog {
+  warn(obj: object, msg: string): void;
+}
 
 export interface SwitchRuntimeOptions {
   name: string;
@@ -37,6 +52,15 @@ export interface SwitchRuntimeOptions {
   /** Mirror health thresholds (config.mirror). */
   mirrorSilenceS?: number;
   mirrorCollapseRatio?: number;
+  /** How a flow's nexthop is learnt; `lookup` unless given. */
+  resolution?: ResolutionMode;
+  /** With observe/both: how long to wait for a SYN's reply before falling back (ms). */
+  replyTimeoutMs?: number;
+  /** With observe/both: who sent a reply (required for them). */
+  identity?: ServerIdentityMap;
+  /** Re-read the switch's server identities this often (s); 30 unless given. */
+  identityRefreshS?: number;
+  log?: RuntimeLog;
 }
 
 /** What the switch's mirror tells flowpin, and whether it can be trusted. */
@@ -72,7 +96,14 @@ export interface Resolution {
   nexthop: string | undefined;
   /** Who wants its pin, if anyone. */
   pinOwner: string | undefined;
+  /** When its SYN arrived (controller clock, ms). */
+  synAt?: number;
+  /** Learnt from the server's mirrored reply (exact), not from a look-up. */
+  observed?: boolean;
 }
+
+/** What a mirrored segment did, for counters. */
+export type SegmentResult = 'syn' | 'end' | 'ignored' | 'shed' | 'unknown-vip' | 'reply' | 'reply-unknown';
 
 const FIN = 0x01;
 const SYN = 0x02;
@@ -112,6 +143,21 @@ export class SwitchRuntime {
   private usualRate = 0;
   private lastSynAt: number | undefined;
   private readonly startedAt: number;
+  readonly resolution: ResolutionMode;
+  /** SYNs waiting for their server's reply (observe/both), in arrival (sequence) order. */
+  private readonly awaiting = new Map<string, Pending>();
+  private replyTimer: unknown;
+  private identityTimer: unknown;
+  private identityRefreshing = false;
+  private identityAskedAt = -Infinity;
+  /**
+   * both: look-up answers given while the flow's reply is still awaited. The flow is resolved,
+   * but its pin waits for the reply (which wins) or the reply timeout: a pin on a wrong answer
+   * would itself move the connection.
+   */
+  private readonly lookedUp = new Map<string, { nexthop: string; id: number; movedByAdd: boolean | undefined }>();
+  /** Flows resolved by observation lately (both: a later look-up answer is compared, never applied). */
+  private readonly observedKeys = new LRUCache<string, true>({ max: 200_000 });
 
   constructor(private readonly o: SwitchRuntimeOptions) {
     this.name = o.name;
@@ -122,6 +168,17 @@ export class SwitchRuntime {
     this.reconciler = new Reconciler({ switchName: o.name, adapter: o.adapter, metrics: o.metrics, idleTimeoutS: o.pinIdleTimeoutS, clock: o.clock, backoffMaxMs: o.retryMaxMs });
     this.rateStart = o.clock.now();
     this.startedAt = this.rateStart;
+    this.resolution = o.resolution ?? 'lookup';
+    if (this.resolution !== 'lookup' && o.identity === undefined) throw new Error(`switch ${o.name}: resolution ${this.resolution} needs a server identity map`);
+  }
+
+  get replyTimeoutMs(): number {
+    return this.o.replyTimeoutMs ?? 1000;
+  }
+
+  /** The server identity map (observe/both). */
+  get identity(): ServerIdentityMap | undefined {
+    return this.o.identity;
   }
 
   get clock(): Clock {
@@ -145,6 +202,7 @@ export class SwitchRuntime {
       for (const m of members) v.nexthops.add(m);
       this.reconciler.groups.set(v.address, new Set(members));
     }
+    if (this.resolution !== 'lookup') await this.refreshIdentities();
     this.connected = true;
     const synced = this.reconciler.resync();
     connectedHook?.();
@@ -156,15 +214,51 @@ export class SwitchRuntime {
     this.stopped = true;
     this.reconciler.stop();
     if (this.retryTimer !== undefined) this.o.clock.cancel(this.retryTimer);
+    if (this.replyTimer !== undefined) this.o.clock.cancel(this.replyTimer);
+    if (this.identityTimer !== undefined) this.o.clock.cancel(this.identityTimer);
   }
 
-  /** A decoded mirror event for this switch. Returns what it did, for counters. */
-  onSegment(tuple: string, dst: string, flags: number): 'syn' | 'end' | 'ignored' | 'shed' | 'unknown-vip' {
+  /**
+   * Re-reads the servers the switch knows (MAC and port of each nexthop) into the identity
+   * map, then again every identityRefreshS. A failed read keeps the last map and is reported.
+   */
+  async refreshIdentities(): Promise<void> {
+    const map = this.o.identity;
+    if (map === undefined || this.identityRefreshing) return;
+    if (this.identityTimer !== undefined) this.o.clock.cancel(this.identityTimer);
+    this.identityTimer = undefined;
+    this.identityRefreshing = true;
+    this.identityAskedAt = this.o.clock.now();
+    try {
+      if (this.adapter.serverIdentities !== undefined) map.learn(await this.adapter.serverIdentities(), this.o.clock.now());
+    } catch (err) {
+      map.lastError = err instanceof Error ? err.message : String(err);
+      this.o.log?.warn({ switch: this.name, err: map.lastError }, 'reading server identities failed');
+    } finally {
+      this.identityRefreshing = false;
+    }
+    if (!this.stopped && this.adapter.serverIdentities !== undefined) {
+      this.identityTimer = this.o.clock.schedule((this.o.identityRefreshS ?? 30) * 1000, () => {
+        this.identityTimer = undefined;
+        void this.refreshIdentities();
+      });
+    }
+  }
+
+  /**
+   * A decoded mirror event for this switch. `from` carries the segment's source address and
+   * what the mirror says of its sender (MAC, port): a SYN-ACK from a VIP is a server's reply.
+   * Returns what it did, for counters.
+   */
+  onSegment(tuple: string, dst: string, flags: number, from?: { src: string; srcMac?: string | undefined; port?: number | undefined }): SegmentResult {
+    if (from !== undefined && isSynAck(flags) && this.vips.has(from.src)) return this.onReply(reverseTuple(tuple), from.src, from.srcMac, from.port);
     const vip = this.vips.get(dst);
     if (vip === undefined) return 'unknown-vip';
     const key = flowKey(this.id, tuple);
     if ((flags & (FIN | RST)) !== 0) {
       this.shedKeys.delete(key);
+      this.awaiting.delete(key);
+      this.lookedUp.delete(key);
       if (!this.o.flowTable.end(key)) return 'ignored';
       this.reconciler.unwant(specOf(key));
       return 'end';
@@ -174,14 +268,150 @@ export class SwitchRuntime {
     const now = this.o.clock.now();
     this.countSyn(vip, now);
     const seq = ++this.seq;
-    if (!this.queue.push({ key, seq, at: now })) {
+    const p: Pending = { key, seq, at: now };
+    const observe = this.resolution === 'observe';
+    if (observe ? this.awaiting.size >= this.o.queueCapacity : !this.queue.push(p)) {
       this.shedKeys.set(key, dst);
       return 'shed';
     }
+    // both: awaited too where there is room (else the look-up alone answers).
+    if (this.resolution !== 'lookup' && this.awaiting.size < this.o.queueCapacity) this.await(p);
     this.shedKeys.delete(key);
     this.o.flowTable.touch(key);
-    this.pump();
+    if (!observe) this.pump();
     return 'syn';
+  }
+
+  private await(p: Pending): void {
+    this.awaiting.set(p.key, p);
+    if (this.replyTimer === undefined) this.scheduleReplySweep(p.at);
+  }
+
+  private scheduleReplySweep(oldestAt: number): void {
+    const due = Math.max(0, oldestAt + (this.o.replyTimeoutMs ?? 1000) - this.o.clock.now());
+    this.replyTimer = this.o.clock.schedule(due, () => {
+      this.replyTimer = undefined;
+      this.sweepReplies();
+    });
+  }
+
+  /**
+   * SYNs whose reply did not come in time: looked up where the adapter can (observe), left to
+   * their look-up (both), or counted unresolved. Nothing waits past the timeout.
+   */
+  private sweepReplies(): void {
+    const now = this.o.clock.now();
+    const timeout = this.o.replyTimeoutMs ?? 1000;
+    const fallback: Pending[] = [];
+    let changed = false;
+    for (const [key, p] of this.awaiting) {
+      if (p.at + timeout > now) break;
+      this.awaiting.delete(key);
+      changed = true;
+      if (this.o.flowTable.nexthopOf(key) !== UNRESOLVED) {
+        this.o.metrics.replyTimeouts.inc({ switch: this.name, then: 'resolved' });
+        // both: no reply came; the look-up's answer stands, and its pin is decided now.
+        const l = this.lookedUp.get(key);
+        if (l !== undefined) {
+          this.lookedUp.delete(key);
+          this.apply(key, p.seq, p.at, l.nexthop, l.id, l.movedByAdd, false);
+        }
+        continue;
+      }
+      if (this.resolution === 'both' || this.adapter.capabilities.resolvesNexthop) {
+        this.o.metrics.replyTimeouts.inc({ switch: this.name, then: 'lookup' });
+        if (this.resolution === 'observe') fallback.push(p);
+        continue;
+      }
+      this.o.metrics.replyTimeouts.inc({ switch: this.name, then: 'unresolved' });
+      this.markUnresolved(p);
+    }
+    // Back into the look-up queue in sequence order, so the barrier still sees the oldest first.
+    if (fallback.length > 0) this.queue.requeue(fallback);
+    const first = this.awaiting.values().next();
+    if (!first.done) this.scheduleReplySweep(first.value.at);
+    if (changed) this.notifyProgress();
+    this.pump();
+  }
+
+  private markUnresolved(p: Pending): void {
+    const f = specOf(p.key);
+    this.o.metrics.resolved.inc({ switch: this.name, result: 'unknown' });
+    let set = this.unresolvedKeys.get(f.dst);
+    if (set === undefined) this.unresolvedKeys.set(f.dst, (set = new Set()));
+    set.add(p.key);
+    this.emit({ key: p.key, seq: p.seq, vip: f.dst, nexthop: undefined, pinOwner: undefined });
+  }
+
+  /** A server's mirrored reply to flow `tuple` (client to VIP): the server that holds the connection. */
+  private onReply(tuple: string, vipAddr: string, mac: string | undefined, port: number | undefined): SegmentResult {
+    const key = flowKey(this.id, tuple);
+    const current = this.o.flowTable.nexthopOf(key);
+    if (this.resolution === 'lookup' || current === undefined) {
+      // Not observing here, or a reply to a SYN flowpin did not see (or one that ended): nothing to learn.
+      this.o.metrics.replies.inc({ switch: this.name, result: this.resolution === 'lookup' ? 'ignored' : 'no-syn' });
+      return 'ignored';
+    }
+    const vip = this.vips.get(vipAddr) as VipState;
+    const who = (this.o.identity as ServerIdentityMap).lookup(mac, port);
+    let nh = who.nexthop;
+    let why: UnknownServerReason | 'not-a-nexthop' | undefined = who.nexthop === undefined ? who.why : undefined;
+    if (nh !== undefined && !vip.nexthops.has(nh) && !vip.members.has(nh)) {
+      why = 'not-a-nexthop';
+      nh = undefined;
+    }
+    if (nh === undefined) {
+      // Never guessed: counted, the map re-read (at most once a second); the SYN's timeout still runs.
+      this.o.metrics.replies.inc({ switch: this.name, result: 'unknown-server' });
+      this.o.metrics.unknownServer.inc({ switch: this.name, reason: why ?? 'no-identity' });
+      if (this.o.clock.now() - this.identityAskedAt >= 1000) void this.refreshIdentities();
+      return 'reply-unknown';
+    }
+    const p = this.awaiting.get(key);
+    if (p !== undefined) {
+      this.awaiting.delete(key);
+      this.o.metrics.synToServer.observe({ switch: this.name, source: 'observe' }, (this.o.clock.now() - p.at) / 1000);
+    }
+    const id = this.o.registry.intern(this.name, vipAddr, nh);
+    vip.nexthops.add(nh);
+    const looked = this.lookedUp.get(key);
+    this.lookedUp.delete(key);
+    if (current === id) {
+      this.o.metrics.replies.inc({ switch: this.name, result: this.observedKeys.has(key) ? 'duplicate' : 'agree' });
+      this.observedKeys.set(key, true);
+      // The look-up's pin decision waited for this reply.
+      if (looked !== undefined) this.apply(key, p?.seq ?? this.seq, p?.at ?? this.o.clock.now(), nh, id, looked.movedByAdd, true);
+      if (p !== undefined) this.notifyProgress();
+      return 'reply';
+    }
+    if (current !== UNRESOLVED) {
+      const before = this.o.registry.ref(current)?.nexthop;
+      this.disagree(key, before, nh);
+      // The observation wins: a pin wanted on the looked-up nexthop goes, the observed one's policy applies.
+      const flow = specOf(key);
+      const want = this.reconciler.desired.get(flowId(flow));
+      if (want !== undefined && want.nexthop !== nh) this.reconciler.unwant(flow);
+    } else this.o.metrics.replies.inc({ switch: this.name, result: 'resolved' });
+    this.observedKeys.set(key, true);
+    this.apply(key, p?.seq ?? this.seq, p?.at ?? this.o.clock.now(), nh, id, undefined, true);
+    if (p !== undefined) this.notifyProgress();
+    return 'reply';
+  }
+
+  private disagree(key: string, lookedUp: string | undefined, observed: string): void {
+    const f = specOf(key);
+    this.o.metrics.replies.inc({ switch: this.name, result: 'disagree' });
+    this.o.metrics.disagreements.inc({ switch: this.name });
+    this.o.log?.warn({ switch: this.name, flow: flowId(f), lookup: lookedUp ?? null, observed }, 'look-up and observed server disagree; the observation wins');
+  }
+
+  /** Records a flow's nexthop, applies the pin policy and tells the watchers. */
+  private apply(key: string, seq: number, at: number, nh: string, id: number, movedByAdd: boolean | undefined, observed: boolean): void {
+    const f = specOf(key);
+    if (!this.o.flowTable.resolve(key, id)) return;
+    const owner = pinReason(this.o.pinMode, this.changes, { vip: f.dst, nexthop: nh, movedByAdd });
+    if (owner !== undefined) this.reconciler.want({ flow: f, nexthop: nh, reason: owner, since: at });
+    this.emit({ key, seq, vip: f.dst, nexthop: nh, pinOwner: owner, synAt: at, ...(observed ? { observed: true } : {}) });
   }
 
   private countSyn(vip: VipState, now: number): void {
@@ -276,9 +506,25 @@ export class SwitchRuntime {
     return this.seq;
   }
 
-  /** Every event up to `mark` is resolved (or dropped) and its pin decision made. */
+  /**
+   * Every event up to `mark` is resolved (or dropped) and its pin decision made: looked up,
+   * and (observe/both) its reply seen, or its reply timed out and its fallback done or counted.
+   */
   resolvedThrough(mark: number): boolean {
-    return this.queue.doneThrough(mark);
+    if (!this.queue.doneThrough(mark)) return false;
+    const first = this.awaiting.values().next();
+    return first.done || first.value.seq > mark;
+  }
+
+  /** No SYN up to `seq` is waiting for its reply (it was seen, or timed out and was handed on). */
+  repliesThrough(seq: number): boolean {
+    const first = this.awaiting.values().next();
+    return first.done || first.value.seq > seq;
+  }
+
+  /** SYNs waiting for their reply (observe/both). */
+  get awaitingReplies(): number {
+    return this.awaiting.size;
   }
 
   /** Registers a progress listener (a resolve batch ended); returns its removal. */
@@ -338,9 +584,14 @@ export class SwitchRuntime {
     return out;
   }
 
-  /** Queued flows of a VIP accepted after `after` and up to `through` (their nexthop is not known yet). */
+  /** Queued or awaited flows of a VIP accepted after `after` and up to `through` (their nexthop is not known yet). */
   queuedOn(vip: string, after: number, through: number): string[] {
-    return this.queue.between(after, through).filter((p) => specOf(p.key).dst === vip).map((p) => p.key);
+    const keys = new Set(this.queue.between(after, through).filter((p) => specOf(p.key).dst === vip).map((p) => p.key));
+    for (const p of this.awaiting.values()) {
+      if (p.seq > through) break;
+      if (p.seq > after && this.o.flowTable.nexthopOf(p.key) === UNRESOLVED && specOf(p.key).dst === vip) keys.add(p.key);
+    }
+    return [...keys];
   }
 
   private notifyProgress(): void {
@@ -362,7 +613,8 @@ export class SwitchRuntime {
   }
 
   private async resolveBatch(batch: Pending[]): Promise<void> {
-    const live = batch.filter((p) => this.o.flowTable.nexthopOf(p.key) === UNRESOLVED);
+    // both: flows already observed are still looked up, to compare (the answer never applies).
+    const live = batch.filter((p) => this.o.flowTable.nexthopOf(p.key) === UNRESOLVED || (this.resolution === 'both' && this.observedKeys.has(p.key)));
     const flows = live.map((p) => specOf(p.key));
     let nexthops: (string | undefined)[];
     try {
@@ -389,22 +641,28 @@ export class SwitchRuntime {
       const f = flows[i] as FlowSpec;
       const vip = this.vips.get(f.dst);
       if (nh === undefined) {
-        this.o.metrics.resolved.inc({ switch: this.name, result: 'unknown' });
-        let set = this.unresolvedKeys.get(f.dst);
-        if (set === undefined) this.unresolvedKeys.set(f.dst, (set = new Set()));
-        set.add(p.key);
-        this.emit({ key: p.key, seq: p.seq, vip: f.dst, nexthop: undefined, pinOwner: undefined });
+        // Observed meanwhile: the reply answered.
+        if (this.o.flowTable.nexthopOf(p.key) !== UNRESOLVED) return;
+        this.markUnresolved(p);
         return;
       }
-      // Resolved meanwhile by something surer (a restored record): an answer given now may
-      // reflect a group that changed since the SYN, so it never overwrites.
-      if (this.o.flowTable.nexthopOf(p.key) !== UNRESOLVED) return;
+      // Resolved meanwhile by something surer (a restored record, or the server's reply): an
+      // answer given now may reflect a group that changed since the SYN, so it never overwrites.
+      const current = this.o.flowTable.nexthopOf(p.key);
+      if (current !== UNRESOLVED) {
+        if (current !== undefined && this.observedKeys.has(p.key) && this.o.registry.ref(current)?.nexthop !== nh) this.disagree(p.key, nh, this.o.registry.ref(current)?.nexthop ?? '?');
+        return;
+      }
       this.o.metrics.resolved.inc({ switch: this.name, result: 'ok' });
+      this.o.metrics.synToServer.observe({ switch: this.name, source: 'lookup' }, (this.o.clock.now() - p.at) / 1000);
       vip?.nexthops.add(nh);
-      if (!this.o.flowTable.resolve(p.key, this.o.registry.intern(this.name, f.dst, nh))) return;
-      const owner = pinReason(this.o.pinMode, this.changes, { vip: f.dst, nexthop: nh, movedByAdd: moved[i] });
-      if (owner !== undefined) this.reconciler.want({ flow: f, nexthop: nh, reason: owner, since: p.at });
-      this.emit({ key: p.key, seq: p.seq, vip: f.dst, nexthop: nh, pinOwner: owner });
+      const id = this.o.registry.intern(this.name, f.dst, nh);
+      if (this.awaiting.has(p.key)) {
+        // both: the reply is still to come and wins; the pin waits for it (or its timeout).
+        if (this.o.flowTable.resolve(p.key, id)) this.lookedUp.set(p.key, { nexthop: nh, id, movedByAdd: moved[i] });
+        return;
+      }
+      this.apply(p.key, p.seq, p.at, nh, id, moved[i], false);
     });
     this.queue.finish(batch);
   }

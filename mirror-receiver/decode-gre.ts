@@ -59,6 +59,9 @@ export function decodeGre(view: FrameView, buf: Buffer, off: number, end: number
       if ((buf[pos] as number) >> 4 !== 1) return R_BAD_ERSPAN;
       view.encap = Encap.erspan2;
       view.sessionId = buf.readUInt16BE(pos + 2) & 0x03ff;
+      // Third 16-bit pair: Reserved (12 bits) then Index (20 bits), the port or module the
+      // frame was mirrored on (draft-foschiano-erspan-03, section 4.2).
+      view.portIndex = buf.readUInt32BE(pos + 4) & 0x000fffff;
       return decodeEthernet(view, buf, pos + 8, end);
     case GRE_ERSPAN_3: {
       if (end - pos < 12) return R_TRUNCATED_ERSPAN;
@@ -70,6 +73,7 @@ export function decodeGre(view: FrameView, buf: Buffer, off: number, end: number
       let inner = pos + 12;
       if ((last & 1) !== 0) {
         if (end - inner < 8) return R_TRUNCATED_ERSPAN;
+        view.portIndex = platformPort(buf, inner);
         inner += 8;
       }
       if (frameType === 0) return decodeEthernet(view, buf, inner, end);
@@ -90,6 +94,21 @@ export function decodeGre(view: FrameView, buf: Buffer, off: number, end: number
   }
 }
 
+/**
+ * The port named by an ERSPAN III platform-specific sub-header (draft-foschiano-erspan-03,
+ * section 4.3: a 6-bit Platf ID, then platform information). Platf ID 0x1: Reserved, VSM
+ * Domain ID, then a 32-bit Port_ID/Index in the second word; 0x3: Reserved, then a 14-bit
+ * Port ID/Index in the low bits of the first word (the masks Wireshark's ERSPAN dissector
+ * uses), the upper timestamp in the second. Other platform ids carry no port: -1.
+ */
+function platformPort(buf: Buffer, off: number): number {
+  const first = buf.readUInt32BE(off);
+  const platf = first >>> 26;
+  if (platf === 0x1) return buf.readUInt32BE(off + 4);
+  if (platf === 0x3) return first & 0x3fff;
+  return -1;
+}
+
 /** ERSPAN III frame type 2: an IP packet with no Ethernet header; the version nibble tells which. */
 function decodeBareIp(view: FrameView, buf: Buffer, off: number, end: number): DecodeResult {
   if (end - off < 1) return R_TRUNCATED_ERSPAN;
@@ -102,6 +121,7 @@ function decodeBareIp(view: FrameView, buf: Buffer, off: number, end: number): D
 /** Decodes the mirrored Ethernet frame at `off`: tags, Arista timestamp, then IP. */
 export function decodeEthernet(view: FrameView, buf: Buffer, off: number, end: number): DecodeResult {
   if (end - off < 14) return R_TRUNCATED_ETH;
+  view.macOff = off + 6;
   let pos = off + 12;
   let tags = 0;
   for (;;) {

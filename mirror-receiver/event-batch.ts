@@ -1,17 +1,19 @@
 // A batch of decoded TCP segments in one ArrayBuffer, so that the receiver's worker thread can
 // hand hundreds of FlowEvents to the main thread in one transferred message: the writer copies
-// a decoded FrameView into a fixed 96-byte slot (no string), the reader turns slots back into
+// a decoded FrameView into a fixed 112-byte slot (no string), the reader turns slots back into
 // FlowEvents on the main thread. Outer addresses given as text by a socket go through a small
 // string table sent with the batch.
 
 import { ipAt } from './addr.js';
 import { ENCAP_NAMES, type EncapName, type FrameView } from './frame-view.js';
-import type { FlowEvent } from './flow-event.js';
+import { macAt, type FlowEvent } from './flow-event.js';
 import { tupleAt } from './tuple.js';
 
-export const SLOT = 96;
+export const SLOT = 112;
 const NONE16 = 0xffff;
 const HAS_KEY = 1;
+const HAS_MAC = 1;
+const HAS_PORT = 2;
 
 /** What a worker posts: `count` slots of `buffer`, the strings they refer to, and counters. */
 export interface BatchMessage {
@@ -53,7 +55,9 @@ export class BatchWriter {
    * Copies a successfully decoded view into the next slot. Layout: family, encap, flags, outer
    * family (0: text), sport, dport, GRE key, session id, VLAN (0xffff: none) in bytes 0-15;
    * source, destination, outer source, outer destination (bytes or string index) 16 bytes
-   * each from 16; receive time (float64 ms) at 80; 1 at 88 when there is a GRE key.
+   * each from 16; receive time (float64 ms) at 80; 1 at 88 when there is a GRE key; the
+   * mirrored frame's source MAC at 96; at 102 bit 1 when there is a MAC, bit 2 when there is
+   * a mirrored port index (uint32 at 104).
    */
   add(v: FrameView, atMs: number): void {
     const b = this.buf;
@@ -86,6 +90,16 @@ export class BatchWriter {
       }
     }
     dv.setFloat64(o + 80, atMs);
+    let has = 0;
+    if (v.macOff >= 0) {
+      for (let i = 0; i < 6; i++) b[o + 96 + i] = src[v.macOff + i] as number;
+      has |= HAS_MAC;
+    }
+    if (v.portIndex >= 0) {
+      dv.setUint32(o + 104, v.portIndex);
+      has |= HAS_PORT;
+    }
+    b[o + 102] = has;
   }
 
   /** Hands over the slots written so far and starts a new buffer. */
@@ -116,6 +130,7 @@ export function readBatch(msg: BatchMessage, atOf: (wallMs: number) => number, f
     const sessionId = dv.getUint16(o + 12);
     const vlan = dv.getUint16(o + 14);
     const outerSrc = outerFamily === 0 ? (msg.strings[dv.getUint32(o + 48)] ?? '') : ipAt(b, o + 48, outerFamily === 6 ? 6 : 4);
+    const has = b[o + 102] as number;
     const outerDst = outerFamily === 0 ? (msg.strings[dv.getUint32(o + 64)] ?? '') : ipAt(b, o + 64, outerFamily === 6 ? 6 : 4);
     fn({
       outerSrc,
@@ -132,6 +147,8 @@ export function readBatch(msg: BatchMessage, atOf: (wallMs: number) => number, f
       flags: b[o + 2] as number,
       tuple: tupleAt(b, family, o + 16, o + 32, sport, dport),
       at: atOf(dv.getFloat64(o + 80)),
+      ...((has & HAS_MAC) === 0 ? {} : { srcMac: macAt(b, o + 96) }),
+      ...((has & HAS_PORT) === 0 ? {} : { port: dv.getUint32(o + 104) }),
     });
   }
 }

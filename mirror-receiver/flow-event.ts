@@ -26,6 +26,32 @@ export interface FlowEvent {
   readonly tuple: string;
   /** When the frame was received or captured, in milliseconds since the epoch. */
   readonly at: number;
+  /** Source MAC of the mirrored Ethernet frame (lower-case, colon-separated); absent without one. */
+  readonly srcMac?: string;
+  /** Mirrored port as the ERSPAN II/III header names it (see FrameView.portIndex); absent without one. */
+  readonly port?: number;
+}
+
+const SYN = 0x02;
+const ACK = 0x10;
+const RST = 0x04;
+
+/**
+ * A server's reply to a connection: SYN and ACK set (and no RST). Whether it comes from a VIP,
+ * and so names the server that accepted the connection, the controller decides.
+ */
+export function isSynAck(flags: number): boolean {
+  return (flags & (SYN | ACK | RST)) === (SYN | ACK);
+}
+
+/** Colon-separated lower-case MAC of the 6 bytes at `off`. */
+export function macAt(buf: Uint8Array, off: number): string {
+  let s = '';
+  for (let i = 0; i < 6; i++) {
+    const b = buf[off + i] as number;
+    s += (i === 0 ? '' : ':') + (b < 16 ? '0' : '') + b.toString(16);
+  }
+  return s;
 }
 
 export function outerSrcOf(view: FrameView): string {
@@ -53,6 +79,8 @@ export function toFlowEvent(view: FrameView, at: number): FlowEvent {
     flags: view.flags,
     tuple: tupleAt(view.buf, view.family, view.srcOff, view.dstOff, view.sport, view.dport),
     at,
+    ...(view.macOff < 0 ? {} : { srcMac: macAt(view.buf, view.macOff) }),
+    ...(view.portIndex < 0 ? {} : { port: view.portIndex }),
   };
 }
 

@@ -48,6 +48,13 @@ export class FrameView {
   vni = -1;
   /** Outermost 802.1Q/802.1ad VLAN id of the mirrored frame, or -1. */
   vlan = -1;
+  /** Offset of the mirrored Ethernet frame's source MAC in `buf`, or -1 (no Ethernet header). */
+  macOff = -1;
+  /**
+   * The mirrored port as the ERSPAN header names it, or -1: the ERSPAN II Index field, or the
+   * Port ID/Index of an ERSPAN III platform sub-header (platform ids 0x1 and 0x3).
+   */
+  portIndex = -1;
   /** Inner (mirrored) packet. */
   family: 4 | 6 = 4;
   srcOff = 0;
@@ -64,6 +71,8 @@ export class FrameView {
     this.sessionId = -1;
     this.vni = -1;
     this.vlan = -1;
+    this.macOff = -1;
+    this.portIndex = -1;
     this.flags = 0;
   }
 }

@@ -61,3 +61,14 @@ export function parseTuple(tuple: string, offset = 0): FlowTuple {
     dport: ((bytes[2 * alen + 2] as number) << 8) | (bytes[2 * alen + 3] as number),
   };
 }
+
+/** The tuple of the opposite direction (a reply's tuple gives the flow it answers). */
+export function reverseTuple(tuple: string, offset = 0): string {
+  const len = tuple.length - offset;
+  const alen = len === 12 ? 4 : len === 36 ? 16 : -1;
+  if (alen < 0) throw new Error(`not a flow tuple (length ${len})`);
+  const a = offset;
+  const b = a + alen;
+  const p = b + alen;
+  return tuple.slice(b, p) + tuple.slice(a, b) + tuple.slice(p + 2, p + 4) + tuple.slice(p, p + 2);
+}

@@ -57,6 +57,21 @@ export interface PinTableUsage {
   used: number;
 }
 
+/**
+ * How the switch knows a server (a nexthop): the MAC address it answers from and, where the
+ * mirror names ports, the mirror port index of the port it is on. Learnt from the switch's
+ * neighbour (ARP/ND) and MAC tables; used to tell which server sent a mirrored reply.
+ */
+export interface ServerIdentity {
+  nexthop: string;
+  /** Lower-case, colon-separated. */
+  mac?: string;
+  /** The port's index as the switch's ERSPAN header names it (ERSPAN II Index, platform Port ID). */
+  portIndex?: number;
+  /** The interface the switch reaches the server through, for messages. */
+  interface?: string;
+}
+
 export interface AdapterCapabilities {
   /** The adapter can tell which nexthop a flow hashes to. */
   resolvesNexthop: boolean;
@@ -101,6 +116,8 @@ export interface SwitchAdapter {
   groupProgrammed?(vip: string): Promise<string[]>;
   addGroupMember(vip: string, nexthop: string): Promise<void>;
   removeGroupMember(vip: string, nexthop: string): Promise<void>;
+  /** The servers the switch knows (neighbour and MAC tables), for telling a mirrored reply's server. */
+  serverIdentities?(): Promise<ServerIdentity[]>;
   /** For each flow, whether adding `nexthop` to the VIP's group would move it (predictsMovedFlows only). */
   movedByAdd?(vip: string, nexthop: string, flows: FlowSpec[]): Promise<boolean[]>;
   close(): Promise<void>;

@@ -1,7 +1,10 @@
 // The simulated switch's mirror session: each mirrored packet becomes a real GRE frame in
 // Arista's "tunnel mode gre" format (ERSPAN type I: GRE protocol 0x88BE, no sequence
 // number, then the mirrored Ethernet frame), sent over GRE-in-UDP to a collector on
-// loopback, or over a raw IP socket (protocol 47) when running as root.
+// loopback, or over a raw IP socket (protocol 47) when running as root. The reply session
+// (servers' SYN-ACKs) sends the server's MAC as the frame's source, in type I or in ERSPAN
+// type II with the port index (draft-foschiano-erspan-03, section 4.2: version 1, VLAN, COS,
+// En, T, session id, then 12 reserved bits and the 20-bit Index).
 
 import { createSocket, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
@@ -21,17 +24,43 @@ function checksum(buf: Buffer, start: number, end: number): number {
 }
 
 /** The GRE packet (GRE header onward) that mirrors `pkt`: ERSPAN type I around Ethernet/IP/TCP. */
-export function erspanType1(pkt: SimPacket): Buffer {
+export function erspanType1(pkt: SimPacket, srcMac?: string): Buffer {
+  const frame = ethernetFrame(pkt, srcMac === undefined ? SWITCH_MAC : macBytes(srcMac));
+  const buf = Buffer.alloc(4 + frame.length);
+  GRE_HEADER.copy(buf, 0);
+  frame.copy(buf, 4);
+  return buf;
+}
+
+/** ERSPAN type II (GRE with sequence number, protocol 0x88BE, 8-byte header) around the frame. */
+export function erspanType2(pkt: SimPacket, o: { srcMac: string; portIndex: number; sessionId: number; seq: number }): Buffer {
+  const frame = ethernetFrame(pkt, macBytes(o.srcMac));
+  const buf = Buffer.alloc(8 + 8 + frame.length);
+  buf.writeUInt16BE(0x1000, 0);
+  buf.writeUInt16BE(0x88be, 2);
+  buf.writeUInt32BE(o.seq >>> 0, 4);
+  buf.writeUInt16BE(0x1000, 8);
+  buf.writeUInt16BE(o.sessionId & 0x03ff, 10);
+  buf.writeUInt32BE(o.portIndex & 0x000fffff, 12);
+  frame.copy(buf, 16);
+  return buf;
+}
+
+function macBytes(mac: string): number[] {
+  return mac.split(':').map((h) => parseInt(h, 16) & 0xff);
+}
+
+/** The mirrored Ethernet frame of `pkt` (to the next hop's MAC, from `srcMac`). */
+function ethernetFrame(pkt: SimPacket, srcMac: number[]): Buffer {
   const src = parseIp(pkt.src);
   const dst = parseIp(pkt.dst);
   const v6 = src.family === 6;
   const ipLen = v6 ? 40 : 20;
   const tcpLen = 20;
-  const buf = Buffer.alloc(4 + 14 + ipLen + tcpLen);
-  GRE_HEADER.copy(buf, 0);
-  let o = 4;
+  const buf = Buffer.alloc(14 + ipLen + tcpLen);
+  let o = 0;
   buf.set(NEXTHOP_MAC, o);
-  buf.set(SWITCH_MAC, o + 6);
+  buf.set(srcMac, o + 6);
   buf.writeUInt16BE(v6 ? 0x86dd : 0x0800, o + 12);
   o += 14;
   if (v6) {
@@ -93,8 +122,19 @@ export class MirrorSender {
     this.udp = udp;
   }
 
+  private seq = 0;
+
   send(pkt: SimPacket): void {
-    const frame = erspanType1(pkt);
+    this.sendFrame(erspanType1(pkt));
+  }
+
+  /** A server's SYN-ACK from the reply session: ERSPAN II with the port index, or type I (MAC only). */
+  sendReply(pkt: SimPacket, from: { mac: string; portIndex: number | undefined }, encap: 'erspan1' | 'erspan2', sessionId = 2): void {
+    if (encap === 'erspan2' && from.portIndex !== undefined) this.sendFrame(erspanType2(pkt, { srcMac: from.mac, portIndex: from.portIndex, sessionId, seq: ++this.seq }));
+    else this.sendFrame(erspanType1(pkt, from.mac));
+  }
+
+  private sendFrame(frame: Buffer): void {
     const done = (err: Error | null): void => {
       if (err) this.errors++;
       else this.sent++;

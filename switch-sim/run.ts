@@ -8,7 +8,7 @@ import type { FaultInjector } from './faults.js';
 import { GnmiServer } from './gnmi/server.js';
 import { MirrorSender } from './mirror.js';
 import type { Scenario } from './scenario.js';
-import { SimSwitch } from './sim-switch.js';
+import { portIndexOf, SimSwitch } from './sim-switch.js';
 import { StatusServer } from './status-server.js';
 import { TrafficGenerator, type ResetRecord } from './traffic.js';
 
@@ -56,6 +56,8 @@ export async function startSimulator(scenario: Scenario, opts: { clock?: Virtual
       await m.start();
       mirror = m;
       sw.mirror = (pkt) => m.send(pkt);
+      const encap = scenario.mirror.replyEncap;
+      if (scenario.mirror.replies) sw.replyMirror = (pkt, from) => m.sendReply(pkt, { mac: from.mac, portIndex: portIndexOf(from.port) }, encap);
       stops.push(() => m.stop());
       endpoints.mirror = `${scenario.mirror.transport === 'udp' ? 'gre-in-udp' : 'raw gre'} to ${scenario.mirror.host}${scenario.mirror.transport === 'udp' ? `:${scenario.mirror.port}` : ''}`;
     }

@@ -24,7 +24,11 @@ export interface Scenario {
     maxConcurrent: number;
     seed: number;
   };
-  mirror: { enabled: boolean; host: string; port: number; transport: 'udp' | 'raw'; /** The switch's address as the collector sees it. */ sourceAddress: string };
+  mirror: {
+    enabled: boolean; host: string; port: number; transport: 'udp' | 'raw'; /** The switch's address as the collector sees it. */ sourceAddress: string;
+    /** Also mirror the servers' SYN-ACKs (the reply session), as ERSPAN II with the port index or type I. */
+    replies: boolean; replyEncap: 'erspan2' | 'erspan1';
+  };
   eapi: { enabled: boolean; host: string; port: number; username: string; password: string };
   gnmi: { enabled: boolean; host: string; port: number; username: string | undefined; password: string | undefined };
   status: { enabled: boolean; host: string; port: number };
@@ -122,6 +126,8 @@ export function readScenario(r: Reader): Scenario {
     port: m.port('port', 4754),
     transport: m.oneOf('transport', ['udp', 'raw'] as const, 'udp'),
     sourceAddress: m.checked('sourceAddress', '127.0.0.2', ipCheck),
+    replies: m.boolean('replies', false),
+    replyEncap: m.oneOf('replyEncap', ['erspan2', 'erspan1'] as const, 'erspan2'),
   };
   m.done();
   const e = r.object('eapi');

@@ -5,6 +5,9 @@
 // With a programming delay, configuration (group changes, pins) is accepted at once but
 // reaches forwarding only after the delay, in the order it was accepted, as on hardware
 // where the agent programs the ASIC after the configuration is committed.
+// A second mirror session on the server-facing ports (replyMirror) copies each server's
+// SYN-ACK, with the server's MAC and the port it came in on, as an ACL matching TCP from the
+// VIP with SYN and ACK would.
 
 import { canonicalIp } from '../mirror-receiver/addr.js';
 import { tupleOf } from '../mirror-receiver/tuple.js';
@@ -99,6 +102,13 @@ export interface Delivery {
   pin?: PinEntry;
 }
 
+/** Where a mirrored reply entered the switch: the server, its MAC and the physical port. */
+export interface ReplySource {
+  server: string;
+  mac: string;
+  port: string;
+}
+
 export interface SwitchCounters {
   packets: number;
   viaPin: number;
@@ -121,6 +131,8 @@ export class SimSwitch {
   groupRevision = 0;
   directflowEnabled = false;
   mirror: ((pkt: SimPacket) => void) | undefined;
+  /** The reply mirror session: called with each server's SYN-ACK and where it came from. */
+  replyMirror: ((reply: SimPacket, from: ReplySource) => void) | undefined;
   readonly counters: SwitchCounters = { packets: 0, viaPin: 0, viaEcmp: 0, dropped: 0, mirrored: 0 };
   private readonly uplinkPrefixes: Prefix[];
   private nextPort = 1;
@@ -332,8 +344,32 @@ export class SimSwitch {
       return { nexthop, via: nexthop === undefined ? via : 'drop', outcome: 'lost', pin };
     }
     const conn = `${pkt.src}|${pkt.sport}|${pkt.dst}|${pkt.dport}`;
-    return { nexthop, via, outcome: server.receive(conn, isSyn, (pkt.flags & FIN) !== 0), pin };
+    const outcome = server.receive(conn, isSyn, (pkt.flags & FIN) !== 0);
+    if (outcome === 'opened' && this.replyMirror !== undefined && nexthop !== undefined) this.mirrorReply(pkt, nexthop);
+    return { nexthop, via, outcome, pin };
   }
+
+  /** The server's SYN-ACK enters on the port toward it (a port-channel member by the LAG hash) and is mirrored. */
+  private mirrorReply(syn: SimPacket, server: string): void {
+    const att = this.attachments.get(server);
+    if (att === undefined || this.replyMirror === undefined) return;
+    const port = this.egressPort(server, this.hashOf(syn.src, syn.dst, syn.protocol, syn.sport, syn.dport)) ?? att.via;
+    this.counters.mirrored++;
+    this.replyMirror({ src: syn.dst, dst: syn.src, sport: syn.dport, dport: syn.sport, protocol: syn.protocol, flags: 0x12, bytes: 74 }, { server, mac: att.mac, port });
+  }
+
+  /** Gives a server a new MAC (a replaced NIC or VM): the switch's tables show it from now on. */
+  setServerMac(address: string, mac: string): void {
+    const att = this.attachments.get(canonicalIp(address));
+    if (att !== undefined) att.mac = mac;
+  }
+}
+
+/** The mirror port index of a port name (EthernetN: N; Ethernet1/2: 1002), as the sim's ERSPAN header carries it. */
+export function portIndexOf(port: string): number | undefined {
+  const m = /^Ethernet(\d+)(?:\/(\d+))?$/i.exec(port);
+  if (m === null) return undefined;
+  return m[2] === undefined ? Number(m[1]) : Number(m[1]) * 1000 + Number(m[2]);
 }
 
 /** A stable locally administered MAC for a simulated host address. */

@@ -14,6 +14,11 @@ export interface TrafficOptions {
   lifetime: LifetimeDistribution;
   /** Interval between a connection's packets, ms. */
   packetIntervalMs: number;
+  /**
+   * The client's round-trip time (ms): its handshake ACK, the first packet after the SYN,
+   * reaches the switch this long after the SYN. Absent: the first packet comes at the interval.
+   */
+  clientRttMs?: number;
   /** Destinations: VIP address and port. */
   targets: { vip: string; port: number }[];
   /** Client addresses are drawn from this prefix base (first address) and size. */
@@ -131,7 +136,9 @@ export class TrafficGenerator {
     this.live.set(conn.id, conn);
     this.counters.opened++;
     this.counters.active = this.live.size;
-    this.scheduleNextPacket(conn, now);
+    const rtt = this.options.clientRttMs;
+    if (rtt !== undefined && now + rtt < conn.endAt) this.clock.at(now + rtt, () => this.send(conn, false));
+    else this.scheduleNextPacket(conn, now);
     return { src, dst, sport, dport: target.port, server: d.nexthop as string };
   }
 

@@ -32,6 +32,12 @@ export interface ScenarioOptions {
   settleMs: number;
   /** Time between changes, and after the last one until the end (ms). */
   gapMs: number;
+  /** How flowpin learns each flow's server: look-up (default), the mirrored replies, or both. */
+  resolution?: 'lookup' | 'observe' | 'both';
+  /** The switch's look-up: exact (default), none (no look-up call), or wrong-hash (a wrong model). */
+  lookup?: 'exact' | 'none' | 'wrong-hash';
+  /** The client's round trip (ms): its handshake ACK follows the SYN by this much. */
+  clientRttMs?: number;
 }
 
 export interface ScenarioResult {
@@ -49,6 +55,15 @@ export interface ScenarioResult {
   wallS: number;
   /** Resets neither counted nor unseen (0 when flowpin keeps its promise). */
   uncounted: number;
+  resolution: 'lookup' | 'observe' | 'both';
+  /** Switch API calls per 1,000 new connections: all of them, and the look-ups alone. */
+  callsPer1000: number;
+  lookupsPer1000: number;
+  /** Look-up answers that differed from the server that answered (both). */
+  disagreements: number;
+  /** Time from a SYN reaching flowpin to its server being known, p50 and p99 (ms). */
+  synToServerP50Ms: number;
+  synToServerP99Ms: number;
 }
 
 export const DEFAULT_SCENARIO: ScenarioOptions = { live: 2000, rate: 200, latencyMs: 5, programDelayMs: 50, table: 200_000, changes: ['drain', 'add'], seed: 1, settleMs: 20, gapMs: 4000 };
@@ -62,15 +77,25 @@ const NEW: LifetimeDistribution = { kind: 'lognormal', medianS: 30, sigma: 1.2, 
 export async function runScenario(config: ScenarioConfig, o: ScenarioOptions): Promise<ScenarioResult> {
   const wall = performance.now();
   const flowpin = config === 'always' || config === 'on-change';
+  const resolution = o.resolution ?? 'lookup';
   const world = new World({
-    switches: [{ name: 'sw1', vips: [{ address: VIP, nexthops: MEMBERS, port: 443 }], spares: [SPARE], ecmpMode: config === 'mod-n' ? 'mod-n' : 'resilient', pinCapacity: o.table, programDelayMs: o.programDelayMs, rate: o.rate, lifetime: NEW }],
+    switches: [{
+      name: 'sw1', vips: [{ address: VIP, nexthops: MEMBERS, port: 443 }], spares: [SPARE], ecmpMode: config === 'mod-n' ? 'mod-n' : 'resilient', pinCapacity: o.table, programDelayMs: o.programDelayMs, rate: o.rate, lifetime: NEW,
+      resolution, mirrorReplies: resolution !== 'lookup', lookup: o.lookup ?? 'exact', ...(o.clientRttMs === undefined ? {} : { clientRttMs: o.clientRttMs }),
+    }],
     latencyMs: o.latencyMs, mirrorDelayMs: 1, packetIntervalMs: 2000, seed: o.seed,
     ...(flowpin ? { controller: { pinMode: config, settleMs: o.settleMs, barrierTimeoutMs: 30_000 } } : {}),
   });
   const s = world.sw('sw1');
   const start = world.now;
   let pinWrites = 0;
-  if (flowpin) await world.startController();
+  const synToServer: number[] = [];
+  if (flowpin) {
+    await world.startController();
+    world.controller?.runtime('sw1').watch((r) => {
+      if (r.nexthop !== undefined && r.synAt !== undefined) synToServer.push(world.now - r.synAt);
+    });
+  }
   const proto = config === 'prototype' ? new SerialPinner(world, o.latencyMs) : undefined;
   if (proto) s.sw.mirror = (p) => world.clock.after(1, () => proto.syn(p));
   world.openLive(o.live, LIVE);
@@ -99,7 +124,10 @@ export async function runScenario(config: ScenarioConfig, o: ScenarioOptions): P
   const audit = world.audit();
   if (process.env['FLOWPIN_SCENARIO_DEBUG'] !== undefined) for (const d of audit.details) process.stderr.write(`${config}: ${d}\n`);
   const virtualS = (world.now - start) / 1000;
-  if (flowpin) pinWrites = world.adapters.get('sw1')?.stats.pinWrites ?? 0;
+  const stats = world.adapters.get('sw1')?.stats;
+  if (flowpin) pinWrites = stats?.pinWrites ?? 0;
+  const opened = Math.max(1, s.traffic.counters.opened);
+  const disagreements = world.controller?.metrics.disagreements.get({ switch: 'sw1' }) ?? 0;
   if (proto) pinWrites = proto.writes;
   await world.close();
   return {
@@ -109,7 +137,18 @@ export async function runScenario(config: ScenarioConfig, o: ScenarioOptions): P
     windowFlows: records.reduce((n, r) => n + r.windowFlows, 0), atRisk: records.reduce((n, r) => n + r.atRisk, 0),
     pinPeak: world.pinPeak, pinWrites, changeApplyMs: applyMs, virtualS: Math.round(virtualS * 1000) / 1000, wallS: Math.round((performance.now() - wall) / 10) / 100,
     uncounted: flowpin ? audit.uncounted : audit.broken,
+    resolution, callsPer1000: flowpin ? round2(((stats?.calls ?? 0) * 1000) / opened) : 0, lookupsPer1000: flowpin ? round2(((stats?.byCall['resolve'] ?? 0) * 1000) / opened) : 0,
+    disagreements, synToServerP50Ms: quantile(synToServer, 0.5), synToServerP99Ms: quantile(synToServer, 0.99),
   };
+}
+
+const round2 = (x: number): number => Math.round(x * 100) / 100;
+
+/** The q-quantile of `xs` (ms, two decimals); 0 for none. */
+function quantile(xs: number[], q: number): number {
+  if (xs.length === 0) return 0;
+  const sorted = [...xs].sort((a, b) => a - b);
+  return round2(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number);
 }
 
 /** The prototype: for each SYN, one look-up call then one configuration call, one SYN at a time. */

@@ -24,7 +24,7 @@ import { SimAdapter } from '../../switch-adapters/sim/adapter.js';
 import { SlowAdapter } from '../../switch-adapters/sim/slow-adapter.js';
 import { VirtualClock, type Timer } from '../../switch-sim/clock.js';
 import type { LifetimeDistribution } from '../../switch-sim/rng.js';
-import { SimSwitch, type SimPacket } from '../../switch-sim/sim-switch.js';
+import { portIndexOf, SimSwitch, type ReplySource, type SimPacket } from '../../switch-sim/sim-switch.js';
 import { TrafficGenerator, type ResetRecord } from '../../switch-sim/traffic.js';
 
 export interface WorldSwitchOptions {
@@ -41,6 +41,21 @@ export interface WorldSwitchOptions {
   rate: number;
   lifetime: LifetimeDistribution;
   mirrorFinRst?: boolean;
+  /** The switch mirrors the servers' SYN-ACKs too (a second session on the server ports). */
+  mirrorReplies?: boolean;
+  /** ERSPAN flavour of the reply session: 'erspan2' carries the port index, 'erspan1' only the frame (MAC). */
+  replyEncap?: 'erspan1' | 'erspan2';
+  /** flowpin's resolution for the switch (the config's default unless given). */
+  resolution?: 'observe' | 'lookup' | 'both';
+  replyTimeoutMs?: number;
+  /** Time from a SYN reaching its server to the server's SYN-ACK reaching the switch (ms); 0.2 unless given. */
+  replyDelayMs?: number;
+  /** The client's round trip: its handshake ACK follows the SYN by this much (ms). */
+  clientRttMs?: number;
+  /** The adapter's look-up: exact (default), none (no look-up capability), or wrong-hash (a wrong model). */
+  lookup?: 'exact' | 'none' | 'wrong-hash';
+  /** Servers behind one VLAN interface on a two-port port-channel: the routed interface names none of them. */
+  sharedInterface?: boolean;
 }
 
 export interface WorldOptions {
@@ -111,14 +126,20 @@ export class World {
       });
       for (const v of s.vips) sw.addVip(v.address, v.nexthops);
       for (const sp of s.spares) sw.addServer(sp);
+      if (s.sharedInterface === true) {
+        sw.addPortChannel('Port-Channel10', ['Ethernet20', 'Ethernet21']);
+        for (const a of [...s.vips.flatMap((v) => v.nexthops), ...s.spares]) sw.attachServer(a, { via: 'Vlan10', vlan: 10, l2: 'Port-Channel10' });
+      }
       const resets: ResetRecord[] = [];
       const traffic = new TrafficGenerator(sw, this.clock, {
         connectionsPerSecond: s.rate, lifetime: s.lifetime, packetIntervalMs: o.packetIntervalMs, targets: s.vips.map((v) => ({ vip: v.address, port: v.port })),
         clientBase: i === 0 ? '10.100.0.1' : '10.101.0.1', clientCount: 60_000, maxConcurrent: 2_000_000, seed: o.seed + i * 7919, onReset: (r) => resets.push(r),
+        ...(s.clientRttMs === undefined ? {} : { clientRttMs: s.clientRttMs }),
       });
       const ws: WorldSwitch = { opts: s, sw, traffic, source: `127.0.0.${i + 2}`, resets };
       sw.directflowEnabled = true;
       sw.mirror = (p) => this.mirror(ws, p);
+      if (s.mirrorReplies === true) sw.replyMirror = (p, from) => this.mirrorReply(ws, p, from);
       this.switches.push(ws);
     });
   }
@@ -139,6 +160,19 @@ export class World {
       src: p.src, dst: p.dst, sport: p.sport, dport: p.dport, flags: p.flags, tuple: tupleOf({ family: p.src.includes(':') ? 6 : 4, src: p.src, dst: p.dst, sport: p.sport, dport: p.dport }), at: this.clock.now(),
     };
     this.clock.after(this.o.mirrorDelayMs, () => this.controller?.onEvent(ev));
+  }
+
+  /** A server's SYN-ACK, copied by the reply session after the server's answer time and the mirror's latency. */
+  private mirrorReply(ws: WorldSwitch, p: SimPacket, from: ReplySource): void {
+    const family = p.src.includes(':') ? 6 : 4;
+    const erspan2 = (ws.opts.replyEncap ?? 'erspan2') === 'erspan2';
+    const port = erspan2 ? portIndexOf(from.port) : undefined;
+    const ev: FlowEvent = {
+      outerSrc: ws.source, outerDst: '127.0.0.1', encap: erspan2 ? 'erspan2' : 'erspan1', greKey: null, sessionId: erspan2 ? 2 : null, vlan: null, family,
+      src: p.src, dst: p.dst, sport: p.sport, dport: p.dport, flags: p.flags, tuple: tupleOf({ family, src: p.src, dst: p.dst, sport: p.sport, dport: p.dport }), at: this.clock.now(),
+      srcMac: from.mac, ...(port === undefined ? {} : { port }),
+    };
+    this.clock.after((ws.opts.replyDelayMs ?? 0.2) + this.o.mirrorDelayMs, () => this.controller?.onEvent(ev));
   }
 
   /** Opens `n` long-lived connections now (before any change). */
@@ -164,7 +198,11 @@ export class World {
       pinMode: c.pinMode, settleMs: c.settleMs, barrierTimeoutMs: c.barrierTimeoutMs, resyncIntervalS: c.resyncIntervalS ?? 5, retryMaxMs: 2000, persistIntervalS: c.persistIntervalS ?? 1,
       resolveQueue: 500_000, flowTable: { maxFlows: 4_000_000, maxAgeS: 7200 },
       mirror: { udp: [] },
-      switches: this.switches.map((s) => ({ name: s.opts.name, adapter: 'sim', mirrorSources: [s.source], pinTableSize: s.opts.pinCapacity, vips: s.opts.vips.map((v) => ({ address: v.address, nexthops: v.nexthops })) })),
+      switches: this.switches.map((s) => ({
+        name: s.opts.name, adapter: 'sim', mirrorSources: [s.source], pinTableSize: s.opts.pinCapacity, vips: s.opts.vips.map((v) => ({ address: v.address, nexthops: v.nexthops })),
+        ...(s.opts.mirrorReplies === true ? { mirrorReplies: true } : {}), ...(s.opts.resolution === undefined ? {} : { resolution: s.opts.resolution }),
+        ...(s.opts.replyTimeoutMs === undefined ? {} : { replyTimeoutMs: s.opts.replyTimeoutMs }),
+      })),
     }));
   }
 
@@ -172,7 +210,7 @@ export class World {
   async startController(): Promise<Controller> {
     const c = this.o.controller;
     if (c === undefined) throw new Error('this world has no controller');
-    this.adapters = new Map(this.switches.map((s) => [s.opts.name, new SlowAdapter(new SimAdapter(s.sw), { name: s.opts.name, now: this.clock.now, schedule: (ms, fn) => this.clock.after(ms, fn), latencyMs: this.o.latencyMs })]));
+    this.adapters = new Map(this.switches.map((s) => [s.opts.name, new SlowAdapter(new SimAdapter(s.sw, { lookup: s.opts.lookup ?? 'exact' }), { name: s.opts.name, now: this.clock.now, schedule: (ms, fn) => this.clock.after(ms, fn), latencyMs: this.o.latencyMs })]));
     this.store = c.store === 'memory' ? new MemoryStateStore(this.disk, (ms, fn) => this.clock.after(ms, fn)) : c.store?.();
     const controller = new Controller({
       config: this.config(), adapters: this.adapters, logger: pino({ level: 'silent' }), clock: this.vclock, listen: false,

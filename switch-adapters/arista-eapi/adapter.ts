@@ -11,7 +11,7 @@
 //    flows the JSON omits) and removes flowpin's expired, rejected and half-built flows.
 
 import { canonicalIp } from '../../mirror-receiver/addr.js';
-import type { AdapterCapabilities, FlowSpec, InstalledPin, PinOutcome, PinRule, PinTableUsage, SwitchAdapter } from '../contract.js';
+import type { AdapterCapabilities, FlowSpec, InstalledPin, PinOutcome, PinRule, PinTableUsage, ServerIdentity, SwitchAdapter } from '../contract.js';
 import { SwitchCommandError, SwitchUnsupportedError } from '../errors.js';
 import { flowOfPinName, pinCommands, pinName, removeByName } from './directflow.js';
 import { mergeDirectflow, notProgrammedReason, parseDirectflowJson, parseDirectflowText, type DirectflowState } from './directflow-state.js';
@@ -128,6 +128,11 @@ export class AristaEapiAdapter implements SwitchAdapter {
   /** resolve() with the reason of every flow left without an answer. */
   resolveDetailed(flows: FlowSpec[]): Promise<Resolution[]> {
     return this.resolver.resolve(flows);
+  }
+
+  /** The servers' MACs from the ARP and ND tables (see EapiResolver.serverIdentities). */
+  serverIdentities(): Promise<ServerIdentity[]> {
+    return this.resolver.serverIdentities();
   }
 
   async installPins(pins: PinRule[]): Promise<PinOutcome[]> {

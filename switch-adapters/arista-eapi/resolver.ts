@@ -10,7 +10,7 @@
 
 import { canonicalIp } from '../../mirror-receiver/addr.js';
 import { parsePrefix, prefixContains, type Prefix } from '../../switch-sim/prefix.js';
-import type { FlowSpec } from '../contract.js';
+import type { FlowSpec, ServerIdentity } from '../contract.js';
 import { SwitchCommandError } from '../errors.js';
 import { loadBalanceCommand } from './directflow.js';
 import type { EapiRunner } from './runner.js';
@@ -121,6 +121,16 @@ export class EapiResolver {
     const entry: VipEntry = { at: this.o.now(), route, map: egressMap(route?.vias ?? [], t.neighbors, t.macs, t.pcs) };
     this.vips.set(v, entry);
     return entry;
+  }
+
+  /**
+   * Every ARP/ND neighbour with its MAC (`show ip arp`, `show ipv6 neighbors`, read fresh): a
+   * mirrored reply's source MAC names the server that sent it. EOS's ERSPAN port index has no
+   * documented mapping to interface names, so ports are left to static configuration.
+   */
+  async serverIdentities(): Promise<ServerIdentity[]> {
+    const t = await this.topology(true);
+    return t.neighbors.filter((n) => n.mac !== '').map((n) => ({ nexthop: n.address, mac: n.mac, interface: n.port ?? n.interface }));
   }
 
   private async topology(fresh: boolean): Promise<{ neighbors: Neighbor[]; macs: MacEntry[]; pcs: Map<string, string[]> }> {

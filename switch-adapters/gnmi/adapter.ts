@@ -12,11 +12,14 @@
 import { status } from '@grpc/grpc-js';
 import { canonicalIp } from '../../mirror-receiver/addr.js';
 import { parsePath, type CapabilityResponse, type Encoding, type Path, type PathElem, type Update } from '../../proto/gnmi.js';
-import { flowId, type AdapterCapabilities, type FlowSpec, type InstalledPin, type PinOutcome, type PinRule, type PinTableUsage, type SwitchAdapter } from '../contract.js';
+import { flowId, type AdapterCapabilities, type FlowSpec, type InstalledPin, type PinOutcome, type PinRule, type PinTableUsage, type ServerIdentity, type SwitchAdapter } from '../contract.js';
 import { SwitchCommandError, SwitchProtocolError } from '../errors.js';
 import { CounterStream } from './counters.js';
 import { flatten, groupListPath, interfacePath, jsonIetf, parseRules, policyPath, ruleUpdate, rulePath, rulesPath, STATIC_ROUTE_GROUP, type GroupPaths, type PolicyLocation, type RuleState } from './openconfig.js';
 import { GnmiTransport, type GnmiTransportOptions } from './transport.js';
+
+/** List keys under /interfaces (openconfig-interfaces, openconfig-if-ip), for JSON subtrees of a neighbour Get. */
+const NEIGHBOR_LIST_KEYS: Readonly<Record<string, readonly string[]>> = { interface: ['name'], subinterface: ['index'], neighbor: ['ip'] };
 
 export interface GnmiAdapterOptions extends GnmiTransportOptions {
   networkInstance?: string;
@@ -273,11 +276,37 @@ export class GnmiAdapter implements SwitchAdapter {
     return { capacity, used };
   }
 
+  /**
+   * The servers' MACs from the OpenConfig neighbour tables (openconfig-if-ip:
+   * /interfaces/interface[name]/subinterfaces/subinterface[index]/ipv4|ipv6/neighbors/
+   * neighbor[ip]/state/link-layer-address, type yang:phys-address), one Get per family.
+   */
+  async serverIdentities(): Promise<ServerIdentity[]> {
+    const out: ServerIdentity[] = [];
+    for (const family of ['ipv4', 'ipv6']) {
+      const leaves = await this.getLeaves(parsePath(`/interfaces/interface/subinterfaces/subinterface/${family}/neighbors/neighbor/state`), 'STATE', NEIGHBOR_LIST_KEYS);
+      for (const l of leaves) {
+        if (l.elems.at(-1)?.name !== 'link-layer-address' || typeof l.value !== 'string') continue;
+        const ip = l.elems.find((e) => e.name === 'neighbor')?.key?.['ip'];
+        if (ip === undefined) throw new SwitchProtocolError(this.name, `neighbour entry without its ip key: ${l.elems.map((e) => e.name).join('/')}`);
+        let nexthop: string;
+        try {
+          nexthop = canonicalIp(ip);
+        } catch (err) {
+          throw new SwitchProtocolError(this.name, `neighbour entry with a bad address '${ip}'`, { cause: err });
+        }
+        const iface = l.elems.find((e) => e.name === 'interface')?.key?.['name'];
+        out.push({ nexthop, mac: l.value.toLowerCase(), ...(iface === undefined ? {} : { interface: iface }) });
+      }
+    }
+    return out;
+  }
+
   /** A Get of one path as leaves; NOT_FOUND (no data there yet) is an empty answer. */
-  private async getLeaves(path: Path, type: 'ALL' | 'CONFIG' | 'STATE'): Promise<ReturnType<typeof flatten>> {
+  private async getLeaves(path: Path, type: 'ALL' | 'CONFIG' | 'STATE', listKeys?: Readonly<Record<string, readonly string[]>>): Promise<ReturnType<typeof flatten>> {
     try {
       const res = await this.transport.get({ path: [path], type, encoding: ENCODING });
-      return flatten(res.notification);
+      return listKeys === undefined ? flatten(res.notification) : flatten(res.notification, listKeys);
     } catch (err) {
       if (err instanceof SwitchCommandError && err.code === Number(status.NOT_FOUND)) return [];
       throw err;

@@ -7,11 +7,11 @@
 // Every command runs through the configured prefix (exec.ts). Facts: docs/linux.md.
 
 import { canonicalIp } from '../../mirror-receiver/addr.js';
-import { flowId, type AdapterCapabilities, type FlowSpec, type InstalledPin, type PinOutcome, type PinRule, type PinTableUsage, type SwitchAdapter } from '../contract.js';
+import { flowId, type AdapterCapabilities, type FlowSpec, type InstalledPin, type PinOutcome, type PinRule, type PinTableUsage, type ServerIdentity, type SwitchAdapter } from '../contract.js';
 import { SwitchCommandError, SwitchProtocolError } from '../errors.js';
 import { CommandRunner, firstLines } from './exec.js';
 import { HashCheck } from './hash-check.js';
-import { batchRouteGet, parseBuckets, parseNexthops, type NexthopObject } from './iproute.js';
+import { batchRouteGet, parseBuckets, parseNeighbours, parseNexthops, type NexthopObject } from './iproute.js';
 import { addPinLines, baseRuleset, deletePinLine, mirrorRuleset, parsePinMap, parseSetKeys, pinKey, TABLE } from './nft.js';
 import { upkeep } from './upkeep.js';
 import { checkIfname, checkIp, checkPort, familyOf } from './validate.js';
@@ -350,6 +350,21 @@ export class LinuxRouterAdapter implements SwitchAdapter {
 
   private async nft(text: string): Promise<void> {
     await this.run.ok(['nft', '-f', '-'], text);
+  }
+
+  /** The servers' MACs from the neighbour table (`ip -j neigh show`), for telling mirrored replies. */
+  async serverIdentities(): Promise<ServerIdentity[]> {
+    const out: ServerIdentity[] = [];
+    for (const n of parseNeighbours(await this.run.json(['ip', '-j', 'neigh', 'show']))) {
+      let nexthop: string;
+      try {
+        nexthop = canonicalIp(n.address);
+      } catch (err) {
+        throw new SwitchProtocolError(this.name, `ip -j neigh show: not an address: ${n.address} (${err instanceof Error ? err.message : String(err)})`, { cause: err });
+      }
+      out.push({ nexthop, mac: n.mac, interface: n.dev });
+    }
+    return out;
   }
 
   async installPins(pins: PinRule[]): Promise<PinOutcome[]> {

@@ -92,3 +92,25 @@ export function matchBatchOutput(n: number, stdout: string, stderr: string): (Ro
   if (k !== answers.length) throw new Error(`ip batch: ${answers.length} answers for ${n - failed.size} good lines`);
   return out;
 }
+
+export interface NeighbourEntry {
+  address: string;
+  dev: string;
+  mac: string;
+}
+
+/**
+ * `ip -j neigh show` (ip-neighbour(8)): entries with a link-layer address (`lladdr`); FAILED and
+ * INCOMPLETE entries have none and are left out. The servers' MACs, for telling mirrored replies.
+ */
+export function parseNeighbours(doc: unknown): NeighbourEntry[] {
+  if (!Array.isArray(doc)) throw new Error('neigh show: not a JSON array');
+  const out: NeighbourEntry[] = [];
+  for (const o of doc) {
+    if (!isObj(o) || typeof o['dst'] !== 'string' || typeof o['lladdr'] !== 'string') continue;
+    const state = Array.isArray(o['state']) ? (o['state'] as unknown[]) : [];
+    if (state.includes('FAILED') || state.includes('INCOMPLETE')) continue;
+    out.push({ address: o['dst'], dev: typeof o['dev'] === 'string' ? o['dev'] : '', mac: o['lladdr'].toLowerCase() });
+  }
+  return out;
+}

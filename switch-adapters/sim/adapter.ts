@@ -2,13 +2,18 @@
 // directly from the SimSwitch model (DirectFlow-style pins with native idle timeouts), and
 // able to predict which flows an added member takes over (it can see the bucket table). It
 // reports programming state as the model has it: a pin or group change accepted during the
-// switch's programming delay is not yet in forwarding.
+// switch's programming delay is not yet in forwarding. Its look-up can be configured off (a
+// switch with no look-up call) or deliberately wrong (a hash model that does not match the
+// switch), to test resolution by observation against both. Server identities (MAC, port
+// index) are read from the model's attachments, as the switch's ARP and MAC tables would show.
 
 import { canonicalIp } from '../../mirror-receiver/addr.js';
 import { ResilientGroup } from '../../switch-sim/ecmp-group.js';
 import type { PinEntry } from '../../switch-sim/pin-table.js';
-import type { SimSwitch } from '../../switch-sim/sim-switch.js';
-import type { AdapterCapabilities, FlowSpec, InstalledPin, PinOutcome, PinRule, PinTableUsage, SwitchAdapter } from '../contract.js';
+import { flowHash } from '../../switch-sim/hash.js';
+import { portIndexOf, type SimSwitch } from '../../switch-sim/sim-switch.js';
+import { tupleOf } from '../../mirror-receiver/tuple.js';
+import type { AdapterCapabilities, FlowSpec, InstalledPin, PinOutcome, PinRule, PinTableUsage, ServerIdentity, SwitchAdapter } from '../contract.js';
 import { SwitchCommandError } from '../errors.js';
 import { flowOfPinName, pinName } from '../arista-eapi/directflow.js';
 
@@ -16,15 +21,19 @@ export class SimAdapter implements SwitchAdapter {
   readonly kind = 'sim';
   readonly capabilities: AdapterCapabilities;
 
-  constructor(private readonly sw: SimSwitch) {
+  /**
+   * `lookup`: 'exact' (the model's own answer), 'none' (no look-up: every answer unknown) or
+   * 'wrong-hash' (the same bucket table, hashed with another seed: a wrong model of the switch).
+   */
+  constructor(private readonly sw: SimSwitch, private readonly opts: { lookup?: 'exact' | 'none' | 'wrong-hash' } = {}) {
     this.capabilities = {
-      resolvesNexthop: true,
+      resolvesNexthop: (opts.lookup ?? 'exact') !== 'none',
       resolveBatchSize: 1000,
       pinBatchSize: 500,
       nativeIdleTimeout: true,
       pinTableSize: sw.pins.capacity,
       changesGroups: true,
-      predictsMovedFlows: sw.options.ecmpMode === 'resilient',
+      predictsMovedFlows: sw.options.ecmpMode === 'resilient' && (opts.lookup ?? 'exact') !== 'none',
     };
   }
 
@@ -38,7 +47,28 @@ export class SimAdapter implements SwitchAdapter {
   }
 
   resolve(flows: FlowSpec[]): Promise<(string | undefined)[]> {
+    const lookup = this.opts.lookup ?? 'exact';
+    if (lookup === 'none') return Promise.resolve(flows.map(() => undefined));
+    if (lookup === 'wrong-hash') {
+      return Promise.resolve(flows.map((f) => {
+        const group = this.sw.vips.get(canonicalIp(f.dst))?.fwd;
+        return group?.pick(flowHash(tupleOf(f), 6, this.sw.options.hashSeed ^ 0x0bad));
+      }));
+    }
     return Promise.resolve(flows.map((f) => this.sw.ecmpNexthop(f.src, f.dst, 6, f.sport, f.dport)));
+  }
+
+  /** Each server's MAC and, where it is alone behind one port, that port's index. */
+  serverIdentities(): Promise<ServerIdentity[]> {
+    const out: ServerIdentity[] = [];
+    const perPort = new Map<string, number>();
+    for (const att of this.sw.attachments.values()) for (const p of att.ports) perPort.set(p, (perPort.get(p) ?? 0) + 1);
+    for (const [nexthop, att] of this.sw.attachments) {
+      const only = att.ports.length === 1 ? att.ports[0] : undefined;
+      const portIndex = only === undefined ? undefined : portIndexOf(only);
+      out.push({ nexthop, mac: att.mac, interface: att.via, ...(portIndex === undefined || perPort.get(only as string) !== 1 ? {} : { portIndex }) });
+    }
+    return Promise.resolve(out);
   }
 
   installPins(pins: PinRule[]): Promise<PinOutcome[]> {

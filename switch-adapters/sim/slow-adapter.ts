@@ -5,7 +5,7 @@
 // Faults are injected through `faults`: latency spikes, errors, a pin batch that fails
 // part-way (what ran before the failing item stays), the switch down until a time.
 
-import type { FlowSpec, InstalledPin, PinOutcome, PinRule, PinTableUsage, SwitchAdapter } from '../contract.js';
+import type { FlowSpec, InstalledPin, PinOutcome, PinRule, PinTableUsage, ServerIdentity, SwitchAdapter } from '../contract.js';
 import { SwitchAuthError, SwitchCommandError, SwitchTimeoutError, SwitchTransportError } from '../errors.js';
 
 export interface SlowFaults {
@@ -39,7 +39,7 @@ export class SlowAdapter implements SwitchAdapter {
   readonly kind: string;
   readonly faults: SlowFaults;
   /** Calls and pin rules written, for figures. */
-  readonly stats = { calls: 0, pinWrites: 0, failures: 0 };
+  readonly stats = { calls: 0, pinWrites: 0, failures: 0, byCall: {} as Record<string, number> };
   private dead = false;
 
   constructor(private readonly inner: SwitchAdapter, private readonly o: SlowAdapterOptions) {
@@ -49,6 +49,9 @@ export class SlowAdapter implements SwitchAdapter {
     if (inner.groupProgrammed === undefined) this.groupProgrammed = undefined;
     if (inner.pinTableUsage === undefined) this.pinTableUsage = undefined;
     if (inner.readPins === undefined) this.readPins = undefined;
+    if (inner.serverIdentities === undefined) this.serverIdentities = undefined;
+    // A switch that cannot predict moved flows has no such call.
+    if (!inner.capabilities.predictsMovedFlows) this.movedByAdd = undefined;
   }
 
   get capabilities(): SwitchAdapter['capabilities'] {
@@ -64,6 +67,7 @@ export class SlowAdapter implements SwitchAdapter {
   private call<T>(what: string, op: () => Promise<T>): Promise<T> {
     if (this.dead) return new Promise<T>(() => undefined);
     this.stats.calls++;
+    this.stats.byCall[what] = (this.stats.byCall[what] ?? 0) + 1;
     const f = this.faults;
     const now = this.o.now();
     const rtt = f.latencyMs + (now < f.spikeUntil ? f.spikeMs : 0);
@@ -132,6 +136,8 @@ export class SlowAdapter implements SwitchAdapter {
   readPins: ((flows: FlowSpec[]) => Promise<(InstalledPin | undefined)[]>) | undefined = (flows) => this.call('read', () => (this.inner.readPins as (f: FlowSpec[]) => Promise<(InstalledPin | undefined)[]>)(flows));
 
   pinTableUsage: (() => Promise<PinTableUsage>) | undefined = () => this.call('usage', () => (this.inner.pinTableUsage as () => Promise<PinTableUsage>)());
+
+  serverIdentities: (() => Promise<ServerIdentity[]>) | undefined = () => this.call('identities', () => (this.inner.serverIdentities as () => Promise<ServerIdentity[]>)());
 
   groupMembers(vip: string): Promise<string[]> {
     return this.call('group', () => this.inner.groupMembers(vip));

@@ -163,6 +163,17 @@ export class OpenConfigModel {
       // The component's own config/name is config: served as state only.
       push({ elems, value, node });
     }
+    // The neighbour tables (openconfig-if-ip): each server's address and MAC on its interface.
+    for (const [address, att] of this.sw.attachments) {
+      const family = address.includes(':') ? 'ipv6' : 'ipv4';
+      const n: PathElem[] = [{ name: 'interfaces' }, { name: 'interface', key: { name: att.via } }, { name: 'subinterfaces' }, { name: 'subinterface', key: { index: '0' } }, { name: family }, { name: 'neighbors' }, { name: 'neighbor', key: { ip: address } }];
+      for (const [elems, value] of [
+        [[...n, { name: 'ip' }], address],
+        [[...n, { name: 'state' }, { name: 'ip' }], address],
+        [[...n, { name: 'state' }, { name: 'link-layer-address' }], att.mac],
+        [[...n, { name: 'state' }, { name: 'origin' }], 'DYNAMIC'],
+      ] as [PathElem[], Scalar][]) push({ elems, value, node: nodeByNames(elems.map((e) => e.name)) as SchemaNode });
+    }
     return out;
   }
 
@@ -276,6 +287,7 @@ export class OpenConfigModel {
     if (r.nodes.length === 0) throw new GnmiError('UNIMPLEMENTED', `${where}: a Set of the whole tree is not implemented`);
     if (r.nodes.some((n) => !n.config)) throw new GnmiError('INVALID_ARGUMENT', `${where}: state data is read-only`);
     if (r.elems[0]?.name === 'components') throw new GnmiError('UNIMPLEMENTED', `${where}: component configuration is not implemented`);
+    if (r.elems[0]?.name === 'interfaces') throw new GnmiError('UNIMPLEMENTED', `${where}: interface configuration is not implemented`);
     const ni = r.elems[1]?.key?.['name'];
     if (ni !== undefined && ni !== this.options.networkInstance) throw new GnmiError('UNIMPLEMENTED', `${where}: this target has one network instance, '${this.options.networkInstance}'`);
     const proto = r.elems[3];

@@ -3,8 +3,10 @@
 // openconfig-network-instance (4.7.0), openconfig-policy-forwarding with
 // openconfig-pf-forwarding-policies and openconfig-pf-interfaces (1.2.0),
 // openconfig-packet-match (2.3.0, with openconfig-packet-match-types),
-// openconfig-local-routing (4.1.0) and the resource utilization of openconfig-platform
-// (0.32.0). Paths are checked against it: an element it does not have is not implemented
+// openconfig-local-routing (4.1.0), the resource utilization of openconfig-platform
+// (0.32.0) and the neighbour tables of openconfig-if-ip (3.x: /interfaces/interface/
+// subinterfaces/subinterface/ipv4|ipv6/neighbors/neighbor[ip], config ip and
+// link-layer-address, state origin; served as state only). Paths are checked against it: an element it does not have is not implemented
 // (UNIMPLEMENTED), a key of the wrong name or type is invalid (INVALID_ARGUMENT), as the
 // gNMI specification's Get and Subscribe behaviour tables (3.3.4, 3.5.2.4) ask.
 
@@ -137,9 +139,28 @@ const components = container('components', [
 ], { module: 'openconfig-platform' });
 
 /** The schema root: its children are the top-level containers. */
+/** openconfig-if-ip's neighbour list (ARP for ipv4, ND for ipv6), keyed by `ip`. */
+const neighbors = container('neighbors', [
+  list('neighbor', [{ name: 'ip', type: { t: 'ip-address' } }], configState([leaf('ip', { t: 'ip-address' }), leaf('link-layer-address', STRING)], [leaf('origin', { t: 'enum', values: ['OTHER', 'STATIC', 'DYNAMIC'] })])),
+]);
+
+const interfaces = container('interfaces', [
+  list('interface', [{ name: 'name', type: STRING }], [
+    ...configState([leaf('name', STRING)]),
+    container('subinterfaces', [
+      list('subinterface', [{ name: 'index', type: { t: 'uint', max: 0xffffffff } }], [
+        ...configState([leaf('index', { t: 'uint', max: 0xffffffff })]),
+        container('ipv4', [neighbors], { module: 'openconfig-if-ip' }),
+        container('ipv6', [neighbors], { module: 'openconfig-if-ip' }),
+      ]),
+    ]),
+  ]),
+], { module: 'openconfig-interfaces' });
+
 export const ROOT: SchemaNode = container('', [
   container('network-instances', [list('network-instance', [{ name: 'name', type: STRING }], [...configState([leaf('name', STRING)]), policyForwarding, protocols])], { module: 'openconfig-network-instance' }),
   components,
+  interfaces,
 ])(true, '');
 
 /** Strips an RFC 7951 module qualifier ("openconfig-x:name" -> "name"). */
