@@ -287,7 +287,9 @@ export class Controller {
     const rts = filter.switch === undefined ? [...this.runtimes.values()] : [this.runtime(filter.switch)];
     const ids = new Set(rts.map((r) => r.id));
     let keys: Iterable<string>;
-    if (filter.nexthop !== undefined && filter.vip !== undefined) keys = rts.flatMap((r) => r.flowsOn(filter.vip as string, filter.nexthop as string));
+    // The nexthop's index holds its flows oldest first: ordered by last seen here, as the table's own order is.
+    const seen = (k: string): number => this.flowTable.entry(k)?.lastSeen ?? 0;
+    if (filter.nexthop !== undefined && filter.vip !== undefined) keys = rts.flatMap((r) => r.flowsOn(filter.vip as string, filter.nexthop as string)).sort((a, b) => seen(b) - seen(a));
     else keys = this.flowTable.keys();
     const items: FlowView[] = [];
     let total = 0;
