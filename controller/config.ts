@@ -143,17 +143,20 @@ type Path = (string | number)[];
 
 /** The loader's position: the file, and a way to fail at a key. */
 class At {
-  constructor(readonly file: string) {}
+  constructor(
+    readonly file: string,
+    readonly env: NodeJS.ProcessEnv,
+  ) {}
   fail(path: Path, problem: string): never {
     throw new ConfigError(this.file, keyOf(path), problem);
   }
 }
 
 /** Resolves `env:NAME` and `file:/path` secret references; other text is the value itself. */
-export function secret(at: At, path: Path, v: string, env: NodeJS.ProcessEnv = process.env): string {
+function secret(at: At, path: Path, v: string): string {
   if (v.startsWith('env:')) {
     const name = v.slice(4);
-    const val = env[name];
+    const val = at.env[name];
     if (val === undefined || val === '') at.fail(path, `environment variable ${name} is not set`);
     return val;
   }
@@ -349,7 +352,7 @@ function readSwitch(at: At, path: Path, s: SwitchDoc): SwitchConfig {
 function readApi(at: At, d: ConfigDoc, env: NodeJS.ProcessEnv, warnings: string[]): ApiConfig {
   const a = d.api;
   const tokens: ApiToken[] = [];
-  const token = a.token === undefined ? undefined : secret(at, ['api', 'token'], a.token, env);
+  const token = a.token === undefined ? undefined : secret(at, ['api', 'token'], a.token);
   if (token !== undefined) tokens.push({ role: 'operator', token, from: 'api.token' });
   (a.tokens ?? []).forEach((t, i) => {
     const path = ['api', 'tokens', i, 'file'];
@@ -375,7 +378,7 @@ function readApi(at: At, d: ConfigDoc, env: NodeJS.ProcessEnv, warnings: string[
  * environment that `env:NAME` secrets and FLOWPIN_TOKEN / FLOWPIN_READ_TOKEN come from.
  */
 export function readConfig(src: Reader, env: NodeJS.ProcessEnv = process.env): FlowpinConfig {
-  const at = new At(src.file);
+  const at = new At(src.file, env);
   const doc = src.doc === null || src.doc === undefined ? {} : src.doc;
   if (typeof doc !== 'object' || Array.isArray(doc)) at.fail([], 'the top level must be a mapping');
   const d = checkSchema(src.file, ConfigSchema, doc);

@@ -150,13 +150,31 @@ export function checkSchema<T extends TSchema>(file: string, schema: T, doc: unk
   throw new ConfigError(file, keyOf(path), problem);
 }
 
+/** The key of a value that contains itself (a YAML alias inside its own anchor), if any. */
+function cycleIn(v: unknown, at: (string | number)[] = [], open = new Set<unknown>()): (string | number)[] | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  if (open.has(v)) return at;
+  open.add(v);
+  const entries: [string | number, unknown][] = Array.isArray(v) ? v.map((x, i) => [i, x]) : Object.entries(v);
+  for (const [k, x] of entries) {
+    const found = cycleIn(x, [...at, k], open);
+    if (found !== undefined) return found;
+  }
+  open.delete(v);
+  return undefined;
+}
+
 function parseText(file: string, text: string): unknown {
+  let doc: unknown;
   try {
-    return parseYaml(text, { maxAliasCount: 100 }) as unknown;
+    doc = parseYaml(text, { maxAliasCount: 100 }) as unknown;
   } catch (err) {
     const msg = err instanceof Error ? err.message.split('\n')[0] ?? '' : String(err);
     throw new ConfigError(file, '', `not valid YAML: ${msg.slice(0, 200)}`);
   }
+  const cycle = cycleIn(doc);
+  if (cycle !== undefined) throw new ConfigError(file, keyOf(cycle), 'refers to itself (a YAML alias inside its own anchor)');
+  return doc;
 }
 
 /** What a file error means, in words (ENOENT, EISDIR, EACCES...). */
