@@ -31,9 +31,9 @@ export function show(v: unknown): string {
   else if (v === undefined) s = 'nothing';
   else {
     try {
-      s = JSON.stringify(v) ?? String(v);
+      s = JSON.stringify(v) ?? typeof v;
     } catch {
-      s = String(v);
+      s = typeof v;
     }
   }
   s = s.replace(/[\r\n\t]/g, ' ');
@@ -117,13 +117,13 @@ export function describeErrors(errors: readonly TLocalizedValidationError[], roo
     case 'minLength':
       return { path, problem: `must not be empty, got ${show(v)}` };
     case 'maxLength':
-      return { path, problem: `is too long (at most ${String(p['limit'] ?? '')} characters)` };
+      return { path, problem: `is too long (at most ${Number(p['limit'])} characters)` };
     case 'minItems': {
       const n = Number(p['limit'] ?? 1);
       return { path, problem: n === 1 ? 'needs at least one entry' : `needs at least ${n} entries` };
     }
     case 'maxItems':
-      return { path, problem: `has too many entries (at most ${String(p['limit'] ?? '')})` };
+      return { path, problem: `has too many entries (at most ${Number(p['limit'])})` };
     default:
       return { path, problem: `${e.message}, got ${show(v)}` };
   }
@@ -145,7 +145,7 @@ export function withoutUndefined(v: unknown): unknown {
 export function checkSchema<T extends TSchema>(file: string, schema: T, doc: unknown): Static<T> {
   const validator = Compile(schema);
   const value = Value.Default(schema, withoutUndefined(doc));
-  if (validator.Check(value)) return value as Static<T>;
+  if (validator.Check(value)) return value;
   const { path, problem } = describeErrors(validator.Errors(value), value);
   throw new ConfigError(file, keyOf(path), problem);
 }

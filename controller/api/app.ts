@@ -57,6 +57,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   }) as unknown as FastifyInstance;
   installErrorHandler(app);
   installValidator(app);
+  // Bodies are JSON: any other type is a 415, not text handed to a JSON schema.
+  app.removeContentTypeParser('text/plain');
   const tokens = [...(deps.token === undefined ? [] : [{ role: 'operator' as const, token: deps.token }]), ...(deps.auth?.tokens ?? [])];
   const readsNeedToken = deps.auth?.readsNeedToken ?? false;
   installAuth(app, { tokens, readsNeedToken, ...(deps.authLimit ?? {}) });
