@@ -281,7 +281,7 @@ test('flows by VIP and nexthop come most recently seen first, like all flows', {
     for (const url of [`/api/v1/flows?vip=${VIP}&nexthop=${NH[0] as string}&limit=1000`, '/api/v1/flows?limit=1000']) {
       const flows = (await app.inject({ url })).json<{ flows: { lastSeen: number }[] }>().flows;
       assert.ok(flows.length > 1, url);
-      for (let i = 1; i < flows.length; i++) assert.ok((flows[i - 1]?.lastSeen ?? 0) >= (flows[i]?.lastSeen ?? 0), `${url}: ${i}`);
+      for (let i = 1; i < flows.length; i++) assert.ok((flows[i - 1]?.lastSeen ?? 0) >= (flows[i]?.lastSeen ?? 0), `${url}: ${i}: ${flows[i - 1]?.lastSeen} < ${flows[i]?.lastSeen}`);
     }
   } finally {
     await app.close();
