@@ -260,15 +260,23 @@ test('the API document: every route with its schemas, operator routes marked; /d
   }
 });
 
-test('pins by state as the README names them: pending, installed, failed', { timeout: 60_000 }, async () => {
+test('pins by state as the README names them: pending, installed, failed; desired is pending and installed', { timeout: 60_000 }, async () => {
   const app = await make();
   try {
+    // A drain pins the nexthop's live flows.
+    const drain = await app.inject({ method: 'POST', url: `${NHURL(NH[3] as string)}/drain`, headers: { authorization: `Bearer ${OP}` }, payload: { acceptRisk: true } });
+    assert.equal(drain.statusCode, 202, drain.body);
+    const totals: Record<string, number> = {};
     for (const state of ['pending', 'installed', 'failed', 'desired']) {
-      const r = await app.inject({ url: `/api/v1/pins?state=${state}` });
+      const r = await app.inject({ url: `/api/v1/pins?state=${state}&limit=1000` });
       assert.equal(r.statusCode, 200, state);
-      const pins = r.json<{ pins: { state: string }[] }>().pins;
-      if (state !== 'desired') assert.ok(pins.every((p) => p.state === state), state);
+      const body = r.json<{ total: number; pins: { state: string }[] }>();
+      totals[state] = body.total;
+      if (state !== 'desired') assert.ok(body.pins.every((p) => p.state === state), state);
+      else assert.ok(body.pins.every((p) => p.state === 'pending' || p.state === 'installed'));
     }
+    assert.ok((totals['desired'] ?? 0) > 0, 'the drain made pins');
+    assert.equal((totals['pending'] ?? 0) + (totals['installed'] ?? 0), totals['desired']);
     assert.equal((await app.inject({ url: '/api/v1/pins?state=programmed' })).statusCode, 400);
   } finally {
     await app.close();

@@ -29,7 +29,6 @@ const VipsView = Type.Object({ vips: Type.Array(Type.Object({ address: Type.Stri
 
 const operator = { access: 'operator' as const };
 const read = { access: 'read' as const };
-const secured = [{ bearer: [] }];
 
 export const switchRoutes = (controller: Controller): FastifyPluginAsync =>
   (app) => {
@@ -57,7 +56,6 @@ export const switchRoutes = (controller: Controller): FastifyPluginAsync =>
         config: operator,
         schema: {
           summary: 'Drain a nexthop: pin its live flows, take it out of the ECMP group, track its pinned flows to zero (dryRun: report only; a drain that puts connections at risk needs acceptRisk: 409 with the report otherwise)',
-          security: secured,
           params: NexthopParams,
           body: DrainBody,
           response: { 200: Report, 202: ChangeView, ...errorResponses },
@@ -74,7 +72,7 @@ export const switchRoutes = (controller: Controller): FastifyPluginAsync =>
 
     app.post<{ Params: NexthopParamsT; Body: Static<typeof UndrainBody> }>(
       '/api/v1/switches/:switch/vips/:vip/nexthops/:nexthop/undrain',
-      { config: operator, schema: { summary: 'Put a drained nexthop back into the ECMP group (optional body {"acceptRisk": bool})', security: secured, params: NexthopParams, body: UndrainBody, response: { 200: NexthopView, ...errorResponses } } },
+      { config: operator, schema: { summary: 'Put a drained nexthop back into the ECMP group (optional body {"acceptRisk": bool})', params: NexthopParams, body: UndrainBody, response: { 200: NexthopView, ...errorResponses } } },
       (req) => controller.changeManager(req.params.switch).undrain(req.params.vip, req.params.nexthop, { acceptRisk: req.body.acceptRisk }).then((r) => ({ address: r.nexthop, state: r.state })),
     );
 
@@ -84,7 +82,6 @@ export const switchRoutes = (controller: Controller): FastifyPluginAsync =>
         config: operator,
         schema: {
           summary: 'Add a nexthop to the VIP\'s ECMP group without moving any pinned connection (dryRun: report only; an addition that puts connections at risk needs acceptRisk: 409 with the report otherwise)',
-          security: secured,
           params: VipParams,
           body: AddBody,
           response: { 200: Report, 201: ChangeView, ...errorResponses },
@@ -100,7 +97,7 @@ export const switchRoutes = (controller: Controller): FastifyPluginAsync =>
 
     app.delete<{ Params: NexthopParamsT; Querystring: Static<typeof RemoveQuery> }>(
       '/api/v1/switches/:switch/vips/:vip/nexthops/:nexthop',
-      { config: operator, schema: { summary: 'Forget a nexthop that is out of the group (refused while pinned flows remain, unless force)', security: secured, params: NexthopParams, querystring: RemoveQuery, response: { 200: Report, ...errorResponses } } },
+      { config: operator, schema: { summary: 'Forget a nexthop that is out of the group (refused while pinned flows remain, unless force)', params: NexthopParams, querystring: RemoveQuery, response: { 200: Report, ...errorResponses } } },
       (req) => controller.changeManager(req.params.switch).remove(req.params.vip, req.params.nexthop, req.query.force),
     );
     return Promise.resolve();
