@@ -57,8 +57,22 @@ const body = fc.oneof(
 const contentType = fc.constantFrom(undefined, 'application/json', 'text/plain', 'application/x-www-form-urlencoded', 'application/json; charset=utf-8', 'multipart/form-data', '');
 const method = fc.constantFrom<InjectOptions['method']>('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD');
 
+/** Changes that would go through with an operator token: real nexthops, bodies that accept the risk. */
+const nhUrl = (n: string) => `/api/v1/switches/sw1/vips/${VIP}/nexthops/${n}`;
+const realChange = fc.record({
+  method: fc.constantFrom<InjectOptions['method']>('POST', 'DELETE'),
+  path: fc.constantFrom(...NH.flatMap((n) => [`${nhUrl(n)}/drain`, `${nhUrl(n)}/undrain`, nhUrl(n)]), `/api/v1/switches/sw1/vips/${VIP}/nexthops`),
+  query: fc.constantFrom('', 'force=true'),
+  body: fc.constantFrom(undefined, '{"acceptRisk":true}', '{"address":"10.0.1.5","acceptRisk":true}', '{}', '{"deadlineSeconds":0,"acceptRisk":true}'),
+  contentType: fc.constantFrom(undefined, 'application/json'),
+});
+
 function request(auth: fc.Arbitrary<string | undefined>) {
-  return fc.record({ method, path: routePath, query, body, contentType, auth, extra: fc.dictionary(fc.constantFrom('x-forwarded-for', 'origin', 'accept', 'x-a'), text, { maxKeys: 2 }) });
+  const extra = fc.dictionary(fc.constantFrom('x-forwarded-for', 'origin', 'accept', 'x-a'), text, { maxKeys: 2 });
+  return fc.oneof(
+    { weight: 3, arbitrary: fc.record({ method, path: routePath, query, body, contentType, auth, extra }) },
+    { weight: 1, arbitrary: fc.tuple(realChange, auth, extra).map(([r, a, e]) => ({ ...r, auth: a, extra: e })) },
+  );
 }
 
 type Req = { method: InjectOptions['method']; path: string; query: string; body: string | undefined; contentType: string | undefined; auth: string | undefined; extra: Record<string, string> };
