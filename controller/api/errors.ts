@@ -2,6 +2,10 @@
 // flowpin's coded errors, schema validation (400 with the field at fault), HTTP-level errors
 // (401/403/429 of auth, 404 of unknown routes, 408, 413, 414, 415, 431), and anything else
 // (500). Input is never echoed at length: messages are cut at MESSAGE_MAX characters.
+// Status meanings: RFC 9110 section 15.5 (400-415), RFC 6585 sections 4 and 5 (429 with
+// Retry-After, 431). Node's HTTP parser reports oversized headers as HPE_HEADER_OVERFLOW and a
+// request slower than server.requestTimeout as ERR_HTTP_REQUEST_TIMEOUT (node's http docs,
+// 'clientError' event); fastify hands both to its clientErrorHandler option.
 
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
