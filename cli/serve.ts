@@ -23,7 +23,8 @@ export function makeLogger(): Logger {
 export async function serve(config: FlowpinConfig, adapters: ReadonlyMap<string, SwitchAdapter>, logger: Logger, app?: Pick<AppDeps, 'simulator'>): Promise<Served> {
   const controller = new Controller({ config, adapters, logger });
   await controller.start();
-  const api = await buildApp({ controller, token: config.api.token, logger, ...app });
+  for (const w of config.warnings) logger.warn(w);
+  const api = await buildApp({ controller, token: config.api.token, auth: config.api, logger, ...app });
   let apiUrl: string;
   try {
     apiUrl = await listen(api, config.api.host, config.api.port);

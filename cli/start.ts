@@ -62,7 +62,7 @@ export async function startCommand(args: string[]): Promise<number> {
   process.stdout.write(`flowpin: mirror receiver on GRE-in-UDP ${bound.address}:${bound.port}\n`);
   process.stdout.write(`flowpin: simulator ${describeSimulator(sim, scenario)}`);
   if (vip !== undefined) {
-    process.stdout.write(`flowpin: try\n  curl -s ${served.apiUrl}/api/v1/switches/${sw}/vips\n  curl -s -X POST -H "Authorization: Bearer $FLOWPIN_TOKEN" -H 'content-type: application/json' -d '{"acceptRisk":true}' ${served.apiUrl}/api/v1/switches/${sw}/vips/${vip.address}/nexthops/${vip.nexthops[1] ?? vip.nexthops[0]}/drain\n`);
+    process.stdout.write(startHint(served.apiUrl, sw, vip.address, vip.nexthops[1] ?? vip.nexthops[0] ?? '', process.env['FLOWPIN_TOKEN'] === undefined ? token : undefined));
   }
   const timer = setInterval(() => {
     const c = sim.counters();
@@ -78,4 +78,13 @@ export async function startCommand(args: string[]): Promise<number> {
   // State is written: leave promptly even if a change's wait on a switch is still scheduled.
   setTimeout(() => process.exit(process.exitCode ?? 0), 500).unref();
   return 0;
+}
+
+/**
+ * The commands `flowpin start` suggests, working as pasted: the token itself when it was
+ * generated (no FLOWPIN_TOKEN in the environment), `$FLOWPIN_TOKEN` when it came from there.
+ */
+export function startHint(apiUrl: string, sw: string, vip: string, nexthop: string, generatedToken: string | undefined): string {
+  const bearer = generatedToken === undefined ? '"Authorization: Bearer $FLOWPIN_TOKEN"' : `'Authorization: Bearer ${generatedToken}'`;
+  return `flowpin: try\n  curl -s ${apiUrl}/api/v1/switches/${sw}/vips\n  curl -s -X POST -H ${bearer} -H 'content-type: application/json' -d '{"acceptRisk":true}' ${apiUrl}/api/v1/switches/${sw}/vips/${vip}/nexthops/${nexthop}/drain\n`;
 }

@@ -1,18 +1,21 @@
-// flowpin's configuration: one YAML file, validated once at load with errors that name the
-// file and key, secrets taken from the environment (`env:NAME`) or a file (`file:/path`),
-// then frozen. Runtime state lives elsewhere.
+// flowpin's configuration: one YAML file checked against its schema (config-schema.ts), then
+// against the rules a schema cannot say (addresses through address.ts, URLs, duplicates,
+// referenced files, keys that go together), with every error naming the file and the key;
+// secrets taken from the environment (`env:NAME`) or a file (`file:/path`); then frozen.
+// Runtime state lives elsewhere.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { canonicalIp } from '../mirror-receiver/addr.js';
 import { AddressError, familyOf, hostAddress } from './address.js';
-import { ConfigError, deepFreeze, Reader } from './validate.js';
+import { ConfigSchema, type ConfigDoc, type EapiDoc, type GnmiDoc, type LinuxDoc, type SwitchDoc } from './config-schema.js';
+import { checkSchema, ConfigError, deepFreeze, fileProblem, keyOf, Reader } from './validate.js';
 import type { PinMode } from './pin-policy.js';
-import { normalMac, type StaticServer } from './server-identity.js';
-import type { ResolutionMode } from './switch-runtime.js';
 import type { GroupCommandTemplates, GroupTemplate } from '../switch-adapters/arista-eapi/adapter.js';
 import type { GroupPaths } from '../switch-adapters/gnmi/openconfig.js';
 import { checkPrefix } from '../switch-adapters/linux/exec.js';
+import { normalMac, type StaticServer } from './server-identity.js';
+import type { ResolutionMode } from './switch-runtime.js';
 
 export interface VipConfig {
   address: string;
@@ -101,9 +104,31 @@ export interface SwitchConfig {
   servers: StaticServer[];
 }
 
+/** An API token and what it may do: `read` (GET calls) or `operator` (GET and changes). */
+export interface ApiToken {
+  role: 'read' | 'operator';
+  token: string;
+  /** Where it came from (a key or an environment variable), for messages; never the token. */
+  from: string;
+}
+
+export interface ApiConfig {
+  host: string;
+  port: number;
+  /** The operator token of `api.token` (or FLOWPIN_TOKEN), if any. */
+  token: string | undefined;
+  /** Every token: api.token, api.tokens[*].file, FLOWPIN_TOKEN, FLOWPIN_READ_TOKEN. */
+  tokens: ApiToken[];
+  /** Reads need a token when a `read` token is configured; otherwise reads are open. */
+  readsNeedToken: boolean;
+  requestTimeoutMs: number;
+}
+
 export interface FlowpinConfig {
   file: string;
-  api: { host: string; port: number; token: string | undefined };
+  api: ApiConfig;
+  /** Things that work but should be looked at (e.g. a token file others may read), for the log. */
+  warnings: string[];
   mirror: {
     udp: { host: string; port: number }[];
     raw: boolean;
@@ -126,290 +151,307 @@ export interface FlowpinConfig {
   switches: SwitchConfig[];
 }
 
+type Path = (string | number)[];
+
+/** The loader's position: the file, and a way to fail at a key. */
+class At {
+  constructor(
+    readonly file: string,
+    readonly env: NodeJS.ProcessEnv,
+  ) {}
+  fail(path: Path, problem: string): never {
+    throw new ConfigError(this.file, keyOf(path), problem);
+  }
+}
+
 /** Resolves `env:NAME` and `file:/path` secret references; other text is the value itself. */
-export function secret(r: Reader, key: string, def?: string): string {
-  const v = r.string(key, def);
+function secret(at: At, path: Path, v: string): string {
   if (v.startsWith('env:')) {
     const name = v.slice(4);
-    const val = process.env[name];
-    if (val === undefined || val === '') r.fail(key, `environment variable ${name} is not set`);
+    const val = at.env[name];
+    if (val === undefined || val === '') at.fail(path, `environment variable ${name} is not set`);
     return val;
   }
-  if (v.startsWith('file:')) {
-    try {
-      return readFileSync(v.slice(5), 'utf8').trim();
-    } catch (err) {
-      r.fail(key, `cannot read secret file ${v.slice(5)}: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  }
+  if (v.startsWith('file:')) return readSecretFile(at, path, v.slice(5));
   return v;
 }
 
-const ipCheck = (v: string): string | undefined => (isIP(v) === 0 ? `'${v}' is not an IP address` : undefined);
-/** A unicast host address for a switch (see address.ts), or what is wrong with it. */
-const hostCheck = (v: string): string | undefined => {
+function readSecretFile(at: At, path: Path, file: string): string {
+  let text: string;
   try {
-    hostAddress(v);
-    return undefined;
+    text = readFileSync(file, 'utf8').trim();
   } catch (err) {
-    return err instanceof AddressError ? err.message : `'${v}' is not an IP address`;
+    at.fail(path, `cannot read ${file}: ${fileProblem(err)}`);
+  }
+  if (text === '') at.fail(path, `${file} is empty`);
+  return text;
+}
+
+/** A file the configuration refers to must be a readable file now, not at first use. */
+function readableFile(at: At, path: Path, file: string): string {
+  try {
+    if (!statSync(file).isFile()) at.fail(path, `${file} is not a regular file`);
+    readFileSync(file);
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    at.fail(path, `cannot read ${file}: ${fileProblem(err)}`);
+  }
+  return file;
+}
+
+/** Whether group or others may read a file (its mode), for a warning. */
+function readableByOthers(file: string): boolean {
+  try {
+    return (statSync(file).mode & 0o044) !== 0;
+  } catch {
+    return false;
+  }
+}
+
+const ipCheck = (at: At, path: Path, v: string): string => (isIP(v) === 0 ? at.fail(path, `'${v}' is not an IP address`) : v);
+/** A unicast host address for a switch (see address.ts), normalised, or a ConfigError at the key. */
+const hostAt = (at: At, path: Path, v: string): string => {
+  if (v.includes('%')) at.fail(path, `'${v}' has a zone id; give the address alone`);
+  try {
+    return hostAddress(v);
+  } catch (err) {
+    return at.fail(path, err instanceof AddressError ? err.message : `'${v}' is not an IP address`);
   }
 };
-const ipList = (r: Reader, key: string, def: unknown[] | undefined): string[] =>
-  r.list(key, def, (v, at) => {
-    if (typeof v !== 'string' || isIP(v) === 0) throw new ConfigError(r.file, at, `must be an IP address, got ${JSON.stringify(v)}`);
-    return canonicalIp(v);
-  });
 
-function readSwitch(r: Reader): SwitchConfig {
-  const adapter = r.oneOf('adapter', ['arista-eapi', 'gnmi', 'sim', 'linux'] as const, 'arista-eapi');
-  const gnmi = adapter === 'gnmi' ? readGnmi(r) : undefined;
-  const linux = adapter === 'linux' ? readLinux(r) : undefined;
-  let eapi: EapiConfig | undefined;
-  if (adapter === 'arista-eapi') {
-    const e = r.object('eapi');
-    const url = e.checked('url', undefined, (v) => (/^https?:\/\/[^/]+/.test(v) ? undefined : `must be an http:// or https:// URL, got '${v}'`));
-    let groupCommands: GroupCommandTemplates | undefined;
-    if (e.has('groupCommands')) {
-      const g = e.object('groupCommands');
-      const lines = (k: string): string[] =>
-        g.list(k, undefined, (v, at) => {
-          if (typeof v !== 'string' || v === '') throw new ConfigError(r.file, at, 'must be a command line');
-          return v;
-        });
-      groupCommands = { add: lines('add'), remove: lines('remove') };
-      g.done();
-    }
-    let groupTemplate: GroupTemplate | undefined;
-    if (e.has('groupTemplate')) {
-      const kind = e.oneOf('groupTemplate', ['static-ecmp', 'bgp-route-map'] as const, 'static-ecmp');
-      if (kind === 'static-ecmp') groupTemplate = { kind };
-      else {
-        const b = e.object('bgp');
-        groupTemplate = { kind, asn: b.number('asn', undefined, { min: 1, max: 4294967295, integer: true }), peerGroup: b.string('peerGroup'), routeMap: b.string('routeMap', 'FLOWPIN-DRAIN-IN'), ...(b.has('prefixList') ? { prefixList: b.string('prefixList') } : {}) };
-        b.done();
-      }
-      if (groupCommands !== undefined) e.fail('groupCommands', 'give either groupTemplate or groupCommands');
-    }
-    eapi = {
-      url: url.endsWith('/command-api') ? url : `${url.replace(/\/$/, '')}/command-api`,
-      username: e.string('username', 'admin'),
-      password: secret(e, 'password'),
-      timeoutMs: e.number('timeoutMs', 10_000, { min: 1, integer: true }),
-      maxConcurrent: e.number('maxConcurrent', 4, { min: 1, max: 64, integer: true }),
-      caFile: e.optionalString('caFile'),
-      insecureSkipVerify: e.boolean('insecureSkipVerify', false),
-      resolveBatchSize: e.number('resolveBatchSize', 200, { min: 1, max: 5000, integer: true }),
-      pinBatchSize: e.number('pinBatchSize', 100, { min: 1, max: 1000, integer: true }),
-      groupCommands,
-      groupTemplate,
-      enableSecret: e.has('enableSecret') ? secret(e, 'enableSecret') : undefined,
-      atomicity: e.oneOf('atomicity', ['session', 'cleanup'] as const, 'session'),
-    };
-    e.done();
+function urlAt(at: At, path: Path, v: string): URL {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    return at.fail(path, `must be an http:// or https:// URL, got '${v.slice(0, 64)}'`);
   }
-  const seenVips = new Set<string>();
-  const vips = r.list('vips', undefined, (_v, at, reader) => {
-    const v = reader();
-    const address = hostAddress(v.checked('address', undefined, hostCheck));
-    if (seenVips.has(address)) throw new ConfigError(r.file, `${at}.address`, `VIP ${address} appears twice`);
-    seenVips.add(address);
-    const seenNh = new Set<string>();
-    const nexthops = v.list('nexthops', [], (n, nat) => {
-      const problem = typeof n !== 'string' || isIP(n.split('%')[0] ?? '') === 0 ? `must be an IP address, got ${JSON.stringify(n)}` : hostCheck(n);
-      if (problem !== undefined) throw new ConfigError(r.file, nat, problem);
-      const nh = hostAddress(n as string);
-      if (familyOf(nh) !== familyOf(address)) throw new ConfigError(r.file, nat, `${nh} is an IPv${familyOf(nh)} address; the VIP ${address} is IPv${familyOf(address)}`);
-      if (nh === address) throw new ConfigError(r.file, nat, `${nh} is the VIP itself`);
-      if (seenNh.has(nh)) throw new ConfigError(r.file, nat, `nexthop ${nh} appears twice`);
-      seenNh.add(nh);
-      return nh;
-    });
-    v.done();
-    return { address, nexthops };
-  });
-  if (vips.length === 0) r.fail('vips', 'needs at least one VIP');
-  const defaultSource = eapi ? new URL(eapi.url).hostname.replace(/^\[|\]$/g, '') : gnmi ? gnmi.address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '') : undefined;
-  const cfg: SwitchConfig = {
-    name: r.checked('name', undefined, (v) => (/^[A-Za-z0-9_.-]+$/.test(v) ? undefined : `may hold letters, digits, '.', '_' and '-' only, got '${v}'`)),
-    adapter,
-    mirrorSources: ipList(r, 'mirrorSources', defaultSource !== undefined && isIP(defaultSource) ? [defaultSource] : []),
-    greKey: r.has('greKey') ? r.number('greKey', undefined, { min: 0, max: 0xffffffff, integer: true }) : (r.optionalString('greKey'), undefined),
-    sessionId: r.has('sessionId') ? r.number('sessionId', undefined, { min: 0, max: 1023, integer: true }) : (r.optionalString('sessionId'), undefined),
-    pinTableSizeSet: r.has('pinTableSize'),
-    pinTableSize: r.number('pinTableSize', 1500, { min: 1, integer: true }),
-    eapi,
-    gnmi,
-    ...(linux === undefined ? {} : { linux }),
-    vips,
-    ...readResolution(r),
-  };
-  r.done();
-  if (cfg.mirrorSources.length === 0 && cfg.greKey === undefined && cfg.sessionId === undefined) r.fail('mirrorSources', 'needed: the address the switch mirrors from (or a greKey / sessionId)');
-  return cfg;
+  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.hostname === '') at.fail(path, `must be an http:// or https:// URL, got '${v.slice(0, 64)}'`);
+  return u;
 }
 
-/** A switch's resolution keys: mirrorReplies, resolution, replyTimeoutMs, identityRefreshS, servers. */
-function readResolution(r: Reader): Pick<SwitchConfig, 'mirrorReplies' | 'resolution' | 'replyTimeoutMs' | 'identityRefreshS' | 'servers'> {
-  const mirrorReplies = r.boolean('mirrorReplies', false);
-  const resolution = r.oneOf('resolution', ['both', 'observe', 'lookup'] as const, mirrorReplies ? 'both' : 'lookup');
-  if (resolution !== 'lookup' && !mirrorReplies) r.fail('resolution', `${resolution} needs the servers' replies mirrored: set mirrorReplies: true (and configure the reply mirror on the switch)`);
-  const replyTimeoutMs = r.number('replyTimeoutMs', 1000, { min: 1, max: 60_000, integer: true });
-  const identityRefreshS = r.number('identityRefreshS', 30, { min: 1, integer: true });
-  const servers = r.list('servers', [], (_v, at, reader) => {
-    const v = reader();
-    const nexthop = hostAddress(v.checked('nexthop', undefined, hostCheck));
-    const macText = v.optionalString('mac');
-    let mac: string | undefined;
-    if (macText !== undefined) {
-      try {
-        mac = normalMac(macText);
-      } catch (err) {
-        throw new ConfigError(r.file, `${at}.mac`, `must be a MAC address (aa:bb:cc:dd:ee:ff): ${err instanceof Error ? err.message : String(err)}`);
-      }
-    }
-    const port = v.has('port') ? v.number('port', undefined, { min: 0, max: 0xffffffff, integer: true }) : (v.optionalString('port'), undefined);
-    v.done();
-    if (mac === undefined && port === undefined) throw new ConfigError(r.file, at, 'needs a mac or a port (the mirror port index)');
-    return { nexthop, ...(mac === undefined ? {} : { mac }), ...(port === undefined ? {} : { port }) };
-  });
-  return { mirrorReplies, resolution, replyTimeoutMs, identityRefreshS, servers };
+function readEapi(at: At, path: Path, e: EapiDoc): EapiConfig {
+  const url = urlAt(at, [...path, 'url'], e.url);
+  if (e.groupCommands !== undefined && e.groupTemplate !== undefined) at.fail([...path, 'groupCommands'], 'give either groupTemplate or groupCommands');
+  if (e.groupTemplate === 'bgp-route-map' && e.bgp === undefined) at.fail([...path, 'bgp'], 'is required with groupTemplate: bgp-route-map');
+  if (e.bgp !== undefined && e.groupTemplate !== 'bgp-route-map') at.fail([...path, 'bgp'], 'is only for groupTemplate: bgp-route-map');
+  const groupTemplate: GroupTemplate | undefined = e.groupTemplate === undefined ? undefined : e.groupTemplate === 'static-ecmp' || e.bgp === undefined ? { kind: 'static-ecmp' } : { kind: 'bgp-route-map', asn: e.bgp.asn, peerGroup: e.bgp.peerGroup, routeMap: e.bgp.routeMap, ...(e.bgp.prefixList === undefined ? {} : { prefixList: e.bgp.prefixList }) };
+  const href = url.href.replace(/\/$/, '');
+  return {
+    url: href.endsWith('/command-api') ? href : `${href}/command-api`,
+    username: e.username,
+    password: secret(at, [...path, 'password'], e.password),
+    timeoutMs: e.timeoutMs,
+    maxConcurrent: e.maxConcurrent,
+    caFile: e.caFile === undefined ? undefined : readableFile(at, [...path, 'caFile'], e.caFile),
+    insecureSkipVerify: e.insecureSkipVerify,
+    resolveBatchSize: e.resolveBatchSize,
+    pinBatchSize: e.pinBatchSize,
+    groupCommands: e.groupCommands === undefined ? undefined : { add: [...e.groupCommands.add], remove: [...e.groupCommands.remove] },
+    groupTemplate,
+    enableSecret: e.enableSecret === undefined ? undefined : secret(at, [...path, 'enableSecret'], e.enableSecret),
+    atomicity: e.atomicity,
+  };
 }
 
-/** The `gnmi` section of a switch (adapter: gnmi). */
-function readGnmi(r: Reader): GnmiConfig {
-  const g = r.object('gnmi');
-  const address = g.checked('address', undefined, (v) => (/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(v) && Number(v.slice(v.lastIndexOf(':') + 1)) <= 65535 ? undefined : `must be host:port (IPv6 in brackets), got '${v}'`));
-  const strings = (k: string, def: unknown[] | undefined): string[] =>
-    g.list(k, def, (v, at) => {
-      if (typeof v !== 'string' || v === '') throw new ConfigError(r.file, at, 'must be a non-empty string');
-      return v;
-    });
-  const caFile = g.optionalString('caFile');
-  const insecure = g.boolean('insecure', false);
-  if (caFile === undefined && !insecure) g.fail('caFile', 'needed for TLS (or set insecure: true for plaintext gRPC)');
-  if (caFile !== undefined && insecure) g.fail('insecure', 'cannot be true together with caFile');
-  const username = g.optionalString('username');
-  const password = g.has('password') ? secret(g, 'password') : (g.optionalString('password'), undefined);
-  let pinTable: GnmiConfig['pinTable'];
-  if (g.has('pinTable')) {
-    const p = g.object('pinTable');
-    pinTable = { component: p.string('component'), resource: p.string('resource') };
-    p.done();
-  }
-  let group: GroupPaths | undefined;
-  if (g.has('group')) {
-    const p = g.object('group');
-    group = {
-      list: p.checked('list', undefined, (v) => (v.startsWith('/') && v.includes('{vip}') ? undefined : `must be an absolute path with {vip}, got '${v}'`)),
-      key: p.string('key'),
-      addressLeaf: p.string('addressLeaf'),
-      programmedLeaf: p.string('programmedLeaf'),
-    };
-    p.done();
-  }
-  const cfg: GnmiConfig = {
-    address,
-    username,
-    password,
-    timeoutMs: g.number('timeoutMs', 10_000, { min: 1, integer: true }),
-    caFile,
-    insecure,
-    tlsServerName: g.optionalString('tlsServerName'),
-    networkInstance: g.string('networkInstance', 'default'),
-    policyId: g.string('policyId', 'flowpin'),
-    ingressInterfaces: strings('ingressInterfaces', undefined),
-    pinBatchSize: g.number('pinBatchSize', 200, { min: 1, max: 5000, integer: true }),
-    sampleIntervalMs: g.number('sampleIntervalMs', 10_000, { min: 10, integer: true }),
-    groupProgramDelayMs: g.number('groupProgramDelayMs', 500, { min: 0, max: 600_000 }),
-    requiredModels: g.has('requiredModels') ? strings('requiredModels', undefined) : undefined,
-    pinTable,
-    group,
+function readGnmi(at: At, path: Path, g: GnmiDoc): GnmiConfig {
+  if (!(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(g.address) && Number(g.address.slice(g.address.lastIndexOf(':') + 1)) <= 65535)) at.fail([...path, 'address'], `must be host:port (IPv6 in brackets), got '${g.address.slice(0, 64)}'`);
+  if (g.caFile === undefined && !g.insecure) at.fail([...path, 'caFile'], 'needed for TLS (or set insecure: true for plaintext gRPC)');
+  if (g.caFile !== undefined && g.insecure) at.fail([...path, 'insecure'], 'cannot be true together with caFile');
+  if (g.group !== undefined && !(g.group.list.startsWith('/') && g.group.list.includes('{vip}'))) at.fail([...path, 'group', 'list'], `must be an absolute path with {vip}, got '${g.group.list.slice(0, 64)}'`);
+  return {
+    address: g.address,
+    username: g.username,
+    password: g.password === undefined ? undefined : secret(at, [...path, 'password'], g.password),
+    timeoutMs: g.timeoutMs,
+    caFile: g.caFile === undefined ? undefined : readableFile(at, [...path, 'caFile'], g.caFile),
+    insecure: g.insecure,
+    tlsServerName: g.tlsServerName,
+    networkInstance: g.networkInstance,
+    policyId: g.policyId,
+    ingressInterfaces: [...g.ingressInterfaces],
+    pinBatchSize: g.pinBatchSize,
+    sampleIntervalMs: g.sampleIntervalMs,
+    groupProgramDelayMs: g.groupProgramDelayMs,
+    requiredModels: g.requiredModels === undefined ? undefined : [...g.requiredModels],
+    pinTable: g.pinTable === undefined ? undefined : { ...g.pinTable },
+    group: g.group === undefined ? undefined : { ...g.group },
   };
-  if (cfg.ingressInterfaces.length === 0) g.fail('ingressInterfaces', 'needs at least one interface to apply the policy to');
-  g.done();
-  return cfg;
 }
 
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 
-function readLinux(r: Reader): LinuxConfig {
-  const l = r.object('linux');
-  const words = (k: string, def: unknown[] | undefined, check: (w: string) => string | undefined): string[] =>
-    l.list(k, def, (v, at) => {
-      const problem = typeof v !== 'string' || v === '' ? 'must be a non-empty string' : check(v);
-      if (problem !== undefined) throw new ConfigError(r.file, at, problem);
-      return v as string;
-    });
-  const ifname = (w: string): string | undefined => (IFNAME.test(w) ? undefined : `'${w}' is not an interface name`);
-  const out: LinuxConfig = {
-    prefix: words('prefix', [], (w) => checkPrefix([w])),
-    clientInterfaces: words('clientInterfaces', undefined, ifname),
-    mirrorDevice: l.has('mirrorDevice') ? l.checked('mirrorDevice', undefined, ifname) : (l.optionalString('mirrorDevice'), undefined),
-    buckets: l.number('buckets', 64, { min: 2, max: 4096, integer: true }),
-    idBase: l.number('idBase', 7000, { min: 1, max: 0x7fffffff - 10_000, integer: true }),
-    tableBase: l.number('tableBase', 7000, { min: 256, max: 0x7fffffff - 300, integer: true }),
-    timeoutMs: l.number('timeoutMs', 30_000, { min: 1, integer: true }),
-    resolveBatchSize: l.number('resolveBatchSize', 10_000, { min: 1, max: 100_000, integer: true }),
-    pinBatchSize: l.number('pinBatchSize', 5000, { min: 1, max: 100_000, integer: true }),
-    probeFlows: l.number('probeFlows', 8, { min: 1, max: 256, integer: true }),
-    probeTimeoutMs: l.number('probeTimeoutMs', 10_000, { min: 1, integer: true }),
+function readLinux(at: At, path: Path, l: LinuxDoc): LinuxConfig {
+  l.prefix.forEach((w, i) => {
+    const bad = checkPrefix([w]);
+    if (bad !== undefined) at.fail([...path, 'prefix', i], bad);
+  });
+  const ifname = (p: Path, w: string): string => (IFNAME.test(w) ? w : at.fail(p, `'${w.slice(0, 64)}' is not an interface name`));
+  return {
+    prefix: [...l.prefix],
+    clientInterfaces: l.clientInterfaces.map((w, i) => ifname([...path, 'clientInterfaces', i], w)),
+    mirrorDevice: l.mirrorDevice === undefined ? undefined : ifname([...path, 'mirrorDevice'], l.mirrorDevice),
+    buckets: l.buckets,
+    idBase: l.idBase,
+    tableBase: l.tableBase,
+    timeoutMs: l.timeoutMs,
+    resolveBatchSize: l.resolveBatchSize,
+    pinBatchSize: l.pinBatchSize,
+    probeFlows: l.probeFlows,
+    probeTimeoutMs: l.probeTimeoutMs,
   };
-  if (out.clientInterfaces.length === 0) l.fail('clientInterfaces', 'needs at least one interface');
-  l.done();
-  return out;
 }
 
-/** Reads and validates a configuration document; the result is frozen. */
-export function readConfig(r: Reader): FlowpinConfig {
-  const api = r.object('api');
-  const apiCfg = { host: api.checked('host', '127.0.0.1', ipCheck), port: api.port('port', 8080), token: api.has('token') ? secret(api, 'token') : (api.optionalString('token'), undefined) };
-  api.done();
-  const m = r.object('mirror');
-  const udp = m.list('udp', [{ host: '127.0.0.1', port: 4754 }], (_v, _at, reader) => {
-    const u = reader();
-    const out = { host: u.checked('host', '0.0.0.0', ipCheck), port: u.port('port', 4754) };
-    u.done();
-    return out;
+function readVips(at: At, path: Path, s: SwitchDoc): VipConfig[] {
+  const seenVips = new Set<string>();
+  return s.vips.map((v, i) => {
+    const vp = [...path, 'vips', i];
+    const address = hostAt(at, [...vp, 'address'], v.address);
+    if (seenVips.has(address)) at.fail([...vp, 'address'], `VIP ${address} appears twice`);
+    seenVips.add(address);
+    const seenNh = new Set<string>();
+    const nexthops = v.nexthops.map((n, j) => {
+      const np = [...vp, 'nexthops', j];
+      if (isIP(n.split('%')[0] ?? '') === 0) at.fail(np, `must be an IP address, got '${n.slice(0, 64)}'`);
+      const nh = hostAt(at, np, n);
+      if (familyOf(nh) !== familyOf(address)) at.fail(np, `${nh} is an IPv${familyOf(nh)} address; the VIP ${address} is IPv${familyOf(address)}`);
+      if (nh === address) at.fail(np, `${nh} is the VIP itself`);
+      if (seenNh.has(nh)) at.fail(np, `nexthop ${nh} appears twice`);
+      seenNh.add(nh);
+      return nh;
+    });
+    return { address, nexthops };
   });
-  const mirror = { udp, raw: m.boolean('raw', false), silenceS: m.number('silenceS', 60, { min: 1 }), collapseRatio: m.number('collapseRatio', 0.1, { min: 0, max: 1 }) };
-  m.done();
-  const ft = r.object('flowTable');
-  const flowTable = { maxFlows: ft.number('maxFlows', 1_000_000, { min: 1, integer: true }), maxAgeS: ft.number('maxAgeS', 3600, { min: 1 }) };
-  ft.done();
-  const cfg: FlowpinConfig = {
-    file: r.file,
-    api: apiCfg,
-    mirror,
-    pinMode: r.oneOf('pinMode', ['on-change', 'always'] as const, 'on-change'),
-    pinIdleTimeoutS: r.number('pinIdleTimeoutS', 300, { min: 1, max: 86400, integer: true }),
-    flowTable,
-    resolveQueue: r.number('resolveQueue', 100_000, { min: 1, integer: true }),
-    settleMs: r.number('settleMs', 200, { min: 0 }),
-    barrierTimeoutMs: r.number('barrierTimeoutMs', 30_000, { min: 1 }),
-    resyncIntervalS: r.number('resyncIntervalS', 30, { min: 0.05 }),
-    retryMaxMs: r.number('retryMaxMs', 30_000, { min: 10 }),
-    stateFile: r.optionalString('stateFile'),
-    persistIntervalS: r.number('persistIntervalS', 10, { min: 0.05 }),
-    switches: r.list('switches', undefined, (_v, _at, reader) => readSwitch(reader())),
+}
+
+/** The adapter's own section: required for its adapter, refused for another. */
+function sectionsOf(at: At, path: Path, s: SwitchDoc): Pick<SwitchConfig, 'eapi' | 'gnmi' | 'linux'> {
+  const wanted: Record<SwitchDoc['adapter'], 'eapi' | 'gnmi' | 'linux' | undefined> = { 'arista-eapi': 'eapi', gnmi: 'gnmi', linux: 'linux', sim: undefined };
+  const want = wanted[s.adapter];
+  for (const k of ['eapi', 'gnmi', 'linux'] as const) {
+    if (s[k] !== undefined && k !== want) at.fail([...path, k], `is for adapter ${k === 'eapi' ? 'arista-eapi' : k}; this switch's adapter is ${s.adapter}`);
+  }
+  if (want !== undefined && s[want] === undefined) at.fail([...path, want], `is required for adapter ${s.adapter}`);
+  return {
+    eapi: s.eapi === undefined ? undefined : readEapi(at, [...path, 'eapi'], s.eapi),
+    gnmi: s.gnmi === undefined ? undefined : readGnmi(at, [...path, 'gnmi'], s.gnmi),
+    ...(s.linux === undefined ? {} : { linux: readLinux(at, [...path, 'linux'], s.linux) }),
   };
-  r.done();
-  const names = new Set<string>();
+}
+
+function readSwitch(at: At, path: Path, s: SwitchDoc): SwitchConfig {
+  if (!/^[A-Za-z0-9_.-]+$/.test(s.name)) at.fail([...path, 'name'], `may hold letters, digits, '.', '_' and '-' only, got '${s.name.slice(0, 64)}'`);
+  const sections = sectionsOf(at, path, s);
+  const { eapi, gnmi } = sections;
+  const defaultSource = eapi ? new URL(eapi.url).hostname.replace(/^\[|\]$/g, '') : gnmi ? gnmi.address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '') : undefined;
+  const mirrorSources = s.mirrorSources === undefined ? (defaultSource !== undefined && isIP(defaultSource) !== 0 ? [canonicalIp(defaultSource)] : []) : s.mirrorSources.map((m, i) => canonicalIp(ipCheck(at, [...path, 'mirrorSources', i], m)));
+  const cfg: SwitchConfig = {
+    name: s.name,
+    adapter: s.adapter,
+    mirrorSources,
+    greKey: s.greKey,
+    sessionId: s.sessionId,
+    pinTableSizeSet: s.pinTableSize !== undefined,
+    pinTableSize: s.pinTableSize ?? 1500,
+    ...sections,
+    vips: readVips(at, path, s),
+    ...readResolution(at, path, s),
+  };
+  if (cfg.mirrorSources.length === 0 && cfg.greKey === undefined && cfg.sessionId === undefined) at.fail([...path, 'mirrorSources'], 'needed: the address the switch mirrors from (or a greKey / sessionId)');
+  return cfg;
+}
+
+/** A switch's resolution keys: mirrorReplies, resolution, replyTimeoutMs, identityRefreshS, servers. */
+function readResolution(at: At, path: Path, s: SwitchDoc): Pick<SwitchConfig, 'mirrorReplies' | 'resolution' | 'replyTimeoutMs' | 'identityRefreshS' | 'servers'> {
+  const resolution = s.resolution ?? (s.mirrorReplies ? 'both' : 'lookup');
+  if (resolution !== 'lookup' && !s.mirrorReplies) at.fail([...path, 'resolution'], `${resolution} needs the servers' replies mirrored: set mirrorReplies: true (and configure the reply mirror on the switch)`);
+  const servers = s.servers.map((v, i) => {
+    const sp = [...path, 'servers', i];
+    const nexthop = hostAt(at, [...sp, 'nexthop'], v.nexthop);
+    let mac: string | undefined;
+    if (v.mac !== undefined) {
+      try {
+        mac = normalMac(v.mac);
+      } catch (err) {
+        at.fail([...sp, 'mac'], `must be a MAC address (aa:bb:cc:dd:ee:ff): ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    if (mac === undefined && v.port === undefined) at.fail(sp, 'needs a mac or a port (the mirror port index)');
+    return { nexthop, ...(mac === undefined ? {} : { mac }), ...(v.port === undefined ? {} : { port: v.port }) };
+  });
+  return { mirrorReplies: s.mirrorReplies, resolution, replyTimeoutMs: s.replyTimeoutMs, identityRefreshS: s.identityRefreshS, servers };
+}
+
+/** Tokens from api.token, api.tokens and the environment (FLOWPIN_TOKEN: operator, FLOWPIN_READ_TOKEN: read). */
+function readApi(at: At, d: ConfigDoc, env: NodeJS.ProcessEnv, warnings: string[]): ApiConfig {
+  const a = d.api;
+  const tokens: ApiToken[] = [];
+  const token = a.token === undefined ? undefined : secret(at, ['api', 'token'], a.token);
+  if (token !== undefined) tokens.push({ role: 'operator', token, from: 'api.token' });
+  (a.tokens ?? []).forEach((t, i) => {
+    const path = ['api', 'tokens', i, 'file'];
+    tokens.push({ role: t.role, token: readSecretFile(at, path, t.file), from: keyOf(path) });
+    if (readableByOthers(t.file)) warnings.push(`${at.file}: ${keyOf(path)}: ${t.file} may be read by group or others (chmod 600 it)`);
+  });
+  if (a.token?.startsWith('file:') === true && readableByOthers(a.token.slice(5))) warnings.push(`${at.file}: api.token: ${a.token.slice(5)} may be read by group or others (chmod 600 it)`);
+  const envOperator = env['FLOWPIN_TOKEN'];
+  if (envOperator !== undefined && envOperator !== '' && !tokens.some((t) => t.token === envOperator)) tokens.push({ role: 'operator', token: envOperator, from: 'FLOWPIN_TOKEN' });
+  const envRead = env['FLOWPIN_READ_TOKEN'];
+  if (envRead !== undefined && envRead !== '') tokens.push({ role: 'read', token: envRead, from: 'FLOWPIN_READ_TOKEN' });
+  const seen = new Map<string, string>();
+  for (const t of tokens) {
+    const other = seen.get(t.token);
+    if (other !== undefined && (tokens.find((x) => x.from === other)?.role ?? t.role) !== t.role) throw new ConfigError(at.file, t.from.startsWith('FLOWPIN_') ? '' : t.from, `the same token is given for two roles (${other} and ${t.from})`);
+    seen.set(t.token, t.from);
+  }
+  return { host: ipCheck(at, ['api', 'host'], a.host), port: a.port, token: token ?? (envOperator === undefined || envOperator === '' ? undefined : envOperator), tokens, readsNeedToken: tokens.some((t) => t.role === 'read'), requestTimeoutMs: a.requestTimeoutMs };
+}
+
+/**
+ * Reads and validates a configuration document; the result is frozen. `env` gives the
+ * environment that `env:NAME` secrets and FLOWPIN_TOKEN / FLOWPIN_READ_TOKEN come from.
+ */
+export function readConfig(src: Reader, env: NodeJS.ProcessEnv = process.env): FlowpinConfig {
+  const at = new At(src.file, env);
+  const doc = src.doc === null || src.doc === undefined ? {} : src.doc;
+  if (typeof doc !== 'object' || Array.isArray(doc)) at.fail([], 'the top level must be a mapping');
+  const d = checkSchema(src.file, ConfigSchema, doc);
+  const warnings: string[] = [];
+  const api = readApi(at, d, env, warnings);
+  const mirror = { udp: d.mirror.udp.map((u, i) => ({ host: ipCheck(at, ['mirror', 'udp', i, 'host'], u.host), port: u.port })), raw: d.mirror.raw, silenceS: d.mirror.silenceS, collapseRatio: d.mirror.collapseRatio };
+  const switches = d.switches.map((s, i) => readSwitch(at, ['switches', i], s));
+  const names = new Map<string, number>();
   const sources = new Map<string, string>();
-  for (const s of cfg.switches) {
-    if (names.has(s.name)) throw new ConfigError(r.file, 'switches', `switch name '${s.name}' appears twice`);
-    names.add(s.name);
+  switches.forEach((s, i) => {
+    if (names.has(s.name)) at.fail(['switches', i, 'name'], `switch name '${s.name}' appears twice`);
+    names.set(s.name, i);
     for (const m of s.mirrorSources) {
       const other = sources.get(m);
       // Frames are told apart by their source: one address cannot name two switches.
-      if (other !== undefined) throw new ConfigError(r.file, 'switches', `mirror source ${m} is given for both ${other} and ${s.name}`);
+      if (other !== undefined) at.fail(['switches', i, 'mirrorSources'], `mirror source ${m} is given for both ${other} and ${s.name}`);
       sources.set(m, s.name);
     }
-  }
-  if (cfg.switches.length === 0) throw new ConfigError(r.file, 'switches', 'needs at least one switch');
+  });
+  const cfg: FlowpinConfig = {
+    file: src.file,
+    api,
+    warnings,
+    mirror,
+    pinMode: d.pinMode,
+    pinIdleTimeoutS: d.pinIdleTimeoutS,
+    flowTable: { ...d.flowTable },
+    resolveQueue: d.resolveQueue,
+    settleMs: d.settleMs,
+    barrierTimeoutMs: d.barrierTimeoutMs,
+    resyncIntervalS: d.resyncIntervalS,
+    retryMaxMs: d.retryMaxMs,
+    stateFile: d.stateFile,
+    persistIntervalS: d.persistIntervalS,
+    switches,
+  };
   return deepFreeze(cfg);
 }
 
-export function loadConfig(file: string): FlowpinConfig {
-  return readConfig(Reader.fromFile(file));
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): FlowpinConfig {
+  return readConfig(Reader.fromFile(file), env);
 }

@@ -285,15 +285,18 @@ export class Controller {
     };
   }
 
-  /** Flows, newest first, filtered and paged. */
+  /**
+   * Flows, most recently seen first (by `lastSeen`: the table's own order also counts a
+   * look-up's answer as use), filtered and paged.
+   */
   flows(filter: { switch?: string; vip?: string; nexthop?: string; client?: string }, offset: number, limit: number): { total: number; items: FlowView[] } {
     const rts = filter.switch === undefined ? [...this.runtimes.values()] : [this.runtime(filter.switch)];
     const ids = new Set(rts.map((r) => r.id));
     let keys: Iterable<string>;
     if (filter.nexthop !== undefined && filter.vip !== undefined) keys = rts.flatMap((r) => r.flowsOn(filter.vip as string, filter.nexthop as string));
     else keys = this.flowTable.keys();
-    const items: FlowView[] = [];
-    let total = 0;
+    const found: string[] = [];
+    const seen: number[] = [];
     for (const key of keys) {
       const rt = this.byId.get(switchIdOfKey(key));
       if (rt === undefined || !ids.has(rt.id)) continue;
@@ -303,11 +306,21 @@ export class Controller {
       if (filter.vip !== undefined && e.dst !== filter.vip) continue;
       if (filter.nexthop !== undefined && ref?.nexthop !== filter.nexthop) continue;
       if (filter.client !== undefined && e.src !== filter.client) continue;
-      total++;
-      if (total <= offset || items.length >= limit) continue;
-      items.push({ switch: rt.name, src: e.src, dst: e.dst, sport: e.sport, dport: e.dport, nexthop: ref?.nexthop ?? null, pinned: rt.reconciler.has(e), lastSeen: e.lastSeen });
+      found.push(key);
+      seen.push(e.lastSeen);
     }
-    return { total, items };
+    const order = Uint32Array.from(found.keys()).sort((a, b) => (seen[b] ?? 0) - (seen[a] ?? 0));
+    const items: FlowView[] = [];
+    for (const i of order.subarray(Math.min(offset, order.length), Math.min(offset + limit, order.length))) {
+      const key = found[i] as string;
+      const rt = this.byId.get(switchIdOfKey(key));
+      const e = this.flowTable.entry(key);
+      if (rt === undefined || e === undefined) continue;
+      const ref = e.nexthopId === UNRESOLVED ? undefined : this.registry.ref(e.nexthopId);
+      // The time the order was made by (entry() derives it from the age left, read anew at each call).
+      items.push({ switch: rt.name, src: e.src, dst: e.dst, sport: e.sport, dport: e.dport, nexthop: ref?.nexthop ?? null, pinned: rt.reconciler.has(e), lastSeen: seen[i] ?? e.lastSeen });
+    }
+    return { total: found.length, items };
   }
 
   /** Pins wanted, installed or failed, filtered and paged. */

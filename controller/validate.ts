@@ -1,8 +1,13 @@
-// Reading a YAML/JSON configuration with errors that name the file and the key at fault.
-// A Reader walks one object; every accessor checks the type and range of one key and
-// returns it typed, so a loader is a straight list of reads and nothing unchecked escapes.
+// Reading a YAML/JSON document and checking it against a TypeBox schema, with errors that
+// name the file and the key at fault (dotted path, `switches[0].eapi.url`). The same error
+// wording serves the API (controller/api/validator.ts): a schema error becomes one key and one
+// short problem, never the offending input at length.
 
 import { readFileSync } from 'node:fs';
+import type { Static, TSchema } from 'typebox';
+import { Compile } from 'typebox/compile';
+import type { TLocalizedValidationError } from 'typebox/error';
+import { Value } from 'typebox/value';
 import { parse as parseYaml } from 'yaml';
 
 export class ConfigError extends Error {
@@ -16,36 +21,202 @@ export class ConfigError extends Error {
   }
 }
 
-type Obj = Record<string, unknown>;
+/** Longest piece of input quoted back in an error. */
+const QUOTE_MAX = 64;
 
-function parseText(file: string, text: string): unknown {
-  try {
-    return parseYaml(text) as unknown;
-  } catch (err) {
-    throw new ConfigError(file, '', `not valid YAML: ${err instanceof Error ? err.message : String(err)}`);
+/** A value as an error quotes it: short, one line. */
+export function show(v: unknown): string {
+  let s: string;
+  if (typeof v === 'string') s = `'${v}'`;
+  else if (v === undefined) s = 'nothing';
+  else {
+    try {
+      s = JSON.stringify(v) ?? typeof v;
+    } catch {
+      s = typeof v;
+    }
+  }
+  s = s.replace(/[\r\n\t]/g, ' ');
+  return s.length > QUOTE_MAX ? `${s.slice(0, QUOTE_MAX)}...` : s;
+}
+
+/** A key as errors name it, e.g. ['switches', 0, 'eapi'] → `switches[0].eapi`. */
+export function keyOf(path: readonly (string | number)[]): string {
+  let out = '';
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else {
+      const name = p.length > QUOTE_MAX ? `${p.slice(0, QUOTE_MAX)}...` : p;
+      out += out === '' ? name : `.${name}`;
+    }
+  }
+  return out;
+}
+
+/** One schema violation: where (as a path) and what, in words. */
+export interface SchemaProblem {
+  path: (string | number)[];
+  problem: string;
+}
+
+function pointerPath(pointer: string, root: unknown): (string | number)[] {
+  if (pointer === '') return [];
+  const out: (string | number)[] = [];
+  let at: unknown = root;
+  for (const raw of pointer.slice(1).split('/')) {
+    const part = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    const step: string | number = Array.isArray(at) && /^\d+$/.test(part) ? Number(part) : part;
+    out.push(step);
+    at = typeof at === 'object' && at !== null ? (at as Record<string | number, unknown>)[step] : undefined;
+  }
+  return out;
+}
+
+function valueAt(root: unknown, path: readonly (string | number)[]): unknown {
+  let at = root;
+  for (const p of path) at = typeof at === 'object' && at !== null ? (at as Record<string | number, unknown>)[p] : undefined;
+  return at;
+}
+
+const TYPE_WORDS: Record<string, string> = { boolean: 'true or false', integer: 'a whole number', number: 'a number', string: 'a string', object: 'a mapping', array: 'a list', null: 'null' };
+
+/** The most telling of a value's schema errors, as a key and a problem. */
+export function describeErrors(errors: readonly TLocalizedValidationError[], root: unknown, unknownKey = 'is not a known setting'): SchemaProblem {
+  // An unknown key is reported twice (the key itself, and the object); the key is the clearer.
+  const e = errors.find((x) => x.keyword === 'boolean' && x.schemaPath.endsWith('additionalProperties')) ?? errors.find((x) => x.keyword !== 'anyOf') ?? errors[0];
+  if (e === undefined) return { path: [], problem: 'is invalid' };
+  const path = pointerPath(e.instancePath, root);
+  const v = valueAt(root, path);
+  const p = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'boolean':
+      return { path, problem: unknownKey };
+    case 'additionalProperties': {
+      const extra = (p['additionalProperties'] as string[] | undefined)?.[0] ?? '';
+      return { path: [...path, extra], problem: unknownKey };
+    }
+    case 'required': {
+      const missing = (p['requiredProperties'] as string[] | undefined)?.find((k) => valueAt(v, [k]) === undefined) ?? '';
+      return { path: [...path, missing], problem: 'is required' };
+    }
+    case 'type': {
+      const t = p['type'];
+      const want = Array.isArray(t) ? t.map((x) => TYPE_WORDS[String(x)] ?? String(x)).join(' or ') : (TYPE_WORDS[String(t)] ?? String(t));
+      return { path, problem: `must be ${want}, got ${show(v)}` };
+    }
+    case 'enum':
+      return { path, problem: `must be one of ${(p['allowedValues'] as unknown[] | undefined)?.map(String).join(', ') ?? 'the listed values'}, got ${show(v)}` };
+    case 'const':
+      return { path, problem: `must be ${show(p['allowedValue'])}, got ${show(v)}` };
+    case 'minimum':
+    case 'exclusiveMinimum':
+      return { path, problem: `must be ${e.keyword === 'minimum' ? 'at least' : 'more than'} ${String(p['limit'])}, got ${show(v)}` };
+    case 'maximum':
+    case 'exclusiveMaximum':
+      return { path, problem: `must be ${e.keyword === 'maximum' ? 'at most' : 'less than'} ${String(p['limit'])}, got ${show(v)}` };
+    case 'minLength':
+      return { path, problem: `must not be empty, got ${show(v)}` };
+    case 'maxLength':
+      return { path, problem: `is too long (at most ${Number(p['limit'])} characters)` };
+    case 'minItems': {
+      const n = Number(p['limit'] ?? 1);
+      return { path, problem: n === 1 ? 'needs at least one entry' : `needs at least ${n} entries` };
+    }
+    case 'maxItems':
+      return { path, problem: `has too many entries (at most ${Number(p['limit'])})` };
+    default:
+      return { path, problem: `${e.message}, got ${show(v)}` };
   }
 }
-const show = (v: unknown): string => (typeof v === 'string' ? `'${v}'` : JSON.stringify(v) ?? String(v));
 
+/** Removes `undefined` members (a key given as undefined is a key not given), recursively. */
+export function withoutUndefined(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(withoutUndefined);
+  if (typeof v === 'object' && v !== null && Object.getPrototypeOf(v) === Object.prototype) {
+    return Object.fromEntries(Object.entries(v).filter(([, x]) => x !== undefined).map(([k, x]) => [k, withoutUndefined(x)]));
+  }
+  return v;
+}
+
+/**
+ * Checks a document against a schema (defaults filled in first, on a copy) and returns it
+ * typed; throws a ConfigError naming the file and the first key at fault.
+ */
+export function checkSchema<T extends TSchema>(file: string, schema: T, doc: unknown): Static<T> {
+  const validator = Compile(schema);
+  const value = Value.Default(schema, withoutUndefined(doc));
+  if (validator.Check(value)) return value;
+  const { path, problem } = describeErrors(validator.Errors(value), value);
+  throw new ConfigError(file, keyOf(path), problem);
+}
+
+/** The key of a value that contains itself (a YAML alias inside its own anchor), if any. */
+function cycleIn(v: unknown, at: (string | number)[] = [], open = new Set<unknown>()): (string | number)[] | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  if (open.has(v)) return at;
+  open.add(v);
+  const entries: [string | number, unknown][] = Array.isArray(v) ? v.map((x, i) => [i, x]) : Object.entries(v);
+  for (const [k, x] of entries) {
+    const found = cycleIn(x, [...at, k], open);
+    if (found !== undefined) return found;
+  }
+  open.delete(v);
+  return undefined;
+}
+
+function parseText(file: string, text: string): unknown {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text, { maxAliasCount: 100 }) as unknown;
+  } catch (err) {
+    const msg = err instanceof Error ? err.message.split('\n')[0] ?? '' : String(err);
+    throw new ConfigError(file, '', `not valid YAML: ${msg.slice(0, 200)}`);
+  }
+  const cycle = cycleIn(doc);
+  if (cycle !== undefined) throw new ConfigError(file, keyOf(cycle), 'refers to itself (a YAML alias inside its own anchor)');
+  return doc;
+}
+
+/** What a file error means, in words (ENOENT, EISDIR, EACCES...). */
+export function fileProblem(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  switch (code) {
+    case 'ENOENT':
+      return 'no such file (ENOENT)';
+    case 'EISDIR':
+      return 'is a directory, not a file (EISDIR)';
+    case 'EACCES':
+    case 'EPERM':
+      return `permission denied (${code})`;
+    case 'ENOTDIR':
+      return 'a part of the path is not a directory (ENOTDIR)';
+    default:
+      return err instanceof Error ? err.message : String(err);
+  }
+}
+
+/**
+ * A configuration document and the file it came from: what the loaders (readConfig, the
+ * simulator's readScenario) take. `fromObject` serves documents built in code.
+ */
 export class Reader {
-  private readonly seen = new Set<string>();
-
   constructor(
     readonly file: string,
-    readonly path: string,
-    private readonly obj: Obj,
+    readonly doc: unknown,
   ) {}
 
-  /** Reads a YAML or JSON file into a Reader over its top-level object. */
+  /** Reads a YAML or JSON file. */
   static fromFile(file: string): Reader {
-    return Reader.fromObject(file, Reader.parseFile(file));
+    return new Reader(file, Reader.parseFile(file));
   }
 
-  /** A Reader over an already parsed document (e.g. a file's YAML with command-line overrides applied). */
+  /** An already parsed document (e.g. a file's YAML with command-line overrides applied). */
   static fromObject(file: string, doc: unknown): Reader {
-    if (doc === null || doc === undefined) doc = {};
-    if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(file, '', 'the top level must be a mapping');
-    return new Reader(file, '', doc as Obj);
+    return new Reader(file, doc);
+  }
+
+  static fromText(file: string, text: string): Reader {
+    return new Reader(file, parseText(file, text));
   }
 
   /** The parsed document of a YAML or JSON file. */
@@ -54,100 +225,9 @@ export class Reader {
     try {
       text = readFileSync(file, 'utf8');
     } catch (err) {
-      throw new ConfigError(file, '', `cannot read: ${err instanceof Error ? err.message : String(err)}`);
+      throw new ConfigError(file, '', `cannot read: ${fileProblem(err)}`);
     }
     return parseText(file, text);
-  }
-
-  static fromText(file: string, text: string): Reader {
-    return Reader.fromObject(file, parseText(file, text));
-  }
-
-  private key(k: string): string {
-    return this.path === '' ? k : `${this.path}.${k}`;
-  }
-
-  fail(k: string, problem: string): never {
-    throw new ConfigError(this.file, this.key(k), problem);
-  }
-
-  has(k: string): boolean {
-    return this.obj[k] !== undefined && this.obj[k] !== null;
-  }
-
-  private get(k: string): unknown {
-    this.seen.add(k);
-    return this.obj[k];
-  }
-
-  number(k: string, def: number | undefined, opts: { min?: number; max?: number; integer?: boolean } = {}): number {
-    const v = this.get(k) ?? def;
-    if (v === undefined) this.fail(k, 'is required');
-    if (typeof v !== 'number' || !Number.isFinite(v)) this.fail(k, `must be a number, got ${show(v)}`);
-    if (opts.integer && !Number.isInteger(v)) this.fail(k, `must be a whole number, got ${v}`);
-    if (opts.min !== undefined && v < opts.min) this.fail(k, `must be at least ${opts.min}, got ${v}`);
-    if (opts.max !== undefined && v > opts.max) this.fail(k, `must be at most ${opts.max}, got ${v}`);
-    return v;
-  }
-
-  port(k: string, def: number | undefined): number {
-    return this.number(k, def, { min: 0, max: 65535, integer: true });
-  }
-
-  string(k: string, def?: string): string {
-    const v = this.get(k) ?? def;
-    if (v === undefined) this.fail(k, 'is required');
-    if (typeof v !== 'string' || v === '') this.fail(k, `must be a non-empty string, got ${show(v)}`);
-    return v;
-  }
-
-  optionalString(k: string): string | undefined {
-    return this.has(k) ? this.string(k) : (this.get(k), undefined);
-  }
-
-  boolean(k: string, def: boolean): boolean {
-    const v = this.get(k) ?? def;
-    if (typeof v !== 'boolean') this.fail(k, `must be true or false, got ${show(v)}`);
-    return v;
-  }
-
-  oneOf<T extends string>(k: string, values: readonly T[], def: T): T {
-    const v = this.get(k) ?? def;
-    if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) this.fail(k, `must be one of ${values.join(', ')}, got ${show(v)}`);
-    return v as T;
-  }
-
-  /** A string checked by `check`, which returns an error text or undefined. */
-  checked(k: string, def: string | undefined, check: (v: string) => string | undefined): string {
-    const v = this.string(k, def);
-    const problem = check(v);
-    if (problem !== undefined) this.fail(k, problem);
-    return v;
-  }
-
-  object(k: string): Reader {
-    const v = this.get(k) ?? {};
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) this.fail(k, `must be a mapping, got ${show(v)}`);
-    return new Reader(this.file, this.key(k), v as Obj);
-  }
-
-  /** A list; each element read by `each` with a Reader (mappings) or raw value. */
-  list<T>(k: string, def: unknown[] | undefined, each: (item: unknown, at: string, reader: () => Reader) => T): T[] {
-    const v = this.get(k) ?? def;
-    if (v === undefined) this.fail(k, 'is required');
-    if (!Array.isArray(v)) this.fail(k, `must be a list, got ${show(v)}`);
-    return v.map((item, i) => {
-      const at = `${this.key(k)}[${i}]`;
-      return each(item, at, () => {
-        if (typeof item !== 'object' || item === null || Array.isArray(item)) throw new ConfigError(this.file, at, `must be a mapping, got ${show(item)}`);
-        return new Reader(this.file, at, item as Obj);
-      });
-    });
-  }
-
-  /** Fails on keys that were never read: a misspelt key is an error, not a silent default. */
-  done(): void {
-    for (const k of Object.keys(this.obj)) if (!this.seen.has(k)) this.fail(k, 'is not a known setting');
   }
 }
 

@@ -4,7 +4,8 @@
 
 import { isIP } from 'node:net';
 import { canonicalIp } from '../mirror-receiver/addr.js';
-import { ConfigError, deepFreeze, Reader } from '../controller/validate.js';
+import { ConfigError, deepFreeze, type Reader } from '../controller/validate.js';
+import { FieldReader } from './scenario-reader.js';
 import { parsePrefix } from './prefix.js';
 import type { LifetimeDistribution } from './rng.js';
 import type { SimSwitchOptions } from './sim-switch.js';
@@ -44,7 +45,7 @@ const prefixCheck = (v: string): string | undefined => {
   }
 };
 
-function readLifetime(r: Reader): LifetimeDistribution {
+function readLifetime(r: FieldReader): LifetimeDistribution {
   const kind = r.oneOf('kind', ['lognormal', 'pareto', 'exponential', 'fixed'] as const, 'lognormal');
   let d: LifetimeDistribution;
   switch (kind) {
@@ -65,8 +66,9 @@ function readLifetime(r: Reader): LifetimeDistribution {
   return d;
 }
 
-/** Reads a scenario; `r` may be empty (all defaults). */
-export function readScenario(r: Reader): Scenario {
+/** Reads a scenario; the document may be empty (all defaults). */
+export function readScenario(src: Reader): Scenario {
+  const r = FieldReader.fromObject(src.file, src.doc);
   const sw = r.object('switch');
   const uplink = sw.object('uplink');
   const s: Scenario['switch'] = {

@@ -1,21 +1,34 @@
 // buildApp: the fastify application (no listening here), each API area an encapsulated
-// plugin. Tested with inject(); `listen.ts` puts it on a port.
+// plugin. Tested with inject(); `listen.ts` puts it on a port. Routes declare TypeBox schemas
+// (schemas.ts); validator.ts checks requests against them and @fastify/swagger makes the
+// OpenAPI document from them (`/openapi.json`, browsable at `/docs` with @fastify/swagger-ui,
+// its files served from the package, no CDN). No CORS headers are sent: browsers on other
+// origins cannot read the API.
 
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import type { ApiToken } from '../config.js';
 import type { Controller } from '../controller.js';
+import { installAuth } from './auth.js';
 import { dashboardRoutes } from './dashboard.js';
-import { installErrorHandler } from './errors.js';
+import { clientErrorHandler, frameworkErrors, installErrorHandler } from './errors.js';
 import { eventRoutes, type EventHub } from './events.js';
 import { flowRoutes } from './flows.js';
 import { healthRoutes } from './health.js';
-import { collectOpenApi } from './openapi.js';
 import type { SimulatorCounters } from './snapshot.js';
 import { switchRoutes } from './switches.js';
+import { installValidator } from './validator.js';
 
 export interface AppDeps {
   controller: Controller;
+  /** An operator token (kept for callers that have one token only); `auth.tokens` adds to it. */
   token: string | undefined;
+  /** Tokens with roles, and whether reads need one (config.api). */
+  auth?: { tokens: readonly Pick<ApiToken, 'role' | 'token'>[]; readsNeedToken: boolean; requestTimeoutMs?: number };
+  /** Failed authentications per client address and window before 429 (10 per 60 s unless given). */
+  authLimit?: { maxFailures: number; windowMs: number };
   logger?: Logger;
   /** In the demo: the simulator's connection counters, shown on the dashboard. */
   simulator?: () => SimulatorCounters;
@@ -27,15 +40,47 @@ export interface AppDeps {
   dashboardDir?: string;
 }
 
+/** Largest request body, bytes: the API's bodies are a few small fields. */
+const BODY_LIMIT = 64 * 1024;
+
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
-  const app = Fastify({ loggerInstance: deps.logger, disableRequestLogging: true, ajv: { customOptions: { removeAdditional: false, coerceTypes: true, useDefaults: true } } }) as unknown as FastifyInstance;
+  const requestTimeoutMs = deps.auth?.requestTimeoutMs ?? 30_000;
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    disableRequestLogging: true,
+    bodyLimit: BODY_LIMIT,
+    requestTimeout: requestTimeoutMs,
+    // Node checks request timeouts on this interval (30 s by default): a slow request gets its 408 promptly.
+    http: { connectionsCheckingInterval: Math.min(1000, requestTimeoutMs) },
+    clientErrorHandler,
+    frameworkErrors,
+  }) as unknown as FastifyInstance;
   installErrorHandler(app);
-  const openapi = collectOpenApi(app);
+  installValidator(app);
+  // Bodies are JSON: any other type is a 415, not text handed to a JSON schema.
+  app.removeContentTypeParser('text/plain');
+  const tokens = [...(deps.token === undefined ? [] : [{ role: 'operator' as const, token: deps.token }]), ...(deps.auth?.tokens ?? [])];
+  const readsNeedToken = deps.auth?.readsNeedToken ?? false;
+  installAuth(app, { tokens, readsNeedToken, ...(deps.authLimit ?? {}) });
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'flowpin', version: '1', description: 'Connection-pinning ECMP controller: drain and add servers behind an anycast VIP without resetting connections. Changes need an operator token; reads need a read or operator token when one is configured.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+    // A route's access (auth.ts) marks it in the document: which calls need the bearer token.
+    transform: ({ schema, url, route }) => {
+      const access = (route.config as { access?: string } | undefined)?.access;
+      const secured = access === 'operator' || (access === 'read' && readsNeedToken);
+      return { schema: secured ? { ...schema, security: [{ bearer: [] }] } : schema, url };
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
   await app.register(healthRoutes(deps.controller));
-  await app.register(switchRoutes(deps.controller, deps.token));
+  await app.register(switchRoutes(deps.controller));
   await app.register(flowRoutes(deps.controller));
   await app.register(eventRoutes(deps.controller, { ...(deps.eventIntervalMs === undefined ? {} : { intervalMs: deps.eventIntervalMs }), ...(deps.simulator === undefined ? {} : { simulator: deps.simulator }) }, (hub) => deps.onEventHub?.(hub)));
   await app.register(dashboardRoutes(deps.dashboardDir));
-  app.get('/openapi.json', () => openapi());
+  app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
   return app;
 }

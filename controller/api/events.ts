@@ -68,7 +68,7 @@ export function eventRoutes(controller: Controller, opts: EventOptions, expose: 
       done();
     });
 
-    app.get('/api/v1/events', { schema: { summary: 'Server-sent events: a snapshot of switches, VIPs, nexthops, changes (and the demo\'s connection counters) every second' } }, (req, reply) => {
+    app.get('/api/v1/events', { config: { access: 'read' }, schema: { summary: 'Server-sent events: a snapshot of switches, VIPs, nexthops, changes (and the demo\'s connection counters) every second' } }, (req, reply) => {
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });

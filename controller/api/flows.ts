@@ -1,43 +1,52 @@
-// Flows and pins, filtered by switch, VIP, nexthop and client address, paged.
+// Flows and pins, filtered by switch, VIP, nexthop and client address, paged. Flows come most
+// recently seen first; pins in the order the controller holds them (pending and installed
+// pins, then failed ones).
 
 import type { FastifyPluginAsync } from 'fastify';
+import { Type, type Static } from 'typebox';
 import type { Controller } from '../controller.js';
-import { errorSchema } from './errors.js';
+import { errorResponses } from './schemas.js';
 
 const filters = {
-  switch: { type: 'string' },
-  vip: { type: 'string' },
-  nexthop: { type: 'string' },
-  client: { type: 'string' },
-  limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
-  offset: { type: 'integer', minimum: 0, default: 0 },
-} as const;
+  switch: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  vip: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  nexthop: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  client: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+  offset: Type.Integer({ minimum: 0, default: 0 }),
+};
 
-interface Filters {
-  switch?: string;
-  vip?: string;
-  nexthop?: string;
-  client?: string;
-  limit: number;
-  offset: number;
-}
+const FlowQuery = Type.Object(filters, { additionalProperties: false });
+type Filters = Static<typeof FlowQuery>;
+
+/** `pending`: accepted, not (yet) programmed; `installed`: programmed; `desired`: either; `failed`: refused. */
+const PinQuery = Type.Object({ ...filters, state: Type.Optional(Type.Enum(['pending', 'installed', 'failed', 'desired'])) }, { additionalProperties: false });
+
+const FlowView = Type.Object({ switch: Type.String(), src: Type.String(), dst: Type.String(), sport: Type.Integer(), dport: Type.Integer(), nexthop: Type.Union([Type.String(), Type.Null()]), pinned: Type.Boolean(), lastSeen: Type.Number() }, { additionalProperties: true });
+const PinView = Type.Object({ switch: Type.String(), src: Type.String(), dst: Type.String(), sport: Type.Integer(), dport: Type.Integer(), nexthop: Type.String(), state: Type.Enum(['pending', 'installed', 'failed']), reason: Type.String() }, { additionalProperties: true });
+const page = { total: Type.Integer(), offset: Type.Integer(), limit: Type.Integer() };
 
 const defined = <T extends object>(o: T): Partial<T> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 
 export const flowRoutes = (controller: Controller): FastifyPluginAsync =>
   (app) => {
-    app.get<{ Querystring: Filters }>('/api/v1/flows', { schema: { summary: 'Tracked flows, newest first', querystring: { type: 'object', additionalProperties: false, properties: filters }, response: { 400: errorSchema, 404: errorSchema } } }, (req) => {
+    app.get<{ Querystring: Filters }>('/api/v1/flows', { config: { access: 'read' }, schema: { summary: 'Tracked flows, most recently seen first', querystring: FlowQuery, response: { 200: Type.Object({ ...page, flows: Type.Array(FlowView) }), ...errorResponses } } }, (req) => {
       const { limit, offset, ...f } = req.query;
-      const page = controller.flows(defined(f), offset, limit);
-      return { total: page.total, offset, limit, flows: page.items };
+      const p = controller.flows(defined(f), offset, limit);
+      return { total: p.total, offset, limit, flows: p.items };
     });
-    app.get<{ Querystring: Filters & { state?: 'desired' | 'installed' | 'failed' } }>(
+    app.get<{ Querystring: Static<typeof PinQuery> }>(
       '/api/v1/pins',
-      { schema: { summary: 'Pins wanted, installed or failed', querystring: { type: 'object', additionalProperties: false, properties: { ...filters, state: { type: 'string', enum: ['desired', 'installed', 'failed'] } } }, response: { 400: errorSchema, 404: errorSchema } } },
+      { config: { access: 'read' }, schema: { summary: 'Pins: pending (not yet programmed), installed (programmed) or failed; desired is pending or installed', querystring: PinQuery, response: { 200: Type.Object({ ...page, pins: Type.Array(PinView) }), ...errorResponses } } },
       (req) => {
-        const { limit, offset, ...f } = req.query;
-        const page = controller.pins(defined(f), offset, limit);
-        return { total: page.total, offset, limit, pins: page.items };
+        const { limit, offset, state, ...f } = req.query;
+        if (state !== 'pending') {
+          const p = controller.pins(defined({ ...f, state }), offset, limit);
+          return { total: p.total, offset, limit, pins: p.items };
+        }
+        // The controller lists wanted pins (pending and installed) together: keep the pending ones.
+        const pending = controller.pins(defined({ ...f, state: 'desired' as const }), 0, Number.MAX_SAFE_INTEGER).items.filter((p) => p.state === 'pending');
+        return { total: pending.length, offset, limit, pins: pending.slice(offset, offset + limit) };
       },
     );
     return Promise.resolve();

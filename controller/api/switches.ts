@@ -1,43 +1,40 @@
 // Switches, their VIPs and nexthops (state, tracked and pinned flows), and the changes:
-// drain, undrain, add and remove, each with a dry run where it makes sense.
+// drain, undrain, add and remove, each with a dry run where it makes sense. Changes need an
+// operator token (auth.ts); bodies are checked strictly (validator.ts).
 
 import type { FastifyPluginAsync } from 'fastify';
-import type { Controller } from '../controller.js';
-import { requireToken } from './auth.js';
-import { errorSchema } from './errors.js';
-import { badRequest } from '../errors.js';
+import { Type, type Static } from 'typebox';
 import type { DryRunReport } from '../changes.js';
+import type { Controller } from '../controller.js';
 import { requireConsent } from './consent.js';
+import { ChangeView, errorResponses, NexthopParams, NexthopView, Report, SwitchParams, VipParams, type NexthopParamsT } from './schemas.js';
 
-const nexthopView = {
-  type: 'object',
-  properties: { address: { type: 'string' }, state: { type: 'string', enum: ['active', 'draining', 'drained'] }, tracked: { type: 'integer' }, pinned: { type: 'integer' }, inGroup: { type: 'boolean' } },
-} as const;
+const DrainBody = Type.Object({
+  dryRun: Type.Boolean({ default: false, description: 'report only, change nothing' }),
+  deadlineSeconds: Type.Optional(Type.Number({ minimum: 0, description: 'complete the drain after this long even with pinned flows left' })),
+  acceptRisk: Type.Boolean({ default: false, description: 'go ahead although the dry run finds connections at risk' }),
+}, { additionalProperties: false });
 
-const changeView = {
-  type: 'object',
-  additionalProperties: true,
-  properties: { id: { type: 'string' }, kind: { type: 'string' }, phase: { type: 'string' }, switch: { type: 'string' }, vip: { type: 'string' }, nexthop: { type: 'string' }, pinned: { type: 'integer' }, atRisk: { type: 'integer' }, remaining: { type: 'integer' } },
-} as const;
+const UndrainBody = Type.Object({ acceptRisk: Type.Boolean({ default: false }) }, { additionalProperties: false });
 
-const errors = { 400: errorSchema, 401: errorSchema, 404: errorSchema, 409: errorSchema, 503: errorSchema };
-const swParams = { type: 'object', properties: { switch: { type: 'string' } }, required: ['switch'] } as const;
-const vipParams = { type: 'object', properties: { switch: { type: 'string' }, vip: { type: 'string' } }, required: ['switch', 'vip'] } as const;
-const nhParams = { type: 'object', properties: { switch: { type: 'string' }, vip: { type: 'string' }, nexthop: { type: 'string' } }, required: ['switch', 'vip', 'nexthop'] } as const;
+const AddBody = Type.Object({
+  address: Type.String({ minLength: 1, maxLength: 64, description: 'the new nexthop: a unicast address of the VIP\'s family' }),
+  dryRun: Type.Boolean({ default: false }),
+  acceptRisk: Type.Boolean({ default: false }),
+}, { additionalProperties: false });
 
-interface NhParams {
-  switch: string;
-  vip: string;
-  nexthop: string;
-}
+const RemoveQuery = Type.Object({ force: Type.Boolean({ default: false, description: 'forget it even with pinned flows left (never while in the group)' }) }, { additionalProperties: false });
 
-export const switchRoutes = (controller: Controller, token: string | undefined): FastifyPluginAsync =>
+const VipsView = Type.Object({ vips: Type.Array(Type.Object({ address: Type.String(), nexthops: Type.Array(NexthopView) })) });
+
+const operator = { access: 'operator' as const };
+const read = { access: 'read' as const };
+
+export const switchRoutes = (controller: Controller): FastifyPluginAsync =>
   (app) => {
-    const auth = requireToken(token);
+    app.get('/api/v1/switches', { config: read, schema: { summary: 'Switches with their connection and pin state', response: { 200: Type.Object({ switches: Type.Array(Report) }), ...errorResponses } } }, () => ({ switches: controller.readiness().switches }));
 
-    app.get('/api/v1/switches', { schema: { summary: 'Switches with their connection and pin state' } }, () => ({ switches: controller.readiness().switches }));
-
-    app.get<{ Params: { switch: string } }>('/api/v1/switches/:switch/vips', { schema: { summary: 'VIPs of a switch with their nexthops', params: swParams, response: { 200: { type: 'object', properties: { vips: { type: 'array', items: { type: 'object', properties: { address: { type: 'string' }, nexthops: { type: 'array', items: nexthopView } } } } } }, ...errors } } }, (req) => {
+    app.get<{ Params: Static<typeof SwitchParams> }>('/api/v1/switches/:switch/vips', { config: read, schema: { summary: 'VIPs of a switch with their nexthops', params: SwitchParams, response: { 200: VipsView, ...errorResponses } } }, (req) => {
       const rt = controller.runtime(req.params.switch);
       const cm = controller.changeManager(req.params.switch);
       return {
@@ -48,65 +45,60 @@ export const switchRoutes = (controller: Controller, token: string | undefined):
       };
     });
 
-    app.get<{ Params: { switch: string } }>('/api/v1/switches/:switch/changes', { schema: { summary: 'Changes in progress and recent ones', params: swParams, response: { 200: { type: 'object', properties: { changes: { type: 'array', items: changeView } } }, ...errors } } }, (req) => {
+    app.get<{ Params: Static<typeof SwitchParams> }>('/api/v1/switches/:switch/changes', { config: read, schema: { summary: 'Changes in progress and recent ones', params: SwitchParams, response: { 200: Type.Object({ changes: Type.Array(ChangeView) }), ...errorResponses } } }, (req) => {
       controller.changeManager(req.params.switch).track();
       return { changes: controller.changeManager(req.params.switch).records };
     });
 
-    app.post<{ Params: NhParams; Body: { dryRun?: boolean; deadlineSeconds?: number; acceptRisk?: boolean } }>(
+    app.post<{ Params: NexthopParamsT; Body: Static<typeof DrainBody> }>(
       '/api/v1/switches/:switch/vips/:vip/nexthops/:nexthop/drain',
       {
-        preHandler: auth,
+        config: operator,
         schema: {
           summary: 'Drain a nexthop: pin its live flows, take it out of the ECMP group, track its pinned flows to zero (dryRun: report only; a drain that puts connections at risk needs acceptRisk: 409 with the report otherwise)',
-          params: nhParams,
-          body: { type: 'object', additionalProperties: false, properties: { dryRun: { type: 'boolean', default: false }, deadlineSeconds: { type: 'number', minimum: 0 }, acceptRisk: { type: 'boolean', default: false } } },
-          response: { 200: { type: 'object', additionalProperties: true }, 202: changeView, ...errors },
+          params: NexthopParams,
+          body: DrainBody,
+          response: { 200: Report, 202: ChangeView, ...errorResponses },
         },
       },
       async (req, reply) => {
-        const body = req.body ?? {};
+        const body = req.body;
         const cm = controller.changeManager(req.params.switch);
-        if (body.dryRun !== true && body.acceptRisk !== true) requireConsent(`draining ${req.params.nexthop}`, (await cm.drain(req.params.vip, req.params.nexthop, { dryRun: true })) as DryRunReport);
-        const r = await controller.changeManager(req.params.switch).drain(req.params.vip, req.params.nexthop, { dryRun: body.dryRun ?? false, acceptRisk: body.acceptRisk ?? false, ...(body.deadlineSeconds === undefined ? {} : { deadlineSeconds: body.deadlineSeconds }) });
+        if (!body.dryRun && !body.acceptRisk) requireConsent(`draining ${req.params.nexthop}`, (await cm.drain(req.params.vip, req.params.nexthop, { dryRun: true })) as DryRunReport);
+        const r = await cm.drain(req.params.vip, req.params.nexthop, { dryRun: body.dryRun, acceptRisk: body.acceptRisk, ...(body.deadlineSeconds === undefined ? {} : { deadlineSeconds: body.deadlineSeconds }) });
         return reply.status('dryRun' in r ? 200 : 202).send(r);
       },
     );
 
-    // The body is optional here (`{"acceptRisk": true}` at most), so it is checked by hand.
-    app.post<{ Params: NhParams; Body: unknown }>('/api/v1/switches/:switch/vips/:vip/nexthops/:nexthop/undrain', { preHandler: auth, schema: { summary: 'Put a drained nexthop back into the ECMP group (optional body {"acceptRisk": bool})', params: nhParams, response: { 200: nexthopView, ...errors } } }, (req) => {
-      const body = req.body ?? {};
-      if (typeof body !== 'object' || Array.isArray(body)) throw badRequest('the body must be an object', 'body');
-      const extra = Object.keys(body).filter((k) => k !== 'acceptRisk');
-      if (extra.length > 0) throw badRequest(`unknown property '${(extra[0] ?? '').slice(0, 64)}'`, `body.${(extra[0] ?? '').slice(0, 64)}`);
-      const accept = (body as { acceptRisk?: unknown }).acceptRisk;
-      if (accept !== undefined && typeof accept !== 'boolean') throw badRequest('must be a boolean', 'body.acceptRisk');
-      return controller.changeManager(req.params.switch).undrain(req.params.vip, req.params.nexthop, { acceptRisk: accept === true }).then((r) => ({ address: r.nexthop, state: r.state }));
-    });
+    app.post<{ Params: NexthopParamsT; Body: Static<typeof UndrainBody> }>(
+      '/api/v1/switches/:switch/vips/:vip/nexthops/:nexthop/undrain',
+      { config: operator, schema: { summary: 'Put a drained nexthop back into the ECMP group (optional body {"acceptRisk": bool})', params: NexthopParams, body: UndrainBody, response: { 200: NexthopView, ...errorResponses } } },
+      (req) => controller.changeManager(req.params.switch).undrain(req.params.vip, req.params.nexthop, { acceptRisk: req.body.acceptRisk }).then((r) => ({ address: r.nexthop, state: r.state })),
+    );
 
-    app.post<{ Params: { switch: string; vip: string }; Body: { address: string; dryRun?: boolean; acceptRisk?: boolean } }>(
+    app.post<{ Params: Static<typeof VipParams>; Body: Static<typeof AddBody> }>(
       '/api/v1/switches/:switch/vips/:vip/nexthops',
       {
-        preHandler: auth,
+        config: operator,
         schema: {
           summary: 'Add a nexthop to the VIP\'s ECMP group without moving any pinned connection (dryRun: report only; an addition that puts connections at risk needs acceptRisk: 409 with the report otherwise)',
-          params: vipParams,
-          body: { type: 'object', additionalProperties: false, required: ['address'], properties: { address: { type: 'string', minLength: 1 }, dryRun: { type: 'boolean', default: false }, acceptRisk: { type: 'boolean', default: false } } },
-          response: { 200: { type: 'object', additionalProperties: true }, 201: changeView, ...errors },
+          params: VipParams,
+          body: AddBody,
+          response: { 200: Report, 201: ChangeView, ...errorResponses },
         },
       },
       async (req, reply) => {
         const cm = controller.changeManager(req.params.switch);
-        if (req.body.dryRun !== true && req.body.acceptRisk !== true) requireConsent(`adding ${req.body.address.slice(0, 64)}`, (await cm.add(req.params.vip, req.body.address, { dryRun: true })) as DryRunReport);
-        const r = await controller.changeManager(req.params.switch).add(req.params.vip, req.body.address, { dryRun: req.body.dryRun ?? false, acceptRisk: req.body.acceptRisk ?? false });
+        if (!req.body.dryRun && !req.body.acceptRisk) requireConsent(`adding ${req.body.address}`, (await cm.add(req.params.vip, req.body.address, { dryRun: true })) as DryRunReport);
+        const r = await cm.add(req.params.vip, req.body.address, { dryRun: req.body.dryRun, acceptRisk: req.body.acceptRisk });
         return reply.status('dryRun' in r ? 200 : 201).send(r);
       },
     );
 
-    app.delete<{ Params: NhParams; Querystring: { force?: boolean } }>(
+    app.delete<{ Params: NexthopParamsT; Querystring: Static<typeof RemoveQuery> }>(
       '/api/v1/switches/:switch/vips/:vip/nexthops/:nexthop',
-      { preHandler: auth, schema: { summary: 'Forget a nexthop that is out of the group (refused while pinned flows remain, unless force)', params: nhParams, querystring: { type: 'object', properties: { force: { type: 'boolean', default: false } } }, response: { 200: { type: 'object', additionalProperties: true }, ...errors } } },
-      (req) => controller.changeManager(req.params.switch).remove(req.params.vip, req.params.nexthop, req.query.force ?? false),
+      { config: operator, schema: { summary: 'Forget a nexthop that is out of the group (refused while pinned flows remain, unless force)', params: NexthopParams, querystring: RemoveQuery, response: { 200: Report, ...errorResponses } } },
+      (req) => controller.changeManager(req.params.switch).remove(req.params.vip, req.params.nexthop, req.query.force),
     );
     return Promise.resolve();
   };

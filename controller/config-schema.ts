@@ -1,0 +1,132 @@
+// The configuration file's schema (TypeBox): every key, its type, range and default, in one
+// place. config.ts checks a document against it, then applies the rules a schema cannot say
+// (addresses, URLs, duplicates, files, keys that go together). A new key is one line here and
+// one line where config.ts builds the section it belongs to.
+
+import { Type, type Static } from 'typebox';
+
+const Str = (opts: { default?: string; description?: string } = {}) => Type.String({ minLength: 1, ...opts });
+const Int = (min: number, max: number | undefined, def?: number) => Type.Integer({ minimum: min, ...(max === undefined ? {} : { maximum: max }), ...(def === undefined ? {} : { default: def }) });
+const Num = (min: number, max: number | undefined, def?: number) => Type.Number({ minimum: min, ...(max === undefined ? {} : { maximum: max }), ...(def === undefined ? {} : { default: def }) });
+const Port = (def?: number) => Int(0, 65535, def);
+const Strs = (minItems = 0) => Type.Array(Str(), minItems > 0 ? { minItems } : {});
+const strict = { additionalProperties: false } as const;
+
+export const TokenSchema = Type.Object({
+  role: Type.Enum(['read', 'operator'], { description: 'read: GET calls; operator: GET and changes' }),
+  file: Str({ description: 'file holding the token (one line); warned about when group or others may read it' }),
+}, strict);
+
+export const ApiSchema = Type.Object({
+  host: Str({ default: '127.0.0.1', description: 'address the API listens on (loopback unless configured)' }),
+  port: Port(8080),
+  token: Type.Optional(Str({ description: 'operator token: text, env:NAME or file:/path' })),
+  tokens: Type.Optional(Type.Array(TokenSchema)),
+  requestTimeoutMs: Int(100, 600_000, 30_000),
+}, { ...strict, default: {} });
+
+export const MirrorSchema = Type.Object({
+  udp: Type.Array(Type.Object({ host: Str({ default: '0.0.0.0' }), port: Port(4754) }, strict), { default: [{ host: '127.0.0.1', port: 4754 }] }),
+  raw: Type.Boolean({ default: false }),
+  silenceS: Num(1, undefined, 60),
+  collapseRatio: Num(0, 1, 0.1),
+}, { ...strict, default: {} });
+
+export const EapiSchema = Type.Object({
+  url: Str(),
+  username: Str({ default: 'admin' }),
+  password: Str(),
+  timeoutMs: Int(1, undefined, 10_000),
+  maxConcurrent: Int(1, 64, 4),
+  caFile: Type.Optional(Str()),
+  insecureSkipVerify: Type.Boolean({ default: false }),
+  resolveBatchSize: Int(1, 5000, 200),
+  pinBatchSize: Int(1, 1000, 100),
+  groupCommands: Type.Optional(Type.Object({ add: Strs(1), remove: Strs(1) }, strict)),
+  groupTemplate: Type.Optional(Type.Enum(['static-ecmp', 'bgp-route-map'])),
+  bgp: Type.Optional(Type.Object({ asn: Int(1, 4294967295), peerGroup: Str(), routeMap: Str({ default: 'FLOWPIN-DRAIN-IN' }), prefixList: Type.Optional(Str()) }, strict)),
+  enableSecret: Type.Optional(Str()),
+  atomicity: Type.Enum(['session', 'cleanup'], { default: 'session' }),
+}, strict);
+
+export const GnmiSchema = Type.Object({
+  address: Str({ description: 'host:port (IPv6 in brackets)' }),
+  username: Type.Optional(Str()),
+  password: Type.Optional(Str()),
+  timeoutMs: Int(1, undefined, 10_000),
+  caFile: Type.Optional(Str()),
+  insecure: Type.Boolean({ default: false }),
+  tlsServerName: Type.Optional(Str()),
+  networkInstance: Str({ default: 'default' }),
+  policyId: Str({ default: 'flowpin' }),
+  ingressInterfaces: Strs(1),
+  pinBatchSize: Int(1, 5000, 200),
+  sampleIntervalMs: Int(10, undefined, 10_000),
+  groupProgramDelayMs: Num(0, 600_000, 500),
+  requiredModels: Type.Optional(Strs()),
+  pinTable: Type.Optional(Type.Object({ component: Str(), resource: Str() }, strict)),
+  group: Type.Optional(Type.Object({ list: Str(), key: Str(), addressLeaf: Str(), programmedLeaf: Str() }, strict)),
+}, strict);
+
+export const LinuxSchema = Type.Object({
+  prefix: Type.Array(Str(), { default: [] }),
+  clientInterfaces: Strs(1),
+  mirrorDevice: Type.Optional(Str()),
+  buckets: Int(2, 4096, 64),
+  idBase: Int(1, 0x7fffffff - 10_000, 7000),
+  tableBase: Int(256, 0x7fffffff - 300, 7000),
+  timeoutMs: Int(1, undefined, 30_000),
+  resolveBatchSize: Int(1, 100_000, 10_000),
+  pinBatchSize: Int(1, 100_000, 5000),
+  probeFlows: Int(1, 256, 8),
+  probeTimeoutMs: Int(1, undefined, 10_000),
+}, strict);
+
+export const VipSchema = Type.Object({
+  address: Str(),
+  nexthops: Type.Array(Str(), { default: [] }),
+}, strict);
+
+export const SwitchSchema = Type.Object({
+  name: Str(),
+  adapter: Type.Enum(['arista-eapi', 'gnmi', 'sim', 'linux'], { default: 'arista-eapi' }),
+  mirrorSources: Type.Optional(Strs()),
+  greKey: Type.Optional(Int(0, 0xffffffff)),
+  sessionId: Type.Optional(Int(0, 1023)),
+  pinTableSize: Type.Optional(Int(1, undefined)),
+  eapi: Type.Optional(EapiSchema),
+  gnmi: Type.Optional(GnmiSchema),
+  linux: Type.Optional(LinuxSchema),
+  vips: Type.Array(VipSchema, { minItems: 1 }),
+  /** The switch also mirrors the servers' replies (SYN-ACK from a VIP, on the server-facing ports). */
+  mirrorReplies: Type.Boolean({ default: false }),
+  /** How a flow's nexthop is learnt (default: both where replies are mirrored, lookup otherwise). */
+  resolution: Type.Optional(Type.Enum(['both', 'observe', 'lookup'])),
+  replyTimeoutMs: Int(1, 60_000, 1000),
+  identityRefreshS: Int(1, undefined, 30),
+  /** Static server identities (MAC and/or mirror port index per nexthop), over what the switch reports. */
+  servers: Type.Array(Type.Object({ nexthop: Str(), mac: Type.Optional(Str()), port: Type.Optional(Int(0, 0xffffffff)) }, strict), { default: [] }),
+}, strict);
+
+export const ConfigSchema = Type.Object({
+  api: ApiSchema,
+  mirror: MirrorSchema,
+  pinMode: Type.Enum(['on-change', 'always'], { default: 'on-change' }),
+  pinIdleTimeoutS: Int(1, 86400, 300),
+  flowTable: Type.Object({ maxFlows: Int(1, undefined, 1_000_000), maxAgeS: Num(1, undefined, 3600) }, { ...strict, default: {} }),
+  resolveQueue: Int(1, undefined, 100_000),
+  settleMs: Num(0, undefined, 200),
+  barrierTimeoutMs: Num(1, undefined, 30_000),
+  resyncIntervalS: Num(0.05, undefined, 30),
+  retryMaxMs: Num(10, undefined, 30_000),
+  stateFile: Type.Optional(Str()),
+  persistIntervalS: Num(0.05, undefined, 10),
+  switches: Type.Array(SwitchSchema, { minItems: 1 }),
+}, strict);
+
+export type ConfigDoc = Static<typeof ConfigSchema>;
+export type SwitchDoc = Static<typeof SwitchSchema>;
+export type EapiDoc = Static<typeof EapiSchema>;
+export type GnmiDoc = Static<typeof GnmiSchema>;
+export type LinuxDoc = Static<typeof LinuxSchema>;
+export type ApiDoc = Static<typeof ApiSchema>;
