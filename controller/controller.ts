@@ -16,6 +16,8 @@ import type { FlowpinConfig } from './config.js';
 import { notFound } from './errors.js';
 import { FlowTable, flowKey, switchIdOfKey, UNRESOLVED } from './flow-table.js';
 import { controllerMetrics, type ControllerMetrics } from './metrics.js';
+import { collectNexthopGauges } from './metrics-gauges.js';
+import { timedAdapter } from './timed-adapter.js';
 import { NexthopRegistry } from './nexthop-registry.js';
 import { FileStateStore, type LoadedState, type StateStore } from './state-store.js';
 import { SwitchRuntime, type MirrorHealth } from './switch-runtime.js';
@@ -109,8 +111,9 @@ export class Controller {
     this.flowTable = new FlowTable({ maxFlows: cfg.flowTable.maxFlows, maxAgeMs: cfg.flowTable.maxAgeS * 1000, now: this.now });
     this.receiver = new MirrorReceiver((ev) => this.onEvent(ev), this.now, (err) => this.log.warn({ err }, 'mirror source error'));
     cfg.switches.forEach((s, i) => {
-      const adapter = deps.adapters.get(s.name);
-      if (adapter === undefined) throw new Error(`no adapter for switch ${s.name}`);
+      const given = deps.adapters.get(s.name);
+      if (given === undefined) throw new Error(`no adapter for switch ${s.name}`);
+      const adapter = timedAdapter(given, s.name, this.metrics);
       const rt = new SwitchRuntime({
         name: s.name, id: i + 1, adapter, vips: s.vips.map((v) => ({ address: v.address, nexthops: [...v.nexthops] })),
         flowTable: this.flowTable, registry: this.registry, metrics: this.metrics, pinMode: cfg.pinMode, pinIdleTimeoutS: cfg.pinIdleTimeoutS, queueCapacity: cfg.resolveQueue, retryMaxMs: cfg.retryMaxMs, clock,
@@ -134,6 +137,7 @@ export class Controller {
       { labels: { switch: rt.name, state: 'installed' }, value: rt.reconciler.programmedCount() },
       { labels: { switch: rt.name, state: 'failed' }, value: rt.reconciler.failed.size },
     ]));
+    collectNexthopGauges(this.metrics, () => this.runtimes.values());
   }
 
   /** Loads saved state, connects to the switches (retrying in the background), starts listening and the periodic work. */

@@ -2,6 +2,7 @@
 
 import type { FastifyPluginAsync } from 'fastify';
 import type { Controller } from '../controller.js';
+import { exposition, EXPOSITION_TYPE } from '../metrics.js';
 
 export const healthRoutes = (controller: Controller): FastifyPluginAsync =>
   (app) => {
@@ -10,6 +11,6 @@ export const healthRoutes = (controller: Controller): FastifyPluginAsync =>
       const r = controller.readiness();
       return reply.status(r.ready ? 200 : 503).send(r);
     });
-    app.get('/metrics', { schema: { summary: 'Prometheus metrics' } }, (_req, reply) => reply.type('text/plain; version=0.0.4').send(controller.metrics.registry.render()));
+    app.get('/metrics', { schema: { summary: 'Prometheus metrics' } }, async (_req, reply) => reply.type(EXPOSITION_TYPE).send(await exposition(controller.metrics)));
     return Promise.resolve();
   };
