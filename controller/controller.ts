@@ -286,8 +286,13 @@ export class Controller {
     };
   }
 
+  /** How long a pin lasts without packets, and a tracked flow without being seen (seconds). */
+  get timeouts(): { pinIdleS: number; flowMaxAgeS: number } {
+    return { pinIdleS: this.deps.config.pinIdleTimeoutS, flowMaxAgeS: this.deps.config.flowTable.maxAgeS };
+  }
+
   /** Flows, newest first, filtered and paged. */
-  flows(filter: { switch?: string; vip?: string; nexthop?: string; client?: string }, offset: number, limit: number): { total: number; items: FlowView[] } {
+  flows(filter: { switch?: string; vip?: string; nexthop?: string; client?: string; port?: number; pinned?: boolean }, offset: number, limit: number): { total: number; items: FlowView[] } {
     const rts = filter.switch === undefined ? [...this.runtimes.values()] : [this.runtime(filter.switch)];
     const ids = new Set(rts.map((r) => r.id));
     let keys: Iterable<string>;
@@ -304,6 +309,8 @@ export class Controller {
       if (filter.vip !== undefined && e.dst !== filter.vip) continue;
       if (filter.nexthop !== undefined && ref?.nexthop !== filter.nexthop) continue;
       if (filter.client !== undefined && e.src !== filter.client) continue;
+      if (filter.port !== undefined && e.sport !== filter.port) continue;
+      if (filter.pinned !== undefined && rt.reconciler.has(e) !== filter.pinned) continue;
       total++;
       if (total <= offset || items.length >= limit) continue;
       items.push({ switch: rt.name, src: e.src, dst: e.dst, sport: e.sport, dport: e.dport, nexthop: ref?.nexthop ?? null, pinned: rt.reconciler.has(e), lastSeen: e.lastSeen });

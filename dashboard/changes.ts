@@ -1,13 +1,14 @@
 // Changes from the page: a dry run first (drain, add), or the current figures (undrain,
-// remove), an explicit confirmation, then the change and its live progress; and the history
-// of changes with their figures.
+// remove), an explicit confirmation (asking for the operator token when the tab has none),
+// then the change and its live progress with an estimate of when the drain reaches zero;
+// and the history of changes with their figures.
 
 import { html } from 'htm/preact';
 import type { VNode } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { call, nexthopPath } from './api.js';
-import { ProgressChart, type Sample } from './chart.js';
-import type { ChangeRecord, DryRun, Snapshot } from './types.js';
+import { ApiError, call, nexthopPath, token } from './api.js';
+import { ProgressChart, secondsToZero, type Sample } from './chart.js';
+import type { ChangeRecord, DrainEstimate, DryRun, Snapshot } from './types.js';
 
 export interface Intent {
   kind: 'drain' | 'undrain' | 'add' | 'remove';
@@ -36,9 +37,43 @@ function DryRunReport({ dry }: { dry: DryRun }): VNode {
   </dl>`;
 }
 
+/**
+ * When the nexthop's pinned flows reach zero: at the earliest when the flows left go quiet
+ * (the server's estimate from their last packets and the pin idle timeout), and at the
+ * recent rate of fall (the chart's trend); the later of the two is the estimate shown.
+ */
+export function etaSeconds(est: DrainEstimate | undefined, samples: Sample[]): number | null {
+  const trend = secondsToZero(samples);
+  if (est === undefined) return trend;
+  if (est.pinned === 0) return 0;
+  return Math.max(est.earliestS, trend ?? 0);
+}
+
+function DrainEta({ est, samples }: { est: DrainEstimate | undefined; samples: Sample[] }): VNode {
+  const eta = etaSeconds(est, samples);
+  const trend = secondsToZero(samples);
+  return html`<div class="eta">
+    <p data-testid="drain-eta">${eta === null ? 'No estimate yet' : eta === 0 ? 'No pinned flow left' : html`Zero in about <strong>${Math.ceil(eta)} s</strong>`}</p>
+    ${est === undefined || est.pinned === 0
+      ? null
+      : html`<dl class="figures">
+          <dt>At the earliest</dt><dd data-testid="eta-earliest">${est.earliestS} s, if the ${est.pinned} flows left send nothing more</dd>
+          <dt>At the recent rate</dt><dd>${trend === null ? 'not falling yet' : `${trend} s`}</dd>
+          <dt>Ages of the flows left</dt><dd data-testid="eta-ages">median ${est.medianAgeS ?? 0} s, oldest ${est.oldestAgeS ?? 0} s</dd>
+        </dl>`}
+    <details>
+      <summary>How is this computed?</summary>
+      <p>A pinned flow leaves the nexthop when its connection ends (FIN or RST, where the switch mirrors them) or when its pin sees no packet for the pin idle timeout (${est?.idleTimeoutS ?? '–'} s). If every flow left went quiet now, the last pin would go at the latest of its flows' last packet plus the idle timeout: that is the earliest the count can reach zero. Flows still sending push it out, so the page also fits a line through the falling count over the last minute and shows the later of the two. Long-lived flows (see their ages) may keep a drain going; a deadline ends it regardless.</p>
+    </details>
+  </div>`;
+}
+
 export function ChangePanel({ intent, snap, onClose }: { intent: Intent; snap: Snapshot | null; onClose: () => void }): VNode {
   const [step, setStep] = useState<Step>({ at: 'checking' });
   const [deadline, setDeadline] = useState('');
+  const [typed, setTyped] = useState('');
+  const [needToken, setNeedToken] = useState(token.get() === '');
+  const [tokenError, setTokenError] = useState('');
   const [samples, setSamples] = useState<Sample[]>([]);
   const label = `${intent.kind} ${intent.nexthop} on ${intent.vip} (${intent.switch})`;
   const nh = snap?.switches.find((s) => s.name === intent.switch)?.vips.find((v) => v.address === intent.vip)?.nexthops.find((n) => n.address === intent.nexthop);
@@ -59,6 +94,12 @@ export function ChangePanel({ intent, snap, onClose }: { intent: Intent; snap: S
   }, [snap?.at]);
 
   const confirm = (): void => {
+    const dry = step.at === 'confirm' ? step.dry : null;
+    if (needToken) {
+      if (typed.trim() === '') return;
+      token.set(typed.trim());
+      setNeedToken(false);
+    }
     setStep({ at: 'running' });
     const base = nexthopPath(intent.switch, intent.vip, intent.nexthop);
     const d = Number(deadline);
@@ -71,7 +112,16 @@ export function ChangePanel({ intent, snap, onClose }: { intent: Intent; snap: S
       : call<{ pinnedLeft: number }>('DELETE', base).then(() => null);
     req.then(
       (result) => setStep({ at: 'done', result, message: result === null ? `${label}: done` : `${label}: ${result.phase}` }),
-      (err: Error) => setStep({ at: 'error', message: err.message }),
+      (err: Error) => {
+        if (err instanceof ApiError && err.status === 401) {
+          // A wrong or missing token: the change was not made; ask for the token again.
+          token.set('');
+          setTyped('');
+          setNeedToken(true);
+          setTokenError(err.message);
+          setStep({ at: 'confirm', dry });
+        } else setStep({ at: 'error', message: err.message });
+      },
     );
   };
 
@@ -88,8 +138,14 @@ export function ChangePanel({ intent, snap, onClose }: { intent: Intent; snap: S
           ${intent.kind === 'drain'
             ? html`<p><label>Deadline (seconds, empty for none): <input type="number" min="0" step="1" value=${deadline} onInput=${(e: Event) => setDeadline((e.target as HTMLInputElement).value)} data-testid="deadline" /></label></p>`
             : null}
+          ${needToken
+            ? html`<p class="ask-token">
+                <label>Operator token, needed for changes (kept in this tab only): <input type="password" autocomplete="off" value=${typed} onInput=${(e: Event) => setTyped((e.target as HTMLInputElement).value)} data-testid="change-token" aria-describedby="token-why" /></label>
+                <small id="token-why">${tokenError === '' ? 'The page reads without one.' : html`<span role="alert" class="bad">${tokenError}</span>`}</small>
+              </p>`
+            : null}
           <p>
-            <button type="button" class="primary" onClick=${confirm} data-testid="confirm">Confirm ${intent.kind} of ${intent.nexthop}</button>
+            <button type="button" class="primary" onClick=${confirm} disabled=${needToken && typed.trim() === ''} data-testid="confirm">Confirm ${intent.kind} of ${intent.nexthop}</button>
             <button type="button" onClick=${onClose}>Cancel</button>
           </p>
         </div>`
@@ -99,7 +155,7 @@ export function ChangePanel({ intent, snap, onClose }: { intent: Intent; snap: S
       ? html`<div>
           <p role="status" data-testid="change-status">${record === undefined ? step.message : `${label}: ${record.phase}${record.deadlineReached ? ' (deadline reached)' : ''}`}; nexthop now <strong data-testid="nexthop-state">${nh?.state ?? 'removed'}</strong></p>
           ${record === undefined ? null : html`<p>Pinned at the change ${record.pinned}, at risk ${record.atRisk} (${risk(record.atRiskBy)}), change-window flows ${record.windowFlows}.</p>`}
-          ${intent.kind === 'drain' ? html`<${ProgressChart} samples=${samples} label=${intent.nexthop} />` : null}
+          ${intent.kind === 'drain' ? html`<div class="progress"><${ProgressChart} samples=${samples} label=${intent.nexthop} /><${DrainEta} est=${nh?.estimate} samples=${samples} /></div>` : null}
           <p><button type="button" onClick=${onClose}>Close</button></p>
         </div>`
       : null}

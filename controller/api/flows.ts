@@ -1,4 +1,5 @@
-// Flows and pins, filtered by switch, VIP, nexthop and client address, paged.
+// Flows and pins, filtered by switch, VIP, nexthop and client address (flows also by client
+// port and pinned), paged.
 
 import type { FastifyPluginAsync } from 'fastify';
 import type { Controller } from '../controller.js';
@@ -13,6 +14,9 @@ const filters = {
   offset: { type: 'integer', minimum: 0, default: 0 },
 } as const;
 
+/** Flows only: the client's port, and whether a pin is wanted for the flow. */
+const flowFilters = { port: { type: 'integer', minimum: 0, maximum: 65535 }, pinned: { type: 'boolean' } } as const;
+
 interface Filters {
   switch?: string;
   vip?: string;
@@ -26,7 +30,7 @@ const defined = <T extends object>(o: T): Partial<T> => Object.fromEntries(Objec
 
 export const flowRoutes = (controller: Controller): FastifyPluginAsync =>
   (app) => {
-    app.get<{ Querystring: Filters }>('/api/v1/flows', { schema: { summary: 'Tracked flows, newest first', querystring: { type: 'object', additionalProperties: false, properties: filters }, response: { 400: errorSchema, 404: errorSchema } } }, (req) => {
+    app.get<{ Querystring: Filters & { port?: number; pinned?: boolean } }>('/api/v1/flows', { schema: { summary: 'Tracked flows, newest first', querystring: { type: 'object', additionalProperties: false, properties: { ...filters, ...flowFilters } }, response: { 400: errorSchema, 404: errorSchema } } }, (req) => {
       const { limit, offset, ...f } = req.query;
       const page = controller.flows(defined(f), offset, limit);
       return { total: page.total, offset, limit, flows: page.items };
