@@ -17,7 +17,7 @@ export interface Intent {
   nexthop: string;
 }
 
-type Step = { at: 'checking' } | { at: 'confirm'; dry: DryRun | null } | { at: 'running' } | { at: 'done'; result: ChangeRecord | null; message: string } | { at: 'error'; message: string };
+type Step = { at: 'token'; error: string } | { at: 'checking' } | { at: 'confirm'; dry: DryRun | null } | { at: 'running' } | { at: 'done'; result: ChangeRecord | null; message: string } | { at: 'error'; message: string };
 
 const risk = (by: Record<string, number>): string =>
   Object.entries(by)
@@ -72,19 +72,33 @@ export function ChangePanel({ intent, snap, onClose }: { intent: Intent; snap: S
   const [step, setStep] = useState<Step>({ at: 'checking' });
   const [deadline, setDeadline] = useState('');
   const [typed, setTyped] = useState('');
-  const [needToken, setNeedToken] = useState(token.get() === '');
-  const [tokenError, setTokenError] = useState('');
+  const [attempt, setAttempt] = useState(0);
   const [samples, setSamples] = useState<Sample[]>([]);
   const label = `${intent.kind} ${intent.nexthop} on ${intent.vip} (${intent.switch})`;
   const nh = snap?.switches.find((s) => s.name === intent.switch)?.vips.find((v) => v.address === intent.vip)?.nexthops.find((n) => n.address === intent.nexthop);
 
+  /** A missing or wrong token: nothing was changed; the tab forgets it and asks again. */
+  const denied = (err: Error): boolean => {
+    if (!(err instanceof ApiError && err.status === 401)) return false;
+    token.set('');
+    setTyped('');
+    setStep({ at: 'token', error: err.message });
+    return true;
+  };
+
   useEffect(() => {
+    // Changes and their dry runs need the operator token: asked for here when the tab has none.
+    if (token.get() === '') {
+      setStep({ at: 'token', error: '' });
+      return;
+    }
+    setStep({ at: 'checking' });
     if (intent.kind === 'drain' || intent.kind === 'add') {
       const path = intent.kind === 'drain' ? `${nexthopPath(intent.switch, intent.vip, intent.nexthop)}/drain` : nexthopPath(intent.switch, intent.vip);
       const body = intent.kind === 'drain' ? { dryRun: true } : { address: intent.nexthop, dryRun: true };
-      call<DryRun>('POST', path, body).then((dry) => setStep({ at: 'confirm', dry }), (err: Error) => setStep({ at: 'error', message: err.message }));
+      call<DryRun>('POST', path, body).then((dry) => setStep({ at: 'confirm', dry }), (err: Error) => denied(err) || setStep({ at: 'error', message: err.message }));
     } else setStep({ at: 'confirm', dry: null });
-  }, [intent]);
+  }, [intent, attempt]);
 
   // Progress: the nexthop's pinned flows from each snapshot while the drain runs.
   useEffect(() => {
@@ -93,13 +107,14 @@ export function ChangePanel({ intent, snap, onClose }: { intent: Intent; snap: S
     setSamples((s) => (s[s.length - 1]?.t === snap.at ? s : [...s.slice(-600), { t: snap.at, pinned: nh.pinned }]));
   }, [snap?.at]);
 
+  const useToken = (e: Event): void => {
+    e.preventDefault();
+    if (typed.trim() === '') return;
+    token.set(typed.trim());
+    setAttempt((n) => n + 1);
+  };
+
   const confirm = (): void => {
-    const dry = step.at === 'confirm' ? step.dry : null;
-    if (needToken) {
-      if (typed.trim() === '') return;
-      token.set(typed.trim());
-      setNeedToken(false);
-    }
     setStep({ at: 'running' });
     const base = nexthopPath(intent.switch, intent.vip, intent.nexthop);
     const d = Number(deadline);
@@ -112,22 +127,23 @@ export function ChangePanel({ intent, snap, onClose }: { intent: Intent; snap: S
       : call<{ pinnedLeft: number }>('DELETE', base).then(() => null);
     req.then(
       (result) => setStep({ at: 'done', result, message: result === null ? `${label}: done` : `${label}: ${result.phase}` }),
-      (err: Error) => {
-        if (err instanceof ApiError && err.status === 401) {
-          // A wrong or missing token: the change was not made; ask for the token again.
-          token.set('');
-          setTyped('');
-          setNeedToken(true);
-          setTokenError(err.message);
-          setStep({ at: 'confirm', dry });
-        } else setStep({ at: 'error', message: err.message });
-      },
+      (err: Error) => denied(err) || setStep({ at: 'error', message: err.message }),
     );
   };
 
   const record = snap?.switches.find((s) => s.name === intent.switch)?.changes.find((c) => step.at === 'done' && c.id === step.result?.id);
   return html`<section class="panel change" aria-labelledby="change-title" data-testid="change-panel">
     <h2 id="change-title">Change: ${label}</h2>
+    ${step.at === 'token'
+      ? html`<form class="ask-token" onSubmit=${useToken}>
+          <p><label>Operator token, needed for changes and their dry runs (kept in this tab only): <input type="password" autocomplete="off" value=${typed} onInput=${(e: Event) => setTyped((e.target as HTMLInputElement).value)} data-testid="change-token" aria-describedby="token-why" /></label></p>
+          <p id="token-why">${step.error === '' ? html`<small>The page reads without one.</small>` : html`<span role="alert" class="bad">${step.error}</span>`}</p>
+          <p>
+            <button type="submit" class="primary" disabled=${typed.trim() === ''} data-testid="use-token">Use the token and continue</button>
+            <button type="button" onClick=${onClose}>Cancel</button>
+          </p>
+        </form>`
+      : null}
     ${step.at === 'checking' ? html`<p role="status">Asking for a dry run…</p>` : null}
     ${step.at === 'error' ? html`<p role="alert" class="bad">${step.message}</p>` : null}
     ${step.at === 'confirm'
@@ -138,14 +154,8 @@ export function ChangePanel({ intent, snap, onClose }: { intent: Intent; snap: S
           ${intent.kind === 'drain'
             ? html`<p><label>Deadline (seconds, empty for none): <input type="number" min="0" step="1" value=${deadline} onInput=${(e: Event) => setDeadline((e.target as HTMLInputElement).value)} data-testid="deadline" /></label></p>`
             : null}
-          ${needToken
-            ? html`<p class="ask-token">
-                <label>Operator token, needed for changes (kept in this tab only): <input type="password" autocomplete="off" value=${typed} onInput=${(e: Event) => setTyped((e.target as HTMLInputElement).value)} data-testid="change-token" aria-describedby="token-why" /></label>
-                <small id="token-why">${tokenError === '' ? 'The page reads without one.' : html`<span role="alert" class="bad">${tokenError}</span>`}</small>
-              </p>`
-            : null}
           <p>
-            <button type="button" class="primary" onClick=${confirm} disabled=${needToken && typed.trim() === ''} data-testid="confirm">Confirm ${intent.kind} of ${intent.nexthop}</button>
+            <button type="button" class="primary" onClick=${confirm} data-testid="confirm">Confirm ${intent.kind} of ${intent.nexthop}</button>
             <button type="button" onClick=${onClose}>Cancel</button>
           </p>
         </div>`

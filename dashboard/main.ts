@@ -14,6 +14,8 @@ import type { MirrorCounters, Snapshot, SwitchSnap } from './types.js';
 function TokenBar(): VNode {
   const [value, setValue] = useState(token.get());
   const [saved, setSaved] = useState(token.get() !== '');
+  // Set or forgotten elsewhere on the page (a change's prompt, a refused token).
+  useEffect(() => token.watch(() => setSaved(token.get() !== '')), []);
   const save = (e: Event): void => {
     e.preventDefault();
     token.set(value.trim());

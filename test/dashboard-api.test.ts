@@ -99,7 +99,7 @@ test('flow detail: a pinned flow, an unpinned flow, and clear errors', { timeout
   assert.equal((await get<{ error: string }>(`/api/v1/flows/nope/${plain.src}/${plain.sport}/${VIP}/443`)).status, 404);
 });
 
-test('drain estimate: from the pinned flows left, in the snapshot of a draining nexthop', { timeout: 60_000 }, () => {
+test('drain estimate: from the pinned flows left, in the snapshot of a draining nexthop', { timeout: 60_000 }, async () => {
   // Two flows left: one quiet since t=10 s, one active at t=40 s; idle timeout 30 s, now 50 s.
   const e = estimateDrain([{ since: 0, lastActive: 10_000 }, { since: 20_000, lastActive: 40_000 }], 30, 50_000);
   assert.deepEqual(e, { pinned: 2, idleTimeoutS: 30, earliestS: 20, medianAgeS: 40, oldestAgeS: 50 });
@@ -119,6 +119,10 @@ test('drain estimate: from the pinned flows left, in the snapshot of a draining 
   assert.equal(est.idleTimeoutS, c.timeouts.pinIdleS);
   assert.ok(est.earliestS > 0 && est.earliestS <= c.timeouts.pinIdleS);
   assert.ok((est.oldestAgeS ?? 0) >= (est.medianAgeS ?? 0));
+  // Ages run from each flow's SYN (seen before the drain asked for its pin), as the flow table has it.
+  const pinnedFlows = (await get<Page>('/api/v1/flows?pinned=true&limit=1000')).body.flows;
+  const oldest = (c.now() - Math.min(...pinnedFlows.map((f) => f.lastSeen))) / 1000;
+  assert.ok(Math.abs((est.oldestAgeS ?? 0) - oldest) < 0.3, `oldest flow left ${String(est.oldestAgeS)} s old, flow table ${oldest} s`);
   assert.ok(nhs.filter((n) => n.address !== DRAINED).every((n) => n.estimate === undefined), 'only a draining nexthop has an estimate');
   assert.ok(snap.mirror.frames > 0 && snap.mirror.decoded > 0, 'the mirror receiver\'s counters');
 });

@@ -7,6 +7,8 @@ import type { ChangeRecord } from '../changes.js';
 import type { Controller, SwitchStatus } from '../controller.js';
 import { estimateDrain, type DrainEstimate, type PinAge } from '../drain-estimate.js';
 import type { SwitchRuntime } from '../switch-runtime.js';
+import { flowKey } from '../flow-table.js';
+import { tupleOf } from '../../mirror-receiver/tuple.js';
 
 /** Connection counters of a simulated switch's traffic (the demo): what the zero-resets claim is about. */
 export interface SimulatorCounters {
@@ -52,10 +54,15 @@ export interface Snapshot {
 /** Changes per switch in a snapshot: the ones in progress and the most recent others. */
 const RECENT_CHANGES = 20;
 
-function pinAges(rt: SwitchRuntime, vip: string, nexthop: string): PinAge[] {
+/** The pins wanted on a nexthop: each flow's SYN time (a pin asked for by a change is younger than its flow) and its counter's last move. */
+function pinAges(controller: Controller, rt: SwitchRuntime, vip: string, nexthop: string): PinAge[] {
   const r = rt.reconciler;
   const out: PinAge[] = [];
-  for (const [id, p] of r.desired) if (p.nexthop === nexthop && p.flow.dst === vip) out.push({ since: p.since, lastActive: r.installed.get(id)?.lastActive ?? p.since });
+  for (const [id, p] of r.desired) {
+    if (p.nexthop !== nexthop || p.flow.dst !== vip) continue;
+    const seen = controller.flowTable.entry(flowKey(rt.id, tupleOf(p.flow)))?.lastSeen ?? p.since;
+    out.push({ since: Math.min(seen, p.since), lastActive: r.installed.get(id)?.lastActive ?? p.since });
+  }
   return out;
 }
 
@@ -82,7 +89,7 @@ export function buildSnapshot(controller: Controller, simulator: (() => Simulato
           nexthops: [...v.nexthops].sort().map((nh): NexthopSnapshot => {
             const state = cm.stateOf(v, nh);
             const n: NexthopSnapshot = { address: nh, state, tracked: rt.flowsOn(v.address, nh).length, pinned: rt.pinnedOn(v.address, nh), inGroup: v.members.has(nh) };
-            if (state === 'draining') n.estimate = estimateDrain(pinAges(rt, v.address, nh), timeouts.pinIdleS, now);
+            if (state === 'draining') n.estimate = estimateDrain(pinAges(controller, rt, v.address, nh), timeouts.pinIdleS, now);
             return n;
           }),
         })),
