@@ -142,6 +142,18 @@ test('operator CLI against a running controller', { timeout: 180_000 }, async ()
     for (const line of found.out.trim().split('\n').slice(1, -1)) assert.match(line, new RegExp(`^sim1\\s+${known.src.replace(/\./g, '\\.')}:`));
     const pins = JSON.parse((await cli(['pins', '--state', 'installed', '--limit', '5', '-o', 'json'], ro)).out) as { total: number; pins: { state: string }[] };
     assert.ok(pins.total > 0 && pins.pins.every((p) => p.state === 'installed'));
+
+    // flows by client port, pinned or not.
+    const byPort = JSON.parse((await cli(['flows', '--client', known.src, '--port', String(known.sport), '-o', 'json'], ro)).out) as { total: number; flows: { src: string; sport: number }[] };
+    assert.equal(byPort.total, 1);
+    assert.deepEqual(byPort.flows.map((f) => `${f.src}:${f.sport}`), [`${known.src}:${known.sport}`]);
+    const pinnedFlows = JSON.parse((await cli(['flows', '--pinned', '--limit', '50', '-o', 'json'], ro)).out) as { total: number; flows: { pinned: boolean }[] };
+    assert.ok(pinnedFlows.total > 0 && pinnedFlows.flows.every((f) => f.pinned), 'pinned flows after the drains');
+    const unpinnedFlows = JSON.parse((await cli(['flows', '--unpinned', '--limit', '50', '-o', 'json'], ro)).out) as { total: number; flows: { pinned: boolean }[] };
+    assert.ok(unpinnedFlows.total > 0 && unpinnedFlows.flows.every((f) => !f.pinned));
+    assert.equal((await cli(['flows', '--pinned', '--unpinned'], ro)).code, 2);
+    assert.equal((await cli(['pins', '--port', '80'], ro)).code, 2);
+    assert.equal((await cli(['flows', '--port', 'http'], ro)).code, 2);
   } finally {
     rmSync(dir, { recursive: true, force: true });
     const code = await demo.stop();
