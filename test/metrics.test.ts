@@ -1,14 +1,17 @@
 // /metrics on prom-client against a running controller and the simulated eAPI switch: the
 // exposition's content type, SYN-to-pin and switch call latency histograms, per-nexthop
 // gauges that agree with the controller's own counts, failed switch calls counted, and the
-// process and event-loop metrics.
+// process and event-loop metrics; every metric the example Grafana dashboard queries exists.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { register } from 'prom-client';
 import { buildApp } from '../controller/api/app.js';
 import { Bed, NH, VIP } from './helpers/bed.js';
+import { repoRoot } from './helpers/tools.js';
 
 let bed: Bed | undefined;
 let app: FastifyInstance | undefined;
@@ -93,4 +96,14 @@ test('/metrics: a switch call that fails is counted by operation', { timeout: 60
   assert.ok(failed >= 1, 'failed calls counted');
   assert.ok(failed - before >= 1);
   await bed.settle();
+});
+
+test('the example Grafana dashboard queries only metrics flowpin serves', { timeout: 60_000 }, async () => {
+  const dash = JSON.parse(readFileSync(path.join(repoRoot, 'docs', 'grafana', 'flowpin.json'), 'utf8')) as { panels: { targets?: { expr: string }[] }[]; templating: { list: { definition: string }[] } };
+  const exprs = [...dash.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr)), ...dash.templating.list.map((v) => v.definition)];
+  const names = new Set(exprs.flatMap((e) => [...e.matchAll(/\b((?:flowpin|process|nodejs)_[a-z0-9_]+)/g)].map((m) => (m[1] as string).replace(/_(bucket|count|sum)$/, ''))));
+  assert.ok(names.size >= 20, [...names].join(' '));
+  const { text } = await scrape();
+  const served = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]));
+  for (const n of names) assert.ok(served.has(n), `${n} is queried by docs/grafana/flowpin.json but not served at /metrics`);
 });
