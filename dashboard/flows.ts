@@ -66,7 +66,7 @@ export function Flows({ snap }: { snap: Snapshot | null }): VNode {
   const switches = snap?.switches.map((s) => s.name) ?? [];
   const vips = [...new Set(snap?.switches.flatMap((s) => s.vips.map((v) => v.address)) ?? [])];
   const nexthops = [...new Set(snap?.switches.flatMap((s) => s.vips.flatMap((v) => v.nexthops.map((n) => n.address))) ?? [])];
-  return html`<section class="panel" aria-labelledby="flows-title">
+  return html`<section class="panel wide" aria-labelledby="flows-title">
     <h2 id="flows-title">Flows</h2>
     <form class="inline" role="search" onSubmit=${(e: Event) => {
       e.preventDefault();

@@ -39,6 +39,26 @@ async function snapshotEstimate(demo: Demo): Promise<{ earliestS: number; pinned
   return snap.switches[0]?.vips.find((v) => v.address === VIP)?.nexthops.find((n) => n.address === NH)?.estimate;
 }
 
+/** Runs in the page: fields without a label, and text below 4.5:1 against its background. */
+const A11Y_CHECK = `(() => {
+  const out = [];
+  for (const el of document.querySelectorAll('input, select, button, meter')) {
+    const named = el.labels?.length > 0 || el.getAttribute('aria-label') || (el.tagName === 'BUTTON' && el.textContent.trim() !== '');
+    if (!named) out.push('unlabelled ' + el.outerHTML.slice(0, 80));
+  }
+  const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; }; return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+  const bg = (el) => { for (let e = el; e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor); if (c.length === 3 || c[3] > 0) return c.slice(0, 3); } return [255, 255, 255]; };
+  for (const el of document.querySelectorAll('body *')) {
+    if (![...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim() !== '')) continue;
+    if (el.closest('svg') || el.getClientRects().length === 0) continue;
+    const a = lum(rgb(getComputedStyle(el).color)), b = lum(bg(el));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) out.push('contrast ' + ratio.toFixed(2) + ' ' + el.tagName + ' ' + el.textContent.trim().slice(0, 40));
+  }
+  return out;
+})()`;
+
 test('dashboard in chromium: overview health, flow filters and detail, token prompt, drain estimate, removed', { skip: skipUnless(haveChromium(), 'chromium'), timeout: 180_000 }, async () => {
   mkdirSync(shots, { recursive: true });
   const demo = await startDemo('features-test');
@@ -151,6 +171,10 @@ test('dashboard in chromium: overview health, flow filters and detail, token pro
     const row = page.locator(`[data-testid="vip-${VIP}"] tr[data-nexthop="${NH}"] td`).first();
     await until(async () => (await row.innerText()) === 'removed', 10_000, 'removed on the page');
     await page.screenshot({ path: path.join(shots, 'dashboard-removed.png'), fullPage: true });
+
+    // Accessible markup: every field has a label, text contrast at least 4.5:1 (WCAG 2 AA).
+    const a11y = (await page.evaluate(A11Y_CHECK)) as string[];
+    assert.deepEqual(a11y, []);
 
     // Another tab (a new browser context) has no token: read only.
     const other = await browser.newPage();
