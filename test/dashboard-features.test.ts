@@ -173,7 +173,7 @@ test('dashboard in chromium: overview health, flow filters and detail, token pro
     await page.screenshot({ path: path.join(shots, 'dashboard-removed.png'), fullPage: true });
 
     // Accessible markup: every field has a label, text contrast at least 4.5:1 (WCAG 2 AA).
-    const a11y = (await page.evaluate(A11Y_CHECK)) as string[];
+    const a11y = await page.evaluate<string[]>(A11Y_CHECK);
     assert.deepEqual(a11y, []);
 
     // Another tab (a new browser context) has no token: read only.
