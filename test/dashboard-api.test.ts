@@ -27,13 +27,15 @@ const detailUrl = (f: { src: string; sport: number; dst: string; dport: number }
 const DRAINED = NH[1] as string;
 
 before(async () => {
-  bed = await Bed.create({ pinMode: 'on-change', mirrorFinRst: true });
+  // The controller on the simulator's clock: ages and idle times are simulated seconds.
+  bed = await Bed.create({ pinMode: 'on-change', mirrorFinRst: true, virtualController: true });
   await bed.run(60);
   app = await buildApp({ controller: bed.controller as NonNullable<Bed['controller']>, token: TOKEN });
   // A drain pins the live flows of one nexthop: the others stay unpinned.
-  const r = await app.inject({ method: 'POST', url: `/api/v1/switches/sw1/vips/${VIP}/nexthops/${DRAINED}/drain`, payload: { deadlineSeconds: 3600, acceptRisk: true }, headers: { authorization: `Bearer ${TOKEN}` } });
+  const r = await bed.during(app.inject({ method: 'POST', url: `/api/v1/switches/sw1/vips/${VIP}/nexthops/${DRAINED}/drain`, payload: { deadlineSeconds: 3600, acceptRisk: true }, headers: { authorization: `Bearer ${TOKEN}` } }));
   assert.equal(r.statusCode, 202, r.body);
-  await bed.run(2);
+  // Past a periodic read of the pins: their counters have moved since the drain.
+  await bed.run(40);
 });
 after(async () => {
   await app?.close();
@@ -83,7 +85,8 @@ test('flow detail: a pinned flow, an unpinned flow, and clear errors', { timeout
   // Its idle time left is counted from the switch counter's last move, as flowpin read it.
   const inst = [...c.runtime('sw1').reconciler.installed.values()].find((p) => p.flow.src === pinnedRow.src && p.flow.sport === pinnedRow.sport);
   assert.ok(inst);
-  assert.ok(Math.abs((inst.lastActive + idle * 1000 - now) / 1000 - left) < 2, `pin left ${left} s against lastActive ${inst.lastActive}`);
+  assert.ok(inst.lastActive > (c.runtime('sw1').reconciler.desired.get(`${pinnedRow.src}|${pinnedRow.sport}|${pinnedRow.dst}|${pinnedRow.dport}`)?.since ?? Infinity), 'its counter moved after the pin was asked for');
+  assert.ok(Math.abs((inst.lastActive + idle * 1000 - now) / 1000 - left) < 0.2, `pin left ${left} s against lastActive ${inst.lastActive}`);
   assert.ok(d.body.idle.trackedLeftS > 0 && d.body.idle.trackedLeftS <= c.timeouts.flowMaxAgeS);
 
   const plain = (await get<Page>('/api/v1/flows?pinned=false&limit=1')).body.flows[0] as FlowRow;
@@ -125,4 +128,13 @@ test('drain estimate: from the pinned flows left, in the snapshot of a draining 
   assert.ok(Math.abs((est.oldestAgeS ?? 0) - oldest) < 0.3, `oldest flow left ${String(est.oldestAgeS)} s old, flow table ${oldest} s`);
   assert.ok(nhs.filter((n) => n.address !== DRAINED).every((n) => n.estimate === undefined), 'only a draining nexthop has an estimate');
   assert.ok(snap.mirror.frames > 0 && snap.mirror.decoded > 0, 'the mirror receiver\'s counters');
+
+  // The per-nexthop gauges at /metrics: pins on the drained nexthop only, flows on all.
+  const text = (await (app as FastifyInstance).inject({ method: 'GET', url: '/metrics' })).body;
+  for (const n of nhs) {
+    const labels = `{switch="sw1",vip="${VIP}",nexthop="${n.address}"}`;
+    assert.ok(text.includes(`flowpin_nexthop_pins${labels} ${n.pinned}\n`), `pins gauge of ${n.address}: ${n.pinned}`);
+    assert.ok(text.includes(`flowpin_nexthop_flows${labels} ${n.tracked}\n`), `flows gauge of ${n.address}: ${n.tracked}`);
+  }
+  assert.ok(nhs.some((n) => n.address !== DRAINED && n.tracked > 0 && n.pinned === 0));
 });
