@@ -245,6 +245,8 @@ async function change(kind: 'drain' | 'undrain' | 'add' | 'remove', client: Clie
   const rec = await client.call<Change>('POST', path, body);
   const summary = (c: Change): string => `${c.kind} ${c.nexthop} on ${c.vip} (${c.switch}), change ${c.id}: ${c.phase}${c.deadlineReached ? ' (deadline reached)' : ''}${c.error ? `: ${c.error}` : ''}; pinned ${c.pinned}, at risk ${c.atRisk} (${risk(c.atRiskBy)}), change-window flows ${c.windowFlows}${c.kind === 'drain' ? `, ${c.remaining} pinned flows left` : ''}\n`;
   if (!values.wait || rec.phase === 'failed' || rec.phase === 'complete') {
+    // Done before the wait began (a deadline shorter than the change): the count left, once.
+    if (values.wait && rec.kind === 'drain') new Progress(process.stderr, `draining ${rec.nexthop}`, rec.remaining).update(rec.remaining, 0);
     print(rec, () => summary(rec));
     return rec.phase === 'failed' ? EXIT.failed : EXIT.ok;
   }

@@ -87,7 +87,7 @@ test('operator CLI against a running controller', { timeout: 180_000 }, async ()
     const refused = await cli(['drain', '10.0.1.2'], op);
     assert.equal(refused.code, 1);
     assert.match(refused.err, /puts connections at risk: .*change window.*acceptRisk/);
-    const waited = await cli(['drain', '10.0.1.2', '--accept-risk', '--wait', '--deadline', '3', '--interval', '0.3', '-o', 'json'], op);
+    const waited = await cli(['drain', '10.0.1.2', '--accept-risk', '--wait', '--deadline', '6', '--interval', '0.3', '-o', 'json'], op);
     assert.equal(waited.code, 0, waited.err);
     const rec = JSON.parse(waited.out) as { phase: string; kind: string; pinned: number; deadlineReached?: boolean; remaining: number };
     assert.equal(rec.phase, 'complete');
