@@ -13,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { Controller } from '../controller/controller.js';
+import { valueOf } from '../controller/metrics.js';
 import { readConfig } from '../controller/config.js';
 import { Reader } from '../controller/validate.js';
 import type { FlowEvent } from '../mirror-receiver/flow-event.js';
@@ -100,11 +101,11 @@ async function flowpinRun(b: Bed): Promise<{ pinsPerS: number; p50: number; p99:
       if (t !== undefined) latencies.push(at - t);
     }
   };
-  const installed = (): number => controller.metrics.pinsInstalled.get({ switch: 'sw1' });
+  const installed = (): Promise<number> => valueOf(controller.metrics.pinsInstalled, { switch: 'sw1' });
   const waitFor = async (n: number, ms: number): Promise<void> => {
     const end = Date.now() + ms;
-    while (installed() < n) {
-      if (Date.now() > end) throw new Error(`only ${installed()} of ${n} pins after ${ms} ms`);
+    while ((await installed()) < n) {
+      if (Date.now() > end) throw new Error(`only ${await installed()} of ${n} pins after ${ms} ms`);
       await new Promise((r) => setTimeout(r, 2));
     }
   };
@@ -116,7 +117,7 @@ async function flowpinRun(b: Bed): Promise<{ pinsPerS: number; p50: number; p99:
   await waitFor(200, 30_000);
   // Throughput: a burst, fed in slices so the event loop keeps receiving and sending.
   const BURST = 30_000;
-  const base = installed();
+  const base = await installed();
   const t0 = Date.now();
   for (let i = 0; i < BURST; i += 1000) {
     for (let k = 0; k < 1000; k++) {
@@ -129,7 +130,7 @@ async function flowpinRun(b: Bed): Promise<{ pinsPerS: number; p50: number; p99:
   const pinsPerS = BURST / ((Date.now() - t0) / 1000);
   // Latency: a steady offered rate well below the throughput, every 5 ms.
   const offered = Math.min(5000, Math.floor(pinsPerS / 4));
-  const before = installed();
+  const before = await installed();
   latencies.length = 0;
   const duration = 3000;
   const perTick = Math.max(1, Math.round(offered / 200));

@@ -15,8 +15,8 @@ token for changes from FLOWPIN_TOKEN or --token-file FILE; -o json for machine o
   undrain NEXTHOP [--vip V] [--switch S] [--accept-risk]
   add NEXTHOP [--vip V] [--switch S] [--dry-run] [--accept-risk]
   remove NEXTHOP [--vip V] [--switch S] [--force]
-  flows [--client A] [--vip V] [--nexthop N] [--switch S] [--limit N] [--offset N]
-  pins [--state desired|installed|failed] [same filters as flows]
+  flows [--client A] [--port P] [--pinned | --unpinned] [--vip V] [--nexthop N] [--switch S] [--limit N] [--offset N]
+  pins [--state desired|installed|failed] [--client A] [--vip V] [--nexthop N] [--switch S] [--limit N] [--offset N]
   changes [--switch S]
   (--vip and --switch may be left out when only one fits)`;
 
@@ -28,6 +28,9 @@ const OPTIONS = {
   vip: { type: 'string' },
   nexthop: { type: 'string' },
   client: { type: 'string' },
+  port: { type: 'string' },
+  pinned: { type: 'boolean' },
+  unpinned: { type: 'boolean' },
   state: { type: 'string' },
   limit: { type: 'string' },
   offset: { type: 'string' },
@@ -116,6 +119,11 @@ export async function opsCommand(command: string, args: string[]): Promise<numbe
           const v = values[k];
           if (v !== undefined) q.set(k, v);
         }
+        if (command === 'flows') {
+          if (values.port !== undefined) q.set('port', String(num(values.port, 'port')));
+          if (values.pinned && values.unpinned) throw new UsageError('--pinned or --unpinned, not both');
+          if (values.pinned || values.unpinned) q.set('pinned', String(values.pinned === true));
+        } else if (values.port !== undefined || values.pinned || values.unpinned) throw new UsageError('--port, --pinned and --unpinned filter flows');
         const page = await client.call<{ total: number; offset: number; flows?: Record<string, string | number | boolean | null>[]; pins?: Record<string, string | number | boolean | null>[] }>('GET', `/api/v1/${command}?${q.toString()}`);
         const rows = page.flows ?? page.pins ?? [];
         print(page, () => {
@@ -237,6 +245,8 @@ async function change(kind: 'drain' | 'undrain' | 'add' | 'remove', client: Clie
   const rec = await client.call<Change>('POST', path, body);
   const summary = (c: Change): string => `${c.kind} ${c.nexthop} on ${c.vip} (${c.switch}), change ${c.id}: ${c.phase}${c.deadlineReached ? ' (deadline reached)' : ''}${c.error ? `: ${c.error}` : ''}; pinned ${c.pinned}, at risk ${c.atRisk} (${risk(c.atRiskBy)}), change-window flows ${c.windowFlows}${c.kind === 'drain' ? `, ${c.remaining} pinned flows left` : ''}\n`;
   if (!values.wait || rec.phase === 'failed' || rec.phase === 'complete') {
+    // Done before the wait began (a deadline shorter than the change): the count left, once.
+    if (values.wait && rec.kind === 'drain') new Progress(process.stderr, `draining ${rec.nexthop}`, rec.remaining).update(rec.remaining, 0);
     print(rec, () => summary(rec));
     return rec.phase === 'failed' ? EXIT.failed : EXIT.ok;
   }

@@ -17,6 +17,8 @@ import type { FlowpinConfig } from './config.js';
 import { notFound } from './errors.js';
 import { FlowTable, flowKey, switchIdOfKey, UNRESOLVED } from './flow-table.js';
 import { controllerMetrics, type ControllerMetrics } from './metrics.js';
+import { collectNexthopGauges } from './metrics-gauges.js';
+import { timedAdapter } from './timed-adapter.js';
 import { NexthopRegistry } from './nexthop-registry.js';
 import { FileStateStore, type LoadedState, type StateStore } from './state-store.js';
 import { SwitchRuntime, type MirrorHealth } from './switch-runtime.js';
@@ -110,8 +112,9 @@ export class Controller {
     this.flowTable = new FlowTable({ maxFlows: cfg.flowTable.maxFlows, maxAgeMs: cfg.flowTable.maxAgeS * 1000, now: this.now });
     this.receiver = new MirrorReceiver((ev) => this.onEvent(ev), this.now, (err) => this.log.warn({ err }, 'mirror source error'));
     cfg.switches.forEach((s, i) => {
-      const adapter = deps.adapters.get(s.name);
-      if (adapter === undefined) throw new Error(`no adapter for switch ${s.name}`);
+      const given = deps.adapters.get(s.name);
+      if (given === undefined) throw new Error(`no adapter for switch ${s.name}`);
+      const adapter = timedAdapter(given, s.name, this.metrics);
       const rt = new SwitchRuntime({
         name: s.name, id: i + 1, adapter, vips: s.vips.map((v) => ({ address: v.address, nexthops: [...v.nexthops] })),
         flowTable: this.flowTable, registry: this.registry, metrics: this.metrics, pinMode: cfg.pinMode, pinIdleTimeoutS: cfg.pinIdleTimeoutS, queueCapacity: cfg.resolveQueue, retryMaxMs: cfg.retryMaxMs, clock,
@@ -137,6 +140,7 @@ export class Controller {
       { labels: { switch: rt.name, state: 'installed' }, value: rt.reconciler.programmedCount() },
       { labels: { switch: rt.name, state: 'failed' }, value: rt.reconciler.failed.size },
     ]));
+    collectNexthopGauges(this.metrics, () => this.runtimes.values());
   }
 
   /** Loads saved state, connects to the switches (retrying in the background), starts listening and the periodic work. */
@@ -285,11 +289,16 @@ export class Controller {
     };
   }
 
+  /** How long a pin lasts without packets, and a tracked flow without being seen (seconds). */
+  get timeouts(): { pinIdleS: number; flowMaxAgeS: number } {
+    return { pinIdleS: this.deps.config.pinIdleTimeoutS, flowMaxAgeS: this.deps.config.flowTable.maxAgeS };
+  }
+
   /**
    * Flows, most recently seen first (by `lastSeen`: the table's own order also counts a
    * look-up's answer as use), filtered and paged.
    */
-  flows(filter: { switch?: string; vip?: string; nexthop?: string; client?: string }, offset: number, limit: number): { total: number; items: FlowView[] } {
+  flows(filter: { switch?: string; vip?: string; nexthop?: string; client?: string; port?: number; pinned?: boolean }, offset: number, limit: number): { total: number; items: FlowView[] } {
     const rts = filter.switch === undefined ? [...this.runtimes.values()] : [this.runtime(filter.switch)];
     const ids = new Set(rts.map((r) => r.id));
     let keys: Iterable<string>;
@@ -306,6 +315,8 @@ export class Controller {
       if (filter.vip !== undefined && e.dst !== filter.vip) continue;
       if (filter.nexthop !== undefined && ref?.nexthop !== filter.nexthop) continue;
       if (filter.client !== undefined && e.src !== filter.client) continue;
+      if (filter.port !== undefined && e.sport !== filter.port) continue;
+      if (filter.pinned !== undefined && rt.reconciler.has(e) !== filter.pinned) continue;
       found.push(key);
       seen.push(e.lastSeen);
     }

@@ -1,160 +1,103 @@
-// A small Prometheus registry: counters, gauges (set, or read from a function at scrape
-// time) and histograms with labels, rendered in the text exposition format at /metrics.
+// flowpin's Prometheus metrics on prom-client: one registry per controller, with the
+// process and event-loop metrics of prom-client's collectDefaultMetrics added at scrape time
+// (they describe the process, so they are collected once per process, not once per
+// controller). Names follow the Prometheus conventions (https://prometheus.io/docs/practices/naming/):
+// `_total` counters, `_seconds` histograms, base units. Every label value comes from the
+// configuration or from a fixed set (switch, VIP and nexthop addresses flowpin manages,
+// adapter kinds, operation names, reasons), never from free text.
 
-type Labels = Record<string, string>;
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
-const labelText = (l: Labels): string => {
-  const parts = Object.entries(l).map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`);
-  return parts.length === 0 ? '' : `{${parts.join(',')}}`;
-};
-const keyOf = (l: Labels): string => JSON.stringify(Object.entries(l).sort(([a], [b]) => a.localeCompare(b)));
+type Row<L extends string> = { labels: Partial<Record<L, string>>; value: number };
 
-interface Metric {
-  render(): string[];
-}
+/** A gauge whose values are read from a function at scrape time (set with `collect`). */
+export class ScrapeGauge<L extends string> {
+  readonly gauge: Gauge<L>;
+  private read: (() => Row<L>[]) | undefined;
 
-export class Counter implements Metric {
-  private readonly values = new Map<string, { labels: Labels; value: number }>();
-  constructor(readonly name: string, readonly help: string) {}
-
-  inc(labels: Labels = {}, by = 1): void {
-    const k = keyOf(labels);
-    const e = this.values.get(k);
-    if (e) e.value += by;
-    else this.values.set(k, { labels, value: by });
+  constructor(registry: Registry, name: string, help: string, labelNames: readonly L[]) {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const self = this;
+    this.gauge = new Gauge<L>({
+      name, help, labelNames, registers: [registry],
+      collect() {
+        if (self.read === undefined) return;
+        this.reset();
+        for (const r of self.read()) this.set(r.labels, r.value);
+      },
+    });
   }
 
-  get(labels: Labels = {}): number {
-    return this.values.get(keyOf(labels))?.value ?? 0;
-  }
-
-  render(): string[] {
-    return [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`, ...[...this.values.values()].map((e) => `${this.name}${labelText(e.labels)} ${e.value}`)];
-  }
-}
-
-export class Gauge implements Metric {
-  private readonly values = new Map<string, { labels: Labels; value: number }>();
-  private collector: (() => { labels: Labels; value: number }[]) | undefined;
-  constructor(readonly name: string, readonly help: string) {}
-
-  set(labels: Labels, value: number): void {
-    this.values.set(keyOf(labels), { labels, value });
-  }
-
-  /** Reads the values at scrape time instead. */
-  collect(fn: () => { labels: Labels; value: number }[]): void {
-    this.collector = fn;
-  }
-
-  render(): string[] {
-    const rows = this.collector ? this.collector() : [...this.values.values()];
-    return [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`, ...rows.map((e) => `${this.name}${labelText(e.labels)} ${e.value}`)];
+  /** Reads the values at scrape time: series not returned are gone. */
+  collect(fn: () => Row<L>[]): void {
+    this.read = fn;
   }
 }
 
-export class Histogram implements Metric {
-  private readonly series = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
-  constructor(readonly name: string, readonly help: string, readonly buckets: number[]) {}
-
-  observe(labels: Labels, value: number): void {
-    const k = keyOf(labels);
-    let s = this.series.get(k);
-    if (!s) {
-      s = { labels, counts: new Array<number>(this.buckets.length).fill(0), sum: 0, count: 0 };
-      this.series.set(k, s);
-    }
-    for (let i = 0; i < this.buckets.length; i++) if (value <= (this.buckets[i] as number)) s.counts[i] = (s.counts[i] ?? 0) + 1;
-    s.sum += value;
-    s.count++;
-  }
-
-  render(): string[] {
-    const out = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
-    for (const s of this.series.values()) {
-      this.buckets.forEach((b, i) => out.push(`${this.name}_bucket${labelText({ ...s.labels, le: String(b) })} ${s.counts[i] ?? 0}`));
-      out.push(`${this.name}_bucket${labelText({ ...s.labels, le: '+Inf' })} ${s.count}`, `${this.name}_sum${labelText(s.labels)} ${s.sum}`, `${this.name}_count${labelText(s.labels)} ${s.count}`);
-    }
-    return out;
-  }
-}
-
-export class Registry {
-  private readonly metrics: Metric[] = [];
-
-  counter(name: string, help: string): Counter {
-    const m = new Counter(name, help);
-    this.metrics.push(m);
-    return m;
-  }
-
-  gauge(name: string, help: string): Gauge {
-    const m = new Gauge(name, help);
-    this.metrics.push(m);
-    return m;
-  }
-
-  histogram(name: string, help: string, buckets: number[]): Histogram {
-    const m = new Histogram(name, help, buckets);
-    this.metrics.push(m);
-    return m;
-  }
-
-  render(): string {
-    return this.metrics.flatMap((m) => m.render()).join('\n') + '\n';
-  }
-}
+const SECONDS_FAST = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 /** flowpin's metrics, one registry per controller. */
-export function controllerMetrics(): {
-  registry: Registry;
-  events: Counter;
-  shed: Counter;
-  resolved: Counter;
-  pinsInstalled: Counter;
-  pinsRemoved: Counter;
-  pinFailures: Counter;
-  reconcileFailures: Counter;
-  resyncs: Counter;
-  synToPin: Histogram;
-  flows: Gauge;
-  pins: Gauge;
-  ready: Gauge;
-  connectionsAtRisk: Counter;
-  windowFlows: Counter;
-  groupDrift: Counter;
-  persistSeconds: Histogram;
-  replies: Counter;
-  unknownServer: Counter;
-  disagreements: Counter;
-  replyTimeouts: Counter;
-  synToServer: Histogram;
-} {
-  const r = new Registry();
+export function controllerMetrics() {
+  const registry = new Registry();
+  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> => new Counter<L>({ name, help, labelNames, registers: [registry] });
+  const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[]): Gauge<L> => new Gauge<L>({ name, help, labelNames, registers: [registry] });
+  const histogram = <L extends string>(name: string, help: string, labelNames: readonly L[], buckets: number[]): Histogram<L> => new Histogram<L>({ name, help, labelNames, buckets, registers: [registry] });
   return {
-    registry: r,
-    events: r.counter('flowpin_mirror_events_total', 'Decoded mirrored TCP segments by switch and kind (syn, end, ignored)'),
-    shed: r.counter('flowpin_events_shed_total', 'SYNs dropped because the resolve queue was full'),
-    resolved: r.counter('flowpin_flows_resolved_total', 'Flows whose nexthop was resolved, by switch and result'),
-    pinsInstalled: r.counter('flowpin_pins_installed_total', 'Pins installed on switches'),
-    pinsRemoved: r.counter('flowpin_pins_removed_total', 'Pins removed from switches'),
-    pinFailures: r.counter('flowpin_pin_failures_total', 'Pins the switch refused or could not program, by reason'),
-    reconcileFailures: r.counter('flowpin_reconcile_failures_total', 'Failed reconcile rounds (then backoff and full resync), by switch and error'),
-    resyncs: r.counter('flowpin_resyncs_total', 'Full resyncs of a switch pin table'),
-    synToPin: r.histogram('flowpin_syn_to_pin_seconds', 'Time from a SYN arriving to its pin being installed', [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]),
-    flows: r.gauge('flowpin_flows', 'Tracked flows by switch'),
-    pins: r.gauge('flowpin_pins', 'Pins by switch and state (desired, installed, not_programmed)'),
-    ready: r.gauge('flowpin_switch_ready', '1 when the switch answers and its pins are in sync'),
-    connectionsAtRisk: r.counter('flowpin_connections_at_risk_total', 'Flows that needed a pin and have none programmed, by switch and reason (table-full, refused, not-programmed, shed, unresolved)'),
-    windowFlows: r.counter('flowpin_change_window_flows_total', 'Flows whose SYN arrived in a change window with no certain, programmed pin'),
-    groupDrift: r.counter('flowpin_group_drift_total', 'ECMP groups found changed on the switch by someone else (taken as they are)'),
-    persistSeconds: r.histogram('flowpin_persist_seconds', 'Time to write the tracked flows to the state store', [0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30]),
-    replies: r.counter('flowpin_replies_observed_total', 'Mirrored server replies (SYN-ACK from a VIP) by switch and result (resolved, agree, disagree, duplicate, unknown-server, no-syn)'),
-    unknownServer: r.counter('flowpin_reply_unknown_server_total', 'Mirrored replies whose server flowpin could not tell, by switch and reason (no-identity, unknown-mac, ambiguous-mac, unknown-port, ambiguous-port, not-a-nexthop)'),
-    disagreements: r.counter('flowpin_resolution_disagreements_total', 'Flows whose look-up answer differed from the server that answered (the observation wins), by switch'),
-    replyTimeouts: r.counter('flowpin_reply_timeouts_total', 'SYNs whose reply was not seen in time, by switch and what followed (lookup, unresolved, resolved)'),
-    synToServer: r.histogram('flowpin_syn_to_server_seconds', 'Time from a SYN arriving to its server being known, by switch and source (observe, lookup)', [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]),
+    registry,
+    events: counter('flowpin_mirror_events_total', 'Decoded mirrored TCP segments by switch and kind (syn, end, ignored, shed, unknown-switch)', ['switch', 'kind']),
+    shed: counter('flowpin_events_shed_total', 'SYNs dropped because the resolve queue was full', ['switch']),
+    resolved: counter('flowpin_flows_resolved_total', 'Flows whose nexthop look-up ended, by switch and result (ok, unknown, error)', ['switch', 'result']),
+    pinsInstalled: counter('flowpin_pins_installed_total', 'Pins installed on switches', ['switch']),
+    pinsRemoved: counter('flowpin_pins_removed_total', 'Pins removed from switches, by why (gc, unwanted)', ['switch', 'why']),
+    pinFailures: counter('flowpin_pin_failures_total', 'Pins the switch refused or could not program, by reason', ['switch', 'reason']),
+    reconcileFailures: counter('flowpin_reconcile_failures_total', 'Failed reconcile rounds (then backoff and full resync), by switch and error class', ['switch', 'error']),
+    resyncs: counter('flowpin_resyncs_total', 'Full resyncs of a switch pin table', ['switch']),
+    synToPin: histogram('flowpin_syn_to_pin_seconds', 'Time from a SYN arriving to its pin being installed', ['switch'], [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]),
+    switchCall: histogram('flowpin_switch_call_seconds', 'Latency of the controller\'s calls to a switch adapter, by switch, adapter kind and operation', ['switch', 'adapter', 'operation'], SECONDS_FAST),
+    switchCallErrors: counter('flowpin_switch_call_errors_total', 'Calls to a switch adapter that failed, by switch, adapter kind and operation', ['switch', 'adapter', 'operation']),
+    flows: new ScrapeGauge(registry, 'flowpin_flows', 'Tracked flows by switch', ['switch']),
+    pins: new ScrapeGauge(registry, 'flowpin_pins', 'Pins by switch and state (desired, installed, failed)', ['switch', 'state']),
+    nexthopFlows: new ScrapeGauge(registry, 'flowpin_nexthop_flows', 'Tracked flows by switch, VIP and nexthop', ['switch', 'vip', 'nexthop']),
+    nexthopPins: new ScrapeGauge(registry, 'flowpin_nexthop_pins', 'Programmed pins by switch, VIP and nexthop', ['switch', 'vip', 'nexthop']),
+    pinTable: new ScrapeGauge(registry, 'flowpin_pin_table_entries', 'The switch pin table: capacity, programmed (flowpin\'s) and free entries', ['switch', 'kind']),
+    ready: gauge('flowpin_switch_ready', '1 when the switch answers and its pins are in sync', ['switch']),
+    connectionsAtRisk: counter('flowpin_connections_at_risk_total', 'Flows that needed a pin and have none programmed, by switch and reason (table-full, refused, not-programmed, shed, unresolved)', ['switch', 'why']),
+    windowFlows: counter('flowpin_change_window_flows_total', 'Flows whose SYN arrived in a change window with no certain, programmed pin', ['switch']),
+    groupDrift: counter('flowpin_group_drift_total', 'ECMP groups found changed on the switch by someone else (taken as they are)', ['switch']),
+    persistSeconds: histogram('flowpin_persist_seconds', 'Time to write the tracked flows to the state store', [], [0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30]),
+    replies: counter('flowpin_replies_observed_total', 'Mirrored server replies (SYN-ACK from a VIP) by switch and result (resolved, agree, disagree, duplicate, unknown-server, no-syn, ignored)', ['switch', 'result']),
+    unknownServer: counter('flowpin_reply_unknown_server_total', 'Mirrored replies whose server flowpin could not tell, by switch and reason (no-identity, unknown-mac, ambiguous-mac, unknown-port, ambiguous-port, not-a-nexthop)', ['switch', 'reason']),
+    disagreements: counter('flowpin_resolution_disagreements_total', 'Flows whose look-up answer differed from the server that answered (the observation wins), by switch', ['switch']),
+    replyTimeouts: counter('flowpin_reply_timeouts_total', 'SYNs whose reply was not seen in time, by switch and what followed (lookup, unresolved, resolved)', ['switch', 'then']),
+    synToServer: histogram('flowpin_syn_to_server_seconds', 'Time from a SYN arriving to its server being known, by switch and source (observe, lookup)', ['switch', 'source'], [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]),
   };
 }
 
 export type ControllerMetrics = ReturnType<typeof controllerMetrics>;
+
+let processRegistry: Registry | undefined;
+
+/** The process and event-loop metrics (prom-client's defaults, `process_` and `nodejs_`), collected once per process. */
+function defaults(): Registry {
+  if (processRegistry === undefined) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
+
+/** The text exposition served at /metrics: the controller's metrics and the process's. */
+export async function exposition(m: ControllerMetrics): Promise<string> {
+  return Registry.merge([m.registry, defaults()]).metrics();
+}
+
+/** prom-client's content type of that text. */
+export const EXPOSITION_TYPE: string = new Registry().contentType;
+
+/** The current value of one series of a counter or gauge (0 when it has none yet). */
+export async function valueOf<L extends string>(metric: Counter<L> | Gauge<L>, labels: Partial<Record<L, string>>): Promise<number> {
+  const want = Object.entries(labels);
+  const got = await metric.get();
+  const row = got.values.find((v) => want.length === Object.keys(v.labels).length && want.every(([k, val]) => String(v.labels[k as L]) === val));
+  return row?.value ?? 0;
+}

@@ -2,6 +2,7 @@
 // kept in this tab only (sessionStorage): never in localStorage, a cookie or the URL.
 
 const TOKEN_KEY = 'flowpin.token';
+const listeners = new Set<() => void>();
 
 export const token = {
   get(): string {
@@ -10,6 +11,12 @@ export const token = {
   set(value: string): void {
     if (value === '') sessionStorage.removeItem(TOKEN_KEY);
     else sessionStorage.setItem(TOKEN_KEY, value);
+    for (const l of listeners) l();
+  },
+  /** Calls `fn` whenever the token is set or forgotten; returns its removal. */
+  watch(fn: () => void): () => void {
+    listeners.add(fn);
+    return () => listeners.delete(fn);
   },
 };
 

@@ -1,13 +1,14 @@
 // Changes from the page: a dry run first (drain, add), or the current figures (undrain,
-// remove), an explicit confirmation, then the change and its live progress; and the history
-// of changes with their figures.
+// remove), an explicit confirmation (asking for the operator token when the tab has none),
+// then the change and its live progress with an estimate of when the drain reaches zero;
+// and the history of changes with their figures.
 
 import { html } from 'htm/preact';
 import type { VNode } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { call, nexthopPath } from './api.js';
-import { ProgressChart, type Sample } from './chart.js';
-import type { ChangeRecord, DryRun, Snapshot } from './types.js';
+import { ApiError, call, nexthopPath, token } from './api.js';
+import { ProgressChart, secondsToZero, type Sample } from './chart.js';
+import type { ChangeRecord, DrainEstimate, DryRun, Snapshot } from './types.js';
 
 export interface Intent {
   kind: 'drain' | 'undrain' | 'add' | 'remove';
@@ -16,7 +17,7 @@ export interface Intent {
   nexthop: string;
 }
 
-type Step = { at: 'checking' } | { at: 'confirm'; dry: DryRun | null } | { at: 'running' } | { at: 'done'; result: ChangeRecord | null; message: string } | { at: 'error'; message: string };
+type Step = { at: 'token'; error: string } | { at: 'checking' } | { at: 'confirm'; dry: DryRun | null } | { at: 'running' } | { at: 'done'; result: ChangeRecord | null; message: string } | { at: 'error'; message: string };
 
 const risk = (by: Record<string, number>): string =>
   Object.entries(by)
@@ -36,20 +37,68 @@ function DryRunReport({ dry }: { dry: DryRun }): VNode {
   </dl>`;
 }
 
+/**
+ * When the nexthop's pinned flows reach zero: at the earliest when the flows left go quiet
+ * (the server's estimate from their last packets and the pin idle timeout), and at the
+ * recent rate of fall (the chart's trend); the later of the two is the estimate shown.
+ */
+export function etaSeconds(est: DrainEstimate | undefined, samples: Sample[]): number | null {
+  const trend = secondsToZero(samples);
+  if (est === undefined) return trend;
+  if (est.pinned === 0) return 0;
+  return Math.max(est.earliestS, trend ?? 0);
+}
+
+function DrainEta({ est, samples }: { est: DrainEstimate | undefined; samples: Sample[] }): VNode {
+  const eta = etaSeconds(est, samples);
+  const trend = secondsToZero(samples);
+  return html`<div class="eta">
+    <p data-testid="drain-eta">${eta === null ? 'No estimate yet' : eta === 0 ? 'No pinned flow left' : html`Zero in about <strong>${Math.ceil(eta)} s</strong>`}</p>
+    ${est === undefined || est.pinned === 0
+      ? null
+      : html`<dl class="figures">
+          <dt>At the earliest</dt><dd data-testid="eta-earliest">${est.earliestS} s, if the ${est.pinned} flows left send nothing more</dd>
+          <dt>At the recent rate</dt><dd>${trend === null ? 'not falling yet' : `${trend} s`}</dd>
+          <dt>Ages of the flows left</dt><dd data-testid="eta-ages">median ${est.medianAgeS ?? 0} s, oldest ${est.oldestAgeS ?? 0} s</dd>
+        </dl>`}
+    <details>
+      <summary>How is this computed?</summary>
+      <p>A pinned flow leaves the nexthop when its connection ends (FIN or RST, where the switch mirrors them) or when its pin sees no packet for the pin idle timeout (${est?.idleTimeoutS ?? '–'} s). If every flow left went quiet now, the last pin would go at the latest of its flows' last packet plus the idle timeout: that is the earliest the count can reach zero. Flows still sending push it out, so the page also fits a line through the falling count over the last minute and shows the later of the two. Long-lived flows (see their ages) may keep a drain going; a deadline ends it regardless.</p>
+    </details>
+  </div>`;
+}
+
 export function ChangePanel({ intent, snap, onClose }: { intent: Intent; snap: Snapshot | null; onClose: () => void }): VNode {
   const [step, setStep] = useState<Step>({ at: 'checking' });
   const [deadline, setDeadline] = useState('');
+  const [typed, setTyped] = useState('');
+  const [attempt, setAttempt] = useState(0);
   const [samples, setSamples] = useState<Sample[]>([]);
   const label = `${intent.kind} ${intent.nexthop} on ${intent.vip} (${intent.switch})`;
   const nh = snap?.switches.find((s) => s.name === intent.switch)?.vips.find((v) => v.address === intent.vip)?.nexthops.find((n) => n.address === intent.nexthop);
 
+  /** A missing or wrong token: nothing was changed; the tab forgets it and asks again. */
+  const denied = (err: Error): boolean => {
+    if (!(err instanceof ApiError && err.status === 401)) return false;
+    token.set('');
+    setTyped('');
+    setStep({ at: 'token', error: err.message });
+    return true;
+  };
+
   useEffect(() => {
+    // Changes and their dry runs need the operator token: asked for here when the tab has none.
+    if (token.get() === '') {
+      setStep({ at: 'token', error: '' });
+      return;
+    }
+    setStep({ at: 'checking' });
     if (intent.kind === 'drain' || intent.kind === 'add') {
       const path = intent.kind === 'drain' ? `${nexthopPath(intent.switch, intent.vip, intent.nexthop)}/drain` : nexthopPath(intent.switch, intent.vip);
       const body = intent.kind === 'drain' ? { dryRun: true } : { address: intent.nexthop, dryRun: true };
-      call<DryRun>('POST', path, body).then((dry) => setStep({ at: 'confirm', dry }), (err: Error) => setStep({ at: 'error', message: err.message }));
+      call<DryRun>('POST', path, body).then((dry) => setStep({ at: 'confirm', dry }), (err: Error) => denied(err) || setStep({ at: 'error', message: err.message }));
     } else setStep({ at: 'confirm', dry: null });
-  }, [intent]);
+  }, [intent, attempt]);
 
   // Progress: the nexthop's pinned flows from each snapshot while the drain runs.
   useEffect(() => {
@@ -57,6 +106,13 @@ export function ChangePanel({ intent, snap, onClose }: { intent: Intent; snap: S
     if (step.at !== 'running' && step.at !== 'done') return;
     setSamples((s) => (s[s.length - 1]?.t === snap.at ? s : [...s.slice(-600), { t: snap.at, pinned: nh.pinned }]));
   }, [snap?.at]);
+
+  const useToken = (e: Event): void => {
+    e.preventDefault();
+    if (typed.trim() === '') return;
+    token.set(typed.trim());
+    setAttempt((n) => n + 1);
+  };
 
   const confirm = (): void => {
     setStep({ at: 'running' });
@@ -71,13 +127,23 @@ export function ChangePanel({ intent, snap, onClose }: { intent: Intent; snap: S
       : call<{ pinnedLeft: number }>('DELETE', base).then(() => null);
     req.then(
       (result) => setStep({ at: 'done', result, message: result === null ? `${label}: done` : `${label}: ${result.phase}` }),
-      (err: Error) => setStep({ at: 'error', message: err.message }),
+      (err: Error) => denied(err) || setStep({ at: 'error', message: err.message }),
     );
   };
 
   const record = snap?.switches.find((s) => s.name === intent.switch)?.changes.find((c) => step.at === 'done' && c.id === step.result?.id);
   return html`<section class="panel change" aria-labelledby="change-title" data-testid="change-panel">
     <h2 id="change-title">Change: ${label}</h2>
+    ${step.at === 'token'
+      ? html`<form class="ask-token" onSubmit=${useToken}>
+          <p><label>Operator token, needed for changes and their dry runs (kept in this tab only): <input type="password" autocomplete="off" value=${typed} onInput=${(e: Event) => setTyped((e.target as HTMLInputElement).value)} data-testid="change-token" aria-describedby="token-why" /></label></p>
+          <p id="token-why">${step.error === '' ? html`<small>The page reads without one.</small>` : html`<span role="alert" class="bad">${step.error}</span>`}</p>
+          <p>
+            <button type="submit" class="primary" disabled=${typed.trim() === ''} data-testid="use-token">Use the token and continue</button>
+            <button type="button" onClick=${onClose}>Cancel</button>
+          </p>
+        </form>`
+      : null}
     ${step.at === 'checking' ? html`<p role="status">Asking for a dry run…</p>` : null}
     ${step.at === 'error' ? html`<p role="alert" class="bad">${step.message}</p>` : null}
     ${step.at === 'confirm'
@@ -99,7 +165,7 @@ export function ChangePanel({ intent, snap, onClose }: { intent: Intent; snap: S
       ? html`<div>
           <p role="status" data-testid="change-status">${record === undefined ? step.message : `${label}: ${record.phase}${record.deadlineReached ? ' (deadline reached)' : ''}`}; nexthop now <strong data-testid="nexthop-state">${nh?.state ?? 'removed'}</strong></p>
           ${record === undefined ? null : html`<p>Pinned at the change ${record.pinned}, at risk ${record.atRisk} (${risk(record.atRiskBy)}), change-window flows ${record.windowFlows}.</p>`}
-          ${intent.kind === 'drain' ? html`<${ProgressChart} samples=${samples} label=${intent.nexthop} />` : null}
+          ${intent.kind === 'drain' ? html`<div class="progress"><${ProgressChart} samples=${samples} label=${intent.nexthop} /><${DrainEta} est=${nh?.estimate} samples=${samples} /></div>` : null}
           <p><button type="button" onClick=${onClose}>Close</button></p>
         </div>`
       : null}

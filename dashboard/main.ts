@@ -1,18 +1,21 @@
-// flowpin's dashboard: overview of switches, VIPs and nexthops, changes with a dry run and
-// live progress, the change history and a paged flow search. State arrives as one snapshot a
+// flowpin's dashboard: overview of switches (adapter, mirror and pin sync health, pin table),
+// VIPs and nexthops, the mirror receiver's counters, changes with a dry run and live
+// progress, the change history and a paged flow search. State arrives as one snapshot a
 // second over server-sent events (GET /api/v1/events); flows are paged by the server.
 
 import { html } from 'htm/preact';
 import { render, type VNode } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { token } from './api.js';
 import { ChangePanel, History, type Intent } from './changes.js';
 import { Flows } from './flows.js';
-import type { Snapshot, SwitchSnap } from './types.js';
+import type { MirrorCounters, Snapshot, SwitchSnap } from './types.js';
 
 function TokenBar(): VNode {
   const [value, setValue] = useState(token.get());
   const [saved, setSaved] = useState(token.get() !== '');
+  // Set or forgotten elsewhere on the page (a change's prompt, a refused token).
+  useEffect(() => token.watch(() => setSaved(token.get() !== '')), []);
   const save = (e: Event): void => {
     e.preventDefault();
     token.set(value.trim());
@@ -28,18 +31,38 @@ function TokenBar(): VNode {
 
 const pct = (n: number, of: number): number => (of === 0 ? 0 : Math.round((n / of) * 100));
 
-function SwitchCard({ sw, act }: { sw: SwitchSnap; act: (i: Intent) => void }): VNode {
+const rate = (n: number): string => `${n.toFixed(1)}/s`;
+
+function MirrorPanel({ m }: { m: MirrorCounters }): VNode {
+  const reasons = Object.entries(m.dropped).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ');
+  return html`<section class="panel" aria-labelledby="mirror-title" data-testid="mirror">
+    <h2 id="mirror-title">Mirror receiver</h2>
+    <dl class="figures counters">
+      <dt>Frames</dt><dd data-testid="mirror-frames">${m.frames}</dd>
+      <dt>Decoded</dt><dd>${m.decoded}</dd>
+      <dt>Decode drops</dt><dd data-testid="mirror-decode-drops" class=${m.decodeDrops === 0 ? '' : 'warn'} title=${reasons}>${m.decodeDrops}</dd>
+      <dt>Socket drops</dt><dd data-testid="mirror-socket-drops" class=${(m.socketDrops ?? 0) === 0 ? '' : 'bad'}>${m.socketDrops ?? 'unknown'}</dd>
+      <dt>Backlog drops</dt><dd class=${m.backlogDrops === 0 ? '' : 'bad'}>${m.backlogDrops}</dd>
+    </dl>
+    ${reasons === '' ? null : html`<p><small>Dropped by reason: ${reasons}</small></p>`}
+    <p><small>Listening on ${m.listening.length === 0 ? 'nothing' : m.listening.join(', ')}</small></p>
+  </section>`;
+}
+
+function SwitchCard({ sw, act, removed }: { sw: SwitchSnap; act: (i: Intent) => void; removed: (vip: string) => string[] }): VNode {
   const health = sw.blocked !== null ? `blocked: ${sw.blocked}` : !sw.connected ? 'not connected' : sw.lastError !== null ? `error: ${sw.lastError}` : sw.reconcileFailures > 0 ? `${sw.reconcileFailures} failed writes` : 'healthy';
   const [addr, setAddr] = useState('');
   return html`<section class="panel switch" aria-labelledby=${`sw-${sw.name}`} data-testid=${`switch-${sw.name}`}>
     <h2 id=${`sw-${sw.name}`}>Switch ${sw.name} <small>${sw.adapter}</small></h2>
     <dl class="figures">
       <dt>Adapter</dt><dd class=${health === 'healthy' ? 'good' : 'bad'} data-testid="health">${health}</dd>
-      <dt>Pins</dt><dd>${sw.inSync ? 'in sync' : 'being written'}; ${sw.pins.failed} failed</dd>
+      <dt>Mirror</dt>
+      <dd class=${sw.mirror.state === 'ok' ? 'good' : 'bad'} data-testid="mirror-health">${sw.mirror.state}: ${rate(sw.mirror.synRate)} SYN (usual ${rate(sw.mirror.usualRate)}), ${sw.mirror.lastSynAgoS === null ? 'no SYN yet' : `last SYN ${sw.mirror.lastSynAgoS} s ago`}${sw.mirror.why === null ? '' : `; ${sw.mirror.why}`}</dd>
+      <dt>Pin sync</dt><dd data-testid="resync">${sw.blocked !== null ? 'stopped until the next resync' : sw.reconcileFailures > 0 ? `retrying after ${sw.reconcileFailures} failed rounds, full resync next` : sw.inSync ? 'in sync with the switch' : 'being written'}; ${sw.pins.failed} failed pins</dd>
       <dt>Pin table</dt>
       <dd>
         <meter min="0" max=${sw.pins.capacity} value=${sw.pins.installed} aria-label="programmed pin entries"></meter>
-        <span data-testid="pin-table">${sw.pins.installed} programmed, ${sw.pins.free} free of ${sw.pins.capacity}</span> (${pct(sw.pins.installed, sw.pins.capacity)}%)
+        <span data-testid="pin-table">${sw.pins.installed} programmed, ${sw.pins.free} free of ${sw.pins.capacity}</span> (${pct(sw.pins.installed, sw.pins.capacity)}%)${sw.pins.table === 'full' ? html` <strong class="bad">full</strong>` : sw.pins.table === 'nearly-full' ? html` <strong class="warn">nearly full</strong>` : null}
       </dd>
       <dt>Tracked flows</dt><dd>${sw.flows}</dd>
       <dt>Resolve queue</dt><dd>${sw.queue}</dd>
@@ -60,6 +83,9 @@ function SwitchCard({ sw, act }: { sw: SwitchSnap; act: (i: Intent) => void }): 
               ${n.state === 'draining' || n.state === 'drained' ? html`<button type="button" onClick=${() => act({ kind: 'undrain', switch: sw.name, vip: v.address, nexthop: n.address })} aria-label=${`Undrain ${n.address}`}>Undrain</button>` : null}
               ${!n.inGroup && n.state !== 'draining' ? html`<button type="button" onClick=${() => act({ kind: 'remove', switch: sw.name, vip: v.address, nexthop: n.address })} aria-label=${`Remove ${n.address}`}>Remove</button>` : null}
             </td>
+          </tr>`)}
+          ${removed(v.address).map((nh) => html`<tr key=${`removed-${nh}`} data-nexthop=${nh}>
+            <th scope="row">${nh}</th><td class="state-removed">removed</td><td>no</td><td class="num">0</td><td class="num">0</td><td></td>
           </tr>`)}
         </tbody>
       </table>
@@ -88,6 +114,18 @@ function App(): VNode {
     return () => es.close();
   }, []);
   const sim = snap?.simulator;
+  // Nexthops seen on this page that have left their VIP since: shown as removed.
+  const seen = useRef(new Map<string, Set<string>>());
+  for (const sw of snap?.switches ?? []) for (const v of sw.vips) {
+    const k = `${sw.name}|${v.address}`;
+    const set = seen.current.get(k) ?? new Set<string>();
+    for (const n of v.nexthops) set.add(n.address);
+    seen.current.set(k, set);
+  }
+  const removedOf = (sw: SwitchSnap) => (vip: string): string[] => {
+    const now = new Set(sw.vips.find((v) => v.address === vip)?.nexthops.map((n) => n.address) ?? []);
+    return [...(seen.current.get(`${sw.name}|${vip}`) ?? [])].filter((n) => !now.has(n)).sort();
+  };
   return html`<div>
     <header>
       <h1>flowpin</h1>
@@ -102,7 +140,8 @@ function App(): VNode {
             <dl class="figures counters"><dt>Opened</dt><dd data-testid="sim-opened">${sim.opened}</dd><dt>Closed</dt><dd>${sim.closed}</dd><dt>Reset</dt><dd data-testid="sim-reset" class=${sim.reset === 0 ? 'good' : 'bad'}>${sim.reset}</dd><dt>Active</dt><dd>${sim.active}</dd></dl>
           </section>`}
       ${intent === null ? null : html`<${ChangePanel} key=${`${intent.kind}${intent.switch}${intent.vip}${intent.nexthop}`} intent=${intent} snap=${snap} onClose=${() => setIntent(null)} />`}
-      ${snap === null ? html`<p>Waiting for the controller…</p>` : snap.switches.map((sw) => html`<${SwitchCard} key=${sw.name} sw=${sw} act=${setIntent} />`)}
+      ${snap === null ? html`<p>Waiting for the controller…</p>` : snap.switches.map((sw) => html`<${SwitchCard} key=${sw.name} sw=${sw} act=${setIntent} removed=${removedOf(sw)} />`)}
+      ${snap?.mirror === undefined ? null : html`<${MirrorPanel} m=${snap.mirror} />`}
       ${snap === null ? null : html`<${History} snap=${snap} />`}
       <${Flows} snap=${snap} />
     </main>

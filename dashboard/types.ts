@@ -1,13 +1,42 @@
 // Shapes the dashboard reads: the server-sent snapshot (controller/api/snapshot.ts), change
 // records (controller/changes.ts), dry-run reports and flow pages.
 
+/** controller/drain-estimate.ts */
+export interface DrainEstimate {
+  pinned: number;
+  idleTimeoutS: number;
+  earliestS: number;
+  medianAgeS: number | null;
+  oldestAgeS: number | null;
+}
+
 export interface Nexthop {
   address: string;
-  /** active, draining, drained (removed nexthops leave the list) */
+  /** active, draining, drained (removed nexthops leave the list; the page shows them as removed) */
   state: string;
   tracked: number;
   pinned: number;
   inGroup: boolean;
+  estimate?: DrainEstimate;
+}
+
+export interface MirrorHealth {
+  state: 'ok' | 'silent' | 'collapsed';
+  syns: number;
+  synRate: number;
+  usualRate: number;
+  lastSynAgoS: number | null;
+  why: string | null;
+}
+
+export interface MirrorCounters {
+  frames: number;
+  decoded: number;
+  decodeDrops: number;
+  dropped: Record<string, number>;
+  socketDrops: number | null;
+  backlogDrops: number;
+  listening: string[];
 }
 
 export interface ChangeRecord {
@@ -40,7 +69,8 @@ export interface SwitchSnap {
   lastError: string | null;
   queue: number;
   flows: number;
-  pins: { desired: number; installed: number; failed: number; capacity: number; free: number };
+  mirror: MirrorHealth;
+  pins: { desired: number; installed: number; failed: number; capacity: number; free: number; table?: 'ok' | 'nearly-full' | 'full' };
   vips: { address: string; nexthops: Nexthop[] }[];
   changes: ChangeRecord[];
 }
@@ -50,6 +80,8 @@ export interface Snapshot {
   ready: boolean;
   switches: SwitchSnap[];
   simulator: { opened: number; closed: number; reset: number; active: number } | null;
+  mirror: MirrorCounters;
+  timeouts: { pinIdleS: number; flowMaxAgeS: number };
 }
 
 export interface DryRun {
@@ -87,4 +119,19 @@ export interface FlowPage {
   offset: number;
   limit: number;
   flows: Flow[];
+}
+
+/** GET /api/v1/flows/:switch/:src/:sport/:dst/:dport (controller/api/flow-detail.ts) */
+export interface FlowDetail {
+  switch: string;
+  src: string;
+  sport: number;
+  dst: string;
+  dport: number;
+  nexthop: string | null;
+  learned: { how: 'look-up' | 'adopted' | 'unresolved'; detail: string };
+  firstSeen: number;
+  lastSeen: number;
+  pin: { state: 'programmed' | 'pending' | 'failed' | 'none'; wantedFor: string | null; reason: string | null; packets: number | null; lastActive: number | null };
+  idle: { pinIdleTimeoutS: number; agedBy: 'switch' | 'controller'; pinLeftS: number | null; trackedLeftS: number };
 }

@@ -145,7 +145,7 @@ describe('change protocol', () => {
       const rec = (await w.settle(cm(w).drain(VIP, NH[1] as string, {}), 10_000)) as ChangeRecord;
       assert.equal(rec.atRiskBy.refused, 5);
       assert.equal(w.controller?.runtime('sw1').reconciler.failed.size, 5);
-      assert.match(w.controller?.metrics.registry.render() ?? '', /flowpin_connections_at_risk_total\{switch="sw1",why="refused"\} 5/);
+      assert.match((await w.controller?.metrics.registry.metrics()) ?? '', /flowpin_connections_at_risk_total\{switch="sw1",why="refused"\} 5/);
       const a = await assertPromiseKept(w);
       assert.ok(a.counted >= 1, 'the refused flows broke, and were counted');
     } finally {
@@ -310,7 +310,7 @@ test('a group changed on the switch by someone else is taken as it is, never wri
     await w.advance(6000);
     assert.ok(w.sw('sw1').sw.vips.get(VIP)?.group.members().includes(NH[1] as string), 'flowpin did not remove it again');
     assert.ok(w.controller?.runtime('sw1').vips.get(VIP)?.members.has(NH[1] as string), 'flowpin sees it in the group');
-    assert.match(w.controller?.metrics.registry.render() ?? '', /flowpin_group_drift_total\{switch="sw1"\} 1/);
+    assert.match((await w.controller?.metrics.registry.metrics()) ?? '', /flowpin_group_drift_total\{switch="sw1"\} 1/);
   } finally {
     await w.close();
   }

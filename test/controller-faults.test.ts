@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Bed, FIFTH, NH, VIP } from './helpers/bed.js';
 import type { ChangeRecord } from '../controller/changes.js';
+import { valueOf } from '../controller/metrics.js';
 
 async function waitFor(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
@@ -48,7 +49,7 @@ test('eAPI slow, erroring and unreachable: degraded, then recovered without losi
     assert.match(degraded?.switches[0]?.lastError ?? '', /Internal error \(injected fault\)/);
     await bed.settle();
     assert.ok(c.readiness().ready, 'ready again after the errors');
-    assert.ok(c.metrics.reconcileFailures.get({ switch: 'sw1', error: 'SwitchCommandError' }) + c.metrics.resolved.get({ switch: 'sw1', result: 'error' }) > 0);
+    assert.ok((await valueOf(c.metrics.reconcileFailures, { switch: 'sw1', error: 'SwitchCommandError' })) + (await valueOf(c.metrics.resolved, { switch: 'sw1', result: 'error' })) > 0);
 
     // Unreachable: every connection dropped for 15 simulated seconds of traffic.
     eapi.faults.set({ dropRate: 1 });

@@ -49,8 +49,8 @@ async function assertPromiseKept(w: World): Promise<ReturnType<World['audit']>> 
   return a;
 }
 
-const metric = (w: World, name: string, match = ''): number => {
-  const text = w.controller?.metrics.registry.render() ?? '';
+const metric = async (w: World, name: string, match = ''): Promise<number> => {
+  const text = w.controller === undefined ? '' : await w.controller.metrics.registry.metrics();
   let n = 0;
   for (const line of text.split('\n')) if (line.startsWith(name) && line.includes(match)) n += Number(line.slice(line.lastIndexOf(' ') + 1));
   return n;
@@ -81,7 +81,7 @@ describe('resolution by observation', () => {
         // Resets left: handshakes completed before the pin of a SYN in the change window was programmed, each counted.
         assert.ok(a.broken <= drain.windowFlows + add.windowFlows, `${a.broken} resets; window ${drain.windowFlows} + ${add.windowFlows}`);
         assert.equal(w.adapters.get('sw1')?.stats.byCall['resolve'] ?? 0, 0, 'no look-up call reached the switch');
-        assert.equal(metric(w, 'flowpin_reply_unknown_server_total'), 0);
+        assert.equal((await metric(w, 'flowpin_reply_unknown_server_total')), 0);
       } finally {
         await w.close();
       }
@@ -103,7 +103,7 @@ describe('resolution by observation', () => {
         if (nh !== c.server) wrong++;
       }
       assert.ok(wrong > flows.length / 2, `the wrong model disagrees on ${wrong} of ${flows.length}`);
-      const disagreements = metric(w, 'flowpin_resolution_disagreements_total');
+      const disagreements = (await metric(w, 'flowpin_resolution_disagreements_total'));
       assert.ok(disagreements >= wrong * 0.9, `${disagreements} disagreements counted for ${wrong} live flows the model gets wrong`);
       // The flow table holds what the servers answered.
       let right = 0;
@@ -132,7 +132,7 @@ describe('resolution by observation', () => {
       w.sw('sw1').sw.replyMirror = undefined;
       await w.advance(1000);
       assert.ok((w.adapters.get('sw1')?.stats.byCall['resolve'] ?? 0) > 0, 'looked up once the replies stopped');
-      assert.ok(metric(w, 'flowpin_reply_timeouts_total', 'then="lookup"') > 100);
+      assert.ok((await metric(w, 'flowpin_reply_timeouts_total', 'then="lookup"')) > 100);
       assert.equal(rt.unresolvedOn(VIP).length, 0);
       const started = w.now;
       const drain = (await w.settle(cm(w).drain(VIP, NH[1] as string, {}), 20_000)) as ChangeRecord;
@@ -155,7 +155,7 @@ describe('resolution by observation', () => {
       await w.advance(1000);
       const unresolved = rt.unresolvedOn(VIP).length;
       assert.ok(unresolved > 100, `${unresolved} flows counted unresolved`);
-      assert.ok(metric(w, 'flowpin_reply_timeouts_total', 'then="unresolved"') >= unresolved);
+      assert.ok((await metric(w, 'flowpin_reply_timeouts_total', 'then="unresolved"')) >= unresolved);
       const drain = (await w.settle(cm(w).drain(VIP, NH[1] as string, {}), 20_000)) as ChangeRecord;
       assert.equal(drain.phase, 'applied', drain.error);
       assert.ok(drain.atRiskBy.unresolved >= unresolved, JSON.stringify(drain.atRiskBy));
@@ -175,12 +175,12 @@ describe('resolution by observation', () => {
       assert.ok(rt);
       w.sw('sw1').sw.setServerMac(NH[0] as string, '02:aa:bb:cc:dd:01');
       await w.advance(300);
-      const unknown = metric(w, 'flowpin_reply_unknown_server_total', 'reason="unknown-mac"');
+      const unknown = (await metric(w, 'flowpin_reply_unknown_server_total', 'reason="unknown-mac"'));
       assert.ok(unknown > 0, 'replies from the new MAC counted unknown');
       await w.advance(2000);
-      const later = metric(w, 'flowpin_reply_unknown_server_total', 'reason="unknown-mac"');
+      const later = (await metric(w, 'flowpin_reply_unknown_server_total', 'reason="unknown-mac"'));
       await w.advance(1000);
-      assert.equal(metric(w, 'flowpin_reply_unknown_server_total', 'reason="unknown-mac"'), later, 'no unknown MAC once the map was read again');
+      assert.equal((await metric(w, 'flowpin_reply_unknown_server_total', 'reason="unknown-mac"')), later, 'no unknown MAC once the map was read again');
       assert.equal(rt.identity?.lookup('02:aa:bb:cc:dd:01', undefined).nexthop, NH[0]);
       // Flows opened since are resolved: nothing new is left unresolved.
       const before = rt.unresolvedOn(VIP).length;

@@ -15,6 +15,7 @@ import type { ChangeRecord } from '../../controller/changes.js';
 import { pinName } from '../../switch-adapters/arista-eapi/directflow.js';
 import type { LifetimeDistribution } from '../../switch-sim/rng.js';
 import type { SimPacket } from '../../switch-sim/sim-switch.js';
+import { valueOf } from '../../controller/metrics.js';
 import { World } from './world.js';
 
 export const CONFIGS = ['mod-n', 'resilient', 'prototype', 'always', 'on-change'] as const;
@@ -127,7 +128,7 @@ export async function runScenario(config: ScenarioConfig, o: ScenarioOptions): P
   const stats = world.adapters.get('sw1')?.stats;
   if (flowpin) pinWrites = stats?.pinWrites ?? 0;
   const opened = Math.max(1, s.traffic.counters.opened);
-  const disagreements = world.controller?.metrics.disagreements.get({ switch: 'sw1' }) ?? 0;
+  const disagreements = world.controller === undefined ? 0 : await valueOf(world.controller.metrics.disagreements, { switch: 'sw1' });
   if (proto) pinWrites = proto.writes;
   await world.close();
   return {

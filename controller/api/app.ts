@@ -79,6 +79,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(healthRoutes(deps.controller));
   await app.register(switchRoutes(deps.controller));
   await app.register(flowRoutes(deps.controller));
+  await app.register((await import('./flow-detail.js')).flowDetailRoutes(deps.controller));
   await app.register(eventRoutes(deps.controller, { ...(deps.eventIntervalMs === undefined ? {} : { intervalMs: deps.eventIntervalMs }), ...(deps.simulator === undefined ? {} : { simulator: deps.simulator }) }, (hub) => deps.onEventHub?.(hub)));
   await app.register(dashboardRoutes(deps.dashboardDir));
   app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());

@@ -1,6 +1,6 @@
-// Flows and pins, filtered by switch, VIP, nexthop and client address, paged. Flows come most
-// recently seen first; pins in the order the controller holds them (pending and installed
-// pins, then failed ones).
+// Flows and pins, filtered by switch, VIP, nexthop and client address (flows also by client
+// port and pinned), paged. Flows come most recently seen first; pins in the order the
+// controller holds them (pending and installed pins, then failed ones).
 
 import type { FastifyPluginAsync } from 'fastify';
 import { Type, type Static } from 'typebox';
@@ -16,7 +16,8 @@ const filters = {
   offset: Type.Integer({ minimum: 0, default: 0 }),
 };
 
-const FlowQuery = Type.Object(filters, { additionalProperties: false });
+/** Flows only: the client's port, and whether a pin is wanted for the flow. */
+const FlowQuery = Type.Object({ ...filters, port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })), pinned: Type.Optional(Type.Boolean()) }, { additionalProperties: false });
 type Filters = Static<typeof FlowQuery>;
 
 /** `pending`: accepted, not (yet) programmed; `installed`: programmed; `desired`: either; `failed`: refused. */

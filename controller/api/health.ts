@@ -5,6 +5,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { Type } from 'typebox';
 import type { Controller } from '../controller.js';
 import { Report } from './schemas.js';
+import { exposition, EXPOSITION_TYPE } from '../metrics.js';
 
 export const healthRoutes = (controller: Controller): FastifyPluginAsync =>
   (app) => {
@@ -13,6 +14,6 @@ export const healthRoutes = (controller: Controller): FastifyPluginAsync =>
       const r = controller.readiness();
       return reply.status(r.ready ? 200 : 503).send(r);
     });
-    app.get('/metrics', { schema: { summary: 'Prometheus metrics (text exposition format)' } }, (_req, reply) => reply.type('text/plain; version=0.0.4').send(controller.metrics.registry.render()));
+    app.get('/metrics', { schema: { summary: 'Prometheus metrics (text exposition format)' } }, async (_req, reply) => reply.type(EXPOSITION_TYPE).send(await exposition(controller.metrics)));
     return Promise.resolve();
   };
