@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { canonicalIp } from '../mirror-receiver/addr.js';
+import { DEFAULT_RECEIVE_BUFFER } from '../mirror-receiver/sources/gre-udp.js';
 import { AddressError, familyOf, hostAddress } from './address.js';
 import { ConfigError, deepFreeze, Reader } from './validate.js';
 import type { PinMode } from './pin-policy.js';
@@ -93,7 +94,8 @@ export interface FlowpinConfig {
   file: string;
   api: { host: string; port: number; token: string | undefined };
   mirror: {
-    udp: { host: string; port: number }[];
+    /** receiveBufferBytes: SO_RCVBUF asked for (the kernel caps it at net.core.rmem_max; see docs/architecture.md). */
+    udp: { host: string; port: number; receiveBufferBytes: number }[];
     raw: boolean;
     /** A switch with no mirrored SYN for this long is silent: not ready, changes need consent. */
     silenceS: number;
@@ -326,9 +328,9 @@ export function readConfig(r: Reader): FlowpinConfig {
   const apiCfg = { host: api.checked('host', '127.0.0.1', ipCheck), port: api.port('port', 8080), token: api.has('token') ? secret(api, 'token') : (api.optionalString('token'), undefined) };
   api.done();
   const m = r.object('mirror');
-  const udp = m.list('udp', [{ host: '127.0.0.1', port: 4754 }], (_v, _at, reader) => {
+  const udp = m.list('udp', [{ host: '127.0.0.1', port: 4754, receiveBufferBytes: DEFAULT_RECEIVE_BUFFER }], (_v, _at, reader) => {
     const u = reader();
-    const out = { host: u.checked('host', '0.0.0.0', ipCheck), port: u.port('port', 4754) };
+    const out = { host: u.checked('host', '0.0.0.0', ipCheck), port: u.port('port', 4754), receiveBufferBytes: u.number('receiveBufferBytes', DEFAULT_RECEIVE_BUFFER, { min: 1, integer: true }) };
     u.done();
     return out;
   });

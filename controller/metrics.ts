@@ -124,6 +124,9 @@ export function controllerMetrics(): {
   windowFlows: Counter;
   groupDrift: Counter;
   persistSeconds: Histogram;
+  mirrorSocketDrops: Gauge;
+  mirrorReceiveBuffer: Gauge;
+  mirrorBacklogDrops: Gauge;
 } {
   const r = new Registry();
   return {
@@ -143,6 +146,9 @@ export function controllerMetrics(): {
     connectionsAtRisk: r.counter('flowpin_connections_at_risk_total', 'Flows that needed a pin and have none programmed, by switch and reason (table-full, refused, not-programmed, shed, unresolved)'),
     windowFlows: r.counter('flowpin_change_window_flows_total', 'Flows whose SYN arrived in a change window with no certain, programmed pin'),
     groupDrift: r.counter('flowpin_group_drift_total', 'ECMP groups found changed on the switch by someone else (taken as they are)'),
+    mirrorSocketDrops: r.gauge('flowpin_mirror_socket_drops', 'Mirrored datagrams the kernel dropped for a full receive buffer, by mirror socket (source as configured; only grows while flowpin runs)'),
+    mirrorReceiveBuffer: r.gauge('flowpin_mirror_receive_buffer_bytes', 'Receive buffer of each mirror socket as the kernel granted it (Linux reports twice the usable size), and as asked for, by source and kind (granted, requested)'),
+    mirrorBacklogDrops: r.gauge('flowpin_mirror_backlog_drops', 'Decoded mirror events dropped because the main thread was too far behind the receiver (only grows while flowpin runs)'),
     persistSeconds: r.histogram('flowpin_persist_seconds', 'Time to write the tracked flows to the state store', [0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30]),
   };
 }
