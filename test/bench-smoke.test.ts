@@ -55,14 +55,16 @@ test('a benchmark adds its own section without touching the others', () => {
   try {
     const paths = { results: path.join(dir, 'r.json'), readme: path.join(dir, 'README.md'), benchmarks: path.join(dir, 'B.md') };
     const fig = (id: string, value: number, extra: Partial<Figure> = {}): Figure => ({ id, what: id, value, unit: 'ms', target: '', met: true, ...extra });
-    recordResults({ figures: [fig('a.x', 2, { baseline: 'a.base', runs: [1, 2, 9] }), fig('a.base', 4, { isBaseline: true })], section: { key: 'a', title: 'A', about: 'about a', figures: ['a.x'] } }, paths);
+    recordResults({ figures: [fig('a.x', 2, { baseline: 'a.base', runs: [1, 2, 9] }), fig('a.base', 4, { isBaseline: true }), fig('a.gone', 1)], section: { key: 'a', title: 'A', about: 'about a', figures: ['a.x', 'a.gone'] } }, paths);
     recordResults({ figures: [fig('b.y', 5)], section: { key: 'b', title: 'B', about: 'about b', figures: ['b.y'] } }, paths);
-    recordResults({ figures: [fig('a.x', 3, { baseline: 'a.base' })], section: { key: 'a', title: 'A again', about: 'about a', figures: ['a.x'] } }, paths);
+    recordResults({ figures: [fig('a.x', 3, { baseline: 'a.base' }), fig('a.base', 4, { isBaseline: true })], section: { key: 'a', title: 'A again', about: 'about a', figures: ['a.x'] } }, paths);
     const md = readFileSync(paths.benchmarks, 'utf8');
     assert.deepEqual([...md.matchAll(/^## (.*)$/gm)].map((m) => m[1]), ['A again', 'B']);
     assert.match(md, /\| a\.x \| 3 ms \| a\.base: 4 ms \| 0\.75 x \|/);
     const file = JSON.parse(readFileSync(paths.results, 'utf8')) as Parameters<typeof renderBenchmarks>[0];
     assert.equal(renderBenchmarks(file), md);
+    // The section run again did not report a.gone: the earlier run's figure is gone, b's stays.
+    assert.deepEqual(file.figures.map((f) => f.id).sort(), ['a.base', 'a.x', 'b.y']);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
