@@ -50,9 +50,10 @@ const SCENARIO_ABOUT = `
 --program-delay-ms 50 --changes drain,add\` on the simulator with a virtual clock: 10 k, 100 k
 and 1 M long-lived connections open before the first change, 5,000 new connections per second,
 a switch API that answers in 5 ms and programs pins and group changes 50 ms after accepting
-them; one member is drained, then a spare is added, while traffic runs. At 1 M, the
-configurations run in the order on-change, resilient, always, mod-n, prototype while a
-wall-time budget lasts; those left out are named. **Baselines**, same traffic, same seed: the
+them; one member is drained, then a spare is added, while traffic runs. Each configuration
+runs as its own process, smallest size first (at 1 M in the order on-change, resilient,
+always, mod-n, prototype), within a wall-time budget for all sizes: one not finished when the
+budget runs out is stopped and named, so what fits on this machine in bounded time is shown. **Baselines**, same traffic, same seed: the
 switch alone (\`mod-n\`, \`resilient\` ECMP; flowpin's broken connections stand beside
 \`resilient\`) and the prototype's algorithm (\`prototype\`: per SYN one look-up call and one
 configuration call at the switch's latency, one SYN at a time). **Why it is fair:** every
@@ -62,9 +63,9 @@ of connections whose SYN flowpin saw before the change's hold; the others are co
 change record (window flows, at risk). **Time and memory.** Simulated times (call to applied)
 do not depend on the machine; wall times and memory do: the wall time of a change is what the
 whole simulation (switch model, traffic and controller in one process) took to reach
-*applied*, and RSS and heap are high-water marks of that one process, sampled after the live
-connections are taken in, after each change and at the end, so they include the simulated
-switch and its connections, not flowpin alone (flowpin's own memory per flow is in the decode
+*applied*, and RSS and heap are high-water marks of that configuration's process, sampled after
+the live connections are taken in, after each change and at the end, so they include the
+simulated switch and its connections, not flowpin alone (flowpin's own memory per flow is in the decode
 section). The last rows time the two steps of a drain that grow with the table, with 100 k
 live flows tracked: the dry run (what a drain would pin and put at risk) and the pinning step
 (every live flow on the member wanted as a pin, most recently seen first).

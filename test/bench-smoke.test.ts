@@ -70,11 +70,11 @@ test('a benchmark adds its own section without touching the others', () => {
   }
 });
 
-test('tiny connection-safety and persistence benchmarks run and record their sections', { timeout: 180_000 }, () => {
+test('tiny connection-safety and persistence benchmarks run and record their sections', { timeout: 300_000 }, () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'flowpin-bench-scenario-'));
   try {
     writeFileSync(path.join(dir, 'README.md'), '# x\n\n<!-- bench:start -->\nold\n<!-- bench:end -->\n');
-    const res = spawnSync(process.execPath, ['--expose-gc', path.join(repoRoot, 'dist/bench/run.js'), '--tiny', '--out', dir, 'scenario', 'persist'], { encoding: 'utf8', timeout: 170_000 });
+    const res = spawnSync(process.execPath, ['--expose-gc', path.join(repoRoot, 'dist/bench/run.js'), '--tiny', '--out', dir, 'scenario', 'persist'], { encoding: 'utf8', timeout: 290_000 });
     assert.equal(res.status, 0, res.stderr + res.stdout);
     const results = JSON.parse(readFileSync(path.join(dir, 'results.json'), 'utf8')) as { figures: Figure[]; sections: Section[] };
     const byId = new Map(results.figures.map((f) => [f.id, f]));
