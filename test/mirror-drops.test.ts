@@ -92,3 +92,11 @@ test('a receive buffer that overflows: drops in the metrics, the mirror dropping
     await controller.stop();
   }
 });
+
+test('mirror.udp[].receiveBufferBytes: 32 MiB unless configured, a bad value names its key', () => {
+  const doc = (udp: unknown[]): unknown => ({ mirror: { udp }, switches: [{ name: 'sw1', adapter: 'sim', mirrorSources: ['127.0.0.1'], vips: [{ address: VIP, nexthops: NEXTHOPS }] }] });
+  assert.equal(readConfig(Reader.fromObject('f.yaml', doc([{ host: '127.0.0.1', port: 4754 }]))).mirror.udp[0]?.receiveBufferBytes, 32 * 1024 * 1024);
+  assert.equal(readConfig(Reader.fromObject('f.yaml', doc([{ host: '127.0.0.1', port: 4754, receiveBufferBytes: 1 << 20 }]))).mirror.udp[0]?.receiveBufferBytes, 1 << 20);
+  assert.throws(() => readConfig(Reader.fromObject('f.yaml', doc([{ port: 4754, receiveBufferBytes: 0 }]))), /f\.yaml.*receiveBufferBytes/);
+  assert.throws(() => readConfig(Reader.fromObject('f.yaml', doc([{ port: 4754, receiveBufferBytes: '32M' }]))), /f\.yaml.*receiveBufferBytes/);
+});
