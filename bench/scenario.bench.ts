@@ -56,9 +56,9 @@ function figuresOf(r: ScenarioResult, at: string): Figure[] {
   ];
   if (flowpin) {
     out.push(
-      { id: `${id}.broken_protected`, what: `  of which protected (SYN seen before the hold, pin programmed)`, value: r.brokenProtected, unit: 'connections', target: '= 0', met: r.brokenProtected === 0 },
+      { id: `${id}.broken_protected`, what: `  of which protected (SYN seen before the hold, pin programmed), ${r.config}, ${k(r.live)} live`, value: r.brokenProtected, unit: 'connections', target: '= 0', met: r.brokenProtected === 0 },
       { id: `${id}.window`, what: `  change-window flows counted`, value: r.windowFlows, unit: 'flows', target: '', met: true },
-      { id: `${id}.drain_apply_ms`, what: `  drain, call to applied (simulated)`, value: r.changeApplyMs[0] ?? 0, unit: 'ms', target: '< 1000', met: (r.changeApplyMs[0] ?? Infinity) < 1000 },
+      { id: `${id}.drain_apply_ms`, what: `  drain, call to applied (simulated), ${r.config}, ${k(r.live)} live`, value: r.changeApplyMs[0] ?? 0, unit: 'ms', target: '< 1000', met: (r.changeApplyMs[0] ?? Infinity) < 1000 },
       { id: `${id}.drain_wall_ms`, what: `  drain, call to applied (wall time)`, value: r.changeWallMs[0] ?? 0, unit: 'ms', target: '', met: true },
       { id: `${id}.add_wall_ms`, what: `  add, call to applied (wall time)`, value: r.changeWallMs[1] ?? 0, unit: 'ms', target: '', met: true },
       { id: `${id}.pin_peak`, what: `  pins on the switch at peak`, value: r.pinPeak, unit: 'pins', target: '', met: true },
