@@ -23,7 +23,7 @@ const setup = workerData as WorkerSetup;
 const consumed = new Int32Array(setup.consumed);
 
 const BATCH = 1024;
-const MAX_AGE_MS = 2;
+const MAX_AGE_MS = 1;
 /** 1024 batches of 1024 events: about 5 s of a 200k/s mirror with the main thread stalled. */
 const MAX_IN_FLIGHT = 1024;
 
