@@ -1,8 +1,10 @@
 // Mirror sender for the receive benchmark and tests, run as its own process:
-//   node dist/bench/mirror-sender.js PORT COUNT RATE [HOST]
+//   node dist/bench/mirror-sender.js PORT COUNT RATE [HOST] [gre|vxlan]
 // sends COUNT GRE-in-UDP datagrams (ERSPAN I, ERSPAN II and bare-IP GRE, IPv4 and IPv6 SYNs,
-// each a distinct flow) to HOST:PORT (default 127.0.0.1) at about RATE per second (0: as
-// fast as it can), bounded to 60 s, then prints {"sent":N,"seconds":S} on stdout.
+// each a distinct flow), or with `vxlan` as many VXLAN datagrams (RFC 7348: an 8-byte header,
+// flags 0x08 for a valid VNI, then the mirrored Ethernet frame), to HOST:PORT (default
+// 127.0.0.1) at about RATE per second (0: as fast as it can), bounded to 60 s, then prints
+// {"sent":N,"seconds":S} on stdout.
 
 import { createSocket } from 'node:dgram';
 import * as f from '../test/helpers/frames.js';
@@ -21,13 +23,26 @@ export function mirrorDatagrams(n: number): Buffer[] {
   return out;
 }
 
+/** VXLAN payloads (what a VXLAN datagram carries) of distinct SYNs, VNI 100. */
+export function vxlanDatagrams(n: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (let i = 0; i < n; i++) {
+    const v6 = i % 4 === 3;
+    const src = v6 ? `2001:db8:d::${(i & 0xffff).toString(16)}` : `10.${40 + ((i >> 16) & 63)}.${(i >> 8) & 255}.${i & 255}`;
+    const inner = f.tcpPacket(src, v6 ? '2001:db8:5::10' : '192.0.2.80', { sport: 1024 + (i % 60000), dport: 443, flags: 0x02 });
+    const header = Buffer.from([0x08, 0, 0, 0, 0, 0, 100, 0]);
+    out.push(Buffer.concat([header, f.ethernet({ ethertype: v6 ? 0x86dd : 0x0800 }, inner)]));
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
-  const [portArg, countArg, rateArg, host = '127.0.0.1'] = process.argv.slice(2);
+  const [portArg, countArg, rateArg, host = '127.0.0.1', encap = 'gre'] = process.argv.slice(2);
   const port = Number(portArg);
   const count = Number(countArg);
   const rate = Number(rateArg ?? 0);
-  if (!Number.isInteger(port) || !Number.isInteger(count) || count < 0) throw new Error('usage: mirror-sender PORT COUNT RATE [HOST]');
-  const templates = mirrorDatagrams(Math.min(count, 4096));
+  if (!Number.isInteger(port) || !Number.isInteger(count) || count < 0 || (encap !== 'gre' && encap !== 'vxlan')) throw new Error('usage: mirror-sender PORT COUNT RATE [HOST] [gre|vxlan]');
+  const templates = (encap === 'vxlan' ? vxlanDatagrams : mirrorDatagrams)(Math.min(count, 4096));
   const socket = createSocket(host.includes(':') ? 'udp6' : 'udp4');
   await new Promise<void>((resolve) => socket.connect(port, host, resolve));
   const deadline = Date.now() + 60_000;

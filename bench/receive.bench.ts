@@ -4,9 +4,12 @@
 // fast as it can. Per run: frames the sender handed to the kernel, frames decoded, the
 // kernel's drops for the socket, frames unaccounted for (sent - received - kernel drops), the
 // rate decoded and decoded frames per second of this process's CPU time (worker and main
-// thread together: what one core must do).
+// thread together: what one core must do). Baseline for the CPU figure: a bare Node dgram
+// socket in this process that only counts the same datagrams from the same sender (no decoding,
+// no events): the most any receiver built on Node's dgram can reach on this machine now.
 
 import { spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,20 +43,48 @@ interface RunResult {
   receiveBufferBytes: number;
 }
 
+async function send(port: number, count: number, rate: number): Promise<{ sent: number; seconds: number }> {
+  const child = spawn(process.execPath, [senderBin, String(port), String(count), String(rate)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  if (code !== 0) throw new Error(`mirror sender exited ${code}`);
+  return JSON.parse(out.trim()) as { sent: number; seconds: number };
+}
+
+/** The baseline: a bare dgram socket counting datagrams; datagrams counted per CPU-second. */
+async function floorRun(count: number, rate: number): Promise<number> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  socket.setRecvBufferSize(32 * 1024 * 1024);
+  let n = 0;
+  socket.on('message', () => n++);
+  try {
+    const cpu0 = process.cpuUsage();
+    const { sent } = await send(socket.address().port, count, rate);
+    const deadline = Date.now() + 5000;
+    let last = -1;
+    while (n < sent && n !== last && Date.now() < deadline) {
+      last = n;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const cpu = process.cpuUsage(cpu0);
+    return n / ((cpu.user + cpu.system) / 1e6);
+  } finally {
+    await new Promise<void>((resolve) => socket.close(() => resolve()));
+  }
+}
+
 async function oneRun(count: number, rate: number): Promise<RunResult> {
   let events = 0;
   const receiver = new MirrorReceiver(() => {
     events++;
   });
-  const { port } = await receiver.listenUdp({ host: '127.0.0.1', port: 0, receiveBufferBytes: 4 * 1024 * 1024 });
+  // The receive buffer flowpin asks for by default (32 MiB; granted up to net.core.rmem_max).
+  const { port } = await receiver.listenUdp({ host: '127.0.0.1', port: 0 });
   try {
     const cpu0 = process.cpuUsage();
-    const child = spawn(process.execPath, [senderBin, String(port), String(count), String(rate)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    const [code] = (await once(child, 'exit')) as [number | null];
-    if (code !== 0) throw new Error(`mirror sender exited ${code}`);
-    const { sent, seconds } = JSON.parse(out.trim()) as { sent: number; seconds: number };
+    const { sent, seconds } = await send(port, count, rate);
     // Wait until every sent frame is received or counted as dropped by the kernel (bounded).
     const deadline = Date.now() + 10_000;
     let st = receiver.status();
@@ -91,7 +122,8 @@ const ABOUT = `
 **What runs.** A separate sender process (\`bench/mirror-sender.ts\`, Node's \`dgram\` on a
 connected socket) sends GRE-in-UDP datagrams over loopback, each one mirrored SYN (ERSPAN I,
 ERSPAN II and bare-IP GRE; IPv4 and IPv6 inside) of a different flow, to a \`MirrorReceiver\`
-listening on 127.0.0.1 with a 4 MiB receive buffer, as the controller configures it. The
+listening on 127.0.0.1 with the receive buffer flowpin asks for by default (32 MiB; the kernel
+grants at most \`net.core.rmem_max\`, reported above as Linux reports it, doubled). The
 receiver reads and decodes in its worker thread and delivers batches of FlowEvents to a sink on
 the main thread that counts them. First the sender is paced to the target rate for a few
 seconds; then it sends as fast as it can.
@@ -100,22 +132,49 @@ seconds; then it sends as fast as it can.
 receiver counted; *kernel drops* the \`drops\` column of \`/proc/net/udp\` for the receiver's
 socket (the receive buffer was full); *unexplained* is sent − received − kernel drops, which
 must be 0. *Decoded per CPU-second* divides the frames decoded by the CPU time of the whole
-receiving process (worker, main thread and the sink), so it is what one core sustains however
-the two cores are shared. The baseline for the paced rows is the offered rate of the same run:
-the receiver keeps up when decoded equals offered and drops nothing. The sender shares the
-machine's two cores with the receiver (and the kernel's loopback work runs in the sender's
-system calls), so on a loaded machine the sender, not the receiver, can limit the rate reached.
+receiving process (worker, main thread and the sink, user and system time), so it is what one
+core sustains however the two cores are shared. The sender shares the machine's two cores with
+the receiver (and the kernel's loopback work runs in the sender's system calls), so on a loaded
+machine the sender, not the receiver, can limit the rate reached, and a receiver thread that is
+not scheduled for a while lets the kernel queue overflow: those drops are counted, never
+unexplained.
+
+**Baselines and why they are fair.** The paced rows stand beside the offered rate of the same
+run: the receiver keeps up when decoded equals offered and drops nothing. The per-CPU-second
+rows stand beside a bare Node \`dgram\` socket in the same process, with the same receive
+buffer, counting the datagrams of the same sender and doing nothing else, run right after
+each receiver run: no decoding, no worker, no events. No receiver built on Node's \`dgram\`
+can do better, so the ratio is the share of the runtime's own ceiling flowpin reaches; on
+this machine that ceiling itself is near the 200,000 target (each datagram costs a
+\`recvmsg\` system call, a Buffer and an address object in Node), so the target is met only
+where the ceiling is well above it.
+
+**What was tried** (receiver against the same sender, 300,000 frames at 100,000/s, load
+average 5-10 on the two cores, per CPU-second of the receiving process): batches posted on
+every turn of the worker's loop once 64 frames were pending (before): 138-159k;
+batches of up to 1,024 frames posted when full or 2 ms old: 170-185k; the bare dgram socket
+in the same conditions: 205-276k. A worker-to-main message costs 26 µs with a 96 KiB buffer
+transferred, 9 µs naming a slot of a SharedArrayBuffer, 3 µs for a number (20,000 messages
+each): at 1,024 frames a batch, under 0.03 µs a frame, so a shared-memory ring would save
+nothing measurable. A CPU profile of the worker puts most of the rest in Node's native receive
+path and the garbage collection of the per-datagram Buffer and address object, which only
+reading many datagrams per system call (\`recvmmsg\`, not offered by Node's \`dgram\`) would
+remove.
 `;
 
 export async function receiveBench(opts: ReceiveBenchOptions = RECEIVE_FULL): Promise<BenchOutput> {
   const measured = runContext();
   const paced: RunResult[] = [];
   const flood: RunResult[] = [];
+  const floorPaced: number[] = [];
+  const floorFlood: number[] = [];
   const count = Math.round(opts.rate * opts.seconds);
   for (let r = 0; r < opts.runs; r++) {
     process.stdout.write(`receive: run ${r + 1} of ${opts.runs}: ${count.toLocaleString('en-US')} frames paced at ${opts.rate.toLocaleString('en-US')}/s, then ${opts.floodFrames.toLocaleString('en-US')} as fast as the sender can\n`);
     paced.push(await oneRun(count, opts.rate));
+    floorPaced.push(await floorRun(count, opts.rate));
     flood.push(await oneRun(opts.floodFrames, 0));
+    floorFlood.push(await floorRun(opts.floodFrames, 0));
   }
   const rate = opts.rate.toLocaleString('en-US');
   const unexplained = [...paced, ...flood].reduce((a, r) => a + Math.abs(r.unexplained), 0);
@@ -123,11 +182,14 @@ export async function receiveBench(opts: ReceiveBenchOptions = RECEIVE_FULL): Pr
     repeated({ id: 'receive.paced.offered_per_s', what: `Offered rate (sender, paced at ${rate}/s)`, unit: 'frames/s', target: '', met: true, isBaseline: true }, paced.map((r) => r.sent / r.senderSeconds)),
     repeated({ id: 'receive.paced.decoded_per_s', what: `Decoded, paced at ${rate}/s`, unit: 'frames/s', target: '', met: true, baseline: 'receive.paced.offered_per_s' }, paced.map((r) => r.decodedPerS)),
     repeated({ id: 'receive.paced.kernel_drops', what: `Kernel socket drops, paced at ${rate}/s`, unit: 'frames', target: '', met: true }, paced.map((r) => r.socketDrops)),
-    repeated({ id: 'receive.paced.decoded_per_cpu_s', what: `Decoded per CPU-second of the receiving process, paced at ${rate}/s`, unit: 'frames/s', target: '≥ 200,000', met: true }, paced.map((r) => r.decodedPerCpuS)),
+    repeated({ id: 'receive.paced.decoded_per_cpu_s', what: `Decoded per CPU-second of the receiving process, paced at ${rate}/s`, unit: 'frames/s', target: '≥ 200,000', met: true, baseline: 'receive.paced.dgram_per_cpu_s' }, paced.map((r) => r.decodedPerCpuS)),
+    repeated({ id: 'receive.paced.dgram_per_cpu_s', what: `Bare Node dgram socket, counting only, per CPU-second, paced at ${rate}/s`, unit: 'datagrams/s', target: '', met: true, isBaseline: true }, floorPaced),
     repeated({ id: 'receive.flood.offered_per_s', what: 'Offered rate (sender as fast as it can)', unit: 'frames/s', target: '', met: true, isBaseline: true }, flood.map((r) => r.sent / r.senderSeconds)),
     repeated({ id: 'receive.flood.decoded_per_s', what: 'Decoded, sender as fast as it can', unit: 'frames/s', target: '', met: true, baseline: 'receive.flood.offered_per_s' }, flood.map((r) => r.decodedPerS)),
     repeated({ id: 'receive.flood.kernel_drops', what: 'Kernel socket drops, sender as fast as it can', unit: 'frames', target: '', met: true }, flood.map((r) => r.socketDrops)),
-    repeated({ id: 'receive.flood.decoded_per_cpu_s', what: 'Decoded per CPU-second of the receiving process, sender as fast as it can', unit: 'frames/s', target: '≥ 200,000', met: true }, flood.map((r) => r.decodedPerCpuS)),
+    repeated({ id: 'receive.flood.decoded_per_cpu_s', what: 'Decoded per CPU-second of the receiving process, sender as fast as it can', unit: 'frames/s', target: '≥ 200,000', met: true, baseline: 'receive.flood.dgram_per_cpu_s' }, flood.map((r) => r.decodedPerCpuS)),
+    repeated({ id: 'receive.flood.dgram_per_cpu_s', what: 'Bare Node dgram socket, counting only, per CPU-second, sender as fast as it can', unit: 'datagrams/s', target: '', met: true, isBaseline: true }, floorFlood),
+    repeated({ id: 'receive.receive_buffer_bytes', what: 'Receive buffer granted by the kernel (32 MiB asked; Linux reports twice the usable size, capped by net.core.rmem_max)', unit: 'bytes', target: '', met: true }, paced.map((r) => r.receiveBufferBytes)),
     { id: 'receive.unexplained', what: 'Frames unaccounted for (sent − received − kernel drops), all runs', value: unexplained, unit: 'frames', target: '= 0', met: unexplained === 0 },
   ];
   for (const f of figures) if (f.target === '≥ 200,000') f.met = f.value >= 200_000;

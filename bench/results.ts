@@ -145,6 +145,11 @@ export function renderBenchmarks(file: ResultsFile): string {
 export function recordResults(output: BenchOutput, paths: OutputPaths = repoPaths): void {
   const previous: ResultsFile | undefined = existsSync(paths.results) ? (JSON.parse(readFileSync(paths.results, 'utf8')) as ResultsFile) : undefined;
   const byId = new Map((previous?.figures ?? []).map((f) => [f.id, f]));
+  // A section run again replaces its figures: those of the earlier run it no longer reports go.
+  const old = previous?.sections?.find((s) => s.key === output.section?.key);
+  if (old !== undefined) {
+    for (const id of [...byId.keys()]) if (id.startsWith(`${old.key}.`) || old.figures.includes(id)) byId.delete(id);
+  }
   for (const f of output.figures) byId.set(f.id, f);
   const sections = [...(previous?.sections ?? [])];
   if (output.section !== undefined) {
@@ -161,7 +166,8 @@ export function recordResults(output: BenchOutput, paths: OutputPaths = repoPath
   const a = readme.indexOf(START);
   const b = readme.indexOf(END);
   if (a < 0 || b < a) return;
-  const short = file.figures.filter((f) => f.isBaseline !== true);
+  // The short table: the figures with a target, as BENCHMARKS.md shows them.
+  const short = file.figures.filter((f) => f.isBaseline !== true && f.target !== '');
   const table = `${START}\nMeasured on ${file.machine}, Node ${file.node}, ${file.updated.slice(0, 10)} (\`npm run bench\`); baselines, spreads and load in [BENCHMARKS.md](BENCHMARKS.md).\n\n${renderTable(short)}\n${END}`;
   atomicWrite(paths.readme, readme.slice(0, a) + table + readme.slice(b + END.length));
 }

@@ -47,18 +47,29 @@ async function pinning(): Promise<BenchOutput> {
 }
 
 const SCENARIO_ABOUT = `
-**What runs.** \`flowpin scenario --live 100000 --rate 5000 --latency-ms 5 --program-delay-ms 50
---changes drain,add\` on the simulator with a virtual clock: 100,000 long-lived connections open
-before the first change, 5,000 new connections per second, a switch API that answers in 5 ms
-and programs pins and group changes 50 ms after accepting them; one member is drained, then a
-spare is added, while traffic runs. **Baselines**, same traffic, same seed: the switch alone
-(\`mod-n\`, \`resilient\` ECMP) and the prototype's algorithm (\`prototype\`: per SYN one look-up
-call and one configuration call at the switch's latency, one SYN at a time). **Why it is fair:**
-every configuration sees the same connections and the same changes at the same simulated times;
+**What runs.** \`flowpin scenario --live 10000,100000,1000000 --rate 5000 --latency-ms 5
+--program-delay-ms 50 --changes drain,add\` on the simulator with a virtual clock: 10 k, 100 k
+and 1 M long-lived connections open before the first change, 5,000 new connections per second,
+a switch API that answers in 5 ms and programs pins and group changes 50 ms after accepting
+them; one member is drained, then a spare is added, while traffic runs. Each configuration
+runs as its own process, smallest size first (at 1 M in the order on-change, resilient,
+always, mod-n, prototype), within a wall-time budget for all sizes: one not finished when the
+budget runs out is stopped and named, so what fits on this machine in bounded time is shown. **Baselines**, same traffic, same seed: the
+switch alone (\`mod-n\`, \`resilient\` ECMP; flowpin's broken connections stand beside
+\`resilient\`) and the prototype's algorithm (\`prototype\`: per SYN one look-up call and one
+configuration call at the switch's latency, one SYN at a time). **Why it is fair:** every
+configuration sees the same connections and the same changes at the same simulated times;
 only what stands between the switch and the changes differs. \`brokenProtected\` counts resets
 of connections whose SYN flowpin saw before the change's hold; the others are counted by the
-change record (window flows, at risk). Time is simulated, so the figures do not depend on the
-machine; \`wallS\` does.
+change record (window flows, at risk). **Time and memory.** Simulated times (call to applied)
+do not depend on the machine; wall times and memory do: the wall time of a change is what the
+whole simulation (switch model, traffic and controller in one process) took to reach
+*applied*, and RSS and heap are high-water marks of that configuration's process, sampled after
+the live connections are taken in, after each change and at the end, so they include the
+simulated switch and its connections, not flowpin alone (flowpin's own memory per flow is in the decode
+section). The last rows time the two steps of a drain that grow with the table, with 100 k
+live flows tracked: the dry run (what a drain would pin and put at risk) and the pinning step
+(every live flow on the member wanted as a pin, most recently seen first).
 `;
 
 const OBSERVE_ABOUT = `
@@ -94,8 +105,8 @@ const BENCHES: Record<string, Bench> = {
   receive: { tiny: () => receiveBench(RECEIVE_TINY), full: () => receiveBench(RECEIVE_FULL) },
   pinning: { full: pinning },
   scenario: {
-    tiny: section('scenario', 'Connection safety: a drain and an add under load', SCENARIO_ABOUT, () => withEnv('FLOWPIN_BENCH_SCALE', '0.01', scenarioBench)),
-    full: section('scenario', 'Connection safety: a drain and an add under load', SCENARIO_ABOUT, scenarioBench),
+    tiny: section('scenario', 'Connection safety at 10 k, 100 k and 1 M live connections: a drain and an add under load', SCENARIO_ABOUT, () => withEnv('FLOWPIN_BENCH_SCALE', '0.001', scenarioBench)),
+    full: section('scenario', 'Connection safety at 10 k, 100 k and 1 M live connections: a drain and an add under load', SCENARIO_ABOUT, scenarioBench),
   },
   observe: {
     tiny: section('observe', 'Resolution by observation: mirrored replies against look-ups', OBSERVE_ABOUT, () => withEnv('FLOWPIN_BENCH_SCALE', '0.02', observeBench)),

@@ -1,12 +1,13 @@
 // `flowpin scenario`: runs one traffic pattern against several configurations on the
 // simulator with a virtual clock, and prints one JSON object per configuration per line
-// (`--json`) or a table.
+// (`--json`) or a table. `--live` takes one number or a list (10000,100000,1000000): each
+// size is run for every configuration, smallest first, so growth shows.
 
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../controller/validate.js';
 import { CONFIGS, DEFAULT_SCENARIO, runScenario, type ChangeStep, type ScenarioConfig, type ScenarioOptions, type ScenarioResult } from './scenario/runner.js';
 
-export const SCENARIO_USAGE = `usage: flowpin scenario [--live N] [--rate R] [--latency-ms L] [--program-delay-ms D] [--table N]
+export const SCENARIO_USAGE = `usage: flowpin scenario [--live N[,N...]] [--rate R] [--latency-ms L] [--program-delay-ms D] [--table N]
                        [--changes drain,add] [--configs ${CONFIGS.join(',')}] [--settle-ms S] [--seed S] [--json]
                        [--resolution lookup|observe|both] [--lookup exact|none|wrong-hash] [--client-rtt-ms R]`;
 
@@ -17,7 +18,13 @@ function int(flag: string, v: string | undefined, def: number, min: number): num
   return n;
 }
 
-export function scenarioOptions(args: string[]): { opts: ScenarioOptions; configs: ScenarioConfig[]; json: boolean } {
+function sizes(v: string | undefined, def: number): number[] {
+  if (v === undefined) return [def];
+  const out = v.split(',').map((x) => int('live', x.trim(), def, 0));
+  return [...new Set(out)].sort((a, b) => a - b);
+}
+
+export function scenarioOptions(args: string[]): { opts: ScenarioOptions; sizes: number[]; configs: ScenarioConfig[]; json: boolean } {
   const { values } = parseArgs({
     args,
     strict: true,
@@ -38,21 +45,21 @@ export function scenarioOptions(args: string[]): { opts: ScenarioOptions; config
   if (lookup === 'none' && resolution === 'both') throw new ConfigError('flowpin scenario', '--lookup', 'none leaves nothing to compare with --resolution both');
   const d = DEFAULT_SCENARIO;
   const opts: ScenarioOptions = {
-    live: int('live', values.live, d.live, 0), rate: int('rate', values.rate, d.rate, 0.001), latencyMs: int('latency-ms', values['latency-ms'], d.latencyMs, 0),
+    live: sizes(values.live, d.live)[0] as number, rate: int('rate', values.rate, d.rate, 0.001), latencyMs: int('latency-ms', values['latency-ms'], d.latencyMs, 0),
     programDelayMs: int('program-delay-ms', values['program-delay-ms'], d.programDelayMs, 0), table: int('table', values.table, d.table, 1),
     changes: changes as ChangeStep[], seed: int('seed', values.seed, d.seed, 0), settleMs: int('settle-ms', values['settle-ms'], d.settleMs, 0), gapMs: int('gap-ms', values['gap-ms'], d.gapMs, 100),
     resolution, lookup, ...(values['client-rtt-ms'] === undefined ? {} : { clientRttMs: int('client-rtt-ms', values['client-rtt-ms'], 0, 0) }),
   };
-  return { opts, configs: configs as ScenarioConfig[], json: values.json };
+  return { opts, sizes: sizes(values.live, d.live), configs: configs as ScenarioConfig[], json: values.json };
 }
 
-const COLUMNS: (keyof ScenarioResult)[] = ['config', 'live', 'opened', 'broken', 'brokenProtected', 'windowFlows', 'atRisk', 'pinPeak', 'pinWrites', 'changeApplyMs', 'resolution', 'lookupsPer1000', 'disagreements', 'synToServerP99Ms', 'virtualS', 'wallS'];
+const COLUMNS: (keyof ScenarioResult)[] = ['config', 'live', 'opened', 'broken', 'brokenProtected', 'windowFlows', 'atRisk', 'pinPeak', 'pinWrites', 'changeApplyMs', 'changeWallMs', 'rssMiB', 'heapMiB', 'resolution', 'lookupsPer1000', 'disagreements', 'synToServerP99Ms', 'virtualS', 'wallS'];
 
 export async function scenarioCommand(args: string[]): Promise<number> {
-  const { opts, configs, json } = scenarioOptions(args);
+  const { opts, sizes, configs, json } = scenarioOptions(args);
   if (!json) process.stdout.write(COLUMNS.join('\t') + '\n');
-  for (const config of configs) {
-    const r = await runScenario(config, opts);
+  for (const live of sizes) for (const config of configs) {
+    const r = await runScenario(config, { ...opts, live });
     const { uncounted: _uncounted, ...shown } = r;
     if (json) process.stdout.write(JSON.stringify(shown) + '\n');
     else process.stdout.write(COLUMNS.map((k) => (Array.isArray(r[k]) ? (r[k] as number[]).join(',') : String(r[k]))).join('\t') + '\n');

@@ -4,6 +4,7 @@
 // one line where config.ts builds the section it belongs to.
 
 import { Type, type Static } from 'typebox';
+import { DEFAULT_RECEIVE_BUFFER } from '../mirror-receiver/sources/gre-udp.js';
 
 const Str = (opts: { default?: string; description?: string } = {}) => Type.String({ minLength: 1, ...opts });
 const Int = (min: number, max: number | undefined, def?: number) => Type.Integer({ minimum: min, ...(max === undefined ? {} : { maximum: max }), ...(def === undefined ? {} : { default: def }) });
@@ -26,7 +27,8 @@ export const ApiSchema = Type.Object({
 }, { ...strict, default: {} });
 
 export const MirrorSchema = Type.Object({
-  udp: Type.Array(Type.Object({ host: Str({ default: '0.0.0.0' }), port: Port(4754) }, strict), { default: [{ host: '127.0.0.1', port: 4754 }] }),
+  /** receiveBufferBytes: SO_RCVBUF asked for (the kernel caps it at net.core.rmem_max; see docs/architecture.md). */
+  udp: Type.Array(Type.Object({ host: Str({ default: '0.0.0.0' }), port: Port(4754), receiveBufferBytes: Int(1, undefined, DEFAULT_RECEIVE_BUFFER) }, strict), { default: [{ host: '127.0.0.1', port: 4754, receiveBufferBytes: DEFAULT_RECEIVE_BUFFER }] }),
   raw: Type.Boolean({ default: false }),
   silenceS: Num(1, undefined, 60),
   collapseRatio: Num(0, 1, 0.1),

@@ -7,6 +7,7 @@
 
 import type { Logger } from 'pino';
 import { MirrorReceiver } from '../mirror-receiver/receiver.js';
+import { MirrorLossMonitor } from '../mirror-receiver/loss-monitor.js';
 import type { FlowEvent } from '../mirror-receiver/flow-event.js';
 import { parseTuple } from '../mirror-receiver/tuple.js';
 import type { SwitchAdapter } from '../switch-adapters/contract.js';
@@ -37,6 +38,8 @@ export interface ControllerDeps {
   loops?: boolean;
   /** Called with every flow counted at risk or in a change window. */
   onCounted?: ChangeOptions['onCounted'];
+  /** How long a lost mirror frame keeps the mirror `dropping` (10 s unless given; tests shorten it). */
+  mirrorLossWindowMs?: number;
 }
 
 export interface SwitchStatus {
@@ -74,6 +77,8 @@ export class Controller {
   readonly runtimes = new Map<string, SwitchRuntime>();
   readonly changes = new Map<string, ChangeManager>();
   readonly receiver: MirrorReceiver;
+  /** Mirror frames lost before decoding (socket and backlog drops), for every switch's mirror health. */
+  readonly mirrorLoss: MirrorLossMonitor;
   readonly now: () => number;
   readonly clock: Clock;
   readonly store: StateStore | undefined;
@@ -111,6 +116,7 @@ export class Controller {
     this.log = deps.logger;
     this.flowTable = new FlowTable({ maxFlows: cfg.flowTable.maxFlows, maxAgeMs: cfg.flowTable.maxAgeS * 1000, now: this.now });
     this.receiver = new MirrorReceiver((ev) => this.onEvent(ev), this.now, (err) => this.log.warn({ err }, 'mirror source error'));
+    this.mirrorLoss = new MirrorLossMonitor(() => this.receiver.status(), this.now, deps.mirrorLossWindowMs);
     cfg.switches.forEach((s, i) => {
       const given = deps.adapters.get(s.name);
       if (given === undefined) throw new Error(`no adapter for switch ${s.name}`);
@@ -118,7 +124,7 @@ export class Controller {
       const rt = new SwitchRuntime({
         name: s.name, id: i + 1, adapter, vips: s.vips.map((v) => ({ address: v.address, nexthops: [...v.nexthops] })),
         flowTable: this.flowTable, registry: this.registry, metrics: this.metrics, pinMode: cfg.pinMode, pinIdleTimeoutS: cfg.pinIdleTimeoutS, queueCapacity: cfg.resolveQueue, retryMaxMs: cfg.retryMaxMs, clock,
-        mirrorSilenceS: cfg.mirror.silenceS, mirrorCollapseRatio: cfg.mirror.collapseRatio,
+        mirrorSilenceS: cfg.mirror.silenceS, mirrorCollapseRatio: cfg.mirror.collapseRatio, mirrorLoss: () => this.mirrorLoss.sample(),
         resolution: s.resolution, replyTimeoutMs: s.replyTimeoutMs, identityRefreshS: s.identityRefreshS, log: this.log,
         ...(s.resolution === 'lookup' ? {} : { identity: new ServerIdentityMap(s.servers) }),
       });
@@ -141,6 +147,13 @@ export class Controller {
       { labels: { switch: rt.name, state: 'failed' }, value: rt.reconciler.failed.size },
     ]));
     collectNexthopGauges(this.metrics, () => this.runtimes.values());
+    // Sources are those configured (a closed set); a socket whose count is unknown is not shown.
+    this.metrics.mirrorSocketDrops.collect(() => this.receiver.status().sockets.flatMap((s) => (s.drops === null ? [] : [{ labels: { source: s.source }, value: s.drops }])));
+    this.metrics.mirrorReceiveBuffer.collect(() => this.receiver.status().sockets.flatMap((s) => [
+      { labels: { source: s.source, kind: 'granted' }, value: s.receiveBufferBytes },
+      { labels: { source: s.source, kind: 'requested' }, value: s.requestedBufferBytes },
+    ]));
+    this.metrics.mirrorBacklogDrops.collect(() => [{ labels: {}, value: this.receiver.status().backlogDrops }]);
   }
 
   /** Loads saved state, connects to the switches (retrying in the background), starts listening and the periodic work. */
@@ -160,9 +173,14 @@ export class Controller {
     await Promise.all([...this.runtimes.values()].map((rt) => this.connect(rt, saved?.changes[rt.name] ?? [])));
     if (this.deps.listen ?? true) {
       for (const u of cfg.mirror.udp) {
-        const b = await this.receiver.listenUdp({ host: u.host, port: u.port, receiveBufferBytes: 4 * 1024 * 1024 });
+        const b = await this.receiver.listenUdp({ host: u.host, port: u.port, receiveBufferBytes: u.receiveBufferBytes });
         this.listening.push(b);
-        this.log.info({ address: b.address, port: b.port }, 'listening for GRE-in-UDP mirror frames');
+        const sock = this.receiver.status().sockets.find((s) => s.source.endsWith(`:${b.address}:${b.port}`));
+        this.log.info({ address: b.address, port: b.port, receiveBufferBytes: sock?.receiveBufferBytes }, 'listening for GRE-in-UDP mirror frames');
+        // Linux grants twice the request, capped at net.core.rmem_max: half the grant is what was honoured.
+        if (sock !== undefined && sock.receiveBufferBytes / 2 < u.receiveBufferBytes) {
+          this.log.warn({ address: b.address, port: b.port, requested: u.receiveBufferBytes, granted: sock.receiveBufferBytes }, `the kernel capped the mirror socket's receive buffer (net.core.rmem_max); raise it with: sysctl -w net.core.rmem_max=${u.receiveBufferBytes}`);
+        }
       }
       if (cfg.mirror.raw) {
         this.receiver.listenRaw({ family: 4 });
@@ -173,6 +191,10 @@ export class Controller {
       for (const rt of this.runtimes.values()) this.every(cfg.resyncIntervalS * 1000, () => void this.periodicSwitch(rt));
       this.every(cfg.resyncIntervalS * 1000, () => this.flowTable.purgeStale());
       if (this.store !== undefined) this.every(cfg.persistIntervalS * 1000, () => this.persistIfDirty());
+      // Lost frames are noticed within a second even when nobody asks for readiness.
+      this.every(1000, () => {
+        this.mirrorLoss.sample();
+      });
     }
     // Changes left in progress resume only now, with the mirror listened to: a resumed change
     // must see the SYNs that arrive while it runs.

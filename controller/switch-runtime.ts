@@ -61,12 +61,17 @@ export interface SwitchRuntimeOptions {
   /** Re-read the switch's server identities this often (s); 30 unless given. */
   identityRefreshS?: number;
   log?: RuntimeLog;
+  /** Mirror frames lost before decoding (socket and backlog drops; see mirror-receiver/loss-monitor.ts). */
+  mirrorLoss?: () => { dropped: number; recent: boolean; why: string | null };
 }
 
 /** What the switch's mirror tells flowpin, and whether it can be trusted. */
 export interface MirrorHealth {
-  state: 'ok' | 'silent' | 'collapsed';
+  /** `dropping`: mirrored frames were lost before decoding within the last window. */
+  state: 'ok' | 'silent' | 'collapsed' | 'dropping';
   syns: number;
+  /** Mirrored frames lost before decoding since start (kernel socket drops, backlog); null where not known. */
+  dropped: number | null;
   /** SYNs per second over the last window, and the switch's usual rate (slow average). */
   synRate: number;
   usualRate: number;
@@ -448,19 +453,23 @@ export class SwitchRuntime {
     return Math.max(vip.synRate, current);
   }
 
-  /** The mirror's health: silent (no SYN for silenceS), collapsed (rate far below usual), or ok. */
+  /** The mirror's health: silent (no SYN for silenceS), collapsed (rate far below usual), dropping (frames lost lately), or ok. */
   mirrorHealth(): MirrorHealth {
     const now = this.o.clock.now();
     this.rollRates(now);
     const silenceMs = (this.o.mirrorSilenceS ?? 60) * 1000;
     const since = this.lastSynAt ?? this.startedAt;
-    const h: MirrorHealth = { state: 'ok', syns: this.syns, synRate: round1(this.synRate), usualRate: round1(this.usualRate), lastSynAgoS: this.lastSynAt === undefined ? null : round1((now - this.lastSynAt) / 1000), why: null };
+    const loss = this.o.mirrorLoss?.();
+    const h: MirrorHealth = { state: 'ok', syns: this.syns, dropped: loss?.dropped ?? null, synRate: round1(this.synRate), usualRate: round1(this.usualRate), lastSynAgoS: this.lastSynAt === undefined ? null : round1((now - this.lastSynAt) / 1000), why: null };
     if (now - since >= silenceMs) {
       h.state = 'silent';
       h.why = this.lastSynAt === undefined ? `no mirrored SYN since flowpin started ${Math.round((now - this.startedAt) / 1000)} s ago: check the switch's mirror session and mirrorSources` : `no mirrored SYN for ${Math.round((now - since) / 1000)} s`;
     } else if (this.usualRate >= 5 && this.synRate < this.usualRate * (this.o.mirrorCollapseRatio ?? 0.1)) {
       h.state = 'collapsed';
       h.why = `mirrored SYNs fell to ${round1(this.synRate)}/s from a usual ${round1(this.usualRate)}/s`;
+    } else if (loss?.recent === true) {
+      h.state = 'dropping';
+      h.why = loss.why;
     }
     return h;
   }

@@ -100,7 +100,7 @@ export interface DryRun {
   expectedWindowFlows: number;
   movedFlowsKnown: boolean;
   /** The switch's mirror: a change needs the operator's consent unless it is ok. */
-  mirror?: { state: 'ok' | 'silent' | 'collapsed'; why: string | null };
+  mirror?: { state: 'ok' | 'silent' | 'collapsed' | 'dropping'; why: string | null };
 }
 
 export interface Flow {

@@ -1,9 +1,13 @@
 // MirrorReceiver: runs the configured sources through the decoder and hands each decoded TCP
-// segment to the sink as a FlowEvent. GRE-in-UDP sockets are read and decoded in a worker
-// thread (receiver-worker.ts), so that nothing the controller does on the main thread delays a
-// socket read; events come back in batches. Captures (readPcap), the raw GRE socket (see
-// listenRaw) and VXLAN sockets (listenVxlan, which may be handed a socket bound in another
-// network namespace) are decoded on the calling thread. Nothing a frame contains can stop it: every frame is decoded or counted
+// segment to the sink as a FlowEvent. UDP mirror sockets (GRE-in-UDP, and VXLAN opened by
+// address) are read and decoded in a worker thread (receiver-worker.ts), so that nothing the
+// controller does on the main thread delays a socket read; events come back in batches.
+// Decoded on the calling thread instead: captures (readPcap); the raw GRE socket (listenRaw:
+// the raw-socket addon polls on the process's main event loop, so it cannot serve a worker);
+// and a VXLAN socket handed over already bound (listenVxlan with `socket`, opened in another
+// network namespace by the Linux lab): a dgram socket is a handle of the thread that made it
+// and cannot be posted to a worker (worker_threads transfers ports, buffers and file handles,
+// not sockets). Nothing a frame contains can stop it: every frame is decoded or counted
 // under a drop reason, a sink that throws is counted, and so are the datagrams the kernel
 // dropped for a full socket buffer (socket-drops.ts).
 
@@ -15,12 +19,12 @@ import { MirrorSourceError } from './errors.js';
 import { readBatch, type BatchMessage } from './event-batch.js';
 import { toFlowEvent, type FlowEvent } from './flow-event.js';
 import { udpRcvbufErrors, udpSocketDrops } from './socket-drops.js';
-import type { GreUdpOptions } from './sources/gre-udp.js';
+import { DEFAULT_RECEIVE_BUFFER, type GreUdpOptions } from './sources/gre-udp.js';
 import { RawGreSource, type RawGreOptions } from './sources/raw-gre.js';
 import { readPcap, type PcapResult } from './sources/pcap.js';
 import { VxlanSource, type VxlanOptions } from './sources/vxlan-udp.js';
 import { VXLAN_PORT } from './decode-vxlan.js';
-import type { SourceErrorMessage, WorkerReply, WorkerRequest } from './worker-protocol.js';
+import type { SourceErrorMessage, UdpListenOptions, WorkerReply, WorkerRequest } from './worker-protocol.js';
 
 export type FlowEventSink = (event: FlowEvent) => void;
 
@@ -29,8 +33,10 @@ export interface SocketStatus {
   source: string;
   /** Datagrams the kernel dropped for this socket (receive buffer full); null where unknown. */
   drops: number | null;
-  /** The socket's receive buffer as the kernel set it. */
+  /** The socket's receive buffer as the kernel set it (Linux: twice the usable size, capped by net.core.rmem_max). */
   receiveBufferBytes: number;
+  /** The receive buffer asked for (configuration, or 32 MiB). */
+  requestedBufferBytes: number;
 }
 
 export interface ReceiverStatus {
@@ -57,9 +63,12 @@ interface UdpSocketInfo {
   address: string;
   port: number;
   receiveBufferBytes: number;
+  requestedBufferBytes: number;
   /** The last count read while open, kept after stop. */
   drops: number | null;
   open: boolean;
+  /** Read on the main thread (a socket handed over), not in the worker. */
+  inThread: boolean;
 }
 
 export class MirrorReceiver {
@@ -92,28 +101,42 @@ export class MirrorReceiver {
   /** Listens for GRE-in-UDP in the worker (VXLAN on its port 4789); resolves with the bound address. */
   async listenUdp(options: GreUdpOptions & { encap?: 'gre' | 'vxlan' }): Promise<{ address: string; port: number }> {
     // UDP 4789 is VXLAN's port (RFC 7348): a configured listener there reads VXLAN.
-    if ((options.encap ?? (options.port === VXLAN_PORT ? 'vxlan' : 'gre')) === 'vxlan') return this.listenVxlan(options);
-    const r = await this.request({ type: 'listen-udp', id: 0, options });
+    const encap = options.encap ?? (options.port === VXLAN_PORT ? 'vxlan' : 'gre');
+    return this.listenInWorker({ ...options, encap });
+  }
+
+  /**
+   * Listens for VXLAN; resolves with the bound address. Read in the worker, except a socket
+   * handed over already bound (see the header): that one is read on this thread.
+   */
+  async listenVxlan(options: VxlanOptions): Promise<{ address: string; port: number }> {
+    if (options.socket === undefined) {
+      const { socket: _none, ...rest } = options;
+      return this.listenInWorker({ ...rest, port: rest.port ?? VXLAN_PORT, encap: 'vxlan' });
+    }
+    const source = new VxlanSource(options, (payload, outerSrc, outerDst) => {
+      this.emitIf(this.decoder.decodeVxlanPayload(payload, outerSrc, outerDst), this.now());
+    });
+    const bound = await source.start();
+    this.inThread.push(source);
+    const name = `vxlan:${bound.address}:${bound.port}`;
+    this.listening.push(name);
+    const buf = source.receiveBuffer();
+    this.udp.push({ source: name, address: bound.address, port: bound.port, receiveBufferBytes: buf.granted, requestedBufferBytes: buf.requested, drops: null, open: true, inThread: true });
+    return bound;
+  }
+
+  private async listenInWorker(options: UdpListenOptions): Promise<{ address: string; port: number }> {
+    const r = await this.request({ type: 'listen-udp', id: 0, options: { ...options, receiveBufferBytes: options.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER } });
     if (!r.ok) {
       // A worker with nothing to read would keep the process alive for nothing.
       if (this.listening.length === 0) await this.stop();
       throw new MirrorSourceError(r.message);
     }
     const bound = r.bound ?? { address: options.host ?? '0.0.0.0', port: options.port ?? 0 };
-    const source = `gre-udp:${bound.address}:${bound.port}`;
+    const source = `${options.encap === 'vxlan' ? 'vxlan' : 'gre-udp'}:${bound.address}:${bound.port}`;
     this.listening.push(source);
-    this.udp.push({ source, address: bound.address, port: bound.port, receiveBufferBytes: r.receiveBufferBytes ?? 0, drops: null, open: true });
-    return bound;
-  }
-
-  /** Listens for VXLAN (or reads a given bound socket) on this thread; resolves with the bound address. */
-  async listenVxlan(options: VxlanOptions): Promise<{ address: string; port: number }> {
-    const source = new VxlanSource(options, (payload, outerSrc, outerDst) => {
-      this.emitIf(this.decoder.decodeVxlanPayload(payload, outerSrc, outerDst), this.now());
-    });
-    const bound = await source.start();
-    this.inThread.push(source);
-    this.listening.push(`vxlan:${bound.address}:${bound.port}`);
+    this.udp.push({ source, address: bound.address, port: bound.port, receiveBufferBytes: r.receiveBuffer?.granted ?? 0, requestedBufferBytes: r.receiveBuffer?.requested ?? 0, drops: null, open: true, inThread: false });
     return bound;
   }
 
@@ -163,10 +186,11 @@ export class MirrorReceiver {
 
   /** Closes every source; the events decoded before are delivered first. */
   async stop(): Promise<void> {
+    this.readSocketDrops(true);
+    for (const u of this.udp) if (u.inThread) u.open = false;
     await Promise.all(this.inThread.splice(0).map(async (s) => s.stop()));
     const worker = this.worker;
     if (worker !== undefined) {
-      this.readSocketDrops(true);
       await this.request({ type: 'stop', id: 0 });
       this.worker = undefined;
       for (let i = 0; i < COUNTERS; i++) this.retired[i] = (this.retired[i] ?? 0) + (this.current[i] ?? 0);
@@ -179,7 +203,7 @@ export class MirrorReceiver {
 
   private socketStatus(): SocketStatus[] {
     this.readSocketDrops(false);
-    return this.udp.map((u) => ({ source: u.source, drops: u.drops, receiveBufferBytes: u.receiveBufferBytes }));
+    return this.udp.map((u) => ({ source: u.source, drops: u.drops, receiveBufferBytes: u.receiveBufferBytes, requestedBufferBytes: u.requestedBufferBytes }));
   }
 
   private readSocketDrops(force: boolean): void {

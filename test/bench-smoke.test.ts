@@ -28,6 +28,9 @@ test('tiny decode and receive benchmarks run and regenerate their tables', { ski
       assert.ok(f !== undefined && Number.isFinite(f.value) && f.value > 0, `${id}: ${JSON.stringify(f)}`);
     }
     assert.equal(byId.get('decode.flowpin_s')?.baseline, 'decode.tcpdump_s');
+    assert.equal(byId.get('receive.flood.decoded_per_cpu_s')?.baseline, 'receive.flood.dgram_per_cpu_s');
+    assert.ok((byId.get('receive.flood.dgram_per_cpu_s')?.value ?? 0) > 0, 'the bare dgram baseline ran');
+    assert.ok((byId.get('flowtable.bytes_per_flow_v4_tenth')?.value ?? 0) > 0, 'memory per flow at a tenth of the size');
     assert.equal(byId.get('receive.unexplained')?.value, 0, 'every frame sent was received or counted as a kernel drop');
     for (const s of results.sections) {
       assert.ok(s.measured !== undefined && s.measured.loadAverage.length === 3);
@@ -52,32 +55,45 @@ test('a benchmark adds its own section without touching the others', () => {
   try {
     const paths = { results: path.join(dir, 'r.json'), readme: path.join(dir, 'README.md'), benchmarks: path.join(dir, 'B.md') };
     const fig = (id: string, value: number, extra: Partial<Figure> = {}): Figure => ({ id, what: id, value, unit: 'ms', target: '', met: true, ...extra });
-    recordResults({ figures: [fig('a.x', 2, { baseline: 'a.base', runs: [1, 2, 9] }), fig('a.base', 4, { isBaseline: true })], section: { key: 'a', title: 'A', about: 'about a', figures: ['a.x'] } }, paths);
+    recordResults({ figures: [fig('a.x', 2, { baseline: 'a.base', runs: [1, 2, 9] }), fig('a.base', 4, { isBaseline: true }), fig('a.gone', 1)], section: { key: 'a', title: 'A', about: 'about a', figures: ['a.x', 'a.gone'] } }, paths);
     recordResults({ figures: [fig('b.y', 5)], section: { key: 'b', title: 'B', about: 'about b', figures: ['b.y'] } }, paths);
-    recordResults({ figures: [fig('a.x', 3, { baseline: 'a.base' })], section: { key: 'a', title: 'A again', about: 'about a', figures: ['a.x'] } }, paths);
+    recordResults({ figures: [fig('a.x', 3, { baseline: 'a.base' }), fig('a.base', 4, { isBaseline: true })], section: { key: 'a', title: 'A again', about: 'about a', figures: ['a.x'] } }, paths);
     const md = readFileSync(paths.benchmarks, 'utf8');
     assert.deepEqual([...md.matchAll(/^## (.*)$/gm)].map((m) => m[1]), ['A again', 'B']);
     assert.match(md, /\| a\.x \| 3 ms \| a\.base: 4 ms \| 0\.75 x \|/);
     const file = JSON.parse(readFileSync(paths.results, 'utf8')) as Parameters<typeof renderBenchmarks>[0];
     assert.equal(renderBenchmarks(file), md);
+    // The section run again did not report a.gone: the earlier run's figure is gone, b's stays.
+    assert.deepEqual(file.figures.map((f) => f.id).sort(), ['a.base', 'a.x', 'b.y']);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test('tiny connection-safety and persistence benchmarks run and record their sections', { timeout: 180_000 }, () => {
+test('tiny connection-safety and persistence benchmarks run and record their sections', { timeout: 300_000 }, () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'flowpin-bench-scenario-'));
   try {
     writeFileSync(path.join(dir, 'README.md'), '# x\n\n<!-- bench:start -->\nold\n<!-- bench:end -->\n');
-    const res = spawnSync(process.execPath, ['--expose-gc', path.join(repoRoot, 'dist/bench/run.js'), '--tiny', '--out', dir, 'scenario', 'persist'], { encoding: 'utf8', timeout: 170_000 });
+    const res = spawnSync(process.execPath, ['--expose-gc', path.join(repoRoot, 'dist/bench/run.js'), '--tiny', '--out', dir, 'scenario', 'persist'], { encoding: 'utf8', timeout: 290_000 });
     assert.equal(res.status, 0, res.stderr + res.stdout);
     const results = JSON.parse(readFileSync(path.join(dir, 'results.json'), 'utf8')) as { figures: Figure[]; sections: Section[] };
     const byId = new Map(results.figures.map((f) => [f.id, f]));
     assert.deepEqual(results.sections.map((s) => s.key), ['scenario', 'persist']);
-    for (const config of ['mod-n', 'resilient', 'prototype', 'always', 'on-change']) assert.ok(Number.isFinite(byId.get(`scenario.${config}.broken`)?.value), config);
-    assert.equal(byId.get('scenario.on-change.broken_protected')?.value, 0);
-    assert.equal(byId.get('scenario.always.broken_protected')?.value, 0);
-    assert.ok((byId.get('scenario.resilient.broken')?.value ?? 0) > (byId.get('scenario.on-change.broken')?.value ?? Infinity), 'the switch alone breaks more than flowpin');
+    // Three sizes (a thousandth of 10 k, 100 k and 1 M), every configuration at each.
+    for (const live of [10, 100, 1000]) {
+      for (const config of ['mod-n', 'resilient', 'prototype', 'always', 'on-change']) {
+        assert.ok(Number.isFinite(byId.get(`scenario.${live}.${config}.broken`)?.value), `${live} ${config}`);
+        assert.ok((byId.get(`scenario.${live}.${config}.rss_mib`)?.value ?? 0) > 0, `${live} ${config}: memory`);
+      }
+      for (const config of ['always', 'on-change']) {
+        assert.equal(byId.get(`scenario.${live}.${config}.broken_protected`)?.value, 0, `${live} ${config}`);
+        assert.ok((byId.get(`scenario.${live}.${config}.drain_wall_ms`)?.value ?? -1) > 0, `${live} ${config}: the drain's wall time`);
+        assert.equal(byId.get(`scenario.${live}.${config}.broken`)?.baseline, `scenario.${live}.resilient.broken`);
+      }
+    }
+    assert.ok((byId.get('scenario.1000.resilient.broken')?.value ?? 0) > (byId.get('scenario.1000.on-change.broken')?.value ?? Infinity), 'the switch alone breaks more than flowpin');
+    assert.ok((byId.get('changes.100.dry_run_ms')?.value ?? 0) > 0, 'the dry run is timed');
+    assert.ok((byId.get('changes.100.pin_step_ms')?.value ?? -1) >= 0, 'the pinning step is timed');
     assert.ok((byId.get('persist.loop_delay_p99_ms')?.value ?? -1) >= 0);
     assert.match(readFileSync(path.join(dir, 'BENCHMARKS.md'), 'utf8'), /## Connection safety/);
   } finally {

@@ -8,13 +8,14 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { MirrorReceiver } from '../mirror-receiver/receiver.js';
 import { MirrorDecoder } from '../mirror-receiver/decoder.js';
 import { OK } from '../mirror-receiver/drop-reasons.js';
 import { toFlowEvent, type FlowEvent } from '../mirror-receiver/flow-event.js';
 import { procNetAddress, udpSocketDrops } from '../mirror-receiver/socket-drops.js';
-import { mirrorDatagrams } from '../bench/mirror-sender.js';
+import { mirrorDatagrams, vxlanDatagrams } from '../bench/mirror-sender.js';
 import { repoRoot, skipUnless } from './helpers/tools.js';
 import * as f from './helpers/frames.js';
 
@@ -96,6 +97,56 @@ test('the worker reads while the main thread is busy; every frame is received or
     assert.equal(framesAfterSpin, 0);
     assert.ok(st.frames > 2000, `only ${st.frames} frames received: the worker did not read while the main thread was busy`);
     assert.ok((st.sockets[0]?.receiveBufferBytes ?? 0) > 0);
+  } finally {
+    await receiver.stop();
+  }
+});
+
+test('VXLAN opened by address is read in the worker too: same events as the in-thread decoder, read while the main thread is busy', { timeout: 60_000 }, async () => {
+  const got: FlowEvent[] = [];
+  const receiver = new MirrorReceiver((ev) => got.push(ev));
+  // A small buffer (about a hundred datagrams): read on the main thread, the spin below would lose most.
+  const { port } = await receiver.listenVxlan({ host: '127.0.0.1', port: 0, receiveBufferBytes: 64 * 1024 });
+  try {
+    assert.deepEqual(receiver.status().listening, [`vxlan:127.0.0.1:${port}`]);
+    const count = 2000;
+    const child = spawn(process.execPath, [senderBin, String(port), String(count), '2000', '127.0.0.1', 'vxlan'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    // Busy until the sender has sent everything and exited (a zombie: nothing here can reap it).
+    const exited = (): boolean => {
+      try {
+        return / Z /.test(readFileSync(`/proc/${child.pid ?? 0}/stat`, 'latin1'));
+      } catch {
+        return true;
+      }
+    };
+    const busyUntil = Date.now() + 30_000;
+    while (!exited() && Date.now() < busyUntil) {
+      /* spinning on purpose: nothing on this thread reads meanwhile */
+    }
+    assert.ok(exited(), 'the sender finished while this thread was busy');
+    if (child.exitCode === null) await once(child, 'exit');
+    const { sent } = JSON.parse(out) as { sent: number };
+    assert.equal(sent, count);
+    await until(() => {
+      const st = receiver.status();
+      return st.frames + (st.socketDrops ?? 0) >= sent;
+    }, 20_000);
+    const st = receiver.status();
+    assert.equal(st.frames + (st.socketDrops ?? 0), sent, 'no frame unaccounted for');
+    assert.ok(st.frames > count * 0.5, `only ${st.frames} of ${count} frames received: the VXLAN socket was not read while the main thread was busy`);
+    assert.equal(st.sockets[0]?.source, `vxlan:127.0.0.1:${port}`);
+    assert.equal(st.sockets[0]?.requestedBufferBytes, 64 * 1024);
+    // Every event received is the one the in-thread decoder gives for the datagram sent.
+    const d = new MirrorDecoder();
+    const want = new Map(vxlanDatagrams(count).map((p) => {
+      assert.equal(d.decodeVxlanPayload(p, '127.0.0.1', '127.0.0.1'), OK);
+      const ev = toFlowEvent(d.view, 0);
+      return [ev.tuple, ev] as const;
+    }));
+    assert.equal(got.length, st.decoded);
+    for (const g of got) assert.deepEqual({ ...g, at: 0 }, want.get(g.tuple));
   } finally {
     await receiver.stop();
   }

@@ -7,8 +7,10 @@
 //                     the switch's latency (the prototype's algorithm);
 //   always, on-change flowpin, in its two pin modes.
 // It reports, per configuration, connections broken, broken although protected, the
-// change-window and at-risk counts, the pin table's peak, pin writes, and the time from
-// each change's call to its application.
+// change-window and at-risk counts, the pin table's peak, pin writes, the time from each
+// change's call to its application (simulated) and the wall time the change took, and the
+// process's memory (RSS and heap high-water marks sampled along the run) so that growth with
+// the number of live connections shows.
 
 import { canonicalIp } from '../../mirror-receiver/addr.js';
 import type { ChangeRecord } from '../../controller/changes.js';
@@ -52,6 +54,11 @@ export interface ScenarioResult {
   pinPeak: number;
   pinWrites: number;
   changeApplyMs: number[];
+  /** Wall time of each change, call to applied (flowpin) or the switch's own change (others), ms. */
+  changeWallMs: number[];
+  /** Highest RSS and heap in use sampled during the run (after open, after each change, at the end), MiB. */
+  rssMiB: number;
+  heapMiB: number;
   virtualS: number;
   wallS: number;
   /** Resets neither counted nor unseen (0 when flowpin keeps its promise). */
@@ -99,29 +106,43 @@ export async function runScenario(config: ScenarioConfig, o: ScenarioOptions): P
   }
   const proto = config === 'prototype' ? new SerialPinner(world, o.latencyMs) : undefined;
   if (proto) s.sw.mirror = (p) => world.clock.after(1, () => proto.syn(p));
+  const memory = { rss: 0, heap: 0 };
+  const sample = (): void => {
+    const m = process.memoryUsage();
+    memory.rss = Math.max(memory.rss, m.rss);
+    memory.heap = Math.max(memory.heap, m.heapUsed);
+  };
   world.openLive(o.live, LIVE);
   world.startTraffic();
   // Let the controller take in the live connections before the first change.
   await world.advance(Math.max(2000, o.gapMs / 2));
+  sample();
   const applyMs: number[] = [];
+  const wallMs: number[] = [];
   const records: ChangeRecord[] = [];
   for (const step of o.changes) {
     const called = world.now;
     if (flowpin) {
       const cm = world.controller?.changeManager('sw1');
       if (cm === undefined) throw new Error('no controller');
+      const w0 = performance.now();
       const rec = (await world.settle(step === 'drain' ? cm.drain(VIP, MEMBERS[1] as string, {}) : cm.add(VIP, SPARE, {}), 120_000)) as ChangeRecord;
+      wallMs.push(round1(performance.now() - w0));
       records.push(rec);
       applyMs.push((rec.appliedAt ?? world.now) - called);
     } else {
       // The switch alone, or the prototype: the change is made on the switch at once.
+      const w0 = performance.now();
       if (step === 'drain') s.sw.groupRemove(VIP, MEMBERS[1] as string);
       else s.sw.groupAdd(VIP, SPARE);
+      wallMs.push(round1(performance.now() - w0));
       applyMs.push(0);
     }
+    sample();
     await world.advance(o.gapMs);
   }
   world.stopTraffic();
+  sample();
   const audit = world.audit();
   if (process.env['FLOWPIN_SCENARIO_DEBUG'] !== undefined) for (const d of audit.details) process.stderr.write(`${config}: ${d}\n`);
   const virtualS = (world.now - start) / 1000;
@@ -136,7 +157,8 @@ export async function runScenario(config: ScenarioConfig, o: ScenarioOptions): P
     // Without flowpin nothing is protected: every reset counts in `broken` alone.
     brokenProtected: flowpin ? audit.brokenProtected : 0,
     windowFlows: records.reduce((n, r) => n + r.windowFlows, 0), atRisk: records.reduce((n, r) => n + r.atRisk, 0),
-    pinPeak: world.pinPeak, pinWrites, changeApplyMs: applyMs, virtualS: Math.round(virtualS * 1000) / 1000, wallS: Math.round((performance.now() - wall) / 10) / 100,
+    pinPeak: world.pinPeak, pinWrites, changeApplyMs: applyMs, changeWallMs: wallMs,
+    rssMiB: Math.round(memory.rss / 1048576), heapMiB: Math.round(memory.heap / 1048576), virtualS: Math.round(virtualS * 1000) / 1000, wallS: Math.round((performance.now() - wall) / 10) / 100,
     uncounted: flowpin ? audit.uncounted : audit.broken,
     resolution, callsPer1000: flowpin ? round2(((stats?.calls ?? 0) * 1000) / opened) : 0, lookupsPer1000: flowpin ? round2(((stats?.byCall['resolve'] ?? 0) * 1000) / opened) : 0,
     disagreements, synToServerP50Ms: quantile(synToServer, 0.5), synToServerP99Ms: quantile(synToServer, 0.99),
@@ -150,6 +172,10 @@ function quantile(xs: number[], q: number): number {
   if (xs.length === 0) return 0;
   const sorted = [...xs].sort((a, b) => a - b);
   return round2(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number);
+}
+
+function round1(x: number): number {
+  return Math.round(x * 10) / 10;
 }
 
 /** The prototype: for each SYN, one look-up call then one configuration call, one SYN at a time. */

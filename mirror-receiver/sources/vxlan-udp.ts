@@ -2,15 +2,15 @@
 // mirrored Ethernet frames. It can also take a socket already bound elsewhere (e.g. opened in
 // the router-facing network namespace and handed over; see docs/linux.md). The read path only
 // decodes and hands events on: it never waits for look-ups or pin writes, and the receive
-// buffer is large (16 MiB asked; the kernel caps it at net.core.rmem_max, doubled), because a
-// burst of SYN copies arriving while the process is busy is otherwise dropped.
+// buffer is large (32 MiB asked unless configured; the kernel caps it at net.core.rmem_max,
+// doubled: see gre-udp.ts), because a burst of SYN copies arriving while the process is busy is
+// otherwise dropped.
 
 import { createSocket, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { MirrorSourceError } from '../errors.js';
 import { VXLAN_PORT } from '../decode-vxlan.js';
-
-export const VXLAN_RECEIVE_BUFFER = 16 * 1024 * 1024;
+import { DEFAULT_RECEIVE_BUFFER, setReceiveBuffer, type ReceiveBuffer } from './gre-udp.js';
 
 export interface VxlanOptions {
   host?: string;
@@ -23,6 +23,7 @@ export interface VxlanOptions {
 export class VxlanSource {
   private socket: Socket | undefined;
   private localAddress = '';
+  private buffer: ReceiveBuffer = { requested: 0, granted: 0 };
 
   constructor(
     private readonly options: VxlanOptions,
@@ -42,16 +43,16 @@ export class VxlanSource {
       socket = s;
     }
     this.socket = socket;
-    socket.setRecvBufferSize(Math.max(this.options.receiveBufferBytes ?? 0, VXLAN_RECEIVE_BUFFER));
+    this.buffer = setReceiveBuffer(socket, this.options.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER);
     const addr = socket.address();
     this.localAddress = addr.address;
     socket.on('message', (msg, rinfo) => this.onDatagram(msg, rinfo.address, this.localAddress));
     return { address: addr.address, port: addr.port };
   }
 
-  /** The receive buffer the kernel granted, bytes. */
-  receiveBufferBytes(): number {
-    return this.socket?.getRecvBufferSize() ?? 0;
+  /** The receive buffer asked for and as the kernel granted it, bytes. */
+  receiveBuffer(): ReceiveBuffer {
+    return this.buffer;
   }
 
   async stop(): Promise<void> {
