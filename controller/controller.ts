@@ -53,6 +53,18 @@ export interface SwitchStatus {
   pins: { desired: number; installed: number; failed: number; capacity: number; free: number; table: 'ok' | 'nearly-full' | 'full' };
 }
 
+/** Process memory and the configured bounds that hold it. */
+export interface MemoryStatus {
+  rssBytes: number;
+  heapUsedBytes: number;
+  /** Tracked flows and their bound (`flowTable.maxFlows`). */
+  flows: number;
+  maxFlows: number;
+  /** Mirror events waiting for their look-up, and their bound (`resolveQueue` per switch). */
+  queued: number;
+  maxQueued: number;
+}
+
 export interface FlowView {
   switch: string;
   src: string;
@@ -134,6 +146,11 @@ export class Controller {
       { labels: { switch: rt.name, state: 'installed' }, value: rt.reconciler.programmedCount() },
       { labels: { switch: rt.name, state: 'failed' }, value: rt.reconciler.failed.size },
     ]));
+    this.metrics.registry.gauge('flowpin_memory_bytes', 'Process memory by kind (rss, heap_used); bounded by flowTable.maxFlows and resolveQueue').collect(() => {
+      const m = process.memoryUsage();
+      return [{ labels: { kind: 'rss' }, value: m.rss }, { labels: { kind: 'heap_used' }, value: m.heapUsed }];
+    });
+    this.metrics.registry.gauge('flowpin_flow_table_max', 'The bound on tracked flows (flowTable.maxFlows)').set({}, cfg.flowTable.maxFlows);
   }
 
   /** Loads saved state, connects to the switches (retrying in the background), starts listening and the periodic work. */
@@ -265,11 +282,38 @@ export class Controller {
    * Ready: every switch connected, its last writes and look-ups succeeded. (Work in progress
    * is not a failure: `inSync` says whether every wanted pin is written yet.)
    */
-  readiness(): { ready: boolean; switches: SwitchStatus[]; stateError: string | null } {
+  readiness(): { ready: boolean; switches: SwitchStatus[]; stateError: string | null; reasons: string[]; memory: MemoryStatus } {
     const switches = [...this.runtimes.values()].map((rt) => this.status(rt));
     // A full pin table cannot protect the next connection; state that cannot be written is lost at the next restart.
     const ok = (s: SwitchStatus): boolean => s.connected && s.reconcileFailures === 0 && s.blocked === null && s.lastError === null && s.mirror.state === 'ok' && s.pins.table !== 'full';
-    return { ready: !this.stopped && this.stateError === null && switches.every(ok), switches, stateError: this.stateError };
+    return { ready: !this.stopped && this.stateError === null && switches.every(ok), switches, stateError: this.stateError, reasons: this.reasons(switches), memory: this.memory() };
+  }
+
+  /** Why flowpin is not ready, or what it will soon fail to keep, one line each (empty when all is well). */
+  private reasons(switches: SwitchStatus[]): string[] {
+    const out: string[] = [];
+    if (this.stopped) out.push('stopping');
+    if (this.stateError !== null) out.push(this.stateError);
+    for (const s of switches) {
+      if (!s.connected) out.push(`${s.name}: not connected${s.lastError === null ? '' : ` (${s.lastError})`}`);
+      else if (s.lastError !== null) out.push(`${s.name}: ${s.lastError}`);
+      if (s.blocked !== null) out.push(`${s.name}: writes blocked (${s.blocked})`);
+      if (s.mirror.state !== 'ok') out.push(`${s.name}: mirror ${s.mirror.state}${s.mirror.why === null ? '' : ` (${s.mirror.why})`}`);
+      const always = this.runtimes.get(s.name)?.pinMode === 'always';
+      // In always mode every new connection takes an entry: nearly full is the warning before new connections go unpinned.
+      if (s.pins.table === 'full') out.push(`${s.name}: pin table full (0 of ${s.pins.capacity} entries free): new connections cannot be pinned`);
+      else if (s.pins.table === 'nearly-full') out.push(`${s.name}: pin table nearly full (${s.pins.free} of ${s.pins.capacity} entries free)${always ? ': in always mode, new connections will soon go unpinned' : ''}`);
+    }
+    return out;
+  }
+
+  /** Process memory beside the configured bounds that hold it (tracked flows, queued look-ups). */
+  memory(): MemoryStatus {
+    const m = process.memoryUsage();
+    const cfg = this.deps.config;
+    let queued = 0;
+    for (const rt of this.runtimes.values()) queued += rt.queue.length;
+    return { rssBytes: m.rss, heapUsedBytes: m.heapUsed, flows: this.flowTable.size, maxFlows: cfg.flowTable.maxFlows, queued, maxQueued: cfg.resolveQueue * this.runtimes.size };
   }
 
   status(rt: SwitchRuntime): SwitchStatus {

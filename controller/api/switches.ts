@@ -6,8 +6,7 @@ import type { Controller } from '../controller.js';
 import { requireToken } from './auth.js';
 import { errorSchema } from './errors.js';
 import { badRequest } from '../errors.js';
-import type { DryRunReport } from '../changes.js';
-import { requireConsent } from './consent.js';
+import { requireChangeConsent, requireRemoveConsent } from './consent.js';
 
 const nexthopView = {
   type: 'object',
@@ -67,20 +66,21 @@ export const switchRoutes = (controller: Controller, token: string | undefined):
       async (req, reply) => {
         const body = req.body ?? {};
         const cm = controller.changeManager(req.params.switch);
-        if (body.dryRun !== true && body.acceptRisk !== true) requireConsent(`draining ${req.params.nexthop}`, (await cm.drain(req.params.vip, req.params.nexthop, { dryRun: true })) as DryRunReport);
-        const r = await controller.changeManager(req.params.switch).drain(req.params.vip, req.params.nexthop, { dryRun: body.dryRun ?? false, acceptRisk: body.acceptRisk ?? false, ...(body.deadlineSeconds === undefined ? {} : { deadlineSeconds: body.deadlineSeconds }) });
+        if (body.dryRun !== true && body.acceptRisk !== true) await requireChangeConsent(controller, req.params.switch, { kind: 'drain', vip: req.params.vip, nexthop: req.params.nexthop });
+        const r = await cm.drain(req.params.vip, req.params.nexthop, { dryRun: body.dryRun ?? false, acceptRisk: body.acceptRisk ?? false, ...(body.deadlineSeconds === undefined ? {} : { deadlineSeconds: body.deadlineSeconds }) });
         return reply.status('dryRun' in r ? 200 : 202).send(r);
       },
     );
 
     // The body is optional here (`{"acceptRisk": true}` at most), so it is checked by hand.
-    app.post<{ Params: NhParams; Body: unknown }>('/api/v1/switches/:switch/vips/:vip/nexthops/:nexthop/undrain', { preHandler: auth, schema: { summary: 'Put a drained nexthop back into the ECMP group (optional body {"acceptRisk": bool})', params: nhParams, response: { 200: nexthopView, ...errors } } }, (req) => {
+    app.post<{ Params: NhParams; Body: unknown }>('/api/v1/switches/:switch/vips/:vip/nexthops/:nexthop/undrain', { preHandler: auth, schema: { summary: 'Put a drained nexthop back into the ECMP group (optional body {"acceptRisk": bool})', params: nhParams, response: { 200: nexthopView, ...errors } } }, async (req) => {
       const body = req.body ?? {};
       if (typeof body !== 'object' || Array.isArray(body)) throw badRequest('the body must be an object', 'body');
       const extra = Object.keys(body).filter((k) => k !== 'acceptRisk');
       if (extra.length > 0) throw badRequest(`unknown property '${(extra[0] ?? '').slice(0, 64)}'`, `body.${(extra[0] ?? '').slice(0, 64)}`);
       const accept = (body as { acceptRisk?: unknown }).acceptRisk;
       if (accept !== undefined && typeof accept !== 'boolean') throw badRequest('must be a boolean', 'body.acceptRisk');
+      if (accept !== true) await requireChangeConsent(controller, req.params.switch, { kind: 'undrain', vip: req.params.vip, nexthop: req.params.nexthop });
       return controller.changeManager(req.params.switch).undrain(req.params.vip, req.params.nexthop, { acceptRisk: accept === true }).then((r) => ({ address: r.nexthop, state: r.state }));
     });
 
@@ -97,16 +97,20 @@ export const switchRoutes = (controller: Controller, token: string | undefined):
       },
       async (req, reply) => {
         const cm = controller.changeManager(req.params.switch);
-        if (req.body.dryRun !== true && req.body.acceptRisk !== true) requireConsent(`adding ${req.body.address.slice(0, 64)}`, (await cm.add(req.params.vip, req.body.address, { dryRun: true })) as DryRunReport);
-        const r = await controller.changeManager(req.params.switch).add(req.params.vip, req.body.address, { dryRun: req.body.dryRun ?? false, acceptRisk: req.body.acceptRisk ?? false });
+        if (req.body.dryRun !== true && req.body.acceptRisk !== true) await requireChangeConsent(controller, req.params.switch, { kind: 'add', vip: req.params.vip, nexthop: req.body.address });
+        const r = await cm.add(req.params.vip, req.body.address, { dryRun: req.body.dryRun ?? false, acceptRisk: req.body.acceptRisk ?? false });
         return reply.status('dryRun' in r ? 200 : 201).send(r);
       },
     );
 
-    app.delete<{ Params: NhParams; Querystring: { force?: boolean } }>(
+    app.delete<{ Params: NhParams; Querystring: { force?: boolean; acceptRisk?: boolean } }>(
       '/api/v1/switches/:switch/vips/:vip/nexthops/:nexthop',
-      { preHandler: auth, schema: { summary: 'Forget a nexthop that is out of the group (refused while pinned flows remain, unless force)', params: nhParams, querystring: { type: 'object', properties: { force: { type: 'boolean', default: false } } }, response: { 200: { type: 'object', additionalProperties: true }, ...errors } } },
-      (req) => controller.changeManager(req.params.switch).remove(req.params.vip, req.params.nexthop, req.query.force ?? false),
+      { preHandler: auth, schema: { summary: 'Forget a nexthop that is out of the group (refused while pinned flows remain: 409 with the report, unless acceptRisk, or force)', params: nhParams, querystring: { type: 'object', properties: { force: { type: 'boolean', default: false }, acceptRisk: { type: 'boolean', default: false } } }, response: { 200: { type: 'object', additionalProperties: true }, ...errors } } },
+      (req) => {
+        const accept = req.query.acceptRisk === true || req.query.force === true;
+        if (!accept) requireRemoveConsent(controller, req.params.switch, req.params.vip, req.params.nexthop);
+        return controller.changeManager(req.params.switch).remove(req.params.vip, req.params.nexthop, accept);
+      },
     );
     return Promise.resolve();
   };
