@@ -56,7 +56,7 @@ test('under mirror load: API and /healthz answer; SIGTERM ends flowpin with stat
     const sim = proc([flowpinBin, 'sim', '--config', scenario, '--eapi-port', '0', '--gnmi-port', '0', '--status-port', '0', '--mirror', '127.0.0.1:9', '--no-traffic']);
     procs.push(sim);
     const eapi = await until(() => /eAPI\s+(http:\S+)/.exec(sim.out())?.[1], 20_000, `the simulator (output: ${sim.out()})`);
-    const counters = (await until(() => /counters (http:\S+\/counters)/.exec(sim.out())?.[1], 5000, 'the counters endpoint')) as string;
+    const counters = await until<string>(() => /counters (http:\S+\/counters)/.exec(sim.out())?.[1], 5000, 'the counters endpoint');
     const simPins = async (): Promise<number> => ((await (await fetch(counters)).json()) as { pins: { programmed: number } }).pins.programmed;
     const state = path.join(dir, 'state');
     const cfg = path.join(dir, 'flowpin.yaml');
