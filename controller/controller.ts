@@ -95,6 +95,8 @@ export class Controller {
   private readonly timers: unknown[] = [];
   private readonly log: Logger;
   private unknownSwitch = 0;
+  /** The outer source of the last mirrored frame that matched no switch. */
+  private unknownSource = '';
   private stateDirty = false;
   private stopped = false;
   /** Killed: nothing more is written anywhere. */
@@ -253,6 +255,7 @@ export class Controller {
     const rt = (ev.greKey !== null ? this.byGreKey.get(ev.greKey) : undefined) ?? (ev.sessionId !== null ? this.bySession.get(ev.sessionId) : undefined) ?? this.bySource.get(ev.outerSrc);
     if (rt === undefined) {
       this.unknownSwitch++;
+      this.unknownSource = ev.outerSrc;
       this.metrics.events.inc({ switch: 'unknown', kind: 'unknown-switch' });
       return;
     }
@@ -294,6 +297,7 @@ export class Controller {
     const out: string[] = [];
     if (this.stopped) out.push('stopping');
     if (this.stateError !== null) out.push(this.stateError);
+    if (this.unknownSwitch > 0) out.push(`${this.unknownSwitch} mirrored frames came from a source no switch is configured for (the last from ${this.unknownSource}): check each switch's mirrorSources, greKey or sessionId`);
     for (const s of switches) {
       if (!s.connected) out.push(`${s.name}: not connected${s.lastError === null ? '' : ` (${s.lastError})`}`);
       else if (s.lastError !== null) out.push(`${s.name}: ${s.lastError}`);
