@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../controller/config.js';
 import { createAdapter } from '../switch-adapters/factory.js';
+import { securityWarnings } from './security-warnings.js';
 import { makeLogger, serve } from './serve.js';
 import { untilSignal } from './sim.js';
 
@@ -15,6 +16,7 @@ export async function runCommand(args: string[]): Promise<number> {
   const config = loadConfig(values.config);
   const adapters = new Map(config.switches.map((s) => [s.name, createAdapter(s)]));
   const logger = makeLogger();
+  for (const warning of securityWarnings(config, values.config)) logger.warn({ warning }, 'configuration weakens security');
   const served = await serve(config, adapters, logger);
   process.stdout.write(`flowpin: API ${served.apiUrl}, ${config.switches.length} switch(es), pin mode ${config.pinMode}\n`);
   for (const b of served.controller.listening) process.stdout.write(`flowpin: mirror receiver on GRE-in-UDP ${b.address}:${b.port}\n`);
