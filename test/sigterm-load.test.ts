@@ -37,7 +37,7 @@ test('under mirror load: API and /healthz answer; SIGTERM ends flowpin with stat
     const state = path.join(dir, 'state');
     const fp = await startFlowpin(dir, sim, {
       token: TOKEN, stateFile: state,
-      extra: ['mirror: { udp: [{ host: 127.0.0.1, port: 0 }] }', `flowTable: { maxFlows: ${MAX_FLOWS}, maxAgeS: 600 }`, 'resolveQueue: 20000', 'settleMs: 50', 'barrierTimeoutMs: 10000', 'resyncIntervalS: 2', 'persistIntervalS: 2'],
+      extra: ['mirror: { udp: [{ host: 127.0.0.1, port: 0 }] }', `flowTable: { maxFlows: ${MAX_FLOWS}, maxAgeS: 600 }`, 'resolveQueue: 20000', 'settleMs: 50', 'barrierTimeoutMs: 10000', 'resyncIntervalS: 2', 'persistIntervalS: 3600'],
     });
     procs.push(fp);
     const api = fp.api;
@@ -88,6 +88,7 @@ test('under mirror load: API and /healthz answer; SIGTERM ends flowpin with stat
     assert.equal(sender.child.exitCode, null, 'SIGTERM comes while the sender still sends');
     pinsAtTerm = await sim.pins();
     assert.ok(pinsAtTerm > 0, 'the drain left pins on the switch');
+    const termAt = Date.now();
     const t0 = performance.now();
     fp.child.kill('SIGTERM');
     const stopped = await Promise.race([fp.exit, new Promise<null>((r) => setTimeout(() => r(null), STOP_BOUND_MS))]);
@@ -98,6 +99,8 @@ test('under mirror load: API and /healthz answer; SIGTERM ends flowpin with stat
     // State written: the drain's record (applied, to resume) and the tracked flows.
     const saved = new FileStateStore(state).load();
     assert.ok(saved !== undefined, 'state written');
+    // The snapshot of the tracked flows is written at the stop (the periodic write is an hour away).
+    assert.ok(saved.savedAt !== undefined && saved.savedAt >= termAt, `flows snapshot written at the stop (savedAt ${saved.savedAt ?? 'none'}, SIGTERM at ${termAt})`);
     const rec = saved.changes['sim1']?.find((r) => r.id === drainId);
     assert.equal(rec?.phase, 'applied', JSON.stringify(rec));
     const savedFlows = new Set(saved.flows.flatMap((g) => g.keys)).size;
