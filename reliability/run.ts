@@ -43,7 +43,7 @@ export function selectFiles(names: string[], patterns: string[]): string[] {
 
 function runFile(file: string): FileResult {
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, ['--test', '--test-timeout=300000', '--test-reporter=tap', path.join(root, 'dist/test', file)], { cwd: root, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, env: { ...process.env, FLOWPIN_LOG_LEVEL: 'warn' } });
+  const r = spawnSync(process.execPath, ['--test', '--test-timeout=300000', '--test-reporter=tap', path.join(root, 'dist/test', file)], { cwd: root, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, env: { FLOWPIN_LOAD_RATE: '20000', FLOWPIN_LOAD_FRAMES: '200000', ...process.env, FLOWPIN_LOG_LEVEL: 'warn' } });
   const out = r.stdout ?? '';
   const num = (k: string): number => Number(new RegExp(`^# ${k} (\\d+)$`, 'm').exec(out)?.[1] ?? 0);
   const failed = [...out.matchAll(/^\s*not ok \d+ - (.*)$/gm)].map((m) => m[1] as string);
