@@ -3,6 +3,7 @@
 // With --ipc it is the child process of `flowpin start`, talking to its parent over IPC.
 
 import { once } from 'node:events';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { ConfigError, Reader } from '../controller/validate.js';
 import { readScenario, type Scenario } from '../switch-sim/scenario.js';
@@ -117,6 +118,10 @@ async function simChild(scenario: Scenario): Promise<number> {
   };
   if (process.send === undefined) throw new Error('--ipc: no parent process to talk to (it is for `flowpin start`)');
   const sim = await startSimulator({ ...scenario, mirror: { ...scenario.mirror, enabled: false } }, { holdTraffic: true });
+  // How late this process ran: the simulator stamps a connection with its clock's time, which
+  // trails the wall clock by as much as its event loop was held up (on a busy box, the OS).
+  const delay = monitorEventLoopDelay({ resolution: 10 });
+  delay.enable();
   let mirror: MirrorSender | undefined;
   const timer = setInterval(() => send({ type: 'counters', connections: sim.counters().connections }), 500);
   process.on('message', (m: SimParentMessage) => {
@@ -139,6 +144,8 @@ async function simChild(scenario: Scenario): Promise<number> {
   mirror?.stop();
   send({ type: 'counters', connections: sim.counters().connections });
   await sim.stop();
+  delay.disable();
+  process.stdout.write(`flowpin sim: stopped; its event loop was held up at most ${Math.round(delay.max / 1e6)} ms\n`);
   process.disconnect?.();
   return 0;
 }
