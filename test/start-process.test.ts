@@ -48,8 +48,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       assert.match(s.out(), /traffic\s+40 connections\/s/);
       // The controller sees the simulator's traffic (mirror across the process boundary) and its counters.
       await until(async () => (await fetch(`${api}/readyz`)).status === 200, 20_000, 'ready');
-      const sw = (await (await fetch(`${api}/api/v1/switches`)).json()) as { switches: { flows: number }[] };
-      assert.ok((sw.switches[0]?.flows ?? 0) > 0);
+      await until(async () => (((await (await fetch(`${api}/api/v1/switches`)).json()) as { switches: { flows: number }[] }).switches[0]?.flows ?? 0) > 0, 20_000, 'flows learned from the mirror');
       s.child.kill(signal);
       const [code] = await s.exit;
       assert.equal(code, 0, s.out());
