@@ -44,6 +44,9 @@ async function main(): Promise<void> {
   if (!Number.isInteger(port) || !Number.isInteger(count) || count < 0 || (encap !== 'gre' && encap !== 'vxlan')) throw new Error('usage: mirror-sender PORT COUNT RATE [HOST] [gre|vxlan]');
   const templates = (encap === 'vxlan' ? vxlanDatagrams : mirrorDatagrams)(Math.min(count, 4096));
   const socket = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+  // A receiver that goes away (ICMP port unreachable on the connected socket) is counted, not fatal.
+  let refused = 0;
+  socket.on('error', () => refused++);
   await new Promise<void>((resolve) => socket.connect(port, host, resolve));
   const deadline = Date.now() + 60_000;
   const t0 = performance.now();
@@ -62,7 +65,7 @@ async function main(): Promise<void> {
   }
   const seconds = (performance.now() - t0) / 1000;
   await new Promise<void>((resolve) => socket.close(() => resolve()));
-  process.stdout.write(JSON.stringify({ sent, seconds }) + '\n');
+  process.stdout.write(JSON.stringify({ sent, seconds, refused }) + '\n');
 }
 
 if (process.argv[1]?.endsWith('mirror-sender.js')) {

@@ -225,7 +225,7 @@ async function change(kind: 'drain' | 'undrain' | 'add' | 'remove', client: Clie
     return EXIT.ok;
   }
   if (kind === 'remove') {
-    const r = await client.call<{ pinnedLeft: number }>('DELETE', `${nexthopPath(sw, vip, nexthop)}${values.force ? '?force=true' : ''}`);
+    const r = await client.call<{ pinnedLeft: number }>('DELETE', `${nexthopPath(sw, vip, nexthop)}${values.force === true || values['accept-risk'] === true ? '?acceptRisk=true' : ''}`);
     print(r, () => `${nexthop} removed from ${vip} (${sw})${r.pinnedLeft > 0 ? `, ${r.pinnedLeft} pinned flows left on it` : ''}\n`);
     return EXIT.ok;
   }

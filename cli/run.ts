@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../controller/config.js';
 import { createAdapter } from '../switch-adapters/factory.js';
+import { securityWarnings } from './security-warnings.js';
 import { makeLogger, serve } from './serve.js';
 import { untilSignal } from './sim.js';
 
@@ -15,11 +16,15 @@ export async function runCommand(args: string[]): Promise<number> {
   const config = loadConfig(values.config);
   const adapters = new Map(config.switches.map((s) => [s.name, createAdapter(s)]));
   const logger = makeLogger();
+  for (const warning of securityWarnings(config, values.config)) logger.warn({ warning }, 'configuration weakens security');
   const served = await serve(config, adapters, logger);
   process.stdout.write(`flowpin: API ${served.apiUrl}, ${config.switches.length} switch(es), pin mode ${config.pinMode}\n`);
+  for (const b of served.controller.listening) process.stdout.write(`flowpin: mirror receiver on GRE-in-UDP ${b.address}:${b.port}\n`);
   const signal = await untilSignal();
+  const t0 = performance.now();
   logger.info({ signal }, 'stopping: saving state');
   await served.close();
+  logger.info({ ms: Math.round(performance.now() - t0) }, 'stopped: state written, pins left on the switches');
   // State is written: leave promptly even if a change's wait on a switch is still scheduled.
   setTimeout(() => process.exit(process.exitCode ?? 0), 500).unref();
   return 0;

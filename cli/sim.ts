@@ -1,13 +1,18 @@
 // `flowpin sim`: runs the switch simulator alone (scenario from a YAML file and flags) and
 // prints where its eAPI, gNMI, counters and mirror endpoints are; runs until SIGINT/SIGTERM.
+// With --ipc it is the child process of `flowpin start`, talking to its parent over IPC.
 
+import { once } from 'node:events';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { ConfigError, Reader } from '../controller/validate.js';
 import { readScenario, type Scenario } from '../switch-sim/scenario.js';
-import { startSimulator, type RunningSimulator } from '../switch-sim/run.js';
+import { MirrorSender } from '../switch-sim/mirror.js';
+import { startSimulator, type RunningSimulator, type SimCounters } from '../switch-sim/run.js';
 
 export const SIM_USAGE = `usage: flowpin sim [--config FILE] [--eapi-port N] [--gnmi-port N] [--status-port N]
-                  [--mirror HOST:PORT] [--mirror-raw] [--rate N] [--no-traffic] [--seed N]`;
+                  [--mirror HOST:PORT] [--mirror-raw] [--rate N] [--no-traffic] [--seed N]
+  (--ipc: run as the simulator of \`flowpin start\`, its child process)`;
 
 type Doc = Record<string, Record<string, unknown>>;
 
@@ -77,12 +82,70 @@ export const untilSignal = (): Promise<string> =>
   });
 
 export async function simCommand(args: string[]): Promise<number> {
-  const { scenario } = scenarioFromArgs(args);
+  const ipc = args.includes('--ipc');
+  const { scenario } = scenarioFromArgs(args.filter((a) => a !== '--ipc'));
+  if (ipc) return simChild(scenario);
   const sim = await startSimulator(scenario);
   process.stdout.write(`flowpin sim: ${describeSimulator(sim, scenario)}`);
   await untilSignal();
   const c = sim.counters();
   await sim.stop();
   process.stdout.write(`flowpin sim: stopped; connections opened ${c.connections.opened}, closed cleanly ${c.connections.closedCleanly}, reset ${c.connections.reset}\n`);
+  return 0;
+}
+
+/** What the simulator child of `flowpin start` tells its parent. */
+export type SimChildMessage =
+  | { type: 'ready'; endpoints: RunningSimulator['endpoints']; description: string }
+  | { type: 'counters'; connections: SimCounters['connections'] }
+  | { type: 'started' };
+
+/** What the parent tells it: where flowpin's mirror receiver listens (then the traffic starts). */
+export interface SimParentMessage {
+  type: 'go';
+  mirrorPort: number;
+}
+
+/**
+ * The simulator as `flowpin start`'s child process: it serves its eAPI, gNMI and counters at
+ * once, holds its traffic until the parent says where flowpin listens for the mirror (a SYN
+ * flowpin never saw is a connection it cannot keep), reports its connection counters twice a
+ * second, and stops on SIGINT/SIGTERM or when the parent goes away.
+ */
+async function simChild(scenario: Scenario): Promise<number> {
+  const send = (m: SimChildMessage): void => {
+    if (process.connected) process.send?.(m);
+  };
+  if (process.send === undefined) throw new Error('--ipc: no parent process to talk to (it is for `flowpin start`)');
+  const sim = await startSimulator({ ...scenario, mirror: { ...scenario.mirror, enabled: false } }, { holdTraffic: true });
+  // How late this process ran: the simulator stamps a connection with its clock's time, which
+  // trails the wall clock by as much as its event loop was held up (on a busy box, the OS).
+  const delay = monitorEventLoopDelay({ resolution: 10 });
+  delay.enable();
+  let mirror: MirrorSender | undefined;
+  const timer = setInterval(() => send({ type: 'counters', connections: sim.counters().connections }), 500);
+  process.on('message', (m: SimParentMessage) => {
+    if (m.type !== 'go' || mirror !== undefined) return;
+    const sender = new MirrorSender({ ...scenario.mirror, port: m.mirrorPort });
+    mirror = sender;
+    sender.start().then(() => {
+      sim.sw.mirror = (p) => sender.send(p);
+      sim.traffic?.start();
+      send({ type: 'started' });
+    }, (err: unknown) => {
+      process.stderr.write(`flowpin sim: cannot send the mirror: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.kill(process.pid, 'SIGTERM');
+    });
+  });
+  send({ type: 'ready', endpoints: sim.endpoints, description: describeSimulator(sim, scenario) });
+  await Promise.race([untilSignal(), once(process, 'disconnect')]);
+  clearInterval(timer);
+  sim.traffic?.stop();
+  mirror?.stop();
+  send({ type: 'counters', connections: sim.counters().connections });
+  await sim.stop();
+  delay.disable();
+  process.stdout.write(`flowpin sim: stopped; its event loop was held up at most ${Math.round(delay.max / 1e6)} ms\n`);
+  process.disconnect?.();
   return 0;
 }

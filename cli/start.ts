@@ -1,27 +1,54 @@
-// `flowpin start`: the embedded default. Runs the switch simulator with live traffic and a
-// flowpin controller that manages it the way it manages a real switch: through the
-// simulator's eAPI (the Arista adapter), with mirrored SYNs arriving as GRE-in-UDP frames.
-// The API listens on 127.0.0.1:8080 unless told otherwise.
+// `flowpin start`: the embedded default. The switch simulator and its live traffic run in a
+// child process (`flowpin sim --ipc`), so that the demo measures flowpin and not a thread
+// shared with the switch; the controller runs in this process and manages the simulator the
+// way it manages a real switch: through its eAPI (the Arista adapter), with mirrored SYNs
+// arriving as GRE-in-UDP frames. The API listens on 127.0.0.1:8080 unless told otherwise.
+// SIGINT/SIGTERM stop both: the controller first (state written, pins left on the switch),
+// then the simulator; if the simulator ends on its own, the controller stops too.
 
+import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { SimulatorCounters } from '../controller/api/snapshot.js';
 import { readConfig } from '../controller/config.js';
 import { Reader } from '../controller/validate.js';
 import { createAdapter } from '../switch-adapters/factory.js';
-import { MirrorSender } from '../switch-sim/mirror.js';
-import { startSimulator } from '../switch-sim/run.js';
-import { makeLogger, serve } from './serve.js';
-import { describeSimulator, scenarioFromArgs, untilSignal } from './sim.js';
+import { makeLogger, serve, type Served } from './serve.js';
+import { scenarioFromArgs, untilSignal, type SimChildMessage, type SimParentMessage } from './sim.js';
+
+const FLOWPIN = fileURLToPath(new URL('./flowpin.js', import.meta.url));
+
+/** How long the simulator child may take to come up, and to leave once told to. */
+const CHILD_START_MS = 30_000;
+const CHILD_STOP_MS = 5_000;
 
 export async function startCommand(args: string[]): Promise<number> {
   const OWN = ['--api-host', '--api-port', '--pin-mode', '--state-file'];
   const own = parseArgs({ args, strict: false, options: { 'api-host': { type: 'string' }, 'api-port': { type: 'string' }, 'pin-mode': { type: 'string' }, 'state-file': { type: 'string' } } }).values;
   const simArgs = args.filter((a, i) => !OWN.includes(a) && !OWN.includes(args[i - 1] ?? ''));
+  // Read here too: a bad flag is reported before any process starts, and the controller's configuration needs the scenario.
   const { scenario } = scenarioFromArgs(simArgs, 'start');
   const token = process.env['FLOWPIN_TOKEN'] ?? randomBytes(12).toString('hex');
-  // Traffic waits until flowpin listens: a SYN it never saw is a connection it cannot keep.
-  const sim = await startSimulator({ ...scenario, mirror: { ...scenario.mirror, enabled: false } }, { holdTraffic: true });
+  const child = fork(FLOWPIN, ['sim', ...simArgs, '--ipc'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  let connections: SimulatorCounters = { opened: 0, closed: 0, reset: 0, active: 0 };
+  child.on('message', (m: SimChildMessage) => {
+    if (m.type === 'counters') connections = { opened: m.connections.opened, closed: m.connections.closedCleanly, reset: m.connections.reset, active: m.connections.active };
+  });
+  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+  let ready: Extract<SimChildMessage, { type: 'ready' }>;
+  try {
+    ready = await childReady(child, exited);
+  } catch (err) {
+    await stopChild(child, exited);
+    throw err;
+  }
+  const eapi = ready.endpoints.eapi;
+  if (eapi === undefined) {
+    await stopChild(child, exited);
+    throw new Error('the simulator serves no eAPI (eapi.enabled is false): flowpin start manages it through its eAPI');
+  }
   const config = readConfig(Reader.fromObject('(flowpin start)', {
     api: { host: typeof own['api-host'] === 'string' ? own['api-host'] : '127.0.0.1', port: own['api-port'] === undefined ? 8080 : Number(own['api-port']), token },
     mirror: { udp: [{ host: scenario.mirror.host, port: scenario.mirror.port }] },
@@ -32,52 +59,80 @@ export async function startCommand(args: string[]): Promise<number> {
       adapter: 'arista-eapi',
       mirrorSources: [scenario.mirror.sourceAddress],
       pinTableSize: scenario.switch.pinCapacity,
-      eapi: { url: sim.endpoints.eapi, username: scenario.eapi.username, password: scenario.eapi.password, groupTemplate: 'static-ecmp' },
+      eapi: { url: eapi, username: scenario.eapi.username, password: scenario.eapi.password, groupTemplate: 'static-ecmp' },
       vips: scenario.vips.map((v) => ({ address: v.address, nexthops: [...v.nexthops] })),
     }],
   }));
   const logger = makeLogger();
-  let served;
+  let served: Served;
   try {
-    const simulator = (): SimulatorCounters => {
-      const c = sim.counters().connections;
-      return { opened: c.opened, closed: c.closedCleanly, reset: c.reset, active: c.active };
-    };
-    served = await serve(config, new Map(config.switches.map((s) => [s.name, createAdapter(s)])), logger, { simulator });
+    served = await serve(config, new Map(config.switches.map((s) => [s.name, createAdapter(s)])), logger, { simulator: () => connections });
   } catch (err) {
-    await sim.stop();
+    await stopChild(child, exited);
     throw err;
   }
-  // The simulator's mirror session points at the receiver's bound port (the port may be 0).
+  // The simulator's mirror session points at the receiver's bound port (the port may be 0); its traffic starts then.
   const bound = served.controller.listening[0];
-  if (bound === undefined) throw new Error('the mirror receiver is not listening');
-  const mirror = new MirrorSender({ ...scenario.mirror, port: bound.port });
-  await mirror.start();
-  sim.sw.mirror = (p) => mirror.send(p);
-  sim.traffic?.start();
+  if (bound === undefined) {
+    await served.close();
+    await stopChild(child, exited);
+    throw new Error('the mirror receiver is not listening');
+  }
+  const started = new Promise<void>((resolve) => child.on('message', (m: SimChildMessage) => m.type === 'started' && resolve()));
+  child.send({ type: 'go', mirrorPort: bound.port } satisfies SimParentMessage);
+  await Promise.race([started, exited]);
   const sw = scenario.switch.hostname;
   const vip = scenario.vips[0];
   process.stdout.write(`flowpin: dashboard ${served.apiUrl}/\n`);
   process.stdout.write(`flowpin: API ${served.apiUrl} (token ${process.env['FLOWPIN_TOKEN'] === undefined ? `${token}; set FLOWPIN_TOKEN to choose it` : 'from FLOWPIN_TOKEN'})\n`);
   process.stdout.write(`flowpin: mirror receiver on GRE-in-UDP ${bound.address}:${bound.port}\n`);
-  process.stdout.write(`flowpin: simulator ${describeSimulator(sim, scenario)}`);
+  process.stdout.write(`flowpin: simulator (process ${child.pid ?? '?'}) ${ready.description}`);
+  process.stdout.write(`  mirror   gre-in-udp to ${scenario.mirror.host}:${bound.port} (switch address ${scenario.mirror.sourceAddress})\n`);
   if (vip !== undefined) {
     process.stdout.write(startHint(served.apiUrl, sw, vip.address, vip.nexthops[1] ?? vip.nexthops[0] ?? '', process.env['FLOWPIN_TOKEN'] === undefined ? token : undefined));
   }
   const timer = setInterval(() => {
-    const c = sim.counters();
-    const s = served.controller.readiness().switches[0];
-    process.stdout.write(`flowpin: connections active ${c.connections.active}, opened ${c.connections.opened}, reset ${c.connections.reset} | flows ${s?.flows ?? 0}, pins ${s?.pins.installed ?? 0}/${s?.pins.capacity ?? 0} | ${served.controller.readiness().ready ? 'ready' : `not ready: ${s?.lastError ?? ''}`}\n`);
+    const r = served.controller.readiness();
+    const s = r.switches[0];
+    process.stdout.write(`flowpin: connections active ${connections.active}, opened ${connections.opened}, reset ${connections.reset} | flows ${s?.flows ?? 0}, pins ${s?.pins.installed ?? 0}/${s?.pins.capacity ?? 0} | rss ${Math.round(r.memory.rssBytes / 1048576)} MB | ${r.ready ? 'ready' : `not ready: ${r.reasons.join('; ')}`}\n`);
   }, 10_000);
-  await untilSignal();
+  const why = await Promise.race([untilSignal(), exited.then(([code, signal]) => `the simulator exited (${signal ?? `code ${code ?? '?'}`})`)]);
   clearInterval(timer);
-  sim.traffic?.stop();
-  mirror.stop();
-  await served.close();
-  await sim.stop();
+  if (why.startsWith('SIG')) logger.info({ why }, 'stopping: saving state');
+  else process.stderr.write(`flowpin: ${why}; stopping\n`);
+  try {
+    await served.close();
+  } finally {
+    await stopChild(child, exited);
+  }
   // State is written: leave promptly even if a change's wait on a switch is still scheduled.
   setTimeout(() => process.exit(process.exitCode ?? 0), 500).unref();
-  return 0;
+  return why.startsWith('SIG') ? 0 : 1;
+}
+
+/** The child's first word: where its endpoints are; its exit or silence first is an error. */
+function childReady(child: ChildProcess, exited: Promise<[number | null, NodeJS.Signals | null]>): Promise<Extract<SimChildMessage, { type: 'ready' }>> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`the simulator did not come up within ${CHILD_START_MS / 1000} s`)), CHILD_START_MS);
+    child.on('message', (m: SimChildMessage) => {
+      if (m.type !== 'ready') return;
+      clearTimeout(t);
+      resolve(m);
+    });
+    void exited.then(([code, signal]) => {
+      clearTimeout(t);
+      reject(new Error(`the simulator exited before it was up (${signal ?? `code ${code ?? '?'}`}); see its message above`));
+    });
+  });
+}
+
+/** Asks the simulator to stop (SIGTERM), and ends it if it has not within a bound. */
+async function stopChild(child: ChildProcess, exited: Promise<unknown>): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), CHILD_STOP_MS);
+  await exited;
+  clearTimeout(t);
 }
 
 /**

@@ -203,6 +203,14 @@ export class ChangeManager {
     return { switch: this.rt.name, vip: vip.address, nexthop: nh, state: 'active' };
   }
 
+  /** What putting a nexthop back would do (an addition's dry run); null where it is in the group with no drain to undo. */
+  async undrainDryRun(vipAddr: string, nhAddr: string): Promise<DryRunReport | null> {
+    const vip = this.vip(vipAddr);
+    const nh = this.nexthopOf(vip, nhAddr);
+    if (vip.members.has(nh)) return null;
+    return this.dryRun('add', vip, nh);
+  }
+
   /** Adds a nexthop to a VIP's group without moving any pinned connection. */
   async add(vipAddr: string, nhAddr: string, opts: { dryRun?: boolean; acceptRisk?: boolean }): Promise<ChangeRecord | DryRunReport> {
     const vip = this.vip(vipAddr);

@@ -17,7 +17,7 @@ import { sleep, systemClock, withDeadline, type Clock } from './clock.js';
 import type { FlowpinConfig } from './config.js';
 import { notFound } from './errors.js';
 import { FlowTable, flowKey, switchIdOfKey, UNRESOLVED } from './flow-table.js';
-import { controllerMetrics, type ControllerMetrics } from './metrics.js';
+import { controllerMetrics, ScrapeGauge, type ControllerMetrics } from './metrics.js';
 import { collectNexthopGauges } from './metrics-gauges.js';
 import { timedAdapter } from './timed-adapter.js';
 import { NexthopRegistry } from './nexthop-registry.js';
@@ -59,6 +59,18 @@ export interface SwitchStatus {
   pins: { desired: number; installed: number; failed: number; capacity: number; free: number; table: 'ok' | 'nearly-full' | 'full' };
 }
 
+/** Process memory and the configured bounds that hold it. */
+export interface MemoryStatus {
+  rssBytes: number;
+  heapUsedBytes: number;
+  /** Tracked flows and their bound (`flowTable.maxFlows`). */
+  flows: number;
+  maxFlows: number;
+  /** Mirror events waiting for their look-up, and their bound (`resolveQueue` per switch). */
+  queued: number;
+  maxQueued: number;
+}
+
 export interface FlowView {
   switch: string;
   src: string;
@@ -91,6 +103,8 @@ export class Controller {
   private readonly timers: unknown[] = [];
   private readonly log: Logger;
   private unknownSwitch = 0;
+  /** The outer source of the last mirrored frame that matched no switch. */
+  private unknownSource = '';
   private stateDirty = false;
   private stopped = false;
   /** Killed: nothing more is written anywhere. */
@@ -154,6 +168,11 @@ export class Controller {
       { labels: { source: s.source, kind: 'requested' }, value: s.requestedBufferBytes },
     ]));
     this.metrics.mirrorBacklogDrops.collect(() => [{ labels: {}, value: this.receiver.status().backlogDrops }]);
+    new ScrapeGauge(this.metrics.registry, 'flowpin_memory_bytes', 'Process memory by kind (rss, heap_used); bounded by flowTable.maxFlows and resolveQueue', ['kind']).collect(() => {
+      const m = process.memoryUsage();
+      return [{ labels: { kind: 'rss' }, value: m.rss }, { labels: { kind: 'heap_used' }, value: m.heapUsed }];
+    });
+    new ScrapeGauge(this.metrics.registry, 'flowpin_flow_table_max', 'The bound on tracked flows (flowTable.maxFlows)', []).collect(() => [{ labels: {}, value: cfg.flowTable.maxFlows }]);
   }
 
   /** Loads saved state, connects to the switches (retrying in the background), starts listening and the periodic work. */
@@ -265,6 +284,7 @@ export class Controller {
     const rt = (ev.greKey !== null ? this.byGreKey.get(ev.greKey) : undefined) ?? (ev.sessionId !== null ? this.bySession.get(ev.sessionId) : undefined) ?? this.bySource.get(ev.outerSrc);
     if (rt === undefined) {
       this.unknownSwitch++;
+      this.unknownSource = ev.outerSrc;
       this.metrics.events.inc({ switch: 'unknown', kind: 'unknown-switch' });
       return;
     }
@@ -294,11 +314,39 @@ export class Controller {
    * Ready: every switch connected, its last writes and look-ups succeeded. (Work in progress
    * is not a failure: `inSync` says whether every wanted pin is written yet.)
    */
-  readiness(): { ready: boolean; switches: SwitchStatus[]; stateError: string | null } {
+  readiness(): { ready: boolean; switches: SwitchStatus[]; stateError: string | null; reasons: string[]; memory: MemoryStatus } {
     const switches = [...this.runtimes.values()].map((rt) => this.status(rt));
     // A full pin table cannot protect the next connection; state that cannot be written is lost at the next restart.
     const ok = (s: SwitchStatus): boolean => s.connected && s.reconcileFailures === 0 && s.blocked === null && s.lastError === null && s.mirror.state === 'ok' && s.pins.table !== 'full';
-    return { ready: !this.stopped && this.stateError === null && switches.every(ok), switches, stateError: this.stateError };
+    return { ready: !this.stopped && this.stateError === null && switches.every(ok), switches, stateError: this.stateError, reasons: this.reasons(switches), memory: this.memory() };
+  }
+
+  /** Why flowpin is not ready, or what it will soon fail to keep, one line each (empty when all is well). */
+  private reasons(switches: SwitchStatus[]): string[] {
+    const out: string[] = [];
+    if (this.stopped) out.push('stopping');
+    if (this.stateError !== null) out.push(this.stateError);
+    if (this.unknownSwitch > 0) out.push(`${this.unknownSwitch} mirrored frames came from a source no switch is configured for (the last from ${this.unknownSource}): check each switch's mirrorSources, greKey or sessionId`);
+    for (const s of switches) {
+      if (!s.connected) out.push(`${s.name}: not connected${s.lastError === null ? '' : ` (${s.lastError})`}`);
+      else if (s.lastError !== null) out.push(`${s.name}: ${s.lastError}`);
+      if (s.blocked !== null) out.push(`${s.name}: writes blocked (${s.blocked})`);
+      if (s.mirror.state !== 'ok') out.push(`${s.name}: mirror ${s.mirror.state}${s.mirror.why === null ? '' : ` (${s.mirror.why})`}`);
+      const always = this.runtimes.get(s.name)?.pinMode === 'always';
+      // In always mode every new connection takes an entry: nearly full is the warning before new connections go unpinned.
+      if (s.pins.table === 'full') out.push(`${s.name}: pin table full (0 of ${s.pins.capacity} entries free): new connections cannot be pinned`);
+      else if (s.pins.table === 'nearly-full') out.push(`${s.name}: pin table nearly full (${s.pins.free} of ${s.pins.capacity} entries free)${always ? ': in always mode, new connections will soon go unpinned' : ''}`);
+    }
+    return out;
+  }
+
+  /** Process memory beside the configured bounds that hold it (tracked flows, queued look-ups). */
+  memory(): MemoryStatus {
+    const m = process.memoryUsage();
+    const cfg = this.deps.config;
+    let queued = 0;
+    for (const rt of this.runtimes.values()) queued += rt.queue.length;
+    return { rssBytes: m.rss, heapUsedBytes: m.heapUsed, flows: this.flowTable.size, maxFlows: cfg.flowTable.maxFlows, queued, maxQueued: cfg.resolveQueue * this.runtimes.size };
   }
 
   status(rt: SwitchRuntime): SwitchStatus {

@@ -123,8 +123,8 @@ export function ChangePanel({ intent, snap, onClose }: { intent: Intent; snap: S
     const req =
       intent.kind === 'drain' ? call<ChangeRecord>('POST', `${base}/drain`, { ...consent, ...(deadline === '' ? {} : { deadlineSeconds: d }) })
       : intent.kind === 'add' ? call<ChangeRecord>('POST', nexthopPath(intent.switch, intent.vip), { address: intent.nexthop, ...consent })
-      : intent.kind === 'undrain' ? call<{ state: string }>('POST', `${base}/undrain`).then(() => null)
-      : call<{ pinnedLeft: number }>('DELETE', base).then(() => null);
+      : intent.kind === 'undrain' ? call<{ state: string }>('POST', `${base}/undrain`, consent).then(() => null)
+      : call<{ pinnedLeft: number }>('DELETE', `${base}?acceptRisk=true`).then(() => null);
     req.then(
       (result) => setStep({ at: 'done', result, message: result === null ? `${label}: done` : `${label}: ${result.phase}` }),
       (err: Error) => denied(err) || setStep({ at: 'error', message: err.message }),

@@ -119,7 +119,7 @@ describe('API', () => {
 
   test('undrain, add (with dry run) and delete', async () => {
     const nh = NH[1] as string;
-    const und = await post(`${NHURL(nh)}/undrain`);
+    const und = await post(`${NHURL(nh)}/undrain`, { acceptRisk: true });
     assert.equal(und.status, 200);
     assert.deepEqual(und.body, { address: nh, state: 'active' });
     assert.deepEqual((bed as Bed).sim.sw.vips.get(VIP)?.group.members(), [NH[0], NH[2], NH[3], nh]);

@@ -116,7 +116,7 @@ test('operator CLI against a running controller', { timeout: 180_000 }, async ()
 
     // undrain puts them back.
     for (const a of ['10.0.1.2', '10.0.1.3', '10.0.1.4']) {
-      const u = await cli(['undrain', a], op);
+      const u = await cli(['undrain', a, '--accept-risk'], op);
       assert.equal(u.code, 0, u.err);
       assert.match(u.out, new RegExp(`${a.replace(/\./g, '\\.')} on 192\\.0\\.2\\.80 \\(sim1\\): active`));
     }

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import type { ChangeRecord, DryRunReport } from '../controller/changes.js';
 import { FlowpinError } from '../controller/errors.js';
 import { World } from '../cli/scenario/world.js';
+import { recordFigures } from './helpers/figures.js';
 
 const VIP = '192.0.2.80';
 const NH = ['10.0.1.1', '10.0.1.2', '10.0.1.3'];
@@ -40,6 +41,10 @@ describe('mirror health', () => {
       assert.deepEqual(w.sw('sw1').sw.vips.get(VIP)?.group.members(), NH, 'nothing changed');
       const rec = (await w.settle(cm.drain(VIP, NH[1] as string, { acceptRisk: true }), 5000)) as ChangeRecord;
       assert.ok(rec.phase === 'applied' || rec.phase === 'complete');
+      // Consent given: what breaks is what flowpin said it could not see (it took no SYN at all).
+      await w.advance(3000);
+      assert.equal(w.controller?.readiness().switches[0]?.mirror.syns, 0);
+      recordFigures({ fault: 'a silent mirror', test: 'test/mirror-health.test.ts', outcome: 'not ready; the dry run reports the mirror silent; the drain refused (409) until acceptRisk', broken: w.sw('sw1').resets.length, brokenPromised: 0, figures: { 'connections opened': w.sw('sw1').traffic.counters.opened, 'SYNs flowpin saw': 0, 'connections broken after the accepted drain': w.sw('sw1').resets.length } });
     } finally {
       await w.close();
     }
@@ -64,6 +69,7 @@ describe('mirror health', () => {
       const m = w.controller?.readiness().switches[0]?.mirror;
       assert.equal(m?.state, 'collapsed', JSON.stringify(m));
       assert.equal(w.controller?.readiness().ready, false);
+      recordFigures({ fault: 'a collapsed mirror (1 SYN in 100)', test: 'test/mirror-health.test.ts', outcome: 'not ready (mirror collapsed), against the usual rate', figures: { 'usual SYN rate (/s)': m?.usualRate ?? 0, 'SYN rate after (/s)': m?.synRate ?? 0 } });
     } finally {
       await w.close();
     }

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FileStateStore } from '../controller/state-store.js';
 import { World, type WorldOptions } from '../cli/scenario/world.js';
+import { recordFigures } from './helpers/figures.js';
 
 const VIP = '192.0.2.80';
 
@@ -39,6 +40,7 @@ test('a full pin table makes the switch not ready; room again, ready again', { t
     await w.settle(w.controller?.periodic() ?? Promise.resolve(), 5000);
     assert.equal(w.controller?.readiness().switches[0]?.pins.table, 'ok');
     assert.equal(w.controller?.readiness().ready, true);
+    recordFigures({ fault: 'a full pin table (other owners took it)', test: 'test/readiness.test.ts', outcome: 'not ready while full (pins.table full, with the reason); ready again with room', figures: { 'pin table capacity': table.capacity } });
   } finally {
     await w.close();
   }
@@ -55,6 +57,8 @@ test('a state file that cannot be written makes flowpin not ready, naming it', {
       const r = w.controller?.readiness();
       assert.equal(r?.ready, false);
       assert.match(r?.stateError ?? '', /cannot write the state \(.*missing\/state\)/);
+      assert.ok(r?.reasons.includes(r.stateError ?? ''), 'listed among the reasons');
+      recordFigures({ fault: 'an unwritable state file', test: 'test/readiness.test.ts', outcome: 'not ready from the start, stateError and reasons name the file; ready with a writable one' });
     } finally {
       await w.close();
     }

@@ -4,9 +4,8 @@
 
 import type { FastifyPluginAsync } from 'fastify';
 import { Type, type Static } from 'typebox';
-import type { DryRunReport } from '../changes.js';
 import type { Controller } from '../controller.js';
-import { requireConsent } from './consent.js';
+import { requireChangeConsent, requireRemoveConsent } from './consent.js';
 import { ChangeView, errorResponses, NexthopParams, NexthopView, Report, SwitchParams, VipParams, type NexthopParamsT } from './schemas.js';
 
 const DrainBody = Type.Object({
@@ -23,7 +22,10 @@ const AddBody = Type.Object({
   acceptRisk: Type.Boolean({ default: false }),
 }, { additionalProperties: false });
 
-const RemoveQuery = Type.Object({ force: Type.Boolean({ default: false, description: 'forget it even with pinned flows left (never while in the group)' }) }, { additionalProperties: false });
+const RemoveQuery = Type.Object({
+  acceptRisk: Type.Boolean({ default: false, description: 'forget it even with pinned flows left, whose connections then lose their pins (never while in the group)' }),
+  force: Type.Boolean({ default: false, description: 'the older name of acceptRisk' }),
+}, { additionalProperties: false });
 
 const VipsView = Type.Object({ vips: Type.Array(Type.Object({ address: Type.String(), nexthops: Type.Array(NexthopView) })) });
 
@@ -64,7 +66,7 @@ export const switchRoutes = (controller: Controller): FastifyPluginAsync =>
       async (req, reply) => {
         const body = req.body;
         const cm = controller.changeManager(req.params.switch);
-        if (!body.dryRun && !body.acceptRisk) requireConsent(`draining ${req.params.nexthop}`, (await cm.drain(req.params.vip, req.params.nexthop, { dryRun: true })) as DryRunReport);
+        if (!body.dryRun && !body.acceptRisk) await requireChangeConsent(controller, req.params.switch, { kind: 'drain', vip: req.params.vip, nexthop: req.params.nexthop });
         const r = await cm.drain(req.params.vip, req.params.nexthop, { dryRun: body.dryRun, acceptRisk: body.acceptRisk, ...(body.deadlineSeconds === undefined ? {} : { deadlineSeconds: body.deadlineSeconds }) });
         return reply.status('dryRun' in r ? 200 : 202).send(r);
       },
@@ -73,7 +75,11 @@ export const switchRoutes = (controller: Controller): FastifyPluginAsync =>
     app.post<{ Params: NexthopParamsT; Body: Static<typeof UndrainBody> }>(
       '/api/v1/switches/:switch/vips/:vip/nexthops/:nexthop/undrain',
       { config: operator, schema: { summary: 'Put a drained nexthop back into the ECMP group (optional body {"acceptRisk": bool})', params: NexthopParams, body: UndrainBody, response: { 200: NexthopView, ...errorResponses } } },
-      (req) => controller.changeManager(req.params.switch).undrain(req.params.vip, req.params.nexthop, { acceptRisk: req.body.acceptRisk }).then((r) => ({ address: r.nexthop, state: r.state })),
+      async (req) => {
+        if (!req.body.acceptRisk) await requireChangeConsent(controller, req.params.switch, { kind: 'undrain', vip: req.params.vip, nexthop: req.params.nexthop });
+        const r = await controller.changeManager(req.params.switch).undrain(req.params.vip, req.params.nexthop, { acceptRisk: req.body.acceptRisk });
+        return { address: r.nexthop, state: r.state };
+      },
     );
 
     app.post<{ Params: Static<typeof VipParams>; Body: Static<typeof AddBody> }>(
@@ -89,7 +95,7 @@ export const switchRoutes = (controller: Controller): FastifyPluginAsync =>
       },
       async (req, reply) => {
         const cm = controller.changeManager(req.params.switch);
-        if (!req.body.dryRun && !req.body.acceptRisk) requireConsent(`adding ${req.body.address}`, (await cm.add(req.params.vip, req.body.address, { dryRun: true })) as DryRunReport);
+        if (!req.body.dryRun && !req.body.acceptRisk) await requireChangeConsent(controller, req.params.switch, { kind: 'add', vip: req.params.vip, nexthop: req.body.address });
         const r = await cm.add(req.params.vip, req.body.address, { dryRun: req.body.dryRun, acceptRisk: req.body.acceptRisk });
         return reply.status('dryRun' in r ? 200 : 201).send(r);
       },
@@ -97,8 +103,12 @@ export const switchRoutes = (controller: Controller): FastifyPluginAsync =>
 
     app.delete<{ Params: NexthopParamsT; Querystring: Static<typeof RemoveQuery> }>(
       '/api/v1/switches/:switch/vips/:vip/nexthops/:nexthop',
-      { config: operator, schema: { summary: 'Forget a nexthop that is out of the group (refused while pinned flows remain, unless force)', params: NexthopParams, querystring: RemoveQuery, response: { 200: Report, ...errorResponses } } },
-      (req) => controller.changeManager(req.params.switch).remove(req.params.vip, req.params.nexthop, req.query.force),
+      { config: operator, schema: { summary: 'Forget a nexthop that is out of the group (refused while pinned flows remain: 409 with the report, unless acceptRisk, or force)', params: NexthopParams, querystring: RemoveQuery, response: { 200: Report, ...errorResponses } } },
+      (req) => {
+        const accept = req.query.acceptRisk || req.query.force;
+        if (!accept) requireRemoveConsent(controller, req.params.switch, req.params.vip, req.params.nexthop);
+        return controller.changeManager(req.params.switch).remove(req.params.vip, req.params.nexthop, accept);
+      },
     );
     return Promise.resolve();
   };
