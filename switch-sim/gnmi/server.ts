@@ -253,6 +253,12 @@ export class GnmiServer {
         await delay(this.faults.current.hangMs);
         throw new RpcFailure(status.DEADLINE_EXCEEDED, 'no answer (injected)');
       }
+      if (action === 'lost-reply') {
+        // Carried out; the reply is lost (the client has timed out by then).
+        fn();
+        await delay(this.faults.current.hangMs);
+        throw new RpcFailure(status.DEADLINE_EXCEEDED, 'reply lost (injected)');
+      }
       return fn();
     };
     run().then(
