@@ -150,13 +150,15 @@ export class OpenConfigModel {
   }
 
   /** Every leaf, configuration and state, optionally of one data type. */
-  leaves(type: DataType = 'ALL'): Leaf[] {
+  leaves(type: DataType = 'ALL', within?: readonly (readonly PathElem[])[]): Leaf[] {
     this.importGroups(this.store);
     const cfg = [...this.store.values()];
     const out: Leaf[] = [];
     const want = (l: Leaf): boolean => type === 'ALL' || (type === 'CONFIG' ? l.node.config : type === 'STATE' ? !l.node.config : l.node.counter);
+    // Only leaves under one of the queries (when given) are built at all.
+    const inScope = (elems: readonly PathElem[]): boolean => within === undefined || within.some((q) => under(elems, q));
     const push = (l: Leaf): void => {
-      if (want(l)) out.push(l);
+      if (want(l) && inScope(l.elems)) out.push(l);
     };
     // List key leaves directly under each entry (leafrefs to config/<key>).
     for (const l of cfg) {
@@ -164,16 +166,19 @@ export class OpenConfigModel {
       const entry = l.elems.at(-3);
       if (l.elems.at(-2)?.name !== 'config' || entry?.key?.[l.node.name] === undefined) continue;
       const elems = [...l.elems.slice(0, -2), { name: l.node.name }];
-      push({ elems, value: l.value, node: nodeByNames(elems.map((e) => e.name)) as SchemaNode });
+      if (inScope(elems)) push({ elems, value: l.value, node: nodeByNames(elems.map((e) => e.name)) as SchemaNode });
     }
     // Applied state: config mirrored under state once in effect.
     for (const l of cfg) {
       const i = l.elems.map((e) => e.name).lastIndexOf('config');
-      if (i < 0 || !this.applied(l.elems)) continue;
+      if (i < 0) continue;
       const elems = [...l.elems.slice(0, i), { name: 'state' }, ...l.elems.slice(i + 1)];
+      if (!inScope(elems) || !this.applied(l.elems)) continue;
       push({ elems, value: l.value, node: nodeByNames(elems.map((e) => e.name)) as SchemaNode });
     }
     for (const r of this.rules(this.store)) {
+      const counters = [...this.ruleElems(r.policy, r.seq), { name: 'state' }];
+      if (!inScope([...counters, { name: 'matched-pkts' }]) && !inScope([...counters, { name: 'matched-octets' }])) continue;
       const e = this.sw.pins.get(ruleName(r.policy, r.seq));
       if (e?.status !== 'programmed') continue;
       const base = [...this.ruleElems(r.policy, r.seq), { name: 'state' }];
