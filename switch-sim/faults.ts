@@ -1,5 +1,6 @@
 // Injectable faults for the simulator's management interfaces: added latency, error
-// replies, requests left unanswered (the client times out) and dropped connections.
+// replies, requests left unanswered (the client times out), requests carried out whose
+// reply is lost, and dropped connections.
 // Counts ("the next N requests") make tests exact; rates use a seeded generator.
 
 import { Rng } from './rng.js';
@@ -16,18 +17,23 @@ export interface FaultPlan {
   hangMs: number;
   /** The next N requests have their connection dropped without a reply. */
   dropNext: number;
+  /**
+   * The next N requests are carried out, but their reply never comes (the connection is
+   * closed after `hangMs`): the client times out on a change the device made.
+   */
+  lostReplyNext: number;
   /** Fraction of requests whose connection is dropped. */
   dropRate: number;
 }
 
-export type FaultAction = 'ok' | 'fail' | 'hang' | 'drop';
+export type FaultAction = 'ok' | 'fail' | 'hang' | 'drop' | 'lost-reply';
 
-export const NO_FAULTS: FaultPlan = { latencyMs: 0, failNext: 0, failRate: 0, hangNext: 0, hangMs: 30_000, dropNext: 0, dropRate: 0 };
+export const NO_FAULTS: FaultPlan = { latencyMs: 0, failNext: 0, failRate: 0, hangNext: 0, hangMs: 30_000, dropNext: 0, dropRate: 0, lostReplyNext: 0 };
 
 export class FaultInjector {
   private plan: FaultPlan = { ...NO_FAULTS };
   private readonly rng: Rng;
-  readonly injected = { fail: 0, hang: 0, drop: 0 };
+  readonly injected: Record<Exclude<FaultAction, 'ok'>, number> = { fail: 0, hang: 0, drop: 0, 'lost-reply': 0 };
 
   constructor(seed = 7) {
     this.rng = new Rng(seed);
@@ -58,6 +64,9 @@ export class FaultInjector {
     if (p.dropNext > 0) {
       p.dropNext--;
       action = 'drop';
+    } else if (p.lostReplyNext > 0) {
+      p.lostReplyNext--;
+      action = 'lost-reply';
     } else if (p.hangNext > 0) {
       p.hangNext--;
       action = 'hang';

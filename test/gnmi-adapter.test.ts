@@ -159,6 +159,72 @@ describe('gNMI adapter', () => {
     }
   });
 
+  test('a Set whose reply was lost: its sequence ids are not reused while the rules may exist; a listing adopts them', { timeout: 20_000 }, async () => {
+    const bed = setup();
+    await bed.start();
+    const a = bed.make({ timeoutMs: 300 });
+    const sportAt = (seq: number): number | undefined => bed.sw.pins.get(`oc/flowpin/${seq}`)?.match.sport;
+    try {
+      await a.connect();
+      bed.server.faults.set({ lostReplyNext: 1, hangMs: 1000 });
+      await assert.rejects(a.installPins([pin(1), pin(2)]), (e: Error) => e instanceof SwitchTimeoutError);
+      // The target carried it out.
+      assert.deepEqual([sportAt(1), sportAt(2)], [20001, 20002]);
+      // Other flows written before any listing take other sequence ids: flows 1 and 2 keep their rules.
+      assert.ok((await a.installPins([pin(3), pin(4)])).every((o) => o.ok));
+      assert.deepEqual([sportAt(1), sportAt(2)], [20001, 20002]);
+      // The listing adopts what the lost Set wrote.
+      const listed = await a.listPins();
+      assert.deepEqual(listed.map((p) => p.flow.sport).sort(), [20001, 20002, 20003, 20004]);
+      assert.ok(listed.every((p) => p.programmed));
+      await a.removePins([flow(1), flow(2), flow(3), flow(4)]);
+      assert.equal(bed.sw.pins.all().length, 0);
+    } finally {
+      await a.close();
+      await bed.server.stop();
+    }
+  });
+
+  test('a flow held by two rules keeps one: the other is deleted once the kept one forwards, and both go with the pin', { timeout: 20_000 }, async () => {
+    const bed = setup();
+    await bed.start();
+    const a = bed.make();
+    const other = bed.make();
+    const rulesOf = (sport: number): string[] => bed.sw.pins.all().filter((e) => e.match.sport === sport).map((e) => e.name).sort();
+    try {
+      await a.connect();
+      assert.ok((await a.installPins([pin(1), pin(2)])).every((o) => o.ok));
+      // A second writer (a restarted controller, or a lost reply retried) holds flows 1 and 2 again at other ids.
+      await other.connect();
+      await other.listPins();
+      (other as unknown as { byFlow: Map<string, unknown> }).byFlow.clear();
+      (other as unknown as { bySeq: Map<number, unknown> }).bySeq.clear();
+      (other as unknown as { nextSeq: number }).nextSeq = 10;
+      assert.ok((await other.installPins([pin(1), pin(2)])).every((o) => o.ok));
+      assert.deepEqual(rulesOf(20001), ['oc/flowpin/1', 'oc/flowpin/10']);
+      const listed = await a.listPins();
+      assert.deepEqual(listed.map((p) => p.flow.sport).sort(), [20001, 20002], 'one pin per flow');
+      assert.deepEqual(rulesOf(20001), ['oc/flowpin/1'], 'the extra rule is deleted');
+      assert.deepEqual(rulesOf(20002), ['oc/flowpin/2']);
+      assert.equal(a.stats.extrasDeleted, 2);
+      // While the kept rule is still being programmed the extra one stays (it may be what
+      // forwards the flow), and the pin's removal takes both.
+      bed.sw.programDelayMs = 1000;
+      assert.ok((await a.installPins([pin(5)])).every((o) => o.ok));
+      (other as unknown as { nextSeq: number }).nextSeq = 20;
+      assert.ok((await other.installPins([pin(5)])).every((o) => o.ok));
+      const pending = await a.listPins();
+      assert.deepEqual(pending.filter((p) => p.flow.sport === 20005).map((p) => p.reason), ['pending']);
+      assert.equal(rulesOf(20005).length, 2, `the extra rule stays while the kept one is pending: ${JSON.stringify(bed.sw.pins.all().map((e) => [e.name, e.match.sport, e.status]))}`);
+      await a.removePins([flow(1), flow(5)]);
+      assert.deepEqual(rulesOf(20005), [], 'no rule holds the removed pin\'s flow');
+    } finally {
+      await a.close();
+      await other.close();
+      await bed.server.stop();
+    }
+  });
+
   test('the counter stream is re-established when dropped; a device restart resets counters and keeps pins', { timeout: 20_000 }, async () => {
     const bed = setup();
     await bed.start();

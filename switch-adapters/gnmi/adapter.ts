@@ -3,7 +3,11 @@
 // target applies as one transaction (gNMI 3.4.3), so a refused batch leaves nothing half
 // applied. A batch refused for capacity (RESOURCE_EXHAUSTED) is split until what fits is
 // installed; the rest is reported `table-full`. Rule sequence ids are recovered from the
-// device at connect. A rule is programmed when its applied state (`state/sequence-id`) is
+// device at connect, and every listing takes the device's word for which rule holds which
+// flow: a Set whose reply was lost (deadline, broken connection) may have been applied, so
+// its sequence ids stay reserved until a listing shows them absent or adopts them; a flow
+// held by more than one rule keeps one, and the others (and rules in flowpin's policy it
+// cannot read) are deleted once the kept rule is programmed, never reused while they exist. A rule is programmed when its applied state (`state/sequence-id`) is
 // present; counters come from the SAMPLE stream (counters.ts) where it has sent a sample since
 // the previous listing, within two sample intervals, else from a Get of the rules' state. gNMI has no "which nexthop does this flow take" call: resolvesNexthop is
 // false and the controller pins in its safe mode. Group members are list entries under a
@@ -13,7 +17,7 @@ import { status } from '@grpc/grpc-js';
 import { canonicalIp } from '../../mirror-receiver/addr.js';
 import { parsePath, type CapabilityResponse, type Encoding, type Path, type PathElem, type Update } from '../../proto/gnmi.js';
 import { flowId, type AdapterCapabilities, type FlowSpec, type InstalledPin, type PinOutcome, type PinRule, type PinTableUsage, type ServerIdentity, type SwitchAdapter } from '../contract.js';
-import { SwitchCommandError, SwitchProtocolError } from '../errors.js';
+import { SwitchCommandError, SwitchProtocolError, SwitchTimeoutError, SwitchTransportError } from '../errors.js';
 import { CounterStream } from './counters.js';
 import { flatten, groupListPath, interfacePath, jsonIetf, parseRules, policyPath, ruleUpdate, rulePath, rulesPath, STATIC_ROUTE_GROUP, type GroupPaths, type PolicyLocation, type RuleState } from './openconfig.js';
 import { GnmiTransport, type GnmiTransportOptions } from './transport.js';
@@ -66,7 +70,11 @@ export class GnmiAdapter implements SwitchAdapter {
   private readonly group: GroupPaths;
   private readonly byFlow = new Map<string, Known>();
   private readonly bySeq = new Map<number, Known>();
+  /** Rules on the device that flowpin does not keep: sequence id -> the flow they match ('' if unreadable). */
+  private readonly extras = new Map<number, string>();
   private nextSeq = 1;
+  /** Rules deleted because flowpin found them holding a flow it keeps another rule for, or no flow. */
+  readonly stats = { extrasDeleted: 0 };
   /** Stream tick at the previous listPins: only samples after it are news. */
   private listedTick = -1;
   private readonly sampleIntervalMs: number;
@@ -136,9 +144,19 @@ export class GnmiAdapter implements SwitchAdapter {
   private async installBatch(pins: PinRule[]): Promise<PinOutcome[]> {
     if (pins.length === 0) return [];
     const planned = pins.map((p) => ({ pin: p, seq: this.byFlow.get(flowId(p.flow))?.seq ?? this.allocate() }));
+    const sentAt = this.now();
     try {
       await this.transport.set({ replace: planned.map(({ pin, seq }) => ruleUpdate(this.loc, seq, pin)) });
     } catch (err) {
+      if (err instanceof SwitchTimeoutError || err instanceof SwitchTransportError) {
+        // The outcome is unknown: the target may have applied it. Its new sequence ids stay
+        // reserved until a listing sent after it shows them absent, or adopts them.
+        for (const { seq } of planned) {
+          const k = this.bySeq.get(seq);
+          if (k !== undefined && k.nexthop === '') k.writtenAt = sentAt;
+        }
+        throw err;
+      }
       if (!(err instanceof SwitchCommandError) || err.code !== Number(status.RESOURCE_EXHAUSTED)) {
         this.release(planned.map((p) => p.seq));
         throw err;
@@ -157,12 +175,30 @@ export class GnmiAdapter implements SwitchAdapter {
   }
 
   async removePins(flows: FlowSpec[]): Promise<void> {
-    const known = flows.map((f) => this.byFlow.get(flowId({ ...f, src: canonicalIp(f.src), dst: canonicalIp(f.dst) }))).filter((k): k is Known => k !== undefined);
+    const ids = new Set(flows.map((f) => flowId({ ...f, src: canonicalIp(f.src), dst: canonicalIp(f.dst) })));
+    const known = [...ids].map((id) => this.byFlow.get(id)).filter((k): k is Known => k !== undefined);
+    // Other rules found holding these flows go with them.
+    const extra = [...this.extras].filter(([, id]) => ids.has(id)).map(([seq]) => seq);
     const size = this.capabilities.pinBatchSize * 4;
     for (let at = 0; at < known.length; at += size) {
       const chunk = known.slice(at, at + size);
       await this.transport.set({ delete: chunk.map((k) => ({ elem: rulePath(this.loc, k.seq) })) });
       for (const k of chunk) this.forget(k);
+    }
+    await this.deleteExtras(extra);
+  }
+
+  /** Deletes rules flowpin does not keep (a failure leaves them for the next listing). */
+  private async deleteExtras(seqs: number[]): Promise<void> {
+    const size = this.capabilities.pinBatchSize * 4;
+    for (let at = 0; at < seqs.length; at += size) {
+      const chunk = seqs.slice(at, at + size);
+      await this.transport.set({ delete: chunk.map((seq) => ({ elem: rulePath(this.loc, seq) })) });
+      for (const seq of chunk) {
+        this.extras.delete(seq);
+        this.counters.forget(seq);
+        this.stats.extrasDeleted++;
+      }
     }
   }
 
@@ -181,6 +217,7 @@ export class GnmiAdapter implements SwitchAdapter {
     if ([...rules.keys()].some((seq) => fresh(seq) === undefined)) state = await this.readState();
     let tableFull: boolean | undefined;
     const out: InstalledPin[] = [];
+    const programmedSeqs = new Set<number>();
     for (const r of rules.values()) {
       const k = this.bySeq.get(r.seq);
       if (k === undefined) continue;
@@ -192,8 +229,16 @@ export class GnmiAdapter implements SwitchAdapter {
         pin.reason = tableFull ? 'table-full' : 'pending';
       }
       out.push(pin);
+      if (pin.programmed) programmedSeqs.add(r.seq);
     }
     this.listedTick = tick;
+    // Rules flowpin does not keep go once the rule kept for their flow forwards (or at once
+    // where they hold no flow flowpin keeps).
+    const drop = [...this.extras].filter(([, id]) => {
+      const kept = id === '' ? undefined : this.byFlow.get(id);
+      return kept === undefined || programmedSeqs.has(kept.seq);
+    });
+    if (drop.length > 0) await this.deleteExtras(drop.map(([seq]) => seq)).catch(() => undefined);
     return out;
   }
 
@@ -242,16 +287,48 @@ export class GnmiAdapter implements SwitchAdapter {
     return [...byKey].filter(([, e]) => e.address !== undefined).map(([key, e]) => ({ key, address: e.address as string, programmed: e.programmed }));
   }
 
-  /** Reads the rules of flowpin's policy (configuration), rebuilding the sequence id map. */
+  /**
+   * Reads the rules of flowpin's policy (configuration) and takes the device's word for them:
+   * which rule holds which flow and nexthop. Rules written since the Get was sent (or being
+   * written) are left as they are: the answer cannot speak of them.
+   */
   private async readRules(): Promise<Map<number, RuleState>> {
+    const startedAt = this.now();
     const base = rulesPath(this.loc);
     const rules = parseRules(await this.getLeaves({ elem: base }, 'CONFIG'), base);
-    for (const k of [...this.bySeq.values()]) if (!rules.has(k.seq)) this.forget(k);
+    const recent = (k: Known): boolean => k.writtenAt >= startedAt;
+    this.extras.clear();
+    const byFlow = new Map<string, RuleState[]>();
     for (const r of rules.values()) {
-      const k = this.bySeq.get(r.seq);
-      if (r.flow === undefined || r.nexthop === undefined) continue;
-      if (k === undefined || flowId(k.flow) !== flowId(r.flow) || k.nexthop !== r.nexthop) this.remember({ seq: r.seq, flow: r.flow, nexthop: r.nexthop, writtenAt: k?.writtenAt ?? 0 });
       if (r.seq >= this.nextSeq) this.nextSeq = r.seq + 1;
+      if (r.flow === undefined || r.nexthop === undefined) {
+        this.extras.set(r.seq, '');
+        continue;
+      }
+      const id = flowId(r.flow);
+      const list = byFlow.get(id);
+      if (list === undefined) byFlow.set(id, [r]);
+      else list.push(r);
+    }
+    for (const k of [...this.bySeq.values()]) {
+      if (recent(k)) continue;
+      const r = rules.get(k.seq);
+      if (r?.flow === undefined || flowId(r.flow) !== flowId(k.flow) || r.nexthop !== k.nexthop) this.forget(k);
+    }
+    for (const [id, list] of byFlow) {
+      const known = this.byFlow.get(id);
+      // The rule flowpin knows for the flow stays its rule; else the first in sequence order.
+      const keep = list.find((r) => r.seq === known?.seq) ?? (known !== undefined && recent(known) ? undefined : list.reduce((a, b) => (b.seq < a.seq ? b : a)));
+      for (const r of list) if (r !== keep) this.extras.set(r.seq, id);
+      if (keep === undefined) continue;
+      const k = this.bySeq.get(keep.seq);
+      if (k === undefined || k.nexthop === '' || flowId(k.flow) !== id || k.nexthop !== keep.nexthop) {
+        this.remember({ seq: keep.seq, flow: keep.flow as FlowSpec, nexthop: keep.nexthop as string, writtenAt: 0 });
+      }
+    }
+    for (const seq of this.extras.keys()) {
+      const k = this.bySeq.get(seq);
+      if (k !== undefined && k.nexthop === '') this.bySeq.delete(seq);
     }
     return rules;
   }
@@ -314,7 +391,7 @@ export class GnmiAdapter implements SwitchAdapter {
   }
 
   private allocate(): number {
-    while (this.bySeq.has(this.nextSeq)) this.nextSeq++;
+    while (this.bySeq.has(this.nextSeq) || this.extras.has(this.nextSeq)) this.nextSeq++;
     const seq = this.nextSeq++;
     this.bySeq.set(seq, { seq, flow: { family: 4, src: '', dst: '', sport: 0, dport: 0 }, nexthop: '', writtenAt: Number.POSITIVE_INFINITY });
     return seq;

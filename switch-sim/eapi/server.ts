@@ -114,6 +114,12 @@ export class EapiServer {
       return this.send(res, 200, rpcError(null, -32700, `parse error: ${err instanceof Error ? err.message : String(err)}`));
     }
     const reply = action === 'fail' ? rpcError(idOf(parsed), 1000, 'Internal error (injected fault)') : this.runCmds(parsed);
+    if (action === 'lost-reply') {
+      // Carried out; the reply is lost.
+      const t = setTimeout(() => req.socket.destroy(), this.faults.current.hangMs);
+      req.socket.once('close', () => clearTimeout(t));
+      return;
+    }
     this.send(res, 200, reply);
   }
 

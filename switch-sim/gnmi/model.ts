@@ -36,6 +36,42 @@ export const ruleName = (policy: string, seq: number): string => `${PIN_PREFIX}$
 
 const keyOf = (elems: readonly PathElem[]): string => pathToString({ elem: [...elems] });
 
+/** A path key followed by the start of a child element or of its own list keys. */
+const boundary = (c: string | undefined): boolean => c === '/' || c === '[';
+
+/**
+ * Removes every leaf at or under any of the paths `ats` (keyOf form), in one pass over the
+ * store: a leaf goes when its key, or a prefix of it ending at an element or key boundary,
+ * is one of them.
+ */
+function removeUnderAll(store: Store, ats: ReadonlySet<string>): void {
+  if (ats.size === 0) return;
+  let shortest = Infinity;
+  for (const a of ats) shortest = Math.min(shortest, a.length);
+  for (const k of store.keys()) {
+    if (ats.has(k)) {
+      store.delete(k);
+      continue;
+    }
+    for (let i = shortest; i < k.length; i++) {
+      if (boundary(k[i]) && ats.has(k.slice(0, i))) {
+        store.delete(k);
+        break;
+      }
+    }
+  }
+}
+
+/** Whether one of these path keys is repeated or lies under another. */
+function nested(keys: readonly string[]): boolean {
+  const set = new Set(keys);
+  if (set.size !== keys.length) return true;
+  for (const k of keys) {
+    for (let i = 1; i < k.length; i++) if (boundary(k[i]) && set.has(k.slice(0, i))) return true;
+  }
+  return false;
+}
+
 /** Whether `elems` lies under `query` (keys in the query must match; '*' or no key matches any). */
 export function under(elems: readonly PathElem[], query: readonly PathElem[]): boolean {
   if (query.length > elems.length) return false;
@@ -114,13 +150,15 @@ export class OpenConfigModel {
   }
 
   /** Every leaf, configuration and state, optionally of one data type. */
-  leaves(type: DataType = 'ALL'): Leaf[] {
+  leaves(type: DataType = 'ALL', within?: readonly (readonly PathElem[])[]): Leaf[] {
     this.importGroups(this.store);
     const cfg = [...this.store.values()];
     const out: Leaf[] = [];
     const want = (l: Leaf): boolean => type === 'ALL' || (type === 'CONFIG' ? l.node.config : type === 'STATE' ? !l.node.config : l.node.counter);
+    // Only leaves under one of the queries (when given) are built at all.
+    const inScope = (elems: readonly PathElem[]): boolean => within === undefined || within.some((q) => under(elems, q));
     const push = (l: Leaf): void => {
-      if (want(l)) out.push(l);
+      if (want(l) && inScope(l.elems)) out.push(l);
     };
     // List key leaves directly under each entry (leafrefs to config/<key>).
     for (const l of cfg) {
@@ -128,16 +166,19 @@ export class OpenConfigModel {
       const entry = l.elems.at(-3);
       if (l.elems.at(-2)?.name !== 'config' || entry?.key?.[l.node.name] === undefined) continue;
       const elems = [...l.elems.slice(0, -2), { name: l.node.name }];
-      push({ elems, value: l.value, node: nodeByNames(elems.map((e) => e.name)) as SchemaNode });
+      if (inScope(elems)) push({ elems, value: l.value, node: nodeByNames(elems.map((e) => e.name)) as SchemaNode });
     }
     // Applied state: config mirrored under state once in effect.
     for (const l of cfg) {
       const i = l.elems.map((e) => e.name).lastIndexOf('config');
-      if (i < 0 || !this.applied(l.elems)) continue;
+      if (i < 0) continue;
       const elems = [...l.elems.slice(0, i), { name: 'state' }, ...l.elems.slice(i + 1)];
+      if (!inScope(elems) || !this.applied(l.elems)) continue;
       push({ elems, value: l.value, node: nodeByNames(elems.map((e) => e.name)) as SchemaNode });
     }
     for (const r of this.rules(this.store)) {
+      const counters = [...this.ruleElems(r.policy, r.seq), { name: 'state' }];
+      if (!inScope([...counters, { name: 'matched-pkts' }]) && !inScope([...counters, { name: 'matched-octets' }])) continue;
       const e = this.sw.pins.get(ruleName(r.policy, r.seq));
       if (e?.status !== 'programmed') continue;
       const base = [...this.ruleElems(r.policy, r.seq), { name: 'state' }];
@@ -228,8 +269,7 @@ export class OpenConfigModel {
 
   /** Removes every leaf at or under `elems` (every key of every list named). */
   private removeUnder(store: Store, elems: PathElem[]): void {
-    const at = keyOf(elems);
-    for (const k of store.keys()) if (k === at || k.startsWith(`${at}/`) || k.startsWith(`${at}[`)) store.delete(k);
+    removeUnderAll(store, new Set([keyOf(elems)]));
   }
 
   /** Stores a config leaf, with the config key leaves of every list entry on its path. */
@@ -259,6 +299,7 @@ export class OpenConfigModel {
     this.importGroups(this.store);
     const staged: Store = new Map(this.store);
     const results: UpdateResult[] = [];
+    const deleted = new Set<string>();
     for (const p of req.delete ?? []) {
       const { elems, nodes, where } = this.target(req.prefix, p);
       const last = nodes.at(-1);
@@ -266,13 +307,19 @@ export class OpenConfigModel {
       if (last?.kind === 'leaf' && ((nodes.at(-2)?.kind === 'list') || (nodes.at(-2)?.name === 'config' && parentList?.kind === 'list' && parentList.keys.some((k) => k.name === last.name)))) {
         throw new GnmiError('INVALID_ARGUMENT', `${where}: a list key cannot be deleted on its own; delete the list entry`);
       }
-      this.removeUnder(staged, elems);
+      deleted.add(keyOf(elems));
       results.push({ path: p, op: 'DELETE' });
     }
+    removeUnderAll(staged, deleted);
+    // A replace removes what is under its path first. Where no replaced path lies under another
+    // (many rules in one request), the removals are made in one pass over the store.
+    const replaced = [...unionReplace, ...(req.replace ?? [])].map((u) => keyOf(this.target(req.prefix, u.path).elems));
+    const removedFirst = !nested(replaced);
+    if (removedFirst) removeUnderAll(staged, new Set(replaced));
     // union_replace with one origin (OpenConfig) is a replace of the union of its updates
     // (gnmi-union_replace.md); CLI and native origins are refused in target().
-    for (const u of unionReplace) this.write(staged, req.prefix, u, true, 'UNION_REPLACE', results);
-    for (const u of req.replace ?? []) this.write(staged, req.prefix, u, true, 'REPLACE', results);
+    for (const u of unionReplace) this.write(staged, req.prefix, u, true, 'UNION_REPLACE', results, removedFirst);
+    for (const u of req.replace ?? []) this.write(staged, req.prefix, u, true, 'REPLACE', results, removedFirst);
     for (const u of req.update ?? []) this.write(staged, req.prefix, u, false, 'UPDATE', results);
     this.commit(staged);
     return results;
@@ -299,7 +346,7 @@ export class OpenConfigModel {
     return { elems: r.elems, nodes: r.nodes, where };
   }
 
-  private write(store: Store, prefix: Path | undefined, u: Update, replace: boolean, op: UpdateResult['op'], results: UpdateResult[]): void {
+  private write(store: Store, prefix: Path | undefined, u: Update, replace: boolean, op: UpdateResult['op'], results: UpdateResult[], removed = false): void {
     const { elems, nodes, where } = this.target(prefix, u.path);
     const value = typedToValue(u.val, where);
     if (replace) {
@@ -308,7 +355,7 @@ export class OpenConfigModel {
         throw new GnmiError('INVALID_ARGUMENT', `${where}: replacing a list entry with {} would leave it keyless (gNMI 3.4.4)`);
       }
       if (value === null) throw new GnmiError('INVALID_ARGUMENT', `${where}: replace with a null value`);
-      this.removeUnder(store, elems);
+      if (!removed) removeUnderAll(store, new Set([keyOf(elems)]));
     }
     this.writeValue(store, elems, nodes.at(-1) as SchemaNode, value, where);
     results.push({ path: u.path ?? {}, op });

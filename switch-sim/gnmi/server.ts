@@ -253,6 +253,12 @@ export class GnmiServer {
         await delay(this.faults.current.hangMs);
         throw new RpcFailure(status.DEADLINE_EXCEEDED, 'no answer (injected)');
       }
+      if (action === 'lost-reply') {
+        // Carried out; the reply is lost (the client has timed out by then).
+        fn();
+        await delay(this.faults.current.hangMs);
+        throw new RpcFailure(status.DEADLINE_EXCEEDED, 'reply lost (injected)');
+      }
       return fn();
     };
     run().then(
@@ -282,7 +288,7 @@ export class GnmiServer {
     const enc = checkEncoding(req.encoding);
     const paths = (req.path ?? []).length > 0 ? (req.path ?? []) : [{}];
     const queries = paths.map((p) => this.query(req.prefix, p));
-    const all = this.model.leaves(req.type ?? 'ALL');
+    const all = this.model.leaves(req.type ?? 'ALL', queries);
     const { prefix, strip } = responsePrefix(req.prefix);
     const notification: Notification[] = queries.map((q) => {
       const matching = all.filter((l) => under(l.elems, q));
@@ -322,7 +328,7 @@ export class GnmiServer {
     let queries: { sub: Subscription; q: PathElem[] }[] = [];
     let enc: Encoding = 'JSON';
     let respPrefix: { prefix?: Path; strip: number } = { strip: 0 };
-    const matching = (q: PathElem[]): Leaf[] => this.model.leaves().filter((l) => under(l.elems, q));
+    const matching = (q: PathElem[]): Leaf[] => this.model.leaves('ALL', [q]);
     const send = (ls: Leaf[], deleted: PathElem[][] = []): void => {
       if (ended || (ls.length === 0 && deleted.length === 0)) return;
       const { prefix, strip } = respPrefix;

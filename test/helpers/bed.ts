@@ -95,7 +95,7 @@ export class Bed {
       switches: [{
         name: 'sw1', adapter: o.adapter ?? 'arista-eapi', mirrorSources: ['127.0.0.2'], pinTableSize: o.pinCapacity ?? 1500, vips: [{ address: VIP, nexthops: NH }],
         ...(o.adapter === 'sim' || o.adapter === 'gnmi' ? {} : { eapi: { url: this.sim.endpoints.eapi ?? 'http://unset', username: 'admin', password: 'flowpin', timeoutMs: 2000, groupTemplate: 'static-ecmp' } }),
-        ...(o.adapter === 'gnmi' ? { gnmi: { address: this.sim.endpoints.gnmi ?? 'unset:0', insecure: true, username: 'admin', password: 'flowpin', timeoutMs: 10_000, ingressInterfaces: ['Ethernet47'], sampleIntervalMs: 100, groupProgramDelayMs: (o.programDelayMs ?? 0) + 50 } } : {}),
+        ...(o.adapter === 'gnmi' ? { gnmi: { address: this.sim.endpoints.gnmi ?? 'unset:0', insecure: true, username: 'admin', password: 'flowpin', timeoutMs: 10_000, ingressInterfaces: ['Ethernet47'], sampleIntervalMs: 1000, groupProgramDelayMs: (o.programDelayMs ?? 0) + 50 } } : {}),
       }],
     }));
     const sw = this.config.switches[0];
