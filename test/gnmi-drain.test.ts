@@ -4,8 +4,10 @@
 // connections flowpin protects, with and without a programming delay on the switch (time
 // moves while a change waits on the switch; what breaks was opened in a change window and
 // is counted). gNMI
-// cannot tell which server a flow takes; resolution here is by observation of the switch
-// (helpers/observed.ts), as where the servers' SYN-ACKs are mirrored.
+// cannot tell which server a flow takes: the switch mirrors the servers' SYN-ACKs as well
+// (ERSPAN II with the port index, over GRE-in-UDP), and flowpin learns each flow's server from
+// them (resolution: observe), with the server MACs read from the target's OpenConfig
+// neighbour state.
 
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +17,7 @@ import type { ChangeRecord } from '../controller/changes.js';
 describe('drain and add under traffic through the gNMI adapter', () => {
   for (const programDelayMs of [0, 300]) {
     test(`zero resets (programming delay ${programDelayMs} ms)`, { timeout: 240_000 }, async () => {
-      const bed = await Bed.create({ pinMode: 'on-change', mirrorFinRst: true, adapter: 'gnmi', observedResolution: true, programDelayMs, virtualController: true });
+      const bed = await Bed.create({ pinMode: 'on-change', mirrorFinRst: true, adapter: 'gnmi', replies: 'erspan2', programDelayMs, virtualController: true });
       try {
         const adapter = bed.controller?.runtimes.get('sw1')?.adapter;
         assert.equal(adapter?.kind, 'gnmi');

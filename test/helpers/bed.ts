@@ -9,7 +9,7 @@ import { Controller } from '../../controller/controller.js';
 import { readConfig, type FlowpinConfig } from '../../controller/config.js';
 import { Reader } from '../../controller/validate.js';
 import { VirtualClock } from '../../switch-sim/clock.js';
-import type { SimSwitch } from '../../switch-sim/sim-switch.js';
+import { portIndexOf, type SimSwitch } from '../../switch-sim/sim-switch.js';
 import { clockOf } from '../../cli/scenario/world.js';
 import { MirrorSender } from '../../switch-sim/mirror.js';
 import { readScenario } from '../../switch-sim/scenario.js';
@@ -34,6 +34,11 @@ export interface BedOptions {
   adapter?: 'arista-eapi' | 'gnmi' | 'sim';
   /** Resolve nexthops by observation of the simulated switch (for adapters that cannot resolve). */
   observedResolution?: boolean;
+  /**
+   * The switch mirrors the servers' SYN-ACKs too (ERSPAN II with the port index, or type I with
+   * the server's MAC), and the controller learns each flow's server from them (resolution: observe).
+   */
+  replies?: 'erspan2' | 'erspan1';
   /** Lays out the simulated switch (servers behind SVIs, port-channels) before traffic starts. */
   topology?: (sw: SimSwitch) => void;
   /** Simulated time from accepting a pin or group change to its effect in forwarding, ms. */
@@ -94,6 +99,7 @@ export class Bed {
       mirror: { udp: [] },
       switches: [{
         name: 'sw1', adapter: o.adapter ?? 'arista-eapi', mirrorSources: ['127.0.0.2'], pinTableSize: o.pinCapacity ?? 1500, vips: [{ address: VIP, nexthops: NH }],
+        ...(o.replies === undefined ? {} : { mirrorReplies: true, resolution: 'observe' }),
         ...(o.adapter === 'sim' || o.adapter === 'gnmi' ? {} : { eapi: { url: this.sim.endpoints.eapi ?? 'http://unset', username: 'admin', password: 'flowpin', timeoutMs: 2000, groupTemplate: 'static-ecmp' } }),
         ...(o.adapter === 'gnmi' ? { gnmi: { address: this.sim.endpoints.gnmi ?? 'unset:0', insecure: true, username: 'admin', password: 'flowpin', timeoutMs: 10_000, ingressInterfaces: ['Ethernet47'], sampleIntervalMs: 1000, groupProgramDelayMs: (o.programDelayMs ?? 0) + 50 } } : {}),
       }],
@@ -110,6 +116,8 @@ export class Bed {
     const sender = new MirrorSender({ host: '127.0.0.1', port, transport: 'udp', sourceAddress: '127.0.0.2' });
     await sender.start();
     this.sim.sw.mirror = (p) => sender.send(p);
+    const encap = o.replies;
+    if (encap !== undefined) this.sim.sw.replyMirror = (p, from) => sender.sendReply(p, { mac: from.mac, portIndex: portIndexOf(from.port) }, encap);
     this.sender = sender;
     this.controller = controller;
     return controller;
@@ -118,6 +126,7 @@ export class Bed {
   async stopController(): Promise<void> {
     await this.settle();
     this.sim.sw.mirror = undefined;
+    this.sim.sw.replyMirror = undefined;
     await this.controller?.stop();
     this.controller = undefined;
   }
