@@ -17,7 +17,6 @@ import { startSimulator, type RunningSimulator } from '../../switch-sim/run.js';
 import { TrafficGenerator, type ResetRecord } from '../../switch-sim/traffic.js';
 import { SimAdapter } from '../../switch-adapters/sim/adapter.js';
 import { createAdapter } from '../../switch-adapters/factory.js';
-import { withObservedResolution } from './observed.js';
 
 export const VIP = '192.0.2.80';
 export const NH = ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4'];
@@ -32,8 +31,6 @@ export interface BedOptions {
   mirrorFinRst?: boolean;
   stateFile?: string;
   adapter?: 'arista-eapi' | 'gnmi' | 'sim';
-  /** Resolve nexthops by observation of the simulated switch (for adapters that cannot resolve). */
-  observedResolution?: boolean;
   /**
    * The switch mirrors the servers' SYN-ACKs too (ERSPAN II with the port index, or type I with
    * the server's MAC), and the controller learns each flow's server from them (resolution: observe).
@@ -106,8 +103,7 @@ export class Bed {
     }));
     const sw = this.config.switches[0];
     if (sw === undefined) throw new Error('no switch');
-    const made = sw.adapter === 'sim' ? new SimAdapter(this.sim.sw) : createAdapter(sw);
-    const adapter = o.observedResolution === true ? withObservedResolution(made, this.sim.sw) : made;
+    const adapter = sw.adapter === 'sim' ? new SimAdapter(this.sim.sw) : createAdapter(sw);
     const controller = new Controller({ config: this.config, adapters: new Map([['sw1', adapter]]), logger: pino({ level: 'silent' }), listen: false, onCounted: (_rec, id, why) => this.counted.set(id, why), ...(o.virtualController ? { clock: clockOf(this.clock) } : {}) });
     await (o.virtualController ? this.during(controller.start()) : controller.start());
     const { port } = await controller.receiver.listenUdp({ host: '127.0.0.1', port: 0, receiveBufferBytes: 8 * 1024 * 1024 });
