@@ -9,7 +9,8 @@ import { CONFIGS, DEFAULT_SCENARIO, runScenario, type ChangeStep, type ScenarioC
 
 export const SCENARIO_USAGE = `usage: flowpin scenario [--live N[,N...]] [--rate R] [--latency-ms L] [--program-delay-ms D] [--table N]
                        [--changes drain,add] [--configs ${CONFIGS.join(',')}] [--settle-ms S] [--seed S] [--json]
-                       [--resolution lookup|observe|both] [--lookup exact|none|wrong-hash] [--client-rtt-ms R]`;
+                       [--resolution lookup|observe|both] [--lookup exact|none|wrong-hash] [--client-rtt-ms R]
+                       [--adapter sim|gnmi]`;
 
 function int(flag: string, v: string | undefined, def: number, min: number): number {
   if (v === undefined) return def;
@@ -31,14 +32,18 @@ export function scenarioOptions(args: string[]): { opts: ScenarioOptions; sizes:
     options: {
       live: { type: 'string' }, rate: { type: 'string' }, 'latency-ms': { type: 'string' }, 'program-delay-ms': { type: 'string' }, table: { type: 'string' },
       changes: { type: 'string' }, configs: { type: 'string' }, seed: { type: 'string' }, 'settle-ms': { type: 'string' }, 'gap-ms': { type: 'string' }, json: { type: 'boolean', default: false },
-      resolution: { type: 'string' }, lookup: { type: 'string' }, 'client-rtt-ms': { type: 'string' },
+      resolution: { type: 'string' }, lookup: { type: 'string' }, 'client-rtt-ms': { type: 'string' }, adapter: { type: 'string' },
     },
   });
   const changes = (values.changes ?? 'drain,add').split(',').filter((c) => c !== '');
   for (const c of changes) if (c !== 'drain' && c !== 'add') throw new ConfigError('flowpin scenario', '--changes', `each change is drain or add, got '${c}'`);
   const configs = (values.configs ?? CONFIGS.join(',')).split(',').filter((c) => c !== '');
   for (const c of configs) if (!(CONFIGS as readonly string[]).includes(c)) throw new ConfigError('flowpin scenario', '--configs', `each configuration is one of ${CONFIGS.join(', ')}, got '${c}'`);
-  const resolution = values.resolution ?? 'lookup';
+  const adapter = values.adapter ?? 'sim';
+  if (adapter !== 'sim' && adapter !== 'gnmi') throw new ConfigError('flowpin scenario', '--adapter', `is sim or gnmi, got '${adapter}'`);
+  // gNMI has no look-up call: flowpin learns each flow's server from the mirrored replies.
+  const resolution = values.resolution ?? (adapter === 'gnmi' ? 'observe' : 'lookup');
+  if (adapter === 'gnmi' && resolution !== 'observe') throw new ConfigError('flowpin scenario', '--resolution', 'gNMI has no look-up call: with --adapter gnmi it is observe');
   if (resolution !== 'lookup' && resolution !== 'observe' && resolution !== 'both') throw new ConfigError('flowpin scenario', '--resolution', `is lookup, observe or both, got '${resolution}'`);
   const lookup = values.lookup ?? 'exact';
   if (lookup !== 'exact' && lookup !== 'none' && lookup !== 'wrong-hash') throw new ConfigError('flowpin scenario', '--lookup', `is exact, none or wrong-hash, got '${lookup}'`);
@@ -48,7 +53,7 @@ export function scenarioOptions(args: string[]): { opts: ScenarioOptions; sizes:
     live: sizes(values.live, d.live)[0] as number, rate: int('rate', values.rate, d.rate, 0.001), latencyMs: int('latency-ms', values['latency-ms'], d.latencyMs, 0),
     programDelayMs: int('program-delay-ms', values['program-delay-ms'], d.programDelayMs, 0), table: int('table', values.table, d.table, 1),
     changes: changes as ChangeStep[], seed: int('seed', values.seed, d.seed, 0), settleMs: int('settle-ms', values['settle-ms'], d.settleMs, 0), gapMs: int('gap-ms', values['gap-ms'], d.gapMs, 100),
-    resolution, lookup, ...(values['client-rtt-ms'] === undefined ? {} : { clientRttMs: int('client-rtt-ms', values['client-rtt-ms'], 0, 0) }),
+    resolution, lookup, ...(values['client-rtt-ms'] === undefined ? {} : { clientRttMs: int('client-rtt-ms', values['client-rtt-ms'], 0, 0) }), adapter,
   };
   return { opts, sizes: sizes(values.live, d.live), configs: configs as ScenarioConfig[], json: values.json };
 }

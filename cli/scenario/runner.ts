@@ -41,6 +41,8 @@ export interface ScenarioOptions {
   lookup?: 'exact' | 'none' | 'wrong-hash';
   /** The client's round trip (ms): its handshake ACK follows the SYN by this much. */
   clientRttMs?: number;
+  /** The adapter flowpin drives: the simulator's own (default), or gNMI to the simulator's gNMI target. */
+  adapter?: 'sim' | 'gnmi';
 }
 
 export interface ScenarioResult {
@@ -91,7 +93,7 @@ export async function runScenario(config: ScenarioConfig, o: ScenarioOptions): P
       name: 'sw1', vips: [{ address: VIP, nexthops: MEMBERS, port: 443 }], spares: [SPARE], ecmpMode: config === 'mod-n' ? 'mod-n' : 'resilient', pinCapacity: o.table, programDelayMs: o.programDelayMs, rate: o.rate, lifetime: NEW,
       resolution, mirrorReplies: resolution !== 'lookup', lookup: o.lookup ?? 'exact', ...(o.clientRttMs === undefined ? {} : { clientRttMs: o.clientRttMs }),
     }],
-    latencyMs: o.latencyMs, mirrorDelayMs: 1, packetIntervalMs: 2000, seed: o.seed,
+    latencyMs: o.latencyMs, mirrorDelayMs: 1, packetIntervalMs: 2000, seed: o.seed, adapter: o.adapter ?? 'sim',
     ...(flowpin ? { controller: { pinMode: config, settleMs: o.settleMs, barrierTimeoutMs: 30_000 } } : {}),
   });
   const s = world.sw('sw1');

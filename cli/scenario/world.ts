@@ -22,6 +22,9 @@ import { pinName } from '../../switch-adapters/arista-eapi/directflow.js';
 import { flowKey } from '../../controller/flow-table.js';
 import { SimAdapter } from '../../switch-adapters/sim/adapter.js';
 import { SlowAdapter } from '../../switch-adapters/sim/slow-adapter.js';
+import { GnmiAdapter } from '../../switch-adapters/gnmi/adapter.js';
+import type { SwitchAdapter } from '../../switch-adapters/contract.js';
+import { GnmiServer } from '../../switch-sim/gnmi/server.js';
 import { VirtualClock, type Timer } from '../../switch-sim/clock.js';
 import type { LifetimeDistribution } from '../../switch-sim/rng.js';
 import { portIndexOf, SimSwitch, type ReplySource, type SimPacket } from '../../switch-sim/sim-switch.js';
@@ -60,6 +63,12 @@ export interface WorldSwitchOptions {
 
 export interface WorldOptions {
   switches: WorldSwitchOptions[];
+  /**
+   * The adapter flowpin drives: the simulator's own (default), or gNMI: the simulator's gNMI
+   * target on loopback and flowpin's gNMI adapter, real gRPC calls (each step of simulated time
+   * then waits for the calls in flight to be answered).
+   */
+  adapter?: 'sim' | 'gnmi';
   latencyMs: number;
   /** Switch to flowpin, for a mirrored SYN (ms). */
   mirrorDelayMs: number;
@@ -210,7 +219,8 @@ export class World {
   async startController(): Promise<Controller> {
     const c = this.o.controller;
     if (c === undefined) throw new Error('this world has no controller');
-    this.adapters = new Map(this.switches.map((s) => [s.opts.name, new SlowAdapter(new SimAdapter(s.sw, { lookup: s.opts.lookup ?? 'exact' }), { name: s.opts.name, now: this.clock.now, schedule: (ms, fn) => this.clock.after(ms, fn), latencyMs: this.o.latencyMs })]));
+    const inner = await Promise.all(this.switches.map((s) => this.innerAdapter(s)));
+    this.adapters = new Map(this.switches.map((s, i) => [s.opts.name, new SlowAdapter(inner[i] as SwitchAdapter, { name: s.opts.name, now: this.clock.now, schedule: (ms, fn) => this.clock.after(ms, fn), latencyMs: this.o.latencyMs })]));
     this.store = c.store === 'memory' ? new MemoryStateStore(this.disk, (ms, fn) => this.clock.after(ms, fn)) : c.store?.();
     const controller = new Controller({
       config: this.config(), adapters: this.adapters, logger: pino({ level: 'silent' }), clock: this.vclock, listen: false,
@@ -247,9 +257,34 @@ export class World {
     for (const cm of this.controller?.changes.values() ?? []) for (const r of cm.records) this.changes.set(r.id, { ...r });
   }
 
+  private readonly gnmiTargets = new Map<string, { server: GnmiServer; address: string }>();
+
+  /** The adapter of a switch, inside the SlowAdapter that adds latency and faults. */
+  private async innerAdapter(s: WorldSwitch): Promise<SwitchAdapter> {
+    if (this.o.adapter !== 'gnmi') return new SimAdapter(s.sw, { lookup: s.opts.lookup ?? 'exact' });
+    let target = this.gnmiTargets.get(s.opts.name);
+    if (target === undefined) {
+      const server = new GnmiServer(s.sw, { host: '127.0.0.1', port: 0, username: 'admin', password: 'flowpin', minSampleMs: 10 });
+      target = { server, address: (await server.start()).address };
+      this.gnmiTargets.set(s.opts.name, target);
+    }
+    const address = target.address;
+    return new GnmiAdapter({
+      switchName: s.opts.name, address, insecure: true, username: 'admin', password: 'flowpin', timeoutMs: 30_000, ingressInterfaces: ['Ethernet47'],
+      sampleIntervalMs: 1000, groupProgramDelayMs: s.opts.programDelayMs + 50, now: this.clock.now,
+      pinTableSize: s.opts.pinCapacity, pinTable: { component: 'Chip0', resource: 'policy-forwarding-rules' },
+    });
+  }
+
   /** Lets the controller run: a few turns of the event loop with time standing still. */
   private async turn(): Promise<void> {
     for (let i = 0; i < 4; i++) await new Promise((r) => setImmediate(r));
+    // Real calls (gNMI) are answered before time moves on, within a bound of real time.
+    const end = Date.now() + 30_000;
+    while ([...this.adapters.values()].some((a) => a.inFlight > 0) && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 1));
+      for (let i = 0; i < 4; i++) await new Promise((r) => setImmediate(r));
+    }
   }
 
   /** Moves time forward by `ms`, in steps, letting the controller work between them. */
@@ -347,5 +382,7 @@ export class World {
     const c = this.controller;
     this.controller = undefined;
     if (c) await this.settle(c.stop(), 60_000).catch(() => undefined);
+    for (const t of this.gnmiTargets.values()) await t.server.stop();
+    this.gnmiTargets.clear();
   }
 }

@@ -63,6 +63,9 @@ export class SlowAdapter implements SwitchAdapter {
     this.dead = true;
   }
 
+  /** Calls handed to the inner adapter and not yet answered by it (real I/O, for a gNMI target). */
+  inFlight = 0;
+
   /** Runs `op` half-way through a round trip; fails as the faults say. */
   private call<T>(what: string, op: () => Promise<T>): Promise<T> {
     if (this.dead) return new Promise<T>(() => undefined);
@@ -88,9 +91,16 @@ export class SlowAdapter implements SwitchAdapter {
           this.o.schedule(rtt / 2, () => reject(failure));
           return;
         }
+        this.inFlight++;
         op().then(
-          (v) => this.o.schedule(rtt / 2, () => resolve(v)),
-          (err: unknown) => this.o.schedule(rtt / 2, () => reject(err instanceof Error ? err : new Error(String(err)))),
+          (v) => {
+            this.inFlight--;
+            this.o.schedule(rtt / 2, () => resolve(v));
+          },
+          (err: unknown) => {
+            this.inFlight--;
+            this.o.schedule(rtt / 2, () => reject(err instanceof Error ? err : new Error(String(err))));
+          },
         );
       });
     });
