@@ -194,7 +194,7 @@ describe('eAPI of the simulator', () => {
     assert.equal(((await post({ jsonrpc: '2.0', method: 'runCmds', params: { version: 1, cmds: ['show version'], format: 'xml' }, id: 1 })).json['error'] as { code: number }).code, -32602);
   });
 
-  test('injected faults: error replies, dropped connections, unanswered requests', async () => {
+  test('injected faults: error replies, dropped connections, unanswered requests, a request carried out whose reply is lost', async () => {
     server.faults.set({ failNext: 1 });
     const failed = await runCmds(['show version']);
     assert.equal((failed.json['error'] as { code: number }).code, 1000);
@@ -202,8 +202,13 @@ describe('eAPI of the simulator', () => {
     await assert.rejects(runCmds(['show version']), /fetch failed/);
     server.faults.set({ hangNext: 1, hangMs: 5_000 });
     await assert.rejects(post({ jsonrpc: '2.0', method: 'runCmds', params: { version: 1, cmds: ['show version'] }, id: 1 }, AUTH, AbortSignal.timeout(300)), /aborted|timeout/i);
+    server.faults.set({ lostReplyNext: 1, hangMs: 5_000 });
+    const lost = ['enable', 'configure', 'directflow', 'no shutdown', 'flow fp-lost', 'match ethertype ip', 'match source ip 10.100.9.9', `match destination ip ${VIP}`, 'match ip protocol tcp', 'match source port 40000', 'match destination port 443', 'no persistent', 'timeout idle 300', `action output nexthop ${NEXTHOPS[0] as string}`];
+    await assert.rejects(post({ jsonrpc: '2.0', method: 'runCmds', params: { version: 1, cmds: lost }, id: 1 }, AUTH, AbortSignal.timeout(300)), /aborted|timeout/i);
+    assert.ok(sw.pins.all().some((e) => e.name === 'fp-lost'), 'the switch carried out the request whose reply was lost');
+    await runCmds(['enable', 'configure', 'directflow', 'no flow fp-lost']);
     const ok = await runCmds(['show version']);
     assert.ok(Array.isArray(ok.json['result']), 'recovers after the faults');
-    assert.deepEqual(server.faults.injected, { fail: 1, hang: 1, drop: 1 });
+    assert.deepEqual(server.faults.injected, { fail: 1, hang: 1, drop: 1, 'lost-reply': 1 });
   });
 });
