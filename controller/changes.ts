@@ -92,6 +92,12 @@ export interface DryRunReport {
   expectedWindowFlows: number;
   /** Where the switch cannot tell which flows an addition moves, every live flow is pinned. */
   movedFlowsKnown: boolean;
+  /**
+   * How flows' servers are learnt on this switch: `lookup` (the switch's look-up), `observe`
+   * (the mirrored SYN-ACKs), `both`, or `none` (no look-up call and no mirrored replies, as
+   * gNMI without the reply mirror: every flow stays unresolved and is counted at risk).
+   */
+  resolution: 'lookup' | 'observe' | 'both' | 'none';
   /** The switch's mirror as flowpin sees it; a change needs acceptRisk unless it is ok. */
   mirror: MirrorHealth;
 }
@@ -330,6 +336,7 @@ export class ChangeManager {
       atRisk: atRiskBy['table-full'] + atRiskBy.unresolved + atRiskBy.shed, atRiskBy, unresolved, synsSeen: vip.syns, synRate: Math.round(rate * 10) / 10,
       expectedWindowMs, expectedWindowFlows: Math.ceil((rate * expectedWindowMs) / 1000),
       movedFlowsKnown: kind === 'drain' || (this.rt.adapter.capabilities.predictsMovedFlows && this.rt.adapter.movedByAdd !== undefined),
+      resolution: this.rt.resolution === 'lookup' && !this.rt.adapter.capabilities.resolvesNexthop ? 'none' : this.rt.resolution,
       mirror: this.rt.mirrorHealth(),
     };
   }

@@ -34,6 +34,7 @@ function DryRunReport({ dry }: { dry: DryRun }): VNode {
     <dt>Unresolved flows</dt><dd>${dry.unresolved}</dd>
     <dt>Expected change window</dt><dd>${dry.expectedWindowMs} ms, about ${dry.expectedWindowFlows} new flows (SYN rate ${dry.synRate.toFixed(1)}/s)</dd>
     ${dry.movedFlowsKnown ? null : html`<dt>Moved flows</dt><dd>not known on this switch: every live flow is pinned</dd>`}
+    <dt>Servers learnt by</dt><dd>${dry.resolution === 'none' ? 'nothing: no look-up and no mirrored replies (every flow is at risk)' : dry.resolution === 'observe' ? 'the mirrored SYN-ACKs' : dry.resolution === 'both' ? 'the mirrored SYN-ACKs, checked against look-ups' : 'look-ups on the switch'}</dd>
   </dl>`;
 }
 

@@ -99,6 +99,7 @@ export interface DryRun {
   expectedWindowMs: number;
   expectedWindowFlows: number;
   movedFlowsKnown: boolean;
+  resolution: 'lookup' | 'observe' | 'both' | 'none';
   /** The switch's mirror: a change needs the operator's consent unless it is ok. */
   mirror?: { state: 'ok' | 'silent' | 'collapsed' | 'dropping'; why: string | null };
 }

@@ -6,7 +6,7 @@
 
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ChangeRecord } from '../controller/changes.js';
+import type { ChangeRecord, DryRunReport } from '../controller/changes.js';
 import { SimAdapter } from '../switch-adapters/sim/adapter.js';
 import { World, type WorldOptions, type WorldSwitchOptions } from '../cli/scenario/world.js';
 
@@ -145,6 +145,17 @@ describe('resolution by observation', () => {
     }
   });
 
+  test('no look-up and no mirrored replies: the dry run says servers cannot be learnt, and every live flow is at risk', { timeout: 60_000 }, async () => {
+    const w = await world({ mirrorReplies: false, resolution: 'lookup' }, {}, 300);
+    try {
+      const dry = (await w.settle(cm(w).drain(VIP, NH[1] as string, { dryRun: true }), 20_000)) as DryRunReport;
+      assert.equal(dry.resolution, 'none');
+      assert.ok(dry.atRiskBy.unresolved > 0 && dry.flowsToPin === 0, JSON.stringify(dry));
+    } finally {
+      await w.close();
+    }
+  });
+
   test('observe with no look-up: SYNs whose reply never comes are counted unresolved, at risk in a change, never guessed', { timeout: 90_000 }, async () => {
     // Catches: a reply timeout that drops the flow silently (its reset would go uncounted).
     const w = await world({ replyTimeoutMs: 200 });
@@ -156,6 +167,9 @@ describe('resolution by observation', () => {
       const unresolved = rt.unresolvedOn(VIP).length;
       assert.ok(unresolved > 100, `${unresolved} flows counted unresolved`);
       assert.ok((await metric(w, 'flowpin_reply_timeouts_total', 'then="unresolved"')) >= unresolved);
+      const dry = (await w.settle(cm(w).drain(VIP, NH[1] as string, { dryRun: true }), 20_000)) as DryRunReport;
+      assert.equal(dry.resolution, 'observe', 'the dry run says how servers are learnt');
+      assert.ok(dry.atRiskBy.unresolved > 0, JSON.stringify(dry.atRiskBy));
       const drain = (await w.settle(cm(w).drain(VIP, NH[1] as string, {}), 20_000)) as ChangeRecord;
       assert.equal(drain.phase, 'applied', drain.error);
       assert.ok(drain.atRiskBy.unresolved >= unresolved, JSON.stringify(drain.atRiskBy));
