@@ -30,7 +30,7 @@ export interface DecodeBenchOptions {
 }
 
 export const DECODE_FULL: DecodeBenchOptions = { frames: 1_000_000, runs: 5, tsharkRuns: 2, flows: 1_000_000 };
-export const DECODE_TINY: DecodeBenchOptions = { frames: 2_000, runs: 1, tsharkRuns: 1, flows: 2_000 };
+export const DECODE_TINY: DecodeBenchOptions = { frames: 2_000, runs: 1, tsharkRuns: 1, flows: 50_000 };
 
 const flowpinBin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../cli/flowpin.js');
 const TSHARK_FIELDS = ['ip.src', 'ip.dst', 'ipv6.src', 'ipv6.dst', 'tcp.srcport', 'tcp.dstport', 'tcp.flags', 'vlan.id'];

@@ -219,7 +219,8 @@ export class World {
   async startController(): Promise<Controller> {
     const c = this.o.controller;
     if (c === undefined) throw new Error('this world has no controller');
-    const inner = await Promise.all(this.switches.map((s) => this.innerAdapter(s)));
+    // The simulator's adapters are made at once (callers may reach them before start-up ends).
+    const inner = this.o.adapter === 'gnmi' ? await Promise.all(this.switches.map((s) => this.gnmiAdapter(s))) : this.switches.map((s) => new SimAdapter(s.sw, { lookup: s.opts.lookup ?? 'exact' }));
     this.adapters = new Map(this.switches.map((s, i) => [s.opts.name, new SlowAdapter(inner[i] as SwitchAdapter, { name: s.opts.name, now: this.clock.now, schedule: (ms, fn) => this.clock.after(ms, fn), latencyMs: this.o.latencyMs })]));
     this.store = c.store === 'memory' ? new MemoryStateStore(this.disk, (ms, fn) => this.clock.after(ms, fn)) : c.store?.();
     const controller = new Controller({
@@ -259,9 +260,8 @@ export class World {
 
   private readonly gnmiTargets = new Map<string, { server: GnmiServer; address: string }>();
 
-  /** The adapter of a switch, inside the SlowAdapter that adds latency and faults. */
-  private async innerAdapter(s: WorldSwitch): Promise<SwitchAdapter> {
-    if (this.o.adapter !== 'gnmi') return new SimAdapter(s.sw, { lookup: s.opts.lookup ?? 'exact' });
+  /** flowpin's gNMI adapter toward the simulator's gNMI target of a switch (started once). */
+  private async gnmiAdapter(s: WorldSwitch): Promise<SwitchAdapter> {
     let target = this.gnmiTargets.get(s.opts.name);
     if (target === undefined) {
       const server = new GnmiServer(s.sw, { host: '127.0.0.1', port: 0, username: 'admin', password: 'flowpin', minSampleMs: 10 });
