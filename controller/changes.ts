@@ -122,6 +122,20 @@ let nextId = 1;
 export class ChangeManager {
   /** Changes queued, in progress and the last completed ones, oldest first. */
   readonly records: ChangeRecord[] = [];
+
+  /**
+   * The records with the server resets seen afterwards: RSTs from the VIP on the reply mirror
+   * from the change's group write until the next change of the VIP (null where the switch does
+   * not mirror server resets).
+   */
+  withResets(records: readonly ChangeRecord[] = this.records): (ChangeRecord & { resetsSeen: number | null })[] {
+    return records.map((r) => {
+      const from = r.sentAt ?? r.heldAt;
+      const next = this.records.find((x) => x.vip === r.vip && x !== r && (x.heldAt ?? Infinity) > (from ?? Infinity));
+      const resetsSeen = from === undefined ? null : this.rt.serverResetsBetween(r.vip, from, next?.heldAt ?? Infinity);
+      return { ...r, resetsSeen };
+    });
+  }
   private tail: Promise<void> = Promise.resolve();
   private stopped = false;
   private readonly aborts = new Set<(err: Error) => void>();

@@ -68,6 +68,7 @@ export function controllerMetrics() {
     mirrorReceiveBuffer: new ScrapeGauge(registry, 'flowpin_mirror_receive_buffer_bytes', 'Receive buffer of each mirror socket as the kernel granted it (Linux reports twice the usable size), and as asked for, by source and kind (granted, requested)', ['source', 'kind']),
     mirrorBacklogDrops: new ScrapeGauge(registry, 'flowpin_mirror_backlog_drops', 'Decoded mirror events dropped because the main thread was too far behind the receiver (only grows while flowpin runs)', []),
     persistSeconds: histogram('flowpin_persist_seconds', 'Time to write the tracked flows to the state store', [], [0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30]),
+    serverResets: counter('flowpin_server_resets_total', 'Resets sent by servers (RST from a VIP) seen on the reply mirror where its ACL matches RST, by switch and VIP', ['switch', 'vip']),
     replies: counter('flowpin_replies_observed_total', 'Mirrored server replies (SYN-ACK from a VIP) by switch and result (resolved, agree, disagree, duplicate, unknown-server, no-syn, ignored)', ['switch', 'result']),
     unknownServer: counter('flowpin_reply_unknown_server_total', 'Mirrored replies whose server flowpin could not tell, by switch and reason (no-identity, unknown-mac, ambiguous-mac, unknown-port, ambiguous-port, not-a-nexthop)', ['switch', 'reason']),
     disagreements: counter('flowpin_resolution_disagreements_total', 'Flows whose look-up answer differed from the server that answered (the observation wins), by switch', ['switch']),

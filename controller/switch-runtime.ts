@@ -108,7 +108,10 @@ export interface Resolution {
 }
 
 /** What a mirrored segment did, for counters. */
-export type SegmentResult = 'syn' | 'end' | 'ignored' | 'shed' | 'unknown-vip' | 'reply' | 'reply-unknown';
+export type SegmentResult = 'syn' | 'end' | 'ignored' | 'shed' | 'unknown-vip' | 'reply' | 'reply-unknown' | 'server-reset';
+
+/** Server resets kept per VIP (their times), for the changes' figures. */
+const SERVER_RESETS_KEPT = 100_000;
 
 const FIN = 0x01;
 const SYN = 0x02;
@@ -139,6 +142,8 @@ export class SwitchRuntime {
   private readonly watchers = new Set<(r: Resolution) => void>();
   /** SYNs shed (queue full) and not seen again, by flow key -> VIP: every change of the VIP counts them at risk. */
   private readonly shedKeys = new LRUCache<string, string>({ max: 100_000, ttl: 3_600_000 });
+  /** Times of server resets (RST from a VIP) seen on the reply mirror, per VIP. */
+  private readonly serverResets = new Map<string, number[]>();
   /** Flows the switch could not resolve, per VIP (pruned when read: ended or aged flows drop out). */
   private readonly unresolvedKeys = new Map<string, Set<string>>();
   private rateStart = 0;
@@ -257,6 +262,7 @@ export class SwitchRuntime {
    */
   onSegment(tuple: string, dst: string, flags: number, from?: { src: string; srcMac?: string | undefined; port?: number | undefined }): SegmentResult {
     if (from !== undefined && isSynAck(flags) && this.vips.has(from.src)) return this.onReply(reverseTuple(tuple), from.src, from.srcMac, from.port);
+    if (from !== undefined && (flags & RST) !== 0 && this.vips.has(from.src)) return this.onServerReset(from.src);
     const vip = this.vips.get(dst);
     if (vip === undefined) return 'unknown-vip';
     const key = flowKey(this.id, tuple);
@@ -349,6 +355,24 @@ export class SwitchRuntime {
   }
 
   /** A server's mirrored reply to flow `tuple` (client to VIP): the server that holds the connection. */
+  /** A server reset a connection (RST from a VIP, where the reply session mirrors RST too). */
+  private onServerReset(vip: string): SegmentResult {
+    let times = this.serverResets.get(vip);
+    if (times === undefined) this.serverResets.set(vip, (times = []));
+    times.push(this.o.clock.now());
+    if (times.length > SERVER_RESETS_KEPT) times.splice(0, times.length - SERVER_RESETS_KEPT);
+    this.o.metrics.serverResets.inc({ switch: this.name, vip });
+    return 'server-reset';
+  }
+
+  /** Server resets seen for a VIP in [from, to) (controller clock); null if none was ever mirrored on this switch. */
+  serverResetsBetween(vip: string, from: number, to: number): number | null {
+    if (this.serverResets.size === 0) return null;
+    let n = 0;
+    for (const t of this.serverResets.get(vip) ?? []) if (t >= from && t < to) n++;
+    return n;
+  }
+
   private onReply(tuple: string, vipAddr: string, mac: string | undefined, port: number | undefined): SegmentResult {
     const key = flowKey(this.id, tuple);
     const current = this.o.flowTable.nexthopOf(key);

@@ -182,12 +182,12 @@ export function History({ snap }: { snap: Snapshot }): VNode {
     ${rows.length === 0
       ? html`<p>No change yet.</p>`
       : html`<table data-testid="history">
-          <thead><tr><th scope="col">Change</th><th scope="col">Switch</th><th scope="col">VIP</th><th scope="col">Nexthop</th><th scope="col">Phase</th><th scope="col">Pinned</th><th scope="col">At risk</th><th scope="col">Window flows</th><th scope="col">Left</th><th scope="col">Started</th><th scope="col">Completed</th></tr></thead>
+          <thead><tr><th scope="col">Change</th><th scope="col">Switch</th><th scope="col">VIP</th><th scope="col">Nexthop</th><th scope="col">Phase</th><th scope="col">Pinned</th><th scope="col">At risk</th><th scope="col">Window flows</th><th scope="col" title="Server resets (RST from the VIP) seen on the reply mirror after the change, until the next change of the VIP; – where the switch does not mirror them">Resets seen</th><th scope="col">Left</th><th scope="col">Started</th><th scope="col">Completed</th></tr></thead>
           <tbody>
             ${rows.map((r) => html`<tr key=${r.id}>
               <td>${r.kind} ${r.id}</td><td>${r.switch}</td><td>${r.vip}</td><td>${r.nexthop}</td>
               <td>${r.phase}${r.deadlineReached ? ' (deadline)' : ''}${r.error ? html` <span class="bad">${r.error}</span>` : null}</td>
-              <td class="num">${r.pinned}</td><td class="num" title=${risk(r.atRiskBy)}>${r.atRisk}${r.atRisk > 0 ? ` (${risk(r.atRiskBy)})` : ''}</td><td class="num">${r.windowFlows}</td><td class="num">${r.remaining}</td>
+              <td class="num">${r.pinned}</td><td class="num" title=${risk(r.atRiskBy)}>${r.atRisk}${r.atRisk > 0 ? ` (${risk(r.atRiskBy)})` : ''}</td><td class="num">${r.windowFlows}</td><td class="num">${r.resetsSeen ?? '–'}</td><td class="num">${r.remaining}</td>
               <td>${time(r.startedAt)}</td><td>${time(r.completedAt)}</td>
             </tr>`)}
           </tbody>

@@ -55,6 +55,8 @@ export interface ChangeRecord {
   atRiskBy: Record<string, number>;
   windowFlows: number;
   remaining: number;
+  /** Server resets seen on the reply mirror after the change (null: the switch does not mirror them). */
+  resetsSeen: number | null;
   deadlineReached?: boolean;
   error?: string;
 }

@@ -133,6 +133,11 @@ export class SimSwitch {
   mirror: ((pkt: SimPacket) => void) | undefined;
   /** The reply mirror session: called with each server's SYN-ACK and where it came from. */
   replyMirror: ((reply: SimPacket, from: ReplySource) => void) | undefined;
+  /**
+   * The reply session's ACL also matches RST from a VIP: a server's reset of a connection it
+   * does not hold (one moved to it) is mirrored too, so resets after a change can be counted.
+   */
+  replyMirrorRst = false;
   readonly counters: SwitchCounters = { packets: 0, viaPin: 0, viaEcmp: 0, dropped: 0, mirrored: 0 };
   private readonly uplinkPrefixes: Prefix[];
   private nextPort = 1;
@@ -345,17 +350,18 @@ export class SimSwitch {
     }
     const conn = `${pkt.src}|${pkt.sport}|${pkt.dst}|${pkt.dport}`;
     const outcome = server.receive(conn, isSyn, (pkt.flags & FIN) !== 0);
-    if (outcome === 'opened' && this.replyMirror !== undefined && nexthop !== undefined) this.mirrorReply(pkt, nexthop);
+    if (outcome === 'opened' && this.replyMirror !== undefined && nexthop !== undefined) this.mirrorReply(pkt, nexthop, 0x12);
+    if (outcome === 'reset' && this.replyMirrorRst && this.replyMirror !== undefined && nexthop !== undefined) this.mirrorReply(pkt, nexthop, 0x04);
     return { nexthop, via, outcome, pin };
   }
 
-  /** The server's SYN-ACK enters on the port toward it (a port-channel member by the LAG hash) and is mirrored. */
-  private mirrorReply(syn: SimPacket, server: string): void {
+  /** The server's SYN-ACK (or RST) enters on the port toward it (a port-channel member by the LAG hash) and is mirrored. */
+  private mirrorReply(syn: SimPacket, server: string, flags: number): void {
     const att = this.attachments.get(server);
     if (att === undefined || this.replyMirror === undefined) return;
     const port = this.egressPort(server, this.hashOf(syn.src, syn.dst, syn.protocol, syn.sport, syn.dport)) ?? att.via;
     this.counters.mirrored++;
-    this.replyMirror({ src: syn.dst, dst: syn.src, sport: syn.dport, dport: syn.sport, protocol: syn.protocol, flags: 0x12, bytes: 74 }, { server, mac: att.mac, port });
+    this.replyMirror({ src: syn.dst, dst: syn.src, sport: syn.dport, dport: syn.sport, protocol: syn.protocol, flags, bytes: flags === 0x04 ? 54 : 74 }, { server, mac: att.mac, port });
   }
 
   /** Gives a server a new MAC (a replaced NIC or VM): the switch's tables show it from now on. */

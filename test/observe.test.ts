@@ -145,6 +145,35 @@ describe('resolution by observation', () => {
     }
   });
 
+  test('server resets mirrored too (RST from the VIP): each change shows the resets seen after it', { timeout: 90_000 }, async () => {
+    // Catches: RSTs from a VIP taken as the end of a flow (or dropped), or resets counted
+    // outside the change they followed.
+    const w = await world({ replyTimeoutMs: 200 });
+    try {
+      const s = w.sw('sw1').sw;
+      const mirror = s.replyMirror;
+      assert.ok(mirror);
+      s.replyMirrorRst = true;
+      // For a second no SYN-ACK is mirrored: those flows stay unresolved, and a drain resets the ones it moves.
+      s.replyMirror = (p, from) => (p.flags === 0x04 ? mirror(p, from) : undefined);
+      await w.advance(1000);
+      s.replyMirror = mirror;
+      await w.advance(500);
+      const cmgr = cm(w);
+      assert.deepEqual(cmgr.withResets().map((r) => r.resetsSeen), [], 'no change yet');
+      const before = w.audit().broken;
+      const drain = (await w.settle(cmgr.drain(VIP, NH[1] as string, {}), 20_000)) as ChangeRecord;
+      assert.equal(drain.phase, 'applied', drain.error);
+      const a = await assertPromiseKept(w);
+      assert.ok(a.broken - before > 0, 'the drain reset the unresolved flows it moved (counted at risk)');
+      const seen = cmgr.withResets().find((r) => r.id === drain.id)?.resetsSeen;
+      assert.equal(seen, a.broken - before, 'every reset after the drain was seen on the reply mirror and counted to it');
+      assert.equal(await metric(w, 'flowpin_server_resets_total'), seen);
+    } finally {
+      await w.close();
+    }
+  });
+
   test('no look-up and no mirrored replies: the dry run says servers cannot be learnt, and every live flow is at risk', { timeout: 60_000 }, async () => {
     const w = await world({ mirrorReplies: false, resolution: 'lookup' }, {}, 300);
     try {

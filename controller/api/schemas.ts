@@ -48,6 +48,7 @@ export const ChangeView = Type.Object({
   pinned: Type.Optional(Type.Integer()),
   atRisk: Type.Optional(Type.Integer()),
   remaining: Type.Optional(Type.Integer()),
+  resetsSeen: Type.Optional(Type.Union([Type.Integer(), Type.Null()], { description: 'server resets (RST from the VIP) seen on the reply mirror after the change, until the next change of the VIP; null where the switch does not mirror them' })),
 }, { additionalProperties: true });
 
 /** A report whose fields are the controller's (dry runs, removals): described, passed through whole. */

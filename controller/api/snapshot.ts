@@ -93,7 +93,7 @@ export function buildSnapshot(controller: Controller, simulator: (() => Simulato
             return n;
           }),
         })),
-        changes: cm.records.slice(-RECENT_CHANGES),
+        changes: cm.withResets(cm.records.slice(-RECENT_CHANGES)),
       };
     }),
     simulator: simulator === undefined ? null : simulator(),

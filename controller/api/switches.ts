@@ -49,7 +49,7 @@ export const switchRoutes = (controller: Controller): FastifyPluginAsync =>
 
     app.get<{ Params: Static<typeof SwitchParams> }>('/api/v1/switches/:switch/changes', { config: read, schema: { summary: 'Changes in progress and recent ones', params: SwitchParams, response: { 200: Type.Object({ changes: Type.Array(ChangeView) }), ...errorResponses } } }, (req) => {
       controller.changeManager(req.params.switch).track();
-      return { changes: controller.changeManager(req.params.switch).records };
+      return { changes: controller.changeManager(req.params.switch).withResets() };
     });
 
     app.post<{ Params: NexthopParamsT; Body: Static<typeof DrainBody> }>(
