@@ -58,6 +58,7 @@ export async function startSimulator(scenario: Scenario, opts: { clock?: Virtual
       sw.mirror = (pkt) => m.send(pkt);
       const encap = scenario.mirror.replyEncap;
       if (scenario.mirror.replies) sw.replyMirror = (pkt, from) => m.sendReply(pkt, { mac: from.mac, portIndex: portIndexOf(from.port) }, encap);
+      sw.replyMirrorRst = scenario.mirror.replies && scenario.mirror.replyRst;
       stops.push(() => m.stop());
       endpoints.mirror = `${scenario.mirror.transport === 'udp' ? 'gre-in-udp' : 'raw gre'} to ${scenario.mirror.host}${scenario.mirror.transport === 'udp' ? `:${scenario.mirror.port}` : ''}`;
     }

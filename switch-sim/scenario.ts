@@ -29,6 +29,8 @@ export interface Scenario {
     enabled: boolean; host: string; port: number; transport: 'udp' | 'raw'; /** The switch's address as the collector sees it. */ sourceAddress: string;
     /** Also mirror the servers' SYN-ACKs (the reply session), as ERSPAN II with the port index or type I. */
     replies: boolean; replyEncap: 'erspan2' | 'erspan1';
+    /** The reply session also mirrors the servers' RSTs (RST from a VIP). */
+    replyRst: boolean;
   };
   eapi: { enabled: boolean; host: string; port: number; username: string; password: string };
   gnmi: { enabled: boolean; host: string; port: number; username: string | undefined; password: string | undefined };
@@ -130,6 +132,7 @@ export function readScenario(src: Reader): Scenario {
     sourceAddress: m.checked('sourceAddress', '127.0.0.2', ipCheck),
     replies: m.boolean('replies', false),
     replyEncap: m.oneOf('replyEncap', ['erspan2', 'erspan1'] as const, 'erspan2'),
+    replyRst: m.boolean('replyRst', false),
   };
   m.done();
   const e = r.object('eapi');
