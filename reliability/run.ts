@@ -19,7 +19,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
  * checks, and every property test (API, configuration, decoding) as it lands.
  */
 export const PATTERNS = [
-  'mirror-health', 'mirror-mismatch', '*overflow*', 'sigterm-load', 'readiness', 'controller-faults',
+  'mirror-health', 'mirror-mismatch', 'mirror-drops', 'sigterm-load', 'readiness', 'controller-faults',
   'consent', 'consent-gaps', 'start-process', '*property*',
 ];
 

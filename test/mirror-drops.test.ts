@@ -7,6 +7,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { recordFigures } from './helpers/figures.js';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
@@ -88,6 +89,11 @@ test('a receive buffer that overflows: drops in the metrics, the mirror dropping
     await until('ready again after a window without loss', () => controller.readiness().ready, windowMs * 4 + 5000);
     assert.equal(controller.readiness().switches[0]?.mirror.state, 'ok');
     assert.equal(controller.readiness().switches[0]?.mirror.dropped, drops, 'the count stays');
+    recordFigures({
+      fault: 'a receive buffer that overflows (a 4 KiB socket buffer, a burst from a sender process)',
+      test: 'test/mirror-drops.test.ts', outcome: 'every frame decoded or counted as a kernel drop (metric and readiness), the mirror dropping and the switch not ready, then ready again after a window without loss',
+      inputs: sent, dropsCounted: drops, figures: { 'frames sent': sent, 'frames decoded': st.frames, 'kernel drops counted': drops },
+    });
   } finally {
     await controller.stop();
   }
