@@ -90,17 +90,23 @@ async function flowpinRun(b: Bed): Promise<{ pinsPerS: number; p50: number; p99:
   const sw = config.switches[0];
   if (sw?.eapi === undefined) throw new Error('no switch');
   const adapter = new AristaEapiAdapter({ switchName: 'sw1', url: sw.eapi.url, username: 'admin', password: 'pw', maxConcurrent: 4, resolveBatchSize: 500, pinBatchSize: 200, pinTableSize: 10_000_000 });
-  const controller = new Controller({ config, adapters: new Map([['sw1', adapter]]), logger: pino({ level: 'silent' }), listen: false });
-  await controller.start();
+  // SYN to pin: from the SYN handed to the controller to the switch's answer that the pin is
+  // programmed (the eAPI adapter reads its batch back before it answers).
   const latencies: number[] = [];
   const sentAt = new Map<string, number>();
-  const rt = controller.runtime('sw1');
-  (rt.reconciler as unknown as { o: { onInstalled?: (p: { flow: { src: string; sport: number } }[], at: number) => void } }).o.onInstalled = (pins, at) => {
-    for (const p of pins) {
-      const t = sentAt.get(`${p.flow.src}:${p.flow.sport}`);
-      if (t !== undefined) latencies.push(at - t);
-    }
+  const install = adapter.installPins.bind(adapter);
+  adapter.installPins = async (pins) => {
+    const out = await install(pins);
+    const at = Date.now();
+    out.forEach((o, i) => {
+      const p = pins[i];
+      const t = p === undefined ? undefined : sentAt.get(`${p.flow.src}:${p.flow.sport}`);
+      if (o.ok && o.programmed !== false && t !== undefined) latencies.push(at - t);
+    });
+    return out;
   };
+  const controller = new Controller({ config, adapters: new Map([['sw1', adapter]]), logger: pino({ level: 'silent' }), listen: false });
+  await controller.start();
   const installed = (): Promise<number> => valueOf(controller.metrics.pinsInstalled, { switch: 'sw1' });
   const waitFor = async (n: number, ms: number): Promise<void> => {
     const end = Date.now() + ms;
