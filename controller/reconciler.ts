@@ -423,9 +423,19 @@ export class Reconciler {
     const outcomes = await this.o.adapter.installPins(chunk.map(([, p]) => ({ flow: p.flow, nexthop: p.nexthop, idleTimeoutS: this.o.idleTimeoutS })));
     const now = this.o.clock.now();
     const garbage: FlowSpec[] = [];
+    let strays = false;
     outcomes.forEach((o, k) => {
       const [id, p] = chunk[k] as [string, DesiredPin];
-      if (this.desired.get(id) !== p) return;
+      if (this.desired.get(id) !== p) {
+        // Unwanted (or wanted toward another nexthop) while its install was in flight: what the
+        // switch now holds is recorded, so that the next round removes or replaces it.
+        if (o.ok && (o.programmed !== false || o.reason === 'pending')) {
+          this.installed.set(id, { flow: p.flow, nexthop: p.nexthop, programmed: o.programmed === true, packets: 0, lastActive: now, ...(o.programmed === true ? {} : { reason: 'pending' }) });
+          this.touched.add(id);
+          strays = true;
+        }
+        return;
+      }
       if (!o.ok) {
         this.o.metrics.pinFailures.inc({ switch: name, reason: 'refused' });
         this.drop(id, p, 'refused', o.error ?? 'refused');
@@ -450,6 +460,7 @@ export class Reconciler {
       }
       this.installed.set(id, view);
     });
+    if (strays) this.touch();
     if (garbage.length > 0) {
       await this.o.adapter.removePins(garbage);
       this.o.metrics.pinsRemoved.inc({ switch: name, why: 'gc' }, garbage.length);
