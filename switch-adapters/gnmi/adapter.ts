@@ -179,26 +179,27 @@ export class GnmiAdapter implements SwitchAdapter {
     const known = [...ids].map((id) => this.byFlow.get(id)).filter((k): k is Known => k !== undefined);
     // Other rules found holding these flows go with them.
     const extra = [...this.extras].filter(([, id]) => ids.has(id)).map(([seq]) => seq);
-    const size = this.capabilities.pinBatchSize * 4;
-    for (let at = 0; at < known.length; at += size) {
-      const chunk = known.slice(at, at + size);
-      await this.transport.set({ delete: chunk.map((k) => ({ elem: rulePath(this.loc, k.seq) })) });
-      for (const k of chunk) this.forget(k);
-    }
+    const bySeq = new Map(known.map((k) => [k.seq, k]));
+    await this.deleteRules([...bySeq.keys()], (seq) => this.forget(bySeq.get(seq) as Known));
     await this.deleteExtras(extra);
   }
 
   /** Deletes rules flowpin does not keep (a failure leaves them for the next listing). */
-  private async deleteExtras(seqs: number[]): Promise<void> {
+  private deleteExtras(seqs: number[]): Promise<void> {
+    return this.deleteRules(seqs, (seq) => {
+      this.extras.delete(seq);
+      this.counters.forget(seq);
+      this.stats.extrasDeleted++;
+    });
+  }
+
+  /** Deletes rules by sequence id, many per SetRequest; `deleted` runs for each once its request succeeded. */
+  private async deleteRules(seqs: number[], deleted: (seq: number) => void): Promise<void> {
     const size = this.capabilities.pinBatchSize * 4;
     for (let at = 0; at < seqs.length; at += size) {
       const chunk = seqs.slice(at, at + size);
       await this.transport.set({ delete: chunk.map((seq) => ({ elem: rulePath(this.loc, seq) })) });
-      for (const seq of chunk) {
-        this.extras.delete(seq);
-        this.counters.forget(seq);
-        this.stats.extrasDeleted++;
-      }
+      for (const seq of chunk) deleted(seq);
     }
   }
 
