@@ -113,6 +113,50 @@ export type SegmentResult = 'syn' | 'end' | 'ignored' | 'shed' | 'unknown-vip' |
 /** Server resets kept per VIP (their times), for the changes' figures. */
 const SERVER_RESETS_KEPT = 100_000;
 
+/**
+ * Times pushed in clock order, the last `max` of them kept (dropped a block at a time, so a
+ * push stays cheap); counts in a range by binary search (read every second by the dashboard).
+ */
+class RecentTimes {
+  private times: number[] = [];
+  private head = 0;
+  /** False once the wall clock stepped back between two pushes: counts then scan. */
+  private ordered = true;
+  constructor(private readonly max: number) {}
+
+  push(t: number): void {
+    if (this.times.length > this.head && t < (this.times.at(-1) as number)) this.ordered = false;
+    this.times.push(t);
+    if (this.times.length - this.head > this.max) this.head++;
+    if (this.head >= this.max) {
+      this.times = this.times.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  /** Times in [from, to). */
+  countBetween(from: number, to: number): number {
+    if (this.ordered) return this.firstAtOrAfter(to) - this.firstAtOrAfter(from);
+    let n = 0;
+    for (let i = this.head; i < this.times.length; i++) {
+      const t = this.times[i] as number;
+      if (t >= from && t < to) n++;
+    }
+    return n;
+  }
+
+  private firstAtOrAfter(x: number): number {
+    let lo = this.head;
+    let hi = this.times.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((this.times[mid] as number) < x) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}
+
 const FIN = 0x01;
 const SYN = 0x02;
 const RST = 0x04;
@@ -143,7 +187,7 @@ export class SwitchRuntime {
   /** SYNs shed (queue full) and not seen again, by flow key -> VIP: every change of the VIP counts them at risk. */
   private readonly shedKeys = new LRUCache<string, string>({ max: 100_000, ttl: 3_600_000 });
   /** Times of server resets (RST from a VIP) seen on the reply mirror, per VIP. */
-  private readonly serverResets = new Map<string, number[]>();
+  private readonly serverResets = new Map<string, RecentTimes>();
   /** Flows the switch could not resolve, per VIP (pruned when read: ended or aged flows drop out). */
   private readonly unresolvedKeys = new Map<string, Set<string>>();
   private rateStart = 0;
@@ -358,9 +402,8 @@ export class SwitchRuntime {
   /** A server reset a connection (RST from a VIP, where the reply session mirrors RST too). */
   private onServerReset(vip: string): SegmentResult {
     let times = this.serverResets.get(vip);
-    if (times === undefined) this.serverResets.set(vip, (times = []));
+    if (times === undefined) this.serverResets.set(vip, (times = new RecentTimes(SERVER_RESETS_KEPT)));
     times.push(this.o.clock.now());
-    if (times.length > SERVER_RESETS_KEPT) times.splice(0, times.length - SERVER_RESETS_KEPT);
     this.o.metrics.serverResets.inc({ switch: this.name, vip });
     return 'server-reset';
   }
@@ -368,9 +411,7 @@ export class SwitchRuntime {
   /** Server resets seen for a VIP in [from, to) (controller clock); null if none was ever mirrored on this switch. */
   serverResetsBetween(vip: string, from: number, to: number): number | null {
     if (this.serverResets.size === 0) return null;
-    let n = 0;
-    for (const t of this.serverResets.get(vip) ?? []) if (t >= from && t < to) n++;
-    return n;
+    return this.serverResets.get(vip)?.countBetween(from, to) ?? 0;
   }
 
   private onReply(tuple: string, vipAddr: string, mac: string | undefined, port: number | undefined): SegmentResult {
