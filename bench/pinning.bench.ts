@@ -72,9 +72,15 @@ function nextFlow(): { src: string; sport: number } {
   return { src: `10.${64 + ((i >> 16) & 63)}.${(i >> 8) & 255}.${i & 255}`, sport: 1024 + (i % 60000) };
 }
 
-function synEvent(src: string, sport: number): FlowEvent {
-  return { outerSrc: '127.0.0.2', outerDst: '127.0.0.1', encap: 'erspan1', greKey: null, sessionId: null, vlan: null, family: 4, src, dst: VIP, sport, dport: 443, flags: 0x02, tuple: tupleOf({ family: 4, src, dst: VIP, sport, dport: 443 }), at: Date.now() };
+function segment(src: string, sport: number, flags: number): FlowEvent {
+  return { outerSrc: '127.0.0.2', outerDst: '127.0.0.1', encap: 'erspan1', greKey: null, sessionId: null, vlan: null, family: 4, src, dst: VIP, sport, dport: 443, flags, tuple: tupleOf({ family: 4, src, dst: VIP, sport, dport: 443 }), at: Date.now() };
 }
+
+const synEvent = (src: string, sport: number): FlowEvent => segment(src, sport, 0x02);
+const finEvent = (src: string, sport: number): FlowEvent => segment(src, sport, 0x11);
+
+/** Connections open at a time in the throughput run. */
+const WINDOW = 1000;
 
 const pct = (xs: number[], p: number): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -82,7 +88,7 @@ const pct = (xs: number[], p: number): number => {
 };
 
 /** flowpin: a burst for throughput, then a steady offered rate for latency. */
-async function flowpinRun(b: Bed): Promise<{ pinsPerS: number; p50: number; p99: number; offered: number }> {
+async function flowpinRun(b: Bed, BURST: number): Promise<{ pinsPerS: number; p50: number; p99: number; offered: number }> {
   const config = readConfig(Reader.fromObject('bench', {
     pinMode: 'always', resyncIntervalS: 3600, mirror: { udp: [] }, resolveQueue: 1_000_000, flowTable: { maxFlows: 2_000_000 },
     switches: [{ name: 'sw1', mirrorSources: ['127.0.0.2'], pinTableSize: 10_000_000, eapi: { url: b.url, username: 'admin', password: 'pw', maxConcurrent: 4, resolveBatchSize: 500, pinBatchSize: 200 }, vips: [{ address: VIP, nexthops: NH }] }],
@@ -91,23 +97,48 @@ async function flowpinRun(b: Bed): Promise<{ pinsPerS: number; p50: number; p99:
   if (sw?.eapi === undefined) throw new Error('no switch');
   const adapter = new AristaEapiAdapter({ switchName: 'sw1', url: sw.eapi.url, username: 'admin', password: 'pw', maxConcurrent: 4, resolveBatchSize: 500, pinBatchSize: 200, pinTableSize: 10_000_000 });
   // SYN to pin: from the SYN handed to the controller to the switch's answer that the pin is
-  // programmed (the eAPI adapter reads its batch back before it answers).
+  // programmed: the read-back with the write, or (once the table lists more than the
+  // adapter's readBackLimit) the controller's timed read-back. Each connection then ends (a
+  // FIN), so its pin is removed and the switch holds what a DirectFlow table can (hundreds to
+  // a few thousand entries), not every pin of the run.
   const latencies: number[] = [];
   const sentAt = new Map<string, number>();
+  const ended = new Set<string>();
+  let send = (_e: FlowEvent): void => undefined;
+  const programmedNow = (src: string, sport: number): void => {
+    const key = `${src}:${sport}`;
+    const t = sentAt.get(key);
+    if (t !== undefined) {
+      latencies.push(Date.now() - t);
+      sentAt.delete(key);
+    }
+    if (ended.has(key)) return;
+    ended.add(key);
+    setImmediate(() => {
+      send(finEvent(src, sport));
+      refill();
+    });
+  };
+  let refill = (): void => undefined;
   const install = adapter.installPins.bind(adapter);
   adapter.installPins = async (pins) => {
     const out = await install(pins);
-    const at = Date.now();
     out.forEach((o, i) => {
       const p = pins[i];
-      const t = p === undefined ? undefined : sentAt.get(`${p.flow.src}:${p.flow.sport}`);
-      if (o.ok && o.programmed !== false && t !== undefined) latencies.push(at - t);
+      if (p !== undefined && o.ok && o.programmed === true) programmedNow(p.flow.src, p.flow.sport);
     });
     return out;
   };
-  const controller = new Controller({ config, adapters: new Map([['sw1', adapter]]), logger: pino({ level: 'silent' }), listen: false });
-  await controller.start();
-  const installed = (): Promise<number> => valueOf(controller.metrics.pinsInstalled, { switch: 'sw1' });
+  const list = adapter.listPins.bind(adapter);
+  adapter.listPins = async () => {
+    const out = await list();
+    for (const p of out) if (p.programmed) programmedNow(p.flow.src, p.flow.sport);
+    return out;
+  };
+  const c = new Controller({ config, adapters: new Map([['sw1', adapter]]), logger: pino({ level: 'silent' }), listen: false });
+  send = (e) => c.onEvent(e);
+  await c.start();
+  const installed = (): Promise<number> => valueOf(c.metrics.pinsInstalled, { switch: 'sw1' });
   const waitFor = async (n: number, ms: number): Promise<void> => {
     const end = Date.now() + ms;
     while ((await installed()) < n) {
@@ -118,27 +149,32 @@ async function flowpinRun(b: Bed): Promise<{ pinsPerS: number; p50: number; p99:
   // Warm up (ingress and via caches, connections).
   for (let i = 0; i < 200; i++) {
     const f = nextFlow();
-    controller.onEvent(synEvent(f.src, f.sport));
+    c.onEvent(synEvent(f.src, f.sport));
   }
   await waitFor(200, 30_000);
   // Throughput: a burst, fed in slices so the event loop keeps receiving and sending.
-  const BURST = 30_000;
   const base = await installed();
+  // Throughput: BURST connections through a pool of WINDOW open at a time (a new one as each
+  // pinned one ends), as a switch's table holds them: WINDOW fits the DirectFlow table of a
+  // 7050X (about 1,500 entries) with room for the pins being removed.
   const t0 = Date.now();
-  for (let i = 0; i < BURST; i += 1000) {
-    for (let k = 0; k < 1000; k++) {
-      const f = nextFlow();
-      controller.onEvent(synEvent(f.src, f.sport));
-    }
-    await new Promise((r) => setImmediate(r));
-  }
-  await waitFor(base + BURST, 120_000);
+  let toSend = BURST;
+  const sendOne = (): void => {
+    if (toSend <= 0) return;
+    toSend--;
+    const f = nextFlow();
+    c.onEvent(synEvent(f.src, f.sport));
+  };
+  refill = sendOne;
+  for (let i = 0; i < Math.min(WINDOW, BURST); i++) sendOne();
+  await waitFor(base + BURST, 300_000);
+  refill = () => undefined;
   const pinsPerS = BURST / ((Date.now() - t0) / 1000);
   // Latency: a steady offered rate well below the throughput, every 5 ms.
   const offered = Math.min(5000, Math.floor(pinsPerS / 4));
   const before = await installed();
   latencies.length = 0;
-  const duration = 3000;
+  const duration = BURST < 30_000 ? 1000 : 3000;
   const perTick = Math.max(1, Math.round(offered / 200));
   const start = Date.now();
   let sent = 0;
@@ -148,7 +184,7 @@ async function flowpinRun(b: Bed): Promise<{ pinsPerS: number; p50: number; p99:
       for (let k = 0; k < perTick; k++) {
         const f = nextFlow();
         sentAt.set(`${f.src}:${f.sport}`, now);
-        controller.onEvent(synEvent(f.src, f.sport));
+        c.onEvent(synEvent(f.src, f.sport));
         sent++;
       }
       if (now - start >= duration) {
@@ -158,7 +194,7 @@ async function flowpinRun(b: Bed): Promise<{ pinsPerS: number; p50: number; p99:
     }, 5);
   });
   await waitFor(before + sent, 60_000);
-  await controller.stop();
+  await c.stop();
   return { pinsPerS, p50: pct(latencies, 50), p99: pct(latencies, 99), offered: Math.round(sent / (duration / 1000)) };
 }
 
@@ -185,15 +221,25 @@ async function baselineRun(b: Bed, n: number): Promise<{ pinsPerS: number; p50: 
   return { pinsPerS, p50: pct(times, 50), p99: pct(times, 99) };
 }
 
-export async function pinningBench(): Promise<Figure[]> {
+export interface PinningSize {
+  /** SYNs of the throughput burst. */
+  burst: number;
+  /** Serial baseline SYNs at +1 ms and +10 ms. */
+  baseline: [number, number];
+}
+
+export const PINNING_FULL: PinningSize = { burst: 30_000, baseline: [1000, 300] };
+export const PINNING_TINY: PinningSize = { burst: 2_000, baseline: [50, 20] };
+
+export async function pinningBench(size: PinningSize = PINNING_FULL): Promise<Figure[]> {
   const figures: Figure[] = [];
   for (const latency of [1, 10]) {
     const b = await bed(latency);
     try {
       process.stdout.write(`pinning: eAPI +${latency} ms: baseline (serial, 2 calls per SYN)...\n`);
-      const base = await baselineRun(b, latency === 1 ? 1000 : 300);
-      process.stdout.write(`pinning: eAPI +${latency} ms: flowpin (burst of 30,000 SYNs, then a steady rate)...\n`);
-      const fp = await flowpinRun(b);
+      const base = await baselineRun(b, latency === 1 ? size.baseline[0] : size.baseline[1]);
+      process.stdout.write(`pinning: eAPI +${latency} ms: flowpin (${size.burst.toLocaleString('en-US')} connections, ${WINDOW.toLocaleString('en-US')} open at a time, then a steady rate)...\n`);
+      const fp = await flowpinRun(b, size.burst);
       const ratio = fp.pinsPerS / base.pinsPerS;
       const tag = `${latency}ms`;
       figures.push(

@@ -49,6 +49,7 @@ export const EapiSchema = Type.Object({
   bgp: Type.Optional(Type.Object({ asn: Int(1, 4294967295), peerGroup: Str(), routeMap: Str({ default: 'FLOWPIN-DRAIN-IN' }), prefixList: Type.Optional(Str()) }, strict)),
   enableSecret: Type.Optional(Str()),
   atomicity: Type.Enum(['session', 'cleanup'], { default: 'session' }),
+  readBackLimit: Int(0, undefined, 4096),
 }, strict);
 
 export const GnmiSchema = Type.Object({

@@ -38,6 +38,8 @@ export interface EapiConfig {
   enableSecret: string | undefined;
   /** 'session' (configuration session, committed whole) or 'cleanup' (line by line, half-built flows removed). */
   atomicity: 'session' | 'cleanup';
+  /** Largest listed table read back with each write; beyond it the controller's timed read-back confirms. */
+  readBackLimit: number;
 }
 
 export interface GnmiConfig {
@@ -252,6 +254,7 @@ function readEapi(at: At, path: Path, e: EapiDoc): EapiConfig {
     groupTemplate,
     enableSecret: e.enableSecret === undefined ? undefined : secret(at, [...path, 'enableSecret'], e.enableSecret),
     atomicity: e.atomicity,
+    readBackLimit: e.readBackLimit,
   };
 }
 

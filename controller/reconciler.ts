@@ -38,6 +38,35 @@ export interface InstalledView {
   lastActive: number;
 }
 
+/**
+ * The installed view, keeping the number of programmed pins as it changes: the count is read
+ * every round (free entries) and by every scrape, and a scan of a million pins each time
+ * made a round grow with the table. Views are replaced, never changed in place.
+ */
+export class InstalledPins extends Map<string, InstalledView> {
+  private programmedN = 0;
+
+  get programmed(): number {
+    return this.programmedN;
+  }
+
+  override set(id: string, view: InstalledView): this {
+    if (super.get(id)?.programmed === true) this.programmedN--;
+    if (view.programmed) this.programmedN++;
+    return super.set(id, view);
+  }
+
+  override delete(id: string): boolean {
+    if (super.get(id)?.programmed === true) this.programmedN--;
+    return super.delete(id);
+  }
+
+  override clear(): void {
+    this.programmedN = 0;
+    super.clear();
+  }
+}
+
 export interface FailedPin {
   flow: FlowSpec;
   nexthop: string;
@@ -66,7 +95,7 @@ export type DropListener = (id: string, pin: DesiredPin, why: AtRiskReason | 'id
 
 export class Reconciler {
   readonly desired = new Map<string, DesiredPin>();
-  readonly installed = new Map<string, InstalledView>();
+  readonly installed = new InstalledPins();
   readonly failed: LRUCache<string, FailedPin>;
   /** Desired members per VIP; a VIP absent here is left as the switch has it. */
   readonly desiredGroups = new Map<string, Set<string>>();
@@ -211,9 +240,7 @@ export class Reconciler {
 
   /** Installed and programmed pins. */
   programmedCount(): number {
-    let n = 0;
-    for (const v of this.installed.values()) if (v.programmed) n++;
-    return n;
+    return this.installed.programmed;
   }
 
   stop(): void {

@@ -2,7 +2,7 @@
 // address, destination address, source port and destination port bytes (12 characters for
 // IPv4, 36 for IPv6). It is cheap to build from a frame, small as a Map key, and reversible.
 
-import { ipAt, parseIp } from './addr.js';
+import { ipAt, ipv4Value, parseIp } from './addr.js';
 
 export interface FlowTuple {
   family: 4 | 6;
@@ -36,6 +36,14 @@ export function tupleAt(buf: Uint8Array, family: 4 | 6, srcOff: number, dstOff: 
 
 /** The tuple of a flow given in text form; throws on addresses that are not IP or differ in family. */
 export function tupleOf(flow: FlowTuple): string {
+  const s4 = ipv4Value(flow.src);
+  const d4 = s4 < 0 ? -1 : ipv4Value(flow.dst);
+  if (d4 >= 0) {
+    return String.fromCharCode(
+      s4 >>> 24, (s4 >>> 16) & 0xff, (s4 >>> 8) & 0xff, s4 & 0xff, d4 >>> 24, (d4 >>> 16) & 0xff, (d4 >>> 8) & 0xff, d4 & 0xff,
+      flow.sport >> 8, flow.sport & 0xff, flow.dport >> 8, flow.dport & 0xff,
+    );
+  }
   const s = parseIp(flow.src);
   const d = parseIp(flow.dst);
   if (s.family !== d.family) throw new Error(`address families differ: ${flow.src} and ${flow.dst}`);

@@ -76,6 +76,7 @@ export function createAdapter(cfg: SwitchConfig, sims: ReadonlyMap<string, SimSw
     ...(cfg.pinTableSizeSet ? { pinTableSize: cfg.pinTableSize } : {}),
     vips: cfg.vips.map((v) => v.address),
     atomicity: e.atomicity,
+    readBackLimit: e.readBackLimit,
     ...(e.caFile === undefined ? {} : { caFile: e.caFile }),
     ...(e.groupCommands === undefined ? {} : { groupCommands: e.groupCommands }),
     ...(e.groupTemplate === undefined ? {} : { groupTemplate: e.groupTemplate }),

@@ -75,6 +75,8 @@ export class PinTable {
   private programmedCount = 0;
   /** Entries waiting for their programming time, in the order they were accepted. */
   private pendingQueue: PinEntry[] = [];
+  /** First entry of pendingQueue not yet settled (the array is compacted once half is spent). */
+  private pendingHead = 0;
   /** Configuration changes since start, for ON_CHANGE subscribers. */
   revision = 0;
   programDelayMs: number;
@@ -127,8 +129,8 @@ export class PinTable {
 
   /** Programs the pending entries whose time has come (in the order they were accepted). */
   settle(now: number): void {
-    if (this.pendingQueue.length === 0) return;
-    let i = 0;
+    if (this.pendingHead >= this.pendingQueue.length) return;
+    let i = this.pendingHead;
     for (; i < this.pendingQueue.length; i++) {
       const e = this.pendingQueue[i] as PinEntry;
       if (e.programAt > now) break;
@@ -138,7 +140,14 @@ export class PinTable {
       this.programOrReject(e);
       this.revision++;
     }
-    if (i > 0) this.pendingQueue = this.pendingQueue.slice(i);
+    this.pendingHead = i;
+    if (i === this.pendingQueue.length) {
+      this.pendingQueue = [];
+      this.pendingHead = 0;
+    } else if (i > 1024 && i * 2 > this.pendingQueue.length) {
+      this.pendingQueue = this.pendingQueue.slice(i);
+      this.pendingHead = 0;
+    }
   }
 
   private settleNow(): void {

@@ -8,7 +8,10 @@ import { AddressError, hostAddress } from '../controller/address.js';
 import { FlowpinError } from '../controller/errors.js';
 import { readConfig } from '../controller/config.js';
 import { ConfigError, Reader } from '../controller/validate.js';
-import { canonicalIp } from '../mirror-receiver/addr.js';
+import { isIPv4 } from 'node:net';
+import fc from 'fast-check';
+import { canonicalIp, ipv4Value, parseIp } from '../mirror-receiver/addr.js';
+import { parseTuple, tupleAt, tupleOf } from '../mirror-receiver/tuple.js';
 import { World } from '../cli/scenario/world.js';
 
 describe('switch addresses', () => {
@@ -64,5 +67,33 @@ describe('switch addresses', () => {
     fails([sw('a', [{ address: '0.0.0.0', nexthops: [] }])], /address/, /unspecified/);
     fails([sw('a', [{ address: '192.0.2.80', nexthops: [] }]), sw('b', [{ address: '192.0.2.81', nexthops: [] }])], /switches/, /mirror source 10\.0\.0\.1 is given for both a and b/);
     assert.deepEqual(cfg([sw('a', [{ address: '192.0.2.80', nexthops: ['::ffff:10.0.1.1'] }])]).switches[0]?.vips[0]?.nexthops, ['10.0.1.1']);
+  });
+});
+
+describe('IPv4 text on the per-packet path', () => {
+  const seed = process.env['FLOWPIN_SEED'] !== undefined ? Number(process.env['FLOWPIN_SEED']) : Date.now() % 2 ** 31;
+
+  test('ipv4Value accepts exactly what isIPv4 accepts, with the value of the split parts', () => {
+    console.log(`ipv4Value seed ${seed} (FLOWPIN_SEED=${seed} replays it)`);
+    const bySplit = (s: string): number => s.split('.').reduce((v, p) => v * 256 + Number(p), 0);
+    for (const s of ['0.0.0.0', '255.255.255.255', '10.0.1.7', '1.2.3.4', '01.2.3.4', '1.2.3.04', '256.1.1.1', '1.2.3', '1.2.3.4.5', '1..2.3', '.1.2.3', '1.2.3.', '1.2.3.4 ', '1.2.3.a', '', '1000.1.1.1', '00.0.0.0', '::1']) {
+      assert.equal(ipv4Value(s) >= 0, isIPv4(s), s);
+      if (isIPv4(s)) assert.equal(ipv4Value(s), bySplit(s), s);
+    }
+    const part = fc.oneof(fc.integer({ min: 0, max: 300 }).map(String), fc.stringMatching(/^[0-9]{0,4}$/), fc.constantFrom('', 'a', ' ', '-1', '1e2'));
+    const text = fc.oneof(fc.array(part, { minLength: 1, maxLength: 6 }).map((ps) => ps.join('.')), fc.string({ maxLength: 16 }));
+    fc.assert(fc.property(text, (s) => {
+      assert.equal(ipv4Value(s) >= 0, isIPv4(s), JSON.stringify(s));
+      if (isIPv4(s)) assert.equal(ipv4Value(s), bySplit(s));
+    }), { seed, numRuns: 5000 });
+  });
+
+  test('tupleOf takes the IPv4 fast path to the same tuple as the byte form', () => {
+    const f = { family: 4 as const, src: '203.0.113.250', dst: '192.0.2.80', sport: 65535, dport: 443 };
+    const t = tupleOf(f);
+    assert.equal(t, tupleAt(Uint8Array.of(203, 0, 113, 250, 192, 0, 2, 80), 4, 0, 4, 65535, 443));
+    assert.deepEqual(parseTuple(t), f);
+    assert.deepEqual([...parseIp('203.0.113.250').bytes], [203, 0, 113, 250]);
+    assert.throws(() => tupleOf({ ...f, src: '203.0.113.256' }), /not an IP address/);
   });
 });

@@ -100,3 +100,26 @@ test('tiny connection-safety and persistence benchmarks run and record their sec
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('tiny pinning and observation benchmarks run and record their sections', { timeout: 300_000 }, () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'flowpin-bench-pinning-'));
+  try {
+    writeFileSync(path.join(dir, 'README.md'), '# x\n\n<!-- bench:start -->\nold\n<!-- bench:end -->\n');
+    const res = spawnSync(process.execPath, ['--expose-gc', path.join(repoRoot, 'dist/bench/run.js'), '--tiny', '--out', dir, 'pinning', 'observe'], { encoding: 'utf8', timeout: 290_000 });
+    assert.equal(res.status, 0, res.stderr + res.stdout);
+    const results = JSON.parse(readFileSync(path.join(dir, 'results.json'), 'utf8')) as { figures: Figure[]; sections: Section[] };
+    const byId = new Map(results.figures.map((f) => [f.id, f]));
+    assert.deepEqual(results.sections.map((s) => s.key).sort(), ['observe', 'pinning']);
+    for (const tag of ['1ms', '10ms']) {
+      for (const what of ['flowpin_pins_per_s', 'baseline_pins_per_s', 'flowpin_p50_ms', 'flowpin_p99_ms']) {
+        const f = byId.get(`pinning.${tag}.${what}`);
+        assert.ok(f !== undefined && Number.isFinite(f.value) && f.value > 0, `pinning.${tag}.${what}: ${JSON.stringify(f)}`);
+      }
+      assert.equal(byId.get(`pinning.${tag}.flowpin_pins_per_s`)?.baseline, `pinning.${tag}.baseline_pins_per_s`);
+    }
+    assert.ok(results.figures.some((f) => f.id.startsWith('observe.')), 'the observation section has figures');
+    assert.match(readFileSync(path.join(dir, 'BENCHMARKS.md'), 'utf8'), /## Pinning against a switch API/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

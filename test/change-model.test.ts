@@ -34,6 +34,11 @@ function check(r: Real, where: string): void {
   }
   assert.equal(a.brokenProtected, 0, `protected connections reset after ${where}: ${a.details.join('; ')} (controller down: ${JSON.stringify(r.world.downtime)})`);
   assert.equal(a.uncounted, 0, `resets neither counted nor unseen after ${where}: ${a.details.join('; ')}`);
+  // The programmed count kept as the installed view changes is the count a scan gives.
+  for (const rt of r.world.controller?.runtimes.values() ?? []) {
+    const scanned = [...rt.reconciler.installed.values()].filter((v) => v.programmed).length;
+    assert.equal(rt.reconciler.programmedCount(), scanned, `programmed pins of ${rt.name} miscounted after ${where}`);
+  }
 }
 
 /** Starts a change without waiting for it (others may start meanwhile); 409/503 answers are expected outcomes. */

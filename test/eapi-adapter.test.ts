@@ -191,6 +191,34 @@ describe('eAPI adapter against real EOS behaviour', () => {
     });
   }
 
+  test('past readBackLimit a write answers with the state unknown, and listPins confirms it or reports the table full', async () => {
+    const b = await start({}, { readBackLimit: 3, pinTableSize: 6 }, testSwitch({ pinCapacity: 6 }).sw);
+    const shows: number[] = [];
+    const run = b.a.runner.run.bind(b.a.runner);
+    b.a.runner.run = (cmds, format, n) => {
+      if (cmds.some((c) => c === 'show directflow detail')) shows.push(cmds.length);
+      return run(cmds, format, n);
+    };
+    try {
+      await b.a.connect();
+      const rules = Array.from({ length: 8 }, (_, i) => ({ flow: { ...F, dst: VIP, sport: 3000 + i }, nexthop: NEXTHOPS[i % 4] as string, idleTimeoutS: 300 }));
+      const first = await b.a.installPins(rules.slice(0, 4));
+      assert.deepEqual(first.map((o) => o.programmed), [true, true, true, true], 'a small table is read back with the write');
+      const reads = shows.length;
+      assert.ok(reads > 0);
+      const second = await b.a.installPins(rules.slice(4));
+      assert.deepEqual(second.map((o) => [o.ok, o.programmed]), [[true, undefined], [true, undefined], [true, undefined], [true, undefined]], 'past the limit the state is unknown, never claimed');
+      assert.equal(shows.length, reads, 'no read-back with the write');
+      const listed = await b.a.listPins();
+      const mine = listed.filter((p) => p.flow.sport >= 3004);
+      assert.equal(mine.filter((p) => p.programmed).length, 2, 'two fit');
+      assert.deepEqual(mine.filter((p) => !p.programmed).map((p) => p.reason), ['table-full', 'table-full'], 'two were refused for space, and said so');
+      assert.equal(b.a.garbageCollected.rejected, 2, 'and removed from the switch');
+    } finally {
+      await b.stop();
+    }
+  });
+
   test('listPins removes flowpin\'s half-built flows (no action) and leaves other owners\' flows', async () => {
     const b = await start();
     try {

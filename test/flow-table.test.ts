@@ -24,6 +24,14 @@ test('flow keys round-trip and keep switch and tuple apart', () => {
   assert.deepEqual(parseTuple(k6, 2), { family: 6, src: '2001:db8::8', dst: '2001:db8::80', sport: 1031, dport: 443 });
   assert.notEqual(key(1, 5), key(2, 5));
   assert.throws(() => flowKey(70000, 'x'), RangeError);
+  // Built as one string for every tuple length (IPv4, IPv6, anything else), with the switch id in front.
+  for (const t of [tupleOf({ family: 4, src: '10.0.0.1', dst: '192.0.2.1', sport: 1, dport: 443 }), tupleOf({ family: 6, src: '2001:db8::1', dst: '2001:db8::80', sport: 65535, dport: 80 }), 'abc']) {
+    for (const sw of [0, 1, 0xff, 0x100, 0xffff]) {
+      const k = flowKey(sw, t);
+      assert.equal(k, String.fromCharCode(sw >> 8, sw & 0xff) + t);
+      assert.equal(switchIdOfKey(k), sw);
+    }
+  }
 });
 
 test('the table never holds more than maxFlows; the least recently seen go first', () => {

@@ -6,7 +6,10 @@
 //  - Pins are written in batches inside a configuration session that is committed whole, or
 //    aborted on any failure (or, with atomicity 'cleanup', every half-built flow is removed),
 //    then their programming state is read back: programmed, pending, or rejected for lack of
-//    TCAM space (removed again with `no flow`, reported table-full).
+//    TCAM space (removed again with `no flow`, reported table-full). The read-back lists the
+//    whole table (EOS has no per-flow form of `show directflow detail`), so once the table
+//    lists more than `readBackLimit` flows, a write answers with the state unknown and the
+//    controller's timed read-back (one listPins for every pin waiting) confirms it.
 //  - listPins() reads `show directflow detail` in JSON (status, counters) and text (nexthop,
 //    flows the JSON omits) and removes flowpin's expired, rejected and half-built flows.
 
@@ -39,6 +42,8 @@ export interface AristaEapiOptions extends EapiTransportOptions {
   vips?: string[];
   /** 'session' (default): pins in a configuration session committed whole; 'cleanup': line by line, half-built flows removed. */
   atomicity?: 'session' | 'cleanup';
+  /** Largest listed table read back with each write (default 4096); beyond it the controller's timed read-back confirms. */
+  readBackLimit?: number;
   /** How long routes and the ARP/MAC/port-channel tables are trusted, ms. */
   viaCacheMs?: number;
   now?: () => number;
@@ -145,6 +150,8 @@ export class AristaEapiAdapter implements SwitchAdapter {
     for (let at = 0; at < pins.length; at += size) outcomes.push(...(await this.installChunk(pins.slice(at, at + size))));
     const written = this.now();
     for (const o of outcomes) if (o.ok) this.written.set(pinName(o.flow), written);
+    // A big table is read once per interval for every pin waiting, not once per write.
+    if ((this.lastState?.flows.size ?? 0) > (this.options.readBackLimit ?? 4096)) return outcomes;
     return this.readBack(outcomes);
   }
 
