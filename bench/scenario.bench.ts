@@ -11,6 +11,7 @@
 // rate down for a quick run.
 
 import { spawn } from 'node:child_process';
+import { totalmem } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CONFIGS, type ScenarioConfig, type ScenarioResult } from '../cli/scenario/runner.js';
@@ -30,7 +31,10 @@ const BUDGET_S = Number(process.env['FLOWPIN_BENCH_SCENARIO_BUDGET_S'] ?? 1500);
 /** Runs one configuration as its own process; null when it did not finish within `timeoutMs`. */
 async function runChild(config: ScenarioConfig, live: number, rate: number, timeoutMs: number): Promise<ScenarioResult | null> {
   const args = [flowpinBin, 'scenario', '--live', String(live), '--rate', String(rate), '--latency-ms', '5', '--program-delay-ms', '50', '--changes', 'drain,add', '--configs', config, '--json'];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  // A million live connections with a pin each, plus the simulated switch and its traffic, need
+  // more heap than Node's default limit; the process gets up to two thirds of the machine.
+  const heapMiB = Math.floor((totalmem() / 1024 / 1024) * (2 / 3));
+  const child = spawn(process.execPath, [`--max-old-space-size=${heapMiB}`, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   let timedOut = false;

@@ -342,7 +342,7 @@ export class ChangeManager {
     const atRiskBy = zeroRisk();
     atRiskBy['table-full'] = Math.max(0, toPin - free);
     atRiskBy.unresolved = unresolved;
-    atRiskBy.shed = this.rt.shedOn(vip.address).length;
+    atRiskBy.shed = this.rt.shedOn(vip.address).length + this.rt.shedForgottenOn(vip.address);
     const expectedWindowMs = this.expectedWindowMs();
     const rate = this.rt.synRateOf(vip);
     return {
@@ -632,6 +632,13 @@ export class ChangeManager {
         counted.add(id);
         this.count(rec, id, 'shed');
       }
+    }
+    // Shed beyond what flowpin keeps by name: counted all the same, without names.
+    const forgotten = this.rt.shedForgottenOn(rec.vip);
+    if (forgotten > 0) {
+      rec.atRisk += forgotten;
+      rec.atRiskBy.shed += forgotten;
+      this.o.metrics.connectionsAtRisk.inc({ switch: rec.switch, why: 'shed' }, forgotten);
     }
     // Flows the switch could not resolve: wherever they go, nothing pinned them.
     for (const key of this.rt.unresolvedOn(rec.vip)) {

@@ -128,7 +128,9 @@ export class Controller {
     this.now = () => clock.now();
     this.store = deps.store ?? (cfg.stateFile === undefined ? undefined : new FileStateStore(cfg.stateFile));
     this.log = deps.logger;
-    this.flowTable = new FlowTable({ maxFlows: cfg.flowTable.maxFlows, maxAgeMs: cfg.flowTable.maxAgeS * 1000, now: this.now });
+    // A flow pushed out of a full table is one flowpin saw and can no longer keep: its VIP's
+    // changes count it at risk.
+    this.flowTable = new FlowTable({ maxFlows: cfg.flowTable.maxFlows, maxAgeMs: cfg.flowTable.maxAgeS * 1000, now: this.now, onEvict: (key) => this.byId.get(switchIdOfKey(key))?.forgetFlow(key) });
     this.receiver = new MirrorReceiver((ev) => this.onEvent(ev), this.now, (err) => this.log.warn({ err }, 'mirror source error'));
     this.mirrorLoss = new MirrorLossMonitor(() => this.receiver.status(), this.now, deps.mirrorLossWindowMs);
     cfg.switches.forEach((s, i) => {
@@ -137,7 +139,7 @@ export class Controller {
       const adapter = timedAdapter(given, s.name, this.metrics);
       const rt = new SwitchRuntime({
         name: s.name, id: i + 1, adapter, vips: s.vips.map((v) => ({ address: v.address, nexthops: [...v.nexthops] })),
-        flowTable: this.flowTable, registry: this.registry, metrics: this.metrics, pinMode: cfg.pinMode, pinIdleTimeoutS: cfg.pinIdleTimeoutS, queueCapacity: cfg.resolveQueue, retryMaxMs: cfg.retryMaxMs, clock,
+        flowTable: this.flowTable, registry: this.registry, metrics: this.metrics, pinMode: cfg.pinMode, pinIdleTimeoutS: cfg.pinIdleTimeoutS, queueCapacity: cfg.resolveQueue, maxShed: cfg.flowTable.maxFlows, retryMaxMs: cfg.retryMaxMs, clock,
         mirrorSilenceS: cfg.mirror.silenceS, mirrorCollapseRatio: cfg.mirror.collapseRatio, mirrorLoss: () => this.mirrorLoss.sample(),
         resolution: s.resolution, replyTimeoutMs: s.replyTimeoutMs, identityRefreshS: s.identityRefreshS, log: this.log,
         ...(s.resolution === 'lookup' ? {} : { identity: new ServerIdentityMap(s.servers) }),

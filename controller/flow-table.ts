@@ -16,6 +16,8 @@ export interface FlowTableOptions {
   maxAgeMs: number;
   /** Milliseconds, monotonic. */
   now: () => number;
+  /** Called with each flow pushed out because the table was full (not for flows aged out or ended). */
+  onEvict?: (key: string) => void;
 }
 
 export interface FlowEntry extends FlowTuple {
@@ -79,6 +81,7 @@ export class FlowTable {
       dispose: (nexthopId, key, reason) => {
         if (reason === 'evict' || reason === 'expire') this.evictions++;
         this.unindex(key, nexthopId);
+        if (reason === 'evict') options.onEvict?.(key);
       },
     });
   }

@@ -35,6 +35,9 @@ export interface RuntimeLog {
   warn(obj: object, msg: string): void;
 }
 
+/** How long a shed SYN's flow is counted at risk without being seen again. */
+const SHED_TTL_MS = 3_600_000;
+
 export interface SwitchRuntimeOptions {
   name: string;
   id: number;
@@ -46,6 +49,8 @@ export interface SwitchRuntimeOptions {
   pinMode: PinMode;
   pinIdleTimeoutS: number;
   queueCapacity: number;
+  /** Shed SYNs remembered by name (default 100,000; the controller passes flowTable.maxFlows). */
+  maxShed?: number;
   resolveConcurrency?: number;
   retryMaxMs: number;
   clock: Clock;
@@ -184,8 +189,14 @@ export class SwitchRuntime {
   private stopped = false;
   private readonly progress = new Set<() => void>();
   private readonly watchers = new Set<(r: Resolution) => void>();
-  /** SYNs shed (queue full) and not seen again, by flow key -> VIP: every change of the VIP counts them at risk. */
-  private readonly shedKeys = new LRUCache<string, string>({ max: 100_000, ttl: 3_600_000 });
+  /**
+   * SYNs shed (queue full) and not seen again, by flow key -> VIP: every change of the VIP
+   * counts them at risk. Bounded like the flow table (`maxShed`); a key pushed out is still
+   * counted, without its name, in shedForgotten.
+   */
+  private readonly shedKeys: LRUCache<string, string>;
+  /** Shed SYNs whose keys were pushed out of shedKeys, per VIP, and when the last was (aged like the keys). */
+  private readonly shedForgotten = new Map<string, { n: number; lastAt: number }>();
   /** Times of server resets (RST from a VIP) seen on the reply mirror, per VIP. */
   private readonly serverResets = new Map<string, RecentTimes>();
   /** Flows the switch could not resolve, per VIP (pruned when read: ended or aged flows drop out). */
@@ -214,6 +225,13 @@ export class SwitchRuntime {
   private readonly observedKeys = new LRUCache<string, true>({ max: 200_000 });
 
   constructor(private readonly o: SwitchRuntimeOptions) {
+    this.shedKeys = new LRUCache<string, string>({
+      max: o.maxShed ?? 100_000,
+      ttl: SHED_TTL_MS,
+      dispose: (vip, _key, reason) => {
+        if (reason === 'evict') this.forgotten(vip);
+      },
+    });
     this.name = o.name;
     this.id = o.id;
     this.adapter = o.adapter;
@@ -637,6 +655,35 @@ export class SwitchRuntime {
 
   get held(): boolean {
     return this.holds.size > 0;
+  }
+
+  /**
+   * A flow pushed out of the full flow table: flowpin saw it and cannot keep it any more, so
+   * every change of its VIP counts it at risk (with the shed SYNs it can no longer name).
+   */
+  forgetFlow(key: string): void {
+    const vip = parseTuple(key, 2).dst;
+    if (this.vips.has(vip)) this.forgotten(vip);
+  }
+
+  private forgotten(vip: string): void {
+    const f = this.shedForgotten.get(vip);
+    if (f === undefined) this.shedForgotten.set(vip, { n: 1, lastAt: this.o.clock.now() });
+    else {
+      f.n++;
+      f.lastAt = this.o.clock.now();
+    }
+  }
+
+  /** Flows of a VIP flowpin can no longer name: SYNs shed beyond what it keeps, flows pushed out of the full flow table. */
+  shedForgottenOn(vip: string): number {
+    const f = this.shedForgotten.get(vip);
+    if (f === undefined) return 0;
+    if (this.o.clock.now() - f.lastAt > SHED_TTL_MS) {
+      this.shedForgotten.delete(vip);
+      return 0;
+    }
+    return f.n;
   }
 
   /** Flows of a VIP whose SYN was shed (the resolve queue was full) and not seen since. */

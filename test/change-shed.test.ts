@@ -48,3 +48,83 @@ test('SYNs shed before a drain are counted at risk by the dry run and the change
     await w.close();
   }
 });
+
+class TinyTableWorld extends World {
+  override config(): FlowpinConfig {
+    const c = super.config();
+    return { ...c, resolveQueue: 20, flowTable: { ...c.flowTable, maxFlows: 150 } };
+  }
+}
+
+test('flows flowpin can no longer name (shed past its bound, pushed out of a full flow table) are still counted at risk', { timeout: 60_000 }, async () => {
+  const w = new TinyTableWorld({
+    switches: [{ name: 'sw1', vips: [{ address: VIP, nexthops: NH, port: 443 }], spares: [], ecmpMode: 'resilient', pinCapacity: 100_000, programDelayMs: 5, pinProgramDelayMs: 20, rate: 400, lifetime: { kind: 'fixed', s: 3600 } }],
+    latencyMs: 5, mirrorDelayMs: 1, packetIntervalMs: 1000, seed: 29,
+    controller: { pinMode: 'on-change', settleMs: 20, barrierTimeoutMs: 5000, store: 'memory' },
+  });
+  try {
+    await w.startController();
+    w.startTraffic();
+    await w.advance(1000);
+    const a = w.adapters.get('sw1');
+    assert.ok(a);
+    a.faults.downUntil = w.now + 1000;
+    await w.advance(3000);
+    const rt = w.controller?.runtime('sw1');
+    assert.ok(rt);
+    const named = rt.shedOn(VIP).length;
+    const forgotten = rt.shedForgottenOn(VIP);
+    assert.ok(named <= 150, `${named} shed flows kept by name, bounded by maxFlows`);
+    assert.ok(forgotten > 100, `${forgotten} flows flowpin can no longer name`);
+    const cm = w.controller?.changeManager('sw1');
+    assert.ok(cm);
+    const dry = (await w.settle(cm.drain(VIP, NH[1] as string, { dryRun: true }), 5000)) as DryRunReport;
+    assert.ok(dry.atRiskBy.shed >= named + forgotten, `dry run ${JSON.stringify(dry.atRiskBy)}, named ${named}, forgotten ${forgotten}`);
+    const rec = (await w.settle(cm.drain(VIP, NH[1] as string, { acceptRisk: true }), 10_000)) as ChangeRecord;
+    assert.equal(rec.phase, 'applied');
+    w.stopTraffic();
+    await w.advance(2500);
+    const audit = w.audit();
+    assert.ok(audit.broken > 0, 'the drain moved connections');
+    assert.ok(rec.atRiskBy.shed >= forgotten, `record ${JSON.stringify(rec.atRiskBy)}`);
+    assert.ok(rec.atRisk + rec.windowFlows >= audit.broken, `${audit.broken} resets, record counts atRisk ${rec.atRisk} ${JSON.stringify(rec.atRiskBy)}, windowFlows ${rec.windowFlows}`);
+  } finally {
+    await w.close();
+  }
+});
+
+class SmallTableWorld extends World {
+  override config(): FlowpinConfig {
+    const c = super.config();
+    return { ...c, flowTable: { ...c.flowTable, maxFlows: 150 } };
+  }
+}
+
+test('flows pushed out of a full flow table are counted at risk by the next change', { timeout: 60_000 }, async () => {
+  const w = new SmallTableWorld({
+    switches: [{ name: 'sw1', vips: [{ address: VIP, nexthops: NH, port: 443 }], spares: [], ecmpMode: 'resilient', pinCapacity: 100_000, programDelayMs: 5, pinProgramDelayMs: 20, rate: 400, lifetime: { kind: 'fixed', s: 3600 } }],
+    latencyMs: 5, mirrorDelayMs: 1, packetIntervalMs: 1000, seed: 31,
+    controller: { pinMode: 'on-change', settleMs: 20, barrierTimeoutMs: 5000, store: 'memory' },
+  });
+  try {
+    await w.startController();
+    w.startTraffic();
+    await w.advance(2000);
+    const rt = w.controller?.runtime('sw1');
+    assert.ok(rt);
+    assert.equal(rt.shedOn(VIP).length, 0, 'nothing shed: every SYN was looked up');
+    const forgotten = rt.shedForgottenOn(VIP);
+    assert.ok(forgotten > 300, `${forgotten} flows pushed out of the table`);
+    const cm = w.controller?.changeManager('sw1');
+    assert.ok(cm);
+    const rec = (await w.settle(cm.drain(VIP, NH[1] as string, { acceptRisk: true }), 10_000)) as ChangeRecord;
+    assert.equal(rec.phase, 'applied');
+    w.stopTraffic();
+    await w.advance(2500);
+    const audit = w.audit();
+    assert.ok(audit.broken > 50, `the drain moved connections flowpin no longer tracked (${audit.broken})`);
+    assert.ok(rec.atRisk + rec.windowFlows >= audit.broken, `${audit.broken} resets, record counts atRisk ${rec.atRisk} ${JSON.stringify(rec.atRiskBy)}, windowFlows ${rec.windowFlows}`);
+  } finally {
+    await w.close();
+  }
+});
