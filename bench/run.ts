@@ -56,7 +56,9 @@ const SCENARIO_ABOUT = `
 --program-delay-ms 50 --changes drain,add\` on the simulator with a virtual clock: 10 k, 100 k
 and 1 M long-lived connections open before the first change, 5,000 new connections per second,
 a switch API that answers in 5 ms and programs pins and group changes 50 ms after accepting
-them; one member is drained, then a spare is added, while traffic runs. Each configuration
+them; one member is drained, then a spare is added, while traffic runs. The switch's pin table
+holds 200,000 entries at 10 k and 100 k and twice the live connections at 1 M (\`--table\`), so
+every size asks the same of flowpin. Each configuration
 runs as its own process, smallest size first (at 1 M in the order on-change, resilient,
 always, mod-n, prototype), within a wall-time budget for all sizes: one not finished when the
 budget runs out is stopped and named, so what fits on this machine in bounded time is shown. **Baselines**, same traffic, same seed: the

@@ -26,11 +26,15 @@ const LARGEST_ORDER: ScenarioConfig[] = ['on-change', 'resilient', 'always', 'mo
 /** Share of the budget each size may have used by its end (what a size leaves goes to the next). */
 const BUDGET_SHARE = [0.15, 0.45, 1];
 /** Wall time all sizes together may take, seconds. */
-const BUDGET_S = Number(process.env['FLOWPIN_BENCH_SCENARIO_BUDGET_S'] ?? 1500);
+const BUDGET_S = Number(process.env['FLOWPIN_BENCH_SCENARIO_BUDGET_S'] ?? 2700);
 
 /** Runs one configuration as its own process; null when it did not finish within `timeoutMs`. */
 async function runChild(config: ScenarioConfig, live: number, rate: number, timeoutMs: number): Promise<ScenarioResult | null> {
-  const args = [flowpinBin, 'scenario', '--live', String(live), '--rate', String(rate), '--latency-ms', '5', '--program-delay-ms', '50', '--changes', 'drain,add', '--configs', config, '--json'];
+  // The pin table grows with the size (twice the live connections, 200,000 at least), so that
+  // every size asks the same of flowpin: at 1 M live a 200,000-entry table would put most of
+  // a drain's flows at risk, which the smaller sizes never meet.
+  const table = Math.max(200_000, 2 * live);
+  const args = [flowpinBin, 'scenario', '--live', String(live), '--rate', String(rate), '--latency-ms', '5', '--program-delay-ms', '50', '--table', String(table), '--changes', 'drain,add', '--configs', config, '--json'];
   // A million live connections with a pin each, plus the simulated switch and its traffic, need
   // more heap than Node's default limit; the process gets up to two thirds of the machine.
   const heapMiB = Math.floor((totalmem() / 1024 / 1024) * (2 / 3));

@@ -94,7 +94,9 @@ export async function runScenario(config: ScenarioConfig, o: ScenarioOptions): P
       resolution, mirrorReplies: resolution !== 'lookup', lookup: o.lookup ?? 'exact', ...(o.clientRttMs === undefined ? {} : { clientRttMs: o.clientRttMs }),
     }],
     latencyMs: o.latencyMs, mirrorDelayMs: 1, packetIntervalMs: 2000, seed: o.seed, adapter: o.adapter ?? 'sim',
-    ...(flowpin ? { controller: { pinMode: config, settleMs: o.settleMs, barrierTimeoutMs: 30_000 } } : {}),
+    // The live connections open at once: the look-up queue is sized to take them all, as an
+    // operator sizes resolveQueue for the bursts the VIPs see (else they are shed, and counted).
+    ...(flowpin ? { controller: { pinMode: config, settleMs: o.settleMs, barrierTimeoutMs: 30_000, resolveQueue: Math.max(500_000, Math.ceil(o.live * 1.1)) } } : {}),
   });
   const s = world.sw('sw1');
   const start = world.now;

@@ -83,6 +83,8 @@ export interface WorldOptions {
     resyncIntervalS?: number;
     /** Where state goes across restarts: 'memory' (writes take 2 ms of simulated time), a store of the caller's, or none (a restart forgets). */
     store?: 'memory' | (() => StateStore);
+    /** SYNs waiting for a look-up (`resolveQueue`); 500,000 unless given. */
+    resolveQueue?: number;
     persistIntervalS?: number;
   };
   /** Driver step (ms of virtual time between chances for the controller to run). */
@@ -205,7 +207,7 @@ export class World {
     if (c === undefined) throw new Error('this world has no controller');
     return readConfig(Reader.fromObject('scenario', {
       pinMode: c.pinMode, settleMs: c.settleMs, barrierTimeoutMs: c.barrierTimeoutMs, resyncIntervalS: c.resyncIntervalS ?? 5, retryMaxMs: 2000, persistIntervalS: c.persistIntervalS ?? 1,
-      resolveQueue: 500_000, flowTable: { maxFlows: 4_000_000, maxAgeS: 7200 },
+      resolveQueue: c.resolveQueue ?? 500_000, flowTable: { maxFlows: 4_000_000, maxAgeS: 7200 },
       mirror: { udp: [] },
       switches: this.switches.map((s) => ({
         name: s.opts.name, adapter: 'sim', mirrorSources: [s.source], pinTableSize: s.opts.pinCapacity, vips: s.opts.vips.map((v) => ({ address: v.address, nexthops: v.nexthops })),
