@@ -1,7 +1,9 @@
 // MirrorReceiver: runs the configured sources through the decoder and hands each decoded TCP
 // segment to the sink as a FlowEvent. UDP mirror sockets (GRE-in-UDP, and VXLAN opened by
 // address) are read and decoded in a worker thread (receiver-worker.ts), so that nothing the
-// controller does on the main thread delays a socket read; events come back in batches.
+// controller does on the main thread delays a socket read; events come back in batches. The
+// worker reads them with the native recvmmsg reader (native/recvmmsg.c) unless `reader: dgram`
+// is asked for or the reader is not built; the status names the reader of each socket.
 // Decoded on the calling thread instead: captures (readPcap); the raw GRE socket (listenRaw:
 // the raw-socket addon polls on the process's main event loop, so it cannot serve a worker);
 // and a VXLAN socket handed over already bound (listenVxlan with `socket`, opened in another
@@ -24,7 +26,8 @@ import { RawGreSource, type RawGreOptions } from './sources/raw-gre.js';
 import { readPcap, type PcapResult } from './sources/pcap.js';
 import { VxlanSource, type VxlanOptions } from './sources/vxlan-udp.js';
 import { VXLAN_PORT } from './decode-vxlan.js';
-import type { SourceErrorMessage, UdpListenOptions, WorkerReply, WorkerRequest } from './worker-protocol.js';
+import type { ReaderChoice, ReaderName } from './sources/udp-reader.js';
+import { COUNTER_TRUNCATED, COUNTERS, type SourceErrorMessage, type UdpListenOptions, type WorkerReply, type WorkerRequest } from './worker-protocol.js';
 
 export type FlowEventSink = (event: FlowEvent) => void;
 
@@ -37,6 +40,10 @@ export interface SocketStatus {
   receiveBufferBytes: number;
   /** The receive buffer asked for (configuration, or 32 MiB). */
   requestedBufferBytes: number;
+  /** What reads the socket: the native recvmmsg reader, or Node's dgram. */
+  reader: ReaderName;
+  /** Why dgram reads a socket for which the native reader was not refused (it is not built); absent otherwise. */
+  readerNote?: string;
 }
 
 export interface ReceiverStatus {
@@ -49,13 +56,13 @@ export interface ReceiverStatus {
   socketDrops: number | null;
   /** Decoded events not delivered because the main thread was that far behind (bounded queue). */
   backlogDrops: number;
+  /** Datagrams longer than the native reader's slot, decoded from the bytes that fit (counted in frames too). */
+  truncated: number;
   sockets: SocketStatus[];
   /** Host-wide UDP RcvbufErrors (every socket of every process), for context; null where unknown. */
   hostUdpRcvbufErrors: number | null;
 }
 
-/** Worker counter snapshot: frames, decoded, backlog drops, then drops by result code. */
-const COUNTERS = 3 + DROP_REASONS.length + 1;
 const SOCKET_DROPS_CACHE_MS = 20;
 
 interface UdpSocketInfo {
@@ -69,6 +76,8 @@ interface UdpSocketInfo {
   open: boolean;
   /** Read on the main thread (a socket handed over), not in the worker. */
   inThread: boolean;
+  reader: ReaderName;
+  readerNote: string | undefined;
 }
 
 export class MirrorReceiver {
@@ -99,7 +108,7 @@ export class MirrorReceiver {
   }
 
   /** Listens for GRE-in-UDP in the worker (VXLAN on its port 4789); resolves with the bound address. */
-  async listenUdp(options: GreUdpOptions & { encap?: 'gre' | 'vxlan' }): Promise<{ address: string; port: number }> {
+  async listenUdp(options: GreUdpOptions & { encap?: 'gre' | 'vxlan'; reader?: ReaderChoice; slots?: number; slotBytes?: number }): Promise<{ address: string; port: number }> {
     // UDP 4789 is VXLAN's port (RFC 7348): a configured listener there reads VXLAN.
     const encap = options.encap ?? (options.port === VXLAN_PORT ? 'vxlan' : 'gre');
     return this.listenInWorker({ ...options, encap });
@@ -109,12 +118,13 @@ export class MirrorReceiver {
    * Listens for VXLAN; resolves with the bound address. Read in the worker, except a socket
    * handed over already bound (see the header): that one is read on this thread.
    */
-  async listenVxlan(options: VxlanOptions): Promise<{ address: string; port: number }> {
+  async listenVxlan(options: VxlanOptions & { reader?: ReaderChoice }): Promise<{ address: string; port: number }> {
     if (options.socket === undefined) {
       const { socket: _none, ...rest } = options;
       return this.listenInWorker({ ...rest, port: rest.port ?? VXLAN_PORT, encap: 'vxlan' });
     }
-    const source = new VxlanSource(options, (payload, outerSrc, outerDst) => {
+    const { reader: _reader, ...vxlan } = options;
+    const source = new VxlanSource(vxlan, (payload, outerSrc, outerDst) => {
       this.emitIf(this.decoder.decodeVxlanPayload(payload, outerSrc, outerDst), this.now());
     });
     const bound = await source.start();
@@ -122,7 +132,7 @@ export class MirrorReceiver {
     const name = `vxlan:${bound.address}:${bound.port}`;
     this.listening.push(name);
     const buf = source.receiveBuffer();
-    this.udp.push({ source: name, address: bound.address, port: bound.port, receiveBufferBytes: buf.granted, requestedBufferBytes: buf.requested, drops: null, open: true, inThread: true });
+    this.udp.push({ source: name, address: bound.address, port: bound.port, receiveBufferBytes: buf.granted, requestedBufferBytes: buf.requested, drops: null, open: true, inThread: true, reader: 'dgram', readerNote: 'a socket handed over already bound is read on the main thread with dgram' });
     return bound;
   }
 
@@ -136,7 +146,7 @@ export class MirrorReceiver {
     const bound = r.bound ?? { address: options.host ?? '0.0.0.0', port: options.port ?? 0 };
     const source = `${options.encap === 'vxlan' ? 'vxlan' : 'gre-udp'}:${bound.address}:${bound.port}`;
     this.listening.push(source);
-    this.udp.push({ source, address: bound.address, port: bound.port, receiveBufferBytes: r.receiveBuffer?.granted ?? 0, requestedBufferBytes: r.receiveBuffer?.requested ?? 0, drops: null, open: true, inThread: false });
+    this.udp.push({ source, address: bound.address, port: bound.port, receiveBufferBytes: r.receiveBuffer?.granted ?? 0, requestedBufferBytes: r.receiveBuffer?.requested ?? 0, drops: null, open: true, inThread: false, reader: r.reader ?? 'dgram', readerNote: r.readerNote });
     return bound;
   }
 
@@ -179,6 +189,7 @@ export class MirrorReceiver {
       listening: [...this.listening],
       socketDrops: known.length === 0 ? null : known.reduce((a, s) => a + (s.drops ?? 0), 0),
       backlogDrops: w(2),
+      truncated: w(COUNTER_TRUNCATED),
       sockets,
       hostUdpRcvbufErrors: udpRcvbufErrors(),
     };
@@ -203,7 +214,7 @@ export class MirrorReceiver {
 
   private socketStatus(): SocketStatus[] {
     this.readSocketDrops(false);
-    return this.udp.map((u) => ({ source: u.source, drops: u.drops, receiveBufferBytes: u.receiveBufferBytes, requestedBufferBytes: u.requestedBufferBytes }));
+    return this.udp.map((u) => ({ source: u.source, drops: u.drops, receiveBufferBytes: u.receiveBufferBytes, requestedBufferBytes: u.requestedBufferBytes, reader: u.reader, ...(u.readerNote === undefined ? {} : { readerNote: u.readerNote }) }));
   }
 
   private readSocketDrops(force: boolean): void {
