@@ -86,11 +86,11 @@ struct reader {
     }                                                     \
   } while (0)
 
+/* Throws an Error whose code is the errno's name (libuv's error codes are negated errnos on Unix). */
 static napi_value throw_errno(napi_env env, const char *what, int err) {
   char msg[256];
-  char code[32];
-  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
-  snprintf(code, sizeof code, "E%d", err);
+  const char *code = uv_err_name(-err);
+  snprintf(msg, sizeof msg, "%s %s: %s", what, code, strerror(err));
   napi_throw_error(env, code, msg);
   return NULL;
 }
@@ -276,7 +276,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   int raw = strcmp(kind, "raw") == 0;
   int domain = family == 6 ? AF_INET6 : AF_INET;
   int fd = socket(domain, (raw ? SOCK_RAW : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, raw ? protocol : 0);
-  if (fd < 0) return throw_errno(env, raw ? "cannot open a raw socket" : "cannot open a UDP socket", errno);
+  if (fd < 0) return throw_errno(env, raw ? "socket (raw)" : "socket (UDP)", errno);
   if (!raw || host[0] != '\0') {
     struct sockaddr_storage ss;
     socklen_t len;
@@ -288,7 +288,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     if (bind(fd, (struct sockaddr *)&ss, len) != 0) {
       int e = errno;
       close(fd);
-      return throw_errno(env, "cannot bind", e);
+      return throw_errno(env, "bind", e);
     }
   }
   /* SO_RCVBUFFORCE passes net.core.rmem_max where the process may (CAP_NET_ADMIN); else SO_RCVBUF. */
@@ -321,7 +321,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     free(r);
     free(hd);
     close(fd);
-    return throw_errno(env, "cannot open a socket", ENOMEM);
+    return throw_errno(env, "socket", ENOMEM);
   }
   r->fd = fd;
   r->env = env;
