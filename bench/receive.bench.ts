@@ -1,12 +1,13 @@
 // Receive benchmark: a sender process (bench/mirror-sender.ts) sends GRE-in-UDP mirrored SYNs
-// over loopback to a MirrorReceiver in this process (socket read and decode in its worker,
-// FlowEvents delivered to a counting sink on the main thread), at a paced rate and then as
-// fast as it can. Per run: frames the sender handed to the kernel, frames decoded, the
-// kernel's drops for the socket, frames unaccounted for (sent - received - kernel drops), the
-// rate decoded and decoded frames per second of this process's CPU time (worker and main
-// thread together: what one core must do). Baseline for the CPU figure: a bare Node dgram
-// socket in this process that only counts the same datagrams from the same sender (no decoding,
-// no events): the most any receiver built on Node's dgram can reach on this machine now.
+// over loopback to a MirrorReceiver in this process (socket read with the default reader, the
+// native recvmmsg one where built, and decoded in its worker; FlowEvents delivered to a counting
+// sink on the main thread), at a paced rate and then as fast as it can. Per run: frames the
+// sender handed to the kernel, frames decoded, the kernel's drops for the socket, frames
+// unaccounted for (sent - received - kernel drops), the rate decoded and decoded frames per
+// second of this process's CPU time (worker and main thread together: what one core must do).
+// Baselines for the CPU figure: a bare Node dgram socket, and a bare native recvmmsg socket, in
+// this process, that only count the same datagrams from the same sender (no decoding, no
+// events): the most a receiver built on either can reach on this machine now.
 
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
@@ -14,6 +15,8 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MirrorReceiver } from '../mirror-receiver/receiver.js';
+import { loadNativeReader } from '../mirror-receiver/native/addon.js';
+import { NativeSocket } from '../mirror-receiver/sources/native-socket.js';
 import { repeated, runContext, type BenchOutput, type Figure } from './results.js';
 
 export interface ReceiveBenchOptions {
@@ -41,6 +44,7 @@ interface RunResult {
   decodedPerS: number;
   decodedPerCpuS: number;
   receiveBufferBytes: number;
+  reader: string;
 }
 
 async function send(port: number, count: number, rate: number): Promise<{ sent: number; seconds: number }> {
@@ -50,6 +54,34 @@ async function send(port: number, count: number, rate: number): Promise<{ sent: 
   const [code] = (await once(child, 'exit')) as [number | null];
   if (code !== 0) throw new Error(`mirror sender exited ${code}`);
   return JSON.parse(out.trim()) as { sent: number; seconds: number };
+}
+
+/** Waits until `count()` reaches `sent` or stops moving; datagrams counted per CPU-second since `cpu0`. */
+async function countedPerCpuS(count: () => number, sent: number, cpu0: NodeJS.CpuUsage): Promise<number> {
+  const deadline = Date.now() + 5000;
+  let last = -1;
+  while (count() < sent && count() !== last && Date.now() < deadline) {
+    last = count();
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const cpu = process.cpuUsage(cpu0);
+  return count() / ((cpu.user + cpu.system) / 1e6);
+}
+
+/** The native reader's ceiling: a bare recvmmsg socket counting datagrams (null where it is not built). */
+async function nativeFloorRun(count: number, rate: number): Promise<number | null> {
+  const loaded = loadNativeReader();
+  if ('error' in loaded) return null;
+  let n = 0;
+  const socket = new NativeSocket(loaded.reader, { kind: 'udp', family: 4, host: '127.0.0.1', port: 0, protocol: 0, receiveBufferBytes: 32 * 1024 * 1024 }, () => n++, () => undefined);
+  const { port } = socket.open();
+  try {
+    const cpu0 = process.cpuUsage();
+    const { sent } = await send(port, count, rate);
+    return await countedPerCpuS(() => n, sent, cpu0);
+  } finally {
+    socket.close();
+  }
 }
 
 /** The baseline: a bare dgram socket counting datagrams; datagrams counted per CPU-second. */
@@ -62,14 +94,7 @@ async function floorRun(count: number, rate: number): Promise<number> {
   try {
     const cpu0 = process.cpuUsage();
     const { sent } = await send(socket.address().port, count, rate);
-    const deadline = Date.now() + 5000;
-    let last = -1;
-    while (n < sent && n !== last && Date.now() < deadline) {
-      last = n;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    const cpu = process.cpuUsage(cpu0);
-    return n / ((cpu.user + cpu.system) / 1e6);
+    return await countedPerCpuS(() => n, sent, cpu0);
   } finally {
     await new Promise<void>((resolve) => socket.close(() => resolve()));
   }
@@ -112,6 +137,7 @@ async function oneRun(count: number, rate: number): Promise<RunResult> {
       decodedPerS: st.decoded / seconds,
       decodedPerCpuS: st.decoded / cpuS,
       receiveBufferBytes: st.sockets[0]?.receiveBufferBytes ?? 0,
+      reader: st.sockets[0]?.reader ?? '?',
     };
   } finally {
     await receiver.stop();
@@ -168,13 +194,21 @@ export async function receiveBench(opts: ReceiveBenchOptions = RECEIVE_FULL): Pr
   const flood: RunResult[] = [];
   const floorPaced: number[] = [];
   const floorFlood: number[] = [];
+  const nativePaced: number[] = [];
+  const nativeFlood: number[] = [];
+  const readers = new Set<string>();
   const count = Math.round(opts.rate * opts.seconds);
   for (let r = 0; r < opts.runs; r++) {
     process.stdout.write(`receive: run ${r + 1} of ${opts.runs}: ${count.toLocaleString('en-US')} frames paced at ${opts.rate.toLocaleString('en-US')}/s, then ${opts.floodFrames.toLocaleString('en-US')} as fast as the sender can\n`);
     paced.push(await oneRun(count, opts.rate));
     floorPaced.push(await floorRun(count, opts.rate));
+    const np = await nativeFloorRun(count, opts.rate);
+    if (np !== null) nativePaced.push(np);
     flood.push(await oneRun(opts.floodFrames, 0));
     floorFlood.push(await floorRun(opts.floodFrames, 0));
+    const nf = await nativeFloorRun(opts.floodFrames, 0);
+    if (nf !== null) nativeFlood.push(nf);
+    for (const x of [...paced, ...flood]) readers.add(x.reader);
   }
   const rate = opts.rate.toLocaleString('en-US');
   const unexplained = [...paced, ...flood].reduce((a, r) => a + Math.abs(r.unexplained), 0);
@@ -183,17 +217,20 @@ export async function receiveBench(opts: ReceiveBenchOptions = RECEIVE_FULL): Pr
     repeated({ id: 'receive.paced.decoded_per_s', what: `Decoded, paced at ${rate}/s`, unit: 'frames/s', target: '', met: true, baseline: 'receive.paced.offered_per_s' }, paced.map((r) => r.decodedPerS)),
     repeated({ id: 'receive.paced.kernel_drops', what: `Kernel socket drops, paced at ${rate}/s`, unit: 'frames', target: '', met: true }, paced.map((r) => r.socketDrops)),
     repeated({ id: 'receive.paced.decoded_per_cpu_s', what: `Decoded per CPU-second of the receiving process, paced at ${rate}/s`, unit: 'frames/s', target: '≥ 200,000', met: true, baseline: 'receive.paced.dgram_per_cpu_s' }, paced.map((r) => r.decodedPerCpuS)),
+    ...(nativePaced.length === 0 ? [] : [repeated({ id: 'receive.paced.recvmmsg_per_cpu_s', what: `Bare native recvmmsg socket, counting only, per CPU-second, paced at ${rate}/s`, unit: 'datagrams/s', target: '', met: true, baseline: 'receive.paced.dgram_per_cpu_s' }, nativePaced)]),
     repeated({ id: 'receive.paced.dgram_per_cpu_s', what: `Bare Node dgram socket, counting only, per CPU-second, paced at ${rate}/s`, unit: 'datagrams/s', target: '', met: true, isBaseline: true }, floorPaced),
     repeated({ id: 'receive.flood.offered_per_s', what: 'Offered rate (sender as fast as it can)', unit: 'frames/s', target: '', met: true, isBaseline: true }, flood.map((r) => r.sent / r.senderSeconds)),
     repeated({ id: 'receive.flood.decoded_per_s', what: 'Decoded, sender as fast as it can', unit: 'frames/s', target: '', met: true, baseline: 'receive.flood.offered_per_s' }, flood.map((r) => r.decodedPerS)),
     repeated({ id: 'receive.flood.kernel_drops', what: 'Kernel socket drops, sender as fast as it can', unit: 'frames', target: '', met: true }, flood.map((r) => r.socketDrops)),
     repeated({ id: 'receive.flood.decoded_per_cpu_s', what: 'Decoded per CPU-second of the receiving process, sender as fast as it can', unit: 'frames/s', target: '≥ 200,000', met: true, baseline: 'receive.flood.dgram_per_cpu_s' }, flood.map((r) => r.decodedPerCpuS)),
+    ...(nativeFlood.length === 0 ? [] : [repeated({ id: 'receive.flood.recvmmsg_per_cpu_s', what: 'Bare native recvmmsg socket, counting only, per CPU-second, sender as fast as it can', unit: 'datagrams/s', target: '', met: true, baseline: 'receive.flood.dgram_per_cpu_s' }, nativeFlood)]),
     repeated({ id: 'receive.flood.dgram_per_cpu_s', what: 'Bare Node dgram socket, counting only, per CPU-second, sender as fast as it can', unit: 'datagrams/s', target: '', met: true, isBaseline: true }, floorFlood),
     repeated({ id: 'receive.receive_buffer_bytes', what: 'Receive buffer granted by the kernel (32 MiB asked; Linux reports twice the usable size, capped by net.core.rmem_max)', unit: 'bytes', target: '', met: true }, paced.map((r) => r.receiveBufferBytes)),
     { id: 'receive.unexplained', what: 'Frames unaccounted for (sent − received − kernel drops), all runs', value: unexplained, unit: 'frames', target: '= 0', met: unexplained === 0 },
   ];
   for (const f of figures) if (f.target === '≥ 200,000') f.met = f.value >= 200_000;
-  return { figures, section: { key: 'receive', title: 'Receiving mirrored frames over loopback', about: ABOUT, figures: figures.filter((f) => f.isBaseline !== true).map((f) => f.id), measured } };
+  const about = `\nThe receiver read its socket with: ${[...readers].join(', ')}${readers.has('recvmmsg') ? ' (the native reader)' : ' (the native reader is not built here)'}.\n${ABOUT}`;
+  return { figures, section: { key: 'receive', title: 'Receiving mirrored frames over loopback', about, figures: figures.filter((f) => f.isBaseline !== true).map((f) => f.id), measured } };
 }
 
 export type { RunResult as ReceiveRunResult };
