@@ -203,8 +203,10 @@ export class Controller {
         }
       }
       if (cfg.mirror.raw) {
-        this.receiver.listenRaw({ family: 4 });
-        this.log.info('listening for GRE on a raw socket');
+        await this.receiver.listenRaw({ family: 4 });
+        const raw = this.receiver.status().sockets.find((s) => s.source === 'raw-gre:ipv4');
+        this.log.info({ reader: raw?.reader }, 'listening for GRE on a raw socket');
+        if (raw?.readerNote !== undefined) this.log.warn({ reader: raw.reader }, `raw GRE socket read on the main thread with the raw-socket addon: ${raw.readerNote}`);
       }
     }
     if (this.deps.loops ?? true) {

@@ -14,6 +14,7 @@ import { MirrorDecoder } from './decoder.js';
 import { DROP_REASONS, OK } from './drop-reasons.js';
 import { BatchWriter } from './event-batch.js';
 import { udpReaderSource, type UdpReaderSource } from './sources/udp-reader.js';
+import { rawGreNativeSource } from './sources/raw-gre-native.js';
 import { COUNTER_TRUNCATED, COUNTERS, type SourceErrorMessage, type WorkerReply, type WorkerRequest, type WorkerSetup } from './worker-protocol.js';
 
 const port = parentPort;
@@ -102,6 +103,15 @@ async function handle(req: WorkerRequest): Promise<void> {
       const bound = await source.start();
       sources.push(source);
       reply({ type: 'reply', id: req.id, ok: true, bound, receiveBuffer: source.receiveBuffer(), reader: source.reader, ...(source.note === undefined ? {} : { readerNote: source.note }) });
+    } else if (req.type === 'listen-raw') {
+      // IPv4 raw sockets deliver the outer IP header; IPv6 ones the GRE packet and the sender (raw(7)).
+      const source =
+        req.options.family === 4
+          ? rawGreNativeSource(req.options, (buf, off, end, _src, at) => onResult(decoder.decodeIpPacket(buf, off, end), at), sourceError)
+          : rawGreNativeSource(req.options, (buf, off, end, src, at) => onResult(decoder.decodeGrePayload(buf, src, '::', off, end), at), sourceError);
+      await source.start();
+      sources.push(source);
+      reply({ type: 'reply', id: req.id, ok: true, receiveBuffer: source.receiveBuffer(), reader: 'recvmmsg' });
     } else {
       for (const s of sources.splice(0)) {
         await s.stop();

@@ -4,9 +4,11 @@
 // controller does on the main thread delays a socket read; events come back in batches. The
 // worker reads them with the native recvmmsg reader (native/recvmmsg.c) unless `reader: dgram`
 // is asked for or the reader is not built; the status names the reader of each socket.
-// Decoded on the calling thread instead: captures (readPcap); the raw GRE socket (listenRaw:
-// the raw-socket addon polls on the process's main event loop, so it cannot serve a worker);
-// and a VXLAN socket handed over already bound (listenVxlan with `socket`, opened in another
+// The raw GRE socket (listenRaw) is read in the worker too, by the native reader; only where
+// that reader is not built does it fall back to the raw-socket addon on the calling thread (that
+// addon polls on the process's main event loop, so it cannot serve a worker).
+// Decoded on the calling thread: captures (readPcap); the raw GRE socket without the native
+// reader; and a VXLAN socket handed over already bound (listenVxlan with `socket`, opened in another
 // network namespace by the Linux lab): a dgram socket is a handle of the thread that made it
 // and cannot be posted to a worker (worker_threads transfers ports, buffers and file handles,
 // not sockets). Nothing a frame contains can stop it: every frame is decoded or counted
@@ -22,6 +24,7 @@ import { readBatch, type BatchMessage } from './event-batch.js';
 import { toFlowEvent, type FlowEvent } from './flow-event.js';
 import { udpRcvbufErrors, udpSocketDrops } from './socket-drops.js';
 import { DEFAULT_RECEIVE_BUFFER, type GreUdpOptions } from './sources/gre-udp.js';
+import { loadNativeReader } from './native/addon.js';
 import { RawGreSource, type RawGreOptions } from './sources/raw-gre.js';
 import { readPcap, type PcapResult } from './sources/pcap.js';
 import { VxlanSource, type VxlanOptions } from './sources/vxlan-udp.js';
@@ -40,9 +43,9 @@ export interface SocketStatus {
   receiveBufferBytes: number;
   /** The receive buffer asked for (configuration, or 32 MiB). */
   requestedBufferBytes: number;
-  /** What reads the socket: the native recvmmsg reader, or Node's dgram. */
-  reader: ReaderName;
-  /** Why dgram reads a socket for which the native reader was not refused (it is not built); absent otherwise. */
+  /** What reads the socket: the native recvmmsg reader, Node's dgram, or (raw GRE without the native reader) the raw-socket addon. */
+  reader: ReaderName | 'raw-socket';
+  /** Why the native reader does not read this socket (not built, or a socket handed over already bound); absent where it does or `reader: dgram` was asked for. */
   readerNote?: string;
 }
 
@@ -76,7 +79,9 @@ interface UdpSocketInfo {
   open: boolean;
   /** Read on the main thread (a socket handed over), not in the worker. */
   inThread: boolean;
-  reader: ReaderName;
+  /** A raw GRE socket: no /proc/net/udp line (drops stay unknown). */
+  raw: boolean;
+  reader: ReaderName | 'raw-socket';
   readerNote: string | undefined;
 }
 
@@ -132,7 +137,7 @@ export class MirrorReceiver {
     const name = `vxlan:${bound.address}:${bound.port}`;
     this.listening.push(name);
     const buf = source.receiveBuffer();
-    this.udp.push({ source: name, address: bound.address, port: bound.port, receiveBufferBytes: buf.granted, requestedBufferBytes: buf.requested, drops: null, open: true, inThread: true, reader: 'dgram', readerNote: 'a socket handed over already bound is read on the main thread with dgram' });
+    this.udp.push({ source: name, address: bound.address, port: bound.port, receiveBufferBytes: buf.granted, requestedBufferBytes: buf.requested, drops: null, open: true, inThread: true, raw: false, reader: 'dgram', readerNote: 'a socket handed over already bound is read on the main thread with dgram' });
     return bound;
   }
 
@@ -146,16 +151,34 @@ export class MirrorReceiver {
     const bound = r.bound ?? { address: options.host ?? '0.0.0.0', port: options.port ?? 0 };
     const source = `${options.encap === 'vxlan' ? 'vxlan' : 'gre-udp'}:${bound.address}:${bound.port}`;
     this.listening.push(source);
-    this.udp.push({ source, address: bound.address, port: bound.port, receiveBufferBytes: r.receiveBuffer?.granted ?? 0, requestedBufferBytes: r.receiveBuffer?.requested ?? 0, drops: null, open: true, inThread: false, reader: r.reader ?? 'dgram', readerNote: r.readerNote });
+    this.udp.push({ source, address: bound.address, port: bound.port, receiveBufferBytes: r.receiveBuffer?.granted ?? 0, requestedBufferBytes: r.receiveBuffer?.requested ?? 0, drops: null, open: true, inThread: false, raw: false, reader: r.reader ?? 'dgram', readerNote: r.readerNote });
     return bound;
   }
 
   /**
-   * Opens a raw GRE socket (root or CAP_NET_RAW). It is read on this thread, not the worker:
-   * the raw-socket addon polls its socket on the process's default (main) event loop, so it
-   * cannot serve a worker thread.
+   * Opens a raw GRE socket (root or CAP_NET_RAW), read in the worker by the native reader.
+   * Where that reader is not built, the raw-socket addon reads it on this thread instead (it
+   * polls on the process's default event loop, so it cannot serve a worker), and the status says so.
    */
-  listenRaw(options: RawGreOptions): void {
+  async listenRaw(options: RawGreOptions & { receiveBufferBytes?: number }): Promise<void> {
+    const family = options.family ?? 4;
+    const name = `raw-gre:ipv${family}`;
+    const native = loadNativeReader();
+    if (!('error' in native)) {
+      const requested = options.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER;
+      const r = await this.request({ type: 'listen-raw', id: 0, options: { family, receiveBufferBytes: requested } });
+      if (!r.ok) {
+        if (this.listening.length === 0) await this.stop();
+        throw new MirrorSourceError(r.message);
+      }
+      this.listening.push(name);
+      this.udp.push({ source: name, address: '', port: 0, receiveBufferBytes: r.receiveBuffer?.granted ?? 0, requestedBufferBytes: requested, drops: null, open: true, inThread: false, raw: true, reader: 'recvmmsg', readerNote: undefined });
+      return;
+    }
+    this.listenRawInThread(options, name, native.error);
+  }
+
+  private listenRawInThread(options: RawGreOptions, name: string, why: string): void {
     const source = new RawGreSource(options, {
       onIpPacket: (packet) => this.emitIf(this.decoder.decodeIpPacket(packet), this.now()),
       onGrePayload: (payload, outerSrc) => this.emitIf(this.decoder.decodeGrePayload(payload, outerSrc, '::'), this.now()),
@@ -163,7 +186,8 @@ export class MirrorReceiver {
     });
     source.start();
     this.inThread.push(source);
-    this.listening.push(`raw-gre:ipv${options.family ?? 4}`);
+    this.listening.push(name);
+    this.udp.push({ source: name, address: '', port: 0, receiveBufferBytes: 0, requestedBufferBytes: 0, drops: null, open: true, inThread: true, raw: true, reader: 'raw-socket', readerNote: why });
   }
 
   /** Reads a pcap or pcapng file or stream to its end, with capture timestamps as event times. */
@@ -221,7 +245,7 @@ export class MirrorReceiver {
     const t = Date.now();
     if (!force && t - this.dropsReadAt < SOCKET_DROPS_CACHE_MS) return;
     this.dropsReadAt = t;
-    for (const u of this.udp) if (u.open) u.drops = udpSocketDrops(u.address, u.port);
+    for (const u of this.udp) if (u.open && !u.raw) u.drops = udpSocketDrops(u.address, u.port);
   }
 
   private sourceFailed(source: string, message: string): void {

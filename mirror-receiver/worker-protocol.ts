@@ -19,8 +19,15 @@ export type UdpListenOptions = UdpReaderOptions;
 export const COUNTER_TRUNCATED = 3 + DROP_REASONS.length + 1;
 export const COUNTERS = COUNTER_TRUNCATED + 1;
 
+/** A raw GRE socket (IP protocol 47) the worker opens with the native reader. */
+export interface RawListenOptions {
+  family: 4 | 6;
+  receiveBufferBytes: number;
+}
+
 export type WorkerRequest =
   | { type: 'listen-udp'; id: number; options: UdpListenOptions }
+  | { type: 'listen-raw'; id: number; options: RawListenOptions }
   | { type: 'stop'; id: number };
 
 export type WorkerReply =
