@@ -113,7 +113,7 @@ export class MirrorReceiver {
   }
 
   /** Listens for GRE-in-UDP in the worker (VXLAN on its port 4789); resolves with the bound address. */
-  async listenUdp(options: GreUdpOptions & { encap?: 'gre' | 'vxlan'; reader?: ReaderChoice; slots?: number; slotBytes?: number }): Promise<{ address: string; port: number }> {
+  async listenUdp(options: GreUdpOptions & { encap?: 'gre' | 'vxlan'; reader?: ReaderChoice; slots?: number; slotBytes?: number; holdMs?: number }): Promise<{ address: string; port: number }> {
     // UDP 4789 is VXLAN's port (RFC 7348): a configured listener there reads VXLAN.
     const encap = options.encap ?? (options.port === VXLAN_PORT ? 'vxlan' : 'gre');
     return this.listenInWorker({ ...options, encap });

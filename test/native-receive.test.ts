@@ -127,7 +127,8 @@ test('datagrams longer than a slot are counted as truncated and decoded from the
   assert.ok(base.every((d) => d.length <= 256));
   const events: FlowEvent[] = [];
   const receiver = new MirrorReceiver((ev) => events.push(ev));
-  const { port } = await receiver.listenUdp({ host: '127.0.0.1', port: 0, reader: 'recvmmsg', slots: 16, slotBytes: 256 });
+  // No pause after an emptying read here (holdMs 0): the poll alone wakes the reader.
+  const { port } = await receiver.listenUdp({ host: '127.0.0.1', port: 0, reader: 'recvmmsg', slots: 16, slotBytes: 256, holdMs: 0 });
   const s = createSocket('udp4');
   try {
     await sendAll(s, port, '127.0.0.1', datagrams);

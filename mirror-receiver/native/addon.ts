@@ -23,8 +23,12 @@ export interface NativeReader {
   /** Bytes of each datagram's record before the data slots (length, flags, family, port, address). */
   readonly META_BYTES: number;
   open(kind: 'udp' | 'raw', family: 4 | 6, host: string, port: number, protocol: number, receiveBufferBytes: number): NativeOpened;
-  /** Starts reading into `buffer`: `slots` records, then `slots` data slots of `slotBytes`; `onBatch(n)` per read (n < 0: -errno). */
-  start(handle: object, buffer: ArrayBuffer, slots: number, slotBytes: number, onBatch: (count: number) => void): void;
+  /**
+   * Starts reading into `buffer`: `slots` records, then `slots` data slots of `slotBytes`;
+   * `onBatch(n)` per read (n < 0: -errno). With `holdMs` > 0 a read that empties the socket
+   * pauses the poll that long, so that a steady stream is read many datagrams at a time.
+   */
+  start(handle: object, buffer: ArrayBuffer, slots: number, slotBytes: number, onBatch: (count: number) => void, holdMs?: number): void;
   close(handle: object): void;
 }
 

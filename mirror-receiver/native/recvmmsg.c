@@ -6,6 +6,10 @@
  * event loop of the thread that opened it (napi_get_uv_event_loop), so it works in a worker
  * thread; each readable event reads until the socket is empty (or a bounded number of rounds),
  * calling one JavaScript callback per round with the number of datagrams in the slots.
+ * With holdMs > 0, a read that emptied the socket stops the poll for holdMs (a libuv timer
+ * starts it again), so that a steady mirror is read in reads of many datagrams rather than a
+ * wake-up of the thread every few datagrams: the kernel's wake-ups, not the copies, are most
+ * of a small datagram's cost. The kernel queues meanwhile (the receive buffer: 32 MiB).
  *
  * Layout of the buffer given to start(): `slots` records of META_BYTES, then `slots` data
  * slots of `slotBytes`. Record i (uint32 words in host byte order):
@@ -61,6 +65,9 @@ typedef struct holder {
 
 struct reader {
   uv_poll_t poll;
+  uv_timer_t hold;
+  uint64_t hold_ms;
+  int open_handles;
   holder *holder;
   int fd;
   int polling;
@@ -115,6 +122,7 @@ static void release_refs(reader *r) {
 
 static void on_closed(uv_handle_t *h) {
   reader *r = (reader *)h->data;
+  if (--r->open_handles > 0) return;
   napi_async_cleanup_hook_handle hook = r->hook;
   if (r->holder != NULL) r->holder->r = NULL;
   free_buffers(r);
@@ -127,10 +135,13 @@ static void shut(reader *r, int from_hook) {
   if (r->closing) return;
   r->closing = 1;
   if (r->polling) uv_poll_stop(&r->poll);
+  uv_timer_stop(&r->hold);
+  r->polling = 0;
   if (r->fd >= 0) close(r->fd);
   r->fd = -1;
   if (!from_hook) release_refs(r);
   uv_close((uv_handle_t *)&r->poll, on_closed);
+  uv_close((uv_handle_t *)&r->hold, on_closed);
 }
 
 /* The JavaScript side dropped the handle: close what it left open. */
@@ -196,6 +207,16 @@ static void write_meta(reader *r, uint32_t i) {
   memcpy(m, words, sizeof words);
 }
 
+static void on_readable(uv_poll_t *handle, int status, int events);
+
+/* The hold is over: watch the socket again (level-triggered: what queued meanwhile wakes it at once). */
+static void on_hold_end(uv_timer_t *t) {
+  reader *r = (reader *)t->data;
+  if (r->closing) return;
+  if (uv_poll_start(&r->poll, UV_READABLE, on_readable) == 0) r->polling = 1;
+  else call_js(r, -EBADF);
+}
+
 static void on_readable(uv_poll_t *handle, int status, int events) {
   reader *r = (reader *)handle->data;
   (void)events;
@@ -219,8 +240,15 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
     if (n == 0) return;
     for (int i = 0; i < n; i++) write_meta(r, (uint32_t)i);
     call_js(r, n);
-    /* Fewer than asked for: the queue is empty now; the poll handle wakes us for more. */
-    if ((uint32_t)n < r->slots) return;
+    /* Fewer than asked for: the queue is empty now; the poll handle wakes us for more, at once or after the hold. */
+    if ((uint32_t)n < r->slots) {
+      if (r->hold_ms > 0 && !r->closing) {
+        uv_poll_stop(&r->poll);
+        r->polling = 0;
+        uv_timer_start(&r->hold, on_hold_end, r->hold_ms, 0);
+      }
+      return;
+    }
   }
 }
 
@@ -333,7 +361,10 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "cannot watch the socket on this thread's event loop");
     return NULL;
   }
+  uv_timer_init(loop, &r->hold); /* cannot fail (libuv: it only links the handle to the loop) */
   r->poll.data = r;
+  r->hold.data = r;
+  r->open_handles = 2;
   r->holder = hd;
   hd->r = r;
   if (napi_add_async_cleanup_hook(env, on_env_teardown, r, &r->hook) != napi_ok) r->hook = NULL;
@@ -365,10 +396,10 @@ static reader *arg_reader(napi_env env, napi_value v, int *closed) {
   return r;
 }
 
-/* start(handle, buffer: ArrayBuffer, slots, slotBytes, callback(count)) */
+/* start(handle, buffer: ArrayBuffer, slots, slotBytes, callback(count), holdMs) */
 static napi_value js_start(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
+  size_t argc = 6;
+  napi_value argv[6];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int closed = 0;
   reader *r = argc >= 5 ? arg_reader(env, argv[0], &closed) : NULL;
@@ -388,6 +419,7 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   r->base = (uint8_t *)data;
   r->slots = (uint32_t)slots;
   r->slot_bytes = (uint32_t)slot_bytes;
+  r->hold_ms = argc >= 6 && arg_int(env, argv[5]) > 0 ? (uint64_t)arg_int(env, argv[5]) : 0;
   r->msgs = calloc((size_t)slots, sizeof *r->msgs);
   r->iovs = calloc((size_t)slots, sizeof *r->iovs);
   r->names = calloc((size_t)slots, sizeof *r->names);

@@ -22,6 +22,8 @@ export interface NativeSocketOptions {
   slots?: number;
   /** Bytes of each slot; a longer datagram is truncated to it and counted. */
   slotBytes?: number;
+  /** Pause after a read that emptied the socket, ms (0: none); see native/recvmmsg.c. */
+  holdMs?: number;
 }
 
 export type NativeDatagramHandler = (buf: Buffer, off: number, end: number, source: string, truncated: boolean, at: number) => void;
@@ -29,6 +31,12 @@ export type NativeDatagramHandler = (buf: Buffer, off: number, end: number, sour
 /** 128 datagrams a call; a slot holds a 9,216-byte jumbo frame whole. */
 export const DEFAULT_SLOTS = 128;
 export const DEFAULT_SLOT_BYTES = 9216;
+/**
+ * A read that empties the socket pauses the poll 1 ms (libuv timers count milliseconds): a
+ * mirrored SYN waits at most that much longer, within the worker's own 1 ms batching, and a
+ * steady mirror is read many datagrams a wake-up (see BENCHMARKS.md, receive section).
+ */
+export const DEFAULT_HOLD_MS = 1;
 
 export class NativeSocket {
   private handle: object | undefined;
@@ -80,7 +88,7 @@ export class NativeSocket {
       this.datagrams += count;
     };
     try {
-      this.native.start(opened.handle, ab, slots, slotBytes, onBatch);
+      this.native.start(opened.handle, ab, slots, slotBytes, onBatch, o.holdMs ?? DEFAULT_HOLD_MS);
     } catch (err) {
       this.native.close(opened.handle);
       throw new MirrorSourceError(err instanceof Error ? err.message : String(err), { cause: err });

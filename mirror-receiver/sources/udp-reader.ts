@@ -20,9 +20,10 @@ export type ReaderName = 'recvmmsg' | 'dgram';
 export interface UdpReaderOptions extends GreUdpOptions {
   encap: 'gre' | 'vxlan';
   reader?: ReaderChoice;
-  /** Native reader only: datagrams per system call and bytes per slot (tests make slots short). */
+  /** Native reader only: datagrams per system call, bytes per slot (tests make slots short) and the pause after an emptying read. */
   slots?: number;
   slotBytes?: number;
+  holdMs?: number;
 }
 
 export type DatagramHandler = (buf: Buffer, off: number, end: number, outerSrc: string, outerDst: string, at: number) => void;
@@ -134,6 +135,7 @@ export function udpReaderSource(options: UdpReaderOptions, onDatagram: DatagramH
           receiveBufferBytes: options.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER,
           ...(options.slots === undefined ? {} : { slots: options.slots }),
           ...(options.slotBytes === undefined ? {} : { slotBytes: options.slotBytes }),
+          ...(options.holdMs === undefined ? {} : { holdMs: options.holdMs }),
         },
         handler,
         onError,
