@@ -148,11 +148,13 @@ const ABOUT = `
 **What runs.** A separate sender process (\`bench/mirror-sender.ts\`, Node's \`dgram\` on a
 connected socket) sends GRE-in-UDP datagrams over loopback, each one mirrored SYN (ERSPAN I,
 ERSPAN II and bare-IP GRE; IPv4 and IPv6 inside) of a different flow, to a \`MirrorReceiver\`
-listening on 127.0.0.1 with the receive buffer flowpin asks for by default (32 MiB; the kernel
-grants at most \`net.core.rmem_max\`, reported above as Linux reports it, doubled). The
-receiver reads and decodes in its worker thread and delivers batches of FlowEvents to a sink on
-the main thread that counts them. First the sender is paced to the target rate for a few
-seconds; then it sends as fast as it can.
+listening on 127.0.0.1 with the receive buffer and the reader flowpin uses by default (32 MiB,
+set with \`SO_RCVBUFFORCE\` where the process may, else \`SO_RCVBUF\` capped by
+\`net.core.rmem_max\`, reported above as Linux reports it, doubled; the native \`recvmmsg\`
+reader where it is built, \`mirror-receiver/native/\`). The receiver reads and decodes in its
+worker thread and delivers batches of FlowEvents to a sink on the main thread that counts
+them. First the sender is paced to the target rate for a few seconds; then it sends as fast
+as it can.
 
 **How to read it.** *Sent* is what the sender handed to the kernel; *received* what the
 receiver counted; *kernel drops* the \`drops\` column of \`/proc/net/udp\` for the receiver's
@@ -169,23 +171,27 @@ unexplained.
 run: the receiver keeps up when decoded equals offered and drops nothing. The per-CPU-second
 rows stand beside a bare Node \`dgram\` socket in the same process, with the same receive
 buffer, counting the datagrams of the same sender and doing nothing else, run right after
-each receiver run: no decoding, no worker, no events. No receiver built on Node's \`dgram\`
-can do better, so the ratio is the share of the runtime's own ceiling flowpin reaches; on
-this machine that ceiling itself is near the 200,000 target (each datagram costs a
-\`recvmsg\` system call, a Buffer and an address object in Node), so the target is met only
-where the ceiling is well above it.
+each receiver run: no decoding, no worker, no events; that is the most any receiver built on
+Node's \`dgram\` can do (each datagram costs a \`recvmsg\` system call, a Buffer and an
+address object). The row of a bare native \`recvmmsg\` socket (the reader flowpin uses, with
+its 1 ms hold, counting only, no worker) stands beside the same dgram socket: it is the
+ceiling of the reader itself, so the distance from it to the decoded row is what decoding,
+the worker and the events cost.
 
-**What was tried** (receiver against the same sender, 300,000 frames at 100,000/s, load
-average 5-10 on the two cores, per CPU-second of the receiving process): batches posted on
-every turn of the worker's loop once 64 frames were pending (before): 138-159k;
-batches of up to 1,024 frames posted when full or 2 ms old: 170-185k; the bare dgram socket
-in the same conditions: 205-276k. A worker-to-main message costs 26 µs with a 96 KiB buffer
-transferred, 9 µs naming a slot of a SharedArrayBuffer, 3 µs for a number (20,000 messages
-each): at 1,024 frames a batch, under 0.03 µs a frame, so a shared-memory ring would save
-nothing measurable. A CPU profile of the worker puts most of the rest in Node's native receive
-path and the garbage collection of the per-datagram Buffer and address object, which only
-reading many datagrams per system call (\`recvmmsg\`, not offered by Node's \`dgram\`) would
-remove.
+**What was tried** (receiver against the same sender, 400,000 frames as fast as the sender
+can, load average about 2 on the two cores, per CPU-second of the receiving process): Node's
+\`dgram\` in the worker (before): 157-185k, the bare dgram socket 205-276k; a CPU profile put
+most of the rest in Node's native receive path and the garbage collection of the
+per-datagram Buffer and address object. The native reader reading each wake-up to the end
+(\`recvmmsg\`, 128 slots, no hold): 205-233k; the bare native socket 290-360k, where the
+kernel's time (0.75-0.95 s of system time for the 400,000) dominated: the receiver emptied
+the socket every 4 datagrams on average, one thread wake-up each. Holding the poll 1 ms after
+a read that emptied the socket (a libuv timer restarts it; the kernel queues meanwhile): the
+receiver's system time for the same 400,000 fell from 1.0-1.2 s to 0.4 s and the receiver
+reached 330k (the bare native socket with the same hold: 1.15-1.24 M, so decoding, the
+worker's batches and the main thread's FlowEvents are now most of the cost). A SYN waits at most that 1 ms more, within the worker's own 1 ms batching. A
+worker-to-main message costs 26 µs with a 96 KiB buffer transferred (batches of up to 1,024
+frames): under 0.03 µs a frame, so a shared-memory ring would save nothing measurable.
 `;
 
 export async function receiveBench(opts: ReceiveBenchOptions = RECEIVE_FULL): Promise<BenchOutput> {
