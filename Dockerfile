@@ -20,6 +20,8 @@ WORKDIR /app
 COPY --from=build /app/node_modules node_modules
 COPY --from=build /app/dist dist
 COPY --from=build /app/proto proto
+# The native receive reader built by npm ci (dist/mirror-receiver/native/addon.js loads it from here).
+COPY --from=build /app/mirror-receiver/native/build/Release/recvmmsg.node mirror-receiver/native/build/Release/recvmmsg.node
 COPY package.json ./
 EXPOSE 8080 4754/udp
 ENTRYPOINT ["node", "dist/cli/flowpin.js"]

@@ -31,7 +31,7 @@ export async function receiveCommand(args: string[]): Promise<number> {
   const bound = await receiver.listenUdp({ host: values.host, port });
   process.stderr.write(`flowpin receive: GRE-in-UDP on ${bound.address}:${bound.port}\n`);
   if (values.raw) {
-    receiver.listenRaw({ family: 4 });
+    await receiver.listenRaw({ family: 4 });
     process.stderr.write('flowpin receive: raw GRE socket (IP protocol 47) open\n');
   }
   await new Promise<void>((resolve) => {

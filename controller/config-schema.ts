@@ -28,7 +28,8 @@ export const ApiSchema = Type.Object({
 
 export const MirrorSchema = Type.Object({
   /** receiveBufferBytes: SO_RCVBUF asked for (the kernel caps it at net.core.rmem_max; see docs/architecture.md). */
-  udp: Type.Array(Type.Object({ host: Str({ default: '0.0.0.0' }), port: Port(4754), receiveBufferBytes: Int(1, undefined, DEFAULT_RECEIVE_BUFFER) }, strict), { default: [{ host: '127.0.0.1', port: 4754, receiveBufferBytes: DEFAULT_RECEIVE_BUFFER }] }),
+  /** reader: auto (the native recvmmsg reader where built, else dgram), recvmmsg (fail to start without it) or dgram. */
+  udp: Type.Array(Type.Object({ host: Str({ default: '0.0.0.0' }), port: Port(4754), receiveBufferBytes: Int(1, undefined, DEFAULT_RECEIVE_BUFFER), reader: Type.Enum(['auto', 'recvmmsg', 'dgram'], { default: 'auto' }) }, strict), { default: [{ host: '127.0.0.1', port: 4754, receiveBufferBytes: DEFAULT_RECEIVE_BUFFER, reader: 'auto' }] }),
   raw: Type.Boolean({ default: false }),
   silenceS: Num(1, undefined, 60),
   collapseRatio: Num(0, 1, 0.1),

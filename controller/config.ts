@@ -133,7 +133,7 @@ export interface FlowpinConfig {
   warnings: string[];
   mirror: {
     /** receiveBufferBytes: SO_RCVBUF asked for (the kernel caps it at net.core.rmem_max; see docs/architecture.md). */
-    udp: { host: string; port: number; receiveBufferBytes: number }[];
+    udp: { host: string; port: number; receiveBufferBytes: number; reader: 'auto' | 'recvmmsg' | 'dgram' }[];
     raw: boolean;
     /** A switch with no mirrored SYN for this long is silent: not ready, changes need consent. */
     silenceS: number;
@@ -422,7 +422,7 @@ export function readConfig(src: Reader, env: NodeJS.ProcessEnv = process.env): F
   const d = checkSchema(src.file, ConfigSchema, doc);
   const warnings: string[] = [];
   const api = readApi(at, d, env, warnings);
-  const mirror = { udp: d.mirror.udp.map((u, i) => ({ host: ipCheck(at, ['mirror', 'udp', i, 'host'], u.host), port: u.port, receiveBufferBytes: u.receiveBufferBytes })), raw: d.mirror.raw, silenceS: d.mirror.silenceS, collapseRatio: d.mirror.collapseRatio };
+  const mirror = { udp: d.mirror.udp.map((u, i) => ({ host: ipCheck(at, ['mirror', 'udp', i, 'host'], u.host), port: u.port, receiveBufferBytes: u.receiveBufferBytes, reader: u.reader })), raw: d.mirror.raw, silenceS: d.mirror.silenceS, collapseRatio: d.mirror.collapseRatio };
   const switches = d.switches.map((s, i) => readSwitch(at, ['switches', i], s));
   const names = new Map<string, number>();
   const sources = new Map<string, string>();

@@ -194,18 +194,21 @@ export class Controller {
     await Promise.all([...this.runtimes.values()].map((rt) => this.connect(rt, saved?.changes[rt.name] ?? [])));
     if (this.deps.listen ?? true) {
       for (const u of cfg.mirror.udp) {
-        const b = await this.receiver.listenUdp({ host: u.host, port: u.port, receiveBufferBytes: u.receiveBufferBytes });
+        const b = await this.receiver.listenUdp({ host: u.host, port: u.port, receiveBufferBytes: u.receiveBufferBytes, reader: u.reader });
         this.listening.push(b);
         const sock = this.receiver.status().sockets.find((s) => s.source.endsWith(`:${b.address}:${b.port}`));
-        this.log.info({ address: b.address, port: b.port, receiveBufferBytes: sock?.receiveBufferBytes }, 'listening for GRE-in-UDP mirror frames');
+        this.log.info({ address: b.address, port: b.port, receiveBufferBytes: sock?.receiveBufferBytes, reader: sock?.reader }, 'listening for GRE-in-UDP mirror frames');
+        if (sock?.readerNote !== undefined) this.log.warn({ address: b.address, port: b.port, reader: sock.reader }, `mirror socket read with Node dgram (slower): ${sock.readerNote}`);
         // Linux grants twice the request, capped at net.core.rmem_max: half the grant is what was honoured.
         if (sock !== undefined && sock.receiveBufferBytes / 2 < u.receiveBufferBytes) {
           this.log.warn({ address: b.address, port: b.port, requested: u.receiveBufferBytes, granted: sock.receiveBufferBytes }, `the kernel capped the mirror socket's receive buffer (net.core.rmem_max); raise it with: sysctl -w net.core.rmem_max=${u.receiveBufferBytes}`);
         }
       }
       if (cfg.mirror.raw) {
-        this.receiver.listenRaw({ family: 4 });
-        this.log.info('listening for GRE on a raw socket');
+        await this.receiver.listenRaw({ family: 4 });
+        const raw = this.receiver.status().sockets.find((s) => s.source === 'raw-gre:ipv4');
+        this.log.info({ reader: raw?.reader }, 'listening for GRE on a raw socket');
+        if (raw?.readerNote !== undefined) this.log.warn({ reader: raw.reader }, `raw GRE socket read on the main thread with the raw-socket addon: ${raw.readerNote}`);
       }
     }
     if (this.deps.loops ?? true) {

@@ -1,5 +1,6 @@
-// The receiver's worker thread: owns the UDP mirror sockets (GRE-in-UDP and VXLAN) and their
-// decoder, so that reading and decoding never wait for the controller's resolve, pin or API
+// The receiver's worker thread: owns the UDP mirror sockets (GRE-in-UDP and VXLAN, read with
+// the native recvmmsg reader where it is built, else Node's dgram: sources/udp-reader.ts) and
+// their decoder, so that reading and decoding never wait for the controller's resolve, pin or API
 // work on the main thread. Decoded segments go to the main thread in batches (event-batch.ts),
 // each with a snapshot of the counters, so the main thread's status always matches the events
 // it has delivered. A batch is posted when it is full or when its first frame is MAX_AGE_MS
@@ -12,9 +13,9 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { MirrorDecoder } from './decoder.js';
 import { DROP_REASONS, OK } from './drop-reasons.js';
 import { BatchWriter } from './event-batch.js';
-import { GreUdpSource } from './sources/gre-udp.js';
-import { VxlanSource } from './sources/vxlan-udp.js';
-import type { WorkerReply, WorkerRequest, WorkerSetup } from './worker-protocol.js';
+import { udpReaderSource, type UdpReaderSource } from './sources/udp-reader.js';
+import { rawGreNativeSource } from './sources/raw-gre-native.js';
+import { COUNTER_TRUNCATED, COUNTERS, type SourceErrorMessage, type WorkerReply, type WorkerRequest, type WorkerSetup } from './worker-protocol.js';
 
 const port = parentPort;
 if (port === null) throw new Error('receiver-worker.js runs as a worker thread');
@@ -34,16 +35,21 @@ let posted = 0;
 let backlogDrops = 0;
 let pendingFrames = 0;
 let timer: NodeJS.Timeout | undefined;
-const sources: { stop(): void | Promise<void> }[] = [];
+const sources: UdpReaderSource[] = [];
+/** Truncated datagrams of sources already stopped. */
+let truncatedBefore = 0;
 
-/** frames, decoded, backlog drops, then one count per drop reason (index = result code). */
+/** The layout of worker-protocol.ts (COUNTERS). */
 function snapshot(): Float64Array {
-  const s = new Float64Array(3 + DROP_REASONS.length + 1);
+  const s = new Float64Array(COUNTERS);
   s[0] = counters.frames;
   s[1] = counters.decoded;
   s[2] = backlogDrops;
   const byReason = counters.droppedByCode();
-  for (let i = 1; i < byReason.length; i++) s[3 + i] = byReason[i] ?? 0;
+  for (let i = 1; i < byReason.length && i <= DROP_REASONS.length; i++) s[3 + i] = byReason[i] ?? 0;
+  let truncated = truncatedBefore;
+  for (const src of sources) truncated += src.truncated();
+  s[COUNTER_TRUNCATED] = truncated;
   return s;
 }
 
@@ -82,19 +88,35 @@ function reply(r: WorkerReply): void {
   port?.postMessage(r);
 }
 
+function sourceError(err: Error): void {
+  const msg: SourceErrorMessage = { type: 'source-error', message: err.message };
+  port?.postMessage(msg);
+}
+
 async function handle(req: WorkerRequest): Promise<void> {
   try {
     if (req.type === 'listen-udp') {
-      const { encap, ...options } = req.options;
       const source =
-        encap === 'vxlan'
-          ? new VxlanSource(options, (payload, outerSrc, outerDst) => onResult(decoder.decodeVxlanPayload(payload, outerSrc, outerDst), Date.now()))
-          : new GreUdpSource(options, (payload, outerSrc, outerDst) => onResult(decoder.decodeGrePayload(payload, outerSrc, outerDst), Date.now()));
+        req.options.encap === 'vxlan'
+          ? udpReaderSource(req.options, (buf, off, end, outerSrc, outerDst, at) => onResult(decoder.decodeVxlanPayload(buf, outerSrc, outerDst, off, end), at), sourceError)
+          : udpReaderSource(req.options, (buf, off, end, outerSrc, outerDst, at) => onResult(decoder.decodeGrePayload(buf, outerSrc, outerDst, off, end), at), sourceError);
       const bound = await source.start();
       sources.push(source);
-      reply({ type: 'reply', id: req.id, ok: true, bound, receiveBuffer: source.receiveBuffer() });
+      reply({ type: 'reply', id: req.id, ok: true, bound, receiveBuffer: source.receiveBuffer(), reader: source.reader, ...(source.note === undefined ? {} : { readerNote: source.note }) });
+    } else if (req.type === 'listen-raw') {
+      // IPv4 raw sockets deliver the outer IP header; IPv6 ones the GRE packet and the sender (raw(7)).
+      const source =
+        req.options.family === 4
+          ? rawGreNativeSource(req.options, (buf, off, end, _src, at) => onResult(decoder.decodeIpPacket(buf, off, end), at), sourceError)
+          : rawGreNativeSource(req.options, (buf, off, end, src, at) => onResult(decoder.decodeGrePayload(buf, src, '::', off, end), at), sourceError);
+      await source.start();
+      sources.push(source);
+      reply({ type: 'reply', id: req.id, ok: true, receiveBuffer: source.receiveBuffer(), reader: 'recvmmsg' });
     } else {
-      for (const s of sources.splice(0)) await s.stop();
+      for (const s of sources.splice(0)) {
+        await s.stop();
+        truncatedBefore += s.truncated();
+      }
       if (timer !== undefined) clearTimeout(timer);
       timer = undefined;
       flush();

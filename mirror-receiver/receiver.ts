@@ -1,10 +1,14 @@
 // MirrorReceiver: runs the configured sources through the decoder and hands each decoded TCP
 // segment to the sink as a FlowEvent. UDP mirror sockets (GRE-in-UDP, and VXLAN opened by
 // address) are read and decoded in a worker thread (receiver-worker.ts), so that nothing the
-// controller does on the main thread delays a socket read; events come back in batches.
-// Decoded on the calling thread instead: captures (readPcap); the raw GRE socket (listenRaw:
-// the raw-socket addon polls on the process's main event loop, so it cannot serve a worker);
-// and a VXLAN socket handed over already bound (listenVxlan with `socket`, opened in another
+// controller does on the main thread delays a socket read; events come back in batches. The
+// worker reads them with the native recvmmsg reader (native/recvmmsg.c) unless `reader: dgram`
+// is asked for or the reader is not built; the status names the reader of each socket.
+// The raw GRE socket (listenRaw) is read in the worker too, by the native reader; only where
+// that reader is not built does it fall back to the raw-socket addon on the calling thread (that
+// addon polls on the process's main event loop, so it cannot serve a worker).
+// Decoded on the calling thread: captures (readPcap); the raw GRE socket without the native
+// reader; and a VXLAN socket handed over already bound (listenVxlan with `socket`, opened in another
 // network namespace by the Linux lab): a dgram socket is a handle of the thread that made it
 // and cannot be posted to a worker (worker_threads transfers ports, buffers and file handles,
 // not sockets). Nothing a frame contains can stop it: every frame is decoded or counted
@@ -20,11 +24,13 @@ import { readBatch, type BatchMessage } from './event-batch.js';
 import { toFlowEvent, type FlowEvent } from './flow-event.js';
 import { udpRcvbufErrors, udpSocketDrops } from './socket-drops.js';
 import { DEFAULT_RECEIVE_BUFFER, type GreUdpOptions } from './sources/gre-udp.js';
+import { loadNativeReader } from './native/addon.js';
 import { RawGreSource, type RawGreOptions } from './sources/raw-gre.js';
 import { readPcap, type PcapResult } from './sources/pcap.js';
 import { VxlanSource, type VxlanOptions } from './sources/vxlan-udp.js';
 import { VXLAN_PORT } from './decode-vxlan.js';
-import type { SourceErrorMessage, UdpListenOptions, WorkerReply, WorkerRequest } from './worker-protocol.js';
+import type { ReaderChoice, ReaderName } from './sources/udp-reader.js';
+import { COUNTER_TRUNCATED, COUNTERS, type SourceErrorMessage, type UdpListenOptions, type WorkerReply, type WorkerRequest } from './worker-protocol.js';
 
 export type FlowEventSink = (event: FlowEvent) => void;
 
@@ -37,6 +43,10 @@ export interface SocketStatus {
   receiveBufferBytes: number;
   /** The receive buffer asked for (configuration, or 32 MiB). */
   requestedBufferBytes: number;
+  /** What reads the socket: the native recvmmsg reader, Node's dgram, or (raw GRE without the native reader) the raw-socket addon. */
+  reader: ReaderName | 'raw-socket';
+  /** Why the native reader does not read this socket (not built, or a socket handed over already bound); absent where it does or `reader: dgram` was asked for. */
+  readerNote?: string;
 }
 
 export interface ReceiverStatus {
@@ -49,13 +59,13 @@ export interface ReceiverStatus {
   socketDrops: number | null;
   /** Decoded events not delivered because the main thread was that far behind (bounded queue). */
   backlogDrops: number;
+  /** Datagrams longer than the native reader's slot, decoded from the bytes that fit (counted in frames too). */
+  truncated: number;
   sockets: SocketStatus[];
   /** Host-wide UDP RcvbufErrors (every socket of every process), for context; null where unknown. */
   hostUdpRcvbufErrors: number | null;
 }
 
-/** Worker counter snapshot: frames, decoded, backlog drops, then drops by result code. */
-const COUNTERS = 3 + DROP_REASONS.length + 1;
 const SOCKET_DROPS_CACHE_MS = 20;
 
 interface UdpSocketInfo {
@@ -69,6 +79,10 @@ interface UdpSocketInfo {
   open: boolean;
   /** Read on the main thread (a socket handed over), not in the worker. */
   inThread: boolean;
+  /** A raw GRE socket: no /proc/net/udp line (drops stay unknown). */
+  raw: boolean;
+  reader: ReaderName | 'raw-socket';
+  readerNote: string | undefined;
 }
 
 export class MirrorReceiver {
@@ -99,7 +113,7 @@ export class MirrorReceiver {
   }
 
   /** Listens for GRE-in-UDP in the worker (VXLAN on its port 4789); resolves with the bound address. */
-  async listenUdp(options: GreUdpOptions & { encap?: 'gre' | 'vxlan' }): Promise<{ address: string; port: number }> {
+  async listenUdp(options: GreUdpOptions & { encap?: 'gre' | 'vxlan'; reader?: ReaderChoice; slots?: number; slotBytes?: number; holdMs?: number }): Promise<{ address: string; port: number }> {
     // UDP 4789 is VXLAN's port (RFC 7348): a configured listener there reads VXLAN.
     const encap = options.encap ?? (options.port === VXLAN_PORT ? 'vxlan' : 'gre');
     return this.listenInWorker({ ...options, encap });
@@ -109,12 +123,13 @@ export class MirrorReceiver {
    * Listens for VXLAN; resolves with the bound address. Read in the worker, except a socket
    * handed over already bound (see the header): that one is read on this thread.
    */
-  async listenVxlan(options: VxlanOptions): Promise<{ address: string; port: number }> {
+  async listenVxlan(options: VxlanOptions & { reader?: ReaderChoice }): Promise<{ address: string; port: number }> {
     if (options.socket === undefined) {
       const { socket: _none, ...rest } = options;
       return this.listenInWorker({ ...rest, port: rest.port ?? VXLAN_PORT, encap: 'vxlan' });
     }
-    const source = new VxlanSource(options, (payload, outerSrc, outerDst) => {
+    const { reader: _reader, ...vxlan } = options;
+    const source = new VxlanSource(vxlan, (payload, outerSrc, outerDst) => {
       this.emitIf(this.decoder.decodeVxlanPayload(payload, outerSrc, outerDst), this.now());
     });
     const bound = await source.start();
@@ -122,7 +137,7 @@ export class MirrorReceiver {
     const name = `vxlan:${bound.address}:${bound.port}`;
     this.listening.push(name);
     const buf = source.receiveBuffer();
-    this.udp.push({ source: name, address: bound.address, port: bound.port, receiveBufferBytes: buf.granted, requestedBufferBytes: buf.requested, drops: null, open: true, inThread: true });
+    this.udp.push({ source: name, address: bound.address, port: bound.port, receiveBufferBytes: buf.granted, requestedBufferBytes: buf.requested, drops: null, open: true, inThread: true, raw: false, reader: 'dgram', readerNote: 'a socket handed over already bound is read on the main thread with dgram' });
     return bound;
   }
 
@@ -136,16 +151,34 @@ export class MirrorReceiver {
     const bound = r.bound ?? { address: options.host ?? '0.0.0.0', port: options.port ?? 0 };
     const source = `${options.encap === 'vxlan' ? 'vxlan' : 'gre-udp'}:${bound.address}:${bound.port}`;
     this.listening.push(source);
-    this.udp.push({ source, address: bound.address, port: bound.port, receiveBufferBytes: r.receiveBuffer?.granted ?? 0, requestedBufferBytes: r.receiveBuffer?.requested ?? 0, drops: null, open: true, inThread: false });
+    this.udp.push({ source, address: bound.address, port: bound.port, receiveBufferBytes: r.receiveBuffer?.granted ?? 0, requestedBufferBytes: r.receiveBuffer?.requested ?? 0, drops: null, open: true, inThread: false, raw: false, reader: r.reader ?? 'dgram', readerNote: r.readerNote });
     return bound;
   }
 
   /**
-   * Opens a raw GRE socket (root or CAP_NET_RAW). It is read on this thread, not the worker:
-   * the raw-socket addon polls its socket on the process's default (main) event loop, so it
-   * cannot serve a worker thread.
+   * Opens a raw GRE socket (root or CAP_NET_RAW), read in the worker by the native reader.
+   * Where that reader is not built, the raw-socket addon reads it on this thread instead (it
+   * polls on the process's default event loop, so it cannot serve a worker), and the status says so.
    */
-  listenRaw(options: RawGreOptions): void {
+  async listenRaw(options: RawGreOptions & { receiveBufferBytes?: number }): Promise<void> {
+    const family = options.family ?? 4;
+    const name = `raw-gre:ipv${family}`;
+    const native = loadNativeReader();
+    if (!('error' in native)) {
+      const requested = options.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER;
+      const r = await this.request({ type: 'listen-raw', id: 0, options: { family, receiveBufferBytes: requested } });
+      if (!r.ok) {
+        if (this.listening.length === 0) await this.stop();
+        throw new MirrorSourceError(r.message);
+      }
+      this.listening.push(name);
+      this.udp.push({ source: name, address: '', port: 0, receiveBufferBytes: r.receiveBuffer?.granted ?? 0, requestedBufferBytes: requested, drops: null, open: true, inThread: false, raw: true, reader: 'recvmmsg', readerNote: undefined });
+      return;
+    }
+    this.listenRawInThread(options, name, native.error);
+  }
+
+  private listenRawInThread(options: RawGreOptions, name: string, why: string): void {
     const source = new RawGreSource(options, {
       onIpPacket: (packet) => this.emitIf(this.decoder.decodeIpPacket(packet), this.now()),
       onGrePayload: (payload, outerSrc) => this.emitIf(this.decoder.decodeGrePayload(payload, outerSrc, '::'), this.now()),
@@ -153,7 +186,8 @@ export class MirrorReceiver {
     });
     source.start();
     this.inThread.push(source);
-    this.listening.push(`raw-gre:ipv${options.family ?? 4}`);
+    this.listening.push(name);
+    this.udp.push({ source: name, address: '', port: 0, receiveBufferBytes: 0, requestedBufferBytes: 0, drops: null, open: true, inThread: true, raw: true, reader: 'raw-socket', readerNote: why });
   }
 
   /** Reads a pcap or pcapng file or stream to its end, with capture timestamps as event times. */
@@ -179,6 +213,7 @@ export class MirrorReceiver {
       listening: [...this.listening],
       socketDrops: known.length === 0 ? null : known.reduce((a, s) => a + (s.drops ?? 0), 0),
       backlogDrops: w(2),
+      truncated: w(COUNTER_TRUNCATED),
       sockets,
       hostUdpRcvbufErrors: udpRcvbufErrors(),
     };
@@ -203,14 +238,14 @@ export class MirrorReceiver {
 
   private socketStatus(): SocketStatus[] {
     this.readSocketDrops(false);
-    return this.udp.map((u) => ({ source: u.source, drops: u.drops, receiveBufferBytes: u.receiveBufferBytes, requestedBufferBytes: u.requestedBufferBytes }));
+    return this.udp.map((u) => ({ source: u.source, drops: u.drops, receiveBufferBytes: u.receiveBufferBytes, requestedBufferBytes: u.requestedBufferBytes, reader: u.reader, ...(u.readerNote === undefined ? {} : { readerNote: u.readerNote }) }));
   }
 
   private readSocketDrops(force: boolean): void {
     const t = Date.now();
     if (!force && t - this.dropsReadAt < SOCKET_DROPS_CACHE_MS) return;
     this.dropsReadAt = t;
-    for (const u of this.udp) if (u.open) u.drops = udpSocketDrops(u.address, u.port);
+    for (const u of this.udp) if (u.open && !u.raw) u.drops = udpSocketDrops(u.address, u.port);
   }
 
   private sourceFailed(source: string, message: string): void {

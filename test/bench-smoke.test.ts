@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { renderBenchmarks, recordResults, type Figure, type Section } from '../bench/results.js';
 import { have, repoRoot, skipUnless } from './helpers/tools.js';
+import { loadNativeReader } from '../mirror-receiver/native/addon.js';
 
 const skip = skipUnless(have('tcpdump') && have('tshark') && have('/usr/bin/time', ['true']), 'tcpdump, tshark or GNU time');
 
@@ -30,6 +31,7 @@ test('tiny decode and receive benchmarks run and regenerate their tables', { ski
     assert.equal(byId.get('decode.flowpin_s')?.baseline, 'decode.tcpdump_s');
     assert.equal(byId.get('receive.flood.decoded_per_cpu_s')?.baseline, 'receive.flood.dgram_per_cpu_s');
     assert.ok((byId.get('receive.flood.dgram_per_cpu_s')?.value ?? 0) > 0, 'the bare dgram baseline ran');
+    if (!('error' in loadNativeReader())) assert.equal(byId.get('receive.flood.recvmmsg_per_cpu_s')?.baseline, 'receive.flood.dgram_per_cpu_s', 'the bare recvmmsg ceiling beside the dgram one');
     assert.ok((byId.get('flowtable.bytes_per_flow_v4_tenth')?.value ?? 0) > 0, 'memory per flow at a tenth of the size');
     assert.equal(byId.get('receive.unexplained')?.value, 0, 'every frame sent was received or counted as a kernel drop');
     for (const s of results.sections) {

@@ -24,7 +24,7 @@ test('defaults: on-change, idle 300 s, the API on loopback, the eAPI host as mir
   assert.equal(c.api.token, undefined);
   assert.deepEqual(c.api.tokens, []);
   assert.equal(c.api.readsNeedToken, false);
-  assert.deepEqual(c.mirror.udp, [{ host: '127.0.0.1', port: 4754, receiveBufferBytes: 32 * 1024 * 1024 }]);
+  assert.deepEqual(c.mirror.udp, [{ host: '127.0.0.1', port: 4754, receiveBufferBytes: 32 * 1024 * 1024, reader: 'auto' }]);
   assert.equal(c.flowTable.maxFlows, 1_000_000);
   const s = c.switches[0];
   assert.equal(s?.eapi?.url, 'https://10.0.0.1/command-api');

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { TestNetns } from './helpers/netns.js';
+import { loadNativeReader } from '../mirror-receiver/native/addon.js';
 import { flowpinBin, have, haveScapy, isRoot, skipUnless, systemPython } from './helpers/tools.js';
 
 const skip = skipUnless(isRoot() && have('ip', ['-V']) && haveScapy(), 'root, iproute2 or python3-scapy');
@@ -73,8 +74,10 @@ test('raw GRE socket receives and decodes GRE sent over loopback in a namespace'
     assert.deepEqual(events[5]?.flags, ['SYN', 'ACK']);
     child.kill('SIGTERM');
     const status = await waitForStderr(child, /"frames"/, 10_000);
-    const summary = JSON.parse(status.trim().split('\n').pop() ?? '{}') as { decoded: number; dropped: Record<string, number> };
+    const summary = JSON.parse(status.trim().split('\n').pop() ?? '{}') as { decoded: number; dropped: Record<string, number>; sockets: { source: string; reader: string }[] };
     assert.equal(summary.decoded, 6);
+    // Read in the worker by the native reader where it is built (always under CI), else by raw-socket on the main thread.
+    assert.equal(summary.sockets.find((s) => s.source === 'raw-gre:ipv4')?.reader, 'error' in loadNativeReader() ? 'raw-socket' : 'recvmmsg');
     assert.deepEqual(summary.dropped, { 'unknown-gre-protocol': 1 });
   } finally {
     if (child && child.exitCode === null) {

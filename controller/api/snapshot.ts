@@ -40,6 +40,8 @@ export interface MirrorCounters {
   /** Decoded events dropped because the controller was that far behind. */
   backlogDrops: number;
   listening: string[];
+  /** What reads each UDP mirror socket (recvmmsg or dgram), by source, and why dgram where the native reader is not built. */
+  readers: { source: string; reader: string; note?: string }[];
 }
 
 export interface Snapshot {
@@ -68,7 +70,7 @@ function pinAges(controller: Controller, rt: SwitchRuntime, vip: string, nexthop
 
 function mirrorCounters(controller: Controller): MirrorCounters {
   const s = controller.receiver.status();
-  return { frames: s.frames, decoded: s.decoded, decodeDrops: Object.values(s.dropped).reduce((a, n) => a + n, 0), dropped: s.dropped, socketDrops: s.socketDrops, backlogDrops: s.backlogDrops, listening: s.listening };
+  return { frames: s.frames, decoded: s.decoded, decodeDrops: Object.values(s.dropped).reduce((a, n) => a + n, 0), dropped: s.dropped, socketDrops: s.socketDrops, backlogDrops: s.backlogDrops, listening: s.listening, readers: s.sockets.map((k) => ({ source: k.source, reader: k.reader, ...(k.readerNote === undefined ? {} : { note: k.readerNote }) })) };
 }
 
 export function buildSnapshot(controller: Controller, simulator: (() => SimulatorCounters) | undefined): Snapshot {
