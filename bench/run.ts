@@ -60,7 +60,7 @@ them; one member is drained, then a spare is added, while traffic runs. The swit
 holds 200,000 entries at 10 k and 100 k and twice the live connections at 1 M (\`--table\`), so
 every size asks the same of flowpin. Each configuration
 runs as its own process, smallest size first (at 1 M in the order on-change, resilient,
-always, mod-n, prototype), within a wall-time budget for all sizes: one not finished when the
+mod-n, prototype, always: \`always\` holds a pin per connection and is the slowest to simulate), within a wall-time budget for all sizes: one not finished when the
 budget runs out is stopped and named, so what fits on this machine in bounded time is shown. **Baselines**, same traffic, same seed: the
 switch alone (\`mod-n\`, \`resilient\` ECMP; flowpin's broken connections stand beside
 \`resilient\`) and the prototype's algorithm (\`prototype\`: per SYN one look-up call and one
