@@ -9,14 +9,17 @@
 // this process, that only count the same datagrams from the same sender (no decoding, no
 // events): the most a receiver built on either can reach on this machine now.
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MirrorReceiver } from '../mirror-receiver/receiver.js';
 import { loadNativeReader } from '../mirror-receiver/native/addon.js';
 import { NativeSocket } from '../mirror-receiver/sources/native-socket.js';
+import { mirrorDatagrams } from './mirror-sender.js';
 import { repeated, runContext, type BenchOutput, type Figure } from './results.js';
 
 export interface ReceiveBenchOptions {
@@ -27,12 +30,45 @@ export interface ReceiveBenchOptions {
   runs: number;
   /** Frames of the as-fast-as-possible runs. */
   floodFrames: number;
+  /** Offered rate of the runs with the C sender (sendmmsg), frames/s. */
+  nativeRate: number;
 }
 
-export const RECEIVE_FULL: ReceiveBenchOptions = { rate: 200_000, seconds: 3, runs: 3, floodFrames: 600_000 };
-export const RECEIVE_TINY: ReceiveBenchOptions = { rate: 5_000, seconds: 0.4, runs: 1, floodFrames: 2_000 };
+export const RECEIVE_FULL: ReceiveBenchOptions = { rate: 200_000, seconds: 3, runs: 3, floodFrames: 600_000, nativeRate: 250_000 };
+export const RECEIVE_TINY: ReceiveBenchOptions = { rate: 5_000, seconds: 0.4, runs: 1, floodFrames: 2_000, nativeRate: 10_000 };
 
-const senderBin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'mirror-sender.js');
+const here = path.dirname(fileURLToPath(import.meta.url));
+const senderBin = path.resolve(here, 'mirror-sender.js');
+/** dist/bench/receive.bench.js -> bench/native/blast.c */
+const blastSource = path.resolve(here, '../../bench/native/blast.c');
+
+/** The C sender (bench/native/blast.c), compiled into `dir` with the templates it sends; or why not. */
+function buildBlast(dir: string): { bin: string; templates: string } | { error: string } {
+  const bin = path.join(dir, 'blast');
+  const cc = spawnSync('cc', ['-O2', '-o', bin, blastSource], { encoding: 'utf8' });
+  if (cc.error !== undefined || cc.status !== 0) return { error: `cc could not build ${blastSource}: ${cc.error?.message ?? cc.stderr}` };
+  const parts: Buffer[] = [];
+  for (const d of mirrorDatagrams(4096)) {
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(d.length);
+    parts.push(len, d);
+  }
+  const templates = path.join(dir, 'templates.bin');
+  writeFileSync(templates, Buffer.concat(parts));
+  return { bin, templates };
+}
+
+type Sender = (port: number, count: number, rate: number) => Promise<{ sent: number; seconds: number }>;
+
+/** A sender process: its stdout's last line is {"sent":N,"seconds":S,...}. */
+async function runSender(cmd: string, args: string[]): Promise<{ sent: number; seconds: number }> {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  if (code !== 0) throw new Error(`mirror sender ${cmd} exited ${code}`);
+  return JSON.parse(out.trim().split('\n').at(-1) ?? '') as { sent: number; seconds: number };
+}
 
 interface RunResult {
   sent: number;
@@ -47,14 +83,7 @@ interface RunResult {
   reader: string;
 }
 
-async function send(port: number, count: number, rate: number): Promise<{ sent: number; seconds: number }> {
-  const child = spawn(process.execPath, [senderBin, String(port), String(count), String(rate)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  const [code] = (await once(child, 'exit')) as [number | null];
-  if (code !== 0) throw new Error(`mirror sender exited ${code}`);
-  return JSON.parse(out.trim()) as { sent: number; seconds: number };
-}
+const send: Sender = (port, count, rate) => runSender(process.execPath, [senderBin, String(port), String(count), String(rate)]);
 
 /** Waits until `count()` reaches `sent` or stops moving; datagrams counted per CPU-second since `cpu0`. */
 async function countedPerCpuS(count: () => number, sent: number, cpu0: NodeJS.CpuUsage): Promise<number> {
@@ -100,7 +129,7 @@ async function floorRun(count: number, rate: number): Promise<number> {
   }
 }
 
-async function oneRun(count: number, rate: number): Promise<RunResult> {
+async function oneRun(count: number, rate: number, sender: Sender = send): Promise<RunResult> {
   let events = 0;
   const receiver = new MirrorReceiver(() => {
     events++;
@@ -109,7 +138,7 @@ async function oneRun(count: number, rate: number): Promise<RunResult> {
   const { port } = await receiver.listenUdp({ host: '127.0.0.1', port: 0 });
   try {
     const cpu0 = process.cpuUsage();
-    const { sent, seconds } = await send(port, count, rate);
+    const { sent, seconds } = await sender(port, count, rate);
     // Wait until every sent frame is received or counted as dropped by the kernel (bounded).
     const deadline = Date.now() + 10_000;
     let st = receiver.status();
@@ -154,7 +183,11 @@ set with \`SO_RCVBUFFORCE\` where the process may, else \`SO_RCVBUF\` capped by
 reader where it is built, \`mirror-receiver/native/\`). The receiver reads and decodes in its
 worker thread and delivers batches of FlowEvents to a sink on the main thread that counts
 them. First the sender is paced to the target rate for a few seconds; then it sends as fast
-as it can.
+as it can. Node's \`dgram\` sender reaches about 145,000 datagrams per second here (one system
+call and one callback per datagram), so the same datagrams are also sent by a C sender
+(\`bench/native/blast.c\`, compiled by the benchmark with \`cc\`: \`sendmmsg\`, 64 datagrams per
+system call), paced at 250,000 per second and then as fast as it can: those rows show the
+rate the receiver decodes when the sender is not the limit, and the target applies to them.
 
 **How to read it.** *Sent* is what the sender handed to the kernel; *received* what the
 receiver counted; *kernel drops* the \`drops\` column of \`/proc/net/udp\` for the receiver's
@@ -204,6 +237,13 @@ export async function receiveBench(opts: ReceiveBenchOptions = RECEIVE_FULL): Pr
   const nativeFlood: number[] = [];
   const readers = new Set<string>();
   const count = Math.round(opts.rate * opts.seconds);
+  const dir = mkdtempSync(path.join(tmpdir(), 'flowpin-bench-receive-'));
+  const blast = buildBlast(dir);
+  const blastSend: Sender | undefined = 'error' in blast ? undefined : (port, n, rate) => runSender(blast.bin, [blast.templates, '127.0.0.1', String(port), String(n), String(rate)]);
+  if ('error' in blast) process.stdout.write(`receive: no C sender (${blast.error}); its rows are left out\n`);
+  const cPaced: RunResult[] = [];
+  const cFlood: RunResult[] = [];
+  const cCount = Math.round(opts.nativeRate * opts.seconds);
   for (let r = 0; r < opts.runs; r++) {
     process.stdout.write(`receive: run ${r + 1} of ${opts.runs}: ${count.toLocaleString('en-US')} frames paced at ${opts.rate.toLocaleString('en-US')}/s, then ${opts.floodFrames.toLocaleString('en-US')} as fast as the sender can\n`);
     paced.push(await oneRun(count, opts.rate));
@@ -214,10 +254,25 @@ export async function receiveBench(opts: ReceiveBenchOptions = RECEIVE_FULL): Pr
     floorFlood.push(await floorRun(opts.floodFrames, 0));
     const nf = await nativeFloorRun(opts.floodFrames, 0);
     if (nf !== null) nativeFlood.push(nf);
-    for (const x of [...paced, ...flood]) readers.add(x.reader);
+    if (blastSend !== undefined) {
+      cPaced.push(await oneRun(cCount, opts.nativeRate, blastSend));
+      cFlood.push(await oneRun(opts.floodFrames, 0, blastSend));
+    }
+    for (const x of [...paced, ...flood, ...cPaced, ...cFlood]) readers.add(x.reader);
   }
+  rmSync(dir, { recursive: true, force: true });
+  const cRate = opts.nativeRate.toLocaleString('en-US');
+  const cFigures: Figure[] = blastSend === undefined ? [] : [
+    repeated({ id: 'receive.c_paced.offered_per_s', what: `Offered rate (C sender, sendmmsg, paced at ${cRate}/s)`, unit: 'frames/s', target: '', met: true, isBaseline: true }, cPaced.map((r) => r.sent / r.senderSeconds)),
+    repeated({ id: 'receive.c_paced.decoded_per_s', what: `Decoded per second, C sender paced at ${cRate}/s`, unit: 'frames/s', target: '≥ 200,000', met: true, baseline: 'receive.c_paced.offered_per_s' }, cPaced.map((r) => r.decodedPerS)),
+    repeated({ id: 'receive.c_paced.kernel_drops', what: `Kernel socket drops, C sender paced at ${cRate}/s`, unit: 'frames', target: '', met: true }, cPaced.map((r) => r.socketDrops)),
+    repeated({ id: 'receive.c_paced.decoded_per_cpu_s', what: `Decoded per CPU-second of the receiving process, C sender paced at ${cRate}/s`, unit: 'frames/s', target: '', met: true }, cPaced.map((r) => r.decodedPerCpuS)),
+    repeated({ id: 'receive.c_flood.offered_per_s', what: 'Offered rate (C sender as fast as it can)', unit: 'frames/s', target: '', met: true, isBaseline: true }, cFlood.map((r) => r.sent / r.senderSeconds)),
+    repeated({ id: 'receive.c_flood.decoded_per_s', what: 'Decoded per second, C sender as fast as it can', unit: 'frames/s', target: '', met: true, baseline: 'receive.c_flood.offered_per_s' }, cFlood.map((r) => r.decodedPerS)),
+    repeated({ id: 'receive.c_flood.kernel_drops', what: 'Kernel socket drops, C sender as fast as it can', unit: 'frames', target: '', met: true }, cFlood.map((r) => r.socketDrops)),
+  ];
   const rate = opts.rate.toLocaleString('en-US');
-  const unexplained = [...paced, ...flood].reduce((a, r) => a + Math.abs(r.unexplained), 0);
+  const unexplained = [...paced, ...flood, ...cPaced, ...cFlood].reduce((a, r) => a + Math.abs(r.unexplained), 0);
   const figures: Figure[] = [
     repeated({ id: 'receive.paced.offered_per_s', what: `Offered rate (sender, paced at ${rate}/s)`, unit: 'frames/s', target: '', met: true, isBaseline: true }, paced.map((r) => r.sent / r.senderSeconds)),
     repeated({ id: 'receive.paced.decoded_per_s', what: `Decoded, paced at ${rate}/s`, unit: 'frames/s', target: '', met: true, baseline: 'receive.paced.offered_per_s' }, paced.map((r) => r.decodedPerS)),
@@ -231,7 +286,8 @@ export async function receiveBench(opts: ReceiveBenchOptions = RECEIVE_FULL): Pr
     repeated({ id: 'receive.flood.decoded_per_cpu_s', what: 'Decoded per CPU-second of the receiving process, sender as fast as it can', unit: 'frames/s', target: '≥ 200,000', met: true, baseline: 'receive.flood.dgram_per_cpu_s' }, flood.map((r) => r.decodedPerCpuS)),
     ...(nativeFlood.length === 0 ? [] : [repeated({ id: 'receive.flood.recvmmsg_per_cpu_s', what: 'Bare native recvmmsg socket, counting only, per CPU-second, sender as fast as it can', unit: 'datagrams/s', target: '', met: true, baseline: 'receive.flood.dgram_per_cpu_s' }, nativeFlood)]),
     repeated({ id: 'receive.flood.dgram_per_cpu_s', what: 'Bare Node dgram socket, counting only, per CPU-second, sender as fast as it can', unit: 'datagrams/s', target: '', met: true, isBaseline: true }, floorFlood),
-    repeated({ id: 'receive.receive_buffer_bytes', what: 'Receive buffer granted by the kernel (32 MiB asked; Linux reports twice the usable size, capped by net.core.rmem_max)', unit: 'bytes', target: '', met: true }, paced.map((r) => r.receiveBufferBytes)),
+    repeated({ id: 'receive.receive_buffer_bytes', what: 'Receive buffer granted by the kernel (32 MiB asked; Linux reports twice the usable size; SO_RCVBUFFORCE where the process may, else capped by net.core.rmem_max)', unit: 'bytes', target: '', met: true }, paced.map((r) => r.receiveBufferBytes)),
+    ...cFigures,
     { id: 'receive.unexplained', what: 'Frames unaccounted for (sent − received − kernel drops), all runs', value: unexplained, unit: 'frames', target: '= 0', met: unexplained === 0 },
   ];
   for (const f of figures) if (f.target === '≥ 200,000') f.met = f.value >= 200_000;

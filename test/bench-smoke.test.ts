@@ -34,6 +34,9 @@ test('tiny decode and receive benchmarks run and regenerate their tables', { ski
     if (!('error' in loadNativeReader())) assert.equal(byId.get('receive.flood.recvmmsg_per_cpu_s')?.baseline, 'receive.flood.dgram_per_cpu_s', 'the bare recvmmsg ceiling beside the dgram one');
     assert.ok((byId.get('flowtable.bytes_per_flow_v4_tenth')?.value ?? 0) > 0, 'memory per flow at a tenth of the size');
     assert.equal(byId.get('receive.unexplained')?.value, 0, 'every frame sent was received or counted as a kernel drop');
+    // The C sender (sendmmsg) is built with cc, which .ci/run installs.
+    assert.ok((byId.get('receive.c_paced.decoded_per_s')?.value ?? 0) > 0, 'the C sender ran and its frames were decoded');
+    assert.equal(byId.get('receive.c_paced.decoded_per_s')?.baseline, 'receive.c_paced.offered_per_s');
     for (const s of results.sections) {
       assert.ok(s.measured !== undefined && s.measured.loadAverage.length === 3);
       assert.ok(s.about.length > 200, 'each section explains its baselines');
