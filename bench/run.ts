@@ -8,7 +8,7 @@ import { copyFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DECODE_FULL, DECODE_TINY, decodeBench } from './decode.bench.js';
-import { linuxBench } from './linux.bench.js';
+import { LINUX_FULL, LINUX_TINY, linuxBench } from './linux.bench.js';
 import { observeBench } from './observe.bench.js';
 import { persistBench } from './persist.bench.js';
 import { PINNING_FULL, PINNING_TINY, pinningBench, type PinningSize } from './pinning.bench.js';
@@ -123,7 +123,10 @@ const BENCHES: Record<string, Bench> = {
     tiny: section('persist', 'Persistence at scale', PERSIST_ABOUT, () => withEnv('FLOWPIN_BENCH_FLOWS', '20000', persistBench)),
     full: section('persist', 'Persistence at scale', PERSIST_ABOUT, persistBench),
   },
-  linux: { full: section('linux', 'The Linux router adapter on the real kernel', 'Look-ups, nft transactions and pins on this kernel; see docs/linux.md.', linuxBench) },
+  linux: {
+    tiny: section('linux', 'The Linux router adapter on the real kernel', 'Look-ups, nft transactions and pins on this kernel; see docs/linux.md.', () => linuxBench(LINUX_TINY)),
+    full: section('linux', 'The Linux router adapter on the real kernel', 'Look-ups, nft transactions and pins on this kernel; see docs/linux.md.', () => linuxBench(LINUX_FULL)),
+  },
 };
 
 async function withEnv<T>(name: string, value: string, fn: () => Promise<T>): Promise<T> {

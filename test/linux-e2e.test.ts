@@ -6,10 +6,14 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { LAB_VIP4, LAB_VIP6, LabTopology, labNamespaces } from '../switch-adapters/linux/lab/topology.js';
 import { LabTraffic } from '../switch-adapters/linux/lab/traffic.js';
 import type { FlowSpec } from '../switch-adapters/contract.js';
-import { have, isRoot, skipUnless } from './helpers/tools.js';
+import { have, isRoot, repoRoot, skipUnless } from './helpers/tools.js';
 import { labAdapter, labController, SWITCH, until, withWarmTraffic } from './helpers/linux-lab.js';
 import type { Controller } from '../controller/controller.js';
 
@@ -126,3 +130,24 @@ async function openPorts(lab: LabTopology, _t: LabTraffic): Promise<FlowSpec[]> 
   }
   return flows;
 }
+
+// The Linux benchmark keeps working: its tiny version runs here, after the lab tests of this
+// file (one lab at a time), into a scratch directory. Figures are checked for presence and
+// the broken-connection count with flowpin, never for speed.
+test('tiny Linux router benchmark runs and records its section', { skip, timeout: 240_000 }, () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'flowpin-bench-linux-'));
+  try {
+    writeFileSync(path.join(dir, 'README.md'), '# x\n\n<!-- bench:start -->\nold\n<!-- bench:end -->\n');
+    const res = spawnSync(process.execPath, ['--expose-gc', path.join(repoRoot, 'dist/bench/run.js'), '--tiny', '--out', dir, 'linux'], { encoding: 'utf8', timeout: 230_000 });
+    assert.equal(res.status, 0, res.stderr + res.stdout);
+    const results = JSON.parse(readFileSync(path.join(dir, 'results.json'), 'utf8')) as { figures: { id: string; value: number }[] };
+    const byId = new Map(results.figures.map((f) => [f.id, f.value]));
+    for (const id of ['linux.lookups_per_s', 'linux.nft_tx_ms_1000', 'linux.pins_per_s_1000', 'linux.list_ms_1000', 'linux.syn_to_pin_p50_ms', 'linux.syn_to_pin_p99_ms']) {
+      assert.ok((byId.get(id) ?? 0) > 0, `${id}: ${byId.get(id)}`);
+    }
+    assert.equal(byId.get('linux.broken_with'), 0, 'no connection broken with flowpin');
+    assert.ok((byId.get('linux.broken_without') ?? 0) > 0, 'the switch alone breaks connections');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
