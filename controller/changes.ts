@@ -342,7 +342,7 @@ export class ChangeManager {
     const atRiskBy = zeroRisk();
     atRiskBy['table-full'] = Math.max(0, toPin - free);
     atRiskBy.unresolved = unresolved;
-    atRiskBy.shed = this.rt.shedOn(vip.address).length + this.rt.shedForgottenOn(vip.address);
+    atRiskBy.shed = this.rt.shedOn(vip.address).length + this.rt.shedForgottenOn(vip.address, kind === 'drain' ? nh : undefined);
     const expectedWindowMs = this.expectedWindowMs();
     const rate = this.rt.synRateOf(vip);
     return {
@@ -634,7 +634,7 @@ export class ChangeManager {
       }
     }
     // Shed beyond what flowpin keeps by name: counted all the same, without names.
-    const forgotten = this.rt.shedForgottenOn(rec.vip);
+    const forgotten = this.rt.shedForgottenOn(rec.vip, rec.kind === 'drain' ? rec.nexthop : undefined);
     if (forgotten > 0) {
       rec.atRisk += forgotten;
       rec.atRiskBy.shed += forgotten;

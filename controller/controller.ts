@@ -130,7 +130,7 @@ export class Controller {
     this.log = deps.logger;
     // A flow pushed out of a full table is one flowpin saw and can no longer keep: its VIP's
     // changes count it at risk.
-    this.flowTable = new FlowTable({ maxFlows: cfg.flowTable.maxFlows, maxAgeMs: cfg.flowTable.maxAgeS * 1000, now: this.now, onEvict: (key) => this.byId.get(switchIdOfKey(key))?.forgetFlow(key) });
+    this.flowTable = new FlowTable({ maxFlows: cfg.flowTable.maxFlows, maxAgeMs: cfg.flowTable.maxAgeS * 1000, now: this.now, onEvict: (key, nh) => this.byId.get(switchIdOfKey(key))?.forgetFlow(key, nh) });
     this.receiver = new MirrorReceiver((ev) => this.onEvent(ev), this.now, (err) => this.log.warn({ err }, 'mirror source error'));
     this.mirrorLoss = new MirrorLossMonitor(() => this.receiver.status(), this.now, deps.mirrorLossWindowMs);
     cfg.switches.forEach((s, i) => {

@@ -16,8 +16,8 @@ export interface FlowTableOptions {
   maxAgeMs: number;
   /** Milliseconds, monotonic. */
   now: () => number;
-  /** Called with each flow pushed out because the table was full (not for flows aged out or ended). */
-  onEvict?: (key: string) => void;
+  /** Called with each flow pushed out because the table was full, and its nexthop id (not for flows aged out or ended). */
+  onEvict?: (key: string, nexthopId: number) => void;
 }
 
 export interface FlowEntry extends FlowTuple {
@@ -55,6 +55,17 @@ export function flowKey(switchId: number, tuple: string): string {
   return String.fromCharCode.apply(null, codes);
 }
 
+/**
+ * Before a full cache pushes out its least recently used entry: if that entry is already past
+ * its age, every stale entry is removed as expired, so that only live ones are ever evicted
+ * (lru-cache reports a stale entry pushed out as evicted, not expired).
+ */
+export function purgeIfStale<V extends NonNullable<unknown>>(cache: LRUCache<string, V>): void {
+  const oldest = cache.rkeys().next();
+  if (oldest.done === true) return;
+  if (cache.getRemainingTTL(oldest.value) <= 0) cache.purgeStale();
+}
+
 export function switchIdOfKey(key: string): number {
   return (key.charCodeAt(0) << 8) | key.charCodeAt(1);
 }
@@ -81,7 +92,7 @@ export class FlowTable {
       dispose: (nexthopId, key, reason) => {
         if (reason === 'evict' || reason === 'expire') this.evictions++;
         this.unindex(key, nexthopId);
-        if (reason === 'evict') options.onEvict?.(key);
+        if (reason === 'evict') options.onEvict?.(key, nexthopId);
       },
     });
   }
@@ -102,6 +113,7 @@ export class FlowTable {
   touch(key: string): boolean {
     const current = this.lru.get(key);
     if (current === undefined) {
+      if (this.lru.size >= this.lru.max) purgeIfStale(this.lru);
       this.lru.set(key, UNRESOLVED);
       return true;
     }

@@ -458,6 +458,8 @@ export class Reconciler {
         // switch now holds is recorded, so that the next round removes or replaces it.
         if (o.ok && (o.programmed !== false || o.reason === 'pending')) {
           this.installed.set(id, { flow: p.flow, nexthop: p.nexthop, programmed: o.programmed === true, packets: 0, lastActive: now, ...(o.programmed === true ? {} : { reason: 'pending' }) });
+          // Read back like any pin whose state is not known yet, so it is never left pending.
+          if (o.programmed !== true) this.pendingIds.add(id);
           this.touched.add(id);
           strays = true;
         }
@@ -558,6 +560,9 @@ export class Reconciler {
   async verify(ids: string[]): Promise<void> {
     if (ids.length === 0) return;
     const a = this.o.adapter;
+    // What each pin's view was when the read was sent: a round or a resync that changed it
+    // while the read was in flight knows better than this (older) answer, which is then left out.
+    const seen = new Map(ids.map((id) => [id, this.installed.get(id)]));
     let byId: Map<string, InstalledPin>;
     if (a.readPins !== undefined) {
       const flows = ids.map((id) => this.installed.get(id)?.flow ?? this.desired.get(id)?.flow).filter((f): f is FlowSpec => f !== undefined);
@@ -566,9 +571,10 @@ export class Reconciler {
     } else byId = new Map((await a.listPins()).map((p) => [flowId(p.flow), p]));
     const now = this.o.clock.now();
     for (const id of ids) {
+      const prev = this.installed.get(id);
+      if (prev !== seen.get(id)) continue;
       const p = byId.get(id);
       const d = this.desired.get(id);
-      const prev = this.installed.get(id);
       if (p === undefined) {
         // Not on the switch (lost, or never written): written again by the next round if wanted.
         this.installed.delete(id);

@@ -25,6 +25,8 @@ import type { ControllerMetrics } from './metrics.js';
 import type { NexthopRegistry } from './nexthop-registry.js';
 import { pinReason, type ChangeView, type PinMode } from './pin-policy.js';
 import { Reconciler, type AtRiskReason } from './reconciler.js';
+import { purgeIfStale } from './flow-table.js';
+import { RecentCounts } from './recent-counts.js';
 import { ResolveQueue, type Pending } from './resolve-queue.js';
 import type { ServerIdentityMap, UnknownServerReason } from './server-identity.js';
 
@@ -195,8 +197,8 @@ export class SwitchRuntime {
    * counted, without its name, in shedForgotten.
    */
   private readonly shedKeys: LRUCache<string, string>;
-  /** Shed SYNs whose keys were pushed out of shedKeys, per VIP, and when the last was (aged like the keys). */
-  private readonly shedForgotten = new Map<string, { n: number; lastAt: number }>();
+  /** Flows flowpin saw and can no longer name, per `VIP|nexthop` ('' where unknown), over the last hour. */
+  private readonly shedForgotten = new RecentCounts(SHED_TTL_MS);
   /** Times of server resets (RST from a VIP) seen on the reply mirror, per VIP. */
   private readonly serverResets = new Map<string, RecentTimes>();
   /** Flows the switch could not resolve, per VIP (pruned when read: ended or aged flows drop out). */
@@ -229,7 +231,7 @@ export class SwitchRuntime {
       max: o.maxShed ?? 100_000,
       ttl: SHED_TTL_MS,
       dispose: (vip, _key, reason) => {
-        if (reason === 'evict') this.forgotten(vip);
+        if (reason === 'evict') this.forgotten(vip, undefined);
       },
     });
     this.name = o.name;
@@ -344,6 +346,8 @@ export class SwitchRuntime {
     const p: Pending = { key, seq, at: now };
     const observe = this.resolution === 'observe';
     if (observe ? this.awaiting.size >= this.o.queueCapacity : !this.queue.push(p)) {
+      // Past the bound the oldest key is pushed out (and counted); one already past its age is not a flow to count.
+      if (this.shedKeys.size >= this.shedKeys.max) purgeIfStale(this.shedKeys);
       this.shedKeys.set(key, dst);
       return 'shed';
     }
@@ -659,32 +663,35 @@ export class SwitchRuntime {
 
   /**
    * A flow pushed out of the full flow table: flowpin saw it and cannot keep it any more, so
-   * every change of its VIP counts it at risk (with the shed SYNs it can no longer name).
+   * the changes that may move it count it at risk (with the shed SYNs it can no longer name).
+   * One whose pin is programmed stays protected by the switch, and is not counted.
    */
-  forgetFlow(key: string): void {
+  forgetFlow(key: string, nexthopId: number): void {
     const vip = parseTuple(key, 2).dst;
-    if (this.vips.has(vip)) this.forgotten(vip);
+    if (!this.vips.has(vip)) return;
+    const nh = nexthopId === UNRESOLVED ? undefined : this.o.registry.ref(nexthopId)?.nexthop;
+    if (nh !== undefined && this.reconciler.isProgrammed(flowId(specOf(key)), nh)) return;
+    this.forgotten(vip, nh);
   }
 
-  private forgotten(vip: string): void {
-    const f = this.shedForgotten.get(vip);
-    if (f === undefined) this.shedForgotten.set(vip, { n: 1, lastAt: this.o.clock.now() });
-    else {
-      f.n++;
-      f.lastAt = this.o.clock.now();
-    }
+  private forgotten(vip: string, nexthop: string | undefined): void {
+    this.shedForgotten.add(`${vip}|${nexthop ?? ''}`, this.o.clock.now());
   }
 
   /** Flows of a VIP flowpin can no longer name: SYNs shed beyond what it keeps, flows pushed out of the full flow table. */
-  shedForgottenOn(vip: string): number {
-    const f = this.shedForgotten.get(vip);
-    if (f === undefined) return 0;
-    if (this.o.clock.now() - f.lastAt > SHED_TTL_MS) {
-      this.shedForgotten.delete(vip);
-      return 0;
+  shedForgottenOn(vip: string, nexthop?: string): number {
+    // Flows of unknown nexthop may move with any change; the others only with a change of theirs (a drain) or any addition.
+    const now = this.o.clock.now();
+    let n = 0;
+    for (const k of this.shedForgotten.keys()) {
+      const bar = k.lastIndexOf('|');
+      if (k.slice(0, bar) !== vip) continue;
+      const nh = k.slice(bar + 1);
+      if (nexthop === undefined || nh === '' || nh === nexthop) n += this.shedForgotten.sum(k, now);
     }
-    return f.n;
+    return n;
   }
+
 
   /** Flows of a VIP whose SYN was shed (the resolve queue was full) and not seen since. */
   shedOn(vip: string): string[] {
