@@ -56,11 +56,13 @@ export function flowKey(switchId: number, tuple: string): string {
 }
 
 /**
- * Before a full cache pushes out its least recently used entry: if that entry is already past
+ * Before an entry is added to a cache (a no-op unless the cache is full, when the next set
+ * pushes out its least recently used entry): if that entry is already past
  * its age, every stale entry is removed as expired, so that only live ones are ever evicted
  * (lru-cache reports a stale entry pushed out as evicted, not expired).
  */
 export function purgeIfStale<V extends NonNullable<unknown>>(cache: LRUCache<string, V>): void {
+  if (cache.size < cache.max) return;
   const oldest = cache.rkeys().next();
   if (oldest.done === true) return;
   if (cache.getRemainingTTL(oldest.value) <= 0) cache.purgeStale();
@@ -113,7 +115,7 @@ export class FlowTable {
   touch(key: string): boolean {
     const current = this.lru.get(key);
     if (current === undefined) {
-      if (this.lru.size >= this.lru.max) purgeIfStale(this.lru);
+      purgeIfStale(this.lru);
       this.lru.set(key, UNRESOLVED);
       return true;
     }

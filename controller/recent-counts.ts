@@ -16,7 +16,7 @@ export class RecentCounts {
   private readonly byKey = new Map<string, Buckets>();
   private readonly slots: number;
 
-  constructor(private readonly windowMs = 3_600_000) {
+  constructor(windowMs = 3_600_000) {
     this.slots = Math.max(1, Math.ceil(windowMs / BUCKET_MS));
   }
 
@@ -26,8 +26,9 @@ export class RecentCounts {
       b = { starts: new Array<number>(this.slots).fill(-1), counts: new Array<number>(this.slots).fill(0) };
       this.byKey.set(key, b);
     }
-    const start = Math.floor(now / BUCKET_MS) * BUCKET_MS;
-    const i = Math.floor(now / BUCKET_MS) % this.slots;
+    const bucket = Math.floor(now / BUCKET_MS);
+    const start = bucket * BUCKET_MS;
+    const i = bucket % this.slots;
     if (b.starts[i] !== start) {
       b.starts[i] = start;
       b.counts[i] = 0;

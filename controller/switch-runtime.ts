@@ -347,7 +347,7 @@ export class SwitchRuntime {
     const observe = this.resolution === 'observe';
     if (observe ? this.awaiting.size >= this.o.queueCapacity : !this.queue.push(p)) {
       // Past the bound the oldest key is pushed out (and counted); one already past its age is not a flow to count.
-      if (this.shedKeys.size >= this.shedKeys.max) purgeIfStale(this.shedKeys);
+      purgeIfStale(this.shedKeys);
       this.shedKeys.set(key, dst);
       return 'shed';
     }
@@ -667,11 +667,11 @@ export class SwitchRuntime {
    * One whose pin is programmed stays protected by the switch, and is not counted.
    */
   forgetFlow(key: string, nexthopId: number): void {
-    const vip = parseTuple(key, 2).dst;
-    if (!this.vips.has(vip)) return;
+    const flow = specOf(key);
+    if (!this.vips.has(flow.dst)) return;
     const nh = nexthopId === UNRESOLVED ? undefined : this.o.registry.ref(nexthopId)?.nexthop;
-    if (nh !== undefined && this.reconciler.isProgrammed(flowId(specOf(key)), nh)) return;
-    this.forgotten(vip, nh);
+    if (nh !== undefined && this.reconciler.isProgrammed(flowId(flow), nh)) return;
+    this.forgotten(flow.dst, nh);
   }
 
   private forgotten(vip: string, nexthop: string | undefined): void {

@@ -4,24 +4,22 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChangeRecord, DryRunReport } from '../controller/changes.js';
-import type { FlowpinConfig } from '../controller/config.js';
 import { World } from '../cli/scenario/world.js';
 
 const VIP = '192.0.2.80';
 const NH = ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4'];
 
-class SmallQueueWorld extends World {
-  override config(): FlowpinConfig {
-    return { ...super.config(), resolveQueue: 20 };
-  }
+/** One VIP over four members, 400 new connections a second, with the controller's look-up queue and flow table bounded as given. */
+function world(seed: number, bounds: { resolveQueue?: number; maxFlows?: number }): World {
+  return new World({
+    switches: [{ name: 'sw1', vips: [{ address: VIP, nexthops: NH, port: 443 }], spares: [], ecmpMode: 'resilient', pinCapacity: 100_000, programDelayMs: 5, pinProgramDelayMs: 20, rate: 400, lifetime: { kind: 'fixed', s: 3600 } }],
+    latencyMs: 5, mirrorDelayMs: 1, packetIntervalMs: 1000, seed,
+    controller: { pinMode: 'on-change', settleMs: 20, barrierTimeoutMs: 5000, store: 'memory', ...bounds },
+  });
 }
 
 test('SYNs shed before a drain are counted at risk by the dry run and the change', { timeout: 60_000 }, async () => {
-  const w = new SmallQueueWorld({
-    switches: [{ name: 'sw1', vips: [{ address: VIP, nexthops: NH, port: 443 }], spares: [], ecmpMode: 'resilient', pinCapacity: 100_000, programDelayMs: 5, pinProgramDelayMs: 20, rate: 400, lifetime: { kind: 'fixed', s: 3600 } }],
-    latencyMs: 5, mirrorDelayMs: 1, packetIntervalMs: 1000, seed: 23,
-    controller: { pinMode: 'on-change', settleMs: 20, barrierTimeoutMs: 5000, store: 'memory' },
-  });
+  const w = world(23, { resolveQueue: 20 });
   try {
     await w.startController();
     w.startTraffic();
@@ -49,19 +47,8 @@ test('SYNs shed before a drain are counted at risk by the dry run and the change
   }
 });
 
-class TinyTableWorld extends World {
-  override config(): FlowpinConfig {
-    const c = super.config();
-    return { ...c, resolveQueue: 20, flowTable: { ...c.flowTable, maxFlows: 150 } };
-  }
-}
-
 test('flows flowpin can no longer name (shed past its bound, pushed out of a full flow table) are still counted at risk', { timeout: 60_000 }, async () => {
-  const w = new TinyTableWorld({
-    switches: [{ name: 'sw1', vips: [{ address: VIP, nexthops: NH, port: 443 }], spares: [], ecmpMode: 'resilient', pinCapacity: 100_000, programDelayMs: 5, pinProgramDelayMs: 20, rate: 400, lifetime: { kind: 'fixed', s: 3600 } }],
-    latencyMs: 5, mirrorDelayMs: 1, packetIntervalMs: 1000, seed: 29,
-    controller: { pinMode: 'on-change', settleMs: 20, barrierTimeoutMs: 5000, store: 'memory' },
-  });
+  const w = world(29, { resolveQueue: 20, maxFlows: 150 });
   try {
     await w.startController();
     w.startTraffic();
@@ -94,19 +81,8 @@ test('flows flowpin can no longer name (shed past its bound, pushed out of a ful
   }
 });
 
-class SmallTableWorld extends World {
-  override config(): FlowpinConfig {
-    const c = super.config();
-    return { ...c, flowTable: { ...c.flowTable, maxFlows: 150 } };
-  }
-}
-
 test('flows pushed out of a full flow table are counted at risk by the next change', { timeout: 60_000 }, async () => {
-  const w = new SmallTableWorld({
-    switches: [{ name: 'sw1', vips: [{ address: VIP, nexthops: NH, port: 443 }], spares: [], ecmpMode: 'resilient', pinCapacity: 100_000, programDelayMs: 5, pinProgramDelayMs: 20, rate: 400, lifetime: { kind: 'fixed', s: 3600 } }],
-    latencyMs: 5, mirrorDelayMs: 1, packetIntervalMs: 1000, seed: 31,
-    controller: { pinMode: 'on-change', settleMs: 20, barrierTimeoutMs: 5000, store: 'memory' },
-  });
+  const w = world(31, { maxFlows: 150 });
   try {
     await w.startController();
     w.startTraffic();

@@ -85,6 +85,8 @@ export interface WorldOptions {
     store?: 'memory' | (() => StateStore);
     /** SYNs waiting for a look-up (`resolveQueue`); 500,000 unless given. */
     resolveQueue?: number;
+    /** Flows tracked (`flowTable.maxFlows`); 4,000,000 unless given. */
+    maxFlows?: number;
     persistIntervalS?: number;
   };
   /** Driver step (ms of virtual time between chances for the controller to run). */
@@ -207,7 +209,7 @@ export class World {
     if (c === undefined) throw new Error('this world has no controller');
     return readConfig(Reader.fromObject('scenario', {
       pinMode: c.pinMode, settleMs: c.settleMs, barrierTimeoutMs: c.barrierTimeoutMs, resyncIntervalS: c.resyncIntervalS ?? 5, retryMaxMs: 2000, persistIntervalS: c.persistIntervalS ?? 1,
-      resolveQueue: c.resolveQueue ?? 500_000, flowTable: { maxFlows: 4_000_000, maxAgeS: 7200 },
+      resolveQueue: c.resolveQueue ?? 500_000, flowTable: { maxFlows: c.maxFlows ?? 4_000_000, maxAgeS: 7200 },
       mirror: { udp: [] },
       switches: this.switches.map((s) => ({
         name: s.opts.name, adapter: 'sim', mirrorSources: [s.source], pinTableSize: s.opts.pinCapacity, vips: s.opts.vips.map((v) => ({ address: v.address, nexthops: v.nexthops })),
