@@ -4,9 +4,10 @@
 // writes results.json, BENCHMARKS.md and README.md copies into DIR instead of the repository.
 // A benchmark is one entry below: a name, and a run that returns figures and a section.
 
-import { copyFileSync, existsSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { CLI_FULL, CLI_TINY, cliBench } from './cli.bench.js';
 import { DECODE_FULL, DECODE_TINY, decodeBench } from './decode.bench.js';
 import { LINUX_FULL, LINUX_TINY, linuxBench } from './linux.bench.js';
 import { observeBench } from './observe.bench.js';
@@ -14,6 +15,8 @@ import { persistBench } from './persist.bench.js';
 import { PINNING_FULL, PINNING_TINY, pinningBench, type PinningSize } from './pinning.bench.js';
 import { scenarioBench } from './scenario.bench.js';
 import { RECEIVE_FULL, RECEIVE_TINY, receiveBench } from './receive.bench.js';
+import { TORTURE_FULL, TORTURE_TINY, tortureBench, tortureFigures, type TortureSize } from './torture.bench.js';
+import type { RunReport } from '../torture/runner.js';
 import { printFigures, recordResults, repoPaths, runContext, type BenchOutput, type Figure, type OutputPaths } from './results.js';
 
 interface Bench {
@@ -98,6 +101,34 @@ flows between turns of the loop, so the controller keeps receiving and pinning m
 earlier design serialised the whole table at once: 3.1 s of blocked loop at 1 M flows.
 `;
 
+const TORTURE_ABOUT = `
+**What runs.** \`flowpin torture\` (docs/torture.md): the switch simulator, the controller
+(\`flowpin run\`, eAPI, state file) and the load (\`flowpin load\`, through the simulator's
+dataplane endpoint) each in a real process, in real time, on this 2-core machine. First a
+schedule of faults at 2,000 new connections/s (lifetimes of seconds): SIGKILL at random and at
+named phases of drains and additions, SIGSTOP past the timeouts, a queued change killed, a full
+state disk, damaged state files, eAPI failures; after each, the records are checked against the
+simulator's own log of every reset connection. Then a drain and an addition without faults,
+five runs at each rate, for their wall time from the call to \`appliedAt\`. **Truth:** a
+protected reset is a connection whose SYN crossed the switch 250 ms before the change's hold and
+that had a programmed pin; an uncounted reset is one the record's at-risk and window counts do
+not cover; a false record is a figure the ground truth contradicts. **Caveat:** the three
+processes share two cores, so wall times include the simulator's and the load's CPU; the
+\`bed\` rows say how late the simulator answered. At 5,000/s the bed itself is overloaded on
+this machine (the simulator's eAPI p99 near 3 s, load segments unanswered): no change there
+completes, and the figure is what this machine can show, not flowpin's ceiling.
+\`FLOWPIN_TORTURE_LINES=FILE npm run bench -- torture\` records the figures of a saved run's
+JSON lines without running it again.
+`;
+
+/** `FLOWPIN_TORTURE_LINES=FILE`: the figures from a saved run's JSON lines, without running again. */
+async function torture(size: TortureSize): Promise<BenchOutput> {
+  const measured = runContext();
+  const saved = process.env['FLOWPIN_TORTURE_LINES'];
+  const figures = saved === undefined ? (await tortureBench(size)).figures : tortureFigures(readFileSync(saved, 'utf8').split('\n').filter((l) => l.startsWith('{"run"')).map((l) => JSON.parse(l) as RunReport));
+  return { figures, section: { key: 'torture', title: 'Real processes, real time: kills, faults and the wall time of changes', about: TORTURE_ABOUT, figures: figures.map((f) => f.id), measured } };
+}
+
 /** A benchmark that reports figures only, as a section of its own. */
 function section(key: string, title: string, about: string, bench: () => Promise<Figure[]>): () => Promise<BenchOutput> {
   return async () => {
@@ -109,6 +140,7 @@ function section(key: string, title: string, about: string, bench: () => Promise
 
 const BENCHES: Record<string, Bench> = {
   decode: { tiny: () => decodeBench(DECODE_TINY), full: () => decodeBench(DECODE_FULL) },
+  cli: { tiny: () => cliBench(CLI_TINY), full: () => cliBench(CLI_FULL) },
   receive: { tiny: () => receiveBench(RECEIVE_TINY), full: () => receiveBench(RECEIVE_FULL) },
   pinning: { tiny: () => pinning(PINNING_TINY), full: () => pinning(PINNING_FULL) },
   scenario: {
@@ -123,6 +155,7 @@ const BENCHES: Record<string, Bench> = {
     tiny: section('persist', 'Persistence at scale', PERSIST_ABOUT, () => withEnv('FLOWPIN_BENCH_FLOWS', '20000', persistBench)),
     full: section('persist', 'Persistence at scale', PERSIST_ABOUT, persistBench),
   },
+  torture: { tiny: () => torture(TORTURE_TINY), full: () => torture(TORTURE_FULL) },
   linux: {
     tiny: section('linux', 'The Linux router adapter on the real kernel', 'Look-ups, nft transactions and pins on this kernel; see docs/linux.md.', () => linuxBench(LINUX_TINY)),
     full: section('linux', 'The Linux router adapter on the real kernel', 'Look-ups, nft transactions and pins on this kernel; see docs/linux.md.', () => linuxBench(LINUX_FULL)),

@@ -1,26 +1,18 @@
 // The operator commands against a running controller's API: status, drain, undrain, add,
-// remove, flows, pins, changes. Changes take --dry-run (the report, nothing changed) and
-// --wait (follow a drain until its pinned flows reach zero, or its deadline) with --timeout.
+// remove, flows, pins, changes, change (ops-changes.ts). Changes take --dry-run (the report,
+// nothing changed) and --wait (follow a drain until its pinned flows reach zero, or its
+// deadline) with --timeout. Usage errors end with where the command's help is (help.ts).
 // Exit status: 0 done, 1 the change or a call failed, 2 usage, 3 --timeout passed (the change
-// goes on), 130 interrupted while waiting (the change goes on).
+// goes on), 4 a drain's deadline passed with connections left (tracked on), 130 interrupted while
+// waiting (the change goes on).
 
 import { parseArgs } from 'node:util';
 import { ApiError, Client, enc, nexthopPath } from './client.js';
+import { seeHelp } from './help.js';
+import { changeCommand, changesCommand, risk, shown, table, type Change } from './ops-changes.js';
 import { Progress } from './progress.js';
 
-export const OPS_USAGE = `operator commands (against a running controller; --url URL or FLOWPIN_URL, default http://127.0.0.1:8080;
-token for changes from FLOWPIN_TOKEN or --token-file FILE; -o json for machine output):
-  status                          switches, readiness, VIPs and nexthops with tracked and pinned flows
-  drain NEXTHOP [--vip V] [--switch S] [--dry-run] [--accept-risk] [--deadline S] [--wait] [--timeout S]
-  undrain NEXTHOP [--vip V] [--switch S] [--accept-risk]
-  add NEXTHOP [--vip V] [--switch S] [--dry-run] [--accept-risk]
-  remove NEXTHOP [--vip V] [--switch S] [--force]
-  flows [--client A] [--port P] [--pinned | --unpinned] [--vip V] [--nexthop N] [--switch S] [--limit N] [--offset N]
-  pins [--state desired|installed|failed] [--client A] [--vip V] [--nexthop N] [--switch S] [--limit N] [--offset N]
-  changes [--switch S]
-  (--vip and --switch may be left out when only one fits)`;
-
-const OPTIONS = {
+export const OPTIONS = {
   url: { type: 'string' },
   'token-file': { type: 'string' },
   output: { type: 'string', short: 'o' },
@@ -36,11 +28,13 @@ const OPTIONS = {
   offset: { type: 'string' },
   'dry-run': { type: 'boolean' },
   'accept-risk': { type: 'boolean' },
+  'max-at-risk': { type: 'string' },
   wait: { type: 'boolean' },
   timeout: { type: 'string' },
   deadline: { type: 'string' },
   force: { type: 'boolean' },
   interval: { type: 'string' },
+  watch: { type: 'boolean', short: 'w' },
 } as const;
 
 interface Nexthop {
@@ -60,23 +54,11 @@ interface SwitchStatus {
   flows: number;
   pins: { installed: number; free: number; capacity: number; failed: number };
 }
-interface Change {
-  id: string;
-  kind: string;
-  switch: string;
-  vip: string;
-  nexthop: string;
-  phase: string;
-  pinned: number;
-  atRisk: number;
-  atRiskBy: Record<string, number>;
-  windowFlows: number;
-  remaining: number;
-  deadlineReached?: boolean;
-  error?: string;
-}
 
-export const EXIT = { ok: 0, failed: 1, usage: 2, timeout: 3, interrupted: 130 } as const;
+/** Where --wait stops: a drain drained or past its deadline (tracked on), an addition complete, or failed. */
+const FINAL = new Set(['drained', 'deadline-passed', 'complete', 'failed']);
+
+export const EXIT = { ok: 0, failed: 1, usage: 2, timeout: 3, deadlinePassed: 4, interrupted: 130 } as const;
 
 class UsageError extends Error {}
 
@@ -87,12 +69,27 @@ const num = (v: string | undefined, what: string): number | undefined => {
   return n;
 };
 
-const table = (head: string[], rows: (string | number)[][]): string => {
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i] ?? '').length)));
-  return [head, ...rows].map((r) => r.map((c, i) => String(c).padEnd(w[i] ?? 0)).join('  ').trimEnd()).join('\n') + '\n';
-};
 
-const risk = (by: Record<string, number>): string => Object.entries(by).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
+
+/** --max-at-risk: a count, or `unbounded`. */
+function bound(v: string | undefined): number | 'unbounded' | undefined {
+  if (v === undefined) return undefined;
+  if (v === 'unbounded') return v;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--max-at-risk takes a whole number of connections or 'unbounded', not '${v}'`);
+  return n;
+}
+
+/** A refusal the API words for its own fields, in the CLI's words. */
+function cliWords(message: string): string {
+  return message
+    .replace(/Give a bound \(maxAtRisk\) of at least (\d+)/, 'Rerun with --max-at-risk $1 to accept that')
+    .replace(/Give the bound \(maxAtRisk\) "unbounded" to go ahead all the same/, 'Rerun with --max-at-risk unbounded to go ahead all the same')
+    .replace(/or give a bound of at least (\d+)/, 'or rerun with --max-at-risk $1')
+    .replace(/only maxAtRisk "unbounded" consents to that/, 'only --max-at-risk unbounded accepts that')
+    .replace(/\(the dry run is in detail\.report\)/, '(--dry-run shows the figures)')
+    .replace(/raise maxUnavailable for the VIP/, 'raise maxUnavailable for the VIP in the configuration');
+}
 
 export async function opsCommand(command: string, args: string[]): Promise<number> {
   let values: ReturnType<typeof parse>['values'];
@@ -101,7 +98,7 @@ export async function opsCommand(command: string, args: string[]): Promise<numbe
     ({ values, positionals } = parse(args));
     if (values.output !== undefined && values.output !== 'json' && values.output !== 'text') throw new UsageError(`-o takes json or text, not '${values.output}'`);
   } catch (err) {
-    process.stderr.write(`flowpin ${command}: ${err instanceof Error ? err.message : String(err)}\n\n${OPS_USAGE}\n`);
+    process.stderr.write(`flowpin ${command}: ${err instanceof Error ? err.message : String(err)}\n${seeHelp(command)}\n`);
     return EXIT.usage;
   }
   const client = Client.from(values);
@@ -134,10 +131,14 @@ export async function opsCommand(command: string, args: string[]): Promise<numbe
         return EXIT.ok;
       }
       case 'changes': {
-        const names = values.switch !== undefined ? [values.switch] : (await switches(client)).map((s) => s.name);
-        const all = (await Promise.all(names.map((n) => client.call<{ changes: Change[] }>('GET', `/api/v1/switches/${enc(n)}/changes`)))).flatMap((r) => r.changes);
-        print({ changes: all }, () => table(['id', 'kind', 'switch', 'vip', 'nexthop', 'phase', 'pinned', 'at-risk', 'window', 'left'], all.map((c) => [c.id, c.kind, c.switch, c.vip, c.nexthop, `${c.phase}${c.deadlineReached ? ' (deadline)' : ''}${c.error ? `: ${c.error}` : ''}`, c.pinned, c.atRisk, c.windowFlows, c.remaining])));
-        return EXIT.ok;
+        if (positionals.length > 0) throw new UsageError(`changes takes no argument (one change: flowpin change ${positionals[0] ?? 'ID'})`);
+        if (!values.watch && values.interval !== undefined) throw new UsageError('--interval goes with --watch');
+        return await changesCommand(client, { ...(values.switch === undefined ? {} : { switch: values.switch }), json, watch: values.watch === true, intervalS: Math.max(0.2, num(values.interval, 'interval') ?? 2) });
+      }
+      case 'change': {
+        const id = positionals[0];
+        if (id === undefined || positionals.length > 1) throw new UsageError('change takes one change id (flowpin changes lists them)');
+        return await changeCommand(client, id, { ...(values.switch === undefined ? {} : { switch: values.switch }), json });
       }
       case 'drain':
       case 'undrain':
@@ -149,12 +150,12 @@ export async function opsCommand(command: string, args: string[]): Promise<numbe
     }
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`flowpin ${command}: ${err.message}\n\n${OPS_USAGE}\n`);
+      process.stderr.write(`flowpin ${command}: ${err.message}\n${seeHelp(command)}\n`);
       return EXIT.usage;
     }
     if (err instanceof ApiError) {
       if (json) process.stdout.write(`${JSON.stringify({ error: err.code, status: err.status, message: err.message })}\n`);
-      process.stderr.write(`flowpin ${command}: ${err.message}\n`);
+      process.stderr.write(`flowpin ${command}: ${cliWords(err.message)}\n`);
       return EXIT.failed;
     }
     throw err;
@@ -192,63 +193,78 @@ async function status(client: Client, print: (d: unknown, t: () => string) => vo
   return isReady ? EXIT.ok : EXIT.failed;
 }
 
-/** Finds the switch and VIP a nexthop (or, for add, the VIP) belongs to when not given. */
+/**
+ * Finds the switch and VIP a nexthop (or, for add, the VIP) belongs to when not given. What
+ * does not fit is said in the CLI's terms, with what there is: the switches, the VIPs, the
+ * nexthops of the VIP named.
+ */
 async function locate(client: Client, values: { switch?: string; vip?: string }, nexthop: string, adding: boolean): Promise<{ sw: string; vip: string }> {
-  const names = values.switch !== undefined ? [values.switch] : (await switches(client)).map((s) => s.name);
-  const fits: { sw: string; vip: string }[] = [];
-  for (const sw of names) {
-    for (const v of await vipsOf(client, sw)) {
-      if (values.vip !== undefined && v.address !== values.vip) continue;
-      if (adding || values.vip !== undefined || v.nexthops.some((n) => n.address === nexthop)) fits.push({ sw, vip: v.address });
-    }
-  }
+  const all = (await switches(client)).map((s) => s.name);
+  if (values.switch !== undefined && !all.includes(values.switch)) throw new UsageError(`no switch '${values.switch}'; the switches are ${all.join(', ') || 'none'}`);
+  const names = values.switch !== undefined ? [values.switch] : all;
+  const vips = (await Promise.all(names.map(async (sw) => (await vipsOf(client, sw)).map((v) => ({ sw, vip: v.address, nexthops: v.nexthops.map((n) => n.address) }))))).flat();
+  const where = values.switch === undefined ? '' : ` on switch ${values.switch}`;
+  const named = values.vip === undefined ? vips : vips.filter((v) => v.vip === values.vip);
+  if (named.length === 0) throw new UsageError(`no VIP ${values.vip ?? ''}${where}; the VIPs are ${vips.map((v) => `${v.vip} (${v.sw})`).join(', ') || 'none'}`);
+  const fits = adding ? named : named.filter((v) => v.nexthops.includes(nexthop));
   const only = fits[0];
   if (fits.length === 1 && only !== undefined) return only;
-  if (fits.length === 0) throw new UsageError(`no ${values.vip ?? 'VIP'}${values.switch === undefined ? '' : ` on switch ${values.switch}`} ${adding ? 'to add to' : `has nexthop ${nexthop}`}`);
-  throw new UsageError(`${nexthop} fits ${fits.map((f) => `${f.vip} on ${f.sw}`).join(', ')}: say which with --vip and --switch`);
+  if (fits.length === 0) {
+    const first = named[0];
+    if (named.length === 1 && first !== undefined) throw new UsageError(`${nexthop} is not a nexthop of VIP ${first.vip} (${first.sw}); its nexthops are ${first.nexthops.join(', ') || 'none'} (to add it: flowpin add ${nexthop} --vip ${first.vip})`);
+    throw new UsageError(`no VIP${where} has nexthop ${nexthop}; the nexthops are ${named.map((v) => `${v.vip} (${v.sw}): ${v.nexthops.join(' ') || 'none'}`).join('; ')}`);
+  }
+  throw new UsageError(`${adding ? `${nexthop} could go to` : `${nexthop} is a nexthop of`} ${fits.map((f) => `${f.vip} on ${f.sw}`).join(', ')}: say which with --vip${new Set(fits.map((f) => f.sw)).size > 1 ? ' and --switch' : ''}`);
 }
 
 async function change(kind: 'drain' | 'undrain' | 'add' | 'remove', client: Client, values: ReturnType<typeof parse>['values'], positionals: string[], print: (d: unknown, t: () => string) => void): Promise<number> {
   const nexthop = positionals[0];
   if (nexthop === undefined || positionals.length > 1) throw new UsageError(`${kind} takes one nexthop address`);
-  if (values['dry-run'] && (kind === 'undrain' || kind === 'remove')) throw new UsageError(`${kind} has no dry run`);
+  if (values['dry-run'] && kind === 'undrain') throw new UsageError('undrain has no dry run (its dry run is an addition\'s: flowpin add NEXTHOP --dry-run)');
   if (values.wait && kind !== 'drain') throw new UsageError('--wait follows a drain');
+  if (values['accept-risk'] === true || values.force === true) throw new UsageError(`--${values.force === true ? 'force' : 'accept-risk'} was replaced by --max-at-risk N: the most connections the change may cost (N may be 'unbounded')`);
   const timeoutS = num(values.timeout, 'timeout');
   const deadlineS = num(values.deadline, 'deadline');
+  const maxAtRisk = bound(values['max-at-risk']);
   const { sw, vip } = await locate(client, values, nexthop, kind === 'add');
   const dryRun = values['dry-run'] === true;
-  // Consent, given explicitly: a change on a switch whose mirror is silent or collapsed goes ahead only with it.
-  const consent = values['accept-risk'] === true ? { acceptRisk: true } : {};
+  const consent = maxAtRisk === undefined ? {} : { maxAtRisk };
   if (kind === 'undrain') {
-    const r = await client.call<{ address: string; state: string }>('POST', `${nexthopPath(sw, vip, nexthop)}/undrain`, values['accept-risk'] === true ? consent : undefined);
+    const r = await client.call<{ address: string; state: string }>('POST', `${nexthopPath(sw, vip, nexthop)}/undrain`, consent);
     print(r, () => `${r.address} on ${vip} (${sw}): ${r.state}\n`);
     return EXIT.ok;
   }
   if (kind === 'remove') {
-    const r = await client.call<{ pinnedLeft: number }>('DELETE', `${nexthopPath(sw, vip, nexthop)}${values.force === true || values['accept-risk'] === true ? '?acceptRisk=true' : ''}`);
-    print(r, () => `${nexthop} removed from ${vip} (${sw})${r.pinnedLeft > 0 ? `, ${r.pinnedLeft} pinned flows left on it` : ''}\n`);
+    const q = new URLSearchParams();
+    if (dryRun) q.set('dryRun', 'true');
+    if (maxAtRisk !== undefined) q.set('maxAtRisk', String(maxAtRisk));
+    const r = await client.call<{ removed: boolean; left: { live: number; unknown: number; pinned: number } }>('DELETE', `${nexthopPath(sw, vip, nexthop)}${q.size > 0 ? `?${q.toString()}` : ''}`);
+    const left = `${r.left.live} live and ${r.left.unknown} unknown connections left on it (${r.left.pinned} pinned)`;
+    print(r, () => (dryRun ? `dry run: removing ${nexthop} from ${vip} (${sw}) would lose ${left}; nothing changed\n` : `${nexthop} removed from ${vip} (${sw}); ${left}\n`));
     return EXIT.ok;
   }
   const path = kind === 'drain' ? `${nexthopPath(sw, vip, nexthop)}/drain` : nexthopPath(sw, vip);
   const body = kind === 'drain' ? { dryRun, ...(dryRun ? {} : consent), ...(deadlineS === undefined ? {} : { deadlineSeconds: deadlineS }) } : { address: nexthop, dryRun, ...(dryRun ? {} : consent) };
   if (dryRun) {
-    const r = await client.call<{ flowsToPin: number; alreadyPinned: number; freeEntries: number; atRisk: number; atRiskBy: Record<string, number>; unresolved: number; expectedWindowMs: number; expectedWindowFlows: number; synRate: number }>('POST', path, body);
+    const r = await client.call<{ flowsToPin: number; alreadyPinned: number; live: number; unknown: number; freeEntries: number; atRisk: number; atRiskBy: Record<string, number>; unresolved: number; unseen: number; unseenBasis: string; expectedWindowMs: number; expectedWindowFlows: number; synRate: number; livenessNote: string; figures: { total: number; windowCounts: boolean; uncountable: string | null }; windowThreshold: number }>('POST', path, body);
     print(r, () => `dry run: ${kind} ${nexthop} on ${vip} (${sw}); nothing changed
-  flows to pin          ${r.flowsToPin} (${r.alreadyPinned} already pinned)
+  connections to pin    ${r.flowsToPin} (${r.alreadyPinned} already pinned; ${r.live} live, ${r.unknown} unknown)
   programmable room     ${r.freeEntries} free entries
-  flows at risk         ${r.atRisk} (${risk(r.atRiskBy)})
-  unresolved flows      ${r.unresolved}
-  change window         ${r.expectedWindowMs} ms, about ${r.expectedWindowFlows} new flows at ${r.synRate.toFixed(1)} SYN/s
+  connections at risk   ${r.atRisk} (${risk(r.atRiskBy)})
+  never seen (bound)    ${r.unseen}: ${r.unseenBasis}
+  change window         ${r.expectedWindowMs} ms, about ${r.expectedWindowFlows} new connections moved at ${r.synRate.toFixed(1)} SYN/s${r.figures.windowCounts ? '' : ` (within the ${r.windowThreshold} that need no consent)`}
+  liveness              ${r.livenessNote}
+  needs --max-at-risk   ${r.figures.uncountable === null ? r.figures.total : `unbounded (${r.figures.uncountable})`}
 `);
     return EXIT.ok;
   }
   const rec = await client.call<Change>('POST', path, body);
-  const summary = (c: Change): string => `${c.kind} ${c.nexthop} on ${c.vip} (${c.switch}), change ${c.id}: ${c.phase}${c.deadlineReached ? ' (deadline reached)' : ''}${c.error ? `: ${c.error}` : ''}; pinned ${c.pinned}, at risk ${c.atRisk} (${risk(c.atRiskBy)}), change-window flows ${c.windowFlows}${c.kind === 'drain' ? `, ${c.remaining} pinned flows left` : ''}\n`;
-  if (!values.wait || rec.phase === 'failed' || rec.phase === 'complete') {
+  const summary = (c: Change): string => `${c.kind} ${c.nexthop} on ${c.vip} (${c.switch}), change ${c.id}: ${c.phase}${c.error ? `: ${c.error}` : ''}; pinned ${shown(c.pinned)}, at risk ${shown(c.atRisk)} (${risk(c.atRiskBy)}), never seen ${shown(c.unseen)}, change-window connections ${shown(c.windowFlows)}${c.kind === 'drain' ? `, ${c.remaining} connections left` : ''}\n`;
+  if (!values.wait || FINAL.has(rec.phase)) {
     // Done before the wait began (a deadline shorter than the change): the count left, once.
-    if (values.wait && rec.kind === 'drain') new Progress(process.stderr, `draining ${rec.nexthop}`, rec.remaining).update(rec.remaining, 0);
+    if (values.wait && rec.kind === 'drain') new Progress(process.stderr, `draining ${rec.nexthop}`, rec.remaining).update(rec.remaining, 0, rec.estimateS ?? null);
     print(rec, () => summary(rec));
-    return rec.phase === 'failed' ? EXIT.failed : EXIT.ok;
+    return rec.phase === 'failed' ? EXIT.failed : rec.phase === 'deadline-passed' ? EXIT.deadlinePassed : EXIT.ok;
   }
   const final = await waitFor(client, rec, timeoutS, Number(values.interval ?? 1));
   if (final === 'timeout' || final === 'interrupted') {
@@ -258,6 +274,10 @@ async function change(kind: 'drain' | 'undrain' | 'add' | 'remove', client: Clie
     return final === 'timeout' ? EXIT.timeout : EXIT.interrupted;
   }
   print(final, () => summary(final));
+  if (final.phase === 'deadline-passed') {
+    process.stderr.write(`flowpin drain: ${final.error ?? `deadline passed with ${final.remaining} connections left`}; flowpin goes on tracking them (flowpin change ${final.id})\n`);
+    return EXIT.deadlinePassed;
+  }
   return final.phase === 'failed' ? EXIT.failed : EXIT.ok;
 }
 
@@ -275,10 +295,9 @@ async function waitFor(client: Client, rec: Change, timeoutS: number | undefined
   process.on('SIGTERM', onSignal);
   try {
     for (;;) {
-      const now = (await client.call<{ changes: Change[] }>('GET', `/api/v1/switches/${enc(rec.switch)}/changes`)).changes.find((c) => c.id === rec.id);
-      if (now === undefined) throw new ApiError(404, 'not-found', `change ${rec.id} is no longer listed on ${rec.switch}`);
-      progress.update(now.remaining, (Date.now() - started) / 1000);
-      if (now.phase === 'complete' || now.phase === 'failed') return now;
+      const now = await client.call<Change>('GET', `/api/v1/switches/${enc(rec.switch)}/changes/${enc(rec.id)}`);
+      progress.update(now.remaining, (Date.now() - started) / 1000, now.estimateS ?? null, now.phase === 'deadline-passed' ? 'deadline passed' : undefined);
+      if (FINAL.has(now.phase)) return now;
       if (stop !== undefined) return stop;
       if (timeoutS !== undefined && Date.now() - started >= timeoutS * 1000) return 'timeout';
       await new Promise<void>((r) => {

@@ -2,20 +2,28 @@
 
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../controller/config.js';
+import { discardState } from '../controller/state-store.js';
+import { lockStateFile } from '../controller/state-lock.js';
 import { createAdapter } from '../switch-adapters/factory.js';
 import { securityWarnings } from './security-warnings.js';
 import { makeLogger, serve } from './serve.js';
 import { untilSignal } from './sim.js';
 
 export async function runCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } } });
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, 'discard-state': { type: 'boolean' } } });
   if (values.config === undefined) {
     process.stderr.write('usage: flowpin run --config FILE   (see docs/flowpin.example.yaml)\n');
     return 2;
   }
   const config = loadConfig(values.config);
+  // One flowpin per state file, checked before any adapter exists (nothing has touched a switch yet).
+  const lock = config.stateFile === undefined ? undefined : lockStateFile(config.stateFile);
   const adapters = new Map(config.switches.map((s) => [s.name, createAdapter(s)]));
   const logger = makeLogger();
+  if (values['discard-state'] === true && config.stateFile !== undefined) {
+    const moved = discardState(config.stateFile);
+    logger.warn({ moved }, 'state discarded (--discard-state): moved aside, flowpin starts without it');
+  }
   for (const warning of securityWarnings(config, values.config)) logger.warn({ warning }, 'configuration weakens security');
   const served = await serve(config, adapters, logger);
   process.stdout.write(`flowpin: API ${served.apiUrl}, ${config.switches.length} switch(es), pin mode ${config.pinMode}\n`);
@@ -24,6 +32,7 @@ export async function runCommand(args: string[]): Promise<number> {
   const t0 = performance.now();
   logger.info({ signal }, 'stopping: saving state');
   await served.close();
+  lock?.release();
   logger.info({ ms: Math.round(performance.now() - t0) }, 'stopped: state written, pins left on the switches');
   // State is written: leave promptly even if a change's wait on a switch is still scheduled.
   setTimeout(() => process.exit(process.exitCode ?? 0), 500).unref();

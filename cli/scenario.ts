@@ -7,10 +7,6 @@ import { parseArgs } from 'node:util';
 import { ConfigError } from '../controller/validate.js';
 import { CONFIGS, DEFAULT_SCENARIO, runScenario, type ChangeStep, type ScenarioConfig, type ScenarioOptions, type ScenarioResult } from './scenario/runner.js';
 
-export const SCENARIO_USAGE = `usage: flowpin scenario [--live N[,N...]] [--rate R] [--latency-ms L] [--program-delay-ms D] [--table N]
-                       [--changes drain,add] [--configs ${CONFIGS.join(',')}] [--settle-ms S] [--seed S] [--json]
-                       [--resolution lookup|observe|both] [--lookup exact|none|wrong-hash] [--client-rtt-ms R]
-                       [--adapter sim|gnmi]`;
 
 function int(flag: string, v: string | undefined, def: number, min: number): number {
   if (v === undefined) return def;
@@ -33,6 +29,8 @@ export function scenarioOptions(args: string[]): { opts: ScenarioOptions; sizes:
       live: { type: 'string' }, rate: { type: 'string' }, 'latency-ms': { type: 'string' }, 'program-delay-ms': { type: 'string' }, table: { type: 'string' },
       changes: { type: 'string' }, configs: { type: 'string' }, seed: { type: 'string' }, 'settle-ms': { type: 'string' }, 'gap-ms': { type: 'string' }, json: { type: 'boolean', default: false },
       resolution: { type: 'string' }, lookup: { type: 'string' }, 'client-rtt-ms': { type: 'string' }, adapter: { type: 'string' },
+      'lifetime-model': { type: 'string' }, 'half-close-share': { type: 'string' }, 'server-close-share': { type: 'string' }, 'rst-share': { type: 'string' },
+      'idle-share': { type: 'string' }, 'idle-gap-s': { type: 'string' }, 'preexisting-s': { type: 'string' }, mirror: { type: 'string' }, 'reserved-entries': { type: 'string' },
     },
   });
   const changes = (values.changes ?? 'drain,add').split(',').filter((c) => c !== '');
@@ -48,17 +46,30 @@ export function scenarioOptions(args: string[]): { opts: ScenarioOptions; sizes:
   const lookup = values.lookup ?? 'exact';
   if (lookup !== 'exact' && lookup !== 'none' && lookup !== 'wrong-hash') throw new ConfigError('flowpin scenario', '--lookup', `is exact, none or wrong-hash, got '${lookup}'`);
   if (lookup === 'none' && resolution === 'both') throw new ConfigError('flowpin scenario', '--lookup', 'none leaves nothing to compare with --resolution both');
+  const model = values['lifetime-model'] ?? 'lognormal';
+  if (model !== 'lognormal' && model !== 'heavy-tail') throw new ConfigError('flowpin scenario', '--lifetime-model', `is lognormal or heavy-tail, got '${model}'`);
+  const mirror = values.mirror ?? 'syn-only';
+  if (mirror !== 'syn-only' && mirror !== 'fin-rst' && mirror !== 'both-ways') throw new ConfigError('flowpin scenario', '--mirror', `is syn-only, fin-rst or both-ways, got '${mirror}'`);
+  const share = (flag: 'half-close-share' | 'server-close-share' | 'rst-share' | 'idle-share'): number => {
+    const x = int(flag, values[flag], 0, 0);
+    if (x > 1) throw new ConfigError('flowpin scenario', `--${flag}`, `is a share from 0 to 1, got '${values[flag] ?? ''}'`);
+    return x;
+  };
+  const shares = { halfCloseShare: share('half-close-share'), serverCloseShare: share('server-close-share'), rstShare: share('rst-share') };
+  if (shares.halfCloseShare + shares.serverCloseShare + shares.rstShare > 1) throw new ConfigError('flowpin scenario', '--half-close-share', 'the shares of half-closes, server closes and resets add up to more than 1');
   const d = DEFAULT_SCENARIO;
   const opts: ScenarioOptions = {
     live: sizes(values.live, d.live)[0] as number, rate: int('rate', values.rate, d.rate, 0.001), latencyMs: int('latency-ms', values['latency-ms'], d.latencyMs, 0),
     programDelayMs: int('program-delay-ms', values['program-delay-ms'], d.programDelayMs, 0), table: int('table', values.table, d.table, 1),
     changes: changes as ChangeStep[], seed: int('seed', values.seed, d.seed, 0), settleMs: int('settle-ms', values['settle-ms'], d.settleMs, 0), gapMs: int('gap-ms', values['gap-ms'], d.gapMs, 100),
     resolution, lookup, ...(values['client-rtt-ms'] === undefined ? {} : { clientRttMs: int('client-rtt-ms', values['client-rtt-ms'], 0, 0) }), adapter,
+    lifetimeModel: model, ...shares, idleShare: share('idle-share'), idleGapS: int('idle-gap-s', values['idle-gap-s'], 600, 0.001),
+    preexistingS: int('preexisting-s', values['preexisting-s'], 0, 0), mirror, reservedEntries: int('reserved-entries', values['reserved-entries'], 0, 0),
   };
   return { opts, sizes: sizes(values.live, d.live), configs: configs as ScenarioConfig[], json: values.json };
 }
 
-const COLUMNS: (keyof ScenarioResult)[] = ['config', 'live', 'opened', 'broken', 'brokenProtected', 'windowFlows', 'atRisk', 'pinPeak', 'pinWrites', 'changeApplyMs', 'changeWallMs', 'rssMiB', 'heapMiB', 'resolution', 'lookupsPer1000', 'disagreements', 'synToServerP99Ms', 'virtualS', 'wallS'];
+const COLUMNS: (keyof ScenarioResult)[] = ['config', 'live', 'opened', 'broken', 'brokenProtected', 'resetsCounted', 'unseen', 'windowFlows', 'atRisk', 'pinPeak', 'pinsPerLive', 'pinWrites', 'changeApplyMs', 'changeWallMs', 'rssMiB', 'heapMiB', 'resolution', 'lookupsPer1000', 'disagreements', 'synToServerP99Ms', 'virtualS', 'wallS'];
 
 export async function scenarioCommand(args: string[]): Promise<number> {
   const { opts, sizes, configs, json } = scenarioOptions(args);

@@ -6,7 +6,7 @@ import pino, { type Logger } from 'pino';
 import { buildApp, type AppDeps } from '../controller/api/app.js';
 import { listen } from '../controller/api/listen.js';
 import type { FlowpinConfig } from '../controller/config.js';
-import { Controller } from '../controller/controller.js';
+import { Controller, type ControllerDeps } from '../controller/controller.js';
 import type { SwitchAdapter } from '../switch-adapters/contract.js';
 
 export interface Served {
@@ -20,8 +20,30 @@ export function makeLogger(): Logger {
   return pino({ level: process.env['FLOWPIN_LOG_LEVEL'] ?? 'info', base: undefined }, pino.destination(2));
 }
 
+/**
+ * Fault injection for the torture runner and crash tests: with FLOWPIN_CRASH_AT=<point> in the
+ * environment, the process kills itself (SIGKILL: no handler runs, nothing more is written) the
+ * first time a change reaches that point of its protocol (changes.ts, ProtocolPoint). `sent`
+ * dies once the group write's request has left (on the next turn of the event loop).
+ */
+function crashAt(logger: Logger): ControllerDeps['onChangePoint'] {
+  const at = process.env['FLOWPIN_CRASH_AT'];
+  if (at === undefined || at === '') return undefined;
+  logger.warn({ point: at }, 'FLOWPIN_CRASH_AT is set: this process kills itself when a change reaches that point (fault injection)');
+  let done = false;
+  return (rec, point) => {
+    if (done || point !== at) return;
+    done = true;
+    logger.warn({ change: rec.id, point }, 'fault injection: killing this process');
+    const die = (): void => void process.kill(process.pid, 'SIGKILL');
+    if (point === 'sent') setImmediate(die);
+    else die();
+  };
+}
+
 export async function serve(config: FlowpinConfig, adapters: ReadonlyMap<string, SwitchAdapter>, logger: Logger, app?: Pick<AppDeps, 'simulator'>): Promise<Served> {
-  const controller = new Controller({ config, adapters, logger });
+  const onChangePoint = crashAt(logger);
+  const controller = new Controller({ config, adapters, logger, ...(onChangePoint === undefined ? {} : { onChangePoint }) });
   await controller.start();
   for (const w of config.warnings) logger.warn(w);
   const api = await buildApp({ controller, token: config.api.token, auth: config.api, logger, ...app });

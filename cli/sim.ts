@@ -5,19 +5,31 @@
 import { once } from 'node:events';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { loadSwitch, saveSwitch } from '../switch-sim/persist.js';
 import { ConfigError, Reader } from '../controller/validate.js';
 import { readScenario, type Scenario } from '../switch-sim/scenario.js';
 import { MirrorSender } from '../switch-sim/mirror.js';
-import { startSimulator, type RunningSimulator, type SimCounters } from '../switch-sim/run.js';
+import { portIndexOf } from '../switch-sim/sim-switch.js';
+import { startSimulator, type RunningSimulator, type SimCounters, type SimulatorOptions } from '../switch-sim/run.js';
 
-export const SIM_USAGE = `usage: flowpin sim [--config FILE] [--eapi-port N] [--gnmi-port N] [--status-port N]
-                  [--mirror HOST:PORT] [--mirror-raw] [--rate N] [--no-traffic] [--seed N]
-  (--ipc: run as the simulator of \`flowpin start\`, its child process)`;
 
 type Doc = Record<string, Record<string, unknown>>;
 
-/** Reads the scenario file (if any) with the flags laid over it. */
-export function scenarioFromArgs(args: string[], name = 'sim'): { scenario: Scenario } {
+/** What `flowpin start` runs unless told otherwise: FIN and RST mirrored both ways, the realistic traffic model. */
+export const DEMO_DEFAULTS: Doc = {
+  switch: { mirrorFinRst: true },
+  mirror: { replies: true, replyRst: true, replyFin: true },
+  traffic: {
+    lifetime: { kind: 'heavy-tail' },
+    close: { halfCloseShare: 0.1, halfCloseS: 2, serverCloseShare: 0.1, rstShare: 0.01 },
+    idleShare: 0.02, idleGapS: 120,
+  },
+};
+
+type RunOptions = Pick<SimulatorOptions, 'dataplane' | 'resetLog' | 'speed'>;
+
+/** Reads the scenario file (if any) with the flags laid over it; `start` lays the demo's defaults under both. */
+export function scenarioFromArgs(args: string[], name = 'sim'): { scenario: Scenario; run: RunOptions; stateFile: string | undefined } {
   const { values } = parseArgs({
     args,
     strict: true,
@@ -31,11 +43,23 @@ export function scenarioFromArgs(args: string[], name = 'sim'): { scenario: Scen
       rate: { type: 'string' },
       'no-traffic': { type: 'boolean', default: false },
       seed: { type: 'string' },
+      'state-file': { type: 'string' },
+      dataplane: { type: 'string' },
+      'reset-log': { type: 'string' },
+      speed: { type: 'string' },
+      'preexisting-s': { type: 'string' },
+      'mirror-mode': { type: 'string' },
+      'lifetime-model': { type: 'string' },
+      'half-close-share': { type: 'string' },
+      'idle-share': { type: 'string' },
+      table: { type: 'string' },
+      'reserved-entries': { type: 'string' },
     },
   });
   const file = values.config ?? `(${name} defaults)`;
   const doc = (values.config === undefined ? {} : (Reader.parseFile(values.config) ?? {})) as Doc;
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(file, '', 'the top level must be a mapping');
+  if (name === 'start') underlay(doc, DEMO_DEFAULTS);
   const section = (k: string): Record<string, unknown> => {
     const v = doc[k];
     if (v === undefined || v === null) doc[k] = {};
@@ -60,7 +84,43 @@ export function scenarioFromArgs(args: string[], name = 'sim'): { scenario: Scen
   if (values.rate !== undefined) section('traffic')['connectionsPerSecond'] = num('rate', values.rate);
   if (values['no-traffic']) section('traffic')['enabled'] = false;
   if (values.seed !== undefined) section('traffic')['seed'] = num('seed', values.seed);
-  return { scenario: readScenario(Reader.fromObject(file, doc)) };
+  if (values['preexisting-s'] !== undefined) section('traffic')['preexistingS'] = num('preexisting-s', values['preexisting-s']);
+  if (values['half-close-share'] !== undefined) section('traffic')['close'] = { ...(section('traffic')['close'] as object | undefined), halfCloseShare: num('half-close-share', values['half-close-share']) };
+  if (values['idle-share'] !== undefined) section('traffic')['idleShare'] = num('idle-share', values['idle-share']);
+  if (values['lifetime-model'] !== undefined) {
+    const m = values['lifetime-model'];
+    if (m !== 'lognormal' && m !== 'heavy-tail') throw new ConfigError('command line', '--lifetime-model', `is lognormal or heavy-tail, got '${m}'`);
+    section('traffic')['lifetime'] = { kind: m };
+  }
+  if (values.table !== undefined) section('switch')['pinCapacity'] = num('table', values.table);
+  if (values['reserved-entries'] !== undefined) section('switch')['reservedPinEntries'] = num('reserved-entries', values['reserved-entries']);
+  if (values['mirror-mode'] !== undefined) {
+    const m = values['mirror-mode'];
+    if (m !== 'syn-only' && m !== 'fin-rst' && m !== 'both-ways') throw new ConfigError('command line', '--mirror-mode', `is syn-only, fin-rst or both-ways, got '${m}'`);
+    section('switch')['mirrorFinRst'] = m !== 'syn-only';
+    Object.assign(section('mirror'), { replies: m === 'both-ways', replyRst: m === 'both-ways', replyFin: m === 'both-ways' });
+  }
+  const run: RunOptions = {};
+  if (values.speed !== undefined) {
+    run.speed = num('speed', values.speed);
+    if (!(run.speed > 0 && run.speed <= 1000)) throw new ConfigError('command line', '--speed', `must be above 0 and at most 1000, got '${values.speed}'`);
+  }
+  if (values.dataplane !== undefined) {
+    const at = values.dataplane.lastIndexOf(':');
+    if (at < 0) throw new ConfigError('command line', '--dataplane', `expected HOST:PORT, got '${values.dataplane}'`);
+    run.dataplane = { host: values.dataplane.slice(0, at).replace(/^\[|\]$/g, ''), port: num('dataplane', values.dataplane.slice(at + 1)) };
+  }
+  if (values['reset-log'] !== undefined) run.resetLog = values['reset-log'];
+  return { scenario: readScenario(Reader.fromObject(file, doc)), run, stateFile: values['state-file'] };
+}
+
+/** Lays `defaults` under `doc`: a key the document sets wins, mappings merge. */
+function underlay(doc: Record<string, unknown>, defaults: Record<string, unknown>): void {
+  for (const [k, v] of Object.entries(defaults)) {
+    const have = doc[k];
+    if (have === undefined || have === null) doc[k] = structuredClone(v);
+    else if (typeof v === 'object' && v !== null && !Array.isArray(v) && typeof have === 'object' && !Array.isArray(have)) underlay(have as Record<string, unknown>, v as Record<string, unknown>);
+  }
 }
 
 export function describeSimulator(sim: RunningSimulator, scenario: Scenario): string {
@@ -70,6 +130,7 @@ export function describeSimulator(sim: RunningSimulator, scenario: Scenario): st
   if (sim.endpoints.eapi) lines.push(`  eAPI     ${sim.endpoints.eapi} (user ${scenario.eapi.username})`);
   if (sim.endpoints.gnmi) lines.push(`  gNMI     ${sim.endpoints.gnmi}${scenario.gnmi.username ? ` (user ${scenario.gnmi.username})` : ' (no auth)'}`);
   if (sim.endpoints.status) lines.push(`  counters ${sim.endpoints.status}/counters`);
+  if (sim.endpoints.dataplane) lines.push(`  dataplane ${sim.endpoints.dataplane} (udp)`);
   if (sim.endpoints.mirror) lines.push(`  mirror   ${sim.endpoints.mirror} (switch address ${scenario.mirror.sourceAddress})`);
   if (scenario.traffic.enabled) lines.push(`  traffic  ${scenario.traffic.connectionsPerSecond} connections/s to ${scenario.vips.map((v) => `${v.address}:${v.port}`).join(' ')}`);
   return lines.join('\n') + '\n';
@@ -83,12 +144,14 @@ export const untilSignal = (): Promise<string> =>
 
 export async function simCommand(args: string[]): Promise<number> {
   const ipc = args.includes('--ipc');
-  const { scenario } = scenarioFromArgs(args.filter((a) => a !== '--ipc'));
-  if (ipc) return simChild(scenario);
-  const sim = await startSimulator(scenario);
+  const { scenario, run, stateFile } = scenarioFromArgs(args.filter((a) => a !== '--ipc'), ipc ? 'start' : 'sim');
+  if (ipc) return simChild(scenario, run, stateFile);
+  const sim = await startSimulator(scenario, run);
+  if (stateFile !== undefined) loadSwitch(sim.sw, stateFile);
   process.stdout.write(`flowpin sim: ${describeSimulator(sim, scenario)}`);
   await untilSignal();
   const c = sim.counters();
+  if (stateFile !== undefined) saveSwitch(sim.sw, stateFile);
   await sim.stop();
   process.stdout.write(`flowpin sim: stopped; connections opened ${c.connections.opened}, closed cleanly ${c.connections.closedCleanly}, reset ${c.connections.reset}\n`);
   return 0;
@@ -112,12 +175,17 @@ export interface SimParentMessage {
  * flowpin never saw is a connection it cannot keep), reports its connection counters twice a
  * second, and stops on SIGINT/SIGTERM or when the parent goes away.
  */
-async function simChild(scenario: Scenario): Promise<number> {
+async function simChild(scenario: Scenario, run: RunOptions, stateFile: string | undefined): Promise<number> {
   const send = (m: SimChildMessage): void => {
     if (process.connected) process.send?.(m);
   };
   if (process.send === undefined) throw new Error('--ipc: no parent process to talk to (it is for `flowpin start`)');
-  const sim = await startSimulator({ ...scenario, mirror: { ...scenario.mirror, enabled: false } }, { holdTraffic: true });
+  const sim = await startSimulator({ ...scenario, mirror: { ...scenario.mirror, enabled: false } }, { ...run, holdTraffic: true });
+  // The switch's configuration as the last run left it (groups; not pins: they do not survive a switch restart).
+  if (stateFile !== undefined) loadSwitch(sim.sw, stateFile);
+  // Connections older than flowpin: the traffic starts now, the mirror reaches flowpin only after preexistingS.
+  const trafficFrom = sim.clock.now();
+  if (scenario.traffic.preexistingS > 0) sim.traffic?.start();
   // How late this process ran: the simulator stamps a connection with its clock's time, which
   // trails the wall clock by as much as its event loop was held up (on a busy box, the OS).
   const delay = monitorEventLoopDelay({ resolution: 10 });
@@ -129,9 +197,15 @@ async function simChild(scenario: Scenario): Promise<number> {
     const sender = new MirrorSender({ ...scenario.mirror, port: m.mirrorPort });
     mirror = sender;
     sender.start().then(() => {
-      sim.sw.mirror = (p) => sender.send(p);
-      sim.traffic?.start();
-      send({ type: 'started' });
+      const attach = (): void => {
+        sim.sw.mirror = (p) => sender.send(p);
+        if (scenario.mirror.replies) sim.sw.replyMirror = (p, from) => sender.sendReply(p, { mac: from.mac, portIndex: portIndexOf(from.port) }, scenario.mirror.replyEncap);
+        sim.sw.replyMirrorRst = scenario.mirror.replies && scenario.mirror.replyRst;
+        sim.sw.replyMirrorFin = scenario.mirror.replies && scenario.mirror.replyFin;
+        sim.traffic?.start();
+        send({ type: 'started' });
+      };
+      sim.clock.at(trafficFrom + scenario.traffic.preexistingS * 1000, attach);
     }, (err: unknown) => {
       process.stderr.write(`flowpin sim: cannot send the mirror: ${err instanceof Error ? err.message : String(err)}\n`);
       process.kill(process.pid, 'SIGTERM');
@@ -143,6 +217,7 @@ async function simChild(scenario: Scenario): Promise<number> {
   sim.traffic?.stop();
   mirror?.stop();
   send({ type: 'counters', connections: sim.counters().connections });
+  if (stateFile !== undefined) saveSwitch(sim.sw, stateFile);
   await sim.stop();
   delay.disable();
   process.stdout.write(`flowpin sim: stopped; its event loop was held up at most ${Math.round(delay.max / 1e6)} ms\n`);

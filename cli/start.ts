@@ -7,12 +7,16 @@
 // then the simulator; if the simulator ends on its own, the controller stops too.
 
 import { fork, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import path from 'node:path';
+import { discardState } from '../controller/state-store.js';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { SimulatorCounters } from '../controller/api/snapshot.js';
 import { readConfig } from '../controller/config.js';
+import { lockStateFile } from '../controller/state-lock.js';
 import { Reader } from '../controller/validate.js';
 import { createAdapter } from '../switch-adapters/factory.js';
 import { makeLogger, serve, type Served } from './serve.js';
@@ -24,14 +28,28 @@ const FLOWPIN = fileURLToPath(new URL('./flowpin.js', import.meta.url));
 const CHILD_START_MS = 30_000;
 const CHILD_STOP_MS = 5_000;
 
+/** Where `flowpin start` keeps its state unless told otherwise (relative to the working directory). */
+export const DEFAULT_START_STATE = '.flowpin/start.state';
+
 export async function startCommand(args: string[]): Promise<number> {
   const OWN = ['--api-host', '--api-port', '--pin-mode', '--state-file'];
-  const own = parseArgs({ args, strict: false, options: { 'api-host': { type: 'string' }, 'api-port': { type: 'string' }, 'pin-mode': { type: 'string' }, 'state-file': { type: 'string' } } }).values;
-  const simArgs = args.filter((a, i) => !OWN.includes(a) && !OWN.includes(args[i - 1] ?? ''));
+  const FLAGS = ['--no-state', '--discard-state'];
+  const own = parseArgs({ args, strict: false, options: { 'api-host': { type: 'string' }, 'api-port': { type: 'string' }, 'pin-mode': { type: 'string' }, 'state-file': { type: 'string' }, 'no-state': { type: 'boolean' }, 'discard-state': { type: 'boolean' } } }).values;
+  const simArgs = args.filter((a, i) => !OWN.includes(a) && !FLAGS.includes(a) && !OWN.includes(args[i - 1] ?? ''));
   // Read here too: a bad flag is reported before any process starts, and the controller's configuration needs the scenario.
   const { scenario } = scenarioFromArgs(simArgs, 'start');
+  // State is kept by default, so that a restart resumes what was in progress (the switch's groups too).
+  const stateFile = own['no-state'] === true ? undefined : typeof own['state-file'] === 'string' ? own['state-file'] : DEFAULT_START_STATE;
+  if (stateFile !== undefined) mkdirSync(path.dirname(path.resolve(stateFile)), { recursive: true });
+  if (stateFile !== undefined && own['discard-state'] === true) {
+    const moved = discardState(stateFile);
+    if (existsSync(`${stateFile}.switch`)) renameSync(`${stateFile}.switch`, `${stateFile}.switch.discarded-${Date.now()}`);
+    process.stderr.write(`flowpin: state discarded (moved aside: ${moved.length === 0 ? 'nothing there' : moved.join(', ')})\n`);
+  }
+  // One flowpin per state file, before the simulator starts or anything connects to it.
+  const lock = stateFile === undefined ? undefined : lockStateFile(stateFile);
   const token = process.env['FLOWPIN_TOKEN'] ?? randomBytes(12).toString('hex');
-  const child = fork(FLOWPIN, ['sim', ...simArgs, '--ipc'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(FLOWPIN, ['sim', ...simArgs, ...(stateFile === undefined ? [] : ['--state-file', `${stateFile}.switch`]), '--ipc'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   let connections: SimulatorCounters = { opened: 0, closed: 0, reset: 0, active: 0 };
   child.on('message', (m: SimChildMessage) => {
     if (m.type === 'counters') connections = { opened: m.connections.opened, closed: m.connections.closedCleanly, reset: m.connections.reset, active: m.connections.active };
@@ -53,14 +71,18 @@ export async function startCommand(args: string[]): Promise<number> {
     api: { host: typeof own['api-host'] === 'string' ? own['api-host'] : '127.0.0.1', port: own['api-port'] === undefined ? 8080 : Number(own['api-port']), token },
     mirror: { udp: [{ host: scenario.mirror.host, port: scenario.mirror.port }] },
     pinMode: own['pin-mode'] ?? 'on-change',
-    ...(typeof own['state-file'] === 'string' ? { stateFile: own['state-file'] } : {}),
+    ...(stateFile === undefined ? {} : { stateFile }),
     switches: [{
       name: scenario.switch.hostname,
       adapter: 'arista-eapi',
       mirrorSources: [scenario.mirror.sourceAddress],
       pinTableSize: scenario.switch.pinCapacity,
+      ...(scenario.mirror.replies ? { mirrorReplies: true } : {}),
+      // What the simulated switch mirrors, as its operator would state it.
+      mirrorEnds: scenario.switch.mirrorFinRst ? (scenario.mirror.replies && scenario.mirror.replyFin && scenario.mirror.replyRst ? 'both-ways' : 'client-side') : 'syn-only',
       eapi: { url: eapi, username: scenario.eapi.username, password: scenario.eapi.password, groupTemplate: 'static-ecmp' },
       vips: scenario.vips.map((v) => ({ address: v.address, nexthops: [...v.nexthops] })),
+
     }],
   }));
   const logger = makeLogger();
@@ -79,6 +101,9 @@ export async function startCommand(args: string[]): Promise<number> {
     throw new Error('the mirror receiver is not listening');
   }
   const started = new Promise<void>((resolve) => child.on('message', (m: SimChildMessage) => m.type === 'started' && resolve()));
+  // The simulator's traffic starts now that flowpin watches (unless told to run before): no
+  // connection of the demo's switch is older, and flowpin knows it.
+  if (scenario.traffic.preexistingS === 0) served.controller.runtime(scenario.switch.hostname).watchLedger.noConnectionsBefore(Date.now());
   child.send({ type: 'go', mirrorPort: bound.port } satisfies SimParentMessage);
   await Promise.race([started, exited]);
   const sw = scenario.switch.hostname;
@@ -103,6 +128,7 @@ export async function startCommand(args: string[]): Promise<number> {
   try {
     await served.close();
   } finally {
+    lock?.release();
     await stopChild(child, exited);
   }
   // State is written: leave promptly even if a change's wait on a switch is still scheduled.
@@ -141,5 +167,5 @@ async function stopChild(child: ChildProcess, exited: Promise<unknown>): Promise
  */
 export function startHint(apiUrl: string, sw: string, vip: string, nexthop: string, generatedToken: string | undefined): string {
   const bearer = generatedToken === undefined ? '"Authorization: Bearer $FLOWPIN_TOKEN"' : `'Authorization: Bearer ${generatedToken}'`;
-  return `flowpin: try\n  curl -s ${apiUrl}/api/v1/switches/${sw}/vips\n  curl -s -X POST -H ${bearer} -H 'content-type: application/json' -d '{"acceptRisk":true}' ${apiUrl}/api/v1/switches/${sw}/vips/${vip}/nexthops/${nexthop}/drain\n`;
+  return `flowpin: try\n  curl -s ${apiUrl}/api/v1/switches/${sw}/vips\n  curl -s -X POST -H ${bearer} -H 'content-type: application/json' -d '{}' ${apiUrl}/api/v1/switches/${sw}/vips/${vip}/nexthops/${nexthop}/drain\n`;
 }

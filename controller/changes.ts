@@ -1,106 +1,48 @@
-// Drains and additions, following DESIGN.md's protocol for per-connection consistency.
-// Changes on one switch run one at a time (later ones wait, `queued`); a VIP has at most one
-// change queued or in progress. Each change:
+// Drains and additions, following DESIGN.md's protocol for per-connection consistency, as the
+// I/O shell around the pure parts (change-record.ts, consent.ts, dry-run.ts,
+// change-accounting.ts). Changes on one switch run one at a time (later ones wait, `queued`);
+// a VIP has at most one change queued or in progress. Each change:
+//   0. is checked against the caller's bound (`maxAtRisk`) on its dry run, and refused where
+//      it may cost more; a drain also against the VIP's `maxUnavailable`;
 //   1. is written durably (write-ahead), then marked pending: every newly resolved flow it
 //      affects is pinned at once, and the live flows it affects are pinned now;
 //   2. barrier by marks: after the settle time (frames in flight), a mark is taken; every
 //      event up to the mark is resolved and every pin wanted for the VIP read back as
 //      programmed (or dropped and counted at risk, by reason). Events after the mark are not
-//      waited for;
-//   3. holds new look-ups, writes the group change through the switch's write point
-//      (`sentAt`, `appliedAt` when accepted), waits until the switch reports it in forwarding
-//      (`effectiveAt`) and the settle time, then releases. Flows whose SYN arrived after the
-//      mark and whose server is not certain, or whose pin was not programmed before the
-//      change took effect, are the change window: counted in `windowFlows`. Where the switch
-//      mirrors the servers' replies (resolution observe/both), a flow whose SYN arrived in the
-//      window is pinned to the server that answered as soon as the reply is seen: before the
-//      release, the replies of the SYNs up to the settle are waited for (bounded by the reply
-//      timeout), and only flows whose pin was not programmed when the change took effect, or
-//      whose server stayed unknown, count in `windowFlows`;
-//   4. a drain is tracked until no pin is left on the nexthop (or the caller's deadline).
-// A change that fails before its group change removes the pins it added and restores the
-// desired group. A change resumed after a restart reads the switch's group and completes
-// what is missing. A dry run reports, changing nothing, the flows to pin, the programmable
-// room the switch reports, the flows at risk by reason and the expected window flows.
+//      waited for. The figures are checked against the bound again: past it, the change stops
+//      before its group write and undoes its pins;
+//   3. holds new look-ups, writes the group change through the switch's write point (durable
+//      intent first), waits until the switch reports it in forwarding and the settle time,
+//      then releases. Flows whose SYN arrived after the mark and whose server is not certain,
+//      or whose pin was not programmed before the change took effect, are the change window;
+//   4. a drain is tracked until no live or unknown connection is left on the nexthop:
+//      `drained`; at the caller's deadline with connections left, `deadline-passed` (and
+//      `drained` later, when they are gone).
+// Every phase is durable before the next action, so a restart knows how far a change got; a
+// change resumed after a restart reads the switch's group and completes what is missing, and
+// its record says what it measured and what it inferred.
 
 import { isSwitchError } from '../switch-adapters/errors.js';
+import { SerialQueue } from '../lib/serial-queue.js';
 import { AddressError, familyOf, hostAddress } from './address.js';
+import { account, type Observations } from './change-accounting.js';
+import { isActive, zeroRisk, type AtRiskCounts, type ChangeKind, type ChangeRecord, type MaxAtRisk, type RiskFigures } from './change-record.js';
 import { DeadlineError, sleep, until, withDeadline } from './clock.js';
+import { exceeds, riskFigures } from './consent.js';
+import { estimateDrain } from './drain-estimate.js';
+import { dryRun, expectedWindowFlows, movedFlows, type DryRunContext, type DryRunReport } from './dry-run.js';
 import { badRequest, conflict, FlowpinError, notFound } from './errors.js';
+import { idOfKey } from './flow-spec.js';
 import type { ControllerMetrics } from './metrics.js';
 import type { ChangeView } from './pin-policy.js';
 import { sameMembers, type AtRiskReason } from './reconciler.js';
-import { idOfKey, specOf as specOfKey, type MirrorHealth, type Resolution, type SwitchRuntime, type VipState } from './switch-runtime.js';
+import type { Resolution, SwitchRuntime, VipState } from './switch-runtime.js';
 
-export type ChangeKind = 'drain' | 'add';
-export type ChangePhase = 'queued' | 'pending' | 'applied' | 'complete' | 'failed';
-export type AtRiskCounts = Record<AtRiskReason, number>;
+export type { AtRiskCounts, ChangeKind, ChangePhase, ChangeRecord, MaxAtRisk, RiskFigures } from './change-record.js';
+export type { DryRunReport } from './dry-run.js';
 
-export interface ChangeRecord {
-  id: string;
-  kind: ChangeKind;
-  switch: string;
-  vip: string;
-  nexthop: string;
-  phase: ChangePhase;
-  /** When the call was made (queued), and when its protocol started. */
-  queuedAt: number;
-  startedAt: number;
-  /** Barrier: hold time, after which the mark was taken. */
-  heldAt?: number;
-  /** The group change was sent, accepted by the switch, and reported in forwarding. */
-  sentAt?: number;
-  appliedAt?: number;
-  effectiveAt?: number;
-  completedAt?: number;
-  /** Drain: complete at this time even with pinned flows left (ms). */
-  deadlineAt?: number;
-  /** Flows with a programmed pin for the change when it took effect. */
-  pinned: number;
-  /** Flows that needed a pin and have none programmed, in all and by reason. */
-  atRisk: number;
-  atRiskBy: AtRiskCounts;
-  /** Flows whose SYN arrived in the change window, with no certain, programmed pin. */
-  windowFlows: number;
-  /** Pinned flows left on the nexthop (drain). */
-  remaining: number;
-  deadlineReached?: boolean;
-  error?: string;
-  /** Resumed after a restart. */
-  resumed?: boolean;
-}
-
-export interface DryRunReport {
-  dryRun: true;
-  switch: string;
-  vip: string;
-  nexthop: string;
-  /** Live flows the change would move that have no programmed pin yet. */
-  flowsToPin: number;
-  alreadyPinned: number;
-  /** Free pin table entries as the switch reports them (shared with other owners). */
-  freeEntries: number;
-  atRisk: number;
-  atRiskBy: AtRiskCounts;
-  /** Flows seen but not yet resolved (their nexthop is unknown until they are). */
-  unresolved: number;
-  /** Mirror traffic seen for the VIP: SYNs in all, and per second lately. */
-  synsSeen: number;
-  synRate: number;
-  /** Expected change window (ms) and the flows expected to arrive in it. */
-  expectedWindowMs: number;
-  expectedWindowFlows: number;
-  /** Where the switch cannot tell which flows an addition moves, every live flow is pinned. */
-  movedFlowsKnown: boolean;
-  /**
-   * How flows' servers are learnt on this switch: `lookup` (the switch's look-up), `observe`
-   * (the mirrored SYN-ACKs), `both`, or `none` (no look-up call and no mirrored replies, as
-   * gNMI without the reply mirror: every flow stays unresolved and is counted at risk).
-   */
-  resolution: 'lookup' | 'observe' | 'both' | 'none';
-  /** The switch's mirror as flowpin sees it; a change needs acceptRisk unless it is ok. */
-  mirror: MirrorHealth;
-}
+/** The points of a change's protocol where it logs, and where a fault-injection run may kill the process (FLOWPIN_CRASH_AT). */
+export type ProtocolPoint = 'pending' | 'held' | 'resolved' | 'journaled' | 'programmed' | 'sending' | 'sent' | 'accepted' | 'applied' | 'effective' | 'complete';
 
 export interface ChangeOptions {
   settleMs: number;
@@ -110,18 +52,67 @@ export interface ChangeOptions {
   /** Resolves once every flow resolved so far is durable (the flow journal), so a restart knows them. */
   flowsDurable: () => Promise<void>;
   metrics: ControllerMetrics;
+  /** Window connections count against a consent bound only above this many (consent.windowFlows). */
+  windowThreshold?: number;
+  /** The configured connection lifetime (s), as the dry run states it. */
+  lifetimeS?: number;
+  /** Members of a VIP that may be out (draining or drained) at once; 1 unless given. */
+  maxUnavailable?: (vip: string) => number;
+  /** Each protocol point a change reaches (logged by the controller; a fault-injection run may kill there). */
+  onPoint?: (rec: ChangeRecord, point: ProtocolPoint) => void;
+  /** Change ids; unique per switch. */
+  newId?: (kind: ChangeKind) => string;
   /** Called with every flow (by flow id) counted at risk or in a change window, for tests and the scenario runner. */
   onCounted?: (rec: ChangeRecord, id: string, why: AtRiskReason | 'window') => void;
 }
 
-export type NexthopState = 'active' | 'draining' | 'drained';
+export type NexthopState = 'active' | 'draining' | 'deadline-passed' | 'drained';
 
-const zeroRisk = (): AtRiskCounts => ({ 'table-full': 0, refused: 0, 'not-programmed': 0, shed: 0, unresolved: 0 });
+/** A change's caller options. */
+export interface ChangeRequest {
+  dryRun?: boolean;
+  /** The most connections the change may cost (0 unless given). */
+  maxAtRisk?: MaxAtRisk;
+}
+
+/** Flows a change counted, by flow id, kept per change up to this many (a few MB at most). */
+const COUNTED_KEPT = 100_000;
+/** Progress points kept per change (halved when full), and how many records keep theirs on disk. */
+const PROGRESS_KEPT = 120;
+const PROGRESS_EVERY_MS = 2000;
+/** Records kept (the oldest finished ones go first). */
+const RECORDS_KEPT = 200;
+
 let nextId = 1;
 
 export class ChangeManager {
   /** Changes queued, in progress and the last completed ones, oldest first. */
   readonly records: ChangeRecord[] = [];
+  private readonly queue = new SerialQueue();
+  private stopped = false;
+  private readonly aborts = new Set<(err: Error) => void>();
+  private readonly countedFlows = new Map<string, { items: { flow: string; why: AtRiskReason | 'window' }[]; truncated: boolean }>();
+  /** VIPs whose next change is being checked against its bound (its record is not made yet): VIP -> nexthop. */
+  private readonly checking = new Map<string, string>();
+
+  constructor(
+    private readonly rt: SwitchRuntime,
+    private readonly o: ChangeOptions,
+  ) {}
+
+  /** Takes the records read back from the state: kept from now on, so nothing writes them away before they resume. */
+  adopt(saved: readonly ChangeRecord[]): void {
+    for (const r of saved) if (!this.records.some((x) => x.id === r.id)) this.records.push(normalise(r));
+    this.sync();
+  }
+
+  private get now(): number {
+    return this.rt.clock.now();
+  }
+
+  private get ctx(): DryRunContext {
+    return { rt: this.rt, records: this.records, settleMs: this.o.settleMs, barrierTimeoutMs: this.o.barrierTimeoutMs, windowThreshold: this.o.windowThreshold ?? 10, lifetimeS: this.o.lifetimeS ?? 3600 };
+  }
 
   /**
    * The records with the server resets seen afterwards: RSTs from the VIP on the reply mirror
@@ -129,24 +120,24 @@ export class ChangeManager {
    * not mirror server resets).
    */
   withResets(records: readonly ChangeRecord[] = this.records): (ChangeRecord & { resetsSeen: number | null })[] {
-    return records.map((r) => {
-      const from = r.sentAt ?? r.heldAt;
-      const next = this.records.find((x) => x.vip === r.vip && x !== r && (x.heldAt ?? Infinity) > (from ?? Infinity));
-      const resetsSeen = from === undefined ? null : this.rt.serverResetsBetween(r.vip, from, next?.heldAt ?? Infinity);
-      return { ...r, resetsSeen };
-    });
+    return records.map((r) => ({ ...r, resetsSeen: this.resetsSeen(r) }));
   }
-  private tail: Promise<void> = Promise.resolve();
-  private stopped = false;
-  private readonly aborts = new Set<(err: Error) => void>();
 
-  constructor(
-    private readonly rt: SwitchRuntime,
-    private readonly o: ChangeOptions,
-  ) {}
+  private resetsSeen(r: ChangeRecord): number | null {
+    const from = r.sentAt ?? r.heldAt;
+    const next = this.records.find((x) => x.vip === r.vip && x !== r && (x.heldAt ?? Infinity) > (from ?? Infinity));
+    return from === undefined ? null : this.rt.serverResetsBetween(r.vip, from, next?.heldAt ?? Infinity);
+  }
 
-  private get now(): number {
-    return this.rt.clock.now();
+  /** One change by id, with its resets seen; undefined if not kept. */
+  get(id: string): (ChangeRecord & { resetsSeen: number | null }) | undefined {
+    const r = this.records.find((x) => x.id === id);
+    return r === undefined ? undefined : { ...r, resetsSeen: this.resetsSeen(r) };
+  }
+
+  /** The flows a change counted at risk or in its window, by flow (`src:sport->dst:dport`), up to a bound. */
+  counted(id: string): { items: { flow: string; why: AtRiskReason | 'window' }[]; truncated: boolean } {
+    return this.countedFlows.get(id) ?? { items: [], truncated: false };
   }
 
   /**
@@ -177,48 +168,58 @@ export class ChangeManager {
 
   private nexthopOf(v: VipState, address: string): string {
     const a = parsed(address, 'nexthop');
-    if (!v.nexthops.has(a)) throw notFound(`VIP ${v.address} on ${this.rt.name} has no nexthop ${a}`, { switch: this.rt.name, vip: v.address, nexthop: a });
+    if (!v.nexthops.has(a)) throw notFound(`${a} is not a nexthop of VIP ${v.address} on ${this.rt.name}`, { switch: this.rt.name, vip: v.address, nexthop: a });
     return a;
   }
 
   active(): ChangeRecord[] {
-    return this.records.filter((r) => r.phase === 'queued' || r.phase === 'pending' || r.phase === 'applied');
+    return this.records.filter(isActive);
   }
 
   stateOf(vip: VipState, nexthop: string): NexthopState {
-    if (this.active().some((r) => r.kind === 'drain' && r.vip === vip.address && r.nexthop === nexthop)) return 'draining';
+    const drain = this.active().find((r) => r.kind === 'drain' && r.vip === vip.address && r.nexthop === nexthop);
+    if (drain !== undefined) return drain.phase === 'deadline-passed' ? 'deadline-passed' : 'draining';
     return vip.members.has(nexthop) ? 'active' : 'drained';
   }
 
+  /** Changes of the switch's group are written only to a switch flowpin has read: never blind. */
+  private connected(): void {
+    if (!this.rt.connected) throw new FlowpinError('switch-unavailable', `${this.rt.name} is not connected yet: flowpin has not read its groups and pins, so it cannot change them safely (${this.rt.lastResolveError ?? 'connecting'})`, { switch: this.rt.name });
+  }
+
   /** Drains a nexthop (or reports what a drain would do). */
-  async drain(vipAddr: string, nhAddr: string, opts: { dryRun?: boolean; deadlineSeconds?: number; acceptRisk?: boolean }): Promise<ChangeRecord | DryRunReport> {
+  async drain(vipAddr: string, nhAddr: string, opts: ChangeRequest & { deadlineSeconds?: number } = {}): Promise<ChangeRecord | DryRunReport> {
     const vip = this.vip(vipAddr);
     const nh = this.nexthopOf(vip, nhAddr);
+    this.connected();
     if (!vip.members.has(nh) && !this.active().some((r) => r.vip === vip.address && r.nexthop === nh)) throw conflict(`${nh} is not in the ECMP group of ${vip.address}: nothing to drain`, { state: 'drained' });
     this.noConflict(vip.address, nh);
-    if (opts.dryRun) return this.dryRun('drain', vip, nh);
+    if (opts.dryRun) return dryRun(this.ctx, 'drain', vip, nh);
     if (vip.members.size <= 1) throw conflict(`${nh} is the last member of ${vip.address}; add another before draining it`);
-    this.mirrorTrusted(opts.acceptRisk);
-    const rec = this.begin('drain', vip.address, nh);
+    this.availability(vip, nh);
+    const rec = await this.begin('drain', vip, nh, opts.maxAtRisk ?? 0);
     if (opts.deadlineSeconds !== undefined) rec.deadlineAt = rec.queuedAt + opts.deadlineSeconds * 1000;
-    await this.serialised(() => this.runProtocol(rec));
+    await this.queued(rec);
+    await this.queue.run(() => this.runProtocol(rec));
     return rec;
   }
 
   /** Puts a drained or draining nexthop back into the group. */
-  async undrain(vipAddr: string, nhAddr: string, opts: { acceptRisk?: boolean } = {}): Promise<{ switch: string; vip: string; nexthop: string; state: NexthopState }> {
+  async undrain(vipAddr: string, nhAddr: string, opts: ChangeRequest = {}): Promise<{ switch: string; vip: string; nexthop: string; state: NexthopState }> {
     const vip = this.vip(vipAddr);
     const nh = this.nexthopOf(vip, nhAddr);
+    this.connected();
     const drains = this.active().filter((r) => r.kind === 'drain' && r.vip === vip.address && r.nexthop === nh);
-    if (drains.some((r) => r.phase !== 'applied')) throw conflict(`the drain of ${nh} is still being applied; try again in a moment`);
+    if (drains.some((r) => r.phase === 'queued' || r.phase === 'pending')) throw conflict(`the drain of ${nh} is still being applied; try again in a moment`);
     if (drains.length === 0 && vip.members.has(nh)) return { switch: this.rt.name, vip: vip.address, nexthop: nh, state: 'active' };
     this.noConflict(vip.address, nh, 'drain');
-    this.mirrorTrusted(opts.acceptRisk);
     // Re-adding a member moves flows onto it like any addition: run it through the protocol.
-    const rec = this.begin('add', vip.address, nh);
-    await this.serialised(async () => {
+    const rec = await this.begin('add', vip, nh, opts.maxAtRisk ?? 0);
+    await this.queued(rec);
+    await this.queue.run(async () => {
       await this.runProtocol(rec);
-      for (const d of drains) this.finish(d, 'complete');
+      for (const d of drains) this.finish(d, 'drained', 'put back into the group before its connections were gone');
+      await this.o.persist();
     });
     return { switch: this.rt.name, vip: vip.address, nexthop: nh, state: 'active' };
   }
@@ -227,91 +228,128 @@ export class ChangeManager {
   async undrainDryRun(vipAddr: string, nhAddr: string): Promise<DryRunReport | null> {
     const vip = this.vip(vipAddr);
     const nh = this.nexthopOf(vip, nhAddr);
+    this.connected();
     if (vip.members.has(nh)) return null;
-    return this.dryRun('add', vip, nh);
+    return dryRun(this.ctx, 'add', vip, nh);
   }
 
   /** Adds a nexthop to a VIP's group without moving any pinned connection. */
-  async add(vipAddr: string, nhAddr: string, opts: { dryRun?: boolean; acceptRisk?: boolean }): Promise<ChangeRecord | DryRunReport> {
+  async add(vipAddr: string, nhAddr: string, opts: ChangeRequest = {}): Promise<ChangeRecord | DryRunReport> {
     const vip = this.vip(vipAddr);
     const nh = parsed(nhAddr, 'address');
     if (familyOf(nh) !== familyOf(vip.address)) throw badRequest(`${nh} is an IPv${familyOf(nh)} address; ${vip.address} is an IPv${familyOf(vip.address)} VIP`, 'address');
     if (nh === vip.address) throw badRequest(`${nh} is the VIP itself`, 'address');
+    this.connected();
     if (vip.members.has(nh)) throw conflict(`${nh} is already in the ECMP group of ${vip.address}`, { state: 'active' });
     this.noConflict(vip.address, nh);
-    if (opts.dryRun) return this.dryRun('add', vip, nh);
-    this.mirrorTrusted(opts.acceptRisk);
-    const rec = this.begin('add', vip.address, nh);
+    if (opts.dryRun) return dryRun(this.ctx, 'add', vip, nh);
+    const rec = await this.begin('add', vip, nh, opts.maxAtRisk ?? 0);
     vip.nexthops.add(nh);
-    await this.serialised(() => this.runProtocol(rec));
+    await this.queued(rec);
+    await this.queue.run(() => this.runProtocol(rec));
     return rec;
   }
 
-  /** Forgets a nexthop that is out of the group; refused while pinned flows remain, unless forced. */
-  remove(vipAddr: string, nhAddr: string, force: boolean): { switch: string; vip: string; nexthop: string; removed: true; pinnedLeft: number } {
+  /**
+   * Forgets a nexthop that is out of the group. Its connections left (live, unknown, or with a
+   * pin) lose their pins: that needs a bound at least their number. A dry run reports them.
+   */
+  remove(vipAddr: string, nhAddr: string, opts: ChangeRequest = {}): { switch: string; vip: string; nexthop: string; removed: boolean; dryRun?: true; left: { live: number; unknown: number; pinned: number }; pinnedLeft: number } {
     const vip = this.vip(vipAddr);
     const nh = this.nexthopOf(vip, nhAddr);
-    if (this.active().some((r) => r.vip === vip.address && r.nexthop === nh && r.phase !== 'applied')) throw conflict(`a change of ${nh} is being applied`);
+    this.connected();
+    if (this.active().some((r) => r.vip === vip.address && r.nexthop === nh && (r.phase === 'queued' || r.phase === 'pending'))) throw conflict(`a change of ${nh} is being applied`);
     if (vip.members.has(nh)) throw conflict(`${nh} is still in the ECMP group of ${vip.address}: drain it first`, { state: 'active' });
-    const pinned = this.rt.pinnedOn(vip.address, nh);
-    if (pinned > 0 && !force) throw conflict(`${pinned} pinned flows remain on ${nh}; wait for the drain to complete (or force)`, { pinned });
-    for (const r of this.active()) if (r.vip === vip.address && r.nexthop === nh) this.finish(r, 'complete');
+    const l = this.rt.leftOn(vip.address, nh);
+    const left = { live: l.live, unknown: l.unknown, pinned: l.pinned };
+    const lose = l.live + l.unknown;
+    const base = { switch: this.rt.name, vip: vip.address, nexthop: nh, left, pinnedLeft: l.pinned };
+    if (opts.dryRun) return { ...base, removed: false, dryRun: true };
+    const bound = opts.maxAtRisk ?? 0;
+    if (lose > 0 && bound !== 'unbounded' && lose > bound) {
+      throw conflict(`removing ${nh} loses ${lose} connections still on it (${l.live} live, ${l.unknown} unknown; ${l.pinned} pinned): their pins go and they move to other servers, more than the bound of ${bound}. Wait until it is drained, or give a bound of at least ${lose}`, { left, atRisk: lose, maxAtRisk: bound });
+    }
+    for (const r of this.active()) if (r.vip === vip.address && r.nexthop === nh) this.finish(r, r.kind === 'drain' ? 'drained' : 'complete', lose > 0 ? `removed with ${lose} connections left (consented)` : undefined);
     vip.nexthops.delete(nh);
     this.sync();
-    return { switch: this.rt.name, vip: vip.address, nexthop: nh, removed: true, pinnedLeft: pinned };
+    void this.o.persist().catch(() => undefined);
+    return { ...base, removed: true };
   }
 
-  /** Updates tracked drains: complete at zero pinned flows or at the deadline. */
-  track(): void {
+  /**
+   * Tracks drains: a drain with no live or unknown connection left on its nexthop is
+   * drained; at its deadline with connections left, deadline-passed (tracked on until drained).
+   * Also samples each active drain's progress. Returns whether a record changed.
+   */
+  track(): boolean {
     const now = this.now;
     let changed = false;
     for (const r of this.active()) {
-      if (r.kind !== 'drain' || r.phase !== 'applied') continue;
-      r.remaining = this.rt.pinnedOn(r.vip, r.nexthop);
+      if (r.kind !== 'drain' || (r.phase !== 'applied' && r.phase !== 'deadline-passed')) continue;
+      const l = this.rt.leftOn(r.vip, r.nexthop);
+      r.left = { live: l.live, unknown: l.unknown, pinned: l.pinned };
+      r.remaining = l.live + l.unknown;
+      this.sample(r, now);
       if (r.remaining === 0) {
-        this.finish(r, 'complete');
+        this.finish(r, 'drained');
         changed = true;
-      } else if (r.deadlineAt !== undefined && now >= r.deadlineAt) {
+      } else if (r.phase === 'applied' && r.deadlineAt !== undefined && now >= r.deadlineAt) {
+        r.phase = 'deadline-passed';
+        r.deadlinePassedAt = now;
         r.deadlineReached = true;
-        this.finish(r, 'complete');
+        r.error = `deadline passed with ${r.remaining} connections left (${l.live} live, ${l.unknown} unknown; ${l.pinned} pinned): not drained`;
         changed = true;
       }
     }
     if (changed) this.sync();
+    return changed;
+  }
+
+  /** A progress point for a drain (at most every PROGRESS_EVERY_MS), with the earliest its pins can all be gone. */
+  private sample(r: ChangeRecord, now: number): void {
+    const points = (r.progress ??= []);
+    const last = points.at(-1);
+    if (last !== undefined && now - last.t < PROGRESS_EVERY_MS && r.left !== undefined && last.live === r.left.live && last.unknown === r.left.unknown) return;
+    points.push({ t: now, live: r.left?.live ?? 0, unknown: r.left?.unknown ?? 0, pinned: r.left?.pinned ?? 0 });
+    // Full: every other point goes (the first and the newest stay), so the history spans the whole drain.
+    if (points.length > PROGRESS_KEPT) r.progress = points.filter((_, i) => i === 0 || i === points.length - 1 || i % 2 === 0);
+    const rec = this.rt.reconciler;
+    const pins: { since: number; lastActive: number }[] = [];
+    for (const [id, p] of rec.desired) if (p.nexthop === r.nexthop && p.flow.dst === r.vip) pins.push({ since: p.since, lastActive: rec.installed.get(id)?.lastActive ?? p.since });
+    r.estimateS = pins.length === 0 ? 0 : estimateDrain(pins, this.rt.reconciler.idleTimeoutS, now).earliestS;
   }
 
   /**
-   * Restores persisted records after a restart and completes what was in progress: the
-   * switch's group says whether a change's group write happened before the restart.
+   * Resumes the changes read back from the state, once the switch is connected and its mirror
+   * listened to: the switch's group says whether a change's group write happened before the
+   * stop. What the record could not measure across the stop stays null, and it says so.
    */
-  async resume(saved: ChangeRecord[]): Promise<void> {
-    for (const r of saved) if (!this.records.some((x) => x.id === r.id)) this.records.push({ ...r, atRiskBy: { ...zeroRisk(), ...r.atRiskBy }, windowFlows: r.windowFlows ?? 0 });
-    this.sync();
+  async resume(downSince: number | null): Promise<void> {
+    const now = this.now;
     const work: Promise<void>[] = [];
     for (const r of this.active()) {
+      if (r.resume !== undefined && r.resume.resumedAt >= now) continue;
       const vip = this.rt.vips.get(r.vip);
       if (vip === undefined) {
         this.finish(r, 'failed', `VIP ${r.vip} is no longer configured`);
         continue;
       }
       r.resumed = true;
+      r.resume = { resumedAt: now, phaseWritten: r.phase, downSince, gapMs: downSince === null ? null : Math.max(0, now - downSince), inferred: [] };
       vip.nexthops.add(r.nexthop);
-      const done = r.kind === 'drain' ? !vip.members.has(r.nexthop) : vip.members.has(r.nexthop);
-      if (r.phase === 'applied' || done) {
-        // The group write happened: keep the flows of the change pinned and complete it.
-        if (r.phase !== 'applied') {
-          r.phase = 'applied';
-          r.appliedAt ??= this.now;
-          r.effectiveAt ??= this.now;
-        }
-        this.rt.reconciler.setGroup(r.vip, vip.members);
-        if (r.kind === 'drain') this.rt.pinFlows(this.rt.flowsOn(r.vip, r.nexthop), r.nexthop, r.id);
-        else this.finish(r, 'complete');
+      const target = r.kind === 'drain' ? !vip.members.has(r.nexthop) : vip.members.has(r.nexthop);
+      if (r.appliedAt !== undefined || (r.sentAt !== undefined && target)) {
+        work.push(this.resumeApplied(r, vip, target));
         continue;
       }
+      if (r.sentAt !== undefined) r.resume.inferred.push(`the group write sent before the stop did not land (the switch's group shows ${r.nexthop} ${r.kind === 'drain' ? 'still in' : 'not in'} it): the change runs again from the start`);
       // Not written yet: run the protocol from the start, in turn with any new change.
+      delete r.heldAt;
+      delete r.programmedAt;
+      delete r.sentAt;
+      delete r.checked;
       r.phase = 'queued';
-      work.push(this.serialised(() => this.runProtocol(r)).catch((err: unknown) => {
+      work.push(this.queue.run(() => this.runProtocol(r)).catch((err: unknown) => {
         r.error ??= err instanceof Error ? err.message : String(err);
       }));
     }
@@ -320,126 +358,159 @@ export class ChangeManager {
     await Promise.all(work);
   }
 
-  private async dryRun(kind: ChangeKind, vip: VipState, nh: string): Promise<DryRunReport> {
-    const keys = kind === 'drain' ? this.rt.flowsOn(vip.address, nh) : await this.movedFlows(vip, nh);
-    const r = this.rt.reconciler;
-    let pinned = 0;
-    for (const k of keys) {
-      const id = idOfKey(k);
-      if (r.isProgrammed(id, r.desired.get(id)?.nexthop)) pinned++;
-    }
-    const toPin = keys.length - pinned;
-    let free = r.freeEntries();
-    if (this.rt.adapter.pinTableUsage !== undefined) {
-      try {
-        const u = await this.rt.adapter.pinTableUsage();
-        free = Math.max(0, Math.min(u.capacity, this.rt.adapter.capabilities.pinTableSize) - u.used - this.rt.reconciler.pendingCount);
-      } catch (err) {
-        throw new FlowpinError('switch-unavailable', `dry run on ${this.rt.name}: cannot read the pin table: ${err instanceof Error ? err.message : String(err)}`, undefined, { cause: err });
-      }
-    }
-    const unresolved = this.rt.queuedOn(vip.address, 0, Number.MAX_SAFE_INTEGER).length + this.rt.unresolvedOn(vip.address).length;
-    const atRiskBy = zeroRisk();
-    atRiskBy['table-full'] = Math.max(0, toPin - free);
-    atRiskBy.unresolved = unresolved;
-    atRiskBy.shed = this.rt.shedOn(vip.address).length + this.rt.shedForgottenOn(vip.address, kind === 'drain' ? nh : undefined);
-    const expectedWindowMs = this.expectedWindowMs();
-    const rate = this.rt.synRateOf(vip);
-    return {
-      dryRun: true, switch: this.rt.name, vip: vip.address, nexthop: nh, flowsToPin: toPin, alreadyPinned: pinned, freeEntries: free,
-      atRisk: atRiskBy['table-full'] + atRiskBy.unresolved + atRiskBy.shed, atRiskBy, unresolved, synsSeen: vip.syns, synRate: Math.round(rate * 10) / 10,
-      expectedWindowMs, expectedWindowFlows: Math.ceil((rate * expectedWindowMs) / 1000),
-      movedFlowsKnown: kind === 'drain' || (this.rt.adapter.capabilities.predictsMovedFlows && this.rt.adapter.movedByAdd !== undefined),
-      resolution: this.rt.resolution === 'lookup' && !this.rt.adapter.capabilities.resolvesNexthop ? 'none' : this.rt.resolution,
-      mirror: this.rt.mirrorHealth(),
-    };
-  }
-
-  /** The change window to expect: the group write, its programming, and the settle time. */
-  private expectedWindowMs(): number {
-    const effective = this.records.filter((r) => r.effectiveAt !== undefined && r.sentAt !== undefined).slice(-5);
-    const measured = effective.length === 0 ? 0 : Math.max(...effective.map((r) => (r.effectiveAt as number) - (r.sentAt as number)));
-    return Math.round(Math.max(measured, this.rt.adapter.capabilities.groupProgramDelayMs ?? 0) + this.o.settleMs);
-  }
-
-  /** Live flows of the VIP that adding `nh` would move (all of them where the switch cannot tell). */
-  private async movedFlows(vip: VipState, nh: string): Promise<string[]> {
-    const keys = [...vip.members].flatMap((m) => this.rt.flowsOn(vip.address, m));
-    if (!this.rt.adapter.capabilities.predictsMovedFlows || this.rt.adapter.movedByAdd === undefined || keys.length === 0) return keys;
-    try {
-      const ask = this.rt.adapter.movedByAdd(vip.address, nh, keys.map(specOfKey));
-      const moved = await withDeadline(this.rt.clock, ask, this.o.barrierTimeoutMs, () => `asking ${this.rt.name} which flows the addition of ${nh} moves`);
-      return keys.filter((_, i) => moved[i] !== false);
-    } catch (err) {
-      // The switch cannot tell now: every live flow may move (safe; costs table entries).
-      this.rt.lastResolveError = `predicting moved flows: ${err instanceof Error ? err.message : String(err)}`;
-      return keys;
-    }
-  }
-
-  /** Pins the live flows the change would move, each to the member it is on now. */
-  private async pinAffected(rec: ChangeRecord, vip: VipState): Promise<void> {
-    if (rec.kind === 'drain') {
-      this.rt.pinFlows(this.rt.flowsOn(vip.address, rec.nexthop), rec.nexthop, rec.id);
-      return;
-    }
-    const moved = new Set(await this.movedFlows(vip, rec.nexthop));
-    for (const m of vip.members) this.rt.pinFlows(this.rt.flowsOn(vip.address, m).filter((k) => moved.has(k)), m, rec.id);
-  }
-
   /**
-   * flowpin pins only what its mirror shows: with the mirror silent or collapsed it would pin
-   * nothing with confidence. Such a change goes ahead only with the caller's explicit consent.
+   * A change whose group write happened before the stop: its pins are kept (a drain's flows
+   * pinned again) and it goes on from there. Its window was not measured; the connections seen
+   * before the stop that have no pin on the switch now are counted at risk (`restart`), and the
+   * connections flowpin could not see while it was down are estimated (`unseen`).
    */
-  private mirrorTrusted(acceptRisk: boolean | undefined): void {
-    const m = this.rt.mirrorHealth();
-    if (m.state === 'ok' || acceptRisk === true) return;
-    throw conflict(`the mirror of ${this.rt.name} is ${m.state} (${m.why ?? ''}); flowpin cannot see the connections this change would move. Fix the mirror, or accept the risk (acceptRisk: true)`, { mirror: m });
+  private async resumeApplied(r: ChangeRecord, vip: VipState, landed: boolean): Promise<void> {
+    const info = r.resume as NonNullable<ChangeRecord['resume']>;
+    if (r.appliedAt === undefined) info.inferred.push(`applied: the switch's group shows the write sent at ${new Date(r.sentAt as number).toISOString()} landed; when it took effect is not known`);
+    else if (!landed) info.inferred.push(`the switch's group no longer shows the change (changed by someone else since)`);
+    r.phase = r.phase === 'deadline-passed' ? 'deadline-passed' : 'applied';
+    if (r.effectiveAt === undefined) {
+      // The window ran across the stop: not measured.
+      r.windowFlows = null;
+      r.pinned = null;
+      info.inferred.push('window: not measured (the stop came before the change took effect); resets seen on the reply mirror are in resetsSeen');
+    }
+    if (r.kind === 'drain') this.rt.pinFlows(this.rt.flowsOn(r.vip, r.nexthop), r.nexthop, r.id);
+    this.sync();
+    // The switch's pins as listed after the restart: a flow seen before the stop without one was not kept.
+    await this.rt.reconciler.flush().catch(() => undefined);
+    const lost = this.unpinnedAfterRestart(r, vip);
+    r.atRiskBy = { ...zeroRisk(), ...r.atRiskBy };
+    r.atRiskBy.restart += lost.length;
+    for (const id of lost) this.count(r, id, 'restart', false);
+    r.atRisk = r.atRisk === null ? null : r.atRisk + lost.length;
+    const u = this.rt.watchLedger.unseen(this.rt.synRateOf(vip));
+    const share = r.kind === 'drain' ? 1 / Math.max(1, vip.members.size + 1) : 1 / Math.max(1, vip.members.size);
+    r.unseen = (r.unseen ?? 0) + Math.round(u.connections * share);
+    r.unseenBasis = `across the restart: ${u.basis}`;
+    if (r.kind === 'add') this.finish(r, 'complete');
+    this.sync();
+    await this.o.persist();
+    this.track();
+  }
+
+  /** Flows seen before the stop, on what the change moves, with no programmed pin now. */
+  private unpinnedAfterRestart(r: ChangeRecord, vip: VipState): string[] {
+    const rec = this.rt.reconciler;
+    const keys = r.kind === 'drain' ? this.rt.flowsOn(r.vip, r.nexthop) : [...vip.members].filter((m) => m !== r.nexthop).flatMap((m) => this.rt.flowsOn(r.vip, m));
+    return keys.map(idOfKey).filter((id) => !rec.isProgrammed(id));
+  }
+
+  /** Members out (draining, deadline-passed, or drained and not removed) may not exceed the VIP's maxUnavailable. */
+  private availability(vip: VipState, nh: string): void {
+    const max = this.o.maxUnavailable?.(vip.address) ?? 1;
+    const out = new Set<string>();
+    for (const r of this.records) {
+      if (r.vip !== vip.address || r.nexthop === nh || !vip.nexthops.has(r.nexthop)) continue;
+      // The latest record of a nexthop says whether it is out: a drain not undone since.
+      const latest = this.records.filter((x) => x.vip === vip.address && x.nexthop === r.nexthop && x.phase !== 'failed').at(-1);
+      if (latest?.kind === 'drain' && !vip.members.has(r.nexthop)) out.add(r.nexthop);
+      else if (latest?.kind === 'drain' && isActive(latest)) out.add(r.nexthop);
+    }
+    if (out.size + 1 > max) throw conflict(`${[...out].join(', ')} ${out.size === 1 ? 'is' : 'are'} already out of ${vip.address} (draining or drained); maxUnavailable for it is ${max}. Put ${out.size === 1 ? 'it' : 'them'} back or remove ${out.size === 1 ? 'it' : 'them'} first, or raise maxUnavailable for the VIP`, { out: [...out], maxUnavailable: max });
   }
 
   /** At most one change queued or in progress per VIP, and none on a nexthop with a change still tracked. */
   private noConflict(vip: string, nh: string, except?: ChangeKind): void {
-    const other = this.active().find((r) => r.vip === vip && (r.phase !== 'applied' || r.nexthop === nh) && r.kind !== except);
+    const tracking = (r: ChangeRecord): boolean => r.phase === 'applied' || r.phase === 'deadline-passed';
+    const checked = this.checking.get(vip);
+    if (checked !== undefined) throw conflict(`a change of ${checked} on ${vip} is being checked against its bound`, { vip });
+    const other = this.active().find((r) => r.vip === vip && (!tracking(r) || r.nexthop === nh) && r.kind !== except);
     if (other) throw conflict(`a ${other.kind} of ${other.nexthop} on ${vip} is ${other.phase === 'queued' ? 'queued' : 'in progress'}`, { change: other.id });
-    const tracked = this.active().find((r) => r.vip === vip && r.phase === 'applied' && r.kind === 'add');
+    const tracked = this.active().find((r) => r.vip === vip && tracking(r) && r.kind === 'add');
     if (tracked) throw conflict(`an addition of ${tracked.nexthop} on ${vip} is being applied`, { change: tracked.id });
   }
 
-  private begin(kind: ChangeKind, vip: string, nh: string): ChangeRecord {
+  /** Checks the change's dry run against the caller's bound, then records it (queued). */
+  private async begin(kind: ChangeKind, vip: VipState, nh: string, bound: MaxAtRisk): Promise<ChangeRecord> {
+    // The VIP is taken while the dry run runs: a second call sees it (409) at once.
+    this.checking.set(vip.address, nh);
+    let dry: DryRunReport;
+    try {
+      dry = await dryRun(this.ctx, kind, vip, nh, false);
+    } finally {
+      this.checking.delete(vip.address);
+    }
+    const why = exceeds(dry.figures, bound);
+    const ask = dry.figures.uncountable !== null ? 'Give the bound (maxAtRisk) "unbounded" to go ahead all the same' : `Give a bound (maxAtRisk) of at least ${dry.figures.total}`;
+    if (why !== null) throw conflict(`${kind === 'drain' ? 'draining' : 'adding'} ${nh} may cost connections: ${why}. ${ask}, or change nothing (the dry run is in detail.report)`, { report: dry as unknown as Record<string, unknown>, figures: dry.figures as unknown as Record<string, unknown>, maxAtRisk: bound });
     const now = this.now;
     const rec: ChangeRecord = {
-      id: `${this.rt.name}-${kind}-${Date.now().toString(36)}-${nextId++}`, kind, switch: this.rt.name, vip, nexthop: nh, phase: 'queued',
-      queuedAt: now, startedAt: now, pinned: 0, atRisk: 0, atRiskBy: zeroRisk(), windowFlows: 0, remaining: 0,
+      id: this.o.newId?.(kind) ?? `${this.rt.name}-${kind}-${Date.now().toString(36)}-${nextId++}`, kind, switch: this.rt.name, vip: vip.address, nexthop: nh, phase: 'queued', maxAtRisk: bound,
+      queuedAt: now, startedAt: now, pinned: 0, atRisk: 0, atRiskBy: zeroRisk(), windowFlows: 0, unseen: dry.unseen, unseenBasis: dry.unseenBasis, remaining: 0,
     };
     this.records.push(rec);
-    while (this.records.length > 200) {
-      const i = this.records.findIndex((r) => r.phase === 'complete' || r.phase === 'failed');
-      if (i < 0) break;
-      this.records.splice(i, 1);
-    }
+    this.trim();
     this.sync();
     return rec;
   }
 
-  /** Runs `fn` after every change queued before it on this switch. */
-  private serialised(fn: () => Promise<void>): Promise<void> {
-    const run = this.tail.then(fn);
-    this.tail = run.catch(() => undefined);
-    return run;
+  /** A queued change is durable before the caller is told anything (it survives a kill while it waits its turn). */
+  private async queued(rec: ChangeRecord): Promise<void> {
+    try {
+      await this.o.persist();
+    } catch (err) {
+      this.records.splice(this.records.indexOf(rec), 1);
+      this.sync();
+      throw err;
+    }
+  }
+
+  private trim(): void {
+    while (this.records.length > RECORDS_KEPT) {
+      const i = this.records.findIndex((r) => !isActive(r));
+      if (i < 0) break;
+      this.countedFlows.delete((this.records[i] as ChangeRecord).id);
+      this.records.splice(i, 1);
+    }
   }
 
   /** Counts one flow (by flow id; '' where it is not known) at risk or in the window. */
-  private count(rec: ChangeRecord, id: string, why: AtRiskReason | 'window'): void {
-    if (why === 'window') {
-      rec.windowFlows++;
-      this.o.metrics.windowFlows.inc({ switch: rec.switch });
-    } else {
-      rec.atRisk++;
-      rec.atRiskBy[why]++;
-      // Pins the reconciler dropped are in the metric already; these are not.
-      if (why === 'shed' || why === 'unresolved' || why === 'not-programmed') this.o.metrics.connectionsAtRisk.inc({ switch: rec.switch, why });
+  private count(rec: ChangeRecord, id: string, why: AtRiskReason | 'window', tally = true): void {
+    if (tally) {
+      if (why === 'window') rec.windowFlows = (rec.windowFlows ?? 0) + 1;
+      else {
+        rec.atRisk = (rec.atRisk ?? 0) + 1;
+        rec.atRiskBy[why]++;
+      }
+    }
+    if (why === 'window') this.o.metrics.windowFlows.inc({ switch: rec.switch });
+    // Pins the reconciler dropped are in the metric already; these are not.
+    else if (why === 'shed' || why === 'unresolved' || why === 'not-programmed' || why === 'restart') this.o.metrics.connectionsAtRisk.inc({ switch: rec.switch, why });
+    let list = this.countedFlows.get(rec.id);
+    if (list === undefined) this.countedFlows.set(rec.id, (list = { items: [], truncated: false }));
+    if (id !== '') {
+      if (list.items.length < COUNTED_KEPT) list.items.push({ flow: flowName(id), why });
+      else list.truncated = true;
     }
     this.o.onCounted?.(rec, id, why);
+  }
+
+  /** Persists the record, then tells the controller the change reached `point` (a log line; maybe a fault injection). */
+  private async reached(rec: ChangeRecord, point: ProtocolPoint, durable = true): Promise<void> {
+    if (durable) await this.guard(this.o.persist());
+    this.o.onPoint?.(rec, point);
+  }
+
+  /** The figures right before the group write: what the barrier dropped, what is shed or unresolved, unseen, and the expected window. */
+  private figuresNow(rec: ChangeRecord, vip: VipState, dropped: Map<string, AtRiskReason>): RiskFigures {
+    const atRiskBy = zeroRisk();
+    for (const why of dropped.values()) atRiskBy[why]++;
+    atRiskBy.shed = this.rt.shedOn(rec.vip).length + this.rt.shedForgottenOn(rec.vip, rec.kind === 'drain' ? rec.nexthop : undefined);
+    atRiskBy.unresolved = this.rt.unresolvedOn(rec.vip).length;
+    const rate = this.rt.synRateOf(vip);
+    const members = Math.max(1, vip.members.size);
+    const w = expectedWindowFlows(this.ctx, rate, rec.kind === 'drain' ? 1 / members : 1 / (members + 1));
+    const m = this.rt.mirrorHealth();
+    return riskFigures({
+      atRiskBy, unseen: rec.unseen ?? 0, expectedWindowFlows: w.flows, windowThreshold: this.ctx.windowThreshold,
+      uncountable: m.state === 'ok' ? null : `the mirror of ${this.rt.name} is ${m.state}${m.why === null ? '' : ` (${m.why})`}`,
+    });
   }
 
   /** The protocol for one change; on failure before the group write, nothing stays changed and the record says why. */
@@ -468,46 +539,70 @@ export class ChangeManager {
     const dropping = rt.reconciler.onDropped((id, p, why) => {
       if (why !== 'idle-timeout' && rec.effectiveAt === undefined && p.flow.dst === rec.vip && (rec.kind === 'add' || p.nexthop === rec.nexthop)) dropped.set(id, why);
     });
+    const offWrite = rt.reconciler.onGroupWrite((v) => {
+      if (v === rec.vip && sent && rec.appliedAt === undefined) this.o.onPoint?.(rec, 'sent');
+    });
     const unwatch = (): void => {
       watching();
       dropping();
+      offWrite();
     };
     try {
       this.sync();
-      await this.guard(this.o.persist());
+      await this.reached(rec, 'pending');
       await this.guard(this.pinAffected(rec, vip));
       // 2. barrier by marks.
       rec.heldAt = this.now;
+      rec.synRateAtHold = Math.round(rt.synRateOf(vip) * 10) / 10;
+      await this.reached(rec, 'held');
       if (this.o.settleMs > 0) await this.guard(sleep(rt.clock, this.o.settleMs));
       mark = rt.mark();
+      const markAt = this.now;
       const wake = (fn: () => void): (() => void) => rt.onProgress(fn);
       await this.guard(until(rt.clock, () => rt.resolvedThrough(mark), wake, deadline, () => `resolving the flows seen before the change (${rt.queue.length} queued)`));
+      this.o.onPoint?.(rec, 'resolved');
       await this.guard(withDeadline(rt.clock, this.o.flowsDurable(), Math.max(0, deadline - this.now), () => 'writing the flow journal'));
-      const needed = this.pinsOf(rec);
+      this.o.onPoint?.(rec, 'journaled');
+      // The pins of the flows seen up to the mark: the ones this change promises to keep. Flows
+      // after it are pinned as they come, and counted in the window where not programmed in time.
+      const needed = this.pinsOf(rec, markAt);
       // Programmed as the switch reports it now, not as last seen: read back, until it holds.
       for (;;) {
         await this.guard(until(rt.clock, () => rt.reconciler.settled(needed), wake, deadline, () => `programming the pins of the change (${rt.reconciler.lastError ?? 'switch busy'})`));
         await this.guard(withDeadline(rt.clock, rt.reconciler.verify([...needed]), Math.max(0, deadline - this.now), () => 'reading back the pins of the change'));
         if (rt.reconciler.settled(needed)) break;
       }
+      // The bound, again, against the figures now: past it, the change stops here.
+      rec.checked = this.figuresNow(rec, vip, dropped);
+      const why = exceeds(rec.checked, rec.maxAtRisk);
+      if (why !== null) throw conflict(`${rec.kind} of ${rec.nexthop} on ${rec.switch} stopped before its group write: ${why}`, { change: rec.id, figures: rec.checked as unknown as Record<string, unknown> });
+      rec.programmedAt = this.now;
+      await this.reached(rec, 'programmed');
       // 3. the group write, with look-ups held.
       held = true;
-      await this.guard(withDeadline(rt.clock, rt.hold(hold), Math.max(0, deadline - this.now), () => 'waiting for look-ups in flight'));
-      sent = true;
+      rt.hold(hold);
       const sentSeq = rt.mark();
+      // Flows at risk as the write goes out, by name: one that ends meanwhile (its reset mirrored) is still counted.
+      const atWrite = { shed: rt.shedOn(rec.vip).map(idOfKey), unresolved: rt.unresolvedOn(rec.vip).map(idOfKey) };
       rec.sentAt = this.now;
+      // Durable before the write: a restart reads the switch's group to learn whether it landed.
+      await this.reached(rec, 'sending');
+      sent = true;
       rt.reconciler.setGroup(rec.vip, target);
       this.sync();
       // No deadline from here: once the write is on its way its outcome must be known before
       // anything is undone (a write that lands after a rollback would move unpinned flows).
-      // The write point retries what can be retried; a refusal ends the wait (blocked).
-      await this.guard(rt.reconciler.flush());
+      // The write point retries what can be retried; a refusal ends the wait (blocked). Only
+      // this write is waited for, not the pin installs of the same round.
+      await this.guard(until(rt.clock, () => !rt.reconciler.groupPending(rec.vip) || rt.reconciler.blocked !== undefined, wake, Infinity, () => 'writing the group change'));
       if (!sameMembers(rt.reconciler.groups.get(rec.vip), target)) throw new FlowpinError('switch-unavailable', `${rec.kind} of ${rec.nexthop} on ${rec.switch} not applied: the switch refused the group change: ${rt.reconciler.blocked ?? rt.reconciler.lastError ?? 'unknown'}`, { change: rec.id });
+      this.o.onPoint?.(rec, 'accepted');
       rec.appliedAt = this.now;
-      vip.members = new Set(target);
       rec.phase = 'applied';
+      await this.reached(rec, 'applied');
       await this.guard(this.untilEffective(rec, target));
       rec.effectiveAt = this.now;
+      await this.reached(rec, 'effective');
       // Pins that the change needed and that were not programmed when it took effect: at risk or window.
       // (Including pins wanted since the barrier: flows observed in the window.)
       const effectiveProgrammed = new Set<string>();
@@ -516,9 +611,8 @@ export class ChangeManager {
       const settledSeq = rt.mark();
       if (rt.resolution !== 'lookup') {
         // The replies of the SYNs in the window name their servers: wait for them (each SYN's
-        // reply timeout bounds this), look-ups still held.
-        // Past that bound (not expected: the timeouts hand every SYN on), the flows still
-        // waiting count as uncertain below.
+        // reply timeout bounds this), look-ups still held. Past that bound (not expected: the
+        // timeouts hand every SYN on), the flows still waiting count as uncertain below.
         await this.guard(until(rt.clock, () => rt.repliesThrough(settledSeq), wake, this.now + rt.replyTimeoutMs * 2, () => 'waiting for the replies of the change window')).catch((err: unknown) => {
           if (!(err instanceof DeadlineError)) throw err;
         });
@@ -527,17 +621,16 @@ export class ChangeManager {
       const uncertain = rt.queuedOn(rec.vip, mark, settledSeq);
       rt.release(hold);
       held = false;
-      this.account(rec, { needed, dropped, programmedAtEffect: effectiveProgrammed, afterMark, uncertain }, sentSeq, settledSeq);
+      this.account(rec, { needed, dropped, programmedAtEffect: effectiveProgrammed, afterMark, uncertain, sentSeq, settledSeq }, atWrite);
     } catch (err) {
       unwatch();
       if (held) rt.release(hold);
-      // Stopping: the record stays as last written (pending), the change resumes at the next start.
+      // Stopping: the record stays as last written, the change resumes at the next start.
       if (this.stopped) throw err;
       if (rec.appliedAt === undefined) {
         // Nothing changed on the switch: drop the change's pins and the desired group write.
         rt.reconciler.unwantReason(rec.id);
         if (sent) rt.reconciler.setGroup(rec.vip, before);
-        vip.members = before;
       }
       this.finish(rec, 'failed', err instanceof Error ? err.message : String(err));
       await this.o.persist().catch(() => undefined);
@@ -547,14 +640,40 @@ export class ChangeManager {
     unwatch();
     if (rec.kind === 'add') this.finish(rec, 'complete');
     this.sync();
-    await this.o.persist();
     this.track();
+    await this.reached(rec, 'complete');
   }
 
-  /** Desired pins the change relies on, by flow id: a drain's on its nexthop, an addition's on every member. */
-  private pinsOf(rec: ChangeRecord): Set<string> {
+  /** The change's figures from what was seen (change-accounting.ts), each counted flow reported. */
+  private account(rec: ChangeRecord, seen: Observations, atWrite: { shed: string[]; unresolved: string[] }): void {
+    const r = this.rt.reconciler;
+    const union = (a: string[], b: string[]): string[] => [...new Set([...a, ...b])];
+    const out = account(seen, {
+      isProgrammed: (id, nh) => r.isProgrammed(id, nh),
+      failedWhy: (id) => r.failed.get(id)?.why,
+      desired: (id) => r.desired.has(id),
+      drainOf: rec.kind === 'drain' ? rec.nexthop : undefined,
+      shed: union(atWrite.shed, this.rt.shedOn(rec.vip).map(idOfKey)),
+      forgotten: this.rt.shedForgottenOn(rec.vip, rec.kind === 'drain' ? rec.nexthop : undefined),
+      unresolved: union(atWrite.unresolved, this.rt.unresolvedOn(rec.vip).map(idOfKey)),
+    });
+    rec.pinned = out.pinned;
+    rec.atRisk = 0;
+    rec.atRiskBy = zeroRisk();
+    rec.windowFlows = 0;
+    for (const c of out.counted) this.count(rec, c.id, c.why);
+    if (out.forgotten > 0) {
+      rec.atRisk += out.forgotten;
+      rec.atRiskBy.shed += out.forgotten;
+      this.o.metrics.connectionsAtRisk.inc({ switch: rec.switch, why: 'shed' }, out.forgotten);
+    }
+    rec.remaining = rec.kind === 'drain' ? this.rt.leftOn(rec.vip, rec.nexthop).live + this.rt.leftOn(rec.vip, rec.nexthop).unknown : 0;
+  }
+
+  /** Desired pins the change relies on, by flow id: a drain's on its nexthop, an addition's on every member; `seenBy`: of flows whose SYN came by then. */
+  private pinsOf(rec: ChangeRecord, seenBy = Infinity): Set<string> {
     const ids = new Set<string>();
-    for (const [id, p] of this.rt.reconciler.desired) if (p.flow.dst === rec.vip && (rec.kind === 'add' || p.nexthop === rec.nexthop)) ids.add(id);
+    for (const [id, p] of this.rt.reconciler.desired) if (p.flow.dst === rec.vip && (rec.kind === 'add' || p.nexthop === rec.nexthop) && p.since <= seenBy) ids.add(id);
     return ids;
   }
 
@@ -589,69 +708,17 @@ export class ChangeManager {
     }
   }
 
-  /** The change's figures: programmed pins, flows at risk by reason, window flows. */
-  private account(
-    rec: ChangeRecord,
-    seen: { needed: Set<string>; dropped: Map<string, AtRiskReason>; programmedAtEffect: Set<string>; afterMark: Map<string, Resolution>; uncertain: string[] },
-    sentSeq: number,
-    settledSeq: number,
-  ): void {
-    const r = this.rt.reconciler;
-    const { needed, dropped, programmedAtEffect, afterMark, uncertain } = seen;
-    const counted = new Set<string>(programmedAtEffect);
-    rec.pinned = programmedAtEffect.size;
-    for (const [id, why] of dropped) {
-      if (counted.has(id)) continue;
-      counted.add(id);
-      this.count(rec, id, why);
+  /** Pins the live flows the change would move, each to the member it is on now. */
+  private async pinAffected(rec: ChangeRecord, vip: VipState): Promise<void> {
+    if (rec.kind === 'drain') {
+      this.rt.pinFlows(this.rt.flowsOn(vip.address, rec.nexthop), rec.nexthop, rec.id);
+      return;
     }
-    for (const id of needed) {
-      if (counted.has(id)) continue;
-      counted.add(id);
-      const failed = r.failed.get(id);
-      if (failed !== undefined && failed.why !== 'idle-timeout') this.count(rec, id, failed.why);
-      else if (r.desired.has(id)) this.count(rec, id, 'not-programmed');
-      // Otherwise the flow ended (FIN/RST) before the change: nothing to protect.
-    }
-    // Resolved after the mark and before the group write, or observed (the server that
-    // answered) for a SYN up to the settle: the server is certain; protected only if its pin
-    // was programmed when the change took effect.
-    for (const res of afterMark.values()) {
-      const id = idOfKey(res.key);
-      if (res.seq > (res.observed === true ? settledSeq : sentSeq) || res.nexthop === undefined || res.pinOwner === undefined || counted.has(id)) continue;
-      if (rec.kind === 'drain' && res.nexthop !== rec.nexthop) continue;
-      counted.add(id);
-      if (!r.isProgrammed(id, res.nexthop) || !programmedAtEffect.has(id)) this.count(rec, id, 'window');
-    }
-    // Not resolved before the group write: the switch may have sent the SYN to either group.
-    for (const key of uncertain) this.count(rec, idOfKey(key), 'window');
-    // SYNs shed (the resolve queue was full): flowpin never learned where those flows go.
-    for (const key of this.rt.shedOn(rec.vip)) {
-      const id = idOfKey(key);
-      if (!counted.has(id)) {
-        counted.add(id);
-        this.count(rec, id, 'shed');
-      }
-    }
-    // Shed beyond what flowpin keeps by name: counted all the same, without names.
-    const forgotten = this.rt.shedForgottenOn(rec.vip, rec.kind === 'drain' ? rec.nexthop : undefined);
-    if (forgotten > 0) {
-      rec.atRisk += forgotten;
-      rec.atRiskBy.shed += forgotten;
-      this.o.metrics.connectionsAtRisk.inc({ switch: rec.switch, why: 'shed' }, forgotten);
-    }
-    // Flows the switch could not resolve: wherever they go, nothing pinned them.
-    for (const key of this.rt.unresolvedOn(rec.vip)) {
-      const id = idOfKey(key);
-      if (!counted.has(id)) {
-        counted.add(id);
-        this.count(rec, id, 'unresolved');
-      }
-    }
-    rec.remaining = rec.kind === 'drain' ? this.rt.pinnedOn(rec.vip, rec.nexthop) : 0;
+    const moved = new Set((await movedFlows(this.ctx, vip, rec.nexthop)).keys);
+    for (const m of vip.members) this.rt.pinFlows(this.rt.flowsOn(vip.address, m).filter((k) => moved.has(k)), m, rec.id);
   }
 
-  private finish(rec: ChangeRecord, phase: 'complete' | 'failed', error?: string): void {
+  private finish(rec: ChangeRecord, phase: 'complete' | 'drained' | 'failed', error?: string): void {
     rec.phase = phase;
     rec.completedAt = this.now;
     if (error !== undefined) rec.error = error;
@@ -663,9 +730,24 @@ export class ChangeManager {
     const views: ChangeView[] = this.active()
       .filter((r) => r.phase !== 'queued')
       // An addition's pins are wanted until it is accounted (complete): flows observed while it takes effect are pinned too.
-      .map((r) => ({ id: r.id, kind: r.kind, vip: r.vip, nexthop: r.nexthop, active: r.kind === 'drain' || r.phase === 'pending' || r.phase === 'applied' }));
+      .map((r) => ({ id: r.id, kind: r.kind, vip: r.vip, nexthop: r.nexthop, active: true }));
     this.rt.changes = views;
   }
+}
+
+/** A flow id (`src|sport|dst|dport`) as the API names a connection: `src:sport->dst:dport` (IPv6 in brackets). */
+function flowName(id: string): string {
+  const [src = '', sport = '', dst = '', dport = ''] = id.split('|');
+  const host = (a: string): string => (a.includes(':') ? `[${a}]` : a);
+  return `${host(src)}:${sport}->${host(dst)}:${dport}`;
+}
+
+/** A record read back from the state, with the fields an earlier version did not write. */
+function normalise(r: ChangeRecord): ChangeRecord {
+  const out: ChangeRecord = { ...r, atRiskBy: { ...zeroRisk(), ...r.atRiskBy }, maxAtRisk: r.maxAtRisk ?? 0, windowFlows: r.windowFlows === undefined ? 0 : r.windowFlows };
+  // An earlier version called a finished drain `complete`.
+  if (out.kind === 'drain' && out.phase === 'complete') out.phase = 'drained';
+  return out;
 }
 
 /** An address from a request, canonical, or a 400 naming the field. */
@@ -677,3 +759,5 @@ function parsed(text: string, field: string): string {
   }
 }
 
+export type { AtRiskReason } from './reconciler.js';
+export type RiskCounts = AtRiskCounts;

@@ -46,14 +46,17 @@ export function until(clock: Clock, cond: () => boolean, wake: (fn: () => void) 
   if (cond()) return Promise.resolve();
   return new Promise((resolve, reject) => {
     let off = (): void => undefined;
-    const handle = clock.schedule(Math.max(0, deadline - clock.now()), () => {
-      off();
-      reject(new DeadlineError(`timed out ${what()}`));
-    });
+    // No deadline (Infinity): no timer (a timer that long would fire at once).
+    const handle = Number.isFinite(deadline)
+      ? clock.schedule(Math.max(0, deadline - clock.now()), () => {
+          off();
+          reject(new DeadlineError(`timed out ${what()}`));
+        })
+      : undefined;
     off = wake(() => {
       if (!cond()) return;
       off();
-      clock.cancel(handle);
+      if (handle !== undefined) clock.cancel(handle);
       resolve();
     });
   });

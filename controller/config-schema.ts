@@ -89,6 +89,8 @@ export const LinuxSchema = Type.Object({
 export const VipSchema = Type.Object({
   address: Str(),
   nexthops: Type.Array(Str(), { default: [] }),
+  /** Members that may be out (draining or drained, not removed) at once: a second drain is refused past it. */
+  maxUnavailable: Int(1, undefined, 1),
 }, strict);
 
 export const SwitchSchema = Type.Object({
@@ -108,6 +110,10 @@ export const SwitchSchema = Type.Object({
   resolution: Type.Optional(Type.Enum(['both', 'observe', 'lookup'])),
   replyTimeoutMs: Int(1, 60_000, 1000),
   identityRefreshS: Int(1, undefined, 30),
+  /** Which connection ends the mirror carries: auto (learnt from what it shows), or as configured on the switch. */
+  mirrorEnds: Type.Enum(['auto', 'both-ways', 'client-side', 'syn-only'], { default: 'auto' }),
+  /** No connection to this switch's VIPs is older than this time (ISO 8601 or epoch ms): a lab, or VIPs announced since. */
+  connectionsSince: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Integer({ minimum: 0 })])),
   /** Static server identities (MAC and/or mirror port index per nexthop), over what the switch reports. */
   servers: Type.Array(Type.Object({ nexthop: Str(), mac: Type.Optional(Str()), port: Type.Optional(Int(0, 0xffffffff)) }, strict), { default: [] }),
 }, strict);
@@ -117,7 +123,12 @@ export const ConfigSchema = Type.Object({
   mirror: MirrorSchema,
   pinMode: Type.Enum(['on-change', 'always'], { default: 'on-change' }),
   pinIdleTimeoutS: Int(1, 86400, 300),
+  /** maxAgeS: the connection lifetime: a connection not seen for this long is taken as ended, and flowpin warms up for this long. */
   flowTable: Type.Object({ maxFlows: Int(1, undefined, 1_000_000), maxAgeS: Num(1, undefined, 3600) }, { ...strict, default: {} }),
+  /** windowFlows: connections expected in a change window count against a change's bound only above this many. */
+  consent: Type.Object({ windowFlows: Int(0, undefined, 10) }, { ...strict, default: {} }),
+  /** maxShedShare: not ready while more than this share of SYNs is shed (the resolver cannot keep up). */
+  readiness: Type.Object({ maxShedShare: Num(0, 1, 0.01) }, { ...strict, default: {} }),
   resolveQueue: Int(1, undefined, 100_000),
   settleMs: Num(0, undefined, 200),
   barrierTimeoutMs: Num(1, undefined, 30_000),

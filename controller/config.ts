@@ -20,6 +20,8 @@ import type { ResolutionMode } from './switch-runtime.js';
 export interface VipConfig {
   address: string;
   nexthops: string[];
+  /** Members that may be out (draining or drained, not removed) at once. */
+  maxUnavailable: number;
 }
 
 export interface EapiConfig {
@@ -104,6 +106,10 @@ export interface SwitchConfig {
   identityRefreshS: number;
   /** Static server identities (MAC and/or mirror port index per nexthop), over what the switch reports. */
   servers: StaticServer[];
+  /** No connection to this switch's VIPs is older than this (epoch ms), where known. */
+  connectionsSince: number | undefined;
+  /** Which connection ends the mirror carries: auto (learnt), or as the switch is configured. */
+  mirrorEnds: 'auto' | 'both-ways' | 'client-side' | 'syn-only';
 }
 
 /** An API token and what it may do: `read` (GET calls) or `operator` (GET and changes). */
@@ -142,7 +148,12 @@ export interface FlowpinConfig {
   };
   pinMode: PinMode;
   pinIdleTimeoutS: number;
+  /** maxAgeS: the connection lifetime (a connection not seen for this long is taken as ended; the warm-up lasts this long). */
   flowTable: { maxFlows: number; maxAgeS: number };
+  /** Connections expected in a change window count against a change's bound only above windowFlows. */
+  consent: { windowFlows: number };
+  /** Not ready while more than maxShedShare of SYNs is shed. */
+  readiness: { maxShedShare: number };
   resolveQueue: number;
   settleMs: number;
   barrierTimeoutMs: number;
@@ -324,7 +335,7 @@ function readVips(at: At, path: Path, s: SwitchDoc): VipConfig[] {
       seenNh.add(nh);
       return nh;
     });
-    return { address, nexthops };
+    return { address, nexthops, maxUnavailable: v.maxUnavailable };
   });
 }
 
@@ -360,9 +371,18 @@ function readSwitch(at: At, path: Path, s: SwitchDoc): SwitchConfig {
     ...sections,
     vips: readVips(at, path, s),
     ...readResolution(at, path, s),
+    connectionsSince: s.connectionsSince === undefined ? undefined : timeAt(at, [...path, 'connectionsSince'], s.connectionsSince),
+    mirrorEnds: s.mirrorEnds,
   };
   if (cfg.mirrorSources.length === 0 && cfg.greKey === undefined && cfg.sessionId === undefined) at.fail([...path, 'mirrorSources'], 'needed: the address the switch mirrors from (or a greKey / sessionId)');
   return cfg;
+}
+
+/** A point in time given as ISO 8601 text or epoch milliseconds. */
+function timeAt(at: At, path: Path, v: string | number): number {
+  const t = typeof v === 'number' ? v : Date.parse(v);
+  if (!Number.isFinite(t)) at.fail(path, `must be a time (ISO 8601, e.g. 2026-12-07T14:00:00Z, or epoch milliseconds), got '${String(v).slice(0, 64)}'`);
+  return t;
 }
 
 /** A switch's resolution keys: mirrorReplies, resolution, replyTimeoutMs, identityRefreshS, servers. */
@@ -444,6 +464,8 @@ export function readConfig(src: Reader, env: NodeJS.ProcessEnv = process.env): F
     pinMode: d.pinMode,
     pinIdleTimeoutS: d.pinIdleTimeoutS,
     flowTable: { ...d.flowTable },
+    consent: { ...d.consent },
+    readiness: { ...d.readiness },
     resolveQueue: d.resolveQueue,
     settleMs: d.settleMs,
     barrierTimeoutMs: d.barrierTimeoutMs,

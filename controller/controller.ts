@@ -9,20 +9,23 @@ import type { Logger } from 'pino';
 import { MirrorReceiver } from '../mirror-receiver/receiver.js';
 import { MirrorLossMonitor } from '../mirror-receiver/loss-monitor.js';
 import type { FlowEvent } from '../mirror-receiver/flow-event.js';
-import { parseTuple } from '../mirror-receiver/tuple.js';
+import { parseTuple, reverseTuple } from '../mirror-receiver/tuple.js';
 import type { SwitchAdapter } from '../switch-adapters/contract.js';
 import { ServerIdentityMap } from './server-identity.js';
 import { ChangeManager, type ChangeOptions, type ChangeRecord } from './changes.js';
 import { sleep, systemClock, withDeadline, type Clock } from './clock.js';
 import type { FlowpinConfig } from './config.js';
-import { notFound } from './errors.js';
+import { FlowpinError, notFound } from './errors.js';
+import { specOf } from './flow-spec.js';
+import type { WatchRecord } from './watch.js';
 import { FlowTable, flowKey, switchIdOfKey, UNRESOLVED } from './flow-table.js';
 import { controllerMetrics, ScrapeGauge, type ControllerMetrics } from './metrics.js';
 import { collectNexthopGauges } from './metrics-gauges.js';
 import { timedAdapter } from './timed-adapter.js';
 import { NexthopRegistry } from './nexthop-registry.js';
-import { FileStateStore, type LoadedState, type StateStore } from './state-store.js';
+import { FileStateStore, loadState, removeLeftovers, type JournalEntry, type LoadedState, type StateStore } from './state-store.js';
 import { SwitchRuntime, type MirrorHealth } from './switch-runtime.js';
+import type { ProtocolPoint } from './changes.js';
 
 export interface ControllerDeps {
   config: FlowpinConfig;
@@ -40,6 +43,8 @@ export interface ControllerDeps {
   onCounted?: ChangeOptions['onCounted'];
   /** How long a lost mirror frame keeps the mirror `dropping` (10 s unless given; tests shorten it). */
   mirrorLossWindowMs?: number;
+  /** Each protocol point a change reaches, after the controller logged it (fault-injection runs kill the process here). */
+  onChangePoint?: (rec: ChangeRecord, point: ProtocolPoint) => void;
 }
 
 export interface SwitchStatus {
@@ -57,6 +62,10 @@ export interface SwitchStatus {
   flows: number;
   /** `table`: `full` (no free entry: a new pin cannot be programmed), `nearly-full` (under 5 % free), or `ok`. */
   pins: { desired: number; installed: number; failed: number; capacity: number; free: number; table: 'ok' | 'nearly-full' | 'full' };
+  /** What flowpin has watched of the mirror: `warming` while some of the last connection lifetime was not watched. */
+  watch: { warming: boolean; unwatchedS: number; lifetimeS: number };
+  /** Share of SYNs shed (the look-ups could not keep up) over the last rate window. */
+  shedShare: number;
 }
 
 /** Process memory and the configured bounds that hold it. */
@@ -111,13 +120,22 @@ export class Controller {
   private killed = false;
   private readonly periodicRunning = new Set<string>();
   private flowSave: Promise<unknown> | undefined;
-  /** Changes to resume once the mirror is listened to. */
-  private readonly toResume: [SwitchRuntime, ChangeRecord[]][] = [];
+  /** Switches whose changes resume once the mirror is listened to. */
+  private readonly toResume: SwitchRuntime[] = [];
+  /** The last time the saved state shows flowpin watching (before this start); null without saved state. */
+  private downSince: number | null = null;
+  /** Saved flows that could not be placed (their switch is no longer configured), at the last start. */
+  unplaced = 0;
   private listeningNow = false;
   /** Why state cannot be written (checked at start, and on every failed write); null when it can. */
   private stateError: string | null = null;
+  private stateErrorFrom: 'changes' | 'journal' | 'flows' | undefined;
+  private stateFailures = 0;
+  private stateLoggedAt = -Infinity;
+  /** Saved change records of switches no longer configured: written back as they were. */
+  private savedForeign: Record<string, ChangeRecord[]> = {};
   /** Resolved flows not yet in the store's journal. */
-  private journal: { switchName: string; vip: string; nexthop: string; key: string }[] = [];
+  private journal: JournalEntry[] = [];
   private journalTimer: unknown;
   private journalWrite: Promise<void> = Promise.resolve();
 
@@ -130,7 +148,12 @@ export class Controller {
     this.log = deps.logger;
     // A flow pushed out of a full table is one flowpin saw and can no longer keep: its VIP's
     // changes count it at risk.
-    this.flowTable = new FlowTable({ maxFlows: cfg.flowTable.maxFlows, maxAgeMs: cfg.flowTable.maxAgeS * 1000, now: this.now, onEvict: (key, nh) => this.byId.get(switchIdOfKey(key))?.forgetFlow(key, nh) });
+    this.flowTable = new FlowTable({
+      maxFlows: cfg.flowTable.maxFlows, maxAgeMs: cfg.flowTable.maxAgeS * 1000, now: this.now,
+      onEvict: (key, nh) => this.byId.get(switchIdOfKey(key))?.forgetFlow(key, nh),
+      // Not seen for the connection lifetime: taken as ended, and its pin goes.
+      onExpire: (key) => this.byId.get(switchIdOfKey(key))?.agedOut(key),
+    });
     this.receiver = new MirrorReceiver((ev) => this.onEvent(ev), this.now, (err) => this.log.warn({ err }, 'mirror source error'));
     this.mirrorLoss = new MirrorLossMonitor(() => this.receiver.status(), this.now, deps.mirrorLossWindowMs);
     cfg.switches.forEach((s, i) => {
@@ -142,11 +165,18 @@ export class Controller {
         flowTable: this.flowTable, registry: this.registry, metrics: this.metrics, pinMode: cfg.pinMode, pinIdleTimeoutS: cfg.pinIdleTimeoutS, queueCapacity: cfg.resolveQueue, maxShed: cfg.flowTable.maxFlows, retryMaxMs: cfg.retryMaxMs, clock,
         mirrorSilenceS: cfg.mirror.silenceS, mirrorCollapseRatio: cfg.mirror.collapseRatio, mirrorLoss: () => this.mirrorLoss.sample(),
         resolution: s.resolution, replyTimeoutMs: s.replyTimeoutMs, identityRefreshS: s.identityRefreshS, log: this.log,
+        lifetimeMs: cfg.flowTable.maxAgeS * 1000, ...(s.connectionsSince === undefined ? {} : { knownEmptyBefore: s.connectionsSince }), mirrorEnds: s.mirrorEnds,
         ...(s.resolution === 'lookup' ? {} : { identity: new ServerIdentityMap(s.servers) }),
       });
       this.runtimes.set(s.name, rt);
       this.byId.set(rt.id, rt);
-      this.changes.set(s.name, new ChangeManager(rt, { settleMs: cfg.settleMs, barrierTimeoutMs: cfg.barrierTimeoutMs, metrics: this.metrics, persist: () => this.persistChanges(), flowsDurable: () => this.syncJournal(), ...(deps.onCounted ? { onCounted: deps.onCounted } : {}) }));
+      const maxUnavailable = new Map(s.vips.map((v) => [v.address, v.maxUnavailable]));
+      this.changes.set(s.name, new ChangeManager(rt, {
+        settleMs: cfg.settleMs, barrierTimeoutMs: cfg.barrierTimeoutMs, metrics: this.metrics, persist: () => this.persistChanges(), flowsDurable: () => this.syncJournal(),
+        windowThreshold: cfg.consent.windowFlows, lifetimeS: cfg.flowTable.maxAgeS, maxUnavailable: (vip) => maxUnavailable.get(vip) ?? 1,
+        onPoint: (rec, point) => this.changePoint(rec, point),
+        ...(deps.onCounted ? { onCounted: deps.onCounted } : {}),
+      }));
       rt.watch((r) => {
         if (r.nexthop === undefined || this.store === undefined) return;
         this.journal.push({ switchName: rt.name, vip: r.vip, nexthop: r.nexthop, key: r.key });
@@ -180,18 +210,25 @@ export class Controller {
   /** Loads saved state, connects to the switches (retrying in the background), starts listening and the periodic work. */
   async start(): Promise<void> {
     const cfg = this.deps.config;
-    const saved = this.store?.load();
-    if (saved) this.restoreFlows(saved);
+    if (this.store instanceof FileStateStore) {
+      const left = removeLeftovers(this.store.where);
+      if (left.length > 0) this.log.warn({ files: left }, 'removed temporary state files a killed process left');
+    }
+    // Read and checked whole before anything else: a state file that is not what flowpin wrote stops the start (StateError).
+    const saved = this.store === undefined ? undefined : loadState(this.store);
+    if (saved) {
+      this.downSince = Math.max(saved.journalUntil ?? 0, ...Object.values(saved.watch).flatMap((w) => w.watched.map((i) => i.to)), 0) || null;
+      // The change records first: kept from now on, whatever happens to the switches.
+      for (const [name, list] of Object.entries(saved.changes)) {
+        const cm = this.changes.get(name);
+        if (cm !== undefined) cm.adopt(list);
+        else if (list.some((r) => r.phase !== 'complete' && r.phase !== 'failed' && r.phase !== 'drained')) this.log.warn({ switch: name, changes: list.length }, 'saved changes of a switch no longer configured: kept in the state file, not resumed');
+      }
+      this.savedForeign = Object.fromEntries(Object.entries(saved.changes).filter(([name]) => !this.changes.has(name)));
+      this.restoreFlows(saved);
+    }
     // The state must be writable before flowpin promises anything across a restart.
-    await this.persistChanges().then(
-      () => (this.stateError = null),
-      (err: unknown) => {
-        this.stateError = `cannot write the state (${this.store?.where ?? ''}): ${err instanceof Error ? err.message : String(err)}`;
-        this.log.error({ err: this.stateError }, 'state not writable: not ready');
-      },
-    );
-    // Each switch is brought up within its own deadline: one that is slow or down never holds the others.
-    await Promise.all([...this.runtimes.values()].map((rt) => this.connect(rt, saved?.changes[rt.name] ?? [])));
+    await this.persistChanges().catch(() => undefined);
     if (this.deps.listen ?? true) {
       for (const u of cfg.mirror.udp) {
         const b = await this.receiver.listenUdp({ host: u.host, port: u.port, receiveBufferBytes: u.receiveBufferBytes, reader: u.reader });
@@ -211,8 +248,15 @@ export class Controller {
         if (raw?.readerNote !== undefined) this.log.warn({ reader: raw.reader }, `raw GRE socket read on the main thread with the raw-socket addon: ${raw.readerNote}`);
       }
     }
+    // Watching begins as the mirror is listened to (before the switches are connected: SYNs seen
+    // meanwhile wait for their look-up); what was watched before a restart comes from the state.
+    for (const rt of this.runtimes.values()) rt.watchLedger.begin(saved?.watch[rt.name]);
+    // Each switch is brought up within its own deadline: one that is slow or down never holds the others.
+    await Promise.all([...this.runtimes.values()].map((rt) => this.connect(rt)));
     if (this.deps.loops ?? true) {
       for (const rt of this.runtimes.values()) this.every(cfg.resyncIntervalS * 1000, () => void this.periodicSwitch(rt));
+      // Drains tracked (and their progress sampled) every second; deadlines kept to the second.
+      this.every(1000, () => this.trackAll());
       this.every(cfg.resyncIntervalS * 1000, () => this.flowTable.purgeStale());
       if (this.store !== undefined) this.every(cfg.persistIntervalS * 1000, () => this.persistIfDirty());
       // Lost frames are noticed within a second even when nobody asks for readiness.
@@ -223,11 +267,24 @@ export class Controller {
     // Changes left in progress resume only now, with the mirror listened to: a resumed change
     // must see the SYNs that arrive while it runs.
     this.listeningNow = true;
-    for (const [rt, changes] of this.toResume.splice(0)) this.resume(rt, changes);
+    for (const rt of this.toResume.splice(0)) this.resume(rt);
   }
 
-  private resume(rt: SwitchRuntime, saved: ChangeRecord[]): void {
-    (this.changes.get(rt.name) as ChangeManager).resume(saved).catch((err: unknown) => this.log.error({ switch: rt.name, err: err instanceof Error ? err.message : String(err) }, 'resuming changes failed'));
+  private resume(rt: SwitchRuntime): void {
+    (this.changes.get(rt.name) as ChangeManager).resume(this.downSince).catch((err: unknown) => this.log.error({ switch: rt.name, err: err instanceof Error ? err.message : String(err) }, 'resuming changes failed'));
+  }
+
+  /** Tracks every switch's drains; a record that changed is written. */
+  private trackAll(): void {
+    let changed = false;
+    for (const cm of this.changes.values()) if (cm.track()) changed = true;
+    if (changed) this.persistChanges().catch((err: unknown) => this.stateFailed(err));
+  }
+
+  /** A change reached a point of its protocol: logged; a fault-injection run (FLOWPIN_CRASH_AT) may kill the process here. */
+  private changePoint(rec: ChangeRecord, point: ProtocolPoint): void {
+    this.log.info({ change: rec.id, switch: rec.switch, vip: rec.vip, nexthop: rec.nexthop, kind: rec.kind, phase: point }, 'change phase');
+    this.deps.onChangePoint?.(rec, point);
   }
 
   /** Stops: writes the state (changes and tracked flows) and closes the switches; without a kill, nothing is lost. */
@@ -261,6 +318,7 @@ export class Controller {
   async periodic(): Promise<void> {
     this.flowTable.purgeStale();
     await Promise.all([...this.runtimes.values()].map((rt) => this.periodicSwitch(rt)));
+    this.trackAll();
     this.stateDirty = true;
   }
 
@@ -270,17 +328,11 @@ export class Controller {
     this.periodicRunning.add(rt.name);
     try {
       await withDeadline(this.clock, rt.reconciler.resync(), this.deps.config.barrierTimeoutMs, () => `resyncing ${rt.name}`);
-      for (const v of rt.vips.values()) {
-        const m = rt.reconciler.groups.get(v.address);
-        const changing = this.changes.get(rt.name)?.active().some((r) => r.vip === v.address && r.phase === 'pending');
-        if (m !== undefined && !changing) v.members = new Set(m);
-      }
     } catch (err) {
       this.log.warn({ err: err instanceof Error ? err.message : String(err), switch: rt.name }, 'resync failed');
     } finally {
       this.periodicRunning.delete(rt.name);
     }
-    this.changes.get(rt.name)?.track();
     this.stateDirty = true;
   }
 
@@ -297,9 +349,10 @@ export class Controller {
     this.metrics.events.inc({ switch: rt.name, kind: what });
     if (what === 'shed') this.metrics.shed.inc({ switch: rt.name });
     if (what === 'syn' || what === 'end') this.stateDirty = true;
-    if (what === 'syn' && this.store !== undefined) {
-      // Journaled when seen, before its look-up: a kill loses only the last group commit.
-      this.journal.push({ switchName: rt.name, vip: '', nexthop: '', key: flowKey(rt.id, ev.tuple) });
+    if ((what === 'syn' || what === 'end') && this.store !== undefined) {
+      // Journaled when seen, before its look-up (and when it ends): a kill loses only the last group commit.
+      const key = what === 'end' && rt.vips.has(ev.src) ? flowKey(rt.id, reverseTuple(ev.tuple)) : flowKey(rt.id, ev.tuple);
+      this.journal.push({ switchName: rt.name, vip: '', nexthop: '', key, ...(what === 'end' ? { ended: true } : {}) });
       this.journalSoon();
     }
   }
@@ -322,7 +375,8 @@ export class Controller {
   readiness(): { ready: boolean; switches: SwitchStatus[]; stateError: string | null; reasons: string[]; memory: MemoryStatus } {
     const switches = [...this.runtimes.values()].map((rt) => this.status(rt));
     // A full pin table cannot protect the next connection; state that cannot be written is lost at the next restart.
-    const ok = (s: SwitchStatus): boolean => s.connected && s.reconcileFailures === 0 && s.blocked === null && s.lastError === null && s.mirror.state === 'ok' && s.pins.table !== 'full';
+    const maxShed = this.deps.config.readiness.maxShedShare;
+    const ok = (s: SwitchStatus): boolean => s.connected && s.reconcileFailures === 0 && s.blocked === null && s.lastError === null && s.mirror.state === 'ok' && s.pins.table !== 'full' && s.shedShare <= maxShed;
     return { ready: !this.stopped && this.stateError === null && switches.every(ok), switches, stateError: this.stateError, reasons: this.reasons(switches), memory: this.memory() };
   }
 
@@ -337,6 +391,10 @@ export class Controller {
       else if (s.lastError !== null) out.push(`${s.name}: ${s.lastError}`);
       if (s.blocked !== null) out.push(`${s.name}: writes blocked (${s.blocked})`);
       if (s.mirror.state !== 'ok') out.push(`${s.name}: mirror ${s.mirror.state}${s.mirror.why === null ? '' : ` (${s.mirror.why})`}`);
+      if (s.shedShare > this.deps.config.readiness.maxShedShare) out.push(`${s.name}: ${Math.round(s.shedShare * 1000) / 10} % of SYNs shed lately (the switch's look-ups cannot keep up; over readiness.maxShedShare ${this.deps.config.readiness.maxShedShare}): changes count them at risk`);
+      if (s.mirror.liveness === 'syn-only') out.push(`${s.name}: liveness syn-only: the mirror shows no FIN or RST, so connections are taken as open until ${this.deps.config.flowTable.maxAgeS} s after they were last seen (mirror FIN and RST to track them exactly)`);
+      // Not a failure: a change then counts (and needs consent for) the connections flowpin may not have seen.
+      if (s.watch.warming) out.push(`${s.name}: warming: flowpin has not watched ${s.watch.unwatchedS} s of the last ${s.watch.lifetimeS} s connection lifetime; changes count the connections it may not have seen`);
       const always = this.runtimes.get(s.name)?.pinMode === 'always';
       // In always mode every new connection takes an entry: nearly full is the warning before new connections go unpinned.
       if (s.pins.table === 'full') out.push(`${s.name}: pin table full (0 of ${s.pins.capacity} entries free): new connections cannot be pinned`);
@@ -361,6 +419,8 @@ export class Controller {
       name: rt.name, adapter: rt.adapter.kind, connected: rt.connected, inSync: r.inSync, reconcileFailures: r.failures, blocked: r.blocked ?? null, mirror: rt.mirrorHealth(),
       lastError: r.lastError ?? rt.lastResolveError ?? null, queue: rt.queue.length, flows: this.countFlows(rt),
       pins: { desired: r.desired.size, installed: r.programmedCount(), failed: r.failed.size, capacity: r.tableCapacity, free, table: free === 0 ? 'full' : free < r.tableCapacity * 0.05 ? 'nearly-full' : 'ok' },
+      watch: { warming: rt.watchLedger.warming(), unwatchedS: Math.round(rt.watchLedger.unwatched().reduce((n, g) => n + g.to - g.from, 0) / 1000), lifetimeS: this.deps.config.flowTable.maxAgeS },
+      shedShare: rt.mirror.shedShare,
     };
   }
 
@@ -438,8 +498,29 @@ export class Controller {
     if (this.journalTimer !== undefined || this.killed) return;
     this.journalTimer = this.clock.schedule(JOURNAL_MS, () => {
       this.journalTimer = undefined;
-      void this.syncJournal().catch((err: unknown) => this.log.error({ err: err instanceof Error ? err.message : String(err) }, 'cannot write the flow journal'));
+      void this.syncJournal().catch(() => undefined);
     });
+  }
+
+  /**
+   * A durable write failed: not ready from now on (until a write of the same kind succeeds),
+   * logged at most once every LOG_EVERY_MS with the count of failures since.
+   */
+  private stateFailed(err: unknown, from: 'changes' | 'journal' | 'flows' = 'changes'): void {
+    const what = from === 'changes' ? 'the change log' : from === 'journal' ? 'the flow journal' : 'the flow snapshot';
+    this.stateError = `cannot write ${what} (${this.store?.where ?? ''}): ${err instanceof Error ? err.message : String(err)}`;
+    this.stateErrorFrom = from;
+    this.stateFailures++;
+    const now = this.now();
+    if (now - this.stateLoggedAt < LOG_EVERY_MS) return;
+    this.log.error({ err: this.stateError, failuresSinceLastLog: this.stateFailures }, 'state not writable: not ready, changes refused');
+    this.stateLoggedAt = now;
+    this.stateFailures = 0;
+  }
+
+  /** Changes are refused while the state cannot be written: a restart would not know of them (507). */
+  stateWritable(): void {
+    if (this.stateError !== null) throw new FlowpinError('state-unwritable', `${this.stateError}: changes are refused until flowpin can write its state again`, { stateError: this.stateError });
   }
 
   /** Writes the resolved flows not yet journaled; resolves once every flow resolved before the call is durable. */
@@ -448,7 +529,16 @@ export class Controller {
     if (store === undefined || this.killed) return Promise.resolve();
     const batch = this.journal;
     this.journal = [];
-    const run = this.journalWrite.then(() => (batch.length === 0 ? undefined : store.appendFlows(batch)));
+    const at = this.now();
+    const run = this.journalWrite.then(() => (batch.length === 0 ? undefined : store.appendFlows(batch, at))).then(
+      () => {
+        if (this.stateErrorFrom === 'journal') this.stateError = null;
+      },
+      (err: unknown) => {
+        this.stateFailed(err, 'journal');
+        throw new FlowpinError('state-unwritable', `cannot write the flow journal (${store.where}.journal): ${err instanceof Error ? err.message : String(err)}`, undefined, { cause: err });
+      },
+    );
     this.journalWrite = run.catch(() => undefined);
     return run;
   }
@@ -457,9 +547,29 @@ export class Controller {
   persistChanges(): Promise<void> {
     this.stateDirty = true;
     if (this.store === undefined || this.killed) return Promise.resolve();
-    const changes: Record<string, ChangeRecord[]> = {};
-    for (const [name, cm] of this.changes) changes[name] = cm.records.map((r) => ({ ...r, atRiskBy: { ...r.atRiskBy } }));
-    return this.store.saveChanges(changes);
+    const changes: Record<string, ChangeRecord[]> = { ...this.savedForeign };
+    const watch: Record<string, WatchRecord> = {};
+    for (const [name, cm] of this.changes) {
+      // Progress histories of the last few records only: the log is written on every phase of every change.
+      const keep = new Set(cm.records.slice(-10).map((r) => r.id));
+      changes[name] = cm.records.map((r) => {
+        const { progress, ...rest } = r;
+        return { ...rest, atRiskBy: { ...r.atRiskBy }, ...(progress !== undefined && keep.has(r.id) ? { progress: [...progress] } : {}) };
+      });
+      const rt = this.runtimes.get(name);
+      if (rt?.watchLedger.watching === true) watch[name] = rt.watchLedger.record();
+    }
+    const write = this.store.saveChanges({ changes, watch });
+    // The first failed durable write makes flowpin not ready at once; the next good one clears it.
+    return write.then(
+      () => {
+        if (this.stateError !== null && this.stateErrorFrom === 'changes') this.stateError = null;
+      },
+      (err: unknown) => {
+        this.stateFailed(err, 'changes');
+        throw new FlowpinError('state-unwritable', `cannot write the change log (${this.store?.where ?? ''}.changes): ${err instanceof Error ? err.message : String(err)}`, undefined, { cause: err });
+      },
+    );
   }
 
   /**
@@ -505,24 +615,42 @@ export class Controller {
   private persistIfDirty(): void {
     if (!this.stateDirty || this.flowSave !== undefined) return;
     this.flowSave = this.persist()
-      .then(() => (this.stateError = null))
+      .then(() => {
+        if (this.stateErrorFrom === 'flows') this.stateError = null;
+      })
       .catch((err: unknown) => {
         this.stateDirty = true;
-        this.stateError = `cannot write the state (${this.store?.where ?? ''}): ${err instanceof Error ? err.message : String(err)}`;
-        this.log.error({ err: this.stateError }, 'cannot write the state file');
+        if (!(err instanceof FlowpinError)) this.stateFailed(err, 'flows');
       })
       .finally(() => (this.flowSave = undefined));
   }
 
+  /**
+   * Puts the saved flows back. A flow is placed by its switch's name (the group it was saved
+   * in), not by the id in its key: switch ids follow the order of the configuration file, which
+   * may change between runs. Flows of a switch no longer configured, or of a VIP it no longer
+   * has, are counted and logged.
+   */
   private restoreFlows(saved: LoadedState): void {
     let n = 0;
+    let unplaced = 0;
+    const missing = new Set<string>();
     // Saved newest first per nexthop: restore oldest first, so the LRU order ends as it was.
     for (const g of saved.flows) {
       const rt = this.runtimes.get(g.switchName);
-      if (rt === undefined) continue;
+      if (rt === undefined || (g.vip !== '' && !rt.vips.has(g.vip))) {
+        unplaced += g.keys.length;
+        missing.add(rt === undefined ? `switch ${g.switchName}` : `VIP ${g.vip} of ${g.switchName}`);
+        continue;
+      }
       const id = g.nexthop === '' ? UNRESOLVED : this.registry.intern(g.switchName, g.vip, g.nexthop);
-      for (const key of g.keys) {
-        if (switchIdOfKey(key) !== rt.id) continue;
+      for (const saved_ of g.keys) {
+        if (saved.ended.has(saved_)) continue;
+        const key = flowKey(rt.id, saved_.slice(2));
+        if (!rt.vips.has(specOf(key).dst)) {
+          unplaced++;
+          continue;
+        }
         const fresh = this.flowTable.touch(key);
         if (id !== UNRESOLVED) this.flowTable.resolve(key, id);
         if (fresh) n++;
@@ -532,15 +660,20 @@ export class Controller {
     for (const g of saved.flows) {
       const rt = this.runtimes.get(g.switchName);
       if (rt === undefined || g.nexthop !== '') continue;
-      for (const key of g.keys) if (switchIdOfKey(key) === rt.id && this.flowTable.nexthopOf(key) === UNRESOLVED) rt.lookUpAgain(key);
+      for (const saved_ of g.keys) {
+        const key = flowKey(rt.id, saved_.slice(2));
+        if (!saved.ended.has(saved_) && this.flowTable.nexthopOf(key) === UNRESOLVED) rt.lookUpAgain(key);
+      }
     }
+    this.unplaced = unplaced;
     this.log.info({ flows: n }, 'restored tracked flows');
+    if (unplaced > 0) this.log.warn({ flows: unplaced, of: [...missing].slice(0, 10) }, 'saved flows of switches or VIPs no longer configured: not restored');
   }
 
   /** Connects a switch; if it does not answer, keeps trying in the background (the controller reports not ready). */
-  private async connect(rt: SwitchRuntime, saved: ChangeRecord[]): Promise<void> {
+  private async connect(rt: SwitchRuntime): Promise<void> {
     try {
-      await withDeadline(this.clock, this.bringUp(rt, saved), this.deps.config.barrierTimeoutMs, () => `connecting to ${rt.name}`);
+      await withDeadline(this.clock, this.bringUp(rt), this.deps.config.barrierTimeoutMs, () => `connecting to ${rt.name}`);
     } catch (err) {
       if (rt.connected) {
         // Connected, but its first resync is slow: it goes on in the background.
@@ -549,27 +682,27 @@ export class Controller {
       }
       rt.lastResolveError = err instanceof Error ? err.message : String(err);
       this.log.warn({ switch: rt.name, err: rt.lastResolveError }, 'switch not reachable; retrying in the background');
-      void this.connectLater(rt, saved);
+      void this.connectLater(rt);
     }
   }
 
-  private async connectLater(rt: SwitchRuntime, saved: ChangeRecord[]): Promise<void> {
+  private async connectLater(rt: SwitchRuntime): Promise<void> {
     for (let attempt = 2; !this.stopped && !rt.connected; attempt++) {
       await sleep(this.clock, Math.min(this.deps.config.retryMaxMs, 250 * 2 ** Math.min(attempt, 7)));
       if (this.stopped) return;
       try {
-        await this.bringUp(rt, saved);
+        await this.bringUp(rt);
       } catch (err) {
         rt.lastResolveError = err instanceof Error ? err.message : String(err);
       }
     }
   }
 
-  private async bringUp(rt: SwitchRuntime, saved: ChangeRecord[]): Promise<void> {
-    // The changes are handed over first: whatever happens to the first resync, they resume.
+  private async bringUp(rt: SwitchRuntime): Promise<void> {
+    // The changes resume once the groups are read: whatever happens to the first resync, they resume.
     const resume = (): void => {
-      if (this.listeningNow) this.resume(rt, saved);
-      else this.toResume.push([rt, saved]);
+      if (this.listeningNow) this.resume(rt);
+      else this.toResume.push(rt);
     };
     await rt.start(resume);
     rt.lastResolveError = undefined;
@@ -614,6 +747,8 @@ export class Controller {
 
 /** Resolved flows reach the journal within this time (a group commit). */
 const JOURNAL_MS = 20;
+/** A failing state write is logged at most this often. */
+const LOG_EVERY_MS = 10_000;
 
 /** Periodic timers do not keep the process alive. */
 function unref(handle: unknown): unknown {

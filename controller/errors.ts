@@ -1,7 +1,7 @@
 // The controller's coded errors: one registry, each with the HTTP status the API answers
 // with. Switch failures (switch-adapters/errors.ts) are wrapped in SwitchUnavailable.
 
-export type ErrorCode = 'bad-request' | 'unauthorized' | 'not-found' | 'conflict' | 'switch-unavailable' | 'internal';
+export type ErrorCode = 'bad-request' | 'unauthorized' | 'not-found' | 'conflict' | 'switch-unavailable' | 'state-unwritable' | 'internal';
 
 const STATUS: Record<ErrorCode, number> = {
   'bad-request': 400,
@@ -9,6 +9,8 @@ const STATUS: Record<ErrorCode, number> = {
   'not-found': 404,
   conflict: 409,
   'switch-unavailable': 503,
+  /** The state (change log, journal) cannot be written: nothing is changed that a restart would not know of. */
+  'state-unwritable': 507,
   internal: 500,
 };
 

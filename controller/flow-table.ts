@@ -3,8 +3,10 @@
 // injected; the table never reads the wall clock itself.
 //
 // Memory per flow is kept small on purpose: the key is a short flat latin1 string (2
-// characters of switch id + the binary tuple), the value is a plain number (the nexthop id, 0 while
-// unresolved), and the index holds the same key strings.
+// characters of switch id + the binary tuple), the value is a plain small integer (the nexthop
+// id, 0 while unresolved, times four, plus one bit per side whose FIN was seen), and the index
+// holds the same key strings. A connection ends when both sides have sent FIN (or on a RST):
+// one FIN is a half-close, and the connection lives on (the other side may send for hours).
 
 import { LRUCache } from 'lru-cache';
 import { parseTuple, type FlowTuple } from '../mirror-receiver/tuple.js';
@@ -18,17 +20,28 @@ export interface FlowTableOptions {
   now: () => number;
   /** Called with each flow pushed out because the table was full, and its nexthop id (not for flows aged out or ended). */
   onEvict?: (key: string, nexthopId: number) => void;
+  /** Called with each flow that aged out (not seen for maxAgeMs: taken as ended). */
+  onExpire?: (key: string, nexthopId: number) => void;
 }
 
 export interface FlowEntry extends FlowTuple {
   switchId: number;
   /** Nexthop id from the NexthopRegistry, 0 while unresolved. */
   nexthopId: number;
+  /** The side that half-closed the connection (sent a FIN), or null while both are open. */
+  halfClosedBy: Side | null;
   /** When the flow was last seen, in the clock of `now`. */
   lastSeen: number;
 }
 
 export const UNRESOLVED = 0;
+
+/** Which side of a connection sent a FIN: the client (toward the VIP) or the server (from it). */
+export type Side = 'client' | 'server';
+const SIDE_BIT: Record<Side, number> = { client: 1, server: 2 };
+const BOTH = 3;
+const nhOf = (v: number): number => v >> 2;
+const bitsOf = (v: number): number => v & 3;
 const MAX_SWITCH_ID = 0xffff;
 
 const keyScratch: number[] = new Array<number>(38).fill(0);
@@ -91,10 +104,11 @@ export class FlowTable {
       allowStale: false,
       perf: { now: options.now },
       noDisposeOnSet: true,
-      dispose: (nexthopId, key, reason) => {
+      dispose: (value, key, reason) => {
         if (reason === 'evict' || reason === 'expire') this.evictions++;
-        this.unindex(key, nexthopId);
-        if (reason === 'evict') options.onEvict?.(key, nexthopId);
+        this.unindex(key, nhOf(value));
+        if (reason === 'evict') options.onEvict?.(key, nhOf(value));
+        else if (reason === 'expire') options.onExpire?.(key, nhOf(value));
       },
     });
   }
@@ -127,9 +141,9 @@ export class FlowTable {
   resolve(key: string, nexthopId: number): boolean {
     const current = this.lru.get(key);
     if (current === undefined) return false;
-    if (current === nexthopId) return true;
-    this.unindex(key, current);
-    this.lru.set(key, nexthopId, { noUpdateTTL: true });
+    if (nhOf(current) === nexthopId) return true;
+    this.unindex(key, nhOf(current));
+    this.lru.set(key, nexthopId * 4 + bitsOf(current), { noUpdateTTL: true });
     if (nexthopId !== UNRESOLVED) {
       let set = this.byNexthop.get(nexthopId);
       if (set === undefined) {
@@ -141,9 +155,33 @@ export class FlowTable {
     return true;
   }
 
-  /** Ends a flow (FIN or RST seen); returns true if it was live. */
+  /** Ends a flow (both FINs or a RST seen, or known idle); returns true if it was tracked. */
   end(key: string): boolean {
     return this.lru.delete(key);
+  }
+
+  /**
+   * A FIN from one side: a tracked flow is half-closed (and counts as seen), or, when the other
+   * side had closed already, it ends. Returns 'half', 'ended', or undefined for a flow not tracked.
+   */
+  fin(key: string, side: Side): 'half' | 'ended' | undefined {
+    const current = this.lru.get(key);
+    if (current === undefined) return undefined;
+    const value = current | SIDE_BIT[side];
+    if (bitsOf(value) === BOTH) {
+      this.lru.delete(key);
+      return 'ended';
+    }
+    this.lru.set(key, value);
+    return 'half';
+  }
+
+  /** Refreshes a tracked flow's age (a segment or a pin counter showed it alive); false if not tracked. */
+  seen(key: string): boolean {
+    const current = this.lru.get(key);
+    if (current === undefined) return false;
+    this.lru.set(key, current);
+    return true;
   }
 
   /**
@@ -151,7 +189,16 @@ export class FlowTable {
    * it does not count as seeing the flow, so it is safe while walking keys().
    */
   nexthopOf(key: string): number | undefined {
-    return this.lru.peek(key);
+    const v = this.lru.peek(key);
+    return v === undefined ? undefined : nhOf(v);
+  }
+
+  /** The side that half-closed a tracked flow, null while both are open, undefined if not tracked (a read). */
+  halfClosedBy(key: string): Side | null | undefined {
+    const v = this.lru.peek(key);
+    if (v === undefined) return undefined;
+    const b = bitsOf(v);
+    return b === 0 ? null : b === SIDE_BIT.client ? 'client' : 'server';
   }
 
   has(key: string): boolean {
@@ -190,10 +237,17 @@ export class FlowTable {
 
   /** A live flow in readable form (a read, like nexthopOf). */
   entry(key: string): FlowEntry | undefined {
-    const nexthopId = this.lru.peek(key);
-    if (nexthopId === undefined) return undefined;
+    const v = this.lru.peek(key);
+    if (v === undefined) return undefined;
     const remaining = this.lru.getRemainingTTL(key);
-    return { switchId: switchIdOfKey(key), ...parseTuple(key, 2), nexthopId, lastSeen: this.lruNow() - (this.maxAgeMs - remaining) };
+    const b = bitsOf(v);
+    return { switchId: switchIdOfKey(key), ...parseTuple(key, 2), nexthopId: nhOf(v), halfClosedBy: b === 0 ? null : b === SIDE_BIT.client ? 'client' : 'server', lastSeen: this.lruNow() - (this.maxAgeMs - remaining) };
+  }
+
+  /** When a tracked flow was last seen (a read), or undefined if not tracked. */
+  lastSeen(key: string): number | undefined {
+    if (!this.lru.has(key)) return undefined;
+    return this.lruNow() - (this.maxAgeMs - this.lru.getRemainingTTL(key));
   }
 
   /** Keys of live flows, most recently seen first. Only reads (nexthopOf, entry, has) may run while walking it. */
@@ -209,14 +263,14 @@ export class FlowTable {
       for (const key of set) {
         indexed++;
         const v = this.lru.peek(key, { allowStale: true });
-        if (v !== nh) problems.push(`key indexed on ${nh} has nexthop ${String(v)}`);
+        if (v === undefined || nhOf(v) !== nh) problems.push(`key indexed on ${nh} has nexthop ${v === undefined ? 'none' : nhOf(v)}`);
       }
     }
     let resolved = 0;
     for (const [key, v] of this.lru.entries()) {
-      if (v === UNRESOLVED) continue;
+      if (nhOf(v) === UNRESOLVED) continue;
       resolved++;
-      if (!this.byNexthop.get(v)?.has(key)) problems.push(`resolved flow missing from index of ${v}`);
+      if (!this.byNexthop.get(nhOf(v))?.has(key)) problems.push(`resolved flow missing from index of ${nhOf(v)}`);
     }
     if (indexed < resolved) problems.push(`index holds ${indexed} keys, table ${resolved} resolved flows`);
     return problems;

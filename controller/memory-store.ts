@@ -4,8 +4,7 @@
 // killed loses its writes in flight, as a process would. The file store is the production
 // implementation of the same interface.
 
-import type { ChangeRecord } from './changes.js';
-import type { FlowSource, LoadedState, StateStore } from './state-store.js';
+import type { ChangeDoc, FlowSource, JournalEntry, LoadedFlows, StateStore } from './state-store.js';
 
 interface Group {
   switchName: string;
@@ -16,10 +15,10 @@ interface Group {
 
 /** What survives a restart. */
 export class MemoryDisk {
-  changes: Record<string, ChangeRecord[]> | undefined;
+  changes: ChangeDoc | undefined;
   snapshot: Group[] | undefined;
   savedAt: number | undefined;
-  journal: Group[] = [];
+  journal: (Group | { ended: string } | { at: number })[] = [];
 }
 
 export class MemoryStateStore implements StateStore {
@@ -50,8 +49,8 @@ export class MemoryStateStore implements StateStore {
     });
   }
 
-  saveChanges(changes: Record<string, ChangeRecord[]>): Promise<void> {
-    const copy = JSON.parse(JSON.stringify(changes)) as Record<string, ChangeRecord[]>;
+  saveChanges(doc: ChangeDoc): Promise<void> {
+    const copy = JSON.parse(JSON.stringify(doc)) as ChangeDoc;
     return this.write(() => (this.disk.changes = copy));
   }
 
@@ -71,14 +70,27 @@ export class MemoryStateStore implements StateStore {
     }).then(() => n);
   }
 
-  appendFlows(flows: { switchName: string; vip: string; nexthop: string; key: string }[]): Promise<void> {
-    const groups = flows.map((f) => ({ switchName: f.switchName, vip: f.vip, nexthop: f.nexthop, keys: [f.key] }));
-    return this.write(() => this.disk.journal.push(...groups));
+  appendFlows(flows: JournalEntry[], at: number): Promise<void> {
+    const entries = flows.map((f) => (f.ended === true ? { ended: f.key } : { switchName: f.switchName, vip: f.vip, nexthop: f.nexthop, keys: [f.key] }));
+    return this.write(() => this.disk.journal.push({ at }, ...entries));
   }
 
-  load(): LoadedState | undefined {
+  loadChanges(): ChangeDoc | undefined {
+    return this.disk.changes === undefined ? undefined : (JSON.parse(JSON.stringify(this.disk.changes)) as ChangeDoc);
+  }
+
+  loadFlows(): LoadedFlows | undefined {
     const d = this.disk;
-    if (d.changes === undefined && d.snapshot === undefined && d.journal.length === 0) return undefined;
-    return { changes: d.changes ?? {}, flows: [...(d.snapshot ?? []), ...d.journal].map((g) => ({ ...g, keys: [...g.keys] })), savedAt: d.savedAt };
+    if (d.snapshot === undefined && d.journal.length === 0) return undefined;
+    const out: LoadedFlows = { flows: (d.snapshot ?? []).map((g) => ({ ...g, keys: [...g.keys] })), ended: new Set(), savedAt: d.savedAt, journalUntil: undefined };
+    for (const e of d.journal) {
+      if ('at' in e) out.journalUntil = Math.max(out.journalUntil ?? 0, e.at);
+      else if ('ended' in e) out.ended.add(e.ended);
+      else {
+        for (const k of e.keys) out.ended.delete(k);
+        out.flows.push({ ...e, keys: [...e.keys] });
+      }
+    }
+    return out;
   }
 }

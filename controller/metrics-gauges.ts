@@ -2,7 +2,8 @@
 // pins on each nexthop flowpin manages, and the pin table's capacity, programmed and free
 // entries. Label values are the configured switch names and the VIP and nexthop addresses
 // of the runtime (configured, added through the API as validated addresses, or found in the
-// switch's group): a bounded set, never free text.
+// switch's group): a bounded set, never free text. It also tells the metrics which switches
+// (adapter kinds, VIPs) get their closed-label series at zero before each scrape.
 
 import type { ControllerMetrics } from './metrics.js';
 import type { SwitchRuntime } from './switch-runtime.js';
@@ -13,6 +14,7 @@ export function collectNexthopGauges(metrics: ControllerMetrics, runtimes: () =>
     for (const rt of runtimes()) for (const v of rt.vips.values()) for (const nh of [...v.nexthops].sort()) out.push(fn(rt, v.address, nh));
     return out;
   };
+  metrics.seriesSwitches.read = () => [...runtimes()].map((rt) => ({ name: rt.name, adapter: rt.adapter.kind, vips: rt.vips.keys() }));
   metrics.nexthopFlows.collect(() => each((rt, vip, nexthop) => ({ labels: { switch: rt.name, vip, nexthop }, value: rt.flowsOn(vip, nexthop).length })));
   metrics.nexthopPins.collect(() => each((rt, vip, nexthop) => ({ labels: { switch: rt.name, vip, nexthop }, value: rt.pinnedOn(vip, nexthop) })));
   metrics.pinTable.collect(() =>

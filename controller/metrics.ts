@@ -2,11 +2,16 @@
 // process and event-loop metrics of prom-client's collectDefaultMetrics added at scrape time
 // (they describe the process, so they are collected once per process, not once per
 // controller). Names follow the Prometheus conventions (https://prometheus.io/docs/practices/naming/):
-// `_total` counters, `_seconds` histograms, base units. Every label value comes from the
+// `_total` counters (what only grows is a counter, also where its value is read at scrape
+// time: ScrapeCounter), `_seconds` histograms, base units, a `flowpin_build_info` gauge, and
+// every closed label value's series made at zero before the first event (metrics-series.ts).
+// Every label value comes from the
 // configuration or from a fixed set (switch, VIP and nexthop addresses flowpin manages,
 // adapter kinds, operation names, reasons), never from free text.
 
+import { readFileSync } from 'node:fs';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { initialiseSeries, type SeriesSwitch } from './metrics-series.js';
 
 type Row<L extends string> = { labels: Partial<Record<L, string>>; value: number };
 
@@ -32,6 +37,68 @@ export class ScrapeGauge<L extends string> {
   collect(fn: () => Row<L>[]): void {
     this.read = fn;
   }
+}
+
+/**
+ * A counter whose value is read at scrape time from counts kept elsewhere (the kernel's drops
+ * of a socket, the receiver's backlog drops): it grows by what those counts grew since the
+ * last scrape, so it never goes down when the count behind it restarts (a socket reopened
+ * starts again from 0: its new count is added, not subtracted), as a `_total` counter must.
+ * Rows with the same labels are summed (a closed socket keeps its last count beside its successor's).
+ */
+export class ScrapeCounter<L extends string> {
+  readonly counter: Counter<L>;
+  private read: (() => Row<L>[]) | undefined;
+  private readonly last = new Map<string, number>();
+
+  constructor(registry: Registry, name: string, help: string, labelNames: readonly L[]) {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const self = this;
+    this.counter = new Counter<L>({
+      name, help, labelNames, registers: [registry],
+      collect() {
+        if (self.read === undefined) return;
+        const sums = new Map<string, Row<L>>();
+        for (const r of self.read()) {
+          const key = JSON.stringify(Object.entries(r.labels).sort());
+          const s = sums.get(key);
+          if (s === undefined) sums.set(key, { labels: r.labels, value: r.value });
+          else s.value += r.value;
+        }
+        for (const [key, r] of sums) {
+          const before = self.last.get(key) ?? 0;
+          // A count lower than last time restarted from zero: all of it is new.
+          this.inc(r.labels, r.value >= before ? r.value - before : r.value);
+          self.last.set(key, r.value);
+        }
+      },
+    });
+  }
+
+  /** Reads the counts behind the counter at scrape time. */
+  collect(fn: () => Row<L>[]): void {
+    this.read = fn;
+  }
+}
+
+/** flowpin's version (package.json), the Node.js version, and the commit where known (FLOWPIN_COMMIT, or the checkout's git HEAD). */
+export function buildInfo(): { version: string; node_version: string; commit: string } {
+  const root = new URL('../../', import.meta.url);
+  const read = (rel: string): string | undefined => {
+    try {
+      return readFileSync(new URL(rel, root), 'utf8').trim();
+    } catch {
+      return undefined; // not a checkout (an installed package, an image without .git): unknown
+    }
+  };
+  const version = (JSON.parse(read('package.json') ?? '{}') as { version?: string }).version ?? 'unknown';
+  let commit = process.env['FLOWPIN_COMMIT'];
+  if (commit === undefined || commit === '') {
+    const head = read('.git/HEAD');
+    const ref = head?.startsWith('ref: ') ? read(`.git/${head.slice(5)}`) : head;
+    commit = ref !== undefined && /^[0-9a-f]{40}$/.test(ref) ? ref : 'unknown';
+  }
+  return { version, node_version: process.version, commit };
 }
 
 const SECONDS_FAST = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -64,9 +131,17 @@ export function controllerMetrics() {
     connectionsAtRisk: counter('flowpin_connections_at_risk_total', 'Flows that needed a pin and have none programmed, by switch and reason (table-full, refused, not-programmed, shed, unresolved)', ['switch', 'why']),
     windowFlows: counter('flowpin_change_window_flows_total', 'Flows whose SYN arrived in a change window with no certain, programmed pin', ['switch']),
     groupDrift: counter('flowpin_group_drift_total', 'ECMP groups found changed on the switch by someone else (taken as they are)', ['switch']),
-    mirrorSocketDrops: new ScrapeGauge(registry, 'flowpin_mirror_socket_drops', 'Mirrored datagrams the kernel dropped for a full receive buffer, by mirror socket (source as configured; only grows while flowpin runs)', ['source']),
+    mirrorSocketDrops: new ScrapeCounter(registry, 'flowpin_mirror_socket_drops_total', 'Mirrored datagrams the kernel dropped for a full receive buffer, by mirror socket (source as configured)', ['source']),
     mirrorReceiveBuffer: new ScrapeGauge(registry, 'flowpin_mirror_receive_buffer_bytes', 'Receive buffer of each mirror socket as the kernel granted it (Linux reports twice the usable size), and as asked for, by source and kind (granted, requested)', ['source', 'kind']),
-    mirrorBacklogDrops: new ScrapeGauge(registry, 'flowpin_mirror_backlog_drops', 'Decoded mirror events dropped because the main thread was too far behind the receiver (only grows while flowpin runs)', []),
+    mirrorBacklogDrops: new ScrapeCounter(registry, 'flowpin_mirror_backlog_drops_total', 'Decoded mirror events dropped because the main thread was too far behind the receiver', []),
+    buildInfo: (() => {
+      const info = buildInfo();
+      const g = new Gauge({ name: 'flowpin_build_info', help: 'Always 1: flowpin\'s version, the Node.js version and the commit it was built from (unknown where not known)', labelNames: ['version', 'node_version', 'commit'], registers: [registry] });
+      g.set(info, 1);
+      return g;
+    })(),
+    /** The switches whose closed-label series are made at zero before each scrape (set by the controller's collectors). */
+    seriesSwitches: { read: undefined as (() => Iterable<SeriesSwitch>) | undefined },
     persistSeconds: histogram('flowpin_persist_seconds', 'Time to write the tracked flows to the state store', [], [0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30]),
     serverResets: counter('flowpin_server_resets_total', 'Resets sent by servers (RST from a VIP) seen on the reply mirror where its ACL matches RST, by switch and VIP', ['switch', 'vip']),
     replies: counter('flowpin_replies_observed_total', 'Mirrored server replies (SYN-ACK from a VIP) by switch and result (resolved, agree, disagree, duplicate, unknown-server, no-syn, ignored)', ['switch', 'result']),
@@ -84,14 +159,21 @@ let processRegistry: Registry | undefined;
 /** The process and event-loop metrics (prom-client's defaults, `process_` and `nodejs_`), collected once per process. */
 function defaults(): Registry {
   if (processRegistry === undefined) {
-    processRegistry = new Registry();
-    collectDefaultMetrics({ register: processRegistry });
+    const r = new Registry();
+    collectDefaultMetrics({ register: r });
+    // prom-client names three gauges `_total` (nodejs_active_{handles,requests,resources}_total),
+    // which the conventions keep for counters (promtool check metrics says so): they are left
+    // out; the same counts stay, by type, in nodejs_active_{handles,requests,resources}.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) r.removeSingleMetric(name);
+    processRegistry = r;
   }
   return processRegistry;
 }
 
 /** The text exposition served at /metrics: the controller's metrics and the process's. */
 export async function exposition(m: ControllerMetrics): Promise<string> {
+  const switches = m.seriesSwitches.read?.();
+  if (switches !== undefined) await initialiseSeries(m, switches);
   return Registry.merge([m.registry, defaults()]).metrics();
 }
 

@@ -15,8 +15,11 @@ import { isSwitchError } from '../switch-adapters/errors.js';
 import type { Clock } from './clock.js';
 import type { ControllerMetrics } from './metrics.js';
 
-/** Why a flow that needed a pin has none programmed (closed set: metric labels). */
-export type AtRiskReason = 'table-full' | 'refused' | 'not-programmed' | 'shed' | 'unresolved';
+/**
+ * Why a flow that needed a pin has none programmed (closed set: metric labels). `restart`: seen
+ * before a restart, and no pin on the switch after it, for a change resumed past its group write.
+ */
+export type AtRiskReason = 'table-full' | 'refused' | 'not-programmed' | 'shed' | 'unresolved' | 'restart';
 
 export interface DesiredPin {
   flow: FlowSpec;
@@ -126,6 +129,8 @@ export class Reconciler {
   private readonly waiters: { target: number; resolve: () => void }[] = [];
   private readonly listeners = new Set<() => void>();
   private readonly dropListeners = new Set<DropListener>();
+  private readonly groupWriteListeners = new Set<(vip: string) => void>();
+  private groupWriter: Promise<void> = Promise.resolve();
 
   constructor(private readonly o: ReconcilerOptions) {
     this.capacity = o.adapter.capabilities.pinTableSize;
@@ -134,6 +139,11 @@ export class Reconciler {
 
   get inSync(): boolean {
     return this.failures === 0 && this.blocked === undefined && !this.needResync && this.appliedGen >= this.gen && this.pendingIds.size === 0;
+  }
+
+  /** How long a pin lasts without packets (s). */
+  get idleTimeoutS(): number {
+    return this.o.idleTimeoutS;
   }
 
   /** Pin table entries the switch reports (or is configured to have) for all owners. */
@@ -192,6 +202,14 @@ export class Reconciler {
     this.desiredGroups.set(vip, new Set(members));
     this.touchedGroups.add(vip);
     this.touch();
+    // A round in progress (installing pins) would write it only when it gets there: written at
+    // once beside it, through the same (serialised) group writer. A failure is left to the round.
+    if (this.running && !this.needResync && this.blocked === undefined && !this.stopped) {
+      this.applyGroups().catch((err: unknown) => {
+        this.lastError = `writing a group: ${err instanceof Error ? err.message : String(err)}`;
+        this.dirty = true;
+      });
+    }
   }
 
   /** Asks for a full resync (list the switch) at the next round; clears a block. */
@@ -400,6 +418,9 @@ export class Reconciler {
 
   private async round(): Promise<void> {
     if (this.needResync) await this.fullResync();
+    // Group writes first: a change asks for one only once the pins it relies on are programmed,
+    // so it waits for no pin install of this round (the change window is as short as the write).
+    await this.applyGroups();
     const name = this.o.switchName;
     const ids = [...this.touched];
     this.touched.clear();
@@ -439,13 +460,19 @@ export class Reconciler {
     const size = this.o.adapter.capabilities.pinBatchSize;
     const chunks: [string, DesiredPin][][] = [];
     for (let at = 0; at < fits.length; at += size) chunks.push(fits.slice(at, at + size));
-    // Two requests in flight: one is built and sent while the switch works on the other.
+    // Two requests in flight: one is built and sent while the switch works on the other. A
+    // group write asked for meanwhile goes out between them, not after the whole install.
     for (let at = 0; at < chunks.length; at += INSTALL_PARALLELISM) {
       await Promise.all(chunks.slice(at, at + INSTALL_PARALLELISM).map((c) => this.installChunk(c)));
+      if (this.touchedGroups.size > 0) await this.applyGroups();
     }
   }
 
-  private async installChunk(chunk: [string, DesiredPin][]): Promise<void> {
+  private async installChunk(all: [string, DesiredPin][]): Promise<void> {
+    // Under churn a round installs for seconds: a pin unwanted (its connection ended) or wanted
+    // elsewhere since the round began is not written.
+    const chunk = all.filter(([id, p]) => this.desired.get(id) === p);
+    if (chunk.length === 0) return;
     const name = this.o.switchName;
     const outcomes = await this.o.adapter.installPins(chunk.map(([, p]) => ({ flow: p.flow, nexthop: p.nexthop, idleTimeoutS: this.o.idleTimeoutS })));
     const now = this.o.clock.now();
@@ -502,7 +529,14 @@ export class Reconciler {
     if (p.reason !== 'adopted') this.o.metrics.synToPin.observe({ switch: name }, Math.max(0, now - p.since) / 1000);
   }
 
-  private async applyGroups(): Promise<void> {
+  /** Group writes, one at a time (a round's and one asked for while the round installs pins). */
+  private applyGroups(): Promise<void> {
+    const run = this.groupWriter.then(() => this.writeGroups());
+    this.groupWriter = run.catch(() => undefined);
+    return run;
+  }
+
+  private async writeGroups(): Promise<void> {
     const a = this.o.adapter;
     for (const vip of [...this.touchedGroups]) {
       const want = this.desiredGroups.get(vip);
@@ -518,18 +552,38 @@ export class Reconciler {
       // Additions first: a group is never left with fewer members than either end state.
       for (const m of want) {
         if (have.has(m)) continue;
-        await a.addGroupMember(vip, m);
+        await this.issued(vip, a.addGroupMember(vip, m));
         have.add(m);
       }
       for (const m of [...have]) {
         if (want.has(m)) continue;
-        await a.removeGroupMember(vip, m);
+        await this.issued(vip, a.removeGroupMember(vip, m));
         have.delete(m);
       }
       // A newer desired group (a rollback, say) set while this one was written is written next.
-      if (this.desiredGroups.get(vip) === want) this.touchedGroups.delete(vip);
-      else this.dirty = true;
+      if (this.desiredGroups.get(vip) === want) {
+        this.touchedGroups.delete(vip);
+        // Whoever waits for this write hears now, not at the end of the round.
+        this.notify();
+      } else this.dirty = true;
     }
+  }
+
+  /** A group write asked for (setGroup) is not written yet. */
+  groupPending(vip: string): boolean {
+    return this.touchedGroups.has(vip);
+  }
+
+  /** A group write is on its way to the switch: listeners hear of it before its answer. */
+  private issued(vip: string, write: Promise<void>): Promise<void> {
+    for (const fn of this.groupWriteListeners) fn(vip);
+    return write;
+  }
+
+  /** Registers a listener for group writes issued (before their answer); returns its removal. */
+  onGroupWrite(fn: (vip: string) => void): () => void {
+    this.groupWriteListeners.add(fn);
+    return () => this.groupWriteListeners.delete(fn);
   }
 
   /** Reads back accepted pins whose programming state is unknown, until they are programmed or refused. */
@@ -582,14 +636,8 @@ export class Reconciler {
         if (d !== undefined) this.touched.add(id);
         continue;
       }
-      const expired = !p.programmed && (p.reason === 'idle-timeout' || p.reason === 'hard-timeout');
-      if (expired && d !== undefined && d.nexthop === p.nexthop) {
-        // Timed out on the switch while its flow is still tracked: install it again, whole.
-        this.installed.set(id, { flow: p.flow, nexthop: p.nexthop, programmed: false, reason: p.reason, packets: p.packets, lastActive: now });
-        this.pendingIds.delete(id);
-        this.touched.add(id);
-        continue;
-      }
+      // A pin that timed out on the switch is dropped like any not programmed (take): no packet
+      // for the idle timeout is the switch's word that its connection is over.
       const wasPending = this.pendingIds.has(id);
       if (this.take(p, now, prev)) {
         // Refused or not programmed for good: kept as installed-not-programmed so the round removes it.

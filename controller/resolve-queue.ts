@@ -8,6 +8,8 @@ export interface Pending {
   seq: number;
   /** When the SYN arrived (controller clock, ms). */
   at: number;
+  /** both: false where the look-up queue had no room (the reply alone was waited for). */
+  queued?: boolean;
 }
 
 export class ResolveQueue {
@@ -29,10 +31,16 @@ export class ResolveQueue {
     return true;
   }
 
-  /** Takes up to `n` flows for resolution; call finish() with them when done. */
-  take(n: number): Pending[] {
-    const out = this.items.slice(this.head, this.head + n);
-    this.head += out.length;
+  /**
+   * Takes up to `n` flows for resolution; call finish() with them when done. Flows `wanted`
+   * rejects (answered meanwhile, or ended) are dropped on the way: never asked, never in flight.
+   */
+  take(n: number, wanted: (p: Pending) => boolean = () => true): Pending[] {
+    const out: Pending[] = [];
+    while (out.length < n && this.head < this.items.length) {
+      const p = this.items[this.head++] as Pending;
+      if (wanted(p)) out.push(p);
+    }
     if (this.head > 4096 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);
       this.head = 0;
@@ -82,9 +90,14 @@ export class ResolveQueue {
     return out;
   }
 
-  /** True when no flow with sequence number <= `seq` is queued or in flight. */
-  doneThrough(seq: number): boolean {
+  /**
+   * True when no flow with sequence number <= `seq` is queued or in flight. Queued flows
+   * `pending` rejects (answered by other means, or ended) are dropped from the head first, so
+   * the check does not wait for look-ups nobody needs.
+   */
+  doneThrough(seq: number, pending: (p: Pending) => boolean = () => true): boolean {
     for (const s of this.inFlight) if (s <= seq) return false;
+    while (this.head < this.items.length && !pending(this.items[this.head] as Pending)) this.head++;
     const first = this.items[this.head];
     return first === undefined || first.seq > seq;
   }

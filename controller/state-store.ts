@@ -1,23 +1,37 @@
-// Persistence of what a restart must not lose, behind one interface so that a replicated
-// store can stand in for the file store: change records (write-ahead: durable before a
-// group change is sent) and the tracked flows with their nexthops. Pins are not stored:
-// they live on the switch, and the controller lists them on start.
+// Persistence of what a restart must not lose, behind two interfaces so that a replicated
+// store can stand in for the change log: the change log (change records, written durably
+// before every next step of a change, and what flowpin watched of each switch's mirror) and
+// the flow store (the tracked flows with their nexthops). Pins are not stored: they live on
+// the switch, and the controller lists them on start.
 //
-// The file store keeps change records in `<file>.changes` (small; written and fsynced on
-// every phase of a change, atomically: temporary file, fsync, rename), the flows in `<file>`
-// as text lines written in the background, a slice at a time, so that the event loop never
-// stalls however many flows there are:
-//   {"version":2,"savedAt":...}      header
+// The file store keeps the change log in `<file>.changes` (small; written and fsynced on every
+// phase of a change, atomically: temporary file, fsync, rename), the flows in `<file>` as text
+// lines written in the background, a slice at a time, so that the event loop never stalls
+// however many flows there are:
+//   {"version":3,"savedAt":...}      header
 //   @switch vip nexthop              the nexthop of the keys that follow
 //   <flow key, base64>               one per line
-// and the flows resolved since that snapshot in `<file>.journal` (same lines, appended and
-// fsynced in small groups), so that a kill loses no flow whose journal write completed. A
-// snapshot starts a new journal; the previous one is removed once the snapshot is durable.
-// A crash leaves either the old snapshot or the new one, and the journals to replay.
+//   {"end":N}                        trailer: N keys; a file without it was cut short
+// and the flows seen, resolved and ended since that snapshot in `<file>.journal` (the same
+// lines, `-<key>` for an ended flow, `#<time>` at the head of each group commit: the last time
+// flowpin was known to watch), appended and fsynced in small groups, so that a kill loses no
+// flow whose journal write completed. A snapshot starts a new journal; the previous one is
+// removed once the snapshot is durable. A crash leaves either the old snapshot or the new
+// one, and the journals to replay.
+//
+// Everything read back is checked: a file that is not flowpin's, a record that fails its
+// schema, a line that is not a flow key, a snapshot without its trailer: the load refuses
+// with the file and line named (StateError), and the operator decides (`--discard-state`).
+// Only the last line of a journal may be torn (a kill in the middle of an append).
 
-import { createWriteStream, existsSync, readFileSync } from 'node:fs';
-import { appendFile, open, rename, unlink } from 'node:fs/promises';
-import type { ChangeRecord } from './changes.js';
+import { createWriteStream, existsSync, readdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { isIP } from 'node:net';
+import type { ChangeRecord } from './change-record.js';
+import { StoredChangeRecord } from './change-record.js';
+import type { WatchRecord } from './watch.js';
+import { checkSchema, ConfigError } from './validate.js';
 
 /** Tracked flows grouped by their nexthop, read while the controller runs. */
 export interface FlowSource {
@@ -27,25 +41,76 @@ export interface FlowSource {
   live(key: string): boolean;
 }
 
-export interface LoadedState {
+/** The change log: records per switch, and what flowpin watched of each switch's mirror. */
+export interface ChangeDoc {
   changes: Record<string, ChangeRecord[]>;
-  /** [switch, vip, nexthop, keys] */
-  flows: { switchName: string; vip: string; nexthop: string; keys: string[] }[];
-  savedAt: number | undefined;
+  watch: Record<string, WatchRecord>;
 }
 
-export interface StateStore {
-  /** Writes the change records; resolves once they are durable. */
-  saveChanges(changes: Record<string, ChangeRecord[]>): Promise<void>;
+/** A journal entry: a flow seen or resolved (vip and nexthop '' while not resolved), or ended. */
+export interface JournalEntry {
+  switchName: string;
+  vip: string;
+  nexthop: string;
+  key: string;
+  ended?: boolean;
+}
+
+export interface LoadedFlows {
+  /** [switch, vip, nexthop, keys] */
+  flows: { switchName: string; vip: string; nexthop: string; keys: string[] }[];
+  /** Flow keys whose last journal line says they ended: not restored. */
+  ended: Set<string>;
+  savedAt: number | undefined;
+  /** The last time the journal shows flowpin watching (the head of its last durable group commit). */
+  journalUntil: number | undefined;
+}
+
+export interface LoadedState extends LoadedFlows {
+  changes: Record<string, ChangeRecord[]>;
+  watch: Record<string, WatchRecord>;
+}
+
+export interface ChangeLog {
+  /** Writes the change log; resolves once it is durable. */
+  saveChanges(doc: ChangeDoc): Promise<void>;
+  loadChanges(): ChangeDoc | undefined;
+}
+
+export interface FlowStore {
   /** Writes the tracked flows without blocking the caller's thread for long; resolves once durable. */
   saveFlows(source: FlowSource, savedAt: number): Promise<number>;
-  /** Appends resolved flows to the journal; resolves once durable. */
-  appendFlows(flows: { switchName: string; vip: string; nexthop: string; key: string }[]): Promise<void>;
-  load(): LoadedState | undefined;
+  /** Appends to the journal (group commit, headed by `at`); resolves once durable. */
+  appendFlows(flows: JournalEntry[], at: number): Promise<void>;
+  loadFlows(): LoadedFlows | undefined;
+}
+
+export interface StateStore extends ChangeLog, FlowStore {
   readonly where: string;
 }
 
+/** State that cannot be read back as written: the file and the line at fault. */
+export class StateError extends Error {
+  override readonly name = 'StateError';
+  constructor(
+    readonly file: string,
+    readonly line: number | null,
+    problem: string,
+  ) {
+    super(`${file}${line === null ? '' : `:${line}`}: ${problem}`);
+  }
+}
+
+/** Loads both parts; undefined where there is no state at all. */
+export function loadState(store: ChangeLog & FlowStore): LoadedState | undefined {
+  const c = store.loadChanges();
+  const f = store.loadFlows();
+  if (c === undefined && f === undefined) return undefined;
+  return { changes: c?.changes ?? {}, watch: c?.watch ?? {}, flows: f?.flows ?? [], ended: f?.ended ?? new Set(), savedAt: f?.savedAt, journalUntil: f?.journalUntil };
+}
+
 const SLICE = 2000;
+const VERSION = 3;
 
 const yieldToLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 
@@ -55,28 +120,67 @@ export const decodeKey = (b64: string): string => Buffer.from(b64, 'base64').toS
 /** Writes `text` to `file` atomically and durably (temporary file, fsync, rename). */
 export async function writeAtomic(file: string, text: string): Promise<void> {
   const tmp = `${file}.tmp-${process.pid}`;
-  const fh = await open(tmp, 'w');
   try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
+    const fh = await open(tmp, 'w');
+    try {
+      await fh.writeFile(text);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, file);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
   }
-  await rename(tmp, file);
+}
+
+/** Temporary files a killed process left beside `file` (`<file>*.tmp-<pid>` of a pid that is not this one): removed. */
+export function removeLeftovers(file: string): string[] {
+  const dir = path.dirname(file);
+  const base = path.basename(file);
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return removed;
+  }
+  for (const n of names) {
+    const m = /\.tmp-(\d+)$/.exec(n);
+    if (m === null || !n.startsWith(base) || Number(m[1]) === process.pid) continue;
+    unlinkSync(path.join(dir, n));
+    removed.push(n);
+  }
+  return removed;
+}
+
+/** Moves the state files aside (`<name>.discarded-<time>`) so that flowpin starts without them; returns what was moved. */
+export function discardState(file: string): string[] {
+  const moved: string[] = [];
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  for (const f of [file, `${file}.changes`, `${file}.journal`, `${file}.journal.prev`]) {
+    if (!existsSync(f)) continue;
+    renameSync(f, `${f}.discarded-${stamp}`);
+    moved.push(`${f}.discarded-${stamp}`);
+  }
+  return moved;
 }
 
 export class FileStateStore implements StateStore {
   private changesChain: Promise<void> = Promise.resolve();
   private journalChain: Promise<void> = Promise.resolve();
   private journalNext: Promise<void> | undefined;
-  private journalPending: { switchName: string; vip: string; nexthop: string; key: string }[] = [];
+  private journalPending: JournalEntry[] = [];
+  private journalAt = 0;
+  private journalFh: Promise<FileHandle> | undefined;
   private flowsChain: Promise<number> = Promise.resolve(0);
 
   constructor(readonly where: string) {}
 
-  saveChanges(changes: Record<string, ChangeRecord[]>): Promise<void> {
+  saveChanges(doc: ChangeDoc): Promise<void> {
     // Serialised: each write holds the state as of its call, and they land in order.
-    const text = JSON.stringify({ version: 2, changes });
+    const text = JSON.stringify({ version: VERSION, savedAt: Date.now(), changes: doc.changes, watch: doc.watch });
     const run = this.changesChain.then(() => writeAtomic(`${this.where}.changes`, text));
     this.changesChain = run.catch(() => undefined);
     return run;
@@ -87,6 +191,7 @@ export class FileStateStore implements StateStore {
     const run = this.flowsChain.then(async () => {
       // Journal entries from now on go to a new journal; the old one goes once the snapshot holds its flows.
       await this.journalChain;
+      await this.closeJournal();
       if (existsSync(this.journal)) await rename(this.journal, `${this.journal}.prev`);
       const n = await this.writeFlows(source, savedAt);
       await unlink(`${this.journal}.prev`).catch(() => undefined);
@@ -97,24 +202,29 @@ export class FileStateStore implements StateStore {
   }
 
   /** Group commit: entries given while a write is in flight go out together in the next one. */
-  appendFlows(flows: { switchName: string; vip: string; nexthop: string; key: string }[]): Promise<void> {
+  appendFlows(flows: JournalEntry[], at: number): Promise<void> {
     this.journalPending.push(...flows);
+    this.journalAt = Math.max(this.journalAt, at);
     this.journalNext ??= this.journalChain.then(async () => {
       this.journalNext = undefined;
       const batch = this.journalPending;
       this.journalPending = [];
-      if (batch.length === 0) return;
-      await appendFile(this.journal, journalText(batch), 'latin1');
-      const fh = await open(this.journal, 'r+');
-      try {
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
+      const fh = await (this.journalFh ??= open(this.journal, 'a'));
+      await fh.appendFile(`#${this.journalAt}\n${journalText(batch)}`, 'latin1');
+      await fh.datasync();
     });
     const run = this.journalNext;
-    this.journalChain = run.catch(() => undefined);
+    this.journalChain = run.catch(() => {
+      // A failed write may have left the handle unusable: the next append opens the journal again.
+      void this.closeJournal();
+    });
     return run;
+  }
+
+  private async closeJournal(): Promise<void> {
+    const fh = this.journalFh;
+    this.journalFh = undefined;
+    if (fh !== undefined) await (await fh.catch(() => undefined))?.close().catch(() => undefined);
   }
 
   private get journal(): string {
@@ -127,7 +237,7 @@ export class FileStateStore implements StateStore {
     const failed = new Promise<never>((_, reject) => out.once('error', reject));
     failed.catch(() => undefined);
     let n = 0;
-    let lines: string[] = [JSON.stringify({ version: 2, savedAt })];
+    let lines: string[] = [JSON.stringify({ version: VERSION, savedAt })];
     const flush = async (): Promise<void> => {
       const ok = out.write(lines.join('\n') + '\n');
       lines = [];
@@ -144,6 +254,7 @@ export class FileStateStore implements StateStore {
           if (lines.length >= SLICE) await flush();
         }
       }
+      lines.push(JSON.stringify({ end: n }));
       await flush();
       await Promise.race([new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve()))), failed]);
       const fh = await open(tmp, 'r');
@@ -161,28 +272,67 @@ export class FileStateStore implements StateStore {
     }
   }
 
-  load(): LoadedState | undefined {
-    const changesFile = `${this.where}.changes`;
+  loadChanges(): ChangeDoc | undefined {
+    const file = `${this.where}.changes`;
+    if (!existsSync(file)) return undefined;
+    return parseChangeDoc(file, readFileSync(file, 'utf8'));
+  }
+
+  loadFlows(): LoadedFlows | undefined {
     const hasFlows = existsSync(this.where);
     const journals = [`${this.journal}.prev`, this.journal].filter((f) => existsSync(f));
-    if (!hasFlows && !existsSync(changesFile) && journals.length === 0) return undefined;
-    const state: LoadedState = { changes: {}, flows: [], savedAt: undefined };
-    if (existsSync(changesFile)) {
-      const parsed = JSON.parse(readFileSync(changesFile, 'utf8')) as { version?: number; changes?: Record<string, ChangeRecord[]> };
-      if (parsed.version !== 2 || typeof parsed.changes !== 'object') throw new Error(`${changesFile} is not a flowpin change log (version 2)`);
-      state.changes = parsed.changes;
-    }
-    if (hasFlows) readFlows(this.where, readFileSync(this.where, 'latin1'), state);
-    for (const j of journals) readLines(readFileSync(j, 'latin1').split('\n'), 0, state);
+    if (!hasFlows && journals.length === 0) return undefined;
+    const state: LoadedFlows = { flows: [], ended: new Set(), savedAt: undefined, journalUntil: undefined };
+    if (hasFlows) readSnapshot(this.where, readFileSync(this.where, 'latin1'), state);
+    for (const j of journals) readLines(j, readFileSync(j, 'latin1').split('\n'), 0, state, true);
     return state;
   }
 }
 
-/** Journal lines for flows: a `@switch vip nexthop` line wherever the nexthop changes, then keys. */
-export function journalText(flows: { switchName: string; vip: string; nexthop: string; key: string }[]): string {
+/** Reads a change log (version 2 or 3), checking every record; a problem names the file and the record. */
+export function parseChangeDoc(file: string, text: string): ChangeDoc {
+  let parsed: { version?: unknown; changes?: unknown; watch?: unknown };
+  try {
+    parsed = JSON.parse(text) as typeof parsed;
+  } catch (err) {
+    throw new StateError(file, null, `not a flowpin change log: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if ((parsed.version !== 2 && parsed.version !== VERSION) || typeof parsed.changes !== 'object' || parsed.changes === null) throw new StateError(file, null, `not a flowpin change log (version ${VERSION})`);
+  const changes: Record<string, ChangeRecord[]> = {};
+  for (const [sw, list] of Object.entries(parsed.changes as Record<string, unknown>)) {
+    if (!Array.isArray(list)) throw new StateError(file, null, `changes.${sw}: must be a list of change records`);
+    changes[sw] = list.map((r, i) => checkRecord(file, `changes.${sw}[${i}]`, r));
+  }
+  const watch: Record<string, WatchRecord> = {};
+  for (const [sw, w] of Object.entries((parsed.watch ?? {}) as Record<string, unknown>)) {
+    const list = (w as { watched?: unknown } | null)?.watched;
+    if (!Array.isArray(list) || !list.every((x) => typeof (x as WatchRecord['watched'][number])?.from === 'number' && typeof (x as WatchRecord['watched'][number])?.to === 'number')) throw new StateError(file, null, `watch.${sw}: must be {watched: [{from, to}]}`);
+    watch[sw] = { watched: list as WatchRecord['watched'] };
+  }
+  return { changes, watch };
+}
+
+function checkRecord(file: string, at: string, r: unknown): ChangeRecord {
+  try {
+    checkSchema(file, StoredChangeRecord, r);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new StateError(file, null, `${at}: ${err.message.slice(file.length + 2)}`);
+    throw err;
+  }
+  const rec = r as ChangeRecord;
+  for (const field of ['vip', 'nexthop'] as const) if (isIP(rec[field]) === 0) throw new StateError(file, null, `${at}.${field}: '${String(rec[field]).slice(0, 64)}' is not an IP address`);
+  return rec;
+}
+
+/** Journal lines: a `@switch vip nexthop` line wherever the nexthop changes, then keys; `-key` for an ended flow. */
+export function journalText(flows: JournalEntry[]): string {
   let last = '';
   const lines: string[] = [];
   for (const f of flows) {
+    if (f.ended === true) {
+      lines.push(`-${encodeKey(f.key)}`);
+      continue;
+    }
     const ref = `@${f.switchName} ${f.vip} ${f.nexthop}`;
     if (ref !== last) lines.push(ref);
     last = ref;
@@ -191,37 +341,88 @@ export function journalText(flows: { switchName: string; vip: string; nexthop: s
   return lines.join('\n') + '\n';
 }
 
-function readFlows(file: string, text: string, state: LoadedState): void {
-  if (text.startsWith('{"version":1')) {
-    // The earlier single-file format: changes and flows in one JSON document.
-    const v1 = JSON.parse(text) as { changes: Record<string, ChangeRecord[]>; nexthops: string[]; flows: [string, number][]; savedAt: number };
-    const groups = v1.nexthops.map((ref) => {
-      const [switchName = '', vip = '', nexthop = ''] = ref.split(' ');
-      return { switchName, vip, nexthop, keys: [] as string[] };
-    });
-    for (const [b64, idx] of v1.flows) groups[idx]?.keys.push(decodeKey(b64));
-    state.flows.push(...groups);
-    if (Object.keys(state.changes).length === 0) state.changes = v1.changes;
-    state.savedAt = v1.savedAt;
-    return;
-  }
+function readSnapshot(file: string, text: string, state: LoadedFlows): void {
   const lines = text.split('\n');
-  const header = JSON.parse(lines[0] ?? '') as { version?: number; savedAt?: number };
-  if (header.version !== 2) throw new Error(`${file} is not a flowpin state file (version 2)`);
+  let header: { version?: number; savedAt?: number };
+  try {
+    header = JSON.parse(lines[0] ?? '') as typeof header;
+  } catch {
+    throw new StateError(file, 1, 'not a flowpin state file (no header)');
+  }
+  if (header.version !== 2 && header.version !== VERSION) throw new StateError(file, 1, `not a flowpin state file (version ${VERSION})`);
+  if (header.savedAt !== undefined && typeof header.savedAt !== 'number') throw new StateError(file, 1, `savedAt must be a time in milliseconds, got ${JSON.stringify(header.savedAt).slice(0, 64)}`);
   state.savedAt = header.savedAt;
-  readLines(lines, 1, state);
+  // Version 3 ends with {"end":N}; an earlier version wrote no trailer.
+  let last = lines.length - 1;
+  while (last > 0 && lines[last] === '') last--;
+  let expect: number | undefined;
+  if (header.version === VERSION) {
+    const trailer = /^\{"end":(\d+)\}$/.exec(lines[last] ?? '');
+    if (trailer === null) throw new StateError(file, last + 1, 'the flow snapshot is cut short (no end marker): it was not written whole');
+    expect = Number(trailer[1]);
+    lines.length = last;
+  }
+  const n = readLines(file, lines, 1, state, false);
+  if (expect !== undefined && n !== expect) throw new StateError(file, last + 1, `the end marker says ${expect} flows, the file holds ${n}`);
 }
 
-/** Reads `@switch vip nexthop` groups of base64 keys; a torn last line (a crash mid-append) is skipped. */
-function readLines(lines: string[], from: number, state: LoadedState): void {
-  let group: LoadedState['flows'][number] | undefined;
-  for (let i = from; i < lines.length; i++) {
+/** A flow key as stored: two bytes of switch id and an IPv4 (12 bytes) or IPv6 (36 bytes) tuple. */
+const KEY_LINE = /^[A-Za-z0-9+/]+={0,2}$/;
+const validKey = (k: string): boolean => k.length === 14 || k.length === 38;
+
+/**
+ * Reads `@switch vip nexthop` groups of base64 keys (and, in journals, `#time` and `-key`);
+ * returns the keys read. A torn last line of a journal (a kill mid-append) is skipped; any
+ * other line that is not what it should be is refused, with its number.
+ */
+function readLines(file: string, lines: string[], from: number, state: LoadedFlows, journal: boolean): number {
+  let group: LoadedFlows['flows'][number] | undefined;
+  let n = 0;
+  let end = lines.length;
+  while (end > from && lines[end - 1] === '') end--;
+  // Only a journal's last line, and only where the file does not end with a newline, may be torn.
+  const cut = end === lines.length;
+  for (let i = from; i < end; i++) {
     const line = lines[i] as string;
+    const lineNo = i + 1;
+    const torn = (): boolean => journal && cut && i === end - 1;
     if (line === '') continue;
     if (line.startsWith('@')) {
-      const [switchName = '', vip = '', nexthop = ''] = line.slice(1).split(' ');
+      const parts = line.slice(1).split(' ');
+      const [switchName = '', vip = '', nexthop = ''] = parts;
+      if (parts.length !== 3 || switchName === '' || (vip !== '' && isIP(vip) === 0) || (nexthop !== '' && isIP(nexthop) === 0)) {
+        if (torn()) break;
+        throw new StateError(file, lineNo, `not a '@switch vip nexthop' line: '${line.slice(0, 64)}'`);
+      }
       group = { switchName, vip, nexthop, keys: [] };
       state.flows.push(group);
-    } else if (i < lines.length - 1 || /^[A-Za-z0-9+/]+=*$/.test(line)) group?.keys.push(decodeKey(line));
+      continue;
+    }
+    if (journal && line.startsWith('#')) {
+      const t = Number(line.slice(1));
+      if (!Number.isFinite(t)) {
+        if (torn()) break;
+        throw new StateError(file, lineNo, `not a time: '${line.slice(0, 64)}'`);
+      }
+      state.journalUntil = Math.max(state.journalUntil ?? 0, t);
+      continue;
+    }
+    const ended = journal && line.startsWith('-');
+    const b64 = ended ? line.slice(1) : line;
+    const key = KEY_LINE.test(b64) ? decodeKey(b64) : '';
+    if (!validKey(key)) {
+      if (torn()) break;
+      throw new StateError(file, lineNo, `not a flow key: '${line.slice(0, 64)}'`);
+    }
+    if (ended) {
+      // Ended after it was written: not restored (unless seen again later).
+      state.ended.add(key);
+      continue;
+    }
+    if (group === undefined) throw new StateError(file, lineNo, 'a flow key before any @switch line');
+    state.ended.delete(key);
+    group.keys.push(key);
+    n++;
   }
+  return n;
 }

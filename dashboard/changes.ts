@@ -119,13 +119,18 @@ export function ChangePanel({ intent, snap, onClose }: { intent: Intent; snap: S
     setStep({ at: 'running' });
     const base = nexthopPath(intent.switch, intent.vip, intent.nexthop);
     const d = Number(deadline);
-    // Confirming after the dry run is the operator's explicit consent to what it reported.
-    const consent = { acceptRisk: true };
+    // Confirming after the dry run consents to what it reported, and no more: its total is the bound
+    // (checked again right before the group write); where flowpin cannot count, only "unbounded" consents.
+    const dry = step.at === 'confirm' ? step.dry : null;
+    const figures = dry?.figures;
+    const maxAtRisk = figures === undefined ? 0 : figures.uncountable !== null ? 'unbounded' : figures.total;
+    const consent = { maxAtRisk };
+    const left = (nh?.pinned ?? 0) + (nh?.tracked ?? 0);
     const req =
       intent.kind === 'drain' ? call<ChangeRecord>('POST', `${base}/drain`, { ...consent, ...(deadline === '' ? {} : { deadlineSeconds: d }) })
       : intent.kind === 'add' ? call<ChangeRecord>('POST', nexthopPath(intent.switch, intent.vip), { address: intent.nexthop, ...consent })
       : intent.kind === 'undrain' ? call<{ state: string }>('POST', `${base}/undrain`, consent).then(() => null)
-      : call<{ pinnedLeft: number }>('DELETE', `${base}?acceptRisk=true`).then(() => null);
+      : call<{ removed: boolean }>('DELETE', `${base}?maxAtRisk=${left}`).then(() => null);
     req.then(
       (result) => setStep({ at: 'done', result, message: result === null ? `${label}: done` : `${label}: ${result.phase}` }),
       (err: Error) => denied(err) || setStep({ at: 'error', message: err.message }),
@@ -177,18 +182,18 @@ const time = (ms: number | undefined): string => (ms === undefined ? '' : new Da
 
 export function History({ snap }: { snap: Snapshot }): VNode {
   const rows = snap.switches.flatMap((s) => s.changes).sort((a, b) => b.queuedAt - a.queuedAt);
-  return html`<section class="panel" aria-labelledby="history-title">
+  return html`<section class="panel wide" aria-labelledby="history-title">
     <h2 id="history-title">Changes</h2>
     ${rows.length === 0
       ? html`<p>No change yet.</p>`
-      : html`<table data-testid="history">
-          <thead><tr><th scope="col">Change</th><th scope="col">Switch</th><th scope="col">VIP</th><th scope="col">Nexthop</th><th scope="col">Phase</th><th scope="col">Pinned</th><th scope="col">At risk</th><th scope="col">Window flows</th><th scope="col" title="Server resets (RST from the VIP) seen on the reply mirror after the change, until the next change of the VIP; – where the switch does not mirror them">Resets seen</th><th scope="col">Left</th><th scope="col">Started</th><th scope="col">Completed</th></tr></thead>
+      : html`<table class="stack history" data-testid="history">
+          <thead><tr><th scope="col">Change</th><th scope="col">Switch</th><th scope="col">VIP</th><th scope="col">Nexthop</th><th scope="col">Phase</th><th scope="col">Pinned</th><th scope="col">At risk</th><th scope="col" title="Connections that opened in the change window without a certain, programmed pin">Window</th><th scope="col" title="Server resets (RST from the VIP) seen on the reply mirror after the change, until the next change of the VIP; – where the switch does not mirror them">Resets</th><th scope="col" title="Pinned flows left on the nexthop">Left</th><th scope="col">Started</th><th scope="col">Completed</th></tr></thead>
           <tbody>
             ${rows.map((r) => html`<tr key=${r.id}>
-              <td>${r.kind} ${r.id}</td><td>${r.switch}</td><td>${r.vip}</td><td>${r.nexthop}</td>
-              <td>${r.phase}${r.deadlineReached ? ' (deadline)' : ''}${r.error ? html` <span class="bad">${r.error}</span>` : null}</td>
-              <td class="num">${r.pinned}</td><td class="num" title=${risk(r.atRiskBy)}>${r.atRisk}${r.atRisk > 0 ? ` (${risk(r.atRiskBy)})` : ''}</td><td class="num">${r.windowFlows}</td><td class="num">${r.resetsSeen ?? '–'}</td><td class="num">${r.remaining}</td>
-              <td>${time(r.startedAt)}</td><td>${time(r.completedAt)}</td>
+              <th scope="row" class="change-id"><span class="kind">${r.kind}</span> <code title=${r.id}>${r.id}</code></th><td data-label="Switch">${r.switch}</td><td data-label="VIP">${r.vip}</td><td data-label="Nexthop">${r.nexthop}</td>
+              <td data-label="Phase" class=${r.phase === 'failed' ? 'bad' : r.phase === 'complete' ? 'good' : ''}>${r.phase}${r.deadlineReached ? ' (deadline)' : ''}${r.error ? html` <span class="bad">${r.error}</span>` : null}</td>
+              <td data-label="Pinned" class="num">${r.pinned}</td><td data-label="At risk" class=${r.atRisk > 0 ? 'num bad' : 'num'} title=${risk(r.atRiskBy)}>${r.atRisk}</td><td data-label="Window" class=${r.windowFlows > 0 ? 'num warn' : 'num'}>${r.windowFlows}</td><td data-label="Resets" class=${(r.resetsSeen ?? 0) > 0 ? 'num bad' : 'num'}>${r.resetsSeen ?? '–'}</td><td data-label="Left" class="num">${r.remaining}</td>
+              <td data-label="Started">${time(r.startedAt)}</td><td data-label="Completed">${time(r.completedAt)}</td>
             </tr>`)}
           </tbody>
         </table>`}

@@ -84,12 +84,12 @@ export function Flows({ snap }: { snap: Snapshot | null }): VNode {
       ? null
       : html`<div>
           <p role="status" data-testid="flows-total">${page.total} flows${page.total > 0 ? `, ${page.offset + 1} to ${page.offset + page.flows.length} shown` : ''}</p>
-          <table data-testid="flows-table">
+          <table class="stack" data-testid="flows-table">
             <thead><tr><th scope="col">Switch</th><th scope="col">Client</th><th scope="col">VIP</th><th scope="col">Nexthop</th><th scope="col">Pinned</th><th scope="col">Last seen</th><th scope="col"><span class="sr-only">Detail</span></th></tr></thead>
             <tbody>
               ${page.flows.map((f) => html`<tr key=${`${f.switch}${f.src}${f.sport}${f.dst}${f.dport}`}>
-                <td>${f.switch}</td><td>${f.src}:${f.sport}</td><td>${f.dst}:${f.dport}</td><td>${f.nexthop ?? 'unresolved'}</td><td>${f.pinned ? 'yes' : 'no'}</td><td>${clock(f.lastSeen)}</td>
-                <td><button type="button" onClick=${() => open(f)} aria-label=${`Detail of ${f.src}:${f.sport}`}>Detail</button></td>
+                <td data-label="Switch">${f.switch}</td><td data-label="Client">${f.src}:${f.sport}</td><td data-label="VIP">${f.dst}:${f.dport}</td><td data-label="Nexthop">${f.nexthop ?? 'unresolved'}</td><td data-label="Pinned">${f.pinned ? 'yes' : 'no'}</td><td data-label="Last seen">${clock(f.lastSeen)}</td>
+                <td data-label=""><button type="button" onClick=${() => open(f)} aria-label=${`Detail of ${f.src}:${f.sport}`}>Detail</button></td>
               </tr>`)}
             </tbody>
           </table>

@@ -104,6 +104,11 @@ export interface DryRun {
   resolution: 'lookup' | 'observe' | 'both' | 'none';
   /** The switch's mirror: a change needs the operator's consent unless it is ok. */
   mirror?: { state: 'ok' | 'silent' | 'collapsed' | 'dropping'; why: string | null };
+  /** Connections flowpin may never have seen (an upper bound), and how it was made. */
+  unseen?: number;
+  unseenBasis?: string;
+  /** What a consent bound is checked against: its total, or why flowpin cannot count. */
+  figures?: { total: number; uncountable: string | null };
 }
 
 export interface Flow {

@@ -95,18 +95,23 @@ function before(a: Timer, b: Timer): boolean {
   return a.at < b.at || (a.at === b.at && a.seq < b.seq);
 }
 
-/** Drives a VirtualClock in step with wall time (the demo), every `tickMs`. */
+/** Drives a VirtualClock in step with wall time (the demo), every `tickMs`; `speed` times faster if asked. */
 export class RealTimeDriver {
   private timer: NodeJS.Timeout | undefined;
   private readonly wallStart = Date.now();
   private readonly simStart: number;
 
-  constructor(private readonly clock: VirtualClock, private readonly tickMs = 20) {
+  constructor(private readonly clock: VirtualClock, private readonly tickMs = 20, private readonly speed = 1) {
     this.simStart = clock.now();
   }
 
   start(): void {
-    this.timer ??= setInterval(() => this.clock.advanceTo(this.simStart + (Date.now() - this.wallStart)), this.tickMs);
+    this.timer ??= setInterval(() => this.catchUp(), this.tickMs);
+  }
+
+  /** Brings the clock to the wall time now (before handling a packet from outside, say). */
+  catchUp(): void {
+    this.clock.advanceTo(this.simStart + (Date.now() - this.wallStart) * this.speed);
   }
 
   stop(): void {

@@ -168,6 +168,20 @@ export class PinTable {
     return true;
   }
 
+  /** Whether a programmed flow matches this exact 5-tuple now (no counters touched). */
+  programmedFor(p: PinLookup): boolean {
+    this.settleNow();
+    return (this.exact.get(exactKey(p.src, p.dst, p.protocol, p.sport, p.dport))?.length ?? 0) > 0;
+  }
+
+  /** Programmed flows by output nexthop (flows that drop are under ''). */
+  programmedByNexthop(): Record<string, number> {
+    this.settleNow();
+    const out: Record<string, number> = {};
+    for (const e of this.entries.values()) if (e.status === 'programmed') out[e.nexthop ?? ''] = (out[e.nexthop ?? ''] ?? 0) + 1;
+    return out;
+  }
+
   /** Marks programmed flows past their idle or hard timeout as not programmed. */
   expire(now: number): number {
     this.settle(now);

@@ -33,7 +33,12 @@ export type LifetimeDistribution =
   | { kind: 'lognormal'; medianS: number; sigma: number; maxS: number }
   | { kind: 'pareto'; minS: number; alpha: number; maxS: number }
   | { kind: 'exponential'; meanS: number; maxS: number }
-  | { kind: 'fixed'; s: number };
+  | { kind: 'fixed'; s: number }
+  /**
+   * Most connections short (lognormal around `medianS`), a share `longShare` long-lived with a
+   * Pareto tail from `longMinS` (some for hours): the shape measured for web and RPC traffic.
+   */
+  | { kind: 'heavy-tail'; medianS: number; sigma: number; longShare: number; longMinS: number; alpha: number; maxS: number };
 
 /** A connection lifetime in milliseconds. */
 export function sampleLifetimeMs(d: LifetimeDistribution, rng: Rng): number {
@@ -50,6 +55,9 @@ export function sampleLifetimeMs(d: LifetimeDistribution, rng: Rng): number {
       break;
     case 'fixed':
       s = d.s;
+      break;
+    case 'heavy-tail':
+      s = rng.next() < d.longShare ? Math.min(d.maxS, d.longMinS / Math.pow(1 - rng.next(), 1 / d.alpha)) : Math.min(d.maxS, d.medianS * Math.exp(d.sigma * rng.normal()));
       break;
   }
   return Math.max(1, Math.round(s * 1000));

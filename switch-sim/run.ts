@@ -2,7 +2,10 @@
 // session toward flowpin, and the eAPI, gNMI and status endpoints. Real time by default;
 // with a VirtualClock the caller advances time itself.
 
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { RealTimeDriver, VirtualClock } from './clock.js';
+import { DataplaneServer, type DataplaneCounters } from './dataplane.js';
+import { ResetLog } from './reset-log.js';
 import { EapiServer } from './eapi/server.js';
 import type { FaultInjector } from './faults.js';
 import { GnmiServer } from './gnmi/server.js';
@@ -19,7 +22,8 @@ export interface RunningSimulator {
   readonly mirror: MirrorSender | undefined;
   readonly eapi: EapiServer | undefined;
   readonly gnmi: GnmiServer | undefined;
-  readonly endpoints: { eapi?: string; gnmi?: string; status?: string; mirror?: string };
+  readonly dataplane: DataplaneServer | undefined;
+  readonly endpoints: { eapi?: string; gnmi?: string; status?: string; mirror?: string; dataplane?: string };
   counters(): SimCounters;
   stop(): Promise<void>;
 }
@@ -32,13 +36,33 @@ export interface SimCounters {
   mirror: { sent: number; errors: number };
   vips: { address: string; members: string[]; kind: string }[];
   servers: { address: string; interface: string; connections: number; resetsSent: number }[];
+  /** Programmed pins by the nexthop they send to. */
+  pinsByNexthop: Record<string, number>;
+  /** The last group changes the switch accepted. */
+  groupChanges: SimSwitch['groupChanges'];
+  /** The external load's segments and connections (dataplane endpoint), where it runs. */
+  dataplane?: DataplaneCounters & { liveByServer: Record<string, number>; resetLogged: number };
+  /** How late the simulator's own event loop ran (ms): what it adds to every answer it gives. */
+  eventLoop: { maxMs: number; p99Ms: number; meanMs: number };
+}
+
+export interface SimulatorOptions {
+  clock?: VirtualClock;
+  realTime?: boolean;
+  holdTraffic?: boolean;
+  /** Serve the dataplane endpoint for an external load (UDP, loopback). */
+  dataplane?: { host: string; port: number };
+  /** Write one JSON line per reset connection to this file. */
+  resetLog?: string;
+  /** The simulated clock runs this many times wall time (real time only): 20 makes 10 simulated minutes pass in 30 s. */
+  speed?: number;
 }
 
 /**
  * Starts a simulator. `holdTraffic` leaves the traffic generator stopped (start it with
  * `traffic.start()`), e.g. until the collector of the mirrored SYNs listens.
  */
-export async function startSimulator(scenario: Scenario, opts: { clock?: VirtualClock; realTime?: boolean; holdTraffic?: boolean } = {}): Promise<RunningSimulator> {
+export async function startSimulator(scenario: Scenario, opts: SimulatorOptions = {}): Promise<RunningSimulator> {
   const clock = opts.clock ?? new VirtualClock(Date.now());
   const sw = new SimSwitch({ ...scenario.switch, uplink: { ...scenario.switch.uplink, prefixes: [...scenario.switch.uplink.prefixes] }, now: clock.now });
   for (const v of scenario.vips) sw.addVip(v.address, [...v.nexthops]);
@@ -50,6 +74,11 @@ export async function startSimulator(scenario: Scenario, opts: { clock?: Virtual
   let eapi: EapiServer | undefined;
   let gnmi: GnmiServer | undefined;
   let traffic: TrafficGenerator | undefined;
+  let dataplane: DataplaneServer | undefined;
+  const realTime = opts.realTime ?? opts.clock === undefined;
+  const driver = realTime ? new RealTimeDriver(clock, 20, opts.speed ?? 1) : undefined;
+  const resetLog = opts.resetLog === undefined ? undefined : new ResetLog(opts.resetLog);
+  if (resetLog) stops.push(() => resetLog.close());
   try {
     if (scenario.mirror.enabled) {
       const m = new MirrorSender(scenario.mirror);
@@ -59,6 +88,7 @@ export async function startSimulator(scenario: Scenario, opts: { clock?: Virtual
       const encap = scenario.mirror.replyEncap;
       if (scenario.mirror.replies) sw.replyMirror = (pkt, from) => m.sendReply(pkt, { mac: from.mac, portIndex: portIndexOf(from.port) }, encap);
       sw.replyMirrorRst = scenario.mirror.replies && scenario.mirror.replyRst;
+      sw.replyMirrorFin = scenario.mirror.replies && scenario.mirror.replyFin;
       stops.push(() => m.stop());
       endpoints.mirror = `${scenario.mirror.transport === 'udp' ? 'gre-in-udp' : 'raw gre'} to ${scenario.mirror.host}${scenario.mirror.transport === 'udp' ? `:${scenario.mirror.port}` : ''}`;
     }
@@ -74,8 +104,15 @@ export async function startSimulator(scenario: Scenario, opts: { clock?: Virtual
       gnmi = g;
       stops.push(() => g.stop());
     }
+    if (opts.dataplane !== undefined) {
+      const d = new DataplaneServer(sw, { ...(resetLog ? { resetLog } : {}), ...(driver ? { driver } : {}) });
+      endpoints.dataplane = await d.start(opts.dataplane.host, opts.dataplane.port);
+      dataplane = d;
+      stops.push(() => d.stop());
+    }
     if (scenario.traffic.enabled) {
-      traffic = new TrafficGenerator(sw, clock, { ...scenario.traffic, targets: scenario.vips.map((v) => ({ vip: v.address, port: v.port })) });
+      const onReset = resetLog === undefined ? undefined : (r: ResetRecord): void => resetLog.write({ src: r.src, sport: r.sport, dst: r.dst, dport: r.dport, server: r.server, reached: r.reached, via: r.via, pinned: r.pinned, openedAt: r.openedAt, at: r.at });
+      traffic = new TrafficGenerator(sw, clock, { ...scenario.traffic, targets: scenario.vips.map((v) => ({ vip: v.address, port: v.port })), ...(onReset ? { onReset } : {}) });
       if (!opts.holdTraffic) traffic.start();
       const t = traffic;
       stops.push(() => t.stop());
@@ -84,14 +121,22 @@ export async function startSimulator(scenario: Scenario, opts: { clock?: Virtual
     for (const s of stops.reverse()) await s();
     throw err;
   }
+  const conn = traffic?.counters ?? dataplane?.counters;
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
+  stops.push(() => void loop.disable());
   const counters = (): SimCounters => ({
-    connections: { opened: traffic?.counters.opened ?? 0, closedCleanly: traffic?.counters.closedCleanly ?? 0, reset: traffic?.counters.reset ?? 0, failed: traffic?.counters.failed ?? 0, active: traffic?.counters.active ?? 0 },
+    connections: { opened: conn?.opened ?? 0, closedCleanly: conn?.closedCleanly ?? 0, reset: conn?.reset ?? 0, failed: conn?.failed ?? 0, active: conn?.active ?? 0 },
     recentResets: [...(traffic?.recentResets ?? [])],
     pins: { capacity: sw.pins.capacity, programmed: sw.pins.programmed, configured: sw.pins.size, directflowEnabled: sw.directflowEnabled },
     switch: { ...sw.counters },
     mirror: { sent: mirror?.sent ?? 0, errors: mirror?.errors ?? 0 },
     vips: [...sw.vips.values()].map((v) => ({ address: v.address, members: [...v.group.members()], kind: v.group.kind })),
     servers: [...sw.servers.values()].map((s) => ({ address: s.address, interface: sw.interfaces.get(s.address) ?? '', connections: s.connectionCount, resetsSent: s.resetsSent })),
+    pinsByNexthop: sw.pins.programmedByNexthop(),
+    groupChanges: [...sw.groupChanges],
+    eventLoop: { maxMs: Math.round(loop.max / 1e6), p99Ms: Math.round(loop.percentile(99) / 1e6), meanMs: Math.round(loop.mean / 1e5) / 10 },
+    ...(dataplane ? { dataplane: { ...dataplane.counters, liveByServer: dataplane.liveByServer(), resetLogged: resetLog?.written ?? 0 } } : {}),
   });
   if (scenario.status.enabled) {
     const faults: Record<string, FaultInjector> = {};
@@ -106,13 +151,9 @@ export async function startSimulator(scenario: Scenario, opts: { clock?: Virtual
     }
     stops.push(() => st.stop());
   }
-  let driver: RealTimeDriver | undefined;
-  if (opts.realTime ?? opts.clock === undefined) {
-    driver = new RealTimeDriver(clock);
-    driver.start();
-  }
+  driver?.start();
   return {
-    sw, clock, traffic, mirror, eapi, gnmi, endpoints, counters,
+    sw, clock, traffic, dataplane, mirror, eapi, gnmi, endpoints, counters,
     async stop() {
       driver?.stop();
       for (const s of stops.reverse()) await s();

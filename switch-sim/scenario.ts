@@ -24,6 +24,15 @@ export interface Scenario {
     clientCount: number;
     maxConcurrent: number;
     seed: number;
+    /** The client's round trip (ms): the handshake's ACK, and the final ACK after the server's FIN. */
+    clientRttMs: number;
+    /** How connections end (shares of all; the rest: the client closes, the server answers with its FIN). */
+    close: { halfCloseShare: number; halfCloseS: number; serverCloseShare: number; rstShare: number; serverRstShare: number };
+    /** Long-lived idle connections: a share whose packets come `idleGapS` apart. */
+    idleShare: number;
+    idleGapS: number;
+    /** Traffic before the mirror's collector is told where to send (connections flowpin never saw open). */
+    preexistingS: number;
   };
   mirror: {
     enabled: boolean; host: string; port: number; transport: 'udp' | 'raw'; /** The switch's address as the collector sees it. */ sourceAddress: string;
@@ -31,6 +40,8 @@ export interface Scenario {
     replies: boolean; replyEncap: 'erspan2' | 'erspan1';
     /** The reply session also mirrors the servers' RSTs (RST from a VIP). */
     replyRst: boolean;
+    /** The reply session also mirrors the servers' FINs (FIN from a VIP). */
+    replyFin: boolean;
   };
   eapi: { enabled: boolean; host: string; port: number; username: string; password: string };
   gnmi: { enabled: boolean; host: string; port: number; username: string | undefined; password: string | undefined };
@@ -48,7 +59,7 @@ const prefixCheck = (v: string): string | undefined => {
 };
 
 function readLifetime(r: FieldReader): LifetimeDistribution {
-  const kind = r.oneOf('kind', ['lognormal', 'pareto', 'exponential', 'fixed'] as const, 'lognormal');
+  const kind = r.oneOf('kind', ['lognormal', 'pareto', 'exponential', 'fixed', 'heavy-tail'] as const, 'lognormal');
   let d: LifetimeDistribution;
   switch (kind) {
     case 'lognormal':
@@ -63,9 +74,27 @@ function readLifetime(r: FieldReader): LifetimeDistribution {
     case 'fixed':
       d = { kind, s: r.number('s', 30, { min: 0.001 }) };
       break;
+    case 'heavy-tail':
+      d = {
+        kind, medianS: r.number('medianS', 5, { min: 0.001 }), sigma: r.number('sigma', 1, { min: 0 }), longShare: r.number('longShare', 0.05, { min: 0, max: 1 }),
+        longMinS: r.number('longMinS', 300, { min: 0.001 }), alpha: r.number('alpha', 1.1, { min: 0.01 }), maxS: r.number('maxS', 4 * 3600, { min: 0.001 }),
+      };
+      break;
   }
   r.done();
   return d;
+}
+
+function readClose(r: FieldReader): Scenario['traffic']['close'] {
+  const c = {
+    halfCloseShare: r.number('halfCloseShare', 0, { min: 0, max: 1 }),
+    halfCloseS: r.number('halfCloseS', 2, { min: 0 }),
+    serverCloseShare: r.number('serverCloseShare', 0, { min: 0, max: 1 }),
+    rstShare: r.number('rstShare', 0, { min: 0, max: 1 }),
+    serverRstShare: r.number('serverRstShare', 0, { min: 0, max: 1 }),
+  };
+  r.done();
+  return c;
 }
 
 /** Reads a scenario; the document may be empty (all defaults). */
@@ -121,8 +150,15 @@ export function readScenario(src: Reader): Scenario {
     clientCount: t.number('clientCount', 10_000, { min: 1, max: 16_000_000, integer: true }),
     maxConcurrent: t.number('maxConcurrent', 100_000, { min: 1, integer: true }),
     seed: t.number('seed', 1, { min: 0, max: 0xffffffff, integer: true }),
+    clientRttMs: t.number('clientRttMs', 20, { min: 0, max: 60_000 }),
+    close: readClose(t.object('close')),
+    idleShare: t.number('idleShare', 0, { min: 0, max: 1 }),
+    idleGapS: t.number('idleGapS', 600, { min: 0.001 }),
+    preexistingS: t.number('preexistingS', 0, { min: 0, max: 86_400 }),
   };
   t.done();
+  const c = traffic.close;
+  if (c.halfCloseShare + c.serverCloseShare + c.rstShare + c.serverRstShare > 1) throw new ConfigError(r.file, 'traffic.close', 'the shares of half-closes, server closes and resets add up to more than 1');
   const m = r.object('mirror');
   const mirror: Scenario['mirror'] = {
     enabled: m.boolean('enabled', true),
@@ -133,6 +169,7 @@ export function readScenario(src: Reader): Scenario {
     replies: m.boolean('replies', false),
     replyEncap: m.oneOf('replyEncap', ['erspan2', 'erspan1'] as const, 'erspan2'),
     replyRst: m.boolean('replyRst', false),
+    replyFin: m.boolean('replyFin', false),
   };
   m.done();
   const e = r.object('eapi');

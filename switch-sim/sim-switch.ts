@@ -7,7 +7,7 @@
 // where the agent programs the ASIC after the configuration is committed.
 // A second mirror session on the server-facing ports (replyMirror) copies each server's
 // SYN-ACK, with the server's MAC and the port it came in on, as an ACL matching TCP from the
-// VIP with SYN and ACK would.
+// VIP with SYN and ACK would; optionally its RSTs and FINs too (each a separate ACL line).
 
 import { canonicalIp } from '../mirror-receiver/addr.js';
 import { tupleOf } from '../mirror-receiver/tuple.js';
@@ -138,7 +138,11 @@ export class SimSwitch {
    * does not hold (one moved to it) is mirrored too, so resets after a change can be counted.
    */
   replyMirrorRst = false;
+  /** The reply session also matches FIN from a VIP: the server's half of each close. */
+  replyMirrorFin = false;
   readonly counters: SwitchCounters = { packets: 0, viaPin: 0, viaEcmp: 0, dropped: 0, mirrored: 0 };
+  /** The last group changes as accepted (simulated and wall-clock ms), newest last, at most 1,000. */
+  readonly groupChanges: { at: number; wallAt: number; vip: string; op: 'add' | 'remove'; nexthop: string }[] = [];
   private readonly uplinkPrefixes: Prefix[];
   private nextPort = 1;
   private groupOps: GroupOp[] = [];
@@ -277,6 +281,8 @@ export class SimSwitch {
   }
 
   private program(op: GroupOp): void {
+    this.groupChanges.push({ at: this.options.now(), wallAt: Date.now(), vip: op.vip, op: op.op, nexthop: op.nexthop });
+    if (this.groupChanges.length > 1000) this.groupChanges.shift();
     this.groupOps.push(op);
     this.settle(this.options.now());
   }
@@ -349,10 +355,24 @@ export class SimSwitch {
       return { nexthop, via: nexthop === undefined ? via : 'drop', outcome: 'lost', pin };
     }
     const conn = `${pkt.src}|${pkt.sport}|${pkt.dst}|${pkt.dport}`;
-    const outcome = server.receive(conn, isSyn, (pkt.flags & FIN) !== 0);
+    const outcome = server.receive(conn, pkt.flags);
     if (outcome === 'opened' && this.replyMirror !== undefined && nexthop !== undefined) this.mirrorReply(pkt, nexthop, 0x12);
     if (outcome === 'reset' && this.replyMirrorRst && this.replyMirror !== undefined && nexthop !== undefined) this.mirrorReply(pkt, nexthop, 0x04);
     return { nexthop, via, outcome, pin };
+  }
+
+  /**
+   * The server of a connection closes it (FIN) or resets it (RST): the segment leaves the
+   * server toward the client, entering the switch on the server's port, where only the reply
+   * session sees it. `client` is the connection as the client sends it (src = client).
+   * Returns false if that server does not hold the connection.
+   */
+  serverSend(client: SimPacket, server: string, kind: 'fin' | 'rst'): boolean {
+    const srv = this.servers.get(server);
+    const conn = `${client.src}|${client.sport}|${client.dst}|${client.dport}`;
+    if (srv === undefined || !(kind === 'fin' ? srv.fin(conn) : srv.rst(conn))) return false;
+    if (kind === 'fin' ? this.replyMirrorFin : this.replyMirrorRst) this.mirrorReply(client, server, kind === 'fin' ? 0x11 : 0x04);
+    return true;
   }
 
   /** The server's SYN-ACK (or RST) enters on the port toward it (a port-channel member by the LAG hash) and is mirrored. */
@@ -361,7 +381,7 @@ export class SimSwitch {
     if (att === undefined || this.replyMirror === undefined) return;
     const port = this.egressPort(server, this.hashOf(syn.src, syn.dst, syn.protocol, syn.sport, syn.dport)) ?? att.via;
     this.counters.mirrored++;
-    this.replyMirror({ src: syn.dst, dst: syn.src, sport: syn.dport, dport: syn.sport, protocol: syn.protocol, flags, bytes: flags === 0x04 ? 54 : 74 }, { server, mac: att.mac, port });
+    this.replyMirror({ src: syn.dst, dst: syn.src, sport: syn.dport, dport: syn.sport, protocol: syn.protocol, flags, bytes: flags === 0x12 ? 74 : 54 }, { server, mac: att.mac, port });
   }
 
   /** Gives a server a new MAC (a replaced NIC or VM): the switch's tables show it from now on. */

@@ -1,7 +1,13 @@
 // Traffic generator: clients open TCP connections to the VIPs at a set rate; each lives for
-// a random (long-tailed) time, sends a packet through the switch at intervals, and closes
-// with FIN. A connection whose packet reaches a server that does not hold it is reset.
-// Counters: opened, closed cleanly, reset; every loop is bounded by the clock it runs on.
+// a random (long-tailed) time and sends a packet through the switch at intervals (idle ones
+// hours apart). A connection ends as TCP ends one, each FIN or RST from the side that sends
+// it: the client closes and the server answers with its FIN (the common case); the client
+// half-closes and keeps ACKing while the server still sends, then the server closes; the
+// server closes first; either side resets. Client segments (the final ACK after the server's
+// FIN included) cross the switch toward the VIP; server segments leave on the server's port,
+// seen only by the reply mirror. A connection whose segment reaches a server that does not
+// hold it is reset. Counters: opened, closed cleanly, reset; every loop is bounded by the
+// clock it runs on.
 
 import { canonicalIp, parseIp, ipAt } from '../mirror-receiver/addr.js';
 import type { VirtualClock } from './clock.js';
@@ -29,7 +35,15 @@ export interface TrafficOptions {
   seed: number;
   /** Called with every reset connection (the recent list keeps only the last ones). */
   onReset?: (r: ResetRecord) => void;
+  /** How connections end (shares of all; the rest: the client closes first). */
+  close?: { halfCloseShare: number; halfCloseS: number; serverCloseShare: number; rstShare: number; serverRstShare: number };
+  /** A share of connections that stay open idle, one packet every `idleGapS`. */
+  idleShare?: number;
+  idleGapS?: number;
 }
+
+/** How a connection ends. */
+type CloseStyle = 'client' | 'half' | 'server' | 'rst' | 'server-rst';
 
 interface Conn {
   readonly id: number;
@@ -39,6 +53,13 @@ interface Conn {
   /** The server that accepted the SYN. */
   server: string | undefined;
   done: boolean;
+  /** A packet of it went through a pin. */
+  pinned: boolean;
+  style: CloseStyle;
+  /** Idle: its packets come `idleGapS` apart. */
+  idle: boolean;
+  /** The client has sent its FIN (half-closed): it only ACKs from now on. */
+  finSent: boolean;
 }
 
 export interface TrafficCounters {
@@ -50,6 +71,12 @@ export interface TrafficCounters {
   refused: number;
   active: number;
   packets: number;
+  /** Connections the client half-closed, and those the server closed or reset first. */
+  halfClosed: number;
+  serverClosed: number;
+  serverReset: number;
+  /** Final ACKs that reached another server: the client is in TIME-WAIT (not broken), the server's side times out. */
+  lastAckLost: number;
 }
 
 export interface LiveConnection {
@@ -68,6 +95,9 @@ export interface ResetRecord {
   /** The server that accepted the SYN, and where the packet that broke it went. */
   server: string;
   reached: string | null;
+  /** How that packet was forwarded, and whether the connection ever had a programmed pin. */
+  via: 'pin' | 'ecmp' | 'drop' | 'no-route';
+  pinned: boolean;
   /** Simulated time of the reset, and of the SYN. */
   at: number;
   openedAt: number;
@@ -76,7 +106,7 @@ export interface ResetRecord {
 export class TrafficGenerator {
   /** The last resets, oldest first (at most 100). */
   readonly recentResets: ResetRecord[] = [];
-  readonly counters: TrafficCounters = { opened: 0, closedCleanly: 0, reset: 0, failed: 0, refused: 0, active: 0, packets: 0 };
+  readonly counters: TrafficCounters = { opened: 0, closedCleanly: 0, reset: 0, failed: 0, refused: 0, active: 0, packets: 0, halfClosed: 0, serverClosed: 0, serverReset: 0, lastAckLost: 0 };
   private readonly live = new Map<number, Conn>();
   private readonly rng: Rng;
   private readonly clientBytes: Uint8Array;
@@ -124,7 +154,10 @@ export class TrafficGenerator {
     const key = `${src}|${sport}|${dst}|${target.port}`;
     const pkt: SimPacket = { src, dst, sport, dport: target.port, protocol: TCP, flags: 0x02, bytes: 74 };
     const now = this.clock.now();
-    const conn: Conn = { id: this.nextId++, pkt, openedAt: now, endAt: now + sampleLifetimeMs(lifetime ?? this.options.lifetime, this.rng), server: undefined, done: false };
+    const idle = this.rng.next() < (this.options.idleShare ?? 0);
+    const gapMs = (this.options.idleGapS ?? 600) * 1000;
+    const life = sampleLifetimeMs(lifetime ?? this.options.lifetime, this.rng);
+    const conn: Conn = { id: this.nextId++, pkt, openedAt: now, endAt: now + (idle ? Math.max(life, 3 * gapMs) : life), server: undefined, done: false, pinned: false, style: this.closeStyle(), idle, finSent: false };
     const d = this.sw.deliver(pkt);
     this.counters.packets++;
     if (d.outcome !== 'opened') {
@@ -137,7 +170,7 @@ export class TrafficGenerator {
     this.counters.opened++;
     this.counters.active = this.live.size;
     const rtt = this.options.clientRttMs;
-    if (rtt !== undefined && now + rtt < conn.endAt) this.clock.at(now + rtt, () => this.send(conn, false));
+    if (rtt !== undefined && now + rtt < conn.endAt) this.clock.at(now + rtt, () => this.data(conn));
     else this.scheduleNextPacket(conn, now);
     return { src, dst, sport, dport: target.port, server: d.nexthop as string };
   }
@@ -169,34 +202,113 @@ export class TrafficGenerator {
     });
   }
 
-  private scheduleNextPacket(conn: Conn, now: number): void {
-    const next = now + this.options.packetIntervalMs * (0.5 + this.rng.next());
-    if (next >= conn.endAt) this.clock.at(conn.endAt, () => this.send(conn, true));
-    else this.clock.at(next, () => this.send(conn, false));
+  private closeStyle(): CloseStyle {
+    const c = this.options.close;
+    if (c === undefined) return 'client';
+    let x = this.rng.next();
+    for (const [style, share] of [['half', c.halfCloseShare], ['server', c.serverCloseShare], ['rst', c.rstShare], ['server-rst', c.serverRstShare]] as const) {
+      if (x < share) return style;
+      x -= share;
+    }
+    return 'client';
   }
 
-  private send(conn: Conn, fin: boolean): void {
+  private get rttMs(): number {
+    return this.options.clientRttMs ?? 0;
+  }
+
+  private scheduleNextPacket(conn: Conn, now: number): void {
+    const interval = conn.idle ? (this.options.idleGapS ?? 600) * 1000 : this.options.packetIntervalMs;
+    const next = now + interval * (0.5 + this.rng.next());
+    // A half-closing client sends its FIN this long before the server is done sending.
+    const halfAt = conn.endAt - (this.options.close?.halfCloseS ?? 0) * 1000;
+    if (conn.style === 'half' && !conn.finSent && next >= halfAt) this.clock.at(Math.max(now, halfAt), () => this.halfClose(conn));
+    else if (next >= conn.endAt) this.clock.at(conn.endAt, () => this.end(conn));
+    else this.clock.at(next, () => this.data(conn));
+  }
+
+  /** The client half-closes: its FIN crosses the switch, the server keeps sending, the client keeps ACKing. */
+  private halfClose(conn: Conn): void {
     if (conn.done) return;
-    const pkt: SimPacket = { ...conn.pkt, flags: fin ? 0x11 : 0x10, bytes: fin ? 66 : 1200 };
+    conn.finSent = true;
+    this.counters.halfClosed++;
+    if (this.send(conn, 0x11, false)) this.scheduleNextPacket(conn, this.clock.now());
+  }
+
+  /** The end of the connection's life, in its style. */
+  private end(conn: Conn): void {
+    if (conn.done) return;
+    const server = conn.server ?? '';
+    switch (conn.style) {
+      case 'client':
+      case 'half':
+        // The client's FIN (unless sent already), the server's FIN, then the client's final ACK.
+        if (!conn.finSent && !this.send(conn, 0x11, false)) return;
+        conn.finSent = true;
+        this.sw.serverSend(conn.pkt, server, 'fin');
+        this.clock.at(this.clock.now() + this.rttMs, () => this.finalAck(conn));
+        return;
+      case 'server':
+        // The server closes first; the client answers with its FIN, which ends it at the server.
+        this.counters.serverClosed++;
+        this.sw.serverSend(conn.pkt, server, 'fin');
+        this.clock.at(this.clock.now() + this.rttMs, () => this.send(conn, 0x11, true));
+        return;
+      case 'rst':
+        this.send(conn, 0x14, true);
+        return;
+      case 'server-rst':
+        this.counters.serverReset++;
+        this.sw.serverSend(conn.pkt, server, 'rst');
+        this.finish(conn);
+        return;
+    }
+  }
+
+  /** The client's ACK of the server's FIN: it ends the connection; where it goes another way, the client does not notice. */
+  private finalAck(conn: Conn): void {
+    if (conn.done) return;
+    const d = this.sw.deliver({ ...conn.pkt, flags: 0x10, bytes: 54 });
+    this.counters.packets++;
+    if (d.outcome === 'reset' || d.outcome === 'lost') {
+      this.counters.lastAckLost++;
+      if (conn.server !== undefined) this.sw.servers.get(conn.server)?.forget(`${conn.pkt.src}|${conn.pkt.sport}|${conn.pkt.dst}|${conn.pkt.dport}`);
+    }
+    this.counters.closedCleanly++;
+    this.finish(conn);
+  }
+
+  /**
+   * One client segment through the switch. Returns whether the connection lives on; it ends
+   * here when the segment is reset or lost, or when `last` (a FIN after the server's, a RST).
+   */
+  private send(conn: Conn, flags: number, last: boolean): boolean {
+    if (conn.done) return false;
+    const pkt: SimPacket = { ...conn.pkt, flags, bytes: flags === 0x10 && !conn.finSent ? 1200 : 54 };
     const d = this.sw.deliver(pkt);
     this.counters.packets++;
+    if (d.via === 'pin') conn.pinned = true;
     if (d.outcome === 'reset' || d.outcome === 'lost') {
       // The client sees a RST (or its packets vanish and it times out): the connection is broken.
       if (conn.server !== undefined) this.sw.servers.get(conn.server)?.forget(`${pkt.src}|${pkt.sport}|${pkt.dst}|${pkt.dport}`);
       this.counters.reset++;
-      const record: ResetRecord = { src: pkt.src, sport: pkt.sport, dst: pkt.dst, dport: pkt.dport, server: conn.server ?? '', reached: d.nexthop ?? null, at: this.clock.now(), openedAt: conn.openedAt };
+      const record: ResetRecord = { src: pkt.src, sport: pkt.sport, dst: pkt.dst, dport: pkt.dport, server: conn.server ?? '', reached: d.nexthop ?? null, via: d.via, pinned: conn.pinned || this.sw.pins.programmedFor({ ...pkt }), at: this.clock.now(), openedAt: conn.openedAt };
       this.recentResets.push(record);
       this.options.onReset?.(record);
       if (this.recentResets.length > 100) this.recentResets.shift();
       this.finish(conn);
-      return;
+      return false;
     }
-    if (fin) {
+    if (last) {
       this.counters.closedCleanly++;
       this.finish(conn);
-      return;
+      return false;
     }
-    this.scheduleNextPacket(conn, this.clock.now());
+    return true;
+  }
+
+  private data(conn: Conn): void {
+    if (this.send(conn, 0x10, false)) this.scheduleNextPacket(conn, this.clock.now());
   }
 
   private finish(conn: Conn): void {

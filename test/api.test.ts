@@ -90,7 +90,7 @@ describe('API', () => {
     assert.equal(dry.body['freeEntries'], 1500);
     assert.equal(dry.body['atRisk'], 0);
     // Consent given (a change under traffic may put connections in its window: test/consent.test.ts).
-    const drain = await post(`${NHURL(nh)}/drain`, { deadlineSeconds: 3600, acceptRisk: true });
+    const drain = await post(`${NHURL(nh)}/drain`, { deadlineSeconds: 3600, maxAtRisk: 'unbounded' });
     assert.equal(drain.status, 202);
     assert.equal(drain.body['phase'], 'applied');
     assert.equal(drain.body['pinned'], dry.body['flowsToPin']);
@@ -110,7 +110,7 @@ describe('API', () => {
     await (bed as Bed).run(1300, 5000, 60);
     const changes = (await get('/api/v1/switches/sw1/changes')).body as { changes: { id: string; phase: string; remaining: number }[] };
     const rec = changes.changes.find((c) => c.id === drain.body['id']);
-    assert.equal(rec?.phase, 'complete');
+    assert.equal(rec?.phase, 'drained');
     assert.equal(rec?.remaining, 0);
     const state = ((await get('/api/v1/switches/sw1/vips')).body as { vips: { nexthops: { address: string; state: string }[] }[] }).vips[0]?.nexthops.find((n) => n.address === nh);
     assert.equal(state?.state, 'drained');
@@ -119,21 +119,21 @@ describe('API', () => {
 
   test('undrain, add (with dry run) and delete', async () => {
     const nh = NH[1] as string;
-    const und = await post(`${NHURL(nh)}/undrain`, { acceptRisk: true });
+    const und = await post(`${NHURL(nh)}/undrain`, { maxAtRisk: 'unbounded' });
     assert.equal(und.status, 200);
     assert.deepEqual(und.body, { address: nh, state: 'active' });
     assert.deepEqual((bed as Bed).sim.sw.vips.get(VIP)?.group.members(), [NH[0], NH[2], NH[3], nh]);
     const dry = await post(`/api/v1/switches/sw1/vips/${VIP}/nexthops`, { address: FIFTH, dryRun: true });
     assert.equal(dry.status, 200);
     assert.equal(dry.body['dryRun'], true);
-    const add = await post(`/api/v1/switches/sw1/vips/${VIP}/nexthops`, { address: FIFTH, acceptRisk: true });
+    const add = await post(`/api/v1/switches/sw1/vips/${VIP}/nexthops`, { address: FIFTH, maxAtRisk: 'unbounded' });
     assert.equal(add.status, 201);
     assert.equal(add.body['phase'], 'complete');
-    assert.equal((await post(`/api/v1/switches/sw1/vips/${VIP}/nexthops`, { address: FIFTH, acceptRisk: true })).status, 409);
+    assert.equal((await post(`/api/v1/switches/sw1/vips/${VIP}/nexthops`, { address: FIFTH, maxAtRisk: 'unbounded' })).status, 409);
     const inGroup = await (app as FastifyInstance).inject({ method: 'DELETE', url: NHURL(FIFTH), headers: auth });
     assert.equal(inGroup.statusCode, 409);
     // Forcing does not remove a member the switch still routes to: it must be drained first.
-    const forced = await (app as FastifyInstance).inject({ method: 'DELETE', url: `${NHURL(FIFTH)}?force=true`, headers: auth });
+    const forced = await (app as FastifyInstance).inject({ method: 'DELETE', url: `${NHURL(FIFTH)}?maxAtRisk=unbounded`, headers: auth });
     assert.equal(forced.statusCode, 409);
     assert.ok((bed as Bed).sim.sw.vips.get(VIP)?.group.members().includes(FIFTH));
   });

@@ -19,12 +19,13 @@ test('tiny decode and receive benchmarks run and regenerate their tables', { ski
   const dir = mkdtempSync(path.join(tmpdir(), 'flowpin-bench-smoke-'));
   try {
     writeFileSync(path.join(dir, 'README.md'), '# x\n\n<!-- bench:start -->\nold\n<!-- bench:end -->\n\nrest\n');
-    const res = spawnSync(process.execPath, ['--expose-gc', path.join(repoRoot, 'dist/bench/run.js'), '--tiny', '--out', dir, 'decode', 'receive'], { encoding: 'utf8', timeout: 170_000 });
+    const res = spawnSync(process.execPath, ['--expose-gc', path.join(repoRoot, 'dist/bench/run.js'), '--tiny', '--out', dir, 'decode', 'receive', 'cli'], { encoding: 'utf8', timeout: 170_000 });
     assert.equal(res.status, 0, res.stderr + res.stdout);
     const results = JSON.parse(readFileSync(path.join(dir, 'results.json'), 'utf8')) as { figures: Figure[]; sections: Section[] };
     const byId = new Map(results.figures.map((f) => [f.id, f]));
-    assert.deepEqual(results.sections.map((s) => s.key), ['decode', 'receive']);
-    for (const id of ['decode.flowpin_s', 'decode.tcpdump_s', 'decode.tshark_s', 'decode.frames_per_s', 'receive.paced.decoded_per_s', 'receive.flood.decoded_per_cpu_s']) {
+    assert.deepEqual(results.sections.map((s) => s.key), ['decode', 'cli', 'receive']);
+    assert.equal(byId.get('cli.status_ms')?.baseline, 'cli.node_bare_ms', 'start-up is shown beside bare Node');
+    for (const id of ['cli.help_ms', 'cli.status_ms', 'cli.node_bare_ms', 'decode.flowpin_s', 'decode.tcpdump_s', 'decode.tshark_s', 'decode.frames_per_s', 'receive.paced.decoded_per_s', 'receive.flood.decoded_per_cpu_s']) {
       const f = byId.get(id);
       assert.ok(f !== undefined && Number.isFinite(f.value) && f.value > 0, `${id}: ${JSON.stringify(f)}`);
     }

@@ -31,7 +31,7 @@ test('an addition whose moved-flows query is slow settles within its barrier dea
       return orig(vip, nh, flows);
     };
     const t0 = w.now;
-    const p = w.controller?.changeManager('sw1').add(VIP, '10.0.1.5', {});
+    const p = w.controller?.changeManager('sw1').add(VIP, '10.0.1.5', { maxAtRisk: 'unbounded' });
     assert.ok(p);
     let failure: unknown;
     await w.settle(p, 3000).catch((err: unknown) => (failure = err));

@@ -29,7 +29,7 @@ test('change-model seed 777, replayed: an addition resumed after a graceful rest
     const pending: Promise<unknown>[] = [];
     const c1 = world.controller;
     assert.ok(c1);
-    const add = c1.changeManager('sw1').add('192.0.2.81', '10.0.2.4', {});
+    const add = c1.changeManager('sw1').add('192.0.2.81', '10.0.2.4', { maxAtRisk: 'unbounded' });
     add.then((r) => log.push(`old add settled ${JSON.stringify(r)}`), (e: unknown) => log.push(`old add failed ${String(e)}`));
     await world.advance(50);
     log.push(`old controller's view of the flow: ${JSON.stringify(c1.flows({ switch: 'sw1', client: '10.100.7.74' }, 0, 5).items)}`);
@@ -67,7 +67,7 @@ test('a graceful restart during a drain at 3,000 SYN/s: no connection seen befor
     await w.advance(1500);
     const cm = w.controller?.changeManager('sw1');
     assert.ok(cm);
-    const p = cm.drain(VIP, NH[1] as string, {});
+    const p = cm.drain(VIP, NH[1] as string, { maxAtRisk: 'unbounded' });
     p.catch(() => undefined);
     await w.advance(60);
     const id = cm.records.at(-1)?.id;
@@ -101,7 +101,7 @@ test('a drain pending at a graceful stop is resumed by the next start, even if t
     await w.advance(1500);
     const cm = w.controller?.changeManager('sw1');
     assert.ok(cm);
-    const p = cm.drain(VIP, NH[1] as string, {});
+    const p = cm.drain(VIP, NH[1] as string, { maxAtRisk: 'unbounded' });
     let outcome = 'none';
     p.then(() => (outcome = 'applied'), (err: unknown) => (outcome = String(err)));
     await w.advance(60);

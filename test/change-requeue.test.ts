@@ -51,7 +51,7 @@ test('a drain whose barrier meets two failed look-ups breaks no connection seen 
     // A connection opens now; flowpin sees its SYN 1 ms later, before the hold (2 ms: the write-ahead record).
     const c = t.open({ kind: 'fixed', s: 3600 });
     assert.ok(c);
-    const drain = w.controller?.changeManager('sw1').drain(VIP, c.server, {});
+    const drain = w.controller?.changeManager('sw1').drain(VIP, c.server, { maxAtRisk: 'unbounded' });
     assert.ok(drain);
     // Another connection, whose SYN arrives after the mark.
     w.clock.after(1.5, () => void t.open({ kind: 'fixed', s: 3600 }));

@@ -52,7 +52,7 @@ test('a drain resumed after a kill writes its group change only once flowpin lis
     await w.advance(1500);
     const cm = w.controller?.changeManager('sw1');
     assert.ok(cm);
-    const p = cm.drain(VIP, NH[1] as string, {});
+    const p = cm.drain(VIP, NH[1] as string, { maxAtRisk: 'unbounded' });
     p.catch(() => undefined);
     await w.advance(60);
     const id = cm.records.at(-1)?.id;

@@ -5,35 +5,12 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { cli } from './helpers/cli.js';
 import { startDemo, until } from './helpers/demo.js';
-import { flowpinBin } from './helpers/tools.js';
 
-interface Ran {
-  code: number | null;
-  out: string;
-  err: string;
-}
-
-function cli(args: string[], env: Record<string, string | undefined>, onStart?: (kill: () => void, err: () => string) => void): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [flowpinBin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FLOWPIN_TOKEN: undefined, FLOWPIN_URL: undefined, ...env } });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const t = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      clearTimeout(t);
-      resolve({ code, out, err });
-    });
-    onStart?.(() => child.kill('SIGINT'), () => err);
-  });
-}
 
 interface Nh {
   address: string;
@@ -80,43 +57,57 @@ test('operator CLI against a running controller', { timeout: 180_000 }, async ()
     // At risk only for look-ups still in flight (a loaded machine): nothing the switch refused.
     assert.ok(report.flowsToPin > 0 && report.freeEntries > 0 && report.atRisk === (report.atRiskBy['unresolved'] ?? 0), dry.out);
     assert.equal((await nh('10.0.1.2'))?.inGroup, true);
-    assert.match((await cli(['drain', '10.0.1.2', '--dry-run'], op)).out, /dry run: drain 10\.0\.1\.2 on 192\.0\.2\.80 \(sim1\); nothing changed\n\s+flows to pin\s+\d+/);
+    assert.match((await cli(['drain', '10.0.1.2', '--dry-run'], op)).out, /dry run: drain 10\.0\.1\.2 on 192\.0\.2\.80 \(sim1\); nothing changed\n\s+connections to pin\s+\d+[^]*needs --max-at-risk\s+\d+/);
 
-    // drain --wait: followed to the end (here the deadline), then drained.
-    // Under the demo's traffic a drain puts connections in the change window: refused without consent, with the report.
-    const refused = await cli(['drain', '10.0.1.2'], op);
-    assert.equal(refused.code, 1);
-    assert.match(refused.err, /puts connections at risk: .*change window.*acceptRisk/);
-    const waited = await cli(['drain', '10.0.1.2', '--accept-risk', '--wait', '--deadline', '6', '--interval', '0.3', '-o', 'json'], op);
-    assert.equal(waited.code, 0, waited.err);
-    const rec = JSON.parse(waited.out) as { phase: string; kind: string; pinned: number; deadlineReached?: boolean; remaining: number };
-    assert.equal(rec.phase, 'complete');
+    // drain --wait: followed until its deadline: deadline-passed with what is left (never drained while connections remain), exit 4.
+    const old = await cli(['drain', '10.0.1.2', '--accept-risk'], op);
+    assert.equal(old.code, 2, 'the old flag is a usage error');
+    assert.match(old.err, /--accept-risk was replaced by --max-at-risk N/);
+    const waited = await cli(['drain', '10.0.1.2', '--wait', '--deadline', '6', '--interval', '0.3', '-o', 'json'], op);
+    const rec = JSON.parse(waited.out) as { phase: string; kind: string; pinned: number; remaining: number; left?: { live: number; unknown: number } };
     assert.equal(rec.kind, 'drain');
     assert.ok(rec.pinned > 0);
-    assert.match(waited.err, /draining 10\.0\.1\.2: \d+ pinned flows left/);
-    assert.equal((await nh('10.0.1.2'))?.state, 'drained');
-    assert.match((await cli(['status'], ro)).out, /10\.0\.1\.2\s+drained\s+no/);
+    if (rec.phase === 'deadline-passed') {
+      assert.equal(waited.code, 4, waited.err);
+      assert.ok(rec.remaining > 0, 'deadline-passed only with connections left');
+      assert.match(waited.err, /deadline passed with \d+ connections left/);
+      assert.equal((await nh('10.0.1.2'))?.state, 'deadline-passed');
+    } else {
+      assert.equal(rec.phase, 'drained', waited.err);
+      assert.equal(waited.code, 0, waited.err);
+      assert.equal((await nh('10.0.1.2'))?.state, 'drained');
+    }
+    assert.match(waited.err, /draining 10\.0\.1\.2: \d+ connections left/);
+
+    // maxUnavailable (1): a second member may not go out while the first is; the refusal speaks the CLI.
+    const second = await cli(['drain', '10.0.1.3'], op);
+    assert.equal(second.code, 1);
+    assert.match(second.err, /10\.0\.1\.2 is already out of 192\.0\.2\.80 .*raise maxUnavailable for the VIP in the configuration/);
+    const back = await cli(['undrain', '10.0.1.2', '--max-at-risk', 'unbounded'], op);
+    assert.equal(back.code, 0, back.err);
 
     // --timeout: exits 3, says how to follow, the drain goes on.
-    const timedOut = await cli(['drain', '10.0.1.3', '--accept-risk', '--wait', '--timeout', '1', '--interval', '0.3'], op);
+    const timedOut = await cli(['drain', '10.0.1.3', '--max-at-risk', 'unbounded', '--wait', '--timeout', '1', '--interval', '0.3'], op);
     assert.equal(timedOut.code, 3, timedOut.err);
     assert.match(timedOut.err, /not complete after 1 s; the drain goes on; follow it with: flowpin changes --switch sim1 --url http/);
     assert.equal((await nh('10.0.1.3'))?.state, 'draining');
     const ch = await cli(['changes'], ro);
     assert.match(ch.out, /drain\s+sim1\s+192\.0\.2\.80\s+10\.0\.1\.3\s+applied/);
-    assert.match(ch.out, /drain\s+sim1\s+192\.0\.2\.80\s+10\.0\.1\.2\s+complete \(deadline\)/);
+    assert.match(ch.out, /drain\s+sim1\s+192\.0\.2\.80\s+10\.0\.1\.2\s+(drained|deadline-passed)/);
+    const back3 = await cli(['undrain', '10.0.1.3', '--max-at-risk', 'unbounded'], op);
+    assert.equal(back3.code, 0, back3.err);
 
     // An interrupted --wait: exits 130, the change goes on.
-    const interrupted = await cli(['drain', '10.0.1.4', '--accept-risk', '--wait', '--interval', '0.3'], op, (kill, err) => {
+    const interrupted = await cli(['drain', '10.0.1.4', '--max-at-risk', 'unbounded', '--wait', '--interval', '0.3'], op, (kill, err) => {
       void until(() => /draining 10\.0\.1\.4/.test(err()), 30_000, 'the wait to start').then(kill, () => kill());
     });
     assert.equal(interrupted.code, 130, interrupted.err);
     assert.match(interrupted.err, /interrupted; the drain goes on; follow it with/);
     assert.equal((await nh('10.0.1.4'))?.state, 'draining');
 
-    // undrain puts them back.
-    for (const a of ['10.0.1.2', '10.0.1.3', '10.0.1.4']) {
-      const u = await cli(['undrain', a, '--accept-risk'], op);
+    // undrain puts it back.
+    for (const a of ['10.0.1.4']) {
+      const u = await cli(['undrain', a, '--max-at-risk', 'unbounded'], op);
       assert.equal(u.code, 0, u.err);
       assert.match(u.out, new RegExp(`${a.replace(/\./g, '\\.')} on 192\\.0\\.2\\.80 \\(sim1\\): active`));
     }
@@ -126,18 +117,26 @@ test('operator CLI against a running controller', { timeout: 180_000 }, async ()
     const addDry = await cli(['add', '10.0.1.5', '--dry-run', '-o', 'json'], op);
     assert.equal(addDry.code, 0, addDry.err + addDry.out);
     assert.equal((JSON.parse(addDry.out) as { dryRun: boolean }).dryRun, true);
-    const add = await cli(['add', '10.0.1.5', '--accept-risk'], op);
+    const add = await cli(['add', '10.0.1.5', '--max-at-risk', 'unbounded'], op);
     assert.equal(add.code, 0, add.err);
     assert.match(add.out, /add 10\.0\.1\.5 on 192\.0\.2\.80 \(sim1\), change \S+: complete/);
     const rm = await cli(['remove', '10.0.1.5'], op);
     assert.equal(rm.code, 1);
     assert.match(rm.err, /still in the ECMP group/);
 
-    // flows and pins: a known client is found; pins after the drains.
-    const flows = JSON.parse((await cli(['flows', '--limit', '1', '-o', 'json'], ro)).out) as { total: number; flows: { src: string; sport: number }[] };
-    const known = flows.flows[0];
-    assert.ok(known !== undefined && flows.total > 1);
-    const found = await cli(['flows', '--client', known.src], ro);
+    // flows and pins: a known client is found (connections end all the time: a flow that ended between the calls is tried again with another).
+    let known: { src: string; sport: number } | undefined;
+    let found: { code: number | null; out: string } = { code: -1, out: '' };
+    let byPort = { total: 0, flows: [] as { src: string; sport: number }[] };
+    for (let i = 0; i < 10; i++) {
+      const flows = JSON.parse((await cli(['flows', '--limit', '1', '--pinned', '-o', 'json'], ro)).out) as { total: number; flows: { src: string; sport: number }[] };
+      known = flows.flows[0];
+      assert.ok(known !== undefined && flows.total > 1);
+      found = await cli(['flows', '--client', known.src], ro);
+      byPort = JSON.parse((await cli(['flows', '--client', known.src, '--port', String(known.sport), '-o', 'json'], ro)).out) as typeof byPort;
+      if (found.out.includes(`${known.src}:${known.sport}`) && byPort.total === 1) break;
+    }
+    assert.ok(known !== undefined);
     assert.equal(found.code, 0);
     assert.ok(found.out.includes(`${known.src}:${known.sport}`), found.out);
     for (const line of found.out.trim().split('\n').slice(1, -1)) assert.match(line, new RegExp(`^sim1\\s+${known.src.replace(/\./g, '\\.')}:`));
@@ -145,7 +144,6 @@ test('operator CLI against a running controller', { timeout: 180_000 }, async ()
     assert.ok(pins.total > 0 && pins.pins.every((p) => p.state === 'installed'));
 
     // flows by client port, pinned or not.
-    const byPort = JSON.parse((await cli(['flows', '--client', known.src, '--port', String(known.sport), '-o', 'json'], ro)).out) as { total: number; flows: { src: string; sport: number }[] };
     assert.equal(byPort.total, 1);
     assert.deepEqual(byPort.flows.map((f) => `${f.src}:${f.sport}`), [`${known.src}:${known.sport}`]);
     const pinnedFlows = JSON.parse((await cli(['flows', '--pinned', '--limit', '50', '-o', 'json'], ro)).out) as { total: number; flows: { pinned: boolean }[] };

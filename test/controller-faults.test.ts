@@ -69,9 +69,9 @@ test('eAPI slow, erroring and unreachable: degraded, then recovered without losi
 
     // And the point of it all still holds.
     const cm = c.changeManager('sw1');
-    assert.equal(((await cm.drain(VIP, NH[2] as string, {})) as ChangeRecord).phase, 'applied');
+    assert.equal(((await cm.drain(VIP, NH[2] as string, { maxAtRisk: 'unbounded' })) as ChangeRecord).phase, 'applied');
     await bed.run(60);
-    assert.equal(((await cm.add(VIP, FIFTH, {})) as ChangeRecord).phase, 'complete');
+    assert.equal(((await cm.add(VIP, FIFTH, { maxAtRisk: 'unbounded' })) as ChangeRecord).phase, 'complete');
     await bed.drainTraffic();
     assert.equal(bed.traffic.counters.reset, 0);
   } finally {
@@ -88,13 +88,13 @@ test('a change whose barrier cannot complete fails cleanly and changes nothing',
     bed.sim.eapi?.faults.set({ dropRate: 1 });
     const cm = c.changeManager('sw1');
     // Pins for the drain cannot be written, so the drain must not be applied.
-    await assert.rejects(cm.drain(VIP, NH[0] as string, {}), (e: Error & { code?: string }) => e.code === 'switch-unavailable' && /not applied/.test(e.message));
+    await assert.rejects(cm.drain(VIP, NH[0] as string, { maxAtRisk: 'unbounded' }), (e: Error & { code?: string }) => e.code === 'switch-unavailable' && /not applied/.test(e.message));
     assert.deepEqual(bed.sim.sw.vips.get(VIP)?.group.members(), NH, 'group unchanged');
     const rec = cm.records[cm.records.length - 1];
     assert.equal(rec?.phase, 'failed');
     bed.sim.eapi?.faults.clear();
     await bed.settle();
-    assert.equal(((await cm.drain(VIP, NH[0] as string, {})) as ChangeRecord).phase, 'applied', 'a retry succeeds');
+    assert.equal(((await cm.drain(VIP, NH[0] as string, { maxAtRisk: 'unbounded' })) as ChangeRecord).phase, 'applied', 'a retry succeeds');
   } finally {
     await bed.close();
   }

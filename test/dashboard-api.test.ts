@@ -32,7 +32,7 @@ before(async () => {
   await bed.run(60);
   app = await buildApp({ controller: bed.controller as NonNullable<Bed['controller']>, token: TOKEN });
   // A drain pins the live flows of one nexthop: the others stay unpinned.
-  const r = await bed.during(app.inject({ method: 'POST', url: `/api/v1/switches/sw1/vips/${VIP}/nexthops/${DRAINED}/drain`, payload: { deadlineSeconds: 3600, acceptRisk: true }, headers: { authorization: `Bearer ${TOKEN}` } }));
+  const r = await bed.during(app.inject({ method: 'POST', url: `/api/v1/switches/sw1/vips/${VIP}/nexthops/${DRAINED}/drain`, payload: { deadlineSeconds: 3600, maxAtRisk: 'unbounded' }, headers: { authorization: `Bearer ${TOKEN}` } }));
   assert.equal(r.statusCode, 202, r.body);
   // Past a periodic read of the pins: their counters have moved since the drain.
   await bed.run(40);

@@ -91,7 +91,7 @@ test('dashboard files and server-sent snapshots from one timer', { timeout: 60_0
     assert.deepEqual(s.simulator, counters);
 
     // A change shows in the next snapshots.
-    const drain = await app.inject({ method: 'POST', url: `/api/v1/switches/sw1/vips/${VIP}/nexthops/${NH[1]}/drain`, headers: { authorization: 'Bearer t' }, payload: { acceptRisk: true } });
+    const drain = await app.inject({ method: 'POST', url: `/api/v1/switches/sw1/vips/${VIP}/nexthops/${NH[1]}/drain`, headers: { authorization: 'Bearer t' }, payload: { maxAtRisk: 'unbounded' } });
     assert.equal(drain.statusCode, 202, drain.body);
     await until(() => pages[1]?.at(-1)?.switches[0]?.vips[0]?.nexthops.find((n) => n.address === NH[1])?.state === 'draining', 5000, 'the drain in a snapshot');
     assert.equal(pages[1]?.at(-1)?.switches[0]?.changes.length, 1);

@@ -74,7 +74,8 @@ test('dashboard in chromium: overview health, flow filters and detail, token pro
     // Overview: mirror health per switch, pin sync, the receiver's counters; read-only without a token.
     const card = page.getByTestId('switch-sim1');
     assert.match(await card.getByTestId('mirror-health').innerText(), /^ok: \d+\.\d\/s SYN \(usual \d+\.\d\/s\), last SYN [\d.]+ s ago$/);
-    assert.match(await card.getByTestId('resync').innerText(), /^(in sync with the switch|being written); 0 failed pins$/);
+    assert.match(await card.getByTestId('resync').innerText(), /^(up to date: every pin wanted was sent|being written)$/);
+    assert.equal(await card.getByTestId('failed-pins').innerText(), 'none');
     const frames = await until(async () => {
       const n = Number(await page.getByTestId('mirror-frames').innerText());
       return n > 0 ? n : undefined;
@@ -164,9 +165,9 @@ test('dashboard in chromium: overview health, flow filters and detail, token pro
     await page.getByTestId('flow-detail').waitFor({ timeout: 10_000 });
     assert.match(await page.getByTestId('detail-pin').innerText(), /^(programmed|pending)/);
 
-    // Drained, then removed through the API: the page keeps showing it, as removed.
-    await until(async () => (await page.getByTestId('nexthop-state').innerText()) === 'drained', 60_000, 'drained on the page');
-    const del = await fetch(`${demo.api}/api/v1/switches/sim1/vips/${VIP}/nexthops/${NH}?force=true`, { method: 'DELETE', headers: { authorization: `Bearer ${demo.token}` } });
+    // Past its deadline (or drained), then removed through the API with consent for what is left: the page keeps showing it, as removed.
+    await until(async () => ['drained', 'deadline-passed'].includes(await page.getByTestId('nexthop-state').innerText()), 60_000, 'drained or deadline-passed on the page');
+    const del = await fetch(`${demo.api}/api/v1/switches/sim1/vips/${VIP}/nexthops/${NH}?maxAtRisk=unbounded`, { method: 'DELETE', headers: { authorization: `Bearer ${demo.token}` } });
     assert.equal(del.status, 200, await del.text());
     const row = page.locator(`[data-testid="vip-${VIP}"] tr[data-nexthop="${NH}"] td`).first();
     await until(async () => (await row.innerText()) === 'removed', 10_000, 'removed on the page');

@@ -80,10 +80,10 @@ test('with flowpin: no connection reset or stalled across a drain and an add, ev
     const fifth = lab.servers[4];
     assert.ok(drained && fifth);
     const cm = c.changeManager(SWITCH);
-    await cm.drain(LAB_VIP4, drained.addr4, {});
-    await cm.drain(LAB_VIP6, drained.addr6, {});
-    await cm.add(LAB_VIP4, fifth.addr4, {});
-    await cm.add(LAB_VIP6, fifth.addr6, {});
+    await cm.drain(LAB_VIP4, drained.addr4, { maxAtRisk: 'unbounded' });
+    await cm.drain(LAB_VIP6, drained.addr6, { maxAtRisk: 'unbounded' });
+    await cm.add(LAB_VIP4, fifth.addr4, { maxAtRisk: 'unbounded' });
+    await cm.add(LAB_VIP6, fifth.addr6, { maxAtRisk: 'unbounded' });
     await new Promise((r) => setTimeout(r, 2500));
     const mid = await traffic.report();
     assert.equal(mid.broken, 0, `broken: ${JSON.stringify(mid.reasons)}`);
@@ -92,7 +92,7 @@ test('with flowpin: no connection reset or stalled across a drain and an add, ev
     process.stdout.write(`# with flowpin: broken ${closed.broken} of ${closed.opened}, sent ${closed.sent} B, echoed ${closed.echoed} B\n`);
     assert.equal(closed.broken, 0, `broken: ${JSON.stringify(closed.reasons)}`);
     assert.equal(closed.echoed, closed.sent, 'every byte echoed');
-    await until('the drains to complete', 20_000, () => cm.records.filter((r) => r.kind === 'drain').every((r) => r.phase === 'complete'));
+    await until('the drains to complete', 20_000, () => cm.records.filter((r) => r.kind === 'drain').every((r) => r.phase === 'drained'));
     assert.equal(lab.serverConnections(drained), 0, 'the drained server holds no connection');
     const fresh = new LabTraffic(lab);
     try {

@@ -75,7 +75,7 @@ test('a receive buffer that overflows: drops in the metrics, the mirror dropping
     assert.ok(drops > 0, `the kernel dropped frames: ${JSON.stringify(st)}`);
     assert.equal(st.frames + drops, sent, 'every frame received or counted');
     const text = await controller.metrics.registry.metrics();
-    assert.equal(metric(text, 'flowpin_mirror_socket_drops', `source="${source}"`), drops, text.split('\n').filter((l: string) => l.includes('mirror_socket')).join('\n'));
+    assert.equal(metric(text, 'flowpin_mirror_socket_drops_total', `source="${source}"`), drops, text.split('\n').filter((l: string) => l.includes('mirror_socket')).join('\n'));
     assert.equal(metric(text, 'flowpin_mirror_receive_buffer_bytes', `source="${source}",kind="requested"`), 4096);
 
     const degraded = controller.readiness();

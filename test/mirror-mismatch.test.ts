@@ -47,14 +47,14 @@ test('a mirror whose source matches no switch: not ready, the source named, fram
     const drain = await fetch(`${fp.api}/api/v1/switches/sim1/vips/192.0.2.80/nexthops/10.0.1.2/drain`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: '{}' });
     assert.equal(drain.status, 409);
     const body = (await drain.json()) as { message: string; detail: { report: { mirror: { state: string }; flowsToPin: number } } };
-    assert.match(body.message, /the mirror is silent/);
+    assert.match(body.message, /the mirror of sim1 is silent .*only maxAtRisk "unbounded" consents to that/);
     assert.equal(body.detail.report.mirror.state, 'silent');
     const c = (await (await fetch(sim.counters)).json()) as { vips: { members: string[] }[] };
     assert.deepEqual(c.vips[0]?.members, ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4'], 'nothing changed on the switch');
     recordFigures({
       fault: 'a mirror source that matches no switch',
       test: 'test/mirror-mismatch.test.ts',
-      outcome: 'switch not ready (mirror silent), readiness names the unmatched source, every frame counted, drain refused (409) without acceptRisk',
+      outcome: 'switch not ready (mirror silent), readiness names the unmatched source, every frame counted, drain refused (409) without maxAtRisk unbounded',
       inputs: sent.sent,
       broken: 0,
       brokenPromised: 0,

@@ -7,8 +7,10 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChangeRecord, DryRunReport } from '../controller/changes.js';
+import { COMPARE_EVERY } from '../controller/switch-runtime.js';
 import { SimAdapter } from '../switch-adapters/sim/adapter.js';
 import { World, type WorldOptions, type WorldSwitchOptions } from '../cli/scenario/world.js';
+import { measured } from './helpers/measured.js';
 
 const VIP = '192.0.2.80';
 const NH = ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4'];
@@ -69,17 +71,17 @@ describe('resolution by observation', () => {
         assert.equal(rt.adapter.capabilities.resolvesNexthop, false);
         const onNh = rt.flowsOn(VIP, NH[1] as string).length;
         assert.ok(onNh > 300, `only ${onNh} flows learnt on ${NH[1]} by observation`);
-        const drain = (await w.settle(cm(w).drain(VIP, NH[1] as string, {}), 20_000)) as ChangeRecord;
+        const drain = (await w.settle(cm(w).drain(VIP, NH[1] as string, { maxAtRisk: 'unbounded' }), 20_000)) as ChangeRecord;
         assert.equal(drain.phase, 'applied', drain.error);
-        assert.equal(drain.atRisk, 0, JSON.stringify(drain.atRiskBy));
-        assert.ok(drain.pinned >= onNh, `${drain.pinned} pins for ${onNh} flows`);
+        assert.equal(measured(drain.atRisk), 0, JSON.stringify(drain.atRiskBy));
+        assert.ok(measured(drain.pinned) >= onNh, `${measured(drain.pinned)} pins for ${onNh} flows`);
         await w.advance(1500);
-        const add = (await w.settle(cm(w).add(VIP, SPARE, {}), 20_000)) as ChangeRecord;
+        const add = (await w.settle(cm(w).add(VIP, SPARE, { maxAtRisk: 'unbounded' }), 20_000)) as ChangeRecord;
         assert.equal(add.phase, 'complete', add.error);
-        assert.equal(add.atRisk, 0, JSON.stringify(add.atRiskBy));
+        assert.equal(measured(add.atRisk), 0, JSON.stringify(add.atRiskBy));
         const a = await assertPromiseKept(w);
         // Resets left: handshakes completed before the pin of a SYN in the change window was programmed, each counted.
-        assert.ok(a.broken <= drain.windowFlows + add.windowFlows, `${a.broken} resets; window ${drain.windowFlows} + ${add.windowFlows}`);
+        assert.ok(a.broken <= measured(drain.windowFlows) + measured(add.windowFlows), `${a.broken} resets; window ${measured(drain.windowFlows)} + ${measured(add.windowFlows)}`);
         assert.equal(w.adapters.get('sw1')?.stats.byCall['resolve'] ?? 0, 0, 'no look-up call reached the switch');
         assert.equal((await metric(w, 'flowpin_reply_unknown_server_total')), 0);
       } finally {
@@ -104,7 +106,8 @@ describe('resolution by observation', () => {
       }
       assert.ok(wrong > flows.length / 2, `the wrong model disagrees on ${wrong} of ${flows.length}`);
       const disagreements = (await metric(w, 'flowpin_resolution_disagreements_total'));
-      assert.ok(disagreements >= wrong * 0.9, `${disagreements} disagreements counted for ${wrong} live flows the model gets wrong`);
+      // One SYN in COMPARE_EVERY is looked up to compare (the others only where their reply does not come).
+      assert.ok(disagreements > 0 && disagreements >= (wrong / COMPARE_EVERY) * 0.6, `${disagreements} disagreements counted for ${wrong} live flows the model gets wrong (1 in ${COMPARE_EVERY} compared)`);
       // The flow table holds what the servers answered.
       let right = 0;
       for (const c of flows) if (rt.flowsOn(VIP, c.server).length > 0) right++;
@@ -112,10 +115,10 @@ describe('resolution by observation', () => {
       const truly = flows.filter((c) => c.server === NH[2]).length;
       assert.ok(Math.abs(onNh.size - truly) <= truly * 0.02 + 5, `${onNh.size} flows on ${NH[2]} in the table, ${truly} on the server`);
       assert.ok(right > 0);
-      const drain = (await w.settle(cm(w).drain(VIP, NH[2] as string, {}), 20_000)) as ChangeRecord;
+      const drain = (await w.settle(cm(w).drain(VIP, NH[2] as string, { maxAtRisk: 'unbounded' }), 20_000)) as ChangeRecord;
       assert.equal(drain.phase, 'applied', drain.error);
       const a = await assertPromiseKept(w);
-      assert.ok(a.broken <= drain.windowFlows, `${a.broken} resets, ${drain.windowFlows} window flows`);
+      assert.ok(a.broken <= measured(drain.windowFlows), `${a.broken} resets, ${measured(drain.windowFlows)} window flows`);
     } finally {
       await w.close();
     }
@@ -135,9 +138,9 @@ describe('resolution by observation', () => {
       assert.ok((await metric(w, 'flowpin_reply_timeouts_total', 'then="lookup"')) > 100);
       assert.equal(rt.unresolvedOn(VIP).length, 0);
       const started = w.now;
-      const drain = (await w.settle(cm(w).drain(VIP, NH[1] as string, {}), 20_000)) as ChangeRecord;
+      const drain = (await w.settle(cm(w).drain(VIP, NH[1] as string, { maxAtRisk: 'unbounded' }), 20_000)) as ChangeRecord;
       assert.equal(drain.phase, 'applied', drain.error);
-      assert.equal(drain.atRisk, 0, JSON.stringify(drain.atRiskBy));
+      assert.equal(measured(drain.atRisk), 0, JSON.stringify(drain.atRiskBy));
       assert.ok((drain.appliedAt as number) - started < 1000, `applied ${(drain.appliedAt as number) - started} ms after the call`);
       await assertPromiseKept(w);
     } finally {
@@ -162,7 +165,7 @@ describe('resolution by observation', () => {
       const cmgr = cm(w);
       assert.deepEqual(cmgr.withResets().map((r) => r.resetsSeen), [], 'no change yet');
       const before = w.audit().broken;
-      const drain = (await w.settle(cmgr.drain(VIP, NH[1] as string, {}), 20_000)) as ChangeRecord;
+      const drain = (await w.settle(cmgr.drain(VIP, NH[1] as string, { maxAtRisk: 'unbounded' }), 20_000)) as ChangeRecord;
       assert.equal(drain.phase, 'applied', drain.error);
       const a = await assertPromiseKept(w);
       assert.ok(a.broken - before > 0, 'the drain reset the unresolved flows it moved (counted at risk)');
@@ -199,7 +202,7 @@ describe('resolution by observation', () => {
       const dry = (await w.settle(cm(w).drain(VIP, NH[1] as string, { dryRun: true }), 20_000)) as DryRunReport;
       assert.equal(dry.resolution, 'observe', 'the dry run says how servers are learnt');
       assert.ok(dry.atRiskBy.unresolved > 0, JSON.stringify(dry.atRiskBy));
-      const drain = (await w.settle(cm(w).drain(VIP, NH[1] as string, {}), 20_000)) as ChangeRecord;
+      const drain = (await w.settle(cm(w).drain(VIP, NH[1] as string, { maxAtRisk: 'unbounded' }), 20_000)) as ChangeRecord;
       assert.equal(drain.phase, 'applied', drain.error);
       assert.ok(drain.atRiskBy.unresolved >= unresolved, JSON.stringify(drain.atRiskBy));
       const a = await assertPromiseKept(w);

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { FileStateStore } from '../controller/state-store.js';
+import { FileStateStore, loadState } from '../controller/state-store.js';
 import { recordFigures } from './helpers/figures.js';
 import { sendMirror, startFlowpin, startSim, type Proc } from './helpers/processes.js';
 
@@ -103,7 +103,7 @@ test('under mirror load: API and /healthz answer; SIGTERM ends flowpin with stat
     assert.equal(stopped[0], 0, fp.out());
     const sent = await sender.result();
     // State written: the drain's record (applied, to resume) and the tracked flows.
-    const saved = new FileStateStore(state).load();
+    const saved = loadState(new FileStateStore(state));
     assert.ok(saved !== undefined, 'state written');
     // The snapshot of the tracked flows is written at the stop (the periodic write is an hour away).
     assert.ok(saved.savedAt !== undefined && saved.savedAt >= termAt, `flows snapshot written at the stop (savedAt ${saved.savedAt ?? 'none'}, SIGTERM at ${termAt})`);

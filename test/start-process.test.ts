@@ -21,7 +21,7 @@ const alive = (pid: number): boolean => {
 };
 
 function start(extra: string[]) {
-  const child = spawn(process.execPath, [flowpinBin, 'start', '--api-port', '0', '--eapi-port', '0', '--gnmi-port', '0', '--status-port', '0', '--mirror', '127.0.0.1:0', ...extra], {
+  const child = spawn(process.execPath, [flowpinBin, 'start', '--no-state', '--api-port', '0', '--eapi-port', '0', '--gnmi-port', '0', '--status-port', '0', '--mirror', '127.0.0.1:0', ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, FLOWPIN_TOKEN: 'proc-test', FLOWPIN_LOG_LEVEL: 'warn' },
   });

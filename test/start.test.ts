@@ -24,7 +24,7 @@ async function until(cond: () => boolean, ms: number, what: string): Promise<voi
 }
 
 test('flowpin start: demo up, drain and add through the API, zero resets', async () => {
-  const child = spawn(process.execPath, [flowpinBin, 'start', '--api-port', '0', '--eapi-port', '0', '--gnmi-port', '0', '--status-port', '0', '--mirror', '127.0.0.1:0', '--rate', '80'], {
+  const child = spawn(process.execPath, [flowpinBin, 'start', '--no-state', '--api-port', '0', '--eapi-port', '0', '--gnmi-port', '0', '--status-port', '0', '--mirror', '127.0.0.1:0', '--rate', '80'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, FLOWPIN_TOKEN: 'start-test', FLOWPIN_LOG_LEVEL: 'warn' },
   });
@@ -40,16 +40,14 @@ test('flowpin start: demo up, drain and add through the API, zero resets', async
     const nh = (a: string) => `${api}/api/v1/switches/sim1/vips/192.0.2.80/nexthops${a}`;
     await new Promise((r) => setTimeout(r, 2500));
     assert.equal((await fetch(`${api}/readyz`)).status, 200);
-    // The demo's traffic puts connections in the change window: without consent, the report.
-    const refused = await fetch(nh('/10.0.1.2/drain'), { method: 'POST', headers: auth, body: '{}' });
-    assert.equal(refused.status, 409);
-    const drain = await fetch(nh('/10.0.1.2/drain'), { method: 'POST', headers: auth, body: '{"acceptRisk":true}' });
-    assert.equal(drain.status, 202);
+    // The demo's few change-window connections need no consent (consent.windowFlows): the README's drain, as it is.
+    const drain = await fetch(nh('/10.0.1.2/drain'), { method: 'POST', headers: auth, body: '{}' });
+    assert.equal(drain.status, 202, await drain.clone().text());
     const drained = (await drain.json()) as Change & { phase: string };
     assert.equal(drained.phase, 'applied');
     await new Promise((r) => setTimeout(r, 1500));
-    const add = await fetch(nh(''), { method: 'POST', headers: auth, body: JSON.stringify({ address: '10.0.1.5', acceptRisk: true }) });
-    assert.equal(add.status, 201);
+    const add = await fetch(nh(''), { method: 'POST', headers: auth, body: JSON.stringify({ address: '10.0.1.5' }) });
+    assert.equal(add.status, 201, await add.clone().text());
     const added = (await add.json()) as Change;
     await new Promise((r) => setTimeout(r, 2500));
     const c = (await (await fetch(`${counters}/counters`)).json()) as { connections: { opened: number; reset: number }; vips: { members: string[] }[]; recentResets: { openedAt: number; at: number }[] };

@@ -43,6 +43,23 @@ export interface ScenarioOptions {
   clientRttMs?: number;
   /** The adapter flowpin drives: the simulator's own (default), or gNMI to the simulator's gNMI target. */
   adapter?: 'sim' | 'gnmi';
+  /** New connections' lifetimes: lognormal around 30 s (default), or heavy-tail (most short, some for hours). */
+  lifetimeModel?: 'lognormal' | 'heavy-tail';
+  /** Share of connections the client half-closes (its FIN first, the server still sending for `halfCloseS`). */
+  halfCloseShare?: number;
+  halfCloseS?: number;
+  /** Share of connections the server closes first, and of those reset by either side. */
+  serverCloseShare?: number;
+  rstShare?: number;
+  /** Share of connections idle for long stretches: one packet every `idleGapS`. */
+  idleShare?: number;
+  idleGapS?: number;
+  /** Traffic before flowpin starts (s): connections it never saw open. */
+  preexistingS?: number;
+  /** What the switch mirrors: SYNs only (default), client FIN/RST too, or FIN/RST both ways (the reply session too). */
+  mirror?: 'syn-only' | 'fin-rst' | 'both-ways';
+  /** Pin table entries held by other owners. */
+  reservedEntries?: number;
 }
 
 export interface ScenarioResult {
@@ -74,6 +91,13 @@ export interface ScenarioResult {
   /** Time from a SYN reaching flowpin to its server being known, p50 and p99 (ms). */
   synToServerP50Ms: number;
   synToServerP99Ms: number;
+  /** Connections alive when the first change was called, and the pins spent per one of them (peak pins / live). */
+  liveAtChange: number;
+  pinsPerLive: number;
+  /** Resets the simulator saw, those the change records account for (counted at risk or in a window), and those flowpin could not have seen (opened before it started or while it was down). */
+  resetsSeen: number;
+  resetsCounted: number;
+  unseen: number;
 }
 
 export const DEFAULT_SCENARIO: ScenarioOptions = { live: 2000, rate: 200, latencyMs: 5, programDelayMs: 50, table: 200_000, changes: ['drain', 'add'], seed: 1, settleMs: 20, gapMs: 4000 };
@@ -83,15 +107,21 @@ const MEMBERS = ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4'];
 const SPARE = '10.0.1.5';
 const LIVE: LifetimeDistribution = { kind: 'fixed', s: 7200 };
 const NEW: LifetimeDistribution = { kind: 'lognormal', medianS: 30, sigma: 1.2, maxS: 3600 };
+const HEAVY: LifetimeDistribution = { kind: 'heavy-tail', medianS: 5, sigma: 1, longShare: 0.05, longMinS: 300, alpha: 1.1, maxS: 4 * 3600 };
 
 export async function runScenario(config: ScenarioConfig, o: ScenarioOptions): Promise<ScenarioResult> {
   const wall = performance.now();
   const flowpin = config === 'always' || config === 'on-change';
   const resolution = o.resolution ?? 'lookup';
+  const mirror = o.mirror ?? 'syn-only';
+  const close = { halfCloseShare: o.halfCloseShare ?? 0, halfCloseS: o.halfCloseS ?? 2, serverCloseShare: o.serverCloseShare ?? 0, rstShare: o.rstShare ?? 0, serverRstShare: 0 };
   const world = new World({
     switches: [{
-      name: 'sw1', vips: [{ address: VIP, nexthops: MEMBERS, port: 443 }], spares: [SPARE], ecmpMode: config === 'mod-n' ? 'mod-n' : 'resilient', pinCapacity: o.table, programDelayMs: o.programDelayMs, rate: o.rate, lifetime: NEW,
-      resolution, mirrorReplies: resolution !== 'lookup', lookup: o.lookup ?? 'exact', ...(o.clientRttMs === undefined ? {} : { clientRttMs: o.clientRttMs }),
+      name: 'sw1', vips: [{ address: VIP, nexthops: MEMBERS, port: 443 }], spares: [SPARE], ecmpMode: config === 'mod-n' ? 'mod-n' : 'resilient', pinCapacity: o.table, programDelayMs: o.programDelayMs, rate: o.rate,
+      lifetime: o.lifetimeModel === 'heavy-tail' ? HEAVY : NEW, reservedPinEntries: o.reservedEntries ?? 0,
+      resolution, mirrorReplies: resolution !== 'lookup' || mirror === 'both-ways', mirrorFinRst: mirror !== 'syn-only', mirrorReplyFinRst: mirror === 'both-ways',
+      lookup: o.lookup ?? 'exact', ...(o.clientRttMs === undefined ? {} : { clientRttMs: o.clientRttMs }),
+      close, idleShare: o.idleShare ?? 0, idleGapS: o.idleGapS ?? 600,
     }],
     latencyMs: o.latencyMs, mirrorDelayMs: 1, packetIntervalMs: 2000, seed: o.seed, adapter: o.adapter ?? 'sim',
     // The live connections open at once: the look-up queue is sized to take them all, as an
@@ -102,6 +132,14 @@ export async function runScenario(config: ScenarioConfig, o: ScenarioOptions): P
   const start = world.now;
   let pinWrites = 0;
   const synToServer: number[] = [];
+  const preMs = (o.preexistingS ?? 0) * 1000;
+  if (preMs > 0) {
+    // Traffic before flowpin starts: what it carries is opened where no controller sees it.
+    world.downtime.push({ from: world.now, to: Infinity });
+    world.openLive(o.live, LIVE);
+    world.startTraffic();
+    await world.advance(preMs);
+  }
   if (flowpin) {
     await world.startController();
     world.controller?.runtime('sw1').watch((r) => {
@@ -116,14 +154,20 @@ export async function runScenario(config: ScenarioConfig, o: ScenarioOptions): P
     memory.rss = Math.max(memory.rss, m.rss);
     memory.heap = Math.max(memory.heap, m.heapUsed);
   };
-  world.openLive(o.live, LIVE);
-  world.startTraffic();
+  if (preMs === 0) {
+    world.openLive(o.live, LIVE);
+    world.startTraffic();
+  } else {
+    const down = world.downtime.at(-1);
+    if (down !== undefined && down.to === Infinity) down.to = world.now;
+  }
   // Let the controller take in the live connections before the first change.
   await world.advance(Math.max(2000, o.gapMs / 2));
   sample();
   const applyMs: number[] = [];
   const wallMs: number[] = [];
   const records: ChangeRecord[] = [];
+  const liveAtChange = s.traffic.counters.active;
   for (const step of o.changes) {
     const called = world.now;
     if (flowpin) {
@@ -160,12 +204,14 @@ export async function runScenario(config: ScenarioConfig, o: ScenarioOptions): P
     config, live: o.live, opened: s.traffic.counters.opened, broken: audit.broken,
     // Without flowpin nothing is protected: every reset counts in `broken` alone.
     brokenProtected: flowpin ? audit.brokenProtected : 0,
-    windowFlows: records.reduce((n, r) => n + r.windowFlows, 0), atRisk: records.reduce((n, r) => n + r.atRisk, 0),
+    windowFlows: records.reduce((n, r) => n + (r.windowFlows ?? 0), 0), atRisk: records.reduce((n, r) => n + (r.atRisk ?? 0), 0),
     pinPeak: world.pinPeak, pinWrites, changeApplyMs: applyMs, changeWallMs: wallMs,
     rssMiB: Math.round(memory.rss / 1048576), heapMiB: Math.round(memory.heap / 1048576), virtualS: Math.round(virtualS * 1000) / 1000, wallS: Math.round((performance.now() - wall) / 10) / 100,
     uncounted: flowpin ? audit.uncounted : audit.broken,
     resolution, callsPer1000: flowpin ? round2(((stats?.calls ?? 0) * 1000) / opened) : 0, lookupsPer1000: flowpin ? round2(((stats?.byCall['resolve'] ?? 0) * 1000) / opened) : 0,
     disagreements, synToServerP50Ms: quantile(synToServer, 0.5), synToServerP99Ms: quantile(synToServer, 0.99),
+    liveAtChange, pinsPerLive: liveAtChange === 0 ? 0 : round2(world.pinPeak / liveAtChange),
+    resetsSeen: audit.broken, resetsCounted: flowpin ? audit.counted : 0, unseen: flowpin ? audit.unseen : audit.broken,
   };
 }
 

@@ -28,7 +28,10 @@ import { GnmiServer } from '../../switch-sim/gnmi/server.js';
 import { VirtualClock, type Timer } from '../../switch-sim/clock.js';
 import type { LifetimeDistribution } from '../../switch-sim/rng.js';
 import { portIndexOf, SimSwitch, type ReplySource, type SimPacket } from '../../switch-sim/sim-switch.js';
-import { TrafficGenerator, type ResetRecord } from '../../switch-sim/traffic.js';
+import { TrafficGenerator, type ResetRecord, type TrafficOptions } from '../../switch-sim/traffic.js';
+
+/** Where the world's clock starts (ms). */
+const WORLD_EPOCH = 1_000_000;
 
 export interface WorldSwitchOptions {
   name: string;
@@ -46,6 +49,12 @@ export interface WorldSwitchOptions {
   mirrorFinRst?: boolean;
   /** The switch mirrors the servers' SYN-ACKs too (a second session on the server ports). */
   mirrorReplies?: boolean;
+  /** The reply session also matches the servers' FINs and RSTs (FIN/RST from a VIP). */
+  mirrorReplyFinRst?: boolean;
+  /** How connections end and how many stay idle (the traffic model's options). */
+  close?: TrafficOptions['close'];
+  idleShare?: number;
+  idleGapS?: number;
   /** ERSPAN flavour of the reply session: 'erspan2' carries the port index, 'erspan1' only the frame (MAC). */
   replyEncap?: 'erspan1' | 'erspan2';
   /** flowpin's resolution for the switch (the config's default unless given). */
@@ -88,6 +97,8 @@ export interface WorldOptions {
     /** Flows tracked (`flowTable.maxFlows`); 4,000,000 unless given. */
     maxFlows?: number;
     persistIntervalS?: number;
+    /** How long a pin lasts without packets (`pinIdleTimeoutS`); 300 unless given. */
+    pinIdleTimeoutS?: number;
   };
   /** Driver step (ms of virtual time between chances for the controller to run). */
   stepMs?: number;
@@ -107,7 +118,7 @@ export type Counted = Map<string, { change: string; why: string }>;
 export const clockOf = (c: VirtualClock): Clock => ({ now: c.now, schedule: (ms, fn) => c.after(ms, fn), cancel: (h) => c.cancel(h as Timer) });
 
 export class World {
-  readonly clock = new VirtualClock(1_000_000);
+  readonly clock = new VirtualClock(WORLD_EPOCH);
   readonly switches: WorldSwitch[] = [];
   controller: Controller | undefined;
   adapters = new Map<string, SlowAdapter>();
@@ -148,11 +159,14 @@ export class World {
         connectionsPerSecond: s.rate, lifetime: s.lifetime, packetIntervalMs: o.packetIntervalMs, targets: s.vips.map((v) => ({ vip: v.address, port: v.port })),
         clientBase: i === 0 ? '10.100.0.1' : '10.101.0.1', clientCount: 60_000, maxConcurrent: 2_000_000, seed: o.seed + i * 7919, onReset: (r) => resets.push(r),
         ...(s.clientRttMs === undefined ? {} : { clientRttMs: s.clientRttMs }),
+        ...(s.close === undefined ? {} : { close: s.close }), ...(s.idleShare === undefined ? {} : { idleShare: s.idleShare }), ...(s.idleGapS === undefined ? {} : { idleGapS: s.idleGapS }),
       });
       const ws: WorldSwitch = { opts: s, sw, traffic, source: `127.0.0.${i + 2}`, resets };
       sw.directflowEnabled = true;
       sw.mirror = (p) => this.mirror(ws, p);
       if (s.mirrorReplies === true) sw.replyMirror = (p, from) => this.mirrorReply(ws, p, from);
+      sw.replyMirrorFin = s.mirrorReplies === true && s.mirrorReplyFinRst === true;
+      sw.replyMirrorRst = s.mirrorReplies === true && s.mirrorReplyFinRst === true;
       this.switches.push(ws);
     });
   }
@@ -204,15 +218,23 @@ export class World {
     for (const s of this.switches) s.traffic.stop();
   }
 
+  /** The configuration file lists the switches in reverse order (a restart after an edit): set before startController. */
+  reverseConfigOrder = false;
+
   config(): FlowpinConfig {
     const c = this.o.controller;
     if (c === undefined) throw new Error('this world has no controller');
+    const switches = this.reverseConfigOrder ? [...this.switches].reverse() : this.switches;
     return readConfig(Reader.fromObject('scenario', {
       pinMode: c.pinMode, settleMs: c.settleMs, barrierTimeoutMs: c.barrierTimeoutMs, resyncIntervalS: c.resyncIntervalS ?? 5, retryMaxMs: 2000, persistIntervalS: c.persistIntervalS ?? 1,
-      resolveQueue: c.resolveQueue ?? 500_000, flowTable: { maxFlows: c.maxFlows ?? 4_000_000, maxAgeS: 7200 },
+      resolveQueue: c.resolveQueue ?? 500_000, flowTable: { maxFlows: c.maxFlows ?? 4_000_000, maxAgeS: 7200 }, pinIdleTimeoutS: c.pinIdleTimeoutS ?? 300,
       mirror: { udp: [] },
-      switches: this.switches.map((s) => ({
+      switches: switches.map((s) => ({
         name: s.opts.name, adapter: 'sim', mirrorSources: [s.source], pinTableSize: s.opts.pinCapacity, vips: s.opts.vips.map((v) => ({ address: v.address, nexthops: v.nexthops })),
+        // The world's traffic starts with it: no connection is older than its clock's start.
+        connectionsSince: WORLD_EPOCH,
+        // What the switch mirrors, as its operator would state it.
+        mirrorEnds: s.opts.mirrorFinRst === true ? (s.opts.mirrorReplies === true && s.opts.mirrorReplyFinRst === true ? 'both-ways' : 'client-side') : 'syn-only',
         ...(s.opts.mirrorReplies === true ? { mirrorReplies: true } : {}), ...(s.opts.resolution === undefined ? {} : { resolution: s.opts.resolution }),
         ...(s.opts.replyTimeoutMs === undefined ? {} : { replyTimeoutMs: s.opts.replyTimeoutMs }),
       })),

@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import type { ApiToken } from '../config.js';
 import type { Controller } from '../controller.js';
 import { installAuth } from './auth.js';
+import { changeDetailRoutes } from './change-detail.js';
 import { dashboardRoutes } from './dashboard.js';
 import { clientErrorHandler, frameworkErrors, installErrorHandler } from './errors.js';
 import { eventRoutes, type EventHub } from './events.js';
@@ -27,8 +28,8 @@ export interface AppDeps {
   token: string | undefined;
   /** Tokens with roles, and whether reads need one (config.api). */
   auth?: { tokens: readonly Pick<ApiToken, 'role' | 'token'>[]; readsNeedToken: boolean; requestTimeoutMs?: number };
-  /** Failed authentications per client address and window before 429 (10 per 60 s unless given). */
-  authLimit?: { maxFailures: number; windowMs: number };
+  /** Failed authentications before 429: per token tried (10) and per client address (100), per window (60 s), unless given. */
+  authLimit?: { maxFailures: number; maxAddressFailures?: number; windowMs: number };
   logger?: Logger;
   /** In the demo: the simulator's connection counters, shown on the dashboard. */
   simulator?: () => SimulatorCounters;
@@ -80,6 +81,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(healthRoutes(deps.controller));
   await app.register(switchRoutes(deps.controller));
   await app.register(flowRoutes(deps.controller));
+  await app.register(changeDetailRoutes(deps.controller));
   await app.register((await import('./flow-detail.js')).flowDetailRoutes(deps.controller));
   await app.register(eventRoutes(deps.controller, { ...(deps.eventIntervalMs === undefined ? {} : { intervalMs: deps.eventIntervalMs }), ...(deps.simulator === undefined ? {} : { simulator: deps.simulator }) }, (hub) => deps.onEventHub?.(hub)));
   await app.register(dashboardRoutes(deps.dashboardDir));

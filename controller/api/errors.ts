@@ -70,6 +70,10 @@ function sendError(req: FastifyRequest, reply: FastifyReply, err: FastifyError |
   }
   if (err instanceof HttpError) return reply.status(err.statusCode).headers(err.headers).send({ error: err.code, message: cut(err.message) } satisfies ErrorBody);
   const fe = err as FastifyError;
+  if (fe.statusCode === 415) {
+    const sent = String(req.headers['content-type'] ?? 'none').slice(0, 64);
+    return reply.status(415).send(errorBody(415, `the body must be JSON: send it with 'Content-Type: application/json' (the request said '${sent}')`));
+  }
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
     return reply.status(fe.statusCode).send(errorBody(fe.statusCode, fe.message));
   }

@@ -2,9 +2,12 @@
 // port and pinned), paged. Flows come most recently seen first; pins in the order the
 // controller holds them (pending and installed pins, then failed ones).
 
+import { isIP } from 'node:net';
 import type { FastifyPluginAsync } from 'fastify';
 import { Type, type Static } from 'typebox';
 import type { Controller } from '../controller.js';
+import { badRequest } from '../errors.js';
+import { canonicalIp } from '../../mirror-receiver/addr.js';
 import { errorResponses } from './schemas.js';
 
 const filters = {
@@ -29,10 +32,25 @@ const page = { total: Type.Integer(), offset: Type.Integer(), limit: Type.Intege
 
 const defined = <T extends object>(o: T): Partial<T> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 
+/**
+ * The address filters (vip, nexthop, client) in canonical form; a value that is no IP address
+ * is a 400 naming the parameter, not an empty page that reads as "no such flow".
+ */
+function addresses<T extends { vip?: string | undefined; nexthop?: string | undefined; client?: string | undefined }>(q: T): T {
+  const out = { ...q };
+  for (const k of ['vip', 'nexthop', 'client'] as const) {
+    const v = q[k];
+    if (v === undefined) continue;
+    if (isIP(v) === 0) throw badRequest(`${k} must be an IP address, not '${v.slice(0, 64)}'`, `querystring.${k}`);
+    out[k] = canonicalIp(v);
+  }
+  return out;
+}
+
 export const flowRoutes = (controller: Controller): FastifyPluginAsync =>
   (app) => {
     app.get<{ Querystring: Filters }>('/api/v1/flows', { config: { access: 'read' }, schema: { summary: 'Tracked flows, most recently seen first', querystring: FlowQuery, response: { 200: Type.Object({ ...page, flows: Type.Array(FlowView) }), ...errorResponses } } }, (req) => {
-      const { limit, offset, ...f } = req.query;
+      const { limit, offset, ...f } = addresses(req.query);
       const p = controller.flows(defined(f), offset, limit);
       return { total: p.total, offset, limit, flows: p.items };
     });
@@ -40,7 +58,7 @@ export const flowRoutes = (controller: Controller): FastifyPluginAsync =>
       '/api/v1/pins',
       { config: { access: 'read' }, schema: { summary: 'Pins: pending (not yet programmed), installed (programmed) or failed; desired is pending or installed', querystring: PinQuery, response: { 200: Type.Object({ ...page, pins: Type.Array(PinView) }), ...errorResponses } } },
       (req) => {
-        const { limit, offset, state, ...f } = req.query;
+        const { limit, offset, state, ...f } = addresses(req.query);
         if (state !== 'pending') {
           const p = controller.pins(defined({ ...f, state }), offset, limit);
           return { total: p.total, offset, limit, pins: p.items };

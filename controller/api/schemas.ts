@@ -32,7 +32,7 @@ export type NexthopParamsT = Static<typeof NexthopParams>;
 
 export const NexthopView = Type.Object({
   address: Type.String(),
-  state: Type.Enum(['active', 'draining', 'drained']),
+  state: Type.Enum(['active', 'draining', 'deadline-passed', 'drained']),
   tracked: Type.Optional(Type.Integer()),
   pinned: Type.Optional(Type.Integer()),
   inGroup: Type.Optional(Type.Boolean()),

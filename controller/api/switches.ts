@@ -5,27 +5,44 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { Type, type Static } from 'typebox';
 import type { Controller } from '../controller.js';
-import { requireChangeConsent, requireRemoveConsent } from './consent.js';
+import { badRequest, notFound } from '../errors.js';
 import { ChangeView, errorResponses, NexthopParams, NexthopView, Report, SwitchParams, VipParams, type NexthopParamsT } from './schemas.js';
+
+const MaxAtRisk = Type.Union([Type.Integer({ minimum: 0 }), Type.Literal('unbounded')], {
+  default: 0,
+  description: 'the most connections the change may cost (at risk, never seen, expected in its change window above the threshold): it is refused, or stops before its group write, where the figures exceed it; "unbounded" consents to any figure, and to a mirror flowpin cannot count from',
+});
+const AcceptRisk = Type.Optional(Type.Boolean({ description: 'replaced by maxAtRisk: refused with a message saying so' }));
 
 const DrainBody = Type.Object({
   dryRun: Type.Boolean({ default: false, description: 'report only, change nothing' }),
-  deadlineSeconds: Type.Optional(Type.Number({ minimum: 0, description: 'complete the drain after this long even with pinned flows left' })),
-  acceptRisk: Type.Boolean({ default: false, description: 'go ahead although the dry run finds connections at risk' }),
+  deadlineSeconds: Type.Optional(Type.Number({ minimum: 0, description: 'stop waiting for its connections after this long: the drain then reads deadline-passed (with what is left), never drained' })),
+  maxAtRisk: MaxAtRisk,
+  acceptRisk: AcceptRisk,
 }, { additionalProperties: false });
 
-const UndrainBody = Type.Object({ acceptRisk: Type.Boolean({ default: false }) }, { additionalProperties: false });
+const UndrainBody = Type.Object({ maxAtRisk: MaxAtRisk, acceptRisk: AcceptRisk }, { additionalProperties: false });
 
 const AddBody = Type.Object({
   address: Type.String({ minLength: 1, maxLength: 64, description: 'the new nexthop: a unicast address of the VIP\'s family' }),
   dryRun: Type.Boolean({ default: false }),
-  acceptRisk: Type.Boolean({ default: false }),
+  maxAtRisk: MaxAtRisk,
+  acceptRisk: AcceptRisk,
 }, { additionalProperties: false });
 
 const RemoveQuery = Type.Object({
-  acceptRisk: Type.Boolean({ default: false, description: 'forget it even with pinned flows left, whose connections then lose their pins (never while in the group)' }),
-  force: Type.Boolean({ default: false, description: 'the older name of acceptRisk' }),
+  dryRun: Type.Boolean({ default: false, description: 'report what the removal would lose, change nothing' }),
+  maxAtRisk: Type.Union([Type.Integer({ minimum: 0 }), Type.Literal('unbounded')], { default: 0, description: 'the most connections still on the nexthop (live, unknown) the removal may cost: their pins go' }),
+  acceptRisk: AcceptRisk,
+  force: Type.Optional(Type.Boolean({ description: 'replaced by maxAtRisk' })),
 }, { additionalProperties: false });
+
+
+/** An old request that still says acceptRisk (or force): refused, saying what replaced it. */
+function noAcceptRisk(body: { acceptRisk?: boolean | undefined; force?: boolean | undefined }, field: string): void {
+  if (body.acceptRisk === undefined && body.force === undefined) return;
+  throw badRequest('acceptRisk (and force) were replaced by maxAtRisk: the most connections the change may cost, checked against the dry run and again right before the group write (0 unless given; "unbounded" for any)', `${field}.${body.acceptRisk === undefined ? 'force' : 'acceptRisk'}`);
+}
 
 const VipsView = Type.Object({ vips: Type.Array(Type.Object({ address: Type.String(), nexthops: Type.Array(NexthopView) })) });
 
@@ -47,17 +64,15 @@ export const switchRoutes = (controller: Controller): FastifyPluginAsync =>
       };
     });
 
-    app.get<{ Params: Static<typeof SwitchParams> }>('/api/v1/switches/:switch/changes', { config: read, schema: { summary: 'Changes in progress and recent ones', params: SwitchParams, response: { 200: Type.Object({ changes: Type.Array(ChangeView) }), ...errorResponses } } }, (req) => {
-      controller.changeManager(req.params.switch).track();
-      return { changes: controller.changeManager(req.params.switch).withResets() };
-    });
+    app.get<{ Params: Static<typeof SwitchParams> }>('/api/v1/switches/:switch/changes', { config: read, schema: { summary: 'Changes in progress and recent ones (a read: it changes nothing)', params: SwitchParams, response: { 200: Type.Object({ changes: Type.Array(ChangeView) }), ...errorResponses } } }, (req) => ({ changes: controller.changeManager(req.params.switch).withResets() }));
+
 
     app.post<{ Params: NexthopParamsT; Body: Static<typeof DrainBody> }>(
       '/api/v1/switches/:switch/vips/:vip/nexthops/:nexthop/drain',
       {
         config: operator,
         schema: {
-          summary: 'Drain a nexthop: pin its live flows, take it out of the ECMP group, track its pinned flows to zero (dryRun: report only; a drain that puts connections at risk needs acceptRisk: 409 with the report otherwise)',
+          summary: 'Drain a nexthop: pin its live connections, take it out of the ECMP group, track its connections until none is left (dryRun: report only; a drain whose figures exceed maxAtRisk is refused: 409 with the report)',
           params: NexthopParams,
           body: DrainBody,
           response: { 200: Report, 202: ChangeView, ...errorResponses },
@@ -65,19 +80,21 @@ export const switchRoutes = (controller: Controller): FastifyPluginAsync =>
       },
       async (req, reply) => {
         const body = req.body;
+        noAcceptRisk(body, 'body');
         const cm = controller.changeManager(req.params.switch);
-        if (!body.dryRun && !body.acceptRisk) await requireChangeConsent(controller, req.params.switch, { kind: 'drain', vip: req.params.vip, nexthop: req.params.nexthop });
-        const r = await cm.drain(req.params.vip, req.params.nexthop, { dryRun: body.dryRun, acceptRisk: body.acceptRisk, ...(body.deadlineSeconds === undefined ? {} : { deadlineSeconds: body.deadlineSeconds }) });
+        if (!body.dryRun) controller.stateWritable();
+        const r = await cm.drain(req.params.vip, req.params.nexthop, { dryRun: body.dryRun, maxAtRisk: body.maxAtRisk, ...(body.deadlineSeconds === undefined ? {} : { deadlineSeconds: body.deadlineSeconds }) });
         return reply.status('dryRun' in r ? 200 : 202).send(r);
       },
     );
 
     app.post<{ Params: NexthopParamsT; Body: Static<typeof UndrainBody> }>(
       '/api/v1/switches/:switch/vips/:vip/nexthops/:nexthop/undrain',
-      { config: operator, schema: { summary: 'Put a drained nexthop back into the ECMP group (optional body {"acceptRisk": bool})', params: NexthopParams, body: UndrainBody, response: { 200: NexthopView, ...errorResponses } } },
+      { config: operator, schema: { summary: 'Put a drained nexthop back into the ECMP group (optional body {"maxAtRisk": N})', params: NexthopParams, body: UndrainBody, response: { 200: NexthopView, ...errorResponses } } },
       async (req) => {
-        if (!req.body.acceptRisk) await requireChangeConsent(controller, req.params.switch, { kind: 'undrain', vip: req.params.vip, nexthop: req.params.nexthop });
-        const r = await controller.changeManager(req.params.switch).undrain(req.params.vip, req.params.nexthop, { acceptRisk: req.body.acceptRisk });
+        noAcceptRisk(req.body, 'body');
+        controller.stateWritable();
+        const r = await controller.changeManager(req.params.switch).undrain(req.params.vip, req.params.nexthop, { maxAtRisk: req.body.maxAtRisk });
         return { address: r.nexthop, state: r.state };
       },
     );
@@ -87,27 +104,28 @@ export const switchRoutes = (controller: Controller): FastifyPluginAsync =>
       {
         config: operator,
         schema: {
-          summary: 'Add a nexthop to the VIP\'s ECMP group without moving any pinned connection (dryRun: report only; an addition that puts connections at risk needs acceptRisk: 409 with the report otherwise)',
+          summary: 'Add a nexthop to the VIP\'s ECMP group without moving any pinned connection (dryRun: report only; an addition whose figures exceed maxAtRisk is refused: 409 with the report)',
           params: VipParams,
           body: AddBody,
           response: { 200: Report, 201: ChangeView, ...errorResponses },
         },
       },
       async (req, reply) => {
+        noAcceptRisk(req.body, 'body');
         const cm = controller.changeManager(req.params.switch);
-        if (!req.body.dryRun && !req.body.acceptRisk) await requireChangeConsent(controller, req.params.switch, { kind: 'add', vip: req.params.vip, nexthop: req.body.address });
-        const r = await cm.add(req.params.vip, req.body.address, { dryRun: req.body.dryRun, acceptRisk: req.body.acceptRisk });
+        if (!req.body.dryRun) controller.stateWritable();
+        const r = await cm.add(req.params.vip, req.body.address, { dryRun: req.body.dryRun, maxAtRisk: req.body.maxAtRisk });
         return reply.status('dryRun' in r ? 200 : 201).send(r);
       },
     );
 
     app.delete<{ Params: NexthopParamsT; Querystring: Static<typeof RemoveQuery> }>(
       '/api/v1/switches/:switch/vips/:vip/nexthops/:nexthop',
-      { config: operator, schema: { summary: 'Forget a nexthop that is out of the group (refused while pinned flows remain: 409 with the report, unless acceptRisk, or force)', params: NexthopParams, querystring: RemoveQuery, response: { 200: Report, ...errorResponses } } },
+      { config: operator, schema: { summary: 'Forget a nexthop that is out of the group (refused while connections remain on it beyond maxAtRisk: 409 with what is left; dryRun: report only)', params: NexthopParams, querystring: RemoveQuery, response: { 200: Report, ...errorResponses } } },
       (req) => {
-        const accept = req.query.acceptRisk || req.query.force;
-        if (!accept) requireRemoveConsent(controller, req.params.switch, req.params.vip, req.params.nexthop);
-        return controller.changeManager(req.params.switch).remove(req.params.vip, req.params.nexthop, accept);
+        noAcceptRisk(req.query, 'querystring');
+        if (!req.query.dryRun) controller.stateWritable();
+        return controller.changeManager(req.params.switch).remove(req.params.vip, req.params.nexthop, { dryRun: req.query.dryRun, maxAtRisk: req.query.maxAtRisk });
       },
     );
     return Promise.resolve();

@@ -8,6 +8,7 @@
 // (`configure session NAME` / `commit` / `abort`: pyeapi's config-session docs; the
 // one-line `configure session NAME commit`: emilarista/Enhanced-Session-Timer).
 
+import { SiteConfig } from './site-config.js';
 import { canonicalIp } from '../../mirror-receiver/addr.js';
 import type { PinSpec } from '../pin-table.js';
 import type { SimSwitch } from '../sim-switch.js';
@@ -39,6 +40,7 @@ export class CliSession {
   private mode: Mode = 'exec';
   private draft: FlowDraft | undefined;
   private session: { name: string; state: ConfigSession } | undefined;
+  private readonly site = new SiteConfig();
 
   constructor(
     private readonly sw: SimSwitch,
@@ -159,6 +161,12 @@ export class CliSession {
         return undefined;
       case 'config':
         if (this.mode === 'exec' || this.mode === 'enable') return undefined;
+        // The operator's one-time switch configuration (site-config.ts), in its EOS modes.
+        if (this.site.line(t)) {
+          if (this.mode !== 'config') this.enter('config');
+          return {};
+        }
+        this.site.reset();
         if ((a === 'end' || (a === 'exit' && this.mode === 'config')) && t.length === 1) {
           this.leaveSession();
           return this.enter('enable');

@@ -63,6 +63,9 @@ export class Bed {
     readonly resets: ResetRecord[],
   ) {}
 
+  /** When the bed's traffic began (the controller's clock): no connection is older. */
+  private bornAt = 0;
+
   static async create(opts: BedOptions): Promise<Bed> {
     const clock = new VirtualClock(0);
     const scenario = readScenario(Reader.fromObject('bed', {
@@ -82,6 +85,7 @@ export class Bed {
       targets: [{ vip: VIP, port: 443 }], clientBase: '10.100.0.1', clientCount: 20_000, maxConcurrent: 100_000, seed: opts.seed ?? 7, onReset: (r) => resets.push(r),
     });
     const bed = new Bed(opts, clock, sim, traffic, resets);
+    bed.bornAt = opts.virtualController === true ? clock.now() : Date.now();
     if (!opts.withoutFlowpin) await bed.startController();
     traffic.start();
     return bed;
@@ -96,6 +100,9 @@ export class Bed {
       mirror: { udp: [] },
       switches: [{
         name: 'sw1', adapter: o.adapter ?? 'arista-eapi', mirrorSources: ['127.0.0.2'], pinTableSize: o.pinCapacity ?? 1500, vips: [{ address: VIP, nexthops: NH }],
+        // The bed's traffic starts with it: no connection is older.
+        connectionsSince: this.bornAt,
+        mirrorEnds: o.mirrorFinRst === true ? 'both-ways' : 'syn-only',
         ...(o.replies === undefined ? {} : { mirrorReplies: true, resolution: 'observe' }),
         ...(o.adapter === 'sim' || o.adapter === 'gnmi' ? {} : { eapi: { url: this.sim.endpoints.eapi ?? 'http://unset', username: 'admin', password: 'flowpin', timeoutMs: 2000, groupTemplate: 'static-ecmp' } }),
         ...(o.adapter === 'gnmi' ? { gnmi: { address: this.sim.endpoints.gnmi ?? 'unset:0', insecure: true, username: 'admin', password: 'flowpin', timeoutMs: 10_000, ingressInterfaces: ['Ethernet47'], sampleIntervalMs: 1000, groupProgramDelayMs: (o.programDelayMs ?? 0) + 50 } } : {}),
@@ -114,6 +121,10 @@ export class Bed {
     this.sim.sw.mirror = (p) => sender.send(p);
     const encap = o.replies;
     if (encap !== undefined) this.sim.sw.replyMirror = (p, from) => sender.sendReply(p, { mac: from.mac, portIndex: portIndexOf(from.port) }, encap);
+    else if (o.mirrorFinRst === true) this.sim.sw.replyMirror = (p, from) => sender.sendReply(p, { mac: from.mac, portIndex: portIndexOf(from.port) }, 'erspan1');
+    // FIN and RST mirrored both ways: the servers' too, on the reply session (a connection ends with a FIN from each side).
+    this.sim.sw.replyMirrorFin = o.mirrorFinRst === true;
+    this.sim.sw.replyMirrorRst = o.mirrorFinRst === true;
     this.sender = sender;
     this.controller = controller;
     return controller;

@@ -25,8 +25,13 @@ export async function until<T>(get: () => T | undefined | false | Promise<T | un
   }
 }
 
+/**
+ * The demo for the dashboard and CLI tests: SYNs mirrored only and lognormal lifetimes (the
+ * simulator's plain model), so that a flow they pick stays tracked while they look at it;
+ * `flowpin start`'s own defaults (FIN/RST both ways, realistic closes) are what quickstart.test runs.
+ */
 export async function startDemo(token: string, extra: string[] = []): Promise<Demo> {
-  const child = spawn(process.execPath, [flowpinBin, 'start', '--api-port', '0', '--eapi-port', '0', '--gnmi-port', '0', '--status-port', '0', '--mirror', '127.0.0.1:0', '--rate', '60', ...extra], {
+  const child = spawn(process.execPath, [flowpinBin, 'start', '--no-state', '--api-port', '0', '--eapi-port', '0', '--gnmi-port', '0', '--status-port', '0', '--mirror', '127.0.0.1:0', '--rate', '60', ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, FLOWPIN_TOKEN: token, FLOWPIN_LOG_LEVEL: 'warn' },
   });
@@ -64,4 +69,4 @@ export async function startDemo(token: string, extra: string[] = []): Promise<De
 
 export const CHROMIUM = '/usr/bin/chromium';
 export const haveChromium = (): boolean => existsSync(CHROMIUM);
-export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];

@@ -1,0 +1,117 @@
+// `flowpin changes [--watch]` and `flowpin change ID`: the change records of a running
+// controller. --watch polls every --interval seconds, each request with its own deadline (a
+// controller that stops answering is said so on stderr, and polled again), prints the table
+// once and then one row (or, with -o json, one JSON line) per change that is new or has moved;
+// Ctrl-C or SIGTERM ends it with status 0.
+
+import type { ChangeRecord } from '../controller/changes.js';
+import { ApiError, Client, enc } from './client.js';
+
+/** A change as the API gives it (a type only: nothing of the controller is loaded). */
+export type Change = ChangeRecord & { resetsSeen?: number | null };
+
+export const table = (head: string[], rows: (string | number)[][]): string => {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i] ?? '').length)));
+  return [head, ...rows].map((r) => r.map((c, i) => String(c).padEnd(w[i] ?? 0)).join('  ').trimEnd()).join('\n') + '\n';
+};
+
+export const risk = (by: Record<string, number>): string => Object.entries(by).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
+
+/** A figure a record did not measure (lost across a kill) is null: said so, never 0. */
+export const shown = (v: number | null | undefined): string => (v === null || v === undefined ? 'not measured' : String(v));
+
+const HEAD = ['id', 'kind', 'switch', 'vip', 'nexthop', 'phase', 'pinned', 'at-risk', 'unseen', 'window', 'left'];
+const row = (c: Change): (string | number)[] => [c.id, c.kind, c.switch, c.vip, c.nexthop, `${c.phase}${c.error ? `: ${c.error}` : ''}`, shown(c.pinned), shown(c.atRisk), shown(c.unseen), shown(c.windowFlows), c.kind === 'drain' ? c.remaining : '-'];
+
+/** Each request's deadline while watching: a hung controller never stalls the watch. */
+const requestDeadlineMs = (intervalS: number): number => Math.min(10_000, Math.max(2_000, intervalS * 1000));
+
+async function switchNames(client: Client, timeoutMs?: number): Promise<string[]> {
+  return (await client.call<{ switches: { name: string }[] }>('GET', '/api/v1/switches', undefined, timeoutMs)).switches.map((s) => s.name);
+}
+
+async function listChanges(client: Client, only: string | undefined, timeoutMs?: number): Promise<Change[]> {
+  const names = only !== undefined ? [only] : await switchNames(client, timeoutMs);
+  return (await Promise.all(names.map((n) => client.call<{ changes: Change[] }>('GET', `/api/v1/switches/${enc(n)}/changes`, undefined, timeoutMs)))).flatMap((r) => r.changes);
+}
+
+export async function changesCommand(client: Client, opts: { switch?: string; json: boolean; watch: boolean; intervalS: number }): Promise<number> {
+  const first = await listChanges(client, opts.switch);
+  process.stdout.write(opts.json && !opts.watch ? `${JSON.stringify({ changes: first }, null, 2)}\n` : opts.json ? first.map((c) => `${JSON.stringify(c)}\n`).join('') : table(HEAD, first.map(row)));
+  if (!opts.watch) return 0;
+  const seen = new Map(first.map((c) => [c.id, JSON.stringify(row(c))]));
+  let stop = false;
+  let wake: (() => void) | undefined;
+  const onSignal = (): void => {
+    stop = true;
+    wake?.();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let failing = false;
+  try {
+    while (!stop) {
+      await new Promise<void>((r) => {
+        wake = r;
+        setTimeout(r, opts.intervalS * 1000);
+      });
+      if (stop) break;
+      let now: Change[];
+      try {
+        now = await listChanges(client, opts.switch, requestDeadlineMs(opts.intervalS));
+      } catch (err) {
+        if (!(err instanceof ApiError)) throw err;
+        if (!failing) process.stderr.write(`flowpin changes: ${err.message}; still watching\n`);
+        failing = true;
+        continue;
+      }
+      if (failing) process.stderr.write('flowpin changes: answering again\n');
+      failing = false;
+      for (const c of now) {
+        const key = JSON.stringify(row(c));
+        if (seen.get(c.id) === key) continue;
+        seen.set(c.id, key);
+        process.stdout.write(opts.json ? `${JSON.stringify(c)}\n` : table(HEAD, [row(c)]).split('\n')[1] + '\n');
+      }
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  return 0;
+}
+
+const at = (ms: number | undefined): string => (ms === undefined ? '-' : new Date(ms).toISOString());
+
+/** One change by id: on the switch given, else on the switch the id names (ids start with it), else on each. */
+export async function changeCommand(client: Client, id: string, opts: { switch?: string; json: boolean }): Promise<number> {
+  let names = opts.switch !== undefined ? [opts.switch] : await switchNames(client);
+  names = [...names.filter((n) => id.startsWith(`${n}-`)), ...names.filter((n) => !id.startsWith(`${n}-`))];
+  let found: Change | undefined;
+  for (const n of names) {
+    try {
+      found = await client.call<Change>('GET', `/api/v1/switches/${enc(n)}/changes/${enc(id)}`);
+      break;
+    } catch (err) {
+      if (!(err instanceof ApiError) || err.status !== 404) throw err;
+    }
+  }
+  if (found === undefined) throw new ApiError(404, 'not-found', `no change ${id}${opts.switch === undefined ? '' : ` on switch ${opts.switch}`}; 'flowpin changes' lists the recent ones`);
+  const c = found;
+  process.stdout.write(opts.json ? `${JSON.stringify(c, null, 2)}\n` : `change ${c.id}: ${c.kind} ${c.nexthop} on ${c.vip} (${c.switch})
+  phase              ${c.phase}${c.deadlineReached ? ' (deadline reached)' : ''}${c.error ? `: ${c.error}` : ''}
+  pinned             ${c.pinned}
+  at risk            ${c.atRisk} (${risk(c.atRiskBy)})
+  change window      ${c.windowFlows} flows
+  pinned flows left  ${c.remaining}
+  server resets seen ${c.resetsSeen === null || c.resetsSeen === undefined ? 'not mirrored' : c.resetsSeen}
+  queued             ${at(c.queuedAt)}
+  held               ${at(c.heldAt)}
+  group change sent  ${at(c.sentAt)}
+  applied            ${at(c.appliedAt)}
+  effective          ${at(c.effectiveAt)}
+  completed          ${at(c.completedAt)}
+  deadline           ${at(c.deadlineAt)}
+`);
+  return 0;
+}

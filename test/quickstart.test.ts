@@ -1,0 +1,131 @@
+// The README's quick start, as a new user follows it: `flowpin start` in a process of its own
+// (the simulator's clock sped up 20 times with the documented `--speed`, so that 10 simulated
+// minutes of traffic, enough to fill the flow table with ended connections, pass in 30 s;
+// ports chosen by the system so that the test can run beside others), then the README's curl
+// calls, read from the README itself and sent as the same HTTP requests with the same bodies
+// and headers, in the same order. Throughout: readiness green, the pin table never full; at
+// the end no connection reset (the simulator's counters, as the README's last line reads them).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { until } from './helpers/demo.js';
+import { flowpinBin, repoRoot } from './helpers/tools.js';
+
+interface Curl {
+  method: string;
+  headers: Record<string, string>;
+  body: string | undefined;
+  url: URL;
+  line: string;
+}
+
+/** The quick start's shell block: its token and its curl calls, continuation lines joined. */
+function quickStart(readme: string): { token: string; calls: Curl[] } {
+  const at = readme.indexOf('FLOWPIN_TOKEN=');
+  const block = readme.slice(readme.lastIndexOf('```sh', at), readme.indexOf('```\n', at));
+  const token = /FLOWPIN_TOKEN=(\S+)/.exec(block)?.[1] ?? '';
+  const lines = block.replace(/\\\n\s*/g, ' ').split('\n').map((l) => l.replace(/\s+#.*$/, '').trim()).filter((l) => l.startsWith('curl '));
+  const calls = lines.map((line) => {
+    const words = [...line.matchAll(/'([^']*)'|"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2] ?? m[3] ?? '');
+    const c: Curl = { method: 'GET', headers: {}, body: undefined, url: new URL('http://localhost/'), line };
+    for (let i = 1; i < words.length; i++) {
+      const w = words[i] as string;
+      if (w === '-X') c.method = words[++i] as string;
+      else if (w === '-H') {
+        const h = words[++i] as string;
+        c.headers[h.slice(0, h.indexOf(':')).trim().toLowerCase()] = h.slice(h.indexOf(':') + 1).trim();
+      } else if (w === '-d') {
+        c.body = words[++i];
+        if (c.method === 'GET') c.method = 'POST';
+      } else if (!w.startsWith('-') && w !== '|' && /^(https?:\/\/)?[\w.-]+:\d+\//.test(w)) c.url = new URL(w.startsWith('http') ? w : `http://${w}`);
+      else if (w === '|') break;
+    }
+    return c;
+  });
+  return { token, calls };
+}
+
+test('the README quick start parses into its calls', () => {
+  const { token, calls } = quickStart(readFileSync(path.join(repoRoot, 'README.md'), 'utf8'));
+  assert.ok(token.length > 0, 'a token');
+  const posts = calls.filter((c) => c.method === 'POST');
+  assert.ok(posts.some((c) => c.url.pathname.endsWith('/drain') && c.body?.includes('dryRun') === true), 'a dry run');
+  assert.ok(posts.some((c) => c.url.pathname.endsWith('/drain') && c.body?.includes('dryRun') !== true), 'a drain');
+  assert.ok(posts.some((c) => c.url.pathname.endsWith('/nexthops')), 'an addition');
+  for (const c of posts) assert.equal(c.headers['authorization'], `Bearer ${token}`, c.line);
+});
+
+test('the README quick start, as written, under 10 simulated minutes of traffic: no reset, readiness green, pin table never full', { timeout: 240_000 }, async () => {
+  const { token, calls } = quickStart(readFileSync(path.join(repoRoot, 'README.md'), 'utf8'));
+  const dir = mkdtempSync(path.join(tmpdir(), 'flowpin-quickstart-'));
+  const child = spawn(process.execPath, [flowpinBin, 'start', '--api-port', '0', '--eapi-port', '0', '--gnmi-port', '0', '--status-port', '0', '--mirror', '127.0.0.1:0', '--speed', '20', '--reset-log', path.join(dir, 'resets.jsonl'), '--state-file', path.join(dir, 'state.json')], {
+    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FLOWPIN_TOKEN: token, FLOWPIN_LOG_LEVEL: 'warn' },
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exit = once(child, 'exit');
+  const samples = { notReady: [] as string[], pinPeak: 0, capacity: 0, tableFull: [] as string[] };
+  let sampling = true;
+  let sampler: Promise<void> | undefined;
+  try {
+    const api = await until(() => /API (http:\S+)/.exec(out)?.[1], 60_000, `flowpin start (output: ${out})`);
+    const counters = await until(() => /counters (http:\S+\/counters)/.exec(out)?.[1], 10_000, 'the simulator counters');
+    await until(async () => (await fetch(`${api}/readyz`)).status === 200, 60_000, 'ready');
+    sampler = (async () => {
+      while (sampling) {
+        const r = await fetch(`${api}/readyz`).catch(() => undefined);
+        const body = r === undefined ? 'no answer' : await r.text();
+        if (r?.status !== 200) samples.notReady.push(`${new Date().toISOString()} ${r?.status ?? '-'} ${body.slice(0, 300)}`);
+        if (/table full/i.test(body)) samples.tableFull.push(body.slice(0, 300));
+        const c = (await (await fetch(counters)).json().catch(() => undefined)) as { pins: { capacity: number; programmed: number } } | undefined;
+        if (c !== undefined) {
+          samples.pinPeak = Math.max(samples.pinPeak, c.pins.programmed);
+          samples.capacity = c.pins.capacity;
+        }
+        await new Promise((res) => setTimeout(res, 250));
+      }
+    })();
+    // 30 s at 20 times: 10 simulated minutes of traffic; the flow table holds ended connections by now.
+    await new Promise((res) => setTimeout(res, 30_000));
+    const answers: string[] = [];
+    for (const c of calls) {
+      if (c.url.port === '8881') continue; // the simulator's counters: read below
+      const url = new URL(c.url.pathname + c.url.search, api);
+      const r = await fetch(url, { method: c.method, headers: c.headers, ...(c.body === undefined ? {} : { body: c.body }) });
+      const text = await r.text();
+      answers.push(`${c.method} ${url.pathname} ${c.body ?? ''} -> ${r.status} ${text.slice(0, 400)}`);
+      assert.ok(r.status >= 200 && r.status < 300, `${c.line}\n-> ${r.status} ${text}`);
+    }
+    // Both changes in the switch's group (a drain then tracks its connections for as long as they live:
+    // hours of simulated time for some), then 30 s more (10 simulated minutes) of traffic across them.
+    await until(async () => {
+      const ch = (await (await fetch(`${api}/api/v1/switches/sim1/changes`)).json()) as { changes: { phase: string }[] };
+      return ch.changes.length > 0 && ch.changes.every((x) => x.phase !== 'queued' && x.phase !== 'pending');
+    }, 120_000, 'the changes to be applied', 1000);
+    await new Promise((res) => setTimeout(res, 30_000));
+    sampling = false;
+    await sampler;
+    const c = (await (await fetch(counters)).json()) as { connections: { reset: number; opened: number }; recentResets: unknown[] };
+    const changes = await (await fetch(`${api}/api/v1/switches/sim1/changes`)).text();
+    const why = `\n${answers.join('\n')}\nchanges: ${changes.slice(0, 2000)}\nrecent resets: ${JSON.stringify(c.recentResets.slice(0, 5))}`;
+    assert.ok(c.connections.opened > 5000, `traffic ran (${c.connections.opened} opened)`);
+    assert.equal(c.connections.reset, 0, `connections reset${why}`);
+    assert.deepEqual(samples.notReady, [], `readiness not green${why}`);
+    assert.deepEqual(samples.tableFull, [], 'the pin table reported full');
+    assert.ok(samples.pinPeak < samples.capacity, `pins peaked at ${samples.pinPeak} of ${samples.capacity}`);
+  } finally {
+    sampling = false;
+    await sampler?.catch(() => undefined);
+    if (child.exitCode === null) child.kill('SIGTERM');
+    const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exit;
+    clearTimeout(t);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
