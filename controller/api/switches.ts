@@ -5,7 +5,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { Type, type Static } from 'typebox';
 import type { Controller } from '../controller.js';
-import { badRequest, notFound } from '../errors.js';
+import { badRequest } from '../errors.js';
 import { ChangeView, errorResponses, NexthopParams, NexthopView, Report, SwitchParams, VipParams, type NexthopParamsT } from './schemas.js';
 
 const MaxAtRisk = Type.Union([Type.Integer({ minimum: 0 }), Type.Literal('unbounded')], {
