@@ -131,10 +131,10 @@ async function broken(withFlowpin: boolean, [c4, c6]: [number, number]): Promise
     if (controller !== undefined) {
       await until('flows resolved', 20_000, () => (controller.readiness().switches[0]?.flows ?? 0) >= c4 + c6);
       const cm = controller.changeManager(SWITCH);
-      await cm.drain(LAB_VIP4, d.addr4, {});
-      await cm.drain(LAB_VIP6, d.addr6, {});
-      await cm.add(LAB_VIP4, f.addr4, {});
-      await cm.add(LAB_VIP6, f.addr6, {});
+      await cm.drain(LAB_VIP4, d.addr4, { maxAtRisk: 'unbounded' });
+      await cm.drain(LAB_VIP6, d.addr6, { maxAtRisk: 'unbounded' });
+      await cm.add(LAB_VIP4, f.addr4, { maxAtRisk: 'unbounded' });
+      await cm.add(LAB_VIP6, f.addr6, { maxAtRisk: 'unbounded' });
     } else if (adapter !== undefined) {
       await adapter.removeGroupMember(LAB_VIP4, d.addr4);
       await adapter.removeGroupMember(LAB_VIP6, d.addr6);

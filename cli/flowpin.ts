@@ -68,7 +68,7 @@ main(process.argv.slice(2)).then(
     // ConfigError and StateError (controller/validate.ts, controller/state-store.ts), named so without importing them.
     const name = err instanceof Error ? err.name : '';
     // State flowpin cannot read back as written: it starts only when the operator decides.
-    if (name === 'StateError') process.stderr.write('flowpin: the state was not changed. Mend or remove the file, or start with --discard-state to move the state aside and start without it (changes it holds are then not resumed)\n');
+    if (name === 'StateError') process.stderr.write('flowpin: the state was not changed. Mend or remove the file, or start with --discard-state to move the parts that cannot be read aside and start without them (a damaged change log: its changes are not resumed; a damaged flow snapshot or journal: its flows are forgotten)\n');
     process.exitCode = name === 'ConfigError' || name === 'StateError' ? 2 : 1;
   },
 );

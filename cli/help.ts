@@ -54,13 +54,13 @@ export const COMMANDS: CommandHelp[] = [
   {
     name: 'start', summary: 'flowpin with the built-in switch simulator and live traffic', synopsis: '[--api-host H] [--api-port N] [--pin-mode on-change|always] [--state-file F | --no-state] [--discard-state] [sim options]',
     description: 'Runs the switch simulator in a child process and a flowpin controller that manages it through its eAPI, with\nmirrored SYNs, FINs and RSTs (both ways) over GRE-in-UDP. The API and dashboard listen on http://127.0.0.1:8080.\nState (changes in progress, tracked flows, the switch\'s groups) is kept in .flowpin/start.state, so a restart\nresumes what was in progress. Ctrl-C stops both.',
-    options: [['--api-host H', 'where the API listens (127.0.0.1)'], ['--api-port N', 'the API\'s port (8080)'], ['--pin-mode on-change|always', 'pin only what a change would move, or every flow'], ['--state-file F', 'where state is kept (.flowpin/start.state; one flowpin per file)'], ['--no-state', 'keep no state (a restart forgets)'], ['--discard-state', 'move the state aside and start without it'], ...SIM_OPTIONS.filter(([f]) => !f.startsWith('--state-file'))],
+    options: [['--api-host H', 'where the API listens (127.0.0.1)'], ['--api-port N', 'the API\'s port (8080)'], ['--pin-mode on-change|always', 'pin only what a change would move, or every flow'], ['--state-file F', 'where state is kept (.flowpin/start.state; one flowpin per file)'], ['--no-state', 'keep no state (a restart forgets)'], ['--discard-state', 'move the state files that cannot be read aside (<file>.discarded-<time>) and start without them'], ...SIM_OPTIONS.filter(([f]) => !f.startsWith('--state-file'))],
     examples: ['FLOWPIN_TOKEN=demo flowpin start', 'flowpin start --rate 100 --pin-mode always --api-port 9090'],
   },
   {
     name: 'run', summary: 'flowpin against the switches of a configuration file', synopsis: '--config FILE [--discard-state]',
     description: 'Validates the configuration (errors name the file and key), takes the state file\'s lock, reads the state back\n(refusing, with the file and line named, state it cannot read as written), connects to the switches and serves\nthe API until SIGINT/SIGTERM (state written, pins left on the switches).',
-    options: [['-c, --config FILE', 'the configuration (docs/flowpin.example.yaml shows every key)'], ['--discard-state', 'move the state aside (<file>.discarded-<time>) and start without it: changes it held are not resumed']],
+    options: [['-c, --config FILE', 'the configuration (docs/flowpin.example.yaml shows every key)'], ['--discard-state', 'move the state files that cannot be read aside (<file>.discarded-<time>) and start without them: a damaged change log\'s changes are not resumed, a damaged flow journal\'s flows are forgotten; the parts that read are kept']],
     examples: ['flowpin run --config /etc/flowpin/flowpin.yaml'],
   },
   {

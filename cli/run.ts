@@ -21,8 +21,9 @@ export async function runCommand(args: string[]): Promise<number> {
   const adapters = new Map(config.switches.map((s) => [s.name, createAdapter(s)]));
   const logger = makeLogger();
   if (values['discard-state'] === true && config.stateFile !== undefined) {
-    const moved = discardState(config.stateFile);
-    logger.warn({ moved }, 'state discarded (--discard-state): moved aside, flowpin starts without it');
+    const d = discardState(config.stateFile);
+    if (d.moved.length === 0) logger.info({ stateFile: config.stateFile }, '--discard-state: every state file reads; nothing moved aside');
+    else logger.warn({ moved: d.moved, why: d.reasons }, 'state discarded (--discard-state): the parts that cannot be read moved aside, flowpin starts without them');
   }
   for (const warning of securityWarnings(config, values.config)) logger.warn({ warning }, 'configuration weakens security');
   const served = await serve(config, adapters, logger);

@@ -7,7 +7,7 @@
 // then the simulator; if the simulator ends on its own, the controller stops too.
 
 import { fork, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { discardState } from '../controller/state-store.js';
 import { randomBytes } from 'node:crypto';
@@ -42,9 +42,8 @@ export async function startCommand(args: string[]): Promise<number> {
   const stateFile = own['no-state'] === true ? undefined : typeof own['state-file'] === 'string' ? own['state-file'] : DEFAULT_START_STATE;
   if (stateFile !== undefined) mkdirSync(path.dirname(path.resolve(stateFile)), { recursive: true });
   if (stateFile !== undefined && own['discard-state'] === true) {
-    const moved = discardState(stateFile);
-    if (existsSync(`${stateFile}.switch`)) renameSync(`${stateFile}.switch`, `${stateFile}.switch.discarded-${Date.now()}`);
-    process.stderr.write(`flowpin: state discarded (moved aside: ${moved.length === 0 ? 'nothing there' : moved.join(', ')})\n`);
+    const d = discardState(stateFile);
+    process.stderr.write(d.moved.length === 0 ? 'flowpin: --discard-state: every state file reads; nothing moved aside\n' : `flowpin: state that cannot be read moved aside: ${d.moved.join(', ')} (${d.reasons.join('; ')})\n`);
   }
   // One flowpin per state file, before the simulator starts or anything connects to it.
   const lock = stateFile === undefined ? undefined : lockStateFile(stateFile);

@@ -126,7 +126,7 @@ export const ConfigSchema = Type.Object({
   /** maxAgeS: the connection lifetime: a connection not seen for this long is taken as ended, and flowpin warms up for this long. */
   flowTable: Type.Object({ maxFlows: Int(1, undefined, 1_000_000), maxAgeS: Num(1, undefined, 3600) }, { ...strict, default: {} }),
   /** windowFlows: connections expected in a change window count against a change's bound only above this many. */
-  consent: Type.Object({ windowFlows: Int(0, undefined, 10) }, { ...strict, default: {} }),
+  consent: Type.Object({ windowFlows: Int(0, undefined, 50) }, { ...strict, default: {} }),
   /** maxShedShare: not ready while more than this share of SYNs is shed (the resolver cannot keep up). */
   readiness: Type.Object({ maxShedShare: Num(0, 1, 0.01) }, { ...strict, default: {} }),
   resolveQueue: Int(1, undefined, 100_000),

@@ -155,16 +155,35 @@ export function removeLeftovers(file: string): string[] {
   return removed;
 }
 
-/** Moves the state files aside (`<name>.discarded-<time>`) so that flowpin starts without them; returns what was moved. */
-export function discardState(file: string): string[] {
-  const moved: string[] = [];
+/**
+ * Moves aside (`<name>.discarded-<time>`) the parts of the state that cannot be read, keeping
+ * the parts that can: a damaged flow journal costs the flows it held, not the change records,
+ * and a damaged change log costs the changes, not the flows. Returns what was moved and why.
+ */
+export function discardState(file: string): { moved: string[]; reasons: string[] } {
+  const store = new FileStateStore(file);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  for (const f of [file, `${file}.changes`, `${file}.journal`, `${file}.journal.prev`]) {
-    if (!existsSync(f)) continue;
-    renameSync(f, `${f}.discarded-${stamp}`);
-    moved.push(`${f}.discarded-${stamp}`);
+  const moved: string[] = [];
+  const reasons: string[] = [];
+  const aside = (files: string[], err: unknown): void => {
+    reasons.push(err instanceof Error ? err.message : String(err));
+    for (const f of files) {
+      if (!existsSync(f)) continue;
+      renameSync(f, `${f}.discarded-${stamp}`);
+      moved.push(`${f}.discarded-${stamp}`);
+    }
+  };
+  try {
+    store.loadChanges();
+  } catch (err) {
+    aside([`${file}.changes`], err);
   }
-  return moved;
+  try {
+    store.loadFlows();
+  } catch (err) {
+    aside([file, `${file}.journal`, `${file}.journal.prev`], err);
+  }
+  return { moved, reasons };
 }
 
 export class FileStateStore implements StateStore {

@@ -1,13 +1,15 @@
 // Changes from the page: a dry run first (drain, add), or the current figures (undrain,
 // remove), an explicit confirmation (asking for the operator token when the tab has none),
-// then the change and its live progress with an estimate of when the drain reaches zero;
-// and the history of changes with their figures.
+// with the most connections the operator accepts to lose (maxAtRisk, the dry run's figures
+// unless changed), then the change and its progress as the server keeps it, with an estimate
+// of when the drain reaches zero; and the history of changes with their figures.
 
 import { html } from 'htm/preact';
 import type { VNode } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, call, nexthopPath, token } from './api.js';
 import { ProgressChart, secondsToZero, type Sample } from './chart.js';
+import { drainOf, samplesOf } from './progress.js';
 import type { ChangeRecord, DrainEstimate, DryRun, Snapshot } from './types.js';
 
 export interface Intent {
@@ -18,6 +20,9 @@ export interface Intent {
 }
 
 type Step = { at: 'token'; error: string } | { at: 'checking' } | { at: 'confirm'; dry: DryRun | null } | { at: 'running' } | { at: 'done'; result: ChangeRecord | null; message: string } | { at: 'error'; message: string };
+
+/** A figure the record may not have measured (null across a restart). */
+const figure = (n: number | null): string => (n === null ? 'not measured' : String(n));
 
 const risk = (by: Record<string, number>): string =>
   Object.entries(by)
@@ -74,7 +79,7 @@ export function ChangePanel({ intent, snap, onClose }: { intent: Intent; snap: S
   const [deadline, setDeadline] = useState('');
   const [typed, setTyped] = useState('');
   const [attempt, setAttempt] = useState(0);
-  const [samples, setSamples] = useState<Sample[]>([]);
+  const [bound, setBound] = useState('');
   const label = `${intent.kind} ${intent.nexthop} on ${intent.vip} (${intent.switch})`;
   const nh = snap?.switches.find((s) => s.name === intent.switch)?.vips.find((v) => v.address === intent.vip)?.nexthops.find((n) => n.address === intent.nexthop);
 
@@ -97,16 +102,24 @@ export function ChangePanel({ intent, snap, onClose }: { intent: Intent; snap: S
     if (intent.kind === 'drain' || intent.kind === 'add') {
       const path = intent.kind === 'drain' ? `${nexthopPath(intent.switch, intent.vip, intent.nexthop)}/drain` : nexthopPath(intent.switch, intent.vip);
       const body = intent.kind === 'drain' ? { dryRun: true } : { address: intent.nexthop, dryRun: true };
-      call<DryRun>('POST', path, body).then((dry) => setStep({ at: 'confirm', dry }), (err: Error) => denied(err) || setStep({ at: 'error', message: err.message }));
-    } else setStep({ at: 'confirm', dry: null });
+      call<DryRun>('POST', path, body).then((dry) => {
+        // The bound offered: what the dry run counted; where flowpin cannot count, only "unbounded" consents.
+        const f = dry.figures;
+        setBound(f === undefined ? '0' : f.uncountable !== null ? 'unbounded' : String(f.total));
+        setStep({ at: 'confirm', dry });
+      }, (err: Error) => denied(err) || setStep({ at: 'error', message: err.message }));
+    } else {
+      // Removal loses the connections left on the nexthop; putting a drained member back costs what an addition's window does.
+      setBound(intent.kind === 'remove' ? String((nh?.pinned ?? 0) + (nh?.tracked ?? 0)) : '0');
+      setStep({ at: 'confirm', dry: null });
+    }
   }, [intent, attempt]);
 
-  // Progress: the nexthop's pinned flows from each snapshot while the drain runs.
-  useEffect(() => {
-    if (intent.kind !== 'drain' || nh === undefined || snap === null) return;
-    if (step.at !== 'running' && step.at !== 'done') return;
-    setSamples((s) => (s[s.length - 1]?.t === snap.at ? s : [...s.slice(-600), { t: snap.at, pinned: nh.pinned }]));
-  }, [snap?.at]);
+  // Progress: the server's history of the newest drain of this nexthop (the same in every tab).
+  const drainRec = intent.kind === 'drain' && (step.at === 'running' || step.at === 'done') ? drainOf(snap, intent.switch, intent.vip, intent.nexthop) : undefined;
+  const samples: Sample[] = samplesOf(drainRec);
+  const boundValue = bound.trim() === 'unbounded' ? 'unbounded' : Number(bound);
+  const boundValid = boundValue === 'unbounded' || (bound.trim() !== '' && Number.isInteger(boundValue) && boundValue >= 0);
 
   const useToken = (e: Event): void => {
     e.preventDefault();
@@ -119,18 +132,15 @@ export function ChangePanel({ intent, snap, onClose }: { intent: Intent; snap: S
     setStep({ at: 'running' });
     const base = nexthopPath(intent.switch, intent.vip, intent.nexthop);
     const d = Number(deadline);
-    // Confirming after the dry run consents to what it reported, and no more: its total is the bound
-    // (checked again right before the group write); where flowpin cannot count, only "unbounded" consents.
-    const dry = step.at === 'confirm' ? step.dry : null;
-    const figures = dry?.figures;
-    const maxAtRisk = figures === undefined ? 0 : figures.uncountable !== null ? 'unbounded' : figures.total;
+    // The operator's bound (the dry run's total unless changed), checked again right before the group write.
+    if (!boundValid) return;
+    const maxAtRisk = boundValue;
     const consent = { maxAtRisk };
-    const left = (nh?.pinned ?? 0) + (nh?.tracked ?? 0);
     const req =
       intent.kind === 'drain' ? call<ChangeRecord>('POST', `${base}/drain`, { ...consent, ...(deadline === '' ? {} : { deadlineSeconds: d }) })
       : intent.kind === 'add' ? call<ChangeRecord>('POST', nexthopPath(intent.switch, intent.vip), { address: intent.nexthop, ...consent })
       : intent.kind === 'undrain' ? call<{ state: string }>('POST', `${base}/undrain`, consent).then(() => null)
-      : call<{ removed: boolean }>('DELETE', `${base}?maxAtRisk=${left}`).then(() => null);
+      : call<{ removed: boolean }>('DELETE', `${base}?maxAtRisk=${encodeURIComponent(String(maxAtRisk))}`).then(() => null);
     req.then(
       (result) => setStep({ at: 'done', result, message: result === null ? `${label}: done` : `${label}: ${result.phase}` }),
       (err: Error) => denied(err) || setStep({ at: 'error', message: err.message }),
@@ -160,8 +170,10 @@ export function ChangePanel({ intent, snap, onClose }: { intent: Intent; snap: S
           ${intent.kind === 'drain'
             ? html`<p><label>Deadline (seconds, empty for none): <input type="number" min="0" step="1" value=${deadline} onInput=${(e: Event) => setDeadline((e.target as HTMLInputElement).value)} data-testid="deadline" /></label></p>`
             : null}
+          <p><label>Most connections this ${intent.kind} may cost (maxAtRisk, a number or "unbounded"): <input value=${bound} autocomplete="off" inputmode="numeric" onInput=${(e: Event) => setBound((e.target as HTMLInputElement).value)} data-testid="max-at-risk" aria-describedby="bound-why" /></label></p>
+          <p id="bound-why"><small>${boundValid ? 'Checked against the figures now and again right before the group write: the change stops before it if they exceed this bound.' : html`<span role="alert" class="bad">A whole number of connections (0 or more), or "unbounded".</span>`}</small></p>
           <p>
-            <button type="button" class="primary" onClick=${confirm} data-testid="confirm">Confirm ${intent.kind} of ${intent.nexthop}</button>
+            <button type="button" class="primary" onClick=${confirm} disabled=${!boundValid} data-testid="confirm">Confirm ${intent.kind} of ${intent.nexthop}</button>
             <button type="button" onClick=${onClose}>Cancel</button>
           </p>
         </div>`
@@ -170,8 +182,8 @@ export function ChangePanel({ intent, snap, onClose }: { intent: Intent; snap: S
     ${step.at === 'done'
       ? html`<div>
           <p role="status" data-testid="change-status">${record === undefined ? step.message : `${label}: ${record.phase}${record.deadlineReached ? ' (deadline reached)' : ''}`}; nexthop now <strong data-testid="nexthop-state">${nh?.state ?? 'removed'}</strong></p>
-          ${record === undefined ? null : html`<p>Pinned at the change ${record.pinned}, at risk ${record.atRisk} (${risk(record.atRiskBy)}), change-window flows ${record.windowFlows}.</p>`}
-          ${intent.kind === 'drain' ? html`<div class="progress"><${ProgressChart} samples=${samples} label=${intent.nexthop} /><${DrainEta} est=${nh?.estimate} samples=${samples} /></div>` : null}
+          ${record === undefined ? null : html`<p>Pinned at the change ${figure(record.pinned)}, at risk ${figure(record.atRisk)} (${risk(record.atRiskBy)}), change-window flows ${figure(record.windowFlows)}.</p>`}
+          ${intent.kind === 'drain' ? html`<div class="progress"><${ProgressChart} samples=${samples} label=${intent.nexthop} /><${DrainEta} est=${nh?.estimate} samples=${samples} />${drainRec?.deadlineAt === undefined ? null : html`<p data-testid="change-deadline">Deadline ${new Date(drainRec.deadlineAt).toLocaleTimeString()}${drainRec.deadlinePassedAt === undefined ? '' : ': passed with connections left, not drained'}</p>`}</div>` : null}
           <p><button type="button" onClick=${onClose}>Close</button></p>
         </div>`
       : null}
@@ -191,8 +203,8 @@ export function History({ snap }: { snap: Snapshot }): VNode {
           <tbody>
             ${rows.map((r) => html`<tr key=${r.id}>
               <th scope="row" class="change-id"><span class="kind">${r.kind}</span> <code title=${r.id}>${r.id}</code></th><td data-label="Switch">${r.switch}</td><td data-label="VIP">${r.vip}</td><td data-label="Nexthop">${r.nexthop}</td>
-              <td data-label="Phase" class=${r.phase === 'failed' ? 'bad' : r.phase === 'complete' ? 'good' : ''}>${r.phase}${r.deadlineReached ? ' (deadline)' : ''}${r.error ? html` <span class="bad">${r.error}</span>` : null}</td>
-              <td data-label="Pinned" class="num">${r.pinned}</td><td data-label="At risk" class=${r.atRisk > 0 ? 'num bad' : 'num'} title=${risk(r.atRiskBy)}>${r.atRisk}</td><td data-label="Window" class=${r.windowFlows > 0 ? 'num warn' : 'num'}>${r.windowFlows}</td><td data-label="Resets" class=${(r.resetsSeen ?? 0) > 0 ? 'num bad' : 'num'}>${r.resetsSeen ?? '–'}</td><td data-label="Left" class="num">${r.remaining}</td>
+              <td data-label="Phase" class=${r.phase === 'failed' || r.phase === 'deadline-passed' ? 'bad' : r.phase === 'complete' || r.phase === 'drained' ? 'good' : ''}>${r.phase}${r.deadlineReached ? ' (deadline)' : ''}${r.error ? html` <span class="bad">${r.error}</span>` : null}</td>
+              <td data-label="Pinned" class="num">${r.pinned ?? '–'}</td><td data-label="At risk" class=${(r.atRisk ?? 0) > 0 ? 'num bad' : 'num'} title=${r.atRisk === null ? 'not measured' : risk(r.atRiskBy)}>${r.atRisk ?? '–'}</td><td data-label="Window" class=${(r.windowFlows ?? 0) > 0 ? 'num warn' : 'num'}>${r.windowFlows ?? '–'}</td><td data-label="Resets" class=${(r.resetsSeen ?? 0) > 0 ? 'num bad' : 'num'}>${r.resetsSeen ?? '–'}</td><td data-label="Left" class="num">${r.remaining}</td>
               <td data-label="Started">${time(r.startedAt)}</td><td data-label="Completed">${time(r.completedAt)}</td>
             </tr>`)}
           </tbody>

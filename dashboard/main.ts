@@ -8,6 +8,7 @@ import { render, type VNode } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { token } from './api.js';
 import { ChangePanel, History, type Intent } from './changes.js';
+import { Drains } from './progress.js';
 import { Flows } from './flows.js';
 import type { MirrorCounters, Snapshot, SwitchSnap } from './types.js';
 
@@ -152,6 +153,7 @@ function App(): VNode {
           </section>`}
       ${intent === null ? null : html`<${ChangePanel} key=${`${intent.kind}${intent.switch}${intent.vip}${intent.nexthop}`} intent=${intent} snap=${snap} onClose=${() => setIntent(null)} />`}
       ${snap === null ? html`<p>Waiting for the controller…</p>` : snap.switches.map((sw) => html`<${SwitchCard} key=${sw.name} sw=${sw} act=${setIntent} removed=${removedOf(sw)} />`)}
+      ${snap === null ? null : html`<${Drains} snap=${snap} />`}
       ${snap?.mirror === undefined ? null : html`<${MirrorPanel} m=${snap.mirror} />`}
       ${snap === null ? null : html`<${History} snap=${snap} />`}
       <${Flows} snap=${snap} />

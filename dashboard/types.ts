@@ -50,15 +50,32 @@ export interface ChangeRecord {
   startedAt: number;
   completedAt?: number;
   deadlineAt?: number;
-  pinned: number;
-  atRisk: number;
+  deadlinePassedAt?: number;
+  /** The operator's bound on the connections the change may cost. */
+  maxAtRisk?: number | 'unbounded';
+  /** Figures the change measured (null: not measured, e.g. across a restart). */
+  pinned: number | null;
+  atRisk: number | null;
   atRiskBy: Record<string, number>;
-  windowFlows: number;
+  windowFlows: number | null;
   remaining: number;
+  /** Drain: connections and pins left on the nexthop, and their history as the server sampled it. */
+  left?: { live: number; unknown: number; pinned: number };
+  progress?: ProgressPoint[];
+  /** Drain: the earliest its pins can all be gone if none sends again (s), as the server last estimated. */
+  estimateS?: number | null;
   /** Server resets seen on the reply mirror after the change (null: the switch does not mirror them). */
   resetsSeen: number | null;
   deadlineReached?: boolean;
   error?: string;
+}
+
+/** One sample of a drain's progress, kept by the server (controller/changes.ts). */
+export interface ProgressPoint {
+  t: number;
+  live: number;
+  unknown: number;
+  pinned: number;
 }
 
 export interface SwitchSnap {
@@ -109,6 +126,8 @@ export interface DryRun {
   unseenBasis?: string;
   /** What a consent bound is checked against: its total, or why flowpin cannot count. */
   figures?: { total: number; uncountable: string | null };
+  /** Connections expected in the change window count against the bound only above this many. */
+  windowThreshold?: number;
 }
 
 export interface Flow {

@@ -62,8 +62,8 @@ const nhUrl = (n: string) => `/api/v1/switches/sw1/vips/${VIP}/nexthops/${n}`;
 const realChange = fc.record({
   method: fc.constantFrom<InjectOptions['method']>('POST', 'DELETE'),
   path: fc.constantFrom(...NH.flatMap((n) => [`${nhUrl(n)}/drain`, `${nhUrl(n)}/undrain`, nhUrl(n)]), `/api/v1/switches/sw1/vips/${VIP}/nexthops`),
-  query: fc.constantFrom('', 'force=true'),
-  body: fc.constantFrom(undefined, '{"acceptRisk":true}', '{"address":"10.0.1.5","acceptRisk":true}', '{}', '{"deadlineSeconds":0,"acceptRisk":true}'),
+  query: fc.constantFrom('', 'maxAtRisk=unbounded'),
+  body: fc.constantFrom(undefined, '{"maxAtRisk":"unbounded"}', '{"address":"10.0.1.5","maxAtRisk":"unbounded"}', '{}', '{"deadlineSeconds":0,"maxAtRisk":"unbounded"}'),
   contentType: fc.constantFrom(undefined, 'application/json'),
 });
 

@@ -20,7 +20,7 @@ const NH = ['10.0.1.1', '10.0.1.2', '10.0.1.3'];
 function world(rate: number, over: Partial<WorldOptions> = {}, pinCapacity = 5000): World {
   return new World({
     switches: [{ name: 'sw1', vips: [{ address: VIP, nexthops: NH, port: 443 }], spares: ['10.0.1.5'], ecmpMode: 'resilient', pinCapacity, programDelayMs: 10, rate, lifetime: { kind: 'fixed', s: 600 } }],
-    latencyMs: 2, mirrorDelayMs: 1, packetIntervalMs: 1000, seed: 21, controller: { pinMode: 'on-change', settleMs: 20, barrierTimeoutMs: 5000, resyncIntervalS: 3600 }, ...over,
+    latencyMs: 2, mirrorDelayMs: 1, packetIntervalMs: 1000, seed: 21, controller: { pinMode: 'on-change', settleMs: 20, barrierTimeoutMs: 5000, resyncIntervalS: 3600, windowFlows: 10 }, ...over,
   });
 }
 
@@ -80,7 +80,7 @@ test('a few connections in the change window need no consent; more need a bound 
       assert.equal(ok.statusCode, 202, ok.body);
       const rec = ok.json<ChangeRecord>();
       assert.ok(rec.checked !== undefined && rec.checked.total <= need * 2, `checked again before the group write: ${JSON.stringify(rec.checked)}`);
-      const old = await call('POST', nhUrl(NH[2] as string, '/drain'), { maxAtRisk: 'unbounded' });
+      const old = await call('POST', nhUrl(NH[2] as string, '/drain'), { acceptRisk: true });
       assert.equal(old.statusCode, 400);
       assert.match(old.json<{ message: string; field: string }>().message, /acceptRisk \(and force\) were replaced by maxAtRisk/);
     });
@@ -181,7 +181,7 @@ test('undrain and removal: consent for what they cost; a second drain past maxUn
       const rm = await call('DELETE', nhUrl(NH[1] as string));
       assert.equal(rm.statusCode, 409, rm.body);
       assert.match(rm.json<{ message: string }>().message, /removing 10\.0\.1\.2 loses \d+ connections still on it \(\d+ live, \d+ unknown; \d+ pinned\)/);
-      const old = await call('DELETE', `${nhUrl(NH[1] as string)}?maxAtRisk=unbounded`);
+      const old = await call('DELETE', `${nhUrl(NH[1] as string)}?force=true`);
       assert.equal(old.statusCode, 400, 'force was replaced by maxAtRisk');
       // Putting it back goes through the protocol like an addition, with its own bound.
       const back = await call('POST', nhUrl(NH[1] as string, '/undrain'), { maxAtRisk: 'unbounded' });

@@ -60,8 +60,8 @@ test('dashboard layout at 1280 px and on a phone; colours by meaning; the Add fi
   try {
     // Changes in the history: a drain to its deadline, and one put back.
     const post = (p: string, body: unknown) => fetch(`${demo.api}/api/v1/switches/sim1/vips/${VIP}/nexthops${p}`, { method: 'POST', headers: { authorization: 'Bearer layout-test', 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    assert.equal((await post('/10.0.1.2/drain', { acceptRisk: true, deadlineSeconds: 1 })).status, 202);
-    assert.equal((await post('/10.0.1.3/drain', { acceptRisk: true })).status, 202);
+    assert.equal((await post('/10.0.1.2/drain', { maxAtRisk: 'unbounded', deadlineSeconds: 1 })).status, 202);
+    assert.equal((await post('/10.0.1.3/drain', { maxAtRisk: 'unbounded' })).status, 202);
     // The table fills (every flow pinned, 900 entries at 120 connections/s): the page must show it full.
     await until(async () => ((await (await fetch(`${demo.api}/api/v1/switches`)).json()) as { switches: { pins: { table: string } }[] }).switches[0]?.pins.table === 'full', 60_000, 'a full pin table');
 

@@ -1,6 +1,6 @@
 // flowpin protects only what its mirror shows. A switch whose mirror is silent (a session
 // down, mirrorSources not matching the switch) or whose SYN rate collapsed is not ready, the
-// dry run says so, and a change goes ahead only with acceptRisk.
+// dry run says so, and a change goes ahead only with a bound (maxAtRisk).
 
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,7 +20,7 @@ function world(rate: number): World {
 }
 
 describe('mirror health', () => {
-  test('a silent mirror: not ready, the dry run says so, a change needs acceptRisk', { timeout: 60_000 }, async () => {
+  test('a silent mirror: not ready, the dry run says so, a change needs a bound (maxAtRisk)', { timeout: 60_000 }, async () => {
     const w = world(50);
     try {
       await w.startController();
@@ -44,7 +44,7 @@ describe('mirror health', () => {
       // Consent given: what breaks is what flowpin said it could not see (it took no SYN at all).
       await w.advance(3000);
       assert.equal(w.controller?.readiness().switches[0]?.mirror.syns, 0);
-      recordFigures({ fault: 'a silent mirror', test: 'test/mirror-health.test.ts', outcome: 'not ready; the dry run reports the mirror silent; the drain refused (409) until acceptRisk', broken: w.sw('sw1').resets.length, brokenPromised: 0, figures: { 'connections opened': w.sw('sw1').traffic.counters.opened, 'SYNs flowpin saw': 0, 'connections broken after the accepted drain': w.sw('sw1').resets.length } });
+      recordFigures({ fault: 'a silent mirror', test: 'test/mirror-health.test.ts', outcome: 'not ready; the dry run reports the mirror silent; the drain refused (409) until given a bound (maxAtRisk)', broken: w.sw('sw1').resets.length, brokenPromised: 0, figures: { 'connections opened': w.sw('sw1').traffic.counters.opened, 'SYNs flowpin saw': 0, 'connections broken after the accepted drain': w.sw('sw1').resets.length } });
     } finally {
       await w.close();
     }

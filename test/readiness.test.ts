@@ -56,7 +56,7 @@ test('a state file that cannot be written makes flowpin not ready, naming it', {
       await w.advance(500);
       const r = w.controller?.readiness();
       assert.equal(r?.ready, false);
-      assert.match(r?.stateError ?? '', /cannot write the state \(.*missing\/state\)/);
+      assert.match(r?.stateError ?? '', /cannot write the (state|flow journal|change log|flow snapshot) \(.*missing\/state/);
       assert.ok(r?.reasons.includes(r.stateError ?? ''), 'listed among the reasons');
       recordFigures({ fault: 'an unwritable state file', test: 'test/readiness.test.ts', outcome: 'not ready from the start, stateError and reasons name the file; ready with a writable one' });
     } finally {

@@ -50,7 +50,7 @@ test('under mirror load: API and /healthz answer; SIGTERM ends flowpin with stat
     const warm = sendMirror(port, 2000, 1000);
     procs.push(warm);
     await warm.result();
-    const drain = await fetch(`${api}/api/v1/switches/sim1/vips/192.0.2.80/nexthops/10.0.1.2/drain`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: '{"acceptRisk":true}', signal: AbortSignal.timeout(30_000) });
+    const drain = await fetch(`${api}/api/v1/switches/sim1/vips/192.0.2.80/nexthops/10.0.1.2/drain`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: '{"maxAtRisk":"unbounded"}', signal: AbortSignal.timeout(30_000) });
     const drained = (await drain.json()) as { id?: string; phase?: string; pinned?: number };
     assert.equal(drain.status, 202, JSON.stringify(drained));
     const drainId = drained.id as string;

@@ -76,6 +76,8 @@ interface Ctx {
   consent: 'maxAtRisk' | 'acceptRisk';
   polling: boolean;
   crashKill: { phase: Phase; done: boolean } | undefined;
+  /** The change log was moved aside by --discard-state after a refusal. */
+  discardedChangeLog: boolean;
 }
 
 const say = (ctx: Ctx, msg: string): void => {
@@ -100,10 +102,10 @@ async function http(url: string, init: RequestInit = {}, timeoutMs = 10_000): Pr
 
 const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
 
-function startController(ctx: Ctx, crashAt?: Phase): Proc {
+function startController(ctx: Ctx, crashAt?: Phase, extra: string[] = []): Proc {
   const env: Record<string, string> = { FLOWPIN_LOG_LEVEL: 'info', FLOWPIN_TOKEN: TOKEN };
   if (crashAt !== undefined) env['FLOWPIN_CRASH_AT'] = crashAt;
-  const p = flowpin(['run', '--config', ctx.config], { env, logFile: ctx.ctlLog, ...(ctx.o.cpuProf ? { cpuProfDir: path.join(ctx.dir, 'prof', 'controller') } : {}) });
+  const p = flowpin(['run', '--config', ctx.config, ...extra], { env, logFile: ctx.ctlLog, ...(ctx.o.cpuProf ? { cpuProfDir: path.join(ctx.dir, 'prof', 'controller') } : {}) });
   p.onLine((line, at) => onLogLine(ctx, line, at));
   return p;
 }
@@ -147,8 +149,8 @@ async function killController(ctx: Ctx, why: string, afterKill?: () => void): Pr
     say(ctx, `killed the controller (${selfKilled})`);
     ctx.notes.push(`kill at +${killAt - (ctx.watched[0]?.callAt ?? killAt)} ms after the call (${why})`);
     measureJournal(ctx, killAt);
-    const tmp = leftovers(ctx.stateDir);
-    if (tmp.length > 0) ctx.violations.push(`temporary files left by the kill: ${tmp.join(', ')}`);
+    // A kill in the middle of an atomic write leaves its temporary file; the restart must remove it.
+    const tmpAtKill = leftovers(ctx.stateDir);
     afterKill?.();
     ctx.ctl = startController(ctx);
     ctx.restarts++;
@@ -161,6 +163,8 @@ async function killController(ctx: Ctx, why: string, afterKill?: () => void): Pr
     }
     ctx.down.push({ from: killAt, to: up });
     say(ctx, `restarted, ready after ${up - killAt} ms`);
+    const tmp = leftovers(ctx.stateDir).filter((f) => tmpAtKill.includes(f));
+    if (tmp.length > 0) ctx.violations.push(`temporary files left by the kill and not removed by the restart: ${tmp.join(', ')}`);
   })();
   try {
     await killing;
@@ -406,6 +410,20 @@ async function plan(ctx: Ctx): Promise<void> {
         ctx.notes.push(`refused to start: ${err instanceof Error ? err.message.slice(0, 200) : String(err)}`);
       });
       ctx.notes.push(what);
+      if (ctx.ctl.exited()) {
+        // What the refusal tells the operator to do: start again with --discard-state, which moves
+        // aside the parts that cannot be read and keeps the rest.
+        ctx.ctl = startController(ctx, undefined, ['--discard-state']);
+        ctx.restarts++;
+        const up = await whenReady(ctx);
+        const last = ctx.down[ctx.down.length - 1];
+        if (last !== undefined) last.to = up;
+        const moved = /"moved":\[([^\]]*)\]/.exec(ctx.ctl.out())?.[1] ?? '';
+        ctx.notes.push(`restarted with --discard-state: moved aside ${moved === '' ? 'nothing' : moved}`);
+        ctx.discardedChangeLog = moved.includes('.changes.discarded-');
+        await untilFinal(ctx, [w]);
+        return;
+      }
       if (!ctx.ctl.exited()) {
         const named = ctx.ctl.out().split('\n').some((l) => /"level":(40|50|60)/.test(l) && l.includes(ctx.stateDir));
         if (!named && !what.includes('nothing damaged')) ctx.violations.push(`started ready on damaged state (${what}) without a warning naming the file`);
@@ -432,7 +450,7 @@ export async function runOnce(p: RunPlan, o: RunOptions): Promise<RunReport> {
   const config = writeControllerConfig({ dir, stateDir, apiPort, mirrorPort, token: TOKEN, eapi: sim.eapi, topo: TOPOLOGY });
   const ctx: Ctx = {
     plan: p, o, dir, stateDir, config, apiPort, api: `http://127.0.0.1:${apiPort}`, sim, ctl: undefined as unknown as Proc, ctlLog: path.join(dir, 'controller.log'),
-    load: undefined, watched: [], down: [], kills: 0, restarts: 0, notes, violations: [], journal: [], consent: 'maxAtRisk', polling: true, crashKill: undefined,
+    load: undefined, watched: [], down: [], kills: 0, restarts: 0, notes, violations: [], journal: [], consent: 'maxAtRisk', polling: true, crashKill: undefined, discardedChangeLog: false,
   };
   let poller: Promise<void> | undefined;
   const eapiMs: number[] = [];
@@ -495,6 +513,15 @@ export async function runOnce(p: RunPlan, o: RunOptions): Promise<RunReport> {
   const resets: ResetLine[] = existsSync(path.join(dir, 'resets.jsonl')) ? readFileSync(path.join(dir, 'resets.jsonl'), 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as ResetLine) : [];
   const { by, unattributed } = attribute(resets, ctx.watched);
   const changes = ctx.watched.map((w) => judge(w, recs === undefined ? undefined : match(w, recs), by.get(w) ?? [], ctx.down, w.id === undefined ? undefined : counted.get(w.id)));
+  // A change log the operator discarded (--discard-state, after a refusal naming it) loses its records by that decision, not silently.
+  if (ctx.discardedChangeLog) {
+    for (const c of changes) {
+      const lost = c.false.filter((f) => f.startsWith('lost:'));
+      if (lost.length === 0) continue;
+      c.false = c.false.filter((f) => !f.startsWith('lost:'));
+      notes.push(`${c.kind} ${c.nexthop}: its record went with the change log discarded by --discard-state`);
+    }
+  }
   if (recs === undefined) ctx.violations.push('the controller did not answer at the end of the run');
   const protectedResets = changes.reduce((n, c) => n + c.protected, 0);
   const uncountedResets = changes.reduce((n, c) => n + c.uncounted, 0) + unattributed.length;

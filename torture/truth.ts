@@ -128,7 +128,8 @@ export function judge(c: Watched, rec: RecordView | undefined, resets: readonly 
   const atRisk = rec?.atRisk;
   const windowFlows = rec?.windowFlows;
   const countedN = (atRisk ?? 0) + (windowFlows ?? 0) + (rec === undefined ? 0 : gapCount(rec));
-  const uncounted = counted === undefined ? Math.max(0, resets.length - countedN) : resets.filter((r) => !counted.has(flowName(r))).length;
+  // Connections opened while flowpin was down cannot be named in its list: the record's gap estimate covers them, up to its size.
+  const uncounted = counted === undefined ? Math.max(0, resets.length - countedN) : resets.filter((r) => !inDowntime(r.openedAt, down) && !counted.has(flowName(r))).length + Math.max(0, blind - (rec === undefined ? 0 : gapCount(rec)));
   const falseRec: string[] = [];
   if (rec === undefined) {
     if ((c.status >= 200 && c.status < 300) || c.seen['record'] !== undefined) falseRec.push(`lost: the change was ${c.status >= 200 && c.status < 300 ? 'accepted' : 'recorded'} and its record is gone`);

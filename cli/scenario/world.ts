@@ -99,6 +99,8 @@ export interface WorldOptions {
     persistIntervalS?: number;
     /** How long a pin lasts without packets (`pinIdleTimeoutS`); 300 unless given. */
     pinIdleTimeoutS?: number;
+    /** Change-window connections that need no consent (`consent.windowFlows`); the configuration's default unless given. */
+    windowFlows?: number;
   };
   /** Driver step (ms of virtual time between chances for the controller to run). */
   stepMs?: number;
@@ -228,6 +230,7 @@ export class World {
     return readConfig(Reader.fromObject('scenario', {
       pinMode: c.pinMode, settleMs: c.settleMs, barrierTimeoutMs: c.barrierTimeoutMs, resyncIntervalS: c.resyncIntervalS ?? 5, retryMaxMs: 2000, persistIntervalS: c.persistIntervalS ?? 1,
       resolveQueue: c.resolveQueue ?? 500_000, flowTable: { maxFlows: c.maxFlows ?? 4_000_000, maxAgeS: 7200 }, pinIdleTimeoutS: c.pinIdleTimeoutS ?? 300,
+      ...(c.windowFlows === undefined ? {} : { consent: { windowFlows: c.windowFlows } }),
       mirror: { udp: [] },
       switches: switches.map((s) => ({
         name: s.opts.name, adapter: 'sim', mirrorSources: [s.source], pinTableSize: s.opts.pinCapacity, vips: s.opts.vips.map((v) => ({ address: v.address, nexthops: v.nexthops })),
