@@ -38,7 +38,7 @@ async function written(dir: string): Promise<string> {
   return file;
 }
 
-function withDir(fn: (dir: string) => Promise<void>): () => Promise<void> {
+function withDir(fn: (dir: string) => Promise<void> | void): () => Promise<void> {
   return async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'flowpin-state-'));
     try {
@@ -112,11 +112,12 @@ test('--discard-state moves aside only what cannot be read: a damaged journal ke
   assert.equal(kept?.flows.flatMap((g) => g.keys).length, 3, 'the flows survive');
 }));
 
-test('temporary files a killed writer left are removed; the running process\'s own are not', { timeout: 30_000 }, withDir(async (dir) => {
+test('temporary files a killed writer left are removed; the running process\'s own are not', { timeout: 30_000 }, withDir((dir) => {
   const file = path.join(dir, 'state.json');
   writeFileSync(`${file}.changes.tmp-999999`, 'half');
   writeFileSync(`${file}.changes.tmp-${process.pid}`, 'mine');
   assert.deepEqual(removeLeftovers(file), ['state.json.changes.tmp-999999']);
   assert.deepEqual(readdirSync(dir), [`state.json.changes.tmp-${process.pid}`]);
   assert.ok(!existsSync(`${file}.changes.tmp-999999`));
+  return Promise.resolve();
 }));
