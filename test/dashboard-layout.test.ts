@@ -58,10 +58,10 @@ test('dashboard layout at 1280 px and on a phone; colours by meaning; the Add fi
   const demo = await startDemo('layout-test', ['--pin-mode', 'always', '--config', scenario, '--rate', '120']);
   let context: BrowserContext | undefined;
   try {
-    // Changes in the history: a drain to its deadline, and one put back.
+    // Changes in the history: a drain to its deadline (one member out at a time: maxUnavailable 1), and an addition.
     const post = (p: string, body: unknown) => fetch(`${demo.api}/api/v1/switches/sim1/vips/${VIP}/nexthops${p}`, { method: 'POST', headers: { authorization: 'Bearer layout-test', 'content-type': 'application/json' }, body: JSON.stringify(body) });
     assert.equal((await post('/10.0.1.2/drain', { maxAtRisk: 'unbounded', deadlineSeconds: 1 })).status, 202);
-    assert.equal((await post('/10.0.1.3/drain', { maxAtRisk: 'unbounded' })).status, 202);
+    assert.equal((await post('', { address: '10.0.1.5', maxAtRisk: 'unbounded' })).status, 201);
     // The table fills (every flow pinned, 900 entries at 120 connections/s): the page must show it full.
     await until(async () => ((await (await fetch(`${demo.api}/api/v1/switches`)).json()) as { switches: { pins: { table: string } }[] }).switches[0]?.pins.table === 'full', 60_000, 'a full pin table');
 
@@ -87,7 +87,7 @@ test('dashboard layout at 1280 px and on a phone; colours by meaning; the Add fi
     await add.fill('10.0.1.1');
     assert.equal(await card.getByRole('button', { name: 'Add…' }).isDisabled(), true);
     await card.getByText(`10.0.1.1 is already a nexthop of ${VIP}`).waitFor({ timeout: 5_000 });
-    await add.fill('10.0.1.5');
+    await add.fill('10.0.1.6');
     await card.getByRole('button', { name: 'Add…' }).click();
     await wide.getByTestId('change-panel').waitFor({ timeout: 10_000 });
     assert.equal(await add.inputValue(), '', 'the field is emptied once used');

@@ -78,16 +78,33 @@ test('dashboard in chromium: overview, a drain from the page, flow search', { sk
     assert.equal((await nexthops(demo)).find((n) => n.address === '10.0.1.2')?.inGroup, true);
     await page.screenshot({ path: path.join(shots, 'dashboard-dry-run.png'), fullPage: true });
 
+    // The bound: the dry run's figures offered, the operator's to change; a bound that is not a number stops the confirmation.
+    const bound = page.getByTestId('max-at-risk');
+    assert.match(await bound.inputValue(), /^(\d+|unbounded)$/);
+    const offered = await bound.inputValue();
+    await bound.fill('many');
+    assert.equal(await page.getByTestId('confirm').isDisabled(), true, 'no confirmation without a bound');
+    await bound.fill(offered);
     await page.getByTestId('deadline').fill('6');
     await page.getByTestId('confirm').click();
     await page.getByTestId('change-status').waitFor({ timeout: 30_000 });
     await until(async () => (await page.getByTestId('nexthop-state').innerText()) === 'draining', 10_000, 'draining on the page');
-    const left = Number(await page.getByTestId('progress-left').innerText());
+    const panel = page.getByTestId('change-panel');
+    const left = Number(await panel.getByTestId('progress-left').innerText());
     const nowApi = (await nexthops(demo)).find((n) => n.address === '10.0.1.2');
     assert.equal(nowApi?.inGroup, false);
     assert.ok(left > 0, 'the drain pinned the live flows of 10.0.1.2');
-    await until(async () => ((await page.locator('.chart polyline').getAttribute('points'))?.split(' ').length ?? 0) >= 3, 10_000, 'a progress line of three samples');
+    await until(async () => ((await panel.locator('.chart polyline').getAttribute('points'))?.split(' ').length ?? 0) >= 3, 10_000, 'a progress line of three samples');
     await page.screenshot({ path: path.join(shots, 'dashboard-drain-progress.png'), fullPage: true });
+    // Another tab, opened after the drain began, shows the same progress from the server: chart, what is left, deadline.
+    const other = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await other.goto(`${demo.api}/`);
+    const drain = other.getByTestId('drain-10.0.1.2');
+    await drain.waitFor({ timeout: 15_000 });
+    await until(async () => ((await drain.locator('.chart polyline').getAttribute('points'))?.split(' ').length ?? 0) >= 2, 10_000, 'the server\'s history in a new tab');
+    assert.match(await drain.getByTestId('drain-left').innerText(), /^\d+ live and \d+ unknown connections left$/);
+    assert.match(await drain.getByTestId('drain-deadline').innerText(), /^(in \d+ s \(|passed at )/);
+    await other.close();
     // Its 6 s deadline: drained if no connection is left by then, deadline-passed (with what is left) otherwise: never drained with connections left.
     const final = await until(async () => {
       const t = await page.getByTestId('nexthop-state').innerText();
