@@ -10,7 +10,7 @@ import { listen } from '../controller/api/listen.js';
 import { readConfig } from '../controller/config.js';
 import { Controller } from '../controller/controller.js';
 import { Reader } from '../controller/validate.js';
-import { createAdapter } from '../switch-adapters/factory.js';
+import { createAdapters } from '../switch-adapters/factory.js';
 import { cleanStale, LAB_VIP4, LAB_VIP6, LabTopology } from '../switch-adapters/linux/lab/topology.js';
 import { LabTraffic } from '../switch-adapters/linux/lab/traffic.js';
 import { makeLogger } from './serve.js';
@@ -41,7 +41,7 @@ export async function labCommand(args: string[]): Promise<number> {
       vips: [{ address: LAB_VIP4, nexthops: lab.members4 }, { address: LAB_VIP6, nexthops: lab.members6 }],
     }],
   }));
-  const controller = new Controller({ config, adapters: new Map(config.switches.map((s) => [s.name, createAdapter(s, new Map(), config.pinIdleTimeoutS)])), logger, listen: false });
+  const controller = new Controller({ config, adapters: createAdapters(config), logger, listen: false });
   const traffic = new LabTraffic(lab);
   try {
     await controller.receiver.listenVxlan({ socket: await lab.collectorSocket() });

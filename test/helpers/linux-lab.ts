@@ -6,7 +6,7 @@ import pino from 'pino';
 import { Controller } from '../../controller/controller.js';
 import { readConfig } from '../../controller/config.js';
 import { Reader } from '../../controller/validate.js';
-import { createAdapter } from '../../switch-adapters/factory.js';
+import { createAdapters } from '../../switch-adapters/factory.js';
 import { LinuxRouterAdapter } from '../../switch-adapters/linux/adapter.js';
 import { LAB_VIP4, LAB_VIP6, type LabTopology } from '../../switch-adapters/linux/lab/topology.js';
 import { LabTraffic } from '../../switch-adapters/linux/lab/traffic.js';
@@ -43,7 +43,7 @@ export async function labController(lab: LabTopology, pinMode: 'on-change' | 'al
       vips: [{ address: LAB_VIP4, nexthops: lab.members4 }, { address: LAB_VIP6, nexthops: lab.members6 }],
     }],
   }));
-  const adapters = new Map(config.switches.map((s) => [s.name, createAdapter(s, new Map(), config.pinIdleTimeoutS)]));
+  const adapters = createAdapters(config);
   const controller = new Controller({ config, adapters, logger: pino({ level: 'silent' }), listen: false });
   await controller.receiver.listenVxlan({ socket: await lab.collectorSocket() });
   await controller.start();
