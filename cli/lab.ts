@@ -36,8 +36,9 @@ export async function labCommand(args: string[]): Promise<number> {
     settleMs: 300,
     resyncIntervalS: 1,
     switches: [{
-      name: 'lab-router', adapter: 'linux', mirrorSources: ['192.0.2.1'], pinTableSize: 65535,
-      linux: { prefix: lab.routerPrefix, clientInterfaces: [lab.clientDev], mirrorDevice: lab.mirrorDev },
+      name: 'lab-router', adapter: 'linux', mirrorSources: ['192.0.2.1'], pinTableSize: 65535, mirrorReplies: true,
+      // Both directions mirrored: the servers' replies name their server, and FINs both ways end a connection.
+      linux: { prefix: lab.routerPrefix, clientInterfaces: [lab.clientDev], serverInterfaces: lab.serverDevs, mirrorDevice: lab.mirrorDev },
       vips: [{ address: LAB_VIP4, nexthops: lab.members4 }, { address: LAB_VIP6, nexthops: lab.members6 }],
     }],
   }));

@@ -61,6 +61,7 @@ export function createAdapter(cfg: SwitchConfig, ctx: AdapterContext): SwitchAda
       prefix: [...l.prefix],
       vips: cfg.vips.map((v) => ({ address: v.address, nexthops: [...v.nexthops] })),
       clientInterfaces: [...l.clientInterfaces],
+      serverInterfaces: [...l.serverInterfaces],
       ...(l.mirrorDevice === undefined ? {} : { mirrorDevice: l.mirrorDevice }),
       buckets: l.buckets,
       idBase: l.idBase,

@@ -23,6 +23,8 @@ export interface LinuxRouterOptions {
   vips: { address: string; nexthops: string[] }[];
   /** The router's client-facing devices: hashing is checked there and SYNs mirrored from there. */
   clientInterfaces: string[];
+  /** The router's server-facing devices: the servers' SYN-ACK, FIN and RST arriving there are mirrored too. */
+  serverInterfaces?: string[];
   /** Device SYN/FIN/RST copies are `dup`ed to (a VXLAN or gretap/erspan device), if any. */
   mirrorDevice?: string;
   buckets?: number;
@@ -71,12 +73,12 @@ export class LinuxRouterAdapter implements SwitchAdapter {
 
   constructor(options: LinuxRouterOptions) {
     this.o = {
-      buckets: 64, idBase: 7000, tableBase: 7000, pinTableSize: 65535, idleTimeoutS: 300, timeoutMs: 30_000, resolveBatchSize: 10_000, pinBatchSize: 5000, probeFlows: 8, probeTimeoutMs: 10_000,
+      serverInterfaces: [], buckets: 64, idBase: 7000, tableBase: 7000, pinTableSize: 65535, idleTimeoutS: 300, timeoutMs: 30_000, resolveBatchSize: 10_000, pinBatchSize: 5000, probeFlows: 8, probeTimeoutMs: 10_000,
       ...options,
       mirrorDevice: options.mirrorDevice,
     };
     if (this.o.buckets < 2 || this.o.buckets > 4096) throw new Error(`buckets must be 2..4096, got ${this.o.buckets}`);
-    for (const d of this.o.clientInterfaces) checkIfname(d);
+    for (const d of [...this.o.clientInterfaces, ...this.o.serverInterfaces]) checkIfname(d);
     if (this.o.mirrorDevice !== undefined) checkIfname(this.o.mirrorDevice);
     this.o.vips = this.o.vips.map((v) => ({ address: checkIp(v.address), nexthops: v.nexthops.map(checkIp) }));
     this.run = new CommandRunner({ switchName: options.switchName, prefix: options.prefix, timeoutMs: this.o.timeoutMs });
@@ -102,7 +104,7 @@ export class LinuxRouterAdapter implements SwitchAdapter {
     for (const v of this.o.vips) await this.adoptOrCreateGroup(v.address, v.nexthops);
     await this.ensureProbeGroups();
     await this.nft(baseRuleset({ pinTableSize: this.o.pinTableSize, idleTimeoutS: this.o.idleTimeoutS }));
-    if (this.o.mirrorDevice !== undefined) await this.nft(mirrorRuleset(this.o.mirrorDevice, this.o.clientInterfaces));
+    if (this.o.mirrorDevice !== undefined) await this.nft(mirrorRuleset(this.o.mirrorDevice, this.o.clientInterfaces, this.o.serverInterfaces));
     const verified = await this.hash.probe(this.o.vips.map((v) => familyOf(v.address)), this.o.probeFlows, this.o.probeTimeoutMs, (lines) => this.routeGet(lines));
     if (verified.length === 0) throw new SwitchProtocolError(this.name, `cannot check hashing yet: fewer than ${this.o.probeFlows} SYNs forwarded toward the VIPs in ${this.o.probeTimeoutMs} ms`);
     await this.listPins();

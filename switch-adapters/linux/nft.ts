@@ -46,16 +46,22 @@ export function baseRuleset(l: NftLayout): string {
   ].join('\n') + '\n';
 }
 
-/** Copies SYNs, FINs and RSTs arriving on the client-facing devices to the mirror device. */
-export function mirrorRuleset(device: string, interfaces: string[]): string {
+/**
+ * Copies SYNs, FINs and RSTs arriving on the client-facing devices to the mirror device, and
+ * the servers' SYN-ACKs, FINs and RSTs arriving on the server-facing ones (replies name the
+ * server that holds a connection; FINs both ways tell when it is over).
+ */
+export function mirrorRuleset(device: string, clients: string[], servers: string[] = []): string {
   const t = `netdev ${MIRROR_TABLE}`;
   const lines = [`add table ${t}`, `delete table ${t}`, `add table ${t}`];
-  interfaces.forEach((dev, i) => {
-    const chain = checkNftName(`in${i}`);
-    lines.push(`add chain ${t} ${chain} { type filter hook ingress device "${dev}" priority 0; policy accept; }`);
-    lines.push(`add rule ${t} ${chain} tcp flags & (syn | ack) == syn dup to "${device}"`);
-    lines.push(`add rule ${t} ${chain} tcp flags & (fin | rst) != 0 dup to "${device}"`);
-  });
+  const chain = (name: string, dev: string, first: string): void => {
+    checkNftName(name);
+    lines.push(`add chain ${t} ${name} { type filter hook ingress device "${dev}" priority 0; policy accept; }`);
+    lines.push(`add rule ${t} ${name} ${first} dup to "${device}"`);
+    lines.push(`add rule ${t} ${name} tcp flags & (fin | rst) != 0 dup to "${device}"`);
+  };
+  clients.forEach((dev, i) => chain(`in${i}`, dev, 'tcp flags & (syn | ack) == syn'));
+  servers.forEach((dev, i) => chain(`srv${i}`, dev, 'tcp flags & (syn | ack) == syn | ack'));
   return lines.join('\n') + '\n';
 }
 

@@ -26,20 +26,31 @@ export function labAdapter(lab: LabTopology, extra: { probeTimeoutMs?: number; p
   });
 }
 
+export interface LabControllerOptions {
+  pinMode?: 'on-change' | 'always';
+  pinIdleTimeoutS?: number;
+  /** The router also mirrors the servers' SYN-ACK, FIN and RST (serverInterfaces, mirrorReplies). */
+  replies?: boolean;
+  /** Where saved state goes (none: kept in memory). */
+  stateFile?: string;
+}
+
 /** A controller for the lab router, built from a configuration document like `flowpin run` reads. */
-export async function labController(lab: LabTopology, pinMode: 'on-change' | 'always' = 'on-change'): Promise<Controller> {
+export async function labController(lab: LabTopology, o: LabControllerOptions = {}): Promise<Controller> {
   const config = readConfig(Reader.fromObject('(linux lab)', {
     api: { port: 0 },
-    pinMode,
+    pinMode: o.pinMode ?? 'on-change',
     settleMs: 300,
     resyncIntervalS: 0.5,
-    pinIdleTimeoutS: 300,
+    pinIdleTimeoutS: o.pinIdleTimeoutS ?? 300,
+    ...(o.stateFile === undefined ? {} : { stateFile: o.stateFile, persistIntervalS: 0.5 }),
     switches: [{
       name: SWITCH,
       adapter: 'linux',
       mirrorSources: ['192.0.2.1'],
       pinTableSize: 65535,
-      linux: { prefix: lab.routerPrefix, clientInterfaces: [lab.clientDev], mirrorDevice: lab.mirrorDev, probeTimeoutMs: 5000 },
+      ...(o.replies === true ? { mirrorReplies: true } : {}),
+      linux: { prefix: lab.routerPrefix, clientInterfaces: [lab.clientDev], ...(o.replies === true ? { serverInterfaces: lab.serverDevs } : {}), mirrorDevice: lab.mirrorDev, probeTimeoutMs: 5000 },
       vips: [{ address: LAB_VIP4, nexthops: lab.members4 }, { address: LAB_VIP6, nexthops: lab.members6 }],
     }],
   }));
