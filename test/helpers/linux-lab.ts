@@ -20,7 +20,7 @@ export function labAdapter(lab: LabTopology, extra: { probeTimeoutMs?: number; p
     prefix: lab.routerPrefix,
     vips: [{ address: LAB_VIP4, nexthops: lab.members4 }, { address: LAB_VIP6, nexthops: lab.members6 }],
     clientInterfaces: [lab.clientDev],
-    mirrorDevice: lab.mirrorDev,
+    ...(lab.options.mirror === false ? {} : { mirrorDevice: lab.mirrorDev }),
     probeTimeoutMs: extra.probeTimeoutMs ?? 20_000,
     ...(extra.pinTableSize === undefined ? {} : { pinTableSize: extra.pinTableSize }),
   });
@@ -33,6 +33,8 @@ export interface LabControllerOptions {
   replies?: boolean;
   /** Where saved state goes (none: kept in memory). */
   stateFile?: string;
+  /** Where the controller logs (silent unless given). */
+  logger?: pino.Logger;
 }
 
 /** A controller for the lab router, built from a configuration document like `flowpin run` reads. */
@@ -55,7 +57,7 @@ export async function labController(lab: LabTopology, o: LabControllerOptions = 
     }],
   }));
   const adapters = createAdapters(config);
-  const controller = new Controller({ config, adapters, logger: pino({ level: 'silent' }), listen: false });
+  const controller = new Controller({ config, adapters, logger: o.logger ?? pino({ level: 'silent' }), listen: false });
   await controller.receiver.listenVxlan({ socket: await lab.collectorSocket() });
   await controller.start();
   return controller;
