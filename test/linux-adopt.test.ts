@@ -23,9 +23,13 @@ function operatorGroups(lab: LabTopology, timers: string[]): void {
   lab.servers.slice(0, lab.inGroup).forEach((s, i) => {
     lines.push(`nexthop add id ${101 + i} via ${s.addr4} dev ${s.dev}`, `nexthop add id ${201 + i} via ${s.addr6} dev ${s.dev}`);
   });
-  const ids = (base: number): string => lab.servers.slice(0, lab.inGroup).map((_, i) => String(base + i)).join('/');
-  lines.push(`nexthop add id 100 group ${ids(101)} type resilient buckets 64 ${timers.join(' ')}`);
-  lines.push(`nexthop add id 200 group ${ids(201)} type resilient buckets 64 ${timers.join(' ')}`);
+  const ids = (base: number, n: number, weights = false): string => lab.servers.slice(0, n).map((_, i) => `${base + i}${weights && i === 0 ? ',2' : ''}`).join('/');
+  // Made with one server fewer, then the last added: the buckets interleave as a group's do after
+  // its history (a new group's are in runs, as a wholesale member swap would lay them out again).
+  lines.push(`nexthop add id 100 group ${ids(101, lab.inGroup - 1)} type resilient buckets 64 ${timers.join(' ')}`);
+  lines.push(`nexthop add id 200 group ${ids(201, lab.inGroup - 1, true)} type resilient buckets 64 ${timers.join(' ')}`);
+  // The IPv6 group weighs its first server double: weights are kept through the hand-over.
+  lines.push(`nexthop replace id 100 group ${ids(101, lab.inGroup)} type resilient`, `nexthop replace id 200 group ${ids(201, lab.inGroup, true)} type resilient`);
   lines.push(`route add ${LAB_VIP4}/32 nhid 100`, `route add ${LAB_VIP6}/128 nhid 200`);
   execFileSync('ip', ['-n', lab.router, '-batch', '-'], { input: lines.join('\n') + '\n' });
 }
@@ -38,8 +42,9 @@ function bucketServers(lab: LabTopology, gid: number): string[] {
   return b.sort((x, y) => x.bucket.index - y.bucket.index).map((x) => gw.get(x.bucket.nhid) ?? '?');
 }
 
-const members = (lab: LabTopology, gid: number): number[] =>
-  ((JSON.parse(execFileSync('ip', ['-n', lab.router, '-j', 'nexthop', 'show', 'id', String(gid)]).toString()) as { group: { id: number }[] }[])[0]?.group ?? []).map((g) => g.id);
+const group = (lab: LabTopology, gid: number): { id: number; weight?: number }[] =>
+  (JSON.parse(execFileSync('ip', ['-n', lab.router, '-j', 'nexthop', 'show', 'id', String(gid)]).toString()) as { group: { id: number; weight?: number }[] }[])[0]?.group ?? [];
+const members = (lab: LabTopology, gid: number): number[] => group(lab, gid).map((g) => g.id);
 
 test('an operator\'s group of other nexthop ids is handed over in place: no bucket changes server, no connection breaks', { skip, timeout: 90_000 }, async () => {
   const lab = await LabTopology.create({ prefix: PREFIX });
@@ -58,6 +63,7 @@ test('an operator\'s group of other nexthop ids is handed over in place: no buck
     assert.ok(members(lab, 200).every((id) => id >= 7000 && id < 8000), `IPv6 members: ${members(lab, 200).join(',')}`);
     assert.deepEqual(bucketServers(lab, 100), before4, 'every IPv4 bucket keeps its server');
     assert.deepEqual(bucketServers(lab, 200), before6, 'every IPv6 bucket keeps its server');
+    assert.deepEqual(group(lab, 200).map((g) => g.weight ?? 1), [2, 1, 1, 1], 'weights kept');
     // The operator's objects are left for the operator to delete.
     execFileSync('ip', ['-n', lab.router, 'nexthop', 'show', 'id', '101']);
     const closed = await traffic.close();
