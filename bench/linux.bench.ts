@@ -81,7 +81,7 @@ function labOptions(lab: LabTopology): ConstructorParameters<typeof LinuxRouterA
 async function synToPin(out: Figure[], size: LinuxBenchSize): Promise<void> {
   const lab = await LabTopology.create({ prefix: PREFIX });
   const traffic = new LabTraffic(lab);
-  const controller = await labController(lab, 'always');
+  const controller = await labController(lab, { pinMode: 'always' });
   try {
     await withWarmTraffic(lab, until('ready', 30_000, () => controller.readiness().ready));
     const synAt = new Map<string, number>();

@@ -10,7 +10,7 @@ import { listen } from '../controller/api/listen.js';
 import { readConfig } from '../controller/config.js';
 import { Controller } from '../controller/controller.js';
 import { Reader } from '../controller/validate.js';
-import { createAdapter } from '../switch-adapters/factory.js';
+import { createAdapters } from '../switch-adapters/factory.js';
 import { cleanStale, LAB_VIP4, LAB_VIP6, LabTopology } from '../switch-adapters/linux/lab/topology.js';
 import { LabTraffic } from '../switch-adapters/linux/lab/traffic.js';
 import { makeLogger } from './serve.js';
@@ -36,12 +36,13 @@ export async function labCommand(args: string[]): Promise<number> {
     settleMs: 300,
     resyncIntervalS: 1,
     switches: [{
-      name: 'lab-router', adapter: 'linux', mirrorSources: ['192.0.2.1'], pinTableSize: 65535,
-      linux: { prefix: lab.routerPrefix, clientInterfaces: [lab.clientDev], mirrorDevice: lab.mirrorDev },
+      name: 'lab-router', adapter: 'linux', mirrorSources: ['192.0.2.1'], pinTableSize: 65535, mirrorReplies: true,
+      // Both directions mirrored: the servers' replies name their server, and FINs both ways end a connection.
+      linux: { prefix: lab.routerPrefix, clientInterfaces: [lab.clientDev], serverInterfaces: lab.serverDevs, mirrorDevice: lab.mirrorDev },
       vips: [{ address: LAB_VIP4, nexthops: lab.members4 }, { address: LAB_VIP6, nexthops: lab.members6 }],
     }],
   }));
-  const controller = new Controller({ config, adapters: new Map(config.switches.map((s) => [s.name, createAdapter(s, new Map(), config.pinIdleTimeoutS)])), logger, listen: false });
+  const controller = new Controller({ config, adapters: createAdapters(config), logger, listen: false });
   const traffic = new LabTraffic(lab);
   try {
     await controller.receiver.listenVxlan({ socket: await lab.collectorSocket() });

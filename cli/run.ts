@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../controller/config.js';
 import { discardState } from '../controller/state-store.js';
 import { lockStateFile } from '../controller/state-lock.js';
-import { createAdapter } from '../switch-adapters/factory.js';
+import { createAdapters } from '../switch-adapters/factory.js';
 import { securityWarnings } from './security-warnings.js';
 import { makeLogger, serve } from './serve.js';
 import { untilSignal } from './sim.js';
@@ -18,7 +18,7 @@ export async function runCommand(args: string[]): Promise<number> {
   const config = loadConfig(values.config);
   // One flowpin per state file, checked before any adapter exists (nothing has touched a switch yet).
   const lock = config.stateFile === undefined ? undefined : lockStateFile(config.stateFile);
-  const adapters = new Map(config.switches.map((s) => [s.name, createAdapter(s)]));
+  const adapters = createAdapters(config);
   const logger = makeLogger();
   if (values['discard-state'] === true && config.stateFile !== undefined) {
     const d = discardState(config.stateFile);

@@ -18,7 +18,7 @@ import type { SimulatorCounters } from '../controller/api/snapshot.js';
 import { readConfig } from '../controller/config.js';
 import { lockStateFile } from '../controller/state-lock.js';
 import { Reader } from '../controller/validate.js';
-import { createAdapter } from '../switch-adapters/factory.js';
+import { createAdapters } from '../switch-adapters/factory.js';
 import { makeLogger, serve, type Served } from './serve.js';
 import { scenarioFromArgs, untilSignal, type SimChildMessage, type SimParentMessage } from './sim.js';
 
@@ -87,7 +87,7 @@ export async function startCommand(args: string[]): Promise<number> {
   const logger = makeLogger();
   let served: Served;
   try {
-    served = await serve(config, new Map(config.switches.map((s) => [s.name, createAdapter(s)])), logger, { simulator: () => connections });
+    served = await serve(config, createAdapters(config), logger, { simulator: () => connections });
   } catch (err) {
     await stopChild(child, exited);
     throw err;

@@ -75,6 +75,7 @@ export const GnmiSchema = Type.Object({
 export const LinuxSchema = Type.Object({
   prefix: Type.Array(Str(), { default: [] }),
   clientInterfaces: Strs(1),
+  serverInterfaces: Type.Array(Str(), { default: [] }),
   mirrorDevice: Type.Optional(Str()),
   buckets: Int(2, 4096, 64),
   idBase: Int(1, 0x7fffffff - 10_000, 7000),

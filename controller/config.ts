@@ -70,6 +70,8 @@ export interface LinuxConfig {
   /** Words before every `ip`/`nft` command, e.g. [ip, netns, exec, router1] or [ssh, router1]. */
   prefix: string[];
   clientInterfaces: string[];
+  /** Server-facing devices: the servers' SYN-ACK, FIN and RST are mirrored from there too. */
+  serverInterfaces: string[];
   mirrorDevice: string | undefined;
   buckets: number;
   idBase: number;
@@ -305,6 +307,7 @@ function readLinux(at: At, path: Path, l: LinuxDoc): LinuxConfig {
   return {
     prefix: [...l.prefix],
     clientInterfaces: l.clientInterfaces.map((w, i) => ifname([...path, 'clientInterfaces', i], w)),
+    serverInterfaces: l.serverInterfaces.map((w, i) => ifname([...path, 'serverInterfaces', i], w)),
     mirrorDevice: l.mirrorDevice === undefined ? undefined : ifname([...path, 'mirrorDevice'], l.mirrorDevice),
     buckets: l.buckets,
     idBase: l.idBase,

@@ -16,6 +16,7 @@ import { ChangeManager, type ChangeOptions, type ChangeRecord } from './changes.
 import { sleep, systemClock, withDeadline, type Clock } from './clock.js';
 import type { FlowpinConfig } from './config.js';
 import { FlowpinError, notFound } from './errors.js';
+import { SwitchUnsupportedError } from '../switch-adapters/errors.js';
 import { specOf } from './flow-spec.js';
 import type { WatchRecord } from './watch.js';
 import { FlowTable, flowKey, switchIdOfKey, UNRESOLVED } from './flow-table.js';
@@ -417,11 +418,17 @@ export class Controller {
     const free = r.freeEntries();
     return {
       name: rt.name, adapter: rt.adapter.kind, connected: rt.connected, inSync: r.inSync, reconcileFailures: r.failures, blocked: r.blocked ?? null, mirror: rt.mirrorHealth(),
-      lastError: r.lastError ?? rt.lastResolveError ?? null, queue: rt.queue.length, flows: this.countFlows(rt),
+      lastError: r.lastError ?? rt.lastResolveError ?? this.adapterProblems(rt), queue: rt.queue.length, flows: this.countFlows(rt),
       pins: { desired: r.desired.size, installed: r.programmedCount(), failed: r.failed.size, capacity: r.tableCapacity, free, table: free === 0 ? 'full' : free < r.tableCapacity * 0.05 ? 'nearly-full' : 'ok' },
       watch: { warming: rt.watchLedger.warming(), unwatchedS: Math.round(rt.watchLedger.unwatched().reduce((n, g) => n + g.to - g.from, 0) / 1000), lifetimeS: this.deps.config.flowTable.maxAgeS },
       shedShare: rt.mirror.shedShare,
     };
+  }
+
+  /** What a connected adapter says it cannot answer for now (joined), or null. */
+  private adapterProblems(rt: SwitchRuntime): string | null {
+    const p = rt.connected ? (rt.adapter.problems?.() ?? []) : [];
+    return p.length === 0 ? null : p.join('; ');
   }
 
   /** How long a pin lasts without packets, and a tracked flow without being seen (seconds). */
@@ -681,7 +688,12 @@ export class Controller {
         return;
       }
       rt.lastResolveError = err instanceof Error ? err.message : String(err);
-      this.log.warn({ switch: rt.name, err: rt.lastResolveError }, 'switch not reachable; retrying in the background');
+      if (err instanceof SwitchUnsupportedError) {
+        // The switch cannot be driven as configured: retrying cannot mend it; the status says why until a restart.
+        this.log.error({ switch: rt.name, err: rt.lastResolveError }, 'switch cannot be driven as configured; not retrying: fix what the error names and restart flowpin');
+        return;
+      }
+      this.log.warn({ switch: rt.name, err: rt.lastResolveError }, 'switch not connected; retrying in the background');
       void this.connectLater(rt);
     }
   }
@@ -694,6 +706,10 @@ export class Controller {
         await this.bringUp(rt);
       } catch (err) {
         rt.lastResolveError = err instanceof Error ? err.message : String(err);
+        if (err instanceof SwitchUnsupportedError) {
+          this.log.error({ switch: rt.name, err: rt.lastResolveError }, 'switch cannot be driven as configured; not retrying: fix what the error names and restart flowpin');
+          return;
+        }
       }
     }
   }

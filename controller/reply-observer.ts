@@ -177,7 +177,8 @@ export class ReplyObserver {
       h.metrics.replies.inc({ switch: h.name, result: this.o.resolution === 'lookup' ? 'ignored' : 'no-syn' });
       return 'ignored';
     }
-    const who = (this.o.identity as ServerIdentityMap).lookup(mac, port);
+    // The reply's family and VIP narrow a MAC or port several nexthops share (a dual-stack server).
+    const who = (this.o.identity as ServerIdentityMap).lookup(mac, port, { family: vip.includes(':') ? 6 : 4, isNexthop: (nh) => h.isNexthopOf(vip, nh) });
     let nh = who.nexthop;
     let why: UnknownServerReason | 'not-a-nexthop' | undefined = who.nexthop === undefined ? who.why : undefined;
     if (nh !== undefined && !h.isNexthopOf(vip, nh)) {

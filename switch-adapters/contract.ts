@@ -120,6 +120,11 @@ export interface SwitchAdapter {
   serverIdentities?(): Promise<ServerIdentity[]>;
   /** For each flow, whether adding `nexthop` to the VIP's group would move it (predictsMovedFlows only). */
   movedByAdd?(vip: string, nexthop: string, flows: FlowSpec[]): Promise<boolean[]>;
+  /**
+   * What the connected adapter cannot answer for now and why, one line each (empty: nothing),
+   * e.g. VIPs whose look-ups it holds back. Each makes the switch not ready until it clears.
+   */
+  problems?(): string[];
   close(): Promise<void>;
 }
 

@@ -1,7 +1,7 @@
 // Builds the adapter a switch's configuration asks for. The simulator adapter needs the
 // in-process simulated switch, which only the embedded mode (`flowpin start`) has.
 
-import type { SwitchConfig } from '../controller/config.js';
+import type { FlowpinConfig, SwitchConfig } from '../controller/config.js';
 import type { SimSwitch } from '../switch-sim/sim-switch.js';
 import { AristaEapiAdapter } from './arista-eapi/adapter.js';
 import type { SwitchAdapter } from './contract.js';
@@ -9,8 +9,21 @@ import { GnmiAdapter } from './gnmi/adapter.js';
 import { SimAdapter } from './sim/adapter.js';
 import { LinuxRouterAdapter } from './linux/adapter.js';
 
-/** `idleTimeoutS`: the pins' idle timeout, for adapters that set it per table (linux). */
-export function createAdapter(cfg: SwitchConfig, sims: ReadonlyMap<string, SimSwitch> = new Map(), idleTimeoutS = 300): SwitchAdapter {
+/** Settings of the whole configuration an adapter needs besides its switch's section. */
+export interface AdapterContext {
+  /** The pins' idle timeout (`pinIdleTimeoutS`), for adapters that set it per table (linux). */
+  pinIdleTimeoutS: number;
+  /** The in-process simulated switches, by name (`flowpin start` only). */
+  sims?: ReadonlyMap<string, SimSwitch>;
+}
+
+/** Every switch's adapter of a configuration, by switch name. */
+export function createAdapters(config: Pick<FlowpinConfig, 'switches' | 'pinIdleTimeoutS'>, sims?: ReadonlyMap<string, SimSwitch>): Map<string, SwitchAdapter> {
+  return new Map(config.switches.map((s) => [s.name, createAdapter(s, { pinIdleTimeoutS: config.pinIdleTimeoutS, ...(sims === undefined ? {} : { sims }) })]));
+}
+
+export function createAdapter(cfg: SwitchConfig, ctx: AdapterContext): SwitchAdapter {
+  const sims = ctx.sims ?? new Map<string, SimSwitch>();
   if (cfg.adapter === 'sim') {
     const sw = sims.get(cfg.name);
     if (sw === undefined) throw new Error(`switch ${cfg.name}: adapter 'sim' needs the built-in simulator (flowpin start)`);
@@ -48,12 +61,14 @@ export function createAdapter(cfg: SwitchConfig, sims: ReadonlyMap<string, SimSw
       prefix: [...l.prefix],
       vips: cfg.vips.map((v) => ({ address: v.address, nexthops: [...v.nexthops] })),
       clientInterfaces: [...l.clientInterfaces],
+      serverInterfaces: [...l.serverInterfaces],
       ...(l.mirrorDevice === undefined ? {} : { mirrorDevice: l.mirrorDevice }),
       buckets: l.buckets,
       idBase: l.idBase,
       tableBase: l.tableBase,
-      pinTableSize: cfg.pinTableSize,
-      idleTimeoutS: idleTimeoutS,
+      // The adapter's own size (65535) unless configured: the default of the setting is a DirectFlow table's.
+      ...(cfg.pinTableSizeSet ? { pinTableSize: cfg.pinTableSize } : {}),
+      idleTimeoutS: ctx.pinIdleTimeoutS,
       timeoutMs: l.timeoutMs,
       resolveBatchSize: l.resolveBatchSize,
       pinBatchSize: l.pinBatchSize,

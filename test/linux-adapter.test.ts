@@ -27,11 +27,11 @@ test('with the veth socket hash left in place, the adapter refuses to start and 
     const adapter = labAdapter(lab, { probeTimeoutMs: 15_000 });
     await assert.rejects(withWarmTraffic(lab, adapter.connect()), (err: unknown) => {
       assert.ok(err instanceof SwitchProtocolError, String(err));
-      assert.match(err.message, /forwarded SYNs left by another device than the look-up says/);
+      assert.match(err.message, /SYNs forwarded toward it left by another device than the look-up says/);
       assert.match(err.message, /rxhash off/);
       return true;
     });
-    await assert.rejects(adapter.resolve([{ family: 4, src: lab.clients4[0] as string, dst: LAB_VIP4, sport: 1234, dport: 7007 }]), SwitchProtocolError);
+    assert.deepEqual(await adapter.resolve([{ family: 4, src: lab.clients4[0] as string, dst: LAB_VIP4, sport: 1234, dport: 7007 }]), [undefined], 'no answer from a look-up that may be wrong');
   } finally {
     lab.destroy();
   }

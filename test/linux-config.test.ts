@@ -16,7 +16,7 @@ test('a linux switch is read with defaults and built by the factory', { timeout:
   const s = cfg.switches[0];
   assert.equal(s?.linux?.buckets, 64);
   assert.deepEqual(s?.linux?.prefix, ['ip', 'netns', 'exec', 'edge1']);
-  const a = s === undefined ? undefined : createAdapter(s, new Map(), cfg.pinIdleTimeoutS);
+  const a = s === undefined ? undefined : createAdapter(s, { pinIdleTimeoutS: cfg.pinIdleTimeoutS });
   assert.equal(a?.kind, 'linux');
   assert.equal(a?.capabilities.predictsMovedFlows, true);
 });

@@ -70,7 +70,7 @@ test('with flowpin: no connection reset or stalled across a drain and an add, ev
   const traffic = new LabTraffic(lab);
   let controller: Controller | undefined;
   try {
-    controller = await labController(lab);
+    controller = await labController(lab, { replies: true });
     const c = controller;
     await withWarmTraffic(lab, until('the controller to be ready', 30_000, () => c.readiness().ready));
     const opened = await traffic.open(lab, V4, V6, { stallMs: 3000 });

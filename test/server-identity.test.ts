@@ -27,6 +27,28 @@ describe('server identity map', () => {
     assert.deepEqual(m.lookup(undefined, undefined), { nexthop: undefined, why: 'no-identity' });
   });
 
+  test('a dual-stack server answering from one MAC is told by the reply\'s family, and by the VIP\'s nexthops', { timeout: 10_000 }, () => {
+    const m = new ServerIdentityMap([{ nexthop: '10.0.2.1', mac: '02:00:00:00:00:51' }, { nexthop: 'fd00:2::1', mac: '02:00:00:00:00:51' }]);
+    m.learn([
+      { nexthop: '198.19.1.2', mac: '02:00:00:00:00:01' },
+      { nexthop: 'fd00:19:1::2', mac: '02:00:00:00:00:01' },
+      { nexthop: '198.19.2.2', mac: '02:00:00:00:00:02', portIndex: 7 },
+      { nexthop: '198.19.9.2', mac: '02:00:00:00:00:02', portIndex: 7 },
+      { nexthop: 'fd00:19:3::2', mac: '02:00:00:00:00:03' },
+    ], 0);
+    assert.deepEqual(m.lookup('02:00:00:00:00:01', undefined, { family: 4 }), { nexthop: '198.19.1.2' });
+    assert.deepEqual(m.lookup('02:00:00:00:00:01', undefined, { family: 6 }), { nexthop: 'fd00:19:1::2' });
+    assert.deepEqual(m.lookup('02:00:00:00:00:51', undefined, { family: 6 }), { nexthop: 'fd00:2::1' }, 'static entries too');
+    // Two IPv4 addresses behind one MAC: the VIP's nexthops tell them apart, or nothing does.
+    const ofVip = { family: 4 as const, isNexthop: (nh: string) => nh === '198.19.2.2' };
+    assert.deepEqual(m.lookup('02:00:00:00:00:02', undefined, ofVip), { nexthop: '198.19.2.2' });
+    assert.deepEqual(m.lookup(undefined, 7, ofVip), { nexthop: '198.19.2.2' });
+    assert.deepEqual(m.lookup('02:00:00:00:00:02', undefined, { family: 4 }), { nexthop: undefined, why: 'ambiguous-mac' });
+    assert.deepEqual(m.lookup('02:00:00:00:00:02', undefined, { family: 4, isNexthop: () => true }), { nexthop: undefined, why: 'ambiguous-mac' });
+    // A MAC known for the other family only.
+    assert.deepEqual(m.lookup('02:00:00:00:00:03', undefined, { family: 4 }), { nexthop: undefined, why: 'unknown-mac' });
+  });
+
   test('static entries win over what the switch reports; a new reading replaces the old one', { timeout: 10_000 }, () => {
     const m = new ServerIdentityMap([{ nexthop: '10.0.1.9', mac: '02-00-00-00-00-01' }, { nexthop: '10.0.1.8', port: 6 }]);
     m.learn([{ nexthop: '10.0.1.1', mac: '02:00:00:00:00:01' }, { nexthop: '10.0.1.2', mac: '02:00:00:00:00:02', portIndex: 6 }], 0);

@@ -8,12 +8,13 @@
 
 import { canonicalIp } from '../../mirror-receiver/addr.js';
 import { flowId, type AdapterCapabilities, type FlowSpec, type InstalledPin, type PinOutcome, type PinRule, type PinTableUsage, type ServerIdentity, type SwitchAdapter } from '../contract.js';
-import { SwitchCommandError, SwitchProtocolError } from '../errors.js';
+import { SwitchCommandError, SwitchProtocolError, SwitchUnsupportedError } from '../errors.js';
+import { adoptionRefusal, groupSpec, handOverStep } from './adopt.js';
 import { CommandRunner, firstLines } from './exec.js';
 import { HashCheck } from './hash-check.js';
 import { batchRouteGet, parseBuckets, parseNeighbours, parseNexthops, type NexthopObject } from './iproute.js';
 import { addPinLines, baseRuleset, deletePinLine, mirrorRuleset, parsePinMap, parseSetKeys, pinKey, TABLE } from './nft.js';
-import { upkeep } from './upkeep.js';
+import { upkeep, type GroupEntry } from './upkeep.js';
 import { checkIfname, checkIp, checkPort, familyOf } from './validate.js';
 
 export interface LinuxRouterOptions {
@@ -23,6 +24,8 @@ export interface LinuxRouterOptions {
   vips: { address: string; nexthops: string[] }[];
   /** The router's client-facing devices: hashing is checked there and SYNs mirrored from there. */
   clientInterfaces: string[];
+  /** The router's server-facing devices: the servers' SYN-ACK, FIN and RST arriving there are mirrored too. */
+  serverInterfaces?: string[];
   /** Device SYN/FIN/RST copies are `dup`ed to (a VXLAN or gretap/erspan device), if any. */
   mirrorDevice?: string;
   buckets?: number;
@@ -71,16 +74,16 @@ export class LinuxRouterAdapter implements SwitchAdapter {
 
   constructor(options: LinuxRouterOptions) {
     this.o = {
-      buckets: 64, idBase: 7000, tableBase: 7000, pinTableSize: 65535, idleTimeoutS: 300, timeoutMs: 30_000, resolveBatchSize: 10_000, pinBatchSize: 5000, probeFlows: 8, probeTimeoutMs: 10_000,
+      serverInterfaces: [], buckets: 64, idBase: 7000, tableBase: 7000, pinTableSize: 65535, idleTimeoutS: 300, timeoutMs: 30_000, resolveBatchSize: 10_000, pinBatchSize: 5000, probeFlows: 8, probeTimeoutMs: 10_000,
       ...options,
       mirrorDevice: options.mirrorDevice,
     };
     if (this.o.buckets < 2 || this.o.buckets > 4096) throw new Error(`buckets must be 2..4096, got ${this.o.buckets}`);
-    for (const d of this.o.clientInterfaces) checkIfname(d);
+    for (const d of [...this.o.clientInterfaces, ...this.o.serverInterfaces]) checkIfname(d);
     if (this.o.mirrorDevice !== undefined) checkIfname(this.o.mirrorDevice);
     this.o.vips = this.o.vips.map((v) => ({ address: checkIp(v.address), nexthops: v.nexthops.map(checkIp) }));
     this.run = new CommandRunner({ switchName: options.switchName, prefix: options.prefix, timeoutMs: this.o.timeoutMs });
-    this.hash = new HashCheck(this.run, options.switchName);
+    this.hash = new HashCheck(this.run, { switchName: options.switchName, clientInterfaces: this.o.clientInterfaces, want: this.o.probeFlows });
     this.capabilities = {
       resolvesNexthop: true,
       resolveBatchSize: this.o.resolveBatchSize,
@@ -98,14 +101,18 @@ export class LinuxRouterAdapter implements SwitchAdapter {
 
   async connect(): Promise<void> {
     await this.hash.checkPolicy();
-    await this.readNexthops();
-    for (const v of this.o.vips) await this.adoptOrCreateGroup(v.address, v.nexthops);
+    const all = new Map((await this.readNexthops()).map((nh) => [nh.id, nh]));
+    for (const v of this.o.vips) await this.adoptOrCreateGroup(v.address, v.nexthops, all);
     await this.ensureProbeGroups();
     await this.nft(baseRuleset({ pinTableSize: this.o.pinTableSize, idleTimeoutS: this.o.idleTimeoutS }));
-    if (this.o.mirrorDevice !== undefined) await this.nft(mirrorRuleset(this.o.mirrorDevice, this.o.clientInterfaces));
-    const verified = await this.hash.probe(this.o.vips.map((v) => familyOf(v.address)), this.o.probeFlows, this.o.probeTimeoutMs, (lines) => this.routeGet(lines));
-    if (verified.length === 0) throw new SwitchProtocolError(this.name, `cannot check hashing yet: fewer than ${this.o.probeFlows} SYNs forwarded toward the VIPs in ${this.o.probeTimeoutMs} ms`);
+    if (this.o.mirrorDevice !== undefined) await this.nft(mirrorRuleset(this.o.mirrorDevice, this.o.clientInterfaces, this.o.serverInterfaces));
+    await this.hash.probe(this.o.vips.map((v) => v.address), this.o.probeTimeoutMs, (lines) => this.routeGet(lines));
     await this.listPins();
+  }
+
+  /** VIPs whose look-ups are held back (forwarding and look-ups disagreed lately), one line each. */
+  problems(): string[] {
+    return this.hash.problems();
   }
 
   close(): Promise<void> {
@@ -126,8 +133,8 @@ export class LinuxRouterAdapter implements SwitchAdapter {
     return all;
   }
 
-  /** The nexthop object of a server, made (with its pin table and rules) if missing. */
-  private async nexthopId(addr: string): Promise<number> {
+  /** The nexthop object of a server, made (with its pin table and rules) if missing; `dev`: its device (else the route's). */
+  private async nexthopId(addr: string, dev?: string): Promise<number> {
     const a = checkIp(addr);
     const known = this.nhIds.get(a);
     if (known !== undefined) {
@@ -137,7 +144,7 @@ export class LinuxRouterAdapter implements SwitchAdapter {
     let id = this.o.idBase;
     while (this.nhAddr.has(id)) id++;
     if (id - this.o.idBase + 1 > MAX_MARK) throw new SwitchCommandError(this.name, `ip nexthop add via ${a}`, `more than ${MAX_MARK} nexthops`, 0);
-    const [route] = (await this.run.json(['ip', '-j', 'route', 'get', a])) as { dev?: string }[];
+    const [route] = dev === undefined ? ((await this.run.json(['ip', '-j', 'route', 'get', a])) as { dev?: string }[]) : [{ dev }];
     if (route?.dev === undefined) throw new SwitchCommandError(this.name, `ip route get ${a}`, 'no device toward the nexthop', 0);
     await this.run.ok(['ip', 'nexthop', 'replace', 'id', String(id), 'via', a, 'dev', checkIfname(route.dev)]);
     this.nhIds.set(a, id);
@@ -165,28 +172,70 @@ export class LinuxRouterAdapter implements SwitchAdapter {
     await this.run.ok(['ip', `-${fam}`, 'rule', 'add', 'pref', String(this.o.tableBase), 'fwmark', `${mark}/0xff`, 'lookup', String(table)]);
   }
 
-  private async adoptOrCreateGroup(vip: string, nexthops: string[]): Promise<void> {
+  /** Adopts the VIP's existing resilient group (handing its members over, adopt.ts), or makes one. */
+  private async adoptOrCreateGroup(vip: string, nexthops: string[], all: ReadonlyMap<number, NexthopObject>): Promise<void> {
     const fam = familyOf(vip);
     const routes = (await this.run.json(['ip', `-${fam}`, '-j', 'route', 'show', 'exact', `${vip}/${fam === 4 ? 32 : 128}`])) as { nhid?: number }[];
     const nhid = routes[0]?.nhid;
     if (nhid !== undefined) {
-      const [g] = parseNexthops(await this.run.json(['ip', '-j', 'nexthop', 'show', 'id', String(nhid)]));
-      const r = g?.resilient;
-      if (g?.group === undefined || r === undefined) throw new SwitchProtocolError(this.name, `VIP ${vip} routes through nexthop ${nhid}, which is not a resilient group; fix: ip nexthop add id N group ... type resilient buckets ${this.o.buckets} idle_timer 0 unbalanced_timer 0, and route the VIP with nhid N`);
-      if (r.idleTimer !== 0 || r.unbalancedTimer !== 0) throw new SwitchProtocolError(this.name, `VIP ${vip}: group ${nhid} has idle_timer ${r.idleTimer}, unbalanced_timer ${r.unbalancedTimer}; flowpin needs 0 and 0 (additions take effect at once and predictably): ip nexthop replace id ${nhid} group ... type resilient idle_timer 0 unbalanced_timer 0`);
-      if (r.buckets !== this.o.buckets) throw new SwitchProtocolError(this.name, `VIP ${vip}: group ${nhid} has ${r.buckets} buckets, the adapter is configured for ${this.o.buckets}`);
-      for (const e of g.group) if (!this.nhAddr.has(e.id)) throw new SwitchProtocolError(this.name, `VIP ${vip}: group member ${e.id} is not a nexthop object of flowpin's id range ${this.o.idBase}..${this.o.idBase + 999}`);
-      for (const e of g.group) await this.ensurePinRoutes(this.nhAddr.get(e.id) as string);
-      this.groups.set(vip, { vip, family: fam, groupId: nhid });
+      const [obj] = parseNexthops(await this.run.json(['ip', '-j', 'nexthop', 'show', 'id', String(nhid)]));
+      const refused = adoptionRefusal(vip, obj ?? { id: nhid }, this.o.buckets);
+      if (refused !== undefined) throw new SwitchUnsupportedError(this.name, `cannot adopt: ${refused}`);
+      const g: VipGroup = { vip, family: fam, groupId: nhid };
+      await this.handOver(g, obj?.group ?? [], all);
+      for (const e of (await this.readGroup(g)).group ?? []) await this.ensurePinRoutes(this.nhAddr.get(e.id) as string);
+      this.groups.set(vip, g);
       return;
     }
     if (nexthops.length === 0) throw new SwitchProtocolError(this.name, `VIP ${vip} has no route and no nexthops configured`);
     const ids: number[] = [];
     for (const n of nexthops) ids.push(await this.nexthopId(n));
     const groupId = this.o.idBase + 1000 + this.o.vips.findIndex((v) => v.address === vip);
-    await this.run.ok(['ip', 'nexthop', 'replace', 'id', String(groupId), 'group', ids.join('/'), 'type', 'resilient', 'buckets', String(this.o.buckets), 'idle_timer', '0', 'unbalanced_timer', '0']);
-    await this.run.ok(['ip', 'route', 'replace', `${vip}/${fam === 4 ? 32 : 128}`, 'nhid', String(groupId)]);
+    try {
+      await this.run.ok(['ip', 'nexthop', 'replace', 'id', String(groupId), 'group', ids.join('/'), 'type', 'resilient', 'buckets', String(this.o.buckets), 'idle_timer', '0', 'unbalanced_timer', '0']);
+      await this.run.ok(['ip', 'route', 'replace', `${vip}/${fam === 4 ? 32 : 128}`, 'nhid', String(groupId)]);
+    } finally {
+      this.hash.groupWritten(vip);
+    }
     this.groups.set(vip, { vip, family: fam, groupId });
+  }
+
+  /**
+   * Replaces each member of an adopted group that is not one of flowpin's nexthop objects by
+   * flowpin's object for the same gateway and device, one at a time, in place (adopt.ts: no
+   * bucket changes server). Checked before each write with the upkeep model and after it on the
+   * bucket table; the replaced objects are left for the operator to delete.
+   */
+  private async handOver(g: VipGroup, members: readonly GroupEntry[], all: ReadonlyMap<number, NexthopObject>): Promise<void> {
+    let entries = [...members];
+    const serverOf = (id: number): string | undefined => {
+      const gw = this.nhAddr.get(id) ?? all.get(id)?.gateway;
+      return gw === undefined ? undefined : canonicalIp(gw);
+    };
+    for (let at = 0; at < entries.length; at++) {
+      const e = entries[at] as GroupEntry;
+      if (this.nhAddr.has(e.id)) continue;
+      const old = all.get(e.id);
+      const unsupported = (why: string): SwitchUnsupportedError => new SwitchUnsupportedError(this.name, `cannot adopt VIP ${g.vip}'s group ${g.groupId}: ${why}; fix: make the group's members plain nexthops via one gateway each, or remove the VIP's route and let flowpin make the group`);
+      if (old?.gateway === undefined) throw unsupported(`member ${e.id} is not a nexthop via a gateway`);
+      const addr = checkIp(old.gateway);
+      if (familyOf(addr) !== g.family) throw unsupported(`member ${e.id} is via ${addr}, not an IPv${g.family} gateway`);
+      const mine = this.nhIds.get(addr);
+      if (mine !== undefined && entries.some((x) => x.id === mine)) throw unsupported(`members ${e.id} and ${mine} lead to the same gateway ${addr}`);
+      const table = await this.buckets(g.groupId);
+      const id = await this.nexthopId(addr, old.dev);
+      const step = handOverStep(table, entries, at, id, serverOf);
+      if ('refused' in step) throw unsupported(step.refused);
+      await this.writeGroup(g, groupSpec(step.entries));
+      const after = await this.buckets(g.groupId);
+      const moved = after.filter((owner, b) => serverOf(owner) !== serverOf(table[b] as number)).length;
+      if (moved > 0) throw new SwitchProtocolError(this.name, `handing over VIP ${g.vip}'s member ${e.id} (${addr}) to nexthop ${id} moved ${moved} buckets to other servers`);
+      entries = step.entries;
+    }
+  }
+
+  private async buckets(groupId: number): Promise<number[]> {
+    return parseBuckets(await this.run.json(['ip', '-j', 'nexthop', 'bucket', 'show', 'id', String(groupId)]));
   }
 
   private group(vip: string): VipGroup {
@@ -214,21 +263,29 @@ export class LinuxRouterAdapter implements SwitchAdapter {
   async addGroupMember(vip: string, nexthop: string): Promise<void> {
     const g = this.group(vip);
     const id = await this.nexthopId(nexthop);
-    const obj = await this.readGroup(g);
-    const ids = (obj.group ?? []).map((e) => e.id);
-    if (ids.includes(id)) return;
-    await this.run.ok(['ip', 'nexthop', 'replace', 'id', String(g.groupId), 'group', [...ids, id].join('/'), 'type', 'resilient']);
+    const entries = (await this.readGroup(g)).group ?? [];
+    if (entries.some((e) => e.id === id)) return;
+    await this.writeGroup(g, groupSpec([...entries, { id, weight: 1 }]));
   }
 
   async removeGroupMember(vip: string, nexthop: string): Promise<void> {
     const g = this.group(vip);
     const id = this.nhIds.get(checkIp(nexthop));
-    const obj = await this.readGroup(g);
-    const ids = (obj.group ?? []).map((e) => e.id);
-    if (id === undefined || !ids.includes(id)) return;
-    const rest = ids.filter((x) => x !== id);
+    const entries = (await this.readGroup(g)).group ?? [];
+    if (id === undefined || !entries.some((e) => e.id === id)) return;
+    const rest = entries.filter((e) => e.id !== id);
     if (rest.length === 0) throw new SwitchCommandError(this.name, `ip nexthop replace id ${g.groupId}`, `${nexthop} is the last member of ${vip}'s group`, 0);
-    await this.run.ok(['ip', 'nexthop', 'replace', 'id', String(g.groupId), 'group', rest.join('/'), 'type', 'resilient']);
+    // Weights kept: writing ids alone would set every weight to 1 and move buckets.
+    await this.writeGroup(g, groupSpec(rest));
+  }
+
+  /** Replaces a VIP's group members; SYNs forwarded before this are no longer checked (they may have left by the old group). */
+  private async writeGroup(g: VipGroup, members: string): Promise<void> {
+    try {
+      await this.run.ok(['ip', 'nexthop', 'replace', 'id', String(g.groupId), 'group', members, 'type', 'resilient']);
+    } finally {
+      this.hash.groupWritten(g.vip);
+    }
   }
 
   // ---- look-ups
@@ -283,12 +340,11 @@ export class LinuxRouterAdapter implements SwitchAdapter {
   }
 
   async resolve(flows: FlowSpec[]): Promise<(string | undefined)[]> {
-    this.hash.throwIfBroken();
     const answers = await this.lookups(flows);
     return flows.map((f, i) => {
       const gw = answers[i]?.gateway;
-      // A family whose hashing is not checked yet gets no answer: never pin from a guess.
-      if (gw === undefined || !this.hash.verified(f.family)) return undefined;
+      // A family whose hashing is not checked yet, or a VIP held back, gets no answer: never pin from a guess.
+      if (gw === undefined || !this.answersFor(f)) return undefined;
       const a = checkIp(gw);
       return this.nhAddr.has(this.nhIds.get(a) ?? -1) ? a : undefined;
     });
@@ -321,13 +377,21 @@ export class LinuxRouterAdapter implements SwitchAdapter {
     }
   }
 
+  /** Whether look-ups answer for the flow's VIP now (hash-check.ts). */
+  private answersFor(f: FlowSpec): boolean {
+    try {
+      return this.hash.answers(f.family, checkIp(f.dst));
+    } catch {
+      return false; // not an address: no answer
+    }
+  }
+
   async movedByAdd(vip: string, nexthop: string, flows: FlowSpec[]): Promise<boolean[]> {
-    this.hash.throwIfBroken();
     const g = this.group(vip);
     const obj = await this.readGroup(g);
-    const table = parseBuckets(await this.run.json(['ip', '-j', 'nexthop', 'bucket', 'show', 'id', String(g.groupId)]));
+    const table = await this.buckets(g.groupId);
     const probeGroup = this.o.idBase + (g.family === 4 ? 2000 : 2000 + 4096 + 8) - 1;
-    const probeTable = parseBuckets(await this.run.json(['ip', '-j', 'nexthop', 'bucket', 'show', 'id', String(probeGroup)]));
+    const probeTable = await this.buckets(probeGroup);
     if (table.length !== probeTable.length) throw new SwitchProtocolError(this.name, `probe group has ${probeTable.length} buckets, ${vip}'s group ${table.length}`);
     const bucketOfDummy = new Map<number, number>();
     probeTable.forEach((id, b) => bucketOfDummy.set(id, b));
@@ -342,7 +406,7 @@ export class LinuxRouterAdapter implements SwitchAdapter {
       const dummy = gw === undefined ? undefined : this.probeDummy.get(checkIp(gw));
       const bucket = dummy === undefined ? undefined : bucketOfDummy.get(dummy);
       // A flow whose bucket cannot be told is counted as moved (it gets a pin).
-      return bucket === undefined || !this.hash.verified(f.family) ? true : movedSet.has(bucket);
+      return bucket === undefined || !this.answersFor(f) ? true : movedSet.has(bucket);
     });
   }
 

@@ -15,6 +15,10 @@ import { checkNftName } from './validate.js';
 
 export const TABLE = 'flowpin';
 export const MIRROR_TABLE = 'flowpin_mirror';
+/** The bits of the packet mark a pin sets (`ip rule fwmark M/0xff`). */
+export const PIN_MARK_MASK = '0xff';
+/** How long the witness sets remember a forwarded SYN. */
+export const WITNESS_S = 120;
 /** IPv6 pins' map timeout: long; their idle timeout is seen6's. */
 export const PIN6_HOLD_S = 7 * 86400;
 
@@ -33,29 +37,36 @@ export function baseRuleset(l: NftLayout): string {
     `add map ${t} pins4 { type ipv4_addr . ipv4_addr . inet_service . inet_service : mark; flags timeout; timeout ${l.idleTimeoutS}s; size ${l.pinTableSize}; counter; }`,
     `add map ${t} pins6 { type ipv6_addr . ipv6_addr . inet_service . inet_service : mark; flags timeout; timeout ${PIN6_HOLD_S}s; size ${l.pinTableSize}; counter; }`,
     `add set ${t} seen6 { type ipv6_addr . ipv6_addr . inet_service . inet_service; flags dynamic,timeout; timeout ${l.idleTimeoutS}s; size ${l.pinTableSize}; }`,
-    `add set ${t} witness4 { type ipv4_addr . ipv4_addr . inet_service . inet_service . iface_index; flags dynamic,timeout; timeout 120s; size 4096; }`,
-    `add set ${t} witness6 { type ipv6_addr . ipv6_addr . inet_service . inet_service . iface_index; flags dynamic,timeout; timeout 120s; size 4096; }`,
+    `add set ${t} witness4 { type ipv4_addr . ipv4_addr . inet_service . inet_service . iface_index; flags dynamic,timeout; timeout ${WITNESS_S}s; size 4096; }`,
+    `add set ${t} witness6 { type ipv6_addr . ipv6_addr . inet_service . inet_service . iface_index; flags dynamic,timeout; timeout ${WITNESS_S}s; size 4096; }`,
     `add chain ${t} pin { type filter hook prerouting priority mangle; policy accept; }`,
     `flush chain ${t} pin`,
     `add rule ${t} pin meta l4proto tcp meta mark set ${k4} map @pins4 update @pins4 { ${k4} timeout ${l.idleTimeoutS}s : meta mark }`,
     `add rule ${t} pin meta l4proto tcp meta mark set ${k6} map @pins6 update @seen6 { ${k6} }`,
     `add chain ${t} witness { type filter hook forward priority filter; policy accept; }`,
     `flush chain ${t} witness`,
-    `add rule ${t} witness tcp flags & (syn | ack) == syn add @witness4 { ${k4} . meta oif }`,
-    `add rule ${t} witness tcp flags & (syn | ack) == syn add @witness6 { ${k6} . meta oif }`,
+    // Only SYNs the group forwarded: one a pin marked (a reused 5-tuple) went where its pin says.
+    `add rule ${t} witness meta mark & ${PIN_MARK_MASK} == 0 tcp flags & (syn | ack) == syn add @witness4 { ${k4} . meta oif }`,
+    `add rule ${t} witness meta mark & ${PIN_MARK_MASK} == 0 tcp flags & (syn | ack) == syn add @witness6 { ${k6} . meta oif }`,
   ].join('\n') + '\n';
 }
 
-/** Copies SYNs, FINs and RSTs arriving on the client-facing devices to the mirror device. */
-export function mirrorRuleset(device: string, interfaces: string[]): string {
+/**
+ * Copies SYNs, FINs and RSTs arriving on the client-facing devices to the mirror device, and
+ * the servers' SYN-ACKs, FINs and RSTs arriving on the server-facing ones (replies name the
+ * server that holds a connection; FINs both ways tell when it is over).
+ */
+export function mirrorRuleset(device: string, clients: string[], servers: string[] = []): string {
   const t = `netdev ${MIRROR_TABLE}`;
   const lines = [`add table ${t}`, `delete table ${t}`, `add table ${t}`];
-  interfaces.forEach((dev, i) => {
-    const chain = checkNftName(`in${i}`);
-    lines.push(`add chain ${t} ${chain} { type filter hook ingress device "${dev}" priority 0; policy accept; }`);
-    lines.push(`add rule ${t} ${chain} tcp flags & (syn | ack) == syn dup to "${device}"`);
-    lines.push(`add rule ${t} ${chain} tcp flags & (fin | rst) != 0 dup to "${device}"`);
-  });
+  const chain = (name: string, dev: string, first: string): void => {
+    checkNftName(name);
+    lines.push(`add chain ${t} ${name} { type filter hook ingress device "${dev}" priority 0; policy accept; }`);
+    lines.push(`add rule ${t} ${name} ${first} dup to "${device}"`);
+    lines.push(`add rule ${t} ${name} tcp flags & (fin | rst) != 0 dup to "${device}"`);
+  };
+  clients.forEach((dev, i) => chain(`in${i}`, dev, 'tcp flags & (syn | ack) == syn'));
+  servers.forEach((dev, i) => chain(`srv${i}`, dev, 'tcp flags & (syn | ack) == syn | ack'));
   return lines.join('\n') + '\n';
 }
 
@@ -121,6 +132,30 @@ export function parsePinMap(doc: unknown, family: 4 | 6): ListedElement[] {
     const [src, dst, sport, dport] = k.parts;
     if (typeof src !== 'string' || typeof dst !== 'string' || typeof sport !== 'number' || typeof dport !== 'number') continue;
     out.push({ flow: { family, src, dst, sport, dport }, mark, packets: Number(k.counter?.['packets'] ?? 0), bytes: Number(k.counter?.['bytes'] ?? 0) });
+  }
+  return out;
+}
+
+export interface TimedKey {
+  parts: unknown[];
+  /** The element's timeout and what is left of it, whole seconds as `nft -j` prints them (rounded down). */
+  timeoutS: number | undefined;
+  expiresS: number | undefined;
+}
+
+/** Keys of a timed set with their timeout and expiry (`nft -j list set`: the set's `timeout`, each element's `expires`). */
+export function parseTimedSetKeys(doc: unknown): TimedKey[] {
+  const body = setBody(doc);
+  if (body === undefined) throw new Error('no set in nft output');
+  const setTimeout = typeof body['timeout'] === 'number' ? body['timeout'] : undefined;
+  const out: TimedKey[] = [];
+  for (const item of (body['elem'] as unknown[] | undefined) ?? []) {
+    const k = keyOf(item);
+    if (k === undefined) continue;
+    const inner = isObj(item) && isObj(item['elem']) ? item['elem'] : undefined;
+    const own = inner?.['timeout'];
+    const exp = inner?.['expires'];
+    out.push({ parts: k.parts, timeoutS: typeof own === 'number' ? own : setTimeout, expiresS: typeof exp === 'number' ? exp : undefined });
   }
   return out;
 }

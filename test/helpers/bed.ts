@@ -110,7 +110,7 @@ export class Bed {
     }));
     const sw = this.config.switches[0];
     if (sw === undefined) throw new Error('no switch');
-    const adapter = sw.adapter === 'sim' ? new SimAdapter(this.sim.sw) : createAdapter(sw);
+    const adapter = sw.adapter === 'sim' ? new SimAdapter(this.sim.sw) : createAdapter(sw, { pinIdleTimeoutS: this.config.pinIdleTimeoutS });
     const controller = new Controller({ config: this.config, adapters: new Map([['sw1', adapter]]), logger: pino({ level: 'silent' }), listen: false, onCounted: (_rec, id, why) => this.counted.set(id, why), ...(o.virtualController ? { clock: clockOf(this.clock) } : {}) });
     await (o.virtualController ? this.during(controller.start()) : controller.start());
     const { port } = await controller.receiver.listenUdp({ host: '127.0.0.1', port: 0, receiveBufferBytes: 8 * 1024 * 1024 });

@@ -6,7 +6,7 @@ import pino from 'pino';
 import { Controller } from '../../controller/controller.js';
 import { readConfig } from '../../controller/config.js';
 import { Reader } from '../../controller/validate.js';
-import { createAdapter } from '../../switch-adapters/factory.js';
+import { createAdapters } from '../../switch-adapters/factory.js';
 import { LinuxRouterAdapter } from '../../switch-adapters/linux/adapter.js';
 import { LAB_VIP4, LAB_VIP6, type LabTopology } from '../../switch-adapters/linux/lab/topology.js';
 import { LabTraffic } from '../../switch-adapters/linux/lab/traffic.js';
@@ -20,31 +20,44 @@ export function labAdapter(lab: LabTopology, extra: { probeTimeoutMs?: number; p
     prefix: lab.routerPrefix,
     vips: [{ address: LAB_VIP4, nexthops: lab.members4 }, { address: LAB_VIP6, nexthops: lab.members6 }],
     clientInterfaces: [lab.clientDev],
-    mirrorDevice: lab.mirrorDev,
+    ...(lab.options.mirror === false ? {} : { mirrorDevice: lab.mirrorDev }),
     probeTimeoutMs: extra.probeTimeoutMs ?? 20_000,
     ...(extra.pinTableSize === undefined ? {} : { pinTableSize: extra.pinTableSize }),
   });
 }
 
+export interface LabControllerOptions {
+  pinMode?: 'on-change' | 'always';
+  pinIdleTimeoutS?: number;
+  /** The router also mirrors the servers' SYN-ACK, FIN and RST (serverInterfaces, mirrorReplies). */
+  replies?: boolean;
+  /** Where saved state goes (none: kept in memory). */
+  stateFile?: string;
+  /** Where the controller logs (silent unless given). */
+  logger?: pino.Logger;
+}
+
 /** A controller for the lab router, built from a configuration document like `flowpin run` reads. */
-export async function labController(lab: LabTopology, pinMode: 'on-change' | 'always' = 'on-change'): Promise<Controller> {
+export async function labController(lab: LabTopology, o: LabControllerOptions = {}): Promise<Controller> {
   const config = readConfig(Reader.fromObject('(linux lab)', {
     api: { port: 0 },
-    pinMode,
+    pinMode: o.pinMode ?? 'on-change',
     settleMs: 300,
     resyncIntervalS: 0.5,
-    pinIdleTimeoutS: 300,
+    pinIdleTimeoutS: o.pinIdleTimeoutS ?? 300,
+    ...(o.stateFile === undefined ? {} : { stateFile: o.stateFile, persistIntervalS: 0.5 }),
     switches: [{
       name: SWITCH,
       adapter: 'linux',
       mirrorSources: ['192.0.2.1'],
       pinTableSize: 65535,
-      linux: { prefix: lab.routerPrefix, clientInterfaces: [lab.clientDev], mirrorDevice: lab.mirrorDev, probeTimeoutMs: 5000 },
+      ...(o.replies === true ? { mirrorReplies: true } : {}),
+      linux: { prefix: lab.routerPrefix, clientInterfaces: [lab.clientDev], ...(o.replies === true ? { serverInterfaces: lab.serverDevs } : {}), mirrorDevice: lab.mirrorDev, probeTimeoutMs: 5000 },
       vips: [{ address: LAB_VIP4, nexthops: lab.members4 }, { address: LAB_VIP6, nexthops: lab.members6 }],
     }],
   }));
-  const adapters = new Map(config.switches.map((s) => [s.name, createAdapter(s, new Map(), config.pinIdleTimeoutS)]));
-  const controller = new Controller({ config, adapters, logger: pino({ level: 'silent' }), listen: false });
+  const adapters = createAdapters(config);
+  const controller = new Controller({ config, adapters, logger: o.logger ?? pino({ level: 'silent' }), listen: false });
   await controller.receiver.listenVxlan({ socket: await lab.collectorSocket() });
   await controller.start();
   return controller;

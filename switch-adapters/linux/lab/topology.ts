@@ -144,6 +144,11 @@ export class LabTopology {
     return this.servers.slice(0, this.inGroup).map((s) => s.addr6);
   }
 
+  /** The router's devices toward the servers. */
+  get serverDevs(): string[] {
+    return this.servers.map((s) => s.dev);
+  }
+
   /** Command prefix that runs a command in the router namespace. */
   get routerPrefix(): string[] {
     return ['ip', 'netns', 'exec', this.router];
