@@ -139,6 +139,10 @@ export class Controller {
   private journal: JournalEntry[] = [];
   private journalTimer: unknown;
   private journalWrite: Promise<void> = Promise.resolve();
+  /** When the oldest flow not yet cut into a journal commit was seen; commits in flight; the head of the last durable commit. */
+  private journalPendingSince: number | undefined;
+  private journalInFlight = 0;
+  private journalDurableAt = 0;
 
   constructor(private readonly deps: ControllerDeps) {
     const cfg = deps.config;
@@ -501,12 +505,36 @@ export class Controller {
     return { total: rows.length, items: rows.slice(offset, offset + limit) };
   }
 
+  /**
+   * A flow was added to the journal: committed within JOURNAL_MS. The timer can fire late when
+   * the event loop is busy (a burst of frames); the next flow added then cuts the commit itself,
+   * so that the commit never waits on the timer alone.
+   */
   private journalSoon(): void {
-    if (this.journalTimer !== undefined || this.killed) return;
+    if (this.killed) return;
+    const now = this.now();
+    this.journalPendingSince ??= now;
+    if (now - this.journalPendingSince >= JOURNAL_MS) {
+      if (this.journalTimer !== undefined) this.clock.cancel(this.journalTimer);
+      this.journalTimer = undefined;
+      void this.syncJournal().catch(() => undefined);
+      return;
+    }
+    if (this.journalTimer !== undefined) return;
     this.journalTimer = this.clock.schedule(JOURNAL_MS, () => {
       this.journalTimer = undefined;
       void this.syncJournal().catch(() => undefined);
     });
+  }
+
+  /**
+   * Up to when every flow seen is durable in the journal: now when nothing waits to be written,
+   * else the head of the last durable commit. The watch record saved with the change log ends
+   * here, so a restart counts anything seen after it in its gap (unseen), not as watched.
+   */
+  journalSafeUntil(): number {
+    if (this.store === undefined) return this.now();
+    return this.journal.length === 0 && this.journalInFlight === 0 ? this.now() : this.journalDurableAt;
   }
 
   /**
@@ -537,11 +565,18 @@ export class Controller {
     const batch = this.journal;
     this.journal = [];
     const at = this.now();
+    const oldest = this.journalPendingSince ?? at;
+    this.journalPendingSince = undefined;
+    this.journalInFlight++;
     const run = this.journalWrite.then(() => (batch.length === 0 ? undefined : store.appendFlows(batch, at))).then(
       () => {
+        this.journalInFlight--;
+        this.journalDurableAt = Math.max(this.journalDurableAt, at);
+        if (batch.length > 0) this.metrics.journalLag.observe(Math.max(0, this.now() - oldest) / 1000);
         if (this.stateErrorFrom === 'journal') this.stateError = null;
       },
       (err: unknown) => {
+        this.journalInFlight--;
         this.stateFailed(err, 'journal');
         throw new FlowpinError('state-unwritable', `cannot write the flow journal (${store.where}.journal): ${err instanceof Error ? err.message : String(err)}`, undefined, { cause: err });
       },
@@ -564,7 +599,7 @@ export class Controller {
         return { ...rest, atRiskBy: { ...r.atRiskBy }, ...(progress !== undefined && keep.has(r.id) ? { progress: [...progress] } : {}) };
       });
       const rt = this.runtimes.get(name);
-      if (rt?.watchLedger.watching === true) watch[name] = rt.watchLedger.record();
+      if (rt?.watchLedger.watching === true) watch[name] = rt.watchLedger.record(this.journalSafeUntil());
     }
     const write = this.store.saveChanges({ changes, watch });
     // The first failed durable write makes flowpin not ready at once; the next good one clears it.

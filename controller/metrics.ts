@@ -142,6 +142,7 @@ export function controllerMetrics() {
     })(),
     /** The switches whose closed-label series are made at zero before each scrape (set by the controller's collectors). */
     seriesSwitches: { read: undefined as (() => Iterable<SeriesSwitch>) | undefined },
+    journalLag: histogram('flowpin_journal_lag_seconds', 'Time from the oldest flow of a journal group commit being seen to the commit being durable: what a kill can lose (the restart counts it in its gap)', [], [0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]),
     persistSeconds: histogram('flowpin_persist_seconds', 'Time to write the tracked flows to the state store', [], [0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30]),
     serverResets: counter('flowpin_server_resets_total', 'Resets sent by servers (RST from a VIP) seen on the reply mirror where its ACL matches RST, by switch and VIP', ['switch', 'vip']),
     replies: counter('flowpin_replies_observed_total', 'Mirrored server replies (SYN-ACK from a VIP) by switch and result (resolved, agree, disagree, duplicate, unknown-server, no-syn, ignored)', ['switch', 'result']),

@@ -79,11 +79,12 @@ export class WatchLedger {
   }
 
   /** The intervals watched within the last lifetime, the current one up to now: what to persist. */
-  record(): WatchRecord {
+  record(durableUntil?: number): WatchRecord {
     const now = this.o.now();
     const horizon = now - this.o.lifetimeMs;
     const watched = this.prior.filter((w) => w.to > horizon).map((w) => ({ ...w }));
-    if (this.since !== undefined) watched.push({ from: this.since, to: now });
+    // Watched up to now, or only up to where what was seen is durable (the rest is a restart's gap).
+    if (this.since !== undefined) watched.push({ from: this.since, to: Math.max(this.since, Math.min(now, durableUntil ?? now)) });
     return { watched };
   }
 
