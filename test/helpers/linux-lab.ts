@@ -52,6 +52,8 @@ export async function labController(lab: LabTopology, o: LabControllerOptions = 
       mirrorSources: ['192.0.2.1'],
       pinTableSize: 65535,
       ...(o.replies === true ? { mirrorReplies: true } : {}),
+      // The lab's connections are all younger than the lab: none unseen before flowpin watched.
+      connectionsSince: lab.createdAt,
       linux: { prefix: lab.routerPrefix, clientInterfaces: [lab.clientDev], ...(o.replies === true ? { serverInterfaces: lab.serverDevs } : {}), mirrorDevice: lab.mirrorDev, probeTimeoutMs: 5000 },
       vips: [{ address: LAB_VIP4, nexthops: lab.members4 }, { address: LAB_VIP6, nexthops: lab.members6 }],
     }],
