@@ -116,7 +116,8 @@ test('with flowpin: no connection reset or stalled across a drain, an add, a res
     // hashing check does not take SYNs forwarded before the changes for disagreements).
     await c.stop();
     const t1 = performance.now();
-    controller = await labController(lab, options);
+    // New connections keep coming meanwhile (the hashing check needs SYNs forwarded since the start).
+    controller = await withWarmTraffic(lab, labController(lab, options));
     c = controller;
     await withWarmTraffic(lab, until('the restarted controller to be ready', 30_000, () => c.readiness().ready));
     process.stdout.write(`# restarted and ready in ${Math.round(performance.now() - t1)} ms\n`);
