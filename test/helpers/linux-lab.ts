@@ -35,6 +35,8 @@ export interface LabControllerOptions {
   stateFile?: string;
   /** Where the controller logs (silent unless given). */
   logger?: pino.Logger;
+  /** Pins listed (and forwarded SYNs checked) this often (0.5 s unless given). */
+  resyncIntervalS?: number;
 }
 
 /** A controller for the lab router, built from a configuration document like `flowpin run` reads. */
@@ -43,7 +45,7 @@ export async function labController(lab: LabTopology, o: LabControllerOptions = 
     api: { port: 0 },
     pinMode: o.pinMode ?? 'on-change',
     settleMs: 300,
-    resyncIntervalS: 0.5,
+    resyncIntervalS: o.resyncIntervalS ?? 0.5,
     pinIdleTimeoutS: o.pinIdleTimeoutS ?? 300,
     ...(o.stateFile === undefined ? {} : { stateFile: o.stateFile, persistIntervalS: 0.5 }),
     switches: [{
