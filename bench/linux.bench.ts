@@ -122,6 +122,8 @@ async function broken(withFlowpin: boolean, [c4, c6]: [number, number]): Promise
   const lab = await LabTopology.create({ prefix: PREFIX });
   const traffic = new LabTraffic(lab);
   const controller = withFlowpin ? await labController(lab) : undefined;
+  // The lab's traffic starts now that flowpin watches: no connection is older (as `flowpin start` says of its simulator).
+  controller?.runtime(SWITCH).watchLedger.noConnectionsBefore(Date.now());
   try {
     const adapter = controller === undefined ? new LinuxRouterAdapter(labOptions(lab)) : undefined;
     await withWarmTraffic(lab, adapter !== undefined ? adapter.connect() : until('ready', 30_000, () => controller?.readiness().ready ?? false));

@@ -28,7 +28,7 @@ export async function runCommand(args: string[]): Promise<number> {
   for (const warning of securityWarnings(config, values.config)) logger.warn({ warning }, 'configuration weakens security');
   const served = await serve(config, adapters, logger);
   process.stdout.write(`flowpin: API ${served.apiUrl}, ${config.switches.length} switch(es), pin mode ${config.pinMode}\n`);
-  for (const b of served.controller.listening) process.stdout.write(`flowpin: mirror receiver on GRE-in-UDP ${b.address}:${b.port}\n`);
+  for (const b of served.controller.listening) process.stdout.write(`flowpin: mirror receiver on ${b.encap} ${b.address}:${b.port}\n`);
   const signal = await untilSignal();
   const t0 = performance.now();
   logger.info({ signal }, 'stopping: saving state');

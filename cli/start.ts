@@ -109,7 +109,7 @@ export async function startCommand(args: string[]): Promise<number> {
   const vip = scenario.vips[0];
   process.stdout.write(`flowpin: dashboard ${served.apiUrl}/\n`);
   process.stdout.write(`flowpin: API ${served.apiUrl} (token ${process.env['FLOWPIN_TOKEN'] === undefined ? `${token}; set FLOWPIN_TOKEN to choose it` : 'from FLOWPIN_TOKEN'})\n`);
-  process.stdout.write(`flowpin: mirror receiver on GRE-in-UDP ${bound.address}:${bound.port}\n`);
+  process.stdout.write(`flowpin: mirror receiver on ${bound.encap} ${bound.address}:${bound.port}\n`);
   process.stdout.write(`flowpin: simulator (process ${child.pid ?? '?'}) ${ready.description}`);
   process.stdout.write(`  mirror   gre-in-udp to ${scenario.mirror.host}:${bound.port} (switch address ${scenario.mirror.sourceAddress})\n`);
   if (vip !== undefined) {

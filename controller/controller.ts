@@ -104,8 +104,8 @@ export class Controller {
   readonly now: () => number;
   readonly clock: Clock;
   readonly store: StateStore | undefined;
-  /** Where the mirror receiver listens (GRE-in-UDP), once started. */
-  readonly listening: { address: string; port: number }[] = [];
+  /** Where the mirror receiver listens, once started, and what it reads there (GRE-in-UDP, or VXLAN on port 4789). */
+  readonly listening: { address: string; port: number; encap: 'GRE-in-UDP' | 'VXLAN' }[] = [];
   private readonly bySource = new Map<string, SwitchRuntime>();
   private readonly byGreKey = new Map<number, SwitchRuntime>();
   private readonly bySession = new Map<number, SwitchRuntime>();
@@ -237,9 +237,10 @@ export class Controller {
     if (this.deps.listen ?? true) {
       for (const u of cfg.mirror.udp) {
         const b = await this.receiver.listenUdp({ host: u.host, port: u.port, receiveBufferBytes: u.receiveBufferBytes, reader: u.reader });
-        this.listening.push(b);
         const sock = this.receiver.status().sockets.find((s) => s.source.endsWith(`:${b.address}:${b.port}`));
-        this.log.info({ address: b.address, port: b.port, receiveBufferBytes: sock?.receiveBufferBytes, reader: sock?.reader }, 'listening for GRE-in-UDP mirror frames');
+        const encap = sock?.source.startsWith('vxlan:') === true ? 'VXLAN' : 'GRE-in-UDP';
+        this.listening.push({ ...b, encap });
+        this.log.info({ address: b.address, port: b.port, receiveBufferBytes: sock?.receiveBufferBytes, reader: sock?.reader }, `listening for ${encap} mirror frames`);
         if (sock?.readerNote !== undefined) this.log.warn({ address: b.address, port: b.port, reader: sock.reader }, `mirror socket read with Node dgram (slower): ${sock.readerNote}`);
         // Linux grants twice the request, capped at net.core.rmem_max: half the grant is what was honoured.
         if (sock !== undefined && sock.receiveBufferBytes / 2 < u.receiveBufferBytes) {

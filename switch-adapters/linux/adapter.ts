@@ -3,8 +3,10 @@
 // group; pins are nftables map elements giving a mark, `ip rule fwmark` and a routing table
 // per nexthop; look-ups are `ip route get` lines in `ip -j -force -batch -`; move prediction
 // reads the real bucket table and each flow's bucket through a probe group (mark 0xfe). It
-// refuses to start when the kernel's forwarding and its look-ups may disagree (hash-check.ts).
-// Every command runs through the configured prefix (exec.ts). Facts: docs/linux.md.
+// refuses to start when the kernel's forwarding and its look-ups may disagree, and later holds
+// back the look-ups of a VIP whose forwarded SYNs disagree (hash-check.ts). An existing group is
+// adopted and its members handed over to flowpin's nexthop objects in place (adopt.ts). Every
+// command runs through the configured prefix (exec.ts). Facts: docs/linux.md.
 
 import { canonicalIp } from '../../mirror-receiver/addr.js';
 import { flowId, type AdapterCapabilities, type FlowSpec, type InstalledPin, type PinOutcome, type PinRule, type PinTableUsage, type ServerIdentity, type SwitchAdapter } from '../contract.js';

@@ -35,6 +35,8 @@ export interface LabControllerOptions {
   stateFile?: string;
   /** Where the controller logs (silent unless given). */
   logger?: pino.Logger;
+  /** Pins listed (and forwarded SYNs checked) this often (0.5 s unless given). */
+  resyncIntervalS?: number;
 }
 
 /** A controller for the lab router, built from a configuration document like `flowpin run` reads. */
@@ -43,7 +45,7 @@ export async function labController(lab: LabTopology, o: LabControllerOptions = 
     api: { port: 0 },
     pinMode: o.pinMode ?? 'on-change',
     settleMs: 300,
-    resyncIntervalS: 0.5,
+    resyncIntervalS: o.resyncIntervalS ?? 0.5,
     pinIdleTimeoutS: o.pinIdleTimeoutS ?? 300,
     ...(o.stateFile === undefined ? {} : { stateFile: o.stateFile, persistIntervalS: 0.5 }),
     switches: [{
@@ -52,6 +54,8 @@ export async function labController(lab: LabTopology, o: LabControllerOptions = 
       mirrorSources: ['192.0.2.1'],
       pinTableSize: 65535,
       ...(o.replies === true ? { mirrorReplies: true } : {}),
+      // The lab's connections are all younger than the lab: none unseen before flowpin watched.
+      connectionsSince: lab.createdAt,
       linux: { prefix: lab.routerPrefix, clientInterfaces: [lab.clientDev], ...(o.replies === true ? { serverInterfaces: lab.serverDevs } : {}), mirrorDevice: lab.mirrorDev, probeTimeoutMs: 5000 },
       vips: [{ address: LAB_VIP4, nexthops: lab.members4 }, { address: LAB_VIP6, nexthops: lab.members6 }],
     }],

@@ -20,8 +20,9 @@ export interface Proc {
   stop(): Promise<void>;
 }
 
-export function proc(args: string[], env: Record<string, string> = {}): Proc {
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FLOWPIN_LOG_LEVEL: 'warn', ...env } });
+/** A process of `command` (node unless given) with `args`. */
+export function proc(args: string[], env: Record<string, string> = {}, command: string = process.execPath): Proc {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FLOWPIN_LOG_LEVEL: 'warn', ...env } });
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));

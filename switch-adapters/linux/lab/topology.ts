@@ -1,6 +1,6 @@
 // A Linux router lab in network namespaces: a client namespace, a router namespace (the ECMP
 // dataplane flowpin drives), and server namespaces holding the VIPs on loopback with a TCP
-// echo service each (the first `inGroup` form the VIPs' groups, the rest are spares). The
+// echo service each (and a half-close service beside it) (the first `inGroup` form the VIPs' groups, the rest are spares). The
 // router mirrors to flowpin over VXLAN: the VXLAN device is made in the caller's namespace
 // and moved into the router, so its underlay socket stays here and sends to 127.0.0.1, where
 // flowpin listens (VXLAN devices keep the namespace they were created in for their socket).
@@ -17,6 +17,8 @@ import { invalidateRxHash } from './hash-invalidate.js';
 export const LAB_VIP4 = '203.0.113.10';
 export const LAB_VIP6 = '2001:db8:f10::10';
 export const LAB_PORT = 7007;
+/** The servers' half-close port: after the client's FIN they keep sending for `tailMs` (echo-server.ts). */
+export const LAB_HALF_PORT = LAB_PORT + 1;
 export const MIRROR_COLLECTOR = '192.0.2.2';
 
 export interface LabOptions {
@@ -31,6 +33,8 @@ export interface LabOptions {
   deterministicHash?: boolean;
   /** Build the VXLAN mirror path (default true). */
   mirror?: boolean;
+  /** How long servers keep sending on a half-closed connection (ms, default 8000). */
+  tailMs?: number;
 }
 
 export interface LabServer {
@@ -110,6 +114,8 @@ export class LabTopology {
   readonly mirrorDev = 'fpmirror';
   readonly vni = 1 + (randomBytes(2).readUInt16BE(0) % 60000);
   readonly inGroup: number;
+  /** When the lab was made (epoch ms): no connection through it is older. */
+  readonly createdAt = Date.now();
   private readonly children: ChildProcess[] = [];
   private readonly made: string[] = [];
   private readonly tag = randomBytes(2).toString('hex');
@@ -239,7 +245,7 @@ export class LabTopology {
 
   private async startEchoServers(): Promise<void> {
     await Promise.all(this.servers.map((s) => new Promise<void>((resolve, reject) => {
-      const child = this.spawnIn(s.ns, 'echo-server.js', [String(LAB_PORT)]);
+      const child = this.spawnIn(s.ns, 'echo-server.js', [String(LAB_PORT), String(this.options.tailMs ?? 8000)]);
       const timer = setTimeout(() => reject(new Error(`echo server in ${s.ns} did not start`)), 15_000);
       child.stdout?.once('data', () => {
         clearTimeout(timer);
@@ -249,9 +255,9 @@ export class LabTopology {
     })));
   }
 
-  /** Established TCP connections of the echo service on a server. */
+  /** TCP connections of the echo services on a server (established, or half-closed by either side). */
   serverConnections(s: LabServer): number {
-    const out = execFileSync('ip', ['netns', 'exec', s.ns, 'ss', '-Htn', 'state', 'established', `( sport = :${LAB_PORT} )`]).toString();
+    const out = execFileSync('ip', ['netns', 'exec', s.ns, 'ss', '-Htn', 'state', 'connected', `( sport = :${LAB_PORT} or sport = :${LAB_HALF_PORT} )`]).toString();
     return out.split('\n').filter((l) => l.trim() !== '').length;
   }
 

@@ -3,12 +3,17 @@
 //   {"op":"open","targets":[{"host","port","count","local":[addr...]}],"intervalMs","chunk"}
 //     opens the connections; answers {"op":"opened",...} once all are established or failed;
 //   {"op":"report"}: counts now; {"op":"close"}: stops sending, waits until every byte sent
-//     was echoed back (or the connection broke), ends all, answers the final report.
-// Every connection sends a deterministic byte pattern and checks the echo byte by byte: a
-// reset, an error, a wrong byte or an echo that stops moving (stalled) is counted.
+//     was echoed back (or the connection broke) and every half-closed connection was closed by
+//     its server, ends all, answers the final report;
+//   {"op":"halfClose","port":P}: shuts the sending side (FIN) of every open connection to port
+//     P once its echo is complete; the server goes on sending a tail until it closes its side.
+// Every connection sends a deterministic byte pattern and checks the echo byte by byte (and a
+// half-closed one its tail): a reset, an error, a wrong byte or data that stops moving
+// (stalled) is counted.
 
 import { connect, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
+import { tailByte } from './tail.js';
 
 interface Target { host: string; port: number; count: number; local: string[] }
 interface Conn {
@@ -17,7 +22,11 @@ interface Conn {
   sock: Socket;
   sent: number;
   echoed: number;
-  state: 'connecting' | 'open' | 'broken' | 'closed';
+  port: number;
+  /** Tail bytes received after the client's FIN. */
+  tailed: number;
+  /** half-closed: the client sent its FIN, the server still sends; tail-done: the server closed its side after. */
+  state: 'connecting' | 'open' | 'half-closing' | 'half-closed' | 'tail-done' | 'broken' | 'closed';
   why: string;
   lastProgress: number;
   localPort: number;
@@ -29,18 +38,20 @@ let intervalMs = 200;
 let chunk = 64;
 let stallMs = 3000;
 let sending = true;
+/** How long close waits for half-closed connections' tails, at most (ms). */
+let tailWaitMs = 0;
 const byteAt = (id: number, k: number): number => (id * 31 + k * 7 + (k >> 8)) & 0xff;
 const out = (o: unknown): void => void process.stdout.write(JSON.stringify(o) + '\n');
 
 function breakConn(c: Conn, why: string): void {
-  if (c.state === 'broken' || c.state === 'closed') return;
+  if (c.state === 'broken' || c.state === 'closed' || c.state === 'tail-done') return;
   c.state = 'broken';
   c.why = why;
   c.sock.destroy();
 }
 
 function open(t: Target, family: 4 | 6, local: string): Promise<void> {
-  const c: Conn = { id: conns.length, family, sock: undefined as unknown as Socket, sent: 0, echoed: 0, state: 'connecting', why: '', lastProgress: Date.now(), localPort: 0, localAddr: local };
+  const c: Conn = { id: conns.length, family, sock: undefined as unknown as Socket, sent: 0, echoed: 0, port: t.port, tailed: 0, state: 'connecting', why: '', lastProgress: Date.now(), localPort: 0, localAddr: local };
   conns.push(c);
   return new Promise((resolve) => {
     const sock = connect({ host: t.host, port: t.port, localAddress: local });
@@ -54,20 +65,27 @@ function open(t: Target, family: 4 | 6, local: string): Promise<void> {
     });
     sock.on('data', (d: Buffer) => {
       for (let i = 0; i < d.length; i++) {
-        if (d[i] !== byteAt(c.id, c.echoed + i)) {
+        // The echo of what was sent first, then (half-closed) the server's tail.
+        const want = c.echoed < c.sent ? byteAt(c.id, c.echoed) : tailByte(c.tailed);
+        if (d[i] !== want || (c.echoed >= c.sent && c.state !== 'half-closed' && c.state !== 'half-closing')) {
           breakConn(c, 'corrupt');
           return;
         }
+        if (c.echoed < c.sent) c.echoed++;
+        else c.tailed++;
       }
-      c.echoed += d.length;
       c.lastProgress = Date.now();
+    });
+    sock.on('end', () => {
+      // The server closed its side: the end of a half-closed connection's tail.
+      if (c.state === 'half-closed') c.state = 'tail-done';
     });
     sock.on('error', (e: NodeJS.ErrnoException) => {
       breakConn(c, e.code ?? e.message);
       resolve();
     });
     sock.on('close', () => {
-      if (c.state === 'open' || c.state === 'connecting') breakConn(c, 'closed-by-peer');
+      if (c.state === 'open' || c.state === 'connecting' || c.state === 'half-closing' || c.state === 'half-closed') breakConn(c, 'closed-by-peer');
       resolve();
     });
   });
@@ -76,6 +94,13 @@ function open(t: Target, family: 4 | 6, local: string): Promise<void> {
 function tick(): void {
   const now = Date.now();
   for (const c of conns) {
+    if (c.state === 'half-closing' && c.echoed === c.sent) {
+      c.state = 'half-closed';
+      c.lastProgress = now;
+      c.sock.end();
+    }
+    // A half-closed connection's tail comes every 100 ms until the server closes.
+    if ((c.state === 'half-closed' || c.state === 'half-closing') && now - c.lastProgress > stallMs) breakConn(c, 'stalled');
     if (c.state !== 'open') continue;
     if (c.echoed < c.sent && now - c.lastProgress > stallMs) {
       breakConn(c, 'stalled');
@@ -100,6 +125,9 @@ function report(): Record<string, unknown> {
     opened: conns.length,
     open4: by(4).filter((c) => c.state === 'open').length,
     open6: by(6).filter((c) => c.state === 'open').length,
+    halfClosed: conns.filter((c) => c.state === 'half-closing' || c.state === 'half-closed').length,
+    tailDone: conns.filter((c) => c.state === 'tail-done').length,
+    tailBytes: conns.reduce((a, c) => a + c.tailed, 0),
     broken: broken.length,
     reasons,
     brokenFlows: broken.map((c) => ({ family: c.family, src: c.localAddr, sport: c.localPort, why: c.why })),
@@ -110,9 +138,12 @@ function report(): Record<string, unknown> {
 
 async function closeAll(): Promise<void> {
   sending = false;
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline && conns.some((c) => c.state === 'open' && c.echoed < c.sent)) await new Promise((r) => setTimeout(r, 50));
+  const deadline = Date.now() + 10_000 + tailWaitMs;
+  const busy = (c: Conn): boolean => (c.state === 'open' && c.echoed < c.sent) || c.state === 'half-closing' || c.state === 'half-closed';
+  while (Date.now() < deadline && conns.some(busy)) await new Promise((r) => setTimeout(r, 50));
   for (const c of conns) {
+    if (c.state === 'half-closing' || c.state === 'half-closed') breakConn(c, 'tail-not-ended-at-close');
+    if (c.state === 'tail-done') c.state = 'closed';
     if (c.state !== 'open') continue;
     if (c.echoed !== c.sent) breakConn(c, 'unechoed-at-close');
     else {
@@ -125,7 +156,7 @@ async function closeAll(): Promise<void> {
 let timer: NodeJS.Timeout | undefined;
 
 createInterface({ input: process.stdin }).on('line', (line) => {
-  const cmd = JSON.parse(line) as { op: string; targets?: Target[]; intervalMs?: number; chunk?: number; stallMs?: number };
+  const cmd = JSON.parse(line) as { op: string; targets?: Target[]; intervalMs?: number; chunk?: number; stallMs?: number; port?: number; tailWaitMs?: number };
   if (cmd.op === 'open') {
     intervalMs = cmd.intervalMs ?? intervalMs;
     chunk = cmd.chunk ?? chunk;
@@ -137,6 +168,15 @@ createInterface({ input: process.stdin }).on('line', (line) => {
       for (let i = 0; i < t.count; i++) jobs.push(open(t, family, t.local[i % t.local.length] as string));
     }
     void Promise.all(jobs).then(() => out({ ...report(), op: 'opened' }));
+  } else if (cmd.op === 'halfClose') {
+    let n = 0;
+    for (const c of conns) {
+      if (c.state !== 'open' || c.port !== cmd.port) continue;
+      c.state = 'half-closing'; // its FIN goes once its echo is complete (tick)
+      n++;
+    }
+    tailWaitMs = Math.max(tailWaitMs, cmd.tailWaitMs ?? 0);
+    out({ ...report(), op: 'half-closed', halfClosed: n });
   } else if (cmd.op === 'report') out(report());
   else if (cmd.op === 'close') void closeAll().then(() => out({ ...report(), op: 'closed' }));
 });

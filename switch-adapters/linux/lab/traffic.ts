@@ -3,13 +3,17 @@
 
 import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { LAB_PORT, LAB_VIP4, LAB_VIP6, type LabTopology } from './topology.js';
+import { LAB_HALF_PORT, LAB_PORT, LAB_VIP4, LAB_VIP6, type LabTopology } from './topology.js';
 
 export interface TrafficReport {
   op: string;
   opened: number;
   open4: number;
   open6: number;
+  /** Connections the client has half-closed whose server still sends, and those whose server then closed. */
+  halfClosed: number;
+  tailDone: number;
+  tailBytes: number;
   broken: number;
   reasons: Record<string, number>;
   brokenFlows: { family: 4 | 6; src: string; sport: number; why: string }[];
@@ -46,22 +50,31 @@ export class LabTraffic {
     });
   }
 
-  /** Opens `v4` + `v6` connections to the VIPs, spread over the client addresses. */
-  open(lab: LabTopology, v4: number, v6: number, opts: { intervalMs?: number; chunk?: number; stallMs?: number } = {}): Promise<TrafficReport> {
+  /** Opens `v4` + `v6` connections to the VIPs, spread over the client addresses (`port`: the echo service's unless given). */
+  open(lab: LabTopology, v4: number, v6: number, opts: { intervalMs?: number; chunk?: number; stallMs?: number; port?: number } = {}): Promise<TrafficReport> {
+    const { port = LAB_PORT, ...rest } = opts;
     const targets = [
-      { host: LAB_VIP4, port: LAB_PORT, count: v4, local: lab.clients4 },
-      { host: LAB_VIP6, port: LAB_PORT, count: v6, local: lab.clients6 },
+      { host: LAB_VIP4, port, count: v4, local: lab.clients4 },
+      { host: LAB_VIP6, port, count: v6, local: lab.clients6 },
     ].filter((t) => t.count > 0);
-    return this.ask({ op: 'open', targets, ...opts }, 'opened', 30_000);
+    return this.ask({ op: 'open', targets, ...rest }, 'opened', 30_000);
+  }
+
+  /**
+   * Half-closes every open connection to the half-close port (the client's FIN once its echo
+   * is complete); their servers go on sending a tail. `close()` waits up to `tailWaitMs` for the tails to end.
+   */
+  halfClose(tailWaitMs: number): Promise<TrafficReport> {
+    return this.ask({ op: 'halfClose', port: LAB_HALF_PORT, tailWaitMs }, 'half-closed', 10_000);
   }
 
   report(): Promise<TrafficReport> {
     return this.ask({ op: 'report' }, 'report', 10_000);
   }
 
-  /** Stops sending, waits for every echo, closes every connection; the final counts. */
-  close(): Promise<TrafficReport> {
-    return this.ask({ op: 'close' }, 'closed', 30_000);
+  /** Stops sending, waits for every echo (and tail), closes every connection; the final counts. */
+  close(timeoutMs = 30_000): Promise<TrafficReport> {
+    return this.ask({ op: 'close' }, 'closed', timeoutMs);
   }
 
   stop(): void {
