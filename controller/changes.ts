@@ -79,6 +79,9 @@ export interface ChangeRequest {
 const COUNTED_KEPT = 100_000;
 /** Progress points kept per change (halved when full), and how many records keep theirs on disk. */
 const PROGRESS_KEPT = 120;
+/** Rounds after the barrier for the pins of flows seen meanwhile, and how few left unprogrammed is close enough. */
+const CONVERGE_ROUNDS = 4;
+const CONVERGED = 8;
 const PROGRESS_EVERY_MS = 2000;
 /** Records kept (the oldest finished ones go first). */
 const RECORDS_KEPT = 200;
@@ -572,6 +575,11 @@ export class ChangeManager {
         await this.guard(withDeadline(rt.clock, rt.reconciler.verify([...needed]), Math.max(0, deadline - this.now), () => 'reading back the pins of the change'));
         if (rt.reconciler.settled(needed)) break;
       }
+      // Flows seen since the mark are pinned as they come. Where programming the barrier's pins
+      // took long (an addition on a switch that cannot say which flows it moves pins them all),
+      // many came meanwhile: wait for their pins too, in rounds while each leaves fewer behind,
+      // so that the window is only the last short round and the group write.
+      await this.converge(rec, needed, wake, deadline);
       // The bound, again, against the figures now: past it, the change stops here.
       rec.checked = this.figuresNow(rec, vip, dropped);
       const why = exceeds(rec.checked, rec.maxAtRisk);
@@ -671,6 +679,24 @@ export class ChangeManager {
   }
 
   /** Desired pins the change relies on, by flow id: a drain's on its nexthop, an addition's on every member; `seenBy`: of flows whose SYN came by then. */
+  /**
+   * Rounds after the barrier: the pins wanted since the mark that are not programmed yet, waited
+   * for while there are more than CONVERGED of them, each round leaves fewer than the last (a
+   * switch that programs slower than flows come never converges: the window then holds them) and
+   * the table has room.
+   */
+  private async converge(rec: ChangeRecord, needed: Set<string>, wake: (fn: () => void) => () => void, deadline: number): Promise<void> {
+    const rt = this.rt;
+    let last = Infinity;
+    for (let round = 0; round < CONVERGE_ROUNDS; round++) {
+      const waiting = new Set([...this.pinsOf(rec)].filter((id) => !needed.has(id) && !rt.reconciler.settled([id])));
+      // Not past the table's room: pins that cannot be programmed are not waited for (they count in the window).
+      if (waiting.size <= CONVERGED || waiting.size >= last || rt.reconciler.freeEntries() === 0) return;
+      last = waiting.size;
+      await this.guard(until(rt.clock, () => rt.reconciler.settled(waiting), wake, deadline, () => `programming the pins of the flows seen during the barrier (${rt.reconciler.lastError ?? 'switch busy'})`));
+    }
+  }
+
   private pinsOf(rec: ChangeRecord, seenBy = Infinity): Set<string> {
     const ids = new Set<string>();
     for (const [id, p] of this.rt.reconciler.desired) if (p.flow.dst === rec.vip && (rec.kind === 'add' || p.nexthop === rec.nexthop) && p.since <= seenBy) ids.add(id);

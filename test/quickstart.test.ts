@@ -1,6 +1,9 @@
 // The README's quick start, as a new user follows it: `flowpin start` in a process of its own
-// (the simulator's clock sped up 20 times with the documented `--speed`, so that 10 simulated
-// minutes of traffic, enough to fill the flow table with ended connections, pass in 30 s;
+// (the simulator's clock sped up 10 times with the documented `--speed`, so that 10 simulated
+// minutes of traffic, enough to fill the flow table with ended connections, pass in 60 s;
+// faster, the change windows hold more new connections than the demo's 20 a second ever
+// brings: an addition on a switch that cannot say which flows it moves pins every live one,
+// and at 20 times the window's flows no longer fit the 1,500-entry table;
 // ports chosen by the system so that the test can run beside others), then the README's curl
 // calls, read from the README itself and sent as the same HTTP requests with the same bodies
 // and headers, in the same order. Throughout: readiness green, the pin table never full; at
@@ -60,10 +63,10 @@ test('the README quick start parses into its calls', () => {
   for (const c of posts) assert.equal(c.headers['authorization'], `Bearer ${token}`, c.line);
 });
 
-test('the README quick start, as written, under 10 simulated minutes of traffic: no reset, readiness green, pin table never full', { timeout: 240_000 }, async () => {
+test('the README quick start, as written, under 10 simulated minutes of traffic: no reset, readiness green, pin table never full', { timeout: 280_000 }, async () => {
   const { token, calls } = quickStart(readFileSync(path.join(repoRoot, 'README.md'), 'utf8'));
   const dir = mkdtempSync(path.join(tmpdir(), 'flowpin-quickstart-'));
-  const child = spawn(process.execPath, [flowpinBin, 'start', '--api-port', '0', '--eapi-port', '0', '--gnmi-port', '0', '--status-port', '0', '--mirror', '127.0.0.1:0', '--speed', '20', '--reset-log', path.join(dir, 'resets.jsonl'), '--state-file', path.join(dir, 'state.json')], {
+  const child = spawn(process.execPath, [flowpinBin, 'start', '--api-port', '0', '--eapi-port', '0', '--gnmi-port', '0', '--status-port', '0', '--mirror', '127.0.0.1:0', '--speed', '10', '--reset-log', path.join(dir, 'resets.jsonl'), '--state-file', path.join(dir, 'state.json')], {
     stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FLOWPIN_TOKEN: token, FLOWPIN_LOG_LEVEL: 'warn' },
   });
   let out = '';
@@ -91,8 +94,8 @@ test('the README quick start, as written, under 10 simulated minutes of traffic:
         await new Promise((res) => setTimeout(res, 250));
       }
     })();
-    // 30 s at 20 times: 10 simulated minutes of traffic; the flow table holds ended connections by now.
-    await new Promise((res) => setTimeout(res, 30_000));
+    // 60 s at 10 times: 10 simulated minutes of traffic; the flow table holds ended connections by now.
+    await new Promise((res) => setTimeout(res, 60_000));
     const answers: string[] = [];
     for (const c of calls) {
       if (c.url.port === '8881') continue; // the simulator's counters: read below
@@ -103,7 +106,7 @@ test('the README quick start, as written, under 10 simulated minutes of traffic:
       assert.ok(r.status >= 200 && r.status < 300, `${c.line}\n-> ${r.status} ${text}`);
     }
     // Both changes in the switch's group (a drain then tracks its connections for as long as they live:
-    // hours of simulated time for some), then 30 s more (10 simulated minutes) of traffic across them.
+    // hours of simulated time for some), then 30 s more (5 simulated minutes) of traffic across them.
     await until(async () => {
       const ch = (await (await fetch(`${api}/api/v1/switches/sim1/changes`)).json()) as { changes: { phase: string }[] };
       return ch.changes.length > 0 && ch.changes.every((x) => x.phase !== 'queued' && x.phase !== 'pending');
