@@ -243,6 +243,58 @@ export class GnmiAdapter implements SwitchAdapter {
     return out;
   }
 
+  /**
+   * Reads these pins' rules back without listing the policy: one Get names each rule
+   * (`rule[sequence-id=N]`, configuration and state; many paths per request, gNMI 3.3.1).
+   * Flows with no rule flowpin knows of are answered undefined without asking. Where the
+   * device lacks one of the rules (the Get answers NOT_FOUND, 3.3.4) or holds another flow or
+   * nexthop under its sequence id, the whole policy is listed instead and taken as its word.
+   */
+  async readPins(flows: FlowSpec[]): Promise<(InstalledPin | undefined)[]> {
+    const known = flows.map((f) => this.byFlow.get(flowId({ ...f, src: canonicalIp(f.src), dst: canonicalIp(f.dst) })));
+    const seqs = [...new Set(known.filter((k): k is Known => k !== undefined && k.nexthop !== '').map((k) => k.seq))];
+    const base = rulesPath(this.loc);
+    const state = new Map<number, RuleState>();
+    const size = this.capabilities.pinBatchSize * 4;
+    try {
+      for (let at = 0; at < seqs.length; at += size) {
+        const paths = seqs.slice(at, at + size).map((seq) => ({ elem: [{ name: 'rule', key: { 'sequence-id': String(seq) } }] }));
+        const res = await this.transport.get({ prefix: { elem: base }, path: paths, type: 'ALL', encoding: ENCODING });
+        for (const [seq, r] of parseRules(flatten(res.notification), base)) state.set(seq, r);
+      }
+    } catch (err) {
+      if (err instanceof SwitchCommandError && err.code === Number(status.NOT_FOUND)) return this.readByListing(flows);
+      throw err;
+    }
+    const differs = known.some((k) => {
+      if (k === undefined || k.nexthop === '') return false;
+      const r = state.get(k.seq);
+      return r?.flow === undefined || flowId(r.flow) !== flowId(k.flow) || r.nexthop !== k.nexthop;
+    });
+    if (differs) return this.readByListing(flows);
+    let tableFull: boolean | undefined;
+    const out: (InstalledPin | undefined)[] = [];
+    for (const k of known) {
+      const r = k === undefined ? undefined : state.get(k.seq);
+      if (k === undefined || r === undefined) {
+        out.push(undefined);
+        continue;
+      }
+      const pin: InstalledPin = { name: `${this.loc.policyId}/${k.seq}`, flow: k.flow, nexthop: k.nexthop, programmed: r.applied, packets: r.packets ?? 0, bytes: r.octets ?? 0 };
+      if (!pin.programmed) {
+        tableFull ??= this.pinTableUsage === undefined ? false : await this.pinTableUsage().then((u) => u.used >= u.capacity);
+        pin.reason = tableFull ? 'table-full' : 'pending';
+      }
+      out.push(pin);
+    }
+    return out;
+  }
+
+  private async readByListing(flows: FlowSpec[]): Promise<(InstalledPin | undefined)[]> {
+    const byId = new Map((await this.listPins()).map((p) => [flowId(p.flow), p]));
+    return flows.map((f) => byId.get(flowId({ ...f, src: canonicalIp(f.src), dst: canonicalIp(f.dst) })));
+  }
+
   async groupMembers(vip: string): Promise<string[]> {
     return (await this.readGroup(vip)).map((m) => m.address);
   }

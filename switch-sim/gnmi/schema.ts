@@ -264,8 +264,12 @@ export function resolve(elems: readonly PathElem[], where: string): Resolved {
         canon[k] = v;
       } else canon[k] = String(checkValue(spec.type, v, `${where} key ${k}`));
     }
-    if (child.kind === 'list' && names.length < child.keys.length) wildcard = true;
-    out.push(names.length > 0 ? { name: child.name, key: canon } : { name: child.name });
+    // A list's keys not given match any entry: they are given as '*'.
+    if (child.kind === 'list' && names.length < child.keys.length) {
+      wildcard = true;
+      for (const k of child.keys) canon[k.name] ??= '*';
+    }
+    out.push(child.kind === 'list' ? { name: child.name, key: canon } : { name: child.name });
     nodes.push(child);
     node = child;
   }

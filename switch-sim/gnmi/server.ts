@@ -12,7 +12,7 @@ import { Server, ServerCredentials, status, type Metadata, type ServerDuplexStre
 import { GNMI_VERSION, gnmiProto, joinPath, pathToString, type CapabilityRequest, type CapabilityResponse, type Encoding, type Extension, type GetRequest, type GetResponse, type Notification, type Path, type PathElem, type SetRequest, type SetResponse, type SubscribeRequest, type SubscribeResponse, type Subscription, type SubscriptionList, type TypedValue, type Update } from '../../proto/gnmi.js';
 import { delay, FaultInjector } from '../faults.js';
 import type { SimSwitch } from '../sim-switch.js';
-import { checkOrigin, GnmiError, OpenConfigModel, under, type Leaf } from './model.js';
+import { checkOrigin, GnmiError, OpenConfigModel, type Leaf } from './model.js';
 import { nodeByNames, resolve } from './schema.js';
 
 export interface GnmiServerOptions {
@@ -288,10 +288,10 @@ export class GnmiServer {
     const enc = checkEncoding(req.encoding);
     const paths = (req.path ?? []).length > 0 ? (req.path ?? []) : [{}];
     const queries = paths.map((p) => this.query(req.prefix, p));
-    const all = this.model.leaves(req.type ?? 'ALL', queries);
     const { prefix, strip } = responsePrefix(req.prefix);
+    // Each path read on its own: what it names, whatever else the target holds.
     const notification: Notification[] = queries.map((q) => {
-      const matching = all.filter((l) => under(l.elems, q));
+      const matching = this.model.leaves(req.type ?? 'ALL', [q]);
       if (matching.length === 0) throw new GnmiError('NOT_FOUND', `${pathToString({ elem: q })}: no data`);
       return { timestamp: nowNs(), ...(prefix ? { prefix } : {}), update: updatesFor(matching, q, enc, strip) };
     });
