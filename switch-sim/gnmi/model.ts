@@ -40,7 +40,12 @@ export function under(elems: readonly PathElem[], query: readonly PathElem[]): b
     const q = query[i] as PathElem;
     const e = elems[i] as PathElem;
     if (q.name !== e.name) return false;
-    for (const [k, v] of Object.entries(q.key ?? {})) if (v !== '*' && e.key?.[k] !== v) return false;
+    const qk = q.key;
+    if (qk === undefined || qk === null || q === e) continue;
+    for (const k in qk) {
+      const v = qk[k];
+      if (v !== '*' && e.key?.[k] !== v) return false;
+    }
   }
   return true;
 }
@@ -105,8 +110,25 @@ function ruleQuery(q: readonly PathElem[]): PathElem[] | undefined {
 
 const nodeOf = (elems: readonly PathElem[]): SchemaNode => nodeByNames(elems.map((e) => e.name)) as SchemaNode;
 
+/** Schema nodes of what is derived from a config leaf (its key leaf, its state), by the config leaf's node. */
+const derivedNodes = { key: new WeakMap<SchemaNode, SchemaNode>(), state: new WeakMap<SchemaNode, SchemaNode>() };
+function derived(from: SchemaNode, kind: 'key' | 'state', elems: readonly PathElem[]): SchemaNode {
+  let n = derivedNodes[kind].get(from);
+  if (n === undefined) {
+    n = nodeOf(elems);
+    derivedNodes[kind].set(from, n);
+  }
+  return n;
+}
+
 export class OpenConfigModel {
   private readonly store: ConfigStore;
+  /**
+   * List entry elements whose key leaves are known to be stored. An element object belongs to
+   * one write (paths are resolved anew for each), and its entry is removed, if at all, before
+   * that write stores anything under it.
+   */
+  private readonly keyed = new WeakSet<PathElem>();
   /** Policies and where they are applied, as of the last commit ('' before any). */
   private application = '';
 
@@ -135,36 +157,55 @@ export class OpenConfigModel {
    * the queries `within` (paths with '*' keys for any entry; the whole tree when absent).
    */
   leaves(type: DataType = 'ALL', within?: readonly (readonly PathElem[])[]): Leaf[] {
+    const each = this.leavesEach(type, within ?? [[]]);
+    if (each.length === 1) return each[0] ?? [];
+    // A leaf under several of the queries is given once.
+    const seen = new Set<string>();
+    return each.flat().filter((l) => {
+      const k = pathToString({ elem: l.elems });
+      if (seen.has(k)) return false;
+      seen.add(k);
+      return true;
+    });
+  }
+
+  /** The leaves at or under each query, one list per query (as `leaves`). */
+  leavesEach(type: DataType, queries: readonly (readonly PathElem[])[]): Leaf[][] {
     this.importGroups();
-    const queries = within ?? [[]];
-    const out: Leaf[] = [];
-    const seen = queries.length > 1 ? new Set<string>() : undefined;
-    const want = (l: Leaf): boolean => type === 'ALL' || (type === 'CONFIG' ? l.node.config : type === 'STATE' ? !l.node.config : l.node.counter);
-    for (const q of queries) {
+    const want = (node: SchemaNode): boolean => type === 'ALL' || (type === 'CONFIG' ? node.config : type === 'STATE' ? !node.config : node.counter);
+    let generated: Leaf[] | undefined;
+    return queries.map((q) => {
+      const out: Leaf[] = [];
       const push = (l: Leaf): void => {
-        if (!want(l) || !under(l.elems, q)) return;
-        if (seen !== undefined) {
-          const k = pathToString({ elem: l.elems });
-          if (seen.has(k)) return;
-          seen.add(k);
-        }
-        out.push(l);
+        if (want(l.node) && under(l.elems, q)) out.push(l);
       };
+      // Whether the rule (or next-hop) a config leaf belongs to is in effect, asked once per entry.
+      const appliedAt = new Map<PathElem, boolean>();
       // Configuration leaves the query may reach, directly or through what is derived from them.
       for (const l of this.store.walk(q, { state: 'config' }, 'config')) {
         push(l);
-        const names = l.elems.map((e) => e.name);
+        const n = l.elems.length;
         // The key leaf directly under a list entry refers to config/<key>.
-        const entry = l.elems.at(-3);
-        if (names.at(-2) === 'config' && entry?.key?.[l.node.name] !== undefined) {
+        const entry = l.elems[n - 3];
+        if (l.elems[n - 2]?.name === 'config' && entry?.key?.[l.node.name] !== undefined) {
           const elems = [...l.elems.slice(0, -2), { name: l.node.name }];
-          push({ elems, value: l.value, node: nodeOf(elems) });
+          push({ elems, value: l.value, node: derived(l.node, 'key', elems) });
         }
         // Applied state: config mirrored under state once in effect.
-        const i = names.lastIndexOf('config');
+        let i = n - 1;
+        while (i >= 0 && l.elems[i]?.name !== 'config') i--;
         if (i < 0) continue;
-        const elems = [...l.elems.slice(0, i), { name: 'state' }, ...l.elems.slice(i + 1)];
-        if (want({ ...l, elems, node: nodeOf(elems) }) && under(elems, q) && this.applied(l.elems)) push({ elems, value: l.value, node: nodeOf(elems) });
+        const elems = l.elems.slice();
+        elems[i] = { name: 'state' };
+        const node = derived(l.node, 'state', elems);
+        if (!want(node) || !under(elems, q)) continue;
+        const owner = l.elems[i - 1] as PathElem;
+        let on = appliedAt.get(owner);
+        if (on === undefined) {
+          on = this.applied(l.elems);
+          appliedAt.set(owner, on);
+        }
+        if (on) out.push({ elems, value: l.value, node });
       }
       // Rule counters, for the rules the query reaches.
       const rq = ruleQuery(q);
@@ -174,15 +215,21 @@ export class OpenConfigModel {
           const seq = Number(rule.at(-1)?.key?.['sequence-id']);
           const e = this.sw.pins.get(ruleName(policy, seq));
           if (e?.status !== 'programmed') continue;
+          const state = [...rule, { name: 'state' }];
           for (const [name, value] of [['matched-pkts', e.packets], ['matched-octets', e.bytes]] as const) {
-            const elems = [...rule, { name: 'state' }, { name }];
+            const elems = [...state, { name }];
             push({ elems, value, node: nodeOf(elems) });
           }
         }
       }
-      for (const l of this.generated()) push(l);
-    }
-    return out;
+      // State that is not configuration lives under components and interfaces only.
+      const top = q[0]?.name;
+      if (top === undefined || top === 'components' || top === 'interfaces') {
+        generated ??= this.generated();
+        for (const l of generated) push(l);
+      }
+      return out;
+    });
   }
 
   /** State that is not configuration: the pin table's utilization and the neighbour tables. */
@@ -270,20 +317,20 @@ export class OpenConfigModel {
   }
 
   /** Stores a config leaf, with the config key leaves of every list entry on its path. */
-  private put(elems: PathElem[], value: Scalar): void {
-    const { nodes } = resolve(elems, '');
-    nodes.forEach((n, i) => {
-      if (n.kind !== 'list') return;
-      const cfg = n.children.get('config');
-      for (const k of n.keys) {
-        const kn = cfg?.children.get(k.name);
-        const kv = elems[i]?.key?.[k.name];
-        if (kn === undefined || kv === undefined) continue;
-        const ke = [...elems.slice(0, i + 1), { name: 'config' }, { name: k.name }];
-        if (this.store.get(ke) === undefined) this.store.put(ke, { value: checkValue(kn.type ?? { t: 'string' }, kv, ''), node: kn });
+  private put(elems: PathElem[], value: Scalar, node?: SchemaNode): void {
+    // Paths here are resolved (canonical keys): the list entries on them are the keyed elements.
+    // The elements of one write's path are shared by its leaves: each entry is seen to once.
+    elems.forEach((e, i) => {
+      if (e.key === undefined || this.keyed.has(e)) return;
+      this.keyed.add(e);
+      for (const [k, kv] of Object.entries(e.key)) {
+        const ke = [...elems.slice(0, i + 1), { name: 'config' }, { name: k }];
+        if (this.store.get(ke) !== undefined) continue;
+        const kn = nodeByNames(ke.map((x) => x.name));
+        if (kn !== undefined) this.store.put(ke, { value: checkValue(kn.type ?? { t: 'string' }, kv, ''), node: kn });
       }
     });
-    this.store.put(elems, { value, node: nodes.at(-1) as SchemaNode });
+    this.store.put(elems, { value, node: node ?? nodeOf(elems) });
   }
 
   /** Applies a SetRequest as one transaction; throws GnmiError and changes nothing on failure. */
@@ -365,7 +412,7 @@ export class OpenConfigModel {
       if (keyVal !== undefined && keyVal !== String(v)) throw new GnmiError('INVALID_ARGUMENT', `${where}: '${String(v)}' does not match the list key ${node.name}=${keyVal}`);
       // The key leaf under the entry itself refers to config/<key>.
       if (parent?.key !== undefined && keyVal !== undefined) this.put([...elems.slice(0, -1), { name: 'config' }, { name: node.name }], v);
-      else this.put(elems, v);
+      else this.put(elems, v, node);
       return;
     }
     if (node.kind === 'list' && elems.at(-1)?.key === undefined) {
@@ -439,20 +486,21 @@ export class OpenConfigModel {
    * undone) where it is not valid. Only the rules under a changed path are looked at, unless
    * a policy, its type or where it is applied changed.
    */
-  private commit(changed: readonly PathElem[][]): void {
+  private commit(changed: readonly (readonly PathElem[])[]): void {
     const pf = [...this.ni, { name: 'policy-forwarding' }];
     const ruleDepth = pf.length + 4;
     let all = false;
-    const touched = new Map<string, PathElem[]>();
+    const touched = new Map<PathElem, PathElem[]>();
     for (const c of changed) {
+      const known = c[ruleDepth - 1];
+      if (known !== undefined && touched.has(known)) continue;
       if (c.length < pf.length) {
         if (under(pf, c)) all = true;
         continue;
       }
       if (!under(c, pf)) continue;
       if (c.length >= ruleDepth && c[pf.length]?.name === 'policies' && c[ruleDepth - 2]?.name === 'rules' && c[ruleDepth - 1]?.name === 'rule') {
-        const entry = c.slice(0, ruleDepth);
-        touched.set(pathToString({ elem: entry }), entry);
+        touched.set(c[ruleDepth - 1] as PathElem, c.slice(0, ruleDepth));
       } else all = true;
     }
     const policies = new Map<string, Scalar | undefined>();

@@ -13,7 +13,8 @@ import { GNMI_VERSION, gnmiProto, joinPath, pathToString, type CapabilityRequest
 import { delay, FaultInjector } from '../faults.js';
 import type { SimSwitch } from '../sim-switch.js';
 import { checkOrigin, GnmiError, OpenConfigModel, type Leaf } from './model.js';
-import { nodeByNames, resolve } from './schema.js';
+import { nodeByNames, resolve, type SchemaNode } from './schema.js';
+import { elemText } from './store.js';
 
 export interface GnmiServerOptions {
   host: string;
@@ -29,7 +30,26 @@ export interface GnmiServerOptions {
   changeScanMs?: number;
   /** Shortest SAMPLE interval the target supports, ms (also used for sample_interval 0). */
   minSampleMs?: number;
+  /**
+   * The device's clock, which stream subscriptions sample and scan on: by default the
+   * machine's. A simulated switch on a virtual clock samples on that clock.
+   */
+  clock?: DeviceClock;
 }
+
+export interface DeviceClock {
+  now(): number;
+  /** Runs `fn` every `ms` until the returned function is called. */
+  every(ms: number, fn: () => void): () => void;
+}
+
+const REAL_CLOCK: DeviceClock = {
+  now: () => Date.now(),
+  every: (ms, fn) => {
+    const t = setInterval(fn, ms);
+    return () => clearInterval(t);
+  },
+};
 
 const nowNs = (): string => (BigInt(Date.now()) * 1_000_000n).toString();
 const leafKey = (elems: PathElem[]): string => pathToString({ elem: elems });
@@ -50,6 +70,18 @@ class RpcFailure extends Error {
   }
 }
 
+/** A leaf's JSON value (RFC 7951 conventions for JSON_IETF). */
+function jsonValue(l: Leaf, enc: 'JSON' | 'JSON_IETF'): unknown {
+  const t = l.node.type?.t;
+  const v = l.value;
+  if (enc === 'JSON') return v;
+  // RFC 7951 6.1: 64-bit integers (counter64, uint64) as strings; 6.8: identities with their module.
+  if (t === 'uint64' && typeof v === 'number') return String(v);
+  if (l.node.type?.t === 'identity' && typeof v === 'string') return `${l.node.type.module}:${v}`;
+  if (t === 'ip-protocol' && typeof v === 'string') return `openconfig-packet-match-types:${v}`;
+  return v;
+}
+
 /** A value in the requested encoding (gNMI 2.3): RFC 7951 for JSON_IETF, scalar TypedValues for PROTO. */
 export function encodeValue(l: Leaf, enc: Encoding): TypedValue {
   const t = l.node.type?.t;
@@ -59,28 +91,17 @@ export function encodeValue(l: Leaf, enc: Encoding): TypedValue {
     if (typeof v === 'number' && (t === 'uint' || t === 'uint64' || t === 'port' || t === 'ip-protocol')) return { uint_val: String(v) };
     return { string_val: String(v) };
   }
-  let json: unknown = v;
-  if (enc === 'JSON_IETF') {
-    // RFC 7951 6.1: 64-bit integers (counter64, uint64) as strings; 6.8: identities with their module.
-    if (t === 'uint64' && typeof v === 'number') json = String(v);
-    if (l.node.type?.t === 'identity' && typeof v === 'string') json = `${l.node.type.module}:${v}`;
-    if (t === 'ip-protocol' && typeof v === 'string') json = `openconfig-packet-match-types:${v}`;
-  }
-  return enc === 'JSON' ? { json_val: Buffer.from(JSON.stringify(json)) } : { json_ietf_val: Buffer.from(JSON.stringify(json)) };
-}
-
-/** The JSON value of a leaf in the encoding (bare, RFC 7951 conventions for JSON_IETF). */
-function jsonOf(l: Leaf, enc: Encoding): unknown {
-  const v = encodeValue(l, enc);
-  return JSON.parse(Buffer.from(v.json_ietf_val ?? v.json_val ?? '').toString('utf8')) as unknown;
+  const json = Buffer.from(JSON.stringify(jsonValue(l, enc === 'JSON' ? 'JSON' : 'JSON_IETF')));
+  return enc === 'JSON' ? { json_val: json } : { json_ietf_val: json };
 }
 
 /**
- * Leaves under one data node as its JSON subtree (gNMI 2.3.1: a node with children is sent as
- * one serialised JSON entity), lists as arrays of entries with their keys (RFC 7951 5.4),
- * member names module-qualified where the module changes (JSON_IETF, RFC 7951 4).
+ * Leaves under one data node (`parent`, at `depth`) as its JSON subtree (gNMI 2.3.1: a node
+ * with children is sent as one serialised JSON entity), lists as arrays of entries with their
+ * keys (RFC 7951 5.4), member names module-qualified where the module changes (JSON_IETF,
+ * RFC 7951 4).
  */
-function subtree(leaves: Leaf[], depth: number, enc: Encoding, parentModule: string): Record<string, unknown> {
+function subtree(leaves: Leaf[], depth: number, enc: 'JSON' | 'JSON_IETF', parent: SchemaNode): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   const groups = new Map<string, Leaf[]>();
   for (const l of leaves) {
@@ -90,28 +111,29 @@ function subtree(leaves: Leaf[], depth: number, enc: Encoding, parentModule: str
     else groups.set(name, [l]);
   }
   for (const [name, group] of groups) {
-    const node = nodeByNames((group[0] as Leaf).elems.slice(0, depth + 1).map((e) => e.name));
+    const node = parent.children.get(name);
     if (node === undefined) continue;
-    const member = enc === 'JSON_IETF' && node.module !== parentModule ? `${node.module}:${name}` : name;
+    const member = enc === 'JSON_IETF' && node.module !== parent.module ? `${node.module}:${name}` : name;
     if (node.kind === 'leaf') {
-      out[member] = jsonOf(group[0] as Leaf, enc);
+      out[member] = jsonValue(group[0] as Leaf, enc);
     } else if (node.kind === 'list') {
-      const entries = new Map<string, Leaf[]>();
+      const entries = new Map<string, { elem: PathElem; leaves: Leaf[] }>();
       for (const l of group) {
-        const k = JSON.stringify(l.elems[depth]?.key ?? {});
+        const elem = l.elems[depth] as PathElem;
+        const k = elemText(elem);
         const e = entries.get(k);
-        if (e) e.push(l);
-        else entries.set(k, [l]);
+        if (e) e.leaves.push(l);
+        else entries.set(k, { elem, leaves: [l] });
       }
-      out[member] = [...entries].map(([k, ls]) => {
-        const entry = subtree(ls.filter((l) => l.elems.length > depth + 1), depth + 1, enc, node.module);
-        for (const [kn, kv] of Object.entries(JSON.parse(k) as Record<string, string>)) {
+      out[member] = [...entries.values()].map(({ elem, leaves: ls }) => {
+        const entry = subtree(ls.filter((l) => l.elems.length > depth + 1), depth + 1, enc, node);
+        for (const [kn, kv] of Object.entries(elem.key ?? {})) {
           if (entry[kn] === undefined) entry[kn] = node.keys.find((x) => x.name === kn)?.type.t === 'uint' ? Number(kv) : kv;
         }
         return entry;
       });
     } else {
-      out[member] = subtree(group, depth + 1, enc, node.module);
+      out[member] = subtree(group, depth + 1, enc, node);
     }
   }
   return out;
@@ -122,16 +144,19 @@ function updatesFor(matching: Leaf[], q: PathElem[], enc: Encoding, strip: numbe
   const node = nodeByNames(q.map((e) => e.name));
   if (enc === 'PROTO' || node === undefined || node.kind === 'leaf') return matching.map((l) => ({ path: { elem: l.elems.slice(strip) }, val: encodeValue(l, enc) }));
   // One update per concrete node the query names (wildcard keys filled in from the data).
+  // Leaves of one node differ from those of another only at the query's wildcard positions.
+  const wild = q.flatMap((e, i) => (Object.values(e.key ?? {}).includes('*') ? [i] : []));
   const byNode = new Map<string, Leaf[]>();
   for (const l of matching) {
-    const k = leafKey(l.elems.slice(0, q.length));
+    let k = '';
+    for (const i of wild) k += `${elemText(l.elems[i] as PathElem)}/`;
     const g = byNode.get(k);
     if (g) g.push(l);
     else byNode.set(k, [l]);
   }
   return [...byNode.values()].map((ls) => {
     const at = (ls[0] as Leaf).elems.slice(0, q.length);
-    const value = subtree(ls, q.length, enc, node.module);
+    const value = subtree(ls, q.length, enc === 'JSON' ? 'JSON' : 'JSON_IETF', node);
     const buf = Buffer.from(JSON.stringify(value));
     return { path: { elem: at.slice(strip) }, val: enc === 'JSON' ? { json_val: buf } : { json_ietf_val: buf } };
   });
@@ -290,8 +315,9 @@ export class GnmiServer {
     const queries = paths.map((p) => this.query(req.prefix, p));
     const { prefix, strip } = responsePrefix(req.prefix);
     // Each path read on its own: what it names, whatever else the target holds.
-    const notification: Notification[] = queries.map((q) => {
-      const matching = this.model.leaves(req.type ?? 'ALL', [q]);
+    const each = this.model.leavesEach(req.type ?? 'ALL', queries);
+    const notification: Notification[] = queries.map((q, i) => {
+      const matching = each[i] ?? [];
       if (matching.length === 0) throw new GnmiError('NOT_FOUND', `${pathToString({ elem: q })}: no data`);
       return { timestamp: nowNs(), ...(prefix ? { prefix } : {}), update: updatesFor(matching, q, enc, strip) };
     });
@@ -308,12 +334,12 @@ export class GnmiServer {
 
   private subscribe(call: ServerDuplexStream<SubscribeRequest, SubscribeResponse>): void {
     this.stats.subscribe++;
-    const timers: NodeJS.Timeout[] = [];
+    const timers: (() => void)[] = [];
     let ended = false;
     const end = (err?: unknown): void => {
       if (ended) return;
       ended = true;
-      timers.forEach((t) => clearInterval(t));
+      timers.forEach((cancel) => cancel());
       this.streams.delete(end);
       if (err !== undefined) {
         this.stats.errors++;
@@ -378,21 +404,30 @@ export class GnmiServer {
     if (mode === 'TARGET_DEFINED' && interval !== 0n) throw new GnmiError('INVALID_ARGUMENT', 'TARGET_DEFINED subscriptions take no sample_interval');
   }
 
-  private stream(sub: Subscription, q: PathElem[], matching: (q: PathElem[]) => Leaf[], send: (ls: Leaf[], deleted?: PathElem[][]) => void, timers: NodeJS.Timeout[]): void {
+  private stream(sub: Subscription, q: PathElem[], matching: (q: PathElem[]) => Leaf[], send: (ls: Leaf[], deleted?: PathElem[][]) => void, timers: (() => void)[]): void {
     const mode = sub.mode ?? 'TARGET_DEFINED';
     const toMs = (ns: bigint): number => Number(ns / 1_000_000n);
     const heartbeatMs = toMs(BigInt(sub.heartbeat_interval ?? 0));
+    const clock = this.options.clock ?? REAL_CLOCK;
+    const every = (ms: number, fn: () => void): (() => void) => clock.every(ms, fn);
+    if (mode === 'SAMPLE' && sub.suppress_redundant !== true) {
+      // Every leaf, every interval: nothing to remember between samples (deletes are
+      // optional in SAMPLE mode, 3.5.2.3).
+      const interval = BigInt(sub.sample_interval ?? 0);
+      timers.push(every(interval === 0n ? toMs(this.minSampleNs()) : Math.max(1, toMs(interval)), () => send(matching(q))));
+      return;
+    }
     let last = new Map<string, Leaf>(matching(q).map((l) => [leafKey(l.elems), l]));
-    let lastFull = Date.now();
+    let lastFull = clock.now();
     const tick = (changedOnly: boolean): void => {
       const cur = new Map(matching(q).map((l) => [leafKey(l.elems), l]));
       const deleted = [...last.keys()].filter((k) => !cur.has(k)).map((k) => (last.get(k) as Leaf).elems);
-      const heartbeat = heartbeatMs > 0 && Date.now() - lastFull >= heartbeatMs;
+      const heartbeat = heartbeatMs > 0 && clock.now() - lastFull >= heartbeatMs;
       last = new Map([...cur].map(([k, l]) => [k, l]));
       const prev = new Map(lastSeen);
       for (const [k, l] of cur) lastSeen.set(k, l.value);
       if (!changedOnly || heartbeat) {
-        lastFull = Date.now();
+        lastFull = clock.now();
         send([...cur.values()], deleted);
         return;
       }
@@ -403,12 +438,12 @@ export class GnmiServer {
       const interval = BigInt(sub.sample_interval ?? 0);
       const ms = interval === 0n ? toMs(this.minSampleNs()) : Math.max(1, toMs(interval));
       // suppress_redundant: only leaves that changed, except once per heartbeat interval (3.5.1.5.2).
-      timers.push(setInterval(() => tick(sub.suppress_redundant === true), ms));
+      timers.push(every(ms, () => tick(true)));
       return;
     }
     // ON_CHANGE (and TARGET_DEFINED, where every leaf is reported on change): scan for
     // changed and deleted leaves; with a heartbeat, everything again once per interval.
-    timers.push(setInterval(() => tick(true), Math.min(this.options.changeScanMs ?? 50, heartbeatMs > 0 ? heartbeatMs : Infinity)));
+    timers.push(every(Math.min(this.options.changeScanMs ?? 50, heartbeatMs > 0 ? heartbeatMs : Infinity), () => tick(true)));
   }
 }
 

@@ -59,7 +59,7 @@ interface Undo {
 export class ConfigStore {
   private readonly root = new DataNode({ name: '' });
   private log: Undo[] | undefined;
-  private changed: PathElem[][] | undefined;
+  private changed: (readonly PathElem[])[] | undefined;
 
   /** The leaf at `elems`, if any. */
   get(elems: readonly PathElem[]): StoredLeaf | undefined {
@@ -88,7 +88,7 @@ export class ConfigStore {
     }
     if (this.log !== undefined) this.log.push({ parent: node, text: '', before: undefined, leafBefore: node.leaf, leafOnly: true });
     node.leaf = leaf;
-    this.changed?.push([...elems]);
+    this.changed?.push(elems);
   }
 
   /** Removes what is stored at and under `elems` (concrete keys). */
@@ -100,14 +100,14 @@ export class ConfigStore {
     if (parent === undefined || before === undefined) return;
     parent.kids?.delete(text);
     this.log?.push({ parent, text, before });
-    this.changed?.push([...elems]);
+    this.changed?.push(elems);
   }
 
   /**
    * Runs `fn` as one transaction: what it changed is undone if it (or `check`, given the paths
    * changed) throws.
    */
-  transaction<T>(fn: () => void, check: (changed: readonly PathElem[][]) => T): T {
+  transaction<T>(fn: () => void, check: (changed: readonly (readonly PathElem[])[]) => T): T {
     if (this.log !== undefined) throw new Error('nested transaction');
     this.log = [];
     this.changed = [];
