@@ -244,34 +244,29 @@ export class GnmiAdapter implements SwitchAdapter {
   }
 
   /**
-   * Reads these pins' rules back without listing the policy: one Get names each rule
-   * (`rule[sequence-id=N]`, configuration and state; many paths per request, gNMI 3.3.1).
-   * Flows with no rule flowpin knows of are answered undefined without asking. Where the
-   * device lacks one of the rules (the Get answers NOT_FOUND, 3.3.4) or holds another flow or
-   * nexthop under its sequence id, the whole policy is listed instead and taken as its word.
+   * Reads these pins' rules back without listing the policy: a Subscribe ONCE names, for each
+   * rule, its configured sequence id (present while the rule is configured) and its applied
+   * one (`state/sequence-id`, present once programmed); a rule that is gone sends nothing and
+   * fails nothing (gNMI 3.5.2.4), where a Get would fail whole (NOT_FOUND, 3.3.4). Many rules
+   * per request. Counters are the counter stream's, where it has sampled the rule since it was
+   * written (else 0: a rule being read back has just been written). Flows with no rule flowpin
+   * knows of are answered undefined without asking. Which flow and nexthop a rule holds is
+   * checked by the listing (listPins).
    */
   async readPins(flows: FlowSpec[]): Promise<(InstalledPin | undefined)[]> {
     const known = flows.map((f) => this.byFlow.get(flowId({ ...f, src: canonicalIp(f.src), dst: canonicalIp(f.dst) })));
     const seqs = [...new Set(known.filter((k): k is Known => k !== undefined && k.nexthop !== '').map((k) => k.seq))];
     const base = rulesPath(this.loc);
     const state = new Map<number, RuleState>();
-    const size = this.capabilities.pinBatchSize * 4;
-    try {
-      for (let at = 0; at < seqs.length; at += size) {
-        const paths = seqs.slice(at, at + size).map((seq) => ({ elem: [{ name: 'rule', key: { 'sequence-id': String(seq) } }] }));
-        const res = await this.transport.get({ prefix: { elem: base }, path: paths, type: 'ALL', encoding: ENCODING });
-        for (const [seq, r] of parseRules(flatten(res.notification), base)) state.set(seq, r);
-      }
-    } catch (err) {
-      if (err instanceof SwitchCommandError && err.code === Number(status.NOT_FOUND)) return this.readByListing(flows);
-      throw err;
+    const size = this.capabilities.pinBatchSize;
+    for (let at = 0; at < seqs.length; at += size) {
+      const subscription = seqs.slice(at, at + size).flatMap((seq) => {
+        const rule = { name: 'rule', key: { 'sequence-id': String(seq) } };
+        return ['config', 'state'].map((c) => ({ path: { elem: [rule, { name: c }, { name: 'sequence-id' }] } }));
+      });
+      const notifications = await this.transport.once({ prefix: { elem: base }, subscription, encoding: ENCODING });
+      for (const [seq, r] of parseRules(flatten(notifications), base)) state.set(seq, r);
     }
-    const differs = known.some((k) => {
-      if (k === undefined || k.nexthop === '') return false;
-      const r = state.get(k.seq);
-      return r?.flow === undefined || flowId(r.flow) !== flowId(k.flow) || r.nexthop !== k.nexthop;
-    });
-    if (differs) return this.readByListing(flows);
     let tableFull: boolean | undefined;
     const out: (InstalledPin | undefined)[] = [];
     for (const k of known) {
@@ -280,7 +275,9 @@ export class GnmiAdapter implements SwitchAdapter {
         out.push(undefined);
         continue;
       }
-      const pin: InstalledPin = { name: `${this.loc.policyId}/${k.seq}`, flow: k.flow, nexthop: k.nexthop, programmed: r.applied, packets: r.packets ?? 0, bytes: r.octets ?? 0 };
+      const sample = this.counters.sample(k.seq);
+      const counted = sample !== undefined && sample.at >= k.writtenAt ? sample : undefined;
+      const pin: InstalledPin = { name: `${this.loc.policyId}/${k.seq}`, flow: k.flow, nexthop: k.nexthop, programmed: r.applied, packets: counted?.packets ?? 0, bytes: counted?.octets ?? 0 };
       if (!pin.programmed) {
         tableFull ??= this.pinTableUsage === undefined ? false : await this.pinTableUsage().then((u) => u.used >= u.capacity);
         pin.reason = tableFull ? 'table-full' : 'pending';
@@ -288,11 +285,6 @@ export class GnmiAdapter implements SwitchAdapter {
       out.push(pin);
     }
     return out;
-  }
-
-  private async readByListing(flows: FlowSpec[]): Promise<(InstalledPin | undefined)[]> {
-    const byId = new Map((await this.listPins()).map((p) => [flowId(p.flow), p]));
-    return flows.map((f) => byId.get(flowId({ ...f, src: canonicalIp(f.src), dst: canonicalIp(f.dst) })));
   }
 
   async groupMembers(vip: string): Promise<string[]> {

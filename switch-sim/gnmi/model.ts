@@ -173,28 +173,30 @@ export class OpenConfigModel {
   leavesEach(type: DataType, queries: readonly (readonly PathElem[])[]): Leaf[][] {
     this.importGroups();
     const want = (node: SchemaNode): boolean => type === 'ALL' || (type === 'CONFIG' ? node.config : type === 'STATE' ? !node.config : node.counter);
+    // Whether the query may reach element `name` at position `i` (it ends above, or names it there).
+    const reaches = (q: readonly PathElem[], i: number, name: string): boolean => q.length <= i || q[i]?.name === name;
+    // Whether the rule (or next-hop) a config leaf belongs to is in effect, asked once per entry.
+    const appliedAt = new Map<PathElem, boolean>();
     let generated: Leaf[] | undefined;
     return queries.map((q) => {
       const out: Leaf[] = [];
       const push = (l: Leaf): void => {
         if (want(l.node) && under(l.elems, q)) out.push(l);
       };
-      // Whether the rule (or next-hop) a config leaf belongs to is in effect, asked once per entry.
-      const appliedAt = new Map<PathElem, boolean>();
       // Configuration leaves the query may reach, directly or through what is derived from them.
       for (const l of this.store.walk(q, { state: 'config' }, 'config')) {
         push(l);
         const n = l.elems.length;
         // The key leaf directly under a list entry refers to config/<key>.
         const entry = l.elems[n - 3];
-        if (l.elems[n - 2]?.name === 'config' && entry?.key?.[l.node.name] !== undefined) {
+        if (l.elems[n - 2]?.name === 'config' && entry?.key?.[l.node.name] !== undefined && reaches(q, n - 2, l.node.name)) {
           const elems = [...l.elems.slice(0, -2), { name: l.node.name }];
           push({ elems, value: l.value, node: derived(l.node, 'key', elems) });
         }
         // Applied state: config mirrored under state once in effect.
         let i = n - 1;
         while (i >= 0 && l.elems[i]?.name !== 'config') i--;
-        if (i < 0) continue;
+        if (i < 0 || !reaches(q, i, 'state')) continue;
         const elems = l.elems.slice();
         elems[i] = { name: 'state' };
         const node = derived(l.node, 'state', elems);
@@ -208,16 +210,16 @@ export class OpenConfigModel {
         if (on) out.push({ elems, value: l.value, node });
       }
       // Rule counters, for the rules the query reaches.
-      const rq = ruleQuery(q);
-      if (rq !== undefined && type !== 'CONFIG') {
+      const rq = type === 'CONFIG' || !reaches(q, RULE_TEMPLATE.length, 'state') ? undefined : ruleQuery(q);
+      if (rq !== undefined) {
         for (const rule of this.store.nodes(rq)) {
           const policy = rule[4]?.key?.['policy-id'] ?? '';
           const seq = Number(rule.at(-1)?.key?.['sequence-id']);
           const e = this.sw.pins.get(ruleName(policy, seq));
           if (e?.status !== 'programmed') continue;
-          const state = [...rule, { name: 'state' }];
           for (const [name, value] of [['matched-pkts', e.packets], ['matched-octets', e.bytes]] as const) {
-            const elems = [...state, { name }];
+            if (!reaches(q, RULE_TEMPLATE.length + 1, name)) continue;
+            const elems = [...rule, { name: 'state' }, { name }];
             push({ elems, value, node: nodeOf(elems) });
           }
         }

@@ -140,11 +140,11 @@ export class ConfigStore {
         out.push([...path]);
         return;
       }
-      for (const kid of children(node, query[i] as PathElem)) {
+      eachChild(node, query[i] as PathElem, (kid) => {
         path.push(kid.elem);
         step(kid, i + 1, path);
         path.pop();
-      }
+      });
     };
     step(this.root, 0, []);
     return out;
@@ -171,11 +171,11 @@ export class ConfigStore {
     const step = (node: DataNode, i: number): void => {
       if (i === query.length) return all(node);
       const q = query[i] as PathElem;
-      for (const kid of children(node, q)) {
+      eachChild(node, q, (kid) => {
         path.push(kid.elem);
         step(kid, i + 1);
         path.pop();
-      }
+      });
       const other = alias[q.name];
       const kid = other === undefined ? undefined : node.kids?.get(other);
       if (kid !== undefined) {
@@ -204,22 +204,22 @@ export class ConfigStore {
 }
 
 /**
- * The children of `node` matching query element `q`: by name where it has no keys (a
- * container or leaf), at once where every key is given, else by scanning the list's entries
- * (the caller gives a list's absent keys as '*').
+ * Calls `fn` with each child of `node` matching query element `q`: by name where it has no
+ * keys (a container or leaf), at once where every key is given, else by scanning the list's
+ * entries (the caller gives a list's absent keys as '*').
  */
-function children(node: DataNode, q: PathElem): DataNode[] {
+function eachChild(node: DataNode, q: PathElem, fn: (kid: DataNode) => void): void {
   const kids = node.kids;
-  if (kids === undefined) return [];
+  if (kids === undefined) return;
   const qk = q.key;
-  const names = qk === undefined || qk === null ? [] : Object.keys(qk);
-  if (names.length === 0 || names.every((k) => qk?.[k] !== '*')) {
+  let wild = false;
+  if (qk !== undefined && qk !== null) for (const k in qk) if (qk[k] === '*') wild = true;
+  if (!wild) {
     const kid = kids.get(elemText(q));
-    return kid === undefined ? [] : [kid];
+    if (kid !== undefined) fn(kid);
+    return;
   }
-  const out: DataNode[] = [];
-  for (const kid of kids.values()) if (matchesElem(kid.elem, q)) out.push(kid);
-  return out;
+  for (const kid of kids.values()) if (matchesElem(kid.elem, q)) fn(kid);
 }
 
 function hasLeaves(n: DataNode): boolean {
