@@ -346,7 +346,7 @@ export class OpenConfigModel {
     const apply = (): void => {
       // Deletes, then replaces, then updates (gNMI 3.4.6).
       for (const p of req.delete ?? []) {
-        const { elems, nodes, where } = this.target(req.prefix, p);
+        const { elems, nodes, where } = this.target(req.prefix, p, 'UNIMPLEMENTED');
         const last = nodes.at(-1);
         const parentList = nodes.at(-3);
         if (last?.kind === 'leaf' && ((nodes.at(-2)?.kind === 'list') || (nodes.at(-2)?.name === 'config' && parentList?.kind === 'list' && parentList.keys.some((k) => k.name === last.name)))) {
@@ -367,11 +367,15 @@ export class OpenConfigModel {
     });
   }
 
-  private target(prefix: Path | undefined, p: Path | undefined): { elems: PathElem[]; nodes: SchemaNode[]; where: string } {
+  /**
+   * A Set path resolved; an element the model does not have answers `unknown`: NOT_FOUND for
+   * an update, replace or union_replace (gNMI 3.4.7: a path that is not valid).
+   */
+  private target(prefix: Path | undefined, p: Path | undefined, unknown: 'UNIMPLEMENTED' | 'NOT_FOUND'): { elems: PathElem[]; nodes: SchemaNode[]; where: string } {
     const joined = joinPath(prefix, p);
     const where = pathToString({ elem: joined });
     checkOrigin(prefix, p, where);
-    const r = resolve(joined, where);
+    const r = resolve(joined, where, unknown);
     if (r.wildcard) throw new GnmiError('INVALID_ARGUMENT', `${where}: Set paths name every key, without wildcards`);
     if (r.nodes.length === 0) throw new GnmiError('UNIMPLEMENTED', `${where}: a Set of the whole tree is not implemented`);
     if (r.nodes.some((n) => !n.config)) throw new GnmiError('INVALID_ARGUMENT', `${where}: state data is read-only`);
@@ -389,7 +393,7 @@ export class OpenConfigModel {
   }
 
   private write(prefix: Path | undefined, u: Update, replace: boolean, op: UpdateResult['op'], results: UpdateResult[]): void {
-    const { elems, nodes, where } = this.target(prefix, u.path);
+    const { elems, nodes, where } = this.target(prefix, u.path, 'NOT_FOUND');
     const value = typedToValue(u.val, where);
     if (replace) {
       const last = nodes.at(-1) as SchemaNode;
@@ -438,7 +442,8 @@ export class OpenConfigModel {
     if (node.kind === 'list') this.put([...elems, { name: 'config' }, { name: node.keys[0]?.name ?? '' }], checkValue(node.keys[0]?.type ?? { t: 'string' }, elems.at(-1)?.key?.[node.keys[0]?.name ?? ''] ?? '', where));
     for (const [name, sub] of Object.entries(o)) {
       const child = node.children.get(name);
-      if (child === undefined) throw new GnmiError('UNIMPLEMENTED', `${where}/${name}: not implemented`);
+      // A member names a path too: one the model does not have is not valid (gNMI 3.4.7).
+      if (child === undefined) throw new GnmiError('NOT_FOUND', `${where}/${name}: not in the model`);
       if (!child.config) throw new GnmiError('INVALID_ARGUMENT', `${where}/${name}: state data is read-only`);
       this.writeValue([...elems, { name }], child, sub, `${where}/${name}`);
     }

@@ -57,11 +57,18 @@ const nowNs = (): string => (BigInt(Date.now()) * 1_000_000n).toString();
 const leafKey = (elems: PathElem[]): string => pathToString({ elem: elems });
 const ENCODINGS: readonly Encoding[] = ['JSON', 'JSON_IETF', 'PROTO'];
 
-/** Models the target announces (name, organization, version as in openconfig/public). */
+/**
+ * Models the target announces (gNMI 3.2.2: name, organization and version, as in their
+ * `organization` and `oc-ext:openconfig-version` statements in openconfig/public), including
+ * the modules whose identities appear in values (RFC 7951 6.8: IP_TCP of
+ * openconfig-packet-match-types, STATIC of openconfig-policy-types).
+ */
 export const SUPPORTED_MODELS = [
   { name: 'openconfig-network-instance', organization: 'OpenConfig working group', version: '4.7.0' },
   { name: 'openconfig-policy-forwarding', organization: 'OpenConfig working group', version: '1.2.0' },
   { name: 'openconfig-packet-match', organization: 'OpenConfig working group', version: '2.3.0' },
+  { name: 'openconfig-packet-match-types', organization: 'OpenConfig working group', version: '1.3.4' },
+  { name: 'openconfig-policy-types', organization: 'OpenConfig working group', version: '3.3.0' },
   { name: 'openconfig-local-routing', organization: 'OpenConfig working group', version: '4.1.0' },
   { name: 'openconfig-platform', organization: 'OpenConfig working group', version: '0.32.0' },
 ];
