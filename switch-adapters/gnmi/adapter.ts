@@ -57,6 +57,8 @@ interface Known {
   nexthop: string;
   /** When it was last written (adapter clock): samples older than this say nothing of it. */
   writtenAt: number;
+  /** A read sent after that write found it configured (a rewrite makes a new Known). */
+  configured?: true;
 }
 
 export class GnmiAdapter implements SwitchAdapter {
@@ -248,24 +250,32 @@ export class GnmiAdapter implements SwitchAdapter {
    * rule, its configured sequence id (present while the rule is configured) and its applied
    * one (`state/sequence-id`, present once programmed); a rule that is gone sends nothing and
    * fails nothing (gNMI 3.5.2.4), where a Get would fail whole (NOT_FOUND, 3.3.4). Many rules
-   * per request. Counters are the counter stream's, where it has sampled the rule since it was
-   * written (else 0: a rule being read back has just been written). Flows with no rule flowpin
-   * knows of are answered undefined without asking. Which flow and nexthop a rule holds is
-   * checked by the listing (listPins).
+   * per request. A rule found configured since its last write is asked for its applied state
+   * only (one path instead of two: a read-back asks again every few milliseconds until the rule
+   * is programmed); one removed behind flowpin's back after that is found by the listing, which
+   * also checks which flow and nexthop each rule holds. Counters are the counter stream's,
+   * where it has sampled the rule since it was written (else 0: a rule being read back has just
+   * been written). Flows with no rule flowpin knows of are answered undefined without asking.
    */
   async readPins(flows: FlowSpec[]): Promise<(InstalledPin | undefined)[]> {
     const known = flows.map((f) => this.byFlow.get(flowId({ ...f, src: canonicalIp(f.src), dst: canonicalIp(f.dst) })));
-    const seqs = [...new Set(known.filter((k): k is Known => k !== undefined && k.nexthop !== '').map((k) => k.seq))];
+    const asked = [...new Set(known.filter((k): k is Known => k !== undefined && k.nexthop !== ''))];
     const base = rulesPath(this.loc);
     const state = new Map<number, RuleState>();
     const size = this.capabilities.pinBatchSize;
-    for (let at = 0; at < seqs.length; at += size) {
-      const subscription = seqs.slice(at, at + size).flatMap((seq) => {
-        const rule = { name: 'rule', key: { 'sequence-id': String(seq) } };
-        return ['config', 'state'].map((c) => ({ path: { elem: [rule, { name: c }, { name: 'sequence-id' }] } }));
+    for (let at = 0; at < asked.length; at += size) {
+      const chunk = asked.slice(at, at + size);
+      const subscription = chunk.flatMap((k) => {
+        const rule = { name: 'rule', key: { 'sequence-id': String(k.seq) } };
+        return (k.configured === true ? ['state'] : ['config', 'state']).map((c) => ({ path: { elem: [rule, { name: c }, { name: 'sequence-id' }] } }));
       });
+      const sentAt = this.now();
       const notifications = await this.transport.once({ prefix: { elem: base }, subscription, encoding: ENCODING });
       for (const [seq, r] of parseRules(flatten(notifications), base)) state.set(seq, r);
+      for (const k of chunk) {
+        if (k.configured === true) state.set(k.seq, state.get(k.seq) ?? { seq: k.seq, applied: false });
+        else if (state.has(k.seq) && sentAt >= k.writtenAt && this.bySeq.get(k.seq) === k) k.configured = true;
+      }
     }
     let tableFull: boolean | undefined;
     const out: (InstalledPin | undefined)[] = [];

@@ -210,7 +210,8 @@ export class OpenConfigModel {
         if (on) out.push({ elems, value: l.value, node });
       }
       // Rule counters, for the rules the query reaches.
-      const rq = type === 'CONFIG' || !reaches(q, RULE_TEMPLATE.length, 'state') ? undefined : ruleQuery(q);
+      const counters = reaches(q, RULE_TEMPLATE.length, 'state') && (reaches(q, RULE_TEMPLATE.length + 1, 'matched-pkts') || reaches(q, RULE_TEMPLATE.length + 1, 'matched-octets'));
+      const rq = type === 'CONFIG' || !counters ? undefined : ruleQuery(q);
       if (rq !== undefined) {
         for (const rule of this.store.nodes(rq)) {
           const policy = rule[4]?.key?.['policy-id'] ?? '';
