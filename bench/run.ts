@@ -9,6 +9,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CLI_FULL, CLI_TINY, cliBench } from './cli.bench.js';
 import { DECODE_FULL, DECODE_TINY, decodeBench } from './decode.bench.js';
+import { GNMI_FULL, GNMI_TINY, gnmiBench } from './gnmi.bench.js';
 import { LINUX_FULL, LINUX_TINY, linuxBench } from './linux.bench.js';
 import { observeBench } from './observe.bench.js';
 import { persistBench } from './persist.bench.js';
@@ -94,6 +95,19 @@ the SYN in the simulator (a server on the same switch). Window flows are SYNs th
 during a change whose pin was not programmed when it took effect. Time is simulated.
 `;
 
+const GNMI_ABOUT = `
+**What runs.** \`flowpin scenario --configs on-change --live N --rate 1000 --latency-ms 5
+--changes drain,add --seed 99\` at 5,000 and 100,000 live connections, through the gNMI adapter
+(\`--adapter gnmi\`: flowpin's adapter and the simulator's gNMI target in one process, talking
+gRPC over loopback) and, as the **baseline**, the simulator adapter (\`--adapter sim\`: the same
+switch model called in process), alternating, each run its own process under GNU time, default
+V8 heap settings. **Why it is fair:** same traffic, seed, switch model and changes; only the path
+to the switch differs. gNMI cannot tell which flows an addition moves (no look-up call), so the
+controller pins every flow of the VIP there, and it reads its servers by observation: the pin
+peak is larger than through the simulator adapter, which is part of what gNMI costs. Wall time
+moves with the machine's other load; CPU time (user + system) moves less, and is shown beside it.
+`;
+
 const PERSIST_ABOUT = `
 **What runs.** 1,000,000 tracked flows are written to the file state store while the event loop's
 delay is sampled (\`monitorEventLoopDelay\`, 10 ms resolution). The store writes a slice of
@@ -150,6 +164,10 @@ const BENCHES: Record<string, Bench> = {
   observe: {
     tiny: section('observe', 'Resolution by observation: mirrored replies against look-ups', OBSERVE_ABOUT, () => withEnv('FLOWPIN_BENCH_SCALE', '0.02', observeBench)),
     full: section('observe', 'Resolution by observation: mirrored replies against look-ups', OBSERVE_ABOUT, observeBench),
+  },
+  gnmi: {
+    tiny: section('gnmi', 'gNMI at the loads the other adapters carry', GNMI_ABOUT, () => gnmiBench(GNMI_TINY)),
+    full: section('gnmi', 'gNMI at the loads the other adapters carry', GNMI_ABOUT, () => gnmiBench(GNMI_FULL)),
   },
   persist: {
     tiny: section('persist', 'Persistence at scale', PERSIST_ABOUT, () => withEnv('FLOWPIN_BENCH_FLOWS', '20000', persistBench)),

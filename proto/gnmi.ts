@@ -24,11 +24,31 @@ export interface Path {
 export const GNMI_VERSION = '0.10.0';
 
 /** gnmi_ext.Extension; `ext` names the member set, absent for an extension of a later release. */
+/** A Duration (google/protobuf/duration.proto): seconds (64-bit, as a string when decoded) and nanos. */
+export interface Duration {
+  seconds?: string | number;
+  nanos?: number;
+}
+
 export interface Extension {
-  ext?: 'registered_ext' | 'master_arbitration' | 'history';
+  ext?: 'registered_ext' | 'master_arbitration' | 'history' | 'commit' | 'depth' | 'config_subscription';
   registered_ext?: { id?: string; msg?: Buffer };
   master_arbitration?: { role?: { id?: string }; election_id?: { high?: string | number; low?: string | number } };
   history?: Record<string, unknown>;
+  commit?: {
+    id?: string;
+    action?: 'commit' | 'confirm' | 'cancel' | 'set_rollback_duration';
+    commit?: { rollback_duration?: Duration | null };
+    confirm?: Record<string, never>;
+    cancel?: Record<string, never>;
+    set_rollback_duration?: { rollback_duration?: Duration | null };
+  };
+  depth?: { level?: number };
+  config_subscription?: {
+    action?: 'start' | 'sync_done';
+    start?: Record<string, never>;
+    sync_done?: { commit_confirm_id?: string; server_commit_id?: string; done?: boolean };
+  };
 }
 
 export interface TypedValue {

@@ -73,6 +73,8 @@ export class PinTable {
   /** Programmed flows with wildcards, scanned in priority order. */
   private wildcard: PinEntry[] = [];
   private programmedCount = 0;
+  /** Entries accepted and not yet settled (status 'pending'). */
+  private pendingCount = 0;
   /** Entries waiting for their programming time, in the order they were accepted. */
   private pendingQueue: PinEntry[] = [];
   /** First entry of pendingQueue not yet settled (the array is compacted once half is spent). */
@@ -105,6 +107,12 @@ export class PinTable {
     return Math.max(0, this.capacity - this.reserved - this.programmedCount);
   }
 
+  /** Entries accepted and waiting to be programmed. */
+  get pending(): number {
+    this.settleNow();
+    return this.pendingCount;
+  }
+
   get(name: string): PinEntry | undefined {
     this.settleNow();
     return this.entries.get(name);
@@ -121,6 +129,7 @@ export class PinTable {
     this.remove(name);
     const entry: PinEntry = { ...spec, match: { ...spec.match }, name, status: 'pending', packets: 0, bytes: 0, createdAt: now, lastMatchAt: now, programAt: now + this.programDelayMs };
     this.entries.set(name, entry);
+    this.pendingCount++;
     if (this.programDelayMs > 0) this.pendingQueue.push(entry);
     else this.programOrReject(entry);
     this.revision++;
@@ -155,6 +164,7 @@ export class PinTable {
   }
 
   private programOrReject(e: PinEntry): void {
+    if (e.status === 'pending') this.pendingCount--;
     if (this.programmedCount + this.reserved < this.capacity) this.program(e);
     else e.status = 'table-full';
   }
@@ -162,6 +172,7 @@ export class PinTable {
   remove(name: string): boolean {
     const entry = this.entries.get(name);
     if (entry === undefined) return false;
+    if (entry.status === 'pending') this.pendingCount--;
     this.unprogram(entry, entry.status);
     this.entries.delete(name);
     this.revision++;

@@ -12,7 +12,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { GnmiAdapter, type GnmiAdapterOptions } from '../switch-adapters/gnmi/adapter.js';
-import type { FlowSpec, PinRule } from '../switch-adapters/contract.js';
+import type { FlowSpec, InstalledPin, PinRule } from '../switch-adapters/contract.js';
+import { rulePath } from '../switch-adapters/gnmi/openconfig.js';
 import { SwitchCommandError, SwitchProtocolError, SwitchTimeoutError, SwitchTransportError } from '../switch-adapters/errors.js';
 import { GnmiServer } from '../switch-sim/gnmi/server.js';
 import { have, skipUnless } from './helpers/tools.js';
@@ -137,6 +138,31 @@ describe('gNMI adapter', () => {
       listed = await a.listPins();
       assert.deepEqual(listed.map((p) => [p.programmed, p.reason]), [[true, undefined], [false, 'table-full']]);
       assert.deepEqual(await a.pinTableUsage?.(), { capacity: 4, used: 4 });
+    } finally {
+      await a.close();
+      await bed.server.stop();
+    }
+  });
+
+  test('read-back names the rules (Subscribe ONCE; gNMI 3.5.2.4: a rule gone sends nothing, fails nothing): pending, programmed, table-full, gone; unknown flows cost no call', { timeout: 15_000 }, async () => {
+    const bed = setup(4);
+    await bed.start();
+    const a = bed.make();
+    try {
+      await a.connect();
+      bed.sw.programDelayMs = 1000;
+      await a.installPins([pin(1), pin(2), pin(3)]);
+      // Another client deletes the third rule before flowpin reads it back.
+      const seq3 = bed.sw.pins.all().find((e) => e.match.sport === 20003)?.name.split('/').at(-1) ?? '';
+      bed.server.model.applySet({ delete: [{ elem: rulePath({ networkInstance: 'default', policyId: 'flowpin' }, Number(seq3)) }] });
+      bed.sw.pins.reserved = 3; // another owner takes entries while ours wait to be programmed
+      const state = (ps: (InstalledPin | undefined)[]) => ps.map((p) => (p === undefined ? undefined : [p.programmed, p.reason]));
+      assert.deepEqual(state(await a.readPins([flow(1), flow(2), flow(3), flow(9)])), [[false, 'pending'], [false, 'pending'], undefined, undefined]);
+      bed.clock.advance(1000);
+      assert.deepEqual(state(await a.readPins([flow(1), flow(2), flow(3)])), [[true, undefined], [false, 'table-full'], undefined]);
+      const calls = a.transport.stats.calls;
+      assert.deepEqual(await a.readPins([flow(9)]), [undefined]);
+      assert.equal(a.transport.stats.calls, calls, 'a flow flowpin wrote no rule for is answered without asking');
     } finally {
       await a.close();
       await bed.server.stop();

@@ -81,4 +81,21 @@ describe('gNMI target: Sets that remove many paths', () => {
     assert.deepEqual(rules(one).get(10), rules(seq).get(10));
     assert.equal(rules(one).get(10)?.sport, undefined, 'the child replace removed the parent\'s source-port');
   });
+
+  test('a refused request leaves every rule as it was: values it overwrote, rules it replaced or deleted, entries it created (gNMI 3.4.3)', { timeout: 10_000 }, () => {
+    const m = model();
+    m.applySet({ replace: [1, 2, 3].map((s) => rule(s, 1000 + s)) });
+    const before = rules(m);
+    const pins = m.sw.pins.all().map((e) => `${e.name} ${e.match.sport}`).sort();
+    assert.throws(() => m.applySet({
+      delete: [parsePath(`${RULES}/rule[sequence-id=3]`)],
+      replace: [rule(2, 2002), rule(4, 1004)],
+      update: [
+        { path: parsePath(`${RULES}/rule[sequence-id=1]/transport/config/source-port`), val: json(3001) },
+        { path: parsePath(`${RULES}/rule[sequence-id=1]/action/config/next-hop`), val: json('not an address') },
+      ],
+    }), /not an IP address/);
+    assert.deepEqual(rules(m), before);
+    assert.deepEqual(m.sw.pins.all().map((e) => `${e.name} ${e.match.sport}`).sort(), pins);
+  });
 });

@@ -174,7 +174,9 @@ export async function runScenario(config: ScenarioConfig, o: ScenarioOptions): P
       const cm = world.controller?.changeManager('sw1');
       if (cm === undefined) throw new Error('no controller');
       const w0 = performance.now();
-      const rec = (await world.settle(step === 'drain' ? cm.drain(VIP, MEMBERS[1] as string, {}) : cm.add(VIP, SPARE, {}), 120_000)) as ChangeRecord;
+      // The scenario measures what a change costs: it consents to any cost.
+      const consent = { maxAtRisk: 'unbounded' as const };
+      const rec = (await world.settle(step === 'drain' ? cm.drain(VIP, MEMBERS[1] as string, consent) : cm.add(VIP, SPARE, consent), 120_000)) as ChangeRecord;
       wallMs.push(round1(performance.now() - w0));
       records.push(rec);
       applyMs.push((rec.appliedAt ?? world.now) - called);

@@ -57,6 +57,8 @@ interface Known {
   nexthop: string;
   /** When it was last written (adapter clock): samples older than this say nothing of it. */
   writtenAt: number;
+  /** A read sent after that write found it configured (a rewrite makes a new Known). */
+  configured?: true;
 }
 
 export class GnmiAdapter implements SwitchAdapter {
@@ -240,6 +242,58 @@ export class GnmiAdapter implements SwitchAdapter {
       return kept === undefined || programmedSeqs.has(kept.seq);
     });
     if (drop.length > 0) await this.deleteExtras(drop.map(([seq]) => seq)).catch(() => undefined);
+    return out;
+  }
+
+  /**
+   * Reads these pins' rules back without listing the policy: a Subscribe ONCE names, for each
+   * rule, its configured sequence id (present while the rule is configured) and its applied
+   * one (`state/sequence-id`, present once programmed); a rule that is gone sends nothing and
+   * fails nothing (gNMI 3.5.2.4), where a Get would fail whole (NOT_FOUND, 3.3.4). Many rules
+   * per request. A rule found configured since its last write is asked for its applied state
+   * only (one path instead of two: a read-back asks again every few milliseconds until the rule
+   * is programmed); one removed behind flowpin's back after that is found by the listing, which
+   * also checks which flow and nexthop each rule holds. Counters are the counter stream's,
+   * where it has sampled the rule since it was written (else 0: a rule being read back has just
+   * been written). Flows with no rule flowpin knows of are answered undefined without asking.
+   */
+  async readPins(flows: FlowSpec[]): Promise<(InstalledPin | undefined)[]> {
+    const known = flows.map((f) => this.byFlow.get(flowId({ ...f, src: canonicalIp(f.src), dst: canonicalIp(f.dst) })));
+    const asked = [...new Set(known.filter((k): k is Known => k !== undefined && k.nexthop !== ''))];
+    const base = rulesPath(this.loc);
+    const state = new Map<number, RuleState>();
+    const size = this.capabilities.pinBatchSize;
+    for (let at = 0; at < asked.length; at += size) {
+      const chunk = asked.slice(at, at + size);
+      const subscription = chunk.flatMap((k) => {
+        const rule = { name: 'rule', key: { 'sequence-id': String(k.seq) } };
+        return (k.configured === true ? ['state'] : ['config', 'state']).map((c) => ({ path: { elem: [rule, { name: c }, { name: 'sequence-id' }] } }));
+      });
+      const sentAt = this.now();
+      const notifications = await this.transport.once({ prefix: { elem: base }, subscription, encoding: ENCODING });
+      for (const [seq, r] of parseRules(flatten(notifications), base)) state.set(seq, r);
+      for (const k of chunk) {
+        if (k.configured === true) state.set(k.seq, state.get(k.seq) ?? { seq: k.seq, applied: false });
+        else if (state.has(k.seq) && sentAt >= k.writtenAt && this.bySeq.get(k.seq) === k) k.configured = true;
+      }
+    }
+    let tableFull: boolean | undefined;
+    const out: (InstalledPin | undefined)[] = [];
+    for (const k of known) {
+      const r = k === undefined ? undefined : state.get(k.seq);
+      if (k === undefined || r === undefined) {
+        out.push(undefined);
+        continue;
+      }
+      const sample = this.counters.sample(k.seq);
+      const counted = sample !== undefined && sample.at >= k.writtenAt ? sample : undefined;
+      const pin: InstalledPin = { name: `${this.loc.policyId}/${k.seq}`, flow: k.flow, nexthop: k.nexthop, programmed: r.applied, packets: counted?.packets ?? 0, bytes: counted?.octets ?? 0 };
+      if (!pin.programmed) {
+        tableFull ??= this.pinTableUsage === undefined ? false : await this.pinTableUsage().then((u) => u.used >= u.capacity);
+        pin.reason = tableFull ? 'table-full' : 'pending';
+      }
+      out.push(pin);
+    }
     return out;
   }
 

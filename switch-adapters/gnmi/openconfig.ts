@@ -104,24 +104,41 @@ const bare = (k: string): string => (k.includes(':') ? k.slice(k.indexOf(':') + 
 /** Flattens notifications (prefix joined, JSON subtrees and list arrays expanded) into leaves. */
 export function flatten(notifications: readonly Notification[], listKeys: Readonly<Record<string, readonly string[]>> = LIST_KEYS): FlatLeaf[] {
   const out: FlatLeaf[] = [];
-  const walk = (elems: PathElem[], v: unknown): void => {
-    if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
-      for (const [k, sub] of Object.entries(v)) {
-        const name = bare(k);
-        if (Array.isArray(sub) && listKeys[name] !== undefined) {
-          for (const entry of sub) {
-            if (typeof entry !== 'object' || entry === null) continue;
-            const o = Object.fromEntries(Object.entries(entry as Record<string, unknown>).map(([ek, ev]) => [bare(ek), ev]));
-            const key = Object.fromEntries((listKeys[name] ?? []).map((kn) => [kn, typeof o[kn] === 'string' ? bare(o[kn]) : String(o[kn])]));
-            walk([...elems, { name, key }], o);
-          }
-        } else walk([...elems, { name }], sub);
+  const path: PathElem[] = [];
+  const walk = (v: unknown): void => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+      out.push({ elems: [...path], value: v });
+      return;
+    }
+    for (const k in v) {
+      const sub = (v as Record<string, unknown>)[k];
+      const name = bare(k);
+      const keys = listKeys[name];
+      if (Array.isArray(sub) && keys !== undefined) {
+        for (const entry of sub) {
+          if (typeof entry !== 'object' || entry === null) continue;
+          const o: Record<string, unknown> = {};
+          for (const ek in entry as Record<string, unknown>) o[bare(ek)] = (entry as Record<string, unknown>)[ek];
+          const key: Record<string, string> = {};
+          for (const kn of keys) key[kn] = typeof o[kn] === 'string' ? bare(o[kn]) : String(o[kn]);
+          path.push({ name, key });
+          walk(o);
+          path.pop();
+        }
+      } else {
+        path.push({ name });
+        walk(sub);
+        path.pop();
       }
-    } else out.push({ elems, value: v });
+    }
   };
   for (const n of notifications) {
     const prefix = n.prefix?.elem ?? [];
-    for (const u of n.update ?? []) walk([...prefix, ...(u.path?.elem ?? [])], leafValue(u.val));
+    for (const u of n.update ?? []) {
+      path.length = 0;
+      path.push(...prefix, ...(u.path?.elem ?? []));
+      walk(leafValue(u.val));
+    }
   }
   return out;
 }
@@ -142,14 +159,24 @@ const host = (v: unknown): string | undefined => (typeof v === 'string' ? canoni
 /** Rules by sequence id from leaves under the policy's rules (paths relative to `rulesPath`). */
 export function parseRules(leaves: readonly FlatLeaf[], base: readonly PathElem[]): Map<number, RuleState> {
   const byRule = new Map<number, Map<string, unknown>>();
+  const baseKeys = base.map((b) => Object.entries(b.key ?? {}));
+  const inBase = (elems: readonly PathElem[]): boolean => {
+    for (let i = 0; i < base.length; i++) {
+      const e = elems[i];
+      if (e === undefined || e.name !== (base[i] as PathElem).name) return false;
+      for (const [k, v] of baseKeys[i] ?? []) if (e.key?.[k] !== v) return false;
+    }
+    return true;
+  };
   for (const l of leaves) {
-    if (l.elems.length <= base.length + 1 || l.elems[base.length]?.name !== 'rule') continue;
-    if (!base.every((b, i) => l.elems[i]?.name === b.name && Object.entries(b.key ?? {}).every(([k, v]) => l.elems[i]?.key?.[k] === v))) continue;
+    if (l.elems.length <= base.length + 1 || l.elems[base.length]?.name !== 'rule' || !inBase(l.elems)) continue;
     const seq = num(l.elems[base.length]?.key?.['sequence-id']);
     if (seq === undefined) continue;
-    const m = byRule.get(seq) ?? new Map<string, unknown>();
-    byRule.set(seq, m);
-    m.set(l.elems.slice(base.length + 1).map((e) => e.name).join('/'), l.value);
+    let m = byRule.get(seq);
+    if (m === undefined) byRule.set(seq, (m = new Map<string, unknown>()));
+    let rel = (l.elems[base.length + 1] as PathElem).name;
+    for (let i = base.length + 2; i < l.elems.length; i++) rel += `/${(l.elems[i] as PathElem).name}`;
+    m.set(rel, l.value);
   }
   const out = new Map<number, RuleState>();
   for (const [seq, m] of byRule) {

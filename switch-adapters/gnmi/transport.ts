@@ -7,7 +7,7 @@
 
 import { readFileSync } from 'node:fs';
 import { credentials, Metadata, status, type Client, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
-import { gnmiProto, type CapabilityResponse, type GetRequest, type GetResponse, type SetRequest, type SetResponse, type SubscribeRequest, type SubscribeResponse } from '../../proto/gnmi.js';
+import { gnmiProto, type CapabilityResponse, type GetRequest, type GetResponse, type Notification, type SetRequest, type SetResponse, type SubscribeRequest, type SubscribeResponse, type SubscriptionList } from '../../proto/gnmi.js';
 import { SwitchAuthError, SwitchCommandError, SwitchError, SwitchTimeoutError, SwitchTransportError } from '../errors.js';
 
 export interface GnmiTransportOptions {
@@ -66,6 +66,42 @@ export class GnmiTransport {
   subscribe(): ClientDuplexStream<SubscribeRequest, SubscribeResponse> {
     const fn = this.client['Subscribe'] as (md: Metadata) => ClientDuplexStream<SubscribeRequest, SubscribeResponse>;
     return fn.call(this.client, this.metadata());
+  }
+
+  /**
+   * A Subscribe in ONCE mode (gNMI 3.5.1.5.1): the notifications sent up to sync_response,
+   * within the unary deadline. Unlike a Get, a path with no data sends nothing and fails
+   * nothing (3.5.2.4), so many entries can be read where some may be gone.
+   */
+  once(list: Omit<SubscriptionList, 'mode'>): Promise<Notification[]> {
+    this.stats.calls++;
+    const s = this.subscribe();
+    return new Promise((resolve, reject) => {
+      const out: Notification[] = [];
+      let done = false;
+      const finish = (err?: SwitchError): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        s.cancel();
+        if (err === undefined) resolve(out);
+        else {
+          this.stats.failures++;
+          reject(err);
+        }
+      };
+      const timer = setTimeout(() => {
+        this.stats.timeouts++;
+        finish(new SwitchTimeoutError(this.options.switchName, `gNMI Subscribe ONCE did not sync within ${this.timeoutMs} ms`));
+      }, this.timeoutMs);
+      s.on('data', (m: SubscribeResponse) => {
+        if (m.sync_response === true) finish();
+        else if (m.update !== undefined && m.update !== null) out.push(m.update);
+      });
+      s.on('error', (err: ServiceError) => finish(this.toSwitchError(err, 'Subscribe ONCE')));
+      s.on('end', () => finish(new SwitchTransportError(this.options.switchName, 'gNMI Subscribe ONCE ended before its sync_response')));
+      s.write({ subscribe: { ...list, mode: 'ONCE' } });
+    });
   }
 
   close(): void {

@@ -4,21 +4,20 @@
 // client traffic enters on, as on a device; each VIP's static route next-hops are its ECMP
 // group. A rule's or next-hop's `state` mirrors its `config` once it is programmed (the
 // OpenConfig convention that state reports the applied configuration); counters appear there.
-// A SetRequest is applied to a staged copy and committed whole, or not at all (gNMI 3.4.3).
+// A SetRequest is applied as one transaction, committed whole or not at all (gNMI 3.4.3).
+// The datastore is a tree (store.ts): a read or a write costs what it names, and a commit
+// checks the rules the request changed (all rules only where a policy or its application
+// changed), so a device holding many rules answers as fast as one holding few.
 
 import { canonicalIp } from '../../mirror-receiver/addr.js';
 import { joinPath, pathToString, type DataType, type Path, type PathElem, type SetRequest, type TypedValue, type Update, type UpdateResult } from '../../proto/gnmi.js';
 import type { PinEntry, PinSpec } from '../pin-table.js';
 import type { SimSwitch } from '../sim-switch.js';
 import { checkValue, GnmiError, nodeByNames, protocolNumber, resolve, unqualified, type Scalar, type SchemaNode } from './schema.js';
+import { ConfigStore, type Leaf } from './store.js';
 
 export { GnmiError, type Scalar } from './schema.js';
-
-export interface Leaf {
-  elems: PathElem[];
-  value: Scalar;
-  node: SchemaNode;
-}
+export type { Leaf } from './store.js';
 
 export interface ModelOptions {
   /** The network instance the switch's routes and policies live in. */
@@ -34,44 +33,6 @@ const PIN_PREFIX = 'oc/';
 /** Pin name of an OpenConfig rule. */
 export const ruleName = (policy: string, seq: number): string => `${PIN_PREFIX}${policy}/${seq}`;
 
-const keyOf = (elems: readonly PathElem[]): string => pathToString({ elem: [...elems] });
-
-/** A path key followed by the start of a child element or of its own list keys. */
-const boundary = (c: string | undefined): boolean => c === '/' || c === '[';
-
-/**
- * Removes every leaf at or under any of the paths `ats` (keyOf form), in one pass over the
- * store: a leaf goes when its key, or a prefix of it ending at an element or key boundary,
- * is one of them.
- */
-function removeUnderAll(store: Store, ats: ReadonlySet<string>): void {
-  if (ats.size === 0) return;
-  let shortest = Infinity;
-  for (const a of ats) shortest = Math.min(shortest, a.length);
-  for (const k of store.keys()) {
-    if (ats.has(k)) {
-      store.delete(k);
-      continue;
-    }
-    for (let i = shortest; i < k.length; i++) {
-      if (boundary(k[i]) && ats.has(k.slice(0, i))) {
-        store.delete(k);
-        break;
-      }
-    }
-  }
-}
-
-/** Whether one of these path keys is repeated or lies under another. */
-function nested(keys: readonly string[]): boolean {
-  const set = new Set(keys);
-  if (set.size !== keys.length) return true;
-  for (const k of keys) {
-    for (let i = 1; i < k.length; i++) if (boundary(k[i]) && set.has(k.slice(0, i))) return true;
-  }
-  return false;
-}
-
 /** Whether `elems` lies under `query` (keys in the query must match; '*' or no key matches any). */
 export function under(elems: readonly PathElem[], query: readonly PathElem[]): boolean {
   if (query.length > elems.length) return false;
@@ -79,16 +40,18 @@ export function under(elems: readonly PathElem[], query: readonly PathElem[]): b
     const q = query[i] as PathElem;
     const e = elems[i] as PathElem;
     if (q.name !== e.name) return false;
-    for (const [k, v] of Object.entries(q.key ?? {})) if (v !== '*' && e.key?.[k] !== v) return false;
+    const qk = q.key;
+    if (qk === undefined || qk === null || q === e) continue;
+    for (const k in qk) {
+      const v = qk[k];
+      if (v !== '*' && e.key?.[k] !== v) return false;
+    }
   }
   return true;
 }
 
-/** The configuration datastore: leaves by their path text. */
-type Store = Map<string, Leaf>;
-
 /** Configuration survives a restart of the target's server (a device keeps its saved configuration). */
-const stores = new WeakMap<SimSwitch, Store>();
+const stores = new WeakMap<SimSwitch, ConfigStore>();
 
 /** The value of a TypedValue as a plain JS value (JSON parsed). */
 export function typedToValue(t: TypedValue | undefined, where: string): unknown {
@@ -126,8 +89,48 @@ interface RuleView {
   family: 4 | 6 | undefined;
 }
 
+/** Rule entries' path template under a network instance (list keys as wildcards). */
+const RULE_TEMPLATE: readonly PathElem[] = [
+  { name: 'network-instances' }, { name: 'network-instance', key: { name: '*' } }, { name: 'policy-forwarding' }, { name: 'policies' },
+  { name: 'policy', key: { 'policy-id': '*' } }, { name: 'rules' }, { name: 'rule', key: { 'sequence-id': '*' } },
+];
+
+/** The rule entries a query may reach (its elements merged with the template), or none. */
+function ruleQuery(q: readonly PathElem[]): PathElem[] | undefined {
+  const out: PathElem[] = [];
+  for (let i = 0; i < RULE_TEMPLATE.length; i++) {
+    const t = RULE_TEMPLATE[i] as PathElem;
+    const e = q[i];
+    if (e === undefined) out.push(t);
+    else if (e.name !== t.name) return undefined;
+    else out.push(e);
+  }
+  return out;
+}
+
+const nodeOf = (elems: readonly PathElem[]): SchemaNode => nodeByNames(elems.map((e) => e.name)) as SchemaNode;
+
+/** Schema nodes of what is derived from a config leaf (its key leaf, its state), by the config leaf's node. */
+const derivedNodes = { key: new WeakMap<SchemaNode, SchemaNode>(), state: new WeakMap<SchemaNode, SchemaNode>() };
+function derived(from: SchemaNode, kind: 'key' | 'state', elems: readonly PathElem[]): SchemaNode {
+  let n = derivedNodes[kind].get(from);
+  if (n === undefined) {
+    n = nodeOf(elems);
+    derivedNodes[kind].set(from, n);
+  }
+  return n;
+}
+
 export class OpenConfigModel {
-  private store: Store;
+  private readonly store: ConfigStore;
+  /**
+   * List entry elements whose key leaves are known to be stored. An element object belongs to
+   * one write (paths are resolved anew for each), and its entry is removed, if at all, before
+   * that write stores anything under it.
+   */
+  private readonly keyed = new WeakSet<PathElem>();
+  /** Policies and where they are applied, as of the last commit ('' before any). */
+  private application = '';
 
   constructor(
     readonly sw: SimSwitch,
@@ -135,7 +138,7 @@ export class OpenConfigModel {
   ) {
     let s = stores.get(sw);
     if (s === undefined) {
-      s = new Map();
+      s = new ConfigStore();
       stores.set(sw, s);
     }
     this.store = s;
@@ -149,61 +152,107 @@ export class OpenConfigModel {
     return [...this.ni, { name: 'protocols' }, { name: 'protocol', key: { identifier: 'STATIC', name: this.options.staticProtocol } }, { name: 'static-routes' }];
   }
 
-  /** Every leaf, configuration and state, optionally of one data type. */
+  /**
+   * Every leaf, configuration and state, optionally of one data type, at or under one of
+   * the queries `within` (paths with '*' keys for any entry; the whole tree when absent).
+   */
   leaves(type: DataType = 'ALL', within?: readonly (readonly PathElem[])[]): Leaf[] {
-    this.importGroups(this.store);
-    const cfg = [...this.store.values()];
-    const out: Leaf[] = [];
-    const want = (l: Leaf): boolean => type === 'ALL' || (type === 'CONFIG' ? l.node.config : type === 'STATE' ? !l.node.config : l.node.counter);
-    // Only leaves under one of the queries (when given) are built at all.
-    const inScope = (elems: readonly PathElem[]): boolean => within === undefined || within.some((q) => under(elems, q));
-    const push = (l: Leaf): void => {
-      if (want(l) && inScope(l.elems)) out.push(l);
-    };
-    // List key leaves directly under each entry (leafrefs to config/<key>).
-    for (const l of cfg) {
-      push(l);
-      const entry = l.elems.at(-3);
-      if (l.elems.at(-2)?.name !== 'config' || entry?.key?.[l.node.name] === undefined) continue;
-      const elems = [...l.elems.slice(0, -2), { name: l.node.name }];
-      if (inScope(elems)) push({ elems, value: l.value, node: nodeByNames(elems.map((e) => e.name)) as SchemaNode });
-    }
-    // Applied state: config mirrored under state once in effect.
-    for (const l of cfg) {
-      const i = l.elems.map((e) => e.name).lastIndexOf('config');
-      if (i < 0) continue;
-      const elems = [...l.elems.slice(0, i), { name: 'state' }, ...l.elems.slice(i + 1)];
-      if (!inScope(elems) || !this.applied(l.elems)) continue;
-      push({ elems, value: l.value, node: nodeByNames(elems.map((e) => e.name)) as SchemaNode });
-    }
-    for (const r of this.rules(this.store)) {
-      const counters = [...this.ruleElems(r.policy, r.seq), { name: 'state' }];
-      if (!inScope([...counters, { name: 'matched-pkts' }]) && !inScope([...counters, { name: 'matched-octets' }])) continue;
-      const e = this.sw.pins.get(ruleName(r.policy, r.seq));
-      if (e?.status !== 'programmed') continue;
-      const base = [...this.ruleElems(r.policy, r.seq), { name: 'state' }];
-      for (const [name, value] of [['matched-pkts', e.packets], ['matched-octets', e.bytes]] as const) {
-        const elems = [...base, { name }];
-        push({ elems, value, node: nodeByNames(elems.map((e) => e.name)) as SchemaNode });
+    const each = this.leavesEach(type, within ?? [[]]);
+    if (each.length === 1) return each[0] ?? [];
+    // A leaf under several of the queries is given once.
+    const seen = new Set<string>();
+    return each.flat().filter((l) => {
+      const k = pathToString({ elem: l.elems });
+      if (seen.has(k)) return false;
+      seen.add(k);
+      return true;
+    });
+  }
+
+  /** The leaves at or under each query, one list per query (as `leaves`). */
+  leavesEach(type: DataType, queries: readonly (readonly PathElem[])[]): Leaf[][] {
+    this.importGroups();
+    const want = (node: SchemaNode): boolean => type === 'ALL' || (type === 'CONFIG' ? node.config : type === 'STATE' ? !node.config : node.counter);
+    // Whether the query may reach element `name` at position `i` (it ends above, or names it there).
+    const reaches = (q: readonly PathElem[], i: number, name: string): boolean => q.length <= i || q[i]?.name === name;
+    // Whether the rule (or next-hop) a config leaf belongs to is in effect, asked once per entry.
+    const appliedAt = new Map<PathElem, boolean>();
+    let generated: Leaf[] | undefined;
+    return queries.map((q) => {
+      const out: Leaf[] = [];
+      const push = (l: Leaf): void => {
+        if (want(l.node) && under(l.elems, q)) out.push(l);
+      };
+      // Configuration leaves the query may reach, directly or through what is derived from them.
+      for (const l of this.store.walk(q, { state: 'config' }, 'config')) {
+        push(l);
+        const n = l.elems.length;
+        // The key leaf directly under a list entry refers to config/<key>.
+        const entry = l.elems[n - 3];
+        if (l.elems[n - 2]?.name === 'config' && entry?.key?.[l.node.name] !== undefined && reaches(q, n - 2, l.node.name)) {
+          const elems = [...l.elems.slice(0, -2), { name: l.node.name }];
+          push({ elems, value: l.value, node: derived(l.node, 'key', elems) });
+        }
+        // Applied state: config mirrored under state once in effect.
+        let i = n - 1;
+        while (i >= 0 && l.elems[i]?.name !== 'config') i--;
+        if (i < 0 || !reaches(q, i, 'state')) continue;
+        const elems = l.elems.slice();
+        elems[i] = { name: 'state' };
+        const node = derived(l.node, 'state', elems);
+        if (!want(node) || !under(elems, q)) continue;
+        const owner = l.elems[i - 1] as PathElem;
+        let on = appliedAt.get(owner);
+        if (on === undefined) {
+          on = this.applied(l.elems);
+          appliedAt.set(owner, on);
+        }
+        if (on) out.push({ elems, value: l.value, node });
       }
-    }
-    // The pin table's utilization (openconfig-platform resource utilization).
+      // Rule counters, for the rules the query reaches.
+      const counters = reaches(q, RULE_TEMPLATE.length, 'state') && (reaches(q, RULE_TEMPLATE.length + 1, 'matched-pkts') || reaches(q, RULE_TEMPLATE.length + 1, 'matched-octets'));
+      const rq = type === 'CONFIG' || !counters ? undefined : ruleQuery(q);
+      if (rq !== undefined) {
+        for (const rule of this.store.nodes(rq)) {
+          const policy = rule[4]?.key?.['policy-id'] ?? '';
+          const seq = Number(rule.at(-1)?.key?.['sequence-id']);
+          const e = this.sw.pins.get(ruleName(policy, seq));
+          if (e?.status !== 'programmed') continue;
+          for (const [name, value] of [['matched-pkts', e.packets], ['matched-octets', e.bytes]] as const) {
+            if (!reaches(q, RULE_TEMPLATE.length + 1, name)) continue;
+            const elems = [...rule, { name: 'state' }, { name }];
+            push({ elems, value, node: nodeOf(elems) });
+          }
+        }
+      }
+      // State that is not configuration lives under components and interfaces only.
+      const top = q[0]?.name;
+      if (top === undefined || top === 'components' || top === 'interfaces') {
+        generated ??= this.generated();
+        for (const l of generated) push(l);
+      }
+      return out;
+    });
+  }
+
+  /** State that is not configuration: the pin table's utilization and the neighbour tables. */
+  private generated(): Leaf[] {
+    const out: Leaf[] = [];
     const t = this.sw.pins;
     const used = t.capacity - t.free;
-    const res: PathElem[] = [{ name: 'components' }, { name: 'component', key: { name: this.options.pinTableComponent } }, { name: 'integrated-circuit' }, { name: 'utilization' }, { name: 'resources' }, { name: 'resource', key: { name: this.options.pinTableResource } }];
+    const comp: PathElem[] = [{ name: 'components' }, { name: 'component', key: { name: this.options.pinTableComponent } }];
+    const res: PathElem[] = [...comp, { name: 'integrated-circuit' }, { name: 'utilization' }, { name: 'resources' }, { name: 'resource', key: { name: this.options.pinTableResource } }];
+    // The pin table's utilization (openconfig-platform resource utilization). The component's
+    // own config/name is config: served as state only.
     for (const [elems, value] of [
-      [[{ name: 'components' }, { name: 'component', key: { name: this.options.pinTableComponent } }, { name: 'name' }], this.options.pinTableComponent],
-      [[{ name: 'components' }, { name: 'component', key: { name: this.options.pinTableComponent } }, { name: 'state' }, { name: 'name' }], this.options.pinTableComponent],
+      [[...comp, { name: 'name' }], this.options.pinTableComponent],
+      [[...comp, { name: 'state' }, { name: 'name' }], this.options.pinTableComponent],
       [[...res, { name: 'name' }], this.options.pinTableResource],
       [[...res, { name: 'state' }, { name: 'name' }], this.options.pinTableResource],
       [[...res, { name: 'state' }, { name: 'used' }], used],
       [[...res, { name: 'state' }, { name: 'free' }], t.free],
       [[...res, { name: 'state' }, { name: 'max-limit' }], t.capacity],
-    ] as [PathElem[], Scalar][]) {
-      const node = nodeByNames(elems.map((e) => e.name)) as SchemaNode;
-      // The component's own config/name is config: served as state only.
-      push({ elems, value, node });
-    }
+    ] as [PathElem[], Scalar][]) out.push({ elems, value, node: nodeOf(elems) });
     // The neighbour tables (openconfig-if-ip): each server's address and MAC on its interface.
     for (const [address, att] of this.sw.attachments) {
       const family = address.includes(':') ? 'ipv6' : 'ipv4';
@@ -213,7 +262,7 @@ export class OpenConfigModel {
         [[...n, { name: 'state' }, { name: 'ip' }], address],
         [[...n, { name: 'state' }, { name: 'link-layer-address' }], att.mac],
         [[...n, { name: 'state' }, { name: 'origin' }], 'DYNAMIC'],
-      ] as [PathElem[], Scalar][]) push({ elems, value, node: nodeByNames(elems.map((e) => e.name)) as SchemaNode });
+      ] as [PathElem[], Scalar][]) out.push({ elems, value, node: nodeOf(elems) });
     }
     return out;
   }
@@ -230,64 +279,61 @@ export class OpenConfigModel {
     const nhAt = names.indexOf('next-hop');
     if (nhAt >= 0 && names[nhAt - 1] === 'next-hops') {
       const prefix = elems[nhAt - 2]?.key?.['prefix'] ?? '';
-      const addr = this.store.get(keyOf([...elems.slice(0, nhAt + 1), { name: 'config' }, { name: 'next-hop' }]))?.value;
+      const addr = this.store.get([...elems.slice(0, nhAt + 1), { name: 'config' }, { name: 'next-hop' }])?.value;
       return typeof addr === 'string' && this.sw.programmedMembers(prefix.split('/')[0] ?? '').includes(addr);
     }
     return true;
   }
 
-  private ruleElems(policy: string, seq: number): PathElem[] {
-    return [...this.ni, { name: 'policy-forwarding' }, { name: 'policies' }, { name: 'policy', key: { 'policy-id': policy } }, { name: 'rules' }, { name: 'rule', key: { 'sequence-id': String(seq) } }];
+  /** Static routes in the store: prefix -> next-hop index -> address. */
+  private statics(): Map<string, Map<string, string>> {
+    const out = new Map<string, Map<string, string>>();
+    for (const st of this.store.nodes([...this.staticBase, { name: 'static', key: { prefix: '*' } }])) {
+      const prefix = st.at(-1)?.key?.['prefix'] ?? '';
+      const hops = new Map<string, string>();
+      out.set(prefix, hops);
+      for (const nh of this.store.nodes([...st, { name: 'next-hops' }, { name: 'next-hop', key: { index: '*' } }])) {
+        const addr = this.store.get([...nh, { name: 'config' }, { name: 'next-hop' }])?.value;
+        if (addr !== undefined) hops.set(nh.at(-1)?.key?.['index'] ?? '', String(addr));
+      }
+    }
+    return out;
   }
 
-  /** Brings the static routes in `store` in line with the switch's groups (changed by other means too). */
-  private importGroups(store: Store): void {
+  /** Brings the static routes in line with the switch's groups (changed by other means too). */
+  private importGroups(): void {
     const base = this.staticBase;
     const hostLen = (a: string): number => (a.includes(':') ? 128 : 32);
-    const present = new Map<string, Map<string, string>>(); // prefix -> index -> address
-    for (const l of store.values()) {
-      if (!under(l.elems, base) || l.elems.at(-1)?.name !== 'next-hop' || l.elems.at(-2)?.name !== 'config') continue;
-      const prefix = l.elems[base.length]?.key?.['prefix'] ?? '';
-      const index = l.elems[base.length + 2]?.key?.['index'] ?? '';
-      if (!present.has(prefix)) present.set(prefix, new Map());
-      present.get(prefix)?.set(index, String(l.value));
-    }
-    const staticPrefixes = new Set([...store.values()].filter((l) => under(l.elems, base) && l.elems.length > base.length).map((l) => l.elems[base.length]?.key?.['prefix'] ?? ''));
+    const present = this.statics();
     const vipPrefixes = new Set<string>();
     for (const vip of this.sw.vips.values()) {
       const prefix = `${vip.address}/${hostLen(vip.address)}`;
       vipPrefixes.add(prefix);
       const members = vip.group.members();
       const have = present.get(prefix) ?? new Map<string, string>();
-      for (const [index, addr] of have) if (!members.includes(addr)) this.removeUnder(store, [...base, { name: 'static', key: { prefix } }, { name: 'next-hops' }, { name: 'next-hop', key: { index } }]);
+      for (const [index, addr] of have) if (!members.includes(addr)) this.store.remove([...base, { name: 'static', key: { prefix } }, { name: 'next-hops' }, { name: 'next-hop', key: { index } }]);
       const haveAddrs = new Set(have.values());
-      for (const m of members) if (!haveAddrs.has(m)) this.put(store, [...base, { name: 'static', key: { prefix } }, { name: 'next-hops' }, { name: 'next-hop', key: { index: m } }, { name: 'config' }, { name: 'next-hop' }], m);
-      if (!staticPrefixes.has(prefix)) this.put(store, [...base, { name: 'static', key: { prefix } }, { name: 'config' }, { name: 'prefix' }], prefix);
+      for (const m of members) if (!haveAddrs.has(m)) this.put([...base, { name: 'static', key: { prefix } }, { name: 'next-hops' }, { name: 'next-hop', key: { index: m } }, { name: 'config' }, { name: 'next-hop' }], m);
+      if (!present.has(prefix)) this.put([...base, { name: 'static', key: { prefix } }, { name: 'config' }, { name: 'prefix' }], prefix);
     }
-    for (const p of staticPrefixes) if (!vipPrefixes.has(p)) this.removeUnder(store, [...base, { name: 'static', key: { prefix: p } }]);
-  }
-
-  /** Removes every leaf at or under `elems` (every key of every list named). */
-  private removeUnder(store: Store, elems: PathElem[]): void {
-    removeUnderAll(store, new Set([keyOf(elems)]));
+    for (const p of present.keys()) if (!vipPrefixes.has(p)) this.store.remove([...base, { name: 'static', key: { prefix: p } }]);
   }
 
   /** Stores a config leaf, with the config key leaves of every list entry on its path. */
-  private put(store: Store, elems: PathElem[], value: Scalar): void {
-    const { nodes } = resolve(elems, '');
-    nodes.forEach((n, i) => {
-      if (n.kind !== 'list') return;
-      const cfg = n.children.get('config');
-      for (const k of n.keys) {
-        const kn = cfg?.children.get(k.name);
-        const kv = elems[i]?.key?.[k.name];
-        if (kn === undefined || kv === undefined) continue;
-        const ke = [...elems.slice(0, i + 1), { name: 'config' }, { name: k.name }];
-        const kk = keyOf(ke);
-        if (!store.has(kk)) store.set(kk, { elems: ke, value: checkValue(kn.type ?? { t: 'string' }, kv, ''), node: kn });
+  private put(elems: PathElem[], value: Scalar, node?: SchemaNode): void {
+    // Paths here are resolved (canonical keys): the list entries on them are the keyed elements.
+    // The elements of one write's path are shared by its leaves: each entry is seen to once.
+    elems.forEach((e, i) => {
+      if (e.key === undefined || this.keyed.has(e)) return;
+      this.keyed.add(e);
+      for (const [k, kv] of Object.entries(e.key)) {
+        const ke = [...elems.slice(0, i + 1), { name: 'config' }, { name: k }];
+        if (this.store.get(ke) !== undefined) continue;
+        const kn = nodeByNames(ke.map((x) => x.name));
+        if (kn !== undefined) this.store.put(ke, { value: checkValue(kn.type ?? { t: 'string' }, kv, ''), node: kn });
       }
     });
-    store.set(keyOf(elems), { elems, value, node: nodes.at(-1) as SchemaNode });
+    this.store.put(elems, { value, node: node ?? nodeOf(elems) });
   }
 
   /** Applies a SetRequest as one transaction; throws GnmiError and changes nothing on failure. */
@@ -296,40 +342,41 @@ export class OpenConfigModel {
     if (unionReplace.length > 0 && ((req.delete ?? []).length > 0 || (req.replace ?? []).length > 0 || (req.update ?? []).length > 0)) {
       throw new GnmiError('INVALID_ARGUMENT', 'a SetRequest with union_replace must not carry delete, replace or update (gNMI 3.4)');
     }
-    this.importGroups(this.store);
-    const staged: Store = new Map(this.store);
+    this.importGroups();
     const results: UpdateResult[] = [];
-    const deleted = new Set<string>();
-    for (const p of req.delete ?? []) {
-      const { elems, nodes, where } = this.target(req.prefix, p);
-      const last = nodes.at(-1);
-      const parentList = nodes.at(-3);
-      if (last?.kind === 'leaf' && ((nodes.at(-2)?.kind === 'list') || (nodes.at(-2)?.name === 'config' && parentList?.kind === 'list' && parentList.keys.some((k) => k.name === last.name)))) {
-        throw new GnmiError('INVALID_ARGUMENT', `${where}: a list key cannot be deleted on its own; delete the list entry`);
+    const apply = (): void => {
+      // Deletes, then replaces, then updates (gNMI 3.4.6).
+      for (const p of req.delete ?? []) {
+        const { elems, nodes, where } = this.target(req.prefix, p, 'UNIMPLEMENTED');
+        const last = nodes.at(-1);
+        const parentList = nodes.at(-3);
+        if (last?.kind === 'leaf' && ((nodes.at(-2)?.kind === 'list') || (nodes.at(-2)?.name === 'config' && parentList?.kind === 'list' && parentList.keys.some((k) => k.name === last.name)))) {
+          throw new GnmiError('INVALID_ARGUMENT', `${where}: a list key cannot be deleted on its own; delete the list entry`);
+        }
+        this.store.remove(elems);
+        results.push({ path: p, op: 'DELETE' });
       }
-      deleted.add(keyOf(elems));
-      results.push({ path: p, op: 'DELETE' });
-    }
-    removeUnderAll(staged, deleted);
-    // A replace removes what is under its path first. Where no replaced path lies under another
-    // (many rules in one request), the removals are made in one pass over the store.
-    const replaced = [...unionReplace, ...(req.replace ?? [])].map((u) => keyOf(this.target(req.prefix, u.path).elems));
-    const removedFirst = !nested(replaced);
-    if (removedFirst) removeUnderAll(staged, new Set(replaced));
-    // union_replace with one origin (OpenConfig) is a replace of the union of its updates
-    // (gnmi-union_replace.md); CLI and native origins are refused in target().
-    for (const u of unionReplace) this.write(staged, req.prefix, u, true, 'UNION_REPLACE', results, removedFirst);
-    for (const u of req.replace ?? []) this.write(staged, req.prefix, u, true, 'REPLACE', results, removedFirst);
-    for (const u of req.update ?? []) this.write(staged, req.prefix, u, false, 'UPDATE', results);
-    this.commit(staged);
-    return results;
+      // union_replace with one origin (OpenConfig) is a replace of the union of its updates
+      // (gnmi-union_replace.md); CLI and native origins are refused in target().
+      for (const u of unionReplace) this.write(req.prefix, u, true, 'UNION_REPLACE', results);
+      for (const u of req.replace ?? []) this.write(req.prefix, u, true, 'REPLACE', results);
+      for (const u of req.update ?? []) this.write(req.prefix, u, false, 'UPDATE', results);
+    };
+    return this.store.transaction(apply, (changed) => {
+      this.commit(changed);
+      return results;
+    });
   }
 
-  private target(prefix: Path | undefined, p: Path | undefined): { elems: PathElem[]; nodes: SchemaNode[]; where: string } {
+  /**
+   * A Set path resolved; an element the model does not have answers `unknown`: NOT_FOUND for
+   * an update, replace or union_replace (gNMI 3.4.7: a path that is not valid).
+   */
+  private target(prefix: Path | undefined, p: Path | undefined, unknown: 'UNIMPLEMENTED' | 'NOT_FOUND'): { elems: PathElem[]; nodes: SchemaNode[]; where: string } {
     const joined = joinPath(prefix, p);
     const where = pathToString({ elem: joined });
     checkOrigin(prefix, p, where);
-    const r = resolve(joined, where);
+    const r = resolve(joined, where, unknown);
     if (r.wildcard) throw new GnmiError('INVALID_ARGUMENT', `${where}: Set paths name every key, without wildcards`);
     if (r.nodes.length === 0) throw new GnmiError('UNIMPLEMENTED', `${where}: a Set of the whole tree is not implemented`);
     if (r.nodes.some((n) => !n.config)) throw new GnmiError('INVALID_ARGUMENT', `${where}: state data is read-only`);
@@ -346,8 +393,8 @@ export class OpenConfigModel {
     return { elems: r.elems, nodes: r.nodes, where };
   }
 
-  private write(store: Store, prefix: Path | undefined, u: Update, replace: boolean, op: UpdateResult['op'], results: UpdateResult[], removed = false): void {
-    const { elems, nodes, where } = this.target(prefix, u.path);
+  private write(prefix: Path | undefined, u: Update, replace: boolean, op: UpdateResult['op'], results: UpdateResult[]): void {
+    const { elems, nodes, where } = this.target(prefix, u.path, 'NOT_FOUND');
     const value = typedToValue(u.val, where);
     if (replace) {
       const last = nodes.at(-1) as SchemaNode;
@@ -355,13 +402,14 @@ export class OpenConfigModel {
         throw new GnmiError('INVALID_ARGUMENT', `${where}: replacing a list entry with {} would leave it keyless (gNMI 3.4.4)`);
       }
       if (value === null) throw new GnmiError('INVALID_ARGUMENT', `${where}: replace with a null value`);
-      if (!removed) removeUnderAll(store, new Set([keyOf(elems)]));
+      // A replace removes what is under its path first.
+      this.store.remove(elems);
     }
-    this.writeValue(store, elems, nodes.at(-1) as SchemaNode, value, where);
+    this.writeValue(elems, nodes.at(-1) as SchemaNode, value, where);
     results.push({ path: u.path ?? {}, op });
   }
 
-  private writeValue(store: Store, elems: PathElem[], node: SchemaNode, value: unknown, where: string): void {
+  private writeValue(elems: PathElem[], node: SchemaNode, value: unknown, where: string): void {
     if (node.kind === 'leaf') {
       const v = checkValue(node.type ?? { t: 'string' }, value, where);
       // A key leaf must agree with the key in the path.
@@ -370,8 +418,8 @@ export class OpenConfigModel {
       const keyVal = entry?.key?.[node.name];
       if (keyVal !== undefined && keyVal !== String(v)) throw new GnmiError('INVALID_ARGUMENT', `${where}: '${String(v)}' does not match the list key ${node.name}=${keyVal}`);
       // The key leaf under the entry itself refers to config/<key>.
-      if (parent?.key !== undefined && keyVal !== undefined) this.put(store, [...elems.slice(0, -1), { name: 'config' }, { name: node.name }], v);
-      else this.put(store, elems, v);
+      if (parent?.key !== undefined && keyVal !== undefined) this.put([...elems.slice(0, -1), { name: 'config' }, { name: node.name }], v);
+      else this.put(elems, v, node);
       return;
     }
     if (node.kind === 'list' && elems.at(-1)?.key === undefined) {
@@ -386,106 +434,130 @@ export class OpenConfigModel {
           key[k.name] = String(checkValue(k.type, kv, `${where} key ${k.name}`));
         }
         const entry = [...elems.slice(0, -1), { name: node.name, key }];
-        this.writeValue(store, entry, node, o, `${where}[${Object.values(key).join(',')}]`);
+        this.writeValue(entry, node, o, `${where}[${Object.values(key).join(',')}]`);
       }
       return;
     }
     if (!isObject(value)) throw new GnmiError('INVALID_ARGUMENT', `${where}: expected a JSON object for ${node.kind} '${node.name}'`);
     const o = unqualifyKeys(value);
-    if (node.kind === 'list') this.put(store, [...elems, { name: 'config' }, { name: node.keys[0]?.name ?? '' }], checkValue(node.keys[0]?.type ?? { t: 'string' }, elems.at(-1)?.key?.[node.keys[0]?.name ?? ''] ?? '', where));
+    if (node.kind === 'list') this.put([...elems, { name: 'config' }, { name: node.keys[0]?.name ?? '' }], checkValue(node.keys[0]?.type ?? { t: 'string' }, elems.at(-1)?.key?.[node.keys[0]?.name ?? ''] ?? '', where));
     for (const [name, sub] of Object.entries(o)) {
       const child = node.children.get(name);
-      if (child === undefined) throw new GnmiError('UNIMPLEMENTED', `${where}/${name}: not implemented`);
+      // A member names a path too: one the model does not have is not valid (gNMI 3.4.7).
+      if (child === undefined) throw new GnmiError('NOT_FOUND', `${where}/${name}: not in the model`);
       if (!child.config) throw new GnmiError('INVALID_ARGUMENT', `${where}/${name}: state data is read-only`);
-      this.writeValue(store, [...elems, { name }], child, sub, `${where}/${name}`);
+      this.writeValue([...elems, { name }], child, sub, `${where}/${name}`);
     }
   }
 
-  /** The rules of the configuration, with the pin each would program. */
-  private rules(store: Store): RuleView[] {
-    const byRule = new Map<string, { policy: string; seq: number; leaves: Map<string, Scalar> }>();
-    const pf = [...this.ni, { name: 'policy-forwarding' }, { name: 'policies' }];
-    for (const l of store.values()) {
-      if (!under(l.elems, pf) || l.elems[pf.length + 2]?.name !== 'rule') continue;
-      const policy = l.elems[pf.length]?.key?.['policy-id'] ?? '';
-      const seq = Number(l.elems[pf.length + 2]?.key?.['sequence-id']);
-      const k = ruleName(policy, seq);
-      if (!byRule.has(k)) byRule.set(k, { policy, seq, leaves: new Map() });
-      byRule.get(k)?.leaves.set(l.elems.slice(pf.length + 3).map((e) => e.name).join('/'), l.value);
-    }
-    return [...byRule.values()].map(({ policy, seq, leaves }) => {
-      const has4 = [...leaves.keys()].some((k) => k.startsWith('ipv4/'));
-      const has6 = [...leaves.keys()].some((k) => k.startsWith('ipv6/'));
-      if (has4 && has6) throw new GnmiError('INVALID_ARGUMENT', `rule ${policy}/${seq}: matches both ipv4 and ipv6`);
-      const af = has6 ? 'ipv6' : 'ipv4';
-      const host = (k: string): string | undefined => {
-        const v = leaves.get(`${af}/config/${k}`);
-        if (v === undefined) return undefined;
-        const [a = '', len] = String(v).split('/');
-        if (len !== (af === 'ipv6' ? '128' : '32')) throw new GnmiError('UNIMPLEMENTED', `rule ${policy}/${seq}: ${af}/config/${k} '${String(v)}': this target matches host prefixes only`);
-        return canonicalIp(a);
-      };
-      const nexthop = leaves.get('action/config/next-hop');
-      const discard = leaves.get('action/config/discard') === true;
-      const family = has4 ? 4 : has6 ? 6 : undefined;
-      const match: PinSpec['match'] = {};
-      if (family !== undefined) match.family = family;
-      const src = host('source-address');
-      const dst = host('destination-address');
-      const proto = leaves.get(`${af}/config/protocol`);
-      const sport = leaves.get('transport/config/source-port');
-      const dport = leaves.get('transport/config/destination-port');
-      if (src !== undefined) match.src = src;
-      if (dst !== undefined) match.dst = dst;
-      if (proto !== undefined) match.protocol = protocolNumber(proto);
-      if (sport !== undefined) match.sport = Number(sport);
-      if (dport !== undefined) match.dport = Number(dport);
-      if (typeof nexthop === 'string' && nexthop.includes(':') !== (family === 6) && family !== undefined) throw new GnmiError('INVALID_ARGUMENT', `rule ${policy}/${seq}: next-hop ${nexthop} is not of the rule's address family`);
-      const spec: PinSpec | undefined = nexthop !== undefined || discard ? { source: 'openconfig', match, idleTimeoutS: 0, hardTimeoutS: 0, persistent: true, priority: 0, ...(nexthop === undefined || discard ? {} : { nexthop: String(nexthop) }) } : undefined;
-      return { policy, seq, spec, family };
-    });
+  /** The rule at `entry` (a rule list entry's path), with the pin it would program. */
+  private ruleView(entry: PathElem[]): RuleView | undefined {
+    const policy = entry[4]?.key?.['policy-id'] ?? '';
+    const seq = Number(entry.at(-1)?.key?.['sequence-id']);
+    const leaves = new Map<string, Scalar>();
+    for (const l of this.store.walk(entry)) leaves.set(l.elems.slice(entry.length).map((e) => e.name).join('/'), l.value);
+    if (leaves.size === 0) return undefined;
+    const has4 = [...leaves.keys()].some((k) => k.startsWith('ipv4/'));
+    const has6 = [...leaves.keys()].some((k) => k.startsWith('ipv6/'));
+    if (has4 && has6) throw new GnmiError('INVALID_ARGUMENT', `rule ${policy}/${seq}: matches both ipv4 and ipv6`);
+    const af = has6 ? 'ipv6' : 'ipv4';
+    const host = (k: string): string | undefined => {
+      const v = leaves.get(`${af}/config/${k}`);
+      if (v === undefined) return undefined;
+      const [a = '', len] = String(v).split('/');
+      if (len !== (af === 'ipv6' ? '128' : '32')) throw new GnmiError('UNIMPLEMENTED', `rule ${policy}/${seq}: ${af}/config/${k} '${String(v)}': this target matches host prefixes only`);
+      return canonicalIp(a);
+    };
+    const nexthop = leaves.get('action/config/next-hop');
+    const discard = leaves.get('action/config/discard') === true;
+    const family = has4 ? 4 : has6 ? 6 : undefined;
+    const match: PinSpec['match'] = {};
+    if (family !== undefined) match.family = family;
+    const src = host('source-address');
+    const dst = host('destination-address');
+    const proto = leaves.get(`${af}/config/protocol`);
+    const sport = leaves.get('transport/config/source-port');
+    const dport = leaves.get('transport/config/destination-port');
+    if (src !== undefined) match.src = src;
+    if (dst !== undefined) match.dst = dst;
+    if (proto !== undefined) match.protocol = protocolNumber(proto);
+    if (sport !== undefined) match.sport = Number(sport);
+    if (dport !== undefined) match.dport = Number(dport);
+    if (typeof nexthop === 'string' && nexthop.includes(':') !== (family === 6) && family !== undefined) throw new GnmiError('INVALID_ARGUMENT', `rule ${policy}/${seq}: next-hop ${nexthop} is not of the rule's address family`);
+    const spec: PinSpec | undefined = nexthop !== undefined || discard ? { source: 'openconfig', match, idleTimeoutS: 0, hardTimeoutS: 0, persistent: true, priority: 0, ...(nexthop === undefined || discard ? {} : { nexthop: String(nexthop) }) } : undefined;
+    return { policy, seq, spec, family };
   }
 
-  /** Validates the staged configuration, checks capacity, then makes it the running one. */
-  private commit(staged: Store): void {
+  /**
+   * Checks the configuration a transaction left (`changed`: the paths it wrote or removed),
+   * checks capacity, then brings the switch in line with it; throws (and the transaction is
+   * undone) where it is not valid. Only the rules under a changed path are looked at, unless
+   * a policy, its type or where it is applied changed.
+   */
+  private commit(changed: readonly (readonly PathElem[])[]): void {
     const pf = [...this.ni, { name: 'policy-forwarding' }];
-    const policies = new Map<string, Scalar | undefined>();
-    const applied = new Set<string>();
-    for (const l of staged.values()) {
-      if (!under(l.elems, pf)) continue;
-      const rest = l.elems.slice(pf.length).map((e) => e.name).join('/');
-      if (rest.startsWith('policies/policy')) {
-        const id = l.elems[pf.length + 1]?.key?.['policy-id'] ?? '';
-        if (!policies.has(id)) policies.set(id, undefined);
-        if (rest === 'policies/policy/config/type') policies.set(id, l.value);
+    const ruleDepth = pf.length + 4;
+    let all = false;
+    const touched = new Map<PathElem, PathElem[]>();
+    for (const c of changed) {
+      const known = c[ruleDepth - 1];
+      if (known !== undefined && touched.has(known)) continue;
+      if (c.length < pf.length) {
+        if (under(pf, c)) all = true;
+        continue;
       }
+      if (!under(c, pf)) continue;
+      if (c.length >= ruleDepth && c[pf.length]?.name === 'policies' && c[ruleDepth - 2]?.name === 'rules' && c[ruleDepth - 1]?.name === 'rule') {
+        touched.set(c[ruleDepth - 1] as PathElem, c.slice(0, ruleDepth));
+      } else all = true;
     }
-    for (const l of staged.values()) {
-      if (!under(l.elems, pf) || l.elems.at(-1)?.name !== 'apply-forwarding-policy') continue;
-      const id = String(l.value);
-      const iface = l.elems[pf.length + 1]?.key?.['interface-id'] ?? '';
+    const policies = new Map<string, Scalar | undefined>();
+    for (const p of this.store.nodes([...pf, { name: 'policies' }, { name: 'policy', key: { 'policy-id': '*' } }])) {
+      policies.set(p.at(-1)?.key?.['policy-id'] ?? '', this.store.get([...p, { name: 'config' }, { name: 'type' }])?.value);
+    }
+    const applied = new Set<string>();
+    for (const i of this.store.nodes([...pf, { name: 'interfaces' }, { name: 'interface', key: { 'interface-id': '*' } }])) {
+      const v = this.store.get([...i, { name: 'config' }, { name: 'apply-forwarding-policy' }])?.value;
+      if (v === undefined) continue;
+      const id = String(v);
+      const iface = i.at(-1)?.key?.['interface-id'] ?? '';
       // A leafref: the policy must exist, and be usable for forwarding actions.
       if (!policies.has(id)) throw new GnmiError('INVALID_ARGUMENT', `interface ${iface}: apply-forwarding-policy '${id}' names no policy`);
       if (policies.get(id) === 'VRF_SELECTION_POLICY') throw new GnmiError('INVALID_ARGUMENT', `interface ${iface}: policy '${id}' is a VRF_SELECTION_POLICY`);
       if (iface === this.sw.options.uplink.interface) applied.add(id);
     }
-    const rules = this.rules(staged);
+    const application = JSON.stringify([[...policies.keys()].sort(), [...applied].sort()]);
+    if (application !== this.application) all = true;
+
+    // The rules to look at, and the pins they would program.
+    const entries = all ? [...policies.keys()].flatMap((id) => this.store.nodes([...pf, { name: 'policies' }, { name: 'policy', key: { 'policy-id': id } }, { name: 'rules' }, { name: 'rule', key: { 'sequence-id': '*' } }])) : [...touched.values()];
     const desired = new Map<string, PinSpec>();
-    for (const r of rules) if (r.spec !== undefined && applied.has(r.policy)) desired.set(ruleName(r.policy, r.seq), r.spec);
-    const groups = this.groupsOf(staged);
+    const looked = new Set<string>();
+    for (const entry of entries) {
+      const r = this.ruleView(entry);
+      const name = ruleName(entry[4]?.key?.['policy-id'] ?? '', Number(entry.at(-1)?.key?.['sequence-id']));
+      looked.add(name);
+      if (r?.spec !== undefined && applied.has(r.policy)) desired.set(name, r.spec);
+    }
+    const groups = this.groupsOf();
 
     // Capacity: new entries must fit in what is free, counting entries still being programmed.
     const current = new Map<string, PinEntry>();
-    for (const e of this.sw.pins.all()) if (e.source === 'openconfig' && e.name.startsWith(PIN_PREFIX)) current.set(e.name, e);
+    if (all) {
+      for (const e of this.sw.pins.all()) if (e.source === 'openconfig' && e.name.startsWith(PIN_PREFIX)) current.set(e.name, e);
+    } else {
+      for (const name of looked) {
+        const e = this.sw.pins.get(name);
+        if (e !== undefined && e.source === 'openconfig') current.set(name, e);
+      }
+    }
     const removed = [...current.values()].filter((e) => !desired.has(e.name) || !sameSpec(e, desired.get(e.name) as PinSpec));
     const added = [...desired].filter(([name, spec]) => !current.has(name) || !sameSpec(current.get(name) as PinEntry, spec));
-    const removedNames = new Set(removed.map((e) => e.name));
-    const pendingOthers = this.sw.pins.all().filter((e) => e.status === 'pending' && !removedNames.has(e.name)).length;
+    const pendingOthers = this.sw.pins.pending - removed.filter((e) => e.status === 'pending').length;
     const room = this.sw.pins.free + removed.filter((e) => e.status === 'programmed').length - pendingOthers;
     if (added.length > room) throw new GnmiError('RESOURCE_EXHAUSTED', `pin table full: ${added.length} rules to program, ${Math.max(0, room)} entries free`);
 
-    this.store = staged;
-    stores.set(this.sw, staged);
+    this.application = application;
     const now = this.sw.now();
     for (const e of removed) this.sw.pins.remove(e.name);
     for (const [name, spec] of added) this.sw.pins.upsert(name, spec, now);
@@ -497,18 +569,15 @@ export class OpenConfigModel {
     for (const v of [...this.sw.vips.keys()]) if (!groups.has(v)) for (const m of this.sw.vips.get(v)?.group.members() ?? []) this.sw.groupRemove(v, m);
   }
 
-  /** VIP -> next-hop addresses of the STATIC routes in `store`. */
-  private groupsOf(store: Store): Map<string, string[]> {
-    const base = this.staticBase;
+  /** VIP -> next-hop addresses of the STATIC routes. */
+  private groupsOf(): Map<string, string[]> {
     const out = new Map<string, string[]>();
-    for (const l of store.values()) {
-      if (!under(l.elems, base) || l.elems.length <= base.length) continue;
-      const prefix = l.elems[base.length]?.key?.['prefix'] ?? '';
+    for (const [prefix, hops] of this.statics()) {
       const [addr = '', len] = prefix.split('/');
       if (len !== (addr.includes(':') ? '128' : '32')) throw new GnmiError('UNIMPLEMENTED', `static route ${prefix}: this target routes host prefixes (VIPs) only`);
       const list = out.get(addr) ?? [];
       out.set(addr, list);
-      if (l.elems.at(-1)?.name === 'next-hop' && l.elems.at(-2)?.name === 'config' && !list.includes(String(l.value))) list.push(String(l.value));
+      for (const a of hops.values()) if (!list.includes(a)) list.push(a);
     }
     return out;
   }

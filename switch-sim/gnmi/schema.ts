@@ -6,9 +6,21 @@
 // openconfig-local-routing (4.1.0), the resource utilization of openconfig-platform
 // (0.32.0) and the neighbour tables of openconfig-if-ip (3.x: /interfaces/interface/
 // subinterfaces/subinterface/ipv4|ipv6/neighbors/neighbor[ip], config ip and
-// link-layer-address, state origin; served as state only). Paths are checked against it: an element it does not have is not implemented
-// (UNIMPLEMENTED), a key of the wrong name or type is invalid (INVALID_ARGUMENT), as the
-// gNMI specification's Get and Subscribe behaviour tables (3.3.4, 3.5.2.4) ask.
+// link-layer-address, state origin; served as state only). Paths are checked against it: in a
+// Get or Subscribe an element it does not have is not implemented (UNIMPLEMENTED), as the
+// gNMI specification's behaviour tables ask (3.3.4, 3.5.2.4); in a Set's update, replace or
+// union_replace it is a path that is not valid (NOT_FOUND, 3.4.7); a key of the wrong name or
+// type is invalid (INVALID_ARGUMENT).
+//
+// Each node carries the module whose namespace it is in, for JSON_IETF member names (RFC 7951
+// section 4). A node defined in a grouping takes the namespace of the module where the
+// grouping is used (RFC 7950 section 7.13), an augment's nodes that of the augmenting module
+// (7.17): openconfig-network-instance brings in policy-forwarding by `uses
+// oc-pf:policy-forwarding-top` (whose rules bring in ipv4, ipv6 and transport by `uses
+// oc-pmatch:...-fields-top`) and static-routes by `uses oc-loc-rt:local-static-top`, so all of
+// them are openconfig-network-instance's (openconfig-local-routing-network-instance's augment
+// names the path `oc-ni:static-routes/oc-ni:static` accordingly); openconfig-if-ip augments
+// subinterfaces with ipv4 and ipv6.
 
 import { isIP } from 'node:net';
 import { canonicalIp } from '../../mirror-receiver/addr.js';
@@ -95,12 +107,14 @@ const COUNTER = (name: string): LeafMaker => leaf(name, { t: 'uint64' }, { count
 
 const ruleNode = list('rule', [{ name: 'sequence-id', type: { t: 'uint', max: 0xffffffff } }], [
   ...configState([leaf('sequence-id', { t: 'uint', max: 0xffffffff }), leaf('description', STRING)], [COUNTER('matched-pkts'), COUNTER('matched-octets')]),
-  container('ipv4', configState([leaf('source-address', { t: 'ip-prefix', family: 4 }), leaf('destination-address', { t: 'ip-prefix', family: 4 }), leaf('protocol', { t: 'ip-protocol' })]), { module: 'openconfig-packet-match' }),
-  container('ipv6', configState([leaf('source-address', { t: 'ip-prefix', family: 6 }), leaf('destination-address', { t: 'ip-prefix', family: 6 }), leaf('protocol', { t: 'ip-protocol' })]), { module: 'openconfig-packet-match' }),
-  container('transport', configState([leaf('source-port', { t: 'port' }), leaf('destination-port', { t: 'port' })]), { module: 'openconfig-packet-match' }),
+  // Groupings of openconfig-packet-match, used here: openconfig-network-instance's nodes.
+  container('ipv4', configState([leaf('source-address', { t: 'ip-prefix', family: 4 }), leaf('destination-address', { t: 'ip-prefix', family: 4 }), leaf('protocol', { t: 'ip-protocol' })])),
+  container('ipv6', configState([leaf('source-address', { t: 'ip-prefix', family: 6 }), leaf('destination-address', { t: 'ip-prefix', family: 6 }), leaf('protocol', { t: 'ip-protocol' })])),
+  container('transport', configState([leaf('source-port', { t: 'port' }), leaf('destination-port', { t: 'port' })])),
   container('action', configState([leaf('next-hop', { t: 'ip-address' }), leaf('discard', { t: 'bool' })])),
 ]);
 
+/** openconfig-policy-forwarding's grouping policy-forwarding-top, as used in a network instance (its namespace). */
 const policyForwarding = container('policy-forwarding', [
   container('policies', [
     list('policy', [{ name: 'policy-id', type: STRING }], [
@@ -111,17 +125,18 @@ const policyForwarding = container('policy-forwarding', [
   container('interfaces', [
     list('interface', [{ name: 'interface-id', type: STRING }], configState([leaf('interface-id', STRING), leaf('apply-forwarding-policy', STRING)])),
   ]),
-], { module: 'openconfig-policy-forwarding' });
+]);
 
 const protocols = container('protocols', [
   list('protocol', [{ name: 'identifier', type: { t: 'identity', module: 'openconfig-policy-types', values: INSTALL_PROTOCOLS } }, { name: 'name', type: STRING }], [
     ...configState([leaf('identifier', { t: 'identity', module: 'openconfig-policy-types', values: INSTALL_PROTOCOLS }), leaf('name', STRING)]),
+    // openconfig-local-routing's grouping local-static-top, used here (this namespace).
     container('static-routes', [
       list('static', [{ name: 'prefix', type: { t: 'ip-prefix' } }], [
         ...configState([leaf('prefix', { t: 'ip-prefix' })]),
         container('next-hops', [list('next-hop', [{ name: 'index', type: STRING }], configState([leaf('index', STRING), leaf('next-hop', { t: 'ip-address' })]))]),
       ]),
-    ], { module: 'openconfig-local-routing' }),
+    ]),
   ]),
 ]);
 
@@ -238,10 +253,11 @@ export interface Resolved {
 }
 
 /**
- * Resolves elements against the schema. Unknown names are UNIMPLEMENTED; keys on a node
- * that has none, unknown key names, key values of the wrong type are INVALID_ARGUMENT.
+ * Resolves elements against the schema. Unknown names answer `unknown` (UNIMPLEMENTED for a
+ * read, 3.3.4; NOT_FOUND for a write, 3.4.7); keys on a node that has none, unknown key
+ * names, key values of the wrong type are INVALID_ARGUMENT.
  */
-export function resolve(elems: readonly PathElem[], where: string): Resolved {
+export function resolve(elems: readonly PathElem[], where: string, unknown: 'UNIMPLEMENTED' | 'NOT_FOUND' = 'UNIMPLEMENTED'): Resolved {
   let node = ROOT;
   const nodes: SchemaNode[] = [];
   const out: PathElem[] = [];
@@ -250,7 +266,7 @@ export function resolve(elems: readonly PathElem[], where: string): Resolved {
     if (e.name === '' ) throw bad(where, 'empty path element');
     if (e.name === '*' || e.name === '...') throw new GnmiError('UNIMPLEMENTED', `${where}: wildcard path element '${e.name}' is not implemented; use key wildcards`);
     const child = node.children.get(unqualified(e.name));
-    if (child === undefined) throw new GnmiError('UNIMPLEMENTED', `${where}: '${e.name}' is not implemented under /${nodes.map((n) => n.name).join('/')}`);
+    if (child === undefined) throw new GnmiError(unknown, `${where}: '${e.name}' is ${unknown === 'NOT_FOUND' ? 'not in the model' : 'not implemented'} under /${nodes.map((n) => n.name).join('/')}`);
     const keys = e.key ?? {};
     const names = Object.keys(keys);
     if (child.kind !== 'list' && names.length > 0) throw bad(where, `'${child.name}' is not a list and takes no keys`);
@@ -264,8 +280,12 @@ export function resolve(elems: readonly PathElem[], where: string): Resolved {
         canon[k] = v;
       } else canon[k] = String(checkValue(spec.type, v, `${where} key ${k}`));
     }
-    if (child.kind === 'list' && names.length < child.keys.length) wildcard = true;
-    out.push(names.length > 0 ? { name: child.name, key: canon } : { name: child.name });
+    // A list's keys not given match any entry: they are given as '*'.
+    if (child.kind === 'list' && names.length < child.keys.length) {
+      wildcard = true;
+      for (const k of child.keys) canon[k.name] ??= '*';
+    }
+    out.push(child.kind === 'list' ? { name: child.name, key: canon } : { name: child.name });
     nodes.push(child);
     node = child;
   }

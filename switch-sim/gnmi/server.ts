@@ -12,8 +12,9 @@ import { Server, ServerCredentials, status, type Metadata, type ServerDuplexStre
 import { GNMI_VERSION, gnmiProto, joinPath, pathToString, type CapabilityRequest, type CapabilityResponse, type Encoding, type Extension, type GetRequest, type GetResponse, type Notification, type Path, type PathElem, type SetRequest, type SetResponse, type SubscribeRequest, type SubscribeResponse, type Subscription, type SubscriptionList, type TypedValue, type Update } from '../../proto/gnmi.js';
 import { delay, FaultInjector } from '../faults.js';
 import type { SimSwitch } from '../sim-switch.js';
-import { checkOrigin, GnmiError, OpenConfigModel, under, type Leaf } from './model.js';
-import { nodeByNames, resolve } from './schema.js';
+import { checkOrigin, GnmiError, OpenConfigModel, type Leaf } from './model.js';
+import { nodeByNames, resolve, type SchemaNode } from './schema.js';
+import { elemText } from './store.js';
 
 export interface GnmiServerOptions {
   host: string;
@@ -29,17 +30,45 @@ export interface GnmiServerOptions {
   changeScanMs?: number;
   /** Shortest SAMPLE interval the target supports, ms (also used for sample_interval 0). */
   minSampleMs?: number;
+  /**
+   * The device's clock, which stream subscriptions sample and scan on: by default the
+   * machine's. A simulated switch on a virtual clock samples on that clock.
+   */
+  clock?: DeviceClock;
 }
 
+export interface DeviceClock {
+  now(): number;
+  /** Runs `fn` every `ms` until the returned function is called. */
+  every(ms: number, fn: () => void): () => void;
+}
+
+const REAL_CLOCK: DeviceClock = {
+  now: () => Date.now(),
+  every: (ms, fn) => {
+    const t = setInterval(fn, ms);
+    return () => clearInterval(t);
+  },
+};
+
+/** Most updates in one notification of a Subscribe stream. */
+const NOTIFICATION_UPDATES = 1000;
 const nowNs = (): string => (BigInt(Date.now()) * 1_000_000n).toString();
 const leafKey = (elems: PathElem[]): string => pathToString({ elem: elems });
 const ENCODINGS: readonly Encoding[] = ['JSON', 'JSON_IETF', 'PROTO'];
 
-/** Models the target announces (name, organization, version as in openconfig/public). */
+/**
+ * Models the target announces (gNMI 3.2.2: name, organization and version, as in their
+ * `organization` and `oc-ext:openconfig-version` statements in openconfig/public), including
+ * the modules whose identities appear in values (RFC 7951 6.8: IP_TCP of
+ * openconfig-packet-match-types, STATIC of openconfig-policy-types).
+ */
 export const SUPPORTED_MODELS = [
   { name: 'openconfig-network-instance', organization: 'OpenConfig working group', version: '4.7.0' },
   { name: 'openconfig-policy-forwarding', organization: 'OpenConfig working group', version: '1.2.0' },
   { name: 'openconfig-packet-match', organization: 'OpenConfig working group', version: '2.3.0' },
+  { name: 'openconfig-packet-match-types', organization: 'OpenConfig working group', version: '1.3.4' },
+  { name: 'openconfig-policy-types', organization: 'OpenConfig working group', version: '3.3.0' },
   { name: 'openconfig-local-routing', organization: 'OpenConfig working group', version: '4.1.0' },
   { name: 'openconfig-platform', organization: 'OpenConfig working group', version: '0.32.0' },
 ];
@@ -48,6 +77,18 @@ class RpcFailure extends Error {
   constructor(readonly code: status, message: string) {
     super(message);
   }
+}
+
+/** A leaf's JSON value (RFC 7951 conventions for JSON_IETF). */
+function jsonValue(l: Leaf, enc: 'JSON' | 'JSON_IETF'): unknown {
+  const t = l.node.type?.t;
+  const v = l.value;
+  if (enc === 'JSON') return v;
+  // RFC 7951 6.1: 64-bit integers (counter64, uint64) as strings; 6.8: identities with their module.
+  if (t === 'uint64' && typeof v === 'number') return String(v);
+  if (l.node.type?.t === 'identity' && typeof v === 'string') return `${l.node.type.module}:${v}`;
+  if (t === 'ip-protocol' && typeof v === 'string') return `openconfig-packet-match-types:${v}`;
+  return v;
 }
 
 /** A value in the requested encoding (gNMI 2.3): RFC 7951 for JSON_IETF, scalar TypedValues for PROTO. */
@@ -59,28 +100,17 @@ export function encodeValue(l: Leaf, enc: Encoding): TypedValue {
     if (typeof v === 'number' && (t === 'uint' || t === 'uint64' || t === 'port' || t === 'ip-protocol')) return { uint_val: String(v) };
     return { string_val: String(v) };
   }
-  let json: unknown = v;
-  if (enc === 'JSON_IETF') {
-    // RFC 7951 6.1: 64-bit integers (counter64, uint64) as strings; 6.8: identities with their module.
-    if (t === 'uint64' && typeof v === 'number') json = String(v);
-    if (l.node.type?.t === 'identity' && typeof v === 'string') json = `${l.node.type.module}:${v}`;
-    if (t === 'ip-protocol' && typeof v === 'string') json = `openconfig-packet-match-types:${v}`;
-  }
-  return enc === 'JSON' ? { json_val: Buffer.from(JSON.stringify(json)) } : { json_ietf_val: Buffer.from(JSON.stringify(json)) };
-}
-
-/** The JSON value of a leaf in the encoding (bare, RFC 7951 conventions for JSON_IETF). */
-function jsonOf(l: Leaf, enc: Encoding): unknown {
-  const v = encodeValue(l, enc);
-  return JSON.parse(Buffer.from(v.json_ietf_val ?? v.json_val ?? '').toString('utf8')) as unknown;
+  const json = Buffer.from(JSON.stringify(jsonValue(l, enc === 'JSON' ? 'JSON' : 'JSON_IETF')));
+  return enc === 'JSON' ? { json_val: json } : { json_ietf_val: json };
 }
 
 /**
- * Leaves under one data node as its JSON subtree (gNMI 2.3.1: a node with children is sent as
- * one serialised JSON entity), lists as arrays of entries with their keys (RFC 7951 5.4),
- * member names module-qualified where the module changes (JSON_IETF, RFC 7951 4).
+ * Leaves under one data node (`parent`, at `depth`) as its JSON subtree (gNMI 2.3.1: a node
+ * with children is sent as one serialised JSON entity), lists as arrays of entries with their
+ * keys (RFC 7951 5.4), member names module-qualified where the module changes (JSON_IETF,
+ * RFC 7951 4).
  */
-function subtree(leaves: Leaf[], depth: number, enc: Encoding, parentModule: string): Record<string, unknown> {
+function subtree(leaves: Leaf[], depth: number, enc: 'JSON' | 'JSON_IETF', parent: SchemaNode): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   const groups = new Map<string, Leaf[]>();
   for (const l of leaves) {
@@ -90,28 +120,29 @@ function subtree(leaves: Leaf[], depth: number, enc: Encoding, parentModule: str
     else groups.set(name, [l]);
   }
   for (const [name, group] of groups) {
-    const node = nodeByNames((group[0] as Leaf).elems.slice(0, depth + 1).map((e) => e.name));
+    const node = parent.children.get(name);
     if (node === undefined) continue;
-    const member = enc === 'JSON_IETF' && node.module !== parentModule ? `${node.module}:${name}` : name;
+    const member = enc === 'JSON_IETF' && node.module !== parent.module ? `${node.module}:${name}` : name;
     if (node.kind === 'leaf') {
-      out[member] = jsonOf(group[0] as Leaf, enc);
+      out[member] = jsonValue(group[0] as Leaf, enc);
     } else if (node.kind === 'list') {
-      const entries = new Map<string, Leaf[]>();
+      const entries = new Map<string, { elem: PathElem; leaves: Leaf[] }>();
       for (const l of group) {
-        const k = JSON.stringify(l.elems[depth]?.key ?? {});
+        const elem = l.elems[depth] as PathElem;
+        const k = elemText(elem);
         const e = entries.get(k);
-        if (e) e.push(l);
-        else entries.set(k, [l]);
+        if (e) e.leaves.push(l);
+        else entries.set(k, { elem, leaves: [l] });
       }
-      out[member] = [...entries].map(([k, ls]) => {
-        const entry = subtree(ls.filter((l) => l.elems.length > depth + 1), depth + 1, enc, node.module);
-        for (const [kn, kv] of Object.entries(JSON.parse(k) as Record<string, string>)) {
+      out[member] = [...entries.values()].map(({ elem, leaves: ls }) => {
+        const entry = subtree(ls.filter((l) => l.elems.length > depth + 1), depth + 1, enc, node);
+        for (const [kn, kv] of Object.entries(elem.key ?? {})) {
           if (entry[kn] === undefined) entry[kn] = node.keys.find((x) => x.name === kn)?.type.t === 'uint' ? Number(kv) : kv;
         }
         return entry;
       });
     } else {
-      out[member] = subtree(group, depth + 1, enc, node.module);
+      out[member] = subtree(group, depth + 1, enc, node);
     }
   }
   return out;
@@ -122,16 +153,19 @@ function updatesFor(matching: Leaf[], q: PathElem[], enc: Encoding, strip: numbe
   const node = nodeByNames(q.map((e) => e.name));
   if (enc === 'PROTO' || node === undefined || node.kind === 'leaf') return matching.map((l) => ({ path: { elem: l.elems.slice(strip) }, val: encodeValue(l, enc) }));
   // One update per concrete node the query names (wildcard keys filled in from the data).
+  // Leaves of one node differ from those of another only at the query's wildcard positions.
+  const wild = q.flatMap((e, i) => (Object.values(e.key ?? {}).includes('*') ? [i] : []));
   const byNode = new Map<string, Leaf[]>();
   for (const l of matching) {
-    const k = leafKey(l.elems.slice(0, q.length));
+    let k = '';
+    for (const i of wild) k += `${elemText(l.elems[i] as PathElem)}/`;
     const g = byNode.get(k);
     if (g) g.push(l);
     else byNode.set(k, [l]);
   }
   return [...byNode.values()].map((ls) => {
     const at = (ls[0] as Leaf).elems.slice(0, q.length);
-    const value = subtree(ls, q.length, enc, node.module);
+    const value = subtree(ls, q.length, enc === 'JSON' ? 'JSON' : 'JSON_IETF', node);
     const buf = Buffer.from(JSON.stringify(value));
     return { path: { elem: at.slice(strip) }, val: enc === 'JSON' ? { json_val: buf } : { json_ietf_val: buf } };
   });
@@ -278,9 +312,14 @@ export class GnmiServer {
   /** Resolves a Get/Subscribe path: syntax and schema errors throw; returns the query elements. */
   private query(prefix: Path | undefined, p: Path | undefined): PathElem[] {
     const joined = joinPath(prefix, p);
-    const where = pathToString({ elem: joined });
-    checkOrigin(prefix, p, where);
-    return resolve(joined, where).elems;
+    // The path's text is made only for an error (a readback names thousands of paths).
+    try {
+      checkOrigin(prefix, p, '');
+      return resolve(joined, '').elems;
+    } catch (err) {
+      if (err instanceof GnmiError) throw new GnmiError(err.status, `${pathToString({ elem: joined })}${err.message}`);
+      throw err;
+    }
   }
 
   private get(req: GetRequest): GetResponse {
@@ -288,10 +327,11 @@ export class GnmiServer {
     const enc = checkEncoding(req.encoding);
     const paths = (req.path ?? []).length > 0 ? (req.path ?? []) : [{}];
     const queries = paths.map((p) => this.query(req.prefix, p));
-    const all = this.model.leaves(req.type ?? 'ALL', queries);
     const { prefix, strip } = responsePrefix(req.prefix);
-    const notification: Notification[] = queries.map((q) => {
-      const matching = all.filter((l) => under(l.elems, q));
+    // Each path read on its own: what it names, whatever else the target holds.
+    const each = this.model.leavesEach(req.type ?? 'ALL', queries);
+    const notification: Notification[] = queries.map((q, i) => {
+      const matching = each[i] ?? [];
       if (matching.length === 0) throw new GnmiError('NOT_FOUND', `${pathToString({ elem: q })}: no data`);
       return { timestamp: nowNs(), ...(prefix ? { prefix } : {}), update: updatesFor(matching, q, enc, strip) };
     });
@@ -308,12 +348,12 @@ export class GnmiServer {
 
   private subscribe(call: ServerDuplexStream<SubscribeRequest, SubscribeResponse>): void {
     this.stats.subscribe++;
-    const timers: NodeJS.Timeout[] = [];
+    const timers: (() => void)[] = [];
     let ended = false;
     const end = (err?: unknown): void => {
       if (ended) return;
       ended = true;
-      timers.forEach((t) => clearInterval(t));
+      timers.forEach((cancel) => cancel());
       this.streams.delete(end);
       if (err !== undefined) {
         this.stats.errors++;
@@ -329,11 +369,17 @@ export class GnmiServer {
     let enc: Encoding = 'JSON';
     let respPrefix: { prefix?: Path; strip: number } = { strip: 0 };
     const matching = (q: PathElem[]): Leaf[] => this.model.leaves('ALL', [q]);
+    // Updates taken at one time are bundled (3.5.2.1), at most NOTIFICATION_UPDATES a notification.
     const send = (ls: Leaf[], deleted: PathElem[][] = []): void => {
       if (ended || (ls.length === 0 && deleted.length === 0)) return;
       const { prefix, strip } = respPrefix;
-      call.write({ update: { timestamp: nowNs(), ...(prefix ? { prefix } : {}), update: ls.map((l) => ({ path: { elem: l.elems.slice(strip) }, val: encodeValue(l, enc) })), delete: deleted.map((elem) => ({ elem: elem.slice(strip) })) } });
+      const timestamp = nowNs();
+      for (let at = 0; at === 0 || at < ls.length; at += NOTIFICATION_UPDATES) {
+        const update = ls.slice(at, at + NOTIFICATION_UPDATES).map((l) => ({ path: { elem: l.elems.slice(strip) }, val: encodeValue(l, enc) }));
+        call.write({ update: { timestamp, ...(prefix ? { prefix } : {}), update, delete: at === 0 ? deleted.map((elem) => ({ elem: elem.slice(strip) })) : [] } });
+      }
     };
+    const all = (): Leaf[] => this.model.leavesEach('ALL', queries.map((x) => x.q)).flat();
 
     call.on('data', (req: SubscribeRequest) => {
       try {
@@ -349,13 +395,13 @@ export class GnmiServer {
           if (mode === 'STREAM') for (const { sub } of queries) this.checkStreamSub(sub);
           list = l;
           respPrefix = responsePrefix(l.prefix);
-          if (!l.updates_only) for (const { q } of queries) send(matching(q));
+          if (!l.updates_only) send(all());
           call.write({ sync_response: true });
           if (mode === 'ONCE') return end();
           if (mode === 'STREAM') for (const { sub, q } of queries) this.stream(sub, q, matching, send, timers);
         } else if (req.poll !== undefined && req.poll !== null) {
           if (list === undefined || list.mode !== 'POLL') throw new GnmiError('INVALID_ARGUMENT', 'poll without a POLL subscription');
-          for (const { q } of queries) send(matching(q));
+          send(all());
           call.write({ sync_response: true });
         } else {
           throw new GnmiError('INVALID_ARGUMENT', list === undefined ? 'the first message must be a subscription list' : 'only polls may follow the subscription list');
@@ -378,21 +424,30 @@ export class GnmiServer {
     if (mode === 'TARGET_DEFINED' && interval !== 0n) throw new GnmiError('INVALID_ARGUMENT', 'TARGET_DEFINED subscriptions take no sample_interval');
   }
 
-  private stream(sub: Subscription, q: PathElem[], matching: (q: PathElem[]) => Leaf[], send: (ls: Leaf[], deleted?: PathElem[][]) => void, timers: NodeJS.Timeout[]): void {
+  private stream(sub: Subscription, q: PathElem[], matching: (q: PathElem[]) => Leaf[], send: (ls: Leaf[], deleted?: PathElem[][]) => void, timers: (() => void)[]): void {
     const mode = sub.mode ?? 'TARGET_DEFINED';
     const toMs = (ns: bigint): number => Number(ns / 1_000_000n);
     const heartbeatMs = toMs(BigInt(sub.heartbeat_interval ?? 0));
+    const clock = this.options.clock ?? REAL_CLOCK;
+    const every = (ms: number, fn: () => void): (() => void) => clock.every(ms, fn);
+    if (mode === 'SAMPLE' && sub.suppress_redundant !== true) {
+      // Every leaf, every interval: nothing to remember between samples (deletes are
+      // optional in SAMPLE mode, 3.5.2.3).
+      const interval = BigInt(sub.sample_interval ?? 0);
+      timers.push(every(interval === 0n ? toMs(this.minSampleNs()) : Math.max(1, toMs(interval)), () => send(matching(q))));
+      return;
+    }
     let last = new Map<string, Leaf>(matching(q).map((l) => [leafKey(l.elems), l]));
-    let lastFull = Date.now();
+    let lastFull = clock.now();
     const tick = (changedOnly: boolean): void => {
       const cur = new Map(matching(q).map((l) => [leafKey(l.elems), l]));
       const deleted = [...last.keys()].filter((k) => !cur.has(k)).map((k) => (last.get(k) as Leaf).elems);
-      const heartbeat = heartbeatMs > 0 && Date.now() - lastFull >= heartbeatMs;
+      const heartbeat = heartbeatMs > 0 && clock.now() - lastFull >= heartbeatMs;
       last = new Map([...cur].map(([k, l]) => [k, l]));
       const prev = new Map(lastSeen);
       for (const [k, l] of cur) lastSeen.set(k, l.value);
       if (!changedOnly || heartbeat) {
-        lastFull = Date.now();
+        lastFull = clock.now();
         send([...cur.values()], deleted);
         return;
       }
@@ -403,12 +458,12 @@ export class GnmiServer {
       const interval = BigInt(sub.sample_interval ?? 0);
       const ms = interval === 0n ? toMs(this.minSampleNs()) : Math.max(1, toMs(interval));
       // suppress_redundant: only leaves that changed, except once per heartbeat interval (3.5.1.5.2).
-      timers.push(setInterval(() => tick(sub.suppress_redundant === true), ms));
+      timers.push(every(ms, () => tick(true)));
       return;
     }
     // ON_CHANGE (and TARGET_DEFINED, where every leaf is reported on change): scan for
     // changed and deleted leaves; with a heartbeat, everything again once per interval.
-    timers.push(setInterval(() => tick(true), Math.min(this.options.changeScanMs ?? 50, heartbeatMs > 0 ? heartbeatMs : Infinity)));
+    timers.push(every(Math.min(this.options.changeScanMs ?? 50, heartbeatMs > 0 ? heartbeatMs : Infinity), () => tick(true)));
   }
 }
 
