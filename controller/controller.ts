@@ -354,11 +354,12 @@ export class Controller {
     const what = rt.onSegment(ev.tuple, ev.dst, ev.flags, { src: ev.src, srcMac: ev.srcMac, port: ev.port });
     this.metrics.events.inc({ switch: rt.name, kind: what });
     if (what === 'shed') this.metrics.shed.inc({ switch: rt.name });
-    if (what === 'syn' || what === 'end') this.stateDirty = true;
-    if ((what === 'syn' || what === 'end') && this.store !== undefined) {
-      // Journaled when seen, before its look-up (and when it ends): a kill loses only the last group commit.
-      const key = what === 'end' && rt.vips.has(ev.src) ? flowKey(rt.id, reverseTuple(ev.tuple)) : flowKey(rt.id, ev.tuple);
-      this.journal.push({ switchName: rt.name, vip: '', nexthop: '', key, ...(what === 'end' ? { ended: true } : {}) });
+    if (what === 'syn' || what === 'end' || what === 'half-close') this.stateDirty = true;
+    if ((what === 'syn' || what === 'end' || what === 'half-close') && this.store !== undefined) {
+      // Journaled when seen, before its look-up (and when it half-closes or ends): a kill loses only the last group commit.
+      const fromServer = rt.vips.has(ev.src);
+      const key = what !== 'syn' && fromServer ? flowKey(rt.id, reverseTuple(ev.tuple)) : flowKey(rt.id, ev.tuple);
+      this.journal.push({ switchName: rt.name, vip: '', nexthop: '', key, ...(what === 'end' ? { ended: true } : what === 'half-close' ? { half: fromServer ? 'server' : 'client' } : {}) });
       this.journalSoon();
     }
   }
@@ -650,6 +651,7 @@ export class Controller {
         for (const [sw, keys] of unresolved) yield { switchName: names.get(sw) ?? '', vip: '', nexthop: '', keys };
       },
       live: (key) => table.has(key),
+      halfClosedBy: (key) => table.halfClosedBy(key) ?? null,
     }, started);
     this.metrics.persistSeconds.observe({}, (performance.now() - t0) / 1000);
     this.log.debug({ flows: n }, 'state written');
@@ -696,6 +698,9 @@ export class Controller {
         }
         const fresh = this.flowTable.touch(key);
         if (id !== UNRESOLVED) this.flowTable.resolve(key, id);
+        // Half-closed when written: it still ends at the other side's FIN, not at one more of the same.
+        const half = saved.halfClosed.get(saved_);
+        if (half !== undefined && this.flowTable.halfClosedBy(key) === null) this.flowTable.fin(key, half);
         if (fresh) n++;
       }
     }

@@ -4,13 +4,15 @@
 // killed loses its writes in flight, as a process would. The file store is the production
 // implementation of the same interface.
 
-import type { ChangeDoc, FlowSource, JournalEntry, LoadedFlows, StateStore } from './state-store.js';
+import type { ChangeDoc, FlowSource, HalfClosed, JournalEntry, LoadedFlows, StateStore } from './state-store.js';
 
 interface Group {
   switchName: string;
   vip: string;
   nexthop: string;
   keys: string[];
+  /** Keys half-closed when written, and by which side. */
+  half?: [string, HalfClosed][];
 }
 
 /** What survives a restart. */
@@ -18,7 +20,7 @@ export class MemoryDisk {
   changes: ChangeDoc | undefined;
   snapshot: Group[] | undefined;
   savedAt: number | undefined;
-  journal: (Group | { ended: string } | { at: number })[] = [];
+  journal: (Group | { ended: string } | { at: number } | { halfClosed: string; side: HalfClosed })[] = [];
 }
 
 export class MemoryStateStore implements StateStore {
@@ -60,7 +62,12 @@ export class MemoryStateStore implements StateStore {
     for (const g of source.groups()) {
       const keys = [...g.keys].filter((k) => source.live(k));
       n += keys.length;
-      groups.push({ switchName: g.switchName, vip: g.vip, nexthop: g.nexthop, keys });
+      const half: [string, HalfClosed][] = [];
+      for (const k of keys) {
+        const side = source.halfClosedBy?.(k) ?? null;
+        if (side !== null) half.push([k, side]);
+      }
+      groups.push({ switchName: g.switchName, vip: g.vip, nexthop: g.nexthop, keys, ...(half.length > 0 ? { half } : {}) });
     }
     const cut = this.disk.journal.length;
     return this.write(() => {
@@ -71,7 +78,7 @@ export class MemoryStateStore implements StateStore {
   }
 
   appendFlows(flows: JournalEntry[], at: number): Promise<void> {
-    const entries = flows.map((f) => (f.ended === true ? { ended: f.key } : { switchName: f.switchName, vip: f.vip, nexthop: f.nexthop, keys: [f.key] }));
+    const entries = flows.map((f) => (f.ended === true ? { ended: f.key } : f.half !== undefined ? { halfClosed: f.key, side: f.half } : { switchName: f.switchName, vip: f.vip, nexthop: f.nexthop, keys: [f.key] }));
     return this.write(() => this.disk.journal.push({ at }, ...entries));
   }
 
@@ -82,13 +89,17 @@ export class MemoryStateStore implements StateStore {
   loadFlows(): LoadedFlows | undefined {
     const d = this.disk;
     if (d.snapshot === undefined && d.journal.length === 0) return undefined;
-    const out: LoadedFlows = { flows: (d.snapshot ?? []).map((g) => ({ ...g, keys: [...g.keys] })), ended: new Set(), savedAt: d.savedAt, journalUntil: undefined };
+    const out: LoadedFlows = { flows: (d.snapshot ?? []).map((g) => ({ switchName: g.switchName, vip: g.vip, nexthop: g.nexthop, keys: [...g.keys] })), ended: new Set(), halfClosed: new Map((d.snapshot ?? []).flatMap((g) => g.half ?? [])), savedAt: d.savedAt, journalUntil: undefined };
     for (const e of d.journal) {
       if ('at' in e) out.journalUntil = Math.max(out.journalUntil ?? 0, e.at);
       else if ('ended' in e) out.ended.add(e.ended);
+      else if ('halfClosed' in e) out.halfClosed.set(e.halfClosed, e.side);
       else {
-        for (const k of e.keys) out.ended.delete(k);
-        out.flows.push({ ...e, keys: [...e.keys] });
+        for (const k of e.keys) {
+          out.ended.delete(k);
+          out.halfClosed.delete(k);
+        }
+        out.flows.push({ switchName: e.switchName, vip: e.vip, nexthop: e.nexthop, keys: [...e.keys] });
       }
     }
     return out;

@@ -39,7 +39,12 @@ export interface FlowSource {
   groups(): Iterable<{ switchName: string; vip: string; nexthop: string; keys: Iterable<string> }>;
   /** Whether a key is still tracked when its turn to be written comes. */
   live(key: string): boolean;
+  /** Which side has closed its half of the connection (a FIN seen one way), if one has. */
+  halfClosedBy?(key: string): HalfClosed | null;
 }
+
+/** The side of a connection that has sent its FIN while the other still may send. */
+export type HalfClosed = 'client' | 'server';
 
 /** The change log: records per switch, and what flowpin watched of each switch's mirror. */
 export interface ChangeDoc {
@@ -54,6 +59,8 @@ export interface JournalEntry {
   nexthop: string;
   key: string;
   ended?: boolean;
+  /** A FIN seen from this side, the connection still open the other way. */
+  half?: HalfClosed;
 }
 
 export interface LoadedFlows {
@@ -61,6 +68,8 @@ export interface LoadedFlows {
   flows: { switchName: string; vip: string; nexthop: string; keys: string[] }[];
   /** Flow keys whose last journal line says they ended: not restored. */
   ended: Set<string>;
+  /** Flow keys half-closed when last written, and by which side. */
+  halfClosed: Map<string, HalfClosed>;
   savedAt: number | undefined;
   /** The last time the journal shows flowpin watching (the head of its last durable group commit). */
   journalUntil: number | undefined;
@@ -106,7 +115,7 @@ export function loadState(store: ChangeLog & FlowStore): LoadedState | undefined
   const c = store.loadChanges();
   const f = store.loadFlows();
   if (c === undefined && f === undefined) return undefined;
-  return { changes: c?.changes ?? {}, watch: c?.watch ?? {}, flows: f?.flows ?? [], ended: f?.ended ?? new Set(), savedAt: f?.savedAt, journalUntil: f?.journalUntil };
+  return { changes: c?.changes ?? {}, watch: c?.watch ?? {}, flows: f?.flows ?? [], ended: f?.ended ?? new Set(), halfClosed: f?.halfClosed ?? new Map(), savedAt: f?.savedAt, journalUntil: f?.journalUntil };
 }
 
 const SLICE = 2000;
@@ -269,6 +278,8 @@ export class FileStateStore implements StateStore {
         for (const key of g.keys) {
           if (!source.live(key)) continue;
           lines.push(encodeKey(key));
+          const half = source.halfClosedBy?.(key) ?? null;
+          if (half !== null) lines.push(`${HALF_MARK[half]}${encodeKey(key)}`);
           n++;
           if (lines.length >= SLICE) await flush();
         }
@@ -301,7 +312,7 @@ export class FileStateStore implements StateStore {
     const hasFlows = existsSync(this.where);
     const journals = [`${this.journal}.prev`, this.journal].filter((f) => existsSync(f));
     if (!hasFlows && journals.length === 0) return undefined;
-    const state: LoadedFlows = { flows: [], ended: new Set(), savedAt: undefined, journalUntil: undefined };
+    const state: LoadedFlows = { flows: [], ended: new Set(), halfClosed: new Map(), savedAt: undefined, journalUntil: undefined };
     if (hasFlows) readSnapshot(this.where, readFileSync(this.where, 'latin1'), state);
     for (const j of journals) readLines(j, readFileSync(j, 'latin1').split('\n'), 0, state, true);
     return state;
@@ -343,13 +354,20 @@ function checkRecord(file: string, at: string, r: unknown): ChangeRecord {
   return rec;
 }
 
-/** Journal lines: a `@switch vip nexthop` line wherever the nexthop changes, then keys; `-key` for an ended flow. */
+/** The line marks of a half-closed flow (after its key line in a snapshot; alone in a journal). */
+const HALF_MARK: Record<HalfClosed, string> = { client: '<', server: '>' };
+
+/** Journal lines: a `@switch vip nexthop` line wherever the nexthop changes, then keys; `-key` for an ended flow, `<key`/`>key` for one half-closed by the client/server. */
 export function journalText(flows: JournalEntry[]): string {
   let last = '';
   const lines: string[] = [];
   for (const f of flows) {
     if (f.ended === true) {
       lines.push(`-${encodeKey(f.key)}`);
+      continue;
+    }
+    if (f.half !== undefined) {
+      lines.push(`${HALF_MARK[f.half]}${encodeKey(f.key)}`);
       continue;
     }
     const ref = `@${f.switchName} ${f.vip} ${f.nexthop}`;
@@ -427,7 +445,8 @@ function readLines(file: string, lines: string[], from: number, state: LoadedFlo
       continue;
     }
     const ended = journal && line.startsWith('-');
-    const b64 = ended ? line.slice(1) : line;
+    const half: HalfClosed | undefined = line.startsWith('<') ? 'client' : line.startsWith('>') ? 'server' : undefined;
+    const b64 = ended || half !== undefined ? line.slice(1) : line;
     const key = KEY_LINE.test(b64) ? decodeKey(b64) : '';
     if (!validKey(key)) {
       if (torn()) break;
@@ -438,8 +457,15 @@ function readLines(file: string, lines: string[], from: number, state: LoadedFlo
       state.ended.add(key);
       continue;
     }
+    if (half !== undefined) {
+      state.halfClosed.set(key, half);
+      continue;
+    }
     if (group === undefined) throw new StateError(file, lineNo, 'a flow key before any @switch line');
     state.ended.delete(key);
+    // A key line in a journal is a SYN (a new connection on the tuple) or a resolution: open both ways
+    // unless a mark follows; in a snapshot the mark follows its key line.
+    if (journal) state.halfClosed.delete(key);
     group.keys.push(key);
     n++;
   }

@@ -67,3 +67,31 @@ test('a journal waiting on the disk: the saved watch ends at the last durable co
     await w.close();
   }
 });
+
+test('a connection half-closed before a restart is still half-closed after it: the other side\'s FIN ends it', { timeout: 60_000 }, async () => {
+  const w = new World({
+    switches: [{ name: 'sw1', vips: [{ address: VIP, nexthops: ['10.0.1.1', '10.0.1.2'], port: 443 }], spares: [], ecmpMode: 'resilient', pinCapacity: 5000, programDelayMs: 0, rate: 100, lifetime: { kind: 'fixed', s: 600 } }],
+    latencyMs: 1, mirrorDelayMs: 1, packetIntervalMs: 1000, seed: 32,
+    controller: { pinMode: 'on-change', settleMs: 5, barrierTimeoutMs: 30_000, resyncIntervalS: 3600, store: 'memory' },
+  });
+  try {
+    const c = await w.startController();
+    w.startTraffic();
+    await w.advance(2000);
+    const keys = [...c.flowTable.indexed()].flatMap(([, k]) => [...k]).slice(0, 6);
+    assert.equal(keys.length, 6, 'tracked flows');
+    const [byClient, byServer, ...open] = keys as [string, string, ...string[]];
+    c.flowTable.fin(byClient, 'client');
+    c.flowTable.fin(byServer, 'server');
+    // Through the snapshot for some, the journal for others: both carry the half-close.
+    await w.settle(c.persist(), 5000);
+    await w.stopController('kill');
+    const after = await w.startController();
+    assert.equal(after.flowTable.halfClosedBy(byClient), 'client');
+    assert.equal(after.flowTable.halfClosedBy(byServer), 'server');
+    for (const k of open) assert.equal(after.flowTable.halfClosedBy(k), null);
+    assert.equal(after.flowTable.fin(byClient, 'server'), 'ended', 'the other side\'s FIN ends it');
+  } finally {
+    await w.close();
+  }
+});

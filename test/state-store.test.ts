@@ -22,9 +22,10 @@ const record = (o: Partial<ChangeRecord> = {}): ChangeRecord => ({
 } as ChangeRecord);
 
 /** Three flows on one nexthop, as the controller's flow table hands them to a snapshot. */
-const source = (keys: string[]): FlowSource => ({
+const source = (keys: string[], half: Map<string, 'client' | 'server'> = new Map()): FlowSource => ({
   groups: () => [{ switchName: 'sw1', vip: '192.0.2.80', nexthop: '10.0.1.2', keys }],
   live: () => true,
+  halfClosedBy: (k) => half.get(k) ?? null,
 });
 
 const KEYS = [40001, 40002, 40003].map((sport) => flowKey(1, tupleOf({ family: 4, src: '198.51.100.7', sport, dst: '192.0.2.80', dport: 443 })));
@@ -120,4 +121,22 @@ test('temporary files a killed writer left are removed; the running process\'s o
   assert.deepEqual(readdirSync(dir), [`state.json.changes.tmp-${process.pid}`]);
   assert.ok(!existsSync(`${file}.changes.tmp-999999`));
   return Promise.resolve();
+}));
+
+test('half-closed connections are written and read back as such: in the snapshot, in the journal, and reopened by a new SYN', { timeout: 30_000 }, withDir(async (dir) => {
+  const file = path.join(dir, 'state.json');
+  const s = new FileStateStore(file);
+  const [a, b, c] = KEYS as [string, string, string];
+  await s.saveFlows(source([a, b, c], new Map([[a, 'client']])), T);
+  const j = (key: string, o: { half?: 'client' | 'server'; ended?: true } = {}) => ({ switchName: 'sw1', vip: '', nexthop: '', key, ...o });
+  // b half-closed by its server, c by its client and then ended; a reopened by a new SYN on its tuple, then half-closed again.
+  await s.appendFlows([j(b, { half: 'server' }), j(c, { half: 'client' }), j(c, { ended: true })], T + 10);
+  let st = loadState(new FileStateStore(file));
+  assert.deepEqual([...(st?.halfClosed ?? new Map())].sort(), [[a, 'client'], [b, 'server'], [c, 'client']].sort());
+  assert.ok(st?.ended.has(c));
+  await s.appendFlows([j(a)], T + 20);
+  st = loadState(new FileStateStore(file));
+  assert.equal(st?.halfClosed.has(a), false, 'a new SYN on the tuple: open both ways');
+  await s.appendFlows([j(a, { half: 'server' })], T + 30);
+  assert.equal(loadState(new FileStateStore(file))?.halfClosed.get(a), 'server');
 }));
