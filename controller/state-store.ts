@@ -115,7 +115,7 @@ export function loadState(store: ChangeLog & FlowStore): LoadedState | undefined
   const c = store.loadChanges();
   const f = store.loadFlows();
   if (c === undefined && f === undefined) return undefined;
-  return { changes: c?.changes ?? {}, watch: c?.watch ?? {}, flows: f?.flows ?? [], ended: f?.ended ?? new Set(), halfClosed: f?.halfClosed ?? new Map(), savedAt: f?.savedAt, journalUntil: f?.journalUntil };
+  return { changes: c?.changes ?? {}, watch: c?.watch ?? {}, flows: f?.flows ?? [], ended: f?.ended ?? new Set(), halfClosed: f?.halfClosed ?? new Map<string, HalfClosed>(), savedAt: f?.savedAt, journalUntil: f?.journalUntil };
 }
 
 const SLICE = 2000;
