@@ -32,7 +32,8 @@ test('operator CLI: CLI words for a wrong VIP or nexthop, changes --watch, chang
       void (async () => {
         await until(() => /^id\s+kind/m.test(out()), 30_000, 'the first table');
         const d = await cli(['drain', '10.0.1.3', '--max-at-risk', 'unbounded', '--deadline', '2', '-o', 'json'], op);
-        assert.equal(d.code, 0, d.err);
+        // 4: the 2 s deadline passed before the drain answered (a loaded machine), connections left: tracked on.
+        assert.ok(d.code === 0 || d.code === 4, `exit ${d.code}: ${d.err}`);
         drainId = (JSON.parse(d.out) as { id: string }).id;
         await until(() => new RegExp(`^${drainId}\\s+drain\\s+sim1\\s+192\\.0\\.2\\.80\\s+10\\.0\\.1\\.3\\s+(drained|deadline-passed)`, 'm').test(out()), 60_000, 'the drain drained or past its deadline in the watch');
       })().finally(stop);
