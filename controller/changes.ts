@@ -80,7 +80,9 @@ const COUNTED_KEPT = 100_000;
 /** Progress points kept per change (halved when full), and how many records keep theirs on disk. */
 const PROGRESS_KEPT = 120;
 /** Rounds after the barrier for the pins of flows seen meanwhile, and how few left unprogrammed is close enough. */
-const CONVERGE_ROUNDS = 4;
+const CONVERGE_ROUNDS = 8;
+/** Rounds stop starting after this long: past it the window holds the flows still waiting. */
+const CONVERGE_MS = 2000;
 const CONVERGED = 8;
 const PROGRESS_EVERY_MS = 2000;
 /** Records kept (the oldest finished ones go first). */
@@ -683,12 +685,13 @@ export class ChangeManager {
    * Rounds after the barrier: the pins wanted since the mark that are not programmed yet, waited
    * for while there are more than CONVERGED of them, each round leaves fewer than the last (a
    * switch that programs slower than flows come never converges: the window then holds them) and
-   * the table has room.
+   * the table has room, for at most CONVERGE_ROUNDS rounds started within CONVERGE_MS.
    */
   private async converge(rec: ChangeRecord, needed: Set<string>, wake: (fn: () => void) => () => void, deadline: number): Promise<void> {
     const rt = this.rt;
     let last = Infinity;
-    for (let round = 0; round < CONVERGE_ROUNDS; round++) {
+    const stopAt = this.now + CONVERGE_MS;
+    for (let round = 0; round < CONVERGE_ROUNDS && this.now < stopAt; round++) {
       const waiting = new Set([...this.pinsOf(rec)].filter((id) => !needed.has(id) && !rt.reconciler.settled([id])));
       // Not past the table's room: pins that cannot be programmed are not waited for (they count in the window).
       if (waiting.size <= CONVERGED || waiting.size >= last || rt.reconciler.freeEntries() === 0) return;

@@ -90,7 +90,8 @@ test('dashboard in chromium: overview, a drain from the page, flow search', { sk
     await page.getByTestId('change-status').waitFor({ timeout: 30_000 });
     await until(async () => (await page.getByTestId('nexthop-state').innerText()) === 'draining', 10_000, 'draining on the page');
     const panel = page.getByTestId('change-panel');
-    const left = Number(await panel.getByTestId('progress-left').innerText());
+    // The first sample of the server's history comes with the next snapshot.
+    const left = await until(async () => (await panel.getByTestId('progress-left').count()) > 0 ? Number(await panel.getByTestId('progress-left').innerText()) : undefined, 10_000, 'the first progress sample');
     const nowApi = (await nexthops(demo)).find((n) => n.address === '10.0.1.2');
     assert.equal(nowApi?.inGroup, false);
     assert.ok(left > 0, 'the drain pinned the live flows of 10.0.1.2');
