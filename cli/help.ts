@@ -148,6 +148,12 @@ export const COMMANDS: CommandHelp[] = [
     examples: ['flowpin change sim1-drain-m1k2x3-1', 'flowpin change sim1-drain-m1k2x3-1 -o json'],
   },
   {
+    name: 'cancel', summary: 'cancel a change before its group write', synopsis: 'ID [--switch S]', operator: true,
+    description: 'A queued change leaves the queue; a pending one stops at its next step and releases its pins; no group write is\nsent. Either reads cancelled. Once its group write was sent there is nothing cancel can take back: it changes\nnothing and says what would undo the change: for a drain an undrain, for an addition a drain, each a new change\nwith its own --max-at-risk. Exit 0 cancelled, 1 refused (too late, no such change) or failed.',
+    options: [['--switch S', 'the switch (found from the id otherwise)']],
+    examples: ['flowpin changes                       # the id of the change to cancel', 'flowpin cancel sim1-drain-m1k2x3-1'],
+  },
+  {
     name: 'load', summary: 'an external load through the simulator\'s dataplane endpoint (for flowpin torture)', synopsis: '--dataplane HOST:PORT [options]',
     description: 'Opens TCP connections through `flowpin sim --dataplane`, each with its lifetime, segments and close, and logs them.',
     options: [['--dataplane HOST:PORT', 'the simulator\'s dataplane endpoint'], ['--vip ADDR:PORT', 'the VIP'], ['--rate N', 'new connections per second'], ['--duration-s S', 'how long'], ['--lifetime-median-s S, --lifetime-sigma X, --lifetime-max-s S', 'lognormal lifetimes'], ['--interval-ms N', 'between a connection\'s segments'], ['--log FILE', 'one JSON line per connection'], ['--seed N', 'random seed']],

@@ -10,9 +10,12 @@ export type ChangeKind = 'drain' | 'add';
 /**
  * queued -> pending -> applied -> complete (an addition) or drained (a drain; `deadline-passed`
  * first where its deadline came with connections left); failed where it stopped before its
- * group write (nothing stays changed) or could not be completed.
+ * group write (nothing stays changed) or could not be completed; cancelled where the operator
+ * cancelled it before its group write was sent (nothing stays changed: its pins are released).
  */
-export type ChangePhase = 'queued' | 'pending' | 'applied' | 'deadline-passed' | 'drained' | 'complete' | 'failed';
+export type ChangePhase = 'queued' | 'pending' | 'applied' | 'deadline-passed' | 'drained' | 'complete' | 'failed' | 'cancelled';
+/** Every phase, in the order a change may pass them. */
+export const PHASES: readonly ChangePhase[] = ['queued', 'pending', 'applied', 'deadline-passed', 'drained', 'complete', 'failed', 'cancelled'];
 export const ACTIVE_PHASES: readonly ChangePhase[] = ['queued', 'pending', 'applied', 'deadline-passed'];
 export type AtRiskCounts = Record<AtRiskReason, number>;
 
@@ -116,7 +119,7 @@ export const StoredChangeRecord = Type.Object({
   switch: Type.String({ minLength: 1 }),
   vip: Type.String({ minLength: 2 }),
   nexthop: Type.String({ minLength: 2 }),
-  phase: Type.Enum(['queued', 'pending', 'applied', 'deadline-passed', 'drained', 'complete', 'failed']),
+  phase: Type.Enum([...PHASES]),
   maxAtRisk: Type.Optional(Type.Union([Type.Integer({ minimum: 0 }), Type.Literal('unbounded')])),
   queuedAt: Num,
   startedAt: Num,

@@ -13,6 +13,7 @@ import { parseTuple, reverseTuple } from '../mirror-receiver/tuple.js';
 import type { SwitchAdapter } from '../switch-adapters/contract.js';
 import { ServerIdentityMap } from './server-identity.js';
 import { ChangeManager, type ChangeOptions, type ChangeRecord } from './changes.js';
+import { isActive } from './change-record.js';
 import { sleep, systemClock, withDeadline, type Clock } from './clock.js';
 import type { FlowpinConfig } from './config.js';
 import { FlowpinError, notFound } from './errors.js';
@@ -223,7 +224,7 @@ export class Controller {
       for (const [name, list] of Object.entries(saved.changes)) {
         const cm = this.changes.get(name);
         if (cm !== undefined) cm.adopt(list);
-        else if (list.some((r) => r.phase !== 'complete' && r.phase !== 'failed' && r.phase !== 'drained')) this.log.warn({ switch: name, changes: list.length }, 'saved changes of a switch no longer configured: kept in the state file, not resumed');
+        else if (list.some(isActive)) this.log.warn({ switch: name, changes: list.length }, 'saved changes of a switch no longer configured: kept in the state file, not resumed');
       }
       this.savedForeign = Object.fromEntries(Object.entries(saved.changes).filter(([name]) => !this.changes.has(name)));
       this.restoreFlows(saved);

@@ -192,6 +192,25 @@ export function ChangePanel({ intent, snap, onClose }: { intent: Intent; snap: S
 
 const time = (ms: number | undefined): string => (ms === undefined ? '' : new Date(ms).toLocaleTimeString());
 
+/** Phases a change can still be cancelled in: its group write not sent yet. */
+const CANCELLABLE = new Set(['queued', 'pending']);
+
+/** Cancels a change before its group write (the server refuses once the write was sent, saying what would undo it). */
+function CancelButton({ rec }: { rec: ChangeRecord }): VNode {
+  const [state, setState] = useState<{ at: 'idle' | 'asking' } | { at: 'error'; message: string }>({ at: 'idle' });
+  const cancel = (): void => {
+    setState({ at: 'asking' });
+    call<ChangeRecord>('POST', `/api/v1/switches/${encodeURIComponent(rec.switch)}/changes/${encodeURIComponent(rec.id)}/cancel`).then(
+      () => setState({ at: 'idle' }),
+      (err: Error) => setState({ at: 'error', message: err instanceof ApiError && err.status === 401 ? 'cancel needs an operator token (set it above)' : err.message }),
+    );
+  };
+  return html`<span class="cancel">
+    <button type="button" onClick=${cancel} disabled=${state.at === 'asking'} aria-label=${`Cancel change ${rec.id}`} data-testid=${`cancel-${rec.id}`}>Cancel</button>
+    ${state.at === 'error' ? html` <span role="alert" class="bad">${state.message}</span>` : null}
+  </span>`;
+}
+
 export function History({ snap }: { snap: Snapshot }): VNode {
   const rows = snap.switches.flatMap((s) => s.changes).sort((a, b) => b.queuedAt - a.queuedAt);
   return html`<section class="panel wide" aria-labelledby="history-title">
@@ -203,7 +222,7 @@ export function History({ snap }: { snap: Snapshot }): VNode {
           <tbody>
             ${rows.map((r) => html`<tr key=${r.id}>
               <th scope="row" class="change-id"><span class="kind">${r.kind}</span> <code title=${r.id}>${r.id}</code></th><td data-label="Switch">${r.switch}</td><td data-label="VIP">${r.vip}</td><td data-label="Nexthop">${r.nexthop}</td>
-              <td data-label="Phase" class=${r.phase === 'failed' || r.phase === 'deadline-passed' ? 'bad' : r.phase === 'complete' || r.phase === 'drained' ? 'good' : ''}>${r.phase}${r.deadlineReached ? ' (deadline)' : ''}${r.error ? html` <span class="bad">${r.error}</span>` : null}</td>
+              <td data-label="Phase" class=${r.phase === 'failed' || r.phase === 'deadline-passed' ? 'bad' : r.phase === 'complete' || r.phase === 'drained' ? 'good' : r.phase === 'cancelled' ? 'muted' : ''}>${r.phase}${r.deadlineReached ? ' (deadline)' : ''}${r.error ? html` <span class=${r.phase === 'cancelled' ? 'muted' : 'bad'}>${r.error}</span>` : null}${CANCELLABLE.has(r.phase) ? html` <${CancelButton} rec=${r} />` : null}</td>
               <td data-label="Pinned" class="num">${r.pinned ?? '–'}</td><td data-label="At risk" class=${(r.atRisk ?? 0) > 0 ? 'num bad' : 'num'} title=${r.atRisk === null ? 'not measured' : risk(r.atRiskBy)}>${r.atRisk ?? '–'}</td><td data-label="Window" class=${(r.windowFlows ?? 0) > 0 ? 'num warn' : 'num'}>${r.windowFlows ?? '–'}</td><td data-label="Resets" class=${(r.resetsSeen ?? 0) > 0 ? 'num bad' : 'num'}>${r.resetsSeen ?? '–'}</td><td data-label="Left" class="num">${r.remaining}</td>
               <td data-label="Started">${time(r.startedAt)}</td><td data-label="Completed">${time(r.completedAt)}</td>
             </tr>`)}

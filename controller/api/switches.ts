@@ -1,12 +1,13 @@
 // Switches, their VIPs and nexthops (state, tracked and pinned flows), and the changes:
-// drain, undrain, add and remove, each with a dry run where it makes sense. Changes need an
-// operator token (auth.ts); bodies are checked strictly (validator.ts).
+// drain, undrain, add and remove, each with a dry run where it makes sense, and the cancel of a
+// change before its group write. Changes need an operator token (auth.ts); bodies are checked
+// strictly (validator.ts).
 
 import type { FastifyPluginAsync } from 'fastify';
 import { Type, type Static } from 'typebox';
 import type { Controller } from '../controller.js';
 import { badRequest } from '../errors.js';
-import { ChangeView, errorResponses, NexthopParams, NexthopView, Report, SwitchParams, VipParams, type NexthopParamsT } from './schemas.js';
+import { ChangeParams, ChangeView, errorResponses, NexthopParams, NexthopView, Report, SwitchParams, VipParams, type ChangeParamsT, type NexthopParamsT } from './schemas.js';
 
 const MaxAtRisk = Type.Union([Type.Integer({ minimum: 0 }), Type.Literal('unbounded')], {
   default: 0,
@@ -65,6 +66,22 @@ export const switchRoutes = (controller: Controller): FastifyPluginAsync =>
     });
 
     app.get<{ Params: Static<typeof SwitchParams> }>('/api/v1/switches/:switch/changes', { config: read, schema: { summary: 'Changes in progress and recent ones (a read: it changes nothing)', params: SwitchParams, response: { 200: Type.Object({ changes: Type.Array(ChangeView) }), ...errorResponses } } }, (req) => ({ changes: controller.changeManager(req.params.switch).withResets() }));
+
+    app.post<{ Params: ChangeParamsT }>(
+      '/api/v1/switches/:switch/changes/:id/cancel',
+      {
+        config: operator,
+        schema: {
+          summary: 'Cancel a change before its group write: a queued change leaves the queue, a pending one stops and releases its pins (200 with the record, phase cancelled). After its group write: 409 saying what would undo it (the opposite change, with its own bound); nothing is undone by this call',
+          params: ChangeParams,
+          response: { 200: ChangeView, ...errorResponses },
+        },
+      },
+      async (req) => {
+        controller.stateWritable();
+        return controller.changeManager(req.params.switch).cancel(req.params.id);
+      },
+    );
 
 
     app.post<{ Params: NexthopParamsT; Body: Static<typeof DrainBody> }>(
