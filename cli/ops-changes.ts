@@ -5,7 +5,7 @@
 // has moved; Ctrl-C or SIGTERM ends it with status 0. A cancel refused because the change's
 // group write was sent says, in CLI words, which command would undo it.
 
-import type { ChangeRecord } from '../controller/changes.js';
+import type { Actor, ChangeRecord, RiskFigures } from '../controller/changes.js';
 import { ApiError, Client, enc } from './client.js';
 
 /** A change as the API gives it (a type only: nothing of the controller is loaded). */
@@ -21,8 +21,15 @@ export const risk = (by: Record<string, number>): string => Object.entries(by).f
 /** A figure a record did not measure (lost across a kill) is null: said so, never 0. */
 export const shown = (v: number | null | undefined): string => (v === null || v === undefined ? 'not measured' : String(v));
 
-const HEAD = ['id', 'kind', 'switch', 'vip', 'nexthop', 'phase', 'pinned', 'at-risk', 'unseen', 'window', 'left'];
-const row = (c: Change): (string | number)[] => [c.id, c.kind, c.switch, c.vip, c.nexthop, `${c.phase}${c.error ? `: ${c.error}` : ''}`, shown(c.pinned), shown(c.atRisk), shown(c.unseen), shown(c.windowFlows), c.kind === 'drain' ? c.remaining : '-'];
+const HEAD = ['id', 'kind', 'switch', 'vip', 'nexthop', 'phase', 'pinned', 'at-risk', 'unseen', 'window', 'left', 'by'];
+const row = (c: Change): (string | number)[] => [c.id, c.kind, c.switch, c.vip, c.nexthop, `${c.phase}${c.error ? `: ${c.error}` : ''}`, shown(c.pinned), shown(c.atRisk), shown(c.unseen), shown(c.windowFlows), c.kind === 'drain' ? c.remaining : '-', c.requestedBy?.token ?? '-'];
+
+/** Who made a call: `token ops-alice from 10.1.2.3`. */
+const who = (a: Actor | undefined): string => (a === undefined ? 'not recorded (made inside flowpin)' : `token ${a.token ?? '(none)'} from ${a.client ?? 'unknown'}`);
+
+/** Consent figures in words: what counted against the bound. */
+const figures = (f: RiskFigures | undefined): string =>
+  f === undefined ? 'not recorded' : f.uncountable !== null ? `not countable (${f.uncountable})` : `${f.total} against the bound: at risk ${f.atRisk} (${risk(f.atRiskBy)}), never seen ${f.unseen}, change window ${f.expectedWindowFlows} expected${f.windowCounts ? '' : ' (within the threshold: not counted)'}`;
 
 /** Each request's deadline while watching: a hung controller never stalls the watch. */
 const requestDeadlineMs = (intervalS: number): number => Math.min(10_000, Math.max(2_000, intervalS * 1000));
@@ -124,6 +131,10 @@ export async function changeCommand(client: Client, id: string, opts: { switch?:
   const c = await findChange(client, id, opts.switch);
   process.stdout.write(opts.json ? `${JSON.stringify(c, null, 2)}\n` : `change ${c.id}: ${c.kind} ${c.nexthop} on ${c.vip} (${c.switch})
   phase              ${c.phase}${c.deadlineReached ? ' (deadline reached)' : ''}${c.error ? `: ${c.error}` : ''}
+  requested by       ${who(c.requestedBy)}${c.cancelledBy === undefined ? '' : `\n  cancelled by       ${who(c.cancelledBy)}`}
+  consent            --max-at-risk ${c.maxAtRisk}
+  dry run            ${figures(c.dryRunFigures)}
+  before the write   ${c.checked === undefined ? 'not reached' : figures(c.checked)}
   pinned             ${c.pinned}
   at risk            ${c.atRisk} (${risk(c.atRiskBy)})
   change window      ${c.windowFlows} flows

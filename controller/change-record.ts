@@ -1,4 +1,5 @@
-// A change as flowpin records it: what it is, the consent it was given, where it stands (its
+// A change as flowpin records it: what it is, who asked for it (the API token's name and the
+// client's address) with what consent and after which dry-run figures, where it stands (its
 // phase, with a time for every step it took), and its figures. The record is written durably
 // before each next step (write-ahead), so a restart knows how far it got; a figure flowpin did
 // not measure (lost to a kill) is null, never 0. The schema checks records read back from disk.
@@ -41,6 +42,12 @@ export interface RiskFigures {
   total: number;
 }
 
+/** Who made a call: the name of the API token it carried (null: none, or a call made in-process) and the client's address. */
+export interface Actor {
+  token: string | null;
+  client: string | null;
+}
+
 export interface ResumeInfo {
   /** When flowpin resumed the change, and the phase it had reached as last written. */
   resumedAt: number;
@@ -66,7 +73,14 @@ export interface ChangeRecord {
   vip: string;
   nexthop: string;
   phase: ChangePhase;
+  /** The consent given: the most connections the change may cost. */
   maxAtRisk: MaxAtRisk;
+  /** Who asked for the change (absent where it was made in-process: tests, the scenario runner). */
+  requestedBy?: Actor;
+  /** The dry run's figures when the change was asked for: what its consent was checked against then (`checked`: again before the group write). */
+  dryRunFigures?: RiskFigures;
+  /** Who cancelled it, where it was cancelled. */
+  cancelledBy?: Actor;
   /** When the call was made (queued), and when its protocol started. */
   queuedAt: number;
   startedAt: number;

@@ -30,7 +30,7 @@ import { isSwitchError } from '../switch-adapters/errors.js';
 import { SerialQueue } from '../lib/serial-queue.js';
 import { AddressError, familyOf, hostAddress } from './address.js';
 import { account, type Observations } from './change-accounting.js';
-import { isActive, zeroRisk, type AtRiskCounts, type ChangeKind, type ChangeRecord, type MaxAtRisk, type RiskFigures } from './change-record.js';
+import { isActive, zeroRisk, type Actor, type AtRiskCounts, type ChangeKind, type ChangeRecord, type MaxAtRisk, type RiskFigures } from './change-record.js';
 import { DeadlineError, sleep, until, withDeadline } from './clock.js';
 import { exceeds, riskFigures } from './consent.js';
 import { estimateDrain } from './drain-estimate.js';
@@ -42,7 +42,7 @@ import type { ChangeView } from './pin-policy.js';
 import { sameMembers, type AtRiskReason } from './reconciler.js';
 import type { Resolution, SwitchRuntime, VipState } from './switch-runtime.js';
 
-export type { AtRiskCounts, ChangeKind, ChangePhase, ChangeRecord, MaxAtRisk, RiskFigures } from './change-record.js';
+export type { Actor, AtRiskCounts, ChangeKind, ChangePhase, ChangeRecord, MaxAtRisk, RiskFigures } from './change-record.js';
 export type { DryRunReport } from './dry-run.js';
 
 /** The points of a change's protocol where it logs, and where a fault-injection run may kill the process (FLOWPIN_CRASH_AT). */
@@ -77,6 +77,8 @@ export interface ChangeRequest {
   dryRun?: boolean;
   /** The most connections the change may cost (0 unless given). */
   maxAtRisk?: MaxAtRisk;
+  /** Who asks (the API's caller), for the record. */
+  by?: Actor;
 }
 
 /** Flows a change counted, by flow id, kept per change up to this many (a few MB at most). */
@@ -190,7 +192,7 @@ export class ChangeManager {
    * sent cannot be cancelled: the 409 says what would undo it (the opposite change, with its
    * own bound). A change already cancelled is answered as it is.
    */
-  async cancel(id: string): Promise<ChangeRecord & { resetsSeen: number | null }> {
+  async cancel(id: string, by?: Actor): Promise<ChangeRecord & { resetsSeen: number | null }> {
     const rec = this.records.find((x) => x.id === id);
     if (rec === undefined) throw notFound(`switch ${this.rt.name} has no change ${id.slice(0, 64)} (recent changes are kept, older ones are forgotten)`, { switch: this.rt.name, id: id.slice(0, 100) });
     const answer = (): ChangeRecord & { resetsSeen: number | null } => ({ ...rec, resetsSeen: this.resetsSeen(rec) });
@@ -198,6 +200,7 @@ export class ChangeManager {
     const run = this.running.get(id);
     if (rec.phase === 'queued' && run === undefined) {
       // Not started: when its turn comes, the protocol sees the phase and does nothing.
+      if (by !== undefined) rec.cancelledBy = by;
       this.finish(rec, 'cancelled', CANCELLED);
       this.forgetIntroduced(rec);
       await this.o.persist();
@@ -205,6 +208,7 @@ export class ChangeManager {
     }
     if (run !== undefined && !run.sent) {
       run.cancelled = true;
+      if (by !== undefined) rec.cancelledBy = by;
       run.abort?.(new Error(CANCELLED));
       await run.done;
       await this.o.persist();
@@ -273,7 +277,7 @@ export class ChangeManager {
     if (opts.dryRun) return dryRun(this.ctx, 'drain', vip, nh);
     if (vip.members.size <= 1) throw conflict(`${nh} is the last member of ${vip.address}; add another before draining it`);
     this.availability(vip, nh);
-    const rec = await this.begin('drain', vip, nh, opts.maxAtRisk ?? 0);
+    const rec = await this.begin('drain', vip, nh, opts);
     if (opts.deadlineSeconds !== undefined) rec.deadlineAt = rec.queuedAt + opts.deadlineSeconds * 1000;
     await this.queued(rec);
     await this.queue.run(() => this.runProtocol(rec));
@@ -290,7 +294,7 @@ export class ChangeManager {
     if (drains.length === 0 && vip.members.has(nh)) return { switch: this.rt.name, vip: vip.address, nexthop: nh, state: 'active' };
     this.noConflict(vip.address, nh, 'drain');
     // Re-adding a member moves flows onto it like any addition: run it through the protocol.
-    const rec = await this.begin('add', vip, nh, opts.maxAtRisk ?? 0);
+    const rec = await this.begin('add', vip, nh, opts);
     await this.queued(rec);
     await this.queue.run(async () => {
       await this.runProtocol(rec);
@@ -319,7 +323,7 @@ export class ChangeManager {
     if (vip.members.has(nh)) throw conflict(`${nh} is already in the ECMP group of ${vip.address}`, { state: 'active' });
     this.noConflict(vip.address, nh);
     if (opts.dryRun) return dryRun(this.ctx, 'add', vip, nh);
-    const rec = await this.begin('add', vip, nh, opts.maxAtRisk ?? 0);
+    const rec = await this.begin('add', vip, nh, opts);
     if (!vip.nexthops.has(nh)) this.introduced.add(rec.id);
     vip.nexthops.add(nh);
     await this.queued(rec);
@@ -503,8 +507,9 @@ export class ChangeManager {
     if (tracked) throw conflict(`an addition of ${tracked.nexthop} on ${vip} is being applied`, { change: tracked.id });
   }
 
-  /** Checks the change's dry run against the caller's bound, then records it (queued). */
-  private async begin(kind: ChangeKind, vip: VipState, nh: string, bound: MaxAtRisk): Promise<ChangeRecord> {
+  /** Checks the change's dry run against the caller's bound, then records it (queued) with who asked and the figures it was checked against. */
+  private async begin(kind: ChangeKind, vip: VipState, nh: string, req: ChangeRequest): Promise<ChangeRecord> {
+    const bound = req.maxAtRisk ?? 0;
     // The VIP is taken while the dry run runs: a second call sees it (409) at once.
     this.checking.set(vip.address, nh);
     let dry: DryRunReport;
@@ -520,6 +525,7 @@ export class ChangeManager {
     const rec: ChangeRecord = {
       id: this.o.newId?.(kind) ?? `${this.rt.name}-${kind}-${Date.now().toString(36)}-${nextId++}`, kind, switch: this.rt.name, vip: vip.address, nexthop: nh, phase: 'queued', maxAtRisk: bound,
       queuedAt: now, startedAt: now, pinned: 0, atRisk: 0, atRiskBy: zeroRisk(), windowFlows: 0, unseen: dry.unseen, unseenBasis: dry.unseenBasis, remaining: 0,
+      ...(req.by === undefined ? {} : { requestedBy: { ...req.by } }), dryRunFigures: dry.figures,
     };
     this.records.push(rec);
     this.trim();

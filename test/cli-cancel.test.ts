@@ -2,6 +2,7 @@
 // processes of their own: a drain held in its settle time is cancelled (exit 0), its own
 // `flowpin drain` ends saying so (exit 1), the switch's group is as it was; a drain whose group
 // write was applied is not undone (exit 1) and the CLI names the command that would undo it.
+// `flowpin change ID` shows who asked for the change and who cancelled it, with the consent.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -45,7 +46,7 @@ test('flowpin cancel: a pending drain is cancelled before its group write; an ap
     assert.equal(d.code, 1);
     assert.match(d.err, /^flowpin drain: drain of 10\.0\.1\.2 on sim1 cancelled by the operator before its group write: nothing changed on the switch/);
     const shown = await cli(['change', id], op);
-    assert.match(shown.out, /\n\s+phase\s+cancelled: cancelled by the operator\n/);
+    assert.match(shown.out, /\n\s+phase\s+cancelled: cancelled by the operator\n\s+requested by\s+token api\.token from 127\.0\.0\.1\n\s+cancelled by\s+token api\.token from 127\.0\.0\.1\n\s+consent\s+--max-at-risk unbounded\n\s+dry run\s+\S.*\n\s+before the write\s+not reached\n/);
     assert.equal(await inGroup('10.0.1.2'), true, 'still in the group');
 
     // Applied: a cancel changes nothing and says what would undo it, as a command.

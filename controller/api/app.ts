@@ -26,8 +26,8 @@ export interface AppDeps {
   controller: Controller;
   /** An operator token (kept for callers that have one token only); `auth.tokens` adds to it. */
   token: string | undefined;
-  /** Tokens with roles, and whether reads need one (config.api). */
-  auth?: { tokens: readonly Pick<ApiToken, 'role' | 'token'>[]; readsNeedToken: boolean; requestTimeoutMs?: number };
+  /** Tokens with roles (and the names change records give their holders: `token` unless given), and whether reads need one (config.api). */
+  auth?: { tokens: readonly (Pick<ApiToken, 'role' | 'token'> & { name?: string })[]; readsNeedToken: boolean; requestTimeoutMs?: number };
   /** Failed authentications before 429: per token tried (10) and per client address (100), per window (60 s), unless given. */
   authLimit?: { maxFailures: number; maxAddressFailures?: number; windowMs: number };
   logger?: Logger;
@@ -61,7 +61,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   installValidator(app);
   // Bodies are JSON: any other type is a 415, not text handed to a JSON schema.
   app.removeContentTypeParser('text/plain');
-  const tokens = [...(deps.token === undefined ? [] : [{ role: 'operator' as const, token: deps.token }]), ...(deps.auth?.tokens ?? [])];
+  // The configuration's tokens first: where `token` is one of them, its configured name is the one given.
+  const configured = (deps.auth?.tokens ?? []).map((t) => ({ role: t.role, token: t.token, name: t.name ?? 'token' }));
+  const tokens = [...configured, ...(deps.token === undefined || configured.some((t) => t.token === deps.token) ? [] : [{ role: 'operator' as const, token: deps.token, name: 'token' }])];
   const readsNeedToken = deps.auth?.readsNeedToken ?? false;
   installAuth(app, { tokens, readsNeedToken, ...(deps.authLimit ?? {}) });
   await app.register(swagger, {

@@ -9,11 +9,15 @@
 // higher bound (many different guesses from one address: past it that address gets 429, right
 // token or not). So a shared bastion where one user's script sends a stale token a few times
 // does not lock out the others, while guessing stays bounded per address. A failure is logged
-// with the address and route, never with the presented credential.
+// with the address and route, never with the presented credential. Each request knows who made
+// it (`actorOf`: the name of the token that matched, and the client's address), and every call
+// that needs an operator token is logged with them and its outcome once answered: the audit log
+// (change records keep the same names).
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { LRUCache } from 'lru-cache';
+import type { Actor } from '../change-record.js';
 import { HttpError } from './errors.js';
 
 export type Role = 'read' | 'operator';
@@ -24,10 +28,15 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     access?: Access;
   }
+  interface FastifyRequest {
+    /** Who made the request, once authenticated (auth.ts). */
+    actor?: Actor;
+  }
 }
 
 export interface AuthOptions {
-  tokens: readonly { role: Role; token: string }[];
+  /** Each token with its role and the name change records and the audit log give its holder. */
+  tokens: readonly { role: Role; token: string; name: string }[];
   /** Reads need a token (true when a read token is configured). */
   readsNeedToken: boolean;
   /** Failed attempts with one token (any address) in `windowMs` before that token gets 429 (10 in 60 s unless given). */
@@ -39,20 +48,26 @@ export interface AuthOptions {
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 
-/** The role of a presented bearer token, or undefined; compares against every token. */
-export function roleOf(tokens: readonly { role: Role; digest: Buffer }[], header: string | undefined): Role | undefined {
+/** The role and name of a presented bearer token, or undefined; compares against every token. */
+export function roleOf(tokens: readonly { role: Role; digest: Buffer; name: string }[], header: string | undefined): { role: Role; name: string } | undefined {
   const m = /^Bearer (.+)$/i.exec(header ?? '');
   const got = digest(m?.[1] ?? '');
-  let role: Role | undefined;
+  let found: { role: Role; name: string } | undefined;
   for (const t of tokens) {
     // Every token is compared, whatever matched before: the time does not tell which one did.
-    if (timingSafeEqual(got, t.digest) && m !== null) role = role === 'operator' ? role : t.role;
+    // The same token given twice: the operator role wins, and the first name given with it.
+    if (timingSafeEqual(got, t.digest) && m !== null && found?.role !== 'operator' && (found === undefined || t.role === 'operator')) found = { role: t.role, name: t.name };
   }
-  return role;
+  return found;
+}
+
+/** Who made a request: the name of its token (null without one) and the client's address. */
+export function actorOf(req: FastifyRequest): Actor {
+  return req.actor ?? { token: null, client: req.ip };
 }
 
 export function installAuth(app: FastifyInstance, opts: AuthOptions): void {
-  const tokens = opts.tokens.map((t) => ({ role: t.role, digest: digest(t.token) }));
+  const tokens = opts.tokens.map((t) => ({ role: t.role, name: t.name, digest: digest(t.token) }));
   const hasOperator = tokens.some((t) => t.role === 'operator');
   const perToken = opts.maxFailures ?? 10;
   const perAddress = opts.maxAddressFailures ?? 100;
@@ -85,7 +100,9 @@ export function installAuth(app: FastifyInstance, opts: AuthOptions): void {
       const why = byAddress !== undefined ? 'too many failed authentications from this address' : 'this token failed too many times';
       return done(new HttpError(429, 'too-many-requests', `${why}; retry in ${retry} s`, { 'retry-after': retry }));
     }
-    const role = roleOf(tokens, req.headers.authorization);
+    const who = roleOf(tokens, req.headers.authorization);
+    const role = who?.role;
+    if (who !== undefined) req.actor = { token: who.name, client };
     if (role === 'operator' || (role === 'read' && access === 'read')) return done();
     if (role === 'read') return done(new HttpError(403, 'forbidden', 'this call needs an operator token; the token given is read-only'));
     const fromAddress = count(`a:${client}`, now);
@@ -93,5 +110,13 @@ export function installAuth(app: FastifyInstance, opts: AuthOptions): void {
     req.log.warn({ client, method: req.method, route: req.routeOptions.url, failures: fromAddress, failuresWithToken: withToken }, 'API authentication failed');
     if (access === 'operator' && !hasOperator) return done(new HttpError(401, 'unauthorized', 'changes through the API need an operator token (api.token, api.tokens or FLOWPIN_TOKEN)'));
     return done(new HttpError(401, 'unauthorized', 'missing or wrong bearer token'));
+  });
+  // The audit log: every call that needs an operator token, with who made it and how it ended.
+  app.addHook('onResponse', (req, reply, done) => {
+    if (req.routeOptions.config.access === 'operator') {
+      const a = actorOf(req);
+      req.log.info({ audit: true, token: a.token, client: a.client, method: req.method, url: req.url.slice(0, 300), status: reply.statusCode }, 'operator call');
+    }
+    done();
   });
 }
