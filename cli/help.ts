@@ -148,6 +148,12 @@ export const COMMANDS: CommandHelp[] = [
     examples: ['flowpin change sim1-drain-m1k2x3-1', 'flowpin change sim1-drain-m1k2x3-1 -o json'],
   },
   {
+    name: 'reload', summary: 'read the configuration file again and apply it, or refuse it whole', synopsis: '', operator: true,
+    description: 'The running `flowpin run` reads its --config file again (as on SIGHUP) and applies the API tokens, switches\nadded or removed, and each switch\'s VIPs, nexthops and maxUnavailable, all or nothing. An invalid file, a new\nvalue for a key read at start only, or a switch, VIP or nexthop removed while a change of it is in flight is\nrefused with the file and key named (exit 1); the running configuration stays.',
+    options: [],
+    examples: ['flowpin reload', 'kill -HUP $(sed -n "s/^pid //p" STATEFILE.lock)    # the same, by signal (the outcome is logged)'],
+  },
+  {
     name: 'cancel', summary: 'cancel a change before its group write', synopsis: 'ID [--switch S]', operator: true,
     description: 'A queued change leaves the queue; a pending one stops at its next step and releases its pins; no group write is\nsent. Either reads cancelled. Once its group write was sent there is nothing cancel can take back: it changes\nnothing and says what would undo the change: for a drain an undrain, for an addition a drain, each a new change\nwith its own --max-at-risk. Exit 0 cancelled, 1 refused (too late, no such change) or failed.',
     options: [['--switch S', 'the switch (found from the id otherwise)']],

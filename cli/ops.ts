@@ -1,5 +1,6 @@
 // The operator commands against a running controller's API: status, drain, undrain, add,
-// remove, flows, pins, changes, change and cancel (ops-changes.ts). Changes take --dry-run (the report,
+// remove, flows, pins, changes, change and cancel (ops-changes.ts), and reload (the
+// configuration file read again and applied whole, or refused naming the key). Changes take --dry-run (the report,
 // nothing changed) and --wait (follow a drain until its pinned flows reach zero, or its
 // deadline) with --timeout. Usage errors end with where the command's help is (help.ts).
 // Exit status: 0 done, 1 the change or a call failed, 2 usage, 3 --timeout passed (the change
@@ -147,6 +148,12 @@ export async function opsCommand(command: string, args: string[]): Promise<numbe
       case 'add':
       case 'remove':
         return await change(command, client, values, positionals, print);
+      case 'reload': {
+        if (positionals.length > 0) throw new UsageError('reload takes no argument: it reads the file flowpin run was started with');
+        const r = await client.call<{ file: string; changed: string[] }>('POST', '/api/v1/reload', {});
+        print(r, () => (r.changed.length === 0 ? `${r.file}: reloaded; nothing changed\n` : `${r.file}: reloaded\n${r.changed.map((l) => `  ${l}\n`).join('')}`));
+        return EXIT.ok;
+      }
       default:
         throw new UsageError(`unknown command '${command}'`);
     }

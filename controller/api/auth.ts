@@ -34,11 +34,13 @@ declare module 'fastify' {
   }
 }
 
+export type NamedToken = { role: Role; token: string; name: string };
+
 export interface AuthOptions {
-  /** Each token with its role and the name change records and the audit log give its holder. */
-  tokens: readonly { role: Role; token: string; name: string }[];
+  /** Each token with its role and the name change records and the audit log give its holder; a function: read at each request (a reload may change them). */
+  tokens: readonly NamedToken[] | (() => readonly NamedToken[]);
   /** Reads need a token (true when a read token is configured). */
-  readsNeedToken: boolean;
+  readsNeedToken: boolean | (() => boolean);
   /** Failed attempts with one token (any address) in `windowMs` before that token gets 429 (10 in 60 s unless given). */
   maxFailures?: number;
   /** Failed attempts from one client address (any token) in `windowMs` before that address gets 429 (100 unless given). */
@@ -67,8 +69,18 @@ export function actorOf(req: FastifyRequest): Actor {
 }
 
 export function installAuth(app: FastifyInstance, opts: AuthOptions): void {
-  const tokens = opts.tokens.map((t) => ({ role: t.role, name: t.name, digest: digest(t.token) }));
-  const hasOperator = tokens.some((t) => t.role === 'operator');
+  // Digests made once per list of tokens (a reload gives a new list).
+  let given: readonly NamedToken[] | undefined;
+  let tokens: { role: Role; name: string; digest: Buffer }[] = [];
+  const current = (): typeof tokens => {
+    const now = typeof opts.tokens === 'function' ? opts.tokens() : opts.tokens;
+    if (now !== given) {
+      given = now;
+      tokens = now.map((t) => ({ role: t.role, name: t.name, digest: digest(t.token) }));
+    }
+    return tokens;
+  };
+  const readsNeedToken = (): boolean => (typeof opts.readsNeedToken === 'function' ? opts.readsNeedToken() : opts.readsNeedToken);
   const perToken = opts.maxFailures ?? 10;
   const perAddress = opts.maxAddressFailures ?? 100;
   const windowMs = opts.windowMs ?? 60_000;
@@ -88,7 +100,7 @@ export function installAuth(app: FastifyInstance, opts: AuthOptions): void {
 
   app.addHook('onRequest', (req: FastifyRequest, _reply, done) => {
     const access = req.routeOptions.config.access ?? 'open';
-    if (access === 'open' || (access === 'read' && !opts.readsNeedToken)) return done();
+    if (access === 'open' || (access === 'read' && !readsNeedToken())) return done();
     const client = req.ip;
     const tried = `t:${createHash('sha256').update(/^Bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1] ?? '').digest('hex')}`;
     const now = Date.now();
@@ -100,6 +112,7 @@ export function installAuth(app: FastifyInstance, opts: AuthOptions): void {
       const why = byAddress !== undefined ? 'too many failed authentications from this address' : 'this token failed too many times';
       return done(new HttpError(429, 'too-many-requests', `${why}; retry in ${retry} s`, { 'retry-after': retry }));
     }
+    const tokens = current();
     const who = roleOf(tokens, req.headers.authorization);
     const role = who?.role;
     if (who !== undefined) req.actor = { token: who.name, client };
@@ -108,7 +121,7 @@ export function installAuth(app: FastifyInstance, opts: AuthOptions): void {
     const fromAddress = count(`a:${client}`, now);
     const withToken = count(tried, now);
     req.log.warn({ client, method: req.method, route: req.routeOptions.url, failures: fromAddress, failuresWithToken: withToken }, 'API authentication failed');
-    if (access === 'operator' && !hasOperator) return done(new HttpError(401, 'unauthorized', 'changes through the API need an operator token (api.token, api.tokens or FLOWPIN_TOKEN)'));
+    if (access === 'operator' && !tokens.some((t) => t.role === 'operator')) return done(new HttpError(401, 'unauthorized', 'changes through the API need an operator token (api.token, api.tokens or FLOWPIN_TOKEN)'));
     return done(new HttpError(401, 'unauthorized', 'missing or wrong bearer token'));
   });
   // The audit log: every call that needs an operator token, with who made it and how it ended.
