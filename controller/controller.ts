@@ -22,7 +22,7 @@ import { specOf } from './flow-spec.js';
 import type { WatchRecord } from './watch.js';
 import { FlowTable, flowKey, switchIdOfKey, UNRESOLVED } from './flow-table.js';
 import { controllerMetrics, ScrapeGauge, type ControllerMetrics } from './metrics.js';
-import { collectNexthopGauges } from './metrics-gauges.js';
+import { collectChangeGauges, collectNexthopGauges } from './metrics-gauges.js';
 import { timedAdapter } from './timed-adapter.js';
 import { NexthopRegistry } from './nexthop-registry.js';
 import { FileStateStore, loadState, removeLeftovers, type JournalEntry, type LoadedState, type StateStore } from './state-store.js';
@@ -180,6 +180,7 @@ export class Controller {
       { labels: { switch: rt.name, state: 'failed' }, value: rt.reconciler.failed.size },
     ]));
     collectNexthopGauges(this.metrics, () => this.runtimes.values());
+    collectChangeGauges(this.metrics, () => [...this.changes].map(([name, cm]) => ({ switch: name, active: () => cm.active() })));
     // Sources are those configured (a closed set); a socket whose count is unknown is not shown.
     this.metrics.mirrorSocketDrops.collect(() => this.receiver.status().sockets.flatMap((s) => (s.drops === null ? [] : [{ labels: { source: s.source }, value: s.drops }])));
     this.metrics.mirrorReceiveBuffer.collect(() => this.receiver.status().sockets.flatMap((s) => [
