@@ -25,6 +25,7 @@ import { controllerMetrics, ScrapeGauge, type ControllerMetrics } from './metric
 import { collectChangeGauges, collectNexthopGauges } from './metrics-gauges.js';
 import { timedAdapter } from './timed-adapter.js';
 import { NexthopRegistry } from './nexthop-registry.js';
+import { SAMPLE_EVERY_MS, VipHistory, type VipSample } from './vip-history.js';
 import { FileStateStore, loadState, removeLeftovers, type JournalEntry, type LoadedState, type StateStore } from './state-store.js';
 import { SwitchRuntime, type MirrorHealth } from './switch-runtime.js';
 import type { ProtocolPoint } from './changes.js';
@@ -99,6 +100,8 @@ export class Controller {
   readonly metrics: ControllerMetrics = controllerMetrics();
   readonly flowTable: FlowTable;
   readonly registry = new NexthopRegistry();
+  /** Per VIP, connections tracked and pins wanted over the last hour (the dashboard's charts). */
+  readonly vipHistory = new VipHistory();
   readonly runtimes = new Map<string, SwitchRuntime>();
   readonly changes = new Map<string, ChangeManager>();
   readonly receiver: MirrorReceiver;
@@ -345,6 +348,8 @@ export class Controller {
       this.every(1000, () => {
         this.mirrorLoss.sample();
       });
+      this.sampleVips();
+      this.every(SAMPLE_EVERY_MS, () => this.sampleVips());
     }
     // Changes left in progress resume only now, with the mirror listened to: a resumed change
     // must see the SYNs that arrive while it runs.
@@ -355,6 +360,29 @@ export class Controller {
 
   private resume(rt: SwitchRuntime): void {
     (this.changes.get(rt.name) as ChangeManager).resume(this.downSince).catch((err: unknown) => this.log.error({ switch: rt.name, err: err instanceof Error ? err.message : String(err) }, 'resuming changes failed'));
+  }
+
+  /** A sample of every VIP's connections: tracked (live or unknown) and pinned (taken every SAMPLE_EVERY_MS by the loops). */
+  sampleVips(): void {
+    this.vipHistory.record(this.now(), [...this.runtimes.values()].flatMap((rt) => [...this.vipsNow(rt)].map(([vip, n]) => ({ switch: rt.name, vip, ...n }))));
+  }
+
+  /** Each VIP's connections now, as its history samples them: tracked on its nexthops, and pins wanted (one pass over the pins). */
+  vipsNow(rt: SwitchRuntime): Map<string, Omit<VipSample, 't'>> {
+    const out = new Map<string, Omit<VipSample, 't'>>();
+    for (const v of rt.vips.values()) {
+      let live = 0;
+      for (const nh of v.nexthops) {
+        const id = this.registry.find(rt.name, v.address, nh);
+        if (id !== undefined) live += this.flowTable.countOn(id);
+      }
+      out.set(v.address, { live, pinned: 0 });
+    }
+    for (const p of rt.reconciler.desired.values()) {
+      const n = out.get(p.flow.dst);
+      if (n !== undefined) n.pinned++;
+    }
+    return out;
   }
 
   /** Tracks every switch's drains; a record that changed is written. */

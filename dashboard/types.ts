@@ -153,6 +153,16 @@ export interface DryRun {
   windowThreshold?: number;
 }
 
+/** GET /api/v1/switches/:switch/vips/:vip/history (controller/api/vip-history.ts) */
+export interface VipHistory {
+  switch: string;
+  vip: string;
+  intervalS: number;
+  spanS: number;
+  now: { t: number; live: number; pinned: number };
+  samples: { t: number; live: number; pinned: number }[];
+}
+
 export interface Flow {
   switch: string;
   src: string;

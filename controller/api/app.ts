@@ -22,6 +22,7 @@ import type { SimulatorCounters } from './snapshot.js';
 import { switchRoutes } from './switches.js';
 import { installValidator } from './validator.js';
 import { reloadRoutes, type ReloadAnswer } from './reload.js';
+import { vipHistoryRoutes } from './vip-history.js';
 
 export interface AppDeps {
   controller: Controller;
@@ -105,6 +106,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(flowRoutes(deps.controller));
   await app.register(changeDetailRoutes(deps.controller));
   await app.register(reloadRoutes(deps.reload));
+  await app.register(vipHistoryRoutes(deps.controller));
   await app.register((await import('./flow-detail.js')).flowDetailRoutes(deps.controller));
   await app.register(eventRoutes(deps.controller, { ...(deps.eventIntervalMs === undefined ? {} : { intervalMs: deps.eventIntervalMs }), ...(deps.simulator === undefined ? {} : { simulator: deps.simulator }) }, (hub) => deps.onEventHub?.(hub)));
   await app.register(dashboardRoutes(deps.dashboardDir));
