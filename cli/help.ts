@@ -59,9 +59,9 @@ export const COMMANDS: CommandHelp[] = [
   },
   {
     name: 'run', summary: 'flowpin against the switches of a configuration file', synopsis: '--config FILE [--discard-state]',
-    description: 'Validates the configuration (errors name the file and key), takes the state file\'s lock, reads the state back\n(refusing, with the file and line named, state it cannot read as written), connects to the switches and serves\nthe API until SIGINT/SIGTERM (state written, pins left on the switches).',
+    description: 'Validates the configuration (errors name the file and key), takes the state file\'s lock, reads the state back\n(refusing, with the file and line named, state it cannot read as written), connects to the switches and serves\nthe API until SIGINT/SIGTERM (state written, pins left on the switches). SIGHUP reads the file again and applies\nit whole or not at all (as flowpin reload does; the outcome is logged).',
     options: [['-c, --config FILE', 'the configuration (docs/flowpin.example.yaml shows every key)'], ['--discard-state', 'move the state files that cannot be read aside (<file>.discarded-<time>) and start without them: a damaged change log\'s changes are not resumed, a damaged flow journal\'s flows are forgotten; the parts that read are kept']],
-    examples: ['flowpin run --config /etc/flowpin/flowpin.yaml'],
+    examples: ['flowpin run --config /etc/flowpin/flowpin.yaml', 'kill -HUP <pid>        # reload the configuration (flowpin reload does the same and prints what changed)'],
   },
   {
     name: 'lab', summary: '(root) a Linux router in network namespaces, driven by flowpin, with live TCP', synopsis: '[--api-port N] [--connections N]',

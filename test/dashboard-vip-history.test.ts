@@ -1,7 +1,8 @@
 // The per-VIP view of the last hour in a real browser (Debian's chromium through playwright-core)
 // against a running `flowpin start`: the server samples each VIP's tracked and pinned
 // connections every 10 s (GET .../vips/:vip/history), the page draws them as two lines with the
-// figures now, and a drain's pins show on the pinned line once sampled. Screenshot in test-results/.
+// figures now, and a drain's pins show on the pinned line once sampled; the change's row says who
+// asked for it and the bound they gave. Screenshot in test-results/.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -55,7 +56,8 @@ test('dashboard: each VIP\'s tracked and pinned connections over the last hour, 
 
     // A drain pins its nexthop's connections: the next samples show them on the pinned line.
     const drain = await fetch(`${demo.api}/api/v1/switches/sim1/vips/${VIP}/nexthops/10.0.1.2/drain`, { method: 'POST', headers: { authorization: 'Bearer vip-history', 'content-type': 'application/json' }, body: JSON.stringify({ maxAtRisk: 'unbounded', deadlineSeconds: 600 }) });
-    assert.equal(drain.status, 202, await drain.text());
+    assert.equal(drain.status, 202);
+    const id = ((await drain.json()) as { id: string }).id;
     await until(async () => (await history()).samples.some((s) => s.pinned > 0), 30_000, 'a sample with pins');
     await until(async () => {
       const pinned = await pointsOf('vip-pinned-line');
@@ -63,6 +65,10 @@ test('dashboard: each VIP\'s tracked and pinned connections over the last hour, 
       return pinned.slice(0, -1).some(([, y]) => y < base) && Number(await chart.getByTestId('vip-pinned').innerText()) > 0;
     }, 30_000, 'the pinned line rising on the page');
     assert.match(await chart.locator('figcaption').innerText(), /tracked \d+ and\s+pinned \d+ now; \d+ samples over \d+ min \(one every 10 s\)/);
+    // The change in the history says who asked for it and the bound they gave; the address and figures on hover.
+    const audit = page.getByTestId(`audit-${id}`);
+    assert.equal(await audit.innerText(), 'api.token, ≤ unbounded');
+    assert.match((await audit.getAttribute('title')) ?? '', /^asked by token api\.token from 127\.0\.0\.1\nconsent: maxAtRisk unbounded\ndry run: \d+ \(at risk \d+, never seen \d+, window \d+(, not counted)?\)\nbefore the group write: \d+ /);
     await page.screenshot({ path: path.join(shots, 'dashboard-vip-history.png'), fullPage: true });
     assert.deepEqual(errors, []);
   } finally {
