@@ -29,6 +29,8 @@ export const SwitchParams = Type.Object({ switch: Name });
 export const VipParams = Type.Object({ switch: Name, vip: Address });
 export const NexthopParams = Type.Object({ switch: Name, vip: Address, nexthop: Address });
 export type NexthopParamsT = Static<typeof NexthopParams>;
+export const ChangeParams = Type.Object({ switch: Name, id: Type.String({ minLength: 1, maxLength: 100, description: 'the change id, as the change and the list of changes give it' }) });
+export type ChangeParamsT = Static<typeof ChangeParams>;
 
 export const NexthopView = Type.Object({
   address: Type.String(),
