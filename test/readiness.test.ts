@@ -97,7 +97,10 @@ test('the first failed write of the flow journal makes flowpin not ready, though
       assert.equal(r?.ready, false, JSON.stringify(r?.reasons));
       assert.match(r?.stateError ?? '', /cannot write the flow journal/);
       assert.ok(r?.reasons.includes(r.stateError ?? ''), 'listed among the reasons');
-      // The change log is fine, and it does not make the journal's failure go away.
+      // The change log is fine, and a good write of it does not make the journal's failure go away
+      // (no SYN comes meanwhile: no new journal write could set the failure again).
+      w.stopTraffic();
+      await w.advance(100);
       await w.settle(w.controller?.persistChanges() ?? Promise.resolve(), 5000);
       assert.equal(w.controller?.readiness().ready, false);
     } finally {
