@@ -175,7 +175,8 @@ export class OpenConfigModel {
     const want = (node: SchemaNode): boolean => type === 'ALL' || (type === 'CONFIG' ? node.config : type === 'STATE' ? !node.config : node.counter);
     // Whether the query may reach element `name` at position `i` (it ends above, or names it there).
     const reaches = (q: readonly PathElem[], i: number, name: string): boolean => q.length <= i || q[i]?.name === name;
-    // Whether the rule (or next-hop) a config leaf belongs to is in effect, asked once per entry.
+    // Whether the rule (or next-hop) a config leaf belongs to is in effect, asked once per entry
+    // (stored list entry elements are one object per entry).
     const appliedAt = new Map<PathElem, boolean>();
     let generated: Leaf[] | undefined;
     return queries.map((q) => {
@@ -201,7 +202,10 @@ export class OpenConfigModel {
         elems[i] = { name: 'state' };
         const node = derived(l.node, 'state', elems);
         if (!want(node) || !under(elems, q)) continue;
-        const owner = l.elems[i - 1] as PathElem;
+        // Whether it is in effect depends on the list entry it belongs to (a rule, a next-hop).
+        let j = i - 1;
+        while (j > 0 && l.elems[j]?.key === undefined) j--;
+        const owner = l.elems[j] as PathElem;
         let on = appliedAt.get(owner);
         if (on === undefined) {
           on = this.applied(l.elems);
