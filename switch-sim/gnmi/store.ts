@@ -113,6 +113,11 @@ export class ConfigStore {
   private readonly root = new DataNode({ name: '' }, '');
   private log: Undo[] | undefined;
   private changed: (readonly PathElem[])[] | undefined;
+  /**
+   * The last put's path and the nodes along it: a write puts many leaves whose paths share
+   * their leading element objects, found again without looking them up. Any removal drops it.
+   */
+  private cursor: { elems: readonly PathElem[]; nodes: DataNode[] } | undefined;
 
   /** The leaf at `elems`, if any. */
   get(elems: readonly PathElem[]): StoredLeaf | undefined {
@@ -123,7 +128,17 @@ export class ConfigStore {
   /** Stores a leaf (creating the nodes on its path). */
   put(elems: readonly PathElem[], leaf: StoredLeaf): void {
     let node = this.root;
-    for (const e of elems) {
+    const nodes: DataNode[] = [];
+    const c = this.cursor;
+    let i = 0;
+    if (c !== undefined) {
+      for (; i < elems.length - 1 && i < c.elems.length && elems[i] === c.elems[i]; i++) {
+        node = c.nodes[i] as DataNode;
+        nodes.push(node);
+      }
+    }
+    for (; i < elems.length; i++) {
+      const e = elems[i] as PathElem;
       const text = elemText(e);
       let kid = node.kid(text);
       if (kid === undefined) {
@@ -132,7 +147,9 @@ export class ConfigStore {
         this.log?.push({ parent: node, text, before: undefined });
       }
       node = kid;
+      nodes.push(node);
     }
+    this.cursor = { elems, nodes };
     this.log?.push({ at: node, value: node.value, node: node.node });
     node.value = leaf.value;
     node.node = leaf.node;
@@ -146,6 +163,7 @@ export class ConfigStore {
     const text = elemText(elems[elems.length - 1] as PathElem);
     const before = parent?.kid(text);
     if (parent === undefined || before === undefined) return;
+    this.cursor = undefined;
     parent.setKid(text, undefined);
     this.log?.push({ parent, text, before });
     this.changed?.push(elems);
@@ -167,6 +185,7 @@ export class ConfigStore {
     } catch (err) {
       const log = this.log;
       this.log = undefined;
+      this.cursor = undefined;
       for (let i = log.length - 1; i >= 0; i--) {
         const u = log[i] as Undo;
         if ('at' in u) {
