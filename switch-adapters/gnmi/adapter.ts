@@ -7,9 +7,12 @@
 // flow: a Set whose reply was lost (deadline, broken connection) may have been applied, so
 // its sequence ids stay reserved until a listing shows them absent or adopts them; a flow
 // held by more than one rule keeps one, and the others (and rules in flowpin's policy it
-// cannot read) are deleted once the kept rule is programmed, never reused while they exist. A rule is programmed when its applied state (`state/sequence-id`) is
-// present; counters come from the SAMPLE stream (counters.ts) where it has sent a sample since
-// the previous listing, within two sample intervals, else from a Get of the rules' state. gNMI has no "which nexthop does this flow take" call: resolvesNexthop is
+// cannot read) are deleted once the kept rule is programmed, never reused while they exist;
+// freed ids are taken again from a free list. A rule is programmed when its applied state
+// (`state/sequence-id`) is present; pins just written are read back by naming their rules
+// (readPins, a Subscribe ONCE) instead of listing the whole policy; counters come from the
+// SAMPLE stream (counters.ts) where it has sent a sample since the previous listing, within
+// two sample intervals, else from a Get of the rules' state. gNMI has no "which nexthop does this flow take" call: resolvesNexthop is
 // false and the controller pins in its safe mode. Group members are list entries under a
 // configurable path (static-route next-hops by default).
 
