@@ -294,7 +294,7 @@ export class World {
     let target = this.gnmiTargets.get(s.opts.name);
     if (target === undefined) {
       // The target samples and scans on the world's clock, as a device does on its own time.
-      const clock = { now: () => this.clock.now(), every: (ms: number, fn: () => void) => this.every(ms, fn) };
+      const clock = { now: () => this.clock.now(), every: (ms: number, fn: () => void) => this.clock.every(ms, fn) };
       const server = new GnmiServer(s.sw, { host: '127.0.0.1', port: 0, username: 'admin', password: 'flowpin', minSampleMs: 10, clock });
       target = { server, address: (await server.start()).address };
       this.gnmiTargets.set(s.opts.name, target);
@@ -305,21 +305,6 @@ export class World {
       sampleIntervalMs: 1000, groupProgramDelayMs: s.opts.programDelayMs + 50, now: this.clock.now,
       pinTableSize: s.opts.pinCapacity, pinTable: { component: 'Chip0', resource: 'policy-forwarding-rules' },
     });
-  }
-
-  /** Runs `fn` every `ms` of the world's time until the returned function is called. */
-  private every(ms: number, fn: () => void): () => void {
-    let timer: Timer | undefined;
-    const arm = (): void => {
-      timer = this.clock.after(ms, () => {
-        arm();
-        fn();
-      });
-    };
-    arm();
-    return () => {
-      if (timer !== undefined) this.clock.cancel(timer);
-    };
   }
 
   /** Lets the controller run: a few turns of the event loop with time standing still. */
