@@ -146,6 +146,9 @@ to the switch differs. gNMI cannot tell which flows an addition moves (no look-u
 controller pins every flow of the VIP there, and it reads its servers by observation: the pin
 peak is larger than through the simulator adapter, which is part of what gNMI costs. Wall time
 moves with the machine's other load; CPU time (user + system) moves less, and is shown beside it.
+**Before** the target kept its configuration as a tree, the adapter read pins back by naming
+their rules and took freed sequence ids from a free list, the 5,000 run did not finish in 900 s
+(3.5 GB resident) and 2,000 live at 200/s took 19 s and 1.3 GB.
 `;
 
 const PERSIST_ABOUT = `
