@@ -118,9 +118,12 @@ then 30 s (5 simulated minutes) more traffic. **Pins spent** is the change recor
 change reaches forwarding: the live connections whose ECMP choice was their server and no
 longer is. The addition misses its target by design of the adapter, not by accident: the eAPI
 adapter cannot ask the switch which flows an addition moves (\`predictsMovedFlows: false\`),
-so an addition pins every live flow of the VIP (its record's \`pinned\` counts the drain's pins
-still held too), five times what it moves with four members and a fifth added. Real processes
-in real time on a shared two-core machine.
+so an addition pins every tracked flow of the VIP (its record's \`pinned\` counts the drain's
+pins still held too, and flows that ended while the addition wrote its pins), several times
+the one in five live connections it moves with four members and a fifth added. A switch that
+answers which flows an addition moves (the simulator's own adapter, Linux) pins about one per
+moved connection: see the realistic scenario. Real processes in real time on a shared two-core
+machine.
 `;
 
 const OBSERVE_ABOUT = `
