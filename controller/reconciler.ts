@@ -406,7 +406,7 @@ export class Reconciler {
 
   private async readUsage(): Promise<void> {
     const a = this.o.adapter;
-    if (a.pinTableUsage === undefined) {
+    if (!a.capabilities.reportsTableUsage) {
       this.capacity = a.capabilities.pinTableSize;
       this.othersUsed = 0;
       return;
@@ -618,7 +618,7 @@ export class Reconciler {
     // while the read was in flight knows better than this (older) answer, which is then left out.
     const seen = new Map(ids.map((id) => [id, this.installed.get(id)]));
     let byId: Map<string, InstalledPin>;
-    if (a.readPins !== undefined) {
+    if (a.capabilities.readsPins) {
       const flows = ids.map((id) => this.installed.get(id)?.flow ?? this.desired.get(id)?.flow).filter((f): f is FlowSpec => f !== undefined);
       byId = new Map();
       for (const p of await a.readPins(flows)) if (p !== undefined) byId.set(flowId(p.flow), p);

@@ -442,7 +442,7 @@ export class SwitchRuntime {
     this.lastResolveError = undefined;
     const out = new Array<boolean | undefined>(flows.length).fill(undefined);
     const adds = this.changes.filter((c) => c.kind === 'add' && c.active);
-    if (adds.length === 0 || this.adapter.movedByAdd === undefined) return out;
+    if (adds.length === 0 || !this.adapter.capabilities.predictsMovedFlows) return out;
     for (const c of adds) {
       const idx = flows.map((f, i) => (f.dst === c.vip && nexthops[i] !== undefined ? i : -1)).filter((i) => i >= 0);
       if (idx.length === 0) continue;

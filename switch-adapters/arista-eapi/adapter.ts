@@ -15,7 +15,7 @@
 
 import { canonicalIp } from '../../mirror-receiver/addr.js';
 import type { AdapterCapabilities, FlowSpec, InstalledPin, PinOutcome, PinRule, PinTableUsage, ServerIdentity, SwitchAdapter } from '../contract.js';
-import { SwitchCommandError, SwitchUnsupportedError } from '../errors.js';
+import { SwitchCommandError, SwitchUnsupportedError, unsupported } from '../errors.js';
 import { flowOfPinName, pinCommands, pinName, removeByName } from './directflow.js';
 import { mergeDirectflow, notProgrammedReason, parseDirectflowJson, parseDirectflowText, type DirectflowState } from './directflow-state.js';
 import { platformOf, type Platform } from './platforms.js';
@@ -89,7 +89,15 @@ export class AristaEapiAdapter implements SwitchAdapter {
       nativeIdleTimeout: true,
       pinTableSize: options.pinTableSize ?? 0,
       changesGroups: this.template !== undefined,
+      // EOS does not show the resilient ECMP bucket table: no prediction of moved flows.
       predictsMovedFlows: false,
+      // `show directflow detail` has no per-flow form: pins are read back by listing.
+      readsPins: false,
+      reportsTableUsage: true,
+      // The route's vias are its configuration; forwarding takes them when accepted.
+      readsProgrammedGroup: false,
+      knowsServers: true,
+      groupProgramDelayMs: 0,
     };
     this.resolver = new EapiResolver(this.runner, { batchSize: this.capabilities.resolveBatchSize, cacheMs: options.viaCacheMs ?? 30_000, now: this.now });
   }
@@ -124,6 +132,22 @@ export class AristaEapiAdapter implements SwitchAdapter {
   async close(): Promise<void> {
     this.transport.close();
     return Promise.resolve();
+  }
+
+  problems(): string[] {
+    return [];
+  }
+
+  readPins(): Promise<(InstalledPin | undefined)[]> {
+    return unsupported(this.name, 'readPins');
+  }
+
+  groupProgrammed(): Promise<string[]> {
+    return unsupported(this.name, 'groupProgrammed');
+  }
+
+  movedByAdd(): Promise<boolean[]> {
+    return unsupported(this.name, 'movedByAdd');
   }
 
   async resolve(flows: FlowSpec[]): Promise<(string | undefined)[]> {

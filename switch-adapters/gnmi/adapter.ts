@@ -17,7 +17,7 @@ import { status } from '@grpc/grpc-js';
 import { canonicalIp } from '../../mirror-receiver/addr.js';
 import { parsePath, type CapabilityResponse, type Encoding, type Path, type PathElem, type Update } from '../../proto/gnmi.js';
 import { flowId, type AdapterCapabilities, type FlowSpec, type InstalledPin, type PinOutcome, type PinRule, type PinTableUsage, type ServerIdentity, type SwitchAdapter } from '../contract.js';
-import { SwitchCommandError, SwitchProtocolError, SwitchTimeoutError, SwitchTransportError } from '../errors.js';
+import { SwitchCommandError, SwitchProtocolError, SwitchTimeoutError, SwitchTransportError, unsupported } from '../errors.js';
 import { CounterStream } from './counters.js';
 import { flatten, groupListPath, interfacePath, jsonIetf, parseRules, policyPath, ruleUpdate, rulePath, rulesPath, STATIC_ROUTE_GROUP, type GroupPaths, type PolicyLocation, type RuleState } from './openconfig.js';
 import { GnmiTransport, type GnmiTransportOptions } from './transport.js';
@@ -66,7 +66,6 @@ export class GnmiAdapter implements SwitchAdapter {
   readonly capabilities: AdapterCapabilities;
   readonly transport: GnmiTransport;
   readonly counters: CounterStream;
-  readonly pinTableUsage?: () => Promise<PinTableUsage>;
   private readonly loc: PolicyLocation;
   private readonly now: () => number;
   private readonly group: GroupPaths;
@@ -99,10 +98,26 @@ export class GnmiAdapter implements SwitchAdapter {
       pinTableSize: options.pinTableSize ?? 1500,
       changesGroups: true,
       predictsMovedFlows: false,
+      readsPins: true,
+      reportsTableUsage: options.pinTable !== undefined,
+      readsProgrammedGroup: true,
+      knowsServers: true,
       groupProgramDelayMs: options.groupProgramDelayMs ?? 500,
     };
-    const pt = options.pinTable;
-    if (pt !== undefined) this.pinTableUsage = () => this.readUsage(pt);
+  }
+
+  /** The pin table's utilization, where its component and resource are configured (`pinTable`). */
+  pinTableUsage(): Promise<PinTableUsage> {
+    const pt = this.options.pinTable;
+    return pt === undefined ? unsupported(this.name, 'pinTableUsage') : this.readUsage(pt);
+  }
+
+  movedByAdd(): Promise<boolean[]> {
+    return unsupported(this.name, 'movedByAdd');
+  }
+
+  problems(): string[] {
+    return [];
   }
 
   /** Checks Capabilities, creates and applies flowpin's policy, recovers its rules, starts the counter stream. */
@@ -228,7 +243,7 @@ export class GnmiAdapter implements SwitchAdapter {
       const pin: InstalledPin = { name: `${this.loc.policyId}/${r.seq}`, flow: k.flow, nexthop: k.nexthop, programmed: s?.applied === true, packets: s?.packets ?? 0, bytes: s?.octets ?? 0 };
       if (!pin.programmed) {
         // Configured without applied state: still being programmed, unless the table reports no room.
-        tableFull ??= this.pinTableUsage === undefined ? false : await this.pinTableUsage().then((u) => u.used >= u.capacity);
+        tableFull ??= !this.capabilities.reportsTableUsage ? false : await this.pinTableUsage().then((u) => u.used >= u.capacity);
         pin.reason = tableFull ? 'table-full' : 'pending';
       }
       out.push(pin);
@@ -289,7 +304,7 @@ export class GnmiAdapter implements SwitchAdapter {
       const counted = sample !== undefined && sample.at >= k.writtenAt ? sample : undefined;
       const pin: InstalledPin = { name: `${this.loc.policyId}/${k.seq}`, flow: k.flow, nexthop: k.nexthop, programmed: r.applied, packets: counted?.packets ?? 0, bytes: counted?.octets ?? 0 };
       if (!pin.programmed) {
-        tableFull ??= this.pinTableUsage === undefined ? false : await this.pinTableUsage().then((u) => u.used >= u.capacity);
+        tableFull ??= !this.capabilities.reportsTableUsage ? false : await this.pinTableUsage().then((u) => u.used >= u.capacity);
         pin.reason = tableFull ? 'table-full' : 'pending';
       }
       out.push(pin);

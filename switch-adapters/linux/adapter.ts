@@ -10,7 +10,7 @@
 
 import { canonicalIp } from '../../mirror-receiver/addr.js';
 import { flowId, type AdapterCapabilities, type FlowSpec, type InstalledPin, type PinOutcome, type PinRule, type PinTableUsage, type ServerIdentity, type SwitchAdapter } from '../contract.js';
-import { SwitchCommandError, SwitchProtocolError, SwitchUnsupportedError } from '../errors.js';
+import { SwitchCommandError, SwitchProtocolError, SwitchUnsupportedError, unsupported } from '../errors.js';
 import { adoptionRefusal, groupSpec, handOverStep } from './adopt.js';
 import { CommandRunner, firstLines } from './exec.js';
 import { HashCheck } from './hash-check.js';
@@ -94,6 +94,12 @@ export class LinuxRouterAdapter implements SwitchAdapter {
       pinTableSize: this.o.pinTableSize,
       changesGroups: true,
       predictsMovedFlows: true,
+      // A pin's state is read from the kernel's maps: the listing is as cheap as a few reads.
+      readsPins: false,
+      reportsTableUsage: true,
+      readsProgrammedGroup: true,
+      knowsServers: true,
+      groupProgramDelayMs: 0,
     };
   }
 
@@ -119,6 +125,10 @@ export class LinuxRouterAdapter implements SwitchAdapter {
 
   close(): Promise<void> {
     return Promise.resolve();
+  }
+
+  readPins(): Promise<(InstalledPin | undefined)[]> {
+    return unsupported(this.name, 'readPins');
   }
 
   // ---- groups

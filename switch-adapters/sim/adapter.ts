@@ -14,7 +14,7 @@ import { flowHash } from '../../switch-sim/hash.js';
 import { portIndexOf, type SimSwitch } from '../../switch-sim/sim-switch.js';
 import { tupleOf } from '../../mirror-receiver/tuple.js';
 import type { AdapterCapabilities, FlowSpec, InstalledPin, PinOutcome, PinRule, PinTableUsage, ServerIdentity, SwitchAdapter } from '../contract.js';
-import { SwitchCommandError } from '../errors.js';
+import { SwitchCommandError, unsupported } from '../errors.js';
 import { flowOfPinName, pinName } from '../arista-eapi/directflow.js';
 
 export class SimAdapter implements SwitchAdapter {
@@ -34,7 +34,16 @@ export class SimAdapter implements SwitchAdapter {
       pinTableSize: sw.pins.capacity,
       changesGroups: true,
       predictsMovedFlows: sw.options.ecmpMode === 'resilient' && (opts.lookup ?? 'exact') !== 'none',
+      readsPins: true,
+      reportsTableUsage: true,
+      readsProgrammedGroup: true,
+      knowsServers: true,
+      groupProgramDelayMs: 0,
     };
+  }
+
+  problems(): string[] {
+    return [];
   }
 
   connect(): Promise<void> {
@@ -140,6 +149,7 @@ export class SimAdapter implements SwitchAdapter {
   }
 
   movedByAdd(vip: string, nexthop: string, flows: FlowSpec[]): Promise<boolean[]> {
+    if (!this.capabilities.predictsMovedFlows) return unsupported('sim', 'movedByAdd');
     const group = this.sw.vips.get(canonicalIp(vip))?.fwd;
     if (!(group instanceof ResilientGroup)) return Promise.resolve(flows.map(() => true));
     const moved = new Set(group.previewAdd(canonicalIp(nexthop)));

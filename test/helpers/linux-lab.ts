@@ -6,7 +6,7 @@ import pino from 'pino';
 import { Controller } from '../../controller/controller.js';
 import { readConfig } from '../../controller/config.js';
 import { Reader } from '../../controller/validate.js';
-import { createAdapters } from '../../switch-adapters/factory.js';
+import { createAdapters } from '../../switch-adapters/registry.js';
 import { LinuxRouterAdapter } from '../../switch-adapters/linux/adapter.js';
 import { LAB_VIP4, LAB_VIP6, type LabTopology } from '../../switch-adapters/linux/lab/topology.js';
 import { LabTraffic } from '../../switch-adapters/linux/lab/traffic.js';
