@@ -15,7 +15,7 @@ import pino from 'pino';
 import { Controller } from '../controller/controller.js';
 import { valueOf } from '../controller/metrics.js';
 import { readConfig } from '../controller/config.js';
-import { Reader } from '../controller/validate.js';
+import { Reader } from '../lib/validate.js';
 import type { FlowEvent } from '../mirror-receiver/flow-event.js';
 import { tupleOf } from '../mirror-receiver/tuple.js';
 import { AristaEapiAdapter } from '../switch-adapters/arista-eapi/adapter.js';

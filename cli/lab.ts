@@ -9,7 +9,7 @@ import { buildApp } from '../controller/api/app.js';
 import { listen } from '../controller/api/listen.js';
 import { readConfig } from '../controller/config.js';
 import { Controller } from '../controller/controller.js';
-import { Reader } from '../controller/validate.js';
+import { Reader } from '../lib/validate.js';
 import { createAdapters } from '../switch-adapters/registry.js';
 import { cleanStale, LAB_VIP4, LAB_VIP6, LabTopology } from '../switch-adapters/linux/lab/topology.js';
 import { LabTraffic } from '../switch-adapters/linux/lab/traffic.js';

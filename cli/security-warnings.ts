@@ -8,7 +8,7 @@
 
 import { statSync } from 'node:fs';
 import type { FlowpinConfig } from '../controller/config.js';
-import { Reader } from '../controller/validate.js';
+import { Reader } from '../lib/validate.js';
 import { adapterKind } from '../switch-adapters/registry.js';
 
 /** Keys whose values are secrets (the configuration's `secret()` fields). */

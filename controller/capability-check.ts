@@ -6,7 +6,7 @@
 import type { SwitchAdapter } from '../switch-adapters/contract.js';
 import { adapterKind } from '../switch-adapters/registry.js';
 import type { FlowpinConfig } from './config.js';
-import { ConfigError, keyOf } from './validate.js';
+import { ConfigError, keyOf } from '../lib/validate.js';
 
 /** Throws a ConfigError naming the key of the first switch whose adapter cannot serve its VIPs. */
 export function checkCapabilities(config: Pick<FlowpinConfig, 'file' | 'switches'>, adapters: ReadonlyMap<string, SwitchAdapter>): void {

@@ -6,10 +6,10 @@
 
 import { readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { canonicalIp } from '../mirror-receiver/addr.js';
+import { canonicalIp } from '../lib/addr.js';
 import { AddressError, familyOf, hostAddress } from './address.js';
 import { ConfigSchema, type ConfigDoc, type SwitchDoc } from './config-schema.js';
-import { checkSchema, ConfigError, deepFreeze, fileProblem, keyOf, Reader } from './validate.js';
+import { checkSchema, ConfigError, deepFreeze, fileProblem, keyOf, Reader } from '../lib/validate.js';
 import type { PinMode } from './pin-policy.js';
 import type { SettingsReader } from '../switch-adapters/kind.js';
 import { ADAPTER_KINDS, adapterKind } from '../switch-adapters/registry.js';

@@ -2,14 +2,9 @@
 // capabilities object), never branches in the controller. Every operation is batched and
 // idempotent: installing a pin that exists, or removing one that does not, is not an error.
 
-/** A TCP flow toward a VIP, as the switch matches it. */
-export interface FlowSpec {
-  family: 4 | 6;
-  src: string;
-  dst: string;
-  sport: number;
-  dport: number;
-}
+import type { FlowSpec } from '../lib/flow.js';
+
+export { flowId, type FlowSpec } from '../lib/flow.js';
 
 export interface PinRule {
   flow: FlowSpec;
@@ -149,6 +144,3 @@ export interface SwitchAdapter {
   problems(): string[];
   close(): Promise<void>;
 }
-
-/** A stable text key of a flow, for maps. */
-export const flowId = (f: FlowSpec): string => `${f.src}|${f.sport}|${f.dst}|${f.dport}`;

@@ -5,7 +5,6 @@
 // there, and nothing else names a kind. See docs/architecture.md, "Adding a switch kind".
 
 import type { TSchema } from 'typebox';
-import type { SimSwitch } from '../switch-sim/sim-switch.js';
 import type { AdapterCapabilities, SwitchAdapter } from './contract.js';
 
 /** A configuration key as a path from the top of the file: ['switches', 0, 'eapi', 'url']. */
@@ -31,12 +30,6 @@ export interface SwitchSetup {
   pinIdleTimeoutS: number;
 }
 
-/** What the process offers adapters beyond the configuration. */
-export interface AdapterEnv {
-  /** The in-process simulated switches by name (`flowpin start`), for the kind that drives one directly. */
-  sims?: ReadonlyMap<string, SimSwitch>;
-}
-
 /** One kind of switch. `C`: its settings as `read` returns them (frozen with the configuration). */
 export interface AdapterKind<C = unknown> {
   /** The value of a switch's `adapter` key. */
@@ -58,5 +51,5 @@ export interface AdapterKind<C = unknown> {
    * named by the start-up check when the switch's VIPs need it (e.g. changesGroups: groupTemplate).
    */
   readonly enabledBy?: Partial<Readonly<Record<keyof AdapterCapabilities, string>>>;
-  create(setup: SwitchSetup, settings: C, env: AdapterEnv): SwitchAdapter;
+  create(setup: SwitchSetup, settings: C): SwitchAdapter;
 }

@@ -5,7 +5,7 @@
 import { eapiKind } from './arista-eapi/kind.js';
 import type { SwitchAdapter } from './contract.js';
 import { gnmiKind } from './gnmi/kind.js';
-import type { AdapterEnv, AdapterKind } from './kind.js';
+import type { AdapterKind } from './kind.js';
 import { linuxKind } from './linux/kind.js';
 import { simKind } from './sim/kind.js';
 
@@ -36,17 +36,17 @@ export interface ConfiguredSwitch {
 }
 
 /** Settings of the whole configuration an adapter needs besides its switch's own. */
-export interface AdapterContext extends AdapterEnv {
+export interface AdapterContext {
   /** The pins' idle timeout (`pinIdleTimeoutS`). */
   pinIdleTimeoutS: number;
 }
 
 export function createAdapter(sw: ConfiguredSwitch, ctx: AdapterContext): SwitchAdapter {
   const setup = { name: sw.name, vips: sw.vips, pinTableSize: sw.pinTableSizeSet ? sw.pinTableSize : undefined, pinIdleTimeoutS: ctx.pinIdleTimeoutS };
-  return adapterKind(sw.adapter).create(setup, sw.settings, ctx);
+  return adapterKind(sw.adapter).create(setup, sw.settings);
 }
 
 /** Every switch's adapter of a configuration, by switch name. */
-export function createAdapters(config: { switches: readonly ConfiguredSwitch[]; pinIdleTimeoutS: number }, env: AdapterEnv = {}): Map<string, SwitchAdapter> {
-  return new Map(config.switches.map((s) => [s.name, createAdapter(s, { ...env, pinIdleTimeoutS: config.pinIdleTimeoutS })]));
+export function createAdapters(config: { switches: readonly ConfiguredSwitch[]; pinIdleTimeoutS: number }): Map<string, SwitchAdapter> {
+  return new Map(config.switches.map((s) => [s.name, createAdapter(s, { pinIdleTimeoutS: config.pinIdleTimeoutS })]));
 }

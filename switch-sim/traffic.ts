@@ -9,7 +9,7 @@
 // hold it is reset. Counters: opened, closed cleanly, reset; every loop is bounded by the
 // clock it runs on.
 
-import { canonicalIp, parseIp, ipAt } from '../mirror-receiver/addr.js';
+import { canonicalIp, parseIp, ipAt } from '../lib/addr.js';
 import type { VirtualClock } from './clock.js';
 import { Rng, sampleLifetimeMs, type LifetimeDistribution } from './rng.js';
 import { TCP, type SimPacket, type SimSwitch } from './sim-switch.js';

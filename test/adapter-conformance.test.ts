@@ -17,7 +17,7 @@ import { execFileSync } from 'node:child_process';
 import { LinuxRouterAdapter } from '../switch-adapters/linux/adapter.js';
 import { LAB_VIP4, LAB_VIP6, LabTopology } from '../switch-adapters/linux/lab/topology.js';
 import { LabTraffic } from '../switch-adapters/linux/lab/traffic.js';
-import { labAdapter, withWarmTraffic } from './helpers/linux-lab.js';
+import { labAdapter, withWarmTraffic } from '../cli/lab-controller.js';
 import { have, isRoot, skipUnless } from './helpers/tools.js';
 
 const linuxSkip = skipUnless(isRoot() && have('nft', ['-v']) && have('ip', ['-V']), 'root with nft and ip (Linux router conformance)');

@@ -13,7 +13,7 @@ import type { TSchema } from 'typebox';
 import { Controller } from '../controller/controller.js';
 import { readConfig } from '../controller/config.js';
 import { SwitchSchema } from '../controller/config-schema.js';
-import { ConfigError, Reader } from '../controller/validate.js';
+import { ConfigError, Reader } from '../lib/validate.js';
 import { ADAPTER_KINDS, adapterKind, createAdapters } from '../switch-adapters/registry.js';
 import { proc } from './helpers/processes.js';
 import { flowpinBin } from './helpers/tools.js';

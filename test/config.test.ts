@@ -8,7 +8,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadConfig, readConfig } from '../controller/config.js';
-import { ConfigError, Reader } from '../controller/validate.js';
+import { ConfigError, Reader } from '../lib/validate.js';
 import type { EapiSettings } from '../switch-adapters/arista-eapi/kind.js';
 
 const minimal = (over: Record<string, unknown> = {}) => ({

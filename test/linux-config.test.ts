@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readConfig } from '../controller/config.js';
-import { Reader } from '../controller/validate.js';
+import { Reader } from '../lib/validate.js';
 import { createAdapter } from '../switch-adapters/registry.js';
 import type { LinuxSettings } from '../switch-adapters/linux/kind.js';
 

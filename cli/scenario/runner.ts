@@ -12,9 +12,9 @@
 // process's memory (RSS and heap high-water marks sampled along the run) so that growth with
 // the number of live connections shows.
 
-import { canonicalIp } from '../../mirror-receiver/addr.js';
+import { canonicalIp } from '../../lib/addr.js';
 import type { ChangeRecord } from '../../controller/changes.js';
-import { pinName } from '../../switch-adapters/arista-eapi/directflow.js';
+import { pinName } from '../../lib/pin-name.js';
 import type { LifetimeDistribution } from '../../switch-sim/rng.js';
 import type { SimPacket } from '../../switch-sim/sim-switch.js';
 import { valueOf } from '../../controller/metrics.js';

@@ -13,10 +13,11 @@
 //  - listPins() reads `show directflow detail` in JSON (status, counters) and text (nexthop,
 //    flows the JSON omits) and removes flowpin's expired, rejected and half-built flows.
 
-import { canonicalIp } from '../../mirror-receiver/addr.js';
+import { canonicalIp } from '../../lib/addr.js';
 import type { AdapterCapabilities, FlowSpec, InstalledPin, PinOutcome, PinRule, PinTableUsage, ServerIdentity, SwitchAdapter } from '../contract.js';
 import { SwitchCommandError, SwitchUnsupportedError, unsupported } from '../errors.js';
-import { flowOfPinName, pinCommands, pinName, removeByName } from './directflow.js';
+import { flowOfPinName, pinName } from '../../lib/pin-name.js';
+import { pinCommands, removeByName } from './directflow.js';
 import { mergeDirectflow, notProgrammedReason, parseDirectflowJson, parseDirectflowText, type DirectflowState } from './directflow-state.js';
 import { platformOf, type Platform } from './platforms.js';
 import { EapiResolver, type Resolution } from './resolver.js';

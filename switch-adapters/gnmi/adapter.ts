@@ -14,7 +14,7 @@
 // configurable path (static-route next-hops by default).
 
 import { status } from '@grpc/grpc-js';
-import { canonicalIp } from '../../mirror-receiver/addr.js';
+import { canonicalIp } from '../../lib/addr.js';
 import { parsePath, type CapabilityResponse, type Encoding, type Path, type PathElem, type Update } from '../../proto/gnmi.js';
 import { flowId, type AdapterCapabilities, type FlowSpec, type InstalledPin, type PinOutcome, type PinRule, type PinTableUsage, type ServerIdentity, type SwitchAdapter } from '../contract.js';
 import { SwitchCommandError, SwitchProtocolError, SwitchTimeoutError, SwitchTransportError, unsupported } from '../errors.js';

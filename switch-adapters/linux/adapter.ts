@@ -8,7 +8,7 @@
 // adopted and its members handed over to flowpin's nexthop objects in place (adopt.ts). Every
 // command runs through the configured prefix (exec.ts). Facts: docs/linux.md.
 
-import { canonicalIp } from '../../mirror-receiver/addr.js';
+import { canonicalIp } from '../../lib/addr.js';
 import { flowId, type AdapterCapabilities, type FlowSpec, type InstalledPin, type PinOutcome, type PinRule, type PinTableUsage, type ServerIdentity, type SwitchAdapter } from '../contract.js';
 import { SwitchCommandError, SwitchProtocolError, SwitchUnsupportedError, unsupported } from '../errors.js';
 import { adoptionRefusal, groupSpec, handOverStep } from './adopt.js';

@@ -1,17 +1,16 @@
-// The sim kind: the built-in simulator's switch driven in-process. It has no configuration
-// section; its switch is the simulated one of the same name, which only `flowpin start` runs.
+// The sim kind: the simulator's switch driven in-process (SimAdapter over the SimulatedSwitch
+// shape, model.ts). It has no configuration section, and a configuration file cannot reach an
+// in-process switch: the scenario runner and the tests hand the controller its adapter
+// themselves (`flowpin start` runs the simulator in a child process, behind its eAPI).
 
 import type { AdapterKind } from '../kind.js';
-import { SimAdapter } from './adapter.js';
 
 export const KIND = 'sim';
 
 export const simKind: AdapterKind<undefined> = {
   kind: KIND,
   read: () => undefined,
-  create(setup, _settings, env) {
-    const sw = env.sims?.get(setup.name);
-    if (sw === undefined) throw new Error(`switch ${setup.name}: adapter 'sim' needs the built-in simulator (flowpin start)`);
-    return new SimAdapter(sw);
+  create(setup) {
+    throw new Error(`switch ${setup.name}: adapter 'sim' is the simulator's switch in-process; it is given to the controller by the scenario runner or a test, not built from a configuration file`);
   },
 };

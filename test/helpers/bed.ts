@@ -7,7 +7,7 @@
 import pino from 'pino';
 import { Controller } from '../../controller/controller.js';
 import { readConfig, type FlowpinConfig } from '../../controller/config.js';
-import { Reader } from '../../controller/validate.js';
+import { Reader } from '../../lib/validate.js';
 import { VirtualClock } from '../../switch-sim/clock.js';
 import { portIndexOf, type SimSwitch } from '../../switch-sim/sim-switch.js';
 import { clockOf } from '../../cli/scenario/world.js';
