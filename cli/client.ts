@@ -11,6 +11,8 @@ export class ApiError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** The API error's `detail`, where it gave one. */
+    readonly detail?: Record<string, unknown>,
   ) {
     super(message);
   }
@@ -47,9 +49,9 @@ export class Client {
       throw new ApiError(res.status, 'bad-response', `${method} ${path}: HTTP ${res.status}, not JSON`);
     }
     if (res.status < 200 || res.status > 299) {
-      const e = json as { error?: string; message?: string };
+      const e = json as { error?: string; message?: string; detail?: Record<string, unknown> };
       const hint = res.status === 401 && this.token === undefined ? ' (set FLOWPIN_TOKEN or pass --token-file)' : '';
-      throw new ApiError(res.status, e.error ?? 'error', `${e.message ?? `${method} ${path}: HTTP ${res.status}`}${hint}`);
+      throw new ApiError(res.status, e.error ?? 'error', `${e.message ?? `${method} ${path}: HTTP ${res.status}`}${hint}`, e.detail);
     }
     return json as T;
   }

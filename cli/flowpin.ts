@@ -6,7 +6,7 @@
 
 import { commandHelp, commandNamed, overview } from './help.js';
 
-const OPERATOR = new Set(['status', 'drain', 'undrain', 'add', 'remove', 'flows', 'pins', 'changes', 'change']);
+const OPERATOR = new Set(['status', 'drain', 'undrain', 'add', 'remove', 'flows', 'pins', 'changes', 'change', 'cancel', 'reload']);
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

@@ -59,9 +59,9 @@ export const COMMANDS: CommandHelp[] = [
   },
   {
     name: 'run', summary: 'flowpin against the switches of a configuration file', synopsis: '--config FILE [--discard-state]',
-    description: 'Validates the configuration (errors name the file and key), takes the state file\'s lock, reads the state back\n(refusing, with the file and line named, state it cannot read as written), connects to the switches and serves\nthe API until SIGINT/SIGTERM (state written, pins left on the switches).',
+    description: 'Validates the configuration (errors name the file and key), takes the state file\'s lock, reads the state back\n(refusing, with the file and line named, state it cannot read as written), connects to the switches and serves\nthe API until SIGINT/SIGTERM (state written, pins left on the switches). SIGHUP reads the file again and applies\nit whole or not at all (as flowpin reload does; the outcome is logged).',
     options: [['-c, --config FILE', 'the configuration (docs/flowpin.example.yaml shows every key)'], ['--discard-state', 'move the state files that cannot be read aside (<file>.discarded-<time>) and start without them: a damaged change log\'s changes are not resumed, a damaged flow journal\'s flows are forgotten; the parts that read are kept']],
-    examples: ['flowpin run --config /etc/flowpin/flowpin.yaml'],
+    examples: ['flowpin run --config /etc/flowpin/flowpin.yaml', 'kill -HUP <pid>        # reload the configuration (flowpin reload does the same and prints what changed)'],
   },
   {
     name: 'lab', summary: '(root) a Linux router in network namespaces, driven by flowpin, with live TCP', synopsis: '[--api-port N] [--connections N]',
@@ -146,6 +146,18 @@ export const COMMANDS: CommandHelp[] = [
     description: 'The change\'s record: phase, times, pinned, at risk by reason, change-window flows, pinned flows left.',
     options: [['--switch S', 'the switch (found from the id otherwise)']],
     examples: ['flowpin change sim1-drain-m1k2x3-1', 'flowpin change sim1-drain-m1k2x3-1 -o json'],
+  },
+  {
+    name: 'reload', summary: 'read the configuration file again and apply it, or refuse it whole', synopsis: '', operator: true,
+    description: 'The running `flowpin run` reads its --config file again (as on SIGHUP) and applies the API tokens, switches\nadded or removed, and each switch\'s VIPs, nexthops and maxUnavailable, all or nothing. An invalid file, a new\nvalue for a key read at start only, or a switch, VIP or nexthop removed while a change of it is in flight is\nrefused with the file and key named (exit 1); the running configuration stays.',
+    options: [],
+    examples: ['flowpin reload', 'kill -HUP $(sed -n "s/^pid //p" STATEFILE.lock)    # the same, by signal (the outcome is logged)'],
+  },
+  {
+    name: 'cancel', summary: 'cancel a change before its group write', synopsis: 'ID [--switch S]', operator: true,
+    description: 'A queued change leaves the queue; a pending one stops at its next step and releases its pins; no group write is\nsent. Either reads cancelled. Once its group write was sent there is nothing cancel can take back: it changes\nnothing and says what would undo the change: for a drain an undrain, for an addition a drain, each a new change\nwith its own --max-at-risk. Exit 0 cancelled, 1 refused (too late, no such change) or failed.',
+    options: [['--switch S', 'the switch (found from the id otherwise)']],
+    examples: ['flowpin changes                       # the id of the change to cancel', 'flowpin cancel sim1-drain-m1k2x3-1'],
   },
   {
     name: 'load', summary: 'an external load through the simulator\'s dataplane endpoint (for flowpin torture)', synopsis: '--dataplane HOST:PORT [options]',

@@ -1,10 +1,11 @@
-// `flowpin changes [--watch]` and `flowpin change ID`: the change records of a running
-// controller. --watch polls every --interval seconds, each request with its own deadline (a
-// controller that stops answering is said so on stderr, and polled again), prints the table
-// once and then one row (or, with -o json, one JSON line) per change that is new or has moved;
-// Ctrl-C or SIGTERM ends it with status 0.
+// `flowpin changes [--watch]`, `flowpin change ID` and `flowpin cancel ID`: the change records
+// of a running controller. --watch polls every --interval seconds, each request with its own
+// deadline (a controller that stops answering is said so on stderr, and polled again), prints
+// the table once and then one row (or, with -o json, one JSON line) per change that is new or
+// has moved; Ctrl-C or SIGTERM ends it with status 0. A cancel refused because the change's
+// group write was sent says, in CLI words, which command would undo it.
 
-import type { ChangeRecord } from '../controller/changes.js';
+import type { Actor, ChangeRecord, RiskFigures } from '../controller/changes.js';
 import { ApiError, Client, enc } from './client.js';
 
 /** A change as the API gives it (a type only: nothing of the controller is loaded). */
@@ -20,8 +21,15 @@ export const risk = (by: Record<string, number>): string => Object.entries(by).f
 /** A figure a record did not measure (lost across a kill) is null: said so, never 0. */
 export const shown = (v: number | null | undefined): string => (v === null || v === undefined ? 'not measured' : String(v));
 
-const HEAD = ['id', 'kind', 'switch', 'vip', 'nexthop', 'phase', 'pinned', 'at-risk', 'unseen', 'window', 'left'];
-const row = (c: Change): (string | number)[] => [c.id, c.kind, c.switch, c.vip, c.nexthop, `${c.phase}${c.error ? `: ${c.error}` : ''}`, shown(c.pinned), shown(c.atRisk), shown(c.unseen), shown(c.windowFlows), c.kind === 'drain' ? c.remaining : '-'];
+const HEAD = ['id', 'kind', 'switch', 'vip', 'nexthop', 'phase', 'pinned', 'at-risk', 'unseen', 'window', 'left', 'by'];
+const row = (c: Change): (string | number)[] => [c.id, c.kind, c.switch, c.vip, c.nexthop, `${c.phase}${c.error ? `: ${c.error}` : ''}`, shown(c.pinned), shown(c.atRisk), shown(c.unseen), shown(c.windowFlows), c.kind === 'drain' ? c.remaining : '-', c.requestedBy?.token ?? '-'];
+
+/** Who made a call: `token ops-alice from 10.1.2.3`. */
+const who = (a: Actor | undefined): string => (a === undefined ? 'not recorded (made inside flowpin)' : `token ${a.token ?? '(none)'} from ${a.client ?? 'unknown'}`);
+
+/** Consent figures in words: what counted against the bound. */
+const figures = (f: RiskFigures | undefined): string =>
+  f === undefined ? 'not recorded' : f.uncountable !== null ? `not countable (${f.uncountable})` : `${f.total} against the bound: at risk ${f.atRisk} (${risk(f.atRiskBy)}), never seen ${f.unseen}, change window ${f.expectedWindowFlows} expected${f.windowCounts ? '' : ' (within the threshold: not counted)'}`;
 
 /** Each request's deadline while watching: a hung controller never stalls the watch. */
 const requestDeadlineMs = (intervalS: number): number => Math.min(10_000, Math.max(2_000, intervalS * 1000));
@@ -84,22 +92,49 @@ export async function changesCommand(client: Client, opts: { switch?: string; js
 const at = (ms: number | undefined): string => (ms === undefined ? '-' : new Date(ms).toISOString());
 
 /** One change by id: on the switch given, else on the switch the id names (ids start with it), else on each. */
-export async function changeCommand(client: Client, id: string, opts: { switch?: string; json: boolean }): Promise<number> {
-  let names = opts.switch !== undefined ? [opts.switch] : await switchNames(client);
+async function findChange(client: Client, id: string, only: string | undefined): Promise<Change> {
+  let names = only !== undefined ? [only] : await switchNames(client);
   names = [...names.filter((n) => id.startsWith(`${n}-`)), ...names.filter((n) => !id.startsWith(`${n}-`))];
-  let found: Change | undefined;
   for (const n of names) {
     try {
-      found = await client.call<Change>('GET', `/api/v1/switches/${enc(n)}/changes/${enc(id)}`);
-      break;
+      return await client.call<Change>('GET', `/api/v1/switches/${enc(n)}/changes/${enc(id)}`);
     } catch (err) {
       if (!(err instanceof ApiError) || err.status !== 404) throw err;
     }
   }
-  if (found === undefined) throw new ApiError(404, 'not-found', `no change ${id}${opts.switch === undefined ? '' : ` on switch ${opts.switch}`}; 'flowpin changes' lists the recent ones`);
-  const c = found;
+  throw new ApiError(404, 'not-found', `no change ${id}${only === undefined ? '' : ` on switch ${only}`}; 'flowpin changes' lists the recent ones`);
+}
+
+/**
+ * Cancels a change before its group write. Refused after it (409): the opposite change is named
+ * as a command, with its dry run, since that is a change of its own with its own bound.
+ */
+export async function cancelCommand(client: Client, id: string, opts: { switch?: string; json: boolean }): Promise<number> {
+  const c = await findChange(client, id, opts.switch);
+  let r: Change;
+  try {
+    r = await client.call<Change>('POST', `/api/v1/switches/${enc(c.switch)}/changes/${enc(c.id)}/cancel`);
+  } catch (err) {
+    const undo = err instanceof ApiError ? (err.detail?.['undo'] as { command?: string } | undefined)?.command : undefined;
+    if (!(err instanceof ApiError) || err.status !== 409 || undo === undefined) throw err;
+    const place = `--vip ${c.vip} --switch ${c.switch}`;
+    const dry = undo === 'undrain' ? `flowpin add ${c.nexthop} ${place} --dry-run` : `flowpin drain ${c.nexthop} ${place} --dry-run`;
+    const what = undo === 'undrain' ? `putting ${c.nexthop} back into the group of ${c.vip}` : `taking ${c.nexthop} out of the group of ${c.vip} again`;
+    const written = err.message.match(/ (was applied at \S+|has been sent to the switch):/)?.[1] ?? 'was sent';
+    throw new ApiError(409, err.code, `the group write of ${c.kind} ${c.id} ${written}: cancel cannot take it back, and changed nothing. What would undo it is ${what}: flowpin ${undo} ${c.nexthop} ${place}, a new change with its own --max-at-risk (${dry} shows what it would cost)`, err.detail);
+  }
+  process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : `change ${r.id}: ${r.kind} ${r.nexthop} on ${r.vip} (${r.switch}) ${r.phase}${r.error ? ` (${r.error})` : ''}: no group write was sent, nothing changed on the switch, its pins are released\n`);
+  return r.phase === 'cancelled' ? 0 : 1;
+}
+
+export async function changeCommand(client: Client, id: string, opts: { switch?: string; json: boolean }): Promise<number> {
+  const c = await findChange(client, id, opts.switch);
   process.stdout.write(opts.json ? `${JSON.stringify(c, null, 2)}\n` : `change ${c.id}: ${c.kind} ${c.nexthop} on ${c.vip} (${c.switch})
   phase              ${c.phase}${c.deadlineReached ? ' (deadline reached)' : ''}${c.error ? `: ${c.error}` : ''}
+  requested by       ${who(c.requestedBy)}${c.cancelledBy === undefined ? '' : `\n  cancelled by       ${who(c.cancelledBy)}`}
+  consent            --max-at-risk ${c.maxAtRisk}
+  dry run            ${figures(c.dryRunFigures)}
+  before the write   ${c.checked === undefined ? 'not reached' : figures(c.checked)}
   pinned             ${c.pinned}
   at risk            ${c.atRisk} (${risk(c.atRiskBy)})
   change window      ${c.windowFlows} flows

@@ -1,5 +1,6 @@
 // The operator commands against a running controller's API: status, drain, undrain, add,
-// remove, flows, pins, changes, change (ops-changes.ts). Changes take --dry-run (the report,
+// remove, flows, pins, changes, change and cancel (ops-changes.ts), and reload (the
+// configuration file read again and applied whole, or refused naming the key). Changes take --dry-run (the report,
 // nothing changed) and --wait (follow a drain until its pinned flows reach zero, or its
 // deadline) with --timeout. Usage errors end with where the command's help is (help.ts).
 // Exit status: 0 done, 1 the change or a call failed, 2 usage, 3 --timeout passed (the change
@@ -9,7 +10,7 @@
 import { parseArgs } from 'node:util';
 import { ApiError, Client, enc, nexthopPath } from './client.js';
 import { seeHelp } from './help.js';
-import { changeCommand, changesCommand, risk, shown, table, type Change } from './ops-changes.js';
+import { cancelCommand, changeCommand, changesCommand, risk, shown, table, type Change } from './ops-changes.js';
 import { Progress } from './progress.js';
 
 export const OPTIONS = {
@@ -55,8 +56,8 @@ interface SwitchStatus {
   pins: { installed: number; free: number; capacity: number; failed: number };
 }
 
-/** Where --wait stops: a drain drained or past its deadline (tracked on), an addition complete, or failed. */
-const FINAL = new Set(['drained', 'deadline-passed', 'complete', 'failed']);
+/** Where --wait stops: a drain drained or past its deadline (tracked on), an addition complete, or failed or cancelled. */
+const FINAL = new Set(['drained', 'deadline-passed', 'complete', 'failed', 'cancelled']);
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, timeout: 3, deadlinePassed: 4, interrupted: 130 } as const;
 
@@ -135,16 +136,24 @@ export async function opsCommand(command: string, args: string[]): Promise<numbe
         if (!values.watch && values.interval !== undefined) throw new UsageError('--interval goes with --watch');
         return await changesCommand(client, { ...(values.switch === undefined ? {} : { switch: values.switch }), json, watch: values.watch === true, intervalS: Math.max(0.2, num(values.interval, 'interval') ?? 2) });
       }
-      case 'change': {
+      case 'change':
+      case 'cancel': {
         const id = positionals[0];
-        if (id === undefined || positionals.length > 1) throw new UsageError('change takes one change id (flowpin changes lists them)');
-        return await changeCommand(client, id, { ...(values.switch === undefined ? {} : { switch: values.switch }), json });
+        if (id === undefined || positionals.length > 1) throw new UsageError(`${command} takes one change id (flowpin changes lists them)`);
+        const where = { ...(values.switch === undefined ? {} : { switch: values.switch }), json };
+        return await (command === 'change' ? changeCommand(client, id, where) : cancelCommand(client, id, where));
       }
       case 'drain':
       case 'undrain':
       case 'add':
       case 'remove':
         return await change(command, client, values, positionals, print);
+      case 'reload': {
+        if (positionals.length > 0) throw new UsageError('reload takes no argument: it reads the file flowpin run was started with');
+        const r = await client.call<{ file: string; changed: string[] }>('POST', '/api/v1/reload', {});
+        print(r, () => (r.changed.length === 0 ? `${r.file}: reloaded; nothing changed\n` : `${r.file}: reloaded\n${r.changed.map((l) => `  ${l}\n`).join('')}`));
+        return EXIT.ok;
+      }
       default:
         throw new UsageError(`unknown command '${command}'`);
     }
@@ -264,7 +273,7 @@ async function change(kind: 'drain' | 'undrain' | 'add' | 'remove', client: Clie
     // Done before the wait began (a deadline shorter than the change): the count left, once.
     if (values.wait && rec.kind === 'drain') new Progress(process.stderr, `draining ${rec.nexthop}`, rec.remaining).update(rec.remaining, 0, rec.estimateS ?? null);
     print(rec, () => summary(rec));
-    return rec.phase === 'failed' ? EXIT.failed : rec.phase === 'deadline-passed' ? EXIT.deadlinePassed : EXIT.ok;
+    return rec.phase === 'failed' || rec.phase === 'cancelled' ? EXIT.failed : rec.phase === 'deadline-passed' ? EXIT.deadlinePassed : EXIT.ok;
   }
   const final = await waitFor(client, rec, timeoutS, Number(values.interval ?? 1));
   if (final === 'timeout' || final === 'interrupted') {
@@ -278,7 +287,7 @@ async function change(kind: 'drain' | 'undrain' | 'add' | 'remove', client: Clie
     process.stderr.write(`flowpin drain: ${final.error ?? `deadline passed with ${final.remaining} connections left`}; flowpin goes on tracking them (flowpin change ${final.id})\n`);
     return EXIT.deadlinePassed;
   }
-  return final.phase === 'failed' ? EXIT.failed : EXIT.ok;
+  return final.phase === 'failed' || final.phase === 'cancelled' ? EXIT.failed : EXIT.ok;
 }
 
 /** Follows a drain's record until it completes or fails, the timeout passes, or SIGINT/SIGTERM. */

@@ -1,18 +1,27 @@
 // Runs a controller with its API until SIGINT/SIGTERM, then persists state and stops:
 // the shared core of `flowpin run` (a configuration file, real switches) and
-// `flowpin start` (the built-in simulator).
+// `flowpin start` (the built-in simulator). With a configuration file, `reload` reads it again
+// and applies it whole or not at all (controller/reload.ts), one reload at a time; the API's
+// tokens are the running configuration's.
 
 import pino, { type Logger } from 'pino';
 import { buildApp, type AppDeps } from '../controller/api/app.js';
 import { listen } from '../controller/api/listen.js';
-import type { FlowpinConfig } from '../controller/config.js';
+import type { ReloadAnswer } from '../controller/api/reload.js';
+import { loadConfig, type FlowpinConfig } from '../controller/config.js';
 import { Controller, type ControllerDeps } from '../controller/controller.js';
+import { applyReload } from '../controller/reload.js';
+import { SerialQueue } from '../lib/serial-queue.js';
+import { securityWarnings } from './security-warnings.js';
+import { createAdapter } from '../switch-adapters/registry.js';
 import type { SwitchAdapter } from '../switch-adapters/contract.js';
 
 export interface Served {
   controller: Controller;
   apiUrl: string;
   logger: Logger;
+  /** Reads the configuration file again and applies it (undefined without a file: flowpin start). */
+  reload: (() => Promise<ReloadAnswer>) | undefined;
   close(): Promise<void>;
 }
 
@@ -41,12 +50,29 @@ function crashAt(logger: Logger): ControllerDeps['onChangePoint'] {
   };
 }
 
-export async function serve(config: FlowpinConfig, adapters: ReadonlyMap<string, SwitchAdapter>, logger: Logger, app?: Pick<AppDeps, 'simulator'>): Promise<Served> {
+/**
+ * `reloadFrom`: the configuration file, read again by `reload` (and the adapters of switches it
+ * adds made as at start).
+ */
+export async function serve(config: FlowpinConfig, adapters: ReadonlyMap<string, SwitchAdapter>, logger: Logger, app?: Pick<AppDeps, 'simulator'>, reloadFrom?: string): Promise<Served> {
   const onChangePoint = crashAt(logger);
-  const controller = new Controller({ config, adapters, logger, ...(onChangePoint === undefined ? {} : { onChangePoint }) });
+  // pinIdleTimeoutS is read at start only: a reload cannot change it.
+  const controller: Controller = new Controller({
+    config, adapters, logger, ...(onChangePoint === undefined ? {} : { onChangePoint }),
+    ...(reloadFrom === undefined ? {} : { createAdapter: (s): SwitchAdapter => createAdapter(s, { pinIdleTimeoutS: config.pinIdleTimeoutS }) }),
+  });
   await controller.start();
   for (const w of config.warnings) logger.warn(w);
-  const api = await buildApp({ controller, token: config.api.token, auth: config.api, logger, ...app });
+  const reloads = new SerialQueue();
+  const reload = reloadFrom === undefined ? undefined : (): Promise<ReloadAnswer> => reloads.run(async () => {
+    const next = loadConfig(reloadFrom);
+    const changed = await applyReload(controller, next);
+    for (const w of next.warnings) logger.warn(w);
+    for (const warning of securityWarnings(next, reloadFrom)) logger.warn({ warning }, 'configuration weakens security');
+    logger.info({ file: reloadFrom, changed }, changed.length === 0 ? 'configuration reloaded: nothing changed' : 'configuration reloaded');
+    return { file: reloadFrom, changed };
+  });
+  const api = await buildApp({ controller, token: config.api.token, auth: config.api, authSource: () => controller.config.api, logger, ...app, ...(reload === undefined ? {} : { reload }) });
   let apiUrl: string;
   try {
     apiUrl = await listen(api, config.api.host, config.api.port);
@@ -59,6 +85,7 @@ export async function serve(config: FlowpinConfig, adapters: ReadonlyMap<string,
     controller,
     apiUrl,
     logger,
+    reload,
     async close() {
       await api.close();
       await controller.stop();

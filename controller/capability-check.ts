@@ -8,8 +8,11 @@ import { adapterKind } from '../switch-adapters/registry.js';
 import type { FlowpinConfig } from './config.js';
 import { ConfigError, keyOf } from '../lib/validate.js';
 
-/** Throws a ConfigError naming the key of the first switch whose adapter cannot serve its VIPs. */
-export function checkCapabilities(config: Pick<FlowpinConfig, 'file' | 'switches'>, adapters: ReadonlyMap<string, SwitchAdapter>): void {
+/**
+ * Throws a ConfigError naming the key of the first switch whose adapter cannot serve its VIPs
+ * (switches without an adapter in `adapters` are not checked); `after` ends its message.
+ */
+export function checkCapabilities(config: Pick<FlowpinConfig, 'file' | 'switches'>, adapters: ReadonlyMap<string, SwitchAdapter>, after = ''): void {
   config.switches.forEach((s, i) => {
     const a = adapters.get(s.name);
     if (a === undefined) return;
@@ -21,11 +24,11 @@ export function checkCapabilities(config: Pick<FlowpinConfig, 'file' | 'switches
     };
     // Every drain and addition changes the VIP's group: a switch whose groups cannot be changed serves no change.
     if (!a.capabilities.changesGroups && s.vips.length > 0) {
-      throw new ConfigError(config.file, keyFor('changesGroups'), `is needed: drains and additions change the groups of ${s.name}'s VIPs (${s.vips.map((v) => v.address).join(', ')}), and its ${kind.kind} adapter changes no group as configured`);
+      throw new ConfigError(config.file, keyFor('changesGroups'), `is needed: drains and additions change the groups of ${s.name}'s VIPs (${s.vips.map((v) => v.address).join(', ')}), and its ${kind.kind} adapter changes no group as configured${after}`);
     }
     // Resolution by observation tells a reply's server by its MAC or port: from the switch, or listed.
     if (s.resolution !== 'lookup' && !a.capabilities.knowsServers && s.servers.length === 0) {
-      throw new ConfigError(config.file, keyOf(['switches', i, 'servers']), `is needed with resolution ${s.resolution}: ${s.name}'s ${kind.kind} adapter does not report the servers' MACs, so a mirrored reply would name no server`);
+      throw new ConfigError(config.file, keyOf(['switches', i, 'servers']), `is needed with resolution ${s.resolution}: ${s.name}'s ${kind.kind} adapter does not report the servers' MACs, so a mirrored reply would name no server${after}`);
     }
   });
 }

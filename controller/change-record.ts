@@ -1,4 +1,5 @@
-// A change as flowpin records it: what it is, the consent it was given, where it stands (its
+// A change as flowpin records it: what it is, who asked for it (the API token's name and the
+// client's address) with what consent and after which dry-run figures, where it stands (its
 // phase, with a time for every step it took), and its figures. The record is written durably
 // before each next step (write-ahead), so a restart knows how far it got; a figure flowpin did
 // not measure (lost to a kill) is null, never 0. The schema checks records read back from disk.
@@ -10,9 +11,12 @@ export type ChangeKind = 'drain' | 'add';
 /**
  * queued -> pending -> applied -> complete (an addition) or drained (a drain; `deadline-passed`
  * first where its deadline came with connections left); failed where it stopped before its
- * group write (nothing stays changed) or could not be completed.
+ * group write (nothing stays changed) or could not be completed; cancelled where the operator
+ * cancelled it before its group write was sent (nothing stays changed: its pins are released).
  */
-export type ChangePhase = 'queued' | 'pending' | 'applied' | 'deadline-passed' | 'drained' | 'complete' | 'failed';
+export type ChangePhase = 'queued' | 'pending' | 'applied' | 'deadline-passed' | 'drained' | 'complete' | 'failed' | 'cancelled';
+/** Every phase, in the order a change may pass them. */
+export const PHASES: readonly ChangePhase[] = ['queued', 'pending', 'applied', 'deadline-passed', 'drained', 'complete', 'failed', 'cancelled'];
 export const ACTIVE_PHASES: readonly ChangePhase[] = ['queued', 'pending', 'applied', 'deadline-passed'];
 export type AtRiskCounts = Record<AtRiskReason, number>;
 
@@ -36,6 +40,12 @@ export interface RiskFigures {
   uncountable: string | null;
   /** What counts against the bound. */
   total: number;
+}
+
+/** Who made a call: the name of the API token it carried (null: none, or a call made in-process) and the client's address. */
+export interface Actor {
+  token: string | null;
+  client: string | null;
 }
 
 export interface ResumeInfo {
@@ -63,7 +73,14 @@ export interface ChangeRecord {
   vip: string;
   nexthop: string;
   phase: ChangePhase;
+  /** The consent given: the most connections the change may cost. */
   maxAtRisk: MaxAtRisk;
+  /** Who asked for the change (absent where it was made in-process: tests, the scenario runner). */
+  requestedBy?: Actor;
+  /** The dry run's figures when the change was asked for: what its consent was checked against then (`checked`: again before the group write). */
+  dryRunFigures?: RiskFigures;
+  /** Who cancelled it, where it was cancelled. */
+  cancelledBy?: Actor;
   /** When the call was made (queued), and when its protocol started. */
   queuedAt: number;
   startedAt: number;
@@ -116,7 +133,7 @@ export const StoredChangeRecord = Type.Object({
   switch: Type.String({ minLength: 1 }),
   vip: Type.String({ minLength: 2 }),
   nexthop: Type.String({ minLength: 2 }),
-  phase: Type.Enum(['queued', 'pending', 'applied', 'deadline-passed', 'drained', 'complete', 'failed']),
+  phase: Type.Enum([...PHASES]),
   maxAtRisk: Type.Optional(Type.Union([Type.Integer({ minimum: 0 }), Type.Literal('unbounded')])),
   queuedAt: Num,
   startedAt: Num,

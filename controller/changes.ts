@@ -18,6 +18,10 @@
 //   4. a drain is tracked until no live or unknown connection is left on the nexthop:
 //      `drained`; at the caller's deadline with connections left, `deadline-passed` (and
 //      `drained` later, when they are gone).
+// The operator may cancel a change until its group write is sent: a queued one leaves the
+// queue, a pending one stops at its next step (every wait before the write ends at once, and
+// the write is not sent) and releases its pins; either is `cancelled`. After the write there is
+// nothing a cancel can take back: the way back is the opposite change, with its own bound.
 // Every phase is durable before the next action, so a restart knows how far a change got; a
 // change resumed after a restart reads the switch's group and completes what is missing, and
 // its record says what it measured and what it inferred.
@@ -26,7 +30,7 @@ import { isSwitchError } from '../switch-adapters/errors.js';
 import { SerialQueue } from '../lib/serial-queue.js';
 import { AddressError, familyOf, hostAddress } from './address.js';
 import { account, type Observations } from './change-accounting.js';
-import { isActive, zeroRisk, type AtRiskCounts, type ChangeKind, type ChangeRecord, type MaxAtRisk, type RiskFigures } from './change-record.js';
+import { isActive, zeroRisk, type Actor, type AtRiskCounts, type ChangeKind, type ChangeRecord, type MaxAtRisk, type RiskFigures } from './change-record.js';
 import { DeadlineError, sleep, until, withDeadline } from './clock.js';
 import { exceeds, riskFigures } from './consent.js';
 import { estimateDrain } from './drain-estimate.js';
@@ -38,7 +42,7 @@ import type { ChangeView } from './pin-policy.js';
 import { sameMembers, type AtRiskReason } from './reconciler.js';
 import type { Resolution, SwitchRuntime, VipState } from './switch-runtime.js';
 
-export type { AtRiskCounts, ChangeKind, ChangePhase, ChangeRecord, MaxAtRisk, RiskFigures } from './change-record.js';
+export type { Actor, AtRiskCounts, ChangeKind, ChangePhase, ChangeRecord, MaxAtRisk, RiskFigures } from './change-record.js';
 export type { DryRunReport } from './dry-run.js';
 
 /** The points of a change's protocol where it logs, and where a fault-injection run may kill the process (FLOWPIN_CRASH_AT). */
@@ -73,6 +77,8 @@ export interface ChangeRequest {
   dryRun?: boolean;
   /** The most connections the change may cost (0 unless given). */
   maxAtRisk?: MaxAtRisk;
+  /** Who asks (the API's caller), for the record. */
+  by?: Actor;
 }
 
 /** Flows a change counted, by flow id, kept per change up to this many (a few MB at most). */
@@ -80,11 +86,24 @@ const COUNTED_KEPT = 100_000;
 /** Progress points kept per change (halved when full), and how many records keep theirs on disk. */
 const PROGRESS_KEPT = 120;
 /** Rounds after the barrier for the pins of flows seen meanwhile, and how few left unprogrammed is close enough. */
-const CONVERGE_ROUNDS = 4;
+const CONVERGE_ROUNDS = 8;
+/** Rounds stop starting after this long: past it the window holds the flows still waiting. */
+const CONVERGE_MS = 2000;
 const CONVERGED = 8;
 const PROGRESS_EVERY_MS = 2000;
 /** Records kept (the oldest finished ones go first). */
 const RECORDS_KEPT = 200;
+/** The reason a cancelled change's record gives. */
+export const CANCELLED = 'cancelled by the operator';
+
+/** A change's protocol while it runs: whether its group write was sent, a cancel asked for, and how to end its current wait. */
+interface Running {
+  sent: boolean;
+  cancelled: boolean;
+  abort: ((err: Error) => void) | undefined;
+  /** Settles once the protocol has ended (completed, failed or cancelled, its record updated). */
+  done: Promise<void>;
+}
 
 let nextId = 1;
 
@@ -97,6 +116,10 @@ export class ChangeManager {
   private readonly countedFlows = new Map<string, { items: { flow: string; why: AtRiskReason | 'window' }[]; truncated: boolean }>();
   /** VIPs whose next change is being checked against its bound (its record is not made yet): VIP -> nexthop. */
   private readonly checking = new Map<string, string>();
+  /** Changes whose protocol runs now, by id. */
+  private readonly running = new Map<string, Running>();
+  /** Additions that brought their nexthop to the VIP (it was not known before): a cancel takes it away again. */
+  private readonly introduced = new Set<string>();
 
   constructor(
     private readonly rt: SwitchRuntime,
@@ -153,13 +176,72 @@ export class ChangeManager {
     for (const abort of [...this.aborts]) abort(err);
   }
 
-  /** Waits for `p`, or ends at once when the controller stops. */
-  private guard<T>(p: Promise<T>): Promise<T> {
+  /** Waits for `p`, or ends at once when the controller stops (or, for a change before its group write, when it is cancelled). */
+  private guard<T>(p: Promise<T>, run?: Running): Promise<T> {
     if (this.stopped) return Promise.reject(new FlowpinError('switch-unavailable', 'flowpin is stopping'));
+    if (run?.cancelled === true && !run.sent) return Promise.reject(new Error(CANCELLED));
     let abort: (err: Error) => void = () => undefined;
     const stop = new Promise<never>((_, reject) => (abort = reject));
     this.aborts.add(abort);
-    return Promise.race([p, stop]).finally(() => this.aborts.delete(abort));
+    if (run !== undefined && !run.sent) run.abort = abort;
+    return Promise.race([p, stop]).finally(() => {
+      this.aborts.delete(abort);
+      if (run?.abort === abort) run.abort = undefined;
+    });
+  }
+
+  /**
+   * Cancels a change whose group write has not been sent: a queued change leaves the queue; a
+   * pending one stops at its next step, its pins are released and no group write is sent.
+   * Either ends `cancelled` (written durably before this answers). A change whose write was
+   * sent cannot be cancelled: the 409 says what would undo it (the opposite change, with its
+   * own bound). A change already cancelled is answered as it is.
+   */
+  async cancel(id: string, by?: Actor): Promise<ChangeRecord & { resetsSeen: number | null }> {
+    const rec = this.records.find((x) => x.id === id);
+    if (rec === undefined) throw notFound(`switch ${this.rt.name} has no change ${id.slice(0, 64)} (recent changes are kept, older ones are forgotten)`, { switch: this.rt.name, id: id.slice(0, 100) });
+    const answer = (): ChangeRecord & { resetsSeen: number | null } => ({ ...rec, resetsSeen: this.resetsSeen(rec) });
+    if (rec.phase === 'cancelled') return answer();
+    const run = this.running.get(id);
+    if (rec.phase === 'queued' && run === undefined) {
+      // Not started: when its turn comes, the protocol sees the phase and does nothing.
+      if (by !== undefined) rec.cancelledBy = by;
+      this.finish(rec, 'cancelled', CANCELLED);
+      this.forgetIntroduced(rec);
+      await this.o.persist();
+      return answer();
+    }
+    if (run !== undefined && !run.sent) {
+      run.cancelled = true;
+      if (by !== undefined) rec.cancelledBy = by;
+      run.abort?.(new Error(CANCELLED));
+      await run.done;
+      await this.o.persist();
+      return answer();
+    }
+    throw this.tooLate(rec);
+  }
+
+  /** Why a change cannot be cancelled any more, and what would undo it (the opposite change). */
+  private tooLate(rec: ChangeRecord): FlowpinError {
+    const detail: Record<string, unknown> = { change: rec.id, phase: rec.phase, switch: rec.switch, vip: rec.vip, nexthop: rec.nexthop };
+    if (rec.phase === 'failed') return conflict(`change ${rec.id} is failed: there is nothing left to cancel`, detail);
+    // Undone since by a later change (the drained nexthop is back, the added one is out again): nothing to undo.
+    const inGroup = this.rt.vips.get(rec.vip)?.members.has(rec.nexthop) ?? false;
+    if (!isActive(rec) && inGroup === (rec.kind === 'drain')) return conflict(`change ${rec.id} is ${rec.phase}, and ${rec.nexthop} is ${inGroup ? 'back in' : 'out of'} the group of ${rec.vip} since: there is nothing left to cancel or undo`, detail);
+    const written = rec.appliedAt !== undefined ? `was applied at ${new Date(rec.appliedAt).toISOString()}` : 'has been sent to the switch';
+    const undo = rec.kind === 'drain' ? 'undrain' : 'drain';
+    const path = `/api/v1/switches/${encodeURIComponent(rec.switch)}/vips/${encodeURIComponent(rec.vip)}/nexthops/${encodeURIComponent(rec.nexthop)}/${undo}`;
+    const back = rec.kind === 'drain' ? `putting ${rec.nexthop} back into the group of ${rec.vip}` : `taking ${rec.nexthop} out of the group of ${rec.vip} again`;
+    return conflict(`the group write of ${rec.kind} ${rec.id} ${written}: cancel cannot take it back. What would undo it is ${back}: ${undo === 'undrain' ? 'an undrain' : 'a drain'}, a new change checked against its own bound (POST ${path} with maxAtRisk). Nothing was changed by this call`, { ...detail, undo: { command: undo, method: 'POST', path } });
+  }
+
+  /** A cancelled addition takes away the nexthop it brought, where nothing else holds it. */
+  private forgetIntroduced(rec: ChangeRecord): void {
+    if (!this.introduced.delete(rec.id)) return;
+    const vip = this.rt.vips.get(rec.vip);
+    if (vip === undefined || vip.members.has(rec.nexthop) || this.active().some((r) => r !== rec && r.vip === rec.vip && r.nexthop === rec.nexthop)) return;
+    vip.nexthops.delete(rec.nexthop);
   }
 
   vip(address: string): VipState {
@@ -200,7 +282,7 @@ export class ChangeManager {
     if (opts.dryRun) return dryRun(this.ctx, 'drain', vip, nh);
     if (vip.members.size <= 1) throw conflict(`${nh} is the last member of ${vip.address}; add another before draining it`);
     this.availability(vip, nh);
-    const rec = await this.begin('drain', vip, nh, opts.maxAtRisk ?? 0);
+    const rec = await this.begin('drain', vip, nh, opts);
     if (opts.deadlineSeconds !== undefined) rec.deadlineAt = rec.queuedAt + opts.deadlineSeconds * 1000;
     await this.queued(rec);
     await this.queue.run(() => this.runProtocol(rec));
@@ -217,7 +299,7 @@ export class ChangeManager {
     if (drains.length === 0 && vip.members.has(nh)) return { switch: this.rt.name, vip: vip.address, nexthop: nh, state: 'active' };
     this.noConflict(vip.address, nh, 'drain');
     // Re-adding a member moves flows onto it like any addition: run it through the protocol.
-    const rec = await this.begin('add', vip, nh, opts.maxAtRisk ?? 0);
+    const rec = await this.begin('add', vip, nh, opts);
     await this.queued(rec);
     await this.queue.run(async () => {
       await this.runProtocol(rec);
@@ -246,7 +328,8 @@ export class ChangeManager {
     if (vip.members.has(nh)) throw conflict(`${nh} is already in the ECMP group of ${vip.address}`, { state: 'active' });
     this.noConflict(vip.address, nh);
     if (opts.dryRun) return dryRun(this.ctx, 'add', vip, nh);
-    const rec = await this.begin('add', vip, nh, opts.maxAtRisk ?? 0);
+    const rec = await this.begin('add', vip, nh, opts);
+    if (!vip.nexthops.has(nh)) this.introduced.add(rec.id);
     vip.nexthops.add(nh);
     await this.queued(rec);
     await this.queue.run(() => this.runProtocol(rec));
@@ -411,7 +494,7 @@ export class ChangeManager {
     for (const r of this.records) {
       if (r.vip !== vip.address || r.nexthop === nh || !vip.nexthops.has(r.nexthop)) continue;
       // The latest record of a nexthop says whether it is out: a drain not undone since.
-      const latest = this.records.filter((x) => x.vip === vip.address && x.nexthop === r.nexthop && x.phase !== 'failed').at(-1);
+      const latest = this.records.filter((x) => x.vip === vip.address && x.nexthop === r.nexthop && x.phase !== 'failed' && x.phase !== 'cancelled').at(-1);
       if (latest?.kind === 'drain' && !vip.members.has(r.nexthop)) out.add(r.nexthop);
       else if (latest?.kind === 'drain' && isActive(latest)) out.add(r.nexthop);
     }
@@ -429,8 +512,9 @@ export class ChangeManager {
     if (tracked) throw conflict(`an addition of ${tracked.nexthop} on ${vip} is being applied`, { change: tracked.id });
   }
 
-  /** Checks the change's dry run against the caller's bound, then records it (queued). */
-  private async begin(kind: ChangeKind, vip: VipState, nh: string, bound: MaxAtRisk): Promise<ChangeRecord> {
+  /** Checks the change's dry run against the caller's bound, then records it (queued) with who asked and the figures it was checked against. */
+  private async begin(kind: ChangeKind, vip: VipState, nh: string, req: ChangeRequest): Promise<ChangeRecord> {
+    const bound = req.maxAtRisk ?? 0;
     // The VIP is taken while the dry run runs: a second call sees it (409) at once.
     this.checking.set(vip.address, nh);
     let dry: DryRunReport;
@@ -446,6 +530,7 @@ export class ChangeManager {
     const rec: ChangeRecord = {
       id: this.o.newId?.(kind) ?? `${this.rt.name}-${kind}-${Date.now().toString(36)}-${nextId++}`, kind, switch: this.rt.name, vip: vip.address, nexthop: nh, phase: 'queued', maxAtRisk: bound,
       queuedAt: now, startedAt: now, pinned: 0, atRisk: 0, atRiskBy: zeroRisk(), windowFlows: 0, unseen: dry.unseen, unseenBasis: dry.unseenBasis, remaining: 0,
+      ...(req.by === undefined ? {} : { requestedBy: { ...req.by } }), dryRunFigures: dry.figures,
     };
     this.records.push(rec);
     this.trim();
@@ -495,8 +580,8 @@ export class ChangeManager {
   }
 
   /** Persists the record, then tells the controller the change reached `point` (a log line; maybe a fault injection). */
-  private async reached(rec: ChangeRecord, point: ProtocolPoint, durable = true): Promise<void> {
-    if (durable) await this.guard(this.o.persist());
+  private async reached(rec: ChangeRecord, point: ProtocolPoint, run?: Running): Promise<void> {
+    await this.guard(this.o.persist(), run);
     this.o.onPoint?.(rec, point);
   }
 
@@ -516,9 +601,29 @@ export class ChangeManager {
     });
   }
 
-  /** The protocol for one change; on failure before the group write, nothing stays changed and the record says why. */
+  /** The protocol for one change; on failure or cancel before the group write, nothing stays changed and the record says why. */
   private async runProtocol(rec: ChangeRecord): Promise<void> {
+    // Cancelled while it waited its turn: nothing was done, nothing to undo.
+    if (rec.phase === 'cancelled') throw this.cancelledError(rec);
+    let ended: () => void = () => undefined;
+    const run: Running = { sent: false, cancelled: false, abort: undefined, done: new Promise<void>((r) => (ended = r)) };
+    this.running.set(rec.id, run);
+    try {
+      await this.protocol(rec, run);
+    } finally {
+      this.running.delete(rec.id);
+      ended();
+    }
+  }
+
+  private cancelledError(rec: ChangeRecord): FlowpinError {
+    return conflict(`${rec.kind} of ${rec.nexthop} on ${rec.switch} ${CANCELLED} before its group write: nothing changed on the switch, its pins are released`, { change: rec.id, phase: 'cancelled' });
+  }
+
+  private async protocol(rec: ChangeRecord, run: Running): Promise<void> {
     const rt = this.rt;
+    // Every wait before the group write ends at once when the change is cancelled.
+    const wait = <T>(p: Promise<T>): Promise<T> => this.guard(p, run);
     const vip = rt.vips.get(rec.vip) as VipState;
     const before = new Set(vip.members);
     const target = new Set(vip.members);
@@ -552,27 +657,27 @@ export class ChangeManager {
     };
     try {
       this.sync();
-      await this.reached(rec, 'pending');
-      await this.guard(this.pinAffected(rec, vip));
+      await this.reached(rec, 'pending', run);
+      await wait(this.pinAffected(rec, vip));
       // 2. barrier by marks.
       rec.heldAt = this.now;
       rec.synRateAtHold = Math.round(rt.synRateOf(vip) * 10) / 10;
-      await this.reached(rec, 'held');
-      if (this.o.settleMs > 0) await this.guard(sleep(rt.clock, this.o.settleMs));
+      await this.reached(rec, 'held', run);
+      if (this.o.settleMs > 0) await wait(sleep(rt.clock, this.o.settleMs));
       mark = rt.mark();
       const markAt = this.now;
       const wake = (fn: () => void): (() => void) => rt.onProgress(fn);
-      await this.guard(until(rt.clock, () => rt.resolvedThrough(mark), wake, deadline, () => `resolving the flows seen before the change (${rt.queue.length} queued)`));
+      await wait(until(rt.clock, () => rt.resolvedThrough(mark), wake, deadline, () => `resolving the flows seen before the change (${rt.queue.length} queued)`));
       this.o.onPoint?.(rec, 'resolved');
-      await this.guard(withDeadline(rt.clock, this.o.flowsDurable(), Math.max(0, deadline - this.now), () => 'writing the flow journal'));
+      await wait(withDeadline(rt.clock, this.o.flowsDurable(), Math.max(0, deadline - this.now), () => 'writing the flow journal'));
       this.o.onPoint?.(rec, 'journaled');
       // The pins of the flows seen up to the mark: the ones this change promises to keep. Flows
       // after it are pinned as they come, and counted in the window where not programmed in time.
       const needed = this.pinsOf(rec, markAt);
       // Programmed as the switch reports it now, not as last seen: read back, until it holds.
       for (;;) {
-        await this.guard(until(rt.clock, () => rt.reconciler.settled(needed), wake, deadline, () => `programming the pins of the change (${rt.reconciler.lastError ?? 'switch busy'})`));
-        await this.guard(withDeadline(rt.clock, rt.reconciler.verify([...needed]), Math.max(0, deadline - this.now), () => 'reading back the pins of the change'));
+        await wait(until(rt.clock, () => rt.reconciler.settled(needed), wake, deadline, () => `programming the pins of the change (${rt.reconciler.lastError ?? 'switch busy'})`));
+        await wait(withDeadline(rt.clock, rt.reconciler.verify([...needed]), Math.max(0, deadline - this.now), () => 'reading back the pins of the change'));
         if (rt.reconciler.settled(needed)) break;
       }
       // Flows seen since the mark are pinned as they come. Where programming the barrier's pins
@@ -585,7 +690,7 @@ export class ChangeManager {
       const why = exceeds(rec.checked, rec.maxAtRisk);
       if (why !== null) throw conflict(`${rec.kind} of ${rec.nexthop} on ${rec.switch} stopped before its group write: ${why}`, { change: rec.id, figures: rec.checked as unknown as Record<string, unknown> });
       rec.programmedAt = this.now;
-      await this.reached(rec, 'programmed');
+      await this.reached(rec, 'programmed', run);
       // 3. the group write, with look-ups held.
       held = true;
       rt.hold(hold);
@@ -594,8 +699,11 @@ export class ChangeManager {
       const atWrite = { shed: rt.shedOn(rec.vip).map(idOfKey), unresolved: rt.unresolvedOn(rec.vip).map(idOfKey) };
       rec.sentAt = this.now;
       // Durable before the write: a restart reads the switch's group to learn whether it landed.
-      await this.reached(rec, 'sending');
+      await this.reached(rec, 'sending', run);
+      // The last point a cancel is heard: from the next line on, the write is on its way.
+      if (run.cancelled) throw new Error(CANCELLED);
       sent = true;
+      run.sent = true;
       rt.reconciler.setGroup(rec.vip, target);
       this.sync();
       // No deadline from here: once the write is on its way its outcome must be known before
@@ -640,6 +748,14 @@ export class ChangeManager {
         rt.reconciler.unwantReason(rec.id);
         if (sent) rt.reconciler.setGroup(rec.vip, before);
       }
+      if (run.cancelled && !sent) {
+        // The write-ahead mark of a write that was never sent goes: the record says no write.
+        delete rec.sentAt;
+        this.finish(rec, 'cancelled', CANCELLED);
+        this.forgetIntroduced(rec);
+        await this.o.persist().catch(() => undefined);
+        throw this.cancelledError(rec);
+      }
       this.finish(rec, 'failed', err instanceof Error ? err.message : String(err));
       await this.o.persist().catch(() => undefined);
       if (err instanceof DeadlineError || isSwitchError(err)) throw new FlowpinError('switch-unavailable', `${rec.kind} of ${rec.nexthop} on ${rec.switch} not applied: ${err.message}`, { change: rec.id }, { cause: err });
@@ -683,12 +799,13 @@ export class ChangeManager {
    * Rounds after the barrier: the pins wanted since the mark that are not programmed yet, waited
    * for while there are more than CONVERGED of them, each round leaves fewer than the last (a
    * switch that programs slower than flows come never converges: the window then holds them) and
-   * the table has room.
+   * the table has room, for at most CONVERGE_ROUNDS rounds started within CONVERGE_MS.
    */
   private async converge(rec: ChangeRecord, needed: Set<string>, wake: (fn: () => void) => () => void, deadline: number): Promise<void> {
     const rt = this.rt;
     let last = Infinity;
-    for (let round = 0; round < CONVERGE_ROUNDS; round++) {
+    const stopAt = this.now + CONVERGE_MS;
+    for (let round = 0; round < CONVERGE_ROUNDS && this.now < stopAt; round++) {
       const waiting = new Set([...this.pinsOf(rec)].filter((id) => !needed.has(id) && !rt.reconciler.settled([id])));
       // Not past the table's room: pins that cannot be programmed are not waited for (they count in the window).
       if (waiting.size <= CONVERGED || waiting.size >= last || rt.reconciler.freeEntries() === 0) return;
@@ -741,11 +858,14 @@ export class ChangeManager {
       return;
     }
     const moved = new Set((await movedFlows(this.ctx, vip, rec.nexthop)).keys);
+    // Cancelled (or stopped) meanwhile: its pins were released; none is asked for again.
+    if (rec.phase !== 'pending') return;
     for (const m of vip.members) this.rt.pinFlows(this.rt.flowsOn(vip.address, m).filter((k) => moved.has(k)), m, rec.id);
   }
 
-  private finish(rec: ChangeRecord, phase: 'complete' | 'drained' | 'failed', error?: string): void {
+  private finish(rec: ChangeRecord, phase: 'complete' | 'drained' | 'failed' | 'cancelled', error?: string): void {
     rec.phase = phase;
+    if (phase !== 'cancelled') this.introduced.delete(rec.id);
     rec.completedAt = this.now;
     if (error !== undefined) rec.error = error;
     this.sync();

@@ -14,6 +14,8 @@ import { ADAPTER_KINDS, DEFAULT_KIND } from '../switch-adapters/registry.js';
 const sections = Object.fromEntries(ADAPTER_KINDS.flatMap((k) => (k.section === undefined ? [] : [[k.section.key, Type.Optional(k.section.schema)]])));
 
 export const TokenSchema = Type.Object({
+  /** Who holds it, as change records and the audit log name it (api.tokens[N] unless given). */
+  name: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.@-]+$', description: 'who holds the token: change records and the audit log name it' })),
   role: Type.Enum(['read', 'operator'], { description: 'read: GET calls; operator: GET and changes' }),
   file: Str({ description: 'file holding the token (one line); warned about when group or others may read it' }),
 }, strict);

@@ -60,6 +60,11 @@ export interface ApiToken {
   token: string;
   /** Where it came from (a key or an environment variable), for messages; never the token. */
   from: string;
+  /**
+   * Who holds it, as change records and the audit log name it: `name` where given, else its key
+   * (`api.token`, `api.tokens[N]`), `env` for FLOWPIN_TOKEN and `env-read` for FLOWPIN_READ_TOKEN.
+   */
+  name: string;
 }
 
 export interface ApiConfig {
@@ -274,17 +279,21 @@ function readApi(at: At, d: ConfigDoc, env: NodeJS.ProcessEnv, warnings: string[
   const a = d.api;
   const tokens: ApiToken[] = [];
   const token = a.token === undefined ? undefined : secret(at, ['api', 'token'], a.token);
-  if (token !== undefined) tokens.push({ role: 'operator', token, from: 'api.token' });
+  if (token !== undefined) tokens.push({ role: 'operator', token, from: 'api.token', name: 'api.token' });
+  const names = new Set<string>(['api.token', 'env', 'env-read']);
   (a.tokens ?? []).forEach((t, i) => {
     const path = ['api', 'tokens', i, 'file'];
-    tokens.push({ role: t.role, token: readSecretFile(at, path, t.file), from: keyOf(path) });
+    const name = t.name ?? keyOf(['api', 'tokens', i]);
+    if (names.has(name)) at.fail(['api', 'tokens', i, 'name'], `the name '${name}' is ${['api.token', 'env', 'env-read'].includes(name) ? 'kept for api.token and the environment\'s tokens' : 'given to another token'}: each token's name says who made a change`);
+    names.add(name);
+    tokens.push({ role: t.role, token: readSecretFile(at, path, t.file), from: keyOf(path), name });
     if (readableByOthers(t.file)) warnings.push(`${at.file}: ${keyOf(path)}: ${t.file} may be read by group or others (chmod 600 it)`);
   });
   if (a.token?.startsWith('file:') === true && readableByOthers(a.token.slice(5))) warnings.push(`${at.file}: api.token: ${a.token.slice(5)} may be read by group or others (chmod 600 it)`);
   const envOperator = env['FLOWPIN_TOKEN'];
-  if (envOperator !== undefined && envOperator !== '' && !tokens.some((t) => t.token === envOperator)) tokens.push({ role: 'operator', token: envOperator, from: 'FLOWPIN_TOKEN' });
+  if (envOperator !== undefined && envOperator !== '' && !tokens.some((t) => t.token === envOperator)) tokens.push({ role: 'operator', token: envOperator, from: 'FLOWPIN_TOKEN', name: 'env' });
   const envRead = env['FLOWPIN_READ_TOKEN'];
-  if (envRead !== undefined && envRead !== '') tokens.push({ role: 'read', token: envRead, from: 'FLOWPIN_READ_TOKEN' });
+  if (envRead !== undefined && envRead !== '') tokens.push({ role: 'read', token: envRead, from: 'FLOWPIN_READ_TOKEN', name: 'env-read' });
   const seen = new Map<string, string>();
   for (const t of tokens) {
     const other = seen.get(t.token);

@@ -14,17 +14,19 @@ import type { SwitchAdapter } from '../switch-adapters/contract.js';
 import { ServerIdentityMap } from './server-identity.js';
 import { checkCapabilities } from './capability-check.js';
 import { ChangeManager, type ChangeOptions, type ChangeRecord } from './changes.js';
+import { isActive } from './change-record.js';
 import { sleep, systemClock, withDeadline, type Clock } from './clock.js';
-import type { FlowpinConfig } from './config.js';
+import type { FlowpinConfig, SwitchConfig } from './config.js';
 import { FlowpinError, notFound } from './errors.js';
 import { SwitchUnsupportedError } from '../switch-adapters/errors.js';
 import { specOf } from './flow-spec.js';
 import type { WatchRecord } from './watch.js';
 import { FlowTable, flowKey, switchIdOfKey, UNRESOLVED } from './flow-table.js';
 import { controllerMetrics, ScrapeGauge, type ControllerMetrics } from './metrics.js';
-import { collectNexthopGauges } from './metrics-gauges.js';
+import { collectChangeGauges, collectNexthopGauges } from './metrics-gauges.js';
 import { timedAdapter } from './timed-adapter.js';
 import { NexthopRegistry } from './nexthop-registry.js';
+import { SAMPLE_EVERY_MS, VipHistory, type VipSample } from './vip-history.js';
 import { FileStateStore, loadState, removeLeftovers, type JournalEntry, type LoadedState, type StateStore } from './state-store.js';
 import { SwitchRuntime, type MirrorHealth } from './switch-runtime.js';
 import type { ProtocolPoint } from './changes.js';
@@ -47,6 +49,8 @@ export interface ControllerDeps {
   mirrorLossWindowMs?: number;
   /** Each protocol point a change reaches, after the controller logged it (fault-injection runs kill the process here). */
   onChangePoint?: (rec: ChangeRecord, point: ProtocolPoint) => void;
+  /** Makes the adapter of a switch a reload adds (without it, switches cannot be added). */
+  createAdapter?: (s: SwitchConfig) => SwitchAdapter;
 }
 
 export interface SwitchStatus {
@@ -97,6 +101,8 @@ export class Controller {
   readonly metrics: ControllerMetrics = controllerMetrics();
   readonly flowTable: FlowTable;
   readonly registry = new NexthopRegistry();
+  /** Per VIP, connections tracked and pins wanted over the last hour (the dashboard's charts). */
+  readonly vipHistory = new VipHistory();
   readonly runtimes = new Map<string, SwitchRuntime>();
   readonly changes = new Map<string, ChangeManager>();
   readonly receiver: MirrorReceiver;
@@ -122,6 +128,12 @@ export class Controller {
   private killed = false;
   private readonly periodicRunning = new Set<string>();
   private flowSave: Promise<unknown> | undefined;
+  /** The running configuration: the one given, or the last a reload took. */
+  private cfg: FlowpinConfig;
+  /** The id the next switch added gets (ids are never reused within a run: flow keys carry them). */
+  private nextId = 1;
+  /** Started: switches added from now on are connected at once. */
+  private started = false;
   /** Switches whose changes resume once the mirror is listened to. */
   private readonly toResume: SwitchRuntime[] = [];
   /** The last time the saved state shows flowpin watching (before this start); null without saved state. */
@@ -147,6 +159,7 @@ export class Controller {
 
   constructor(private readonly deps: ControllerDeps) {
     const cfg = deps.config;
+    this.cfg = cfg;
     this.clock = deps.clock ?? systemClock;
     const clock = this.clock;
     this.now = () => clock.now();
@@ -166,33 +179,9 @@ export class Controller {
     cfg.switches.forEach((s, i) => {
       const given = deps.adapters.get(s.name);
       if (given === undefined) throw new Error(`no adapter for switch ${s.name}`);
-      const adapter = timedAdapter(given, s.name, this.metrics);
-      const rt = new SwitchRuntime({
-        name: s.name, id: i + 1, adapter, vips: s.vips.map((v) => ({ address: v.address, nexthops: [...v.nexthops] })),
-        flowTable: this.flowTable, registry: this.registry, metrics: this.metrics, pinMode: cfg.pinMode, pinIdleTimeoutS: cfg.pinIdleTimeoutS, queueCapacity: cfg.resolveQueue, maxShed: cfg.flowTable.maxFlows, retryMaxMs: cfg.retryMaxMs, clock,
-        mirrorSilenceS: cfg.mirror.silenceS, mirrorCollapseRatio: cfg.mirror.collapseRatio, mirrorLoss: () => this.mirrorLoss.sample(),
-        resolution: s.resolution, replyTimeoutMs: s.replyTimeoutMs, identityRefreshS: s.identityRefreshS, log: this.log,
-        lifetimeMs: cfg.flowTable.maxAgeS * 1000, ...(s.connectionsSince === undefined ? {} : { knownEmptyBefore: s.connectionsSince }), mirrorEnds: s.mirrorEnds,
-        ...(s.resolution === 'lookup' ? {} : { identity: new ServerIdentityMap(s.servers) }),
-      });
-      this.runtimes.set(s.name, rt);
-      this.byId.set(rt.id, rt);
-      const maxUnavailable = new Map(s.vips.map((v) => [v.address, v.maxUnavailable]));
-      this.changes.set(s.name, new ChangeManager(rt, {
-        settleMs: cfg.settleMs, barrierTimeoutMs: cfg.barrierTimeoutMs, metrics: this.metrics, persist: () => this.persistChanges(), flowsDurable: () => this.syncJournal(),
-        windowThreshold: cfg.consent.windowFlows, lifetimeS: cfg.flowTable.maxAgeS, maxUnavailable: (vip) => maxUnavailable.get(vip) ?? 1,
-        onPoint: (rec, point) => this.changePoint(rec, point),
-        ...(deps.onCounted ? { onCounted: deps.onCounted } : {}),
-      }));
-      rt.watch((r) => {
-        if (r.nexthop === undefined || this.store === undefined) return;
-        this.journal.push({ switchName: rt.name, vip: r.vip, nexthop: r.nexthop, key: r.key });
-        this.journalSoon();
-      });
-      for (const a of s.mirrorSources) this.bySource.set(a, rt);
-      if (s.greKey !== undefined) this.byGreKey.set(s.greKey, rt);
-      if (s.sessionId !== undefined) this.bySession.set(s.sessionId, rt);
+      this.addRuntime(s, given, i + 1);
     });
+    this.nextId = cfg.switches.length + 1;
     this.metrics.flows.collect(() => [...this.runtimes.values()].map((rt) => ({ labels: { switch: rt.name }, value: this.countFlows(rt) })));
     this.metrics.pins.collect(() => [...this.runtimes.values()].flatMap((rt) => [
       { labels: { switch: rt.name, state: 'desired' }, value: rt.reconciler.desired.size },
@@ -200,6 +189,7 @@ export class Controller {
       { labels: { switch: rt.name, state: 'failed' }, value: rt.reconciler.failed.size },
     ]));
     collectNexthopGauges(this.metrics, () => this.runtimes.values());
+    collectChangeGauges(this.metrics, () => [...this.changes].map(([name, cm]) => ({ switch: name, active: () => cm.active() })));
     // Sources are those configured (a closed set); a socket whose count is unknown is not shown.
     this.metrics.mirrorSocketDrops.collect(() => this.receiver.status().sockets.flatMap((s) => (s.drops === null ? [] : [{ labels: { source: s.source }, value: s.drops }])));
     this.metrics.mirrorReceiveBuffer.collect(() => this.receiver.status().sockets.flatMap((s) => [
@@ -214,9 +204,103 @@ export class Controller {
     new ScrapeGauge(this.metrics.registry, 'flowpin_flow_table_max', 'The bound on tracked flows (flowTable.maxFlows)', []).collect(() => [{ labels: {}, value: cfg.flowTable.maxFlows }]);
   }
 
+  /** One switch's runtime and change manager, found by its mirror sources, GRE key or session id. */
+  private addRuntime(s: SwitchConfig, given: SwitchAdapter, id: number): SwitchRuntime {
+    const cfg = this.cfg;
+    const adapter = timedAdapter(given, s.name, this.metrics);
+    const rt = new SwitchRuntime({
+      name: s.name, id, adapter, vips: s.vips.map((v) => ({ address: v.address, nexthops: [...v.nexthops] })),
+      flowTable: this.flowTable, registry: this.registry, metrics: this.metrics, pinMode: cfg.pinMode, pinIdleTimeoutS: cfg.pinIdleTimeoutS, queueCapacity: cfg.resolveQueue, maxShed: cfg.flowTable.maxFlows, retryMaxMs: cfg.retryMaxMs, clock: this.clock,
+      mirrorSilenceS: cfg.mirror.silenceS, mirrorCollapseRatio: cfg.mirror.collapseRatio, mirrorLoss: () => this.mirrorLoss.sample(),
+      resolution: s.resolution, replyTimeoutMs: s.replyTimeoutMs, identityRefreshS: s.identityRefreshS, log: this.log,
+      lifetimeMs: cfg.flowTable.maxAgeS * 1000, ...(s.connectionsSince === undefined ? {} : { knownEmptyBefore: s.connectionsSince }), mirrorEnds: s.mirrorEnds,
+      ...(s.resolution === 'lookup' ? {} : { identity: new ServerIdentityMap(s.servers) }),
+    });
+    this.runtimes.set(s.name, rt);
+    this.byId.set(rt.id, rt);
+    this.changes.set(s.name, new ChangeManager(rt, {
+      settleMs: cfg.settleMs, barrierTimeoutMs: cfg.barrierTimeoutMs, metrics: this.metrics, persist: () => this.persistChanges(), flowsDurable: () => this.syncJournal(),
+      windowThreshold: cfg.consent.windowFlows, lifetimeS: cfg.flowTable.maxAgeS,
+      // As configured now: a reload may change it.
+      maxUnavailable: (vip) => this.cfg.switches.find((x) => x.name === s.name)?.vips.find((v) => v.address === vip)?.maxUnavailable ?? 1,
+      onPoint: (rec, point) => this.changePoint(rec, point),
+      ...(this.deps.onCounted ? { onCounted: this.deps.onCounted } : {}),
+    }));
+    rt.watch((r) => {
+      if (r.nexthop === undefined || this.store === undefined) return;
+      this.journal.push({ switchName: rt.name, vip: r.vip, nexthop: r.nexthop, key: r.key });
+      this.journalSoon();
+    });
+    for (const a of s.mirrorSources) this.bySource.set(a, rt);
+    if (s.greKey !== undefined) this.byGreKey.set(s.greKey, rt);
+    if (s.sessionId !== undefined) this.bySession.set(s.sessionId, rt);
+    return rt;
+  }
+
+  /** The running configuration (a reload replaces it whole: reload.ts). */
+  get config(): FlowpinConfig {
+    return this.cfg;
+  }
+
+  /** Takes a new configuration whose switches this controller runs now (reload.ts applies the switches first). */
+  setConfig(next: FlowpinConfig): void {
+    this.cfg = next;
+  }
+
+  /** The adapter of a switch a reload adds, made as at start (the controller must have been given the means). */
+  makeAdapter(s: SwitchConfig): SwitchAdapter {
+    const make = this.deps.createAdapter;
+    if (make === undefined) throw new Error('this flowpin cannot make adapters for new switches');
+    return make(s);
+  }
+
+  /**
+   * A switch a reload added: its adapter made by makeAdapter, its change records kept from an
+   * earlier run taken back (they resume once it is connected), connected in the background.
+   */
+  addSwitch(s: SwitchConfig, adapter: SwitchAdapter): SwitchRuntime {
+    if (this.runtimes.has(s.name)) throw new FlowpinError('conflict', `switch ${s.name} is running already`);
+    const rt = this.addRuntime(s, adapter, this.nextId++);
+    const saved = this.savedForeign[s.name];
+    if (saved !== undefined) {
+      (this.changes.get(s.name) as ChangeManager).adopt(saved);
+      delete this.savedForeign[s.name];
+    }
+    if (this.started) {
+      rt.watchLedger.begin(undefined);
+      if (this.deps.loops ?? true) this.every(this.cfg.resyncIntervalS * 1000, () => void this.periodicSwitch(rt), () => this.runtimes.get(rt.name) === rt);
+      void this.connect(rt);
+    }
+    return rt;
+  }
+
+  /**
+   * A switch a reload removed (none of its changes in flight: the caller checked). Its pins stay
+   * on the switch as at a stop; its change records stay in the state as they are; the flows it
+   * tracked are forgotten; its loops end.
+   */
+  removeSwitch(name: string): void {
+    const rt = this.runtime(name);
+    const cm = this.changes.get(name) as ChangeManager;
+    const active = cm.active();
+    if (active.length > 0) throw new FlowpinError('conflict', `switch ${name} has ${active.length} changes in flight (${active.map((r) => r.id).join(', ')})`);
+    this.runtimes.delete(name);
+    this.changes.delete(name);
+    this.byId.delete(rt.id);
+    for (const map of [this.bySource, this.byGreKey, this.bySession] as Map<unknown, SwitchRuntime>[]) for (const [k, v] of map) if (v === rt) map.delete(k);
+    this.savedForeign[name] = cm.records.map((r) => ({ ...r }));
+    cm.stop();
+    rt.stop();
+    const keys: string[] = [];
+    for (const key of this.flowTable.keys()) if (switchIdOfKey(key) === rt.id) keys.push(key);
+    for (const key of keys) this.flowTable.end(key);
+    this.metrics.ready.remove({ switch: name });
+    rt.adapter.close().catch((err: unknown) => this.log.warn({ switch: name, err: err instanceof Error ? err.message : String(err) }, 'closing a removed switch failed'));
+  }
+
   /** Loads saved state, connects to the switches (retrying in the background), starts listening and the periodic work. */
   async start(): Promise<void> {
-    const cfg = this.deps.config;
+    const cfg = this.cfg;
     if (this.store instanceof FileStateStore) {
       const left = removeLeftovers(this.store.where);
       if (left.length > 0) this.log.warn({ files: left }, 'removed temporary state files a killed process left');
@@ -229,7 +313,7 @@ export class Controller {
       for (const [name, list] of Object.entries(saved.changes)) {
         const cm = this.changes.get(name);
         if (cm !== undefined) cm.adopt(list);
-        else if (list.some((r) => r.phase !== 'complete' && r.phase !== 'failed' && r.phase !== 'drained')) this.log.warn({ switch: name, changes: list.length }, 'saved changes of a switch no longer configured: kept in the state file, not resumed');
+        else if (list.some(isActive)) this.log.warn({ switch: name, changes: list.length }, 'saved changes of a switch no longer configured: kept in the state file, not resumed');
       }
       this.savedForeign = Object.fromEntries(Object.entries(saved.changes).filter(([name]) => !this.changes.has(name)));
       this.restoreFlows(saved);
@@ -262,7 +346,7 @@ export class Controller {
     // Each switch is brought up within its own deadline: one that is slow or down never holds the others.
     await Promise.all([...this.runtimes.values()].map((rt) => this.connect(rt)));
     if (this.deps.loops ?? true) {
-      for (const rt of this.runtimes.values()) this.every(cfg.resyncIntervalS * 1000, () => void this.periodicSwitch(rt));
+      for (const rt of this.runtimes.values()) this.every(cfg.resyncIntervalS * 1000, () => void this.periodicSwitch(rt), () => this.runtimes.get(rt.name) === rt);
       // Drains tracked (and their progress sampled) every second; deadlines kept to the second.
       this.every(1000, () => this.trackAll());
       this.every(cfg.resyncIntervalS * 1000, () => this.flowTable.purgeStale());
@@ -271,15 +355,41 @@ export class Controller {
       this.every(1000, () => {
         this.mirrorLoss.sample();
       });
+      this.sampleVips();
+      this.every(SAMPLE_EVERY_MS, () => this.sampleVips());
     }
     // Changes left in progress resume only now, with the mirror listened to: a resumed change
     // must see the SYNs that arrive while it runs.
     this.listeningNow = true;
+    this.started = true;
     for (const rt of this.toResume.splice(0)) this.resume(rt);
   }
 
   private resume(rt: SwitchRuntime): void {
     (this.changes.get(rt.name) as ChangeManager).resume(this.downSince).catch((err: unknown) => this.log.error({ switch: rt.name, err: err instanceof Error ? err.message : String(err) }, 'resuming changes failed'));
+  }
+
+  /** A sample of every VIP's connections: tracked (live or unknown) and pinned (taken every SAMPLE_EVERY_MS by the loops). */
+  sampleVips(): void {
+    this.vipHistory.record(this.now(), [...this.runtimes.values()].flatMap((rt) => [...this.vipsNow(rt)].map(([vip, n]) => ({ switch: rt.name, vip, ...n }))));
+  }
+
+  /** Each VIP's connections now, as its history samples them: tracked on its nexthops, and pins wanted (one pass over the pins). */
+  vipsNow(rt: SwitchRuntime): Map<string, Omit<VipSample, 't'>> {
+    const out = new Map<string, Omit<VipSample, 't'>>();
+    for (const v of rt.vips.values()) {
+      let live = 0;
+      for (const nh of v.nexthops) {
+        const id = this.registry.find(rt.name, v.address, nh);
+        if (id !== undefined) live += this.flowTable.countOn(id);
+      }
+      out.set(v.address, { live, pinned: 0 });
+    }
+    for (const p of rt.reconciler.desired.values()) {
+      const n = out.get(p.flow.dst);
+      if (n !== undefined) n.pinned++;
+    }
+    return out;
   }
 
   /** Tracks every switch's drains; a record that changed is written. */
@@ -335,7 +445,7 @@ export class Controller {
     if (!rt.connected || this.periodicRunning.has(rt.name) || this.stopped) return;
     this.periodicRunning.add(rt.name);
     try {
-      await withDeadline(this.clock, rt.reconciler.resync(), this.deps.config.barrierTimeoutMs, () => `resyncing ${rt.name}`);
+      await withDeadline(this.clock, rt.reconciler.resync(), this.cfg.barrierTimeoutMs, () => `resyncing ${rt.name}`);
     } catch (err) {
       this.log.warn({ err: err instanceof Error ? err.message : String(err), switch: rt.name }, 'resync failed');
     } finally {
@@ -384,7 +494,7 @@ export class Controller {
   readiness(): { ready: boolean; switches: SwitchStatus[]; stateError: string | null; reasons: string[]; memory: MemoryStatus } {
     const switches = [...this.runtimes.values()].map((rt) => this.status(rt));
     // A full pin table cannot protect the next connection; state that cannot be written is lost at the next restart.
-    const maxShed = this.deps.config.readiness.maxShedShare;
+    const maxShed = this.cfg.readiness.maxShedShare;
     const ok = (s: SwitchStatus): boolean => s.connected && s.reconcileFailures === 0 && s.blocked === null && s.lastError === null && s.mirror.state === 'ok' && s.pins.table !== 'full' && s.shedShare <= maxShed;
     return { ready: !this.stopped && this.stateError === null && switches.every(ok), switches, stateError: this.stateError, reasons: this.reasons(switches), memory: this.memory() };
   }
@@ -400,8 +510,8 @@ export class Controller {
       else if (s.lastError !== null) out.push(`${s.name}: ${s.lastError}`);
       if (s.blocked !== null) out.push(`${s.name}: writes blocked (${s.blocked})`);
       if (s.mirror.state !== 'ok') out.push(`${s.name}: mirror ${s.mirror.state}${s.mirror.why === null ? '' : ` (${s.mirror.why})`}`);
-      if (s.shedShare > this.deps.config.readiness.maxShedShare) out.push(`${s.name}: ${Math.round(s.shedShare * 1000) / 10} % of SYNs shed lately (the switch's look-ups cannot keep up; over readiness.maxShedShare ${this.deps.config.readiness.maxShedShare}): changes count them at risk`);
-      if (s.mirror.liveness === 'syn-only') out.push(`${s.name}: liveness syn-only: the mirror shows no FIN or RST, so connections are taken as open until ${this.deps.config.flowTable.maxAgeS} s after they were last seen (mirror FIN and RST to track them exactly)`);
+      if (s.shedShare > this.cfg.readiness.maxShedShare) out.push(`${s.name}: ${Math.round(s.shedShare * 1000) / 10} % of SYNs shed lately (the switch's look-ups cannot keep up; over readiness.maxShedShare ${this.cfg.readiness.maxShedShare}): changes count them at risk`);
+      if (s.mirror.liveness === 'syn-only') out.push(`${s.name}: liveness syn-only: the mirror shows no FIN or RST, so connections are taken as open until ${this.cfg.flowTable.maxAgeS} s after they were last seen (mirror FIN and RST to track them exactly)`);
       // Not a failure: a change then counts (and needs consent for) the connections flowpin may not have seen.
       if (s.watch.warming) out.push(`${s.name}: warming: flowpin has not watched ${s.watch.unwatchedS} s of the last ${s.watch.lifetimeS} s connection lifetime; changes count the connections it may not have seen`);
       const always = this.runtimes.get(s.name)?.pinMode === 'always';
@@ -415,7 +525,7 @@ export class Controller {
   /** Process memory beside the configured bounds that hold it (tracked flows, queued look-ups). */
   memory(): MemoryStatus {
     const m = process.memoryUsage();
-    const cfg = this.deps.config;
+    const cfg = this.cfg;
     let queued = 0;
     for (const rt of this.runtimes.values()) queued += rt.queue.length;
     return { rssBytes: m.rss, heapUsedBytes: m.heapUsed, flows: this.flowTable.size, maxFlows: cfg.flowTable.maxFlows, queued, maxQueued: cfg.resolveQueue * this.runtimes.size };
@@ -428,7 +538,7 @@ export class Controller {
       name: rt.name, adapter: rt.adapter.kind, connected: rt.connected, inSync: r.inSync, reconcileFailures: r.failures, blocked: r.blocked ?? null, mirror: rt.mirrorHealth(),
       lastError: r.lastError ?? rt.lastResolveError ?? this.adapterProblems(rt), queue: rt.queue.length, flows: this.countFlows(rt),
       pins: { desired: r.desired.size, installed: r.programmedCount(), failed: r.failed.size, capacity: r.tableCapacity, free, table: free === 0 ? 'full' : free < r.tableCapacity * 0.05 ? 'nearly-full' : 'ok' },
-      watch: { warming: rt.watchLedger.warming(), unwatchedS: Math.round(rt.watchLedger.unwatched().reduce((n, g) => n + g.to - g.from, 0) / 1000), lifetimeS: this.deps.config.flowTable.maxAgeS },
+      watch: { warming: rt.watchLedger.warming(), unwatchedS: Math.round(rt.watchLedger.unwatched().reduce((n, g) => n + g.to - g.from, 0) / 1000), lifetimeS: this.cfg.flowTable.maxAgeS },
       shedShare: rt.mirror.shedShare,
     };
   }
@@ -441,7 +551,7 @@ export class Controller {
 
   /** How long a pin lasts without packets, and a tracked flow without being seen (seconds). */
   get timeouts(): { pinIdleS: number; flowMaxAgeS: number } {
-    return { pinIdleS: this.deps.config.pinIdleTimeoutS, flowMaxAgeS: this.deps.config.flowTable.maxAgeS };
+    return { pinIdleS: this.cfg.pinIdleTimeoutS, flowMaxAgeS: this.cfg.flowTable.maxAgeS };
   }
 
   /**
@@ -723,7 +833,7 @@ export class Controller {
   /** Connects a switch; if it does not answer, keeps trying in the background (the controller reports not ready). */
   private async connect(rt: SwitchRuntime): Promise<void> {
     try {
-      await withDeadline(this.clock, this.bringUp(rt), this.deps.config.barrierTimeoutMs, () => `connecting to ${rt.name}`);
+      await withDeadline(this.clock, this.bringUp(rt), this.cfg.barrierTimeoutMs, () => `connecting to ${rt.name}`);
     } catch (err) {
       if (rt.connected) {
         // Connected, but its first resync is slow: it goes on in the background.
@@ -742,9 +852,11 @@ export class Controller {
   }
 
   private async connectLater(rt: SwitchRuntime): Promise<void> {
-    for (let attempt = 2; !this.stopped && !rt.connected; attempt++) {
-      await sleep(this.clock, Math.min(this.deps.config.retryMaxMs, 250 * 2 ** Math.min(attempt, 7)));
-      if (this.stopped) return;
+    // Until connected, stopped, or removed by a reload.
+    const wanted = (): boolean => !this.stopped && this.runtimes.get(rt.name) === rt;
+    for (let attempt = 2; wanted() && !rt.connected; attempt++) {
+      await sleep(this.clock, Math.min(this.cfg.retryMaxMs, 250 * 2 ** Math.min(attempt, 7)));
+      if (!wanted()) return;
       try {
         await this.bringUp(rt);
       } catch (err) {
@@ -766,7 +878,7 @@ export class Controller {
     await rt.start(resume);
     rt.lastResolveError = undefined;
     this.log.info({ switch: rt.name, adapter: rt.adapter.kind }, 'switch connected');
-    if (this.deps.config.pinMode === 'always') this.pinAllResolved(rt);
+    if (this.cfg.pinMode === 'always') this.pinAllResolved(rt);
   }
 
   /** After a restart in `always` mode: every tracked flow gets its pin back. */
@@ -793,9 +905,10 @@ export class Controller {
     return n;
   }
 
-  private every(ms: number, fn: () => void): void {
+  /** Runs `fn` every `ms` until the controller stops (or `alive` says no more). */
+  private every(ms: number, fn: () => void, alive: () => boolean = () => true): void {
     const tick = (): void => {
-      if (this.stopped) return;
+      if (this.stopped || !alive()) return;
       fn();
       this.timers.push(unref(this.clock.schedule(ms, tick)));
       if (this.timers.length > 64) this.timers.splice(0, this.timers.length - 64);

@@ -197,6 +197,16 @@ export class Reconciler {
     return i !== undefined && i.programmed && (nexthop === undefined || i.nexthop === nexthop);
   }
 
+  /**
+   * A VIP flowpin no longer manages (a reload removed it, with no change of it in flight): its
+   * group is left as the switch has it and no longer read; its pins stay until they idle out.
+   */
+  forgetGroup(vip: string): void {
+    this.desiredGroups.delete(vip);
+    this.groups.delete(vip);
+    this.touchedGroups.delete(vip);
+  }
+
   /** Sets a VIP's desired members; applied by the next round like pins. */
   setGroup(vip: string, members: Iterable<string>): void {
     this.desiredGroups.set(vip, new Set(members));

@@ -242,6 +242,26 @@ export class SwitchRuntime {
   }
 
   /**
+   * A VIP a reload added: managed from now on with its configured nexthops and, where the switch
+   * was connected, the group members read from it (otherwise start() reads them at connect).
+   */
+  addVip(address: string, nexthops: Iterable<string>, members: string[] | undefined): VipState {
+    const v = new VipState(address, nexthops, this.reconciler.groups);
+    this.vips.set(address, v);
+    if (members !== undefined) {
+      this.reconciler.groups.set(address, new Set(members));
+      for (const m of members) v.nexthops.add(m);
+    }
+    return v;
+  }
+
+  /** A VIP a reload removed (no change of it in flight): its SYNs are no VIP's from now on; its group is left as it is. */
+  removeVip(address: string): void {
+    this.vips.delete(address);
+    this.reconciler.forgetGroup(address);
+  }
+
+  /**
    * Connects, reads the VIP groups, then lists the pins on the switch (the first resync).
    * `connectedHook` runs once the groups are read, before that resync completes (a slow
    * listing goes on in the background and must not hold up what depends on the groups).

@@ -10,7 +10,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { ApiError, call, nexthopPath, token } from './api.js';
 import { ProgressChart, secondsToZero, type Sample } from './chart.js';
 import { drainOf, samplesOf } from './progress.js';
-import type { ChangeRecord, DrainEstimate, DryRun, Snapshot } from './types.js';
+import type { Actor, ChangeRecord, DrainEstimate, DryRun, RiskFigures, Snapshot } from './types.js';
 
 export interface Intent {
   kind: 'drain' | 'undrain' | 'add' | 'remove';
@@ -192,6 +192,42 @@ export function ChangePanel({ intent, snap, onClose }: { intent: Intent; snap: S
 
 const time = (ms: number | undefined): string => (ms === undefined ? '' : new Date(ms).toLocaleTimeString());
 
+/** What counted against a change's bound, in words. */
+const consentFigures = (f: RiskFigures | undefined): string =>
+  f === undefined ? 'not recorded' : f.uncountable !== null ? `not countable (${f.uncountable})` : `${f.total} (at risk ${f.atRisk}, never seen ${f.unseen}, window ${f.expectedWindowFlows}${f.windowCounts ? '' : ', not counted'})`;
+
+const actor = (a: Actor | undefined): string => (a === undefined ? 'not recorded' : `token ${a.token ?? '(none)'} from ${a.client ?? 'unknown'}`);
+
+/** The audit of a change: who asked (and cancelled), the consent, and the figures it was checked against. */
+function auditTitle(r: ChangeRecord): string {
+  return [
+    `asked by ${actor(r.requestedBy)}`,
+    ...(r.cancelledBy === undefined ? [] : [`cancelled by ${actor(r.cancelledBy)}`]),
+    `consent: maxAtRisk ${r.maxAtRisk ?? 0}`,
+    `dry run: ${consentFigures(r.dryRunFigures)}`,
+    `before the group write: ${r.checked === undefined ? 'not reached' : consentFigures(r.checked)}`,
+  ].join('\n');
+}
+
+/** Phases a change can still be cancelled in: its group write not sent yet. */
+const CANCELLABLE = new Set(['queued', 'pending']);
+
+/** Cancels a change before its group write (the server refuses once the write was sent, saying what would undo it). */
+function CancelButton({ rec }: { rec: ChangeRecord }): VNode {
+  const [state, setState] = useState<{ at: 'idle' | 'asking' } | { at: 'error'; message: string }>({ at: 'idle' });
+  const cancel = (): void => {
+    setState({ at: 'asking' });
+    call<ChangeRecord>('POST', `/api/v1/switches/${encodeURIComponent(rec.switch)}/changes/${encodeURIComponent(rec.id)}/cancel`).then(
+      () => setState({ at: 'idle' }),
+      (err: Error) => setState({ at: 'error', message: err instanceof ApiError && err.status === 401 ? 'cancel needs an operator token (set it above)' : err.message }),
+    );
+  };
+  return html`<span class="cancel">
+    <button type="button" onClick=${cancel} disabled=${state.at === 'asking'} aria-label=${`Cancel change ${rec.id}`} data-testid=${`cancel-${rec.id}`}>Cancel</button>
+    ${state.at === 'error' ? html` <span role="alert" class="bad">${state.message}</span>` : null}
+  </span>`;
+}
+
 export function History({ snap }: { snap: Snapshot }): VNode {
   const rows = snap.switches.flatMap((s) => s.changes).sort((a, b) => b.queuedAt - a.queuedAt);
   return html`<section class="panel wide" aria-labelledby="history-title">
@@ -199,12 +235,13 @@ export function History({ snap }: { snap: Snapshot }): VNode {
     ${rows.length === 0
       ? html`<p>No change yet.</p>`
       : html`<table class="stack history" data-testid="history">
-          <thead><tr><th scope="col">Change</th><th scope="col">Switch</th><th scope="col">VIP</th><th scope="col">Nexthop</th><th scope="col">Phase</th><th scope="col">Pinned</th><th scope="col">At risk</th><th scope="col" title="Connections that opened in the change window without a certain, programmed pin">Window</th><th scope="col" title="Server resets (RST from the VIP) seen on the reply mirror after the change, until the next change of the VIP; – where the switch does not mirror them">Resets</th><th scope="col" title="Pinned flows left on the nexthop">Left</th><th scope="col">Started</th><th scope="col">Completed</th></tr></thead>
+          <thead><tr><th scope="col">Change</th><th scope="col">Switch</th><th scope="col">VIP</th><th scope="col">Nexthop</th><th scope="col">Phase</th><th scope="col">Pinned</th><th scope="col">At risk</th><th scope="col" title="Connections that opened in the change window without a certain, programmed pin">Window</th><th scope="col" title="Server resets (RST from the VIP) seen on the reply mirror after the change, until the next change of the VIP; – where the switch does not mirror them">Resets</th><th scope="col" title="Pinned flows left on the nexthop">Left</th><th scope="col" title="Who asked for the change (the API token's name), and the most connections they consented to lose (maxAtRisk); hover a row's cell for the client address and the figures">By, bound</th><th scope="col">Started</th><th scope="col">Completed</th></tr></thead>
           <tbody>
             ${rows.map((r) => html`<tr key=${r.id}>
               <th scope="row" class="change-id"><span class="kind">${r.kind}</span> <code title=${r.id}>${r.id}</code></th><td data-label="Switch">${r.switch}</td><td data-label="VIP">${r.vip}</td><td data-label="Nexthop">${r.nexthop}</td>
-              <td data-label="Phase" class=${r.phase === 'failed' || r.phase === 'deadline-passed' ? 'bad' : r.phase === 'complete' || r.phase === 'drained' ? 'good' : ''}>${r.phase}${r.deadlineReached ? ' (deadline)' : ''}${r.error ? html` <span class="bad">${r.error}</span>` : null}</td>
+              <td data-label="Phase" class=${r.phase === 'failed' || r.phase === 'deadline-passed' ? 'bad' : r.phase === 'complete' || r.phase === 'drained' ? 'good' : r.phase === 'cancelled' ? 'muted' : ''}>${r.phase}${r.deadlineReached ? ' (deadline)' : ''}${r.error ? html` <span class=${r.phase === 'cancelled' ? 'muted' : 'bad'}>${r.error}</span>` : null}${CANCELLABLE.has(r.phase) ? html` <${CancelButton} rec=${r} />` : null}</td>
               <td data-label="Pinned" class="num">${r.pinned ?? '–'}</td><td data-label="At risk" class=${(r.atRisk ?? 0) > 0 ? 'num bad' : 'num'} title=${r.atRisk === null ? 'not measured' : risk(r.atRiskBy)}>${r.atRisk ?? '–'}</td><td data-label="Window" class=${(r.windowFlows ?? 0) > 0 ? 'num warn' : 'num'}>${r.windowFlows ?? '–'}</td><td data-label="Resets" class=${(r.resetsSeen ?? 0) > 0 ? 'num bad' : 'num'}>${r.resetsSeen ?? '–'}</td><td data-label="Left" class="num">${r.remaining}</td>
+              <td data-label="By, bound" class="audit" title=${auditTitle(r)} data-testid=${`audit-${r.id}`}>${r.requestedBy?.token ?? '–'}, ≤ ${r.maxAtRisk ?? 0}</td>
               <td data-label="Started">${time(r.startedAt)}</td><td data-label="Completed">${time(r.completedAt)}</td>
             </tr>`)}
           </tbody>

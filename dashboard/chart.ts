@@ -53,7 +53,7 @@ export function ProgressChart({ samples, label }: { samples: Sample[]; label: st
       <polyline points=${points} class="line" />
     </svg>
     <figcaption>
-      <span data-testid="progress-left">${last?.pinned ?? 0}</span> pinned flows left on ${label}${eta === null ? '' : eta === 0 ? ', none left' : `, about ${eta} s to zero at the recent rate`}
+      ${last === undefined ? html`No sample of ${label} yet` : html`<span data-testid="progress-left">${last.pinned}</span> pinned flows left on ${label}${eta === null ? '' : eta === 0 ? ', none left' : `, about ${eta} s to zero at the recent rate`}`}
     </figcaption>
   </figure>`;
 }

@@ -1,5 +1,5 @@
 // flowpin's dashboard: overview of switches (adapter, mirror and pin sync health, pin table),
-// VIPs and nexthops, the mirror receiver's counters, changes with a dry run and live
+// VIPs and nexthops (each VIP with its connections over the last hour), the mirror receiver's counters, changes with a dry run and live
 // progress, the change history and a paged flow search. State arrives as one snapshot a
 // second over server-sent events (GET /api/v1/events); flows are paged by the server.
 
@@ -10,6 +10,7 @@ import { token } from './api.js';
 import { ChangePanel, History, type Intent } from './changes.js';
 import { Drains } from './progress.js';
 import { Flows } from './flows.js';
+import { VipChart } from './vip-chart.js';
 import type { MirrorCounters, Snapshot, SwitchSnap } from './types.js';
 
 function TokenBar(): VNode {
@@ -92,6 +93,7 @@ function SwitchCard({ sw, act, removed }: { sw: SwitchSnap; act: (i: Intent) => 
           </tr>`)}
         </tbody>
       </table>
+      <${VipChart} sw=${sw.name} vip=${v.address} />
       <form class="inline" onSubmit=${(e: Event) => {
         e.preventDefault();
         const a = addr.trim();

@@ -53,6 +53,12 @@ export interface ChangeRecord {
   deadlinePassedAt?: number;
   /** The operator's bound on the connections the change may cost. */
   maxAtRisk?: number | 'unbounded';
+  /** Who asked for it (the API token's name, the client's address), and who cancelled it. */
+  requestedBy?: Actor;
+  cancelledBy?: Actor;
+  /** The figures its bound was checked against: the dry run when asked for, and right before the group write. */
+  dryRunFigures?: RiskFigures;
+  checked?: RiskFigures;
   /** Figures the change measured (null: not measured, e.g. across a restart). */
   pinned: number | null;
   atRisk: number | null;
@@ -68,6 +74,23 @@ export interface ChangeRecord {
   resetsSeen: number | null;
   deadlineReached?: boolean;
   error?: string;
+}
+
+/** controller/change-record.ts */
+export interface Actor {
+  token: string | null;
+  client: string | null;
+}
+
+/** controller/change-record.ts: what counts against a change's bound. */
+export interface RiskFigures {
+  atRisk: number;
+  atRiskBy: Record<string, number>;
+  unseen: number;
+  expectedWindowFlows: number;
+  windowCounts: boolean;
+  uncountable: string | null;
+  total: number;
 }
 
 /** One sample of a drain's progress, kept by the server (controller/changes.ts). */
@@ -128,6 +151,16 @@ export interface DryRun {
   figures?: { total: number; uncountable: string | null };
   /** Connections expected in the change window count against the bound only above this many. */
   windowThreshold?: number;
+}
+
+/** GET /api/v1/switches/:switch/vips/:vip/history (controller/api/vip-history.ts) */
+export interface VipHistory {
+  switch: string;
+  vip: string;
+  intervalS: number;
+  spanS: number;
+  now: { t: number; live: number; pinned: number };
+  samples: { t: number; live: number; pinned: number }[];
 }
 
 export interface Flow {

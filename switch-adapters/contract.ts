@@ -142,5 +142,12 @@ export interface SwitchAdapter {
    * e.g. VIPs whose look-ups it holds back. Each makes the switch not ready until it clears.
    */
   problems(): string[];
+  /**
+   * The switch's VIPs changed at a configuration reload: checks that the new list can be driven
+   * (a SwitchUnsupportedError says why not, and the reload is refused) and returns the step that
+   * takes it, run once every switch of the reload has been checked. An adapter that keeps no VIP
+   * list of its own checks nothing and its step does nothing.
+   */
+  prepareVips(vips: readonly { address: string; nexthops: readonly string[] }[]): Promise<() => void>;
   close(): Promise<void>;
 }

@@ -11,10 +11,11 @@ import path from 'node:path';
 import pino from 'pino';
 import type { TSchema } from 'typebox';
 import { Controller } from '../controller/controller.js';
+import { applyReload } from '../controller/reload.js';
 import { readConfig } from '../controller/config.js';
 import { SwitchSchema } from '../controller/config-schema.js';
 import { ConfigError, Reader } from '../lib/validate.js';
-import { ADAPTER_KINDS, adapterKind, createAdapters } from '../switch-adapters/registry.js';
+import { ADAPTER_KINDS, adapterKind, createAdapter, createAdapters } from '../switch-adapters/registry.js';
 import { proc } from './helpers/processes.js';
 import { flowpinBin } from './helpers/tools.js';
 
@@ -45,6 +46,20 @@ test('a switch whose adapter cannot change its VIPs\' groups is refused at start
   const ok = readConfig(Reader.fromObject('f.yaml', eapiSwitch({ groupTemplate: 'static-ecmp' })));
   const c = new Controller({ config: ok, adapters: createAdapters(ok), logger: pino({ level: 'silent' }), listen: false, loops: false });
   assert.equal(c.runtimes.size, 1);
+});
+
+test('a reload that adds such a switch is refused whole, naming the key', { timeout: 10_000 }, async () => {
+  const doc = eapiSwitch({ groupTemplate: 'static-ecmp' });
+  const cur = readConfig(Reader.fromObject('f.yaml', doc));
+  const c = new Controller({ config: cur, adapters: createAdapters(cur), logger: pino({ level: 'silent' }), listen: false, loops: false, createAdapter: (s) => createAdapter(s, { pinIdleTimeoutS: cur.pinIdleTimeoutS }) });
+  const leaf2 = { name: 'leaf2', mirrorSources: ['127.0.0.10'], eapi: { url: 'https://127.0.0.1:2', password: 'pw' }, vips: [{ address: '192.0.2.81', nexthops: ['10.0.1.1'] }] };
+  const next = readConfig(Reader.fromObject('f.yaml', { ...doc, switches: [...doc.switches, leaf2] }));
+  await assert.rejects(applyReload(c, next), (e: Error) => e instanceof ConfigError && e.key === 'switches[1].eapi.groupTemplate' && /Nothing was reloaded/.test(e.message));
+  assert.deepEqual([...c.runtimes.keys()], ['leaf1']);
+  const ok = readConfig(Reader.fromObject('f.yaml', { ...doc, switches: [...doc.switches, { ...leaf2, eapi: { ...leaf2.eapi, groupTemplate: 'static-ecmp' } }] }));
+  await applyReload(c, ok);
+  assert.deepEqual([...c.runtimes.keys()], ['leaf1', 'leaf2']);
+  await c.stop();
 });
 
 test('flowpin run refuses such a configuration before it starts (exit 2, the key named)', { timeout: 30_000 }, async () => {

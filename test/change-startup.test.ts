@@ -1,10 +1,15 @@
 // Start-up: each switch comes up within its own deadline, so one whose first resync keeps
 // failing never keeps the others from starting; a change resumed after a restart writes its
-// group change only once flowpin listens to the mirror again, so what it breaks is counted.
+// group change only once flowpin listens to the mirror again, so what it breaks is counted;
+// while a switch is not connected yet (its groups not read), every change of it is refused
+// (503), through the API as through the change manager: nothing is written blind.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import pino from 'pino';
+import { buildApp } from '../controller/api/app.js';
 import type { ChangeRecord } from '../controller/changes.js';
+import { FlowpinError } from '../controller/errors.js';
 import { World } from '../cli/scenario/world.js';
 import { SwitchTimeoutError } from '../switch-adapters/errors.js';
 import type { InstalledPin } from '../switch-adapters/contract.js';
@@ -70,6 +75,51 @@ test('a drain resumed after a kill writes its group change only once flowpin lis
     const a = w.audit();
     assert.equal(a.brokenProtected, 0, a.details.join('\n'));
     assert.equal(a.uncounted, 0, a.details.join('\n'));
+  } finally {
+    await w.close();
+  }
+});
+
+test('while a switch is not connected yet, drains, additions and removals of it are refused (503), never written blind; once connected, they are checked against its group', { timeout: 120_000 }, async () => {
+  const w = new World({
+    switches: [{ name: 'sw1', vips: [{ address: VIP, nexthops: NH, port: 443 }], spares: ['10.0.1.5'], ecmpMode: 'resilient', pinCapacity: 10_000, programDelayMs: 5, rate: 20, lifetime: { kind: 'fixed', s: 3600 } }],
+    latencyMs: 5, mirrorDelayMs: 1, packetIntervalMs: 1000, seed: 17,
+    controller: { pinMode: 'on-change', settleMs: 20, barrierTimeoutMs: 2000, store: 'memory' },
+  });
+  try {
+    const starting = w.startController();
+    // The switch refuses connections for the first 8 s: flowpin starts, and keeps trying in the background.
+    const a = w.adapters.get('sw1');
+    assert.ok(a);
+    a.faults.downUntil = w.now + 8000;
+    await starting;
+    const c = w.controller;
+    assert.ok(c);
+    const rt = c.runtime('sw1');
+    assert.equal(rt.connected, false);
+    w.startTraffic();
+    await w.advance(500);
+    const cm = c.changeManager('sw1');
+    const blind = (err: unknown): boolean => err instanceof FlowpinError && err.status === 503 && /sw1 is not connected yet/.test(err.message);
+    // The removal of a member that is in the group (flowpin has not read it yet): refused, not `removed: true`.
+    assert.throws(() => cm.remove(VIP, NH[1] as string), blind);
+    await assert.rejects(w.settle(cm.drain(VIP, NH[1] as string, { maxAtRisk: 'unbounded' }), 5000), blind);
+    await assert.rejects(w.settle(cm.add(VIP, '10.0.1.5', { maxAtRisk: 'unbounded' }), 5000), blind);
+    const app = await buildApp({ controller: c, token: 't', logger: pino({ level: 'silent' }) });
+    try {
+      const del = await w.settle(app.inject({ method: 'DELETE', url: `/api/v1/switches/sw1/vips/${VIP}/nexthops/${NH[1] as string}`, headers: { authorization: 'Bearer t' } }), 5000);
+      assert.equal(del.statusCode, 503, del.body);
+      assert.match(del.body, /not connected yet/);
+    } finally {
+      await app.close();
+    }
+    assert.deepEqual(w.sw('sw1').sw.vips.get(VIP)?.group.members(), NH, 'the group is as it was');
+    // The switch answers again: connected in the background, and the same removal is judged against its group.
+    for (let i = 0; i < 40 && !rt.connected; i++) await w.advance(500);
+    assert.equal(rt.connected, true, 'connected once the switch answers');
+    assert.throws(() => cm.remove(VIP, NH[1] as string), (err: unknown) => err instanceof FlowpinError && err.status === 409 && /still in the ECMP group/.test(err.message));
+    assert.ok(c.changeManager('sw1').vip(VIP).nexthops.has(NH[1] as string), 'the member is still known');
+    assert.deepEqual(w.sw('sw1').sw.vips.get(VIP)?.group.members(), NH);
   } finally {
     await w.close();
   }

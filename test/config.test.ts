@@ -74,6 +74,12 @@ test('API tokens with roles: from files in the configuration and from the enviro
     assert.throws(() => read({ ...minimal(), api: { tokens: [{ role: 'read', file: path.join(dir, 'missing') }] } }), /f\.yaml: api\.tokens\[0\]\.file: cannot read .*missing: no such file \(ENOENT\)/);
     assert.throws(() => read({ ...minimal(), api: { tokens: [{ role: 'read', file: dir }] } }), /api\.tokens\[0\]\.file: cannot read .*: is a directory, not a file \(EISDIR\)/);
     assert.throws(() => read({ ...minimal(), api: { token: 'same', tokens: [{ role: 'read', file: ro }] } }, { FLOWPIN_READ_TOKEN: 'same' }), /the same token is given for two roles/);
+    // Names: given, or the token's key; the environment's tokens are 'env' and 'env-read'. A name says who made a change: one per token.
+    const named = read({ ...minimal(), api: { token: 'cfg', tokens: [{ name: 'alice', role: 'operator', file: op }, { role: 'read', file: ro }] } }, { FLOWPIN_TOKEN: 'env-op', FLOWPIN_READ_TOKEN: 'env-r' });
+    assert.deepEqual(named.api.tokens.map((t) => t.name), ['api.token', 'alice', 'api.tokens[1]', 'env', 'env-read']);
+    assert.throws(() => read({ ...minimal(), api: { tokens: [{ name: 'alice', role: 'operator', file: op }, { name: 'alice', role: 'read', file: ro }] } }), /f\.yaml: api\.tokens\[1\]\.name: the name 'alice' is given to another token/);
+    assert.throws(() => read({ ...minimal(), api: { tokens: [{ name: 'env', role: 'operator', file: op }] } }), /api\.tokens\[0\]\.name: the name 'env' is kept for api\.token and the environment's tokens/);
+    assert.throws(() => read({ ...minimal(), api: { tokens: [{ name: 'a b', role: 'operator', file: op }] } }), /api\.tokens\[0\]\.name: /);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

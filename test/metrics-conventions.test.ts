@@ -1,7 +1,8 @@
 // /metrics by the Prometheus conventions: `promtool check metrics` (Debian's prometheus
 // package) on the exposition of a live controller over a real listener; flowpin_build_info;
-// every closed label value's series present at zero before its first event; counters read at
-// scrape time (the mirror's drops) never go down when the count behind them restarts.
+// every closed label value's series present at zero before its first event (changes in progress
+// by kind and phase included); connections left per drain only while it is tracked; counters read
+// at scrape time (the mirror's drops) never go down when the count behind them restarts.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,7 +15,10 @@ import { buildApp } from '../controller/api/app.js';
 import { listen } from '../controller/api/listen.js';
 import { ScrapeCounter } from '../controller/metrics.js';
 import { AT_RISK, EVENT_KINDS, RECONCILE_ERRORS, UNKNOWN_SERVER } from '../controller/metrics-series.js';
-import { Bed, VIP } from './helpers/bed.js';
+import type { ChangeRecord } from '../controller/changes.js';
+import { Bed, NH, VIP } from './helpers/bed.js';
+
+const NH_DRAINED = NH[2] as string;
 import { have, repoRoot, skipUnless } from './helpers/tools.js';
 
 let bed: Bed | undefined;
@@ -81,6 +85,35 @@ test('every closed label value has its series from the first scrape; drops are _
   assert.match(text, /# TYPE flowpin_mirror_backlog_drops_total counter/);
   assert.match(text, /# TYPE flowpin_mirror_socket_drops_total counter/);
   assert.doesNotMatch(text, /^flowpin_mirror_(socket|backlog)_drops[ {]/m, 'the old gauge names are gone');
+});
+
+test('changes in progress by kind and phase from the first scrape; connections left per drain while it is tracked; promtool passes with them', { timeout: 120_000 }, async () => {
+  // Catches: a change gauge with no series until the first change (alerts on absent() fire on a quiet switch);
+  // a per-drain series left behind once its drain ended (labels growing without bound).
+  assert.ok(bed);
+  const first = await scrape();
+  for (const kind of ['drain', 'add']) for (const phase of ['queued', 'pending', 'applied', 'deadline-passed']) assert.equal(has(first, 'flowpin_changes_in_progress', { switch: 'sw1', kind, phase }), 0, `${kind} ${phase}`);
+  await bed.run(10);
+  const cm = bed.controller?.changeManager('sw1');
+  assert.ok(cm);
+  const rec = (await bed.during(cm.drain(VIP, NH_DRAINED, { maxAtRisk: 'unbounded', deadlineSeconds: 3600 }))) as ChangeRecord;
+  cm.track();
+  const during = await scrape();
+  assert.equal(has(during, 'flowpin_changes_in_progress', { switch: 'sw1', kind: 'drain', phase: 'applied' }), 1);
+  const left = has(during, 'flowpin_change_connections_left', { switch: 'sw1', vip: VIP, nexthop: NH_DRAINED });
+  assert.equal(left, cm.get(rec.id)?.remaining, 'the drain\'s connections left, as its record says');
+  assert.ok((left ?? 0) > 0, 'connections are left on the drained nexthop');
+  if (have('promtool', ['--version'])) {
+    const r = spawnSync('promtool', ['check', 'metrics'], { input: during, encoding: 'utf8', timeout: 30_000 });
+    assert.equal(`${r.status ?? ''} ${r.stdout}${r.stderr}`.trim(), '0', 'promtool with a drain tracked');
+  }
+  // Its connections end: the drain is drained and its series is gone.
+  await bed.drainTraffic();
+  await bed.controller?.periodic();
+  assert.equal(cm.get(rec.id)?.phase, 'drained');
+  const after = await scrape();
+  assert.equal(has(after, 'flowpin_change_connections_left', { switch: 'sw1', vip: VIP, nexthop: NH_DRAINED }), undefined);
+  assert.equal(has(after, 'flowpin_changes_in_progress', { switch: 'sw1', kind: 'drain', phase: 'applied' }), 0);
 });
 
 test('a counter read at scrape time never goes down: a reopened socket starting again from 0 adds its count', { timeout: 10_000 }, async () => {

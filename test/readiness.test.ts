@@ -1,10 +1,11 @@
 // Readiness tells the truth about what flowpin can keep: a pin table with no free entry
 // cannot protect the next connection, and state that cannot be written is lost at the next
-// restart; either makes flowpin not ready, with the reason.
+// restart; either makes flowpin not ready, with the reason. The first failed durable write
+// of any kind (the flow journal too, while the change log still writes) turns it red.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FileStateStore } from '../controller/state-store.js';
@@ -71,6 +72,39 @@ test('a state file that cannot be written makes flowpin not ready, naming it', {
       assert.equal(ok.controller?.readiness().ready, true);
     } finally {
       await ok.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the first failed write of the flow journal makes flowpin not ready, though the change log still writes', { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'flowpin-ready-'));
+  try {
+    const file = path.join(dir, 'state');
+    // No periodic snapshot: the journal is the only flow write for the test's duration.
+    const w = world({ store: () => new FileStateStore(file), persistIntervalS: 3600 });
+    try {
+      await w.startController();
+      await w.advance(200);
+      assert.equal(w.controller?.readiness().ready, true);
+      // The journal cannot be opened for appending (a directory stands where it goes): the next group commit fails.
+      mkdirSync(`${file}.journal`);
+      w.startTraffic();
+      // The first SYN's group commit is due 20 ms after it (simulated time; 50 SYN/s).
+      for (let i = 0; i < 100 && w.controller?.readiness().stateError === null; i++) await w.advance(10);
+      const r = w.controller?.readiness();
+      assert.equal(r?.ready, false, JSON.stringify(r?.reasons));
+      assert.match(r?.stateError ?? '', /cannot write the flow journal/);
+      assert.ok(r?.reasons.includes(r.stateError ?? ''), 'listed among the reasons');
+      // The change log is fine, and a good write of it does not make the journal's failure go away
+      // (no SYN comes meanwhile: no new journal write could set the failure again).
+      w.stopTraffic();
+      await w.advance(100);
+      await w.settle(w.controller?.persistChanges() ?? Promise.resolve(), 5000);
+      assert.equal(w.controller?.readiness().ready, false);
+    } finally {
+      await w.close();
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -32,7 +32,7 @@ test('dataplane: an external load through the simulator; a group change with no 
     const dp = await until(() => /dataplane (\S+)/.exec(sim.out())?.[1], 30_000, `the simulator (${sim.out()})`);
     const eapi = /eAPI\s+(http:\S+)/.exec(sim.out())?.[1] as string;
     const counters = /counters (http:\S+)/.exec(sim.out())?.[1] as string;
-    const load = flowpin(['load', '--dataplane', dp, '--rate', '300', '--duration-s', '4', '--lifetime-median-s', '1', '--lifetime-max-s', '3', '--finish-s', '6', '--seed', '3']);
+    const load = flowpin(['load', '--dataplane', dp, '--rate', '300', '--duration-s', '4', '--lifetime-median-s', '1', '--lifetime-max-s', '3', '--finish-s', '30', '--seed', '3']);
     // Once connections are open, take 10.0.1.2 out of the group on the switch itself: nothing pins them.
     await until(async () => ((await (await fetch(counters)).json()) as { connections: { active: number } }).connections.active > 100, 30_000, 'connections open');
     const res = await fetch(eapi, {
@@ -45,6 +45,7 @@ test('dataplane: an external load through the simulator; a group change with no 
     const summary = (JSON.parse(load.out().trim().split('\n').pop() ?? '{}') as { summary: { opened: number; closed: number; reset: number; unanswered: number; abandoned: number } }).summary;
     const c = (await (await fetch(counters)).json()) as { connections: { opened: number; closedCleanly: number; reset: number; active: number }; dataplane: { resetLogged: number; liveByServer: Record<string, number> } };
     assert.equal(summary.unanswered, 0, 'every segment answered');
+    assert.equal(summary.abandoned, 0, 'every connection finished before the load gave up on it (a loaded machine: --finish-s 30)');
     assert.ok(summary.reset > 0, 'connections held by 10.0.1.2 were reset');
     assert.equal(c.connections.reset, summary.reset, 'the simulator and the load agree on resets');
     assert.equal(c.connections.opened, summary.opened);

@@ -36,13 +36,18 @@ test('opened while the controller was down: blind, and uncounted unless the reco
   assert.equal(judge(drain(), rec({ gap: { flows: 3 } }), [reset({ openedAt: T - 5000 })], down, undefined).uncounted, 0);
 });
 
-test('false records: complete with live connections, pinned far from the switch, resumed with figures it did not measure, applied dated after a restart', () => {
+test('false records: complete with live connections, pinned far from the switch, resumed with figures it did not measure, applied dated after a restart, a window across a kill given figures', () => {
   assert.match(judge(drain({ atFinal: { at: T + 900, phase: 'complete', live: 8, pins: 76 } }), rec(), [], [], undefined).false.join(), /complete with 8 live connections/);
   assert.equal(judge(drain({ atFinal: { at: T + 900, phase: 'complete', live: 8, pins: 76 } }), rec({ deadlineReached: true }), [], [], undefined).false.length, 0, 'a deadline that says so is not false');
   assert.match(judge(drain({ pinsAtEffective: 691, pinsSampledAt: T + 300 }), rec({ pinned: 101 }), [], [], undefined).false.join(), /pinned 101, the switch had 691/);
   assert.match(judge(drain(), rec({ resumed: true, pinned: 0 }), [reset({ openedAt: T + 150 })], [], undefined).false.join(), /resumed complete with pinned 0/);
   const down = [{ from: T + 220, to: T + 5000 }];
   assert.match(judge(drain({ groupWriteAt: T + 210 }), rec({ resumed: true, appliedAt: T + 5100 }), [], down, undefined).false.join(), /dated after the restart/);
+  // Killed after the switch accepted the group write, before the record saw it take effect: the window ran across the kill.
+  const across = rec({ resumed: true, phase: 'deadline-passed', appliedAt: undefined, effectiveAt: undefined });
+  assert.match(judge(drain({ groupWriteAt: T + 210 }), across, [], down, undefined).false.join(), /windowFlows 0, pinned 10 for a window that ran across the kill/);
+  assert.deepEqual(judge(drain({ groupWriteAt: T + 210 }), { ...across, windowFlows: null, pinned: null, unseen: 1 }, [reset({ openedAt: T + 300 })], down, undefined).false, [], 'null: not measured, and said so');
+  assert.deepEqual(judge(drain({ groupWriteAt: T + 210 }), rec({ resumed: true, effectiveAt: T + 215 }), [], down, undefined).false, [], 'effective before the kill: measured');
   assert.match(judge(drain(), undefined, [], [], undefined).false.join(), /record is gone/);
   assert.equal(judge(drain({ status: 0 }), undefined, [], [], undefined).false.length, 0, 'a call never answered promised nothing');
 });

@@ -76,6 +76,8 @@ interface Ctx {
   consent: 'maxAtRisk' | 'acceptRisk';
   polling: boolean;
   crashKill: { phase: Phase; done: boolean } | undefined;
+  /** The point where the running controller said it kills itself (FLOWPIN_CRASH_AT), if any. */
+  selfKillAt: string | undefined;
   /** The change log was moved aside by --discard-state after a refusal. */
   discardedChangeLog: boolean;
 }
@@ -105,6 +107,7 @@ const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/js
 function startController(ctx: Ctx, crashAt?: Phase, extra: string[] = []): Proc {
   const env: Record<string, string> = { FLOWPIN_LOG_LEVEL: 'info', FLOWPIN_TOKEN: TOKEN };
   if (crashAt !== undefined) env['FLOWPIN_CRASH_AT'] = crashAt;
+  ctx.selfKillAt = undefined;
   const p = flowpin(['run', '--config', ctx.config, ...extra], { env, logFile: ctx.ctlLog, ...(ctx.o.cpuProf ? { cpuProfDir: path.join(ctx.dir, 'prof', 'controller') } : {}) });
   p.onLine((line, at) => onLogLine(ctx, line, at));
   return p;
@@ -118,6 +121,7 @@ function onLogLine(ctx: Ctx, line: string, at: number): void {
   } catch {
     return;
   }
+  if (typeof j['msg'] === 'string' && j['msg'].startsWith('FLOWPIN_CRASH_AT is set')) ctx.selfKillAt = String(j['point']);
   if (j['msg'] !== 'change phase') return;
   const id = String(j['change']);
   const phase = String(j['phase']);
@@ -270,8 +274,10 @@ async function poll(ctx: Ctx): Promise<void> {
         w.atFinal = { at: Date.now(), phase: r.phase, live: c?.dataplane?.liveByServer[w.nexthop] ?? 0, pins: c?.pinsByNexthop[w.nexthop] ?? 0 };
       }
       // Kills at a phase where the controller says nothing of it: as soon as the record shows it.
+      // Not where the controller kills itself at the phase: the record shows sentAt before the
+      // group write has left, and a kill from here would land before it (a kill at `sending`).
       const ck = ctx.crashKill;
-      if (ck !== undefined && !ck.done && w === ctx.watched[0]) {
+      if (ck !== undefined && !ck.done && ctx.selfKillAt !== ck.phase && w === ctx.watched[0]) {
         const fallback: Record<Phase, boolean> = {
           pending: true, held: r.heldAt !== undefined, sending: r.sentAt !== undefined, sent: r.sentAt !== undefined,
           applied: r.appliedAt !== undefined, effective: r.effectiveAt !== undefined,
@@ -450,7 +456,7 @@ export async function runOnce(p: RunPlan, o: RunOptions): Promise<RunReport> {
   const config = writeControllerConfig({ dir, stateDir, apiPort, mirrorPort, token: TOKEN, eapi: sim.eapi, topo: TOPOLOGY });
   const ctx: Ctx = {
     plan: p, o, dir, stateDir, config, apiPort, api: `http://127.0.0.1:${apiPort}`, sim, ctl: undefined as unknown as Proc, ctlLog: path.join(dir, 'controller.log'),
-    load: undefined, watched: [], down: [], kills: 0, restarts: 0, notes, violations: [], journal: [], consent: 'maxAtRisk', polling: true, crashKill: undefined, discardedChangeLog: false,
+    load: undefined, watched: [], down: [], kills: 0, restarts: 0, notes, violations: [], journal: [], consent: 'maxAtRisk', polling: true, crashKill: undefined, selfKillAt: undefined, discardedChangeLog: false,
   };
   let poller: Promise<void> | undefined;
   const eapiMs: number[] = [];

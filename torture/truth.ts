@@ -40,9 +40,10 @@ export interface RecordView {
   phase: string;
   vip: string;
   nexthop: string;
-  pinned?: number;
-  atRisk?: number;
-  windowFlows?: number;
+  /** null where the record says it did not measure them (a window across a kill). */
+  pinned?: number | null;
+  atRisk?: number | null;
+  windowFlows?: number | null;
   remaining?: number;
   heldAt?: number;
   sentAt?: number;
@@ -66,9 +67,9 @@ export interface ChangeTruth {
   nexthop: string;
   phase: string | undefined;
   resumed: boolean;
-  pinned: number | undefined;
-  atRisk: number | undefined;
-  windowFlows: number | undefined;
+  pinned: number | null | undefined;
+  atRisk: number | null | undefined;
+  windowFlows: number | null | undefined;
   resets: number;
   protected: number;
   seenUnpinned: number;
@@ -139,12 +140,13 @@ export function judge(c: Watched, rec: RecordView | undefined, resets: readonly 
       falseRec.push(`${rec.phase} with ${c.atFinal.live} live connections and ${c.atFinal.pins} pins left on ${c.nexthop}`);
     }
     // Only where the sample was taken close to the effect: pins come (late pins of window flows) and go (ended connections).
-    if (c.kind === 'drain' && c.pinsAtEffective !== undefined && c.pinsSampledAt !== undefined && rec.effectiveAt !== undefined && c.pinsSampledAt - rec.effectiveAt < 300 && rec.pinned !== undefined && rec.resumed !== true) {
+    if (c.kind === 'drain' && c.pinsAtEffective !== undefined && c.pinsSampledAt !== undefined && rec.effectiveAt !== undefined && c.pinsSampledAt - rec.effectiveAt < 300 && typeof rec.pinned === 'number' && rec.resumed !== true) {
       const t = c.pinsAtEffective;
       if (Math.abs(rec.pinned - t) > Math.max(20, 0.25 * t)) falseRec.push(`pinned ${rec.pinned}, the switch had ${t} pins toward ${c.nexthop} when it took effect`);
     }
-    if (atRisk !== undefined && seenUnpinned > atRisk + (rec === undefined ? 0 : gapCount(rec))) falseRec.push(`atRisk ${atRisk}, ${seenUnpinned} connections seen before the barrier without a pin were reset`);
-    if (windowFlows !== undefined && window > windowFlows) falseRec.push(`windowFlows ${windowFlows}, ${window} connections opened in the window were reset`);
+    if (atRisk !== undefined && seenUnpinned > (atRisk ?? 0) + (rec === undefined ? 0 : gapCount(rec))) falseRec.push(`atRisk ${atRisk}, ${seenUnpinned} connections seen before the barrier without a pin were reset`);
+    // A window not measured reads null (the record says so): no figure to contradict.
+    if (typeof windowFlows === 'number' && window > windowFlows) falseRec.push(`windowFlows ${windowFlows}, ${window} connections opened in the window were reset`);
     // Applied before the switch accepted the write is false; after it, late by the answer's way back
     // (a figure, not a falsehood), unless the write was accepted before a kill and the record
     // dates it after the restart: inferred, not measured.
@@ -152,6 +154,14 @@ export function judge(c: Watched, rec: RecordView | undefined, resets: readonly 
       if (rec.appliedAt < c.groupWriteAt - 50) falseRec.push(`appliedAt ${c.groupWriteAt - rec.appliedAt} ms before the switch accepted the group write`);
       const killedAfterWrite = down.find((d) => d.from >= (c.groupWriteAt as number) && d.to <= (rec.appliedAt as number));
       if (killedAfterWrite !== undefined) falseRec.push(`appliedAt ${rec.appliedAt - c.groupWriteAt} ms after the switch accepted the group write, dated after the restart (inferred, not measured)`);
+    }
+    // The switch accepted the group write and the controller was killed before the record saw
+    // the change take effect: its window ran across the kill, and no process measured it. The
+    // record must say so (null), not give figures that look measured.
+    if (rec.resumed === true && c.groupWriteAt !== undefined) {
+      const across = down.find((d) => d.from >= (c.groupWriteAt as number) && (rec.effectiveAt === undefined || rec.effectiveAt >= d.from));
+      const measuredLooking = (['windowFlows', 'pinned'] as const).filter((k) => typeof rec[k] === 'number');
+      if (across !== undefined && measuredLooking.length > 0) falseRec.push(`${measuredLooking.map((k) => `${k} ${String(rec[k])}`).join(', ')} for a window that ran across the kill (the switch accepted the group write before it): not measured, yet not null`);
     }
     if (rec.resumed === true && final && rec.phase !== 'failed' && resets.length > 0 && (rec.pinned ?? 0) + (rec.atRisk ?? 0) + (rec.windowFlows ?? 0) + gapCount(rec) === 0) {
       falseRec.push(`resumed ${rec.phase} with pinned 0, atRisk 0, windowFlows 0 while ${resets.length} connections were reset`);

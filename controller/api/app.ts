@@ -11,7 +11,7 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { ApiToken } from '../config.js';
 import type { Controller } from '../controller.js';
-import { installAuth } from './auth.js';
+import { installAuth, type NamedToken } from './auth.js';
 import { changeDetailRoutes } from './change-detail.js';
 import { dashboardRoutes } from './dashboard.js';
 import { clientErrorHandler, frameworkErrors, installErrorHandler } from './errors.js';
@@ -21,13 +21,19 @@ import { healthRoutes } from './health.js';
 import type { SimulatorCounters } from './snapshot.js';
 import { switchRoutes } from './switches.js';
 import { installValidator } from './validator.js';
+import { reloadRoutes, type ReloadAnswer } from './reload.js';
+import { vipHistoryRoutes } from './vip-history.js';
 
 export interface AppDeps {
   controller: Controller;
   /** An operator token (kept for callers that have one token only); `auth.tokens` adds to it. */
   token: string | undefined;
-  /** Tokens with roles, and whether reads need one (config.api). */
-  auth?: { tokens: readonly Pick<ApiToken, 'role' | 'token'>[]; readsNeedToken: boolean; requestTimeoutMs?: number };
+  /** Tokens with roles (and the names change records give their holders: `token` unless given), and whether reads need one (config.api). */
+  auth?: { tokens: readonly (Pick<ApiToken, 'role' | 'token'> & { name?: string })[]; readsNeedToken: boolean; requestTimeoutMs?: number };
+  /** Where the tokens are read at each request instead (a reload may change them): the running configuration's. */
+  authSource?: () => { tokens: readonly (Pick<ApiToken, 'role' | 'token'> & { name?: string })[]; readsNeedToken: boolean };
+  /** Reloads the configuration file (POST /api/v1/reload); absent where flowpin has none (flowpin start). */
+  reload?: () => Promise<ReloadAnswer>;
   /** Failed authentications before 429: per token tried (10) and per client address (100), per window (60 s), unless given. */
   authLimit?: { maxFailures: number; maxAddressFailures?: number; windowMs: number };
   logger?: Logger;
@@ -61,9 +67,26 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   installValidator(app);
   // Bodies are JSON: any other type is a 415, not text handed to a JSON schema.
   app.removeContentTypeParser('text/plain');
-  const tokens = [...(deps.token === undefined ? [] : [{ role: 'operator' as const, token: deps.token }]), ...(deps.auth?.tokens ?? [])];
-  const readsNeedToken = deps.auth?.readsNeedToken ?? false;
-  installAuth(app, { tokens, readsNeedToken, ...(deps.authLimit ?? {}) });
+  // The configuration's tokens first: where `token` is one of them, its configured name is the one given.
+  const withToken = (given: readonly (Pick<ApiToken, 'role' | 'token'> & { name?: string })[]): NamedToken[] => {
+    const configured = given.map((t) => ({ role: t.role, token: t.token, name: t.name ?? 'token' }));
+    return [...configured, ...(deps.token === undefined || configured.some((t) => t.token === deps.token) ? [] : [{ role: 'operator' as const, token: deps.token, name: 'token' }])];
+  };
+  const source = deps.authSource;
+  const fixed = withToken(deps.auth?.tokens ?? []);
+  // A source is read at each request; its list is rebuilt only when the source gives a new one.
+  let seen: unknown;
+  let built: NamedToken[] = [];
+  const tokens = source === undefined ? fixed : (): NamedToken[] => {
+    const now = source().tokens;
+    if (now !== seen) {
+      seen = now;
+      built = withToken(now);
+    }
+    return built;
+  };
+  const readsNeedToken = source === undefined ? (deps.auth?.readsNeedToken ?? false) : source().readsNeedToken;
+  installAuth(app, { tokens, readsNeedToken: source === undefined ? readsNeedToken : () => source().readsNeedToken, ...(deps.authLimit ?? {}) });
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
@@ -82,6 +105,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(switchRoutes(deps.controller));
   await app.register(flowRoutes(deps.controller));
   await app.register(changeDetailRoutes(deps.controller));
+  await app.register(reloadRoutes(deps.reload));
+  await app.register(vipHistoryRoutes(deps.controller));
   await app.register((await import('./flow-detail.js')).flowDetailRoutes(deps.controller));
   await app.register(eventRoutes(deps.controller, { ...(deps.eventIntervalMs === undefined ? {} : { intervalMs: deps.eventIntervalMs }), ...(deps.simulator === undefined ? {} : { simulator: deps.simulator }) }, (hub) => deps.onEventHub?.(hub)));
   await app.register(dashboardRoutes(deps.dashboardDir));

@@ -8,9 +8,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { Type, type Static } from 'typebox';
 import type { Controller } from '../controller.js';
 import { notFound } from '../errors.js';
-import { ChangeView, errorResponses } from './schemas.js';
-
-const ChangeParams = Type.Object({ switch: Type.String({ minLength: 1, maxLength: 64 }), id: Type.String({ minLength: 1, maxLength: 100, description: 'the change id, as the change and the list of changes give it' }) });
+import { ChangeParams, ChangeView, errorResponses } from './schemas.js';
 
 export const changeDetailRoutes = (controller: Controller): FastifyPluginAsync =>
   (app) => {

@@ -29,6 +29,8 @@ export const SwitchParams = Type.Object({ switch: Name });
 export const VipParams = Type.Object({ switch: Name, vip: Address });
 export const NexthopParams = Type.Object({ switch: Name, vip: Address, nexthop: Address });
 export type NexthopParamsT = Static<typeof NexthopParams>;
+export const ChangeParams = Type.Object({ switch: Name, id: Type.String({ minLength: 1, maxLength: 100, description: 'the change id, as the change and the list of changes give it' }) });
+export type ChangeParamsT = Static<typeof ChangeParams>;
 
 export const NexthopView = Type.Object({
   address: Type.String(),
@@ -45,8 +47,9 @@ export const ChangeView = Type.Object({
   switch: Type.Optional(Type.String()),
   vip: Type.Optional(Type.String()),
   nexthop: Type.Optional(Type.String()),
-  pinned: Type.Optional(Type.Integer()),
-  atRisk: Type.Optional(Type.Integer()),
+  // null where the record did not measure them (a change resumed after a kill in its window): never shown as 0.
+  pinned: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
+  atRisk: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
   remaining: Type.Optional(Type.Integer()),
   resetsSeen: Type.Optional(Type.Union([Type.Integer(), Type.Null()], { description: 'server resets (RST from the VIP) seen on the reply mirror after the change, until the next change of the VIP; null where the switch does not mirror them' })),
 }, { additionalProperties: true });

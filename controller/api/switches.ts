@@ -1,12 +1,14 @@
 // Switches, their VIPs and nexthops (state, tracked and pinned flows), and the changes:
-// drain, undrain, add and remove, each with a dry run where it makes sense. Changes need an
-// operator token (auth.ts); bodies are checked strictly (validator.ts).
+// drain, undrain, add and remove, each with a dry run where it makes sense, and the cancel of a
+// change before its group write. Changes need an operator token (auth.ts); bodies are checked
+// strictly (validator.ts).
 
 import type { FastifyPluginAsync } from 'fastify';
 import { Type, type Static } from 'typebox';
 import type { Controller } from '../controller.js';
 import { badRequest } from '../errors.js';
-import { ChangeView, errorResponses, NexthopParams, NexthopView, Report, SwitchParams, VipParams, type NexthopParamsT } from './schemas.js';
+import { actorOf } from './auth.js';
+import { ChangeParams, ChangeView, errorResponses, NexthopParams, NexthopView, Report, SwitchParams, VipParams, type ChangeParamsT, type NexthopParamsT } from './schemas.js';
 
 const MaxAtRisk = Type.Union([Type.Integer({ minimum: 0 }), Type.Literal('unbounded')], {
   default: 0,
@@ -66,6 +68,23 @@ export const switchRoutes = (controller: Controller): FastifyPluginAsync =>
 
     app.get<{ Params: Static<typeof SwitchParams> }>('/api/v1/switches/:switch/changes', { config: read, schema: { summary: 'Changes in progress and recent ones (a read: it changes nothing)', params: SwitchParams, response: { 200: Type.Object({ changes: Type.Array(ChangeView) }), ...errorResponses } } }, (req) => ({ changes: controller.changeManager(req.params.switch).withResets() }));
 
+    app.post<{ Params: ChangeParamsT }>(
+      '/api/v1/switches/:switch/changes/:id/cancel',
+      {
+        config: operator,
+        schema: {
+          summary: 'Cancel a change before its group write: a queued change leaves the queue, a pending one stops and releases its pins (200 with the record, phase cancelled). After its group write: 409 saying what would undo it (the opposite change, with its own bound); nothing is undone by this call',
+          params: ChangeParams,
+          body: Type.Object({}, { additionalProperties: false, description: 'none (an empty object, or no body)' }),
+          response: { 200: ChangeView, ...errorResponses },
+        },
+      },
+      async (req) => {
+        controller.stateWritable();
+        return controller.changeManager(req.params.switch).cancel(req.params.id, actorOf(req));
+      },
+    );
+
 
     app.post<{ Params: NexthopParamsT; Body: Static<typeof DrainBody> }>(
       '/api/v1/switches/:switch/vips/:vip/nexthops/:nexthop/drain',
@@ -83,7 +102,7 @@ export const switchRoutes = (controller: Controller): FastifyPluginAsync =>
         noAcceptRisk(body, 'body');
         const cm = controller.changeManager(req.params.switch);
         if (!body.dryRun) controller.stateWritable();
-        const r = await cm.drain(req.params.vip, req.params.nexthop, { dryRun: body.dryRun, maxAtRisk: body.maxAtRisk, ...(body.deadlineSeconds === undefined ? {} : { deadlineSeconds: body.deadlineSeconds }) });
+        const r = await cm.drain(req.params.vip, req.params.nexthop, { dryRun: body.dryRun, maxAtRisk: body.maxAtRisk, by: actorOf(req), ...(body.deadlineSeconds === undefined ? {} : { deadlineSeconds: body.deadlineSeconds }) });
         return reply.status('dryRun' in r ? 200 : 202).send(r);
       },
     );
@@ -94,7 +113,7 @@ export const switchRoutes = (controller: Controller): FastifyPluginAsync =>
       async (req) => {
         noAcceptRisk(req.body, 'body');
         controller.stateWritable();
-        const r = await controller.changeManager(req.params.switch).undrain(req.params.vip, req.params.nexthop, { maxAtRisk: req.body.maxAtRisk });
+        const r = await controller.changeManager(req.params.switch).undrain(req.params.vip, req.params.nexthop, { maxAtRisk: req.body.maxAtRisk, by: actorOf(req) });
         return { address: r.nexthop, state: r.state };
       },
     );
@@ -114,7 +133,7 @@ export const switchRoutes = (controller: Controller): FastifyPluginAsync =>
         noAcceptRisk(req.body, 'body');
         const cm = controller.changeManager(req.params.switch);
         if (!req.body.dryRun) controller.stateWritable();
-        const r = await cm.add(req.params.vip, req.body.address, { dryRun: req.body.dryRun, maxAtRisk: req.body.maxAtRisk });
+        const r = await cm.add(req.params.vip, req.body.address, { dryRun: req.body.dryRun, maxAtRisk: req.body.maxAtRisk, by: actorOf(req) });
         return reply.status('dryRun' in r ? 200 : 201).send(r);
       },
     );

@@ -39,7 +39,7 @@ export interface AristaEapiOptions extends EapiTransportOptions {
   groupCommands?: GroupCommandTemplates;
   /** Secret for `enable`, where privileged mode has one. */
   enableSecret?: string;
-  /** VIPs whose routes connect() checks against the group template. */
+  /** VIPs whose routes connect() checks against the group template (a reload may change them: prepareVips). */
   vips?: string[];
   /** 'session' (default): pins in a configuration session committed whole; 'cleanup': line by line, half-built flows removed. */
   atomicity?: 'session' | 'cleanup';
@@ -115,19 +115,33 @@ export class AristaEapiAdapter implements SwitchAdapter {
       throw new SwitchUnsupportedError(this.name, `the DirectFlow table size of ${modelName} (${platform.family}) is not known${platform.directflow === 'unknown' ? ', nor whether it has DirectFlow' : ''}; set pinTableSize for this switch`);
     }
     this.capabilities.pinTableSize = size;
+    await this.checkRoutes(this.options.vips ?? []);
+  }
+
+  /** Each VIP's route must be one the group template changes (a static route would shadow a BGP group). */
+  private async checkRoutes(vips: readonly string[]): Promise<void> {
     const t = this.template;
-    if (t !== undefined) {
-      for (const vip of this.options.vips ?? []) {
-        const a = canonicalIp(vip);
-        const wanted = templatesFor(t, a.includes(':') ? 6 : 4).routeTypes;
-        if (wanted === undefined) continue;
-        const [r] = await this.runner.run([`show ${a.includes(':') ? 'ipv6' : 'ip'} route ${a}`], 'json');
-        const route = parseRoutes(r)[0];
-        if (route !== undefined && route.routeType !== undefined && !wanted.includes(route.routeType)) {
-          throw new SwitchUnsupportedError(this.name, `VIP ${a} is a ${route.routeType} route; the '${t.kind}' group template changes ${wanted.join('/')} routes only (a static route would shadow a BGP group)`);
-        }
+    if (t === undefined) return;
+    for (const vip of vips) {
+      const a = canonicalIp(vip);
+      const wanted = templatesFor(t, a.includes(':') ? 6 : 4).routeTypes;
+      if (wanted === undefined) continue;
+      const [r] = await this.runner.run([`show ${a.includes(':') ? 'ipv6' : 'ip'} route ${a}`], 'json');
+      const route = parseRoutes(r)[0];
+      if (route !== undefined && route.routeType !== undefined && !wanted.includes(route.routeType)) {
+        throw new SwitchUnsupportedError(this.name, `VIP ${a} is a ${route.routeType} route; the '${t.kind}' group template changes ${wanted.join('/')} routes only (a static route would shadow a BGP group)`);
       }
     }
+  }
+
+  /** New VIPs' routes are checked as connect() checks them (where connected: otherwise connect() will); then the list is taken. */
+  async prepareVips(vips: readonly { address: string }[]): Promise<() => void> {
+    const now = vips.map((v) => v.address);
+    const had = new Set((this.options.vips ?? []).map(canonicalIp));
+    if (this.info !== undefined) await this.checkRoutes(now.filter((v) => !had.has(canonicalIp(v))));
+    return () => {
+      this.options.vips = now;
+    };
   }
 
   async close(): Promise<void> {

@@ -120,6 +120,11 @@ export class GnmiAdapter implements SwitchAdapter {
     return [];
   }
 
+  /** Keeps no VIP list of its own (groups are read by path per VIP): nothing to check or keep. */
+  prepareVips(): Promise<() => void> {
+    return Promise.resolve(() => undefined);
+  }
+
   /** Checks Capabilities, creates and applies flowpin's policy, recovers its rules, starts the counter stream. */
   async connect(): Promise<void> {
     const caps = await this.transport.capabilities();

@@ -107,6 +107,21 @@ export class LinuxRouterAdapter implements SwitchAdapter {
     return this.o.switchName;
   }
 
+  /**
+   * A reload: the router's VIPs are set up when it connects (a resilient group and routes each,
+   * and the hash check's probes), so VIPs added or removed take effect at a restart; nexthops of
+   * a VIP go through the group writes like any change.
+   */
+  prepareVips(vips: readonly { address: string; nexthops: readonly string[] }[]): Promise<() => void> {
+    const now = new Set(vips.map((v) => checkIp(v.address)));
+    const had = new Set(this.o.vips.map((v) => v.address));
+    const differ = [...now].filter((v) => !had.has(v)).concat([...had].filter((v) => !now.has(v)));
+    if (differ.length > 0) return Promise.reject(new SwitchUnsupportedError(this.name, `the Linux router's VIPs are set up when flowpin connects (a resilient group and routes each, and their hash check): VIP ${differ.join(', ')} added or removed takes effect at a restart`));
+    return Promise.resolve(() => {
+      this.o.vips = vips.map((v) => ({ address: checkIp(v.address), nexthops: v.nexthops.map(checkIp) }));
+    });
+  }
+
   async connect(): Promise<void> {
     await this.hash.checkPolicy();
     const all = new Map((await this.readNexthops()).map((nh) => [nh.id, nh]));

@@ -42,6 +42,11 @@ export class SimAdapter implements SwitchAdapter {
     return [];
   }
 
+  /** The model routes any VIP it is told of: nothing to check or keep. */
+  prepareVips(): Promise<() => void> {
+    return Promise.resolve(() => undefined);
+  }
+
   connect(): Promise<void> {
     this.sw.directflowEnabled = true;
     return Promise.resolve();

@@ -152,6 +152,11 @@ export class SlowAdapter implements SwitchAdapter {
     return this.inner.problems();
   }
 
+  /** Passed through at once: the in-process and gNMI adapters make no switch call for it. */
+  prepareVips(vips: readonly { address: string; nexthops: readonly string[] }[]): Promise<() => void> {
+    return this.inner.prepareVips(vips);
+  }
+
   groupMembers(vip: string): Promise<string[]> {
     return this.call('group', () => this.inner.groupMembers(vip));
   }
