@@ -15,16 +15,14 @@ import { repeated, type Figure } from './results.js';
 const flowpinBin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../cli/flowpin.js');
 
 export interface GnmiBenchSize {
-  /** Live connections of each size, with new connections per second. */
-  sizes: { live: number; rate: number }[];
-  /** Runs of each adapter at each size. */
-  runs: number;
+  /** Live connections of each size, new connections per second, and runs of each adapter. */
+  sizes: { live: number; rate: number; runs: number }[];
   /** A run not finished by then is stopped and named, ms. */
   timeoutMs: number;
 }
 
-export const GNMI_FULL: GnmiBenchSize = { sizes: [{ live: 5000, rate: 1000 }, { live: 100_000, rate: 1000 }], runs: 2, timeoutMs: 900_000 };
-export const GNMI_TINY: GnmiBenchSize = { sizes: [{ live: 200, rate: 50 }], runs: 1, timeoutMs: 120_000 };
+export const GNMI_FULL: GnmiBenchSize = { sizes: [{ live: 5000, rate: 1000, runs: 3 }, { live: 100_000, rate: 1000, runs: 1 }], timeoutMs: 2_400_000 };
+export const GNMI_TINY: GnmiBenchSize = { sizes: [{ live: 200, rate: 50, runs: 1 }], timeoutMs: 120_000 };
 
 interface Measured {
   result: ScenarioResult;
@@ -59,10 +57,10 @@ const k = (n: number): string => (n >= 1000 ? `${n / 1000} k` : String(n));
 
 export async function gnmiBench(size: GnmiBenchSize): Promise<Figure[]> {
   const figures: Figure[] = [];
-  for (const { live, rate } of size.sizes) {
+  for (const { live, rate, runs: n } of size.sizes) {
     const runs: Record<'sim' | 'gnmi', Measured[]> = { sim: [], gnmi: [] };
     const unfinished: string[] = [];
-    for (let i = 0; i < size.runs; i++) {
+    for (let i = 0; i < n; i++) {
       for (const adapter of ['sim', 'gnmi'] as const) {
         const m = await runOne(adapter, live, rate, size.timeoutMs);
         process.stdout.write(`  ${adapter} ${live} live: ${m === null ? 'not finished' : JSON.stringify({ wallS: m.wallS, cpuS: m.cpuS, rssMiB: m.rssMiB, broken: m.result.broken, brokenProtected: m.result.brokenProtected, pinPeak: m.result.pinPeak })}\n`);

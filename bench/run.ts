@@ -15,6 +15,8 @@ import { observeBench } from './observe.bench.js';
 import { persistBench } from './persist.bench.js';
 import { PINNING_FULL, PINNING_TINY, pinningBench, type PinningSize } from './pinning.bench.js';
 import { scenarioBench } from './scenario.bench.js';
+import { quickstartBench } from './quickstart.bench.js';
+import { REALISTIC_FULL, REALISTIC_TINY, realisticBench } from './realistic.bench.js';
 import { RECEIVE_FULL, RECEIVE_TINY, receiveBench } from './receive.bench.js';
 import { TORTURE_FULL, TORTURE_TINY, tortureBench, tortureFigures, type TortureSize } from './torture.bench.js';
 import type { RunReport } from '../torture/runner.js';
@@ -81,6 +83,44 @@ simulated switch and its connections, not flowpin alone (flowpin's own memory pe
 section). The last rows time the two steps of a drain that grow with the table, with 100 k
 live flows tracked: the dry run (what a drain would pin and put at risk) and the pinning step
 (every live flow on the member wanted as a pin, most recently seen first).
+`;
+
+const REALISTIC_ABOUT = `
+**What runs.** \`flowpin scenario --configs on-change --lifetimes realistic --live 100000 --rate 1400
+--table 1500 --half-close-share 0.1 --server-close-share 0.1 --rst-share 0.01 --idle-share 0.02
+--idle-gap-s 120 --mirror-ends both-ways|syn-only --latency-ms 5 --program-delay-ms 50 --changes
+drain,add\` on the simulator with a virtual clock: the traffic model \`npm start\` runs
+(heavy-tailed lifetimes, median 5 s, mean 71 s, 5 % from 300 s to 4 hours; clients that
+half-close, servers that close first, resets, idle connections with a packet every 120 s), the
+100,000 live connections as found open at a random moment of its steady state (so most are the
+long-lived ones) and new ones at the steady state's rate (100,000 / 71 s), one switch with a
+1,500-entry pin table (a 7050X's DirectFlow table), a drain of one of four servers and then the
+addition of a fifth. **Pins per live connection moved**: the pins each change spent (wanted
+for it and programmed when it returned) over the live connections its group write moved, as the
+simulated switch counts them when the change reaches forwarding. The table cannot hold what a
+change moves at this size: flowpin pins the most recently active connections first, counts
+the rest at risk (\`table-full\` in the dry run, consented to here with an unbounded bound), and
+those that send within the next 4 s are reset, each one covered by the record (\`counted\`); a
+protected reset would be one flowpin saw before the hold and pinned. Without FIN/RST mirrored,
+flowpin cannot tell ended connections from live ones, and pins stay until they idle out: the
+addition then finds the table full. **Baseline**: the switch alone (resilient ECMP), same
+traffic and seed. Each run is its own process; wall times move with the machine's load.
+`;
+
+const QUICKSTART_ABOUT = `
+**What runs.** The README's quick start, as quickstart.test runs it: \`flowpin start\` (the
+simulator in its own process, managed through its eAPI, FIN and RST mirrored both ways, the
+realistic traffic model at 20 new connections per simulated second) with the simulator's clock
+at \`--speed 10\` for 60 s (10 simulated minutes), then the README's curl calls read from the
+README and sent as written: the dry run, the drain of 10.0.1.2 and the addition of 10.0.1.5,
+then 30 s (5 simulated minutes) more traffic. **Pins spent** is the change record's
+\`pinned\`; **live connections moved** is the simulator's own count, made when each group
+change reaches forwarding: the live connections whose ECMP choice was their server and no
+longer is. The addition misses its target by design of the adapter, not by accident: the eAPI
+adapter cannot ask the switch which flows an addition moves (\`predictsMovedFlows: false\`),
+so an addition pins every live flow of the VIP (its record's \`pinned\` counts the drain's pins
+still held too), five times what it moves with four members and a fifth added. Real processes
+in real time on a shared two-core machine.
 `;
 
 const OBSERVE_ABOUT = `
@@ -160,6 +200,13 @@ const BENCHES: Record<string, Bench> = {
   scenario: {
     tiny: section('scenario', 'Connection safety at 10 k, 100 k and 1 M live connections: a drain and an add under load', SCENARIO_ABOUT, () => withEnv('FLOWPIN_BENCH_SCALE', '0.001', scenarioBench)),
     full: section('scenario', 'Connection safety at 10 k, 100 k and 1 M live connections: a drain and an add under load', SCENARIO_ABOUT, scenarioBench),
+  },
+  realistic: {
+    tiny: section('realistic', 'Realistic traffic: 100,000 live connections, a 1,500-entry pin table, with and without FIN/RST mirrored', REALISTIC_ABOUT, () => realisticBench(REALISTIC_TINY)),
+    full: section('realistic', 'Realistic traffic: 100,000 live connections, a 1,500-entry pin table, with and without FIN/RST mirrored', REALISTIC_ABOUT, () => realisticBench(REALISTIC_FULL)),
+  },
+  quickstart: {
+    full: section('quickstart', 'The quick start after 10 simulated minutes: pins spent against live connections moved', QUICKSTART_ABOUT, quickstartBench),
   },
   observe: {
     tiny: section('observe', 'Resolution by observation: mirrored replies against look-ups', OBSERVE_ABOUT, () => withEnv('FLOWPIN_BENCH_SCALE', '0.02', observeBench)),

@@ -34,11 +34,15 @@ async function runChild(config: ScenarioConfig, live: number, rate: number, time
   // every size asks the same of flowpin: at 1 M live a 200,000-entry table would put most of
   // a drain's flows at risk, which the smaller sizes never meet.
   const table = Math.max(200_000, 2 * live);
-  const args = [flowpinBin, 'scenario', '--live', String(live), '--rate', String(rate), '--latency-ms', '5', '--program-delay-ms', '50', '--table', String(table), '--changes', 'drain,add', '--configs', config, '--json'];
+  return scenarioChild(['--live', String(live), '--rate', String(rate), '--latency-ms', '5', '--program-delay-ms', '50', '--table', String(table), '--changes', 'drain,add', '--configs', config], timeoutMs);
+}
+
+/** `flowpin scenario ARGS --json` for one configuration, as its own process; null when it did not finish within `timeoutMs`. */
+export async function scenarioChild(args: string[], timeoutMs: number): Promise<ScenarioResult | null> {
   // A million live connections with a pin each, plus the simulated switch and its traffic, need
   // more heap than Node's default limit; the process gets up to two thirds of the machine.
   const heapMiB = Math.floor((totalmem() / 1024 / 1024) * (2 / 3));
-  const child = spawn(process.execPath, [`--max-old-space-size=${heapMiB}`, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [`--max-old-space-size=${heapMiB}`, flowpinBin, 'scenario', ...args, '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   let timedOut = false;
@@ -49,7 +53,7 @@ async function runChild(config: ScenarioConfig, live: number, rate: number, time
   const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
   clearTimeout(timer);
   if (timedOut) return null;
-  if (code !== 0) throw new Error(`flowpin scenario ${config} --live ${live} exited ${code}`);
+  if (code !== 0) throw new Error(`flowpin scenario ${args.join(' ')} exited ${code}`);
   return JSON.parse(out.trim().split('\n').at(-1) ?? '') as ScenarioResult;
 }
 

@@ -89,9 +89,15 @@ export const COMMANDS: CommandHelp[] = [
   },
   {
     name: 'scenario', summary: 'one traffic pattern, a drain and an add, against the switch alone, the prototype and flowpin', synopsis: '[options]',
-    description: 'Runs on the simulator with a virtual clock and prints one row (or JSON object) per configuration.',
-    options: [['--live N[,N...]', 'live connections before the changes'], ['--rate R', 'new connections per second'], ['--latency-ms L', 'switch API latency'], ['--program-delay-ms D', 'pin programming delay'], ['--table N', 'pin table size'], ['--changes drain,add', 'the changes, in order'], ['--configs mod-n,resilient,prototype,always,on-change', 'the configurations to run'], ['--settle-ms S', 'settle time'], ['--seed S', 'random seed'], ['--json', 'one JSON object per line'], ['--resolution lookup|observe|both', 'how flows\' servers are learnt'], ['--lookup exact|none|wrong-hash', 'the switch\'s look-up answers'], ['--client-rtt-ms R', 'client round trip'], ['--adapter sim|gnmi', 'through the in-process adapter or gNMI']],
-    examples: ['flowpin scenario --live 100000 --rate 5000 --json', 'flowpin scenario --adapter gnmi --live 2000 --configs on-change'],
+    description: 'Runs on the simulator with a virtual clock and prints one row (or JSON object) per configuration: resets in all,\nprotected (0 for flowpin), counted by the change records and uncounted (0 for flowpin), pins per live connection moved;\nwith --json each change\'s dry run, pins, moved live connections and refusal.',
+    options: [['--live N[,N...]', 'live connections before the changes'], ['--rate R', 'new connections per second'], ['--latency-ms L', 'switch API latency'], ['--program-delay-ms D', 'pin programming delay'], ['--table N', 'pin table size'], ['--changes drain,add', 'the changes, in order'], ['--configs mod-n,resilient,prototype,always,on-change', 'the configurations to run'], ['--settle-ms S', 'settle time'], ['--seed S', 'random seed'], ['--json', 'one JSON object per line'], ['--resolution lookup|observe|both', 'how flows\' servers are learnt'], ['--lookup exact|none|wrong-hash', 'the switch\'s look-up answers'], ['--client-rtt-ms R', 'client round trip'], ['--adapter sim|gnmi', 'through the in-process adapter or gNMI'],
+      ['--lifetimes fixed|realistic', 'fixed: live connections last 2 h, new ones ~30 s; realistic: flowpin start\'s heavy-tailed model (most short, some for hours)'],
+      ['--half-close-share F', 'share of clients that half-close and keep reading'], ['--server-close-share F', 'share of connections the server closes first'], ['--rst-share F', 'share of connections reset by the client'],
+      ['--idle-share F', 'share of long-lived idle connections'], ['--idle-gap-s S', 'seconds between an idle connection\'s packets (600)'],
+      ['--preexisting-s S', 'traffic for S seconds before flowpin starts (connections it never saw; nothing claims their age)'],
+      ['--shared-table N', 'pin table entries held by other owners'], ['--mirror-ends both-ways|client-side|syn-only', 'what the switch mirrors of connections\' ends (syn-only)'],
+      ['--max-at-risk N|unbounded', 'the bound each change consents to (unbounded)']],
+    examples: ['flowpin scenario --live 100000 --rate 5000 --json', 'flowpin scenario --adapter gnmi --live 2000 --configs on-change', 'flowpin scenario --configs on-change --lifetimes realistic --half-close-share 0.1 --idle-share 0.02 --mirror-ends both-ways --table 1500 --json'],
   },
   {
     name: 'status', summary: 'readiness, switches, VIPs and nexthops with tracked and pinned flows', synopsis: '[--url URL] [-o json]', operator: true,

@@ -1,6 +1,6 @@
 // `flowpin scenario`: runs one traffic pattern against several configurations on the
 // simulator with a virtual clock, and prints one JSON object per configuration per line
-// (`--json`) or a table. `--live` takes one number or a list (10000,100000,1000000): each
+// (`--json`, with each change's figures) or a table. `--live` takes one number or a list (10000,100000,1000000): each
 // size is run for every configuration, smallest first, so growth shows.
 
 import { parseArgs } from 'node:util';
@@ -29,8 +29,9 @@ export function scenarioOptions(args: string[]): { opts: ScenarioOptions; sizes:
       live: { type: 'string' }, rate: { type: 'string' }, 'latency-ms': { type: 'string' }, 'program-delay-ms': { type: 'string' }, table: { type: 'string' },
       changes: { type: 'string' }, configs: { type: 'string' }, seed: { type: 'string' }, 'settle-ms': { type: 'string' }, 'gap-ms': { type: 'string' }, json: { type: 'boolean', default: false },
       resolution: { type: 'string' }, lookup: { type: 'string' }, 'client-rtt-ms': { type: 'string' }, adapter: { type: 'string' },
-      'lifetime-model': { type: 'string' }, 'half-close-share': { type: 'string' }, 'server-close-share': { type: 'string' }, 'rst-share': { type: 'string' },
-      'idle-share': { type: 'string' }, 'idle-gap-s': { type: 'string' }, 'preexisting-s': { type: 'string' }, mirror: { type: 'string' }, 'reserved-entries': { type: 'string' },
+      lifetimes: { type: 'string' }, 'half-close-share': { type: 'string' }, 'server-close-share': { type: 'string' }, 'rst-share': { type: 'string' },
+      'idle-share': { type: 'string' }, 'idle-gap-s': { type: 'string' }, 'preexisting-s': { type: 'string' }, 'mirror-ends': { type: 'string' }, 'shared-table': { type: 'string' },
+      'max-at-risk': { type: 'string' },
     },
   });
   const changes = (values.changes ?? 'drain,add').split(',').filter((c) => c !== '');
@@ -46,10 +47,13 @@ export function scenarioOptions(args: string[]): { opts: ScenarioOptions; sizes:
   const lookup = values.lookup ?? 'exact';
   if (lookup !== 'exact' && lookup !== 'none' && lookup !== 'wrong-hash') throw new ConfigError('flowpin scenario', '--lookup', `is exact, none or wrong-hash, got '${lookup}'`);
   if (lookup === 'none' && resolution === 'both') throw new ConfigError('flowpin scenario', '--lookup', 'none leaves nothing to compare with --resolution both');
-  const model = values['lifetime-model'] ?? 'lognormal';
-  if (model !== 'lognormal' && model !== 'heavy-tail') throw new ConfigError('flowpin scenario', '--lifetime-model', `is lognormal or heavy-tail, got '${model}'`);
-  const mirror = values.mirror ?? 'syn-only';
-  if (mirror !== 'syn-only' && mirror !== 'fin-rst' && mirror !== 'both-ways') throw new ConfigError('flowpin scenario', '--mirror', `is syn-only, fin-rst or both-ways, got '${mirror}'`);
+  const lifetimes = values.lifetimes ?? 'fixed';
+  if (lifetimes !== 'fixed' && lifetimes !== 'realistic') throw new ConfigError('flowpin scenario', '--lifetimes', `is fixed or realistic, got '${lifetimes}'`);
+  const mirrorEnds = values['mirror-ends'] ?? 'syn-only';
+  if (mirrorEnds !== 'syn-only' && mirrorEnds !== 'client-side' && mirrorEnds !== 'both-ways') throw new ConfigError('flowpin scenario', '--mirror-ends', `is both-ways, client-side or syn-only, got '${mirrorEnds}'`);
+  const bound = values['max-at-risk'];
+  const maxAtRisk = bound === undefined || bound === 'unbounded' ? 'unbounded' : int('max-at-risk', bound, 0, 0);
+  if (maxAtRisk !== 'unbounded' && !Number.isInteger(maxAtRisk)) throw new ConfigError('flowpin scenario', '--max-at-risk', `is a whole number or unbounded, got '${bound ?? ''}'`);
   const share = (flag: 'half-close-share' | 'server-close-share' | 'rst-share' | 'idle-share'): number => {
     const x = int(flag, values[flag], 0, 0);
     if (x > 1) throw new ConfigError('flowpin scenario', `--${flag}`, `is a share from 0 to 1, got '${values[flag] ?? ''}'`);
@@ -63,21 +67,20 @@ export function scenarioOptions(args: string[]): { opts: ScenarioOptions; sizes:
     programDelayMs: int('program-delay-ms', values['program-delay-ms'], d.programDelayMs, 0), table: int('table', values.table, d.table, 1),
     changes: changes as ChangeStep[], seed: int('seed', values.seed, d.seed, 0), settleMs: int('settle-ms', values['settle-ms'], d.settleMs, 0), gapMs: int('gap-ms', values['gap-ms'], d.gapMs, 100),
     resolution, lookup, ...(values['client-rtt-ms'] === undefined ? {} : { clientRttMs: int('client-rtt-ms', values['client-rtt-ms'], 0, 0) }), adapter,
-    lifetimeModel: model, ...shares, idleShare: share('idle-share'), idleGapS: int('idle-gap-s', values['idle-gap-s'], 600, 0.001),
-    preexistingS: int('preexisting-s', values['preexisting-s'], 0, 0), mirror, reservedEntries: int('reserved-entries', values['reserved-entries'], 0, 0),
+    lifetimes, ...shares, idleShare: share('idle-share'), idleGapS: int('idle-gap-s', values['idle-gap-s'], 600, 0.001),
+    preexistingS: int('preexisting-s', values['preexisting-s'], 0, 0), mirrorEnds, sharedTable: int('shared-table', values['shared-table'], 0, 0), maxAtRisk,
   };
   return { opts, sizes: sizes(values.live, d.live), configs: configs as ScenarioConfig[], json: values.json };
 }
 
-const COLUMNS: (keyof ScenarioResult)[] = ['config', 'live', 'opened', 'broken', 'brokenProtected', 'resetsCounted', 'unseen', 'windowFlows', 'atRisk', 'pinPeak', 'pinsPerLive', 'pinWrites', 'changeApplyMs', 'changeWallMs', 'rssMiB', 'heapMiB', 'resolution', 'lookupsPer1000', 'disagreements', 'synToServerP99Ms', 'virtualS', 'wallS'];
+const COLUMNS: (keyof ScenarioResult)[] = ['config', 'live', 'opened', 'broken', 'brokenProtected', 'resetsCounted', 'uncounted', 'unseen', 'windowFlows', 'atRisk', 'pinPeak', 'pinsPerMovedLive', 'pinWrites', 'changeApplyMs', 'changeWallMs', 'rssMiB', 'heapMiB', 'resolution', 'lookupsPer1000', 'disagreements', 'synToServerP99Ms', 'virtualS', 'wallS'];
 
 export async function scenarioCommand(args: string[]): Promise<number> {
   const { opts, sizes, configs, json } = scenarioOptions(args);
   if (!json) process.stdout.write(COLUMNS.join('\t') + '\n');
   for (const live of sizes) for (const config of configs) {
     const r = await runScenario(config, { ...opts, live });
-    const { uncounted: _uncounted, ...shown } = r;
-    if (json) process.stdout.write(JSON.stringify(shown) + '\n');
+    if (json) process.stdout.write(JSON.stringify(r) + '\n');
     else process.stdout.write(COLUMNS.map((k) => (Array.isArray(r[k]) ? (r[k] as number[]).join(',') : String(r[k]))).join('\t') + '\n');
   }
   return 0;

@@ -93,6 +93,8 @@ export interface ChangeRecord {
   sentAt?: number;
   appliedAt?: number;
   effectiveAt?: number;
+  /** When the change's figures were counted (after it took effect and its window settled): figures without it were not measured. */
+  accountedAt?: number;
   completedAt?: number;
   /** Drain: when to stop waiting for its connections (ms), and when that came with connections left. */
   deadlineAt?: number;
@@ -142,6 +144,7 @@ export const StoredChangeRecord = Type.Object({
   sentAt: Type.Optional(Num),
   appliedAt: Type.Optional(Num),
   effectiveAt: Type.Optional(Num),
+  accountedAt: Type.Optional(Num),
   completedAt: Type.Optional(Num),
   deadlineAt: Type.Optional(Num),
   deadlinePassedAt: Type.Optional(Num),

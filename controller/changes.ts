@@ -455,11 +455,13 @@ export class ChangeManager {
     if (r.appliedAt === undefined) info.inferred.push(`applied: the switch's group shows the write sent at ${new Date(r.sentAt as number).toISOString()} landed; when it took effect is not known`);
     else if (!landed) info.inferred.push(`the switch's group no longer shows the change (changed by someone else since)`);
     r.phase = r.phase === 'deadline-passed' ? 'deadline-passed' : 'applied';
-    if (r.effectiveAt === undefined) {
-      // The window ran across the stop: not measured.
+    if (r.accountedAt === undefined) {
+      // The window ran across the stop, or the stop came before its figures were counted: not measured.
       r.windowFlows = null;
       r.pinned = null;
-      info.inferred.push('window: not measured (the stop came before the change took effect); resets seen on the reply mirror are in resetsSeen');
+      info.inferred.push(r.effectiveAt === undefined
+        ? 'window: not measured (the stop came before the change took effect); resets seen on the reply mirror are in resetsSeen'
+        : 'window and pins: not measured (the stop came after the change took effect, before its figures were counted); resets seen on the reply mirror are in resetsSeen');
     }
     if (r.kind === 'drain') this.rt.pinFlows(this.rt.flowsOn(r.vip, r.nexthop), r.nexthop, r.id);
     this.sync();
@@ -770,6 +772,7 @@ export class ChangeManager {
 
   /** The change's figures from what was seen (change-accounting.ts), each counted flow reported. */
   private account(rec: ChangeRecord, seen: Observations, atWrite: { shed: string[]; unresolved: string[] }): void {
+    rec.accountedAt = this.now;
     const r = this.rt.reconciler;
     const union = (a: string[], b: string[]): string[] => [...new Set([...a, ...b])];
     const out = account(seen, {

@@ -318,6 +318,10 @@ export class Controller {
       this.savedForeign = Object.fromEntries(Object.entries(saved.changes).filter(([name]) => !this.changes.has(name)));
       this.restoreFlows(saved);
     }
+    // The flows restored are written again at once, keyed by each switch's place in this
+    // configuration (a reordered one changes it), before anything new is journaled: a journal
+    // line of this run never meets a snapshot key of the last.
+    if (saved !== undefined && saved.flows.length > 0) await this.persist().catch(() => undefined);
     // The state must be writable before flowpin promises anything across a restart.
     await this.persistChanges().catch(() => undefined);
     if (this.deps.listen ?? true) {

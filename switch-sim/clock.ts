@@ -34,6 +34,21 @@ export class VirtualClock {
     return this.at(this.t + ms, fn);
   }
 
+  /** Runs `fn` every `ms` until the returned function is called. */
+  every(ms: number, fn: () => void): () => void {
+    let timer: Timer | undefined;
+    const arm = (): void => {
+      timer = this.after(ms, () => {
+        arm();
+        fn();
+      });
+    };
+    arm();
+    return () => {
+      if (timer !== undefined) this.cancel(timer);
+    };
+  }
+
   /** A cancelled timer stays in the queue but does not run. */
   cancel(timer: Timer): void {
     timer.cancelled = true;

@@ -62,3 +62,31 @@ export function sampleLifetimeMs(d: LifetimeDistribution, rng: Rng): number {
   }
   return Math.max(1, Math.round(s * 1000));
 }
+
+/**
+ * Remaining lifetimes (ms) of connections found open at a random moment of a steady state of
+ * `d` (new connections at a constant rate, for longer than the longest lifetime): a connection
+ * is found open with a chance in proportion to its lifetime (length-biased, so long-lived ones
+ * dominate what is open at any moment), at a uniform point of it. Built from `samples` draws.
+ */
+export function steadyStateRemaining(d: LifetimeDistribution, rng: Rng, samples = 20_000): () => number {
+  const lives = new Float64Array(samples);
+  const cumulative = new Float64Array(samples);
+  let total = 0;
+  for (let i = 0; i < samples; i++) {
+    lives[i] = sampleLifetimeMs(d, rng);
+    total += lives[i] as number;
+    cumulative[i] = total;
+  }
+  return () => {
+    const u = rng.next() * total;
+    let lo = 0;
+    let hi = samples - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((cumulative[mid] as number) > u) hi = mid;
+      else lo = mid + 1;
+    }
+    return Math.max(1, Math.round(rng.next() * (lives[lo] as number)));
+  };
+}

@@ -13,7 +13,7 @@ import { MirrorSender } from './mirror.js';
 import type { Scenario } from './scenario.js';
 import { portIndexOf, SimSwitch } from './sim-switch.js';
 import { StatusServer } from './status-server.js';
-import { TrafficGenerator, type ResetRecord } from './traffic.js';
+import { TrafficGenerator, type GroupMove, type ResetRecord } from './traffic.js';
 
 export interface RunningSimulator {
   readonly sw: SimSwitch;
@@ -40,6 +40,8 @@ export interface SimCounters {
   pinsByNexthop: Record<string, number>;
   /** The last group changes the switch accepted. */
   groupChanges: SimSwitch['groupChanges'];
+  /** The last group changes as they reached forwarding, with the live connections of the VIP then and those each moved (the simulator's own traffic). */
+  groupMoves: GroupMove[];
   /** The external load's segments and connections (dataplane endpoint), where it runs. */
   dataplane?: DataplaneCounters & { liveByServer: Record<string, number>; resetLogged: number };
   /** How late the simulator's own event loop ran (ms): what it adds to every answer it gives. */
@@ -135,6 +137,7 @@ export async function startSimulator(scenario: Scenario, opts: SimulatorOptions 
     servers: [...sw.servers.values()].map((s) => ({ address: s.address, interface: sw.interfaces.get(s.address) ?? '', connections: s.connectionCount, resetsSent: s.resetsSent })),
     pinsByNexthop: sw.pins.programmedByNexthop(),
     groupChanges: [...sw.groupChanges],
+    groupMoves: [...(traffic?.moves ?? [])],
     eventLoop: { maxMs: Math.round(loop.max / 1e6), p99Ms: Math.round(loop.percentile(99) / 1e6), meanMs: Math.round(loop.mean / 1e5) / 10 },
     ...(dataplane ? { dataplane: { ...dataplane.counters, liveByServer: dataplane.liveByServer(), resetLogged: resetLog?.written ?? 0 } } : {}),
   });

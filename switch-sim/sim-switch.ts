@@ -95,6 +95,24 @@ interface GroupOp {
   nexthop: string;
 }
 
+/** A group change as it reaches forwarding: the VIP, what changed, and when it was due. */
+export interface ForwardingChange {
+  vip: string;
+  op: 'add' | 'remove';
+  nexthop: string;
+  at: number;
+}
+
+/**
+ * Sees each group change reach forwarding: `before` with the group forwarding used until now,
+ * `after` with the one it uses from now. Neither may deliver packets or ask the switch for a
+ * nexthop (forwarding is mid-change): pick from the group given, with `hashOf`.
+ */
+export interface ForwardingWatcher {
+  before(change: ForwardingChange, group: EcmpGroup): void;
+  after(change: ForwardingChange, group: EcmpGroup): void;
+}
+
 export interface Delivery {
   nexthop: string | undefined;
   via: 'pin' | 'ecmp' | 'drop' | 'no-route';
@@ -148,6 +166,8 @@ export class SimSwitch {
   private groupOps: GroupOp[] = [];
   /** Time from accepting a group change to its effect in forwarding. */
   groupDelayMs: number;
+  /** Called around each group change's effect in forwarding: `before` with the old group in use, `after` with the new. */
+  private readonly forwardingWatchers: ForwardingWatcher[] = [];
 
   constructor(readonly options: SimSwitchOptions) {
     this.pins = new PinTable(options.pinCapacity, { programDelayMs: options.pinProgramDelayMs ?? options.programDelayMs ?? 0, reserved: options.reservedPinEntries ?? 0, now: options.now });
@@ -287,6 +307,11 @@ export class SimSwitch {
     this.settle(this.options.now());
   }
 
+  /** Watches group changes as they reach forwarding (what a change moves is measured there). */
+  watchForwarding(w: ForwardingWatcher): void {
+    this.forwardingWatchers.push(w);
+  }
+
   /** Applies the group changes whose programming time has come to forwarding, in order. */
   private settle(now: number): void {
     let i = 0;
@@ -295,8 +320,11 @@ export class SimSwitch {
       if (op.at > now) break;
       const vip = this.vips.get(op.vip);
       if (vip === undefined) continue;
+      const change = { vip: op.vip, op: op.op, nexthop: op.nexthop, at: op.at };
+      for (const w of this.forwardingWatchers) w.before(change, vip.fwd);
       if (op.op === 'add') vip.fwd.add(op.nexthop);
       else vip.fwd.remove(op.nexthop);
+      for (const w of this.forwardingWatchers) w.after(change, vip.fwd);
     }
     if (i > 0) this.groupOps = this.groupOps.slice(i);
   }

@@ -7,12 +7,13 @@
 // FIN included) cross the switch toward the VIP; server segments leave on the server's port,
 // seen only by the reply mirror. A connection whose segment reaches a server that does not
 // hold it is reset. Counters: opened, closed cleanly, reset; every loop is bounded by the
-// clock it runs on.
+// clock it runs on. Each group change that reaches forwarding is recorded with the live
+// connections it moved (those whose ECMP choice was their server and no longer is).
 
 import { canonicalIp, parseIp, ipAt } from '../lib/addr.js';
 import type { VirtualClock } from './clock.js';
-import { Rng, sampleLifetimeMs, type LifetimeDistribution } from './rng.js';
-import { TCP, type SimPacket, type SimSwitch } from './sim-switch.js';
+import { Rng, sampleLifetimeMs, steadyStateRemaining, type LifetimeDistribution } from './rng.js';
+import { TCP, type ForwardingChange, type SimPacket, type SimSwitch } from './sim-switch.js';
 
 export interface TrafficOptions {
   /** New connections per second, over all VIPs. */
@@ -60,6 +61,16 @@ interface Conn {
   idle: boolean;
   /** The client has sent its FIN (half-closed): it only ACKs from now on. */
   finSent: boolean;
+  /** The flow's ECMP hash (what a group change moves is read from it). */
+  readonly hash: number;
+}
+
+/** A group change as it reached forwarding, with the live connections of its VIP then and those it moved. */
+export interface GroupMove extends ForwardingChange {
+  /** Simulated time it took effect. */
+  effectiveAt: number;
+  live: number;
+  moved: number;
 }
 
 export interface TrafficCounters {
@@ -106,6 +117,8 @@ export interface ResetRecord {
 export class TrafficGenerator {
   /** The last resets, oldest first (at most 100). */
   readonly recentResets: ResetRecord[] = [];
+  /** The last group changes as they reached forwarding, oldest first (at most 1,000). */
+  readonly moves: GroupMove[] = [];
   readonly counters: TrafficCounters = { opened: 0, closedCleanly: 0, reset: 0, failed: 0, refused: 0, active: 0, packets: 0, halfClosed: 0, serverClosed: 0, serverReset: 0, lastAckLost: 0 };
   private readonly live = new Map<number, Conn>();
   private readonly rng: Rng;
@@ -126,6 +139,27 @@ export class TrafficGenerator {
     const base = parseIp(options.clientBase);
     this.clientBytes = base.bytes;
     this.clientFamily = base.family;
+    let before: Conn[] = [];
+    let live = 0;
+    sw.watchForwarding({
+      before: (change, group) => {
+        // The live connections of the VIP that the group in use sends to their server.
+        before = [];
+        live = 0;
+        for (const c of this.live.values()) {
+          if (c.pkt.dst !== change.vip) continue;
+          live++;
+          if (group.pick(c.hash) === c.server) before.push(c);
+        }
+      },
+      after: (change, group) => {
+        let moved = 0;
+        for (const c of before) if (group.pick(c.hash) !== c.server) moved++;
+        before = [];
+        this.moves.push({ ...change, effectiveAt: this.clock.now(), live, moved });
+        if (this.moves.length > 1000) this.moves.shift();
+      },
+    });
   }
 
   /** Starts opening connections (at the configured rate) from the clock's current time. */
@@ -140,8 +174,13 @@ export class TrafficGenerator {
     this.running = false;
   }
 
-  /** Opens one connection now (with its own lifetime, if given); returns it as seen by the server, or undefined if it failed. */
-  open(lifetime?: LifetimeDistribution): LiveConnection | undefined {
+  /**
+   * Opens one connection now, with its own lifetime if given; `steady-state`: as one found open
+   * at a random moment of the traffic's steady state (what is left of a lifetime of the
+   * configured model, long-lived ones the more likely). Returns it as seen by the server, or
+   * undefined if it failed.
+   */
+  open(lifetime?: LifetimeDistribution | 'steady-state'): LiveConnection | undefined {
     if (this.live.size >= this.options.maxConcurrent) {
       this.counters.refused++;
       return undefined;
@@ -156,8 +195,9 @@ export class TrafficGenerator {
     const now = this.clock.now();
     const idle = this.rng.next() < (this.options.idleShare ?? 0);
     const gapMs = (this.options.idleGapS ?? 600) * 1000;
-    const life = sampleLifetimeMs(lifetime ?? this.options.lifetime, this.rng);
-    const conn: Conn = { id: this.nextId++, pkt, openedAt: now, endAt: now + (idle ? Math.max(life, 3 * gapMs) : life), server: undefined, done: false, pinned: false, style: this.closeStyle(), idle, finSent: false };
+    const life = lifetime === 'steady-state' ? this.remaining() : sampleLifetimeMs(lifetime ?? this.options.lifetime, this.rng);
+    const hash = this.sw.hashOf(src, dst, TCP, sport, target.port);
+    const conn: Conn = { id: this.nextId++, pkt, openedAt: now, endAt: now + (idle ? Math.max(life, 3 * gapMs) : life), server: undefined, done: false, pinned: false, style: this.closeStyle(), idle, finSent: false, hash };
     const d = this.sw.deliver(pkt);
     this.counters.packets++;
     if (d.outcome !== 'opened') {
@@ -173,6 +213,14 @@ export class TrafficGenerator {
     if (rtt !== undefined && now + rtt < conn.endAt) this.clock.at(now + rtt, () => this.data(conn));
     else this.scheduleNextPacket(conn, now);
     return { src, dst, sport, dport: target.port, server: d.nexthop as string };
+  }
+
+  private remainingSampler: (() => number) | undefined;
+
+  /** What is left of a lifetime of a connection open in the steady state. */
+  private remaining(): number {
+    this.remainingSampler ??= steadyStateRemaining(this.options.lifetime, this.rng);
+    return this.remainingSampler();
   }
 
   /** Connections alive now, with the server that holds each. */

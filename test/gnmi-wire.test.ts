@@ -1,7 +1,8 @@
 // The gNMI wire contract checked without our own definitions: messages encoded with proto/
 // are decoded by `protoc --decode_raw` (Debian protobuf-compiler), and the field numbers and
 // wire types found are compared with a table written from the gNMI 0.10.0 specification
-// (gnmi.proto and gnmi_ext.proto of openconfig/gnmi tag v0.10.0).
+// (gnmi.proto and gnmi_ext.proto of openconfig/gnmi tag v0.10.0; Extension members 4-6 from
+// the current gnmi_ext.proto).
 
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -83,6 +84,14 @@ describe('gNMI wire contract against protoc --decode_raw', { skip }, () => {
       // gnmi_ext.Extension master_arbitration 2: role 1 {id 1}, election_id 2 {high 1, low 2}.
       '5:len', '5.2:len', '5.2.1:len', '5.2.1.1:len', '5.2.2:len', '5.2.2.1:varint', '5.2.2.2:varint',
     ]));
+  });
+
+  test('Extension commit 4 (Commit id 1, commit 2 {rollback_duration 1: Duration seconds 1}), depth 5 (level 1), config_subscription 6 (sync_done 2: 1, 2, 3), as in the official gnmi_ext.proto', () => {
+    assert.deepEqual(decode('Set', 'request', { extension: [{ commit: { id: 'c', commit: { rollback_duration: { seconds: '30' } } } }] }), sorted(['5:len', '5.4:len', '5.4.1:len', '5.4.2:len', '5.4.2.1:len', '5.4.2.1.1:varint']));
+    assert.deepEqual(decode('Set', 'request', { extension: [{ commit: { id: 'c', confirm: {} } }] }), sorted(['5:len', '5.4:len', '5.4.1:len', '5.4.3:len']));
+    assert.deepEqual(decode('Get', 'request', { extension: [{ depth: { level: 2 } }] }), sorted(['7:len', '7.5:len', '7.5.1:varint']));
+    assert.deepEqual(decode('Subscribe', 'response', { extension: [{ config_subscription: { sync_done: { commit_confirm_id: 'a', server_commit_id: 'b', done: true } } }] }), sorted(['5:len', '5.6:len', '5.6.2:len', '5.6.2.1:len', '5.6.2.2:len', '5.6.2.3:varint']));
+    assert.deepEqual(decode('Subscribe', 'request', { extension: [{ config_subscription: { start: {} } }] }), sorted(['5:len', '5.6:len', '5.6.1:len']));
   });
 
   test('SetResponse: prefix 1, response 2 (UpdateResult path 2, op 4 with UNION_REPLACE = 4), timestamp 4', () => {

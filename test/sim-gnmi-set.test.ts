@@ -82,6 +82,19 @@ describe('gNMI target: Sets that remove many paths', () => {
     assert.equal(rules(one).get(10)?.sport, undefined, 'the child replace removed the parent\'s source-port');
   });
 
+  test('applied state is each rule\'s own: a programmed rule\'s ipv4 and transport state shows, a pending one\'s does not', { timeout: 10_000 }, () => {
+    const m = model();
+    m.sw.pins.programDelayMs = 1000;
+    m.applySet({ replace: [rule(1, 1001)] });
+    m.sw.pins.settle(m.sw.now() + 1000);
+    m.applySet({ replace: [rule(2, 1002)] });
+    const state = m.leaves('STATE', [parsePath(RULES).elem ?? []]).map((l) => l.elems.slice(-4).map((e) => e.key?.['sequence-id'] ?? e.name).join('/'));
+    for (const leaf of ['ipv4/state/source-address', 'transport/state/source-port', 'action/state/next-hop']) {
+      assert.ok(state.some((x) => x === `1/${leaf}`), `rule 1 ${leaf} in ${state.join(', ')}`);
+      assert.ok(!state.some((x) => x === `2/${leaf}`), `rule 2 (pending) has no ${leaf}`);
+    }
+  });
+
   test('a refused request leaves every rule as it was: values it overwrote, rules it replaced or deleted, entries it created (gNMI 3.4.3)', { timeout: 10_000 }, () => {
     const m = model();
     m.applySet({ replace: [1, 2, 3].map((s) => rule(s, 1000 + s)) });

@@ -158,6 +158,29 @@ describe('gNMI of the simulator', () => {
     assert.ok((counts[counts.length - 1] ?? 0) > (counts[0] ?? 0), `counter did not grow: ${counts.join(',')}`);
   });
 
+  test('SAMPLE runs on the device\'s clock: an hourly sample arrives when the device\'s (simulated) hours pass', async () => {
+    const device = new GnmiServer(sw, { host: '127.0.0.1', port: 0, username: 'admin', password: 'pw', clock: { now: clock.now, every: (ms, fn) => clock.every(ms, fn) } });
+    const { address } = await device.start();
+    const { Client: Ctor } = gnmiProto();
+    const c = new Ctor(address, credentials.createInsecure()) as typeof client;
+    try {
+      const s = c['Subscribe']?.call(c, md()) as ClientDuplexStream<SubscribeRequest, SubscribeResponse>;
+      let synced = false;
+      const got = collect(s, (m) => {
+        synced ||= m.some((x) => x.sync_response === true);
+        if (synced && m.at(-1)?.sync_response === true) clock.advance(3 * 3_600_000);
+        return m.filter((x) => x.update !== undefined && x.update !== null).length >= 1 + 3;
+      });
+      s.write({ subscribe: { subscription: [{ path: parsePath(`${RULES}/rule[sequence-id=10]/state/matched-pkts`), mode: 'SAMPLE', sample_interval: String(3_600_000_000_000) }], mode: 'STREAM' } });
+      const msgs = await got;
+      s.cancel();
+      assert.equal(msgs.filter((x) => x.update !== undefined && x.update !== null).length, 4, 'the initial update and one sample per hour passed');
+    } finally {
+      c.close();
+      await device.stop();
+    }
+  });
+
   test('Subscribe ON_CHANGE reports a VIP group change made by Set, as update then delete', async () => {
     const base = `/network-instances/network-instance[name=default]/protocols/protocol[identifier=STATIC][name=STATIC]/static-routes/static[prefix=${VIP}/32]`;
     const s = client['Subscribe']?.call(client, md()) as ClientDuplexStream<SubscribeRequest, SubscribeResponse>;

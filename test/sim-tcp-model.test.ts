@@ -142,9 +142,9 @@ test('flowpin start\'s defaults: FIN and RST mirrored both ways, the realistic t
 });
 
 test('scenario: connections older than flowpin are unseen, not protected; pins per live connection and counted resets are reported', { timeout: 120_000 }, async () => {
-  const r = await runScenario('resilient', { live: 300, rate: 50, latencyMs: 5, programDelayMs: 50, table: 1500, changes: ['drain'], seed: 3, settleMs: 20, gapMs: 2000, preexistingS: 5, mirror: 'both-ways', lifetimeModel: 'heavy-tail', halfCloseShare: 0.2 });
+  const r = await runScenario('resilient', { live: 300, rate: 50, latencyMs: 5, programDelayMs: 50, table: 1500, changes: ['drain'], seed: 3, settleMs: 20, gapMs: 2000, preexistingS: 5, mirrorEnds: 'both-ways', lifetimes: 'realistic', halfCloseShare: 0.2 });
   assert.ok(r.broken > 0 && r.unseen === r.broken && r.resetsCounted === 0, JSON.stringify(r));
-  const f = await runScenario('on-change', { live: 300, rate: 50, latencyMs: 5, programDelayMs: 50, table: 1500, changes: ['drain'], seed: 3, settleMs: 20, gapMs: 2000, mirror: 'both-ways', lifetimeModel: 'heavy-tail', halfCloseShare: 0.2 });
-  assert.ok(f.liveAtChange > 300 && f.pinsPerLive > 0, JSON.stringify(f));
+  const f = await runScenario('on-change', { live: 300, rate: 50, latencyMs: 5, programDelayMs: 50, table: 1500, changes: ['drain'], seed: 3, settleMs: 20, gapMs: 2000, mirrorEnds: 'both-ways', lifetimes: 'realistic', halfCloseShare: 0.2 });
+  assert.ok(f.liveAtChange > 300 && f.pinsPerMovedLive > 0, JSON.stringify(f));
   assert.equal(f.resetsSeen, f.broken);
 });

@@ -10,14 +10,23 @@
 // change-window and at-risk counts, the pin table's peak, pin writes, the time from each
 // change's call to its application (simulated) and the wall time the change took, and the
 // process's memory (RSS and heap high-water marks sampled along the run) so that growth with
-// the number of live connections shows.
+// the number of live connections shows. Per change: its dry run's figures, the pins it spent
+// against the live connections its group write moved (as the switch measured them), and
+// whether its bound refused it. The traffic is the simulator's model: fixed (long-lived
+// connections and lognormal arrivals) or realistic (the demo's heavy-tailed lifetimes),
+// with half-closing clients, idle connections, traffic before flowpin starts, a pin table
+// shared with other owners and what the switch mirrors of each connection's end as options.
 
 import { canonicalIp } from '../../lib/addr.js';
-import type { ChangeRecord } from '../../controller/changes.js';
+import type { ChangeRecord, DryRunReport, MaxAtRisk } from '../../controller/changes.js';
+import { FlowpinError } from '../../controller/errors.js';
+import { Reader } from '../../lib/validate.js';
+import { readScenario } from '../../switch-sim/scenario.js';
 import { pinName } from '../../lib/pin-name.js';
 import type { LifetimeDistribution } from '../../switch-sim/rng.js';
 import type { SimPacket } from '../../switch-sim/sim-switch.js';
 import { valueOf } from '../../controller/metrics.js';
+import { DEMO_DEFAULTS } from '../sim.js';
 import { World } from './world.js';
 
 export const CONFIGS = ['mod-n', 'resilient', 'prototype', 'always', 'on-change'] as const;
@@ -43,8 +52,12 @@ export interface ScenarioOptions {
   clientRttMs?: number;
   /** The adapter flowpin drives: the simulator's own (default), or gNMI to the simulator's gNMI target. */
   adapter?: 'sim' | 'gnmi';
-  /** New connections' lifetimes: lognormal around 30 s (default), or heavy-tail (most short, some for hours). */
-  lifetimeModel?: 'lognormal' | 'heavy-tail';
+  /**
+   * Lifetimes: `fixed` (default): the live connections last two hours, new ones about 30 s
+   * (lognormal); `realistic`: the model `flowpin start` runs (heavy-tailed: most short, some for
+   * hours), the live connections as found open in its steady state.
+   */
+  lifetimes?: 'fixed' | 'realistic';
   /** Share of connections the client half-closes (its FIN first, the server still sending for `halfCloseS`). */
   halfCloseShare?: number;
   halfCloseS?: number;
@@ -54,12 +67,36 @@ export interface ScenarioOptions {
   /** Share of connections idle for long stretches: one packet every `idleGapS`. */
   idleShare?: number;
   idleGapS?: number;
-  /** Traffic before flowpin starts (s): connections it never saw open. */
+  /** Traffic before flowpin starts (s): connections it never saw open; the configuration then does not say since when connections exist. */
   preexistingS?: number;
-  /** What the switch mirrors: SYNs only (default), client FIN/RST too, or FIN/RST both ways (the reply session too). */
-  mirror?: 'syn-only' | 'fin-rst' | 'both-ways';
-  /** Pin table entries held by other owners. */
-  reservedEntries?: number;
+  /** What the switch mirrors of connections' ends: SYNs only (default), the clients' FIN/RST (client-side), or FIN/RST both ways (the reply session too). */
+  mirrorEnds?: 'syn-only' | 'client-side' | 'both-ways';
+  /** Pin table entries held by other owners (the table is shared). */
+  sharedTable?: number;
+  /** The bound each change consents to (`maxAtRisk`); unbounded unless given (the scenario measures what changes cost). */
+  maxAtRisk?: MaxAtRisk;
+}
+
+/** One change of a run, as flowpin reported and the switch measured it. */
+export interface ChangeFigures {
+  step: ChangeStep;
+  /** The dry run just before the call (flowpin only). */
+  dryRun?: { flowsToPin: number; freeEntries: number; tableFull: number; unseen: number; warming: boolean; total: number };
+  /** Why the change did not go ahead (refused by its bound, or stopped before its group write), or null. */
+  refused: string | null;
+  /**
+   * Pins the change spent: those wanted for it (its moved flows, and flows seen in its window)
+   * and programmed when it returned, a settle time after it took effect; the live connections
+   * its group write moved (the switch's count when it took effect); pins per moved connection.
+   */
+  pins: number;
+  movedLive: number;
+  pinsPerMovedLive: number;
+  /** The record's `pinned`: every programmed pin the change relied on (for an addition, those of earlier changes on the VIP too). */
+  recordPinned: number;
+  atRisk: number;
+  windowFlows: number;
+  unseen: number;
 }
 
 export interface ScenarioResult {
@@ -91,13 +128,19 @@ export interface ScenarioResult {
   /** Time from a SYN reaching flowpin to its server being known, p50 and p99 (ms). */
   synToServerP50Ms: number;
   synToServerP99Ms: number;
-  /** Connections alive when the first change was called, and the pins spent per one of them (peak pins / live). */
+  /** Connections alive when the first change was called. */
   liveAtChange: number;
-  pinsPerLive: number;
-  /** Resets the simulator saw, those the change records account for (counted at risk or in a window), and those flowpin could not have seen (opened before it started or while it was down). */
+  /** Pins the changes spent per live connection they moved (all changes: pins / moved live connections). */
+  pinsPerMovedLive: number;
+  /**
+   * Resets the simulator saw; those the change records cover (counted at risk or in a window
+   * by flow, or of connections flowpin could not see, within the moving change's `unseen`
+   * estimate); and those flowpin could not have seen (opened before it started or while down).
+   */
   resetsSeen: number;
   resetsCounted: number;
   unseen: number;
+  changes: ChangeFigures[];
 }
 
 export const DEFAULT_SCENARIO: ScenarioOptions = { live: 2000, rate: 200, latencyMs: 5, programDelayMs: 50, table: 200_000, changes: ['drain', 'add'], seed: 1, settleMs: 20, gapMs: 4000 };
@@ -107,18 +150,21 @@ const MEMBERS = ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4'];
 const SPARE = '10.0.1.5';
 const LIVE: LifetimeDistribution = { kind: 'fixed', s: 7200 };
 const NEW: LifetimeDistribution = { kind: 'lognormal', medianS: 30, sigma: 1.2, maxS: 3600 };
-const HEAVY: LifetimeDistribution = { kind: 'heavy-tail', medianS: 5, sigma: 1, longShare: 0.05, longMinS: 300, alpha: 1.1, maxS: 4 * 3600 };
+/** The realistic model: the lifetimes `flowpin start` gives its traffic (its defaults read as it reads them). */
+export const REALISTIC: LifetimeDistribution = readScenario(Reader.fromObject('(flowpin start defaults)', DEMO_DEFAULTS)).traffic.lifetime;
 
 export async function runScenario(config: ScenarioConfig, o: ScenarioOptions): Promise<ScenarioResult> {
   const wall = performance.now();
   const flowpin = config === 'always' || config === 'on-change';
   const resolution = o.resolution ?? 'lookup';
-  const mirror = o.mirror ?? 'syn-only';
+  const mirror = o.mirrorEnds ?? 'syn-only';
+  const realistic = o.lifetimes === 'realistic';
+  const preMs = (o.preexistingS ?? 0) * 1000;
   const close = { halfCloseShare: o.halfCloseShare ?? 0, halfCloseS: o.halfCloseS ?? 2, serverCloseShare: o.serverCloseShare ?? 0, rstShare: o.rstShare ?? 0, serverRstShare: 0 };
   const world = new World({
     switches: [{
       name: 'sw1', vips: [{ address: VIP, nexthops: MEMBERS, port: 443 }], spares: [SPARE], ecmpMode: config === 'mod-n' ? 'mod-n' : 'resilient', pinCapacity: o.table, programDelayMs: o.programDelayMs, rate: o.rate,
-      lifetime: o.lifetimeModel === 'heavy-tail' ? HEAVY : NEW, reservedPinEntries: o.reservedEntries ?? 0,
+      lifetime: realistic ? REALISTIC : NEW, reservedPinEntries: o.sharedTable ?? 0,
       resolution, mirrorReplies: resolution !== 'lookup' || mirror === 'both-ways', mirrorFinRst: mirror !== 'syn-only', mirrorReplyFinRst: mirror === 'both-ways',
       lookup: o.lookup ?? 'exact', ...(o.clientRttMs === undefined ? {} : { clientRttMs: o.clientRttMs }),
       close, idleShare: o.idleShare ?? 0, idleGapS: o.idleGapS ?? 600,
@@ -126,17 +172,18 @@ export async function runScenario(config: ScenarioConfig, o: ScenarioOptions): P
     latencyMs: o.latencyMs, mirrorDelayMs: 1, packetIntervalMs: 2000, seed: o.seed, adapter: o.adapter ?? 'sim',
     // The live connections open at once: the look-up queue is sized to take them all, as an
     // operator sizes resolveQueue for the bursts the VIPs see (else they are shed, and counted).
-    ...(flowpin ? { controller: { pinMode: config, settleMs: o.settleMs, barrierTimeoutMs: 30_000, resolveQueue: Math.max(500_000, Math.ceil(o.live * 1.1)) } } : {}),
+    // Where traffic ran before flowpin, its operator cannot say since when: nothing is claimed.
+    ...(flowpin ? { controller: { pinMode: config, settleMs: o.settleMs, barrierTimeoutMs: 30_000, resolveQueue: Math.max(500_000, Math.ceil(o.live * 1.1)), ...(preMs > 0 ? { connectionsSince: 'unstated' as const } : {}) } } : {}),
   });
   const s = world.sw('sw1');
   const start = world.now;
   let pinWrites = 0;
   const synToServer: number[] = [];
-  const preMs = (o.preexistingS ?? 0) * 1000;
+  const liveLifetime = realistic ? ('steady-state' as const) : LIVE;
   if (preMs > 0) {
     // Traffic before flowpin starts: what it carries is opened where no controller sees it.
     world.downtime.push({ from: world.now, to: Infinity });
-    world.openLive(o.live, LIVE);
+    world.openLive(o.live, liveLifetime);
     world.startTraffic();
     await world.advance(preMs);
   }
@@ -155,7 +202,7 @@ export async function runScenario(config: ScenarioConfig, o: ScenarioOptions): P
     memory.heap = Math.max(memory.heap, m.heapUsed);
   };
   if (preMs === 0) {
-    world.openLive(o.live, LIVE);
+    world.openLive(o.live, liveLifetime);
     world.startTraffic();
   } else {
     const down = world.downtime.at(-1);
@@ -166,30 +213,47 @@ export async function runScenario(config: ScenarioConfig, o: ScenarioOptions): P
   sample();
   const applyMs: number[] = [];
   const wallMs: number[] = [];
-  const records: ChangeRecord[] = [];
+  const changes: ChangeFigures[] = [];
   const liveAtChange = s.traffic.counters.active;
   for (const step of o.changes) {
     const called = world.now;
+    const nh = step === 'drain' ? (MEMBERS[1] as string) : SPARE;
+    const op = step === 'drain' ? 'remove' : 'add';
+    const movesBefore = s.traffic.moves.length;
+    const figures: ChangeFigures = { step, refused: null, pins: 0, movedLive: 0, pinsPerMovedLive: 0, recordPinned: 0, atRisk: 0, windowFlows: 0, unseen: 0 };
     if (flowpin) {
       const cm = world.controller?.changeManager('sw1');
       if (cm === undefined) throw new Error('no controller');
+      const dry = (await world.settle(step === 'drain' ? cm.drain(VIP, nh, { dryRun: true }) : cm.add(VIP, nh, { dryRun: true }), 120_000)) as DryRunReport;
+      figures.dryRun = { flowsToPin: dry.flowsToPin, freeEntries: dry.freeEntries, tableFull: dry.atRiskBy['table-full'], unseen: dry.unseen, warming: dry.warming, total: dry.figures.total };
       const w0 = performance.now();
-      // The scenario measures what a change costs: it consents to any cost.
-      const consent = { maxAtRisk: 'unbounded' as const };
-      const rec = (await world.settle(step === 'drain' ? cm.drain(VIP, MEMBERS[1] as string, consent) : cm.add(VIP, SPARE, consent), 120_000)) as ChangeRecord;
+      // The scenario measures what a change costs: it consents to any cost unless given a bound.
+      const consent = { maxAtRisk: o.maxAtRisk ?? ('unbounded' as const) };
+      try {
+        const rec = (await world.settle(step === 'drain' ? cm.drain(VIP, nh, consent) : cm.add(VIP, nh, consent), 120_000)) as ChangeRecord;
+        applyMs.push((rec.appliedAt ?? world.now) - called);
+        Object.assign(figures, { pins: ownPins(world, rec.id), recordPinned: rec.pinned ?? 0, atRisk: rec.atRisk ?? 0, windowFlows: rec.windowFlows ?? 0, unseen: rec.unseen ?? 0 });
+      } catch (err) {
+        // Refused by its bound, or stopped before its group write: flowpin's answer, recorded.
+        if (!(err instanceof FlowpinError)) throw err;
+        figures.refused = err.message;
+        applyMs.push(world.now - called);
+      }
       wallMs.push(round1(performance.now() - w0));
-      records.push(rec);
-      applyMs.push((rec.appliedAt ?? world.now) - called);
     } else {
       // The switch alone, or the prototype: the change is made on the switch at once.
       const w0 = performance.now();
-      if (step === 'drain') s.sw.groupRemove(VIP, MEMBERS[1] as string);
-      else s.sw.groupAdd(VIP, SPARE);
+      if (step === 'drain') s.sw.groupRemove(VIP, nh);
+      else s.sw.groupAdd(VIP, nh);
       wallMs.push(round1(performance.now() - w0));
       applyMs.push(0);
     }
     sample();
     await world.advance(o.gapMs);
+    // The live connections the group write moved, as the switch counted them when it took effect.
+    figures.movedLive = s.traffic.moves.slice(movesBefore).filter((m) => m.vip === VIP && m.op === op && m.nexthop === nh).reduce((n, m) => n + m.moved, 0);
+    figures.pinsPerMovedLive = figures.movedLive === 0 ? 0 : round2(figures.pins / figures.movedLive);
+    changes.push(figures);
   }
   world.stopTraffic();
   sample();
@@ -202,22 +266,35 @@ export async function runScenario(config: ScenarioConfig, o: ScenarioOptions): P
   const disagreements = world.controller === undefined ? 0 : await valueOf(world.controller.metrics.disagreements, { switch: 'sw1' });
   if (proto) pinWrites = proto.writes;
   await world.close();
+  const pinned = changes.reduce((n, c) => n + c.pins, 0);
+  const moved = changes.reduce((n, c) => n + c.movedLive, 0);
   return {
     config, live: o.live, opened: s.traffic.counters.opened, broken: audit.broken,
     // Without flowpin nothing is protected: every reset counts in `broken` alone.
     brokenProtected: flowpin ? audit.brokenProtected : 0,
-    windowFlows: records.reduce((n, r) => n + (r.windowFlows ?? 0), 0), atRisk: records.reduce((n, r) => n + (r.atRisk ?? 0), 0),
+    windowFlows: changes.reduce((n, c) => n + c.windowFlows, 0), atRisk: changes.reduce((n, c) => n + c.atRisk, 0),
     pinPeak: world.pinPeak, pinWrites, changeApplyMs: applyMs, changeWallMs: wallMs,
     rssMiB: Math.round(memory.rss / 1048576), heapMiB: Math.round(memory.heap / 1048576), virtualS: Math.round(virtualS * 1000) / 1000, wallS: Math.round((performance.now() - wall) / 10) / 100,
-    uncounted: flowpin ? audit.uncounted : audit.broken,
+    // Resets neither counted by flow nor within the moving change's estimate of what flowpin could not see.
+    uncounted: flowpin ? audit.uncounted + audit.unseenBeyondEstimate : audit.broken,
     resolution, callsPer1000: flowpin ? round2(((stats?.calls ?? 0) * 1000) / opened) : 0, lookupsPer1000: flowpin ? round2(((stats?.byCall['resolve'] ?? 0) * 1000) / opened) : 0,
     disagreements, synToServerP50Ms: quantile(synToServer, 0.5), synToServerP99Ms: quantile(synToServer, 0.99),
-    liveAtChange, pinsPerLive: liveAtChange === 0 ? 0 : round2(world.pinPeak / liveAtChange),
-    resetsSeen: audit.broken, resetsCounted: flowpin ? audit.counted : 0, unseen: flowpin ? audit.unseen : audit.broken,
+    liveAtChange, pinsPerMovedLive: moved === 0 ? 0 : round2(pinned / moved),
+    resetsSeen: audit.broken, resetsCounted: flowpin ? audit.counted + audit.unseen - audit.unseenBeyondEstimate : 0, unseen: flowpin ? audit.unseen : audit.broken,
+    changes,
   };
 }
 
 const round2 = (x: number): number => Math.round(x * 100) / 100;
+
+/** Pins wanted for change `id` and programmed on the switch now. */
+function ownPins(world: World, id: string): number {
+  const r = world.controller?.runtime('sw1').reconciler;
+  if (r === undefined) return 0;
+  let n = 0;
+  for (const [flow, p] of r.desired) if (p.reason === id && r.isProgrammed(flow, p.nexthop)) n++;
+  return n;
+}
 
 /** The q-quantile of `xs` (ms, two decimals); 0 for none. */
 function quantile(xs: number[], q: number): number {

@@ -101,6 +101,12 @@ export interface WorldOptions {
     pinIdleTimeoutS?: number;
     /** Change-window connections that need no consent (`consent.windowFlows`); the configuration's default unless given. */
     windowFlows?: number;
+    /**
+     * What the configuration states about the age of the switches' connections
+     * (`connectionsSince`): the world's start unless given (its traffic starts with it);
+     * `unstated` where traffic ran before flowpin and its operator cannot say since when.
+     */
+    connectionsSince?: 'world-start' | 'unstated';
   };
   /** Driver step (ms of virtual time between chances for the controller to run). */
   stepMs?: number;
@@ -204,8 +210,8 @@ export class World {
     this.clock.after((ws.opts.replyDelayMs ?? 0.2) + this.o.mirrorDelayMs, () => this.controller?.onEvent(ev));
   }
 
-  /** Opens `n` long-lived connections now (before any change). */
-  openLive(n: number, lifetime: LifetimeDistribution): void {
+  /** Opens `n` connections now (before any change): with `lifetime`, or as found open in the traffic's steady state. */
+  openLive(n: number, lifetime: LifetimeDistribution | 'steady-state'): void {
     for (let i = 0; i < n; i++) {
       const s = this.switches[i % this.switches.length] as WorldSwitch;
       s.traffic.open(lifetime);
@@ -234,8 +240,9 @@ export class World {
       mirror: { udp: [] },
       switches: switches.map((s) => ({
         name: s.opts.name, adapter: 'sim', mirrorSources: [s.source], pinTableSize: s.opts.pinCapacity, vips: s.opts.vips.map((v) => ({ address: v.address, nexthops: v.nexthops })),
-        // The world's traffic starts with it: no connection is older than its clock's start.
-        connectionsSince: WORLD_EPOCH,
+        // The world's traffic starts with it: no connection is older than its clock's start
+        // (unless traffic ran before flowpin: then nothing is claimed, as an operator could not).
+        ...(c.connectionsSince === 'unstated' ? {} : { connectionsSince: WORLD_EPOCH }),
         // What the switch mirrors, as its operator would state it.
         mirrorEnds: s.opts.mirrorFinRst === true ? (s.opts.mirrorReplies === true && s.opts.mirrorReplyFinRst === true ? 'both-ways' : 'client-side') : 'syn-only',
         ...(s.opts.mirrorReplies === true ? { mirrorReplies: true } : {}), ...(s.opts.resolution === undefined ? {} : { resolution: s.opts.resolution }),
@@ -294,7 +301,7 @@ export class World {
     let target = this.gnmiTargets.get(s.opts.name);
     if (target === undefined) {
       // The target samples and scans on the world's clock, as a device does on its own time.
-      const clock = { now: () => this.clock.now(), every: (ms: number, fn: () => void) => this.every(ms, fn) };
+      const clock = { now: () => this.clock.now(), every: (ms: number, fn: () => void) => this.clock.every(ms, fn) };
       const server = new GnmiServer(s.sw, { host: '127.0.0.1', port: 0, username: 'admin', password: 'flowpin', minSampleMs: 10, clock });
       target = { server, address: (await server.start()).address };
       this.gnmiTargets.set(s.opts.name, target);
@@ -305,21 +312,6 @@ export class World {
       sampleIntervalMs: 1000, groupProgramDelayMs: s.opts.programDelayMs + 50, now: this.clock.now,
       pinTableSize: s.opts.pinCapacity, pinTable: { component: 'Chip0', resource: 'policy-forwarding-rules' },
     });
-  }
-
-  /** Runs `fn` every `ms` of the world's time until the returned function is called. */
-  private every(ms: number, fn: () => void): () => void {
-    let timer: Timer | undefined;
-    const arm = (): void => {
-      timer = this.clock.after(ms, () => {
-        arm();
-        fn();
-      });
-    };
-    arm();
-    return () => {
-      if (timer !== undefined) this.clock.cancel(timer);
-    };
   }
 
   /** Lets the controller run: a few turns of the event loop with time standing still. */
@@ -381,16 +373,20 @@ export class World {
    * The promise, checked: each reset connection is counted by flowpin, or unseen (its SYN
    * arrived while no controller ran), or it broke although protected.
    */
-  audit(): { broken: number; brokenProtected: number; uncounted: number; unseen: number; counted: number; details: string[] } {
+  audit(): { broken: number; brokenProtected: number; uncounted: number; unseen: number; counted: number; unseenBeyondEstimate: number; details: string[] } {
     this.snapshotChanges();
-    const out = { broken: 0, brokenProtected: 0, uncounted: 0, unseen: 0, counted: 0, details: [] as string[] };
+    const out = { broken: 0, brokenProtected: 0, uncounted: 0, unseen: 0, counted: 0, unseenBeyondEstimate: 0, details: [] as string[] };
     const changes = [...this.changes.values()].filter((c) => c.sentAt !== undefined);
+    /** Resets of connections flowpin could not see, by the change that moved them (or '' for none). */
+    const unseenBy = new Map<string, number>();
     for (const s of this.switches) {
       for (const r of s.resets) {
         out.broken++;
         const id = flowId({ family: r.src.includes(':') ? 6 : 4, src: r.src, dst: r.dst, sport: r.sport, dport: r.dport });
         if (!this.seen(r.openedAt)) {
           out.unseen++;
+          const by = this.movedBy(changes, s.opts.name, r)?.id ?? '';
+          unseenBy.set(by, (unseenBy.get(by) ?? 0) + 1);
           continue;
         }
         if (this.counted.has(`${s.opts.name}|${id}`)) {
@@ -399,14 +395,27 @@ export class World {
         }
         out.uncounted++;
         // The change that moved it: the last one on its VIP whose group write came before the reset.
-        const c = changes.filter((x) => x.switch === s.opts.name && x.vip === r.dst && (x.sentAt as number) <= r.at).sort((a, b) => (b.sentAt as number) - (a.sentAt as number))[0];
+        const c = this.movedBy(changes, s.opts.name, r);
         if (c !== undefined && c.heldAt !== undefined && r.openedAt + this.o.mirrorDelayMs < c.heldAt) {
           out.brokenProtected++;
           if (out.details.length < 10) out.details.push(`${id} opened ${r.openedAt} on ${r.server}, reset ${r.at} at ${r.reached ?? 'nowhere'}; change ${c.id} held ${c.heldAt}, sent ${c.sentAt}; ${this.knowledge(s, r)}`);
         } else if (out.details.length < 10) out.details.push(`uncounted ${id} opened ${r.openedAt} on ${r.server}, reset ${r.at} at ${r.reached ?? 'nowhere'}; change ${c?.id ?? 'none'} held ${c?.heldAt ?? '-'} sent ${c?.sentAt ?? '-'} effective ${c?.effectiveAt ?? '-'}`);
       }
     }
+    // Unseen resets are covered by the estimate (`unseen`) of the change that moved them, up to it.
+    for (const [by, n] of unseenBy) {
+      const estimate = by === '' ? 0 : (this.changes.get(by)?.unseen ?? 0);
+      if (n > estimate) {
+        out.unseenBeyondEstimate += n - estimate;
+        if (out.details.length < 10) out.details.push(`${n} resets of connections flowpin could not see, moved by ${by === '' ? 'no change' : by}, whose estimate was ${estimate}`);
+      }
+    }
     return out;
+  }
+
+  /** The change that moved a reset connection: the last one on its VIP whose group write came before the reset. */
+  private movedBy(changes: ChangeRecord[], sw: string, r: ResetRecord): ChangeRecord | undefined {
+    return changes.filter((x) => x.switch === sw && x.vip === r.dst && (x.sentAt as number) <= r.at).sort((a, b) => (b.sentAt as number) - (a.sentAt as number))[0];
   }
 
   /** What the running controller and the switch know of a flow (for failure messages). */

@@ -7,9 +7,12 @@
 // flow: a Set whose reply was lost (deadline, broken connection) may have been applied, so
 // its sequence ids stay reserved until a listing shows them absent or adopts them; a flow
 // held by more than one rule keeps one, and the others (and rules in flowpin's policy it
-// cannot read) are deleted once the kept rule is programmed, never reused while they exist. A rule is programmed when its applied state (`state/sequence-id`) is
-// present; counters come from the SAMPLE stream (counters.ts) where it has sent a sample since
-// the previous listing, within two sample intervals, else from a Get of the rules' state. gNMI has no "which nexthop does this flow take" call: resolvesNexthop is
+// cannot read) are deleted once the kept rule is programmed, never reused while they exist;
+// freed ids are taken again from a free list. A rule is programmed when its applied state
+// (`state/sequence-id`) is present; pins just written are read back by naming their rules
+// (readPins, a Subscribe ONCE) instead of listing the whole policy; counters come from the
+// SAMPLE stream (counters.ts) where it has sent a sample since the previous listing, within
+// two sample intervals, else from a Get of the rules' state. gNMI has no "which nexthop does this flow take" call: resolvesNexthop is
 // false and the controller pins in its safe mode. Group members are list entries under a
 // configurable path (static-route next-hops by default).
 
@@ -73,9 +76,12 @@ export class GnmiAdapter implements SwitchAdapter {
   private readonly bySeq = new Map<number, Known>();
   /** Rules on the device that flowpin does not keep: sequence id -> the flow they match ('' if unreadable). */
   private readonly extras = new Map<number, string>();
+  /** Above every sequence id seen or taken. */
   private nextSeq = 1;
+  /** Ids given back (taken again first; one found in use again when taken is skipped). */
+  private readonly freed: number[] = [];
   /** Rules deleted because flowpin found them holding a flow it keeps another rule for, or no flow. */
-  readonly stats = { extrasDeleted: 0 };
+  readonly stats = { extrasDeleted: 0, seqProbes: 0 };
   /** Stream tick at the previous listPins: only samples after it are news. */
   private listedTick = -1;
   private readonly sampleIntervalMs: number;
@@ -210,6 +216,7 @@ export class GnmiAdapter implements SwitchAdapter {
   private deleteExtras(seqs: number[]): Promise<void> {
     return this.deleteRules(seqs, (seq) => {
       this.extras.delete(seq);
+      this.freed.push(seq);
       this.counters.forget(seq);
       this.stats.extrasDeleted++;
     });
@@ -465,9 +472,22 @@ export class GnmiAdapter implements SwitchAdapter {
     }
   }
 
+  /** A free sequence id: one given back, else a new one above all seen (never a scan of those in use). */
   private allocate(): number {
-    while (this.bySeq.has(this.nextSeq) || this.extras.has(this.nextSeq)) this.nextSeq++;
-    const seq = this.nextSeq++;
+    const inUse = (s: number): boolean => this.bySeq.has(s) || this.extras.has(s);
+    let seq: number | undefined;
+    while (seq === undefined && this.freed.length > 0) {
+      const s = this.freed.pop() as number;
+      if (inUse(s)) this.stats.seqProbes++;
+      else seq = s;
+    }
+    if (seq === undefined) {
+      while (inUse(this.nextSeq)) {
+        this.nextSeq++;
+        this.stats.seqProbes++;
+      }
+      seq = this.nextSeq++;
+    }
     this.bySeq.set(seq, { seq, flow: { family: 4, src: '', dst: '', sport: 0, dport: 0 }, nexthop: '', writtenAt: Number.POSITIVE_INFINITY });
     return seq;
   }
@@ -476,13 +496,16 @@ export class GnmiAdapter implements SwitchAdapter {
     for (const s of seqs) {
       const k = this.bySeq.get(s);
       if (k !== undefined && k.nexthop === '') this.bySeq.delete(s);
-      if (s < this.nextSeq && !this.bySeq.has(s)) this.nextSeq = Math.min(this.nextSeq, s);
+      if (!this.bySeq.has(s)) this.freed.push(s);
     }
   }
 
   private remember(k: Known): void {
     const old = this.byFlow.get(flowId(k.flow));
-    if (old !== undefined && old.seq !== k.seq) this.bySeq.delete(old.seq);
+    if (old !== undefined && old.seq !== k.seq) {
+      this.bySeq.delete(old.seq);
+      this.freed.push(old.seq);
+    }
     this.byFlow.set(flowId(k.flow), k);
     this.bySeq.set(k.seq, k);
   }
@@ -491,7 +514,7 @@ export class GnmiAdapter implements SwitchAdapter {
     this.byFlow.delete(flowId(k.flow));
     this.bySeq.delete(k.seq);
     this.counters.forget(k.seq);
-    if (k.seq < this.nextSeq) this.nextSeq = k.seq;
+    this.freed.push(k.seq);
   }
 }
 

@@ -1,7 +1,7 @@
 // gNMI over @grpc/grpc-js with the project's proto/: TLS with a CA file (or insecure only
 // when configured explicitly), username and password as call metadata (the gNMI
-// authentication convention, gnmi-authentication.md), a deadline on every unary call, and
-// gRPC statuses mapped to the typed switch errors. The channel reconnects by itself with
+// authentication convention, gnmi-authentication.md), a deadline on every unary call and on
+// Subscribe ONCE reads, and gRPC statuses mapped to the typed switch errors. The channel reconnects by itself with
 // gRPC's exponential backoff; streams are re-established by their owner (counters.ts).
 // Knows nothing of OpenConfig.
 

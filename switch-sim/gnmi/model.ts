@@ -175,7 +175,8 @@ export class OpenConfigModel {
     const want = (node: SchemaNode): boolean => type === 'ALL' || (type === 'CONFIG' ? node.config : type === 'STATE' ? !node.config : node.counter);
     // Whether the query may reach element `name` at position `i` (it ends above, or names it there).
     const reaches = (q: readonly PathElem[], i: number, name: string): boolean => q.length <= i || q[i]?.name === name;
-    // Whether the rule (or next-hop) a config leaf belongs to is in effect, asked once per entry.
+    // Whether the rule (or next-hop) a config leaf belongs to is in effect, asked once per entry
+    // (stored list entry elements are one object per entry).
     const appliedAt = new Map<PathElem, boolean>();
     let generated: Leaf[] | undefined;
     return queries.map((q) => {
@@ -201,7 +202,10 @@ export class OpenConfigModel {
         elems[i] = { name: 'state' };
         const node = derived(l.node, 'state', elems);
         if (!want(node) || !under(elems, q)) continue;
-        const owner = l.elems[i - 1] as PathElem;
+        // Whether it is in effect depends on the list entry it belongs to (a rule, a next-hop).
+        let j = i - 1;
+        while (j > 0 && l.elems[j]?.key === undefined) j--;
+        const owner = l.elems[j] as PathElem;
         let on = appliedAt.get(owner);
         if (on === undefined) {
           on = this.applied(l.elems);
@@ -313,16 +317,33 @@ export class OpenConfigModel {
       const have = present.get(prefix) ?? new Map<string, string>();
       for (const [index, addr] of have) if (!members.includes(addr)) this.store.remove([...base, { name: 'static', key: { prefix } }, { name: 'next-hops' }, { name: 'next-hop', key: { index } }]);
       const haveAddrs = new Set(have.values());
-      for (const m of members) if (!haveAddrs.has(m)) this.put([...base, { name: 'static', key: { prefix } }, { name: 'next-hops' }, { name: 'next-hop', key: { index: m } }, { name: 'config' }, { name: 'next-hop' }], m);
-      if (!present.has(prefix)) this.put([...base, { name: 'static', key: { prefix } }, { name: 'config' }, { name: 'prefix' }], prefix);
+      for (const m of members) {
+        if (haveAddrs.has(m)) continue;
+        const at = [...base, { name: 'static', key: { prefix } }, { name: 'next-hops' }, { name: 'next-hop', key: { index: m } }, { name: 'config' }, { name: 'next-hop' }];
+        this.withKeys(at);
+        this.put(at, m);
+      }
+      if (!present.has(prefix)) {
+        const at = [...base, { name: 'static', key: { prefix } }, { name: 'config' }, { name: 'prefix' }];
+        this.withKeys(at);
+        this.put(at, prefix);
+      }
     }
     for (const p of present.keys()) if (!vipPrefixes.has(p)) this.store.remove([...base, { name: 'static', key: { prefix: p } }]);
   }
 
   /** Stores a config leaf, with the config key leaves of every list entry on its path. */
+  /** Stores a config leaf; the entries on its path have had their key leaves stored (`withKeys`). */
   private put(elems: PathElem[], value: Scalar, node?: SchemaNode): void {
-    // Paths here are resolved (canonical keys): the list entries on them are the keyed elements.
-    // The elements of one write's path are shared by its leaves: each entry is seen to once.
+    this.store.put(elems, { value, node: node ?? nodeOf(elems) });
+  }
+
+  /**
+   * Stores the config key leaves (`config/<key>`) of every list entry on `elems`, once per
+   * entry element: paths here are resolved (canonical keys), the list entries on them are the
+   * keyed elements, and the elements of one write's path are shared by all its leaves.
+   */
+  private withKeys(elems: PathElem[]): void {
     elems.forEach((e, i) => {
       if (e.key === undefined || this.keyed.has(e)) return;
       this.keyed.add(e);
@@ -333,7 +354,6 @@ export class OpenConfigModel {
         if (kn !== undefined) this.store.put(ke, { value: checkValue(kn.type ?? { t: 'string' }, kv, ''), node: kn });
       }
     });
-    this.store.put(elems, { value, node: node ?? nodeOf(elems) });
   }
 
   /** Applies a SetRequest as one transaction; throws GnmiError and changes nothing on failure. */
@@ -405,6 +425,7 @@ export class OpenConfigModel {
       // A replace removes what is under its path first.
       this.store.remove(elems);
     }
+    this.withKeys(elems);
     this.writeValue(elems, nodes.at(-1) as SchemaNode, value, where);
     results.push({ path: u.path ?? {}, op });
   }
@@ -440,7 +461,7 @@ export class OpenConfigModel {
     }
     if (!isObject(value)) throw new GnmiError('INVALID_ARGUMENT', `${where}: expected a JSON object for ${node.kind} '${node.name}'`);
     const o = unqualifyKeys(value);
-    if (node.kind === 'list') this.put([...elems, { name: 'config' }, { name: node.keys[0]?.name ?? '' }], checkValue(node.keys[0]?.type ?? { t: 'string' }, elems.at(-1)?.key?.[node.keys[0]?.name ?? ''] ?? '', where));
+    if (node.kind === 'list') this.withKeys(elems);
     for (const [name, sub] of Object.entries(o)) {
       const child = node.children.get(name);
       // A member names a path too: one the model does not have is not valid (gNMI 3.4.7).

@@ -4,6 +4,9 @@
 // is the path of its node, built while walking. Changes inside `transaction` are logged and
 // undone when it throws (a SetRequest is applied whole or not at all, gNMI 3.4.3); the paths
 // a transaction changed are handed to its caller, which checks only what they affect.
+// Memory per rule is kept small (a device holds 100,000 of them): a node is its value and its
+// children, a few children are kept in an array (a map only for many, as a list's entries),
+// and the elements of unkeyed names are shared.
 
 import type { PathElem } from '../../proto/gnmi.js';
 import type { Scalar, SchemaNode } from './schema.js';
@@ -17,10 +20,57 @@ export interface Leaf extends StoredLeaf {
   elems: PathElem[];
 }
 
+/** Children kept in an array up to this many; beyond, in a map by element text. */
+const ARRAY_KIDS = 8;
+
 class DataNode {
-  leaf: StoredLeaf | undefined;
-  kids: Map<string, DataNode> | undefined;
-  constructor(readonly elem: PathElem) {}
+  value: Scalar | undefined = undefined;
+  /** The leaf's schema node; undefined where no value is stored here. */
+  node: SchemaNode | undefined = undefined;
+  kids: DataNode[] | Map<string, DataNode> | undefined = undefined;
+  constructor(
+    readonly elem: PathElem,
+    readonly text: string,
+  ) {}
+
+  kid(text: string): DataNode | undefined {
+    const kids = this.kids;
+    if (kids === undefined) return undefined;
+    if (Array.isArray(kids)) {
+      for (const k of kids) if (k.text === text) return k;
+      return undefined;
+    }
+    return kids.get(text);
+  }
+
+  /** Sets (or with `kid` undefined, removes) the child of this text. */
+  setKid(text: string, kid: DataNode | undefined): void {
+    let kids = this.kids;
+    if (Array.isArray(kids)) {
+      const i = kids.findIndex((k) => k.text === text);
+      if (kid === undefined) {
+        if (i >= 0) kids.splice(i, 1);
+        return;
+      }
+      if (i >= 0) kids[i] = kid;
+      else if (kids.length < ARRAY_KIDS) kids.push(kid);
+      else {
+        this.kids = kids = new Map(kids.map((k) => [k.text, k]));
+        kids.set(text, kid);
+      }
+      return;
+    }
+    if (kid === undefined) kids?.delete(text);
+    else if (kids === undefined) this.kids = [kid];
+    else kids.set(text, kid);
+  }
+
+  each(fn: (kid: DataNode) => void): void {
+    const kids = this.kids;
+    if (kids === undefined) return;
+    if (Array.isArray(kids)) for (const k of kids) fn(k);
+    else for (const k of kids.values()) fn(k);
+  }
 }
 
 /** An element as a child's name in its parent: name and keys, keys in name order. */
@@ -32,6 +82,15 @@ export function elemText(e: PathElem): string {
   if (names.length > 1) names.sort();
   let s = e.name;
   for (const k of names) s += `[${k}=${key[k] ?? ''}]`;
+  return s;
+}
+
+/** Elements without keys, one object per name (stored elements are never changed). */
+const unkeyed = new Map<string, PathElem>();
+function shared(e: PathElem): PathElem {
+  if (e.key !== undefined && e.key !== null && Object.keys(e.key).length > 0) return e;
+  let s = unkeyed.get(e.name);
+  if (s === undefined) unkeyed.set(e.name, (s = { name: e.name }));
   return s;
 }
 
@@ -47,47 +106,53 @@ function matchesElem(e: PathElem, q: PathElem): boolean {
   return true;
 }
 
-/** A change made inside a transaction: the node that was replaced or removed, to put back. */
-interface Undo {
-  parent: DataNode;
-  text: string;
-  before: DataNode | undefined;
-  leafBefore?: StoredLeaf | undefined;
-  leafOnly?: boolean;
-}
+/** A change made inside a transaction, to undo: a child set or removed, or a value overwritten. */
+type Undo = { parent: DataNode; text: string; before: DataNode | undefined } | { at: DataNode; value: Scalar | undefined; node: SchemaNode | undefined };
 
 export class ConfigStore {
-  private readonly root = new DataNode({ name: '' });
+  private readonly root = new DataNode({ name: '' }, '');
   private log: Undo[] | undefined;
   private changed: (readonly PathElem[])[] | undefined;
+  /**
+   * The last put's path and the nodes along it: a write puts many leaves whose paths share
+   * their leading element objects, found again without looking them up. Any removal drops it.
+   */
+  private cursor: { elems: readonly PathElem[]; nodes: DataNode[] } | undefined;
 
   /** The leaf at `elems`, if any. */
   get(elems: readonly PathElem[]): StoredLeaf | undefined {
-    return this.find(elems)?.leaf;
-  }
-
-  /** Whether anything (a leaf, or a node with leaves under it) is stored at `elems`. */
-  has(elems: readonly PathElem[]): boolean {
     const n = this.find(elems);
-    return n !== undefined && (n.leaf !== undefined || hasLeaves(n));
+    return n?.node === undefined ? undefined : (n as StoredLeaf);
   }
 
   /** Stores a leaf (creating the nodes on its path). */
   put(elems: readonly PathElem[], leaf: StoredLeaf): void {
     let node = this.root;
-    for (const e of elems) {
+    const nodes: DataNode[] = [];
+    const c = this.cursor;
+    let i = 0;
+    if (c !== undefined) {
+      for (; i < elems.length - 1 && i < c.elems.length && elems[i] === c.elems[i]; i++) {
+        node = c.nodes[i] as DataNode;
+        nodes.push(node);
+      }
+    }
+    for (; i < elems.length; i++) {
+      const e = elems[i] as PathElem;
       const text = elemText(e);
-      let kid = node.kids?.get(text);
+      let kid = node.kid(text);
       if (kid === undefined) {
-        kid = new DataNode(e);
-        node.kids ??= new Map();
-        node.kids.set(text, kid);
+        kid = new DataNode(shared(e), text);
+        node.setKid(text, kid);
         this.log?.push({ parent: node, text, before: undefined });
       }
       node = kid;
+      nodes.push(node);
     }
-    if (this.log !== undefined) this.log.push({ parent: node, text: '', before: undefined, leafBefore: node.leaf, leafOnly: true });
-    node.leaf = leaf;
+    this.cursor = { elems, nodes };
+    this.log?.push({ at: node, value: node.value, node: node.node });
+    node.value = leaf.value;
+    node.node = leaf.node;
     this.changed?.push(elems);
   }
 
@@ -96,9 +161,10 @@ export class ConfigStore {
     if (elems.length === 0) return;
     const parent = this.find(elems.slice(0, -1));
     const text = elemText(elems[elems.length - 1] as PathElem);
-    const before = parent?.kids?.get(text);
+    const before = parent?.kid(text);
     if (parent === undefined || before === undefined) return;
-    parent.kids?.delete(text);
+    this.cursor = undefined;
+    parent.setKid(text, undefined);
     this.log?.push({ parent, text, before });
     this.changed?.push(elems);
   }
@@ -119,11 +185,13 @@ export class ConfigStore {
     } catch (err) {
       const log = this.log;
       this.log = undefined;
+      this.cursor = undefined;
       for (let i = log.length - 1; i >= 0; i--) {
         const u = log[i] as Undo;
-        if (u.leafOnly === true) u.parent.leaf = u.leafBefore;
-        else if (u.before === undefined) u.parent.kids?.delete(u.text);
-        else (u.parent.kids ??= new Map()).set(u.text, u.before);
+        if ('at' in u) {
+          u.at.value = u.value;
+          u.at.node = u.node;
+        } else u.parent.setKid(u.text, u.before);
       }
       throw err;
     } finally {
@@ -135,18 +203,19 @@ export class ConfigStore {
   /** The concrete entries (as paths) matching `query` (wildcard keys allowed), without walking under them. */
   nodes(query: readonly PathElem[]): PathElem[][] {
     const out: PathElem[][] = [];
-    const step = (node: DataNode, i: number, path: PathElem[]): void => {
+    const path: PathElem[] = [];
+    const step = (node: DataNode, i: number): void => {
       if (i === query.length) {
         out.push([...path]);
         return;
       }
       eachChild(node, query[i] as PathElem, (kid) => {
         path.push(kid.elem);
-        step(kid, i + 1, path);
+        step(kid, i + 1);
         path.pop();
       });
     };
-    step(this.root, 0, []);
+    step(this.root, 0);
     return out;
   }
 
@@ -160,13 +229,12 @@ export class ConfigStore {
     const out: Leaf[] = [];
     const path: PathElem[] = [];
     const all = (node: DataNode): void => {
-      if (node.leaf !== undefined) out.push({ elems: [...path], value: node.leaf.value, node: node.leaf.node });
-      if (node.kids === undefined) return;
-      for (const kid of node.kids.values()) {
+      if (node.node !== undefined) out.push({ elems: [...path], value: node.value as Scalar, node: node.node });
+      node.each((kid) => {
         path.push(kid.elem);
         all(kid);
         path.pop();
-      }
+      });
     };
     const step = (node: DataNode, i: number): void => {
       if (i === query.length) return all(node);
@@ -177,16 +245,16 @@ export class ConfigStore {
         path.pop();
       });
       const other = alias[q.name];
-      const kid = other === undefined ? undefined : node.kids?.get(other);
+      const kid = other === undefined ? undefined : node.kid(other);
       if (kid !== undefined) {
         path.push(kid.elem);
         step(kid, i + 1);
         path.pop();
       }
       if (through !== undefined && i === query.length - 1) {
-        const via = node.kids?.get(through);
-        const leaf = via?.kids?.get(q.name);
-        if (via !== undefined && leaf?.leaf !== undefined) out.push({ elems: [...path, via.elem, leaf.elem], value: leaf.leaf.value, node: leaf.leaf.node });
+        const via = node.kid(through);
+        const leaf = via?.kid(q.name);
+        if (via !== undefined && leaf?.node !== undefined) out.push({ elems: [...path, via.elem, leaf.elem], value: leaf.value as Scalar, node: leaf.node });
       }
     };
     step(this.root, 0);
@@ -196,7 +264,7 @@ export class ConfigStore {
   private find(elems: readonly PathElem[]): DataNode | undefined {
     let node: DataNode | undefined = this.root;
     for (const e of elems) {
-      node = node.kids?.get(elemText(e));
+      node = node.kid(elemText(e));
       if (node === undefined) return undefined;
     }
     return node;
@@ -209,21 +277,16 @@ export class ConfigStore {
  * entries (the caller gives a list's absent keys as '*').
  */
 function eachChild(node: DataNode, q: PathElem, fn: (kid: DataNode) => void): void {
-  const kids = node.kids;
-  if (kids === undefined) return;
+  if (node.kids === undefined) return;
   const qk = q.key;
   let wild = false;
   if (qk !== undefined && qk !== null) for (const k in qk) if (qk[k] === '*') wild = true;
   if (!wild) {
-    const kid = kids.get(elemText(q));
+    const kid = node.kid(elemText(q));
     if (kid !== undefined) fn(kid);
     return;
   }
-  for (const kid of kids.values()) if (matchesElem(kid.elem, q)) fn(kid);
-}
-
-function hasLeaves(n: DataNode): boolean {
-  if (n.leaf !== undefined) return true;
-  for (const k of n.kids?.values() ?? []) if (hasLeaves(k)) return true;
-  return false;
+  node.each((kid) => {
+    if (matchesElem(kid.elem, q)) fn(kid);
+  });
 }
