@@ -5,8 +5,10 @@
 // pins whose state is not known yet are read back until they are programmed or refused.
 // On a failed round it marks itself for a full resync, backs off (retryable errors) or stops
 // until the next resync (errors retrying cannot mend: auth, refused configuration), and
-// counts the failure. Failed-pin records are bounded and aged. Pins the switch timed out or
-// could not program are garbage-collected; after a restart, pins found are adopted.
+// counts the failure. Failed-pin records are bounded and aged. Adapter reads change nothing:
+// pins the switch timed out or could not program, and entries of flowpin's no pin stands for,
+// are removed by this reconciler's resync round (garbage collection is a write like any
+// other); after a restart, pins found are adopted.
 
 import { LRUCache } from 'lru-cache';
 import type { FlowSpec, InstalledPin, NotProgrammedReason, SwitchAdapter } from '../switch-adapters/contract.js';
@@ -386,6 +388,12 @@ export class Reconciler {
       else if (this.adoptOnResync && p.programmed && !this.desired.has(flowId(p.flow))) this.desired.set(flowId(p.flow), { flow: p.flow, nexthop: p.nexthop, reason: 'adopted', since: now });
     }
     this.adoptOnResync = false;
+    // Garbage collection is this round's write, not the listing's: what the switch timed out
+    // or could not program, and what the listing found of flowpin's that no pin stands for.
+    // Removed before the table's use is read, so the room it held counts as free.
+    if (garbage.length > 0) await a.removePins(garbage);
+    const strays = await a.removeStrays();
+    if (garbage.length + strays > 0) this.o.metrics.pinsRemoved.inc({ switch: this.o.switchName, why: 'gc' }, garbage.length + strays);
     await this.readUsage();
     // Switches without native idle timeouts: the controller ages pins from their counters.
     if (!a.capabilities.nativeIdleTimeout) {
@@ -393,10 +401,6 @@ export class Reconciler {
         const want = this.desired.get(id);
         if (want && now - v.lastActive >= this.o.idleTimeoutS * 1000) this.drop(id, want, 'idle-timeout', 'idle');
       }
-    }
-    if (garbage.length > 0) {
-      await a.removePins(garbage);
-      this.o.metrics.pinsRemoved.inc({ switch: this.o.switchName, why: 'gc' }, garbage.length);
     }
     for (const vip of new Set([...this.desiredGroups.keys(), ...this.groups.keys()])) {
       const read = new Set(await a.groupMembers(vip));

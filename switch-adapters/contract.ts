@@ -106,8 +106,10 @@ export interface AdapterCapabilities {
 /**
  * The adapter of one switch. Reads (resolve, listPins, readPins, pinTableUsage, groupMembers,
  * groupProgrammed, serverIdentities, movedByAdd, problems) change nothing on the switch; only
- * the writes (connect, installPins, removePins, addGroupMember, removeGroupMember) do, and the
- * controller calls those from the switch's reconciler alone (connect: at start).
+ * the writes (connect, installPins, removePins, removeStrays, addGroupMember,
+ * removeGroupMember) do, and the controller calls those from the switch's reconciler alone
+ * (connect: at start). What a read finds to clean up is reported, and removed by a write the
+ * reconciler asks for in its round.
  */
 export interface SwitchAdapter {
   readonly kind: string;
@@ -123,6 +125,12 @@ export interface SwitchAdapter {
    * out or could not program are listed as not programmed (the reconciler removes them).
    */
   listPins(): Promise<InstalledPin[]>;
+  /**
+   * Removes what the last listing found of flowpin's on the switch that no listed pin stands
+   * for (a flow left without its action, a second rule holding a flow, a rule it cannot read);
+   * answers how many. A write: the reconciler calls it in its resync round, after listPins.
+   */
+  removeStrays(): Promise<number>;
   /** The state of these flows' pins (undefined where the switch has none) without a listing (readsPins). */
   readPins(flows: FlowSpec[]): Promise<(InstalledPin | undefined)[]>;
   /** The pin table's capacity and programmed entries of every owner (reportsTableUsage). */

@@ -4,7 +4,10 @@
 
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import type { FlowSpec, SwitchAdapter } from '../switch-adapters/contract.js';
+import type { FlowSpec, PinRule, SwitchAdapter } from '../switch-adapters/contract.js';
+import { pinName } from '../lib/pin-name.js';
+import { until } from '../lib/until.js';
+import { ruleUpdate } from '../switch-adapters/gnmi/openconfig.js';
 import { SimAdapter } from '../switch-adapters/sim/adapter.js';
 import { AristaEapiAdapter } from '../switch-adapters/arista-eapi/adapter.js';
 import { EapiServer } from '../switch-sim/eapi/server.js';
@@ -27,7 +30,29 @@ interface Bed {
   sw: SimSwitch;
   clock: VirtualClock;
   teardown(): Promise<void>;
+  /** Configuration commands the switch has been sent so far (reads must add none). */
+  configWrites(): number;
+  /** Leaves an entry of flowpin's on the switch that no pin stands for (for removeStrays), where the switch can hold one. */
+  makeStray?(pinned: PinRule): Promise<void>;
 }
+
+/** The in-process model's configuration changes: its pin table's and groups' writes, counted. */
+function countModelWrites(sw: SimSwitch): () => number {
+  let n = 0;
+  const pins = sw.pins;
+  const upsert = pins.upsert.bind(pins);
+  const remove = pins.remove.bind(pins);
+  const add = sw.groupAdd.bind(sw);
+  const del = sw.groupRemove.bind(sw);
+  pins.upsert = (...a) => (n++, upsert(...a));
+  pins.remove = (...a) => (n++, remove(...a));
+  sw.groupAdd = (...a) => (n++, add(...a));
+  sw.groupRemove = (...a) => (n++, del(...a));
+  return () => n;
+}
+
+/** eAPI commands that configure: everything but `enable` and `show ...`. */
+const configuring = (commands: readonly string[]): number => commands.filter((c) => c !== 'enable' && !c.startsWith('show ')).length;
 
 interface AdapterUnderTest {
   name: string;
@@ -45,7 +70,7 @@ const ADAPTERS: AdapterUnderTest[] = [
     make(capacity) {
       const { sw, clock } = testSwitch({ pinCapacity: capacity });
       sw.addVip(VIP6, NEXTHOPS);
-      return Promise.resolve({ adapter: new SimAdapter(sw), sw, clock, teardown: () => Promise.resolve() });
+      return Promise.resolve({ adapter: new SimAdapter(sw), sw, clock, teardown: () => Promise.resolve(), configWrites: countModelWrites(sw) });
     },
     skip: {},
   },
@@ -60,7 +85,9 @@ const ADAPTERS: AdapterUnderTest[] = [
       return { adapter, sw, clock, teardown: async () => {
         await adapter.close();
         await server.stop();
-      } };
+      }, configWrites: () => configuring(server.commandLog),
+      // A flow configured without its action (a line-by-line write cut short).
+      makeStray: async (p) => void (await adapter.runner.run(['enable', 'configure', 'directflow', 'no shutdown', `flow ${pinName({ ...p.flow, sport: p.flow.sport + 10_000 })}`, 'match ethertype ip', 'exit'], 'json')) };
     },
     skip: { movedByAdd: 'eAPI does not expose the resilient ECMP bucket table; the controller pins every live flow of the group before an add' },
   },
@@ -75,7 +102,9 @@ const ADAPTERS: AdapterUnderTest[] = [
       return { adapter, sw, clock, teardown: async () => {
         await adapter.close();
         await server.stop();
-      } };
+      }, configWrites: () => server.stats.set,
+      // A second rule holding a pinned flow (a lost reply's Set applied after all).
+      makeStray: async (p) => void (await adapter.transport.set({ replace: [ruleUpdate({ networkInstance: 'default', policyId: 'flowpin' }, 999, p)] })) };
     },
     skip: {
       resolve: 'gNMI has no call that tells which path a flow takes (resolvesNexthop: false)',
@@ -211,6 +240,45 @@ for (const a of ADAPTERS) {
       if (bed.adapter.capabilities.resolvesNexthop) assert.deepEqual(await bed.adapter.resolve(flows), ecmp);
       await bed.adapter.addGroupMember(VIP, NEXTHOPS[2] as string);
       assert.deepEqual(new Set(await bed.adapter.groupMembers(VIP)), new Set(NEXTHOPS));
+    });
+
+    test('reads change nothing on the switch: what they find to clean up is removed by the writes', async () => {
+      const c = bed.adapter.capabilities;
+      const rules = Array.from({ length: 45 }, (_, i) => ({ flow: flow(1000 + i), nexthop: NEXTHOPS[i % 4] as string, idleTimeoutS: i === 0 ? 5 : 300 }));
+      try {
+        // Something for the reads to find: pins past the table (rejected), one idle past its timeout, and a stray entry.
+        const outcomes = await bed.adapter.installPins(rules.slice(0, 10));
+        if (bed.makeStray !== undefined) {
+          await until('the pin the stray doubles is programmed', 5000, async () => (await bed.adapter.listPins()).some((p) => p.flow.sport === 21001 && p.programmed));
+          await bed.makeStray(rules[1] as PinRule);
+        }
+        outcomes.push(...(await bed.adapter.installPins(rules.slice(10))));
+        bed.clock.advance(6_000);
+        const before = bed.configWrites();
+        const flows = rules.map((r) => r.flow);
+        await bed.adapter.resolve(flows);
+        const listed = await bed.adapter.listPins();
+        await bed.adapter.listPins();
+        if (c.readsPins) await bed.adapter.readPins(flows);
+        if (c.reportsTableUsage) await bed.adapter.pinTableUsage();
+        await bed.adapter.groupMembers(VIP);
+        if (c.readsProgrammedGroup) await bed.adapter.groupProgrammed(VIP);
+        if (c.knowsServers) await bed.adapter.serverIdentities();
+        if (c.predictsMovedFlows) await bed.adapter.movedByAdd(VIP, '10.0.1.5', flows);
+        bed.adapter.problems();
+        assert.equal(bed.configWrites() - before, 0, 'no read sent a configuration command');
+        assert.ok(outcomes.some((o) => !o.ok && o.reason === 'table-full') || listed.some((p) => !p.programmed && p.reason === 'table-full'), 'what did not fit is refused, or listed as such');
+        if (c.nativeIdleTimeout) assert.equal(listed.find((p) => p.flow.sport === 21000)?.reason, 'idle-timeout', 'and what timed out');
+        // The writes remove them: what is not programmed, then the strays.
+        await bed.adapter.removePins(listed.filter((p) => !p.programmed).map((p) => p.flow));
+        const strays = await bed.adapter.removeStrays();
+        if (bed.makeStray !== undefined) assert.equal(strays, 1);
+        assert.ok(bed.configWrites() > before, 'the writes are seen');
+        assert.ok((await bed.adapter.listPins()).every((p) => p.programmed));
+        assert.equal(await bed.adapter.removeStrays(), 0, 'nothing left to remove');
+      } finally {
+        await bed.adapter.removePins(rules.map((r) => r.flow));
+      }
     });
 
     test('movedByAdd predicts exactly the flows an added member takes over', { skip: a.skip['movedByAdd'] ?? false }, async () => {

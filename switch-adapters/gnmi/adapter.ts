@@ -7,7 +7,8 @@
 // flow: a Set whose reply was lost (deadline, broken connection) may have been applied, so
 // its sequence ids stay reserved until a listing shows them absent or adopts them; a flow
 // held by more than one rule keeps one, and the others (and rules in flowpin's policy it
-// cannot read) are deleted once the kept rule is programmed, never reused while they exist;
+// cannot read) are deleted once the kept rule is programmed (by removeStrays: the listing
+// changes nothing), never reused while they exist;
 // freed ids are taken again from a free list. A rule is programmed when its applied state
 // (`state/sequence-id`) is present; pins just written are read back by naming their rules
 // (readPins, a Subscribe ONCE) instead of listing the whole policy; counters come from the
@@ -80,6 +81,8 @@ export class GnmiAdapter implements SwitchAdapter {
   private nextSeq = 1;
   /** Ids given back (taken again first; one found in use again when taken is skipped). */
   private readonly freed: number[] = [];
+  /** Rules the last listing found for removeStrays() to delete. */
+  private strays: number[] = [];
   /** Rules deleted because flowpin found them holding a flow it keeps another rule for, or no flow. */
   readonly stats = { extrasDeleted: 0, seqProbes: 0 };
   /** Stream tick at the previous listPins: only samples after it are news. */
@@ -262,14 +265,22 @@ export class GnmiAdapter implements SwitchAdapter {
       if (pin.programmed) programmedSeqs.add(r.seq);
     }
     this.listedTick = tick;
-    // Rules flowpin does not keep go once the rule kept for their flow forwards (or at once
-    // where they hold no flow flowpin keeps).
-    const drop = [...this.extras].filter(([, id]) => {
+    // Rules flowpin does not keep go (removeStrays, the reconciler's write) once the rule kept
+    // for their flow forwards (or at once where they hold no flow flowpin keeps).
+    this.strays = [...this.extras].filter(([, id]) => {
       const kept = id === '' ? undefined : this.byFlow.get(id);
       return kept === undefined || programmedSeqs.has(kept.seq);
-    });
-    if (drop.length > 0) await this.deleteExtras(drop.map(([seq]) => seq)).catch(() => undefined);
+    }).map(([seq]) => seq);
     return out;
+  }
+
+  /** Deletes the rules the last listing found that flowpin does not keep; a failure leaves them for the next listing. */
+  async removeStrays(): Promise<number> {
+    const seqs = this.strays.filter((seq) => this.extras.has(seq));
+    this.strays = [];
+    const before = this.stats.extrasDeleted;
+    if (seqs.length > 0) await this.deleteExtras(seqs).catch(() => undefined);
+    return this.stats.extrasDeleted - before;
   }
 
   /**

@@ -107,6 +107,11 @@ export class SimAdapter implements SwitchAdapter {
     return Promise.resolve(out);
   }
 
+  /** The model holds no half-built entries: nothing to remove. */
+  removeStrays(): Promise<number> {
+    return Promise.resolve(0);
+  }
+
   readPins(flows: FlowSpec[]): Promise<(InstalledPin | undefined)[]> {
     this.sw.pins.settle(this.sw.now());
     return Promise.resolve(flows.map((f) => {

@@ -136,6 +136,10 @@ export class SlowAdapter implements SwitchAdapter {
     return this.call('list', () => this.inner.listPins());
   }
 
+  removeStrays(): Promise<number> {
+    return this.call('strays', () => this.inner.removeStrays());
+  }
+
   readPins(flows: FlowSpec[]): Promise<(InstalledPin | undefined)[]> {
     return this.call('read', () => this.inner.readPins(flows));
   }
