@@ -249,7 +249,7 @@ export class SwitchRuntime {
     const v = new VipState(address, nexthops, this.reconciler.groups);
     this.vips.set(address, v);
     if (members !== undefined) {
-      this.reconciler.groups.set(address, new Set(members));
+      this.reconciler.groupRead(address, members);
       for (const m of members) v.nexthops.add(m);
     }
     return v;
@@ -270,7 +270,7 @@ export class SwitchRuntime {
     await this.adapter.connect();
     for (const v of this.vips.values()) {
       const members = await this.adapter.groupMembers(v.address);
-      this.reconciler.groups.set(v.address, new Set(members));
+      this.reconciler.groupRead(v.address, members);
       for (const m of members) v.nexthops.add(m);
     }
     if (this.resolution !== 'lookup') await this.replies.refreshIdentities();
