@@ -83,7 +83,7 @@ export async function gnmiBench(size: GnmiBenchSize): Promise<Figure[]> {
         repeated({ id: `${id}.${adapter}.wall_s`, what: `${name}, ${at}: wall time of the whole scenario`, unit: 's', target: wallTarget, met: wallTarget === '' || Math.max(...wall) < 120, ...base('wall_s') }, wall),
         repeated({ id: `${id}.${adapter}.cpu_s`, what: `  CPU time (user + system)`, unit: 's', target: '', met: true, ...base('cpu_s') }, ms.map((m) => m.cpuS)),
         repeated({ id: `${id}.${adapter}.rss_mib`, what: `  peak RSS (default V8 heap settings)`, unit: 'MiB', target: rssTarget, met: rssTarget === '' || Math.max(...rss) < 1024, ...base('rss_mib') }, rss),
-        repeated({ id: `${id}.${adapter}.broken_protected`, what: `  protected connections broken`, unit: 'connections', target: '= 0', met: ms.every((m) => m.result.brokenProtected === 0) }, ms.map((m) => m.result.brokenProtected)),
+        repeated({ id: `${id}.${adapter}.broken_protected`, what: `  protected connections broken (${adapter === 'gnmi' ? 'gNMI' : 'simulator adapter'}, ${k(live)} live)`, unit: 'connections', target: '= 0', met: ms.every((m) => m.result.brokenProtected === 0) }, ms.map((m) => m.result.brokenProtected)),
         repeated({ id: `${id}.${adapter}.pin_peak`, what: `  pins on the switch at peak`, unit: 'pins', target: '', met: true, ...base('pin_peak') }, ms.map((m) => m.result.pinPeak)),
       );
     }

@@ -44,14 +44,15 @@ function figuresOf(r: ScenarioResult, mirror: string, at: string): Figure[] {
   const drain = r.changes.find((c) => c.step === 'drain');
   const add = r.changes.find((c) => c.step === 'add');
   const label = mirror === 'both-ways' ? 'FIN/RST mirrored both ways' : 'SYNs only mirrored';
-  const pinsOf = (c: typeof drain): string => (c === undefined ? '' : `${c.pins.toLocaleString('en-US')} pins, ${c.movedLive.toLocaleString('en-US')} moved`);
+  const short = `realistic traffic, ${k(r.live)} live, ${TABLE.toLocaleString('en-US')}-entry table, on-change, ${mirror === 'both-ways' ? 'FIN/RST mirrored' : 'SYN-only mirror'}`;
+  const pinsOf = (c: typeof drain): string => (c === undefined ? '' : `${c.pins.toLocaleString('en-US')} pins (${c.pinsOnLive.toLocaleString('en-US')} on connections still open), ${c.movedLive.toLocaleString('en-US')} moved`);
   return [
     { id: `${id}.pins_per_moved_live`, what: `on-change, ${label}, ${at}: pins spent per live connection moved (drain and add)`, value: r.pinsPerMovedLive, unit: 'pins', target: '', met: true },
     { id: `${id}.drain_pins_per_moved_live`, what: `  drain: ${pinsOf(drain)} live connections`, value: drain?.pinsPerMovedLive ?? NaN, unit: 'pins', target: '', met: true },
     { id: `${id}.add_pins_per_moved_live`, what: `  add: ${pinsOf(add)} live connections`, value: add?.pinsPerMovedLive ?? NaN, unit: 'pins', target: '', met: true },
-    { id: `${id}.broken_protected`, what: `  protected resets (SYN seen before the hold, pin programmed)`, value: r.brokenProtected, unit: 'connections', target: '= 0', met: r.brokenProtected === 0 },
+    { id: `${id}.broken_protected`, what: `  protected resets (SYN seen before the hold, pin programmed), ${short}`, value: r.brokenProtected, unit: 'connections', target: '= 0', met: r.brokenProtected === 0 },
     { id: `${id}.resets_counted`, what: `  resets, every one counted by the change records (counted at risk ${r.atRisk.toLocaleString('en-US')}; table-full in the dry runs ${((drain?.dryRun?.tableFull ?? 0) + (add?.dryRun?.tableFull ?? 0)).toLocaleString('en-US')})`, value: r.resetsCounted, unit: 'connections', target: '', met: true, baseline: `realistic.${r.live}.resilient.broken` },
-    { id: `${id}.uncounted`, what: `  resets the change records do not cover`, value: r.uncounted, unit: 'connections', target: '= 0', met: r.uncounted === 0 },
+    { id: `${id}.uncounted`, what: `  resets the change records do not cover, ${short}`, value: r.uncounted, unit: 'connections', target: '= 0', met: r.uncounted === 0 },
     { id: `${id}.wall_s`, what: `  wall time of the whole run (${r.virtualS} s simulated)`, value: r.wallS, unit: 's', target: '', met: true },
   ];
 }

@@ -118,9 +118,12 @@ then 30 s (5 simulated minutes) more traffic. **Pins spent** is the change recor
 change reaches forwarding: the live connections whose ECMP choice was their server and no
 longer is. The addition misses its target by design of the adapter, not by accident: the eAPI
 adapter cannot ask the switch which flows an addition moves (\`predictsMovedFlows: false\`),
-so an addition pins every live flow of the VIP (its record's \`pinned\` counts the drain's pins
-still held too), five times what it moves with four members and a fifth added. Real processes
-in real time on a shared two-core machine.
+so an addition pins every tracked flow of the VIP (its record's \`pinned\` counts the drain's
+pins still held too, and flows that ended while the addition wrote its pins), several times
+the one in five live connections it moves with four members and a fifth added. A switch that
+answers which flows an addition moves (the simulator's own adapter, Linux) pins about one per
+moved connection: see the realistic scenario. Real processes in real time on a shared two-core
+machine.
 `;
 
 const OBSERVE_ABOUT = `
@@ -146,6 +149,9 @@ to the switch differs. gNMI cannot tell which flows an addition moves (no look-u
 controller pins every flow of the VIP there, and it reads its servers by observation: the pin
 peak is larger than through the simulator adapter, which is part of what gNMI costs. Wall time
 moves with the machine's other load; CPU time (user + system) moves less, and is shown beside it.
+**Before** the target kept its configuration as a tree, the adapter read pins back by naming
+their rules and took freed sequence ids from a free list, the 5,000 run did not finish in 900 s
+(3.5 GB resident) and 2,000 live at 200/s took 19 s and 1.3 GB.
 `;
 
 const PERSIST_ABOUT = `

@@ -87,8 +87,11 @@ const COUNTED_KEPT = 100_000;
 const PROGRESS_KEPT = 120;
 /** Rounds after the barrier for the pins of flows seen meanwhile, and how few left unprogrammed is close enough. */
 const CONVERGE_ROUNDS = 8;
+/** A mirror that sends nothing for this long after a point in time has nothing of before it still on its way; checked this often. */
+const MIRROR_LAG_MS = 2000;
+const FRAME_POLL_MS = 5;
 /** Rounds stop starting after this long: past it the window holds the flows still waiting. */
-const CONVERGE_MS = 2000;
+const CONVERGE_MS = 1000;
 const CONVERGED = 8;
 const PROGRESS_EVERY_MS = 2000;
 /** Records kept (the oldest finished ones go first). */
@@ -666,6 +669,8 @@ export class ChangeManager {
       rec.synRateAtHold = Math.round(rt.synRateOf(vip) * 10) / 10;
       await this.reached(rec, 'held', run);
       if (this.o.settleMs > 0) await wait(sleep(rt.clock, this.o.settleMs));
+      // Frames of before the hold still in the receive path (a busy event loop lags): handled first.
+      await wait(this.framesThrough(rec.heldAt + this.o.settleMs));
       mark = rt.mark();
       const markAt = this.now;
       const wake = (fn: () => void): (() => void) => rt.onProgress(fn);
@@ -726,6 +731,8 @@ export class ChangeManager {
       const effectiveProgrammed = new Set<string>();
       for (const id of [...needed, ...this.pinsOf(rec)]) if (rt.reconciler.isProgrammed(id)) effectiveProgrammed.add(id);
       if (this.o.settleMs > 0) await this.guard(sleep(rt.clock, this.o.settleMs));
+      // Every SYN that crossed the switch before the effect is handled before the window is closed, however late the receive path runs.
+      await this.guard(this.framesThrough((rec.effectiveAt ?? this.now) + this.o.settleMs));
       const settledSeq = rt.mark();
       if (rt.resolution !== 'lookup') {
         // The replies of the SYNs in the window name their servers: wait for them (each SYN's
@@ -813,8 +820,24 @@ export class ChangeManager {
       // Not past the table's room: pins that cannot be programmed are not waited for (they count in the window).
       if (waiting.size <= CONVERGED || waiting.size >= last || rt.reconciler.freeEntries() === 0) return;
       last = waiting.size;
-      await this.guard(until(rt.clock, () => rt.reconciler.settled(waiting), wake, deadline, () => `programming the pins of the flows seen during the barrier (${rt.reconciler.lastError ?? 'switch busy'})`));
+      // A round never fails the change: past its time (or the barrier's deadline) the window holds what is still waiting.
+      try {
+        await this.guard(until(rt.clock, () => rt.reconciler.settled(waiting), wake, Math.min(deadline, stopAt), () => 'programming the pins of the flows seen during the barrier'));
+      } catch (err) {
+        if (err instanceof DeadlineError) return;
+        throw err;
+      }
     }
+  }
+
+  /**
+   * Until a mirrored frame received after `t` has been handled (those received before it then
+   * have been: a switch's frames are handled in order), or MIRROR_LAG_MS past `t` on a mirror
+   * that sends nothing.
+   */
+  private async framesThrough(t: number): Promise<void> {
+    const rt = this.rt;
+    while (rt.lastFrameAt <= t && this.now < t + MIRROR_LAG_MS) await sleep(rt.clock, FRAME_POLL_MS);
   }
 
   private pinsOf(rec: ChangeRecord, seenBy = Infinity): Set<string> {

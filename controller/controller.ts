@@ -467,6 +467,7 @@ export class Controller {
       this.metrics.events.inc({ switch: 'unknown', kind: 'unknown-switch' });
       return;
     }
+    if (ev.at > rt.lastFrameAt) rt.lastFrameAt = ev.at;
     const what = rt.onSegment(ev.tuple, ev.dst, ev.flags, { src: ev.src, srcMac: ev.srcMac, port: ev.port });
     this.metrics.events.inc({ switch: rt.name, kind: what });
     if (what === 'shed') this.metrics.shed.inc({ switch: rt.name });

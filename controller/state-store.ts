@@ -24,7 +24,7 @@
 // with the file and line named (StateError), and the operator decides (`--discard-state`).
 // Only the last line of a journal may be torn (a kill in the middle of an append).
 
-import { createWriteStream, existsSync, readdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
+import { createWriteStream, existsSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { isIP } from 'node:net';
@@ -191,6 +191,17 @@ export function discardState(file: string): { moved: string[]; reasons: string[]
     store.loadFlows();
   } catch (err) {
     aside([file, `${file}.journal`, `${file}.journal.prev`], err);
+    // The flows seen are gone: so is what flowpin watched of the mirrors (a restart must count
+    // the connections it no longer knows as unseen, not as watched). The change records stay.
+    const changes = `${file}.changes`;
+    if (existsSync(changes)) {
+      try {
+        const doc = store.loadChanges();
+        if (doc !== undefined) writeFileSync(changes, JSON.stringify({ version: VERSION, savedAt: Date.now(), changes: doc.changes, watch: {} }));
+      } catch {
+        // Moved aside above.
+      }
+    }
   }
   return { moved, reasons };
 }

@@ -148,6 +148,8 @@ export class SwitchRuntime {
   readonly resolution: ResolutionMode;
   /** Changes whose pins are wanted (kept current by the change manager). */
   changes: ChangeView[] = [];
+  /** When the latest mirrored frame handled was received (or crossed the switch, in the simulated world): frames are handled in order. */
+  lastFrameAt = 0;
   /** Sequence number of the last event accepted. */
   seq = 0;
   connected = false;

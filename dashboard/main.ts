@@ -11,7 +11,7 @@ import { ChangePanel, History, type Intent } from './changes.js';
 import { Drains } from './progress.js';
 import { Flows } from './flows.js';
 import { VipChart } from './vip-chart.js';
-import type { MirrorCounters, Snapshot, SwitchSnap } from './types.js';
+import type { MirrorCounters, MirrorHealth, Snapshot, SwitchSnap } from './types.js';
 
 function TokenBar(): VNode {
   const [value, setValue] = useState(token.get());
@@ -34,6 +34,15 @@ function TokenBar(): VNode {
 const pct = (n: number, of: number): number => (of === 0 ? 0 : Math.round((n / of) * 100));
 
 const rate = (n: number): string => `${n.toFixed(1)}/s`;
+
+/** What the mirror shows of connection ends, and what follows for how connections are tracked. */
+const LIVENESS: Record<NonNullable<MirrorHealth['liveness']>, string> = {
+  'both-ways': 'FIN and RST both ways: a connection is tracked until it closes',
+  'client-side': 'the clients\' FIN and RST only: a connection the client half-closed counts as unknown until it goes quiet',
+  'server-side': 'the servers\' FIN and RST only: a connection the server half-closed counts as unknown until it goes quiet',
+  'syn-only': 'syn-only: no FIN or RST mirrored, every connection is unknown until it ages out (mirror FIN and RST to track them)',
+  'not-yet-known': 'not known yet (no FIN or RST seen so far)',
+};
 
 function MirrorPanel({ m }: { m: MirrorCounters }): VNode {
   const reasons = Object.entries(m.dropped).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ');
@@ -61,6 +70,7 @@ function SwitchCard({ sw, act, removed }: { sw: SwitchSnap; act: (i: Intent) => 
       <dt>Adapter</dt><dd class=${health === 'healthy' ? 'good' : 'bad'} data-testid="health">${health}</dd>
       <dt>Mirror</dt>
       <dd class=${sw.mirror.state === 'ok' ? 'good' : 'bad'} data-testid="mirror-health">${sw.mirror.state}: ${rate(sw.mirror.synRate)} SYN (usual ${rate(sw.mirror.usualRate)}), ${sw.mirror.lastSynAgoS === null ? 'no SYN yet' : `last SYN ${sw.mirror.lastSynAgoS} s ago`}${sw.mirror.why === null ? '' : `; ${sw.mirror.why}`}</dd>
+      <dt>Connection ends</dt><dd data-testid="liveness" class=${sw.mirror.liveness === 'syn-only' ? 'bad' : sw.mirror.liveness === 'both-ways' ? 'good' : ''}>${LIVENESS[sw.mirror.liveness ?? 'not-yet-known']}</dd>
       <dt>Pin writes</dt><dd data-testid="resync" class=${sw.blocked !== null || sw.reconcileFailures > 0 ? 'bad' : ''}>${sw.blocked !== null ? 'stopped until the next resync' : sw.reconcileFailures > 0 ? `retrying after ${sw.reconcileFailures} failed rounds, full resync next` : sw.inSync ? 'up to date: every pin wanted was sent' : 'being written'}</dd>
       <dt>Failed pins</dt><dd data-testid="failed-pins" class=${sw.pins.failed === 0 ? 'good' : 'bad'}>${sw.pins.failed === 0 ? 'none' : `${sw.pins.failed} pins the switch refused or had no room for: their connections are not kept`}</dd>
       <dt>Pin table</dt>

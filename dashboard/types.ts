@@ -27,6 +27,8 @@ export interface MirrorHealth {
   usualRate: number;
   lastSynAgoS: number | null;
   why: string | null;
+  /** Which connection ends the mirror shows: both ways, one side, none (syn-only), or not known yet. */
+  liveness?: 'both-ways' | 'client-side' | 'server-side' | 'syn-only' | 'not-yet-known';
 }
 
 export interface MirrorCounters {

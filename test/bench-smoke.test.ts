@@ -76,15 +76,22 @@ test('a benchmark adds its own section without touching the others', () => {
   }
 });
 
-test('tiny connection-safety and persistence benchmarks run and record their sections', { timeout: 300_000 }, () => {
+test('tiny connection-safety, realistic-traffic and persistence benchmarks run and record their sections', { timeout: 300_000 }, () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'flowpin-bench-scenario-'));
   try {
     writeFileSync(path.join(dir, 'README.md'), '# x\n\n<!-- bench:start -->\nold\n<!-- bench:end -->\n');
-    const res = spawnSync(process.execPath, ['--expose-gc', path.join(repoRoot, 'dist/bench/run.js'), '--tiny', '--out', dir, 'scenario', 'persist'], { encoding: 'utf8', timeout: 290_000 });
+    const res = spawnSync(process.execPath, ['--expose-gc', path.join(repoRoot, 'dist/bench/run.js'), '--tiny', '--out', dir, 'scenario', 'realistic', 'persist'], { encoding: 'utf8', timeout: 290_000 });
     assert.equal(res.status, 0, res.stderr + res.stdout);
     const results = JSON.parse(readFileSync(path.join(dir, 'results.json'), 'utf8')) as { figures: Figure[]; sections: Section[] };
     const byId = new Map(results.figures.map((f) => [f.id, f]));
-    assert.deepEqual(results.sections.map((s) => s.key), ['scenario', 'persist']);
+    assert.deepEqual(results.sections.map((s) => s.key), ['scenario', 'realistic', 'persist']);
+    // Realistic traffic at a hundredth of 100 k: both mirrors, the promise kept, pins per moved connection measured.
+    for (const mirror of ['both-ways', 'syn-only']) {
+      assert.equal(byId.get(`realistic.1000.${mirror}.broken_protected`)?.value, 0, mirror);
+      assert.equal(byId.get(`realistic.1000.${mirror}.uncounted`)?.value, 0, mirror);
+      assert.ok((byId.get(`realistic.1000.${mirror}.drain_pins_per_moved_live`)?.value ?? 0) > 0.5, `${mirror}: a pin per moved connection where the table holds them`);
+      assert.equal(byId.get(`realistic.1000.${mirror}.resets_counted`)?.baseline, 'realistic.1000.resilient.broken');
+    }
     // Three sizes (a thousandth of 10 k, 100 k and 1 M), every configuration at each.
     for (const live of [10, 100, 1000]) {
       for (const config of ['mod-n', 'resilient', 'prototype', 'always', 'on-change']) {

@@ -60,6 +60,8 @@ test('dashboard in chromium: overview, a drain from the page, flow search', { sk
       return v > 0 ? v : undefined;
     }, 10_000, 'simulator counters');
     assert.ok(opened > 0);
+    // The demo mirrors FIN and RST both ways: the page says how connections are tracked.
+    await until(async () => /^FIN and RST both ways/.test(await page.getByTestId('liveness').innerText()), 30_000, 'connection ends seen both ways');
     await page.screenshot({ path: path.join(shots, 'dashboard-overview.png'), fullPage: true });
 
     // A drain: read-only without the token; with it, the dry run first, then confirmation.

@@ -90,6 +90,7 @@ test('realistic lifetimes, half-closing clients and idle connections, FIN/RST mi
     assert.ok(c.movedLive > 20, `moved: ${JSON.stringify(c)}`);
     // The pins go to moved connections (and the change window's): not to ended ones.
     assert.ok(c.pins >= c.movedLive * 0.8 && c.pins <= c.movedLive * 1.15 + c.windowFlows, `pins against moved live connections: ${JSON.stringify(c)}`);
+    assert.ok(c.pins - c.pinsOnLive <= 3, `pins on connections that had ended: ${JSON.stringify(c)}`);
   }
 });
 

@@ -102,6 +102,7 @@ test('--discard-state moves aside only what cannot be read: a damaged journal ke
   const after = loadState(new FileStateStore(file));
   assert.deepEqual(after?.changes['sw1']?.map((r) => r.id), ['sw1-drain-1'], 'the change records survive');
   assert.equal(after?.flows.length, 0, 'the flows went with the damaged journal');
+  assert.deepEqual(after?.watch, {}, 'what was watched went with the flows: a restart counts them as unseen');
 
   const file2 = await written(dir);
   writeFileSync(`${file2}.changes`, '{"version":3,"changes":{"sw1":[{"id":"x"}]}}');

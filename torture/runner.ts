@@ -212,7 +212,8 @@ async function change(ctx: Ctx, kind: 'drain' | 'add', vip: string, nexthop: str
   w.status = r.status;
   const b = r.body as { id?: string };
   if (typeof b === 'object' && b !== null && typeof b.id === 'string') w.id = b.id;
-  if (r.status >= 500) ctx.violations.push(`${kind} of ${nexthop} answered ${r.status}: ${JSON.stringify(r.body).slice(0, 300)}`);
+  // 503 (the switch could not apply it, with the cause) and 507 (the state cannot be written) are answers; a 500 is a fault.
+  if (r.status >= 500 && r.status !== 503 && r.status !== 507) ctx.violations.push(`${kind} of ${nexthop} answered ${r.status}: ${JSON.stringify(r.body).slice(0, 300)}`);
   say(ctx, `${kind} ${nexthop}: ${r.status} ${w.id ?? ''}`);
   return w;
 }

@@ -25,6 +25,7 @@ import { readScenario } from '../../switch-sim/scenario.js';
 import { pinName } from '../../lib/pin-name.js';
 import type { LifetimeDistribution } from '../../switch-sim/rng.js';
 import type { SimPacket } from '../../switch-sim/sim-switch.js';
+import type { LiveConnection } from '../../switch-sim/traffic.js';
 import { valueOf } from '../../controller/metrics.js';
 import { DEMO_DEFAULTS } from '../sim.js';
 import { World } from './world.js';
@@ -90,6 +91,8 @@ export interface ChangeFigures {
    * its group write moved (the switch's count when it took effect); pins per moved connection.
    */
   pins: number;
+  /** Of those pins, the ones on connections still open then (the rest pin connections that had ended). */
+  pinsOnLive: number;
   movedLive: number;
   pinsPerMovedLive: number;
   /** The record's `pinned`: every programmed pin the change relied on (for an addition, those of earlier changes on the VIP too). */
@@ -220,7 +223,7 @@ export async function runScenario(config: ScenarioConfig, o: ScenarioOptions): P
     const nh = step === 'drain' ? (MEMBERS[1] as string) : SPARE;
     const op = step === 'drain' ? 'remove' : 'add';
     const movesBefore = s.traffic.moves.length;
-    const figures: ChangeFigures = { step, refused: null, pins: 0, movedLive: 0, pinsPerMovedLive: 0, recordPinned: 0, atRisk: 0, windowFlows: 0, unseen: 0 };
+    const figures: ChangeFigures = { step, refused: null, pins: 0, pinsOnLive: 0, movedLive: 0, pinsPerMovedLive: 0, recordPinned: 0, atRisk: 0, windowFlows: 0, unseen: 0 };
     if (flowpin) {
       const cm = world.controller?.changeManager('sw1');
       if (cm === undefined) throw new Error('no controller');
@@ -232,7 +235,8 @@ export async function runScenario(config: ScenarioConfig, o: ScenarioOptions): P
       try {
         const rec = (await world.settle(step === 'drain' ? cm.drain(VIP, nh, consent) : cm.add(VIP, nh, consent), 120_000)) as ChangeRecord;
         applyMs.push((rec.appliedAt ?? world.now) - called);
-        Object.assign(figures, { pins: ownPins(world, rec.id), recordPinned: rec.pinned ?? 0, atRisk: rec.atRisk ?? 0, windowFlows: rec.windowFlows ?? 0, unseen: rec.unseen ?? 0 });
+        const own = ownPins(world, rec.id, s.traffic.liveConnections());
+        Object.assign(figures, { pins: own.pins, pinsOnLive: own.onLive, recordPinned: rec.pinned ?? 0, atRisk: rec.atRisk ?? 0, windowFlows: rec.windowFlows ?? 0, unseen: rec.unseen ?? 0 });
       } catch (err) {
         // Refused by its bound, or stopped before its group write: flowpin's answer, recorded.
         if (!(err instanceof FlowpinError)) throw err;
@@ -287,13 +291,19 @@ export async function runScenario(config: ScenarioConfig, o: ScenarioOptions): P
 
 const round2 = (x: number): number => Math.round(x * 100) / 100;
 
-/** Pins wanted for change `id` and programmed on the switch now. */
-function ownPins(world: World, id: string): number {
+/** Pins wanted for change `id` and programmed on the switch now, and those of them on a connection open now. */
+function ownPins(world: World, id: string, live: LiveConnection[]): { pins: number; onLive: number } {
   const r = world.controller?.runtime('sw1').reconciler;
-  if (r === undefined) return 0;
-  let n = 0;
-  for (const [flow, p] of r.desired) if (p.reason === id && r.isProgrammed(flow, p.nexthop)) n++;
-  return n;
+  if (r === undefined) return { pins: 0, onLive: 0 };
+  const open = new Set(live.map((c) => `${c.src}|${c.sport}|${c.dst}|${c.dport}`));
+  let pins = 0;
+  let onLive = 0;
+  for (const [flow, p] of r.desired) {
+    if (p.reason !== id || !r.isProgrammed(flow, p.nexthop)) continue;
+    pins++;
+    if (open.has(`${canonicalIp(p.flow.src)}|${p.flow.sport}|${canonicalIp(p.flow.dst)}|${p.flow.dport}`)) onLive++;
+  }
+  return { pins, onLive };
 }
 
 /** The q-quantile of `xs` (ms, two decimals); 0 for none. */

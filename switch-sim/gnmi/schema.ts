@@ -257,11 +257,12 @@ export interface Resolved {
  * read, 3.3.4; NOT_FOUND for a write, 3.4.7); keys on a node that has none, unknown key
  * names, key values of the wrong type are INVALID_ARGUMENT.
  */
-export function resolve(elems: readonly PathElem[], where: string, unknown: 'UNIMPLEMENTED' | 'NOT_FOUND' = 'UNIMPLEMENTED'): Resolved {
-  let node = ROOT;
-  const nodes: SchemaNode[] = [];
-  const out: PathElem[] = [];
-  let wildcard = false;
+export function resolve(elems: readonly PathElem[], where: string, unknown: 'UNIMPLEMENTED' | 'NOT_FOUND' = 'UNIMPLEMENTED', from?: Resolved): Resolved {
+  // `from`: a prefix already resolved, which `elems` continue.
+  let node = from?.nodes.at(-1) ?? ROOT;
+  const nodes: SchemaNode[] = from === undefined ? [] : [...from.nodes];
+  const out: PathElem[] = from === undefined ? [] : [...from.elems];
+  let wildcard = from?.wildcard ?? false;
   for (const e of elems) {
     if (e.name === '' ) throw bad(where, 'empty path element');
     if (e.name === '*' || e.name === '...') throw new GnmiError('UNIMPLEMENTED', `${where}: wildcard path element '${e.name}' is not implemented; use key wildcards`);

@@ -310,23 +310,32 @@ export class GnmiServer {
   }
 
   /** Resolves a Get/Subscribe path: syntax and schema errors throw; returns the query elements. */
-  private query(prefix: Path | undefined, p: Path | undefined): PathElem[] {
-    const joined = joinPath(prefix, p);
-    // The path's text is made only for an error (a readback names thousands of paths).
-    try {
+  /**
+   * Resolves the paths of a Get or a subscription list, each joined to the prefix (resolved
+   * once: a read-back names thousands of paths under one prefix). A path's text is made only
+   * for an error.
+   */
+  private queries(prefix: Path | undefined, paths: readonly (Path | undefined)[]): PathElem[][] {
+    const located = <T>(p: Path | undefined, fn: () => T): T => {
+      try {
+        return fn();
+      } catch (err) {
+        if (err instanceof GnmiError) throw new GnmiError(err.status, `${pathToString({ elem: joinPath(prefix, p) })}${err.message}`);
+        throw err;
+      }
+    };
+    const pre = located(undefined, () => resolve(prefix?.elem ?? [], ''));
+    return paths.map((p) => located(p, () => {
       checkOrigin(prefix, p, '');
-      return resolve(joined, '').elems;
-    } catch (err) {
-      if (err instanceof GnmiError) throw new GnmiError(err.status, `${pathToString({ elem: joined })}${err.message}`);
-      throw err;
-    }
+      return resolve(p?.elem ?? [], '', 'UNIMPLEMENTED', pre).elems;
+    }));
   }
 
   private get(req: GetRequest): GetResponse {
     refuseExtensions(req.extension);
     const enc = checkEncoding(req.encoding);
     const paths = (req.path ?? []).length > 0 ? (req.path ?? []) : [{}];
-    const queries = paths.map((p) => this.query(req.prefix, p));
+    const queries = this.queries(req.prefix, paths);
     const { prefix, strip } = responsePrefix(req.prefix);
     // Each path read on its own: what it names, whatever else the target holds.
     const each = this.model.leavesEach(req.type ?? 'ALL', queries);
@@ -389,7 +398,9 @@ export class GnmiServer {
           this.authorize(call.metadata);
           const l = req.subscribe;
           enc = checkEncoding(l.encoding);
-          queries = (l.subscription ?? []).map((sub) => ({ sub, q: this.query(l.prefix, sub.path) }));
+          const subs = l.subscription ?? [];
+          const qs = this.queries(l.prefix, subs.map((sub) => sub.path ?? undefined));
+          queries = subs.map((sub, i) => ({ sub, q: qs[i] as PathElem[] }));
           if (queries.length === 0) throw new GnmiError('INVALID_ARGUMENT', 'a subscription list needs at least one subscription');
           const mode = l.mode ?? 'STREAM';
           if (mode === 'STREAM') for (const { sub } of queries) this.checkStreamSub(sub);
