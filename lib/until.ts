@@ -10,3 +10,14 @@ export async function until(what: string, timeoutMs: number, cond: () => boolean
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** Polls `get` every `everyMs` until it gives a value (not undefined or false), which it returns; throws `what` past `ms`. */
+export async function waitFor<T>(get: () => T | undefined | false | Promise<T | undefined | false>, ms: number, what: string, everyMs = 100): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await get();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
