@@ -9,7 +9,8 @@ import type { FlowSpec, PinRule } from '../switch-adapters/contract.js';
 import { LinuxRouterAdapter } from '../switch-adapters/linux/adapter.js';
 import { LAB_VIP4, LAB_VIP6, LabTopology } from '../switch-adapters/linux/lab/topology.js';
 import { LabTraffic } from '../switch-adapters/linux/lab/traffic.js';
-import { labController, SWITCH, until, withWarmTraffic } from '../test/helpers/linux-lab.js';
+import { labController, SWITCH, withWarmTraffic } from '../cli/lab-controller.js';
+import { until } from '../lib/until.js';
 import type { Figure } from './results.js';
 
 const PREFIX = 'fpbench';

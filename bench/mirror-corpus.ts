@@ -5,7 +5,7 @@
 // Arista switch sends: 70 % ERSPAN type I over IPv4 (`tunnel mode gre`), 15 % ERSPAN type II,
 // 15 % GRE-in-UDP, IPv4 inside.
 
-import * as f from '../test/helpers/frames.js';
+import * as f from '../lib/frames.js';
 import { LinkType } from '../mirror-receiver/decode-outer.js';
 
 interface Template {

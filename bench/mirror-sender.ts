@@ -7,7 +7,7 @@
 // {"sent":N,"seconds":S} on stdout.
 
 import { createSocket } from 'node:dgram';
-import * as f from '../test/helpers/frames.js';
+import * as f from '../lib/frames.js';
 
 /** GRE payloads (what a GRE-in-UDP datagram carries) of distinct SYNs, cycling through shapes. */
 export function mirrorDatagrams(n: number): Buffer[] {

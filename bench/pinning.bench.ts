@@ -15,10 +15,11 @@ import pino from 'pino';
 import { Controller } from '../controller/controller.js';
 import { valueOf } from '../controller/metrics.js';
 import { readConfig } from '../controller/config.js';
-import { Reader } from '../controller/validate.js';
+import { Reader } from '../lib/validate.js';
 import type { FlowEvent } from '../mirror-receiver/flow-event.js';
 import { tupleOf } from '../mirror-receiver/tuple.js';
 import { AristaEapiAdapter } from '../switch-adapters/arista-eapi/adapter.js';
+import type { EapiSettings } from '../switch-adapters/arista-eapi/kind.js';
 import { DIRECTFLOW_PREAMBLE, loadBalanceCommand, parseOutputInterface, pinCommands } from '../switch-adapters/arista-eapi/directflow.js';
 import { EapiTransport } from '../switch-adapters/arista-eapi/transport.js';
 import type { Figure } from './results.js';
@@ -91,11 +92,11 @@ const pct = (xs: number[], p: number): number => {
 async function flowpinRun(b: Bed, BURST: number): Promise<{ pinsPerS: number; p50: number; p99: number; offered: number }> {
   const config = readConfig(Reader.fromObject('bench', {
     pinMode: 'always', resyncIntervalS: 3600, mirror: { udp: [] }, resolveQueue: 1_000_000, flowTable: { maxFlows: 2_000_000 },
-    switches: [{ name: 'sw1', mirrorSources: ['127.0.0.2'], pinTableSize: 10_000_000, eapi: { url: b.url, username: 'admin', password: 'pw', maxConcurrent: 4, resolveBatchSize: 500, pinBatchSize: 200 }, vips: [{ address: VIP, nexthops: NH }] }],
+    switches: [{ name: 'sw1', mirrorSources: ['127.0.0.2'], pinTableSize: 10_000_000, eapi: { url: b.url, username: 'admin', password: 'pw', maxConcurrent: 4, resolveBatchSize: 500, pinBatchSize: 200, groupTemplate: 'static-ecmp' }, vips: [{ address: VIP, nexthops: NH }] }],
   }));
-  const sw = config.switches[0];
-  if (sw?.eapi === undefined) throw new Error('no switch');
-  const adapter = new AristaEapiAdapter({ switchName: 'sw1', url: sw.eapi.url, username: 'admin', password: 'pw', maxConcurrent: 4, resolveBatchSize: 500, pinBatchSize: 200, pinTableSize: 10_000_000 });
+  const eapi = config.switches[0]?.settings as EapiSettings | undefined;
+  if (eapi === undefined) throw new Error('no switch');
+  const adapter = new AristaEapiAdapter({ switchName: 'sw1', url: eapi.url, username: 'admin', password: 'pw', maxConcurrent: 4, resolveBatchSize: 500, pinBatchSize: 200, pinTableSize: 10_000_000, groupTemplate: { kind: 'static-ecmp' } });
   // SYN to pin: from the SYN handed to the controller to the switch's answer that the pin is
   // programmed: the read-back with the write, or (once the table lists more than the
   // adapter's readBackLimit) the controller's timed read-back. Each connection then ends (a

@@ -11,12 +11,15 @@ import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { SimCounters } from '../switch-sim/run.js';
 import type { GroupMove } from '../switch-sim/traffic.js';
-import { until } from '../test/helpers/demo.js';
-import { quickStart } from '../test/helpers/quickstart.js';
-import { flowpinBin, repoRoot } from '../test/helpers/tools.js';
+import { waitFor as until } from '../lib/until.js';
+import { quickStart } from './readme-quickstart.js';
 import type { Figure } from './results.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const flowpinBin = path.join(repoRoot, 'dist/cli/flowpin.js');
 
 const SPEED = 10;
 const FILL_S = 60;

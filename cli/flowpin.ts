@@ -65,7 +65,7 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     process.stderr.write(`flowpin: ${err instanceof Error ? err.message : String(err)}\n`);
-    // ConfigError and StateError (controller/validate.ts, controller/state-store.ts), named so without importing them.
+    // ConfigError and StateError (lib/validate.ts, controller/state-store.ts), named so without importing them.
     const name = err instanceof Error ? err.name : '';
     // State flowpin cannot read back as written: it starts only when the operator decides.
     if (name === 'StateError') process.stderr.write('flowpin: the state was not changed. Mend or remove the file, or start with --discard-state to move the parts that cannot be read aside and start without them (a damaged change log: its changes are not resumed; a damaged flow snapshot or journal: its flows are forgotten)\n');

@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../controller/config.js';
 import { discardState } from '../controller/state-store.js';
 import { lockStateFile } from '../controller/state-lock.js';
-import { createAdapters } from '../switch-adapters/factory.js';
+import { createAdapters } from '../switch-adapters/registry.js';
 import { securityWarnings } from './security-warnings.js';
 import { makeLogger, serve, type Served } from './serve.js';
 import { untilSignal } from './sim.js';

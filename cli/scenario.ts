@@ -4,7 +4,7 @@
 // size is run for every configuration, smallest first, so growth shows.
 
 import { parseArgs } from 'node:util';
-import { ConfigError } from '../controller/validate.js';
+import { ConfigError } from '../lib/validate.js';
 import { CONFIGS, DEFAULT_SCENARIO, runScenario, type ChangeStep, type ScenarioConfig, type ScenarioOptions, type ScenarioResult } from './scenario/runner.js';
 
 

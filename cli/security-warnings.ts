@@ -1,14 +1,15 @@
 // What in a configuration weakens the connections to the switches or exposes their
 // credentials, as warnings `flowpin run` logs at start (it still runs: these are choices a lab
-// may make on purpose). TLS is verified by default (eAPI: Node's https agent with
-// rejectUnauthorized; gNMI: grpc-js SSL credentials from the CA file); only an explicit
-// `insecureSkipVerify: true` (eAPI) or `insecure: true` (gNMI), or an http:// eAPI URL, turns it
-// off. A secret read from a file (`file:/path`) that group or others may read is named, as is
+// may make on purpose); each switch kind names its own settings' (switch-adapters/*/kind.ts).
+// TLS is verified by default (eAPI: Node's https agent with rejectUnauthorized; gNMI: grpc-js
+// SSL credentials from the CA file); only an explicit `insecureSkipVerify: true` (eAPI) or
+// `insecure: true` (gNMI), or an http:// eAPI URL, turns it off. A secret read from a file (`file:/path`) that group or others may read is named, as is
 // a configuration file readable by others that holds a secret inline. No secret is printed.
 
 import { statSync } from 'node:fs';
 import type { FlowpinConfig } from '../controller/config.js';
-import { Reader } from '../controller/validate.js';
+import { Reader } from '../lib/validate.js';
+import { adapterKind } from '../switch-adapters/registry.js';
 
 /** Keys whose values are secrets (the configuration's `secret()` fields). */
 const SECRET_KEYS = new Set(['password', 'enableSecret', 'token']);
@@ -17,11 +18,8 @@ const SECRET_KEYS = new Set(['password', 'enableSecret', 'token']);
 export function securityWarnings(config: FlowpinConfig, file: string | undefined): string[] {
   const out: string[] = [];
   for (const s of config.switches) {
-    if (s.eapi !== undefined) {
-      if (s.eapi.url.startsWith('http://')) out.push(`switches.${s.name}.eapi.url: plain http: the switch's password and every command cross the network unencrypted (use https)`);
-      else if (s.eapi.insecureSkipVerify) out.push(`switches.${s.name}.eapi.insecureSkipVerify: the switch's TLS certificate is not verified: anyone in the path can pose as the switch (give caFile instead)`);
-    }
-    if (s.gnmi?.insecure === true) out.push(`switches.${s.name}.gnmi.insecure: gNMI without TLS: credentials and pins cross the network unencrypted (give caFile instead)`);
+    const kind = adapterKind(s.adapter);
+    for (const [key, why] of kind.securityWarnings?.(s.settings) ?? []) out.push(`switches.${s.name}.${kind.section?.key ?? 'adapter'}.${key}: ${why}`);
   }
   if (file === undefined) return out;
   let doc: unknown;

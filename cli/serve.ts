@@ -13,7 +13,7 @@ import { Controller, type ControllerDeps } from '../controller/controller.js';
 import { applyReload } from '../controller/reload.js';
 import { SerialQueue } from '../lib/serial-queue.js';
 import { securityWarnings } from './security-warnings.js';
-import { createAdapter } from '../switch-adapters/factory.js';
+import { createAdapter } from '../switch-adapters/registry.js';
 import type { SwitchAdapter } from '../switch-adapters/contract.js';
 
 export interface Served {

@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { loadSwitch, saveSwitch } from '../switch-sim/persist.js';
-import { ConfigError, Reader } from '../controller/validate.js';
+import { ConfigError, Reader } from '../lib/validate.js';
 import { readScenario, type Scenario } from '../switch-sim/scenario.js';
 import { MirrorSender } from '../switch-sim/mirror.js';
 import { portIndexOf } from '../switch-sim/sim-switch.js';

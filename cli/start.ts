@@ -17,8 +17,8 @@ import { parseArgs } from 'node:util';
 import type { SimulatorCounters } from '../controller/api/snapshot.js';
 import { readConfig } from '../controller/config.js';
 import { lockStateFile } from '../controller/state-lock.js';
-import { Reader } from '../controller/validate.js';
-import { createAdapters } from '../switch-adapters/factory.js';
+import { Reader } from '../lib/validate.js';
+import { createAdapters } from '../switch-adapters/registry.js';
 import { makeLogger, serve, type Served } from './serve.js';
 import { scenarioFromArgs, untilSignal, type SimChildMessage, type SimParentMessage } from './sim.js';
 

@@ -4,7 +4,7 @@
 // unspecified, multicast, loopback and link-local addresses are refused.
 
 import { isIP } from 'node:net';
-import { canonicalIp, parseIp } from '../mirror-receiver/addr.js';
+import { canonicalIp, parseIp } from '../lib/addr.js';
 
 export class AddressError extends Error {
   override readonly name = 'AddressError';

@@ -850,15 +850,15 @@ export class ChangeManager {
   private async untilEffective(rec: ChangeRecord, target: Set<string>): Promise<void> {
     const a = this.rt.adapter;
     const clock = this.rt.clock;
-    if (a.groupProgrammed === undefined) {
-      const delay = a.capabilities.groupProgramDelayMs ?? 0;
+    if (!a.capabilities.readsProgrammedGroup) {
+      const delay = a.capabilities.groupProgramDelayMs;
       if (delay > 0) await sleep(clock, delay);
       return;
     }
     // Read back from forwarding, and never sooner than the switch's declared bound (where a
     // removal cannot be read back, the bound is what there is).
-    const bound = (rec.appliedAt ?? this.now) + (a.capabilities.groupProgramDelayMs ?? 0);
-    const deadline = this.now + Math.max(this.o.barrierTimeoutMs, (a.capabilities.groupProgramDelayMs ?? 0) * 4);
+    const bound = (rec.appliedAt ?? this.now) + a.capabilities.groupProgramDelayMs;
+    const deadline = this.now + Math.max(this.o.barrierTimeoutMs, a.capabilities.groupProgramDelayMs * 4);
     if (bound > this.now) await sleep(clock, bound - this.now);
     for (let wait = 1; ; wait = Math.min(wait * 2, 50)) {
       let members: string[];

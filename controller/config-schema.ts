@@ -1,17 +1,17 @@
 // The configuration file's schema (TypeBox): every key, its type, range and default, in one
-// place. config.ts checks a document against it, then applies the rules a schema cannot say
-// (addresses, URLs, duplicates, files, keys that go together). A new key is one line here and
-// one line where config.ts builds the section it belongs to.
+// place, but for each switch kind's own section, which its adapter folder declares (kind.ts,
+// listed in switch-adapters/registry.ts). config.ts checks a document against it, then applies
+// the rules a schema cannot say (addresses, URLs, duplicates, files, keys that go together). A
+// new key is one line here and one line where config.ts builds the section it belongs to.
 
 import { Type, type Static } from 'typebox';
 import { DEFAULT_RECEIVE_BUFFER } from '../mirror-receiver/sources/gre-udp.js';
 
-const Str = (opts: { default?: string; description?: string } = {}) => Type.String({ minLength: 1, ...opts });
-const Int = (min: number, max: number | undefined, def?: number) => Type.Integer({ minimum: min, ...(max === undefined ? {} : { maximum: max }), ...(def === undefined ? {} : { default: def }) });
-const Num = (min: number, max: number | undefined, def?: number) => Type.Number({ minimum: min, ...(max === undefined ? {} : { maximum: max }), ...(def === undefined ? {} : { default: def }) });
-const Port = (def?: number) => Int(0, 65535, def);
-const Strs = (minItems = 0) => Type.Array(Str(), minItems > 0 ? { minItems } : {});
-const strict = { additionalProperties: false } as const;
+import { Int, Num, Port, Str, Strs, strict } from '../lib/schema.js';
+import { ADAPTER_KINDS, DEFAULT_KIND } from '../switch-adapters/registry.js';
+
+/** Each switch kind's own section (`eapi`, `gnmi`, `linux`), as its adapter folder declares it. */
+const sections = Object.fromEntries(ADAPTER_KINDS.flatMap((k) => (k.section === undefined ? [] : [[k.section.key, Type.Optional(k.section.schema)]])));
 
 export const TokenSchema = Type.Object({
   /** Who holds it, as change records and the audit log name it (api.tokens[N] unless given). */
@@ -37,58 +37,6 @@ export const MirrorSchema = Type.Object({
   collapseRatio: Num(0, 1, 0.1),
 }, { ...strict, default: {} });
 
-export const EapiSchema = Type.Object({
-  url: Str(),
-  username: Str({ default: 'admin' }),
-  password: Str(),
-  timeoutMs: Int(1, undefined, 10_000),
-  maxConcurrent: Int(1, 64, 4),
-  caFile: Type.Optional(Str()),
-  insecureSkipVerify: Type.Boolean({ default: false }),
-  resolveBatchSize: Int(1, 5000, 200),
-  pinBatchSize: Int(1, 1000, 100),
-  groupCommands: Type.Optional(Type.Object({ add: Strs(1), remove: Strs(1) }, strict)),
-  groupTemplate: Type.Optional(Type.Enum(['static-ecmp', 'bgp-route-map'])),
-  bgp: Type.Optional(Type.Object({ asn: Int(1, 4294967295), peerGroup: Str(), routeMap: Str({ default: 'FLOWPIN-DRAIN-IN' }), prefixList: Type.Optional(Str()) }, strict)),
-  enableSecret: Type.Optional(Str()),
-  atomicity: Type.Enum(['session', 'cleanup'], { default: 'session' }),
-  readBackLimit: Int(0, undefined, 4096),
-}, strict);
-
-export const GnmiSchema = Type.Object({
-  address: Str({ description: 'host:port (IPv6 in brackets)' }),
-  username: Type.Optional(Str()),
-  password: Type.Optional(Str()),
-  timeoutMs: Int(1, undefined, 10_000),
-  caFile: Type.Optional(Str()),
-  insecure: Type.Boolean({ default: false }),
-  tlsServerName: Type.Optional(Str()),
-  networkInstance: Str({ default: 'default' }),
-  policyId: Str({ default: 'flowpin' }),
-  ingressInterfaces: Strs(1),
-  pinBatchSize: Int(1, 5000, 200),
-  sampleIntervalMs: Int(10, undefined, 10_000),
-  groupProgramDelayMs: Num(0, 600_000, 500),
-  requiredModels: Type.Optional(Strs()),
-  pinTable: Type.Optional(Type.Object({ component: Str(), resource: Str() }, strict)),
-  group: Type.Optional(Type.Object({ list: Str(), key: Str(), addressLeaf: Str(), programmedLeaf: Str() }, strict)),
-}, strict);
-
-export const LinuxSchema = Type.Object({
-  prefix: Type.Array(Str(), { default: [] }),
-  clientInterfaces: Strs(1),
-  serverInterfaces: Type.Array(Str(), { default: [] }),
-  mirrorDevice: Type.Optional(Str()),
-  buckets: Int(2, 4096, 64),
-  idBase: Int(1, 0x7fffffff - 10_000, 7000),
-  tableBase: Int(256, 0x7fffffff - 300, 7000),
-  timeoutMs: Int(1, undefined, 30_000),
-  resolveBatchSize: Int(1, 100_000, 10_000),
-  pinBatchSize: Int(1, 100_000, 5000),
-  probeFlows: Int(1, 256, 8),
-  probeTimeoutMs: Int(1, undefined, 10_000),
-}, strict);
-
 export const VipSchema = Type.Object({
   address: Str(),
   nexthops: Type.Array(Str(), { default: [] }),
@@ -98,14 +46,12 @@ export const VipSchema = Type.Object({
 
 export const SwitchSchema = Type.Object({
   name: Str(),
-  adapter: Type.Enum(['arista-eapi', 'gnmi', 'sim', 'linux'], { default: 'arista-eapi' }),
+  adapter: Type.Enum(ADAPTER_KINDS.map((k) => k.kind), { default: DEFAULT_KIND }),
   mirrorSources: Type.Optional(Strs()),
   greKey: Type.Optional(Int(0, 0xffffffff)),
   sessionId: Type.Optional(Int(0, 1023)),
   pinTableSize: Type.Optional(Int(1, undefined)),
-  eapi: Type.Optional(EapiSchema),
-  gnmi: Type.Optional(GnmiSchema),
-  linux: Type.Optional(LinuxSchema),
+  ...sections,
   vips: Type.Array(VipSchema, { minItems: 1 }),
   /** The switch also mirrors the servers' replies (SYN-ACK from a VIP, on the server-facing ports). */
   mirrorReplies: Type.Boolean({ default: false }),
@@ -144,7 +90,4 @@ export const ConfigSchema = Type.Object({
 
 export type ConfigDoc = Static<typeof ConfigSchema>;
 export type SwitchDoc = Static<typeof SwitchSchema>;
-export type EapiDoc = Static<typeof EapiSchema>;
-export type GnmiDoc = Static<typeof GnmiSchema>;
-export type LinuxDoc = Static<typeof LinuxSchema>;
 export type ApiDoc = Static<typeof ApiSchema>;

@@ -6,14 +6,13 @@
 
 import { readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { canonicalIp } from '../mirror-receiver/addr.js';
+import { canonicalIp } from '../lib/addr.js';
 import { AddressError, familyOf, hostAddress } from './address.js';
-import { ConfigSchema, type ConfigDoc, type EapiDoc, type GnmiDoc, type LinuxDoc, type SwitchDoc } from './config-schema.js';
-import { checkSchema, ConfigError, deepFreeze, fileProblem, keyOf, Reader } from './validate.js';
+import { ConfigSchema, type ConfigDoc, type SwitchDoc } from './config-schema.js';
+import { checkSchema, ConfigError, deepFreeze, fileProblem, keyOf, Reader } from '../lib/validate.js';
 import type { PinMode } from './pin-policy.js';
-import type { GroupCommandTemplates, GroupTemplate } from '../switch-adapters/arista-eapi/adapter.js';
-import type { GroupPaths } from '../switch-adapters/gnmi/openconfig.js';
-import { checkPrefix } from '../switch-adapters/linux/exec.js';
+import type { SettingsReader } from '../switch-adapters/kind.js';
+import { ADAPTER_KINDS, adapterKind } from '../switch-adapters/registry.js';
 import { normalMac, type StaticServer } from './server-identity.js';
 import type { ResolutionMode } from './switch-runtime.js';
 
@@ -24,79 +23,20 @@ export interface VipConfig {
   maxUnavailable: number;
 }
 
-export interface EapiConfig {
-  url: string;
-  username: string;
-  password: string;
-  timeoutMs: number;
-  maxConcurrent: number;
-  caFile: string | undefined;
-  insecureSkipVerify: boolean;
-  resolveBatchSize: number;
-  pinBatchSize: number;
-  groupCommands: GroupCommandTemplates | undefined;
-  /** How VIP groups are changed: static-ecmp, bgp-route-map (with its names), or none. */
-  groupTemplate: GroupTemplate | undefined;
-  enableSecret: string | undefined;
-  /** 'session' (configuration session, committed whole) or 'cleanup' (line by line, half-built flows removed). */
-  atomicity: 'session' | 'cleanup';
-  /** Largest listed table read back with each write; beyond it the controller's timed read-back confirms. */
-  readBackLimit: number;
-}
-
-export interface GnmiConfig {
-  /** host:port of the gNMI target. */
-  address: string;
-  username: string | undefined;
-  password: string | undefined;
-  timeoutMs: number;
-  caFile: string | undefined;
-  insecure: boolean;
-  tlsServerName: string | undefined;
-  networkInstance: string;
-  policyId: string;
-  ingressInterfaces: string[];
-  pinBatchSize: number;
-  sampleIntervalMs: number;
-  /** Bound on a group change reaching forwarding (a removal cannot be read back over gNMI). */
-  groupProgramDelayMs: number;
-  requiredModels: string[] | undefined;
-  pinTable: { component: string; resource: string } | undefined;
-  group: GroupPaths | undefined;
-}
-
-/** The Linux router adapter's settings (switch-adapters/linux, docs/linux.md). */
-export interface LinuxConfig {
-  /** Words before every `ip`/`nft` command, e.g. [ip, netns, exec, router1] or [ssh, router1]. */
-  prefix: string[];
-  clientInterfaces: string[];
-  /** Server-facing devices: the servers' SYN-ACK, FIN and RST are mirrored from there too. */
-  serverInterfaces: string[];
-  mirrorDevice: string | undefined;
-  buckets: number;
-  idBase: number;
-  tableBase: number;
-  timeoutMs: number;
-  resolveBatchSize: number;
-  pinBatchSize: number;
-  probeFlows: number;
-  probeTimeoutMs: number;
-}
-
 export interface SwitchConfig {
   name: string;
-  adapter: 'arista-eapi' | 'gnmi' | 'sim' | 'linux';
+  /** The kind of switch (switch-adapters/registry.ts). */
+  adapter: string;
   /** Outer source addresses of this switch's mirror frames. */
   mirrorSources: string[];
   /** GRE key or ERSPAN session id that identify this switch's frames (instead of the address). */
   greKey: number | undefined;
   sessionId: number | undefined;
   pinTableSize: number;
-  /** Whether pinTableSize was set (otherwise the eAPI adapter takes the platform's size). */
+  /** Whether pinTableSize was set (otherwise each kind takes its own default: the eAPI adapter the platform's size). */
   pinTableSizeSet: boolean;
-  eapi: EapiConfig | undefined;
-  gnmi: GnmiConfig | undefined;
-  linux?: LinuxConfig | undefined;
+  /** The kind's own settings, from its section (`eapi`, `gnmi`, `linux`) as its `read` returned them. */
+  settings: unknown;
   vips: VipConfig[];
   /** The switch also mirrors the servers' replies (SYN-ACK from a VIP, on the server-facing ports). */
   mirrorReplies: boolean;
@@ -172,16 +112,23 @@ export interface FlowpinConfig {
   switches: SwitchConfig[];
 }
 
-type Path = (string | number)[];
+type Path = readonly (string | number)[];
 
 /** The loader's position: the file, and a way to fail at a key. */
-class At {
+/** Errors at a key of one file; what a switch kind's `read` checks its settings with. */
+class At implements SettingsReader {
   constructor(
     readonly file: string,
     readonly env: NodeJS.ProcessEnv,
   ) {}
   fail(path: Path, problem: string): never {
     throw new ConfigError(this.file, keyOf(path), problem);
+  }
+  secret(path: Path, v: string): string {
+    return secret(this, path, v);
+  }
+  readableFile(path: Path, file: string): string {
+    return readableFile(this, path, file);
   }
 }
 
@@ -240,91 +187,6 @@ const hostAt = (at: At, path: Path, v: string): string => {
   }
 };
 
-function urlAt(at: At, path: Path, v: string): URL {
-  let u: URL;
-  try {
-    u = new URL(v);
-  } catch {
-    return at.fail(path, `must be an http:// or https:// URL, got '${v.slice(0, 64)}'`);
-  }
-  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.hostname === '') at.fail(path, `must be an http:// or https:// URL, got '${v.slice(0, 64)}'`);
-  return u;
-}
-
-function readEapi(at: At, path: Path, e: EapiDoc): EapiConfig {
-  const url = urlAt(at, [...path, 'url'], e.url);
-  if (e.groupCommands !== undefined && e.groupTemplate !== undefined) at.fail([...path, 'groupCommands'], 'give either groupTemplate or groupCommands');
-  if (e.groupTemplate === 'bgp-route-map' && e.bgp === undefined) at.fail([...path, 'bgp'], 'is required with groupTemplate: bgp-route-map');
-  if (e.bgp !== undefined && e.groupTemplate !== 'bgp-route-map') at.fail([...path, 'bgp'], 'is only for groupTemplate: bgp-route-map');
-  const groupTemplate: GroupTemplate | undefined = e.groupTemplate === undefined ? undefined : e.groupTemplate === 'static-ecmp' || e.bgp === undefined ? { kind: 'static-ecmp' } : { kind: 'bgp-route-map', asn: e.bgp.asn, peerGroup: e.bgp.peerGroup, routeMap: e.bgp.routeMap, ...(e.bgp.prefixList === undefined ? {} : { prefixList: e.bgp.prefixList }) };
-  const href = url.href.replace(/\/$/, '');
-  return {
-    url: href.endsWith('/command-api') ? href : `${href}/command-api`,
-    username: e.username,
-    password: secret(at, [...path, 'password'], e.password),
-    timeoutMs: e.timeoutMs,
-    maxConcurrent: e.maxConcurrent,
-    caFile: e.caFile === undefined ? undefined : readableFile(at, [...path, 'caFile'], e.caFile),
-    insecureSkipVerify: e.insecureSkipVerify,
-    resolveBatchSize: e.resolveBatchSize,
-    pinBatchSize: e.pinBatchSize,
-    groupCommands: e.groupCommands === undefined ? undefined : { add: [...e.groupCommands.add], remove: [...e.groupCommands.remove] },
-    groupTemplate,
-    enableSecret: e.enableSecret === undefined ? undefined : secret(at, [...path, 'enableSecret'], e.enableSecret),
-    atomicity: e.atomicity,
-    readBackLimit: e.readBackLimit,
-  };
-}
-
-function readGnmi(at: At, path: Path, g: GnmiDoc): GnmiConfig {
-  if (!(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(g.address) && Number(g.address.slice(g.address.lastIndexOf(':') + 1)) <= 65535)) at.fail([...path, 'address'], `must be host:port (IPv6 in brackets), got '${g.address.slice(0, 64)}'`);
-  if (g.caFile === undefined && !g.insecure) at.fail([...path, 'caFile'], 'needed for TLS (or set insecure: true for plaintext gRPC)');
-  if (g.caFile !== undefined && g.insecure) at.fail([...path, 'insecure'], 'cannot be true together with caFile');
-  if (g.group !== undefined && !(g.group.list.startsWith('/') && g.group.list.includes('{vip}'))) at.fail([...path, 'group', 'list'], `must be an absolute path with {vip}, got '${g.group.list.slice(0, 64)}'`);
-  return {
-    address: g.address,
-    username: g.username,
-    password: g.password === undefined ? undefined : secret(at, [...path, 'password'], g.password),
-    timeoutMs: g.timeoutMs,
-    caFile: g.caFile === undefined ? undefined : readableFile(at, [...path, 'caFile'], g.caFile),
-    insecure: g.insecure,
-    tlsServerName: g.tlsServerName,
-    networkInstance: g.networkInstance,
-    policyId: g.policyId,
-    ingressInterfaces: [...g.ingressInterfaces],
-    pinBatchSize: g.pinBatchSize,
-    sampleIntervalMs: g.sampleIntervalMs,
-    groupProgramDelayMs: g.groupProgramDelayMs,
-    requiredModels: g.requiredModels === undefined ? undefined : [...g.requiredModels],
-    pinTable: g.pinTable === undefined ? undefined : { ...g.pinTable },
-    group: g.group === undefined ? undefined : { ...g.group },
-  };
-}
-
-const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
-
-function readLinux(at: At, path: Path, l: LinuxDoc): LinuxConfig {
-  l.prefix.forEach((w, i) => {
-    const bad = checkPrefix([w]);
-    if (bad !== undefined) at.fail([...path, 'prefix', i], bad);
-  });
-  const ifname = (p: Path, w: string): string => (IFNAME.test(w) ? w : at.fail(p, `'${w.slice(0, 64)}' is not an interface name`));
-  return {
-    prefix: [...l.prefix],
-    clientInterfaces: l.clientInterfaces.map((w, i) => ifname([...path, 'clientInterfaces', i], w)),
-    serverInterfaces: l.serverInterfaces.map((w, i) => ifname([...path, 'serverInterfaces', i], w)),
-    mirrorDevice: l.mirrorDevice === undefined ? undefined : ifname([...path, 'mirrorDevice'], l.mirrorDevice),
-    buckets: l.buckets,
-    idBase: l.idBase,
-    tableBase: l.tableBase,
-    timeoutMs: l.timeoutMs,
-    resolveBatchSize: l.resolveBatchSize,
-    pinBatchSize: l.pinBatchSize,
-    probeFlows: l.probeFlows,
-    probeTimeoutMs: l.probeTimeoutMs,
-  };
-}
-
 function readVips(at: At, path: Path, s: SwitchDoc): VipConfig[] {
   const seenVips = new Set<string>();
   return s.vips.map((v, i) => {
@@ -347,26 +209,24 @@ function readVips(at: At, path: Path, s: SwitchDoc): VipConfig[] {
   });
 }
 
-/** The adapter's own section: required for its adapter, refused for another. */
-function sectionsOf(at: At, path: Path, s: SwitchDoc): Pick<SwitchConfig, 'eapi' | 'gnmi' | 'linux'> {
-  const wanted: Record<SwitchDoc['adapter'], 'eapi' | 'gnmi' | 'linux' | undefined> = { 'arista-eapi': 'eapi', gnmi: 'gnmi', linux: 'linux', sim: undefined };
-  const want = wanted[s.adapter];
-  for (const k of ['eapi', 'gnmi', 'linux'] as const) {
-    if (s[k] !== undefined && k !== want) at.fail([...path, k], `is for adapter ${k === 'eapi' ? 'arista-eapi' : k}; this switch's adapter is ${s.adapter}`);
+/** The kind's own section: required for its kind, refused for another; read by the kind (switch-adapters/registry.ts). */
+function settingsOf(at: At, path: Path, s: SwitchDoc): unknown {
+  const kind = adapterKind(s.adapter);
+  const doc = s as Record<string, unknown>;
+  for (const other of ADAPTER_KINDS) {
+    const key = other.section?.key;
+    if (key !== undefined && other !== kind && doc[key] !== undefined) at.fail([...path, key], `is for adapter ${other.kind}; this switch's adapter is ${s.adapter}`);
   }
-  if (want !== undefined && s[want] === undefined) at.fail([...path, want], `is required for adapter ${s.adapter}`);
-  return {
-    eapi: s.eapi === undefined ? undefined : readEapi(at, [...path, 'eapi'], s.eapi),
-    gnmi: s.gnmi === undefined ? undefined : readGnmi(at, [...path, 'gnmi'], s.gnmi),
-    ...(s.linux === undefined ? {} : { linux: readLinux(at, [...path, 'linux'], s.linux) }),
-  };
+  const key = kind.section?.key;
+  if (key === undefined) return kind.read(undefined, at, path);
+  if (doc[key] === undefined) at.fail([...path, key], `is required for adapter ${s.adapter}`);
+  return kind.read(doc[key], at, [...path, key]);
 }
 
 function readSwitch(at: At, path: Path, s: SwitchDoc): SwitchConfig {
   if (!/^[A-Za-z0-9_.-]+$/.test(s.name)) at.fail([...path, 'name'], `may hold letters, digits, '.', '_' and '-' only, got '${s.name.slice(0, 64)}'`);
-  const sections = sectionsOf(at, path, s);
-  const { eapi, gnmi } = sections;
-  const defaultSource = eapi ? new URL(eapi.url).hostname.replace(/^\[|\]$/g, '') : gnmi ? gnmi.address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '') : undefined;
+  const settings = settingsOf(at, path, s);
+  const defaultSource = adapterKind(s.adapter).mirrorSource?.(settings);
   const mirrorSources = s.mirrorSources === undefined ? (defaultSource !== undefined && isIP(defaultSource) !== 0 ? [canonicalIp(defaultSource)] : []) : s.mirrorSources.map((m, i) => canonicalIp(ipCheck(at, [...path, 'mirrorSources', i], m)));
   const cfg: SwitchConfig = {
     name: s.name,
@@ -376,7 +236,7 @@ function readSwitch(at: At, path: Path, s: SwitchDoc): SwitchConfig {
     sessionId: s.sessionId,
     pinTableSizeSet: s.pinTableSize !== undefined,
     pinTableSize: s.pinTableSize ?? 1500,
-    ...sections,
+    settings,
     vips: readVips(at, path, s),
     ...readResolution(at, path, s),
     connectionsSince: s.connectionsSince === undefined ? undefined : timeAt(at, [...path, 'connectionsSince'], s.connectionsSince),

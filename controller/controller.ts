@@ -12,6 +12,7 @@ import type { FlowEvent } from '../mirror-receiver/flow-event.js';
 import { parseTuple, reverseTuple } from '../mirror-receiver/tuple.js';
 import type { SwitchAdapter } from '../switch-adapters/contract.js';
 import { ServerIdentityMap } from './server-identity.js';
+import { checkCapabilities } from './capability-check.js';
 import { ChangeManager, type ChangeOptions, type ChangeRecord } from './changes.js';
 import { isActive } from './change-record.js';
 import { sleep, systemClock, withDeadline, type Clock } from './clock.js';
@@ -174,6 +175,7 @@ export class Controller {
     });
     this.receiver = new MirrorReceiver((ev) => this.onEvent(ev), this.now, (err) => this.log.warn({ err }, 'mirror source error'));
     this.mirrorLoss = new MirrorLossMonitor(() => this.receiver.status(), this.now, deps.mirrorLossWindowMs);
+    checkCapabilities(cfg, deps.adapters);
     cfg.switches.forEach((s, i) => {
       const given = deps.adapters.get(s.name);
       if (given === undefined) throw new Error(`no adapter for switch ${s.name}`);
@@ -548,7 +550,7 @@ export class Controller {
 
   /** What a connected adapter says it cannot answer for now (joined), or null. */
   private adapterProblems(rt: SwitchRuntime): string | null {
-    const p = rt.connected ? (rt.adapter.problems?.() ?? []) : [];
+    const p = rt.connected ? (rt.adapter.problems()) : [];
     return p.length === 0 ? null : p.join('; ');
   }
 

@@ -77,7 +77,7 @@ export interface DryRunContext {
 export async function movedFlows(c: DryRunContext, vip: VipState, nh: string): Promise<{ keys: string[]; known: boolean }> {
   const rt = c.rt;
   const keys = [...vip.members].flatMap((m) => rt.flowsOn(vip.address, m));
-  if (!rt.adapter.capabilities.predictsMovedFlows || rt.adapter.movedByAdd === undefined) return { keys, known: false };
+  if (!rt.adapter.capabilities.predictsMovedFlows) return { keys, known: false };
   if (keys.length === 0) return { keys, known: true };
   try {
     const ask = rt.adapter.movedByAdd(vip.address, nh, keys.map(specOf));
@@ -108,7 +108,7 @@ export function expectedWindowFlows(c: DryRunContext, rate: number, share: numbe
 /** The change window to expect: this switch's measured windows (hold to effective), else the settle times and the declared programming delay. */
 export function expectedWindow(c: DryRunContext): { ms: number; basis: string } {
   const measured = c.records.filter((r) => r.effectiveAt !== undefined && r.heldAt !== undefined && r.resumed !== true).slice(-5).map((r) => (r.effectiveAt as number) - (r.heldAt as number));
-  const declared = c.rt.adapter.capabilities.groupProgramDelayMs ?? 0;
+  const declared = c.rt.adapter.capabilities.groupProgramDelayMs;
   if (measured.length > 0) {
     const worst = Math.max(...measured);
     return { ms: Math.round(worst + c.settleMs), basis: `the longest of this switch's last ${measured.length} changes (hold to effective ${measured.map((m) => Math.round(m)).join(', ')} ms), plus the settle time` };
@@ -119,7 +119,7 @@ export function expectedWindow(c: DryRunContext): { ms: number; basis: string } 
 /** The switch's free pin entries as it reports them now (shared with other owners), less flowpin's entries still being programmed. */
 export async function freeEntries(rt: SwitchRuntime): Promise<number> {
   const r = rt.reconciler;
-  if (rt.adapter.pinTableUsage === undefined) return r.freeEntries();
+  if (!rt.adapter.capabilities.reportsTableUsage) return r.freeEntries();
   try {
     const u = await rt.adapter.pinTableUsage();
     return Math.max(0, Math.min(u.capacity, rt.adapter.capabilities.pinTableSize) - u.used - r.pendingCount);

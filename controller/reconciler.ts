@@ -5,8 +5,10 @@
 // pins whose state is not known yet are read back until they are programmed or refused.
 // On a failed round it marks itself for a full resync, backs off (retryable errors) or stops
 // until the next resync (errors retrying cannot mend: auth, refused configuration), and
-// counts the failure. Failed-pin records are bounded and aged. Pins the switch timed out or
-// could not program are garbage-collected; after a restart, pins found are adopted.
+// counts the failure. Failed-pin records are bounded and aged. Adapter reads change nothing:
+// pins the switch timed out or could not program, and entries of flowpin's no pin stands for,
+// are removed by this reconciler's resync round (garbage collection is a write like any
+// other); after a restart, pins found are adopted.
 
 import { LRUCache } from 'lru-cache';
 import type { FlowSpec, InstalledPin, NotProgrammedReason, SwitchAdapter } from '../switch-adapters/contract.js';
@@ -97,13 +99,14 @@ export interface ReconcilerOptions {
 export type DropListener = (id: string, pin: DesiredPin, why: AtRiskReason | 'idle-timeout') => void;
 
 export class Reconciler {
-  readonly desired = new Map<string, DesiredPin>();
-  readonly installed = new InstalledPins();
+  /** What the switch should hold and what it holds: written here only (`desired`, `installed`, `desiredGroups`, `groups` are read-only views). */
+  private readonly wanted = new Map<string, DesiredPin>();
+  private readonly held = new InstalledPins();
   readonly failed: LRUCache<string, FailedPin>;
   /** Desired members per VIP; a VIP absent here is left as the switch has it. */
-  readonly desiredGroups = new Map<string, Set<string>>();
-  /** Members per VIP as last read from or written to the switch. */
-  readonly groups = new Map<string, Set<string>>();
+  private readonly wantedGroups = new Map<string, Set<string>>();
+  /** Members per VIP as last read from or written to the switch (this reconciler writes it: `groups` is its view). */
+  private readonly groupsKnown = new Map<string, Set<string>>();
   /** Consecutive failed rounds; 0 when in sync. */
   failures = 0;
   lastError: string | undefined;
@@ -137,6 +140,31 @@ export class Reconciler {
     this.failed = new LRUCache<string, FailedPin>({ max: FAILED_MAX, ttl: FAILED_TTL_MS, perf: { now: () => o.clock.now() } });
   }
 
+  /** Desired pins by flow id. */
+  get desired(): ReadonlyMap<string, DesiredPin> {
+    return this.wanted;
+  }
+
+  /** Pins on the switch by flow id, with their programming state as the switch last reported it. */
+  get installed(): ReadonlyMap<string, InstalledView> {
+    return this.held;
+  }
+
+  /** Desired members per VIP; a VIP absent is left as the switch has it. */
+  get desiredGroups(): ReadonlyMap<string, ReadonlySet<string>> {
+    return this.wantedGroups;
+  }
+
+  /** Members per VIP as last read from or written to the switch. */
+  get groups(): ReadonlyMap<string, ReadonlySet<string>> {
+    return this.groupsKnown;
+  }
+
+  /** The switch's group of a VIP as read outside a round (at connect, for a VIP a reload added). */
+  groupRead(vip: string, members: Iterable<string>): void {
+    this.groupsKnown.set(vip, new Set(members));
+  }
+
   get inSync(): boolean {
     return this.failures === 0 && this.blocked === undefined && !this.needResync && this.appliedGen >= this.gen && this.pendingIds.size === 0;
   }
@@ -158,9 +186,9 @@ export class Reconciler {
 
   want(pin: DesiredPin): void {
     const id = flowId(pin.flow);
-    const cur = this.desired.get(id);
+    const cur = this.wanted.get(id);
     if (cur && cur.nexthop === pin.nexthop) return;
-    this.desired.set(id, pin);
+    this.wanted.set(id, pin);
     this.failed.delete(id);
     this.touched.add(id);
     this.touch();
@@ -168,7 +196,7 @@ export class Reconciler {
 
   unwant(flow: FlowSpec): void {
     const id = flowId(flow);
-    if (this.desired.delete(id)) {
+    if (this.wanted.delete(id)) {
       this.touched.add(id);
       this.touch();
     }
@@ -177,9 +205,9 @@ export class Reconciler {
   /** Drops every desired pin wanted for `reason` (a change that failed before its group change). */
   unwantReason(reason: string): number {
     let n = 0;
-    for (const [id, p] of this.desired) {
+    for (const [id, p] of this.wanted) {
       if (p.reason !== reason) continue;
-      this.desired.delete(id);
+      this.wanted.delete(id);
       this.touched.add(id);
       n++;
     }
@@ -188,12 +216,12 @@ export class Reconciler {
   }
 
   has(flow: FlowSpec): boolean {
-    return this.desired.has(flowId(flow));
+    return this.wanted.has(flowId(flow));
   }
 
   /** The pin of a flow is on the switch and programmed toward `nexthop`. */
   isProgrammed(id: string, nexthop?: string): boolean {
-    const i = this.installed.get(id);
+    const i = this.held.get(id);
     return i !== undefined && i.programmed && (nexthop === undefined || i.nexthop === nexthop);
   }
 
@@ -202,14 +230,14 @@ export class Reconciler {
    * group is left as the switch has it and no longer read; its pins stay until they idle out.
    */
   forgetGroup(vip: string): void {
-    this.desiredGroups.delete(vip);
-    this.groups.delete(vip);
+    this.wantedGroups.delete(vip);
+    this.groupsKnown.delete(vip);
     this.touchedGroups.delete(vip);
   }
 
   /** Sets a VIP's desired members; applied by the next round like pins. */
   setGroup(vip: string, members: Iterable<string>): void {
-    this.desiredGroups.set(vip, new Set(members));
+    this.wantedGroups.set(vip, new Set(members));
     this.touchedGroups.add(vip);
     this.touch();
     // A round in progress (installing pins) would write it only when it gets there: written at
@@ -255,7 +283,7 @@ export class Reconciler {
    */
   settled(ids: Iterable<string>): boolean {
     for (const id of ids) {
-      const d = this.desired.get(id);
+      const d = this.wanted.get(id);
       if (d !== undefined && !this.isProgrammed(id, d.nexthop)) return false;
     }
     return true;
@@ -268,7 +296,7 @@ export class Reconciler {
 
   /** Installed and programmed pins. */
   programmedCount(): number {
-    return this.installed.programmed;
+    return this.held.programmed;
   }
 
   stop(): void {
@@ -345,7 +373,7 @@ export class Reconciler {
   }
 
   private drop(id: string, pin: DesiredPin, why: AtRiskReason | 'idle-timeout', detail: string): void {
-    this.desired.delete(id);
+    this.wanted.delete(id);
     this.failed.set(id, { flow: pin.flow, nexthop: pin.nexthop, why, detail, at: this.o.clock.now() });
     if (why !== 'idle-timeout') this.o.metrics.connectionsAtRisk.inc({ switch: this.o.switchName, why });
     for (const fn of this.dropListeners) fn(id, pin, why);
@@ -354,11 +382,11 @@ export class Reconciler {
   /** Takes the switch's report of one pin into the installed view; returns true if it is garbage to remove. */
   private take(p: InstalledPin, now: number, previous: InstalledView | undefined): boolean {
     const id = flowId(p.flow);
-    const want = this.desired.get(id);
+    const want = this.wanted.get(id);
     const pending = !p.programmed && p.reason === 'pending';
     if (!p.programmed && !pending && p.reason !== 'disabled') {
       // Configured but not forwarding (rejected, timed out, unknown state): remove it; a pin still needed is re-added whole.
-      this.installed.delete(id);
+      this.held.delete(id);
       this.pendingIds.delete(id);
       if (want && want.nexthop === p.nexthop) this.drop(id, want, p.reason === 'table-full' ? 'table-full' : p.reason === 'idle-timeout' || p.reason === 'hard-timeout' ? 'idle-timeout' : 'not-programmed', p.reason ?? 'not programmed');
       return true;
@@ -366,7 +394,7 @@ export class Reconciler {
     const lastActive = previous && previous.packets === p.packets ? previous.lastActive : now;
     const view: InstalledView = { flow: p.flow, nexthop: p.nexthop, programmed: p.programmed, packets: p.packets, lastActive };
     if (!p.programmed) view.reason = p.reason;
-    this.installed.set(id, view);
+    this.held.set(id, view);
     if (pending) this.pendingIds.add(id);
     else this.pendingIds.delete(id);
     return false;
@@ -377,46 +405,48 @@ export class Reconciler {
     const listed: InstalledPin[] = await a.listPins();
     this.o.metrics.resyncs.inc({ switch: this.o.switchName });
     const now = this.o.clock.now();
-    const previous = new Map(this.installed);
-    this.installed.clear();
+    const previous = new Map(this.held);
+    this.held.clear();
     this.pendingIds.clear();
     const garbage: FlowSpec[] = [];
     for (const p of listed) {
       if (this.take(p, now, previous.get(flowId(p.flow)))) garbage.push(p.flow);
-      else if (this.adoptOnResync && p.programmed && !this.desired.has(flowId(p.flow))) this.desired.set(flowId(p.flow), { flow: p.flow, nexthop: p.nexthop, reason: 'adopted', since: now });
+      else if (this.adoptOnResync && p.programmed && !this.wanted.has(flowId(p.flow))) this.wanted.set(flowId(p.flow), { flow: p.flow, nexthop: p.nexthop, reason: 'adopted', since: now });
     }
     this.adoptOnResync = false;
+    // Garbage collection is this round's write, not the listing's: what the switch timed out
+    // or could not program, and what the listing found of flowpin's that no pin stands for.
+    // Removed before the table's use is read, so the room it held counts as free.
+    if (garbage.length > 0) await a.removePins(garbage);
+    const strays = await a.removeStrays();
+    if (garbage.length + strays > 0) this.o.metrics.pinsRemoved.inc({ switch: this.o.switchName, why: 'gc' }, garbage.length + strays);
     await this.readUsage();
     // Switches without native idle timeouts: the controller ages pins from their counters.
     if (!a.capabilities.nativeIdleTimeout) {
-      for (const [id, v] of this.installed) {
-        const want = this.desired.get(id);
+      for (const [id, v] of this.held) {
+        const want = this.wanted.get(id);
         if (want && now - v.lastActive >= this.o.idleTimeoutS * 1000) this.drop(id, want, 'idle-timeout', 'idle');
       }
     }
-    if (garbage.length > 0) {
-      await a.removePins(garbage);
-      this.o.metrics.pinsRemoved.inc({ switch: this.o.switchName, why: 'gc' }, garbage.length);
-    }
-    for (const vip of new Set([...this.desiredGroups.keys(), ...this.groups.keys()])) {
+    for (const vip of new Set([...this.wantedGroups.keys(), ...this.groupsKnown.keys()])) {
       const read = new Set(await a.groupMembers(vip));
-      this.groups.set(vip, read);
-      const want = this.desiredGroups.get(vip);
+      this.groupsKnown.set(vip, read);
+      const want = this.wantedGroups.get(vip);
       if (want !== undefined && !this.touchedGroups.has(vip) && !sameMembers(want, read)) {
         // Changed on the switch by someone else, with no write of flowpin's pending: take the
         // switch's group as it is. Writing ours back would move flows outside any change.
-        this.desiredGroups.set(vip, new Set(read));
+        this.wantedGroups.set(vip, new Set(read));
         this.o.metrics.groupDrift.inc({ switch: this.o.switchName });
       }
     }
     this.needResync = false;
-    for (const id of this.desired.keys()) this.touched.add(id);
-    for (const id of this.installed.keys()) this.touched.add(id);
+    for (const id of this.wanted.keys()) this.touched.add(id);
+    for (const id of this.held.keys()) this.touched.add(id);
   }
 
   private async readUsage(): Promise<void> {
     const a = this.o.adapter;
-    if (a.pinTableUsage === undefined) {
+    if (!a.capabilities.reportsTableUsage) {
       this.capacity = a.capabilities.pinTableSize;
       this.othersUsed = 0;
       return;
@@ -437,8 +467,8 @@ export class Reconciler {
     const toRemove: FlowSpec[] = [];
     const toInstall: [string, DesiredPin][] = [];
     for (const id of ids) {
-      const d = this.desired.get(id);
-      const i = this.installed.get(id);
+      const d = this.wanted.get(id);
+      const i = this.held.get(id);
       if (d === undefined) {
         if (i !== undefined) toRemove.push(i.flow);
       } else if (i === undefined || i.nexthop !== d.nexthop || (!i.programmed && i.reason !== 'pending')) toInstall.push([id, d]);
@@ -447,7 +477,7 @@ export class Reconciler {
       await this.o.adapter.removePins(toRemove);
       for (const f of toRemove) {
         const id = flowId(f);
-        this.installed.delete(id);
+        this.held.delete(id);
         this.pendingIds.delete(id);
       }
       this.o.metrics.pinsRemoved.inc({ switch: name, why: 'unwanted' }, toRemove.length);
@@ -461,7 +491,7 @@ export class Reconciler {
     let free = this.freeEntries();
     const fits: [string, DesiredPin][] = [];
     for (const entry of toInstall) {
-      const replacing = this.installed.get(entry[0])?.programmed === true;
+      const replacing = this.held.get(entry[0])?.programmed === true;
       if (replacing || free > 0) {
         fits.push(entry);
         if (!replacing) free--;
@@ -481,7 +511,7 @@ export class Reconciler {
   private async installChunk(all: [string, DesiredPin][]): Promise<void> {
     // Under churn a round installs for seconds: a pin unwanted (its connection ended) or wanted
     // elsewhere since the round began is not written.
-    const chunk = all.filter(([id, p]) => this.desired.get(id) === p);
+    const chunk = all.filter(([id, p]) => this.wanted.get(id) === p);
     if (chunk.length === 0) return;
     const name = this.o.switchName;
     const outcomes = await this.o.adapter.installPins(chunk.map(([, p]) => ({ flow: p.flow, nexthop: p.nexthop, idleTimeoutS: this.o.idleTimeoutS })));
@@ -490,11 +520,11 @@ export class Reconciler {
     let strays = false;
     outcomes.forEach((o, k) => {
       const [id, p] = chunk[k] as [string, DesiredPin];
-      if (this.desired.get(id) !== p) {
+      if (this.wanted.get(id) !== p) {
         // Unwanted (or wanted toward another nexthop) while its install was in flight: what the
         // switch now holds is recorded, so that the next round removes or replaces it.
         if (o.ok && (o.programmed !== false || o.reason === 'pending')) {
-          this.installed.set(id, { flow: p.flow, nexthop: p.nexthop, programmed: o.programmed === true, packets: 0, lastActive: now, ...(o.programmed === true ? {} : { reason: 'pending' }) });
+          this.held.set(id, { flow: p.flow, nexthop: p.nexthop, programmed: o.programmed === true, packets: 0, lastActive: now, ...(o.programmed === true ? {} : { reason: 'pending' }) });
           // Read back like any pin whose state is not known yet, so it is never left pending.
           if (o.programmed !== true) this.pendingIds.add(id);
           this.touched.add(id);
@@ -510,7 +540,7 @@ export class Reconciler {
       if (o.programmed === false && o.reason !== 'pending') {
         this.o.metrics.pinFailures.inc({ switch: name, reason: o.reason === 'table-full' ? 'table-full' : 'not-programmed' });
         this.drop(id, p, o.reason === 'table-full' ? 'table-full' : 'not-programmed', o.reason ?? 'not programmed');
-        this.installed.delete(id);
+        this.held.delete(id);
         this.pendingIds.delete(id);
         garbage.push(p.flow);
         return;
@@ -524,7 +554,7 @@ export class Reconciler {
         this.pendingIds.delete(id);
         this.landed(p, now);
       }
-      this.installed.set(id, view);
+      this.held.set(id, view);
     });
     if (strays) this.touch();
     if (garbage.length > 0) {
@@ -549,15 +579,15 @@ export class Reconciler {
   private async writeGroups(): Promise<void> {
     const a = this.o.adapter;
     for (const vip of [...this.touchedGroups]) {
-      const want = this.desiredGroups.get(vip);
+      const want = this.wantedGroups.get(vip);
       if (want === undefined) {
         this.touchedGroups.delete(vip);
         continue;
       }
-      let have = this.groups.get(vip);
+      let have = this.groupsKnown.get(vip);
       if (have === undefined) {
         have = new Set(await a.groupMembers(vip));
-        this.groups.set(vip, have);
+        this.groupsKnown.set(vip, have);
       }
       // Additions first: a group is never left with fewer members than either end state.
       for (const m of want) {
@@ -571,7 +601,7 @@ export class Reconciler {
         have.delete(m);
       }
       // A newer desired group (a rollback, say) set while this one was written is written next.
-      if (this.desiredGroups.get(vip) === want) {
+      if (this.wantedGroups.get(vip) === want) {
         this.touchedGroups.delete(vip);
         // Whoever waits for this write hears now, not at the end of the round.
         this.notify();
@@ -626,22 +656,22 @@ export class Reconciler {
     const a = this.o.adapter;
     // What each pin's view was when the read was sent: a round or a resync that changed it
     // while the read was in flight knows better than this (older) answer, which is then left out.
-    const seen = new Map(ids.map((id) => [id, this.installed.get(id)]));
+    const seen = new Map(ids.map((id) => [id, this.held.get(id)]));
     let byId: Map<string, InstalledPin>;
-    if (a.readPins !== undefined) {
-      const flows = ids.map((id) => this.installed.get(id)?.flow ?? this.desired.get(id)?.flow).filter((f): f is FlowSpec => f !== undefined);
+    if (a.capabilities.readsPins) {
+      const flows = ids.map((id) => this.held.get(id)?.flow ?? this.wanted.get(id)?.flow).filter((f): f is FlowSpec => f !== undefined);
       byId = new Map();
       for (const p of await a.readPins(flows)) if (p !== undefined) byId.set(flowId(p.flow), p);
     } else byId = new Map((await a.listPins()).map((p) => [flowId(p.flow), p]));
     const now = this.o.clock.now();
     for (const id of ids) {
-      const prev = this.installed.get(id);
+      const prev = this.held.get(id);
       if (prev !== seen.get(id)) continue;
       const p = byId.get(id);
-      const d = this.desired.get(id);
+      const d = this.wanted.get(id);
       if (p === undefined) {
         // Not on the switch (lost, or never written): written again by the next round if wanted.
-        this.installed.delete(id);
+        this.held.delete(id);
         this.pendingIds.delete(id);
         if (d !== undefined) this.touched.add(id);
         continue;
@@ -651,7 +681,7 @@ export class Reconciler {
       const wasPending = this.pendingIds.has(id);
       if (this.take(p, now, prev)) {
         // Refused or not programmed for good: kept as installed-not-programmed so the round removes it.
-        this.installed.set(id, { flow: p.flow, nexthop: p.nexthop, programmed: false, reason: p.reason ?? 'unknown', packets: p.packets, lastActive: now });
+        this.held.set(id, { flow: p.flow, nexthop: p.nexthop, programmed: false, reason: p.reason ?? 'unknown', packets: p.packets, lastActive: now });
         this.touched.add(id);
       } else if (p.programmed && wasPending && d !== undefined) this.landed(d, now);
     }

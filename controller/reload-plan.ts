@@ -6,7 +6,8 @@
 // plan against what is running (changes in flight) and applies it (controller.ts, reload()).
 
 import type { FlowpinConfig, SwitchConfig, VipConfig } from './config.js';
-import { ConfigError, keyOf } from './validate.js';
+import { ConfigError, keyOf } from '../lib/validate.js';
+import { adapterKind } from '../switch-adapters/registry.js';
 
 type Path = (string | number)[];
 
@@ -61,6 +62,13 @@ function differences(a: unknown, b: unknown, path: Path, out: Path[], limit = 4)
   out.push(path);
 }
 
+/** A switch's fields as the file names them: its kind's settings under the kind's section key (`eapi`). */
+function asFiled(s: Omit<SwitchConfig, 'vips'>): Record<string, unknown> {
+  const { settings, ...rest } = s;
+  const key = adapterKind(s.adapter).section?.key;
+  return key === undefined ? rest : { ...rest, [key]: settings };
+}
+
 function restartOnly(file: string, paths: Path[]): never {
   const keys = [...new Set(paths.map(keyOf))];
   throw new ConfigError(file, keys.join(', '), `changed; ${keys.length === 1 ? 'it takes' : 'they take'} effect at a restart only (a reload applies API tokens, switches added or removed, and their VIPs, nexthops and maxUnavailable). Nothing was reloaded: the running configuration stays`);
@@ -90,7 +98,7 @@ export function planReload(cur: FlowpinConfig, next: FlowpinConfig): ReloadPlan 
     }
     const { vips: oldVips, ...oldRest } = old;
     const { vips: newVips, ...newRest } = s;
-    differences(oldRest, newRest, ['switches', i], diffs);
+    differences(asFiled(oldRest), asFiled(newRest), ['switches', i], diffs);
     const was = new Map(oldVips.map((v) => [v.address, v]));
     const now = new Set(newVips.map((v) => v.address));
     const plan: SwitchPlan = { name: s.name, key, vipsAdded: [], vipsRemoved: oldVips.filter((v) => !now.has(v.address)).map((v) => v.address), vipsChanged: [] };

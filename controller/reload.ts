@@ -3,8 +3,8 @@
 // and refuses keys read at start only; then what runs is checked: a switch, VIP or nexthop the
 // file no longer has may not have a change in flight, and a nexthop forgotten may have no
 // connection left on it. Then the adapters check what they are given (new VIPs' routes, a
-// Linux router's VIPs), new switches' adapters are made and connected switches' new VIPs have
-// their groups read; what runs is checked again (a change may have started meanwhile); only
+// Linux router's VIPs), new switches' adapters are made (and refused, as at start, where they
+// cannot do what their VIPs need) and connected switches' new VIPs have their groups read; what runs is checked again (a change may have started meanwhile); only
 // then is anything applied, in one turn of the event loop. A refusal is a ConfigError naming the
 // file and the key; the running configuration stays.
 
@@ -13,7 +13,8 @@ import { isActive, type ChangeRecord } from './change-record.js';
 import type { FlowpinConfig } from './config.js';
 import type { Controller } from './controller.js';
 import { planReload, type ReloadPlan } from './reload-plan.js';
-import { ConfigError } from './validate.js';
+import { ConfigError } from '../lib/validate.js';
+import { checkCapabilities } from './capability-check.js';
 
 const KEPT = 'Nothing was reloaded: the running configuration stays';
 
@@ -62,7 +63,7 @@ export async function applyReload(c: Controller, next: FlowpinConfig): Promise<s
     const rt = c.runtimes.get(sp.name);
     const s = next.switches.find((x) => x.name === sp.name);
     if (rt === undefined || s === undefined) continue;
-    if ((sp.vipsAdded.length > 0 || sp.vipsRemoved.length > 0) && rt.adapter.prepareVips !== undefined) {
+    if (sp.vipsAdded.length > 0 || sp.vipsRemoved.length > 0) {
       try {
         commits.push(await rt.adapter.prepareVips(s.vips));
       } catch (err) {
@@ -90,6 +91,7 @@ export async function applyReload(c: Controller, next: FlowpinConfig): Promise<s
   }
   // A change may have begun while the adapters were asked: checked again, then applied in this turn.
   try {
+    checkCapabilities(next, adapters, `. ${KEPT}`);
     checkRunning(c, plan, file);
   } catch (err) {
     for (const a of adapters.values()) void a.close().catch(() => undefined);

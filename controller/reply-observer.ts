@@ -152,14 +152,14 @@ export class ReplyObserver {
     this.identityRefreshing = true;
     this.identityAskedAt = this.h.clock.now();
     try {
-      if (this.h.adapter.serverIdentities !== undefined) map.learn(await this.h.adapter.serverIdentities(), this.h.clock.now());
+      if (this.h.adapter.capabilities.knowsServers) map.learn(await this.h.adapter.serverIdentities(), this.h.clock.now());
     } catch (err) {
       map.lastError = err instanceof Error ? err.message : String(err);
       this.h.log?.warn({ switch: this.h.name, err: map.lastError }, 'reading server identities failed');
     } finally {
       this.identityRefreshing = false;
     }
-    if (!this.stopped && this.h.adapter.serverIdentities !== undefined) {
+    if (!this.stopped && this.h.adapter.capabilities.knowsServers) {
       this.identityTimer = this.h.clock.schedule(this.o.identityRefreshS * 1000, () => {
         this.identityTimer = undefined;
         void this.refreshIdentities();

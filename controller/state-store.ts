@@ -31,7 +31,7 @@ import { isIP } from 'node:net';
 import type { ChangeRecord } from './change-record.js';
 import { StoredChangeRecord } from './change-record.js';
 import type { WatchRecord } from './watch.js';
-import { checkSchema, ConfigError } from './validate.js';
+import { checkSchema, ConfigError } from '../lib/validate.js';
 
 /** Tracked flows grouped by their nexthop, read while the controller runs. */
 export interface FlowSource {

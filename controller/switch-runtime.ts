@@ -251,7 +251,7 @@ export class SwitchRuntime {
     const v = new VipState(address, nexthops, this.reconciler.groups);
     this.vips.set(address, v);
     if (members !== undefined) {
-      this.reconciler.groups.set(address, new Set(members));
+      this.reconciler.groupRead(address, members);
       for (const m of members) v.nexthops.add(m);
     }
     return v;
@@ -272,7 +272,7 @@ export class SwitchRuntime {
     await this.adapter.connect();
     for (const v of this.vips.values()) {
       const members = await this.adapter.groupMembers(v.address);
-      this.reconciler.groups.set(v.address, new Set(members));
+      this.reconciler.groupRead(v.address, members);
       for (const m of members) v.nexthops.add(m);
     }
     if (this.resolution !== 'lookup') await this.replies.refreshIdentities();
@@ -464,7 +464,7 @@ export class SwitchRuntime {
     this.lastResolveError = undefined;
     const out = new Array<boolean | undefined>(flows.length).fill(undefined);
     const adds = this.changes.filter((c) => c.kind === 'add' && c.active);
-    if (adds.length === 0 || this.adapter.movedByAdd === undefined) return out;
+    if (adds.length === 0 || !this.adapter.capabilities.predictsMovedFlows) return out;
     for (const c of adds) {
       const idx = flows.map((f, i) => (f.dst === c.vip && nexthops[i] !== undefined ? i : -1)).filter((i) => i >= 0);
       if (idx.length === 0) continue;

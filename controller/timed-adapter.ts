@@ -2,13 +2,13 @@
 // once, when the controller takes it, and every call of an operation of the adapter contract
 // (switch-adapters/contract.ts) is observed in flowpin_switch_call_seconds, by switch,
 // adapter kind and operation, and counted in flowpin_switch_call_errors_total when it fails.
-// Optional operations stay absent where the adapter has none; anything else passes through.
+// Anything else passes through.
 
 import type { SwitchAdapter } from '../switch-adapters/contract.js';
 import type { ControllerMetrics } from './metrics.js';
 
 /** The contract's operations: the bounded set of `operation` label values. */
-export const OPERATIONS = ['connect', 'resolve', 'installPins', 'removePins', 'listPins', 'readPins', 'pinTableUsage', 'groupMembers', 'groupProgrammed', 'addGroupMember', 'removeGroupMember', 'movedByAdd', 'close'] as const;
+export const OPERATIONS = ['connect', 'resolve', 'installPins', 'removePins', 'listPins', 'removeStrays', 'readPins', 'pinTableUsage', 'groupMembers', 'groupProgrammed', 'addGroupMember', 'removeGroupMember', 'movedByAdd', 'close'] as const;
 const timed = new Set<string | symbol>(OPERATIONS);
 
 export function timedAdapter(adapter: SwitchAdapter, switchName: string, metrics: Pick<ControllerMetrics, 'switchCall' | 'switchCallErrors'>): SwitchAdapter {

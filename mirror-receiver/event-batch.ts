@@ -4,7 +4,7 @@
 // FlowEvents on the main thread. Outer addresses given as text by a socket go through a small
 // string table sent with the batch.
 
-import { ipAt } from './addr.js';
+import { ipAt } from '../lib/addr.js';
 import { ENCAP_NAMES, type EncapName, type FrameView } from './frame-view.js';
 import { macAt, type FlowEvent } from './flow-event.js';
 import { tupleAt } from './tuple.js';

@@ -1,7 +1,7 @@
 // FlowEvent: what the receiver hands the controller for each decoded TCP segment. It is
 // the one allocation per decoded frame: a copy of what the reused FrameView pointed at.
 
-import { ipAt } from './addr.js';
+import { ipAt } from '../lib/addr.js';
 import { tupleAt } from './tuple.js';
 import { ENCAP_NAMES, flagNames, type EncapName, type FrameView, type TcpFlagName } from './frame-view.js';
 

@@ -8,7 +8,7 @@
 
 import { readFileSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
-import { parseIp } from './addr.js';
+import { parseIp } from '../lib/addr.js';
 
 /** The table's text of a local address and port, e.g. 0100007F:1292 for 127.0.0.1:4754. */
 export function procNetAddress(address: string, port: number): string {

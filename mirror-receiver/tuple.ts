@@ -2,7 +2,7 @@
 // address, destination address, source port and destination port bytes (12 characters for
 // IPv4, 36 for IPv6). It is cheap to build from a frame, small as a Map key, and reversible.
 
-import { ipAt, ipv4Value, parseIp } from './addr.js';
+import { ipAt, ipv4Value, parseIp } from '../lib/addr.js';
 
 export interface FlowTuple {
   family: 4 | 6;

@@ -1,5 +1,5 @@
 // `npm run reliability [--out FILE]`: runs the fault and property tests, one file at a time,
-// collects the figures they record (test/helpers/figures.ts, under test-results/reliability/)
+// collects the figures they record (reliability/figures.ts, under test-results/reliability/)
 // and writes docs/reliability.md: the faults survived, inputs tried, connections broken (and
 // how many of them flowpin had promised to keep), drops counted, and each test file's result.
 // A fault whose test failed or recorded nothing shows as such. Exit status 1 if a test failed.
@@ -10,7 +10,7 @@ import { cpus, hostname } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { FIGURES_DIR, type ReliabilityFigures } from '../test/helpers/figures.js';
+import { FIGURES_DIR, type ReliabilityFigures } from './figures.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 

@@ -2,14 +2,9 @@
 // capabilities object), never branches in the controller. Every operation is batched and
 // idempotent: installing a pin that exists, or removing one that does not, is not an error.
 
-/** A TCP flow toward a VIP, as the switch matches it. */
-export interface FlowSpec {
-  family: 4 | 6;
-  src: string;
-  dst: string;
-  sport: number;
-  dport: number;
-}
+import type { FlowSpec } from '../lib/flow.js';
+
+export { flowId, type FlowSpec } from '../lib/flow.js';
 
 export interface PinRule {
   flow: FlowSpec;
@@ -72,8 +67,13 @@ export interface ServerIdentity {
   interface?: string;
 }
 
+/**
+ * What an adapter can do, as data: the controller reads these flags and never probes for a
+ * method. Every method of the contract exists on every adapter; one whose flag is false
+ * rejects with SwitchUnsupportedError, and the controller does not call it.
+ */
 export interface AdapterCapabilities {
-  /** The adapter can tell which nexthop a flow hashes to. */
+  /** The adapter can tell which nexthop a flow hashes to (`resolve` answers). */
   resolvesNexthop: boolean;
   /** Flows per resolve request. */
   resolveBatchSize: number;
@@ -83,18 +83,34 @@ export interface AdapterCapabilities {
   nativeIdleTimeout: boolean;
   /** Pin table entries for flowpin on this switch. */
   pinTableSize: number;
-  /** The adapter can add and remove members of a VIP's ECMP group. */
+  /** The adapter can add and remove members of a VIP's ECMP group (as configured). */
   changesGroups: boolean;
-  /** The adapter can tell which flows an added member would take over. */
+  /** The adapter can tell which flows an added member would take over (`movedByAdd`). */
   predictsMovedFlows: boolean;
+  /** The state of a few pins can be read without listing the table (`readPins`). */
+  readsPins: boolean;
+  /** The switch reports its pin table's capacity and use by every owner (`pinTableUsage`). */
+  reportsTableUsage: boolean;
+  /** The members forwarding uses now can be read back (`groupProgrammed`). */
+  readsProgrammedGroup: boolean;
+  /** The switch reports the servers it knows, for telling a mirrored reply's server (`serverIdentities`). */
+  knowsServers: boolean;
   /**
    * Upper bound (ms) for a group change to take effect in forwarding after the switch
-   * accepted it, used where the adapter cannot read the programmed group back (no
-   * groupProgrammed). 0 or absent: effective when accepted.
+   * accepted it, used where the programmed group cannot be read back (readsProgrammedGroup
+   * false). 0: effective when accepted.
    */
-  groupProgramDelayMs?: number;
+  groupProgramDelayMs: number;
 }
 
+/**
+ * The adapter of one switch. Reads (resolve, listPins, readPins, pinTableUsage, groupMembers,
+ * groupProgrammed, serverIdentities, movedByAdd, problems) change nothing on the switch; only
+ * the writes (connect, installPins, removePins, removeStrays, addGroupMember,
+ * removeGroupMember) do, and the controller calls those from the switch's reconciler alone
+ * (connect: at start). What a read finds to clean up is reported, and removed by a write the
+ * reconciler asks for in its round.
+ */
 export interface SwitchAdapter {
   readonly kind: string;
   readonly capabilities: AdapterCapabilities;
@@ -104,36 +120,42 @@ export interface SwitchAdapter {
   resolve(flows: FlowSpec[]): Promise<(string | undefined)[]>;
   installPins(pins: PinRule[]): Promise<PinOutcome[]>;
   removePins(flows: FlowSpec[]): Promise<void>;
-  /** Every pin flowpin owns on the switch, with its programming state. */
+  /**
+   * Every pin flowpin owns on the switch, with its programming state; entries the switch timed
+   * out or could not program are listed as not programmed (the reconciler removes them).
+   */
   listPins(): Promise<InstalledPin[]>;
-  /** The state of these flows' pins (undefined where the switch has none), where the switch can read a few cheaply; else listPins is used. */
-  readPins?(flows: FlowSpec[]): Promise<(InstalledPin | undefined)[]>;
-  /** The pin table's capacity and programmed entries of every owner, where the switch reports them. */
-  pinTableUsage?(): Promise<PinTableUsage>;
+  /**
+   * Removes what the last listing found of flowpin's on the switch that no listed pin stands
+   * for (a flow left without its action, a second rule holding a flow, a rule it cannot read);
+   * answers how many. A write: the reconciler calls it in its resync round, after listPins.
+   */
+  removeStrays(): Promise<number>;
+  /** The state of these flows' pins (undefined where the switch has none) without a listing (readsPins). */
+  readPins(flows: FlowSpec[]): Promise<(InstalledPin | undefined)[]>;
+  /** The pin table's capacity and programmed entries of every owner (reportsTableUsage). */
+  pinTableUsage(): Promise<PinTableUsage>;
   /** Members of a VIP's ECMP group, as configured. */
   groupMembers(vip: string): Promise<string[]>;
-  /** Members forwarding uses now (programmed in hardware), where the switch can tell. */
-  groupProgrammed?(vip: string): Promise<string[]>;
+  /** Members forwarding uses now, programmed in hardware (readsProgrammedGroup). */
+  groupProgrammed(vip: string): Promise<string[]>;
   addGroupMember(vip: string, nexthop: string): Promise<void>;
   removeGroupMember(vip: string, nexthop: string): Promise<void>;
-  /** The servers the switch knows (neighbour and MAC tables), for telling a mirrored reply's server. */
-  serverIdentities?(): Promise<ServerIdentity[]>;
-  /** For each flow, whether adding `nexthop` to the VIP's group would move it (predictsMovedFlows only). */
-  movedByAdd?(vip: string, nexthop: string, flows: FlowSpec[]): Promise<boolean[]>;
+  /** The servers the switch knows (neighbour and MAC tables), for telling a mirrored reply's server (knowsServers). */
+  serverIdentities(): Promise<ServerIdentity[]>;
+  /** For each flow, whether adding `nexthop` to the VIP's group would move it (predictsMovedFlows). */
+  movedByAdd(vip: string, nexthop: string, flows: FlowSpec[]): Promise<boolean[]>;
   /**
    * What the connected adapter cannot answer for now and why, one line each (empty: nothing),
    * e.g. VIPs whose look-ups it holds back. Each makes the switch not ready until it clears.
    */
-  problems?(): string[];
+  problems(): string[];
   /**
    * The switch's VIPs changed at a configuration reload: checks that the new list can be driven
    * (a SwitchUnsupportedError says why not, and the reload is refused) and returns the step that
-   * takes it, run once every switch of the reload has been checked. Absent where the adapter
-   * keeps no VIP list of its own.
+   * takes it, run once every switch of the reload has been checked. An adapter that keeps no VIP
+   * list of its own checks nothing and its step does nothing.
    */
-  prepareVips?(vips: readonly { address: string; nexthops: readonly string[] }[]): Promise<() => void>;
+  prepareVips(vips: readonly { address: string; nexthops: readonly string[] }[]): Promise<() => void>;
   close(): Promise<void>;
 }
-
-/** A stable text key of a flow, for maps. */
-export const flowId = (f: FlowSpec): string => `${f.src}|${f.sport}|${f.dst}|${f.dport}`;

@@ -62,3 +62,8 @@ export class SwitchUnsupportedError extends SwitchError {
   override readonly name = 'SwitchUnsupportedError';
   readonly retryable = false;
 }
+
+/** The answer of a contract method the adapter's capabilities say it lacks (the controller never calls it). */
+export function unsupported(switchName: string, what: string): Promise<never> {
+  return Promise.reject(new SwitchUnsupportedError(switchName, `${what}: this switch cannot answer it (see the adapter's capabilities)`));
+}

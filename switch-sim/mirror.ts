@@ -8,7 +8,7 @@
 
 import { createSocket, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
-import { parseIp } from '../mirror-receiver/addr.js';
+import { parseIp } from '../lib/addr.js';
 import { loadRawSocket, type RawModule } from '../mirror-receiver/sources/raw-gre.js';
 import type { SimPacket } from './sim-switch.js';
 

@@ -2,7 +2,7 @@
 // type and range of one key and returns it typed, and `done()` refuses keys never read.
 // (flowpin's own configuration is checked against its TypeBox schema: controller/config-schema.ts.)
 
-import { ConfigError } from '../controller/validate.js';
+import { ConfigError } from '../lib/validate.js';
 
 type Obj = Record<string, unknown>;
 

@@ -3,10 +3,10 @@
 // validated with errors that name the key), then frozen.
 
 import { isIP } from 'node:net';
-import { canonicalIp } from '../mirror-receiver/addr.js';
-import { ConfigError, deepFreeze, type Reader } from '../controller/validate.js';
+import { canonicalIp } from '../lib/addr.js';
+import { ConfigError, deepFreeze, type Reader } from '../lib/validate.js';
 import { FieldReader } from './scenario-reader.js';
-import { parsePrefix } from './prefix.js';
+import { parsePrefix } from '../lib/prefix.js';
 import type { LifetimeDistribution } from './rng.js';
 import type { SimSwitchOptions } from './sim-switch.js';
 

@@ -9,12 +9,12 @@
 // SYN-ACK, with the server's MAC and the port it came in on, as an ACL matching TCP from the
 // VIP with SYN and ACK would; optionally its RSTs and FINs too (each a separate ACL line).
 
-import { canonicalIp } from '../mirror-receiver/addr.js';
+import { canonicalIp } from '../lib/addr.js';
 import { tupleOf } from '../mirror-receiver/tuple.js';
 import { ModNGroup, ResilientGroup, type EcmpGroup } from './ecmp-group.js';
 import { flowHash } from './hash.js';
 import { PinTable, type PinEntry } from './pin-table.js';
-import { parsePrefix, prefixContains, type Prefix } from './prefix.js';
+import { parsePrefix, prefixContains, type Prefix } from '../lib/prefix.js';
 import { SimServer, type SegmentOutcome } from './servers.js';
 
 export const TCP = 6;
@@ -340,6 +340,36 @@ export class SimSwitch {
     const vip = this.vips.get(dst);
     if (vip === undefined) return undefined;
     return vip.fwd.pick(flowHash(tupleOf({ family: src.includes(':') ? 6 : 4, src, dst, sport, dport }), protocol, this.options.hashSeed));
+  }
+
+  /**
+   * The nexthop a flow would take were the switch to hash with `seed` instead of its own (a
+   * wrong model of the switch, for tests of resolution by observation), ignoring pins.
+   */
+  ecmpNexthopSeeded(src: string, dst: string, protocol: number, sport: number, dport: number, seed: number): string | undefined {
+    return this.vips.get(canonicalIp(dst))?.fwd.pick(flowHash(tupleOf({ family: src.includes(':') ? 6 : 4, src, dst, sport, dport }), protocol, seed));
+  }
+
+  /**
+   * For each flow, whether adding `nexthop` to the VIP's group moves it: the buckets the
+   * resilient table would hand over (ResilientGroup.previewAdd); every flow with mod-N.
+   */
+  movedByAdd(vipAddress: string, nexthop: string, flows: readonly { src: string; dst: string; sport: number; dport: number }[]): boolean[] {
+    const group = this.vips.get(canonicalIp(vipAddress))?.fwd;
+    if (!(group instanceof ResilientGroup)) return flows.map(() => true);
+    const moved = new Set(group.previewAdd(canonicalIp(nexthop)));
+    return flows.map((f) => moved.has(group.bucketOf(this.hashOf(f.src, f.dst, TCP, f.sport, f.dport))));
+  }
+
+  /** Each server's MAC and, where it is alone behind one port, that port's index, as the ARP and MAC tables would show. */
+  serverIdentities(): { nexthop: string; mac: string; interface: string; portIndex?: number }[] {
+    const perPort = new Map<string, number>();
+    for (const att of this.attachments.values()) for (const p of att.ports) perPort.set(p, (perPort.get(p) ?? 0) + 1);
+    return [...this.attachments].map(([nexthop, att]) => {
+      const only = att.ports.length === 1 ? att.ports[0] : undefined;
+      const portIndex = only === undefined ? undefined : portIndexOf(only);
+      return { nexthop, mac: att.mac, interface: att.via, ...(portIndex === undefined || perPort.get(only as string) !== 1 ? {} : { portIndex }) };
+    });
   }
 
   /** The hash of a flow, as the ECMP groups see it. */

@@ -10,7 +10,7 @@
 // clock it runs on. Each group change that reaches forwarding is recorded with the live
 // connections it moved (those whose ECMP choice was their server and no longer is).
 
-import { canonicalIp, parseIp, ipAt } from '../mirror-receiver/addr.js';
+import { canonicalIp, parseIp, ipAt } from '../lib/addr.js';
 import type { VirtualClock } from './clock.js';
 import { Rng, sampleLifetimeMs, steadyStateRemaining, type LifetimeDistribution } from './rng.js';
 import { TCP, type ForwardingChange, type SimPacket, type SimSwitch } from './sim-switch.js';

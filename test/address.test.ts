@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { AddressError, hostAddress } from '../controller/address.js';
 import { FlowpinError } from '../controller/errors.js';
 import { readConfig } from '../controller/config.js';
-import { ConfigError, Reader } from '../controller/validate.js';
+import { ConfigError, Reader } from '../lib/validate.js';
 import { isIPv4 } from 'node:net';
 import fc from 'fast-check';
-import { canonicalIp, ipv4Value, parseIp } from '../mirror-receiver/addr.js';
+import { canonicalIp, ipv4Value, parseIp } from '../lib/addr.js';
 import { parseTuple, tupleAt, tupleOf } from '../mirror-receiver/tuple.js';
 import { World } from '../cli/scenario/world.js';
 

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { readPcap } from '../mirror-receiver/sources/pcap.js';
 import { mirrorCorpus, forEachRecord } from '../bench/mirror-corpus.js';
 import { flowpinBin, have, run, skipUnless } from './helpers/tools.js';
-import * as f from './helpers/frames.js';
+import * as f from '../lib/frames.js';
 
 const skip = skipUnless(have('tcpdump') && have('tshark') && have('editcap', ['-h']) && have('mergecap', ['-h']), 'tcpdump, tshark, editcap or mergecap');
 

@@ -9,7 +9,7 @@ import { FlowpinError } from '../controller/errors.js';
 import { World, type WorldOptions, type WorldSwitchOptions } from '../cli/scenario/world.js';
 import { flowId } from '../switch-adapters/contract.js';
 import { specOf } from '../controller/switch-runtime.js';
-import { pinName } from '../switch-adapters/arista-eapi/directflow.js';
+import { pinName } from '../lib/pin-name.js';
 import { measured } from './helpers/measured.js';
 
 const VIP = '192.0.2.80';

@@ -15,7 +15,7 @@ import { Value } from 'typebox/value';
 import { parse } from 'yaml';
 import { readConfig } from '../controller/config.js';
 import { ConfigSchema } from '../controller/config-schema.js';
-import { Reader } from '../controller/validate.js';
+import { Reader } from '../lib/validate.js';
 import { repoRoot } from './helpers/tools.js';
 
 /** Keys that exclude another one set in the example: shown commented out instead. */
@@ -53,7 +53,7 @@ test('the example configuration is valid against the schema and sets every key o
   const text = readFileSync(path.join(repoRoot, 'docs', 'flowpin.example.yaml'), 'utf8');
   const doc = parse(text) as unknown;
   const check = Compile(ConfigSchema);
-  // Defaults filled in first, as the loader does (controller/validate.ts).
+  // Defaults filled in first, as the loader does (lib/validate.ts).
   const errors = [...check.Errors(Value.Default(ConfigSchema, structuredClone(doc)))].map((e) => `${e.instancePath}: ${e.message}`);
   assert.deepEqual(errors, [], 'the example is a valid document');
   const set = docPaths(doc, '', new Set());

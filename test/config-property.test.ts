@@ -12,7 +12,7 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { loadConfig, readConfig } from '../controller/config.js';
-import { ConfigError, Reader } from '../controller/validate.js';
+import { ConfigError, Reader } from '../lib/validate.js';
 
 const seed = process.env['FLOWPIN_SEED'] !== undefined ? Number(process.env['FLOWPIN_SEED']) : Date.now() % 2 ** 31;
 let dir = '';

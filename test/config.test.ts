@@ -8,7 +8,8 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadConfig, readConfig } from '../controller/config.js';
-import { ConfigError, Reader } from '../controller/validate.js';
+import { ConfigError, Reader } from '../lib/validate.js';
+import type { EapiSettings } from '../switch-adapters/arista-eapi/kind.js';
 
 const minimal = (over: Record<string, unknown> = {}) => ({
   switches: [{ name: 'leaf1', eapi: { url: 'https://10.0.0.1', password: 'pw' }, vips: [{ address: '192.0.2.80', nexthops: ['10.0.1.1', '10.0.1.2'] }], ...over }],
@@ -27,9 +28,10 @@ test('defaults: on-change, idle 300 s, the API on loopback, the eAPI host as mir
   assert.deepEqual(c.mirror.udp, [{ host: '127.0.0.1', port: 4754, receiveBufferBytes: 32 * 1024 * 1024, reader: 'auto' }]);
   assert.equal(c.flowTable.maxFlows, 1_000_000);
   const s = c.switches[0];
-  assert.equal(s?.eapi?.url, 'https://10.0.0.1/command-api');
-  assert.equal(s?.eapi?.username, 'admin');
-  assert.equal(s?.eapi?.atomicity, 'session');
+  const eapi = s?.settings as EapiSettings | undefined;
+  assert.equal(eapi?.url, 'https://10.0.0.1/command-api');
+  assert.equal(eapi?.username, 'admin');
+  assert.equal(eapi?.atomicity, 'session');
   assert.deepEqual(s?.mirrorSources, ['10.0.0.1']);
   assert.equal(s?.pinTableSize, 1500);
   assert.equal(s?.pinTableSizeSet, false);
@@ -45,7 +47,7 @@ test('secrets from env: and file:', () => {
     const c = loadConfig(file, { FLOWPIN_TEST_TOKEN: 'from-env' });
     assert.equal(c.api.token, 'from-env');
     assert.deepEqual(c.api.tokens.map((t) => t.role), ['operator']);
-    assert.equal(c.switches[0]?.eapi?.password, 'from-file');
+    assert.equal((c.switches[0]?.settings as EapiSettings | undefined)?.password, 'from-file');
     assert.throws(() => loadConfig(file, {}), /flowpin\.yaml: api\.token: environment variable FLOWPIN_TEST_TOKEN is not set/);
   } finally {
     rmSync(dir, { recursive: true, force: true });

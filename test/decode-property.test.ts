@@ -8,7 +8,7 @@ import { MirrorDecoder } from '../mirror-receiver/decoder.js';
 import { DROP_REASONS, OK } from '../mirror-receiver/drop-reasons.js';
 import { LinkType } from '../mirror-receiver/decode-outer.js';
 import { decodeRecord, toFlowEvent } from '../mirror-receiver/flow-event.js';
-import * as f from './helpers/frames.js';
+import * as f from '../lib/frames.js';
 
 const LINKS = [LinkType.ethernet, LinkType.raw, LinkType.linuxSll, LinkType.linuxSll2, 0, 147];
 

@@ -12,7 +12,7 @@ import { BatchWriter, readBatch } from '../mirror-receiver/event-batch.js';
 import { isSynAck, toFlowEvent, type FlowEvent } from '../mirror-receiver/flow-event.js';
 import { reverseTuple, tupleOf } from '../mirror-receiver/tuple.js';
 import { erspanType1, erspanType2 } from '../switch-sim/mirror.js';
-import { erspan2, ethernet, gre, tcpPacket } from './helpers/frames.js';
+import { erspan2, ethernet, gre, tcpPacket } from '../lib/frames.js';
 import { haveScapy, skipUnless, systemPython } from './helpers/tools.js';
 
 const SYN_ACK = 0x12;

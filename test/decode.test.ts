@@ -7,7 +7,7 @@ import { OK, reasonName } from '../mirror-receiver/drop-reasons.js';
 import { LinkType } from '../mirror-receiver/decode-outer.js';
 import { decodeRecord, toFlowEvent } from '../mirror-receiver/flow-event.js';
 import { parseTuple } from '../mirror-receiver/tuple.js';
-import * as f from './helpers/frames.js';
+import * as f from '../lib/frames.js';
 
 const SYN = 0x02;
 const inner4 = (flags = SYN) => f.tcpPacket('10.1.2.3', '192.0.2.10', { sport: 40000, dport: 443, flags });

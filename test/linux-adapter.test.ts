@@ -15,8 +15,9 @@ import { LabTopology, LAB_VIP4 } from '../switch-adapters/linux/lab/topology.js'
 import { LabTraffic } from '../switch-adapters/linux/lab/traffic.js';
 import { upkeep } from '../switch-adapters/linux/upkeep.js';
 import { SwitchCommandError, SwitchProtocolError } from '../switch-adapters/errors.js';
-import { ethernet, tcpPacket } from './helpers/frames.js';
-import { labAdapter, until, withWarmTraffic } from './helpers/linux-lab.js';
+import { ethernet, tcpPacket } from '../lib/frames.js';
+import { labAdapter, withWarmTraffic } from '../cli/lab-controller.js';
+import { until } from '../lib/until.js';
 import { have, isRoot, skipUnless } from './helpers/tools.js';
 
 const skip = skipUnless(isRoot() && have('nft', ['-v']) && have('ip', ['-V']), 'root with nft and ip');

@@ -11,7 +11,8 @@ import pino from 'pino';
 import { LAB_VIP4, LAB_VIP6, LabTopology } from '../switch-adapters/linux/lab/topology.js';
 import { LabTraffic } from '../switch-adapters/linux/lab/traffic.js';
 import type { Controller } from '../controller/controller.js';
-import { labController, until, withWarmTraffic } from './helpers/linux-lab.js';
+import { labController, withWarmTraffic } from '../cli/lab-controller.js';
+import { until } from '../lib/until.js';
 import { have, isRoot, skipUnless } from './helpers/tools.js';
 
 const skip = skipUnless(isRoot() && have('nft', ['-v']) && have('ip', ['-V']) && have('/usr/bin/python3', ['-c', 'import ctypes']), 'root with nft, ip and python3');

@@ -17,7 +17,8 @@ import { LAB_HALF_PORT, LAB_VIP4, LAB_VIP6, LabTopology, labNamespaces } from '.
 import { LabTraffic } from '../switch-adapters/linux/lab/traffic.js';
 import type { FlowSpec } from '../switch-adapters/contract.js';
 import { have, isRoot, repoRoot, skipUnless } from './helpers/tools.js';
-import { labAdapter, labController, SWITCH, until, withWarmTraffic } from './helpers/linux-lab.js';
+import { labAdapter, labController, SWITCH, withWarmTraffic } from '../cli/lab-controller.js';
+import { until } from '../lib/until.js';
 import type { Controller } from '../controller/controller.js';
 import { valueOf } from '../controller/metrics.js';
 

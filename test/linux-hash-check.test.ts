@@ -13,7 +13,8 @@ import { LabTraffic } from '../switch-adapters/linux/lab/traffic.js';
 import type { LinuxRouterAdapter } from '../switch-adapters/linux/adapter.js';
 import type { Controller } from '../controller/controller.js';
 import type { FlowSpec } from '../switch-adapters/contract.js';
-import { labAdapter, labController, until, withWarmTraffic } from './helpers/linux-lab.js';
+import { labAdapter, labController, withWarmTraffic } from '../cli/lab-controller.js';
+import { until } from '../lib/until.js';
 import { have, isRoot, repoRoot, skipUnless } from './helpers/tools.js';
 
 const skip = skipUnless(isRoot() && have('nft', ['-v']) && have('ip', ['-V']) && have('/usr/bin/python3', ['-c', 'import ctypes']), 'root with nft, ip and python3');

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { LAB_VIP4, LAB_VIP6, LabTopology, MIRROR_COLLECTOR } from '../switch-adapters/linux/lab/topology.js';
 import { LabTraffic } from '../switch-adapters/linux/lab/traffic.js';
-import { withWarmTraffic } from './helpers/linux-lab.js';
+import { withWarmTraffic } from '../cli/lab-controller.js';
 import { until } from './helpers/demo.js';
 import { proc, type Proc } from './helpers/processes.js';
 import { flowpinBin, have, isRoot, skipUnless } from './helpers/tools.js';

@@ -58,7 +58,7 @@ test('/metrics: prom-client exposition with flowpin, process and event-loop metr
   assert.equal(series(text, 'flowpin_syn_to_pin_seconds_count', { switch: 'sw1' }), installed, 'every installed pin observed once from its SYN');
   assert.ok((series(text, 'flowpin_switch_call_seconds_count', { switch: 'sw1', adapter: 'arista-eapi', operation: 'installPins' }) ?? 0) > 0, 'installPins calls timed');
   assert.ok((series(text, 'flowpin_switch_call_seconds_count', { switch: 'sw1', adapter: 'arista-eapi', operation: 'listPins' }) ?? 0) > 0, 'listPins calls timed');
-  for (const line of text.split('\n')) if (line.startsWith('flowpin_switch_call_seconds_count{')) assert.match(line, /operation="(connect|resolve|installPins|removePins|listPins|readPins|pinTableUsage|groupMembers|groupProgrammed|addGroupMember|removeGroupMember|movedByAdd|close)"/);
+  for (const line of text.split('\n')) if (line.startsWith('flowpin_switch_call_seconds_count{')) assert.match(line, /operation="(connect|resolve|installPins|removePins|listPins|removeStrays|readPins|pinTableUsage|groupMembers|groupProgrammed|addGroupMember|removeGroupMember|movedByAdd|close)"/);
 });
 
 test('/metrics: per-nexthop gauges agree with the controller, pin table gauges with its status', { timeout: 60_000 }, async () => {

@@ -7,14 +7,14 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { recordFigures } from './helpers/figures.js';
+import { recordFigures } from '../reliability/figures.js';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
 import pino from 'pino';
 import { Controller } from '../controller/controller.js';
 import { readConfig } from '../controller/config.js';
-import { Reader } from '../controller/validate.js';
+import { Reader } from '../lib/validate.js';
 import { SimAdapter } from '../switch-adapters/sim/adapter.js';
 import { repoRoot } from './helpers/tools.js';
 import { testSwitch, VIP, NEXTHOPS } from './helpers/sim.js';

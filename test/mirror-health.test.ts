@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import type { ChangeRecord, DryRunReport } from '../controller/changes.js';
 import { FlowpinError } from '../controller/errors.js';
 import { World } from '../cli/scenario/world.js';
-import { recordFigures } from './helpers/figures.js';
+import { recordFigures } from '../reliability/figures.js';
 
 const VIP = '192.0.2.80';
 const NH = ['10.0.1.1', '10.0.1.2', '10.0.1.3'];

@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { until } from './helpers/demo.js';
-import { recordFigures } from './helpers/figures.js';
+import { recordFigures } from '../reliability/figures.js';
 import { sendMirror, startFlowpin, startSim, type Proc } from './helpers/processes.js';
 
 const TOKEN = 'mismatch';

@@ -18,7 +18,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { until } from './helpers/demo.js';
-import { quickStart } from './helpers/quickstart.js';
+import { quickStart } from '../bench/readme-quickstart.js';
 import { flowpinBin, repoRoot } from './helpers/tools.js';
 
 test('the README quick start parses into its calls', () => {

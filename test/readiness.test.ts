@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FileStateStore } from '../controller/state-store.js';
 import { World, type WorldOptions } from '../cli/scenario/world.js';
-import { recordFigures } from './helpers/figures.js';
+import { recordFigures } from '../reliability/figures.js';
 
 const VIP = '192.0.2.80';
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { MirrorReceiver } from '../mirror-receiver/receiver.js';
 import type { FlowEvent } from '../mirror-receiver/flow-event.js';
-import * as f from './helpers/frames.js';
+import * as f from '../lib/frames.js';
 
 async function sendAll(port: number, datagrams: Buffer[]): Promise<void> {
   const s = createSocket('udp4');

@@ -17,7 +17,7 @@ import { toFlowEvent, type FlowEvent } from '../mirror-receiver/flow-event.js';
 import { procNetAddress, udpSocketDrops } from '../mirror-receiver/socket-drops.js';
 import { mirrorDatagrams, vxlanDatagrams } from '../bench/mirror-sender.js';
 import { repoRoot, skipUnless } from './helpers/tools.js';
-import * as f from './helpers/frames.js';
+import * as f from '../lib/frames.js';
 
 const senderBin = path.join(repoRoot, 'dist/bench/mirror-sender.js');
 

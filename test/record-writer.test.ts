@@ -11,8 +11,8 @@ import { OK } from '../mirror-receiver/drop-reasons.js';
 import { LinkType } from '../mirror-receiver/decode-outer.js';
 import { decodeRecord } from '../mirror-receiver/flow-event.js';
 import { RecordWriter } from '../mirror-receiver/record-writer.js';
-import { ipv6At } from '../mirror-receiver/addr.js';
-import * as f from './helpers/frames.js';
+import { ipv6At } from '../lib/addr.js';
+import * as f from '../lib/frames.js';
 
 const seed = process.env['FC_SEED'] !== undefined ? Number(process.env['FC_SEED']) : Math.floor(Math.random() * 2 ** 31);
 

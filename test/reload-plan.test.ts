@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readConfig } from '../controller/config.js';
 import { planReload } from '../controller/reload-plan.js';
-import { ConfigError, Reader } from '../controller/validate.js';
+import { ConfigError, Reader } from '../lib/validate.js';
 
 const sw = (name: string, source: string, vips: { address: string; nexthops: string[]; maxUnavailable?: number }[], extra: Record<string, unknown> = {}) => ({ name, adapter: 'arista-eapi', mirrorSources: [source], eapi: { url: `https://${source}/command-api`, password: 'pw', groupTemplate: 'static-ecmp' }, vips, ...extra });
 const doc = (over: Record<string, unknown> = {}) => ({

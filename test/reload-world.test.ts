@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { FlowpinConfig } from '../controller/config.js';
 import { applyReload } from '../controller/reload.js';
-import { ConfigError } from '../controller/validate.js';
+import { ConfigError } from '../lib/validate.js';
 import { World } from '../cli/scenario/world.js';
 
 const VIP = '192.0.2.80';

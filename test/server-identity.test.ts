@@ -5,7 +5,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { ServerIdentityMap } from '../controller/server-identity.js';
 import { readConfig } from '../controller/config.js';
-import { ConfigError, Reader } from '../controller/validate.js';
+import { ConfigError, Reader } from '../lib/validate.js';
 
 describe('server identity map', () => {
   test('MAC first, then port; several servers behind one MAC or port answer nothing, with the reason', { timeout: 10_000 }, () => {

@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FileStateStore, loadState } from '../controller/state-store.js';
-import { recordFigures } from './helpers/figures.js';
+import { recordFigures } from '../reliability/figures.js';
 import { sendMirror, startFlowpin, startSim, type Proc } from './helpers/processes.js';
 
 const TOKEN = 'load-test';

@@ -14,7 +14,7 @@ import { readScenario } from '../switch-sim/scenario.js';
 import { startSimulator } from '../switch-sim/run.js';
 import { MirrorReceiver } from '../mirror-receiver/receiver.js';
 import type { FlowEvent } from '../mirror-receiver/flow-event.js';
-import { Reader, ConfigError } from '../controller/validate.js';
+import { Reader, ConfigError } from '../lib/validate.js';
 import { TestNetns } from './helpers/netns.js';
 import { flowpinBin, have, isRoot, skipUnless } from './helpers/tools.js';
 

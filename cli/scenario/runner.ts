@@ -17,12 +17,12 @@
 // with half-closing clients, idle connections, traffic before flowpin starts, a pin table
 // shared with other owners and what the switch mirrors of each connection's end as options.
 
-import { canonicalIp } from '../../mirror-receiver/addr.js';
+import { canonicalIp } from '../../lib/addr.js';
 import type { ChangeRecord, DryRunReport, MaxAtRisk } from '../../controller/changes.js';
 import { FlowpinError } from '../../controller/errors.js';
-import { Reader } from '../../controller/validate.js';
+import { Reader } from '../../lib/validate.js';
 import { readScenario } from '../../switch-sim/scenario.js';
-import { pinName } from '../../switch-adapters/arista-eapi/directflow.js';
+import { pinName } from '../../lib/pin-name.js';
 import type { LifetimeDistribution } from '../../switch-sim/rng.js';
 import type { SimPacket } from '../../switch-sim/sim-switch.js';
 import type { LiveConnection } from '../../switch-sim/traffic.js';

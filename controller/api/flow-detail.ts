@@ -14,7 +14,7 @@ import type { Controller } from '../controller.js';
 import { notFound, badRequest } from '../errors.js';
 import { flowKey, UNRESOLVED } from '../flow-table.js';
 import { flowId } from '../../switch-adapters/contract.js';
-import { parseIp } from '../../mirror-receiver/addr.js';
+import { parseIp } from '../../lib/addr.js';
 import { tupleOf } from '../../mirror-receiver/tuple.js';
 import { Type } from 'typebox';
 import { errorResponses } from './schemas.js';

@@ -7,7 +7,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { Type, type Static } from 'typebox';
 import type { Controller } from '../controller.js';
 import { badRequest } from '../errors.js';
-import { canonicalIp } from '../../mirror-receiver/addr.js';
+import { canonicalIp } from '../../lib/addr.js';
 import { errorResponses } from './schemas.js';
 
 const filters = {

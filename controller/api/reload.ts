@@ -8,7 +8,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { Type } from 'typebox';
 import { FlowpinError } from '../errors.js';
-import { ConfigError } from '../validate.js';
+import { ConfigError } from '../../lib/validate.js';
 import { errorResponses } from './schemas.js';
 
 export interface ReloadAnswer {

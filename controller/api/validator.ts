@@ -9,7 +9,7 @@ import type { TSchema } from 'typebox';
 import { Compile } from 'typebox/compile';
 import { Value } from 'typebox/value';
 import { badRequest } from '../errors.js';
-import { describeErrors, keyOf } from '../validate.js';
+import { describeErrors, keyOf } from '../../lib/validate.js';
 
 type Part = 'body' | 'querystring' | 'params' | 'headers';
 

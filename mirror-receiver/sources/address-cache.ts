@@ -4,7 +4,7 @@
 // the address bytes at byte 16. The text is what Node's dgram gives in rinfo.address (IPv6 as
 // RFC 5952, IPv4-mapped with a dotted tail: addr.ts), so configured mirrorSources match either reader.
 
-import { ipv4At, ipv6At } from '../addr.js';
+import { ipv4At, ipv6At } from '../../lib/addr.js';
 
 /** Past this many distinct addresses the cache starts again (a bound, never reached by a few switches). */
 const LIMIT = 4096;

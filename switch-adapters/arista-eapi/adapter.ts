@@ -6,17 +6,19 @@
 //  - Pins are written in batches inside a configuration session that is committed whole, or
 //    aborted on any failure (or, with atomicity 'cleanup', every half-built flow is removed),
 //    then their programming state is read back: programmed, pending, or rejected for lack of
-//    TCAM space (removed again with `no flow`, reported table-full). The read-back lists the
+//    TCAM space (reported table-full; the reconciler removes it with `no flow`). The read-back lists the
 //    whole table (EOS has no per-flow form of `show directflow detail`), so once the table
 //    lists more than `readBackLimit` flows, a write answers with the state unknown and the
 //    controller's timed read-back (one listPins for every pin waiting) confirms it.
 //  - listPins() reads `show directflow detail` in JSON (status, counters) and text (nexthop,
-//    flows the JSON omits) and removes flowpin's expired, rejected and half-built flows.
+//    flows the JSON omits) and changes nothing: expired and rejected flows are listed as not
+//    programmed and removed by the reconciler (removePins), half-built ones by removeStrays().
 
-import { canonicalIp } from '../../mirror-receiver/addr.js';
+import { canonicalIp } from '../../lib/addr.js';
 import type { AdapterCapabilities, FlowSpec, InstalledPin, PinOutcome, PinRule, PinTableUsage, ServerIdentity, SwitchAdapter } from '../contract.js';
-import { SwitchCommandError, SwitchUnsupportedError } from '../errors.js';
-import { flowOfPinName, pinCommands, pinName, removeByName } from './directflow.js';
+import { SwitchCommandError, SwitchUnsupportedError, unsupported } from '../errors.js';
+import { flowOfPinName, pinName } from '../../lib/pin-name.js';
+import { pinCommands, removeByName } from './directflow.js';
 import { mergeDirectflow, notProgrammedReason, parseDirectflowJson, parseDirectflowText, type DirectflowState } from './directflow-state.js';
 import { platformOf, type Platform } from './platforms.js';
 import { EapiResolver, type Resolution } from './resolver.js';
@@ -67,6 +69,10 @@ export class AristaEapiAdapter implements SwitchAdapter {
   info: SwitchInfo | undefined;
   /** Flows removed because they expired, were rejected, or were left without their action. */
   readonly garbageCollected = { expired: 0, rejected: 0, halfBuilt: 0 };
+  /** flowpin's flows the last reads found timed out or rejected for space: their removal is garbage collection. */
+  private readonly garbage = new Map<string, 'expired' | 'rejected'>();
+  /** flowpin's flows the last listing found without their action (half-built), for removeStrays(). */
+  private strays: string[] = [];
   private readonly now: () => number;
   private readonly name: string;
   private readonly template: GroupTemplate | undefined;
@@ -89,7 +95,15 @@ export class AristaEapiAdapter implements SwitchAdapter {
       nativeIdleTimeout: true,
       pinTableSize: options.pinTableSize ?? 0,
       changesGroups: this.template !== undefined,
+      // EOS does not show the resilient ECMP bucket table: no prediction of moved flows.
       predictsMovedFlows: false,
+      // `show directflow detail` has no per-flow form: pins are read back by listing.
+      readsPins: false,
+      reportsTableUsage: true,
+      // The route's vias are its configuration; forwarding takes them when accepted.
+      readsProgrammedGroup: false,
+      knowsServers: true,
+      groupProgramDelayMs: 0,
     };
     this.resolver = new EapiResolver(this.runner, { batchSize: this.capabilities.resolveBatchSize, cacheMs: options.viaCacheMs ?? 30_000, now: this.now });
   }
@@ -140,6 +154,22 @@ export class AristaEapiAdapter implements SwitchAdapter {
     return Promise.resolve();
   }
 
+  problems(): string[] {
+    return [];
+  }
+
+  readPins(): Promise<(InstalledPin | undefined)[]> {
+    return unsupported(this.name, 'readPins');
+  }
+
+  groupProgrammed(): Promise<string[]> {
+    return unsupported(this.name, 'groupProgrammed');
+  }
+
+  movedByAdd(): Promise<boolean[]> {
+    return unsupported(this.name, 'movedByAdd');
+  }
+
   async resolve(flows: FlowSpec[]): Promise<(string | undefined)[]> {
     return (await this.resolver.resolve(flows)).map((r) => r.nexthop);
   }
@@ -169,24 +199,21 @@ export class AristaEapiAdapter implements SwitchAdapter {
     return this.readBack(outcomes);
   }
 
-  /** Reads the programming state of what was written; rejected flows are removed and reported table-full. */
+  /** Reads the programming state of what was written; rejected flows are reported table-full (the reconciler removes them). */
   private async readBack(outcomes: PinOutcome[]): Promise<PinOutcome[]> {
     // The JSON alone where it names every written flow (4.14/4.15); the text too where it omits some (4.35.4M).
     const written = outcomes.filter((o) => o.ok).map((o) => pinName(o.flow));
     const state = await this.readDirectflow(written);
-    const rejected: string[] = [];
-    const out = outcomes.map((o): PinOutcome => {
+    return outcomes.map((o): PinOutcome => {
       if (!o.ok) return o;
       const name = pinName(o.flow);
       const f = state.flows.get(name);
       if (f === undefined) return { ...o, programmed: false, reason: 'unknown' };
       if (f.state.programmed) return { ...o, programmed: true };
       const reason = notProgrammedReason(f.state.why, 0, f.idleTimeoutS);
-      if (reason === 'table-full') rejected.push(name);
+      if (reason === 'table-full') this.garbage.set(name, 'rejected');
       return { ...o, programmed: false, reason };
     });
-    await this.removeNames(rejected, 'rejected');
-    return out;
   }
 
   private async installChunk(pins: PinRule[]): Promise<PinOutcome[]> {
@@ -242,34 +269,47 @@ export class AristaEapiAdapter implements SwitchAdapter {
     const names = flows.map(pinName);
     const size = this.capabilities.pinBatchSize * 4;
     for (let at = 0; at < names.length; at += size) await this.runner.run(['enable', 'configure', 'directflow', ...names.slice(at, at + size).map(removeByName)], 'json');
-    for (const n of names) this.written.delete(n);
+    for (const n of names) {
+      const why = this.garbage.get(n);
+      if (why !== undefined) this.garbageCollected[why]++;
+      this.forget(n);
+    }
   }
 
+  /** Reads the table; changes nothing (what it finds to clean up is removed by removePins and removeStrays). */
   async listPins(): Promise<InstalledPin[]> {
     const state = await this.readDirectflow();
     const out: InstalledPin[] = [];
-    const gc: { expired: string[]; rejected: string[]; halfBuilt: string[] } = { expired: [], rejected: [], halfBuilt: [] };
+    const strays: string[] = [];
     const now = this.now();
     for (const f of state.flows.values()) {
       const flow = flowOfPinName(f.name);
       if (flow === undefined) continue;
       if (f.nexthop === undefined) {
-        gc.halfBuilt.push(f.name);
+        // Configured without its action (a line-by-line write cut short): not a pin.
+        strays.push(f.name);
         continue;
       }
       const pin: InstalledPin = { name: f.name, flow, nexthop: f.nexthop, programmed: f.state.programmed, packets: f.packets, bytes: f.bytes };
+      this.garbage.delete(f.name);
       if (!f.state.programmed) {
         const at = this.written.get(f.name);
         pin.reason = notProgrammedReason(f.state.why, at === undefined ? undefined : now - at, f.idleTimeoutS);
-        if (pin.reason === 'table-full') gc.rejected.push(f.name);
-        if (pin.reason === 'idle-timeout') gc.expired.push(f.name);
+        if (pin.reason === 'table-full') this.garbage.set(f.name, 'rejected');
+        if (pin.reason === 'idle-timeout') this.garbage.set(f.name, 'expired');
       }
       out.push(pin);
     }
-    await this.removeNames(gc.rejected, 'rejected');
-    await this.removeNames(gc.expired, 'expired');
-    await this.removeNames(gc.halfBuilt, 'halfBuilt');
+    this.strays = strays;
     return out;
+  }
+
+  /** Removes the half-built flows (no action) the last listing found. */
+  async removeStrays(): Promise<number> {
+    const names = this.strays;
+    this.strays = [];
+    await this.removeNames(names, 'halfBuilt');
+    return names.length;
   }
 
   /** Capacity and programmed entries of every owner. Where any flow waits for space the table is full, whatever the numbers say. */
@@ -286,10 +326,14 @@ export class AristaEapiAdapter implements SwitchAdapter {
     if (names.length === 0) return;
     await this.runner.run(['enable', 'configure', 'directflow', ...names.map(removeByName)], 'json');
     this.garbageCollected[why] += names.length;
-    for (const n of names) {
-      this.written.delete(n);
-      this.lastState?.flows.delete(n);
-    }
+    for (const n of names) this.forget(n);
+  }
+
+  /** A flow removed from the switch: nothing more is known of it. */
+  private forget(name: string): void {
+    this.written.delete(name);
+    this.garbage.delete(name);
+    this.lastState?.flows.delete(name);
   }
 
   /**

@@ -11,7 +11,7 @@
 // and counting it in `Flows: N programmed, M rejected` (ANTA sa_142.py and its tests).
 // A flow is programmed only when nothing says otherwise and the JSON says so.
 
-import { canonicalIp } from '../../mirror-receiver/addr.js';
+import { canonicalIp } from '../../lib/addr.js';
 import type { NotProgrammedReason } from '../contract.js';
 
 export const STATUS_PROGRAMMED = 'Flow programmed';

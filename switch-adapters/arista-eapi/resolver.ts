@@ -8,8 +8,8 @@
 //     (topology.ts); a port shared by several nexthops is ambiguous and gets no answer.
 // Every flow without an answer is counted by its reason.
 
-import { canonicalIp } from '../../mirror-receiver/addr.js';
-import { parsePrefix, prefixContains, type Prefix } from '../../switch-sim/prefix.js';
+import { canonicalIp } from '../../lib/addr.js';
+import { parsePrefix, prefixContains, type Prefix } from '../../lib/prefix.js';
 import type { FlowSpec, ServerIdentity } from '../contract.js';
 import { SwitchCommandError } from '../errors.js';
 import { loadBalanceCommand } from './directflow.js';

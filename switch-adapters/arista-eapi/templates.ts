@@ -12,7 +12,7 @@
 //   `permit` entry keeps every other route (a route-map ends in an implicit deny). Adding a
 //   brand new member is the server announcing the VIP itself: flowpin only lifts a drain.
 
-import { canonicalIp } from '../../mirror-receiver/addr.js';
+import { canonicalIp } from '../../lib/addr.js';
 
 export interface GroupCommandTemplates {
   /** Lines run to add a member. */

@@ -11,7 +11,7 @@
 // (`portChannels.*.activePorts`, ANTA VerifyPortChannels tests). A port behind which more
 // than one nexthop sits is ambiguous: no answer is given for it.
 
-import { canonicalIp } from '../../mirror-receiver/addr.js';
+import { canonicalIp } from '../../lib/addr.js';
 
 export interface Via {
   interface: string | undefined;

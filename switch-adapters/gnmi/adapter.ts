@@ -7,7 +7,8 @@
 // flow: a Set whose reply was lost (deadline, broken connection) may have been applied, so
 // its sequence ids stay reserved until a listing shows them absent or adopts them; a flow
 // held by more than one rule keeps one, and the others (and rules in flowpin's policy it
-// cannot read) are deleted once the kept rule is programmed, never reused while they exist;
+// cannot read) are deleted once the kept rule is programmed (by removeStrays: the listing
+// changes nothing), never reused while they exist;
 // freed ids are taken again from a free list. A rule is programmed when its applied state
 // (`state/sequence-id`) is present; pins just written are read back by naming their rules
 // (readPins, a Subscribe ONCE) instead of listing the whole policy; counters come from the
@@ -17,10 +18,10 @@
 // configurable path (static-route next-hops by default).
 
 import { status } from '@grpc/grpc-js';
-import { canonicalIp } from '../../mirror-receiver/addr.js';
+import { canonicalIp } from '../../lib/addr.js';
 import { parsePath, type CapabilityResponse, type Encoding, type Path, type PathElem, type Update } from '../../proto/gnmi.js';
 import { flowId, type AdapterCapabilities, type FlowSpec, type InstalledPin, type PinOutcome, type PinRule, type PinTableUsage, type ServerIdentity, type SwitchAdapter } from '../contract.js';
-import { SwitchCommandError, SwitchProtocolError, SwitchTimeoutError, SwitchTransportError } from '../errors.js';
+import { SwitchCommandError, SwitchProtocolError, SwitchTimeoutError, SwitchTransportError, unsupported } from '../errors.js';
 import { CounterStream } from './counters.js';
 import { flatten, groupListPath, interfacePath, jsonIetf, parseRules, policyPath, ruleUpdate, rulePath, rulesPath, STATIC_ROUTE_GROUP, type GroupPaths, type PolicyLocation, type RuleState } from './openconfig.js';
 import { GnmiTransport, type GnmiTransportOptions } from './transport.js';
@@ -69,7 +70,6 @@ export class GnmiAdapter implements SwitchAdapter {
   readonly capabilities: AdapterCapabilities;
   readonly transport: GnmiTransport;
   readonly counters: CounterStream;
-  readonly pinTableUsage?: () => Promise<PinTableUsage>;
   private readonly loc: PolicyLocation;
   private readonly now: () => number;
   private readonly group: GroupPaths;
@@ -81,6 +81,8 @@ export class GnmiAdapter implements SwitchAdapter {
   private nextSeq = 1;
   /** Ids given back (taken again first; one found in use again when taken is skipped). */
   private readonly freed: number[] = [];
+  /** Rules the last listing found for removeStrays() to delete. */
+  private strays: number[] = [];
   /** Rules deleted because flowpin found them holding a flow it keeps another rule for, or no flow. */
   readonly stats = { extrasDeleted: 0, seqProbes: 0 };
   /** Stream tick at the previous listPins: only samples after it are news. */
@@ -105,10 +107,31 @@ export class GnmiAdapter implements SwitchAdapter {
       pinTableSize: options.pinTableSize ?? 1500,
       changesGroups: true,
       predictsMovedFlows: false,
+      readsPins: true,
+      reportsTableUsage: options.pinTable !== undefined,
+      readsProgrammedGroup: true,
+      knowsServers: true,
       groupProgramDelayMs: options.groupProgramDelayMs ?? 500,
     };
-    const pt = options.pinTable;
-    if (pt !== undefined) this.pinTableUsage = () => this.readUsage(pt);
+  }
+
+  /** The pin table's utilization, where its component and resource are configured (`pinTable`). */
+  pinTableUsage(): Promise<PinTableUsage> {
+    const pt = this.options.pinTable;
+    return pt === undefined ? unsupported(this.name, 'pinTableUsage') : this.readUsage(pt);
+  }
+
+  movedByAdd(): Promise<boolean[]> {
+    return unsupported(this.name, 'movedByAdd');
+  }
+
+  problems(): string[] {
+    return [];
+  }
+
+  /** Keeps no VIP list of its own (groups are read by path per VIP): nothing to check or keep. */
+  prepareVips(): Promise<() => void> {
+    return Promise.resolve(() => undefined);
   }
 
   /** Checks Capabilities, creates and applies flowpin's policy, recovers its rules, starts the counter stream. */
@@ -235,21 +258,29 @@ export class GnmiAdapter implements SwitchAdapter {
       const pin: InstalledPin = { name: `${this.loc.policyId}/${r.seq}`, flow: k.flow, nexthop: k.nexthop, programmed: s?.applied === true, packets: s?.packets ?? 0, bytes: s?.octets ?? 0 };
       if (!pin.programmed) {
         // Configured without applied state: still being programmed, unless the table reports no room.
-        tableFull ??= this.pinTableUsage === undefined ? false : await this.pinTableUsage().then((u) => u.used >= u.capacity);
+        tableFull ??= !this.capabilities.reportsTableUsage ? false : await this.pinTableUsage().then((u) => u.used >= u.capacity);
         pin.reason = tableFull ? 'table-full' : 'pending';
       }
       out.push(pin);
       if (pin.programmed) programmedSeqs.add(r.seq);
     }
     this.listedTick = tick;
-    // Rules flowpin does not keep go once the rule kept for their flow forwards (or at once
-    // where they hold no flow flowpin keeps).
-    const drop = [...this.extras].filter(([, id]) => {
+    // Rules flowpin does not keep go (removeStrays, the reconciler's write) once the rule kept
+    // for their flow forwards (or at once where they hold no flow flowpin keeps).
+    this.strays = [...this.extras].filter(([, id]) => {
       const kept = id === '' ? undefined : this.byFlow.get(id);
       return kept === undefined || programmedSeqs.has(kept.seq);
-    });
-    if (drop.length > 0) await this.deleteExtras(drop.map(([seq]) => seq)).catch(() => undefined);
+    }).map(([seq]) => seq);
     return out;
+  }
+
+  /** Deletes the rules the last listing found that flowpin does not keep; a failure leaves them for the next listing. */
+  async removeStrays(): Promise<number> {
+    const seqs = this.strays.filter((seq) => this.extras.has(seq));
+    this.strays = [];
+    const before = this.stats.extrasDeleted;
+    if (seqs.length > 0) await this.deleteExtras(seqs).catch(() => undefined);
+    return this.stats.extrasDeleted - before;
   }
 
   /**
@@ -296,7 +327,7 @@ export class GnmiAdapter implements SwitchAdapter {
       const counted = sample !== undefined && sample.at >= k.writtenAt ? sample : undefined;
       const pin: InstalledPin = { name: `${this.loc.policyId}/${k.seq}`, flow: k.flow, nexthop: k.nexthop, programmed: r.applied, packets: counted?.packets ?? 0, bytes: counted?.octets ?? 0 };
       if (!pin.programmed) {
-        tableFull ??= this.pinTableUsage === undefined ? false : await this.pinTableUsage().then((u) => u.used >= u.capacity);
+        tableFull ??= !this.capabilities.reportsTableUsage ? false : await this.pinTableUsage().then((u) => u.used >= u.capacity);
         pin.reason = tableFull ? 'table-full' : 'pending';
       }
       out.push(pin);

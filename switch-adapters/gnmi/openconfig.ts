@@ -8,7 +8,7 @@
 // (openconfig-pf-interfaces). Group members are list entries found by a configurable
 // template (static-route next-hops of openconfig-local-routing by default).
 
-import { canonicalIp } from '../../mirror-receiver/addr.js';
+import { canonicalIp } from '../../lib/addr.js';
 import { parsePath, type Notification, type Path, type PathElem, type TypedValue, type Update } from '../../proto/gnmi.js';
 import type { FlowSpec, PinRule } from '../contract.js';
 

@@ -8,9 +8,9 @@
 // adopted and its members handed over to flowpin's nexthop objects in place (adopt.ts). Every
 // command runs through the configured prefix (exec.ts). Facts: docs/linux.md.
 
-import { canonicalIp } from '../../mirror-receiver/addr.js';
+import { canonicalIp } from '../../lib/addr.js';
 import { flowId, type AdapterCapabilities, type FlowSpec, type InstalledPin, type PinOutcome, type PinRule, type PinTableUsage, type ServerIdentity, type SwitchAdapter } from '../contract.js';
-import { SwitchCommandError, SwitchProtocolError, SwitchUnsupportedError } from '../errors.js';
+import { SwitchCommandError, SwitchProtocolError, SwitchUnsupportedError, unsupported } from '../errors.js';
 import { adoptionRefusal, groupSpec, handOverStep } from './adopt.js';
 import { CommandRunner, firstLines } from './exec.js';
 import { HashCheck } from './hash-check.js';
@@ -94,6 +94,12 @@ export class LinuxRouterAdapter implements SwitchAdapter {
       pinTableSize: this.o.pinTableSize,
       changesGroups: true,
       predictsMovedFlows: true,
+      // A pin's state is read from the kernel's maps: the listing is as cheap as a few reads.
+      readsPins: false,
+      reportsTableUsage: true,
+      readsProgrammedGroup: true,
+      knowsServers: true,
+      groupProgramDelayMs: 0,
     };
   }
 
@@ -134,6 +140,10 @@ export class LinuxRouterAdapter implements SwitchAdapter {
 
   close(): Promise<void> {
     return Promise.resolve();
+  }
+
+  readPins(): Promise<(InstalledPin | undefined)[]> {
+    return unsupported(this.name, 'readPins');
   }
 
   // ---- groups
@@ -545,26 +555,27 @@ export class LinuxRouterAdapter implements SwitchAdapter {
       throw new SwitchProtocolError(this.name, `unreadable pin map: ${err instanceof Error ? err.message : String(err)}`);
     }
     const alive6 = new Set(parseSetKeys(seen).map((k) => k.join(' . ')));
-    const idle6 = e6.filter((e) => !alive6.has(pinKey(e.flow)));
-    // IPv6 pins idle past the timeout: removed here, as the kernel removes IPv4 ones.
-    if (idle6.length > 0) {
-      const r = await this.run.run(['nft', '-f', '-'], idle6.map((e) => deletePinLine(e.flow)).join('\n') + '\n');
-      if (r.code !== 0) throw new SwitchCommandError(this.name, this.run.text(['nft', '-f', '-']), firstLines(r.stderr), r.code);
-    }
-    const gone = new Set(idle6.map((e) => flowId(e.flow)));
+    // IPv6 pins idle past the timeout (the kernel ages IPv4 ones itself): listed as timed out,
+    // and removed by the reconciler's round like any pin the switch timed out.
+    const idle6 = new Set(e6.filter((e) => !alive6.has(pinKey(e.flow))).map((e) => flowId(e.flow)));
     const rules = await this.markTables();
     this.written.clear();
     const out: InstalledPin[] = [];
     for (const e of [...e4, ...e6]) {
-      if (gone.has(flowId(e.flow))) continue;
       this.written.set(flowId(e.flow), e.mark);
       const nexthop = [...this.marks].find(([, m]) => m === e.mark)?.[0];
       const routed = rules.has(`${e.flow.family}:${e.mark}`);
-      const pin: InstalledPin = { name: `${e.flow.src}.${e.flow.sport}-${e.flow.dst}.${e.flow.dport}`, flow: e.flow, nexthop: nexthop ?? `mark:${e.mark}`, programmed: nexthop !== undefined && routed, packets: e.packets, bytes: e.bytes };
-      if (!pin.programmed) pin.reason = 'rejected';
+      const idle = idle6.has(flowId(e.flow));
+      const pin: InstalledPin = { name: `${e.flow.src}.${e.flow.sport}-${e.flow.dst}.${e.flow.dport}`, flow: e.flow, nexthop: nexthop ?? `mark:${e.mark}`, programmed: nexthop !== undefined && routed && !idle, packets: e.packets, bytes: e.bytes };
+      if (!pin.programmed) pin.reason = idle ? 'idle-timeout' : 'rejected';
       out.push(pin);
     }
     return out;
+  }
+
+  /** Pins are the kernel's map elements, listed whole: nothing is left half-built to remove. */
+  removeStrays(): Promise<number> {
+    return Promise.resolve(0);
   }
 
   /** `family:mark` of every mark whose ip rule exists (a pin without one does not forward). */

@@ -3,7 +3,7 @@
 // with a space or a quote could add a word or a statement: each must pass here first.
 
 import { isIP } from 'node:net';
-import { canonicalIp } from '../../mirror-receiver/addr.js';
+import { canonicalIp } from '../../lib/addr.js';
 
 /** Linux interface names: 1-15 bytes, no '/', whitespace, ':' or quotes (dev_valid_name). */
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;

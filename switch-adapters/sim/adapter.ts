@@ -7,15 +7,11 @@
 // switch), to test resolution by observation against both. Server identities (MAC, port
 // index) are read from the model's attachments, as the switch's ARP and MAC tables would show.
 
-import { canonicalIp } from '../../mirror-receiver/addr.js';
-import { ResilientGroup } from '../../switch-sim/ecmp-group.js';
-import type { PinEntry } from '../../switch-sim/pin-table.js';
-import { flowHash } from '../../switch-sim/hash.js';
-import { portIndexOf, type SimSwitch } from '../../switch-sim/sim-switch.js';
-import { tupleOf } from '../../mirror-receiver/tuple.js';
+import { canonicalIp } from '../../lib/addr.js';
+import { flowOfPinName, pinName } from '../../lib/pin-name.js';
 import type { AdapterCapabilities, FlowSpec, InstalledPin, PinOutcome, PinRule, PinTableUsage, ServerIdentity, SwitchAdapter } from '../contract.js';
-import { SwitchCommandError } from '../errors.js';
-import { flowOfPinName, pinName } from '../arista-eapi/directflow.js';
+import { SwitchCommandError, unsupported } from '../errors.js';
+import type { SimPinEntry, SimulatedSwitch } from './model.js';
 
 export class SimAdapter implements SwitchAdapter {
   readonly kind = 'sim';
@@ -25,7 +21,7 @@ export class SimAdapter implements SwitchAdapter {
    * `lookup`: 'exact' (the model's own answer), 'none' (no look-up: every answer unknown) or
    * 'wrong-hash' (the same bucket table, hashed with another seed: a wrong model of the switch).
    */
-  constructor(private readonly sw: SimSwitch, private readonly opts: { lookup?: 'exact' | 'none' | 'wrong-hash' } = {}) {
+  constructor(private readonly sw: SimulatedSwitch, private readonly opts: { lookup?: 'exact' | 'none' | 'wrong-hash' } = {}) {
     this.capabilities = {
       resolvesNexthop: (opts.lookup ?? 'exact') !== 'none',
       resolveBatchSize: 1000,
@@ -34,7 +30,21 @@ export class SimAdapter implements SwitchAdapter {
       pinTableSize: sw.pins.capacity,
       changesGroups: true,
       predictsMovedFlows: sw.options.ecmpMode === 'resilient' && (opts.lookup ?? 'exact') !== 'none',
+      readsPins: true,
+      reportsTableUsage: true,
+      readsProgrammedGroup: true,
+      knowsServers: true,
+      groupProgramDelayMs: 0,
     };
+  }
+
+  problems(): string[] {
+    return [];
+  }
+
+  /** The model routes any VIP it is told of: nothing to check or keep. */
+  prepareVips(): Promise<() => void> {
+    return Promise.resolve(() => undefined);
   }
 
   connect(): Promise<void> {
@@ -50,25 +60,14 @@ export class SimAdapter implements SwitchAdapter {
     const lookup = this.opts.lookup ?? 'exact';
     if (lookup === 'none') return Promise.resolve(flows.map(() => undefined));
     if (lookup === 'wrong-hash') {
-      return Promise.resolve(flows.map((f) => {
-        const group = this.sw.vips.get(canonicalIp(f.dst))?.fwd;
-        return group?.pick(flowHash(tupleOf(f), 6, this.sw.options.hashSeed ^ 0x0bad));
-      }));
+      return Promise.resolve(flows.map((f) => this.sw.ecmpNexthopSeeded(f.src, f.dst, 6, f.sport, f.dport, this.sw.options.hashSeed ^ 0x0bad)));
     }
     return Promise.resolve(flows.map((f) => this.sw.ecmpNexthop(f.src, f.dst, 6, f.sport, f.dport)));
   }
 
   /** Each server's MAC and, where it is alone behind one port, that port's index. */
   serverIdentities(): Promise<ServerIdentity[]> {
-    const out: ServerIdentity[] = [];
-    const perPort = new Map<string, number>();
-    for (const att of this.sw.attachments.values()) for (const p of att.ports) perPort.set(p, (perPort.get(p) ?? 0) + 1);
-    for (const [nexthop, att] of this.sw.attachments) {
-      const only = att.ports.length === 1 ? att.ports[0] : undefined;
-      const portIndex = only === undefined ? undefined : portIndexOf(only);
-      out.push({ nexthop, mac: att.mac, interface: att.via, ...(portIndex === undefined || perPort.get(only as string) !== 1 ? {} : { portIndex }) });
-    }
-    return Promise.resolve(out);
+    return Promise.resolve(this.sw.serverIdentities());
   }
 
   installPins(pins: PinRule[]): Promise<PinOutcome[]> {
@@ -108,6 +107,11 @@ export class SimAdapter implements SwitchAdapter {
     return Promise.resolve(out);
   }
 
+  /** The model holds no half-built entries: nothing to remove. */
+  removeStrays(): Promise<number> {
+    return Promise.resolve(0);
+  }
+
   readPins(flows: FlowSpec[]): Promise<(InstalledPin | undefined)[]> {
     this.sw.pins.settle(this.sw.now());
     return Promise.resolve(flows.map((f) => {
@@ -116,7 +120,7 @@ export class SimAdapter implements SwitchAdapter {
     }));
   }
 
-  private view(e: PinEntry): InstalledPin | undefined {
+  private view(e: SimPinEntry): InstalledPin | undefined {
     const flow = flowOfPinName(e.name);
     if (flow === undefined || e.nexthop === undefined) return undefined;
     const pin: InstalledPin = { name: e.name, flow, nexthop: e.nexthop, programmed: e.status === 'programmed', packets: e.packets, bytes: e.bytes };
@@ -140,9 +144,7 @@ export class SimAdapter implements SwitchAdapter {
   }
 
   movedByAdd(vip: string, nexthop: string, flows: FlowSpec[]): Promise<boolean[]> {
-    const group = this.sw.vips.get(canonicalIp(vip))?.fwd;
-    if (!(group instanceof ResilientGroup)) return Promise.resolve(flows.map(() => true));
-    const moved = new Set(group.previewAdd(canonicalIp(nexthop)));
-    return Promise.resolve(flows.map((f) => moved.has(group.bucketOf(this.sw.hashOf(f.src, f.dst, 6, f.sport, f.dport)))));
+    if (!this.capabilities.predictsMovedFlows) return unsupported('sim', 'movedByAdd');
+    return Promise.resolve(this.sw.movedByAdd(vip, nexthop, flows));
   }
 }

@@ -45,13 +45,6 @@ export class SlowAdapter implements SwitchAdapter {
   constructor(private readonly inner: SwitchAdapter, private readonly o: SlowAdapterOptions) {
     this.kind = inner.kind;
     this.faults = { latencyMs: o.latencyMs, spikeUntil: 0, spikeMs: 0, downUntil: 0, failNext: 0, partialInstallAt: -1, refuseNext: 0, refuseGroupWrites: false, authFailUntil: 0 };
-    if (inner.movedByAdd === undefined) this.movedByAdd = undefined;
-    if (inner.groupProgrammed === undefined) this.groupProgrammed = undefined;
-    if (inner.pinTableUsage === undefined) this.pinTableUsage = undefined;
-    if (inner.readPins === undefined) this.readPins = undefined;
-    if (inner.serverIdentities === undefined) this.serverIdentities = undefined;
-    // A switch that cannot predict moved flows has no such call.
-    if (!inner.capabilities.predictsMovedFlows) this.movedByAdd = undefined;
   }
 
   get capabilities(): SwitchAdapter['capabilities'] {
@@ -143,17 +136,39 @@ export class SlowAdapter implements SwitchAdapter {
     return this.call('list', () => this.inner.listPins());
   }
 
-  readPins: ((flows: FlowSpec[]) => Promise<(InstalledPin | undefined)[]>) | undefined = (flows) => this.call('read', () => (this.inner.readPins as (f: FlowSpec[]) => Promise<(InstalledPin | undefined)[]>)(flows));
+  /** Passed through at once: the simulator's model holds no strays, so it makes no switch call (the scenarios' timing stays). */
+  removeStrays(): Promise<number> {
+    return this.inner.removeStrays();
+  }
 
-  pinTableUsage: (() => Promise<PinTableUsage>) | undefined = () => this.call('usage', () => (this.inner.pinTableUsage as () => Promise<PinTableUsage>)());
+  readPins(flows: FlowSpec[]): Promise<(InstalledPin | undefined)[]> {
+    return this.call('read', () => this.inner.readPins(flows));
+  }
 
-  serverIdentities: (() => Promise<ServerIdentity[]>) | undefined = () => this.call('identities', () => (this.inner.serverIdentities as () => Promise<ServerIdentity[]>)());
+  pinTableUsage(): Promise<PinTableUsage> {
+    return this.call('usage', () => this.inner.pinTableUsage());
+  }
+
+  serverIdentities(): Promise<ServerIdentity[]> {
+    return this.call('identities', () => this.inner.serverIdentities());
+  }
+
+  problems(): string[] {
+    return this.inner.problems();
+  }
+
+  /** Passed through at once: the in-process and gNMI adapters make no switch call for it. */
+  prepareVips(vips: readonly { address: string; nexthops: readonly string[] }[]): Promise<() => void> {
+    return this.inner.prepareVips(vips);
+  }
 
   groupMembers(vip: string): Promise<string[]> {
     return this.call('group', () => this.inner.groupMembers(vip));
   }
 
-  groupProgrammed: ((vip: string) => Promise<string[]>) | undefined = (vip) => this.call('group-programmed', () => (this.inner.groupProgrammed as (v: string) => Promise<string[]>)(vip));
+  groupProgrammed(vip: string): Promise<string[]> {
+    return this.call('group-programmed', () => this.inner.groupProgrammed(vip));
+  }
 
   addGroupMember(vip: string, nexthop: string): Promise<void> {
     return this.call('group-add', () => this.inner.addGroupMember(vip, nexthop));
@@ -163,6 +178,7 @@ export class SlowAdapter implements SwitchAdapter {
     return this.call('group-remove', () => this.inner.removeGroupMember(vip, nexthop));
   }
 
-  movedByAdd: ((vip: string, nexthop: string, flows: FlowSpec[]) => Promise<boolean[]>) | undefined = (vip, nexthop, flows) =>
-    this.call('moved', () => (this.inner.movedByAdd as (v: string, n: string, f: FlowSpec[]) => Promise<boolean[]>)(vip, nexthop, flows));
+  movedByAdd(vip: string, nexthop: string, flows: FlowSpec[]): Promise<boolean[]> {
+    return this.call('moved', () => this.inner.movedByAdd(vip, nexthop, flows));
+  }
 }

@@ -34,6 +34,8 @@ export interface EapiStats {
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
+const COMMAND_LOG_MAX = 10_000;
+
 function rpcError(id: Json, code: number, message: string, data?: Json): Json {
   const error: { [k: string]: Json } = { code, message };
   if (data !== undefined) error['data'] = data;
@@ -43,6 +45,8 @@ function rpcError(id: Json, code: number, message: string, data?: Json): Json {
 export class EapiServer {
   readonly faults = new FaultInjector(11);
   readonly stats: EapiStats = { requests: 0, commands: 0, errors: 0, authFailures: 0 };
+  /** The last commands run (at least COMMAND_LOG_MAX of them), in order: what tests read to tell what a client sent. */
+  readonly commandLog: string[] = [];
   /** The simulated EOS; tests may change it between requests. */
   readonly profile: EosProfile;
   /** Configuration sessions pending commit (kept across requests, as EOS keeps them). */
@@ -150,6 +154,9 @@ export class EapiServer {
     for (let i = 0; i < cmds.length; i++) {
       const { cmd, input } = cmds[i] as { cmd: string; input: string | undefined };
       this.stats.commands++;
+      this.commandLog.push(cmd);
+      // Trimmed in blocks: a busy client does not pay a copy per command.
+      if (this.commandLog.length >= 2 * COMMAND_LOG_MAX) this.commandLog.splice(0, COMMAND_LOG_MAX);
       try {
         results.push(session.run(cmd, format, input) as Json & Result);
       } catch (err) {

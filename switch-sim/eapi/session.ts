@@ -9,7 +9,7 @@
 // one-line `configure session NAME commit`: emilarista/Enhanced-Session-Timer).
 
 import { SiteConfig } from './site-config.js';
-import { canonicalIp } from '../../mirror-receiver/addr.js';
+import { canonicalIp } from '../../lib/addr.js';
 import type { PinSpec } from '../pin-table.js';
 import type { SimSwitch } from '../sim-switch.js';
 import { CommandError, EAPI_GENERAL, incomplete, invalidInput } from './errors.js';

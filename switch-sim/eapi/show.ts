@@ -7,7 +7,7 @@
 // ANTA's `portChannels.*.activePorts`; `show load-balance destination` JSON `outputIntf` and
 // text `Output Interface: EthernetN`. What the evidence leaves open is an EosProfile setting.
 
-import { canonicalIp } from '../../mirror-receiver/addr.js';
+import { canonicalIp } from '../../lib/addr.js';
 import type { PinEntry } from '../pin-table.js';
 import type { SimSwitch } from '../sim-switch.js';
 import { CommandError, EAPI_GENERAL, EAPI_UNCONVERTED, incomplete, invalidInput } from './errors.js';

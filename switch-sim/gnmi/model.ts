@@ -9,7 +9,7 @@
 // checks the rules the request changed (all rules only where a policy or its application
 // changed), so a device holding many rules answers as fast as one holding few.
 
-import { canonicalIp } from '../../mirror-receiver/addr.js';
+import { canonicalIp } from '../../lib/addr.js';
 import { joinPath, pathToString, type DataType, type Path, type PathElem, type SetRequest, type TypedValue, type Update, type UpdateResult } from '../../proto/gnmi.js';
 import type { PinEntry, PinSpec } from '../pin-table.js';
 import type { SimSwitch } from '../sim-switch.js';

@@ -23,7 +23,7 @@
 // subinterfaces with ipv4 and ipv6.
 
 import { isIP } from 'node:net';
-import { canonicalIp } from '../../mirror-receiver/addr.js';
+import { canonicalIp } from '../../lib/addr.js';
 import type { PathElem } from '../../proto/gnmi.js';
 
 export type GrpcCode = 'INVALID_ARGUMENT' | 'NOT_FOUND' | 'RESOURCE_EXHAUSTED' | 'UNIMPLEMENTED' | 'FAILED_PRECONDITION';

@@ -7,7 +7,7 @@
 import pino from 'pino';
 import { Controller } from '../../controller/controller.js';
 import { readConfig, type FlowpinConfig } from '../../controller/config.js';
-import { Reader } from '../../controller/validate.js';
+import { Reader } from '../../lib/validate.js';
 import { VirtualClock } from '../../switch-sim/clock.js';
 import { portIndexOf, type SimSwitch } from '../../switch-sim/sim-switch.js';
 import { clockOf } from '../../cli/scenario/world.js';
@@ -16,7 +16,7 @@ import { readScenario } from '../../switch-sim/scenario.js';
 import { startSimulator, type RunningSimulator } from '../../switch-sim/run.js';
 import { TrafficGenerator, type ResetRecord } from '../../switch-sim/traffic.js';
 import { SimAdapter } from '../../switch-adapters/sim/adapter.js';
-import { createAdapter } from '../../switch-adapters/factory.js';
+import { createAdapter } from '../../switch-adapters/registry.js';
 
 export const VIP = '192.0.2.80';
 export const NH = ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4'];

@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { once } from 'node:events';
+import { waitFor } from '../../lib/until.js';
 import { flowpinBin } from './tools.js';
 
 export interface Demo {
@@ -15,15 +16,8 @@ export interface Demo {
   stop(): Promise<number | null>;
 }
 
-export async function until<T>(get: () => T | undefined | false | Promise<T | undefined | false>, ms: number, what: string, everyMs = 100): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await get();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
+/** Waits for a value (lib/until.ts), as the demo's tests call it. */
+export const until = waitFor;
 
 /**
  * The demo for the dashboard and CLI tests: SYNs mirrored only and lognormal lifetimes (the

@@ -1,5 +1,7 @@
 // Text forms of IPv4 and IPv6 addresses read straight from a buffer, and back.
 // IPv6 text follows RFC 5952 (lower case, longest zero run compressed), as tshark prints it.
+// The one address library of flowpin: the decoder, the adapters, the simulator and the
+// controller all read and write addresses through it.
 
 import { isIPv6 } from 'node:net';
 

@@ -1,7 +1,8 @@
-// Hand-built mirrored frames for decoder tests: every header is written byte by byte here,
-// independently of the decoder, so a test fails if either side misreads the wire format.
+// Hand-built mirrored frames for decoder tests and the receive benchmarks' senders: every
+// header is written byte by byte here, independently of the decoder, so a test fails if
+// either side misreads the wire format.
 
-import { parseIp } from '../../mirror-receiver/addr.js';
+import { parseIp } from './addr.js';
 
 export const concat = (...parts: Uint8Array[]): Buffer => Buffer.concat(parts);
 

@@ -4,9 +4,10 @@
 
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { repoRoot } from './tools.js';
+import { fileURLToPath } from 'node:url';
 
-export const FIGURES_DIR = path.join(repoRoot, 'test-results', 'reliability');
+/** Under the repository root (this module runs from dist/reliability/). */
+export const FIGURES_DIR = path.join(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..'), 'test-results', 'reliability');
 
 export interface ReliabilityFigures {
   /** The fault or input class, in words ("a silent mirror", "SIGTERM under load"). */

@@ -1,15 +1,16 @@
-// Shared by the Linux router tests and benchmark: a lab topology with flowpin's controller
-// driving its router through the Linux adapter, mirror frames read from the lab's collector
-// socket, and helpers to wait on state with a deadline.
+// The Linux router lab with flowpin's controller driving its router through the Linux adapter
+// (mirror frames read from the lab's collector socket), the adapter alone, and traffic that
+// keeps the router's hash check fed while something connects: shared by the Linux router
+// tests and benchmark.
 
 import pino from 'pino';
-import { Controller } from '../../controller/controller.js';
-import { readConfig } from '../../controller/config.js';
-import { Reader } from '../../controller/validate.js';
-import { createAdapters } from '../../switch-adapters/factory.js';
-import { LinuxRouterAdapter } from '../../switch-adapters/linux/adapter.js';
-import { LAB_VIP4, LAB_VIP6, type LabTopology } from '../../switch-adapters/linux/lab/topology.js';
-import { LabTraffic } from '../../switch-adapters/linux/lab/traffic.js';
+import { Controller } from '../controller/controller.js';
+import { readConfig } from '../controller/config.js';
+import { Reader } from '../lib/validate.js';
+import { createAdapters } from '../switch-adapters/registry.js';
+import { LinuxRouterAdapter } from '../switch-adapters/linux/adapter.js';
+import { LAB_VIP4, LAB_VIP6, type LabTopology } from '../switch-adapters/linux/lab/topology.js';
+import { LabTraffic } from '../switch-adapters/linux/lab/traffic.js';
 
 export const SWITCH = 'lab-router';
 
@@ -65,16 +66,6 @@ export async function labController(lab: LabTopology, o: LabControllerOptions = 
   await controller.receiver.listenVxlan({ socket: await lab.collectorSocket() });
   await controller.start();
   return controller;
-}
-
-/** Polls `cond` every 100 ms until it holds or the deadline passes (then throws `what`). */
-export async function until(what: string, timeoutMs: number, cond: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await cond()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /**

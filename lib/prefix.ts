@@ -1,6 +1,7 @@
-// IP prefixes for the simulator's routing table: parse "A/len" and test membership.
+// IP prefixes: parse "A/len" and test membership (the simulator's routing table, the eAPI
+// adapter's reading of the switch's routes).
 
-import { parseIp } from '../mirror-receiver/addr.js';
+import { parseIp } from './addr.js';
 
 export interface Prefix {
   readonly text: string;
