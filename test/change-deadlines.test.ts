@@ -22,8 +22,8 @@ test('an addition whose moved-flows query is slow settles within its barrier dea
     w.startTraffic();
     await w.advance(1000);
     const a = w.adapters.get('sw1');
-    assert.ok(a?.movedByAdd);
-    const orig = a.movedByAdd;
+    assert.ok(a !== undefined);
+    const orig = a.movedByAdd.bind(a);
     // The switch takes 20 s to answer this one query.
     a.movedByAdd = (vip: string, nh: string, flows: FlowSpec[]) => {
       a.faults.spikeUntil = w.now + 0.5;

@@ -5,13 +5,13 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { DesiredPin, Reconciler } from '../controller/reconciler.js';
+import type { Reconciler } from '../controller/reconciler.js';
 
 /** Never called: it only has to compile, with every write refused. */
 /* eslint-disable @typescript-eslint/no-unsafe-call -- each call below is a compile error on purpose */
 function writesThroughViews(r: Reconciler): void {
   // @ts-expect-error desired pins are set through want / unwant only
-  r.desired.set('x', {} as DesiredPin);
+  r.desired.set('x', {});
   // @ts-expect-error installed pins are what the switch reported to the reconciler
   r.installed.delete('x');
   // @ts-expect-error desired groups are set through setGroup only
