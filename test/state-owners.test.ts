@@ -9,9 +9,9 @@ import type { DesiredPin, Reconciler } from '../controller/reconciler.js';
 
 /** Never called: it only has to compile, with every write refused. */
 /* eslint-disable @typescript-eslint/no-unsafe-call -- each call below is a compile error on purpose */
-function writesThroughViews(r: Reconciler): void {
+function writesThroughViews(r: Reconciler, pin: DesiredPin): void {
   // @ts-expect-error desired pins are set through want / unwant only
-  r.desired.set('x', {} as DesiredPin);
+  r.desired.set('x', pin);
   // @ts-expect-error installed pins are what the switch reported to the reconciler
   r.installed.delete('x');
   // @ts-expect-error desired groups are set through setGroup only
