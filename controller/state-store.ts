@@ -24,7 +24,7 @@
 // with the file and line named (StateError), and the operator decides (`--discard-state`).
 // Only the last line of a journal may be torn (a kill in the middle of an append).
 
-import { createWriteStream, existsSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, createWriteStream, existsSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { isIP } from 'node:net';
@@ -126,6 +126,24 @@ const yieldToLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 export const encodeKey = (key: string): string => Buffer.from(key, 'latin1').toString('base64');
 export const decodeKey = (b64: string): string => Buffer.from(b64, 'base64').toString('latin1');
 
+/** The change log as written: records per switch and the watch record, under the version header. */
+function changeLogText(doc: ChangeDoc): string {
+  return JSON.stringify({ version: VERSION, savedAt: Date.now(), changes: doc.changes, watch: doc.watch });
+}
+
+/** `writeAtomic` for a caller that runs before anything else (the start's --discard-state). */
+function writeAtomicSync(file: string, text: string): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  const fd = openSync(tmp, 'w');
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, file);
+}
+
 /** Writes `text` to `file` atomically and durably (temporary file, fsync, rename). */
 export async function writeAtomic(file: string, text: string): Promise<void> {
   const tmp = `${file}.tmp-${process.pid}`;
@@ -197,7 +215,7 @@ export function discardState(file: string): { moved: string[]; reasons: string[]
     if (existsSync(changes)) {
       try {
         const doc = store.loadChanges();
-        if (doc !== undefined) writeFileSync(changes, JSON.stringify({ version: VERSION, savedAt: Date.now(), changes: doc.changes, watch: {} }));
+        if (doc !== undefined) writeAtomicSync(changes, changeLogText({ changes: doc.changes, watch: {} }));
       } catch {
         // Moved aside above.
       }
@@ -219,7 +237,7 @@ export class FileStateStore implements StateStore {
 
   saveChanges(doc: ChangeDoc): Promise<void> {
     // Serialised: each write holds the state as of its call, and they land in order.
-    const text = JSON.stringify({ version: VERSION, savedAt: Date.now(), changes: doc.changes, watch: doc.watch });
+    const text = changeLogText(doc);
     const run = this.changesChain.then(() => writeAtomic(`${this.where}.changes`, text));
     this.changesChain = run.catch(() => undefined);
     return run;
