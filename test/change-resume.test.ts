@@ -16,21 +16,29 @@ const VIP = '192.0.2.80';
 const NH = ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4'];
 const FIFTH = '10.0.1.5';
 
+/** One switch, 300 long-lived connections and 200 new a second; state in memory across kills. */
+function world(seed: number, programDelayMs: number, settleMs: number): World {
+  console.log(`world seed ${seed}`);
+  return new World({
+    switches: [{ name: 'sw1', vips: [{ address: VIP, nexthops: NH, port: 443 }], spares: [FIFTH], ecmpMode: 'resilient', pinCapacity: 100_000, programDelayMs, pinProgramDelayMs: 20, rate: 200, lifetime: { kind: 'fixed', s: 3600 } }],
+    latencyMs: 5, mirrorDelayMs: 1, packetIntervalMs: 1000, seed,
+    controller: { pinMode: 'on-change', settleMs, barrierTimeoutMs: 5000, store: 'memory' },
+  });
+}
+
+async function warm(w: World): Promise<void> {
+  await w.startController();
+  w.openLive(300, { kind: 'fixed', s: 3600 });
+  w.startTraffic();
+  await w.advance(1500);
+}
+
 for (const kind of ['drain', 'add'] as const) {
   test(`${kind === 'drain' ? 'a drain' : 'an addition'} killed between its group write and its effect resumes with its window figures null, not measured-looking`, { timeout: 120_000 }, async () => {
-    const seed = 31 + (kind === 'add' ? 1 : 0);
-    console.log(`world seed ${seed}`);
     // The group change takes 400 ms to reach forwarding: room for a kill after the switch accepted it.
-    const w = new World({
-      switches: [{ name: 'sw1', vips: [{ address: VIP, nexthops: NH, port: 443 }], spares: [FIFTH], ecmpMode: 'resilient', pinCapacity: 100_000, programDelayMs: 400, pinProgramDelayMs: 20, rate: 200, lifetime: { kind: 'fixed', s: 3600 } }],
-      latencyMs: 5, mirrorDelayMs: 1, packetIntervalMs: 1000, seed,
-      controller: { pinMode: 'on-change', settleMs: 20, barrierTimeoutMs: 5000, store: 'memory' },
-    });
+    const w = world(31 + (kind === 'add' ? 1 : 0), 400, 20);
     try {
-      await w.startController();
-      w.openLive(300, { kind: 'fixed', s: 3600 });
-      w.startTraffic();
-      await w.advance(1500);
+      await warm(w);
       const cm = w.controller?.changeManager('sw1');
       assert.ok(cm);
       const p = kind === 'drain' ? cm.drain(VIP, NH[1] as string, { maxAtRisk: 'unbounded' }) : cm.add(VIP, FIFTH, { maxAtRisk: 'unbounded' });
@@ -75,19 +83,10 @@ for (const kind of ['drain', 'add'] as const) {
 }
 
 test('a drain killed after it took effect and before its figures were counted resumes with them null, not measured-looking', { timeout: 120_000 }, async () => {
-  const seed = 41;
-  console.log(`world seed ${seed}`);
   // A settle time of 200 ms after the effect: the figures are counted at its end; the kill comes inside it.
-  const w = new World({
-    switches: [{ name: 'sw1', vips: [{ address: VIP, nexthops: NH, port: 443 }], spares: [FIFTH], ecmpMode: 'resilient', pinCapacity: 100_000, programDelayMs: 20, pinProgramDelayMs: 20, rate: 200, lifetime: { kind: 'fixed', s: 3600 } }],
-    latencyMs: 5, mirrorDelayMs: 1, packetIntervalMs: 1000, seed,
-    controller: { pinMode: 'on-change', settleMs: 200, barrierTimeoutMs: 5000, store: 'memory' },
-  });
+  const w = world(41, 20, 200);
   try {
-    await w.startController();
-    w.openLive(300, { kind: 'fixed', s: 3600 });
-    w.startTraffic();
-    await w.advance(1500);
+    await warm(w);
     const cm = w.controller?.changeManager('sw1');
     assert.ok(cm);
     cm.drain(VIP, NH[1] as string, { maxAtRisk: 'unbounded' }).catch(() => undefined);
