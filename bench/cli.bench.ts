@@ -21,12 +21,37 @@ const flowpinBin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '.
 
 /** Answers /readyz, /api/v1/switches and a switch's VIPs as a controller with one switch would. */
 function fakeController(): Promise<{ url: string; server: Server }> {
-  const sw = { name: 'sw1', adapter: 'arista-eapi', connected: true, inSync: true, blocked: null, lastError: null, flows: 0, pins: { installed: 0, free: 1500, capacity: 1500, failed: 0 } };
+  const sw = {
+    name: 'sw1',
+    adapter: 'arista-eapi',
+    connected: true,
+    inSync: true,
+    blocked: null,
+    lastError: null,
+    flows: 0,
+    pins: { installed: 0, free: 1500, capacity: 1500, failed: 0 },
+  };
   const server = createServer((req, res) => {
-    const body = req.url === '/readyz' ? { ready: true, switches: [sw] } : req.url === '/api/v1/switches' ? { switches: [sw] } : { vips: [{ address: '192.0.2.80', nexthops: [{ address: '10.0.1.1', state: 'active', tracked: 0, pinned: 0, inGroup: true }] }] };
+    const body =
+      req.url === '/readyz'
+        ? { ready: true, switches: [sw] }
+        : req.url === '/api/v1/switches'
+          ? { switches: [sw] }
+          : {
+              vips: [
+                {
+                  address: '192.0.2.80',
+                  nexthops: [{ address: '10.0.1.1', state: 'active', tracked: 0, pinned: 0, inGroup: true }],
+                },
+              ],
+            };
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, server })));
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () =>
+      resolve({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, server }),
+    ),
+  );
 }
 
 /** One whole process's wall time; spawned asynchronously, so the loopback server here keeps answering. */
@@ -70,14 +95,34 @@ export async function cliBench(opts: CliBenchOptions = CLI_FULL): Promise<BenchO
       ['cli.status_ms', '`flowpin status` against a local API', [flowpinBin, 'status', '--url', url]],
     ];
     const runs = new Map<string, number[]>(cases.map(([id]) => [id, []]));
-    for (let r = 0; r < opts.runs; r++) for (const [id, , args] of cases) runs.get(id)?.push(await wall(args));
+    for (let r = 0; r < opts.runs; r++)
+      for (const [id, , args] of cases) runs.get(id)?.push(await wall(args));
     const figures: Figure[] = cases.map(([id, what]) => {
       const isBare = id === 'cli.node_bare_ms';
-      const f = repeated({ id, what, unit: 'ms', target: isBare ? '' : '< 300', met: true, ...(isBare ? { isBaseline: true } : { baseline: 'cli.node_bare_ms' }) }, runs.get(id) ?? []);
+      const f = repeated(
+        {
+          id,
+          what,
+          unit: 'ms',
+          target: isBare ? '' : '< 300',
+          met: true,
+          ...(isBare ? { isBaseline: true } : { baseline: 'cli.node_bare_ms' }),
+        },
+        runs.get(id) ?? [],
+      );
       if (!isBare) f.met = f.value < 300;
       return f;
     });
-    return { figures, section: { key: 'cli', title: 'Command-line start-up', about: CLI_ABOUT, figures: figures.filter((f) => f.isBaseline !== true).map((f) => f.id), measured } };
+    return {
+      figures,
+      section: {
+        key: 'cli',
+        title: 'Command-line start-up',
+        about: CLI_ABOUT,
+        figures: figures.filter((f) => f.isBaseline !== true).map((f) => f.id),
+        measured,
+      },
+    };
   } finally {
     server.close();
   }

@@ -23,7 +23,9 @@ import { repeated, runContext, type BenchOutput, type Figure } from './results.j
 
 export interface DecodeBenchOptions {
   frames: number;
-  /** Frames of the second capture, Arista's shape (70 % ERSPAN I over IPv4, 15 % ERSPAN II, 15 % GRE-in-UDP). */
+  /**
+   * Frames of the second capture, Arista's shape (70 % ERSPAN I over IPv4, 15 % ERSPAN II, 15 % GRE-in-UDP).
+   */
   aristaFrames: number;
   /** Runs of each whole-process command (tshark's: `tsharkRuns`). */
   runs: number;
@@ -32,11 +34,32 @@ export interface DecodeBenchOptions {
   flows: number;
 }
 
-export const DECODE_FULL: DecodeBenchOptions = { frames: 1_000_000, aristaFrames: 300_000, runs: 5, tsharkRuns: 2, flows: 1_000_000 };
-export const DECODE_TINY: DecodeBenchOptions = { frames: 2_000, aristaFrames: 1_000, runs: 1, tsharkRuns: 1, flows: 50_000 };
+export const DECODE_FULL: DecodeBenchOptions = {
+  frames: 1_000_000,
+  aristaFrames: 300_000,
+  runs: 5,
+  tsharkRuns: 2,
+  flows: 1_000_000,
+};
+export const DECODE_TINY: DecodeBenchOptions = {
+  frames: 2_000,
+  aristaFrames: 1_000,
+  runs: 1,
+  tsharkRuns: 1,
+  flows: 50_000,
+};
 
 const flowpinBin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../cli/flowpin.js');
-const TSHARK_FIELDS = ['ip.src', 'ip.dst', 'ipv6.src', 'ipv6.dst', 'tcp.srcport', 'tcp.dstport', 'tcp.flags', 'vlan.id'];
+const TSHARK_FIELDS = [
+  'ip.src',
+  'ip.dst',
+  'ipv6.src',
+  'ipv6.dst',
+  'tcp.srcport',
+  'tcp.dstport',
+  'tcp.flags',
+  'vlan.id',
+];
 
 function gc(): void {
   const g = (globalThis as { gc?: () => void }).gc;
@@ -55,9 +78,15 @@ function timeProcess(cmd: string, args: string[]): ProcessRun {
   const devnull = openSync('/dev/null', 'w');
   try {
     const t0 = process.hrtime.bigint();
-    const res = hasTime ? spawnSync('/usr/bin/time', ['-f', 'peak-kb %M', cmd, ...args], { stdio: ['ignore', devnull, 'pipe'], maxBuffer: 64 * 1024 * 1024 }) : spawnSync(cmd, args, { stdio: ['ignore', devnull, 'pipe'], maxBuffer: 64 * 1024 * 1024 });
+    const res = hasTime
+      ? spawnSync('/usr/bin/time', ['-f', 'peak-kb %M', cmd, ...args], {
+          stdio: ['ignore', devnull, 'pipe'],
+          maxBuffer: 64 * 1024 * 1024,
+        })
+      : spawnSync(cmd, args, { stdio: ['ignore', devnull, 'pipe'], maxBuffer: 64 * 1024 * 1024 });
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    if (res.status !== 0) throw new Error(`${cmd} exited ${res.status}: ${res.stderr.toString().slice(-500)}`);
+    if (res.status !== 0)
+      throw new Error(`${cmd} exited ${res.status}: ${res.stderr.toString().slice(-500)}`);
     const kb = /peak-kb (\d+)/.exec(res.stderr.toString())?.[1];
     return { seconds, peakMiB: kb === undefined ? NaN : Number(kb) / 1024 };
   } finally {
@@ -70,10 +99,12 @@ function decodeRate(pcap: Buffer, linkType: number, frames: number, withEvents: 
   let sink = 0;
   const t0 = process.hrtime.bigint();
   forEachRecord(pcap, (off, end) => {
-    if (d.decodeLink(linkType, pcap, off, end) === OK) sink += withEvents ? toFlowEvent(d.view, 0).sport : d.view.sport;
+    if (d.decodeLink(linkType, pcap, off, end) === OK)
+      sink += withEvents ? toFlowEvent(d.view, 0).sport : d.view.sport;
   });
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
-  if (d.counters.decoded !== frames || sink === 0) throw new Error(`decoded ${d.counters.decoded} of ${frames}`);
+  if (d.counters.decoded !== frames || sink === 0)
+    throw new Error(`decoded ${d.counters.decoded} of ${frames}`);
   return frames / s;
 }
 
@@ -175,17 +206,24 @@ export async function decodeBench(opts: DecodeBenchOptions = DECODE_FULL): Promi
     const td: ProcessRun[] = [];
     const ts: ProcessRun[] = [];
     for (let r = 0; r < opts.runs; r++) {
-      log(`round ${r + 1} of ${opts.runs}: flowpin decode, tcpdump -nr${r < opts.tsharkRuns ? ', tshark -T fields' : ''}`);
+      log(
+        `round ${r + 1} of ${opts.runs}: flowpin decode, tcpdump -nr${r < opts.tsharkRuns ? ', tshark -T fields' : ''}`,
+      );
       fp.push(timeProcess(process.execPath, [flowpinBin, 'decode', file]));
       td.push(timeProcess('tcpdump', ['-nr', file]));
-      if (r < opts.tsharkRuns) ts.push(timeProcess('tshark', ['-r', file, '-T', 'fields', ...TSHARK_FIELDS.flatMap((f) => ['-e', f])]));
+      if (r < opts.tsharkRuns)
+        ts.push(
+          timeProcess('tshark', ['-r', file, '-T', 'fields', ...TSHARK_FIELDS.flatMap((f) => ['-e', f])]),
+        );
     }
     const afp: ProcessRun[] = [];
     const atd: ProcessRun[] = [];
     const efp: ProcessRun[] = [];
     const etd: ProcessRun[] = [];
     for (let r = 0; r < opts.runs; r++) {
-      log(`Arista-shaped capture, round ${r + 1} of ${opts.runs}: flowpin decode, tcpdump -nr; then the empty capture`);
+      log(
+        `Arista-shaped capture, round ${r + 1} of ${opts.runs}: flowpin decode, tcpdump -nr; then the empty capture`,
+      );
       afp.push(timeProcess(process.execPath, [flowpinBin, 'decode', aristaFile]));
       atd.push(timeProcess('tcpdump', ['-nr', aristaFile]));
       efp.push(timeProcess(process.execPath, [flowpinBin, 'decode', emptyFile]));
@@ -204,28 +242,197 @@ export async function decodeBench(opts: DecodeBenchOptions = DECODE_FULL): Promi
     const v6s = bytesPerFlow(true, smaller);
     const fs = smaller.toLocaleString('en-US');
     const figures: Figure[] = [
-      repeated({ id: 'decode.flowpin_s', what: `\`flowpin decode\`, ${n} frames, whole process`, unit: 's', target: '', met: true, baseline: 'decode.tcpdump_s' }, fp.map((x) => x.seconds)),
-      repeated({ id: 'decode.tcpdump_s', what: '`tcpdump -nr`', unit: 's', target: '', met: true, isBaseline: true }, td.map((x) => x.seconds)),
-      repeated({ id: 'decode.arista.flowpin_s', what: `\`flowpin decode\`, ${an} frames Arista-shaped (70 % ERSPAN I over IPv4), whole process`, unit: 's', target: '', met: true, baseline: 'decode.arista.tcpdump_s' }, afp.map((x) => x.seconds)),
-      repeated({ id: 'decode.arista.tcpdump_s', what: '`tcpdump -nr`, Arista-shaped', unit: 's', target: '', met: true, isBaseline: true }, atd.map((x) => x.seconds)),
-      repeated({ id: 'decode.empty.flowpin_s', what: '`flowpin decode`, empty capture (start-up)', unit: 's', target: '', met: true, baseline: 'decode.empty.tcpdump_s' }, efp.map((x) => x.seconds)),
-      repeated({ id: 'decode.empty.tcpdump_s', what: '`tcpdump -nr`, empty capture', unit: 's', target: '', met: true, isBaseline: true }, etd.map((x) => x.seconds)),
-      repeated({ id: 'decode.flowpin_vs_tshark_s', what: `\`flowpin decode\`, ${n} frames (vs tshark)`, unit: 's', target: '', met: true, baseline: 'decode.tshark_s' }, fp.map((x) => x.seconds)),
-      repeated({ id: 'decode.tshark_s', what: '`tshark -T fields`', unit: 's', target: '', met: true, isBaseline: true }, ts.map((x) => x.seconds)),
-      repeated({ id: 'decode.flowpin_peak_mib', what: '`flowpin decode`, peak memory', unit: 'MiB', target: '', met: true, baseline: 'decode.tcpdump_peak_mib' }, fp.map((x) => x.peakMiB)),
-      repeated({ id: 'decode.tcpdump_peak_mib', what: '`tcpdump -nr`, peak memory', unit: 'MiB', target: '', met: true, isBaseline: true }, td.map((x) => x.peakMiB)),
-      repeated({ id: 'decode.flowpin_peak_mib_vs_tshark', what: '`flowpin decode`, peak memory (vs tshark)', unit: 'MiB', target: '', met: true, baseline: 'decode.tshark_peak_mib' }, fp.map((x) => x.peakMiB)),
-      repeated({ id: 'decode.tshark_peak_mib', what: '`tshark -T fields`, peak memory', unit: 'MiB', target: '', met: true, isBaseline: true }, ts.map((x) => x.peakMiB)),
-      repeated({ id: 'decode.frames_per_s', what: `Decoder alone, in memory, ${n} frames (one core)`, unit: 'frames/s', target: '≥ 2,000,000', met: true }, raw),
-      repeated({ id: 'decode.events_per_s', what: 'Decoder + FlowEvent per frame (what the receiver does)', unit: 'frames/s', target: '', met: true }, events),
-      repeated({ id: 'decode.reader_per_s', what: 'Capture reader alone (file, no decoding)', unit: 'frames/s', target: '', met: true }, reader),
-      { id: 'flowtable.bytes_per_flow_v4', what: `Flow table heap per tracked IPv4 flow, ${fl} flows`, value: v4, unit: 'bytes', target: '< 200', met: v4 < 200 },
-      { id: 'flowtable.bytes_per_flow_v6', what: `Flow table heap per tracked IPv6 flow, ${fl} flows`, value: v6, unit: 'bytes', target: '< 200', met: v6 < 200 },
-      { id: 'flowtable.bytes_per_flow_v4_tenth', what: `Flow table heap per tracked IPv4 flow, ${fs} flows`, value: v4s, unit: 'bytes', target: '< 200', met: v4s < 200 },
-      { id: 'flowtable.bytes_per_flow_v6_tenth', what: `Flow table heap per tracked IPv6 flow, ${fs} flows`, value: v6s, unit: 'bytes', target: '< 200', met: v6s < 200 },
+      repeated(
+        {
+          id: 'decode.flowpin_s',
+          what: `\`flowpin decode\`, ${n} frames, whole process`,
+          unit: 's',
+          target: '',
+          met: true,
+          baseline: 'decode.tcpdump_s',
+        },
+        fp.map((x) => x.seconds),
+      ),
+      repeated(
+        { id: 'decode.tcpdump_s', what: '`tcpdump -nr`', unit: 's', target: '', met: true, isBaseline: true },
+        td.map((x) => x.seconds),
+      ),
+      repeated(
+        {
+          id: 'decode.arista.flowpin_s',
+          what: `\`flowpin decode\`, ${an} frames Arista-shaped (70 % ERSPAN I over IPv4), whole process`,
+          unit: 's',
+          target: '',
+          met: true,
+          baseline: 'decode.arista.tcpdump_s',
+        },
+        afp.map((x) => x.seconds),
+      ),
+      repeated(
+        {
+          id: 'decode.arista.tcpdump_s',
+          what: '`tcpdump -nr`, Arista-shaped',
+          unit: 's',
+          target: '',
+          met: true,
+          isBaseline: true,
+        },
+        atd.map((x) => x.seconds),
+      ),
+      repeated(
+        {
+          id: 'decode.empty.flowpin_s',
+          what: '`flowpin decode`, empty capture (start-up)',
+          unit: 's',
+          target: '',
+          met: true,
+          baseline: 'decode.empty.tcpdump_s',
+        },
+        efp.map((x) => x.seconds),
+      ),
+      repeated(
+        {
+          id: 'decode.empty.tcpdump_s',
+          what: '`tcpdump -nr`, empty capture',
+          unit: 's',
+          target: '',
+          met: true,
+          isBaseline: true,
+        },
+        etd.map((x) => x.seconds),
+      ),
+      repeated(
+        {
+          id: 'decode.flowpin_vs_tshark_s',
+          what: `\`flowpin decode\`, ${n} frames (vs tshark)`,
+          unit: 's',
+          target: '',
+          met: true,
+          baseline: 'decode.tshark_s',
+        },
+        fp.map((x) => x.seconds),
+      ),
+      repeated(
+        {
+          id: 'decode.tshark_s',
+          what: '`tshark -T fields`',
+          unit: 's',
+          target: '',
+          met: true,
+          isBaseline: true,
+        },
+        ts.map((x) => x.seconds),
+      ),
+      repeated(
+        {
+          id: 'decode.flowpin_peak_mib',
+          what: '`flowpin decode`, peak memory',
+          unit: 'MiB',
+          target: '',
+          met: true,
+          baseline: 'decode.tcpdump_peak_mib',
+        },
+        fp.map((x) => x.peakMiB),
+      ),
+      repeated(
+        {
+          id: 'decode.tcpdump_peak_mib',
+          what: '`tcpdump -nr`, peak memory',
+          unit: 'MiB',
+          target: '',
+          met: true,
+          isBaseline: true,
+        },
+        td.map((x) => x.peakMiB),
+      ),
+      repeated(
+        {
+          id: 'decode.flowpin_peak_mib_vs_tshark',
+          what: '`flowpin decode`, peak memory (vs tshark)',
+          unit: 'MiB',
+          target: '',
+          met: true,
+          baseline: 'decode.tshark_peak_mib',
+        },
+        fp.map((x) => x.peakMiB),
+      ),
+      repeated(
+        {
+          id: 'decode.tshark_peak_mib',
+          what: '`tshark -T fields`, peak memory',
+          unit: 'MiB',
+          target: '',
+          met: true,
+          isBaseline: true,
+        },
+        ts.map((x) => x.peakMiB),
+      ),
+      repeated(
+        {
+          id: 'decode.frames_per_s',
+          what: `Decoder alone, in memory, ${n} frames (one core)`,
+          unit: 'frames/s',
+          target: '≥ 2,000,000',
+          met: true,
+        },
+        raw,
+      ),
+      repeated(
+        {
+          id: 'decode.events_per_s',
+          what: 'Decoder + FlowEvent per frame (what the receiver does)',
+          unit: 'frames/s',
+          target: '',
+          met: true,
+        },
+        events,
+      ),
+      repeated(
+        {
+          id: 'decode.reader_per_s',
+          what: 'Capture reader alone (file, no decoding)',
+          unit: 'frames/s',
+          target: '',
+          met: true,
+        },
+        reader,
+      ),
+      {
+        id: 'flowtable.bytes_per_flow_v4',
+        what: `Flow table heap per tracked IPv4 flow, ${fl} flows`,
+        value: v4,
+        unit: 'bytes',
+        target: '< 200',
+        met: v4 < 200,
+      },
+      {
+        id: 'flowtable.bytes_per_flow_v6',
+        what: `Flow table heap per tracked IPv6 flow, ${fl} flows`,
+        value: v6,
+        unit: 'bytes',
+        target: '< 200',
+        met: v6 < 200,
+      },
+      {
+        id: 'flowtable.bytes_per_flow_v4_tenth',
+        what: `Flow table heap per tracked IPv4 flow, ${fs} flows`,
+        value: v4s,
+        unit: 'bytes',
+        target: '< 200',
+        met: v4s < 200,
+      },
+      {
+        id: 'flowtable.bytes_per_flow_v6_tenth',
+        what: `Flow table heap per tracked IPv6 flow, ${fs} flows`,
+        value: v6s,
+        unit: 'bytes',
+        target: '< 200',
+        met: v6s < 200,
+      },
     ];
     const byId = new Map(figures.map((f) => [f.id, f]));
-    const faster = (a: string, b: string): boolean => (byId.get(a)?.value ?? Infinity) <= (byId.get(b)?.value ?? 0);
+    const faster = (a: string, b: string): boolean =>
+      (byId.get(a)?.value ?? Infinity) <= (byId.get(b)?.value ?? 0);
     for (const f of figures) {
       if (f.id === 'decode.flowpin_s' || f.id === 'decode.arista.flowpin_s') {
         f.target = '≤ tcpdump';
@@ -235,7 +442,13 @@ export async function decodeBench(opts: DecodeBenchOptions = DECODE_FULL): Promi
     }
     return {
       figures,
-      section: { key: 'decode', title: 'Decoding a capture: flowpin decode, tcpdump, tshark', about: ABOUT, figures: figures.map((f) => f.id).filter((id) => !figures.find((f) => f.id === id)?.isBaseline), measured },
+      section: {
+        key: 'decode',
+        title: 'Decoding a capture: flowpin decode, tcpdump, tshark',
+        about: ABOUT,
+        figures: figures.map((f) => f.id).filter((id) => !figures.find((f) => f.id === id)?.isBaseline),
+        measured,
+      },
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -26,13 +26,29 @@ export interface LinuxBenchSize {
   connections: [number, number];
 }
 
-export const LINUX_FULL: LinuxBenchSize = { lookups: 60_000, transactions: [1000, 10_000, 100_000], synRounds: 20, connections: [300, 150] };
-export const LINUX_TINY: LinuxBenchSize = { lookups: 2_000, transactions: [1000], synRounds: 3, connections: [30, 15] };
+export const LINUX_FULL: LinuxBenchSize = {
+  lookups: 60_000,
+  transactions: [1000, 10_000, 100_000],
+  synRounds: 20,
+  connections: [300, 150],
+};
+export const LINUX_TINY: LinuxBenchSize = {
+  lookups: 2_000,
+  transactions: [1000],
+  synRounds: 3,
+  connections: [30, 15],
+};
 
 function flows(n: number, lab: LabTopology, v6Share: number): FlowSpec[] {
   return Array.from({ length: n }, (_, i) => {
     const v6 = i % Math.round(1 / v6Share) === 0;
-    return { family: v6 ? 6 : 4, src: v6 ? (lab.clients6[i % 4] as string) : (lab.clients4[i % 4] as string), dst: v6 ? LAB_VIP6 : LAB_VIP4, sport: 1024 + (i % 60000), dport: 7000 + Math.floor(i / 60000) };
+    return {
+      family: v6 ? 6 : 4,
+      src: v6 ? (lab.clients6[i % 4] as string) : (lab.clients4[i % 4] as string),
+      dst: v6 ? LAB_VIP6 : LAB_VIP4,
+      sport: 1024 + (i % 60000),
+      dport: 7000 + Math.floor(i / 60000),
+    };
   });
 }
 
@@ -44,7 +60,11 @@ const pct = (xs: number[], p: number): number => {
 async function lookupsAndPins(out: Figure[], size: LinuxBenchSize): Promise<void> {
   const lab = await LabTopology.create({ prefix: PREFIX });
   try {
-    const adapter = new LinuxRouterAdapter({ ...labOptions(lab), pinTableSize: 120_000, pinBatchSize: 100_000 });
+    const adapter = new LinuxRouterAdapter({
+      ...labOptions(lab),
+      pinTableSize: 120_000,
+      pinBatchSize: 100_000,
+    });
     await withWarmTraffic(lab, adapter.connect());
     const fs = flows(size.lookups, lab, 1 / 3);
     await adapter.resolve(fs.slice(0, 1000));
@@ -52,21 +72,53 @@ async function lookupsAndPins(out: Figure[], size: LinuxBenchSize): Promise<void
     const got = await adapter.resolve(fs);
     const s = (performance.now() - t0) / 1000;
     if (got.some((g) => g === undefined)) throw new Error('a look-up failed');
-    out.push({ id: 'linux.lookups_per_s', what: 'Linux router: look-ups (ip -j -force -batch -, 2/3 IPv4 + 1/3 IPv6)', value: fs.length / s, unit: 'look-ups/s', target: '≥ 50,000', met: fs.length / s >= 50_000 });
+    out.push({
+      id: 'linux.lookups_per_s',
+      what: 'Linux router: look-ups (ip -j -force -batch -, 2/3 IPv4 + 1/3 IPv6)',
+      value: fs.length / s,
+      unit: 'look-ups/s',
+      target: '≥ 50,000',
+      met: fs.length / s >= 50_000,
+    });
     const largest = Math.max(...size.transactions);
     for (const n of size.transactions) {
-      const rules: PinRule[] = flows(n, lab, 1 / 3).map((f, i) => ({ flow: f, nexthop: (f.family === 4 ? lab.members4 : lab.members6)[i % 4] as string, idleTimeoutS: 300 }));
+      const rules: PinRule[] = flows(n, lab, 1 / 3).map((f, i) => ({
+        flow: f,
+        nexthop: (f.family === 4 ? lab.members4 : lab.members6)[i % 4] as string,
+        idleTimeoutS: 300,
+      }));
       const a = performance.now();
       const res = await adapter.installPins(rules);
       const ms = performance.now() - a;
       if (!res.every((r) => r.ok)) throw new Error('a pin failed');
-      out.push({ id: `linux.nft_tx_ms_${n}`, what: `Linux router: one nft transaction adding ${n.toLocaleString('en-US')} pins`, value: ms, unit: 'ms', target: '', met: true });
-      out.push({ id: `linux.pins_per_s_${n}`, what: `Linux router: pins per second at ${n.toLocaleString('en-US')} per transaction`, value: n / (ms / 1000), unit: 'pins/s', target: '', met: true });
+      out.push({
+        id: `linux.nft_tx_ms_${n}`,
+        what: `Linux router: one nft transaction adding ${n.toLocaleString('en-US')} pins`,
+        value: ms,
+        unit: 'ms',
+        target: '',
+        met: true,
+      });
+      out.push({
+        id: `linux.pins_per_s_${n}`,
+        what: `Linux router: pins per second at ${n.toLocaleString('en-US')} per transaction`,
+        value: n / (ms / 1000),
+        unit: 'pins/s',
+        target: '',
+        met: true,
+      });
       if (n === largest) {
         const l = performance.now();
         const listed = await adapter.listPins();
         if (listed.length !== n) throw new Error(`listed ${listed.length} of ${n}`);
-        out.push({ id: n === 100_000 ? 'linux.list_ms_100k' : `linux.list_ms_${n}`, what: `Linux router: listing ${n.toLocaleString('en-US')} pins with counters`, value: performance.now() - l, unit: 'ms', target: '', met: true });
+        out.push({
+          id: n === 100_000 ? 'linux.list_ms_100k' : `linux.list_ms_${n}`,
+          what: `Linux router: listing ${n.toLocaleString('en-US')} pins with counters`,
+          value: performance.now() - l,
+          unit: 'ms',
+          target: '',
+          met: true,
+        });
       }
       await adapter.removePins(rules.map((r) => r.flow));
     }
@@ -76,7 +128,17 @@ async function lookupsAndPins(out: Figure[], size: LinuxBenchSize): Promise<void
 }
 
 function labOptions(lab: LabTopology): ConstructorParameters<typeof LinuxRouterAdapter>[0] {
-  return { switchName: SWITCH, prefix: lab.routerPrefix, vips: [{ address: LAB_VIP4, nexthops: lab.members4 }, { address: LAB_VIP6, nexthops: lab.members6 }], clientInterfaces: [lab.clientDev], mirrorDevice: lab.mirrorDev, probeTimeoutMs: 20_000 };
+  return {
+    switchName: SWITCH,
+    prefix: lab.routerPrefix,
+    vips: [
+      { address: LAB_VIP4, nexthops: lab.members4 },
+      { address: LAB_VIP6, nexthops: lab.members6 },
+    ],
+    clientInterfaces: [lab.clientDev],
+    mirrorDevice: lab.mirrorDev,
+    probeTimeoutMs: 20_000,
+  };
 }
 
 async function synToPin(out: Figure[], size: LinuxBenchSize): Promise<void> {
@@ -84,7 +146,10 @@ async function synToPin(out: Figure[], size: LinuxBenchSize): Promise<void> {
   const traffic = new LabTraffic(lab);
   const controller = await labController(lab, { pinMode: 'always' });
   try {
-    await withWarmTraffic(lab, until('ready', 30_000, () => controller.readiness().ready));
+    await withWarmTraffic(
+      lab,
+      until('ready', 30_000, () => controller.readiness().ready),
+    );
     const synAt = new Map<string, number>();
     const lat: number[] = [];
     const onEvent = controller.onEvent.bind(controller);
@@ -109,8 +174,22 @@ async function synToPin(out: Figure[], size: LinuxBenchSize): Promise<void> {
       await new Promise((r) => setTimeout(r, 100));
     }
     await until('every SYN pinned', 20_000, () => lat.length >= 20 * size.synRounds);
-    out.push({ id: 'linux.syn_to_pin_p50_ms', what: 'Linux router: SYN to programmed pin, p50 (VXLAN mirror, ip batch, nft)', value: pct(lat, 50), unit: 'ms', target: '', met: true });
-    out.push({ id: 'linux.syn_to_pin_p99_ms', what: 'Linux router: SYN to programmed pin, p99', value: pct(lat, 99), unit: 'ms', target: '', met: true });
+    out.push({
+      id: 'linux.syn_to_pin_p50_ms',
+      what: 'Linux router: SYN to programmed pin, p50 (VXLAN mirror, ip batch, nft)',
+      value: pct(lat, 50),
+      unit: 'ms',
+      target: '',
+      met: true,
+    });
+    out.push({
+      id: 'linux.syn_to_pin_p99_ms',
+      what: 'Linux router: SYN to programmed pin, p99',
+      value: pct(lat, 99),
+      unit: 'ms',
+      target: '',
+      met: true,
+    });
   } finally {
     traffic.stop();
     await controller.stop();
@@ -118,21 +197,34 @@ async function synToPin(out: Figure[], size: LinuxBenchSize): Promise<void> {
   }
 }
 
-/** IPv4 + IPv6 connections (300 + 150 in the full run); drain server 2 and add server 5 (both VIPs); connections broken. */
+/**
+ * IPv4 + IPv6 connections (300 + 150 in the full run); drain server 2 and add server 5 (both VIPs);
+ * connections broken.
+ */
 async function broken(withFlowpin: boolean, [c4, c6]: [number, number]): Promise<number> {
   const lab = await LabTopology.create({ prefix: PREFIX });
   const traffic = new LabTraffic(lab);
   const controller = withFlowpin ? await labController(lab) : undefined;
-  // The lab's traffic starts now that flowpin watches: no connection is older (as `flowpin start` says of its simulator).
+  // The lab's traffic starts now that flowpin watches: no connection is older (as `flowpin start` says of its
+  // simulator).
   controller?.runtime(SWITCH).watchLedger.noConnectionsBefore(Date.now());
   try {
     const adapter = controller === undefined ? new LinuxRouterAdapter(labOptions(lab)) : undefined;
-    await withWarmTraffic(lab, adapter !== undefined ? adapter.connect() : until('ready', 30_000, () => controller?.readiness().ready ?? false));
+    await withWarmTraffic(
+      lab,
+      adapter !== undefined
+        ? adapter.connect()
+        : until('ready', 30_000, () => controller?.readiness().ready ?? false),
+    );
     await traffic.open(lab, c4, c6);
     const [d, f] = [lab.servers[1], lab.servers[4]];
     if (d === undefined || f === undefined) throw new Error('lab has too few servers');
     if (controller !== undefined) {
-      await until('flows resolved', 20_000, () => (controller.readiness().switches[0]?.flows ?? 0) >= c4 + c6);
+      await until(
+        'flows resolved',
+        20_000,
+        () => (controller.readiness().switches[0]?.flows ?? 0) >= c4 + c6,
+      );
       const cm = controller.changeManager(SWITCH);
       await cm.drain(LAB_VIP4, d.addr4, { maxAtRisk: 'unbounded' });
       await cm.drain(LAB_VIP6, d.addr6, { maxAtRisk: 'unbounded' });
@@ -154,14 +246,29 @@ async function broken(withFlowpin: boolean, [c4, c6]: [number, number]): Promise
 }
 
 export async function linuxBench(size: LinuxBenchSize = LINUX_FULL): Promise<Figure[]> {
-  if (process.getuid?.() !== 0) throw new Error('the linux benchmark needs root (network namespaces, nftables)');
+  if (process.getuid?.() !== 0)
+    throw new Error('the linux benchmark needs root (network namespaces, nftables)');
   const out: Figure[] = [];
   await lookupsAndPins(out, size);
   await synToPin(out, size);
   const without = await broken(false, size.connections);
   const withFp = await broken(true, size.connections);
   const of = size.connections[0] + size.connections[1];
-  out.push({ id: 'linux.broken_without', what: `Linux router: connections broken by a drain + an add, without flowpin (of ${of})`, value: without, unit: 'connections', target: '', met: true });
-  out.push({ id: 'linux.broken_with', what: `Linux router: connections broken by a drain + an add, with flowpin (of ${of})`, value: withFp, unit: 'connections', target: '0', met: withFp === 0 });
+  out.push({
+    id: 'linux.broken_without',
+    what: `Linux router: connections broken by a drain + an add, without flowpin (of ${of})`,
+    value: without,
+    unit: 'connections',
+    target: '',
+    met: true,
+  });
+  out.push({
+    id: 'linux.broken_with',
+    what: `Linux router: connections broken by a drain + an add, with flowpin (of ${of})`,
+    value: withFp,
+    unit: 'connections',
+    target: '0',
+    met: withFp === 0,
+  });
   return out;
 }

@@ -17,43 +17,91 @@ interface Template {
 
 export type CorpusMix = 'mixed' | 'arista';
 
-const innerFor = (v6: boolean): Buffer => f.tcpPacket(v6 ? '2001:db8:c::1' : '10.20.30.1', v6 ? '2001:db8:5::10' : '192.0.2.80', { sport: 0xabcd, dport: 443, flags: 0x02, options: [2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7] });
+const innerFor = (v6: boolean): Buffer =>
+  f.tcpPacket(v6 ? '2001:db8:c::1' : '10.20.30.1', v6 ? '2001:db8:5::10' : '192.0.2.80', {
+    sport: 0xabcd,
+    dport: 443,
+    flags: 0x02,
+    options: [2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7],
+  });
 
 function template(make: (inner: Buffer, v6: boolean) => Buffer, v6: boolean, udp: boolean): Template {
   const inner = innerFor(v6);
   const g = make(inner, v6);
-  const frame = f.outerEthernet(udp ? f.outerIp('198.51.100.1', '203.0.113.9', 17, f.udp(50000, 4754, g)) : f.outerIp('198.51.100.1', '203.0.113.9', 47, g));
+  const frame = f.outerEthernet(
+    udp
+      ? f.outerIp('198.51.100.1', '203.0.113.9', 17, f.udp(50000, 4754, g))
+      : f.outerIp('198.51.100.1', '203.0.113.9', 47, g),
+  );
   const innerAt = frame.length - inner.length;
   const tcpAt = innerAt + (v6 ? 40 : 20);
   return { frame, srcLast: innerAt + (v6 ? 8 + 15 : 12 + 3), sport: tcpAt };
 }
 
-const erspan1 = (inner: Buffer, v6: boolean): Buffer => f.gre({ protocol: 0x88be }, f.ethernet({ ethertype: v6 ? 0x86dd : 0x0800 }, inner));
-const erspan2 = (inner: Buffer, v6: boolean): Buffer => f.gre({ protocol: 0x88be, sequence: 1 }, f.erspan2(5, f.ethernet({ ethertype: v6 ? 0x86dd : 0x0800 }, inner)));
+const erspan1 = (inner: Buffer, v6: boolean): Buffer =>
+  f.gre({ protocol: 0x88be }, f.ethernet({ ethertype: v6 ? 0x86dd : 0x0800 }, inner));
+const erspan2 = (inner: Buffer, v6: boolean): Buffer =>
+  f.gre(
+    { protocol: 0x88be, sequence: 1 },
+    f.erspan2(5, f.ethernet({ ethertype: v6 ? 0x86dd : 0x0800 }, inner)),
+  );
 
 function templates(mix: CorpusMix): Template[] {
   if (mix === 'arista') {
     // 20 slots in turn: 14 ERSPAN I over IP protocol 47, 3 ERSPAN II, 3 GRE-in-UDP (ERSPAN I inside).
     const out: Template[] = [];
-    for (let i = 0; i < 20; i++) out.push(i < 14 ? template(erspan1, false, false) : i < 17 ? template(erspan2, false, false) : template(erspan1, false, true));
+    for (let i = 0; i < 20; i++)
+      out.push(
+        i < 14
+          ? template(erspan1, false, false)
+          : i < 17
+            ? template(erspan2, false, false)
+            : template(erspan1, false, true),
+      );
     return out;
   }
   const out: Template[] = [];
   const shapes: [string, (inner: Buffer, v6: boolean) => Buffer][] = [
     ['erspan1', erspan1],
-    ['erspan1-vlan', (inner, v6) => f.gre({ protocol: 0x88be }, f.ethernet({ ethertype: v6 ? 0x86dd : 0x0800, vlans: [120] }, inner))],
-    ['erspan1-arista-ts', (inner, v6) => f.gre({ protocol: 0x88be }, f.ethernet({ ethertype: v6 ? 0x86dd : 0x0800, arista: 'ts64' }, inner))],
+    [
+      'erspan1-vlan',
+      (inner, v6) =>
+        f.gre({ protocol: 0x88be }, f.ethernet({ ethertype: v6 ? 0x86dd : 0x0800, vlans: [120] }, inner)),
+    ],
+    [
+      'erspan1-arista-ts',
+      (inner, v6) =>
+        f.gre({ protocol: 0x88be }, f.ethernet({ ethertype: v6 ? 0x86dd : 0x0800, arista: 'ts64' }, inner)),
+    ],
     ['erspan2', erspan2],
-    ['erspan3', (inner, v6) => f.gre({ protocol: 0x22eb, sequence: 1 }, f.erspan3(6, f.ethernet({ ethertype: v6 ? 0x86dd : 0x0800, vlans: [10, 20] }, inner), { subHeader: true }))],
-    ['teb-key', (inner, v6) => f.gre({ protocol: 0x6558, key: 9 }, f.ethernet({ ethertype: v6 ? 0x86dd : 0x0800 }, inner))],
+    [
+      'erspan3',
+      (inner, v6) =>
+        f.gre(
+          { protocol: 0x22eb, sequence: 1 },
+          f.erspan3(6, f.ethernet({ ethertype: v6 ? 0x86dd : 0x0800, vlans: [10, 20] }, inner), {
+            subHeader: true,
+          }),
+        ),
+    ],
+    [
+      'teb-key',
+      (inner, v6) =>
+        f.gre({ protocol: 0x6558, key: 9 }, f.ethernet({ ethertype: v6 ? 0x86dd : 0x0800 }, inner)),
+    ],
     ['ip', (inner, v6) => f.gre({ protocol: v6 ? 0x86dd : 0x0800 }, inner)],
   ];
-  for (const [, make] of shapes) for (const v6 of [false, false, false, true]) for (const udp of [false, true]) out.push(template(make, v6, udp));
+  for (const [, make] of shapes)
+    for (const v6 of [false, false, false, true])
+      for (const udp of [false, true]) out.push(template(make, v6, udp));
   return out;
 }
 
 /** A classic pcap (Ethernet link type) of `n` SYNs, each a distinct flow, in the mix asked for. */
-export function mirrorCorpus(n: number, mix: CorpusMix = 'mixed'): { pcap: Buffer; linkType: number; frames: number } {
+export function mirrorCorpus(
+  n: number,
+  mix: CorpusMix = 'mixed',
+): { pcap: Buffer; linkType: number; frames: number } {
   const ts = templates(mix);
   let total = 24;
   for (let i = 0; i < n; i++) total += 16 + (ts[i % ts.length] as Template).frame.length;
@@ -77,7 +125,7 @@ export function mirrorCorpus(n: number, mix: CorpusMix = 'mixed'): { pcap: Buffe
     t.frame.copy(pcap, off);
     pcap[off + t.srcLast] = i & 0xff;
     pcap[off + t.srcLast - 1] = (i >> 8) & 0xff;
-    pcap.writeUInt16BE(1024 + ((i >> 16) & 0xffff) % 64000, off + t.sport);
+    pcap.writeUInt16BE(1024 + (((i >> 16) & 0xffff) % 64000), off + t.sport);
     off += len;
   }
   return { pcap, linkType: LinkType.ethernet, frames: n };

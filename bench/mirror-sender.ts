@@ -14,11 +14,23 @@ export function mirrorDatagrams(n: number): Buffer[] {
   const out: Buffer[] = [];
   for (let i = 0; i < n; i++) {
     const v6 = i % 4 === 3;
-    const src = v6 ? `2001:db8:c::${(i & 0xffff).toString(16)}` : `10.${20 + ((i >> 16) & 63)}.${(i >> 8) & 255}.${i & 255}`;
-    const inner = f.tcpPacket(src, v6 ? '2001:db8:5::10' : '192.0.2.80', { sport: 1024 + (i % 60000), dport: 443, flags: 0x02 });
+    const src = v6
+      ? `2001:db8:c::${(i & 0xffff).toString(16)}`
+      : `10.${20 + ((i >> 16) & 63)}.${(i >> 8) & 255}.${i & 255}`;
+    const inner = f.tcpPacket(src, v6 ? '2001:db8:5::10' : '192.0.2.80', {
+      sport: 1024 + (i % 60000),
+      dport: 443,
+      flags: 0x02,
+    });
     const eth = f.ethernet({ ethertype: v6 ? 0x86dd : 0x0800 }, inner);
     const shape = i % 3;
-    out.push(shape === 0 ? f.gre({ protocol: 0x88be }, eth) : shape === 1 ? f.gre({ protocol: 0x88be, sequence: i }, f.erspan2(5, eth)) : f.gre({ protocol: v6 ? 0x86dd : 0x0800 }, inner));
+    out.push(
+      shape === 0
+        ? f.gre({ protocol: 0x88be }, eth)
+        : shape === 1
+          ? f.gre({ protocol: 0x88be, sequence: i }, f.erspan2(5, eth))
+          : f.gre({ protocol: v6 ? 0x86dd : 0x0800 }, inner),
+    );
   }
   return out;
 }
@@ -28,8 +40,14 @@ export function vxlanDatagrams(n: number): Buffer[] {
   const out: Buffer[] = [];
   for (let i = 0; i < n; i++) {
     const v6 = i % 4 === 3;
-    const src = v6 ? `2001:db8:d::${(i & 0xffff).toString(16)}` : `10.${40 + ((i >> 16) & 63)}.${(i >> 8) & 255}.${i & 255}`;
-    const inner = f.tcpPacket(src, v6 ? '2001:db8:5::10' : '192.0.2.80', { sport: 1024 + (i % 60000), dport: 443, flags: 0x02 });
+    const src = v6
+      ? `2001:db8:d::${(i & 0xffff).toString(16)}`
+      : `10.${40 + ((i >> 16) & 63)}.${(i >> 8) & 255}.${i & 255}`;
+    const inner = f.tcpPacket(src, v6 ? '2001:db8:5::10' : '192.0.2.80', {
+      sport: 1024 + (i % 60000),
+      dport: 443,
+      flags: 0x02,
+    });
     const header = Buffer.from([0x08, 0, 0, 0, 0, 0, 100, 0]);
     out.push(Buffer.concat([header, f.ethernet({ ethertype: v6 ? 0x86dd : 0x0800 }, inner)]));
   }
@@ -41,7 +59,13 @@ async function main(): Promise<void> {
   const port = Number(portArg);
   const count = Number(countArg);
   const rate = Number(rateArg ?? 0);
-  if (!Number.isInteger(port) || !Number.isInteger(count) || count < 0 || (encap !== 'gre' && encap !== 'vxlan')) throw new Error('usage: mirror-sender PORT COUNT RATE [HOST] [gre|vxlan]');
+  if (
+    !Number.isInteger(port) ||
+    !Number.isInteger(count) ||
+    count < 0 ||
+    (encap !== 'gre' && encap !== 'vxlan')
+  )
+    throw new Error('usage: mirror-sender PORT COUNT RATE [HOST] [gre|vxlan]');
   const templates = (encap === 'vxlan' ? vxlanDatagrams : mirrorDatagrams)(Math.min(count, 4096));
   const socket = createSocket(host.includes(':') ? 'udp6' : 'udp4');
   // A receiver that goes away (ICMP port unreachable on the connected socket) is counted, not fatal.
@@ -53,7 +77,8 @@ async function main(): Promise<void> {
   let sent = 0;
   const BURST = 64;
   while (sent < count && Date.now() < deadline) {
-    for (let k = 0; k < BURST && sent < count; k++, sent++) socket.send(templates[sent % templates.length] as Buffer);
+    for (let k = 0; k < BURST && sent < count; k++, sent++)
+      socket.send(templates[sent % templates.length] as Buffer);
     if (rate > 0) {
       const due = t0 + (sent / rate) * 1000;
       const wait = due - performance.now();

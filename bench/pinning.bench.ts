@@ -20,7 +20,12 @@ import type { FlowEvent } from '../mirror-receiver/flow-event.js';
 import { tupleOf } from '../mirror-receiver/tuple.js';
 import { AristaEapiAdapter } from '../switch-adapters/arista-eapi/adapter.js';
 import type { EapiSettings } from '../switch-adapters/arista-eapi/kind.js';
-import { DIRECTFLOW_PREAMBLE, loadBalanceCommand, parseOutputInterface, pinCommands } from '../switch-adapters/arista-eapi/directflow.js';
+import {
+  DIRECTFLOW_PREAMBLE,
+  loadBalanceCommand,
+  parseOutputInterface,
+  pinCommands,
+} from '../switch-adapters/arista-eapi/directflow.js';
 import { EapiTransport } from '../switch-adapters/arista-eapi/transport.js';
 import type { Figure } from './results.js';
 
@@ -39,14 +44,23 @@ interface Bed {
 async function bed(latencyMs: number): Promise<Bed> {
   const dir = mkdtempSync(path.join(tmpdir(), 'flowpin-bench-'));
   const file = path.join(dir, 'sim.yaml');
-  writeFileSync(file, [
-    'switch: { pinCapacity: 1000000, uplink: { prefixes: [10.64.0.0/10] } }',
-    `vips: [{ address: ${VIP}, nexthops: [${NH.join(', ')}] }]`,
-    'traffic: { enabled: false }', 'mirror: { enabled: false }', 'gnmi: { enabled: false }',
-    'eapi: { port: 0, username: admin, password: pw }', 'status: { port: 0 }', '',
-  ].join('\n'));
+  writeFileSync(
+    file,
+    [
+      'switch: { pinCapacity: 1000000, uplink: { prefixes: [10.64.0.0/10] } }',
+      `vips: [{ address: ${VIP}, nexthops: [${NH.join(', ')}] }]`,
+      'traffic: { enabled: false }',
+      'mirror: { enabled: false }',
+      'gnmi: { enabled: false }',
+      'eapi: { port: 0, username: admin, password: pw }',
+      'status: { port: 0 }',
+      '',
+    ].join('\n'),
+  );
   const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../cli/flowpin.js');
-  const child = spawn(process.execPath, [bin, 'sim', '--config', file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [bin, 'sim', '--config', file], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const end = Date.now() + 10_000;
@@ -74,7 +88,22 @@ function nextFlow(): { src: string; sport: number } {
 }
 
 function segment(src: string, sport: number, flags: number): FlowEvent {
-  return { outerSrc: '127.0.0.2', outerDst: '127.0.0.1', encap: 'erspan1', greKey: null, sessionId: null, vlan: null, family: 4, src, dst: VIP, sport, dport: 443, flags, tuple: tupleOf({ family: 4, src, dst: VIP, sport, dport: 443 }), at: Date.now() };
+  return {
+    outerSrc: '127.0.0.2',
+    outerDst: '127.0.0.1',
+    encap: 'erspan1',
+    greKey: null,
+    sessionId: null,
+    vlan: null,
+    family: 4,
+    src,
+    dst: VIP,
+    sport,
+    dport: 443,
+    flags,
+    tuple: tupleOf({ family: 4, src, dst: VIP, sport, dport: 443 }),
+    at: Date.now(),
+  };
 }
 
 const synEvent = (src: string, sport: number): FlowEvent => segment(src, sport, 0x02);
@@ -89,14 +118,49 @@ const pct = (xs: number[], p: number): number => {
 };
 
 /** flowpin: a burst for throughput, then a steady offered rate for latency. */
-async function flowpinRun(b: Bed, BURST: number): Promise<{ pinsPerS: number; p50: number; p99: number; offered: number }> {
-  const config = readConfig(Reader.fromObject('bench', {
-    pinMode: 'always', resyncIntervalS: 3600, mirror: { udp: [] }, resolveQueue: 1_000_000, flowTable: { maxFlows: 2_000_000 },
-    switches: [{ name: 'sw1', mirrorSources: ['127.0.0.2'], pinTableSize: 10_000_000, eapi: { url: b.url, username: 'admin', password: 'pw', maxConcurrent: 4, resolveBatchSize: 500, pinBatchSize: 200, groupTemplate: 'static-ecmp' }, vips: [{ address: VIP, nexthops: NH }] }],
-  }));
+async function flowpinRun(
+  b: Bed,
+  BURST: number,
+): Promise<{ pinsPerS: number; p50: number; p99: number; offered: number }> {
+  const config = readConfig(
+    Reader.fromObject('bench', {
+      pinMode: 'always',
+      resyncIntervalS: 3600,
+      mirror: { udp: [] },
+      resolveQueue: 1_000_000,
+      flowTable: { maxFlows: 2_000_000 },
+      switches: [
+        {
+          name: 'sw1',
+          mirrorSources: ['127.0.0.2'],
+          pinTableSize: 10_000_000,
+          eapi: {
+            url: b.url,
+            username: 'admin',
+            password: 'pw',
+            maxConcurrent: 4,
+            resolveBatchSize: 500,
+            pinBatchSize: 200,
+            groupTemplate: 'static-ecmp',
+          },
+          vips: [{ address: VIP, nexthops: NH }],
+        },
+      ],
+    }),
+  );
   const eapi = config.switches[0]?.settings as EapiSettings | undefined;
   if (eapi === undefined) throw new Error('no switch');
-  const adapter = new AristaEapiAdapter({ switchName: 'sw1', url: eapi.url, username: 'admin', password: 'pw', maxConcurrent: 4, resolveBatchSize: 500, pinBatchSize: 200, pinTableSize: 10_000_000, groupTemplate: { kind: 'static-ecmp' } });
+  const adapter = new AristaEapiAdapter({
+    switchName: 'sw1',
+    url: eapi.url,
+    username: 'admin',
+    password: 'pw',
+    maxConcurrent: 4,
+    resolveBatchSize: 500,
+    pinBatchSize: 200,
+    pinTableSize: 10_000_000,
+    groupTemplate: { kind: 'static-ecmp' },
+  });
   // SYN to pin: from the SYN handed to the controller to the switch's answer that the pin is
   // programmed: the read-back with the write, or (once the table lists more than the
   // adapter's readBackLimit) the controller's timed read-back. Each connection then ends (a
@@ -136,7 +200,12 @@ async function flowpinRun(b: Bed, BURST: number): Promise<{ pinsPerS: number; p5
     for (const p of out) if (p.programmed) programmedNow(p.flow.src, p.flow.sport);
     return out;
   };
-  const c = new Controller({ config, adapters: new Map([['sw1', adapter]]), logger: pino({ level: 'silent' }), listen: false });
+  const c = new Controller({
+    config,
+    adapters: new Map([['sw1', adapter]]),
+    logger: pino({ level: 'silent' }),
+    listen: false,
+  });
   send = (e) => c.onEvent(e);
   await c.start();
   const installed = (): Promise<number> => valueOf(c.metrics.pinsInstalled, { switch: 'sw1' });
@@ -196,13 +265,26 @@ async function flowpinRun(b: Bed, BURST: number): Promise<{ pinsPerS: number; p5
   });
   await waitFor(before + sent, 60_000);
   await c.stop();
-  return { pinsPerS, p50: pct(latencies, 50), p99: pct(latencies, 99), offered: Math.round(sent / (duration / 1000)) };
+  return {
+    pinsPerS,
+    p50: pct(latencies, 50),
+    p99: pct(latencies, 99),
+    offered: Math.round(sent / (duration / 1000)),
+  };
 }
 
 /** The prototype's algorithm: per SYN, one look-up call then one configuration call, serially. */
 async function baselineRun(b: Bed, n: number): Promise<{ pinsPerS: number; p50: number; p99: number }> {
-  const t = new EapiTransport({ switchName: 'baseline', url: b.url, username: 'admin', password: 'pw', maxConcurrent: 1 });
-  const routeOf = new Map((await t.runCmds([`show ip route ${VIP}`])).ok ? NH.map((nh, i) => [`Ethernet${i + 1}`, nh]) : []);
+  const t = new EapiTransport({
+    switchName: 'baseline',
+    url: b.url,
+    username: 'admin',
+    password: 'pw',
+    maxConcurrent: 1,
+  });
+  const routeOf = new Map(
+    (await t.runCmds([`show ip route ${VIP}`])).ok ? NH.map((nh, i) => [`Ethernet${i + 1}`, nh]) : [],
+  );
   const times: number[] = [];
   const t0 = Date.now();
   for (let i = 0; i < n; i++) {
@@ -213,7 +295,10 @@ async function baselineRun(b: Bed, n: number): Promise<{ pinsPerS: number; p50: 
     const iface = lb.ok ? parseOutputInterface(lb.results[1]?.['output']) : undefined;
     const nh = iface === undefined ? undefined : routeOf.get(iface);
     if (nh === undefined) throw new Error('baseline could not resolve a flow');
-    const r = await t.runCmds([...DIRECTFLOW_PREAMBLE, ...pinCommands({ flow: spec, nexthop: nh, idleTimeoutS: 300 })]);
+    const r = await t.runCmds([
+      ...DIRECTFLOW_PREAMBLE,
+      ...pinCommands({ flow: spec, nexthop: nh, idleTimeoutS: 300 }),
+    ]);
     if (!r.ok) throw new Error('baseline pin refused');
     times.push(Date.now() - s);
   }
@@ -239,18 +324,69 @@ export async function pinningBench(size: PinningSize = PINNING_FULL): Promise<Fi
     try {
       process.stdout.write(`pinning: eAPI +${latency} ms: baseline (serial, 2 calls per SYN)...\n`);
       const base = await baselineRun(b, latency === 1 ? size.baseline[0] : size.baseline[1]);
-      process.stdout.write(`pinning: eAPI +${latency} ms: flowpin (${size.burst.toLocaleString('en-US')} connections, ${WINDOW.toLocaleString('en-US')} open at a time, then a steady rate)...\n`);
+      process.stdout.write(
+        `pinning: eAPI +${latency} ms: flowpin (${size.burst.toLocaleString('en-US')} connections, ${WINDOW.toLocaleString('en-US')} open at a time, then a steady rate)...\n`,
+      );
       const fp = await flowpinRun(b, size.burst);
       const ratio = fp.pinsPerS / base.pinsPerS;
       const tag = `${latency}ms`;
       figures.push(
-        { id: `pinning.${tag}.flowpin_pins_per_s`, what: `Sustained pins/s, flowpin, eAPI +${latency} ms`, value: fp.pinsPerS, unit: 'pins/s', target: '', met: true },
-        { id: `pinning.${tag}.baseline_pins_per_s`, what: `Pins/s, serial baseline (prototype), eAPI +${latency} ms`, value: base.pinsPerS, unit: 'pins/s', target: '', met: true },
-        { id: `pinning.${tag}.speedup`, what: `flowpin / baseline throughput, eAPI +${latency} ms`, value: ratio, unit: 'x', target: latency === 10 ? '≥ 50' : '', met: latency !== 10 || ratio >= 50 },
-        { id: `pinning.${tag}.flowpin_p50_ms`, what: `SYN-to-pin p50, flowpin at ${fp.offered.toLocaleString('en-US')} SYN/s (to programmed, read back), eAPI +${latency} ms`, value: fp.p50, unit: 'ms', target: '', met: true },
-        { id: `pinning.${tag}.flowpin_p99_ms`, what: `SYN-to-pin p99, flowpin at ${fp.offered.toLocaleString('en-US')} SYN/s (to programmed, read back), eAPI +${latency} ms`, value: fp.p99, unit: 'ms', target: '', met: true },
-        { id: `pinning.${tag}.baseline_p50_ms`, what: `SYN-to-pin p50, baseline (unloaded; to configuration accepted, never read back), eAPI +${latency} ms`, value: base.p50, unit: 'ms', target: '', met: true },
-        { id: `pinning.${tag}.baseline_p99_ms`, what: `SYN-to-pin p99, baseline (unloaded; to configuration accepted, never read back), eAPI +${latency} ms`, value: base.p99, unit: 'ms', target: '', met: true },
+        {
+          id: `pinning.${tag}.flowpin_pins_per_s`,
+          what: `Sustained pins/s, flowpin, eAPI +${latency} ms`,
+          value: fp.pinsPerS,
+          unit: 'pins/s',
+          target: '',
+          met: true,
+        },
+        {
+          id: `pinning.${tag}.baseline_pins_per_s`,
+          what: `Pins/s, serial baseline (prototype), eAPI +${latency} ms`,
+          value: base.pinsPerS,
+          unit: 'pins/s',
+          target: '',
+          met: true,
+        },
+        {
+          id: `pinning.${tag}.speedup`,
+          what: `flowpin / baseline throughput, eAPI +${latency} ms`,
+          value: ratio,
+          unit: 'x',
+          target: latency === 10 ? '≥ 50' : '',
+          met: latency !== 10 || ratio >= 50,
+        },
+        {
+          id: `pinning.${tag}.flowpin_p50_ms`,
+          what: `SYN-to-pin p50, flowpin at ${fp.offered.toLocaleString('en-US')} SYN/s (to programmed, read back), eAPI +${latency} ms`,
+          value: fp.p50,
+          unit: 'ms',
+          target: '',
+          met: true,
+        },
+        {
+          id: `pinning.${tag}.flowpin_p99_ms`,
+          what: `SYN-to-pin p99, flowpin at ${fp.offered.toLocaleString('en-US')} SYN/s (to programmed, read back), eAPI +${latency} ms`,
+          value: fp.p99,
+          unit: 'ms',
+          target: '',
+          met: true,
+        },
+        {
+          id: `pinning.${tag}.baseline_p50_ms`,
+          what: `SYN-to-pin p50, baseline (unloaded; to configuration accepted, never read back), eAPI +${latency} ms`,
+          value: base.p50,
+          unit: 'ms',
+          target: '',
+          met: true,
+        },
+        {
+          id: `pinning.${tag}.baseline_p99_ms`,
+          what: `SYN-to-pin p99, baseline (unloaded; to configuration accepted, never read back), eAPI +${latency} ms`,
+          value: base.p99,
+          unit: 'ms',
+          target: '',
+          met: true,
+        },
       );
     } finally {
       await stopBed(b);

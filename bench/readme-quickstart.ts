@@ -15,7 +15,11 @@ export function quickStart(readme: string): { token: string; calls: Curl[] } {
   const at = readme.indexOf('FLOWPIN_TOKEN=');
   const block = readme.slice(readme.lastIndexOf('```sh', at), readme.indexOf('```\n', at));
   const token = /FLOWPIN_TOKEN=(\S+)/.exec(block)?.[1] ?? '';
-  const lines = block.replace(/\\\n\s*/g, ' ').split('\n').map((l) => l.replace(/\s+#.*$/, '').trim()).filter((l) => l.startsWith('curl '));
+  const lines = block
+    .replace(/\\\n\s*/g, ' ')
+    .split('\n')
+    .map((l) => l.replace(/\s+#.*$/, '').trim())
+    .filter((l) => l.startsWith('curl '));
   const calls = lines.map((line) => {
     const words = [...line.matchAll(/'([^']*)'|"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2] ?? m[3] ?? '');
     const c: Curl = { method: 'GET', headers: {}, body: undefined, url: new URL('http://localhost/'), line };
@@ -28,11 +32,11 @@ export function quickStart(readme: string): { token: string; calls: Curl[] } {
       } else if (w === '-d') {
         c.body = words[++i];
         if (c.method === 'GET') c.method = 'POST';
-      } else if (!w.startsWith('-') && w !== '|' && /^(https?:\/\/)?[\w.-]+:\d+\//.test(w)) c.url = new URL(w.startsWith('http') ? w : `http://${w}`);
+      } else if (!w.startsWith('-') && w !== '|' && /^(https?:\/\/)?[\w.-]+:\d+\//.test(w))
+        c.url = new URL(w.startsWith('http') ? w : `http://${w}`);
       else if (w === '|') break;
     }
     return c;
   });
   return { token, calls };
 }
-

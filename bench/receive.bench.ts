@@ -34,8 +34,20 @@ export interface ReceiveBenchOptions {
   nativeRate: number;
 }
 
-export const RECEIVE_FULL: ReceiveBenchOptions = { rate: 200_000, seconds: 3, runs: 3, floodFrames: 600_000, nativeRate: 250_000 };
-export const RECEIVE_TINY: ReceiveBenchOptions = { rate: 5_000, seconds: 0.4, runs: 1, floodFrames: 2_000, nativeRate: 10_000 };
+export const RECEIVE_FULL: ReceiveBenchOptions = {
+  rate: 200_000,
+  seconds: 3,
+  runs: 3,
+  floodFrames: 600_000,
+  nativeRate: 250_000,
+};
+export const RECEIVE_TINY: ReceiveBenchOptions = {
+  rate: 5_000,
+  seconds: 0.4,
+  runs: 1,
+  floodFrames: 2_000,
+  nativeRate: 10_000,
+};
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const senderBin = path.resolve(here, 'mirror-sender.js');
@@ -46,7 +58,8 @@ const blastSource = path.resolve(here, '../../bench/native/blast.c');
 function buildBlast(dir: string): { bin: string; templates: string } | { error: string } {
   const bin = path.join(dir, 'blast');
   const cc = spawnSync('cc', ['-O2', '-o', bin, blastSource], { encoding: 'utf8' });
-  if (cc.error !== undefined || cc.status !== 0) return { error: `cc could not build ${blastSource}: ${cc.error?.message ?? cc.stderr}` };
+  if (cc.error !== undefined || cc.status !== 0)
+    return { error: `cc could not build ${blastSource}: ${cc.error?.message ?? cc.stderr}` };
   const parts: Buffer[] = [];
   for (const d of mirrorDatagrams(4096)) {
     const len = Buffer.alloc(4);
@@ -83,7 +96,8 @@ interface RunResult {
   reader: string;
 }
 
-const send: Sender = (port, count, rate) => runSender(process.execPath, [senderBin, String(port), String(count), String(rate)]);
+const send: Sender = (port, count, rate) =>
+  runSender(process.execPath, [senderBin, String(port), String(count), String(rate)]);
 
 /** Waits until `count()` reaches `sent` or stops moving; datagrams counted per CPU-second since `cpu0`. */
 async function countedPerCpuS(count: () => number, sent: number, cpu0: NodeJS.CpuUsage): Promise<number> {
@@ -102,7 +116,12 @@ async function nativeFloorRun(count: number, rate: number): Promise<number | nul
   const loaded = loadNativeReader();
   if ('error' in loaded) return null;
   let n = 0;
-  const socket = new NativeSocket(loaded.reader, { kind: 'udp', family: 4, host: '127.0.0.1', port: 0, protocol: 0, receiveBufferBytes: 32 * 1024 * 1024 }, () => n++, () => undefined);
+  const socket = new NativeSocket(
+    loaded.reader,
+    { kind: 'udp', family: 4, host: '127.0.0.1', port: 0, protocol: 0, receiveBufferBytes: 32 * 1024 * 1024 },
+    () => n++,
+    () => undefined,
+  );
   const { port } = socket.open();
   try {
     const cpu0 = process.cpuUsage();
@@ -155,7 +174,8 @@ async function oneRun(count: number, rate: number, sender: Sender = send): Promi
     const cpu = process.cpuUsage(cpu0);
     const cpuS = (cpu.user + cpu.system) / 1e6;
     const socketDrops = st.socketDrops ?? 0;
-    if (events !== st.decoded) throw new Error(`sink saw ${events} events, status says ${st.decoded} decoded`);
+    if (events !== st.decoded)
+      throw new Error(`sink saw ${events} events, status says ${st.decoded} decoded`);
     return {
       sent,
       senderSeconds: seconds,
@@ -239,13 +259,20 @@ export async function receiveBench(opts: ReceiveBenchOptions = RECEIVE_FULL): Pr
   const count = Math.round(opts.rate * opts.seconds);
   const dir = mkdtempSync(path.join(tmpdir(), 'flowpin-bench-receive-'));
   const blast = buildBlast(dir);
-  const blastSend: Sender | undefined = 'error' in blast ? undefined : (port, n, rate) => runSender(blast.bin, [blast.templates, '127.0.0.1', String(port), String(n), String(rate)]);
-  if ('error' in blast) process.stdout.write(`receive: no C sender (${blast.error}); its rows are left out\n`);
+  const blastSend: Sender | undefined =
+    'error' in blast
+      ? undefined
+      : (port, n, rate) =>
+          runSender(blast.bin, [blast.templates, '127.0.0.1', String(port), String(n), String(rate)]);
+  if ('error' in blast)
+    process.stdout.write(`receive: no C sender (${blast.error}); its rows are left out\n`);
   const cPaced: RunResult[] = [];
   const cFlood: RunResult[] = [];
   const cCount = Math.round(opts.nativeRate * opts.seconds);
   for (let r = 0; r < opts.runs; r++) {
-    process.stdout.write(`receive: run ${r + 1} of ${opts.runs}: ${count.toLocaleString('en-US')} frames paced at ${opts.rate.toLocaleString('en-US')}/s, then ${opts.floodFrames.toLocaleString('en-US')} as fast as the sender can\n`);
+    process.stdout.write(
+      `receive: run ${r + 1} of ${opts.runs}: ${count.toLocaleString('en-US')} frames paced at ${opts.rate.toLocaleString('en-US')}/s, then ${opts.floodFrames.toLocaleString('en-US')} as fast as the sender can\n`,
+    );
     paced.push(await oneRun(count, opts.rate));
     floorPaced.push(await floorRun(count, opts.rate));
     const np = await nativeFloorRun(count, opts.rate);
@@ -262,37 +289,261 @@ export async function receiveBench(opts: ReceiveBenchOptions = RECEIVE_FULL): Pr
   }
   rmSync(dir, { recursive: true, force: true });
   const cRate = opts.nativeRate.toLocaleString('en-US');
-  const cFigures: Figure[] = blastSend === undefined ? [] : [
-    repeated({ id: 'receive.c_paced.offered_per_s', what: `Offered rate (C sender, sendmmsg, paced at ${cRate}/s)`, unit: 'frames/s', target: '', met: true, isBaseline: true }, cPaced.map((r) => r.sent / r.senderSeconds)),
-    repeated({ id: 'receive.c_paced.decoded_per_s', what: `Decoded per second, C sender paced at ${cRate}/s`, unit: 'frames/s', target: '≥ 200,000', met: true, baseline: 'receive.c_paced.offered_per_s' }, cPaced.map((r) => r.decodedPerS)),
-    repeated({ id: 'receive.c_paced.kernel_drops', what: `Kernel socket drops, C sender paced at ${cRate}/s`, unit: 'frames', target: '', met: true }, cPaced.map((r) => r.socketDrops)),
-    repeated({ id: 'receive.c_paced.decoded_per_cpu_s', what: `Decoded per CPU-second of the receiving process, C sender paced at ${cRate}/s`, unit: 'frames/s', target: '', met: true }, cPaced.map((r) => r.decodedPerCpuS)),
-    repeated({ id: 'receive.c_flood.offered_per_s', what: 'Offered rate (C sender as fast as it can)', unit: 'frames/s', target: '', met: true, isBaseline: true }, cFlood.map((r) => r.sent / r.senderSeconds)),
-    repeated({ id: 'receive.c_flood.decoded_per_s', what: 'Decoded per second, C sender as fast as it can', unit: 'frames/s', target: '', met: true, baseline: 'receive.c_flood.offered_per_s' }, cFlood.map((r) => r.decodedPerS)),
-    repeated({ id: 'receive.c_flood.kernel_drops', what: 'Kernel socket drops, C sender as fast as it can', unit: 'frames', target: '', met: true }, cFlood.map((r) => r.socketDrops)),
-  ];
+  const cFigures: Figure[] =
+    blastSend === undefined
+      ? []
+      : [
+          repeated(
+            {
+              id: 'receive.c_paced.offered_per_s',
+              what: `Offered rate (C sender, sendmmsg, paced at ${cRate}/s)`,
+              unit: 'frames/s',
+              target: '',
+              met: true,
+              isBaseline: true,
+            },
+            cPaced.map((r) => r.sent / r.senderSeconds),
+          ),
+          repeated(
+            {
+              id: 'receive.c_paced.decoded_per_s',
+              what: `Decoded per second, C sender paced at ${cRate}/s`,
+              unit: 'frames/s',
+              target: '≥ 200,000',
+              met: true,
+              baseline: 'receive.c_paced.offered_per_s',
+            },
+            cPaced.map((r) => r.decodedPerS),
+          ),
+          repeated(
+            {
+              id: 'receive.c_paced.kernel_drops',
+              what: `Kernel socket drops, C sender paced at ${cRate}/s`,
+              unit: 'frames',
+              target: '',
+              met: true,
+            },
+            cPaced.map((r) => r.socketDrops),
+          ),
+          repeated(
+            {
+              id: 'receive.c_paced.decoded_per_cpu_s',
+              what: `Decoded per CPU-second of the receiving process, C sender paced at ${cRate}/s`,
+              unit: 'frames/s',
+              target: '',
+              met: true,
+            },
+            cPaced.map((r) => r.decodedPerCpuS),
+          ),
+          repeated(
+            {
+              id: 'receive.c_flood.offered_per_s',
+              what: 'Offered rate (C sender as fast as it can)',
+              unit: 'frames/s',
+              target: '',
+              met: true,
+              isBaseline: true,
+            },
+            cFlood.map((r) => r.sent / r.senderSeconds),
+          ),
+          repeated(
+            {
+              id: 'receive.c_flood.decoded_per_s',
+              what: 'Decoded per second, C sender as fast as it can',
+              unit: 'frames/s',
+              target: '',
+              met: true,
+              baseline: 'receive.c_flood.offered_per_s',
+            },
+            cFlood.map((r) => r.decodedPerS),
+          ),
+          repeated(
+            {
+              id: 'receive.c_flood.kernel_drops',
+              what: 'Kernel socket drops, C sender as fast as it can',
+              unit: 'frames',
+              target: '',
+              met: true,
+            },
+            cFlood.map((r) => r.socketDrops),
+          ),
+        ];
   const rate = opts.rate.toLocaleString('en-US');
-  const unexplained = [...paced, ...flood, ...cPaced, ...cFlood].reduce((a, r) => a + Math.abs(r.unexplained), 0);
+  const unexplained = [...paced, ...flood, ...cPaced, ...cFlood].reduce(
+    (a, r) => a + Math.abs(r.unexplained),
+    0,
+  );
   const figures: Figure[] = [
-    repeated({ id: 'receive.paced.offered_per_s', what: `Offered rate (sender, paced at ${rate}/s)`, unit: 'frames/s', target: '', met: true, isBaseline: true }, paced.map((r) => r.sent / r.senderSeconds)),
-    repeated({ id: 'receive.paced.decoded_per_s', what: `Decoded, paced at ${rate}/s`, unit: 'frames/s', target: '', met: true, baseline: 'receive.paced.offered_per_s' }, paced.map((r) => r.decodedPerS)),
-    repeated({ id: 'receive.paced.kernel_drops', what: `Kernel socket drops, paced at ${rate}/s`, unit: 'frames', target: '', met: true }, paced.map((r) => r.socketDrops)),
-    repeated({ id: 'receive.paced.decoded_per_cpu_s', what: `Decoded per CPU-second of the receiving process, paced at ${rate}/s`, unit: 'frames/s', target: '≥ 200,000', met: true, baseline: 'receive.paced.dgram_per_cpu_s' }, paced.map((r) => r.decodedPerCpuS)),
-    ...(nativePaced.length === 0 ? [] : [repeated({ id: 'receive.paced.recvmmsg_per_cpu_s', what: `Bare native recvmmsg socket, counting only, per CPU-second, paced at ${rate}/s`, unit: 'datagrams/s', target: '', met: true, baseline: 'receive.paced.dgram_per_cpu_s' }, nativePaced)]),
-    repeated({ id: 'receive.paced.dgram_per_cpu_s', what: `Bare Node dgram socket, counting only, per CPU-second, paced at ${rate}/s`, unit: 'datagrams/s', target: '', met: true, isBaseline: true }, floorPaced),
-    repeated({ id: 'receive.flood.offered_per_s', what: 'Offered rate (sender as fast as it can)', unit: 'frames/s', target: '', met: true, isBaseline: true }, flood.map((r) => r.sent / r.senderSeconds)),
-    repeated({ id: 'receive.flood.decoded_per_s', what: 'Decoded, sender as fast as it can', unit: 'frames/s', target: '', met: true, baseline: 'receive.flood.offered_per_s' }, flood.map((r) => r.decodedPerS)),
-    repeated({ id: 'receive.flood.kernel_drops', what: 'Kernel socket drops, sender as fast as it can', unit: 'frames', target: '', met: true }, flood.map((r) => r.socketDrops)),
-    repeated({ id: 'receive.flood.decoded_per_cpu_s', what: 'Decoded per CPU-second of the receiving process, sender as fast as it can', unit: 'frames/s', target: '≥ 200,000', met: true, baseline: 'receive.flood.dgram_per_cpu_s' }, flood.map((r) => r.decodedPerCpuS)),
-    ...(nativeFlood.length === 0 ? [] : [repeated({ id: 'receive.flood.recvmmsg_per_cpu_s', what: 'Bare native recvmmsg socket, counting only, per CPU-second, sender as fast as it can', unit: 'datagrams/s', target: '', met: true, baseline: 'receive.flood.dgram_per_cpu_s' }, nativeFlood)]),
-    repeated({ id: 'receive.flood.dgram_per_cpu_s', what: 'Bare Node dgram socket, counting only, per CPU-second, sender as fast as it can', unit: 'datagrams/s', target: '', met: true, isBaseline: true }, floorFlood),
-    repeated({ id: 'receive.receive_buffer_bytes', what: 'Receive buffer granted by the kernel (32 MiB asked; Linux reports twice the usable size; SO_RCVBUFFORCE where the process may, else capped by net.core.rmem_max)', unit: 'bytes', target: '', met: true }, paced.map((r) => r.receiveBufferBytes)),
+    repeated(
+      {
+        id: 'receive.paced.offered_per_s',
+        what: `Offered rate (sender, paced at ${rate}/s)`,
+        unit: 'frames/s',
+        target: '',
+        met: true,
+        isBaseline: true,
+      },
+      paced.map((r) => r.sent / r.senderSeconds),
+    ),
+    repeated(
+      {
+        id: 'receive.paced.decoded_per_s',
+        what: `Decoded, paced at ${rate}/s`,
+        unit: 'frames/s',
+        target: '',
+        met: true,
+        baseline: 'receive.paced.offered_per_s',
+      },
+      paced.map((r) => r.decodedPerS),
+    ),
+    repeated(
+      {
+        id: 'receive.paced.kernel_drops',
+        what: `Kernel socket drops, paced at ${rate}/s`,
+        unit: 'frames',
+        target: '',
+        met: true,
+      },
+      paced.map((r) => r.socketDrops),
+    ),
+    repeated(
+      {
+        id: 'receive.paced.decoded_per_cpu_s',
+        what: `Decoded per CPU-second of the receiving process, paced at ${rate}/s`,
+        unit: 'frames/s',
+        target: '≥ 200,000',
+        met: true,
+        baseline: 'receive.paced.dgram_per_cpu_s',
+      },
+      paced.map((r) => r.decodedPerCpuS),
+    ),
+    ...(nativePaced.length === 0
+      ? []
+      : [
+          repeated(
+            {
+              id: 'receive.paced.recvmmsg_per_cpu_s',
+              what: `Bare native recvmmsg socket, counting only, per CPU-second, paced at ${rate}/s`,
+              unit: 'datagrams/s',
+              target: '',
+              met: true,
+              baseline: 'receive.paced.dgram_per_cpu_s',
+            },
+            nativePaced,
+          ),
+        ]),
+    repeated(
+      {
+        id: 'receive.paced.dgram_per_cpu_s',
+        what: `Bare Node dgram socket, counting only, per CPU-second, paced at ${rate}/s`,
+        unit: 'datagrams/s',
+        target: '',
+        met: true,
+        isBaseline: true,
+      },
+      floorPaced,
+    ),
+    repeated(
+      {
+        id: 'receive.flood.offered_per_s',
+        what: 'Offered rate (sender as fast as it can)',
+        unit: 'frames/s',
+        target: '',
+        met: true,
+        isBaseline: true,
+      },
+      flood.map((r) => r.sent / r.senderSeconds),
+    ),
+    repeated(
+      {
+        id: 'receive.flood.decoded_per_s',
+        what: 'Decoded, sender as fast as it can',
+        unit: 'frames/s',
+        target: '',
+        met: true,
+        baseline: 'receive.flood.offered_per_s',
+      },
+      flood.map((r) => r.decodedPerS),
+    ),
+    repeated(
+      {
+        id: 'receive.flood.kernel_drops',
+        what: 'Kernel socket drops, sender as fast as it can',
+        unit: 'frames',
+        target: '',
+        met: true,
+      },
+      flood.map((r) => r.socketDrops),
+    ),
+    repeated(
+      {
+        id: 'receive.flood.decoded_per_cpu_s',
+        what: 'Decoded per CPU-second of the receiving process, sender as fast as it can',
+        unit: 'frames/s',
+        target: '≥ 200,000',
+        met: true,
+        baseline: 'receive.flood.dgram_per_cpu_s',
+      },
+      flood.map((r) => r.decodedPerCpuS),
+    ),
+    ...(nativeFlood.length === 0
+      ? []
+      : [
+          repeated(
+            {
+              id: 'receive.flood.recvmmsg_per_cpu_s',
+              what: 'Bare native recvmmsg socket, counting only, per CPU-second, sender as fast as it can',
+              unit: 'datagrams/s',
+              target: '',
+              met: true,
+              baseline: 'receive.flood.dgram_per_cpu_s',
+            },
+            nativeFlood,
+          ),
+        ]),
+    repeated(
+      {
+        id: 'receive.flood.dgram_per_cpu_s',
+        what: 'Bare Node dgram socket, counting only, per CPU-second, sender as fast as it can',
+        unit: 'datagrams/s',
+        target: '',
+        met: true,
+        isBaseline: true,
+      },
+      floorFlood,
+    ),
+    repeated(
+      {
+        id: 'receive.receive_buffer_bytes',
+        what: 'Receive buffer granted by the kernel (32 MiB asked; Linux reports twice the usable size; SO_RCVBUFFORCE where the process may, else capped by net.core.rmem_max)',
+        unit: 'bytes',
+        target: '',
+        met: true,
+      },
+      paced.map((r) => r.receiveBufferBytes),
+    ),
     ...cFigures,
-    { id: 'receive.unexplained', what: 'Frames unaccounted for (sent − received − kernel drops), all runs', value: unexplained, unit: 'frames', target: '= 0', met: unexplained === 0 },
+    {
+      id: 'receive.unexplained',
+      what: 'Frames unaccounted for (sent − received − kernel drops), all runs',
+      value: unexplained,
+      unit: 'frames',
+      target: '= 0',
+      met: unexplained === 0,
+    },
   ];
   for (const f of figures) if (f.target === '≥ 200,000') f.met = f.value >= 200_000;
   const about = `\nThe receiver read its socket with: ${[...readers].join(', ')}${readers.has('recvmmsg') ? ' (the native reader)' : ' (the native reader is not built here)'}.\n${ABOUT}`;
-  return { figures, section: { key: 'receive', title: 'Receiving mirrored frames over loopback', about, figures: figures.filter((f) => f.isBaseline !== true).map((f) => f.id), measured } };
+  return {
+    figures,
+    section: {
+      key: 'receive',
+      title: 'Receiving mirrored frames over loopback',
+      about,
+      figures: figures.filter((f) => f.isBaseline !== true).map((f) => f.id),
+      measured,
+    },
+  };
 }
 
 export type { RunResult as ReceiveRunResult };

@@ -69,7 +69,11 @@ export interface OutputPaths {
 }
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const repoPaths: OutputPaths = { results: path.join(root, 'bench/results.json'), readme: path.join(root, 'README.md'), benchmarks: path.join(root, 'BENCHMARKS.md') };
+export const repoPaths: OutputPaths = {
+  results: path.join(root, 'bench/results.json'),
+  readme: path.join(root, 'README.md'),
+  benchmarks: path.join(root, 'BENCHMARKS.md'),
+};
 const START = '<!-- bench:start -->';
 const END = '<!-- bench:end -->';
 
@@ -79,12 +83,21 @@ function atomicWrite(file: string, text: string): void {
   renameSync(tmp, file);
 }
 
-export const fmt = (v: number): string => (!Number.isFinite(v) ? String(v) : Math.abs(v) >= 100 ? Math.round(v).toLocaleString('en-US') : v.toLocaleString('en-US', { maximumFractionDigits: 2 }));
+export const fmt = (v: number): string =>
+  !Number.isFinite(v)
+    ? String(v)
+    : Math.abs(v) >= 100
+      ? Math.round(v).toLocaleString('en-US')
+      : v.toLocaleString('en-US', { maximumFractionDigits: 2 });
 
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
-  return s.length === 0 ? NaN : s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+  return s.length === 0
+    ? NaN
+    : s.length % 2 === 1
+      ? (s[m] as number)
+      : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
 /** A figure from repeated runs: the value is their median. */
@@ -94,7 +107,12 @@ export function repeated(f: Omit<Figure, 'value' | 'runs'>, runs: number[]): Fig
 
 export function runContext(): RunContext {
   const cpu = os.cpus()[0]?.model ?? 'unknown cpu';
-  return { machine: `${os.cpus().length} x ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB`, node: process.version, loadAverage: os.loadavg().map((l) => Math.round(l * 100) / 100), date: new Date().toISOString() };
+  return {
+    machine: `${os.cpus().length} x ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB`,
+    node: process.version,
+    loadAverage: os.loadavg().map((l) => Math.round(l * 100) / 100),
+    date: new Date().toISOString(),
+  };
 }
 
 const spread = (f: Figure): string => {
@@ -103,15 +121,25 @@ const spread = (f: Figure): string => {
 };
 
 export function renderTable(figures: Figure[]): string {
-  const rows = figures.map((f) => `| ${f.what} | ${fmt(f.value)} ${f.unit} | ${f.target === '' ? '' : `${f.target} ${f.unit}`} | ${f.target === '' ? '' : f.met ? 'met' : '**missed**'} |`);
+  const rows = figures.map(
+    (f) =>
+      `| ${f.what} | ${fmt(f.value)} ${f.unit} | ${f.target === '' ? '' : `${f.target} ${f.unit}`} | ${f.target === '' ? '' : f.met ? 'met' : '**missed**'} |`,
+  );
   return ['| benchmark | result | target | |', '|---|---|---|---|', ...rows].join('\n');
 }
 
 /** One section: each figure with its baseline beside it, median and (min – max) of the runs. */
 export function renderSection(s: Section, byId: Map<string, Figure>): string {
   const out = [`## ${s.title}`, ''];
-  if (s.measured) out.push(`Measured on ${s.measured.machine}, Node ${s.measured.node}, ${s.measured.date.slice(0, 16).replace('T', ' ')} UTC, load average at the start ${s.measured.loadAverage.join(' / ')}.`, '');
-  out.push('| measure | result: median (min – max) | baseline, same run | ratio | target |', '|---|---|---|---|---|');
+  if (s.measured)
+    out.push(
+      `Measured on ${s.measured.machine}, Node ${s.measured.node}, ${s.measured.date.slice(0, 16).replace('T', ' ')} UTC, load average at the start ${s.measured.loadAverage.join(' / ')}.`,
+      '',
+    );
+  out.push(
+    '| measure | result: median (min – max) | baseline, same run | ratio | target |',
+    '|---|---|---|---|---|',
+  );
   for (const id of s.figures) {
     const f = byId.get(id);
     if (f === undefined) continue;
@@ -143,12 +171,15 @@ export function renderBenchmarks(file: ResultsFile): string {
 
 /** Merges a benchmark's output into results.json and regenerates BENCHMARKS.md and the README table. */
 export function recordResults(output: BenchOutput, paths: OutputPaths = repoPaths): void {
-  const previous: ResultsFile | undefined = existsSync(paths.results) ? (JSON.parse(readFileSync(paths.results, 'utf8')) as ResultsFile) : undefined;
+  const previous: ResultsFile | undefined = existsSync(paths.results)
+    ? (JSON.parse(readFileSync(paths.results, 'utf8')) as ResultsFile)
+    : undefined;
   const byId = new Map((previous?.figures ?? []).map((f) => [f.id, f]));
   // A section run again replaces its figures: those of the earlier run it no longer reports go.
   const old = previous?.sections?.find((s) => s.key === output.section?.key);
   if (old !== undefined) {
-    for (const id of [...byId.keys()]) if (id.startsWith(`${old.key}.`) || old.figures.includes(id)) byId.delete(id);
+    for (const id of [...byId.keys()])
+      if (id.startsWith(`${old.key}.`) || old.figures.includes(id)) byId.delete(id);
   }
   for (const f of output.figures) byId.set(f.id, f);
   const sections = [...(previous?.sections ?? [])];
@@ -158,7 +189,13 @@ export function recordResults(output: BenchOutput, paths: OutputPaths = repoPath
     else sections.push(output.section);
   }
   const ctx = runContext();
-  const file: ResultsFile = { machine: ctx.machine, node: ctx.node, updated: ctx.date, figures: [...byId.values()], sections };
+  const file: ResultsFile = {
+    machine: ctx.machine,
+    node: ctx.node,
+    updated: ctx.date,
+    figures: [...byId.values()],
+    sections,
+  };
   atomicWrite(paths.results, JSON.stringify(file, null, 2) + '\n');
   atomicWrite(paths.benchmarks, renderBenchmarks(file));
   if (!existsSync(paths.readme)) return;

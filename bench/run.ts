@@ -18,9 +18,23 @@ import { scenarioBench } from './scenario.bench.js';
 import { quickstartBench } from './quickstart.bench.js';
 import { REALISTIC_FULL, REALISTIC_TINY, realisticBench } from './realistic.bench.js';
 import { RECEIVE_FULL, RECEIVE_TINY, receiveBench } from './receive.bench.js';
-import { TORTURE_FULL, TORTURE_TINY, tortureBench, tortureFigures, type TortureSize } from './torture.bench.js';
+import {
+  TORTURE_FULL,
+  TORTURE_TINY,
+  tortureBench,
+  tortureFigures,
+  type TortureSize,
+} from './torture.bench.js';
 import type { RunReport } from '../torture/runner.js';
-import { printFigures, recordResults, repoPaths, runContext, type BenchOutput, type Figure, type OutputPaths } from './results.js';
+import {
+  printFigures,
+  recordResults,
+  repoPaths,
+  runContext,
+  type BenchOutput,
+  type Figure,
+  type OutputPaths,
+} from './results.js';
 
 interface Bench {
   /** Small version for `npm test`; absent when the benchmark has none. */
@@ -54,7 +68,16 @@ async function pinning(size: PinningSize): Promise<BenchOutput> {
     const m = /^(pinning\.\d+ms)\.flowpin_(pins_per_s|p50_ms|p99_ms)$/.exec(f.id);
     if (m) f.baseline = `${m[1]}.baseline_${m[2]}`;
   }
-  return { figures, section: { key: 'pinning', title: 'Pinning against a switch API: flowpin and the serial prototype', about: PINNING_ABOUT, figures: figures.filter((f) => f.isBaseline !== true).map((f) => f.id), measured } };
+  return {
+    figures,
+    section: {
+      key: 'pinning',
+      title: 'Pinning against a switch API: flowpin and the serial prototype',
+      about: PINNING_ABOUT,
+      figures: figures.filter((f) => f.isBaseline !== true).map((f) => f.id),
+      measured,
+    },
+  };
 }
 
 const SCENARIO_ABOUT = `
@@ -185,12 +208,34 @@ JSON lines without running it again.
 async function torture(size: TortureSize): Promise<BenchOutput> {
   const measured = runContext();
   const saved = process.env['FLOWPIN_TORTURE_LINES'];
-  const figures = saved === undefined ? (await tortureBench(size)).figures : tortureFigures(readFileSync(saved, 'utf8').split('\n').filter((l) => l.startsWith('{"run"')).map((l) => JSON.parse(l) as RunReport));
-  return { figures, section: { key: 'torture', title: 'Real processes, real time: kills, faults and the wall time of changes', about: TORTURE_ABOUT, figures: figures.map((f) => f.id), measured } };
+  const figures =
+    saved === undefined
+      ? (await tortureBench(size)).figures
+      : tortureFigures(
+          readFileSync(saved, 'utf8')
+            .split('\n')
+            .filter((l) => l.startsWith('{"run"'))
+            .map((l) => JSON.parse(l) as RunReport),
+        );
+  return {
+    figures,
+    section: {
+      key: 'torture',
+      title: 'Real processes, real time: kills, faults and the wall time of changes',
+      about: TORTURE_ABOUT,
+      figures: figures.map((f) => f.id),
+      measured,
+    },
+  };
 }
 
 /** A benchmark that reports figures only, as a section of its own. */
-function section(key: string, title: string, about: string, bench: () => Promise<Figure[]>): () => Promise<BenchOutput> {
+function section(
+  key: string,
+  title: string,
+  about: string,
+  bench: () => Promise<Figure[]>,
+): () => Promise<BenchOutput> {
   return async () => {
     const measured = runContext();
     const figures = await bench();
@@ -204,32 +249,83 @@ const BENCHES: Record<string, Bench> = {
   receive: { tiny: () => receiveBench(RECEIVE_TINY), full: () => receiveBench(RECEIVE_FULL) },
   pinning: { tiny: () => pinning(PINNING_TINY), full: () => pinning(PINNING_FULL) },
   scenario: {
-    tiny: section('scenario', 'Connection safety at 10 k, 100 k and 1 M live connections: a drain and an add under load', SCENARIO_ABOUT, () => withEnv('FLOWPIN_BENCH_SCALE', '0.001', scenarioBench)),
-    full: section('scenario', 'Connection safety at 10 k, 100 k and 1 M live connections: a drain and an add under load', SCENARIO_ABOUT, scenarioBench),
+    tiny: section(
+      'scenario',
+      'Connection safety at 10 k, 100 k and 1 M live connections: a drain and an add under load',
+      SCENARIO_ABOUT,
+      () => withEnv('FLOWPIN_BENCH_SCALE', '0.001', scenarioBench),
+    ),
+    full: section(
+      'scenario',
+      'Connection safety at 10 k, 100 k and 1 M live connections: a drain and an add under load',
+      SCENARIO_ABOUT,
+      scenarioBench,
+    ),
   },
   realistic: {
-    tiny: section('realistic', 'Realistic traffic: 100,000 live connections, a 1,500-entry pin table, with and without FIN/RST mirrored', REALISTIC_ABOUT, () => realisticBench(REALISTIC_TINY)),
-    full: section('realistic', 'Realistic traffic: 100,000 live connections, a 1,500-entry pin table, with and without FIN/RST mirrored', REALISTIC_ABOUT, () => realisticBench(REALISTIC_FULL)),
+    tiny: section(
+      'realistic',
+      'Realistic traffic: 100,000 live connections, a 1,500-entry pin table, with and without FIN/RST mirrored',
+      REALISTIC_ABOUT,
+      () => realisticBench(REALISTIC_TINY),
+    ),
+    full: section(
+      'realistic',
+      'Realistic traffic: 100,000 live connections, a 1,500-entry pin table, with and without FIN/RST mirrored',
+      REALISTIC_ABOUT,
+      () => realisticBench(REALISTIC_FULL),
+    ),
   },
   quickstart: {
-    full: section('quickstart', 'The quick start after 10 simulated minutes: pins spent against live connections moved', QUICKSTART_ABOUT, quickstartBench),
+    full: section(
+      'quickstart',
+      'The quick start after 10 simulated minutes: pins spent against live connections moved',
+      QUICKSTART_ABOUT,
+      quickstartBench,
+    ),
   },
   observe: {
-    tiny: section('observe', 'Resolution by observation: mirrored replies against look-ups', OBSERVE_ABOUT, () => withEnv('FLOWPIN_BENCH_SCALE', '0.02', observeBench)),
-    full: section('observe', 'Resolution by observation: mirrored replies against look-ups', OBSERVE_ABOUT, observeBench),
+    tiny: section(
+      'observe',
+      'Resolution by observation: mirrored replies against look-ups',
+      OBSERVE_ABOUT,
+      () => withEnv('FLOWPIN_BENCH_SCALE', '0.02', observeBench),
+    ),
+    full: section(
+      'observe',
+      'Resolution by observation: mirrored replies against look-ups',
+      OBSERVE_ABOUT,
+      observeBench,
+    ),
   },
   gnmi: {
-    tiny: section('gnmi', 'gNMI at the loads the other adapters carry', GNMI_ABOUT, () => gnmiBench(GNMI_TINY)),
-    full: section('gnmi', 'gNMI at the loads the other adapters carry', GNMI_ABOUT, () => gnmiBench(GNMI_FULL)),
+    tiny: section('gnmi', 'gNMI at the loads the other adapters carry', GNMI_ABOUT, () =>
+      gnmiBench(GNMI_TINY),
+    ),
+    full: section('gnmi', 'gNMI at the loads the other adapters carry', GNMI_ABOUT, () =>
+      gnmiBench(GNMI_FULL),
+    ),
   },
   persist: {
-    tiny: section('persist', 'Persistence at scale', PERSIST_ABOUT, () => withEnv('FLOWPIN_BENCH_FLOWS', '20000', persistBench)),
+    tiny: section('persist', 'Persistence at scale', PERSIST_ABOUT, () =>
+      withEnv('FLOWPIN_BENCH_FLOWS', '20000', persistBench),
+    ),
     full: section('persist', 'Persistence at scale', PERSIST_ABOUT, persistBench),
   },
   torture: { tiny: () => torture(TORTURE_TINY), full: () => torture(TORTURE_FULL) },
   linux: {
-    tiny: section('linux', 'The Linux router adapter on the real kernel', 'Look-ups, nft transactions and pins on this kernel; see docs/linux.md.', () => linuxBench(LINUX_TINY)),
-    full: section('linux', 'The Linux router adapter on the real kernel', 'Look-ups, nft transactions and pins on this kernel; see docs/linux.md.', () => linuxBench(LINUX_FULL)),
+    tiny: section(
+      'linux',
+      'The Linux router adapter on the real kernel',
+      'Look-ups, nft transactions and pins on this kernel; see docs/linux.md.',
+      () => linuxBench(LINUX_TINY),
+    ),
+    full: section(
+      'linux',
+      'The Linux router adapter on the real kernel',
+      'Look-ups, nft transactions and pins on this kernel; see docs/linux.md.',
+      () => linuxBench(LINUX_FULL),
+    ),
   },
 };
 
@@ -245,12 +341,20 @@ async function withEnv<T>(name: string, value: string, fn: () => Promise<T>): Pr
 }
 
 async function main(): Promise<void> {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { tiny: { type: 'boolean', default: false }, out: { type: 'string' } } });
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: { tiny: { type: 'boolean', default: false }, out: { type: 'string' } },
+  });
   const unknown = positionals.filter((w) => !(w in BENCHES));
-  if (unknown.length > 0) throw new Error(`unknown benchmark ${unknown.join(', ')}; have: ${Object.keys(BENCHES).join(', ')}`);
+  if (unknown.length > 0)
+    throw new Error(`unknown benchmark ${unknown.join(', ')}; have: ${Object.keys(BENCHES).join(', ')}`);
   let paths: OutputPaths = repoPaths;
   if (values.out !== undefined) {
-    paths = { results: path.join(values.out, 'results.json'), readme: path.join(values.out, 'README.md'), benchmarks: path.join(values.out, 'BENCHMARKS.md') };
+    paths = {
+      results: path.join(values.out, 'results.json'),
+      readme: path.join(values.out, 'README.md'),
+      benchmarks: path.join(values.out, 'BENCHMARKS.md'),
+    };
     if (!existsSync(paths.readme)) copyFileSync(repoPaths.readme, paths.readme);
   }
   for (const [name, bench] of Object.entries(BENCHES)) {

@@ -11,7 +11,10 @@ import { COMMANDS, commandNamed, optionsOf, type CommandHelp } from './help.js';
 function flagsOf(spec: string): { flags: string[]; values: string[] | undefined; takesValue: boolean }[] {
   return spec.split(', ').map((part) => {
     const [flag = '', arg] = part.split(' ');
-    const values = arg !== undefined && arg.includes('|') && !arg.includes('[') ? arg.split('|').filter((v) => /^[a-z-]+$/.test(v)) : undefined;
+    const values =
+      arg !== undefined && arg.includes('|') && !arg.includes('[')
+        ? arg.split('|').filter((v) => /^[a-z-]+$/.test(v))
+        : undefined;
     return { flags: [flag], values, takesValue: arg !== undefined };
   });
 }
@@ -22,7 +25,13 @@ function optionTable(c: CommandHelp): Map<string, { values: string[] | undefined
     const parts = flagsOf(spec);
     // `-o, --output json|text`: the short flag takes what the long one takes.
     const last = parts[parts.length - 1];
-    for (const p of parts) for (const f of p.flags) if (f.startsWith('-')) out.set(f, { values: p.values ?? last?.values, takesValue: p.takesValue || (last?.takesValue ?? false) });
+    for (const p of parts)
+      for (const f of p.flags)
+        if (f.startsWith('-'))
+          out.set(f, {
+            values: p.values ?? last?.values,
+            takesValue: p.takesValue || (last?.takesValue ?? false),
+          });
   }
   out.set('--help', { values: undefined, takesValue: false });
   return out;
@@ -39,8 +48,11 @@ export function complete(words: string[]): string[] {
   const opts = optionTable(c);
   const prev = opts.get(before[before.length - 1] ?? '');
   if (before.length > 1 && prev?.takesValue) return starts(prev.values ?? []);
-  if (current.startsWith('-')) return starts([...opts.keys()].filter((f) => f.startsWith('--') || current.length <= 2));
-  const positionals = before.slice(1).filter((w, i, all) => !w.startsWith('-') && !(opts.get(all[i - 1] ?? '')?.takesValue ?? false));
+  if (current.startsWith('-'))
+    return starts([...opts.keys()].filter((f) => f.startsWith('--') || current.length <= 2));
+  const positionals = before
+    .slice(1)
+    .filter((w, i, all) => !w.startsWith('-') && !(opts.get(all[i - 1] ?? '')?.takesValue ?? false));
   if (c.positional === 'shell' && positionals.length === 0) return starts(['bash', 'zsh']);
   if (c.positional === 'command' && positionals.length === 0) return starts(COMMANDS.map((x) => x.name));
   return [];
@@ -79,7 +91,9 @@ fi
 export function completionCommand(args: string[]): number {
   const shell = args[0];
   if (args.length !== 1 || (shell !== 'bash' && shell !== 'zsh')) {
-    process.stderr.write(`flowpin completion: say which shell: bash or zsh\nsee 'flowpin completion --help'\n`);
+    process.stderr.write(
+      `flowpin completion: say which shell: bash or zsh\nsee 'flowpin completion --help'\n`,
+    );
     return 2;
   }
   process.stdout.write(shell === 'bash' ? BASH : ZSH);

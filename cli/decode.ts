@@ -49,6 +49,11 @@ export async function decodeCommand(args: string[]): Promise<number> {
   }
   flush();
   const { format, records, truncated, malformed, skippedBlocks } = result;
-  process.stderr.write(JSON.stringify({ ...decoder.counters.summary(), capture: { format, records, truncated, malformed, skippedBlocks } }) + '\n');
+  process.stderr.write(
+    JSON.stringify({
+      ...decoder.counters.summary(),
+      capture: { format, records, truncated, malformed, skippedBlocks },
+    }) + '\n',
+  );
   return 0;
 }

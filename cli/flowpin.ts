@@ -6,7 +6,19 @@
 
 import { commandHelp, commandNamed, overview } from './help.js';
 
-const OPERATOR = new Set(['status', 'drain', 'undrain', 'add', 'remove', 'flows', 'pins', 'changes', 'change', 'cancel', 'reload']);
+const OPERATOR = new Set([
+  'status',
+  'drain',
+  'undrain',
+  'add',
+  'remove',
+  'flows',
+  'pins',
+  'changes',
+  'change',
+  'cancel',
+  'reload',
+]);
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -65,10 +77,14 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     process.stderr.write(`flowpin: ${err instanceof Error ? err.message : String(err)}\n`);
-    // ConfigError and StateError (lib/validate.ts, controller/state-store.ts), named so without importing them.
+    // ConfigError and StateError (lib/validate.ts, controller/state-store.ts), named so without importing
+    // them.
     const name = err instanceof Error ? err.name : '';
     // State flowpin cannot read back as written: it starts only when the operator decides.
-    if (name === 'StateError') process.stderr.write('flowpin: the state was not changed. Mend or remove the file, or start with --discard-state to move the parts that cannot be read aside and start without them (a damaged change log: its changes are not resumed; a damaged flow snapshot or journal: its flows are forgotten)\n');
+    if (name === 'StateError')
+      process.stderr.write(
+        'flowpin: the state was not changed. Mend or remove the file, or start with --discard-state to move the parts that cannot be read aside and start without them (a damaged change log: its changes are not resumed; a damaged flow snapshot or journal: its flows are forgotten)\n',
+      );
     process.exitCode = name === 'ConfigError' || name === 'StateError' ? 2 : 1;
   },
 );

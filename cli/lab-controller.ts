@@ -15,11 +15,17 @@ import { LabTraffic } from '../switch-adapters/linux/lab/traffic.js';
 export const SWITCH = 'lab-router';
 
 /** The adapter for a lab router, without a controller. */
-export function labAdapter(lab: LabTopology, extra: { probeTimeoutMs?: number; pinTableSize?: number } = {}): LinuxRouterAdapter {
+export function labAdapter(
+  lab: LabTopology,
+  extra: { probeTimeoutMs?: number; pinTableSize?: number } = {},
+): LinuxRouterAdapter {
   return new LinuxRouterAdapter({
     switchName: SWITCH,
     prefix: lab.routerPrefix,
-    vips: [{ address: LAB_VIP4, nexthops: lab.members4 }, { address: LAB_VIP6, nexthops: lab.members6 }],
+    vips: [
+      { address: LAB_VIP4, nexthops: lab.members4 },
+      { address: LAB_VIP6, nexthops: lab.members6 },
+    ],
     clientInterfaces: [lab.clientDev],
     ...(lab.options.mirror === false ? {} : { mirrorDevice: lab.mirrorDev }),
     probeTimeoutMs: extra.probeTimeoutMs ?? 20_000,
@@ -42,27 +48,45 @@ export interface LabControllerOptions {
 
 /** A controller for the lab router, built from a configuration document like `flowpin run` reads. */
 export async function labController(lab: LabTopology, o: LabControllerOptions = {}): Promise<Controller> {
-  const config = readConfig(Reader.fromObject('(linux lab)', {
-    api: { port: 0 },
-    pinMode: o.pinMode ?? 'on-change',
-    settleMs: 300,
-    resyncIntervalS: o.resyncIntervalS ?? 0.5,
-    pinIdleTimeoutS: o.pinIdleTimeoutS ?? 300,
-    ...(o.stateFile === undefined ? {} : { stateFile: o.stateFile, persistIntervalS: 0.5 }),
-    switches: [{
-      name: SWITCH,
-      adapter: 'linux',
-      mirrorSources: ['192.0.2.1'],
-      pinTableSize: 65535,
-      ...(o.replies === true ? { mirrorReplies: true } : {}),
-      // The lab's connections are all younger than the lab: none unseen before flowpin watched.
-      connectionsSince: lab.createdAt,
-      linux: { prefix: lab.routerPrefix, clientInterfaces: [lab.clientDev], ...(o.replies === true ? { serverInterfaces: lab.serverDevs } : {}), mirrorDevice: lab.mirrorDev, probeTimeoutMs: 5000 },
-      vips: [{ address: LAB_VIP4, nexthops: lab.members4 }, { address: LAB_VIP6, nexthops: lab.members6 }],
-    }],
-  }));
+  const config = readConfig(
+    Reader.fromObject('(linux lab)', {
+      api: { port: 0 },
+      pinMode: o.pinMode ?? 'on-change',
+      settleMs: 300,
+      resyncIntervalS: o.resyncIntervalS ?? 0.5,
+      pinIdleTimeoutS: o.pinIdleTimeoutS ?? 300,
+      ...(o.stateFile === undefined ? {} : { stateFile: o.stateFile, persistIntervalS: 0.5 }),
+      switches: [
+        {
+          name: SWITCH,
+          adapter: 'linux',
+          mirrorSources: ['192.0.2.1'],
+          pinTableSize: 65535,
+          ...(o.replies === true ? { mirrorReplies: true } : {}),
+          // The lab's connections are all younger than the lab: none unseen before flowpin watched.
+          connectionsSince: lab.createdAt,
+          linux: {
+            prefix: lab.routerPrefix,
+            clientInterfaces: [lab.clientDev],
+            ...(o.replies === true ? { serverInterfaces: lab.serverDevs } : {}),
+            mirrorDevice: lab.mirrorDev,
+            probeTimeoutMs: 5000,
+          },
+          vips: [
+            { address: LAB_VIP4, nexthops: lab.members4 },
+            { address: LAB_VIP6, nexthops: lab.members6 },
+          ],
+        },
+      ],
+    }),
+  );
   const adapters = createAdapters(config);
-  const controller = new Controller({ config, adapters, logger: o.logger ?? pino({ level: 'silent' }), listen: false });
+  const controller = new Controller({
+    config,
+    adapters,
+    logger: o.logger ?? pino({ level: 'silent' }),
+    listen: false,
+  });
   await controller.receiver.listenVxlan({ socket: await lab.collectorSocket() });
   await controller.start();
   return controller;

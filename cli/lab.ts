@@ -19,29 +19,54 @@ import { untilSignal } from './sim.js';
 export const LAB_PREFIX = 'fplab';
 
 export async function labCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { 'api-port': { type: 'string' }, connections: { type: 'string' } } });
+  const { values } = parseArgs({
+    args,
+    options: { 'api-port': { type: 'string' }, connections: { type: 'string' } },
+  });
   if (process.getuid?.() !== 0) {
     process.stderr.write('flowpin lab: needs root (network namespaces, nftables)\n');
     return 1;
   }
   const removed = cleanStale(LAB_PREFIX);
-  if (removed.length > 0) process.stdout.write(`flowpin lab: removed ${removed.length} namespaces of an earlier run\n`);
+  if (removed.length > 0)
+    process.stdout.write(`flowpin lab: removed ${removed.length} namespaces of an earlier run\n`);
   const lab = await LabTopology.create({ prefix: LAB_PREFIX });
   const cleanup = (): void => lab.destroy();
   process.once('exit', cleanup);
   const token = process.env['FLOWPIN_TOKEN'] ?? randomBytes(12).toString('hex');
   const logger = makeLogger();
-  const config = readConfig(Reader.fromObject('(flowpin lab)', {
-    api: { host: '127.0.0.1', port: values['api-port'] === undefined ? 8080 : Number(values['api-port']), token },
-    settleMs: 300,
-    resyncIntervalS: 1,
-    switches: [{
-      name: 'lab-router', adapter: 'linux', mirrorSources: ['192.0.2.1'], pinTableSize: 65535, mirrorReplies: true,
-      // Both directions mirrored: the servers' replies name their server, and FINs both ways end a connection.
-      linux: { prefix: lab.routerPrefix, clientInterfaces: [lab.clientDev], serverInterfaces: lab.serverDevs, mirrorDevice: lab.mirrorDev },
-      vips: [{ address: LAB_VIP4, nexthops: lab.members4 }, { address: LAB_VIP6, nexthops: lab.members6 }],
-    }],
-  }));
+  const config = readConfig(
+    Reader.fromObject('(flowpin lab)', {
+      api: {
+        host: '127.0.0.1',
+        port: values['api-port'] === undefined ? 8080 : Number(values['api-port']),
+        token,
+      },
+      settleMs: 300,
+      resyncIntervalS: 1,
+      switches: [
+        {
+          name: 'lab-router',
+          adapter: 'linux',
+          mirrorSources: ['192.0.2.1'],
+          pinTableSize: 65535,
+          mirrorReplies: true,
+          // Both directions mirrored: the servers' replies name their server, and FINs both ways end a
+          // connection.
+          linux: {
+            prefix: lab.routerPrefix,
+            clientInterfaces: [lab.clientDev],
+            serverInterfaces: lab.serverDevs,
+            mirrorDevice: lab.mirrorDev,
+          },
+          vips: [
+            { address: LAB_VIP4, nexthops: lab.members4 },
+            { address: LAB_VIP6, nexthops: lab.members6 },
+          ],
+        },
+      ],
+    }),
+  );
   const controller = new Controller({ config, adapters: createAdapters(config), logger, listen: false });
   const traffic = new LabTraffic(lab);
   try {
@@ -60,14 +85,25 @@ export async function labCommand(args: string[]): Promise<number> {
     warm.stop();
     await traffic.open(lab, Math.ceil((n * 2) / 3), Math.floor(n / 3));
     const s = lab.servers;
-    process.stdout.write(`flowpin lab: router ${lab.router}, VIPs ${LAB_VIP4} and ${LAB_VIP6} port 7007, servers ${s.map((x) => x.addr4).join(' ')} (last is the spare)\n`);
-    process.stdout.write(`flowpin lab: API ${url} (token ${process.env['FLOWPIN_TOKEN'] === undefined ? token : 'from FLOWPIN_TOKEN'})\n`);
-    process.stdout.write(`flowpin lab: try\n  curl -s -X POST -H "Authorization: Bearer ${token}" -H 'content-type: application/json' -d '{}' ${url}/api/v1/switches/lab-router/vips/${LAB_VIP4}/nexthops/${s[1]?.addr4}/drain\n  curl -s -X POST -H "Authorization: Bearer ${token}" -H 'content-type: application/json' -d '{"address":"${s[4]?.addr4}"}' ${url}/api/v1/switches/lab-router/vips/${LAB_VIP4}/nexthops\n`);
+    process.stdout.write(
+      `flowpin lab: router ${lab.router}, VIPs ${LAB_VIP4} and ${LAB_VIP6} port 7007, servers ${s.map((x) => x.addr4).join(' ')} (last is the spare)\n`,
+    );
+    process.stdout.write(
+      `flowpin lab: API ${url} (token ${process.env['FLOWPIN_TOKEN'] === undefined ? token : 'from FLOWPIN_TOKEN'})\n`,
+    );
+    process.stdout.write(
+      `flowpin lab: try\n  curl -s -X POST -H "Authorization: Bearer ${token}" -H 'content-type: application/json' -d '{}' ${url}/api/v1/switches/lab-router/vips/${LAB_VIP4}/nexthops/${s[1]?.addr4}/drain\n  curl -s -X POST -H "Authorization: Bearer ${token}" -H 'content-type: application/json' -d '{"address":"${s[4]?.addr4}"}' ${url}/api/v1/switches/lab-router/vips/${LAB_VIP4}/nexthops\n`,
+    );
     const timer = setInterval(() => {
-      void traffic.report().then((r) => {
-        const st = controller.readiness().switches[0];
-        process.stdout.write(`flowpin lab: connections open ${r.open4 + r.open6}, broken ${r.broken} | flows ${st?.flows ?? 0}, pins ${st?.pins.installed ?? 0} | ${controller.readiness().ready ? 'ready' : `not ready: ${st?.lastError ?? ''}`}\n`);
-      }, () => undefined);
+      void traffic.report().then(
+        (r) => {
+          const st = controller.readiness().switches[0];
+          process.stdout.write(
+            `flowpin lab: connections open ${r.open4 + r.open6}, broken ${r.broken} | flows ${st?.flows ?? 0}, pins ${st?.pins.installed ?? 0} | ${controller.readiness().ready ? 'ready' : `not ready: ${st?.lastError ?? ''}`}\n`,
+          );
+        },
+        () => undefined,
+      );
     }, 10_000);
     await untilSignal();
     clearInterval(timer);

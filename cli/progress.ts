@@ -21,14 +21,18 @@ export class Progress {
     if (this.out.isTTY) {
       const width = 30;
       const fill = Math.round((done / total) * width);
-      this.out.write(`\r${this.label} [${'#'.repeat(fill)}${'-'.repeat(width - fill)}] ${left} connections left${est}, ${Math.round(elapsedS)} s${tail} `);
+      this.out.write(
+        `\r${this.label} [${'#'.repeat(fill)}${'-'.repeat(width - fill)}] ${left} connections left${est}, ${Math.round(elapsedS)} s${tail} `,
+      );
       return;
     }
     const now = Date.now();
     if (left === this.lastValue || (now - this.lastLine < 5000 && left !== 0)) return;
     this.lastValue = left;
     this.lastLine = now;
-    this.out.write(`${this.label}: ${left} connections left (${Math.round((done / total) * 100)}%)${est}, ${Math.round(elapsedS)} s${tail}\n`);
+    this.out.write(
+      `${this.label}: ${left} connections left (${Math.round((done / total) * 100)}%)${est}, ${Math.round(elapsedS)} s${tail}\n`,
+    );
   }
 
   end(): void {

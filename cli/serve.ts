@@ -38,7 +38,10 @@ export function makeLogger(): Logger {
 function crashAt(logger: Logger): ControllerDeps['onChangePoint'] {
   const at = process.env['FLOWPIN_CRASH_AT'];
   if (at === undefined || at === '') return undefined;
-  logger.warn({ point: at }, 'FLOWPIN_CRASH_AT is set: this process kills itself when a change reaches that point (fault injection)');
+  logger.warn(
+    { point: at },
+    'FLOWPIN_CRASH_AT is set: this process kills itself when a change reaches that point (fault injection)',
+  );
   let done = false;
   return (rec, point) => {
     if (done || point !== at) return;
@@ -54,25 +57,54 @@ function crashAt(logger: Logger): ControllerDeps['onChangePoint'] {
  * `reloadFrom`: the configuration file, read again by `reload` (and the adapters of switches it
  * adds made as at start).
  */
-export async function serve(config: FlowpinConfig, adapters: ReadonlyMap<string, SwitchAdapter>, logger: Logger, app?: Pick<AppDeps, 'simulator'>, reloadFrom?: string): Promise<Served> {
+export async function serve(
+  config: FlowpinConfig,
+  adapters: ReadonlyMap<string, SwitchAdapter>,
+  logger: Logger,
+  app?: Pick<AppDeps, 'simulator'>,
+  reloadFrom?: string,
+): Promise<Served> {
   const onChangePoint = crashAt(logger);
   // pinIdleTimeoutS is read at start only: a reload cannot change it.
   const controller: Controller = new Controller({
-    config, adapters, logger, ...(onChangePoint === undefined ? {} : { onChangePoint }),
-    ...(reloadFrom === undefined ? {} : { createAdapter: (s): SwitchAdapter => createAdapter(s, { pinIdleTimeoutS: config.pinIdleTimeoutS }) }),
+    config,
+    adapters,
+    logger,
+    ...(onChangePoint === undefined ? {} : { onChangePoint }),
+    ...(reloadFrom === undefined
+      ? {}
+      : {
+          createAdapter: (s): SwitchAdapter => createAdapter(s, { pinIdleTimeoutS: config.pinIdleTimeoutS }),
+        }),
   });
   await controller.start();
   for (const w of config.warnings) logger.warn(w);
   const reloads = new SerialQueue();
-  const reload = reloadFrom === undefined ? undefined : (): Promise<ReloadAnswer> => reloads.run(async () => {
-    const next = loadConfig(reloadFrom);
-    const changed = await applyReload(controller, next);
-    for (const w of next.warnings) logger.warn(w);
-    for (const warning of securityWarnings(next, reloadFrom)) logger.warn({ warning }, 'configuration weakens security');
-    logger.info({ file: reloadFrom, changed }, changed.length === 0 ? 'configuration reloaded: nothing changed' : 'configuration reloaded');
-    return { file: reloadFrom, changed };
+  const reload =
+    reloadFrom === undefined
+      ? undefined
+      : (): Promise<ReloadAnswer> =>
+          reloads.run(async () => {
+            const next = loadConfig(reloadFrom);
+            const changed = await applyReload(controller, next);
+            for (const w of next.warnings) logger.warn(w);
+            for (const warning of securityWarnings(next, reloadFrom))
+              logger.warn({ warning }, 'configuration weakens security');
+            logger.info(
+              { file: reloadFrom, changed },
+              changed.length === 0 ? 'configuration reloaded: nothing changed' : 'configuration reloaded',
+            );
+            return { file: reloadFrom, changed };
+          });
+  const api = await buildApp({
+    controller,
+    token: config.api.token,
+    auth: config.api,
+    authSource: () => controller.config.api,
+    logger,
+    ...app,
+    ...(reload === undefined ? {} : { reload }),
   });
-  const api = await buildApp({ controller, token: config.api.token, auth: config.api, authSource: () => controller.config.api, logger, ...app, ...(reload === undefined ? {} : { reload }) });
   let apiUrl: string;
   try {
     apiUrl = await listen(api, config.api.host, config.api.port);

@@ -12,7 +12,8 @@ export class AddressError extends Error {
 
 /** The canonical text of a unicast host address, or an AddressError saying what is wrong with it. */
 export function hostAddress(text: string): string {
-  if (typeof text !== 'string' || text.length === 0 || text.length > 64) throw new AddressError(`'${String(text).slice(0, 64)}' is not an IP address`);
+  if (typeof text !== 'string' || text.length === 0 || text.length > 64)
+    throw new AddressError(`'${String(text).slice(0, 64)}' is not an IP address`);
   if (text.includes('%')) throw new AddressError(`'${text}' has a zone id; a switch address has none`);
   if (isIP(text) === 0) throw new AddressError(`'${text}' is not an IP address`);
   const { family, bytes } = parseIp(text);
@@ -32,9 +33,11 @@ export function hostAddress(text: string): string {
     if (a === 169 && c === 254) throw new AddressError(`'${text}' is a link-local address`);
   } else {
     if (b.every((x) => x === 0)) throw new AddressError(`'${text}' is the unspecified address`);
-    if (b.slice(0, 15).every((x) => x === 0) && b[15] === 1) throw new AddressError(`'${text}' is the loopback address`);
+    if (b.slice(0, 15).every((x) => x === 0) && b[15] === 1)
+      throw new AddressError(`'${text}' is the loopback address`);
     if (b[0] === 0xff) throw new AddressError(`'${text}' is a multicast address`);
-    if (b[0] === 0xfe && ((b[1] ?? 0) & 0xc0) === 0x80) throw new AddressError(`'${text}' is a link-local address`);
+    if (b[0] === 0xfe && ((b[1] ?? 0) & 0xc0) === 0x80)
+      throw new AddressError(`'${text}' is a link-local address`);
   }
   return canon;
 }

@@ -12,7 +12,11 @@ import { ConfigError, keyOf } from '../lib/validate.js';
  * Throws a ConfigError naming the key of the first switch whose adapter cannot serve its VIPs
  * (switches without an adapter in `adapters` are not checked); `after` ends its message.
  */
-export function checkCapabilities(config: Pick<FlowpinConfig, 'file' | 'switches'>, adapters: ReadonlyMap<string, SwitchAdapter>, after = ''): void {
+export function checkCapabilities(
+  config: Pick<FlowpinConfig, 'file' | 'switches'>,
+  adapters: ReadonlyMap<string, SwitchAdapter>,
+  after = '',
+): void {
   config.switches.forEach((s, i) => {
     const a = adapters.get(s.name);
     if (a === undefined) return;
@@ -20,15 +24,28 @@ export function checkCapabilities(config: Pick<FlowpinConfig, 'file' | 'switches
     const section = kind.section?.key;
     const keyFor = (cap: keyof SwitchAdapter['capabilities']): string => {
       const key = kind.enabledBy?.[cap];
-      return keyOf(key === undefined || section === undefined ? ['switches', i, 'adapter'] : ['switches', i, section, key]);
+      return keyOf(
+        key === undefined || section === undefined
+          ? ['switches', i, 'adapter']
+          : ['switches', i, section, key],
+      );
     };
-    // Every drain and addition changes the VIP's group: a switch whose groups cannot be changed serves no change.
+    // Every drain and addition changes the VIP's group: a switch whose groups cannot be changed serves no
+    // change.
     if (!a.capabilities.changesGroups && s.vips.length > 0) {
-      throw new ConfigError(config.file, keyFor('changesGroups'), `is needed: drains and additions change the groups of ${s.name}'s VIPs (${s.vips.map((v) => v.address).join(', ')}), and its ${kind.kind} adapter changes no group as configured${after}`);
+      throw new ConfigError(
+        config.file,
+        keyFor('changesGroups'),
+        `is needed: drains and additions change the groups of ${s.name}'s VIPs (${s.vips.map((v) => v.address).join(', ')}), and its ${kind.kind} adapter changes no group as configured${after}`,
+      );
     }
     // Resolution by observation tells a reply's server by its MAC or port: from the switch, or listed.
     if (s.resolution !== 'lookup' && !a.capabilities.knowsServers && s.servers.length === 0) {
-      throw new ConfigError(config.file, keyOf(['switches', i, 'servers']), `is needed with resolution ${s.resolution}: ${s.name}'s ${kind.kind} adapter does not report the servers' MACs, so a mirrored reply would name no server${after}`);
+      throw new ConfigError(
+        config.file,
+        keyOf(['switches', i, 'servers']),
+        `is needed with resolution ${s.resolution}: ${s.name}'s ${kind.kind} adapter does not report the servers' MACs, so a mirrored reply would name no server${after}`,
+      );
     }
   });
 }

@@ -65,7 +65,13 @@ export function account(seen: Observations, sw: SwitchView): Accounting {
   // was programmed when the change took effect.
   for (const res of afterMark.values()) {
     const id = idOfKey(res.key);
-    if (res.seq > (res.observed === true ? settledSeq : sentSeq) || res.nexthop === undefined || res.pinOwner === undefined || counted.has(id)) continue;
+    if (
+      res.seq > (res.observed === true ? settledSeq : sentSeq) ||
+      res.nexthop === undefined ||
+      res.pinOwner === undefined ||
+      counted.has(id)
+    )
+      continue;
     if (sw.drainOf !== undefined && res.nexthop !== sw.drainOf) continue;
     if (!sw.isProgrammed(id, res.nexthop) || !programmedAtEffect.has(id)) count(id, 'window');
     else counted.add(id);

@@ -30,7 +30,16 @@ import { isSwitchError } from '../switch-adapters/errors.js';
 import { SerialQueue } from '../lib/serial-queue.js';
 import { AddressError, familyOf, hostAddress } from './address.js';
 import { account, type Observations } from './change-accounting.js';
-import { isActive, zeroRisk, type Actor, type AtRiskCounts, type ChangeKind, type ChangeRecord, type MaxAtRisk, type RiskFigures } from './change-record.js';
+import {
+  isActive,
+  zeroRisk,
+  type Actor,
+  type AtRiskCounts,
+  type ChangeKind,
+  type ChangeRecord,
+  type MaxAtRisk,
+  type RiskFigures,
+} from './change-record.js';
 import { DeadlineError, sleep, until, withDeadline } from './clock.js';
 import { exceeds, riskFigures } from './consent.js';
 import { estimateDrain } from './drain-estimate.js';
@@ -42,11 +51,33 @@ import type { ChangeView } from './pin-policy.js';
 import { sameMembers, type AtRiskReason } from './reconciler.js';
 import type { Resolution, SwitchRuntime, VipState } from './switch-runtime.js';
 
-export type { Actor, AtRiskCounts, ChangeKind, ChangePhase, ChangeRecord, MaxAtRisk, RiskFigures } from './change-record.js';
+export type {
+  Actor,
+  AtRiskCounts,
+  ChangeKind,
+  ChangePhase,
+  ChangeRecord,
+  MaxAtRisk,
+  RiskFigures,
+} from './change-record.js';
 export type { DryRunReport } from './dry-run.js';
 
-/** The points of a change's protocol where it logs, and where a fault-injection run may kill the process (FLOWPIN_CRASH_AT). */
-export type ProtocolPoint = 'pending' | 'held' | 'resolved' | 'journaled' | 'programmed' | 'sending' | 'sent' | 'accepted' | 'applied' | 'effective' | 'complete';
+/**
+ * The points of a change's protocol where it logs, and where a fault-injection run may kill the process
+ * (FLOWPIN_CRASH_AT).
+ */
+export type ProtocolPoint =
+  | 'pending'
+  | 'held'
+  | 'resolved'
+  | 'journaled'
+  | 'programmed'
+  | 'sending'
+  | 'sent'
+  | 'accepted'
+  | 'applied'
+  | 'effective'
+  | 'complete';
 
 export interface ChangeOptions {
   settleMs: number;
@@ -62,11 +93,16 @@ export interface ChangeOptions {
   lifetimeS?: number;
   /** Members of a VIP that may be out (draining or drained) at once; 1 unless given. */
   maxUnavailable?: (vip: string) => number;
-  /** Each protocol point a change reaches (logged by the controller; a fault-injection run may kill there). */
+  /**
+   * Each protocol point a change reaches (logged by the controller; a fault-injection run may kill there).
+   */
   onPoint?: (rec: ChangeRecord, point: ProtocolPoint) => void;
   /** Change ids; unique per switch. */
   newId?: (kind: ChangeKind) => string;
-  /** Called with every flow (by flow id) counted at risk or in a change window, for tests and the scenario runner. */
+  /**
+   * Called with every flow (by flow id) counted at risk or in a change window, for tests and the scenario
+   * runner.
+   */
   onCounted?: (rec: ChangeRecord, id: string, why: AtRiskReason | 'window') => void;
 }
 
@@ -85,9 +121,15 @@ export interface ChangeRequest {
 const COUNTED_KEPT = 100_000;
 /** Progress points kept per change (halved when full), and how many records keep theirs on disk. */
 const PROGRESS_KEPT = 120;
-/** Rounds after the barrier for the pins of flows seen meanwhile, and how few left unprogrammed is close enough. */
+/**
+ * Rounds after the barrier for the pins of flows seen meanwhile, and how few left unprogrammed is close
+ * enough.
+ */
 const CONVERGE_ROUNDS = 8;
-/** A mirror that sends nothing for this long after a point in time has nothing of before it still on its way; checked this often. */
+/**
+ * A mirror that sends nothing for this long after a point in time has nothing of before it still on its way;
+ * checked this often.
+ */
 const MIRROR_LAG_MS = 2000;
 const FRAME_POLL_MS = 5;
 /** Rounds stop starting after this long: past it the window holds the flows still waiting. */
@@ -99,7 +141,10 @@ const RECORDS_KEPT = 200;
 /** The reason a cancelled change's record gives. */
 export const CANCELLED = 'cancelled by the operator';
 
-/** A change's protocol while it runs: whether its group write was sent, a cancel asked for, and how to end its current wait. */
+/**
+ * A change's protocol while it runs: whether its group write was sent, a cancel asked for, and how to end its
+ * current wait.
+ */
 interface Running {
   sent: boolean;
   cancelled: boolean;
@@ -116,12 +161,19 @@ export class ChangeManager {
   private readonly queue = new SerialQueue();
   private stopped = false;
   private readonly aborts = new Set<(err: Error) => void>();
-  private readonly countedFlows = new Map<string, { items: { flow: string; why: AtRiskReason | 'window' }[]; truncated: boolean }>();
-  /** VIPs whose next change is being checked against its bound (its record is not made yet): VIP -> nexthop. */
+  private readonly countedFlows = new Map<
+    string,
+    { items: { flow: string; why: AtRiskReason | 'window' }[]; truncated: boolean }
+  >();
+  /**
+   * VIPs whose next change is being checked against its bound (its record is not made yet): VIP -> nexthop.
+   */
   private readonly checking = new Map<string, string>();
   /** Changes whose protocol runs now, by id. */
   private readonly running = new Map<string, Running>();
-  /** Additions that brought their nexthop to the VIP (it was not known before): a cancel takes it away again. */
+  /**
+   * Additions that brought their nexthop to the VIP (it was not known before): a cancel takes it away again.
+   */
   private readonly introduced = new Set<string>();
 
   constructor(
@@ -129,7 +181,10 @@ export class ChangeManager {
     private readonly o: ChangeOptions,
   ) {}
 
-  /** Takes the records read back from the state: kept from now on, so nothing writes them away before they resume. */
+  /**
+   * Takes the records read back from the state: kept from now on, so nothing writes them away before they
+   * resume.
+   */
   adopt(saved: readonly ChangeRecord[]): void {
     for (const r of saved) if (!this.records.some((x) => x.id === r.id)) this.records.push(normalise(r));
     this.sync();
@@ -140,7 +195,14 @@ export class ChangeManager {
   }
 
   private get ctx(): DryRunContext {
-    return { rt: this.rt, records: this.records, settleMs: this.o.settleMs, barrierTimeoutMs: this.o.barrierTimeoutMs, windowThreshold: this.o.windowThreshold ?? 10, lifetimeS: this.o.lifetimeS ?? 3600 };
+    return {
+      rt: this.rt,
+      records: this.records,
+      settleMs: this.o.settleMs,
+      barrierTimeoutMs: this.o.barrierTimeoutMs,
+      windowThreshold: this.o.windowThreshold ?? 10,
+      lifetimeS: this.o.lifetimeS ?? 3600,
+    };
   }
 
   /**
@@ -148,13 +210,17 @@ export class ChangeManager {
    * from the change's group write until the next change of the VIP (null where the switch does
    * not mirror server resets).
    */
-  withResets(records: readonly ChangeRecord[] = this.records): (ChangeRecord & { resetsSeen: number | null })[] {
+  withResets(
+    records: readonly ChangeRecord[] = this.records,
+  ): (ChangeRecord & { resetsSeen: number | null })[] {
     return records.map((r) => ({ ...r, resetsSeen: this.resetsSeen(r) }));
   }
 
   private resetsSeen(r: ChangeRecord): number | null {
     const from = r.sentAt ?? r.heldAt;
-    const next = this.records.find((x) => x.vip === r.vip && x !== r && (x.heldAt ?? Infinity) > (from ?? Infinity));
+    const next = this.records.find(
+      (x) => x.vip === r.vip && x !== r && (x.heldAt ?? Infinity) > (from ?? Infinity),
+    );
     return from === undefined ? null : this.rt.serverResetsBetween(r.vip, from, next?.heldAt ?? Infinity);
   }
 
@@ -175,11 +241,17 @@ export class ChangeManager {
    */
   stop(): void {
     this.stopped = true;
-    const err = new FlowpinError('switch-unavailable', 'flowpin is stopping; changes in progress resume when it starts again');
+    const err = new FlowpinError(
+      'switch-unavailable',
+      'flowpin is stopping; changes in progress resume when it starts again',
+    );
     for (const abort of [...this.aborts]) abort(err);
   }
 
-  /** Waits for `p`, or ends at once when the controller stops (or, for a change before its group write, when it is cancelled). */
+  /**
+   * Waits for `p`, or ends at once when the controller stops (or, for a change before its group write, when
+   * it is cancelled).
+   */
   private guard<T>(p: Promise<T>, run?: Running): Promise<T> {
     if (this.stopped) return Promise.reject(new FlowpinError('switch-unavailable', 'flowpin is stopping'));
     if (run?.cancelled === true && !run.sent) return Promise.reject(new Error(CANCELLED));
@@ -202,8 +274,15 @@ export class ChangeManager {
    */
   async cancel(id: string, by?: Actor): Promise<ChangeRecord & { resetsSeen: number | null }> {
     const rec = this.records.find((x) => x.id === id);
-    if (rec === undefined) throw notFound(`switch ${this.rt.name} has no change ${id.slice(0, 64)} (recent changes are kept, older ones are forgotten)`, { switch: this.rt.name, id: id.slice(0, 100) });
-    const answer = (): ChangeRecord & { resetsSeen: number | null } => ({ ...rec, resetsSeen: this.resetsSeen(rec) });
+    if (rec === undefined)
+      throw notFound(
+        `switch ${this.rt.name} has no change ${id.slice(0, 64)} (recent changes are kept, older ones are forgotten)`,
+        { switch: this.rt.name, id: id.slice(0, 100) },
+      );
+    const answer = (): ChangeRecord & { resetsSeen: number | null } => ({
+      ...rec,
+      resetsSeen: this.resetsSeen(rec),
+    });
     if (rec.phase === 'cancelled') return answer();
     const run = this.running.get(id);
     if (rec.phase === 'queued' && run === undefined) {
@@ -227,36 +306,68 @@ export class ChangeManager {
 
   /** Why a change cannot be cancelled any more, and what would undo it (the opposite change). */
   private tooLate(rec: ChangeRecord): FlowpinError {
-    const detail: Record<string, unknown> = { change: rec.id, phase: rec.phase, switch: rec.switch, vip: rec.vip, nexthop: rec.nexthop };
-    if (rec.phase === 'failed') return conflict(`change ${rec.id} is failed: there is nothing left to cancel`, detail);
-    // Undone since by a later change (the drained nexthop is back, the added one is out again): nothing to undo.
+    const detail: Record<string, unknown> = {
+      change: rec.id,
+      phase: rec.phase,
+      switch: rec.switch,
+      vip: rec.vip,
+      nexthop: rec.nexthop,
+    };
+    if (rec.phase === 'failed')
+      return conflict(`change ${rec.id} is failed: there is nothing left to cancel`, detail);
+    // Undone since by a later change (the drained nexthop is back, the added one is out again): nothing to
+    // undo.
     const inGroup = this.rt.vips.get(rec.vip)?.members.has(rec.nexthop) ?? false;
-    if (!isActive(rec) && inGroup === (rec.kind === 'drain')) return conflict(`change ${rec.id} is ${rec.phase}, and ${rec.nexthop} is ${inGroup ? 'back in' : 'out of'} the group of ${rec.vip} since: there is nothing left to cancel or undo`, detail);
-    const written = rec.appliedAt !== undefined ? `was applied at ${new Date(rec.appliedAt).toISOString()}` : 'has been sent to the switch';
+    if (!isActive(rec) && inGroup === (rec.kind === 'drain'))
+      return conflict(
+        `change ${rec.id} is ${rec.phase}, and ${rec.nexthop} is ${inGroup ? 'back in' : 'out of'} the group of ${rec.vip} since: there is nothing left to cancel or undo`,
+        detail,
+      );
+    const written =
+      rec.appliedAt !== undefined
+        ? `was applied at ${new Date(rec.appliedAt).toISOString()}`
+        : 'has been sent to the switch';
     const undo = rec.kind === 'drain' ? 'undrain' : 'drain';
     const path = `/api/v1/switches/${encodeURIComponent(rec.switch)}/vips/${encodeURIComponent(rec.vip)}/nexthops/${encodeURIComponent(rec.nexthop)}/${undo}`;
-    const back = rec.kind === 'drain' ? `putting ${rec.nexthop} back into the group of ${rec.vip}` : `taking ${rec.nexthop} out of the group of ${rec.vip} again`;
-    return conflict(`the group write of ${rec.kind} ${rec.id} ${written}: cancel cannot take it back. What would undo it is ${back}: ${undo === 'undrain' ? 'an undrain' : 'a drain'}, a new change checked against its own bound (POST ${path} with maxAtRisk). Nothing was changed by this call`, { ...detail, undo: { command: undo, method: 'POST', path } });
+    const back =
+      rec.kind === 'drain'
+        ? `putting ${rec.nexthop} back into the group of ${rec.vip}`
+        : `taking ${rec.nexthop} out of the group of ${rec.vip} again`;
+    return conflict(
+      `the group write of ${rec.kind} ${rec.id} ${written}: cancel cannot take it back. What would undo it is ${back}: ${undo === 'undrain' ? 'an undrain' : 'a drain'}, a new change checked against its own bound (POST ${path} with maxAtRisk). Nothing was changed by this call`,
+      { ...detail, undo: { command: undo, method: 'POST', path } },
+    );
   }
 
   /** A cancelled addition takes away the nexthop it brought, where nothing else holds it. */
   private forgetIntroduced(rec: ChangeRecord): void {
     if (!this.introduced.delete(rec.id)) return;
     const vip = this.rt.vips.get(rec.vip);
-    if (vip === undefined || vip.members.has(rec.nexthop) || this.active().some((r) => r !== rec && r.vip === rec.vip && r.nexthop === rec.nexthop)) return;
+    if (
+      vip === undefined ||
+      vip.members.has(rec.nexthop) ||
+      this.active().some((r) => r !== rec && r.vip === rec.vip && r.nexthop === rec.nexthop)
+    )
+      return;
     vip.nexthops.delete(rec.nexthop);
   }
 
   vip(address: string): VipState {
     const a = parsed(address, 'vip');
     const v = this.rt.vips.get(a);
-    if (v === undefined) throw notFound(`switch ${this.rt.name} has no VIP ${a}`, { switch: this.rt.name, vip: a });
+    if (v === undefined)
+      throw notFound(`switch ${this.rt.name} has no VIP ${a}`, { switch: this.rt.name, vip: a });
     return v;
   }
 
   private nexthopOf(v: VipState, address: string): string {
     const a = parsed(address, 'nexthop');
-    if (!v.nexthops.has(a)) throw notFound(`${a} is not a nexthop of VIP ${v.address} on ${this.rt.name}`, { switch: this.rt.name, vip: v.address, nexthop: a });
+    if (!v.nexthops.has(a))
+      throw notFound(`${a} is not a nexthop of VIP ${v.address} on ${this.rt.name}`, {
+        switch: this.rt.name,
+        vip: v.address,
+        nexthop: a,
+      });
     return a;
   }
 
@@ -265,25 +376,40 @@ export class ChangeManager {
   }
 
   stateOf(vip: VipState, nexthop: string): NexthopState {
-    const drain = this.active().find((r) => r.kind === 'drain' && r.vip === vip.address && r.nexthop === nexthop);
+    const drain = this.active().find(
+      (r) => r.kind === 'drain' && r.vip === vip.address && r.nexthop === nexthop,
+    );
     if (drain !== undefined) return drain.phase === 'deadline-passed' ? 'deadline-passed' : 'draining';
     return vip.members.has(nexthop) ? 'active' : 'drained';
   }
 
   /** Changes of the switch's group are written only to a switch flowpin has read: never blind. */
   private connected(): void {
-    if (!this.rt.connected) throw new FlowpinError('switch-unavailable', `${this.rt.name} is not connected yet: flowpin has not read its groups and pins, so it cannot change them safely (${this.rt.lastResolveError ?? 'connecting'})`, { switch: this.rt.name });
+    if (!this.rt.connected)
+      throw new FlowpinError(
+        'switch-unavailable',
+        `${this.rt.name} is not connected yet: flowpin has not read its groups and pins, so it cannot change them safely (${this.rt.lastResolveError ?? 'connecting'})`,
+        { switch: this.rt.name },
+      );
   }
 
   /** Drains a nexthop (or reports what a drain would do). */
-  async drain(vipAddr: string, nhAddr: string, opts: ChangeRequest & { deadlineSeconds?: number } = {}): Promise<ChangeRecord | DryRunReport> {
+  async drain(
+    vipAddr: string,
+    nhAddr: string,
+    opts: ChangeRequest & { deadlineSeconds?: number } = {},
+  ): Promise<ChangeRecord | DryRunReport> {
     const vip = this.vip(vipAddr);
     const nh = this.nexthopOf(vip, nhAddr);
     this.connected();
-    if (!vip.members.has(nh) && !this.active().some((r) => r.vip === vip.address && r.nexthop === nh)) throw conflict(`${nh} is not in the ECMP group of ${vip.address}: nothing to drain`, { state: 'drained' });
+    if (!vip.members.has(nh) && !this.active().some((r) => r.vip === vip.address && r.nexthop === nh))
+      throw conflict(`${nh} is not in the ECMP group of ${vip.address}: nothing to drain`, {
+        state: 'drained',
+      });
     this.noConflict(vip.address, nh);
     if (opts.dryRun) return dryRun(this.ctx, 'drain', vip, nh);
-    if (vip.members.size <= 1) throw conflict(`${nh} is the last member of ${vip.address}; add another before draining it`);
+    if (vip.members.size <= 1)
+      throw conflict(`${nh} is the last member of ${vip.address}; add another before draining it`);
     this.availability(vip, nh);
     const rec = await this.begin('drain', vip, nh, opts);
     if (opts.deadlineSeconds !== undefined) rec.deadlineAt = rec.queuedAt + opts.deadlineSeconds * 1000;
@@ -293,26 +419,38 @@ export class ChangeManager {
   }
 
   /** Puts a drained or draining nexthop back into the group. */
-  async undrain(vipAddr: string, nhAddr: string, opts: ChangeRequest = {}): Promise<{ switch: string; vip: string; nexthop: string; state: NexthopState }> {
+  async undrain(
+    vipAddr: string,
+    nhAddr: string,
+    opts: ChangeRequest = {},
+  ): Promise<{ switch: string; vip: string; nexthop: string; state: NexthopState }> {
     const vip = this.vip(vipAddr);
     const nh = this.nexthopOf(vip, nhAddr);
     this.connected();
-    const drains = this.active().filter((r) => r.kind === 'drain' && r.vip === vip.address && r.nexthop === nh);
-    if (drains.some((r) => r.phase === 'queued' || r.phase === 'pending')) throw conflict(`the drain of ${nh} is still being applied; try again in a moment`);
-    if (drains.length === 0 && vip.members.has(nh)) return { switch: this.rt.name, vip: vip.address, nexthop: nh, state: 'active' };
+    const drains = this.active().filter(
+      (r) => r.kind === 'drain' && r.vip === vip.address && r.nexthop === nh,
+    );
+    if (drains.some((r) => r.phase === 'queued' || r.phase === 'pending'))
+      throw conflict(`the drain of ${nh} is still being applied; try again in a moment`);
+    if (drains.length === 0 && vip.members.has(nh))
+      return { switch: this.rt.name, vip: vip.address, nexthop: nh, state: 'active' };
     this.noConflict(vip.address, nh, 'drain');
     // Re-adding a member moves flows onto it like any addition: run it through the protocol.
     const rec = await this.begin('add', vip, nh, opts);
     await this.queued(rec);
     await this.queue.run(async () => {
       await this.runProtocol(rec);
-      for (const d of drains) this.finish(d, 'drained', 'put back into the group before its connections were gone');
+      for (const d of drains)
+        this.finish(d, 'drained', 'put back into the group before its connections were gone');
       await this.o.persist();
     });
     return { switch: this.rt.name, vip: vip.address, nexthop: nh, state: 'active' };
   }
 
-  /** What putting a nexthop back would do (an addition's dry run); null where it is in the group with no drain to undo. */
+  /**
+   * What putting a nexthop back would do (an addition's dry run); null where it is in the group with no drain
+   * to undo.
+   */
   async undrainDryRun(vipAddr: string, nhAddr: string): Promise<DryRunReport | null> {
     const vip = this.vip(vipAddr);
     const nh = this.nexthopOf(vip, nhAddr);
@@ -325,10 +463,15 @@ export class ChangeManager {
   async add(vipAddr: string, nhAddr: string, opts: ChangeRequest = {}): Promise<ChangeRecord | DryRunReport> {
     const vip = this.vip(vipAddr);
     const nh = parsed(nhAddr, 'address');
-    if (familyOf(nh) !== familyOf(vip.address)) throw badRequest(`${nh} is an IPv${familyOf(nh)} address; ${vip.address} is an IPv${familyOf(vip.address)} VIP`, 'address');
+    if (familyOf(nh) !== familyOf(vip.address))
+      throw badRequest(
+        `${nh} is an IPv${familyOf(nh)} address; ${vip.address} is an IPv${familyOf(vip.address)} VIP`,
+        'address',
+      );
     if (nh === vip.address) throw badRequest(`${nh} is the VIP itself`, 'address');
     this.connected();
-    if (vip.members.has(nh)) throw conflict(`${nh} is already in the ECMP group of ${vip.address}`, { state: 'active' });
+    if (vip.members.has(nh))
+      throw conflict(`${nh} is already in the ECMP group of ${vip.address}`, { state: 'active' });
     this.noConflict(vip.address, nh);
     if (opts.dryRun) return dryRun(this.ctx, 'add', vip, nh);
     const rec = await this.begin('add', vip, nh, opts);
@@ -343,12 +486,32 @@ export class ChangeManager {
    * Forgets a nexthop that is out of the group. Its connections left (live, unknown, or with a
    * pin) lose their pins: that needs a bound at least their number. A dry run reports them.
    */
-  remove(vipAddr: string, nhAddr: string, opts: ChangeRequest = {}): { switch: string; vip: string; nexthop: string; removed: boolean; dryRun?: true; left: { live: number; unknown: number; pinned: number }; pinnedLeft: number } {
+  remove(
+    vipAddr: string,
+    nhAddr: string,
+    opts: ChangeRequest = {},
+  ): {
+    switch: string;
+    vip: string;
+    nexthop: string;
+    removed: boolean;
+    dryRun?: true;
+    left: { live: number; unknown: number; pinned: number };
+    pinnedLeft: number;
+  } {
     const vip = this.vip(vipAddr);
     const nh = this.nexthopOf(vip, nhAddr);
     this.connected();
-    if (this.active().some((r) => r.vip === vip.address && r.nexthop === nh && (r.phase === 'queued' || r.phase === 'pending'))) throw conflict(`a change of ${nh} is being applied`);
-    if (vip.members.has(nh)) throw conflict(`${nh} is still in the ECMP group of ${vip.address}: drain it first`, { state: 'active' });
+    if (
+      this.active().some(
+        (r) => r.vip === vip.address && r.nexthop === nh && (r.phase === 'queued' || r.phase === 'pending'),
+      )
+    )
+      throw conflict(`a change of ${nh} is being applied`);
+    if (vip.members.has(nh))
+      throw conflict(`${nh} is still in the ECMP group of ${vip.address}: drain it first`, {
+        state: 'active',
+      });
     const l = this.rt.leftOn(vip.address, nh);
     const left = { live: l.live, unknown: l.unknown, pinned: l.pinned };
     const lose = l.live + l.unknown;
@@ -356,9 +519,18 @@ export class ChangeManager {
     if (opts.dryRun) return { ...base, removed: false, dryRun: true };
     const bound = opts.maxAtRisk ?? 0;
     if (lose > 0 && bound !== 'unbounded' && lose > bound) {
-      throw conflict(`removing ${nh} loses ${lose} connections still on it (${l.live} live, ${l.unknown} unknown; ${l.pinned} pinned): their pins go and they move to other servers, more than the bound of ${bound}. Wait until it is drained, or give a bound of at least ${lose}`, { left, atRisk: lose, maxAtRisk: bound });
+      throw conflict(
+        `removing ${nh} loses ${lose} connections still on it (${l.live} live, ${l.unknown} unknown; ${l.pinned} pinned): their pins go and they move to other servers, more than the bound of ${bound}. Wait until it is drained, or give a bound of at least ${lose}`,
+        { left, atRisk: lose, maxAtRisk: bound },
+      );
     }
-    for (const r of this.active()) if (r.vip === vip.address && r.nexthop === nh) this.finish(r, r.kind === 'drain' ? 'drained' : 'complete', lose > 0 ? `removed with ${lose} connections left (consented)` : undefined);
+    for (const r of this.active())
+      if (r.vip === vip.address && r.nexthop === nh)
+        this.finish(
+          r,
+          r.kind === 'drain' ? 'drained' : 'complete',
+          lose > 0 ? `removed with ${lose} connections left (consented)` : undefined,
+        );
     vip.nexthops.delete(nh);
     this.sync();
     void this.o.persist().catch(() => undefined);
@@ -394,17 +566,35 @@ export class ChangeManager {
     return changed;
   }
 
-  /** A progress point for a drain (at most every PROGRESS_EVERY_MS), with the earliest its pins can all be gone. */
+  /**
+   * A progress point for a drain (at most every PROGRESS_EVERY_MS), with the earliest its pins can all be
+   * gone.
+   */
   private sample(r: ChangeRecord, now: number): void {
     const points = (r.progress ??= []);
     const last = points.at(-1);
-    if (last !== undefined && now - last.t < PROGRESS_EVERY_MS && r.left !== undefined && last.live === r.left.live && last.unknown === r.left.unknown) return;
-    points.push({ t: now, live: r.left?.live ?? 0, unknown: r.left?.unknown ?? 0, pinned: r.left?.pinned ?? 0 });
+    if (
+      last !== undefined &&
+      now - last.t < PROGRESS_EVERY_MS &&
+      r.left !== undefined &&
+      last.live === r.left.live &&
+      last.unknown === r.left.unknown
+    )
+      return;
+    points.push({
+      t: now,
+      live: r.left?.live ?? 0,
+      unknown: r.left?.unknown ?? 0,
+      pinned: r.left?.pinned ?? 0,
+    });
     // Full: every other point goes (the first and the newest stay), so the history spans the whole drain.
-    if (points.length > PROGRESS_KEPT) r.progress = points.filter((_, i) => i === 0 || i === points.length - 1 || i % 2 === 0);
+    if (points.length > PROGRESS_KEPT)
+      r.progress = points.filter((_, i) => i === 0 || i === points.length - 1 || i % 2 === 0);
     const rec = this.rt.reconciler;
     const pins: { since: number; lastActive: number }[] = [];
-    for (const [id, p] of rec.desired) if (p.nexthop === r.nexthop && p.flow.dst === r.vip) pins.push({ since: p.since, lastActive: rec.installed.get(id)?.lastActive ?? p.since });
+    for (const [id, p] of rec.desired)
+      if (p.nexthop === r.nexthop && p.flow.dst === r.vip)
+        pins.push({ since: p.since, lastActive: rec.installed.get(id)?.lastActive ?? p.since });
     r.estimateS = pins.length === 0 ? 0 : estimateDrain(pins, this.rt.reconciler.idleTimeoutS, now).earliestS;
   }
 
@@ -424,23 +614,36 @@ export class ChangeManager {
         continue;
       }
       r.resumed = true;
-      r.resume = { resumedAt: now, phaseWritten: r.phase, downSince, gapMs: downSince === null ? null : Math.max(0, now - downSince), inferred: [] };
+      r.resume = {
+        resumedAt: now,
+        phaseWritten: r.phase,
+        downSince,
+        gapMs: downSince === null ? null : Math.max(0, now - downSince),
+        inferred: [],
+      };
       vip.nexthops.add(r.nexthop);
       const target = r.kind === 'drain' ? !vip.members.has(r.nexthop) : vip.members.has(r.nexthop);
       if (r.appliedAt !== undefined || (r.sentAt !== undefined && target)) {
         work.push(this.resumeApplied(r, vip, target));
         continue;
       }
-      if (r.sentAt !== undefined) r.resume.inferred.push(`the group write sent before the stop did not land (the switch's group shows ${r.nexthop} ${r.kind === 'drain' ? 'still in' : 'not in'} it): the change runs again from the start`);
+      if (r.sentAt !== undefined)
+        r.resume.inferred.push(
+          `the group write sent before the stop did not land (the switch's group shows ${r.nexthop} ${r.kind === 'drain' ? 'still in' : 'not in'} it): the change runs again from the start`,
+        );
       // Not written yet: run the protocol from the start, in turn with any new change.
       delete r.heldAt;
       delete r.programmedAt;
       delete r.sentAt;
       delete r.checked;
       r.phase = 'queued';
-      work.push(this.queue.run(() => this.runProtocol(r)).catch((err: unknown) => {
-        r.error ??= err instanceof Error ? err.message : String(err);
-      }));
+      work.push(
+        this.queue
+          .run(() => this.runProtocol(r))
+          .catch((err: unknown) => {
+            r.error ??= err instanceof Error ? err.message : String(err);
+          }),
+      );
     }
     this.sync();
     await this.o.persist();
@@ -455,16 +658,22 @@ export class ChangeManager {
    */
   private async resumeApplied(r: ChangeRecord, vip: VipState, landed: boolean): Promise<void> {
     const info = r.resume as NonNullable<ChangeRecord['resume']>;
-    if (r.appliedAt === undefined) info.inferred.push(`applied: the switch's group shows the write sent at ${new Date(r.sentAt as number).toISOString()} landed; when it took effect is not known`);
-    else if (!landed) info.inferred.push(`the switch's group no longer shows the change (changed by someone else since)`);
+    if (r.appliedAt === undefined)
+      info.inferred.push(
+        `applied: the switch's group shows the write sent at ${new Date(r.sentAt as number).toISOString()} landed; when it took effect is not known`,
+      );
+    else if (!landed)
+      info.inferred.push(`the switch's group no longer shows the change (changed by someone else since)`);
     r.phase = r.phase === 'deadline-passed' ? 'deadline-passed' : 'applied';
     if (r.accountedAt === undefined) {
       // The window ran across the stop, or the stop came before its figures were counted: not measured.
       r.windowFlows = null;
       r.pinned = null;
-      info.inferred.push(r.effectiveAt === undefined
-        ? 'window: not measured (the stop came before the change took effect); resets seen on the reply mirror are in resetsSeen'
-        : 'window and pins: not measured (the stop came after the change took effect, before its figures were counted); resets seen on the reply mirror are in resetsSeen');
+      info.inferred.push(
+        r.effectiveAt === undefined
+          ? 'window: not measured (the stop came before the change took effect); resets seen on the reply mirror are in resetsSeen'
+          : 'window and pins: not measured (the stop came after the change took effect, before its figures were counted); resets seen on the reply mirror are in resetsSeen',
+      );
     }
     if (r.kind === 'drain') this.rt.pinFlows(this.rt.flowsOn(r.vip, r.nexthop), r.nexthop, r.id);
     this.sync();
@@ -476,7 +685,8 @@ export class ChangeManager {
     for (const id of lost) this.count(r, id, 'restart', false);
     r.atRisk = r.atRisk === null ? null : r.atRisk + lost.length;
     const u = this.rt.watchLedger.unseen(this.rt.synRateOf(vip));
-    const share = r.kind === 'drain' ? 1 / Math.max(1, vip.members.size + 1) : 1 / Math.max(1, vip.members.size);
+    const share =
+      r.kind === 'drain' ? 1 / Math.max(1, vip.members.size + 1) : 1 / Math.max(1, vip.members.size);
     r.unseen = (r.unseen ?? 0) + Math.round(u.connections * share);
     r.unseenBasis = `across the restart: ${u.basis}`;
     if (r.kind === 'add') this.finish(r, 'complete');
@@ -488,37 +698,71 @@ export class ChangeManager {
   /** Flows seen before the stop, on what the change moves, with no programmed pin now. */
   private unpinnedAfterRestart(r: ChangeRecord, vip: VipState): string[] {
     const rec = this.rt.reconciler;
-    const keys = r.kind === 'drain' ? this.rt.flowsOn(r.vip, r.nexthop) : [...vip.members].filter((m) => m !== r.nexthop).flatMap((m) => this.rt.flowsOn(r.vip, m));
+    const keys =
+      r.kind === 'drain'
+        ? this.rt.flowsOn(r.vip, r.nexthop)
+        : [...vip.members].filter((m) => m !== r.nexthop).flatMap((m) => this.rt.flowsOn(r.vip, m));
     return keys.map(idOfKey).filter((id) => !rec.isProgrammed(id));
   }
 
-  /** Members out (draining, deadline-passed, or drained and not removed) may not exceed the VIP's maxUnavailable. */
+  /**
+   * Members out (draining, deadline-passed, or drained and not removed) may not exceed the VIP's
+   * maxUnavailable.
+   */
   private availability(vip: VipState, nh: string): void {
     const max = this.o.maxUnavailable?.(vip.address) ?? 1;
     const out = new Set<string>();
     for (const r of this.records) {
       if (r.vip !== vip.address || r.nexthop === nh || !vip.nexthops.has(r.nexthop)) continue;
       // The latest record of a nexthop says whether it is out: a drain not undone since.
-      const latest = this.records.filter((x) => x.vip === vip.address && x.nexthop === r.nexthop && x.phase !== 'failed' && x.phase !== 'cancelled').at(-1);
+      const latest = this.records
+        .filter(
+          (x) =>
+            x.vip === vip.address &&
+            x.nexthop === r.nexthop &&
+            x.phase !== 'failed' &&
+            x.phase !== 'cancelled',
+        )
+        .at(-1);
       if (latest?.kind === 'drain' && !vip.members.has(r.nexthop)) out.add(r.nexthop);
       else if (latest?.kind === 'drain' && isActive(latest)) out.add(r.nexthop);
     }
-    if (out.size + 1 > max) throw conflict(`${[...out].join(', ')} ${out.size === 1 ? 'is' : 'are'} already out of ${vip.address} (draining or drained); maxUnavailable for it is ${max}. Put ${out.size === 1 ? 'it' : 'them'} back or remove ${out.size === 1 ? 'it' : 'them'} first, or raise maxUnavailable for the VIP`, { out: [...out], maxUnavailable: max });
+    if (out.size + 1 > max)
+      throw conflict(
+        `${[...out].join(', ')} ${out.size === 1 ? 'is' : 'are'} already out of ${vip.address} (draining or drained); maxUnavailable for it is ${max}. Put ${out.size === 1 ? 'it' : 'them'} back or remove ${out.size === 1 ? 'it' : 'them'} first, or raise maxUnavailable for the VIP`,
+        { out: [...out], maxUnavailable: max },
+      );
   }
 
   /** At most one change queued or in progress per VIP, and none on a nexthop with a change still tracked. */
   private noConflict(vip: string, nh: string, except?: ChangeKind): void {
     const tracking = (r: ChangeRecord): boolean => r.phase === 'applied' || r.phase === 'deadline-passed';
     const checked = this.checking.get(vip);
-    if (checked !== undefined) throw conflict(`a change of ${checked} on ${vip} is being checked against its bound`, { vip });
-    const other = this.active().find((r) => r.vip === vip && (!tracking(r) || r.nexthop === nh) && r.kind !== except);
-    if (other) throw conflict(`a ${other.kind} of ${other.nexthop} on ${vip} is ${other.phase === 'queued' ? 'queued' : 'in progress'}`, { change: other.id });
+    if (checked !== undefined)
+      throw conflict(`a change of ${checked} on ${vip} is being checked against its bound`, { vip });
+    const other = this.active().find(
+      (r) => r.vip === vip && (!tracking(r) || r.nexthop === nh) && r.kind !== except,
+    );
+    if (other)
+      throw conflict(
+        `a ${other.kind} of ${other.nexthop} on ${vip} is ${other.phase === 'queued' ? 'queued' : 'in progress'}`,
+        { change: other.id },
+      );
     const tracked = this.active().find((r) => r.vip === vip && tracking(r) && r.kind === 'add');
-    if (tracked) throw conflict(`an addition of ${tracked.nexthop} on ${vip} is being applied`, { change: tracked.id });
+    if (tracked)
+      throw conflict(`an addition of ${tracked.nexthop} on ${vip} is being applied`, { change: tracked.id });
   }
 
-  /** Checks the change's dry run against the caller's bound, then records it (queued) with who asked and the figures it was checked against. */
-  private async begin(kind: ChangeKind, vip: VipState, nh: string, req: ChangeRequest): Promise<ChangeRecord> {
+  /**
+   * Checks the change's dry run against the caller's bound, then records it (queued) with who asked and the
+   * figures it was checked against.
+   */
+  private async begin(
+    kind: ChangeKind,
+    vip: VipState,
+    nh: string,
+    req: ChangeRequest,
+  ): Promise<ChangeRecord> {
     const bound = req.maxAtRisk ?? 0;
     // The VIP is taken while the dry run runs: a second call sees it (409) at once.
     this.checking.set(vip.address, nh);
@@ -529,13 +773,39 @@ export class ChangeManager {
       this.checking.delete(vip.address);
     }
     const why = exceeds(dry.figures, bound);
-    const ask = dry.figures.uncountable !== null ? 'Give the bound (maxAtRisk) "unbounded" to go ahead all the same' : `Give a bound (maxAtRisk) of at least ${dry.figures.total}`;
-    if (why !== null) throw conflict(`${kind === 'drain' ? 'draining' : 'adding'} ${nh} may cost connections: ${why}. ${ask}, or change nothing (the dry run is in detail.report)`, { report: dry as unknown as Record<string, unknown>, figures: dry.figures as unknown as Record<string, unknown>, maxAtRisk: bound });
+    const ask =
+      dry.figures.uncountable !== null
+        ? 'Give the bound (maxAtRisk) "unbounded" to go ahead all the same'
+        : `Give a bound (maxAtRisk) of at least ${dry.figures.total}`;
+    if (why !== null)
+      throw conflict(
+        `${kind === 'drain' ? 'draining' : 'adding'} ${nh} may cost connections: ${why}. ${ask}, or change nothing (the dry run is in detail.report)`,
+        {
+          report: dry as unknown as Record<string, unknown>,
+          figures: dry.figures as unknown as Record<string, unknown>,
+          maxAtRisk: bound,
+        },
+      );
     const now = this.now;
     const rec: ChangeRecord = {
-      id: this.o.newId?.(kind) ?? `${this.rt.name}-${kind}-${Date.now().toString(36)}-${nextId++}`, kind, switch: this.rt.name, vip: vip.address, nexthop: nh, phase: 'queued', maxAtRisk: bound,
-      queuedAt: now, startedAt: now, pinned: 0, atRisk: 0, atRiskBy: zeroRisk(), windowFlows: 0, unseen: dry.unseen, unseenBasis: dry.unseenBasis, remaining: 0,
-      ...(req.by === undefined ? {} : { requestedBy: { ...req.by } }), dryRunFigures: dry.figures,
+      id: this.o.newId?.(kind) ?? `${this.rt.name}-${kind}-${Date.now().toString(36)}-${nextId++}`,
+      kind,
+      switch: this.rt.name,
+      vip: vip.address,
+      nexthop: nh,
+      phase: 'queued',
+      maxAtRisk: bound,
+      queuedAt: now,
+      startedAt: now,
+      pinned: 0,
+      atRisk: 0,
+      atRiskBy: zeroRisk(),
+      windowFlows: 0,
+      unseen: dry.unseen,
+      unseenBasis: dry.unseenBasis,
+      remaining: 0,
+      ...(req.by === undefined ? {} : { requestedBy: { ...req.by } }),
+      dryRunFigures: dry.figures,
     };
     this.records.push(rec);
     this.trim();
@@ -543,7 +813,10 @@ export class ChangeManager {
     return rec;
   }
 
-  /** A queued change is durable before the caller is told anything (it survives a kill while it waits its turn). */
+  /**
+   * A queued change is durable before the caller is told anything (it survives a kill while it waits its
+   * turn).
+   */
   private async queued(rec: ChangeRecord): Promise<void> {
     try {
       await this.o.persist();
@@ -574,7 +847,8 @@ export class ChangeManager {
     }
     if (why === 'window') this.o.metrics.windowFlows.inc({ switch: rec.switch });
     // Pins the reconciler dropped are in the metric already; these are not.
-    else if (why === 'shed' || why === 'unresolved' || why === 'not-programmed' || why === 'restart') this.o.metrics.connectionsAtRisk.inc({ switch: rec.switch, why });
+    else if (why === 'shed' || why === 'unresolved' || why === 'not-programmed' || why === 'restart')
+      this.o.metrics.connectionsAtRisk.inc({ switch: rec.switch, why });
     let list = this.countedFlows.get(rec.id);
     if (list === undefined) this.countedFlows.set(rec.id, (list = { items: [], truncated: false }));
     if (id !== '') {
@@ -584,34 +858,56 @@ export class ChangeManager {
     this.o.onCounted?.(rec, id, why);
   }
 
-  /** Persists the record, then tells the controller the change reached `point` (a log line; maybe a fault injection). */
+  /**
+   * Persists the record, then tells the controller the change reached `point` (a log line; maybe a fault
+   * injection).
+   */
   private async reached(rec: ChangeRecord, point: ProtocolPoint, run?: Running): Promise<void> {
     await this.guard(this.o.persist(), run);
     this.o.onPoint?.(rec, point);
   }
 
-  /** The figures right before the group write: what the barrier dropped, what is shed or unresolved, unseen, and the expected window. */
+  /**
+   * The figures right before the group write: what the barrier dropped, what is shed or unresolved, unseen,
+   * and the expected window.
+   */
   private figuresNow(rec: ChangeRecord, vip: VipState, dropped: Map<string, AtRiskReason>): RiskFigures {
     const atRiskBy = zeroRisk();
     for (const why of dropped.values()) atRiskBy[why]++;
-    atRiskBy.shed = this.rt.shedOn(rec.vip).length + this.rt.shedForgottenOn(rec.vip, rec.kind === 'drain' ? rec.nexthop : undefined);
+    atRiskBy.shed =
+      this.rt.shedOn(rec.vip).length +
+      this.rt.shedForgottenOn(rec.vip, rec.kind === 'drain' ? rec.nexthop : undefined);
     atRiskBy.unresolved = this.rt.unresolvedOn(rec.vip).length;
     const rate = this.rt.synRateOf(vip);
     const members = Math.max(1, vip.members.size);
     const w = expectedWindowFlows(this.ctx, rate, rec.kind === 'drain' ? 1 / members : 1 / (members + 1));
     const m = this.rt.mirrorHealth();
     return riskFigures({
-      atRiskBy, unseen: rec.unseen ?? 0, expectedWindowFlows: w.flows, windowThreshold: this.ctx.windowThreshold,
-      uncountable: m.state === 'ok' ? null : `the mirror of ${this.rt.name} is ${m.state}${m.why === null ? '' : ` (${m.why})`}`,
+      atRiskBy,
+      unseen: rec.unseen ?? 0,
+      expectedWindowFlows: w.flows,
+      windowThreshold: this.ctx.windowThreshold,
+      uncountable:
+        m.state === 'ok'
+          ? null
+          : `the mirror of ${this.rt.name} is ${m.state}${m.why === null ? '' : ` (${m.why})`}`,
     });
   }
 
-  /** The protocol for one change; on failure or cancel before the group write, nothing stays changed and the record says why. */
+  /**
+   * The protocol for one change; on failure or cancel before the group write, nothing stays changed and the
+   * record says why.
+   */
   private async runProtocol(rec: ChangeRecord): Promise<void> {
     // Cancelled while it waited its turn: nothing was done, nothing to undo.
     if (rec.phase === 'cancelled') throw this.cancelledError(rec);
     let ended: () => void = () => undefined;
-    const run: Running = { sent: false, cancelled: false, abort: undefined, done: new Promise<void>((r) => (ended = r)) };
+    const run: Running = {
+      sent: false,
+      cancelled: false,
+      abort: undefined,
+      done: new Promise<void>((r) => (ended = r)),
+    };
     this.running.set(rec.id, run);
     try {
       await this.protocol(rec, run);
@@ -622,7 +918,10 @@ export class ChangeManager {
   }
 
   private cancelledError(rec: ChangeRecord): FlowpinError {
-    return conflict(`${rec.kind} of ${rec.nexthop} on ${rec.switch} ${CANCELLED} before its group write: nothing changed on the switch, its pins are released`, { change: rec.id, phase: 'cancelled' });
+    return conflict(
+      `${rec.kind} of ${rec.nexthop} on ${rec.switch} ${CANCELLED} before its group write: nothing changed on the switch, its pins are released`,
+      { change: rec.id, phase: 'cancelled' },
+    );
   }
 
   private async protocol(rec: ChangeRecord, run: Running): Promise<void> {
@@ -650,7 +949,13 @@ export class ChangeManager {
     // Pins of the change the switch refused or had no room for, until it takes effect.
     const dropped = new Map<string, AtRiskReason>();
     const dropping = rt.reconciler.onDropped((id, p, why) => {
-      if (why !== 'idle-timeout' && rec.effectiveAt === undefined && p.flow.dst === rec.vip && (rec.kind === 'add' || p.nexthop === rec.nexthop)) dropped.set(id, why);
+      if (
+        why !== 'idle-timeout' &&
+        rec.effectiveAt === undefined &&
+        p.flow.dst === rec.vip &&
+        (rec.kind === 'add' || p.nexthop === rec.nexthop)
+      )
+        dropped.set(id, why);
     });
     const offWrite = rt.reconciler.onGroupWrite((v) => {
       if (v === rec.vip && sent && rec.appliedAt === undefined) this.o.onPoint?.(rec, 'sent');
@@ -674,17 +979,47 @@ export class ChangeManager {
       mark = rt.mark();
       const markAt = this.now;
       const wake = (fn: () => void): (() => void) => rt.onProgress(fn);
-      await wait(until(rt.clock, () => rt.resolvedThrough(mark), wake, deadline, () => `resolving the flows seen before the change (${rt.queue.length} queued)`));
+      await wait(
+        until(
+          rt.clock,
+          () => rt.resolvedThrough(mark),
+          wake,
+          deadline,
+          () => `resolving the flows seen before the change (${rt.queue.length} queued)`,
+        ),
+      );
       this.o.onPoint?.(rec, 'resolved');
-      await wait(withDeadline(rt.clock, this.o.flowsDurable(), Math.max(0, deadline - this.now), () => 'writing the flow journal'));
+      await wait(
+        withDeadline(
+          rt.clock,
+          this.o.flowsDurable(),
+          Math.max(0, deadline - this.now),
+          () => 'writing the flow journal',
+        ),
+      );
       this.o.onPoint?.(rec, 'journaled');
       // The pins of the flows seen up to the mark: the ones this change promises to keep. Flows
       // after it are pinned as they come, and counted in the window where not programmed in time.
       const needed = this.pinsOf(rec, markAt);
       // Programmed as the switch reports it now, not as last seen: read back, until it holds.
       for (;;) {
-        await wait(until(rt.clock, () => rt.reconciler.settled(needed), wake, deadline, () => `programming the pins of the change (${rt.reconciler.lastError ?? 'switch busy'})`));
-        await wait(withDeadline(rt.clock, rt.reconciler.verify([...needed]), Math.max(0, deadline - this.now), () => 'reading back the pins of the change'));
+        await wait(
+          until(
+            rt.clock,
+            () => rt.reconciler.settled(needed),
+            wake,
+            deadline,
+            () => `programming the pins of the change (${rt.reconciler.lastError ?? 'switch busy'})`,
+          ),
+        );
+        await wait(
+          withDeadline(
+            rt.clock,
+            rt.reconciler.verify([...needed]),
+            Math.max(0, deadline - this.now),
+            () => 'reading back the pins of the change',
+          ),
+        );
         if (rt.reconciler.settled(needed)) break;
       }
       // Flows seen since the mark are pinned as they come. Where programming the barrier's pins
@@ -695,15 +1030,23 @@ export class ChangeManager {
       // The bound, again, against the figures now: past it, the change stops here.
       rec.checked = this.figuresNow(rec, vip, dropped);
       const why = exceeds(rec.checked, rec.maxAtRisk);
-      if (why !== null) throw conflict(`${rec.kind} of ${rec.nexthop} on ${rec.switch} stopped before its group write: ${why}`, { change: rec.id, figures: rec.checked as unknown as Record<string, unknown> });
+      if (why !== null)
+        throw conflict(
+          `${rec.kind} of ${rec.nexthop} on ${rec.switch} stopped before its group write: ${why}`,
+          { change: rec.id, figures: rec.checked as unknown as Record<string, unknown> },
+        );
       rec.programmedAt = this.now;
       await this.reached(rec, 'programmed', run);
       // 3. the group write, with look-ups held.
       held = true;
       rt.hold(hold);
       const sentSeq = rt.mark();
-      // Flows at risk as the write goes out, by name: one that ends meanwhile (its reset mirrored) is still counted.
-      const atWrite = { shed: rt.shedOn(rec.vip).map(idOfKey), unresolved: rt.unresolvedOn(rec.vip).map(idOfKey) };
+      // Flows at risk as the write goes out, by name: one that ends meanwhile (its reset mirrored) is still
+      // counted.
+      const atWrite = {
+        shed: rt.shedOn(rec.vip).map(idOfKey),
+        unresolved: rt.unresolvedOn(rec.vip).map(idOfKey),
+      };
       rec.sentAt = this.now;
       // Durable before the write: a restart reads the switch's group to learn whether it landed.
       await this.reached(rec, 'sending', run);
@@ -717,8 +1060,21 @@ export class ChangeManager {
       // anything is undone (a write that lands after a rollback would move unpinned flows).
       // The write point retries what can be retried; a refusal ends the wait (blocked). Only
       // this write is waited for, not the pin installs of the same round.
-      await this.guard(until(rt.clock, () => !rt.reconciler.groupPending(rec.vip) || rt.reconciler.blocked !== undefined, wake, Infinity, () => 'writing the group change'));
-      if (!sameMembers(rt.reconciler.groups.get(rec.vip), target)) throw new FlowpinError('switch-unavailable', `${rec.kind} of ${rec.nexthop} on ${rec.switch} not applied: the switch refused the group change: ${rt.reconciler.blocked ?? rt.reconciler.lastError ?? 'unknown'}`, { change: rec.id });
+      await this.guard(
+        until(
+          rt.clock,
+          () => !rt.reconciler.groupPending(rec.vip) || rt.reconciler.blocked !== undefined,
+          wake,
+          Infinity,
+          () => 'writing the group change',
+        ),
+      );
+      if (!sameMembers(rt.reconciler.groups.get(rec.vip), target))
+        throw new FlowpinError(
+          'switch-unavailable',
+          `${rec.kind} of ${rec.nexthop} on ${rec.switch} not applied: the switch refused the group change: ${rt.reconciler.blocked ?? rt.reconciler.lastError ?? 'unknown'}`,
+          { change: rec.id },
+        );
       this.o.onPoint?.(rec, 'accepted');
       rec.appliedAt = this.now;
       rec.phase = 'applied';
@@ -729,16 +1085,26 @@ export class ChangeManager {
       // Pins that the change needed and that were not programmed when it took effect: at risk or window.
       // (Including pins wanted since the barrier: flows observed in the window.)
       const effectiveProgrammed = new Set<string>();
-      for (const id of [...needed, ...this.pinsOf(rec)]) if (rt.reconciler.isProgrammed(id)) effectiveProgrammed.add(id);
+      for (const id of [...needed, ...this.pinsOf(rec)])
+        if (rt.reconciler.isProgrammed(id)) effectiveProgrammed.add(id);
       if (this.o.settleMs > 0) await this.guard(sleep(rt.clock, this.o.settleMs));
-      // Every SYN that crossed the switch before the effect is handled before the window is closed, however late the receive path runs.
+      // Every SYN that crossed the switch before the effect is handled before the window is closed, however
+      // late the receive path runs.
       await this.guard(this.framesThrough((rec.effectiveAt ?? this.now) + this.o.settleMs));
       const settledSeq = rt.mark();
       if (rt.resolution !== 'lookup') {
         // The replies of the SYNs in the window name their servers: wait for them (each SYN's
         // reply timeout bounds this), look-ups still held. Past that bound (not expected: the
         // timeouts hand every SYN on), the flows still waiting count as uncertain below.
-        await this.guard(until(rt.clock, () => rt.repliesThrough(settledSeq), wake, this.now + rt.replyTimeoutMs * 2, () => 'waiting for the replies of the change window')).catch((err: unknown) => {
+        await this.guard(
+          until(
+            rt.clock,
+            () => rt.repliesThrough(settledSeq),
+            wake,
+            this.now + rt.replyTimeoutMs * 2,
+            () => 'waiting for the replies of the change window',
+          ),
+        ).catch((err: unknown) => {
           if (!(err instanceof DeadlineError)) throw err;
         });
       }
@@ -746,7 +1112,19 @@ export class ChangeManager {
       const uncertain = rt.queuedOn(rec.vip, mark, settledSeq);
       rt.release(hold);
       held = false;
-      this.account(rec, { needed, dropped, programmedAtEffect: effectiveProgrammed, afterMark, uncertain, sentSeq, settledSeq }, atWrite);
+      this.account(
+        rec,
+        {
+          needed,
+          dropped,
+          programmedAtEffect: effectiveProgrammed,
+          afterMark,
+          uncertain,
+          sentSeq,
+          settledSeq,
+        },
+        atWrite,
+      );
     } catch (err) {
       unwatch();
       if (held) rt.release(hold);
@@ -767,7 +1145,13 @@ export class ChangeManager {
       }
       this.finish(rec, 'failed', err instanceof Error ? err.message : String(err));
       await this.o.persist().catch(() => undefined);
-      if (err instanceof DeadlineError || isSwitchError(err)) throw new FlowpinError('switch-unavailable', `${rec.kind} of ${rec.nexthop} on ${rec.switch} not applied: ${err.message}`, { change: rec.id }, { cause: err });
+      if (err instanceof DeadlineError || isSwitchError(err))
+        throw new FlowpinError(
+          'switch-unavailable',
+          `${rec.kind} of ${rec.nexthop} on ${rec.switch} not applied: ${err.message}`,
+          { change: rec.id },
+          { cause: err },
+        );
       throw err;
     }
     unwatch();
@@ -778,7 +1162,11 @@ export class ChangeManager {
   }
 
   /** The change's figures from what was seen (change-accounting.ts), each counted flow reported. */
-  private account(rec: ChangeRecord, seen: Observations, atWrite: { shed: string[]; unresolved: string[] }): void {
+  private account(
+    rec: ChangeRecord,
+    seen: Observations,
+    atWrite: { shed: string[]; unresolved: string[] },
+  ): void {
     rec.accountedAt = this.now;
     const r = this.rt.reconciler;
     const union = (a: string[], b: string[]): string[] => [...new Set([...a, ...b])];
@@ -801,28 +1189,51 @@ export class ChangeManager {
       rec.atRiskBy.shed += out.forgotten;
       this.o.metrics.connectionsAtRisk.inc({ switch: rec.switch, why: 'shed' }, out.forgotten);
     }
-    rec.remaining = rec.kind === 'drain' ? this.rt.leftOn(rec.vip, rec.nexthop).live + this.rt.leftOn(rec.vip, rec.nexthop).unknown : 0;
+    rec.remaining =
+      rec.kind === 'drain'
+        ? this.rt.leftOn(rec.vip, rec.nexthop).live + this.rt.leftOn(rec.vip, rec.nexthop).unknown
+        : 0;
   }
 
-  /** Desired pins the change relies on, by flow id: a drain's on its nexthop, an addition's on every member; `seenBy`: of flows whose SYN came by then. */
+  /**
+   * Desired pins the change relies on, by flow id: a drain's on its nexthop, an addition's on every member;
+   * `seenBy`: of flows whose SYN came by then.
+   */
   /**
    * Rounds after the barrier: the pins wanted since the mark that are not programmed yet, waited
    * for while there are more than CONVERGED of them, each round leaves fewer than the last (a
    * switch that programs slower than flows come never converges: the window then holds them) and
    * the table has room, for at most CONVERGE_ROUNDS rounds started within CONVERGE_MS.
    */
-  private async converge(rec: ChangeRecord, needed: Set<string>, wake: (fn: () => void) => () => void, deadline: number): Promise<void> {
+  private async converge(
+    rec: ChangeRecord,
+    needed: Set<string>,
+    wake: (fn: () => void) => () => void,
+    deadline: number,
+  ): Promise<void> {
     const rt = this.rt;
     let last = Infinity;
     const stopAt = this.now + CONVERGE_MS;
     for (let round = 0; round < CONVERGE_ROUNDS && this.now < stopAt; round++) {
-      const waiting = new Set([...this.pinsOf(rec)].filter((id) => !needed.has(id) && !rt.reconciler.settled([id])));
-      // Not past the table's room: pins that cannot be programmed are not waited for (they count in the window).
+      const waiting = new Set(
+        [...this.pinsOf(rec)].filter((id) => !needed.has(id) && !rt.reconciler.settled([id])),
+      );
+      // Not past the table's room: pins that cannot be programmed are not waited for (they count in the
+      // window).
       if (waiting.size <= CONVERGED || waiting.size >= last || rt.reconciler.freeEntries() === 0) return;
       last = waiting.size;
-      // A round never fails the change: past its time (or the barrier's deadline) the window holds what is still waiting.
+      // A round never fails the change: past its time (or the barrier's deadline) the window holds what is
+      // still waiting.
       try {
-        await this.guard(until(rt.clock, () => rt.reconciler.settled(waiting), wake, Math.min(deadline, stopAt), () => 'programming the pins of the flows seen during the barrier'));
+        await this.guard(
+          until(
+            rt.clock,
+            () => rt.reconciler.settled(waiting),
+            wake,
+            Math.min(deadline, stopAt),
+            () => 'programming the pins of the flows seen during the barrier',
+          ),
+        );
       } catch (err) {
         if (err instanceof DeadlineError) return;
         throw err;
@@ -842,7 +1253,9 @@ export class ChangeManager {
 
   private pinsOf(rec: ChangeRecord, seenBy = Infinity): Set<string> {
     const ids = new Set<string>();
-    for (const [id, p] of this.rt.reconciler.desired) if (p.flow.dst === rec.vip && (rec.kind === 'add' || p.nexthop === rec.nexthop) && p.since <= seenBy) ids.add(id);
+    for (const [id, p] of this.rt.reconciler.desired)
+      if (p.flow.dst === rec.vip && (rec.kind === 'add' || p.nexthop === rec.nexthop) && p.since <= seenBy)
+        ids.add(id);
     return ids;
   }
 
@@ -886,10 +1299,19 @@ export class ChangeManager {
     const moved = new Set((await movedFlows(this.ctx, vip, rec.nexthop)).keys);
     // Cancelled (or stopped) meanwhile: its pins were released; none is asked for again.
     if (rec.phase !== 'pending') return;
-    for (const m of vip.members) this.rt.pinFlows(this.rt.flowsOn(vip.address, m).filter((k) => moved.has(k)), m, rec.id);
+    for (const m of vip.members)
+      this.rt.pinFlows(
+        this.rt.flowsOn(vip.address, m).filter((k) => moved.has(k)),
+        m,
+        rec.id,
+      );
   }
 
-  private finish(rec: ChangeRecord, phase: 'complete' | 'drained' | 'failed' | 'cancelled', error?: string): void {
+  private finish(
+    rec: ChangeRecord,
+    phase: 'complete' | 'drained' | 'failed' | 'cancelled',
+    error?: string,
+  ): void {
     rec.phase = phase;
     if (phase !== 'cancelled') this.introduced.delete(rec.id);
     rec.completedAt = this.now;
@@ -901,13 +1323,16 @@ export class ChangeManager {
   private sync(): void {
     const views: ChangeView[] = this.active()
       .filter((r) => r.phase !== 'queued')
-      // An addition's pins are wanted until it is accounted (complete): flows observed while it takes effect are pinned too.
+      // An addition's pins are wanted until it is accounted (complete): flows observed while it takes effect
+      // are pinned too.
       .map((r) => ({ id: r.id, kind: r.kind, vip: r.vip, nexthop: r.nexthop, active: true }));
     this.rt.changes = views;
   }
 }
 
-/** A flow id (`src|sport|dst|dport`) as the API names a connection: `src:sport->dst:dport` (IPv6 in brackets). */
+/**
+ * A flow id (`src|sport|dst|dport`) as the API names a connection: `src:sport->dst:dport` (IPv6 in brackets).
+ */
 function flowName(id: string): string {
   const [src = '', sport = '', dst = '', dport = ''] = id.split('|');
   const host = (a: string): string => (a.includes(':') ? `[${a}]` : a);
@@ -916,7 +1341,12 @@ function flowName(id: string): string {
 
 /** A record read back from the state, with the fields an earlier version did not write. */
 function normalise(r: ChangeRecord): ChangeRecord {
-  const out: ChangeRecord = { ...r, atRiskBy: { ...zeroRisk(), ...r.atRiskBy }, maxAtRisk: r.maxAtRisk ?? 0, windowFlows: r.windowFlows === undefined ? 0 : r.windowFlows };
+  const out: ChangeRecord = {
+    ...r,
+    atRiskBy: { ...zeroRisk(), ...r.atRiskBy },
+    maxAtRisk: r.maxAtRisk ?? 0,
+    windowFlows: r.windowFlows === undefined ? 0 : r.windowFlows,
+  };
   // An earlier version called a finished drain `complete`.
   if (out.kind === 'drain' && out.phase === 'complete') out.phase = 'drained';
   return out;
@@ -927,7 +1357,10 @@ function parsed(text: string, field: string): string {
   try {
     return hostAddress(text);
   } catch (err) {
-    throw badRequest(err instanceof AddressError ? err.message : `'${String(text).slice(0, 64)}' is not an IP address`, field);
+    throw badRequest(
+      err instanceof AddressError ? err.message : `'${String(text).slice(0, 64)}' is not an IP address`,
+      field,
+    );
   }
 }
 

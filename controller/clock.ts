@@ -24,7 +24,12 @@ export class DeadlineError extends Error {
 }
 
 /** Waits for `p` at most `ms`; rejects with DeadlineError naming `what()` past it. */
-export async function withDeadline<T>(clock: Clock, p: Promise<T>, ms: number, what: () => string): Promise<T> {
+export async function withDeadline<T>(
+  clock: Clock,
+  p: Promise<T>,
+  ms: number,
+  what: () => string,
+): Promise<T> {
   let handle: unknown;
   try {
     return await Promise.race([
@@ -42,7 +47,13 @@ export async function withDeadline<T>(clock: Clock, p: Promise<T>, ms: number, w
  * Resolves when `cond()` holds, checked whenever `wake` fires; rejects with DeadlineError at
  * `deadline` (clock time). `wake` registers a listener and returns its removal.
  */
-export function until(clock: Clock, cond: () => boolean, wake: (fn: () => void) => () => void, deadline: number, what: () => string): Promise<void> {
+export function until(
+  clock: Clock,
+  cond: () => boolean,
+  wake: (fn: () => void) => () => void,
+  deadline: number,
+  what: () => string,
+): Promise<void> {
   if (cond()) return Promise.resolve();
   return new Promise((resolve, reject) => {
     let off = (): void => undefined;

@@ -33,7 +33,10 @@ export interface SwitchConfig {
   greKey: number | undefined;
   sessionId: number | undefined;
   pinTableSize: number;
-  /** Whether pinTableSize was set (otherwise each kind takes its own default: the eAPI adapter the platform's size). */
+  /**
+   * Whether pinTableSize was set (otherwise each kind takes its own default: the eAPI adapter the platform's
+   * size).
+   */
   pinTableSizeSet: boolean;
   /** The kind's own settings, from its section (`eapi`, `gnmi`, `linux`) as its `read` returned them. */
   settings: unknown;
@@ -85,7 +88,10 @@ export interface FlowpinConfig {
   /** Things that work but should be looked at (e.g. a token file others may read), for the log. */
   warnings: string[];
   mirror: {
-    /** receiveBufferBytes: SO_RCVBUF asked for (the kernel caps it at net.core.rmem_max; see docs/architecture.md). */
+    /**
+     * receiveBufferBytes: SO_RCVBUF asked for (the kernel caps it at net.core.rmem_max; see
+     * docs/architecture.md).
+     */
     udp: { host: string; port: number; receiveBufferBytes: number; reader: 'auto' | 'recvmmsg' | 'dgram' }[];
     raw: boolean;
     /** A switch with no mirrored SYN for this long is silent: not ready, changes need consent. */
@@ -95,7 +101,10 @@ export interface FlowpinConfig {
   };
   pinMode: PinMode;
   pinIdleTimeoutS: number;
-  /** maxAgeS: the connection lifetime (a connection not seen for this long is taken as ended; the warm-up lasts this long). */
+  /**
+   * maxAgeS: the connection lifetime (a connection not seen for this long is taken as ended; the warm-up
+   * lasts this long).
+   */
   flowTable: { maxFlows: number; maxAgeS: number };
   /** Connections expected in a change window count against a change's bound only above windowFlows. */
   consent: { windowFlows: number };
@@ -176,7 +185,8 @@ function readableByOthers(file: string): boolean {
   }
 }
 
-const ipCheck = (at: At, path: Path, v: string): string => (isIP(v) === 0 ? at.fail(path, `'${v}' is not an IP address`) : v);
+const ipCheck = (at: At, path: Path, v: string): string =>
+  isIP(v) === 0 ? at.fail(path, `'${v}' is not an IP address`) : v;
 /** A unicast host address for a switch (see address.ts), normalised, or a ConfigError at the key. */
 const hostAt = (at: At, path: Path, v: string): string => {
   if (v.includes('%')) at.fail(path, `'${v}' has a zone id; give the address alone`);
@@ -199,7 +209,8 @@ function readVips(at: At, path: Path, s: SwitchDoc): VipConfig[] {
       const np = [...vp, 'nexthops', j];
       if (isIP(n.split('%')[0] ?? '') === 0) at.fail(np, `must be an IP address, got '${n.slice(0, 64)}'`);
       const nh = hostAt(at, np, n);
-      if (familyOf(nh) !== familyOf(address)) at.fail(np, `${nh} is an IPv${familyOf(nh)} address; the VIP ${address} is IPv${familyOf(address)}`);
+      if (familyOf(nh) !== familyOf(address))
+        at.fail(np, `${nh} is an IPv${familyOf(nh)} address; the VIP ${address} is IPv${familyOf(address)}`);
       if (nh === address) at.fail(np, `${nh} is the VIP itself`);
       if (seenNh.has(nh)) at.fail(np, `nexthop ${nh} appears twice`);
       seenNh.add(nh);
@@ -209,13 +220,17 @@ function readVips(at: At, path: Path, s: SwitchDoc): VipConfig[] {
   });
 }
 
-/** The kind's own section: required for its kind, refused for another; read by the kind (switch-adapters/registry.ts). */
+/**
+ * The kind's own section: required for its kind, refused for another; read by the kind
+ * (switch-adapters/registry.ts).
+ */
 function settingsOf(at: At, path: Path, s: SwitchDoc): unknown {
   const kind = adapterKind(s.adapter);
   const doc = s as Record<string, unknown>;
   for (const other of ADAPTER_KINDS) {
     const key = other.section?.key;
-    if (key !== undefined && other !== kind && doc[key] !== undefined) at.fail([...path, key], `is for adapter ${other.kind}; this switch's adapter is ${s.adapter}`);
+    if (key !== undefined && other !== kind && doc[key] !== undefined)
+      at.fail([...path, key], `is for adapter ${other.kind}; this switch's adapter is ${s.adapter}`);
   }
   const key = kind.section?.key;
   if (key === undefined) return kind.read(undefined, at, path);
@@ -224,10 +239,19 @@ function settingsOf(at: At, path: Path, s: SwitchDoc): unknown {
 }
 
 function readSwitch(at: At, path: Path, s: SwitchDoc): SwitchConfig {
-  if (!/^[A-Za-z0-9_.-]+$/.test(s.name)) at.fail([...path, 'name'], `may hold letters, digits, '.', '_' and '-' only, got '${s.name.slice(0, 64)}'`);
+  if (!/^[A-Za-z0-9_.-]+$/.test(s.name))
+    at.fail(
+      [...path, 'name'],
+      `may hold letters, digits, '.', '_' and '-' only, got '${s.name.slice(0, 64)}'`,
+    );
   const settings = settingsOf(at, path, s);
   const defaultSource = adapterKind(s.adapter).mirrorSource?.(settings);
-  const mirrorSources = s.mirrorSources === undefined ? (defaultSource !== undefined && isIP(defaultSource) !== 0 ? [canonicalIp(defaultSource)] : []) : s.mirrorSources.map((m, i) => canonicalIp(ipCheck(at, [...path, 'mirrorSources', i], m)));
+  const mirrorSources =
+    s.mirrorSources === undefined
+      ? defaultSource !== undefined && isIP(defaultSource) !== 0
+        ? [canonicalIp(defaultSource)]
+        : []
+      : s.mirrorSources.map((m, i) => canonicalIp(ipCheck(at, [...path, 'mirrorSources', i], m)));
   const cfg: SwitchConfig = {
     name: s.name,
     adapter: s.adapter,
@@ -239,24 +263,43 @@ function readSwitch(at: At, path: Path, s: SwitchDoc): SwitchConfig {
     settings,
     vips: readVips(at, path, s),
     ...readResolution(at, path, s),
-    connectionsSince: s.connectionsSince === undefined ? undefined : timeAt(at, [...path, 'connectionsSince'], s.connectionsSince),
+    connectionsSince:
+      s.connectionsSince === undefined
+        ? undefined
+        : timeAt(at, [...path, 'connectionsSince'], s.connectionsSince),
     mirrorEnds: s.mirrorEnds,
   };
-  if (cfg.mirrorSources.length === 0 && cfg.greKey === undefined && cfg.sessionId === undefined) at.fail([...path, 'mirrorSources'], 'needed: the address the switch mirrors from (or a greKey / sessionId)');
+  if (cfg.mirrorSources.length === 0 && cfg.greKey === undefined && cfg.sessionId === undefined)
+    at.fail(
+      [...path, 'mirrorSources'],
+      'needed: the address the switch mirrors from (or a greKey / sessionId)',
+    );
   return cfg;
 }
 
 /** A point in time given as ISO 8601 text or epoch milliseconds. */
 function timeAt(at: At, path: Path, v: string | number): number {
   const t = typeof v === 'number' ? v : Date.parse(v);
-  if (!Number.isFinite(t)) at.fail(path, `must be a time (ISO 8601, e.g. 2026-12-07T14:00:00Z, or epoch milliseconds), got '${String(v).slice(0, 64)}'`);
+  if (!Number.isFinite(t))
+    at.fail(
+      path,
+      `must be a time (ISO 8601, e.g. 2026-12-07T14:00:00Z, or epoch milliseconds), got '${String(v).slice(0, 64)}'`,
+    );
   return t;
 }
 
 /** A switch's resolution keys: mirrorReplies, resolution, replyTimeoutMs, identityRefreshS, servers. */
-function readResolution(at: At, path: Path, s: SwitchDoc): Pick<SwitchConfig, 'mirrorReplies' | 'resolution' | 'replyTimeoutMs' | 'identityRefreshS' | 'servers'> {
+function readResolution(
+  at: At,
+  path: Path,
+  s: SwitchDoc,
+): Pick<SwitchConfig, 'mirrorReplies' | 'resolution' | 'replyTimeoutMs' | 'identityRefreshS' | 'servers'> {
   const resolution = s.resolution ?? (s.mirrorReplies ? 'both' : 'lookup');
-  if (resolution !== 'lookup' && !s.mirrorReplies) at.fail([...path, 'resolution'], `${resolution} needs the servers' replies mirrored: set mirrorReplies: true (and configure the reply mirror on the switch)`);
+  if (resolution !== 'lookup' && !s.mirrorReplies)
+    at.fail(
+      [...path, 'resolution'],
+      `${resolution} needs the servers' replies mirrored: set mirrorReplies: true (and configure the reply mirror on the switch)`,
+    );
   const servers = s.servers.map((v, i) => {
     const sp = [...path, 'servers', i];
     const nexthop = hostAt(at, [...sp, 'nexthop'], v.nexthop);
@@ -265,16 +308,32 @@ function readResolution(at: At, path: Path, s: SwitchDoc): Pick<SwitchConfig, 'm
       try {
         mac = normalMac(v.mac);
       } catch (err) {
-        at.fail([...sp, 'mac'], `must be a MAC address (aa:bb:cc:dd:ee:ff): ${err instanceof Error ? err.message : String(err)}`);
+        at.fail(
+          [...sp, 'mac'],
+          `must be a MAC address (aa:bb:cc:dd:ee:ff): ${err instanceof Error ? err.message : String(err)}`,
+        );
       }
     }
-    if (mac === undefined && v.port === undefined) at.fail(sp, 'needs a mac or a port (the mirror port index)');
-    return { nexthop, ...(mac === undefined ? {} : { mac }), ...(v.port === undefined ? {} : { port: v.port }) };
+    if (mac === undefined && v.port === undefined)
+      at.fail(sp, 'needs a mac or a port (the mirror port index)');
+    return {
+      nexthop,
+      ...(mac === undefined ? {} : { mac }),
+      ...(v.port === undefined ? {} : { port: v.port }),
+    };
   });
-  return { mirrorReplies: s.mirrorReplies, resolution, replyTimeoutMs: s.replyTimeoutMs, identityRefreshS: s.identityRefreshS, servers };
+  return {
+    mirrorReplies: s.mirrorReplies,
+    resolution,
+    replyTimeoutMs: s.replyTimeoutMs,
+    identityRefreshS: s.identityRefreshS,
+    servers,
+  };
 }
 
-/** Tokens from api.token, api.tokens and the environment (FLOWPIN_TOKEN: operator, FLOWPIN_READ_TOKEN: read). */
+/**
+ * Tokens from api.token, api.tokens and the environment (FLOWPIN_TOKEN: operator, FLOWPIN_READ_TOKEN: read).
+ */
 function readApi(at: At, d: ConfigDoc, env: NodeJS.ProcessEnv, warnings: string[]): ApiConfig {
   const a = d.api;
   const tokens: ApiToken[] = [];
@@ -284,23 +343,43 @@ function readApi(at: At, d: ConfigDoc, env: NodeJS.ProcessEnv, warnings: string[
   (a.tokens ?? []).forEach((t, i) => {
     const path = ['api', 'tokens', i, 'file'];
     const name = t.name ?? keyOf(['api', 'tokens', i]);
-    if (names.has(name)) at.fail(['api', 'tokens', i, 'name'], `the name '${name}' is ${['api.token', 'env', 'env-read'].includes(name) ? 'kept for api.token and the environment\'s tokens' : 'given to another token'}: each token's name says who made a change`);
+    if (names.has(name))
+      at.fail(
+        ['api', 'tokens', i, 'name'],
+        `the name '${name}' is ${['api.token', 'env', 'env-read'].includes(name) ? "kept for api.token and the environment's tokens" : 'given to another token'}: each token's name says who made a change`,
+      );
     names.add(name);
     tokens.push({ role: t.role, token: readSecretFile(at, path, t.file), from: keyOf(path), name });
-    if (readableByOthers(t.file)) warnings.push(`${at.file}: ${keyOf(path)}: ${t.file} may be read by group or others (chmod 600 it)`);
+    if (readableByOthers(t.file))
+      warnings.push(`${at.file}: ${keyOf(path)}: ${t.file} may be read by group or others (chmod 600 it)`);
   });
-  if (a.token?.startsWith('file:') === true && readableByOthers(a.token.slice(5))) warnings.push(`${at.file}: api.token: ${a.token.slice(5)} may be read by group or others (chmod 600 it)`);
+  if (a.token?.startsWith('file:') === true && readableByOthers(a.token.slice(5)))
+    warnings.push(`${at.file}: api.token: ${a.token.slice(5)} may be read by group or others (chmod 600 it)`);
   const envOperator = env['FLOWPIN_TOKEN'];
-  if (envOperator !== undefined && envOperator !== '' && !tokens.some((t) => t.token === envOperator)) tokens.push({ role: 'operator', token: envOperator, from: 'FLOWPIN_TOKEN', name: 'env' });
+  if (envOperator !== undefined && envOperator !== '' && !tokens.some((t) => t.token === envOperator))
+    tokens.push({ role: 'operator', token: envOperator, from: 'FLOWPIN_TOKEN', name: 'env' });
   const envRead = env['FLOWPIN_READ_TOKEN'];
-  if (envRead !== undefined && envRead !== '') tokens.push({ role: 'read', token: envRead, from: 'FLOWPIN_READ_TOKEN', name: 'env-read' });
+  if (envRead !== undefined && envRead !== '')
+    tokens.push({ role: 'read', token: envRead, from: 'FLOWPIN_READ_TOKEN', name: 'env-read' });
   const seen = new Map<string, string>();
   for (const t of tokens) {
     const other = seen.get(t.token);
-    if (other !== undefined && (tokens.find((x) => x.from === other)?.role ?? t.role) !== t.role) throw new ConfigError(at.file, t.from.startsWith('FLOWPIN_') ? '' : t.from, `the same token is given for two roles (${other} and ${t.from})`);
+    if (other !== undefined && (tokens.find((x) => x.from === other)?.role ?? t.role) !== t.role)
+      throw new ConfigError(
+        at.file,
+        t.from.startsWith('FLOWPIN_') ? '' : t.from,
+        `the same token is given for two roles (${other} and ${t.from})`,
+      );
     seen.set(t.token, t.from);
   }
-  return { host: ipCheck(at, ['api', 'host'], a.host), port: a.port, token: token ?? (envOperator === undefined || envOperator === '' ? undefined : envOperator), tokens, readsNeedToken: tokens.some((t) => t.role === 'read'), requestTimeoutMs: a.requestTimeoutMs };
+  return {
+    host: ipCheck(at, ['api', 'host'], a.host),
+    port: a.port,
+    token: token ?? (envOperator === undefined || envOperator === '' ? undefined : envOperator),
+    tokens,
+    readsNeedToken: tokens.some((t) => t.role === 'read'),
+    requestTimeoutMs: a.requestTimeoutMs,
+  };
 }
 
 /**
@@ -314,7 +393,17 @@ export function readConfig(src: Reader, env: NodeJS.ProcessEnv = process.env): F
   const d = checkSchema(src.file, ConfigSchema, doc);
   const warnings: string[] = [];
   const api = readApi(at, d, env, warnings);
-  const mirror = { udp: d.mirror.udp.map((u, i) => ({ host: ipCheck(at, ['mirror', 'udp', i, 'host'], u.host), port: u.port, receiveBufferBytes: u.receiveBufferBytes, reader: u.reader })), raw: d.mirror.raw, silenceS: d.mirror.silenceS, collapseRatio: d.mirror.collapseRatio };
+  const mirror = {
+    udp: d.mirror.udp.map((u, i) => ({
+      host: ipCheck(at, ['mirror', 'udp', i, 'host'], u.host),
+      port: u.port,
+      receiveBufferBytes: u.receiveBufferBytes,
+      reader: u.reader,
+    })),
+    raw: d.mirror.raw,
+    silenceS: d.mirror.silenceS,
+    collapseRatio: d.mirror.collapseRatio,
+  };
   const switches = d.switches.map((s, i) => readSwitch(at, ['switches', i], s));
   const names = new Map<string, number>();
   const sources = new Map<string, string>();
@@ -324,7 +413,11 @@ export function readConfig(src: Reader, env: NodeJS.ProcessEnv = process.env): F
     for (const m of s.mirrorSources) {
       const other = sources.get(m);
       // Frames are told apart by their source: one address cannot name two switches.
-      if (other !== undefined) at.fail(['switches', i, 'mirrorSources'], `mirror source ${m} is given for both ${other} and ${s.name}`);
+      if (other !== undefined)
+        at.fail(
+          ['switches', i, 'mirrorSources'],
+          `mirror source ${m} is given for both ${other} and ${s.name}`,
+        );
       sources.set(m, s.name);
     }
   });

@@ -21,7 +21,12 @@ export function riskFigures(i: FigureInputs): RiskFigures {
   const atRisk = Object.values(i.atRiskBy).reduce((a, b) => a + b, 0);
   const windowCounts = i.expectedWindowFlows > i.windowThreshold;
   return {
-    atRisk, atRiskBy: { ...i.atRiskBy }, unseen: i.unseen, expectedWindowFlows: i.expectedWindowFlows, windowCounts, uncountable: i.uncountable,
+    atRisk,
+    atRiskBy: { ...i.atRiskBy },
+    unseen: i.unseen,
+    expectedWindowFlows: i.expectedWindowFlows,
+    windowCounts,
+    uncountable: i.uncountable,
     total: atRisk + i.unseen + (windowCounts ? i.expectedWindowFlows : 0),
   };
 }
@@ -29,14 +34,17 @@ export function riskFigures(i: FigureInputs): RiskFigures {
 /** Why the figures exceed the bound, in words; null where the change may go ahead. */
 export function exceeds(f: RiskFigures, bound: MaxAtRisk): string | null {
   if (bound === 'unbounded') return null;
-  if (f.uncountable !== null) return `flowpin cannot count the connections at risk: ${f.uncountable}; only maxAtRisk "unbounded" consents to that`;
+  if (f.uncountable !== null)
+    return `flowpin cannot count the connections at risk: ${f.uncountable}; only maxAtRisk "unbounded" consents to that`;
   if (f.total <= bound) return null;
   return `${f.total} connections may be lost (${describe(f)}), more than the bound of ${bound}`;
 }
 
 /** The parts of the figures, in words: `table-full 12, unseen 40 (estimate), window 9`. */
 export function describe(f: RiskFigures): string {
-  const parts = Object.entries(f.atRiskBy).filter(([, n]) => n > 0).map(([why, n]) => `${why} ${n}`);
+  const parts = Object.entries(f.atRiskBy)
+    .filter(([, n]) => n > 0)
+    .map(([why, n]) => `${why} ${n}`);
   if (f.unseen > 0) parts.push(`unseen ${f.unseen} (an upper bound)`);
   if (f.windowCounts) parts.push(`change window ${f.expectedWindowFlows} (expected)`);
   return parts.length === 0 ? 'none' : parts.join(', ');

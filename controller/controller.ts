@@ -27,7 +27,14 @@ import { collectChangeGauges, collectNexthopGauges } from './metrics-gauges.js';
 import { timedAdapter } from './timed-adapter.js';
 import { NexthopRegistry } from './nexthop-registry.js';
 import { SAMPLE_EVERY_MS, VipHistory, type VipSample } from './vip-history.js';
-import { FileStateStore, loadState, removeLeftovers, type JournalEntry, type LoadedState, type StateStore } from './state-store.js';
+import {
+  FileStateStore,
+  loadState,
+  removeLeftovers,
+  type JournalEntry,
+  type LoadedState,
+  type StateStore,
+} from './state-store.js';
 import { SwitchRuntime, type MirrorHealth } from './switch-runtime.js';
 import type { ProtocolPoint } from './changes.js';
 
@@ -47,7 +54,10 @@ export interface ControllerDeps {
   onCounted?: ChangeOptions['onCounted'];
   /** How long a lost mirror frame keeps the mirror `dropping` (10 s unless given; tests shorten it). */
   mirrorLossWindowMs?: number;
-  /** Each protocol point a change reaches, after the controller logged it (fault-injection runs kill the process here). */
+  /**
+   * Each protocol point a change reaches, after the controller logged it (fault-injection runs kill the
+   * process here).
+   */
   onChangePoint?: (rec: ChangeRecord, point: ProtocolPoint) => void;
   /** Makes the adapter of a switch a reload adds (without it, switches cannot be added). */
   createAdapter?: (s: SwitchConfig) => SwitchAdapter;
@@ -66,9 +76,21 @@ export interface SwitchStatus {
   lastError: string | null;
   queue: number;
   flows: number;
-  /** `table`: `full` (no free entry: a new pin cannot be programmed), `nearly-full` (under 5 % free), or `ok`. */
-  pins: { desired: number; installed: number; failed: number; capacity: number; free: number; table: 'ok' | 'nearly-full' | 'full' };
-  /** What flowpin has watched of the mirror: `warming` while some of the last connection lifetime was not watched. */
+  /**
+   * `table`: `full` (no free entry: a new pin cannot be programmed), `nearly-full` (under 5 % free), or `ok`.
+   */
+  pins: {
+    desired: number;
+    installed: number;
+    failed: number;
+    capacity: number;
+    free: number;
+    table: 'ok' | 'nearly-full' | 'full';
+  };
+  /**
+   * What flowpin has watched of the mirror: `warming` while some of the last connection lifetime was not
+   * watched.
+   */
   watch: { warming: boolean; unwatchedS: number; lifetimeS: number };
   /** Share of SYNs shed (the look-ups could not keep up) over the last rate window. */
   shedShare: number;
@@ -111,7 +133,10 @@ export class Controller {
   readonly now: () => number;
   readonly clock: Clock;
   readonly store: StateStore | undefined;
-  /** Where the mirror receiver listens, once started, and what it reads there (GRE-in-UDP, or VXLAN on port 4789). */
+  /**
+   * Where the mirror receiver listens, once started, and what it reads there (GRE-in-UDP, or VXLAN on port
+   * 4789).
+   */
   readonly listening: { address: string; port: number; encap: 'GRE-in-UDP' | 'VXLAN' }[] = [];
   private readonly bySource = new Map<string, SwitchRuntime>();
   private readonly byGreKey = new Map<number, SwitchRuntime>();
@@ -152,7 +177,10 @@ export class Controller {
   private journal: JournalEntry[] = [];
   private journalTimer: unknown;
   private journalWrite: Promise<void> = Promise.resolve();
-  /** When the oldest flow not yet cut into a journal commit was seen; commits in flight; the head of the last durable commit. */
+  /**
+   * When the oldest flow not yet cut into a journal commit was seen; commits in flight; the head of the last
+   * durable commit.
+   */
   private journalPendingSince: number | undefined;
   private journalInFlight = 0;
   private journalDurableAt = 0;
@@ -168,12 +196,18 @@ export class Controller {
     // A flow pushed out of a full table is one flowpin saw and can no longer keep: its VIP's
     // changes count it at risk.
     this.flowTable = new FlowTable({
-      maxFlows: cfg.flowTable.maxFlows, maxAgeMs: cfg.flowTable.maxAgeS * 1000, now: this.now,
+      maxFlows: cfg.flowTable.maxFlows,
+      maxAgeMs: cfg.flowTable.maxAgeS * 1000,
+      now: this.now,
       onEvict: (key, nh) => this.byId.get(switchIdOfKey(key))?.forgetFlow(key, nh),
       // Not seen for the connection lifetime: taken as ended, and its pin goes.
       onExpire: (key) => this.byId.get(switchIdOfKey(key))?.agedOut(key),
     });
-    this.receiver = new MirrorReceiver((ev) => this.onEvent(ev), this.now, (err) => this.log.warn({ err }, 'mirror source error'));
+    this.receiver = new MirrorReceiver(
+      (ev) => this.onEvent(ev),
+      this.now,
+      (err) => this.log.warn({ err }, 'mirror source error'),
+    );
     this.mirrorLoss = new MirrorLossMonitor(() => this.receiver.status(), this.now, deps.mirrorLossWindowMs);
     checkCapabilities(cfg, deps.adapters);
     cfg.switches.forEach((s, i) => {
@@ -182,26 +216,53 @@ export class Controller {
       this.addRuntime(s, given, i + 1);
     });
     this.nextId = cfg.switches.length + 1;
-    this.metrics.flows.collect(() => [...this.runtimes.values()].map((rt) => ({ labels: { switch: rt.name }, value: this.countFlows(rt) })));
-    this.metrics.pins.collect(() => [...this.runtimes.values()].flatMap((rt) => [
-      { labels: { switch: rt.name, state: 'desired' }, value: rt.reconciler.desired.size },
-      { labels: { switch: rt.name, state: 'installed' }, value: rt.reconciler.programmedCount() },
-      { labels: { switch: rt.name, state: 'failed' }, value: rt.reconciler.failed.size },
-    ]));
+    this.metrics.flows.collect(() =>
+      [...this.runtimes.values()].map((rt) => ({ labels: { switch: rt.name }, value: this.countFlows(rt) })),
+    );
+    this.metrics.pins.collect(() =>
+      [...this.runtimes.values()].flatMap((rt) => [
+        { labels: { switch: rt.name, state: 'desired' }, value: rt.reconciler.desired.size },
+        { labels: { switch: rt.name, state: 'installed' }, value: rt.reconciler.programmedCount() },
+        { labels: { switch: rt.name, state: 'failed' }, value: rt.reconciler.failed.size },
+      ]),
+    );
     collectNexthopGauges(this.metrics, () => this.runtimes.values());
-    collectChangeGauges(this.metrics, () => [...this.changes].map(([name, cm]) => ({ switch: name, active: () => cm.active() })));
+    collectChangeGauges(this.metrics, () =>
+      [...this.changes].map(([name, cm]) => ({ switch: name, active: () => cm.active() })),
+    );
     // Sources are those configured (a closed set); a socket whose count is unknown is not shown.
-    this.metrics.mirrorSocketDrops.collect(() => this.receiver.status().sockets.flatMap((s) => (s.drops === null ? [] : [{ labels: { source: s.source }, value: s.drops }])));
-    this.metrics.mirrorReceiveBuffer.collect(() => this.receiver.status().sockets.flatMap((s) => [
-      { labels: { source: s.source, kind: 'granted' }, value: s.receiveBufferBytes },
-      { labels: { source: s.source, kind: 'requested' }, value: s.requestedBufferBytes },
-    ]));
-    this.metrics.mirrorBacklogDrops.collect(() => [{ labels: {}, value: this.receiver.status().backlogDrops }]);
-    new ScrapeGauge(this.metrics.registry, 'flowpin_memory_bytes', 'Process memory by kind (rss, heap_used); bounded by flowTable.maxFlows and resolveQueue', ['kind']).collect(() => {
+    this.metrics.mirrorSocketDrops.collect(() =>
+      this.receiver
+        .status()
+        .sockets.flatMap((s) => (s.drops === null ? [] : [{ labels: { source: s.source }, value: s.drops }])),
+    );
+    this.metrics.mirrorReceiveBuffer.collect(() =>
+      this.receiver.status().sockets.flatMap((s) => [
+        { labels: { source: s.source, kind: 'granted' }, value: s.receiveBufferBytes },
+        { labels: { source: s.source, kind: 'requested' }, value: s.requestedBufferBytes },
+      ]),
+    );
+    this.metrics.mirrorBacklogDrops.collect(() => [
+      { labels: {}, value: this.receiver.status().backlogDrops },
+    ]);
+    new ScrapeGauge(
+      this.metrics.registry,
+      'flowpin_memory_bytes',
+      'Process memory by kind (rss, heap_used); bounded by flowTable.maxFlows and resolveQueue',
+      ['kind'],
+    ).collect(() => {
       const m = process.memoryUsage();
-      return [{ labels: { kind: 'rss' }, value: m.rss }, { labels: { kind: 'heap_used' }, value: m.heapUsed }];
+      return [
+        { labels: { kind: 'rss' }, value: m.rss },
+        { labels: { kind: 'heap_used' }, value: m.heapUsed },
+      ];
     });
-    new ScrapeGauge(this.metrics.registry, 'flowpin_flow_table_max', 'The bound on tracked flows (flowTable.maxFlows)', []).collect(() => [{ labels: {}, value: cfg.flowTable.maxFlows }]);
+    new ScrapeGauge(
+      this.metrics.registry,
+      'flowpin_flow_table_max',
+      'The bound on tracked flows (flowTable.maxFlows)',
+      [],
+    ).collect(() => [{ labels: {}, value: cfg.flowTable.maxFlows }]);
   }
 
   /** One switch's runtime and change manager, found by its mirror sources, GRE key or session id. */
@@ -209,23 +270,51 @@ export class Controller {
     const cfg = this.cfg;
     const adapter = timedAdapter(given, s.name, this.metrics);
     const rt = new SwitchRuntime({
-      name: s.name, id, adapter, vips: s.vips.map((v) => ({ address: v.address, nexthops: [...v.nexthops] })),
-      flowTable: this.flowTable, registry: this.registry, metrics: this.metrics, pinMode: cfg.pinMode, pinIdleTimeoutS: cfg.pinIdleTimeoutS, queueCapacity: cfg.resolveQueue, maxShed: cfg.flowTable.maxFlows, retryMaxMs: cfg.retryMaxMs, clock: this.clock,
-      mirrorSilenceS: cfg.mirror.silenceS, mirrorCollapseRatio: cfg.mirror.collapseRatio, mirrorLoss: () => this.mirrorLoss.sample(),
-      resolution: s.resolution, replyTimeoutMs: s.replyTimeoutMs, identityRefreshS: s.identityRefreshS, log: this.log,
-      lifetimeMs: cfg.flowTable.maxAgeS * 1000, ...(s.connectionsSince === undefined ? {} : { knownEmptyBefore: s.connectionsSince }), mirrorEnds: s.mirrorEnds,
+      name: s.name,
+      id,
+      adapter,
+      vips: s.vips.map((v) => ({ address: v.address, nexthops: [...v.nexthops] })),
+      flowTable: this.flowTable,
+      registry: this.registry,
+      metrics: this.metrics,
+      pinMode: cfg.pinMode,
+      pinIdleTimeoutS: cfg.pinIdleTimeoutS,
+      queueCapacity: cfg.resolveQueue,
+      maxShed: cfg.flowTable.maxFlows,
+      retryMaxMs: cfg.retryMaxMs,
+      clock: this.clock,
+      mirrorSilenceS: cfg.mirror.silenceS,
+      mirrorCollapseRatio: cfg.mirror.collapseRatio,
+      mirrorLoss: () => this.mirrorLoss.sample(),
+      resolution: s.resolution,
+      replyTimeoutMs: s.replyTimeoutMs,
+      identityRefreshS: s.identityRefreshS,
+      log: this.log,
+      lifetimeMs: cfg.flowTable.maxAgeS * 1000,
+      ...(s.connectionsSince === undefined ? {} : { knownEmptyBefore: s.connectionsSince }),
+      mirrorEnds: s.mirrorEnds,
       ...(s.resolution === 'lookup' ? {} : { identity: new ServerIdentityMap(s.servers) }),
     });
     this.runtimes.set(s.name, rt);
     this.byId.set(rt.id, rt);
-    this.changes.set(s.name, new ChangeManager(rt, {
-      settleMs: cfg.settleMs, barrierTimeoutMs: cfg.barrierTimeoutMs, metrics: this.metrics, persist: () => this.persistChanges(), flowsDurable: () => this.syncJournal(),
-      windowThreshold: cfg.consent.windowFlows, lifetimeS: cfg.flowTable.maxAgeS,
-      // As configured now: a reload may change it.
-      maxUnavailable: (vip) => this.cfg.switches.find((x) => x.name === s.name)?.vips.find((v) => v.address === vip)?.maxUnavailable ?? 1,
-      onPoint: (rec, point) => this.changePoint(rec, point),
-      ...(this.deps.onCounted ? { onCounted: this.deps.onCounted } : {}),
-    }));
+    this.changes.set(
+      s.name,
+      new ChangeManager(rt, {
+        settleMs: cfg.settleMs,
+        barrierTimeoutMs: cfg.barrierTimeoutMs,
+        metrics: this.metrics,
+        persist: () => this.persistChanges(),
+        flowsDurable: () => this.syncJournal(),
+        windowThreshold: cfg.consent.windowFlows,
+        lifetimeS: cfg.flowTable.maxAgeS,
+        // As configured now: a reload may change it.
+        maxUnavailable: (vip) =>
+          this.cfg.switches.find((x) => x.name === s.name)?.vips.find((v) => v.address === vip)
+            ?.maxUnavailable ?? 1,
+        onPoint: (rec, point) => this.changePoint(rec, point),
+        ...(this.deps.onCounted ? { onCounted: this.deps.onCounted } : {}),
+      }),
+    );
     rt.watch((r) => {
       if (r.nexthop === undefined || this.store === undefined) return;
       this.journal.push({ switchName: rt.name, vip: r.vip, nexthop: r.nexthop, key: r.key });
@@ -242,12 +331,16 @@ export class Controller {
     return this.cfg;
   }
 
-  /** Takes a new configuration whose switches this controller runs now (reload.ts applies the switches first). */
+  /**
+   * Takes a new configuration whose switches this controller runs now (reload.ts applies the switches first).
+   */
   setConfig(next: FlowpinConfig): void {
     this.cfg = next;
   }
 
-  /** The adapter of a switch a reload adds, made as at start (the controller must have been given the means). */
+  /**
+   * The adapter of a switch a reload adds, made as at start (the controller must have been given the means).
+   */
   makeAdapter(s: SwitchConfig): SwitchAdapter {
     const make = this.deps.createAdapter;
     if (make === undefined) throw new Error('this flowpin cannot make adapters for new switches');
@@ -268,7 +361,12 @@ export class Controller {
     }
     if (this.started) {
       rt.watchLedger.begin(undefined);
-      if (this.deps.loops ?? true) this.every(this.cfg.resyncIntervalS * 1000, () => void this.periodicSwitch(rt), () => this.runtimes.get(rt.name) === rt);
+      if (this.deps.loops ?? true)
+        this.every(
+          this.cfg.resyncIntervalS * 1000,
+          () => void this.periodicSwitch(rt),
+          () => this.runtimes.get(rt.name) === rt,
+        );
       void this.connect(rt);
     }
     return rt;
@@ -283,11 +381,16 @@ export class Controller {
     const rt = this.runtime(name);
     const cm = this.changes.get(name) as ChangeManager;
     const active = cm.active();
-    if (active.length > 0) throw new FlowpinError('conflict', `switch ${name} has ${active.length} changes in flight (${active.map((r) => r.id).join(', ')})`);
+    if (active.length > 0)
+      throw new FlowpinError(
+        'conflict',
+        `switch ${name} has ${active.length} changes in flight (${active.map((r) => r.id).join(', ')})`,
+      );
     this.runtimes.delete(name);
     this.changes.delete(name);
     this.byId.delete(rt.id);
-    for (const map of [this.bySource, this.byGreKey, this.bySession] as Map<unknown, SwitchRuntime>[]) for (const [k, v] of map) if (v === rt) map.delete(k);
+    for (const map of [this.bySource, this.byGreKey, this.bySession] as Map<unknown, SwitchRuntime>[])
+      for (const [k, v] of map) if (v === rt) map.delete(k);
     this.savedForeign[name] = cm.records.map((r) => ({ ...r }));
     cm.stop();
     rt.stop();
@@ -295,27 +398,50 @@ export class Controller {
     for (const key of this.flowTable.keys()) if (switchIdOfKey(key) === rt.id) keys.push(key);
     for (const key of keys) this.flowTable.end(key);
     this.metrics.ready.remove({ switch: name });
-    rt.adapter.close().catch((err: unknown) => this.log.warn({ switch: name, err: err instanceof Error ? err.message : String(err) }, 'closing a removed switch failed'));
+    rt.adapter
+      .close()
+      .catch((err: unknown) =>
+        this.log.warn(
+          { switch: name, err: err instanceof Error ? err.message : String(err) },
+          'closing a removed switch failed',
+        ),
+      );
   }
 
-  /** Loads saved state, connects to the switches (retrying in the background), starts listening and the periodic work. */
+  /**
+   * Loads saved state, connects to the switches (retrying in the background), starts listening and the
+   * periodic work.
+   */
   async start(): Promise<void> {
     const cfg = this.cfg;
     if (this.store instanceof FileStateStore) {
       const left = removeLeftovers(this.store.where);
-      if (left.length > 0) this.log.warn({ files: left }, 'removed temporary state files a killed process left');
+      if (left.length > 0)
+        this.log.warn({ files: left }, 'removed temporary state files a killed process left');
     }
-    // Read and checked whole before anything else: a state file that is not what flowpin wrote stops the start (StateError).
+    // Read and checked whole before anything else: a state file that is not what flowpin wrote stops the
+    // start (StateError).
     const saved = this.store === undefined ? undefined : loadState(this.store);
     if (saved) {
-      this.downSince = Math.max(saved.journalUntil ?? 0, ...Object.values(saved.watch).flatMap((w) => w.watched.map((i) => i.to)), 0) || null;
+      this.downSince =
+        Math.max(
+          saved.journalUntil ?? 0,
+          ...Object.values(saved.watch).flatMap((w) => w.watched.map((i) => i.to)),
+          0,
+        ) || null;
       // The change records first: kept from now on, whatever happens to the switches.
       for (const [name, list] of Object.entries(saved.changes)) {
         const cm = this.changes.get(name);
         if (cm !== undefined) cm.adopt(list);
-        else if (list.some(isActive)) this.log.warn({ switch: name, changes: list.length }, 'saved changes of a switch no longer configured: kept in the state file, not resumed');
+        else if (list.some(isActive))
+          this.log.warn(
+            { switch: name, changes: list.length },
+            'saved changes of a switch no longer configured: kept in the state file, not resumed',
+          );
       }
-      this.savedForeign = Object.fromEntries(Object.entries(saved.changes).filter(([name]) => !this.changes.has(name)));
+      this.savedForeign = Object.fromEntries(
+        Object.entries(saved.changes).filter(([name]) => !this.changes.has(name)),
+      );
       this.restoreFlows(saved);
     }
     // The flows restored are written again at once, keyed by each switch's place in this
@@ -326,22 +452,51 @@ export class Controller {
     await this.persistChanges().catch(() => undefined);
     if (this.deps.listen ?? true) {
       for (const u of cfg.mirror.udp) {
-        const b = await this.receiver.listenUdp({ host: u.host, port: u.port, receiveBufferBytes: u.receiveBufferBytes, reader: u.reader });
+        const b = await this.receiver.listenUdp({
+          host: u.host,
+          port: u.port,
+          receiveBufferBytes: u.receiveBufferBytes,
+          reader: u.reader,
+        });
         const sock = this.receiver.status().sockets.find((s) => s.source.endsWith(`:${b.address}:${b.port}`));
         const encap = sock?.source.startsWith('vxlan:') === true ? 'VXLAN' : 'GRE-in-UDP';
         this.listening.push({ ...b, encap });
-        this.log.info({ address: b.address, port: b.port, receiveBufferBytes: sock?.receiveBufferBytes, reader: sock?.reader }, `listening for ${encap} mirror frames`);
-        if (sock?.readerNote !== undefined) this.log.warn({ address: b.address, port: b.port, reader: sock.reader }, `mirror socket read with Node dgram (slower): ${sock.readerNote}`);
+        this.log.info(
+          {
+            address: b.address,
+            port: b.port,
+            receiveBufferBytes: sock?.receiveBufferBytes,
+            reader: sock?.reader,
+          },
+          `listening for ${encap} mirror frames`,
+        );
+        if (sock?.readerNote !== undefined)
+          this.log.warn(
+            { address: b.address, port: b.port, reader: sock.reader },
+            `mirror socket read with Node dgram (slower): ${sock.readerNote}`,
+          );
         // Linux grants twice the request, capped at net.core.rmem_max: half the grant is what was honoured.
         if (sock !== undefined && sock.receiveBufferBytes / 2 < u.receiveBufferBytes) {
-          this.log.warn({ address: b.address, port: b.port, requested: u.receiveBufferBytes, granted: sock.receiveBufferBytes }, `the kernel capped the mirror socket's receive buffer (net.core.rmem_max); raise it with: sysctl -w net.core.rmem_max=${u.receiveBufferBytes}`);
+          this.log.warn(
+            {
+              address: b.address,
+              port: b.port,
+              requested: u.receiveBufferBytes,
+              granted: sock.receiveBufferBytes,
+            },
+            `the kernel capped the mirror socket's receive buffer (net.core.rmem_max); raise it with: sysctl -w net.core.rmem_max=${u.receiveBufferBytes}`,
+          );
         }
       }
       if (cfg.mirror.raw) {
         await this.receiver.listenRaw({ family: 4 });
         const raw = this.receiver.status().sockets.find((s) => s.source === 'raw-gre:ipv4');
         this.log.info({ reader: raw?.reader }, 'listening for GRE on a raw socket');
-        if (raw?.readerNote !== undefined) this.log.warn({ reader: raw.reader }, `raw GRE socket read on the main thread with the raw-socket addon: ${raw.readerNote}`);
+        if (raw?.readerNote !== undefined)
+          this.log.warn(
+            { reader: raw.reader },
+            `raw GRE socket read on the main thread with the raw-socket addon: ${raw.readerNote}`,
+          );
       }
     }
     // Watching begins as the mirror is listened to (before the switches are connected: SYNs seen
@@ -350,7 +505,12 @@ export class Controller {
     // Each switch is brought up within its own deadline: one that is slow or down never holds the others.
     await Promise.all([...this.runtimes.values()].map((rt) => this.connect(rt)));
     if (this.deps.loops ?? true) {
-      for (const rt of this.runtimes.values()) this.every(cfg.resyncIntervalS * 1000, () => void this.periodicSwitch(rt), () => this.runtimes.get(rt.name) === rt);
+      for (const rt of this.runtimes.values())
+        this.every(
+          cfg.resyncIntervalS * 1000,
+          () => void this.periodicSwitch(rt),
+          () => this.runtimes.get(rt.name) === rt,
+        );
       // Drains tracked (and their progress sampled) every second; deadlines kept to the second.
       this.every(1000, () => this.trackAll());
       this.every(cfg.resyncIntervalS * 1000, () => this.flowTable.purgeStale());
@@ -370,15 +530,33 @@ export class Controller {
   }
 
   private resume(rt: SwitchRuntime): void {
-    (this.changes.get(rt.name) as ChangeManager).resume(this.downSince).catch((err: unknown) => this.log.error({ switch: rt.name, err: err instanceof Error ? err.message : String(err) }, 'resuming changes failed'));
+    (this.changes.get(rt.name) as ChangeManager)
+      .resume(this.downSince)
+      .catch((err: unknown) =>
+        this.log.error(
+          { switch: rt.name, err: err instanceof Error ? err.message : String(err) },
+          'resuming changes failed',
+        ),
+      );
   }
 
-  /** A sample of every VIP's connections: tracked (live or unknown) and pinned (taken every SAMPLE_EVERY_MS by the loops). */
+  /**
+   * A sample of every VIP's connections: tracked (live or unknown) and pinned (taken every SAMPLE_EVERY_MS by
+   * the loops).
+   */
   sampleVips(): void {
-    this.vipHistory.record(this.now(), [...this.runtimes.values()].flatMap((rt) => [...this.vipsNow(rt)].map(([vip, n]) => ({ switch: rt.name, vip, ...n }))));
+    this.vipHistory.record(
+      this.now(),
+      [...this.runtimes.values()].flatMap((rt) =>
+        [...this.vipsNow(rt)].map(([vip, n]) => ({ switch: rt.name, vip, ...n })),
+      ),
+    );
   }
 
-  /** Each VIP's connections now, as its history samples them: tracked on its nexthops, and pins wanted (one pass over the pins). */
+  /**
+   * Each VIP's connections now, as its history samples them: tracked on its nexthops, and pins wanted (one
+   * pass over the pins).
+   */
   vipsNow(rt: SwitchRuntime): Map<string, Omit<VipSample, 't'>> {
     const out = new Map<string, Omit<VipSample, 't'>>();
     for (const v of rt.vips.values()) {
@@ -403,13 +581,29 @@ export class Controller {
     if (changed) this.persistChanges().catch((err: unknown) => this.stateFailed(err));
   }
 
-  /** A change reached a point of its protocol: logged; a fault-injection run (FLOWPIN_CRASH_AT) may kill the process here. */
+  /**
+   * A change reached a point of its protocol: logged; a fault-injection run (FLOWPIN_CRASH_AT) may kill the
+   * process here.
+   */
   private changePoint(rec: ChangeRecord, point: ProtocolPoint): void {
-    this.log.info({ change: rec.id, switch: rec.switch, vip: rec.vip, nexthop: rec.nexthop, kind: rec.kind, phase: point }, 'change phase');
+    this.log.info(
+      {
+        change: rec.id,
+        switch: rec.switch,
+        vip: rec.vip,
+        nexthop: rec.nexthop,
+        kind: rec.kind,
+        phase: point,
+      },
+      'change phase',
+    );
     this.deps.onChangePoint?.(rec, point);
   }
 
-  /** Stops: writes the state (changes and tracked flows) and closes the switches; without a kill, nothing is lost. */
+  /**
+   * Stops: writes the state (changes and tracked flows) and closes the switches; without a kill, nothing is
+   * lost.
+   */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
@@ -449,9 +643,17 @@ export class Controller {
     if (!rt.connected || this.periodicRunning.has(rt.name) || this.stopped) return;
     this.periodicRunning.add(rt.name);
     try {
-      await withDeadline(this.clock, rt.reconciler.resync(), this.cfg.barrierTimeoutMs, () => `resyncing ${rt.name}`);
+      await withDeadline(
+        this.clock,
+        rt.reconciler.resync(),
+        this.cfg.barrierTimeoutMs,
+        () => `resyncing ${rt.name}`,
+      );
     } catch (err) {
-      this.log.warn({ err: err instanceof Error ? err.message : String(err), switch: rt.name }, 'resync failed');
+      this.log.warn(
+        { err: err instanceof Error ? err.message : String(err), switch: rt.name },
+        'resync failed',
+      );
     } finally {
       this.periodicRunning.delete(rt.name);
     }
@@ -460,7 +662,10 @@ export class Controller {
 
   /** A decoded mirror event: find its switch, hand it over, count what happened. */
   onEvent(ev: FlowEvent): void {
-    const rt = (ev.greKey !== null ? this.byGreKey.get(ev.greKey) : undefined) ?? (ev.sessionId !== null ? this.bySession.get(ev.sessionId) : undefined) ?? this.bySource.get(ev.outerSrc);
+    const rt =
+      (ev.greKey !== null ? this.byGreKey.get(ev.greKey) : undefined) ??
+      (ev.sessionId !== null ? this.bySession.get(ev.sessionId) : undefined) ??
+      this.bySource.get(ev.outerSrc);
     if (rt === undefined) {
       this.unknownSwitch++;
       this.unknownSource = ev.outerSrc;
@@ -473,10 +678,22 @@ export class Controller {
     if (what === 'shed') this.metrics.shed.inc({ switch: rt.name });
     if (what === 'syn' || what === 'end' || what === 'half-close') this.stateDirty = true;
     if ((what === 'syn' || what === 'end' || what === 'half-close') && this.store !== undefined) {
-      // Journaled when seen, before its look-up (and when it half-closes or ends): a kill loses only the last group commit.
+      // Journaled when seen, before its look-up (and when it half-closes or ends): a kill loses only the last
+      // group commit.
       const fromServer = rt.vips.has(ev.src);
-      const key = what !== 'syn' && fromServer ? flowKey(rt.id, reverseTuple(ev.tuple)) : flowKey(rt.id, ev.tuple);
-      this.journal.push({ switchName: rt.name, vip: '', nexthop: '', key, ...(what === 'end' ? { ended: true } : what === 'half-close' ? { half: fromServer ? 'server' : 'client' } : {}) });
+      const key =
+        what !== 'syn' && fromServer ? flowKey(rt.id, reverseTuple(ev.tuple)) : flowKey(rt.id, ev.tuple);
+      this.journal.push({
+        switchName: rt.name,
+        vip: '',
+        nexthop: '',
+        key,
+        ...(what === 'end'
+          ? { ended: true }
+          : what === 'half-close'
+            ? { half: fromServer ? 'server' : 'client' }
+            : {}),
+      });
       this.journalSoon();
     }
   }
@@ -496,12 +713,32 @@ export class Controller {
    * Ready: every switch connected, its last writes and look-ups succeeded. (Work in progress
    * is not a failure: `inSync` says whether every wanted pin is written yet.)
    */
-  readiness(): { ready: boolean; switches: SwitchStatus[]; stateError: string | null; reasons: string[]; memory: MemoryStatus } {
+  readiness(): {
+    ready: boolean;
+    switches: SwitchStatus[];
+    stateError: string | null;
+    reasons: string[];
+    memory: MemoryStatus;
+  } {
     const switches = [...this.runtimes.values()].map((rt) => this.status(rt));
-    // A full pin table cannot protect the next connection; state that cannot be written is lost at the next restart.
+    // A full pin table cannot protect the next connection; state that cannot be written is lost at the next
+    // restart.
     const maxShed = this.cfg.readiness.maxShedShare;
-    const ok = (s: SwitchStatus): boolean => s.connected && s.reconcileFailures === 0 && s.blocked === null && s.lastError === null && s.mirror.state === 'ok' && s.pins.table !== 'full' && s.shedShare <= maxShed;
-    return { ready: !this.stopped && this.stateError === null && switches.every(ok), switches, stateError: this.stateError, reasons: this.reasons(switches), memory: this.memory() };
+    const ok = (s: SwitchStatus): boolean =>
+      s.connected &&
+      s.reconcileFailures === 0 &&
+      s.blocked === null &&
+      s.lastError === null &&
+      s.mirror.state === 'ok' &&
+      s.pins.table !== 'full' &&
+      s.shedShare <= maxShed;
+    return {
+      ready: !this.stopped && this.stateError === null && switches.every(ok),
+      switches,
+      stateError: this.stateError,
+      reasons: this.reasons(switches),
+      memory: this.memory(),
+    };
   }
 
   /** Why flowpin is not ready, or what it will soon fail to keep, one line each (empty when all is well). */
@@ -509,20 +746,42 @@ export class Controller {
     const out: string[] = [];
     if (this.stopped) out.push('stopping');
     if (this.stateError !== null) out.push(this.stateError);
-    if (this.unknownSwitch > 0) out.push(`${this.unknownSwitch} mirrored frames came from a source no switch is configured for (the last from ${this.unknownSource}): check each switch's mirrorSources, greKey or sessionId`);
+    if (this.unknownSwitch > 0)
+      out.push(
+        `${this.unknownSwitch} mirrored frames came from a source no switch is configured for (the last from ${this.unknownSource}): check each switch's mirrorSources, greKey or sessionId`,
+      );
     for (const s of switches) {
-      if (!s.connected) out.push(`${s.name}: not connected${s.lastError === null ? '' : ` (${s.lastError})`}`);
+      if (!s.connected)
+        out.push(`${s.name}: not connected${s.lastError === null ? '' : ` (${s.lastError})`}`);
       else if (s.lastError !== null) out.push(`${s.name}: ${s.lastError}`);
       if (s.blocked !== null) out.push(`${s.name}: writes blocked (${s.blocked})`);
-      if (s.mirror.state !== 'ok') out.push(`${s.name}: mirror ${s.mirror.state}${s.mirror.why === null ? '' : ` (${s.mirror.why})`}`);
-      if (s.shedShare > this.cfg.readiness.maxShedShare) out.push(`${s.name}: ${Math.round(s.shedShare * 1000) / 10} % of SYNs shed lately (the switch's look-ups cannot keep up; over readiness.maxShedShare ${this.cfg.readiness.maxShedShare}): changes count them at risk`);
-      if (s.mirror.liveness === 'syn-only') out.push(`${s.name}: liveness syn-only: the mirror shows no FIN or RST, so connections are taken as open until ${this.cfg.flowTable.maxAgeS} s after they were last seen (mirror FIN and RST to track them exactly)`);
-      // Not a failure: a change then counts (and needs consent for) the connections flowpin may not have seen.
-      if (s.watch.warming) out.push(`${s.name}: warming: flowpin has not watched ${s.watch.unwatchedS} s of the last ${s.watch.lifetimeS} s connection lifetime; changes count the connections it may not have seen`);
+      if (s.mirror.state !== 'ok')
+        out.push(`${s.name}: mirror ${s.mirror.state}${s.mirror.why === null ? '' : ` (${s.mirror.why})`}`);
+      if (s.shedShare > this.cfg.readiness.maxShedShare)
+        out.push(
+          `${s.name}: ${Math.round(s.shedShare * 1000) / 10} % of SYNs shed lately (the switch's look-ups cannot keep up; over readiness.maxShedShare ${this.cfg.readiness.maxShedShare}): changes count them at risk`,
+        );
+      if (s.mirror.liveness === 'syn-only')
+        out.push(
+          `${s.name}: liveness syn-only: the mirror shows no FIN or RST, so connections are taken as open until ${this.cfg.flowTable.maxAgeS} s after they were last seen (mirror FIN and RST to track them exactly)`,
+        );
+      // Not a failure: a change then counts (and needs consent for) the connections flowpin may not have
+      // seen.
+      if (s.watch.warming)
+        out.push(
+          `${s.name}: warming: flowpin has not watched ${s.watch.unwatchedS} s of the last ${s.watch.lifetimeS} s connection lifetime; changes count the connections it may not have seen`,
+        );
       const always = this.runtimes.get(s.name)?.pinMode === 'always';
-      // In always mode every new connection takes an entry: nearly full is the warning before new connections go unpinned.
-      if (s.pins.table === 'full') out.push(`${s.name}: pin table full (0 of ${s.pins.capacity} entries free): new connections cannot be pinned`);
-      else if (s.pins.table === 'nearly-full') out.push(`${s.name}: pin table nearly full (${s.pins.free} of ${s.pins.capacity} entries free)${always ? ': in always mode, new connections will soon go unpinned' : ''}`);
+      // In always mode every new connection takes an entry: nearly full is the warning before new connections
+      // go unpinned.
+      if (s.pins.table === 'full')
+        out.push(
+          `${s.name}: pin table full (0 of ${s.pins.capacity} entries free): new connections cannot be pinned`,
+        );
+      else if (s.pins.table === 'nearly-full')
+        out.push(
+          `${s.name}: pin table nearly full (${s.pins.free} of ${s.pins.capacity} entries free)${always ? ': in always mode, new connections will soon go unpinned' : ''}`,
+        );
     }
     return out;
   }
@@ -533,24 +792,50 @@ export class Controller {
     const cfg = this.cfg;
     let queued = 0;
     for (const rt of this.runtimes.values()) queued += rt.queue.length;
-    return { rssBytes: m.rss, heapUsedBytes: m.heapUsed, flows: this.flowTable.size, maxFlows: cfg.flowTable.maxFlows, queued, maxQueued: cfg.resolveQueue * this.runtimes.size };
+    return {
+      rssBytes: m.rss,
+      heapUsedBytes: m.heapUsed,
+      flows: this.flowTable.size,
+      maxFlows: cfg.flowTable.maxFlows,
+      queued,
+      maxQueued: cfg.resolveQueue * this.runtimes.size,
+    };
   }
 
   status(rt: SwitchRuntime): SwitchStatus {
     const r = rt.reconciler;
     const free = r.freeEntries();
     return {
-      name: rt.name, adapter: rt.adapter.kind, connected: rt.connected, inSync: r.inSync, reconcileFailures: r.failures, blocked: r.blocked ?? null, mirror: rt.mirrorHealth(),
-      lastError: r.lastError ?? rt.lastResolveError ?? this.adapterProblems(rt), queue: rt.queue.length, flows: this.countFlows(rt),
-      pins: { desired: r.desired.size, installed: r.programmedCount(), failed: r.failed.size, capacity: r.tableCapacity, free, table: free === 0 ? 'full' : free < r.tableCapacity * 0.05 ? 'nearly-full' : 'ok' },
-      watch: { warming: rt.watchLedger.warming(), unwatchedS: Math.round(rt.watchLedger.unwatched().reduce((n, g) => n + g.to - g.from, 0) / 1000), lifetimeS: this.cfg.flowTable.maxAgeS },
+      name: rt.name,
+      adapter: rt.adapter.kind,
+      connected: rt.connected,
+      inSync: r.inSync,
+      reconcileFailures: r.failures,
+      blocked: r.blocked ?? null,
+      mirror: rt.mirrorHealth(),
+      lastError: r.lastError ?? rt.lastResolveError ?? this.adapterProblems(rt),
+      queue: rt.queue.length,
+      flows: this.countFlows(rt),
+      pins: {
+        desired: r.desired.size,
+        installed: r.programmedCount(),
+        failed: r.failed.size,
+        capacity: r.tableCapacity,
+        free,
+        table: free === 0 ? 'full' : free < r.tableCapacity * 0.05 ? 'nearly-full' : 'ok',
+      },
+      watch: {
+        warming: rt.watchLedger.warming(),
+        unwatchedS: Math.round(rt.watchLedger.unwatched().reduce((n, g) => n + g.to - g.from, 0) / 1000),
+        lifetimeS: this.cfg.flowTable.maxAgeS,
+      },
       shedShare: rt.mirror.shedShare,
     };
   }
 
   /** What a connected adapter says it cannot answer for now (joined), or null. */
   private adapterProblems(rt: SwitchRuntime): string | null {
-    const p = rt.connected ? (rt.adapter.problems()) : [];
+    const p = rt.connected ? rt.adapter.problems() : [];
     return p.length === 0 ? null : p.join('; ');
   }
 
@@ -563,11 +848,23 @@ export class Controller {
    * Flows, most recently seen first (by `lastSeen`: the table's own order also counts a
    * look-up's answer as use), filtered and paged.
    */
-  flows(filter: { switch?: string; vip?: string; nexthop?: string; client?: string; port?: number; pinned?: boolean }, offset: number, limit: number): { total: number; items: FlowView[] } {
+  flows(
+    filter: {
+      switch?: string;
+      vip?: string;
+      nexthop?: string;
+      client?: string;
+      port?: number;
+      pinned?: boolean;
+    },
+    offset: number,
+    limit: number,
+  ): { total: number; items: FlowView[] } {
     const rts = filter.switch === undefined ? [...this.runtimes.values()] : [this.runtime(filter.switch)];
     const ids = new Set(rts.map((r) => r.id));
     let keys: Iterable<string>;
-    if (filter.nexthop !== undefined && filter.vip !== undefined) keys = rts.flatMap((r) => r.flowsOn(filter.vip as string, filter.nexthop as string));
+    if (filter.nexthop !== undefined && filter.vip !== undefined)
+      keys = rts.flatMap((r) => r.flowsOn(filter.vip as string, filter.nexthop as string));
     else keys = this.flowTable.keys();
     const found: string[] = [];
     const seen: number[] = [];
@@ -594,22 +891,64 @@ export class Controller {
       if (rt === undefined || e === undefined) continue;
       const ref = e.nexthopId === UNRESOLVED ? undefined : this.registry.ref(e.nexthopId);
       // The time the order was made by (entry() derives it from the age left, read anew at each call).
-      items.push({ switch: rt.name, src: e.src, dst: e.dst, sport: e.sport, dport: e.dport, nexthop: ref?.nexthop ?? null, pinned: rt.reconciler.has(e), lastSeen: seen[i] ?? e.lastSeen });
+      items.push({
+        switch: rt.name,
+        src: e.src,
+        dst: e.dst,
+        sport: e.sport,
+        dport: e.dport,
+        nexthop: ref?.nexthop ?? null,
+        pinned: rt.reconciler.has(e),
+        lastSeen: seen[i] ?? e.lastSeen,
+      });
     }
     return { total: found.length, items };
   }
 
   /** Pins wanted, installed or failed, filtered and paged. */
-  pins(filter: { switch?: string; vip?: string; nexthop?: string; client?: string; state?: 'desired' | 'installed' | 'failed' }, offset: number, limit: number) {
+  pins(
+    filter: {
+      switch?: string;
+      vip?: string;
+      nexthop?: string;
+      client?: string;
+      state?: 'desired' | 'installed' | 'failed';
+    },
+    offset: number,
+    limit: number,
+  ) {
     const rts = filter.switch === undefined ? [...this.runtimes.values()] : [this.runtime(filter.switch)];
-    const rows: { switch: string; src: string; dst: string; sport: number; dport: number; nexthop: string; state: 'pending' | 'installed' | 'failed'; reason: string }[] = [];
+    const rows: {
+      switch: string;
+      src: string;
+      dst: string;
+      sport: number;
+      dport: number;
+      nexthop: string;
+      state: 'pending' | 'installed' | 'failed';
+      reason: string;
+    }[] = [];
     for (const rt of rts) {
       const r = rt.reconciler;
-      const add = (f: { src: string; dst: string; sport: number; dport: number }, nexthop: string, state: 'pending' | 'installed' | 'failed', reason: string): void => {
+      const add = (
+        f: { src: string; dst: string; sport: number; dport: number },
+        nexthop: string,
+        state: 'pending' | 'installed' | 'failed',
+        reason: string,
+      ): void => {
         if (filter.vip !== undefined && f.dst !== filter.vip) return;
         if (filter.nexthop !== undefined && nexthop !== filter.nexthop) return;
         if (filter.client !== undefined && f.src !== filter.client) return;
-        rows.push({ switch: rt.name, src: f.src, dst: f.dst, sport: f.sport, dport: f.dport, nexthop, state, reason });
+        rows.push({
+          switch: rt.name,
+          src: f.src,
+          dst: f.dst,
+          sport: f.sport,
+          dport: f.dport,
+          nexthop,
+          state,
+          reason,
+        });
       };
       if (filter.state !== 'failed') {
         for (const [id, p] of r.desired) {
@@ -619,7 +958,8 @@ export class Controller {
           add(p.flow, p.nexthop, state, p.reason);
         }
       }
-      if (filter.state === undefined || filter.state === 'failed') for (const f of r.failed.values()) add(f.flow, f.nexthop, 'failed', `${f.why}: ${f.detail}`);
+      if (filter.state === undefined || filter.state === 'failed')
+        for (const f of r.failed.values()) add(f.flow, f.nexthop, 'failed', `${f.why}: ${f.detail}`);
     }
     return { total: rows.length, items: rows.slice(offset, offset + limit) };
   }
@@ -661,23 +1001,35 @@ export class Controller {
    * logged at most once every LOG_EVERY_MS with the count of failures since.
    */
   private stateFailed(err: unknown, from: 'changes' | 'journal' | 'flows' = 'changes'): void {
-    const what = from === 'changes' ? 'the change log' : from === 'journal' ? 'the flow journal' : 'the flow snapshot';
+    const what =
+      from === 'changes' ? 'the change log' : from === 'journal' ? 'the flow journal' : 'the flow snapshot';
     this.stateError = `cannot write ${what} (${this.store?.where ?? ''}): ${err instanceof Error ? err.message : String(err)}`;
     this.stateErrorFrom = from;
     this.stateFailures++;
     const now = this.now();
     if (now - this.stateLoggedAt < LOG_EVERY_MS) return;
-    this.log.error({ err: this.stateError, failuresSinceLastLog: this.stateFailures }, 'state not writable: not ready, changes refused');
+    this.log.error(
+      { err: this.stateError, failuresSinceLastLog: this.stateFailures },
+      'state not writable: not ready, changes refused',
+    );
     this.stateLoggedAt = now;
     this.stateFailures = 0;
   }
 
   /** Changes are refused while the state cannot be written: a restart would not know of them (507). */
   stateWritable(): void {
-    if (this.stateError !== null) throw new FlowpinError('state-unwritable', `${this.stateError}: changes are refused until flowpin can write its state again`, { stateError: this.stateError });
+    if (this.stateError !== null)
+      throw new FlowpinError(
+        'state-unwritable',
+        `${this.stateError}: changes are refused until flowpin can write its state again`,
+        { stateError: this.stateError },
+      );
   }
 
-  /** Writes the resolved flows not yet journaled; resolves once every flow resolved before the call is durable. */
+  /**
+   * Writes the resolved flows not yet journaled; resolves once every flow resolved before the call is
+   * durable.
+   */
   syncJournal(): Promise<void> {
     const store = this.store;
     if (store === undefined || this.killed) return Promise.resolve();
@@ -687,19 +1039,26 @@ export class Controller {
     const oldest = this.journalPendingSince ?? at;
     this.journalPendingSince = undefined;
     this.journalInFlight++;
-    const run = this.journalWrite.then(() => (batch.length === 0 ? undefined : store.appendFlows(batch, at))).then(
-      () => {
-        this.journalInFlight--;
-        this.journalDurableAt = Math.max(this.journalDurableAt, at);
-        if (batch.length > 0) this.metrics.journalLag.observe(Math.max(0, this.now() - oldest) / 1000);
-        if (this.stateErrorFrom === 'journal') this.stateError = null;
-      },
-      (err: unknown) => {
-        this.journalInFlight--;
-        this.stateFailed(err, 'journal');
-        throw new FlowpinError('state-unwritable', `cannot write the flow journal (${store.where}.journal): ${err instanceof Error ? err.message : String(err)}`, undefined, { cause: err });
-      },
-    );
+    const run = this.journalWrite
+      .then(() => (batch.length === 0 ? undefined : store.appendFlows(batch, at)))
+      .then(
+        () => {
+          this.journalInFlight--;
+          this.journalDurableAt = Math.max(this.journalDurableAt, at);
+          if (batch.length > 0) this.metrics.journalLag.observe(Math.max(0, this.now() - oldest) / 1000);
+          if (this.stateErrorFrom === 'journal') this.stateError = null;
+        },
+        (err: unknown) => {
+          this.journalInFlight--;
+          this.stateFailed(err, 'journal');
+          throw new FlowpinError(
+            'state-unwritable',
+            `cannot write the flow journal (${store.where}.journal): ${err instanceof Error ? err.message : String(err)}`,
+            undefined,
+            { cause: err },
+          );
+        },
+      );
     this.journalWrite = run.catch(() => undefined);
     return run;
   }
@@ -715,7 +1074,11 @@ export class Controller {
       const keep = new Set(cm.records.slice(-10).map((r) => r.id));
       changes[name] = cm.records.map((r) => {
         const { progress, ...rest } = r;
-        return { ...rest, atRiskBy: { ...r.atRiskBy }, ...(progress !== undefined && keep.has(r.id) ? { progress: [...progress] } : {}) };
+        return {
+          ...rest,
+          atRiskBy: { ...r.atRiskBy },
+          ...(progress !== undefined && keep.has(r.id) ? { progress: [...progress] } : {}),
+        };
       });
       const rt = this.runtimes.get(name);
       if (rt?.watchLedger.watching === true) watch[name] = rt.watchLedger.record(this.journalSafeUntil());
@@ -728,7 +1091,12 @@ export class Controller {
       },
       (err: unknown) => {
         this.stateFailed(err, 'changes');
-        throw new FlowpinError('state-unwritable', `cannot write the change log (${this.store?.where ?? ''}.changes): ${err instanceof Error ? err.message : String(err)}`, undefined, { cause: err });
+        throw new FlowpinError(
+          'state-unwritable',
+          `cannot write the change log (${this.store?.where ?? ''}.changes): ${err instanceof Error ? err.message : String(err)}`,
+          undefined,
+          { cause: err },
+        );
       },
     );
   }
@@ -758,18 +1126,23 @@ export class Controller {
       }
     }
     const names = new Map([...this.runtimes.values()].map((rt) => [rt.id, rt.name]));
-    const n = await store.saveFlows({
-      *groups() {
-        for (const [id, keys] of table.indexed()) {
-          const ref = registry.ref(id);
-          if (ref !== undefined) yield { switchName: ref.switchName, vip: ref.vip, nexthop: ref.nexthop, keys };
-        }
-        // Seen, not resolved yet: no VIP or nexthop; looked up again after the restart.
-        for (const [sw, keys] of unresolved) yield { switchName: names.get(sw) ?? '', vip: '', nexthop: '', keys };
+    const n = await store.saveFlows(
+      {
+        *groups() {
+          for (const [id, keys] of table.indexed()) {
+            const ref = registry.ref(id);
+            if (ref !== undefined)
+              yield { switchName: ref.switchName, vip: ref.vip, nexthop: ref.nexthop, keys };
+          }
+          // Seen, not resolved yet: no VIP or nexthop; looked up again after the restart.
+          for (const [sw, keys] of unresolved)
+            yield { switchName: names.get(sw) ?? '', vip: '', nexthop: '', keys };
+        },
+        live: (key) => table.has(key),
+        halfClosedBy: (key) => table.halfClosedBy(key) ?? null,
       },
-      live: (key) => table.has(key),
-      halfClosedBy: (key) => table.halfClosedBy(key) ?? null,
-    }, started);
+      started,
+    );
     this.metrics.persistSeconds.observe({}, (performance.now() - t0) / 1000);
     this.log.debug({ flows: n }, 'state written');
   }
@@ -832,26 +1205,48 @@ export class Controller {
     }
     this.unplaced = unplaced;
     this.log.info({ flows: n }, 'restored tracked flows');
-    if (unplaced > 0) this.log.warn({ flows: unplaced, of: [...missing].slice(0, 10) }, 'saved flows of switches or VIPs no longer configured: not restored');
+    if (unplaced > 0)
+      this.log.warn(
+        { flows: unplaced, of: [...missing].slice(0, 10) },
+        'saved flows of switches or VIPs no longer configured: not restored',
+      );
   }
 
-  /** Connects a switch; if it does not answer, keeps trying in the background (the controller reports not ready). */
+  /**
+   * Connects a switch; if it does not answer, keeps trying in the background (the controller reports not
+   * ready).
+   */
   private async connect(rt: SwitchRuntime): Promise<void> {
     try {
-      await withDeadline(this.clock, this.bringUp(rt), this.cfg.barrierTimeoutMs, () => `connecting to ${rt.name}`);
+      await withDeadline(
+        this.clock,
+        this.bringUp(rt),
+        this.cfg.barrierTimeoutMs,
+        () => `connecting to ${rt.name}`,
+      );
     } catch (err) {
       if (rt.connected) {
         // Connected, but its first resync is slow: it goes on in the background.
-        this.log.warn({ switch: rt.name, err: err instanceof Error ? err.message : String(err) }, 'switch slow to list its pins; going on');
+        this.log.warn(
+          { switch: rt.name, err: err instanceof Error ? err.message : String(err) },
+          'switch slow to list its pins; going on',
+        );
         return;
       }
       rt.lastResolveError = err instanceof Error ? err.message : String(err);
       if (err instanceof SwitchUnsupportedError) {
-        // The switch cannot be driven as configured: retrying cannot mend it; the status says why until a restart.
-        this.log.error({ switch: rt.name, err: rt.lastResolveError }, 'switch cannot be driven as configured; not retrying: fix what the error names and restart flowpin');
+        // The switch cannot be driven as configured: retrying cannot mend it; the status says why until a
+        // restart.
+        this.log.error(
+          { switch: rt.name, err: rt.lastResolveError },
+          'switch cannot be driven as configured; not retrying: fix what the error names and restart flowpin',
+        );
         return;
       }
-      this.log.warn({ switch: rt.name, err: rt.lastResolveError }, 'switch not connected; retrying in the background');
+      this.log.warn(
+        { switch: rt.name, err: rt.lastResolveError },
+        'switch not connected; retrying in the background',
+      );
       void this.connectLater(rt);
     }
   }
@@ -867,7 +1262,10 @@ export class Controller {
       } catch (err) {
         rt.lastResolveError = err instanceof Error ? err.message : String(err);
         if (err instanceof SwitchUnsupportedError) {
-          this.log.error({ switch: rt.name, err: rt.lastResolveError }, 'switch cannot be driven as configured; not retrying: fix what the error names and restart flowpin');
+          this.log.error(
+            { switch: rt.name, err: rt.lastResolveError },
+            'switch cannot be driven as configured; not retrying: fix what the error names and restart flowpin',
+          );
           return;
         }
       }
@@ -894,7 +1292,12 @@ export class Controller {
       const ref = this.registry.ref(this.flowTable.nexthopOf(key) ?? UNRESOLVED);
       if (ref === undefined) continue;
       const t = parseTuple(key, 2);
-      rt.reconciler.want({ flow: { family: t.family, src: t.src, dst: t.dst, sport: t.sport, dport: t.dport }, nexthop: ref.nexthop, reason: 'always', since: now });
+      rt.reconciler.want({
+        flow: { family: t.family, src: t.src, dst: t.dst, sport: t.sport, dport: t.dport },
+        nexthop: ref.nexthop,
+        reason: 'always',
+        since: now,
+      });
     }
   }
 

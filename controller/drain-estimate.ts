@@ -36,6 +36,13 @@ export function estimateDrain(pins: Iterable<PinAge>, idleTimeoutS: number, now:
   if (ages.length === 0) return { pinned: 0, idleTimeoutS, earliestS: 0, medianAgeS: null, oldestAgeS: null };
   ages.sort((a, b) => a - b);
   const mid = ages.length >> 1;
-  const median = ages.length % 2 === 1 ? (ages[mid] as number) : ((ages[mid - 1] as number) + (ages[mid] as number)) / 2;
-  return { pinned: ages.length, idleTimeoutS, earliestS: round1((lastQuiet - now) / 1000), medianAgeS: round1(median / 1000), oldestAgeS: round1((ages[ages.length - 1] as number) / 1000) };
+  const median =
+    ages.length % 2 === 1 ? (ages[mid] as number) : ((ages[mid - 1] as number) + (ages[mid] as number)) / 2;
+  return {
+    pinned: ages.length,
+    idleTimeoutS,
+    earliestS: round1((lastQuiet - now) / 1000),
+    medianAgeS: round1(median / 1000),
+    oldestAgeS: round1((ages[ages.length - 1] as number) / 1000),
+  };
 }

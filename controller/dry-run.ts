@@ -32,9 +32,14 @@ export interface DryRunReport {
   leftOut: string;
   atRisk: number;
   atRiskBy: AtRiskCounts;
-  /** Flows seen whose nexthop is not known: waiting for their look-up (resolved before the group write), or that the switch could not resolve (at risk). */
+  /**
+   * Flows seen whose nexthop is not known: waiting for their look-up (resolved before the group write), or
+   * that the switch could not resolve (at risk).
+   */
   unresolved: number;
-  /** Connections flowpin may never have seen that the change may move: an upper bound, and how it was made. */
+  /**
+   * Connections flowpin may never have seen that the change may move: an upper bound, and how it was made.
+   */
   unseen: number;
   unseenBasis: string;
   /** Some of the last connection lifetime was not watched. */
@@ -42,7 +47,10 @@ export interface DryRunReport {
   /** Mirror traffic seen for the VIP: SYNs in all, and per second lately. */
   synsSeen: number;
   synRate: number;
-  /** Expected change window (ms), how it was estimated, and the connections expected to arrive in it on servers the change moves. */
+  /**
+   * Expected change window (ms), how it was estimated, and the connections expected to arrive in it on
+   * servers the change moves.
+   */
   expectedWindowMs: number;
   expectedWindowBasis: string;
   expectedWindowFlows: number;
@@ -59,7 +67,10 @@ export interface DryRunReport {
   livenessNote: string;
   /** The switch's mirror as flowpin sees it. */
   mirror: MirrorHealth;
-  /** What counts against a consent bound (`maxAtRisk`), and the threshold above which window connections count. */
+  /**
+   * What counts against a consent bound (`maxAtRisk`), and the threshold above which window connections
+   * count.
+   */
   figures: RiskFigures;
   windowThreshold: number;
 }
@@ -73,15 +84,27 @@ export interface DryRunContext {
   lifetimeS: number;
 }
 
-/** Live flows of the VIP that adding `nh` would move (all of them where the switch cannot tell), and whether the switch told. */
-export async function movedFlows(c: DryRunContext, vip: VipState, nh: string): Promise<{ keys: string[]; known: boolean }> {
+/**
+ * Live flows of the VIP that adding `nh` would move (all of them where the switch cannot tell), and whether
+ * the switch told.
+ */
+export async function movedFlows(
+  c: DryRunContext,
+  vip: VipState,
+  nh: string,
+): Promise<{ keys: string[]; known: boolean }> {
   const rt = c.rt;
   const keys = [...vip.members].flatMap((m) => rt.flowsOn(vip.address, m));
   if (!rt.adapter.capabilities.predictsMovedFlows) return { keys, known: false };
   if (keys.length === 0) return { keys, known: true };
   try {
     const ask = rt.adapter.movedByAdd(vip.address, nh, keys.map(specOf));
-    const moved = await withDeadline(rt.clock, ask, c.barrierTimeoutMs, () => `asking ${rt.name} which flows the addition of ${nh} moves`);
+    const moved = await withDeadline(
+      rt.clock,
+      ask,
+      c.barrierTimeoutMs,
+      () => `asking ${rt.name} which flows the addition of ${nh} moves`,
+    );
     return { keys: keys.filter((_, i) => moved[i] !== false), known: true };
   } catch (err) {
     // The switch cannot tell now: every live flow may move (safe; costs table entries).
@@ -95,28 +118,63 @@ export async function movedFlows(c: DryRunContext, vip: VipState, nh: string): P
  * changes (window connections per SYN/s of the rate they ran at, the worst of the last five),
  * else the whole window's SYNs on the servers the change moves (`share`).
  */
-export function expectedWindowFlows(c: DryRunContext, rate: number, share: number): { flows: number; ms: number; basis: string } {
+export function expectedWindowFlows(
+  c: DryRunContext,
+  rate: number,
+  share: number,
+): { flows: number; ms: number; basis: string } {
   const w = expectedWindow(c);
-  const measured = c.records.filter((r) => r.effectiveAt !== undefined && r.windowFlows !== null && (r.synRateAtHold ?? 0) > 0 && r.resumed !== true).slice(-5);
+  const measured = c.records
+    .filter(
+      (r) =>
+        r.effectiveAt !== undefined &&
+        r.windowFlows !== null &&
+        (r.synRateAtHold ?? 0) > 0 &&
+        r.resumed !== true,
+    )
+    .slice(-5);
   if (measured.length > 0) {
     const perRate = Math.max(...measured.map((r) => (r.windowFlows as number) / (r.synRateAtHold as number)));
-    return { flows: Math.ceil(perRate * rate - 1e-9), ms: w.ms, basis: `${w.basis}; connections: the most this switch's last ${measured.length} changes counted in their window for their SYN rate (${measured.map((r) => `${r.windowFlows as number} at ${r.synRateAtHold as number}/s`).join(', ')}), at ${Math.round(rate * 10) / 10}/s now` };
+    return {
+      flows: Math.ceil(perRate * rate - 1e-9),
+      ms: w.ms,
+      basis: `${w.basis}; connections: the most this switch's last ${measured.length} changes counted in their window for their SYN rate (${measured.map((r) => `${r.windowFlows as number} at ${r.synRateAtHold as number}/s`).join(', ')}), at ${Math.round(rate * 10) / 10}/s now`,
+    };
   }
-  return { flows: Math.ceil((rate * w.ms * share) / 1000 - 1e-9), ms: w.ms, basis: `${w.basis}; connections: every SYN of the window on the servers the change moves (${Math.round(share * 1000) / 10} %), none measured yet` };
+  return {
+    flows: Math.ceil((rate * w.ms * share) / 1000 - 1e-9),
+    ms: w.ms,
+    basis: `${w.basis}; connections: every SYN of the window on the servers the change moves (${Math.round(share * 1000) / 10} %), none measured yet`,
+  };
 }
 
-/** The change window to expect: this switch's measured windows (hold to effective), else the settle times and the declared programming delay. */
+/**
+ * The change window to expect: this switch's measured windows (hold to effective), else the settle times and
+ * the declared programming delay.
+ */
 export function expectedWindow(c: DryRunContext): { ms: number; basis: string } {
-  const measured = c.records.filter((r) => r.effectiveAt !== undefined && r.heldAt !== undefined && r.resumed !== true).slice(-5).map((r) => (r.effectiveAt as number) - (r.heldAt as number));
+  const measured = c.records
+    .filter((r) => r.effectiveAt !== undefined && r.heldAt !== undefined && r.resumed !== true)
+    .slice(-5)
+    .map((r) => (r.effectiveAt as number) - (r.heldAt as number));
   const declared = c.rt.adapter.capabilities.groupProgramDelayMs;
   if (measured.length > 0) {
     const worst = Math.max(...measured);
-    return { ms: Math.round(worst + c.settleMs), basis: `the longest of this switch's last ${measured.length} changes (hold to effective ${measured.map((m) => Math.round(m)).join(', ')} ms), plus the settle time` };
+    return {
+      ms: Math.round(worst + c.settleMs),
+      basis: `the longest of this switch's last ${measured.length} changes (hold to effective ${measured.map((m) => Math.round(m)).join(', ')} ms), plus the settle time`,
+    };
   }
-  return { ms: Math.round(2 * c.settleMs + declared), basis: `no change measured on this switch yet: twice the settle time plus the switch's declared programming delay (${declared} ms)` };
+  return {
+    ms: Math.round(2 * c.settleMs + declared),
+    basis: `no change measured on this switch yet: twice the settle time plus the switch's declared programming delay (${declared} ms)`,
+  };
 }
 
-/** The switch's free pin entries as it reports them now (shared with other owners), less flowpin's entries still being programmed. */
+/**
+ * The switch's free pin entries as it reports them now (shared with other owners), less flowpin's entries
+ * still being programmed.
+ */
 export async function freeEntries(rt: SwitchRuntime): Promise<number> {
   const r = rt.reconciler;
   if (!rt.adapter.capabilities.reportsTableUsage) return r.freeEntries();
@@ -124,7 +182,12 @@ export async function freeEntries(rt: SwitchRuntime): Promise<number> {
     const u = await rt.adapter.pinTableUsage();
     return Math.max(0, Math.min(u.capacity, rt.adapter.capabilities.pinTableSize) - u.used - r.pendingCount);
   } catch (err) {
-    throw new FlowpinError('switch-unavailable', `dry run on ${rt.name}: cannot read the pin table: ${err instanceof Error ? err.message : String(err)}`, undefined, { cause: err });
+    throw new FlowpinError(
+      'switch-unavailable',
+      `dry run on ${rt.name}: cannot read the pin table: ${err instanceof Error ? err.message : String(err)}`,
+      undefined,
+      { cause: err },
+    );
   }
 }
 
@@ -148,10 +211,22 @@ export function livenessNote(source: LivenessSource, lifetimeS: number): string 
  * own check, which must not wait on a slow switch: its bound is checked again, against what
  * the switch really did, right before the group write).
  */
-export async function dryRun(c: DryRunContext, kind: ChangeKind, vip: VipState, nh: string, fresh = true): Promise<DryRunReport> {
+export async function dryRun(
+  c: DryRunContext,
+  kind: ChangeKind,
+  vip: VipState,
+  nh: string,
+  fresh = true,
+): Promise<DryRunReport> {
   const rt = c.rt;
-  // A change's own check asks the switch nothing: an addition then counts every flow of the VIP as moved (an upper bound).
-  const moved = kind === 'drain' ? { keys: rt.flowsOn(vip.address, nh), known: true } : fresh ? await movedFlows(c, vip, nh) : { keys: [...vip.members].flatMap((m) => rt.flowsOn(vip.address, m)), known: false };
+  // A change's own check asks the switch nothing: an addition then counts every flow of the VIP as moved (an
+  // upper bound).
+  const moved =
+    kind === 'drain'
+      ? { keys: rt.flowsOn(vip.address, nh), known: true }
+      : fresh
+        ? await movedFlows(c, vip, nh)
+        : { keys: [...vip.members].flatMap((m) => rt.flowsOn(vip.address, m)), known: false };
   const r = rt.reconciler;
   let pinned = 0;
   let live = 0;
@@ -162,33 +237,79 @@ export async function dryRun(c: DryRunContext, kind: ChangeKind, vip: VipState, 
   }
   const toPin = moved.keys.length - pinned;
   const free = fresh ? await freeEntries(rt) : rt.reconciler.freeEntries();
-  // Queued flows are resolved before the group write (the barrier waits for them); those the switch could not resolve are at risk.
+  // Queued flows are resolved before the group write (the barrier waits for them); those the switch could not
+  // resolve are at risk.
   const unresolvable = rt.unresolvedOn(vip.address).length;
   const unresolved = rt.queuedOn(vip.address, 0, Number.MAX_SAFE_INTEGER).length + unresolvable;
   const atRiskBy = zeroRisk();
   atRiskBy['table-full'] = Math.max(0, toPin - free);
   atRiskBy.unresolved = unresolvable;
-  atRiskBy.shed = rt.shedOn(vip.address).length + rt.shedForgottenOn(vip.address, kind === 'drain' ? nh : undefined);
+  atRiskBy.shed =
+    rt.shedOn(vip.address).length + rt.shedForgottenOn(vip.address, kind === 'drain' ? nh : undefined);
   const rate = rt.synRateOf(vip);
   const members = Math.max(1, vip.members.size);
-  // The share of the VIP's connections the change moves: a drain's nexthop's, an addition's moved ones (all where not known).
+  // The share of the VIP's connections the change moves: a drain's nexthop's, an addition's moved ones (all
+  // where not known).
   const vipFlows = [...vip.members].reduce((n, m) => n + rt.flowsOn(vip.address, m).length, 0);
-  const share = kind === 'drain' ? (vipFlows > 0 ? moved.keys.length / vipFlows : 1 / members) : moved.known ? (vipFlows > 0 ? moved.keys.length / vipFlows : 1 / (members + 1)) : 1;
+  const share =
+    kind === 'drain'
+      ? vipFlows > 0
+        ? moved.keys.length / vipFlows
+        : 1 / members
+      : moved.known
+        ? vipFlows > 0
+          ? moved.keys.length / vipFlows
+          : 1 / (members + 1)
+        : 1;
   const u = rt.watchLedger.unseen(rate);
   const unseen = Math.round(u.connections * share);
-  // SYNs in the window go to the old group's server; those the change moves are at risk: a drained server's, or an addition's moved buckets.
+  // SYNs in the window go to the old group's server; those the change moves are at risk: a drained server's,
+  // or an addition's moved buckets.
   const w = expectedWindowFlows(c, rate, kind === 'drain' ? 1 / members : 1 / (members + 1));
   const expectedWindowFlowsN = w.flows;
   const mirror = rt.mirrorHealth();
-  const figures = riskFigures({ atRiskBy, unseen, expectedWindowFlows: expectedWindowFlowsN, windowThreshold: c.windowThreshold, uncountable: mirror.state === 'ok' ? null : `the mirror of ${rt.name} is ${mirror.state}${mirror.why === null ? '' : ` (${mirror.why})`}` });
+  const figures = riskFigures({
+    atRiskBy,
+    unseen,
+    expectedWindowFlows: expectedWindowFlowsN,
+    windowThreshold: c.windowThreshold,
+    uncountable:
+      mirror.state === 'ok'
+        ? null
+        : `the mirror of ${rt.name} is ${mirror.state}${mirror.why === null ? '' : ` (${mirror.why})`}`,
+  });
   return {
-    dryRun: true, switch: rt.name, vip: vip.address, nexthop: nh, flowsToPin: toPin, alreadyPinned: pinned, live, unknown: moved.keys.length - live, freeEntries: free,
-    leftOut: 'where the table cannot hold them all, the connections seen longest ago go without a pin (the most recently active are pinned first)',
-    atRisk: figures.atRisk, atRiskBy, unresolved, unseen, unseenBasis: share < 1 ? `${u.basis}; ${Math.round(share * 1000) / 10} % of the VIP's connections move` : u.basis, warming: rt.watchLedger.warming(),
-    synsSeen: vip.syns, synRate: Math.round(rate * 10) / 10, expectedWindowMs: w.ms, expectedWindowBasis: w.basis, expectedWindowFlows: expectedWindowFlowsN,
+    dryRun: true,
+    switch: rt.name,
+    vip: vip.address,
+    nexthop: nh,
+    flowsToPin: toPin,
+    alreadyPinned: pinned,
+    live,
+    unknown: moved.keys.length - live,
+    freeEntries: free,
+    leftOut:
+      'where the table cannot hold them all, the connections seen longest ago go without a pin (the most recently active are pinned first)',
+    atRisk: figures.atRisk,
+    atRiskBy,
+    unresolved,
+    unseen,
+    unseenBasis:
+      share < 1 ? `${u.basis}; ${Math.round(share * 1000) / 10} % of the VIP's connections move` : u.basis,
+    warming: rt.watchLedger.warming(),
+    synsSeen: vip.syns,
+    synRate: Math.round(rate * 10) / 10,
+    expectedWindowMs: w.ms,
+    expectedWindowBasis: w.basis,
+    expectedWindowFlows: expectedWindowFlowsN,
     movedFlowsKnown: moved.known,
-    resolution: rt.resolution === 'lookup' && !rt.adapter.capabilities.resolvesNexthop ? 'none' : rt.resolution,
-    liveness: mirror.liveness, livenessNote: livenessNote(mirror.liveness, c.lifetimeS), mirror, figures, windowThreshold: c.windowThreshold,
+    resolution:
+      rt.resolution === 'lookup' && !rt.adapter.capabilities.resolvesNexthop ? 'none' : rt.resolution,
+    liveness: mirror.liveness,
+    livenessNote: livenessNote(mirror.liveness, c.lifetimeS),
+    mirror,
+    figures,
+    windowThreshold: c.windowThreshold,
   };
 }
 

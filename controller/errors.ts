@@ -1,7 +1,14 @@
 // The controller's coded errors: one registry, each with the HTTP status the API answers
 // with. Switch failures (switch-adapters/errors.ts) are wrapped in SwitchUnavailable.
 
-export type ErrorCode = 'bad-request' | 'unauthorized' | 'not-found' | 'conflict' | 'switch-unavailable' | 'state-unwritable' | 'internal';
+export type ErrorCode =
+  | 'bad-request'
+  | 'unauthorized'
+  | 'not-found'
+  | 'conflict'
+  | 'switch-unavailable'
+  | 'state-unwritable'
+  | 'internal';
 
 const STATUS: Record<ErrorCode, number> = {
   'bad-request': 400,
@@ -9,7 +16,9 @@ const STATUS: Record<ErrorCode, number> = {
   'not-found': 404,
   conflict: 409,
   'switch-unavailable': 503,
-  /** The state (change log, journal) cannot be written: nothing is changed that a restart would not know of. */
+  /**
+   * The state (change log, journal) cannot be written: nothing is changed that a restart would not know of.
+   */
   'state-unwritable': 507,
   internal: 500,
 };
@@ -28,6 +37,9 @@ export class FlowpinError extends Error {
   }
 }
 
-export const notFound = (what: string, detail?: Record<string, unknown>): FlowpinError => new FlowpinError('not-found', what, detail);
-export const conflict = (what: string, detail?: Record<string, unknown>): FlowpinError => new FlowpinError('conflict', what, detail);
-export const badRequest = (what: string, field?: string): FlowpinError => new FlowpinError('bad-request', what, field === undefined ? undefined : { field });
+export const notFound = (what: string, detail?: Record<string, unknown>): FlowpinError =>
+  new FlowpinError('not-found', what, detail);
+export const conflict = (what: string, detail?: Record<string, unknown>): FlowpinError =>
+  new FlowpinError('conflict', what, detail);
+export const badRequest = (what: string, field?: string): FlowpinError =>
+  new FlowpinError('bad-request', what, field === undefined ? undefined : { field });

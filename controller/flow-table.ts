@@ -18,7 +18,10 @@ export interface FlowTableOptions {
   maxAgeMs: number;
   /** Milliseconds, monotonic. */
   now: () => number;
-  /** Called with each flow pushed out because the table was full, and its nexthop id (not for flows aged out or ended). */
+  /**
+   * Called with each flow pushed out because the table was full, and its nexthop id (not for flows aged out
+   * or ended).
+   */
   onEvict?: (key: string, nexthopId: number) => void;
   /** Called with each flow that aged out (not seen for maxAgeMs: taken as ended). */
   onExpire?: (key: string, nexthopId: number) => void;
@@ -53,13 +56,28 @@ const keyScratch: number[] = new Array<number>(38).fill(0);
  * (bench: flow table heap per flow).
  */
 export function flowKey(switchId: number, tuple: string): string {
-  if (!Number.isInteger(switchId) || switchId < 0 || switchId > MAX_SWITCH_ID) throw new RangeError(`switch id out of range: ${switchId}`);
+  if (!Number.isInteger(switchId) || switchId < 0 || switchId > MAX_SWITCH_ID)
+    throw new RangeError(`switch id out of range: ${switchId}`);
   const n = tuple.length;
   const hi = switchId >> 8;
   const lo = switchId & 0xff;
   if (n === 12) {
-    return String.fromCharCode(hi, lo, tuple.charCodeAt(0), tuple.charCodeAt(1), tuple.charCodeAt(2), tuple.charCodeAt(3), tuple.charCodeAt(4), tuple.charCodeAt(5),
-      tuple.charCodeAt(6), tuple.charCodeAt(7), tuple.charCodeAt(8), tuple.charCodeAt(9), tuple.charCodeAt(10), tuple.charCodeAt(11));
+    return String.fromCharCode(
+      hi,
+      lo,
+      tuple.charCodeAt(0),
+      tuple.charCodeAt(1),
+      tuple.charCodeAt(2),
+      tuple.charCodeAt(3),
+      tuple.charCodeAt(4),
+      tuple.charCodeAt(5),
+      tuple.charCodeAt(6),
+      tuple.charCodeAt(7),
+      tuple.charCodeAt(8),
+      tuple.charCodeAt(9),
+      tuple.charCodeAt(10),
+      tuple.charCodeAt(11),
+    );
   }
   const codes = n === 36 ? keyScratch : new Array<number>(n + 2);
   codes[0] = hi;
@@ -193,7 +211,9 @@ export class FlowTable {
     return v === undefined ? undefined : nhOf(v);
   }
 
-  /** The side that half-closed a tracked flow, null while both are open, undefined if not tracked (a read). */
+  /**
+   * The side that half-closed a tracked flow, null while both are open, undefined if not tracked (a read).
+   */
   halfClosedBy(key: string): Side | null | undefined {
     const v = this.lru.peek(key);
     if (v === undefined) return undefined;
@@ -218,7 +238,9 @@ export class FlowTable {
     return out;
   }
 
-  /** The nexthop index: each resolved nexthop id with its flow keys (live sets: safe to read across awaits). */
+  /**
+   * The nexthop index: each resolved nexthop id with its flow keys (live sets: safe to read across awaits).
+   */
   indexed(): IterableIterator<[number, ReadonlySet<string>]> {
     return this.byNexthop.entries();
   }
@@ -241,7 +263,13 @@ export class FlowTable {
     if (v === undefined) return undefined;
     const remaining = this.lru.getRemainingTTL(key);
     const b = bitsOf(v);
-    return { switchId: switchIdOfKey(key), ...parseTuple(key, 2), nexthopId: nhOf(v), halfClosedBy: b === 0 ? null : b === SIDE_BIT.client ? 'client' : 'server', lastSeen: this.lruNow() - (this.maxAgeMs - remaining) };
+    return {
+      switchId: switchIdOfKey(key),
+      ...parseTuple(key, 2),
+      nexthopId: nhOf(v),
+      halfClosedBy: b === 0 ? null : b === SIDE_BIT.client ? 'client' : 'server',
+      lastSeen: this.lruNow() - (this.maxAgeMs - remaining),
+    };
   }
 
   /** When a tracked flow was last seen (a read), or undefined if not tracked. */
@@ -250,7 +278,10 @@ export class FlowTable {
     return this.lruNow() - (this.maxAgeMs - this.lru.getRemainingTTL(key));
   }
 
-  /** Keys of live flows, most recently seen first. Only reads (nexthopOf, entry, has) may run while walking it. */
+  /**
+   * Keys of live flows, most recently seen first. Only reads (nexthopOf, entry, has) may run while walking
+   * it.
+   */
   *keys(): IterableIterator<string> {
     yield* this.lru.keys();
   }
@@ -263,14 +294,16 @@ export class FlowTable {
       for (const key of set) {
         indexed++;
         const v = this.lru.peek(key, { allowStale: true });
-        if (v === undefined || nhOf(v) !== nh) problems.push(`key indexed on ${nh} has nexthop ${v === undefined ? 'none' : nhOf(v)}`);
+        if (v === undefined || nhOf(v) !== nh)
+          problems.push(`key indexed on ${nh} has nexthop ${v === undefined ? 'none' : nhOf(v)}`);
       }
     }
     let resolved = 0;
     for (const [key, v] of this.lru.entries()) {
       if (nhOf(v) === UNRESOLVED) continue;
       resolved++;
-      if (!this.byNexthop.get(nhOf(v))?.has(key)) problems.push(`resolved flow missing from index of ${nhOf(v)}`);
+      if (!this.byNexthop.get(nhOf(v))?.has(key))
+        problems.push(`resolved flow missing from index of ${nhOf(v)}`);
     }
     if (indexed < resolved) problems.push(`index holds ${indexed} keys, table ${resolved} resolved flows`);
     return problems;

@@ -4,7 +4,14 @@
 // killed loses its writes in flight, as a process would. The file store is the production
 // implementation of the same interface.
 
-import type { ChangeDoc, FlowSource, HalfClosed, JournalEntry, LoadedFlows, StateStore } from './state-store.js';
+import type {
+  ChangeDoc,
+  FlowSource,
+  HalfClosed,
+  JournalEntry,
+  LoadedFlows,
+  StateStore,
+} from './state-store.js';
 
 interface Group {
   switchName: string;
@@ -67,7 +74,13 @@ export class MemoryStateStore implements StateStore {
         const side = source.halfClosedBy?.(k) ?? null;
         if (side !== null) half.push([k, side]);
       }
-      groups.push({ switchName: g.switchName, vip: g.vip, nexthop: g.nexthop, keys, ...(half.length > 0 ? { half } : {}) });
+      groups.push({
+        switchName: g.switchName,
+        vip: g.vip,
+        nexthop: g.nexthop,
+        keys,
+        ...(half.length > 0 ? { half } : {}),
+      });
     }
     const cut = this.disk.journal.length;
     return this.write(() => {
@@ -78,18 +91,37 @@ export class MemoryStateStore implements StateStore {
   }
 
   appendFlows(flows: JournalEntry[], at: number): Promise<void> {
-    const entries = flows.map((f) => (f.ended === true ? { ended: f.key } : f.half !== undefined ? { halfClosed: f.key, side: f.half } : { switchName: f.switchName, vip: f.vip, nexthop: f.nexthop, keys: [f.key] }));
+    const entries = flows.map((f) =>
+      f.ended === true
+        ? { ended: f.key }
+        : f.half !== undefined
+          ? { halfClosed: f.key, side: f.half }
+          : { switchName: f.switchName, vip: f.vip, nexthop: f.nexthop, keys: [f.key] },
+    );
     return this.write(() => this.disk.journal.push({ at }, ...entries));
   }
 
   loadChanges(): ChangeDoc | undefined {
-    return this.disk.changes === undefined ? undefined : (JSON.parse(JSON.stringify(this.disk.changes)) as ChangeDoc);
+    return this.disk.changes === undefined
+      ? undefined
+      : (JSON.parse(JSON.stringify(this.disk.changes)) as ChangeDoc);
   }
 
   loadFlows(): LoadedFlows | undefined {
     const d = this.disk;
     if (d.snapshot === undefined && d.journal.length === 0) return undefined;
-    const out: LoadedFlows = { flows: (d.snapshot ?? []).map((g) => ({ switchName: g.switchName, vip: g.vip, nexthop: g.nexthop, keys: [...g.keys] })), ended: new Set(), halfClosed: new Map((d.snapshot ?? []).flatMap((g) => g.half ?? [])), savedAt: d.savedAt, journalUntil: undefined };
+    const out: LoadedFlows = {
+      flows: (d.snapshot ?? []).map((g) => ({
+        switchName: g.switchName,
+        vip: g.vip,
+        nexthop: g.nexthop,
+        keys: [...g.keys],
+      })),
+      ended: new Set(),
+      halfClosed: new Map((d.snapshot ?? []).flatMap((g) => g.half ?? [])),
+      savedAt: d.savedAt,
+      journalUntil: undefined,
+    };
     for (const e of d.journal) {
       if ('at' in e) out.journalUntil = Math.max(out.journalUntil ?? 0, e.at);
       else if ('ended' in e) out.ended.add(e.ended);

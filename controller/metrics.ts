@@ -24,7 +24,10 @@ export class ScrapeGauge<L extends string> {
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
     this.gauge = new Gauge<L>({
-      name, help, labelNames, registers: [registry],
+      name,
+      help,
+      labelNames,
+      registers: [registry],
       collect() {
         if (self.read === undefined) return;
         this.reset();
@@ -55,7 +58,10 @@ export class ScrapeCounter<L extends string> {
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
     this.counter = new Counter<L>({
-      name, help, labelNames, registers: [registry],
+      name,
+      help,
+      labelNames,
+      registers: [registry],
       collect() {
         if (self.read === undefined) return;
         const sums = new Map<string, Row<L>>();
@@ -81,7 +87,10 @@ export class ScrapeCounter<L extends string> {
   }
 }
 
-/** flowpin's version (package.json), the Node.js version, and the commit where known (FLOWPIN_COMMIT, or the checkout's git HEAD). */
+/**
+ * flowpin's version (package.json), the Node.js version, and the commit where known (FLOWPIN_COMMIT, or the
+ * checkout's git HEAD).
+ */
 export function buildInfo(): { version: string; node_version: string; commit: string } {
   const root = new URL('../../', import.meta.url);
   const read = (rel: string): string | undefined => {
@@ -106,52 +115,190 @@ const SECONDS_FAST = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25
 /** flowpin's metrics, one registry per controller. */
 export function controllerMetrics() {
   const registry = new Registry();
-  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> => new Counter<L>({ name, help, labelNames, registers: [registry] });
-  const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[]): Gauge<L> => new Gauge<L>({ name, help, labelNames, registers: [registry] });
-  const histogram = <L extends string>(name: string, help: string, labelNames: readonly L[], buckets: number[]): Histogram<L> => new Histogram<L>({ name, help, labelNames, buckets, registers: [registry] });
+  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> =>
+    new Counter<L>({ name, help, labelNames, registers: [registry] });
+  const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[]): Gauge<L> =>
+    new Gauge<L>({ name, help, labelNames, registers: [registry] });
+  const histogram = <L extends string>(
+    name: string,
+    help: string,
+    labelNames: readonly L[],
+    buckets: number[],
+  ): Histogram<L> => new Histogram<L>({ name, help, labelNames, buckets, registers: [registry] });
   return {
     registry,
-    events: counter('flowpin_mirror_events_total', 'Decoded mirrored TCP segments by switch and kind (syn, end, ignored, shed, unknown-switch)', ['switch', 'kind']),
+    events: counter(
+      'flowpin_mirror_events_total',
+      'Decoded mirrored TCP segments by switch and kind (syn, end, ignored, shed, unknown-switch)',
+      ['switch', 'kind'],
+    ),
     shed: counter('flowpin_events_shed_total', 'SYNs dropped because the resolve queue was full', ['switch']),
-    resolved: counter('flowpin_flows_resolved_total', 'Flows whose nexthop look-up ended, by switch and result (ok, unknown, error)', ['switch', 'result']),
+    resolved: counter(
+      'flowpin_flows_resolved_total',
+      'Flows whose nexthop look-up ended, by switch and result (ok, unknown, error)',
+      ['switch', 'result'],
+    ),
     pinsInstalled: counter('flowpin_pins_installed_total', 'Pins installed on switches', ['switch']),
-    pinsRemoved: counter('flowpin_pins_removed_total', 'Pins removed from switches, by why (gc, unwanted)', ['switch', 'why']),
-    pinFailures: counter('flowpin_pin_failures_total', 'Pins the switch refused or could not program, by reason', ['switch', 'reason']),
-    reconcileFailures: counter('flowpin_reconcile_failures_total', 'Failed reconcile rounds (then backoff and full resync), by switch and error class', ['switch', 'error']),
+    pinsRemoved: counter('flowpin_pins_removed_total', 'Pins removed from switches, by why (gc, unwanted)', [
+      'switch',
+      'why',
+    ]),
+    pinFailures: counter(
+      'flowpin_pin_failures_total',
+      'Pins the switch refused or could not program, by reason',
+      ['switch', 'reason'],
+    ),
+    reconcileFailures: counter(
+      'flowpin_reconcile_failures_total',
+      'Failed reconcile rounds (then backoff and full resync), by switch and error class',
+      ['switch', 'error'],
+    ),
     resyncs: counter('flowpin_resyncs_total', 'Full resyncs of a switch pin table', ['switch']),
-    synToPin: histogram('flowpin_syn_to_pin_seconds', 'Time from a SYN arriving to its pin being installed', ['switch'], [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]),
-    switchCall: histogram('flowpin_switch_call_seconds', 'Latency of the controller\'s calls to a switch adapter, by switch, adapter kind and operation', ['switch', 'adapter', 'operation'], SECONDS_FAST),
-    switchCallErrors: counter('flowpin_switch_call_errors_total', 'Calls to a switch adapter that failed, by switch, adapter kind and operation', ['switch', 'adapter', 'operation']),
+    synToPin: histogram(
+      'flowpin_syn_to_pin_seconds',
+      'Time from a SYN arriving to its pin being installed',
+      ['switch'],
+      [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    ),
+    switchCall: histogram(
+      'flowpin_switch_call_seconds',
+      "Latency of the controller's calls to a switch adapter, by switch, adapter kind and operation",
+      ['switch', 'adapter', 'operation'],
+      SECONDS_FAST,
+    ),
+    switchCallErrors: counter(
+      'flowpin_switch_call_errors_total',
+      'Calls to a switch adapter that failed, by switch, adapter kind and operation',
+      ['switch', 'adapter', 'operation'],
+    ),
     flows: new ScrapeGauge(registry, 'flowpin_flows', 'Tracked flows by switch', ['switch']),
-    pins: new ScrapeGauge(registry, 'flowpin_pins', 'Pins by switch and state (desired, installed, failed)', ['switch', 'state']),
-    nexthopFlows: new ScrapeGauge(registry, 'flowpin_nexthop_flows', 'Tracked flows by switch, VIP and nexthop', ['switch', 'vip', 'nexthop']),
-    nexthopPins: new ScrapeGauge(registry, 'flowpin_nexthop_pins', 'Programmed pins by switch, VIP and nexthop', ['switch', 'vip', 'nexthop']),
-    pinTable: new ScrapeGauge(registry, 'flowpin_pin_table_entries', 'The switch pin table: capacity, programmed (flowpin\'s) and free entries', ['switch', 'kind']),
+    pins: new ScrapeGauge(registry, 'flowpin_pins', 'Pins by switch and state (desired, installed, failed)', [
+      'switch',
+      'state',
+    ]),
+    nexthopFlows: new ScrapeGauge(
+      registry,
+      'flowpin_nexthop_flows',
+      'Tracked flows by switch, VIP and nexthop',
+      ['switch', 'vip', 'nexthop'],
+    ),
+    nexthopPins: new ScrapeGauge(
+      registry,
+      'flowpin_nexthop_pins',
+      'Programmed pins by switch, VIP and nexthop',
+      ['switch', 'vip', 'nexthop'],
+    ),
+    pinTable: new ScrapeGauge(
+      registry,
+      'flowpin_pin_table_entries',
+      "The switch pin table: capacity, programmed (flowpin's) and free entries",
+      ['switch', 'kind'],
+    ),
     ready: gauge('flowpin_switch_ready', '1 when the switch answers and its pins are in sync', ['switch']),
-    connectionsAtRisk: counter('flowpin_connections_at_risk_total', 'Flows that needed a pin and have none programmed, by switch and reason (table-full, refused, not-programmed, shed, unresolved)', ['switch', 'why']),
-    windowFlows: counter('flowpin_change_window_flows_total', 'Flows whose SYN arrived in a change window with no certain, programmed pin', ['switch']),
-    changesInProgress: new ScrapeGauge(registry, 'flowpin_changes_in_progress', 'Changes queued or in progress, and drains whose connections are still tracked, by switch, kind (drain, add) and phase (queued, pending, applied, deadline-passed); every kind and phase has its series, at 0 when none', ['switch', 'kind', 'phase']),
-    changeConnectionsLeft: new ScrapeGauge(registry, 'flowpin_change_connections_left', 'Connections (live and unknown) left on the nexthop of each drain whose group write is done and whose connections are still tracked, by switch, VIP and nexthop (the series ends with the drain)', ['switch', 'vip', 'nexthop']),
-    groupDrift: counter('flowpin_group_drift_total', 'ECMP groups found changed on the switch by someone else (taken as they are)', ['switch']),
-    mirrorSocketDrops: new ScrapeCounter(registry, 'flowpin_mirror_socket_drops_total', 'Mirrored datagrams the kernel dropped for a full receive buffer, by mirror socket (source as configured)', ['source']),
-    mirrorReceiveBuffer: new ScrapeGauge(registry, 'flowpin_mirror_receive_buffer_bytes', 'Receive buffer of each mirror socket as the kernel granted it (Linux reports twice the usable size), and as asked for, by source and kind (granted, requested)', ['source', 'kind']),
-    mirrorBacklogDrops: new ScrapeCounter(registry, 'flowpin_mirror_backlog_drops_total', 'Decoded mirror events dropped because the main thread was too far behind the receiver', []),
+    connectionsAtRisk: counter(
+      'flowpin_connections_at_risk_total',
+      'Flows that needed a pin and have none programmed, by switch and reason (table-full, refused, not-programmed, shed, unresolved)',
+      ['switch', 'why'],
+    ),
+    windowFlows: counter(
+      'flowpin_change_window_flows_total',
+      'Flows whose SYN arrived in a change window with no certain, programmed pin',
+      ['switch'],
+    ),
+    changesInProgress: new ScrapeGauge(
+      registry,
+      'flowpin_changes_in_progress',
+      'Changes queued or in progress, and drains whose connections are still tracked, by switch, kind (drain, add) and phase (queued, pending, applied, deadline-passed); every kind and phase has its series, at 0 when none',
+      ['switch', 'kind', 'phase'],
+    ),
+    changeConnectionsLeft: new ScrapeGauge(
+      registry,
+      'flowpin_change_connections_left',
+      'Connections (live and unknown) left on the nexthop of each drain whose group write is done and whose connections are still tracked, by switch, VIP and nexthop (the series ends with the drain)',
+      ['switch', 'vip', 'nexthop'],
+    ),
+    groupDrift: counter(
+      'flowpin_group_drift_total',
+      'ECMP groups found changed on the switch by someone else (taken as they are)',
+      ['switch'],
+    ),
+    mirrorSocketDrops: new ScrapeCounter(
+      registry,
+      'flowpin_mirror_socket_drops_total',
+      'Mirrored datagrams the kernel dropped for a full receive buffer, by mirror socket (source as configured)',
+      ['source'],
+    ),
+    mirrorReceiveBuffer: new ScrapeGauge(
+      registry,
+      'flowpin_mirror_receive_buffer_bytes',
+      'Receive buffer of each mirror socket as the kernel granted it (Linux reports twice the usable size), and as asked for, by source and kind (granted, requested)',
+      ['source', 'kind'],
+    ),
+    mirrorBacklogDrops: new ScrapeCounter(
+      registry,
+      'flowpin_mirror_backlog_drops_total',
+      'Decoded mirror events dropped because the main thread was too far behind the receiver',
+      [],
+    ),
     buildInfo: (() => {
       const info = buildInfo();
-      const g = new Gauge({ name: 'flowpin_build_info', help: 'Always 1: flowpin\'s version, the Node.js version and the commit it was built from (unknown where not known)', labelNames: ['version', 'node_version', 'commit'], registers: [registry] });
+      const g = new Gauge({
+        name: 'flowpin_build_info',
+        help: "Always 1: flowpin's version, the Node.js version and the commit it was built from (unknown where not known)",
+        labelNames: ['version', 'node_version', 'commit'],
+        registers: [registry],
+      });
       g.set(info, 1);
       return g;
     })(),
-    /** The switches whose closed-label series are made at zero before each scrape (set by the controller's collectors). */
+    /**
+     * The switches whose closed-label series are made at zero before each scrape (set by the controller's
+     * collectors).
+     */
     seriesSwitches: { read: undefined as (() => Iterable<SeriesSwitch>) | undefined },
-    journalLag: histogram('flowpin_journal_lag_seconds', 'Time from the oldest flow of a journal group commit being seen to the commit being durable: what a kill can lose (the restart counts it in its gap)', [], [0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]),
-    persistSeconds: histogram('flowpin_persist_seconds', 'Time to write the tracked flows to the state store', [], [0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30]),
-    serverResets: counter('flowpin_server_resets_total', 'Resets sent by servers (RST from a VIP) seen on the reply mirror where its ACL matches RST, by switch and VIP', ['switch', 'vip']),
-    replies: counter('flowpin_replies_observed_total', 'Mirrored server replies (SYN-ACK from a VIP) by switch and result (resolved, agree, disagree, duplicate, unknown-server, no-syn, ignored)', ['switch', 'result']),
-    unknownServer: counter('flowpin_reply_unknown_server_total', 'Mirrored replies whose server flowpin could not tell, by switch and reason (no-identity, unknown-mac, ambiguous-mac, unknown-port, ambiguous-port, not-a-nexthop)', ['switch', 'reason']),
-    disagreements: counter('flowpin_resolution_disagreements_total', 'Flows whose look-up answer differed from the server that answered (the observation wins), by switch', ['switch']),
-    replyTimeouts: counter('flowpin_reply_timeouts_total', 'SYNs whose reply was not seen in time, by switch and what followed (lookup, unresolved, resolved)', ['switch', 'then']),
-    synToServer: histogram('flowpin_syn_to_server_seconds', 'Time from a SYN arriving to its server being known, by switch and source (observe, lookup)', ['switch', 'source'], [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]),
+    journalLag: histogram(
+      'flowpin_journal_lag_seconds',
+      'Time from the oldest flow of a journal group commit being seen to the commit being durable: what a kill can lose (the restart counts it in its gap)',
+      [],
+      [0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    ),
+    persistSeconds: histogram(
+      'flowpin_persist_seconds',
+      'Time to write the tracked flows to the state store',
+      [],
+      [0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30],
+    ),
+    serverResets: counter(
+      'flowpin_server_resets_total',
+      'Resets sent by servers (RST from a VIP) seen on the reply mirror where its ACL matches RST, by switch and VIP',
+      ['switch', 'vip'],
+    ),
+    replies: counter(
+      'flowpin_replies_observed_total',
+      'Mirrored server replies (SYN-ACK from a VIP) by switch and result (resolved, agree, disagree, duplicate, unknown-server, no-syn, ignored)',
+      ['switch', 'result'],
+    ),
+    unknownServer: counter(
+      'flowpin_reply_unknown_server_total',
+      'Mirrored replies whose server flowpin could not tell, by switch and reason (no-identity, unknown-mac, ambiguous-mac, unknown-port, ambiguous-port, not-a-nexthop)',
+      ['switch', 'reason'],
+    ),
+    disagreements: counter(
+      'flowpin_resolution_disagreements_total',
+      'Flows whose look-up answer differed from the server that answered (the observation wins), by switch',
+      ['switch'],
+    ),
+    replyTimeouts: counter(
+      'flowpin_reply_timeouts_total',
+      'SYNs whose reply was not seen in time, by switch and what followed (lookup, unresolved, resolved)',
+      ['switch', 'then'],
+    ),
+    synToServer: histogram(
+      'flowpin_syn_to_server_seconds',
+      'Time from a SYN arriving to its server being known, by switch and source (observe, lookup)',
+      ['switch', 'source'],
+      [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    ),
   };
 }
 
@@ -159,7 +306,10 @@ export type ControllerMetrics = ReturnType<typeof controllerMetrics>;
 
 let processRegistry: Registry | undefined;
 
-/** The process and event-loop metrics (prom-client's defaults, `process_` and `nodejs_`), collected once per process. */
+/**
+ * The process and event-loop metrics (prom-client's defaults, `process_` and `nodejs_`), collected once per
+ * process.
+ */
 function defaults(): Registry {
   if (processRegistry === undefined) {
     const r = new Registry();
@@ -167,7 +317,12 @@ function defaults(): Registry {
     // prom-client names three gauges `_total` (nodejs_active_{handles,requests,resources}_total),
     // which the conventions keep for counters (promtool check metrics says so): they are left
     // out; the same counts stay, by type, in nodejs_active_{handles,requests,resources}.
-    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) r.removeSingleMetric(name);
+    for (const name of [
+      'nodejs_active_handles_total',
+      'nodejs_active_requests_total',
+      'nodejs_active_resources_total',
+    ])
+      r.removeSingleMetric(name);
     processRegistry = r;
   }
   return processRegistry;
@@ -184,9 +339,16 @@ export async function exposition(m: ControllerMetrics): Promise<string> {
 export const EXPOSITION_TYPE: string = new Registry().contentType;
 
 /** The current value of one series of a counter or gauge (0 when it has none yet). */
-export async function valueOf<L extends string>(metric: Counter<L> | Gauge<L>, labels: Partial<Record<L, string>>): Promise<number> {
+export async function valueOf<L extends string>(
+  metric: Counter<L> | Gauge<L>,
+  labels: Partial<Record<L, string>>,
+): Promise<number> {
   const want = Object.entries(labels);
   const got = await metric.get();
-  const row = got.values.find((v) => want.length === Object.keys(v.labels).length && want.every(([k, val]) => String(v.labels[k as L]) === val));
+  const row = got.values.find(
+    (v) =>
+      want.length === Object.keys(v.labels).length &&
+      want.every(([k, val]) => String(v.labels[k as L]) === val),
+  );
   return row?.value ?? 0;
 }

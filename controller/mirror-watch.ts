@@ -13,7 +13,9 @@ export interface MirrorHealth {
   /** `dropping`: mirrored frames were lost before decoding within the last window. */
   state: 'ok' | 'silent' | 'collapsed' | 'dropping';
   syns: number;
-  /** Mirrored frames lost before decoding since start (kernel socket drops, backlog); null where not known. */
+  /**
+   * Mirrored frames lost before decoding since start (kernel socket drops, backlog); null where not known.
+   */
   dropped: number | null;
   /** SYNs per second over the last window, and the switch's usual rate (slow average). */
   synRate: number;
@@ -21,7 +23,9 @@ export interface MirrorHealth {
   /** Seconds since the last mirrored SYN; null before the first. */
   lastSynAgoS: number | null;
   why: string | null;
-  /** Connection ends the mirror carries (`syn-only`: none seen; flows then age by the connection lifetime). */
+  /**
+   * Connection ends the mirror carries (`syn-only`: none seen; flows then age by the connection lifetime).
+   */
   liveness: LivenessSource;
   /** FIN or RST segments seen from clients and from servers since start. */
   ends: { client: number; server: number };
@@ -42,7 +46,9 @@ export interface MirrorWatchOptions {
   collapseRatio: number;
   /** SYNs seen with no connection end before the mirror counts as `syn-only`. */
   synOnlyAfter: number;
-  /** What the switch is configured to mirror, where the operator says so (`auto`: learnt from what it shows). */
+  /**
+   * What the switch is configured to mirror, where the operator says so (`auto`: learnt from what it shows).
+   */
   declared?: 'auto' | 'both-ways' | 'client-side' | 'syn-only';
   now: () => number;
   /** Mirror frames lost before decoding (socket and backlog drops). */
@@ -115,7 +121,8 @@ export class MirrorWatch {
       v.synsAtWindow = v.syns;
     }
     this.synRate = ((this.syns - this.synsAtWindow) * 1000) / elapsed;
-    this.lastShedShare = this.syns > this.synsAtWindow ? (this.sheds - this.shedsAtWindow) / (this.syns - this.synsAtWindow) : 0;
+    this.lastShedShare =
+      this.syns > this.synsAtWindow ? (this.sheds - this.shedsAtWindow) / (this.syns - this.synsAtWindow) : 0;
     this.shedsAtWindow = this.sheds;
     this.synsAtWindow = this.syns;
     // The usual rate follows slowly (a few minutes), so a collapse shows against it.
@@ -135,7 +142,10 @@ export class MirrorWatch {
     return Math.max(vip.synRate, current);
   }
 
-  /** The mirror's health: silent (no SYN for silenceS), collapsed (rate far below usual), dropping (frames lost lately), or ok. */
+  /**
+   * The mirror's health: silent (no SYN for silenceS), collapsed (rate far below usual), dropping (frames
+   * lost lately), or ok.
+   */
   health(all: Iterable<VipRates>): MirrorHealth {
     const now = this.o.now();
     this.roll(now, all);
@@ -143,15 +153,22 @@ export class MirrorWatch {
     const since = this.lastSynAt ?? this.startedAt;
     const loss = this.o.loss?.();
     const h: MirrorHealth = {
-      state: 'ok', syns: this.syns, dropped: loss?.dropped ?? null, synRate: round1(this.synRate), usualRate: round1(this.usualRate),
-      lastSynAgoS: this.lastSynAt === undefined ? null : round1((now - this.lastSynAt) / 1000), why: null,
-      liveness: this.liveness, ends: { client: this.clientEnds, server: this.serverEnds },
+      state: 'ok',
+      syns: this.syns,
+      dropped: loss?.dropped ?? null,
+      synRate: round1(this.synRate),
+      usualRate: round1(this.usualRate),
+      lastSynAgoS: this.lastSynAt === undefined ? null : round1((now - this.lastSynAt) / 1000),
+      why: null,
+      liveness: this.liveness,
+      ends: { client: this.clientEnds, server: this.serverEnds },
     };
     if (now - since >= silenceMs) {
       h.state = 'silent';
-      h.why = this.lastSynAt === undefined
-        ? `no mirrored SYN since flowpin started ${Math.round((now - this.startedAt) / 1000)} s ago: check the switch's mirror session and mirrorSources`
-        : `no mirrored SYN for ${Math.round((now - since) / 1000)} s`;
+      h.why =
+        this.lastSynAt === undefined
+          ? `no mirrored SYN since flowpin started ${Math.round((now - this.startedAt) / 1000)} s ago: check the switch's mirror session and mirrorSources`
+          : `no mirrored SYN for ${Math.round((now - since) / 1000)} s`;
     } else if (this.usualRate >= 5 && this.synRate < this.usualRate * this.o.collapseRatio) {
       h.state = 'collapsed';
       h.why = `mirrored SYNs fell to ${round1(this.synRate)}/s from a usual ${round1(this.usualRate)}/s`;

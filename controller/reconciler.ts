@@ -11,7 +11,12 @@
 // other); after a restart, pins found are adopted.
 
 import { LRUCache } from 'lru-cache';
-import type { FlowSpec, InstalledPin, NotProgrammedReason, SwitchAdapter } from '../switch-adapters/contract.js';
+import type {
+  FlowSpec,
+  InstalledPin,
+  NotProgrammedReason,
+  SwitchAdapter,
+} from '../switch-adapters/contract.js';
 import { flowId } from '../switch-adapters/contract.js';
 import { isSwitchError } from '../switch-adapters/errors.js';
 import type { Clock } from './clock.js';
@@ -99,13 +104,19 @@ export interface ReconcilerOptions {
 export type DropListener = (id: string, pin: DesiredPin, why: AtRiskReason | 'idle-timeout') => void;
 
 export class Reconciler {
-  /** What the switch should hold and what it holds: written here only (`desired`, `installed`, `desiredGroups`, `groups` are read-only views). */
+  /**
+   * What the switch should hold and what it holds: written here only (`desired`, `installed`,
+   * `desiredGroups`, `groups` are read-only views).
+   */
   private readonly wanted = new Map<string, DesiredPin>();
   private readonly held = new InstalledPins();
   readonly failed: LRUCache<string, FailedPin>;
   /** Desired members per VIP; a VIP absent here is left as the switch has it. */
   private readonly wantedGroups = new Map<string, Set<string>>();
-  /** Members per VIP as last read from or written to the switch (this reconciler writes it: `groups` is its view). */
+  /**
+   * Members per VIP as last read from or written to the switch (this reconciler writes it: `groups` is its
+   * view).
+   */
   private readonly groupsKnown = new Map<string, Set<string>>();
   /** Consecutive failed rounds; 0 when in sync. */
   failures = 0;
@@ -137,7 +148,11 @@ export class Reconciler {
 
   constructor(private readonly o: ReconcilerOptions) {
     this.capacity = o.adapter.capabilities.pinTableSize;
-    this.failed = new LRUCache<string, FailedPin>({ max: FAILED_MAX, ttl: FAILED_TTL_MS, perf: { now: () => o.clock.now() } });
+    this.failed = new LRUCache<string, FailedPin>({
+      max: FAILED_MAX,
+      ttl: FAILED_TTL_MS,
+      perf: { now: () => o.clock.now() },
+    });
   }
 
   /** Desired pins by flow id. */
@@ -166,7 +181,13 @@ export class Reconciler {
   }
 
   get inSync(): boolean {
-    return this.failures === 0 && this.blocked === undefined && !this.needResync && this.appliedGen >= this.gen && this.pendingIds.size === 0;
+    return (
+      this.failures === 0 &&
+      this.blocked === undefined &&
+      !this.needResync &&
+      this.appliedGen >= this.gen &&
+      this.pendingIds.size === 0
+    );
   }
 
   /** How long a pin lasts without packets (s). */
@@ -179,7 +200,9 @@ export class Reconciler {
     return this.capacity;
   }
 
-  /** Entries free for new pins: capacity less other owners' entries and flowpin's programmed and pending ones. */
+  /**
+   * Entries free for new pins: capacity less other owners' entries and flowpin's programmed and pending ones.
+   */
   freeEntries(): number {
     return Math.max(0, this.capacity - this.othersUsed - this.programmedCount() - this.pendingIds.size);
   }
@@ -271,7 +294,10 @@ export class Reconciler {
     return () => this.listeners.delete(fn);
   }
 
-  /** Registers a listener for desired pins dropped (refused, no room, not programmed, idled out); returns its removal. */
+  /**
+   * Registers a listener for desired pins dropped (refused, no room, not programmed, idled out); returns its
+   * removal.
+   */
   onDropped(fn: DropListener): () => void {
     this.dropListeners.add(fn);
     return () => this.dropListeners.delete(fn);
@@ -310,7 +336,8 @@ export class Reconciler {
   private touch(): void {
     this.gen++;
     this.dirty = true;
-    if (!this.running && this.timer === undefined && !this.stopped && this.blocked === undefined) setImmediate(() => void this.run());
+    if (!this.running && this.timer === undefined && !this.stopped && this.blocked === undefined)
+      setImmediate(() => void this.run());
   }
 
   private notify(): void {
@@ -379,20 +406,39 @@ export class Reconciler {
     for (const fn of this.dropListeners) fn(id, pin, why);
   }
 
-  /** Takes the switch's report of one pin into the installed view; returns true if it is garbage to remove. */
+  /**
+   * Takes the switch's report of one pin into the installed view; returns true if it is garbage to remove.
+   */
   private take(p: InstalledPin, now: number, previous: InstalledView | undefined): boolean {
     const id = flowId(p.flow);
     const want = this.wanted.get(id);
     const pending = !p.programmed && p.reason === 'pending';
     if (!p.programmed && !pending && p.reason !== 'disabled') {
-      // Configured but not forwarding (rejected, timed out, unknown state): remove it; a pin still needed is re-added whole.
+      // Configured but not forwarding (rejected, timed out, unknown state): remove it; a pin still needed is
+      // re-added whole.
       this.held.delete(id);
       this.pendingIds.delete(id);
-      if (want && want.nexthop === p.nexthop) this.drop(id, want, p.reason === 'table-full' ? 'table-full' : p.reason === 'idle-timeout' || p.reason === 'hard-timeout' ? 'idle-timeout' : 'not-programmed', p.reason ?? 'not programmed');
+      if (want && want.nexthop === p.nexthop)
+        this.drop(
+          id,
+          want,
+          p.reason === 'table-full'
+            ? 'table-full'
+            : p.reason === 'idle-timeout' || p.reason === 'hard-timeout'
+              ? 'idle-timeout'
+              : 'not-programmed',
+          p.reason ?? 'not programmed',
+        );
       return true;
     }
     const lastActive = previous && previous.packets === p.packets ? previous.lastActive : now;
-    const view: InstalledView = { flow: p.flow, nexthop: p.nexthop, programmed: p.programmed, packets: p.packets, lastActive };
+    const view: InstalledView = {
+      flow: p.flow,
+      nexthop: p.nexthop,
+      programmed: p.programmed,
+      packets: p.packets,
+      lastActive,
+    };
     if (!p.programmed) view.reason = p.reason;
     this.held.set(id, view);
     if (pending) this.pendingIds.add(id);
@@ -411,7 +457,8 @@ export class Reconciler {
     const garbage: FlowSpec[] = [];
     for (const p of listed) {
       if (this.take(p, now, previous.get(flowId(p.flow)))) garbage.push(p.flow);
-      else if (this.adoptOnResync && p.programmed && !this.wanted.has(flowId(p.flow))) this.wanted.set(flowId(p.flow), { flow: p.flow, nexthop: p.nexthop, reason: 'adopted', since: now });
+      else if (this.adoptOnResync && p.programmed && !this.wanted.has(flowId(p.flow)))
+        this.wanted.set(flowId(p.flow), { flow: p.flow, nexthop: p.nexthop, reason: 'adopted', since: now });
     }
     this.adoptOnResync = false;
     // Garbage collection is this round's write, not the listing's: what the switch timed out
@@ -419,13 +466,15 @@ export class Reconciler {
     // Removed before the table's use is read, so the room it held counts as free.
     if (garbage.length > 0) await a.removePins(garbage);
     const strays = await a.removeStrays();
-    if (garbage.length + strays > 0) this.o.metrics.pinsRemoved.inc({ switch: this.o.switchName, why: 'gc' }, garbage.length + strays);
+    if (garbage.length + strays > 0)
+      this.o.metrics.pinsRemoved.inc({ switch: this.o.switchName, why: 'gc' }, garbage.length + strays);
     await this.readUsage();
     // Switches without native idle timeouts: the controller ages pins from their counters.
     if (!a.capabilities.nativeIdleTimeout) {
       for (const [id, v] of this.held) {
         const want = this.wanted.get(id);
-        if (want && now - v.lastActive >= this.o.idleTimeoutS * 1000) this.drop(id, want, 'idle-timeout', 'idle');
+        if (want && now - v.lastActive >= this.o.idleTimeoutS * 1000)
+          this.drop(id, want, 'idle-timeout', 'idle');
       }
     }
     for (const vip of new Set([...this.wantedGroups.keys(), ...this.groupsKnown.keys()])) {
@@ -471,7 +520,8 @@ export class Reconciler {
       const i = this.held.get(id);
       if (d === undefined) {
         if (i !== undefined) toRemove.push(i.flow);
-      } else if (i === undefined || i.nexthop !== d.nexthop || (!i.programmed && i.reason !== 'pending')) toInstall.push([id, d]);
+      } else if (i === undefined || i.nexthop !== d.nexthop || (!i.programmed && i.reason !== 'pending'))
+        toInstall.push([id, d]);
     }
     if (toRemove.length > 0) {
       await this.o.adapter.removePins(toRemove);
@@ -514,7 +564,9 @@ export class Reconciler {
     const chunk = all.filter(([id, p]) => this.wanted.get(id) === p);
     if (chunk.length === 0) return;
     const name = this.o.switchName;
-    const outcomes = await this.o.adapter.installPins(chunk.map(([, p]) => ({ flow: p.flow, nexthop: p.nexthop, idleTimeoutS: this.o.idleTimeoutS })));
+    const outcomes = await this.o.adapter.installPins(
+      chunk.map(([, p]) => ({ flow: p.flow, nexthop: p.nexthop, idleTimeoutS: this.o.idleTimeoutS })),
+    );
     const now = this.o.clock.now();
     const garbage: FlowSpec[] = [];
     let strays = false;
@@ -524,7 +576,14 @@ export class Reconciler {
         // Unwanted (or wanted toward another nexthop) while its install was in flight: what the
         // switch now holds is recorded, so that the next round removes or replaces it.
         if (o.ok && (o.programmed !== false || o.reason === 'pending')) {
-          this.held.set(id, { flow: p.flow, nexthop: p.nexthop, programmed: o.programmed === true, packets: 0, lastActive: now, ...(o.programmed === true ? {} : { reason: 'pending' }) });
+          this.held.set(id, {
+            flow: p.flow,
+            nexthop: p.nexthop,
+            programmed: o.programmed === true,
+            packets: 0,
+            lastActive: now,
+            ...(o.programmed === true ? {} : { reason: 'pending' }),
+          });
           // Read back like any pin whose state is not known yet, so it is never left pending.
           if (o.programmed !== true) this.pendingIds.add(id);
           this.touched.add(id);
@@ -538,15 +597,29 @@ export class Reconciler {
         return;
       }
       if (o.programmed === false && o.reason !== 'pending') {
-        this.o.metrics.pinFailures.inc({ switch: name, reason: o.reason === 'table-full' ? 'table-full' : 'not-programmed' });
-        this.drop(id, p, o.reason === 'table-full' ? 'table-full' : 'not-programmed', o.reason ?? 'not programmed');
+        this.o.metrics.pinFailures.inc({
+          switch: name,
+          reason: o.reason === 'table-full' ? 'table-full' : 'not-programmed',
+        });
+        this.drop(
+          id,
+          p,
+          o.reason === 'table-full' ? 'table-full' : 'not-programmed',
+          o.reason ?? 'not programmed',
+        );
         this.held.delete(id);
         this.pendingIds.delete(id);
         garbage.push(p.flow);
         return;
       }
       const programmed = o.programmed === true;
-      const view: InstalledView = { flow: p.flow, nexthop: p.nexthop, programmed, packets: 0, lastActive: now };
+      const view: InstalledView = {
+        flow: p.flow,
+        nexthop: p.nexthop,
+        programmed,
+        packets: 0,
+        lastActive: now,
+      };
       if (!programmed) {
         view.reason = 'pending';
         this.pendingIds.add(id);
@@ -566,7 +639,8 @@ export class Reconciler {
   private landed(p: DesiredPin, now: number): void {
     const name = this.o.switchName;
     this.o.metrics.pinsInstalled.inc({ switch: name });
-    if (p.reason !== 'adopted') this.o.metrics.synToPin.observe({ switch: name }, Math.max(0, now - p.since) / 1000);
+    if (p.reason !== 'adopted')
+      this.o.metrics.synToPin.observe({ switch: name }, Math.max(0, now - p.since) / 1000);
   }
 
   /** Group writes, one at a time (a round's and one asked for while the round installs pins). */
@@ -659,7 +733,9 @@ export class Reconciler {
     const seen = new Map(ids.map((id) => [id, this.held.get(id)]));
     let byId: Map<string, InstalledPin>;
     if (a.capabilities.readsPins) {
-      const flows = ids.map((id) => this.held.get(id)?.flow ?? this.wanted.get(id)?.flow).filter((f): f is FlowSpec => f !== undefined);
+      const flows = ids
+        .map((id) => this.held.get(id)?.flow ?? this.wanted.get(id)?.flow)
+        .filter((f): f is FlowSpec => f !== undefined);
       byId = new Map();
       for (const p of await a.readPins(flows)) if (p !== undefined) byId.set(flowId(p.flow), p);
     } else byId = new Map((await a.listPins()).map((p) => [flowId(p.flow), p]));
@@ -681,7 +757,14 @@ export class Reconciler {
       const wasPending = this.pendingIds.has(id);
       if (this.take(p, now, prev)) {
         // Refused or not programmed for good: kept as installed-not-programmed so the round removes it.
-        this.held.set(id, { flow: p.flow, nexthop: p.nexthop, programmed: false, reason: p.reason ?? 'unknown', packets: p.packets, lastActive: now });
+        this.held.set(id, {
+          flow: p.flow,
+          nexthop: p.nexthop,
+          programmed: false,
+          reason: p.reason ?? 'unknown',
+          packets: p.packets,
+          lastActive: now,
+        });
         this.touched.add(id);
       } else if (p.programmed && wasPending && d !== undefined) this.landed(d, now);
     }

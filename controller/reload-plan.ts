@@ -54,9 +54,23 @@ function differences(a: unknown, b: unknown, path: Path, out: Path[], limit = 4)
     else a.forEach((x, i) => differences(x, b[i], [...path, i], out, limit));
     return;
   }
-  if (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null && !Array.isArray(a) && !Array.isArray(b)) {
+  if (
+    typeof a === 'object' &&
+    a !== null &&
+    typeof b === 'object' &&
+    b !== null &&
+    !Array.isArray(a) &&
+    !Array.isArray(b)
+  ) {
     const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
-    for (const k of keys) differences((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], [...path, KEY_OF_FIELD[k] ?? k], out, limit);
+    for (const k of keys)
+      differences(
+        (a as Record<string, unknown>)[k],
+        (b as Record<string, unknown>)[k],
+        [...path, KEY_OF_FIELD[k] ?? k],
+        out,
+        limit,
+      );
     return;
   }
   out.push(path);
@@ -71,7 +85,11 @@ function asFiled(s: Omit<SwitchConfig, 'vips'>): Record<string, unknown> {
 
 function restartOnly(file: string, paths: Path[]): never {
   const keys = [...new Set(paths.map(keyOf))];
-  throw new ConfigError(file, keys.join(', '), `changed; ${keys.length === 1 ? 'it takes' : 'they take'} effect at a restart only (a reload applies API tokens, switches added or removed, and their VIPs, nexthops and maxUnavailable). Nothing was reloaded: the running configuration stays`);
+  throw new ConfigError(
+    file,
+    keys.join(', '),
+    `changed; ${keys.length === 1 ? 'it takes' : 'they take'} effect at a restart only (a reload applies API tokens, switches added or removed, and their VIPs, nexthops and maxUnavailable). Nothing was reloaded: the running configuration stays`,
+  );
 }
 
 const tokenKey = (t: FlowpinConfig['api']['tokens'][number]): string => `${t.role}\n${t.name}\n${t.token}`;
@@ -81,7 +99,8 @@ export function planReload(cur: FlowpinConfig, next: FlowpinConfig): ReloadPlan 
   for (const k of Object.keys({ ...cur, ...next }) as (keyof FlowpinConfig)[]) {
     if (IGNORED_TOP.has(k)) continue;
     if (k === 'api') {
-      for (const a of Object.keys({ ...cur.api, ...next.api }) as (keyof FlowpinConfig['api'])[]) if (!LIVE_API.has(a)) differences(cur.api[a], next.api[a], ['api', a], diffs);
+      for (const a of Object.keys({ ...cur.api, ...next.api }) as (keyof FlowpinConfig['api'])[])
+        if (!LIVE_API.has(a)) differences(cur.api[a], next.api[a], ['api', a], diffs);
       continue;
     }
     differences(cur[k], next[k], [k], diffs);
@@ -101,7 +120,13 @@ export function planReload(cur: FlowpinConfig, next: FlowpinConfig): ReloadPlan 
     differences(asFiled(oldRest), asFiled(newRest), ['switches', i], diffs);
     const was = new Map(oldVips.map((v) => [v.address, v]));
     const now = new Set(newVips.map((v) => v.address));
-    const plan: SwitchPlan = { name: s.name, key, vipsAdded: [], vipsRemoved: oldVips.filter((v) => !now.has(v.address)).map((v) => v.address), vipsChanged: [] };
+    const plan: SwitchPlan = {
+      name: s.name,
+      key,
+      vipsAdded: [],
+      vipsRemoved: oldVips.filter((v) => !now.has(v.address)).map((v) => v.address),
+      vipsChanged: [],
+    };
     newVips.forEach((v, j) => {
       const vkey = keyOf(['switches', i, 'vips', j]);
       const o = was.get(v.address);
@@ -109,17 +134,42 @@ export function planReload(cur: FlowpinConfig, next: FlowpinConfig): ReloadPlan 
         plan.vipsAdded.push({ ...v, key: vkey });
         return;
       }
-      const vp: VipPlan = { key: vkey, address: v.address, nexthopsAdded: v.nexthops.filter((n) => !o.nexthops.includes(n)), nexthopsRemoved: o.nexthops.filter((n) => !v.nexthops.includes(n)) };
-      if (o.maxUnavailable !== v.maxUnavailable) vp.maxUnavailable = { before: o.maxUnavailable, after: v.maxUnavailable };
-      if (vp.nexthopsAdded.length > 0 || vp.nexthopsRemoved.length > 0 || vp.maxUnavailable !== undefined) plan.vipsChanged.push(vp);
+      const vp: VipPlan = {
+        key: vkey,
+        address: v.address,
+        nexthopsAdded: v.nexthops.filter((n) => !o.nexthops.includes(n)),
+        nexthopsRemoved: o.nexthops.filter((n) => !v.nexthops.includes(n)),
+      };
+      if (o.maxUnavailable !== v.maxUnavailable)
+        vp.maxUnavailable = { before: o.maxUnavailable, after: v.maxUnavailable };
+      if (vp.nexthopsAdded.length > 0 || vp.nexthopsRemoved.length > 0 || vp.maxUnavailable !== undefined)
+        plan.vipsChanged.push(vp);
     });
-    if (plan.vipsAdded.length > 0 || plan.vipsRemoved.length > 0 || plan.vipsChanged.length > 0) switchesChanged.push(plan);
+    if (plan.vipsAdded.length > 0 || plan.vipsRemoved.length > 0 || plan.vipsChanged.length > 0)
+      switchesChanged.push(plan);
   });
   if (diffs.length > 0) restartOnly(next.file, diffs);
   const kept = new Set(next.switches.map((s) => s.name));
   const switchesRemoved = cur.switches.filter((s) => !kept.has(s.name)).map((s) => s.name);
   const a = cur.api.tokens.map(tokenKey).sort();
   const b = next.api.tokens.map(tokenKey).sort();
-  const tokens = { before: a.length, after: b.length, changed: a.length !== b.length || a.some((x, i) => x !== b[i]) || cur.api.readsNeedToken !== next.api.readsNeedToken };
-  return { tokens, switchesAdded, switchesRemoved, switchesChanged, empty: !tokens.changed && switchesAdded.length === 0 && switchesRemoved.length === 0 && switchesChanged.length === 0 };
+  const tokens = {
+    before: a.length,
+    after: b.length,
+    changed:
+      a.length !== b.length ||
+      a.some((x, i) => x !== b[i]) ||
+      cur.api.readsNeedToken !== next.api.readsNeedToken,
+  };
+  return {
+    tokens,
+    switchesAdded,
+    switchesRemoved,
+    switchesChanged,
+    empty:
+      !tokens.changed &&
+      switchesAdded.length === 0 &&
+      switchesRemoved.length === 0 &&
+      switchesChanged.length === 0,
+  };
 }

@@ -36,7 +36,15 @@ export interface ReplyHost {
   isNexthopOf(vip: string, nexthop: string): boolean;
   noteNexthop(vip: string, nexthop: string): void;
   /** Records a flow's nexthop and applies the pin policy. */
-  apply(key: string, seq: number, at: number, nh: string, id: number, movedByAdd: boolean | undefined, observed: boolean): void;
+  apply(
+    key: string,
+    seq: number,
+    at: number,
+    nh: string,
+    id: number,
+    movedByAdd: boolean | undefined,
+    observed: boolean,
+  ): void;
   markUnresolved(p: Pending): void;
   /** Hands flows whose reply did not come to the look-up, in sequence order. */
   lookUp(ps: Pending[]): void;
@@ -62,7 +70,10 @@ export class ReplyObserver {
    * but its pin waits for the reply (which wins) or the reply timeout: a pin on a wrong answer
    * would itself move the connection.
    */
-  private readonly lookedUp = new Map<string, { nexthop: string; id: number; movedByAdd: boolean | undefined }>();
+  private readonly lookedUp = new Map<
+    string,
+    { nexthop: string; id: number; movedByAdd: boolean | undefined }
+  >();
   /** Flows resolved by observation lately (both: a later look-up answer is compared, never applied). */
   private readonly observedKeys = new LRUCache<string, true>({ max: 200_000 });
   private replyTimer: unknown;
@@ -137,7 +148,10 @@ export class ReplyObserver {
     const f = specOf(key);
     this.h.metrics.replies.inc({ switch: this.h.name, result: 'disagree' });
     this.h.metrics.disagreements.inc({ switch: this.h.name });
-    this.h.log?.warn({ switch: this.h.name, flow: flowId(f), lookup: lookedUp ?? null, observed }, 'look-up and observed server disagree; the observation wins');
+    this.h.log?.warn(
+      { switch: this.h.name, flow: flowId(f), lookup: lookedUp ?? null, observed },
+      'look-up and observed server disagree; the observation wins',
+    );
   }
 
   /**
@@ -152,7 +166,8 @@ export class ReplyObserver {
     this.identityRefreshing = true;
     this.identityAskedAt = this.h.clock.now();
     try {
-      if (this.h.adapter.capabilities.knowsServers) map.learn(await this.h.adapter.serverIdentities(), this.h.clock.now());
+      if (this.h.adapter.capabilities.knowsServers)
+        map.learn(await this.h.adapter.serverIdentities(), this.h.clock.now());
     } catch (err) {
       map.lastError = err instanceof Error ? err.message : String(err);
       this.h.log?.warn({ switch: this.h.name, err: map.lastError }, 'reading server identities failed');
@@ -168,19 +183,31 @@ export class ReplyObserver {
   }
 
   /** A server's mirrored reply to flow `tuple` (client to VIP): the server that holds the connection. */
-  onReply(tuple: string, vip: string, mac: string | undefined, port: number | undefined): 'reply' | 'reply-unknown' | 'ignored' {
+  onReply(
+    tuple: string,
+    vip: string,
+    mac: string | undefined,
+    port: number | undefined,
+  ): 'reply' | 'reply-unknown' | 'ignored' {
     const h = this.h;
     const key = flowKey(h.id, tuple);
     const current = h.flowTable.nexthopOf(key);
     if (this.o.resolution === 'lookup' || current === undefined) {
       // Not observing here, or a reply to a SYN flowpin did not see (or one that ended): nothing to learn.
-      h.metrics.replies.inc({ switch: h.name, result: this.o.resolution === 'lookup' ? 'ignored' : 'no-syn' });
+      h.metrics.replies.inc({
+        switch: h.name,
+        result: this.o.resolution === 'lookup' ? 'ignored' : 'no-syn',
+      });
       return 'ignored';
     }
     // The reply's family and VIP narrow a MAC or port several nexthops share (a dual-stack server).
-    const who = (this.o.identity as ServerIdentityMap).lookup(mac, port, { family: vip.includes(':') ? 6 : 4, isNexthop: (nh) => h.isNexthopOf(vip, nh) });
+    const who = (this.o.identity as ServerIdentityMap).lookup(mac, port, {
+      family: vip.includes(':') ? 6 : 4,
+      isNexthop: (nh) => h.isNexthopOf(vip, nh),
+    });
     let nh = who.nexthop;
-    let why: UnknownServerReason | 'not-a-nexthop' | undefined = who.nexthop === undefined ? who.why : undefined;
+    let why: UnknownServerReason | 'not-a-nexthop' | undefined =
+      who.nexthop === undefined ? who.why : undefined;
     if (nh !== undefined && !h.isNexthopOf(vip, nh)) {
       why = 'not-a-nexthop';
       nh = undefined;

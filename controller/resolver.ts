@@ -21,8 +21,15 @@ export interface ResolverOptions {
   /** The flow still needs (or, `both`, still wants a comparing) answer. */
   wanted: (p: Pending) => boolean;
   flowOf: (key: string) => FlowSpec;
-  /** Answers of one batch, in order: the nexthop of each flow asked (undefined: the switch could not tell), and whether an addition in progress moves it. */
-  onAnswers: (asked: Pending[], nexthops: (string | undefined)[], movedByAdd: (boolean | undefined)[]) => void;
+  /**
+   * Answers of one batch, in order: the nexthop of each flow asked (undefined: the switch could not tell),
+   * and whether an addition in progress moves it.
+   */
+  onAnswers: (
+    asked: Pending[],
+    nexthops: (string | undefined)[],
+    movedByAdd: (boolean | undefined)[],
+  ) => void;
   /** Where an addition is in progress, whether it moves each answered flow (undefined where not known). */
   predictMoves: (flows: FlowSpec[], nexthops: (string | undefined)[]) => Promise<(boolean | undefined)[]>;
   onFailure: (err: unknown, batch: Pending[]) => void;
@@ -90,7 +97,13 @@ export class Resolver {
   /** Starts look-up batches while there is work and room in flight. */
   pump(): void {
     if (!this.o.ready()) return;
-    while (!this.stopped && this.holds.size === 0 && this.retryTimer === undefined && this.inFlight < this.o.concurrency && this.queue.length > 0) {
+    while (
+      !this.stopped &&
+      this.holds.size === 0 &&
+      this.retryTimer === undefined &&
+      this.inFlight < this.o.concurrency &&
+      this.queue.length > 0
+    ) {
       const batch = this.queue.take(this.o.adapter.capabilities.resolveBatchSize, this.o.wanted);
       if (batch.length === 0) continue;
       this.inFlight++;

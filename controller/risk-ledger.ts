@@ -70,7 +70,10 @@ export class RiskLedger {
   private readonly unresolvedKeys = new Map<string, Set<string>>();
   private readonly serverResets = new Map<string, RecentTimes>();
 
-  constructor(maxShed: number, private readonly now: () => number) {
+  constructor(
+    maxShed: number,
+    private readonly now: () => number,
+  ) {
     this.shedKeys = new LRUCache<string, string>({
       max: maxShed,
       ttl: SHED_TTL_MS,
@@ -83,7 +86,8 @@ export class RiskLedger {
 
   /** A SYN shed: its flow is counted at risk by the changes of its VIP until seen again. */
   shed(key: string, vip: string): void {
-    // Past the bound the oldest key is pushed out (and counted); one already past its age is not a flow to count.
+    // Past the bound the oldest key is pushed out (and counted); one already past its age is not a flow to
+    // count.
     purgeIfStale(this.shedKeys);
     this.shedKeys.set(key, vip);
   }
@@ -93,7 +97,10 @@ export class RiskLedger {
     this.shedKeys.delete(key);
   }
 
-  /** A flow flowpin saw and can no longer name (pushed out of the full flow table, or a shed key past the bound). */
+  /**
+   * A flow flowpin saw and can no longer name (pushed out of the full flow table, or a shed key past the
+   * bound).
+   */
   forgotten(vip: string, nexthop: string | undefined): void {
     this.forgottenCounts.add(`${vip}|${nexthop ?? ''}`, this.now());
   }

@@ -9,7 +9,8 @@
 
 import type { ServerIdentity } from '../switch-adapters/contract.js';
 
-export type UnknownServerReason = 'no-identity' | 'unknown-mac' | 'ambiguous-mac' | 'unknown-port' | 'ambiguous-port';
+export type UnknownServerReason =
+  'no-identity' | 'unknown-mac' | 'ambiguous-mac' | 'unknown-port' | 'ambiguous-port';
 
 export type IdentityAnswer = { nexthop: string } | { nexthop: undefined; why: UnknownServerReason };
 
@@ -20,7 +21,10 @@ export interface StaticServer {
   port?: number;
 }
 
-/** What a reply says about its server besides MAC and port: its address family, and which nexthops its VIP has. */
+/**
+ * What a reply says about its server besides MAC and port: its address family, and which nexthops its VIP
+ * has.
+ */
 export interface ReplyScope {
   family: 4 | 6;
   /** Whether a nexthop is one of the VIP's (narrows a MAC or port shared by several servers of a family). */
@@ -43,12 +47,17 @@ const familyOfNexthop = (nh: string): 4 | 6 => (nh.includes(':') ? 6 : 4);
 type Picked = { nexthop: string } | { why: 'unknown' | 'ambiguous' };
 
 function pick(cands: readonly string[] | undefined, scope: ReplyScope | undefined): Picked {
-  let c = scope === undefined ? (cands ?? []) : (cands ?? []).filter((n) => familyOfNexthop(n) === scope.family);
+  let c =
+    scope === undefined ? (cands ?? []) : (cands ?? []).filter((n) => familyOfNexthop(n) === scope.family);
   if (c.length > 1 && scope?.isNexthop !== undefined) {
     const ofVip = c.filter(scope.isNexthop);
     if (ofVip.length > 0) c = ofVip;
   }
-  return c.length === 0 ? { why: 'unknown' } : c.length > 1 ? { why: 'ambiguous' } : { nexthop: c[0] as string };
+  return c.length === 0
+    ? { why: 'unknown' }
+    : c.length > 1
+      ? { why: 'ambiguous' }
+      : { nexthop: c[0] as string };
 }
 
 export function normalMac(mac: string): string {

@@ -55,7 +55,11 @@ function create(lockPath: string): boolean {
   try {
     writeFileSync(tmp, `pid ${process.pid}\nsince ${new Date().toISOString()}\n`, { mode: 0o644 });
   } catch (err) {
-    throw new StateLockError(lockPath.slice(0, -'.lock'.length), undefined, `cannot create the lock of the state file (${lockPath}): ${err instanceof Error ? err.message : String(err)}`);
+    throw new StateLockError(
+      lockPath.slice(0, -'.lock'.length),
+      undefined,
+      `cannot create the lock of the state file (${lockPath}): ${err instanceof Error ? err.message : String(err)}`,
+    );
   }
   try {
     linkSync(tmp, lockPath);
@@ -109,9 +113,17 @@ export function lockStateFile(stateFile: string): StateLock {
     }
     const pid = holderOf(lockPath);
     if (pid !== undefined && running(pid)) {
-      throw new StateLockError(stateFile, pid, `the state file ${stateFile} is in use by another flowpin (pid ${pid}; lock ${lockPath}): stop that one first; two controllers on one state file would overwrite each other's changes`);
+      throw new StateLockError(
+        stateFile,
+        pid,
+        `the state file ${stateFile} is in use by another flowpin (pid ${pid}; lock ${lockPath}): stop that one first; two controllers on one state file would overwrite each other's changes`,
+      );
     }
     removeStale(lockPath, pid);
   }
-  throw new StateLockError(stateFile, holderOf(lockPath), `could not take the lock of the state file ${stateFile} (${lockPath}): another process keeps taking it`);
+  throw new StateLockError(
+    stateFile,
+    holderOf(lockPath),
+    `could not take the lock of the state file ${stateFile} (${lockPath}): another process keeps taking it`,
+  );
 }

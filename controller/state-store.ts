@@ -24,7 +24,18 @@
 // with the file and line named (StateError), and the operator decides (`--discard-state`).
 // Only the last line of a journal may be torn (a kill in the middle of an append).
 
-import { closeSync, createWriteStream, existsSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  createWriteStream,
+  existsSync,
+  fsyncSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { isIP } from 'node:net';
@@ -115,7 +126,15 @@ export function loadState(store: ChangeLog & FlowStore): LoadedState | undefined
   const c = store.loadChanges();
   const f = store.loadFlows();
   if (c === undefined && f === undefined) return undefined;
-  return { changes: c?.changes ?? {}, watch: c?.watch ?? {}, flows: f?.flows ?? [], ended: f?.ended ?? new Set(), halfClosed: f?.halfClosed ?? new Map<string, HalfClosed>(), savedAt: f?.savedAt, journalUntil: f?.journalUntil };
+  return {
+    changes: c?.changes ?? {},
+    watch: c?.watch ?? {},
+    flows: f?.flows ?? [],
+    ended: f?.ended ?? new Set(),
+    halfClosed: f?.halfClosed ?? new Map<string, HalfClosed>(),
+    savedAt: f?.savedAt,
+    journalUntil: f?.journalUntil,
+  };
 }
 
 const SLICE = 2000;
@@ -162,7 +181,10 @@ export async function writeAtomic(file: string, text: string): Promise<void> {
   }
 }
 
-/** Temporary files a killed process left beside `file` (`<file>*.tmp-<pid>` of a pid that is not this one): removed. */
+/**
+ * Temporary files a killed process left beside `file` (`<file>*.tmp-<pid>` of a pid that is not this one):
+ * removed.
+ */
 export function removeLeftovers(file: string): string[] {
   const dir = path.dirname(file);
   const base = path.basename(file);
@@ -315,7 +337,12 @@ export class FileStateStore implements StateStore {
       }
       lines.push(JSON.stringify({ end: n }));
       await flush();
-      await Promise.race([new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve()))), failed]);
+      await Promise.race([
+        new Promise<void>((resolve, reject) =>
+          out.end((err?: Error | null) => (err ? reject(err) : resolve())),
+        ),
+        failed,
+      ]);
       const fh = await open(tmp, 'r');
       try {
         await fh.sync();
@@ -341,7 +368,13 @@ export class FileStateStore implements StateStore {
     const hasFlows = existsSync(this.where);
     const journals = [`${this.journal}.prev`, this.journal].filter((f) => existsSync(f));
     if (!hasFlows && journals.length === 0) return undefined;
-    const state: LoadedFlows = { flows: [], ended: new Set(), halfClosed: new Map(), savedAt: undefined, journalUntil: undefined };
+    const state: LoadedFlows = {
+      flows: [],
+      ended: new Set(),
+      halfClosed: new Map(),
+      savedAt: undefined,
+      journalUntil: undefined,
+    };
     if (hasFlows) readSnapshot(this.where, readFileSync(this.where, 'latin1'), state);
     for (const j of journals) readLines(j, readFileSync(j, 'latin1').split('\n'), 0, state, true);
     return state;
@@ -354,18 +387,36 @@ export function parseChangeDoc(file: string, text: string): ChangeDoc {
   try {
     parsed = JSON.parse(text) as typeof parsed;
   } catch (err) {
-    throw new StateError(file, null, `not a flowpin change log: ${err instanceof Error ? err.message : String(err)}`);
+    throw new StateError(
+      file,
+      null,
+      `not a flowpin change log: ${err instanceof Error ? err.message : String(err)}`,
+    );
   }
-  if ((parsed.version !== 2 && parsed.version !== VERSION) || typeof parsed.changes !== 'object' || parsed.changes === null) throw new StateError(file, null, `not a flowpin change log (version ${VERSION})`);
+  if (
+    (parsed.version !== 2 && parsed.version !== VERSION) ||
+    typeof parsed.changes !== 'object' ||
+    parsed.changes === null
+  )
+    throw new StateError(file, null, `not a flowpin change log (version ${VERSION})`);
   const changes: Record<string, ChangeRecord[]> = {};
   for (const [sw, list] of Object.entries(parsed.changes as Record<string, unknown>)) {
-    if (!Array.isArray(list)) throw new StateError(file, null, `changes.${sw}: must be a list of change records`);
+    if (!Array.isArray(list))
+      throw new StateError(file, null, `changes.${sw}: must be a list of change records`);
     changes[sw] = list.map((r, i) => checkRecord(file, `changes.${sw}[${i}]`, r));
   }
   const watch: Record<string, WatchRecord> = {};
   for (const [sw, w] of Object.entries((parsed.watch ?? {}) as Record<string, unknown>)) {
     const list = (w as { watched?: unknown } | null)?.watched;
-    if (!Array.isArray(list) || !list.every((x) => typeof (x as WatchRecord['watched'][number])?.from === 'number' && typeof (x as WatchRecord['watched'][number])?.to === 'number')) throw new StateError(file, null, `watch.${sw}: must be {watched: [{from, to}]}`);
+    if (
+      !Array.isArray(list) ||
+      !list.every(
+        (x) =>
+          typeof (x as WatchRecord['watched'][number])?.from === 'number' &&
+          typeof (x as WatchRecord['watched'][number])?.to === 'number',
+      )
+    )
+      throw new StateError(file, null, `watch.${sw}: must be {watched: [{from, to}]}`);
     watch[sw] = { watched: list as WatchRecord['watched'] };
   }
   return { changes, watch };
@@ -375,18 +426,28 @@ function checkRecord(file: string, at: string, r: unknown): ChangeRecord {
   try {
     checkSchema(file, StoredChangeRecord, r);
   } catch (err) {
-    if (err instanceof ConfigError) throw new StateError(file, null, `${at}: ${err.message.slice(file.length + 2)}`);
+    if (err instanceof ConfigError)
+      throw new StateError(file, null, `${at}: ${err.message.slice(file.length + 2)}`);
     throw err;
   }
   const rec = r as ChangeRecord;
-  for (const field of ['vip', 'nexthop'] as const) if (isIP(rec[field]) === 0) throw new StateError(file, null, `${at}.${field}: '${String(rec[field]).slice(0, 64)}' is not an IP address`);
+  for (const field of ['vip', 'nexthop'] as const)
+    if (isIP(rec[field]) === 0)
+      throw new StateError(
+        file,
+        null,
+        `${at}.${field}: '${String(rec[field]).slice(0, 64)}' is not an IP address`,
+      );
   return rec;
 }
 
 /** The line marks of a half-closed flow (after its key line in a snapshot; alone in a journal). */
 const HALF_MARK: Record<HalfClosed, string> = { client: '<', server: '>' };
 
-/** Journal lines: a `@switch vip nexthop` line wherever the nexthop changes, then keys; `-key` for an ended flow, `<key`/`>key` for one half-closed by the client/server. */
+/**
+ * Journal lines: a `@switch vip nexthop` line wherever the nexthop changes, then keys; `-key` for an ended
+ * flow, `<key`/`>key` for one half-closed by the client/server.
+ */
 export function journalText(flows: JournalEntry[]): string {
   let last = '';
   const lines: string[] = [];
@@ -415,8 +476,14 @@ function readSnapshot(file: string, text: string, state: LoadedFlows): void {
   } catch {
     throw new StateError(file, 1, 'not a flowpin state file (no header)');
   }
-  if (header.version !== 2 && header.version !== VERSION) throw new StateError(file, 1, `not a flowpin state file (version ${VERSION})`);
-  if (header.savedAt !== undefined && typeof header.savedAt !== 'number') throw new StateError(file, 1, `savedAt must be a time in milliseconds, got ${JSON.stringify(header.savedAt).slice(0, 64)}`);
+  if (header.version !== 2 && header.version !== VERSION)
+    throw new StateError(file, 1, `not a flowpin state file (version ${VERSION})`);
+  if (header.savedAt !== undefined && typeof header.savedAt !== 'number')
+    throw new StateError(
+      file,
+      1,
+      `savedAt must be a time in milliseconds, got ${JSON.stringify(header.savedAt).slice(0, 64)}`,
+    );
   state.savedAt = header.savedAt;
   // Version 3 ends with {"end":N}; an earlier version wrote no trailer.
   let last = lines.length - 1;
@@ -424,12 +491,18 @@ function readSnapshot(file: string, text: string, state: LoadedFlows): void {
   let expect: number | undefined;
   if (header.version === VERSION) {
     const trailer = /^\{"end":(\d+)\}$/.exec(lines[last] ?? '');
-    if (trailer === null) throw new StateError(file, last + 1, 'the flow snapshot is cut short (no end marker): it was not written whole');
+    if (trailer === null)
+      throw new StateError(
+        file,
+        last + 1,
+        'the flow snapshot is cut short (no end marker): it was not written whole',
+      );
     expect = Number(trailer[1]);
     lines.length = last;
   }
   const n = readLines(file, lines, 1, state, false);
-  if (expect !== undefined && n !== expect) throw new StateError(file, last + 1, `the end marker says ${expect} flows, the file holds ${n}`);
+  if (expect !== undefined && n !== expect)
+    throw new StateError(file, last + 1, `the end marker says ${expect} flows, the file holds ${n}`);
 }
 
 /** A flow key as stored: two bytes of switch id and an IPv4 (12 bytes) or IPv6 (36 bytes) tuple. */
@@ -441,7 +514,13 @@ const validKey = (k: string): boolean => k.length === 14 || k.length === 38;
  * returns the keys read. A torn last line of a journal (a kill mid-append) is skipped; any
  * other line that is not what it should be is refused, with its number.
  */
-function readLines(file: string, lines: string[], from: number, state: LoadedFlows, journal: boolean): number {
+function readLines(
+  file: string,
+  lines: string[],
+  from: number,
+  state: LoadedFlows,
+  journal: boolean,
+): number {
   let group: LoadedFlows['flows'][number] | undefined;
   let n = 0;
   let end = lines.length;
@@ -456,7 +535,12 @@ function readLines(file: string, lines: string[], from: number, state: LoadedFlo
     if (line.startsWith('@')) {
       const parts = line.slice(1).split(' ');
       const [switchName = '', vip = '', nexthop = ''] = parts;
-      if (parts.length !== 3 || switchName === '' || (vip !== '' && isIP(vip) === 0) || (nexthop !== '' && isIP(nexthop) === 0)) {
+      if (
+        parts.length !== 3 ||
+        switchName === '' ||
+        (vip !== '' && isIP(vip) === 0) ||
+        (nexthop !== '' && isIP(nexthop) === 0)
+      ) {
         if (torn()) break;
         throw new StateError(file, lineNo, `not a '@switch vip nexthop' line: '${line.slice(0, 64)}'`);
       }
@@ -474,7 +558,11 @@ function readLines(file: string, lines: string[], from: number, state: LoadedFlo
       continue;
     }
     const ended = journal && line.startsWith('-');
-    const half: HalfClosed | undefined = line.startsWith('<') ? 'client' : line.startsWith('>') ? 'server' : undefined;
+    const half: HalfClosed | undefined = line.startsWith('<')
+      ? 'client'
+      : line.startsWith('>')
+        ? 'server'
+        : undefined;
     const b64 = ended || half !== undefined ? line.slice(1) : line;
     const key = KEY_LINE.test(b64) ? decodeKey(b64) : '';
     if (!validKey(key)) {

@@ -71,13 +71,18 @@ export interface SwitchRuntimeOptions {
   lifetimeMs?: number;
   /** No connection of this switch is older than this (clock ms). */
   knownEmptyBefore?: number;
-  /** How long a pin stays after its connection closed with a FIN each way (the last ACK is on its way), ms. */
+  /**
+   * How long a pin stays after its connection closed with a FIN each way (the last ACK is on its way), ms.
+   */
   endLingerMs?: number;
   /** Which connection ends the mirror carries, where configured (`auto`: learnt). */
   mirrorEnds?: 'auto' | 'both-ways' | 'client-side' | 'syn-only';
 }
 
-/** A VIP of the switch: the nexthops flowpin manages for it, and its group's members as the write point knows them. */
+/**
+ * A VIP of the switch: the nexthops flowpin manages for it, and its group's members as the write point knows
+ * them.
+ */
 export class VipState implements VipRates {
   syns = 0;
   synRate = 0;
@@ -93,7 +98,9 @@ export class VipState implements VipRates {
     this.nexthops = new Set(nexthops);
   }
 
-  /** Members of the switch's ECMP group, as last read from or written to the switch (the reconciler's view). */
+  /**
+   * Members of the switch's ECMP group, as last read from or written to the switch (the reconciler's view).
+   */
   get members(): ReadonlySet<string> {
     return this.groups.get(this.address) ?? EMPTY;
   }
@@ -116,7 +123,16 @@ export interface Resolution {
 }
 
 /** What a mirrored segment did, for counters. */
-export type SegmentResult = 'syn' | 'end' | 'half-close' | 'ignored' | 'shed' | 'unknown-vip' | 'reply' | 'reply-unknown' | 'server-reset';
+export type SegmentResult =
+  | 'syn'
+  | 'end'
+  | 'half-close'
+  | 'ignored'
+  | 'shed'
+  | 'unknown-vip'
+  | 'reply'
+  | 'reply-unknown'
+  | 'server-reset';
 
 /** A tracked connection as flowpin knows it: open (live), or open with no way to see it end (unknown). */
 export type Liveness = 'live' | 'unknown';
@@ -148,7 +164,10 @@ export class SwitchRuntime {
   readonly resolution: ResolutionMode;
   /** Changes whose pins are wanted (kept current by the change manager). */
   changes: ChangeView[] = [];
-  /** When the latest mirrored frame handled was received (or crossed the switch, in the simulated world): frames are handled in order. */
+  /**
+   * When the latest mirrored frame handled was received (or crossed the switch, in the simulated world):
+   * frames are handled in order.
+   */
   lastFrameAt = 0;
   /** Sequence number of the last event accepted. */
   seq = 0;
@@ -167,18 +186,45 @@ export class SwitchRuntime {
     this.name = o.name;
     this.id = o.id;
     this.adapter = o.adapter;
-    this.reconciler = new Reconciler({ switchName: o.name, adapter: o.adapter, metrics: o.metrics, idleTimeoutS: o.pinIdleTimeoutS, clock: o.clock, backoffMaxMs: o.retryMaxMs });
-    for (const v of o.vips) this.vips.set(v.address, new VipState(v.address, v.nexthops, this.reconciler.groups));
+    this.reconciler = new Reconciler({
+      switchName: o.name,
+      adapter: o.adapter,
+      metrics: o.metrics,
+      idleTimeoutS: o.pinIdleTimeoutS,
+      clock: o.clock,
+      backoffMaxMs: o.retryMaxMs,
+    });
+    for (const v of o.vips)
+      this.vips.set(v.address, new VipState(v.address, v.nexthops, this.reconciler.groups));
     const now = (): number => o.clock.now();
-    this.mirror = new MirrorWatch({ silenceS: o.mirrorSilenceS ?? 60, collapseRatio: o.mirrorCollapseRatio ?? 0.1, synOnlyAfter: SYN_ONLY_AFTER, now, declared: o.mirrorEnds ?? 'auto', ...(o.mirrorLoss ? { loss: o.mirrorLoss } : {}) });
-    this.watchLedger = new WatchLedger({ lifetimeMs: o.lifetimeMs ?? 3_600_000, now, ...(o.knownEmptyBefore === undefined ? {} : { knownEmptyBefore: o.knownEmptyBefore }), tracked: (k) => o.flowTable.has(k) });
+    this.mirror = new MirrorWatch({
+      silenceS: o.mirrorSilenceS ?? 60,
+      collapseRatio: o.mirrorCollapseRatio ?? 0.1,
+      synOnlyAfter: SYN_ONLY_AFTER,
+      now,
+      declared: o.mirrorEnds ?? 'auto',
+      ...(o.mirrorLoss ? { loss: o.mirrorLoss } : {}),
+    });
+    this.watchLedger = new WatchLedger({
+      lifetimeMs: o.lifetimeMs ?? 3_600_000,
+      now,
+      ...(o.knownEmptyBefore === undefined ? {} : { knownEmptyBefore: o.knownEmptyBefore }),
+      tracked: (k) => o.flowTable.has(k),
+    });
     this.risks = new RiskLedger(o.maxShed ?? 100_000, now);
     this.resolution = o.resolution ?? 'lookup';
-    if (this.resolution !== 'lookup' && o.identity === undefined) throw new Error(`switch ${o.name}: resolution ${this.resolution} needs a server identity map`);
+    if (this.resolution !== 'lookup' && o.identity === undefined)
+      throw new Error(`switch ${o.name}: resolution ${this.resolution} needs a server identity map`);
     this.resolver = new Resolver({
-      adapter: o.adapter, clock: o.clock, capacity: o.queueCapacity, concurrency: o.resolveConcurrency ?? 2, retryMaxMs: o.retryMaxMs,
+      adapter: o.adapter,
+      clock: o.clock,
+      capacity: o.queueCapacity,
+      concurrency: o.resolveConcurrency ?? 2,
+      retryMaxMs: o.retryMaxMs,
       // both: a sampled flow the reply named first is still looked up, to compare (the answer never applies).
-      wanted: (p) => o.flowTable.nexthopOf(p.key) === UNRESOLVED || (this.resolution === 'both' && this.replies.observed(p.key)),
+      wanted: (p) =>
+        o.flowTable.nexthopOf(p.key) === UNRESOLVED ||
+        (this.resolution === 'both' && this.replies.observed(p.key)),
       flowOf: specOf,
       onAnswers: (asked, nexthops, moved) => this.answered(asked, nexthops, moved),
       predictMoves: (flows, nexthops) => this.predictMoves(flows, nexthops),
@@ -189,7 +235,13 @@ export class SwitchRuntime {
       onProgress: () => this.notifyProgress(),
       ready: () => this.connected,
     });
-    this.replies = new ReplyObserver(this, { resolution: this.resolution, replyTimeoutMs: o.replyTimeoutMs ?? 1000, identity: o.identity, identityRefreshS: o.identityRefreshS ?? 30, capacity: o.queueCapacity });
+    this.replies = new ReplyObserver(this, {
+      resolution: this.resolution,
+      replyTimeoutMs: o.replyTimeoutMs ?? 1000,
+      identity: o.identity,
+      identityRefreshS: o.identityRefreshS ?? 30,
+      capacity: o.queueCapacity,
+    });
     // A pin that idled out on the switch: no packet for the idle timeout. Where the mirror would
     // show the connection's end (live) and none was seen, it is only quiet: the pin is wanted
     // again while a change needs it. Otherwise the idle time is the best word there is: it is over.
@@ -197,8 +249,18 @@ export class SwitchRuntime {
       if (why !== 'idle-timeout') return;
       const key = flowKey(this.id, tupleOfSpec(pin.flow));
       if (this.o.flowTable.has(key) && this.livenessOf(key) === 'live') {
-        const owner = pinReason(this.o.pinMode, this.changes, { vip: pin.flow.dst, nexthop: pin.nexthop, movedByAdd: undefined });
-        if (owner !== undefined) this.reconciler.want({ flow: pin.flow, nexthop: pin.nexthop, reason: owner, since: this.o.clock.now() });
+        const owner = pinReason(this.o.pinMode, this.changes, {
+          vip: pin.flow.dst,
+          nexthop: pin.nexthop,
+          movedByAdd: undefined,
+        });
+        if (owner !== undefined)
+          this.reconciler.want({
+            flow: pin.flow,
+            nexthop: pin.nexthop,
+            reason: owner,
+            since: this.o.clock.now(),
+          });
       } else this.o.flowTable.end(key);
     });
   }
@@ -257,7 +319,10 @@ export class SwitchRuntime {
     return v;
   }
 
-  /** A VIP a reload removed (no change of it in flight): its SYNs are no VIP's from now on; its group is left as it is. */
+  /**
+   * A VIP a reload removed (no change of it in flight): its SYNs are no VIP's from now on; its group is left
+   * as it is.
+   */
   removeVip(address: string): void {
     this.vips.delete(address);
     this.reconciler.forgetGroup(address);
@@ -300,8 +365,14 @@ export class SwitchRuntime {
    * what the mirror says of its sender (MAC, port): a segment from a VIP is a server's, seen on
    * the reply session. Returns what it did, for counters.
    */
-  onSegment(tuple: string, dst: string, flags: number, from?: { src: string; srcMac?: string | undefined; port?: number | undefined }): SegmentResult {
-    if (from !== undefined && this.vips.has(from.src)) return this.onServerSegment(reverseTuple(tuple), from.src, flags, from.srcMac, from.port);
+  onSegment(
+    tuple: string,
+    dst: string,
+    flags: number,
+    from?: { src: string; srcMac?: string | undefined; port?: number | undefined },
+  ): SegmentResult {
+    if (from !== undefined && this.vips.has(from.src))
+      return this.onServerSegment(reverseTuple(tuple), from.src, flags, from.srcMac, from.port);
     const vip = this.vips.get(dst);
     if (vip === undefined) return 'unknown-vip';
     const key = flowKey(this.id, tuple);
@@ -315,7 +386,8 @@ export class SwitchRuntime {
     }
     if ((flags & SYN) === 0 || (flags & ACK) !== 0) return 'ignored';
     if (this.o.flowTable.has(key)) {
-      // A SYN again: the same connection (a retransmission) while open; a new one on the same tuple once it was closing.
+      // A SYN again: the same connection (a retransmission) while open; a new one on the same tuple once it
+      // was closing.
       if (this.o.flowTable.halfClosedBy(key) === null) return 'ignored';
       this.ended(key, false);
     }
@@ -323,7 +395,8 @@ export class SwitchRuntime {
     this.mirror.syn(vip, now);
     const seq = ++this.seq;
     const p: Pending = { key, seq, at: now };
-    // both: a sample is looked up at once (to compare); a SYN is shed only when neither its look-up nor its reply can be waited for.
+    // both: a sample is looked up at once (to compare); a SYN is shed only when neither its look-up nor its
+    // reply can be waited for.
     const lookNow = this.resolution === 'lookup' || (this.resolution === 'both' && seq % COMPARE_EVERY === 0);
     const queued = lookNow ? this.resolver.push(p) : false;
     const awaited = this.resolution !== 'lookup' && !this.replies.full;
@@ -341,7 +414,13 @@ export class SwitchRuntime {
   }
 
   /** A segment from a VIP (the reply session): a SYN-ACK names the server, a FIN half-closes, a RST ends. */
-  private onServerSegment(tuple: string, vip: string, flags: number, mac: string | undefined, port: number | undefined): SegmentResult {
+  private onServerSegment(
+    tuple: string,
+    vip: string,
+    flags: number,
+    mac: string | undefined,
+    port: number | undefined,
+  ): SegmentResult {
     if (isSynAck(flags)) return this.replies.onReply(tuple, vip, mac, port);
     const key = flowKey(this.id, tuple);
     if ((flags & RST) !== 0) {
@@ -406,7 +485,10 @@ export class SwitchRuntime {
     return this.lingering.some(([f]) => flowId(f) === id);
   }
 
-  /** How flowpin knows a tracked connection is open: `live` where the mirror would show its end, else `unknown`. */
+  /**
+   * How flowpin knows a tracked connection is open: `live` where the mirror would show its end, else
+   * `unknown`.
+   */
   livenessOf(key: string): Liveness {
     return classify(this.mirror.liveness, this.o.flowTable.halfClosedBy(key) ?? null);
   }
@@ -423,12 +505,28 @@ export class SwitchRuntime {
   }
 
   /** Records a flow's nexthop, applies the pin policy and tells the watchers. */
-  apply(key: string, seq: number, at: number, nh: string, id: number, movedByAdd: boolean | undefined, observed: boolean): void {
+  apply(
+    key: string,
+    seq: number,
+    at: number,
+    nh: string,
+    id: number,
+    movedByAdd: boolean | undefined,
+    observed: boolean,
+  ): void {
     const f = specOf(key);
     if (!this.o.flowTable.resolve(key, id)) return;
     const owner = pinReason(this.o.pinMode, this.changes, { vip: f.dst, nexthop: nh, movedByAdd });
     if (owner !== undefined) this.reconciler.want({ flow: f, nexthop: nh, reason: owner, since: at });
-    this.emit({ key, seq, vip: f.dst, nexthop: nh, pinOwner: owner, synAt: at, ...(observed ? { observed: true } : {}) });
+    this.emit({
+      key,
+      seq,
+      vip: f.dst,
+      nexthop: nh,
+      pinOwner: owner,
+      synAt: at,
+      ...(observed ? { observed: true } : {}),
+    });
   }
 
   /** A look-up batch's answers, in order. */
@@ -446,11 +544,19 @@ export class SwitchRuntime {
       // answer given now may reflect a group that changed since the SYN, so it never overwrites.
       const current = this.o.flowTable.nexthopOf(p.key);
       if (current !== UNRESOLVED) {
-        if (current !== undefined && this.replies.observed(p.key) && this.o.registry.ref(current)?.nexthop !== nh) this.replies.disagree(p.key, nh, this.o.registry.ref(current)?.nexthop ?? '?');
+        if (
+          current !== undefined &&
+          this.replies.observed(p.key) &&
+          this.o.registry.ref(current)?.nexthop !== nh
+        )
+          this.replies.disagree(p.key, nh, this.o.registry.ref(current)?.nexthop ?? '?');
         return;
       }
       this.o.metrics.resolved.inc({ switch: this.name, result: 'ok' });
-      this.o.metrics.synToServer.observe({ switch: this.name, source: 'lookup' }, (this.o.clock.now() - p.at) / 1000);
+      this.o.metrics.synToServer.observe(
+        { switch: this.name, source: 'lookup' },
+        (this.o.clock.now() - p.at) / 1000,
+      );
       this.noteNexthop(f.dst, nh);
       const id = this.o.registry.intern(this.name, f.dst, nh);
       // both: the reply is still to come and wins; the pin waits for it (or its timeout).
@@ -460,16 +566,25 @@ export class SwitchRuntime {
   }
 
   /** Where an addition is pending on a flow's VIP and the adapter can tell, whether it moves the flow. */
-  private async predictMoves(flows: FlowSpec[], nexthops: (string | undefined)[]): Promise<(boolean | undefined)[]> {
+  private async predictMoves(
+    flows: FlowSpec[],
+    nexthops: (string | undefined)[],
+  ): Promise<(boolean | undefined)[]> {
     this.lastResolveError = undefined;
     const out = new Array<boolean | undefined>(flows.length).fill(undefined);
     const adds = this.changes.filter((c) => c.kind === 'add' && c.active);
     if (adds.length === 0 || !this.adapter.capabilities.predictsMovedFlows) return out;
     for (const c of adds) {
-      const idx = flows.map((f, i) => (f.dst === c.vip && nexthops[i] !== undefined ? i : -1)).filter((i) => i >= 0);
+      const idx = flows
+        .map((f, i) => (f.dst === c.vip && nexthops[i] !== undefined ? i : -1))
+        .filter((i) => i >= 0);
       if (idx.length === 0) continue;
       try {
-        const r = await this.adapter.movedByAdd(c.vip, c.nexthop, idx.map((i) => flows[i] as FlowSpec));
+        const r = await this.adapter.movedByAdd(
+          c.vip,
+          c.nexthop,
+          idx.map((i) => flows[i] as FlowSpec),
+        );
         idx.forEach((i, k) => (out[i] = (out[i] ?? false) || (r[k] ?? true)));
       } catch (err) {
         // Cannot tell which flows move: pin them all (safe, costs table entries).
@@ -501,7 +616,10 @@ export class SwitchRuntime {
     return id === undefined ? [] : this.o.flowTable.flowsOn(id);
   }
 
-  /** Flows with a pin wanted on a nexthop of a VIP (lingering pins of closed connections left out unless asked). */
+  /**
+   * Flows with a pin wanted on a nexthop of a VIP (lingering pins of closed connections left out unless
+   * asked).
+   */
   pinnedOn(vip: string, nexthop: string, programmedOnly = false): number {
     let n = 0;
     for (const [id, p] of this.reconciler.desired) {
@@ -517,7 +635,10 @@ export class SwitchRuntime {
    * connection flowpin does not track (adopted after a restart, or aged out of the table):
    * those are connections of unknown state too. Lingering pins of closed connections are not.
    */
-  leftOn(vip: string, nexthop: string): { live: number; unknown: number; pinned: number; untrackedPins: number } {
+  leftOn(
+    vip: string,
+    nexthop: string,
+  ): { live: number; unknown: number; pinned: number; untrackedPins: number } {
     let live = 0;
     let unknown = 0;
     const tracked = new Set<string>();
@@ -543,7 +664,9 @@ export class SwitchRuntime {
    */
   pinFlows(keys: string[], nexthop: string, owner: string): void {
     const now = this.o.clock.now();
-    const seen = keys.map((key) => ({ key, at: this.o.flowTable.lastSeen(key) ?? 0 })).sort((a, b) => b.at - a.at);
+    const seen = keys
+      .map((key) => ({ key, at: this.o.flowTable.lastSeen(key) ?? 0 }))
+      .sort((a, b) => b.at - a.at);
     for (const { key } of seen) {
       const flow = specOf(key);
       if (this.reconciler.desired.get(flowId(flow))?.nexthop === nexthop) continue;
@@ -562,7 +685,10 @@ export class SwitchRuntime {
    */
   resolvedThrough(mark: number): boolean {
     // A queued flow answered meanwhile (its reply), or ended, needs no look-up to be settled.
-    return this.resolver.queue.doneThrough(mark, (p) => this.o.flowTable.nexthopOf(p.key) === UNRESOLVED) && this.replies.repliesThrough(mark);
+    return (
+      this.resolver.queue.doneThrough(mark, (p) => this.o.flowTable.nexthopOf(p.key) === UNRESOLVED) &&
+      this.replies.repliesThrough(mark)
+    );
   }
 
   /** No SYN up to `seq` is waiting for its reply (it was seen, or timed out and was handed on). */
@@ -575,7 +701,9 @@ export class SwitchRuntime {
     return this.replies.size;
   }
 
-  /** Registers a progress listener (a resolve batch ended, a reply came, a round ended); returns its removal. */
+  /**
+   * Registers a progress listener (a resolve batch ended, a reply came, a round ended); returns its removal.
+   */
   onProgress(fn: () => void): () => void {
     this.progress.add(fn);
     const off = this.reconciler.onProgress(fn);
@@ -591,7 +719,10 @@ export class SwitchRuntime {
     return () => this.watchers.delete(fn);
   }
 
-  /** Holds the start of new look-ups for `token`; answers to look-ups in flight are then not applied (asked again after the release). */
+  /**
+   * Holds the start of new look-ups for `token`; answers to look-ups in flight are then not applied (asked
+   * again after the release).
+   */
   hold(token: string): void {
     this.resolver.hold(token);
   }
@@ -623,7 +754,10 @@ export class SwitchRuntime {
     if (this.reconciler.has(flow)) this.reconciler.unwant(flow);
   }
 
-  /** Flows of a VIP flowpin can no longer name: SYNs shed beyond what it keeps, flows pushed out of the full flow table. */
+  /**
+   * Flows of a VIP flowpin can no longer name: SYNs shed beyond what it keeps, flows pushed out of the full
+   * flow table.
+   */
   shedForgottenOn(vip: string, nexthop?: string): number {
     return this.risks.forgottenOn(vip, nexthop);
   }
@@ -638,18 +772,30 @@ export class SwitchRuntime {
     return this.risks.unresolvedOn(vip, (key) => this.o.flowTable.nexthopOf(key) === UNRESOLVED);
   }
 
-  /** Server resets seen for a VIP in [from, to) (controller clock); null if none was ever mirrored on this switch. */
+  /**
+   * Server resets seen for a VIP in [from, to) (controller clock); null if none was ever mirrored on this
+   * switch.
+   */
   serverResetsBetween(vip: string, from: number, to: number): number | null {
     return this.risks.serverResetsBetween(vip, from, to);
   }
 
-  /** Queued or awaited flows of a VIP accepted after `after` and up to `through` (their nexthop is not known yet). */
+  /**
+   * Queued or awaited flows of a VIP accepted after `after` and up to `through` (their nexthop is not known
+   * yet).
+   */
   queuedOn(vip: string, after: number, through: number): string[] {
     // Still unknown: a flow the reply already named (both: it is looked up too, to compare) is not.
-    const keys = new Set(this.resolver.queue.between(after, through).filter((p) => this.o.flowTable.nexthopOf(p.key) === UNRESOLVED && specOf(p.key).dst === vip).map((p) => p.key));
+    const keys = new Set(
+      this.resolver.queue
+        .between(after, through)
+        .filter((p) => this.o.flowTable.nexthopOf(p.key) === UNRESOLVED && specOf(p.key).dst === vip)
+        .map((p) => p.key),
+    );
     for (const p of this.replies.pending()) {
       if (p.seq > through) break;
-      if (p.seq > after && this.o.flowTable.nexthopOf(p.key) === UNRESOLVED && specOf(p.key).dst === vip) keys.add(p.key);
+      if (p.seq > after && this.o.flowTable.nexthopOf(p.key) === UNRESOLVED && specOf(p.key).dst === vip)
+        keys.add(p.key);
     }
     return [...keys];
   }
@@ -671,7 +817,8 @@ export class SwitchRuntime {
 /** A tracked connection's liveness from what the mirror carries and which side has closed. */
 export function classify(source: LivenessSource, halfClosedBy: Side | null): Liveness {
   if (source === 'both-ways') return 'live';
-  // One side's ends only: an open connection's first FIN (or RST) would show; once half-closed, the other side's FIN would not.
+  // One side's ends only: an open connection's first FIN (or RST) would show; once half-closed, the other
+  // side's FIN would not.
   if (source === 'client-side' || source === 'server-side') return halfClosedBy === null ? 'live' : 'unknown';
   return 'unknown';
 }

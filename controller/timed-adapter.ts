@@ -8,10 +8,29 @@ import type { SwitchAdapter } from '../switch-adapters/contract.js';
 import type { ControllerMetrics } from './metrics.js';
 
 /** The contract's operations: the bounded set of `operation` label values. */
-export const OPERATIONS = ['connect', 'resolve', 'installPins', 'removePins', 'listPins', 'removeStrays', 'readPins', 'pinTableUsage', 'groupMembers', 'groupProgrammed', 'addGroupMember', 'removeGroupMember', 'movedByAdd', 'close'] as const;
+export const OPERATIONS = [
+  'connect',
+  'resolve',
+  'installPins',
+  'removePins',
+  'listPins',
+  'removeStrays',
+  'readPins',
+  'pinTableUsage',
+  'groupMembers',
+  'groupProgrammed',
+  'addGroupMember',
+  'removeGroupMember',
+  'movedByAdd',
+  'close',
+] as const;
 const timed = new Set<string | symbol>(OPERATIONS);
 
-export function timedAdapter(adapter: SwitchAdapter, switchName: string, metrics: Pick<ControllerMetrics, 'switchCall' | 'switchCallErrors'>): SwitchAdapter {
+export function timedAdapter(
+  adapter: SwitchAdapter,
+  switchName: string,
+  metrics: Pick<ControllerMetrics, 'switchCall' | 'switchCallErrors'>,
+): SwitchAdapter {
   const wrapped = new Map<string | symbol, { fn: unknown; call: unknown }>();
   return new Proxy(adapter, {
     get(target, prop) {

@@ -63,7 +63,10 @@ export class WatchLedger {
     this.knownEmptyBefore = o.knownEmptyBefore;
   }
 
-  /** No connection is older than `t`: known after the start (a lab that starts its traffic once flowpin watches). */
+  /**
+   * No connection is older than `t`: known after the start (a lab that starts its traffic once flowpin
+   * watches).
+   */
   noConnectionsBefore(t: number): void {
     this.knownEmptyBefore = Math.max(this.knownEmptyBefore ?? -Infinity, t);
   }
@@ -71,7 +74,9 @@ export class WatchLedger {
   /** Watching begins now (the mirror is listened to); `saved` carries what was watched before a restart. */
   begin(saved?: WatchRecord): void {
     this.since = this.o.now();
-    if (saved !== undefined) for (const w of saved.watched) if (w.to > w.from && w.to <= this.since) this.prior.push({ from: w.from, to: w.to });
+    if (saved !== undefined)
+      for (const w of saved.watched)
+        if (w.to > w.from && w.to <= this.since) this.prior.push({ from: w.from, to: w.to });
   }
 
   get watching(): boolean {
@@ -84,7 +89,8 @@ export class WatchLedger {
     const horizon = now - this.o.lifetimeMs;
     const watched = this.prior.filter((w) => w.to > horizon).map((w) => ({ ...w }));
     // Watched up to now, or only up to where what was seen is durable (the rest is a restart's gap).
-    if (this.since !== undefined) watched.push({ from: this.since, to: Math.max(this.since, Math.min(now, durableUntil ?? now)) });
+    if (this.since !== undefined)
+      watched.push({ from: this.since, to: Math.max(this.since, Math.min(now, durableUntil ?? now)) });
     return { watched };
   }
 
@@ -105,7 +111,10 @@ export class WatchLedger {
   unwatched(): WatchInterval[] {
     const now = this.o.now();
     let from = Math.max(now - this.o.lifetimeMs, this.knownEmptyBefore ?? -Infinity);
-    const watched = [...this.prior, ...(this.since === undefined ? [] : [{ from: this.since, to: now }])].sort((a, b) => a.from - b.from);
+    const watched = [
+      ...this.prior,
+      ...(this.since === undefined ? [] : [{ from: this.since, to: now }]),
+    ].sort((a, b) => a.from - b.from);
     const out: WatchInterval[] = [];
     for (const w of watched) {
       if (w.to <= from) continue;
@@ -144,11 +153,19 @@ export class WatchLedger {
     return { share: alive / n, sample: n, atAgeS: round1(Math.min(atAge, ageMs) / 1000) };
   }
 
-  /** Connections of a VIP (SYN rate `ratePerS`) that may be open and unknown to flowpin, with how the bound was made. */
+  /**
+   * Connections of a VIP (SYN rate `ratePerS`) that may be open and unknown to flowpin, with how the bound
+   * was made.
+   */
   unseen(ratePerS: number): UnseenEstimate {
     const now = this.o.now();
     const gaps = this.unwatched();
-    if (gaps.length === 0) return { connections: 0, basis: `flowpin has watched this switch's mirror for the whole connection lifetime (${round1(this.o.lifetimeMs / 1000)} s)`, unwatchedS: 0 };
+    if (gaps.length === 0)
+      return {
+        connections: 0,
+        basis: `flowpin has watched this switch's mirror for the whole connection lifetime (${round1(this.o.lifetimeMs / 1000)} s)`,
+        unwatchedS: 0,
+      };
     let total = 0;
     let unwatched = 0;
     const parts: string[] = [];
@@ -158,11 +175,25 @@ export class WatchLedger {
       const s = this.survival(now - g.to);
       total += ratePerS * lenS * s.share;
       // After a watched interval: flowpin was down; otherwise it had not started watching yet.
-      const what = this.since === undefined && g.to >= now ? 'not watched yet' : this.prior.some((w) => w.to === g.from) ? 'while flowpin was down' : 'before flowpin started watching';
-      const share = s.sample < MIN_SAMPLE ? `all of them (too few connections watched to measure how long they live)` : `${round1(s.share * 100)} % (of ${s.sample} sampled connections, still open at ${s.atAgeS} s)`;
-      parts.push(`${round1(lenS)} s ${what}, ended ${round1((now - g.to) / 1000)} s ago: at ${round1(ratePerS)} SYN/s, ${share}`);
+      const what =
+        this.since === undefined && g.to >= now
+          ? 'not watched yet'
+          : this.prior.some((w) => w.to === g.from)
+            ? 'while flowpin was down'
+            : 'before flowpin started watching';
+      const share =
+        s.sample < MIN_SAMPLE
+          ? `all of them (too few connections watched to measure how long they live)`
+          : `${round1(s.share * 100)} % (of ${s.sample} sampled connections, still open at ${s.atAgeS} s)`;
+      parts.push(
+        `${round1(lenS)} s ${what}, ended ${round1((now - g.to) / 1000)} s ago: at ${round1(ratePerS)} SYN/s, ${share}`,
+      );
     }
     // Rounded: an interval of a few milliseconds is no connection (0.01 of one), not one.
-    return { connections: Math.round(total), basis: `upper bound: ${parts.join('; ')}`, unwatchedS: round1(unwatched) };
+    return {
+      connections: Math.round(total),
+      basis: `upper bound: ${parts.join('; ')}`,
+      unwatchedS: round1(unwatched),
+    };
   }
 }

@@ -35,10 +35,19 @@ export async function call<T>(method: string, path: string, body?: unknown): Pro
   if (body !== undefined) headers['content-type'] = 'application/json';
   const t = token.get();
   if (method !== 'GET' && t !== '') headers['authorization'] = `Bearer ${t}`;
-  const res = await fetch(path, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  const res = await fetch(path, {
+    method,
+    headers,
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
   const text = await res.text();
   const json = (text === '' ? {} : JSON.parse(text)) as T & { error?: string; message?: string };
-  if (!res.ok) throw new ApiError(res.status, json.error ?? 'error', json.message ?? `${method} ${path}: HTTP ${res.status}`);
+  if (!res.ok)
+    throw new ApiError(
+      res.status,
+      json.error ?? 'error',
+      json.message ?? `${method} ${path}: HTTP ${res.status}`,
+    );
   return json;
 }
 

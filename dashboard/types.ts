@@ -58,7 +58,9 @@ export interface ChangeRecord {
   /** Who asked for it (the API token's name, the client's address), and who cancelled it. */
   requestedBy?: Actor;
   cancelledBy?: Actor;
-  /** The figures its bound was checked against: the dry run when asked for, and right before the group write. */
+  /**
+   * The figures its bound was checked against: the dry run when asked for, and right before the group write.
+   */
   dryRunFigures?: RiskFigures;
   checked?: RiskFigures;
   /** Figures the change measured (null: not measured, e.g. across a restart). */
@@ -114,7 +116,14 @@ export interface SwitchSnap {
   queue: number;
   flows: number;
   mirror: MirrorHealth;
-  pins: { desired: number; installed: number; failed: number; capacity: number; free: number; table?: 'ok' | 'nearly-full' | 'full' };
+  pins: {
+    desired: number;
+    installed: number;
+    failed: number;
+    capacity: number;
+    free: number;
+    table?: 'ok' | 'nearly-full' | 'full';
+  };
   vips: { address: string; nexthops: Nexthop[] }[];
   changes: ChangeRecord[];
 }
@@ -194,6 +203,17 @@ export interface FlowDetail {
   learned: { how: 'look-up' | 'adopted' | 'unresolved'; detail: string };
   firstSeen: number;
   lastSeen: number;
-  pin: { state: 'programmed' | 'pending' | 'failed' | 'none'; wantedFor: string | null; reason: string | null; packets: number | null; lastActive: number | null };
-  idle: { pinIdleTimeoutS: number; agedBy: 'switch' | 'controller'; pinLeftS: number | null; trackedLeftS: number };
+  pin: {
+    state: 'programmed' | 'pending' | 'failed' | 'none';
+    wantedFor: string | null;
+    reason: string | null;
+    packets: number | null;
+    lastActive: number | null;
+  };
+  idle: {
+    pinIdleTimeoutS: number;
+    agedBy: 'switch' | 'controller';
+    pinLeftS: number | null;
+    trackedLeftS: number;
+  };
 }

@@ -15,7 +15,7 @@ export function ipv6At(buf: Uint8Array, off: number): string {
   // Longest run of zero words, at least two long; the first such run wins a tie.
   let bestStart = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (words[i] !== 0) {
       i++;
       continue;

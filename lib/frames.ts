@@ -22,7 +22,20 @@ export function tcp(spec: TcpSpec): Buffer {
   const opts = [...(spec.options ?? [])];
   while (opts.length % 4 !== 0) opts.push(0);
   const doff = 5 + opts.length / 4;
-  return Buffer.from([...u16(spec.sport), ...u16(spec.dport), ...u32(0x01020304), ...u32(0), (doff << 4) & 0xf0, spec.flags, ...u16(65535), 0, 0, 0, 0, ...opts]);
+  return Buffer.from([
+    ...u16(spec.sport),
+    ...u16(spec.dport),
+    ...u32(0x01020304),
+    ...u32(0),
+    (doff << 4) & 0xf0,
+    spec.flags,
+    ...u16(65535),
+    0,
+    0,
+    0,
+    0,
+    ...opts,
+  ]);
 }
 
 export interface Ipv4Spec {
@@ -40,7 +53,20 @@ export function ipv4(spec: Ipv4Spec, payload: Uint8Array): Buffer {
   const ihl = 5 + opts.length / 4;
   const total = ihl * 4 + payload.length;
   const frag = ((spec.moreFragments ? 1 : 0) << 13) | (spec.fragOffset ?? 0);
-  const hdr = [0x40 | ihl, 0, ...u16(total), ...u16(0x1234), ...u16(frag), 64, spec.protocol, 0, 0, ...ip(spec.src), ...ip(spec.dst), ...opts];
+  const hdr = [
+    0x40 | ihl,
+    0,
+    ...u16(total),
+    ...u16(0x1234),
+    ...u16(frag),
+    64,
+    spec.protocol,
+    0,
+    0,
+    ...ip(spec.src),
+    ...ip(spec.dst),
+    ...opts,
+  ];
   let sum = 0;
   for (let i = 0; i < hdr.length; i += 2) sum += ((hdr[i] ?? 0) << 8) | (hdr[i + 1] ?? 0);
   while (sum > 0xffff) sum = (sum & 0xffff) + (sum >> 16);
@@ -57,7 +83,10 @@ export interface Ipv6Ext {
   moreFragments?: boolean;
 }
 
-export function ipv6(spec: { src: string; dst: string; protocol: number; ext?: Ipv6Ext[] }, payload: Uint8Array): Buffer {
+export function ipv6(
+  spec: { src: string; dst: string; protocol: number; ext?: Ipv6Ext[] },
+  payload: Uint8Array,
+): Buffer {
   const exts = spec.ext ?? [];
   const parts: Buffer[] = [];
   exts.forEach((e, i) => {
@@ -75,15 +104,34 @@ export function ipv6(spec: { src: string; dst: string; protocol: number; ext?: I
   });
   const ext = concat(...parts);
   const first = exts.length > 0 ? (exts[0] as Ipv6Ext).type : spec.protocol;
-  const hdr = Buffer.from([0x60, 0, 0, 0, ...u16(ext.length + payload.length), first, 64, ...ip(spec.src), ...ip(spec.dst)]);
+  const hdr = Buffer.from([
+    0x60,
+    0,
+    0,
+    0,
+    ...u16(ext.length + payload.length),
+    first,
+    64,
+    ...ip(spec.src),
+    ...ip(spec.dst),
+  ]);
   return concat(hdr, ext, payload);
 }
 
-export function ethernet(spec: { vlans?: number[]; vlanTpids?: number[]; arista?: 'ts64' | 'ts48'; ethertype: number }, payload: Uint8Array): Buffer {
+export function ethernet(
+  spec: { vlans?: number[]; vlanTpids?: number[]; arista?: 'ts64' | 'ts48'; ethertype: number },
+  payload: Uint8Array,
+): Buffer {
   const bytes = [0x00, 0x1c, 0x73, 0x00, 0x00, 0x01, 0x00, 0x1c, 0x73, 0x00, 0x00, 0x02];
-  if (spec.arista === 'ts64') bytes.push(0xd2, 0x8b, 0x00, 0x01, 0x00, 0x10, ...u32(1700000000), ...u32(123456789));
+  if (spec.arista === 'ts64')
+    bytes.push(0xd2, 0x8b, 0x00, 0x01, 0x00, 0x10, ...u32(1700000000), ...u32(123456789));
   if (spec.arista === 'ts48') bytes.push(0xd2, 0x8b, 0x00, 0x01, 0x00, 0x20, ...u16(1000), ...u32(123456789));
-  (spec.vlans ?? []).forEach((vid, i) => bytes.push(...u16(spec.vlanTpids?.[i] ?? (i === 0 && (spec.vlans?.length ?? 0) > 1 ? 0x88a8 : 0x8100)), ...u16(vid)));
+  (spec.vlans ?? []).forEach((vid, i) =>
+    bytes.push(
+      ...u16(spec.vlanTpids?.[i] ?? (i === 0 && (spec.vlans?.length ?? 0) > 1 ? 0x88a8 : 0x8100)),
+      ...u16(vid),
+    ),
+  );
   bytes.push(...u16(spec.ethertype));
   return concat(Buffer.from(bytes), payload);
 }
@@ -119,9 +167,21 @@ export function erspan2(sessionId: number, payload: Uint8Array): Buffer {
 }
 
 /** ERSPAN type III header (12 bytes), frame type 0 (Ethernet) or 2 (IP), optional 8-byte sub-header. */
-export function erspan3(sessionId: number, payload: Uint8Array, opts: { subHeader?: boolean; frameType?: number } = {}): Buffer {
+export function erspan3(
+  sessionId: number,
+  payload: Uint8Array,
+  opts: { subHeader?: boolean; frameType?: number } = {},
+): Buffer {
   const last = ((opts.frameType ?? 0) << 10) | (opts.subHeader ? 1 : 0);
-  const hdr = [0x20, 0x00, (sessionId >> 8) & 0x03, sessionId & 0xff, ...u32(0xdeadbeef), ...u16(0), ...u16(last)];
+  const hdr = [
+    0x20,
+    0x00,
+    (sessionId >> 8) & 0x03,
+    sessionId & 0xff,
+    ...u32(0xdeadbeef),
+    ...u16(0),
+    ...u16(last),
+  ];
   if (opts.subHeader) hdr.push(...u32(0x01020304), ...u32(0x05060708));
   return concat(Buffer.from(hdr), payload);
 }

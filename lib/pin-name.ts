@@ -19,7 +19,9 @@ export function flowOfPinName(name: string): FlowSpec | undefined {
   const addr = (s: string): string | undefined => {
     const v4 = s.split('_');
     try {
-      return canonicalIp(v4.length === 4 && v4.every((p) => /^\d+$/.test(p)) ? v4.join('.') : s.replace(/_/g, ':'));
+      return canonicalIp(
+        v4.length === 4 && v4.every((p) => /^\d+$/.test(p)) ? v4.join('.') : s.replace(/_/g, ':'),
+      );
     } catch {
       return undefined;
     }

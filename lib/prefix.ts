@@ -15,7 +15,8 @@ export function parsePrefix(text: string): Prefix {
   const ip = parseIp(addr);
   const max = ip.family === 4 ? 32 : 128;
   const length = len === undefined ? max : Number(len);
-  if (!Number.isInteger(length) || length < 0 || length > max) throw new Error(`bad prefix length in ${text}`);
+  if (!Number.isInteger(length) || length < 0 || length > max)
+    throw new Error(`bad prefix length in ${text}`);
   return { text: `${addr}/${length}`, family: ip.family, bytes: ip.bytes, length };
 }
 

@@ -74,16 +74,32 @@ function pointerPath(pointer: string, root: unknown): (string | number)[] {
 
 function valueAt(root: unknown, path: readonly (string | number)[]): unknown {
   let at = root;
-  for (const p of path) at = typeof at === 'object' && at !== null ? (at as Record<string | number, unknown>)[p] : undefined;
+  for (const p of path)
+    at = typeof at === 'object' && at !== null ? (at as Record<string | number, unknown>)[p] : undefined;
   return at;
 }
 
-const TYPE_WORDS: Record<string, string> = { boolean: 'true or false', integer: 'a whole number', number: 'a number', string: 'a string', object: 'a mapping', array: 'a list', null: 'null' };
+const TYPE_WORDS: Record<string, string> = {
+  boolean: 'true or false',
+  integer: 'a whole number',
+  number: 'a number',
+  string: 'a string',
+  object: 'a mapping',
+  array: 'a list',
+  null: 'null',
+};
 
 /** The most telling of a value's schema errors, as a key and a problem. */
-export function describeErrors(errors: readonly TLocalizedValidationError[], root: unknown, unknownKey = 'is not a known setting'): SchemaProblem {
+export function describeErrors(
+  errors: readonly TLocalizedValidationError[],
+  root: unknown,
+  unknownKey = 'is not a known setting',
+): SchemaProblem {
   // An unknown key is reported twice (the key itself, and the object); the key is the clearer.
-  const e = errors.find((x) => x.keyword === 'boolean' && x.schemaPath.endsWith('additionalProperties')) ?? errors.find((x) => x.keyword !== 'anyOf') ?? errors[0];
+  const e =
+    errors.find((x) => x.keyword === 'boolean' && x.schemaPath.endsWith('additionalProperties')) ??
+    errors.find((x) => x.keyword !== 'anyOf') ??
+    errors[0];
   if (e === undefined) return { path: [], problem: 'is invalid' };
   const path = pointerPath(e.instancePath, root);
   const v = valueAt(root, path);
@@ -96,24 +112,36 @@ export function describeErrors(errors: readonly TLocalizedValidationError[], roo
       return { path: [...path, extra], problem: unknownKey };
     }
     case 'required': {
-      const missing = (p['requiredProperties'] as string[] | undefined)?.find((k) => valueAt(v, [k]) === undefined) ?? '';
+      const missing =
+        (p['requiredProperties'] as string[] | undefined)?.find((k) => valueAt(v, [k]) === undefined) ?? '';
       return { path: [...path, missing], problem: 'is required' };
     }
     case 'type': {
       const t = p['type'];
-      const want = Array.isArray(t) ? t.map((x) => TYPE_WORDS[String(x)] ?? String(x)).join(' or ') : (TYPE_WORDS[String(t)] ?? String(t));
+      const want = Array.isArray(t)
+        ? t.map((x) => TYPE_WORDS[String(x)] ?? String(x)).join(' or ')
+        : (TYPE_WORDS[String(t)] ?? String(t));
       return { path, problem: `must be ${want}, got ${show(v)}` };
     }
     case 'enum':
-      return { path, problem: `must be one of ${(p['allowedValues'] as unknown[] | undefined)?.map(String).join(', ') ?? 'the listed values'}, got ${show(v)}` };
+      return {
+        path,
+        problem: `must be one of ${(p['allowedValues'] as unknown[] | undefined)?.map(String).join(', ') ?? 'the listed values'}, got ${show(v)}`,
+      };
     case 'const':
       return { path, problem: `must be ${show(p['allowedValue'])}, got ${show(v)}` };
     case 'minimum':
     case 'exclusiveMinimum':
-      return { path, problem: `must be ${e.keyword === 'minimum' ? 'at least' : 'more than'} ${String(p['limit'])}, got ${show(v)}` };
+      return {
+        path,
+        problem: `must be ${e.keyword === 'minimum' ? 'at least' : 'more than'} ${String(p['limit'])}, got ${show(v)}`,
+      };
     case 'maximum':
     case 'exclusiveMaximum':
-      return { path, problem: `must be ${e.keyword === 'maximum' ? 'at most' : 'less than'} ${String(p['limit'])}, got ${show(v)}` };
+      return {
+        path,
+        problem: `must be ${e.keyword === 'maximum' ? 'at most' : 'less than'} ${String(p['limit'])}, got ${show(v)}`,
+      };
     case 'minLength':
       return { path, problem: `must not be empty, got ${show(v)}` };
     case 'maxLength':
@@ -133,7 +161,11 @@ export function describeErrors(errors: readonly TLocalizedValidationError[], roo
 export function withoutUndefined(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(withoutUndefined);
   if (typeof v === 'object' && v !== null && Object.getPrototypeOf(v) === Object.prototype) {
-    return Object.fromEntries(Object.entries(v).filter(([, x]) => x !== undefined).map(([k, x]) => [k, withoutUndefined(x)]));
+    return Object.fromEntries(
+      Object.entries(v)
+        .filter(([, x]) => x !== undefined)
+        .map(([k, x]) => [k, withoutUndefined(x)]),
+    );
   }
   return v;
 }
@@ -151,11 +183,17 @@ export function checkSchema<T extends TSchema>(file: string, schema: T, doc: unk
 }
 
 /** The key of a value that contains itself (a YAML alias inside its own anchor), if any. */
-function cycleIn(v: unknown, at: (string | number)[] = [], open = new Set<unknown>()): (string | number)[] | undefined {
+function cycleIn(
+  v: unknown,
+  at: (string | number)[] = [],
+  open = new Set<unknown>(),
+): (string | number)[] | undefined {
   if (typeof v !== 'object' || v === null) return undefined;
   if (open.has(v)) return at;
   open.add(v);
-  const entries: [string | number, unknown][] = Array.isArray(v) ? v.map((x, i) => [i, x]) : Object.entries(v);
+  const entries: [string | number, unknown][] = Array.isArray(v)
+    ? v.map((x, i) => [i, x])
+    : Object.entries(v);
   for (const [k, x] of entries) {
     const found = cycleIn(x, [...at, k], open);
     if (found !== undefined) return found;
@@ -169,11 +207,12 @@ function parseText(file: string, text: string): unknown {
   try {
     doc = parseYaml(text, { maxAliasCount: 100 }) as unknown;
   } catch (err) {
-    const msg = err instanceof Error ? err.message.split('\n')[0] ?? '' : String(err);
+    const msg = err instanceof Error ? (err.message.split('\n')[0] ?? '') : String(err);
     throw new ConfigError(file, '', `not valid YAML: ${msg.slice(0, 200)}`);
   }
   const cycle = cycleIn(doc);
-  if (cycle !== undefined) throw new ConfigError(file, keyOf(cycle), 'refers to itself (a YAML alias inside its own anchor)');
+  if (cycle !== undefined)
+    throw new ConfigError(file, keyOf(cycle), 'refers to itself (a YAML alias inside its own anchor)');
   return doc;
 }
 

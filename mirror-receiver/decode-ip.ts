@@ -34,7 +34,13 @@ export const ipResult = {
 };
 
 /** Parses an IPv4 header at `off`; on OK, ipResult describes the payload. */
-export function parseIpv4(buf: Buffer, off: number, end: number, truncated: DecodeResult, bad: DecodeResult): DecodeResult {
+export function parseIpv4(
+  buf: Buffer,
+  off: number,
+  end: number,
+  truncated: DecodeResult,
+  bad: DecodeResult,
+): DecodeResult {
   if (end - off < 20) return truncated;
   const vihl = buf[off] as number;
   if (vihl >> 4 !== 4) return bad;
@@ -61,7 +67,13 @@ const EXT_DEST_OPTS = 60;
 const MAX_EXTENSIONS = 8;
 
 /** Parses an IPv6 header and its extension headers at `off`; on OK, ipResult describes the payload. */
-export function parseIpv6(buf: Buffer, off: number, end: number, truncated: DecodeResult, bad: DecodeResult): DecodeResult {
+export function parseIpv6(
+  buf: Buffer,
+  off: number,
+  end: number,
+  truncated: DecodeResult,
+  bad: DecodeResult,
+): DecodeResult {
   if (end - off < 40) return truncated;
   if ((buf[off] as number) >> 4 !== 6) return bad;
   const payloadLen = buf.readUInt16BE(off + 4);
@@ -71,7 +83,14 @@ export function parseIpv6(buf: Buffer, off: number, end: number, truncated: Deco
   ipResult.laterFragment = false;
   ipResult.firstFragment = false;
   for (let n = 0; ; n++) {
-    if (next !== EXT_HOP_BY_HOP && next !== EXT_ROUTING && next !== EXT_FRAGMENT && next !== EXT_AH && next !== EXT_DEST_OPTS) break;
+    if (
+      next !== EXT_HOP_BY_HOP &&
+      next !== EXT_ROUTING &&
+      next !== EXT_FRAGMENT &&
+      next !== EXT_AH &&
+      next !== EXT_DEST_OPTS
+    )
+      break;
     if (n === MAX_EXTENSIONS) return R_BAD_EXT;
     if (pktEnd - pos < 8) return R_BAD_EXT;
     const hdrNext = buf[pos] as number;
@@ -97,7 +116,13 @@ export function parseIpv6(buf: Buffer, off: number, end: number, truncated: Deco
 }
 
 /** Decodes the mirrored IP packet at `off` and its TCP header into `view`. */
-export function decodeInnerIp(view: FrameView, buf: Buffer, off: number, end: number, family: 4 | 6): DecodeResult {
+export function decodeInnerIp(
+  view: FrameView,
+  buf: Buffer,
+  off: number,
+  end: number,
+  family: 4 | 6,
+): DecodeResult {
   let r: DecodeResult;
   if (family === 4) {
     r = parseIpv4(buf, off, end, R_TRUNCATED_IP, R_BAD_IP);

@@ -34,7 +34,13 @@ export function isSupportedLinkType(linkType: number): boolean {
 }
 
 /** Decodes a captured frame of the given pcap link type. */
-export function decodeLink(view: FrameView, linkType: number, buf: Buffer, off: number, end: number): DecodeResult {
+export function decodeLink(
+  view: FrameView,
+  linkType: number,
+  buf: Buffer,
+  off: number,
+  end: number,
+): DecodeResult {
   switch (linkType) {
     case LinkType.ethernet:
       return decodeOuterEthernet(view, buf, off, end);
@@ -70,15 +76,30 @@ function decodeOuterEthernet(view: FrameView, buf: Buffer, off: number, end: num
   return outerByEthertype(view, type, buf, pos + 2, end);
 }
 
-function outerByEthertype(view: FrameView, type: number, buf: Buffer, off: number, end: number): DecodeResult {
+function outerByEthertype(
+  view: FrameView,
+  type: number,
+  buf: Buffer,
+  off: number,
+  end: number,
+): DecodeResult {
   if (type === ETH_IPV4) return decodeOuterIp(view, buf, off, end, 4);
   if (type === ETH_IPV6) return decodeOuterIp(view, buf, off, end, 6);
   return R_NOT_IP;
 }
 
 /** Decodes an outer IP packet at `off` that carries GRE or GRE-in-UDP. */
-export function decodeOuterIp(view: FrameView, buf: Buffer, off: number, end: number, family: 4 | 6): DecodeResult {
-  const r = family === 4 ? parseIpv4(buf, off, end, R_TRUNCATED_OUTER, R_BAD_OUTER) : parseIpv6(buf, off, end, R_TRUNCATED_OUTER, R_BAD_OUTER);
+export function decodeOuterIp(
+  view: FrameView,
+  buf: Buffer,
+  off: number,
+  end: number,
+  family: 4 | 6,
+): DecodeResult {
+  const r =
+    family === 4
+      ? parseIpv4(buf, off, end, R_TRUNCATED_OUTER, R_BAD_OUTER)
+      : parseIpv6(buf, off, end, R_TRUNCATED_OUTER, R_BAD_OUTER);
   if (r !== OK) return r;
   if (ipResult.laterFragment || ipResult.firstFragment) return R_OUTER_FRAGMENT;
   view.outerFamily = family;

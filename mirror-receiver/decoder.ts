@@ -43,7 +43,13 @@ export class MirrorDecoder {
   }
 
   /** A VXLAN header and the frame inside, with the outer addresses given by the UDP socket. */
-  decodeVxlanPayload(buf: Buffer, outerSrc: string, outerDst: string, off = 0, end = buf.length): DecodeResult {
+  decodeVxlanPayload(
+    buf: Buffer,
+    outerSrc: string,
+    outerDst: string,
+    off = 0,
+    end = buf.length,
+  ): DecodeResult {
     const view = this.view;
     view.reset(buf);
     view.outerSrcText = outerSrc;

@@ -104,7 +104,13 @@ export class BatchWriter {
 
   /** Hands over the slots written so far and starts a new buffer. */
   take(counters: Float64Array): BatchMessage {
-    const msg: BatchMessage = { type: 'batch', buffer: this.buf.buffer as ArrayBuffer, count: this.count, strings: this.strings, counters };
+    const msg: BatchMessage = {
+      type: 'batch',
+      buffer: this.buf.buffer as ArrayBuffer,
+      count: this.count,
+      strings: this.strings,
+      counters,
+    };
     this.buf = new Uint8Array(this.capacity * SLOT);
     this.view = new DataView(this.buf.buffer);
     this.count = 0;
@@ -118,7 +124,11 @@ export class BatchWriter {
  * Calls `fn` with a FlowEvent for every slot of a batch; `atOf` maps the worker's wall-clock
  * receive time to the receiver's clock.
  */
-export function readBatch(msg: BatchMessage, atOf: (wallMs: number) => number, fn: (ev: FlowEvent) => void): void {
+export function readBatch(
+  msg: BatchMessage,
+  atOf: (wallMs: number) => number,
+  fn: (ev: FlowEvent) => void,
+): void {
   const b = new Uint8Array(msg.buffer);
   const dv = new DataView(msg.buffer);
   for (let k = 0; k < msg.count; k++) {
@@ -129,9 +139,15 @@ export function readBatch(msg: BatchMessage, atOf: (wallMs: number) => number, f
     const dport = dv.getUint16(o + 6);
     const sessionId = dv.getUint16(o + 12);
     const vlan = dv.getUint16(o + 14);
-    const outerSrc = outerFamily === 0 ? (msg.strings[dv.getUint32(o + 48)] ?? '') : ipAt(b, o + 48, outerFamily === 6 ? 6 : 4);
+    const outerSrc =
+      outerFamily === 0
+        ? (msg.strings[dv.getUint32(o + 48)] ?? '')
+        : ipAt(b, o + 48, outerFamily === 6 ? 6 : 4);
     const has = b[o + 102] as number;
-    const outerDst = outerFamily === 0 ? (msg.strings[dv.getUint32(o + 64)] ?? '') : ipAt(b, o + 64, outerFamily === 6 ? 6 : 4);
+    const outerDst =
+      outerFamily === 0
+        ? (msg.strings[dv.getUint32(o + 64)] ?? '')
+        : ipAt(b, o + 64, outerFamily === 6 ? 6 : 4);
     fn({
       outerSrc,
       outerDst,

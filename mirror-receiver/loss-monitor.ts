@@ -35,7 +35,9 @@ export class MirrorLossMonitor {
     const dropped = (st.socketDrops ?? 0) + st.backlogDrops;
     const now = this.now();
     if (dropped > this.last) {
-      const where = st.sockets.filter((s) => (s.drops ?? 0) > 0).map((s) => `${s.source}: ${s.drops ?? 0}, receive buffer ${s.receiveBufferBytes} bytes`);
+      const where = st.sockets
+        .filter((s) => (s.drops ?? 0) > 0)
+        .map((s) => `${s.source}: ${s.drops ?? 0}, receive buffer ${s.receiveBufferBytes} bytes`);
       if (st.backlogDrops > 0) where.push(`backlog: ${st.backlogDrops}`);
       this.lastWhy = `${dropped - this.last} mirrored frames lost before decoding (${where.join('; ')}): SYNs among them are connections flowpin cannot protect`;
       this.lastLossAt = now;

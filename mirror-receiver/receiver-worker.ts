@@ -15,7 +15,14 @@ import { DROP_REASONS, OK } from './drop-reasons.js';
 import { BatchWriter } from './event-batch.js';
 import { udpReaderSource, type UdpReaderSource } from './sources/udp-reader.js';
 import { rawGreNativeSource } from './sources/raw-gre-native.js';
-import { COUNTER_TRUNCATED, COUNTERS, type SourceErrorMessage, type WorkerReply, type WorkerRequest, type WorkerSetup } from './worker-protocol.js';
+import {
+  COUNTER_TRUNCATED,
+  COUNTERS,
+  type SourceErrorMessage,
+  type WorkerReply,
+  type WorkerRequest,
+  type WorkerSetup,
+} from './worker-protocol.js';
 
 const port = parentPort;
 if (port === null) throw new Error('receiver-worker.js runs as a worker thread');
@@ -98,20 +105,52 @@ async function handle(req: WorkerRequest): Promise<void> {
     if (req.type === 'listen-udp') {
       const source =
         req.options.encap === 'vxlan'
-          ? udpReaderSource(req.options, (buf, off, end, outerSrc, outerDst, at) => onResult(decoder.decodeVxlanPayload(buf, outerSrc, outerDst, off, end), at), sourceError)
-          : udpReaderSource(req.options, (buf, off, end, outerSrc, outerDst, at) => onResult(decoder.decodeGrePayload(buf, outerSrc, outerDst, off, end), at), sourceError);
+          ? udpReaderSource(
+              req.options,
+              (buf, off, end, outerSrc, outerDst, at) =>
+                onResult(decoder.decodeVxlanPayload(buf, outerSrc, outerDst, off, end), at),
+              sourceError,
+            )
+          : udpReaderSource(
+              req.options,
+              (buf, off, end, outerSrc, outerDst, at) =>
+                onResult(decoder.decodeGrePayload(buf, outerSrc, outerDst, off, end), at),
+              sourceError,
+            );
       const bound = await source.start();
       sources.push(source);
-      reply({ type: 'reply', id: req.id, ok: true, bound, receiveBuffer: source.receiveBuffer(), reader: source.reader, ...(source.note === undefined ? {} : { readerNote: source.note }) });
+      reply({
+        type: 'reply',
+        id: req.id,
+        ok: true,
+        bound,
+        receiveBuffer: source.receiveBuffer(),
+        reader: source.reader,
+        ...(source.note === undefined ? {} : { readerNote: source.note }),
+      });
     } else if (req.type === 'listen-raw') {
       // IPv4 raw sockets deliver the outer IP header; IPv6 ones the GRE packet and the sender (raw(7)).
       const source =
         req.options.family === 4
-          ? rawGreNativeSource(req.options, (buf, off, end, _src, at) => onResult(decoder.decodeIpPacket(buf, off, end), at), sourceError)
-          : rawGreNativeSource(req.options, (buf, off, end, src, at) => onResult(decoder.decodeGrePayload(buf, src, '::', off, end), at), sourceError);
+          ? rawGreNativeSource(
+              req.options,
+              (buf, off, end, _src, at) => onResult(decoder.decodeIpPacket(buf, off, end), at),
+              sourceError,
+            )
+          : rawGreNativeSource(
+              req.options,
+              (buf, off, end, src, at) => onResult(decoder.decodeGrePayload(buf, src, '::', off, end), at),
+              sourceError,
+            );
       await source.start();
       sources.push(source);
-      reply({ type: 'reply', id: req.id, ok: true, receiveBuffer: source.receiveBuffer(), reader: 'recvmmsg' });
+      reply({
+        type: 'reply',
+        id: req.id,
+        ok: true,
+        receiveBuffer: source.receiveBuffer(),
+        reader: 'recvmmsg',
+      });
     } else {
       for (const s of sources.splice(0)) {
         await s.stop();
@@ -123,7 +162,12 @@ async function handle(req: WorkerRequest): Promise<void> {
       reply({ type: 'reply', id: req.id, ok: true });
     }
   } catch (err) {
-    reply({ type: 'reply', id: req.id, ok: false, message: err instanceof Error ? err.message : String(err) });
+    reply({
+      type: 'reply',
+      id: req.id,
+      ok: false,
+      message: err instanceof Error ? err.message : String(err),
+    });
   }
 }
 

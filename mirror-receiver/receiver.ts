@@ -30,7 +30,14 @@ import { readPcap, type PcapResult } from './sources/pcap.js';
 import { VxlanSource, type VxlanOptions } from './sources/vxlan-udp.js';
 import { VXLAN_PORT } from './decode-vxlan.js';
 import type { ReaderChoice, ReaderName } from './sources/udp-reader.js';
-import { COUNTER_TRUNCATED, COUNTERS, type SourceErrorMessage, type UdpListenOptions, type WorkerReply, type WorkerRequest } from './worker-protocol.js';
+import {
+  COUNTER_TRUNCATED,
+  COUNTERS,
+  type SourceErrorMessage,
+  type UdpListenOptions,
+  type WorkerReply,
+  type WorkerRequest,
+} from './worker-protocol.js';
 
 export type FlowEventSink = (event: FlowEvent) => void;
 
@@ -39,13 +46,22 @@ export interface SocketStatus {
   source: string;
   /** Datagrams the kernel dropped for this socket (receive buffer full); null where unknown. */
   drops: number | null;
-  /** The socket's receive buffer as the kernel set it (Linux: twice the usable size, capped by net.core.rmem_max). */
+  /**
+   * The socket's receive buffer as the kernel set it (Linux: twice the usable size, capped by
+   * net.core.rmem_max).
+   */
   receiveBufferBytes: number;
   /** The receive buffer asked for (configuration, or 32 MiB). */
   requestedBufferBytes: number;
-  /** What reads the socket: the native recvmmsg reader, Node's dgram, or (raw GRE without the native reader) the raw-socket addon. */
+  /**
+   * What reads the socket: the native recvmmsg reader, Node's dgram, or (raw GRE without the native reader)
+   * the raw-socket addon.
+   */
   reader: ReaderName | 'raw-socket';
-  /** Why the native reader does not read this socket (not built, or a socket handed over already bound); absent where it does or `reader: dgram` was asked for. */
+  /**
+   * Why the native reader does not read this socket (not built, or a socket handed over already bound);
+   * absent where it does or `reader: dgram` was asked for.
+   */
   readerNote?: string;
 }
 
@@ -59,7 +75,9 @@ export interface ReceiverStatus {
   socketDrops: number | null;
   /** Decoded events not delivered because the main thread was that far behind (bounded queue). */
   backlogDrops: number;
-  /** Datagrams longer than the native reader's slot, decoded from the bytes that fit (counted in frames too). */
+  /**
+   * Datagrams longer than the native reader's slot, decoded from the bytes that fit (counted in frames too).
+   */
   truncated: number;
   sockets: SocketStatus[];
   /** Host-wide UDP RcvbufErrors (every socket of every process), for context; null where unknown. */
@@ -94,7 +112,10 @@ export class MirrorReceiver {
   private worker: Worker | undefined;
   private consumed: Int32Array | undefined;
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (r: WorkerReply) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<
+    number,
+    { resolve: (r: WorkerReply) => void; reject: (e: Error) => void }
+  >();
   /** Counters of stopped workers, and the latest snapshot of the running one. */
   private readonly retired: Float64Array = new Float64Array(COUNTERS);
   private current: Float64Array = new Float64Array(COUNTERS);
@@ -113,7 +134,15 @@ export class MirrorReceiver {
   }
 
   /** Listens for GRE-in-UDP in the worker (VXLAN on its port 4789); resolves with the bound address. */
-  async listenUdp(options: GreUdpOptions & { encap?: 'gre' | 'vxlan'; reader?: ReaderChoice; slots?: number; slotBytes?: number; holdMs?: number }): Promise<{ address: string; port: number }> {
+  async listenUdp(
+    options: GreUdpOptions & {
+      encap?: 'gre' | 'vxlan';
+      reader?: ReaderChoice;
+      slots?: number;
+      slotBytes?: number;
+      holdMs?: number;
+    },
+  ): Promise<{ address: string; port: number }> {
     // UDP 4789 is VXLAN's port (RFC 7348): a configured listener there reads VXLAN.
     const encap = options.encap ?? (options.port === VXLAN_PORT ? 'vxlan' : 'gre');
     return this.listenInWorker({ ...options, encap });
@@ -123,7 +152,9 @@ export class MirrorReceiver {
    * Listens for VXLAN; resolves with the bound address. Read in the worker, except a socket
    * handed over already bound (see the header): that one is read on this thread.
    */
-  async listenVxlan(options: VxlanOptions & { reader?: ReaderChoice }): Promise<{ address: string; port: number }> {
+  async listenVxlan(
+    options: VxlanOptions & { reader?: ReaderChoice },
+  ): Promise<{ address: string; port: number }> {
     if (options.socket === undefined) {
       const { socket: _none, ...rest } = options;
       return this.listenInWorker({ ...rest, port: rest.port ?? VXLAN_PORT, encap: 'vxlan' });
@@ -137,12 +168,28 @@ export class MirrorReceiver {
     const name = `vxlan:${bound.address}:${bound.port}`;
     this.listening.push(name);
     const buf = source.receiveBuffer();
-    this.udp.push({ source: name, address: bound.address, port: bound.port, receiveBufferBytes: buf.granted, requestedBufferBytes: buf.requested, drops: null, open: true, inThread: true, raw: false, reader: 'dgram', readerNote: 'a socket handed over already bound is read on the main thread with dgram' });
+    this.udp.push({
+      source: name,
+      address: bound.address,
+      port: bound.port,
+      receiveBufferBytes: buf.granted,
+      requestedBufferBytes: buf.requested,
+      drops: null,
+      open: true,
+      inThread: true,
+      raw: false,
+      reader: 'dgram',
+      readerNote: 'a socket handed over already bound is read on the main thread with dgram',
+    });
     return bound;
   }
 
   private async listenInWorker(options: UdpListenOptions): Promise<{ address: string; port: number }> {
-    const r = await this.request({ type: 'listen-udp', id: 0, options: { ...options, receiveBufferBytes: options.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER } });
+    const r = await this.request({
+      type: 'listen-udp',
+      id: 0,
+      options: { ...options, receiveBufferBytes: options.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER },
+    });
     if (!r.ok) {
       // A worker with nothing to read would keep the process alive for nothing.
       if (this.listening.length === 0) await this.stop();
@@ -151,7 +198,19 @@ export class MirrorReceiver {
     const bound = r.bound ?? { address: options.host ?? '0.0.0.0', port: options.port ?? 0 };
     const source = `${options.encap === 'vxlan' ? 'vxlan' : 'gre-udp'}:${bound.address}:${bound.port}`;
     this.listening.push(source);
-    this.udp.push({ source, address: bound.address, port: bound.port, receiveBufferBytes: r.receiveBuffer?.granted ?? 0, requestedBufferBytes: r.receiveBuffer?.requested ?? 0, drops: null, open: true, inThread: false, raw: false, reader: r.reader ?? 'dgram', readerNote: r.readerNote });
+    this.udp.push({
+      source,
+      address: bound.address,
+      port: bound.port,
+      receiveBufferBytes: r.receiveBuffer?.granted ?? 0,
+      requestedBufferBytes: r.receiveBuffer?.requested ?? 0,
+      drops: null,
+      open: true,
+      inThread: false,
+      raw: false,
+      reader: r.reader ?? 'dgram',
+      readerNote: r.readerNote,
+    });
     return bound;
   }
 
@@ -166,13 +225,29 @@ export class MirrorReceiver {
     const native = loadNativeReader();
     if (!('error' in native)) {
       const requested = options.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER;
-      const r = await this.request({ type: 'listen-raw', id: 0, options: { family, receiveBufferBytes: requested } });
+      const r = await this.request({
+        type: 'listen-raw',
+        id: 0,
+        options: { family, receiveBufferBytes: requested },
+      });
       if (!r.ok) {
         if (this.listening.length === 0) await this.stop();
         throw new MirrorSourceError(r.message);
       }
       this.listening.push(name);
-      this.udp.push({ source: name, address: '', port: 0, receiveBufferBytes: r.receiveBuffer?.granted ?? 0, requestedBufferBytes: requested, drops: null, open: true, inThread: false, raw: true, reader: 'recvmmsg', readerNote: undefined });
+      this.udp.push({
+        source: name,
+        address: '',
+        port: 0,
+        receiveBufferBytes: r.receiveBuffer?.granted ?? 0,
+        requestedBufferBytes: requested,
+        drops: null,
+        open: true,
+        inThread: false,
+        raw: true,
+        reader: 'recvmmsg',
+        readerNote: undefined,
+      });
       return;
     }
     this.listenRawInThread(options, name, native.error);
@@ -181,18 +256,33 @@ export class MirrorReceiver {
   private listenRawInThread(options: RawGreOptions, name: string, why: string): void {
     const source = new RawGreSource(options, {
       onIpPacket: (packet) => this.emitIf(this.decoder.decodeIpPacket(packet), this.now()),
-      onGrePayload: (payload, outerSrc) => this.emitIf(this.decoder.decodeGrePayload(payload, outerSrc, '::'), this.now()),
+      onGrePayload: (payload, outerSrc) =>
+        this.emitIf(this.decoder.decodeGrePayload(payload, outerSrc, '::'), this.now()),
       onError: this.onSourceError,
     });
     source.start();
     this.inThread.push(source);
     this.listening.push(name);
-    this.udp.push({ source: name, address: '', port: 0, receiveBufferBytes: 0, requestedBufferBytes: 0, drops: null, open: true, inThread: true, raw: true, reader: 'raw-socket', readerNote: why });
+    this.udp.push({
+      source: name,
+      address: '',
+      port: 0,
+      receiveBufferBytes: 0,
+      requestedBufferBytes: 0,
+      drops: null,
+      open: true,
+      inThread: true,
+      raw: true,
+      reader: 'raw-socket',
+      readerNote: why,
+    });
   }
 
   /** Reads a pcap or pcapng file or stream to its end, with capture timestamps as event times. */
   async readPcap(input: string | Readable): Promise<PcapResult> {
-    return readPcap(input, (buf, off, end, linkType, at) => this.emitIf(this.decoder.decodeLink(linkType, buf, off, end), at));
+    return readPcap(input, (buf, off, end, linkType, at) =>
+      this.emitIf(this.decoder.decodeLink(linkType, buf, off, end), at),
+    );
   }
 
   status(): ReceiverStatus {
@@ -238,7 +328,14 @@ export class MirrorReceiver {
 
   private socketStatus(): SocketStatus[] {
     this.readSocketDrops(false);
-    return this.udp.map((u) => ({ source: u.source, drops: u.drops, receiveBufferBytes: u.receiveBufferBytes, requestedBufferBytes: u.requestedBufferBytes, reader: u.reader, ...(u.readerNote === undefined ? {} : { readerNote: u.readerNote }) }));
+    return this.udp.map((u) => ({
+      source: u.source,
+      drops: u.drops,
+      receiveBufferBytes: u.receiveBufferBytes,
+      requestedBufferBytes: u.requestedBufferBytes,
+      reader: u.reader,
+      ...(u.readerNote === undefined ? {} : { readerNote: u.readerNote }),
+    }));
   }
 
   private readSocketDrops(force: boolean): void {
@@ -252,7 +349,10 @@ export class MirrorReceiver {
     const i = this.listening.indexOf(source);
     if (i >= 0) this.listening.splice(i, 1);
     this.onSourceError(new MirrorSourceError(message));
-    if (this.listening.length === 0) this.stop().catch((err: unknown) => this.onSourceError(err instanceof Error ? err : new Error(String(err))));
+    if (this.listening.length === 0)
+      this.stop().catch((err: unknown) =>
+        this.onSourceError(err instanceof Error ? err : new Error(String(err))),
+      );
   }
 
   private emitIf(result: number, at: number): void {
@@ -290,7 +390,9 @@ export class MirrorReceiver {
       this.pending.clear();
     };
     worker.on('error', (err) => {
-      this.onSourceError(new MirrorSourceError(`mirror receiver worker failed: ${err.message}`, { cause: err }));
+      this.onSourceError(
+        new MirrorSourceError(`mirror receiver worker failed: ${err.message}`, { cause: err }),
+      );
       failAll(err);
     });
     worker.on('exit', (code) => {
@@ -304,7 +406,8 @@ export class MirrorReceiver {
   }
 
   private request(req: WorkerRequest): Promise<WorkerReply> {
-    if (req.type === 'stop' && this.worker === undefined) return Promise.resolve({ type: 'reply', id: 0, ok: true });
+    if (req.type === 'stop' && this.worker === undefined)
+      return Promise.resolve({ type: 'reply', id: 0, ok: true });
     const worker = this.worker ?? this.startWorker();
     const id = this.nextId++;
     return new Promise((resolve, reject) => {

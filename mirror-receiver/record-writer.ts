@@ -59,9 +59,15 @@ export class RecordWriter {
   write(view: FrameView): void {
     const src = view.buf;
     let p = this.put(K_OUTER_SRC, this.length);
-    p = view.outerFamily === 0 ? this.text(view.outerSrcText, p) : this.addr(src, view.outerSrcOff, view.outerFamily, p);
+    p =
+      view.outerFamily === 0
+        ? this.text(view.outerSrcText, p)
+        : this.addr(src, view.outerSrcOff, view.outerFamily, p);
     p = this.put(K_OUTER_DST, p);
-    p = view.outerFamily === 0 ? this.text(view.outerDstText, p) : this.addr(src, view.outerDstOff, view.outerFamily, p);
+    p =
+      view.outerFamily === 0
+        ? this.text(view.outerDstText, p)
+        : this.addr(src, view.outerDstOff, view.outerFamily, p);
     p = this.put(K_ENCAP, p);
     p = this.put(ENCAPS[view.encap] as Uint8Array, p);
     p = this.put(K_VLAN, p);
@@ -127,7 +133,7 @@ export class RecordWriter {
     const out = this.buf;
     let bestStart = -1;
     let bestLen = 1;
-    for (let i = 0; i < 8; ) {
+    for (let i = 0; i < 8;) {
       if (src[off + 2 * i] !== 0 || src[off + 2 * i + 1] !== 0) {
         i++;
         continue;

@@ -49,7 +49,9 @@ export function udpSocketDrops(address: string, port: number): number | null {
 /** Host-wide UDP receive-buffer drops (all sockets, all processes), or null where unknown. */
 export function udpRcvbufErrors(): number | null {
   try {
-    const lines = readFileSync('/proc/net/snmp', 'latin1').split('\n').filter((l) => l.startsWith('Udp:'));
+    const lines = readFileSync('/proc/net/snmp', 'latin1')
+      .split('\n')
+      .filter((l) => l.startsWith('Udp:'));
     const names = (lines[0] ?? '').trim().split(/\s+/);
     const values = (lines[1] ?? '').trim().split(/\s+/);
     const i = names.indexOf('RcvbufErrors');

@@ -15,12 +15,28 @@ export interface FlowTuple {
 const scratch: number[] = new Array<number>(36).fill(0);
 
 /** The tuple of the addresses at `srcOff`/`dstOff` of `buf` and the given ports. */
-export function tupleAt(buf: Uint8Array, family: 4 | 6, srcOff: number, dstOff: number, sport: number, dport: number): string {
+export function tupleAt(
+  buf: Uint8Array,
+  family: 4 | 6,
+  srcOff: number,
+  dstOff: number,
+  sport: number,
+  dport: number,
+): string {
   if (family === 4) {
     return String.fromCharCode(
-      buf[srcOff] as number, buf[srcOff + 1] as number, buf[srcOff + 2] as number, buf[srcOff + 3] as number,
-      buf[dstOff] as number, buf[dstOff + 1] as number, buf[dstOff + 2] as number, buf[dstOff + 3] as number,
-      sport >> 8, sport & 0xff, dport >> 8, dport & 0xff,
+      buf[srcOff] as number,
+      buf[srcOff + 1] as number,
+      buf[srcOff + 2] as number,
+      buf[srcOff + 3] as number,
+      buf[dstOff] as number,
+      buf[dstOff + 1] as number,
+      buf[dstOff + 2] as number,
+      buf[dstOff + 3] as number,
+      sport >> 8,
+      sport & 0xff,
+      dport >> 8,
+      dport & 0xff,
     );
   }
   for (let i = 0; i < 16; i++) {
@@ -40,8 +56,18 @@ export function tupleOf(flow: FlowTuple): string {
   const d4 = s4 < 0 ? -1 : ipv4Value(flow.dst);
   if (d4 >= 0) {
     return String.fromCharCode(
-      s4 >>> 24, (s4 >>> 16) & 0xff, (s4 >>> 8) & 0xff, s4 & 0xff, d4 >>> 24, (d4 >>> 16) & 0xff, (d4 >>> 8) & 0xff, d4 & 0xff,
-      flow.sport >> 8, flow.sport & 0xff, flow.dport >> 8, flow.dport & 0xff,
+      s4 >>> 24,
+      (s4 >>> 16) & 0xff,
+      (s4 >>> 8) & 0xff,
+      s4 & 0xff,
+      d4 >>> 24,
+      (d4 >>> 16) & 0xff,
+      (d4 >>> 8) & 0xff,
+      d4 & 0xff,
+      flow.sport >> 8,
+      flow.sport & 0xff,
+      flow.dport >> 8,
+      flow.dport & 0xff,
     );
   }
   const s = parseIp(flow.src);

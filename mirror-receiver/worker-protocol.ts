@@ -31,7 +31,15 @@ export type WorkerRequest =
   | { type: 'stop'; id: number };
 
 export type WorkerReply =
-  | { type: 'reply'; id: number; ok: true; bound?: { address: string; port: number }; receiveBuffer?: ReceiveBuffer; reader?: ReaderName; readerNote?: string }
+  | {
+      type: 'reply';
+      id: number;
+      ok: true;
+      bound?: { address: string; port: number };
+      receiveBuffer?: ReceiveBuffer;
+      reader?: ReaderName;
+      readerNote?: string;
+    }
   | { type: 'reply'; id: number; ok: false; message: string };
 
 export interface SourceErrorMessage {

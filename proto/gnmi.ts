@@ -33,7 +33,10 @@ export interface Duration {
 export interface Extension {
   ext?: 'registered_ext' | 'master_arbitration' | 'history' | 'commit' | 'depth' | 'config_subscription';
   registered_ext?: { id?: string; msg?: Buffer };
-  master_arbitration?: { role?: { id?: string }; election_id?: { high?: string | number; low?: string | number } };
+  master_arbitration?: {
+    role?: { id?: string };
+    election_id?: { high?: string | number; low?: string | number };
+  };
   history?: Record<string, unknown>;
   commit?: {
     id?: string;
@@ -52,7 +55,21 @@ export interface Extension {
 }
 
 export interface TypedValue {
-  value?: 'string_val' | 'int_val' | 'uint_val' | 'bool_val' | 'bytes_val' | 'json_val' | 'json_ietf_val' | 'ascii_val' | 'float_val' | 'double_val' | 'decimal_val' | 'leaflist_val' | 'any_val' | 'proto_bytes';
+  value?:
+    | 'string_val'
+    | 'int_val'
+    | 'uint_val'
+    | 'bool_val'
+    | 'bytes_val'
+    | 'json_val'
+    | 'json_ietf_val'
+    | 'ascii_val'
+    | 'float_val'
+    | 'double_val'
+    | 'decimal_val'
+    | 'leaflist_val'
+    | 'any_val'
+    | 'proto_bytes';
   string_val?: string;
   int_val?: string | number;
   uint_val?: string | number;
@@ -177,7 +194,14 @@ export interface SubscribeResponse {
 const protoDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../proto');
 const protoPath = path.join(protoDir, 'gnmi.proto');
 
-export const PROTO_LOADER_OPTIONS = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true, includeDirs: [protoDir] };
+export const PROTO_LOADER_OPTIONS = {
+  keepCase: true,
+  longs: String,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+  includeDirs: [protoDir],
+};
 
 let cached: { service: ServiceDefinition; Client: ServiceClientConstructor } | undefined;
 
@@ -195,7 +219,14 @@ export function pathToString(p: Path | undefined): string {
   const elems = p?.elem ?? [];
   if (elems.length === 0) return '/';
   return elems
-    .map((e) => e.name + Object.entries(e.key ?? {}).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `[${k}=${v}]`).join(''))
+    .map(
+      (e) =>
+        e.name +
+        Object.entries(e.key ?? {})
+          .sort(([a], [b]) => a.localeCompare(b))
+          .map(([k, v]) => `[${k}=${v}]`)
+          .join(''),
+    )
     .map((s) => `/${s}`)
     .join('');
 }

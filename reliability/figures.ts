@@ -7,7 +7,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Under the repository root (this module runs from dist/reliability/). */
-export const FIGURES_DIR = path.join(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..'), 'test-results', 'reliability');
+export const FIGURES_DIR = path.join(
+  path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..'),
+  'test-results',
+  'reliability',
+);
 
 export interface ReliabilityFigures {
   /** The fault or input class, in words ("a silent mirror", "SIGTERM under load"). */

@@ -19,8 +19,16 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
  * checks, and every property test (API, configuration, decoding) as it lands.
  */
 export const PATTERNS = [
-  'mirror-health', 'mirror-mismatch', 'mirror-drops', 'sigterm-load', 'readiness', 'controller-faults',
-  'consent', 'consent-gaps', 'start-process', '*property*',
+  'mirror-health',
+  'mirror-mismatch',
+  'mirror-drops',
+  'sigterm-load',
+  'readiness',
+  'controller-faults',
+  'consent',
+  'consent-gaps',
+  'start-process',
+  '*property*',
 ];
 
 interface FileResult {
@@ -35,7 +43,12 @@ interface FileResult {
 export function selectFiles(names: string[], patterns: string[]): string[] {
   const out: string[] = [];
   for (const p of patterns) {
-    const re = new RegExp(`^${p.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}\\.test\\.js$`);
+    const re = new RegExp(
+      `^${p
+        .split('*')
+        .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+        .join('.*')}\\.test\\.js$`,
+    );
     for (const n of names.filter((x) => re.test(x)).sort()) if (!out.includes(n)) out.push(n);
   }
   return out;
@@ -43,16 +56,42 @@ export function selectFiles(names: string[], patterns: string[]): string[] {
 
 function runFile(file: string): FileResult {
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, ['--test', '--test-timeout=300000', '--test-reporter=tap', path.join(root, 'dist/test', file)], { cwd: root, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, env: { FLOWPIN_LOAD_RATE: '20000', FLOWPIN_LOAD_FRAMES: '200000', ...process.env, FLOWPIN_LOG_LEVEL: 'warn' } });
+  const r = spawnSync(
+    process.execPath,
+    ['--test', '--test-timeout=300000', '--test-reporter=tap', path.join(root, 'dist/test', file)],
+    {
+      cwd: root,
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+      env: {
+        FLOWPIN_LOAD_RATE: '20000',
+        FLOWPIN_LOAD_FRAMES: '200000',
+        ...process.env,
+        FLOWPIN_LOG_LEVEL: 'warn',
+      },
+    },
+  );
   const out = r.stdout ?? '';
   const num = (k: string): number => Number(new RegExp(`^# ${k} (\\d+)$`, 'm').exec(out)?.[1] ?? 0);
   const failed = [...out.matchAll(/^\s*not ok \d+ - (.*)$/gm)].map((m) => m[1] as string);
-  return { file: `test/${file.replace(/\.js$/, '.ts')}`, pass: num('pass'), fail: num('fail') + (r.status !== 0 && num('fail') === 0 ? 1 : 0), seconds: (performance.now() - t0) / 1000, failed };
+  return {
+    file: `test/${file.replace(/\.js$/, '.ts')}`,
+    pass: num('pass'),
+    fail: num('fail') + (r.status !== 0 && num('fail') === 0 ? 1 : 0),
+    seconds: (performance.now() - t0) / 1000,
+    failed,
+  };
 }
 
-const cell = (v: string | number | undefined): string => (v === undefined ? '–' : String(v).replace(/\|/g, '\\|').replace(/\n/g, ' '));
+const cell = (v: string | number | undefined): string =>
+  v === undefined ? '–' : String(v).replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
-export function markdown(figures: ReliabilityFigures[], files: FileResult[], missing: string[], when: string): string {
+export function markdown(
+  figures: ReliabilityFigures[],
+  files: FileResult[],
+  missing: string[],
+  when: string,
+): string {
   const lines = [
     '# Reliability',
     '',
@@ -68,11 +107,23 @@ export function markdown(figures: ReliabilityFigures[], files: FileResult[], mis
     '',
     '| fault | outcome | inputs | broken | promised | drops counted | test |',
     '|---|---|---:|---:|---:|---:|---|',
-    ...figures.map((f) => `| ${cell(f.fault)} | ${cell(f.outcome)} | ${cell(f.inputs)} | ${cell(f.broken)} | ${cell(f.brokenPromised)} | ${cell(f.dropsCounted)} | \`${cell(f.test)}\` |`),
+    ...figures.map(
+      (f) =>
+        `| ${cell(f.fault)} | ${cell(f.outcome)} | ${cell(f.inputs)} | ${cell(f.broken)} | ${cell(f.brokenPromised)} | ${cell(f.dropsCounted)} | \`${cell(f.test)}\` |`,
+    ),
     '',
   ];
   for (const f of figures.filter((x) => x.figures !== undefined && Object.keys(x.figures).length > 0)) {
-    lines.push(`### ${f.fault}`, '', '| figure | value |', '|---|---:|', ...Object.entries(f.figures ?? {}).map(([k, v]) => `| ${cell(k)} | ${cell(typeof v === 'number' ? v.toLocaleString('en-US') : v)} |`), '');
+    lines.push(
+      `### ${f.fault}`,
+      '',
+      '| figure | value |',
+      '|---|---:|',
+      ...Object.entries(f.figures ?? {}).map(
+        ([k, v]) => `| ${cell(k)} | ${cell(typeof v === 'number' ? v.toLocaleString('en-US') : v)} |`,
+      ),
+      '',
+    );
   }
   lines.push('## Test files run', '', '| file | passed | failed | seconds |', '|---|---:|---:|---:|');
   for (const r of files) lines.push(`| \`${r.file}\` | ${r.pass} | ${r.fail} | ${r.seconds.toFixed(1)} |`);
@@ -80,10 +131,17 @@ export function markdown(figures: ReliabilityFigures[], files: FileResult[], mis
   const failed = files.filter((r) => r.fail > 0);
   if (failed.length > 0) {
     lines.push('**Failed:**', '');
-    for (const r of failed) lines.push(`- \`${r.file}\`: ${r.failed.length === 0 ? 'the run failed' : r.failed.map(cell).join('; ')}`);
+    for (const r of failed)
+      lines.push(
+        `- \`${r.file}\`: ${r.failed.length === 0 ? 'the run failed' : r.failed.map(cell).join('; ')}`,
+      );
     lines.push('');
   }
-  if (missing.length > 0) lines.push(`Not yet in the tree (looked for): ${missing.map((m) => `\`test/${m}.test.ts\``).join(', ')}.`, '');
+  if (missing.length > 0)
+    lines.push(
+      `Not yet in the tree (looked for): ${missing.map((m) => `\`test/${m}.test.ts\``).join(', ')}.`,
+      '',
+    );
   return lines.join('\n');
 }
 
@@ -98,14 +156,24 @@ function main(): number {
   const results: FileResult[] = [];
   for (const f of files) {
     const r = runFile(f);
-    process.stdout.write(`reliability: ${r.file}: ${r.pass} passed, ${r.fail} failed (${r.seconds.toFixed(1)} s)\n`);
+    process.stdout.write(
+      `reliability: ${r.file}: ${r.pass} passed, ${r.fail} failed (${r.seconds.toFixed(1)} s)\n`,
+    );
     results.push(r);
   }
   const figures = existsSync(FIGURES_DIR)
-    ? readdirSync(FIGURES_DIR).filter((n) => n.endsWith('.json')).sort().map((n) => JSON.parse(readFileSync(path.join(FIGURES_DIR, n), 'utf8')) as ReliabilityFigures)
+    ? readdirSync(FIGURES_DIR)
+        .filter((n) => n.endsWith('.json'))
+        .sort()
+        .map((n) => JSON.parse(readFileSync(path.join(FIGURES_DIR, n), 'utf8')) as ReliabilityFigures)
     : [];
-  writeFileSync(out, markdown(figures, results, missing, new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC'));
-  process.stdout.write(`reliability: ${figures.length} faults with figures, written to ${path.relative(root, out)}\n`);
+  writeFileSync(
+    out,
+    markdown(figures, results, missing, new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC'),
+  );
+  process.stdout.write(
+    `reliability: ${figures.length} faults with figures, written to ${path.relative(root, out)}\n`,
+  );
   return results.some((r) => r.fail > 0) ? 1 : 0;
 }
 

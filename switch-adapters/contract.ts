@@ -29,7 +29,8 @@ export interface InstalledPin {
  * Why a configured pin is not programmed. `pending`: accepted, the switch is still
  * programming it (read it back later); every other reason means it will not forward.
  */
-export type NotProgrammedReason = 'pending' | 'table-full' | 'rejected' | 'idle-timeout' | 'hard-timeout' | 'disabled' | 'unknown';
+export type NotProgrammedReason =
+  'pending' | 'table-full' | 'rejected' | 'idle-timeout' | 'hard-timeout' | 'disabled' | 'unknown';
 
 export interface PinOutcome {
   flow: FlowSpec;
@@ -141,7 +142,10 @@ export interface SwitchAdapter {
   groupProgrammed(vip: string): Promise<string[]>;
   addGroupMember(vip: string, nexthop: string): Promise<void>;
   removeGroupMember(vip: string, nexthop: string): Promise<void>;
-  /** The servers the switch knows (neighbour and MAC tables), for telling a mirrored reply's server (knowsServers). */
+  /**
+   * The servers the switch knows (neighbour and MAC tables), for telling a mirrored reply's server
+   * (knowsServers).
+   */
   serverIdentities(): Promise<ServerIdentity[]>;
   /** For each flow, whether adding `nexthop` to the VIP's group would move it (predictsMovedFlows). */
   movedByAdd(vip: string, nexthop: string, flows: FlowSpec[]): Promise<boolean[]>;

@@ -63,7 +63,14 @@ export class SwitchUnsupportedError extends SwitchError {
   readonly retryable = false;
 }
 
-/** The answer of a contract method the adapter's capabilities say it lacks (the controller never calls it). */
+/**
+ * The answer of a contract method the adapter's capabilities say it lacks (the controller never calls it).
+ */
 export function unsupported(switchName: string, what: string): Promise<never> {
-  return Promise.reject(new SwitchUnsupportedError(switchName, `${what}: this switch cannot answer it (see the adapter's capabilities)`));
+  return Promise.reject(
+    new SwitchUnsupportedError(
+      switchName,
+      `${what}: this switch cannot answer it (see the adapter's capabilities)`,
+    ),
+  );
 }

@@ -34,7 +34,9 @@ export interface SwitchSetup {
 export interface AdapterKind<C = unknown> {
   /** The value of a switch's `adapter` key. */
   readonly kind: string;
-  /** The switch's key holding this kind's settings (e.g. `eapi`) and its schema; absent: the kind has none. */
+  /**
+   * The switch's key holding this kind's settings (e.g. `eapi`) and its schema; absent: the kind has none.
+   */
   readonly section?: { readonly key: string; readonly schema: TSchema };
   /**
    * The settings from the section's document (already checked against the schema, defaults
@@ -44,7 +46,10 @@ export interface AdapterKind<C = unknown> {
   read(doc: unknown, at: SettingsReader, path: KeyPath): C;
   /** The address the switch's mirror frames come from when `mirrorSources` is not given. */
   mirrorSource?(settings: C): string | undefined;
-  /** Settings that weaken the connection to the switch or expose its credentials: [key within the section, why]. */
+  /**
+   * Settings that weaken the connection to the switch or expose its credentials: [key within the section,
+   * why].
+   */
   securityWarnings?(settings: C): [string, string][];
   /**
    * The key (within the section) that gives a capability this kind has only when configured,

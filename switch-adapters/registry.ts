@@ -19,7 +19,8 @@ const byName = new Map(ADAPTER_KINDS.map((k) => [k.kind, k]));
 /** The kind named by a switch's `adapter` key (the configuration's schema admits only these). */
 export function adapterKind(kind: string): AdapterKind {
   const k = byName.get(kind);
-  if (k === undefined) throw new Error(`no switch adapter of kind '${kind}' (known: ${[...byName.keys()].join(', ')})`);
+  if (k === undefined)
+    throw new Error(`no switch adapter of kind '${kind}' (known: ${[...byName.keys()].join(', ')})`);
   return k;
 }
 
@@ -42,11 +43,21 @@ export interface AdapterContext {
 }
 
 export function createAdapter(sw: ConfiguredSwitch, ctx: AdapterContext): SwitchAdapter {
-  const setup = { name: sw.name, vips: sw.vips, pinTableSize: sw.pinTableSizeSet ? sw.pinTableSize : undefined, pinIdleTimeoutS: ctx.pinIdleTimeoutS };
+  const setup = {
+    name: sw.name,
+    vips: sw.vips,
+    pinTableSize: sw.pinTableSizeSet ? sw.pinTableSize : undefined,
+    pinIdleTimeoutS: ctx.pinIdleTimeoutS,
+  };
   return adapterKind(sw.adapter).create(setup, sw.settings);
 }
 
 /** Every switch's adapter of a configuration, by switch name. */
-export function createAdapters(config: { switches: readonly ConfiguredSwitch[]; pinIdleTimeoutS: number }): Map<string, SwitchAdapter> {
-  return new Map(config.switches.map((s) => [s.name, createAdapter(s, { pinIdleTimeoutS: config.pinIdleTimeoutS })]));
+export function createAdapters(config: {
+  switches: readonly ConfiguredSwitch[];
+  pinIdleTimeoutS: number;
+}): Map<string, SwitchAdapter> {
+  return new Map(
+    config.switches.map((s) => [s.name, createAdapter(s, { pinIdleTimeoutS: config.pinIdleTimeoutS })]),
+  );
 }

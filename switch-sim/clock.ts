@@ -116,7 +116,11 @@ export class RealTimeDriver {
   private readonly wallStart = Date.now();
   private readonly simStart: number;
 
-  constructor(private readonly clock: VirtualClock, private readonly tickMs = 20, private readonly speed = 1) {
+  constructor(
+    private readonly clock: VirtualClock,
+    private readonly tickMs = 20,
+    private readonly speed = 1,
+  ) {
     this.simStart = clock.now();
   }
 

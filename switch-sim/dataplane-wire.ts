@@ -36,8 +36,10 @@ export interface DpResult {
   nexthop: number;
 }
 
-export const ipv4ToInt = (a: string): number => a.split('.').reduce((n, o) => ((n << 8) | (Number(o) & 255)) >>> 0, 0);
-export const intToIpv4 = (n: number): string => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+export const ipv4ToInt = (a: string): number =>
+  a.split('.').reduce((n, o) => ((n << 8) | (Number(o) & 255)) >>> 0, 0);
+export const intToIpv4 = (n: number): string =>
+  [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
 
 export function encodeRequest(batch: number, segs: readonly DpSegment[]): Buffer {
   if (segs.length > DP_MAX_BATCH) throw new RangeError(`at most ${DP_MAX_BATCH} segments a datagram`);
@@ -60,13 +62,25 @@ export function encodeRequest(batch: number, segs: readonly DpSegment[]): Buffer
 
 /** The segments of a request, or undefined if the datagram is not one. */
 export function decodeRequest(b: Buffer): { batch: number; segs: DpSegment[] } | undefined {
-  if (b.length < DP_HEADER || b.readUInt16BE(0) !== DP_MAGIC || b.readUInt8(2) !== DP_VERSION || b.readUInt8(3) !== 1) return undefined;
+  if (
+    b.length < DP_HEADER ||
+    b.readUInt16BE(0) !== DP_MAGIC ||
+    b.readUInt8(2) !== DP_VERSION ||
+    b.readUInt8(3) !== 1
+  )
+    return undefined;
   const count = b.readUInt16BE(8);
   if (count > DP_MAX_BATCH || b.length !== DP_HEADER + count * DP_REQ_RECORD) return undefined;
   const segs: DpSegment[] = [];
   for (let i = 0; i < count; i++) {
     const o = DP_HEADER + i * DP_REQ_RECORD;
-    segs.push({ src: b.readUInt32BE(o), dst: b.readUInt32BE(o + 4), sport: b.readUInt16BE(o + 8), dport: b.readUInt16BE(o + 10), flags: b.readUInt8(o + 12) });
+    segs.push({
+      src: b.readUInt32BE(o),
+      dst: b.readUInt32BE(o + 4),
+      sport: b.readUInt16BE(o + 8),
+      dport: b.readUInt16BE(o + 10),
+      flags: b.readUInt8(o + 12),
+    });
   }
   return { batch: b.readUInt32BE(4), segs };
 }
@@ -88,7 +102,13 @@ export function encodeReply(batch: number, results: readonly DpResult[]): Buffer
 }
 
 export function decodeReply(b: Buffer): { batch: number; results: DpResult[] } | undefined {
-  if (b.length < DP_HEADER || b.readUInt16BE(0) !== DP_MAGIC || b.readUInt8(2) !== DP_VERSION || b.readUInt8(3) !== 2) return undefined;
+  if (
+    b.length < DP_HEADER ||
+    b.readUInt16BE(0) !== DP_MAGIC ||
+    b.readUInt8(2) !== DP_VERSION ||
+    b.readUInt8(3) !== 2
+  )
+    return undefined;
   const count = b.readUInt16BE(8);
   if (b.length !== DP_HEADER + count * DP_REPLY_RECORD) return undefined;
   const results: DpResult[] = [];

@@ -31,14 +31,27 @@ export interface DataplaneCounters {
   failed: number;
   active: number;
   untracked: number;
-  /** Final ACKs that reached another server (the client is in TIME-WAIT: not a broken connection; the server's side times out). */
+  /**
+   * Final ACKs that reached another server (the client is in TIME-WAIT: not a broken connection; the server's
+   * side times out).
+   */
   lastAckLost: number;
 }
 
 export class DataplaneServer {
   private socket: Socket | undefined;
   private readonly conns = new Map<string, DpConn>();
-  readonly counters: DataplaneCounters = { datagrams: 0, segments: 0, opened: 0, closedCleanly: 0, reset: 0, failed: 0, active: 0, untracked: 0, lastAckLost: 0 };
+  readonly counters: DataplaneCounters = {
+    datagrams: 0,
+    segments: 0,
+    opened: 0,
+    closedCleanly: 0,
+    reset: 0,
+    failed: 0,
+    active: 0,
+    untracked: 0,
+    lastAckLost: 0,
+  };
 
   constructor(
     private readonly sw: SimSwitch,
@@ -46,7 +59,11 @@ export class DataplaneServer {
   ) {}
 
   async start(host: string, port: number): Promise<string> {
-    const s = createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', recvBufferSize: 8 << 20, sendBufferSize: 8 << 20 });
+    const s = createSocket({
+      type: host.includes(':') ? 'udp6' : 'udp4',
+      recvBufferSize: 8 << 20,
+      sendBufferSize: 8 << 20,
+    });
     s.on('message', (msg, rinfo) => {
       const req = decodeRequest(msg);
       if (req === undefined) return;
@@ -71,7 +88,11 @@ export class DataplaneServer {
     const pkt: SimPacket = { src, dst, sport, dport, protocol: TCP, flags, bytes: flags & 0x02 ? 74 : 1200 };
     const d = this.sw.deliver(pkt);
     const key = `${src}|${sport}|${dst}|${dport}`;
-    const result: DpResult = { outcome: d.outcome, via: d.via, nexthop: d.nexthop === undefined ? 0 : ipv4ToInt(d.nexthop) };
+    const result: DpResult = {
+      outcome: d.outcome,
+      via: d.via,
+      nexthop: d.nexthop === undefined ? 0 : ipv4ToInt(d.nexthop),
+    };
     const syn = (flags & 0x02) !== 0 && (flags & 0x10) === 0;
     if (syn) {
       if (d.outcome === 'opened' && d.nexthop !== undefined) {
@@ -80,7 +101,12 @@ export class DataplaneServer {
           if (oldest !== undefined) this.conns.delete(oldest);
           this.counters.untracked++;
         }
-        this.conns.set(key, { server: d.nexthop, openedAt: Date.now(), pinned: d.via === 'pin', closing: false });
+        this.conns.set(key, {
+          server: d.nexthop,
+          openedAt: Date.now(),
+          pinned: d.via === 'pin',
+          closing: false,
+        });
         this.counters.opened++;
       } else this.counters.failed++;
       this.counters.active = this.conns.size;
@@ -94,17 +120,30 @@ export class DataplaneServer {
       this.conns.delete(key);
       this.counters.lastAckLost++;
     } else if (d.outcome === 'reset' || d.outcome === 'lost') {
-      // The client gets a RST (or its packets vanish): the connection is broken; the server that held it gives up too.
+      // The client gets a RST (or its packets vanish): the connection is broken; the server that held it
+      // gives up too.
       this.sw.servers.get(c.server)?.forget(key);
       this.conns.delete(key);
       this.counters.reset++;
       const pinned = c.pinned || this.sw.pins.programmedFor({ src, dst, protocol: TCP, sport, dport });
-      this.o.resetLog?.write({ src, sport, dst, dport, server: c.server, reached: d.nexthop ?? null, via: d.via, pinned, openedAt: c.openedAt, at: Date.now() });
+      this.o.resetLog?.write({
+        src,
+        sport,
+        dst,
+        dport,
+        server: c.server,
+        reached: d.nexthop ?? null,
+        via: d.via,
+        pinned,
+        openedAt: c.openedAt,
+        at: Date.now(),
+      });
     } else if (d.outcome === 'closed' || (flags & 0x04) !== 0) {
       this.conns.delete(key);
       this.counters.closedCleanly++;
     } else if ((flags & 0x01) !== 0 && d.nexthop === c.server) {
-      // The client's FIN reached its server, which answers with its own FIN at once (reply mirror); the client's final ACK ends it.
+      // The client's FIN reached its server, which answers with its own FIN at once (reply mirror); the
+      // client's final ACK ends it.
       this.sw.serverSend(pkt, c.server, 'fin');
       c.closing = true;
     }

@@ -18,8 +18,12 @@ export class ResilientGroup implements EcmpGroup {
   private readonly buckets: (string | undefined)[];
   private readonly order: string[] = [];
 
-  constructor(readonly bucketCount: number, initial: readonly string[] = []) {
-    if (!Number.isInteger(bucketCount) || bucketCount < 1) throw new RangeError(`bucket count must be a positive integer, got ${bucketCount}`);
+  constructor(
+    readonly bucketCount: number,
+    initial: readonly string[] = [],
+  ) {
+    if (!Number.isInteger(bucketCount) || bucketCount < 1)
+      throw new RangeError(`bucket count must be a positive integer, got ${bucketCount}`);
     this.buckets = new Array<string | undefined>(bucketCount).fill(undefined);
     for (const m of initial) this.add(m);
   }

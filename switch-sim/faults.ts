@@ -28,12 +28,26 @@ export interface FaultPlan {
 
 export type FaultAction = 'ok' | 'fail' | 'hang' | 'drop' | 'lost-reply';
 
-export const NO_FAULTS: FaultPlan = { latencyMs: 0, failNext: 0, failRate: 0, hangNext: 0, hangMs: 30_000, dropNext: 0, dropRate: 0, lostReplyNext: 0 };
+export const NO_FAULTS: FaultPlan = {
+  latencyMs: 0,
+  failNext: 0,
+  failRate: 0,
+  hangNext: 0,
+  hangMs: 30_000,
+  dropNext: 0,
+  dropRate: 0,
+  lostReplyNext: 0,
+};
 
 export class FaultInjector {
   private plan: FaultPlan = { ...NO_FAULTS };
   private readonly rng: Rng;
-  readonly injected: Record<Exclude<FaultAction, 'ok'>, number> = { fail: 0, hang: 0, drop: 0, 'lost-reply': 0 };
+  readonly injected: Record<Exclude<FaultAction, 'ok'>, number> = {
+    fail: 0,
+    hang: 0,
+    drop: 0,
+    'lost-reply': 0,
+  };
 
   constructor(seed = 7) {
     this.rng = new Rng(seed);
@@ -47,7 +61,8 @@ export class FaultInjector {
   set(change: Partial<FaultPlan>): void {
     for (const [k, v] of Object.entries(change)) {
       if (!(k in NO_FAULTS)) throw new RangeError(`unknown fault setting ${k}`);
-      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new RangeError(`fault setting ${k} must be a non-negative number`);
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0)
+        throw new RangeError(`fault setting ${k} must be a non-negative number`);
       if ((k === 'failRate' || k === 'dropRate') && v > 1) throw new RangeError(`${k} must be at most 1`);
     }
     this.plan = { ...this.plan, ...change };
@@ -80,4 +95,5 @@ export class FaultInjector {
   }
 }
 
-export const delay = (ms: number): Promise<void> => (ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve());
+export const delay = (ms: number): Promise<void> =>
+  ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve();

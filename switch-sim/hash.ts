@@ -15,7 +15,13 @@ export function flowHash(tuple: string, protocol: number, seed: number): number 
   let h = seed | 0;
   let i = 0;
   for (; i + 4 <= tuple.length; i += 4) {
-    h = mix(h, tuple.charCodeAt(i) | (tuple.charCodeAt(i + 1) << 8) | (tuple.charCodeAt(i + 2) << 16) | (tuple.charCodeAt(i + 3) << 24));
+    h = mix(
+      h,
+      tuple.charCodeAt(i) |
+        (tuple.charCodeAt(i + 1) << 8) |
+        (tuple.charCodeAt(i + 2) << 16) |
+        (tuple.charCodeAt(i + 3) << 24),
+    );
   }
   let tail = protocol & 0xff;
   for (let s = 8; i < tuple.length; i++, s += 8) tail |= tuple.charCodeAt(i) << s;

@@ -33,7 +33,10 @@ export function erspanType1(pkt: SimPacket, srcMac?: string): Buffer {
 }
 
 /** ERSPAN type II (GRE with sequence number, protocol 0x88BE, 8-byte header) around the frame. */
-export function erspanType2(pkt: SimPacket, o: { srcMac: string; portIndex: number; sessionId: number; seq: number }): Buffer {
+export function erspanType2(
+  pkt: SimPacket,
+  o: { srcMac: string; portIndex: number; sessionId: number; seq: number },
+): Buffer {
   const frame = ethernetFrame(pkt, macBytes(o.srcMac));
   const buf = Buffer.alloc(8 + 8 + frame.length);
   buf.writeUInt16BE(0x1000, 0);
@@ -111,14 +114,19 @@ export class MirrorSender {
   async start(): Promise<void> {
     if (this.target.transport === 'raw') {
       const raw = loadRawSocket();
-      this.raw = raw.createSocket({ addressFamily: isIPv6(this.target.host) ? raw.AddressFamily.IPv6 : raw.AddressFamily.IPv4, protocol: 47 });
+      this.raw = raw.createSocket({
+        addressFamily: isIPv6(this.target.host) ? raw.AddressFamily.IPv6 : raw.AddressFamily.IPv4,
+        protocol: 47,
+      });
       this.raw.on('error', () => this.errors++);
       return;
     }
     const udp = createSocket(isIPv6(this.target.host) ? 'udp6' : 'udp4');
     udp.on('error', () => this.errors++);
     const bindAddr = this.target.sourceAddress;
-    await new Promise<void>((resolve) => udp.bind(bindAddr === undefined ? {} : { address: bindAddr, port: 0 }, () => resolve()));
+    await new Promise<void>((resolve) =>
+      udp.bind(bindAddr === undefined ? {} : { address: bindAddr, port: 0 }, () => resolve()),
+    );
     // Connected: each send skips the address look-up (most of a send's cost at thousands a second).
     await new Promise<void>((resolve) => udp.connect(this.target.port, this.target.host, () => resolve()));
     this.udp = udp;
@@ -131,8 +139,16 @@ export class MirrorSender {
   }
 
   /** A server's SYN-ACK from the reply session: ERSPAN II with the port index, or type I (MAC only). */
-  sendReply(pkt: SimPacket, from: { mac: string; portIndex: number | undefined }, encap: 'erspan1' | 'erspan2', sessionId = 2): void {
-    if (encap === 'erspan2' && from.portIndex !== undefined) this.sendFrame(erspanType2(pkt, { srcMac: from.mac, portIndex: from.portIndex, sessionId, seq: ++this.seq }));
+  sendReply(
+    pkt: SimPacket,
+    from: { mac: string; portIndex: number | undefined },
+    encap: 'erspan1' | 'erspan2',
+    sessionId = 2,
+  ): void {
+    if (encap === 'erspan2' && from.portIndex !== undefined)
+      this.sendFrame(
+        erspanType2(pkt, { srcMac: from.mac, portIndex: from.portIndex, sessionId, seq: ++this.seq }),
+      );
     else this.sendFrame(erspanType1(pkt, from.mac));
   }
 

@@ -25,7 +25,8 @@ export function saveSwitch(sw: SimSwitch, file: string): void {
 export function loadSwitch(sw: SimSwitch, file: string): string[] {
   if (!existsSync(file)) return [];
   const saved = JSON.parse(readFileSync(file, 'utf8')) as Partial<Saved>;
-  if (saved.version !== 1 || typeof saved.groups !== 'object' || saved.groups === null) throw new Error(`${file} is not a saved simulator configuration (version 1)`);
+  if (saved.version !== 1 || typeof saved.groups !== 'object' || saved.groups === null)
+    throw new Error(`${file} is not a saved simulator configuration (version 1)`);
   const restored: string[] = [];
   for (const [vip, members] of Object.entries(saved.groups)) {
     const v = sw.vips.get(vip);

@@ -51,10 +51,18 @@ export interface PinTableOptions {
 }
 
 /** Key of an exact 5-tuple match in the fast index. */
-export const exactKey = (src: string, dst: string, protocol: number, sport: number, dport: number): string => `${src}|${dst}|${protocol}|${sport}|${dport}`;
+export const exactKey = (src: string, dst: string, protocol: number, sport: number, dport: number): string =>
+  `${src}|${dst}|${protocol}|${sport}|${dport}`;
 
 function exactKeyOf(m: PinMatch): string | undefined {
-  if (m.src === undefined || m.dst === undefined || m.protocol === undefined || m.sport === undefined || m.dport === undefined) return undefined;
+  if (
+    m.src === undefined ||
+    m.dst === undefined ||
+    m.protocol === undefined ||
+    m.sport === undefined ||
+    m.dport === undefined
+  )
+    return undefined;
   return exactKey(m.src, m.dst, m.protocol, m.sport, m.dport);
 }
 
@@ -85,7 +93,10 @@ export class PinTable {
   reserved: number;
   private readonly clock: (() => number) | undefined;
 
-  constructor(public capacity: number, options: PinTableOptions = {}) {
+  constructor(
+    public capacity: number,
+    options: PinTableOptions = {},
+  ) {
     this.programDelayMs = options.programDelayMs ?? 0;
     this.reserved = options.reserved ?? 0;
     this.clock = options.now;
@@ -123,11 +134,23 @@ export class PinTable {
     return [...this.entries.values()];
   }
 
-  /** Adds or replaces a named flow; it is programmed (now, or after the delay) if the hardware table has room. */
+  /**
+   * Adds or replaces a named flow; it is programmed (now, or after the delay) if the hardware table has room.
+   */
   upsert(name: string, spec: PinSpec, now: number): PinEntry {
     this.settle(now);
     this.remove(name);
-    const entry: PinEntry = { ...spec, match: { ...spec.match }, name, status: 'pending', packets: 0, bytes: 0, createdAt: now, lastMatchAt: now, programAt: now + this.programDelayMs };
+    const entry: PinEntry = {
+      ...spec,
+      match: { ...spec.match },
+      name,
+      status: 'pending',
+      packets: 0,
+      bytes: 0,
+      createdAt: now,
+      lastMatchAt: now,
+      programAt: now + this.programDelayMs,
+    };
     this.entries.set(name, entry);
     this.pendingCount++;
     if (this.programDelayMs > 0) this.pendingQueue.push(entry);
@@ -189,7 +212,8 @@ export class PinTable {
   programmedByNexthop(): Record<string, number> {
     this.settleNow();
     const out: Record<string, number> = {};
-    for (const e of this.entries.values()) if (e.status === 'programmed') out[e.nexthop ?? ''] = (out[e.nexthop ?? ''] ?? 0) + 1;
+    for (const e of this.entries.values())
+      if (e.status === 'programmed') out[e.nexthop ?? ''] = (out[e.nexthop ?? ''] ?? 0) + 1;
     return out;
   }
 
@@ -208,7 +232,8 @@ export class PinTable {
   match(p: PinLookup, bytes: number, now: number, directflowEnabled: boolean): PinEntry | undefined {
     this.settle(now);
     let hit: PinEntry | undefined;
-    const active = (e: PinEntry): boolean => (directflowEnabled || e.source !== 'directflow') && !this.checkTimeouts(e, now);
+    const active = (e: PinEntry): boolean =>
+      (directflowEnabled || e.source !== 'directflow') && !this.checkTimeouts(e, now);
     const list = this.exact.get(exactKey(p.src, p.dst, p.protocol, p.sport, p.dport));
     if (list !== undefined) {
       for (const e of list) if ((hit === undefined || e.priority > hit.priority) && active(e)) hit = e;

@@ -38,7 +38,15 @@ export type LifetimeDistribution =
    * Most connections short (lognormal around `medianS`), a share `longShare` long-lived with a
    * Pareto tail from `longMinS` (some for hours): the shape measured for web and RPC traffic.
    */
-  | { kind: 'heavy-tail'; medianS: number; sigma: number; longShare: number; longMinS: number; alpha: number; maxS: number };
+  | {
+      kind: 'heavy-tail';
+      medianS: number;
+      sigma: number;
+      longShare: number;
+      longMinS: number;
+      alpha: number;
+      maxS: number;
+    };
 
 /** A connection lifetime in milliseconds. */
 export function sampleLifetimeMs(d: LifetimeDistribution, rng: Rng): number {
@@ -57,7 +65,10 @@ export function sampleLifetimeMs(d: LifetimeDistribution, rng: Rng): number {
       s = d.s;
       break;
     case 'heavy-tail':
-      s = rng.next() < d.longShare ? Math.min(d.maxS, d.longMinS / Math.pow(1 - rng.next(), 1 / d.alpha)) : Math.min(d.maxS, d.medianS * Math.exp(d.sigma * rng.normal()));
+      s =
+        rng.next() < d.longShare
+          ? Math.min(d.maxS, d.longMinS / Math.pow(1 - rng.next(), 1 / d.alpha))
+          : Math.min(d.maxS, d.medianS * Math.exp(d.sigma * rng.normal()));
       break;
   }
   return Math.max(1, Math.round(s * 1000));

@@ -40,7 +40,10 @@ export interface SimCounters {
   pinsByNexthop: Record<string, number>;
   /** The last group changes the switch accepted. */
   groupChanges: SimSwitch['groupChanges'];
-  /** The last group changes as they reached forwarding, with the live connections of the VIP then and those each moved (the simulator's own traffic). */
+  /**
+   * The last group changes as they reached forwarding, with the live connections of the VIP then and those
+   * each moved (the simulator's own traffic).
+   */
   groupMoves: GroupMove[];
   /** The external load's segments and connections (dataplane endpoint), where it runs. */
   dataplane?: DataplaneCounters & { liveByServer: Record<string, number>; resetLogged: number };
@@ -56,7 +59,10 @@ export interface SimulatorOptions {
   dataplane?: { host: string; port: number };
   /** Write one JSON line per reset connection to this file. */
   resetLog?: string;
-  /** The simulated clock runs this many times wall time (real time only): 20 makes 10 simulated minutes pass in 30 s. */
+  /**
+   * The simulated clock runs this many times wall time (real time only): 20 makes 10 simulated minutes pass
+   * in 30 s.
+   */
   speed?: number;
 }
 
@@ -64,9 +70,16 @@ export interface SimulatorOptions {
  * Starts a simulator. `holdTraffic` leaves the traffic generator stopped (start it with
  * `traffic.start()`), e.g. until the collector of the mirrored SYNs listens.
  */
-export async function startSimulator(scenario: Scenario, opts: SimulatorOptions = {}): Promise<RunningSimulator> {
+export async function startSimulator(
+  scenario: Scenario,
+  opts: SimulatorOptions = {},
+): Promise<RunningSimulator> {
   const clock = opts.clock ?? new VirtualClock(Date.now());
-  const sw = new SimSwitch({ ...scenario.switch, uplink: { ...scenario.switch.uplink, prefixes: [...scenario.switch.uplink.prefixes] }, now: clock.now });
+  const sw = new SimSwitch({
+    ...scenario.switch,
+    uplink: { ...scenario.switch.uplink, prefixes: [...scenario.switch.uplink.prefixes] },
+    now: clock.now,
+  });
   for (const v of scenario.vips) sw.addVip(v.address, [...v.nexthops]);
   for (const s of scenario.spareServers) sw.addServer(s);
   const endpoints: RunningSimulator['endpoints'] = {};
@@ -88,7 +101,9 @@ export async function startSimulator(scenario: Scenario, opts: SimulatorOptions 
       mirror = m;
       sw.mirror = (pkt) => m.send(pkt);
       const encap = scenario.mirror.replyEncap;
-      if (scenario.mirror.replies) sw.replyMirror = (pkt, from) => m.sendReply(pkt, { mac: from.mac, portIndex: portIndexOf(from.port) }, encap);
+      if (scenario.mirror.replies)
+        sw.replyMirror = (pkt, from) =>
+          m.sendReply(pkt, { mac: from.mac, portIndex: portIndexOf(from.port) }, encap);
       sw.replyMirrorRst = scenario.mirror.replies && scenario.mirror.replyRst;
       sw.replyMirrorFin = scenario.mirror.replies && scenario.mirror.replyFin;
       stops.push(() => m.stop());
@@ -101,7 +116,13 @@ export async function startSimulator(scenario: Scenario, opts: SimulatorOptions 
       stops.push(() => e.stop());
     }
     if (scenario.gnmi.enabled) {
-      const g = new GnmiServer(sw, { host: scenario.gnmi.host, port: scenario.gnmi.port, ...(scenario.gnmi.username === undefined ? {} : { username: scenario.gnmi.username, password: scenario.gnmi.password ?? '' }) });
+      const g = new GnmiServer(sw, {
+        host: scenario.gnmi.host,
+        port: scenario.gnmi.port,
+        ...(scenario.gnmi.username === undefined
+          ? {}
+          : { username: scenario.gnmi.username, password: scenario.gnmi.password ?? '' }),
+      });
       endpoints.gnmi = (await g.start()).address;
       gnmi = g;
       stops.push(() => g.stop());
@@ -113,8 +134,27 @@ export async function startSimulator(scenario: Scenario, opts: SimulatorOptions 
       stops.push(() => d.stop());
     }
     if (scenario.traffic.enabled) {
-      const onReset = resetLog === undefined ? undefined : (r: ResetRecord): void => resetLog.write({ src: r.src, sport: r.sport, dst: r.dst, dport: r.dport, server: r.server, reached: r.reached, via: r.via, pinned: r.pinned, openedAt: r.openedAt, at: r.at });
-      traffic = new TrafficGenerator(sw, clock, { ...scenario.traffic, targets: scenario.vips.map((v) => ({ vip: v.address, port: v.port })), ...(onReset ? { onReset } : {}) });
+      const onReset =
+        resetLog === undefined
+          ? undefined
+          : (r: ResetRecord): void =>
+              resetLog.write({
+                src: r.src,
+                sport: r.sport,
+                dst: r.dst,
+                dport: r.dport,
+                server: r.server,
+                reached: r.reached,
+                via: r.via,
+                pinned: r.pinned,
+                openedAt: r.openedAt,
+                at: r.at,
+              });
+      traffic = new TrafficGenerator(sw, clock, {
+        ...scenario.traffic,
+        targets: scenario.vips.map((v) => ({ vip: v.address, port: v.port })),
+        ...(onReset ? { onReset } : {}),
+      });
       if (!opts.holdTraffic) traffic.start();
       const t = traffic;
       stops.push(() => t.stop());
@@ -128,18 +168,50 @@ export async function startSimulator(scenario: Scenario, opts: SimulatorOptions 
   loop.enable();
   stops.push(() => void loop.disable());
   const counters = (): SimCounters => ({
-    connections: { opened: conn?.opened ?? 0, closedCleanly: conn?.closedCleanly ?? 0, reset: conn?.reset ?? 0, failed: conn?.failed ?? 0, active: conn?.active ?? 0 },
+    connections: {
+      opened: conn?.opened ?? 0,
+      closedCleanly: conn?.closedCleanly ?? 0,
+      reset: conn?.reset ?? 0,
+      failed: conn?.failed ?? 0,
+      active: conn?.active ?? 0,
+    },
     recentResets: [...(traffic?.recentResets ?? [])],
-    pins: { capacity: sw.pins.capacity, programmed: sw.pins.programmed, configured: sw.pins.size, directflowEnabled: sw.directflowEnabled },
+    pins: {
+      capacity: sw.pins.capacity,
+      programmed: sw.pins.programmed,
+      configured: sw.pins.size,
+      directflowEnabled: sw.directflowEnabled,
+    },
     switch: { ...sw.counters },
     mirror: { sent: mirror?.sent ?? 0, errors: mirror?.errors ?? 0 },
-    vips: [...sw.vips.values()].map((v) => ({ address: v.address, members: [...v.group.members()], kind: v.group.kind })),
-    servers: [...sw.servers.values()].map((s) => ({ address: s.address, interface: sw.interfaces.get(s.address) ?? '', connections: s.connectionCount, resetsSent: s.resetsSent })),
+    vips: [...sw.vips.values()].map((v) => ({
+      address: v.address,
+      members: [...v.group.members()],
+      kind: v.group.kind,
+    })),
+    servers: [...sw.servers.values()].map((s) => ({
+      address: s.address,
+      interface: sw.interfaces.get(s.address) ?? '',
+      connections: s.connectionCount,
+      resetsSent: s.resetsSent,
+    })),
     pinsByNexthop: sw.pins.programmedByNexthop(),
     groupChanges: [...sw.groupChanges],
     groupMoves: [...(traffic?.moves ?? [])],
-    eventLoop: { maxMs: Math.round(loop.max / 1e6), p99Ms: Math.round(loop.percentile(99) / 1e6), meanMs: Math.round(loop.mean / 1e5) / 10 },
-    ...(dataplane ? { dataplane: { ...dataplane.counters, liveByServer: dataplane.liveByServer(), resetLogged: resetLog?.written ?? 0 } } : {}),
+    eventLoop: {
+      maxMs: Math.round(loop.max / 1e6),
+      p99Ms: Math.round(loop.percentile(99) / 1e6),
+      meanMs: Math.round(loop.mean / 1e5) / 10,
+    },
+    ...(dataplane
+      ? {
+          dataplane: {
+            ...dataplane.counters,
+            liveByServer: dataplane.liveByServer(),
+            resetLogged: resetLog?.written ?? 0,
+          },
+        }
+      : {}),
   });
   if (scenario.status.enabled) {
     const faults: Record<string, FaultInjector> = {};
@@ -156,7 +228,15 @@ export async function startSimulator(scenario: Scenario, opts: SimulatorOptions 
   }
   driver?.start();
   return {
-    sw, clock, traffic, dataplane, mirror, eapi, gnmi, endpoints, counters,
+    sw,
+    clock,
+    traffic,
+    dataplane,
+    mirror,
+    eapi,
+    gnmi,
+    endpoints,
+    counters,
     async stop() {
       driver?.stop();
       for (const s of stops.reverse()) await s();

@@ -6,7 +6,7 @@ import { ConfigError } from '../lib/validate.js';
 
 type Obj = Record<string, unknown>;
 
-const show = (v: unknown): string => (typeof v === 'string' ? `'${v}'` : JSON.stringify(v) ?? String(v));
+const show = (v: unknown): string => (typeof v === 'string' ? `'${v}'` : (JSON.stringify(v) ?? String(v)));
 
 export class FieldReader {
   private readonly seen = new Set<string>();
@@ -17,10 +17,13 @@ export class FieldReader {
     private readonly obj: Obj,
   ) {}
 
-  /** A FieldReader over an already parsed document (e.g. a file's YAML with command-line overrides applied). */
+  /**
+   * A FieldReader over an already parsed document (e.g. a file's YAML with command-line overrides applied).
+   */
   static fromObject(file: string, doc: unknown): FieldReader {
     if (doc === null || doc === undefined) doc = {};
-    if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(file, '', 'the top level must be a mapping');
+    if (typeof doc !== 'object' || Array.isArray(doc))
+      throw new ConfigError(file, '', 'the top level must be a mapping');
     return new FieldReader(file, '', doc as Obj);
   }
 
@@ -41,7 +44,11 @@ export class FieldReader {
     return this.obj[k];
   }
 
-  number(k: string, def: number | undefined, opts: { min?: number; max?: number; integer?: boolean } = {}): number {
+  number(
+    k: string,
+    def: number | undefined,
+    opts: { min?: number; max?: number; integer?: boolean } = {},
+  ): number {
     const v = this.get(k) ?? def;
     if (v === undefined) this.fail(k, 'is required');
     if (typeof v !== 'number' || !Number.isFinite(v)) this.fail(k, `must be a number, got ${show(v)}`);
@@ -74,7 +81,8 @@ export class FieldReader {
 
   oneOf<T extends string>(k: string, values: readonly T[], def: T): T {
     const v = this.get(k) ?? def;
-    if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) this.fail(k, `must be one of ${values.join(', ')}, got ${show(v)}`);
+    if (typeof v !== 'string' || !(values as readonly string[]).includes(v))
+      this.fail(k, `must be one of ${values.join(', ')}, got ${show(v)}`);
     return v as T;
   }
 
@@ -88,19 +96,25 @@ export class FieldReader {
 
   object(k: string): FieldReader {
     const v = this.get(k) ?? {};
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) this.fail(k, `must be a mapping, got ${show(v)}`);
+    if (typeof v !== 'object' || v === null || Array.isArray(v))
+      this.fail(k, `must be a mapping, got ${show(v)}`);
     return new FieldReader(this.file, this.key(k), v as Obj);
   }
 
   /** A list; each element read by `each` with a Reader (mappings) or raw value. */
-  list<T>(k: string, def: unknown[] | undefined, each: (item: unknown, at: string, reader: () => FieldReader) => T): T[] {
+  list<T>(
+    k: string,
+    def: unknown[] | undefined,
+    each: (item: unknown, at: string, reader: () => FieldReader) => T,
+  ): T[] {
     const v = this.get(k) ?? def;
     if (v === undefined) this.fail(k, 'is required');
     if (!Array.isArray(v)) this.fail(k, `must be a list, got ${show(v)}`);
     return v.map((item, i) => {
       const at = `${this.key(k)}[${i}]`;
       return each(item, at, () => {
-        if (typeof item !== 'object' || item === null || Array.isArray(item)) throw new ConfigError(this.file, at, `must be a mapping, got ${show(item)}`);
+        if (typeof item !== 'object' || item === null || Array.isArray(item))
+          throw new ConfigError(this.file, at, `must be a mapping, got ${show(item)}`);
         return new FieldReader(this.file, at, item as Obj);
       });
     });
@@ -111,4 +125,3 @@ export class FieldReader {
     for (const k of Object.keys(this.obj)) if (!this.seen.has(k)) this.fail(k, 'is not a known setting');
   }
 }
-

@@ -27,7 +27,13 @@ export interface Scenario {
     /** The client's round trip (ms): the handshake's ACK, and the final ACK after the server's FIN. */
     clientRttMs: number;
     /** How connections end (shares of all; the rest: the client closes, the server answers with its FIN). */
-    close: { halfCloseShare: number; halfCloseS: number; serverCloseShare: number; rstShare: number; serverRstShare: number };
+    close: {
+      halfCloseShare: number;
+      halfCloseS: number;
+      serverCloseShare: number;
+      rstShare: number;
+      serverRstShare: number;
+    };
     /** Long-lived idle connections: a share whose packets come `idleGapS` apart. */
     idleShare: number;
     idleGapS: number;
@@ -35,20 +41,32 @@ export interface Scenario {
     preexistingS: number;
   };
   mirror: {
-    enabled: boolean; host: string; port: number; transport: 'udp' | 'raw'; /** The switch's address as the collector sees it. */ sourceAddress: string;
+    enabled: boolean;
+    host: string;
+    port: number;
+    transport: 'udp' | 'raw';
+    /** The switch's address as the collector sees it. */ sourceAddress: string;
     /** Also mirror the servers' SYN-ACKs (the reply session), as ERSPAN II with the port index or type I. */
-    replies: boolean; replyEncap: 'erspan2' | 'erspan1';
+    replies: boolean;
+    replyEncap: 'erspan2' | 'erspan1';
     /** The reply session also mirrors the servers' RSTs (RST from a VIP). */
     replyRst: boolean;
     /** The reply session also mirrors the servers' FINs (FIN from a VIP). */
     replyFin: boolean;
   };
   eapi: { enabled: boolean; host: string; port: number; username: string; password: string };
-  gnmi: { enabled: boolean; host: string; port: number; username: string | undefined; password: string | undefined };
+  gnmi: {
+    enabled: boolean;
+    host: string;
+    port: number;
+    username: string | undefined;
+    password: string | undefined;
+  };
   status: { enabled: boolean; host: string; port: number };
 }
 
-const ipCheck = (v: string): string | undefined => (isIP(v) === 0 ? `'${v}' is not an IP address` : undefined);
+const ipCheck = (v: string): string | undefined =>
+  isIP(v) === 0 ? `'${v}' is not an IP address` : undefined;
 const prefixCheck = (v: string): string | undefined => {
   try {
     parsePrefix(v);
@@ -59,25 +77,48 @@ const prefixCheck = (v: string): string | undefined => {
 };
 
 function readLifetime(r: FieldReader): LifetimeDistribution {
-  const kind = r.oneOf('kind', ['lognormal', 'pareto', 'exponential', 'fixed', 'heavy-tail'] as const, 'lognormal');
+  const kind = r.oneOf(
+    'kind',
+    ['lognormal', 'pareto', 'exponential', 'fixed', 'heavy-tail'] as const,
+    'lognormal',
+  );
   let d: LifetimeDistribution;
   switch (kind) {
     case 'lognormal':
-      d = { kind, medianS: r.number('medianS', 30, { min: 0.001 }), sigma: r.number('sigma', 1.2, { min: 0 }), maxS: r.number('maxS', 3600, { min: 0.001 }) };
+      d = {
+        kind,
+        medianS: r.number('medianS', 30, { min: 0.001 }),
+        sigma: r.number('sigma', 1.2, { min: 0 }),
+        maxS: r.number('maxS', 3600, { min: 0.001 }),
+      };
       break;
     case 'pareto':
-      d = { kind, minS: r.number('minS', 5, { min: 0.001 }), alpha: r.number('alpha', 1.2, { min: 0.01 }), maxS: r.number('maxS', 3600, { min: 0.001 }) };
+      d = {
+        kind,
+        minS: r.number('minS', 5, { min: 0.001 }),
+        alpha: r.number('alpha', 1.2, { min: 0.01 }),
+        maxS: r.number('maxS', 3600, { min: 0.001 }),
+      };
       break;
     case 'exponential':
-      d = { kind, meanS: r.number('meanS', 30, { min: 0.001 }), maxS: r.number('maxS', 3600, { min: 0.001 }) };
+      d = {
+        kind,
+        meanS: r.number('meanS', 30, { min: 0.001 }),
+        maxS: r.number('maxS', 3600, { min: 0.001 }),
+      };
       break;
     case 'fixed':
       d = { kind, s: r.number('s', 30, { min: 0.001 }) };
       break;
     case 'heavy-tail':
       d = {
-        kind, medianS: r.number('medianS', 5, { min: 0.001 }), sigma: r.number('sigma', 1, { min: 0 }), longShare: r.number('longShare', 0.05, { min: 0, max: 1 }),
-        longMinS: r.number('longMinS', 300, { min: 0.001 }), alpha: r.number('alpha', 1.1, { min: 0.01 }), maxS: r.number('maxS', 4 * 3600, { min: 0.001 }),
+        kind,
+        medianS: r.number('medianS', 5, { min: 0.001 }),
+        sigma: r.number('sigma', 1, { min: 0 }),
+        longShare: r.number('longShare', 0.05, { min: 0, max: 1 }),
+        longMinS: r.number('longMinS', 300, { min: 0.001 }),
+        alpha: r.number('alpha', 1.1, { min: 0.01 }),
+        maxS: r.number('maxS', 4 * 3600, { min: 0.001 }),
       };
       break;
   }
@@ -109,10 +150,15 @@ export function readScenario(src: Reader): Scenario {
     bucketCount: sw.number('bucketCount', 64, { min: 1, max: 65536, integer: true }),
     pinCapacity: sw.number('pinCapacity', 1500, { min: 0, max: 1_000_000, integer: true }),
     uplink: {
-      interface: uplink.checked('interface', 'Ethernet47', (v) => (/^Ethernet\d+$/.test(v) ? undefined : `must be an Ethernet interface name like Ethernet47, got '${v}'`)),
+      interface: uplink.checked('interface', 'Ethernet47', (v) =>
+        /^Ethernet\d+$/.test(v)
+          ? undefined
+          : `must be an Ethernet interface name like Ethernet47, got '${v}'`,
+      ),
       nexthop: uplink.checked('nexthop', '10.0.0.254', ipCheck),
       prefixes: uplink.list('prefixes', ['10.100.0.0/16', '2001:db8:100::/48'], (v, at) => {
-        if (typeof v !== 'string' || prefixCheck(v) !== undefined) throw new ConfigError(r.file, at, `must be an IP prefix, got ${JSON.stringify(v)}`);
+        if (typeof v !== 'string' || prefixCheck(v) !== undefined)
+          throw new ConfigError(r.file, at, `must be an IP prefix, got ${JSON.stringify(v)}`);
         return v;
       }),
     },
@@ -122,22 +168,28 @@ export function readScenario(src: Reader): Scenario {
   };
   uplink.done();
   sw.done();
-  const vips = r.list('vips', [{ address: '192.0.2.80', nexthops: ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4'] }], (_v, _at, reader) => {
-    const v = reader();
-    const out = {
-      address: canonicalIp(v.checked('address', undefined, ipCheck)),
-      nexthops: v.list('nexthops', undefined, (n, at) => {
-        if (typeof n !== 'string' || isIP(n) === 0) throw new ConfigError(r.file, at, `must be an IP address, got ${JSON.stringify(n)}`);
-        return canonicalIp(n);
-      }),
-      port: v.port('port', 443),
-    };
-    v.done();
-    if (out.nexthops.length === 0) v.fail('nexthops', 'needs at least one nexthop');
-    return out;
-  });
+  const vips = r.list(
+    'vips',
+    [{ address: '192.0.2.80', nexthops: ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4'] }],
+    (_v, _at, reader) => {
+      const v = reader();
+      const out = {
+        address: canonicalIp(v.checked('address', undefined, ipCheck)),
+        nexthops: v.list('nexthops', undefined, (n, at) => {
+          if (typeof n !== 'string' || isIP(n) === 0)
+            throw new ConfigError(r.file, at, `must be an IP address, got ${JSON.stringify(n)}`);
+          return canonicalIp(n);
+        }),
+        port: v.port('port', 443),
+      };
+      v.done();
+      if (out.nexthops.length === 0) v.fail('nexthops', 'needs at least one nexthop');
+      return out;
+    },
+  );
   const spareServers = r.list('spareServers', ['10.0.1.5'], (n, at) => {
-    if (typeof n !== 'string' || isIP(n) === 0) throw new ConfigError(r.file, at, `must be an IP address, got ${JSON.stringify(n)}`);
+    if (typeof n !== 'string' || isIP(n) === 0)
+      throw new ConfigError(r.file, at, `must be an IP address, got ${JSON.stringify(n)}`);
     return canonicalIp(n);
   });
   const t = r.object('traffic');
@@ -158,7 +210,12 @@ export function readScenario(src: Reader): Scenario {
   };
   t.done();
   const c = traffic.close;
-  if (c.halfCloseShare + c.serverCloseShare + c.rstShare + c.serverRstShare > 1) throw new ConfigError(r.file, 'traffic.close', 'the shares of half-closes, server closes and resets add up to more than 1');
+  if (c.halfCloseShare + c.serverCloseShare + c.rstShare + c.serverRstShare > 1)
+    throw new ConfigError(
+      r.file,
+      'traffic.close',
+      'the shares of half-closes, server closes and resets add up to more than 1',
+    );
   const m = r.object('mirror');
   const mirror: Scenario['mirror'] = {
     enabled: m.boolean('enabled', true),
@@ -173,15 +230,34 @@ export function readScenario(src: Reader): Scenario {
   };
   m.done();
   const e = r.object('eapi');
-  const eapi: Scenario['eapi'] = { enabled: e.boolean('enabled', true), host: e.checked('host', '127.0.0.1', ipCheck), port: e.port('port', 8880), username: e.string('username', 'admin'), password: e.string('password', process.env['FLOWPIN_SIM_PASSWORD'] ?? 'flowpin') };
+  const eapi: Scenario['eapi'] = {
+    enabled: e.boolean('enabled', true),
+    host: e.checked('host', '127.0.0.1', ipCheck),
+    port: e.port('port', 8880),
+    username: e.string('username', 'admin'),
+    password: e.string('password', process.env['FLOWPIN_SIM_PASSWORD'] ?? 'flowpin'),
+  };
   e.done();
   const g = r.object('gnmi');
-  const gnmi: Scenario['gnmi'] = { enabled: g.boolean('enabled', true), host: g.checked('host', '127.0.0.1', ipCheck), port: g.port('port', 6030), username: g.optionalString('username'), password: g.optionalString('password') };
+  const gnmi: Scenario['gnmi'] = {
+    enabled: g.boolean('enabled', true),
+    host: g.checked('host', '127.0.0.1', ipCheck),
+    port: g.port('port', 6030),
+    username: g.optionalString('username'),
+    password: g.optionalString('password'),
+  };
   g.done();
   const st = r.object('status');
-  const status: Scenario['status'] = { enabled: st.boolean('enabled', true), host: st.checked('host', '127.0.0.1', ipCheck), port: st.port('port', 8881) };
+  const status: Scenario['status'] = {
+    enabled: st.boolean('enabled', true),
+    host: st.checked('host', '127.0.0.1', ipCheck),
+    port: st.port('port', 8881),
+  };
   st.done();
   r.done();
-  for (const v of vips) for (const n of v.nexthops) if (spareServers.includes(n)) throw new ConfigError(r.file, 'spareServers', `${n} is already a nexthop of ${v.address}`);
+  for (const v of vips)
+    for (const n of v.nexthops)
+      if (spareServers.includes(n))
+        throw new ConfigError(r.file, 'spareServers', `${n} is already a nexthop of ${v.address}`);
   return deepFreeze({ switch: s, vips, spareServers, traffic, mirror, eapi, gnmi, status });
 }

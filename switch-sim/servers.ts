@@ -38,7 +38,8 @@ export class SimServer {
    * booleans are accepted too: receive(conn, true, false) is a SYN, (conn, false, true) a FIN.
    */
   receive(conn: string, synOrFlags: boolean | number, fin = false): SegmentOutcome {
-    const flags = typeof synOrFlags === 'number' ? synOrFlags : (synOrFlags ? SYN : ACK) | (fin ? FIN | ACK : 0);
+    const flags =
+      typeof synOrFlags === 'number' ? synOrFlags : (synOrFlags ? SYN : ACK) | (fin ? FIN | ACK : 0);
     if ((flags & SYN) !== 0 && (flags & ACK) === 0) {
       this.connections.set(conn, 'established');
       this.opened++;

@@ -160,17 +160,30 @@ export class SimSwitch {
   replyMirrorFin = false;
   readonly counters: SwitchCounters = { packets: 0, viaPin: 0, viaEcmp: 0, dropped: 0, mirrored: 0 };
   /** The last group changes as accepted (simulated and wall-clock ms), newest last, at most 1,000. */
-  readonly groupChanges: { at: number; wallAt: number; vip: string; op: 'add' | 'remove'; nexthop: string }[] = [];
+  readonly groupChanges: {
+    at: number;
+    wallAt: number;
+    vip: string;
+    op: 'add' | 'remove';
+    nexthop: string;
+  }[] = [];
   private readonly uplinkPrefixes: Prefix[];
   private nextPort = 1;
   private groupOps: GroupOp[] = [];
   /** Time from accepting a group change to its effect in forwarding. */
   groupDelayMs: number;
-  /** Called around each group change's effect in forwarding: `before` with the old group in use, `after` with the new. */
+  /**
+   * Called around each group change's effect in forwarding: `before` with the old group in use, `after` with
+   * the new.
+   */
   private readonly forwardingWatchers: ForwardingWatcher[] = [];
 
   constructor(readonly options: SimSwitchOptions) {
-    this.pins = new PinTable(options.pinCapacity, { programDelayMs: options.pinProgramDelayMs ?? options.programDelayMs ?? 0, reserved: options.reservedPinEntries ?? 0, now: options.now });
+    this.pins = new PinTable(options.pinCapacity, {
+      programDelayMs: options.pinProgramDelayMs ?? options.programDelayMs ?? 0,
+      reserved: options.reservedPinEntries ?? 0,
+      now: options.now,
+    });
     this.groupDelayMs = options.programDelayMs ?? 0;
     this.uplinkPrefixes = options.uplink.prefixes.map(parsePrefix);
   }
@@ -216,8 +229,15 @@ export class SimSwitch {
     const a = canonicalIp(address);
     const behind = at.l2 ?? at.via;
     const members = this.portChannels.get(behind);
-    if (/^Port-Channel/i.test(behind) && members === undefined) throw new Error(`${behind} is not configured`);
-    const att: ServerAttachment = { via: at.via, ports: members ?? [behind], mac: macOf(a), ...(at.vlan === undefined ? {} : { vlan: at.vlan }), ...(at.l2 === undefined ? {} : { l2: at.l2 }) };
+    if (/^Port-Channel/i.test(behind) && members === undefined)
+      throw new Error(`${behind} is not configured`);
+    const att: ServerAttachment = {
+      via: at.via,
+      ports: members ?? [behind],
+      mac: macOf(a),
+      ...(at.vlan === undefined ? {} : { vlan: at.vlan }),
+      ...(at.l2 === undefined ? {} : { l2: at.l2 }),
+    };
     this.attachments.set(a, att);
     this.interfaces.set(a, at.via);
     if (!this.servers.has(a)) this.servers.set(a, new SimServer(a));
@@ -236,12 +256,19 @@ export class SimSwitch {
     let best: { prefix: Prefix; route: ClientRoute } | undefined;
     for (const r of this.options.clientRoutes ?? []) {
       const p = parsePrefix(r.prefix);
-      if (prefixContains(p, address) && (best === undefined || p.length > best.prefix.length)) best = { prefix: p, route: r };
+      if (prefixContains(p, address) && (best === undefined || p.length > best.prefix.length))
+        best = { prefix: p, route: r };
     }
     if (best !== undefined) return best;
     const up = this.uplinkPrefixFor(address);
     if (up === undefined) return undefined;
-    return { prefix: up, route: { prefix: up.text, vias: [{ interface: this.options.uplink.interface, nexthopAddr: this.options.uplink.nexthop }] } };
+    return {
+      prefix: up,
+      route: {
+        prefix: up.text,
+        vias: [{ interface: this.options.uplink.interface, nexthopAddr: this.options.uplink.nexthop }],
+      },
+    };
   }
 
   /** Creates a VIP routed over `members` (attached as servers if new). */
@@ -250,7 +277,8 @@ export class SimSwitch {
     if (this.vips.has(a)) throw new Error(`VIP ${a} exists`);
     const ms = members.map((m) => canonicalIp(m));
     for (const m of ms) this.addServer(m);
-    const make = (): EcmpGroup => (this.options.ecmpMode === 'resilient' ? new ResilientGroup(bucketCount, ms) : new ModNGroup(ms));
+    const make = (): EcmpGroup =>
+      this.options.ecmpMode === 'resilient' ? new ResilientGroup(bucketCount, ms) : new ModNGroup(ms);
     const vip: Vip = { address: a, prefix: parsePrefix(a), group: make(), fwd: make() };
     this.vips.set(a, vip);
     this.groupRevision++;
@@ -301,7 +329,13 @@ export class SimSwitch {
   }
 
   private program(op: GroupOp): void {
-    this.groupChanges.push({ at: this.options.now(), wallAt: Date.now(), vip: op.vip, op: op.op, nexthop: op.nexthop });
+    this.groupChanges.push({
+      at: this.options.now(),
+      wallAt: Date.now(),
+      vip: op.vip,
+      op: op.op,
+      nexthop: op.nexthop,
+    });
     if (this.groupChanges.length > 1000) this.groupChanges.shift();
     this.groupOps.push(op);
     this.settle(this.options.now());
@@ -334,47 +368,83 @@ export class SimSwitch {
     return this.vips.get(dst);
   }
 
-  /** The nexthop forwarding picks for a flow, ignoring pins (what `show load-balance destination` answers). */
+  /**
+   * The nexthop forwarding picks for a flow, ignoring pins (what `show load-balance destination` answers).
+   */
   ecmpNexthop(src: string, dst: string, protocol: number, sport: number, dport: number): string | undefined {
     this.settle(this.options.now());
     const vip = this.vips.get(dst);
     if (vip === undefined) return undefined;
-    return vip.fwd.pick(flowHash(tupleOf({ family: src.includes(':') ? 6 : 4, src, dst, sport, dport }), protocol, this.options.hashSeed));
+    return vip.fwd.pick(
+      flowHash(
+        tupleOf({ family: src.includes(':') ? 6 : 4, src, dst, sport, dport }),
+        protocol,
+        this.options.hashSeed,
+      ),
+    );
   }
 
   /**
    * The nexthop a flow would take were the switch to hash with `seed` instead of its own (a
    * wrong model of the switch, for tests of resolution by observation), ignoring pins.
    */
-  ecmpNexthopSeeded(src: string, dst: string, protocol: number, sport: number, dport: number, seed: number): string | undefined {
-    return this.vips.get(canonicalIp(dst))?.fwd.pick(flowHash(tupleOf({ family: src.includes(':') ? 6 : 4, src, dst, sport, dport }), protocol, seed));
+  ecmpNexthopSeeded(
+    src: string,
+    dst: string,
+    protocol: number,
+    sport: number,
+    dport: number,
+    seed: number,
+  ): string | undefined {
+    return this.vips
+      .get(canonicalIp(dst))
+      ?.fwd.pick(
+        flowHash(tupleOf({ family: src.includes(':') ? 6 : 4, src, dst, sport, dport }), protocol, seed),
+      );
   }
 
   /**
    * For each flow, whether adding `nexthop` to the VIP's group moves it: the buckets the
    * resilient table would hand over (ResilientGroup.previewAdd); every flow with mod-N.
    */
-  movedByAdd(vipAddress: string, nexthop: string, flows: readonly { src: string; dst: string; sport: number; dport: number }[]): boolean[] {
+  movedByAdd(
+    vipAddress: string,
+    nexthop: string,
+    flows: readonly { src: string; dst: string; sport: number; dport: number }[],
+  ): boolean[] {
     const group = this.vips.get(canonicalIp(vipAddress))?.fwd;
     if (!(group instanceof ResilientGroup)) return flows.map(() => true);
     const moved = new Set(group.previewAdd(canonicalIp(nexthop)));
     return flows.map((f) => moved.has(group.bucketOf(this.hashOf(f.src, f.dst, TCP, f.sport, f.dport))));
   }
 
-  /** Each server's MAC and, where it is alone behind one port, that port's index, as the ARP and MAC tables would show. */
+  /**
+   * Each server's MAC and, where it is alone behind one port, that port's index, as the ARP and MAC tables
+   * would show.
+   */
   serverIdentities(): { nexthop: string; mac: string; interface: string; portIndex?: number }[] {
     const perPort = new Map<string, number>();
-    for (const att of this.attachments.values()) for (const p of att.ports) perPort.set(p, (perPort.get(p) ?? 0) + 1);
+    for (const att of this.attachments.values())
+      for (const p of att.ports) perPort.set(p, (perPort.get(p) ?? 0) + 1);
     return [...this.attachments].map(([nexthop, att]) => {
       const only = att.ports.length === 1 ? att.ports[0] : undefined;
       const portIndex = only === undefined ? undefined : portIndexOf(only);
-      return { nexthop, mac: att.mac, interface: att.via, ...(portIndex === undefined || perPort.get(only as string) !== 1 ? {} : { portIndex }) };
+      return {
+        nexthop,
+        mac: att.mac,
+        interface: att.via,
+        ...(portIndex === undefined || perPort.get(only as string) !== 1 ? {} : { portIndex }),
+      };
     });
   }
 
   /** The hash of a flow, as the ECMP groups see it. */
   hashOf(src: string, dst: string, protocol: number, sport: number, dport: number): number {
-    return flowHash(tupleOf({ family: src.includes(':') ? 6 : 4, src, dst, sport, dport }), protocol, this.options.hashSeed);
+    return flowHash(
+      tupleOf({ family: src.includes(':') ? 6 : 4, src, dst, sport, dport }),
+      protocol,
+      this.options.hashSeed,
+    );
   }
 
   /** Whether a client address is routed through the uplink. */
@@ -391,7 +461,10 @@ export class SimSwitch {
     this.counters.packets++;
     const now = this.options.now();
     const isSyn = (pkt.flags & SYN) !== 0 && (pkt.flags & 0x10) === 0;
-    if (this.mirror !== undefined && (isSyn || (this.options.mirrorFinRst && (pkt.flags & (FIN | RST)) !== 0))) {
+    if (
+      this.mirror !== undefined &&
+      (isSyn || (this.options.mirrorFinRst && (pkt.flags & (FIN | RST)) !== 0))
+    ) {
       this.counters.mirrored++;
       this.mirror(pkt);
     }
@@ -414,8 +487,10 @@ export class SimSwitch {
     }
     const conn = `${pkt.src}|${pkt.sport}|${pkt.dst}|${pkt.dport}`;
     const outcome = server.receive(conn, pkt.flags);
-    if (outcome === 'opened' && this.replyMirror !== undefined && nexthop !== undefined) this.mirrorReply(pkt, nexthop, 0x12);
-    if (outcome === 'reset' && this.replyMirrorRst && this.replyMirror !== undefined && nexthop !== undefined) this.mirrorReply(pkt, nexthop, 0x04);
+    if (outcome === 'opened' && this.replyMirror !== undefined && nexthop !== undefined)
+      this.mirrorReply(pkt, nexthop, 0x12);
+    if (outcome === 'reset' && this.replyMirrorRst && this.replyMirror !== undefined && nexthop !== undefined)
+      this.mirrorReply(pkt, nexthop, 0x04);
     return { nexthop, via, outcome, pin };
   }
 
@@ -429,17 +504,33 @@ export class SimSwitch {
     const srv = this.servers.get(server);
     const conn = `${client.src}|${client.sport}|${client.dst}|${client.dport}`;
     if (srv === undefined || !(kind === 'fin' ? srv.fin(conn) : srv.rst(conn))) return false;
-    if (kind === 'fin' ? this.replyMirrorFin : this.replyMirrorRst) this.mirrorReply(client, server, kind === 'fin' ? 0x11 : 0x04);
+    if (kind === 'fin' ? this.replyMirrorFin : this.replyMirrorRst)
+      this.mirrorReply(client, server, kind === 'fin' ? 0x11 : 0x04);
     return true;
   }
 
-  /** The server's SYN-ACK (or RST) enters on the port toward it (a port-channel member by the LAG hash) and is mirrored. */
+  /**
+   * The server's SYN-ACK (or RST) enters on the port toward it (a port-channel member by the LAG hash) and is
+   * mirrored.
+   */
   private mirrorReply(syn: SimPacket, server: string, flags: number): void {
     const att = this.attachments.get(server);
     if (att === undefined || this.replyMirror === undefined) return;
-    const port = this.egressPort(server, this.hashOf(syn.src, syn.dst, syn.protocol, syn.sport, syn.dport)) ?? att.via;
+    const port =
+      this.egressPort(server, this.hashOf(syn.src, syn.dst, syn.protocol, syn.sport, syn.dport)) ?? att.via;
     this.counters.mirrored++;
-    this.replyMirror({ src: syn.dst, dst: syn.src, sport: syn.dport, dport: syn.sport, protocol: syn.protocol, flags, bytes: flags === 0x12 ? 74 : 54 }, { server, mac: att.mac, port });
+    this.replyMirror(
+      {
+        src: syn.dst,
+        dst: syn.src,
+        sport: syn.dport,
+        dport: syn.sport,
+        protocol: syn.protocol,
+        flags,
+        bytes: flags === 0x12 ? 74 : 54,
+      },
+      { server, mac: att.mac, port },
+    );
   }
 
   /** Gives a server a new MAC (a replaced NIC or VM): the switch's tables show it from now on. */
@@ -449,7 +540,10 @@ export class SimSwitch {
   }
 }
 
-/** The mirror port index of a port name (EthernetN: N; Ethernet1/2: 1002), as the sim's ERSPAN header carries it. */
+/**
+ * The mirror port index of a port name (EthernetN: N; Ethernet1/2: 1002), as the sim's ERSPAN header carries
+ * it.
+ */
 export function portIndexOf(port: string): number | undefined {
   const m = /^Ethernet(\d+)(?:\/(\d+))?$/i.exec(port);
   if (m === null) return undefined;

@@ -28,8 +28,12 @@ export class StatusServer {
       if (req.method === 'GET' && url.pathname === '/healthz') return reply(200, { ok: true });
       const fm = /^\/faults\/(\w+)$/.exec(url.pathname);
       const injector = fm ? this.sources.faults[fm[1] as string] : undefined;
-      if (fm && injector === undefined) return reply(404, { error: `no interface '${fm[1]}'; have ${Object.keys(this.sources.faults).join(', ')}` });
-      if (injector && req.method === 'GET') return reply(200, { plan: injector.current, injected: injector.injected });
+      if (fm && injector === undefined)
+        return reply(404, {
+          error: `no interface '${fm[1]}'; have ${Object.keys(this.sources.faults).join(', ')}`,
+        });
+      if (injector && req.method === 'GET')
+        return reply(200, { plan: injector.current, injected: injector.injected });
       if (injector && req.method === 'DELETE') {
         injector.clear();
         return reply(200, { plan: injector.current });
@@ -47,7 +51,10 @@ export class StatusServer {
         });
         return;
       }
-      reply(404, { error: 'not found', endpoints: ['GET /counters', 'GET|PUT|DELETE /faults/eapi', 'GET|PUT|DELETE /faults/gnmi'] });
+      reply(404, {
+        error: 'not found',
+        endpoints: ['GET /counters', 'GET|PUT|DELETE /faults/eapi', 'GET|PUT|DELETE /faults/gnmi'],
+      });
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

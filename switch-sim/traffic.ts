@@ -37,7 +37,13 @@ export interface TrafficOptions {
   /** Called with every reset connection (the recent list keeps only the last ones). */
   onReset?: (r: ResetRecord) => void;
   /** How connections end (shares of all; the rest: the client closes first). */
-  close?: { halfCloseShare: number; halfCloseS: number; serverCloseShare: number; rstShare: number; serverRstShare: number };
+  close?: {
+    halfCloseShare: number;
+    halfCloseS: number;
+    serverCloseShare: number;
+    rstShare: number;
+    serverRstShare: number;
+  };
   /** A share of connections that stay open idle, one packet every `idleGapS`. */
   idleShare?: number;
   idleGapS?: number;
@@ -86,7 +92,10 @@ export interface TrafficCounters {
   halfClosed: number;
   serverClosed: number;
   serverReset: number;
-  /** Final ACKs that reached another server: the client is in TIME-WAIT (not broken), the server's side times out. */
+  /**
+   * Final ACKs that reached another server: the client is in TIME-WAIT (not broken), the server's side times
+   * out.
+   */
   lastAckLost: number;
 }
 
@@ -119,7 +128,19 @@ export class TrafficGenerator {
   readonly recentResets: ResetRecord[] = [];
   /** The last group changes as they reached forwarding, oldest first (at most 1,000). */
   readonly moves: GroupMove[] = [];
-  readonly counters: TrafficCounters = { opened: 0, closedCleanly: 0, reset: 0, failed: 0, refused: 0, active: 0, packets: 0, halfClosed: 0, serverClosed: 0, serverReset: 0, lastAckLost: 0 };
+  readonly counters: TrafficCounters = {
+    opened: 0,
+    closedCleanly: 0,
+    reset: 0,
+    failed: 0,
+    refused: 0,
+    active: 0,
+    packets: 0,
+    halfClosed: 0,
+    serverClosed: 0,
+    serverReset: 0,
+    lastAckLost: 0,
+  };
   private readonly live = new Map<number, Conn>();
   private readonly rng: Rng;
   private readonly clientBytes: Uint8Array;
@@ -185,19 +206,38 @@ export class TrafficGenerator {
       this.counters.refused++;
       return undefined;
     }
-    const target = this.options.targets[this.rng.int(0, this.options.targets.length - 1)] as { vip: string; port: number };
+    const target = this.options.targets[this.rng.int(0, this.options.targets.length - 1)] as {
+      vip: string;
+      port: number;
+    };
     const src = this.clientAddress(this.rng.int(0, this.options.clientCount - 1));
     let sport = this.rng.int(1024, 65535);
     const dst = canonicalIp(target.vip);
-    for (let tries = 0; this.usedPorts.has(`${src}|${sport}|${dst}|${target.port}`) && tries < 100; tries++) sport = this.rng.int(1024, 65535);
+    for (let tries = 0; this.usedPorts.has(`${src}|${sport}|${dst}|${target.port}`) && tries < 100; tries++)
+      sport = this.rng.int(1024, 65535);
     const key = `${src}|${sport}|${dst}|${target.port}`;
     const pkt: SimPacket = { src, dst, sport, dport: target.port, protocol: TCP, flags: 0x02, bytes: 74 };
     const now = this.clock.now();
     const idle = this.rng.next() < (this.options.idleShare ?? 0);
     const gapMs = (this.options.idleGapS ?? 600) * 1000;
-    const life = lifetime === 'steady-state' ? this.remaining() : sampleLifetimeMs(lifetime ?? this.options.lifetime, this.rng);
+    const life =
+      lifetime === 'steady-state'
+        ? this.remaining()
+        : sampleLifetimeMs(lifetime ?? this.options.lifetime, this.rng);
     const hash = this.sw.hashOf(src, dst, TCP, sport, target.port);
-    const conn: Conn = { id: this.nextId++, pkt, openedAt: now, endAt: now + (idle ? Math.max(life, 3 * gapMs) : life), server: undefined, done: false, pinned: false, style: this.closeStyle(), idle, finSent: false, hash };
+    const conn: Conn = {
+      id: this.nextId++,
+      pkt,
+      openedAt: now,
+      endAt: now + (idle ? Math.max(life, 3 * gapMs) : life),
+      server: undefined,
+      done: false,
+      pinned: false,
+      style: this.closeStyle(),
+      idle,
+      finSent: false,
+      hash,
+    };
     const d = this.sw.deliver(pkt);
     this.counters.packets++;
     if (d.outcome !== 'opened') {
@@ -225,7 +265,13 @@ export class TrafficGenerator {
 
   /** Connections alive now, with the server that holds each. */
   liveConnections(): LiveConnection[] {
-    return [...this.live.values()].map((c) => ({ src: c.pkt.src, dst: c.pkt.dst, sport: c.pkt.sport, dport: c.pkt.dport, server: c.server as string }));
+    return [...this.live.values()].map((c) => ({
+      src: c.pkt.src,
+      dst: c.pkt.dst,
+      sport: c.pkt.sport,
+      dport: c.pkt.dport,
+      server: c.server as string,
+    }));
   }
 
   private clientAddress(i: number): string {
@@ -254,7 +300,12 @@ export class TrafficGenerator {
     const c = this.options.close;
     if (c === undefined) return 'client';
     let x = this.rng.next();
-    for (const [style, share] of [['half', c.halfCloseShare], ['server', c.serverCloseShare], ['rst', c.rstShare], ['server-rst', c.serverRstShare]] as const) {
+    for (const [style, share] of [
+      ['half', c.halfCloseShare],
+      ['server', c.serverCloseShare],
+      ['rst', c.rstShare],
+      ['server-rst', c.serverRstShare],
+    ] as const) {
       if (x < share) return style;
       x -= share;
     }
@@ -270,12 +321,15 @@ export class TrafficGenerator {
     const next = now + interval * (0.5 + this.rng.next());
     // A half-closing client sends its FIN this long before the server is done sending.
     const halfAt = conn.endAt - (this.options.close?.halfCloseS ?? 0) * 1000;
-    if (conn.style === 'half' && !conn.finSent && next >= halfAt) this.clock.at(Math.max(now, halfAt), () => this.halfClose(conn));
+    if (conn.style === 'half' && !conn.finSent && next >= halfAt)
+      this.clock.at(Math.max(now, halfAt), () => this.halfClose(conn));
     else if (next >= conn.endAt) this.clock.at(conn.endAt, () => this.end(conn));
     else this.clock.at(next, () => this.data(conn));
   }
 
-  /** The client half-closes: its FIN crosses the switch, the server keeps sending, the client keeps ACKing. */
+  /**
+   * The client half-closes: its FIN crosses the switch, the server keeps sending, the client keeps ACKing.
+   */
   private halfClose(conn: Conn): void {
     if (conn.done) return;
     conn.finSent = true;
@@ -313,14 +367,20 @@ export class TrafficGenerator {
     }
   }
 
-  /** The client's ACK of the server's FIN: it ends the connection; where it goes another way, the client does not notice. */
+  /**
+   * The client's ACK of the server's FIN: it ends the connection; where it goes another way, the client does
+   * not notice.
+   */
   private finalAck(conn: Conn): void {
     if (conn.done) return;
     const d = this.sw.deliver({ ...conn.pkt, flags: 0x10, bytes: 54 });
     this.counters.packets++;
     if (d.outcome === 'reset' || d.outcome === 'lost') {
       this.counters.lastAckLost++;
-      if (conn.server !== undefined) this.sw.servers.get(conn.server)?.forget(`${conn.pkt.src}|${conn.pkt.sport}|${conn.pkt.dst}|${conn.pkt.dport}`);
+      if (conn.server !== undefined)
+        this.sw.servers
+          .get(conn.server)
+          ?.forget(`${conn.pkt.src}|${conn.pkt.sport}|${conn.pkt.dst}|${conn.pkt.dport}`);
     }
     this.counters.closedCleanly++;
     this.finish(conn);
@@ -338,9 +398,21 @@ export class TrafficGenerator {
     if (d.via === 'pin') conn.pinned = true;
     if (d.outcome === 'reset' || d.outcome === 'lost') {
       // The client sees a RST (or its packets vanish and it times out): the connection is broken.
-      if (conn.server !== undefined) this.sw.servers.get(conn.server)?.forget(`${pkt.src}|${pkt.sport}|${pkt.dst}|${pkt.dport}`);
+      if (conn.server !== undefined)
+        this.sw.servers.get(conn.server)?.forget(`${pkt.src}|${pkt.sport}|${pkt.dst}|${pkt.dport}`);
       this.counters.reset++;
-      const record: ResetRecord = { src: pkt.src, sport: pkt.sport, dst: pkt.dst, dport: pkt.dport, server: conn.server ?? '', reached: d.nexthop ?? null, via: d.via, pinned: conn.pinned || this.sw.pins.programmedFor({ ...pkt }), at: this.clock.now(), openedAt: conn.openedAt };
+      const record: ResetRecord = {
+        src: pkt.src,
+        sport: pkt.sport,
+        dst: pkt.dst,
+        dport: pkt.dport,
+        server: conn.server ?? '',
+        reached: d.nexthop ?? null,
+        via: d.via,
+        pinned: conn.pinned || this.sw.pins.programmedFor({ ...pkt }),
+        at: this.clock.now(),
+        openedAt: conn.openedAt,
+      };
       this.recentResets.push(record);
       this.options.onReset?.(record);
       if (this.recentResets.length > 100) this.recentResets.shift();

@@ -11,42 +11,77 @@ import { World } from '../cli/scenario/world.js';
 const VIP = '192.0.2.80';
 const NH = ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4'];
 
-test('a group write slower than the change deadline is waited for, never rolled back blind', { timeout: 60_000 }, async () => {
-  const w = new World({
-    switches: [{
-      name: 'sw1', vips: [{ address: VIP, nexthops: NH, port: 443 }], spares: [], ecmpMode: 'resilient', pinCapacity: 100_000,
-      programDelayMs: 10, pinProgramDelayMs: 50, rate: 200, lifetime: { kind: 'fixed', s: 3600 },
-    }],
-    latencyMs: 5, mirrorDelayMs: 1, packetIntervalMs: 1000, seed: 7,
-    controller: { pinMode: 'on-change', settleMs: 20, barrierTimeoutMs: 2000, store: 'memory', resyncIntervalS: 5 },
-  });
-  try {
-    await w.startController();
-    w.openLive(400, { kind: 'fixed', s: 3600 });
-    w.startTraffic();
-    await w.advance(1500);
-    const a = w.adapters.get('sw1');
-    assert.ok(a);
-    // The switch takes 6 s to answer the group write (a latency spike on that one call).
-    const orig = a.removeGroupMember.bind(a);
-    a.removeGroupMember = (vip: string, nh: string) => {
-      a.faults.spikeUntil = w.now + 0.5;
-      a.faults.spikeMs = 6000;
-      return orig(vip, nh);
-    };
-    const cm = w.controller?.changeManager('sw1');
-    assert.ok(cm);
-    const rec = (await w.settle(cm.drain(VIP, NH[1] as string, { maxAtRisk: 'unbounded' }), 20_000)) as ChangeRecord;
-    assert.equal(rec.phase, 'applied');
-    assert.ok((rec.appliedAt as number) - (rec.sentAt as number) >= 5000, 'applied when the slow write was answered');
-    await w.advance(12_000);
-    const members = w.sw('sw1').sw.vips.get(VIP)?.group.members() ?? [];
-    assert.ok(!members.includes(NH[1] as string), `the switch group is ${JSON.stringify(members)}`);
-    assert.ok(w.controller?.runtime('sw1').pinnedOn(VIP, NH[1] as string) ?? 0 > 50, 'the drain\'s pins stayed');
-    const audit = w.audit();
-    assert.equal(audit.brokenProtected, 0, audit.details.join('\n'));
-    assert.equal(audit.uncounted, 0, `${audit.broken} resets, ${audit.uncounted} uncounted; ${audit.details.slice(0, 3).join('\n')}`);
-  } finally {
-    await w.close();
-  }
-});
+test(
+  'a group write slower than the change deadline is waited for, never rolled back blind',
+  { timeout: 60_000 },
+  async () => {
+    const w = new World({
+      switches: [
+        {
+          name: 'sw1',
+          vips: [{ address: VIP, nexthops: NH, port: 443 }],
+          spares: [],
+          ecmpMode: 'resilient',
+          pinCapacity: 100_000,
+          programDelayMs: 10,
+          pinProgramDelayMs: 50,
+          rate: 200,
+          lifetime: { kind: 'fixed', s: 3600 },
+        },
+      ],
+      latencyMs: 5,
+      mirrorDelayMs: 1,
+      packetIntervalMs: 1000,
+      seed: 7,
+      controller: {
+        pinMode: 'on-change',
+        settleMs: 20,
+        barrierTimeoutMs: 2000,
+        store: 'memory',
+        resyncIntervalS: 5,
+      },
+    });
+    try {
+      await w.startController();
+      w.openLive(400, { kind: 'fixed', s: 3600 });
+      w.startTraffic();
+      await w.advance(1500);
+      const a = w.adapters.get('sw1');
+      assert.ok(a);
+      // The switch takes 6 s to answer the group write (a latency spike on that one call).
+      const orig = a.removeGroupMember.bind(a);
+      a.removeGroupMember = (vip: string, nh: string) => {
+        a.faults.spikeUntil = w.now + 0.5;
+        a.faults.spikeMs = 6000;
+        return orig(vip, nh);
+      };
+      const cm = w.controller?.changeManager('sw1');
+      assert.ok(cm);
+      const rec = (await w.settle(
+        cm.drain(VIP, NH[1] as string, { maxAtRisk: 'unbounded' }),
+        20_000,
+      )) as ChangeRecord;
+      assert.equal(rec.phase, 'applied');
+      assert.ok(
+        (rec.appliedAt as number) - (rec.sentAt as number) >= 5000,
+        'applied when the slow write was answered',
+      );
+      await w.advance(12_000);
+      const members = w.sw('sw1').sw.vips.get(VIP)?.group.members() ?? [];
+      assert.ok(!members.includes(NH[1] as string), `the switch group is ${JSON.stringify(members)}`);
+      assert.ok(
+        w.controller?.runtime('sw1').pinnedOn(VIP, NH[1] as string) ?? 0 > 50,
+        "the drain's pins stayed",
+      );
+      const audit = w.audit();
+      assert.equal(audit.brokenProtected, 0, audit.details.join('\n'));
+      assert.equal(
+        audit.uncounted,
+        0,
+        `${audit.broken} resets, ${audit.uncounted} uncounted; ${audit.details.slice(0, 3).join('\n')}`,
+      );
+    } finally {
+      await w.close();
+    }
+  },
+);

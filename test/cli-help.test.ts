@@ -14,7 +14,8 @@ import { COMMANDS, optionsOf } from '../cli/help.js';
 import { OPTIONS } from '../cli/ops.js';
 import { flowpinBin, have, skipUnless } from './helpers/tools.js';
 
-const flowpin = (args: string[]) => spawnSync(process.execPath, [flowpinBin, ...args], { encoding: 'utf8', timeout: 30_000 });
+const flowpin = (args: string[]) =>
+  spawnSync(process.execPath, [flowpinBin, ...args], { encoding: 'utf8', timeout: 30_000 });
 
 test('every command answers --help with exit 0, its options and examples', { timeout: 120_000 }, () => {
   for (const c of COMMANDS) {
@@ -39,10 +40,14 @@ test('every command answers --help with exit 0, its options and examples', { tim
   assert.match(bad.stderr, /flowpin drain: Unknown option '--bogus'.*\nsee 'flowpin drain --help'\n$/s);
 });
 
-test('every option an operator command\'s help lists is one its parser takes', { timeout: 10_000 }, () => {
-  const known = new Set(Object.entries(OPTIONS).flatMap(([long, o]) => [`--${long}`, ...('short' in o ? [`-${o.short}`] : [])]));
+test("every option an operator command's help lists is one its parser takes", { timeout: 10_000 }, () => {
+  const known = new Set(
+    Object.entries(OPTIONS).flatMap(([long, o]) => [`--${long}`, ...('short' in o ? [`-${o.short}`] : [])]),
+  );
   for (const c of COMMANDS.filter((x) => x.operator)) {
-    for (const [spec] of optionsOf(c)) for (const part of spec.split(', ')) assert.ok(known.has(part.split(' ')[0] ?? ''), `${c.name}: ${part}`);
+    for (const [spec] of optionsOf(c))
+      for (const part of spec.split(', '))
+        assert.ok(known.has(part.split(' ')[0] ?? ''), `${c.name}: ${part}`);
   }
 });
 
@@ -55,45 +60,69 @@ function shim(): string {
   return dir;
 }
 
-test('bash completion: commands, options, option values, shells, then file names', { timeout: 60_000 }, () => {
-  const dir = shim();
-  try {
-    const complete = (words: string[]): string[] => {
-      const script = `source <(flowpin completion bash)\nCOMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')})\nCOMP_CWORD=${words.length - 1}\n_flowpin\nprintf '%s\\n' "\${COMPREPLY[@]}"`;
-      const r = spawnSync('bash', ['-c', script], { cwd: dir, encoding: 'utf8', env: { ...process.env, PATH: `${dir}:${process.env['PATH'] ?? ''}` }, timeout: 20_000 });
-      assert.equal(r.status, 0, r.stderr);
-      return r.stdout.split('\n').filter((l) => l !== '');
-    };
-    assert.deepEqual(complete(['flowpin', 'dr']), ['drain']);
-    assert.deepEqual(complete(['flowpin', 'ch']), ['changes', 'change']);
-    assert.ok(complete(['flowpin', 'drain', '--']).includes('--dry-run'));
-    assert.deepEqual(complete(['flowpin', 'pins', '--state', 'i']), ['installed']);
-    assert.deepEqual(complete(['flowpin', 'status', '-o', '']), ['json', 'text']);
-    assert.deepEqual(complete(['flowpin', 'start', '--pin-mode', '']), ['on-change', 'always']);
-    assert.deepEqual(complete(['flowpin', 'completion', '']), ['bash', 'zsh']);
-    assert.deepEqual(complete(['flowpin', 'decode', 'cap']), ['capture.pcap'], 'a file argument completes file names');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+test(
+  'bash completion: commands, options, option values, shells, then file names',
+  { timeout: 60_000 },
+  () => {
+    const dir = shim();
+    try {
+      const complete = (words: string[]): string[] => {
+        const script = `source <(flowpin completion bash)\nCOMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')})\nCOMP_CWORD=${words.length - 1}\n_flowpin\nprintf '%s\\n' "\${COMPREPLY[@]}"`;
+        const r = spawnSync('bash', ['-c', script], {
+          cwd: dir,
+          encoding: 'utf8',
+          env: { ...process.env, PATH: `${dir}:${process.env['PATH'] ?? ''}` },
+          timeout: 20_000,
+        });
+        assert.equal(r.status, 0, r.stderr);
+        return r.stdout.split('\n').filter((l) => l !== '');
+      };
+      assert.deepEqual(complete(['flowpin', 'dr']), ['drain']);
+      assert.deepEqual(complete(['flowpin', 'ch']), ['changes', 'change']);
+      assert.ok(complete(['flowpin', 'drain', '--']).includes('--dry-run'));
+      assert.deepEqual(complete(['flowpin', 'pins', '--state', 'i']), ['installed']);
+      assert.deepEqual(complete(['flowpin', 'status', '-o', '']), ['json', 'text']);
+      assert.deepEqual(complete(['flowpin', 'start', '--pin-mode', '']), ['on-change', 'always']);
+      assert.deepEqual(complete(['flowpin', 'completion', '']), ['bash', 'zsh']);
+      assert.deepEqual(
+        complete(['flowpin', 'decode', 'cap']),
+        ['capture.pcap'],
+        'a file argument completes file names',
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
 
-test('zsh completion: the same candidates through compadd, file names through _files', { timeout: 60_000, skip: skipUnless(have('zsh', ['--version']), 'zsh') }, () => {
-  const dir = shim();
-  try {
-    const complete = (words: string[]): string[] => {
-      // compadd and _files stand for zsh's completion system, recording what the function offers.
-      const script = `compadd() { [[ $1 == -- ]] && shift; print -l -- "$@"; }\n_files() { print -- '<files>'; }\ncompdef() { :; }\nsource <(flowpin completion zsh)\nwords=(${words.map((w) => `'${w}'`).join(' ')})\nCURRENT=${words.length}\n_flowpin`;
-      const r = spawnSync('zsh', ['-f', '-c', script], { cwd: dir, encoding: 'utf8', env: { ...process.env, PATH: `${dir}:${process.env['PATH'] ?? ''}` }, timeout: 20_000 });
-      assert.equal(r.status, 0, r.stderr);
-      return r.stdout.split('\n').filter((l) => l !== '');
-    };
-    assert.deepEqual(complete(['flowpin', 'dr']), ['drain']);
-    assert.deepEqual(complete(['flowpin', 'pins', '--state', 'f']), ['failed']);
-    assert.ok(complete(['flowpin', 'remove', '--']).includes('--dry-run'));
-    assert.deepEqual(complete(['flowpin', 'decode', 'cap']), ['<files>']);
-    const syntax = spawnSync('zsh', ['-n', '-c', flowpin(['completion', 'zsh']).stdout], { encoding: 'utf8' });
-    assert.equal(syntax.status, 0, syntax.stderr);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+test(
+  'zsh completion: the same candidates through compadd, file names through _files',
+  { timeout: 60_000, skip: skipUnless(have('zsh', ['--version']), 'zsh') },
+  () => {
+    const dir = shim();
+    try {
+      const complete = (words: string[]): string[] => {
+        // compadd and _files stand for zsh's completion system, recording what the function offers.
+        const script = `compadd() { [[ $1 == -- ]] && shift; print -l -- "$@"; }\n_files() { print -- '<files>'; }\ncompdef() { :; }\nsource <(flowpin completion zsh)\nwords=(${words.map((w) => `'${w}'`).join(' ')})\nCURRENT=${words.length}\n_flowpin`;
+        const r = spawnSync('zsh', ['-f', '-c', script], {
+          cwd: dir,
+          encoding: 'utf8',
+          env: { ...process.env, PATH: `${dir}:${process.env['PATH'] ?? ''}` },
+          timeout: 20_000,
+        });
+        assert.equal(r.status, 0, r.stderr);
+        return r.stdout.split('\n').filter((l) => l !== '');
+      };
+      assert.deepEqual(complete(['flowpin', 'dr']), ['drain']);
+      assert.deepEqual(complete(['flowpin', 'pins', '--state', 'f']), ['failed']);
+      assert.ok(complete(['flowpin', 'remove', '--']).includes('--dry-run'));
+      assert.deepEqual(complete(['flowpin', 'decode', 'cap']), ['<files>']);
+      const syntax = spawnSync('zsh', ['-n', '-c', flowpin(['completion', 'zsh']).stdout], {
+        encoding: 'utf8',
+      });
+      assert.equal(syntax.status, 0, syntax.stderr);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);

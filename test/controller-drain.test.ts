@@ -58,7 +58,11 @@ describe('drain and add against the simulator under live traffic', () => {
         const rec = bed.controller?.changeManager('sw1').records.find((r) => r.id === drain.id);
         assert.equal(rec?.phase, 'drained');
         assert.equal(rec?.remaining, 0);
-        assert.equal(bed.sim.sw.servers.get(NH[1] as string)?.connectionCount, 0, 'the drained server has no connections left');
+        assert.equal(
+          bed.sim.sw.servers.get(NH[1] as string)?.connectionCount,
+          0,
+          'the drained server has no connections left',
+        );
       } finally {
         await bed.close();
       }
@@ -67,10 +71,16 @@ describe('drain and add against the simulator under live traffic', () => {
 
   test('a controller restarted in the middle of a drain resets nothing', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'flowpin-state-'));
-    const bed = await Bed.create({ pinMode: 'on-change', mirrorFinRst: true, stateFile: path.join(dir, 'state.json') });
+    const bed = await Bed.create({
+      pinMode: 'on-change',
+      mirrorFinRst: true,
+      stateFile: path.join(dir, 'state.json'),
+    });
     try {
       await bed.run(150);
-      const drain = (await bed.controller?.changeManager('sw1').drain(VIP, NH[1] as string, { maxAtRisk: 'unbounded' })) as ChangeRecord;
+      const drain = (await bed.controller
+        ?.changeManager('sw1')
+        .drain(VIP, NH[1] as string, { maxAtRisk: 'unbounded' })) as ChangeRecord;
       await bed.run(30);
       await bed.stopController();
       // A new controller starts from the state file and the pins the switch kept. (SYNs that
@@ -79,7 +89,10 @@ describe('drain and add against the simulator under live traffic', () => {
       const resumed = c2.changeManager('sw1').records.find((r) => r.id === drain.id);
       assert.equal(resumed?.phase, 'applied', 'the drain is still being tracked');
       assert.ok(c2.flowTable.size > 500, `only ${c2.flowTable.size} flows restored`);
-      assert.ok((c2.runtime('sw1').reconciler.desired.size ?? 0) >= resumed.remaining, 'pins on the switch adopted');
+      assert.ok(
+        (c2.runtime('sw1').reconciler.desired.size ?? 0) >= resumed.remaining,
+        'pins on the switch adopted',
+      );
       await bed.run(120);
       const add = (await c2.changeManager('sw1').add(VIP, FIFTH, { maxAtRisk: 'unbounded' })) as ChangeRecord;
       assert.equal(add.phase, 'complete');
@@ -92,7 +105,12 @@ describe('drain and add against the simulator under live traffic', () => {
   });
 
   test('table full: the dry run predicts the flows at risk and the drain breaks no more', async () => {
-    const bed = await Bed.create({ pinMode: 'on-change', mirrorFinRst: true, pinCapacity: 60, connectionsPerSecond: 10 });
+    const bed = await Bed.create({
+      pinMode: 'on-change',
+      mirrorFinRst: true,
+      pinCapacity: 60,
+      connectionsPerSecond: 10,
+    });
     try {
       await bed.run(150);
       const cm = bed.controller?.changeManager('sw1');

@@ -24,7 +24,15 @@ test('eAPI slow, erroring and unreachable: degraded, then recovered without losi
   assert.ok(eapi);
   const pinsMatch = (): boolean => {
     const desired = [...c.runtime('sw1').reconciler.desired.values()];
-    return desired.length > 0 && desired.every((p) => bed.sim.sw.pins.get(`fp-${p.flow.src.replace(/\./g, '_')}-${p.flow.sport}-${p.flow.dst.replace(/\./g, '_')}-${p.flow.dport}`)?.status === 'programmed');
+    return (
+      desired.length > 0 &&
+      desired.every(
+        (p) =>
+          bed.sim.sw.pins.get(
+            `fp-${p.flow.src.replace(/\./g, '_')}-${p.flow.sport}-${p.flow.dst.replace(/\./g, '_')}-${p.flow.dport}`,
+          )?.status === 'programmed',
+      )
+    );
   };
   try {
     await bed.run(60);
@@ -49,7 +57,11 @@ test('eAPI slow, erroring and unreachable: degraded, then recovered without losi
     assert.match(degraded?.switches[0]?.lastError ?? '', /Internal error \(injected fault\)/);
     await bed.settle();
     assert.ok(c.readiness().ready, 'ready again after the errors');
-    assert.ok((await valueOf(c.metrics.reconcileFailures, { switch: 'sw1', error: 'SwitchCommandError' })) + (await valueOf(c.metrics.resolved, { switch: 'sw1', result: 'error' })) > 0);
+    assert.ok(
+      (await valueOf(c.metrics.reconcileFailures, { switch: 'sw1', error: 'SwitchCommandError' })) +
+        (await valueOf(c.metrics.resolved, { switch: 'sw1', result: 'error' })) >
+        0,
+    );
 
     // Unreachable: every connection dropped for 15 simulated seconds of traffic.
     eapi.faults.set({ dropRate: 1 });
@@ -59,7 +71,10 @@ test('eAPI slow, erroring and unreachable: degraded, then recovered without losi
     }
     const down = c.readiness();
     assert.equal(down.ready, false);
-    assert.match(down.switches[0]?.lastError ?? '', /eAPI request .* failed|socket hang up|other side closed/);
+    assert.match(
+      down.switches[0]?.lastError ?? '',
+      /eAPI request .* failed|socket hang up|other side closed/,
+    );
     eapi.faults.clear();
     await bed.settle();
     await c.periodic();
@@ -69,7 +84,10 @@ test('eAPI slow, erroring and unreachable: degraded, then recovered without losi
 
     // And the point of it all still holds.
     const cm = c.changeManager('sw1');
-    assert.equal(((await cm.drain(VIP, NH[2] as string, { maxAtRisk: 'unbounded' })) as ChangeRecord).phase, 'applied');
+    assert.equal(
+      ((await cm.drain(VIP, NH[2] as string, { maxAtRisk: 'unbounded' })) as ChangeRecord).phase,
+      'applied',
+    );
     await bed.run(60);
     assert.equal(((await cm.add(VIP, FIFTH, { maxAtRisk: 'unbounded' })) as ChangeRecord).phase, 'complete');
     await bed.drainTraffic();
@@ -88,13 +106,20 @@ test('a change whose barrier cannot complete fails cleanly and changes nothing',
     bed.sim.eapi?.faults.set({ dropRate: 1 });
     const cm = c.changeManager('sw1');
     // Pins for the drain cannot be written, so the drain must not be applied.
-    await assert.rejects(cm.drain(VIP, NH[0] as string, { maxAtRisk: 'unbounded' }), (e: Error & { code?: string }) => e.code === 'switch-unavailable' && /not applied/.test(e.message));
+    await assert.rejects(
+      cm.drain(VIP, NH[0] as string, { maxAtRisk: 'unbounded' }),
+      (e: Error & { code?: string }) => e.code === 'switch-unavailable' && /not applied/.test(e.message),
+    );
     assert.deepEqual(bed.sim.sw.vips.get(VIP)?.group.members(), NH, 'group unchanged');
     const rec = cm.records[cm.records.length - 1];
     assert.equal(rec?.phase, 'failed');
     bed.sim.eapi?.faults.clear();
     await bed.settle();
-    assert.equal(((await cm.drain(VIP, NH[0] as string, { maxAtRisk: 'unbounded' })) as ChangeRecord).phase, 'applied', 'a retry succeeds');
+    assert.equal(
+      ((await cm.drain(VIP, NH[0] as string, { maxAtRisk: 'unbounded' })) as ChangeRecord).phase,
+      'applied',
+      'a retry succeeds',
+    );
   } finally {
     await bed.close();
   }

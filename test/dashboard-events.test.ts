@@ -14,12 +14,20 @@ import { until } from './helpers/demo.js';
 interface Snap {
   at: number;
   ready: boolean;
-  switches: { name: string; pins: { capacity: number }; vips: { address: string; nexthops: { address: string; state: string; tracked: number }[] }[]; changes: unknown[] }[];
+  switches: {
+    name: string;
+    pins: { capacity: number };
+    vips: { address: string; nexthops: { address: string; state: string; tracked: number }[] }[];
+    changes: unknown[];
+  }[];
   simulator: { opened: number; closed: number; reset: number; active: number } | null;
 }
 
 const withTimeout = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
-  Promise.race([p, new Promise<never>((_r, reject) => setTimeout(() => reject(new Error(`timed out: ${what}`)), ms).unref())]);
+  Promise.race([
+    p,
+    new Promise<never>((_r, reject) => setTimeout(() => reject(new Error(`timed out: ${what}`)), ms).unref()),
+  ]);
 
 /** Reads server-sent snapshots from a stream until aborted. */
 function reader(url: string, into: Snap[]): AbortController {
@@ -50,7 +58,13 @@ test('dashboard files and server-sent snapshots from one timer', { timeout: 60_0
   let hub: EventHub | undefined;
   let streams: AbortController[] = [];
   const counters = { opened: 10, closed: 2, reset: 0, active: 8 };
-  const app = await buildApp({ controller: bed.controller as NonNullable<Bed['controller']>, token: 't', eventIntervalMs: 100, simulator: () => counters, onEventHub: (h) => (hub = h) });
+  const app = await buildApp({
+    controller: bed.controller as NonNullable<Bed['controller']>,
+    token: 't',
+    eventIntervalMs: 100,
+    simulator: () => counters,
+    onEventHub: (h) => (hub = h),
+  });
   try {
     await bed.run(60);
     const base = await listen(app, '127.0.0.1', 0);
@@ -77,23 +91,43 @@ test('dashboard files and server-sent snapshots from one timer', { timeout: 60_0
     await until(() => pages.every((p) => p.length >= 12), 10_000, 'a dozen snapshots on every page');
     const ticks = (Date.now() - t0) / 100;
     const built = (hub?.built ?? 0) - builtAt;
-    assert.ok(built <= ticks + 2, `${built} snapshots built in ${ticks} ticks for three pages: one per tick expected`);
+    assert.ok(
+      built <= ticks + 2,
+      `${built} snapshots built in ${ticks} ticks for three pages: one per tick expected`,
+    );
     const shared = (pages[0] ?? []).slice(1, -1).map((x) => x.at);
-    assert.ok(shared.some((at) => pages.every((p) => p.some((x) => x.at === at))), 'every page receives the same snapshot of a tick');
+    assert.ok(
+      shared.some((at) => pages.every((p) => p.some((x) => x.at === at))),
+      'every page receives the same snapshot of a tick',
+    );
 
     const s = pages[0]?.[pages[0].length - 1] as Snap;
     assert.equal(s.ready, true);
     assert.equal(s.switches[0]?.name, 'sw1');
     assert.equal(s.switches[0]?.pins.capacity, 1500);
-    assert.deepEqual(s.switches[0]?.vips[0]?.nexthops.map((n) => n.address), NH);
+    assert.deepEqual(
+      s.switches[0]?.vips[0]?.nexthops.map((n) => n.address),
+      NH,
+    );
     assert.equal(s.switches[0]?.vips[0]?.address, VIP);
     assert.ok(s.switches[0]?.vips[0]?.nexthops.every((n) => n.state === 'active' && n.tracked > 0));
     assert.deepEqual(s.simulator, counters);
 
     // A change shows in the next snapshots.
-    const drain = await app.inject({ method: 'POST', url: `/api/v1/switches/sw1/vips/${VIP}/nexthops/${NH[1]}/drain`, headers: { authorization: 'Bearer t' }, payload: { maxAtRisk: 'unbounded' } });
+    const drain = await app.inject({
+      method: 'POST',
+      url: `/api/v1/switches/sw1/vips/${VIP}/nexthops/${NH[1]}/drain`,
+      headers: { authorization: 'Bearer t' },
+      payload: { maxAtRisk: 'unbounded' },
+    });
     assert.equal(drain.statusCode, 202, drain.body);
-    await until(() => pages[1]?.at(-1)?.switches[0]?.vips[0]?.nexthops.find((n) => n.address === NH[1])?.state === 'draining', 5000, 'the drain in a snapshot');
+    await until(
+      () =>
+        pages[1]?.at(-1)?.switches[0]?.vips[0]?.nexthops.find((n) => n.address === NH[1])?.state ===
+        'draining',
+      5000,
+      'the drain in a snapshot',
+    );
     assert.equal(pages[1]?.at(-1)?.switches[0]?.changes.length, 1);
 
     // The last page gone: the timer stops.

@@ -17,7 +17,8 @@ function checkAccounting(d: MirrorDecoder, frames: number): void {
   const dropped = Object.values(s.dropped).reduce((a, b) => a + b, 0);
   assert.equal(s.frames, frames);
   assert.equal(s.decoded + dropped, frames, 'every frame decoded or dropped exactly once');
-  for (const reason of Object.keys(s.dropped)) assert.ok((DROP_REASONS as readonly string[]).includes(reason), reason);
+  for (const reason of Object.keys(s.dropped))
+    assert.ok((DROP_REASONS as readonly string[]).includes(reason), reason);
 }
 
 /** A valid mirrored frame from random choices of encapsulation, tags and addresses. */
@@ -37,8 +38,13 @@ const validFrame = fc
     flags: fc.integer({ min: 0, max: 255 }),
   })
   .map((c) => {
-    const inner = f.tcpPacket(c.v6 ? '2001:db8::5' : '10.5.5.5', c.v6 ? '2001:db8::6' : '10.6.6.6', { sport: c.sport, dport: c.dport, flags: c.flags });
-    const eth = () => f.ethernet({ ethertype: c.v6 ? 0x86dd : 0x0800, vlans: c.vlans, arista: c.arista }, inner);
+    const inner = f.tcpPacket(c.v6 ? '2001:db8::5' : '10.5.5.5', c.v6 ? '2001:db8::6' : '10.6.6.6', {
+      sport: c.sport,
+      dport: c.dport,
+      flags: c.flags,
+    });
+    const eth = () =>
+      f.ethernet({ ethertype: c.v6 ? 0x86dd : 0x0800, vlans: c.vlans, arista: c.arista }, inner);
     let greSpec: f.GreSpec;
     let payload: Buffer;
     switch (c.encap) {
@@ -102,7 +108,10 @@ test('mutated and truncated valid frames never throw and are counted once', () =
   fc.assert(
     fc.property(
       validFrame,
-      fc.array(fc.record({ at: fc.nat(), value: fc.integer({ min: 0, max: 255 }) }), { minLength: 1, maxLength: 6 }),
+      fc.array(fc.record({ at: fc.nat(), value: fc.integer({ min: 0, max: 255 }) }), {
+        minLength: 1,
+        maxLength: 6,
+      }),
       fc.nat(),
       ({ frame }, mutations, cut) => {
         const buf = Buffer.from(frame);

@@ -25,12 +25,46 @@ interface Expected {
 
 /** tshark's view of every GRE-carried TCP segment, in frame order. */
 function tsharkView(pcap: string): Expected[] {
-  const fields = ['frame.protocols', 'ip.src', 'ip.dst', 'ipv6.src', 'ipv6.dst', 'tcp.srcport', 'tcp.dstport', 'tcp.flags', 'vlan.id', 'ieee8021ad.id'];
-  const out = run('tshark', ['-o', 'ip.defragment:FALSE', '-o', 'ipv6.defragment:FALSE', '-r', pcap, '-T', 'fields', '-E', 'separator=|', ...fields.flatMap((f) => ['-e', f])]);
+  const fields = [
+    'frame.protocols',
+    'ip.src',
+    'ip.dst',
+    'ipv6.src',
+    'ipv6.dst',
+    'tcp.srcport',
+    'tcp.dstport',
+    'tcp.flags',
+    'vlan.id',
+    'ieee8021ad.id',
+  ];
+  const out = run('tshark', [
+    '-o',
+    'ip.defragment:FALSE',
+    '-o',
+    'ipv6.defragment:FALSE',
+    '-r',
+    pcap,
+    '-T',
+    'fields',
+    '-E',
+    'separator=|',
+    ...fields.flatMap((f) => ['-e', f]),
+  ]);
   const rows: Expected[] = [];
   for (const line of out.split('\n')) {
     if (line === '') continue;
-    const [protocols = '', ip4s = '', ip4d = '', ip6s = '', ip6d = '', sport = '', dport = '', flags = '', vlan = '', qinq = ''] = line.split('|');
+    const [
+      protocols = '',
+      ip4s = '',
+      ip4d = '',
+      ip6s = '',
+      ip6d = '',
+      sport = '',
+      dport = '',
+      flags = '',
+      vlan = '',
+      qinq = '',
+    ] = line.split('|');
     const layers = protocols.split(':');
     if (!layers.includes('gre') || !layers.includes('tcp')) continue;
     // Addresses come per family in protocol order: the first IP layer is outer, the last inner.
@@ -70,17 +104,38 @@ test('flowpin decode agrees with tshark on scapy-crafted captures', { skip }, ()
 
     const res = spawnSync(process.execPath, [flowpinBin, 'decode', pcap]);
     assert.equal(res.status, 0, res.stderr.toString());
-    const lines = res.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = res.stdout
+      .toString()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     for (const l of lines) {
-      assert.deepEqual(Object.keys(l), ['outerSrc', 'outerDst', 'encap', 'vlan', 'src', 'dst', 'sport', 'dport', 'flags']);
+      assert.deepEqual(Object.keys(l), [
+        'outerSrc',
+        'outerDst',
+        'encap',
+        'vlan',
+        'src',
+        'dst',
+        'sport',
+        'dport',
+        'flags',
+      ]);
     }
     const got = lines.map(({ encap: _e, ...rest }) => rest);
     assert.deepEqual(got, expected);
 
     // Every encapsulation is represented in the capture.
-    assert.deepEqual(new Set(lines.map((l) => l['encap'])), new Set(['erspan1', 'erspan2', 'erspan3', 'teb', 'ip']));
+    assert.deepEqual(
+      new Set(lines.map((l) => l['encap'])),
+      new Set(['erspan1', 'erspan2', 'erspan3', 'teb', 'ip']),
+    );
 
-    const summary = JSON.parse(res.stderr.toString().trim().split('\n').pop() ?? '{}') as { frames: number; decoded: number; dropped: Record<string, number> };
+    const summary = JSON.parse(res.stderr.toString().trim().split('\n').pop() ?? '{}') as {
+      frames: number;
+      decoded: number;
+      dropped: Record<string, number>;
+    };
     assert.equal(summary.decoded, expected.length);
     assert.deepEqual(summary.dropped, { 'not-tcp': 1, 'ip-fragment': 1, 'not-gre': 1 });
     assert.equal(summary.frames, expected.length + 3);
@@ -104,10 +159,14 @@ test('flowpin decode exits non-zero only when the file cannot be read', () => {
   assert.equal(emptyNg.status, 0, emptyNg.stderr.toString());
   assert.equal(emptyNg.stdout.toString(), '');
   assert.match(emptyNg.stderr.toString(), /"frames":0,.*"format":"pcapng"/);
-  const notPcap = spawnSync(process.execPath, [flowpinBin, 'decode', '-'], { input: Buffer.from('this is not a capture') });
+  const notPcap = spawnSync(process.execPath, [flowpinBin, 'decode', '-'], {
+    input: Buffer.from('this is not a capture'),
+  });
   assert.notEqual(notPcap.status, 0);
   assert.match(notPcap.stderr.toString(), /not a pcap or pcapng capture/);
-  const short = spawnSync(process.execPath, [flowpinBin, 'decode', '-'], { input: Buffer.from('d4c3b2a1', 'hex') });
+  const short = spawnSync(process.execPath, [flowpinBin, 'decode', '-'], {
+    input: Buffer.from('d4c3b2a1', 'hex'),
+  });
   assert.notEqual(short.status, 0);
   assert.match(short.stderr.toString(), /before a complete pcap header/);
   const empty = spawnSync(process.execPath, [flowpinBin, 'decode', '-'], { input: Buffer.alloc(0) });

@@ -11,7 +11,8 @@ import * as f from '../lib/frames.js';
 
 const SYN = 0x02;
 const inner4 = (flags = SYN) => f.tcpPacket('10.1.2.3', '192.0.2.10', { sport: 40000, dport: 443, flags });
-const inner6 = (flags = SYN) => f.tcpPacket('2001:db8::1', '2001:db8:ffff::10', { sport: 51000, dport: 80, flags });
+const inner6 = (flags = SYN) =>
+  f.tcpPacket('2001:db8::1', '2001:db8:ffff::10', { sport: 51000, dport: 80, flags });
 
 function decodeEth(frame: Buffer): { code: number; d: MirrorDecoder } {
   const d = new MirrorDecoder();
@@ -19,7 +20,11 @@ function decodeEth(frame: Buffer): { code: number; d: MirrorDecoder } {
   return { code, d };
 }
 
-function viaGre(greSpec: f.GreSpec, payload: Buffer, outer: [string, string] = ['172.16.0.1', '172.16.0.2']): Buffer {
+function viaGre(
+  greSpec: f.GreSpec,
+  payload: Buffer,
+  outer: [string, string] = ['172.16.0.1', '172.16.0.2'],
+): Buffer {
   return f.outerEthernet(f.outerIp(outer[0], outer[1], 47, f.gre(greSpec, payload)));
 }
 
@@ -41,13 +46,22 @@ describe('encapsulations', () => {
   test('ERSPAN type I (Arista tunnel mode gre): 0x88BE without sequence, Ethernet right after GRE', () => {
     const rec = expectDecoded(viaGre({ protocol: 0x88be }, f.ethernet({ ethertype: 0x0800 }, inner4())));
     assert.deepEqual(rec, {
-      outerSrc: '172.16.0.1', outerDst: '172.16.0.2', encap: 'erspan1', vlan: null,
-      src: '10.1.2.3', dst: '192.0.2.10', sport: 40000, dport: 443, flags: ['SYN'],
+      outerSrc: '172.16.0.1',
+      outerDst: '172.16.0.2',
+      encap: 'erspan1',
+      vlan: null,
+      src: '10.1.2.3',
+      dst: '192.0.2.10',
+      sport: 40000,
+      dport: 443,
+      flags: ['SYN'],
     });
   });
 
   test('ERSPAN type II: 0x88BE with sequence and an 8-byte header keeps the session id', () => {
-    const { code, d } = decodeEth(viaGre({ protocol: 0x88be, sequence: 77 }, f.erspan2(513, f.ethernet({ ethertype: 0x0800 }, inner4()))));
+    const { code, d } = decodeEth(
+      viaGre({ protocol: 0x88be, sequence: 77 }, f.erspan2(513, f.ethernet({ ethertype: 0x0800 }, inner4()))),
+    );
     assert.equal(code, OK);
     assert.equal(decodeRecord(d.view).encap, 'erspan2');
     assert.equal(toFlowEvent(d.view, 0).sessionId, 513);
@@ -55,7 +69,12 @@ describe('encapsulations', () => {
 
   test('ERSPAN type III with and without the platform sub-header', () => {
     for (const subHeader of [false, true]) {
-      const { code, d } = decodeEth(viaGre({ protocol: 0x22eb, sequence: 1 }, f.erspan3(1023, f.ethernet({ ethertype: 0x86dd }, inner6()), { subHeader })));
+      const { code, d } = decodeEth(
+        viaGre(
+          { protocol: 0x22eb, sequence: 1 },
+          f.erspan3(1023, f.ethernet({ ethertype: 0x86dd }, inner6()), { subHeader }),
+        ),
+      );
       assert.equal(code, OK, `subHeader=${subHeader}`);
       const rec = decodeRecord(d.view);
       assert.equal(rec.encap, 'erspan3');
@@ -72,7 +91,10 @@ describe('encapsulations', () => {
   });
 
   test('transparent Ethernet bridging 0x6558', () => {
-    assert.equal(expectDecoded(viaGre({ protocol: 0x6558 }, f.ethernet({ ethertype: 0x0800 }, inner4()))).encap, 'teb');
+    assert.equal(
+      expectDecoded(viaGre({ protocol: 0x6558 }, f.ethernet({ ethertype: 0x0800 }, inner4()))).encap,
+      'teb',
+    );
   });
 
   test('bare inner IPv4 (0x0800) and IPv6 (0x86DD)', () => {
@@ -98,13 +120,25 @@ describe('encapsulations', () => {
   });
 
   test('outer IPv6 carrying GRE', () => {
-    const rec = expectDecoded(viaGre({ protocol: 0x88be }, f.ethernet({ ethertype: 0x0800 }, inner4()), ['2001:db8:1::1', '2001:db8:2::2']));
+    const rec = expectDecoded(
+      viaGre({ protocol: 0x88be }, f.ethernet({ ethertype: 0x0800 }, inner4()), [
+        '2001:db8:1::1',
+        '2001:db8:2::2',
+      ]),
+    );
     assert.equal(rec.outerSrc, '2001:db8:1::1');
     assert.equal(rec.outerDst, '2001:db8:2::2');
   });
 
   test('GRE-in-UDP (RFC 8086, port 4754) in a capture', () => {
-    const frame = f.outerEthernet(f.outerIp('198.51.100.1', '198.51.100.2', 17, f.udp(33333, 4754, f.gre({ protocol: 0x88be }, f.ethernet({ ethertype: 0x0800 }, inner4())))));
+    const frame = f.outerEthernet(
+      f.outerIp(
+        '198.51.100.1',
+        '198.51.100.2',
+        17,
+        f.udp(33333, 4754, f.gre({ protocol: 0x88be }, f.ethernet({ ethertype: 0x0800 }, inner4()))),
+      ),
+    );
     const rec = expectDecoded(frame);
     assert.equal(rec.outerSrc, '198.51.100.1');
     assert.equal(rec.encap, 'erspan1');
@@ -112,17 +146,32 @@ describe('encapsulations', () => {
 
   test('GRE payload from a socket, with outer addresses given as text', () => {
     const d = new MirrorDecoder();
-    const code = d.decodeGrePayload(f.gre({ protocol: 0x88be }, f.ethernet({ ethertype: 0x0800 }, inner4())), '127.0.0.5', '127.0.0.1');
+    const code = d.decodeGrePayload(
+      f.gre({ protocol: 0x88be }, f.ethernet({ ethertype: 0x0800 }, inner4())),
+      '127.0.0.5',
+      '127.0.0.1',
+    );
     assert.equal(code, OK);
     const ev = toFlowEvent(d.view, 42);
     assert.equal(ev.outerSrc, '127.0.0.5');
     assert.equal(ev.at, 42);
-    assert.deepEqual(parseTuple(ev.tuple), { family: 4, src: '10.1.2.3', dst: '192.0.2.10', sport: 40000, dport: 443 });
+    assert.deepEqual(parseTuple(ev.tuple), {
+      family: 4,
+      src: '10.1.2.3',
+      dst: '192.0.2.10',
+      sport: 40000,
+      dport: 443,
+    });
   });
 
   test('raw IP packet entry (raw IPv4 socket delivers the outer header)', () => {
     const d = new MirrorDecoder();
-    const pkt = f.outerIp('127.0.0.9', '127.0.0.1', 47, f.gre({ protocol: 0x88be }, f.ethernet({ ethertype: 0x0800 }, inner4())));
+    const pkt = f.outerIp(
+      '127.0.0.9',
+      '127.0.0.1',
+      47,
+      f.gre({ protocol: 0x88be }, f.ethernet({ ethertype: 0x0800 }, inner4())),
+    );
     assert.equal(d.decodeIpPacket(pkt), OK);
     assert.equal(decodeRecord(d.view).outerSrc, '127.0.0.9');
   });
@@ -130,20 +179,34 @@ describe('encapsulations', () => {
 
 describe('mirrored Ethernet', () => {
   test('one 802.1Q tag gives the VLAN id', () => {
-    assert.equal(expectDecoded(viaGre({ protocol: 0x88be }, f.ethernet({ ethertype: 0x0800, vlans: [100] }, inner4()))).vlan, 100);
+    assert.equal(
+      expectDecoded(viaGre({ protocol: 0x88be }, f.ethernet({ ethertype: 0x0800, vlans: [100] }, inner4())))
+        .vlan,
+      100,
+    );
   });
 
   test('QinQ (802.1ad then 802.1Q) reports the outermost VLAN', () => {
-    assert.equal(expectDecoded(viaGre({ protocol: 0x88be }, f.ethernet({ ethertype: 0x0800, vlans: [300, 42] }, inner4()))).vlan, 300);
+    assert.equal(
+      expectDecoded(
+        viaGre({ protocol: 0x88be }, f.ethernet({ ethertype: 0x0800, vlans: [300, 42] }, inner4())),
+      ).vlan,
+      300,
+    );
   });
 
   test('three tags are too many', () => {
-    expectDropped(viaGre({ protocol: 0x88be }, f.ethernet({ ethertype: 0x0800, vlans: [1, 2, 3] }, inner4())), 'too-many-vlan-tags');
+    expectDropped(
+      viaGre({ protocol: 0x88be }, f.ethernet({ ethertype: 0x0800, vlans: [1, 2, 3] }, inner4())),
+      'too-many-vlan-tags',
+    );
   });
 
   test('Arista timestamp header (64- and 48-bit) before the real EtherType, also with a tag', () => {
     for (const arista of ['ts64', 'ts48'] as const) {
-      const rec = expectDecoded(viaGre({ protocol: 0x88be }, f.ethernet({ ethertype: 0x0800, arista, vlans: [7] }, inner4())));
+      const rec = expectDecoded(
+        viaGre({ protocol: 0x88be }, f.ethernet({ ethertype: 0x0800, arista, vlans: [7] }, inner4())),
+      );
       assert.equal(rec.vlan, 7);
       assert.equal(rec.sport, 40000);
     }
@@ -160,28 +223,51 @@ describe('mirrored Ethernet', () => {
 
 describe('inner IP and TCP', () => {
   test('IPv4 with options', () => {
-    const pkt = f.ipv4({ src: '10.9.9.9', dst: '10.8.8.8', protocol: 6, options: [0x94, 0x04, 0, 0, 0x01, 0x01, 0x01, 0x00] }, f.tcp({ sport: 1, dport: 2, flags: 0x12 }));
+    const pkt = f.ipv4(
+      { src: '10.9.9.9', dst: '10.8.8.8', protocol: 6, options: [0x94, 0x04, 0, 0, 0x01, 0x01, 0x01, 0x00] },
+      f.tcp({ sport: 1, dport: 2, flags: 0x12 }),
+    );
     const rec = expectDecoded(viaGre({ protocol: 0x88be }, f.ethernet({ ethertype: 0x0800 }, pkt)));
     assert.equal(rec.src, '10.9.9.9');
     assert.deepEqual(rec.flags, ['SYN', 'ACK']);
   });
 
   test('IPv6 with hop-by-hop, routing, destination options and a first fragment', () => {
-    const pkt = f.ipv6({ src: 'fe80::1', dst: '2001:db8::abcd', protocol: 6, ext: [{ type: 0 }, { type: 43 }, { type: 60 }, { type: 44, moreFragments: true }] }, f.tcp({ sport: 9, dport: 10, flags: 0x02 }));
+    const pkt = f.ipv6(
+      {
+        src: 'fe80::1',
+        dst: '2001:db8::abcd',
+        protocol: 6,
+        ext: [{ type: 0 }, { type: 43 }, { type: 60 }, { type: 44, moreFragments: true }],
+      },
+      f.tcp({ sport: 9, dport: 10, flags: 0x02 }),
+    );
     const rec = expectDecoded(viaGre({ protocol: 0x88be }, f.ethernet({ ethertype: 0x86dd }, pkt)));
     assert.equal(rec.dst, '2001:db8::abcd');
     assert.equal(rec.sport, 9);
   });
 
   test('non-first fragments are skipped, IPv4 and IPv6', () => {
-    const v4 = f.ipv4({ src: '10.0.0.1', dst: '10.0.0.2', protocol: 6, fragOffset: 3 }, f.tcp({ sport: 1, dport: 2, flags: 2 }));
+    const v4 = f.ipv4(
+      { src: '10.0.0.1', dst: '10.0.0.2', protocol: 6, fragOffset: 3 },
+      f.tcp({ sport: 1, dport: 2, flags: 2 }),
+    );
     expectDropped(viaGre({ protocol: 0x0800 }, v4), 'ip-fragment');
-    const v6 = f.ipv6({ src: '::1', dst: '::2', protocol: 6, ext: [{ type: 44, fragOffset: 10 }] }, f.tcp({ sport: 1, dport: 2, flags: 2 }));
+    const v6 = f.ipv6(
+      { src: '::1', dst: '::2', protocol: 6, ext: [{ type: 44, fragOffset: 10 }] },
+      f.tcp({ sport: 1, dport: 2, flags: 2 }),
+    );
     expectDropped(viaGre({ protocol: 0x86dd }, v6), 'ip-fragment');
   });
 
   test('non-TCP is skipped', () => {
-    expectDropped(viaGre({ protocol: 0x0800 }, f.ipv4({ src: '10.0.0.1', dst: '10.0.0.2', protocol: 17 }, f.udp(1, 2, Buffer.alloc(4)))), 'not-tcp');
+    expectDropped(
+      viaGre(
+        { protocol: 0x0800 },
+        f.ipv4({ src: '10.0.0.1', dst: '10.0.0.2', protocol: 17 }, f.udp(1, 2, Buffer.alloc(4))),
+      ),
+      'not-tcp',
+    );
   });
 
   test('all eight TCP flags by name, in order', () => {
@@ -207,8 +293,16 @@ describe('drops, by reason', () => {
       assert.notEqual(code, OK, `decoded a frame cut at ${len}`);
       seen.add(reasonName(code));
     }
-    // A truncated outer IP header counts as truncated; inside, the outer total length points past the capture.
-    for (const r of ['truncated-link', 'truncated-outer-ip', 'truncated-gre', 'truncated-ethernet', 'truncated-ip', 'truncated-tcp']) {
+    // A truncated outer IP header counts as truncated; inside, the outer total length points past the
+    // capture.
+    for (const r of [
+      'truncated-link',
+      'truncated-outer-ip',
+      'truncated-gre',
+      'truncated-ethernet',
+      'truncated-ip',
+      'truncated-tcp',
+    ]) {
       assert.ok(seen.has(r), `no cut gave ${r}: ${[...seen].join(',')}`);
     }
   });
@@ -225,16 +319,30 @@ describe('drops, by reason', () => {
   });
 
   test('wrong ERSPAN version nibble', () => {
-    const frame = viaGre({ protocol: 0x88be, sequence: 1 }, f.erspan2(1, f.ethernet({ ethertype: 0x0800 }, inner4())));
+    const frame = viaGre(
+      { protocol: 0x88be, sequence: 1 },
+      f.erspan2(1, f.ethernet({ ethertype: 0x0800 }, inner4())),
+    );
     frame[14 + 20 + 8] = 0x20;
     expectDropped(frame, 'bad-erspan-header');
   });
 
   test('outer packet that is not GRE, not IP, or a fragment', () => {
-    expectDropped(f.outerEthernet(f.outerIp('10.0.0.1', '10.0.0.2', 6, f.tcp({ sport: 1, dport: 2, flags: 2 }))), 'not-gre');
-    expectDropped(f.outerEthernet(f.outerIp('10.0.0.1', '10.0.0.2', 17, f.udp(1, 53, Buffer.alloc(10)))), 'not-gre');
+    expectDropped(
+      f.outerEthernet(f.outerIp('10.0.0.1', '10.0.0.2', 6, f.tcp({ sport: 1, dport: 2, flags: 2 }))),
+      'not-gre',
+    );
+    expectDropped(
+      f.outerEthernet(f.outerIp('10.0.0.1', '10.0.0.2', 17, f.udp(1, 53, Buffer.alloc(10)))),
+      'not-gre',
+    );
     expectDropped(f.ethernet({ ethertype: 0x0806 }, Buffer.alloc(28)), 'not-ip');
-    const frag = f.outerEthernet(f.ipv4({ src: '10.0.0.1', dst: '10.0.0.2', protocol: 47, moreFragments: true }, f.gre({ protocol: 0x0800 }, inner4())));
+    const frag = f.outerEthernet(
+      f.ipv4(
+        { src: '10.0.0.1', dst: '10.0.0.2', protocol: 47, moreFragments: true },
+        f.gre({ protocol: 0x0800 }, inner4()),
+      ),
+    );
     expectDropped(frag, 'outer-fragment');
   });
 
@@ -242,7 +350,10 @@ describe('drops, by reason', () => {
     const frame = good();
     frame[14] = 0x43; // outer IHL 3
     expectDropped(frame, 'bad-outer-ip');
-    expectDropped(viaGre({ protocol: 0x88be }, f.ethernet({ ethertype: 0x0806 }, Buffer.alloc(28))), 'unknown-ethertype');
+    expectDropped(
+      viaGre({ protocol: 0x88be }, f.ethernet({ ethertype: 0x0806 }, Buffer.alloc(28))),
+      'unknown-ethertype',
+    );
     const badInner = viaGre({ protocol: 0x0800 }, inner4());
     badInner[14 + 20 + 4] = 0x52; // inner version 5
     expectDropped(badInner, 'bad-ip-header');
@@ -266,8 +377,17 @@ describe('link types', () => {
     for (const [link, frame] of [
       [LinkType.raw, ipPkt()],
       [LinkType.ipv4, ipPkt()],
-      [LinkType.linuxSll, Buffer.concat([Buffer.from([0, 0, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x08, 0x00]), ipPkt()])],
-      [LinkType.linuxSll2, Buffer.concat([Buffer.from([0x08, 0x00, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0]), ipPkt()])],
+      [
+        LinkType.linuxSll,
+        Buffer.concat([Buffer.from([0, 0, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x08, 0x00]), ipPkt()]),
+      ],
+      [
+        LinkType.linuxSll2,
+        Buffer.concat([
+          Buffer.from([0x08, 0x00, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0]),
+          ipPkt(),
+        ]),
+      ],
     ] as const) {
       const d = new MirrorDecoder();
       assert.equal(d.decodeLink(link, frame), OK, `link type ${link}`);

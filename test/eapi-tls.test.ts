@@ -24,10 +24,51 @@ before(() => {
   dir = mkdtempSync(path.join(tmpdir(), 'flowpin-tls-'));
   const f = (n: string) => path.join(dir, n);
   const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
-  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '1', '-subj', '/CN=flowpin test CA');
-  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('sw.key'), '-out', f('sw.csr'), '-subj', '/CN=switch');
+  ssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    f('ca.key'),
+    '-out',
+    f('ca.pem'),
+    '-days',
+    '1',
+    '-subj',
+    '/CN=flowpin test CA',
+  );
+  ssl(
+    'req',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    f('sw.key'),
+    '-out',
+    f('sw.csr'),
+    '-subj',
+    '/CN=switch',
+  );
   writeFileSync(f('ext.cnf'), 'subjectAltName=IP:127.0.0.1\n');
-  ssl('x509', '-req', '-in', f('sw.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('sw.pem'), '-days', '1', '-extfile', f('ext.cnf'));
+  ssl(
+    'x509',
+    '-req',
+    '-in',
+    f('sw.csr'),
+    '-CA',
+    f('ca.pem'),
+    '-CAkey',
+    f('ca.key'),
+    '-CAcreateserial',
+    '-out',
+    f('sw.pem'),
+    '-days',
+    '1',
+    '-extfile',
+    f('ext.cnf'),
+  );
 });
 
 after(async () => {
@@ -35,23 +76,41 @@ after(async () => {
   if (dir !== '') rmSync(dir, { recursive: true, force: true });
 });
 
-test('HTTPS: verified with the CA file, refused without it, allowed when verification is skipped', { skip }, async () => {
-  const { sw } = testSwitch();
-  server = new EapiServer(sw, { host: '127.0.0.1', port: 0, username: 'admin', password: 'pw', tls: { key: readFileSync(path.join(dir, 'sw.key')), cert: readFileSync(path.join(dir, 'sw.pem')) } });
-  url = (await server.start()).url;
-  assert.match(url, /^https:\/\//);
-  const base = { switchName: 'sw1', url, username: 'admin', password: 'pw' };
+test(
+  'HTTPS: verified with the CA file, refused without it, allowed when verification is skipped',
+  { skip },
+  async () => {
+    const { sw } = testSwitch();
+    server = new EapiServer(sw, {
+      host: '127.0.0.1',
+      port: 0,
+      username: 'admin',
+      password: 'pw',
+      tls: { key: readFileSync(path.join(dir, 'sw.key')), cert: readFileSync(path.join(dir, 'sw.pem')) },
+    });
+    url = (await server.start()).url;
+    assert.match(url, /^https:\/\//);
+    const base = { switchName: 'sw1', url, username: 'admin', password: 'pw' };
 
-  const trusted = new AristaEapiAdapter({ ...base, caFile: path.join(dir, 'ca.pem') });
-  await trusted.connect();
-  assert.deepEqual(await trusted.groupMembers('192.0.2.80'), ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4']);
-  await trusted.close();
+    const trusted = new AristaEapiAdapter({ ...base, caFile: path.join(dir, 'ca.pem') });
+    await trusted.connect();
+    assert.deepEqual(await trusted.groupMembers('192.0.2.80'), [
+      '10.0.1.1',
+      '10.0.1.2',
+      '10.0.1.3',
+      '10.0.1.4',
+    ]);
+    await trusted.close();
 
-  const untrusted = new AristaEapiAdapter(base);
-  await assert.rejects(untrusted.connect(), (e: Error) => e instanceof SwitchTransportError && /certificate/i.test(e.message));
-  await untrusted.close();
+    const untrusted = new AristaEapiAdapter(base);
+    await assert.rejects(
+      untrusted.connect(),
+      (e: Error) => e instanceof SwitchTransportError && /certificate/i.test(e.message),
+    );
+    await untrusted.close();
 
-  const skipping = new AristaEapiAdapter({ ...base, insecureSkipVerify: true });
-  await skipping.connect();
-  await skipping.close();
-});
+    const skipping = new AristaEapiAdapter({ ...base, insecureSkipVerify: true });
+    await skipping.connect();
+    await skipping.close();
+  },
+);

@@ -14,18 +14,43 @@ class Clock {
 }
 
 const key = (sw: number, i: number, v6 = false): string =>
-  flowKey(sw, tupleOf({ family: v6 ? 6 : 4, src: v6 ? `2001:db8::${(i + 1).toString(16)}` : `10.0.${i >> 8 & 255}.${i & 255}`, dst: v6 ? '2001:db8::80' : '192.0.2.1', sport: 1024 + (i % 60000), dport: 443 }));
+  flowKey(
+    sw,
+    tupleOf({
+      family: v6 ? 6 : 4,
+      src: v6 ? `2001:db8::${(i + 1).toString(16)}` : `10.0.${(i >> 8) & 255}.${i & 255}`,
+      dst: v6 ? '2001:db8::80' : '192.0.2.1',
+      sport: 1024 + (i % 60000),
+      dport: 443,
+    }),
+  );
 
 test('flow keys round-trip and keep switch and tuple apart', () => {
   const k = key(300, 5);
   assert.equal(switchIdOfKey(k), 300);
-  assert.deepEqual(parseTuple(k, 2), { family: 4, src: '10.0.0.5', dst: '192.0.2.1', sport: 1029, dport: 443 });
+  assert.deepEqual(parseTuple(k, 2), {
+    family: 4,
+    src: '10.0.0.5',
+    dst: '192.0.2.1',
+    sport: 1029,
+    dport: 443,
+  });
   const k6 = key(1, 7, true);
-  assert.deepEqual(parseTuple(k6, 2), { family: 6, src: '2001:db8::8', dst: '2001:db8::80', sport: 1031, dport: 443 });
+  assert.deepEqual(parseTuple(k6, 2), {
+    family: 6,
+    src: '2001:db8::8',
+    dst: '2001:db8::80',
+    sport: 1031,
+    dport: 443,
+  });
   assert.notEqual(key(1, 5), key(2, 5));
   assert.throws(() => flowKey(70000, 'x'), RangeError);
   // Built as one string for every tuple length (IPv4, IPv6, anything else), with the switch id in front.
-  for (const t of [tupleOf({ family: 4, src: '10.0.0.1', dst: '192.0.2.1', sport: 1, dport: 443 }), tupleOf({ family: 6, src: '2001:db8::1', dst: '2001:db8::80', sport: 65535, dport: 80 }), 'abc']) {
+  for (const t of [
+    tupleOf({ family: 4, src: '10.0.0.1', dst: '192.0.2.1', sport: 1, dport: 443 }),
+    tupleOf({ family: 6, src: '2001:db8::1', dst: '2001:db8::80', sport: 65535, dport: 80 }),
+    'abc',
+  ]) {
     for (const sw of [0, 1, 0xff, 0x100, 0xffff]) {
       const k = flowKey(sw, t);
       assert.equal(k, String.fromCharCode(sw >> 8, sw & 0xff) + t);
@@ -98,7 +123,11 @@ test('moving a flow between nexthops moves it in the index', () => {
 test('the nexthop index matches the table under random churn', () => {
   const op = fc.oneof(
     fc.record({ kind: fc.constant('touch' as const), flow: fc.nat(60) }),
-    fc.record({ kind: fc.constant('resolve' as const), flow: fc.nat(60), nh: fc.integer({ min: 0, max: 4 }) }),
+    fc.record({
+      kind: fc.constant('resolve' as const),
+      flow: fc.nat(60),
+      nh: fc.integer({ min: 0, max: 4 }),
+    }),
     fc.record({ kind: fc.constant('end' as const), flow: fc.nat(60) }),
     fc.record({ kind: fc.constant('tick' as const), ms: fc.integer({ min: 0, max: 4_000 }) }),
     fc.record({ kind: fc.constant('purge' as const) }),
@@ -149,7 +178,10 @@ test('the nexthop index matches the table under random churn', () => {
         assert.deepEqual(table.checkIndex(), []);
       }
       for (let nh = 1; nh <= 4; nh++) {
-        const expected = [...model].filter(([k, m]) => m.nh === nh && live(k)).map(([k]) => k).sort();
+        const expected = [...model]
+          .filter(([k, m]) => m.nh === nh && live(k))
+          .map(([k]) => k)
+          .sort();
         assert.deepEqual(table.flowsOn(nh).sort(), expected, `nexthop ${nh}`);
       }
     }),

@@ -21,7 +21,18 @@ import path from 'node:path';
 import ts from 'typescript';
 import { repoRoot } from './helpers/tools.js';
 
-const FOLDERS = ['controller', 'switch-adapters', 'switch-sim', 'mirror-receiver', 'lib', 'proto', 'cli', 'torture', 'bench', 'reliability'];
+const FOLDERS = [
+  'controller',
+  'switch-adapters',
+  'switch-sim',
+  'mirror-receiver',
+  'lib',
+  'proto',
+  'cli',
+  'torture',
+  'bench',
+  'reliability',
+];
 
 /**
  * Imports the rules would refuse but that stay, each with its reason. Key: `from -> to`
@@ -48,7 +59,12 @@ function tsFiles(dir: string): string[] {
 
 /** The relative imports of a module, resolved to repository paths without extension. */
 function importsOf(file: string): Import[] {
-  const src = ts.createSourceFile(file, readFileSync(path.join(repoRoot, file), 'utf8'), ts.ScriptTarget.Latest, false);
+  const src = ts.createSourceFile(
+    file,
+    readFileSync(path.join(repoRoot, file), 'utf8'),
+    ts.ScriptTarget.Latest,
+    false,
+  );
   const out: Import[] = [];
   const add = (spec: string, typeOnly: boolean): void => {
     if (!spec.startsWith('.')) return;
@@ -58,15 +74,32 @@ function importsOf(file: string): Import[] {
   const visit = (n: ts.Node): void => {
     if (ts.isImportDeclaration(n) && ts.isStringLiteral(n.moduleSpecifier)) {
       const c = n.importClause;
-      const named = c?.namedBindings !== undefined && ts.isNamedImports(c.namedBindings) ? c.namedBindings.elements : undefined;
-      const typeOnly = c !== undefined && (c.isTypeOnly || (c.name === undefined && named !== undefined && named.length > 0 && named.every((e) => e.isTypeOnly)));
+      const named =
+        c?.namedBindings !== undefined && ts.isNamedImports(c.namedBindings)
+          ? c.namedBindings.elements
+          : undefined;
+      const typeOnly =
+        c !== undefined &&
+        (c.isTypeOnly ||
+          (c.name === undefined &&
+            named !== undefined &&
+            named.length > 0 &&
+            named.every((e) => e.isTypeOnly)));
       add(n.moduleSpecifier.text, typeOnly);
-    } else if (ts.isExportDeclaration(n) && n.moduleSpecifier !== undefined && ts.isStringLiteral(n.moduleSpecifier)) {
+    } else if (
+      ts.isExportDeclaration(n) &&
+      n.moduleSpecifier !== undefined &&
+      ts.isStringLiteral(n.moduleSpecifier)
+    ) {
       add(n.moduleSpecifier.text, n.isTypeOnly);
     } else if (ts.isCallExpression(n) && n.expression.kind === ts.SyntaxKind.ImportKeyword) {
       const [arg] = n.arguments;
       if (arg !== undefined && ts.isStringLiteral(arg)) add(arg.text, false);
-    } else if (ts.isImportTypeNode(n) && ts.isLiteralTypeNode(n.argument) && ts.isStringLiteral(n.argument.literal)) {
+    } else if (
+      ts.isImportTypeNode(n) &&
+      ts.isLiteralTypeNode(n.argument) &&
+      ts.isStringLiteral(n.argument.literal)
+    ) {
       add(n.argument.literal.text, true);
     }
     ts.forEachChild(n, visit);
@@ -76,7 +109,11 @@ function importsOf(file: string): Import[] {
 }
 
 const layerOf = (p: string): string => p.split(path.sep)[0] ?? '';
-const ADAPTER_CONTRACT = new Set(['switch-adapters/contract', 'switch-adapters/errors', 'switch-adapters/kind']);
+const ADAPTER_CONTRACT = new Set([
+  'switch-adapters/contract',
+  'switch-adapters/errors',
+  'switch-adapters/kind',
+]);
 /** The adapter folder of a module under switch-adapters/ (undefined for the contract's own files). */
 const adapterFolder = (p: string): string | undefined => {
   const parts = p.split(path.sep);
@@ -97,18 +134,28 @@ function broken(i: Import): string | undefined {
       return to === 'lib' ? undefined : 'mirror-receiver/ imports lib/ only';
     case 'switch-adapters': {
       if (to === 'lib' || to === 'proto') return undefined;
-      if (to === 'mirror-receiver') return i.typeOnly ? undefined : 'switch-adapters/ take types only from mirror-receiver/ (shared code is in lib/)';
-      if (to !== 'switch-adapters') return 'switch-adapters/ import lib/, proto/, mirror-receiver types and their contract; never switch-sim/ or the controller';
+      if (to === 'mirror-receiver')
+        return i.typeOnly
+          ? undefined
+          : 'switch-adapters/ take types only from mirror-receiver/ (shared code is in lib/)';
+      if (to !== 'switch-adapters')
+        return 'switch-adapters/ import lib/, proto/, mirror-receiver types and their contract; never switch-sim/ or the controller';
       const a = adapterFolder(i.from);
       const b = adapterFolder(i.to);
       if (ADAPTER_CONTRACT.has(i.to) || a === b) return undefined;
       if (i.from === 'switch-adapters/registry' && i.to.endsWith(`${path.sep}kind`)) return undefined;
-      return a === undefined ? 'the contract imports no adapter folder (registry.ts lists their kinds)' : `adapter folder ${a}/ imports nothing of another adapter's (${b ?? i.to}): shared code goes to lib/`;
+      return a === undefined
+        ? 'the contract imports no adapter folder (registry.ts lists their kinds)'
+        : `adapter folder ${a}/ imports nothing of another adapter's (${b ?? i.to}): shared code goes to lib/`;
     }
     case 'switch-sim':
-      return ['lib', 'proto', 'mirror-receiver'].includes(to) ? undefined : 'switch-sim/ imports lib/, proto/ and mirror-receiver/ only';
+      return ['lib', 'proto', 'mirror-receiver'].includes(to)
+        ? undefined
+        : 'switch-sim/ imports lib/, proto/ and mirror-receiver/ only';
     case 'controller':
-      return ['switch-sim', 'cli', 'torture', 'bench', 'reliability'].includes(to) ? `controller/ never imports ${to}/` : undefined;
+      return ['switch-sim', 'cli', 'torture', 'bench', 'reliability'].includes(to)
+        ? `controller/ never imports ${to}/`
+        : undefined;
     default:
       return undefined;
   }
@@ -127,20 +174,41 @@ test('every module imports only from its own layer or the layers below it', { ti
   assert.deepEqual(violations, []);
   // An exception no import needs any more is removed, not kept.
   const used = new Set(imports.map((i) => `${i.from} -> ${i.to}`));
-  assert.deepEqual(Object.keys(EXCEPTIONS).filter((k) => !used.has(k)), [], 'exceptions no import needs');
+  assert.deepEqual(
+    Object.keys(EXCEPTIONS).filter((k) => !used.has(k)),
+    [],
+    'exceptions no import needs',
+  );
 });
 
-test('the checker sees what it must: type-only imports, re-exports, dynamic imports', { timeout: 10_000 }, () => {
-  const check = (from: string, to: string, typeOnly = false): string | undefined => broken({ from, to, typeOnly });
-  assert.match(check('lib/addr', 'mirror-receiver/tuple') ?? '', /imports nothing of ours/);
-  assert.match(check('switch-adapters/sim/adapter', 'switch-sim/sim-switch', true) ?? '', /never switch-sim/);
-  assert.match(check('switch-adapters/arista-eapi/resolver', 'switch-sim/prefix') ?? '', /never switch-sim/);
-  assert.match(check('switch-adapters/sim/adapter', 'switch-adapters/arista-eapi/directflow') ?? '', /another adapter's/);
-  assert.equal(check('switch-adapters/gnmi/adapter', 'mirror-receiver/flow-event', true), undefined);
-  assert.match(check('switch-adapters/gnmi/adapter', 'mirror-receiver/tuple') ?? '', /types only/);
-  assert.match(check('controller/config', 'switch-sim/scenario') ?? '', /never imports switch-sim/);
-  assert.match(check('reliability/run', 'test/helpers/figures') ?? '', /outside test/);
-  assert.match(check('switch-sim/scenario', 'controller/validate') ?? '', /switch-sim\/ imports lib/);
-  const probe = importsOf('test/layers.test.ts');
-  assert.ok(probe.some((i) => i.to === 'test/helpers/tools' && !i.typeOnly), 'a value import is read');
-});
+test(
+  'the checker sees what it must: type-only imports, re-exports, dynamic imports',
+  { timeout: 10_000 },
+  () => {
+    const check = (from: string, to: string, typeOnly = false): string | undefined =>
+      broken({ from, to, typeOnly });
+    assert.match(check('lib/addr', 'mirror-receiver/tuple') ?? '', /imports nothing of ours/);
+    assert.match(
+      check('switch-adapters/sim/adapter', 'switch-sim/sim-switch', true) ?? '',
+      /never switch-sim/,
+    );
+    assert.match(
+      check('switch-adapters/arista-eapi/resolver', 'switch-sim/prefix') ?? '',
+      /never switch-sim/,
+    );
+    assert.match(
+      check('switch-adapters/sim/adapter', 'switch-adapters/arista-eapi/directflow') ?? '',
+      /another adapter's/,
+    );
+    assert.equal(check('switch-adapters/gnmi/adapter', 'mirror-receiver/flow-event', true), undefined);
+    assert.match(check('switch-adapters/gnmi/adapter', 'mirror-receiver/tuple') ?? '', /types only/);
+    assert.match(check('controller/config', 'switch-sim/scenario') ?? '', /never imports switch-sim/);
+    assert.match(check('reliability/run', 'test/helpers/figures') ?? '', /outside test/);
+    assert.match(check('switch-sim/scenario', 'controller/validate') ?? '', /switch-sim\/ imports lib/);
+    const probe = importsOf('test/layers.test.ts');
+    assert.ok(
+      probe.some((i) => i.to === 'test/helpers/tools' && !i.typeOnly),
+      'a value import is read',
+    );
+  },
+);

@@ -66,18 +66,39 @@ test('raw GRE socket receives and decodes GRE sent over loopback in a namespace'
     await waitForStderr(child, /raw GRE socket .* open/, 10_000);
     const got = lines(child, 6, 10_000);
     ns.exec(systemPython, ['-c', SEND]);
-    const events = (await got).map((l) => JSON.parse(l) as { outerSrc: string; encap: string; src: string; sport: number; greKey: number | null; flags: string[] });
+    const events = (await got).map(
+      (l) =>
+        JSON.parse(l) as {
+          outerSrc: string;
+          encap: string;
+          src: string;
+          sport: number;
+          greKey: number | null;
+          flags: string[];
+        },
+    );
     assert.equal(events.length, 6);
-    assert.deepEqual(events.slice(0, 5).map((e) => [e.src, e.sport, e.encap, e.outerSrc]), [0, 1, 2, 3, 4].map((i) => [`10.0.0.${i + 1}`, 30000 + i, 'erspan1', '127.0.0.1']));
+    assert.deepEqual(
+      events.slice(0, 5).map((e) => [e.src, e.sport, e.encap, e.outerSrc]),
+      [0, 1, 2, 3, 4].map((i) => [`10.0.0.${i + 1}`, 30000 + i, 'erspan1', '127.0.0.1']),
+    );
     assert.equal(events[5]?.src, '2001:db8::1');
     assert.equal(events[5]?.greKey, 7);
     assert.deepEqual(events[5]?.flags, ['SYN', 'ACK']);
     child.kill('SIGTERM');
     const status = await waitForStderr(child, /"frames"/, 10_000);
-    const summary = JSON.parse(status.trim().split('\n').pop() ?? '{}') as { decoded: number; dropped: Record<string, number>; sockets: { source: string; reader: string }[] };
+    const summary = JSON.parse(status.trim().split('\n').pop() ?? '{}') as {
+      decoded: number;
+      dropped: Record<string, number>;
+      sockets: { source: string; reader: string }[];
+    };
     assert.equal(summary.decoded, 6);
-    // Read in the worker by the native reader where it is built (always under CI), else by raw-socket on the main thread.
-    assert.equal(summary.sockets.find((s) => s.source === 'raw-gre:ipv4')?.reader, 'error' in loadNativeReader() ? 'raw-socket' : 'recvmmsg');
+    // Read in the worker by the native reader where it is built (always under CI), else by raw-socket on the
+    // main thread.
+    assert.equal(
+      summary.sockets.find((s) => s.source === 'raw-gre:ipv4')?.reader,
+      'error' in loadNativeReader() ? 'raw-socket' : 'recvmmsg',
+    );
     assert.deepEqual(summary.dropped, { 'unknown-gre-protocol': 1 });
   } finally {
     if (child && child.exitCode === null) {

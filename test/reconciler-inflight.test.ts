@@ -9,28 +9,62 @@ import { World } from '../cli/scenario/world.js';
 const VIP = '192.0.2.80';
 const NH = ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4'];
 
-test('a pin unwanted or rewanted while its install is in flight: the switch ends with what is wanted', { timeout: 60_000 }, async () => {
-  const w = new World({
-    switches: [{ name: 'sw1', vips: [{ address: VIP, nexthops: NH, port: 443 }], spares: [], ecmpMode: 'resilient', pinCapacity: 10_000, programDelayMs: 0, rate: 0.001, lifetime: { kind: 'fixed', s: 3600 } }],
-    latencyMs: 20, mirrorDelayMs: 1, packetIntervalMs: 1000, seed: 5,
-    controller: { pinMode: 'on-change', settleMs: 20, barrierTimeoutMs: 3000, store: 'memory', resyncIntervalS: 3600 },
-  });
-  try {
-    await w.startController();
-    const r = w.controller?.runtime('sw1').reconciler;
-    assert.ok(r);
-    const sw = w.sw('sw1').sw;
-    const flow = (i: number) => ({ family: 4 as const, src: `10.100.0.${i}`, dst: VIP, sport: 40000 + i, dport: 443 });
-    const on = (i: number): string[] => sw.pins.all().filter((e) => e.match.src === `10.100.0.${i}` && e.status === 'programmed').map((e) => e.nexthop ?? '');
-    r.want({ flow: flow(1), nexthop: NH[0] as string, reason: 'test', since: w.now });
-    r.want({ flow: flow(2), nexthop: NH[0] as string, reason: 'test', since: w.now });
-    await w.advance(5); // the install is on its way (20 ms round trip)
-    r.unwant(flow(1));
-    r.want({ flow: flow(2), nexthop: NH[1] as string, reason: 'test', since: w.now });
-    await w.advance(500);
-    assert.deepEqual(on(1), [], 'the pin unwanted in flight is removed');
-    assert.deepEqual(on(2), [NH[1]], 'the pin rewanted in flight ends toward its new nexthop');
-  } finally {
-    await w.close();
-  }
-});
+test(
+  'a pin unwanted or rewanted while its install is in flight: the switch ends with what is wanted',
+  { timeout: 60_000 },
+  async () => {
+    const w = new World({
+      switches: [
+        {
+          name: 'sw1',
+          vips: [{ address: VIP, nexthops: NH, port: 443 }],
+          spares: [],
+          ecmpMode: 'resilient',
+          pinCapacity: 10_000,
+          programDelayMs: 0,
+          rate: 0.001,
+          lifetime: { kind: 'fixed', s: 3600 },
+        },
+      ],
+      latencyMs: 20,
+      mirrorDelayMs: 1,
+      packetIntervalMs: 1000,
+      seed: 5,
+      controller: {
+        pinMode: 'on-change',
+        settleMs: 20,
+        barrierTimeoutMs: 3000,
+        store: 'memory',
+        resyncIntervalS: 3600,
+      },
+    });
+    try {
+      await w.startController();
+      const r = w.controller?.runtime('sw1').reconciler;
+      assert.ok(r);
+      const sw = w.sw('sw1').sw;
+      const flow = (i: number) => ({
+        family: 4 as const,
+        src: `10.100.0.${i}`,
+        dst: VIP,
+        sport: 40000 + i,
+        dport: 443,
+      });
+      const on = (i: number): string[] =>
+        sw.pins
+          .all()
+          .filter((e) => e.match.src === `10.100.0.${i}` && e.status === 'programmed')
+          .map((e) => e.nexthop ?? '');
+      r.want({ flow: flow(1), nexthop: NH[0] as string, reason: 'test', since: w.now });
+      r.want({ flow: flow(2), nexthop: NH[0] as string, reason: 'test', since: w.now });
+      await w.advance(5); // the install is on its way (20 ms round trip)
+      r.unwant(flow(1));
+      r.want({ flow: flow(2), nexthop: NH[1] as string, reason: 'test', since: w.now });
+      await w.advance(500);
+      assert.deepEqual(on(1), [], 'the pin unwanted in flight is removed');
+      assert.deepEqual(on(2), [NH[1]], 'the pin rewanted in flight ends toward its new nexthop');
+    } finally {
+      await w.close();
+    }
+  },
+);

@@ -16,16 +16,29 @@ const FIFTH = '10.0.1.5';
 
 function makeSwitch(clock: VirtualClock, over: Partial<SimSwitchOptions> = {}): SimSwitch {
   const sw = new SimSwitch({
-    hostname: 'sim1', hashSeed: 0x5eed, ecmpMode: 'resilient', bucketCount: 64, pinCapacity: 1500,
-    uplink: { interface: 'Ethernet47', nexthop: '10.0.0.254', prefixes: ['10.100.0.0/16'] }, mirrorFinRst: false, now: clock.now, ...over,
+    hostname: 'sim1',
+    hashSeed: 0x5eed,
+    ecmpMode: 'resilient',
+    bucketCount: 64,
+    pinCapacity: 1500,
+    uplink: { interface: 'Ethernet47', nexthop: '10.0.0.254', prefixes: ['10.100.0.0/16'] },
+    mirrorFinRst: false,
+    now: clock.now,
+    ...over,
   });
   sw.addVip(VIP, NH);
   return sw;
 }
 
 const trafficOptions: TrafficOptions = {
-  connectionsPerSecond: 40, lifetime: { kind: 'lognormal', medianS: 120, sigma: 1, maxS: 3600 }, packetIntervalMs: 2000,
-  targets: [{ vip: VIP, port: 443 }], clientBase: '10.100.0.1', clientCount: 5000, maxConcurrent: 100_000, seed: 42,
+  connectionsPerSecond: 40,
+  lifetime: { kind: 'lognormal', medianS: 120, sigma: 1, maxS: 3600 },
+  packetIntervalMs: 2000,
+  targets: [{ vip: VIP, port: 443 }],
+  clientBase: '10.100.0.1',
+  clientCount: 5000,
+  maxConcurrent: 100_000,
+  seed: 42,
 };
 
 /** Runs traffic for `warmS`, returns the generator with traffic still flowing. */
@@ -37,7 +50,7 @@ function warm(sw: SimSwitch, clock: VirtualClock, warmS = 120): TrafficGenerator
 }
 
 describe('resilient ECMP group', () => {
-  test('removal hands only the removed member\'s buckets to the others, evenly', () => {
+  test("removal hands only the removed member's buckets to the others, evenly", () => {
     const g = new ResilientGroup(64, NH);
     const before = [...g.table()];
     g.remove('10.0.1.2');
@@ -89,7 +102,9 @@ describe('the problem, without flowpin', () => {
     const gen = warm(sw, clock);
     const group = sw.vips.get(VIP)?.group as ResilientGroup;
     const moved = new Set(group.previewAdd(FIFTH));
-    const predicted = gen.liveConnections().filter((c) => moved.has(group.bucketOf(sw.hashOf(c.src, c.dst, 6, c.sport, c.dport)))).length;
+    const predicted = gen
+      .liveConnections()
+      .filter((c) => moved.has(group.bucketOf(sw.hashOf(c.src, c.dst, 6, c.sport, c.dport)))).length;
     assert.ok(predicted > 100, `only ${predicted} connections in moved buckets`);
     const live = gen.liveConnections().length;
     sw.groupAdd(VIP, FIFTH);
@@ -107,7 +122,9 @@ describe('the problem, without flowpin', () => {
       const gen = warm(sw, clock);
       const live = gen.liveConnections();
       sw.groupRemove(VIP, NH[1] as string);
-      const predicted = live.filter((c) => sw.ecmpNexthop(c.src, c.dst, 6, c.sport, c.dport) !== c.server).length;
+      const predicted = live.filter(
+        (c) => sw.ecmpNexthop(c.src, c.dst, 6, c.sport, c.dport) !== c.server,
+      ).length;
       gen.stop();
       clock.advance(3_610_000);
       return { reset: gen.counters.reset, predicted, live: live.length };
@@ -141,9 +158,18 @@ describe('mirror session', () => {
 });
 
 describe('pin table', () => {
-  const pinFor = (c: { src: string; dst: string; sport: number; dport: number }, nexthop: string, idle = 300) => ({
+  const pinFor = (
+    c: { src: string; dst: string; sport: number; dport: number },
+    nexthop: string,
+    idle = 300,
+  ) => ({
     source: 'directflow' as const,
-    match: { family: 4 as const, src: c.src, dst: c.dst, protocol: 6, sport: c.sport, dport: c.dport }, nexthop, idleTimeoutS: idle, hardTimeoutS: 0, persistent: false, priority: 0,
+    match: { family: 4 as const, src: c.src, dst: c.dst, protocol: 6, sport: c.sport, dport: c.dport },
+    nexthop,
+    idleTimeoutS: idle,
+    hardTimeoutS: 0,
+    persistent: false,
+    priority: 0,
   });
 
   test('pins override ECMP: pinned connections survive a drain', () => {
@@ -165,7 +191,9 @@ describe('pin table', () => {
     const sw = makeSwitch(clock);
     sw.directflowEnabled = true;
     const flow = { src: '10.100.0.9', dst: VIP, sport: 5555, dport: 443 };
-    const other = NH.find((n) => n !== sw.ecmpNexthop(flow.src, flow.dst, 6, flow.sport, flow.dport)) as string;
+    const other = NH.find(
+      (n) => n !== sw.ecmpNexthop(flow.src, flow.dst, 6, flow.sport, flow.dport),
+    ) as string;
     sw.pins.upsert('p', pinFor(flow, other, 10), clock.now());
     const pkt = { ...flow, protocol: 6, flags: 0x10, bytes: 100 };
     clock.advance(9_000);
@@ -184,14 +212,31 @@ describe('pin table', () => {
     const clock = new VirtualClock();
     const sw = makeSwitch(clock, { pinCapacity: 3 });
     sw.directflowEnabled = true;
-    for (let i = 0; i < 4; i++) sw.pins.upsert(`p${i}`, pinFor({ src: '10.100.0.1', dst: VIP, sport: 1000 + i, dport: 443 }, NH[0] as string, i === 0 ? 5 : 300), clock.now());
+    for (let i = 0; i < 4; i++)
+      sw.pins.upsert(
+        `p${i}`,
+        pinFor(
+          { src: '10.100.0.1', dst: VIP, sport: 1000 + i, dport: 443 },
+          NH[0] as string,
+          i === 0 ? 5 : 300,
+        ),
+        clock.now(),
+      );
     assert.equal(sw.pins.programmed, 3);
     assert.equal(sw.pins.get('p3')?.status, 'table-full');
-    assert.equal(sw.deliver({ src: '10.100.0.1', dst: VIP, sport: 1003, dport: 443, protocol: 6, flags: 0x10, bytes: 1 }).via, 'ecmp');
+    assert.equal(
+      sw.deliver({ src: '10.100.0.1', dst: VIP, sport: 1003, dport: 443, protocol: 6, flags: 0x10, bytes: 1 })
+        .via,
+      'ecmp',
+    );
     clock.advance(6_000);
     sw.pins.expire(clock.now());
     assert.equal(sw.pins.programmed, 2);
-    sw.pins.upsert('p3', pinFor({ src: '10.100.0.1', dst: VIP, sport: 1003, dport: 443 }, NH[0] as string), clock.now());
+    sw.pins.upsert(
+      'p3',
+      pinFor({ src: '10.100.0.1', dst: VIP, sport: 1003, dport: 443 }, NH[0] as string),
+      clock.now(),
+    );
     assert.equal(sw.pins.get('p3')?.status, 'programmed');
   });
 
@@ -199,7 +244,9 @@ describe('pin table', () => {
     const clock = new VirtualClock();
     const sw = makeSwitch(clock);
     const flow = { src: '10.100.0.9', dst: VIP, sport: 5555, dport: 443 };
-    const other = NH.find((n) => n !== sw.ecmpNexthop(flow.src, flow.dst, 6, flow.sport, flow.dport)) as string;
+    const other = NH.find(
+      (n) => n !== sw.ecmpNexthop(flow.src, flow.dst, 6, flow.sport, flow.dport),
+    ) as string;
     sw.pins.upsert('p', pinFor(flow, other), clock.now());
     assert.equal(sw.deliver({ ...flow, protocol: 6, flags: 0x10, bytes: 1 }).via, 'ecmp');
     sw.directflowEnabled = true;
@@ -232,8 +279,16 @@ describe('pin table', () => {
     const clock = new VirtualClock();
     const sw = makeSwitch(clock, { pinCapacity: 3, reservedPinEntries: 2 });
     assert.equal(sw.pins.free, 1);
-    sw.pins.upsert('a', pinFor({ src: '10.100.0.1', dst: VIP, sport: 1, dport: 443 }, NH[0] as string), clock.now());
-    sw.pins.upsert('b', pinFor({ src: '10.100.0.1', dst: VIP, sport: 2, dport: 443 }, NH[0] as string), clock.now());
+    sw.pins.upsert(
+      'a',
+      pinFor({ src: '10.100.0.1', dst: VIP, sport: 1, dport: 443 }, NH[0] as string),
+      clock.now(),
+    );
+    sw.pins.upsert(
+      'b',
+      pinFor({ src: '10.100.0.1', dst: VIP, sport: 2, dport: 443 }, NH[0] as string),
+      clock.now(),
+    );
     assert.equal(sw.pins.get('a')?.status, 'programmed');
     assert.equal(sw.pins.get('b')?.status, 'table-full');
     assert.equal(sw.pins.free, 0);

@@ -20,16 +20,36 @@ const plans: RunPlan[] = [
   { run: 4, seed: seed + 4, fault: 'corrupt', kind: 'drain', damage: 'garbage', delayMs: 0, stopMs: 0 },
 ];
 
-test(`torture, bounded: kills at the group write, a queued change killed, damaged state (seed ${seed})`, { timeout: 280_000 }, async () => {
-  const reports: RunReport[] = [];
-  for (const p of plans) {
-    const r = await runOnce(p, { rate: 1000, warmS: 3, lifetime: { medianS: 1, sigma: 0.7, maxS: 4 }, changeTimeoutS: 25, keep: false, cpuProf: false, verbose: false });
-    process.stdout.write(`${JSON.stringify(r)}\n`);
-    reports.push(r);
-  }
-  const bad = reports.filter((r) => !r.ok);
-  assert.deepEqual(bad.map((r) => `${r.fault}${r.phase === undefined ? '' : `@${r.phase}`}: ${r.violations.join('; ')}`), [], `seed ${seed}`);
-  // The runs did what they say: traffic flowed, kills happened, changes were made.
-  for (const r of reports) assert.ok((r.load?.['opened'] ?? 0) > 1000, `run ${r.run}: the load ran (${JSON.stringify(r.load)})`);
-  assert.ok(reports.slice(1).every((r) => r.kills >= 1), 'every fault run killed the controller');
-});
+test(
+  `torture, bounded: kills at the group write, a queued change killed, damaged state (seed ${seed})`,
+  { timeout: 280_000 },
+  async () => {
+    const reports: RunReport[] = [];
+    for (const p of plans) {
+      const r = await runOnce(p, {
+        rate: 1000,
+        warmS: 3,
+        lifetime: { medianS: 1, sigma: 0.7, maxS: 4 },
+        changeTimeoutS: 25,
+        keep: false,
+        cpuProf: false,
+        verbose: false,
+      });
+      process.stdout.write(`${JSON.stringify(r)}\n`);
+      reports.push(r);
+    }
+    const bad = reports.filter((r) => !r.ok);
+    assert.deepEqual(
+      bad.map((r) => `${r.fault}${r.phase === undefined ? '' : `@${r.phase}`}: ${r.violations.join('; ')}`),
+      [],
+      `seed ${seed}`,
+    );
+    // The runs did what they say: traffic flowed, kills happened, changes were made.
+    for (const r of reports)
+      assert.ok((r.load?.['opened'] ?? 0) > 1000, `run ${r.run}: the load ran (${JSON.stringify(r.load)})`);
+    assert.ok(
+      reports.slice(1).every((r) => r.kills >= 1),
+      'every fault run killed the controller',
+    );
+  },
+);

@@ -12,7 +12,15 @@ import { createSocket } from 'node:dgram';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { VirtualClock } from '../switch-sim/clock.js';
-import { DP_MAX_BATCH, decodeReply, encodeRequest, intToIpv4, ipv4ToInt, type DpResult, type DpSegment } from '../switch-sim/dataplane-wire.js';
+import {
+  DP_MAX_BATCH,
+  decodeReply,
+  encodeRequest,
+  intToIpv4,
+  ipv4ToInt,
+  type DpResult,
+  type DpSegment,
+} from '../switch-sim/dataplane-wire.js';
 import { Rng, sampleLifetimeMs } from '../switch-sim/rng.js';
 
 export const LOAD_USAGE = `usage: flowpin load --dataplane HOST:PORT [--vip ADDR:PORT] [--rate N] [--duration-s S]
@@ -63,8 +71,19 @@ export async function runLoad(o: LoadOptions, stopSignal: Promise<unknown>): Pro
   const clock = new VirtualClock(Date.now());
   const sock = createSocket({ type: 'udp4', recvBufferSize: 8 << 20, sendBufferSize: 8 << 20 });
   await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', () => resolve()));
-  const log: WriteStream | undefined = o.log === undefined ? undefined : createWriteStream(o.log, { flags: 'a' });
-  const s: LoadSummary = { opened: 0, failed: 0, closed: 0, reset: 0, unanswered: 0, segments: 0, abandoned: 0, firstSynAt: 0, lastSynAt: 0 };
+  const log: WriteStream | undefined =
+    o.log === undefined ? undefined : createWriteStream(o.log, { flags: 'a' });
+  const s: LoadSummary = {
+    opened: 0,
+    failed: 0,
+    closed: 0,
+    reset: 0,
+    unanswered: 0,
+    segments: 0,
+    abandoned: 0,
+    firstSynAt: 0,
+    lastSynAt: 0,
+  };
   const dst = ipv4ToInt(o.vip);
   const live = new Set<string>();
   const open = new Set<Conn>();
@@ -89,7 +108,14 @@ export async function runLoad(o: LoadOptions, stopSignal: Promise<unknown>): Pro
       const id = batchId++;
       waiting.set(id, { at: Date.now(), cbs: part.map((p) => p.cb) });
       s.segments += part.length;
-      sock.send(encodeRequest(id, part.map((p) => p.seg)), o.dataplane.port, o.dataplane.host);
+      sock.send(
+        encodeRequest(
+          id,
+          part.map((p) => p.seg),
+        ),
+        o.dataplane.port,
+        o.dataplane.host,
+      );
     }
     const now = Date.now();
     for (const [id, w] of waiting) {
@@ -113,7 +139,8 @@ export async function runLoad(o: LoadOptions, stopSignal: Promise<unknown>): Pro
     send({ src: c.src, dst, sport: c.sport, dport: o.port, flags }, (r) => {
       if (c.done) return;
       if (r === undefined) {
-        // No answer (a datagram lost on loopback, or a simulator too slow): the connection carries on; a close is done.
+        // No answer (a datagram lost on loopback, or a simulator too slow): the connection carries on; a
+        // close is done.
         s.unanswered++;
         if (c.closing || flags === 0x11) {
           s.closed++;
@@ -122,7 +149,8 @@ export async function runLoad(o: LoadOptions, stopSignal: Promise<unknown>): Pro
         return;
       }
       if (flags === 0x10 && c.closing) {
-        // The final ACK after the server's FIN: closed, wherever it went (a client in TIME-WAIT ignores a RST).
+        // The final ACK after the server's FIN: closed, wherever it went (a client in TIME-WAIT ignores a
+        // RST).
         s.closed++;
         finish(c);
       } else if (r.outcome === 'reset' || r.outcome === 'lost') {
@@ -152,7 +180,13 @@ export async function runLoad(o: LoadOptions, stopSignal: Promise<unknown>): Pro
     const key = `${src}:${sport}`;
     live.add(key);
     const now = clock.now();
-    const c: Conn = { src, sport, endAt: now + sampleLifetimeMs({ kind: 'lognormal', ...o.lifetime }, rng), done: false, closing: false };
+    const c: Conn = {
+      src,
+      sport,
+      endAt: now + sampleLifetimeMs({ kind: 'lognormal', ...o.lifetime }, rng),
+      done: false,
+      closing: false,
+    };
     open.add(c);
     synBatch.push(`${intToIpv4(src)}:${sport}`);
     send({ src, dst, sport, dport: o.port, flags: 0x02 }, (r) => {
@@ -208,15 +242,25 @@ export function loadOptionsFromArgs(args: string[]): LoadOptions {
     args,
     strict: true,
     options: {
-      dataplane: { type: 'string' }, vip: { type: 'string', default: '192.0.2.80:443' }, rate: { type: 'string', default: '1000' },
-      'duration-s': { type: 'string', default: '30' }, 'lifetime-median-s': { type: 'string', default: '2' }, 'lifetime-sigma': { type: 'string', default: '0.8' },
-      'lifetime-max-s': { type: 'string', default: '20' }, 'interval-ms': { type: 'string', default: '500' }, clients: { type: 'string', default: '10.100.0.0/16' },
-      seed: { type: 'string', default: '1' }, log: { type: 'string' }, 'finish-s': { type: 'string', default: '25' }, 'max-connections': { type: 'string', default: '2000000' },
+      dataplane: { type: 'string' },
+      vip: { type: 'string', default: '192.0.2.80:443' },
+      rate: { type: 'string', default: '1000' },
+      'duration-s': { type: 'string', default: '30' },
+      'lifetime-median-s': { type: 'string', default: '2' },
+      'lifetime-sigma': { type: 'string', default: '0.8' },
+      'lifetime-max-s': { type: 'string', default: '20' },
+      'interval-ms': { type: 'string', default: '500' },
+      clients: { type: 'string', default: '10.100.0.0/16' },
+      seed: { type: 'string', default: '1' },
+      log: { type: 'string' },
+      'finish-s': { type: 'string', default: '25' },
+      'max-connections': { type: 'string', default: '2000000' },
     },
   });
   const num = (k: keyof typeof values, min: number): number => {
     const v = Number(values[k]);
-    if (!Number.isFinite(v) || v < min) throw new RangeError(`--${k} must be a number >= ${min}, got '${String(values[k])}'`);
+    if (!Number.isFinite(v) || v < min)
+      throw new RangeError(`--${k} must be a number >= ${min}, got '${String(values[k])}'`);
     return v;
   };
   const hostPort = (v: string | undefined, flag: string): { host: string; port: number } => {
@@ -229,10 +273,23 @@ export function loadOptionsFromArgs(args: string[]): LoadOptions {
   const count = 2 ** (32 - Number(bits ?? 16));
   if (!(count >= 1)) throw new RangeError(`--clients BASE/BITS, got '${String(values.clients)}'`);
   return {
-    dataplane: hostPort(values.dataplane, 'dataplane'), vip: vip.host, port: vip.port, rate: num('rate', 0.001), durationS: num('duration-s', 0),
-    lifetime: { medianS: num('lifetime-median-s', 0.001), sigma: num('lifetime-sigma', 0), maxS: num('lifetime-max-s', 0.001) }, intervalMs: num('interval-ms', 1),
-    clientBase: ipv4ToInt(base ?? '10.100.0.0') + 1, clientCount: Math.max(1, count - 2), seed: num('seed', 0), ...(values.log === undefined ? {} : { log: values.log }),
-    finishS: num('finish-s', 0), maxConnections: num('max-connections', 1),
+    dataplane: hostPort(values.dataplane, 'dataplane'),
+    vip: vip.host,
+    port: vip.port,
+    rate: num('rate', 0.001),
+    durationS: num('duration-s', 0),
+    lifetime: {
+      medianS: num('lifetime-median-s', 0.001),
+      sigma: num('lifetime-sigma', 0),
+      maxS: num('lifetime-max-s', 0.001),
+    },
+    intervalMs: num('interval-ms', 1),
+    clientBase: ipv4ToInt(base ?? '10.100.0.0') + 1,
+    clientCount: Math.max(1, count - 2),
+    seed: num('seed', 0),
+    ...(values.log === undefined ? {} : { log: values.log }),
+    finishS: num('finish-s', 0),
+    maxConnections: num('max-connections', 1),
   };
 }
 

@@ -28,12 +28,20 @@ export interface Proc {
 }
 
 /** Starts `flowpin ARGS` with its output kept (the last 2 MB) and, if `logFile`, copied there. */
-export function flowpin(args: string[], o: { env?: Record<string, string>; logFile?: string; cpuProfDir?: string; prefix?: string[] } = {}): Proc {
+export function flowpin(
+  args: string[],
+  o: { env?: Record<string, string>; logFile?: string; cpuProfDir?: string; prefix?: string[] } = {},
+): Proc {
   const node = o.cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`];
   const argv = [...node, FLOWPIN, ...args];
   const cmd = o.prefix === undefined ? process.execPath : (o.prefix[0] as string);
-  const child = spawn(cmd, o.prefix === undefined ? argv : [...o.prefix.slice(1), process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...o.env } });
-  const log: WriteStream | undefined = o.logFile === undefined ? undefined : createWriteStream(o.logFile, { flags: 'a' });
+  const child = spawn(
+    cmd,
+    o.prefix === undefined ? argv : [...o.prefix.slice(1), process.execPath, ...argv],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...o.env } },
+  );
+  const log: WriteStream | undefined =
+    o.logFile === undefined ? undefined : createWriteStream(o.logFile, { flags: 'a' });
   let out = '';
   const listeners: ((line: string, at: number) => void)[] = [];
   const reader = (): ((d: Buffer) => void) => {
@@ -77,7 +85,12 @@ export function flowpin(args: string[], o: { env?: Record<string, string>; logFi
 }
 
 /** Waits until `get` gives a value, polling every `everyMs`, at most `ms`. */
-export async function until<T>(get: () => T | undefined | false | Promise<T | undefined | false>, ms: number, what: string, everyMs = 50): Promise<T> {
+export async function until<T>(
+  get: () => T | undefined | false | Promise<T | undefined | false>,
+  ms: number,
+  what: string,
+  everyMs = 50,
+): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     let v: T | undefined | false;
@@ -129,24 +142,57 @@ export const TOPOLOGY: Topology = {
   pinCapacity: 100_000,
 };
 
-/** The simulator: eAPI on, mirror of SYN, FIN and RST both ways toward `mirrorPort`, no traffic of its own. */
-export async function startSim(dir: string, mirrorPort: number, topo: Topology, resetLog: string, cpuProfDir?: string): Promise<SimHandle> {
+/**
+ * The simulator: eAPI on, mirror of SYN, FIN and RST both ways toward `mirrorPort`, no traffic of its own.
+ */
+export async function startSim(
+  dir: string,
+  mirrorPort: number,
+  topo: Topology,
+  resetLog: string,
+  cpuProfDir?: string,
+): Promise<SimHandle> {
   const file = path.join(dir, 'sim.yaml');
-  writeFileSync(file, [
-    `switch: { pinCapacity: ${topo.pinCapacity}, mirrorFinRst: true }`,
-    'vips:',
-    ...topo.vips.map((v) => `  - { address: ${v.address}, nexthops: [${v.nexthops.join(', ')}] }`),
-    `spareServers: [${topo.spare.join(', ')}]`,
-    'mirror: { replies: true, replyRst: true, replyFin: true }',
-    'gnmi: { enabled: false }',
-    '',
-  ].join('\n'));
-  const p = flowpin(['sim', '--config', file, '--eapi-port', '0', '--status-port', '0', '--mirror', `127.0.0.1:${mirrorPort}`, '--no-traffic', '--dataplane', '127.0.0.1:0', '--reset-log', resetLog], { logFile: path.join(dir, 'sim.log'), ...(cpuProfDir === undefined ? {} : { cpuProfDir }) });
+  writeFileSync(
+    file,
+    [
+      `switch: { pinCapacity: ${topo.pinCapacity}, mirrorFinRst: true }`,
+      'vips:',
+      ...topo.vips.map((v) => `  - { address: ${v.address}, nexthops: [${v.nexthops.join(', ')}] }`),
+      `spareServers: [${topo.spare.join(', ')}]`,
+      'mirror: { replies: true, replyRst: true, replyFin: true }',
+      'gnmi: { enabled: false }',
+      '',
+    ].join('\n'),
+  );
+  const p = flowpin(
+    [
+      'sim',
+      '--config',
+      file,
+      '--eapi-port',
+      '0',
+      '--status-port',
+      '0',
+      '--mirror',
+      `127.0.0.1:${mirrorPort}`,
+      '--no-traffic',
+      '--dataplane',
+      '127.0.0.1:0',
+      '--reset-log',
+      resetLog,
+    ],
+    { logFile: path.join(dir, 'sim.log'), ...(cpuProfDir === undefined ? {} : { cpuProfDir }) },
+  );
   try {
     await until(() => /dataplane (\S+)/.test(p.out()) || p.exited(), 30_000, 'the simulator');
     if (p.exited()) throw new Error(`the simulator exited: ${p.out()}`);
     const m = (re: RegExp): string => re.exec(p.out())?.[1] ?? '';
-    return Object.assign(p, { eapi: m(/eAPI\s+(http:\S+)/), status: m(/counters (http:\S+)\/counters/), dataplane: m(/dataplane (\S+)/) });
+    return Object.assign(p, {
+      eapi: m(/eAPI\s+(http:\S+)/),
+      status: m(/counters (http:\S+)\/counters/),
+      dataplane: m(/dataplane (\S+)/),
+    });
   } catch (err) {
     await p.stop();
     throw err;
@@ -163,28 +209,33 @@ export interface ControllerSetup {
   topo: Topology;
 }
 
-/** Writes the controller's configuration: the simulator over eAPI, mirror with replies, state in `stateDir`. */
+/**
+ * Writes the controller's configuration: the simulator over eAPI, mirror with replies, state in `stateDir`.
+ */
 export function writeControllerConfig(s: ControllerSetup): string {
   const file = path.join(s.dir, 'flowpin.yaml');
-  writeFileSync(file, [
-    `api: { host: 127.0.0.1, port: ${s.apiPort}, token: ${s.token} }`,
-    `mirror: { udp: [{ host: 127.0.0.1, port: ${s.mirrorPort} }], raw: false }`,
-    'pinMode: on-change',
-    `stateFile: ${path.join(s.stateDir, 'state.json')}`,
-    'persistIntervalS: 5',
-    'switches:',
-    '  - name: sim1',
-    '    adapter: arista-eapi',
-    '    mirrorSources: [127.0.0.2]',
-    `    pinTableSize: ${s.topo.pinCapacity}`,
-    '    mirrorReplies: true',
-    // The bed's load starts after this file is written: no connection to its VIPs is older. The
-    // records' unseen figures then estimate the gaps while the controller was down, not a warm-up.
-    `    connectionsSince: ${Date.now()}`,
-    `    eapi: { url: '${s.eapi}', username: admin, password: flowpin, groupTemplate: static-ecmp }`,
-    '    vips:',
-    ...s.topo.vips.map((v) => `      - { address: ${v.address}, nexthops: [${v.nexthops.join(', ')}] }`),
-    '',
-  ].join('\n'));
+  writeFileSync(
+    file,
+    [
+      `api: { host: 127.0.0.1, port: ${s.apiPort}, token: ${s.token} }`,
+      `mirror: { udp: [{ host: 127.0.0.1, port: ${s.mirrorPort} }], raw: false }`,
+      'pinMode: on-change',
+      `stateFile: ${path.join(s.stateDir, 'state.json')}`,
+      'persistIntervalS: 5',
+      'switches:',
+      '  - name: sim1',
+      '    adapter: arista-eapi',
+      '    mirrorSources: [127.0.0.2]',
+      `    pinTableSize: ${s.topo.pinCapacity}`,
+      '    mirrorReplies: true',
+      // The bed's load starts after this file is written: no connection to its VIPs is older. The
+      // records' unseen figures then estimate the gaps while the controller was down, not a warm-up.
+      `    connectionsSince: ${Date.now()}`,
+      `    eapi: { url: '${s.eapi}', username: admin, password: flowpin, groupTemplate: static-ecmp }`,
+      '    vips:',
+      ...s.topo.vips.map((v) => `      - { address: ${v.address}, nexthops: [${v.nexthops.join(', ')}] }`),
+      '',
+    ].join('\n'),
+  );
   return file;
 }

@@ -3,14 +3,26 @@
 // temporary files a kill left behind, and damage done on purpose (truncated, garbage lines,
 // a record with an invalid field, a broken header).
 
-import { existsSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync, appendFileSync } from 'node:fs';
+import {
+  existsSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+  appendFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { FileStateStore, loadState } from '../controller/state-store.js';
 import { specOf } from '../controller/switch-runtime.js';
 import type { Damage } from './schedule.js';
 
 /** The flows (as "src:sport") a restart would restore, and when the snapshot was taken. */
-export function restorable(stateFile: string): { flows: Set<string>; savedAt: number | undefined; error?: string } {
+export function restorable(stateFile: string): {
+  flows: Set<string>;
+  savedAt: number | undefined;
+  error?: string;
+} {
   try {
     const s = loadState(new FileStateStore(stateFile));
     const flows = new Set<string>();
@@ -56,7 +68,9 @@ export function damage(stateFile: string, how: Damage): string {
     }
     case 'bad-record': {
       if (!existsSync(changes)) return `${changes} absent: nothing damaged`;
-      const doc = JSON.parse(readFileSync(changes, 'utf8')) as { changes: Record<string, { nexthop: string }[]> };
+      const doc = JSON.parse(readFileSync(changes, 'utf8')) as {
+        changes: Record<string, { nexthop: string }[]>;
+      };
       for (const list of Object.values(doc.changes)) for (const r of list) r.nexthop = 'not-an-ip';
       writeFileSync(changes, JSON.stringify(doc));
       return `${changes} with nexthop not-an-ip`;
@@ -64,7 +78,11 @@ export function damage(stateFile: string, how: Damage): string {
     case 'bad-header': {
       const f = existsSync(stateFile) ? stateFile : changes;
       const text = existsSync(f) ? readFileSync(f, 'latin1') : '';
-      writeFileSync(f, `{"version":2,"savedAt":"yesterday"${text.slice(text.indexOf('\n') < 0 ? text.length : text.indexOf('\n'))}`, 'latin1');
+      writeFileSync(
+        f,
+        `{"version":2,"savedAt":"yesterday"${text.slice(text.indexOf('\n') < 0 ? text.length : text.indexOf('\n'))}`,
+        'latin1',
+      );
       return `${f} with a broken header`;
     }
   }

@@ -95,14 +95,23 @@ export function gapCount(rec: RecordView): number {
   return 0;
 }
 
-const inDowntime = (t: number, down: readonly Downtime[]): boolean => down.some((d) => t >= d.from - MIRROR_MARGIN_MS && t <= d.to + MIRROR_MARGIN_MS);
+const inDowntime = (t: number, down: readonly Downtime[]): boolean =>
+  down.some((d) => t >= d.from - MIRROR_MARGIN_MS && t <= d.to + MIRROR_MARGIN_MS);
 
 /** Which change each reset happened across: the last change of its VIP called before it, that it concerns. */
-export function attribute(resets: readonly ResetLine[], changes: readonly Watched[]): { by: Map<Watched, ResetLine[]>; unattributed: ResetLine[] } {
+export function attribute(
+  resets: readonly ResetLine[],
+  changes: readonly Watched[],
+): { by: Map<Watched, ResetLine[]>; unattributed: ResetLine[] } {
   const by = new Map<Watched, ResetLine[]>(changes.map((c) => [c, []]));
   const unattributed: ResetLine[] = [];
   for (const r of resets) {
-    const cands = changes.filter((c) => c.vip === r.dst && c.callAt <= r.at && (c.kind === 'drain' ? r.server === c.nexthop : r.reached === c.nexthop));
+    const cands = changes.filter(
+      (c) =>
+        c.vip === r.dst &&
+        c.callAt <= r.at &&
+        (c.kind === 'drain' ? r.server === c.nexthop : r.reached === c.nexthop),
+    );
     const c = cands.sort((a, b) => b.callAt - a.callAt)[0];
     if (c === undefined) unattributed.push(r);
     else by.get(c)?.push(r);
@@ -110,10 +119,17 @@ export function attribute(resets: readonly ResetLine[], changes: readonly Watche
   return { by, unattributed };
 }
 
-export const flowName = (r: { src: string; sport: number; dst: string; dport: number }): string => `${r.src.includes(":") ? `[${r.src}]` : r.src}:${r.sport}->${r.dst.includes(":") ? `[${r.dst}]` : r.dst}:${r.dport}`;
+export const flowName = (r: { src: string; sport: number; dst: string; dport: number }): string =>
+  `${r.src.includes(':') ? `[${r.src}]` : r.src}:${r.sport}->${r.dst.includes(':') ? `[${r.dst}]` : r.dst}:${r.dport}`;
 
 /** Checks one change against the resets it caused and what the simulator showed. */
-export function judge(c: Watched, rec: RecordView | undefined, resets: readonly ResetLine[], down: readonly Downtime[], counted: Set<string> | undefined): ChangeTruth {
+export function judge(
+  c: Watched,
+  rec: RecordView | undefined,
+  resets: readonly ResetLine[],
+  down: readonly Downtime[],
+  counted: Set<string> | undefined,
+): ChangeTruth {
   const held = rec?.heldAt ?? c.seen['held'] ?? c.callAt;
   let protectedN = 0;
   let seenUnpinned = 0;
@@ -129,57 +145,136 @@ export function judge(c: Watched, rec: RecordView | undefined, resets: readonly 
   const atRisk = rec?.atRisk;
   const windowFlows = rec?.windowFlows;
   const countedN = (atRisk ?? 0) + (windowFlows ?? 0) + (rec === undefined ? 0 : gapCount(rec));
-  // Connections opened while flowpin was down cannot be named in its list: the record's gap estimate covers them, up to its size.
-  const uncounted = counted === undefined ? Math.max(0, resets.length - countedN) : resets.filter((r) => !inDowntime(r.openedAt, down) && !counted.has(flowName(r))).length + Math.max(0, blind - (rec === undefined ? 0 : gapCount(rec)));
+  // Connections opened while flowpin was down cannot be named in its list: the record's gap estimate covers
+  // them, up to its size.
+  const uncounted =
+    counted === undefined
+      ? Math.max(0, resets.length - countedN)
+      : resets.filter((r) => !inDowntime(r.openedAt, down) && !counted.has(flowName(r))).length +
+        Math.max(0, blind - (rec === undefined ? 0 : gapCount(rec)));
   const falseRec: string[] = [];
   if (rec === undefined) {
-    if ((c.status >= 200 && c.status < 300) || c.seen['record'] !== undefined) falseRec.push(`lost: the change was ${c.status >= 200 && c.status < 300 ? 'accepted' : 'recorded'} and its record is gone`);
+    if ((c.status >= 200 && c.status < 300) || c.seen['record'] !== undefined)
+      falseRec.push(
+        `lost: the change was ${c.status >= 200 && c.status < 300 ? 'accepted' : 'recorded'} and its record is gone`,
+      );
   } else {
     const final = rec.phase !== 'queued' && rec.phase !== 'pending' && rec.phase !== 'applied';
-    if (c.kind === 'drain' && final && rec.phase !== 'failed' && rec.deadlineReached !== true && c.atFinal !== undefined && c.atFinal.live > 0) {
-      falseRec.push(`${rec.phase} with ${c.atFinal.live} live connections and ${c.atFinal.pins} pins left on ${c.nexthop}`);
+    if (
+      c.kind === 'drain' &&
+      final &&
+      rec.phase !== 'failed' &&
+      rec.deadlineReached !== true &&
+      c.atFinal !== undefined &&
+      c.atFinal.live > 0
+    ) {
+      falseRec.push(
+        `${rec.phase} with ${c.atFinal.live} live connections and ${c.atFinal.pins} pins left on ${c.nexthop}`,
+      );
     }
-    // Only where the sample was taken close to the effect: pins come (late pins of window flows) and go (ended connections).
-    if (c.kind === 'drain' && c.pinsAtEffective !== undefined && c.pinsSampledAt !== undefined && rec.effectiveAt !== undefined && c.pinsSampledAt - rec.effectiveAt < 300 && typeof rec.pinned === 'number' && rec.resumed !== true) {
+    // Only where the sample was taken close to the effect: pins come (late pins of window flows) and go
+    // (ended connections).
+    if (
+      c.kind === 'drain' &&
+      c.pinsAtEffective !== undefined &&
+      c.pinsSampledAt !== undefined &&
+      rec.effectiveAt !== undefined &&
+      c.pinsSampledAt - rec.effectiveAt < 300 &&
+      typeof rec.pinned === 'number' &&
+      rec.resumed !== true
+    ) {
       const t = c.pinsAtEffective;
-      if (Math.abs(rec.pinned - t) > Math.max(20, 0.25 * t)) falseRec.push(`pinned ${rec.pinned}, the switch had ${t} pins toward ${c.nexthop} when it took effect`);
+      if (Math.abs(rec.pinned - t) > Math.max(20, 0.25 * t))
+        falseRec.push(
+          `pinned ${rec.pinned}, the switch had ${t} pins toward ${c.nexthop} when it took effect`,
+        );
     }
-    if (atRisk !== undefined && seenUnpinned > (atRisk ?? 0) + (rec === undefined ? 0 : gapCount(rec))) falseRec.push(`atRisk ${atRisk}, ${seenUnpinned} connections seen before the barrier without a pin were reset`);
+    if (atRisk !== undefined && seenUnpinned > (atRisk ?? 0) + (rec === undefined ? 0 : gapCount(rec)))
+      falseRec.push(
+        `atRisk ${atRisk}, ${seenUnpinned} connections seen before the barrier without a pin were reset`,
+      );
     // A window not measured reads null (the record says so): no figure to contradict.
-    if (typeof windowFlows === 'number' && window > windowFlows) falseRec.push(`windowFlows ${windowFlows}, ${window} connections opened in the window were reset`);
+    if (typeof windowFlows === 'number' && window > windowFlows)
+      falseRec.push(`windowFlows ${windowFlows}, ${window} connections opened in the window were reset`);
     // Applied before the switch accepted the write is false; after it, late by the answer's way back
     // (a figure, not a falsehood), unless the write was accepted before a kill and the record
     // dates it after the restart: inferred, not measured.
     if (rec.appliedAt !== undefined && c.groupWriteAt !== undefined) {
-      if (rec.appliedAt < c.groupWriteAt - 50) falseRec.push(`appliedAt ${c.groupWriteAt - rec.appliedAt} ms before the switch accepted the group write`);
-      const killedAfterWrite = down.find((d) => d.from >= (c.groupWriteAt as number) && d.to <= (rec.appliedAt as number));
-      if (killedAfterWrite !== undefined) falseRec.push(`appliedAt ${rec.appliedAt - c.groupWriteAt} ms after the switch accepted the group write, dated after the restart (inferred, not measured)`);
+      if (rec.appliedAt < c.groupWriteAt - 50)
+        falseRec.push(
+          `appliedAt ${c.groupWriteAt - rec.appliedAt} ms before the switch accepted the group write`,
+        );
+      const killedAfterWrite = down.find(
+        (d) => d.from >= (c.groupWriteAt as number) && d.to <= (rec.appliedAt as number),
+      );
+      if (killedAfterWrite !== undefined)
+        falseRec.push(
+          `appliedAt ${rec.appliedAt - c.groupWriteAt} ms after the switch accepted the group write, dated after the restart (inferred, not measured)`,
+        );
     }
     // The switch accepted the group write and the controller was killed before the record saw
     // the change take effect: its window ran across the kill, and no process measured it. The
     // record must say so (null), not give figures that look measured.
     if (rec.resumed === true && c.groupWriteAt !== undefined) {
-      const across = down.find((d) => d.from >= (c.groupWriteAt as number) && (rec.effectiveAt === undefined || rec.effectiveAt >= d.from));
+      const across = down.find(
+        (d) =>
+          d.from >= (c.groupWriteAt as number) &&
+          (rec.effectiveAt === undefined || rec.effectiveAt >= d.from),
+      );
       const measuredLooking = (['windowFlows', 'pinned'] as const).filter((k) => typeof rec[k] === 'number');
-      if (across !== undefined && measuredLooking.length > 0) falseRec.push(`${measuredLooking.map((k) => `${k} ${String(rec[k])}`).join(', ')} for a window that ran across the kill (the switch accepted the group write before it): not measured, yet not null`);
+      if (across !== undefined && measuredLooking.length > 0)
+        falseRec.push(
+          `${measuredLooking.map((k) => `${k} ${String(rec[k])}`).join(', ')} for a window that ran across the kill (the switch accepted the group write before it): not measured, yet not null`,
+        );
     }
-    if (rec.resumed === true && final && rec.phase !== 'failed' && resets.length > 0 && (rec.pinned ?? 0) + (rec.atRisk ?? 0) + (rec.windowFlows ?? 0) + gapCount(rec) === 0) {
-      falseRec.push(`resumed ${rec.phase} with pinned 0, atRisk 0, windowFlows 0 while ${resets.length} connections were reset`);
+    if (
+      rec.resumed === true &&
+      final &&
+      rec.phase !== 'failed' &&
+      resets.length > 0 &&
+      (rec.pinned ?? 0) + (rec.atRisk ?? 0) + (rec.windowFlows ?? 0) + gapCount(rec) === 0
+    ) {
+      falseRec.push(
+        `resumed ${rec.phase} with pinned 0, atRisk 0, windowFlows 0 while ${resets.length} connections were reset`,
+      );
     }
   }
   return {
-    id: rec?.id ?? c.id, kind: c.kind, nexthop: c.nexthop, phase: rec?.phase, resumed: rec?.resumed === true,
-    pinned: rec?.pinned, atRisk, windowFlows,
-    resets: resets.length, protected: protectedN, seenUnpinned, window, blind, counted: countedN, uncounted,
+    id: rec?.id ?? c.id,
+    kind: c.kind,
+    nexthop: c.nexthop,
+    phase: rec?.phase,
+    resumed: rec?.resumed === true,
+    pinned: rec?.pinned,
+    atRisk,
+    windowFlows,
+    resets: resets.length,
+    protected: protectedN,
+    seenUnpinned,
+    window,
+    blind,
+    counted: countedN,
+    uncounted,
     callToAppliedMs: rec?.appliedAt === undefined ? undefined : rec.appliedAt - c.callAt,
     heldToSentMs: rec?.sentAt === undefined || rec.heldAt === undefined ? undefined : rec.sentAt - rec.heldAt,
-    appliedLagMs: rec?.appliedAt === undefined || c.groupWriteAt === undefined ? undefined : rec.appliedAt - c.groupWriteAt,
+    appliedLagMs:
+      rec?.appliedAt === undefined || c.groupWriteAt === undefined
+        ? undefined
+        : rec.appliedAt - c.groupWriteAt,
     false: falseRec,
   };
 }
 
-/** The journal's loss at a kill: SYNs sent after the last snapshot and before the kill that a restart would not know. */
-export function journalLoss(syns: readonly { t: number; flow: string }[], restored: Set<string>, since: number, killAt: number): { lossWindowMs: number; missing: number; lastSentMs: number; lastRestoredMs: number } {
+/**
+ * The journal's loss at a kill: SYNs sent after the last snapshot and before the kill that a restart would
+ * not know.
+ */
+export function journalLoss(
+  syns: readonly { t: number; flow: string }[],
+  restored: Set<string>,
+  since: number,
+  killAt: number,
+): { lossWindowMs: number; missing: number; lastSentMs: number; lastRestoredMs: number } {
   let earliestMissing = Infinity;
   let missing = 0;
   let lastSent = -Infinity;
@@ -194,5 +289,10 @@ export function journalLoss(syns: readonly { t: number; flow: string }[], restor
     }
   }
   const rel = (t: number): number => (Number.isFinite(t) ? killAt - t : -1);
-  return { lossWindowMs: missing === 0 ? 0 : killAt - earliestMissing, missing, lastSentMs: rel(lastSent), lastRestoredMs: rel(lastRestored) };
+  return {
+    lossWindowMs: missing === 0 ? 0 : killAt - earliestMissing,
+    missing,
+    lastSentMs: rel(lastSent),
+    lastRestoredMs: rel(lastRestored),
+  };
 }

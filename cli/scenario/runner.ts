@@ -59,7 +59,9 @@ export interface ScenarioOptions {
    * hours), the live connections as found open in its steady state.
    */
   lifetimes?: 'fixed' | 'realistic';
-  /** Share of connections the client half-closes (its FIN first, the server still sending for `halfCloseS`). */
+  /**
+   * Share of connections the client half-closes (its FIN first, the server still sending for `halfCloseS`).
+   */
   halfCloseShare?: number;
   halfCloseS?: number;
   /** Share of connections the server closes first, and of those reset by either side. */
@@ -68,13 +70,22 @@ export interface ScenarioOptions {
   /** Share of connections idle for long stretches: one packet every `idleGapS`. */
   idleShare?: number;
   idleGapS?: number;
-  /** Traffic before flowpin starts (s): connections it never saw open; the configuration then does not say since when connections exist. */
+  /**
+   * Traffic before flowpin starts (s): connections it never saw open; the configuration then does not say
+   * since when connections exist.
+   */
   preexistingS?: number;
-  /** What the switch mirrors of connections' ends: SYNs only (default), the clients' FIN/RST (client-side), or FIN/RST both ways (the reply session too). */
+  /**
+   * What the switch mirrors of connections' ends: SYNs only (default), the clients' FIN/RST (client-side), or
+   * FIN/RST both ways (the reply session too).
+   */
   mirrorEnds?: 'syn-only' | 'client-side' | 'both-ways';
   /** Pin table entries held by other owners (the table is shared). */
   sharedTable?: number;
-  /** The bound each change consents to (`maxAtRisk`); unbounded unless given (the scenario measures what changes cost). */
+  /**
+   * The bound each change consents to (`maxAtRisk`); unbounded unless given (the scenario measures what
+   * changes cost).
+   */
   maxAtRisk?: MaxAtRisk;
 }
 
@@ -82,7 +93,14 @@ export interface ScenarioOptions {
 export interface ChangeFigures {
   step: ChangeStep;
   /** The dry run just before the call (flowpin only). */
-  dryRun?: { flowsToPin: number; freeEntries: number; tableFull: number; unseen: number; warming: boolean; total: number };
+  dryRun?: {
+    flowsToPin: number;
+    freeEntries: number;
+    tableFull: number;
+    unseen: number;
+    warming: boolean;
+    total: number;
+  };
   /** Why the change did not go ahead (refused by its bound, or stopped before its group write), or null. */
   refused: string | null;
   /**
@@ -95,7 +113,10 @@ export interface ChangeFigures {
   pinsOnLive: number;
   movedLive: number;
   pinsPerMovedLive: number;
-  /** The record's `pinned`: every programmed pin the change relied on (for an addition, those of earlier changes on the VIP too). */
+  /**
+   * The record's `pinned`: every programmed pin the change relied on (for an addition, those of earlier
+   * changes on the VIP too).
+   */
   recordPinned: number;
   atRisk: number;
   windowFlows: number;
@@ -146,15 +167,29 @@ export interface ScenarioResult {
   changes: ChangeFigures[];
 }
 
-export const DEFAULT_SCENARIO: ScenarioOptions = { live: 2000, rate: 200, latencyMs: 5, programDelayMs: 50, table: 200_000, changes: ['drain', 'add'], seed: 1, settleMs: 20, gapMs: 4000 };
+export const DEFAULT_SCENARIO: ScenarioOptions = {
+  live: 2000,
+  rate: 200,
+  latencyMs: 5,
+  programDelayMs: 50,
+  table: 200_000,
+  changes: ['drain', 'add'],
+  seed: 1,
+  settleMs: 20,
+  gapMs: 4000,
+};
 
 const VIP = '192.0.2.80';
 const MEMBERS = ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4'];
 const SPARE = '10.0.1.5';
 const LIVE: LifetimeDistribution = { kind: 'fixed', s: 7200 };
 const NEW: LifetimeDistribution = { kind: 'lognormal', medianS: 30, sigma: 1.2, maxS: 3600 };
-/** The realistic model: the lifetimes `flowpin start` gives its traffic (its defaults read as it reads them). */
-export const REALISTIC: LifetimeDistribution = readScenario(Reader.fromObject('(flowpin start defaults)', DEMO_DEFAULTS)).traffic.lifetime;
+/**
+ * The realistic model: the lifetimes `flowpin start` gives its traffic (its defaults read as it reads them).
+ */
+export const REALISTIC: LifetimeDistribution = readScenario(
+  Reader.fromObject('(flowpin start defaults)', DEMO_DEFAULTS),
+).traffic.lifetime;
 
 export async function runScenario(config: ScenarioConfig, o: ScenarioOptions): Promise<ScenarioResult> {
   const wall = performance.now();
@@ -163,20 +198,55 @@ export async function runScenario(config: ScenarioConfig, o: ScenarioOptions): P
   const mirror = o.mirrorEnds ?? 'syn-only';
   const realistic = o.lifetimes === 'realistic';
   const preMs = (o.preexistingS ?? 0) * 1000;
-  const close = { halfCloseShare: o.halfCloseShare ?? 0, halfCloseS: o.halfCloseS ?? 2, serverCloseShare: o.serverCloseShare ?? 0, rstShare: o.rstShare ?? 0, serverRstShare: 0 };
+  const close = {
+    halfCloseShare: o.halfCloseShare ?? 0,
+    halfCloseS: o.halfCloseS ?? 2,
+    serverCloseShare: o.serverCloseShare ?? 0,
+    rstShare: o.rstShare ?? 0,
+    serverRstShare: 0,
+  };
   const world = new World({
-    switches: [{
-      name: 'sw1', vips: [{ address: VIP, nexthops: MEMBERS, port: 443 }], spares: [SPARE], ecmpMode: config === 'mod-n' ? 'mod-n' : 'resilient', pinCapacity: o.table, programDelayMs: o.programDelayMs, rate: o.rate,
-      lifetime: realistic ? REALISTIC : NEW, reservedPinEntries: o.sharedTable ?? 0,
-      resolution, mirrorReplies: resolution !== 'lookup' || mirror === 'both-ways', mirrorFinRst: mirror !== 'syn-only', mirrorReplyFinRst: mirror === 'both-ways',
-      lookup: o.lookup ?? 'exact', ...(o.clientRttMs === undefined ? {} : { clientRttMs: o.clientRttMs }),
-      close, idleShare: o.idleShare ?? 0, idleGapS: o.idleGapS ?? 600,
-    }],
-    latencyMs: o.latencyMs, mirrorDelayMs: 1, packetIntervalMs: 2000, seed: o.seed, adapter: o.adapter ?? 'sim',
+    switches: [
+      {
+        name: 'sw1',
+        vips: [{ address: VIP, nexthops: MEMBERS, port: 443 }],
+        spares: [SPARE],
+        ecmpMode: config === 'mod-n' ? 'mod-n' : 'resilient',
+        pinCapacity: o.table,
+        programDelayMs: o.programDelayMs,
+        rate: o.rate,
+        lifetime: realistic ? REALISTIC : NEW,
+        reservedPinEntries: o.sharedTable ?? 0,
+        resolution,
+        mirrorReplies: resolution !== 'lookup' || mirror === 'both-ways',
+        mirrorFinRst: mirror !== 'syn-only',
+        mirrorReplyFinRst: mirror === 'both-ways',
+        lookup: o.lookup ?? 'exact',
+        ...(o.clientRttMs === undefined ? {} : { clientRttMs: o.clientRttMs }),
+        close,
+        idleShare: o.idleShare ?? 0,
+        idleGapS: o.idleGapS ?? 600,
+      },
+    ],
+    latencyMs: o.latencyMs,
+    mirrorDelayMs: 1,
+    packetIntervalMs: 2000,
+    seed: o.seed,
+    adapter: o.adapter ?? 'sim',
     // The live connections open at once: the look-up queue is sized to take them all, as an
     // operator sizes resolveQueue for the bursts the VIPs see (else they are shed, and counted).
     // Where traffic ran before flowpin, its operator cannot say since when: nothing is claimed.
-    ...(flowpin ? { controller: { pinMode: config, settleMs: o.settleMs, barrierTimeoutMs: 30_000, resolveQueue: Math.max(500_000, Math.ceil(o.live * 1.1)), ...(preMs > 0 ? { connectionsSince: 'unstated' as const } : {}) } } : {}),
+    ...(flowpin
+      ? {
+          controller: {
+            pinMode: config,
+            settleMs: o.settleMs,
+            barrierTimeoutMs: 30_000,
+            resolveQueue: Math.max(500_000, Math.ceil(o.live * 1.1)),
+            ...(preMs > 0 ? { connectionsSince: 'unstated' as const } : {}),
+          },
+        }
+      : {}),
   });
   const s = world.sw('sw1');
   const start = world.now;
@@ -223,20 +293,51 @@ export async function runScenario(config: ScenarioConfig, o: ScenarioOptions): P
     const nh = step === 'drain' ? (MEMBERS[1] as string) : SPARE;
     const op = step === 'drain' ? 'remove' : 'add';
     const movesBefore = s.traffic.moves.length;
-    const figures: ChangeFigures = { step, refused: null, pins: 0, pinsOnLive: 0, movedLive: 0, pinsPerMovedLive: 0, recordPinned: 0, atRisk: 0, windowFlows: 0, unseen: 0 };
+    const figures: ChangeFigures = {
+      step,
+      refused: null,
+      pins: 0,
+      pinsOnLive: 0,
+      movedLive: 0,
+      pinsPerMovedLive: 0,
+      recordPinned: 0,
+      atRisk: 0,
+      windowFlows: 0,
+      unseen: 0,
+    };
     if (flowpin) {
       const cm = world.controller?.changeManager('sw1');
       if (cm === undefined) throw new Error('no controller');
-      const dry = (await world.settle(step === 'drain' ? cm.drain(VIP, nh, { dryRun: true }) : cm.add(VIP, nh, { dryRun: true }), 120_000)) as DryRunReport;
-      figures.dryRun = { flowsToPin: dry.flowsToPin, freeEntries: dry.freeEntries, tableFull: dry.atRiskBy['table-full'], unseen: dry.unseen, warming: dry.warming, total: dry.figures.total };
+      const dry = (await world.settle(
+        step === 'drain' ? cm.drain(VIP, nh, { dryRun: true }) : cm.add(VIP, nh, { dryRun: true }),
+        120_000,
+      )) as DryRunReport;
+      figures.dryRun = {
+        flowsToPin: dry.flowsToPin,
+        freeEntries: dry.freeEntries,
+        tableFull: dry.atRiskBy['table-full'],
+        unseen: dry.unseen,
+        warming: dry.warming,
+        total: dry.figures.total,
+      };
       const w0 = performance.now();
       // The scenario measures what a change costs: it consents to any cost unless given a bound.
       const consent = { maxAtRisk: o.maxAtRisk ?? ('unbounded' as const) };
       try {
-        const rec = (await world.settle(step === 'drain' ? cm.drain(VIP, nh, consent) : cm.add(VIP, nh, consent), 120_000)) as ChangeRecord;
+        const rec = (await world.settle(
+          step === 'drain' ? cm.drain(VIP, nh, consent) : cm.add(VIP, nh, consent),
+          120_000,
+        )) as ChangeRecord;
         applyMs.push((rec.appliedAt ?? world.now) - called);
         const own = ownPins(world, rec.id, s.traffic.liveConnections());
-        Object.assign(figures, { pins: own.pins, pinsOnLive: own.onLive, recordPinned: rec.pinned ?? 0, atRisk: rec.atRisk ?? 0, windowFlows: rec.windowFlows ?? 0, unseen: rec.unseen ?? 0 });
+        Object.assign(figures, {
+          pins: own.pins,
+          pinsOnLive: own.onLive,
+          recordPinned: rec.pinned ?? 0,
+          atRisk: rec.atRisk ?? 0,
+          windowFlows: rec.windowFlows ?? 0,
+          unseen: rec.unseen ?? 0,
+        });
       } catch (err) {
         // Refused by its bound, or stopped before its group write: flowpin's answer, recorded.
         if (!(err instanceof FlowpinError)) throw err;
@@ -255,43 +356,69 @@ export async function runScenario(config: ScenarioConfig, o: ScenarioOptions): P
     sample();
     await world.advance(o.gapMs);
     // The live connections the group write moved, as the switch counted them when it took effect.
-    figures.movedLive = s.traffic.moves.slice(movesBefore).filter((m) => m.vip === VIP && m.op === op && m.nexthop === nh).reduce((n, m) => n + m.moved, 0);
+    figures.movedLive = s.traffic.moves
+      .slice(movesBefore)
+      .filter((m) => m.vip === VIP && m.op === op && m.nexthop === nh)
+      .reduce((n, m) => n + m.moved, 0);
     figures.pinsPerMovedLive = figures.movedLive === 0 ? 0 : round2(figures.pins / figures.movedLive);
     changes.push(figures);
   }
   world.stopTraffic();
   sample();
   const audit = world.audit();
-  if (process.env['FLOWPIN_SCENARIO_DEBUG'] !== undefined) for (const d of audit.details) process.stderr.write(`${config}: ${d}\n`);
+  if (process.env['FLOWPIN_SCENARIO_DEBUG'] !== undefined)
+    for (const d of audit.details) process.stderr.write(`${config}: ${d}\n`);
   const virtualS = (world.now - start) / 1000;
   const stats = world.adapters.get('sw1')?.stats;
   if (flowpin) pinWrites = stats?.pinWrites ?? 0;
   const opened = Math.max(1, s.traffic.counters.opened);
-  const disagreements = world.controller === undefined ? 0 : await valueOf(world.controller.metrics.disagreements, { switch: 'sw1' });
+  const disagreements =
+    world.controller === undefined
+      ? 0
+      : await valueOf(world.controller.metrics.disagreements, { switch: 'sw1' });
   if (proto) pinWrites = proto.writes;
   await world.close();
   const pinned = changes.reduce((n, c) => n + c.pins, 0);
   const moved = changes.reduce((n, c) => n + c.movedLive, 0);
   return {
-    config, live: o.live, opened: s.traffic.counters.opened, broken: audit.broken,
+    config,
+    live: o.live,
+    opened: s.traffic.counters.opened,
+    broken: audit.broken,
     // Without flowpin nothing is protected: every reset counts in `broken` alone.
     brokenProtected: flowpin ? audit.brokenProtected : 0,
-    windowFlows: changes.reduce((n, c) => n + c.windowFlows, 0), atRisk: changes.reduce((n, c) => n + c.atRisk, 0),
-    pinPeak: world.pinPeak, pinWrites, changeApplyMs: applyMs, changeWallMs: wallMs,
-    rssMiB: Math.round(memory.rss / 1048576), heapMiB: Math.round(memory.heap / 1048576), virtualS: Math.round(virtualS * 1000) / 1000, wallS: Math.round((performance.now() - wall) / 10) / 100,
+    windowFlows: changes.reduce((n, c) => n + c.windowFlows, 0),
+    atRisk: changes.reduce((n, c) => n + c.atRisk, 0),
+    pinPeak: world.pinPeak,
+    pinWrites,
+    changeApplyMs: applyMs,
+    changeWallMs: wallMs,
+    rssMiB: Math.round(memory.rss / 1048576),
+    heapMiB: Math.round(memory.heap / 1048576),
+    virtualS: Math.round(virtualS * 1000) / 1000,
+    wallS: Math.round((performance.now() - wall) / 10) / 100,
     // Resets neither counted by flow nor within the moving change's estimate of what flowpin could not see.
     uncounted: flowpin ? audit.uncounted + audit.unseenBeyondEstimate : audit.broken,
-    resolution, callsPer1000: flowpin ? round2(((stats?.calls ?? 0) * 1000) / opened) : 0, lookupsPer1000: flowpin ? round2(((stats?.byCall['resolve'] ?? 0) * 1000) / opened) : 0,
-    disagreements, synToServerP50Ms: quantile(synToServer, 0.5), synToServerP99Ms: quantile(synToServer, 0.99),
-    liveAtChange, pinsPerMovedLive: moved === 0 ? 0 : round2(pinned / moved),
-    resetsSeen: audit.broken, resetsCounted: flowpin ? audit.counted + audit.unseen - audit.unseenBeyondEstimate : 0, unseen: flowpin ? audit.unseen : audit.broken,
+    resolution,
+    callsPer1000: flowpin ? round2(((stats?.calls ?? 0) * 1000) / opened) : 0,
+    lookupsPer1000: flowpin ? round2(((stats?.byCall['resolve'] ?? 0) * 1000) / opened) : 0,
+    disagreements,
+    synToServerP50Ms: quantile(synToServer, 0.5),
+    synToServerP99Ms: quantile(synToServer, 0.99),
+    liveAtChange,
+    pinsPerMovedLive: moved === 0 ? 0 : round2(pinned / moved),
+    resetsSeen: audit.broken,
+    resetsCounted: flowpin ? audit.counted + audit.unseen - audit.unseenBeyondEstimate : 0,
+    unseen: flowpin ? audit.unseen : audit.broken,
     changes,
   };
 }
 
 const round2 = (x: number): number => Math.round(x * 100) / 100;
 
-/** Pins wanted for change `id` and programmed on the switch now, and those of them on a connection open now. */
+/**
+ * Pins wanted for change `id` and programmed on the switch now, and those of them on a connection open now.
+ */
 function ownPins(world: World, id: string, live: LiveConnection[]): { pins: number; onLive: number } {
   const r = world.controller?.runtime('sw1').reconciler;
   if (r === undefined) return { pins: 0, onLive: 0 };
@@ -301,7 +428,8 @@ function ownPins(world: World, id: string, live: LiveConnection[]): { pins: numb
   for (const [flow, p] of r.desired) {
     if (p.reason !== id || !r.isProgrammed(flow, p.nexthop)) continue;
     pins++;
-    if (open.has(`${canonicalIp(p.flow.src)}|${p.flow.sport}|${canonicalIp(p.flow.dst)}|${p.flow.dport}`)) onLive++;
+    if (open.has(`${canonicalIp(p.flow.src)}|${p.flow.sport}|${canonicalIp(p.flow.dst)}|${p.flow.dport}`))
+      onLive++;
   }
   return { pins, onLive };
 }
@@ -323,7 +451,10 @@ class SerialPinner {
   private busy = false;
   writes = 0;
 
-  constructor(private readonly world: World, private readonly latencyMs: number) {}
+  constructor(
+    private readonly world: World,
+    private readonly latencyMs: number,
+  ) {}
 
   syn(p: SimPacket): void {
     if ((p.flags & 0x02) === 0 || (p.flags & 0x10) !== 0) return;
@@ -347,7 +478,19 @@ class SerialPinner {
         if (nh === undefined) return this.next();
         // Configuration: the flow is written half-way through the second round trip.
         clock.after(this.latencyMs / 2, () => {
-          sw.pins.upsert(pinName({ family: 4, src: p.src, dst: p.dst, sport: p.sport, dport: p.dport }), { source: 'directflow', match: { family: 4, src: p.src, dst: p.dst, protocol: 6, sport: p.sport, dport: p.dport }, nexthop: canonicalIp(nh), idleTimeoutS: 300, hardTimeoutS: 0, persistent: false, priority: 0 }, clock.now());
+          sw.pins.upsert(
+            pinName({ family: 4, src: p.src, dst: p.dst, sport: p.sport, dport: p.dport }),
+            {
+              source: 'directflow',
+              match: { family: 4, src: p.src, dst: p.dst, protocol: 6, sport: p.sport, dport: p.dport },
+              nexthop: canonicalIp(nh),
+              idleTimeoutS: 300,
+              hardTimeoutS: 0,
+              persistent: false,
+              priority: 0,
+            },
+            clock.now(),
+          );
           this.writes++;
           clock.after(this.latencyMs / 2, () => this.next());
         });

@@ -55,18 +55,24 @@ export interface WorldSwitchOptions {
   close?: TrafficOptions['close'];
   idleShare?: number;
   idleGapS?: number;
-  /** ERSPAN flavour of the reply session: 'erspan2' carries the port index, 'erspan1' only the frame (MAC). */
+  /**
+   * ERSPAN flavour of the reply session: 'erspan2' carries the port index, 'erspan1' only the frame (MAC).
+   */
   replyEncap?: 'erspan1' | 'erspan2';
   /** flowpin's resolution for the switch (the config's default unless given). */
   resolution?: 'observe' | 'lookup' | 'both';
   replyTimeoutMs?: number;
-  /** Time from a SYN reaching its server to the server's SYN-ACK reaching the switch (ms); 0.2 unless given. */
+  /**
+   * Time from a SYN reaching its server to the server's SYN-ACK reaching the switch (ms); 0.2 unless given.
+   */
   replyDelayMs?: number;
   /** The client's round trip: its handshake ACK follows the SYN by this much (ms). */
   clientRttMs?: number;
   /** The adapter's look-up: exact (default), none (no look-up capability), or wrong-hash (a wrong model). */
   lookup?: 'exact' | 'none' | 'wrong-hash';
-  /** Servers behind one VLAN interface on a two-port port-channel: the routed interface names none of them. */
+  /**
+   * Servers behind one VLAN interface on a two-port port-channel: the routed interface names none of them.
+   */
   sharedInterface?: boolean;
 }
 
@@ -90,7 +96,10 @@ export interface WorldOptions {
     barrierTimeoutMs: number;
     /** Periodic resync of each switch (s); 5 unless given. */
     resyncIntervalS?: number;
-    /** Where state goes across restarts: 'memory' (writes take 2 ms of simulated time), a store of the caller's, or none (a restart forgets). */
+    /**
+     * Where state goes across restarts: 'memory' (writes take 2 ms of simulated time), a store of the
+     * caller's, or none (a restart forgets).
+     */
     store?: 'memory' | (() => StateStore);
     /** SYNs waiting for a look-up (`resolveQueue`); 500,000 unless given. */
     resolveQueue?: number;
@@ -99,7 +108,10 @@ export interface WorldOptions {
     persistIntervalS?: number;
     /** How long a pin lasts without packets (`pinIdleTimeoutS`); 300 unless given. */
     pinIdleTimeoutS?: number;
-    /** Change-window connections that need no consent (`consent.windowFlows`); the configuration's default unless given. */
+    /**
+     * Change-window connections that need no consent (`consent.windowFlows`); the configuration's default
+     * unless given.
+     */
     windowFlows?: number;
     /**
      * What the configuration states about the age of the switches' connections
@@ -123,7 +135,11 @@ interface WorldSwitch {
 /** Why a counted flow was counted, by switch and flow id. */
 export type Counted = Map<string, { change: string; why: string }>;
 
-export const clockOf = (c: VirtualClock): Clock => ({ now: c.now, schedule: (ms, fn) => c.after(ms, fn), cancel: (h) => c.cancel(h as Timer) });
+export const clockOf = (c: VirtualClock): Clock => ({
+  now: c.now,
+  schedule: (ms, fn) => c.after(ms, fn),
+  cancel: (h) => c.cancel(h as Timer),
+});
 
 export class World {
   readonly clock = new VirtualClock(WORLD_EPOCH);
@@ -152,22 +168,44 @@ export class World {
     this.vclock = clockOf(this.clock);
     o.switches.forEach((s, i) => {
       const sw = new SimSwitch({
-        hostname: s.name, hashSeed: 0x5eed + i, ecmpMode: s.ecmpMode, bucketCount: 64, pinCapacity: s.pinCapacity,
-        uplink: { interface: 'Ethernet47', nexthop: '10.0.0.254', prefixes: ['10.100.0.0/16', '10.101.0.0/16'] }, mirrorFinRst: s.mirrorFinRst ?? false,
-        programDelayMs: s.programDelayMs, ...(s.pinProgramDelayMs === undefined ? {} : { pinProgramDelayMs: s.pinProgramDelayMs }), reservedPinEntries: s.reservedPinEntries ?? 0, now: this.clock.now,
+        hostname: s.name,
+        hashSeed: 0x5eed + i,
+        ecmpMode: s.ecmpMode,
+        bucketCount: 64,
+        pinCapacity: s.pinCapacity,
+        uplink: {
+          interface: 'Ethernet47',
+          nexthop: '10.0.0.254',
+          prefixes: ['10.100.0.0/16', '10.101.0.0/16'],
+        },
+        mirrorFinRst: s.mirrorFinRst ?? false,
+        programDelayMs: s.programDelayMs,
+        ...(s.pinProgramDelayMs === undefined ? {} : { pinProgramDelayMs: s.pinProgramDelayMs }),
+        reservedPinEntries: s.reservedPinEntries ?? 0,
+        now: this.clock.now,
       });
       for (const v of s.vips) sw.addVip(v.address, v.nexthops);
       for (const sp of s.spares) sw.addServer(sp);
       if (s.sharedInterface === true) {
         sw.addPortChannel('Port-Channel10', ['Ethernet20', 'Ethernet21']);
-        for (const a of [...s.vips.flatMap((v) => v.nexthops), ...s.spares]) sw.attachServer(a, { via: 'Vlan10', vlan: 10, l2: 'Port-Channel10' });
+        for (const a of [...s.vips.flatMap((v) => v.nexthops), ...s.spares])
+          sw.attachServer(a, { via: 'Vlan10', vlan: 10, l2: 'Port-Channel10' });
       }
       const resets: ResetRecord[] = [];
       const traffic = new TrafficGenerator(sw, this.clock, {
-        connectionsPerSecond: s.rate, lifetime: s.lifetime, packetIntervalMs: o.packetIntervalMs, targets: s.vips.map((v) => ({ vip: v.address, port: v.port })),
-        clientBase: i === 0 ? '10.100.0.1' : '10.101.0.1', clientCount: 60_000, maxConcurrent: 2_000_000, seed: o.seed + i * 7919, onReset: (r) => resets.push(r),
+        connectionsPerSecond: s.rate,
+        lifetime: s.lifetime,
+        packetIntervalMs: o.packetIntervalMs,
+        targets: s.vips.map((v) => ({ vip: v.address, port: v.port })),
+        clientBase: i === 0 ? '10.100.0.1' : '10.101.0.1',
+        clientCount: 60_000,
+        maxConcurrent: 2_000_000,
+        seed: o.seed + i * 7919,
+        onReset: (r) => resets.push(r),
         ...(s.clientRttMs === undefined ? {} : { clientRttMs: s.clientRttMs }),
-        ...(s.close === undefined ? {} : { close: s.close }), ...(s.idleShare === undefined ? {} : { idleShare: s.idleShare }), ...(s.idleGapS === undefined ? {} : { idleGapS: s.idleGapS }),
+        ...(s.close === undefined ? {} : { close: s.close }),
+        ...(s.idleShare === undefined ? {} : { idleShare: s.idleShare }),
+        ...(s.idleGapS === undefined ? {} : { idleGapS: s.idleGapS }),
       });
       const ws: WorldSwitch = { opts: s, sw, traffic, source: `127.0.0.${i + 2}`, resets };
       sw.directflowEnabled = true;
@@ -191,26 +229,64 @@ export class World {
 
   private mirror(ws: WorldSwitch, p: SimPacket): void {
     const ev: FlowEvent = {
-      outerSrc: ws.source, outerDst: '127.0.0.1', encap: 'erspan1', greKey: null, sessionId: null, vlan: null, family: p.src.includes(':') ? 6 : 4,
-      src: p.src, dst: p.dst, sport: p.sport, dport: p.dport, flags: p.flags, tuple: tupleOf({ family: p.src.includes(':') ? 6 : 4, src: p.src, dst: p.dst, sport: p.sport, dport: p.dport }), at: this.clock.now(),
+      outerSrc: ws.source,
+      outerDst: '127.0.0.1',
+      encap: 'erspan1',
+      greKey: null,
+      sessionId: null,
+      vlan: null,
+      family: p.src.includes(':') ? 6 : 4,
+      src: p.src,
+      dst: p.dst,
+      sport: p.sport,
+      dport: p.dport,
+      flags: p.flags,
+      tuple: tupleOf({
+        family: p.src.includes(':') ? 6 : 4,
+        src: p.src,
+        dst: p.dst,
+        sport: p.sport,
+        dport: p.dport,
+      }),
+      at: this.clock.now(),
     };
     this.clock.after(this.o.mirrorDelayMs, () => this.controller?.onEvent(ev));
   }
 
-  /** A server's SYN-ACK, copied by the reply session after the server's answer time and the mirror's latency. */
+  /**
+   * A server's SYN-ACK, copied by the reply session after the server's answer time and the mirror's latency.
+   */
   private mirrorReply(ws: WorldSwitch, p: SimPacket, from: ReplySource): void {
     const family = p.src.includes(':') ? 6 : 4;
     const erspan2 = (ws.opts.replyEncap ?? 'erspan2') === 'erspan2';
     const port = erspan2 ? portIndexOf(from.port) : undefined;
     const ev: FlowEvent = {
-      outerSrc: ws.source, outerDst: '127.0.0.1', encap: erspan2 ? 'erspan2' : 'erspan1', greKey: null, sessionId: erspan2 ? 2 : null, vlan: null, family,
-      src: p.src, dst: p.dst, sport: p.sport, dport: p.dport, flags: p.flags, tuple: tupleOf({ family, src: p.src, dst: p.dst, sport: p.sport, dport: p.dport }), at: this.clock.now(),
-      srcMac: from.mac, ...(port === undefined ? {} : { port }),
+      outerSrc: ws.source,
+      outerDst: '127.0.0.1',
+      encap: erspan2 ? 'erspan2' : 'erspan1',
+      greKey: null,
+      sessionId: erspan2 ? 2 : null,
+      vlan: null,
+      family,
+      src: p.src,
+      dst: p.dst,
+      sport: p.sport,
+      dport: p.dport,
+      flags: p.flags,
+      tuple: tupleOf({ family, src: p.src, dst: p.dst, sport: p.sport, dport: p.dport }),
+      at: this.clock.now(),
+      srcMac: from.mac,
+      ...(port === undefined ? {} : { port }),
     };
-    this.clock.after((ws.opts.replyDelayMs ?? 0.2) + this.o.mirrorDelayMs, () => this.controller?.onEvent(ev));
+    this.clock.after((ws.opts.replyDelayMs ?? 0.2) + this.o.mirrorDelayMs, () =>
+      this.controller?.onEvent(ev),
+    );
   }
 
-  /** Opens `n` connections now (before any change): with `lifetime`, or as found open in the traffic's steady state. */
+  /**
+   * Opens `n` connections now (before any change): with `lifetime`, or as found open in the traffic's steady
+   * state.
+   */
   openLive(n: number, lifetime: LifetimeDistribution | 'steady-state'): void {
     for (let i = 0; i < n; i++) {
       const s = this.switches[i % this.switches.length] as WorldSwitch;
@@ -226,29 +302,51 @@ export class World {
     for (const s of this.switches) s.traffic.stop();
   }
 
-  /** The configuration file lists the switches in reverse order (a restart after an edit): set before startController. */
+  /**
+   * The configuration file lists the switches in reverse order (a restart after an edit): set before
+   * startController.
+   */
   reverseConfigOrder = false;
 
   config(): FlowpinConfig {
     const c = this.o.controller;
     if (c === undefined) throw new Error('this world has no controller');
     const switches = this.reverseConfigOrder ? [...this.switches].reverse() : this.switches;
-    return readConfig(Reader.fromObject('scenario', {
-      pinMode: c.pinMode, settleMs: c.settleMs, barrierTimeoutMs: c.barrierTimeoutMs, resyncIntervalS: c.resyncIntervalS ?? 5, retryMaxMs: 2000, persistIntervalS: c.persistIntervalS ?? 1,
-      resolveQueue: c.resolveQueue ?? 500_000, flowTable: { maxFlows: c.maxFlows ?? 4_000_000, maxAgeS: 7200 }, pinIdleTimeoutS: c.pinIdleTimeoutS ?? 300,
-      ...(c.windowFlows === undefined ? {} : { consent: { windowFlows: c.windowFlows } }),
-      mirror: { udp: [] },
-      switches: switches.map((s) => ({
-        name: s.opts.name, adapter: 'sim', mirrorSources: [s.source], pinTableSize: s.opts.pinCapacity, vips: s.opts.vips.map((v) => ({ address: v.address, nexthops: v.nexthops })),
-        // The world's traffic starts with it: no connection is older than its clock's start
-        // (unless traffic ran before flowpin: then nothing is claimed, as an operator could not).
-        ...(c.connectionsSince === 'unstated' ? {} : { connectionsSince: WORLD_EPOCH }),
-        // What the switch mirrors, as its operator would state it.
-        mirrorEnds: s.opts.mirrorFinRst === true ? (s.opts.mirrorReplies === true && s.opts.mirrorReplyFinRst === true ? 'both-ways' : 'client-side') : 'syn-only',
-        ...(s.opts.mirrorReplies === true ? { mirrorReplies: true } : {}), ...(s.opts.resolution === undefined ? {} : { resolution: s.opts.resolution }),
-        ...(s.opts.replyTimeoutMs === undefined ? {} : { replyTimeoutMs: s.opts.replyTimeoutMs }),
-      })),
-    }));
+    return readConfig(
+      Reader.fromObject('scenario', {
+        pinMode: c.pinMode,
+        settleMs: c.settleMs,
+        barrierTimeoutMs: c.barrierTimeoutMs,
+        resyncIntervalS: c.resyncIntervalS ?? 5,
+        retryMaxMs: 2000,
+        persistIntervalS: c.persistIntervalS ?? 1,
+        resolveQueue: c.resolveQueue ?? 500_000,
+        flowTable: { maxFlows: c.maxFlows ?? 4_000_000, maxAgeS: 7200 },
+        pinIdleTimeoutS: c.pinIdleTimeoutS ?? 300,
+        ...(c.windowFlows === undefined ? {} : { consent: { windowFlows: c.windowFlows } }),
+        mirror: { udp: [] },
+        switches: switches.map((s) => ({
+          name: s.opts.name,
+          adapter: 'sim',
+          mirrorSources: [s.source],
+          pinTableSize: s.opts.pinCapacity,
+          vips: s.opts.vips.map((v) => ({ address: v.address, nexthops: v.nexthops })),
+          // The world's traffic starts with it: no connection is older than its clock's start
+          // (unless traffic ran before flowpin: then nothing is claimed, as an operator could not).
+          ...(c.connectionsSince === 'unstated' ? {} : { connectionsSince: WORLD_EPOCH }),
+          // What the switch mirrors, as its operator would state it.
+          mirrorEnds:
+            s.opts.mirrorFinRst === true
+              ? s.opts.mirrorReplies === true && s.opts.mirrorReplyFinRst === true
+                ? 'both-ways'
+                : 'client-side'
+              : 'syn-only',
+          ...(s.opts.mirrorReplies === true ? { mirrorReplies: true } : {}),
+          ...(s.opts.resolution === undefined ? {} : { resolution: s.opts.resolution }),
+          ...(s.opts.replyTimeoutMs === undefined ? {} : { replyTimeoutMs: s.opts.replyTimeoutMs }),
+        })),
+      }),
+    );
   }
 
   /** Starts a controller (a new process, as far as flowpin can tell: only the store is shared). */
@@ -256,11 +354,31 @@ export class World {
     const c = this.o.controller;
     if (c === undefined) throw new Error('this world has no controller');
     // The simulator's adapters are made at once (callers may reach them before start-up ends).
-    const inner = this.o.adapter === 'gnmi' ? await Promise.all(this.switches.map((s) => this.gnmiAdapter(s))) : this.switches.map((s) => new SimAdapter(s.sw, { lookup: s.opts.lookup ?? 'exact' }));
-    this.adapters = new Map(this.switches.map((s, i) => [s.opts.name, new SlowAdapter(inner[i] as SwitchAdapter, { name: s.opts.name, now: this.clock.now, schedule: (ms, fn) => this.clock.after(ms, fn), latencyMs: this.o.latencyMs })]));
-    this.store = c.store === 'memory' ? new MemoryStateStore(this.disk, (ms, fn) => this.clock.after(ms, fn)) : c.store?.();
+    const inner =
+      this.o.adapter === 'gnmi'
+        ? await Promise.all(this.switches.map((s) => this.gnmiAdapter(s)))
+        : this.switches.map((s) => new SimAdapter(s.sw, { lookup: s.opts.lookup ?? 'exact' }));
+    this.adapters = new Map(
+      this.switches.map((s, i) => [
+        s.opts.name,
+        new SlowAdapter(inner[i] as SwitchAdapter, {
+          name: s.opts.name,
+          now: this.clock.now,
+          schedule: (ms, fn) => this.clock.after(ms, fn),
+          latencyMs: this.o.latencyMs,
+        }),
+      ]),
+    );
+    this.store =
+      c.store === 'memory'
+        ? new MemoryStateStore(this.disk, (ms, fn) => this.clock.after(ms, fn))
+        : c.store?.();
     const controller = new Controller({
-      config: this.config(), adapters: this.adapters, logger: pino({ level: 'silent' }), clock: this.vclock, listen: false,
+      config: this.config(),
+      adapters: this.adapters,
+      logger: pino({ level: 'silent' }),
+      clock: this.vclock,
+      listen: false,
       ...(this.store ? { store: this.store } : {}),
       onCounted: (rec, id, why) => {
         if (id !== '') this.counted.set(`${rec.switch}|${id}`, { change: rec.id, why });
@@ -291,7 +409,8 @@ export class World {
   }
 
   private snapshotChanges(): void {
-    for (const cm of this.controller?.changes.values() ?? []) for (const r of cm.records) this.changes.set(r.id, { ...r });
+    for (const cm of this.controller?.changes.values() ?? [])
+      for (const r of cm.records) this.changes.set(r.id, { ...r });
   }
 
   private readonly gnmiTargets = new Map<string, { server: GnmiServer; address: string }>();
@@ -301,16 +420,35 @@ export class World {
     let target = this.gnmiTargets.get(s.opts.name);
     if (target === undefined) {
       // The target samples and scans on the world's clock, as a device does on its own time.
-      const clock = { now: () => this.clock.now(), every: (ms: number, fn: () => void) => this.clock.every(ms, fn) };
-      const server = new GnmiServer(s.sw, { host: '127.0.0.1', port: 0, username: 'admin', password: 'flowpin', minSampleMs: 10, clock });
+      const clock = {
+        now: () => this.clock.now(),
+        every: (ms: number, fn: () => void) => this.clock.every(ms, fn),
+      };
+      const server = new GnmiServer(s.sw, {
+        host: '127.0.0.1',
+        port: 0,
+        username: 'admin',
+        password: 'flowpin',
+        minSampleMs: 10,
+        clock,
+      });
       target = { server, address: (await server.start()).address };
       this.gnmiTargets.set(s.opts.name, target);
     }
     const address = target.address;
     return new GnmiAdapter({
-      switchName: s.opts.name, address, insecure: true, username: 'admin', password: 'flowpin', timeoutMs: 30_000, ingressInterfaces: ['Ethernet47'],
-      sampleIntervalMs: 1000, groupProgramDelayMs: s.opts.programDelayMs + 50, now: this.clock.now,
-      pinTableSize: s.opts.pinCapacity, pinTable: { component: 'Chip0', resource: 'policy-forwarding-rules' },
+      switchName: s.opts.name,
+      address,
+      insecure: true,
+      username: 'admin',
+      password: 'flowpin',
+      timeoutMs: 30_000,
+      ingressInterfaces: ['Ethernet47'],
+      sampleIntervalMs: 1000,
+      groupProgramDelayMs: s.opts.programDelayMs + 50,
+      now: this.clock.now,
+      pinTableSize: s.opts.pinCapacity,
+      pinTable: { component: 'Chip0', resource: 'policy-forwarding-rules' },
     });
   }
 
@@ -373,16 +511,38 @@ export class World {
    * The promise, checked: each reset connection is counted by flowpin, or unseen (its SYN
    * arrived while no controller ran), or it broke although protected.
    */
-  audit(): { broken: number; brokenProtected: number; uncounted: number; unseen: number; counted: number; unseenBeyondEstimate: number; details: string[] } {
+  audit(): {
+    broken: number;
+    brokenProtected: number;
+    uncounted: number;
+    unseen: number;
+    counted: number;
+    unseenBeyondEstimate: number;
+    details: string[];
+  } {
     this.snapshotChanges();
-    const out = { broken: 0, brokenProtected: 0, uncounted: 0, unseen: 0, counted: 0, unseenBeyondEstimate: 0, details: [] as string[] };
+    const out = {
+      broken: 0,
+      brokenProtected: 0,
+      uncounted: 0,
+      unseen: 0,
+      counted: 0,
+      unseenBeyondEstimate: 0,
+      details: [] as string[],
+    };
     const changes = [...this.changes.values()].filter((c) => c.sentAt !== undefined);
     /** Resets of connections flowpin could not see, by the change that moved them (or '' for none). */
     const unseenBy = new Map<string, number>();
     for (const s of this.switches) {
       for (const r of s.resets) {
         out.broken++;
-        const id = flowId({ family: r.src.includes(':') ? 6 : 4, src: r.src, dst: r.dst, sport: r.sport, dport: r.dport });
+        const id = flowId({
+          family: r.src.includes(':') ? 6 : 4,
+          src: r.src,
+          dst: r.dst,
+          sport: r.sport,
+          dport: r.dport,
+        });
         if (!this.seen(r.openedAt)) {
           out.unseen++;
           const by = this.movedBy(changes, s.opts.name, r)?.id ?? '';
@@ -398,8 +558,14 @@ export class World {
         const c = this.movedBy(changes, s.opts.name, r);
         if (c !== undefined && c.heldAt !== undefined && r.openedAt + this.o.mirrorDelayMs < c.heldAt) {
           out.brokenProtected++;
-          if (out.details.length < 10) out.details.push(`${id} opened ${r.openedAt} on ${r.server}, reset ${r.at} at ${r.reached ?? 'nowhere'}; change ${c.id} held ${c.heldAt}, sent ${c.sentAt}; ${this.knowledge(s, r)}`);
-        } else if (out.details.length < 10) out.details.push(`uncounted ${id} opened ${r.openedAt} on ${r.server}, reset ${r.at} at ${r.reached ?? 'nowhere'}; change ${c?.id ?? 'none'} held ${c?.heldAt ?? '-'} sent ${c?.sentAt ?? '-'} effective ${c?.effectiveAt ?? '-'}`);
+          if (out.details.length < 10)
+            out.details.push(
+              `${id} opened ${r.openedAt} on ${r.server}, reset ${r.at} at ${r.reached ?? 'nowhere'}; change ${c.id} held ${c.heldAt}, sent ${c.sentAt}; ${this.knowledge(s, r)}`,
+            );
+        } else if (out.details.length < 10)
+          out.details.push(
+            `uncounted ${id} opened ${r.openedAt} on ${r.server}, reset ${r.at} at ${r.reached ?? 'nowhere'}; change ${c?.id ?? 'none'} held ${c?.heldAt ?? '-'} sent ${c?.sentAt ?? '-'} effective ${c?.effectiveAt ?? '-'}`,
+          );
       }
     }
     // Unseen resets are covered by the estimate (`unseen`) of the change that moved them, up to it.
@@ -407,15 +573,23 @@ export class World {
       const estimate = by === '' ? 0 : (this.changes.get(by)?.unseen ?? 0);
       if (n > estimate) {
         out.unseenBeyondEstimate += n - estimate;
-        if (out.details.length < 10) out.details.push(`${n} resets of connections flowpin could not see, moved by ${by === '' ? 'no change' : by}, whose estimate was ${estimate}`);
+        if (out.details.length < 10)
+          out.details.push(
+            `${n} resets of connections flowpin could not see, moved by ${by === '' ? 'no change' : by}, whose estimate was ${estimate}`,
+          );
       }
     }
     return out;
   }
 
-  /** The change that moved a reset connection: the last one on its VIP whose group write came before the reset. */
+  /**
+   * The change that moved a reset connection: the last one on its VIP whose group write came before the
+   * reset.
+   */
   private movedBy(changes: ChangeRecord[], sw: string, r: ResetRecord): ChangeRecord | undefined {
-    return changes.filter((x) => x.switch === sw && x.vip === r.dst && (x.sentAt as number) <= r.at).sort((a, b) => (b.sentAt as number) - (a.sentAt as number))[0];
+    return changes
+      .filter((x) => x.switch === sw && x.vip === r.dst && (x.sentAt as number) <= r.at)
+      .sort((a, b) => (b.sentAt as number) - (a.sentAt as number))[0];
   }
 
   /** What the running controller and the switch know of a flow (for failure messages). */

@@ -28,13 +28,29 @@ export interface AppDeps {
   controller: Controller;
   /** An operator token (kept for callers that have one token only); `auth.tokens` adds to it. */
   token: string | undefined;
-  /** Tokens with roles (and the names change records give their holders: `token` unless given), and whether reads need one (config.api). */
-  auth?: { tokens: readonly (Pick<ApiToken, 'role' | 'token'> & { name?: string })[]; readsNeedToken: boolean; requestTimeoutMs?: number };
-  /** Where the tokens are read at each request instead (a reload may change them): the running configuration's. */
-  authSource?: () => { tokens: readonly (Pick<ApiToken, 'role' | 'token'> & { name?: string })[]; readsNeedToken: boolean };
+  /**
+   * Tokens with roles (and the names change records give their holders: `token` unless given), and whether
+   * reads need one (config.api).
+   */
+  auth?: {
+    tokens: readonly (Pick<ApiToken, 'role' | 'token'> & { name?: string })[];
+    readsNeedToken: boolean;
+    requestTimeoutMs?: number;
+  };
+  /**
+   * Where the tokens are read at each request instead (a reload may change them): the running
+   * configuration's.
+   */
+  authSource?: () => {
+    tokens: readonly (Pick<ApiToken, 'role' | 'token'> & { name?: string })[];
+    readsNeedToken: boolean;
+  };
   /** Reloads the configuration file (POST /api/v1/reload); absent where flowpin has none (flowpin start). */
   reload?: () => Promise<ReloadAnswer>;
-  /** Failed authentications before 429: per token tried (10) and per client address (100), per window (60 s), unless given. */
+  /**
+   * Failed authentications before 429: per token tried (10) and per client address (100), per window (60 s),
+   * unless given.
+   */
   authLimit?: { maxFailures: number; maxAddressFailures?: number; windowMs: number };
   logger?: Logger;
   /** In the demo: the simulator's connection counters, shown on the dashboard. */
@@ -54,7 +70,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const requestTimeoutMs = deps.auth?.requestTimeoutMs ?? 30_000;
   const app = Fastify({
     loggerInstance: deps.logger,
-    // No log line per request (the API logs what it does itself); fastify 5.12's form of disableRequestLogging.
+    // No log line per request (the API logs what it does itself); fastify 5.12's form of
+    // disableRequestLogging.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT,
     requestTimeout: requestTimeoutMs,
@@ -68,29 +85,49 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Bodies are JSON: any other type is a 415, not text handed to a JSON schema.
   app.removeContentTypeParser('text/plain');
   // The configuration's tokens first: where `token` is one of them, its configured name is the one given.
-  const withToken = (given: readonly (Pick<ApiToken, 'role' | 'token'> & { name?: string })[]): NamedToken[] => {
+  const withToken = (
+    given: readonly (Pick<ApiToken, 'role' | 'token'> & { name?: string })[],
+  ): NamedToken[] => {
     const configured = given.map((t) => ({ role: t.role, token: t.token, name: t.name ?? 'token' }));
-    return [...configured, ...(deps.token === undefined || configured.some((t) => t.token === deps.token) ? [] : [{ role: 'operator' as const, token: deps.token, name: 'token' }])];
+    return [
+      ...configured,
+      ...(deps.token === undefined || configured.some((t) => t.token === deps.token)
+        ? []
+        : [{ role: 'operator' as const, token: deps.token, name: 'token' }]),
+    ];
   };
   const source = deps.authSource;
   const fixed = withToken(deps.auth?.tokens ?? []);
   // A source is read at each request; its list is rebuilt only when the source gives a new one.
   let seen: unknown;
   let built: NamedToken[] = [];
-  const tokens = source === undefined ? fixed : (): NamedToken[] => {
-    const now = source().tokens;
-    if (now !== seen) {
-      seen = now;
-      built = withToken(now);
-    }
-    return built;
-  };
-  const readsNeedToken = source === undefined ? (deps.auth?.readsNeedToken ?? false) : source().readsNeedToken;
-  installAuth(app, { tokens, readsNeedToken: source === undefined ? readsNeedToken : () => source().readsNeedToken, ...(deps.authLimit ?? {}) });
+  const tokens =
+    source === undefined
+      ? fixed
+      : (): NamedToken[] => {
+          const now = source().tokens;
+          if (now !== seen) {
+            seen = now;
+            built = withToken(now);
+          }
+          return built;
+        };
+  const readsNeedToken =
+    source === undefined ? (deps.auth?.readsNeedToken ?? false) : source().readsNeedToken;
+  installAuth(app, {
+    tokens,
+    readsNeedToken: source === undefined ? readsNeedToken : () => source().readsNeedToken,
+    ...(deps.authLimit ?? {}),
+  });
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
-      info: { title: 'flowpin', version: '1', description: 'Connection-pinning ECMP controller: drain and add servers behind an anycast VIP without resetting connections. Changes need an operator token; reads need a read or operator token when one is configured.' },
+      info: {
+        title: 'flowpin',
+        version: '1',
+        description:
+          'Connection-pinning ECMP controller: drain and add servers behind an anycast VIP without resetting connections. Changes need an operator token; reads need a read or operator token when one is configured.',
+      },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
     },
     // A route's access (auth.ts) marks it in the document: which calls need the bearer token.
@@ -108,7 +145,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(reloadRoutes(deps.reload));
   await app.register(vipHistoryRoutes(deps.controller));
   await app.register((await import('./flow-detail.js')).flowDetailRoutes(deps.controller));
-  await app.register(eventRoutes(deps.controller, { ...(deps.eventIntervalMs === undefined ? {} : { intervalMs: deps.eventIntervalMs }), ...(deps.simulator === undefined ? {} : { simulator: deps.simulator }) }, (hub) => deps.onEventHub?.(hub)));
+  await app.register(
+    eventRoutes(
+      deps.controller,
+      {
+        ...(deps.eventIntervalMs === undefined ? {} : { intervalMs: deps.eventIntervalMs }),
+        ...(deps.simulator === undefined ? {} : { simulator: deps.simulator }),
+      },
+      (hub) => deps.onEventHub?.(hub),
+    ),
+  );
   await app.register(dashboardRoutes(deps.dashboardDir));
   app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
   return app;

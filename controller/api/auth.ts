@@ -37,13 +37,22 @@ declare module 'fastify' {
 export type NamedToken = { role: Role; token: string; name: string };
 
 export interface AuthOptions {
-  /** Each token with its role and the name change records and the audit log give its holder; a function: read at each request (a reload may change them). */
+  /**
+   * Each token with its role and the name change records and the audit log give its holder; a function: read
+   * at each request (a reload may change them).
+   */
   tokens: readonly NamedToken[] | (() => readonly NamedToken[]);
   /** Reads need a token (true when a read token is configured). */
   readsNeedToken: boolean | (() => boolean);
-  /** Failed attempts with one token (any address) in `windowMs` before that token gets 429 (10 in 60 s unless given). */
+  /**
+   * Failed attempts with one token (any address) in `windowMs` before that token gets 429 (10 in 60 s unless
+   * given).
+   */
   maxFailures?: number;
-  /** Failed attempts from one client address (any token) in `windowMs` before that address gets 429 (100 unless given). */
+  /**
+   * Failed attempts from one client address (any token) in `windowMs` before that address gets 429 (100
+   * unless given).
+   */
   maxAddressFailures?: number;
   windowMs?: number;
 }
@@ -51,14 +60,23 @@ export interface AuthOptions {
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 
 /** The role and name of a presented bearer token, or undefined; compares against every token. */
-export function roleOf(tokens: readonly { role: Role; digest: Buffer; name: string }[], header: string | undefined): { role: Role; name: string } | undefined {
+export function roleOf(
+  tokens: readonly { role: Role; digest: Buffer; name: string }[],
+  header: string | undefined,
+): { role: Role; name: string } | undefined {
   const m = /^Bearer (.+)$/i.exec(header ?? '');
   const got = digest(m?.[1] ?? '');
   let found: { role: Role; name: string } | undefined;
   for (const t of tokens) {
     // Every token is compared, whatever matched before: the time does not tell which one did.
     // The same token given twice: the operator role wins, and the first name given with it.
-    if (timingSafeEqual(got, t.digest) && m !== null && found?.role !== 'operator' && (found === undefined || t.role === 'operator')) found = { role: t.role, name: t.name };
+    if (
+      timingSafeEqual(got, t.digest) &&
+      m !== null &&
+      found?.role !== 'operator' &&
+      (found === undefined || t.role === 'operator')
+    )
+      found = { role: t.role, name: t.name };
   }
   return found;
 }
@@ -80,7 +98,8 @@ export function installAuth(app: FastifyInstance, opts: AuthOptions): void {
     }
     return tokens;
   };
-  const readsNeedToken = (): boolean => (typeof opts.readsNeedToken === 'function' ? opts.readsNeedToken() : opts.readsNeedToken);
+  const readsNeedToken = (): boolean =>
+    typeof opts.readsNeedToken === 'function' ? opts.readsNeedToken() : opts.readsNeedToken;
   const perToken = opts.maxFailures ?? 10;
   const perAddress = opts.maxAddressFailures ?? 100;
   const windowMs = opts.windowMs ?? 60_000;
@@ -102,33 +121,69 @@ export function installAuth(app: FastifyInstance, opts: AuthOptions): void {
     const access = req.routeOptions.config.access ?? 'open';
     if (access === 'open' || (access === 'read' && !readsNeedToken())) return done();
     const client = req.ip;
-    const tried = `t:${createHash('sha256').update(/^Bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1] ?? '').digest('hex')}`;
+    const tried = `t:${createHash('sha256')
+      .update(/^Bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1] ?? '')
+      .digest('hex')}`;
     const now = Date.now();
     const byAddress = limited(`a:${client}`, perAddress, now);
     const byToken = limited(tried, perToken, now);
     const until = byAddress ?? byToken;
     if (until !== undefined) {
       const retry = String(Math.max(1, Math.ceil((until - now) / 1000)));
-      const why = byAddress !== undefined ? 'too many failed authentications from this address' : 'this token failed too many times';
-      return done(new HttpError(429, 'too-many-requests', `${why}; retry in ${retry} s`, { 'retry-after': retry }));
+      const why =
+        byAddress !== undefined
+          ? 'too many failed authentications from this address'
+          : 'this token failed too many times';
+      return done(
+        new HttpError(429, 'too-many-requests', `${why}; retry in ${retry} s`, { 'retry-after': retry }),
+      );
     }
     const tokens = current();
     const who = roleOf(tokens, req.headers.authorization);
     const role = who?.role;
     if (who !== undefined) req.actor = { token: who.name, client };
     if (role === 'operator' || (role === 'read' && access === 'read')) return done();
-    if (role === 'read') return done(new HttpError(403, 'forbidden', 'this call needs an operator token; the token given is read-only'));
+    if (role === 'read')
+      return done(
+        new HttpError(403, 'forbidden', 'this call needs an operator token; the token given is read-only'),
+      );
     const fromAddress = count(`a:${client}`, now);
     const withToken = count(tried, now);
-    req.log.warn({ client, method: req.method, route: req.routeOptions.url, failures: fromAddress, failuresWithToken: withToken }, 'API authentication failed');
-    if (access === 'operator' && !tokens.some((t) => t.role === 'operator')) return done(new HttpError(401, 'unauthorized', 'changes through the API need an operator token (api.token, api.tokens or FLOWPIN_TOKEN)'));
+    req.log.warn(
+      {
+        client,
+        method: req.method,
+        route: req.routeOptions.url,
+        failures: fromAddress,
+        failuresWithToken: withToken,
+      },
+      'API authentication failed',
+    );
+    if (access === 'operator' && !tokens.some((t) => t.role === 'operator'))
+      return done(
+        new HttpError(
+          401,
+          'unauthorized',
+          'changes through the API need an operator token (api.token, api.tokens or FLOWPIN_TOKEN)',
+        ),
+      );
     return done(new HttpError(401, 'unauthorized', 'missing or wrong bearer token'));
   });
   // The audit log: every call that needs an operator token, with who made it and how it ended.
   app.addHook('onResponse', (req, reply, done) => {
     if (req.routeOptions.config.access === 'operator') {
       const a = actorOf(req);
-      req.log.info({ audit: true, token: a.token, client: a.client, method: req.method, url: req.url.slice(0, 300), status: reply.statusCode }, 'operator call');
+      req.log.info(
+        {
+          audit: true,
+          token: a.token,
+          client: a.client,
+          method: req.method,
+          url: req.url.slice(0, 300),
+          status: reply.statusCode,
+        },
+        'operator call',
+      );
     }
     done();
   });

@@ -10,23 +10,52 @@ import type { Controller } from '../controller.js';
 import { notFound } from '../errors.js';
 import { ChangeParams, ChangeView, errorResponses } from './schemas.js';
 
-export const changeDetailRoutes = (controller: Controller): FastifyPluginAsync =>
+export const changeDetailRoutes =
+  (controller: Controller): FastifyPluginAsync =>
   (app) => {
     app.get<{ Params: Static<typeof ChangeParams> }>(
       '/api/v1/switches/:switch/changes/:id',
-      { config: { access: 'read' }, schema: { summary: 'One change by id (queued, in progress or recent)', params: ChangeParams, response: { 200: ChangeView, ...errorResponses } } },
+      {
+        config: { access: 'read' },
+        schema: {
+          summary: 'One change by id (queued, in progress or recent)',
+          params: ChangeParams,
+          response: { 200: ChangeView, ...errorResponses },
+        },
+      },
       (req) => {
         const rec = controller.changeManager(req.params.switch).get(req.params.id);
-        if (rec === undefined) throw notFound(`switch ${req.params.switch} has no change ${req.params.id.slice(0, 64)} (recent changes are kept, older ones are forgotten)`, { switch: req.params.switch, id: req.params.id.slice(0, 100) });
+        if (rec === undefined)
+          throw notFound(
+            `switch ${req.params.switch} has no change ${req.params.id.slice(0, 64)} (recent changes are kept, older ones are forgotten)`,
+            { switch: req.params.switch, id: req.params.id.slice(0, 100) },
+          );
         return rec;
       },
     );
     app.get<{ Params: Static<typeof ChangeParams> }>(
       '/api/v1/switches/:switch/changes/:id/counted',
-      { config: { access: 'read' }, schema: { summary: 'The connections a change counted at risk or in its window, by flow (the first 100,000)', params: ChangeParams, response: { 200: Type.Object({ items: Type.Array(Type.Object({ flow: Type.String(), why: Type.String() })), truncated: Type.Boolean() }), ...errorResponses } } },
+      {
+        config: { access: 'read' },
+        schema: {
+          summary: 'The connections a change counted at risk or in its window, by flow (the first 100,000)',
+          params: ChangeParams,
+          response: {
+            200: Type.Object({
+              items: Type.Array(Type.Object({ flow: Type.String(), why: Type.String() })),
+              truncated: Type.Boolean(),
+            }),
+            ...errorResponses,
+          },
+        },
+      },
       (req) => {
         const cm = controller.changeManager(req.params.switch);
-        if (cm.get(req.params.id) === undefined) throw notFound(`switch ${req.params.switch} has no change ${req.params.id.slice(0, 64)}`, { switch: req.params.switch, id: req.params.id.slice(0, 100) });
+        if (cm.get(req.params.id) === undefined)
+          throw notFound(`switch ${req.params.switch} has no change ${req.params.id.slice(0, 64)}`, {
+            switch: req.params.switch,
+            id: req.params.id.slice(0, 100),
+          });
         return cm.counted(req.params.id);
       },
     );

@@ -10,11 +10,24 @@ import type { FastifyPluginAsync } from 'fastify';
 /** dist/controller/api/dashboard.js → dist/dashboard */
 export const DASHBOARD_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dashboard');
 
-export const dashboardRoutes = (root: string = DASHBOARD_DIR): FastifyPluginAsync =>
+export const dashboardRoutes =
+  (root: string = DASHBOARD_DIR): FastifyPluginAsync =>
   async (app) => {
     if (!existsSync(join(root, 'index.html'))) {
-      app.get('/', (_req, reply) => reply.status(404).type('text/plain').send('The dashboard is not built: run `npm run build:dashboard` (part of `npm ci`).\n'));
+      app.get('/', (_req, reply) =>
+        reply
+          .status(404)
+          .type('text/plain')
+          .send('The dashboard is not built: run `npm run build:dashboard` (part of `npm ci`).\n'),
+      );
       return;
     }
-    await app.register(fastifyStatic, { root, prefix: '/', index: ['index.html'], wildcard: false, cacheControl: true, maxAge: 0 });
+    await app.register(fastifyStatic, {
+      root,
+      prefix: '/',
+      index: ['index.html'],
+      wildcard: false,
+      cacheControl: true,
+      maxAge: 0,
+    });
   };

@@ -48,18 +48,27 @@ const CODES: Record<number, string> = {
   503: 'unavailable',
 };
 
-export const codeFor = (status: number): string => CODES[status] ?? (status >= 500 ? 'internal' : 'bad-request');
+export const codeFor = (status: number): string =>
+  CODES[status] ?? (status >= 500 ? 'internal' : 'bad-request');
 
 const cut = (s: string, n = MESSAGE_MAX): string => (s.length > n ? `${s.slice(0, n)}...` : s);
 
-export function errorBody(status: number, message: string, extra: Omit<ErrorBody, 'error' | 'message'> = {}): ErrorBody {
+export function errorBody(
+  status: number,
+  message: string,
+  extra: Omit<ErrorBody, 'error' | 'message'> = {},
+): ErrorBody {
   return { error: codeFor(status), message: cut(message), ...extra };
 }
 
 /** Where a URL is quoted: cut, one line. */
 export const quoteUrl = (url: string): string => cut(url.replace(/[\r\n]/g, ''), URL_QUOTE);
 
-function sendError(req: FastifyRequest, reply: FastifyReply, err: FastifyError | FlowpinError | HttpError | Error): FastifyReply {
+function sendError(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  err: FastifyError | FlowpinError | HttpError | Error,
+): FastifyReply {
   if (err instanceof FlowpinError) {
     const body: ErrorBody = { error: err.code, message: cut(err.message) };
     const field = err.detail?.['field'];
@@ -68,29 +77,47 @@ function sendError(req: FastifyRequest, reply: FastifyReply, err: FastifyError |
     if (err.status >= 500) req.log.warn({ err }, 'request failed');
     return reply.status(err.status).send(body);
   }
-  if (err instanceof HttpError) return reply.status(err.statusCode).headers(err.headers).send({ error: err.code, message: cut(err.message) } satisfies ErrorBody);
+  if (err instanceof HttpError)
+    return reply
+      .status(err.statusCode)
+      .headers(err.headers)
+      .send({ error: err.code, message: cut(err.message) } satisfies ErrorBody);
   const fe = err as FastifyError;
   if (fe.statusCode === 415) {
     const sent = String(req.headers['content-type'] ?? 'none').slice(0, 64);
-    return reply.status(415).send(errorBody(415, `the body must be JSON: send it with 'Content-Type: application/json' (the request said '${sent}')`));
+    return reply
+      .status(415)
+      .send(
+        errorBody(
+          415,
+          `the body must be JSON: send it with 'Content-Type: application/json' (the request said '${sent}')`,
+        ),
+      );
   }
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
     return reply.status(fe.statusCode).send(errorBody(fe.statusCode, fe.message));
   }
-  if (fe.statusCode === 503) return reply.status(503).send(errorBody(503, 'the service is shutting down or overloaded'));
+  if (fe.statusCode === 503)
+    return reply.status(503).send(errorBody(503, 'the service is shutting down or overloaded'));
   req.log.error({ err }, 'unexpected error');
   return reply.status(500).send(errorBody(500, 'internal error'));
 }
 
 export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | FlowpinError | Error, req, reply) => sendError(req, reply, err));
-  app.setNotFoundHandler((req, reply) => reply.status(404).send(errorBody(404, `no route ${req.method.slice(0, 16)} ${quoteUrl(req.url)}`)));
+  app.setNotFoundHandler((req, reply) =>
+    reply.status(404).send(errorBody(404, `no route ${req.method.slice(0, 16)} ${quoteUrl(req.url)}`)),
+  );
 }
 
 /** fastify's router errors (over-long path parameter, malformed URL) in the same shape. */
 export function frameworkErrors(err: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
-  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') void reply.status(414).send(errorBody(414, 'a path parameter is too long'));
-  else void reply.status(400).send(errorBody(400, err.code === 'FST_ERR_BAD_URL' ? 'the URL is malformed' : 'bad request'));
+  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH')
+    void reply.status(414).send(errorBody(414, 'a path parameter is too long'));
+  else
+    void reply
+      .status(400)
+      .send(errorBody(400, err.code === 'FST_ERR_BAD_URL' ? 'the URL is malformed' : 'bad request'));
 }
 
 /**
@@ -99,9 +126,26 @@ export function frameworkErrors(err: FastifyError, req: FastifyRequest, reply: F
  */
 export function clientErrorHandler(err: Error & { code?: string }, socket: Socket): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
-  const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'HPE_URI_TOO_LONG' ? 414 : 400;
-  const what = status === 408 ? 'the request took too long to arrive' : status === 431 ? 'the request headers (or URL) are too large' : status === 414 ? 'the URL is too long' : 'malformed HTTP request';
+  const status =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? 408
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? 431
+        : err.code === 'HPE_URI_TOO_LONG'
+          ? 414
+          : 400;
+  const what =
+    status === 408
+      ? 'the request took too long to arrive'
+      : status === 431
+        ? 'the request headers (or URL) are too large'
+        : status === 414
+          ? 'the URL is too long'
+          : 'malformed HTTP request';
   const body = JSON.stringify(errorBody(status, what));
-  if (socket.writable) socket.write(`HTTP/1.1 ${status} ${codeFor(status)}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  if (socket.writable)
+    socket.write(
+      `HTTP/1.1 ${status} ${codeFor(status)}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
   socket.destroy(err);
 }

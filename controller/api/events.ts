@@ -22,7 +22,11 @@ export interface EventOptions {
   simulator?: () => SimulatorCounters;
 }
 
-export function eventRoutes(controller: Controller, opts: EventOptions, expose: (hub: EventHub) => void): FastifyPluginAsync {
+export function eventRoutes(
+  controller: Controller,
+  opts: EventOptions,
+  expose: (hub: EventHub) => void,
+): FastifyPluginAsync {
   return (app) => {
     const clients = new Set<ServerResponse>();
     const intervalMs = opts.intervalMs ?? 1000;
@@ -68,20 +72,35 @@ export function eventRoutes(controller: Controller, opts: EventOptions, expose: 
       done();
     });
 
-    app.get('/api/v1/events', { config: { access: 'read' }, schema: { summary: 'Server-sent events: a snapshot of switches, VIPs, nexthops, changes (and the demo\'s connection counters) every second' } }, (req, reply) => {
-      reply.hijack();
-      const res = reply.raw;
-      res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-      // The first snapshot at once, so a page shows data without waiting for the tick.
-      res.write(`retry: 2000\n${frame()}`);
-      clients.add(res);
-      timer ??= setInterval(tick, intervalMs);
-      timer.unref();
-      req.raw.on('close', () => {
-        clients.delete(res);
-        if (clients.size === 0) stop();
-      });
-    });
+    app.get(
+      '/api/v1/events',
+      {
+        config: { access: 'read' },
+        schema: {
+          summary:
+            "Server-sent events: a snapshot of switches, VIPs, nexthops, changes (and the demo's connection counters) every second",
+        },
+      },
+      (req, reply) => {
+        reply.hijack();
+        const res = reply.raw;
+        res.writeHead(200, {
+          'content-type': 'text/event-stream; charset=utf-8',
+          'cache-control': 'no-store',
+          connection: 'keep-alive',
+          'x-accel-buffering': 'no',
+        });
+        // The first snapshot at once, so a page shows data without waiting for the tick.
+        res.write(`retry: 2000\n${frame()}`);
+        clients.add(res);
+        timer ??= setInterval(tick, intervalMs);
+        timer.unref();
+        req.raw.on('close', () => {
+          clients.delete(res);
+          if (clients.size === 0) stop();
+        });
+      },
+    );
     return Promise.resolve();
   };
 }

@@ -73,7 +73,10 @@ export function flowDetail(controller: Controller, p: Params): FlowDetail {
   const flow = { family, src: p.src, dst: p.dst, sport: p.sport, dport: p.dport };
   const key = flowKey(rt.id, tupleOf(flow));
   const e = controller.flowTable.entry(key);
-  if (e === undefined) throw notFound(`flowpin tracks no flow ${p.src}:${p.sport} -> ${p.dst}:${p.dport} on ${rt.name}`, { switch: rt.name });
+  if (e === undefined)
+    throw notFound(`flowpin tracks no flow ${p.src}:${p.sport} -> ${p.dst}:${p.dport} on ${rt.name}`, {
+      switch: rt.name,
+    });
   const now = controller.now();
   const r = rt.reconciler;
   const spec = { family: e.family, src: e.src, dst: e.dst, sport: e.sport, dport: e.dport };
@@ -86,24 +89,48 @@ export function flowDetail(controller: Controller, p: Params): FlowDetail {
 
   let state: PinState = 'none';
   let reason: string | null = null;
-  if (want !== undefined && inst !== undefined && inst.nexthop === want.nexthop && inst.programmed) state = 'programmed';
+  if (want !== undefined && inst !== undefined && inst.nexthop === want.nexthop && inst.programmed)
+    state = 'programmed';
   else if (want !== undefined) {
     state = 'pending';
-    reason = inst?.reason ?? (inst === undefined ? 'not written yet' : inst.nexthop !== want.nexthop ? `on the switch towards ${inst.nexthop}` : 'not programmed');
+    reason =
+      inst?.reason ??
+      (inst === undefined
+        ? 'not written yet'
+        : inst.nexthop !== want.nexthop
+          ? `on the switch towards ${inst.nexthop}`
+          : 'not programmed');
   } else if (failed !== undefined) {
     state = 'failed';
     reason = `${failed.why}: ${failed.detail}`;
   }
   const onSwitch = state === 'programmed' && inst !== undefined;
   const learned: FlowDetail['learned'] =
-    nexthop === null ? { how: 'unresolved', detail: 'not looked up yet, or the switch could not tell' }
-    : want?.reason === 'adopted' ? { how: 'adopted', detail: 'its pin was found on the switch at a resync' }
-    : { how: 'look-up', detail: `the ${rt.adapter.kind} adapter's look-up of the flow on the switch (or the state file, for a flow restored at start)` };
+    nexthop === null
+      ? { how: 'unresolved', detail: 'not looked up yet, or the switch could not tell' }
+      : want?.reason === 'adopted'
+        ? { how: 'adopted', detail: 'its pin was found on the switch at a resync' }
+        : {
+            how: 'look-up',
+            detail: `the ${rt.adapter.kind} adapter's look-up of the flow on the switch (or the state file, for a flow restored at start)`,
+          };
   return {
-    switch: rt.name, src: e.src, sport: e.sport, dst: e.dst, dport: e.dport, nexthop, learned,
+    switch: rt.name,
+    src: e.src,
+    sport: e.sport,
+    dst: e.dst,
+    dport: e.dport,
+    nexthop,
+    learned,
     firstSeen: Math.min(want?.since ?? e.lastSeen, e.lastSeen),
     lastSeen: e.lastSeen,
-    pin: { state, wantedFor: want?.reason ?? null, reason, packets: inst?.packets ?? null, lastActive: inst?.lastActive ?? null },
+    pin: {
+      state,
+      wantedFor: want?.reason ?? null,
+      reason,
+      packets: inst?.packets ?? null,
+      lastActive: inst?.lastActive ?? null,
+    },
     idle: {
       pinIdleTimeoutS: pinIdleS,
       agedBy: rt.adapter.capabilities.nativeIdleTimeout ? 'switch' : 'controller',
@@ -122,17 +149,46 @@ const params = Type.Object({
 });
 
 const open = { additionalProperties: true } as const;
-const Detail = Type.Object({
-  switch: Type.String(), src: Type.String(), sport: Type.Integer(), dst: Type.String(), dport: Type.Integer(),
-  nexthop: Type.Union([Type.String(), Type.Null()]),
-  learned: Type.Object({ how: Type.String(), detail: Type.String() }, open),
-  firstSeen: Type.Number(), lastSeen: Type.Number(),
-  pin: Type.Object({ state: Type.Enum(['programmed', 'pending', 'failed', 'none']) }, open),
-  idle: Type.Object({ pinIdleTimeoutS: Type.Number(), agedBy: Type.Enum(['switch', 'controller']), pinLeftS: Type.Union([Type.Number(), Type.Null()]), trackedLeftS: Type.Number() }, open),
-}, open);
+const Detail = Type.Object(
+  {
+    switch: Type.String(),
+    src: Type.String(),
+    sport: Type.Integer(),
+    dst: Type.String(),
+    dport: Type.Integer(),
+    nexthop: Type.Union([Type.String(), Type.Null()]),
+    learned: Type.Object({ how: Type.String(), detail: Type.String() }, open),
+    firstSeen: Type.Number(),
+    lastSeen: Type.Number(),
+    pin: Type.Object({ state: Type.Enum(['programmed', 'pending', 'failed', 'none']) }, open),
+    idle: Type.Object(
+      {
+        pinIdleTimeoutS: Type.Number(),
+        agedBy: Type.Enum(['switch', 'controller']),
+        pinLeftS: Type.Union([Type.Number(), Type.Null()]),
+        trackedLeftS: Type.Number(),
+      },
+      open,
+    ),
+  },
+  open,
+);
 
-export const flowDetailRoutes = (controller: Controller): FastifyPluginAsync =>
+export const flowDetailRoutes =
+  (controller: Controller): FastifyPluginAsync =>
   (app) => {
-    app.get<{ Params: Params }>('/api/v1/flows/:switch/:src/:sport/:dst/:dport', { config: { access: 'read' }, schema: { summary: 'One tracked flow: first and last seen, nexthop and how it was learned, pin state, idle time left', params, response: { 200: Detail, ...errorResponses } } }, (req) => flowDetail(controller, req.params));
+    app.get<{ Params: Params }>(
+      '/api/v1/flows/:switch/:src/:sport/:dst/:dport',
+      {
+        config: { access: 'read' },
+        schema: {
+          summary:
+            'One tracked flow: first and last seen, nexthop and how it was learned, pin state, idle time left',
+          params,
+          response: { 200: Detail, ...errorResponses },
+        },
+      },
+      (req) => flowDetail(controller, req.params),
+    );
     return Promise.resolve();
   };

@@ -19,23 +19,37 @@ export interface ReloadAnswer {
 
 const Answer = Type.Object({ file: Type.String(), changed: Type.Array(Type.String()) });
 
-export const reloadRoutes = (reload: (() => Promise<ReloadAnswer>) | undefined): FastifyPluginAsync =>
+export const reloadRoutes =
+  (reload: (() => Promise<ReloadAnswer>) | undefined): FastifyPluginAsync =>
   (app) => {
-    app.post('/api/v1/reload', {
-      config: { access: 'operator' },
-      schema: {
-        summary: 'Read the configuration file again and apply it whole (API tokens; switches added or removed; VIPs, nexthops and maxUnavailable of a switch), or refuse it whole naming the key (400): an invalid file, a key read at start only, a switch, VIP or nexthop removed with a change in flight',
-        body: Type.Object({}, { additionalProperties: false, description: 'none (an empty object, or no body)' }),
-        response: { 200: Answer, ...errorResponses },
+    app.post(
+      '/api/v1/reload',
+      {
+        config: { access: 'operator' },
+        schema: {
+          summary:
+            'Read the configuration file again and apply it whole (API tokens; switches added or removed; VIPs, nexthops and maxUnavailable of a switch), or refuse it whole naming the key (400): an invalid file, a key read at start only, a switch, VIP or nexthop removed with a change in flight',
+          body: Type.Object(
+            {},
+            { additionalProperties: false, description: 'none (an empty object, or no body)' },
+          ),
+          response: { 200: Answer, ...errorResponses },
+        },
       },
-    }, async () => {
-      if (reload === undefined) throw new FlowpinError('conflict', 'this flowpin runs without a configuration file (flowpin start makes its own): there is nothing to reload; flowpin run --config FILE reloads FILE');
-      try {
-        return await reload();
-      } catch (err) {
-        if (err instanceof ConfigError) throw new FlowpinError('bad-request', err.message, { file: err.file, key: err.key });
-        throw err;
-      }
-    });
+      async () => {
+        if (reload === undefined)
+          throw new FlowpinError(
+            'conflict',
+            'this flowpin runs without a configuration file (flowpin start makes its own): there is nothing to reload; flowpin run --config FILE reloads FILE',
+          );
+        try {
+          return await reload();
+        } catch (err) {
+          if (err instanceof ConfigError)
+            throw new FlowpinError('bad-request', err.message, { file: err.file, key: err.key });
+          throw err;
+        }
+      },
+    );
     return Promise.resolve();
   };

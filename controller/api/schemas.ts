@@ -29,7 +29,14 @@ export const SwitchParams = Type.Object({ switch: Name });
 export const VipParams = Type.Object({ switch: Name, vip: Address });
 export const NexthopParams = Type.Object({ switch: Name, vip: Address, nexthop: Address });
 export type NexthopParamsT = Static<typeof NexthopParams>;
-export const ChangeParams = Type.Object({ switch: Name, id: Type.String({ minLength: 1, maxLength: 100, description: 'the change id, as the change and the list of changes give it' }) });
+export const ChangeParams = Type.Object({
+  switch: Name,
+  id: Type.String({
+    minLength: 1,
+    maxLength: 100,
+    description: 'the change id, as the change and the list of changes give it',
+  }),
+});
 export type ChangeParamsT = Static<typeof ChangeParams>;
 
 export const NexthopView = Type.Object({
@@ -40,19 +47,28 @@ export const NexthopView = Type.Object({
   inGroup: Type.Optional(Type.Boolean()),
 });
 
-export const ChangeView = Type.Object({
-  id: Type.Optional(Type.String()),
-  kind: Type.Optional(Type.String()),
-  phase: Type.Optional(Type.String()),
-  switch: Type.Optional(Type.String()),
-  vip: Type.Optional(Type.String()),
-  nexthop: Type.Optional(Type.String()),
-  // null where the record did not measure them (a change resumed after a kill in its window): never shown as 0.
-  pinned: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
-  atRisk: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
-  remaining: Type.Optional(Type.Integer()),
-  resetsSeen: Type.Optional(Type.Union([Type.Integer(), Type.Null()], { description: 'server resets (RST from the VIP) seen on the reply mirror after the change, until the next change of the VIP; null where the switch does not mirror them' })),
-}, { additionalProperties: true });
+export const ChangeView = Type.Object(
+  {
+    id: Type.Optional(Type.String()),
+    kind: Type.Optional(Type.String()),
+    phase: Type.Optional(Type.String()),
+    switch: Type.Optional(Type.String()),
+    vip: Type.Optional(Type.String()),
+    nexthop: Type.Optional(Type.String()),
+    // null where the record did not measure them (a change resumed after a kill in its window): never shown
+    // as 0.
+    pinned: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
+    atRisk: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
+    remaining: Type.Optional(Type.Integer()),
+    resetsSeen: Type.Optional(
+      Type.Union([Type.Integer(), Type.Null()], {
+        description:
+          'server resets (RST from the VIP) seen on the reply mirror after the change, until the next change of the VIP; null where the switch does not mirror them',
+      }),
+    ),
+  },
+  { additionalProperties: true },
+);
 
 /** A report whose fields are the controller's (dry runs, removals): described, passed through whole. */
 export const Report = Type.Object({}, { additionalProperties: true });

@@ -40,14 +40,20 @@ export interface MirrorCounters {
   /** Decoded events dropped because the controller was that far behind. */
   backlogDrops: number;
   listening: string[];
-  /** What reads each UDP mirror socket (recvmmsg or dgram), by source, and why dgram where the native reader is not built. */
+  /**
+   * What reads each UDP mirror socket (recvmmsg or dgram), by source, and why dgram where the native reader
+   * is not built.
+   */
   readers: { source: string; reader: string; note?: string }[];
 }
 
 export interface Snapshot {
   at: number;
   ready: boolean;
-  switches: (SwitchStatus & { vips: { address: string; nexthops: NexthopSnapshot[] }[]; changes: ChangeRecord[] })[];
+  switches: (SwitchStatus & {
+    vips: { address: string; nexthops: NexthopSnapshot[] }[];
+    changes: ChangeRecord[];
+  })[];
   simulator: SimulatorCounters | null;
   mirror: MirrorCounters;
   timeouts: { pinIdleS: number; flowMaxAgeS: number };
@@ -56,7 +62,10 @@ export interface Snapshot {
 /** Changes per switch in a snapshot: the ones in progress and the most recent others. */
 const RECENT_CHANGES = 20;
 
-/** The pins wanted on a nexthop: each flow's SYN time (a pin asked for by a change is younger than its flow) and its counter's last move. */
+/**
+ * The pins wanted on a nexthop: each flow's SYN time (a pin asked for by a change is younger than its flow)
+ * and its counter's last move.
+ */
 function pinAges(controller: Controller, rt: SwitchRuntime, vip: string, nexthop: string): PinAge[] {
   const r = rt.reconciler;
   const out: PinAge[] = [];
@@ -70,10 +79,26 @@ function pinAges(controller: Controller, rt: SwitchRuntime, vip: string, nexthop
 
 function mirrorCounters(controller: Controller): MirrorCounters {
   const s = controller.receiver.status();
-  return { frames: s.frames, decoded: s.decoded, decodeDrops: Object.values(s.dropped).reduce((a, n) => a + n, 0), dropped: s.dropped, socketDrops: s.socketDrops, backlogDrops: s.backlogDrops, listening: s.listening, readers: s.sockets.map((k) => ({ source: k.source, reader: k.reader, ...(k.readerNote === undefined ? {} : { note: k.readerNote }) })) };
+  return {
+    frames: s.frames,
+    decoded: s.decoded,
+    decodeDrops: Object.values(s.dropped).reduce((a, n) => a + n, 0),
+    dropped: s.dropped,
+    socketDrops: s.socketDrops,
+    backlogDrops: s.backlogDrops,
+    listening: s.listening,
+    readers: s.sockets.map((k) => ({
+      source: k.source,
+      reader: k.reader,
+      ...(k.readerNote === undefined ? {} : { note: k.readerNote }),
+    })),
+  };
 }
 
-export function buildSnapshot(controller: Controller, simulator: (() => SimulatorCounters) | undefined): Snapshot {
+export function buildSnapshot(
+  controller: Controller,
+  simulator: (() => SimulatorCounters) | undefined,
+): Snapshot {
   const { ready, switches } = controller.readiness();
   const timeouts = controller.timeouts;
   const now = controller.now();
@@ -90,8 +115,15 @@ export function buildSnapshot(controller: Controller, simulator: (() => Simulato
           address: v.address,
           nexthops: [...v.nexthops].sort().map((nh): NexthopSnapshot => {
             const state = cm.stateOf(v, nh);
-            const n: NexthopSnapshot = { address: nh, state, tracked: rt.flowsOn(v.address, nh).length, pinned: rt.pinnedOn(v.address, nh), inGroup: v.members.has(nh) };
-            if (state === 'draining') n.estimate = estimateDrain(pinAges(controller, rt, v.address, nh), timeouts.pinIdleS, now);
+            const n: NexthopSnapshot = {
+              address: nh,
+              state,
+              tracked: rt.flowsOn(v.address, nh).length,
+              pinned: rt.pinnedOn(v.address, nh),
+              inGroup: v.members.has(nh),
+            };
+            if (state === 'draining')
+              n.estimate = estimateDrain(pinAges(controller, rt, v.address, nh), timeouts.pinIdleS, now);
             return n;
           }),
         })),

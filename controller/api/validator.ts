@@ -51,7 +51,8 @@ export function installValidator(app: FastifyInstance): void {
     const part = (httpPart ?? 'body') as Part;
     return (data: unknown) => {
       // No body at all is an empty object: every body property here is optional or required by name.
-      let value = part === 'body' && (data === null || data === undefined) && typeOf(s) === 'object' ? {} : data;
+      let value =
+        part === 'body' && (data === null || data === undefined) && typeOf(s) === 'object' ? {} : data;
       if (part !== 'body') value = convertText(s, value);
       value = Value.Default(s, value);
       if (check.Check(value)) return { value };

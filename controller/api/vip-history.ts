@@ -8,7 +8,11 @@ import type { Controller } from '../controller.js';
 import { HISTORY_POINTS, SAMPLE_EVERY_MS } from '../vip-history.js';
 import { errorResponses, VipParams } from './schemas.js';
 
-const Sample = Type.Object({ t: Type.Number({ description: 'ms since the epoch (the controller clock)' }), live: Type.Integer({ description: 'connections tracked to the VIP (live or unknown: not seen to end)' }), pinned: Type.Integer({ description: 'pins wanted for its connections' }) });
+const Sample = Type.Object({
+  t: Type.Number({ description: 'ms since the epoch (the controller clock)' }),
+  live: Type.Integer({ description: 'connections tracked to the VIP (live or unknown: not seen to end)' }),
+  pinned: Type.Integer({ description: 'pins wanted for its connections' }),
+});
 const History = Type.Object({
   switch: Type.String(),
   vip: Type.String(),
@@ -18,11 +22,19 @@ const History = Type.Object({
   samples: Type.Array(Sample, { description: 'oldest first, the last hour at most' }),
 });
 
-export const vipHistoryRoutes = (controller: Controller): FastifyPluginAsync =>
+export const vipHistoryRoutes =
+  (controller: Controller): FastifyPluginAsync =>
   (app) => {
     app.get<{ Params: Static<typeof VipParams> }>(
       '/api/v1/switches/:switch/vips/:vip/history',
-      { config: { access: 'read' }, schema: { summary: 'A VIP\'s tracked and pinned connections over the last hour (a sample every 10 s) and now', params: VipParams, response: { 200: History, ...errorResponses } } },
+      {
+        config: { access: 'read' },
+        schema: {
+          summary: "A VIP's tracked and pinned connections over the last hour (a sample every 10 s) and now",
+          params: VipParams,
+          response: { 200: History, ...errorResponses },
+        },
+      },
       (req) => {
         const rt = controller.runtime(req.params.switch);
         // A canonical address of a VIP of the switch, or a 400 / 404 that says which.
@@ -30,7 +42,14 @@ export const vipHistoryRoutes = (controller: Controller): FastifyPluginAsync =>
         const t = controller.now();
         const now = controller.vipsNow(rt).get(vip) ?? { live: 0, pinned: 0 };
         const spanMs = SAMPLE_EVERY_MS * HISTORY_POINTS;
-        return { switch: rt.name, vip, intervalS: SAMPLE_EVERY_MS / 1000, spanS: spanMs / 1000, now: { t, ...now }, samples: controller.vipHistory.samples(rt.name, vip, t - spanMs) };
+        return {
+          switch: rt.name,
+          vip,
+          intervalS: SAMPLE_EVERY_MS / 1000,
+          spanS: spanMs / 1000,
+          now: { t, ...now },
+          samples: controller.vipHistory.samples(rt.name, vip, t - spanMs),
+        };
       },
     );
     return Promise.resolve();

@@ -22,26 +22,47 @@ export interface NativeOpened {
 export interface NativeReader {
   /** Bytes of each datagram's record before the data slots (length, flags, family, port, address). */
   readonly META_BYTES: number;
-  open(kind: 'udp' | 'raw', family: 4 | 6, host: string, port: number, protocol: number, receiveBufferBytes: number): NativeOpened;
+  open(
+    kind: 'udp' | 'raw',
+    family: 4 | 6,
+    host: string,
+    port: number,
+    protocol: number,
+    receiveBufferBytes: number,
+  ): NativeOpened;
   /**
    * Starts reading into `buffer`: `slots` records, then `slots` data slots of `slotBytes`;
    * `onBatch(n)` per read (n < 0: -errno). With `holdMs` > 0 a read that empties the socket
    * pauses the poll that long, so that a steady stream is read many datagrams at a time.
    */
-  start(handle: object, buffer: ArrayBuffer, slots: number, slotBytes: number, onBatch: (count: number) => void, holdMs?: number): void;
+  start(
+    handle: object,
+    buffer: ArrayBuffer,
+    slots: number,
+    slotBytes: number,
+    onBatch: (count: number) => void,
+    holdMs?: number,
+  ): void;
   close(handle: object): void;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-/** dist/mirror-receiver/native/addon.js and mirror-receiver/native/addon.ts both sit two or three levels below the root. */
-const candidates = [path.resolve(here, '../../../mirror-receiver/native/build/Release/recvmmsg.node'), path.resolve(here, 'build/Release/recvmmsg.node')];
+/**
+ * dist/mirror-receiver/native/addon.js and mirror-receiver/native/addon.ts both sit two or three levels below
+ * the root.
+ */
+const candidates = [
+  path.resolve(here, '../../../mirror-receiver/native/build/Release/recvmmsg.node'),
+  path.resolve(here, 'build/Release/recvmmsg.node'),
+];
 
 let cached: { reader: NativeReader } | { error: string } | undefined;
 
 /** The native reader, or why there is none (cached: the answer does not change in a process). */
 export function loadNativeReader(): { reader: NativeReader } | { error: string } {
   if (cached !== undefined) return cached;
-  if (process.platform !== 'linux') return (cached = { error: `recvmmsg is Linux-only (this is ${process.platform})` });
+  if (process.platform !== 'linux')
+    return (cached = { error: `recvmmsg is Linux-only (this is ${process.platform})` });
   const require = createRequire(import.meta.url);
   const override = process.env.FLOWPIN_RECVMMSG_ADDON;
   const files = override === undefined ? candidates : override === '' ? [] : [override];
@@ -49,11 +70,14 @@ export function loadNativeReader(): { reader: NativeReader } | { error: string }
   for (const file of files) {
     try {
       const reader = require(file) as NativeReader;
-      if (typeof reader.open !== 'function' || typeof reader.start !== 'function') throw new Error('not flowpin\'s reader');
+      if (typeof reader.open !== 'function' || typeof reader.start !== 'function')
+        throw new Error("not flowpin's reader");
       return (cached = { reader });
     } catch (err) {
       why.push(`${file}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
     }
   }
-  return (cached = { error: `the native recvmmsg reader is not built (npm ci builds it with node-gyp, python3, make and a C compiler)${why.length > 0 ? `: ${why.join('; ')}` : ''}` });
+  return (cached = {
+    error: `the native recvmmsg reader is not built (npm ci builds it with node-gyp, python3, make and a C compiler)${why.length > 0 ? `: ${why.join('; ')}` : ''}`,
+  });
 }

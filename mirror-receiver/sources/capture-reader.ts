@@ -23,7 +23,13 @@
 //   like an EPB. Every other block type is skipped.
 
 /** Receives each packet record: its bytes are `buf[off, end)`, valid only during the call. */
-export type CaptureFrameHandler = (buf: Buffer, off: number, end: number, linkType: number, capturedAtMs: number) => void;
+export type CaptureFrameHandler = (
+  buf: Buffer,
+  off: number,
+  end: number,
+  linkType: number,
+  capturedAtMs: number,
+) => void;
 
 export interface CaptureStats {
   /** 'pcap', 'pcapng', or 'unknown' before the first bytes were recognised. */
@@ -70,7 +76,13 @@ const enum Fmt {
 }
 
 export class CaptureReader {
-  readonly stats: CaptureStats = { format: 'unknown', records: 0, truncated: 0, malformed: 0, skippedBlocks: 0 };
+  readonly stats: CaptureStats = {
+    format: 'unknown',
+    records: 0,
+    truncated: 0,
+    malformed: 0,
+    skippedBlocks: 0,
+  };
   private fmt = Fmt.unknown;
   private stopped = false;
   /** Bytes of a record that started in an earlier chunk. */
@@ -164,7 +176,8 @@ export class CaptureReader {
       if (!this.pcapHeaderDone) return 24;
       if (avail < 16) return 16;
       const incl = this.le ? buf.readUInt32LE(off + 8) : buf.readUInt32BE(off + 8);
-      if (incl > this.maxRecord) return this.stop(`packet record of ${incl} bytes (over ${this.maxRecord}): corrupt capture`);
+      if (incl > this.maxRecord)
+        return this.stop(`packet record of ${incl} bytes (over ${this.maxRecord}): corrupt capture`);
       return 16 + incl;
     }
     return this.blockSizeAt(buf, off, avail);
@@ -280,7 +293,8 @@ export class CaptureReader {
       return this.stop('pcapng block before any section header');
     }
     const total = this.u32(buf, off + 4);
-    if (total < 12 || total % 4 !== 0 || total > MAX_RECORD_BYTES) return this.stop(`pcapng block length ${total} is impossible: corrupt capture`);
+    if (total < 12 || total % 4 !== 0 || total > MAX_RECORD_BYTES)
+      return this.stop(`pcapng block length ${total} is impossible: corrupt capture`);
     return total;
   }
 
@@ -322,7 +336,12 @@ export class CaptureReader {
       this.ifaces.push({ linkType: -1, snapLen: 0, unitsPerMs: 1000, offsetMs: 0 });
       return;
     }
-    const iface: Iface = { linkType: this.u16(buf, off + 8), snapLen: this.u32(buf, off + 12), unitsPerMs: 1000, offsetMs: 0 };
+    const iface: Iface = {
+      linkType: this.u16(buf, off + 8),
+      snapLen: this.u32(buf, off + 12),
+      unitsPerMs: 1000,
+      offsetMs: 0,
+    };
     const end = off + size - 4;
     let pos = off + 16;
     while (end - pos >= 4) {

@@ -55,7 +55,14 @@ export class GreUdpSource {
     const socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', reuseAddr: false });
     this.socket = socket;
     await new Promise<void>((resolve, reject) => {
-      socket.once('error', (err) => reject(new MirrorSourceError(`cannot listen for GRE-in-UDP on ${host}:${this.options.port ?? GRE_IN_UDP_PORT}: ${err.message}`, { cause: err })));
+      socket.once('error', (err) =>
+        reject(
+          new MirrorSourceError(
+            `cannot listen for GRE-in-UDP on ${host}:${this.options.port ?? GRE_IN_UDP_PORT}: ${err.message}`,
+            { cause: err },
+          ),
+        ),
+      );
       socket.bind({ address: host, port: this.options.port ?? GRE_IN_UDP_PORT }, () => resolve());
     });
     this.buffer = setReceiveBuffer(socket, this.options.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER);
@@ -65,7 +72,9 @@ export class GreUdpSource {
     return { address: addr.address, port: addr.port };
   }
 
-  /** The receive buffer asked for and as the kernel set it (Linux doubles the request, capped by rmem_max). */
+  /**
+   * The receive buffer asked for and as the kernel set it (Linux doubles the request, capped by rmem_max).
+   */
   receiveBuffer(): ReceiveBuffer {
     return this.buffer;
   }

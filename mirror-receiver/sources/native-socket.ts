@@ -26,7 +26,14 @@ export interface NativeSocketOptions {
   holdMs?: number;
 }
 
-export type NativeDatagramHandler = (buf: Buffer, off: number, end: number, source: string, truncated: boolean, at: number) => void;
+export type NativeDatagramHandler = (
+  buf: Buffer,
+  off: number,
+  end: number,
+  source: string,
+  truncated: boolean,
+  at: number,
+) => void;
 
 /** 128 datagrams a call; a slot holds a 9,216-byte jumbo frame whole. */
 export const DEFAULT_SLOTS = 128;

@@ -32,11 +32,15 @@ export async function readPcap(input: string | Readable, onFrame: CaptureFrameHa
     if (typeof input === 'string' && input !== '-') await readFile(input, reader);
     else await readStream(typeof input === 'string' ? process.stdin : input, reader);
   } catch (err) {
-    throw new MirrorSourceError(`cannot read pcap from ${name}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new MirrorSourceError(
+      `cannot read pcap from ${name}: ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
   }
   const stats = reader.end();
   if (stats.error !== undefined) throw new MirrorSourceError(`cannot read pcap from ${name}: ${stats.error}`);
-  if (!reader.headerSeen) throw new MirrorSourceError(`cannot read pcap from ${name}: input ended before a complete pcap header`);
+  if (!reader.headerSeen)
+    throw new MirrorSourceError(`cannot read pcap from ${name}: input ended before a complete pcap header`);
   return { ...stats, linkType: reader.firstLinkType, frames: stats.records };
 }
 

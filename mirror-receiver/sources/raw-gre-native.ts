@@ -16,11 +16,30 @@ export interface RawGreNativeSource extends UdpReaderSource {
   start(): Promise<{ address: string; port: number }>;
 }
 
-/** A raw GRE source on the native reader; throws MirrorSourceError when it is not built or the socket cannot open. */
-export function rawGreNativeSource(options: { family: 4 | 6; receiveBufferBytes: number }, onDatagram: RawDatagramHandler, onError: (err: Error) => void): RawGreNativeSource {
+/**
+ * A raw GRE source on the native reader; throws MirrorSourceError when it is not built or the socket cannot
+ * open.
+ */
+export function rawGreNativeSource(
+  options: { family: 4 | 6; receiveBufferBytes: number },
+  onDatagram: RawDatagramHandler,
+  onError: (err: Error) => void,
+): RawGreNativeSource {
   const loaded = loadNativeReader();
   if ('error' in loaded) throw new MirrorSourceError(`raw GRE socket: ${loaded.error}`);
-  const socket = new NativeSocket(loaded.reader, { kind: 'raw', family: options.family, host: '', port: 0, protocol: PROTO_GRE, receiveBufferBytes: options.receiveBufferBytes }, (buf, off, end, src, _truncated, at) => onDatagram(buf, off, end, src, at), onError);
+  const socket = new NativeSocket(
+    loaded.reader,
+    {
+      kind: 'raw',
+      family: options.family,
+      host: '',
+      port: 0,
+      protocol: PROTO_GRE,
+      receiveBufferBytes: options.receiveBufferBytes,
+    },
+    (buf, off, end, src, _truncated, at) => onDatagram(buf, off, end, src, at),
+    onError,
+  );
   let open = false;
   return {
     reader: 'recvmmsg',
@@ -31,7 +50,10 @@ export function rawGreNativeSource(options: { family: 4 | 6; receiveBufferBytes:
         open = true;
         return Promise.resolve(bound);
       } catch (err) {
-        throw new MirrorSourceError(`cannot open a raw GRE socket (needs root or CAP_NET_RAW): ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+        throw new MirrorSourceError(
+          `cannot open a raw GRE socket (needs root or CAP_NET_RAW): ${err instanceof Error ? err.message : String(err)}`,
+          { cause: err },
+        );
       }
     },
     receiveBuffer(): ReceiveBuffer {

@@ -16,7 +16,10 @@ export function loadRawSocket(): RawModule {
   try {
     return require('raw-socket') as RawModule;
   } catch (err) {
-    throw new MirrorSourceError('raw GRE sockets need the raw-socket addon, which did not build or install (it needs python3, make and g++ at npm ci)', { cause: err });
+    throw new MirrorSourceError(
+      'raw GRE sockets need the raw-socket addon, which did not build or install (it needs python3, make and g++ at npm ci)',
+      { cause: err },
+    );
   }
 }
 
@@ -54,14 +57,18 @@ export class RawGreSource {
       });
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err);
-      throw new MirrorSourceError(`cannot open a raw GRE socket (needs root or CAP_NET_RAW): ${msg}`, { cause: err });
+      throw new MirrorSourceError(`cannot open a raw GRE socket (needs root or CAP_NET_RAW): ${msg}`, {
+        cause: err,
+      });
     }
     this.socket = socket;
     socket.on('message', (buffer, source) => {
       if (family === 4) this.handlers.onIpPacket(buffer);
       else this.handlers.onGrePayload(buffer, source);
     });
-    socket.on('error', (err) => this.handlers.onError(new MirrorSourceError(`raw GRE socket: ${err.message}`, { cause: err })));
+    socket.on('error', (err) =>
+      this.handlers.onError(new MirrorSourceError(`raw GRE socket: ${err.message}`, { cause: err })),
+    );
   }
 
   stop(): void {

@@ -20,13 +20,23 @@ export type ReaderName = 'recvmmsg' | 'dgram';
 export interface UdpReaderOptions extends GreUdpOptions {
   encap: 'gre' | 'vxlan';
   reader?: ReaderChoice;
-  /** Native reader only: datagrams per system call, bytes per slot (tests make slots short) and the pause after an emptying read. */
+  /**
+   * Native reader only: datagrams per system call, bytes per slot (tests make slots short) and the pause
+   * after an emptying read.
+   */
   slots?: number;
   slotBytes?: number;
   holdMs?: number;
 }
 
-export type DatagramHandler = (buf: Buffer, off: number, end: number, outerSrc: string, outerDst: string, at: number) => void;
+export type DatagramHandler = (
+  buf: Buffer,
+  off: number,
+  end: number,
+  outerSrc: string,
+  outerDst: string,
+  at: number,
+) => void;
 
 export interface UdpReaderSource {
   readonly reader: ReaderName;
@@ -46,21 +56,37 @@ class NativeUdpSource implements UdpReaderSource {
   private truncatedBefore = 0;
 
   constructor(
-    private readonly make: (onDatagram: (buf: Buffer, off: number, end: number, src: string, truncated: boolean, at: number) => void) => NativeSocket,
+    private readonly make: (
+      onDatagram: (
+        buf: Buffer,
+        off: number,
+        end: number,
+        src: string,
+        truncated: boolean,
+        at: number,
+      ) => void,
+    ) => NativeSocket,
     private readonly what: string,
     private readonly onDatagram: DatagramHandler,
   ) {}
 
   start(): Promise<{ address: string; port: number }> {
     let local = '';
-    const socket = this.make((buf, off, end, src, _truncated, at) => this.onDatagram(buf, off, end, src, local, at));
+    const socket = this.make((buf, off, end, src, _truncated, at) =>
+      this.onDatagram(buf, off, end, src, local, at),
+    );
     try {
       const bound = socket.open();
       local = bound.address;
       this.socket = socket;
       return Promise.resolve(bound);
     } catch (err) {
-      return Promise.reject(new MirrorSourceError(`cannot listen for ${this.what}: ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
+      return Promise.reject(
+        new MirrorSourceError(
+          `cannot listen for ${this.what}: ${err instanceof Error ? err.message : String(err)}`,
+          { cause: err },
+        ),
+      );
     }
   }
 
@@ -86,10 +112,19 @@ class DgramUdpSource implements UdpReaderSource {
   readonly reader = 'dgram';
   private readonly source: GreUdpSource | VxlanSource;
 
-  constructor(options: UdpReaderOptions, onDatagram: DatagramHandler, readonly note: string | undefined) {
-    const deliver = (payload: Buffer, outerSrc: string, outerDst: string): void => onDatagram(payload, 0, payload.length, outerSrc, outerDst, Date.now());
+  constructor(
+    options: UdpReaderOptions,
+    onDatagram: DatagramHandler,
+    readonly note: string | undefined,
+  ) {
+    const deliver = (payload: Buffer, outerSrc: string, outerDst: string): void =>
+      onDatagram(payload, 0, payload.length, outerSrc, outerDst, Date.now());
     const { host, port, receiveBufferBytes } = options;
-    const o = { ...(host === undefined ? {} : { host }), ...(port === undefined ? {} : { port }), ...(receiveBufferBytes === undefined ? {} : { receiveBufferBytes }) };
+    const o = {
+      ...(host === undefined ? {} : { host }),
+      ...(port === undefined ? {} : { port }),
+      ...(receiveBufferBytes === undefined ? {} : { receiveBufferBytes }),
+    };
     this.source = options.encap === 'vxlan' ? new VxlanSource(o, deliver) : new GreUdpSource(o, deliver);
   }
 
@@ -111,12 +146,17 @@ class DgramUdpSource implements UdpReaderSource {
 }
 
 /** The source for `options`; throws MirrorSourceError when `recvmmsg` is asked for and not built. */
-export function udpReaderSource(options: UdpReaderOptions, onDatagram: DatagramHandler, onError: (err: Error) => void): UdpReaderSource {
+export function udpReaderSource(
+  options: UdpReaderOptions,
+  onDatagram: DatagramHandler,
+  onError: (err: Error) => void,
+): UdpReaderSource {
   const choice = options.reader ?? 'auto';
   if (choice === 'dgram') return new DgramUdpSource(options, onDatagram, undefined);
   const loaded = loadNativeReader();
   if ('error' in loaded) {
-    if (choice === 'recvmmsg') throw new MirrorSourceError(`reader: recvmmsg was asked for, but ${loaded.error}`);
+    if (choice === 'recvmmsg')
+      throw new MirrorSourceError(`reader: recvmmsg was asked for, but ${loaded.error}`);
     return new DgramUdpSource(options, onDatagram, loaded.error);
   }
   const host = options.host ?? '0.0.0.0';

@@ -37,7 +37,13 @@ export class VxlanSource {
       const port = this.options.port ?? VXLAN_PORT;
       const s = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', reuseAddr: false });
       await new Promise<void>((resolve, reject) => {
-        s.once('error', (err) => reject(new MirrorSourceError(`cannot listen for VXLAN on ${host}:${port}: ${err.message}`, { cause: err })));
+        s.once('error', (err) =>
+          reject(
+            new MirrorSourceError(`cannot listen for VXLAN on ${host}:${port}: ${err.message}`, {
+              cause: err,
+            }),
+          ),
+        );
         s.bind({ address: host, port }, () => resolve());
       });
       socket = s;

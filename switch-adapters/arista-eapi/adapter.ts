@@ -15,11 +15,26 @@
 //    programmed and removed by the reconciler (removePins), half-built ones by removeStrays().
 
 import { canonicalIp } from '../../lib/addr.js';
-import type { AdapterCapabilities, FlowSpec, InstalledPin, PinOutcome, PinRule, PinTableUsage, ServerIdentity, SwitchAdapter } from '../contract.js';
+import type {
+  AdapterCapabilities,
+  FlowSpec,
+  InstalledPin,
+  PinOutcome,
+  PinRule,
+  PinTableUsage,
+  ServerIdentity,
+  SwitchAdapter,
+} from '../contract.js';
 import { SwitchCommandError, SwitchUnsupportedError, unsupported } from '../errors.js';
 import { flowOfPinName, pinName } from '../../lib/pin-name.js';
 import { pinCommands, removeByName } from './directflow.js';
-import { mergeDirectflow, notProgrammedReason, parseDirectflowJson, parseDirectflowText, type DirectflowState } from './directflow-state.js';
+import {
+  mergeDirectflow,
+  notProgrammedReason,
+  parseDirectflowJson,
+  parseDirectflowText,
+  type DirectflowState,
+} from './directflow-state.js';
 import { platformOf, type Platform } from './platforms.js';
 import { EapiResolver, type Resolution } from './resolver.js';
 import { EapiRunner } from './runner.js';
@@ -40,11 +55,19 @@ export interface AristaEapiOptions extends EapiTransportOptions {
   groupCommands?: GroupCommandTemplates;
   /** Secret for `enable`, where privileged mode has one. */
   enableSecret?: string;
-  /** VIPs whose routes connect() checks against the group template (a reload may change them: prepareVips). */
+  /**
+   * VIPs whose routes connect() checks against the group template (a reload may change them: prepareVips).
+   */
   vips?: string[];
-  /** 'session' (default): pins in a configuration session committed whole; 'cleanup': line by line, half-built flows removed. */
+  /**
+   * 'session' (default): pins in a configuration session committed whole; 'cleanup': line by line, half-built
+   * flows removed.
+   */
   atomicity?: 'session' | 'cleanup';
-  /** Largest listed table read back with each write (default 4096); beyond it the controller's timed read-back confirms. */
+  /**
+   * Largest listed table read back with each write (default 4096); beyond it the controller's timed read-back
+   * confirms.
+   */
   readBackLimit?: number;
   /** How long routes and the ARP/MAC/port-channel tables are trusted, ms. */
   viaCacheMs?: number;
@@ -69,7 +92,10 @@ export class AristaEapiAdapter implements SwitchAdapter {
   info: SwitchInfo | undefined;
   /** Flows removed because they expired, were rejected, or were left without their action. */
   readonly garbageCollected = { expired: 0, rejected: 0, halfBuilt: 0 };
-  /** flowpin's flows the last reads found timed out or rejected for space: their removal is garbage collection. */
+  /**
+   * flowpin's flows the last reads found timed out or rejected for space: their removal is garbage
+   * collection.
+   */
   private readonly garbage = new Map<string, 'expired' | 'rejected'>();
   /** flowpin's flows the last listing found without their action (half-built), for removeStrays(). */
   private strays: string[] = [];
@@ -87,7 +113,9 @@ export class AristaEapiAdapter implements SwitchAdapter {
     this.now = options.now ?? Date.now;
     this.name = options.switchName;
     this.runner = new EapiRunner(this.transport, this.name, options.enableSecret);
-    this.template = options.groupTemplate ?? (options.groupCommands === undefined ? undefined : { kind: 'custom', ...options.groupCommands });
+    this.template =
+      options.groupTemplate ??
+      (options.groupCommands === undefined ? undefined : { kind: 'custom', ...options.groupCommands });
     this.capabilities = {
       resolvesNexthop: true,
       resolveBatchSize: options.resolveBatchSize ?? 200,
@@ -105,7 +133,11 @@ export class AristaEapiAdapter implements SwitchAdapter {
       knowsServers: true,
       groupProgramDelayMs: 0,
     };
-    this.resolver = new EapiResolver(this.runner, { batchSize: this.capabilities.resolveBatchSize, cacheMs: options.viaCacheMs ?? 30_000, now: this.now });
+    this.resolver = new EapiResolver(this.runner, {
+      batchSize: this.capabilities.resolveBatchSize,
+      cacheMs: options.viaCacheMs ?? 30_000,
+      now: this.now,
+    });
   }
 
   async connect(): Promise<void> {
@@ -114,10 +146,17 @@ export class AristaEapiAdapter implements SwitchAdapter {
     const version = typeof v?.['version'] === 'string' ? v['version'] : '';
     const platform = platformOf(modelName);
     this.info = { modelName, version, platform };
-    if (platform.directflow === false) throw new SwitchUnsupportedError(this.name, `${modelName} (${platform.family}, EOS ${version}) has no DirectFlow; use the gNMI adapter (OpenConfig policy-forwarding)`);
+    if (platform.directflow === false)
+      throw new SwitchUnsupportedError(
+        this.name,
+        `${modelName} (${platform.family}, EOS ${version}) has no DirectFlow; use the gNMI adapter (OpenConfig policy-forwarding)`,
+      );
     const size = this.options.pinTableSize ?? platform.tableSize;
     if (size === undefined) {
-      throw new SwitchUnsupportedError(this.name, `the DirectFlow table size of ${modelName} (${platform.family}) is not known${platform.directflow === 'unknown' ? ', nor whether it has DirectFlow' : ''}; set pinTableSize for this switch`);
+      throw new SwitchUnsupportedError(
+        this.name,
+        `the DirectFlow table size of ${modelName} (${platform.family}) is not known${platform.directflow === 'unknown' ? ', nor whether it has DirectFlow' : ''}; set pinTableSize for this switch`,
+      );
     }
     this.capabilities.pinTableSize = size;
     await this.checkRoutes(this.options.vips ?? []);
@@ -134,12 +173,18 @@ export class AristaEapiAdapter implements SwitchAdapter {
       const [r] = await this.runner.run([`show ${a.includes(':') ? 'ipv6' : 'ip'} route ${a}`], 'json');
       const route = parseRoutes(r)[0];
       if (route !== undefined && route.routeType !== undefined && !wanted.includes(route.routeType)) {
-        throw new SwitchUnsupportedError(this.name, `VIP ${a} is a ${route.routeType} route; the '${t.kind}' group template changes ${wanted.join('/')} routes only (a static route would shadow a BGP group)`);
+        throw new SwitchUnsupportedError(
+          this.name,
+          `VIP ${a} is a ${route.routeType} route; the '${t.kind}' group template changes ${wanted.join('/')} routes only (a static route would shadow a BGP group)`,
+        );
       }
     }
   }
 
-  /** New VIPs' routes are checked as connect() checks them (where connected: otherwise connect() will); then the list is taken. */
+  /**
+   * New VIPs' routes are checked as connect() checks them (where connected: otherwise connect() will); then
+   * the list is taken.
+   */
   async prepareVips(vips: readonly { address: string }[]): Promise<() => void> {
     const now = vips.map((v) => v.address);
     const had = new Set((this.options.vips ?? []).map(canonicalIp));
@@ -186,12 +231,20 @@ export class AristaEapiAdapter implements SwitchAdapter {
 
   async installPins(pins: PinRule[]): Promise<PinOutcome[]> {
     if (pins.length === 0) return [];
-    // Flows known expired or rejected are deleted first: re-sending an unchanged block may not program them again.
-    const stale = pins.map((p) => pinName(p.flow)).filter((n) => { const f = this.lastState?.flows.get(n); return f !== undefined && !f.state.programmed; });
-    if (stale.length > 0) await this.runner.run(['enable', 'configure', 'directflow', ...stale.map(removeByName)], 'json');
+    // Flows known expired or rejected are deleted first: re-sending an unchanged block may not program them
+    // again.
+    const stale = pins
+      .map((p) => pinName(p.flow))
+      .filter((n) => {
+        const f = this.lastState?.flows.get(n);
+        return f !== undefined && !f.state.programmed;
+      });
+    if (stale.length > 0)
+      await this.runner.run(['enable', 'configure', 'directflow', ...stale.map(removeByName)], 'json');
     const outcomes: PinOutcome[] = [];
     const size = this.capabilities.pinBatchSize;
-    for (let at = 0; at < pins.length; at += size) outcomes.push(...(await this.installChunk(pins.slice(at, at + size))));
+    for (let at = 0; at < pins.length; at += size)
+      outcomes.push(...(await this.installChunk(pins.slice(at, at + size))));
     const written = this.now();
     for (const o of outcomes) if (o.ok) this.written.set(pinName(o.flow), written);
     // A big table is read once per interval for every pin waiting, not once per write.
@@ -199,9 +252,13 @@ export class AristaEapiAdapter implements SwitchAdapter {
     return this.readBack(outcomes);
   }
 
-  /** Reads the programming state of what was written; rejected flows are reported table-full (the reconciler removes them). */
+  /**
+   * Reads the programming state of what was written; rejected flows are reported table-full (the reconciler
+   * removes them).
+   */
   private async readBack(outcomes: PinOutcome[]): Promise<PinOutcome[]> {
-    // The JSON alone where it names every written flow (4.14/4.15); the text too where it omits some (4.35.4M).
+    // The JSON alone where it names every written flow (4.14/4.15); the text too where it omits some
+    // (4.35.4M).
     const written = outcomes.filter((o) => o.ok).map((o) => pinName(o.flow));
     const state = await this.readDirectflow(written);
     return outcomes.map((o): PinOutcome => {
@@ -220,7 +277,12 @@ export class AristaEapiAdapter implements SwitchAdapter {
     if (pins.length === 0) return [];
     const session = this.options.atomicity !== 'cleanup';
     const sessionName = `flowpin-${process.pid}-${++sessionCounter}`;
-    const head = ['enable', session ? `configure session ${sessionName}` : 'configure', 'directflow', 'no shutdown'];
+    const head = [
+      'enable',
+      session ? `configure session ${sessionName}` : 'configure',
+      'directflow',
+      'no shutdown',
+    ];
     const blocks = pins.map(pinCommands);
     const cmds = [...head, ...blocks.flat(), ...(session ? ['commit'] : [])];
     let r;
@@ -243,9 +305,14 @@ export class AristaEapiAdapter implements SwitchAdapter {
       }
       line -= n;
     }
-    if (pinIndex < 0) throw new SwitchCommandError(this.name, commandText(cmds[r.failedIndex]), r.errors.join('; '), r.code);
+    if (pinIndex < 0)
+      throw new SwitchCommandError(this.name, commandText(cmds[r.failedIndex]), r.errors.join('; '), r.code);
     const failed = pins[pinIndex] as PinRule;
-    const failure: PinOutcome = { flow: failed.flow, ok: false, error: `'${commandText(cmds[r.failedIndex])}': ${r.errors.join('; ')}` };
+    const failure: PinOutcome = {
+      flow: failed.flow,
+      ok: false,
+      error: `'${commandText(cmds[r.failedIndex])}': ${r.errors.join('; ')}`,
+    };
     if (session) {
       // Nothing of the batch was applied: send it again without the refused pin.
       const rest = await this.installChunk(pins.filter((_, i) => i !== pinIndex));
@@ -268,7 +335,11 @@ export class AristaEapiAdapter implements SwitchAdapter {
   async removePins(flows: FlowSpec[]): Promise<void> {
     const names = flows.map(pinName);
     const size = this.capabilities.pinBatchSize * 4;
-    for (let at = 0; at < names.length; at += size) await this.runner.run(['enable', 'configure', 'directflow', ...names.slice(at, at + size).map(removeByName)], 'json');
+    for (let at = 0; at < names.length; at += size)
+      await this.runner.run(
+        ['enable', 'configure', 'directflow', ...names.slice(at, at + size).map(removeByName)],
+        'json',
+      );
     for (const n of names) {
       const why = this.garbage.get(n);
       if (why !== undefined) this.garbageCollected[why]++;
@@ -276,7 +347,9 @@ export class AristaEapiAdapter implements SwitchAdapter {
     }
   }
 
-  /** Reads the table; changes nothing (what it finds to clean up is removed by removePins and removeStrays). */
+  /**
+   * Reads the table; changes nothing (what it finds to clean up is removed by removePins and removeStrays).
+   */
   async listPins(): Promise<InstalledPin[]> {
     const state = await this.readDirectflow();
     const out: InstalledPin[] = [];
@@ -290,11 +363,22 @@ export class AristaEapiAdapter implements SwitchAdapter {
         strays.push(f.name);
         continue;
       }
-      const pin: InstalledPin = { name: f.name, flow, nexthop: f.nexthop, programmed: f.state.programmed, packets: f.packets, bytes: f.bytes };
+      const pin: InstalledPin = {
+        name: f.name,
+        flow,
+        nexthop: f.nexthop,
+        programmed: f.state.programmed,
+        packets: f.packets,
+        bytes: f.bytes,
+      };
       this.garbage.delete(f.name);
       if (!f.state.programmed) {
         const at = this.written.get(f.name);
-        pin.reason = notProgrammedReason(f.state.why, at === undefined ? undefined : now - at, f.idleTimeoutS);
+        pin.reason = notProgrammedReason(
+          f.state.why,
+          at === undefined ? undefined : now - at,
+          f.idleTimeoutS,
+        );
         if (pin.reason === 'table-full') this.garbage.set(f.name, 'rejected');
         if (pin.reason === 'idle-timeout') this.garbage.set(f.name, 'expired');
       }
@@ -312,7 +396,10 @@ export class AristaEapiAdapter implements SwitchAdapter {
     return names.length;
   }
 
-  /** Capacity and programmed entries of every owner. Where any flow waits for space the table is full, whatever the numbers say. */
+  /**
+   * Capacity and programmed entries of every owner. Where any flow waits for space the table is full,
+   * whatever the numbers say.
+   */
   async pinTableUsage(): Promise<PinTableUsage> {
     const state = await this.readDirectflow();
     const used = state.programmed ?? [...state.flows.values()].filter((f) => f.state.programmed).length;
@@ -348,7 +435,10 @@ export class AristaEapiAdapter implements SwitchAdapter {
     let json: ReturnType<typeof parseDirectflowJson>;
     let text: string | undefined;
     if (needed === undefined) {
-      const [j, t] = await Promise.all([this.runner.run(['enable', 'show directflow detail'], 'json', 1), readText()]);
+      const [j, t] = await Promise.all([
+        this.runner.run(['enable', 'show directflow detail'], 'json', 1),
+        readText(),
+      ]);
       json = parseDirectflowJson(j[0]);
       text = t;
     } else {
@@ -379,10 +469,17 @@ export class AristaEapiAdapter implements SwitchAdapter {
 
   private async changeGroup(op: 'add' | 'remove', vip: string, nexthop: string): Promise<void> {
     const t = this.template;
-    if (t === undefined) throw new SwitchUnsupportedError(this.name, `no group template configured (eapi.groupTemplate: static-ecmp or bgp-route-map); flowpin does not guess how VIP ${vip} is built`);
+    if (t === undefined)
+      throw new SwitchUnsupportedError(
+        this.name,
+        `no group template configured (eapi.groupTemplate: static-ecmp or bgp-route-map); flowpin does not guess how VIP ${vip} is built`,
+      );
     const lines = templatesFor(t, canonicalIp(vip).includes(':') ? 6 : 4)[op];
     try {
-      await this.runner.run(lines.map((l) => fillTemplate(l, vip, nexthop)), 'json');
+      await this.runner.run(
+        lines.map((l) => fillTemplate(l, vip, nexthop)),
+        'json',
+      );
     } finally {
       this.resolver.forgetVip(vip);
     }

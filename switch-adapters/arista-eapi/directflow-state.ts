@@ -2,7 +2,7 @@
 //
 // JSON (DirectFlowAssist tests/feature/show_directflow_detail.txt, EOS 4.14/4.15):
 //   {"details": {"status": {NAME: "Flow programmed" | ...}, "numFlowsProgrammed": N},
-//    "flows": [{name, priority, matchPackets, matchBytes, hardTimeout, idleTimeout, persistent, match, action}]}
+// "flows": [{name, priority, matchPackets, matchBytes, hardTimeout, idleTimeout, persistent, match, action}]}
 // Status prose (DirectFlowAssist DirectFlowSwitch.get_inactive_flownames): "Flow programmed",
 // "Flow not programmed", "Flow rejected due to insufficient resources". No capture shows the
 // JSON of a nexthop action, so the nexthop comes from the text form (`output nexthop: A`,
@@ -39,10 +39,14 @@ export interface DirectflowJson {
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
 
 export function parseDirectflowJson(result: unknown): DirectflowJson {
-  const r = (typeof result === 'object' && result !== null ? result : {}) as { details?: { status?: unknown; numFlowsProgrammed?: unknown }; flows?: unknown };
+  const r = (typeof result === 'object' && result !== null ? result : {}) as {
+    details?: { status?: unknown; numFlowsProgrammed?: unknown };
+    flows?: unknown;
+  };
   const status = new Map<string, string>();
   const st = r.details?.status;
-  if (typeof st === 'object' && st !== null) for (const [k, v] of Object.entries(st)) if (typeof v === 'string') status.set(k, v);
+  if (typeof st === 'object' && st !== null)
+    for (const [k, v] of Object.entries(st)) if (typeof v === 'string') status.set(k, v);
   const flows = new Map<string, JsonFlow>();
   for (const raw of Array.isArray(r.flows) ? (r.flows as unknown[]) : []) {
     if (typeof raw !== 'object' || raw === null) continue;
@@ -88,7 +92,14 @@ export function parseDirectflowText(output: unknown): DirectflowText {
   for (const line of output.split(/\r?\n/)) {
     const h = HEADER.exec(line);
     if (h) {
-      cur = { name: h[1] as string, annotation: h[2], nexthop: undefined, packets: undefined, bytes: undefined, idleTimeoutS: undefined };
+      cur = {
+        name: h[1] as string,
+        annotation: h[2],
+        nexthop: undefined,
+        packets: undefined,
+        bytes: undefined,
+        idleTimeoutS: undefined,
+      };
       out.flows.set(cur.name, cur);
       continue;
     }
@@ -123,14 +134,21 @@ export function parseDirectflowText(output: unknown): DirectflowText {
 
 export type FlowState =
   | { programmed: true }
-  /** `expired`: "Flow not programmed" (a timed-out flow, or one not programmed yet); the caller tells which. */
+  /**
+   * `expired`: "Flow not programmed" (a timed-out flow, or one not programmed yet); the caller tells which.
+   */
   | { programmed: false; why: 'rejected' | 'not-programmed' | 'unknown' };
 
-/** A flow's programming state from what each form says of it; unrecognised or missing counts as not programmed. */
+/**
+ * A flow's programming state from what each form says of it; unrecognised or missing counts as not
+ * programmed.
+ */
 export function flowState(jsonStatus: string | undefined, annotation: string | undefined): FlowState {
-  if (annotation !== undefined && annotation.includes(ANNOTATION_WAITING)) return { programmed: false, why: 'rejected' };
+  if (annotation !== undefined && annotation.includes(ANNOTATION_WAITING))
+    return { programmed: false, why: 'rejected' };
   if (jsonStatus === STATUS_REJECTED_RESOURCES) return { programmed: false, why: 'rejected' };
-  if (annotation !== undefined) return { programmed: false, why: jsonStatus === STATUS_NOT_PROGRAMMED ? 'not-programmed' : 'unknown' };
+  if (annotation !== undefined)
+    return { programmed: false, why: jsonStatus === STATUS_NOT_PROGRAMMED ? 'not-programmed' : 'unknown' };
   if (jsonStatus === STATUS_PROGRAMMED) return { programmed: true };
   if (jsonStatus === STATUS_NOT_PROGRAMMED) return { programmed: false, why: 'not-programmed' };
   return { programmed: false, why: 'unknown' };
@@ -172,14 +190,29 @@ export function mergeDirectflow(json: DirectflowJson, text: DirectflowText): Dir
       idleTimeoutS: j?.idleTimeoutS ?? t?.idleTimeoutS,
     });
   }
-  return { flows, programmed: json.numFlowsProgrammed ?? text.programmed, rejected: Math.max(rejected, text.rejected ?? 0) };
+  return {
+    flows,
+    programmed: json.numFlowsProgrammed ?? text.programmed,
+    rejected: Math.max(rejected, text.rejected ?? 0),
+  };
 }
 
-/** The contract's reason for a flow that is not programmed; `writtenAgoMs` tells a pending flow from an expired one. */
-export function notProgrammedReason(why: 'rejected' | 'not-programmed' | 'unknown', writtenAgoMs: number | undefined, idleTimeoutS: number | undefined): NotProgrammedReason {
+/**
+ * The contract's reason for a flow that is not programmed; `writtenAgoMs` tells a pending flow from an
+ * expired one.
+ */
+export function notProgrammedReason(
+  why: 'rejected' | 'not-programmed' | 'unknown',
+  writtenAgoMs: number | undefined,
+  idleTimeoutS: number | undefined,
+): NotProgrammedReason {
   if (why === 'rejected') return 'table-full';
   if (why === 'unknown') return 'unknown';
   // A flow cannot have idled out before its idle timeout has passed since it was written.
-  if (writtenAgoMs !== undefined && (idleTimeoutS === undefined || idleTimeoutS === 0 || writtenAgoMs < idleTimeoutS * 1000)) return 'pending';
+  if (
+    writtenAgoMs !== undefined &&
+    (idleTimeoutS === undefined || idleTimeoutS === 0 || writtenAgoMs < idleTimeoutS * 1000)
+  )
+    return 'pending';
   return 'idle-timeout';
 }

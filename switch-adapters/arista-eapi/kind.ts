@@ -11,23 +11,36 @@ import type { GroupCommandTemplates, GroupTemplate } from './templates.js';
 
 export const KIND = 'arista-eapi';
 
-export const EapiSchema = Type.Object({
-  url: Str(),
-  username: Str({ default: 'admin' }),
-  password: Str(),
-  timeoutMs: Int(1, undefined, 10_000),
-  maxConcurrent: Int(1, 64, 4),
-  caFile: Type.Optional(Str()),
-  insecureSkipVerify: Type.Boolean({ default: false }),
-  resolveBatchSize: Int(1, 5000, 200),
-  pinBatchSize: Int(1, 1000, 100),
-  groupCommands: Type.Optional(Type.Object({ add: Strs(1), remove: Strs(1) }, strict)),
-  groupTemplate: Type.Optional(Type.Enum(['static-ecmp', 'bgp-route-map'])),
-  bgp: Type.Optional(Type.Object({ asn: Int(1, 4294967295), peerGroup: Str(), routeMap: Str({ default: 'FLOWPIN-DRAIN-IN' }), prefixList: Type.Optional(Str()) }, strict)),
-  enableSecret: Type.Optional(Str()),
-  atomicity: Type.Enum(['session', 'cleanup'], { default: 'session' }),
-  readBackLimit: Int(0, undefined, 4096),
-}, strict);
+export const EapiSchema = Type.Object(
+  {
+    url: Str(),
+    username: Str({ default: 'admin' }),
+    password: Str(),
+    timeoutMs: Int(1, undefined, 10_000),
+    maxConcurrent: Int(1, 64, 4),
+    caFile: Type.Optional(Str()),
+    insecureSkipVerify: Type.Boolean({ default: false }),
+    resolveBatchSize: Int(1, 5000, 200),
+    pinBatchSize: Int(1, 1000, 100),
+    groupCommands: Type.Optional(Type.Object({ add: Strs(1), remove: Strs(1) }, strict)),
+    groupTemplate: Type.Optional(Type.Enum(['static-ecmp', 'bgp-route-map'])),
+    bgp: Type.Optional(
+      Type.Object(
+        {
+          asn: Int(1, 4294967295),
+          peerGroup: Str(),
+          routeMap: Str({ default: 'FLOWPIN-DRAIN-IN' }),
+          prefixList: Type.Optional(Str()),
+        },
+        strict,
+      ),
+    ),
+    enableSecret: Type.Optional(Str()),
+    atomicity: Type.Enum(['session', 'cleanup'], { default: 'session' }),
+    readBackLimit: Int(0, undefined, 4096),
+  },
+  strict,
+);
 
 export type EapiDoc = Static<typeof EapiSchema>;
 
@@ -45,7 +58,9 @@ export interface EapiSettings {
   /** How VIP groups are changed: static-ecmp, bgp-route-map (with its names), or none. */
   groupTemplate: GroupTemplate | undefined;
   enableSecret: string | undefined;
-  /** 'session' (configuration session, committed whole) or 'cleanup' (line by line, half-built flows removed). */
+  /**
+   * 'session' (configuration session, committed whole) or 'cleanup' (line by line, half-built flows removed).
+   */
   atomicity: 'session' | 'cleanup';
   /** Largest listed table read back with each write; beyond it the controller's timed read-back confirms. */
   readBackLimit: number;
@@ -58,17 +73,32 @@ function urlAt(at: SettingsReader, path: KeyPath, v: string): URL {
   } catch {
     return at.fail(path, `must be an http:// or https:// URL, got '${v.slice(0, 64)}'`);
   }
-  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.hostname === '') at.fail(path, `must be an http:// or https:// URL, got '${v.slice(0, 64)}'`);
+  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.hostname === '')
+    at.fail(path, `must be an http:// or https:// URL, got '${v.slice(0, 64)}'`);
   return u;
 }
 
 export function readEapi(doc: EapiDoc, at: SettingsReader, path: KeyPath): EapiSettings {
   const e = doc;
   const url = urlAt(at, [...path, 'url'], e.url);
-  if (e.groupCommands !== undefined && e.groupTemplate !== undefined) at.fail([...path, 'groupCommands'], 'give either groupTemplate or groupCommands');
-  if (e.groupTemplate === 'bgp-route-map' && e.bgp === undefined) at.fail([...path, 'bgp'], 'is required with groupTemplate: bgp-route-map');
-  if (e.bgp !== undefined && e.groupTemplate !== 'bgp-route-map') at.fail([...path, 'bgp'], 'is only for groupTemplate: bgp-route-map');
-  const groupTemplate: GroupTemplate | undefined = e.groupTemplate === undefined ? undefined : e.groupTemplate === 'static-ecmp' || e.bgp === undefined ? { kind: 'static-ecmp' } : { kind: 'bgp-route-map', asn: e.bgp.asn, peerGroup: e.bgp.peerGroup, routeMap: e.bgp.routeMap, ...(e.bgp.prefixList === undefined ? {} : { prefixList: e.bgp.prefixList }) };
+  if (e.groupCommands !== undefined && e.groupTemplate !== undefined)
+    at.fail([...path, 'groupCommands'], 'give either groupTemplate or groupCommands');
+  if (e.groupTemplate === 'bgp-route-map' && e.bgp === undefined)
+    at.fail([...path, 'bgp'], 'is required with groupTemplate: bgp-route-map');
+  if (e.bgp !== undefined && e.groupTemplate !== 'bgp-route-map')
+    at.fail([...path, 'bgp'], 'is only for groupTemplate: bgp-route-map');
+  const groupTemplate: GroupTemplate | undefined =
+    e.groupTemplate === undefined
+      ? undefined
+      : e.groupTemplate === 'static-ecmp' || e.bgp === undefined
+        ? { kind: 'static-ecmp' }
+        : {
+            kind: 'bgp-route-map',
+            asn: e.bgp.asn,
+            peerGroup: e.bgp.peerGroup,
+            routeMap: e.bgp.routeMap,
+            ...(e.bgp.prefixList === undefined ? {} : { prefixList: e.bgp.prefixList }),
+          };
   const href = url.href.replace(/\/$/, '');
   return {
     url: href.endsWith('/command-api') ? href : `${href}/command-api`,
@@ -80,9 +110,13 @@ export function readEapi(doc: EapiDoc, at: SettingsReader, path: KeyPath): EapiS
     insecureSkipVerify: e.insecureSkipVerify,
     resolveBatchSize: e.resolveBatchSize,
     pinBatchSize: e.pinBatchSize,
-    groupCommands: e.groupCommands === undefined ? undefined : { add: [...e.groupCommands.add], remove: [...e.groupCommands.remove] },
+    groupCommands:
+      e.groupCommands === undefined
+        ? undefined
+        : { add: [...e.groupCommands.add], remove: [...e.groupCommands.remove] },
     groupTemplate,
-    enableSecret: e.enableSecret === undefined ? undefined : at.secret([...path, 'enableSecret'], e.enableSecret),
+    enableSecret:
+      e.enableSecret === undefined ? undefined : at.secret([...path, 'enableSecret'], e.enableSecret),
     atomicity: e.atomicity,
     readBackLimit: e.readBackLimit,
   };
@@ -94,8 +128,20 @@ export const eapiKind: AdapterKind<EapiSettings> = {
   read: readEapi,
   mirrorSource: (e) => new URL(e.url).hostname.replace(/^\[|\]$/g, ''),
   securityWarnings(e) {
-    if (e.url.startsWith('http://')) return [['url', "plain http: the switch's password and every command cross the network unencrypted (use https)"]];
-    if (e.insecureSkipVerify) return [['insecureSkipVerify', "the switch's TLS certificate is not verified: anyone in the path can pose as the switch (give caFile instead)"]];
+    if (e.url.startsWith('http://'))
+      return [
+        [
+          'url',
+          "plain http: the switch's password and every command cross the network unencrypted (use https)",
+        ],
+      ];
+    if (e.insecureSkipVerify)
+      return [
+        [
+          'insecureSkipVerify',
+          "the switch's TLS certificate is not verified: anyone in the path can pose as the switch (give caFile instead)",
+        ],
+      ];
     return [];
   },
   enabledBy: { changesGroups: 'groupTemplate' },

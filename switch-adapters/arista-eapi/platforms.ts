@@ -15,7 +15,10 @@ export interface Platform {
 }
 
 const PLATFORMS: { pattern: RegExp; platform: Platform }[] = [
-  { pattern: /^DCS-7050[STQ]X-/i, platform: { family: '7050X (Trident2)', directflow: true, tableSize: 1500 } },
+  {
+    pattern: /^DCS-7050[STQ]X-/i,
+    platform: { family: '7050X (Trident2)', directflow: true, tableSize: 1500 },
+  },
   { pattern: /^DCS-7050[STQ]-/i, platform: { family: '7050 (Trident+)', directflow: true, tableSize: 750 } },
   { pattern: /^DCS-7050[A-Z]*X3-/i, platform: { family: '7050X3', directflow: true } },
   { pattern: /^DCS-7050[A-Z]*X4-/i, platform: { family: '7050X4', directflow: true } },
@@ -32,5 +35,10 @@ const PLATFORMS: { pattern: RegExp; platform: Platform }[] = [
 
 /** The platform of a `show version` modelName; unknown models have unknown DirectFlow support. */
 export function platformOf(modelName: string): Platform {
-  return PLATFORMS.find((p) => p.pattern.test(modelName))?.platform ?? { family: `unknown (${modelName})`, directflow: 'unknown' };
+  return (
+    PLATFORMS.find((p) => p.pattern.test(modelName))?.platform ?? {
+      family: `unknown (${modelName})`,
+      directflow: 'unknown',
+    }
+  );
 }

@@ -14,11 +14,28 @@ import type { FlowSpec, ServerIdentity } from '../contract.js';
 import { SwitchCommandError } from '../errors.js';
 import { loadBalanceCommand } from './directflow.js';
 import type { EapiRunner } from './runner.js';
-import { egressMap, parseMacTable, parseNeighbors, parseOutputInterface, parsePortChannels, parseRoutes, type EgressMap, type MacEntry, type Neighbor, type Route } from './topology.js';
+import {
+  egressMap,
+  parseMacTable,
+  parseNeighbors,
+  parseOutputInterface,
+  parsePortChannels,
+  parseRoutes,
+  type EgressMap,
+  type MacEntry,
+  type Neighbor,
+  type Route,
+} from './topology.js';
 import type { CommandResult } from './transport.js';
 
 /** Why a flow got no nexthop. */
-export type ResolveFailure = 'no-client-route' | 'ecmp-client-route' | 'no-ingress-port' | 'no-answer' | 'ambiguous-port' | 'unknown-port';
+export type ResolveFailure =
+  | 'no-client-route'
+  | 'ecmp-client-route'
+  | 'no-ingress-port'
+  | 'no-answer'
+  | 'ambiguous-port'
+  | 'unknown-port';
 
 export interface Resolution {
   nexthop: string | undefined;
@@ -49,10 +66,18 @@ const routeCmd = (a: string): string => `show ${family(a) === 6 ? 'ipv6' : 'ip'}
 export class EapiResolver {
   private readonly ingress: IngressEntry[] = [];
   private readonly vips = new Map<string, VipEntry>();
-  private tables: { at: number; neighbors: Neighbor[]; macs: MacEntry[]; pcs: Map<string, string[]> } | undefined;
+  private tables:
+    { at: number; neighbors: Neighbor[]; macs: MacEntry[]; pcs: Map<string, string[]> } | undefined;
   /** Whether `show load-balance destination` answers in JSON; learnt on the first refusal (1003). */
   private lbFormat: 'json' | 'text' = 'json';
-  readonly failures: Record<ResolveFailure, number> = { 'no-client-route': 0, 'ecmp-client-route': 0, 'no-ingress-port': 0, 'no-answer': 0, 'ambiguous-port': 0, 'unknown-port': 0 };
+  readonly failures: Record<ResolveFailure, number> = {
+    'no-client-route': 0,
+    'ecmp-client-route': 0,
+    'no-ingress-port': 0,
+    'no-answer': 0,
+    'ambiguous-port': 0,
+    'unknown-port': 0,
+  };
 
   constructor(
     private readonly runner: EapiRunner,
@@ -83,7 +108,10 @@ export class EapiResolver {
         const r = results[k];
         const port = r === undefined || r instanceof SwitchCommandError ? undefined : parseOutputInterface(r);
         const f = flows[job.i] as FlowSpec;
-        out[job.i] = port === undefined ? { nexthop: undefined, failure: 'no-answer' } : await this.nexthopBehind(f.dst, port);
+        out[job.i] =
+          port === undefined
+            ? { nexthop: undefined, failure: 'no-answer' }
+            : await this.nexthopBehind(f.dst, port);
       }
     }
     for (const r of out) if (r.failure !== undefined) this.failures[r.failure]++;
@@ -118,7 +146,11 @@ export class EapiResolver {
     const [r] = await this.runner.run([routeCmd(v)], 'json');
     const route = parseRoutes(r)[0];
     const t = await this.topology(fresh);
-    const entry: VipEntry = { at: this.o.now(), route, map: egressMap(route?.vias ?? [], t.neighbors, t.macs, t.pcs) };
+    const entry: VipEntry = {
+      at: this.o.now(),
+      route,
+      map: egressMap(route?.vias ?? [], t.neighbors, t.macs, t.pcs),
+    };
     this.vips.set(v, entry);
     return entry;
   }
@@ -130,14 +162,22 @@ export class EapiResolver {
    */
   async serverIdentities(): Promise<ServerIdentity[]> {
     const t = await this.topology(true);
-    return t.neighbors.filter((n) => n.mac !== '').map((n) => ({ nexthop: n.address, mac: n.mac, interface: n.port ?? n.interface }));
+    return t.neighbors
+      .filter((n) => n.mac !== '')
+      .map((n) => ({ nexthop: n.address, mac: n.mac, interface: n.port ?? n.interface }));
   }
 
-  private async topology(fresh: boolean): Promise<{ neighbors: Neighbor[]; macs: MacEntry[]; pcs: Map<string, string[]> }> {
+  private async topology(
+    fresh: boolean,
+  ): Promise<{ neighbors: Neighbor[]; macs: MacEntry[]; pcs: Map<string, string[]> }> {
     const t = this.tables;
     if (!fresh && t !== undefined && this.o.now() - t.at < this.o.cacheMs) return t;
-    const [arp, nd, mac, pc] = await this.runner.runEach(['show ip arp', 'show ipv6 neighbors', 'show mac address-table', 'show port-channel'], 'json');
-    const ok = (x: CommandResult | SwitchCommandError | undefined): CommandResult | undefined => (x === undefined || x instanceof SwitchCommandError ? undefined : x);
+    const [arp, nd, mac, pc] = await this.runner.runEach(
+      ['show ip arp', 'show ipv6 neighbors', 'show mac address-table', 'show port-channel'],
+      'json',
+    );
+    const ok = (x: CommandResult | SwitchCommandError | undefined): CommandResult | undefined =>
+      x === undefined || x instanceof SwitchCommandError ? undefined : x;
     const tables = {
       at: this.o.now(),
       neighbors: [...parseNeighbors(ok(arp)), ...parseNeighbors(ok(nd))],
@@ -150,7 +190,9 @@ export class EapiResolver {
 
   private ingressOf(client: string): IngressEntry | undefined {
     let best: IngressEntry | undefined;
-    for (const e of this.ingress) if (prefixContains(e.prefix, client) && (best === undefined || e.prefix.length > best.prefix.length)) best = e;
+    for (const e of this.ingress)
+      if (prefixContains(e.prefix, client) && (best === undefined || e.prefix.length > best.prefix.length))
+        best = e;
     return best;
   }
 
@@ -171,7 +213,11 @@ export class EapiResolver {
         }
         const prefix = parsePrefix(route.prefix);
         if (route.vias.length !== 1) {
-          this.ingress.push({ prefix, iface: undefined, failure: route.vias.length === 0 ? 'no-client-route' : 'ecmp-client-route' });
+          this.ingress.push({
+            prefix,
+            iface: undefined,
+            failure: route.vias.length === 0 ? 'no-client-route' : 'ecmp-client-route',
+          });
           continue;
         }
         const via = route.vias[0] as Route['vias'][number];
@@ -180,10 +226,19 @@ export class EapiResolver {
           this.ingress.push({ prefix, iface });
           continue;
         }
-        // Behind an SVI: the port where the neighbour (the router via, or the client itself on a connected subnet) is learnt.
+        // Behind an SVI: the port where the neighbour (the router via, or the client itself on a connected
+        // subnet) is learnt.
         const neighbor = via.nexthopAddr ?? client;
         const port = iface === undefined ? undefined : await this.portOf(neighbor, iface);
-        this.ingress.push(via.nexthopAddr === undefined ? { prefix: parsePrefix(client), iface: port, ...(port === undefined ? { failure: 'no-ingress-port' as const } : {}) } : { prefix, iface: port, ...(port === undefined ? { failure: 'no-ingress-port' as const } : {}) });
+        this.ingress.push(
+          via.nexthopAddr === undefined
+            ? {
+                prefix: parsePrefix(client),
+                iface: port,
+                ...(port === undefined ? { failure: 'no-ingress-port' as const } : {}),
+              }
+            : { prefix, iface: port, ...(port === undefined ? { failure: 'no-ingress-port' as const } : {}) },
+        );
       }
     }
   }
@@ -192,10 +247,15 @@ export class EapiResolver {
   private async portOf(address: string, svi: string): Promise<string | undefined> {
     const cmd = family(address) === 6 ? `show ipv6 neighbors ${address}` : `show ip arp ${address}`;
     const [r] = await this.runner.runEach([cmd], 'json');
-    const n = r instanceof SwitchCommandError || r === undefined ? undefined : parseNeighbors(r).find((x) => x.address === canonicalIp(address));
+    const n =
+      r instanceof SwitchCommandError || r === undefined
+        ? undefined
+        : parseNeighbors(r).find((x) => x.address === canonicalIp(address));
     if (n === undefined) return undefined;
     if (n.port !== undefined) return n.port;
     const vlan = Number(/^Vlan(\d+)$/i.exec(svi)?.[1] ?? -1);
-    return (await this.topology(false)).macs.find((m) => m.mac === n.mac && (m.vlan === vlan || m.vlan === -1))?.interface;
+    return (await this.topology(false)).macs.find(
+      (m) => m.mac === n.mac && (m.vlan === vlan || m.vlan === -1),
+    )?.interface;
   }
 }

@@ -28,7 +28,13 @@ export class EapiRunner {
   async run(cmds: readonly EapiCommand[], format: 'json' | 'text', from = 0): Promise<CommandResult[]> {
     const sent = this.withEnable(cmds);
     const r = await this.transport.runCmds(sent, format);
-    if (!r.ok) throw new SwitchCommandError(this.switchName, commandText(sent[r.failedIndex]), r.errors.join('; '), r.code);
+    if (!r.ok)
+      throw new SwitchCommandError(
+        this.switchName,
+        commandText(sent[r.failedIndex]),
+        r.errors.join('; '),
+        r.code,
+      );
     return r.results.slice(from);
   }
 
@@ -36,7 +42,11 @@ export class EapiRunner {
    * Runs independent commands after `enable`; a failing one yields its error and the rest
    * still run (in a further request). Results are per command of `cmds`.
    */
-  async runEach(cmds: readonly string[], format: 'json' | 'text', privileged = true): Promise<(CommandResult | SwitchCommandError)[]> {
+  async runEach(
+    cmds: readonly string[],
+    format: 'json' | 'text',
+    privileged = true,
+  ): Promise<(CommandResult | SwitchCommandError)[]> {
     const out: (CommandResult | SwitchCommandError)[] = [];
     const head: EapiCommand[] = privileged ? [this.enable] : [];
     let rest = cmds;
@@ -48,7 +58,10 @@ export class EapiRunner {
       }
       const at = r.failedIndex - head.length;
       if (at < 0) throw new SwitchCommandError(this.switchName, 'enable', r.errors.join('; '), r.code);
-      out.push(...r.results.slice(head.length), new SwitchCommandError(this.switchName, rest[at] ?? '?', r.errors.join('; '), r.code));
+      out.push(
+        ...r.results.slice(head.length),
+        new SwitchCommandError(this.switchName, rest[at] ?? '?', r.errors.join('; '), r.code),
+      );
       rest = rest.slice(at + 1);
     }
     return out;

@@ -31,7 +31,10 @@ export interface BgpTemplateOptions {
   prefixList?: string;
 }
 
-export type GroupTemplate = { kind: 'static-ecmp' } | ({ kind: 'bgp-route-map' } & BgpTemplateOptions) | ({ kind: 'custom' } & GroupCommandTemplates);
+export type GroupTemplate =
+  | { kind: 'static-ecmp' }
+  | ({ kind: 'bgp-route-map' } & BgpTemplateOptions)
+  | ({ kind: 'custom' } & GroupCommandTemplates);
 
 export const STATIC_ECMP: GroupCommandTemplates = {
   add: ['enable', 'configure', '{ip} route {vip}/{len} {nexthop}'],
@@ -42,14 +45,26 @@ export const STATIC_ECMP: GroupCommandTemplates = {
 export function bgpRouteMap(o: BgpTemplateOptions, family: 4 | 6): GroupCommandTemplates {
   const pl = o.prefixList ?? (family === 6 ? 'FLOWPIN-DRAINED6' : 'FLOWPIN-DRAINED');
   // IPv4 prefix-lists take the one-line form; IPv6 prefix-lists are a mode with seq lines.
-  const listAdd = family === 4 ? [`ip prefix-list ${pl} seq {seq} permit {nexthop}/32`] : [`ipv6 prefix-list ${pl}`, 'seq {seq} permit {nexthop}/128', 'exit'];
-  const listDel = family === 4 ? [`no ip prefix-list ${pl} seq {seq}`] : [`ipv6 prefix-list ${pl}`, 'no seq {seq}', 'exit'];
+  const listAdd =
+    family === 4
+      ? [`ip prefix-list ${pl} seq {seq} permit {nexthop}/32`]
+      : [`ipv6 prefix-list ${pl}`, 'seq {seq} permit {nexthop}/128', 'exit'];
+  const listDel =
+    family === 4 ? [`no ip prefix-list ${pl} seq {seq}`] : [`ipv6 prefix-list ${pl}`, 'no seq {seq}', 'exit'];
   return {
     remove: [
-      'enable', 'configure', ...listAdd,
-      `route-map ${o.routeMap} permit 10`, `match {ip} next-hop prefix-list ${pl}`, 'set local-preference 1', 'exit',
-      `route-map ${o.routeMap} permit 1000`, 'exit',
-      `router bgp ${o.asn}`, `neighbor ${o.peerGroup} route-map ${o.routeMap} in`, 'exit',
+      'enable',
+      'configure',
+      ...listAdd,
+      `route-map ${o.routeMap} permit 10`,
+      `match {ip} next-hop prefix-list ${pl}`,
+      'set local-preference 1',
+      'exit',
+      `route-map ${o.routeMap} permit 1000`,
+      'exit',
+      `router bgp ${o.asn}`,
+      `neighbor ${o.peerGroup} route-map ${o.routeMap} in`,
+      'exit',
     ],
     add: ['enable', 'configure', ...listDel],
     routeTypes: ['eBGP', 'iBGP'],

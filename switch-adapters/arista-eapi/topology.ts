@@ -25,7 +25,8 @@ export interface Route {
   vias: Via[];
 }
 
-const obj = (v: unknown): Record<string, unknown> | undefined => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined);
+const obj = (v: unknown): Record<string, unknown> | undefined =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
 
 /** The routes of a `show ip route A` / `show ipv6 route A` JSON answer (default VRF). */
 export function parseRoutes(result: unknown): Route[] {
@@ -44,7 +45,10 @@ export function parseRoutes(result: unknown): Route[] {
           nh = undefined;
         }
       }
-      vias.push({ interface: typeof via['interface'] === 'string' ? via['interface'] : undefined, nexthopAddr: nh });
+      vias.push({
+        interface: typeof via['interface'] === 'string' ? via['interface'] : undefined,
+        nexthopAddr: nh,
+      });
     }
     out.push({ prefix, routeType: typeof r['routeType'] === 'string' ? r['routeType'] : undefined, vias });
   }
@@ -69,7 +73,12 @@ export function normalizeMac(mac: string): string {
 /** `show ip arp` (`ipV4Neighbors`, also under vrfs.default) and `show ipv6 neighbors` (`ipV6Neighbors`). */
 export function parseNeighbors(result: unknown): Neighbor[] {
   const r = obj(result) ?? {};
-  const lists = [r['ipV4Neighbors'], r['ipV6Neighbors'], obj(obj(r['vrfs'])?.['default'])?.['ipV4Neighbors'], obj(obj(r['vrfs'])?.['default'])?.['ipV6Neighbors']];
+  const lists = [
+    r['ipV4Neighbors'],
+    r['ipV6Neighbors'],
+    obj(obj(r['vrfs'])?.['default'])?.['ipV4Neighbors'],
+    obj(obj(r['vrfs'])?.['default'])?.['ipV6Neighbors'],
+  ];
   const out: Neighbor[] = [];
   for (const list of lists) {
     if (!Array.isArray(list)) continue;
@@ -83,7 +92,12 @@ export function parseNeighbors(result: unknown): Neighbor[] {
         continue;
       }
       const [iface = '', port] = n['interface'].split(',').map((s) => s.trim());
-      out.push({ address, mac: typeof n['hwAddress'] === 'string' ? normalizeMac(n['hwAddress']) : '', interface: iface, port: port === '' ? undefined : port });
+      out.push({
+        address,
+        mac: typeof n['hwAddress'] === 'string' ? normalizeMac(n['hwAddress']) : '',
+        interface: iface,
+        port: port === '' ? undefined : port,
+      });
     }
   }
   return out;
@@ -100,8 +114,13 @@ export function parseMacTable(result: unknown): MacEntry[] {
   const out: MacEntry[] = [];
   for (const raw of Array.isArray(entries) ? (entries as unknown[]) : []) {
     const e = obj(raw);
-    if (e === undefined || typeof e['macAddress'] !== 'string' || typeof e['interface'] !== 'string') continue;
-    out.push({ vlan: typeof e['vlanId'] === 'number' ? e['vlanId'] : -1, mac: normalizeMac(e['macAddress']), interface: e['interface'] });
+    if (e === undefined || typeof e['macAddress'] !== 'string' || typeof e['interface'] !== 'string')
+      continue;
+    out.push({
+      vlan: typeof e['vlanId'] === 'number' ? e['vlanId'] : -1,
+      mac: normalizeMac(e['macAddress']),
+      interface: e['interface'],
+    });
   }
   return out;
 }
@@ -132,7 +151,12 @@ export interface EgressMap {
 }
 
 /** Builds port -> nexthops for a VIP's vias from the switch's ARP, MAC and port-channel tables. */
-export function egressMap(vias: Via[], neighbors: Neighbor[], macs: MacEntry[], portChannels: Map<string, string[]>): EgressMap {
+export function egressMap(
+  vias: Via[],
+  neighbors: Neighbor[],
+  macs: MacEntry[],
+  portChannels: Map<string, string[]>,
+): EgressMap {
   const byPort = new Map<string, Set<string>>();
   const unplaced: string[] = [];
   const put = (port: string, nh: string): void => {
@@ -154,7 +178,11 @@ export function egressMap(vias: Via[], neighbors: Neighbor[], macs: MacEntry[], 
     const vlan = /^Vlan(\d+)$/i.exec(iface);
     if (vlan) {
       const n = neighbors.find((x) => x.address === nh);
-      const port = n?.port ?? (n === undefined ? undefined : macs.find((m) => m.mac === n.mac && (m.vlan === Number(vlan[1]) || m.vlan === -1))?.interface);
+      const port =
+        n?.port ??
+        (n === undefined
+          ? undefined
+          : macs.find((m) => m.mac === n.mac && (m.vlan === Number(vlan[1]) || m.vlan === -1))?.interface);
       if (port !== undefined) put(port, nh);
       else unplaced.push(nh);
       continue;

@@ -6,7 +6,13 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { readFileSync } from 'node:fs';
-import { SwitchAuthError, SwitchCommandError, SwitchProtocolError, SwitchTimeoutError, SwitchTransportError } from '../errors.js';
+import {
+  SwitchAuthError,
+  SwitchCommandError,
+  SwitchProtocolError,
+  SwitchTimeoutError,
+  SwitchTransportError,
+} from '../errors.js';
 
 export interface EapiTransportOptions {
   switchName: string;
@@ -32,7 +38,8 @@ export type CommandResult = Record<string, unknown>;
 export type EapiCommand = string | { cmd: string; input: string };
 
 /** The text of a command, for messages. */
-export const commandText = (c: EapiCommand | undefined): string => (c === undefined ? '?' : typeof c === 'string' ? c : c.cmd);
+export const commandText = (c: EapiCommand | undefined): string =>
+  c === undefined ? '?' : typeof c === 'string' ? c : c.cmd;
 
 export type RunResult =
   | { ok: true; results: CommandResult[] }
@@ -59,24 +66,38 @@ export class EapiTransport {
 
   constructor(private readonly options: EapiTransportOptions) {
     this.url = new URL(options.url);
-    if (this.url.protocol !== 'http:' && this.url.protocol !== 'https:') throw new TypeError(`eAPI url must be http or https: ${options.url}`);
+    if (this.url.protocol !== 'http:' && this.url.protocol !== 'https:')
+      throw new TypeError(`eAPI url must be http or https: ${options.url}`);
     this.auth = `Basic ${Buffer.from(`${options.username}:${options.password}`).toString('base64')}`;
     this.timeoutMs = options.timeoutMs ?? 10_000;
     const common = { keepAlive: true, maxSockets: options.maxConcurrent ?? 4, keepAliveMsecs: 10_000 };
     this.agent =
       this.url.protocol === 'https:'
-        ? new HttpsAgent({ ...common, rejectUnauthorized: !(options.insecureSkipVerify ?? false), ...(options.caFile ? { ca: readFileSync(options.caFile) } : {}) })
+        ? new HttpsAgent({
+            ...common,
+            rejectUnauthorized: !(options.insecureSkipVerify ?? false),
+            ...(options.caFile ? { ca: readFileSync(options.caFile) } : {}),
+          })
         : new HttpAgent(common);
   }
 
   /** Runs commands in one request; eAPI command failures come back as a value, transport failures throw. */
   async runCmds(cmds: readonly EapiCommand[], format: 'json' | 'text' = 'json'): Promise<RunResult> {
     const id = this.nextId++;
-    const body = JSON.stringify({ jsonrpc: '2.0', method: 'runCmds', params: { version: 1, cmds, format }, id });
+    const body = JSON.stringify({
+      jsonrpc: '2.0',
+      method: 'runCmds',
+      params: { version: 1, cmds, format },
+      id,
+    });
     this.stats.requests++;
     const { status, text } = await this.post(body);
     const name = this.options.switchName;
-    if (status === 401 || status === 403) throw new SwitchAuthError(name, `eAPI refused the credentials of user '${this.options.username}' (HTTP ${status})`);
+    if (status === 401 || status === 403)
+      throw new SwitchAuthError(
+        name,
+        `eAPI refused the credentials of user '${this.options.username}' (HTTP ${status})`,
+      );
     if (status !== 200) {
       this.stats.failures++;
       throw new SwitchTransportError(name, `eAPI answered HTTP ${status}: ${text.slice(0, 200)}`);
@@ -87,7 +108,8 @@ export class EapiTransport {
     } catch (err) {
       throw new SwitchProtocolError(name, `eAPI answer is not JSON: ${text.slice(0, 100)}`, { cause: err });
     }
-    if (typeof reply !== 'object' || reply === null) throw new SwitchProtocolError(name, 'eAPI answer is not a JSON-RPC object');
+    if (typeof reply !== 'object' || reply === null)
+      throw new SwitchProtocolError(name, 'eAPI answer is not a JSON-RPC object');
     const r = reply as { result?: unknown; error?: { code?: unknown; message?: unknown; data?: unknown } };
     if (Array.isArray(r.result)) return { ok: true, results: r.result as CommandResult[] };
     if (r.error !== undefined) {
@@ -97,10 +119,18 @@ export class EapiTransport {
       this.stats.failures++;
       // A command that fails comes with `data` (the results before it and its errors); an
       // error without it is about the whole request, and the request may be sent again.
-      if (data.length === 0) throw new SwitchCommandError(name, '(request)', message, code, { retryable: true });
+      if (data.length === 0)
+        throw new SwitchCommandError(name, '(request)', message, code, { retryable: true });
       const last = data[data.length - 1];
       const errors = Array.isArray(last?.['errors']) ? (last['errors'] as unknown[]).map(String) : [message];
-      return { ok: false, code, message, results: data.slice(0, Math.max(0, data.length - 1)), failedIndex: Math.max(0, data.length - 1), errors };
+      return {
+        ok: false,
+        code,
+        message,
+        results: data.slice(0, Math.max(0, data.length - 1)),
+        failedIndex: Math.max(0, data.length - 1),
+        errors,
+      };
     }
     throw new SwitchProtocolError(name, 'eAPI answer has neither result nor error');
   }
@@ -115,12 +145,24 @@ export class EapiTransport {
     return new Promise((resolve, reject) => {
       const req = request(
         this.url,
-        { method: 'POST', agent: this.agent, headers: { authorization: this.auth, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+        {
+          method: 'POST',
+          agent: this.agent,
+          headers: {
+            authorization: this.auth,
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(body),
+          },
+        },
         (res: IncomingMessage) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-          res.on('error', (err) => reject(new SwitchTransportError(name, `eAPI response broke off: ${err.message}`, { cause: err })));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
+          );
+          res.on('error', (err) =>
+            reject(new SwitchTransportError(name, `eAPI response broke off: ${err.message}`, { cause: err })),
+          );
         },
       );
       req.setTimeout(this.timeoutMs, () => {
@@ -131,7 +173,11 @@ export class EapiTransport {
         if (err instanceof SwitchTimeoutError) reject(err);
         else {
           this.stats.failures++;
-          reject(new SwitchTransportError(name, `eAPI request to ${this.url.host} failed: ${err.message}`, { cause: err }));
+          reject(
+            new SwitchTransportError(name, `eAPI request to ${this.url.host} failed: ${err.message}`, {
+              cause: err,
+            }),
+          );
         }
       });
       req.end(body);

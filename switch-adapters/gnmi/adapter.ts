@@ -13,21 +13,66 @@
 // (`state/sequence-id`) is present; pins just written are read back by naming their rules
 // (readPins, a Subscribe ONCE) instead of listing the whole policy; counters come from the
 // SAMPLE stream (counters.ts) where it has sent a sample since the previous listing, within
-// two sample intervals, else from a Get of the rules' state. gNMI has no "which nexthop does this flow take" call: resolvesNexthop is
+// two sample intervals, else from a Get of the rules' state. gNMI has no "which nexthop does this flow take"
+// call: resolvesNexthop is
 // false and the controller pins in its safe mode. Group members are list entries under a
 // configurable path (static-route next-hops by default).
 
 import { status } from '@grpc/grpc-js';
 import { canonicalIp } from '../../lib/addr.js';
-import { parsePath, type CapabilityResponse, type Encoding, type Path, type PathElem, type Update } from '../../proto/gnmi.js';
-import { flowId, type AdapterCapabilities, type FlowSpec, type InstalledPin, type PinOutcome, type PinRule, type PinTableUsage, type ServerIdentity, type SwitchAdapter } from '../contract.js';
-import { SwitchCommandError, SwitchProtocolError, SwitchTimeoutError, SwitchTransportError, unsupported } from '../errors.js';
+import {
+  parsePath,
+  type CapabilityResponse,
+  type Encoding,
+  type Path,
+  type PathElem,
+  type Update,
+} from '../../proto/gnmi.js';
+import {
+  flowId,
+  type AdapterCapabilities,
+  type FlowSpec,
+  type InstalledPin,
+  type PinOutcome,
+  type PinRule,
+  type PinTableUsage,
+  type ServerIdentity,
+  type SwitchAdapter,
+} from '../contract.js';
+import {
+  SwitchCommandError,
+  SwitchProtocolError,
+  SwitchTimeoutError,
+  SwitchTransportError,
+  unsupported,
+} from '../errors.js';
 import { CounterStream } from './counters.js';
-import { flatten, groupListPath, interfacePath, jsonIetf, parseRules, policyPath, ruleUpdate, rulePath, rulesPath, STATIC_ROUTE_GROUP, type GroupPaths, type PolicyLocation, type RuleState } from './openconfig.js';
+import {
+  flatten,
+  groupListPath,
+  interfacePath,
+  jsonIetf,
+  parseRules,
+  policyPath,
+  ruleUpdate,
+  rulePath,
+  rulesPath,
+  STATIC_ROUTE_GROUP,
+  type GroupPaths,
+  type PolicyLocation,
+  type RuleState,
+} from './openconfig.js';
 import { GnmiTransport, type GnmiTransportOptions } from './transport.js';
 
-/** List keys under /interfaces (openconfig-interfaces, openconfig-if-ip), for JSON subtrees of a neighbour Get. */
-const NEIGHBOR_LIST_KEYS: Readonly<Record<string, readonly string[]>> = { interface: ['name'], subinterface: ['index'], neighbor: ['ip'] };
+/**
+ * List keys under /interfaces (openconfig-interfaces, openconfig-if-ip), for JSON subtrees of a neighbour
+ * Get.
+ */
+const NEIGHBOR_LIST_KEYS: Readonly<Record<string, readonly string[]>> = {
+  interface: ['name'],
+  subinterface: ['index'],
+  neighbor: ['ip'],
+};
 
 export interface GnmiAdapterOptions extends GnmiTransportOptions {
   networkInstance?: string;
@@ -75,7 +120,9 @@ export class GnmiAdapter implements SwitchAdapter {
   private readonly group: GroupPaths;
   private readonly byFlow = new Map<string, Known>();
   private readonly bySeq = new Map<number, Known>();
-  /** Rules on the device that flowpin does not keep: sequence id -> the flow they match ('' if unreadable). */
+  /**
+   * Rules on the device that flowpin does not keep: sequence id -> the flow they match ('' if unreadable).
+   */
   private readonly extras = new Map<number, string>();
   /** Above every sequence id seen or taken. */
   private nextSeq = 1;
@@ -95,10 +142,16 @@ export class GnmiAdapter implements SwitchAdapter {
     this.transport = new GnmiTransport(options);
     this.name = options.switchName;
     this.now = options.now ?? Date.now;
-    this.loc = { networkInstance: options.networkInstance ?? 'default', policyId: options.policyId ?? 'flowpin' };
+    this.loc = {
+      networkInstance: options.networkInstance ?? 'default',
+      policyId: options.policyId ?? 'flowpin',
+    };
     this.group = options.group ?? STATIC_ROUTE_GROUP;
     this.sampleIntervalMs = options.sampleIntervalMs ?? 10_000;
-    this.counters = new CounterStream(this.transport, rulesPath(this.loc), { sampleIntervalMs: this.sampleIntervalMs, now: this.now });
+    this.counters = new CounterStream(this.transport, rulesPath(this.loc), {
+      sampleIntervalMs: this.sampleIntervalMs,
+      now: this.now,
+    });
     this.capabilities = {
       resolvesNexthop: false,
       resolveBatchSize: 1,
@@ -134,7 +187,9 @@ export class GnmiAdapter implements SwitchAdapter {
     return Promise.resolve(() => undefined);
   }
 
-  /** Checks Capabilities, creates and applies flowpin's policy, recovers its rules, starts the counter stream. */
+  /**
+   * Checks Capabilities, creates and applies flowpin's policy, recovers its rules, starts the counter stream.
+   */
   async connect(): Promise<void> {
     const caps = await this.transport.capabilities();
     this.capabilityResponse = caps;
@@ -143,11 +198,20 @@ export class GnmiAdapter implements SwitchAdapter {
     const noEncoding = !caps.supported_encodings.includes(ENCODING);
     if (missing.length > 0 || noEncoding) {
       const what = [...missing.map((m) => `model ${m}`), ...(noEncoding ? [`encoding ${ENCODING}`] : [])];
-      throw new SwitchProtocolError(this.name, `gNMI target lacks what flowpin needs: ${what.join(', ')} (announces ${[...models].join(', ') || 'no models'}; encodings ${caps.supported_encodings.join(', ')})`);
+      throw new SwitchProtocolError(
+        this.name,
+        `gNMI target lacks what flowpin needs: ${what.join(', ')} (announces ${[...models].join(', ') || 'no models'}; encodings ${caps.supported_encodings.join(', ')})`,
+      );
     }
     const update: Update[] = [
-      { path: { elem: [...policyPath(this.loc), { name: 'config' }] }, val: jsonIetf({ 'policy-id': this.loc.policyId, type: 'PBR_POLICY' }) },
-      ...this.options.ingressInterfaces.map((i) => ({ path: { elem: [...interfacePath(this.loc, i), { name: 'config' }] }, val: jsonIetf({ 'interface-id': i, 'apply-forwarding-policy': this.loc.policyId }) })),
+      {
+        path: { elem: [...policyPath(this.loc), { name: 'config' }] },
+        val: jsonIetf({ 'policy-id': this.loc.policyId, type: 'PBR_POLICY' }),
+      },
+      ...this.options.ingressInterfaces.map((i) => ({
+        path: { elem: [...interfacePath(this.loc, i), { name: 'config' }] },
+        val: jsonIetf({ 'interface-id': i, 'apply-forwarding-policy': this.loc.policyId }),
+      })),
     ];
     await this.transport.set({ update });
     await this.readRules();
@@ -167,14 +231,18 @@ export class GnmiAdapter implements SwitchAdapter {
   async installPins(pins: PinRule[]): Promise<PinOutcome[]> {
     const out: PinOutcome[] = [];
     const size = this.capabilities.pinBatchSize;
-    for (let at = 0; at < pins.length; at += size) out.push(...(await this.installBatch(pins.slice(at, at + size))));
+    for (let at = 0; at < pins.length; at += size)
+      out.push(...(await this.installBatch(pins.slice(at, at + size))));
     return out;
   }
 
   /** One SetRequest; on RESOURCE_EXHAUSTED the halves are tried, down to single rules. */
   private async installBatch(pins: PinRule[]): Promise<PinOutcome[]> {
     if (pins.length === 0) return [];
-    const planned = pins.map((p) => ({ pin: p, seq: this.byFlow.get(flowId(p.flow))?.seq ?? this.allocate() }));
+    const planned = pins.map((p) => ({
+      pin: p,
+      seq: this.byFlow.get(flowId(p.flow))?.seq ?? this.allocate(),
+    }));
     const sentAt = this.now();
     try {
       await this.transport.set({ replace: planned.map(({ pin, seq }) => ruleUpdate(this.loc, seq, pin)) });
@@ -194,14 +262,31 @@ export class GnmiAdapter implements SwitchAdapter {
       }
       if (pins.length === 1) {
         this.release(planned.map((p) => p.seq));
-        return [{ flow: (pins[0] as PinRule).flow, ok: false, error: `table-full: ${err.detail}`, programmed: false, reason: 'table-full' }];
+        return [
+          {
+            flow: (pins[0] as PinRule).flow,
+            ok: false,
+            error: `table-full: ${err.detail}`,
+            programmed: false,
+            reason: 'table-full',
+          },
+        ];
       }
       this.release(planned.map((p) => p.seq));
       const half = Math.ceil(pins.length / 2);
-      return [...(await this.installBatch(pins.slice(0, half))), ...(await this.installBatch(pins.slice(half)))];
+      return [
+        ...(await this.installBatch(pins.slice(0, half))),
+        ...(await this.installBatch(pins.slice(half))),
+      ];
     }
     const now = this.now();
-    for (const { pin, seq } of planned) this.remember({ seq, flow: { ...pin.flow, src: canonicalIp(pin.flow.src), dst: canonicalIp(pin.flow.dst) }, nexthop: canonicalIp(pin.nexthop), writtenAt: now });
+    for (const { pin, seq } of planned)
+      this.remember({
+        seq,
+        flow: { ...pin.flow, src: canonicalIp(pin.flow.src), dst: canonicalIp(pin.flow.dst) },
+        nexthop: canonicalIp(pin.nexthop),
+        writtenAt: now,
+      });
     return planned.map(({ pin }) => ({ flow: pin.flow, ok: true }));
   }
 
@@ -225,7 +310,9 @@ export class GnmiAdapter implements SwitchAdapter {
     });
   }
 
-  /** Deletes rules by sequence id, many per SetRequest; `deleted` runs for each once its request succeeded. */
+  /**
+   * Deletes rules by sequence id, many per SetRequest; `deleted` runs for each once its request succeeded.
+   */
   private async deleteRules(seqs: number[], deleted: (seq: number) => void): Promise<void> {
     const size = this.capabilities.pinBatchSize * 4;
     for (let at = 0; at < seqs.length; at += size) {
@@ -242,7 +329,12 @@ export class GnmiAdapter implements SwitchAdapter {
     const fresh = (seq: number): RuleState | undefined => {
       const s = this.counters.sample(seq);
       const k = this.bySeq.get(seq);
-      return s !== undefined && s.tick > this.listedTick && now - s.at <= maxAge && (k === undefined || s.at >= k.writtenAt) ? s : undefined;
+      return s !== undefined &&
+        s.tick > this.listedTick &&
+        now - s.at <= maxAge &&
+        (k === undefined || s.at >= k.writtenAt)
+        ? s
+        : undefined;
     };
     const tick = this.counters.tick;
     // Rules the stream has no current sample of are read directly (one Get of their state).
@@ -255,10 +347,19 @@ export class GnmiAdapter implements SwitchAdapter {
       const k = this.bySeq.get(r.seq);
       if (k === undefined) continue;
       const s = fresh(r.seq) ?? state.get(r.seq);
-      const pin: InstalledPin = { name: `${this.loc.policyId}/${r.seq}`, flow: k.flow, nexthop: k.nexthop, programmed: s?.applied === true, packets: s?.packets ?? 0, bytes: s?.octets ?? 0 };
+      const pin: InstalledPin = {
+        name: `${this.loc.policyId}/${r.seq}`,
+        flow: k.flow,
+        nexthop: k.nexthop,
+        programmed: s?.applied === true,
+        packets: s?.packets ?? 0,
+        bytes: s?.octets ?? 0,
+      };
       if (!pin.programmed) {
         // Configured without applied state: still being programmed, unless the table reports no room.
-        tableFull ??= !this.capabilities.reportsTableUsage ? false : await this.pinTableUsage().then((u) => u.used >= u.capacity);
+        tableFull ??= !this.capabilities.reportsTableUsage
+          ? false
+          : await this.pinTableUsage().then((u) => u.used >= u.capacity);
         pin.reason = tableFull ? 'table-full' : 'pending';
       }
       out.push(pin);
@@ -267,14 +368,19 @@ export class GnmiAdapter implements SwitchAdapter {
     this.listedTick = tick;
     // Rules flowpin does not keep go (removeStrays, the reconciler's write) once the rule kept
     // for their flow forwards (or at once where they hold no flow flowpin keeps).
-    this.strays = [...this.extras].filter(([, id]) => {
-      const kept = id === '' ? undefined : this.byFlow.get(id);
-      return kept === undefined || programmedSeqs.has(kept.seq);
-    }).map(([seq]) => seq);
+    this.strays = [...this.extras]
+      .filter(([, id]) => {
+        const kept = id === '' ? undefined : this.byFlow.get(id);
+        return kept === undefined || programmedSeqs.has(kept.seq);
+      })
+      .map(([seq]) => seq);
     return out;
   }
 
-  /** Deletes the rules the last listing found that flowpin does not keep; a failure leaves them for the next listing. */
+  /**
+   * Deletes the rules the last listing found that flowpin does not keep; a failure leaves them for the next
+   * listing.
+   */
   async removeStrays(): Promise<number> {
     const seqs = this.strays.filter((seq) => this.extras.has(seq));
     this.strays = [];
@@ -296,7 +402,9 @@ export class GnmiAdapter implements SwitchAdapter {
    * been written). Flows with no rule flowpin knows of are answered undefined without asking.
    */
   async readPins(flows: FlowSpec[]): Promise<(InstalledPin | undefined)[]> {
-    const known = flows.map((f) => this.byFlow.get(flowId({ ...f, src: canonicalIp(f.src), dst: canonicalIp(f.dst) })));
+    const known = flows.map((f) =>
+      this.byFlow.get(flowId({ ...f, src: canonicalIp(f.src), dst: canonicalIp(f.dst) })),
+    );
     const asked = [...new Set(known.filter((k): k is Known => k !== undefined && k.nexthop !== ''))];
     const base = rulesPath(this.loc);
     const state = new Map<number, RuleState>();
@@ -305,14 +413,21 @@ export class GnmiAdapter implements SwitchAdapter {
       const chunk = asked.slice(at, at + size);
       const subscription = chunk.flatMap((k) => {
         const rule = { name: 'rule', key: { 'sequence-id': String(k.seq) } };
-        return (k.configured === true ? ['state'] : ['config', 'state']).map((c) => ({ path: { elem: [rule, { name: c }, { name: 'sequence-id' }] } }));
+        return (k.configured === true ? ['state'] : ['config', 'state']).map((c) => ({
+          path: { elem: [rule, { name: c }, { name: 'sequence-id' }] },
+        }));
       });
       const sentAt = this.now();
-      const notifications = await this.transport.once({ prefix: { elem: base }, subscription, encoding: ENCODING });
+      const notifications = await this.transport.once({
+        prefix: { elem: base },
+        subscription,
+        encoding: ENCODING,
+      });
       for (const [seq, r] of parseRules(flatten(notifications), base)) state.set(seq, r);
       for (const k of chunk) {
         if (k.configured === true) state.set(k.seq, state.get(k.seq) ?? { seq: k.seq, applied: false });
-        else if (state.has(k.seq) && sentAt >= k.writtenAt && this.bySeq.get(k.seq) === k) k.configured = true;
+        else if (state.has(k.seq) && sentAt >= k.writtenAt && this.bySeq.get(k.seq) === k)
+          k.configured = true;
       }
     }
     let tableFull: boolean | undefined;
@@ -325,9 +440,18 @@ export class GnmiAdapter implements SwitchAdapter {
       }
       const sample = this.counters.sample(k.seq);
       const counted = sample !== undefined && sample.at >= k.writtenAt ? sample : undefined;
-      const pin: InstalledPin = { name: `${this.loc.policyId}/${k.seq}`, flow: k.flow, nexthop: k.nexthop, programmed: r.applied, packets: counted?.packets ?? 0, bytes: counted?.octets ?? 0 };
+      const pin: InstalledPin = {
+        name: `${this.loc.policyId}/${k.seq}`,
+        flow: k.flow,
+        nexthop: k.nexthop,
+        programmed: r.applied,
+        packets: counted?.packets ?? 0,
+        bytes: counted?.octets ?? 0,
+      };
       if (!pin.programmed) {
-        tableFull ??= !this.capabilities.reportsTableUsage ? false : await this.pinTableUsage().then((u) => u.used >= u.capacity);
+        tableFull ??= !this.capabilities.reportsTableUsage
+          ? false
+          : await this.pinTableUsage().then((u) => u.used >= u.capacity);
         pin.reason = tableFull ? 'table-full' : 'pending';
       }
       out.push(pin);
@@ -351,7 +475,14 @@ export class GnmiAdapter implements SwitchAdapter {
     const [container, leaf] = splitLeaf(this.group.addressLeaf);
     const cfg: Record<string, unknown> = { [leaf]: nh };
     if (container === 'config') cfg[this.group.key] = nh;
-    await this.transport.set({ update: [{ path: { elem: [...entry, ...(container === '' ? [] : [{ name: container }])] }, val: jsonIetf(cfg) }] });
+    await this.transport.set({
+      update: [
+        {
+          path: { elem: [...entry, ...(container === '' ? [] : [{ name: container }])] },
+          val: jsonIetf(cfg),
+        },
+      ],
+    });
   }
 
   async removeGroupMember(vip: string, nexthop: string): Promise<void> {
@@ -359,7 +490,9 @@ export class GnmiAdapter implements SwitchAdapter {
     const entries = (await this.readGroup(vip)).filter((m) => m.address === nh);
     if (entries.length === 0) return;
     const list = groupListPath(this.group, vip);
-    await this.transport.set({ delete: entries.map((e) => ({ elem: withKey(list, this.group.key, e.key) })) });
+    await this.transport.set({
+      delete: entries.map((e) => ({ elem: withKey(list, this.group.key, e.key) })),
+    });
   }
 
   private async readGroup(vip: string): Promise<{ key: string; address: string; programmed: boolean }[]> {
@@ -371,13 +504,18 @@ export class GnmiAdapter implements SwitchAdapter {
     for (const l of leaves) {
       const key = l.elems[n - 1]?.key?.[this.group.key];
       if (key === undefined) continue;
-      const rel = l.elems.slice(n).map((e) => e.name).join('/');
+      const rel = l.elems
+        .slice(n)
+        .map((e) => e.name)
+        .join('/');
       const e = byKey.get(key) ?? { programmed: false };
       byKey.set(key, e);
       if (rel === this.group.addressLeaf && typeof l.value === 'string') e.address = canonicalIp(l.value);
       if (rel === this.group.programmedLeaf) e.programmed = true;
     }
-    return [...byKey].filter(([, e]) => e.address !== undefined).map(([key, e]) => ({ key, address: e.address as string, programmed: e.programmed }));
+    return [...byKey]
+      .filter(([, e]) => e.address !== undefined)
+      .map(([key, e]) => ({ key, address: e.address as string, programmed: e.programmed }));
   }
 
   /**
@@ -406,17 +544,25 @@ export class GnmiAdapter implements SwitchAdapter {
     for (const k of [...this.bySeq.values()]) {
       if (recent(k)) continue;
       const r = rules.get(k.seq);
-      if (r?.flow === undefined || flowId(r.flow) !== flowId(k.flow) || r.nexthop !== k.nexthop) this.forget(k);
+      if (r?.flow === undefined || flowId(r.flow) !== flowId(k.flow) || r.nexthop !== k.nexthop)
+        this.forget(k);
     }
     for (const [id, list] of byFlow) {
       const known = this.byFlow.get(id);
       // The rule flowpin knows for the flow stays its rule; else the first in sequence order.
-      const keep = list.find((r) => r.seq === known?.seq) ?? (known !== undefined && recent(known) ? undefined : list.reduce((a, b) => (b.seq < a.seq ? b : a)));
+      const keep =
+        list.find((r) => r.seq === known?.seq) ??
+        (known !== undefined && recent(known) ? undefined : list.reduce((a, b) => (b.seq < a.seq ? b : a)));
       for (const r of list) if (r !== keep) this.extras.set(r.seq, id);
       if (keep === undefined) continue;
       const k = this.bySeq.get(keep.seq);
       if (k === undefined || k.nexthop === '' || flowId(k.flow) !== id || k.nexthop !== keep.nexthop) {
-        this.remember({ seq: keep.seq, flow: keep.flow as FlowSpec, nexthop: keep.nexthop as string, writtenAt: 0 });
+        this.remember({
+          seq: keep.seq,
+          flow: keep.flow as FlowSpec,
+          nexthop: keep.nexthop as string,
+          writtenAt: 0,
+        });
       }
     }
     for (const seq of this.extras.keys()) {
@@ -428,11 +574,19 @@ export class GnmiAdapter implements SwitchAdapter {
 
   private async readState(): Promise<Map<number, RuleState>> {
     const base = rulesPath(this.loc);
-    return parseRules(await this.getLeaves({ elem: [...base, { name: 'rule', key: { 'sequence-id': '*' } }, { name: 'state' }] }, 'STATE'), base);
+    return parseRules(
+      await this.getLeaves(
+        { elem: [...base, { name: 'rule', key: { 'sequence-id': '*' } }, { name: 'state' }] },
+        'STATE',
+      ),
+      base,
+    );
   }
 
   private async readUsage(pt: { component: string; resource: string }): Promise<PinTableUsage> {
-    const p = parsePath(`/components/component[name=${pt.component}]/integrated-circuit/utilization/resources/resource[name=${pt.resource}]/state`);
+    const p = parsePath(
+      `/components/component[name=${pt.component}]/integrated-circuit/utilization/resources/resource[name=${pt.resource}]/state`,
+    );
     const leaves = await this.getLeaves(p, 'STATE');
     const val = (name: string): number | undefined => {
       const v = leaves.find((l) => l.elems.at(-1)?.name === name)?.value;
@@ -442,7 +596,11 @@ export class GnmiAdapter implements SwitchAdapter {
     const max = val('max-limit');
     const free = val('free');
     const capacity = max ?? (used !== undefined && free !== undefined ? used + free : undefined);
-    if (used === undefined || capacity === undefined) throw new SwitchProtocolError(this.name, `no utilization of ${pt.component}/${pt.resource} (used, max-limit or free missing)`);
+    if (used === undefined || capacity === undefined)
+      throw new SwitchProtocolError(
+        this.name,
+        `no utilization of ${pt.component}/${pt.resource} (used, max-limit or free missing)`,
+      );
     return { capacity, used };
   }
 
@@ -454,26 +612,44 @@ export class GnmiAdapter implements SwitchAdapter {
   async serverIdentities(): Promise<ServerIdentity[]> {
     const out: ServerIdentity[] = [];
     for (const family of ['ipv4', 'ipv6']) {
-      const leaves = await this.getLeaves(parsePath(`/interfaces/interface/subinterfaces/subinterface/${family}/neighbors/neighbor/state`), 'STATE', NEIGHBOR_LIST_KEYS);
+      const leaves = await this.getLeaves(
+        parsePath(`/interfaces/interface/subinterfaces/subinterface/${family}/neighbors/neighbor/state`),
+        'STATE',
+        NEIGHBOR_LIST_KEYS,
+      );
       for (const l of leaves) {
         if (l.elems.at(-1)?.name !== 'link-layer-address' || typeof l.value !== 'string') continue;
         const ip = l.elems.find((e) => e.name === 'neighbor')?.key?.['ip'];
-        if (ip === undefined) throw new SwitchProtocolError(this.name, `neighbour entry without its ip key: ${l.elems.map((e) => e.name).join('/')}`);
+        if (ip === undefined)
+          throw new SwitchProtocolError(
+            this.name,
+            `neighbour entry without its ip key: ${l.elems.map((e) => e.name).join('/')}`,
+          );
         let nexthop: string;
         try {
           nexthop = canonicalIp(ip);
         } catch (err) {
-          throw new SwitchProtocolError(this.name, `neighbour entry with a bad address '${ip}'`, { cause: err });
+          throw new SwitchProtocolError(this.name, `neighbour entry with a bad address '${ip}'`, {
+            cause: err,
+          });
         }
         const iface = l.elems.find((e) => e.name === 'interface')?.key?.['name'];
-        out.push({ nexthop, mac: l.value.toLowerCase(), ...(iface === undefined ? {} : { interface: iface }) });
+        out.push({
+          nexthop,
+          mac: l.value.toLowerCase(),
+          ...(iface === undefined ? {} : { interface: iface }),
+        });
       }
     }
     return out;
   }
 
   /** A Get of one path as leaves; NOT_FOUND (no data there yet) is an empty answer. */
-  private async getLeaves(path: Path, type: 'ALL' | 'CONFIG' | 'STATE', listKeys?: Readonly<Record<string, readonly string[]>>): Promise<ReturnType<typeof flatten>> {
+  private async getLeaves(
+    path: Path,
+    type: 'ALL' | 'CONFIG' | 'STATE',
+    listKeys?: Readonly<Record<string, readonly string[]>>,
+  ): Promise<ReturnType<typeof flatten>> {
     try {
       const res = await this.transport.get({ path: [path], type, encoding: ENCODING });
       return listKeys === undefined ? flatten(res.notification) : flatten(res.notification, listKeys);
@@ -499,7 +675,12 @@ export class GnmiAdapter implements SwitchAdapter {
       }
       seq = this.nextSeq++;
     }
-    this.bySeq.set(seq, { seq, flow: { family: 4, src: '', dst: '', sport: 0, dport: 0 }, nexthop: '', writtenAt: Number.POSITIVE_INFINITY });
+    this.bySeq.set(seq, {
+      seq,
+      flow: { family: 4, src: '', dst: '', sport: 0, dport: 0 },
+      nexthop: '',
+      writtenAt: Number.POSITIVE_INFINITY,
+    });
     return seq;
   }
 

@@ -86,7 +86,10 @@ export class CounterStream {
       if (this.closed) return;
       this.stats.breaks++;
       if (err !== undefined) this.o.onError?.(err);
-      this.backoffMs = Math.min(this.o.maxBackoffMs ?? 10_000, Math.max(this.o.minBackoffMs ?? 100, this.backoffMs * 2));
+      this.backoffMs = Math.min(
+        this.o.maxBackoffMs ?? 10_000,
+        Math.max(this.o.minBackoffMs ?? 100, this.backoffMs * 2),
+      );
       const wait = this.backoffMs * (0.5 + Math.random() / 2);
       this.timer = setTimeout(() => this.open(), wait);
     };
@@ -101,7 +104,8 @@ export class CounterStream {
       const tick = ++this.tick;
       for (const r of parseRules(flatten([m.update]), this.rules).values()) {
         const prev = this.samples.get(r.seq);
-        if (prev?.packets !== undefined && r.packets !== undefined && r.packets < prev.packets) this.stats.backwards++;
+        if (prev?.packets !== undefined && r.packets !== undefined && r.packets < prev.packets)
+          this.stats.backwards++;
         this.samples.set(r.seq, { ...prev, ...r, applied: r.applied, at, tick });
         this.stats.samples++;
       }
@@ -111,7 +115,13 @@ export class CounterStream {
     s.write({
       subscribe: {
         prefix: { elem: [...this.rules] },
-        subscription: [{ path: { elem: [{ name: 'rule', key: { 'sequence-id': '*' } }, { name: 'state' }] }, mode: 'SAMPLE', sample_interval: String(BigInt(Math.round(this.o.sampleIntervalMs)) * 1_000_000n) }],
+        subscription: [
+          {
+            path: { elem: [{ name: 'rule', key: { 'sequence-id': '*' } }, { name: 'state' }] },
+            mode: 'SAMPLE',
+            sample_interval: String(BigInt(Math.round(this.o.sampleIntervalMs)) * 1_000_000n),
+          },
+        ],
         mode: 'STREAM',
         encoding: 'JSON_IETF',
       },

@@ -13,24 +13,29 @@ export const KIND = 'gnmi';
 /** The pin table's size where `pinTableSize` is not configured (gNMI does not say it). */
 const DEFAULT_PIN_TABLE = 1500;
 
-export const GnmiSchema = Type.Object({
-  address: Str({ description: 'host:port (IPv6 in brackets)' }),
-  username: Type.Optional(Str()),
-  password: Type.Optional(Str()),
-  timeoutMs: Int(1, undefined, 10_000),
-  caFile: Type.Optional(Str()),
-  insecure: Type.Boolean({ default: false }),
-  tlsServerName: Type.Optional(Str()),
-  networkInstance: Str({ default: 'default' }),
-  policyId: Str({ default: 'flowpin' }),
-  ingressInterfaces: Strs(1),
-  pinBatchSize: Int(1, 5000, 200),
-  sampleIntervalMs: Int(10, undefined, 10_000),
-  groupProgramDelayMs: Num(0, 600_000, 500),
-  requiredModels: Type.Optional(Strs()),
-  pinTable: Type.Optional(Type.Object({ component: Str(), resource: Str() }, strict)),
-  group: Type.Optional(Type.Object({ list: Str(), key: Str(), addressLeaf: Str(), programmedLeaf: Str() }, strict)),
-}, strict);
+export const GnmiSchema = Type.Object(
+  {
+    address: Str({ description: 'host:port (IPv6 in brackets)' }),
+    username: Type.Optional(Str()),
+    password: Type.Optional(Str()),
+    timeoutMs: Int(1, undefined, 10_000),
+    caFile: Type.Optional(Str()),
+    insecure: Type.Boolean({ default: false }),
+    tlsServerName: Type.Optional(Str()),
+    networkInstance: Str({ default: 'default' }),
+    policyId: Str({ default: 'flowpin' }),
+    ingressInterfaces: Strs(1),
+    pinBatchSize: Int(1, 5000, 200),
+    sampleIntervalMs: Int(10, undefined, 10_000),
+    groupProgramDelayMs: Num(0, 600_000, 500),
+    requiredModels: Type.Optional(Strs()),
+    pinTable: Type.Optional(Type.Object({ component: Str(), resource: Str() }, strict)),
+    group: Type.Optional(
+      Type.Object({ list: Str(), key: Str(), addressLeaf: Str(), programmedLeaf: Str() }, strict),
+    ),
+  },
+  strict,
+);
 
 export type GnmiDoc = Static<typeof GnmiSchema>;
 
@@ -56,10 +61,20 @@ export interface GnmiSettings {
 }
 
 export function readGnmi(g: GnmiDoc, at: SettingsReader, path: KeyPath): GnmiSettings {
-  if (!(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(g.address) && Number(g.address.slice(g.address.lastIndexOf(':') + 1)) <= 65535)) at.fail([...path, 'address'], `must be host:port (IPv6 in brackets), got '${g.address.slice(0, 64)}'`);
-  if (g.caFile === undefined && !g.insecure) at.fail([...path, 'caFile'], 'needed for TLS (or set insecure: true for plaintext gRPC)');
-  if (g.caFile !== undefined && g.insecure) at.fail([...path, 'insecure'], 'cannot be true together with caFile');
-  if (g.group !== undefined && !(g.group.list.startsWith('/') && g.group.list.includes('{vip}'))) at.fail([...path, 'group', 'list'], `must be an absolute path with {vip}, got '${g.group.list.slice(0, 64)}'`);
+  if (!(
+    /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(g.address) &&
+    Number(g.address.slice(g.address.lastIndexOf(':') + 1)) <= 65535
+  ))
+    at.fail([...path, 'address'], `must be host:port (IPv6 in brackets), got '${g.address.slice(0, 64)}'`);
+  if (g.caFile === undefined && !g.insecure)
+    at.fail([...path, 'caFile'], 'needed for TLS (or set insecure: true for plaintext gRPC)');
+  if (g.caFile !== undefined && g.insecure)
+    at.fail([...path, 'insecure'], 'cannot be true together with caFile');
+  if (g.group !== undefined && !(g.group.list.startsWith('/') && g.group.list.includes('{vip}')))
+    at.fail(
+      [...path, 'group', 'list'],
+      `must be an absolute path with {vip}, got '${g.group.list.slice(0, 64)}'`,
+    );
   return {
     address: g.address,
     username: g.username,
@@ -85,7 +100,15 @@ export const gnmiKind: AdapterKind<GnmiSettings> = {
   section: { key: 'gnmi', schema: GnmiSchema },
   read: readGnmi,
   mirrorSource: (g) => g.address.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''),
-  securityWarnings: (g) => (g.insecure ? [['insecure', 'gNMI without TLS: credentials and pins cross the network unencrypted (give caFile instead)']] : []),
+  securityWarnings: (g) =>
+    g.insecure
+      ? [
+          [
+            'insecure',
+            'gNMI without TLS: credentials and pins cross the network unencrypted (give caFile instead)',
+          ],
+        ]
+      : [],
   create(setup, g) {
     return new GnmiAdapter({
       switchName: setup.name,

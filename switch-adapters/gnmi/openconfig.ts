@@ -9,7 +9,14 @@
 // template (static-route next-hops of openconfig-local-routing by default).
 
 import { canonicalIp } from '../../lib/addr.js';
-import { parsePath, type Notification, type Path, type PathElem, type TypedValue, type Update } from '../../proto/gnmi.js';
+import {
+  parsePath,
+  type Notification,
+  type Path,
+  type PathElem,
+  type TypedValue,
+  type Update,
+} from '../../proto/gnmi.js';
 import type { FlowSpec, PinRule } from '../contract.js';
 
 export interface PolicyLocation {
@@ -37,13 +44,24 @@ export const STATIC_ROUTE_GROUP: GroupPaths = {
 };
 
 export const policyPath = (p: PolicyLocation): PathElem[] => [
-  { name: 'network-instances' }, { name: 'network-instance', key: { name: p.networkInstance } }, { name: 'policy-forwarding' }, { name: 'policies' }, { name: 'policy', key: { 'policy-id': p.policyId } },
+  { name: 'network-instances' },
+  { name: 'network-instance', key: { name: p.networkInstance } },
+  { name: 'policy-forwarding' },
+  { name: 'policies' },
+  { name: 'policy', key: { 'policy-id': p.policyId } },
 ];
 
 export const rulesPath = (p: PolicyLocation): PathElem[] => [...policyPath(p), { name: 'rules' }];
-export const rulePath = (p: PolicyLocation, seq: number): PathElem[] => [...rulesPath(p), { name: 'rule', key: { 'sequence-id': String(seq) } }];
+export const rulePath = (p: PolicyLocation, seq: number): PathElem[] => [
+  ...rulesPath(p),
+  { name: 'rule', key: { 'sequence-id': String(seq) } },
+];
 export const interfacePath = (p: PolicyLocation, iface: string): PathElem[] => [
-  { name: 'network-instances' }, { name: 'network-instance', key: { name: p.networkInstance } }, { name: 'policy-forwarding' }, { name: 'interfaces' }, { name: 'interface', key: { 'interface-id': iface } },
+  { name: 'network-instances' },
+  { name: 'network-instance', key: { name: p.networkInstance } },
+  { name: 'policy-forwarding' },
+  { name: 'interfaces' },
+  { name: 'interface', key: { 'interface-id': iface } },
 ];
 
 export const jsonIetf = (v: unknown): TypedValue => ({ json_ietf_val: Buffer.from(JSON.stringify(v)) });
@@ -58,7 +76,13 @@ export function ruleUpdate(p: PolicyLocation, seq: number, pin: PinRule): Update
     val: jsonIetf({
       'sequence-id': seq,
       config: { 'sequence-id': seq },
-      [af]: { config: { 'source-address': `${canonicalIp(f.src)}/${len}`, 'destination-address': `${canonicalIp(f.dst)}/${len}`, protocol: 'openconfig-packet-match-types:IP_TCP' } },
+      [af]: {
+        config: {
+          'source-address': `${canonicalIp(f.src)}/${len}`,
+          'destination-address': `${canonicalIp(f.dst)}/${len}`,
+          protocol: 'openconfig-packet-match-types:IP_TCP',
+        },
+      },
       transport: { config: { 'source-port': f.sport, 'destination-port': f.dport } },
       action: { config: { 'next-hop': canonicalIp(pin.nexthop) } },
     }),
@@ -95,14 +119,25 @@ export interface FlatLeaf {
 
 /** Keys of the OpenConfig lists flowpin reads, to name list entries found in JSON arrays (RFC 7951 5.4). */
 export const LIST_KEYS: Readonly<Record<string, readonly string[]>> = {
-  'network-instance': ['name'], policy: ['policy-id'], rule: ['sequence-id'], interface: ['interface-id'], protocol: ['identifier', 'name'],
-  static: ['prefix'], 'next-hop': ['index'], component: ['name'], resource: ['name'], neighbor: ['neighbor-address'],
+  'network-instance': ['name'],
+  policy: ['policy-id'],
+  rule: ['sequence-id'],
+  interface: ['interface-id'],
+  protocol: ['identifier', 'name'],
+  static: ['prefix'],
+  'next-hop': ['index'],
+  component: ['name'],
+  resource: ['name'],
+  neighbor: ['neighbor-address'],
 };
 
 const bare = (k: string): string => (k.includes(':') ? k.slice(k.indexOf(':') + 1) : k);
 
 /** Flattens notifications (prefix joined, JSON subtrees and list arrays expanded) into leaves. */
-export function flatten(notifications: readonly Notification[], listKeys: Readonly<Record<string, readonly string[]>> = LIST_KEYS): FlatLeaf[] {
+export function flatten(
+  notifications: readonly Notification[],
+  listKeys: Readonly<Record<string, readonly string[]>> = LIST_KEYS,
+): FlatLeaf[] {
   const out: FlatLeaf[] = [];
   const path: PathElem[] = [];
   const walk = (v: unknown): void => {
@@ -118,7 +153,8 @@ export function flatten(notifications: readonly Notification[], listKeys: Readon
         for (const entry of sub) {
           if (typeof entry !== 'object' || entry === null) continue;
           const o: Record<string, unknown> = {};
-          for (const ek in entry as Record<string, unknown>) o[bare(ek)] = (entry as Record<string, unknown>)[ek];
+          for (const ek in entry as Record<string, unknown>)
+            o[bare(ek)] = (entry as Record<string, unknown>)[ek];
           const key: Record<string, string> = {};
           for (const kn of keys) key[kn] = typeof o[kn] === 'string' ? bare(o[kn]) : String(o[kn]);
           path.push({ name, key });
@@ -153,8 +189,10 @@ export interface RuleState {
   octets?: number;
 }
 
-const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : undefined);
-const host = (v: unknown): string | undefined => (typeof v === 'string' ? canonicalIp(v.split('/')[0] ?? '') : undefined);
+const num = (v: unknown): number | undefined =>
+  typeof v === 'number' ? v : typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : undefined;
+const host = (v: unknown): string | undefined =>
+  typeof v === 'string' ? canonicalIp(v.split('/')[0] ?? '') : undefined;
 
 /** Rules by sequence id from leaves under the policy's rules (paths relative to `rulesPath`). */
 export function parseRules(leaves: readonly FlatLeaf[], base: readonly PathElem[]): Map<number, RuleState> {
@@ -169,7 +207,8 @@ export function parseRules(leaves: readonly FlatLeaf[], base: readonly PathElem[
     return true;
   };
   for (const l of leaves) {
-    if (l.elems.length <= base.length + 1 || l.elems[base.length]?.name !== 'rule' || !inBase(l.elems)) continue;
+    if (l.elems.length <= base.length + 1 || l.elems[base.length]?.name !== 'rule' || !inBase(l.elems))
+      continue;
     const seq = num(l.elems[base.length]?.key?.['sequence-id']);
     if (seq === undefined) continue;
     let m = byRule.get(seq);
@@ -186,7 +225,8 @@ export function parseRules(leaves: readonly FlatLeaf[], base: readonly PathElem[
     const dst = host(m.get(`${af}/config/destination-address`));
     const sport = num(m.get('transport/config/source-port'));
     const dport = num(m.get('transport/config/destination-port'));
-    if (src !== undefined && dst !== undefined && sport !== undefined && dport !== undefined) r.flow = { family: af === 'ipv6' ? 6 : 4, src, dst, sport, dport };
+    if (src !== undefined && dst !== undefined && sport !== undefined && dport !== undefined)
+      r.flow = { family: af === 'ipv6' ? 6 : 4, src, dst, sport, dport };
     const nh = m.get('action/config/next-hop');
     if (typeof nh === 'string') r.nexthop = canonicalIp(nh);
     const pk = num(m.get('state/matched-pkts'));

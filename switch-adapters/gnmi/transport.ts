@@ -1,14 +1,39 @@
 // gNMI over @grpc/grpc-js with the project's proto/: TLS with a CA file (or insecure only
 // when configured explicitly), username and password as call metadata (the gNMI
 // authentication convention, gnmi-authentication.md), a deadline on every unary call and on
-// Subscribe ONCE reads, and gRPC statuses mapped to the typed switch errors. The channel reconnects by itself with
+// Subscribe ONCE reads, and gRPC statuses mapped to the typed switch errors. The channel reconnects by itself
+// with
 // gRPC's exponential backoff; streams are re-established by their owner (counters.ts).
 // Knows nothing of OpenConfig.
 
 import { readFileSync } from 'node:fs';
-import { credentials, Metadata, status, type Client, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
-import { gnmiProto, type CapabilityResponse, type GetRequest, type GetResponse, type Notification, type SetRequest, type SetResponse, type SubscribeRequest, type SubscribeResponse, type SubscriptionList } from '../../proto/gnmi.js';
-import { SwitchAuthError, SwitchCommandError, SwitchError, SwitchTimeoutError, SwitchTransportError } from '../errors.js';
+import {
+  credentials,
+  Metadata,
+  status,
+  type Client,
+  type ClientDuplexStream,
+  type ServiceError,
+} from '@grpc/grpc-js';
+import {
+  gnmiProto,
+  type CapabilityResponse,
+  type GetRequest,
+  type GetResponse,
+  type Notification,
+  type SetRequest,
+  type SetResponse,
+  type SubscribeRequest,
+  type SubscribeResponse,
+  type SubscriptionList,
+} from '../../proto/gnmi.js';
+import {
+  SwitchAuthError,
+  SwitchCommandError,
+  SwitchError,
+  SwitchTimeoutError,
+  SwitchTransportError,
+} from '../errors.js';
 
 export interface GnmiTransportOptions {
   switchName: string;
@@ -26,7 +51,12 @@ export interface GnmiTransportOptions {
   timeoutMs?: number;
 }
 
-type Unary<Req, Res> = (req: Req, md: Metadata, opts: { deadline: number }, cb: (err: ServiceError | null, res: Res) => void) => void;
+type Unary<Req, Res> = (
+  req: Req,
+  md: Metadata,
+  opts: { deadline: number },
+  cb: (err: ServiceError | null, res: Res) => void,
+) => void;
 
 export class GnmiTransport {
   private readonly client: Client & Record<string, unknown>;
@@ -34,11 +64,22 @@ export class GnmiTransport {
   readonly stats = { calls: 0, failures: 0, timeouts: 0 };
 
   constructor(private readonly options: GnmiTransportOptions) {
-    if (options.insecure !== true && options.caFile === undefined) throw new TypeError(`${options.switchName}: gNMI needs a caFile for TLS, or insecure: true for plaintext`);
-    const creds = options.insecure === true ? credentials.createInsecure() : credentials.createSsl(readFileSync(options.caFile as string));
+    if (options.insecure !== true && options.caFile === undefined)
+      throw new TypeError(
+        `${options.switchName}: gNMI needs a caFile for TLS, or insecure: true for plaintext`,
+      );
+    const creds =
+      options.insecure === true
+        ? credentials.createInsecure()
+        : credentials.createSsl(readFileSync(options.caFile as string));
     const { Client: Ctor } = gnmiProto();
-    const channelOptions: Record<string, string | number> = { 'grpc.initial_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': 5000, 'grpc.max_receive_message_length': 64 * 1024 * 1024 };
-    if (options.tlsServerName !== undefined) channelOptions['grpc.ssl_target_name_override'] = options.tlsServerName;
+    const channelOptions: Record<string, string | number> = {
+      'grpc.initial_reconnect_backoff_ms': 200,
+      'grpc.max_reconnect_backoff_ms': 5000,
+      'grpc.max_receive_message_length': 64 * 1024 * 1024,
+    };
+    if (options.tlsServerName !== undefined)
+      channelOptions['grpc.ssl_target_name_override'] = options.tlsServerName;
     this.client = new Ctor(options.address, creds, channelOptions);
     this.timeoutMs = options.timeoutMs ?? 10_000;
   }
@@ -64,7 +105,9 @@ export class GnmiTransport {
 
   /** Opens a Subscribe stream (no deadline: it lives until cancelled or broken). */
   subscribe(): ClientDuplexStream<SubscribeRequest, SubscribeResponse> {
-    const fn = this.client['Subscribe'] as (md: Metadata) => ClientDuplexStream<SubscribeRequest, SubscribeResponse>;
+    const fn = this.client['Subscribe'] as (
+      md: Metadata,
+    ) => ClientDuplexStream<SubscribeRequest, SubscribeResponse>;
     return fn.call(this.client, this.metadata());
   }
 
@@ -92,14 +135,26 @@ export class GnmiTransport {
       };
       const timer = setTimeout(() => {
         this.stats.timeouts++;
-        finish(new SwitchTimeoutError(this.options.switchName, `gNMI Subscribe ONCE did not sync within ${this.timeoutMs} ms`));
+        finish(
+          new SwitchTimeoutError(
+            this.options.switchName,
+            `gNMI Subscribe ONCE did not sync within ${this.timeoutMs} ms`,
+          ),
+        );
       }, this.timeoutMs);
       s.on('data', (m: SubscribeResponse) => {
         if (m.sync_response === true) finish();
         else if (m.update !== undefined && m.update !== null) out.push(m.update);
       });
       s.on('error', (err: ServiceError) => finish(this.toSwitchError(err, 'Subscribe ONCE')));
-      s.on('end', () => finish(new SwitchTransportError(this.options.switchName, 'gNMI Subscribe ONCE ended before its sync_response')));
+      s.on('end', () =>
+        finish(
+          new SwitchTransportError(
+            this.options.switchName,
+            'gNMI Subscribe ONCE ended before its sync_response',
+          ),
+        ),
+      );
       s.write({ subscribe: { ...list, mode: 'ONCE' } });
     });
   }
@@ -116,7 +171,9 @@ export class GnmiTransport {
     switch (code) {
       case status.DEADLINE_EXCEEDED:
         this.stats.timeouts++;
-        return new SwitchTimeoutError(name, `gNMI ${what} did not answer within ${this.timeoutMs} ms`, { cause: err });
+        return new SwitchTimeoutError(name, `gNMI ${what} did not answer within ${this.timeoutMs} ms`, {
+          cause: err,
+        });
       case status.UNAVAILABLE:
       case status.CANCELLED:
       case status.INTERNAL:
@@ -124,9 +181,16 @@ export class GnmiTransport {
         return new SwitchTransportError(name, `gNMI ${what} failed: ${detail}`, { cause: err });
       case status.UNAUTHENTICATED:
       case status.PERMISSION_DENIED:
-        return new SwitchAuthError(name, `gNMI ${what} refused the credentials of user '${this.options.username ?? ''}': ${detail}`, { cause: err });
+        return new SwitchAuthError(
+          name,
+          `gNMI ${what} refused the credentials of user '${this.options.username ?? ''}': ${detail}`,
+          { cause: err },
+        );
       default:
-        return new SwitchCommandError(name, `gNMI ${what}`, detail, code ?? -1, { cause: err, retryable: code === status.ABORTED });
+        return new SwitchCommandError(name, `gNMI ${what}`, detail, code ?? -1, {
+          cause: err,
+          retryable: code === status.ABORTED,
+        });
     }
   }
 

@@ -9,13 +9,38 @@
 // command runs through the configured prefix (exec.ts). Facts: docs/linux.md.
 
 import { canonicalIp } from '../../lib/addr.js';
-import { flowId, type AdapterCapabilities, type FlowSpec, type InstalledPin, type PinOutcome, type PinRule, type PinTableUsage, type ServerIdentity, type SwitchAdapter } from '../contract.js';
+import {
+  flowId,
+  type AdapterCapabilities,
+  type FlowSpec,
+  type InstalledPin,
+  type PinOutcome,
+  type PinRule,
+  type PinTableUsage,
+  type ServerIdentity,
+  type SwitchAdapter,
+} from '../contract.js';
 import { SwitchCommandError, SwitchProtocolError, SwitchUnsupportedError, unsupported } from '../errors.js';
 import { adoptionRefusal, groupSpec, handOverStep } from './adopt.js';
 import { CommandRunner, firstLines } from './exec.js';
 import { HashCheck } from './hash-check.js';
-import { batchRouteGet, parseBuckets, parseNeighbours, parseNexthops, type NexthopObject } from './iproute.js';
-import { addPinLines, baseRuleset, deletePinLine, mirrorRuleset, parsePinMap, parseSetKeys, pinKey, TABLE } from './nft.js';
+import {
+  batchRouteGet,
+  parseBuckets,
+  parseNeighbours,
+  parseNexthops,
+  type NexthopObject,
+} from './iproute.js';
+import {
+  addPinLines,
+  baseRuleset,
+  deletePinLine,
+  mirrorRuleset,
+  parsePinMap,
+  parseSetKeys,
+  pinKey,
+  TABLE,
+} from './nft.js';
 import { upkeep, type GroupEntry } from './upkeep.js';
 import { checkIfname, checkIp, checkPort, familyOf } from './validate.js';
 
@@ -26,7 +51,9 @@ export interface LinuxRouterOptions {
   vips: { address: string; nexthops: string[] }[];
   /** The router's client-facing devices: hashing is checked there and SYNs mirrored from there. */
   clientInterfaces: string[];
-  /** The router's server-facing devices: the servers' SYN-ACK, FIN and RST arriving there are mirrored too. */
+  /**
+   * The router's server-facing devices: the servers' SYN-ACK, FIN and RST arriving there are mirrored too.
+   */
   serverInterfaces?: string[];
   /** Device SYN/FIN/RST copies are `dup`ed to (a VXLAN or gretap/erspan device), if any. */
   mirrorDevice?: string;
@@ -58,7 +85,9 @@ export class LinuxRouterAdapter implements SwitchAdapter {
   readonly kind = 'linux';
   readonly capabilities: AdapterCapabilities;
   readonly run: CommandRunner;
-  private readonly o: Required<Omit<LinuxRouterOptions, 'mirrorDevice'>> & { mirrorDevice: string | undefined };
+  private readonly o: Required<Omit<LinuxRouterOptions, 'mirrorDevice'>> & {
+    mirrorDevice: string | undefined;
+  };
   private readonly hash: HashCheck;
   /** Nexthop address -> nexthop object id. */
   private readonly nhIds = new Map<string, number>();
@@ -76,16 +105,38 @@ export class LinuxRouterAdapter implements SwitchAdapter {
 
   constructor(options: LinuxRouterOptions) {
     this.o = {
-      serverInterfaces: [], buckets: 64, idBase: 7000, tableBase: 7000, pinTableSize: 65535, idleTimeoutS: 300, timeoutMs: 30_000, resolveBatchSize: 10_000, pinBatchSize: 5000, probeFlows: 8, probeTimeoutMs: 10_000,
+      serverInterfaces: [],
+      buckets: 64,
+      idBase: 7000,
+      tableBase: 7000,
+      pinTableSize: 65535,
+      idleTimeoutS: 300,
+      timeoutMs: 30_000,
+      resolveBatchSize: 10_000,
+      pinBatchSize: 5000,
+      probeFlows: 8,
+      probeTimeoutMs: 10_000,
       ...options,
       mirrorDevice: options.mirrorDevice,
     };
-    if (this.o.buckets < 2 || this.o.buckets > 4096) throw new Error(`buckets must be 2..4096, got ${this.o.buckets}`);
+    if (this.o.buckets < 2 || this.o.buckets > 4096)
+      throw new Error(`buckets must be 2..4096, got ${this.o.buckets}`);
     for (const d of [...this.o.clientInterfaces, ...this.o.serverInterfaces]) checkIfname(d);
     if (this.o.mirrorDevice !== undefined) checkIfname(this.o.mirrorDevice);
-    this.o.vips = this.o.vips.map((v) => ({ address: checkIp(v.address), nexthops: v.nexthops.map(checkIp) }));
-    this.run = new CommandRunner({ switchName: options.switchName, prefix: options.prefix, timeoutMs: this.o.timeoutMs });
-    this.hash = new HashCheck(this.run, { switchName: options.switchName, clientInterfaces: this.o.clientInterfaces, want: this.o.probeFlows });
+    this.o.vips = this.o.vips.map((v) => ({
+      address: checkIp(v.address),
+      nexthops: v.nexthops.map(checkIp),
+    }));
+    this.run = new CommandRunner({
+      switchName: options.switchName,
+      prefix: options.prefix,
+      timeoutMs: this.o.timeoutMs,
+    });
+    this.hash = new HashCheck(this.run, {
+      switchName: options.switchName,
+      clientInterfaces: this.o.clientInterfaces,
+      want: this.o.probeFlows,
+    });
     this.capabilities = {
       resolvesNexthop: true,
       resolveBatchSize: this.o.resolveBatchSize,
@@ -116,7 +167,13 @@ export class LinuxRouterAdapter implements SwitchAdapter {
     const now = new Set(vips.map((v) => checkIp(v.address)));
     const had = new Set(this.o.vips.map((v) => v.address));
     const differ = [...now].filter((v) => !had.has(v)).concat([...had].filter((v) => !now.has(v)));
-    if (differ.length > 0) return Promise.reject(new SwitchUnsupportedError(this.name, `the Linux router's VIPs are set up when flowpin connects (a resilient group and routes each, and their hash check): VIP ${differ.join(', ')} added or removed takes effect at a restart`));
+    if (differ.length > 0)
+      return Promise.reject(
+        new SwitchUnsupportedError(
+          this.name,
+          `the Linux router's VIPs are set up when flowpin connects (a resilient group and routes each, and their hash check): VIP ${differ.join(', ')} added or removed takes effect at a restart`,
+        ),
+      );
     return Promise.resolve(() => {
       this.o.vips = vips.map((v) => ({ address: checkIp(v.address), nexthops: v.nexthops.map(checkIp) }));
     });
@@ -128,8 +185,13 @@ export class LinuxRouterAdapter implements SwitchAdapter {
     for (const v of this.o.vips) await this.adoptOrCreateGroup(v.address, v.nexthops, all);
     await this.ensureProbeGroups();
     await this.nft(baseRuleset({ pinTableSize: this.o.pinTableSize, idleTimeoutS: this.o.idleTimeoutS }));
-    if (this.o.mirrorDevice !== undefined) await this.nft(mirrorRuleset(this.o.mirrorDevice, this.o.clientInterfaces, this.o.serverInterfaces));
-    await this.hash.probe(this.o.vips.map((v) => v.address), this.o.probeTimeoutMs, (lines) => this.routeGet(lines));
+    if (this.o.mirrorDevice !== undefined)
+      await this.nft(mirrorRuleset(this.o.mirrorDevice, this.o.clientInterfaces, this.o.serverInterfaces));
+    await this.hash.probe(
+      this.o.vips.map((v) => v.address),
+      this.o.probeTimeoutMs,
+      (lines) => this.routeGet(lines),
+    );
     await this.listPins();
   }
 
@@ -160,7 +222,10 @@ export class LinuxRouterAdapter implements SwitchAdapter {
     return all;
   }
 
-  /** The nexthop object of a server, made (with its pin table and rules) if missing; `dev`: its device (else the route's). */
+  /**
+   * The nexthop object of a server, made (with its pin table and rules) if missing; `dev`: its device (else
+   * the route's).
+   */
   private async nexthopId(addr: string, dev?: string): Promise<number> {
     const a = checkIp(addr);
     const known = this.nhIds.get(a);
@@ -170,10 +235,25 @@ export class LinuxRouterAdapter implements SwitchAdapter {
     }
     let id = this.o.idBase;
     while (this.nhAddr.has(id)) id++;
-    if (id - this.o.idBase + 1 > MAX_MARK) throw new SwitchCommandError(this.name, `ip nexthop add via ${a}`, `more than ${MAX_MARK} nexthops`, 0);
-    const [route] = dev === undefined ? ((await this.run.json(['ip', '-j', 'route', 'get', a])) as { dev?: string }[]) : [{ dev }];
-    if (route?.dev === undefined) throw new SwitchCommandError(this.name, `ip route get ${a}`, 'no device toward the nexthop', 0);
-    await this.run.ok(['ip', 'nexthop', 'replace', 'id', String(id), 'via', a, 'dev', checkIfname(route.dev)]);
+    if (id - this.o.idBase + 1 > MAX_MARK)
+      throw new SwitchCommandError(this.name, `ip nexthop add via ${a}`, `more than ${MAX_MARK} nexthops`, 0);
+    const [route] =
+      dev === undefined
+        ? ((await this.run.json(['ip', '-j', 'route', 'get', a])) as { dev?: string }[])
+        : [{ dev }];
+    if (route?.dev === undefined)
+      throw new SwitchCommandError(this.name, `ip route get ${a}`, 'no device toward the nexthop', 0);
+    await this.run.ok([
+      'ip',
+      'nexthop',
+      'replace',
+      'id',
+      String(id),
+      'via',
+      a,
+      'dev',
+      checkIfname(route.dev),
+    ]);
     this.nhIds.set(a, id);
     this.nhAddr.set(id, a);
     this.marks.set(a, id - this.o.idBase + 1);
@@ -181,28 +261,63 @@ export class LinuxRouterAdapter implements SwitchAdapter {
     return id;
   }
 
-  /** Table tableBase+mark routes every VIP of the nexthop's family through it; a rule sends the mark there. */
+  /**
+   * Table tableBase+mark routes every VIP of the nexthop's family through it; a rule sends the mark there.
+   */
   private async ensurePinRoutes(addr: string): Promise<void> {
     const mark = this.marks.get(addr) as number;
     const id = this.nhIds.get(addr) as number;
     const fam = familyOf(addr);
     const table = this.o.tableBase + mark;
-    const lines = this.o.vips.filter((v) => familyOf(v.address) === fam).map((v) => `route replace ${v.address}/${fam === 4 ? 32 : 128} nhid ${id} table ${table}`);
+    const lines = this.o.vips
+      .filter((v) => familyOf(v.address) === fam)
+      .map((v) => `route replace ${v.address}/${fam === 4 ? 32 : 128} nhid ${id} table ${table}`);
     await this.run.ok(['ip', '-batch', '-'], lines.join('\n') + '\n');
     await this.ensureRule(fam, mark, table);
     this.routed.add(addr);
   }
 
   private async ensureRule(fam: 4 | 6, mark: number, table: number): Promise<void> {
-    const rules = (await this.run.json(['ip', `-${fam}`, '-j', 'rule', 'show', 'pref', String(this.o.tableBase)])) as { table?: string; fwmark?: string }[];
+    const rules = (await this.run.json([
+      'ip',
+      `-${fam}`,
+      '-j',
+      'rule',
+      'show',
+      'pref',
+      String(this.o.tableBase),
+    ])) as { table?: string; fwmark?: string }[];
     if (rules.some((r) => r.table === String(table))) return;
-    await this.run.ok(['ip', `-${fam}`, 'rule', 'add', 'pref', String(this.o.tableBase), 'fwmark', `${mark}/0xff`, 'lookup', String(table)]);
+    await this.run.ok([
+      'ip',
+      `-${fam}`,
+      'rule',
+      'add',
+      'pref',
+      String(this.o.tableBase),
+      'fwmark',
+      `${mark}/0xff`,
+      'lookup',
+      String(table),
+    ]);
   }
 
   /** Adopts the VIP's existing resilient group (handing its members over, adopt.ts), or makes one. */
-  private async adoptOrCreateGroup(vip: string, nexthops: string[], all: ReadonlyMap<number, NexthopObject>): Promise<void> {
+  private async adoptOrCreateGroup(
+    vip: string,
+    nexthops: string[],
+    all: ReadonlyMap<number, NexthopObject>,
+  ): Promise<void> {
     const fam = familyOf(vip);
-    const routes = (await this.run.json(['ip', `-${fam}`, '-j', 'route', 'show', 'exact', `${vip}/${fam === 4 ? 32 : 128}`])) as { nhid?: number }[];
+    const routes = (await this.run.json([
+      'ip',
+      `-${fam}`,
+      '-j',
+      'route',
+      'show',
+      'exact',
+      `${vip}/${fam === 4 ? 32 : 128}`,
+    ])) as { nhid?: number }[];
     const nhid = routes[0]?.nhid;
     if (nhid !== undefined) {
       const [obj] = parseNexthops(await this.run.json(['ip', '-j', 'nexthop', 'show', 'id', String(nhid)]));
@@ -210,17 +325,42 @@ export class LinuxRouterAdapter implements SwitchAdapter {
       if (refused !== undefined) throw new SwitchUnsupportedError(this.name, `cannot adopt: ${refused}`);
       const g: VipGroup = { vip, family: fam, groupId: nhid };
       await this.handOver(g, obj?.group ?? [], all);
-      for (const e of (await this.readGroup(g)).group ?? []) await this.ensurePinRoutes(this.nhAddr.get(e.id) as string);
+      for (const e of (await this.readGroup(g)).group ?? [])
+        await this.ensurePinRoutes(this.nhAddr.get(e.id) as string);
       this.groups.set(vip, g);
       return;
     }
-    if (nexthops.length === 0) throw new SwitchProtocolError(this.name, `VIP ${vip} has no route and no nexthops configured`);
+    if (nexthops.length === 0)
+      throw new SwitchProtocolError(this.name, `VIP ${vip} has no route and no nexthops configured`);
     const ids: number[] = [];
     for (const n of nexthops) ids.push(await this.nexthopId(n));
     const groupId = this.o.idBase + 1000 + this.o.vips.findIndex((v) => v.address === vip);
     try {
-      await this.run.ok(['ip', 'nexthop', 'replace', 'id', String(groupId), 'group', ids.join('/'), 'type', 'resilient', 'buckets', String(this.o.buckets), 'idle_timer', '0', 'unbalanced_timer', '0']);
-      await this.run.ok(['ip', 'route', 'replace', `${vip}/${fam === 4 ? 32 : 128}`, 'nhid', String(groupId)]);
+      await this.run.ok([
+        'ip',
+        'nexthop',
+        'replace',
+        'id',
+        String(groupId),
+        'group',
+        ids.join('/'),
+        'type',
+        'resilient',
+        'buckets',
+        String(this.o.buckets),
+        'idle_timer',
+        '0',
+        'unbalanced_timer',
+        '0',
+      ]);
+      await this.run.ok([
+        'ip',
+        'route',
+        'replace',
+        `${vip}/${fam === 4 ? 32 : 128}`,
+        'nhid',
+        String(groupId),
+      ]);
     } finally {
       this.hash.groupWritten(vip);
     }
@@ -233,7 +373,11 @@ export class LinuxRouterAdapter implements SwitchAdapter {
    * bucket changes server). Checked before each write with the upkeep model and after it on the
    * bucket table; the replaced objects are left for the operator to delete.
    */
-  private async handOver(g: VipGroup, members: readonly GroupEntry[], all: ReadonlyMap<number, NexthopObject>): Promise<void> {
+  private async handOver(
+    g: VipGroup,
+    members: readonly GroupEntry[],
+    all: ReadonlyMap<number, NexthopObject>,
+  ): Promise<void> {
     let entries = [...members];
     const serverOf = (id: number): string | undefined => {
       const gw = this.nhAddr.get(id) ?? all.get(id)?.gateway;
@@ -243,12 +387,18 @@ export class LinuxRouterAdapter implements SwitchAdapter {
       const e = entries[at] as GroupEntry;
       if (this.nhAddr.has(e.id)) continue;
       const old = all.get(e.id);
-      const unsupported = (why: string): SwitchUnsupportedError => new SwitchUnsupportedError(this.name, `cannot adopt VIP ${g.vip}'s group ${g.groupId}: ${why}; fix: make the group's members plain nexthops via one gateway each, or remove the VIP's route and let flowpin make the group`);
+      const unsupported = (why: string): SwitchUnsupportedError =>
+        new SwitchUnsupportedError(
+          this.name,
+          `cannot adopt VIP ${g.vip}'s group ${g.groupId}: ${why}; fix: make the group's members plain nexthops via one gateway each, or remove the VIP's route and let flowpin make the group`,
+        );
       if (old?.gateway === undefined) throw unsupported(`member ${e.id} is not a nexthop via a gateway`);
       const addr = checkIp(old.gateway);
-      if (familyOf(addr) !== g.family) throw unsupported(`member ${e.id} is via ${addr}, not an IPv${g.family} gateway`);
+      if (familyOf(addr) !== g.family)
+        throw unsupported(`member ${e.id} is via ${addr}, not an IPv${g.family} gateway`);
       const mine = this.nhIds.get(addr);
-      if (mine !== undefined && entries.some((x) => x.id === mine)) throw unsupported(`members ${e.id} and ${mine} lead to the same gateway ${addr}`);
+      if (mine !== undefined && entries.some((x) => x.id === mine))
+        throw unsupported(`members ${e.id} and ${mine} lead to the same gateway ${addr}`);
       const table = await this.buckets(g.groupId);
       const id = await this.nexthopId(addr, old.dev);
       const step = handOverStep(table, entries, at, id, serverOf);
@@ -256,24 +406,39 @@ export class LinuxRouterAdapter implements SwitchAdapter {
       await this.writeGroup(g, groupSpec(step.entries));
       const after = await this.buckets(g.groupId);
       const moved = after.filter((owner, b) => serverOf(owner) !== serverOf(table[b] as number)).length;
-      if (moved > 0) throw new SwitchProtocolError(this.name, `handing over VIP ${g.vip}'s member ${e.id} (${addr}) to nexthop ${id} moved ${moved} buckets to other servers`);
+      if (moved > 0)
+        throw new SwitchProtocolError(
+          this.name,
+          `handing over VIP ${g.vip}'s member ${e.id} (${addr}) to nexthop ${id} moved ${moved} buckets to other servers`,
+        );
       entries = step.entries;
     }
   }
 
   private async buckets(groupId: number): Promise<number[]> {
-    return parseBuckets(await this.run.json(['ip', '-j', 'nexthop', 'bucket', 'show', 'id', String(groupId)]));
+    return parseBuckets(
+      await this.run.json(['ip', '-j', 'nexthop', 'bucket', 'show', 'id', String(groupId)]),
+    );
   }
 
   private group(vip: string): VipGroup {
     const g = this.groups.get(canonicalIp(vip));
-    if (g === undefined) throw new SwitchCommandError(this.name, `ip nexthop show (VIP ${vip})`, 'no such VIP on this router', 0);
+    if (g === undefined)
+      throw new SwitchCommandError(
+        this.name,
+        `ip nexthop show (VIP ${vip})`,
+        'no such VIP on this router',
+        0,
+      );
     return g;
   }
 
   private async readGroup(g: VipGroup): Promise<NexthopObject> {
-    const [obj] = parseNexthops(await this.run.json(['ip', '-j', 'nexthop', 'show', 'id', String(g.groupId)]));
-    if (obj?.group === undefined) throw new SwitchProtocolError(this.name, `nexthop ${g.groupId} (VIP ${g.vip}) is no longer a group`);
+    const [obj] = parseNexthops(
+      await this.run.json(['ip', '-j', 'nexthop', 'show', 'id', String(g.groupId)]),
+    );
+    if (obj?.group === undefined)
+      throw new SwitchProtocolError(this.name, `nexthop ${g.groupId} (VIP ${g.vip}) is no longer a group`);
     return obj;
   }
 
@@ -301,15 +466,34 @@ export class LinuxRouterAdapter implements SwitchAdapter {
     const entries = (await this.readGroup(g)).group ?? [];
     if (id === undefined || !entries.some((e) => e.id === id)) return;
     const rest = entries.filter((e) => e.id !== id);
-    if (rest.length === 0) throw new SwitchCommandError(this.name, `ip nexthop replace id ${g.groupId}`, `${nexthop} is the last member of ${vip}'s group`, 0);
+    if (rest.length === 0)
+      throw new SwitchCommandError(
+        this.name,
+        `ip nexthop replace id ${g.groupId}`,
+        `${nexthop} is the last member of ${vip}'s group`,
+        0,
+      );
     // Weights kept: writing ids alone would set every weight to 1 and move buckets.
     await this.writeGroup(g, groupSpec(rest));
   }
 
-  /** Replaces a VIP's group members; SYNs forwarded before this are no longer checked (they may have left by the old group). */
+  /**
+   * Replaces a VIP's group members; SYNs forwarded before this are no longer checked (they may have left by
+   * the old group).
+   */
   private async writeGroup(g: VipGroup, members: string): Promise<void> {
     try {
-      await this.run.ok(['ip', 'nexthop', 'replace', 'id', String(g.groupId), 'group', members, 'type', 'resilient']);
+      await this.run.ok([
+        'ip',
+        'nexthop',
+        'replace',
+        'id',
+        String(g.groupId),
+        'group',
+        members,
+        'type',
+        'resilient',
+      ]);
     } finally {
       this.hash.groupWritten(g.vip);
     }
@@ -324,7 +508,9 @@ export class LinuxRouterAdapter implements SwitchAdapter {
   /** The router's device toward each client (the `iif` of a look-up), cached for a minute. */
   private async learnIngress(clients: string[]): Promise<void> {
     const now = Date.now();
-    const missing = [...new Set(clients)].filter((c) => (this.ingress.get(c)?.at ?? -Infinity) < now - 60_000);
+    const missing = [...new Set(clients)].filter(
+      (c) => (this.ingress.get(c)?.at ?? -Infinity) < now - 60_000,
+    );
     if (missing.length === 0) return;
     const answers = await this.routeGet(missing.map((c) => `route get ${c}`));
     missing.forEach((c, i) => {
@@ -370,7 +556,8 @@ export class LinuxRouterAdapter implements SwitchAdapter {
     const answers = await this.lookups(flows);
     return flows.map((f, i) => {
       const gw = answers[i]?.gateway;
-      // A family whose hashing is not checked yet, or a VIP held back, gets no answer: never pin from a guess.
+      // A family whose hashing is not checked yet, or a VIP held back, gets no answer: never pin from a
+      // guess.
       if (gw === undefined || !this.answersFor(f)) return undefined;
       const a = checkIp(gw);
       return this.nhAddr.has(this.nhIds.get(a) ?? -1) ? a : undefined;
@@ -397,8 +584,12 @@ export class LinuxRouterAdapter implements SwitchAdapter {
         ids.push(base + i);
       }
       const exists = (await this.run.run(['ip', 'nexthop', 'show', 'id', String(groupId)])).code === 0;
-      if (!exists) lines.push(`nexthop add id ${groupId} group ${ids.join('/')} type resilient buckets ${this.o.buckets} idle_timer 0 unbalanced_timer 0`);
-      for (const v of vips) lines.push(`route replace ${v.address}/${fam === 4 ? 32 : 128} nhid ${groupId} table ${table}`);
+      if (!exists)
+        lines.push(
+          `nexthop add id ${groupId} group ${ids.join('/')} type resilient buckets ${this.o.buckets} idle_timer 0 unbalanced_timer 0`,
+        );
+      for (const v of vips)
+        lines.push(`route replace ${v.address}/${fam === 4 ? 32 : 128} nhid ${groupId} table ${table}`);
       await this.run.ok(['ip', '-batch', '-'], lines.join('\n') + '\n');
       await this.ensureRule(fam, PROBE_MARK, table);
     }
@@ -419,7 +610,11 @@ export class LinuxRouterAdapter implements SwitchAdapter {
     const table = await this.buckets(g.groupId);
     const probeGroup = this.o.idBase + (g.family === 4 ? 2000 : 2000 + 4096 + 8) - 1;
     const probeTable = await this.buckets(probeGroup);
-    if (table.length !== probeTable.length) throw new SwitchProtocolError(this.name, `probe group has ${probeTable.length} buckets, ${vip}'s group ${table.length}`);
+    if (table.length !== probeTable.length)
+      throw new SwitchProtocolError(
+        this.name,
+        `probe group has ${probeTable.length} buckets, ${vip}'s group ${table.length}`,
+      );
     const bucketOfDummy = new Map<number, number>();
     probeTable.forEach((id, b) => bucketOfDummy.set(id, b));
     const newId = this.nhIds.get(checkIp(nexthop)) ?? -1;
@@ -451,7 +646,11 @@ export class LinuxRouterAdapter implements SwitchAdapter {
       try {
         nexthop = canonicalIp(n.address);
       } catch (err) {
-        throw new SwitchProtocolError(this.name, `ip -j neigh show: not an address: ${n.address} (${err instanceof Error ? err.message : String(err)})`, { cause: err });
+        throw new SwitchProtocolError(
+          this.name,
+          `ip -j neigh show: not an address: ${n.address} (${err instanceof Error ? err.message : String(err)})`,
+          { cause: err },
+        );
       }
       out.push({ nexthop, mac: n.mac, interface: n.dev });
     }
@@ -460,7 +659,8 @@ export class LinuxRouterAdapter implements SwitchAdapter {
 
   async installPins(pins: PinRule[]): Promise<PinOutcome[]> {
     const out: PinOutcome[] = [];
-    for (let at = 0; at < pins.length; at += this.o.pinBatchSize) out.push(...(await this.installChunk(pins.slice(at, at + this.o.pinBatchSize))));
+    for (let at = 0; at < pins.length; at += this.o.pinBatchSize)
+      out.push(...(await this.installChunk(pins.slice(at, at + this.o.pinBatchSize))));
     return out;
   }
 
@@ -468,9 +668,18 @@ export class LinuxRouterAdapter implements SwitchAdapter {
     const nh = checkIp(p.nexthop);
     await this.nexthopId(nh);
     const mark = this.marks.get(nh) as number;
-    const f = { ...p.flow, src: checkIp(p.flow.src), dst: checkIp(p.flow.dst), sport: checkPort(p.flow.sport), dport: checkPort(p.flow.dport) };
+    const f = {
+      ...p.flow,
+      src: checkIp(p.flow.src),
+      dst: checkIp(p.flow.dst),
+      sport: checkPort(p.flow.sport),
+      dport: checkPort(p.flow.dport),
+    };
     const prev = this.written.get(flowId(f));
-    return { lines: prev === mark ? [] : addPinLines(f, mark, this.o.idleTimeoutS, prev !== undefined), mark };
+    return {
+      lines: prev === mark ? [] : addPinLines(f, mark, this.o.idleTimeoutS, prev !== undefined),
+      mark,
+    };
   }
 
   /** One transaction for the chunk; if it fails, halves until the failing pins are alone. */
@@ -481,18 +690,31 @@ export class LinuxRouterAdapter implements SwitchAdapter {
       prepared = [];
       for (const p of pins) prepared.push(await this.pinLines(p));
     } catch (err) {
-      if (pins.length === 1) return [{ flow: (pins[0] as PinRule).flow, ok: false, error: err instanceof Error ? err.message : String(err), programmed: false, reason: 'rejected' }];
+      if (pins.length === 1)
+        return [
+          {
+            flow: (pins[0] as PinRule).flow,
+            ok: false,
+            error: err instanceof Error ? err.message : String(err),
+            programmed: false,
+            reason: 'rejected',
+          },
+        ];
       throw err;
     }
     const text = prepared.flatMap((p) => p.lines).join('\n');
-    const r = text === '' ? { code: 0, stdout: '', stderr: '' } : await this.run.run(['nft', '-f', '-'], text + '\n');
+    const r =
+      text === '' ? { code: 0, stdout: '', stderr: '' } : await this.run.run(['nft', '-f', '-'], text + '\n');
     if (r.code === 0) {
       pins.forEach((p, i) => this.written.set(flowId(p.flow), (prepared[i] as { mark: number }).mark));
       return pins.map((p) => ({ flow: p.flow, ok: true, programmed: true }));
     }
     if (pins.length > 1) {
       const half = Math.ceil(pins.length / 2);
-      return [...(await this.installChunk(pins.slice(0, half))), ...(await this.installChunk(pins.slice(half)))];
+      return [
+        ...(await this.installChunk(pins.slice(0, half))),
+        ...(await this.installChunk(pins.slice(half))),
+      ];
     }
     const p = pins[0] as PinRule;
     const why = firstLines(r.stderr);
@@ -509,12 +731,21 @@ export class LinuxRouterAdapter implements SwitchAdapter {
     // A full set answers ENFILE (net/netfilter/nf_tables_api.c, nft_add_set_elem), which nft
     // prints as strerror: "Too many open files in system".
     const full = /Too many open files in system/.test(why);
-    return [{ flow: p.flow, ok: false, error: `nft -f -: ${why}`, programmed: false, reason: full ? 'table-full' : 'rejected' }];
+    return [
+      {
+        flow: p.flow,
+        ok: false,
+        error: `nft -f -: ${why}`,
+        programmed: false,
+        reason: full ? 'table-full' : 'rejected',
+      },
+    ];
   }
 
   async removePins(flows: FlowSpec[]): Promise<void> {
     const mine = flows.filter((f) => this.written.has(flowId(f)));
-    for (let at = 0; at < mine.length; at += this.o.pinBatchSize) await this.removeChunk(mine.slice(at, at + this.o.pinBatchSize));
+    for (let at = 0; at < mine.length; at += this.o.pinBatchSize)
+      await this.removeChunk(mine.slice(at, at + this.o.pinBatchSize));
   }
 
   private async removeChunk(flows: FlowSpec[]): Promise<void> {
@@ -536,7 +767,12 @@ export class LinuxRouterAdapter implements SwitchAdapter {
       this.written.delete(flowId(f));
       return;
     }
-    throw new SwitchCommandError(this.name, this.run.text(['nft', '-f', '-']) + ` <<< ${deletePinLine(f)}`, firstLines(r.stderr), r.code);
+    throw new SwitchCommandError(
+      this.name,
+      this.run.text(['nft', '-f', '-']) + ` <<< ${deletePinLine(f)}`,
+      firstLines(r.stderr),
+      r.code,
+    );
   }
 
   async listPins(): Promise<InstalledPin[]> {
@@ -552,7 +788,10 @@ export class LinuxRouterAdapter implements SwitchAdapter {
       e4 = parsePinMap(m4, 4);
       e6 = parsePinMap(m6, 6);
     } catch (err) {
-      throw new SwitchProtocolError(this.name, `unreadable pin map: ${err instanceof Error ? err.message : String(err)}`);
+      throw new SwitchProtocolError(
+        this.name,
+        `unreadable pin map: ${err instanceof Error ? err.message : String(err)}`,
+      );
     }
     const alive6 = new Set(parseSetKeys(seen).map((k) => k.join(' . ')));
     // IPv6 pins idle past the timeout (the kernel ages IPv4 ones itself): listed as timed out,
@@ -566,7 +805,14 @@ export class LinuxRouterAdapter implements SwitchAdapter {
       const nexthop = [...this.marks].find(([, m]) => m === e.mark)?.[0];
       const routed = rules.has(`${e.flow.family}:${e.mark}`);
       const idle = idle6.has(flowId(e.flow));
-      const pin: InstalledPin = { name: `${e.flow.src}.${e.flow.sport}-${e.flow.dst}.${e.flow.dport}`, flow: e.flow, nexthop: nexthop ?? `mark:${e.mark}`, programmed: nexthop !== undefined && routed && !idle, packets: e.packets, bytes: e.bytes };
+      const pin: InstalledPin = {
+        name: `${e.flow.src}.${e.flow.sport}-${e.flow.dst}.${e.flow.dport}`,
+        flow: e.flow,
+        nexthop: nexthop ?? `mark:${e.mark}`,
+        programmed: nexthop !== undefined && routed && !idle,
+        packets: e.packets,
+        bytes: e.bytes,
+      };
       if (!pin.programmed) pin.reason = idle ? 'idle-timeout' : 'rejected';
       out.push(pin);
     }
@@ -582,7 +828,15 @@ export class LinuxRouterAdapter implements SwitchAdapter {
   private async markTables(): Promise<Set<string>> {
     const out = new Set<string>();
     for (const fam of [4, 6] as const) {
-      const rules = (await this.run.json(['ip', `-${fam}`, '-j', 'rule', 'show', 'pref', String(this.o.tableBase)])) as { fwmark?: string; table?: string }[];
+      const rules = (await this.run.json([
+        'ip',
+        `-${fam}`,
+        '-j',
+        'rule',
+        'show',
+        'pref',
+        String(this.o.tableBase),
+      ])) as { fwmark?: string; table?: string }[];
       for (const r of rules) {
         const mark = Number(r.fwmark);
         if (Number.isInteger(mark) && r.table === String(this.o.tableBase + mark)) out.add(`${fam}:${mark}`);

@@ -17,7 +17,11 @@ export function groupSpec(entries: readonly GroupEntry[]): string {
 }
 
 /** Why flowpin cannot drive this VIP's existing group, with the fix; undefined where it can. */
-export function adoptionRefusal(vip: string, obj: NexthopObject | undefined, buckets: number): string | undefined {
+export function adoptionRefusal(
+  vip: string,
+  obj: NexthopObject | undefined,
+  buckets: number,
+): string | undefined {
   const id = obj?.id ?? '?';
   if (obj?.group === undefined || obj.resilient === undefined) {
     return `VIP ${vip} routes through nexthop ${id}, which is not a resilient group; fix: ip nexthop add id N group A/B/... type resilient buckets ${buckets} idle_timer 0 unbalanced_timer 0, then ip route replace ${vip} nhid N (or remove the route and let flowpin make the group)`;
@@ -37,12 +41,21 @@ export function adoptionRefusal(vip: string, obj: NexthopObject | undefined, buc
  * (bucket -> member id): the new entries, or why it would move a bucket to another server.
  * `serverOf` names a member's server (its gateway).
  */
-export function handOverStep(table: readonly number[], entries: readonly GroupEntry[], at: number, newId: number, serverOf: (id: number) => string | undefined): { entries: GroupEntry[] } | { refused: string } {
+export function handOverStep(
+  table: readonly number[],
+  entries: readonly GroupEntry[],
+  at: number,
+  newId: number,
+  serverOf: (id: number) => string | undefined,
+): { entries: GroupEntry[] } | { refused: string } {
   const old = entries[at];
   if (old === undefined) return { refused: `no member at ${at}` };
   const next = entries.map((e, i) => (i === at ? { id: newId, weight: e.weight } : e));
   const after = upkeep([...table], next).table;
   const moved = after.filter((owner, b) => serverOf(owner) !== serverOf(table[b] as number)).length;
-  if (moved > 0) return { refused: `replacing member ${old.id} by ${newId} would move ${moved} of ${table.length} buckets to other servers (the group is not balanced)` };
+  if (moved > 0)
+    return {
+      refused: `replacing member ${old.id} by ${newId} would move ${moved} of ${table.length} buckets to other servers (the group is not balanced)`,
+    };
   return { entries: next };
 }

@@ -19,11 +19,16 @@ export interface CommandRunnerOptions {
   timeoutMs: number;
 }
 
-/** Words allowed in a prefix: no shell metacharacters, so a remote shell cannot be told more than it was given. */
+/**
+ * Words allowed in a prefix: no shell metacharacters, so a remote shell cannot be told more than it was
+ * given.
+ */
 const PREFIX_WORD = /^[A-Za-z0-9_./:@=+,%-]+$/;
 
 export function checkPrefix(prefix: readonly string[]): string | undefined {
-  for (const w of prefix) if (!PREFIX_WORD.test(w)) return `prefix word '${w}' may hold letters, digits and _ . / : @ = + , % - only`;
+  for (const w of prefix)
+    if (!PREFIX_WORD.test(w))
+      return `prefix word '${w}' may hold letters, digits and _ . / : @ = + , % - only`;
   return undefined;
 }
 
@@ -62,10 +67,19 @@ export class CommandRunner {
       child.on('close', (code) => {
         clearTimeout(timer);
         if (timedOut) {
-          reject(new SwitchTimeoutError(name, `'${this.text(argv)}' did not finish in ${this.options.timeoutMs} ms`));
+          reject(
+            new SwitchTimeoutError(
+              name,
+              `'${this.text(argv)}' did not finish in ${this.options.timeoutMs} ms`,
+            ),
+          );
           return;
         }
-        resolve({ code: code ?? -1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
+        resolve({
+          code: code ?? -1,
+          stdout: Buffer.concat(out).toString(),
+          stderr: Buffer.concat(err).toString(),
+        });
       });
       // A command that exits before reading its input closes the pipe: that is its answer, not ours.
       child.stdin.on('error', () => undefined);
@@ -76,7 +90,13 @@ export class CommandRunner {
   /** Runs a command that must succeed; its stdout. */
   async ok(argv: readonly string[], input?: string): Promise<string> {
     const r = await this.run(argv, input);
-    if (r.code !== 0) throw new SwitchCommandError(this.options.switchName, this.text(argv), firstLines(r.stderr || r.stdout), r.code);
+    if (r.code !== 0)
+      throw new SwitchCommandError(
+        this.options.switchName,
+        this.text(argv),
+        firstLines(r.stderr || r.stdout),
+        r.code,
+      );
     return r.stdout;
   }
 
@@ -86,7 +106,13 @@ export class CommandRunner {
     try {
       return text.trim() === '' ? [] : (JSON.parse(text) as unknown);
     } catch (e) {
-      throw new SwitchCommandError(this.options.switchName, this.text(argv), `unreadable JSON: ${firstLines(text)}`, 0, { cause: e });
+      throw new SwitchCommandError(
+        this.options.switchName,
+        this.text(argv),
+        `unreadable JSON: ${firstLines(text)}`,
+        0,
+        { cause: e },
+      );
     }
   }
 }

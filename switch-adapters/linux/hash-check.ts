@@ -81,37 +81,61 @@ export class HashCheck {
 
   /** Why VIPs are held back, one line each. */
   problems(): string[] {
-    return [...this.held].map(([vip, h]) => `VIP ${vip}: ${h.why}; its flows get no look-up answer until ${this.o.want} later SYNs agree (${h.streak} so far)`);
+    return [...this.held].map(
+      ([vip, h]) =>
+        `VIP ${vip}: ${h.why}; its flows get no look-up answer until ${this.o.want} later SYNs agree (${h.streak} so far)`,
+    );
   }
 
-  /** The VIP's group was written (call once the write returned, failed or not): earlier SYNs are not checked. */
+  /**
+   * The VIP's group was written (call once the write returned, failed or not): earlier SYNs are not checked.
+   */
   groupWritten(vip: string): void {
     this.written.set(vip, this.now());
   }
 
   private async readPolicy(): Promise<Policy> {
-    const out = await this.run.ok(['sysctl', '-n', 'net.ipv4.fib_multipath_hash_policy', 'net.ipv4.fib_multipath_hash_fields', 'net.ipv6.fib_multipath_hash_policy']);
-    const [p4, fields, p6] = out.trim().split('\n').map((l) => Number(l.trim()));
+    const out = await this.run.ok([
+      'sysctl',
+      '-n',
+      'net.ipv4.fib_multipath_hash_policy',
+      'net.ipv4.fib_multipath_hash_fields',
+      'net.ipv6.fib_multipath_hash_policy',
+    ]);
+    const [p4, fields, p6] = out
+      .trim()
+      .split('\n')
+      .map((l) => Number(l.trim()));
     return { p4: p4 ?? NaN, fields: fields ?? 0, p6: p6 ?? NaN };
   }
 
   /** What is wrong with the hash policy, one phrase each with its fix (none: it is right). */
   private static policyFaults(p: Policy): string[] {
     const needed = 0x01 | 0x02 | 0x04 | 0x10 | 0x20;
-    const v4ok = p.p4 === 0 || p.p4 === 1 || (p.p4 === 3 && (p.fields & needed) === needed && (p.fields & 0x08) === 0);
+    const v4ok =
+      p.p4 === 0 || p.p4 === 1 || (p.p4 === 3 && (p.fields & needed) === needed && (p.fields & 0x08) === 0);
     const out: string[] = [];
-    if (!v4ok) out.push(`net.ipv4.fib_multipath_hash_policy is ${p.p4} (fields 0x${p.fields.toString(16)}), under which look-ups would not tell where flows go; fix: sysctl -w net.ipv4.fib_multipath_hash_policy=1`);
-    if (p.p6 !== 1) out.push(`net.ipv6.fib_multipath_hash_policy is ${p.p6}, under which IPv6 look-ups and forwarding hash differently; fix: sysctl -w net.ipv6.fib_multipath_hash_policy=1`);
+    if (!v4ok)
+      out.push(
+        `net.ipv4.fib_multipath_hash_policy is ${p.p4} (fields 0x${p.fields.toString(16)}), under which look-ups would not tell where flows go; fix: sysctl -w net.ipv4.fib_multipath_hash_policy=1`,
+      );
+    if (p.p6 !== 1)
+      out.push(
+        `net.ipv6.fib_multipath_hash_policy is ${p.p6}, under which IPv6 look-ups and forwarding hash differently; fix: sysctl -w net.ipv6.fib_multipath_hash_policy=1`,
+      );
     return out;
   }
 
   /** Refuses the start under a hash policy look-ups cannot follow. */
   async checkPolicy(): Promise<void> {
     const faults = HashCheck.policyFaults(await this.readPolicy());
-    if (faults.length > 0) throw new SwitchProtocolError(this.o.switchName, `refusing to start: ${faults.join('; ')}`);
+    if (faults.length > 0)
+      throw new SwitchProtocolError(this.o.switchName, `refusing to start: ${faults.join('; ')}`);
   }
 
-  /** The advice for disagreeing SYNs: the policy's fix where it is wrong, else what else makes them disagree. */
+  /**
+   * The advice for disagreeing SYNs: the policy's fix where it is wrong, else what else makes them disagree.
+   */
   private async advice(): Promise<string> {
     const p = await this.readPolicy();
     const faults = HashCheck.policyFaults(p);
@@ -134,11 +158,20 @@ export class HashCheck {
     for (;;) {
       await this.recheck(routeGet);
       const held = vips.filter((v) => this.held.has(v));
-      if (held.length > 0) throw new SwitchProtocolError(this.o.switchName, `refusing to start: ${held.map((v) => `VIP ${v}: ${this.held.get(v)?.why ?? ''}`).join('; ')}`);
+      if (held.length > 0)
+        throw new SwitchProtocolError(
+          this.o.switchName,
+          `refusing to start: ${held.map((v) => `VIP ${v}: ${this.held.get(v)?.why ?? ''}`).join('; ')}`,
+        );
       if (families.every((f) => this.verified(f))) return;
       if (Date.now() >= deadline) {
-        const short = families.filter((f) => (this.agreed.get(f) ?? 0) < this.o.want).map((f) => `IPv${f} ${this.agreed.get(f) ?? 0}`);
-        throw new SwitchProtocolError(this.o.switchName, `cannot check hashing yet: fewer than ${this.o.want} SYNs forwarded toward the VIPs since connecting, in ${timeoutMs} ms (checked: ${short.join(', ')}); SYNs forwarded before are not checked, as a group may have changed since`);
+        const short = families
+          .filter((f) => (this.agreed.get(f) ?? 0) < this.o.want)
+          .map((f) => `IPv${f} ${this.agreed.get(f) ?? 0}`);
+        throw new SwitchProtocolError(
+          this.o.switchName,
+          `cannot check hashing yet: fewer than ${this.o.want} SYNs forwarded toward the VIPs since connecting, in ${timeoutMs} ms (checked: ${short.join(', ')}); SYNs forwarded before are not checked, as a group may have changed since`,
+        );
       }
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -158,7 +191,9 @@ export class HashCheck {
     for (const family of [4, 6] as const) {
       // Before the listing: an element's age is measured from no later than this.
       const listedAt = this.now();
-      const keys = parseTimedSetKeys(await this.run.json(['nft', '-j', 'list', 'set', 'inet', TABLE, `witness${family}`]));
+      const keys = parseTimedSetKeys(
+        await this.run.json(['nft', '-j', 'list', 'set', 'inet', TABLE, `witness${family}`]),
+      );
       for (const k of keys) {
         const [, , sport, dport, dev] = k.parts;
         const src = addr(k.parts[0]);
@@ -168,21 +203,37 @@ export class HashCheck {
         present.add(key);
         if (this.checked.has(key) || fresh.length >= PER_CHECK) continue;
         // Forwarded no earlier than this (local clock); unknown age: taken as old.
-        const earliest = k.timeoutS === undefined || k.expiresS === undefined ? -Infinity : listedAt - (k.timeoutS - k.expiresS) * 1000;
+        const earliest =
+          k.timeoutS === undefined || k.expiresS === undefined
+            ? -Infinity
+            : listedAt - (k.timeoutS - k.expiresS) * 1000;
         if (earliest < Math.max(this.since, this.written.get(vip) ?? -Infinity)) {
           this.checked.add(key); // forwarded by a group that may be gone: never checked
           continue;
         }
-        fresh.push({ family, vip, key, src, dev, line: `ipproto tcp sport ${checkPort(Number(sport))} dport ${checkPort(Number(dport))}` });
+        fresh.push({
+          family,
+          vip,
+          key,
+          src,
+          dev,
+          line: `ipproto tcp sport ${checkPort(Number(sport))} dport ${checkPort(Number(dport))}`,
+        });
       }
     }
     // Keys no longer witnessed are forgotten (a reused 5-tuple is a new SYN).
-    if (this.checked.size > present.size) this.checked = new Set([...this.checked].filter((k) => present.has(k)));
+    if (this.checked.size > present.size)
+      this.checked = new Set([...this.checked].filter((k) => present.has(k)));
     if (this.checked.size > MAX_CHECKED) this.checked.clear();
     if (fresh.length === 0) return;
-    await this.learnIif(fresh.map((f) => f.src), routeGet);
+    await this.learnIif(
+      fresh.map((f) => f.src),
+      routeGet,
+    );
     const asked = fresh.filter((f) => this.iif.has(f.src));
-    const answers = await routeGet(asked.map((f) => `route get ${f.vip} from ${f.src} iif ${this.iif.get(f.src) ?? ''} ${f.line}`));
+    const answers = await routeGet(
+      asked.map((f) => `route get ${f.vip} from ${f.src} iif ${this.iif.get(f.src) ?? ''} ${f.line}`),
+    );
     const byVip = new Map<string, { family: 4 | 6; good: number; bad: string[] }>();
     asked.forEach((f, i) => {
       this.checked.add(f.key);
@@ -190,13 +241,19 @@ export class HashCheck {
       byVip.set(f.vip, v);
       const a = answers[i];
       if (a?.dev === f.dev) v.good++;
-      else v.bad.push(`${f.key.replace(/ \S+$/, '')}: forwarded via ${f.dev}, look-up says ${a?.dev ?? 'nothing'}`);
+      else
+        v.bad.push(
+          `${f.key.replace(/ \S+$/, '')}: forwarded via ${f.dev}, look-up says ${a?.dev ?? 'nothing'}`,
+        );
     });
     let advice: string | undefined;
     for (const [vip, v] of byVip) {
       if (v.bad.length > 0) {
         advice ??= await this.advice();
-        this.held.set(vip, { why: `${v.bad.length} of ${v.bad.length + v.good} SYNs forwarded toward it left by another device than the look-up says (${v.bad.slice(0, 3).join('; ')}); ${advice}`, streak: 0 });
+        this.held.set(vip, {
+          why: `${v.bad.length} of ${v.bad.length + v.good} SYNs forwarded toward it left by another device than the look-up says (${v.bad.slice(0, 3).join('; ')}); ${advice}`,
+          streak: 0,
+        });
         continue;
       }
       this.agreed.set(v.family, (this.agreed.get(v.family) ?? 0) + v.good);

@@ -23,9 +23,17 @@ export function parseNexthops(doc: unknown): NexthopObject[] {
     const nh: NexthopObject = { id: Number(o['id']) };
     if (typeof o['gateway'] === 'string') nh.gateway = o['gateway'];
     if (typeof o['dev'] === 'string') nh.dev = o['dev'];
-    if (Array.isArray(o['group'])) nh.group = (o['group'] as unknown[]).filter(isObj).map((g) => ({ id: Number(g['id']), weight: typeof g['weight'] === 'number' ? g['weight'] : 1 }));
+    if (Array.isArray(o['group']))
+      nh.group = (o['group'] as unknown[])
+        .filter(isObj)
+        .map((g) => ({ id: Number(g['id']), weight: typeof g['weight'] === 'number' ? g['weight'] : 1 }));
     const r = o['resilient_args'];
-    if (o['type'] === 'resilient' && isObj(r)) nh.resilient = { buckets: Number(r['buckets']), idleTimer: Number(r['idle_timer']), unbalancedTimer: Number(r['unbalanced_timer']) };
+    if (o['type'] === 'resilient' && isObj(r))
+      nh.resilient = {
+        buckets: Number(r['buckets']),
+        idleTimer: Number(r['idle_timer']),
+        unbalancedTimer: Number(r['unbalanced_timer']),
+      };
     return nh;
   });
 }
@@ -39,7 +47,8 @@ export function parseBuckets(doc: unknown): number[] {
     const b = o['bucket'];
     table[Number(b['index'])] = Number(b['nhid']);
   }
-  for (let i = 0; i < table.length; i++) if (table[i] === undefined) throw new Error(`bucket ${i} missing from the bucket table`);
+  for (let i = 0; i < table.length; i++)
+    if (table[i] === undefined) throw new Error(`bucket ${i} missing from the bucket table`);
   return table;
 }
 
@@ -53,7 +62,12 @@ export interface RouteAnswer {
  * `parallel` at a time (each look-up is a netlink round trip: processes on several cores go
  * faster); the answer of each line in order, undefined where the line failed.
  */
-export async function batchRouteGet(run: CommandRunner, lines: string[], chunk: number, parallel = 4): Promise<(RouteAnswer | undefined)[]> {
+export async function batchRouteGet(
+  run: CommandRunner,
+  lines: string[],
+  chunk: number,
+  parallel = 4,
+): Promise<(RouteAnswer | undefined)[]> {
   const size = Math.max(1000, Math.min(chunk, Math.ceil(lines.length / parallel)));
   const parts: string[][] = [];
   for (let at = 0; at < lines.length; at += size) parts.push(lines.slice(at, at + size));
@@ -84,12 +98,21 @@ export function matchBatchOutput(n: number, stdout: string, stderr: string): (Ro
       continue;
     }
     const line = answers[k++];
-    if (line === undefined) throw new Error(`ip batch: ${n - failed.size} answers expected, ${answers.length} printed`);
+    if (line === undefined)
+      throw new Error(`ip batch: ${n - failed.size} answers expected, ${answers.length} printed`);
     const arr = JSON.parse(line) as unknown;
     const first: unknown = Array.isArray(arr) ? (arr as unknown[])[0] : undefined;
-    out.push(isObj(first) ? { ...(typeof first['gateway'] === 'string' ? { gateway: first['gateway'] } : {}), ...(typeof first['dev'] === 'string' ? { dev: first['dev'] } : {}) } : undefined);
+    out.push(
+      isObj(first)
+        ? {
+            ...(typeof first['gateway'] === 'string' ? { gateway: first['gateway'] } : {}),
+            ...(typeof first['dev'] === 'string' ? { dev: first['dev'] } : {}),
+          }
+        : undefined,
+    );
   }
-  if (k !== answers.length) throw new Error(`ip batch: ${answers.length} answers for ${n - failed.size} good lines`);
+  if (k !== answers.length)
+    throw new Error(`ip batch: ${answers.length} answers for ${n - failed.size} good lines`);
   return out;
 }
 
@@ -110,7 +133,11 @@ export function parseNeighbours(doc: unknown): NeighbourEntry[] {
     if (!isObj(o) || typeof o['dst'] !== 'string' || typeof o['lladdr'] !== 'string') continue;
     const state = Array.isArray(o['state']) ? (o['state'] as unknown[]) : [];
     if (state.includes('FAILED') || state.includes('INCOMPLETE')) continue;
-    out.push({ address: o['dst'], dev: typeof o['dev'] === 'string' ? o['dev'] : '', mac: o['lladdr'].toLowerCase() });
+    out.push({
+      address: o['dst'],
+      dev: typeof o['dev'] === 'string' ? o['dev'] : '',
+      mac: o['lladdr'].toLowerCase(),
+    });
   }
   return out;
 }

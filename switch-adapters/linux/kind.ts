@@ -10,20 +10,23 @@ import { checkPrefix } from './exec.js';
 
 export const KIND = 'linux';
 
-export const LinuxSchema = Type.Object({
-  prefix: Type.Array(Str(), { default: [] }),
-  clientInterfaces: Strs(1),
-  serverInterfaces: Type.Array(Str(), { default: [] }),
-  mirrorDevice: Type.Optional(Str()),
-  buckets: Int(2, 4096, 64),
-  idBase: Int(1, 0x7fffffff - 10_000, 7000),
-  tableBase: Int(256, 0x7fffffff - 300, 7000),
-  timeoutMs: Int(1, undefined, 30_000),
-  resolveBatchSize: Int(1, 100_000, 10_000),
-  pinBatchSize: Int(1, 100_000, 5000),
-  probeFlows: Int(1, 256, 8),
-  probeTimeoutMs: Int(1, undefined, 10_000),
-}, strict);
+export const LinuxSchema = Type.Object(
+  {
+    prefix: Type.Array(Str(), { default: [] }),
+    clientInterfaces: Strs(1),
+    serverInterfaces: Type.Array(Str(), { default: [] }),
+    mirrorDevice: Type.Optional(Str()),
+    buckets: Int(2, 4096, 64),
+    idBase: Int(1, 0x7fffffff - 10_000, 7000),
+    tableBase: Int(256, 0x7fffffff - 300, 7000),
+    timeoutMs: Int(1, undefined, 30_000),
+    resolveBatchSize: Int(1, 100_000, 10_000),
+    pinBatchSize: Int(1, 100_000, 5000),
+    probeFlows: Int(1, 256, 8),
+    probeTimeoutMs: Int(1, undefined, 10_000),
+  },
+  strict,
+);
 
 export type LinuxDoc = Static<typeof LinuxSchema>;
 
@@ -52,12 +55,14 @@ export function readLinux(l: LinuxDoc, at: SettingsReader, path: KeyPath): Linux
     const bad = checkPrefix([w]);
     if (bad !== undefined) at.fail([...path, 'prefix', i], bad);
   });
-  const ifname = (p: KeyPath, w: string): string => (IFNAME.test(w) ? w : at.fail(p, `'${w.slice(0, 64)}' is not an interface name`));
+  const ifname = (p: KeyPath, w: string): string =>
+    IFNAME.test(w) ? w : at.fail(p, `'${w.slice(0, 64)}' is not an interface name`);
   return {
     prefix: [...l.prefix],
     clientInterfaces: l.clientInterfaces.map((w, i) => ifname([...path, 'clientInterfaces', i], w)),
     serverInterfaces: l.serverInterfaces.map((w, i) => ifname([...path, 'serverInterfaces', i], w)),
-    mirrorDevice: l.mirrorDevice === undefined ? undefined : ifname([...path, 'mirrorDevice'], l.mirrorDevice),
+    mirrorDevice:
+      l.mirrorDevice === undefined ? undefined : ifname([...path, 'mirrorDevice'], l.mirrorDevice),
     buckets: l.buckets,
     idBase: l.idBase,
     tableBase: l.tableBase,

@@ -32,23 +32,25 @@ export function baseRuleset(l: NftLayout): string {
   const t = `inet ${TABLE}`;
   const k4 = 'ip saddr . ip daddr . tcp sport . tcp dport';
   const k6 = 'ip6 saddr . ip6 daddr . tcp sport . tcp dport';
-  return [
-    `add table ${t}`,
-    `add map ${t} pins4 { type ipv4_addr . ipv4_addr . inet_service . inet_service : mark; flags timeout; timeout ${l.idleTimeoutS}s; size ${l.pinTableSize}; counter; }`,
-    `add map ${t} pins6 { type ipv6_addr . ipv6_addr . inet_service . inet_service : mark; flags timeout; timeout ${PIN6_HOLD_S}s; size ${l.pinTableSize}; counter; }`,
-    `add set ${t} seen6 { type ipv6_addr . ipv6_addr . inet_service . inet_service; flags dynamic,timeout; timeout ${l.idleTimeoutS}s; size ${l.pinTableSize}; }`,
-    `add set ${t} witness4 { type ipv4_addr . ipv4_addr . inet_service . inet_service . iface_index; flags dynamic,timeout; timeout ${WITNESS_S}s; size 4096; }`,
-    `add set ${t} witness6 { type ipv6_addr . ipv6_addr . inet_service . inet_service . iface_index; flags dynamic,timeout; timeout ${WITNESS_S}s; size 4096; }`,
-    `add chain ${t} pin { type filter hook prerouting priority mangle; policy accept; }`,
-    `flush chain ${t} pin`,
-    `add rule ${t} pin meta l4proto tcp meta mark set ${k4} map @pins4 update @pins4 { ${k4} timeout ${l.idleTimeoutS}s : meta mark }`,
-    `add rule ${t} pin meta l4proto tcp meta mark set ${k6} map @pins6 update @seen6 { ${k6} }`,
-    `add chain ${t} witness { type filter hook forward priority filter; policy accept; }`,
-    `flush chain ${t} witness`,
-    // Only SYNs the group forwarded: one a pin marked (a reused 5-tuple) went where its pin says.
-    `add rule ${t} witness meta mark & ${PIN_MARK_MASK} == 0 tcp flags & (syn | ack) == syn add @witness4 { ${k4} . meta oif }`,
-    `add rule ${t} witness meta mark & ${PIN_MARK_MASK} == 0 tcp flags & (syn | ack) == syn add @witness6 { ${k6} . meta oif }`,
-  ].join('\n') + '\n';
+  return (
+    [
+      `add table ${t}`,
+      `add map ${t} pins4 { type ipv4_addr . ipv4_addr . inet_service . inet_service : mark; flags timeout; timeout ${l.idleTimeoutS}s; size ${l.pinTableSize}; counter; }`,
+      `add map ${t} pins6 { type ipv6_addr . ipv6_addr . inet_service . inet_service : mark; flags timeout; timeout ${PIN6_HOLD_S}s; size ${l.pinTableSize}; counter; }`,
+      `add set ${t} seen6 { type ipv6_addr . ipv6_addr . inet_service . inet_service; flags dynamic,timeout; timeout ${l.idleTimeoutS}s; size ${l.pinTableSize}; }`,
+      `add set ${t} witness4 { type ipv4_addr . ipv4_addr . inet_service . inet_service . iface_index; flags dynamic,timeout; timeout ${WITNESS_S}s; size 4096; }`,
+      `add set ${t} witness6 { type ipv6_addr . ipv6_addr . inet_service . inet_service . iface_index; flags dynamic,timeout; timeout ${WITNESS_S}s; size 4096; }`,
+      `add chain ${t} pin { type filter hook prerouting priority mangle; policy accept; }`,
+      `flush chain ${t} pin`,
+      `add rule ${t} pin meta l4proto tcp meta mark set ${k4} map @pins4 update @pins4 { ${k4} timeout ${l.idleTimeoutS}s : meta mark }`,
+      `add rule ${t} pin meta l4proto tcp meta mark set ${k6} map @pins6 update @seen6 { ${k6} }`,
+      `add chain ${t} witness { type filter hook forward priority filter; policy accept; }`,
+      `flush chain ${t} witness`,
+      // Only SYNs the group forwarded: one a pin marked (a reused 5-tuple) went where its pin says.
+      `add rule ${t} witness meta mark & ${PIN_MARK_MASK} == 0 tcp flags & (syn | ack) == syn add @witness4 { ${k4} . meta oif }`,
+      `add rule ${t} witness meta mark & ${PIN_MARK_MASK} == 0 tcp flags & (syn | ack) == syn add @witness6 { ${k6} . meta oif }`,
+    ].join('\n') + '\n'
+  );
 }
 
 /**
@@ -61,7 +63,9 @@ export function mirrorRuleset(device: string, clients: string[], servers: string
   const lines = [`add table ${t}`, `delete table ${t}`, `add table ${t}`];
   const chain = (name: string, dev: string, first: string): void => {
     checkNftName(name);
-    lines.push(`add chain ${t} ${name} { type filter hook ingress device "${dev}" priority 0; policy accept; }`);
+    lines.push(
+      `add chain ${t} ${name} { type filter hook ingress device "${dev}" priority 0; policy accept; }`,
+    );
     lines.push(`add rule ${t} ${name} ${first} dup to "${device}"`);
     lines.push(`add rule ${t} ${name} tcp flags & (fin | rst) != 0 dup to "${device}"`);
   };
@@ -86,7 +90,8 @@ export function addPinLines(f: FlowSpec, mark: number, idleTimeoutS: number, rep
   return out;
 }
 
-export const deletePinLine = (f: FlowSpec): string => `delete element inet ${TABLE} ${pinMap(f)} { ${pinKey(f)} }`;
+export const deletePinLine = (f: FlowSpec): string =>
+  `delete element inet ${TABLE} ${pinMap(f)} { ${pinKey(f)} }`;
 
 export interface ListedElement {
   flow: FlowSpec;
@@ -114,7 +119,11 @@ function keyOf(e: unknown): { parts: unknown[]; counter: Json | undefined } | un
   if (isObj(e) && isObj(e['elem'])) {
     const inner = e['elem'];
     const val = inner['val'];
-    if (isObj(val) && Array.isArray(val['concat'])) return { parts: val['concat'] as unknown[], counter: isObj(inner['counter']) ? inner['counter'] : undefined };
+    if (isObj(val) && Array.isArray(val['concat']))
+      return {
+        parts: val['concat'] as unknown[],
+        counter: isObj(inner['counter']) ? inner['counter'] : undefined,
+      };
   }
   return undefined;
 }
@@ -130,8 +139,19 @@ export function parsePinMap(doc: unknown, family: 4 | 6): ListedElement[] {
     const mark: unknown = (item as unknown[])[1];
     if (k === undefined || typeof mark !== 'number') continue;
     const [src, dst, sport, dport] = k.parts;
-    if (typeof src !== 'string' || typeof dst !== 'string' || typeof sport !== 'number' || typeof dport !== 'number') continue;
-    out.push({ flow: { family, src, dst, sport, dport }, mark, packets: Number(k.counter?.['packets'] ?? 0), bytes: Number(k.counter?.['bytes'] ?? 0) });
+    if (
+      typeof src !== 'string' ||
+      typeof dst !== 'string' ||
+      typeof sport !== 'number' ||
+      typeof dport !== 'number'
+    )
+      continue;
+    out.push({
+      flow: { family, src, dst, sport, dport },
+      mark,
+      packets: Number(k.counter?.['packets'] ?? 0),
+      bytes: Number(k.counter?.['bytes'] ?? 0),
+    });
   }
   return out;
 }
@@ -143,7 +163,10 @@ export interface TimedKey {
   expiresS: number | undefined;
 }
 
-/** Keys of a timed set with their timeout and expiry (`nft -j list set`: the set's `timeout`, each element's `expires`). */
+/**
+ * Keys of a timed set with their timeout and expiry (`nft -j list set`: the set's `timeout`, each element's
+ * `expires`).
+ */
 export function parseTimedSetKeys(doc: unknown): TimedKey[] {
   const body = setBody(doc);
   if (body === undefined) throw new Error('no set in nft output');
@@ -155,7 +178,11 @@ export function parseTimedSetKeys(doc: unknown): TimedKey[] {
     const inner = isObj(item) && isObj(item['elem']) ? item['elem'] : undefined;
     const own = inner?.['timeout'];
     const exp = inner?.['expires'];
-    out.push({ parts: k.parts, timeoutS: typeof own === 'number' ? own : setTimeout, expiresS: typeof exp === 'number' ? exp : undefined });
+    out.push({
+      parts: k.parts,
+      timeoutS: typeof own === 'number' ? own : setTimeout,
+      expiresS: typeof exp === 'number' ? exp : undefined,
+    });
   }
   return out;
 }

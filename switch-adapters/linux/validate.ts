@@ -11,12 +11,16 @@ const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 const NFT_NAME = /^[A-Za-z][A-Za-z0-9_]{0,31}$/;
 
 export function checkIfname(name: string): string {
-  if (!IFNAME.test(name) || name === '.' || name === '..') throw new Error(`'${name}' is not a valid interface name`);
+  if (!IFNAME.test(name) || name === '.' || name === '..')
+    throw new Error(`'${name}' is not a valid interface name`);
   return name;
 }
 
 export function checkNftName(name: string): string {
-  if (!NFT_NAME.test(name)) throw new Error(`'${name}' is not a valid nft name (letter first, then letters, digits, '_', at most 32)`);
+  if (!NFT_NAME.test(name))
+    throw new Error(
+      `'${name}' is not a valid nft name (letter first, then letters, digits, '_', at most 32)`,
+    );
   return name;
 }
 

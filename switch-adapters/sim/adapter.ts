@@ -9,7 +9,16 @@
 
 import { canonicalIp } from '../../lib/addr.js';
 import { flowOfPinName, pinName } from '../../lib/pin-name.js';
-import type { AdapterCapabilities, FlowSpec, InstalledPin, PinOutcome, PinRule, PinTableUsage, ServerIdentity, SwitchAdapter } from '../contract.js';
+import type {
+  AdapterCapabilities,
+  FlowSpec,
+  InstalledPin,
+  PinOutcome,
+  PinRule,
+  PinTableUsage,
+  ServerIdentity,
+  SwitchAdapter,
+} from '../contract.js';
 import { SwitchCommandError, unsupported } from '../errors.js';
 import type { SimPinEntry, SimulatedSwitch } from './model.js';
 
@@ -21,7 +30,10 @@ export class SimAdapter implements SwitchAdapter {
    * `lookup`: 'exact' (the model's own answer), 'none' (no look-up: every answer unknown) or
    * 'wrong-hash' (the same bucket table, hashed with another seed: a wrong model of the switch).
    */
-  constructor(private readonly sw: SimulatedSwitch, private readonly opts: { lookup?: 'exact' | 'none' | 'wrong-hash' } = {}) {
+  constructor(
+    private readonly sw: SimulatedSwitch,
+    private readonly opts: { lookup?: 'exact' | 'none' | 'wrong-hash' } = {},
+  ) {
     this.capabilities = {
       resolvesNexthop: (opts.lookup ?? 'exact') !== 'none',
       resolveBatchSize: 1000,
@@ -60,7 +72,11 @@ export class SimAdapter implements SwitchAdapter {
     const lookup = this.opts.lookup ?? 'exact';
     if (lookup === 'none') return Promise.resolve(flows.map(() => undefined));
     if (lookup === 'wrong-hash') {
-      return Promise.resolve(flows.map((f) => this.sw.ecmpNexthopSeeded(f.src, f.dst, 6, f.sport, f.dport, this.sw.options.hashSeed ^ 0x0bad)));
+      return Promise.resolve(
+        flows.map((f) =>
+          this.sw.ecmpNexthopSeeded(f.src, f.dst, 6, f.sport, f.dport, this.sw.options.hashSeed ^ 0x0bad),
+        ),
+      );
     }
     return Promise.resolve(flows.map((f) => this.sw.ecmpNexthop(f.src, f.dst, 6, f.sport, f.dport)));
   }
@@ -75,7 +91,19 @@ export class SimAdapter implements SwitchAdapter {
     return Promise.resolve(
       pins.map((p): PinOutcome => {
         const f = p.flow;
-        const e = this.sw.pins.upsert(pinName(f), { source: 'directflow', match: { family: f.family, src: f.src, dst: f.dst, protocol: 6, sport: f.sport, dport: f.dport }, nexthop: canonicalIp(p.nexthop), idleTimeoutS: p.idleTimeoutS, hardTimeoutS: 0, persistent: false, priority: 0 }, now);
+        const e = this.sw.pins.upsert(
+          pinName(f),
+          {
+            source: 'directflow',
+            match: { family: f.family, src: f.src, dst: f.dst, protocol: 6, sport: f.sport, dport: f.dport },
+            nexthop: canonicalIp(p.nexthop),
+            idleTimeoutS: p.idleTimeoutS,
+            hardTimeoutS: 0,
+            persistent: false,
+            priority: 0,
+          },
+          now,
+        );
         if (e.status === 'programmed') return { flow: f, ok: true, programmed: true };
         if (e.status === 'pending') return { flow: f, ok: true };
         return { flow: f, ok: true, programmed: false, reason: e.status };
@@ -114,16 +142,25 @@ export class SimAdapter implements SwitchAdapter {
 
   readPins(flows: FlowSpec[]): Promise<(InstalledPin | undefined)[]> {
     this.sw.pins.settle(this.sw.now());
-    return Promise.resolve(flows.map((f) => {
-      const e = this.sw.pins.get(pinName(f));
-      return e === undefined ? undefined : this.view(e);
-    }));
+    return Promise.resolve(
+      flows.map((f) => {
+        const e = this.sw.pins.get(pinName(f));
+        return e === undefined ? undefined : this.view(e);
+      }),
+    );
   }
 
   private view(e: SimPinEntry): InstalledPin | undefined {
     const flow = flowOfPinName(e.name);
     if (flow === undefined || e.nexthop === undefined) return undefined;
-    const pin: InstalledPin = { name: e.name, flow, nexthop: e.nexthop, programmed: e.status === 'programmed', packets: e.packets, bytes: e.bytes };
+    const pin: InstalledPin = {
+      name: e.name,
+      flow,
+      nexthop: e.nexthop,
+      programmed: e.status === 'programmed',
+      packets: e.packets,
+      bytes: e.bytes,
+    };
     if (e.status !== 'programmed') pin.reason = e.status;
     return pin;
   }
@@ -138,7 +175,8 @@ export class SimAdapter implements SwitchAdapter {
   }
 
   removeGroupMember(vip: string, nexthop: string): Promise<void> {
-    if (!this.sw.vips.has(canonicalIp(vip))) return Promise.reject(new SwitchCommandError('sim', `no ip route ${vip}`, 'no such VIP', 1000));
+    if (!this.sw.vips.has(canonicalIp(vip)))
+      return Promise.reject(new SwitchCommandError('sim', `no ip route ${vip}`, 'no such VIP', 1000));
     this.sw.groupRemove(vip, nexthop);
     return Promise.resolve();
   }

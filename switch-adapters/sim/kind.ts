@@ -11,6 +11,8 @@ export const simKind: AdapterKind<undefined> = {
   kind: KIND,
   read: () => undefined,
   create(setup) {
-    throw new Error(`switch ${setup.name}: adapter 'sim' is the simulator's switch in-process; it is given to the controller by the scenario runner or a test, not built from a configuration file`);
+    throw new Error(
+      `switch ${setup.name}: adapter 'sim' is the simulator's switch in-process; it is given to the controller by the scenario runner or a test, not built from a configuration file`,
+    );
   },
 };

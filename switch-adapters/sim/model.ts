@@ -50,8 +50,19 @@ export interface SimulatedSwitch {
   /** The switch's clock (simulated ms). */
   readonly now: () => number;
   ecmpNexthop(src: string, dst: string, protocol: number, sport: number, dport: number): string | undefined;
-  ecmpNexthopSeeded(src: string, dst: string, protocol: number, sport: number, dport: number, seed: number): string | undefined;
-  movedByAdd(vip: string, nexthop: string, flows: readonly { src: string; dst: string; sport: number; dport: number }[]): boolean[];
+  ecmpNexthopSeeded(
+    src: string,
+    dst: string,
+    protocol: number,
+    sport: number,
+    dport: number,
+    seed: number,
+  ): string | undefined;
+  movedByAdd(
+    vip: string,
+    nexthop: string,
+    flows: readonly { src: string; dst: string; sport: number; dport: number }[],
+  ): boolean[];
   serverIdentities(): ServerIdentity[];
   programmedMembers(vip: string): readonly string[];
   groupAdd(vip: string, nexthop: string): void;

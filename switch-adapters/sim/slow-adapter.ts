@@ -5,7 +5,15 @@
 // Faults are injected through `faults`: latency spikes, errors, a pin batch that fails
 // part-way (what ran before the failing item stays), the switch down until a time.
 
-import type { FlowSpec, InstalledPin, PinOutcome, PinRule, PinTableUsage, ServerIdentity, SwitchAdapter } from '../contract.js';
+import type {
+  FlowSpec,
+  InstalledPin,
+  PinOutcome,
+  PinRule,
+  PinTableUsage,
+  ServerIdentity,
+  SwitchAdapter,
+} from '../contract.js';
 import { SwitchAuthError, SwitchCommandError, SwitchTimeoutError, SwitchTransportError } from '../errors.js';
 
 export interface SlowFaults {
@@ -42,9 +50,22 @@ export class SlowAdapter implements SwitchAdapter {
   readonly stats = { calls: 0, pinWrites: 0, failures: 0, byCall: {} as Record<string, number> };
   private dead = false;
 
-  constructor(private readonly inner: SwitchAdapter, private readonly o: SlowAdapterOptions) {
+  constructor(
+    private readonly inner: SwitchAdapter,
+    private readonly o: SlowAdapterOptions,
+  ) {
     this.kind = inner.kind;
-    this.faults = { latencyMs: o.latencyMs, spikeUntil: 0, spikeMs: 0, downUntil: 0, failNext: 0, partialInstallAt: -1, refuseNext: 0, refuseGroupWrites: false, authFailUntil: 0 };
+    this.faults = {
+      latencyMs: o.latencyMs,
+      spikeUntil: 0,
+      spikeMs: 0,
+      downUntil: 0,
+      failNext: 0,
+      partialInstallAt: -1,
+      refuseNext: 0,
+      refuseGroupWrites: false,
+      authFailUntil: 0,
+    };
   }
 
   get capabilities(): SwitchAdapter['capabilities'] {
@@ -73,8 +94,10 @@ export class SlowAdapter implements SwitchAdapter {
         const at = this.o.now();
         let failure: Error | undefined;
         if (at < f.downUntil) failure = new SwitchTransportError(this.o.name, `${what}: connection refused`);
-        else if (at < f.authFailUntil) failure = new SwitchAuthError(this.o.name, `${what}: 401 Unauthorized`);
-        else if (f.refuseGroupWrites && what.startsWith('group-') && what !== 'group-programmed') failure = new SwitchCommandError(this.o.name, what, '% Unavailable command', 1002);
+        else if (at < f.authFailUntil)
+          failure = new SwitchAuthError(this.o.name, `${what}: 401 Unauthorized`);
+        else if (f.refuseGroupWrites && what.startsWith('group-') && what !== 'group-programmed')
+          failure = new SwitchCommandError(this.o.name, what, '% Unavailable command', 1002);
         else if (f.failNext > 0) {
           f.failNext--;
           failure = new SwitchTimeoutError(this.o.name, `${what}: no answer in time`);
@@ -124,7 +147,14 @@ export class SlowAdapter implements SwitchAdapter {
       this.faults.refuseNext -= refused;
       this.stats.pinWrites += pins.length - refused;
       const out = await this.inner.installPins(pins.slice(refused));
-      return [...pins.slice(0, refused).map((p): PinOutcome => ({ flow: p.flow, ok: false, error: '% Invalid input (refused by the switch)' })), ...out];
+      return [
+        ...pins.slice(0, refused).map((p): PinOutcome => ({
+          flow: p.flow,
+          ok: false,
+          error: '% Invalid input (refused by the switch)',
+        })),
+        ...out,
+      ];
     });
   }
 
@@ -136,7 +166,10 @@ export class SlowAdapter implements SwitchAdapter {
     return this.call('list', () => this.inner.listPins());
   }
 
-  /** Passed through at once: the simulator's model holds no strays, so it makes no switch call (the scenarios' timing stays). */
+  /**
+   * Passed through at once: the simulator's model holds no strays, so it makes no switch call (the scenarios'
+   * timing stays).
+   */
   removeStrays(): Promise<number> {
     return this.inner.removeStrays();
   }

@@ -21,6 +21,11 @@ export class CommandError extends Error {
 }
 
 export const invalidInput = (tokens: string[], at: number): CommandError =>
-  new CommandError(EAPI_INVALID_COMMAND, [`Invalid input (at token ${at}: '${tokens[at] ?? ''}')`], 'invalid command');
+  new CommandError(
+    EAPI_INVALID_COMMAND,
+    [`Invalid input (at token ${at}: '${tokens[at] ?? ''}')`],
+    'invalid command',
+  );
 
-export const incomplete = (): CommandError => new CommandError(EAPI_INVALID_COMMAND, ['Incomplete command'], 'invalid command');
+export const incomplete = (): CommandError =>
+  new CommandError(EAPI_INVALID_COMMAND, ['Incomplete command'], 'invalid command');

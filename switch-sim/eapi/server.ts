@@ -2,7 +2,12 @@
 // basic auth. Commands run in order in one CLI session and stop at the first error, which
 // is reported in eAPI's shape: {"error":{"code","message","data":[results..., {"errors":[...]}]}}.
 
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
@@ -45,7 +50,10 @@ function rpcError(id: Json, code: number, message: string, data?: Json): Json {
 export class EapiServer {
   readonly faults = new FaultInjector(11);
   readonly stats: EapiStats = { requests: 0, commands: 0, errors: 0, authFailures: 0 };
-  /** The last commands run (at least COMMAND_LOG_MAX of them), in order: what tests read to tell what a client sent. */
+  /**
+   * The last commands run (at least COMMAND_LOG_MAX of them), in order: what tests read to tell what a client
+   * sent.
+   */
   readonly commandLog: string[] = [];
   /** The simulated EOS; tests may change it between requests. */
   readonly profile: EosProfile;
@@ -58,17 +66,30 @@ export class EapiServer {
     private readonly sw: SimSwitch,
     private readonly options: EapiServerOptions,
   ) {
-    this.expectedAuth = Buffer.from(`Basic ${Buffer.from(`${options.username}:${options.password}`).toString('base64')}`);
-    this.profile = { ...DEFAULT_PROFILE, privilegedShows: [...DEFAULT_PROFILE.privilegedShows], ...options.eos };
+    this.expectedAuth = Buffer.from(
+      `Basic ${Buffer.from(`${options.username}:${options.password}`).toString('base64')}`,
+    );
+    this.profile = {
+      ...DEFAULT_PROFILE,
+      privilegedShows: [...DEFAULT_PROFILE.privilegedShows],
+      ...options.eos,
+    };
   }
 
   async start(): Promise<{ url: string; port: number }> {
     const handler = (req: IncomingMessage, res: ServerResponse): void => {
       this.handle(req, res).catch((err: unknown) => {
-        if (!res.headersSent) this.send(res, 500, rpcError(null, -32603, `internal error: ${err instanceof Error ? err.message : String(err)}`));
+        if (!res.headersSent)
+          this.send(
+            res,
+            500,
+            rpcError(null, -32603, `internal error: ${err instanceof Error ? err.message : String(err)}`),
+          );
       });
     };
-    const server = this.options.tls ? createHttpsServer({ key: this.options.tls.key, cert: this.options.tls.cert }, handler) : createHttpServer(handler);
+    const server = this.options.tls
+      ? createHttpsServer({ key: this.options.tls.key, cert: this.options.tls.cert }, handler)
+      : createHttpServer(handler);
     server.keepAliveTimeout = 30_000;
     this.server = server;
     await new Promise<void>((resolve, reject) => {
@@ -115,9 +136,16 @@ export class EapiServer {
     try {
       parsed = JSON.parse(body);
     } catch (err) {
-      return this.send(res, 200, rpcError(null, -32700, `parse error: ${err instanceof Error ? err.message : String(err)}`));
+      return this.send(
+        res,
+        200,
+        rpcError(null, -32700, `parse error: ${err instanceof Error ? err.message : String(err)}`),
+      );
     }
-    const reply = action === 'fail' ? rpcError(idOf(parsed), 1000, 'Internal error (injected fault)') : this.runCmds(parsed);
+    const reply =
+      action === 'fail'
+        ? rpcError(idOf(parsed), 1000, 'Internal error (injected fault)')
+        : this.runCmds(parsed);
     if (action === 'lost-reply') {
       // Carried out; the reply is lost.
       const t = setTimeout(() => req.socket.destroy(), this.faults.current.hangMs);
@@ -128,25 +156,35 @@ export class EapiServer {
   }
 
   private runCmds(request: unknown): Json {
-    if (typeof request !== 'object' || request === null || Array.isArray(request)) return rpcError(null, -32600, 'invalid request: expected a JSON-RPC object');
+    if (typeof request !== 'object' || request === null || Array.isArray(request))
+      return rpcError(null, -32600, 'invalid request: expected a JSON-RPC object');
     const r = request as Record<string, unknown>;
     const id = idOf(r);
     if (r['jsonrpc'] !== '2.0') return rpcError(id, -32600, "invalid request: jsonrpc must be '2.0'");
     if (r['method'] !== 'runCmds') return rpcError(id, -32601, `method not found: ${String(r['method'])}`);
     const params = r['params'];
-    if (typeof params !== 'object' || params === null) return rpcError(id, -32602, 'invalid params: expected an object');
+    if (typeof params !== 'object' || params === null)
+      return rpcError(id, -32602, 'invalid params: expected an object');
     const p = params as Record<string, unknown>;
-    if (p['version'] !== 1 && p['version'] !== 'latest') return rpcError(id, -32602, 'invalid params: version must be 1 or "latest"');
+    if (p['version'] !== 1 && p['version'] !== 'latest')
+      return rpcError(id, -32602, 'invalid params: version must be 1 or "latest"');
     const format = p['format'] ?? 'json';
-    if (format !== 'json' && format !== 'text') return rpcError(id, -32602, 'invalid params: format must be "json" or "text"');
+    if (format !== 'json' && format !== 'text')
+      return rpcError(id, -32602, 'invalid params: format must be "json" or "text"');
     const cmdsRaw = p['cmds'];
-    if (!Array.isArray(cmdsRaw) || cmdsRaw.length === 0) return rpcError(id, -32602, 'invalid params: cmds must be a non-empty list');
+    if (!Array.isArray(cmdsRaw) || cmdsRaw.length === 0)
+      return rpcError(id, -32602, 'invalid params: cmds must be a non-empty list');
     const cmds: { cmd: string; input: string | undefined }[] = [];
     for (const c of cmdsRaw) {
       const obj = typeof c === 'object' && c !== null ? (c as Record<string, unknown>) : undefined;
       const cmd: unknown = obj !== undefined ? obj['cmd'] : c;
       const input: unknown = obj?.['input'];
-      if (typeof cmd !== 'string' || (input !== undefined && typeof input !== 'string')) return rpcError(id, -32602, 'invalid params: each command is a string or {"cmd": string, "input"?: string}');
+      if (typeof cmd !== 'string' || (input !== undefined && typeof input !== 'string'))
+        return rpcError(
+          id,
+          -32602,
+          'invalid params: each command is a string or {"cmd": string, "input"?: string}',
+        );
       cmds.push({ cmd, input });
     }
     const session = new CliSession(this.sw, this.profile, this.configSessions);
@@ -163,7 +201,10 @@ export class EapiServer {
         session.finish();
         this.stats.errors++;
         if (!(err instanceof CommandError)) throw err;
-        return rpcError(id, err.code, `CLI command ${i + 1} of ${cmds.length} '${cmd}' failed: ${err.kind}`, [...results, { errors: err.errors }]);
+        return rpcError(id, err.code, `CLI command ${i + 1} of ${cmds.length} '${cmd}' failed: ${err.kind}`, [
+          ...results,
+          { errors: err.errors },
+        ]);
       }
     }
     session.finish();

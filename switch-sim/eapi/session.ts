@@ -14,17 +14,40 @@ import type { PinSpec } from '../pin-table.js';
 import type { SimSwitch } from '../sim-switch.js';
 import { CommandError, EAPI_GENERAL, incomplete, invalidInput } from './errors.js';
 import type { EosProfile } from './profile.js';
-import { showDirectflow, showIpRoute, showLoadBalance, showMacTable, showNeighbors, showPortChannel, showVersion, type Format, type Result } from './show.js';
+import {
+  showDirectflow,
+  showIpRoute,
+  showLoadBalance,
+  showMacTable,
+  showNeighbors,
+  showPortChannel,
+  showVersion,
+  type Format,
+  type Result,
+} from './show.js';
 
 type Mode = 'exec' | 'enable' | 'config' | 'directflow' | 'flow';
-const PARENT: Record<Mode, Mode | undefined> = { exec: undefined, enable: undefined, config: 'enable', directflow: 'config', flow: 'directflow' };
+const PARENT: Record<Mode, Mode | undefined> = {
+  exec: undefined,
+  enable: undefined,
+  config: 'enable',
+  directflow: 'config',
+  flow: 'directflow',
+};
 
 interface FlowDraft {
   name: string;
   spec: PinSpec;
 }
 
-const DEFAULT_SPEC = (): PinSpec => ({ source: 'directflow', match: {}, idleTimeoutS: 0, hardTimeoutS: 0, persistent: true, priority: 0 });
+const DEFAULT_SPEC = (): PinSpec => ({
+  source: 'directflow',
+  match: {},
+  idleTimeoutS: 0,
+  hardTimeoutS: 0,
+  persistent: true,
+  priority: 0,
+});
 
 type Op = () => void;
 
@@ -51,11 +74,20 @@ export class CliSession {
 
   /** Runs one command (with `input` for its prompt); returns its result or throws CommandError. */
   run(command: string, format: Format, input?: string): Result {
-    const tokens = command.trim().split(/\s+/).filter((t) => t !== '');
+    const tokens = command
+      .trim()
+      .split(/\s+/)
+      .filter((t) => t !== '');
     if (tokens.length === 0) return {};
     const head = (tokens[0] as string).toLowerCase();
     if (head === 'show' || head === 'sh') return this.show(tokens, format);
-    if (head === 'enable' && tokens.length === 1 && this.profile.enableSecret !== undefined && this.mode === 'exec' && input !== this.profile.enableSecret) {
+    if (
+      head === 'enable' &&
+      tokens.length === 1 &&
+      this.profile.enableSecret !== undefined &&
+      this.mode === 'exec' &&
+      input !== this.profile.enableSecret
+    ) {
       // The wording of a wrong enable secret over eAPI is not evidenced.
       throw new CommandError(EAPI_GENERAL, ['% Bad secret'], 'could not run command');
     }
@@ -84,7 +116,8 @@ export class CliSession {
     const w = t.map((x) => x.toLowerCase());
     const isConfigure = w[0] === 'configure' || w[0] === 'conf' || w[0] === 'config';
     if (isConfigure && w[1] === 'session') {
-      if (this.mode === 'exec') throw new CommandError(1002, ['Invalid input (privileged mode required)'], 'invalid command');
+      if (this.mode === 'exec')
+        throw new CommandError(1002, ['Invalid input (privileged mode required)'], 'invalid command');
       if (!this.profile.configSessions) throw invalidInput(t, 1);
       const name = t[2];
       if (name === undefined) throw incomplete();
@@ -185,7 +218,8 @@ export class CliSession {
   private show(t: string[], format: Format): Result {
     const what = t[1]?.toLowerCase();
     if (what === undefined) throw incomplete();
-    if (this.mode === 'exec' && this.profile.privilegedShows.includes(what)) throw new CommandError(1002, ['Invalid input (privileged mode required)'], 'invalid command');
+    if (this.mode === 'exec' && this.profile.privilegedShows.includes(what))
+      throw new CommandError(1002, ['Invalid input (privileged mode required)'], 'invalid command');
     const p = this.profile;
     const w2 = t[2]?.toLowerCase();
     if (what === 'version' || what === 'ver') return showVersion(this.sw, p, format);
@@ -193,8 +227,10 @@ export class CliSession {
       if (t[3] === undefined) throw incomplete();
       return showIpRoute(this.sw, p, what === 'ip' ? 4 : 6, t[3], format);
     }
-    if ((what === 'ip' && w2 === 'arp') || what === 'arp') return showNeighbors(this.sw, p, 4, t[what === 'arp' ? 2 : 3], format);
-    if (what === 'ipv6' && (w2 === 'neighbors' || w2 === 'neighbor')) return showNeighbors(this.sw, p, 6, t[3], format);
+    if ((what === 'ip' && w2 === 'arp') || what === 'arp')
+      return showNeighbors(this.sw, p, 4, t[what === 'arp' ? 2 : 3], format);
+    if (what === 'ipv6' && (w2 === 'neighbors' || w2 === 'neighbor'))
+      return showNeighbors(this.sw, p, 6, t[3], format);
     if (what === 'mac' && w2 === 'address-table') return showMacTable(this.sw, format);
     if (what === 'port-channel') return showPortChannel(this.sw, format);
     if (what === 'load-balance' && w2 === 'destination') return showLoadBalance(this.sw, p, t, format);
@@ -222,7 +258,12 @@ export class CliSession {
       }
       const v6 = vip.includes(':');
       if (v6 !== (w[0] === 'ipv6') || v6 !== nh.includes(':')) throw invalidInput(t, negate ? 3 : 2);
-      if (len !== undefined && len !== (v6 ? '128' : '32')) throw new CommandError(EAPI_GENERAL, ['Only host routes to a VIP are modelled by the simulator'], 'could not run command');
+      if (len !== undefined && len !== (v6 ? '128' : '32'))
+        throw new CommandError(
+          EAPI_GENERAL,
+          ['Only host routes to a VIP are modelled by the simulator'],
+          'could not run command',
+        );
       if (this.mode === 'flow' || this.mode === 'directflow') this.enter('config');
       this.apply(() => (negate ? this.sw.groupRemove(vip, nh) : this.sw.groupAdd(vip, nh)));
       return {};
@@ -232,7 +273,15 @@ export class CliSession {
       if (negate) return {};
       const cap = Number(r[7]);
       const red = Number(r[9]);
-      if (w[6] !== 'capacity' || w[8] !== 'redundancy' || !Number.isInteger(cap) || !Number.isInteger(red) || cap < 1 || red < 1) throw invalidInput(t, 6);
+      if (
+        w[6] !== 'capacity' ||
+        w[8] !== 'redundancy' ||
+        !Number.isInteger(cap) ||
+        !Number.isInteger(red) ||
+        cap < 1 ||
+        red < 1
+      )
+        throw invalidInput(t, 6);
       const address = canonicalIp((r[5] ?? '').split('/')[0] ?? '');
       this.apply(() => {
         const vip = this.sw.vips.get(address);

@@ -30,11 +30,15 @@ import { isIP } from 'node:net';
 type Block = 'mgmt-security' | 'ssl-profile' | 'mgmt-api' | 'mgmt-api-vrf' | 'role' | 'acl' | 'vrf-instance';
 
 const NAME = '[A-Za-z0-9_.:-]+';
-const INTF = '(Ethernet|Port-Channel|Et|Po)[0-9/]+(-[0-9/]+)?(,(Ethernet|Port-Channel|Et|Po)?[0-9/]+(-[0-9/]+)?)*';
+const INTF =
+  '(Ethernet|Port-Channel|Et|Po)[0-9/]+(-[0-9/]+)?(,(Ethernet|Port-Channel|Et|Po)?[0-9/]+(-[0-9/]+)?)*';
 const PORT = '(eq [0-9]{1,5} )?';
 const ADDR = `(any|host \\S+|\\S+/[0-9]{1,3})`;
 const FLAGS = '( (syn|ack|fin|rst|psh|urg))*';
-const ipOk = (line: string): boolean => [...line.matchAll(/(?:host |source |destination )(\S+)/g)].every((m) => isIP(m[1] ?? '') !== 0 || !/^[0-9.:]+$/.test(m[1] ?? ''));
+const ipOk = (line: string): boolean =>
+  [...line.matchAll(/(?:host |source |destination )(\S+)/g)].every(
+    (m) => isIP(m[1] ?? '') !== 0 || !/^[0-9.:]+$/.test(m[1] ?? ''),
+  );
 
 /** Lines of each block, and the block a header line opens. */
 const LINES: Record<Block | 'config', { re: RegExp; opens?: Block }[]> = {
@@ -44,14 +48,22 @@ const LINES: Record<Block | 'config', { re: RegExp; opens?: Block }[]> = {
     { re: new RegExp(`^vrf instance ${NAME}$`), opens: 'vrf-instance' },
     { re: new RegExp(`^role ${NAME}$`), opens: 'role' },
     { re: new RegExp(`^ip access-list ${NAME}$`), opens: 'acl' },
-    { re: new RegExp(`^username ${NAME}( privilege [0-9]{1,2})?( role ${NAME})?( secret( (0|5|sha512))? \\S+| nopassword)$`) },
+    {
+      re: new RegExp(
+        `^username ${NAME}( privilege [0-9]{1,2})?( role ${NAME})?( secret( (0|5|sha512))? \\S+| nopassword)$`,
+      ),
+    },
     { re: /^aaa authorization (commands all|exec) default local$/ },
     { re: new RegExp(`^monitor session ${NAME} source ${INTF}( (rx|tx|both))?( ip access-group ${NAME})?$`) },
     { re: new RegExp(`^monitor session ${NAME} ip access-group ${NAME}$`) },
     { re: new RegExp(`^monitor session ${NAME} destination tunnel mode gre source \\S+ destination \\S+$`) },
   ],
   'mgmt-security': [{ re: new RegExp(`^ssl profile ${NAME}$`), opens: 'ssl-profile' }],
-  'ssl-profile': [{ re: new RegExp(`^certificate ${NAME} key ${NAME}$`) }, { re: /^tls versions( 1\.[0-3])+$/ }, { re: /^cipher-list \S+$/ }],
+  'ssl-profile': [
+    { re: new RegExp(`^certificate ${NAME} key ${NAME}$`) },
+    { re: /^tls versions( 1\.[0-3])+$/ },
+    { re: /^cipher-list \S+$/ },
+  ],
   'mgmt-api': [
     { re: new RegExp(`^protocol https( ssl profile ${NAME})?$`) },
     { re: /^no protocol http$/ },
@@ -61,7 +73,10 @@ const LINES: Record<Block | 'config', { re: RegExp; opens?: Block }[]> = {
   'mgmt-api-vrf': [{ re: /^(no )?shutdown$/ }, { re: new RegExp(`^ip access-group ${NAME}$`) }],
   'vrf-instance': [{ re: /^description .+$/ }],
   role: [{ re: /^[0-9]{1,5} (permit|deny)( mode \S+)? command \S.*$/ }],
-  acl: [{ re: new RegExp(`^[0-9]{1,5} (permit|deny) tcp ${ADDR} ${PORT}${ADDR}( eq [0-9]{1,5})?${FLAGS}$`) }, { re: /^remark .+$/ }],
+  acl: [
+    { re: new RegExp(`^[0-9]{1,5} (permit|deny) tcp ${ADDR} ${PORT}${ADDR}( eq [0-9]{1,5})?${FLAGS}$`) },
+    { re: /^remark .+$/ },
+  ],
 };
 
 export class SiteConfig {

@@ -10,10 +10,29 @@
 // changed), so a device holding many rules answers as fast as one holding few.
 
 import { canonicalIp } from '../../lib/addr.js';
-import { joinPath, pathToString, type DataType, type Path, type PathElem, type SetRequest, type TypedValue, type Update, type UpdateResult } from '../../proto/gnmi.js';
+import {
+  joinPath,
+  pathToString,
+  type DataType,
+  type Path,
+  type PathElem,
+  type SetRequest,
+  type TypedValue,
+  type Update,
+  type UpdateResult,
+} from '../../proto/gnmi.js';
 import type { PinEntry, PinSpec } from '../pin-table.js';
 import type { SimSwitch } from '../sim-switch.js';
-import { checkValue, GnmiError, nodeByNames, protocolNumber, resolve, unqualified, type Scalar, type SchemaNode } from './schema.js';
+import {
+  checkValue,
+  GnmiError,
+  nodeByNames,
+  protocolNumber,
+  resolve,
+  unqualified,
+  type Scalar,
+  type SchemaNode,
+} from './schema.js';
 import { ConfigStore, type Leaf } from './store.js';
 
 export { GnmiError, type Scalar } from './schema.js';
@@ -56,7 +75,8 @@ const stores = new WeakMap<SimSwitch, ConfigStore>();
 /** The value of a TypedValue as a plain JS value (JSON parsed). */
 export function typedToValue(t: TypedValue | undefined, where: string): unknown {
   const which = t?.value;
-  if (t === undefined || t === null || which === undefined) throw new GnmiError('INVALID_ARGUMENT', `${where}: no value`);
+  if (t === undefined || t === null || which === undefined)
+    throw new GnmiError('INVALID_ARGUMENT', `${where}: no value`);
   switch (which) {
     case 'json_ietf_val':
     case 'json_val': {
@@ -91,8 +111,13 @@ interface RuleView {
 
 /** Rule entries' path template under a network instance (list keys as wildcards). */
 const RULE_TEMPLATE: readonly PathElem[] = [
-  { name: 'network-instances' }, { name: 'network-instance', key: { name: '*' } }, { name: 'policy-forwarding' }, { name: 'policies' },
-  { name: 'policy', key: { 'policy-id': '*' } }, { name: 'rules' }, { name: 'rule', key: { 'sequence-id': '*' } },
+  { name: 'network-instances' },
+  { name: 'network-instance', key: { name: '*' } },
+  { name: 'policy-forwarding' },
+  { name: 'policies' },
+  { name: 'policy', key: { 'policy-id': '*' } },
+  { name: 'rules' },
+  { name: 'rule', key: { 'sequence-id': '*' } },
 ];
 
 /** The rule entries a query may reach (its elements merged with the template), or none. */
@@ -108,10 +133,16 @@ function ruleQuery(q: readonly PathElem[]): PathElem[] | undefined {
   return out;
 }
 
-const nodeOf = (elems: readonly PathElem[]): SchemaNode => nodeByNames(elems.map((e) => e.name)) as SchemaNode;
+const nodeOf = (elems: readonly PathElem[]): SchemaNode =>
+  nodeByNames(elems.map((e) => e.name)) as SchemaNode;
 
-/** Schema nodes of what is derived from a config leaf (its key leaf, its state), by the config leaf's node. */
-const derivedNodes = { key: new WeakMap<SchemaNode, SchemaNode>(), state: new WeakMap<SchemaNode, SchemaNode>() };
+/**
+ * Schema nodes of what is derived from a config leaf (its key leaf, its state), by the config leaf's node.
+ */
+const derivedNodes = {
+  key: new WeakMap<SchemaNode, SchemaNode>(),
+  state: new WeakMap<SchemaNode, SchemaNode>(),
+};
 function derived(from: SchemaNode, kind: 'key' | 'state', elems: readonly PathElem[]): SchemaNode {
   let n = derivedNodes[kind].get(from);
   if (n === undefined) {
@@ -145,11 +176,19 @@ export class OpenConfigModel {
   }
 
   private get ni(): PathElem[] {
-    return [{ name: 'network-instances' }, { name: 'network-instance', key: { name: this.options.networkInstance } }];
+    return [
+      { name: 'network-instances' },
+      { name: 'network-instance', key: { name: this.options.networkInstance } },
+    ];
   }
 
   private get staticBase(): PathElem[] {
-    return [...this.ni, { name: 'protocols' }, { name: 'protocol', key: { identifier: 'STATIC', name: this.options.staticProtocol } }, { name: 'static-routes' }];
+    return [
+      ...this.ni,
+      { name: 'protocols' },
+      { name: 'protocol', key: { identifier: 'STATIC', name: this.options.staticProtocol } },
+      { name: 'static-routes' },
+    ];
   }
 
   /**
@@ -172,9 +211,11 @@ export class OpenConfigModel {
   /** The leaves at or under each query, one list per query (as `leaves`). */
   leavesEach(type: DataType, queries: readonly (readonly PathElem[])[]): Leaf[][] {
     this.importGroups();
-    const want = (node: SchemaNode): boolean => type === 'ALL' || (type === 'CONFIG' ? node.config : type === 'STATE' ? !node.config : node.counter);
+    const want = (node: SchemaNode): boolean =>
+      type === 'ALL' || (type === 'CONFIG' ? node.config : type === 'STATE' ? !node.config : node.counter);
     // Whether the query may reach element `name` at position `i` (it ends above, or names it there).
-    const reaches = (q: readonly PathElem[], i: number, name: string): boolean => q.length <= i || q[i]?.name === name;
+    const reaches = (q: readonly PathElem[], i: number, name: string): boolean =>
+      q.length <= i || q[i]?.name === name;
     // Whether the rule (or next-hop) a config leaf belongs to is in effect, asked once per entry
     // (stored list entry elements are one object per entry).
     const appliedAt = new Map<PathElem, boolean>();
@@ -190,7 +231,11 @@ export class OpenConfigModel {
         const n = l.elems.length;
         // The key leaf directly under a list entry refers to config/<key>.
         const entry = l.elems[n - 3];
-        if (l.elems[n - 2]?.name === 'config' && entry?.key?.[l.node.name] !== undefined && reaches(q, n - 2, l.node.name)) {
+        if (
+          l.elems[n - 2]?.name === 'config' &&
+          entry?.key?.[l.node.name] !== undefined &&
+          reaches(q, n - 2, l.node.name)
+        ) {
           const elems = [...l.elems.slice(0, -2), { name: l.node.name }];
           push({ elems, value: l.value, node: derived(l.node, 'key', elems) });
         }
@@ -214,7 +259,10 @@ export class OpenConfigModel {
         if (on) out.push({ elems, value: l.value, node });
       }
       // Rule counters, for the rules the query reaches.
-      const counters = reaches(q, RULE_TEMPLATE.length, 'state') && (reaches(q, RULE_TEMPLATE.length + 1, 'matched-pkts') || reaches(q, RULE_TEMPLATE.length + 1, 'matched-octets'));
+      const counters =
+        reaches(q, RULE_TEMPLATE.length, 'state') &&
+        (reaches(q, RULE_TEMPLATE.length + 1, 'matched-pkts') ||
+          reaches(q, RULE_TEMPLATE.length + 1, 'matched-octets'));
       const rq = type === 'CONFIG' || !counters ? undefined : ruleQuery(q);
       if (rq !== undefined) {
         for (const rule of this.store.nodes(rq)) {
@@ -222,7 +270,10 @@ export class OpenConfigModel {
           const seq = Number(rule.at(-1)?.key?.['sequence-id']);
           const e = this.sw.pins.get(ruleName(policy, seq));
           if (e?.status !== 'programmed') continue;
-          for (const [name, value] of [['matched-pkts', e.packets], ['matched-octets', e.bytes]] as const) {
+          for (const [name, value] of [
+            ['matched-pkts', e.packets],
+            ['matched-octets', e.bytes],
+          ] as const) {
             if (!reaches(q, RULE_TEMPLATE.length + 1, name)) continue;
             const elems = [...rule, { name: 'state' }, { name }];
             push({ elems, value, node: nodeOf(elems) });
@@ -244,8 +295,17 @@ export class OpenConfigModel {
     const out: Leaf[] = [];
     const t = this.sw.pins;
     const used = t.capacity - t.free;
-    const comp: PathElem[] = [{ name: 'components' }, { name: 'component', key: { name: this.options.pinTableComponent } }];
-    const res: PathElem[] = [...comp, { name: 'integrated-circuit' }, { name: 'utilization' }, { name: 'resources' }, { name: 'resource', key: { name: this.options.pinTableResource } }];
+    const comp: PathElem[] = [
+      { name: 'components' },
+      { name: 'component', key: { name: this.options.pinTableComponent } },
+    ];
+    const res: PathElem[] = [
+      ...comp,
+      { name: 'integrated-circuit' },
+      { name: 'utilization' },
+      { name: 'resources' },
+      { name: 'resource', key: { name: this.options.pinTableResource } },
+    ];
     // The pin table's utilization (openconfig-platform resource utilization). The component's
     // own config/name is config: served as state only.
     for (const [elems, value] of [
@@ -256,17 +316,27 @@ export class OpenConfigModel {
       [[...res, { name: 'state' }, { name: 'used' }], used],
       [[...res, { name: 'state' }, { name: 'free' }], t.free],
       [[...res, { name: 'state' }, { name: 'max-limit' }], t.capacity],
-    ] as [PathElem[], Scalar][]) out.push({ elems, value, node: nodeOf(elems) });
+    ] as [PathElem[], Scalar][])
+      out.push({ elems, value, node: nodeOf(elems) });
     // The neighbour tables (openconfig-if-ip): each server's address and MAC on its interface.
     for (const [address, att] of this.sw.attachments) {
       const family = address.includes(':') ? 'ipv6' : 'ipv4';
-      const n: PathElem[] = [{ name: 'interfaces' }, { name: 'interface', key: { name: att.via } }, { name: 'subinterfaces' }, { name: 'subinterface', key: { index: '0' } }, { name: family }, { name: 'neighbors' }, { name: 'neighbor', key: { ip: address } }];
+      const n: PathElem[] = [
+        { name: 'interfaces' },
+        { name: 'interface', key: { name: att.via } },
+        { name: 'subinterfaces' },
+        { name: 'subinterface', key: { index: '0' } },
+        { name: family },
+        { name: 'neighbors' },
+        { name: 'neighbor', key: { ip: address } },
+      ];
       for (const [elems, value] of [
         [[...n, { name: 'ip' }], address],
         [[...n, { name: 'state' }, { name: 'ip' }], address],
         [[...n, { name: 'state' }, { name: 'link-layer-address' }], att.mac],
         [[...n, { name: 'state' }, { name: 'origin' }], 'DYNAMIC'],
-      ] as [PathElem[], Scalar][]) out.push({ elems, value, node: nodeOf(elems) });
+      ] as [PathElem[], Scalar][])
+        out.push({ elems, value, node: nodeOf(elems) });
     }
     return out;
   }
@@ -283,7 +353,11 @@ export class OpenConfigModel {
     const nhAt = names.indexOf('next-hop');
     if (nhAt >= 0 && names[nhAt - 1] === 'next-hops') {
       const prefix = elems[nhAt - 2]?.key?.['prefix'] ?? '';
-      const addr = this.store.get([...elems.slice(0, nhAt + 1), { name: 'config' }, { name: 'next-hop' }])?.value;
+      const addr = this.store.get([
+        ...elems.slice(0, nhAt + 1),
+        { name: 'config' },
+        { name: 'next-hop' },
+      ])?.value;
       return typeof addr === 'string' && this.sw.programmedMembers(prefix.split('/')[0] ?? '').includes(addr);
     }
     return true;
@@ -296,7 +370,11 @@ export class OpenConfigModel {
       const prefix = st.at(-1)?.key?.['prefix'] ?? '';
       const hops = new Map<string, string>();
       out.set(prefix, hops);
-      for (const nh of this.store.nodes([...st, { name: 'next-hops' }, { name: 'next-hop', key: { index: '*' } }])) {
+      for (const nh of this.store.nodes([
+        ...st,
+        { name: 'next-hops' },
+        { name: 'next-hop', key: { index: '*' } },
+      ])) {
         const addr = this.store.get([...nh, { name: 'config' }, { name: 'next-hop' }])?.value;
         if (addr !== undefined) hops.set(nh.at(-1)?.key?.['index'] ?? '', String(addr));
       }
@@ -315,11 +393,25 @@ export class OpenConfigModel {
       vipPrefixes.add(prefix);
       const members = vip.group.members();
       const have = present.get(prefix) ?? new Map<string, string>();
-      for (const [index, addr] of have) if (!members.includes(addr)) this.store.remove([...base, { name: 'static', key: { prefix } }, { name: 'next-hops' }, { name: 'next-hop', key: { index } }]);
+      for (const [index, addr] of have)
+        if (!members.includes(addr))
+          this.store.remove([
+            ...base,
+            { name: 'static', key: { prefix } },
+            { name: 'next-hops' },
+            { name: 'next-hop', key: { index } },
+          ]);
       const haveAddrs = new Set(have.values());
       for (const m of members) {
         if (haveAddrs.has(m)) continue;
-        const at = [...base, { name: 'static', key: { prefix } }, { name: 'next-hops' }, { name: 'next-hop', key: { index: m } }, { name: 'config' }, { name: 'next-hop' }];
+        const at = [
+          ...base,
+          { name: 'static', key: { prefix } },
+          { name: 'next-hops' },
+          { name: 'next-hop', key: { index: m } },
+          { name: 'config' },
+          { name: 'next-hop' },
+        ];
         this.withKeys(at);
         this.put(at, m);
       }
@@ -329,7 +421,8 @@ export class OpenConfigModel {
         this.put(at, prefix);
       }
     }
-    for (const p of present.keys()) if (!vipPrefixes.has(p)) this.store.remove([...base, { name: 'static', key: { prefix: p } }]);
+    for (const p of present.keys())
+      if (!vipPrefixes.has(p)) this.store.remove([...base, { name: 'static', key: { prefix: p } }]);
   }
 
   /** Stores a config leaf, with the config key leaves of every list entry on its path. */
@@ -351,7 +444,8 @@ export class OpenConfigModel {
         const ke = [...elems.slice(0, i + 1), { name: 'config' }, { name: k }];
         if (this.store.get(ke) !== undefined) continue;
         const kn = nodeByNames(ke.map((x) => x.name));
-        if (kn !== undefined) this.store.put(ke, { value: checkValue(kn.type ?? { t: 'string' }, kv, ''), node: kn });
+        if (kn !== undefined)
+          this.store.put(ke, { value: checkValue(kn.type ?? { t: 'string' }, kv, ''), node: kn });
       }
     });
   }
@@ -359,8 +453,14 @@ export class OpenConfigModel {
   /** Applies a SetRequest as one transaction; throws GnmiError and changes nothing on failure. */
   applySet(req: SetRequest): UpdateResult[] {
     const unionReplace = req.union_replace ?? [];
-    if (unionReplace.length > 0 && ((req.delete ?? []).length > 0 || (req.replace ?? []).length > 0 || (req.update ?? []).length > 0)) {
-      throw new GnmiError('INVALID_ARGUMENT', 'a SetRequest with union_replace must not carry delete, replace or update (gNMI 3.4)');
+    if (
+      unionReplace.length > 0 &&
+      ((req.delete ?? []).length > 0 || (req.replace ?? []).length > 0 || (req.update ?? []).length > 0)
+    ) {
+      throw new GnmiError(
+        'INVALID_ARGUMENT',
+        'a SetRequest with union_replace must not carry delete, replace or update (gNMI 3.4)',
+      );
     }
     this.importGroups();
     const results: UpdateResult[] = [];
@@ -370,8 +470,17 @@ export class OpenConfigModel {
         const { elems, nodes, where } = this.target(req.prefix, p, 'UNIMPLEMENTED');
         const last = nodes.at(-1);
         const parentList = nodes.at(-3);
-        if (last?.kind === 'leaf' && ((nodes.at(-2)?.kind === 'list') || (nodes.at(-2)?.name === 'config' && parentList?.kind === 'list' && parentList.keys.some((k) => k.name === last.name)))) {
-          throw new GnmiError('INVALID_ARGUMENT', `${where}: a list key cannot be deleted on its own; delete the list entry`);
+        if (
+          last?.kind === 'leaf' &&
+          (nodes.at(-2)?.kind === 'list' ||
+            (nodes.at(-2)?.name === 'config' &&
+              parentList?.kind === 'list' &&
+              parentList.keys.some((k) => k.name === last.name)))
+        ) {
+          throw new GnmiError(
+            'INVALID_ARGUMENT',
+            `${where}: a list key cannot be deleted on its own; delete the list entry`,
+          );
         }
         this.store.remove(elems);
         results.push({ path: p, op: 'DELETE' });
@@ -392,34 +501,64 @@ export class OpenConfigModel {
    * A Set path resolved; an element the model does not have answers `unknown`: NOT_FOUND for
    * an update, replace or union_replace (gNMI 3.4.7: a path that is not valid).
    */
-  private target(prefix: Path | undefined, p: Path | undefined, unknown: 'UNIMPLEMENTED' | 'NOT_FOUND'): { elems: PathElem[]; nodes: SchemaNode[]; where: string } {
+  private target(
+    prefix: Path | undefined,
+    p: Path | undefined,
+    unknown: 'UNIMPLEMENTED' | 'NOT_FOUND',
+  ): { elems: PathElem[]; nodes: SchemaNode[]; where: string } {
     const joined = joinPath(prefix, p);
     const where = pathToString({ elem: joined });
     checkOrigin(prefix, p, where);
     const r = resolve(joined, where, unknown);
-    if (r.wildcard) throw new GnmiError('INVALID_ARGUMENT', `${where}: Set paths name every key, without wildcards`);
-    if (r.nodes.length === 0) throw new GnmiError('UNIMPLEMENTED', `${where}: a Set of the whole tree is not implemented`);
-    if (r.nodes.some((n) => !n.config)) throw new GnmiError('INVALID_ARGUMENT', `${where}: state data is read-only`);
-    if (r.elems[0]?.name === 'components') throw new GnmiError('UNIMPLEMENTED', `${where}: component configuration is not implemented`);
-    if (r.elems[0]?.name === 'interfaces') throw new GnmiError('UNIMPLEMENTED', `${where}: interface configuration is not implemented`);
+    if (r.wildcard)
+      throw new GnmiError('INVALID_ARGUMENT', `${where}: Set paths name every key, without wildcards`);
+    if (r.nodes.length === 0)
+      throw new GnmiError('UNIMPLEMENTED', `${where}: a Set of the whole tree is not implemented`);
+    if (r.nodes.some((n) => !n.config))
+      throw new GnmiError('INVALID_ARGUMENT', `${where}: state data is read-only`);
+    if (r.elems[0]?.name === 'components')
+      throw new GnmiError('UNIMPLEMENTED', `${where}: component configuration is not implemented`);
+    if (r.elems[0]?.name === 'interfaces')
+      throw new GnmiError('UNIMPLEMENTED', `${where}: interface configuration is not implemented`);
     const ni = r.elems[1]?.key?.['name'];
-    if (ni !== undefined && ni !== this.options.networkInstance) throw new GnmiError('UNIMPLEMENTED', `${where}: this target has one network instance, '${this.options.networkInstance}'`);
+    if (ni !== undefined && ni !== this.options.networkInstance)
+      throw new GnmiError(
+        'UNIMPLEMENTED',
+        `${where}: this target has one network instance, '${this.options.networkInstance}'`,
+      );
     const proto = r.elems[3];
     if (r.elems[2]?.name === 'protocols' && proto?.key !== undefined) {
       if (proto.key['identifier'] !== 'STATIC' || proto.key['name'] !== this.options.staticProtocol) {
-        throw new GnmiError('UNIMPLEMENTED', `${where}: this target configures one routing protocol instance, STATIC '${this.options.staticProtocol}'`);
+        throw new GnmiError(
+          'UNIMPLEMENTED',
+          `${where}: this target configures one routing protocol instance, STATIC '${this.options.staticProtocol}'`,
+        );
       }
     }
     return { elems: r.elems, nodes: r.nodes, where };
   }
 
-  private write(prefix: Path | undefined, u: Update, replace: boolean, op: UpdateResult['op'], results: UpdateResult[]): void {
+  private write(
+    prefix: Path | undefined,
+    u: Update,
+    replace: boolean,
+    op: UpdateResult['op'],
+    results: UpdateResult[],
+  ): void {
     const { elems, nodes, where } = this.target(prefix, u.path, 'NOT_FOUND');
     const value = typedToValue(u.val, where);
     if (replace) {
       const last = nodes.at(-1) as SchemaNode;
-      if (last.kind === 'list' && elems.at(-1)?.key !== undefined && isObject(value) && Object.keys(value).length === 0) {
-        throw new GnmiError('INVALID_ARGUMENT', `${where}: replacing a list entry with {} would leave it keyless (gNMI 3.4.4)`);
+      if (
+        last.kind === 'list' &&
+        elems.at(-1)?.key !== undefined &&
+        isObject(value) &&
+        Object.keys(value).length === 0
+      ) {
+        throw new GnmiError(
+          'INVALID_ARGUMENT',
+          `${where}: replacing a list entry with {} would leave it keyless (gNMI 3.4.4)`,
+        );
       }
       if (value === null) throw new GnmiError('INVALID_ARGUMENT', `${where}: replace with a null value`);
       // A replace removes what is under its path first.
@@ -437,21 +576,29 @@ export class OpenConfigModel {
       const parent = elems.at(-2);
       const entry = parent?.name === 'config' ? elems.at(-3) : parent;
       const keyVal = entry?.key?.[node.name];
-      if (keyVal !== undefined && keyVal !== String(v)) throw new GnmiError('INVALID_ARGUMENT', `${where}: '${String(v)}' does not match the list key ${node.name}=${keyVal}`);
+      if (keyVal !== undefined && keyVal !== String(v))
+        throw new GnmiError(
+          'INVALID_ARGUMENT',
+          `${where}: '${String(v)}' does not match the list key ${node.name}=${keyVal}`,
+        );
       // The key leaf under the entry itself refers to config/<key>.
-      if (parent?.key !== undefined && keyVal !== undefined) this.put([...elems.slice(0, -1), { name: 'config' }, { name: node.name }], v);
+      if (parent?.key !== undefined && keyVal !== undefined)
+        this.put([...elems.slice(0, -1), { name: 'config' }, { name: node.name }], v);
       else this.put(elems, v, node);
       return;
     }
     if (node.kind === 'list' && elems.at(-1)?.key === undefined) {
-      if (!Array.isArray(value)) throw new GnmiError('INVALID_ARGUMENT', `${where}: expected a JSON array of ${node.name} entries`);
+      if (!Array.isArray(value))
+        throw new GnmiError('INVALID_ARGUMENT', `${where}: expected a JSON array of ${node.name} entries`);
       for (const item of value) {
-        if (!isObject(item)) throw new GnmiError('INVALID_ARGUMENT', `${where}: expected JSON objects in the list`);
+        if (!isObject(item))
+          throw new GnmiError('INVALID_ARGUMENT', `${where}: expected JSON objects in the list`);
         const o = unqualifyKeys(item);
         const key: Record<string, string> = {};
         for (const k of node.keys) {
           const kv = o[k.name] ?? (isObject(o['config']) ? unqualifyKeys(o['config'])[k.name] : undefined);
-          if (kv === undefined) throw new GnmiError('INVALID_ARGUMENT', `${where}: list entry without its key '${k.name}'`);
+          if (kv === undefined)
+            throw new GnmiError('INVALID_ARGUMENT', `${where}: list entry without its key '${k.name}'`);
           key[k.name] = String(checkValue(k.type, kv, `${where} key ${k.name}`));
         }
         const entry = [...elems.slice(0, -1), { name: node.name, key }];
@@ -459,7 +606,11 @@ export class OpenConfigModel {
       }
       return;
     }
-    if (!isObject(value)) throw new GnmiError('INVALID_ARGUMENT', `${where}: expected a JSON object for ${node.kind} '${node.name}'`);
+    if (!isObject(value))
+      throw new GnmiError(
+        'INVALID_ARGUMENT',
+        `${where}: expected a JSON object for ${node.kind} '${node.name}'`,
+      );
     const o = unqualifyKeys(value);
     if (node.kind === 'list') this.withKeys(elems);
     for (const [name, sub] of Object.entries(o)) {
@@ -476,17 +627,29 @@ export class OpenConfigModel {
     const policy = entry[4]?.key?.['policy-id'] ?? '';
     const seq = Number(entry.at(-1)?.key?.['sequence-id']);
     const leaves = new Map<string, Scalar>();
-    for (const l of this.store.walk(entry)) leaves.set(l.elems.slice(entry.length).map((e) => e.name).join('/'), l.value);
+    for (const l of this.store.walk(entry))
+      leaves.set(
+        l.elems
+          .slice(entry.length)
+          .map((e) => e.name)
+          .join('/'),
+        l.value,
+      );
     if (leaves.size === 0) return undefined;
     const has4 = [...leaves.keys()].some((k) => k.startsWith('ipv4/'));
     const has6 = [...leaves.keys()].some((k) => k.startsWith('ipv6/'));
-    if (has4 && has6) throw new GnmiError('INVALID_ARGUMENT', `rule ${policy}/${seq}: matches both ipv4 and ipv6`);
+    if (has4 && has6)
+      throw new GnmiError('INVALID_ARGUMENT', `rule ${policy}/${seq}: matches both ipv4 and ipv6`);
     const af = has6 ? 'ipv6' : 'ipv4';
     const host = (k: string): string | undefined => {
       const v = leaves.get(`${af}/config/${k}`);
       if (v === undefined) return undefined;
       const [a = '', len] = String(v).split('/');
-      if (len !== (af === 'ipv6' ? '128' : '32')) throw new GnmiError('UNIMPLEMENTED', `rule ${policy}/${seq}: ${af}/config/${k} '${String(v)}': this target matches host prefixes only`);
+      if (len !== (af === 'ipv6' ? '128' : '32'))
+        throw new GnmiError(
+          'UNIMPLEMENTED',
+          `rule ${policy}/${seq}: ${af}/config/${k} '${String(v)}': this target matches host prefixes only`,
+        );
       return canonicalIp(a);
     };
     const nexthop = leaves.get('action/config/next-hop');
@@ -504,8 +667,23 @@ export class OpenConfigModel {
     if (proto !== undefined) match.protocol = protocolNumber(proto);
     if (sport !== undefined) match.sport = Number(sport);
     if (dport !== undefined) match.dport = Number(dport);
-    if (typeof nexthop === 'string' && nexthop.includes(':') !== (family === 6) && family !== undefined) throw new GnmiError('INVALID_ARGUMENT', `rule ${policy}/${seq}: next-hop ${nexthop} is not of the rule's address family`);
-    const spec: PinSpec | undefined = nexthop !== undefined || discard ? { source: 'openconfig', match, idleTimeoutS: 0, hardTimeoutS: 0, persistent: true, priority: 0, ...(nexthop === undefined || discard ? {} : { nexthop: String(nexthop) }) } : undefined;
+    if (typeof nexthop === 'string' && nexthop.includes(':') !== (family === 6) && family !== undefined)
+      throw new GnmiError(
+        'INVALID_ARGUMENT',
+        `rule ${policy}/${seq}: next-hop ${nexthop} is not of the rule's address family`,
+      );
+    const spec: PinSpec | undefined =
+      nexthop !== undefined || discard
+        ? {
+            source: 'openconfig',
+            match,
+            idleTimeoutS: 0,
+            hardTimeoutS: 0,
+            persistent: true,
+            priority: 0,
+            ...(nexthop === undefined || discard ? {} : { nexthop: String(nexthop) }),
+          }
+        : undefined;
     return { policy, seq, spec, family };
   }
 
@@ -528,30 +706,64 @@ export class OpenConfigModel {
         continue;
       }
       if (!under(c, pf)) continue;
-      if (c.length >= ruleDepth && c[pf.length]?.name === 'policies' && c[ruleDepth - 2]?.name === 'rules' && c[ruleDepth - 1]?.name === 'rule') {
+      if (
+        c.length >= ruleDepth &&
+        c[pf.length]?.name === 'policies' &&
+        c[ruleDepth - 2]?.name === 'rules' &&
+        c[ruleDepth - 1]?.name === 'rule'
+      ) {
         touched.set(c[ruleDepth - 1] as PathElem, c.slice(0, ruleDepth));
       } else all = true;
     }
     const policies = new Map<string, Scalar | undefined>();
-    for (const p of this.store.nodes([...pf, { name: 'policies' }, { name: 'policy', key: { 'policy-id': '*' } }])) {
-      policies.set(p.at(-1)?.key?.['policy-id'] ?? '', this.store.get([...p, { name: 'config' }, { name: 'type' }])?.value);
+    for (const p of this.store.nodes([
+      ...pf,
+      { name: 'policies' },
+      { name: 'policy', key: { 'policy-id': '*' } },
+    ])) {
+      policies.set(
+        p.at(-1)?.key?.['policy-id'] ?? '',
+        this.store.get([...p, { name: 'config' }, { name: 'type' }])?.value,
+      );
     }
     const applied = new Set<string>();
-    for (const i of this.store.nodes([...pf, { name: 'interfaces' }, { name: 'interface', key: { 'interface-id': '*' } }])) {
+    for (const i of this.store.nodes([
+      ...pf,
+      { name: 'interfaces' },
+      { name: 'interface', key: { 'interface-id': '*' } },
+    ])) {
       const v = this.store.get([...i, { name: 'config' }, { name: 'apply-forwarding-policy' }])?.value;
       if (v === undefined) continue;
       const id = String(v);
       const iface = i.at(-1)?.key?.['interface-id'] ?? '';
       // A leafref: the policy must exist, and be usable for forwarding actions.
-      if (!policies.has(id)) throw new GnmiError('INVALID_ARGUMENT', `interface ${iface}: apply-forwarding-policy '${id}' names no policy`);
-      if (policies.get(id) === 'VRF_SELECTION_POLICY') throw new GnmiError('INVALID_ARGUMENT', `interface ${iface}: policy '${id}' is a VRF_SELECTION_POLICY`);
+      if (!policies.has(id))
+        throw new GnmiError(
+          'INVALID_ARGUMENT',
+          `interface ${iface}: apply-forwarding-policy '${id}' names no policy`,
+        );
+      if (policies.get(id) === 'VRF_SELECTION_POLICY')
+        throw new GnmiError(
+          'INVALID_ARGUMENT',
+          `interface ${iface}: policy '${id}' is a VRF_SELECTION_POLICY`,
+        );
       if (iface === this.sw.options.uplink.interface) applied.add(id);
     }
     const application = JSON.stringify([[...policies.keys()].sort(), [...applied].sort()]);
     if (application !== this.application) all = true;
 
     // The rules to look at, and the pins they would program.
-    const entries = all ? [...policies.keys()].flatMap((id) => this.store.nodes([...pf, { name: 'policies' }, { name: 'policy', key: { 'policy-id': id } }, { name: 'rules' }, { name: 'rule', key: { 'sequence-id': '*' } }])) : [...touched.values()];
+    const entries = all
+      ? [...policies.keys()].flatMap((id) =>
+          this.store.nodes([
+            ...pf,
+            { name: 'policies' },
+            { name: 'policy', key: { 'policy-id': id } },
+            { name: 'rules' },
+            { name: 'rule', key: { 'sequence-id': '*' } },
+          ]),
+        )
+      : [...touched.values()];
     const desired = new Map<string, PinSpec>();
     const looked = new Set<string>();
     for (const entry of entries) {
@@ -565,18 +777,27 @@ export class OpenConfigModel {
     // Capacity: new entries must fit in what is free, counting entries still being programmed.
     const current = new Map<string, PinEntry>();
     if (all) {
-      for (const e of this.sw.pins.all()) if (e.source === 'openconfig' && e.name.startsWith(PIN_PREFIX)) current.set(e.name, e);
+      for (const e of this.sw.pins.all())
+        if (e.source === 'openconfig' && e.name.startsWith(PIN_PREFIX)) current.set(e.name, e);
     } else {
       for (const name of looked) {
         const e = this.sw.pins.get(name);
         if (e !== undefined && e.source === 'openconfig') current.set(name, e);
       }
     }
-    const removed = [...current.values()].filter((e) => !desired.has(e.name) || !sameSpec(e, desired.get(e.name) as PinSpec));
-    const added = [...desired].filter(([name, spec]) => !current.has(name) || !sameSpec(current.get(name) as PinEntry, spec));
+    const removed = [...current.values()].filter(
+      (e) => !desired.has(e.name) || !sameSpec(e, desired.get(e.name) as PinSpec),
+    );
+    const added = [...desired].filter(
+      ([name, spec]) => !current.has(name) || !sameSpec(current.get(name) as PinEntry, spec),
+    );
     const pendingOthers = this.sw.pins.pending - removed.filter((e) => e.status === 'pending').length;
     const room = this.sw.pins.free + removed.filter((e) => e.status === 'programmed').length - pendingOthers;
-    if (added.length > room) throw new GnmiError('RESOURCE_EXHAUSTED', `pin table full: ${added.length} rules to program, ${Math.max(0, room)} entries free`);
+    if (added.length > room)
+      throw new GnmiError(
+        'RESOURCE_EXHAUSTED',
+        `pin table full: ${added.length} rules to program, ${Math.max(0, room)} entries free`,
+      );
 
     this.application = application;
     const now = this.sw.now();
@@ -587,7 +808,9 @@ export class OpenConfigModel {
       for (const m of live) if (!members.includes(m)) this.sw.groupRemove(vip, m);
       for (const m of members) if (!live.includes(m)) this.sw.groupAdd(vip, m);
     }
-    for (const v of [...this.sw.vips.keys()]) if (!groups.has(v)) for (const m of this.sw.vips.get(v)?.group.members() ?? []) this.sw.groupRemove(v, m);
+    for (const v of [...this.sw.vips.keys()])
+      if (!groups.has(v))
+        for (const m of this.sw.vips.get(v)?.group.members() ?? []) this.sw.groupRemove(v, m);
   }
 
   /** VIP -> next-hop addresses of the STATIC routes. */
@@ -595,7 +818,11 @@ export class OpenConfigModel {
     const out = new Map<string, string[]>();
     for (const [prefix, hops] of this.statics()) {
       const [addr = '', len] = prefix.split('/');
-      if (len !== (addr.includes(':') ? '128' : '32')) throw new GnmiError('UNIMPLEMENTED', `static route ${prefix}: this target routes host prefixes (VIPs) only`);
+      if (len !== (addr.includes(':') ? '128' : '32'))
+        throw new GnmiError(
+          'UNIMPLEMENTED',
+          `static route ${prefix}: this target routes host prefixes (VIPs) only`,
+        );
       const list = out.get(addr) ?? [];
       out.set(addr, list);
       for (const a of hops.values()) if (!list.includes(a)) list.push(a);
@@ -608,7 +835,16 @@ export class OpenConfigModel {
     const now = this.sw.now();
     for (const e of this.sw.pins.all()) {
       if (e.source !== 'openconfig' || !e.name.startsWith(PIN_PREFIX)) continue;
-      const { name, status: _s, packets: _p, bytes: _b, createdAt: _c, lastMatchAt: _l, programAt: _a, ...spec } = e;
+      const {
+        name,
+        status: _s,
+        packets: _p,
+        bytes: _b,
+        createdAt: _c,
+        lastMatchAt: _l,
+        programAt: _a,
+        ...spec
+      } = e;
       this.sw.pins.upsert(name, spec, now);
     }
   }
@@ -616,15 +852,21 @@ export class OpenConfigModel {
 
 function checkOrigin(prefix: Path | undefined, p: Path | undefined, where: string): void {
   for (const x of [prefix, p]) {
-    if ((x?.element ?? []).length > 0) throw new GnmiError('INVALID_ARGUMENT', `${where}: the deprecated 'element' path field is not supported; use 'elem'`);
+    if ((x?.element ?? []).length > 0)
+      throw new GnmiError(
+        'INVALID_ARGUMENT',
+        `${where}: the deprecated 'element' path field is not supported; use 'elem'`,
+      );
   }
   const origin = p?.origin || prefix?.origin || '';
-  if (origin !== '' && origin !== 'openconfig') throw new GnmiError('UNIMPLEMENTED', `${where}: origin '${origin}' is not implemented (only OpenConfig)`);
+  if (origin !== '' && origin !== 'openconfig')
+    throw new GnmiError('UNIMPLEMENTED', `${where}: origin '${origin}' is not implemented (only OpenConfig)`);
 }
 
 export { checkOrigin };
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Drops RFC 7951 module qualifiers from member names. */
 function unqualifyKeys(o: Record<string, unknown>): Record<string, unknown> {
@@ -634,5 +876,13 @@ function unqualifyKeys(o: Record<string, unknown>): Record<string, unknown> {
 function sameSpec(e: PinEntry, s: PinSpec): boolean {
   const a = e.match;
   const b = s.match;
-  return a.family === b.family && a.src === b.src && a.dst === b.dst && a.protocol === b.protocol && a.sport === b.sport && a.dport === b.dport && e.nexthop === s.nexthop;
+  return (
+    a.family === b.family &&
+    a.src === b.src &&
+    a.dst === b.dst &&
+    a.protocol === b.protocol &&
+    a.sport === b.sport &&
+    a.dport === b.dport &&
+    e.nexthop === s.nexthop
+  );
 }

@@ -8,8 +8,39 @@
 // never ignored. Optional username/password metadata, TLS, injected faults, and a device
 // restart (counters reset, streams cut).
 
-import { Server, ServerCredentials, status, type Metadata, type ServerDuplexStream, type ServerUnaryCall, type sendUnaryData, type UntypedServiceImplementation } from '@grpc/grpc-js';
-import { GNMI_VERSION, gnmiProto, joinPath, pathToString, type CapabilityRequest, type CapabilityResponse, type Encoding, type Extension, type GetRequest, type GetResponse, type Notification, type Path, type PathElem, type SetRequest, type SetResponse, type SubscribeRequest, type SubscribeResponse, type Subscription, type SubscriptionList, type TypedValue, type Update } from '../../proto/gnmi.js';
+import {
+  Server,
+  ServerCredentials,
+  status,
+  type Metadata,
+  type ServerDuplexStream,
+  type ServerUnaryCall,
+  type sendUnaryData,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
+import {
+  GNMI_VERSION,
+  gnmiProto,
+  joinPath,
+  pathToString,
+  type CapabilityRequest,
+  type CapabilityResponse,
+  type Encoding,
+  type Extension,
+  type GetRequest,
+  type GetResponse,
+  type Notification,
+  type Path,
+  type PathElem,
+  type SetRequest,
+  type SetResponse,
+  type SubscribeRequest,
+  type SubscribeResponse,
+  type Subscription,
+  type SubscriptionList,
+  type TypedValue,
+  type Update,
+} from '../../proto/gnmi.js';
 import { delay, FaultInjector } from '../faults.js';
 import type { SimSwitch } from '../sim-switch.js';
 import { checkOrigin, GnmiError, OpenConfigModel, type Leaf } from './model.js';
@@ -74,7 +105,10 @@ export const SUPPORTED_MODELS = [
 ];
 
 class RpcFailure extends Error {
-  constructor(readonly code: status, message: string) {
+  constructor(
+    readonly code: status,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -97,7 +131,8 @@ export function encodeValue(l: Leaf, enc: Encoding): TypedValue {
   const v = l.value;
   if (enc === 'PROTO') {
     if (typeof v === 'boolean') return { bool_val: v };
-    if (typeof v === 'number' && (t === 'uint' || t === 'uint64' || t === 'port' || t === 'ip-protocol')) return { uint_val: String(v) };
+    if (typeof v === 'number' && (t === 'uint' || t === 'uint64' || t === 'port' || t === 'ip-protocol'))
+      return { uint_val: String(v) };
     return { string_val: String(v) };
   }
   const json = Buffer.from(JSON.stringify(jsonValue(l, enc === 'JSON' ? 'JSON' : 'JSON_IETF')));
@@ -110,7 +145,12 @@ export function encodeValue(l: Leaf, enc: Encoding): TypedValue {
  * keys (RFC 7951 5.4), member names module-qualified where the module changes (JSON_IETF,
  * RFC 7951 4).
  */
-function subtree(leaves: Leaf[], depth: number, enc: 'JSON' | 'JSON_IETF', parent: SchemaNode): Record<string, unknown> {
+function subtree(
+  leaves: Leaf[],
+  depth: number,
+  enc: 'JSON' | 'JSON_IETF',
+  parent: SchemaNode,
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   const groups = new Map<string, Leaf[]>();
   for (const l of leaves) {
@@ -135,9 +175,15 @@ function subtree(leaves: Leaf[], depth: number, enc: 'JSON' | 'JSON_IETF', paren
         else entries.set(k, { elem, leaves: [l] });
       }
       out[member] = [...entries.values()].map(({ elem, leaves: ls }) => {
-        const entry = subtree(ls.filter((l) => l.elems.length > depth + 1), depth + 1, enc, node);
+        const entry = subtree(
+          ls.filter((l) => l.elems.length > depth + 1),
+          depth + 1,
+          enc,
+          node,
+        );
         for (const [kn, kv] of Object.entries(elem.key ?? {})) {
-          if (entry[kn] === undefined) entry[kn] = node.keys.find((x) => x.name === kn)?.type.t === 'uint' ? Number(kv) : kv;
+          if (entry[kn] === undefined)
+            entry[kn] = node.keys.find((x) => x.name === kn)?.type.t === 'uint' ? Number(kv) : kv;
         }
         return entry;
       });
@@ -148,10 +194,13 @@ function subtree(leaves: Leaf[], depth: number, enc: 'JSON' | 'JSON_IETF', paren
   return out;
 }
 
-/** Updates for the leaves matching one query: leaves as they are; JSON encodings one subtree per matched node. */
+/**
+ * Updates for the leaves matching one query: leaves as they are; JSON encodings one subtree per matched node.
+ */
 function updatesFor(matching: Leaf[], q: PathElem[], enc: Encoding, strip: number): Update[] {
   const node = nodeByNames(q.map((e) => e.name));
-  if (enc === 'PROTO' || node === undefined || node.kind === 'leaf') return matching.map((l) => ({ path: { elem: l.elems.slice(strip) }, val: encodeValue(l, enc) }));
+  if (enc === 'PROTO' || node === undefined || node.kind === 'leaf')
+    return matching.map((l) => ({ path: { elem: l.elems.slice(strip) }, val: encodeValue(l, enc) }));
   // One update per concrete node the query names (wildcard keys filled in from the data).
   // Leaves of one node differ from those of another only at the query's wildcard positions.
   const wild = q.flatMap((e, i) => (Object.values(e.key ?? {}).includes('*') ? [i] : []));
@@ -167,11 +216,16 @@ function updatesFor(matching: Leaf[], q: PathElem[], enc: Encoding, strip: numbe
     const at = (ls[0] as Leaf).elems.slice(0, q.length);
     const value = subtree(ls, q.length, enc === 'JSON' ? 'JSON' : 'JSON_IETF', node);
     const buf = Buffer.from(JSON.stringify(value));
-    return { path: { elem: at.slice(strip) }, val: enc === 'JSON' ? { json_val: buf } : { json_ietf_val: buf } };
+    return {
+      path: { elem: at.slice(strip) },
+      val: enc === 'JSON' ? { json_val: buf } : { json_ietf_val: buf },
+    };
   });
 }
 
-/** Refuses every extension: this target implements none (gnmi-extensions.md: an extension may fail the RPC). */
+/**
+ * Refuses every extension: this target implements none (gnmi-extensions.md: an extension may fail the RPC).
+ */
 function refuseExtensions(ext: Extension[] | undefined): void {
   const first = (ext ?? [])[0];
   if (first === undefined) return;
@@ -181,11 +235,15 @@ function refuseExtensions(ext: Extension[] | undefined): void {
 
 function checkEncoding(enc: Encoding | undefined): Encoding {
   const e = enc ?? 'JSON';
-  if (!ENCODINGS.includes(e)) throw new GnmiError('UNIMPLEMENTED', `encoding ${e} is unsupported; supported: ${ENCODINGS.join(', ')}`);
+  if (!ENCODINGS.includes(e))
+    throw new GnmiError('UNIMPLEMENTED', `encoding ${e} is unsupported; supported: ${ENCODINGS.join(', ')}`);
   return e;
 }
 
-/** The prefix of a response: the request's prefix when it has no wildcards (paths are then relative to it), else only its target. */
+/**
+ * The prefix of a response: the request's prefix when it has no wildcards (paths are then relative to it),
+ * else only its target.
+ */
 function responsePrefix(prefix: Path | null | undefined): { prefix?: Path; strip: number } {
   if (prefix === undefined || prefix === null) return { strip: 0 };
   const elems = prefix.elem ?? [];
@@ -219,15 +277,28 @@ export class GnmiServer {
   async start(): Promise<{ address: string; port: number }> {
     const server = new Server();
     const impl: UntypedServiceImplementation = {
-      Capabilities: (call: ServerUnaryCall<CapabilityRequest, CapabilityResponse>, cb: sendUnaryData<CapabilityResponse>) => this.unary('capabilities', call, cb, () => this.capabilities(call.request)),
-      Get: (call: ServerUnaryCall<GetRequest, GetResponse>, cb: sendUnaryData<GetResponse>) => this.unary('get', call, cb, () => this.get(call.request)),
-      Set: (call: ServerUnaryCall<SetRequest, SetResponse>, cb: sendUnaryData<SetResponse>) => this.unary('set', call, cb, () => this.set(call.request)),
+      Capabilities: (
+        call: ServerUnaryCall<CapabilityRequest, CapabilityResponse>,
+        cb: sendUnaryData<CapabilityResponse>,
+      ) => this.unary('capabilities', call, cb, () => this.capabilities(call.request)),
+      Get: (call: ServerUnaryCall<GetRequest, GetResponse>, cb: sendUnaryData<GetResponse>) =>
+        this.unary('get', call, cb, () => this.get(call.request)),
+      Set: (call: ServerUnaryCall<SetRequest, SetResponse>, cb: sendUnaryData<SetResponse>) =>
+        this.unary('set', call, cb, () => this.set(call.request)),
       Subscribe: (call: ServerDuplexStream<SubscribeRequest, SubscribeResponse>) => this.subscribe(call),
     };
     server.addService(gnmiProto().service, impl);
-    const creds = this.options.tls ? ServerCredentials.createSsl(null, [{ private_key: this.options.tls.key, cert_chain: this.options.tls.cert }], false) : ServerCredentials.createInsecure();
+    const creds = this.options.tls
+      ? ServerCredentials.createSsl(
+          null,
+          [{ private_key: this.options.tls.key, cert_chain: this.options.tls.cert }],
+          false,
+        )
+      : ServerCredentials.createInsecure();
     const host = this.options.host.includes(':') ? `[${this.options.host}]` : this.options.host;
-    const port = await new Promise<number>((resolve, reject) => server.bindAsync(`${host}:${this.options.port}`, creds, (err, p) => (err ? reject(err) : resolve(p))));
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(`${host}:${this.options.port}`, creds, (err, p) => (err ? reject(err) : resolve(p))),
+    );
     this.server = server;
     return { address: `${host}:${port}`, port };
   }
@@ -271,11 +342,17 @@ export class GnmiServer {
     if (this.options.username === undefined) return;
     const user = md.get('username')[0];
     const pass = md.get('password')[0];
-    if (user !== this.options.username || pass !== this.options.password) throw new RpcFailure(status.UNAUTHENTICATED, 'bad or missing username/password metadata');
+    if (user !== this.options.username || pass !== this.options.password)
+      throw new RpcFailure(status.UNAUTHENTICATED, 'bad or missing username/password metadata');
   }
 
   /** Runs a unary RPC through auth and the fault plan, mapping errors to gRPC statuses. */
-  private unary<Req, Res>(kind: 'capabilities' | 'get' | 'set', call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>, fn: () => Res): void {
+  private unary<Req, Res>(
+    kind: 'capabilities' | 'get' | 'set',
+    call: ServerUnaryCall<Req, Res>,
+    cb: sendUnaryData<Res>,
+    fn: () => Res,
+  ): void {
     this.stats[kind]++;
     const run = async (): Promise<Res> => {
       this.authorize(call.metadata);
@@ -306,7 +383,11 @@ export class GnmiServer {
 
   private capabilities(req: CapabilityRequest): CapabilityResponse {
     refuseExtensions(req.extension);
-    return { supported_models: SUPPORTED_MODELS, supported_encodings: [...ENCODINGS], gNMI_version: GNMI_VERSION };
+    return {
+      supported_models: SUPPORTED_MODELS,
+      supported_encodings: [...ENCODINGS],
+      gNMI_version: GNMI_VERSION,
+    };
   }
 
   /** Resolves a Get/Subscribe path: syntax and schema errors throw; returns the query elements. */
@@ -320,15 +401,18 @@ export class GnmiServer {
       try {
         return fn();
       } catch (err) {
-        if (err instanceof GnmiError) throw new GnmiError(err.status, `${pathToString({ elem: joinPath(prefix, p) })}${err.message}`);
+        if (err instanceof GnmiError)
+          throw new GnmiError(err.status, `${pathToString({ elem: joinPath(prefix, p) })}${err.message}`);
         throw err;
       }
     };
     const pre = located(undefined, () => resolve(prefix?.elem ?? [], ''));
-    return paths.map((p) => located(p, () => {
-      checkOrigin(prefix, p, '');
-      return resolve(p?.elem ?? [], '', 'UNIMPLEMENTED', pre).elems;
-    }));
+    return paths.map((p) =>
+      located(p, () => {
+        checkOrigin(prefix, p, '');
+        return resolve(p?.elem ?? [], '', 'UNIMPLEMENTED', pre).elems;
+      }),
+    );
   }
 
   private get(req: GetRequest): GetResponse {
@@ -342,7 +426,11 @@ export class GnmiServer {
     const notification: Notification[] = queries.map((q, i) => {
       const matching = each[i] ?? [];
       if (matching.length === 0) throw new GnmiError('NOT_FOUND', `${pathToString({ elem: q })}: no data`);
-      return { timestamp: nowNs(), ...(prefix ? { prefix } : {}), update: updatesFor(matching, q, enc, strip) };
+      return {
+        timestamp: nowNs(),
+        ...(prefix ? { prefix } : {}),
+        update: updatesFor(matching, q, enc, strip),
+      };
     });
     return { notification };
   }
@@ -384,11 +472,26 @@ export class GnmiServer {
       const { prefix, strip } = respPrefix;
       const timestamp = nowNs();
       for (let at = 0; at === 0 || at < ls.length; at += NOTIFICATION_UPDATES) {
-        const update = ls.slice(at, at + NOTIFICATION_UPDATES).map((l) => ({ path: { elem: l.elems.slice(strip) }, val: encodeValue(l, enc) }));
-        call.write({ update: { timestamp, ...(prefix ? { prefix } : {}), update, delete: at === 0 ? deleted.map((elem) => ({ elem: elem.slice(strip) })) : [] } });
+        const update = ls
+          .slice(at, at + NOTIFICATION_UPDATES)
+          .map((l) => ({ path: { elem: l.elems.slice(strip) }, val: encodeValue(l, enc) }));
+        call.write({
+          update: {
+            timestamp,
+            ...(prefix ? { prefix } : {}),
+            update,
+            delete: at === 0 ? deleted.map((elem) => ({ elem: elem.slice(strip) })) : [],
+          },
+        });
       }
     };
-    const all = (): Leaf[] => this.model.leavesEach('ALL', queries.map((x) => x.q)).flat();
+    const all = (): Leaf[] =>
+      this.model
+        .leavesEach(
+          'ALL',
+          queries.map((x) => x.q),
+        )
+        .flat();
 
     call.on('data', (req: SubscribeRequest) => {
       try {
@@ -399,9 +502,13 @@ export class GnmiServer {
           const l = req.subscribe;
           enc = checkEncoding(l.encoding);
           const subs = l.subscription ?? [];
-          const qs = this.queries(l.prefix, subs.map((sub) => sub.path ?? undefined));
+          const qs = this.queries(
+            l.prefix,
+            subs.map((sub) => sub.path ?? undefined),
+          );
           queries = subs.map((sub, i) => ({ sub, q: qs[i] as PathElem[] }));
-          if (queries.length === 0) throw new GnmiError('INVALID_ARGUMENT', 'a subscription list needs at least one subscription');
+          if (queries.length === 0)
+            throw new GnmiError('INVALID_ARGUMENT', 'a subscription list needs at least one subscription');
           const mode = l.mode ?? 'STREAM';
           if (mode === 'STREAM') for (const { sub } of queries) this.checkStreamSub(sub);
           list = l;
@@ -409,13 +516,20 @@ export class GnmiServer {
           if (!l.updates_only) send(all());
           call.write({ sync_response: true });
           if (mode === 'ONCE') return end();
-          if (mode === 'STREAM') for (const { sub, q } of queries) this.stream(sub, q, matching, send, timers);
+          if (mode === 'STREAM')
+            for (const { sub, q } of queries) this.stream(sub, q, matching, send, timers);
         } else if (req.poll !== undefined && req.poll !== null) {
-          if (list === undefined || list.mode !== 'POLL') throw new GnmiError('INVALID_ARGUMENT', 'poll without a POLL subscription');
+          if (list === undefined || list.mode !== 'POLL')
+            throw new GnmiError('INVALID_ARGUMENT', 'poll without a POLL subscription');
           send(all());
           call.write({ sync_response: true });
         } else {
-          throw new GnmiError('INVALID_ARGUMENT', list === undefined ? 'the first message must be a subscription list' : 'only polls may follow the subscription list');
+          throw new GnmiError(
+            'INVALID_ARGUMENT',
+            list === undefined
+              ? 'the first message must be a subscription list'
+              : 'only polls may follow the subscription list',
+          );
         }
       } catch (err) {
         end(err);
@@ -431,11 +545,22 @@ export class GnmiServer {
   private checkStreamSub(sub: Subscription): void {
     const mode = sub.mode ?? 'TARGET_DEFINED';
     const interval = BigInt(sub.sample_interval ?? 0);
-    if (mode === 'SAMPLE' && interval !== 0n && interval < this.minSampleNs()) throw new GnmiError('INVALID_ARGUMENT', `sample_interval ${interval} ns is below the target's minimum ${this.minSampleNs()} ns`);
-    if (mode === 'TARGET_DEFINED' && interval !== 0n) throw new GnmiError('INVALID_ARGUMENT', 'TARGET_DEFINED subscriptions take no sample_interval');
+    if (mode === 'SAMPLE' && interval !== 0n && interval < this.minSampleNs())
+      throw new GnmiError(
+        'INVALID_ARGUMENT',
+        `sample_interval ${interval} ns is below the target's minimum ${this.minSampleNs()} ns`,
+      );
+    if (mode === 'TARGET_DEFINED' && interval !== 0n)
+      throw new GnmiError('INVALID_ARGUMENT', 'TARGET_DEFINED subscriptions take no sample_interval');
   }
 
-  private stream(sub: Subscription, q: PathElem[], matching: (q: PathElem[]) => Leaf[], send: (ls: Leaf[], deleted?: PathElem[][]) => void, timers: (() => void)[]): void {
+  private stream(
+    sub: Subscription,
+    q: PathElem[],
+    matching: (q: PathElem[]) => Leaf[],
+    send: (ls: Leaf[], deleted?: PathElem[][]) => void,
+    timers: (() => void)[],
+  ): void {
     const mode = sub.mode ?? 'TARGET_DEFINED';
     const toMs = (ns: bigint): number => Number(ns / 1_000_000n);
     const heartbeatMs = toMs(BigInt(sub.heartbeat_interval ?? 0));
@@ -445,7 +570,11 @@ export class GnmiServer {
       // Every leaf, every interval: nothing to remember between samples (deletes are
       // optional in SAMPLE mode, 3.5.2.3).
       const interval = BigInt(sub.sample_interval ?? 0);
-      timers.push(every(interval === 0n ? toMs(this.minSampleNs()) : Math.max(1, toMs(interval)), () => send(matching(q))));
+      timers.push(
+        every(interval === 0n ? toMs(this.minSampleNs()) : Math.max(1, toMs(interval)), () =>
+          send(matching(q)),
+        ),
+      );
       return;
     }
     let last = new Map<string, Leaf>(matching(q).map((l) => [leafKey(l.elems), l]));
@@ -462,7 +591,10 @@ export class GnmiServer {
         send([...cur.values()], deleted);
         return;
       }
-      send([...cur].filter(([k, l]) => prev.get(k) !== l.value).map(([, l]) => l), deleted);
+      send(
+        [...cur].filter(([k, l]) => prev.get(k) !== l.value).map(([, l]) => l),
+        deleted,
+      );
     };
     const lastSeen = new Map<string, unknown>([...last].map(([k, l]) => [k, l.value]));
     if (mode === 'SAMPLE') {
@@ -474,7 +606,11 @@ export class GnmiServer {
     }
     // ON_CHANGE (and TARGET_DEFINED, where every leaf is reported on change): scan for
     // changed and deleted leaves; with a heartbeat, everything again once per interval.
-    timers.push(every(Math.min(this.options.changeScanMs ?? 50, heartbeatMs > 0 ? heartbeatMs : Infinity), () => tick(true)));
+    timers.push(
+      every(Math.min(this.options.changeScanMs ?? 50, heartbeatMs > 0 ? heartbeatMs : Infinity), () =>
+        tick(true),
+      ),
+    );
   }
 }
 

@@ -107,7 +107,9 @@ function matchesElem(e: PathElem, q: PathElem): boolean {
 }
 
 /** A change made inside a transaction, to undo: a child set or removed, or a value overwritten. */
-type Undo = { parent: DataNode; text: string; before: DataNode | undefined } | { at: DataNode; value: Scalar | undefined; node: SchemaNode | undefined };
+type Undo =
+  | { parent: DataNode; text: string; before: DataNode | undefined }
+  | { at: DataNode; value: Scalar | undefined; node: SchemaNode | undefined };
 
 export class ConfigStore {
   private readonly root = new DataNode({ name: '' }, '');
@@ -229,7 +231,8 @@ export class ConfigStore {
     const out: Leaf[] = [];
     const path: PathElem[] = [];
     const all = (node: DataNode): void => {
-      if (node.node !== undefined) out.push({ elems: [...path], value: node.value as Scalar, node: node.node });
+      if (node.node !== undefined)
+        out.push({ elems: [...path], value: node.value as Scalar, node: node.node });
       node.each((kid) => {
         path.push(kid.elem);
         all(kid);
@@ -254,7 +257,8 @@ export class ConfigStore {
       if (through !== undefined && i === query.length - 1) {
         const via = node.kid(through);
         const leaf = via?.kid(q.name);
-        if (via !== undefined && leaf?.node !== undefined) out.push({ elems: [...path, via.elem, leaf.elem], value: leaf.value as Scalar, node: leaf.node });
+        if (via !== undefined && leaf?.node !== undefined)
+          out.push({ elems: [...path, via.elem, leaf.elem], value: leaf.value as Scalar, node: leaf.node });
       }
     };
     step(this.root, 0);

@@ -68,21 +68,33 @@ export class Bed {
 
   static async create(opts: BedOptions): Promise<Bed> {
     const clock = new VirtualClock(0);
-    const scenario = readScenario(Reader.fromObject('bed', {
-      switch: { pinCapacity: opts.pinCapacity ?? 1500, mirrorFinRst: opts.mirrorFinRst ?? false },
-      traffic: { enabled: false },
-      mirror: { enabled: false },
-      eapi: { port: 0 },
-      gnmi: opts.adapter === 'gnmi' ? { enabled: true, port: 0, username: 'admin', password: 'flowpin' } : { enabled: false },
-      status: { enabled: false },
-    }));
+    const scenario = readScenario(
+      Reader.fromObject('bed', {
+        switch: { pinCapacity: opts.pinCapacity ?? 1500, mirrorFinRst: opts.mirrorFinRst ?? false },
+        traffic: { enabled: false },
+        mirror: { enabled: false },
+        eapi: { port: 0 },
+        gnmi:
+          opts.adapter === 'gnmi'
+            ? { enabled: true, port: 0, username: 'admin', password: 'flowpin' }
+            : { enabled: false },
+        status: { enabled: false },
+      }),
+    );
     const sim = await startSimulator(scenario, { clock });
     opts.topology?.(sim.sw);
     if (opts.programDelayMs !== undefined) sim.sw.programDelayMs = opts.programDelayMs;
     const resets: ResetRecord[] = [];
     const traffic = new TrafficGenerator(sim.sw, clock, {
-      connectionsPerSecond: opts.connectionsPerSecond ?? 10, lifetime: { kind: 'lognormal', medianS: 60, sigma: 1, maxS: 1200 }, packetIntervalMs: 2000,
-      targets: [{ vip: VIP, port: 443 }], clientBase: '10.100.0.1', clientCount: 20_000, maxConcurrent: 100_000, seed: opts.seed ?? 7, onReset: (r) => resets.push(r),
+      connectionsPerSecond: opts.connectionsPerSecond ?? 10,
+      lifetime: { kind: 'lognormal', medianS: 60, sigma: 1, maxS: 1200 },
+      packetIntervalMs: 2000,
+      targets: [{ vip: VIP, port: 443 }],
+      clientBase: '10.100.0.1',
+      clientCount: 20_000,
+      maxConcurrent: 100_000,
+      seed: opts.seed ?? 7,
+      onReset: (r) => resets.push(r),
     });
     const bed = new Bed(opts, clock, sim, traffic, resets);
     bed.bornAt = opts.virtualController === true ? clock.now() : Date.now();
@@ -94,35 +106,95 @@ export class Bed {
   /** Starts (or restarts) the controller and points the mirror session at it. */
   async startController(): Promise<Controller> {
     const o = this.opts;
-    this.config = readConfig(Reader.fromObject('bed', {
-      pinMode: o.pinMode, settleMs: 20, barrierTimeoutMs: 10_000, resyncIntervalS: 3600, persistIntervalS: 3600, retryMaxMs: 400,
-      ...(o.stateFile === undefined ? {} : { stateFile: o.stateFile }),
-      mirror: { udp: [] },
-      switches: [{
-        name: 'sw1', adapter: o.adapter ?? 'arista-eapi', mirrorSources: ['127.0.0.2'], pinTableSize: o.pinCapacity ?? 1500, vips: [{ address: VIP, nexthops: NH }],
-        // The bed's traffic starts with it: no connection is older.
-        connectionsSince: this.bornAt,
-        mirrorEnds: o.mirrorFinRst === true ? 'both-ways' : 'syn-only',
-        ...(o.replies === undefined ? {} : { mirrorReplies: true, resolution: 'observe' }),
-        ...(o.adapter === 'sim' || o.adapter === 'gnmi' ? {} : { eapi: { url: this.sim.endpoints.eapi ?? 'http://unset', username: 'admin', password: 'flowpin', timeoutMs: 2000, groupTemplate: 'static-ecmp' } }),
-        ...(o.adapter === 'gnmi' ? { gnmi: { address: this.sim.endpoints.gnmi ?? 'unset:0', insecure: true, username: 'admin', password: 'flowpin', timeoutMs: 10_000, ingressInterfaces: ['Ethernet47'], sampleIntervalMs: 1000, groupProgramDelayMs: (o.programDelayMs ?? 0) + 50 } } : {}),
-      }],
-    }));
+    this.config = readConfig(
+      Reader.fromObject('bed', {
+        pinMode: o.pinMode,
+        settleMs: 20,
+        barrierTimeoutMs: 10_000,
+        resyncIntervalS: 3600,
+        persistIntervalS: 3600,
+        retryMaxMs: 400,
+        ...(o.stateFile === undefined ? {} : { stateFile: o.stateFile }),
+        mirror: { udp: [] },
+        switches: [
+          {
+            name: 'sw1',
+            adapter: o.adapter ?? 'arista-eapi',
+            mirrorSources: ['127.0.0.2'],
+            pinTableSize: o.pinCapacity ?? 1500,
+            vips: [{ address: VIP, nexthops: NH }],
+            // The bed's traffic starts with it: no connection is older.
+            connectionsSince: this.bornAt,
+            mirrorEnds: o.mirrorFinRst === true ? 'both-ways' : 'syn-only',
+            ...(o.replies === undefined ? {} : { mirrorReplies: true, resolution: 'observe' }),
+            ...(o.adapter === 'sim' || o.adapter === 'gnmi'
+              ? {}
+              : {
+                  eapi: {
+                    url: this.sim.endpoints.eapi ?? 'http://unset',
+                    username: 'admin',
+                    password: 'flowpin',
+                    timeoutMs: 2000,
+                    groupTemplate: 'static-ecmp',
+                  },
+                }),
+            ...(o.adapter === 'gnmi'
+              ? {
+                  gnmi: {
+                    address: this.sim.endpoints.gnmi ?? 'unset:0',
+                    insecure: true,
+                    username: 'admin',
+                    password: 'flowpin',
+                    timeoutMs: 10_000,
+                    ingressInterfaces: ['Ethernet47'],
+                    sampleIntervalMs: 1000,
+                    groupProgramDelayMs: (o.programDelayMs ?? 0) + 50,
+                  },
+                }
+              : {}),
+          },
+        ],
+      }),
+    );
     const sw = this.config.switches[0];
     if (sw === undefined) throw new Error('no switch');
-    const adapter = sw.adapter === 'sim' ? new SimAdapter(this.sim.sw) : createAdapter(sw, { pinIdleTimeoutS: this.config.pinIdleTimeoutS });
-    const controller = new Controller({ config: this.config, adapters: new Map([['sw1', adapter]]), logger: pino({ level: 'silent' }), listen: false, onCounted: (_rec, id, why) => this.counted.set(id, why), ...(o.virtualController ? { clock: clockOf(this.clock) } : {}) });
+    const adapter =
+      sw.adapter === 'sim'
+        ? new SimAdapter(this.sim.sw)
+        : createAdapter(sw, { pinIdleTimeoutS: this.config.pinIdleTimeoutS });
+    const controller = new Controller({
+      config: this.config,
+      adapters: new Map([['sw1', adapter]]),
+      logger: pino({ level: 'silent' }),
+      listen: false,
+      onCounted: (_rec, id, why) => this.counted.set(id, why),
+      ...(o.virtualController ? { clock: clockOf(this.clock) } : {}),
+    });
     await (o.virtualController ? this.during(controller.start()) : controller.start());
-    const { port } = await controller.receiver.listenUdp({ host: '127.0.0.1', port: 0, receiveBufferBytes: 8 * 1024 * 1024 });
+    const { port } = await controller.receiver.listenUdp({
+      host: '127.0.0.1',
+      port: 0,
+      receiveBufferBytes: 8 * 1024 * 1024,
+    });
     this.mirroredBefore = this.sim.sw.counters.mirrored;
     this.sender?.stop();
-    const sender = new MirrorSender({ host: '127.0.0.1', port, transport: 'udp', sourceAddress: '127.0.0.2' });
+    const sender = new MirrorSender({
+      host: '127.0.0.1',
+      port,
+      transport: 'udp',
+      sourceAddress: '127.0.0.2',
+    });
     await sender.start();
     this.sim.sw.mirror = (p) => sender.send(p);
     const encap = o.replies;
-    if (encap !== undefined) this.sim.sw.replyMirror = (p, from) => sender.sendReply(p, { mac: from.mac, portIndex: portIndexOf(from.port) }, encap);
-    else if (o.mirrorFinRst === true) this.sim.sw.replyMirror = (p, from) => sender.sendReply(p, { mac: from.mac, portIndex: portIndexOf(from.port) }, 'erspan1');
-    // FIN and RST mirrored both ways: the servers' too, on the reply session (a connection ends with a FIN from each side).
+    if (encap !== undefined)
+      this.sim.sw.replyMirror = (p, from) =>
+        sender.sendReply(p, { mac: from.mac, portIndex: portIndexOf(from.port) }, encap);
+    else if (o.mirrorFinRst === true)
+      this.sim.sw.replyMirror = (p, from) =>
+        sender.sendReply(p, { mac: from.mac, portIndex: portIndexOf(from.port) }, 'erspan1');
+    // FIN and RST mirrored both ways: the servers' too, on the reply session (a connection ends with a FIN
+    // from each side).
     this.sim.sw.replyMirrorFin = o.mirrorFinRst === true;
     this.sim.sw.replyMirrorRst = o.mirrorFinRst === true;
     this.sender = sender;
@@ -161,7 +233,11 @@ export class Bed {
     const c = this.controller;
     if (c === undefined) return;
     const end = Date.now() + maxMs;
-    while (c.receiver.status().frames < this.sim.sw.counters.mirrored - this.mirroredBefore && Date.now() < end) await new Promise((r) => setTimeout(r, 1));
+    while (
+      c.receiver.status().frames < this.sim.sw.counters.mirrored - this.mirroredBefore &&
+      Date.now() < end
+    )
+      await new Promise((r) => setTimeout(r, 1));
   }
 
   /** Waits until every mirrored frame arrived and every queue and pin write is done. */
@@ -172,9 +248,12 @@ export class Bed {
     for (;;) {
       const received = c.receiver.status().frames;
       const sent = this.sim.sw.counters.mirrored - this.mirroredBefore;
-      const busy = [...c.runtimes.values()].some((rt) => rt.queue.length > 0 || !rt.queue.doneThrough(rt.seq));
+      const busy = [...c.runtimes.values()].some(
+        (rt) => rt.queue.length > 0 || !rt.queue.doneThrough(rt.seq),
+      );
       if (received >= sent && !busy) break;
-      if (Date.now() > deadline) throw new Error(`bed did not settle: sent ${sent}, received ${received}, busy ${busy}`);
+      if (Date.now() > deadline)
+        throw new Error(`bed did not settle: sent ${sent}, received ${received}, busy ${busy}`);
       await new Promise((r) => setTimeout(r, 1));
     }
     await Promise.all([...c.runtimes.values()].map((rt) => rt.reconciler.flush()));

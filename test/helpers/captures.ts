@@ -56,11 +56,24 @@ export interface PcapSpec {
 export function classicPcap(spec: PcapSpec): Built {
   const o = new Out(spec.le);
   const magic = spec.nano ? 0xa1b23c4d : 0xa1b2c3d4;
-  o.push(o.u32(magic), o.u16(2), o.u16(4), o.u32(0), o.u32(0), o.u32(spec.snapLen ?? 262144), o.u32(spec.linkType));
+  o.push(
+    o.u32(magic),
+    o.u16(2),
+    o.u16(4),
+    o.u32(0),
+    o.u32(0),
+    o.u32(spec.snapLen ?? 262144),
+    o.u32(spec.linkType),
+  );
   const packets: Packet[] = [];
   for (const f of spec.frames) {
     o.push(Buffer.concat([o.u32(f.sec), o.u32(f.frac), o.u32(f.data.length), o.u32(f.data.length), f.data]));
-    packets.push({ data: f.data, linkType: spec.linkType, atMs: f.sec * 1000 + f.frac / (spec.nano ? 1e6 : 1000), end: o.length });
+    packets.push({
+      data: f.data,
+      linkType: spec.linkType,
+      atMs: f.sec * 1000 + f.frac / (spec.nano ? 1e6 : 1000),
+      end: o.length,
+    });
   }
   return { file: Buffer.concat(o.parts), packets, boundaries: o.boundaries };
 }
@@ -80,7 +93,8 @@ export type BlockSpec =
   | { kind: 'skip'; type: number; body: Buffer }
   | { kind: 'section'; ifaces: IfaceSpec[] };
 
-const pad4 = (b: Buffer): Buffer => (b.length % 4 === 0 ? b : Buffer.concat([b, Buffer.alloc(4 - (b.length % 4))]));
+const pad4 = (b: Buffer): Buffer =>
+  b.length % 4 === 0 ? b : Buffer.concat([b, Buffer.alloc(4 - (b.length % 4))]);
 
 function unitsPerSecond(tsresol: number | undefined): number {
   if (tsresol === undefined) return 1e6;
@@ -99,7 +113,17 @@ export function pcapng(le: boolean, ifaces: IfaceSpec[], blocks: BlockSpec[]): B
   let current: IfaceSpec[] = [];
   let lastAt = 0;
   const section = (list: IfaceSpec[]): void => {
-    const shb = Buffer.concat([o.u32(0x1a2b3c4d), o.u16(1), o.u16(0), Buffer.alloc(8, 0xff), o.u16(1), o.u16(5), pad4(Buffer.from('flow.')), o.u16(0), o.u16(0)]);
+    const shb = Buffer.concat([
+      o.u32(0x1a2b3c4d),
+      o.u16(1),
+      o.u16(0),
+      Buffer.alloc(8, 0xff),
+      o.u16(1),
+      o.u16(5),
+      pad4(Buffer.from('flow.')),
+      o.u16(0),
+      o.u16(0),
+    ]);
     block(0x0a0d0d0a, shb);
     for (const i of list) {
       const opts: Buffer[] = [];
@@ -133,8 +157,22 @@ export function pcapng(le: boolean, ifaces: IfaceSpec[], blocks: BlockSpec[]): B
       const hi = Number(b.ts >> 32n);
       const lo = Number(b.ts & 0xffffffffn);
       const head = b.kind === 'epb' ? o.u32(b.iface) : Buffer.concat([o.u16(b.iface), o.u16(0)]);
-      const comment = b.kind === 'epb' ? Buffer.concat([o.u16(1), o.u16(2), pad4(Buffer.from('hi')), o.u16(0), o.u16(0)]) : Buffer.alloc(0);
-      block(b.kind === 'epb' ? 6 : 2, Buffer.concat([head, o.u32(hi), o.u32(lo), o.u32(b.data.length), o.u32(b.origLen ?? b.data.length), pad4(b.data), comment]));
+      const comment =
+        b.kind === 'epb'
+          ? Buffer.concat([o.u16(1), o.u16(2), pad4(Buffer.from('hi')), o.u16(0), o.u16(0)])
+          : Buffer.alloc(0);
+      block(
+        b.kind === 'epb' ? 6 : 2,
+        Buffer.concat([
+          head,
+          o.u32(hi),
+          o.u32(lo),
+          o.u32(b.data.length),
+          o.u32(b.origLen ?? b.data.length),
+          pad4(b.data),
+          comment,
+        ]),
+      );
       const ups = unitsPerSecond(i.tsresol);
       lastAt = Number(b.ts) / (ups / 1000) + (i.tsoffset ?? 0) * 1000;
       packets.push({ data: b.data, linkType: i.linkType, atMs: lastAt, end: o.length });

@@ -10,9 +10,16 @@ export interface Ran {
   err: string;
 }
 
-export function cli(args: string[], env: Record<string, string | undefined>, onStart?: (kill: () => void, err: () => string, out: () => string) => void): Promise<Ran> {
+export function cli(
+  args: string[],
+  env: Record<string, string | undefined>,
+  onStart?: (kill: () => void, err: () => string, out: () => string) => void,
+): Promise<Ran> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [flowpinBin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FLOWPIN_TOKEN: undefined, FLOWPIN_URL: undefined, ...env } });
+    const child = spawn(process.execPath, [flowpinBin, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, FLOWPIN_TOKEN: undefined, FLOWPIN_URL: undefined, ...env },
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -23,6 +30,10 @@ export function cli(args: string[], env: Record<string, string | undefined>, onS
       clearTimeout(t);
       resolve({ code, out, err });
     });
-    onStart?.(() => child.kill('SIGINT'), () => err, () => out);
+    onStart?.(
+      () => child.kill('SIGINT'),
+      () => err,
+      () => out,
+    );
   });
 }

@@ -25,10 +25,31 @@ export const until = waitFor;
  * `flowpin start`'s own defaults (FIN/RST both ways, realistic closes) are what quickstart.test runs.
  */
 export async function startDemo(token: string, extra: string[] = []): Promise<Demo> {
-  const child = spawn(process.execPath, [flowpinBin, 'start', '--no-state', '--api-port', '0', '--eapi-port', '0', '--gnmi-port', '0', '--status-port', '0', '--mirror', '127.0.0.1:0', '--rate', '60', ...extra], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, FLOWPIN_TOKEN: token, FLOWPIN_LOG_LEVEL: 'warn' },
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      flowpinBin,
+      'start',
+      '--no-state',
+      '--api-port',
+      '0',
+      '--eapi-port',
+      '0',
+      '--gnmi-port',
+      '0',
+      '--status-port',
+      '0',
+      '--mirror',
+      '127.0.0.1:0',
+      '--rate',
+      '60',
+      ...extra,
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, FLOWPIN_TOKEN: token, FLOWPIN_LOG_LEVEL: 'warn' },
+    },
+  );
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
@@ -47,13 +68,24 @@ export async function startDemo(token: string, extra: string[] = []): Promise<De
     },
   };
   try {
-    demo.api = await until(() => /counters http:\S+\/counters/.test(out) && /API (http:\S+)/.exec(out)?.[1], 20_000, `flowpin start (output: ${out})`);
+    demo.api = await until(
+      () => /counters http:\S+\/counters/.test(out) && /API (http:\S+)/.exec(out)?.[1],
+      20_000,
+      `flowpin start (output: ${out})`,
+    );
     // Wait until the controller is ready and has learned flows on every nexthop.
-    await until(async () => {
-      const r = await fetch(`${demo.api}/api/v1/switches/sim1/vips`);
-      const v = (await r.json()) as { vips: { nexthops: { tracked: number }[] }[] };
-      return (await fetch(`${demo.api}/readyz`)).status === 200 && (v.vips[0]?.nexthops.every((n) => n.tracked > 5) ?? false);
-    }, 20_000, 'a ready controller with tracked flows');
+    await until(
+      async () => {
+        const r = await fetch(`${demo.api}/api/v1/switches/sim1/vips`);
+        const v = (await r.json()) as { vips: { nexthops: { tracked: number }[] }[] };
+        return (
+          (await fetch(`${demo.api}/readyz`)).status === 200 &&
+          (v.vips[0]?.nexthops.every((n) => n.tracked > 5) ?? false)
+        );
+      },
+      20_000,
+      'a ready controller with tracked flows',
+    );
   } catch (err) {
     await demo.stop();
     throw err;
@@ -63,4 +95,13 @@ export async function startDemo(token: string, extra: string[] = []): Promise<De
 
 export const CHROMIUM = '/usr/bin/chromium';
 export const haveChromium = (): boolean => existsSync(CHROMIUM);
-export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];

@@ -12,7 +12,11 @@ export class TestNetns {
   }
 
   exec(cmd: string, args: string[], input?: string): string {
-    return execFileSync('ip', ['netns', 'exec', this.name, cmd, ...args], { input, stdio: ['pipe', 'pipe', 'pipe'], timeout: 30_000 }).toString();
+    return execFileSync('ip', ['netns', 'exec', this.name, cmd, ...args], {
+      input,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      timeout: 30_000,
+    }).toString();
   }
 
   spawn(cmd: string, args: string[]): ChildProcess {

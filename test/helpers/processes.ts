@@ -21,14 +21,23 @@ export interface Proc {
 }
 
 /** A process of `command` (node unless given) with `args`. */
-export function proc(args: string[], env: Record<string, string> = {}, command: string = process.execPath): Proc {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FLOWPIN_LOG_LEVEL: 'warn', ...env } });
+export function proc(
+  args: string[],
+  env: Record<string, string> = {},
+  command: string = process.execPath,
+): Proc {
+  const child = spawn(command, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, FLOWPIN_LOG_LEVEL: 'warn', ...env },
+  });
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
   const exit = once(child, 'exit') as Promise<[number | null, string | null]>;
   return {
-    child, out: () => out, exit,
+    child,
+    out: () => out,
+    exit,
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');
@@ -49,12 +58,43 @@ export interface SimProc extends Proc {
 /** The simulator, with the mirror senders' clients (10.16.0.0/12 onwards) on its uplink. */
 export async function startSim(dir: string): Promise<SimProc> {
   const scenario = path.join(dir, 'sim.yaml');
-  writeFileSync(scenario, "switch: { uplink: { prefixes: ['10.16.0.0/12', '10.32.0.0/11', '10.64.0.0/11', '2001:db8:c::/48'] } }\n");
-  const p = proc([flowpinBin, 'sim', '--config', scenario, '--eapi-port', '0', '--gnmi-port', '0', '--status-port', '0', '--mirror', '127.0.0.1:9', '--no-traffic']);
+  writeFileSync(
+    scenario,
+    "switch: { uplink: { prefixes: ['10.16.0.0/12', '10.32.0.0/11', '10.64.0.0/11', '2001:db8:c::/48'] } }\n",
+  );
+  const p = proc([
+    flowpinBin,
+    'sim',
+    '--config',
+    scenario,
+    '--eapi-port',
+    '0',
+    '--gnmi-port',
+    '0',
+    '--status-port',
+    '0',
+    '--mirror',
+    '127.0.0.1:9',
+    '--no-traffic',
+  ]);
   try {
-    const eapi = await until(() => /eAPI\s+(http:\S+)/.exec(p.out())?.[1], 20_000, `the simulator (output: ${p.out()})`);
-    const counters = await until<string>(() => /counters (http:\S+\/counters)/.exec(p.out())?.[1], 5000, 'the counters endpoint');
-    return { ...p, eapi, counters, pins: async () => ((await (await fetch(counters)).json()) as { pins: { programmed: number } }).pins.programmed };
+    const eapi = await until(
+      () => /eAPI\s+(http:\S+)/.exec(p.out())?.[1],
+      20_000,
+      `the simulator (output: ${p.out()})`,
+    );
+    const counters = await until<string>(
+      () => /counters (http:\S+\/counters)/.exec(p.out())?.[1],
+      5000,
+      'the counters endpoint',
+    );
+    return {
+      ...p,
+      eapi,
+      counters,
+      pins: async () =>
+        ((await (await fetch(counters)).json()) as { pins: { programmed: number } }).pins.programmed,
+    };
   } catch (err) {
     await p.stop();
     throw err;
@@ -67,25 +107,45 @@ export interface FlowpinProc extends Proc {
   config: string;
 }
 
-/** `flowpin run` against the simulator; `extra` are top-level configuration lines, `mirrorSources` the switch's. */
-export async function startFlowpin(dir: string, sim: SimProc, o: { token: string; stateFile: string; mirrorSources?: string[]; extra?: string[] }): Promise<FlowpinProc> {
+/**
+ * `flowpin run` against the simulator; `extra` are top-level configuration lines, `mirrorSources` the
+ * switch's.
+ */
+export async function startFlowpin(
+  dir: string,
+  sim: SimProc,
+  o: { token: string; stateFile: string; mirrorSources?: string[]; extra?: string[] },
+): Promise<FlowpinProc> {
   const config = path.join(dir, 'flowpin.yaml');
-  writeFileSync(config, [
-    `api: { host: 127.0.0.1, port: 0, token: ${o.token} }`,
-    ...(o.extra ?? []),
-    `stateFile: ${o.stateFile}`,
-    'switches:',
-    '  - name: sim1',
-    '    adapter: arista-eapi',
-    `    mirrorSources: [${(o.mirrorSources ?? ['127.0.0.1']).join(', ')}]`,
-    `    eapi: { url: '${sim.eapi}', username: admin, password: flowpin, groupTemplate: static-ecmp }`,
-    '    vips: [{ address: 192.0.2.80, nexthops: [10.0.1.1, 10.0.1.2, 10.0.1.3, 10.0.1.4] }]',
-    '',
-  ].join('\n'));
+  writeFileSync(
+    config,
+    [
+      `api: { host: 127.0.0.1, port: 0, token: ${o.token} }`,
+      ...(o.extra ?? []),
+      `stateFile: ${o.stateFile}`,
+      'switches:',
+      '  - name: sim1',
+      '    adapter: arista-eapi',
+      `    mirrorSources: [${(o.mirrorSources ?? ['127.0.0.1']).join(', ')}]`,
+      `    eapi: { url: '${sim.eapi}', username: admin, password: flowpin, groupTemplate: static-ecmp }`,
+      '    vips: [{ address: 192.0.2.80, nexthops: [10.0.1.1, 10.0.1.2, 10.0.1.3, 10.0.1.4] }]',
+      '',
+    ].join('\n'),
+  );
   const p = proc([flowpinBin, 'run', '--config', config]);
   try {
-    const api = await until(() => /API (http:\S+?),/.exec(p.out())?.[1], 20_000, `flowpin run (output: ${p.out()})`);
-    const mirrorPort = Number(await until(() => /mirror receiver on GRE-in-UDP \S+:(\d+)/.exec(p.out())?.[1], 5000, 'the mirror receiver'));
+    const api = await until(
+      () => /API (http:\S+?),/.exec(p.out())?.[1],
+      20_000,
+      `flowpin run (output: ${p.out()})`,
+    );
+    const mirrorPort = Number(
+      await until(
+        () => /mirror receiver on GRE-in-UDP \S+:(\d+)/.exec(p.out())?.[1],
+        5000,
+        'the mirror receiver',
+      ),
+    );
     return { ...p, api, mirrorPort, config };
   } catch (err) {
     await p.stop();
@@ -94,14 +154,22 @@ export async function startFlowpin(dir: string, sim: SimProc, o: { token: string
 }
 
 /** A mirror sender process: COUNT distinct-shaped SYN datagrams at RATE per second to flowpin. */
-export function sendMirror(port: number, count: number, rate: number): Proc & { result(): Promise<{ sent: number; seconds: number; refused: number }> } {
+export function sendMirror(
+  port: number,
+  count: number,
+  rate: number,
+): Proc & { result(): Promise<{ sent: number; seconds: number; refused: number }> } {
   const p = proc([SENDER, String(port), String(count), String(rate)]);
   return {
     ...p,
     async result() {
       const [code] = await p.exit;
       if (code !== 0) throw new Error(`mirror sender exited ${code ?? '?'}: ${p.out()}`);
-      return JSON.parse(p.out().trim().split('\n').pop() ?? '{}') as { sent: number; seconds: number; refused: number };
+      return JSON.parse(p.out().trim().split('\n').pop() ?? '{}') as {
+        sent: number;
+        seconds: number;
+        refused: number;
+      };
     },
   };
 }

@@ -27,10 +27,15 @@ export const isRoot = (): boolean => process.getuid?.() === 0;
  */
 export function skipUnless(ok: boolean, what: string): string | false {
   if (ok) return false;
-  if (process.env['CI'] === 'true') throw new Error(`CI=true and ${what} is missing: .ci/run must install it`);
+  if (process.env['CI'] === 'true')
+    throw new Error(`CI=true and ${what} is missing: .ci/run must install it`);
   return `${what} is missing`;
 }
 
 export function run(cmd: string, args: string[], input?: Buffer): string {
-  return execFileSync(cmd, args, { input, maxBuffer: 64 * 1024 * 1024, stdio: ['pipe', 'pipe', 'pipe'] }).toString();
+  return execFileSync(cmd, args, {
+    input,
+    maxBuffer: 64 * 1024 * 1024,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  }).toString();
 }

@@ -38,5 +38,8 @@ for dev in sys.argv[1:]:
 
 /** Attaches the program at ingress of `devices` in namespace `ns`. */
 export function invalidateRxHash(ns: string, devices: string[]): void {
-  execFileSync('ip', ['netns', 'exec', ns, '/usr/bin/python3', '-c', LOADER, ...devices.map(checkIfname)], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 20_000 });
+  execFileSync('ip', ['netns', 'exec', ns, '/usr/bin/python3', '-c', LOADER, ...devices.map(checkIfname)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 20_000,
+  });
 }

@@ -1,6 +1,7 @@
 // A Linux router lab in network namespaces: a client namespace, a router namespace (the ECMP
 // dataplane flowpin drives), and server namespaces holding the VIPs on loopback with a TCP
-// echo service each (and a half-close service beside it) (the first `inGroup` form the VIPs' groups, the rest are spares). The
+// echo service each (and a half-close service beside it) (the first `inGroup` form the VIPs' groups, the rest
+// are spares). The
 // router mirrors to flowpin over VXLAN: the VXLAN device is made in the caller's namespace
 // and moved into the router, so its underlay socket stays here and sends to 127.0.0.1, where
 // flowpin listens (VXLAN devices keep the namespace they were created in for their socket).
@@ -65,7 +66,10 @@ function alive(pid: number): boolean {
 export function removeNamespace(ns: string): void {
   let pids: number[] = [];
   try {
-    pids = ip(['netns', 'pids', ns]).split('\n').filter((l) => l.trim() !== '').map(Number);
+    pids = ip(['netns', 'pids', ns])
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map(Number);
   } catch {
     pids = [];
   }
@@ -86,7 +90,10 @@ export function removeNamespace(ns: string): void {
 
 /** Names of namespaces with this prefix. */
 export function labNamespaces(prefix: string): string[] {
-  return ip(['netns', 'list']).split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n.startsWith(`${prefix}-`));
+  return ip(['netns', 'list'])
+    .split('\n')
+    .map((l) => l.split(' ')[0] ?? '')
+    .filter((n) => n.startsWith(`${prefix}-`));
 }
 
 /** Removes namespaces left by processes with this prefix that no longer run. */
@@ -174,31 +181,79 @@ export class LabTopology {
     const r = this.router;
     this.ns(r);
     this.ns(this.client);
-    for (const [k, v] of [['net.ipv4.ip_forward', '1'], ['net.ipv6.conf.all.forwarding', '1'], ['net.ipv4.fib_multipath_hash_policy', '1'], ['net.ipv6.fib_multipath_hash_policy', '1'], ['net.ipv4.conf.all.rp_filter', '0'], ['net.ipv4.conf.default.rp_filter', '0']] as const) this.sysctl(r, k, v);
+    for (const [k, v] of [
+      ['net.ipv4.ip_forward', '1'],
+      ['net.ipv6.conf.all.forwarding', '1'],
+      ['net.ipv4.fib_multipath_hash_policy', '1'],
+      ['net.ipv6.fib_multipath_hash_policy', '1'],
+      ['net.ipv4.conf.all.rp_filter', '0'],
+      ['net.ipv4.conf.default.rp_filter', '0'],
+    ] as const)
+      this.sysctl(r, k, v);
     // Client side: one veth, several source addresses per family.
-    ip(['-n', r, 'link', 'add', this.clientDev, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', this.client]);
+    ip([
+      '-n',
+      r,
+      'link',
+      'add',
+      this.clientDev,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      'eth0',
+      'netns',
+      this.client,
+    ]);
     const n = this.options.clientAddresses ?? 4;
-    const batchR = [`addr add 198.18.0.1/24 dev ${this.clientDev}`, `addr add fd00:18::1/64 dev ${this.clientDev} nodad`, `link set ${this.clientDev} up`];
+    const batchR = [
+      `addr add 198.18.0.1/24 dev ${this.clientDev}`,
+      `addr add fd00:18::1/64 dev ${this.clientDev} nodad`,
+      `link set ${this.clientDev} up`,
+    ];
     const batchC = ['link set eth0 up'];
     for (let i = 0; i < n; i++) {
       this.clients4.push(`198.18.0.${i + 2}`);
       this.clients6.push(`fd00:18::${(i + 2).toString(16)}`);
-      batchC.push(`addr add 198.18.0.${i + 2}/24 dev eth0`, `addr add fd00:18::${(i + 2).toString(16)}/64 dev eth0 nodad`);
+      batchC.push(
+        `addr add 198.18.0.${i + 2}/24 dev eth0`,
+        `addr add fd00:18::${(i + 2).toString(16)}/64 dev eth0 nodad`,
+      );
     }
     batchC.push('route add default via 198.18.0.1', 'route add default via fd00:18::1');
     ip(['-n', r, '-batch', '-'], batchR.join('\n') + '\n');
     ip(['-n', this.client, '-batch', '-'], batchC.join('\n') + '\n');
     const total = this.options.servers ?? this.inGroup + 1;
     for (let i = 1; i <= total; i++) {
-      const s: LabServer = { index: i, ns: `${this.router.slice(0, -2)}-s${i}`, dev: `s${i}`, addr4: `198.19.${i}.2`, addr6: `fd00:19:${i}::2` };
+      const s: LabServer = {
+        index: i,
+        ns: `${this.router.slice(0, -2)}-s${i}`,
+        dev: `s${i}`,
+        addr4: `198.19.${i}.2`,
+        addr6: `fd00:19:${i}::2`,
+      };
       this.ns(s.ns);
       ip(['-n', r, 'link', 'add', s.dev, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', s.ns]);
-      ip(['-n', r, '-batch', '-'], [`addr add 198.19.${i}.1/24 dev ${s.dev}`, `addr add fd00:19:${i}::1/64 dev ${s.dev} nodad`, `link set ${s.dev} up`].join('\n') + '\n');
-      ip(['-n', s.ns, '-batch', '-'], [
-        'link set eth0 up', `addr add ${s.addr4}/24 dev eth0`, `addr add ${s.addr6}/64 dev eth0 nodad`,
-        `addr add ${LAB_VIP4}/32 dev lo`, `addr add ${LAB_VIP6}/128 dev lo nodad`,
-        `route add default via 198.19.${i}.1`, `route add default via fd00:19:${i}::1`,
-      ].join('\n') + '\n');
+      ip(
+        ['-n', r, '-batch', '-'],
+        [
+          `addr add 198.19.${i}.1/24 dev ${s.dev}`,
+          `addr add fd00:19:${i}::1/64 dev ${s.dev} nodad`,
+          `link set ${s.dev} up`,
+        ].join('\n') + '\n',
+      );
+      ip(
+        ['-n', s.ns, '-batch', '-'],
+        [
+          'link set eth0 up',
+          `addr add ${s.addr4}/24 dev eth0`,
+          `addr add ${s.addr6}/64 dev eth0 nodad`,
+          `addr add ${LAB_VIP4}/32 dev lo`,
+          `addr add ${LAB_VIP6}/128 dev lo nodad`,
+          `route add default via 198.19.${i}.1`,
+          `route add default via fd00:19:${i}::1`,
+        ].join('\n') + '\n',
+      );
       this.servers.push(s);
     }
     if (this.options.deterministicHash ?? true) invalidateRxHash(r, [this.clientDev]);
@@ -215,8 +270,19 @@ export class LabTopology {
     const r = this.router;
     this.ns(this.collector);
     ip(['-n', r, 'link', 'add', 'm0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', this.collector]);
-    ip(['-n', r, '-batch', '-'], ['addr add 192.0.2.1/30 dev m0', 'link set m0 up', `link add ${this.mirrorDev} type vxlan id ${this.vni} local 192.0.2.1 remote ${MIRROR_COLLECTOR} dstport 4789 dev m0`, `link set ${this.mirrorDev} up`].join('\n') + '\n');
-    ip(['-n', this.collector, '-batch', '-'], ['addr add 192.0.2.2/30 dev eth0', 'link set eth0 up'].join('\n') + '\n');
+    ip(
+      ['-n', r, '-batch', '-'],
+      [
+        'addr add 192.0.2.1/30 dev m0',
+        'link set m0 up',
+        `link add ${this.mirrorDev} type vxlan id ${this.vni} local 192.0.2.1 remote ${MIRROR_COLLECTOR} dstport 4789 dev m0`,
+        `link set ${this.mirrorDev} up`,
+      ].join('\n') + '\n',
+    );
+    ip(
+      ['-n', this.collector, '-batch', '-'],
+      ['addr add 192.0.2.2/30 dev eth0', 'link set eth0 up'].join('\n') + '\n',
+    );
     // Room for SYN bursts: the collector socket's buffer is capped by this namespace's rmem_max.
     this.sysctl(this.collector, 'net.core.rmem_max', String(32 * 1024 * 1024));
   }
@@ -224,7 +290,19 @@ export class LabTopology {
   /** A UDP socket bound to 192.0.2.2:4789 in the collector namespace, for flowpin's VXLAN source. */
   collectorSocket(): Promise<Socket> {
     return new Promise((resolve, reject) => {
-      const child = spawn('ip', ['netns', 'exec', this.collector, process.execPath, path.join(here, 'collector-socket.js'), MIRROR_COLLECTOR, '4789'], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+      const child = spawn(
+        'ip',
+        [
+          'netns',
+          'exec',
+          this.collector,
+          process.execPath,
+          path.join(here, 'collector-socket.js'),
+          MIRROR_COLLECTOR,
+          '4789',
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] },
+      );
       this.children.push(child);
       const timer = setTimeout(() => reject(new Error('collector socket: no answer')), 15_000);
       child.on('message', (_m, handle) => {
@@ -232,32 +310,54 @@ export class LabTopology {
         if (handle instanceof Socket) resolve(handle);
         else reject(new Error('collector socket: no socket passed'));
       });
-      child.once('exit', (code) => code !== 0 && reject(new Error(`collector socket helper exited (${code})`)));
+      child.once(
+        'exit',
+        (code) => code !== 0 && reject(new Error(`collector socket helper exited (${code})`)),
+      );
     });
   }
 
   /** Runs a node script of this folder inside a namespace. */
   spawnIn(ns: string, script: string, args: string[]): ChildProcess {
-    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, path.join(here, script), ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, path.join(here, script), ...args], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     this.children.push(child);
     return child;
   }
 
   private async startEchoServers(): Promise<void> {
-    await Promise.all(this.servers.map((s) => new Promise<void>((resolve, reject) => {
-      const child = this.spawnIn(s.ns, 'echo-server.js', [String(LAB_PORT), String(this.options.tailMs ?? 8000)]);
-      const timer = setTimeout(() => reject(new Error(`echo server in ${s.ns} did not start`)), 15_000);
-      child.stdout?.once('data', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      child.once('exit', (code) => reject(new Error(`echo server in ${s.ns} exited (${code})`)));
-    })));
+    await Promise.all(
+      this.servers.map(
+        (s) =>
+          new Promise<void>((resolve, reject) => {
+            const child = this.spawnIn(s.ns, 'echo-server.js', [
+              String(LAB_PORT),
+              String(this.options.tailMs ?? 8000),
+            ]);
+            const timer = setTimeout(() => reject(new Error(`echo server in ${s.ns} did not start`)), 15_000);
+            child.stdout?.once('data', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            child.once('exit', (code) => reject(new Error(`echo server in ${s.ns} exited (${code})`)));
+          }),
+      ),
+    );
   }
 
   /** TCP connections of the echo services on a server (established, or half-closed by either side). */
   serverConnections(s: LabServer): number {
-    const out = execFileSync('ip', ['netns', 'exec', s.ns, 'ss', '-Htn', 'state', 'connected', `( sport = :${LAB_PORT} or sport = :${LAB_HALF_PORT} )`]).toString();
+    const out = execFileSync('ip', [
+      'netns',
+      'exec',
+      s.ns,
+      'ss',
+      '-Htn',
+      'state',
+      'connected',
+      `( sport = :${LAB_PORT} or sport = :${LAB_HALF_PORT} )`,
+    ]).toString();
     return out.split('\n').filter((l) => l.trim() !== '').length;
   }
 

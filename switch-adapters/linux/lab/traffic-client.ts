@@ -15,7 +15,12 @@ import { connect, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { tailByte } from './tail.js';
 
-interface Target { host: string; port: number; count: number; local: string[] }
+interface Target {
+  host: string;
+  port: number;
+  count: number;
+  local: string[];
+}
 interface Conn {
   id: number;
   family: 4 | 6;
@@ -25,7 +30,10 @@ interface Conn {
   port: number;
   /** Tail bytes received after the client's FIN. */
   tailed: number;
-  /** half-closed: the client sent its FIN, the server still sends; tail-done: the server closed its side after. */
+  /**
+   * half-closed: the client sent its FIN, the server still sends; tail-done: the server closed its side
+   * after.
+   */
   state: 'connecting' | 'open' | 'half-closing' | 'half-closed' | 'tail-done' | 'broken' | 'closed';
   why: string;
   lastProgress: number;
@@ -51,7 +59,20 @@ function breakConn(c: Conn, why: string): void {
 }
 
 function open(t: Target, family: 4 | 6, local: string): Promise<void> {
-  const c: Conn = { id: conns.length, family, sock: undefined as unknown as Socket, sent: 0, echoed: 0, port: t.port, tailed: 0, state: 'connecting', why: '', lastProgress: Date.now(), localPort: 0, localAddr: local };
+  const c: Conn = {
+    id: conns.length,
+    family,
+    sock: undefined as unknown as Socket,
+    sent: 0,
+    echoed: 0,
+    port: t.port,
+    tailed: 0,
+    state: 'connecting',
+    why: '',
+    lastProgress: Date.now(),
+    localPort: 0,
+    localAddr: local,
+  };
   conns.push(c);
   return new Promise((resolve) => {
     const sock = connect({ host: t.host, port: t.port, localAddress: local });
@@ -67,7 +88,10 @@ function open(t: Target, family: 4 | 6, local: string): Promise<void> {
       for (let i = 0; i < d.length; i++) {
         // The echo of what was sent first, then (half-closed) the server's tail.
         const want = c.echoed < c.sent ? byteAt(c.id, c.echoed) : tailByte(c.tailed);
-        if (d[i] !== want || (c.echoed >= c.sent && c.state !== 'half-closed' && c.state !== 'half-closing')) {
+        if (
+          d[i] !== want ||
+          (c.echoed >= c.sent && c.state !== 'half-closed' && c.state !== 'half-closing')
+        ) {
           breakConn(c, 'corrupt');
           return;
         }
@@ -85,7 +109,13 @@ function open(t: Target, family: 4 | 6, local: string): Promise<void> {
       resolve();
     });
     sock.on('close', () => {
-      if (c.state === 'open' || c.state === 'connecting' || c.state === 'half-closing' || c.state === 'half-closed') breakConn(c, 'closed-by-peer');
+      if (
+        c.state === 'open' ||
+        c.state === 'connecting' ||
+        c.state === 'half-closing' ||
+        c.state === 'half-closed'
+      )
+        breakConn(c, 'closed-by-peer');
       resolve();
     });
   });
@@ -100,7 +130,8 @@ function tick(): void {
       c.sock.end();
     }
     // A half-closed connection's tail comes every 100 ms until the server closes.
-    if ((c.state === 'half-closed' || c.state === 'half-closing') && now - c.lastProgress > stallMs) breakConn(c, 'stalled');
+    if ((c.state === 'half-closed' || c.state === 'half-closing') && now - c.lastProgress > stallMs)
+      breakConn(c, 'stalled');
     if (c.state !== 'open') continue;
     if (c.echoed < c.sent && now - c.lastProgress > stallMs) {
       breakConn(c, 'stalled');
@@ -139,7 +170,8 @@ function report(): Record<string, unknown> {
 async function closeAll(): Promise<void> {
   sending = false;
   const deadline = Date.now() + 10_000 + tailWaitMs;
-  const busy = (c: Conn): boolean => (c.state === 'open' && c.echoed < c.sent) || c.state === 'half-closing' || c.state === 'half-closed';
+  const busy = (c: Conn): boolean =>
+    (c.state === 'open' && c.echoed < c.sent) || c.state === 'half-closing' || c.state === 'half-closed';
   while (Date.now() < deadline && conns.some(busy)) await new Promise((r) => setTimeout(r, 50));
   for (const c of conns) {
     if (c.state === 'half-closing' || c.state === 'half-closed') breakConn(c, 'tail-not-ended-at-close');
@@ -156,7 +188,15 @@ async function closeAll(): Promise<void> {
 let timer: NodeJS.Timeout | undefined;
 
 createInterface({ input: process.stdin }).on('line', (line) => {
-  const cmd = JSON.parse(line) as { op: string; targets?: Target[]; intervalMs?: number; chunk?: number; stallMs?: number; port?: number; tailWaitMs?: number };
+  const cmd = JSON.parse(line) as {
+    op: string;
+    targets?: Target[];
+    intervalMs?: number;
+    chunk?: number;
+    stallMs?: number;
+    port?: number;
+    tailWaitMs?: number;
+  };
   if (cmd.op === 'open') {
     intervalMs = cmd.intervalMs ?? intervalMs;
     chunk = cmd.chunk ?? chunk;

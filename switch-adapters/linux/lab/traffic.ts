@@ -22,7 +22,11 @@ export interface TrafficReport {
 }
 
 export class LabTraffic {
-  private readonly waiters: { op: string; resolve: (r: TrafficReport) => void; reject: (e: Error) => void }[] = [];
+  private readonly waiters: {
+    op: string;
+    resolve: (r: TrafficReport) => void;
+    reject: (e: Error) => void;
+  }[] = [];
   private readonly child: ChildProcess;
   private exited: Error | undefined;
 
@@ -44,14 +48,29 @@ export class LabTraffic {
   private ask(cmd: Record<string, unknown>, answer: string, timeoutMs: number): Promise<TrafficReport> {
     if (this.exited) return Promise.reject(this.exited);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`traffic client: no '${answer}' in ${timeoutMs} ms`)), timeoutMs);
-      this.waiters.push({ op: answer, resolve: (r) => (clearTimeout(timer), resolve(r)), reject: (e) => (clearTimeout(timer), reject(e)) });
+      const timer = setTimeout(
+        () => reject(new Error(`traffic client: no '${answer}' in ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      this.waiters.push({
+        op: answer,
+        resolve: (r) => (clearTimeout(timer), resolve(r)),
+        reject: (e) => (clearTimeout(timer), reject(e)),
+      });
       this.child.stdin?.write(JSON.stringify(cmd) + '\n');
     });
   }
 
-  /** Opens `v4` + `v6` connections to the VIPs, spread over the client addresses (`port`: the echo service's unless given). */
-  open(lab: LabTopology, v4: number, v6: number, opts: { intervalMs?: number; chunk?: number; stallMs?: number; port?: number } = {}): Promise<TrafficReport> {
+  /**
+   * Opens `v4` + `v6` connections to the VIPs, spread over the client addresses (`port`: the echo service's
+   * unless given).
+   */
+  open(
+    lab: LabTopology,
+    v4: number,
+    v6: number,
+    opts: { intervalMs?: number; chunk?: number; stallMs?: number; port?: number } = {},
+  ): Promise<TrafficReport> {
     const { port = LAB_PORT, ...rest } = opts;
     const targets = [
       { host: LAB_VIP4, port, count: v4, local: lab.clients4 },
@@ -62,7 +81,8 @@ export class LabTraffic {
 
   /**
    * Half-closes every open connection to the half-close port (the client's FIN once its echo
-   * is complete); their servers go on sending a tail. `close()` waits up to `tailWaitMs` for the tails to end.
+   * is complete); their servers go on sending a tail. `close()` waits up to `tailWaitMs` for the tails to
+   * end.
    */
   halfClose(tailWaitMs: number): Promise<TrafficReport> {
     return this.ask({ op: 'halfClose', port: LAB_HALF_PORT, tailWaitMs }, 'half-closed', 10_000);
