@@ -85,6 +85,13 @@ export interface FailedPin {
   at: number;
 }
 
+/** The failed-pin records as others see them: read, never written (the reconciler records and forgets). */
+export interface FailedPins {
+  readonly size: number;
+  get(id: string): Readonly<FailedPin> | undefined;
+  values(): IterableIterator<Readonly<FailedPin>>;
+}
+
 const INSTALL_PARALLELISM = 2;
 const FAILED_MAX = 10_000;
 const FAILED_TTL_MS = 15 * 60_000;
@@ -110,7 +117,7 @@ export class Reconciler {
    */
   private readonly wanted = new Map<string, DesiredPin>();
   private readonly held = new InstalledPins();
-  readonly failed: LRUCache<string, FailedPin>;
+  private readonly failedPins: LRUCache<string, FailedPin>;
   /** Desired members per VIP; a VIP absent here is left as the switch has it. */
   private readonly wantedGroups = new Map<string, Set<string>>();
   /**
@@ -148,11 +155,16 @@ export class Reconciler {
 
   constructor(private readonly o: ReconcilerOptions) {
     this.capacity = o.adapter.capabilities.pinTableSize;
-    this.failed = new LRUCache<string, FailedPin>({
+    this.failedPins = new LRUCache<string, FailedPin>({
       max: FAILED_MAX,
       ttl: FAILED_TTL_MS,
       perf: { now: () => o.clock.now() },
     });
+  }
+
+  /** Pins that could not be installed, by flow id (bounded and aged), read-only. */
+  get failed(): FailedPins {
+    return this.failedPins;
   }
 
   /** Desired pins by flow id. */
@@ -212,7 +224,7 @@ export class Reconciler {
     const cur = this.wanted.get(id);
     if (cur && cur.nexthop === pin.nexthop) return;
     this.wanted.set(id, pin);
-    this.failed.delete(id);
+    this.failedPins.delete(id);
     this.touched.add(id);
     this.touch();
   }
@@ -401,7 +413,7 @@ export class Reconciler {
 
   private drop(id: string, pin: DesiredPin, why: AtRiskReason | 'idle-timeout', detail: string): void {
     this.wanted.delete(id);
-    this.failed.set(id, { flow: pin.flow, nexthop: pin.nexthop, why, detail, at: this.o.clock.now() });
+    this.failedPins.set(id, { flow: pin.flow, nexthop: pin.nexthop, why, detail, at: this.o.clock.now() });
     if (why !== 'idle-timeout') this.o.metrics.connectionsAtRisk.inc({ switch: this.o.switchName, why });
     for (const fn of this.dropListeners) fn(id, pin, why);
   }
