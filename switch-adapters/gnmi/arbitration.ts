@@ -1,0 +1,33 @@
+// gNMI master arbitration (openconfig/reference rpc/gnmi/gnmi-master-arbitration.md; messages
+// in gnmi_ext.proto of openconfig/gnmi: Extension.master_arbitration = 2, MasterArbitration
+// { Role role = 1; Uint128 election_id = 2 }, Uint128 { uint64 high = 1; uint64 low = 2 },
+// SetRequest.extension = 5). The owner's epoch is the election id: it "MUST be guaranteed to
+// be monotonically increasing" (section 1), which the owner's epoch is. The client "carries
+// the election ID in all of its Set requests" and sends "an empty Set RPC (with the election ID
+// only) as soon as it becomes master" (3.2); the target refuses a smaller id with
+// PERMISSION_DENIED. A client that can be part of a replica group "MUST always set this
+// extension, and the role MUST be populated" (3.2): flowpin's role is `flowpin`.
+
+import type { Extension } from '../../proto/gnmi.js';
+import { checkEpoch } from '../fence.js';
+
+/** The role flowpin's instances are arbitrated in. */
+export const FLOWPIN_ROLE = 'flowpin';
+
+const U64 = (1n << 64n) - 1n;
+
+/** The master-arbitration extension with `epoch` as the election id (64-bit halves as decimal strings). */
+export function masterArbitration(epoch: bigint, role = FLOWPIN_ROLE): Extension {
+  const id = checkEpoch(epoch);
+  return {
+    master_arbitration: {
+      role: { id: role },
+      election_id: { high: String(id >> 64n), low: String(id & U64) },
+    },
+  };
+}
+
+/** A decoded Uint128 as a bigint (absent halves are 0). */
+export function uint128(v: { high?: string | number; low?: string | number } | undefined): bigint {
+  return (BigInt(v?.high ?? 0) << 64n) | BigInt(v?.low ?? 0);
+}
