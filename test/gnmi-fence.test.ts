@@ -1,0 +1,161 @@
+// gNMI master arbitration as the fence of a switch's writes: every Set of a fenced adapter
+// carries its epoch as the election id, a takeover sends an empty Set with the new id, and
+// the simulator's target refuses a lower id with PERMISSION_DENIED, so a stale owner's pin,
+// removal and group writes change nothing (gnmi-master-arbitration.md 3.2). A Set without the
+// extension is accepted, as 3.2 says, and counted by the target.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { GnmiAdapter } from '../switch-adapters/gnmi/adapter.js';
+import { masterArbitration, uint128 } from '../switch-adapters/gnmi/arbitration.js';
+import type { FlowSpec, PinRule } from '../switch-adapters/contract.js';
+import { SwitchFencedError } from '../switch-adapters/fence.js';
+import { GnmiServer } from '../switch-sim/gnmi/server.js';
+import { testSwitch, VIP, NEXTHOPS } from './helpers/sim.js';
+
+const flow = (i: number): FlowSpec => ({
+  family: 4,
+  src: `10.100.0.${i}`,
+  dst: VIP,
+  sport: 20000 + i,
+  dport: 443,
+});
+const pin = (i: number, nh = NEXTHOPS[0] as string): PinRule => ({
+  flow: flow(i),
+  nexthop: nh,
+  idleTimeoutS: 300,
+});
+
+test('the election id is a Uint128 of the epoch, with flowpin as the role', () => {
+  const e = masterArbitration(5n);
+  assert.deepEqual(e.master_arbitration?.role, { id: 'flowpin' });
+  assert.equal(uint128(e.master_arbitration?.election_id), 5n);
+  assert.equal(
+    uint128(masterArbitration((1n << 64n) - 1n).master_arbitration?.election_id),
+    (1n << 64n) - 1n,
+  );
+  assert.throws(() => masterArbitration(1n << 64n), RangeError);
+});
+
+test(
+  'a stale owner (lower epoch) after a newer one: every write refused PERMISSION_DENIED, nothing changed',
+  { timeout: 30_000 },
+  async () => {
+    const { sw } = testSwitch({ pinCapacity: 100 });
+    const server = new GnmiServer(sw, { host: '127.0.0.1', port: 0, minSampleMs: 10 });
+    const { address } = await server.start();
+    const make = (): GnmiAdapter =>
+      new GnmiAdapter({
+        switchName: 'sw1',
+        address,
+        insecure: true,
+        ingressInterfaces: ['Ethernet47'],
+        sampleIntervalMs: 1000,
+        timeoutMs: 5000,
+      });
+    const old = make();
+    const now = make();
+    try {
+      await old.connect();
+      await old.fenceTakeover({ epoch: 3n });
+      await old.installPins([pin(1)], { epoch: 3n });
+      assert.equal(server.arbiter.highest.get('flowpin'), 3n);
+      // A newer owner takes over, with its empty Set, and writes.
+      await now.connect();
+      const setsBefore = server.stats.set;
+      await now.fenceTakeover({ epoch: 5n });
+      // (connect's Set above went before the takeover, without a fence: accepted per 3.2, counted.)
+      const unarbitrated = server.arbiter.unarbitrated;
+      assert.equal(server.stats.set, setsBefore + 1, 'the takeover is one (empty) Set');
+      assert.equal(server.arbiter.highest.get('flowpin'), 5n);
+      await now.installPins([pin(2, NEXTHOPS[1])], { epoch: 5n });
+      const before = {
+        pins: sw.pins
+          .all()
+          .map((e) => `${e.name}>${e.nexthop}`)
+          .sort(),
+        group: await now.groupMembers(VIP),
+      };
+      // The old owner goes on writing: pins, removals, group.
+      const refused = server.arbiter.staleRefused;
+      await assert.rejects(
+        old.installPins([pin(3)], { epoch: 3n }),
+        (e: Error) =>
+          e instanceof SwitchFencedError && /PERMISSION_DENIED|lower than the master's 5/.test(e.message),
+      );
+      await assert.rejects(old.removePins([flow(1)], { epoch: 3n }), SwitchFencedError);
+      await assert.rejects(
+        old.removeGroupMember(VIP, NEXTHOPS[0] as string, { epoch: 3n }),
+        SwitchFencedError,
+      );
+      await assert.rejects(old.addGroupMember(VIP, '10.0.1.9', { epoch: 3n }), SwitchFencedError);
+      await assert.rejects(old.fenceTakeover({ epoch: 4n }), SwitchFencedError);
+      assert.equal(server.arbiter.staleRefused, refused + 5);
+      assert.equal(server.arbiter.staleLanded, 0);
+      const after = {
+        pins: sw.pins
+          .all()
+          .map((e) => `${e.name}>${e.nexthop}`)
+          .sort(),
+        group: await now.groupMembers(VIP),
+      };
+      assert.deepEqual(after, before, 'nothing of the stale owner landed');
+      // The new owner's writes go on.
+      await now.removePins([flow(1)], { epoch: 5n });
+      assert.equal(
+        server.arbiter.unarbitrated,
+        unarbitrated,
+        'every Set since the takeover carried the extension',
+      );
+    } finally {
+      await old.close();
+      await now.close();
+      await server.stop();
+    }
+  },
+);
+
+test(
+  'a Set without arbitration is accepted (spec 3.2) and counted; an extension without election_id is INVALID_ARGUMENT',
+  { timeout: 30_000 },
+  async () => {
+    const { sw } = testSwitch({ pinCapacity: 100 });
+    const server = new GnmiServer(sw, { host: '127.0.0.1', port: 0, minSampleMs: 10 });
+    const { address } = await server.start();
+    const a = new GnmiAdapter({
+      switchName: 'sw1',
+      address,
+      insecure: true,
+      ingressInterfaces: ['Ethernet47'],
+      sampleIntervalMs: 1000,
+      timeoutMs: 5000,
+    });
+    try {
+      await a.connect();
+      await a.fenceTakeover({ epoch: 2n });
+      const plain = new GnmiAdapter({
+        switchName: 'sw1',
+        address,
+        insecure: true,
+        ingressInterfaces: ['Ethernet47'],
+        sampleIntervalMs: 1000,
+        timeoutMs: 5000,
+      });
+      await plain.connect();
+      await plain.installPins([pin(7)]);
+      assert.equal(
+        server.arbiter.unarbitrated >= 2,
+        true,
+        'connect and install without arbitration were counted',
+      );
+      await plain.close();
+      await assert.rejects(
+        a.transport.set({ extension: [{ master_arbitration: { role: { id: 'flowpin' } } }] }),
+        /election_id/,
+      );
+    } finally {
+      await a.close();
+      await server.stop();
+    }
+  },
+);
