@@ -9,6 +9,7 @@
 // extension, and the role MUST be populated" (3.2): flowpin's role is `flowpin`.
 
 import type { Extension } from '../../proto/gnmi.js';
+export { uint128 } from '../../proto/gnmi.js';
 import { checkEpoch } from '../fence.js';
 
 /** The role flowpin's instances are arbitrated in. */
@@ -25,9 +26,4 @@ export function masterArbitration(epoch: bigint, role = FLOWPIN_ROLE): Extension
       election_id: { high: String(id >> 64n), low: String(id & U64) },
     },
   };
-}
-
-/** A decoded Uint128 as a bigint (absent halves are 0). */
-export function uint128(v: { high?: string | number; low?: string | number } | undefined): bigint {
-  return (BigInt(v?.high ?? 0) << 64n) | BigInt(v?.low ?? 0);
 }

@@ -9,8 +9,7 @@
 // writes past the fence; section 1 says such Sets are rejected, 3.2 that they are accepted:
 // this target follows 3.2, the detailed handling). Other extensions are refused, as before.
 
-import type { Extension } from '../../proto/gnmi.js';
-import { uint128 } from '../../switch-adapters/gnmi/arbitration.js';
+import { uint128, type Extension } from '../../proto/gnmi.js';
 import { GnmiError } from './schema.js';
 
 export class MasterArbiter {
