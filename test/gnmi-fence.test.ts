@@ -6,6 +6,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { World } from '../cli/scenario/world.js';
+import { valueOf } from '../controller/metrics.js';
 import { GnmiAdapter } from '../switch-adapters/gnmi/adapter.js';
 import { masterArbitration, uint128 } from '../switch-adapters/gnmi/arbitration.js';
 import type { FlowSpec, PinRule } from '../switch-adapters/contract.js';
@@ -156,6 +158,87 @@ test(
     } finally {
       await a.close();
       await server.stop();
+    }
+  },
+);
+
+test(
+  "the reconciler's writes carry its fence to a gNMI target; once a newer owner takes over, they are refused and counted",
+  { timeout: 60_000 },
+  async () => {
+    const nh = ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4'];
+    const w = new World({
+      switches: [
+        {
+          name: 'sw1',
+          vips: [{ address: VIP, nexthops: nh, port: 443 }],
+          spares: [],
+          ecmpMode: 'resilient',
+          pinCapacity: 1000,
+          programDelayMs: 0,
+          rate: 0.001,
+          lifetime: { kind: 'fixed', s: 3600 },
+        },
+      ],
+      adapter: 'gnmi',
+      latencyMs: 2,
+      mirrorDelayMs: 1,
+      packetIntervalMs: 1000,
+      seed: 7,
+      controller: {
+        pinMode: 'on-change',
+        settleMs: 20,
+        barrierTimeoutMs: 3000,
+        store: 'memory',
+        resyncIntervalS: 3600,
+      },
+    });
+    let other: GnmiAdapter | undefined;
+    try {
+      await w.startController();
+      const c = w.controller;
+      const target = w.gnmiTarget('sw1');
+      assert.ok(c && target);
+      const r = c.runtime('sw1').reconciler;
+      // The takeover reads the switch again (a resync): time moves while it does.
+      const takeover = c.fenceTakeover('sw1', { epoch: 5n });
+      await w.advance(500);
+      await takeover;
+      assert.equal(
+        target.server.arbiter.highest.get('flowpin'),
+        5n,
+        'the takeover Set made the controller master',
+      );
+      const unarbitrated = target.server.arbiter.unarbitrated;
+      const rules = (): number => w.sw('sw1').sw.pins.all().length;
+      r.want({ flow: flow(1), nexthop: nh[0] as string, reason: 'test', since: w.now });
+      await w.advance(500);
+      assert.equal(rules(), 1);
+      assert.equal(
+        target.server.arbiter.unarbitrated,
+        unarbitrated,
+        "every Set of the reconciler's carried the election id",
+      );
+      // A newer owner takes the switch; this controller's next write is refused as stale.
+      other = new GnmiAdapter({
+        switchName: 'sw1',
+        address: target.address,
+        insecure: true,
+        username: 'admin',
+        password: 'flowpin',
+        ingressInterfaces: ['Ethernet47'],
+        timeoutMs: 5000,
+      });
+      await other.fenceTakeover({ epoch: 7n });
+      r.want({ flow: flow(2), nexthop: nh[1] as string, reason: 'test', since: w.now });
+      await w.advance(500);
+      assert.equal(rules(), 1, 'nothing of the stale owner landed');
+      assert.match(r.blocked ?? '', /refused as stale/);
+      assert.ok((await valueOf(c.metrics.fenceRefusals, { switch: 'sw1', reason: 'stale' })) >= 1);
+      assert.equal(target.server.arbiter.staleLanded, 0);
+    } finally {
+      await other?.close();
+      await w.close();
     }
   },
 );
