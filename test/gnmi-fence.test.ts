@@ -12,6 +12,7 @@ import { GnmiAdapter } from '../switch-adapters/gnmi/adapter.js';
 import { masterArbitration, uint128 } from '../switch-adapters/gnmi/arbitration.js';
 import type { FlowSpec, PinRule } from '../switch-adapters/contract.js';
 import { SwitchFencedError } from '../switch-adapters/fence.js';
+import { MasterArbiter } from '../switch-sim/gnmi/arbiter.js';
 import { GnmiServer } from '../switch-sim/gnmi/server.js';
 import { testSwitch, VIP, NEXTHOPS } from './helpers/sim.js';
 
@@ -28,15 +29,26 @@ const pin = (i: number, nh = NEXTHOPS[0] as string): PinRule => ({
   idleTimeoutS: 300,
 });
 
-test('the election id is a Uint128 of the epoch, with flowpin as the role', () => {
+test('the election id is a Uint128 of the epoch, in the default role unless one is given', () => {
   const e = masterArbitration(5n);
-  assert.deepEqual(e.master_arbitration?.role, { id: 'flowpin' });
+  assert.equal(e.master_arbitration?.role, undefined);
+  assert.deepEqual(masterArbitration(5n, 'flowpin').master_arbitration?.role, { id: 'flowpin' });
   assert.equal(uint128(e.master_arbitration?.election_id), 5n);
   assert.equal(
     uint128(masterArbitration((1n << 64n) - 1n).master_arbitration?.election_id),
     (1n << 64n) - 1n,
   );
   assert.throws(() => masterArbitration(1n << 64n), RangeError);
+});
+
+test('the target arbitrates per role (spec 2): another role has its own master', () => {
+  const arb = new MasterArbiter();
+  arb.check([masterArbitration(5n)]);
+  arb.check([masterArbitration(3n, 'other')]);
+  arb.check([masterArbitration(5n)]);
+  assert.throws(() => arb.check([masterArbitration(4n)]), /lower than the master's 5/);
+  assert.throws(() => arb.check([masterArbitration(2n, 'other')]), /lower than the master's 3/);
+  assert.equal(arb.staleRefused, 2);
 });
 
 test(
@@ -61,7 +73,7 @@ test(
       await old.connect();
       await old.fenceTakeover({ epoch: 3n });
       await old.installPins([pin(1)], { epoch: 3n });
-      assert.equal(server.arbiter.highest.get('flowpin'), 3n);
+      assert.equal(server.arbiter.highest.get(''), 3n);
       // A newer owner takes over, with its empty Set, and writes.
       await now.connect();
       const setsBefore = server.stats.set;
@@ -69,7 +81,7 @@ test(
       // (connect's Set above went before the takeover, without a fence: accepted per 3.2, counted.)
       const unarbitrated = server.arbiter.unarbitrated;
       assert.equal(server.stats.set, setsBefore + 1, 'the takeover is one (empty) Set');
-      assert.equal(server.arbiter.highest.get('flowpin'), 5n);
+      assert.equal(server.arbiter.highest.get(''), 5n);
       await now.installPins([pin(2, NEXTHOPS[1])], { epoch: 5n });
       const before = {
         pins: sw.pins
@@ -152,7 +164,7 @@ test(
       );
       await plain.close();
       await assert.rejects(
-        a.transport.set({ extension: [{ master_arbitration: { role: { id: 'flowpin' } } }] }),
+        a.transport.set({ extension: [{ master_arbitration: { role: { id: '' } } }] }),
         /election_id/,
       );
     } finally {
@@ -204,11 +216,7 @@ test(
       const takeover = c.fenceTakeover('sw1', { epoch: 5n });
       await w.advance(500);
       await takeover;
-      assert.equal(
-        target.server.arbiter.highest.get('flowpin'),
-        5n,
-        'the takeover Set made the controller master',
-      );
+      assert.equal(target.server.arbiter.highest.get(''), 5n, 'the takeover Set made the controller master');
       const unarbitrated = target.server.arbiter.unarbitrated;
       const rules = (): number => w.sw('sw1').sw.pins.all().length;
       r.want({ flow: flow(1), nexthop: nh[0] as string, reason: 'test', since: w.now });

@@ -102,6 +102,8 @@ export interface GnmiAdapterOptions extends GnmiTransportOptions {
    * forwarding; the controller waits at least this long (default 500 ms).
    */
   groupProgramDelayMs?: number;
+  /** The master-arbitration role of fenced Sets (arbitration.ts); absent: the default role. */
+  arbitrationRole?: string;
   now?: () => number;
 }
 
@@ -188,7 +190,10 @@ export class GnmiAdapter implements SwitchAdapter {
     const f = this.fence;
     if (f === undefined) return this.transport.set(req);
     try {
-      return await this.transport.set({ ...req, extension: [masterArbitration(f.epoch)] });
+      return await this.transport.set({
+        ...req,
+        extension: [masterArbitration(f.epoch, this.options.arbitrationRole)],
+      });
     } catch (err) {
       const code =
         err instanceof SwitchAuthError ? (err.cause as { code?: number } | undefined)?.code : undefined;

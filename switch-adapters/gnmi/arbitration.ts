@@ -6,23 +6,23 @@
 // the election ID in all of its Set requests" and sends "an empty Set RPC (with the election ID
 // only) as soon as it becomes master" (3.2); the target refuses a smaller id with
 // PERMISSION_DENIED. A client that can be part of a replica group "MUST always set this
-// extension, and the role MUST be populated" (3.2): flowpin's role is `flowpin`.
+// extension, and the role MUST be populated" (3.2); but SONiC's target, the one public
+// implementation found, refuses any Set that sets a role ("MA: Role is not implemented",
+// sonic-net/sonic-gnmi gnmi_server/server.go), so the role is left unset by default (the
+// default role, 2.1, in which every flowpin instance is arbitrated) and can be given.
 
 import type { Extension } from '../../proto/gnmi.js';
 export { uint128 } from '../../proto/gnmi.js';
 import { checkEpoch } from '../fence.js';
 
-/** The role flowpin's instances are arbitrated in. */
-export const FLOWPIN_ROLE = 'flowpin';
-
 const U64 = (1n << 64n) - 1n;
 
 /** The master-arbitration extension with `epoch` as the election id (64-bit halves as decimal strings). */
-export function masterArbitration(epoch: bigint, role = FLOWPIN_ROLE): Extension {
+export function masterArbitration(epoch: bigint, role?: string): Extension {
   const id = checkEpoch(epoch);
   return {
     master_arbitration: {
-      role: { id: role },
+      ...(role === undefined ? {} : { role: { id: role } }),
       election_id: { high: String(id >> 64n), low: String(id & U64) },
     },
   };
