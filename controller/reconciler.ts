@@ -156,6 +156,8 @@ export class Reconciler {
   private groupWriter: Promise<void> = Promise.resolve();
   /** The owner's fence under high availability; undefined: no HA, writes carry none. */
   private fenceToken: FenceToken | undefined;
+  /** The fence refusal that set `blocked`, if one did. */
+  private fenceBlock: { reason: 'expired' | 'stale'; epoch: bigint } | undefined;
 
   constructor(private readonly o: ReconcilerOptions) {
     this.capacity = o.adapter.capabilities.pinTableSize;
@@ -167,13 +169,16 @@ export class Reconciler {
   }
 
   /**
-   * Sets the fence every later write carries (a new owner's, or its lease extended); clears a
-   * block the previous fence's expiry or a stale-write refusal set and asks for a resync.
+   * Sets the fence every later write carries (a new owner's, or its lease extended). A block its
+   * predecessor's expiry set, or a stale-write refusal set under a lower epoch than this one's,
+   * is cleared (with a resync); any other block stays until the next resync.
    * undefined: no fence (no HA), as before any was set.
    */
   setFence(token: FenceToken | undefined): void {
     this.fenceToken = token;
-    if (this.blocked !== undefined) void this.resync();
+    const b = this.fenceBlock;
+    if (this.blocked === undefined || b === undefined) return;
+    if (b.reason === 'expired' || token === undefined || token.epoch > b.epoch) void this.resync();
   }
 
   /** The fence writes carry now. */
@@ -334,6 +339,7 @@ export class Reconciler {
   resync(): Promise<void> {
     this.needResync = true;
     this.blocked = undefined;
+    this.fenceBlock = undefined;
     this.touch();
     return this.flush();
   }
@@ -429,6 +435,9 @@ export class Reconciler {
             // Retrying cannot mend it: stop until the next resync (periodic, or an operator's).
             // Whoever waits for a flush is told now (it reads `blocked`), not at its deadline.
             this.blocked = this.lastError;
+            if (err instanceof FenceExpiredError) this.fenceBlock = { reason: 'expired', epoch: err.epoch };
+            else if (err instanceof SwitchFencedError)
+              this.fenceBlock = { reason: 'stale', epoch: err.epoch };
             for (const w of this.waiters.splice(0)) w.resolve();
           } else {
             const min = this.o.backoffMinMs ?? 100;

@@ -244,6 +244,12 @@ test(
       assert.match(r.blocked ?? '', /refused as stale/);
       assert.ok((await valueOf(c.metrics.fenceRefusals, { switch: 'sw1', reason: 'stale' })) >= 1);
       assert.equal(target.server.arbiter.staleLanded, 0);
+      // Its own lease renewed (the same epoch) does not unblock it: it would only be refused again.
+      const refused = target.server.arbiter.staleRefused;
+      c.setFence('sw1', { epoch: 5n });
+      await w.advance(300);
+      assert.match(r.blocked ?? '', /refused as stale/);
+      assert.equal(target.server.arbiter.staleRefused, refused);
     } finally {
       await other?.close();
       await w.close();
