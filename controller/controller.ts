@@ -10,7 +10,7 @@ import { MirrorReceiver } from '../mirror-receiver/receiver.js';
 import { MirrorLossMonitor } from '../mirror-receiver/loss-monitor.js';
 import type { FlowEvent } from '../mirror-receiver/flow-event.js';
 import { parseTuple, reverseTuple } from '../mirror-receiver/tuple.js';
-import type { SwitchAdapter } from '../switch-adapters/contract.js';
+import type { FenceToken, SwitchAdapter } from '../switch-adapters/contract.js';
 import { ServerIdentityMap } from './server-identity.js';
 import { checkCapabilities } from './capability-check.js';
 import { ChangeManager, type ChangeOptions, type ChangeRecord } from './changes.js';
@@ -702,6 +702,19 @@ export class Controller {
     const rt = this.runtimes.get(name);
     if (rt === undefined) throw notFound(`no switch named '${name}'`, { switch: name });
     return rt;
+  }
+
+  /**
+   * Under high availability, the fence a switch's writes carry from now on (its owner's epoch and
+   * lease deadline), set by whoever holds the switch's ownership; undefined: none (no HA).
+   */
+  setFence(name: string, token: FenceToken | undefined): void {
+    this.runtime(name).reconciler.setFence(token);
+  }
+
+  /** A new owner takes a switch: fences it with `token` and reads it again (Reconciler.takeover). */
+  fenceTakeover(name: string, token: FenceToken): Promise<void> {
+    return this.runtime(name).reconciler.takeover(token);
   }
 
   changeManager(name: string): ChangeManager {

@@ -51,8 +51,12 @@ export const RECONCILE_ERRORS = [
   'SwitchCommandError',
   'SwitchProtocolError',
   'SwitchUnsupportedError',
+  'SwitchFencedError',
+  'FenceExpiredError',
   'Error',
 ] as const;
+/** Why a write was refused under high availability (flowpin_fence_refusals_total). */
+export const FENCE_REFUSALS = ['expired', 'stale'] as const;
 export const REPLY_RESULTS = [
   'resolved',
   'agree',
@@ -99,6 +103,7 @@ export async function initialiseSeries(
     for (const why of PIN_REMOVED) m.pinsRemoved.inc({ ...sw, why }, 0);
     for (const reason of PIN_FAILURES) m.pinFailures.inc({ ...sw, reason }, 0);
     for (const error of RECONCILE_ERRORS) m.reconcileFailures.inc({ ...sw, error }, 0);
+    for (const reason of FENCE_REFUSALS) m.fenceRefusals.inc({ ...sw, reason }, 0);
     for (const why of AT_RISK) m.connectionsAtRisk.inc({ ...sw, why }, 0);
     for (const result of REPLY_RESULTS) m.replies.inc({ ...sw, result }, 0);
     for (const reason of UNKNOWN_SERVER) m.unknownServer.inc({ ...sw, reason }, 0);

@@ -153,6 +153,12 @@ export function controllerMetrics() {
       'Failed reconcile rounds (then backoff and full resync), by switch and error class',
       ['switch', 'error'],
     ),
+    fenceRefusals: counter(
+      'flowpin_fence_refusals_total',
+      'Switch writes refused under high availability, by reason: expired (the owner fenced itself: ' +
+        'its fence was past validUntil), stale (the switch refused a lower epoch)',
+      ['switch', 'reason'],
+    ),
     resyncs: counter('flowpin_resyncs_total', 'Full resyncs of a switch pin table', ['switch']),
     synToPin: histogram(
       'flowpin_syn_to_pin_seconds',

@@ -8,10 +8,13 @@
 // counts the failure. Failed-pin records are bounded and aged. Adapter reads change nothing:
 // pins the switch timed out or could not program, and entries of flowpin's no pin stands for,
 // are removed by this reconciler's resync round (garbage collection is a write like any
-// other); after a restart, pins found are adopted.
+// other); after a restart, pins found are adopted. Under high availability every write
+// carries the owner's fence (setFence), and none is started once the fence's validUntil (less
+// a margin) has passed: the owner fences itself before its lease can expire elsewhere.
 
 import { LRUCache } from 'lru-cache';
 import type {
+  FenceToken,
   FlowSpec,
   InstalledPin,
   NotProgrammedReason,
@@ -19,6 +22,7 @@ import type {
 } from '../switch-adapters/contract.js';
 import { flowId } from '../switch-adapters/contract.js';
 import { isSwitchError } from '../switch-adapters/errors.js';
+import { FenceExpiredError, SwitchFencedError } from '../switch-adapters/fence.js';
 import type { Clock } from './clock.js';
 import type { ControllerMetrics } from './metrics.js';
 
@@ -106,6 +110,11 @@ export interface ReconcilerOptions {
   backoffMaxMs?: number;
   /** How often accepted pins whose programming state is unknown are read back (ms). */
   readbackMs?: number;
+  /**
+   * No write is started later than this before the fence's validUntil (ms; default 1000): room
+   * for a write started just before it to land before the lease can expire elsewhere.
+   */
+  fenceMarginMs?: number;
 }
 
 export type DropListener = (id: string, pin: DesiredPin, why: AtRiskReason | 'idle-timeout') => void;
@@ -152,6 +161,10 @@ export class Reconciler {
   private readonly dropListeners = new Set<DropListener>();
   private readonly groupWriteListeners = new Set<(vip: string) => void>();
   private groupWriter: Promise<void> = Promise.resolve();
+  /** The owner's fence under high availability; undefined: no HA, writes carry none. */
+  private fenceToken: FenceToken | undefined;
+  /** The fence refusal that set `blocked`, if one did. */
+  private fenceBlock: { reason: 'expired' | 'stale'; epoch: bigint } | undefined;
 
   constructor(private readonly o: ReconcilerOptions) {
     this.capacity = o.adapter.capabilities.pinTableSize;
@@ -165,6 +178,55 @@ export class Reconciler {
   /** Pins that could not be installed, by flow id (bounded and aged), read-only. */
   get failed(): FailedPins {
     return this.failedPins;
+  }
+
+  /**
+   * Sets the fence every later write carries (a new owner's, or its lease extended). A block its
+   * predecessor's expiry set, or a stale-write refusal set under a lower epoch than this one's,
+   * is cleared (with a resync); any other block stays until the next resync.
+   * undefined: no fence (no HA), as before any was set.
+   */
+  setFence(token: FenceToken | undefined): void {
+    this.fenceToken = token;
+    const b = this.fenceBlock;
+    if (this.blocked === undefined || b === undefined) return;
+    if (b.reason === 'expired' || token === undefined || token.epoch > b.epoch) void this.resync();
+  }
+
+  /** The fence writes carry now. */
+  get fence(): FenceToken | undefined {
+    return this.fenceToken;
+  }
+
+  /**
+   * The fence for a write about to start, or undefined without one; throws FenceExpiredError
+   * (nothing sent) once its validUntil less the margin has passed.
+   */
+  private writeFence(): FenceToken | undefined {
+    const f = this.fenceToken;
+    if (f === undefined || f.validUntil === undefined) return f;
+    const now = this.o.clock.now();
+    if (now < f.validUntil - (this.o.fenceMarginMs ?? 1000)) return f;
+    this.o.metrics.fenceRefusals.inc({ switch: this.o.switchName, reason: 'expired' });
+    throw new FenceExpiredError(this.o.switchName, f.epoch, f.validUntil, now);
+  }
+
+  /**
+   * A new owner takes the switch: later writes carry `token`, the switch's own fence is set to
+   * its epoch where the kind keeps one (the adapter's fenceTakeover), and the switch is read
+   * again (resync) before anything is written from what this instance held.
+   */
+  async takeover(token: FenceToken): Promise<void> {
+    this.fenceToken = token;
+    const fence = this.writeFence() as FenceToken;
+    try {
+      await this.o.adapter.fenceTakeover(fence);
+    } catch (err) {
+      if (err instanceof SwitchFencedError)
+        this.o.metrics.fenceRefusals.inc({ switch: this.o.switchName, reason: 'stale' });
+      throw err;
+    }
+    await this.resync();
   }
 
   /** Desired pins by flow id. */
@@ -289,6 +351,7 @@ export class Reconciler {
   resync(): Promise<void> {
     this.needResync = true;
     this.blocked = undefined;
+    this.fenceBlock = undefined;
     this.touch();
     return this.flush();
   }
@@ -376,12 +439,17 @@ export class Reconciler {
           this.needResync = true;
           this.dirty = true;
           this.o.metrics.reconcileFailures.inc({ switch: this.o.switchName, error: errorKind(err) });
+          if (err instanceof SwitchFencedError)
+            this.o.metrics.fenceRefusals.inc({ switch: this.o.switchName, reason: 'stale' });
           this.o.metrics.ready.set({ switch: this.o.switchName }, 0);
           this.running = false;
           if (isSwitchError(err) && !err.retryable) {
             // Retrying cannot mend it: stop until the next resync (periodic, or an operator's).
             // Whoever waits for a flush is told now (it reads `blocked`), not at its deadline.
             this.blocked = this.lastError;
+            if (err instanceof FenceExpiredError) this.fenceBlock = { reason: 'expired', epoch: err.epoch };
+            else if (err instanceof SwitchFencedError)
+              this.fenceBlock = { reason: 'stale', epoch: err.epoch };
             for (const w of this.waiters.splice(0)) w.resolve();
           } else {
             const min = this.o.backoffMinMs ?? 100;
@@ -476,8 +544,8 @@ export class Reconciler {
     // Garbage collection is this round's write, not the listing's: what the switch timed out
     // or could not program, and what the listing found of flowpin's that no pin stands for.
     // Removed before the table's use is read, so the room it held counts as free.
-    if (garbage.length > 0) await a.removePins(garbage);
-    const strays = await a.removeStrays();
+    if (garbage.length > 0) await a.removePins(garbage, this.writeFence());
+    const strays = await a.removeStrays(this.writeFence());
     if (garbage.length + strays > 0)
       this.o.metrics.pinsRemoved.inc({ switch: this.o.switchName, why: 'gc' }, garbage.length + strays);
     await this.readUsage();
@@ -536,7 +604,7 @@ export class Reconciler {
         toInstall.push([id, d]);
     }
     if (toRemove.length > 0) {
-      await this.o.adapter.removePins(toRemove);
+      await this.o.adapter.removePins(toRemove, this.writeFence());
       for (const f of toRemove) {
         const id = flowId(f);
         this.held.delete(id);
@@ -578,6 +646,7 @@ export class Reconciler {
     const name = this.o.switchName;
     const outcomes = await this.o.adapter.installPins(
       chunk.map(([, p]) => ({ flow: p.flow, nexthop: p.nexthop, idleTimeoutS: this.o.idleTimeoutS })),
+      this.writeFence(),
     );
     const now = this.o.clock.now();
     const garbage: FlowSpec[] = [];
@@ -643,7 +712,7 @@ export class Reconciler {
     });
     if (strays) this.touch();
     if (garbage.length > 0) {
-      await this.o.adapter.removePins(garbage);
+      await this.o.adapter.removePins(garbage, this.writeFence());
       this.o.metrics.pinsRemoved.inc({ switch: name, why: 'gc' }, garbage.length);
     }
   }
@@ -678,12 +747,14 @@ export class Reconciler {
       // Additions first: a group is never left with fewer members than either end state.
       for (const m of want) {
         if (have.has(m)) continue;
-        await this.issued(vip, a.addGroupMember(vip, m));
+        const fence = this.writeFence();
+        await this.issued(vip, a.addGroupMember(vip, m, fence));
         have.add(m);
       }
       for (const m of [...have]) {
         if (want.has(m)) continue;
-        await this.issued(vip, a.removeGroupMember(vip, m));
+        const fence = this.writeFence();
+        await this.issued(vip, a.removeGroupMember(vip, m, fence));
         have.delete(m);
       }
       // A newer desired group (a rollback, say) set while this one was written is written next.

@@ -21,6 +21,7 @@ export const OPERATIONS = [
   'groupProgrammed',
   'addGroupMember',
   'removeGroupMember',
+  'fenceTakeover',
   'movedByAdd',
   'close',
 ] as const;

@@ -30,6 +30,11 @@ export interface Duration {
   nanos?: number;
 }
 
+/** A decoded gnmi_ext.Uint128 (the master-arbitration election id) as a bigint; absent halves are 0. */
+export function uint128(v: { high?: string | number; low?: string | number } | null | undefined): bigint {
+  return (BigInt(v?.high ?? 0) << 64n) | BigInt(v?.low ?? 0);
+}
+
 export interface Extension {
   ext?: 'registered_ext' | 'master_arbitration' | 'history' | 'commit' | 'depth' | 'config_subscription';
   registered_ext?: { id?: string; msg?: Buffer };

@@ -3,8 +3,10 @@
 // idempotent: installing a pin that exists, or removing one that does not, is not an error.
 
 import type { FlowSpec } from '../lib/flow.js';
+import type { FenceKind, FenceToken } from './fence.js';
 
 export { flowId, type FlowSpec } from '../lib/flow.js';
+export type { FenceKind, FenceToken } from './fence.js';
 
 export interface PinRule {
   flow: FlowSpec;
@@ -23,6 +25,8 @@ export interface InstalledPin {
   reason?: NotProgrammedReason;
   packets: number;
   bytes: number;
+  /** The epoch of the owner that wrote it, where the switch keeps it (eAPI, simulator: in its name). */
+  epoch?: bigint;
 }
 
 /**
@@ -102,15 +106,24 @@ export interface AdapterCapabilities {
    * false). 0: effective when accepted.
    */
   groupProgramDelayMs: number;
+  /**
+   * How a stale owner's writes are kept off the switch under high availability (docs/fencing.md):
+   * `refused`, the switch refuses a write of a lower epoch than one it has seen (gNMI master
+   * arbitration, the Linux adapter's nft fence element); `timed`, it cannot, and the writer stops
+   * starting writes at its fence's `validUntil` (eAPI, the simulator).
+   */
+  fencing: FenceKind;
 }
 
 /**
  * The adapter of one switch. Reads (resolve, listPins, readPins, pinTableUsage, groupMembers,
  * groupProgrammed, serverIdentities, movedByAdd, problems) change nothing on the switch; only
  * the writes (connect, installPins, removePins, removeStrays, addGroupMember,
- * removeGroupMember) do, and the controller calls those from the switch's reconciler alone
- * (connect: at start). What a read finds to clean up is reported, and removed by a write the
- * reconciler asks for in its round.
+ * removeGroupMember, fenceTakeover) do, and the controller calls those from the switch's
+ * reconciler alone (connect: at start; fenceTakeover: at a takeover). Under high availability
+ * each write carries the owner's fence (`fence`); without it the adapter writes as it always
+ * has. What a read finds to clean up is reported, and removed by a write the reconciler asks
+ * for in its round.
  */
 export interface SwitchAdapter {
   readonly kind: string;
@@ -119,8 +132,8 @@ export interface SwitchAdapter {
   connect(): Promise<void>;
   /** The nexthop each flow hashes to now, ignoring pins; undefined where the switch cannot tell. */
   resolve(flows: FlowSpec[]): Promise<(string | undefined)[]>;
-  installPins(pins: PinRule[]): Promise<PinOutcome[]>;
-  removePins(flows: FlowSpec[]): Promise<void>;
+  installPins(pins: PinRule[], fence?: FenceToken): Promise<PinOutcome[]>;
+  removePins(flows: FlowSpec[], fence?: FenceToken): Promise<void>;
   /**
    * Every pin flowpin owns on the switch, with its programming state; entries the switch timed
    * out or could not program are listed as not programmed (the reconciler removes them).
@@ -131,7 +144,7 @@ export interface SwitchAdapter {
    * for (a flow left without its action, a second rule holding a flow, a rule it cannot read);
    * answers how many. A write: the reconciler calls it in its resync round, after listPins.
    */
-  removeStrays(): Promise<number>;
+  removeStrays(fence?: FenceToken): Promise<number>;
   /** The state of these flows' pins (undefined where the switch has none) without a listing (readsPins). */
   readPins(flows: FlowSpec[]): Promise<(InstalledPin | undefined)[]>;
   /** The pin table's capacity and programmed entries of every owner (reportsTableUsage). */
@@ -140,8 +153,15 @@ export interface SwitchAdapter {
   groupMembers(vip: string): Promise<string[]>;
   /** Members forwarding uses now, programmed in hardware (readsProgrammedGroup). */
   groupProgrammed(vip: string): Promise<string[]>;
-  addGroupMember(vip: string, nexthop: string): Promise<void>;
-  removeGroupMember(vip: string, nexthop: string): Promise<void>;
+  addGroupMember(vip: string, nexthop: string, fence?: FenceToken): Promise<void>;
+  removeGroupMember(vip: string, nexthop: string, fence?: FenceToken): Promise<void>;
+  /**
+   * A new owner takes the switch with this fence: where the switch keeps a fence (`refused`), it
+   * is set to the new epoch now, so that a lower epoch's writes are refused from here on (gNMI:
+   * an empty Set with the election id; Linux: the nft fence element replaced). `timed` kinds keep
+   * nothing on the switch and do nothing.
+   */
+  fenceTakeover(fence: FenceToken): Promise<void>;
   /**
    * The servers the switch knows (neighbour and MAC tables), for telling a mirrored reply's server
    * (knowsServers).

@@ -5,6 +5,8 @@
 // or configured again. With a programming delay a configured flow is `pending` (accepted,
 // not forwarding) until the delay has passed, then programmed if the table has room.
 
+import { EpochLedger } from './epoch-ledger.js';
+
 export interface PinMatch {
   /** Address family when `ethertype ip`/`ipv6` was matched. */
   family?: 4 | 6;
@@ -89,6 +91,8 @@ export class PinTable {
   private pendingHead = 0;
   /** Configuration changes since start, for ON_CHANGE subscribers. */
   revision = 0;
+  /** Each pin write's epoch (from its name) and arrival, for counting stale writes under HA. */
+  readonly epochs = new EpochLedger();
   programDelayMs: number;
   reserved: number;
   private readonly clock: (() => number) | undefined;
@@ -139,6 +143,7 @@ export class PinTable {
    */
   upsert(name: string, spec: PinSpec, now: number): PinEntry {
     this.settle(now);
+    this.epochs.record(name, now);
     this.remove(name);
     const entry: PinEntry = {
       ...spec,

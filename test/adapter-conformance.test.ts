@@ -5,7 +5,9 @@
 // holds each, read from its sockets; a connection pinned to another server is reset). Every
 // case an adapter cannot run names its reason. Error classes are part of the contract: what a
 // capability flag says is missing rejects as unsupported, a switch that does not answer and
-// refused credentials are told apart by class and retryability.
+// refused credentials are told apart by class and retryability. Fencing (high availability) is
+// as the adapter's capability says: a stale owner's write refused with nothing changed
+// (`refused`), or landing under its epoch's name, bounded only by the writer's timing (`timed`).
 
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,6 +23,7 @@ import {
   SwitchUnsupportedError,
   type SwitchError,
 } from '../switch-adapters/errors.js';
+import { SwitchFencedError } from '../switch-adapters/fence.js';
 import { SimAdapter } from '../switch-adapters/sim/adapter.js';
 import { AristaEapiAdapter } from '../switch-adapters/arista-eapi/adapter.js';
 import { GnmiAdapter, type GnmiAdapterOptions } from '../switch-adapters/gnmi/adapter.js';
@@ -86,6 +89,8 @@ interface Bed {
   unreachable?(): SwitchAdapter;
   /** An adapter of the same kind whose credentials the switch refuses. */
   badCredentials?(): SwitchAdapter;
+  /** A second adapter of the same kind toward the same switch, connected: another controller instance. */
+  second(): Promise<SwitchAdapter>;
   teardown(): Promise<void>;
 }
 
@@ -137,7 +142,7 @@ const configuring = (commands: readonly string[]): number =>
 type SimParts = Pick<
   Bed,
   'adapter' | 'configWrites' | 'makeStray' | 'unreachable' | 'badCredentials' | 'teardown'
->;
+> & { another(): SwitchAdapter };
 
 /** A bed on the simulated switch; `parts` makes the adapter under test. */
 async function simBed(parts: (sw: SimSwitch, clock: VirtualClock) => Promise<SimParts>): Promise<Bed> {
@@ -154,8 +159,19 @@ async function simBed(parts: (sw: SimSwitch, clock: VirtualClock) => Promise<Sim
     flags: 0x10,
     bytes,
   });
+  const seconds: SwitchAdapter[] = [];
   return {
     ...p,
+    async second() {
+      const a = p.another();
+      seconds.push(a);
+      await a.connect();
+      return a;
+    },
+    async teardown() {
+      for (const a of seconds) await a.close();
+      await p.teardown();
+    },
     vip4: VIP,
     vip6: VIP6,
     members: () => [...NEXTHOPS],
@@ -187,6 +203,7 @@ const ADAPTERS: AdapterUnderTest[] = [
       simBed((sw) =>
         Promise.resolve({
           adapter: new SimAdapter(sw),
+          another: () => new SimAdapter(sw),
           configWrites: countModelWrites(sw),
           teardown: () => Promise.resolve(),
         }),
@@ -221,6 +238,7 @@ const ADAPTERS: AdapterUnderTest[] = [
         const adapter = new AristaEapiAdapter(options);
         return {
           adapter,
+          another: () => new AristaEapiAdapter(options),
           configWrites: () => configuring(server.commandLog),
           // A flow configured without its action (a line-by-line write cut short).
           makeStray: async (p) =>
@@ -287,6 +305,7 @@ const ADAPTERS: AdapterUnderTest[] = [
             void (await adapter.transport.set({
               replace: [ruleUpdate({ networkInstance: 'default', policyId: 'flowpin' }, 999, p)],
             })),
+          another: () => new GnmiAdapter(options),
           unreachable: () => other({ address: '127.0.0.1:1' }),
           badCredentials: () => other({ password: 'wrong' }),
           teardown: async () => {
@@ -332,6 +351,7 @@ const ADAPTERS: AdapterUnderTest[] = [
           dport: 7007,
         });
         const spare = lab.servers[4];
+        const seconds: SwitchAdapter[] = [];
         const options = {
           switchName: SWITCH,
           vips: [{ address: LAB_VIP4, nexthops: lab.members4 }],
@@ -389,7 +409,16 @@ const ADAPTERS: AdapterUnderTest[] = [
           // A command prefix that is not there: nothing answers.
           unreachable: () =>
             new LinuxRouterAdapter({ ...options, prefix: ['/nonexistent/flowpin-router-shell'] }),
-          teardown: () => Promise.resolve(lab.destroy()),
+          async second() {
+            const a = labAdapter(lab, { pinTableSize: CAPACITY });
+            seconds.push(a);
+            await withWarmTraffic(lab, a.connect());
+            return a;
+          },
+          teardown: async () => {
+            for (const a of seconds) await a.close();
+            lab.destroy();
+          },
         };
       } catch (err) {
         lab.destroy();
@@ -813,6 +842,54 @@ for (const a of ADAPTERS) {
         } finally {
           await other.close();
         }
+      },
+    );
+
+    // Late in the suite: it leaves the switch fenced (the adapter under test its owner, at epoch 7).
+    test(
+      'fencing as the capability says: after a newer owner takes over, a stale write is refused with nothing changed (refused) or lands under its epoch (timed)',
+      opts('fence'),
+      async () => {
+        const old = bed.adapter;
+        const [m0, m1] = bed.members(bed.vip4) as [string, string];
+        const rule = (i: number, nexthop: string): PinRule => ({
+          flow: bed.flow(i),
+          nexthop,
+          idleTimeoutS: 300,
+        });
+        const [p1, p2, p3] = [rule(41, m1), rule(42, m0), rule(43, m1)];
+        const listing = async (a: SwitchAdapter): Promise<string[]> =>
+          (await a.listPins()).map((p) => `${key(p.flow)}>${canonicalIp(p.nexthop)}@${p.epoch ?? 0n}`).sort();
+        await old.fenceTakeover({ epoch: 3n });
+        assert.equal((await old.installPins([p1], { epoch: 3n }))[0]?.ok, true);
+        const now = await bed.second();
+        try {
+          await now.fenceTakeover({ epoch: 5n });
+          assert.equal((await now.installPins([p2], { epoch: 5n }))[0]?.ok, true);
+          const before = await listing(now);
+          if (old.capabilities.fencing === 'refused') {
+            await assert.rejects(old.installPins([p3], { epoch: 3n }), SwitchFencedError);
+            await assert.rejects(old.removePins([p1.flow], { epoch: 3n }), SwitchFencedError);
+            await assert.rejects(old.fenceTakeover({ epoch: 4n }), SwitchFencedError);
+            assert.deepEqual(await listing(now), before, 'nothing of the stale owner landed');
+          } else {
+            // No token on the switch: the stale write lands, named with its epoch (the audit's
+            // evidence); the bound is the writer's own timing (the reconciler's validUntil).
+            assert.equal((await old.installPins([p3], { epoch: 3n }))[0]?.ok, true);
+            const after = await listing(now);
+            assert.ok(after.includes(`${key(p3.flow)}>${canonicalIp(m1)}@3`), after.join(', '));
+            assert.ok(after.includes(`${key(p2.flow)}>${canonicalIp(m0)}@5`), after.join(', '));
+          }
+        } finally {
+          // The adapter under test takes the switch back, and cleans up.
+          await old.fenceTakeover({ epoch: 7n });
+          await old.listPins();
+          await old.removePins([p1.flow, p2.flow, p3.flow], { epoch: 7n });
+        }
+        assert.deepEqual(
+          (await old.listPins()).filter((p) => [41, 42, 43].some((i) => key(bed.flow(i)) === key(p.flow))),
+          [],
+        );
       },
     );
 

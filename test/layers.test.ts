@@ -8,7 +8,7 @@
 //   proto/             the gNMI wire definitions: imports nothing of ours
 //   mirror-receiver/   imports lib only
 //   switch-adapters/   lib, proto, mirror-receiver types, and the contract (contract.ts,
-//                      errors.ts, kind.ts); an adapter folder nothing of another adapter's;
+//                      errors.ts, kind.ts, fence.ts); an adapter folder nothing of another adapter's;
 //                      never switch-sim or the controller (registry.ts alone lists the folders)
 //   switch-sim/        never the controller, the adapters, the CLI or anything above
 //   controller/        never switch-sim or the CLI (nor torture, bench, reliability)
@@ -113,6 +113,7 @@ const ADAPTER_CONTRACT = new Set([
   'switch-adapters/contract',
   'switch-adapters/errors',
   'switch-adapters/kind',
+  'switch-adapters/fence',
 ]);
 /** The adapter folder of a module under switch-adapters/ (undefined for the contract's own files). */
 const adapterFolder = (p: string): string | undefined => {

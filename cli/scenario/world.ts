@@ -415,6 +415,11 @@ export class World {
 
   private readonly gnmiTargets = new Map<string, { server: GnmiServer; address: string }>();
 
+  /** The simulator's gNMI target of a switch and its address, once started (adapter: 'gnmi'). */
+  gnmiTarget(name: string): { server: GnmiServer; address: string } | undefined {
+    return this.gnmiTargets.get(name);
+  }
+
   /** flowpin's gNMI adapter toward the simulator's gNMI target of a switch (started once). */
   private async gnmiAdapter(s: WorldSwitch): Promise<SwitchAdapter> {
     let target = this.gnmiTargets.get(s.opts.name);

@@ -25,8 +25,9 @@ import type {
   ServerIdentity,
   SwitchAdapter,
 } from '../contract.js';
+import { flowId, type FenceToken } from '../contract.js';
 import { SwitchCommandError, SwitchUnsupportedError, unsupported } from '../errors.js';
-import { flowOfPinName, pinName } from '../../lib/pin-name.js';
+import { parsePinName, pinName } from '../../lib/pin-name.js';
 import { pinCommands, removeByName } from './directflow.js';
 import {
   mergeDirectflow,
@@ -107,6 +108,11 @@ export class AristaEapiAdapter implements SwitchAdapter {
   private lastState: DirectflowState | undefined;
   /** Programmed entries (every owner) when the switch last rejected a flow for lack of space. */
   private fullAt: number | undefined;
+  /**
+   * The name of each flow's pin on the switch where it is not the epoch-less one (written under high
+   * availability: the writer's epoch is in the name, the switch keeping no fencing token).
+   */
+  private readonly names = new Map<string, string>();
 
   constructor(private readonly options: AristaEapiOptions) {
     this.transport = new EapiTransport(options);
@@ -132,6 +138,9 @@ export class AristaEapiAdapter implements SwitchAdapter {
       readsProgrammedGroup: false,
       knowsServers: true,
       groupProgramDelayMs: 0,
+      // DirectFlow keeps no fencing token: the owner's epoch is in each flow's name, and the
+      // bound on a stale owner is the reconciler's timing (docs/fencing.md).
+      fencing: 'timed',
     };
     this.resolver = new EapiResolver(this.runner, {
       batchSize: this.capabilities.resolveBatchSize,
@@ -229,12 +238,23 @@ export class AristaEapiAdapter implements SwitchAdapter {
     return this.resolver.serverIdentities();
   }
 
-  async installPins(pins: PinRule[]): Promise<PinOutcome[]> {
+  /** Keeps nothing on the switch (timed fencing): nothing to do at a takeover. */
+  fenceTakeover(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** The name a flow's pin has on the switch (as last listed or written). */
+  private nameOf(f: FlowSpec): string {
+    return this.names.get(flowId(f)) ?? pinName(f);
+  }
+
+  async installPins(pins: PinRule[], fence?: FenceToken): Promise<PinOutcome[]> {
     if (pins.length === 0) return [];
+    const epoch = fence?.epoch;
     // Flows known expired or rejected are deleted first: re-sending an unchanged block may not program them
     // again.
     const stale = pins
-      .map((p) => pinName(p.flow))
+      .map((p) => this.nameOf(p.flow))
       .filter((n) => {
         const f = this.lastState?.flows.get(n);
         return f !== undefined && !f.state.programmed;
@@ -244,26 +264,47 @@ export class AristaEapiAdapter implements SwitchAdapter {
     const outcomes: PinOutcome[] = [];
     const size = this.capabilities.pinBatchSize;
     for (let at = 0; at < pins.length; at += size)
-      outcomes.push(...(await this.installChunk(pins.slice(at, at + size))));
+      outcomes.push(...(await this.installChunk(pins.slice(at, at + size), epoch)));
     const written = this.now();
-    for (const o of outcomes) if (o.ok) this.written.set(pinName(o.flow), written);
+    for (const o of outcomes) if (o.ok) this.written.set(pinName(o.flow, epoch), written);
+    await this.renamed(outcomes, epoch);
     // A big table is read once per interval for every pin waiting, not once per write.
     if ((this.lastState?.flows.size ?? 0) > (this.options.readBackLimit ?? 4096)) return outcomes;
-    return this.readBack(outcomes);
+    return this.readBack(outcomes, epoch);
+  }
+
+  /**
+   * Flows written now under another epoch's name than they had: the older flow goes once the new
+   * one is configured (the flow is held throughout).
+   */
+  private async renamed(outcomes: PinOutcome[], epoch: bigint | undefined): Promise<void> {
+    const old: string[] = [];
+    for (const o of outcomes) {
+      if (!o.ok) continue;
+      const id = flowId(o.flow);
+      const before = this.nameOf(o.flow);
+      const now = pinName(o.flow, epoch);
+      if (before !== now) old.push(before);
+      if (now === pinName(o.flow)) this.names.delete(id);
+      else this.names.set(id, now);
+    }
+    if (old.length === 0) return;
+    await this.runner.run(['enable', 'configure', 'directflow', ...old.map(removeByName)], 'json');
+    for (const n of old) this.forget(n);
   }
 
   /**
    * Reads the programming state of what was written; rejected flows are reported table-full (the reconciler
    * removes them).
    */
-  private async readBack(outcomes: PinOutcome[]): Promise<PinOutcome[]> {
+  private async readBack(outcomes: PinOutcome[], epoch: bigint | undefined): Promise<PinOutcome[]> {
     // The JSON alone where it names every written flow (4.14/4.15); the text too where it omits some
     // (4.35.4M).
-    const written = outcomes.filter((o) => o.ok).map((o) => pinName(o.flow));
+    const written = outcomes.filter((o) => o.ok).map((o) => pinName(o.flow, epoch));
     const state = await this.readDirectflow(written);
     return outcomes.map((o): PinOutcome => {
       if (!o.ok) return o;
-      const name = pinName(o.flow);
+      const name = pinName(o.flow, epoch);
       const f = state.flows.get(name);
       if (f === undefined) return { ...o, programmed: false, reason: 'unknown' };
       if (f.state.programmed) return { ...o, programmed: true };
@@ -273,7 +314,7 @@ export class AristaEapiAdapter implements SwitchAdapter {
     });
   }
 
-  private async installChunk(pins: PinRule[]): Promise<PinOutcome[]> {
+  private async installChunk(pins: PinRule[], epoch: bigint | undefined): Promise<PinOutcome[]> {
     if (pins.length === 0) return [];
     const session = this.options.atomicity !== 'cleanup';
     const sessionName = `flowpin-${process.pid}-${++sessionCounter}`;
@@ -283,7 +324,7 @@ export class AristaEapiAdapter implements SwitchAdapter {
       'directflow',
       'no shutdown',
     ];
-    const blocks = pins.map(pinCommands);
+    const blocks = pins.map((p) => pinCommands(p, epoch));
     const cmds = [...head, ...blocks.flat(), ...(session ? ['commit'] : [])];
     let r;
     try {
@@ -315,13 +356,16 @@ export class AristaEapiAdapter implements SwitchAdapter {
     };
     if (session) {
       // Nothing of the batch was applied: send it again without the refused pin.
-      const rest = await this.installChunk(pins.filter((_, i) => i !== pinIndex));
+      const rest = await this.installChunk(
+        pins.filter((_, i) => i !== pinIndex),
+        epoch,
+      );
       return [...rest.slice(0, pinIndex), failure, ...rest.slice(pinIndex)];
     }
     // Line by line: what ran before stands; the refused flow is half-built and is removed.
-    await this.removeNames([pinName(failed.flow)], 'halfBuilt');
+    await this.removeNames([pinName(failed.flow, epoch)], 'halfBuilt');
     const done = pins.slice(0, pinIndex).map((p) => ({ flow: p.flow, ok: true }));
-    return [...done, failure, ...(await this.installChunk(pins.slice(pinIndex + 1)))];
+    return [...done, failure, ...(await this.installChunk(pins.slice(pinIndex + 1), epoch))];
   }
 
   private withEnable(cmds: string[]): (string | { cmd: string; input: string })[] {
@@ -333,7 +377,8 @@ export class AristaEapiAdapter implements SwitchAdapter {
   }
 
   async removePins(flows: FlowSpec[]): Promise<void> {
-    const names = flows.map(pinName);
+    const names = flows.map((f) => this.nameOf(f));
+    for (const f of flows) this.names.delete(flowId(f));
     const size = this.capabilities.pinBatchSize * 4;
     for (let at = 0; at < names.length; at += size)
       await this.runner.run(
@@ -355,17 +400,31 @@ export class AristaEapiAdapter implements SwitchAdapter {
     const out: InstalledPin[] = [];
     const strays: string[] = [];
     const now = this.now();
+    // A flow held under two names (an older epoch's beside a newer's): the newest is the pin, the
+    // other a stray.
+    const newest = new Map<string, bigint>();
     for (const f of state.flows.values()) {
-      const flow = flowOfPinName(f.name);
-      if (flow === undefined) continue;
-      if (f.nexthop === undefined) {
-        // Configured without its action (a line-by-line write cut short): not a pin.
+      const parsed = parsePinName(f.name);
+      if (parsed === undefined || f.nexthop === undefined) continue;
+      const id = flowId(parsed.flow);
+      if ((newest.get(id) ?? -1n) < parsed.epoch) newest.set(id, parsed.epoch);
+    }
+    this.names.clear();
+    for (const f of state.flows.values()) {
+      const parsed = parsePinName(f.name);
+      if (parsed === undefined) continue;
+      const flow = parsed.flow;
+      if (f.nexthop === undefined || newest.get(flowId(flow)) !== parsed.epoch) {
+        // Configured without its action (a line-by-line write cut short), or an older epoch's
+        // name of a flow held under a newer one: not a pin.
         strays.push(f.name);
         continue;
       }
+      if (f.name !== pinName(flow)) this.names.set(flowId(flow), f.name);
       const pin: InstalledPin = {
         name: f.name,
         flow,
+        ...(parsed.epoch > 0n ? { epoch: parsed.epoch } : {}),
         nexthop: f.nexthop,
         programmed: f.state.programmed,
         packets: f.packets,

@@ -14,11 +14,11 @@ export const DIRECTFLOW_PREAMBLE = ['enable', 'configure', 'directflow', 'no shu
  * `destination ipv6`, the only IPv6 form seen on a switch (grf5/arista_f5_directflow, EOS
  * 4.15.0F); the `ethertype ipv6` keyword is not evidenced.
  */
-export function pinCommands(p: PinRule): string[] {
+export function pinCommands(p: PinRule, epoch?: bigint): string[] {
   const f = p.flow;
   const six = f.family === 6;
   return [
-    `flow ${pinName(f)}`,
+    `flow ${pinName(f, epoch)}`,
     `match ethertype ${six ? '34525' : 'ip'}`,
     `match source ${six ? 'ipv6' : 'ip'} ${f.src}`,
     `match destination ${six ? 'ipv6' : 'ip'} ${f.dst}`,

@@ -16,7 +16,9 @@
 // two sample intervals, else from a Get of the rules' state. gNMI has no "which nexthop does this flow take"
 // call: resolvesNexthop is
 // false and the controller pins in its safe mode. Group members are list entries under a
-// configurable path (static-route next-hops by default).
+// configurable path (static-route next-hops by default). Under high availability every Set
+// carries the owner's epoch as its master-arbitration election id (arbitration.ts), and the
+// target refuses a lower one than it has seen (PERMISSION_DENIED): a stale owner's Set fails.
 
 import { status } from '@grpc/grpc-js';
 import { canonicalIp } from '../../lib/addr.js';
@@ -26,11 +28,14 @@ import {
   type Encoding,
   type Path,
   type PathElem,
+  type SetRequest,
+  type SetResponse,
   type Update,
 } from '../../proto/gnmi.js';
 import {
   flowId,
   type AdapterCapabilities,
+  type FenceToken,
   type FlowSpec,
   type InstalledPin,
   type PinOutcome,
@@ -40,12 +45,15 @@ import {
   type SwitchAdapter,
 } from '../contract.js';
 import {
+  SwitchAuthError,
   SwitchCommandError,
   SwitchProtocolError,
   SwitchTimeoutError,
   SwitchTransportError,
   unsupported,
 } from '../errors.js';
+import { SwitchFencedError } from '../fence.js';
+import { masterArbitration } from './arbitration.js';
 import { CounterStream } from './counters.js';
 import {
   flatten,
@@ -94,6 +102,8 @@ export interface GnmiAdapterOptions extends GnmiTransportOptions {
    * forwarding; the controller waits at least this long (default 500 ms).
    */
   groupProgramDelayMs?: number;
+  /** The master-arbitration role of fenced Sets (arbitration.ts); absent: the default role. */
+  arbitrationRole?: string;
   now?: () => number;
 }
 
@@ -120,6 +130,8 @@ export class GnmiAdapter implements SwitchAdapter {
   private readonly group: GroupPaths;
   private readonly byFlow = new Map<string, Known>();
   private readonly bySeq = new Map<number, Known>();
+  /** The owner's fence of the latest write (high availability): every Set carries its epoch. */
+  private fence: FenceToken | undefined;
   /**
    * Rules on the device that flowpin does not keep: sequence id -> the flow they match ('' if unreadable).
    */
@@ -165,7 +177,37 @@ export class GnmiAdapter implements SwitchAdapter {
       readsProgrammedGroup: true,
       knowsServers: true,
       groupProgramDelayMs: options.groupProgramDelayMs ?? 500,
+      fencing: 'refused',
     };
+  }
+
+  /**
+   * Every Set goes here: with a fence, it carries the epoch as the master-arbitration election
+   * id, and a refusal of it as stale (PERMISSION_DENIED) is a SwitchFencedError.
+   */
+  private async set(req: SetRequest, fence?: FenceToken): Promise<SetResponse> {
+    if (fence !== undefined) this.fence = fence;
+    const f = this.fence;
+    if (f === undefined) return this.transport.set(req);
+    try {
+      return await this.transport.set({
+        ...req,
+        extension: [masterArbitration(f.epoch, this.options.arbitrationRole)],
+      });
+    } catch (err) {
+      const code =
+        err instanceof SwitchAuthError ? (err.cause as { code?: number } | undefined)?.code : undefined;
+      if (code === Number(status.PERMISSION_DENIED))
+        throw new SwitchFencedError(this.name, f.epoch, err instanceof Error ? err.message : String(err), {
+          cause: err,
+        });
+      throw err;
+    }
+  }
+
+  /** Makes this owner the target's master: an empty Set with the election id only (arbitration spec 3.2). */
+  async fenceTakeover(fence: FenceToken): Promise<void> {
+    await this.set({}, fence);
   }
 
   /** The pin table's utilization, where its component and resource are configured (`pinTable`). */
@@ -213,7 +255,7 @@ export class GnmiAdapter implements SwitchAdapter {
         val: jsonIetf({ 'interface-id': i, 'apply-forwarding-policy': this.loc.policyId }),
       })),
     ];
-    await this.transport.set({ update });
+    await this.set({ update });
     await this.readRules();
     this.counters.start();
   }
@@ -228,7 +270,8 @@ export class GnmiAdapter implements SwitchAdapter {
     return Promise.resolve(flows.map(() => undefined));
   }
 
-  async installPins(pins: PinRule[]): Promise<PinOutcome[]> {
+  async installPins(pins: PinRule[], fence?: FenceToken): Promise<PinOutcome[]> {
+    if (fence !== undefined) this.fence = fence;
     const out: PinOutcome[] = [];
     const size = this.capabilities.pinBatchSize;
     for (let at = 0; at < pins.length; at += size)
@@ -245,7 +288,7 @@ export class GnmiAdapter implements SwitchAdapter {
     }));
     const sentAt = this.now();
     try {
-      await this.transport.set({ replace: planned.map(({ pin, seq }) => ruleUpdate(this.loc, seq, pin)) });
+      await this.set({ replace: planned.map(({ pin, seq }) => ruleUpdate(this.loc, seq, pin)) });
     } catch (err) {
       if (err instanceof SwitchTimeoutError || err instanceof SwitchTransportError) {
         // The outcome is unknown: the target may have applied it. Its new sequence ids stay
@@ -290,7 +333,8 @@ export class GnmiAdapter implements SwitchAdapter {
     return planned.map(({ pin }) => ({ flow: pin.flow, ok: true }));
   }
 
-  async removePins(flows: FlowSpec[]): Promise<void> {
+  async removePins(flows: FlowSpec[], fence?: FenceToken): Promise<void> {
+    if (fence !== undefined) this.fence = fence;
     const ids = new Set(flows.map((f) => flowId({ ...f, src: canonicalIp(f.src), dst: canonicalIp(f.dst) })));
     const known = [...ids].map((id) => this.byFlow.get(id)).filter((k): k is Known => k !== undefined);
     // Other rules found holding these flows go with them.
@@ -317,7 +361,7 @@ export class GnmiAdapter implements SwitchAdapter {
     const size = this.capabilities.pinBatchSize * 4;
     for (let at = 0; at < seqs.length; at += size) {
       const chunk = seqs.slice(at, at + size);
-      await this.transport.set({ delete: chunk.map((seq) => ({ elem: rulePath(this.loc, seq) })) });
+      await this.set({ delete: chunk.map((seq) => ({ elem: rulePath(this.loc, seq) })) });
       for (const seq of chunk) deleted(seq);
     }
   }
@@ -381,7 +425,8 @@ export class GnmiAdapter implements SwitchAdapter {
    * Deletes the rules the last listing found that flowpin does not keep; a failure leaves them for the next
    * listing.
    */
-  async removeStrays(): Promise<number> {
+  async removeStrays(fence?: FenceToken): Promise<number> {
+    if (fence !== undefined) this.fence = fence;
     const seqs = this.strays.filter((seq) => this.extras.has(seq));
     this.strays = [];
     const before = this.stats.extrasDeleted;
@@ -467,7 +512,8 @@ export class GnmiAdapter implements SwitchAdapter {
     return (await this.readGroup(vip)).filter((m) => m.programmed).map((m) => m.address);
   }
 
-  async addGroupMember(vip: string, nexthop: string): Promise<void> {
+  async addGroupMember(vip: string, nexthop: string, fence?: FenceToken): Promise<void> {
+    if (fence !== undefined) this.fence = fence;
     const nh = canonicalIp(nexthop);
     if ((await this.readGroup(vip)).some((m) => m.address === nh)) return;
     const list = groupListPath(this.group, vip);
@@ -475,7 +521,7 @@ export class GnmiAdapter implements SwitchAdapter {
     const [container, leaf] = splitLeaf(this.group.addressLeaf);
     const cfg: Record<string, unknown> = { [leaf]: nh };
     if (container === 'config') cfg[this.group.key] = nh;
-    await this.transport.set({
+    await this.set({
       update: [
         {
           path: { elem: [...entry, ...(container === '' ? [] : [{ name: container }])] },
@@ -485,12 +531,13 @@ export class GnmiAdapter implements SwitchAdapter {
     });
   }
 
-  async removeGroupMember(vip: string, nexthop: string): Promise<void> {
+  async removeGroupMember(vip: string, nexthop: string, fence?: FenceToken): Promise<void> {
+    if (fence !== undefined) this.fence = fence;
     const nh = canonicalIp(nexthop);
     const entries = (await this.readGroup(vip)).filter((m) => m.address === nh);
     if (entries.length === 0) return;
     const list = groupListPath(this.group, vip);
-    await this.transport.set({
+    await this.set({
       delete: entries.map((e) => ({ elem: withKey(list, this.group.key, e.key) })),
     });
   }

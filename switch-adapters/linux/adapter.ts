@@ -21,6 +21,7 @@ import {
   type SwitchAdapter,
 } from '../contract.js';
 import { SwitchCommandError, SwitchProtocolError, SwitchUnsupportedError, unsupported } from '../errors.js';
+import { checkEpoch, SwitchFencedError, type FenceToken } from '../fence.js';
 import { adoptionRefusal, groupSpec, handOverStep } from './adopt.js';
 import { CommandRunner, firstLines } from './exec.js';
 import { HashCheck } from './hash-check.js';
@@ -35,7 +36,12 @@ import {
   addPinLines,
   baseRuleset,
   deletePinLine,
+  FENCE_SET,
+  fenceKey,
+  fenceLines,
+  fenceRefused,
   mirrorRuleset,
+  parseFence,
   parsePinMap,
   parseSetKeys,
   pinKey,
@@ -151,7 +157,50 @@ export class LinuxRouterAdapter implements SwitchAdapter {
       readsProgrammedGroup: true,
       knowsServers: true,
       groupProgramDelayMs: 0,
+      // The nft fence element: a stale owner's batch fails whole (nft.ts).
+      fencing: 'refused',
     };
+  }
+
+  /** The owner's fence of the latest write (high availability): every nft batch starts with its element. */
+  private fence: FenceToken | undefined;
+
+  /**
+   * Applies an nft batch (one transaction); with a fence, it starts with the fence lines, and a
+   * batch refused there (another epoch holds the element) is a SwitchFencedError.
+   */
+  private async nftBatch(text: string): Promise<{ code: number; stdout: string; stderr: string }> {
+    const f = this.fence;
+    const head = f === undefined ? '' : fenceLines(f.epoch).join('\n') + '\n';
+    const r = await this.run.run(['nft', '-f', '-'], head + text);
+    if (r.code !== 0 && f !== undefined && fenceRefused(r.stderr))
+      throw new SwitchFencedError(this.name, f.epoch, `nft fence: ${firstLines(r.stderr)}`);
+    return r;
+  }
+
+  private useFence(fence: FenceToken | undefined): void {
+    if (fence !== undefined) this.fence = fence;
+  }
+
+  /**
+   * Takes the fence for a new owner: the element (none, or an older epoch's) replaced by this
+   * epoch in one transaction; refused if a newer epoch holds it, or if it changed meanwhile.
+   */
+  async fenceTakeover(fence: FenceToken): Promise<void> {
+    const epoch = checkEpoch(fence.epoch);
+    const held = parseFence(await this.run.json(['nft', '-j', 'list', 'set', 'inet', TABLE, FENCE_SET]));
+    const newer = held.find((e) => e > epoch);
+    if (newer !== undefined)
+      throw new SwitchFencedError(this.name, epoch, `the nft fence holds epoch ${newer}, a newer owner's`);
+    const set = `inet ${TABLE} ${FENCE_SET}`;
+    const lines = [
+      ...held.map((e) => `delete element ${set} { ${fenceKey(e)} }`),
+      `add element ${set} { ${fenceKey(epoch)} }`,
+    ];
+    const r = await this.run.run(['nft', '-f', '-'], lines.join('\n') + '\n');
+    if (r.code !== 0)
+      throw new SwitchFencedError(this.name, epoch, `taking the nft fence: ${firstLines(r.stderr)}`);
+    this.fence = fence;
   }
 
   private get name(): string {
@@ -452,7 +501,8 @@ export class LinuxRouterAdapter implements SwitchAdapter {
     return this.groupMembers(vip);
   }
 
-  async addGroupMember(vip: string, nexthop: string): Promise<void> {
+  async addGroupMember(vip: string, nexthop: string, fence?: FenceToken): Promise<void> {
+    this.useFence(fence);
     const g = this.group(vip);
     const id = await this.nexthopId(nexthop);
     const entries = (await this.readGroup(g)).group ?? [];
@@ -460,7 +510,8 @@ export class LinuxRouterAdapter implements SwitchAdapter {
     await this.writeGroup(g, groupSpec([...entries, { id, weight: 1 }]));
   }
 
-  async removeGroupMember(vip: string, nexthop: string): Promise<void> {
+  async removeGroupMember(vip: string, nexthop: string, fence?: FenceToken): Promise<void> {
+    this.useFence(fence);
     const g = this.group(vip);
     const id = this.nhIds.get(checkIp(nexthop));
     const entries = (await this.readGroup(g)).group ?? [];
@@ -482,6 +533,14 @@ export class LinuxRouterAdapter implements SwitchAdapter {
    * the old group).
    */
   private async writeGroup(g: VipGroup, members: string): Promise<void> {
+    // `ip nexthop` is not nft: under a fence, a fence-only nft batch goes first and the group is
+    // written only if it succeeds. A takeover between the two is the window the group write is
+    // not fenced in (one command's time; docs/fencing.md).
+    if (this.fence !== undefined) {
+      const r = await this.nftBatch('');
+      if (r.code !== 0)
+        throw new SwitchCommandError(this.name, 'nft -f - (fence)', firstLines(r.stderr), r.code);
+    }
     try {
       await this.run.ok([
         'ip',
@@ -657,7 +716,8 @@ export class LinuxRouterAdapter implements SwitchAdapter {
     return out;
   }
 
-  async installPins(pins: PinRule[]): Promise<PinOutcome[]> {
+  async installPins(pins: PinRule[], fence?: FenceToken): Promise<PinOutcome[]> {
+    this.useFence(fence);
     const out: PinOutcome[] = [];
     for (let at = 0; at < pins.length; at += this.o.pinBatchSize)
       out.push(...(await this.installChunk(pins.slice(at, at + this.o.pinBatchSize))));
@@ -703,8 +763,7 @@ export class LinuxRouterAdapter implements SwitchAdapter {
       throw err;
     }
     const text = prepared.flatMap((p) => p.lines).join('\n');
-    const r =
-      text === '' ? { code: 0, stdout: '', stderr: '' } : await this.run.run(['nft', '-f', '-'], text + '\n');
+    const r = text === '' ? { code: 0, stdout: '', stderr: '' } : await this.nftBatch(text + '\n');
     if (r.code === 0) {
       pins.forEach((p, i) => this.written.set(flowId(p.flow), (prepared[i] as { mark: number }).mark));
       return pins.map((p) => ({ flow: p.flow, ok: true, programmed: true }));
@@ -722,7 +781,7 @@ export class LinuxRouterAdapter implements SwitchAdapter {
       // Our idea of what is written was wrong: read it back and try once more.
       await this.listPins();
       const again = await this.pinLines(p);
-      const r2 = await this.run.run(['nft', '-f', '-'], again.lines.join('\n') + '\n');
+      const r2 = await this.nftBatch(again.lines.join('\n') + '\n');
       if (r2.code === 0) {
         this.written.set(flowId(p.flow), again.mark);
         return [{ flow: p.flow, ok: true, programmed: true }];
@@ -742,7 +801,8 @@ export class LinuxRouterAdapter implements SwitchAdapter {
     ];
   }
 
-  async removePins(flows: FlowSpec[]): Promise<void> {
+  async removePins(flows: FlowSpec[], fence?: FenceToken): Promise<void> {
+    this.useFence(fence);
     const mine = flows.filter((f) => this.written.has(flowId(f)));
     for (let at = 0; at < mine.length; at += this.o.pinBatchSize)
       await this.removeChunk(mine.slice(at, at + this.o.pinBatchSize));
@@ -750,7 +810,7 @@ export class LinuxRouterAdapter implements SwitchAdapter {
 
   private async removeChunk(flows: FlowSpec[]): Promise<void> {
     if (flows.length === 0) return;
-    const r = await this.run.run(['nft', '-f', '-'], flows.map(deletePinLine).join('\n') + '\n');
+    const r = await this.nftBatch(flows.map(deletePinLine).join('\n') + '\n');
     if (r.code === 0) {
       for (const f of flows) this.written.delete(flowId(f));
       return;

@@ -9,6 +9,12 @@
 // key in a map, so IPv6 pins live in pins6 with a long timeout and each packet refreshes the
 // same key in the timed set seen6; a pin whose seen6 entry expired is idle (the adapter
 // removes it when it lists pins).
+//
+// The fence (high availability): a one-element set (`size 1`) holding the owner's epoch as two
+// 32-bit halves (`mark . mark`). Every batch a fenced writer applies starts by deleting the
+// element of its own epoch and adding it back; `nft -f` applies a batch as one transaction, so
+// when the element holds another epoch (a newer owner took over) the delete fails (ENOENT) and
+// nothing of the batch lands. Checked on the kernel of this machine (test/linux-fence.test.ts).
 
 import type { FlowSpec } from '../contract.js';
 import { checkNftName } from './validate.js';
@@ -39,6 +45,7 @@ export function baseRuleset(l: NftLayout): string {
       `add map ${t} pins6 { type ipv6_addr . ipv6_addr . inet_service . inet_service : mark; flags timeout; timeout ${PIN6_HOLD_S}s; size ${l.pinTableSize}; counter; }`,
       `add set ${t} seen6 { type ipv6_addr . ipv6_addr . inet_service . inet_service; flags dynamic,timeout; timeout ${l.idleTimeoutS}s; size ${l.pinTableSize}; }`,
       `add set ${t} witness4 { type ipv4_addr . ipv4_addr . inet_service . inet_service . iface_index; flags dynamic,timeout; timeout ${WITNESS_S}s; size 4096; }`,
+      `add set ${t} ${FENCE_SET} { type mark . mark; size 1; }`,
       `add set ${t} witness6 { type ipv6_addr . ipv6_addr . inet_service . inet_service . iface_index; flags dynamic,timeout; timeout ${WITNESS_S}s; size 4096; }`,
       `add chain ${t} pin { type filter hook prerouting priority mangle; policy accept; }`,
       `flush chain ${t} pin`,
@@ -72,6 +79,28 @@ export function mirrorRuleset(device: string, clients: string[], servers: string
   clients.forEach((dev, i) => chain(`in${i}`, dev, 'tcp flags & (syn | ack) == syn'));
   servers.forEach((dev, i) => chain(`srv${i}`, dev, 'tcp flags & (syn | ack) == syn | ack'));
   return lines.join('\n') + '\n';
+}
+
+/** The fence set: the epoch of the switch's owner, one element. */
+export const FENCE_SET = 'fence';
+
+/** An epoch as the fence set's key: its high and low 32 bits. */
+export function fenceKey(epoch: bigint): string {
+  return `${(epoch >> 32n) & 0xffffffffn} . ${epoch & 0xffffffffn}`;
+}
+
+/** The first lines of a fenced writer's batch: its own fence element deleted and added back. */
+export function fenceLines(epoch: bigint): string[] {
+  const set = `inet ${TABLE} ${FENCE_SET}`;
+  return [`delete element ${set} { ${fenceKey(epoch)} }`, `add element ${set} { ${fenceKey(epoch)} }`];
+}
+
+/** Whether nft's error output names the fence element (the batch was refused by the fence). */
+export const fenceRefused = (stderr: string): boolean => stderr.includes(`${FENCE_SET} {`);
+
+/** The epochs the fence set holds (`nft -j list set inet flowpin fence`): none, or one. */
+export function parseFence(doc: unknown): bigint[] {
+  return parseSetKeys(doc).map(([hi, lo]) => (BigInt(Number(hi)) << 32n) | BigInt(Number(lo)));
 }
 
 export const pinKey = (f: FlowSpec): string => `${f.src} . ${f.dst} . ${f.sport} . ${f.dport}`;

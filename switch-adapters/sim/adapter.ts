@@ -6,11 +6,15 @@
 // switch with no look-up call) or deliberately wrong (a hash model that does not match the
 // switch), to test resolution by observation against both. Server identities (MAC, port
 // index) are read from the model's attachments, as the switch's ARP and MAC tables would show.
+// Like DirectFlow it keeps no fencing token: under high availability the writer's epoch is in
+// each pin's name, and the bound on a stale owner is the reconciler's timing (`timed`).
 
 import { canonicalIp } from '../../lib/addr.js';
-import { flowOfPinName, pinName } from '../../lib/pin-name.js';
+import { parsePinName, pinName } from '../../lib/pin-name.js';
+import { flowId } from '../contract.js';
 import type {
   AdapterCapabilities,
+  FenceToken,
   FlowSpec,
   InstalledPin,
   PinOutcome,
@@ -47,7 +51,22 @@ export class SimAdapter implements SwitchAdapter {
       readsProgrammedGroup: true,
       knowsServers: true,
       groupProgramDelayMs: 0,
+      fencing: 'timed',
     };
+  }
+
+  /** The name each flow's pin has on the switch, where it is not the epoch-less one. */
+  private readonly names = new Map<string, string>();
+  /** Older names of a flow the last listing found beside its newest (another epoch's write). */
+  private strays: string[] = [];
+
+  private nameOf(f: FlowSpec): string {
+    return this.names.get(flowId(f)) ?? pinName(f);
+  }
+
+  /** Keeps nothing on the switch (timed fencing): nothing to do at a takeover. */
+  fenceTakeover(): Promise<void> {
+    return Promise.resolve();
   }
 
   problems(): string[] {
@@ -86,13 +105,15 @@ export class SimAdapter implements SwitchAdapter {
     return Promise.resolve(this.sw.serverIdentities());
   }
 
-  installPins(pins: PinRule[]): Promise<PinOutcome[]> {
+  installPins(pins: PinRule[], fence?: FenceToken): Promise<PinOutcome[]> {
     const now = this.sw.now();
     return Promise.resolve(
       pins.map((p): PinOutcome => {
         const f = p.flow;
+        const name = pinName(f, fence?.epoch);
+        const before = this.nameOf(f);
         const e = this.sw.pins.upsert(
-          pinName(f),
+          name,
           {
             source: 'directflow',
             match: { family: f.family, src: f.src, dst: f.dst, protocol: 6, sport: f.sport, dport: f.dport },
@@ -104,6 +125,11 @@ export class SimAdapter implements SwitchAdapter {
           },
           now,
         );
+        // Written under another epoch's name: the new entry first, then the old one goes (the
+        // flow is held throughout).
+        if (before !== name) this.sw.pins.remove(before);
+        if (name === pinName(f)) this.names.delete(flowId(f));
+        else this.names.set(flowId(f), name);
         if (e.status === 'programmed') return { flow: f, ok: true, programmed: true };
         if (e.status === 'pending') return { flow: f, ok: true };
         return { flow: f, ok: true, programmed: false, reason: e.status };
@@ -121,41 +147,60 @@ export class SimAdapter implements SwitchAdapter {
   }
 
   removePins(flows: FlowSpec[]): Promise<void> {
-    for (const f of flows) this.sw.pins.remove(pinName(f));
+    for (const f of flows) {
+      this.sw.pins.remove(this.nameOf(f));
+      this.names.delete(flowId(f));
+    }
     return Promise.resolve();
   }
 
   listPins(): Promise<InstalledPin[]> {
     this.sw.pins.expire(this.sw.now());
-    const out: InstalledPin[] = [];
+    // A flow held under two names (an older epoch's beside a newer's): the newest is the pin.
+    const newest = new Map<string, InstalledPin>();
+    const strays: string[] = [];
     for (const e of this.sw.pins.all()) {
       const pin = this.view(e);
-      if (pin !== undefined) out.push(pin);
+      if (pin === undefined) continue;
+      const id = flowId(pin.flow);
+      const other = newest.get(id);
+      if (other !== undefined && (other.epoch ?? 0n) >= (pin.epoch ?? 0n)) strays.push(pin.name);
+      else {
+        if (other !== undefined) strays.push(other.name);
+        newest.set(id, pin);
+      }
     }
-    return Promise.resolve(out);
+    this.names.clear();
+    for (const [id, p] of newest) if (p.name !== pinName(p.flow)) this.names.set(id, p.name);
+    this.strays = strays;
+    return Promise.resolve([...newest.values()]);
   }
 
-  /** The model holds no half-built entries: nothing to remove. */
+  /** Removes the older names of flows the last listing found held twice. */
   removeStrays(): Promise<number> {
-    return Promise.resolve(0);
+    const names = this.strays;
+    this.strays = [];
+    for (const n of names) this.sw.pins.remove(n);
+    return Promise.resolve(names.length);
   }
 
   readPins(flows: FlowSpec[]): Promise<(InstalledPin | undefined)[]> {
     this.sw.pins.settle(this.sw.now());
     return Promise.resolve(
       flows.map((f) => {
-        const e = this.sw.pins.get(pinName(f));
+        const e = this.sw.pins.get(this.nameOf(f));
         return e === undefined ? undefined : this.view(e);
       }),
     );
   }
 
   private view(e: SimPinEntry): InstalledPin | undefined {
-    const flow = flowOfPinName(e.name);
-    if (flow === undefined || e.nexthop === undefined) return undefined;
+    const parsed = parsePinName(e.name);
+    if (parsed === undefined || e.nexthop === undefined) return undefined;
     const pin: InstalledPin = {
       name: e.name,
-      flow,
+      flow: parsed.flow,
+      ...(parsed.epoch > 0n ? { epoch: parsed.epoch } : {}),
       nexthop: e.nexthop,
       programmed: e.status === 'programmed',
       packets: e.packets,

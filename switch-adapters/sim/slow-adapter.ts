@@ -6,6 +6,7 @@
 // part-way (what ran before the failing item stays), the switch down until a time.
 
 import type {
+  FenceToken,
   FlowSpec,
   InstalledPin,
   PinOutcome,
@@ -134,19 +135,19 @@ export class SlowAdapter implements SwitchAdapter {
     return this.call('resolve', () => this.inner.resolve(flows));
   }
 
-  installPins(pins: PinRule[]): Promise<PinOutcome[]> {
+  installPins(pins: PinRule[], fence?: FenceToken): Promise<PinOutcome[]> {
     return this.call('install', async () => {
       const cut = this.faults.partialInstallAt;
       if (cut >= 0 && cut < pins.length) {
         this.faults.partialInstallAt = -1;
-        const done = await this.inner.installPins(pins.slice(0, cut));
+        const done = await this.inner.installPins(pins.slice(0, cut), fence);
         this.stats.pinWrites += done.length;
         throw new SwitchCommandError(this.o.name, 'flow', 'batch failed part-way', 1002, { retryable: true });
       }
       const refused = Math.min(this.faults.refuseNext, pins.length);
       this.faults.refuseNext -= refused;
       this.stats.pinWrites += pins.length - refused;
-      const out = await this.inner.installPins(pins.slice(refused));
+      const out = await this.inner.installPins(pins.slice(refused), fence);
       return [
         ...pins.slice(0, refused).map((p): PinOutcome => ({
           flow: p.flow,
@@ -158,8 +159,8 @@ export class SlowAdapter implements SwitchAdapter {
     });
   }
 
-  removePins(flows: FlowSpec[]): Promise<void> {
-    return this.call('remove', () => this.inner.removePins(flows));
+  removePins(flows: FlowSpec[], fence?: FenceToken): Promise<void> {
+    return this.call('remove', () => this.inner.removePins(flows, fence));
   }
 
   listPins(): Promise<InstalledPin[]> {
@@ -170,8 +171,8 @@ export class SlowAdapter implements SwitchAdapter {
    * Passed through at once: the simulator's model holds no strays, so it makes no switch call (the scenarios'
    * timing stays).
    */
-  removeStrays(): Promise<number> {
-    return this.inner.removeStrays();
+  removeStrays(fence?: FenceToken): Promise<number> {
+    return this.inner.removeStrays(fence);
   }
 
   readPins(flows: FlowSpec[]): Promise<(InstalledPin | undefined)[]> {
@@ -203,12 +204,16 @@ export class SlowAdapter implements SwitchAdapter {
     return this.call('group-programmed', () => this.inner.groupProgrammed(vip));
   }
 
-  addGroupMember(vip: string, nexthop: string): Promise<void> {
-    return this.call('group-add', () => this.inner.addGroupMember(vip, nexthop));
+  addGroupMember(vip: string, nexthop: string, fence?: FenceToken): Promise<void> {
+    return this.call('group-add', () => this.inner.addGroupMember(vip, nexthop, fence));
   }
 
-  removeGroupMember(vip: string, nexthop: string): Promise<void> {
-    return this.call('group-remove', () => this.inner.removeGroupMember(vip, nexthop));
+  removeGroupMember(vip: string, nexthop: string, fence?: FenceToken): Promise<void> {
+    return this.call('group-remove', () => this.inner.removeGroupMember(vip, nexthop, fence));
+  }
+
+  fenceTakeover(fence: FenceToken): Promise<void> {
+    return this.call('fence-takeover', () => this.inner.fenceTakeover(fence));
   }
 
   movedByAdd(vip: string, nexthop: string, flows: FlowSpec[]): Promise<boolean[]> {

@@ -27,7 +27,12 @@ import { canonicalIp } from '../../lib/addr.js';
 import type { PathElem } from '../../proto/gnmi.js';
 
 export type GrpcCode =
-  'INVALID_ARGUMENT' | 'NOT_FOUND' | 'RESOURCE_EXHAUSTED' | 'UNIMPLEMENTED' | 'FAILED_PRECONDITION';
+  | 'INVALID_ARGUMENT'
+  | 'NOT_FOUND'
+  | 'RESOURCE_EXHAUSTED'
+  | 'UNIMPLEMENTED'
+  | 'FAILED_PRECONDITION'
+  | 'PERMISSION_DENIED';
 
 /** An error that maps to a gRPC status code. */
 export class GnmiError extends Error {

@@ -5,7 +5,8 @@
 // leaves. Set as one transaction (union_replace included); Subscribe ONCE, POLL and STREAM (SAMPLE
 // with suppress_redundant and heartbeat_interval, ON_CHANGE with heartbeat). prefix.target
 // is reflected in responses (2.2.2.1); extensions the target does not support are refused,
-// never ignored. Optional username/password metadata, TLS, injected faults, and a device
+// never ignored, except master arbitration on Set, enforced as the specification says
+// (arbiter.ts). Optional username/password metadata, TLS, injected faults, and a device
 // restart (counters reset, streams cut).
 
 import {
@@ -42,6 +43,7 @@ import {
   type Update,
 } from '../../proto/gnmi.js';
 import { delay, FaultInjector } from '../faults.js';
+import { MasterArbiter } from './arbiter.js';
 import type { SimSwitch } from '../sim-switch.js';
 import { checkOrigin, GnmiError, OpenConfigModel, type Leaf } from './model.js';
 import { nodeByNames, resolve, type SchemaNode } from './schema.js';
@@ -259,6 +261,8 @@ export class GnmiServer {
   readonly faults = new FaultInjector(13);
   readonly stats = { get: 0, set: 0, subscribe: 0, capabilities: 0, errors: 0 };
   readonly model: OpenConfigModel;
+  /** Master arbitration of Sets: stored election ids and stale Sets refused (and landed: 0). */
+  readonly arbiter = new MasterArbiter();
   private server: Server | undefined;
   private readonly streams = new Set<(err?: unknown) => void>();
 
@@ -436,8 +440,9 @@ export class GnmiServer {
   }
 
   private set(req: SetRequest): SetResponse {
-    refuseExtensions(req.extension);
+    const admitted = this.arbiter.check(req.extension);
     const response = this.model.applySet(req);
+    this.arbiter.landed(admitted);
     const out: SetResponse = { response, timestamp: nowNs() };
     if (req.prefix !== undefined && req.prefix !== null) out.prefix = req.prefix;
     return out;
