@@ -58,6 +58,8 @@ export class HaLease extends EventEmitter<{ uncertain: []; renewed: []; gone: [E
   /** Keep-alives acknowledged; the send time of the last acknowledged one. */
   acked = 0;
   lastAckedSentAt = 0;
+  /** The last keep-alive's round trip, ms. */
+  lastRoundTripMs = 0;
 
   constructor(
     private readonly client: Etcd3,
@@ -138,6 +140,7 @@ export class HaLease extends EventEmitter<{ uncertain: []; renewed: []; gone: [E
       // random per call) well before the lease's deadline.
       const res = await lease.keepaliveOnce({ deadline: new Date(Date.now() + this.callTimeoutMs) });
       if (this.closed) return;
+      this.lastRoundTripMs = this.now() - sentAt;
       const ttl = Number(res.TTL);
       if (!(ttl > 0)) throw new LeaseGoneError(`etcd lease ${this.hexId} has expired or was revoked`);
       this.extend(sentAt, ttl * 1000);
