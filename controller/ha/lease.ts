@@ -16,7 +16,8 @@
 // sooner after a failure.
 //
 // Events: `uncertain` (the deadline passed), `renewed` (sure again: a keep-alive acknowledged
-// after `uncertain`), `gone` (etcd says the lease no longer exists: revoked or expired).
+// after `uncertain`), `gone` (etcd says the lease no longer exists: revoked or expired),
+// `keepaliveFailed` (one keep-alive failed or timed out, and after how long; retried).
 
 import { EventEmitter } from 'node:events';
 import { EtcdLeaseInvalidError, type Etcd3, type Lease } from 'etcd3';
@@ -41,7 +42,12 @@ export class LeaseGoneError extends Error {
   override readonly name = 'LeaseGoneError';
 }
 
-export class HaLease extends EventEmitter<{ uncertain: []; renewed: []; gone: [Error] }> {
+export class HaLease extends EventEmitter<{
+  uncertain: [];
+  renewed: [];
+  gone: [Error];
+  keepaliveFailed: [Error, number];
+}> {
   readonly ttlMs: number;
   readonly marginMs: number;
   readonly everyMs: number;
@@ -151,6 +157,7 @@ export class HaLease extends EventEmitter<{ uncertain: []; renewed: []; gone: [E
         this.fail(err instanceof LeaseGoneError ? err : new LeaseGoneError(err.message));
         return;
       }
+      this.emit('keepaliveFailed', err instanceof Error ? err : new Error(String(err)), this.now() - sentAt);
       this.schedule(this.retryMs);
     }
   }
