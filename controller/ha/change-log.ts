@@ -71,6 +71,14 @@ export class EtcdChangeLog implements ChangeLog {
     return this.doc;
   }
 
+  /** What a write that landed outside this log (a transaction over several switches) wrote. */
+  remember(records: ChangeRecord[], watch: WatchRecord | undefined): void {
+    this.doc = {
+      changes: { [this.switchName]: records },
+      watch: watch === undefined ? {} : { [this.switchName]: watch },
+    };
+  }
+
   /** Writes this switch's records and watch record, fenced by owner and epoch; in call order. */
   saveChanges(doc: ChangeDoc): Promise<void> {
     const sw = this.switchName;

@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { Etcd3, type IOptions } from 'etcd3';
 import type { HaConfig } from './config.js';
 import { EtcdChangeLog } from './change-log.js';
-import { haKeys, type HaKeys, type MemberValue } from './keys.js';
+import { haKeys, type HaKeys, type MemberValue, type OwnerValue } from './keys.js';
 import { HaLease, type HaLeaseOptions } from './lease.js';
 import { Ownership, type LostReason } from './ownership.js';
 
@@ -172,14 +172,17 @@ export class HaCoordinator extends EventEmitter<{
     return { epoch: o.epoch, validUntil: this.lease.validUntil() };
   }
 
+  /** Who may write `sw` now (this instance's owner value and epoch), or null where it may not. */
+  holder(sw: string): { owner: OwnerValue; epoch: number } | null {
+    const o = this.ownership.ownedSwitches().get(sw);
+    return o === undefined || !this.lease.valid() ? null : { owner: o.owner, epoch: o.epoch };
+  }
+
   /** The switch's change log in etcd; its writes fail (StaleOwnerError) unless this instance owns it. */
   changeLog(sw: string): EtcdChangeLog {
     let log = this.logs.get(sw);
     if (log === undefined) {
-      log = new EtcdChangeLog(this.client, this.keys, sw, () => {
-        const o = this.ownership.ownedSwitches().get(sw);
-        return o === undefined || !this.lease.valid() ? null : { owner: o.owner, epoch: o.epoch };
-      });
+      log = new EtcdChangeLog(this.client, this.keys, sw, () => this.holder(sw));
       this.logs.set(sw, log);
     }
     return log;
