@@ -42,16 +42,20 @@ function instance(
   prefix: string,
   inFlight: (sw: string) => boolean = () => false,
   switches: readonly string[] = SWITCHES,
+  ttlS = 2,
 ): HaCoordinator {
   const cfg: HaConfig = {
     endpoints: cluster?.endpoints ?? [],
     tls: undefined,
-    leaseTtlS: 2,
+    leaseTtlS: ttlS,
     prefix,
     name,
     apiAddress: `http://127.0.0.1:80${prefixN}`,
   };
-  const c = new HaCoordinator(cfg, { switches, inFlight, pollMs: 300 });
+  // Above 2 s, a margin of a third of the TTL: a timer late by less than that under a loaded test
+  // run still fires before etcd could expire the lease.
+  const lease = ttlS > 2 ? { lease: { marginMs: (ttlS * 1000) / 3 } } : {};
+  const c = new HaCoordinator(cfg, { switches, inFlight, pollMs: 300, ...lease });
   c.on('error', () => undefined);
   running.push(c);
   return c;
@@ -247,8 +251,9 @@ test(
   async () => {
     const c = cluster as EtcdCluster;
     const prefix = newPrefix();
-    const a = instance('a', prefix);
-    const b = instance('b', prefix);
+    // The default TTL (5 s): the member killed may be the leader, and its election must fit.
+    const a = instance('a', prefix, () => false, SWITCHES, 5);
+    const b = instance('b', prefix, () => false, SWITCHES, 5);
     await a.start();
     await b.start();
     await settled([a, b]);
@@ -282,7 +287,7 @@ test(
   async () => {
     const c = cluster as EtcdCluster;
     const prefix = newPrefix();
-    const a = instance('a', prefix);
+    const a = instance('a', prefix, () => false, SWITCHES, 3);
     await a.start();
     await until('a owns every switch', 10_000, () => a.ownedSwitches().size === SWITCHES.length);
     const lost: number[] = [];
