@@ -6,7 +6,8 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -53,6 +54,13 @@ export interface EtcdCluster {
 
 const ETCD = 'etcd';
 
+/** Client TLS for the members: their certificate and key, and the CA their clients' certificates need. */
+export interface EtcdTls {
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+}
+
 async function exited(child: ChildProcess, signal: NodeJS.Signals, ms: number): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const gone = once(child, 'exit');
@@ -63,14 +71,21 @@ async function exited(child: ChildProcess, signal: NodeJS.Signals, ms: number): 
   clearTimeout(t);
 }
 
-/** Starts an `n`-member cluster (3 by default) and waits until every member is healthy. */
-export async function startEtcdCluster(n = 3, healthyMs = 30_000): Promise<EtcdCluster> {
+/**
+ * Starts an `n`-member cluster (3 by default) and waits until every member is healthy. With
+ * `tls`, clients speak https and must present a certificate the CA signed (--client-cert-auth).
+ */
+export async function startEtcdCluster(
+  n = 3,
+  healthyMs = 30_000,
+  tls?: EtcdTls & { clientCertFile: string; clientKeyFile: string },
+): Promise<EtcdCluster> {
   const dir = mkdtempSync(path.join(tmpdir(), 'flowpin-etcd-'));
   const ports: { client: number; peer: number }[] = [];
   for (let i = 0; i < n; i++) ports.push({ client: await freePort(), peer: await freePort() });
   const token = `flowpin-test-${process.pid}-${Date.now()}`;
   const initial = ports.map((p, i) => `m${i}=http://127.0.0.1:${p.peer}`).join(',');
-  const members = ports.map((p, i) => member(`m${i}`, p, path.join(dir, `m${i}`), initial, token));
+  const members = ports.map((p, i) => member(`m${i}`, p, path.join(dir, `m${i}`), initial, token, tls));
   for (const m of members) m.start();
   const cluster: EtcdCluster = {
     members,
@@ -102,8 +117,21 @@ function member(
   dataDir: string,
   initialCluster: string,
   token: string,
+  tls: (EtcdTls & { clientCertFile: string; clientKeyFile: string }) | undefined,
 ): EtcdMember {
-  const clientUrl = `http://127.0.0.1:${ports.client}`;
+  const clientUrl = `${tls === undefined ? 'http' : 'https'}://127.0.0.1:${ports.client}`;
+  const tlsArgs =
+    tls === undefined
+      ? []
+      : [
+          '--cert-file',
+          tls.certFile,
+          '--key-file',
+          tls.keyFile,
+          '--trusted-ca-file',
+          tls.caFile,
+          '--client-cert-auth',
+        ];
   const peerUrl = `http://127.0.0.1:${ports.peer}`;
   let child: ChildProcess | undefined;
   let out = '';
@@ -142,6 +170,7 @@ function member(
           'warn',
           '--logger',
           'zap',
+          ...tlsArgs,
         ],
         { stdio: ['ignore', 'pipe', 'pipe'] },
       );
@@ -167,12 +196,40 @@ function member(
     async healthy() {
       if (child === undefined) return false;
       try {
-        const r = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(1000) });
-        const body = (await r.json()) as { health?: unknown };
-        return body.health === 'true';
+        const text =
+          tls === undefined
+            ? await (await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(1000) })).text()
+            : await httpsText(`${clientUrl}/health`, tls);
+        return (JSON.parse(text) as { health?: unknown }).health === 'true';
       } catch {
         return false;
       }
     },
   };
+}
+
+/** GET over https with the cluster's CA and a client certificate; the body, within a second. */
+function httpsText(
+  url: string,
+  tls: EtcdTls & { clientCertFile: string; clientKeyFile: string },
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = httpsGet(
+      url,
+      {
+        ca: readFileSync(tls.caFile),
+        cert: readFileSync(tls.clientCertFile),
+        key: readFileSync(tls.clientKeyFile),
+        timeout: 1000,
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve(body));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+  });
 }
