@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Etcd3 } from 'etcd3';
 import type { HaConfig } from '../controller/ha/config.js';
-import { HaCoordinator } from '../controller/ha/coordinator.js';
+import { DuplicateMemberError, HaCoordinator } from '../controller/ha/coordinator.js';
 import { EtcdChangeLog, StaleOwnerError } from '../controller/ha/change-log.js';
 import { haKeys, parseOwner } from '../controller/ha/keys.js';
 import { monoNow } from '../controller/ha/lease.js';
@@ -310,5 +310,31 @@ test(
     // Sure again (the lease lived on): the switches are taken again, under new epochs.
     await until('a owns every switch again', 20_000, () => a.ownedSwitches().size === SWITCHES.length);
     await a.stop();
+  },
+);
+
+test(
+  'two instances under one name: the second refuses to start; a restart after a kill waits for the old lease',
+  { skip, timeout: 60_000 },
+  async () => {
+    const prefix = newPrefix();
+    const a = instance('dup', prefix);
+    await a.start();
+    await until('a owns every switch', 10_000, () => a.ownedSwitches().size === SWITCHES.length);
+    const twin = instance('dup', prefix);
+    await assert.rejects(twin.start(), DuplicateMemberError);
+    assert.equal(a.ownedSwitches().size, SWITCHES.length, 'the first keeps its switches');
+    const epochs = new Map(a.ownedSwitches());
+    // Killed (its lease left to expire), then started again under the same name.
+    await a.stop({ revoke: false });
+    const again = instance('dup', prefix);
+    await again.start();
+    await until(
+      'the restarted instance owns every switch',
+      20_000,
+      () => again.ownedSwitches().size === SWITCHES.length,
+    );
+    for (const [sw, e] of epochs) assert.equal(again.ownedSwitches().get(sw), e + 1);
+    await again.stop();
   },
 );

@@ -25,6 +25,19 @@ export class NotOwnerError extends Error {
   }
 }
 
+/** Another live instance holds this instance's name. */
+export class DuplicateMemberError extends Error {
+  override readonly name = 'DuplicateMemberError';
+  constructor(
+    readonly memberName: string,
+    readonly holder: string,
+  ) {
+    super(
+      `another flowpin instance named '${memberName}' is running (member key: ${holder}); give each its own ha.name`,
+    );
+  }
+}
+
 export interface Fence {
   epoch: number;
   /** The instant (monoNow scale) after which no write may start under this epoch. */
@@ -120,13 +133,36 @@ export class HaCoordinator extends EventEmitter<{
   async start(): Promise<void> {
     this.stopped = false;
     await this.lease.grant();
-    await this.register();
+    try {
+      await this.register();
+    } catch (err) {
+      await this.lease.revoke().catch(() => undefined);
+      throw err;
+    }
     await this.ownership.start();
   }
 
+  /**
+   * Writes the member key, only where no other live instance holds the name: a key left by this
+   * name's previous process (killed) goes with its lease within a TTL, so this waits up to two
+   * TTLs, then refuses to start (two instances under one name would look like one member).
+   */
   private async register(): Promise<void> {
+    const key = this.keys.member(this.cfg.name);
     const m: MemberValue = { name: this.cfg.name, apiAddress: this.cfg.apiAddress, lease: this.lease.hexId };
-    await this.client.put(this.keys.member(this.cfg.name)).value(JSON.stringify(m)).lease(this.lease.id);
+    const until = Date.now() + 2 * this.cfg.leaseTtlS * 1000;
+    for (;;) {
+      const res = await this.client
+        .if(key, 'Create', '==', 0)
+        .then(this.client.put(key).value(JSON.stringify(m)).lease(this.lease.id))
+        .commit();
+      if (res.succeeded) return;
+      if (this.stopped || Date.now() > until) {
+        const other = await this.client.get(key).string();
+        throw new DuplicateMemberError(this.cfg.name, other ?? '');
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
   }
 
   /** The lease is gone (expired or revoked): a new lease, the member key again, ownership anew. */
