@@ -4,7 +4,8 @@
 //   ownedSwitches()            the switches this instance owns now, with their epochs
 //   fence(sw)                  {epoch, validUntil} to put on a write to the switch, or NotOwnerError
 //   changeLog(sw)              the switch's change log in etcd (writes fenced by owner and epoch)
-//   events                     acquired(sw, epoch), lost(sw, reason), uncertain, error
+//   events                     acquired(sw, epoch), lost(sw, reason), uncertain, error (retried;
+//                              emitted only where someone listens)
 // When the lease's own deadline passes every switch is lost at once; if etcd then confirms the
 // lease, switches still bound to it are taken again under a new epoch; if etcd says the lease
 // is gone, a new lease is granted and the member key written again.
@@ -125,8 +126,17 @@ export class HaCoordinator extends EventEmitter<{
     });
     o.on('acquired', (sw, e) => this.emit('acquired', sw, e));
     o.on('lost', (sw, r) => this.emit('lost', sw, r));
-    o.on('error', (err) => this.emit('error', err));
+    o.on('error', (err) => this.report(err));
     return o;
+  }
+
+  /**
+   * A failure that is retried (an ownership pass or a rejoin that etcd did not answer): for the
+   * log, to whoever listens; never thrown (an 'error' event with no listener would be).
+   */
+  private report(err: unknown): void {
+    if (this.listenerCount('error') > 0)
+      this.emit('error', err instanceof Error ? err : new Error(String(err)));
   }
 
   /** Grants the lease, writes the member key, and runs the first ownership pass. */
@@ -178,7 +188,7 @@ export class HaCoordinator extends EventEmitter<{
         return;
       } catch (err) {
         this.lease.close();
-        this.emit('error', err instanceof Error ? err : new Error(String(err)));
+        this.report(err);
         await new Promise((r) => setTimeout(r, 500));
       }
     }
