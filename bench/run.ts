@@ -13,6 +13,7 @@ import { GNMI_FULL, GNMI_TINY, gnmiBench } from './gnmi.bench.js';
 import { LINUX_FULL, LINUX_TINY, linuxBench } from './linux.bench.js';
 import { observeBench } from './observe.bench.js';
 import { persistBench } from './persist.bench.js';
+import { HA_FULL, HA_TINY, haBench } from './ha.bench.js';
 import { PINNING_FULL, PINNING_TINY, pinningBench, type PinningSize } from './pinning.bench.js';
 import { scenarioBench } from './scenario.bench.js';
 import { quickstartBench } from './quickstart.bench.js';
@@ -177,6 +178,16 @@ their rules and took freed sequence ids from a free list, the 5,000 run did not 
 (3.5 GB resident) and 2,000 live at 200/s took 19 s and 1.3 GB.
 `;
 
+const HA_ABOUT = `
+**What runs.** A three-member etcd cluster on loopback (Debian's etcd-server) and two flowpin
+HA coordinators in one process, each with its own etcd client, sharing six switches. The
+takeover figures run from the moment one instance stops to the moment the other owns every
+switch the stopped one owned: left to expire (no revoke, as after a kill) the time is the
+lease TTL after the stopped instance's last keep-alive, plus etcd's expiry check (every 500 ms),
+plus the watch and one ownership pass; revoked (a clean stop) it is a watch event and one pass.
+The change-log save is one fenced transaction (compares on owner and epoch). See docs/ha.md.
+`;
+
 const PERSIST_ABOUT = `
 **What runs.** 1,000,000 tracked flows are written to the file state store while the event loop's
 delay is sampled (\`monitorEventLoopDelay\`, 10 ms resolution). The store writes a slice of
@@ -311,6 +322,14 @@ const BENCHES: Record<string, Bench> = {
       withEnv('FLOWPIN_BENCH_FLOWS', '20000', persistBench),
     ),
     full: section('persist', 'Persistence at scale', PERSIST_ABOUT, persistBench),
+  },
+  ha: {
+    tiny: section('ha', 'High availability on etcd: lease, change log, takeover', HA_ABOUT, () =>
+      haBench(HA_TINY),
+    ),
+    full: section('ha', 'High availability on etcd: lease, change log, takeover', HA_ABOUT, () =>
+      haBench(HA_FULL),
+    ),
   },
   torture: { tiny: () => torture(TORTURE_TINY), full: () => torture(TORTURE_FULL) },
   linux: {

@@ -9,6 +9,7 @@ import { DEFAULT_RECEIVE_BUFFER } from '../mirror-receiver/sources/gre-udp.js';
 
 import { Int, Num, Port, Str, Strs, strict } from '../lib/schema.js';
 import { ADAPTER_KINDS, DEFAULT_KIND } from '../switch-adapters/registry.js';
+import { HaSchema } from './ha/config.js';
 
 /** Each switch kind's own section (`eapi`, `gnmi`, `linux`), as its adapter folder declares it. */
 const sections = Object.fromEntries(
@@ -166,6 +167,8 @@ export const ConfigSchema = Type.Object(
     retryMaxMs: Num(10, undefined, 30_000),
     stateFile: Type.Optional(Str()),
     persistIntervalS: Num(0.05, undefined, 10),
+    /** Several instances coordinated through etcd (controller/ha/config.ts); absent: flowpin runs alone. */
+    ha: Type.Optional(HaSchema),
     switches: Type.Array(SwitchSchema, { minItems: 1 }),
   },
   strict,

@@ -15,6 +15,7 @@ import type { SettingsReader } from '../switch-adapters/kind.js';
 import { ADAPTER_KINDS, adapterKind } from '../switch-adapters/registry.js';
 import { normalMac, type StaticServer } from './server-identity.js';
 import type { ResolutionMode } from './switch-runtime.js';
+import { readHa, type HaConfig } from './ha/config.js';
 
 export interface VipConfig {
   address: string;
@@ -118,6 +119,8 @@ export interface FlowpinConfig {
   retryMaxMs: number;
   stateFile: string | undefined;
   persistIntervalS: number;
+  /** Several instances coordinated through etcd; undefined: flowpin runs alone. */
+  ha: HaConfig | undefined;
   switches: SwitchConfig[];
 }
 
@@ -438,6 +441,7 @@ export function readConfig(src: Reader, env: NodeJS.ProcessEnv = process.env): F
     retryMaxMs: d.retryMaxMs,
     stateFile: d.stateFile,
     persistIntervalS: d.persistIntervalS,
+    ha: d.ha === undefined ? undefined : readHa(at, d.ha, api),
     switches,
   };
   return deepFreeze(cfg);
