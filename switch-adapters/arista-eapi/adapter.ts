@@ -107,6 +107,9 @@ export class AristaEapiAdapter implements SwitchAdapter {
   private lastState: DirectflowState | undefined;
   /** Programmed entries (every owner) when the switch last rejected a flow for lack of space. */
   private fullAt: number | undefined;
+  /** The read-back of written flows under way, and the flows waiting for the next one (readAfter). */
+  private reading: Promise<DirectflowState> | undefined;
+  private nextRead: { names: string[]; state: Promise<DirectflowState> | undefined } | undefined;
 
   constructor(private readonly options: AristaEapiOptions) {
     this.transport = new EapiTransport(options);
@@ -119,7 +122,10 @@ export class AristaEapiAdapter implements SwitchAdapter {
     this.capabilities = {
       resolvesNexthop: true,
       resolveBatchSize: options.resolveBatchSize ?? 200,
-      pinBatchSize: options.pinBatchSize ?? 100,
+      // One request per 1,000 flows, as Arista's DirectFlowAssist sends its flow list whole
+      // (add_flows: one runCmds for every flow given; inject_test_flows(1000, ...)): each request
+      // costs the switch a round trip and a read-back of the whole table, whatever its size.
+      pinBatchSize: options.pinBatchSize ?? 1000,
       nativeIdleTimeout: true,
       pinTableSize: options.pinTableSize ?? 0,
       changesGroups: this.template !== undefined,
@@ -248,7 +254,7 @@ export class AristaEapiAdapter implements SwitchAdapter {
     const written = this.now();
     for (const o of outcomes) if (o.ok) this.written.set(pinName(o.flow), written);
     // A big table is read once per interval for every pin waiting, not once per write.
-    if ((this.lastState?.flows.size ?? 0) > (this.options.readBackLimit ?? 4096)) return outcomes;
+    if ((this.lastState?.flows.size ?? 0) > (this.options.readBackLimit ?? 100_000)) return outcomes;
     return this.readBack(outcomes);
   }
 
@@ -260,7 +266,7 @@ export class AristaEapiAdapter implements SwitchAdapter {
     // The JSON alone where it names every written flow (4.14/4.15); the text too where it omits some
     // (4.35.4M).
     const written = outcomes.filter((o) => o.ok).map((o) => pinName(o.flow));
-    const state = await this.readDirectflow(written);
+    const state = await this.readAfter(written);
     return outcomes.map((o): PinOutcome => {
       if (!o.ok) return o;
       const name = pinName(o.flow);
@@ -421,6 +427,35 @@ export class AristaEapiAdapter implements SwitchAdapter {
     this.written.delete(name);
     this.garbage.delete(name);
     this.lastState?.flows.delete(name);
+  }
+
+  /**
+   * A read of the table that starts after the caller's write was answered, shared: writes
+   * answered while a read is under way wait for the next one, which then reads back all of
+   * them at once (the read lists the whole table, whatever was written). Writes in flight
+   * together cost one read, not one each.
+   */
+  private readAfter(names: string[]): Promise<DirectflowState> {
+    const next = (this.nextRead ??= { names: [], state: undefined });
+    for (const n of names) next.names.push(n);
+    if (this.reading === undefined) return this.startRead();
+    next.state ??= this.reading.then(
+      () => this.startRead(),
+      () => this.startRead(),
+    );
+    return next.state;
+  }
+
+  private startRead(): Promise<DirectflowState> {
+    const batch = this.nextRead;
+    this.nextRead = undefined;
+    const read = this.readDirectflow(batch?.names ?? []);
+    this.reading = read;
+    const done = (): void => {
+      if (this.reading === read) this.reading = undefined;
+    };
+    read.then(done, done);
+    return read;
   }
 
   /**
