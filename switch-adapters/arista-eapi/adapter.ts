@@ -3,12 +3,13 @@
 //  - connect() reads `show version`: refuses platforms without DirectFlow, takes the table size
 //    per platform unless configured, and checks that the group template matches how each VIP's
 //    route is built (static routes vs BGP).
-//  - Pins are written in batches inside a configuration session that is committed whole, or
-//    aborted on any failure (or, with atomicity 'cleanup', every half-built flow is removed),
-//    then their programming state is read back: programmed, pending, or rejected for lack of
-//    TCAM space (reported table-full; the reconciler removes it with `no flow`). The read-back lists the
-//    whole table (EOS has no per-flow form of `show directflow detail`), so once the table
-//    lists more than `readBackLimit` flows, a write answers with the state unknown and the
+//  - Pins are written in batches (1,000 flows a request) inside a configuration session that is
+//    committed whole, or aborted on any failure (or, with atomicity 'cleanup', every half-built
+//    flow is removed), then their programming state is read back: programmed, pending, or
+//    rejected for lack of TCAM space (reported table-full; the reconciler removes it with `no
+//    flow`). The read-back lists the whole table (EOS has no per-flow form of `show directflow
+//    detail`): writes answered while one is under way share the next, and once the table lists
+//    more than `readBackLimit` flows, a write answers with the state unknown and the
 //    controller's timed read-back (one listPins for every pin waiting) confirms it.
 //  - listPins() reads `show directflow detail` in JSON (status, counters) and text (nexthop,
 //    flows the JSON omits) and changes nothing: expired and rejected flows are listed as not
