@@ -1006,7 +1006,7 @@ export class ChangeManager {
         await wait(
           until(
             rt.clock,
-            () => rt.reconciler.settled(needed),
+            rt.reconciler.settledCheck(needed),
             wake,
             deadline,
             () => `programming the pins of the change (${rt.reconciler.lastError ?? 'switch busy'})`,
@@ -1201,9 +1201,11 @@ export class ChangeManager {
    */
   /**
    * Rounds after the barrier: the pins wanted since the mark that are not programmed yet, waited
-   * for while there are more than CONVERGED of them, each round leaves fewer than the last (a
-   * switch that programs slower than flows come never converges: the window then holds them) and
-   * the table has room, for at most CONVERGE_ROUNDS rounds started within CONVERGE_MS.
+   * for while there are more than CONVERGED of them, each round leaves at most half of what the
+   * last one waited for, and the table has room, for at most CONVERGE_ROUNDS rounds started
+   * within CONVERGE_MS. A round that cannot halve what waits has met the switch's programming
+   * lag: flows keep coming during every round, so about rate x lag are always waiting, and
+   * another round only makes the change longer without making its window smaller.
    */
   private async converge(
     rec: ChangeRecord,
@@ -1220,7 +1222,7 @@ export class ChangeManager {
       );
       // Not past the table's room: pins that cannot be programmed are not waited for (they count in the
       // window).
-      if (waiting.size <= CONVERGED || waiting.size >= last || rt.reconciler.freeEntries() === 0) return;
+      if (waiting.size <= CONVERGED || waiting.size > last / 2 || rt.reconciler.freeEntries() === 0) return;
       last = waiting.size;
       // A round never fails the change: past its time (or the barrier's deadline) the window holds what is
       // still waiting.
@@ -1228,7 +1230,7 @@ export class ChangeManager {
         await this.guard(
           until(
             rt.clock,
-            () => rt.reconciler.settled(waiting),
+            rt.reconciler.settledCheck(waiting),
             wake,
             Math.min(deadline, stopAt),
             () => 'programming the pins of the flows seen during the barrier',

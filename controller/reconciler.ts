@@ -390,6 +390,32 @@ export class Reconciler {
     return true;
   }
 
+  /**
+   * settled(ids) as a check that is cheap to repeat (a change's barrier asks it on every wake:
+   * every resolve batch, reply and round, thousands a second under load). Pins found settled
+   * are passed over on later calls; only once every pin has been passed is the whole set checked
+   * again (a pin can go back to not programmed: read back gone, or wanted toward another
+   * nexthop), and that check is the answer. Amortised, a call costs the pins it passes.
+   */
+  settledCheck(ids: Iterable<string>): () => boolean {
+    const all = [...ids];
+    let at = 0;
+    const unsettled = (id: string): boolean => {
+      const d = this.wanted.get(id);
+      return d !== undefined && !this.isProgrammed(id, d.nexthop);
+    };
+    return () => {
+      for (; at < all.length; at++) if (unsettled(all[at] as string)) return false;
+      // Every pin was settled when it was passed: the whole set again, from the first that is not.
+      at = all.findIndex(unsettled);
+      if (at < 0) {
+        at = all.length;
+        return true;
+      }
+      return false;
+    };
+  }
+
   /** Pins the switch accepted and is still programming. */
   get pendingCount(): number {
     return this.pendingIds.size;
@@ -630,12 +656,27 @@ export class Reconciler {
     const size = this.o.adapter.capabilities.pinBatchSize;
     const chunks: [string, DesiredPin][][] = [];
     for (let at = 0; at < fits.length; at += size) chunks.push(fits.slice(at, at + size));
-    // Two requests in flight: one is built and sent while the switch works on the other. A
-    // group write asked for meanwhile goes out between them, not after the whole install.
-    for (let at = 0; at < chunks.length; at += INSTALL_PARALLELISM) {
-      await Promise.all(chunks.slice(at, at + INSTALL_PARALLELISM).map((c) => this.installChunk(c)));
-      if (this.touchedGroups.size > 0) await this.applyGroups();
-    }
+    // Two requests in flight: one is built and sent while the switch works on the other (or
+    // reads the first back), each next chunk sent as soon as one is done, not in waves. A group
+    // write asked for meanwhile goes out between chunks, not after the whole install.
+    // After a failure no further chunk is sent: the round fails once the one in flight ends.
+    let next = 0;
+    let failed = false;
+    const worker = async (): Promise<void> => {
+      while (next < chunks.length && !failed) {
+        try {
+          await this.installChunk(chunks[next++] as [string, DesiredPin][]);
+          if (this.touchedGroups.size > 0) await this.applyGroups();
+        } catch (err) {
+          failed = true;
+          throw err;
+        }
+      }
+    };
+    const ends = await Promise.allSettled(
+      Array.from({ length: Math.min(INSTALL_PARALLELISM, chunks.length) }, worker),
+    );
+    for (const e of ends) if (e.status === 'rejected') throw e.reason;
   }
 
   private async installChunk(all: [string, DesiredPin][]): Promise<void> {

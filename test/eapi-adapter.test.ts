@@ -356,6 +356,43 @@ describe('eAPI adapter against real EOS behaviour', () => {
     }
   });
 
+  test('writes answered while a read-back is under way share the next one, and each hears the truth of its own flows', async () => {
+    // Room for 6: three writes of 3 in flight together; the table says which 3 were refused.
+    const b = await start({}, { pinTableSize: 6 }, testSwitch({ pinCapacity: 6 }).sw);
+    // The JSON form (the text form is read too where the JSON omits a rejected flow).
+    const reads: number[] = [];
+    const run = b.a.runner.run.bind(b.a.runner);
+    b.a.runner.run = (cmds, format, n) => {
+      if (format === 'json' && cmds.some((c) => c === 'show directflow detail')) reads.push(cmds.length);
+      return run(cmds, format, n);
+    };
+    try {
+      await b.a.connect();
+      // Every request takes the switch a while: the later writes are answered while the first one's read is
+      // under way.
+      b.server.faults.set({ latencyMs: 200 });
+      const rules = Array.from({ length: 9 }, (_, i) => ({
+        flow: { ...F, dst: VIP, sport: 5000 + i },
+        nexthop: NEXTHOPS[i % 4] as string,
+        idleTimeoutS: 300,
+      }));
+      const out = (await Promise.all([0, 3, 6].map((at) => b.a.installPins(rules.slice(at, at + 3))))).flat();
+      assert.equal(reads.length, 2, 'one read for the first write answered, one shared by the others');
+      b.server.faults.set({ latencyMs: 0 });
+      // Each outcome agrees with the switch's own table after all three writes.
+      const listed = new Map((await b.a.listPins()).map((p) => [p.flow.sport, p]));
+      for (const o of out) {
+        const p = listed.get(o.flow.sport);
+        assert.ok(p, `flow ${o.flow.sport} is on the switch`);
+        assert.equal(o.programmed, p.programmed, `flow ${o.flow.sport}: the write says what the table says`);
+        if (!p.programmed) assert.equal(o.reason, 'table-full');
+      }
+      assert.equal(out.filter((o) => o.programmed === true).length, 6, 'six fit, six are said to');
+    } finally {
+      await b.stop();
+    }
+  });
+
   test("listPins reports no half-built flow (no action) and removes nothing; removeStrays removes flowpin's and leaves other owners' flows", async () => {
     const b = await start();
     try {

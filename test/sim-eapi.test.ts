@@ -388,6 +388,59 @@ describe('eAPI of the simulator', () => {
     );
   });
 
+  test('a long request does not stop the switch: a request that comes while it runs is answered first', async () => {
+    // 2,000 flows in one configuration session (22,000 commands: far longer than one slice of work).
+    const lines: string[] = [];
+    for (let i = 0; i < 2000; i++)
+      lines.push(
+        `flow fp-long-${i}`,
+        'match ethertype ip',
+        `match source ip 10.101.${i >> 8}.${i & 255}`,
+        `match destination ip ${VIP}`,
+        'match ip protocol tcp',
+        `match source port ${20000 + i}`,
+        'match destination port 443',
+        'no persistent',
+        'timeout idle 300',
+        `action output nexthop ${NEXTHOPS[0] as string}`,
+        'exit',
+      );
+    const order: string[] = [];
+    const logged = server.commandLog.length;
+    const long = runCmds([
+      'enable',
+      'configure session long-request',
+      'directflow',
+      'no shutdown',
+      ...lines,
+      'commit',
+    ]).then((r) => {
+      order.push('long');
+      return r;
+    });
+    // Once the long request is under way (its commands are being logged), a short one is sent.
+    const deadline = Date.now() + 30_000;
+    while (server.commandLog.length === logged || server.commandLog.at(-1) === 'commit') {
+      if (Date.now() > deadline) throw new Error('the long request never started');
+      await new Promise((r) => setImmediate(r));
+    }
+    const short = await runCmds(['show version']);
+    order.push('short');
+    assert.ok(Array.isArray(short.json['result']));
+    const done = await long;
+    assert.ok(Array.isArray(done.json['result']), 'the long request succeeds');
+    assert.deepEqual(order, ['short', 'long'], 'the short request did not wait for the long one');
+    const listed = await runCmds(['show directflow flows']);
+    const flows = (listed.json['result'] as { flows: { name: string }[] }[])[0]?.flows ?? [];
+    assert.equal(flows.filter((f) => f.name.startsWith('fp-long-')).length, 2000, 'the session landed whole');
+    await runCmds([
+      'enable',
+      'configure',
+      'directflow',
+      ...lines.filter((l) => l.startsWith('flow ')).map((l) => `no ${l}`),
+    ]);
+  });
+
   test('injected faults: error replies, dropped connections, unanswered requests, a request carried out whose reply is lost', async () => {
     server.faults.set({ failNext: 1 });
     const failed = await runCmds(['show version']);

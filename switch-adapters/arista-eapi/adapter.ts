@@ -3,12 +3,13 @@
 //  - connect() reads `show version`: refuses platforms without DirectFlow, takes the table size
 //    per platform unless configured, and checks that the group template matches how each VIP's
 //    route is built (static routes vs BGP).
-//  - Pins are written in batches inside a configuration session that is committed whole, or
-//    aborted on any failure (or, with atomicity 'cleanup', every half-built flow is removed),
-//    then their programming state is read back: programmed, pending, or rejected for lack of
-//    TCAM space (reported table-full; the reconciler removes it with `no flow`). The read-back lists the
-//    whole table (EOS has no per-flow form of `show directflow detail`), so once the table
-//    lists more than `readBackLimit` flows, a write answers with the state unknown and the
+//  - Pins are written in batches (1,000 flows a request) inside a configuration session that is
+//    committed whole, or aborted on any failure (or, with atomicity 'cleanup', every half-built
+//    flow is removed), then their programming state is read back: programmed, pending, or
+//    rejected for lack of TCAM space (reported table-full; the reconciler removes it with `no
+//    flow`). The read-back lists the whole table (EOS has no per-flow form of `show directflow
+//    detail`): writes answered while one is under way share the next, and once the table lists
+//    more than `readBackLimit` flows, a write answers with the state unknown and the
 //    controller's timed read-back (one listPins for every pin waiting) confirms it.
 //  - listPins() reads `show directflow detail` in JSON (status, counters) and text (nexthop,
 //    flows the JSON omits) and changes nothing: expired and rejected flows are listed as not
@@ -113,6 +114,9 @@ export class AristaEapiAdapter implements SwitchAdapter {
    * availability: the writer's epoch is in the name, the switch keeping no fencing token).
    */
   private readonly names = new Map<string, string>();
+  /** The read-back of written flows under way, and the flows waiting for the next one (readAfter). */
+  private reading: Promise<DirectflowState> | undefined;
+  private nextRead: { names: string[]; state: Promise<DirectflowState> | undefined } | undefined;
 
   constructor(private readonly options: AristaEapiOptions) {
     this.transport = new EapiTransport(options);
@@ -125,7 +129,10 @@ export class AristaEapiAdapter implements SwitchAdapter {
     this.capabilities = {
       resolvesNexthop: true,
       resolveBatchSize: options.resolveBatchSize ?? 200,
-      pinBatchSize: options.pinBatchSize ?? 100,
+      // One request per 1,000 flows, as Arista's DirectFlowAssist sends its flow list whole
+      // (add_flows: one runCmds for every flow given; inject_test_flows(1000, ...)): each request
+      // costs the switch a round trip and a read-back of the whole table, whatever its size.
+      pinBatchSize: options.pinBatchSize ?? 1000,
       nativeIdleTimeout: true,
       pinTableSize: options.pinTableSize ?? 0,
       changesGroups: this.template !== undefined,
@@ -269,7 +276,7 @@ export class AristaEapiAdapter implements SwitchAdapter {
     for (const o of outcomes) if (o.ok) this.written.set(pinName(o.flow, epoch), written);
     await this.renamed(outcomes, epoch);
     // A big table is read once per interval for every pin waiting, not once per write.
-    if ((this.lastState?.flows.size ?? 0) > (this.options.readBackLimit ?? 4096)) return outcomes;
+    if ((this.lastState?.flows.size ?? 0) > (this.options.readBackLimit ?? 100_000)) return outcomes;
     return this.readBack(outcomes, epoch);
   }
 
@@ -301,7 +308,7 @@ export class AristaEapiAdapter implements SwitchAdapter {
     // The JSON alone where it names every written flow (4.14/4.15); the text too where it omits some
     // (4.35.4M).
     const written = outcomes.filter((o) => o.ok).map((o) => pinName(o.flow, epoch));
-    const state = await this.readDirectflow(written);
+    const state = await this.readAfter(written);
     return outcomes.map((o): PinOutcome => {
       if (!o.ok) return o;
       const name = pinName(o.flow, epoch);
@@ -480,6 +487,35 @@ export class AristaEapiAdapter implements SwitchAdapter {
     this.written.delete(name);
     this.garbage.delete(name);
     this.lastState?.flows.delete(name);
+  }
+
+  /**
+   * A read of the table that starts after the caller's write was answered, shared: writes
+   * answered while a read is under way wait for the next one, which then reads back all of
+   * them at once (the read lists the whole table, whatever was written). Writes in flight
+   * together cost one read, not one each.
+   */
+  private readAfter(names: string[]): Promise<DirectflowState> {
+    const next = (this.nextRead ??= { names: [], state: undefined });
+    for (const n of names) next.names.push(n);
+    if (this.reading === undefined) return this.startRead();
+    next.state ??= this.reading.then(
+      () => this.startRead(),
+      () => this.startRead(),
+    );
+    return next.state;
+  }
+
+  private startRead(): Promise<DirectflowState> {
+    const batch = this.nextRead;
+    this.nextRead = undefined;
+    const read = this.readDirectflow(batch?.names ?? []);
+    this.reading = read;
+    const done = (): void => {
+      if (this.reading === read) this.reading = undefined;
+    };
+    read.then(done, done);
+    return read;
   }
 
   /**

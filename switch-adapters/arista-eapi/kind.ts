@@ -21,7 +21,7 @@ export const EapiSchema = Type.Object(
     caFile: Type.Optional(Str()),
     insecureSkipVerify: Type.Boolean({ default: false }),
     resolveBatchSize: Int(1, 5000, 200),
-    pinBatchSize: Int(1, 1000, 100),
+    pinBatchSize: Int(1, 1000, 1000),
     groupCommands: Type.Optional(Type.Object({ add: Strs(1), remove: Strs(1) }, strict)),
     groupTemplate: Type.Optional(Type.Enum(['static-ecmp', 'bgp-route-map'])),
     bgp: Type.Optional(
@@ -37,7 +37,7 @@ export const EapiSchema = Type.Object(
     ),
     enableSecret: Type.Optional(Str()),
     atomicity: Type.Enum(['session', 'cleanup'], { default: 'session' }),
-    readBackLimit: Int(0, undefined, 4096),
+    readBackLimit: Int(0, undefined, 100_000),
   },
   strict,
 );

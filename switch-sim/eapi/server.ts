@@ -40,6 +40,8 @@ export interface EapiStats {
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
 const COMMAND_LOG_MAX = 10_000;
+/** The longest a request runs commands before it lets the rest of the simulator run (ms). */
+const YIELD_MS = 4;
 
 function rpcError(id: Json, code: number, message: string, data?: Json): Json {
   const error: { [k: string]: Json } = { code, message };
@@ -145,7 +147,7 @@ export class EapiServer {
     const reply =
       action === 'fail'
         ? rpcError(idOf(parsed), 1000, 'Internal error (injected fault)')
-        : this.runCmds(parsed);
+        : await this.runCmds(parsed);
     if (action === 'lost-reply') {
       // Carried out; the reply is lost.
       const t = setTimeout(() => req.socket.destroy(), this.faults.current.hangMs);
@@ -155,7 +157,7 @@ export class EapiServer {
     this.send(res, 200, reply);
   }
 
-  private runCmds(request: unknown): Json {
+  private async runCmds(request: unknown): Promise<Json> {
     if (typeof request !== 'object' || request === null || Array.isArray(request))
       return rpcError(null, -32600, 'invalid request: expected a JSON-RPC object');
     const r = request as Record<string, unknown>;
@@ -189,7 +191,15 @@ export class EapiServer {
     }
     const session = new CliSession(this.sw, this.profile, this.configSessions);
     const results: Json[] = [];
+    let slice = performance.now();
     for (let i = 0; i < cmds.length; i++) {
+      // A long request does not stop the rest of the switch: after every YIELD_MS of commands
+      // the event loop runs what waits (forwarding, the mirror, other requests), as a switch's
+      // CLI runs beside its forwarding. A configuration session still lands whole, at its commit.
+      if (performance.now() - slice >= YIELD_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        slice = performance.now();
+      }
       const { cmd, input } = cmds[i] as { cmd: string; input: string | undefined };
       this.stats.commands++;
       this.commandLog.push(cmd);
