@@ -151,11 +151,19 @@ export class DataplaneServer {
     return result;
   }
 
-  /** Connections open on each server, as the dataplane tracks them. */
-  liveByServer(): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (const c of this.conns.values()) out[c.server] = (out[c.server] ?? 0) + 1;
-    return out;
+  /**
+   * Connections open on each server, as the dataplane tracks them: `live` those not closing, `closing` those
+   * with both FINs sent (only the client's final ACK is left; a final ACK that reaches another server is no
+   * broken connection, `lastAckLost`).
+   */
+  byServer(): { live: Record<string, number>; closing: Record<string, number> } {
+    const live: Record<string, number> = {};
+    const closing: Record<string, number> = {};
+    for (const c of this.conns.values()) {
+      const into = c.closing ? closing : live;
+      into[c.server] = (into[c.server] ?? 0) + 1;
+    }
+    return { live, closing };
   }
 
   async stop(): Promise<void> {

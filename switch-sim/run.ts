@@ -46,7 +46,11 @@ export interface SimCounters {
    */
   groupMoves: GroupMove[];
   /** The external load's segments and connections (dataplane endpoint), where it runs. */
-  dataplane?: DataplaneCounters & { liveByServer: Record<string, number>; resetLogged: number };
+  dataplane?: DataplaneCounters & {
+    liveByServer: Record<string, number>;
+    closingByServer: Record<string, number>;
+    resetLogged: number;
+  };
   /** How late the simulator's own event loop ran (ms): what it adds to every answer it gives. */
   eventLoop: { maxMs: number; p99Ms: number; meanMs: number };
 }
@@ -207,7 +211,8 @@ export async function startSimulator(
       ? {
           dataplane: {
             ...dataplane.counters,
-            liveByServer: dataplane.liveByServer(),
+            liveByServer: dataplane.byServer().live,
+            closingByServer: dataplane.byServer().closing,
             resetLogged: resetLog?.written ?? 0,
           },
         }

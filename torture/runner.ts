@@ -299,7 +299,7 @@ async function records(ctx: Ctx, timeoutMs = 3000): Promise<RecordView[] | undef
 async function simCounters(ctx: Ctx): Promise<
   | {
       pinsByNexthop: Record<string, number>;
-      dataplane?: { liveByServer: Record<string, number> };
+      dataplane?: { liveByServer: Record<string, number>; closingByServer?: Record<string, number> };
       groupChanges: { wallAt: number; vip: string; op: string; nexthop: string }[];
       eventLoop: { maxMs: number; p99Ms: number };
     }
@@ -392,7 +392,9 @@ async function poll(ctx: Ctx): Promise<void> {
         w.atFinal = {
           at: Date.now(),
           phase: r.phase,
+          // Connections with both FINs sent are ended as flowpin sees them (their pins linger for the final ACK).
           live: c?.dataplane?.liveByServer[w.nexthop] ?? 0,
+          closing: c?.dataplane?.closingByServer?.[w.nexthop] ?? 0,
           pins: c?.pinsByNexthop[w.nexthop] ?? 0,
         };
       }

@@ -24,8 +24,11 @@ export interface Watched {
   status: number;
   /** Wall time the runner first saw each phase (log line or API poll). */
   seen: Record<string, number>;
-  /** Live connections and programmed pins on the drained nexthop when the record was first seen final. */
-  atFinal?: { at: number; phase: string; live: number; pins: number };
+  /**
+   * Live connections (not closing: both FINs sent), closing ones and programmed pins on the drained nexthop
+   * when the record was first seen final.
+   */
+  atFinal?: { at: number; phase: string; live: number; closing?: number; pins: number };
   /** Programmed pins toward the nexthop (drain) when the record was first seen effective. */
   pinsAtEffective?: number;
   pinsSampledAt?: number;
