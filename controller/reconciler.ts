@@ -99,6 +99,8 @@ export interface ReconcilerOptions {
   backoffMaxMs?: number;
   /** How often accepted pins whose programming state is unknown are read back (ms). */
   readbackMs?: number;
+  /** The pins the first listing adopted (found on the switch, wanted by no one yet). */
+  onAdopted?: (pins: DesiredPin[]) => void;
 }
 
 export type DropListener = (id: string, pin: DesiredPin, why: AtRiskReason | 'idle-timeout') => void;
@@ -455,11 +457,16 @@ export class Reconciler {
     this.held.clear();
     this.pendingIds.clear();
     const garbage: FlowSpec[] = [];
+    const adopted: DesiredPin[] = [];
     for (const p of listed) {
       if (this.take(p, now, previous.get(flowId(p.flow)))) garbage.push(p.flow);
-      else if (this.adoptOnResync && p.programmed && !this.wanted.has(flowId(p.flow)))
-        this.wanted.set(flowId(p.flow), { flow: p.flow, nexthop: p.nexthop, reason: 'adopted', since: now });
+      else if (this.adoptOnResync && p.programmed && !this.wanted.has(flowId(p.flow))) {
+        const pin: DesiredPin = { flow: p.flow, nexthop: p.nexthop, reason: 'adopted', since: now };
+        this.wanted.set(flowId(p.flow), pin);
+        adopted.push(pin);
+      }
     }
+    if (this.adoptOnResync) this.o.onAdopted?.(adopted);
     this.adoptOnResync = false;
     // Garbage collection is this round's write, not the listing's: what the switch timed out
     // or could not program, and what the listing found of flowpin's that no pin stands for.
