@@ -1085,6 +1085,13 @@ export class ChangeManager {
       // Pins that the change needed and that were not programmed when it took effect: at risk or window.
       // (Including pins wanted since the barrier: flows observed in the window.)
       const effectiveProgrammed = new Set<string>();
+      // A pin whose install went unanswered (still on its way, or its answer lost) may be programmed:
+      // read back from the switch, not counted as missing.
+      await this.guard(rt.reconciler.readBackUnanswered([...needed, ...this.pinsOf(rec)])).catch(
+        (err: unknown) => {
+          if (this.stopped) throw err;
+        },
+      );
       for (const id of [...needed, ...this.pinsOf(rec)])
         if (rt.reconciler.isProgrammed(id)) effectiveProgrammed.add(id);
       if (this.o.settleMs > 0) await this.guard(sleep(rt.clock, this.o.settleMs));
