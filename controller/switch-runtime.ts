@@ -362,6 +362,7 @@ export class SwitchRuntime {
       n++;
     }
     this.adoptedFlows += n;
+    if (n === 0) return;
     this.o.log?.warn(
       { switch: this.name, adopted: n, pins: pins.length },
       'no flow state for this switch: the pins found on it adopted as tracked connections of unknown liveness (they end by FIN or RST, or when the pin idles out)',

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Bed, FIFTH, VIP } from './helpers/bed.js';
 import type { ChangeRecord } from '../controller/changes.js';
-import { discardState } from '../controller/state-store.js';
+import { discardState, FileStateStore } from '../controller/state-store.js';
 
 test(
   'flow state discarded: the pins an addition left are adopted, no connection is reset',
@@ -35,8 +35,18 @@ test(
       truncateSync(file, Math.floor(statSync(file).size / 2));
       const d = discardState(file);
       assert.ok(d.moved.length > 0, 'the damaged snapshot moved aside');
+      // As if the addition had counted three flows in its window before the restart.
+      const store = new FileStateStore(file);
+      const doc = store.loadChanges();
+      const saved = doc?.changes['sw1']?.find((r) => r.id === add.id);
+      assert.ok(doc !== undefined && saved !== undefined, 'the change log kept');
+      saved.windowFlows = (saved.windowFlows ?? 0) + 3;
+      await store.saveChanges(doc);
       const c2 = await bed.startController();
       const rt = c2.runtime('sw1');
+      // The flows the addition counted by name went with the first process: the list says so.
+      const list = c2.changeManager('sw1').counted(add.id);
+      assert.deepEqual({ lost: list.lost, truncated: list.truncated }, { lost: true, truncated: true });
       const tracked = rt.flowTable.size;
       const first = [...rt.flowTable.keys()][0];
       assert.ok(first !== undefined, 'the pins found adopted as tracked connections');
