@@ -729,11 +729,12 @@ export class Reconciler {
 
   /**
    * Reads back those of `ids` whose install is unanswered (on its way, or its answer lost: the
-   * switch may hold them programmed), so that what is counted as programmed is what the switch
-   * says. Returns how many were read; nothing is read where none is in doubt.
+   * switch may hold them programmed) or whose programming state is not known yet (accepted,
+   * pending), so that what is counted as programmed is what the switch says. Returns how many
+   * were read; nothing is read where none is in doubt.
    */
   async readBackUnanswered(ids: Iterable<string>): Promise<number> {
-    const doubt = [...ids].filter((id) => this.unanswered.has(id));
+    const doubt = [...ids].filter((id) => this.unanswered.has(id) || this.pendingIds.has(id));
     if (doubt.length === 0) return 0;
     await this.verify(doubt);
     for (const id of doubt) if (!this.sending.has(id)) this.unanswered.delete(id);

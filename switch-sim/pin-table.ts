@@ -217,6 +217,15 @@ export class PinTable {
     return out;
   }
 
+  /** Programmed pins of one destination (a VIP) toward one nexthop. */
+  programmedToward(dst: string, nexthop: string): number {
+    this.settleNow();
+    let n = 0;
+    for (const e of this.entries.values())
+      if (e.status === 'programmed' && e.nexthop === nexthop && e.match.dst === dst) n++;
+    return n;
+  }
+
   /** Marks programmed flows past their idle or hard timeout as not programmed. */
   expire(now: number): number {
     this.settle(now);

@@ -31,6 +31,8 @@ export interface Watched {
   pinsSampledAt?: number;
   /** The simulator's acceptance of the group write (wall ms), when it came. */
   groupWriteAt?: number;
+  /** Programmed pins toward the nexthop (drain) when the group write reached the switch's forwarding. */
+  pinsAtWrite?: number;
 }
 
 /** What the controller's API says of a change at the end (fields the runner reads; others pass). */
@@ -68,6 +70,8 @@ export interface ChangeTruth {
   phase: string | undefined;
   resumed: boolean;
   pinned: number | null | undefined;
+  /** A drain: the pins the switch held toward the nexthop when the group write reached forwarding. */
+  switchPinned?: number;
   atRisk: number | null | undefined;
   windowFlows: number | null | undefined;
   resets: number;
@@ -172,18 +176,18 @@ export function judge(
         `${rec.phase} with ${c.atFinal.live} live connections and ${c.atFinal.pins} pins left on ${c.nexthop}`,
       );
     }
-    // Only where the sample was taken close to the effect: pins come (late pins of window flows) and go
-    // (ended connections).
-    if (
-      c.kind === 'drain' &&
+    // The switch's own count when the write reached its forwarding; else a sample, only where it was taken
+    // close to the effect: pins come (late pins of window flows) and go (ended connections).
+    const sampled =
       c.pinsAtEffective !== undefined &&
       c.pinsSampledAt !== undefined &&
       rec.effectiveAt !== undefined &&
-      c.pinsSampledAt - rec.effectiveAt < 300 &&
-      typeof rec.pinned === 'number' &&
-      rec.resumed !== true
-    ) {
-      const t = c.pinsAtEffective;
+      c.pinsSampledAt - rec.effectiveAt < 300
+        ? c.pinsAtEffective
+        : undefined;
+    const truth = c.pinsAtWrite ?? sampled;
+    if (c.kind === 'drain' && truth !== undefined && typeof rec.pinned === 'number' && rec.resumed !== true) {
+      const t = truth;
       if (Math.abs(rec.pinned - t) > Math.max(20, 0.25 * t))
         falseRec.push(
           `pinned ${rec.pinned}, the switch had ${t} pins toward ${c.nexthop} when it took effect`,
@@ -261,6 +265,7 @@ export function judge(
       rec?.appliedAt === undefined || c.groupWriteAt === undefined
         ? undefined
         : rec.appliedAt - c.groupWriteAt,
+    ...(c.kind === 'drain' && c.pinsAtWrite !== undefined ? { switchPinned: c.pinsAtWrite } : {}),
     false: falseRec,
   };
 }
