@@ -171,6 +171,8 @@ export class SimSwitch {
     /** Programmed pins of the VIP toward the nexthop when the change reached forwarding (the truth a
      * drain's `pinned` figure is judged by). */
     pinsToward?: number;
+    /** Of those, the pins of connections the nexthop's server still holds open. */
+    pinsTowardOpen?: number;
   }[] = [];
   private readonly uplinkPrefixes: Prefix[];
   private nextPort = 1;
@@ -365,7 +367,16 @@ export class SimSwitch {
       if (op.op === 'add') vip.fwd.add(op.nexthop);
       else vip.fwd.remove(op.nexthop);
       for (const w of this.forwardingWatchers) w.after(change, vip.fwd);
-      if (op.record !== undefined) op.record.pinsToward = this.pins.programmedToward(op.vip, op.nexthop);
+      if (op.record !== undefined) {
+        op.record.pinsToward = this.pins.programmedToward(op.vip, op.nexthop);
+        // Of those, the pins of connections the server still holds (a closed one's pin protects nothing).
+        const server = this.servers.get(op.nexthop);
+        op.record.pinsTowardOpen = this.pins.programmedToward(
+          op.vip,
+          op.nexthop,
+          (e) => server?.holds(`${e.match.src}|${e.match.sport}|${e.match.dst}|${e.match.dport}`) === true,
+        );
+      }
     }
     if (i > 0) this.groupOps = this.groupOps.slice(i);
   }

@@ -300,7 +300,14 @@ async function simCounters(ctx: Ctx): Promise<
   | {
       pinsByNexthop: Record<string, number>;
       dataplane?: { liveByServer: Record<string, number> };
-      groupChanges: { wallAt: number; vip: string; op: string; nexthop: string; pinsToward?: number }[];
+      groupChanges: {
+        wallAt: number;
+        vip: string;
+        op: string;
+        nexthop: string;
+        pinsToward?: number;
+        pinsTowardOpen?: number;
+      }[];
       eventLoop: { maxMs: number; p99Ms: number };
     }
   | undefined
@@ -770,6 +777,7 @@ export async function runOnce(p: RunPlan, o: RunOptions): Promise<RunReport> {
     );
     w.groupWriteAt = g?.wallAt;
     if (g?.pinsToward !== undefined) w.pinsAtWrite = g.pinsToward;
+    if (g?.pinsTowardOpen !== undefined) w.openPinsAtWrite = g.pinsTowardOpen;
   }
   await ctx.ctl.stop();
   await sim.stop();
