@@ -165,6 +165,8 @@ export class ChangeManager {
     string,
     { items: { flow: string; why: AtRiskReason | 'window' }[]; truncated: boolean }
   >();
+  /** Changes read back from the state that had counted flows before: their names went with that process. */
+  private readonly countedBefore = new Set<string>();
   /**
    * VIPs whose next change is being checked against its bound (its record is not made yet): VIP -> nexthop.
    */
@@ -186,7 +188,12 @@ export class ChangeManager {
    * resume.
    */
   adopt(saved: readonly ChangeRecord[]): void {
-    for (const r of saved) if (!this.records.some((x) => x.id === r.id)) this.records.push(normalise(r));
+    for (const r of saved) {
+      if (this.records.some((x) => x.id === r.id)) continue;
+      this.records.push(normalise(r));
+      // Counted by an earlier process: the flows it named are not kept across a restart.
+      if ((r.atRisk ?? 0) + (r.windowFlows ?? 0) > 0) this.countedBefore.add(r.id);
+    }
     this.sync();
   }
 
@@ -231,8 +238,14 @@ export class ChangeManager {
   }
 
   /** The flows a change counted at risk or in its window, by flow (`src:sport->dst:dport`), up to a bound. */
-  counted(id: string): { items: { flow: string; why: AtRiskReason | 'window' }[]; truncated: boolean } {
-    return this.countedFlows.get(id) ?? { items: [], truncated: false };
+  counted(id: string): {
+    items: { flow: string; why: AtRiskReason | 'window' }[];
+    truncated: boolean;
+    lost?: true;
+  } {
+    const list = this.countedFlows.get(id) ?? { items: [], truncated: false };
+    // Flows an earlier process counted are not named here: the list is short of them, and says so.
+    return this.countedBefore.has(id) ? { ...list, truncated: true, lost: true } : list;
   }
 
   /**
@@ -832,6 +845,7 @@ export class ChangeManager {
       const i = this.records.findIndex((r) => !isActive(r));
       if (i < 0) break;
       this.countedFlows.delete((this.records[i] as ChangeRecord).id);
+      this.countedBefore.delete((this.records[i] as ChangeRecord).id);
       this.records.splice(i, 1);
     }
   }
@@ -1085,6 +1099,13 @@ export class ChangeManager {
       // Pins that the change needed and that were not programmed when it took effect: at risk or window.
       // (Including pins wanted since the barrier: flows observed in the window.)
       const effectiveProgrammed = new Set<string>();
+      // A pin whose install went unanswered (still on its way, or its answer lost) may be programmed:
+      // read back from the switch, not counted as missing.
+      await this.guard(rt.reconciler.readBackUnanswered([...needed, ...this.pinsOf(rec)])).catch(
+        (err: unknown) => {
+          if (this.stopped) throw err;
+        },
+      );
       for (const id of [...needed, ...this.pinsOf(rec)])
         if (rt.reconciler.isProgrammed(id)) effectiveProgrammed.add(id);
       if (this.o.settleMs > 0) await this.guard(sleep(rt.clock, this.o.settleMs));

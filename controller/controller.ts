@@ -86,6 +86,11 @@ export interface SwitchStatus {
     capacity: number;
     free: number;
     table: 'ok' | 'nearly-full' | 'full';
+    /**
+     * Pins found on the switch at a start without its flow state, adopted as tracked connections of unknown
+     * liveness.
+     */
+    adopted: number;
   };
   /**
    * What flowpin has watched of the mirror: `warming` while some of the last connection lifetime was not
@@ -361,6 +366,7 @@ export class Controller {
     }
     if (this.started) {
       rt.watchLedger.begin(undefined);
+      rt.adoptPinsAsFlows = true;
       if (this.deps.loops ?? true)
         this.every(
           this.cfg.resyncIntervalS * 1000,
@@ -502,6 +508,11 @@ export class Controller {
     // Watching begins as the mirror is listened to (before the switches are connected: SYNs seen
     // meanwhile wait for their look-up); what was watched before a restart comes from the state.
     for (const rt of this.runtimes.values()) rt.watchLedger.begin(saved?.watch[rt.name]);
+    // A switch without flow state (none saved, or discarded as unreadable): the connections behind
+    // the pins it holds are no longer known, and the pins are adopted as connections of unknown liveness.
+    for (const rt of this.runtimes.values())
+      rt.adoptPinsAsFlows =
+        saved?.watch[rt.name] === undefined && !(saved?.flows ?? []).some((g) => g.switchName === rt.name);
     // Each switch is brought up within its own deadline: one that is slow or down never holds the others.
     await Promise.all([...this.runtimes.values()].map((rt) => this.connect(rt)));
     if (this.deps.loops ?? true) {
@@ -836,6 +847,7 @@ export class Controller {
         capacity: r.tableCapacity,
         free,
         table: free === 0 ? 'full' : free < r.tableCapacity * 0.05 ? 'nearly-full' : 'ok',
+        adopted: rt.adoptedFlows,
       },
       watch: {
         warming: rt.watchLedger.warming(),

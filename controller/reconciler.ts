@@ -18,6 +18,7 @@ import type {
   FlowSpec,
   InstalledPin,
   NotProgrammedReason,
+  PinOutcome,
   SwitchAdapter,
 } from '../switch-adapters/contract.js';
 import { flowId } from '../switch-adapters/contract.js';
@@ -115,6 +116,8 @@ export interface ReconcilerOptions {
    * for a write started just before it to land before the lease can expire elsewhere.
    */
   fenceMarginMs?: number;
+  /** The pins the first listing adopted (found on the switch, wanted by no one yet). */
+  onAdopted?: (pins: DesiredPin[]) => void;
 }
 
 export type DropListener = (id: string, pin: DesiredPin, why: AtRiskReason | 'idle-timeout') => void;
@@ -153,6 +156,13 @@ export class Reconciler {
   private readbackTimer: unknown;
   /** Installed pins accepted but not yet reported programmed. */
   private pendingIds = new Set<string>();
+  /**
+   * Pins whose install is unanswered: on its way, or its answer lost (the switch may have carried it out).
+   * Read back before a change counts them (readBackUnanswered); a listing or a read-back settles them.
+   */
+  private readonly unanswered = new Set<string>();
+  /** Pins whose install request is on its way now. */
+  private readonly sending = new Set<string>();
   /** Entries of other owners in the switch's table, as of the last resync. */
   private othersUsed = 0;
   private capacity: number;
@@ -561,11 +571,17 @@ export class Reconciler {
     this.held.clear();
     this.pendingIds.clear();
     const garbage: FlowSpec[] = [];
+    const adopted: DesiredPin[] = [];
+    for (const id of this.unanswered) if (!this.sending.has(id)) this.unanswered.delete(id);
     for (const p of listed) {
       if (this.take(p, now, previous.get(flowId(p.flow)))) garbage.push(p.flow);
-      else if (this.adoptOnResync && p.programmed && !this.wanted.has(flowId(p.flow)))
-        this.wanted.set(flowId(p.flow), { flow: p.flow, nexthop: p.nexthop, reason: 'adopted', since: now });
+      else if (this.adoptOnResync && p.programmed && !this.wanted.has(flowId(p.flow))) {
+        const pin: DesiredPin = { flow: p.flow, nexthop: p.nexthop, reason: 'adopted', since: now };
+        this.wanted.set(flowId(p.flow), pin);
+        adopted.push(pin);
+      }
     }
+    if (this.adoptOnResync) this.o.onAdopted?.(adopted);
     this.adoptOnResync = false;
     // Garbage collection is this round's write, not the listing's: what the switch timed out
     // or could not program, and what the listing found of flowpin's that no pin stands for.
@@ -685,10 +701,23 @@ export class Reconciler {
     const chunk = all.filter(([id, p]) => this.wanted.get(id) === p);
     if (chunk.length === 0) return;
     const name = this.o.switchName;
-    const outcomes = await this.o.adapter.installPins(
-      chunk.map(([, p]) => ({ flow: p.flow, nexthop: p.nexthop, idleTimeoutS: this.o.idleTimeoutS })),
-      this.writeFence(),
-    );
+    // Past the fence's deadline nothing is sent (and nothing is in doubt).
+    const fence = this.writeFence();
+    for (const [id] of chunk) {
+      this.unanswered.add(id);
+      this.sending.add(id);
+    }
+    let outcomes: PinOutcome[];
+    try {
+      outcomes = await this.o.adapter.installPins(
+        chunk.map(([, p]) => ({ flow: p.flow, nexthop: p.nexthop, idleTimeoutS: this.o.idleTimeoutS })),
+        fence,
+      );
+    } finally {
+      for (const [id] of chunk) this.sending.delete(id);
+    }
+    // Answered: the outcomes below are the switch's word. (Unanswered, the pins stay in doubt.)
+    for (const [id] of chunk) this.unanswered.delete(id);
     const now = this.o.clock.now();
     const garbage: FlowSpec[] = [];
     let strays = false;
@@ -822,6 +851,20 @@ export class Reconciler {
   onGroupWrite(fn: (vip: string) => void): () => void {
     this.groupWriteListeners.add(fn);
     return () => this.groupWriteListeners.delete(fn);
+  }
+
+  /**
+   * Reads back those of `ids` whose install is unanswered (on its way, or its answer lost: the
+   * switch may hold them programmed) or whose programming state is not known yet (accepted,
+   * pending), so that what is counted as programmed is what the switch says. Returns how many
+   * were read; nothing is read where none is in doubt.
+   */
+  async readBackUnanswered(ids: Iterable<string>): Promise<number> {
+    const doubt = [...ids].filter((id) => this.unanswered.has(id) || this.pendingIds.has(id));
+    if (doubt.length === 0) return 0;
+    await this.verify(doubt);
+    for (const id of doubt) if (!this.sending.has(id)) this.unanswered.delete(id);
+    return doubt.length;
   }
 
   /** Reads back accepted pins whose programming state is unknown, until they are programmed or refused. */

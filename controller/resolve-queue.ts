@@ -15,8 +15,8 @@ export interface Pending {
 export class ResolveQueue {
   private items: Pending[] = [];
   private head = 0;
-  /** Sequence numbers taken but not yet finished (in flight at the switch). */
-  private readonly inFlight = new Set<number>();
+  /** Flows taken but not yet finished (in flight at the switch), by sequence number. */
+  private readonly inFlight = new Map<number, Pending>();
 
   constructor(readonly capacity: number) {}
 
@@ -45,7 +45,7 @@ export class ResolveQueue {
       this.items = this.items.slice(this.head);
       this.head = 0;
     }
-    for (const p of out) this.inFlight.add(p.seq);
+    for (const p of out) this.inFlight.set(p.seq, p);
     return out;
   }
 
@@ -80,14 +80,18 @@ export class ResolveQueue {
     for (const p of ps) this.inFlight.delete(p.seq);
   }
 
-  /** Queued (not in flight) flows with `after` < seq <= `through`, in order. */
+  /**
+   * Flows with `after` < seq <= `through` whose look-up has not answered: queued, or in flight at
+   * the switch (an answer still on its way, or one a hold will have asked again), in order.
+   */
   between(after: number, through: number): Pending[] {
     const out: Pending[] = [];
+    for (const p of this.inFlight.values()) if (p.seq > after && p.seq <= through) out.push(p);
     for (let i = this.head; i < this.items.length; i++) {
       const p = this.items[i] as Pending;
       if (p.seq > after && p.seq <= through) out.push(p);
     }
-    return out;
+    return out.sort((a, b) => a.seq - b.seq);
   }
 
   /**
@@ -96,7 +100,7 @@ export class ResolveQueue {
    * the check does not wait for look-ups nobody needs.
    */
   doneThrough(seq: number, pending: (p: Pending) => boolean = () => true): boolean {
-    for (const s of this.inFlight) if (s <= seq) return false;
+    for (const s of this.inFlight.keys()) if (s <= seq) return false;
     while (this.head < this.items.length && !pending(this.items[this.head] as Pending)) this.head++;
     const first = this.items[this.head];
     return first === undefined || first.seq > seq;

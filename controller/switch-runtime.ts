@@ -20,7 +20,7 @@ import type { ControllerMetrics } from './metrics.js';
 import { MirrorWatch, type LivenessSource, type MirrorHealth, type VipRates } from './mirror-watch.js';
 import type { NexthopRegistry } from './nexthop-registry.js';
 import { pinReason, type ChangeView, type PinMode } from './pin-policy.js';
-import { Reconciler, type AtRiskReason } from './reconciler.js';
+import { Reconciler, type AtRiskReason, type DesiredPin } from './reconciler.js';
 import { ReplyObserver, type ResolutionMode } from './reply-observer.js';
 import type { Pending } from './resolve-queue.js';
 import { Resolver } from './resolver.js';
@@ -181,6 +181,15 @@ export class SwitchRuntime {
   /** Pins of connections that closed (a FIN each way), removed once the linger is over: [flow, when]. */
   private lingering: [FlowSpec, number][] = [];
   private lingerTimer: unknown;
+  /**
+   * Set before start where flowpin starts without flow state for this switch (none saved, or
+   * discarded): the pins its first listing finds become tracked connections of unknown liveness.
+   */
+  adoptPinsAsFlows = false;
+  /** Connections adopted from the switch's pins at start (their SYN was not seen by this process). */
+  adoptedFlows = 0;
+  /** Keys of adopted connections still tracked: their liveness is unknown whatever the mirror carries. */
+  private readonly adoptedKeys = new Set<string>();
 
   constructor(private readonly o: SwitchRuntimeOptions) {
     this.name = o.name;
@@ -193,6 +202,7 @@ export class SwitchRuntime {
       idleTimeoutS: o.pinIdleTimeoutS,
       clock: o.clock,
       backoffMaxMs: o.retryMaxMs,
+      onAdopted: (pins) => this.adoptPins(pins),
     });
     for (const v of o.vips)
       this.vips.set(v.address, new VipState(v.address, v.nexthops, this.reconciler.groups));
@@ -261,7 +271,10 @@ export class SwitchRuntime {
             reason: owner,
             since: this.o.clock.now(),
           });
-      } else this.o.flowTable.end(key);
+      } else {
+        this.o.flowTable.end(key);
+        this.adoptedKeys.delete(key);
+      }
     });
   }
 
@@ -326,6 +339,34 @@ export class SwitchRuntime {
   removeVip(address: string): void {
     this.vips.delete(address);
     this.reconciler.forgetGroup(address);
+  }
+
+  /**
+   * The pins the first listing found on the switch, wanted by no one. Where flowpin starts
+   * without flow state for this switch, each is the pin of a connection it no longer knows (its
+   * SYN came before the state was lost): tracked from now on, on the pin's nexthop, with its
+   * liveness unknown (a FIN each way or a RST ends it as any other; so does its pin idling out on
+   * the switch). Removing them would move those connections to another server.
+   */
+  private adoptPins(pins: DesiredPin[]): void {
+    if (!this.adoptPinsAsFlows) return;
+    let n = 0;
+    for (const p of pins) {
+      if (!this.vips.has(p.flow.dst)) continue;
+      const key = flowKey(this.id, tupleOfSpec(p.flow));
+      if (this.o.flowTable.has(key)) continue;
+      this.o.flowTable.touch(key);
+      if (!this.o.flowTable.resolve(key, this.o.registry.intern(this.name, p.flow.dst, p.nexthop))) continue;
+      this.noteNexthop(p.flow.dst, p.nexthop);
+      this.adoptedKeys.add(key);
+      n++;
+    }
+    this.adoptedFlows += n;
+    if (n === 0) return;
+    this.o.log?.warn(
+      { switch: this.name, adopted: n, pins: pins.length },
+      'no flow state for this switch: the pins found on it adopted as tracked connections of unknown liveness (they end by FIN or RST, or when the pin idles out)',
+    );
   }
 
   /**
@@ -407,6 +448,7 @@ export class SwitchRuntime {
     }
     if (awaited) this.replies.await(queued ? p : { ...p, queued: false });
     this.risks.unshed(key);
+    this.adoptedKeys.delete(key);
     this.o.flowTable.touch(key);
     this.watchLedger.sample(key, now);
     if (queued) this.resolver.pump();
@@ -453,6 +495,7 @@ export class SwitchRuntime {
     this.risks.unshed(key);
     this.replies.forget(key);
     const tracked = untrack ? this.o.flowTable.end(key) : true;
+    this.adoptedKeys.delete(key);
     const flow = specOf(key);
     if (!this.reconciler.has(flow)) return tracked;
     if (!linger) this.reconciler.unwant(flow);
@@ -490,6 +533,7 @@ export class SwitchRuntime {
    * `unknown`.
    */
   livenessOf(key: string): Liveness {
+    if (this.adoptedKeys.has(key)) return 'unknown';
     return classify(this.mirror.liveness, this.o.flowTable.halfClosedBy(key) ?? null);
   }
 
@@ -741,6 +785,7 @@ export class SwitchRuntime {
    * One whose pin is programmed stays protected by the switch, and is not counted.
    */
   forgetFlow(key: string, nexthopId: number): void {
+    this.adoptedKeys.delete(key);
     const flow = specOf(key);
     if (!this.vips.has(flow.dst)) return;
     const nh = nexthopId === UNRESOLVED ? undefined : this.o.registry.ref(nexthopId)?.nexthop;
@@ -750,6 +795,7 @@ export class SwitchRuntime {
 
   /** A tracked flow aged past the connection lifetime: it is taken as ended, and its pin goes. */
   agedOut(key: string): void {
+    this.adoptedKeys.delete(key);
     const flow = specOf(key);
     if (this.reconciler.has(flow)) this.reconciler.unwant(flow);
   }

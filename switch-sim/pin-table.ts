@@ -222,6 +222,16 @@ export class PinTable {
     return out;
   }
 
+  /** Programmed pins of one destination (a VIP) toward one nexthop (those `keep` keeps, where given). */
+  programmedToward(dst: string, nexthop: string, keep?: (e: PinEntry) => boolean): number {
+    this.settleNow();
+    let n = 0;
+    for (const e of this.entries.values())
+      if (e.status === 'programmed' && e.nexthop === nexthop && e.match.dst === dst && (keep?.(e) ?? true))
+        n++;
+    return n;
+  }
+
   /** Marks programmed flows past their idle or hard timeout as not programmed. */
   expire(now: number): number {
     this.settle(now);

@@ -93,6 +93,8 @@ interface GroupOp {
   vip: string;
   op: 'add' | 'remove';
   nexthop: string;
+  /** Its entry in groupChanges, completed when it reaches forwarding. */
+  record?: SimSwitch['groupChanges'][number];
 }
 
 /** A group change as it reaches forwarding: the VIP, what changed, and when it was due. */
@@ -166,6 +168,11 @@ export class SimSwitch {
     vip: string;
     op: 'add' | 'remove';
     nexthop: string;
+    /** Programmed pins of the VIP toward the nexthop when the change reached forwarding (the truth a
+     * drain's `pinned` figure is judged by). */
+    pinsToward?: number;
+    /** Of those, the pins of connections the nexthop's server still holds open. */
+    pinsTowardOpen?: number;
   }[] = [];
   private readonly uplinkPrefixes: Prefix[];
   private nextPort = 1;
@@ -329,13 +336,14 @@ export class SimSwitch {
   }
 
   private program(op: GroupOp): void {
-    this.groupChanges.push({
+    op.record = {
       at: this.options.now(),
       wallAt: Date.now(),
       vip: op.vip,
       op: op.op,
       nexthop: op.nexthop,
-    });
+    };
+    this.groupChanges.push(op.record);
     if (this.groupChanges.length > 1000) this.groupChanges.shift();
     this.groupOps.push(op);
     this.settle(this.options.now());
@@ -359,6 +367,16 @@ export class SimSwitch {
       if (op.op === 'add') vip.fwd.add(op.nexthop);
       else vip.fwd.remove(op.nexthop);
       for (const w of this.forwardingWatchers) w.after(change, vip.fwd);
+      if (op.record !== undefined) {
+        op.record.pinsToward = this.pins.programmedToward(op.vip, op.nexthop);
+        // Of those, the pins of connections the server still holds (a closed one's pin protects nothing).
+        const server = this.servers.get(op.nexthop);
+        op.record.pinsTowardOpen = this.pins.programmedToward(
+          op.vip,
+          op.nexthop,
+          (e) => server?.holds(`${e.match.src}|${e.match.sport}|${e.match.dst}|${e.match.dport}`) === true,
+        );
+      }
     }
     if (i > 0) this.groupOps = this.groupOps.slice(i);
   }

@@ -1,6 +1,7 @@
 // The barrier by marks does not pass while an event accepted before the mark is still waiting
 // for its look-up: failed look-up batches go back in sequence order, whatever order they
-// failed in, because `doneThrough(mark)` reads the oldest queued event.
+// failed in, because `doneThrough(mark)` reads the oldest queued event. A flow whose look-up is
+// in flight when a change is accounted is counted in its window like a queued one.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -25,6 +26,34 @@ test(
     q.requeue(late);
     assert.equal(q.length, 2);
     assert.equal(q.doneThrough(mark), false, 'event 1 (before the mark) is still queued');
+  },
+);
+
+test(
+  'between(mark, settled) names the flows whose look-up is in flight: the window counts them as uncertain',
+  { timeout: 10_000 },
+  () => {
+    const q = new ResolveQueue(100);
+    q.push({ key: 'a', seq: 1, at: 0 });
+    q.push({ key: 'b', seq: 2, at: 0 });
+    q.push({ key: 'c', seq: 3, at: 0 });
+    // b and c are at the switch when the change is accounted (a slow answer, asked again after a hold).
+    q.take(1);
+    q.finish([{ key: 'a', seq: 1, at: 0 }]);
+    const asked = q.take(2);
+    assert.deepEqual(
+      q.between(1, 3).map((p) => p.key),
+      ['b', 'c'],
+    );
+    q.requeue(asked);
+    assert.deepEqual(
+      q.between(1, 3).map((p) => p.key),
+      ['b', 'c'],
+    );
+    assert.deepEqual(
+      q.between(2, 3).map((p) => p.key),
+      ['c'],
+    );
   },
 );
 

@@ -129,6 +129,18 @@ test('false records: complete with live connections, pinned far from the switch,
     ).false.join(),
     /pinned 101, the switch had 691/,
   );
+  // The switch's counts when the write reached forwarding bound it: every open connection's pin, at most
+  // every pin (some of connections already closed).
+  const atWrite = { pinsAtWrite: 671, openPinsAtWrite: 300 };
+  assert.equal(judge(drain(atWrite), rec({ pinned: 342 }), [], [], undefined).false.length, 0);
+  assert.match(
+    judge(drain(atWrite), rec({ pinned: 101 }), [], [], undefined).false.join(),
+    /pinned 101, the switch had 300 pins toward 10.0.1.2 of connections still open/,
+  );
+  assert.match(
+    judge(drain(atWrite), rec({ pinned: 900 }), [], [], undefined).false.join(),
+    /pinned 900, the switch had 671 pins/,
+  );
   assert.match(
     judge(
       drain(),

@@ -34,6 +34,10 @@ export interface Watched {
   pinsSampledAt?: number;
   /** The simulator's acceptance of the group write (wall ms), when it came. */
   groupWriteAt?: number;
+  /** Programmed pins toward the nexthop (drain) when the group write reached the switch's forwarding. */
+  pinsAtWrite?: number;
+  /** Of those, the pins of connections the server still held open. */
+  openPinsAtWrite?: number;
 }
 
 /** What the controller's API says of a change at the end (fields the runner reads; others pass). */
@@ -71,6 +75,10 @@ export interface ChangeTruth {
   phase: string | undefined;
   resumed: boolean;
   pinned: number | null | undefined;
+  /** A drain: the pins the switch held toward the nexthop when the group write reached forwarding. */
+  switchPinned?: number;
+  /** Of those, the pins of connections still open on the server. */
+  switchPinnedOpen?: number;
   atRisk: number | null | undefined;
   windowFlows: number | null | undefined;
   resets: number;
@@ -175,21 +183,29 @@ export function judge(
         `${rec.phase} with ${c.atFinal.live} live connections and ${c.atFinal.pins} pins left on ${c.nexthop}`,
       );
     }
-    // Only where the sample was taken close to the effect: pins come (late pins of window flows) and go
-    // (ended connections).
-    if (
-      c.kind === 'drain' &&
-      c.pinsAtEffective !== undefined &&
-      c.pinsSampledAt !== undefined &&
-      rec.effectiveAt !== undefined &&
-      c.pinsSampledAt - rec.effectiveAt < 300 &&
-      typeof rec.pinned === 'number' &&
-      rec.resumed !== true
-    ) {
-      const t = c.pinsAtEffective;
-      if (Math.abs(rec.pinned - t) > Math.max(20, 0.25 * t))
+    // The switch's own counts when the write reached its forwarding: `pinned` lies between the pins of
+    // the connections the server still held (each one relied on) and every pin toward the nexthop (some
+    // are of connections already closed, lingering or not removed yet), give or take max(20, 25 %) for
+    // the time from the write to the effect. Without them, a sample taken close to the effect: pins come
+    // (late pins of window flows) and go (ended connections).
+    if (c.kind === 'drain' && typeof rec.pinned === 'number' && rec.resumed !== true) {
+      const tol = (t: number): number => Math.max(20, 0.25 * t);
+      const sampled =
+        c.pinsAtEffective !== undefined &&
+        c.pinsSampledAt !== undefined &&
+        rec.effectiveAt !== undefined &&
+        c.pinsSampledAt - rec.effectiveAt < 300
+          ? c.pinsAtEffective
+          : undefined;
+      const high = c.pinsAtWrite ?? sampled;
+      const low = c.pinsAtWrite === undefined ? sampled : (c.openPinsAtWrite ?? c.pinsAtWrite);
+      if (high !== undefined && rec.pinned > high + tol(high))
         falseRec.push(
-          `pinned ${rec.pinned}, the switch had ${t} pins toward ${c.nexthop} when it took effect`,
+          `pinned ${rec.pinned}, the switch had ${high} pins toward ${c.nexthop} when it took effect`,
+        );
+      else if (low !== undefined && rec.pinned < low - tol(low))
+        falseRec.push(
+          `pinned ${rec.pinned}, the switch had ${low} pins toward ${c.nexthop} ${c.pinsAtWrite === undefined ? '' : 'of connections still open '}when it took effect`,
         );
     }
     if (atRisk !== undefined && seenUnpinned > (atRisk ?? 0) + (rec === undefined ? 0 : gapCount(rec)))
@@ -264,6 +280,8 @@ export function judge(
       rec?.appliedAt === undefined || c.groupWriteAt === undefined
         ? undefined
         : rec.appliedAt - c.groupWriteAt,
+    ...(c.kind === 'drain' && c.pinsAtWrite !== undefined ? { switchPinned: c.pinsAtWrite } : {}),
+    ...(c.kind === 'drain' && c.openPinsAtWrite !== undefined ? { switchPinnedOpen: c.openPinsAtWrite } : {}),
     false: falseRec,
   };
 }

@@ -44,6 +44,12 @@ export const changeDetailRoutes =
             200: Type.Object({
               items: Type.Array(Type.Object({ flow: Type.String(), why: Type.String() })),
               truncated: Type.Boolean(),
+              lost: Type.Optional(
+                Type.Boolean({
+                  description:
+                    'true where the change counted flows before a restart: those are not named (the figures in the record count them)',
+                }),
+              ),
             }),
             ...errorResponses,
           },

@@ -3,7 +3,8 @@
 // clock (the simulator's virtual clock in the scenario runner and tests), applying the
 // operation on the switch half-way through, as a request that travels, runs and answers.
 // Faults are injected through `faults`: latency spikes, errors, a pin batch that fails
-// part-way (what ran before the failing item stays), the switch down until a time.
+// part-way (what ran before the failing item stays), a reply lost after the call was carried
+// out, the switch down until a time.
 
 import type {
   FenceToken,
@@ -35,6 +36,9 @@ export interface SlowFaults {
   refuseGroupWrites: boolean;
   /** Credentials are refused until this time (clock ms). */
   authFailUntil: number;
+  /** The next N calls are carried out on the switch and their answer is lost: a timeout after lostReplyMs. */
+  lostReplyNext: number;
+  lostReplyMs: number;
 }
 
 export interface SlowAdapterOptions {
@@ -66,6 +70,8 @@ export class SlowAdapter implements SwitchAdapter {
       refuseNext: 0,
       refuseGroupWrites: false,
       authFailUntil: 0,
+      lostReplyNext: 0,
+      lostReplyMs: 3000,
     };
   }
 
@@ -112,6 +118,17 @@ export class SlowAdapter implements SwitchAdapter {
         op().then(
           (v) => {
             this.inFlight--;
+            if (f.lostReplyNext > 0) {
+              // Carried out; the answer never comes back, and the caller times out.
+              f.lostReplyNext--;
+              this.stats.failures++;
+              this.o.schedule(f.lostReplyMs, () =>
+                reject(
+                  new SwitchTimeoutError(this.o.name, `${what}: no answer in time (the reply was lost)`),
+                ),
+              );
+              return;
+            }
             this.o.schedule(rtt / 2, () => resolve(v));
           },
           (err: unknown) => {
