@@ -52,6 +52,7 @@ import {
   groupListPath,
   interfacePath,
   jsonIetf,
+  parseRuleNotifications,
   parseRules,
   policyPath,
   ruleUpdate,
@@ -99,6 +100,11 @@ export interface GnmiAdapterOptions extends GnmiTransportOptions {
 
 export const DEFAULT_REQUIRED_MODELS = ['openconfig-network-instance', 'openconfig-policy-forwarding'];
 const ENCODING: Encoding = 'JSON_IETF';
+/**
+ * Rules named by one read-back (a Subscribe ONCE of at most twice as many paths): each read is
+ * a stream of its own, so fewer, larger reads cost less than one per batch of pins written.
+ */
+const RULES_PER_READ = 1000;
 
 interface Known {
   seq: number;
@@ -408,7 +414,7 @@ export class GnmiAdapter implements SwitchAdapter {
     const asked = [...new Set(known.filter((k): k is Known => k !== undefined && k.nexthop !== ''))];
     const base = rulesPath(this.loc);
     const state = new Map<number, RuleState>();
-    const size = this.capabilities.pinBatchSize;
+    const size = RULES_PER_READ;
     for (let at = 0; at < asked.length; at += size) {
       const chunk = asked.slice(at, at + size);
       const subscription = chunk.flatMap((k) => {
@@ -423,7 +429,7 @@ export class GnmiAdapter implements SwitchAdapter {
         subscription,
         encoding: ENCODING,
       });
-      for (const [seq, r] of parseRules(flatten(notifications), base)) state.set(seq, r);
+      for (const [seq, r] of parseRuleNotifications(notifications, base)) state.set(seq, r);
       for (const k of chunk) {
         if (k.configured === true) state.set(k.seq, state.get(k.seq) ?? { seq: k.seq, applied: false });
         else if (state.has(k.seq) && sentAt >= k.writtenAt && this.bySeq.get(k.seq) === k)

@@ -7,7 +7,7 @@
 
 import type { ClientDuplexStream } from '@grpc/grpc-js';
 import type { PathElem, SubscribeRequest, SubscribeResponse } from '../../proto/gnmi.js';
-import { flatten, parseRules, type RuleState } from './openconfig.js';
+import { parseRuleNotifications, type RuleState } from './openconfig.js';
 import type { GnmiTransport } from './transport.js';
 
 export interface RuleSample extends RuleState {
@@ -108,7 +108,7 @@ export class CounterStream {
       const at = this.o.now();
       const tick = ++this.tick;
       const ts = String(m.update.timestamp ?? '');
-      for (const r of parseRules(flatten([m.update]), this.rules).values()) {
+      for (const r of parseRuleNotifications([m.update], this.rules).values()) {
         // Samples are updated in place: a table of every rule rewritten each interval would
         // otherwise be garbage the collector finds only after promoting it.
         let s = this.samples.get(r.seq);

@@ -238,6 +238,99 @@ export function parseRules(leaves: readonly FlatLeaf[], base: readonly PathElem[
   return out;
 }
 
+/**
+ * Calls `leaf` for each update of the common shape of a rule read or sample (prefix: the
+ * rules path; the update one leaf `rule[sequence-id]/config|state/<sequence-id, matched-pkts
+ * or matched-octets>`), without building the leaves' paths; returns the notifications, or
+ * their updates, of any other shape (JSON subtrees, other prefixes), for `flatten` and
+ * `parseRules`.
+ */
+export function eachRuleLeaf(
+  notifications: readonly Notification[],
+  base: readonly PathElem[],
+  leaf: (seq: number, container: string, name: string, value: TypedValue | null | undefined) => void,
+): Notification[] {
+  const other: Notification[] = [];
+  for (const n of notifications) {
+    if (!samePath(n.prefix?.elem ?? [], base)) {
+      other.push(n);
+      continue;
+    }
+    const rest: Update[] = [];
+    for (const u of n.update ?? []) {
+      const e = u.path?.elem ?? [];
+      const rule = e[0];
+      const container = e[1]?.name;
+      const name = e[2]?.name ?? '';
+      const seq =
+        e.length === 3 &&
+        rule?.name === 'rule' &&
+        (container === 'config' || container === 'state') &&
+        RULE_LEAVES.has(name)
+          ? num(rule.key?.['sequence-id'])
+          : undefined;
+      if (seq === undefined) rest.push(u);
+      else leaf(seq, container as string, name, u.val);
+    }
+    if (rest.length > 0) other.push({ ...n, update: rest });
+  }
+  return other;
+}
+
+/** The leaves of a rule read back or sampled: its sequence id (configured, applied) and its counters. */
+const RULE_LEAVES = new Set(['sequence-id', 'matched-pkts', 'matched-octets']);
+
+function samePath(a: readonly PathElem[], b: readonly PathElem[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] as PathElem;
+    const y = b[i] as PathElem;
+    if (x.name !== y.name) return false;
+    const xk = x.key ?? {};
+    const yk = y.key ?? {};
+    if (Object.keys(xk).length !== Object.keys(yk).length) return false;
+    for (const k in yk) if (xk[k] !== yk[k]) return false;
+  }
+  return true;
+}
+
+/** Rules by sequence id from notifications under the rules path (`eachRuleLeaf`, else flattened). */
+export function parseRuleNotifications(
+  notifications: readonly Notification[],
+  base: readonly PathElem[],
+): Map<number, RuleState> {
+  const out = new Map<number, RuleState>();
+  const other = eachRuleLeaf(notifications, base, (seq, container, name, val) => {
+    let r = out.get(seq);
+    if (r === undefined) out.set(seq, (r = { seq, applied: false }));
+    if (container !== 'state') return;
+    if (name === 'sequence-id') r.applied = true;
+    else if (name === 'matched-pkts') {
+      const v = num(leafValue(val));
+      if (v !== undefined) r.packets = v;
+    } else if (name === 'matched-octets') {
+      const v = num(leafValue(val));
+      if (v !== undefined) r.octets = v;
+    }
+  });
+  if (other.length === 0) return out;
+  for (const [seq, r] of parseRules(flatten(other), base)) {
+    const fast = out.get(seq);
+    if (fast === undefined) {
+      out.set(seq, r);
+      continue;
+    }
+    // Leaves of one rule in both shapes: what either found.
+    out.set(seq, {
+      ...r,
+      applied: r.applied || fast.applied,
+      ...(r.packets === undefined && fast.packets !== undefined ? { packets: fast.packets } : {}),
+      ...(r.octets === undefined && fast.octets !== undefined ? { octets: fast.octets } : {}),
+    });
+  }
+  return out;
+}
+
 /** The group list path of a VIP. */
 export function groupListPath(g: GroupPaths, vip: string): Path {
   const v = canonicalIp(vip);
