@@ -24,6 +24,7 @@ import {
   parsePath,
   type CapabilityResponse,
   type Encoding,
+  type Notification,
   type Path,
   type PathElem,
   type Update,
@@ -53,7 +54,6 @@ import {
   interfacePath,
   jsonIetf,
   parseRuleNotifications,
-  parseRules,
   policyPath,
   ruleUpdate,
   rulePath,
@@ -532,7 +532,7 @@ export class GnmiAdapter implements SwitchAdapter {
   private async readRules(): Promise<Map<number, RuleState>> {
     const startedAt = this.now();
     const base = rulesPath(this.loc);
-    const rules = parseRules(await this.getLeaves({ elem: base }, 'CONFIG'), base);
+    const rules = parseRuleNotifications(await this.getNotifications({ elem: base }, 'CONFIG'), base);
     const recent = (k: Known): boolean => k.writtenAt >= startedAt;
     this.extras.clear();
     const byFlow = new Map<string, RuleState[]>();
@@ -580,8 +580,8 @@ export class GnmiAdapter implements SwitchAdapter {
 
   private async readState(): Promise<Map<number, RuleState>> {
     const base = rulesPath(this.loc);
-    return parseRules(
-      await this.getLeaves(
+    return parseRuleNotifications(
+      await this.getNotifications(
         { elem: [...base, { name: 'rule', key: { 'sequence-id': '*' } }, { name: 'state' }] },
         'STATE',
       ),
@@ -648,6 +648,16 @@ export class GnmiAdapter implements SwitchAdapter {
       }
     }
     return out;
+  }
+
+  /** A Get of one path; NOT_FOUND (no data there yet) is an empty answer. */
+  private async getNotifications(path: Path, type: 'ALL' | 'CONFIG' | 'STATE'): Promise<Notification[]> {
+    try {
+      return (await this.transport.get({ path: [path], type, encoding: ENCODING })).notification;
+    } catch (err) {
+      if (err instanceof SwitchCommandError && err.code === Number(status.NOT_FOUND)) return [];
+      throw err;
+    }
   }
 
   /** A Get of one path as leaves; NOT_FOUND (no data there yet) is an empty answer. */

@@ -222,6 +222,31 @@ export class OpenConfigModel {
     });
   }
 
+  /**
+   * The leaves `leaves(type, [q])` gives, handed to `part` a few hundred entries of the
+   * query's first wildcard list at a time: a sample of every rule is built and sent in parts,
+   * each garbage before the next is made, instead of all at once.
+   */
+  leavesInParts(type: DataType, q: readonly PathElem[], part: (ls: Leaf[]) => void, perPart = 300): void {
+    const w = q.findIndex((e) => Object.values(e.key ?? {}).includes('*'));
+    const top = q[0]?.name;
+    // State that is not configuration (components, interfaces) has no entries in the store.
+    if (w < 0 || top === undefined || top === 'components' || top === 'interfaces') {
+      part(this.leaves(type, [q]));
+      return;
+    }
+    this.importGroups();
+    const entries = this.store.nodes(q.slice(0, w + 1));
+    const rest = q.slice(w + 1);
+    for (let at = 0; at < entries.length; at += perPart)
+      part(
+        this.leavesEach(
+          type,
+          entries.slice(at, at + perPart).map((e) => [...e, ...rest]),
+        ).flat(),
+      );
+  }
+
   /** The leaves at or under each query, one list per query (as `leaves`). */
   leavesEach(type: DataType, queries: readonly (readonly PathElem[])[]): Leaf[][] {
     this.importGroups();
@@ -638,7 +663,8 @@ export class OpenConfigModel {
       );
     const o = unqualifyKeys(value);
     if (node.kind === 'list') this.withKeys(elems);
-    for (const [name, sub] of Object.entries(o)) {
+    for (const name in o) {
+      const sub = o[name];
       const child = node.children.get(name);
       // A member names a path too: one the model does not have is not valid (gNMI 3.4.7).
       if (child === undefined) throw new GnmiError('NOT_FOUND', `${where}/${name}: not in the model`);
@@ -893,9 +919,11 @@ export { checkOrigin };
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Drops RFC 7951 module qualifiers from member names. */
+/** Drops RFC 7951 module qualifiers from member names (the object itself where none is qualified). */
 function unqualifyKeys(o: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(o).map(([k, v]) => [unqualified(k), v]));
+  for (const k in o)
+    if (k.includes(':')) return Object.fromEntries(Object.entries(o).map(([n, v]) => [unqualified(n), v]));
+  return o;
 }
 
 function sameSpec(e: PinEntry, s: PinSpec): boolean {
