@@ -340,7 +340,8 @@ describe('gNMI adapter', () => {
         await until('every rule read back programmed', async () =>
           (await a.readPins(pins.map((p) => p.flow))).every((p) => p?.programmed === true),
         );
-        // A whole sample after that: its state leaves (3 a rule) span more than one notification.
+        // A whole sample after that: its state leaves (3 a rule, 1,800) span more than one
+        // notification (at most 1,000 leaves each), one rule's leaves split between two.
         const tick = a.counters.tick;
         await until('two samples more', () => a.counters.tick > tick + 2 * Math.ceil((3 * n) / 1000), 10_000);
         const listed = await a.listPins();

@@ -223,11 +223,11 @@ export class OpenConfigModel {
   }
 
   /**
-   * The leaves `leaves(type, [q])` gives, handed to `part` a few hundred entries of the
+   * The leaves `leaves(type, [q])` gives, handed to `part` 500 entries of the
    * query's first wildcard list at a time: a sample of every rule is built and sent in parts,
    * each garbage before the next is made, instead of all at once.
    */
-  leavesInParts(type: DataType, q: readonly PathElem[], part: (ls: Leaf[]) => void, perPart = 300): void {
+  leavesInParts(type: DataType, q: readonly PathElem[], part: (ls: Leaf[]) => void, perPart = 500): void {
     const w = q.findIndex((e) => Object.values(e.key ?? {}).includes('*'));
     const top = q[0]?.name;
     // State that is not configuration (components, interfaces) has no entries in the store.
