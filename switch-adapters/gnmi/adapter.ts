@@ -100,11 +100,6 @@ export interface GnmiAdapterOptions extends GnmiTransportOptions {
 
 export const DEFAULT_REQUIRED_MODELS = ['openconfig-network-instance', 'openconfig-policy-forwarding'];
 const ENCODING: Encoding = 'JSON_IETF';
-/**
- * Rules named by one read-back (a Subscribe ONCE of at most twice as many paths): each read is
- * a stream of its own, so fewer, larger reads cost less than one per batch of pins written.
- */
-const RULES_PER_READ = 1000;
 
 interface Known {
   seq: number;
@@ -414,7 +409,7 @@ export class GnmiAdapter implements SwitchAdapter {
     const asked = [...new Set(known.filter((k): k is Known => k !== undefined && k.nexthop !== ''))];
     const base = rulesPath(this.loc);
     const state = new Map<number, RuleState>();
-    const size = RULES_PER_READ;
+    const size = this.capabilities.pinBatchSize;
     for (let at = 0; at < asked.length; at += size) {
       const chunk = asked.slice(at, at + size);
       const subscription = chunk.flatMap((k) => {
