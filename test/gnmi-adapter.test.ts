@@ -324,6 +324,38 @@ describe('gNMI adapter', () => {
   );
 
   test(
+    'a counter sample spread over several notifications (more than 1,000 leaves) keeps programmed rules programmed in the listing',
+    { timeout: 20_000 },
+    async () => {
+      const bed = setup(800);
+      await bed.start();
+      // Samples stay fresh for two intervals: long enough for a loaded machine to list in time.
+      const a = bed.make({ sampleIntervalMs: 250, timeoutMs: 5000 });
+      try {
+        await a.connect();
+        const n = 600;
+        const pins = Array.from({ length: n }, (_, i) => pin(i + 1));
+        assert.ok((await a.installPins(pins)).every((o) => o.ok));
+        bed.clock.advance(1000);
+        await until('every rule read back programmed', async () =>
+          (await a.readPins(pins.map((p) => p.flow))).every((p) => p?.programmed === true),
+        );
+        // A whole sample after that: its state leaves (3 a rule, 1,800) span more than one
+        // notification (at most 1,000 leaves each), one rule's leaves split between two.
+        const tick = a.counters.tick;
+        await until('two samples more', () => a.counters.tick > tick + 2 * Math.ceil((3 * n) / 1000), 10_000);
+        const listed = await a.listPins();
+        assert.equal(listed.length, n);
+        const pending = listed.filter((p) => !p.programmed);
+        assert.equal(pending.length, 0, `${pending.length} programmed rules listed as ${pending[0]?.reason}`);
+      } finally {
+        await a.close();
+        await bed.server.stop();
+      }
+    },
+  );
+
+  test(
     'a deadline exceeded is a timeout error, and the next call succeeds',
     { timeout: 15_000 },
     async () => {

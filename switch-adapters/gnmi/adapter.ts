@@ -26,6 +26,7 @@ import {
   parsePath,
   type CapabilityResponse,
   type Encoding,
+  type Notification,
   type Path,
   type PathElem,
   type SetRequest,
@@ -60,7 +61,7 @@ import {
   groupListPath,
   interfacePath,
   jsonIetf,
-  parseRules,
+  parseRuleNotifications,
   policyPath,
   ruleUpdate,
   rulePath,
@@ -468,7 +469,7 @@ export class GnmiAdapter implements SwitchAdapter {
         subscription,
         encoding: ENCODING,
       });
-      for (const [seq, r] of parseRules(flatten(notifications), base)) state.set(seq, r);
+      for (const [seq, r] of parseRuleNotifications(notifications, base)) state.set(seq, r);
       for (const k of chunk) {
         if (k.configured === true) state.set(k.seq, state.get(k.seq) ?? { seq: k.seq, applied: false });
         else if (state.has(k.seq) && sentAt >= k.writtenAt && this.bySeq.get(k.seq) === k)
@@ -573,7 +574,7 @@ export class GnmiAdapter implements SwitchAdapter {
   private async readRules(): Promise<Map<number, RuleState>> {
     const startedAt = this.now();
     const base = rulesPath(this.loc);
-    const rules = parseRules(await this.getLeaves({ elem: base }, 'CONFIG'), base);
+    const rules = parseRuleNotifications(await this.getNotifications({ elem: base }, 'CONFIG'), base);
     const recent = (k: Known): boolean => k.writtenAt >= startedAt;
     this.extras.clear();
     const byFlow = new Map<string, RuleState[]>();
@@ -621,8 +622,8 @@ export class GnmiAdapter implements SwitchAdapter {
 
   private async readState(): Promise<Map<number, RuleState>> {
     const base = rulesPath(this.loc);
-    return parseRules(
-      await this.getLeaves(
+    return parseRuleNotifications(
+      await this.getNotifications(
         { elem: [...base, { name: 'rule', key: { 'sequence-id': '*' } }, { name: 'state' }] },
         'STATE',
       ),
@@ -689,6 +690,16 @@ export class GnmiAdapter implements SwitchAdapter {
       }
     }
     return out;
+  }
+
+  /** A Get of one path; NOT_FOUND (no data there yet) is an empty answer. */
+  private async getNotifications(path: Path, type: 'ALL' | 'CONFIG' | 'STATE'): Promise<Notification[]> {
+    try {
+      return (await this.transport.get({ path: [path], type, encoding: ENCODING })).notification;
+    } catch (err) {
+      if (err instanceof SwitchCommandError && err.code === Number(status.NOT_FOUND)) return [];
+      throw err;
+    }
   }
 
   /** A Get of one path as leaves; NOT_FOUND (no data there yet) is an empty answer. */

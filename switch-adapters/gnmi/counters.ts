@@ -7,7 +7,7 @@
 
 import type { ClientDuplexStream } from '@grpc/grpc-js';
 import type { PathElem, SubscribeRequest, SubscribeResponse } from '../../proto/gnmi.js';
-import { flatten, parseRules, type RuleState } from './openconfig.js';
+import { parseRuleNotifications, type RuleState } from './openconfig.js';
 import type { GnmiTransport } from './transport.js';
 
 export interface RuleSample extends RuleState {
@@ -15,6 +15,11 @@ export interface RuleSample extends RuleState {
   at: number;
   /** Number of the stream message that carried it (increasing). */
   tick: number;
+  /**
+   * The timestamp of the notification that carried it: one sample's notifications share it
+   * (the rule's leaves may be spread over several), a new one starts the next sample.
+   */
+  ts: string;
 }
 
 export interface CounterStreamOptions {
@@ -102,11 +107,25 @@ export class CounterStream {
       if (m.update === undefined || m.update === null) return;
       const at = this.o.now();
       const tick = ++this.tick;
-      for (const r of parseRules(flatten([m.update]), this.rules).values()) {
-        const prev = this.samples.get(r.seq);
-        if (prev?.packets !== undefined && r.packets !== undefined && r.packets < prev.packets)
-          this.stats.backwards++;
-        this.samples.set(r.seq, { ...prev, ...r, applied: r.applied, at, tick });
+      const ts = String(m.update.timestamp ?? '');
+      for (const r of parseRuleNotifications([m.update], this.rules).values()) {
+        // Samples are updated in place: a table of every rule rewritten each interval would
+        // otherwise be garbage the collector finds only after promoting it.
+        let s = this.samples.get(r.seq);
+        if (s === undefined) {
+          s = { seq: r.seq, applied: r.applied, at, tick, ts };
+          this.samples.set(r.seq, s);
+        } else if (s.ts !== ts) s.applied = r.applied;
+        // One sample may span notifications (3.5.2.1): a leaf absent from this one says nothing.
+        else if (r.applied) s.applied = true;
+        if (r.packets !== undefined) {
+          if (s.packets !== undefined && r.packets < s.packets) this.stats.backwards++;
+          s.packets = r.packets;
+        }
+        if (r.octets !== undefined) s.octets = r.octets;
+        s.at = at;
+        s.tick = tick;
+        s.ts = ts;
         this.stats.samples++;
       }
     });

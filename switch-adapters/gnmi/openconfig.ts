@@ -218,24 +218,126 @@ export function parseRules(leaves: readonly FlatLeaf[], base: readonly PathElem[
     m.set(rel, l.value);
   }
   const out = new Map<number, RuleState>();
-  for (const [seq, m] of byRule) {
-    const r: RuleState = { seq, applied: m.has('state/sequence-id') };
-    const af = m.has('ipv6/config/source-address') ? 'ipv6' : 'ipv4';
-    const src = host(m.get(`${af}/config/source-address`));
-    const dst = host(m.get(`${af}/config/destination-address`));
-    const sport = num(m.get('transport/config/source-port'));
-    const dport = num(m.get('transport/config/destination-port'));
-    if (src !== undefined && dst !== undefined && sport !== undefined && dport !== undefined)
-      r.flow = { family: af === 'ipv6' ? 6 : 4, src, dst, sport, dport };
-    const nh = m.get('action/config/next-hop');
-    if (typeof nh === 'string') r.nexthop = canonicalIp(nh);
-    const pk = num(m.get('state/matched-pkts'));
-    const oc = num(m.get('state/matched-octets'));
-    if (pk !== undefined) r.packets = pk;
-    if (oc !== undefined) r.octets = oc;
-    out.set(seq, r);
-  }
+  for (const [seq, m] of byRule) out.set(seq, ruleFrom(seq, m));
   return out;
+}
+
+/** A rule from its leaves (paths relative to the rule entry, as `ipv4/config/source-address`). */
+function ruleFrom(seq: number, m: ReadonlyMap<string, unknown>): RuleState {
+  const r: RuleState = { seq, applied: m.has('state/sequence-id') };
+  const af = m.has('ipv6/config/source-address') ? 'ipv6' : 'ipv4';
+  const src = host(m.get(`${af}/config/source-address`));
+  const dst = host(m.get(`${af}/config/destination-address`));
+  const sport = num(m.get('transport/config/source-port'));
+  const dport = num(m.get('transport/config/destination-port'));
+  if (src !== undefined && dst !== undefined && sport !== undefined && dport !== undefined)
+    r.flow = { family: af === 'ipv6' ? 6 : 4, src, dst, sport, dport };
+  const nh = m.get('action/config/next-hop');
+  if (typeof nh === 'string') r.nexthop = canonicalIp(nh);
+  const pk = num(m.get('state/matched-pkts'));
+  const oc = num(m.get('state/matched-octets'));
+  if (pk !== undefined) r.packets = pk;
+  if (oc !== undefined) r.octets = oc;
+  return r;
+}
+
+/**
+ * Rules by sequence id from notifications of reads under the rules path (`base`), as
+ * `parseRules(flatten(...))` gives them, without making a path for every leaf: an update at
+ * the rules path (a JSON subtree of every rule, a listing's Get), at a rule or under one (a
+ * leaf of a read-back or sample, a rule's state as a subtree) is read from its value directly;
+ * any other shape is flattened.
+ */
+export function parseRuleNotifications(
+  notifications: readonly Notification[],
+  base: readonly PathElem[],
+): Map<number, RuleState> {
+  const byRule = new Map<number, Map<string, unknown>>();
+  const leavesOf = (seq: number): Map<string, unknown> => {
+    let m = byRule.get(seq);
+    if (m === undefined) byRule.set(seq, (m = new Map<string, unknown>()));
+    return m;
+  };
+  // Leaves of a JSON value at `rel` (a path relative to a rule entry), as flatten names them.
+  const put = (m: Map<string, unknown>, rel: string, v: unknown): void => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+      if (rel !== '') m.set(rel, v);
+      return;
+    }
+    for (const k in v) put(m, rel === '' ? bare(k) : `${rel}/${bare(k)}`, (v as Record<string, unknown>)[k]);
+  };
+  const other: Notification[] = [];
+  for (const n of notifications) {
+    const prefix = n.prefix?.elem ?? [];
+    const rest: Update[] = [];
+    for (const u of n.update ?? []) {
+      const elems = u.path?.elem ?? [];
+      // Where the path continues below the rules path: its index in `elems`, else -1.
+      const at =
+        prefix.length === base.length && samePath(prefix, base)
+          ? 0
+          : prefix.length === 0 && elems.length >= base.length && samePath(elems.slice(0, base.length), base)
+            ? base.length
+            : -1;
+      const rule = elems[at];
+      if (at >= 0 && at === elems.length) {
+        // The whole rules container: its rule list as an array of entries.
+        const v = leafValue(u.val);
+        if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+          rest.push(u);
+          continue;
+        }
+        for (const k in v) {
+          const list = (v as Record<string, unknown>)[k];
+          if (bare(k) !== 'rule' || !Array.isArray(list)) continue;
+          for (const entry of list as unknown[]) {
+            if (typeof entry !== 'object' || entry === null) continue;
+            const e = entry as Record<string, unknown>;
+            let id: unknown;
+            for (const ek in e) if (bare(ek) === 'sequence-id') id = e[ek];
+            const seq = num(typeof id === 'string' ? bare(id) : String(id));
+            if (seq !== undefined) put(leavesOf(seq), '', e);
+          }
+        }
+      } else if (at >= 0 && rule?.name === 'rule') {
+        const seq = num(rule.key?.['sequence-id']);
+        if (seq === undefined) continue;
+        let rel = '';
+        for (let i = at + 1; i < elems.length; i++)
+          rel += `${rel === '' ? '' : '/'}${(elems[i] as PathElem).name}`;
+        put(leavesOf(seq), rel, leafValue(u.val));
+      } else rest.push(u);
+    }
+    if (rest.length > 0) other.push({ ...n, update: rest });
+  }
+  if (other.length > 0)
+    for (const l of flatten(other)) {
+      const seq = num(l.elems[base.length]?.key?.['sequence-id']);
+      if (
+        seq === undefined ||
+        l.elems.length <= base.length + 1 ||
+        l.elems[base.length]?.name !== 'rule' ||
+        !samePath(l.elems.slice(0, base.length), base)
+      )
+        continue;
+      let rel = (l.elems[base.length + 1] as PathElem).name;
+      for (let i = base.length + 2; i < l.elems.length; i++) rel += `/${(l.elems[i] as PathElem).name}`;
+      leavesOf(seq).set(rel, l.value);
+    }
+  const out = new Map<number, RuleState>();
+  for (const [seq, m] of byRule) out.set(seq, ruleFrom(seq, m));
+  return out;
+}
+
+function samePath(a: readonly PathElem[], b: readonly PathElem[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] as PathElem;
+    const y = b[i] as PathElem;
+    if (x.name !== y.name) return false;
+    for (const k in y.key ?? {}) if (x.key?.[k] !== y.key?.[k]) return false;
+  }
+  return true;
 }
 
 /** The group list path of a VIP. */

@@ -136,6 +136,20 @@ function ruleQuery(q: readonly PathElem[]): PathElem[] | undefined {
 const nodeOf = (elems: readonly PathElem[]): SchemaNode =>
   nodeByNames(elems.map((e) => e.name)) as SchemaNode;
 
+/** Elements of a rule's counter leaves, shared (leaf paths are never changed once made). */
+const STATE_ELEM: PathElem = { name: 'state' };
+const COUNTER_ELEMS = {
+  'matched-pkts': { name: 'matched-pkts' },
+  'matched-octets': { name: 'matched-octets' },
+};
+/** Schema nodes of a rule's counters, found once. */
+const counterNodes = new Map<string, SchemaNode>();
+function counterNode(name: string, elems: readonly PathElem[]): SchemaNode {
+  let n = counterNodes.get(name);
+  if (n === undefined) counterNodes.set(name, (n = nodeOf(elems)));
+  return n;
+}
+
 /**
  * Schema nodes of what is derived from a config leaf (its key leaf, its state), by the config leaf's node.
  */
@@ -208,6 +222,31 @@ export class OpenConfigModel {
     });
   }
 
+  /**
+   * The leaves `leaves(type, [q])` gives, handed to `part` 500 entries of the
+   * query's first wildcard list at a time: a sample of every rule is built and sent in parts,
+   * each garbage before the next is made, instead of all at once.
+   */
+  leavesInParts(type: DataType, q: readonly PathElem[], part: (ls: Leaf[]) => void, perPart = 500): void {
+    const w = q.findIndex((e) => Object.values(e.key ?? {}).includes('*'));
+    const top = q[0]?.name;
+    // State that is not configuration (components, interfaces) has no entries in the store.
+    if (w < 0 || top === undefined || top === 'components' || top === 'interfaces') {
+      part(this.leaves(type, [q]));
+      return;
+    }
+    this.importGroups();
+    const entries = this.store.nodes(q.slice(0, w + 1));
+    const rest = q.slice(w + 1);
+    for (let at = 0; at < entries.length; at += perPart)
+      part(
+        this.leavesEach(
+          type,
+          entries.slice(at, at + perPart).map((e) => [...e, ...rest]),
+        ).flat(),
+      );
+  }
+
   /** The leaves at or under each query, one list per query (as `leaves`). */
   leavesEach(type: DataType, queries: readonly (readonly PathElem[])[]): Leaf[][] {
     this.importGroups();
@@ -219,6 +258,16 @@ export class OpenConfigModel {
     // Whether the rule (or next-hop) a config leaf belongs to is in effect, asked once per entry
     // (stored list entry elements are one object per entry).
     const appliedAt = new Map<PathElem, boolean>();
+    // The pin of each rule entry, looked up once per read (stored entry elements are one object per entry).
+    const pinAt = new Map<PathElem, PinEntry | undefined>();
+    const pinOf = (policy: PathElem | undefined, rule: PathElem): PinEntry | undefined => {
+      if (pinAt.has(rule)) return pinAt.get(rule);
+      const e = this.sw.pins.get(
+        ruleName(policy?.key?.['policy-id'] ?? '', Number(rule.key?.['sequence-id'])),
+      );
+      pinAt.set(rule, e);
+      return e;
+    };
     let generated: Leaf[] | undefined;
     return queries.map((q) => {
       const out: Leaf[] = [];
@@ -253,7 +302,10 @@ export class OpenConfigModel {
         const owner = l.elems[j] as PathElem;
         let on = appliedAt.get(owner);
         if (on === undefined) {
-          on = this.applied(l.elems);
+          on =
+            owner.name === 'rule' && l.elems[j - 1]?.name === 'rules'
+              ? pinOf(l.elems[j - 2], owner)?.status === 'programmed'
+              : this.applied(l.elems);
           appliedAt.set(owner, on);
         }
         if (on) out.push({ elems, value: l.value, node });
@@ -266,17 +318,15 @@ export class OpenConfigModel {
       const rq = type === 'CONFIG' || !counters ? undefined : ruleQuery(q);
       if (rq !== undefined) {
         for (const rule of this.store.nodes(rq)) {
-          const policy = rule[4]?.key?.['policy-id'] ?? '';
-          const seq = Number(rule.at(-1)?.key?.['sequence-id']);
-          const e = this.sw.pins.get(ruleName(policy, seq));
+          const e = pinOf(rule[4], rule.at(-1) as PathElem);
           if (e?.status !== 'programmed') continue;
           for (const [name, value] of [
             ['matched-pkts', e.packets],
             ['matched-octets', e.bytes],
           ] as const) {
             if (!reaches(q, RULE_TEMPLATE.length + 1, name)) continue;
-            const elems = [...rule, { name: 'state' }, { name }];
-            push({ elems, value, node: nodeOf(elems) });
+            const elems = [...rule, STATE_ELEM, COUNTER_ELEMS[name]];
+            push({ elems, value, node: counterNode(name, elems) });
           }
         }
       }
@@ -613,7 +663,8 @@ export class OpenConfigModel {
       );
     const o = unqualifyKeys(value);
     if (node.kind === 'list') this.withKeys(elems);
-    for (const [name, sub] of Object.entries(o)) {
+    for (const name in o) {
+      const sub = o[name];
       const child = node.children.get(name);
       // A member names a path too: one the model does not have is not valid (gNMI 3.4.7).
       if (child === undefined) throw new GnmiError('NOT_FOUND', `${where}/${name}: not in the model`);
@@ -868,9 +919,11 @@ export { checkOrigin };
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Drops RFC 7951 module qualifiers from member names. */
+/** Drops RFC 7951 module qualifiers from member names (the object itself where none is qualified). */
 function unqualifyKeys(o: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(o).map(([k, v]) => [unqualified(k), v]));
+  for (const k in o)
+    if (k.includes(':')) return Object.fromEntries(Object.entries(o).map(([n, v]) => [unqualified(n), v]));
+  return o;
 }
 
 function sameSpec(e: PinEntry, s: PinSpec): boolean {

@@ -472,10 +472,9 @@ export class GnmiServer {
     let respPrefix: { prefix?: Path; strip: number } = { strip: 0 };
     const matching = (q: PathElem[]): Leaf[] => this.model.leaves('ALL', [q]);
     // Updates taken at one time are bundled (3.5.2.1), at most NOTIFICATION_UPDATES a notification.
-    const send = (ls: Leaf[], deleted: PathElem[][] = []): void => {
+    const send = (ls: Leaf[], deleted: PathElem[][] = [], timestamp = nowNs()): void => {
       if (ended || (ls.length === 0 && deleted.length === 0)) return;
       const { prefix, strip } = respPrefix;
-      const timestamp = nowNs();
       for (let at = 0; at === 0 || at < ls.length; at += NOTIFICATION_UPDATES) {
         const update = ls
           .slice(at, at + NOTIFICATION_UPDATES)
@@ -563,7 +562,7 @@ export class GnmiServer {
     sub: Subscription,
     q: PathElem[],
     matching: (q: PathElem[]) => Leaf[],
-    send: (ls: Leaf[], deleted?: PathElem[][]) => void,
+    send: (ls: Leaf[], deleted?: PathElem[][], timestamp?: string) => void,
     timers: (() => void)[],
   ): void {
     const mode = sub.mode ?? 'TARGET_DEFINED';
@@ -573,12 +572,14 @@ export class GnmiServer {
     const every = (ms: number, fn: () => void): (() => void) => clock.every(ms, fn);
     if (mode === 'SAMPLE' && sub.suppress_redundant !== true) {
       // Every leaf, every interval: nothing to remember between samples (deletes are
-      // optional in SAMPLE mode, 3.5.2.3).
+      // optional in SAMPLE mode, 3.5.2.3). A sample is built and sent a part at a time, its
+      // notifications sharing one timestamp.
       const interval = BigInt(sub.sample_interval ?? 0);
       timers.push(
-        every(interval === 0n ? toMs(this.minSampleNs()) : Math.max(1, toMs(interval)), () =>
-          send(matching(q)),
-        ),
+        every(interval === 0n ? toMs(this.minSampleNs()) : Math.max(1, toMs(interval)), () => {
+          const timestamp = nowNs();
+          this.model.leavesInParts('ALL', q, (ls) => send(ls, [], timestamp));
+        }),
       );
       return;
     }

@@ -94,6 +94,13 @@ function shared(e: PathElem): PathElem {
   return s;
 }
 
+function hasWildcard(q: PathElem): boolean {
+  const qk = q.key;
+  if (qk === undefined || qk === null) return false;
+  for (const k in qk) if (qk[k] === '*') return true;
+  return false;
+}
+
 /** Whether element `e` of the data is matched by query element `q` ('*' or an absent key matches any). */
 function matchesElem(e: PathElem, q: PathElem): boolean {
   if (q.name !== e.name) return false;
@@ -120,6 +127,8 @@ export class ConfigStore {
    * their leading element objects, found again without looking them up. Any removal drops it.
    */
   private cursor: { elems: readonly PathElem[]; nodes: DataNode[] } | undefined;
+  /** The leading concrete elements of the last walk's query and their nodes; any removal drops it. */
+  private walked: { elems: readonly PathElem[]; nodes: DataNode[] } | undefined;
 
   /** The leaf at `elems`, if any. */
   get(elems: readonly PathElem[]): StoredLeaf | undefined {
@@ -166,6 +175,7 @@ export class ConfigStore {
     const before = parent?.kid(text);
     if (parent === undefined || before === undefined) return;
     this.cursor = undefined;
+    this.walked = undefined;
     parent.setKid(text, undefined);
     this.log?.push({ parent, text, before });
     this.changed?.push(elems);
@@ -188,6 +198,7 @@ export class ConfigStore {
       const log = this.log;
       this.log = undefined;
       this.cursor = undefined;
+      this.walked = undefined;
       for (let i = log.length - 1; i >= 0; i--) {
         const u = log[i] as Undo;
         if ('at' in u) {
@@ -230,6 +241,42 @@ export class ConfigStore {
   walk(query: readonly PathElem[], alias: Readonly<Record<string, string>> = {}, through?: string): Leaf[] {
     const out: Leaf[] = [];
     const path: PathElem[] = [];
+    // The leading elements shared with the previous walk's query (the same objects: a read
+    // naming many rules joins one resolved prefix to each) are not looked up again; the
+    // concrete ones after them (no wildcard, no alias) are looked up once and remembered.
+    let from = this.root;
+    let at = 0;
+    const c = this.walked;
+    if (c !== undefined)
+      for (
+        ;
+        at < c.elems.length &&
+        at < query.length - 1 &&
+        query[at] === c.elems[at] &&
+        alias[(query[at] as PathElem).name] === undefined;
+        at++
+      ) {
+        from = c.nodes[at] as DataNode;
+        path.push(from.elem);
+      }
+    if (c === undefined || at < c.elems.length || at === 0) {
+      const elems: PathElem[] = query.slice(0, at);
+      const nodes: DataNode[] = c === undefined ? [] : c.nodes.slice(0, at);
+      for (; at < query.length - 1; at++) {
+        const q = query[at] as PathElem;
+        if (alias[q.name] !== undefined || hasWildcard(q)) break;
+        const n = from.kid(elemText(q));
+        if (n === undefined) {
+          this.walked = { elems, nodes };
+          return out;
+        }
+        elems.push(q);
+        nodes.push(n);
+        path.push(n.elem);
+        from = n;
+      }
+      this.walked = { elems, nodes };
+    }
     const all = (node: DataNode): void => {
       if (node.node !== undefined)
         out.push({ elems: [...path], value: node.value as Scalar, node: node.node });
@@ -261,7 +308,7 @@ export class ConfigStore {
           out.push({ elems: [...path, via.elem, leaf.elem], value: leaf.value as Scalar, node: leaf.node });
       }
     };
-    step(this.root, 0);
+    step(from, at);
     return out;
   }
 

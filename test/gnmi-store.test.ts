@@ -1,0 +1,43 @@
+// The gNMI target's datastore (switch-sim/gnmi/store.ts): a walk that reuses the nodes of the
+// previous walk's leading elements (the same element objects) never returns what was removed
+// since, whether removed by a write or undone with a failed transaction.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { PathElem } from '../proto/gnmi.js';
+import { nodeByNames, type SchemaNode } from '../switch-sim/gnmi/schema.js';
+import { ConfigStore } from '../switch-sim/gnmi/store.js';
+
+const node = nodeByNames(['network-instances', 'network-instance', 'config', 'name']) as SchemaNode;
+const ni = (name: string): PathElem[] => [
+  { name: 'network-instances' },
+  { name: 'network-instance', key: { name } },
+];
+
+test('a walk after a removal or an undone transaction sees the store as it is', { timeout: 10_000 }, () => {
+  const s = new ConfigStore();
+  const put = (name: string, value: string): void =>
+    s.put([...ni(name), { name: 'config' }, { name: 'name' }], { value, node });
+  put('a', 'first');
+  // One query's element objects, walked again and again (as a read naming many entries does).
+  const q = [...ni('a'), { name: 'config' }, { name: 'name' }];
+  const values = (): unknown[] => s.walk(q).map((l) => l.value);
+  assert.deepEqual(values(), ['first']);
+  s.remove(ni('a'));
+  assert.deepEqual(values(), [], 'removed');
+  put('a', 'second');
+  assert.deepEqual(values(), ['second'], 'written again');
+  assert.throws(() =>
+    s.transaction(
+      () => {
+        s.remove(ni('a'));
+        put('a', 'third');
+        assert.deepEqual(values(), ['third'], 'inside the transaction');
+      },
+      () => {
+        throw new Error('refused');
+      },
+    ),
+  );
+  assert.deepEqual(values(), ['second'], 'undone');
+});
