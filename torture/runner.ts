@@ -399,7 +399,8 @@ async function poll(ctx: Ctx): Promise<void> {
         w.atFinal = {
           at: Date.now(),
           phase: r.phase,
-          // Connections with both FINs sent are ended as flowpin sees them (their pins linger for the final ACK).
+          // Connections with both FINs sent are ended as flowpin sees them (their pins linger for the
+          // final ACK).
           live: c?.dataplane?.liveByServer[w.nexthop] ?? 0,
           closing: c?.dataplane?.closingByServer?.[w.nexthop] ?? 0,
           pins: c?.pinsByNexthop[w.nexthop] ?? 0,
