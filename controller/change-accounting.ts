@@ -14,6 +14,11 @@ export interface Observations {
   dropped: Map<string, AtRiskReason>;
   /** Pins programmed when the change took effect. */
   programmedAtEffect: Set<string>;
+  /**
+   * Pins whose install was unanswered at the effect and that a read-back after it found programmed: in
+   * `pinned` (the switch holds them), not protected (they may have landed after the effect).
+   */
+  programmedInDoubt?: Set<string>;
   /** Flows resolved after the mark (by key). */
   afterMark: Map<string, Resolution>;
   /** Flows accepted after the mark and still unresolved when the change settled (by key). */
@@ -47,7 +52,11 @@ export interface Accounting {
 export function account(seen: Observations, sw: SwitchView): Accounting {
   const { needed, dropped, programmedAtEffect, afterMark, uncertain, sentSeq, settledSeq } = seen;
   const counted = new Set<string>(programmedAtEffect);
-  const out: Accounting = { pinned: programmedAtEffect.size, counted: [], forgotten: sw.forgotten };
+  const out: Accounting = {
+    pinned: programmedAtEffect.size + (seen.programmedInDoubt?.size ?? 0),
+    counted: [],
+    forgotten: sw.forgotten,
+  };
   const count = (id: string, why: AtRiskReason | 'window'): void => {
     counted.add(id);
     out.counted.push({ id, why });

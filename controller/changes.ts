@@ -1099,15 +1099,18 @@ export class ChangeManager {
       // Pins that the change needed and that were not programmed when it took effect: at risk or window.
       // (Including pins wanted since the barrier: flows observed in the window.)
       const effectiveProgrammed = new Set<string>();
+      const relied = [...needed, ...this.pinsOf(rec)];
+      for (const id of relied) if (rt.reconciler.isProgrammed(id)) effectiveProgrammed.add(id);
       // A pin whose install went unanswered (still on its way, or its answer lost) may be programmed:
-      // read back from the switch, not counted as missing.
-      await this.guard(rt.reconciler.readBackUnanswered([...needed, ...this.pinsOf(rec)])).catch(
-        (err: unknown) => {
-          if (this.stopped) throw err;
-        },
-      );
-      for (const id of [...needed, ...this.pinsOf(rec)])
-        if (rt.reconciler.isProgrammed(id)) effectiveProgrammed.add(id);
+      // read back from the switch. Found so, it counts in `pinned` (the switch holds it); its flow is
+      // still counted at risk or in the window, since the read-back comes after the effect and cannot
+      // say the pin was there before it.
+      const inDoubt = new Set<string>();
+      await this.guard(rt.reconciler.readBackUnanswered(relied)).catch((err: unknown) => {
+        if (this.stopped) throw err;
+      });
+      for (const id of relied)
+        if (!effectiveProgrammed.has(id) && rt.reconciler.isProgrammed(id)) inDoubt.add(id);
       if (this.o.settleMs > 0) await this.guard(sleep(rt.clock, this.o.settleMs));
       // Every SYN that crossed the switch before the effect is handled before the window is closed, however
       // late the receive path runs.
@@ -1139,6 +1142,7 @@ export class ChangeManager {
           needed,
           dropped,
           programmedAtEffect: effectiveProgrammed,
+          programmedInDoubt: inDoubt,
           afterMark,
           uncertain,
           sentSeq,

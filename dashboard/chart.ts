@@ -44,13 +44,7 @@ export function ProgressChart({ samples, label }: { samples: Sample[]; label: st
   const points = samples.map((s) => `${x(s.t).toFixed(1)},${y(s.pinned).toFixed(1)}`).join(' ');
   const eta = secondsToZero(samples);
   return html`<figure class="chart">
-    <svg
-      viewBox="0 0 ${w} ${h}"
-      width=${w}
-      height=${h}
-      role="img"
-      aria-label=${`${label}: ${last?.pinned ?? 0} pinned flows left`}
-    >
+    <svg viewBox="0 0 ${w} ${h}" width=${w} height=${h} role="img" aria-label=${`${label}: ${last?.pinned ?? 0} pinned flows left`}>
       <line x1=${pad} y1=${h - pad} x2=${w - 8} y2=${h - pad} class="axis" />
       <line x1=${pad} y1="8" x2=${pad} y2=${h - pad} class="axis" />
       <text x="2" y="14" class="tick">${max}</text>

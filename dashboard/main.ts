@@ -26,14 +26,7 @@ function TokenBar(): VNode {
   };
   return html`<form class="token" onSubmit=${save}>
     <label for="token">API token (kept in this tab only)</label>
-    <input
-      id="token"
-      type="password"
-      autocomplete="off"
-      value=${value}
-      onInput=${(e: Event) => setValue((e.target as HTMLInputElement).value)}
-      data-testid="token"
-    />
+    <input id="token" type="password" autocomplete="off" value=${value} onInput=${(e: Event) => setValue((e.target as HTMLInputElement).value)} data-testid="token" />
     <button type="submit">${saved ? 'Replace token' : 'Use token'}</button>
     <span role="status">${saved ? 'token set: changes allowed' : 'no token: read only'}</span>
   </form>`;
@@ -63,20 +56,11 @@ function MirrorPanel({ m }: { m: MirrorCounters }): VNode {
   return html`<section class="panel" aria-labelledby="mirror-title" data-testid="mirror">
     <h2 id="mirror-title">Mirror receiver</h2>
     <dl class="figures counters">
-      <dt>Frames</dt>
-      <dd data-testid="mirror-frames">${m.frames}</dd>
-      <dt>Decoded</dt>
-      <dd>${m.decoded}</dd>
-      <dt>Decode drops</dt>
-      <dd data-testid="mirror-decode-drops" class=${m.decodeDrops === 0 ? '' : 'warn'} title=${reasons}>
-        ${m.decodeDrops}
-      </dd>
-      <dt>Socket drops</dt>
-      <dd data-testid="mirror-socket-drops" class=${(m.socketDrops ?? 0) === 0 ? '' : 'bad'}>
-        ${m.socketDrops ?? 'unknown'}
-      </dd>
-      <dt>Backlog drops</dt>
-      <dd class=${m.backlogDrops === 0 ? '' : 'bad'}>${m.backlogDrops}</dd>
+      <dt>Frames</dt><dd data-testid="mirror-frames">${m.frames}</dd>
+      <dt>Decoded</dt><dd>${m.decoded}</dd>
+      <dt>Decode drops</dt><dd data-testid="mirror-decode-drops" class=${m.decodeDrops === 0 ? '' : 'warn'} title=${reasons}>${m.decodeDrops}</dd>
+      <dt>Socket drops</dt><dd data-testid="mirror-socket-drops" class=${(m.socketDrops ?? 0) === 0 ? '' : 'bad'}>${m.socketDrops ?? 'unknown'}</dd>
+      <dt>Backlog drops</dt><dd class=${m.backlogDrops === 0 ? '' : 'bad'}>${m.backlogDrops}</dd>
     </dl>
     ${reasons === '' ? null : html`<p><small>Dropped by reason: ${reasons}</small></p>`}
     <p><small>Listening on ${m.listening.length === 0 ? 'nothing' : m.listening.join(', ')}</small></p>
@@ -104,135 +88,70 @@ function SwitchCard({
             : 'healthy';
   const [addr, setAddr] = useState('');
   const [addVip, setAddVip] = useState('');
-  return html`<section
-    class="panel switch"
-    aria-labelledby=${`sw-${sw.name}`}
-    data-testid=${`switch-${sw.name}`}
-  >
+  return html`<section class="panel switch" aria-labelledby=${`sw-${sw.name}`} data-testid=${`switch-${sw.name}`}>
     <h2 id=${`sw-${sw.name}`}>Switch ${sw.name} <small>${sw.adapter}</small></h2>
     <dl class="figures">
-      <dt>Adapter</dt>
-      <dd class=${health === 'healthy' ? 'good' : 'bad'} data-testid="health">${health}</dd>
+      <dt>Adapter</dt><dd class=${health === 'healthy' ? 'good' : 'bad'} data-testid="health">${health}</dd>
       <dt>Mirror</dt>
-      <dd class=${sw.mirror.state === 'ok' ? 'good' : 'bad'} data-testid="mirror-health">
-        ${sw.mirror.state}: ${rate(sw.mirror.synRate)} SYN (usual ${rate(sw.mirror.usualRate)}),
-        ${sw.mirror.lastSynAgoS === null ? 'no SYN yet' : `last SYN ${sw.mirror.lastSynAgoS} s ago`}${sw.mirror.why === null ? '' : `; ${sw.mirror.why}`}
-      </dd>
-      <dt>Connection ends</dt>
-      <dd
-        data-testid="liveness"
-        class=${sw.mirror.liveness === 'syn-only' ? 'bad' : sw.mirror.liveness === 'both-ways' ? 'good' : ''}
-      >
-        ${LIVENESS[sw.mirror.liveness ?? 'not-yet-known']}
-      </dd>
-      <dt>Pin writes</dt>
-      <dd data-testid="resync" class=${sw.blocked !== null || sw.reconcileFailures > 0 ? 'bad' : ''}>
-        ${sw.blocked !== null ? 'stopped until the next resync' : sw.reconcileFailures > 0 ? `retrying after ${sw.reconcileFailures} failed rounds, full resync next` : sw.inSync ? 'up to date: every pin wanted was sent' : 'being written'}
-      </dd>
-      <dt>Failed pins</dt>
-      <dd data-testid="failed-pins" class=${sw.pins.failed === 0 ? 'good' : 'bad'}>
-        ${sw.pins.failed === 0 ? 'none' : `${sw.pins.failed} pins the switch refused or had no room for: their connections are not kept`}
-      </dd>
+      <dd class=${sw.mirror.state === 'ok' ? 'good' : 'bad'} data-testid="mirror-health">${sw.mirror.state}: ${rate(sw.mirror.synRate)} SYN (usual ${rate(sw.mirror.usualRate)}), ${sw.mirror.lastSynAgoS === null ? 'no SYN yet' : `last SYN ${sw.mirror.lastSynAgoS} s ago`}${sw.mirror.why === null ? '' : `; ${sw.mirror.why}`}</dd>
+      <dt>Connection ends</dt><dd data-testid="liveness" class=${sw.mirror.liveness === 'syn-only' ? 'bad' : sw.mirror.liveness === 'both-ways' ? 'good' : ''}>${LIVENESS[sw.mirror.liveness ?? 'not-yet-known']}</dd>
+      <dt>Pin writes</dt><dd data-testid="resync" class=${sw.blocked !== null || sw.reconcileFailures > 0 ? 'bad' : ''}>${sw.blocked !== null ? 'stopped until the next resync' : sw.reconcileFailures > 0 ? `retrying after ${sw.reconcileFailures} failed rounds, full resync next` : sw.inSync ? 'up to date: every pin wanted was sent' : 'being written'}</dd>
+      <dt>Failed pins</dt><dd data-testid="failed-pins" class=${sw.pins.failed === 0 ? 'good' : 'bad'}>${sw.pins.failed === 0 ? 'none' : `${sw.pins.failed} pins the switch refused or had no room for: their connections are not kept`}</dd>
       <dt>Pin table</dt>
       <dd>
-        <span
-          class=${`bar bar-${sw.pins.table}`}
-          role="meter"
-          aria-label="programmed pin entries"
-          aria-valuemin="0"
-          aria-valuemax=${sw.pins.capacity}
-          aria-valuenow=${sw.pins.installed}
-          data-testid="pin-bar"
-          ><span style=${`width: ${pct(sw.pins.installed, sw.pins.capacity)}%`}></span></span
-        >${' '}
-        <span data-testid="pin-table"
-          >${sw.pins.installed} programmed, ${sw.pins.free} free of ${sw.pins.capacity}</span
-        >
-        (${pct(sw.pins.installed, sw.pins.capacity)}%)${sw.pins.table === 'full' ? html` <strong class="bad">full</strong>` : sw.pins.table === 'nearly-full' ? html` <strong class="warn">nearly full</strong>` : null}
+        <span class=${`bar bar-${sw.pins.table}`} role="meter" aria-label="programmed pin entries" aria-valuemin="0" aria-valuemax=${sw.pins.capacity} aria-valuenow=${sw.pins.installed} data-testid="pin-bar"><span style=${`width: ${pct(sw.pins.installed, sw.pins.capacity)}%`}></span></span>${' '}
+        <span data-testid="pin-table">${sw.pins.installed} programmed, ${sw.pins.free} free of ${sw.pins.capacity}</span> (${pct(sw.pins.installed, sw.pins.capacity)}%)${sw.pins.table === 'full' ? html` <strong class="bad">full</strong>` : sw.pins.table === 'nearly-full' ? html` <strong class="warn">nearly full</strong>` : null}
       </dd>
-      <dt>Tracked flows</dt>
-      <dd>${sw.flows}</dd>
-      <dt>Resolve queue</dt>
-      <dd>${sw.queue}</dd>
+      <dt>Tracked flows</dt><dd>${sw.flows}</dd>
+      <dt>Resolve queue</dt><dd>${sw.queue}</dd>
     </dl>
     ${sw.vips.map(
-      (v) =>
-        html`<div class="vip" key=${v.address}>
-          <h3>VIP ${v.address}</h3>
-          <table class="stack" data-testid=${`vip-${v.address}`}>
-            <thead>
-              <tr>
-                <th scope="col">Nexthop</th>
-                <th scope="col">State</th>
-                <th scope="col">In group</th>
-                <th scope="col">Tracked</th>
-                <th scope="col">Pinned</th>
-                <th scope="col">Actions</th>
-              </tr>
-            </thead>
-            <tbody>
-              ${v.nexthops.map(
-                (n) =>
-                  html`<tr key=${n.address} data-nexthop=${n.address}>
-                    <th scope="row">${n.address}</th>
-                    <td data-label="State" class=${`state-${n.state}`}>${n.state}</td>
-                    <td data-label="In group">${n.inGroup ? 'yes' : 'no'}</td>
-                    <td data-label="Tracked" class="num">${n.tracked}</td>
-                    <td data-label="Pinned" class="num">${n.pinned}</td>
-                    <td data-label="Actions">
-                      ${n.inGroup && n.state === 'active' ? html`<button type="button" onClick=${() => act({ kind: 'drain', switch: sw.name, vip: v.address, nexthop: n.address })} aria-label=${`Drain ${n.address}`}>Drain</button>` : null}
-                      ${n.state === 'draining' || n.state === 'drained' ? html`<button type="button" onClick=${() => act({ kind: 'undrain', switch: sw.name, vip: v.address, nexthop: n.address })} aria-label=${`Undrain ${n.address}`}>Undrain</button>` : null}
-                      ${!n.inGroup && n.state !== 'draining' ? html`<button type="button" onClick=${() => act({ kind: 'remove', switch: sw.name, vip: v.address, nexthop: n.address })} aria-label=${`Remove ${n.address}`}>Remove</button>` : null}
-                    </td>
-                  </tr>`,
-              )}
-              ${removed(v.address).map(
-                (nh) =>
-                  html`<tr key=${`removed-${nh}`} data-nexthop=${nh}>
-                    <th scope="row">${nh}</th>
-                    <td data-label="State" class="state-removed">removed</td>
-                    <td data-label="In group">no</td>
-                    <td data-label="Tracked" class="num">0</td>
-                    <td data-label="Pinned" class="num">0</td>
-                    <td data-label="Actions"></td>
-                  </tr>`,
-              )}
-            </tbody>
-          </table>
-          <${VipChart} sw=${sw.name} vip=${v.address} />
-          <form
-            class="inline"
-            onSubmit=${(e: Event) => {
-              e.preventDefault();
-              const a = addr.trim();
-              if (a === '' || v.nexthops.some((n) => n.address === a)) return;
-              act({ kind: 'add', switch: sw.name, vip: v.address, nexthop: a });
-              // The change panel has the address now: the field is emptied, nothing left to suggest it again.
-              setAddr('');
-              setAddVip('');
-            }}
-          >
-            <label
-              >Add a nexthop to ${v.address}:
-              <input
-                value=${addVip === v.address ? addr : ''}
-                autocomplete="off"
-                onInput=${(e: Event) => {
-                  setAddVip(v.address);
-                  setAddr((e.target as HTMLInputElement).value);
-                }}
-                placeholder=${v.address.includes(':') ? 'an IPv6 address' : 'an IPv4 address'}
-                data-testid=${`add-${v.address}`}
-            /></label>
-            <button
-              type="submit"
-              disabled=${addVip === v.address && v.nexthops.some((n) => n.address === addr.trim())}
-            >
-              Add…
-            </button>
-            ${addVip === v.address && v.nexthops.some((n) => n.address === addr.trim()) ? html`<small role="status">${addr.trim()} is already a nexthop of ${v.address}</small>` : null}
-          </form>
-        </div>`,
+      (v) => html`<div class="vip" key=${v.address}>
+      <h3>VIP ${v.address}</h3>
+      <table class="stack" data-testid=${`vip-${v.address}`}>
+        <thead><tr><th scope="col">Nexthop</th><th scope="col">State</th><th scope="col">In group</th><th scope="col">Tracked</th><th scope="col">Pinned</th><th scope="col">Actions</th></tr></thead>
+        <tbody>
+          ${v.nexthops.map(
+            (n) => html`<tr key=${n.address} data-nexthop=${n.address}>
+            <th scope="row">${n.address}</th>
+            <td data-label="State" class=${`state-${n.state}`}>${n.state}</td>
+            <td data-label="In group">${n.inGroup ? 'yes' : 'no'}</td>
+            <td data-label="Tracked" class="num">${n.tracked}</td>
+            <td data-label="Pinned" class="num">${n.pinned}</td>
+            <td data-label="Actions">
+              ${n.inGroup && n.state === 'active' ? html`<button type="button" onClick=${() => act({ kind: 'drain', switch: sw.name, vip: v.address, nexthop: n.address })} aria-label=${`Drain ${n.address}`}>Drain</button>` : null}
+              ${n.state === 'draining' || n.state === 'drained' ? html`<button type="button" onClick=${() => act({ kind: 'undrain', switch: sw.name, vip: v.address, nexthop: n.address })} aria-label=${`Undrain ${n.address}`}>Undrain</button>` : null}
+              ${!n.inGroup && n.state !== 'draining' ? html`<button type="button" onClick=${() => act({ kind: 'remove', switch: sw.name, vip: v.address, nexthop: n.address })} aria-label=${`Remove ${n.address}`}>Remove</button>` : null}
+            </td>
+          </tr>`,
+          )}
+          ${removed(v.address).map(
+            (nh) => html`<tr key=${`removed-${nh}`} data-nexthop=${nh}>
+            <th scope="row">${nh}</th><td data-label="State" class="state-removed">removed</td><td data-label="In group">no</td><td data-label="Tracked" class="num">0</td><td data-label="Pinned" class="num">0</td><td data-label="Actions"></td>
+          </tr>`,
+          )}
+        </tbody>
+      </table>
+      <${VipChart} sw=${sw.name} vip=${v.address} />
+      <form class="inline" onSubmit=${(e: Event) => {
+        e.preventDefault();
+        const a = addr.trim();
+        if (a === '' || v.nexthops.some((n) => n.address === a)) return;
+        act({ kind: 'add', switch: sw.name, vip: v.address, nexthop: a });
+        // The change panel has the address now: the field is emptied, nothing left to suggest it again.
+        setAddr('');
+        setAddVip('');
+      }}>
+        <label>Add a nexthop to ${v.address}: <input value=${addVip === v.address ? addr : ''} autocomplete="off" onInput=${(
+          e: Event,
+        ) => {
+          setAddVip(v.address);
+          setAddr((e.target as HTMLInputElement).value);
+        }} placeholder=${v.address.includes(':') ? 'an IPv6 address' : 'an IPv4 address'} data-testid=${`add-${v.address}`} /></label>
+        <button type="submit" disabled=${addVip === v.address && v.nexthops.some((n) => n.address === addr.trim())}>Add…</button>
+        ${addVip === v.address && v.nexthops.some((n) => n.address === addr.trim()) ? html`<small role="status">${addr.trim()} is already a nexthop of ${v.address}</small>` : null}
+      </form>
+    </div>`,
     )}
   </section>`;
 }
@@ -269,9 +188,7 @@ function App(): VNode {
   return html`<div>
     <header>
       <h1>flowpin</h1>
-      <p role="status" class=${live && snap?.ready === true ? 'good' : 'bad'} data-testid="live">
-        ${live ? (snap?.ready ? 'live · ready' : 'live · not ready') : 'connecting…'}
-      </p>
+      <p role="status" class=${live && snap?.ready === true ? 'good' : 'bad'} data-testid="live">${live ? (snap?.ready ? 'live · ready' : 'live · not ready') : 'connecting…'}</p>
       <${TokenBar} />
     </header>
     <main>
@@ -279,18 +196,9 @@ function App(): VNode {
         sim === null || sim === undefined
           ? null
           : html`<section class="panel" aria-labelledby="sim-title" data-testid="simulator">
-              <h2 id="sim-title">Simulator connections</h2>
-              <dl class="figures counters">
-                <dt>Opened</dt>
-                <dd data-testid="sim-opened">${sim.opened}</dd>
-                <dt>Closed</dt>
-                <dd>${sim.closed}</dd>
-                <dt>Reset</dt>
-                <dd data-testid="sim-reset" class=${sim.reset === 0 ? 'good' : 'bad'}>${sim.reset}</dd>
-                <dt>Active</dt>
-                <dd>${sim.active}</dd>
-              </dl>
-            </section>`
+            <h2 id="sim-title">Simulator connections</h2>
+            <dl class="figures counters"><dt>Opened</dt><dd data-testid="sim-opened">${sim.opened}</dd><dt>Closed</dt><dd>${sim.closed}</dd><dt>Reset</dt><dd data-testid="sim-reset" class=${sim.reset === 0 ? 'good' : 'bad'}>${sim.reset}</dd><dt>Active</dt><dd>${sim.active}</dd></dl>
+          </section>`
       }
       ${intent === null ? null : html`<${ChangePanel} key=${`${intent.kind}${intent.switch}${intent.vip}${intent.nexthop}`} intent=${intent} snap=${snap} onClose=${() => setIntent(null)} />`}
       ${snap === null ? html`<p>Waiting for the controller…</p>` : snap.switches.map((sw) => html`<${SwitchCard} key=${sw.name} sw=${sw} act=${setIntent} removed=${removedOf(sw)} />`)}

@@ -46,18 +46,13 @@ export function DrainProgress({ rec, now }: { rec: ChangeRecord; now: number }):
   const left = rec.left;
   return html`<div class="drain-progress" data-testid=${`drain-${rec.nexthop}`}>
     <p>
-      <strong>${rec.nexthop}</strong> on ${rec.vip} (${rec.switch}):
-      <span data-testid="drain-phase">${rec.phase}</span>;
+      <strong>${rec.nexthop}</strong> on ${rec.vip} (${rec.switch}): <span data-testid="drain-phase">${rec.phase}</span>;
       ${left === undefined ? ' nothing measured yet' : html` <span data-testid="drain-left">${left.live} live and ${left.unknown} unknown connections left</span>, ${left.pinned} pinned`}
     </p>
     <${ProgressChart} samples=${samplesOf(rec)} label=${rec.nexthop} />
     <dl class="figures">
-      <dt>At the earliest</dt>
-      <dd data-testid="drain-estimate">
-        ${rec.estimateS === undefined || rec.estimateS === null ? 'not estimated yet' : rec.estimateS === 0 ? 'no pinned flow left' : `${rec.estimateS} s, if its pinned flows send nothing more`}
-      </dd>
-      <dt>Deadline</dt>
-      <dd data-testid="drain-deadline">${deadlineText(rec, now)}</dd>
+      <dt>At the earliest</dt><dd data-testid="drain-estimate">${rec.estimateS === undefined || rec.estimateS === null ? 'not estimated yet' : rec.estimateS === 0 ? 'no pinned flow left' : `${rec.estimateS} s, if its pinned flows send nothing more`}</dd>
+      <dt>Deadline</dt><dd data-testid="drain-deadline">${deadlineText(rec, now)}</dd>
     </dl>
   </div>`;
 }

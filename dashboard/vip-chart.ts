@@ -34,9 +34,7 @@ export function VipChart({ sw, vip }: { sw: string; vip: string }): VNode {
     };
   }, [sw, vip]);
   if (h === null)
-    return html`<p class="vip-chart" data-testid=${`vip-chart-${vip}`}>
-      <small>${error ?? 'Connections over the last hour: loading…'}</small>
-    </p>`;
+    return html`<p class="vip-chart" data-testid=${`vip-chart-${vip}`}><small>${error ?? 'Connections over the last hour: loading…'}</small></p>`;
   const points = [...h.samples, h.now];
   const w = 480;
   const ht = 120;
@@ -56,18 +54,8 @@ export function VipChart({ sw, vip }: { sw: string; vip: string }): VNode {
       .map((p) => `${x(p.t).toFixed(1)},${y(get(p)).toFixed(1)}`)
       .join(' ');
   const minutes = Math.max(0, Math.round((end - (points[0]?.t ?? end)) / 60_000));
-  return html`<figure
-    class="chart vip-chart"
-    data-testid=${`vip-chart-${vip}`}
-    data-samples=${h.samples.length}
-  >
-    <svg
-      viewBox="0 0 ${w} ${ht}"
-      width=${w}
-      height=${ht}
-      role="img"
-      aria-label=${`${vip}: ${h.now.live} tracked and ${h.now.pinned} pinned connections now; the last hour`}
-    >
+  return html`<figure class="chart vip-chart" data-testid=${`vip-chart-${vip}`} data-samples=${h.samples.length}>
+    <svg viewBox="0 0 ${w} ${ht}" width=${w} height=${ht} role="img" aria-label=${`${vip}: ${h.now.live} tracked and ${h.now.pinned} pinned connections now; the last hour`}>
       <line x1=${pad} y1=${ht - 20} x2=${w - 8} y2=${ht - 20} class="axis" />
       <line x1=${pad} y1="8" x2=${pad} y2=${ht - 20} class="axis" />
       <text x="2" y="14" class="tick">${max}</text>
@@ -78,8 +66,7 @@ export function VipChart({ sw, vip }: { sw: string; vip: string }): VNode {
       <polyline points=${line((p) => p.pinned)} class="line pinned" data-testid="vip-pinned-line" />
     </svg>
     <figcaption>
-      <span class="key live"></span> tracked <strong data-testid="vip-live">${h.now.live}</strong> and
-      <span class="key pinned"></span> pinned <strong data-testid="vip-pinned">${h.now.pinned}</strong> now;
+      <span class="key live"></span> tracked <strong data-testid="vip-live">${h.now.live}</strong> and <span class="key pinned"></span> pinned <strong data-testid="vip-pinned">${h.now.pinned}</strong> now;
       ${h.samples.length === 0 ? ' the first sample comes within 10 s' : ` ${h.samples.length} samples over ${minutes} min (one every ${h.intervalS} s)`}
     </figcaption>
   </figure>`;

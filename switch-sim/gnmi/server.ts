@@ -226,7 +226,9 @@ function updatesFor(matching: Leaf[], q: PathElem[], enc: Encoding, strip: numbe
 }
 
 /**
- * Refuses every extension: this target implements none (gnmi-extensions.md: an extension may fail the RPC).
+ * Refuses every extension of an RPC other than Set: this target implements none there (gnmi-extensions.md:
+ * an extension may fail the RPC). A Set's master arbitration is the arbiter's (arbiter.ts), which refuses
+ * any other extension the same way.
  */
 function refuseExtensions(ext: Extension[] | undefined): void {
   const first = (ext ?? [])[0];
