@@ -54,7 +54,8 @@ export interface HaTakeoverOptions {
   mirrorWaitMs?: number;
   /**
    * Fault injection for tests of the takeover's own checks (each must make a test fail):
-   * skip the audit, the takeover fence, the stop of writes on a loss, or the resume of open changes.
+   * skip the audit, the takeover fence, or the resume of open changes; or write on after a loss
+   * (`write-after-lost`: nothing stops on `lost`, and the fence carries no deadline).
    */
   breakage?: 'no-audit' | 'no-takeover-fence' | 'write-after-lost' | 'no-resume';
 }
@@ -176,6 +177,12 @@ export class HaTakeover implements HaView {
     return this.c.clock.now() + (mono - monoNow());
   }
 
+  /** The fence for writes under `epoch` until the lease's deadline (monotonic `until`). */
+  private token(epoch: number, until: number): FenceToken {
+    if (this.o.breakage === 'write-after-lost') return { epoch: BigInt(epoch) };
+    return { epoch: BigInt(epoch), validUntil: this.toClock(until) };
+  }
+
   /** Writes stop at once: a fence whose validUntil has passed (the reconciler starts no write). */
   private block(sw: string, epoch: bigint): void {
     this.c.setFence(sw, { epoch, validUntil: -1 });
@@ -214,7 +221,7 @@ export class HaTakeover implements HaView {
     const t0 = monoNow();
     const rt = this.c.runtime(sw);
     const f = this.coord.fence(sw);
-    const token: FenceToken = { epoch: BigInt(epoch), validUntil: this.toClock(f.validUntil) };
+    const token = this.token(epoch, f.validUntil);
     st.lastValidUntil = f.validUntil;
     // 1. the fence on the switch, and the switch read again (the last owner's pins adopted).
     st.takeover = 'fencing';
@@ -292,7 +299,8 @@ export class HaTakeover implements HaView {
     st.takeover = null;
     st.audit = undefined;
     this.c.metrics.haOwner.set({ switch: sw }, 0);
-    if (this.o.breakage !== 'write-after-lost') this.block(sw, BigInt(st.epoch));
+    if (this.o.breakage === 'write-after-lost') return;
+    this.block(sw, BigInt(st.epoch));
     // Work stops where it is; nothing undone: the next owner resumes from the change log.
     this.c.changeManager(sw).release();
     if (was)
@@ -314,7 +322,7 @@ export class HaTakeover implements HaView {
       }
       if (f.epoch !== st.epoch || f.validUntil === st.lastValidUntil) continue;
       st.lastValidUntil = f.validUntil;
-      this.c.setFence(sw, { epoch: BigInt(f.epoch), validUntil: this.toClock(f.validUntil) });
+      this.c.setFence(sw, this.token(f.epoch, f.validUntil));
     }
   }
 
