@@ -9,6 +9,7 @@
 // (the simulator's epoch ledger). A change sent to a non-owner is answered 421 with the owner.
 
 import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import {
   appendFileSync,
@@ -37,6 +38,7 @@ import {
 } from '../torture/procs.js';
 import { attribute, judge, type RecordView, type Watched } from '../torture/truth.js';
 import { skipEtcd, startEtcdCluster, type EtcdCluster } from './helpers/etcd.js';
+import { have } from './helpers/tools.js';
 
 const skip = skipEtcd();
 const seed = Number(process.env['FLOWPIN_SEED'] ?? Math.floor(Math.random() * 1e6));
@@ -449,6 +451,34 @@ test(
         `${JSON.stringify({ seed, first, second, e0, takeoverAfterStopMs: ownedB - stoppedAt, epochs: c.epochs, oldOwnerRefusals: Number(refused?.[1] ?? 0) })}\n`,
       );
       assert.equal(c.epochs.staleLanded, 0, 'a write of the paused owner landed after the new owner wrote');
+      // The metrics of ownership, by the Prometheus conventions: one instance owns the switch now,
+      // each took it at least once; promtool finds nothing to remark (where installed).
+      // (The woken owner may be taking the switch back meanwhile: waited for.)
+      let texts: string[] = [];
+      await until(
+        async () => {
+          texts = await Promise.all(
+            [a, b].map(async (i) => (await fetch(`${i.api}/metrics`, { headers: auth })).text()),
+          );
+          const owners = texts.map((t) => /^flowpin_ha_owner\{switch="sim1"\} (\d+)$/m.exec(t)?.[1]);
+          return [...owners].sort().join() === '0,1';
+        },
+        30_000,
+        'one instance to own the switch (flowpin_ha_owner)',
+        200,
+      );
+      for (const t of texts)
+        assert.match(t, /^flowpin_ha_takeovers_total\{switch="sim1"\} [1-9]\d*$/m, 'a takeover counted');
+      if (have('promtool', ['--version']))
+        for (const t of texts) {
+          const r = spawnSync('promtool', ['check', 'metrics'], {
+            input: t,
+            encoding: 'utf8',
+            timeout: 30_000,
+          });
+          assert.equal(r.status, 0, `promtool says:\n${r.stdout}${r.stderr}`);
+          assert.equal(`${r.stdout}${r.stderr}`.trim(), '', `promtool has remarks:\n${r.stdout}${r.stderr}`);
+        }
     } finally {
       await closeBed(partial);
     }

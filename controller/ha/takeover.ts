@@ -9,8 +9,8 @@
 //      simulator are timed) and read again, adopting the pins the last owner left (Reconciler.takeover);
 //   2. audit (timed kinds above all): the pins by epoch and the groups as found; a pin of a
 //      higher epoch means a newer owner writes the switch, and the takeover stops;
-//   3. the mirror-health gate: the changes resume only with the mirror `ok` (or after
-//      MIRROR_WAIT_MS, logged), so that a resumed change sees the SYNs that come meanwhile;
+//   3. the mirror-health gate: the changes resume only with the mirror `ok`, so that a resumed
+//      change sees the SYNs that come meanwhile (an instance the mirror does not reach waits);
 //   4. the switch's change log read from etcd and every open change resumed from its recorded
 //      phase (ChangeManager.resume, as after a restart).
 // The fence is renewed as the lease is: every RENEW_MS, the lease's deadline now.
@@ -33,8 +33,8 @@ import type { LostReason } from './ownership.js';
 /** How often the fence follows the lease's deadline, and the others' ownership is read. */
 const RENEW_MS = 200;
 const OWNERS_MS = 1000;
-/** Longest a takeover waits for the mirror to be healthy before it resumes the changes anyway. */
-const MIRROR_WAIT_MS = 30_000;
+/** While a takeover waits for a healthy mirror, it says so this often. */
+const MIRROR_LOG_MS = 10_000;
 /** A takeover step that failed is tried again after this long while the switch is still owned. */
 const RETRY_MS = 1000;
 
@@ -51,7 +51,6 @@ interface SwitchHa {
 }
 
 export interface HaTakeoverOptions {
-  mirrorWaitMs?: number;
   /**
    * Fault injection for tests of the takeover's own checks (each must make a test fail):
    * skip the audit, the takeover fence, or the resume of open changes; or write on after a loss
@@ -250,18 +249,22 @@ export class HaTakeover implements HaView {
       );
     }
     if (!alive()) return;
-    // 3. the mirror-health gate.
+    // 3. the mirror-health gate: no change resumes on a mirror this instance does not receive
+    // (its connections would count as none); logged every MIRROR_LOG_MS while it waits.
     st.takeover = 'mirror';
-    const waitUntil = monoNow() + (this.o.mirrorWaitMs ?? MIRROR_WAIT_MS);
-    while (rt.mirrorHealth().state !== 'ok' && monoNow() < waitUntil && alive())
+    let logAt = monoNow() + MIRROR_LOG_MS;
+    while (rt.mirrorHealth().state !== 'ok' && alive()) {
+      if (monoNow() >= logAt) {
+        const m = rt.mirrorHealth();
+        this.log.warn(
+          { switch: sw, mirror: m.state, why: m.why },
+          'takeover waits for the mirror to be healthy before the changes resume',
+        );
+        logAt = monoNow() + MIRROR_LOG_MS;
+      }
       await new Promise((r) => setTimeout(r, 100));
+    }
     if (!alive()) return;
-    const mirror = rt.mirrorHealth();
-    if (mirror.state !== 'ok')
-      this.log.warn(
-        { switch: sw, mirror: mirror.state, why: mirror.why },
-        'takeover: the mirror is not healthy; the changes resume anyway and count what it misses',
-      );
     // 4. the change log from etcd; every open change resumed.
     st.takeover = 'resuming';
     const log = this.coord.changeLog(sw);
