@@ -7,6 +7,9 @@
 // Judged against the simulator's reset log (torture/truth.ts): no protected connection reset,
 // every other reset counted by the record, the record in etcd truthful, no stale write landed
 // (the simulator's epoch ledger). A change sent to a non-owner is answered 421 with the owner.
+// Then: an owner paused (SIGSTOP) past its lease writes nothing that lands once awake; a new
+// owner the mirror does not reach keeps the last owner's pins of connections it never saw; a
+// new owner whose epoch is below the switch's pins (etcd's epoch lost) writes nothing.
 
 import { test } from 'node:test';
 import { spawnSync } from 'node:child_process';
@@ -133,6 +136,8 @@ async function startBed(
     unmirrored?: string[];
     /** More configuration, appended to each instance's. */
     extra?: string;
+    /** Run against etcd before any instance starts. */
+    before?: (client: Etcd3) => Promise<unknown>;
   },
   bed: Partial<Bed>,
 ): Promise<Bed> {
@@ -142,6 +147,7 @@ async function startBed(
   const etcd = await startEtcdCluster(3);
   bed.etcd = etcd;
   bed.client = new Etcd3({ hosts: etcd.endpoints });
+  await o.before?.(bed.client);
   const mirrorPorts: number[] = [];
   for (let k = 0; k < names.length; k++) mirrorPorts.push(await freePort('udp'));
   const sent = mirrorPorts.filter((_, k) => !(o.unmirrored ?? []).includes(names[k] as string));
@@ -573,6 +579,59 @@ test(
         `${JSON.stringify({ seed, first, second, pinsBefore, pinsAfter, truth, epochs: (await counters(bed)).epochs, sim: sim.status })}\n`,
       );
       assert.equal(truth.protected, 0, `protected connections reset (seed ${seed})`);
+    } finally {
+      await closeBed(partial);
+    }
+  },
+);
+
+test(
+  `ha takeover writes nothing to a switch that holds pins of a higher epoch (etcd restored from an old backup) (seed ${seed})`,
+  { skip, timeout: 200_000 },
+  async () => {
+    const partial: Partial<Bed> = {};
+    try {
+      const names = ['fp-a', 'fp-b'];
+      const first = rendezvousOwner('sim1', names) as string;
+      const second = names.find((n) => n !== first) as string;
+      const epochKey = `${PREFIX}switches/sim1/epoch`;
+      // The switch's epochs start at 50; `always`: every connection gets a pin, named with its epoch.
+      const bed = await startBed(
+        names,
+        { pinMode: 'always', before: (c) => c.put(epochKey).value('49').exec() },
+        partial,
+      );
+      const a = bed.byName(first);
+      const b = bed.byName(second);
+      const [, e0] = await ownedAt(a, undefined, 30_000);
+      assert.ok(e0 >= 50);
+      await startLoad(bed, 100);
+      await until(
+        async () => (await counters(bed)).epochs.highest === String(e0),
+        30_000,
+        `pins of epoch ${e0} on the switch`,
+        200,
+      );
+      // The owner dies and etcd loses the switch's epoch (as after a restore from an old backup):
+      // the next owner takes epoch 1, lower than the pins' on the switch.
+      a.proc.signal('SIGKILL');
+      await a.proc.exit;
+      await bed.client.delete().key(epochKey);
+      await until(
+        async () =>
+          /pins of a higher epoch than 1: a newer owner writes it/.test(b.proc.out()) ||
+          (await ownership(b))?.owned === true,
+        30_000,
+        'the new owner to refuse the takeover at its audit (or to take the switch)',
+        100,
+      );
+      // It keeps refusing while connections come, each wanting a pin.
+      await warm(b, 200);
+      const o = await ownership(b);
+      const c = await counters(bed);
+      process.stdout.write(`${JSON.stringify({ seed, e0, ownership: o, epochs: c.epochs })}\n`);
+      assert.equal(c.epochs.staleLanded, 0, 'writes of a lower epoch landed after a higher one');
+      assert.equal(o?.owned, false, 'the switch was taken over');
     } finally {
       await closeBed(partial);
     }

@@ -3,12 +3,13 @@
 // only a switch's owner writes its pins and group and runs its changes.
 //
 // On `acquired(sw, epoch)`, in order (each step idempotent; a loss meanwhile ends it):
-//   1. fence: the writes carry {epoch, validUntil}, validUntil being the lease's own deadline
+//   1. audit (timed kinds above all), before any write: the pins by epoch and the groups as
+//      found; a pin of a higher epoch means a newer owner writes the switch (or etcd's epochs
+//      went back), and the takeover stops there, writing nothing;
+//   2. fence: the writes carry {epoch, validUntil}, validUntil being the lease's own deadline
 //      (monotonic) moved onto the controller's clock; the switch is fenced where its kind keeps
 //      a fence (gNMI empty Set with the election id, the Linux nft fence element; eAPI and the
 //      simulator are timed) and read again, adopting the pins the last owner left (Reconciler.takeover);
-//   2. audit (timed kinds above all): the pins by epoch and the groups as found; a pin of a
-//      higher epoch means a newer owner writes the switch, and the takeover stops;
 //   3. the mirror-health gate: the changes resume only with the mirror `ok`, so that a resumed
 //      change sees the SYNs that come meanwhile (an instance the mirror does not reach waits);
 //   4. the switch's change log read from etcd and every open change resumed from its recorded
@@ -48,6 +49,8 @@ interface SwitchHa {
   gen: number;
   audit: FenceAudit | undefined;
   lastValidUntil: number;
+  /** The takeover fence is written: from now on the fence follows the lease. */
+  fenced: boolean;
 }
 
 export interface HaTakeoverOptions {
@@ -89,6 +92,7 @@ export class HaTakeover implements HaView {
         gen: 0,
         audit: undefined,
         lastValidUntil: 0,
+        fenced: false,
       });
       this.block(name, 0n);
       this.c.metrics.haOwner.set({ switch: name }, 0);
@@ -197,6 +201,7 @@ export class HaTakeover implements HaView {
     const gen = ++st.gen;
     st.epoch = epoch;
     st.owned = false;
+    st.fenced = false;
     st.takeover = 'fencing';
     this.log.info({ switch: sw, epoch }, 'high availability: switch acquired, taking it over');
     const alive = (): boolean =>
@@ -219,21 +224,15 @@ export class HaTakeover implements HaView {
   private async takeOver(sw: string, st: SwitchHa, epoch: number, alive: () => boolean): Promise<void> {
     const t0 = monoNow();
     const rt = this.c.runtime(sw);
-    const f = this.coord.fence(sw);
-    const token = this.token(epoch, f.validUntil);
-    st.lastValidUntil = f.validUntil;
-    // 1. the fence on the switch, and the switch read again (the last owner's pins adopted).
-    st.takeover = 'fencing';
-    if (this.o.breakage === 'no-takeover-fence') this.c.setFence(sw, token);
-    else await this.c.fenceTakeover(sw, token);
-    if (!alive()) return;
-    // 2. the audit: what the switch holds, by epoch.
+    // 1. the audit, before anything is written: what the switch holds, by epoch. A pin of a
+    // higher epoch than the one taken means a newer owner wrote the switch (or etcd lost its
+    // epochs: restored from an old backup); nothing is written under this epoch then.
     st.takeover = 'auditing';
     if (this.o.breakage !== 'no-audit') {
-      const audit = await FenceAudit.takeover(rt.adapter, token.epoch, [...rt.vips.keys()]);
+      const audit = await FenceAudit.takeover(rt.adapter, BigInt(epoch), [...rt.vips.keys()]);
       const report = await audit.check();
       if (report.ahead.length > 0) {
-        this.block(sw, token.epoch);
+        this.block(sw, BigInt(epoch));
         throw new Error(
           `the switch holds ${report.ahead.length} pins of a higher epoch than ${epoch}: a newer owner writes it`,
         );
@@ -248,6 +247,15 @@ export class HaTakeover implements HaView {
         'takeover audit: the switch as found',
       );
     }
+    if (!alive()) return;
+    // 2. the fence on the switch, and the switch read again (the last owner's pins adopted).
+    st.takeover = 'fencing';
+    const f = this.coord.fence(sw);
+    const token = this.token(epoch, f.validUntil);
+    st.lastValidUntil = f.validUntil;
+    if (this.o.breakage === 'no-takeover-fence') this.c.setFence(sw, token);
+    else await this.c.fenceTakeover(sw, token);
+    st.fenced = true;
     if (!alive()) return;
     // 3. the mirror-health gate: no change resumes on a mirror this instance does not receive
     // (its connections would count as none); logged every MIRROR_LOG_MS while it waits.
@@ -299,6 +307,7 @@ export class HaTakeover implements HaView {
     st.gen++;
     const was = st.takeover !== null;
     st.owned = false;
+    st.fenced = false;
     st.takeover = null;
     st.audit = undefined;
     this.c.metrics.haOwner.set({ switch: sw }, 0);
@@ -316,7 +325,7 @@ export class HaTakeover implements HaView {
   /** The fence follows the lease's deadline. */
   private renew(): void {
     for (const [sw, st] of this.sws) {
-      if (st.takeover === null) continue;
+      if (st.takeover === null || !st.fenced) continue;
       let f;
       try {
         f = this.coord.fence(sw);
