@@ -84,12 +84,15 @@ async function http(
 /** The switch's ownership as an instance reports it (GET /api/v1/switches). */
 async function ownership(
   i: Instance,
-): Promise<{ owned: boolean; epoch: number; takeover: string | null } | undefined> {
+): Promise<{ owned: boolean; owner: string | null; epoch: number; takeover: string | null } | undefined> {
   const r = await http(`${i.api}/api/v1/switches`, { headers: auth }, 3000);
   if (r.status !== 200) return undefined;
   return (
     r.body as {
-      switches: { name: string; ha?: { owned: boolean; epoch: number; takeover: string | null } }[];
+      switches: {
+        name: string;
+        ha?: { owned: boolean; owner: string | null; epoch: number; takeover: string | null };
+      }[];
     }
   ).switches.find((s) => s.name === 'sim1')?.ha;
 }
@@ -470,6 +473,10 @@ test(
         `${JSON.stringify({ seed, first, second, e0, takeoverAfterStopMs: ownedB - stoppedAt, epochs: c.epochs, oldOwnerRefusals: Number(refused?.[1] ?? 0) })}\n`,
       );
       assert.equal(c.epochs.staleLanded, 0, 'a write of the paused owner landed after the new owner wrote');
+      // Awake, the old owner joins again and, preferred by the rendezvous, takes the switch back
+      // under a new epoch (the other hands it over: no change is in flight).
+      const [, eBack] = await ownedAt(a, undefined, 30_000);
+      assert.ok(eBack > e0 + 1, `taken back under epoch ${eBack}`);
       // The metrics of ownership, by the Prometheus conventions: one instance owns the switch now,
       // each took it at least once; promtool finds nothing to remark (where installed).
       // (The woken owner may be taking the switch back meanwhile: waited for.)
@@ -488,6 +495,31 @@ test(
       );
       for (const t of texts)
         assert.match(t, /^flowpin_ha_takeovers_total\{switch="sim1"\} [1-9]\d*$/m, 'a takeover counted');
+      // The CLI: status on each says who owns the switch; a drain sent to the non-owner prints
+      // the owner's address.
+      const [owner, other] = [a, b];
+      await until(
+        async () => (await ownership(b))?.owner === a.name,
+        10_000,
+        `${b.name} to see ${a.name} own`,
+      );
+      const cli = async (i: Instance, args: string[]): Promise<string> => {
+        const p = flowpin([...args, '--url', i.api], { env: { FLOWPIN_TOKEN: TOKEN } });
+        await p.exit;
+        return p.out();
+      };
+      assert.match(
+        await cli(owner, ['status']),
+        new RegExp(`high availability: owned by this instance \\(${owner.name}\\)`),
+      );
+      assert.match(
+        await cli(other, ['status']),
+        new RegExp(`high availability: owned by ${owner.name} at ${owner.api}`),
+      );
+      assert.match(
+        await cli(other, ['drain', NH, '--dry-run']),
+        new RegExp(`owned by flowpin instance ${owner.name} \\(API ${owner.api}`),
+      );
       if (have('promtool', ['--version']))
         for (const t of texts) {
           const r = spawnSync('promtool', ['check', 'metrics'], {
