@@ -16,6 +16,7 @@ import { HaTakeover, type HaTakeoverOptions } from '../controller/ha/takeover.js
 import { FileStateStore } from '../controller/state-store.js';
 import { applyReload } from '../controller/reload.js';
 import { SerialQueue } from '../lib/serial-queue.js';
+import { ConfigError } from '../lib/validate.js';
 import { securityWarnings } from './security-warnings.js';
 import { createAdapter } from '../switch-adapters/registry.js';
 import type { SwitchAdapter } from '../switch-adapters/contract.js';
@@ -127,6 +128,21 @@ export async function serve(
       : (): Promise<ReloadAnswer> =>
           reloads.run(async () => {
             const next = loadConfig(reloadFrom);
+            // Under `ha:` the coordinator owns the switches the process started with: a switch added
+            // by a reload would be written without an owner's fence. Restart each instance instead.
+            if (config.ha !== undefined) {
+              const names = (c: FlowpinConfig): string =>
+                c.switches
+                  .map((x) => x.name)
+                  .sort()
+                  .join();
+              if (names(next) !== names(controller.config) || next.ha === undefined)
+                throw new ConfigError(
+                  reloadFrom,
+                  next.ha === undefined ? 'ha' : 'switches',
+                  'under ha: a reload cannot add or remove switches, nor leave ha: (restart each instance instead)',
+                );
+            }
             const changed = await applyReload(controller, next);
             for (const w of next.warnings) logger.warn(w);
             for (const warning of securityWarnings(next, reloadFrom))

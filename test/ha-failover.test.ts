@@ -520,6 +520,19 @@ test(
         await cli(other, ['drain', NH, '--dry-run']),
         new RegExp(`owned by flowpin instance ${owner.name} \\(API ${owner.api}`),
       );
+      // A reload may not add a switch under ha: (it would be written without an owner's fence).
+      const file = path.join(bed.dir, other.name, 'flowpin.yaml');
+      const yaml = readFileSync(file, 'utf8');
+      const from = yaml.indexOf('  - name: sim1');
+      const to = yaml.indexOf('pinIdleTimeoutS:');
+      const block = yaml.slice(from, to).replace('sim1', 'sim2').replace('127.0.0.2', '127.0.0.3');
+      writeFileSync(file, yaml.slice(0, to) + block + yaml.slice(to));
+      const rl = await http(`${other.api}/api/v1/reload`, {
+        method: 'POST',
+        headers: { authorization: auth.authorization },
+      });
+      assert.equal(rl.status, 400, JSON.stringify(rl.body));
+      assert.match(String(rl.body.message), /cannot add or remove switches/);
       if (have('promtool', ['--version']))
         for (const t of texts) {
           const r = spawnSync('promtool', ['check', 'metrics'], {
