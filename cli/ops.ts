@@ -63,6 +63,28 @@ interface SwitchStatus {
   lastError: string | null;
   flows: number;
   pins: { installed: number; free: number; capacity: number; failed: number };
+  ha?: {
+    owned: boolean;
+    owner: string | null;
+    ownerApi: string | null;
+    epoch: number;
+    lastTakeoverAt: number | null;
+    takeover: string | null;
+  };
+}
+
+/** Under high availability, who writes the switch, one line. */
+function ownerLine(h: NonNullable<SwitchStatus['ha']>): string {
+  const who =
+    h.owner === null
+      ? 'no owner now (a takeover is under way)'
+      : h.owned
+        ? `owned by this instance (${h.owner})`
+        : h.takeover !== null
+          ? `being taken over by this instance (${h.takeover})`
+          : `owned by ${h.owner}${h.ownerApi === null ? '' : ` at ${h.ownerApi}`}: send changes there`;
+  const last = h.lastTakeoverAt === null ? 'never' : new Date(h.lastTakeoverAt).toISOString();
+  return `  high availability: ${who}; epoch ${h.epoch}; last takeover here ${last}\n`;
 }
 
 /**
@@ -270,8 +292,15 @@ async function status(client: Client, print: (d: unknown, t: () => string) => vo
     () => {
       let out = `flowpin at ${client.url}: ${isReady ? 'ready' : 'NOT READY'}\n`;
       for (const s of sws) {
-        const health = s.blocked ?? s.lastError ?? (s.connected ? 'healthy' : 'not connected');
+        // A switch another instance owns is not written here: its write state is the owner's to show.
+        const health =
+          s.ha?.owned === false
+            ? s.connected
+              ? 'connected, written by its owner'
+              : 'not connected'
+            : (s.blocked ?? s.lastError ?? (s.connected ? 'healthy' : 'not connected'));
         out += `\nswitch ${s.name} (${s.adapter}): ${health}; ${s.inSync ? 'pins in sync' : 'pins being written'}; pin table ${s.pins.installed} programmed, ${s.pins.free} free of ${s.pins.capacity}; ${s.flows} tracked flows\n`;
+        if (s.ha !== undefined) out += ownerLine(s.ha);
         for (const v of vips.find((x) => x.switch === s.name)?.vips ?? []) {
           out += `  VIP ${v.address}\n`;
           out += table(

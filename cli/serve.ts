@@ -10,8 +10,13 @@ import { listen } from '../controller/api/listen.js';
 import type { ReloadAnswer } from '../controller/api/reload.js';
 import { loadConfig, type FlowpinConfig } from '../controller/config.js';
 import { Controller, type ControllerDeps } from '../controller/controller.js';
+import { HaCoordinator } from '../controller/ha/coordinator.js';
+import { HaStateStore } from '../controller/ha/state-store.js';
+import { HaTakeover, type HaTakeoverOptions } from '../controller/ha/takeover.js';
+import { FileStateStore } from '../controller/state-store.js';
 import { applyReload } from '../controller/reload.js';
 import { SerialQueue } from '../lib/serial-queue.js';
+import { ConfigError } from '../lib/validate.js';
 import { securityWarnings } from './security-warnings.js';
 import { createAdapter } from '../switch-adapters/registry.js';
 import type { SwitchAdapter } from '../switch-adapters/contract.js';
@@ -54,6 +59,18 @@ function crashAt(logger: Logger): ControllerDeps['onChangePoint'] {
 }
 
 /**
+ * Fault injection for the high-availability tests (FLOWPIN_HA_BREAK): each puts back a defect
+ * the takeover guards against, so that a test can show it fails without the guard.
+ */
+function haBreakage(logger: Logger): HaTakeoverOptions {
+  const b = process.env['FLOWPIN_HA_BREAK'];
+  if (b !== 'no-audit' && b !== 'no-takeover-fence' && b !== 'write-after-lost' && b !== 'no-resume')
+    return {};
+  logger.warn({ breakage: b }, 'FLOWPIN_HA_BREAK is set: a takeover guard is off (fault injection)');
+  return { breakage: b };
+}
+
+/**
  * `reloadFrom`: the configuration file, read again by `reload` (and the adapters of switches it
  * adds made as at start).
  */
@@ -65,11 +82,29 @@ export async function serve(
   reloadFrom?: string,
 ): Promise<Served> {
   const onChangePoint = crashAt(logger);
+  // With `ha:`, the change log lives in etcd (fenced by owner and epoch) and the tracked flows in
+  // the local state file; the coordinator starts once the controller listens to the mirror.
+  let coordinator: HaCoordinator | undefined;
+  let store: HaStateStore | undefined;
+  const box: { controller?: Controller } = {};
+  if (config.ha !== undefined) {
+    if (config.stateFile === undefined)
+      throw new Error(
+        'ha: needs stateFile: the tracked flows stay in local files, the change log goes to etcd',
+      );
+    coordinator = new HaCoordinator(config.ha, {
+      switches: config.switches.map((s) => s.name),
+      // A switch changes hands only when none of its changes is in a final phase yet.
+      inFlight: (sw) => (box.controller?.changeManager(sw).active().length ?? 0) > 0,
+    });
+    store = new HaStateStore(coordinator, new FileStateStore(config.stateFile));
+  }
   // pinIdleTimeoutS is read at start only: a reload cannot change it.
   const controller: Controller = new Controller({
     config,
     adapters,
     logger,
+    ...(store === undefined ? {} : { store }),
     ...(onChangePoint === undefined ? {} : { onChangePoint }),
     ...(reloadFrom === undefined
       ? {}
@@ -77,7 +112,14 @@ export async function serve(
           createAdapter: (s): SwitchAdapter => createAdapter(s, { pinIdleTimeoutS: config.pinIdleTimeoutS }),
         }),
   });
+  box.controller = controller;
+  const ha =
+    coordinator === undefined
+      ? undefined
+      : new HaTakeover(controller, coordinator, logger, haBreakage(logger));
+  ha?.attach();
   await controller.start();
+  await ha?.start();
   for (const w of config.warnings) logger.warn(w);
   const reloads = new SerialQueue();
   const reload =
@@ -86,6 +128,21 @@ export async function serve(
       : (): Promise<ReloadAnswer> =>
           reloads.run(async () => {
             const next = loadConfig(reloadFrom);
+            // Under `ha:` the coordinator owns the switches the process started with: a switch added
+            // by a reload would be written without an owner's fence. Restart each instance instead.
+            if (config.ha !== undefined) {
+              const names = (c: FlowpinConfig): string =>
+                c.switches
+                  .map((x) => x.name)
+                  .sort()
+                  .join();
+              if (names(next) !== names(controller.config) || next.ha === undefined)
+                throw new ConfigError(
+                  reloadFrom,
+                  next.ha === undefined ? 'ha' : 'switches',
+                  'under ha: a reload cannot add or remove switches, nor leave ha: (restart each instance instead)',
+                );
+            }
             const changed = await applyReload(controller, next);
             for (const w of next.warnings) logger.warn(w);
             for (const warning of securityWarnings(next, reloadFrom))
@@ -110,6 +167,7 @@ export async function serve(
     apiUrl = await listen(api, config.api.host, config.api.port);
   } catch (err) {
     await controller.stop();
+    await ha?.stop();
     throw err;
   }
   logger.info({ url: apiUrl }, 'API listening');
@@ -120,7 +178,10 @@ export async function serve(
     reload,
     async close() {
       await api.close();
+      // Its change records written while it still owns its switches; then the lease revoked, so
+      // the others take them at once.
       await controller.stop();
+      await ha?.stop();
     },
   };
 }

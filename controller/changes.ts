@@ -262,6 +262,25 @@ export class ChangeManager {
   }
 
   /**
+   * Under high availability, the switch's ownership was lost: work stops at once as at stop()
+   * (nothing undone, records left as last written: the next owner resumes them from the change
+   * log) and the records leave memory (the next owner's log is the truth from now on).
+   */
+  release(): void {
+    this.stop();
+    this.records.splice(0);
+    this.checking.clear();
+    this.sync();
+  }
+
+  /** Ownership (re)gained: the records as the change log holds them, and work accepted again. */
+  reacquire(saved: readonly ChangeRecord[]): void {
+    this.records.splice(0);
+    this.stopped = false;
+    this.adopt(saved);
+  }
+
+  /**
    * Waits for `p`, or ends at once when the controller stops (or, for a change before its group write, when
    * it is cancelled).
    */

@@ -99,6 +99,31 @@ export interface SwitchStatus {
   watch: { warming: boolean; unwatchedS: number; lifetimeS: number };
   /** Share of SYNs shed (the look-ups could not keep up) over the last rate window. */
   shedShare: number;
+  /** Under high availability: who owns the switch (writes it), its epoch, this instance's last takeover. */
+  ha?: SwitchOwnership;
+}
+
+/** A switch's ownership under high availability, as this instance knows it. */
+export interface SwitchOwnership {
+  /** This instance owns the switch: it writes its pins and group and runs its changes. */
+  owned: boolean;
+  /** The owner's name and API address (null while no instance owns it, or it is not known yet). */
+  owner: string | null;
+  ownerApi: string | null;
+  /** The owner's epoch (0: never owned). */
+  epoch: number;
+  /** When this instance last took the switch (ms), null if never. */
+  lastTakeoverAt: number | null;
+  /** Where the takeover is: fencing, reading, waiting for the mirror, resuming, done (null: not owned). */
+  takeover: string | null;
+}
+
+/** What the controller asks of high availability: which switches it may write, and who owns the others. */
+export interface HaView {
+  owns(sw: string): boolean;
+  ownership(sw: string): SwitchOwnership;
+  /** The refusal of a change on a switch this instance does not own (421, naming the owner). */
+  notOwner(sw: string): FlowpinError;
 }
 
 /** Process memory and the configured bounds that hold it. */
@@ -189,6 +214,8 @@ export class Controller {
   private journalPendingSince: number | undefined;
   private journalInFlight = 0;
   private journalDurableAt = 0;
+  /** High availability, when configured: only owned switches are written and run changes. */
+  private ha: HaView | undefined;
 
   constructor(private readonly deps: ControllerDeps) {
     const cfg = deps.config;
@@ -329,6 +356,20 @@ export class Controller {
     if (s.greKey !== undefined) this.byGreKey.set(s.greKey, rt);
     if (s.sessionId !== undefined) this.bySession.set(s.sessionId, rt);
     return rt;
+  }
+
+  /**
+   * Runs under high availability (before start): a switch's changes resume only when this instance
+   * takes it, its resync and drain tracking run only while it is owned, and only owned switches'
+   * change records are written.
+   */
+  setHa(view: HaView): void {
+    this.ha = view;
+  }
+
+  /** Whether this instance writes `sw` (always, without high availability). */
+  owns(sw: string): boolean {
+    return this.ha === undefined || this.ha.owns(sw);
   }
 
   /** The running configuration (a reload replaces it whole: reload.ts). */
@@ -588,7 +629,7 @@ export class Controller {
   /** Tracks every switch's drains; a record that changed is written. */
   private trackAll(): void {
     let changed = false;
-    for (const cm of this.changes.values()) if (cm.track()) changed = true;
+    for (const [name, cm] of this.changes) if (this.owns(name) && cm.track()) changed = true;
     if (changed) this.persistChanges().catch((err: unknown) => this.stateFailed(err));
   }
 
@@ -651,7 +692,7 @@ export class Controller {
 
   /** A switch's resync and drain tracking; bounded by a deadline, never waits on another switch. */
   private async periodicSwitch(rt: SwitchRuntime): Promise<void> {
-    if (!rt.connected || this.periodicRunning.has(rt.name) || this.stopped) return;
+    if (!rt.connected || this.periodicRunning.has(rt.name) || this.stopped || !this.owns(rt.name)) return;
     this.periodicRunning.add(rt.name);
     try {
       await withDeadline(
@@ -733,6 +774,13 @@ export class Controller {
     return this.changes.get(name) as ChangeManager;
   }
 
+  /** The switch's change manager, for its changes: under high availability only on its owner (else 421). */
+  ownedChanges(name: string): ChangeManager {
+    const cm = this.changeManager(name);
+    if (this.ha !== undefined && !this.ha.owns(name)) throw this.ha.notOwner(name);
+    return cm;
+  }
+
   /**
    * Ready: every switch connected, its last writes and look-ups succeeded. (Work in progress
    * is not a failure: `inSync` says whether every wanted pin is written yet.)
@@ -748,13 +796,15 @@ export class Controller {
     // A full pin table cannot protect the next connection; state that cannot be written is lost at the next
     // restart.
     const maxShed = this.cfg.readiness.maxShedShare;
+    // A switch another instance owns is not written here: its write state says nothing of this instance.
     const ok = (s: SwitchStatus): boolean =>
       s.connected &&
-      s.reconcileFailures === 0 &&
-      s.blocked === null &&
-      s.lastError === null &&
       s.mirror.state === 'ok' &&
-      s.pins.table !== 'full' &&
+      (s.ha?.owned === false ||
+        (s.reconcileFailures === 0 &&
+          s.blocked === null &&
+          s.lastError === null &&
+          s.pins.table !== 'full')) &&
       s.shedShare <= maxShed;
     return {
       ready: !this.stopped && this.stateError === null && switches.every(ok),
@@ -778,7 +828,7 @@ export class Controller {
       if (!s.connected)
         out.push(`${s.name}: not connected${s.lastError === null ? '' : ` (${s.lastError})`}`);
       else if (s.lastError !== null) out.push(`${s.name}: ${s.lastError}`);
-      if (s.blocked !== null) out.push(`${s.name}: writes blocked (${s.blocked})`);
+      if (s.blocked !== null && s.ha?.owned !== false) out.push(`${s.name}: writes blocked (${s.blocked})`);
       if (s.mirror.state !== 'ok')
         out.push(`${s.name}: mirror ${s.mirror.state}${s.mirror.why === null ? '' : ` (${s.mirror.why})`}`);
       if (s.shedShare > this.cfg.readiness.maxShedShare)
@@ -855,6 +905,7 @@ export class Controller {
         lifetimeS: this.cfg.flowTable.maxAgeS,
       },
       shedShare: rt.mirror.shedShare,
+      ...(this.ha === undefined ? {} : { ha: this.ha.ownership(rt.name) }),
     };
   }
 
@@ -1092,9 +1143,11 @@ export class Controller {
   persistChanges(): Promise<void> {
     this.stateDirty = true;
     if (this.store === undefined || this.killed) return Promise.resolve();
-    const changes: Record<string, ChangeRecord[]> = { ...this.savedForeign };
+    const changes: Record<string, ChangeRecord[]> = this.ha === undefined ? { ...this.savedForeign } : {};
     const watch: Record<string, WatchRecord> = {};
     for (const [name, cm] of this.changes) {
+      // Under high availability a switch's change log is its owner's alone (etcd refuses the others).
+      if (!this.owns(name)) continue;
       // Progress histories of the last few records only: the log is written on every phase of every change.
       const keep = new Set(cm.records.slice(-10).map((r) => r.id));
       changes[name] = cm.records.map((r) => {
@@ -1115,6 +1168,10 @@ export class Controller {
         if (this.stateError !== null && this.stateErrorFrom === 'changes') this.stateError = null;
       },
       (err: unknown) => {
+        // Under high availability a switch lost meanwhile: its records are its next owner's now; the
+        // state itself is writable.
+        if (err instanceof Error && err.name === 'StaleOwnerError')
+          throw new FlowpinError('switch-unavailable', err.message, undefined, { cause: err });
         this.stateFailed(err, 'changes');
         throw new FlowpinError(
           'state-unwritable',
@@ -1300,6 +1357,8 @@ export class Controller {
   private async bringUp(rt: SwitchRuntime): Promise<void> {
     // The changes resume once the groups are read: whatever happens to the first resync, they resume.
     const resume = (): void => {
+      // Under high availability a switch's changes resume at its takeover (controller/ha/takeover.ts).
+      if (this.ha !== undefined) return;
       if (this.listeningNow) this.resume(rt);
       else this.toResume.push(rt);
     };

@@ -6,6 +6,7 @@ export type ErrorCode =
   | 'unauthorized'
   | 'not-found'
   | 'conflict'
+  | 'not-owner'
   | 'switch-unavailable'
   | 'state-unwritable'
   | 'internal';
@@ -15,6 +16,11 @@ const STATUS: Record<ErrorCode, number> = {
   unauthorized: 401,
   'not-found': 404,
   conflict: 409,
+  /**
+   * Under high availability, another instance owns the switch: the change goes there (RFC 9110
+   * section 15.5.20, Misdirected Request; the detail and Location name the owner's API).
+   */
+  'not-owner': 421,
   'switch-unavailable': 503,
   /**
    * The state (change log, journal) cannot be written: nothing is changed that a restart would not know of.

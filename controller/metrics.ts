@@ -159,6 +159,16 @@ export function controllerMetrics() {
         'its fence was past validUntil), stale (the switch refused a lower epoch)',
       ['switch', 'reason'],
     ),
+    haTakeovers: counter(
+      'flowpin_ha_takeovers_total',
+      'Under high availability: times this instance took a switch (fenced it, read it, resumed its changes)',
+      ['switch'],
+    ),
+    haOwner: gauge(
+      'flowpin_ha_owner',
+      'Under high availability: 1 while this instance owns the switch (writes it), else 0',
+      ['switch'],
+    ),
     resyncs: counter('flowpin_resyncs_total', 'Full resyncs of a switch pin table', ['switch']),
     synToPin: histogram(
       'flowpin_syn_to_pin_seconds',

@@ -224,7 +224,7 @@ export class Reconciler {
   /**
    * A new owner takes the switch: later writes carry `token`, the switch's own fence is set to
    * its epoch where the kind keeps one (the adapter's fenceTakeover), and the switch is read
-   * again (resync) before anything is written from what this instance held.
+   * again (resync, adopting the pins found) before anything is written from what this instance held.
    */
   async takeover(token: FenceToken): Promise<void> {
     this.fenceToken = token;
@@ -236,6 +236,9 @@ export class Reconciler {
         this.o.metrics.fenceRefusals.inc({ switch: this.o.switchName, reason: 'stale' });
       throw err;
     }
+    // The last owner's programmed pins are kept (adopted as wanted, aged as pins are) until the
+    // changes resumed say which are still needed: a pin of a flow this instance did not see stays.
+    this.adoptOnResync = true;
     await this.resync();
   }
 

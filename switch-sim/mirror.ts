@@ -101,12 +101,15 @@ export interface MirrorTarget {
   transport: 'udp' | 'raw';
   /** Source address to bind, so the collector sees the switch's address (loopback range). */
   sourceAddress?: string;
+  /** More collectors on `host` (UDP only), each sent every frame: one more monitor session each. */
+  alsoPorts?: readonly number[];
 }
 
 export class MirrorSender {
   sent = 0;
   errors = 0;
   private udp: Socket | undefined;
+  private readonly also: Socket[] = [];
   private raw: ReturnType<RawModule['createSocket']> | undefined;
 
   constructor(private readonly target: MirrorTarget) {}
@@ -121,6 +124,11 @@ export class MirrorSender {
       this.raw.on('error', () => this.errors++);
       return;
     }
+    this.udp = await this.session(this.target.port);
+    for (const port of this.target.alsoPorts ?? []) this.also.push(await this.session(port));
+  }
+
+  private async session(port: number): Promise<Socket> {
     const udp = createSocket(isIPv6(this.target.host) ? 'udp6' : 'udp4');
     udp.on('error', () => this.errors++);
     const bindAddr = this.target.sourceAddress;
@@ -128,8 +136,8 @@ export class MirrorSender {
       udp.bind(bindAddr === undefined ? {} : { address: bindAddr, port: 0 }, () => resolve()),
     );
     // Connected: each send skips the address look-up (most of a send's cost at thousands a second).
-    await new Promise<void>((resolve) => udp.connect(this.target.port, this.target.host, () => resolve()));
-    this.udp = udp;
+    await new Promise<void>((resolve) => udp.connect(port, this.target.host, () => resolve()));
+    return udp;
   }
 
   private seq = 0;
@@ -157,13 +165,16 @@ export class MirrorSender {
       if (err) this.errors++;
       else this.sent++;
     };
-    if (this.udp) this.udp.send(frame, done);
-    else if (this.raw) this.raw.send(frame, 0, frame.length, this.target.host, (err) => done(err));
+    if (this.udp) {
+      this.udp.send(frame, done);
+      for (const s of this.also) s.send(frame, (err) => err && this.errors++);
+    } else if (this.raw) this.raw.send(frame, 0, frame.length, this.target.host, (err) => done(err));
   }
 
   stop(): void {
     this.udp?.close();
     this.udp = undefined;
+    for (const s of this.also.splice(0)) s.close();
     this.raw?.close();
     this.raw = undefined;
   }

@@ -53,6 +53,11 @@ export interface SimCounters {
   };
   /** How late the simulator's own event loop ran (ms): what it adds to every answer it gives. */
   eventLoop: { maxMs: number; p99Ms: number; meanMs: number };
+  /**
+   * The epochs in the pin names written (high availability): the highest, and the writes of a lower
+   * epoch that landed after a higher epoch's first write (stale writes).
+   */
+  epochs: { highest: string; staleLanded: number };
 }
 
 export interface SimulatorOptions {
@@ -111,7 +116,7 @@ export async function startSimulator(
       sw.replyMirrorRst = scenario.mirror.replies && scenario.mirror.replyRst;
       sw.replyMirrorFin = scenario.mirror.replies && scenario.mirror.replyFin;
       stops.push(() => m.stop());
-      endpoints.mirror = `${scenario.mirror.transport === 'udp' ? 'gre-in-udp' : 'raw gre'} to ${scenario.mirror.host}${scenario.mirror.transport === 'udp' ? `:${scenario.mirror.port}` : ''}`;
+      endpoints.mirror = `${scenario.mirror.transport === 'udp' ? 'gre-in-udp' : 'raw gre'} to ${scenario.mirror.host}${scenario.mirror.transport === 'udp' ? `:${[scenario.mirror.port, ...scenario.mirror.alsoPorts].join(',')}` : ''}`;
     }
     if (scenario.eapi.enabled) {
       const e = new EapiServer(sw, scenario.eapi);
@@ -202,6 +207,7 @@ export async function startSimulator(
     pinsByNexthop: sw.pins.programmedByNexthop(),
     groupChanges: [...sw.groupChanges],
     groupMoves: [...(traffic?.moves ?? [])],
+    epochs: { highest: String(sw.pins.epochs.highest), staleLanded: sw.pins.epochs.staleLanded },
     eventLoop: {
       maxMs: Math.round(loop.max / 1e6),
       p99Ms: Math.round(loop.percentile(99) / 1e6),

@@ -62,6 +62,17 @@ export class FieldReader {
     return this.number(k, def, { min: 0, max: 65535, integer: true });
   }
 
+  /** A list of ports (empty when absent). */
+  ports(k: string): number[] {
+    const v = this.get(k) ?? [];
+    if (!Array.isArray(v)) this.fail(k, `must be a list of ports, got ${show(v)}`);
+    return v.map((p, i) => {
+      if (typeof p !== 'number' || !Number.isInteger(p) || p < 1 || p > 65535)
+        this.fail(`${k}[${i}]`, `must be a port (1-65535), got ${show(p)}`);
+      return p;
+    });
+  }
+
   string(k: string, def?: string): string {
     const v = this.get(k) ?? def;
     if (v === undefined) this.fail(k, 'is required');

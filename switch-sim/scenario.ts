@@ -53,6 +53,11 @@ export interface Scenario {
     replyRst: boolean;
     /** The reply session also mirrors the servers' FINs (FIN from a VIP). */
     replyFin: boolean;
+    /**
+     * More collectors on the same host (UDP transport): each gets every mirrored frame, as from
+     * one more monitor session of the switch (several flowpin instances, each its own mirror).
+     */
+    alsoPorts: number[];
   };
   eapi: { enabled: boolean; host: string; port: number; username: string; password: string };
   gnmi: {
@@ -227,6 +232,7 @@ export function readScenario(src: Reader): Scenario {
     replyEncap: m.oneOf('replyEncap', ['erspan2', 'erspan1'] as const, 'erspan2'),
     replyRst: m.boolean('replyRst', false),
     replyFin: m.boolean('replyFin', false),
+    alsoPorts: m.ports('alsoPorts'),
   };
   m.done();
   const e = r.object('eapi');

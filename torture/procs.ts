@@ -143,7 +143,8 @@ export const TOPOLOGY: Topology = {
 };
 
 /**
- * The simulator: eAPI on, mirror of SYN, FIN and RST both ways toward `mirrorPort`, no traffic of its own.
+ * The simulator: eAPI on, mirror of SYN, FIN and RST both ways toward `mirrorPort` (and as many more
+ * sessions toward `alsoMirrorPorts`: one per further controller), no traffic of its own.
  */
 export async function startSim(
   dir: string,
@@ -151,6 +152,7 @@ export async function startSim(
   topo: Topology,
   resetLog: string,
   cpuProfDir?: string,
+  alsoMirrorPorts: readonly number[] = [],
 ): Promise<SimHandle> {
   const file = path.join(dir, 'sim.yaml');
   writeFileSync(
@@ -160,7 +162,7 @@ export async function startSim(
       'vips:',
       ...topo.vips.map((v) => `  - { address: ${v.address}, nexthops: [${v.nexthops.join(', ')}] }`),
       `spareServers: [${topo.spare.join(', ')}]`,
-      'mirror: { replies: true, replyRst: true, replyFin: true }',
+      `mirror: { replies: true, replyRst: true, replyFin: true, alsoPorts: [${alsoMirrorPorts.join(', ')}] }`,
       'gnmi: { enabled: false }',
       '',
     ].join('\n'),

@@ -24,7 +24,7 @@ export const changeDetailRoutes =
         },
       },
       (req) => {
-        const rec = controller.changeManager(req.params.switch).get(req.params.id);
+        const rec = controller.ownedChanges(req.params.switch).get(req.params.id);
         if (rec === undefined)
           throw notFound(
             `switch ${req.params.switch} has no change ${req.params.id.slice(0, 64)} (recent changes are kept, older ones are forgotten)`,
@@ -56,7 +56,7 @@ export const changeDetailRoutes =
         },
       },
       (req) => {
-        const cm = controller.changeManager(req.params.switch);
+        const cm = controller.ownedChanges(req.params.switch);
         if (cm.get(req.params.id) === undefined)
           throw notFound(`switch ${req.params.switch} has no change ${req.params.id.slice(0, 64)}`, {
             switch: req.params.switch,

@@ -40,6 +40,7 @@ const CODES: Record<number, string> = {
   406: 'not-acceptable',
   408: 'request-timeout',
   409: 'conflict',
+  421: 'misdirected-request',
   413: 'payload-too-large',
   414: 'uri-too-long',
   415: 'unsupported-media-type',
@@ -75,6 +76,8 @@ function sendError(
     if (typeof field === 'string') body.field = cut(field, 100);
     if (err.detail !== undefined) body.detail = err.detail;
     if (err.status >= 500) req.log.warn({ err }, 'request failed');
+    const location = err.detail?.['location'];
+    if (typeof location === 'string') void reply.header('location', location);
     return reply.status(err.status).send(body);
   }
   if (err instanceof HttpError)

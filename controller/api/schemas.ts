@@ -19,6 +19,7 @@ export const errorResponses = {
   403: ErrorSchema,
   404: ErrorSchema,
   409: ErrorSchema,
+  421: ErrorSchema,
   429: ErrorSchema,
   503: ErrorSchema,
 };

@@ -154,7 +154,7 @@ export const switchRoutes =
           response: { 200: Type.Object({ changes: Type.Array(ChangeView) }), ...errorResponses },
         },
       },
-      (req) => ({ changes: controller.changeManager(req.params.switch).withResets() }),
+      (req) => ({ changes: controller.ownedChanges(req.params.switch).withResets() }),
     );
 
     app.post<{ Params: ChangeParamsT }>(
@@ -174,7 +174,7 @@ export const switchRoutes =
       },
       async (req) => {
         controller.stateWritable();
-        return controller.changeManager(req.params.switch).cancel(req.params.id, actorOf(req));
+        return controller.ownedChanges(req.params.switch).cancel(req.params.id, actorOf(req));
       },
     );
 
@@ -193,7 +193,7 @@ export const switchRoutes =
       async (req, reply) => {
         const body = req.body;
         noAcceptRisk(body, 'body');
-        const cm = controller.changeManager(req.params.switch);
+        const cm = controller.ownedChanges(req.params.switch);
         if (!body.dryRun) controller.stateWritable();
         const r = await cm.drain(req.params.vip, req.params.nexthop, {
           dryRun: body.dryRun,
@@ -220,7 +220,7 @@ export const switchRoutes =
         noAcceptRisk(req.body, 'body');
         controller.stateWritable();
         const r = await controller
-          .changeManager(req.params.switch)
+          .ownedChanges(req.params.switch)
           .undrain(req.params.vip, req.params.nexthop, { maxAtRisk: req.body.maxAtRisk, by: actorOf(req) });
         return { address: r.nexthop, state: r.state };
       },
@@ -240,7 +240,7 @@ export const switchRoutes =
       },
       async (req, reply) => {
         noAcceptRisk(req.body, 'body');
-        const cm = controller.changeManager(req.params.switch);
+        const cm = controller.ownedChanges(req.params.switch);
         if (!req.body.dryRun) controller.stateWritable();
         const r = await cm.add(req.params.vip, req.body.address, {
           dryRun: req.body.dryRun,
@@ -266,7 +266,7 @@ export const switchRoutes =
       (req) => {
         noAcceptRisk(req.query, 'querystring');
         if (!req.query.dryRun) controller.stateWritable();
-        return controller.changeManager(req.params.switch).remove(req.params.vip, req.params.nexthop, {
+        return controller.ownedChanges(req.params.switch).remove(req.params.vip, req.params.nexthop, {
           dryRun: req.query.dryRun,
           maxAtRisk: req.query.maxAtRisk,
         });
