@@ -80,6 +80,24 @@ export async function startEtcdCluster(
   healthyMs = 30_000,
   tls?: EtcdTls & { clientCertFile: string; clientKeyFile: string },
 ): Promise<EtcdCluster> {
+  // A free port found here can be taken by another process before etcd binds it: such a start is
+  // tried again on other ports (a few times), any other failure is reported with the members' logs.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(n, healthyMs, tls);
+    } catch (err) {
+      if (!(err instanceof PortTaken) || attempt >= 4) throw err;
+    }
+  }
+}
+
+class PortTaken extends Error {}
+
+async function startOnce(
+  n: number,
+  healthyMs: number,
+  tls: (EtcdTls & { clientCertFile: string; clientKeyFile: string }) | undefined,
+): Promise<EtcdCluster> {
   const dir = mkdtempSync(path.join(tmpdir(), 'flowpin-etcd-'));
   const ports: { client: number; peer: number }[] = [];
   for (let i = 0; i < n; i++) ports.push({ client: await freePort(), peer: await freePort() });
@@ -87,6 +105,7 @@ export async function startEtcdCluster(
   const initial = ports.map((p, i) => `m${i}=http://127.0.0.1:${p.peer}`).join(',');
   const members = ports.map((p, i) => member(`m${i}`, p, path.join(dir, `m${i}`), initial, token, tls));
   for (const m of members) m.start();
+  const taken = (): boolean => members.some((m) => m.out().includes('address already in use'));
   const cluster: EtcdCluster = {
     members,
     endpoints: members.map((m) => m.clientUrl),
@@ -102,10 +121,16 @@ export async function startEtcdCluster(
     },
   };
   try {
-    await cluster.waitHealthy();
+    await until(`${n} healthy etcd members`, healthyMs, async () => {
+      if (taken()) return true;
+      const ok = await Promise.all(members.map((m) => m.healthy()));
+      return ok.filter(Boolean).length >= n;
+    });
+    if (taken()) throw new PortTaken('a member could not bind its port');
   } catch (err) {
     const logs = members.map((m) => `--- ${m.name}\n${m.out().slice(-2000)}`).join('\n');
     await cluster.close();
+    if (err instanceof PortTaken) throw err;
     throw new Error(`${err instanceof Error ? err.message : String(err)}\n${logs}`);
   }
   return cluster;
