@@ -7,7 +7,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { World } from '../cli/scenario/world.js';
+import { quietWorld } from './helpers/quiet-world.js';
 import { FenceAudit } from '../controller/fence-audit.js';
 import { valueOf } from '../controller/metrics.js';
 import { parsePinName, pinName } from '../lib/pin-name.js';
@@ -38,31 +38,7 @@ test(
   'the reconciler starts no write past validUntil (less the margin), and writes again under a renewed fence',
   { timeout: 60_000 },
   async () => {
-    const w = new World({
-      switches: [
-        {
-          name: 'sw1',
-          vips: [{ address: VIP, nexthops: NH, port: 443 }],
-          spares: [],
-          ecmpMode: 'resilient',
-          pinCapacity: 10_000,
-          programDelayMs: 0,
-          rate: 0.001,
-          lifetime: { kind: 'fixed', s: 3600 },
-        },
-      ],
-      latencyMs: 20,
-      mirrorDelayMs: 1,
-      packetIntervalMs: 1000,
-      seed: 11,
-      controller: {
-        pinMode: 'on-change',
-        settleMs: 20,
-        barrierTimeoutMs: 3000,
-        store: 'memory',
-        resyncIntervalS: 3600,
-      },
-    });
+    const w = quietWorld(11);
     try {
       await w.startController();
       const c = w.controller;

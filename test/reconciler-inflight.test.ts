@@ -4,7 +4,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { World } from '../cli/scenario/world.js';
+import { quietWorld } from './helpers/quiet-world.js';
 
 const VIP = '192.0.2.80';
 const NH = ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4'];
@@ -13,31 +13,7 @@ test(
   'a pin unwanted or rewanted while its install is in flight: the switch ends with what is wanted',
   { timeout: 60_000 },
   async () => {
-    const w = new World({
-      switches: [
-        {
-          name: 'sw1',
-          vips: [{ address: VIP, nexthops: NH, port: 443 }],
-          spares: [],
-          ecmpMode: 'resilient',
-          pinCapacity: 10_000,
-          programDelayMs: 0,
-          rate: 0.001,
-          lifetime: { kind: 'fixed', s: 3600 },
-        },
-      ],
-      latencyMs: 20,
-      mirrorDelayMs: 1,
-      packetIntervalMs: 1000,
-      seed: 5,
-      controller: {
-        pinMode: 'on-change',
-        settleMs: 20,
-        barrierTimeoutMs: 3000,
-        store: 'memory',
-        resyncIntervalS: 3600,
-      },
-    });
+    const w = quietWorld(5);
     try {
       await w.startController();
       const r = w.controller?.runtime('sw1').reconciler;

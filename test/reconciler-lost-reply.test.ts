@@ -5,7 +5,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { World } from '../cli/scenario/world.js';
+import { quietWorld } from './helpers/quiet-world.js';
 import { flowId } from '../switch-adapters/contract.js';
 
 const VIP = '192.0.2.80';
@@ -15,31 +15,7 @@ test(
   'pins whose install reply was lost are read back as programmed before they are counted',
   { timeout: 60_000 },
   async () => {
-    const w = new World({
-      switches: [
-        {
-          name: 'sw1',
-          vips: [{ address: VIP, nexthops: NH, port: 443 }],
-          spares: [],
-          ecmpMode: 'resilient',
-          pinCapacity: 10_000,
-          programDelayMs: 0,
-          rate: 0.001,
-          lifetime: { kind: 'fixed', s: 3600 },
-        },
-      ],
-      latencyMs: 20,
-      mirrorDelayMs: 1,
-      packetIntervalMs: 1000,
-      seed: 11,
-      controller: {
-        pinMode: 'on-change',
-        settleMs: 20,
-        barrierTimeoutMs: 3000,
-        store: 'memory',
-        resyncIntervalS: 3600,
-      },
-    });
+    const w = quietWorld(11);
     try {
       await w.startController();
       const r = w.controller?.runtime('sw1').reconciler;
