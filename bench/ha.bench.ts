@@ -35,6 +35,7 @@ function coordinator(cluster: EtcdCluster, name: string, prefix: string, ttlS: n
     endpoints: cluster.endpoints,
     tls: undefined,
     leaseTtlS: ttlS,
+    auditIntervalS: 60,
     prefix,
     name,
     apiAddress: 'http://127.0.0.1:8080',

@@ -20,7 +20,9 @@ export interface FenceAuditReport {
   groupsChanged: { vip: string; expected: string[]; found: string[] }[];
 }
 
-const key = (p: InstalledPin): string => `${p.name}>${p.nexthop}`;
+/** A pin as the audit tells pins apart: its name (flow and epoch) and where it points. */
+export const pinKey = (p: InstalledPin): string => `${p.name}>${p.nexthop}`;
+const key = pinKey;
 
 export class FenceAudit {
   private constructor(

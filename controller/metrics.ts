@@ -164,6 +164,12 @@ export function controllerMetrics() {
       'Under high availability: times this instance took a switch (fenced it, read it, resumed its changes)',
       ['switch'],
     ),
+    haStaleWrites: counter(
+      'flowpin_ha_stale_writes_total',
+      'Under high availability: pins the periodic audit of an owned switch found that no write of this ' +
+        'owner explains: stale (an older epoch, landed after the takeover), ahead (a newer epoch: writes stop)',
+      ['switch', 'found'],
+    ),
     haOwner: gauge(
       'flowpin_ha_owner',
       'Under high availability: 1 while this instance owns the switch (writes it), else 0',

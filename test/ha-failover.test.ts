@@ -28,6 +28,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { rendezvousOwner } from '../controller/ha/rendezvous.js';
+import { pinCommands } from '../switch-adapters/arista-eapi/directflow.js';
 import type { ResetLine } from '../switch-sim/reset-log.js';
 import {
   flowpin,
@@ -141,6 +142,8 @@ async function startBed(
     extra?: string;
     /** Run against etcd before any instance starts. */
     before?: (client: Etcd3) => Promise<unknown>;
+    /** More keys of the `ha:` section (a flow mapping's entries, each starting with a comma). */
+    ha?: string;
   },
   bed: Partial<Bed>,
 ): Promise<Bed> {
@@ -182,7 +185,7 @@ async function startBed(
       file,
       // Pins a new owner adopts of connections it never saw end are kept until the switch times
       // them out idle (as after a restart): 5 s here, beyond the load's longest connection.
-      `${o.extra ?? ''}pinIdleTimeoutS: 5\nha: { endpoints: [${etcd.endpoints.join(', ')}], leaseTtlS: 4, prefix: ${PREFIX}, name: ${name} }\n`,
+      `${o.extra ?? ''}pinIdleTimeoutS: 5\nha: { endpoints: [${etcd.endpoints.join(', ')}], leaseTtlS: 4, prefix: ${PREFIX}, name: ${name}${o.ha ?? ''} }\n`,
     );
     bed.instances.push({
       name,
@@ -677,6 +680,62 @@ test(
       process.stdout.write(`${JSON.stringify({ seed, e0, ownership: o, epochs: c.epochs })}\n`);
       assert.equal(c.epochs.staleLanded, 0, 'writes of a lower epoch landed after a higher one');
       assert.equal(o?.owned, false, 'the switch was taken over');
+    } finally {
+      await closeBed(partial);
+    }
+  },
+);
+
+test(
+  `ha periodic audit: a pin of an older epoch that lands after the takeover is counted (seed ${seed})`,
+  { skip, timeout: 120_000 },
+  async () => {
+    const partial: Partial<Bed> = {};
+    try {
+      const bed = await startBed(['fp-a'], { ha: ', auditIntervalS: 1' }, partial);
+      const a = bed.byName('fp-a');
+      const [, epoch] = await ownedAt(a, undefined, 30_000);
+      const staleCount = async (): Promise<number | undefined> => {
+        const r = await http(`${a.api}/metrics`, {}, 3000);
+        const m = /^flowpin_ha_stale_writes_total\{switch="sim1",found="stale"\} (\d+)$/m.exec(
+          String(r.body),
+        );
+        return m === null ? undefined : Number(m[1]);
+      };
+      await until(async () => (await staleCount()) === 0, 10_000, 'the stale-write series at 0', 100);
+      // An older owner's late write, as a DirectFlow switch takes it (no token to refuse it): a pin
+      // named without an epoch (epoch 0) configured straight through the simulator's eAPI.
+      const pin = {
+        flow: { family: 4 as const, src: '10.100.77.7', dst: VIP, sport: 40_777, dport: 443 },
+        nexthop: NH,
+        idleTimeoutS: 60,
+      };
+      const res = await http(bed.sim.eapi, {
+        method: 'POST',
+        headers: {
+          authorization: `Basic ${Buffer.from('admin:flowpin').toString('base64')}`,
+          'content-type': 'application/json',
+        },
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          method: 'runCmds',
+          params: {
+            version: 1,
+            cmds: ['enable', 'configure', 'directflow', ...pinCommands(pin)],
+            format: 'json',
+          },
+          id: 1,
+        }),
+      });
+      assert.equal(res.status, 200, `the simulator took the write: ${JSON.stringify(res.body)}`);
+      assert.equal((res.body as { error?: unknown }).error, undefined, JSON.stringify(res.body));
+      await until(
+        async () => (await staleCount()) === 1,
+        15_000,
+        `the owner (epoch ${epoch}) to count the stale pin: ${String(await staleCount())}`,
+        200,
+      );
+      assert.match(a.proc.out(), /pins of an older owner landed after the takeover/);
     } finally {
       await closeBed(partial);
     }

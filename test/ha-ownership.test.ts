@@ -48,6 +48,7 @@ function instance(
     endpoints: cluster?.endpoints ?? [],
     tls: undefined,
     leaseTtlS: ttlS,
+    auditIntervalS: 60,
     prefix,
     name,
     apiAddress: `http://127.0.0.1:80${prefixN}`,

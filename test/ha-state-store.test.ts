@@ -60,6 +60,7 @@ async function owner(prefix: string): Promise<HaCoordinator> {
     endpoints: cluster?.endpoints ?? [],
     tls: undefined,
     leaseTtlS: 2,
+    auditIntervalS: 60,
     prefix,
     name: 'a',
     apiAddress: 'http://127.0.0.1:8080',

@@ -18,6 +18,8 @@ export const HaSchema = Type.Object(
     ),
     /** The lease's time to live: how long etcd keeps this instance's keys after it stops renewing. */
     leaseTtlS: Int(2, 300, 5),
+    /** How often the owner audits each switch it owns for pins no write of its own explains. */
+    auditIntervalS: Int(1, 3600, 60),
     prefix: Str({ default: '/flowpin/' }),
     /** This instance's name among the others (default: the host name). */
     name: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.-]+$' })),
@@ -33,6 +35,7 @@ export interface HaConfig {
   endpoints: string[];
   tls: { caFile: string; certFile: string | undefined; keyFile: string | undefined } | undefined;
   leaseTtlS: number;
+  auditIntervalS: number;
   prefix: string;
   name: string;
   apiAddress: string;
@@ -94,6 +97,7 @@ export function readHa(at: SettingsReader, d: HaDoc, api: { host: string; port: 
               t.keyFile === undefined ? undefined : at.readableFile([...PATH, 'tls', 'keyFile'], t.keyFile),
           },
     leaseTtlS: d.leaseTtlS,
+    auditIntervalS: d.auditIntervalS,
     prefix: d.prefix,
     name: d.name ?? hostname(),
     apiAddress,

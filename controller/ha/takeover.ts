@@ -25,7 +25,7 @@ import type { Logger } from 'pino';
 import type { FenceToken } from '../../switch-adapters/fence.js';
 import type { Controller, HaView, SwitchOwnership } from '../controller.js';
 import { FlowpinError } from '../errors.js';
-import { FenceAudit } from '../fence-audit.js';
+import { FenceAudit, pinKey } from '../fence-audit.js';
 import type { HaCoordinator } from './coordinator.js';
 import { parseOwner } from './keys.js';
 import { monoNow } from './lease.js';
@@ -51,6 +51,8 @@ interface SwitchHa {
   lastValidUntil: number;
   /** The takeover fence is written: from now on the fence follows the lease. */
   fenced: boolean;
+  /** Stale pins the audits found since the takeover (each counted once). */
+  staleSeen: Set<string>;
 }
 
 export interface HaTakeoverOptions {
@@ -93,10 +95,13 @@ export class HaTakeover implements HaView {
         audit: undefined,
         lastValidUntil: 0,
         fenced: false,
+        staleSeen: new Set(),
       });
       this.block(name, 0n);
       this.c.metrics.haOwner.set({ switch: name }, 0);
       this.c.metrics.haTakeovers.inc({ switch: name }, 0);
+      for (const found of ['stale', 'ahead'] as const)
+        this.c.metrics.haStaleWrites.inc({ switch: name, found }, 0);
     }
     this.coord.on('acquired', (sw, epoch) => void this.acquired(sw, epoch));
     this.coord.on('lost', (sw, reason) => this.lost(sw, reason));
@@ -115,6 +120,9 @@ export class HaTakeover implements HaView {
     );
     this.timers.push(setInterval(() => this.renew(), RENEW_MS));
     this.timers.push(setInterval(() => void this.readOwners(), OWNERS_MS));
+    // The takeover's audit again, every `ha.auditIntervalS`: a stale write that lands late (timed kinds
+    // keep no token) is counted and logged; a newer epoch's pin stops this owner's writes.
+    this.timers.push(setInterval(() => void this.auditAll(), this.coord.cfg.auditIntervalS * 1000));
     for (const t of this.timers) t.unref();
     await this.readOwners();
   }
@@ -187,6 +195,45 @@ export class HaTakeover implements HaView {
   }
 
   /** Writes stop at once: a fence whose validUntil has passed (the reconciler starts no write). */
+  /**
+   * The takeover's audit again for every switch owned: pins of a lower epoch that were not there at the
+   * takeover are stale writes that landed (counted once each); a pin of a higher epoch means a newer
+   * owner writes the switch, and this one stops writing it.
+   */
+  private async auditAll(): Promise<void> {
+    for (const [sw, st] of this.sws) {
+      const audit = st.audit;
+      if (!st.owned || audit === undefined || this.stopped) continue;
+      const gen = st.gen;
+      try {
+        const report = await audit.check(this.c.runtime(sw).reconciler.groups);
+        if (st.gen !== gen) continue;
+        const fresh = report.staleAfterTakeover.filter((p) => !st.staleSeen.has(pinKey(p)));
+        for (const p of fresh) st.staleSeen.add(pinKey(p));
+        if (fresh.length > 0) {
+          this.c.metrics.haStaleWrites.inc({ switch: sw, found: 'stale' }, fresh.length);
+          this.log.error(
+            { switch: sw, epoch: st.epoch, stale: fresh.length, first: fresh[0]?.name },
+            'high availability: pins of an older owner landed after the takeover',
+          );
+        }
+        if (report.ahead.length > 0) {
+          this.c.metrics.haStaleWrites.inc({ switch: sw, found: 'ahead' }, report.ahead.length);
+          this.block(sw, BigInt(st.epoch));
+          this.log.error(
+            { switch: sw, epoch: st.epoch, ahead: report.ahead.length },
+            'high availability: the switch holds pins of a newer epoch; writes stopped',
+          );
+        }
+      } catch (err) {
+        this.log.warn(
+          { switch: sw, err: err instanceof Error ? err.message : String(err) },
+          'high availability: the periodic audit could not read the switch; next time',
+        );
+      }
+    }
+  }
+
   private block(sw: string, epoch: bigint): void {
     this.c.setFence(sw, { epoch, validUntil: -1 });
   }
@@ -310,6 +357,7 @@ export class HaTakeover implements HaView {
     st.fenced = false;
     st.takeover = null;
     st.audit = undefined;
+    st.staleSeen.clear();
     this.c.metrics.haOwner.set({ switch: sw }, 0);
     if (this.o.breakage === 'write-after-lost') return;
     this.block(sw, BigInt(st.epoch));
