@@ -1,9 +1,10 @@
 // Failover under load, in real processes: a three-member etcd cluster on loopback, the
 // simulator with the load's traffic in its own process (one mirror session per controller),
-// and three `flowpin run` processes with `ha:`. A drain is asked of the switch's owner, which
-// kills itself once the drain's pins are programmed (before its group write); the next owner
-// takes the switch (epoch + 1), runs the drain again from its recorded phase and kills itself
-// once its group write has left; the third takes the switch (epoch + 2) and finishes the drain.
+// and three `flowpin run` processes with `ha:`. A drain (and, in its own bed, an addition of the
+// spare server) is asked of the switch's owner, which kills itself once the change's pins are
+// programmed (before its group write); the next owner takes the switch (epoch + 1), runs the
+// change again from its recorded phase and kills itself once its group write has left; the third
+// takes the switch (epoch + 2) and finishes it.
 // Judged against the simulator's reset log (torture/truth.ts): no protected connection reset,
 // every other reset counted by the record, the record in etcd truthful, no stale write landed
 // (the simulator's epoch ledger). A change sent to a non-owner is answered 421 with the owner.
@@ -50,6 +51,8 @@ const TOKEN = 'ha-failover-token-0123456789';
 const PREFIX = '/flowpin-failover/';
 const VIP = '192.0.2.80';
 const NH = '10.0.1.2';
+/** A spare server, out of the VIP's group, that an addition puts in. */
+const SPARE = TOPOLOGY.spare[0] as string;
 const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
 
 /** An API answer's JSON, read loosely (the test names the fields it checks). */
@@ -286,153 +289,184 @@ interface Counters {
   vips: { address: string; members: string[] }[];
 }
 
+/**
+ * A change (`drain` of NH, or `add` of the spare) asked of the switch's owner, which kills itself once
+ * the change's pins are programmed; the next owner resumes it and kills itself once its group write has
+ * left; the third finishes it. Judged against the simulator's reset log and epoch ledger.
+ */
+async function failover(kind: 'drain' | 'add'): Promise<void> {
+  const target = kind === 'drain' ? NH : SPARE;
+  const partial: Partial<Bed> = {};
+  try {
+    const names = ['fp-a', 'fp-b', 'fp-c'];
+    const first = rendezvousOwner('sim1', names) as string;
+    const second = rendezvousOwner(
+      'sim1',
+      names.filter((n) => n !== first),
+    ) as string;
+    const third = names.find((n) => n !== first && n !== second) as string;
+    const bed = await startBed(
+      names,
+      { env: { [first]: { FLOWPIN_CRASH_AT: 'programmed' }, [second]: { FLOWPIN_CRASH_AT: 'sent' } } },
+      partial,
+    );
+    const { client, sim } = bed;
+    const a = bed.byName(first);
+    const b = bed.byName(second);
+    const c = bed.byName(third);
+    // Instances join one by one: the switch may change hands before all are in; then it stays.
+    const [, e0] = await ownedAt(a, undefined, 30_000);
+
+    const l = await startLoad(bed, 300);
+    await warm(a, 300);
+
+    // A change sent to a non-owner: 421, naming the owner and where its API is.
+    const changeUrl = (i: Instance): string =>
+      kind === 'drain'
+        ? `${i.api}/api/v1/switches/sim1/vips/${VIP}/nexthops/${NH}/drain`
+        : `${i.api}/api/v1/switches/sim1/vips/${VIP}/nexthops`;
+    const what = kind === 'add' ? { address: SPARE } : {};
+    const mis = await http(changeUrl(c), {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({ ...what, dryRun: true }),
+    });
+    assert.equal(mis.status, 421, JSON.stringify(mis.body));
+    assert.equal(mis.body.detail.owner, first);
+    assert.equal(mis.body.detail.ownerApi, a.api);
+
+    const dry = await http(changeUrl(a), {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({ ...what, dryRun: true, maxAtRisk: 0 }),
+    });
+    const consent =
+      dry.status === 400 && JSON.stringify(dry.body).includes('maxAtRisk')
+        ? { acceptRisk: true }
+        : { maxAtRisk: 1_000_000 };
+    const w: Watched = {
+      id: undefined,
+      kind,
+      vip: VIP,
+      nexthop: target,
+      callAt: Date.now(),
+      status: 0,
+      seen: {},
+    };
+    const call = http(changeUrl(a), {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({ ...(kind === 'add' ? what : { deadlineSeconds: 60 }), ...consent }),
+    });
+    // The first owner kills itself once the change's pins are programmed.
+    await Promise.race([a.proc.exit, new Promise((r) => setTimeout(r, 60_000))]);
+    const kill1 = Date.now();
+    assert.ok(a.proc.exited(), `${first} did not die at the ${kind}'s pins: ${a.proc.out().slice(-2000)}`);
+    const r0 = await call;
+    w.status = r0.status;
+    const rec0 = await client.get(`${PREFIX}switches/sim1/changes`).json();
+    const written = (rec0 as RecordView[] | null)?.find((r) => r.kind === kind && r.nexthop === target);
+    assert.ok(written !== undefined, `the ${kind} is in the change log in etcd`);
+    w.id = written.id;
+
+    const owned2 = await ownedAt(b, e0 + 1, 30_000).then(
+      ([t]) => t,
+      (err: unknown) => {
+        if (b.proc.exited()) return Date.now();
+        throw err;
+      },
+    );
+    // The second owner resumes the change and kills itself once its group write has left.
+    await Promise.race([b.proc.exit, new Promise((r) => setTimeout(r, 60_000))]);
+    const kill2 = Date.now();
+    assert.ok(b.proc.exited(), `${second} did not die at the group write: ${b.proc.out().slice(-2000)}`);
+    const [owned3] = await ownedAt(c, e0 + 2, 30_000);
+
+    // The third owner finishes the change: the record reaches a final phase.
+    let rec: RecordView | undefined;
+    await until(
+      async () => {
+        const r = await http(`${c.api}/api/v1/switches/sim1/changes`, { headers: auth }, 3000);
+        rec = (r.body as { changes?: RecordView[] }).changes?.find((x) => x.id === w.id);
+        return rec !== undefined && !['queued', 'pending', 'applied'].includes(rec.phase);
+      },
+      90_000,
+      `the ${kind} to end on the third owner`,
+      250,
+    );
+    const fin = rec as RecordView;
+    // The record in etcd says the same (once the write that follows the API's answer has landed).
+    let inEtcd: RecordView | undefined;
+    await until(
+      async () => {
+        const all = (await client.get(`${PREFIX}switches/sim1/changes`).json()) as RecordView[] | null;
+        inEtcd = all?.find((x) => x.id === w.id);
+        return inEtcd?.phase === fin.phase;
+      },
+      15_000,
+      `the ${kind}'s record in etcd to read ${fin.phase}`,
+      100,
+    ).catch(() => undefined);
+    assert.equal(inEtcd?.phase, fin.phase);
+    assert.equal(await client.get(`${PREFIX}switches/sim1/epoch`).string(), String(e0 + 2));
+
+    // Let the load finish its connections.
+    l.signal('SIGTERM');
+    await Promise.race([l.exit, new Promise((r) => setTimeout(r, 15_000))]);
+    const counters = (await http(`${sim.status}/counters`, {}, 3000)).body as Counters;
+    w.groupWriteAt = counters.groupChanges.find(
+      (g) =>
+        g.vip === VIP &&
+        g.op === (kind === 'drain' ? 'remove' : 'add') &&
+        g.nexthop === target &&
+        g.wallAt >= w.callAt - 50,
+    )?.wallAt;
+    const resets: ResetLine[] = existsSync(path.join(bed.dir, 'resets.jsonl'))
+      ? readFileSync(path.join(bed.dir, 'resets.jsonl'), 'utf8')
+          .split('\n')
+          .filter((x) => x !== '')
+          .map((x) => JSON.parse(x) as ResetLine)
+      : [];
+    // While no instance wrote the switch (from each kill to the next takeover) the mirror still
+    // reached the others: nothing was unseen, but nothing was pinned either.
+    const down = [
+      { from: kill1, to: owned2 },
+      { from: kill2, to: owned3 },
+    ];
+    const { by, unattributed } = attribute(resets, [w]);
+    const truth = judge(w, fin, by.get(w) ?? [], down, undefined);
+    process.stdout.write(
+      `${JSON.stringify({ seed, kind, first, second, third, failoverMs: [owned2 - kill1, owned3 - kill2], record: { phase: fin.phase, pinned: fin.pinned, atRisk: fin.atRisk, windowFlows: fin.windowFlows, unseen: fin['unseen'] }, truth, unattributed: unattributed.length, epochs: counters.epochs, load: l.out().trim().split('\n').pop() })}\n`,
+    );
+    assert.equal(fin.phase, kind === 'drain' ? 'drained' : 'complete', JSON.stringify(fin));
+    assert.equal(truth.protected, 0, `protected connections reset (seed ${seed})`);
+    assert.equal(truth.uncounted, 0, `resets the record does not count (seed ${seed})`);
+    assert.deepEqual(truth.false, [], `seed ${seed}`);
+    assert.equal(unattributed.length, 0);
+    assert.equal(counters.epochs.staleLanded, 0, 'a stale write landed');
+    // The pins in the switch's table name their writers' epochs: none newer than the last owner's.
+    assert.ok(BigInt(counters.epochs.highest) <= BigInt(e0 + 2), counters.epochs.highest);
+    const inGroup = counters.vips.find((v) => v.address === VIP)?.members.includes(target) === true;
+    assert.equal(
+      inGroup,
+      kind === 'add',
+      kind === 'drain' ? 'the nexthop left the group' : 'the spare joined',
+    );
+  } finally {
+    await closeBed(partial);
+  }
+}
+
 test(
   `ha failover: owner killed after the pins, the next after the group write, the third finishes the drain (seed ${seed})`,
   { skip, timeout: 280_000 },
-  async () => {
-    const partial: Partial<Bed> = {};
-    try {
-      const names = ['fp-a', 'fp-b', 'fp-c'];
-      const first = rendezvousOwner('sim1', names) as string;
-      const second = rendezvousOwner(
-        'sim1',
-        names.filter((n) => n !== first),
-      ) as string;
-      const third = names.find((n) => n !== first && n !== second) as string;
-      const bed = await startBed(
-        names,
-        { env: { [first]: { FLOWPIN_CRASH_AT: 'programmed' }, [second]: { FLOWPIN_CRASH_AT: 'sent' } } },
-        partial,
-      );
-      const { client, sim } = bed;
-      const a = bed.byName(first);
-      const b = bed.byName(second);
-      const c = bed.byName(third);
-      // Instances join one by one: the switch may change hands before all are in; then it stays.
-      const [, e0] = await ownedAt(a, undefined, 30_000);
+  () => failover('drain'),
+);
 
-      const l = await startLoad(bed, 300);
-      await warm(a, 300);
-
-      // A change sent to a non-owner: 421, naming the owner and where its API is.
-      const drainUrl = (i: Instance): string =>
-        `${i.api}/api/v1/switches/sim1/vips/${VIP}/nexthops/${NH}/drain`;
-      const mis = await http(drainUrl(c), {
-        method: 'POST',
-        headers: auth,
-        body: JSON.stringify({ dryRun: true }),
-      });
-      assert.equal(mis.status, 421, JSON.stringify(mis.body));
-      assert.equal(mis.body.detail.owner, first);
-      assert.equal(mis.body.detail.ownerApi, a.api);
-
-      const dry = await http(drainUrl(a), {
-        method: 'POST',
-        headers: auth,
-        body: JSON.stringify({ dryRun: true, maxAtRisk: 0 }),
-      });
-      const consent =
-        dry.status === 400 && JSON.stringify(dry.body).includes('maxAtRisk')
-          ? { acceptRisk: true }
-          : { maxAtRisk: 1_000_000 };
-      const w: Watched = {
-        id: undefined,
-        kind: 'drain',
-        vip: VIP,
-        nexthop: NH,
-        callAt: Date.now(),
-        status: 0,
-        seen: {},
-      };
-      const call = http(drainUrl(a), {
-        method: 'POST',
-        headers: auth,
-        body: JSON.stringify({ deadlineSeconds: 60, ...consent }),
-      });
-      // The first owner kills itself once the drain's pins are programmed.
-      await Promise.race([a.proc.exit, new Promise((r) => setTimeout(r, 60_000))]);
-      const kill1 = Date.now();
-      assert.ok(a.proc.exited(), `${first} did not die at the drain's pins: ${a.proc.out().slice(-2000)}`);
-      const r0 = await call;
-      w.status = r0.status;
-      const rec0 = await client.get(`${PREFIX}switches/sim1/changes`).json();
-      const written = (rec0 as RecordView[] | null)?.find((r) => r.kind === 'drain' && r.nexthop === NH);
-      assert.ok(written !== undefined, 'the drain is in the change log in etcd');
-      w.id = written.id;
-
-      const owned2 = await ownedAt(b, e0 + 1, 30_000).then(
-        ([t]) => t,
-        (err: unknown) => {
-          if (b.proc.exited()) return Date.now();
-          throw err;
-        },
-      );
-      // The second owner resumes the drain and kills itself once its group write has left.
-      await Promise.race([b.proc.exit, new Promise((r) => setTimeout(r, 60_000))]);
-      const kill2 = Date.now();
-      assert.ok(b.proc.exited(), `${second} did not die at the group write: ${b.proc.out().slice(-2000)}`);
-      const [owned3] = await ownedAt(c, e0 + 2, 30_000);
-
-      // The third owner finishes the drain: the record reaches a final phase.
-      let rec: RecordView | undefined;
-      await until(
-        async () => {
-          const r = await http(`${c.api}/api/v1/switches/sim1/changes`, { headers: auth }, 3000);
-          rec = (r.body as { changes?: RecordView[] }).changes?.find((x) => x.id === w.id);
-          return rec !== undefined && !['queued', 'pending', 'applied'].includes(rec.phase);
-        },
-        90_000,
-        'the drain to end on the third owner',
-        250,
-      );
-      const fin = rec as RecordView;
-      // The record in etcd says the same.
-      const inEtcd = ((await client.get(`${PREFIX}switches/sim1/changes`).json()) as RecordView[]).find(
-        (x) => x.id === w.id,
-      );
-      assert.equal(inEtcd?.phase, fin.phase);
-      assert.equal(await client.get(`${PREFIX}switches/sim1/epoch`).string(), String(e0 + 2));
-
-      // Let the load finish its connections.
-      l.signal('SIGTERM');
-      await Promise.race([l.exit, new Promise((r) => setTimeout(r, 15_000))]);
-      const counters = (await http(`${sim.status}/counters`, {}, 3000)).body as Counters;
-      w.groupWriteAt = counters.groupChanges.find(
-        (g) => g.vip === VIP && g.op === 'remove' && g.nexthop === NH && g.wallAt >= w.callAt - 50,
-      )?.wallAt;
-      const resets: ResetLine[] = existsSync(path.join(bed.dir, 'resets.jsonl'))
-        ? readFileSync(path.join(bed.dir, 'resets.jsonl'), 'utf8')
-            .split('\n')
-            .filter((x) => x !== '')
-            .map((x) => JSON.parse(x) as ResetLine)
-        : [];
-      // While no instance wrote the switch (from each kill to the next takeover) the mirror still
-      // reached the others: nothing was unseen, but nothing was pinned either.
-      const down = [
-        { from: kill1, to: owned2 },
-        { from: kill2, to: owned3 },
-      ];
-      const { by, unattributed } = attribute(resets, [w]);
-      const truth = judge(w, fin, by.get(w) ?? [], down, undefined);
-      process.stdout.write(
-        `${JSON.stringify({ seed, first, second, third, failoverMs: [owned2 - kill1, owned3 - kill2], record: { phase: fin.phase, pinned: fin.pinned, atRisk: fin.atRisk, windowFlows: fin.windowFlows, unseen: fin['unseen'] }, truth, unattributed: unattributed.length, epochs: counters.epochs, load: l.out().trim().split('\n').pop() })}\n`,
-      );
-      assert.equal(fin.phase, 'drained', JSON.stringify(fin));
-      assert.equal(truth.protected, 0, `protected connections reset (seed ${seed})`);
-      assert.equal(truth.uncounted, 0, `resets the record does not count (seed ${seed})`);
-      assert.deepEqual(truth.false, [], `seed ${seed}`);
-      assert.equal(unattributed.length, 0);
-      assert.equal(counters.epochs.staleLanded, 0, 'a stale write landed');
-      // The pins in the switch's table name their writers' epochs: none newer than the last owner's.
-      assert.ok(BigInt(counters.epochs.highest) <= BigInt(e0 + 2), counters.epochs.highest);
-      assert.ok(
-        !counters.vips.find((v) => v.address === VIP)?.members.includes(NH),
-        'the nexthop left the group',
-      );
-    } finally {
-      await closeBed(partial);
-    }
-  },
+test(
+  `ha failover: owner killed after the pins, the next after the group write, the third finishes the addition (seed ${seed})`,
+  { skip, timeout: 280_000 },
+  () => failover('add'),
 );
 
 test(
