@@ -106,14 +106,13 @@ async function startOnce(
   const members = ports.map((p, i) => member(`m${i}`, p, path.join(dir, `m${i}`), initial, token, tls));
   for (const m of members) m.start();
   const taken = (): boolean => members.some((m) => m.out().includes('address already in use'));
+  const healthy = async (want: number): Promise<boolean> =>
+    (await Promise.all(members.map((m) => m.healthy()))).filter(Boolean).length >= want;
   const cluster: EtcdCluster = {
     members,
     endpoints: members.map((m) => m.clientUrl),
     async waitHealthy(ms = healthyMs, want = members.length) {
-      await until(`${want} healthy etcd members`, ms, async () => {
-        const ok = await Promise.all(members.map((m) => m.healthy()));
-        return ok.filter(Boolean).length >= want;
-      });
+      await until(`${want} healthy etcd members`, ms, () => healthy(want));
     },
     async close() {
       await Promise.all(members.map((m) => m.kill()));
@@ -121,11 +120,7 @@ async function startOnce(
     },
   };
   try {
-    await until(`${n} healthy etcd members`, healthyMs, async () => {
-      if (taken()) return true;
-      const ok = await Promise.all(members.map((m) => m.healthy()));
-      return ok.filter(Boolean).length >= n;
-    });
+    await until(`${n} healthy etcd members`, healthyMs, async () => taken() || (await healthy(n)));
     if (taken()) throw new PortTaken('a member could not bind its port');
   } catch (err) {
     const logs = members.map((m) => `--- ${m.name}\n${m.out().slice(-2000)}`).join('\n');

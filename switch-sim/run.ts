@@ -217,8 +217,7 @@ export async function startSimulator(
       ? {
           dataplane: {
             ...dataplane.counters,
-            liveByServer: dataplane.byServer().live,
-            closingByServer: dataplane.byServer().closing,
+            ...byServerCounts(dataplane),
             resetLogged: resetLog?.written ?? 0,
           },
         }
@@ -253,4 +252,13 @@ export async function startSimulator(
       for (const s of stops.reverse()) await s();
     },
   };
+}
+
+/** The dataplane's open connections per server, live and closing, from one walk of them. */
+function byServerCounts(dataplane: DataplaneServer): {
+  liveByServer: Record<string, number>;
+  closingByServer: Record<string, number>;
+} {
+  const { live, closing } = dataplane.byServer();
+  return { liveByServer: live, closingByServer: closing };
 }
