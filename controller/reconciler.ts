@@ -215,11 +215,19 @@ export class Reconciler {
   private writeFence(): FenceToken | undefined {
     const f = this.fenceToken;
     if (f === undefined || f.validUntil === undefined) return f;
+    this.checkFence();
+    return { ...f, check: this.checkFence };
+  }
+
+  /** Throws FenceExpiredError (counted) once the current fence's validUntil less the margin has passed. */
+  private readonly checkFence = (): void => {
+    const f = this.fenceToken;
+    if (f === undefined || f.validUntil === undefined) return;
     const now = this.o.clock.now();
-    if (now < f.validUntil - (this.o.fenceMarginMs ?? 1000)) return f;
+    if (now < f.validUntil - (this.o.fenceMarginMs ?? 1000)) return;
     this.o.metrics.fenceRefusals.inc({ switch: this.o.switchName, reason: 'expired' });
     throw new FenceExpiredError(this.o.switchName, f.epoch, f.validUntil, now);
-  }
+  };
 
   /**
    * A new owner takes the switch: later writes carry `token`, the switch's own fence is set to

@@ -19,6 +19,13 @@ export interface FenceToken {
    * start no write: its lease can have expired and a new owner taken the switch. Absent: no bound.
    */
   readonly validUntil?: number;
+  /**
+   * Throws FenceExpiredError once a write may no longer leave (the writer's current fence, less
+   * its margin). Timed kinds call it again at the moment a request is handed to its connection:
+   * a write checked before the process was paused (SIGSTOP) and sent after it woke is refused
+   * there, not only when the write started.
+   */
+  readonly check?: () => void;
 }
 
 /** Largest epoch a fence carries (64 bits: the nft fence element and DirectFlow names hold no more). */

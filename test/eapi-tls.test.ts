@@ -101,6 +101,20 @@ test(
       '10.0.1.4',
     ]);
     await trusted.close();
+    // A fenced write as the first request of an adapter: checked once its new connection's TLS
+    // handshake is done, then sent.
+    const fresh = new AristaEapiAdapter({ ...base, caFile: path.join(dir, 'ca.pem') });
+    let checks = 0;
+    const flow = { family: 4 as const, src: '10.9.0.1', dst: '192.0.2.80', sport: 40001, dport: 443 };
+    const out = await fresh.installPins([{ flow, nexthop: '10.0.1.2', idleTimeoutS: 300 }], {
+      epoch: 2n,
+      validUntil: Number.MAX_SAFE_INTEGER,
+      check: () => void checks++,
+    });
+    assert.equal(out[0]?.ok, true);
+    assert.ok(checks >= 1, 'the fence was checked as the request left');
+    assert.equal(sw.pins.all().length, 1);
+    await fresh.close();
 
     const untrusted = new AristaEapiAdapter(base);
     await assert.rejects(

@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { quietWorld } from './helpers/quiet-world.js';
 import { FenceAudit } from '../controller/fence-audit.js';
+import { FenceExpiredError } from '../switch-adapters/fence.js';
 import { valueOf } from '../controller/metrics.js';
 import { parsePinName, pinName } from '../lib/pin-name.js';
 import { AristaEapiAdapter } from '../switch-adapters/arista-eapi/adapter.js';
@@ -174,6 +175,60 @@ test(
     } finally {
       await old.close();
       await now.close();
+      await server.stop();
+    }
+  },
+);
+
+test(
+  'eAPI: a write whose fence expires while it waits for a connection is not sent (checked as it leaves)',
+  { timeout: 30_000 },
+  async () => {
+    const { sw } = testSwitch({ pinCapacity: 100 });
+    const server = new EapiServer(sw, { host: '127.0.0.1', port: 0, username: 'admin', password: 'pw' });
+    const { url } = await server.start();
+    // One connection: a write waits behind a slow read, as it would behind a pause of the process.
+    const a = new AristaEapiAdapter({
+      switchName: 'sw1',
+      url,
+      username: 'admin',
+      password: 'pw',
+      timeoutMs: 10_000,
+      maxConcurrent: 1,
+    });
+    try {
+      await a.connect();
+      server.faults.set({ latencyMs: 300 });
+      let expired = false;
+      let checks = 0;
+      const validUntil = Date.now() + 60_000;
+      const check = (): void => {
+        checks++;
+        if (expired) throw new FenceExpiredError('sw1', 4n, validUntil, Date.now());
+      };
+      const reading = a.listPins();
+      // Valid when the write starts; expired (the process paused, say) before the connection is free.
+      const writing = a.installPins([simPin(7)], { epoch: 4n, validUntil, check });
+      expired = true;
+      await reading;
+      await assert.rejects(writing, FenceExpiredError);
+      assert.equal(checks, 1, 'checked once, when the request had its connection');
+      assert.deepEqual(sw.pins.all(), [], 'nothing landed');
+      assert.equal(
+        server.commandLog.filter((c) => c.startsWith('flow ')).length,
+        0,
+        'the switch never saw the write',
+      );
+      // A live fence writes over the same transport.
+      server.faults.set({ latencyMs: 0 });
+      const outcomes = await a.installPins([simPin(7)], { epoch: 4n, validUntil: Infinity, check: () => {} });
+      assert.equal(outcomes[0]?.ok, true);
+      assert.deepEqual(
+        sw.pins.all().map((e) => e.name),
+        [pinName(simPin(7).flow, 4n)],
+      );
+    } finally {
+      await a.close();
       await server.stop();
     }
   },

@@ -473,11 +473,6 @@ test(
   `ha pause: the owner stopped (SIGSTOP) past its lease writes nothing that lands once it wakes (seed ${seed})`,
   {
     skip,
-    // Known open defect, reported when this test fails (seed printed): on a switch kind fenced by timing
-    // (eAPI), a write checked against the fence just before the pause can leave after it, once the
-    // process wakes (1 run in about 10 under load). The check has to move to the moment the request
-    // leaves (docs/fencing.md, "What timing cannot cover").
-    todo: skip === false ? 'a write checked before a pause can leave after it (timed fencing)' : undefined,
     timeout: 200_000,
   },
   async () => {

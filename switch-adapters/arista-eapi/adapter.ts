@@ -27,6 +27,7 @@ import type {
   SwitchAdapter,
 } from '../contract.js';
 import { flowId, type FenceToken } from '../contract.js';
+import { FenceExpiredError } from '../fence.js';
 import { SwitchCommandError, SwitchUnsupportedError, unsupported } from '../errors.js';
 import { parsePinName, pinName } from '../../lib/pin-name.js';
 import { pinCommands, removeByName } from './directflow.js';
@@ -258,6 +259,7 @@ export class AristaEapiAdapter implements SwitchAdapter {
   async installPins(pins: PinRule[], fence?: FenceToken): Promise<PinOutcome[]> {
     if (pins.length === 0) return [];
     const epoch = fence?.epoch;
+    const check = fence?.check;
     // Flows known expired or rejected are deleted first: re-sending an unchanged block may not program them
     // again.
     const stale = pins
@@ -267,14 +269,19 @@ export class AristaEapiAdapter implements SwitchAdapter {
         return f !== undefined && !f.state.programmed;
       });
     if (stale.length > 0)
-      await this.runner.run(['enable', 'configure', 'directflow', ...stale.map(removeByName)], 'json');
+      await this.runner.run(
+        ['enable', 'configure', 'directflow', ...stale.map(removeByName)],
+        'json',
+        0,
+        check,
+      );
     const outcomes: PinOutcome[] = [];
     const size = this.capabilities.pinBatchSize;
     for (let at = 0; at < pins.length; at += size)
-      outcomes.push(...(await this.installChunk(pins.slice(at, at + size), epoch)));
+      outcomes.push(...(await this.installChunk(pins.slice(at, at + size), epoch, check)));
     const written = this.now();
     for (const o of outcomes) if (o.ok) this.written.set(pinName(o.flow, epoch), written);
-    await this.renamed(outcomes, epoch);
+    await this.renamed(outcomes, epoch, check);
     // A big table is read once per interval for every pin waiting, not once per write.
     if ((this.lastState?.flows.size ?? 0) > (this.options.readBackLimit ?? 100_000)) return outcomes;
     return this.readBack(outcomes, epoch);
@@ -284,7 +291,11 @@ export class AristaEapiAdapter implements SwitchAdapter {
    * Flows written now under another epoch's name than they had: the older flow goes once the new
    * one is configured (the flow is held throughout).
    */
-  private async renamed(outcomes: PinOutcome[], epoch: bigint | undefined): Promise<void> {
+  private async renamed(
+    outcomes: PinOutcome[],
+    epoch: bigint | undefined,
+    check: (() => void) | undefined,
+  ): Promise<void> {
     const old: string[] = [];
     for (const o of outcomes) {
       if (!o.ok) continue;
@@ -296,7 +307,7 @@ export class AristaEapiAdapter implements SwitchAdapter {
       else this.names.set(id, now);
     }
     if (old.length === 0) return;
-    await this.runner.run(['enable', 'configure', 'directflow', ...old.map(removeByName)], 'json');
+    await this.runner.run(['enable', 'configure', 'directflow', ...old.map(removeByName)], 'json', 0, check);
     for (const n of old) this.forget(n);
   }
 
@@ -321,7 +332,11 @@ export class AristaEapiAdapter implements SwitchAdapter {
     });
   }
 
-  private async installChunk(pins: PinRule[], epoch: bigint | undefined): Promise<PinOutcome[]> {
+  private async installChunk(
+    pins: PinRule[],
+    epoch: bigint | undefined,
+    check?: () => void,
+  ): Promise<PinOutcome[]> {
     if (pins.length === 0) return [];
     const session = this.options.atomicity !== 'cleanup';
     const sessionName = `flowpin-${process.pid}-${++sessionCounter}`;
@@ -335,9 +350,10 @@ export class AristaEapiAdapter implements SwitchAdapter {
     const cmds = [...head, ...blocks.flat(), ...(session ? ['commit'] : [])];
     let r;
     try {
-      r = await this.transport.runCmds(this.withEnable(cmds), 'json');
+      r = await this.transport.runCmds(this.withEnable(cmds), 'json', check);
     } catch (err) {
-      if (session) await this.abortSession(sessionName);
+      // Refused by its fence before it left: the switch never saw the session.
+      if (session && !(err instanceof FenceExpiredError)) await this.abortSession(sessionName);
       throw err;
     }
     if (r.ok) return pins.map((p) => ({ flow: p.flow, ok: true }));
@@ -366,13 +382,14 @@ export class AristaEapiAdapter implements SwitchAdapter {
       const rest = await this.installChunk(
         pins.filter((_, i) => i !== pinIndex),
         epoch,
+        check,
       );
       return [...rest.slice(0, pinIndex), failure, ...rest.slice(pinIndex)];
     }
     // Line by line: what ran before stands; the refused flow is half-built and is removed.
-    await this.removeNames([pinName(failed.flow, epoch)], 'halfBuilt');
+    await this.removeNames([pinName(failed.flow, epoch)], 'halfBuilt', check);
     const done = pins.slice(0, pinIndex).map((p) => ({ flow: p.flow, ok: true }));
-    return [...done, failure, ...(await this.installChunk(pins.slice(pinIndex + 1), epoch))];
+    return [...done, failure, ...(await this.installChunk(pins.slice(pinIndex + 1), epoch, check))];
   }
 
   private withEnable(cmds: string[]): (string | { cmd: string; input: string })[] {
@@ -383,7 +400,7 @@ export class AristaEapiAdapter implements SwitchAdapter {
     await this.runner.run(['enable', `configure session ${name}`, 'abort'], 'json');
   }
 
-  async removePins(flows: FlowSpec[]): Promise<void> {
+  async removePins(flows: FlowSpec[], fence?: FenceToken): Promise<void> {
     const names = flows.map((f) => this.nameOf(f));
     for (const f of flows) this.names.delete(flowId(f));
     const size = this.capabilities.pinBatchSize * 4;
@@ -391,6 +408,8 @@ export class AristaEapiAdapter implements SwitchAdapter {
       await this.runner.run(
         ['enable', 'configure', 'directflow', ...names.slice(at, at + size).map(removeByName)],
         'json',
+        0,
+        fence?.check,
       );
     for (const n of names) {
       const why = this.garbage.get(n);
@@ -455,10 +474,10 @@ export class AristaEapiAdapter implements SwitchAdapter {
   }
 
   /** Removes the half-built flows (no action) the last listing found. */
-  async removeStrays(): Promise<number> {
+  async removeStrays(fence?: FenceToken): Promise<number> {
     const names = this.strays;
     this.strays = [];
-    await this.removeNames(names, 'halfBuilt');
+    await this.removeNames(names, 'halfBuilt', fence?.check);
     return names.length;
   }
 
@@ -475,9 +494,18 @@ export class AristaEapiAdapter implements SwitchAdapter {
     return { capacity, used: state.rejected > 0 ? Math.max(used, capacity) : used };
   }
 
-  private async removeNames(names: string[], why: 'expired' | 'rejected' | 'halfBuilt'): Promise<void> {
+  private async removeNames(
+    names: string[],
+    why: 'expired' | 'rejected' | 'halfBuilt',
+    check?: () => void,
+  ): Promise<void> {
     if (names.length === 0) return;
-    await this.runner.run(['enable', 'configure', 'directflow', ...names.map(removeByName)], 'json');
+    await this.runner.run(
+      ['enable', 'configure', 'directflow', ...names.map(removeByName)],
+      'json',
+      0,
+      check,
+    );
     this.garbageCollected[why] += names.length;
     for (const n of names) this.forget(n);
   }
@@ -554,15 +582,20 @@ export class AristaEapiAdapter implements SwitchAdapter {
     return (e.route?.vias ?? []).flatMap((v) => (v.nexthopAddr === undefined ? [] : [v.nexthopAddr]));
   }
 
-  addGroupMember(vip: string, nexthop: string): Promise<void> {
-    return this.changeGroup('add', vip, nexthop);
+  addGroupMember(vip: string, nexthop: string, fence?: FenceToken): Promise<void> {
+    return this.changeGroup('add', vip, nexthop, fence);
   }
 
-  removeGroupMember(vip: string, nexthop: string): Promise<void> {
-    return this.changeGroup('remove', vip, nexthop);
+  removeGroupMember(vip: string, nexthop: string, fence?: FenceToken): Promise<void> {
+    return this.changeGroup('remove', vip, nexthop, fence);
   }
 
-  private async changeGroup(op: 'add' | 'remove', vip: string, nexthop: string): Promise<void> {
+  private async changeGroup(
+    op: 'add' | 'remove',
+    vip: string,
+    nexthop: string,
+    fence: FenceToken | undefined,
+  ): Promise<void> {
     const t = this.template;
     if (t === undefined)
       throw new SwitchUnsupportedError(
@@ -574,6 +607,8 @@ export class AristaEapiAdapter implements SwitchAdapter {
       await this.runner.run(
         lines.map((l) => fillTemplate(l, vip, nexthop)),
         'json',
+        0,
+        fence?.check,
       );
     } finally {
       this.resolver.forgetVip(vip);

@@ -24,10 +24,18 @@ export class EapiRunner {
     return cmds.map((c, i) => (i === 0 && c === 'enable' ? this.enable : c));
   }
 
-  /** Runs commands that must all succeed; returns the results from index `from` on. */
-  async run(cmds: readonly EapiCommand[], format: 'json' | 'text', from = 0): Promise<CommandResult[]> {
+  /**
+   * Runs commands that must all succeed; returns the results from index `from` on. `beforeSend`: see
+   * EapiTransport.runCmds (a write's fence check at the moment it leaves).
+   */
+  async run(
+    cmds: readonly EapiCommand[],
+    format: 'json' | 'text',
+    from = 0,
+    beforeSend?: () => void,
+  ): Promise<CommandResult[]> {
     const sent = this.withEnable(cmds);
-    const r = await this.transport.runCmds(sent, format);
+    const r = await this.transport.runCmds(sent, format, beforeSend);
     if (!r.ok)
       throw new SwitchCommandError(
         this.switchName,

@@ -7,6 +7,7 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { readFileSync } from 'node:fs';
 import {
+  SwitchError,
   SwitchAuthError,
   SwitchCommandError,
   SwitchProtocolError,
@@ -81,8 +82,16 @@ export class EapiTransport {
         : new HttpAgent(common);
   }
 
-  /** Runs commands in one request; eAPI command failures come back as a value, transport failures throw. */
-  async runCmds(cmds: readonly EapiCommand[], format: 'json' | 'text' = 'json'): Promise<RunResult> {
+  /**
+   * Runs commands in one request; eAPI command failures come back as a value, transport failures throw.
+   * `beforeSend`, where given, runs at the moment the request has its connection, just before its
+   * bytes are written, and stops it there by throwing (a write's fence: see ../fence.ts).
+   */
+  async runCmds(
+    cmds: readonly EapiCommand[],
+    format: 'json' | 'text' = 'json',
+    beforeSend?: () => void,
+  ): Promise<RunResult> {
     const id = this.nextId++;
     const body = JSON.stringify({
       jsonrpc: '2.0',
@@ -91,7 +100,7 @@ export class EapiTransport {
       id,
     });
     this.stats.requests++;
-    const { status, text } = await this.post(body);
+    const { status, text } = await this.post(body, beforeSend);
     const name = this.options.switchName;
     if (status === 401 || status === 403)
       throw new SwitchAuthError(
@@ -139,7 +148,7 @@ export class EapiTransport {
     this.agent.destroy();
   }
 
-  private post(body: string): Promise<{ status: number; text: string }> {
+  private post(body: string, beforeSend?: () => void): Promise<{ status: number; text: string }> {
     const name = this.options.switchName;
     const request = this.url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
@@ -170,7 +179,7 @@ export class EapiTransport {
         req.destroy(new SwitchTimeoutError(name, `eAPI did not answer within ${this.timeoutMs} ms`));
       });
       req.on('error', (err) => {
-        if (err instanceof SwitchTimeoutError) reject(err);
+        if (err instanceof SwitchError) reject(err);
         else {
           this.stats.failures++;
           reject(
@@ -180,7 +189,25 @@ export class EapiTransport {
           );
         }
       });
-      req.end(body);
+      if (beforeSend === undefined) {
+        req.end(body);
+        return;
+      }
+      // The request waits here for a free connection (and a new one for its handshake), for as long as
+      // the process may be paused: the check runs when the bytes would leave, not when the write began.
+      req.once('socket', (socket) => {
+        const send = (): void => {
+          try {
+            beforeSend();
+          } catch (err) {
+            req.destroy(err as Error);
+            return;
+          }
+          req.end(body);
+        };
+        if (!socket.connecting) send();
+        else socket.once(this.url.protocol === 'https:' ? 'secureConnect' : 'connect', send);
+      });
     });
   }
 }
