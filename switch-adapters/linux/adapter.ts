@@ -1,12 +1,13 @@
-// The Linux router adapter: a VIP's ECMP group is a resilient nexthop group (idle_timer 0,
-// unbalanced_timer 0) over one nexthop object per server, kept while the server is out of the
-// group; pins are nftables map elements giving a mark, `ip rule fwmark` and a routing table
-// per nexthop; look-ups are `ip route get` lines in `ip -j -force -batch -`; move prediction
-// reads the real bucket table and each flow's bucket through a probe group (mark 0xfe). It
-// refuses to start when the kernel's forwarding and its look-ups may disagree, and later holds
-// back the look-ups of a VIP whose forwarded SYNs disagree (hash-check.ts). An existing group is
-// adopted and its members handed over to flowpin's nexthop objects in place (adopt.ts). Every
-// command runs through the configured prefix (exec.ts). Facts: docs/linux.md.
+// The Linux router adapter: wires the router's parts together and holds its pins. A VIP's ECMP
+// group is a resilient nexthop group over one nexthop object per server (groups.ts, nexthops.ts:
+// each server's mark, table and `ip rule fwmark`); pins are nftables map elements giving the
+// mark (nft.ts), each batch carrying the owner's fence element under high availability;
+// look-ups are `ip route get` lines in `ip -j -force -batch -`; move prediction reads the real
+// bucket table and each flow's bucket through a probe group (mark 0xfe). It refuses to start
+// when the kernel's forwarding and its look-ups may disagree, and later holds back the look-ups
+// of a VIP whose forwarded SYNs disagree (hash-check.ts). An existing group is adopted and its
+// members handed over to flowpin's nexthop objects in place (adopt.ts). Every command runs
+// through the configured prefix (exec.ts). Facts: docs/linux.md.
 
 import { canonicalIp } from '../../lib/addr.js';
 import {
@@ -22,16 +23,12 @@ import {
 } from '../contract.js';
 import { SwitchCommandError, SwitchProtocolError, SwitchUnsupportedError, unsupported } from '../errors.js';
 import { checkEpoch, SwitchFencedError, type FenceToken } from '../fence.js';
-import { adoptionRefusal, groupSpec, handOverStep } from './adopt.js';
+import { groupSpec } from './adopt.js';
 import { CommandRunner, firstLines } from './exec.js';
+import { VipGroups, PROBE_MARK } from './groups.js';
 import { HashCheck } from './hash-check.js';
-import {
-  batchRouteGet,
-  parseBuckets,
-  parseNeighbours,
-  parseNexthops,
-  type NexthopObject,
-} from './iproute.js';
+import { Nexthops } from './nexthops.js';
+import { batchRouteGet, parseNeighbours } from './iproute.js';
 import {
   addPinLines,
   baseRuleset,
@@ -47,8 +44,8 @@ import {
   pinKey,
   TABLE,
 } from './nft.js';
-import { upkeep, type GroupEntry } from './upkeep.js';
-import { checkIfname, checkIp, checkPort, familyOf } from './validate.js';
+import { upkeep } from './upkeep.js';
+import { checkIfname, checkIp, checkPort } from './validate.js';
 
 export interface LinuxRouterOptions {
   switchName: string;
@@ -78,15 +75,6 @@ export interface LinuxRouterOptions {
   probeTimeoutMs?: number;
 }
 
-const PROBE_MARK = 0xfe;
-const MAX_MARK = 0xfd;
-
-interface VipGroup {
-  vip: string;
-  family: 4 | 6;
-  groupId: number;
-}
-
 export class LinuxRouterAdapter implements SwitchAdapter {
   readonly kind = 'linux';
   readonly capabilities: AdapterCapabilities;
@@ -95,19 +83,12 @@ export class LinuxRouterAdapter implements SwitchAdapter {
     mirrorDevice: string | undefined;
   };
   private readonly hash: HashCheck;
-  /** Nexthop address -> nexthop object id. */
-  private readonly nhIds = new Map<string, number>();
-  private readonly nhAddr = new Map<number, string>();
-  /** Nexthop address -> mark (1..253), the same for both families' tables. */
-  private readonly marks = new Map<string, number>();
-  private readonly groups = new Map<string, VipGroup>();
+  private readonly nexthops: Nexthops;
+  private readonly groups: VipGroups;
   /** Client address -> the router's device toward it. */
   private readonly ingress = new Map<string, { dev: string; at: number }>();
   /** Pins as last written or listed: flow id -> mark. */
   private readonly written = new Map<string, number>();
-  private probeDummy = new Map<string, number>();
-  /** Nexthops whose pin table and rule were checked by this process. */
-  private readonly routed = new Set<string>();
 
   constructor(options: LinuxRouterOptions) {
     this.o = {
@@ -142,6 +123,18 @@ export class LinuxRouterAdapter implements SwitchAdapter {
       switchName: options.switchName,
       clientInterfaces: this.o.clientInterfaces,
       want: this.o.probeFlows,
+    });
+    const vips = (): readonly { address: string }[] => this.o.vips;
+    const { idBase, tableBase } = this.o;
+    this.nexthops = new Nexthops(this.run, { switchName: options.switchName, idBase, tableBase, vips });
+    this.groups = new VipGroups(this.run, this.nexthops, this.hash, {
+      switchName: options.switchName,
+      idBase,
+      tableBase,
+      buckets: this.o.buckets,
+      clientInterfaces: this.o.clientInterfaces,
+      vips,
+      beforeWrite: () => this.fenceGroupWrite(),
     });
     this.capabilities = {
       resolvesNexthop: true,
@@ -230,9 +223,9 @@ export class LinuxRouterAdapter implements SwitchAdapter {
 
   async connect(): Promise<void> {
     await this.hash.checkPolicy();
-    const all = new Map((await this.readNexthops()).map((nh) => [nh.id, nh]));
-    for (const v of this.o.vips) await this.adoptOrCreateGroup(v.address, v.nexthops, all);
-    await this.ensureProbeGroups();
+    const all = new Map((await this.nexthops.readAll()).map((nh) => [nh.id, nh]));
+    for (const v of this.o.vips) await this.groups.adoptOrCreate(v.address, v.nexthops, all);
+    await this.groups.ensureProbeGroups();
     await this.nft(baseRuleset({ pinTableSize: this.o.pinTableSize, idleTimeoutS: this.o.idleTimeoutS }));
     if (this.o.mirrorDevice !== undefined)
       await this.nft(mirrorRuleset(this.o.mirrorDevice, this.o.clientInterfaces, this.o.serverInterfaces));
@@ -257,243 +250,11 @@ export class LinuxRouterAdapter implements SwitchAdapter {
     return unsupported(this.name, 'readPins');
   }
 
-  // ---- groups
-
-  private async readNexthops(): Promise<NexthopObject[]> {
-    const all = parseNexthops(await this.run.json(['ip', '-j', 'nexthop', 'show']));
-    for (const nh of all) {
-      if (nh.gateway === undefined || nh.id < this.o.idBase || nh.id >= this.o.idBase + 1000) continue;
-      const addr = canonicalIp(nh.gateway);
-      this.nhIds.set(addr, nh.id);
-      this.nhAddr.set(nh.id, addr);
-      this.marks.set(addr, nh.id - this.o.idBase + 1);
-    }
-    return all;
-  }
-
-  /**
-   * The nexthop object of a server, made (with its pin table and rules) if missing; `dev`: its device (else
-   * the route's).
-   */
-  private async nexthopId(addr: string, dev?: string): Promise<number> {
-    const a = checkIp(addr);
-    const known = this.nhIds.get(a);
-    if (known !== undefined) {
-      if (!this.routed.has(a)) await this.ensurePinRoutes(a);
-      return known;
-    }
-    let id = this.o.idBase;
-    while (this.nhAddr.has(id)) id++;
-    if (id - this.o.idBase + 1 > MAX_MARK)
-      throw new SwitchCommandError(this.name, `ip nexthop add via ${a}`, `more than ${MAX_MARK} nexthops`, 0);
-    const [route] =
-      dev === undefined
-        ? ((await this.run.json(['ip', '-j', 'route', 'get', a])) as { dev?: string }[])
-        : [{ dev }];
-    if (route?.dev === undefined)
-      throw new SwitchCommandError(this.name, `ip route get ${a}`, 'no device toward the nexthop', 0);
-    await this.run.ok([
-      'ip',
-      'nexthop',
-      'replace',
-      'id',
-      String(id),
-      'via',
-      a,
-      'dev',
-      checkIfname(route.dev),
-    ]);
-    this.nhIds.set(a, id);
-    this.nhAddr.set(id, a);
-    this.marks.set(a, id - this.o.idBase + 1);
-    await this.ensurePinRoutes(a);
-    return id;
-  }
-
-  /**
-   * Table tableBase+mark routes every VIP of the nexthop's family through it; a rule sends the mark there.
-   */
-  private async ensurePinRoutes(addr: string): Promise<void> {
-    const mark = this.marks.get(addr) as number;
-    const id = this.nhIds.get(addr) as number;
-    const fam = familyOf(addr);
-    const table = this.o.tableBase + mark;
-    const lines = this.o.vips
-      .filter((v) => familyOf(v.address) === fam)
-      .map((v) => `route replace ${v.address}/${fam === 4 ? 32 : 128} nhid ${id} table ${table}`);
-    await this.run.ok(['ip', '-batch', '-'], lines.join('\n') + '\n');
-    await this.ensureRule(fam, mark, table);
-    this.routed.add(addr);
-  }
-
-  private async ensureRule(fam: 4 | 6, mark: number, table: number): Promise<void> {
-    const rules = (await this.run.json([
-      'ip',
-      `-${fam}`,
-      '-j',
-      'rule',
-      'show',
-      'pref',
-      String(this.o.tableBase),
-    ])) as { table?: string; fwmark?: string }[];
-    if (rules.some((r) => r.table === String(table))) return;
-    await this.run.ok([
-      'ip',
-      `-${fam}`,
-      'rule',
-      'add',
-      'pref',
-      String(this.o.tableBase),
-      'fwmark',
-      `${mark}/0xff`,
-      'lookup',
-      String(table),
-    ]);
-  }
-
-  /** Adopts the VIP's existing resilient group (handing its members over, adopt.ts), or makes one. */
-  private async adoptOrCreateGroup(
-    vip: string,
-    nexthops: string[],
-    all: ReadonlyMap<number, NexthopObject>,
-  ): Promise<void> {
-    const fam = familyOf(vip);
-    const routes = (await this.run.json([
-      'ip',
-      `-${fam}`,
-      '-j',
-      'route',
-      'show',
-      'exact',
-      `${vip}/${fam === 4 ? 32 : 128}`,
-    ])) as { nhid?: number }[];
-    const nhid = routes[0]?.nhid;
-    if (nhid !== undefined) {
-      const [obj] = parseNexthops(await this.run.json(['ip', '-j', 'nexthop', 'show', 'id', String(nhid)]));
-      const refused = adoptionRefusal(vip, obj ?? { id: nhid }, this.o.buckets);
-      if (refused !== undefined) throw new SwitchUnsupportedError(this.name, `cannot adopt: ${refused}`);
-      const g: VipGroup = { vip, family: fam, groupId: nhid };
-      await this.handOver(g, obj?.group ?? [], all);
-      for (const e of (await this.readGroup(g)).group ?? [])
-        await this.ensurePinRoutes(this.nhAddr.get(e.id) as string);
-      this.groups.set(vip, g);
-      return;
-    }
-    if (nexthops.length === 0)
-      throw new SwitchProtocolError(this.name, `VIP ${vip} has no route and no nexthops configured`);
-    const ids: number[] = [];
-    for (const n of nexthops) ids.push(await this.nexthopId(n));
-    const groupId = this.o.idBase + 1000 + this.o.vips.findIndex((v) => v.address === vip);
-    try {
-      await this.run.ok([
-        'ip',
-        'nexthop',
-        'replace',
-        'id',
-        String(groupId),
-        'group',
-        ids.join('/'),
-        'type',
-        'resilient',
-        'buckets',
-        String(this.o.buckets),
-        'idle_timer',
-        '0',
-        'unbalanced_timer',
-        '0',
-      ]);
-      await this.run.ok([
-        'ip',
-        'route',
-        'replace',
-        `${vip}/${fam === 4 ? 32 : 128}`,
-        'nhid',
-        String(groupId),
-      ]);
-    } finally {
-      this.hash.groupWritten(vip);
-    }
-    this.groups.set(vip, { vip, family: fam, groupId });
-  }
-
-  /**
-   * Replaces each member of an adopted group that is not one of flowpin's nexthop objects by
-   * flowpin's object for the same gateway and device, one at a time, in place (adopt.ts: no
-   * bucket changes server). Checked before each write with the upkeep model and after it on the
-   * bucket table; the replaced objects are left for the operator to delete.
-   */
-  private async handOver(
-    g: VipGroup,
-    members: readonly GroupEntry[],
-    all: ReadonlyMap<number, NexthopObject>,
-  ): Promise<void> {
-    let entries = [...members];
-    const serverOf = (id: number): string | undefined => {
-      const gw = this.nhAddr.get(id) ?? all.get(id)?.gateway;
-      return gw === undefined ? undefined : canonicalIp(gw);
-    };
-    for (let at = 0; at < entries.length; at++) {
-      const e = entries[at] as GroupEntry;
-      if (this.nhAddr.has(e.id)) continue;
-      const old = all.get(e.id);
-      const unsupported = (why: string): SwitchUnsupportedError =>
-        new SwitchUnsupportedError(
-          this.name,
-          `cannot adopt VIP ${g.vip}'s group ${g.groupId}: ${why}; fix: make the group's members plain nexthops via one gateway each, or remove the VIP's route and let flowpin make the group`,
-        );
-      if (old?.gateway === undefined) throw unsupported(`member ${e.id} is not a nexthop via a gateway`);
-      const addr = checkIp(old.gateway);
-      if (familyOf(addr) !== g.family)
-        throw unsupported(`member ${e.id} is via ${addr}, not an IPv${g.family} gateway`);
-      const mine = this.nhIds.get(addr);
-      if (mine !== undefined && entries.some((x) => x.id === mine))
-        throw unsupported(`members ${e.id} and ${mine} lead to the same gateway ${addr}`);
-      const table = await this.buckets(g.groupId);
-      const id = await this.nexthopId(addr, old.dev);
-      const step = handOverStep(table, entries, at, id, serverOf);
-      if ('refused' in step) throw unsupported(step.refused);
-      await this.writeGroup(g, groupSpec(step.entries));
-      const after = await this.buckets(g.groupId);
-      const moved = after.filter((owner, b) => serverOf(owner) !== serverOf(table[b] as number)).length;
-      if (moved > 0)
-        throw new SwitchProtocolError(
-          this.name,
-          `handing over VIP ${g.vip}'s member ${e.id} (${addr}) to nexthop ${id} moved ${moved} buckets to other servers`,
-        );
-      entries = step.entries;
-    }
-  }
-
-  private async buckets(groupId: number): Promise<number[]> {
-    return parseBuckets(
-      await this.run.json(['ip', '-j', 'nexthop', 'bucket', 'show', 'id', String(groupId)]),
-    );
-  }
-
-  private group(vip: string): VipGroup {
-    const g = this.groups.get(canonicalIp(vip));
-    if (g === undefined)
-      throw new SwitchCommandError(
-        this.name,
-        `ip nexthop show (VIP ${vip})`,
-        'no such VIP on this router',
-        0,
-      );
-    return g;
-  }
-
-  private async readGroup(g: VipGroup): Promise<NexthopObject> {
-    const [obj] = parseNexthops(
-      await this.run.json(['ip', '-j', 'nexthop', 'show', 'id', String(g.groupId)]),
-    );
-    if (obj?.group === undefined)
-      throw new SwitchProtocolError(this.name, `nexthop ${g.groupId} (VIP ${g.vip}) is no longer a group`);
-    return obj;
-  }
+  // ---- groups (groups.ts, nexthops.ts)
 
   async groupMembers(vip: string): Promise<string[]> {
-    const obj = await this.readGroup(this.group(vip));
-    return (obj.group ?? []).map((e) => this.nhAddr.get(e.id) ?? `nhid:${e.id}`);
+    const obj = await this.groups.read(this.groups.group(vip));
+    return (obj.group ?? []).map((e) => this.nexthops.addrOf(e.id) ?? `nhid:${e.id}`);
   }
 
   /** The kernel forwards with the group it holds: configured is programmed. */
@@ -503,18 +264,18 @@ export class LinuxRouterAdapter implements SwitchAdapter {
 
   async addGroupMember(vip: string, nexthop: string, fence?: FenceToken): Promise<void> {
     this.useFence(fence);
-    const g = this.group(vip);
-    const id = await this.nexthopId(nexthop);
-    const entries = (await this.readGroup(g)).group ?? [];
+    const g = this.groups.group(vip);
+    const id = await this.nexthops.ensure(nexthop);
+    const entries = (await this.groups.read(g)).group ?? [];
     if (entries.some((e) => e.id === id)) return;
-    await this.writeGroup(g, groupSpec([...entries, { id, weight: 1 }]));
+    await this.groups.write(g, groupSpec([...entries, { id, weight: 1 }]));
   }
 
   async removeGroupMember(vip: string, nexthop: string, fence?: FenceToken): Promise<void> {
     this.useFence(fence);
-    const g = this.group(vip);
-    const id = this.nhIds.get(checkIp(nexthop));
-    const entries = (await this.readGroup(g)).group ?? [];
+    const g = this.groups.group(vip);
+    const id = this.nexthops.idOf(checkIp(nexthop));
+    const entries = (await this.groups.read(g)).group ?? [];
     if (id === undefined || !entries.some((e) => e.id === id)) return;
     const rest = entries.filter((e) => e.id !== id);
     if (rest.length === 0)
@@ -525,37 +286,19 @@ export class LinuxRouterAdapter implements SwitchAdapter {
         0,
       );
     // Weights kept: writing ids alone would set every weight to 1 and move buckets.
-    await this.writeGroup(g, groupSpec(rest));
+    await this.groups.write(g, groupSpec(rest));
   }
 
   /**
-   * Replaces a VIP's group members; SYNs forwarded before this are no longer checked (they may have left by
-   * the old group).
+   * Before a group write under a fence: `ip nexthop` is not nft, so a fence-only nft batch goes
+   * first and the group is written only if it succeeds. A takeover between the two is the window
+   * the group write is not fenced in (one command's time; docs/fencing.md).
    */
-  private async writeGroup(g: VipGroup, members: string): Promise<void> {
-    // `ip nexthop` is not nft: under a fence, a fence-only nft batch goes first and the group is
-    // written only if it succeeds. A takeover between the two is the window the group write is
-    // not fenced in (one command's time; docs/fencing.md).
-    if (this.fence !== undefined) {
-      const r = await this.nftBatch('');
-      if (r.code !== 0)
-        throw new SwitchCommandError(this.name, 'nft -f - (fence)', firstLines(r.stderr), r.code);
-    }
-    try {
-      await this.run.ok([
-        'ip',
-        'nexthop',
-        'replace',
-        'id',
-        String(g.groupId),
-        'group',
-        members,
-        'type',
-        'resilient',
-      ]);
-    } finally {
-      this.hash.groupWritten(g.vip);
-    }
+  private async fenceGroupWrite(): Promise<void> {
+    if (this.fence === undefined) return;
+    const r = await this.nftBatch('');
+    if (r.code !== 0)
+      throw new SwitchCommandError(this.name, 'nft -f - (fence)', firstLines(r.stderr), r.code);
   }
 
   // ---- look-ups
@@ -619,40 +362,11 @@ export class LinuxRouterAdapter implements SwitchAdapter {
       // guess.
       if (gw === undefined || !this.answersFor(f)) return undefined;
       const a = checkIp(gw);
-      return this.nhAddr.has(this.nhIds.get(a) ?? -1) ? a : undefined;
+      return this.nexthops.isMine(this.nexthops.idOf(a) ?? -1) ? a : undefined;
     });
   }
 
   // ---- move prediction
-
-  /** Probe groups (one per family): one onlink dummy per bucket, reached with mark 0xfe. */
-  private async ensureProbeGroups(): Promise<void> {
-    const dev = checkIfname(this.o.clientInterfaces[0] ?? 'lo');
-    const table = this.o.tableBase + PROBE_MARK;
-    for (const fam of [4, 6] as const) {
-      const vips = this.o.vips.filter((v) => familyOf(v.address) === fam);
-      if (vips.length === 0) continue;
-      const base = this.o.idBase + (fam === 4 ? 2000 : 2000 + 4096 + 8);
-      const groupId = base - 1;
-      const lines: string[] = [];
-      const ids: number[] = [];
-      for (let i = 0; i < this.o.buckets; i++) {
-        const gw = fam === 4 ? `100.127.${i >> 8}.${(i & 255) + 0}` : `fd7f:f10::${(i + 1).toString(16)}`;
-        lines.push(`nexthop replace id ${base + i} via ${gw} dev ${dev} onlink`);
-        this.probeDummy.set(canonicalIp(gw), base + i);
-        ids.push(base + i);
-      }
-      const exists = (await this.run.run(['ip', 'nexthop', 'show', 'id', String(groupId)])).code === 0;
-      if (!exists)
-        lines.push(
-          `nexthop add id ${groupId} group ${ids.join('/')} type resilient buckets ${this.o.buckets} idle_timer 0 unbalanced_timer 0`,
-        );
-      for (const v of vips)
-        lines.push(`route replace ${v.address}/${fam === 4 ? 32 : 128} nhid ${groupId} table ${table}`);
-      await this.run.ok(['ip', '-batch', '-'], lines.join('\n') + '\n');
-      await this.ensureRule(fam, PROBE_MARK, table);
-    }
-  }
 
   /** Whether look-ups answer for the flow's VIP now (hash-check.ts). */
   private answersFor(f: FlowSpec): boolean {
@@ -664,11 +378,10 @@ export class LinuxRouterAdapter implements SwitchAdapter {
   }
 
   async movedByAdd(vip: string, nexthop: string, flows: FlowSpec[]): Promise<boolean[]> {
-    const g = this.group(vip);
-    const obj = await this.readGroup(g);
-    const table = await this.buckets(g.groupId);
-    const probeGroup = this.o.idBase + (g.family === 4 ? 2000 : 2000 + 4096 + 8) - 1;
-    const probeTable = await this.buckets(probeGroup);
+    const g = this.groups.group(vip);
+    const obj = await this.groups.read(g);
+    const table = await this.groups.buckets(g.groupId);
+    const probeTable = await this.groups.buckets(this.groups.probeGroupId(g.family));
     if (table.length !== probeTable.length)
       throw new SwitchProtocolError(
         this.name,
@@ -676,7 +389,7 @@ export class LinuxRouterAdapter implements SwitchAdapter {
       );
     const bucketOfDummy = new Map<number, number>();
     probeTable.forEach((id, b) => bucketOfDummy.set(id, b));
-    const newId = this.nhIds.get(checkIp(nexthop)) ?? -1;
+    const newId = this.nexthops.idOf(checkIp(nexthop)) ?? -1;
     const entries = obj.group ?? [];
     if (entries.some((e) => e.id === newId)) return flows.map(() => false);
     const { moved } = upkeep(table, [...entries, { id: newId, weight: 1 }]);
@@ -684,7 +397,7 @@ export class LinuxRouterAdapter implements SwitchAdapter {
     const answers = await this.lookups(flows, PROBE_MARK);
     return flows.map((f, i) => {
       const gw = answers[i]?.gateway;
-      const dummy = gw === undefined ? undefined : this.probeDummy.get(checkIp(gw));
+      const dummy = gw === undefined ? undefined : this.groups.probeDummyOf(gw);
       const bucket = dummy === undefined ? undefined : bucketOfDummy.get(dummy);
       // A flow whose bucket cannot be told is counted as moved (it gets a pin).
       return bucket === undefined || !this.answersFor(f) ? true : movedSet.has(bucket);
@@ -726,8 +439,8 @@ export class LinuxRouterAdapter implements SwitchAdapter {
 
   private async pinLines(p: PinRule): Promise<{ lines: string[]; mark: number }> {
     const nh = checkIp(p.nexthop);
-    await this.nexthopId(nh);
-    const mark = this.marks.get(nh) as number;
+    await this.nexthops.ensure(nh);
+    const mark = this.nexthops.markOf(nh) as number;
     const f = {
       ...p.flow,
       src: checkIp(p.flow.src),
@@ -857,12 +570,12 @@ export class LinuxRouterAdapter implements SwitchAdapter {
     // IPv6 pins idle past the timeout (the kernel ages IPv4 ones itself): listed as timed out,
     // and removed by the reconciler's round like any pin the switch timed out.
     const idle6 = new Set(e6.filter((e) => !alive6.has(pinKey(e.flow))).map((e) => flowId(e.flow)));
-    const rules = await this.markTables();
+    const rules = await this.nexthops.markTables();
     this.written.clear();
     const out: InstalledPin[] = [];
     for (const e of [...e4, ...e6]) {
       this.written.set(flowId(e.flow), e.mark);
-      const nexthop = [...this.marks].find(([, m]) => m === e.mark)?.[0];
+      const nexthop = this.nexthops.addrOfMark(e.mark);
       const routed = rules.has(`${e.flow.family}:${e.mark}`);
       const idle = idle6.has(flowId(e.flow));
       const pin: InstalledPin = {
@@ -882,27 +595,6 @@ export class LinuxRouterAdapter implements SwitchAdapter {
   /** Pins are the kernel's map elements, listed whole: nothing is left half-built to remove. */
   removeStrays(): Promise<number> {
     return Promise.resolve(0);
-  }
-
-  /** `family:mark` of every mark whose ip rule exists (a pin without one does not forward). */
-  private async markTables(): Promise<Set<string>> {
-    const out = new Set<string>();
-    for (const fam of [4, 6] as const) {
-      const rules = (await this.run.json([
-        'ip',
-        `-${fam}`,
-        '-j',
-        'rule',
-        'show',
-        'pref',
-        String(this.o.tableBase),
-      ])) as { fwmark?: string; table?: string }[];
-      for (const r of rules) {
-        const mark = Number(r.fwmark);
-        if (Number.isInteger(mark) && r.table === String(this.o.tableBase + mark)) out.add(`${fam}:${mark}`);
-      }
-    }
-    return out;
   }
 
   async pinTableUsage(): Promise<PinTableUsage> {
