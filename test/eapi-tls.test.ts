@@ -4,13 +4,13 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AristaEapiAdapter } from '../switch-adapters/arista-eapi/adapter.js';
 import { SwitchTransportError } from '../switch-adapters/errors.js';
 import { EapiServer } from '../switch-sim/eapi/server.js';
+import { issueCert, makeCa } from './helpers/certs.js';
 import { testSwitch } from './helpers/sim.js';
 import { have, skipUnless } from './helpers/tools.js';
 
@@ -22,53 +22,8 @@ let url = '';
 before(() => {
   if (skip !== false) return;
   dir = mkdtempSync(path.join(tmpdir(), 'flowpin-tls-'));
-  const f = (n: string) => path.join(dir, n);
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
-  ssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    f('ca.key'),
-    '-out',
-    f('ca.pem'),
-    '-days',
-    '1',
-    '-subj',
-    '/CN=flowpin test CA',
-  );
-  ssl(
-    'req',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    f('sw.key'),
-    '-out',
-    f('sw.csr'),
-    '-subj',
-    '/CN=switch',
-  );
-  writeFileSync(f('ext.cnf'), 'subjectAltName=IP:127.0.0.1\n');
-  ssl(
-    'x509',
-    '-req',
-    '-in',
-    f('sw.csr'),
-    '-CA',
-    f('ca.pem'),
-    '-CAkey',
-    f('ca.key'),
-    '-CAcreateserial',
-    '-out',
-    f('sw.pem'),
-    '-days',
-    '1',
-    '-extfile',
-    f('ext.cnf'),
-  );
+  makeCa(dir);
+  issueCert(dir, 'sw', ['subjectAltName=IP:127.0.0.1']);
 });
 
 after(async () => {

@@ -8,7 +8,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { GnmiAdapter, type GnmiAdapterOptions } from '../switch-adapters/gnmi/adapter.js';
@@ -21,6 +21,7 @@ import {
   SwitchTransportError,
 } from '../switch-adapters/errors.js';
 import { GnmiServer } from '../switch-sim/gnmi/server.js';
+import { issueCert, makeCa } from './helpers/certs.js';
 import { have, skipUnless } from './helpers/tools.js';
 import { testSwitch, VIP, NEXTHOPS } from './helpers/sim.js';
 
@@ -562,53 +563,8 @@ describe('gNMI adapter over TLS', () => {
   before(() => {
     if (skip !== false) return;
     dir = mkdtempSync(path.join(tmpdir(), 'flowpin-gnmi-tls-'));
-    const f = (n: string) => path.join(dir, n);
-    const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
-    ssl(
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      f('ca.key'),
-      '-out',
-      f('ca.pem'),
-      '-days',
-      '1',
-      '-subj',
-      '/CN=flowpin test CA',
-    );
-    ssl(
-      'req',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      f('sw.key'),
-      '-out',
-      f('sw.csr'),
-      '-subj',
-      '/CN=switch',
-    );
-    writeFileSync(f('ext.cnf'), 'subjectAltName=IP:127.0.0.1\n');
-    ssl(
-      'x509',
-      '-req',
-      '-in',
-      f('sw.csr'),
-      '-CA',
-      f('ca.pem'),
-      '-CAkey',
-      f('ca.key'),
-      '-CAcreateserial',
-      '-out',
-      f('sw.pem'),
-      '-days',
-      '1',
-      '-extfile',
-      f('ext.cnf'),
-    );
+    makeCa(dir);
+    issueCert(dir, 'sw', ['subjectAltName=IP:127.0.0.1']);
   });
   after(() => {
     if (dir !== '') rmSync(dir, { recursive: true, force: true });

@@ -6,8 +6,7 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { readConfig } from '../controller/config.js';
@@ -16,6 +15,7 @@ import type { ChangeRecord } from '../controller/change-record.js';
 import { Reader } from '../lib/validate.js';
 import { until } from '../lib/until.js';
 import { skipEtcd, startEtcdCluster, type EtcdCluster } from './helpers/etcd.js';
+import { issueCert, makeCa } from './helpers/certs.js';
 import { have, skipUnless } from './helpers/tools.js';
 
 const skip = skipEtcd() || skipUnless(have('openssl', ['version']), 'openssl');
@@ -26,58 +26,9 @@ const f = (n: string): string => path.join(dir, n);
 before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'flowpin-etcd-tls-'));
   if (skip !== false) return;
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
-  ssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    f('ca.key'),
-    '-out',
-    f('ca.pem'),
-    '-days',
-    '1',
-    '-subj',
-    '/CN=flowpin test etcd CA',
-  );
-  writeFileSync(f('server.cnf'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
-  writeFileSync(f('client.cnf'), 'extendedKeyUsage=clientAuth\n');
-  for (const [name, cnf] of [
-    ['server', 'server.cnf'],
-    ['client', 'client.cnf'],
-  ] as const) {
-    ssl(
-      'req',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      f(`${name}.key`),
-      '-out',
-      f(`${name}.csr`),
-      '-subj',
-      `/CN=${name}`,
-    );
-    ssl(
-      'x509',
-      '-req',
-      '-in',
-      f(`${name}.csr`),
-      '-CA',
-      f('ca.pem'),
-      '-CAkey',
-      f('ca.key'),
-      '-CAcreateserial',
-      '-out',
-      f(`${name}.pem`),
-      '-days',
-      '1',
-      '-extfile',
-      f(cnf),
-    );
-  }
+  makeCa(dir, 'flowpin test etcd CA');
+  issueCert(dir, 'server', ['subjectAltName=IP:127.0.0.1', 'extendedKeyUsage=serverAuth,clientAuth']);
+  issueCert(dir, 'client', ['extendedKeyUsage=clientAuth']);
   cluster = await startEtcdCluster(1, 30_000, {
     certFile: f('server.pem'),
     keyFile: f('server.key'),

@@ -98,23 +98,7 @@ export class VipGroups {
     for (const n of nexthops) ids.push(await this.nexthops.ensure(n));
     const groupId = this.o.idBase + 1000 + this.o.vips().findIndex((v) => v.address === vip);
     try {
-      await this.run.ok([
-        'ip',
-        'nexthop',
-        'replace',
-        'id',
-        String(groupId),
-        'group',
-        ids.join('/'),
-        'type',
-        'resilient',
-        'buckets',
-        String(this.o.buckets),
-        'idle_timer',
-        '0',
-        'unbalanced_timer',
-        '0',
-      ]);
+      await this.replace(groupId, ids.join('/'), true);
       await this.run.ok([
         'ip',
         'route',
@@ -201,20 +185,30 @@ export class VipGroups {
   async write(g: VipGroup, members: string): Promise<void> {
     await this.o.beforeWrite();
     try {
-      await this.run.ok([
-        'ip',
-        'nexthop',
-        'replace',
-        'id',
-        String(g.groupId),
-        'group',
-        members,
-        'type',
-        'resilient',
-      ]);
+      await this.replace(g.groupId, members, false);
     } finally {
       this.hash.groupWritten(g.vip);
     }
+  }
+
+  /**
+   * `ip nexthop replace` of a resilient group; a new one with its bucket count and both timers 0
+   * (buckets move only when members change).
+   */
+  private async replace(groupId: number, members: string, create: boolean): Promise<void> {
+    const timers = ['buckets', String(this.o.buckets), 'idle_timer', '0', 'unbalanced_timer', '0'];
+    await this.run.ok([
+      'ip',
+      'nexthop',
+      'replace',
+      'id',
+      String(groupId),
+      'group',
+      members,
+      'type',
+      'resilient',
+      ...(create ? timers : []),
+    ]);
   }
 
   // ---- probe groups
