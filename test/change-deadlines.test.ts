@@ -5,34 +5,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { FlowSpec } from '../switch-adapters/contract.js';
-import { World } from '../cli/scenario/world.js';
-
-const VIP = '192.0.2.80';
-const NH = ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4'];
+import { changeWorld, WORLD_VIP as VIP } from './helpers/world.js';
 
 test(
   'an addition whose moved-flows query is slow settles within its barrier deadline',
   { timeout: 60_000 },
   async () => {
-    const w = new World({
-      switches: [
-        {
-          name: 'sw1',
-          vips: [{ address: VIP, nexthops: NH, port: 443 }],
-          spares: ['10.0.1.5'],
-          ecmpMode: 'resilient',
-          pinCapacity: 100_000,
-          programDelayMs: 5,
-          pinProgramDelayMs: 5,
-          rate: 50,
-          lifetime: { kind: 'fixed', s: 3600 },
-        },
-      ],
-      latencyMs: 5,
-      mirrorDelayMs: 1,
-      packetIntervalMs: 1000,
+    const w = changeWorld({
       seed: 37,
-      controller: { pinMode: 'on-change', settleMs: 20, barrierTimeoutMs: 2000, store: 'memory' },
+      sw: { spares: ['10.0.1.5'], pinCapacity: 100_000, pinProgramDelayMs: 5, rate: 50 },
+      controller: { barrierTimeoutMs: 2000 },
     });
     try {
       await w.startController();

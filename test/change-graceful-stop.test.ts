@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChangeRecord } from '../controller/changes.js';
 import { World } from '../cli/scenario/world.js';
+import { changeWorld, WORLD_NH as NH, WORLD_VIP as VIP } from './helpers/world.js';
 
 const SW1 = {
   vips: [
@@ -105,27 +106,10 @@ test(
   'a graceful restart during a drain at 3,000 SYN/s: no connection seen before the stop is broken by the resumed drain',
   { timeout: 120_000 },
   async () => {
-    const VIP = '192.0.2.80';
-    const NH = ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4'];
-    const w = new World({
-      switches: [
-        {
-          name: 'sw1',
-          vips: [{ address: VIP, nexthops: NH, port: 443 }],
-          spares: [],
-          ecmpMode: 'resilient',
-          pinCapacity: 100_000,
-          programDelayMs: 10,
-          pinProgramDelayMs: 200,
-          rate: 3000,
-          lifetime: { kind: 'fixed', s: 3600 },
-        },
-      ],
-      latencyMs: 5,
-      mirrorDelayMs: 1,
-      packetIntervalMs: 1000,
+    const w = changeWorld({
       seed: 29,
-      controller: { pinMode: 'on-change', settleMs: 20, barrierTimeoutMs: 5000, store: 'memory' },
+      sw: { pinCapacity: 100_000, programDelayMs: 10, pinProgramDelayMs: 200, rate: 3000 },
+      controller: { barrierTimeoutMs: 5000 },
     });
     try {
       await w.startController();
@@ -162,27 +146,10 @@ test(
     // stop() neither ends nor waits for a change in progress: its reconciler is stopped, so the
     // change times out "writing the group change (switch busy)" and persists itself as failed
     // (only a kill stops writes); the next process does not resume it.
-    const VIP = '192.0.2.80';
-    const NH = ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4'];
-    const w = new World({
-      switches: [
-        {
-          name: 'sw1',
-          vips: [{ address: VIP, nexthops: NH, port: 443 }],
-          spares: [],
-          ecmpMode: 'resilient',
-          pinCapacity: 100_000,
-          programDelayMs: 10,
-          pinProgramDelayMs: 200,
-          rate: 100,
-          lifetime: { kind: 'fixed', s: 3600 },
-        },
-      ],
-      latencyMs: 5,
-      mirrorDelayMs: 1,
-      packetIntervalMs: 1000,
+    const w = changeWorld({
       seed: 31,
-      controller: { pinMode: 'on-change', settleMs: 20, barrierTimeoutMs: 5000, store: 'memory' },
+      sw: { pinCapacity: 100_000, programDelayMs: 10, pinProgramDelayMs: 200, rate: 100 },
+      controller: { barrierTimeoutMs: 5000 },
     });
     try {
       await w.startController();

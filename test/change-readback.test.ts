@@ -8,10 +8,8 @@ import assert from 'node:assert/strict';
 import type { ChangeRecord } from '../controller/changes.js';
 import type { FlowpinConfig } from '../controller/config.js';
 import { World } from '../cli/scenario/world.js';
+import { changeWorld, WORLD_NH as NH, WORLD_VIP as VIP } from './helpers/world.js';
 import { measured } from './helpers/measured.js';
-
-const VIP = '192.0.2.80';
-const NH = ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4'];
 
 /** The test bed with a short pin idle timeout (the switch's native DirectFlow `timeout idle`). */
 class ShortIdleWorld extends World {
@@ -104,31 +102,10 @@ test(
   'a drain right after the switch lost its pins (table reloaded, API up) reads them back and installs them again',
   { timeout: 60_000 },
   async () => {
-    const w = new World({
-      switches: [
-        {
-          name: 'sw1',
-          vips: [{ address: VIP, nexthops: NH, port: 443 }],
-          spares: [],
-          ecmpMode: 'resilient',
-          pinCapacity: 100_000,
-          programDelayMs: 5,
-          pinProgramDelayMs: 5,
-          rate: 20,
-          lifetime: { kind: 'fixed', s: 3600 },
-        },
-      ],
-      latencyMs: 5,
-      mirrorDelayMs: 1,
-      packetIntervalMs: 1000,
+    const w = changeWorld({
       seed: 19,
-      controller: {
-        pinMode: 'always',
-        settleMs: 20,
-        barrierTimeoutMs: 5000,
-        store: 'memory',
-        resyncIntervalS: 30,
-      },
+      sw: { pinCapacity: 100_000, pinProgramDelayMs: 5, rate: 20 },
+      controller: { pinMode: 'always', barrierTimeoutMs: 5000, resyncIntervalS: 30 },
     });
     try {
       await w.startController();

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ResolveQueue } from '../controller/resolve-queue.js';
 import type { ChangeRecord } from '../controller/changes.js';
-import { World } from '../cli/scenario/world.js';
+import { changeWorld, WORLD_VIP as VIP } from './helpers/world.js';
 import { SwitchTransportError } from '../switch-adapters/errors.js';
 import type { FlowSpec } from '../switch-adapters/contract.js';
 
@@ -57,32 +57,14 @@ test(
   },
 );
 
-const VIP = '192.0.2.80';
-const NH = ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4'];
-
 test(
   'a drain whose barrier meets two failed look-ups breaks no connection seen before the hold',
   { timeout: 60_000 },
   async () => {
-    const w = new World({
-      switches: [
-        {
-          name: 'sw1',
-          vips: [{ address: VIP, nexthops: NH, port: 443 }],
-          spares: [],
-          ecmpMode: 'resilient',
-          pinCapacity: 100_000,
-          programDelayMs: 5,
-          pinProgramDelayMs: 0,
-          rate: 0.2,
-          lifetime: { kind: 'fixed', s: 3600 },
-        },
-      ],
-      latencyMs: 5,
-      mirrorDelayMs: 1,
-      packetIntervalMs: 1000,
+    const w = changeWorld({
       seed: 5,
-      controller: { pinMode: 'on-change', settleMs: 0, barrierTimeoutMs: 5000, store: 'memory' },
+      sw: { pinCapacity: 100_000, pinProgramDelayMs: 0, rate: 0.2 },
+      controller: { settleMs: 0, barrierTimeoutMs: 5000 },
     });
     try {
       await w.startController();

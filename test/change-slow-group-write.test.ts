@@ -6,40 +6,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChangeRecord } from '../controller/changes.js';
-import { World } from '../cli/scenario/world.js';
-
-const VIP = '192.0.2.80';
-const NH = ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4'];
+import { changeWorld, WORLD_NH as NH, WORLD_VIP as VIP } from './helpers/world.js';
 
 test(
   'a group write slower than the change deadline is waited for, never rolled back blind',
   { timeout: 60_000 },
   async () => {
-    const w = new World({
-      switches: [
-        {
-          name: 'sw1',
-          vips: [{ address: VIP, nexthops: NH, port: 443 }],
-          spares: [],
-          ecmpMode: 'resilient',
-          pinCapacity: 100_000,
-          programDelayMs: 10,
-          pinProgramDelayMs: 50,
-          rate: 200,
-          lifetime: { kind: 'fixed', s: 3600 },
-        },
-      ],
-      latencyMs: 5,
-      mirrorDelayMs: 1,
-      packetIntervalMs: 1000,
+    const w = changeWorld({
       seed: 7,
-      controller: {
-        pinMode: 'on-change',
-        settleMs: 20,
-        barrierTimeoutMs: 2000,
-        store: 'memory',
-        resyncIntervalS: 5,
-      },
+      sw: { pinCapacity: 100_000, programDelayMs: 10, pinProgramDelayMs: 50, rate: 200 },
+      controller: { barrierTimeoutMs: 2000, resyncIntervalS: 5 },
     });
     try {
       await w.startController();

@@ -11,11 +11,10 @@ import { buildApp } from '../controller/api/app.js';
 import type { ChangeRecord } from '../controller/changes.js';
 import { FlowpinError } from '../controller/errors.js';
 import { World } from '../cli/scenario/world.js';
+import { changeWorld, WORLD_NH as NH, WORLD_VIP as VIP } from './helpers/world.js';
 import { SwitchTimeoutError } from '../switch-adapters/errors.js';
 import type { InstalledPin } from '../switch-adapters/contract.js';
 
-const VIP = '192.0.2.80';
-const NH = ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4'];
 const VIP3 = '198.51.100.10';
 const NH3 = ['10.0.3.1', '10.0.3.2', '10.0.3.3', '10.0.3.4'];
 
@@ -80,25 +79,10 @@ test(
   'a drain resumed after a kill writes its group change only once flowpin listens again, and counts what it breaks',
   { timeout: 120_000 },
   async () => {
-    const w = new World({
-      switches: [
-        {
-          name: 'sw1',
-          vips: [{ address: VIP, nexthops: NH, port: 443 }],
-          spares: [],
-          ecmpMode: 'resilient',
-          pinCapacity: 100_000,
-          programDelayMs: 10,
-          pinProgramDelayMs: 200,
-          rate: 3000,
-          lifetime: { kind: 'fixed', s: 3600 },
-        },
-      ],
-      latencyMs: 5,
-      mirrorDelayMs: 1,
-      packetIntervalMs: 1000,
+    const w = changeWorld({
       seed: 13,
-      controller: { pinMode: 'on-change', settleMs: 20, barrierTimeoutMs: 5000, store: 'memory' },
+      sw: { pinCapacity: 100_000, programDelayMs: 10, pinProgramDelayMs: 200, rate: 3000 },
+      controller: { barrierTimeoutMs: 5000 },
     });
     try {
       await w.startController();
@@ -142,24 +126,10 @@ test(
   'while a switch is not connected yet, drains, additions and removals of it are refused (503), never written blind; once connected, they are checked against its group',
   { timeout: 120_000 },
   async () => {
-    const w = new World({
-      switches: [
-        {
-          name: 'sw1',
-          vips: [{ address: VIP, nexthops: NH, port: 443 }],
-          spares: ['10.0.1.5'],
-          ecmpMode: 'resilient',
-          pinCapacity: 10_000,
-          programDelayMs: 5,
-          rate: 20,
-          lifetime: { kind: 'fixed', s: 3600 },
-        },
-      ],
-      latencyMs: 5,
-      mirrorDelayMs: 1,
-      packetIntervalMs: 1000,
+    const w = changeWorld({
       seed: 17,
-      controller: { pinMode: 'on-change', settleMs: 20, barrierTimeoutMs: 2000, store: 'memory' },
+      sw: { spares: ['10.0.1.5'], rate: 20 },
+      controller: { barrierTimeoutMs: 2000 },
     });
     try {
       const starting = w.startController();
