@@ -79,12 +79,14 @@ export async function startEtcdCluster(
   n = 3,
   healthyMs = 30_000,
   tls?: EtcdTls & { clientCertFile: string; clientKeyFile: string },
+  /** The members' clients are also served on this address (another network namespace's route to them). */
+  alsoListen?: string,
 ): Promise<EtcdCluster> {
   // A free port found here can be taken by another process before etcd binds it: such a start is
   // tried again on other ports (a few times), any other failure is reported with the members' logs.
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startOnce(n, healthyMs, tls);
+      return await startOnce(n, healthyMs, tls, alsoListen);
     } catch (err) {
       if (!(err instanceof PortTaken) || attempt >= 4) throw err;
     }
@@ -97,13 +99,16 @@ async function startOnce(
   n: number,
   healthyMs: number,
   tls: (EtcdTls & { clientCertFile: string; clientKeyFile: string }) | undefined,
+  alsoListen: string | undefined,
 ): Promise<EtcdCluster> {
   const dir = mkdtempSync(path.join(tmpdir(), 'flowpin-etcd-'));
   const ports: { client: number; peer: number }[] = [];
   for (let i = 0; i < n; i++) ports.push({ client: await freePort(), peer: await freePort() });
   const token = `flowpin-test-${process.pid}-${Date.now()}`;
   const initial = ports.map((p, i) => `m${i}=http://127.0.0.1:${p.peer}`).join(',');
-  const members = ports.map((p, i) => member(`m${i}`, p, path.join(dir, `m${i}`), initial, token, tls));
+  const members = ports.map((p, i) =>
+    member(`m${i}`, p, path.join(dir, `m${i}`), initial, token, tls, alsoListen),
+  );
   for (const m of members) m.start();
   const taken = (): boolean => members.some((m) => m.out().includes('address already in use'));
   const healthy = async (want: number): Promise<boolean> =>
@@ -138,8 +143,12 @@ function member(
   initialCluster: string,
   token: string,
   tls: (EtcdTls & { clientCertFile: string; clientKeyFile: string }) | undefined,
+  alsoListen: string | undefined,
 ): EtcdMember {
-  const clientUrl = `${tls === undefined ? 'http' : 'https'}://127.0.0.1:${ports.client}`;
+  const scheme = tls === undefined ? 'http' : 'https';
+  const clientUrl = `${scheme}://127.0.0.1:${ports.client}`;
+  const listenUrls =
+    alsoListen === undefined ? clientUrl : `${clientUrl},${scheme}://${alsoListen}:${ports.client}`;
   const tlsArgs =
     tls === undefined
       ? []
@@ -173,7 +182,7 @@ function member(
           '--data-dir',
           dataDir,
           '--listen-client-urls',
-          clientUrl,
+          listenUrls,
           '--advertise-client-urls',
           clientUrl,
           '--listen-peer-urls',

@@ -26,6 +26,8 @@ export class EpochLedger {
   /** Writes of a lower epoch that arrived after a higher epoch's first write. */
   staleLanded = 0;
   readonly stale: EpochWrite[] = [];
+  /** The wall-clock time (ms) of the last write of each epoch: when a writer's writes stopped landing. */
+  readonly lastWallAt = new Map<bigint, number>();
 
   /** Records a write of the named flow arriving at `at`. */
   record(name: string, at: number): void {
@@ -33,6 +35,7 @@ export class EpochLedger {
     if (parsed === undefined) return;
     this.writes++;
     const epoch = parsed.epoch;
+    this.lastWallAt.set(epoch, Date.now());
     if (epoch > this.highest || this.highestSince === undefined) {
       this.highest = epoch;
       this.highestSince = at;

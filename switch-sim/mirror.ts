@@ -103,6 +103,8 @@ export interface MirrorTarget {
   sourceAddress?: string;
   /** More collectors on `host` (UDP only), each sent every frame: one more monitor session each. */
   alsoPorts?: readonly number[];
+  /** More collectors on other hosts (UDP only), sent from the address the route gives. */
+  alsoTo?: readonly { host: string; port: number }[];
 }
 
 export class MirrorSender {
@@ -126,17 +128,18 @@ export class MirrorSender {
     }
     this.udp = await this.session(this.target.port);
     for (const port of this.target.alsoPorts ?? []) this.also.push(await this.session(port));
+    for (const to of this.target.alsoTo ?? []) this.also.push(await this.session(to.port, to.host));
   }
 
-  private async session(port: number): Promise<Socket> {
-    const udp = createSocket(isIPv6(this.target.host) ? 'udp6' : 'udp4');
+  private async session(port: number, host?: string): Promise<Socket> {
+    const udp = createSocket(isIPv6(host ?? this.target.host) ? 'udp6' : 'udp4');
     udp.on('error', () => this.errors++);
-    const bindAddr = this.target.sourceAddress;
+    const bindAddr = host === undefined ? this.target.sourceAddress : undefined;
     await new Promise<void>((resolve) =>
       udp.bind(bindAddr === undefined ? {} : { address: bindAddr, port: 0 }, () => resolve()),
     );
     // Connected: each send skips the address look-up (most of a send's cost at thousands a second).
-    await new Promise<void>((resolve) => udp.connect(port, this.target.host, () => resolve()));
+    await new Promise<void>((resolve) => udp.connect(port, host ?? this.target.host, () => resolve()));
     return udp;
   }
 

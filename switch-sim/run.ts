@@ -57,7 +57,9 @@ export interface SimCounters {
    * The epochs in the pin names written (high availability): the highest, and the writes of a lower
    * epoch that landed after a higher epoch's first write (stale writes).
    */
-  epochs: { highest: string; staleLanded: number };
+  epochs: { highest: string; staleLanded: number; lastWriteAt: Record<string, number> };
+  /** The gNMI target's master arbitration: Sets refused as stale, stale Sets applied (must stay 0). */
+  gnmi?: { staleRefused: number; staleLanded: number; highest: Record<string, string> };
 }
 
 export interface SimulatorOptions {
@@ -207,7 +209,20 @@ export async function startSimulator(
     pinsByNexthop: sw.pins.programmedByNexthop(),
     groupChanges: [...sw.groupChanges],
     groupMoves: [...(traffic?.moves ?? [])],
-    epochs: { highest: String(sw.pins.epochs.highest), staleLanded: sw.pins.epochs.staleLanded },
+    epochs: {
+      highest: String(sw.pins.epochs.highest),
+      staleLanded: sw.pins.epochs.staleLanded,
+      lastWriteAt: Object.fromEntries([...sw.pins.epochs.lastWallAt].map(([e, at]) => [String(e), at])),
+    },
+    ...(gnmi
+      ? {
+          gnmi: {
+            staleRefused: gnmi.arbiter.staleRefused,
+            staleLanded: gnmi.arbiter.staleLanded,
+            highest: Object.fromEntries([...gnmi.arbiter.highest].map(([r, id]) => [r, String(id)])),
+          },
+        }
+      : {}),
     eventLoop: {
       maxMs: Math.round(loop.max / 1e6),
       p99Ms: Math.round(loop.percentile(99) / 1e6),

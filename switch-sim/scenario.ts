@@ -58,6 +58,11 @@ export interface Scenario {
      * one more monitor session of the switch (several flowpin instances, each its own mirror).
      */
     alsoPorts: number[];
+    /**
+     * More collectors on other hosts (UDP transport), each `{host, port}`: sent from the address the
+     * kernel picks for the route (a collector in another network namespace), not from sourceAddress.
+     */
+    alsoTo: { host: string; port: number }[];
   };
   eapi: { enabled: boolean; host: string; port: number; username: string; password: string };
   gnmi: {
@@ -233,6 +238,12 @@ export function readScenario(src: Reader): Scenario {
     replyRst: m.boolean('replyRst', false),
     replyFin: m.boolean('replyFin', false),
     alsoPorts: m.ports('alsoPorts'),
+    alsoTo: m.list('alsoTo', [], (_item, _at, reader) => {
+      const t = reader();
+      const to = { host: t.checked('host', undefined, ipCheck), port: t.port('port', undefined) };
+      t.done();
+      return to;
+    }),
   };
   m.done();
   const e = r.object('eapi');

@@ -123,6 +123,8 @@ export async function freePort(kind: 'tcp' | 'udp'): Promise<number> {
 
 export interface SimHandle extends Proc {
   eapi: string;
+  /** host:port of the gNMI target, '' unless started with one. */
+  gnmi: string;
   status: string;
   dataplane: string;
 }
@@ -142,6 +144,16 @@ export const TOPOLOGY: Topology = {
   pinCapacity: 100_000,
 };
 
+/** Where the simulator serves, beyond the defaults (eAPI on loopback, no gNMI target). */
+export interface SimServe {
+  /** The address the eAPI (and the gNMI target) listen on. */
+  host?: string;
+  /** Serve the gNMI target too (with master arbitration). */
+  gnmi?: boolean;
+  /** Mirror sessions toward collectors on other hosts (another network namespace). */
+  alsoTo?: readonly { host: string; port: number }[];
+}
+
 /**
  * The simulator: eAPI on, mirror of SYN, FIN and RST both ways toward `mirrorPort` (and as many more
  * sessions toward `alsoMirrorPorts`: one per further controller), no traffic of its own.
@@ -153,7 +165,10 @@ export async function startSim(
   resetLog: string,
   cpuProfDir?: string,
   alsoMirrorPorts: readonly number[] = [],
+  serve: SimServe = {},
 ): Promise<SimHandle> {
+  const host = serve.host === undefined ? '' : `host: ${serve.host}, `;
+  const alsoTo = (serve.alsoTo ?? []).map((t) => `{ host: ${t.host}, port: ${t.port} }`).join(', ');
   const file = path.join(dir, 'sim.yaml');
   writeFileSync(
     file,
@@ -162,8 +177,9 @@ export async function startSim(
       'vips:',
       ...topo.vips.map((v) => `  - { address: ${v.address}, nexthops: [${v.nexthops.join(', ')}] }`),
       `spareServers: [${topo.spare.join(', ')}]`,
-      `mirror: { replies: true, replyRst: true, replyFin: true, alsoPorts: [${alsoMirrorPorts.join(', ')}] }`,
-      'gnmi: { enabled: false }',
+      `mirror: { replies: true, replyRst: true, replyFin: true, alsoPorts: [${alsoMirrorPorts.join(', ')}], alsoTo: [${alsoTo}] }`,
+      `eapi: { ${host}enabled: true }`,
+      `gnmi: { ${host}enabled: ${serve.gnmi === true} }`,
       '',
     ].join('\n'),
   );
@@ -174,6 +190,7 @@ export async function startSim(
       file,
       '--eapi-port',
       '0',
+      ...(serve.gnmi === true ? ['--gnmi-port', '0'] : []),
       '--status-port',
       '0',
       '--mirror',
@@ -192,6 +209,7 @@ export async function startSim(
     const m = (re: RegExp): string => re.exec(p.out())?.[1] ?? '';
     return Object.assign(p, {
       eapi: m(/eAPI\s+(http:\S+)/),
+      gnmi: m(/gNMI\s+(\S+)/),
       status: m(/counters (http:\S+)\/counters/),
       dataplane: m(/dataplane (\S+)/),
     });

@@ -96,6 +96,11 @@ export class HaLease extends EventEmitter<{
     return this.sure ? this.until : 0;
   }
 
+  /** The deadline as last extended (kept once past it, for the log: when this instance stopped). */
+  get deadline(): number {
+    return this.until;
+  }
+
   valid(): boolean {
     return this.sure && this.now() < this.until;
   }

@@ -105,9 +105,14 @@ export class HaTakeover implements HaView {
     }
     this.coord.on('acquired', (sw, epoch) => void this.acquired(sw, epoch));
     this.coord.on('lost', (sw, reason) => this.lost(sw, reason));
-    this.coord.on('uncertain', () =>
-      this.log.warn('lease past its own deadline: every switch dropped, writes stopped'),
-    );
+    this.coord.on('uncertain', () => {
+      // Both on the monotonic clock at wall-clock scale (lease.ts monoNow): comparable with wall times.
+      const l = this.coord.currentLease;
+      this.log.warn(
+        { lastAckedSentAt: Math.round(l.lastAckedSentAt), deadline: Math.round(l.deadline) },
+        'lease past its own deadline: every switch dropped, writes stopped',
+      );
+    });
     this.coord.on('error', (err) => this.log.warn({ err: err.message }, 'high availability: retrying'));
   }
 
