@@ -1,17 +1,21 @@
-// The direct encoder of notification responses (proto/encode.ts) against proto-loader's
-// serializer: the same bytes for generated GetResponses and SubscribeResponses (paths with
-// keys, every scalar and encoded value it writes, deletes, non-ASCII strings, 64-bit
-// timestamps and counters), and the shapes it leaves to protobufjs are answered null.
+// The direct encoder and decoder of notification responses (proto/encode.ts, proto/decode.ts)
+// against proto-loader's serializer and deserializer: the same bytes, and the same objects,
+// for generated GetResponses and SubscribeResponses (paths with keys, every scalar and
+// encoded value they handle, deletes, non-ASCII strings, 64-bit timestamps and counters); the
+// shapes they leave to protobufjs are answered null.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { gnmiProto, type GetResponse, type SubscribeResponse } from '../proto/gnmi.js';
 import { encodeGetResponse, encodeSubscribeResponse, fastResponses } from '../proto/encode.js';
+import { decodeGetResponse, decodeSubscribeResponse, fastClientResponses } from '../proto/decode.js';
 
 const service = gnmiProto().service;
 const slowGet = service['Get']?.responseSerialize as (m: GetResponse) => Buffer;
 const slowSub = service['Subscribe']?.responseSerialize as (m: SubscribeResponse) => Buffer;
+const readGet = service['Get']?.responseDeserialize as (b: Buffer) => GetResponse;
+const readSub = service['Subscribe']?.responseDeserialize as (b: Buffer) => SubscribeResponse;
 
 const str = fc.oneof(fc.string({ maxLength: 12 }), fc.string({ unit: 'grapheme', maxLength: 80 }));
 const u64 = fc.bigInt({ min: 0n, max: 0xffffffffffffffffn });
@@ -66,24 +70,32 @@ const getResponse = fc.record(
   { requiredKeys: [] },
 );
 
-test('notification responses: the same bytes as proto-loader writes', { timeout: 60_000 }, () => {
-  const seed = Number(process.env['FLOWPIN_TEST_SEED'] ?? Date.now() % 2 ** 31);
-  console.log(`gnmi-encode seed ${seed} (FLOWPIN_TEST_SEED to repeat)`);
-  fc.assert(
-    fc.property(subscribeResponse, (generated) => {
-      const m = generated as SubscribeResponse;
-      assert.deepEqual(encodeSubscribeResponse(m), slowSub(m));
-    }),
-    { seed, numRuns: 2000 },
-  );
-  fc.assert(
-    fc.property(getResponse, (generated) => {
-      const m = generated as GetResponse;
-      assert.deepEqual(encodeGetResponse(m), slowGet(m));
-    }),
-    { seed, numRuns: 1000 },
-  );
-});
+test(
+  'notification responses: the same bytes as proto-loader writes, read as it reads them',
+  { timeout: 60_000 },
+  () => {
+    const seed = Number(process.env['FLOWPIN_TEST_SEED'] ?? Date.now() % 2 ** 31);
+    console.log(`gnmi-encode seed ${seed} (FLOWPIN_TEST_SEED to repeat)`);
+    fc.assert(
+      fc.property(subscribeResponse, (generated) => {
+        const m = generated as SubscribeResponse;
+        const bytes = slowSub(m);
+        assert.deepEqual(encodeSubscribeResponse(m), bytes);
+        assert.deepStrictEqual(decodeSubscribeResponse(bytes), readSub(bytes));
+      }),
+      { seed, numRuns: 2000 },
+    );
+    fc.assert(
+      fc.property(getResponse, (generated) => {
+        const m = generated as GetResponse;
+        const bytes = slowGet(m);
+        assert.deepEqual(encodeGetResponse(m), bytes);
+        assert.deepStrictEqual(decodeGetResponse(bytes), readGet(bytes));
+      }),
+      { seed, numRuns: 1000 },
+    );
+  },
+);
 
 test('a sample of rule leaves as the target sends it', { timeout: 10_000 }, () => {
   const rule = (seq: number) => ({ name: 'rule', key: { 'sequence-id': String(seq) } });
@@ -112,7 +124,8 @@ test('a sample of rule leaves as the target sends it', { timeout: 10_000 }, () =
   const wrapped = fastResponses(service)['Subscribe'];
   const bytes = wrapped?.responseSerialize(m) as Buffer;
   assert.deepEqual(bytes, fast);
-  const back = wrapped?.responseDeserialize(bytes) as SubscribeResponse;
+  const back = fastClientResponses(service)['Subscribe']?.responseDeserialize(bytes) as SubscribeResponse;
+  assert.deepStrictEqual(back, readSub(bytes));
   assert.equal(back.update?.update?.length, 300);
   assert.equal(back.update?.timestamp, '1765150000000000000');
 });
