@@ -168,8 +168,9 @@ const GNMI_ABOUT = `
 (\`--adapter gnmi\`: flowpin's adapter and the simulator's gNMI target in one process, talking
 gRPC over loopback) and, as the **baseline**, the simulator adapter (\`--adapter sim\`: the same
 switch model called in process), alternating, each run its own process under GNU time, default
-V8 heap settings. **Why it is fair:** same traffic, seed, switch model and changes; only the path
-to the switch differs. gNMI cannot tell which flows an addition moves (no look-up call), so the
+V8 heap settings; the gNMI adapter streams rule counters at its default sample interval
+(\`gnmi.sampleIntervalMs\`, 10 s). **Why it is fair:** same traffic, seed, switch model and changes;
+only the path to the switch differs. gNMI cannot tell which flows an addition moves (no look-up call), so the
 controller pins every flow of the VIP there, and it reads its servers by observation: the pin
 peak is larger than through the simulator adapter, which is part of what gNMI costs. Wall time
 moves with the machine's other load; CPU time (user + system) moves less, and is shown beside it.

@@ -441,6 +441,7 @@ export class World {
       this.gnmiTargets.set(s.opts.name, target);
     }
     const address = target.address;
+    // Counters are streamed at the product's default sample interval (gnmi.sampleIntervalMs).
     return new GnmiAdapter({
       switchName: s.opts.name,
       address,
@@ -449,7 +450,6 @@ export class World {
       password: 'flowpin',
       timeoutMs: 30_000,
       ingressInterfaces: ['Ethernet47'],
-      sampleIntervalMs: 1000,
       groupProgramDelayMs: s.opts.programDelayMs + 50,
       now: this.clock.now,
       pinTableSize: s.opts.pinCapacity,

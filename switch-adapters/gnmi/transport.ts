@@ -9,12 +9,15 @@
 import { readFileSync } from 'node:fs';
 import {
   credentials,
+  makeGenericClientConstructor,
   Metadata,
   status,
   type Client,
   type ClientDuplexStream,
+  type ServiceClientConstructor,
   type ServiceError,
 } from '@grpc/grpc-js';
+import { fastClientResponses } from '../../proto/decode.js';
 import {
   gnmiProto,
   type CapabilityResponse,
@@ -51,6 +54,14 @@ export interface GnmiTransportOptions {
   timeoutMs?: number;
 }
 
+let client: ServiceClientConstructor | undefined;
+
+/** The gNMI client, its notification responses read by the direct decoder (proto/decode.ts). */
+function fastClient(): ServiceClientConstructor {
+  client ??= makeGenericClientConstructor(fastClientResponses(gnmiProto().service), 'gNMI');
+  return client;
+}
+
 type Unary<Req, Res> = (
   req: Req,
   md: Metadata,
@@ -72,7 +83,7 @@ export class GnmiTransport {
       options.insecure === true
         ? credentials.createInsecure()
         : credentials.createSsl(readFileSync(options.caFile as string));
-    const { Client: Ctor } = gnmiProto();
+    const Ctor = fastClient();
     const channelOptions: Record<string, string | number> = {
       'grpc.initial_reconnect_backoff_ms': 200,
       'grpc.max_reconnect_backoff_ms': 5000,

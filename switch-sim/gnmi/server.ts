@@ -42,6 +42,7 @@ import {
   type TypedValue,
   type Update,
 } from '../../proto/gnmi.js';
+import { fastResponses } from '../../proto/encode.js';
 import { delay, FaultInjector } from '../faults.js';
 import { MasterArbiter } from './arbiter.js';
 import type { SimSwitch } from '../sim-switch.js';
@@ -293,7 +294,7 @@ export class GnmiServer {
         this.unary('set', call, cb, () => this.set(call.request)),
       Subscribe: (call: ServerDuplexStream<SubscribeRequest, SubscribeResponse>) => this.subscribe(call),
     };
-    server.addService(gnmiProto().service, impl);
+    server.addService(fastResponses(gnmiProto().service), impl);
     const creds = this.options.tls
       ? ServerCredentials.createSsl(
           null,

@@ -1,0 +1,382 @@
+// A direct protobuf encoder for the gNMI responses that carry notifications (GetResponse,
+// SubscribeResponse): sizes are computed in one pass and the bytes written in a second into
+// one buffer, where protobufjs (proto-loader's serializer) makes a message object per path
+// element and value and an operation object per field. It writes exactly the bytes
+// protobufjs writes for the same plain object (fields in number order; a present field is
+// written even at its default value; map entries in key order; the Protocol Buffers encoding,
+// protobuf.dev/programming-guides/encoding). Shapes it does not write (the deprecated
+// `element`, `value`, `error`, decimal, leaf-list and Any values, extensions, values of
+// another type than the field's) are left to proto-loader's serializer: see fastResponses.
+
+import type { ServiceDefinition } from '@grpc/grpc-js';
+import type { GetResponse, Notification, Path, SubscribeResponse, TypedValue, Update } from './gnmi.js';
+
+/** A shape this encoder leaves to protobufjs. */
+class Unsupported extends Error {}
+const unsupported = new Unsupported('shape left to protobufjs');
+
+/** A TypedValue with the members proto/gnmi.ts does not type (this encoder writes or refuses them). */
+type AnyValue = TypedValue & { any_val?: unknown; proto_bytes?: unknown };
+
+const present = (v: unknown): boolean => v !== undefined && v !== null;
+
+function varintSize(n: number): number {
+  if (n < 0x80) return 1;
+  if (n < 0x4000) return 2;
+  if (n < 0x200000) return 3;
+  if (n < 0x10000000) return 4;
+  return 5;
+}
+
+/** A 64-bit integer field's value as an unsigned 64-bit bigint (two's complement for int64). */
+function long(v: unknown): bigint {
+  if (typeof v === 'number') {
+    if (!Number.isSafeInteger(v)) throw unsupported;
+    return BigInt.asUintN(64, BigInt(v));
+  }
+  if (typeof v === 'string' && /^-?\d{1,20}$/.test(v)) {
+    const b = BigInt(v);
+    if (b > 0xffffffffffffffffn || b < -0x8000000000000000n) throw unsupported;
+    return BigInt.asUintN(64, b);
+  }
+  if (typeof v === 'bigint') return BigInt.asUintN(64, v);
+  throw unsupported;
+}
+
+function longSize(b: bigint): number {
+  let n = 1;
+  while (b >= 0x80n) {
+    b >>= 7n;
+    n++;
+  }
+  return n;
+}
+
+/** UTF-8 length of a string (short ASCII strings without a native call). */
+function strSize(s: unknown): number {
+  if (typeof s !== 'string') throw unsupported;
+  if (s.length > 64) return Buffer.byteLength(s);
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return Buffer.byteLength(s);
+  return s.length;
+}
+
+function bytesOf(v: unknown): Uint8Array {
+  if (v instanceof Uint8Array) return v;
+  throw unsupported;
+}
+
+/** Pass one: message sizes, recorded in the order pass two writes them. */
+class Sizer {
+  readonly sizes: number[] = [];
+
+  /** Reserves a slot for a message's size, filled once its fields are counted; returns the field's size. */
+  private message(count: () => number): number {
+    const slot = this.sizes.length;
+    this.sizes.push(0);
+    const n = count();
+    this.sizes[slot] = n;
+    return varintSize(n) + n;
+  }
+
+  private str(s: unknown): number {
+    const n = strSize(s);
+    return varintSize(n) + n;
+  }
+
+  path(p: Path): number {
+    return this.message(() => {
+      if (present(p.element) && (p.element as unknown[]).length > 0) throw unsupported;
+      let n = 0;
+      if (present(p.origin)) n += 1 + this.str(p.origin);
+      for (const e of p.elem ?? []) {
+        n +=
+          1 +
+          this.message(() => {
+            let m = 0;
+            if (present(e.name)) m += 1 + this.str(e.name);
+            if (present(e.key)) {
+              if (typeof e.key !== 'object') throw unsupported;
+              for (const k of Object.keys(e.key))
+                m +=
+                  1 +
+                  this.message(() => 1 + this.str(k) + 1 + this.str((e.key as Record<string, string>)[k]));
+            }
+            return m;
+          });
+      }
+      if (present(p.target)) n += 1 + this.str(p.target);
+      return n;
+    });
+  }
+
+  typedValue(v: AnyValue): number {
+    return this.message(() => {
+      let n = 0;
+      if (present(v.string_val)) n += 1 + this.str(v.string_val);
+      if (present(v.int_val)) n += 1 + longSize(long(v.int_val));
+      if (present(v.uint_val)) n += 1 + longSize(long(v.uint_val));
+      if (present(v.bool_val)) {
+        if (typeof v.bool_val !== 'boolean') throw unsupported;
+        n += 2;
+      }
+      if (present(v.bytes_val)) n += 1 + bytesField(v.bytes_val);
+      if (present(v.float_val) || present(v.decimal_val) || present(v.leaflist_val) || present(v.any_val))
+        throw unsupported;
+      if (present(v.json_val)) n += 1 + bytesField(v.json_val);
+      if (present(v.json_ietf_val)) n += 1 + bytesField(v.json_ietf_val);
+      if (present(v.ascii_val)) n += 1 + this.str(v.ascii_val);
+      if (present(v.proto_bytes)) n += 1 + bytesField(v.proto_bytes);
+      if (present(v.double_val)) {
+        if (typeof v.double_val !== 'number') throw unsupported;
+        n += 9;
+      }
+      return n;
+    });
+  }
+
+  update(u: Update): number {
+    return this.message(() => {
+      let n = 0;
+      if (present(u.path)) n += 1 + this.path(u.path as Path);
+      if (present((u as { value?: unknown }).value)) throw unsupported;
+      if (present(u.val)) n += 1 + this.typedValue(u.val as TypedValue);
+      if (present(u.duplicates)) n += 1 + varintSize(uint32(u.duplicates));
+      return n;
+    });
+  }
+
+  notification(m: Notification): number {
+    return this.message(() => {
+      let n = 0;
+      if (present(m.timestamp)) n += 1 + longSize(long(m.timestamp));
+      if (present(m.prefix)) n += 1 + this.path(m.prefix as Path);
+      for (const u of m.update ?? []) n += 1 + this.update(u);
+      for (const d of m.delete ?? []) n += 1 + this.path(d);
+      if (present(m.atomic)) {
+        if (typeof m.atomic !== 'boolean') throw unsupported;
+        n += 2;
+      }
+      return n;
+    });
+  }
+}
+
+function bytesField(v: unknown): number {
+  const n = bytesOf(v).length;
+  return varintSize(n) + n;
+}
+
+function uint32(v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) throw unsupported;
+  return v;
+}
+
+/** Pass two: the bytes, with the sizes pass one recorded. */
+class Writer {
+  private at = 0;
+  private next = 0;
+
+  constructor(
+    readonly buf: Buffer,
+    private readonly sizes: number[],
+  ) {}
+
+  private varint(n: number): void {
+    while (n >= 0x80) {
+      this.buf[this.at++] = (n & 0x7f) | 0x80;
+      n >>>= 7;
+    }
+    this.buf[this.at++] = n;
+  }
+
+  private long(b: bigint): void {
+    while (b >= 0x80n) {
+      this.buf[this.at++] = Number(b & 0x7fn) | 0x80;
+      b >>= 7n;
+    }
+    this.buf[this.at++] = Number(b);
+  }
+
+  private str(s: string): void {
+    const n = strSize(s);
+    this.varint(n);
+    if (n === s.length) for (let i = 0; i < n; i++) this.buf[this.at++] = s.charCodeAt(i);
+    else this.at += this.buf.write(s, this.at, 'utf8');
+  }
+
+  private bytes(v: unknown): void {
+    const b = bytesOf(v);
+    this.varint(b.length);
+    this.buf.set(b, this.at);
+    this.at += b.length;
+  }
+
+  private message(tag: number, write: () => void): void {
+    this.buf[this.at++] = tag;
+    this.varint(this.sizes[this.next++] as number);
+    write();
+  }
+
+  path(tag: number, p: Path): void {
+    this.message(tag, () => {
+      if (present(p.origin)) {
+        this.buf[this.at++] = 0x12;
+        this.str(p.origin as string);
+      }
+      for (const e of p.elem ?? []) {
+        this.message(0x1a, () => {
+          if (present(e.name)) {
+            this.buf[this.at++] = 0x0a;
+            this.str(e.name);
+          }
+          if (present(e.key)) {
+            const key = e.key as Record<string, string>;
+            for (const k of Object.keys(key)) {
+              this.message(0x12, () => {
+                this.buf[this.at++] = 0x0a;
+                this.str(k);
+                this.buf[this.at++] = 0x12;
+                this.str(key[k] as string);
+              });
+            }
+          }
+        });
+      }
+      if (present(p.target)) {
+        this.buf[this.at++] = 0x22;
+        this.str(p.target as string);
+      }
+    });
+  }
+
+  typedValue(tag: number, v: AnyValue): void {
+    this.message(tag, () => {
+      if (present(v.string_val)) {
+        this.buf[this.at++] = 0x0a;
+        this.str(v.string_val as string);
+      }
+      if (present(v.int_val)) {
+        this.buf[this.at++] = 0x10;
+        this.long(long(v.int_val));
+      }
+      if (present(v.uint_val)) {
+        this.buf[this.at++] = 0x18;
+        this.long(long(v.uint_val));
+      }
+      if (present(v.bool_val)) {
+        this.buf[this.at++] = 0x20;
+        this.buf[this.at++] = v.bool_val === true ? 1 : 0;
+      }
+      if (present(v.bytes_val)) {
+        this.buf[this.at++] = 0x2a;
+        this.bytes(v.bytes_val);
+      }
+      if (present(v.json_val)) {
+        this.buf[this.at++] = 0x52;
+        this.bytes(v.json_val);
+      }
+      if (present(v.json_ietf_val)) {
+        this.buf[this.at++] = 0x5a;
+        this.bytes(v.json_ietf_val);
+      }
+      if (present(v.ascii_val)) {
+        this.buf[this.at++] = 0x62;
+        this.str(v.ascii_val as string);
+      }
+      if (present(v.proto_bytes)) {
+        this.buf[this.at++] = 0x6a;
+        this.bytes(v.proto_bytes);
+      }
+      if (present(v.double_val)) {
+        this.buf[this.at++] = 0x71;
+        this.at = this.buf.writeDoubleLE(v.double_val as number, this.at);
+      }
+    });
+  }
+
+  update(tag: number, u: Update): void {
+    this.message(tag, () => {
+      if (present(u.path)) this.path(0x0a, u.path as Path);
+      if (present(u.val)) this.typedValue(0x1a, u.val as TypedValue);
+      if (present(u.duplicates)) {
+        this.buf[this.at++] = 0x20;
+        this.varint(u.duplicates as number);
+      }
+    });
+  }
+
+  notification(tag: number, m: Notification): void {
+    this.message(tag, () => {
+      if (present(m.timestamp)) {
+        this.buf[this.at++] = 0x08;
+        this.long(long(m.timestamp));
+      }
+      if (present(m.prefix)) this.path(0x12, m.prefix as Path);
+      for (const u of m.update ?? []) this.update(0x22, u);
+      for (const d of m.delete ?? []) this.path(0x2a, d);
+      if (present(m.atomic)) {
+        this.buf[this.at++] = 0x30;
+        this.buf[this.at++] = m.atomic === true ? 1 : 0;
+      }
+    });
+  }
+
+  get length(): number {
+    return this.at;
+  }
+}
+
+const hasExtensions = (ext: unknown[] | undefined): boolean => present(ext) && (ext as unknown[]).length > 0;
+
+/** Notifications as repeated field `tag` of a message; null where the shape is left to protobufjs. */
+function encodeNotifications(tag: number, ns: readonly Notification[], tail?: () => number[]): Buffer | null {
+  try {
+    const sizer = new Sizer();
+    let total = 0;
+    for (const n of ns) total += 1 + sizer.notification(n);
+    const extra = tail?.() ?? [];
+    const buf = Buffer.allocUnsafe(total + extra.length);
+    const w = new Writer(buf, sizer.sizes);
+    for (const n of ns) w.notification(tag, n);
+    buf.set(extra, w.length);
+    return buf;
+  } catch (err) {
+    if (err instanceof Unsupported) return null;
+    throw err;
+  }
+}
+
+/** A SubscribeResponse's bytes; null where the shape is left to protobufjs. */
+export function encodeSubscribeResponse(r: SubscribeResponse): Buffer | null {
+  const e = r as SubscribeResponse & { error?: unknown };
+  if (present(e.error) || hasExtensions(r.extension)) return null;
+  const sync = present(r.sync_response) ? (r.sync_response as unknown) : undefined;
+  if (sync !== undefined && typeof sync !== 'boolean') return null;
+  const tail = (): number[] => (sync === undefined ? [] : [0x18, sync ? 1 : 0]);
+  return encodeNotifications(0x0a, present(r.update) ? [r.update as Notification] : [], tail);
+}
+
+/** A GetResponse's bytes; null where the shape is left to protobufjs. */
+export function encodeGetResponse(r: GetResponse): Buffer | null {
+  if (present((r as { error?: unknown }).error) || hasExtensions(r.extension)) return null;
+  return encodeNotifications(0x0a, r.notification ?? []);
+}
+
+/**
+ * The service definition with Get's and Subscribe's responses written by this encoder
+ * (protobufjs for the shapes it leaves); requests and other methods as they were.
+ */
+export function fastResponses(service: ServiceDefinition): ServiceDefinition {
+  const encoders: Record<string, (m: never) => Buffer | null> = {
+    Get: encodeGetResponse,
+    Subscribe: encodeSubscribeResponse,
+  };
+  return Object.fromEntries(
+    Object.entries(service).map(([name, m]) => {
+      const encode = encoders[name];
+      if (encode === undefined) return [name, m];
+      const slow = m.responseSerialize as (v: never) => Buffer;
+      return [name, { ...m, responseSerialize: (v: never) => encode(v) ?? slow(v) }];
+    }),
+  ) as ServiceDefinition;
+}
