@@ -4,12 +4,21 @@
 // `flowpin run` instances with `ha:`, each restartable on its own configuration. Built from
 // torture/procs.ts (processes) and lib/etcd-cluster.ts (etcd).
 
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Etcd3 } from 'etcd3';
-import { startEtcdCluster, type EtcdCluster } from '../../lib/etcd-cluster.js';
-import type { ResetLine } from '../../switch-sim/reset-log.js';
+import { startEtcdCluster, type EtcdCluster } from '../lib/etcd-cluster.js';
+import type { ResetLine } from '../switch-sim/reset-log.js';
 import {
   flowpin,
   freePort,
@@ -19,7 +28,7 @@ import {
   writeControllerConfig,
   type Proc,
   type SimHandle,
-} from '../../torture/procs.js';
+} from './procs.js';
 
 export const HA_TOKEN = 'ha-instances-token-0123456789';
 export const HA_PREFIX = '/flowpin-ha/';
@@ -94,6 +103,8 @@ export interface HaBed {
 export interface HaBedOptions {
   names: string[];
   leaseTtlS: number;
+  /** false: the instances run without `ha:` (the same bed, for a comparison). */
+  ha?: boolean;
   pinMode?: string;
   env?: Record<string, string>;
 }
@@ -106,6 +117,48 @@ async function ready(i: HaInstance): Promise<void> {
     100,
   );
   if (i.proc.exited()) throw new Error(`${i.name} exited: ${i.proc.out().slice(-3000)}`);
+}
+
+/**
+ * The load (`flowpin load`) toward the VIP: `rate` connections/s of 1 s median life, 4 s at most, for
+ * `durationS`; resolves once it sends.
+ */
+export async function startHaLoad(bed: HaBed, rate: number, durationS: number, seed: number): Promise<Proc> {
+  const log = path.join(bed.dir, 'load.jsonl');
+  const load = flowpin(
+    [
+      'load',
+      '--dataplane',
+      bed.sim.dataplane,
+      '--vip',
+      '192.0.2.80:443',
+      '--rate',
+      String(rate),
+      '--duration-s',
+      String(durationS),
+      '--lifetime-median-s',
+      '1',
+      '--lifetime-sigma',
+      '0.7',
+      '--lifetime-max-s',
+      '4',
+      '--seed',
+      String(seed),
+      '--log',
+      log,
+      '--finish-s',
+      '6',
+    ],
+    { logFile: path.join(bed.dir, 'load.out') },
+  );
+  bed.load = load;
+  await until(
+    () => load.exited() || (existsSync(log) && statSync(log).size > 0),
+    60_000,
+    'the load to start',
+  );
+  if (load.exited()) throw new Error(`the load exited: ${load.out().slice(-500)}`);
+  return load;
 }
 
 /** Starts etcd, the simulator and the instances (each ready); `close` undoes all of it. */
@@ -165,7 +218,7 @@ export async function startHaBed(o: HaBedOptions): Promise<HaBed> {
       // out idle: 5 s, beyond the load's longest connection.
       appendFileSync(
         config,
-        `pinIdleTimeoutS: 5\nha: { endpoints: [${etcd.endpoints.join(', ')}], leaseTtlS: ${o.leaseTtlS}, prefix: ${HA_PREFIX}, name: ${name} }\n`,
+        `pinIdleTimeoutS: 5\n${o.ha === false ? '# ' : ''}ha: { endpoints: [${etcd.endpoints.join(', ')}], leaseTtlS: ${o.leaseTtlS}, prefix: ${HA_PREFIX}, name: ${name} }\n`,
       );
       const logFile = path.join(d, 'controller.log');
       instances.push({
@@ -193,7 +246,7 @@ export async function startHaBed(o: HaBedOptions): Promise<HaBed> {
   };
   return Object.assign(bed, {
     etcd: e,
-    client: client as Etcd3,
+    client,
     sim: s,
     byName: (n: string) => instances.find((i) => i.name === n) as HaInstance,
     async restart(i: HaInstance) {
