@@ -15,7 +15,7 @@ const FINAL = ['drained', 'complete', 'failed', 'cancelled'];
 
 export interface HaProcessSize {
   failovers: number;
-  /** Changes (a drain, then the nexthop put back, in turn) timed with and without `ha:`. */
+  /** Changes (a drain, then its undrain, in turn) timed with and without `ha:`. */
   changes: number;
 }
 
@@ -41,26 +41,36 @@ interface Rec {
 const inGroup = async (bed: HaBed): Promise<boolean> =>
   (await bed.counters()).vips.find((v) => v.address === VIP)?.members.includes(NH) === true;
 
-/** Drain of NH if it is in the group, else NH put back; the change's id and call time. */
+/** Drain of NH if it is in the group, else its undrain (an addition); the change's id and call time. */
 async function change(bed: HaBed, deadlineS: number): Promise<{ id: string; at: number }> {
   const drain = await inGroup(bed);
   for (;;) {
     const o = await until(() => bed.owner(), 40_000, 'an owner of sim1', 50);
     const at = Date.now();
     const r = await api(
-      drain
-        ? `${o.inst.api}/api/v1/switches/sim1/vips/${VIP}/nexthops/${NH}/drain`
-        : `${o.inst.api}/api/v1/switches/sim1/vips/${VIP}/nexthops`,
+      `${o.inst.api}/api/v1/switches/sim1/vips/${VIP}/nexthops/${NH}/${drain ? 'drain' : 'undrain'}`,
       {
         method: 'POST',
         headers: HA_AUTH,
-        body: JSON.stringify({
-          ...(drain ? { deadlineSeconds: deadlineS } : { address: NH }),
-          maxAtRisk: 1e6,
-        }),
+        body: JSON.stringify({ ...(drain ? { deadlineSeconds: deadlineS } : {}), maxAtRisk: 1e6 }),
       },
     );
-    if (r.status >= 200 && r.status < 300) return { id: (r.body as { id: string }).id, at };
+    if (r.status >= 200 && r.status < 300) {
+      const id = (r.body as { id?: string }).id;
+      if (id !== undefined) return { id, at };
+      // An undrain answers with the nexthop's state: its change is the addition recorded since the call.
+      const rec = await until(
+        async () => {
+          const l = await api(`${o.inst.api}/api/v1/switches/sim1/changes`, { headers: HA_AUTH }, 3000);
+          return (
+            l.body as { changes?: (Rec & { kind: string; nexthop: string; queuedAt: number })[] }
+          ).changes?.find((x) => x.kind === 'add' && x.nexthop === NH && x.queuedAt >= at - 50);
+        },
+        10_000,
+        'the undrain in the change list',
+      );
+      return { id: rec.id, at };
+    }
     if (r.status !== 421 && r.status !== 503) throw new Error(`change refused: ${JSON.stringify(r.body)}`);
   }
 }
@@ -153,9 +163,9 @@ export async function haProcesses(size: HaProcessSize, ttlS: number): Promise<Ha
     const takeoverMs: number[] = [];
     for (let k = 0; k < size.failovers; k++) {
       // A drain in flight when the owner dies (NH put back first where the last round left it out).
-      if (!(await inGroup(bed))) await ended(bed, (await change(bed, 8)).id, 40_000);
+      if (!(await inGroup(bed))) await ended(bed, (await change(bed, 10)).id, 40_000);
       const o = await until(() => bed.owner(), 40_000, 'an owner of sim1', 50);
-      const c = await change(bed, 8);
+      const c = await change(bed, 10);
       const killedAt = Date.now();
       o.inst.proc.signal('SIGKILL');
       await o.inst.proc.exit;

@@ -67,19 +67,23 @@ async function etcdRecords(bed: HaBed): Promise<RecordView[]> {
  * Asks a change of whichever instance owns the switch (running, not paused), until one accepts it or
  * 60 s pass. An exchange cut by a fault may have recorded the change: the log in etcd is read then.
  */
-async function ask(bed: HaBed, w: Watched): Promise<void> {
+async function ask(b: HaBed, w: Watched): Promise<void> {
+  // A configured nexthop drained before goes back by its undrain (an addition); the spare by an addition.
+  const spare = TOPOLOGY.spare.includes(w.nexthop);
   const body =
     w.kind === 'drain'
       ? { deadlineSeconds: DRAIN_DEADLINE_S, maxAtRisk: 1_000_000 }
-      : { address: w.nexthop, maxAtRisk: 1_000_000 };
+      : spare
+        ? { address: w.nexthop, maxAtRisk: 1_000_000 }
+        : { maxAtRisk: 1_000_000 };
   const url = (i: HaInstance): string =>
-    w.kind === 'drain'
-      ? `${i.api}/api/v1/switches/sim1/vips/${VIP}/nexthops/${w.nexthop}/drain`
-      : `${i.api}/api/v1/switches/sim1/vips/${VIP}/nexthops`;
+    w.kind === 'add' && spare
+      ? `${i.api}/api/v1/switches/sim1/vips/${VIP}/nexthops`
+      : `${i.api}/api/v1/switches/sim1/vips/${VIP}/nexthops/${w.nexthop}/${w.kind === 'drain' ? 'drain' : 'undrain'}`;
   const deadline = Date.now() + 60_000;
   let last = '';
   while (Date.now() < deadline) {
-    const o = await bed.owner();
+    const o = await b.owner();
     if (o !== undefined) {
       const at = Date.now();
       const r = await api(
@@ -91,11 +95,24 @@ async function ask(bed: HaBed, w: Watched): Promise<void> {
       if (r.status >= 200 && r.status < 300) {
         w.callAt = at;
         w.status = r.status;
-        w.id = (r.body as { id: string }).id;
+        // An undrain answers with the nexthop's state: its change is the addition recorded since the call.
+        w.id =
+          (r.body as { id?: string }).id ??
+          (
+            await until(
+              async () =>
+                (await etcdRecords(b)).find(
+                  (x) => x.kind === 'add' && x.nexthop === w.nexthop && Number(x['queuedAt'] ?? 0) >= at - 50,
+                ),
+              10_000,
+              `the undrain of ${w.nexthop} in etcd`,
+              100,
+            )
+          ).id;
         return;
       }
       if (r.status === 0) {
-        const rec = (await etcdRecords(bed).catch(() => [])).find(
+        const rec = (await etcdRecords(b).catch(() => [])).find(
           (x) => x.kind === w.kind && x.nexthop === w.nexthop && Number(x['queuedAt'] ?? 0) >= at - 1000,
         );
         if (rec !== undefined) {
