@@ -189,6 +189,8 @@ export async function haProcesses(size: HaProcessSize, ttlS: number): Promise<Ha
       failoverMs.push(line.time - killedAt);
       takeoverMs.push(line.takeoverMs);
       await ended(bed, c.id, 40_000);
+      // Put back by the owner that finished the drain, before the killed instance is back.
+      if (!(await inGroup(bed))) await ended(bed, (await change(bed, 10)).id, 40_000);
       await bed.restart(o.inst);
       // The restarted instance may take the switch back (handed over once no change is in flight).
       await until(
