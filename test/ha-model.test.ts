@@ -88,6 +88,7 @@ async function ask(b: HaBed, w: Watched): Promise<void> {
       : `${i.api}/api/v1/switches/sim1/vips/${VIP}/nexthops/${w.nexthop}/${w.kind === 'drain' ? 'drain' : 'undrain'}`;
   const deadline = Date.now() + 60_000;
   let last = '';
+  let prev = '';
   while (Date.now() < deadline) {
     const o = await b.owner();
     if (o !== undefined) {
@@ -97,6 +98,7 @@ async function ask(b: HaBed, w: Watched): Promise<void> {
         { method: 'POST', headers: HA_AUTH, body: JSON.stringify(body) },
         8000,
       );
+      prev = last;
       last = `${o.inst.name}: ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`;
       if (r.status >= 200 && r.status < 300) {
         w.callAt = at;
@@ -111,7 +113,11 @@ async function ask(b: HaBed, w: Watched): Promise<void> {
                   (x) => x.kind === 'add' && x.nexthop === w.nexthop && Number(x['queuedAt'] ?? 0) >= at - 50,
                 ),
               10_000,
-              `the undrain of ${w.nexthop} in etcd`,
+              `the undrain of ${w.nexthop} in etcd (${o.inst.name} answered ${r.status}; the switch's group ${(
+                await b.counters()
+              ).vips
+                .find((v) => v.address === VIP)
+                ?.members.join(',')}; the attempt before: ${prev || 'none'})`,
               100,
             )
           ).id;

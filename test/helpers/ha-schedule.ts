@@ -24,8 +24,8 @@ export interface HaStep {
 }
 
 /**
- * `count` steps; every fault kind appears once the count allows (kill first, then stop, then an etcd
- * member), the rest drawn at random.
+ * `count` steps: every fault kind once where the count allows (three steps or more), the rest drawn at
+ * random, in an order drawn from the seed.
  */
 export function haSchedule(rng: Rng, count: number): HaStep[] {
   const steps: HaStep[] = [];
