@@ -89,6 +89,8 @@ async function ask(b: HaBed, w: Watched): Promise<void> {
   const deadline = Date.now() + 60_000;
   let last = '';
   let prev = '';
+  /** An earlier exchange was cut by a fault (no answer, or 503): the change may be recorded all the same. */
+  let cut = false;
   while (Date.now() < deadline) {
     const o = await b.owner();
     if (o !== undefined) {
@@ -124,6 +126,7 @@ async function ask(b: HaBed, w: Watched): Promise<void> {
         return;
       }
       if (r.status === 0) {
+        cut = true;
         const rec = (await etcdRecords(b).catch(() => [])).find(
           (x) => x.kind === w.kind && x.nexthop === w.nexthop && Number(x['queuedAt'] ?? 0) >= at - 1000,
         );
@@ -133,7 +136,22 @@ async function ask(b: HaBed, w: Watched): Promise<void> {
           w.seen['record'] = Date.now();
           return;
         }
-      } else if (r.status !== 421 && r.status !== 503) throw new Error(`the ${w.kind} was refused: ${last}`);
+      } else if (
+        r.status === 409 &&
+        cut &&
+        typeof r.body?.detail?.change === 'string' &&
+        String(r.body.detail.change).includes(`-${w.kind}-`) &&
+        String(r.body.message).includes(w.nexthop)
+      ) {
+        // The exchange a fault cut had recorded the change after all: the new owner resumed it.
+        w.id = String(r.body.detail.change);
+        w.seen['record'] = Date.now();
+        return;
+      } else if (r.status === 503) {
+        // A switch lost while the change was being recorded: it may be in etcd all the same.
+        cut = true;
+      } else if (r.status !== 421)
+        throw new Error(`the ${w.kind} was refused: ${last} (the attempt before: ${prev || 'none'})`);
     }
     await wait(200);
   }
