@@ -91,10 +91,14 @@ async function ask(b: HaBed, w: Watched): Promise<void> {
   let prev = '';
   /** An earlier exchange was cut by a fault (no answer, or 503): the change may be recorded all the same. */
   let cut = false;
+  /** When the first exchange began: a change a cut exchange recorded is no older. */
+  let firstAt: number | undefined;
   while (Date.now() < deadline) {
     const o = await b.owner();
     if (o !== undefined) {
       const at = Date.now();
+      firstAt ??= at;
+      const since = (cut ? firstAt : at) - 1000;
       const r = await api(
         url(o.inst),
         { method: 'POST', headers: HA_AUTH, body: JSON.stringify(body) },
@@ -112,7 +116,7 @@ async function ask(b: HaBed, w: Watched): Promise<void> {
             await until(
               async () =>
                 (await etcdRecords(b)).find(
-                  (x) => x.kind === 'add' && x.nexthop === w.nexthop && Number(x['queuedAt'] ?? 0) >= at - 50,
+                  (x) => x.kind === 'add' && x.nexthop === w.nexthop && Number(x['queuedAt'] ?? 0) >= since,
                 ),
               10_000,
               `the undrain of ${w.nexthop} in etcd (${o.inst.name} answered ${r.status}; the switch's group ${(
@@ -128,7 +132,7 @@ async function ask(b: HaBed, w: Watched): Promise<void> {
       if (r.status === 0) {
         cut = true;
         const rec = (await etcdRecords(b).catch(() => [])).find(
-          (x) => x.kind === w.kind && x.nexthop === w.nexthop && Number(x['queuedAt'] ?? 0) >= at - 1000,
+          (x) => x.kind === w.kind && x.nexthop === w.nexthop && Number(x['queuedAt'] ?? 0) >= since,
         );
         if (rec !== undefined) {
           w.callAt = at;
