@@ -252,12 +252,9 @@ export class ChangeManager {
    * The controller is stopping: changes in progress stop where they are, their records left
    * as they were written (they resume at the next start), nothing undone or marked failed.
    */
-  stop(): void {
+  stop(why = 'flowpin is stopping; changes in progress resume when it starts again'): void {
     this.stopped = true;
-    const err = new FlowpinError(
-      'switch-unavailable',
-      'flowpin is stopping; changes in progress resume when it starts again',
-    );
+    const err = new FlowpinError('switch-unavailable', why);
     for (const abort of [...this.aborts]) abort(err);
   }
 
@@ -266,8 +263,8 @@ export class ChangeManager {
    * (nothing undone, records left as last written: the next owner resumes them from the change
    * log) and the records leave memory (the next owner's log is the truth from now on).
    */
-  release(): void {
-    this.stop();
+  release(why: string): void {
+    this.stop(why);
     this.records.splice(0);
     this.checking.clear();
     this.sync();

@@ -1270,6 +1270,7 @@ export class Controller {
         }
         const fresh = this.flowTable.touch(key);
         if (id !== UNRESOLVED) this.flowTable.resolve(key, id);
+        rt.markRestored(key);
         // Half-closed when written: it still ends at the other side's FIN, not at one more of the same.
         const half = saved.halfClosed.get(saved_);
         if (half !== undefined && this.flowTable.halfClosedBy(key) === null) this.flowTable.fin(key, half);

@@ -138,7 +138,14 @@ export class MirrorWatch {
     const now = this.o.now();
     this.roll(now, all);
     const elapsed = now - this.rateStart;
-    const current = elapsed >= 1000 ? ((vip.syns - vip.synsAtWindow) * 1000) / elapsed : 0;
+    // In the first window after a start no full window stands behind the rate: under a second, the SYNs
+    // seen so far over the time seen (at least 100 ms), not 0. A restarted instance that holds a change at
+    // once would otherwise count none of the connections opened while it was down (its unseen bound).
+    const first = this.rateStart === this.startedAt;
+    const current =
+      elapsed >= 1000 || (first && elapsed > 0)
+        ? ((vip.syns - vip.synsAtWindow) * 1000) / Math.max(elapsed, 100)
+        : 0;
     return Math.max(vip.synRate, current);
   }
 

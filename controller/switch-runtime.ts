@@ -188,8 +188,21 @@ export class SwitchRuntime {
   adoptPinsAsFlows = false;
   /** Connections adopted from the switch's pins at start (their SYN was not seen by this process). */
   adoptedFlows = 0;
-  /** Keys of adopted connections still tracked: their liveness is unknown whatever the mirror carries. */
+  /**
+   * Keys of adopted connections still tracked, and of connections restored from the state file: their
+   * liveness is unknown whatever the mirror carries (an end that passed while this process was down was
+   * not seen).
+   */
   private readonly adoptedKeys = new Set<string>();
+
+  /**
+   * A connection restored from the state file, saved before this process stopped: its end may have
+   * passed while nothing watched the mirror, so it is of unknown liveness (it ends by FIN or RST, or when
+   * its pin idles out, as an adopted one), not live until a FIN that was already missed.
+   */
+  markRestored(key: string): void {
+    this.adoptedKeys.add(key);
+  }
 
   constructor(private readonly o: SwitchRuntimeOptions) {
     this.name = o.name;

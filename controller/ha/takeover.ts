@@ -31,6 +31,14 @@ import { parseOwner } from './keys.js';
 import { monoNow } from './lease.js';
 import type { LostReason } from './ownership.js';
 
+/** Why a switch was lost, as a change's caller reads it. */
+const LOST_WHY: Record<LostReason, string> = {
+  deadline: 'its lease passed its own deadline',
+  handover: 'handed over to another instance',
+  taken: 'taken by another instance',
+  stopped: 'this instance is stopping',
+};
+
 /** How often the fence follows the lease's deadline, and the others' ownership is read. */
 const RENEW_MS = 200;
 const OWNERS_MS = 1000;
@@ -367,7 +375,11 @@ export class HaTakeover implements HaView {
     if (this.o.breakage === 'write-after-lost') return;
     this.block(sw, BigInt(st.epoch));
     // Work stops where it is; nothing undone: the next owner resumes from the change log.
-    this.c.changeManager(sw).release();
+    this.c
+      .changeManager(sw)
+      .release(
+        `this instance no longer owns switch ${sw} (${LOST_WHY[reason]}): changes in progress are recorded and its next owner resumes them (GET /api/v1/switches names the owner)`,
+      );
     if (was)
       this.log.warn(
         { switch: sw, epoch: st.epoch, reason },
