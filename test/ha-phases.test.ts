@@ -6,8 +6,9 @@
 // and once its group write took effect (tracking the drain); the addition: right after the
 // call, once the flow journal holds the flows seen before the hold, when its group write is
 // about to leave (the record written, the write not sent: it runs again), and once the switch
-// accepted the write (before the record says applied: the next owner reads the switch's group). The points after
-// the pins and after the group write has left are in ha-failover.test.ts.
+// accepted the write (before the record says applied: the next owner reads the switch's
+// group). The points after the pins and after the group write has left are in
+// ha-failover.test.ts.
 // Judged against the simulator's reset log: no protected connection reset, every other reset
 // counted by the record, the record in etcd truthful, no stale write landed.
 
