@@ -709,23 +709,38 @@ export class Reconciler {
     // After a failure no further chunk is sent: the round fails once the one in flight ends.
     let next = 0;
     let failed = false;
-    const worker = async (): Promise<void> => {
-      while (!failed) {
-        if (next >= chunks.length) chunks.push(...this.takeUp(since));
-        if (next >= chunks.length) return;
-        try {
-          await this.installChunk(chunks[next++] as [string, DesiredPin][]);
-          if (this.touchedGroups.size > 0) await this.applyGroups();
-        } catch (err) {
-          failed = true;
-          throw err;
-        }
+    let failure: unknown;
+    let active = 0;
+    const workers: Promise<void>[] = [];
+    // Workers up to INSTALL_PARALLELISM while chunks wait (again after pins were taken up).
+    const spawn = (): void => {
+      while (active < INSTALL_PARALLELISM && next < chunks.length && !failed) {
+        active++;
+        workers.push(
+          worker()
+            .catch((err: unknown) => {
+              if (!failed) failure = err;
+              failed = true;
+            })
+            .finally(() => active--),
+        );
       }
     };
-    const ends = await Promise.allSettled(
-      Array.from({ length: Math.min(INSTALL_PARALLELISM, chunks.length) }, worker),
-    );
-    for (const e of ends) if (e.status === 'rejected') throw e.reason;
+    const worker = async (): Promise<void> => {
+      while (!failed) {
+        if (next >= chunks.length) {
+          chunks.push(...this.takeUp(since));
+          spawn();
+        }
+        if (next >= chunks.length) return;
+        await this.installChunk(chunks[next++] as [string, DesiredPin][]);
+        if (this.touchedGroups.size > 0) await this.applyGroups();
+      }
+    };
+    spawn();
+    // Workers started while these ran are waited for too.
+    for (let i = 0; i < workers.length; i++) await workers[i];
+    if (failed) throw failure;
   }
 
   private async installChunk(all: [string, DesiredPin][]): Promise<void> {
