@@ -134,8 +134,6 @@ const MIRROR_LAG_MS = 2000;
 const FRAME_POLL_MS = 5;
 /** Rounds stop starting after this long: past it the window holds the flows still waiting. */
 const CONVERGE_MS = 1000;
-/** Longest wait before the hold for the pins of the flows a change knows of at its start. */
-const PREPIN_MS = 5000;
 const CONVERGED = 8;
 const PROGRESS_EVERY_MS = 2000;
 /** Records kept (the oldest finished ones go first). */
@@ -1000,14 +998,10 @@ export class ChangeManager {
       dropping();
       offWrite();
     };
-    const wake = (fn: () => void): (() => void) => rt.onProgress(fn);
     try {
       this.sync();
       await this.reached(rec, 'pending', run);
       await wait(this.pinAffected(rec, vip));
-      // The pins of the flows known now are programmed before the hold, not during it: the hold
-      // then waits only for the pins of flows seen since (pinned as they come).
-      await this.prepin(rec, run, wake, deadline);
       // 2. barrier by marks.
       rec.heldAt = this.now;
       rec.synRateAtHold = Math.round(rt.synRateOf(vip) * 10) / 10;
@@ -1017,6 +1011,7 @@ export class ChangeManager {
       await wait(this.framesThrough(rec.heldAt + this.o.settleMs));
       mark = rt.mark();
       const markAt = this.now;
+      const wake = (fn: () => void): (() => void) => rt.onProgress(fn);
       await wait(
         until(
           rt.clock,
@@ -1284,41 +1279,6 @@ export class ChangeManager {
             Math.min(deadline, stopAt),
             () => 'programming the pins of the flows seen during the barrier',
           ),
-        );
-      } catch (err) {
-        if (err instanceof DeadlineError) return;
-        throw err;
-      }
-    }
-  }
-
-  /**
-   * Before the hold: waits until the pins the change wants now (the flows known on the nexthop,
-   * or those an addition moves) are programmed, then once more for those of the flows seen
-   * meanwhile, for at most PREPIN_MS and never past half the barrier's time. Never fails the
-   * change: what is left is waited for by the barrier, as before.
-   */
-  private async prepin(
-    rec: ChangeRecord,
-    run: Running,
-    wake: (fn: () => void) => () => void,
-    deadline: number,
-  ): Promise<void> {
-    const rt = this.rt;
-    const stopAt = Math.min(this.now + PREPIN_MS, deadline - this.o.barrierTimeoutMs / 2);
-    for (let round = 0; round < 2 && this.now < stopAt; round++) {
-      const waiting = new Set([...this.pinsOf(rec)].filter((id) => !rt.reconciler.settled([id])));
-      if (waiting.size <= CONVERGED || rt.reconciler.freeEntries() === 0) return;
-      try {
-        await this.guard(
-          until(
-            rt.clock,
-            rt.reconciler.settledCheck(waiting),
-            wake,
-            stopAt,
-            () => 'programming the pins of the change before its hold',
-          ),
-          run,
         );
       } catch (err) {
         if (err instanceof DeadlineError) return;
