@@ -98,8 +98,6 @@ export interface FailedPins {
 }
 
 const INSTALL_PARALLELISM = 2;
-/** How long a round's install workers take up pins wanted since the round began (ms). */
-const TAKE_UP_MS = 2000;
 const FAILED_MAX = 10_000;
 const FAILED_TTL_MS = 15 * 60_000;
 
@@ -647,7 +645,8 @@ export class Reconciler {
       const i = this.held.get(id);
       if (d === undefined) {
         if (i !== undefined) toRemove.push(i.flow);
-      } else if (needsInstall(d, i)) toInstall.push([id, d]);
+      } else if (i === undefined || i.nexthop !== d.nexthop || (!i.programmed && i.reason !== 'pending'))
+        toInstall.push([id, d]);
     }
     if (toRemove.length > 0) {
       await this.o.adapter.removePins(toRemove, this.writeFence());
@@ -663,12 +662,10 @@ export class Reconciler {
     if (this.pendingIds.size > 0) this.scheduleReadback();
   }
 
-  /** The pins of `entries` the table has room for, in chunks of the batch size; the others dropped. */
-  private chunked(entries: [string, DesiredPin][]): [string, DesiredPin][][] {
-    // Pins on their way take room the switch has not reported yet.
-    let free = this.freeEntries() - this.sending.size;
+  private async install(toInstall: [string, DesiredPin][]): Promise<void> {
+    let free = this.freeEntries();
     const fits: [string, DesiredPin][] = [];
-    for (const entry of entries) {
+    for (const entry of toInstall) {
       const replacing = this.held.get(entry[0])?.programmed === true;
       if (replacing || free > 0) {
         fits.push(entry);
@@ -678,69 +675,27 @@ export class Reconciler {
     const size = this.o.adapter.capabilities.pinBatchSize;
     const chunks: [string, DesiredPin][][] = [];
     for (let at = 0; at < fits.length; at += size) chunks.push(fits.slice(at, at + size));
-    return chunks;
-  }
-
-  /**
-   * Pins wanted since the round began that only need installing, taken out of `touched` for the
-   * round's install workers (the rest, removals and pins on their way now, wait for the next
-   * round). Nothing once a resync is asked for or the round has installed for TAKE_UP_MS.
-   */
-  private takeUp(since: number): [string, DesiredPin][][] {
-    if (this.needResync || this.stopped || this.o.clock.now() - since >= TAKE_UP_MS) return [];
-    const more: [string, DesiredPin][] = [];
-    for (const id of this.touched) {
-      const d = this.wanted.get(id);
-      if (d === undefined || this.sending.has(id)) continue;
-      this.touched.delete(id);
-      if (needsInstall(d, this.held.get(id))) more.push([id, d]);
-    }
-    return this.chunked(more);
-  }
-
-  private async install(toInstall: [string, DesiredPin][]): Promise<void> {
-    const chunks = this.chunked(toInstall);
-    const since = this.o.clock.now();
     // Two requests in flight: one is built and sent while the switch works on the other (or
     // reads the first back), each next chunk sent as soon as one is done, not in waves. A group
-    // write asked for meanwhile goes out between chunks, not after the whole install. Pins
-    // wanted while the round installs (the flows a drain pins as they come) are taken up by a
-    // worker with no chunk left, rather than after the other's last chunk and a new round.
+    // write asked for meanwhile goes out between chunks, not after the whole install.
     // After a failure no further chunk is sent: the round fails once the one in flight ends.
     let next = 0;
     let failed = false;
-    let failure: unknown;
-    let active = 0;
-    const workers: Promise<void>[] = [];
-    // Workers up to INSTALL_PARALLELISM while chunks wait (again after pins were taken up).
-    const spawn = (): void => {
-      while (active < INSTALL_PARALLELISM && next < chunks.length && !failed) {
-        active++;
-        workers.push(
-          worker()
-            .catch((err: unknown) => {
-              if (!failed) failure = err;
-              failed = true;
-            })
-            .finally(() => active--),
-        );
-      }
-    };
     const worker = async (): Promise<void> => {
-      while (!failed) {
-        if (next >= chunks.length) {
-          chunks.push(...this.takeUp(since));
-          spawn();
+      while (next < chunks.length && !failed) {
+        try {
+          await this.installChunk(chunks[next++] as [string, DesiredPin][]);
+          if (this.touchedGroups.size > 0) await this.applyGroups();
+        } catch (err) {
+          failed = true;
+          throw err;
         }
-        if (next >= chunks.length) return;
-        await this.installChunk(chunks[next++] as [string, DesiredPin][]);
-        if (this.touchedGroups.size > 0) await this.applyGroups();
       }
     };
-    spawn();
-    // Workers started while these ran are waited for too.
-    for (let i = 0; i < workers.length; i++) await workers[i];
-    if (failed) throw failure;
+    const ends = await Promise.allSettled(
+      Array.from({ length: Math.min(INSTALL_PARALLELISM, chunks.length) }, worker),
+    );
+    for (const e of ends) if (e.status === 'rejected') throw e.reason;
   }
 
   private async installChunk(all: [string, DesiredPin][]): Promise<void> {
@@ -986,11 +941,6 @@ export class Reconciler {
     if (this.touched.size > 0) this.touch();
     this.notify();
   }
-}
-
-/** A desired pin the switch does not hold as wanted: absent, toward another nexthop, or refused for good. */
-function needsInstall(d: DesiredPin, i: InstalledView | undefined): boolean {
-  return i === undefined || i.nexthop !== d.nexthop || (!i.programmed && i.reason !== 'pending');
 }
 
 /** Whether two groups have the same members (`a` absent: not the same). */
