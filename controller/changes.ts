@@ -134,6 +134,8 @@ const MIRROR_LAG_MS = 2000;
 const FRAME_POLL_MS = 5;
 /** Rounds stop starting after this long: past it the window holds the flows still waiting. */
 const CONVERGE_MS = 1000;
+/** A round waits at most this long: one that has not halved what waits by then met the programming lag. */
+const CONVERGE_ROUND_MS = 250;
 const CONVERGED = 8;
 const PROGRESS_EVERY_MS = 2000;
 /** Records kept (the oldest finished ones go first). */
@@ -1244,9 +1246,11 @@ export class ChangeManager {
    * Rounds after the barrier: the pins wanted since the mark that are not programmed yet, waited
    * for while there are more than CONVERGED of them, each round leaves at most half of what the
    * last one waited for, and the table has room, for at most CONVERGE_ROUNDS rounds started
-   * within CONVERGE_MS. A round that cannot halve what waits has met the switch's programming
-   * lag: flows keep coming during every round, so about rate x lag are always waiting, and
-   * another round only makes the change longer without making its window smaller.
+   * within CONVERGE_MS, each at most CONVERGE_ROUND_MS. A round that cannot halve what waits has
+   * met the switch's programming lag: flows keep coming during every round, so about rate x lag
+   * are always waiting, and another round only makes the change longer without making its
+   * window smaller. Nor does a first round that the lag keeps from ending: where pins take
+   * seconds, the flows that came while it waited outnumber those it saw programmed.
    */
   private async converge(
     rec: ChangeRecord,
@@ -1273,13 +1277,14 @@ export class ChangeManager {
             rt.clock,
             rt.reconciler.settledCheck(waiting),
             wake,
-            Math.min(deadline, stopAt),
+            Math.min(deadline, stopAt, this.now + CONVERGE_ROUND_MS),
             () => 'programming the pins of the flows seen during the barrier',
           ),
         );
       } catch (err) {
-        if (err instanceof DeadlineError) return;
-        throw err;
+        // Past the round's time: the next round starts only if this one halved what waits.
+        if (!(err instanceof DeadlineError)) throw err;
+        if (this.now >= Math.min(deadline, stopAt)) return;
       }
     }
   }
