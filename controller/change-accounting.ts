@@ -12,11 +12,14 @@ export interface Observations {
   needed: Set<string>;
   /** Pins of the change the switch refused or had no room for before it took effect. */
   dropped: Map<string, AtRiskReason>;
-  /** Pins programmed when the change took effect. */
+  /**
+   * Pins the switch reported programmed before the group write left, and still programmed at the effect:
+   * held when the change took effect.
+   */
   programmedAtEffect: Set<string>;
   /**
-   * Pins whose install was unanswered at the effect and that a read-back after it found programmed: in
-   * `pinned` (the switch holds them), not protected (they may have landed after the effect).
+   * Pins found programmed only after the group write left (or read back after the effect, their install
+   * unanswered): in `pinnedLate`, not protected (they may have landed after the effect).
    */
   programmedInDoubt?: Set<string>;
   /** Flows resolved after the mark (by key). */
@@ -44,6 +47,7 @@ export interface SwitchView {
 
 export interface Accounting {
   pinned: number;
+  pinnedLate: number;
   counted: { id: string; why: AtRiskReason | 'window' }[];
   /** Counted as shed by number (no names). */
   forgotten: number;
@@ -53,7 +57,8 @@ export function account(seen: Observations, sw: SwitchView): Accounting {
   const { needed, dropped, programmedAtEffect, afterMark, uncertain, sentSeq, settledSeq } = seen;
   const counted = new Set<string>(programmedAtEffect);
   const out: Accounting = {
-    pinned: programmedAtEffect.size + (seen.programmedInDoubt?.size ?? 0),
+    pinned: programmedAtEffect.size,
+    pinnedLate: seen.programmedInDoubt?.size ?? 0,
     counted: [],
     forgotten: sw.forgotten,
   };

@@ -150,8 +150,17 @@ export interface ChangeRecord {
   deadlinePassedAt?: number;
   /** The figures checked against the bound right before the group write. */
   checked?: RiskFigures;
-  /** Flows with a programmed pin for the change when it took effect (null: not measured). */
+  /**
+   * Flows with a pin for the change the switch reported programmed before the group write left, so
+   * held when it took effect (null: not measured).
+   */
   pinned: number | null;
+  /**
+   * Pins for the change found programmed only after the group write left (window flows pinned as
+   * they came, installs answered late): on the switch now, maybe not yet when the change took
+   * effect, so their flows stay counted at risk or in the window (null: not measured).
+   */
+  pinnedLate?: number | null;
   /** Flows that needed a pin and have none programmed, in all and by reason (null: not measured). */
   atRisk: number | null;
   atRiskBy: AtRiskCounts;
@@ -205,6 +214,7 @@ export const StoredChangeRecord = Type.Object(
     deadlineAt: Type.Optional(Num),
     deadlinePassedAt: Type.Optional(Num),
     pinned: Type.Optional(NumOrNull),
+    pinnedLate: Type.Optional(NumOrNull),
     atRisk: Type.Optional(NumOrNull),
     atRiskBy: Type.Optional(Risk),
     windowFlows: Type.Optional(NumOrNull),

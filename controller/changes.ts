@@ -700,6 +700,7 @@ export class ChangeManager {
       // The window ran across the stop, or the stop came before its figures were counted: not measured.
       r.windowFlows = null;
       r.pinned = null;
+      r.pinnedLate = null;
       info.inferred.push(
         r.effectiveAt === undefined
           ? 'window: not measured (the stop came before the change took effect); resets seen on the reply mirror are in resetsSeen'
@@ -1086,6 +1087,11 @@ export class ChangeManager {
       if (run.cancelled) throw new Error(CANCELLED);
       sent = true;
       run.sent = true;
+      // What the switch reported programmed before the write left was there before it took effect;
+      // what it reports only later may have landed after the effect (in `pinnedLate`).
+      const programmedAtSend = new Set<string>();
+      for (const id of [...needed, ...this.pinsOf(rec)])
+        if (rt.reconciler.isProgrammed(id)) programmedAtSend.add(id);
       rt.reconciler.setGroup(rec.vip, target);
       this.sync();
       // No deadline from here: once the write is on its way its outcome must be known before
@@ -1118,11 +1124,12 @@ export class ChangeManager {
       // (Including pins wanted since the barrier: flows observed in the window.)
       const effectiveProgrammed = new Set<string>();
       const relied = [...needed, ...this.pinsOf(rec)];
-      for (const id of relied) if (rt.reconciler.isProgrammed(id)) effectiveProgrammed.add(id);
+      for (const id of relied)
+        if (programmedAtSend.has(id) && rt.reconciler.isProgrammed(id)) effectiveProgrammed.add(id);
       // A pin whose install went unanswered (still on its way, or its answer lost) may be programmed:
-      // read back from the switch. Found so, it counts in `pinned` (the switch holds it); its flow is
-      // still counted at risk or in the window, since the read-back comes after the effect and cannot
-      // say the pin was there before it.
+      // read back from the switch. Found so, it counts in `pinnedLate` with those found programmed
+      // after the write left; its flow is still counted at risk or in the window, since nothing says
+      // the pin was there before the effect.
       const inDoubt = new Set<string>();
       await this.guard(rt.reconciler.readBackUnanswered(relied)).catch((err: unknown) => {
         if (this.stopped) throw err;
@@ -1223,6 +1230,7 @@ export class ChangeManager {
       unresolved: union(atWrite.unresolved, this.rt.unresolvedOn(rec.vip).map(idOfKey)),
     });
     rec.pinned = out.pinned;
+    rec.pinnedLate = out.pinnedLate;
     rec.atRisk = 0;
     rec.atRiskBy = zeroRisk();
     rec.windowFlows = 0;

@@ -59,6 +59,7 @@ export const ChangeView = Type.Object(
     // null where the record did not measure them (a change resumed after a kill in its window): never shown
     // as 0.
     pinned: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
+    pinnedLate: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
     atRisk: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
     remaining: Type.Optional(Type.Integer()),
     resetsSeen: Type.Optional(
