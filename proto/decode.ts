@@ -1,5 +1,6 @@
 // A direct protobuf decoder for the gNMI responses that carry notifications (GetResponse,
-// SubscribeResponse), for the client: it reads the bytes into the plain objects proto-loader
+// SubscribeResponse) and Set's response, for the client, and Set's request, for the target
+// (a client's rule writes): it reads the bytes into the plain objects proto-loader
 // gives with PROTO_LOADER_OPTIONS (every absent field at its default, 64-bit integers as
 // decimal strings, the oneof member named in a virtual field, bytes as Buffers over the
 // message), without protobufjs's intermediate message objects. Messages it does not read
@@ -11,11 +12,15 @@ import type { ServiceDefinition } from '@grpc/grpc-js';
 import type {
   GetResponse,
   Notification,
+  Operation,
   Path,
   PathElem,
+  SetRequest,
+  SetResponse,
   SubscribeResponse,
   TypedValue,
   Update,
+  UpdateResult,
 } from './gnmi.js';
 
 /** A message this decoder leaves to protobufjs. */
@@ -242,13 +247,80 @@ export function decodeGetResponse(buf: Buffer): GetResponse | null {
 }
 
 /**
- * The service definition with Get's and Subscribe's responses read by this decoder
+ * A SetRequest as proto-loader decodes it; null where the message is left to protobufjs
+ * (extensions among them).
+ */
+export function decodeSetRequest(buf: Buffer): SetRequest | null {
+  return decoded((r) => {
+    const m = {
+      delete: [] as Path[],
+      replace: [] as Update[],
+      update: [] as Update[],
+      extension: [],
+      union_replace: [] as Update[],
+      prefix: null as Path | null,
+    };
+    fields(r, buf.length, (tag) => {
+      if (tag === 0x0a) m.prefix = path(r, r.end());
+      else if (tag === 0x12) m.delete.push(path(r, r.end()));
+      else if (tag === 0x1a) m.replace.push(update(r, r.end()));
+      else if (tag === 0x22) m.update.push(update(r, r.end()));
+      else if (tag === 0x32) m.union_replace.push(update(r, r.end()));
+      else return false;
+      return true;
+    });
+    return m as SetRequest;
+  }, buf);
+}
+
+/** UpdateResult.Operation's names by number (gnmi.proto). */
+const OPERATIONS: readonly Operation[] = ['INVALID', 'DELETE', 'REPLACE', 'UPDATE', 'UNION_REPLACE'];
+
+function updateResult(r: Reader, end: number): UpdateResult {
+  const u: Record<string, unknown> = { timestamp: '0', path: null, message: null, op: 'INVALID' };
+  fields(r, end, (tag) => {
+    if (tag === 0x08) u['timestamp'] = BigInt.asIntN(64, r.long()).toString();
+    else if (tag === 0x12) u['path'] = path(r, r.end());
+    else if (tag === 0x20) {
+      const op = OPERATIONS[r.varint()];
+      if (op === undefined) throw unsupported;
+      u['op'] = op;
+    } else return false;
+    return true;
+  });
+  return u as unknown as UpdateResult;
+}
+
+/** A SetResponse as proto-loader decodes it; null where the message is left to protobufjs. */
+export function decodeSetResponse(buf: Buffer): SetResponse | null {
+  return decoded((r) => {
+    const m = {
+      response: [] as UpdateResult[],
+      extension: [],
+      prefix: null as Path | null,
+      message: null,
+      timestamp: '0',
+    };
+    fields(r, buf.length, (tag) => {
+      if (tag === 0x0a) m.prefix = path(r, r.end());
+      else if (tag === 0x12) m.response.push(updateResult(r, r.end()));
+      else if (tag === 0x20) m.timestamp = BigInt.asIntN(64, r.long()).toString();
+      else return false;
+      return true;
+    });
+    return m as unknown as SetResponse;
+  }, buf);
+}
+
+/**
+ * The service definition with Get's, Subscribe's and Set's responses read by this decoder
  * (protobufjs for the messages it leaves), for a client; requests and other methods as they were.
  */
 export function fastClientResponses(service: ServiceDefinition): ServiceDefinition {
   const decoders: Record<string, (b: Buffer) => unknown> = {
     Get: decodeGetResponse,
     Subscribe: decodeSubscribeResponse,
+    Set: decodeSetResponse,
   };
   return Object.fromEntries(
     Object.entries(service).map(([name, m]) => {
@@ -258,4 +330,15 @@ export function fastClientResponses(service: ServiceDefinition): ServiceDefiniti
       return [name, { ...m, responseDeserialize: (b: Buffer) => decode(b) ?? slow(b) }];
     }),
   );
+}
+
+/**
+ * The service definition with Set's requests read by this decoder (protobufjs for the
+ * messages it leaves), for a target.
+ */
+export function fastSetRequests(service: ServiceDefinition): ServiceDefinition {
+  const m = service['Set'];
+  if (m === undefined) return service;
+  const slow = m.requestDeserialize as (b: Buffer) => unknown;
+  return { ...service, Set: { ...m, requestDeserialize: (b: Buffer) => decodeSetRequest(b) ?? slow(b) } };
 }

@@ -1,15 +1,28 @@
 // A direct protobuf encoder for the gNMI responses that carry notifications (GetResponse,
-// SubscribeResponse): sizes are computed in one pass and the bytes written in a second into
-// one buffer, where protobufjs (proto-loader's serializer) makes a message object per path
-// element and value and an operation object per field. It writes exactly the bytes
-// protobufjs writes for the same plain object (fields in number order; a present field is
-// written even at its default value; map entries in key order; the Protocol Buffers encoding,
+// SubscribeResponse) and for Set's request (the client's rule writes) and response: sizes are
+// computed in one pass and the bytes written in a second into one buffer, where protobufjs
+// (proto-loader's serializer) makes a message object per path element and value and an
+// operation object per field. It writes exactly the bytes protobufjs writes for the same
+// plain object (fields in number order; a present field is written even at its default
+// value; map entries in key order; the Protocol Buffers encoding,
 // protobuf.dev/programming-guides/encoding). Shapes it does not write (the deprecated
-// `element`, `value`, `error`, decimal, leaf-list and Any values, extensions, values of
-// another type than the field's) are left to proto-loader's serializer: see fastResponses.
+// `element`, `value`, `error`, `message` and UpdateResult `timestamp`, decimal, leaf-list and
+// Any values, extensions, values of another type than the field's) are left to proto-loader's
+// serializer: see fastResponses and fastSetRequestWrites.
 
 import type { ServiceDefinition } from '@grpc/grpc-js';
-import type { GetResponse, Notification, Path, SubscribeResponse, TypedValue, Update } from './gnmi.js';
+import type {
+  GetResponse,
+  Notification,
+  Operation,
+  Path,
+  SetRequest,
+  SetResponse,
+  SubscribeResponse,
+  TypedValue,
+  Update,
+  UpdateResult,
+} from './gnmi.js';
 
 /** A shape this encoder leaves to protobufjs. */
 class Unsupported extends Error {}
@@ -145,6 +158,17 @@ class Sizer {
     });
   }
 
+  updateResult(u: UpdateResult): number {
+    return this.message(() => {
+      const deprecated = u as { timestamp?: unknown; message?: unknown };
+      if (present(deprecated.timestamp) || present(deprecated.message)) throw unsupported;
+      let n = 0;
+      if (present(u.path)) n += 1 + this.path(u.path as Path);
+      if (present(u.op)) n += 1 + varintSize(opNumber(u.op));
+      return n;
+    });
+  }
+
   notification(m: Notification): number {
     return this.message(() => {
       let n = 0;
@@ -166,6 +190,21 @@ function bytesField(v: unknown): number {
   return varintSize(n) + n;
 }
 
+/** UpdateResult.Operation's numbers (gnmi.proto). */
+const OPERATIONS: Readonly<Record<Operation, number>> = {
+  INVALID: 0,
+  DELETE: 1,
+  REPLACE: 2,
+  UPDATE: 3,
+  UNION_REPLACE: 4,
+};
+
+function opNumber(op: unknown): number {
+  const n = typeof op === 'string' ? OPERATIONS[op as Operation] : undefined;
+  if (n === undefined) throw unsupported;
+  return n;
+}
+
 function uint32(v: unknown): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) throw unsupported;
   return v;
@@ -181,7 +220,12 @@ class Writer {
     private readonly sizes: number[],
   ) {}
 
-  private varint(n: number): void {
+  /** A field's tag (one byte: field numbers below 16). */
+  tag(t: number): void {
+    this.buf[this.at++] = t;
+  }
+
+  varint(n: number): void {
     while (n >= 0x80) {
       this.buf[this.at++] = (n & 0x7f) | 0x80;
       n >>>= 7;
@@ -189,7 +233,7 @@ class Writer {
     this.buf[this.at++] = n;
   }
 
-  private long(b: bigint): void {
+  long(b: bigint): void {
     while (b >= 0x80n) {
       this.buf[this.at++] = Number(b & 0x7fn) | 0x80;
       b >>= 7n;
@@ -305,6 +349,16 @@ class Writer {
     });
   }
 
+  updateResult(tag: number, u: UpdateResult): void {
+    this.message(tag, () => {
+      if (present(u.path)) this.path(0x12, u.path as Path);
+      if (present(u.op)) {
+        this.buf[this.at++] = 0x20;
+        this.varint(opNumber(u.op));
+      }
+    });
+  }
+
   notification(tag: number, m: Notification): void {
     this.message(tag, () => {
       if (present(m.timestamp)) {
@@ -328,22 +382,93 @@ class Writer {
 
 const hasExtensions = (ext: unknown[] | undefined): boolean => present(ext) && (ext as unknown[]).length > 0;
 
-/** Notifications as repeated field `tag` of a message; null where the shape is left to protobufjs. */
-function encodeNotifications(tag: number, ns: readonly Notification[], tail?: () => number[]): Buffer | null {
+/**
+ * A message's bytes: `size` counts its fields (pass one), `write` writes them (pass two); null
+ * where the shape is left to protobufjs.
+ */
+function encoded(size: (s: Sizer) => number, write: (w: Writer) => void): Buffer | null {
   try {
     const sizer = new Sizer();
-    let total = 0;
-    for (const n of ns) total += 1 + sizer.notification(n);
-    const extra = tail?.() ?? [];
-    const buf = Buffer.allocUnsafe(total + extra.length);
+    const buf = Buffer.allocUnsafe(size(sizer));
     const w = new Writer(buf, sizer.sizes);
-    for (const n of ns) w.notification(tag, n);
-    buf.set(extra, w.length);
+    write(w);
+    if (w.length !== buf.length)
+      throw new Error(`protobuf encoder: wrote ${w.length} of ${buf.length} bytes`);
     return buf;
   } catch (err) {
     if (err instanceof Unsupported) return null;
     throw err;
   }
+}
+
+/** Notifications as repeated field `tag` of a message; null where the shape is left to protobufjs. */
+function encodeNotifications(tag: number, ns: readonly Notification[], tail?: () => number[]): Buffer | null {
+  const extra = tail?.() ?? [];
+  return encoded(
+    (s) => {
+      let total = extra.length;
+      for (const n of ns) total += 1 + s.notification(n);
+      return total;
+    },
+    (w) => {
+      for (const n of ns) w.notification(tag, n);
+      for (const b of extra) w.tag(b);
+    },
+  );
+}
+
+/**
+ * A SetRequest's bytes (fields in number order: prefix 1, delete 2, replace 3, update 4,
+ * union_replace 6); null where left to protobufjs (extensions among them).
+ */
+export function encodeSetRequest(r: SetRequest): Buffer | null {
+  if (hasExtensions(r.extension)) return null;
+  const prefix = present(r.prefix) ? (r.prefix as Path) : undefined;
+  const del = r.delete ?? [];
+  const replace = r.replace ?? [];
+  const update = r.update ?? [];
+  const union = r.union_replace ?? [];
+  return encoded(
+    (s) => {
+      let n = prefix === undefined ? 0 : 1 + s.path(prefix);
+      for (const p of del) n += 1 + s.path(p);
+      for (const u of replace) n += 1 + s.update(u);
+      for (const u of update) n += 1 + s.update(u);
+      for (const u of union) n += 1 + s.update(u);
+      return n;
+    },
+    (w) => {
+      if (prefix !== undefined) w.path(0x0a, prefix);
+      for (const p of del) w.path(0x12, p);
+      for (const u of replace) w.update(0x1a, u);
+      for (const u of update) w.update(0x22, u);
+      for (const u of union) w.update(0x32, u);
+    },
+  );
+}
+
+/** A SetResponse's bytes (prefix 1, response 2, timestamp 4); null where left to protobufjs. */
+export function encodeSetResponse(r: SetResponse): Buffer | null {
+  if (present((r as { message?: unknown }).message) || hasExtensions(r.extension)) return null;
+  const prefix = present(r.prefix) ? (r.prefix as Path) : undefined;
+  const results = r.response ?? [];
+  const ts = present(r.timestamp) ? r.timestamp : undefined;
+  return encoded(
+    (s) => {
+      let n = prefix === undefined ? 0 : 1 + s.path(prefix);
+      for (const u of results) n += 1 + s.updateResult(u);
+      if (ts !== undefined) n += 1 + longSize(long(ts));
+      return n;
+    },
+    (w) => {
+      if (prefix !== undefined) w.path(0x0a, prefix);
+      for (const u of results) w.updateResult(0x12, u);
+      if (ts !== undefined) {
+        w.tag(0x20);
+        w.long(long(ts));
+      }
+    },
+  );
 }
 
 /** A SubscribeResponse's bytes; null where the shape is left to protobufjs. */
@@ -363,13 +488,14 @@ export function encodeGetResponse(r: GetResponse): Buffer | null {
 }
 
 /**
- * The service definition with Get's and Subscribe's responses written by this encoder
+ * The service definition with Get's, Subscribe's and Set's responses written by this encoder
  * (protobufjs for the shapes it leaves); requests and other methods as they were.
  */
 export function fastResponses(service: ServiceDefinition): ServiceDefinition {
   const encoders: Record<string, (m: never) => Buffer | null> = {
     Get: encodeGetResponse,
     Subscribe: encodeSubscribeResponse,
+    Set: encodeSetResponse,
   };
   return Object.fromEntries(
     Object.entries(service).map(([name, m]) => {
@@ -379,4 +505,15 @@ export function fastResponses(service: ServiceDefinition): ServiceDefinition {
       return [name, { ...m, responseSerialize: (v: never) => encode(v) ?? slow(v) }];
     }),
   ) as ServiceDefinition;
+}
+
+/**
+ * The service definition with Set's requests written by this encoder (protobufjs for the
+ * shapes it leaves), for a client.
+ */
+export function fastSetRequestWrites(service: ServiceDefinition): ServiceDefinition {
+  const m = service['Set'];
+  if (m === undefined) return service;
+  const slow = m.requestSerialize as (v: SetRequest) => Buffer;
+  return { ...service, Set: { ...m, requestSerialize: (v: SetRequest) => encodeSetRequest(v) ?? slow(v) } };
 }
