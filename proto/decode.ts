@@ -1,6 +1,6 @@
 // A direct protobuf decoder for the gNMI responses that carry notifications (GetResponse,
-// SubscribeResponse) and Set's response, for the client, and Set's request, for the target
-// (a client's rule writes): it reads the bytes into the plain objects proto-loader
+// SubscribeResponse) and Set's response, for the client, and Set's and Subscribe's requests,
+// for the target (a client's rule writes and reads): it reads the bytes into the plain objects proto-loader
 // gives with PROTO_LOADER_OPTIONS (every absent field at its default, 64-bit integers as
 // decimal strings, the oneof member named in a virtual field, bytes as Buffers over the
 // message), without protobufjs's intermediate message objects. Messages it does not read
@@ -9,6 +9,7 @@
 // proto-loader's deserializer: see fastClientResponses.
 
 import type { ServiceDefinition } from '@grpc/grpc-js';
+import { ENCODINGS, LIST_MODES, SUBSCRIPTION_MODES } from './encode.js';
 import type {
   GetResponse,
   Notification,
@@ -17,7 +18,10 @@ import type {
   PathElem,
   SetRequest,
   SetResponse,
+  SubscribeRequest,
   SubscribeResponse,
+  Subscription,
+  SubscriptionList,
   TypedValue,
   Update,
   UpdateResult,
@@ -106,7 +110,10 @@ function pathElem(r: Reader, end: number): PathElem {
         else return false;
         return true;
       });
-      (e.key as Record<string, string>)[k] = v;
+      // An own member even for `__proto__` (an assignment would set the prototype), as protobufjs makes it.
+      if (k === '__proto__')
+        Object.defineProperty(e.key, k, { value: v, enumerable: true, writable: true, configurable: true });
+      else (e.key as Record<string, string>)[k] = v;
     } else return false;
     return true;
   });
@@ -273,6 +280,74 @@ export function decodeSetRequest(buf: Buffer): SetRequest | null {
   }, buf);
 }
 
+/** An enum's name by number; a number the proto does not have is left to protobufjs. */
+function enumName<T extends string>(names: readonly T[], n: number): T {
+  const name = names[n];
+  if (name === undefined) throw unsupported;
+  return name;
+}
+
+function subscription(r: Reader, end: number): Subscription {
+  const u: Record<string, unknown> = {
+    path: null,
+    mode: 'TARGET_DEFINED',
+    sample_interval: '0',
+    suppress_redundant: false,
+    heartbeat_interval: '0',
+  };
+  fields(r, end, (tag) => {
+    if (tag === 0x0a) u['path'] = path(r, r.end());
+    else if (tag === 0x10) u['mode'] = enumName(SUBSCRIPTION_MODES, r.varint());
+    else if (tag === 0x18) u['sample_interval'] = r.long().toString();
+    else if (tag === 0x20) u['suppress_redundant'] = r.bool();
+    else if (tag === 0x28) u['heartbeat_interval'] = r.long().toString();
+    else return false;
+    return true;
+  });
+  return u;
+}
+
+function subscriptionList(r: Reader, end: number): SubscriptionList {
+  const l: Record<string, unknown> = {
+    subscription: [],
+    use_models: [],
+    prefix: null,
+    qos: null,
+    mode: 'STREAM',
+    allow_aggregation: false,
+    encoding: 'JSON',
+    updates_only: false,
+  };
+  fields(r, end, (tag) => {
+    if (tag === 0x0a) l['prefix'] = path(r, r.end());
+    else if (tag === 0x12) (l['subscription'] as Subscription[]).push(subscription(r, r.end()));
+    else if (tag === 0x28) l['mode'] = enumName(LIST_MODES, r.varint());
+    else if (tag === 0x30) l['allow_aggregation'] = r.bool();
+    else if (tag === 0x40) l['encoding'] = enumName(ENCODINGS, r.varint());
+    else if (tag === 0x48) l['updates_only'] = r.bool();
+    else return false;
+    return true;
+  });
+  return l;
+}
+
+/**
+ * A SubscribeRequest carrying a subscription list, as proto-loader decodes it; null where the
+ * message is left to protobufjs (a poll, extensions, QoS marking, use_models).
+ */
+export function decodeSubscribeRequest(buf: Buffer): SubscribeRequest | null {
+  return decoded((r) => {
+    const m: SubscribeRequest = { extension: [] };
+    fields(r, buf.length, (tag) => {
+      if (tag !== 0x0a || m.subscribe !== undefined) return false;
+      m.subscribe = subscriptionList(r, r.end());
+      m.request = 'subscribe';
+      return true;
+    });
+    return m;
+  }, buf);
+}
+
 /** UpdateResult.Operation's names by number (gnmi.proto). */
 const OPERATIONS: readonly Operation[] = ['INVALID', 'DELETE', 'REPLACE', 'UPDATE', 'UNION_REPLACE'];
 
@@ -333,12 +408,20 @@ export function fastClientResponses(service: ServiceDefinition): ServiceDefiniti
 }
 
 /**
- * The service definition with Set's requests read by this decoder (protobufjs for the
- * messages it leaves), for a target.
+ * The service definition with Set's and Subscribe's requests read by this decoder (protobufjs
+ * for the messages it leaves), for a target.
  */
-export function fastSetRequests(service: ServiceDefinition): ServiceDefinition {
-  const m = service['Set'];
-  if (m === undefined) return service;
-  const slow = m.requestDeserialize as (b: Buffer) => unknown;
-  return { ...service, Set: { ...m, requestDeserialize: (b: Buffer) => decodeSetRequest(b) ?? slow(b) } };
+export function fastRequests(service: ServiceDefinition): ServiceDefinition {
+  const decoders: Record<string, (b: Buffer) => unknown> = {
+    Set: decodeSetRequest,
+    Subscribe: decodeSubscribeRequest,
+  };
+  return Object.fromEntries(
+    Object.entries(service).map(([name, m]) => {
+      const decode = decoders[name];
+      if (decode === undefined) return [name, m];
+      const slow = m.requestDeserialize as (b: Buffer) => unknown;
+      return [name, { ...m, requestDeserialize: (b: Buffer) => decode(b) ?? slow(b) }];
+    }),
+  );
 }

@@ -1,14 +1,14 @@
 // A direct protobuf encoder for the gNMI responses that carry notifications (GetResponse,
-// SubscribeResponse) and for Set's request (the client's rule writes) and response: sizes are
-// computed in one pass and the bytes written in a second into one buffer, where protobufjs
-// (proto-loader's serializer) makes a message object per path element and value and an
-// operation object per field. It writes exactly the bytes protobufjs writes for the same
-// plain object (fields in number order; a present field is written even at its default
-// value; map entries in key order; the Protocol Buffers encoding,
+// SubscribeResponse), Set's request (the client's rule writes) and response, and Subscribe's
+// request: sizes are computed in one pass and the bytes written in a second into one buffer,
+// where protobufjs (proto-loader's serializer) makes a message object per path element and
+// value and an operation object per field. It writes exactly the bytes protobufjs writes for
+// the same plain object (fields in number order; a present field is written even at its
+// default value; map entries in key order; the Protocol Buffers encoding,
 // protobuf.dev/programming-guides/encoding). Shapes it does not write (the deprecated
 // `element`, `value`, `error`, `message` and UpdateResult `timestamp`, decimal, leaf-list and
-// Any values, extensions, values of another type than the field's) are left to proto-loader's
-// serializer: see fastResponses and fastSetRequestWrites.
+// Any values, extensions, polls, QoS marking, use_models, values of another type than the
+// field's) are left to proto-loader's serializer: see fastResponses and fastClientRequests.
 
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import type {
@@ -18,7 +18,10 @@ import type {
   Path,
   SetRequest,
   SetResponse,
+  SubscribeRequest,
   SubscribeResponse,
+  Subscription,
+  SubscriptionList,
   TypedValue,
   Update,
   UpdateResult,
@@ -169,6 +172,33 @@ class Sizer {
     });
   }
 
+  subscription(u: Subscription): number {
+    return this.message(() => {
+      let n = 0;
+      if (present(u.path)) n += 1 + this.path(u.path as Path);
+      if (present(u.mode)) n += 1 + varintSize(enumNumber(SUBSCRIPTION_MODES, u.mode));
+      if (present(u.sample_interval)) n += 1 + longSize(long(u.sample_interval));
+      if (present(u.suppress_redundant)) n += 1 + varintSize(bool(u.suppress_redundant));
+      if (present(u.heartbeat_interval)) n += 1 + longSize(long(u.heartbeat_interval));
+      return n;
+    });
+  }
+
+  subscriptionList(l: SubscriptionList): number {
+    return this.message(() => {
+      if (present((l as { qos?: unknown }).qos) || (present(l.use_models) && (l.use_models ?? []).length > 0))
+        throw unsupported;
+      let n = 0;
+      if (present(l.prefix)) n += 1 + this.path(l.prefix as Path);
+      for (const u of l.subscription ?? []) n += 1 + this.subscription(u);
+      if (present(l.mode)) n += 1 + varintSize(enumNumber(LIST_MODES, l.mode));
+      if (present(l.allow_aggregation)) n += 1 + varintSize(bool(l.allow_aggregation));
+      if (present(l.encoding)) n += 1 + varintSize(enumNumber(ENCODINGS, l.encoding));
+      if (present(l.updates_only)) n += 1 + varintSize(bool(l.updates_only));
+      return n;
+    });
+  }
+
   notification(m: Notification): number {
     return this.message(() => {
       let n = 0;
@@ -203,6 +233,22 @@ function opNumber(op: unknown): number {
   const n = typeof op === 'string' ? OPERATIONS[op as Operation] : undefined;
   if (n === undefined) throw unsupported;
   return n;
+}
+
+/** Enum numbers of a subscription list and its subscriptions (gnmi.proto). */
+export const LIST_MODES = ['STREAM', 'ONCE', 'POLL'] as const;
+export const SUBSCRIPTION_MODES = ['TARGET_DEFINED', 'ON_CHANGE', 'SAMPLE'] as const;
+export const ENCODINGS = ['JSON', 'BYTES', 'PROTO', 'ASCII', 'JSON_IETF'] as const;
+
+function enumNumber(names: readonly string[], v: unknown): number {
+  const n = typeof v === 'string' ? names.indexOf(v) : -1;
+  if (n < 0) throw unsupported;
+  return n;
+}
+
+function bool(v: unknown): number {
+  if (typeof v !== 'boolean') throw unsupported;
+  return v ? 1 : 0;
 }
 
 function uint32(v: unknown): number {
@@ -359,6 +405,38 @@ class Writer {
     });
   }
 
+  private varintField(tag: number, n: number): void {
+    this.buf[this.at++] = tag;
+    this.varint(n);
+  }
+
+  subscription(tag: number, u: Subscription): void {
+    this.message(tag, () => {
+      if (present(u.path)) this.path(0x0a, u.path as Path);
+      if (present(u.mode)) this.varintField(0x10, enumNumber(SUBSCRIPTION_MODES, u.mode));
+      if (present(u.sample_interval)) {
+        this.buf[this.at++] = 0x18;
+        this.long(long(u.sample_interval));
+      }
+      if (present(u.suppress_redundant)) this.varintField(0x20, bool(u.suppress_redundant));
+      if (present(u.heartbeat_interval)) {
+        this.buf[this.at++] = 0x28;
+        this.long(long(u.heartbeat_interval));
+      }
+    });
+  }
+
+  subscriptionList(tag: number, l: SubscriptionList): void {
+    this.message(tag, () => {
+      if (present(l.prefix)) this.path(0x0a, l.prefix as Path);
+      for (const u of l.subscription ?? []) this.subscription(0x12, u);
+      if (present(l.mode)) this.varintField(0x28, enumNumber(LIST_MODES, l.mode));
+      if (present(l.allow_aggregation)) this.varintField(0x30, bool(l.allow_aggregation));
+      if (present(l.encoding)) this.varintField(0x40, enumNumber(ENCODINGS, l.encoding));
+      if (present(l.updates_only)) this.varintField(0x48, bool(l.updates_only));
+    });
+  }
+
   notification(tag: number, m: Notification): void {
     this.message(tag, () => {
       if (present(m.timestamp)) {
@@ -447,6 +525,20 @@ export function encodeSetRequest(r: SetRequest): Buffer | null {
   );
 }
 
+/**
+ * A SubscribeRequest's bytes: a subscription list (prefix 1, subscription 2, mode 5,
+ * allow_aggregation 6, encoding 8, updates_only 9); null where left to protobufjs (a poll,
+ * extensions, QoS marking, use_models).
+ */
+export function encodeSubscribeRequest(r: SubscribeRequest): Buffer | null {
+  if (hasExtensions(r.extension) || present(r.poll) || !present(r.subscribe)) return null;
+  const list = r.subscribe as SubscriptionList;
+  return encoded(
+    (s) => 1 + s.subscriptionList(list),
+    (w) => w.subscriptionList(0x0a, list),
+  );
+}
+
 /** A SetResponse's bytes (prefix 1, response 2, timestamp 4); null where left to protobufjs. */
 export function encodeSetResponse(r: SetResponse): Buffer | null {
   if (present((r as { message?: unknown }).message) || hasExtensions(r.extension)) return null;
@@ -508,12 +600,20 @@ export function fastResponses(service: ServiceDefinition): ServiceDefinition {
 }
 
 /**
- * The service definition with Set's requests written by this encoder (protobufjs for the
- * shapes it leaves), for a client.
+ * The service definition with Set's and Subscribe's requests written by this encoder
+ * (protobufjs for the shapes it leaves), for a client.
  */
-export function fastSetRequestWrites(service: ServiceDefinition): ServiceDefinition {
-  const m = service['Set'];
-  if (m === undefined) return service;
-  const slow = m.requestSerialize as (v: SetRequest) => Buffer;
-  return { ...service, Set: { ...m, requestSerialize: (v: SetRequest) => encodeSetRequest(v) ?? slow(v) } };
+export function fastClientRequests(service: ServiceDefinition): ServiceDefinition {
+  const encoders: Record<string, (m: never) => Buffer | null> = {
+    Set: encodeSetRequest,
+    Subscribe: encodeSubscribeRequest,
+  };
+  return Object.fromEntries(
+    Object.entries(service).map(([name, m]) => {
+      const encode = encoders[name];
+      if (encode === undefined) return [name, m];
+      const slow = m.requestSerialize as (v: never) => Buffer;
+      return [name, { ...m, requestSerialize: (v: never) => encode(v) ?? slow(v) }];
+    }),
+  ) as ServiceDefinition;
 }

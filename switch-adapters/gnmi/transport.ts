@@ -18,7 +18,7 @@ import {
   type ServiceError,
 } from '@grpc/grpc-js';
 import { fastClientResponses } from '../../proto/decode.js';
-import { fastSetRequestWrites } from '../../proto/encode.js';
+import { fastClientRequests } from '../../proto/encode.js';
 import {
   gnmiProto,
   type CapabilityResponse,
@@ -59,11 +59,11 @@ let client: ServiceClientConstructor | undefined;
 
 /**
  * The gNMI client: its notification and Set responses read by the direct decoder
- * (proto/decode.ts), its Set requests written by the direct encoder (proto/encode.ts).
+ * (proto/decode.ts), its Set and Subscribe requests written by the direct encoder (proto/encode.ts).
  */
 function fastClient(): ServiceClientConstructor {
   client ??= makeGenericClientConstructor(
-    fastSetRequestWrites(fastClientResponses(gnmiProto().service)),
+    fastClientRequests(fastClientResponses(gnmiProto().service)),
     'gNMI',
   );
   return client;

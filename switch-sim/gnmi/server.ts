@@ -43,7 +43,7 @@ import {
   type Update,
 } from '../../proto/gnmi.js';
 import { fastResponses } from '../../proto/encode.js';
-import { fastSetRequests } from '../../proto/decode.js';
+import { fastRequests } from '../../proto/decode.js';
 import { delay, FaultInjector } from '../faults.js';
 import { MasterArbiter } from './arbiter.js';
 import type { SimSwitch } from '../sim-switch.js';
@@ -307,7 +307,7 @@ export class GnmiServer {
         this.unary('set', call, cb, () => this.set(call.request)),
       Subscribe: (call: ServerDuplexStream<SubscribeRequest, SubscribeResponse>) => this.subscribe(call),
     };
-    server.addService(fastSetRequests(fastResponses(gnmiProto().service)), impl);
+    server.addService(fastRequests(fastResponses(gnmiProto().service)), impl);
     const creds = this.options.tls
       ? ServerCredentials.createSsl(
           null,
