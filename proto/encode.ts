@@ -99,30 +99,34 @@ class Sizer {
     return varintSize(n) + n;
   }
 
+  /** A path's size (the hottest message: written without a closure per element and key). */
   path(p: Path): number {
-    return this.message(() => {
-      if (present(p.element) && (p.element as unknown[]).length > 0) throw unsupported;
-      let n = 0;
-      if (present(p.origin)) n += 1 + this.str(p.origin);
-      for (const e of p.elem ?? []) {
-        n +=
-          1 +
-          this.message(() => {
-            let m = 0;
-            if (present(e.name)) m += 1 + this.str(e.name);
-            if (present(e.key)) {
-              if (typeof e.key !== 'object') throw unsupported;
-              for (const k of Object.keys(e.key))
-                m +=
-                  1 +
-                  this.message(() => 1 + this.str(k) + 1 + this.str((e.key as Record<string, string>)[k]));
-            }
-            return m;
-          });
+    if (present(p.element) && (p.element as unknown[]).length > 0) throw unsupported;
+    const sizes = this.sizes;
+    const slot = sizes.length;
+    sizes.push(0);
+    let n = 0;
+    if (present(p.origin)) n += 1 + this.str(p.origin);
+    for (const e of p.elem ?? []) {
+      const es = sizes.length;
+      sizes.push(0);
+      let m = 0;
+      if (present(e.name)) m += 1 + this.str(e.name);
+      if (present(e.key)) {
+        const key = e.key as Record<string, string>;
+        if (typeof key !== 'object') throw unsupported;
+        for (const k of Object.keys(key)) {
+          const entry = 1 + this.str(k) + 1 + this.str(key[k]);
+          sizes.push(entry);
+          m += 1 + varintSize(entry) + entry;
+        }
       }
-      if (present(p.target)) n += 1 + this.str(p.target);
-      return n;
-    });
+      sizes[es] = m;
+      n += 1 + varintSize(m) + m;
+    }
+    if (present(p.target)) n += 1 + this.str(p.target);
+    sizes[slot] = n;
+    return varintSize(n) + n;
   }
 
   typedValue(v: AnyValue): number {
@@ -307,36 +311,38 @@ class Writer {
     write();
   }
 
+  /** A path (as Sizer.path: no closure per element and key). */
   path(tag: number, p: Path): void {
-    this.message(tag, () => {
-      if (present(p.origin)) {
-        this.buf[this.at++] = 0x12;
-        this.str(p.origin as string);
+    const buf = this.buf;
+    buf[this.at++] = tag;
+    this.varint(this.sizes[this.next++] as number);
+    if (present(p.origin)) {
+      buf[this.at++] = 0x12;
+      this.str(p.origin as string);
+    }
+    for (const e of p.elem ?? []) {
+      buf[this.at++] = 0x1a;
+      this.varint(this.sizes[this.next++] as number);
+      if (present(e.name)) {
+        buf[this.at++] = 0x0a;
+        this.str(e.name);
       }
-      for (const e of p.elem ?? []) {
-        this.message(0x1a, () => {
-          if (present(e.name)) {
-            this.buf[this.at++] = 0x0a;
-            this.str(e.name);
-          }
-          if (present(e.key)) {
-            const key = e.key as Record<string, string>;
-            for (const k of Object.keys(key)) {
-              this.message(0x12, () => {
-                this.buf[this.at++] = 0x0a;
-                this.str(k);
-                this.buf[this.at++] = 0x12;
-                this.str(key[k] as string);
-              });
-            }
-          }
-        });
+      if (present(e.key)) {
+        const key = e.key as Record<string, string>;
+        for (const k of Object.keys(key)) {
+          buf[this.at++] = 0x12;
+          this.varint(this.sizes[this.next++] as number);
+          buf[this.at++] = 0x0a;
+          this.str(k);
+          buf[this.at++] = 0x12;
+          this.str(key[k] as string);
+        }
       }
-      if (present(p.target)) {
-        this.buf[this.at++] = 0x22;
-        this.str(p.target as string);
-      }
-    });
+    }
+    if (present(p.target)) {
+      buf[this.at++] = 0x22;
+      this.str(p.target as string);
+    }
   }
 
   typedValue(tag: number, v: AnyValue): void {
