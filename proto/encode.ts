@@ -1,15 +1,31 @@
 // A direct protobuf encoder for the gNMI responses that carry notifications (GetResponse,
-// SubscribeResponse): sizes are computed in one pass and the bytes written in a second into
-// one buffer, where protobufjs (proto-loader's serializer) makes a message object per path
-// element and value and an operation object per field. It writes exactly the bytes
-// protobufjs writes for the same plain object (fields in number order; a present field is
-// written even at its default value; map entries in key order; the Protocol Buffers encoding,
+// SubscribeResponse), Set's request (the client's rule writes) and response, and Subscribe's
+// request: sizes are computed in one pass and the bytes written in a second into one buffer,
+// where protobufjs (proto-loader's serializer) makes a message object per path element and
+// value and an operation object per field. It writes exactly the bytes protobufjs writes for
+// the same plain object (fields in number order; a present field is written even at its
+// default value; map entries in key order; the Protocol Buffers encoding,
 // protobuf.dev/programming-guides/encoding). Shapes it does not write (the deprecated
-// `element`, `value`, `error`, decimal, leaf-list and Any values, extensions, values of
-// another type than the field's) are left to proto-loader's serializer: see fastResponses.
+// `element`, `value`, `error`, `message` and UpdateResult `timestamp`, decimal, leaf-list and
+// Any values, extensions, polls, QoS marking, use_models, values of another type than the
+// field's) are left to proto-loader's serializer: see fastResponses and fastClientRequests.
 
 import type { ServiceDefinition } from '@grpc/grpc-js';
-import type { GetResponse, Notification, Path, SubscribeResponse, TypedValue, Update } from './gnmi.js';
+import type {
+  GetResponse,
+  Notification,
+  Operation,
+  Path,
+  SetRequest,
+  SetResponse,
+  SubscribeRequest,
+  SubscribeResponse,
+  Subscription,
+  SubscriptionList,
+  TypedValue,
+  Update,
+  UpdateResult,
+} from './gnmi.js';
 
 /** A shape this encoder leaves to protobufjs. */
 class Unsupported extends Error {}
@@ -83,30 +99,34 @@ class Sizer {
     return varintSize(n) + n;
   }
 
+  /** A path's size (the hottest message: written without a closure per element and key). */
   path(p: Path): number {
-    return this.message(() => {
-      if (present(p.element) && (p.element as unknown[]).length > 0) throw unsupported;
-      let n = 0;
-      if (present(p.origin)) n += 1 + this.str(p.origin);
-      for (const e of p.elem ?? []) {
-        n +=
-          1 +
-          this.message(() => {
-            let m = 0;
-            if (present(e.name)) m += 1 + this.str(e.name);
-            if (present(e.key)) {
-              if (typeof e.key !== 'object') throw unsupported;
-              for (const k of Object.keys(e.key))
-                m +=
-                  1 +
-                  this.message(() => 1 + this.str(k) + 1 + this.str((e.key as Record<string, string>)[k]));
-            }
-            return m;
-          });
+    if (present(p.element) && (p.element as unknown[]).length > 0) throw unsupported;
+    const sizes = this.sizes;
+    const slot = sizes.length;
+    sizes.push(0);
+    let n = 0;
+    if (present(p.origin)) n += 1 + this.str(p.origin);
+    for (const e of p.elem ?? []) {
+      const es = sizes.length;
+      sizes.push(0);
+      let m = 0;
+      if (present(e.name)) m += 1 + this.str(e.name);
+      if (present(e.key)) {
+        const key = e.key as Record<string, string>;
+        if (typeof key !== 'object') throw unsupported;
+        for (const k of Object.keys(key)) {
+          const entry = 1 + this.str(k) + 1 + this.str(key[k]);
+          sizes.push(entry);
+          m += 1 + varintSize(entry) + entry;
+        }
       }
-      if (present(p.target)) n += 1 + this.str(p.target);
-      return n;
-    });
+      sizes[es] = m;
+      n += 1 + varintSize(m) + m;
+    }
+    if (present(p.target)) n += 1 + this.str(p.target);
+    sizes[slot] = n;
+    return varintSize(n) + n;
   }
 
   typedValue(v: AnyValue): number {
@@ -145,6 +165,44 @@ class Sizer {
     });
   }
 
+  updateResult(u: UpdateResult): number {
+    return this.message(() => {
+      const deprecated = u as { timestamp?: unknown; message?: unknown };
+      if (present(deprecated.timestamp) || present(deprecated.message)) throw unsupported;
+      let n = 0;
+      if (present(u.path)) n += 1 + this.path(u.path as Path);
+      if (present(u.op)) n += 1 + varintSize(opNumber(u.op));
+      return n;
+    });
+  }
+
+  subscription(u: Subscription): number {
+    return this.message(() => {
+      let n = 0;
+      if (present(u.path)) n += 1 + this.path(u.path as Path);
+      if (present(u.mode)) n += 1 + varintSize(enumNumber(SUBSCRIPTION_MODES, u.mode));
+      if (present(u.sample_interval)) n += 1 + longSize(long(u.sample_interval));
+      if (present(u.suppress_redundant)) n += 1 + varintSize(bool(u.suppress_redundant));
+      if (present(u.heartbeat_interval)) n += 1 + longSize(long(u.heartbeat_interval));
+      return n;
+    });
+  }
+
+  subscriptionList(l: SubscriptionList): number {
+    return this.message(() => {
+      if (present((l as { qos?: unknown }).qos) || (present(l.use_models) && (l.use_models ?? []).length > 0))
+        throw unsupported;
+      let n = 0;
+      if (present(l.prefix)) n += 1 + this.path(l.prefix as Path);
+      for (const u of l.subscription ?? []) n += 1 + this.subscription(u);
+      if (present(l.mode)) n += 1 + varintSize(enumNumber(LIST_MODES, l.mode));
+      if (present(l.allow_aggregation)) n += 1 + varintSize(bool(l.allow_aggregation));
+      if (present(l.encoding)) n += 1 + varintSize(enumNumber(ENCODINGS, l.encoding));
+      if (present(l.updates_only)) n += 1 + varintSize(bool(l.updates_only));
+      return n;
+    });
+  }
+
   notification(m: Notification): number {
     return this.message(() => {
       let n = 0;
@@ -166,6 +224,37 @@ function bytesField(v: unknown): number {
   return varintSize(n) + n;
 }
 
+/** UpdateResult.Operation's numbers (gnmi.proto). */
+const OPERATIONS: Readonly<Record<Operation, number>> = {
+  INVALID: 0,
+  DELETE: 1,
+  REPLACE: 2,
+  UPDATE: 3,
+  UNION_REPLACE: 4,
+};
+
+function opNumber(op: unknown): number {
+  const n = typeof op === 'string' ? OPERATIONS[op as Operation] : undefined;
+  if (n === undefined) throw unsupported;
+  return n;
+}
+
+/** Enum numbers of a subscription list and its subscriptions (gnmi.proto). */
+export const LIST_MODES = ['STREAM', 'ONCE', 'POLL'] as const;
+export const SUBSCRIPTION_MODES = ['TARGET_DEFINED', 'ON_CHANGE', 'SAMPLE'] as const;
+export const ENCODINGS = ['JSON', 'BYTES', 'PROTO', 'ASCII', 'JSON_IETF'] as const;
+
+function enumNumber(names: readonly string[], v: unknown): number {
+  const n = typeof v === 'string' ? names.indexOf(v) : -1;
+  if (n < 0) throw unsupported;
+  return n;
+}
+
+function bool(v: unknown): number {
+  if (typeof v !== 'boolean') throw unsupported;
+  return v ? 1 : 0;
+}
+
 function uint32(v: unknown): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) throw unsupported;
   return v;
@@ -181,7 +270,12 @@ class Writer {
     private readonly sizes: number[],
   ) {}
 
-  private varint(n: number): void {
+  /** A field's tag (one byte: field numbers below 16). */
+  tag(t: number): void {
+    this.buf[this.at++] = t;
+  }
+
+  varint(n: number): void {
     while (n >= 0x80) {
       this.buf[this.at++] = (n & 0x7f) | 0x80;
       n >>>= 7;
@@ -189,7 +283,7 @@ class Writer {
     this.buf[this.at++] = n;
   }
 
-  private long(b: bigint): void {
+  long(b: bigint): void {
     while (b >= 0x80n) {
       this.buf[this.at++] = Number(b & 0x7fn) | 0x80;
       b >>= 7n;
@@ -217,36 +311,38 @@ class Writer {
     write();
   }
 
+  /** A path (as Sizer.path: no closure per element and key). */
   path(tag: number, p: Path): void {
-    this.message(tag, () => {
-      if (present(p.origin)) {
-        this.buf[this.at++] = 0x12;
-        this.str(p.origin as string);
+    const buf = this.buf;
+    buf[this.at++] = tag;
+    this.varint(this.sizes[this.next++] as number);
+    if (present(p.origin)) {
+      buf[this.at++] = 0x12;
+      this.str(p.origin as string);
+    }
+    for (const e of p.elem ?? []) {
+      buf[this.at++] = 0x1a;
+      this.varint(this.sizes[this.next++] as number);
+      if (present(e.name)) {
+        buf[this.at++] = 0x0a;
+        this.str(e.name);
       }
-      for (const e of p.elem ?? []) {
-        this.message(0x1a, () => {
-          if (present(e.name)) {
-            this.buf[this.at++] = 0x0a;
-            this.str(e.name);
-          }
-          if (present(e.key)) {
-            const key = e.key as Record<string, string>;
-            for (const k of Object.keys(key)) {
-              this.message(0x12, () => {
-                this.buf[this.at++] = 0x0a;
-                this.str(k);
-                this.buf[this.at++] = 0x12;
-                this.str(key[k] as string);
-              });
-            }
-          }
-        });
+      if (present(e.key)) {
+        const key = e.key as Record<string, string>;
+        for (const k of Object.keys(key)) {
+          buf[this.at++] = 0x12;
+          this.varint(this.sizes[this.next++] as number);
+          buf[this.at++] = 0x0a;
+          this.str(k);
+          buf[this.at++] = 0x12;
+          this.str(key[k] as string);
+        }
       }
-      if (present(p.target)) {
-        this.buf[this.at++] = 0x22;
-        this.str(p.target as string);
-      }
-    });
+    }
+    if (present(p.target)) {
+      buf[this.at++] = 0x22;
+      this.str(p.target as string);
+    }
   }
 
   typedValue(tag: number, v: AnyValue): void {
@@ -305,6 +401,48 @@ class Writer {
     });
   }
 
+  updateResult(tag: number, u: UpdateResult): void {
+    this.message(tag, () => {
+      if (present(u.path)) this.path(0x12, u.path as Path);
+      if (present(u.op)) {
+        this.buf[this.at++] = 0x20;
+        this.varint(opNumber(u.op));
+      }
+    });
+  }
+
+  private varintField(tag: number, n: number): void {
+    this.buf[this.at++] = tag;
+    this.varint(n);
+  }
+
+  subscription(tag: number, u: Subscription): void {
+    this.message(tag, () => {
+      if (present(u.path)) this.path(0x0a, u.path as Path);
+      if (present(u.mode)) this.varintField(0x10, enumNumber(SUBSCRIPTION_MODES, u.mode));
+      if (present(u.sample_interval)) {
+        this.buf[this.at++] = 0x18;
+        this.long(long(u.sample_interval));
+      }
+      if (present(u.suppress_redundant)) this.varintField(0x20, bool(u.suppress_redundant));
+      if (present(u.heartbeat_interval)) {
+        this.buf[this.at++] = 0x28;
+        this.long(long(u.heartbeat_interval));
+      }
+    });
+  }
+
+  subscriptionList(tag: number, l: SubscriptionList): void {
+    this.message(tag, () => {
+      if (present(l.prefix)) this.path(0x0a, l.prefix as Path);
+      for (const u of l.subscription ?? []) this.subscription(0x12, u);
+      if (present(l.mode)) this.varintField(0x28, enumNumber(LIST_MODES, l.mode));
+      if (present(l.allow_aggregation)) this.varintField(0x30, bool(l.allow_aggregation));
+      if (present(l.encoding)) this.varintField(0x40, enumNumber(ENCODINGS, l.encoding));
+      if (present(l.updates_only)) this.varintField(0x48, bool(l.updates_only));
+    });
+  }
+
   notification(tag: number, m: Notification): void {
     this.message(tag, () => {
       if (present(m.timestamp)) {
@@ -328,22 +466,107 @@ class Writer {
 
 const hasExtensions = (ext: unknown[] | undefined): boolean => present(ext) && (ext as unknown[]).length > 0;
 
-/** Notifications as repeated field `tag` of a message; null where the shape is left to protobufjs. */
-function encodeNotifications(tag: number, ns: readonly Notification[], tail?: () => number[]): Buffer | null {
+/**
+ * A message's bytes: `size` counts its fields (pass one), `write` writes them (pass two); null
+ * where the shape is left to protobufjs.
+ */
+function encoded(size: (s: Sizer) => number, write: (w: Writer) => void): Buffer | null {
   try {
     const sizer = new Sizer();
-    let total = 0;
-    for (const n of ns) total += 1 + sizer.notification(n);
-    const extra = tail?.() ?? [];
-    const buf = Buffer.allocUnsafe(total + extra.length);
+    const buf = Buffer.allocUnsafe(size(sizer));
     const w = new Writer(buf, sizer.sizes);
-    for (const n of ns) w.notification(tag, n);
-    buf.set(extra, w.length);
+    write(w);
+    if (w.length !== buf.length)
+      throw new Error(`protobuf encoder: wrote ${w.length} of ${buf.length} bytes`);
     return buf;
   } catch (err) {
     if (err instanceof Unsupported) return null;
     throw err;
   }
+}
+
+/** Notifications as repeated field `tag` of a message; null where the shape is left to protobufjs. */
+function encodeNotifications(tag: number, ns: readonly Notification[], tail?: () => number[]): Buffer | null {
+  const extra = tail?.() ?? [];
+  return encoded(
+    (s) => {
+      let total = extra.length;
+      for (const n of ns) total += 1 + s.notification(n);
+      return total;
+    },
+    (w) => {
+      for (const n of ns) w.notification(tag, n);
+      for (const b of extra) w.tag(b);
+    },
+  );
+}
+
+/**
+ * A SetRequest's bytes (fields in number order: prefix 1, delete 2, replace 3, update 4,
+ * union_replace 6); null where left to protobufjs (extensions among them).
+ */
+export function encodeSetRequest(r: SetRequest): Buffer | null {
+  if (hasExtensions(r.extension)) return null;
+  const prefix = present(r.prefix) ? (r.prefix as Path) : undefined;
+  const del = r.delete ?? [];
+  const replace = r.replace ?? [];
+  const update = r.update ?? [];
+  const union = r.union_replace ?? [];
+  return encoded(
+    (s) => {
+      let n = prefix === undefined ? 0 : 1 + s.path(prefix);
+      for (const p of del) n += 1 + s.path(p);
+      for (const u of replace) n += 1 + s.update(u);
+      for (const u of update) n += 1 + s.update(u);
+      for (const u of union) n += 1 + s.update(u);
+      return n;
+    },
+    (w) => {
+      if (prefix !== undefined) w.path(0x0a, prefix);
+      for (const p of del) w.path(0x12, p);
+      for (const u of replace) w.update(0x1a, u);
+      for (const u of update) w.update(0x22, u);
+      for (const u of union) w.update(0x32, u);
+    },
+  );
+}
+
+/**
+ * A SubscribeRequest's bytes: a subscription list (prefix 1, subscription 2, mode 5,
+ * allow_aggregation 6, encoding 8, updates_only 9); null where left to protobufjs (a poll,
+ * extensions, QoS marking, use_models).
+ */
+export function encodeSubscribeRequest(r: SubscribeRequest): Buffer | null {
+  if (hasExtensions(r.extension) || present(r.poll) || !present(r.subscribe)) return null;
+  const list = r.subscribe as SubscriptionList;
+  return encoded(
+    (s) => 1 + s.subscriptionList(list),
+    (w) => w.subscriptionList(0x0a, list),
+  );
+}
+
+/** A SetResponse's bytes (prefix 1, response 2, timestamp 4); null where left to protobufjs. */
+export function encodeSetResponse(r: SetResponse): Buffer | null {
+  if (present((r as { message?: unknown }).message) || hasExtensions(r.extension)) return null;
+  const prefix = present(r.prefix) ? (r.prefix as Path) : undefined;
+  const results = r.response ?? [];
+  const ts = present(r.timestamp) ? r.timestamp : undefined;
+  return encoded(
+    (s) => {
+      let n = prefix === undefined ? 0 : 1 + s.path(prefix);
+      for (const u of results) n += 1 + s.updateResult(u);
+      if (ts !== undefined) n += 1 + longSize(long(ts));
+      return n;
+    },
+    (w) => {
+      if (prefix !== undefined) w.path(0x0a, prefix);
+      for (const u of results) w.updateResult(0x12, u);
+      if (ts !== undefined) {
+        w.tag(0x20);
+        w.long(long(ts));
+      }
+    },
+  );
 }
 
 /** A SubscribeResponse's bytes; null where the shape is left to protobufjs. */
@@ -363,13 +586,14 @@ export function encodeGetResponse(r: GetResponse): Buffer | null {
 }
 
 /**
- * The service definition with Get's and Subscribe's responses written by this encoder
+ * The service definition with Get's, Subscribe's and Set's responses written by this encoder
  * (protobufjs for the shapes it leaves); requests and other methods as they were.
  */
 export function fastResponses(service: ServiceDefinition): ServiceDefinition {
   const encoders: Record<string, (m: never) => Buffer | null> = {
     Get: encodeGetResponse,
     Subscribe: encodeSubscribeResponse,
+    Set: encodeSetResponse,
   };
   return Object.fromEntries(
     Object.entries(service).map(([name, m]) => {
@@ -377,6 +601,25 @@ export function fastResponses(service: ServiceDefinition): ServiceDefinition {
       if (encode === undefined) return [name, m];
       const slow = m.responseSerialize as (v: never) => Buffer;
       return [name, { ...m, responseSerialize: (v: never) => encode(v) ?? slow(v) }];
+    }),
+  ) as ServiceDefinition;
+}
+
+/**
+ * The service definition with Set's and Subscribe's requests written by this encoder
+ * (protobufjs for the shapes it leaves), for a client.
+ */
+export function fastClientRequests(service: ServiceDefinition): ServiceDefinition {
+  const encoders: Record<string, (m: never) => Buffer | null> = {
+    Set: encodeSetRequest,
+    Subscribe: encodeSubscribeRequest,
+  };
+  return Object.fromEntries(
+    Object.entries(service).map(([name, m]) => {
+      const encode = encoders[name];
+      if (encode === undefined) return [name, m];
+      const slow = m.requestSerialize as (v: never) => Buffer;
+      return [name, { ...m, requestSerialize: (v: never) => encode(v) ?? slow(v) }];
     }),
   ) as ServiceDefinition;
 }

@@ -1,21 +1,53 @@
-// The direct encoder and decoder of notification responses (proto/encode.ts, proto/decode.ts)
-// against proto-loader's serializer and deserializer: the same bytes, and the same objects,
-// for generated GetResponses and SubscribeResponses (paths with keys, every scalar and
-// encoded value they handle, deletes, non-ASCII strings, 64-bit timestamps and counters); the
-// shapes they leave to protobufjs are answered null.
+// The direct encoder and decoder of notification responses, Set's response and Set's and
+// Subscribe's requests (proto/encode.ts, proto/decode.ts) against proto-loader's serializer
+// and deserializer: the same bytes, and the same objects, for generated GetResponses,
+// SubscribeResponses, SetRequests, SetResponses and SubscribeRequests (paths with keys, every
+// scalar and encoded value they handle, deletes, non-ASCII strings, 64-bit timestamps and
+// counters); the shapes they leave to protobufjs are answered null.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { gnmiProto, type GetResponse, type SubscribeResponse } from '../proto/gnmi.js';
-import { encodeGetResponse, encodeSubscribeResponse, fastResponses } from '../proto/encode.js';
-import { decodeGetResponse, decodeSubscribeResponse, fastClientResponses } from '../proto/decode.js';
+import {
+  gnmiProto,
+  type GetResponse,
+  type SetRequest,
+  type SetResponse,
+  type SubscribeRequest,
+  type SubscribeResponse,
+  type Update,
+  type PathElem,
+} from '../proto/gnmi.js';
+import {
+  encodeGetResponse,
+  encodeSetRequest,
+  encodeSetResponse,
+  encodeSubscribeRequest,
+  encodeSubscribeResponse,
+  fastResponses,
+  fastClientRequests,
+} from '../proto/encode.js';
+import {
+  decodeGetResponse,
+  decodeSetRequest,
+  decodeSetResponse,
+  decodeSubscribeRequest,
+  decodeSubscribeResponse,
+  fastClientResponses,
+  fastRequests,
+} from '../proto/decode.js';
 
 const service = gnmiProto().service;
 const slowGet = service['Get']?.responseSerialize as (m: GetResponse) => Buffer;
 const slowSub = service['Subscribe']?.responseSerialize as (m: SubscribeResponse) => Buffer;
 const readGet = service['Get']?.responseDeserialize as (b: Buffer) => GetResponse;
 const readSub = service['Subscribe']?.responseDeserialize as (b: Buffer) => SubscribeResponse;
+const slowSetReq = service['Set']?.requestSerialize as (m: SetRequest) => Buffer;
+const readSetReq = service['Set']?.requestDeserialize as (b: Buffer) => SetRequest;
+const slowSetRes = service['Set']?.responseSerialize as (m: SetResponse) => Buffer;
+const readSetRes = service['Set']?.responseDeserialize as (b: Buffer) => SetResponse;
+const slowSubReq = service['Subscribe']?.requestSerialize as (m: SubscribeRequest) => Buffer;
+const readSubReq = service['Subscribe']?.requestDeserialize as (b: Buffer) => SubscribeRequest;
 
 const str = fc.oneof(fc.string({ maxLength: 12 }), fc.string({ unit: 'grapheme', maxLength: 80 }));
 const u64 = fc.bigInt({ min: 0n, max: 0xffffffffffffffffn });
@@ -65,6 +97,62 @@ const subscribeResponse = fc.oneof(
   fc.constant({}),
   fc.record({ update: notification, extension: fc.constant([]) }),
 );
+const setRequest = fc.record(
+  {
+    prefix: path,
+    delete: fc.array(path, { maxLength: 3 }),
+    replace: fc.array(update, { maxLength: 4 }),
+    update: fc.array(update, { maxLength: 4 }),
+    union_replace: fc.array(update, { maxLength: 2 }),
+    extension: fc.constant([]),
+  },
+  { requiredKeys: [] },
+);
+const setResponse = fc.record(
+  {
+    prefix: path,
+    response: fc.array(
+      fc.record(
+        { path, op: fc.constantFrom('INVALID', 'DELETE', 'REPLACE', 'UPDATE', 'UNION_REPLACE' as const) },
+        { requiredKeys: ['op'] },
+      ),
+      { maxLength: 5 },
+    ),
+    timestamp: fc.oneof(
+      u64.map((t) => String(BigInt.asIntN(64, t))),
+      fc.nat(),
+    ),
+  },
+  { requiredKeys: [] },
+);
+const subscription = fc.record(
+  {
+    path,
+    mode: fc.constantFrom('TARGET_DEFINED', 'ON_CHANGE', 'SAMPLE' as const),
+    sample_interval: fc.oneof(u64.map(String), fc.nat()),
+    suppress_redundant: fc.boolean(),
+    heartbeat_interval: fc.oneof(u64.map(String), fc.nat()),
+  },
+  { requiredKeys: [] },
+);
+const subscribeRequest = fc.record(
+  {
+    subscribe: fc.record(
+      {
+        prefix: path,
+        subscription: fc.array(subscription, { maxLength: 5 }),
+        mode: fc.constantFrom('STREAM', 'ONCE', 'POLL' as const),
+        allow_aggregation: fc.boolean(),
+        encoding: fc.constantFrom('JSON', 'BYTES', 'PROTO', 'ASCII', 'JSON_IETF' as const),
+        updates_only: fc.boolean(),
+        use_models: fc.constant([]),
+      },
+      { requiredKeys: [] },
+    ),
+    extension: fc.constant([]),
+  },
+  { requiredKeys: ['subscribe'] },
+);
 const getResponse = fc.record(
   { notification: fc.array(notification, { maxLength: 4 }) },
   { requiredKeys: [] },
@@ -96,6 +184,76 @@ test(
     );
   },
 );
+
+test(
+  'Set and Subscribe requests, Set responses: the same bytes as proto-loader writes, read as it reads them',
+  { timeout: 60_000 },
+  () => {
+    const seed = Number(process.env['FLOWPIN_TEST_SEED'] ?? Date.now() % 2 ** 31);
+    console.log(`gnmi-encode Set seed ${seed} (FLOWPIN_TEST_SEED to repeat)`);
+    fc.assert(
+      fc.property(setRequest, (generated) => {
+        const m = generated as SetRequest;
+        const bytes = slowSetReq(m);
+        assert.deepEqual(encodeSetRequest(m), bytes);
+        assert.deepStrictEqual(decodeSetRequest(bytes), readSetReq(bytes));
+      }),
+      { seed, numRuns: 1500 },
+    );
+    fc.assert(
+      fc.property(setResponse, (generated) => {
+        const m = generated as SetResponse;
+        const bytes = slowSetRes(m);
+        assert.deepEqual(encodeSetResponse(m), bytes);
+        assert.deepStrictEqual(decodeSetResponse(bytes), readSetRes(bytes));
+      }),
+      { seed, numRuns: 1500 },
+    );
+    fc.assert(
+      fc.property(subscribeRequest, (generated) => {
+        const m = generated as SubscribeRequest;
+        const bytes = slowSubReq(m);
+        assert.deepEqual(encodeSubscribeRequest(m), bytes);
+        assert.deepStrictEqual(decodeSubscribeRequest(bytes), readSubReq(bytes));
+      }),
+      { seed, numRuns: 1500 },
+    );
+  },
+);
+
+test('a rule write as the adapter sends it, through the wrapped services', { timeout: 10_000 }, () => {
+  const rules: Update[] = Array.from({ length: 200 }, (_, i) => ({
+    path: {
+      elem: <PathElem[]>[
+        { name: 'network-instances' },
+        { name: 'network-instance', key: { name: 'default' } },
+        { name: 'policy-forwarding' },
+        { name: 'policies' },
+        { name: 'policy', key: { 'policy-id': 'flowpin' } },
+        { name: 'rules' },
+        { name: 'rule', key: { 'sequence-id': String(i + 1) } },
+      ],
+    },
+    val: {
+      json_ietf_val: Buffer.from(JSON.stringify({ 'sequence-id': i + 1, config: { 'sequence-id': i + 1 } })),
+    },
+  }));
+  const req: SetRequest = { replace: rules, delete: [{ elem: [{ name: 'x', key: { k: 'é' } }] }] };
+  const bytes = fastClientRequests(service)['Set']?.requestSerialize(req) as Buffer;
+  assert.deepEqual(bytes, slowSetReq(req));
+  const read = fastRequests(service)['Set']?.requestDeserialize(bytes) as SetRequest;
+  assert.deepStrictEqual(read, readSetReq(bytes));
+  assert.equal(read.replace?.length, 200);
+  const res: SetResponse = {
+    response: rules.map((u) => ({ ...(u.path ? { path: u.path } : {}), op: 'REPLACE' as const })),
+    timestamp: '1765150000000000000',
+  };
+  const out = fastResponses(service)['Set']?.responseSerialize(res) as Buffer;
+  assert.deepEqual(out, slowSetRes(res));
+  const back = fastClientResponses(service)['Set']?.responseDeserialize(out) as SetResponse;
+  assert.deepStrictEqual(back, readSetRes(out));
+  assert.equal(back.response[199]?.op, 'REPLACE');
+});
 
 test('a sample of rule leaves as the target sends it', { timeout: 10_000 }, () => {
   const rule = (seq: number) => ({ name: 'rule', key: { 'sequence-id': String(seq) } });
@@ -131,6 +289,24 @@ test('a sample of rule leaves as the target sends it', { timeout: 10_000 }, () =
 });
 
 test(
+  'a path key named __proto__ is read as an own member, as proto-loader reads it',
+  { timeout: 10_000 },
+  () => {
+    // JSON.parse makes `__proto__` an own member, as a decoded map holds it.
+    const m = JSON.parse(
+      '{"notification":[{"update":[{"path":{"elem":[{"name":"a","key":{"__proto__":"x","k":"1"}}]}}]}]}',
+    ) as GetResponse;
+    const bytes = slowGet(m);
+    assert.deepEqual(encodeGetResponse(m), bytes);
+    const read = decodeGetResponse(bytes);
+    assert.deepStrictEqual(read, readGet(bytes));
+    const key = read?.notification[0]?.update?.[0]?.path?.elem?.[0]?.key ?? {};
+    assert.deepEqual(Object.keys(key), ['__proto__', 'k']);
+    assert.equal(Object.getPrototypeOf(key), Object.prototype);
+  },
+);
+
+test(
   'shapes left to protobufjs are answered null, and the wrapped service still writes them',
   { timeout: 10_000 },
   () => {
@@ -149,5 +325,27 @@ test(
       assert.deepEqual(wrapped?.responseSerialize(m), slowSub(m));
     }
     assert.equal(encodeGetResponse({ notification: [], error: { code: 1 } } as GetResponse), null);
+    // A fenced write (master arbitration) and an operation the proto does not have.
+    const fenced: SetRequest = {
+      replace: [],
+      extension: [{ master_arbitration: { role: { id: 'flowpin' }, election_id: { high: 0, low: 7 } } }],
+    };
+    assert.equal(encodeSetRequest(fenced), null);
+    const bytes = fastClientRequests(service)['Set']?.requestSerialize(fenced) as Buffer;
+    assert.deepEqual(bytes, slowSetReq(fenced));
+    assert.equal(decodeSetRequest(bytes), null);
+    assert.deepStrictEqual(fastRequests(service)['Set']?.requestDeserialize(bytes), readSetReq(bytes));
+    assert.equal(encodeSetResponse({ response: [{ op: 'MERGE' as 'UPDATE' }], timestamp: 1 }), null);
+    // A poll, and a list with use_models, are left to protobufjs both ways.
+    for (const m of [
+      { poll: {} },
+      { subscribe: { use_models: [{ name: 'openconfig-interfaces', organization: 'o', version: '1' }] } },
+    ] as SubscribeRequest[]) {
+      assert.equal(encodeSubscribeRequest(m), null, JSON.stringify(m));
+      const b = fastClientRequests(service)['Subscribe']?.requestSerialize(m) as Buffer;
+      assert.deepEqual(b, slowSubReq(m));
+      assert.equal(decodeSubscribeRequest(b), null);
+      assert.deepStrictEqual(fastRequests(service)['Subscribe']?.requestDeserialize(b), readSubReq(b));
+    }
   },
 );

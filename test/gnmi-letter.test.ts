@@ -179,6 +179,35 @@ describe("gNMI target and adapter, to the specifications' text", () => {
   );
 
   test(
+    'gNMI 2.3.1 with RFC 7951 s5.4: a Get of a list answers one JSON array with one entry per list entry, each holding its own leaves (the same rules as the leaves one by one, PROTO encoding)',
+    { timeout: 10_000 },
+    async () => {
+      const flows = [21, 22, 23].map((seq) => ({ ...FLOW, src: `198.51.100.${seq}`, sport: 40000 + seq }));
+      await unary('Set', {
+        replace: flows.map((flow, i) =>
+          ruleUpdate(LOC, 21 + i, { flow, nexthop: NEXTHOPS[i % 2] as string, idleTimeoutS: 300 }),
+        ),
+      });
+      const base = rulesPath(LOC);
+      const read = async (encoding: string): Promise<Notification[]> =>
+        (await unary<object, GetResponse>('Get', { path: [parsePath(RULES)], encoding })).notification;
+      const asJson = await read('JSON_IETF');
+      const entries = (valueOf(asJson[0]?.update?.[0]) as { rule: { 'sequence-id': number }[] }).rule;
+      const seqs = entries.map((r) => r['sequence-id']);
+      assert.equal(new Set(seqs).size, seqs.length, `one entry per rule: ${seqs.join(', ')}`);
+      const fromJson = parseRules(flatten(asJson), base);
+      assert.deepEqual(fromJson, parseRules(flatten(await read('PROTO')), base));
+      for (const [i, flow] of flows.entries()) {
+        assert.deepEqual(fromJson.get(21 + i)?.flow, flow);
+        assert.equal(fromJson.get(21 + i)?.nexthop, NEXTHOPS[i % 2]);
+      }
+      await unary('Set', {
+        delete: [21, 22, 23].map((seq) => parsePath(`${RULES}/rule[sequence-id=${seq}]`)),
+      });
+    },
+  );
+
+  test(
     'gNMI 3.4.7: an update of a leaf the model does not have is NOT_FOUND, whether named by the path or by a member of the value; nothing is applied',
     { timeout: 10_000 },
     async () => {

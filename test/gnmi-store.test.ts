@@ -41,3 +41,50 @@ test('a walk after a removal or an undone transaction sees the store as it is', 
   );
   assert.deepEqual(values(), ['second'], 'undone');
 });
+
+test(
+  'an undone transaction leaves nothing it created, and restores the values it overwrote',
+  { timeout: 10_000 },
+  () => {
+    const s = new ConfigStore();
+    const at = (name: string, leaf: string): PathElem[] => [...ni(name), { name: 'config' }, { name: leaf }];
+    const all = (): string[] =>
+      s
+        .walk([{ name: 'network-instances' }])
+        .map((l) => `${l.elems.map((e) => e.name).join('/')}=${String(l.value)}`);
+    s.put(at('a', 'name'), { value: 'a', node });
+    const before = all();
+    const leavesOf = (name: string): string[] => {
+      const out: string[] = [];
+      s.leavesBelow(ni(name), (rel, value) => out.push(`${rel}=${String(value)}`));
+      return out;
+    };
+    assert.deepEqual(leavesOf('a'), ['config/name=a']);
+    assert.throws(() =>
+      s.transaction(
+        () => {
+          // New entries (several leaves under each, sharing the element objects of one path, as a
+          // Set writes them), new leaves under an existing entry, and an overwritten value.
+          for (const name of ['b', 'c']) {
+            const entry = ni(name);
+            s.put([...entry, { name: 'config' }, { name: 'name' }], { value: name, node });
+            s.put([...entry, { name: 'config' }, { name: 'type' }], { value: 'x', node });
+          }
+          s.put(at('a', 'type'), { value: 'y', node });
+          s.put(at('a', 'name'), { value: 'overwritten', node });
+          assert.equal(leavesOf('b').length, 2, 'inside the transaction');
+        },
+        () => {
+          throw new Error('refused');
+        },
+      ),
+    );
+    assert.deepEqual(all(), before);
+    assert.equal(s.get(ni('b')), undefined);
+    assert.equal(
+      s.leavesBelow(ni('b'), () => undefined),
+      false,
+    );
+    assert.deepEqual(leavesOf('a'), ['config/name=a']);
+  },
+);

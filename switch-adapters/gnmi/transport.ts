@@ -18,6 +18,7 @@ import {
   type ServiceError,
 } from '@grpc/grpc-js';
 import { fastClientResponses } from '../../proto/decode.js';
+import { fastClientRequests } from '../../proto/encode.js';
 import {
   gnmiProto,
   type CapabilityResponse,
@@ -56,9 +57,15 @@ export interface GnmiTransportOptions {
 
 let client: ServiceClientConstructor | undefined;
 
-/** The gNMI client, its notification responses read by the direct decoder (proto/decode.ts). */
+/**
+ * The gNMI client: its notification and Set responses read by the direct decoder
+ * (proto/decode.ts), its Set and Subscribe requests written by the direct encoder (proto/encode.ts).
+ */
 function fastClient(): ServiceClientConstructor {
-  client ??= makeGenericClientConstructor(fastClientResponses(gnmiProto().service), 'gNMI');
+  client ??= makeGenericClientConstructor(
+    fastClientRequests(fastClientResponses(gnmiProto().service)),
+    'gNMI',
+  );
   return client;
 }
 

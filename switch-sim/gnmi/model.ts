@@ -678,14 +678,7 @@ export class OpenConfigModel {
     const policy = entry[4]?.key?.['policy-id'] ?? '';
     const seq = Number(entry.at(-1)?.key?.['sequence-id']);
     const leaves = new Map<string, Scalar>();
-    for (const l of this.store.walk(entry))
-      leaves.set(
-        l.elems
-          .slice(entry.length)
-          .map((e) => e.name)
-          .join('/'),
-        l.value,
-      );
+    this.store.leavesBelow(entry, (rel, value) => leaves.set(rel, value));
     if (leaves.size === 0) return undefined;
     const has4 = [...leaves.keys()].some((k) => k.startsWith('ipv4/'));
     const has6 = [...leaves.keys()].some((k) => k.startsWith('ipv6/'));

@@ -43,6 +43,7 @@ import {
   type Update,
 } from '../../proto/gnmi.js';
 import { fastResponses } from '../../proto/encode.js';
+import { fastRequests } from '../../proto/decode.js';
 import { delay, FaultInjector } from '../faults.js';
 import { MasterArbiter } from './arbiter.js';
 import type { SimSwitch } from '../sim-switch.js';
@@ -155,12 +156,20 @@ function subtree(
   parent: SchemaNode,
 ): Record<string, unknown> {
   const out: Record<string, unknown> = {};
+  // Leaves come from a walk of the store, depth first: a node's leaves follow one another and
+  // share its element object, so a name or list entry is looked up only where it changes
+  // (a listing groups every leaf of every rule here).
   const groups = new Map<string, Leaf[]>();
+  let lastName: string | undefined;
+  let last: Leaf[] | undefined;
   for (const l of leaves) {
     const name = l.elems[depth]?.name ?? '';
-    const g = groups.get(name);
-    if (g) g.push(l);
-    else groups.set(name, [l]);
+    if (last === undefined || name !== lastName) {
+      lastName = name;
+      last = groups.get(name);
+      if (last === undefined) groups.set(name, (last = []));
+    }
+    last.push(l);
   }
   for (const [name, group] of groups) {
     const node = parent.children.get(name);
@@ -170,26 +179,30 @@ function subtree(
       out[member] = jsonValue(group[0] as Leaf, enc);
     } else if (node.kind === 'list') {
       const entries = new Map<string, { elem: PathElem; leaves: Leaf[] }>();
+      let lastElem: PathElem | undefined;
+      let entry: { elem: PathElem; leaves: Leaf[] } | undefined;
       for (const l of group) {
         const elem = l.elems[depth] as PathElem;
-        const k = elemText(elem);
-        const e = entries.get(k);
-        if (e) e.leaves.push(l);
-        else entries.set(k, { elem, leaves: [l] });
-      }
-      out[member] = [...entries.values()].map(({ elem, leaves: ls }) => {
-        const entry = subtree(
-          ls.filter((l) => l.elems.length > depth + 1),
-          depth + 1,
-          enc,
-          node,
-        );
-        for (const [kn, kv] of Object.entries(elem.key ?? {})) {
-          if (entry[kn] === undefined)
-            entry[kn] = node.keys.find((x) => x.name === kn)?.type.t === 'uint' ? Number(kv) : kv;
+        if (entry === undefined || elem !== lastElem) {
+          lastElem = elem;
+          const k = elemText(elem);
+          entry = entries.get(k);
+          if (entry === undefined) entries.set(k, (entry = { elem, leaves: [] }));
         }
-        return entry;
-      });
+        if (l.elems.length > depth + 1) entry.leaves.push(l);
+      }
+      const list: Record<string, unknown>[] = [];
+      for (const { elem, leaves: ls } of entries.values()) {
+        const value = subtree(ls, depth + 1, enc, node);
+        const key = elem.key;
+        if (key !== undefined && key !== null)
+          for (const kn in key) {
+            if (value[kn] === undefined)
+              value[kn] = node.keys.find((x) => x.name === kn)?.type.t === 'uint' ? Number(key[kn]) : key[kn];
+          }
+        list.push(value);
+      }
+      out[member] = list;
     } else {
       out[member] = subtree(group, depth + 1, enc, node);
     }
@@ -294,7 +307,7 @@ export class GnmiServer {
         this.unary('set', call, cb, () => this.set(call.request)),
       Subscribe: (call: ServerDuplexStream<SubscribeRequest, SubscribeResponse>) => this.subscribe(call),
     };
-    server.addService(fastResponses(gnmiProto().service), impl);
+    server.addService(fastRequests(fastResponses(gnmiProto().service)), impl);
     const creds = this.options.tls
       ? ServerCredentials.createSsl(
           null,

@@ -136,32 +136,36 @@ export class ConfigStore {
     return n?.node === undefined ? undefined : (n as StoredLeaf);
   }
 
-  /** Stores a leaf (creating the nodes on its path). */
+  /**
+   * Stores a leaf (creating the nodes on its path). Inside a transaction, the first node it
+   * creates is logged and nothing under it: undoing that creation drops the rest with it.
+   */
   put(elems: readonly PathElem[], leaf: StoredLeaf): void {
     let node = this.root;
-    const nodes: DataNode[] = [];
-    const c = this.cursor;
+    let c = this.cursor;
     let i = 0;
-    if (c !== undefined) {
-      for (; i < elems.length - 1 && i < c.elems.length && elems[i] === c.elems[i]; i++) {
-        node = c.nodes[i] as DataNode;
-        nodes.push(node);
-      }
+    if (c === undefined) this.cursor = c = { elems, nodes: [] };
+    else {
+      const common = Math.min(elems.length - 1, c.elems.length);
+      for (; i < common && elems[i] === c.elems[i]; i++) node = c.nodes[i] as DataNode;
+      c.nodes.length = i;
+      c.elems = elems;
     }
+    let created = false;
     for (; i < elems.length; i++) {
       const e = elems[i] as PathElem;
       const text = elemText(e);
-      let kid = node.kid(text);
+      let kid = created ? undefined : node.kid(text);
       if (kid === undefined) {
         kid = new DataNode(shared(e), text);
         node.setKid(text, kid);
-        this.log?.push({ parent: node, text, before: undefined });
+        if (!created) this.log?.push({ parent: node, text, before: undefined });
+        created = true;
       }
       node = kid;
-      nodes.push(node);
+      c.nodes.push(node);
     }
-    this.cursor = { elems, nodes };
-    this.log?.push({ at: node, value: node.value, node: node.node });
+    if (!created) this.log?.push({ at: node, value: node.value, node: node.node });
     node.value = leaf.value;
     node.node = leaf.node;
     this.changed?.push(elems);
@@ -310,6 +314,29 @@ export class ConfigStore {
     };
     step(from, at);
     return out;
+  }
+
+  /**
+   * Calls `fn` with each leaf at or under `elems` (concrete keys), named by the element names
+   * below `elems` joined with '/' (keys left out); its leading elements are looked up as a
+   * walk's are (`walked`). Returns whether `elems` is stored.
+   */
+  leavesBelow(elems: readonly PathElem[], fn: (rel: string, value: Scalar) => void): boolean {
+    const c = this.walked;
+    let from = this.root;
+    let at = 0;
+    if (c !== undefined)
+      for (; at < c.elems.length && at < elems.length && elems[at] === c.elems[at]; at++)
+        from = c.nodes[at] as DataNode;
+    let node: DataNode | undefined = from;
+    for (; at < elems.length && node !== undefined; at++) node = node.kid(elemText(elems[at] as PathElem));
+    if (node === undefined) return false;
+    const all = (n: DataNode, rel: string): void => {
+      if (n.node !== undefined) fn(rel, n.value as Scalar);
+      n.each((kid) => all(kid, rel === '' ? kid.elem.name : `${rel}/${kid.elem.name}`));
+    };
+    all(node, '');
+    return true;
   }
 
   private find(elems: readonly PathElem[]): DataNode | undefined {
