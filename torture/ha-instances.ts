@@ -236,7 +236,7 @@ export async function startHaBed(o: HaBedOptions): Promise<HaBed> {
         apiPort,
         mirrorPort: mirrorPorts[k] as number,
         token: HA_TOKEN,
-        // Served on every address when an instance is placed: reached on loopback from the root namespace.
+        // The root namespace's instances reach the eAPI on loopback (served on every address once one is placed).
         eapi: sim.eapi.replace(/\/\/[^/:]+:/, '//127.0.0.1:'),
         topo: TOPOLOGY,
       });
