@@ -8,7 +8,8 @@
 // namespace of the test's (test/helpers/netns-partition.ts): with root, ip and nft, else the plan
 // has no partition (under CI=true a missing one fails). After a partition step: the owner's own
 // lease deadline fell within the lease's TTL of its last acknowledged keep-alive's send, which
-// left before the cut, its last write landed by that deadline and it no longer claims the switch;
+// left before the cut, its last write landed by that deadline, and once another instance owns
+// the switch it no longer claims it;
 // healed, it joins again (its member key back in etcd) and nothing of its old epoch lands.
 // After each step and at the end, against the simulator's ground truth:
 // - one epoch's writes at a time: no pin of an older epoch landed after a newer one's first write
@@ -291,8 +292,9 @@ test(
         net.partition(b.etcd.endpoints);
         cutAt = Date.now();
         const noOwnerMs = await takenOver(o.inst, o.epoch, cutAt);
-        const lease = await until(() => passed, 20_000, `${o.inst.name} to pass its lease's deadline`, 50);
+        // Another instance owns the switch: the cut one no longer claims it.
         const viewCut = await b.ownership(o.inst);
+        const lease = await until(() => passed, 20_000, `${o.inst.name} to pass its lease's deadline`, 50);
         // The cut lasts past the lease by the plan's margin (the fault itself, not a wait for a state).
         await wait(Math.max(0, cutAt + TTL_S * 1000 + s.cutPastTtlMs - Date.now()));
         const lastOld = (await b.counters()).epochs.lastWriteAt[String(o.epoch)] ?? 0;
@@ -315,7 +317,10 @@ test(
           lastOld <= lease.deadline,
           `${where}: its last write landed ${lastOld - lease.deadline} ms after its own deadline`,
         );
-        expect(viewCut?.owned !== true, `${where}: cut from etcd, it still claims the switch`);
+        expect(
+          viewCut?.owned !== true,
+          `${where}: cut from etcd, it still claims the switch (epoch ${viewCut?.epoch}) once another owns it`,
+        );
         // Healed: it joins again (a new lease, its member key back), owning nothing under its old epoch.
         await until(
           async () => (await b.client.get(`${HA_PREFIX}members/${o.inst.name}`).string()) !== null,
