@@ -236,7 +236,8 @@ export async function startHaBed(o: HaBedOptions): Promise<HaBed> {
         apiPort,
         mirrorPort: mirrorPorts[k] as number,
         token: HA_TOKEN,
-        // The root namespace's instances reach the eAPI on loopback (served on every address once one is placed).
+        // The root namespace's instances reach the eAPI on loopback (served on every address if one is
+        // placed).
         eapi: sim.eapi.replace(/\/\/[^/:]+:/, '//127.0.0.1:'),
         topo: TOPOLOGY,
       });
