@@ -79,8 +79,8 @@ export async function startEtcdCluster(
   n = 3,
   healthyMs = 30_000,
   tls?: EtcdTls & { clientCertFile: string; clientKeyFile: string },
-  /** The members' clients are also served on this address (another network namespace's route to them). */
-  alsoListen?: string,
+  /** The members' clients are also served on these addresses (other network namespaces' routes to them). */
+  alsoListen?: string | readonly string[],
 ): Promise<EtcdCluster> {
   // A free port found here can be taken by another process before etcd binds it: such a start is
   // tried again on other ports (a few times), any other failure is reported with the members' logs.
@@ -99,7 +99,7 @@ async function startOnce(
   n: number,
   healthyMs: number,
   tls: (EtcdTls & { clientCertFile: string; clientKeyFile: string }) | undefined,
-  alsoListen: string | undefined,
+  alsoListen: string | readonly string[] | undefined,
 ): Promise<EtcdCluster> {
   const dir = mkdtempSync(path.join(tmpdir(), 'flowpin-etcd-'));
   const ports: { client: number; peer: number }[] = [];
@@ -143,12 +143,14 @@ function member(
   initialCluster: string,
   token: string,
   tls: (EtcdTls & { clientCertFile: string; clientKeyFile: string }) | undefined,
-  alsoListen: string | undefined,
+  alsoListen: string | readonly string[] | undefined,
 ): EtcdMember {
   const scheme = tls === undefined ? 'http' : 'https';
   const clientUrl = `${scheme}://127.0.0.1:${ports.client}`;
-  const listenUrls =
-    alsoListen === undefined ? clientUrl : `${clientUrl},${scheme}://${alsoListen}:${ports.client}`;
+  const listenUrls = [
+    clientUrl,
+    ...[alsoListen ?? []].flat().map((a) => `${scheme}://${a}:${ports.client}`),
+  ].join(',');
   const tlsArgs =
     tls === undefined
       ? []

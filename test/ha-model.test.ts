@@ -1,9 +1,17 @@
 // Randomized high availability in real processes: three `flowpin run` instances with `ha:` on a
 // three-member etcd cluster, the simulator carrying a load, and a seeded plan of faults
 // (test/helpers/ha-schedule.ts): the switch's owner killed (SIGKILL) and restarted, the owner
-// stopped (SIGSTOP) past its lease and woken, one etcd member stopped and started again; drains
-// and additions asked before each fault (in flight when it hits) and after it (while the switch
-// may have no owner). After each step and at the end, against the simulator's ground truth:
+// stopped (SIGSTOP) past its lease and woken, one etcd member stopped and started again, the
+// owner partitioned from etcd past its lease (it still reaches the switch and the mirror) and
+// healed; drains and additions asked before each fault (in flight when it hits) and after it
+// (while the switch may have no owner). For the partition each instance runs in a network
+// namespace of the test's (test/helpers/netns-partition.ts): with root, ip and nft, else the plan
+// has no partition (under CI=true a missing one fails). After a partition step: the owner's own
+// lease deadline fell within the lease's TTL of its last acknowledged keep-alive's send, which
+// left before the cut, its last write landed by that deadline, and once another instance owns
+// the switch it no longer claims it;
+// healed, it joins again (its member key back in etcd) and nothing of its old epoch lands.
+// After each step and at the end, against the simulator's ground truth:
 // - one epoch's writes at a time: no pin of an older epoch landed after a newer one's first write
 //   (the epoch ledger). Known open: an owner stopped on eAPI (fenced by timing) can land a write
 //   checked before its pause (docs/fencing.md); reported with the seed, not hidden, not failed;
@@ -28,9 +36,13 @@ import {
   type HaBed,
   type HaInstance,
 } from '../torture/ha-instances.js';
-import { haSchedule, type HaStep } from './helpers/ha-schedule.js';
+import { HA_FAULTS, haSchedule, type HaStep } from './helpers/ha-schedule.js';
+import { PartitionNs, skipNetnsPartition } from './helpers/netns-partition.js';
 
 const skip = skipEtcd();
+/** The partition fault needs root, ip netns and nft (under CI=true their absence throws here). */
+const partitions = skip === false && skipNetnsPartition() === false;
+const KINDS = partitions ? HA_FAULTS : HA_FAULTS.filter((k) => k !== 'partition');
 const seed = Number(process.env['FLOWPIN_SEED'] ?? Math.floor(Math.random() * 1e6));
 const STEPS = Number(process.env['FLOWPIN_HA_STEPS'] ?? 5);
 const TTL_S = 4;
@@ -48,6 +60,12 @@ const ended = (r: RecordView | undefined): boolean =>
   (FINAL.includes(r.phase) || (r.phase === 'deadline-passed' && r.deadlineReached === true));
 
 const wait = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The lease's deadline as a partitioned owner logged it when it passed (controller/ha/takeover.ts). */
+interface Deadline {
+  lastAckedSentAt: number;
+  deadline: number;
+}
 
 /** The group's state as the test asked it, and the nexthops a change is under way on. */
 interface Group {
@@ -180,16 +198,23 @@ function pick(rng: Rng, g: Group): { kind: 'drain' | 'add'; nexthop: string } | 
 }
 
 test(
-  `ha model: random kills, pauses and etcd member losses during drains and additions (seed ${seed})`,
+  `ha model: random kills, pauses, etcd member losses${partitions ? ' and partitions from etcd' : ''} during drains and additions (seed ${seed})`,
   { skip, timeout: 300_000 },
   async (t: TestContext) => {
     const rng = new Rng(seed);
-    const steps = haSchedule(rng, STEPS);
-    process.stdout.write(`ha model seed ${seed}: ${JSON.stringify(steps)}\n`);
+    const steps = haSchedule(rng, STEPS, KINDS);
+    process.stdout.write(`ha model seed ${seed} (kinds ${KINDS.join(', ')}): ${JSON.stringify(steps)}\n`);
     let bed: HaBed | undefined;
     const knownOpen: string[] = [];
+    const names = ['fp-a', 'fp-b', 'fp-c'];
+    const nets = new Map<string, PartitionNs>();
     try {
-      bed = await startHaBed({ names: ['fp-a', 'fp-b', 'fp-c'], leaseTtlS: TTL_S });
+      if (partitions) for (const n of names) nets.set(n, new PartitionNs());
+      bed = await startHaBed({
+        names,
+        leaseTtlS: TTL_S,
+        netns: Object.fromEntries([...nets].map(([n, net]) => [n, net.place])),
+      });
       const b = bed;
       await until(() => b.owner(), 30_000, 'an owner of sim1', 100);
       const load = await startHaLoad(b, 150, 280, seed);
@@ -247,6 +272,81 @@ test(
         return to - from;
       };
 
+      /**
+       * The owner cut from etcd (its packets to etcd's client ports dropped in its namespace), healed
+       * `cutPastTtlMs` past the lease's TTL: its own deadline passes, another instance takes the switch,
+       * and once healed it joins again.
+       */
+      const partition = async (
+        s: HaStep,
+        o: { inst: HaInstance; epoch: number },
+      ): Promise<Record<string, unknown>> => {
+        const net = nets.get(o.inst.name);
+        assert.ok(net !== undefined, `${o.inst.name} runs in no namespace`);
+        let passed: Deadline | undefined;
+        let cutAt = 0;
+        o.inst.proc.onLine((line) => {
+          if (cutAt > 0 && passed === undefined && line.includes('lease past its own deadline'))
+            passed = JSON.parse(line) as Deadline;
+        });
+        net.partition(b.etcd.endpoints);
+        cutAt = Date.now();
+        const noOwnerMs = await takenOver(o.inst, o.epoch, cutAt);
+        // Another instance owns the switch: the cut one no longer claims it.
+        const viewCut = await b.ownership(o.inst);
+        const lease = await until(() => passed, 20_000, `${o.inst.name} to pass its lease's deadline`, 50);
+        // The cut lasts past the lease by the plan's margin (the fault itself, not a wait for a state).
+        await wait(Math.max(0, cutAt + TTL_S * 1000 + s.cutPastTtlMs - Date.now()));
+        const lastOld = (await b.counters()).epochs.lastWriteAt[String(o.epoch)] ?? 0;
+        net.heal();
+        const healAt = Date.now();
+        const where = `step ${s.step} (partition of ${o.inst.name}, epoch ${o.epoch})`;
+        // Its deadline: within the lease's TTL of the last acknowledged keep-alive's send (before etcd
+        // can let the lease lapse and another instance take the switch), a send from before the cut (the
+        // test's clock and the owner's are read in two processes: 50 ms).
+        expect(
+          lease.deadline - lease.lastAckedSentAt <= TTL_S * 1000,
+          `${where}: its own deadline ${lease.deadline - lease.lastAckedSentAt} ms after its last acknowledged keep-alive's send, beyond the lease's TTL`,
+        );
+        expect(
+          lease.lastAckedSentAt <= cutAt + 50,
+          `${where}: its last acknowledged keep-alive sent ${lease.lastAckedSentAt - cutAt} ms after the cut`,
+        );
+        // Its writes stopped by its own deadline.
+        expect(
+          lastOld <= lease.deadline,
+          `${where}: its last write landed ${lastOld - lease.deadline} ms after its own deadline`,
+        );
+        expect(
+          viewCut?.owned !== true,
+          `${where}: cut from etcd, it still claims the switch (epoch ${viewCut?.epoch}) once another owns it`,
+        );
+        // Healed: it joins again (a new lease, its member key back), owning nothing under its old epoch.
+        await until(
+          async () => (await b.client.get(`${HA_PREFIX}members/${o.inst.name}`).string()) !== null,
+          60_000,
+          `${o.inst.name} to join again after the heal`,
+          100,
+        );
+        const rejoinMs = Date.now() - healAt;
+        const view = await b.ownership(o.inst);
+        expect(
+          view?.owned !== true || view.epoch > o.epoch,
+          `${where}: rejoined owning the switch under epoch ${view?.epoch}`,
+        );
+        const lastAfter = (await b.counters()).epochs.lastWriteAt[String(o.epoch)] ?? 0;
+        expect(lastAfter === lastOld, `${where}: a write of its old epoch landed after the heal`);
+        return {
+          partitioned: o.inst.name,
+          epoch: o.epoch,
+          noOwnerMs,
+          deadlineAfterCutMs: lease.deadline - cutAt,
+          lastWriteBeforeDeadlineMs: lastOld === 0 ? null : lease.deadline - lastOld,
+          cutMs: healAt - cutAt,
+          rejoinMs,
+        };
+      };
+
       const fault = async (s: HaStep): Promise<Record<string, unknown>> => {
         const o = await until(() => b.owner(), 40_000, 'an owner before the fault', 100);
         const at = Date.now();
@@ -267,6 +367,7 @@ test(
           o.inst.paused = false;
           return { stopped: o.inst.name, epoch: o.epoch, noOwnerMs, stoppedMs: Date.now() - at };
         }
+        if (s.fault === 'partition') return partition(s, o);
         const m = b.etcd.members[s.member];
         assert.ok(m !== undefined);
         await m.stop();
@@ -437,6 +538,7 @@ test(
       assert.deepEqual(violations, [], `seed ${seed}`);
     } finally {
       await bed?.close();
+      for (const net of nets.values()) net.remove();
     }
   },
 );

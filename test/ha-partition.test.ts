@@ -14,8 +14,6 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { randomInt } from 'node:crypto';
 import { rendezvousOwner } from '../controller/ha/rendezvous.js';
 import { until } from '../torture/procs.js';
 import { skipEtcd } from './helpers/etcd.js';
@@ -32,28 +30,9 @@ import {
   warm,
   type Bed,
 } from './helpers/ha-bed.js';
-import { TestNetns } from './helpers/netns.js';
-import { have, isRoot, skipUnless } from './helpers/tools.js';
+import { PartitionNs, skipNetnsPartition } from './helpers/netns-partition.js';
 
-const skip =
-  skipEtcd() ||
-  skipUnless(isRoot() && have('nft', ['-v']) && have('ip', ['-V']), 'root with ip netns and nft');
-
-/** A veth pair between the root namespace and `ns`, with a /30 on it; removed with the namespace. */
-function veth(ns: TestNetns): { hostAddr: string; nsAddr: string } {
-  const tag = ns.name.slice(-6);
-  const host = `fph${tag}`;
-  const peer = `fpn${tag}`;
-  const base = randomInt(0, 64) * 4;
-  const hostAddr = `10.254.${randomInt(0, 256)}.${base + 1}`;
-  const nsAddr = hostAddr.replace(/\.\d+$/, `.${base + 2}`);
-  execFileSync('ip', ['link', 'add', host, 'type', 'veth', 'peer', 'name', peer, 'netns', ns.name]);
-  execFileSync('ip', ['addr', 'add', `${hostAddr}/30`, 'dev', host]);
-  execFileSync('ip', ['link', 'set', host, 'up']);
-  ns.exec('ip', ['addr', 'add', `${nsAddr}/30`, 'dev', peer]);
-  ns.exec('ip', ['link', 'set', peer, 'up']);
-  return { hostAddr, nsAddr };
-}
+const skip = skipEtcd() || skipNetnsPartition();
 
 /** The lease's deadline as the partitioned owner logged it when it passed. */
 interface Deadline {
@@ -65,10 +44,9 @@ test(
   `ha partition: the owner cut from etcd stops writing by its own deadline, the other takes the switch, the healed one rejoins as non-owner (seed ${seed})`,
   { skip, timeout: 240_000 },
   async () => {
-    const ns = new TestNetns();
+    const net = new PartitionNs();
     const partial: Partial<Bed> = {};
     try {
-      const net = veth(ns);
       const names = ['fp-a', 'fp-b'];
       const first = rendezvousOwner('sim1', names) as string;
       const second = names.find((n) => n !== first) as string;
@@ -77,7 +55,7 @@ test(
         names,
         {
           pinMode: 'always',
-          netns: { [first]: { prefix: ['ip', 'netns', 'exec', ns.name], ...net } },
+          netns: { [first]: net.place },
         },
         partial,
       );
@@ -93,20 +71,7 @@ test(
       );
 
       // The cut: the namespace's packets to etcd's client ports dropped; the eAPI and the mirror pass.
-      const ports = bed.etcd.endpoints.map((e) => /:(\d+)$/.exec(e)?.[1] as string);
-      ns.exec(
-        'nft',
-        ['-f', '-'],
-        [
-          'table inet fpcut {',
-          '  chain out {',
-          '    type filter hook output priority 0; policy accept;',
-          `    ip daddr ${net.hostAddr} tcp dport { ${ports.join(', ')} } drop`,
-          '  }',
-          '}',
-          '',
-        ].join('\n'),
-      );
+      net.partition(bed.etcd.endpoints);
       const cutAt = Date.now();
       const passed = await until<Deadline>(
         () => {
@@ -138,7 +103,7 @@ test(
       );
       const ttlMs = 4000;
       process.stdout.write(
-        `${JSON.stringify({ seed, first, second, e0, ns: ns.name, cutAt, lease: passed, deadlineAfterCutMs: passed.deadline - cutAt, lastOldWriteBeforeDeadlineMs: passed.deadline - lastOld, takeoverAfterCutMs: ownedB - cutAt, epochs: cut.epochs, oldOwnerView: aView, oldOwnerRefusedExpired: refusedExpired })}\n`,
+        `${JSON.stringify({ seed, first, second, e0, ns: net.ns.name, cutAt, lease: passed, deadlineAfterCutMs: passed.deadline - cutAt, lastOldWriteBeforeDeadlineMs: passed.deadline - lastOld, takeoverAfterCutMs: ownedB - cutAt, epochs: cut.epochs, oldOwnerView: aView, oldOwnerRefusedExpired: refusedExpired })}\n`,
       );
       // Its own deadline: the last acknowledged keep-alive's send time + TTL - margin (a fifth of the TTL).
       assert.equal(passed.deadline - passed.lastAckedSentAt, ttlMs - ttlMs / 5, JSON.stringify(passed));
@@ -157,7 +122,7 @@ test(
       assert.ok((refusedExpired ?? 0) > 0, 'the partitioned owner tried no write: the test showed nothing');
 
       // Healed: the old owner's lease is gone; it joins again (a new lease, its member key back).
-      ns.exec('nft', ['delete', 'table', 'inet', 'fpcut']);
+      net.heal();
       const healAt = Date.now();
       await until(
         async () => (await bed.client.get(`${PREFIX}members/${first}`).string()) !== null,
@@ -188,7 +153,7 @@ test(
       assert.ok(BigInt(end.epochs.highest) <= BigInt(eNow), `${end.epochs.highest} > ${eNow}`);
     } finally {
       await closeBed(partial);
-      ns.remove();
+      net.remove();
     }
   },
 );

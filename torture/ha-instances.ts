@@ -1,7 +1,9 @@
 // flowpin under high availability in real processes, for tests and benchmarks that kill,
 // stop and restart instances: a three-member etcd cluster on loopback, the simulator (one
 // mirror session per instance; its reset log and epoch ledger are the ground truth) and
-// `flowpin run` instances with `ha:`, each restartable on its own configuration. Built from
+// `flowpin run` instances with `ha:`, each restartable on its own configuration. An instance may
+// run in a network namespace of the caller's (placed: it reaches etcd and the eAPI at the root's
+// end of a veth pair, the simulator mirrors to it at the namespace's end). Built from
 // torture/procs.ts (processes) and lib/etcd-cluster.ts (etcd).
 
 import {
@@ -22,10 +24,12 @@ import type { ResetLine } from '../switch-sim/reset-log.js';
 import {
   flowpin,
   freePort,
+  placeConfig,
   startSim,
   TOPOLOGY,
   until,
   writeControllerConfig,
+  type NsPlacement,
   type Proc,
   type SimHandle,
 } from './procs.js';
@@ -62,6 +66,8 @@ export interface HaInstance {
   readonly api: string;
   readonly config: string;
   readonly logFile: string;
+  /** The network namespace it runs in; undefined: the root namespace. */
+  readonly place: NsPlacement | undefined;
   proc: Proc;
   /** Stopped by SIGSTOP (the caller keeps it): nothing is sent to it meanwhile. */
   paused: boolean;
@@ -77,7 +83,9 @@ export interface SwitchHaView {
 export interface SimCounters {
   pinsByNexthop: Record<string, number>;
   groupChanges: { wallAt: number; vip: string; op: string; nexthop: string }[];
-  epochs: { highest: string; staleLanded: number };
+  /** The epoch ledger: the highest epoch among the pins, writes of an older epoch landed after a newer
+   * one's first, and each epoch's last landed write (wall clock, ms). */
+  epochs: { highest: string; staleLanded: number; lastWriteAt: Record<string, number> };
   vips: { address: string; members: string[] }[];
 }
 
@@ -107,6 +115,8 @@ export interface HaBedOptions {
   ha?: boolean;
   pinMode?: string;
   env?: Record<string, string>;
+  /** Instances run in a network namespace each (the caller makes and removes them). */
+  netns?: Record<string, NsPlacement>;
 }
 
 async function ready(i: HaInstance): Promise<void> {
@@ -169,11 +179,13 @@ export async function startHaBed(o: HaBedOptions): Promise<HaBed> {
   let sim: SimHandle | undefined;
   const instances: HaInstance[] = [];
   const bed: Partial<HaBed> & { load: Proc | undefined } = { dir, instances, load: undefined };
-  const spawnInstance = (i: Pick<HaInstance, 'config' | 'logFile'>): Proc =>
+  const spawnInstance = (i: Pick<HaInstance, 'config' | 'logFile' | 'place'>): Proc =>
     flowpin(['run', '--config', i.config], {
       env: { FLOWPIN_LOG_LEVEL: 'info', ...o.env },
       logFile: i.logFile,
+      ...(i.place === undefined ? {} : { prefix: i.place.prefix }),
     });
+  const placed = Object.entries(o.netns ?? {});
   bed.close = async () => {
     bed.load?.signal('SIGKILL');
     await Promise.all(instances.map((i) => i.proc.stop(5000)));
@@ -184,17 +196,35 @@ export async function startHaBed(o: HaBedOptions): Promise<HaBed> {
     else process.stdout.write(`kept ${dir}\n`);
   };
   try {
-    etcd = await startEtcdCluster(3);
+    etcd = await startEtcdCluster(
+      3,
+      30_000,
+      undefined,
+      placed.map(([, p]) => p.hostAddr),
+    );
     client = new Etcd3({ hosts: etcd.endpoints });
     const mirrorPorts: number[] = [];
     for (let k = 0; k < o.names.length; k++) mirrorPorts.push(await freePort('udp'));
+    const local = o.names
+      .filter((n) => o.netns?.[n] === undefined)
+      .map((n) => mirrorPorts[o.names.indexOf(n)]);
     sim = await startSim(
       dir,
-      mirrorPorts[0] as number,
+      // With every instance in a namespace, the simulator's first session goes to a port nobody reads.
+      local[0] ?? (await freePort('udp')),
       TOPOLOGY,
       path.join(dir, 'resets.jsonl'),
       undefined,
-      mirrorPorts.slice(1),
+      local.slice(1) as number[],
+      placed.length === 0
+        ? {}
+        : {
+            host: '0.0.0.0',
+            alsoTo: placed.map(([n, p]) => ({
+              host: p.nsAddr,
+              port: mirrorPorts[o.names.indexOf(n)] as number,
+            })),
+          },
     );
     for (const [k, name] of o.names.entries()) {
       const d = path.join(dir, name);
@@ -206,7 +236,9 @@ export async function startHaBed(o: HaBedOptions): Promise<HaBed> {
         apiPort,
         mirrorPort: mirrorPorts[k] as number,
         token: HA_TOKEN,
-        eapi: sim.eapi,
+        // The root namespace's instances reach the eAPI on loopback (served on every address if one is
+        // placed).
+        eapi: sim.eapi.replace(/\/\/[^/:]+:/, '//127.0.0.1:'),
         topo: TOPOLOGY,
       });
       if (o.pinMode !== undefined)
@@ -220,13 +252,16 @@ export async function startHaBed(o: HaBedOptions): Promise<HaBed> {
         config,
         `pinIdleTimeoutS: 5\n${o.ha === false ? '# ' : ''}ha: { endpoints: [${etcd.endpoints.join(', ')}], leaseTtlS: ${o.leaseTtlS}, prefix: ${HA_PREFIX}, name: ${name} }\n`,
       );
+      const place = o.netns?.[name];
+      if (place !== undefined) writeFileSync(config, placeConfig(readFileSync(config, 'utf8'), place));
       const logFile = path.join(d, 'controller.log');
       instances.push({
         name,
-        api: `http://127.0.0.1:${apiPort}`,
+        api: `http://${place?.nsAddr ?? '127.0.0.1'}:${apiPort}`,
         config,
         logFile,
-        proc: spawnInstance({ config, logFile }),
+        place,
+        proc: spawnInstance({ config, logFile, place }),
         paused: false,
       });
     }

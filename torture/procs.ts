@@ -219,6 +219,30 @@ export async function startSim(
   }
 }
 
+/** An instance run in another network namespace: how to run a process there, and its veth pair's ends. */
+export interface NsPlacement {
+  /** The command prefix that runs a process in the namespace (`ip netns exec NAME`). */
+  prefix: string[];
+  /** The root namespace's end of the veth pair: etcd, the eAPI and the gNMI target are reached there. */
+  hostAddr: string;
+  /** The namespace's end: the instance's API and mirror receiver listen there. */
+  nsAddr: string;
+}
+
+/**
+ * A configuration of writeControllerConfig's (with its `ha:` section or not) for an instance placed in a
+ * network namespace: its API and mirror receiver on the namespace's address, the mirror's source the
+ * root namespace's end of the veth pair, and the eAPI and every loopback URL (etcd's) reached at that end.
+ */
+export function placeConfig(yaml: string, place: NsPlacement): string {
+  return yaml
+    .replace('api: { host: 127.0.0.1', `api: { host: ${place.nsAddr}`)
+    .replace('udp: [{ host: 127.0.0.1', `udp: [{ host: ${place.nsAddr}`)
+    .replace('mirrorSources: [127.0.0.2]', `mirrorSources: [${place.hostAddr}]`)
+    .replace(/(eapi: \{ url: 'https?:\/\/)[^/:']+:/, `$1${place.hostAddr}:`)
+    .replaceAll('//127.0.0.1:', `//${place.hostAddr}:`);
+}
+
 export interface ControllerSetup {
   dir: string;
   stateDir: string;

@@ -26,10 +26,12 @@ import type { ResetLine } from '../../switch-sim/reset-log.js';
 import {
   flowpin,
   freePort,
+  placeConfig,
   startSim,
   TOPOLOGY,
   until,
   writeControllerConfig,
+  type NsPlacement,
   type Proc,
   type SimHandle,
 } from '../../torture/procs.js';
@@ -123,15 +125,7 @@ export function successionOf(names: string[]): string[] {
   return order;
 }
 
-/** An instance run in a network namespace: the root side's and its own address on the veth pair. */
-export interface NsPlacement {
-  /** The command prefix that runs a process in the namespace (`ip netns exec NAME`). */
-  prefix: string[];
-  /** The root namespace's address on the veth pair: etcd, the eAPI and the gNMI target are reached there. */
-  hostAddr: string;
-  /** The namespace's own address: its API and mirror receiver listen there. */
-  nsAddr: string;
-}
+export type { NsPlacement };
 
 export interface Bed {
   dir: string;
@@ -154,7 +148,7 @@ export interface BedOptions {
   before?: (client: Etcd3) => Promise<unknown>;
   /** More keys of the `ha:` section (a flow mapping's entries, each starting with a comma). */
   ha?: string;
-  /** Instances run in a network namespace (at most one namespace per bed). */
+  /** Instances run in a network namespace each (test/helpers/netns-partition.ts). */
   netns?: Record<string, NsPlacement>;
   /** Write the switch through the simulator's gNMI target (adapter: gnmi) instead of its eAPI. */
   gnmi?: boolean;
@@ -181,8 +175,12 @@ export async function startBed(names: string[], o: BedOptions, bed: Partial<Bed>
   bed.dir = dir;
   bed.instances = [];
   const ns = Object.entries(o.netns ?? {});
-  const hostAddr = ns[0]?.[1].hostAddr;
-  const etcd = await startEtcdCluster(3, 30_000, undefined, hostAddr);
+  const etcd = await startEtcdCluster(
+    3,
+    30_000,
+    undefined,
+    ns.map(([, p]) => p.hostAddr),
+  );
   bed.etcd = etcd;
   bed.client = new Etcd3({ hosts: etcd.endpoints });
   await o.before?.(bed.client);
@@ -198,7 +196,7 @@ export async function startBed(names: string[], o: BedOptions, bed: Partial<Bed>
     undefined,
     sent.slice(1),
     {
-      ...(hostAddr === undefined ? {} : { host: '0.0.0.0' }),
+      ...(ns.length === 0 ? {} : { host: '0.0.0.0' }),
       gnmi: o.gnmi === true,
       alsoTo: ns
         .filter(([n]) => !(o.unmirrored ?? []).includes(n))
@@ -223,22 +221,16 @@ export async function startBed(names: string[], o: BedOptions, bed: Partial<Bed>
       eapi: at(sim.eapi, reach),
       topo: TOPOLOGY,
     });
-    let yaml = readFileSync(file, 'utf8');
-    if (o.pinMode !== undefined) yaml = yaml.replace('pinMode: on-change', `pinMode: ${o.pinMode}`);
-    if (place !== undefined)
-      yaml = yaml
-        .replace('api: { host: 127.0.0.1', `api: { host: ${place.nsAddr}`)
-        .replace('udp: [{ host: 127.0.0.1', `udp: [{ host: ${place.nsAddr}`)
-        .replace('mirrorSources: [127.0.0.2]', `mirrorSources: [${place.hostAddr}]`);
-    writeFileSync(file, yaml);
+    if (o.pinMode !== undefined)
+      writeFileSync(file, readFileSync(file, 'utf8').replace('pinMode: on-change', `pinMode: ${o.pinMode}`));
     if (o.gnmi === true) gnmiSwitch(file, at(sim.gnmi, reach));
-    const endpoints = etcd.endpoints.map((e) => e.replace('127.0.0.1', reach));
     appendFileSync(
       file,
       // Pins a new owner adopts of connections it never saw end are kept until the switch times
       // them out idle (as after a restart): 5 s here, beyond the load's longest connection.
-      `${o.extra ?? ''}pinIdleTimeoutS: 5\nha: { endpoints: [${endpoints.join(', ')}], leaseTtlS: 4, prefix: ${PREFIX}, name: ${name}${o.ha ?? ''} }\n`,
+      `${o.extra ?? ''}pinIdleTimeoutS: 5\nha: { endpoints: [${etcd.endpoints.join(', ')}], leaseTtlS: 4, prefix: ${PREFIX}, name: ${name}${o.ha ?? ''} }\n`,
     );
+    if (place !== undefined) writeFileSync(file, placeConfig(readFileSync(file, 'utf8'), place));
     bed.instances.push({
       name,
       api: `http://${place?.nsAddr ?? '127.0.0.1'}:${apiPort}`,

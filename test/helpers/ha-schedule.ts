@@ -1,12 +1,13 @@
 // A seeded plan of faults for the randomized high-availability test: each step injects one
 // fault (the switch's owner killed, the owner stopped past its lease and woken, one of etcd's
-// three members stopped and started again) and asks changes at random times around it. Pure:
-// the same seed gives the same plan; which nexthop each change takes is drawn at run time
-// from the same generator (the group's state decides what can be drained or added).
+// three members stopped and started again, the owner partitioned from etcd past its lease and
+// healed) and asks changes at random times around it. Pure: the same seed and kinds give the
+// same plan; which nexthop each change takes is drawn at run time from the same generator (the
+// group's state decides what can be drained or added).
 
 import { Rng } from '../../switch-sim/rng.js';
 
-export const HA_FAULTS = ['kill', 'stop', 'etcd-member'] as const;
+export const HA_FAULTS = ['kill', 'stop', 'etcd-member', 'partition'] as const;
 export type HaFault = (typeof HA_FAULTS)[number];
 
 export interface HaStep {
@@ -21,17 +22,18 @@ export interface HaStep {
   /** etcd-member: which member (0-2), and how long it stays down (ms). */
   member: number;
   memberDownMs: number;
+  /** partition: how long past the lease's TTL the owner stays cut from etcd before it is healed (ms). */
+  cutPastTtlMs: number;
 }
 
 /**
- * `count` steps: every fault kind once where the count allows (three steps or more), the rest drawn at
- * random, in an order drawn from the seed.
+ * `count` steps of the fault `kinds` (all by default): every kind once where the count allows, the rest
+ * drawn at random, in an order drawn from the seed.
  */
-export function haSchedule(rng: Rng, count: number): HaStep[] {
+export function haSchedule(rng: Rng, count: number, kinds: readonly HaFault[] = HA_FAULTS): HaStep[] {
   const steps: HaStep[] = [];
-  const kinds: HaFault[] = [...HA_FAULTS];
   for (let i = 0; i < count; i++) {
-    const fault = i < kinds.length ? (kinds[i] as HaFault) : (HA_FAULTS[rng.int(0, 2)] as HaFault);
+    const fault = (i < kinds.length ? kinds[i] : kinds[rng.int(0, kinds.length - 1)]) as HaFault;
     const when = rng.int(0, 2); // 0: before, 1: after, 2: both
     steps.push({
       step: i + 1,
@@ -41,6 +43,7 @@ export function haSchedule(rng: Rng, count: number): HaStep[] {
       stopPastTtlMs: rng.int(1000, 3000),
       member: rng.int(0, 2),
       memberDownMs: rng.int(2000, 6000),
+      cutPastTtlMs: rng.int(0, 4000),
     });
   }
   // Shuffled so that the order of the kinds varies with the seed too.
