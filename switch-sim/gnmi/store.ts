@@ -114,7 +114,7 @@ function matchesElem(e: PathElem, q: PathElem): boolean {
 }
 
 /** Whether two concrete elements name the same child: the same name and key values. */
-function sameElem(a: PathElem, b: PathElem): boolean {
+export function sameElem(a: PathElem, b: PathElem): boolean {
   if (a === b) return true;
   if (a.name !== b.name) return false;
   const ak = a.key;
