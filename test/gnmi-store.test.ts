@@ -88,3 +88,47 @@ test(
     assert.deepEqual(leavesOf('a'), ['config/name=a']);
   },
 );
+
+test(
+  'writes and lookups by equal elements (other objects) see what a removal or an undone transaction left',
+  { timeout: 10_000 },
+  () => {
+    const s = new ConfigStore();
+    // Every path made anew, as a Set's paths are: equal names and keys, never the same objects.
+    const at = (name: string, leaf: string): PathElem[] => [...ni(name), { name: 'config' }, { name: leaf }];
+    const value = (name: string, leaf: string): unknown => s.get(at(name, leaf))?.value;
+    s.put(at('a', 'name'), { value: 'a', node });
+    s.put(at('a', 'type'), { value: 'x', node });
+    s.put(at('b', 'name'), { value: 'b', node });
+    assert.equal(value('a', 'type'), 'x');
+    s.remove(ni('a'));
+    assert.equal(value('a', 'type'), undefined, 'removed');
+    assert.equal(value('a', 'name'), undefined, 'removed');
+    assert.equal(value('b', 'name'), 'b', 'its sibling kept');
+    s.put(at('a', 'name'), { value: 'again', node });
+    assert.equal(value('a', 'name'), 'again');
+    assert.equal(value('a', 'type'), undefined, 'not brought back with the entry');
+    s.remove(at('a', 'name'));
+    s.put(at('a', 'type'), { value: 'y', node });
+    assert.equal(value('a', 'name'), undefined);
+    assert.equal(value('a', 'type'), 'y');
+    assert.throws(() =>
+      s.transaction(
+        () => {
+          s.remove(ni('a'));
+          s.put(at('a', 'name'), { value: 'third', node });
+          s.put(at('c', 'name'), { value: 'c', node });
+        },
+        () => {
+          throw new Error('refused');
+        },
+      ),
+    );
+    assert.equal(value('a', 'type'), 'y', 'undone');
+    assert.equal(value('a', 'name'), undefined, 'undone');
+    assert.equal(value('c', 'name'), undefined, 'undone');
+    const rest: string[] = [];
+    s.leavesBelow(ni('a'), (rel, v) => rest.push(`${rel}=${String(v)}`));
+    assert.deepEqual(rest, ['config/type=y']);
+  },
+);

@@ -119,6 +119,53 @@ describe('gNMI target: Sets that remove many paths', () => {
     },
   );
 
+  test(
+    'rules written in one request keep the key leaves of every entry on their paths, also where the request replaced one of them between',
+    { timeout: 10_000 },
+    () => {
+      const m = model();
+      const P2 = RULES.replace('policy-id=flowpin', 'policy-id=p2');
+      const POLICY = P2.slice(0, -'/rules'.length);
+      const inP2 = (seq: number): Update => ({
+        ...rule(seq, 1000 + seq),
+        path: parsePath(`${P2}/rule[sequence-id=${seq}]`),
+      });
+      m.applySet({
+        replace: [
+          rule(7, 1007),
+          inP2(1),
+          inP2(2),
+          // The policy itself, with none of its rules: rule 1 and 2 go, its key leaves are written again.
+          { path: parsePath(POLICY), val: json({ 'policy-id': 'p2', config: { type: 'PBR_POLICY' } }) },
+          inP2(3),
+          inP2(4),
+        ],
+      });
+      const keys = m
+        .leaves('CONFIG')
+        .filter((l) => l.elems.at(-2)?.name === 'config' && l.elems[4]?.key?.['policy-id'] === 'p2')
+        .map(
+          (l) =>
+            `${l.elems.at(-3)?.key?.['sequence-id'] ?? 'policy'} ${l.elems.at(-1)?.name}=${String(l.value)}`,
+        )
+        .filter((x) => x.includes('-id='))
+        .sort();
+      assert.deepEqual(keys, ['3 sequence-id=3', '4 sequence-id=4', 'policy policy-id=p2']);
+      assert.deepEqual(
+        [...rules(m).keys()].sort((a, b) => a - b),
+        [3, 4, 7],
+      );
+      assert.deepEqual(
+        m.sw.pins
+          .all()
+          .map((e) => e.name)
+          .sort(),
+        ['oc/flowpin/7'],
+        'p2 is applied nowhere',
+      );
+    },
+  );
+
   test('nested replaces in one request act as in sequence', { timeout: 10_000 }, () => {
     const one = model();
     const seq = model();

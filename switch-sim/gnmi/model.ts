@@ -30,10 +30,11 @@ import {
   protocolNumber,
   resolve,
   unqualified,
+  type Resolved,
   type Scalar,
   type SchemaNode,
 } from './schema.js';
-import { ConfigStore, type Leaf } from './store.js';
+import { ConfigStore, sameElem, type Leaf } from './store.js';
 
 export { GnmiError, type Scalar } from './schema.js';
 export type { Leaf } from './store.js';
@@ -170,12 +171,20 @@ export class OpenConfigModel {
   private readonly store: ConfigStore;
   /**
    * List entry elements whose key leaves are known to be stored. An element object belongs to
-   * one write (paths are resolved anew for each), and its entry is removed, if at all, before
-   * that write stores anything under it.
+   * one write, or to the writes of one Set that share it (`setParent`, until a removal at or
+   * above it), and its entry is removed, if at all, before any of them stores anything under it.
    */
   private readonly keyed = new WeakSet<PathElem>();
   /** Policies and where they are applied, as of the last commit ('' before any). */
   private application = '';
+  /**
+   * Within one Set: the elements before the last of the previous path as sent, and their
+   * resolution. A Set's paths share them (a batch of rules under one policy): they are
+   * resolved once, and their resolved elements are the same objects in every path, so the
+   * key leaves of their entries are stored once (`keyed`). Dropped by a removal at or above
+   * them, so that an entry removed and written again has its key leaves stored again.
+   */
+  private setParent: { sent: readonly PathElem[]; resolved: Resolved } | undefined;
 
   constructor(
     readonly sw: SimSwitch,
@@ -513,6 +522,7 @@ export class OpenConfigModel {
       );
     }
     this.importGroups();
+    this.setParent = undefined;
     const results: UpdateResult[] = [];
     const apply = (): void => {
       // Deletes, then replaces, then updates (gNMI 3.4.6).
@@ -532,7 +542,7 @@ export class OpenConfigModel {
             `${where}: a list key cannot be deleted on its own; delete the list entry`,
           );
         }
-        this.store.remove(elems);
+        this.removeInSet(elems);
         results.push({ path: p, op: 'DELETE' });
       }
       // union_replace with one origin (OpenConfig) is a replace of the union of its updates
@@ -541,10 +551,35 @@ export class OpenConfigModel {
       for (const u of req.replace ?? []) this.write(req.prefix, u, true, 'REPLACE', results);
       for (const u of req.update ?? []) this.write(req.prefix, u, false, 'UPDATE', results);
     };
-    return this.store.transaction(apply, (changed) => {
-      this.commit(changed);
-      return results;
-    });
+    try {
+      return this.store.transaction(apply, (changed) => {
+        this.commit(changed);
+        return results;
+      });
+    } finally {
+      this.setParent = undefined;
+    }
+  }
+
+  /** Removes what is at and under `elems` inside a Set (see `setParent`). */
+  private removeInSet(elems: readonly PathElem[]): void {
+    if (this.setParent !== undefined && elems.length <= this.setParent.sent.length)
+      this.setParent = undefined;
+    this.store.remove(elems);
+  }
+
+  /** A Set path resolved, its leading elements as the previous path's where the same (`setParent`). */
+  private resolveInSet(joined: PathElem[], where: string, unknown: 'UNIMPLEMENTED' | 'NOT_FOUND'): Resolved {
+    const n = joined.length - 1;
+    if (n < 1) return resolve(joined, where, unknown);
+    let c = this.setParent;
+    let same = c !== undefined && c.sent.length === n;
+    for (let i = 0; same && i < n; i++) same = sameElem(joined[i] as PathElem, c?.sent[i] as PathElem);
+    if (c === undefined || !same) {
+      const sent = joined.slice(0, n);
+      this.setParent = c = { sent, resolved: resolve(sent, where, unknown) };
+    }
+    return resolve(joined.slice(n), where, unknown, c.resolved);
   }
 
   /**
@@ -559,7 +594,7 @@ export class OpenConfigModel {
     const joined = joinPath(prefix, p);
     const where = pathToString({ elem: joined });
     checkOrigin(prefix, p, where);
-    const r = resolve(joined, where, unknown);
+    const r = this.resolveInSet(joined, where, unknown);
     if (r.wildcard)
       throw new GnmiError('INVALID_ARGUMENT', `${where}: Set paths name every key, without wildcards`);
     if (r.nodes.length === 0)
@@ -612,7 +647,7 @@ export class OpenConfigModel {
       }
       if (value === null) throw new GnmiError('INVALID_ARGUMENT', `${where}: replace with a null value`);
       // A replace removes what is under its path first.
-      this.store.remove(elems);
+      this.removeInSet(elems);
     }
     this.withKeys(elems);
     this.writeValue(elems, nodes.at(-1) as SchemaNode, value, where);

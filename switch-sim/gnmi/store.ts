@@ -113,6 +113,24 @@ function matchesElem(e: PathElem, q: PathElem): boolean {
   return true;
 }
 
+/** Whether two concrete elements name the same child: the same name and key values. */
+export function sameElem(a: PathElem, b: PathElem): boolean {
+  if (a === b) return true;
+  if (a.name !== b.name) return false;
+  const ak = a.key;
+  const bk = b.key;
+  const aEmpty = ak === undefined || ak === null;
+  const bEmpty = bk === undefined || bk === null;
+  if (aEmpty || bEmpty) return elemText(a) === elemText(b);
+  let n = 0;
+  for (const k in ak) {
+    if (ak[k] !== bk[k]) return false;
+    n++;
+  }
+  for (const _ in bk) n--;
+  return n === 0;
+}
+
 /** A change made inside a transaction, to undo: a child set or removed, or a value overwritten. */
 type Undo =
   | { parent: DataNode; text: string; before: DataNode | undefined }
@@ -123,8 +141,10 @@ export class ConfigStore {
   private log: Undo[] | undefined;
   private changed: (readonly PathElem[])[] | undefined;
   /**
-   * The last put's path and the nodes along it: a write puts many leaves whose paths share
-   * their leading element objects, found again without looking them up. Any removal drops it.
+   * The path of the last put or lookup and the nodes found along it: a Set's leaves, and the
+   * entries of its rules, share their leading elements (equal names and keys, often the same
+   * objects), found again without looking them up. A removal keeps it to the removed node's
+   * parent; an undone transaction drops it.
    */
   private cursor: { elems: readonly PathElem[]; nodes: DataNode[] } | undefined;
   /** The leading concrete elements of the last walk's query and their nodes; any removal drops it. */
@@ -146,8 +166,9 @@ export class ConfigStore {
     let i = 0;
     if (c === undefined) this.cursor = c = { elems, nodes: [] };
     else {
-      const common = Math.min(elems.length - 1, c.elems.length);
-      for (; i < common && elems[i] === c.elems[i]; i++) node = c.nodes[i] as DataNode;
+      const common = Math.min(elems.length - 1, c.nodes.length);
+      for (; i < common && sameElem(elems[i] as PathElem, c.elems[i] as PathElem); i++)
+        node = c.nodes[i] as DataNode;
       c.nodes.length = i;
       c.elems = elems;
     }
@@ -178,7 +199,7 @@ export class ConfigStore {
     const text = elemText(elems[elems.length - 1] as PathElem);
     const before = parent?.kid(text);
     if (parent === undefined || before === undefined) return;
-    this.cursor = undefined;
+    // The cursor holds the parent's path (found above), which stays in the tree.
     this.walked = undefined;
     parent.setKid(text, undefined);
     this.log?.push({ parent, text, before });
@@ -322,14 +343,7 @@ export class ConfigStore {
    * walk's are (`walked`). Returns whether `elems` is stored.
    */
   leavesBelow(elems: readonly PathElem[], fn: (rel: string, value: Scalar) => void): boolean {
-    const c = this.walked;
-    let from = this.root;
-    let at = 0;
-    if (c !== undefined)
-      for (; at < c.elems.length && at < elems.length && elems[at] === c.elems[at]; at++)
-        from = c.nodes[at] as DataNode;
-    let node: DataNode | undefined = from;
-    for (; at < elems.length && node !== undefined; at++) node = node.kid(elemText(elems[at] as PathElem));
+    const node = this.find(elems);
     if (node === undefined) return false;
     const all = (n: DataNode, rel: string): void => {
       if (n.node !== undefined) fn(rel, n.value as Scalar);
@@ -339,11 +353,27 @@ export class ConfigStore {
     return true;
   }
 
+  /**
+   * The node at `elems`: its leading elements equal to the cursor's (by name and keys) are
+   * not looked up again, and the cursor follows what is found (a Set's removal, key checks,
+   * writes and its commit's reads of one entry share its path).
+   */
   private find(elems: readonly PathElem[]): DataNode | undefined {
-    let node: DataNode | undefined = this.root;
-    for (const e of elems) {
-      node = node.kid(elemText(e));
-      if (node === undefined) return undefined;
+    let node = this.root;
+    let c = this.cursor;
+    let i = 0;
+    if (c === undefined) this.cursor = c = { elems, nodes: [] };
+    else {
+      const common = Math.min(elems.length, c.nodes.length);
+      for (; i < common && sameElem(elems[i] as PathElem, c.elems[i] as PathElem); i++)
+        node = c.nodes[i] as DataNode;
+      c.nodes.length = i;
+      c.elems = elems;
+    }
+    for (; i < elems.length; i++) {
+      const kid = node.kid(elemText(elems[i] as PathElem));
+      if (kid === undefined) return undefined;
+      c.nodes.push((node = kid));
     }
     return node;
   }
