@@ -6,7 +6,8 @@
 // gate, change log read), etcd writes (revisions) per change from call to final record, and the
 // call-to-applied time of the same drains and additions with `ha:` and without.
 
-import { startHaBed, startHaLoad, api, HA_AUTH, HA_PREFIX, type HaBed } from '../torture/ha-instances.js';
+import { startHaBed, startHaLoad, HA_AUTH, HA_PREFIX, type HaBed } from '../torture/ha-instances.js';
+import { http } from '../torture/procs.js';
 import { until } from '../torture/procs.js';
 
 const VIP = '192.0.2.80';
@@ -47,7 +48,7 @@ async function change(bed: HaBed, deadlineS: number): Promise<{ id: string; at: 
   for (;;) {
     const o = await until(() => bed.owner(), 40_000, 'an owner of sim1', 50);
     const at = Date.now();
-    const r = await api(
+    const r = await http(
       `${o.inst.api}/api/v1/switches/sim1/vips/${VIP}/nexthops/${NH}/${drain ? 'drain' : 'undrain'}`,
       {
         method: 'POST',
@@ -61,7 +62,7 @@ async function change(bed: HaBed, deadlineS: number): Promise<{ id: string; at: 
       // An undrain answers with the nexthop's state: its change is the addition recorded since the call.
       const rec = await until(
         async () => {
-          const l = await api(`${o.inst.api}/api/v1/switches/sim1/changes`, { headers: HA_AUTH }, 3000);
+          const l = await http(`${o.inst.api}/api/v1/switches/sim1/changes`, { headers: HA_AUTH }, 3000);
           return (
             l.body as { changes?: (Rec & { kind: string; nexthop: string; queuedAt: number })[] }
           ).changes?.find((x) => x.kind === 'add' && x.nexthop === NH && x.queuedAt >= at - 50);
@@ -81,7 +82,7 @@ async function ended(bed: HaBed, id: string, ms: number): Promise<Rec> {
     async () => {
       const o = await bed.owner();
       if (o === undefined) return undefined;
-      const r = await api(`${o.inst.api}/api/v1/switches/sim1/changes`, { headers: HA_AUTH }, 3000);
+      const r = await http(`${o.inst.api}/api/v1/switches/sim1/changes`, { headers: HA_AUTH }, 3000);
       const rec = (r.body as { changes?: Rec[] }).changes?.find((x) => x.id === id);
       return rec !== undefined && (FINAL.includes(rec.phase) || rec.deadlineReached === true)
         ? rec
@@ -127,7 +128,7 @@ async function warm(bed: HaBed): Promise<void> {
     async () => {
       const o = await bed.owner();
       if (o === undefined) return false;
-      const m = await api(`${o.inst.api}/metrics`, { headers: HA_AUTH }, 3000);
+      const m = await http(`${o.inst.api}/metrics`, { headers: HA_AUTH }, 3000);
       const syn = /flowpin_mirror_events_total\{switch="sim1",kind="syn"\} (\d+)/.exec(String(m.body));
       return Number(syn?.[1] ?? 0) >= 300;
     },

@@ -24,11 +24,10 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ResetLine } from '../switch-sim/reset-log.js';
 import { Rng } from '../switch-sim/rng.js';
-import { TOPOLOGY, until } from '../torture/procs.js';
+import { http, TOPOLOGY, until } from '../torture/procs.js';
 import { attribute, judge, type Downtime, type RecordView, type Watched } from '../torture/truth.js';
 import { skipEtcd } from './helpers/etcd.js';
 import {
-  api,
   HA_AUTH,
   HA_PREFIX,
   startHaBed,
@@ -117,7 +116,7 @@ async function ask(b: HaBed, w: Watched): Promise<void> {
       const at = Date.now();
       firstAt ??= at;
       const since = (cut ? firstAt : at) - 1000;
-      const r = await api(
+      const r = await http(
         url(o.inst),
         { method: 'POST', headers: HA_AUTH, body: JSON.stringify(body) },
         8000,
@@ -223,7 +222,7 @@ test(
         async () => {
           const o = await b.owner();
           if (o === undefined || load.exited()) return load.exited();
-          const m = await api(`${o.inst.api}/metrics`, { headers: HA_AUTH }, 3000);
+          const m = await http(`${o.inst.api}/metrics`, { headers: HA_AUTH }, 3000);
           const syn = /flowpin_mirror_events_total\{switch="sim1",kind="syn"\} (\d+)/.exec(String(m.body));
           return Number(syn?.[1] ?? 0) >= 300;
         },

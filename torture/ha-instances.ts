@@ -24,6 +24,7 @@ import type { ResetLine } from '../switch-sim/reset-log.js';
 import {
   flowpin,
   freePort,
+  http,
   placeConfig,
   startSim,
   TOPOLOGY,
@@ -37,29 +38,6 @@ import {
 export const HA_TOKEN = 'ha-instances-token-0123456789';
 export const HA_PREFIX = '/flowpin-ha/';
 export const HA_AUTH = { authorization: `Bearer ${HA_TOKEN}`, 'content-type': 'application/json' };
-
-/** An API answer's JSON, read loosely (callers name the fields they check). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type Body = any;
-
-/** One HTTP exchange with a deadline; status 0 and the error's message when it did not complete. */
-export async function api(
-  url: string,
-  init: RequestInit = {},
-  ms = 10_000,
-): Promise<{ status: number; body: Body }> {
-  try {
-    const res = await fetch(url, { ...init, signal: AbortSignal.timeout(ms) });
-    const text = await res.text();
-    try {
-      return { status: res.status, body: JSON.parse(text) as unknown };
-    } catch {
-      return { status: res.status, body: text };
-    }
-  } catch (err) {
-    return { status: 0, body: err instanceof Error ? err.message : String(err) };
-  }
-}
 
 export interface HaInstance {
   readonly name: string;
@@ -121,7 +99,7 @@ export interface HaBedOptions {
 
 async function ready(i: HaInstance): Promise<void> {
   await until(
-    async () => i.proc.exited() || (await api(`${i.api}/readyz`, {}, 2000)).status === 200,
+    async () => i.proc.exited() || (await http(`${i.api}/readyz`, {}, 2000)).status === 200,
     90_000,
     `${i.name} to be ready`,
     100,
@@ -273,7 +251,7 @@ export async function startHaBed(o: HaBedOptions): Promise<HaBed> {
   const e = etcd;
   const s = sim;
   const ownership = async (i: HaInstance): Promise<SwitchHaView | undefined> => {
-    const r = await api(`${i.api}/api/v1/switches`, { headers: HA_AUTH }, 3000);
+    const r = await http(`${i.api}/api/v1/switches`, { headers: HA_AUTH }, 3000);
     if (r.status !== 200) return undefined;
     return (r.body as { switches: { name: string; ha?: SwitchHaView }[] }).switches.find(
       (x) => x.name === 'sim1',
@@ -300,7 +278,7 @@ export async function startHaBed(o: HaBedOptions): Promise<HaBed> {
       return undefined;
     },
     async counters() {
-      return (await api(`${s.status}/counters`, {}, 3000)).body as SimCounters;
+      return (await http(`${s.status}/counters`, {}, 3000)).body as SimCounters;
     },
     resets() {
       const file = path.join(dir, 'resets.jsonl');

@@ -106,6 +106,29 @@ export async function until<T>(
 }
 
 /** A TCP and a UDP port free on loopback now (bound and released). */
+/** An API answer's JSON, read loosely (callers name the fields they check). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Body = any;
+
+/** One HTTP exchange with a deadline; status 0 and the error's message when it did not complete. */
+export async function http(
+  url: string,
+  init: RequestInit = {},
+  timeoutMs = 10_000,
+): Promise<{ status: number; body: Body }> {
+  try {
+    const res = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+    const text = await res.text();
+    try {
+      return { status: res.status, body: JSON.parse(text) as unknown };
+    } catch {
+      return { status: res.status, body: text };
+    }
+  } catch (err) {
+    return { status: 0, body: err instanceof Error ? err.message : String(err) };
+  }
+}
+
 export async function freePort(kind: 'tcp' | 'udp'): Promise<number> {
   if (kind === 'udp') {
     const s = createSocket('udp4');

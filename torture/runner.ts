@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { ResetLine } from '../switch-sim/reset-log.js';
 import {
+  http,
   flowpin,
   freePort,
   startSim,
@@ -120,26 +121,6 @@ interface Ctx {
 const say = (ctx: Ctx, msg: string): void => {
   if (ctx.o.verbose) process.stderr.write(`torture[${ctx.plan.run}]: ${msg}\n`);
 };
-
-async function http(
-  url: string,
-  init: RequestInit = {},
-  timeoutMs = 10_000,
-): Promise<{ status: number; body: unknown }> {
-  try {
-    const res = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
-    const text = await res.text();
-    let body: unknown = text;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      // not JSON
-    }
-    return { status: res.status, body };
-  } catch (err) {
-    return { status: 0, body: err instanceof Error ? err.message : String(err) };
-  }
-}
 
 const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
 
