@@ -6,41 +6,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChangeRecord } from '../controller/changes.js';
-import { World } from '../cli/scenario/world.js';
+import { changeWorld, WORLD_NH as NH, WORLD_VIP as VIP } from './helpers/world.js';
 
-const VIP = '192.0.2.80';
-const NH = ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4'];
 const PIN_MS = 1500;
 
 test(
   'convergence gives up a round the pin programming lag keeps from ending',
   { timeout: 120_000 },
   async () => {
-    const w = new World({
-      switches: [
-        {
-          name: 'sw1',
-          vips: [{ address: VIP, nexthops: NH, port: 443 }],
-          spares: [],
-          ecmpMode: 'resilient',
-          pinCapacity: 100_000,
-          programDelayMs: 5,
-          pinProgramDelayMs: PIN_MS,
-          rate: 400,
-          lifetime: { kind: 'fixed', s: 3600 },
-        },
-      ],
-      latencyMs: 5,
-      mirrorDelayMs: 1,
-      packetIntervalMs: 1000,
+    const w = changeWorld({
       seed: 29,
-      controller: {
-        pinMode: 'on-change',
-        settleMs: 20,
-        barrierTimeoutMs: 10_000,
-        store: 'memory',
-        resyncIntervalS: 3600,
-      },
+      sw: { pinCapacity: 100_000, pinProgramDelayMs: PIN_MS, rate: 400 },
+      controller: { barrierTimeoutMs: 10_000, resyncIntervalS: 3600 },
     });
     try {
       await w.startController();

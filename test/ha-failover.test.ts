@@ -41,6 +41,7 @@ import {
   warm,
   type Bed,
   type Instance,
+  untilPinsOfEpoch,
 } from './helpers/ha-bed.js';
 import { have } from './helpers/tools.js';
 
@@ -76,21 +77,11 @@ test(
       const b = bed.byName(second);
       const [, e0] = await ownedAt(a, undefined, 30_000);
       await startLoad(bed, 200);
-      await until(
-        async () => (await counters(bed)).epochs.highest === String(e0),
-        30_000,
-        `pins of epoch ${e0} on the switch`,
-        200,
-      );
+      await untilPinsOfEpoch(bed, e0);
       a.proc.signal('SIGSTOP');
       const stoppedAt = Date.now();
       const [ownedB] = await ownedAt(b, e0 + 1, 30_000);
-      await until(
-        async () => BigInt((await counters(bed)).epochs.highest) === BigInt(e0 + 1),
-        30_000,
-        `pins of epoch ${e0 + 1} (the new owner's) on the switch`,
-        200,
-      );
+      await untilPinsOfEpoch(bed, e0 + 1, "the new owner's");
       a.proc.signal('SIGCONT');
       // Awake, the old owner reads its backlog of mirrored SYNs and the new ones, each wanting a pin.
       await warm(a, 400);
@@ -275,12 +266,7 @@ test(
       const [, e0] = await ownedAt(a, undefined, 30_000);
       assert.ok(e0 >= 50);
       await startLoad(bed, 100);
-      await until(
-        async () => (await counters(bed)).epochs.highest === String(e0),
-        30_000,
-        `pins of epoch ${e0} on the switch`,
-        200,
-      );
+      await untilPinsOfEpoch(bed, e0);
       // The owner dies and etcd loses the switch's epoch (as after a restore from an old backup):
       // the next owner takes epoch 1, lower than the pins' on the switch.
       a.proc.signal('SIGKILL');

@@ -29,6 +29,7 @@ import {
   startLoad,
   warm,
   type Bed,
+  untilPinsOfEpoch,
 } from './helpers/ha-bed.js';
 import { PartitionNs, skipNetnsPartition } from './helpers/netns-partition.js';
 
@@ -63,12 +64,7 @@ test(
       const b = bed.byName(second);
       const [, e0] = await ownedAt(a, undefined, 30_000);
       await startLoad(bed, 150, { medianS: 1, sigma: 0.7, maxS: 4 }, 120);
-      await until(
-        async () => (await counters(bed)).epochs.highest === String(e0),
-        30_000,
-        `pins of epoch ${e0} (the partitioned-to-be owner's) on the switch`,
-        200,
-      );
+      await untilPinsOfEpoch(bed, e0, "the partitioned-to-be owner's");
 
       // The cut: the namespace's packets to etcd's client ports dropped; the eAPI and the mirror pass.
       net.partition(bed.etcd.endpoints);
@@ -86,12 +82,7 @@ test(
         100,
       );
       const [ownedB] = await ownedAt(b, e0 + 1, 30_000);
-      await until(
-        async () => (await counters(bed)).epochs.highest === String(e0 + 1),
-        30_000,
-        `pins of epoch ${e0 + 1} (the new owner's) on the switch`,
-        200,
-      );
+      await untilPinsOfEpoch(bed, e0 + 1, "the new owner's");
       // The partitioned owner keeps seeing the load (its mirror reaches it), each SYN wanting a pin.
       await warm(a, 200);
       const cut = await counters(bed);

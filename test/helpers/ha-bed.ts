@@ -26,6 +26,7 @@ import type { ResetLine } from '../../switch-sim/reset-log.js';
 import {
   flowpin,
   freePort,
+  http,
   placeConfig,
   startSim,
   TOPOLOGY,
@@ -35,6 +36,8 @@ import {
   type Proc,
   type SimHandle,
 } from '../../torture/procs.js';
+
+export { http, type Body } from '../../torture/procs.js';
 import { attribute, judge, type RecordView, type Watched } from '../../torture/truth.js';
 import { startEtcdCluster, type EtcdCluster } from './etcd.js';
 
@@ -47,34 +50,10 @@ export const NH = '10.0.1.2';
 export const SPARE = TOPOLOGY.spare[0] as string;
 export const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
 
-/** An API answer's JSON, read loosely (the test names the fields it checks). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type Body = any;
-
 export interface Instance {
   name: string;
   api: string;
   proc: Proc;
-}
-
-export async function http(
-  url: string,
-  init: RequestInit = {},
-  ms = 10_000,
-): Promise<{ status: number; body: Body }> {
-  try {
-    const res = await fetch(url, { ...init, signal: AbortSignal.timeout(ms) });
-    const text = await res.text();
-    let body: unknown = text;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      // not JSON
-    }
-    return { status: res.status, body };
-  } catch (err) {
-    return { status: 0, body: err instanceof Error ? err.message : String(err) };
-  }
 }
 
 /** The switch's ownership as an instance reports it (GET /api/v1/switches). */
@@ -338,6 +317,16 @@ export interface Counters {
 
 export async function counters(bed: Bed): Promise<Counters> {
   return (await http(`${bed.sim.status}/counters`, {}, 3000)).body as Counters;
+}
+
+/** Waits until the newest epoch among the switch's pins is `epoch` (`whose`: for the message). */
+export async function untilPinsOfEpoch(bed: Bed, epoch: number, whose = ''): Promise<void> {
+  await until(
+    async () => BigInt((await counters(bed)).epochs.highest) === BigInt(epoch),
+    30_000,
+    `pins of epoch ${epoch}${whose === '' ? '' : ` (${whose})`} on the switch`,
+    200,
+  );
 }
 
 /** The simulator's reset log. */
